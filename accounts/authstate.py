@@ -1,0 +1,74 @@
+"""What the browser session knows about how the user authenticated.
+
+Stored in the Django session under ``vigil_auth``: ``auth_time`` (epoch seconds),
+``amr`` (RFC 8176 values) and ``sid`` (the OP session id used in ID tokens and logout).
+The authorization endpoint reads it to decide ``max_age``/``acr_values``/``prompt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import login as django_login
+from django.http import HttpRequest
+from django.utils import timezone
+
+from idp.crypto import generate_token
+
+from .acr import acr_for_amr, normalise_amr
+
+SESSION_KEY = "vigil_auth"
+
+
+@dataclass(frozen=True)
+class AuthState:
+    user_id: int
+    auth_time: int
+    amr: list[str]
+    sid: str
+
+    @property
+    def acr(self) -> str:
+        return acr_for_amr(self.amr)
+
+    @property
+    def auth_datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.auth_time, tz=timezone.utc)
+
+
+def establish(request: HttpRequest, user: Any, amr: list[str], now: datetime | None = None) -> AuthState:
+    """Log the user in (a fresh session id, against fixation) and record how."""
+    moment = now or timezone.now()
+    previous = current(request)
+    django_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    sid = previous.sid if previous and previous.user_id == user.pk else generate_token(16)
+    state = AuthState(user_id=user.pk, auth_time=int(moment.timestamp()), amr=normalise_amr(amr), sid=sid)
+    request.session[SESSION_KEY] = {"auth_time": state.auth_time, "amr": state.amr, "sid": state.sid}
+    return state
+
+
+def add_methods(request: HttpRequest, methods: list[str], now: datetime | None = None) -> AuthState | None:
+    """A further factor (step-up) on the same session: amr grows, auth_time moves on."""
+    state = current(request)
+    if state is None:
+        return None
+    moment = now or timezone.now()
+    amr = normalise_amr([*state.amr, *methods])
+    request.session[SESSION_KEY] = {"auth_time": int(moment.timestamp()), "amr": amr, "sid": state.sid}
+    request.session.cycle_key()
+    return current(request)
+
+
+def current(request: HttpRequest) -> AuthState | None:
+    user = getattr(request, "user", None)
+    data = request.session.get(SESSION_KEY)
+    if not data or user is None or not user.is_authenticated:
+        return None
+    try:
+        return AuthState(
+            user_id=user.pk, auth_time=int(data["auth_time"]), amr=list(data["amr"]), sid=str(data["sid"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

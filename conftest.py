@@ -1,0 +1,72 @@
+"""Project-wide pytest set-up: environment, markers that skip with a reason when a
+service is missing locally (CI sets VIGIL_REQUIRE_SERVICES=1 and fails on such skips)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from urllib.parse import urlsplit
+
+os.environ.setdefault("VIGIL_TESTING", "1")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+import pytest  # noqa: E402
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _missing_service(marker: str) -> str | None:
+    if marker == "postgres":
+        url = os.environ.get("DATABASE_URL", "")
+        if not url.startswith(("postgres://", "postgresql://")):
+            return "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/vigil"
+        return None if _reachable(url, 5432) else f"PostgreSQL at {url} is not reachable"
+    if marker in {"redis", "celery"}:
+        url = os.environ.get("REDIS_URL", "")
+        if not url:
+            return f"needs Redis for {marker}: set REDIS_URL=redis://127.0.0.1:6379/0"
+        return None if _reachable(url, 6379) else f"Redis at {url} is not reachable"
+    if marker == "browser":
+        if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
+            return "needs Chromium at /usr/bin/chromium (apt-get install chromium)"
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            return "needs the playwright package"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in ("postgres", "redis", "celery", "browser"):
+            if item.get_closest_marker(name) and os.environ.get("VIGIL_REQUIRE_SERVICES") != "1":
+                reason = _missing_service(name)
+                if reason:
+                    item.add_marker(pytest.mark.skip(reason=f"[service-missing:{name}] {reason}"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """In CI (VIGIL_REQUIRE_SERVICES=1) a missing service is a failure, not a skip."""
+    if os.environ.get("VIGIL_REQUIRE_SERVICES") != "1":
+        return
+    for name in ("postgres", "redis", "celery", "browser"):
+        if item.get_closest_marker(name):
+            reason = _missing_service(name)
+            if reason:
+                pytest.fail(f"required service missing in CI: {reason}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    from django.core.cache import cache
+
+    cache.clear()

@@ -1,0 +1,121 @@
+"""Settings of the OAuth/OIDC provider, read lazily from ``IDP_*`` Django settings.
+
+Each property documents its default. Values may come from Django settings or from
+the environment (as strings), so every property coerces its type. Nothing is cached:
+tests use ``settings`` fixtures / ``override_settings`` and see the change at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, f"IDP_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    return int(_get(name, default))
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = _get(name, default)
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    value = _get(name, default)
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    return list(value)
+
+
+class AppSettings:
+    @property
+    def ISSUER(self) -> str:
+        """The issuer identifier (``iss``); every endpoint URL is derived from it."""
+        return str(_get("ISSUER", "")).rstrip("/")
+
+    @property
+    def ACCESS_TOKEN_LIFETIME(self) -> int:
+        """Seconds an access token lives. Default 300 (5 minutes)."""
+        return _int("ACCESS_TOKEN_LIFETIME", 300)
+
+    @property
+    def ID_TOKEN_LIFETIME(self) -> int:
+        """Seconds an ID token is valid. Default 300."""
+        return _int("ID_TOKEN_LIFETIME", 300)
+
+    @property
+    def REFRESH_TOKEN_LIFETIME(self) -> int:
+        """Seconds a refresh token lives after issue (each rotation issues a new one). Default 30 days."""
+        return _int("REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600)
+
+    @property
+    def REFRESH_TOKEN_GRACE_SECONDS(self) -> int:
+        """Seconds a just-rotated refresh token may be presented again (a lost response on a
+        flaky mobile network) and get the same successor family instead of revoking it. Default 0:
+        any reuse revokes the family. Only enable with device-bound (attested) sessions."""
+        return _int("REFRESH_TOKEN_GRACE_SECONDS", 0)
+
+    @property
+    def AUTHORIZATION_CODE_LIFETIME(self) -> int:
+        """Seconds an authorization code is valid. Default 60."""
+        return _int("AUTHORIZATION_CODE_LIFETIME", 60)
+
+    @property
+    def SIGNING_ALG(self) -> str:
+        """Default JWS algorithm for ID and access tokens. Default ES256."""
+        return str(_get("SIGNING_ALG", "ES256"))
+
+    @property
+    def SUPPORTED_SIGNING_ALGS(self) -> list[str]:
+        """Algorithms a client may choose for its tokens."""
+        return _list("SUPPORTED_SIGNING_ALGS", ["ES256", "RS256", "EdDSA"])
+
+    @property
+    def KEY_ROTATION_DAYS(self) -> int:
+        """Days an active signing key signs before the periodic task rotates it. Default 30."""
+        return _int("KEY_ROTATION_DAYS", 30)
+
+    @property
+    def KEY_PUBLISH_AHEAD_SECONDS(self) -> int:
+        """Seconds a new key is published in the JWKS before it starts signing, so caches
+        of relying parties pick it up first. Default 3600; ``rotate_keys --now`` skips it."""
+        return _int("KEY_PUBLISH_AHEAD_SECONDS", 3600)
+
+    @property
+    def JWKS_CACHE_SECONDS(self) -> int:
+        """``Cache-Control: max-age`` of the JWKS. Must stay below KEY_PUBLISH_AHEAD_SECONDS."""
+        return _int("JWKS_CACHE_SECONDS", 900)
+
+    @property
+    def SCOPES_SUPPORTED(self) -> list[str]:
+        return _list("SCOPES_SUPPORTED", ["openid", "profile", "email", "offline_access"])
+
+    @property
+    def REQUIRE_PKCE_FOR_ALL_CLIENTS(self) -> bool:
+        """PKCE S256 is always required for public clients; default on for confidential too."""
+        return _bool("REQUIRE_PKCE_FOR_ALL_CLIENTS", True)
+
+    @property
+    def CLIENT_ASSERTION_MAX_AGE(self) -> int:
+        """Seconds a ``private_key_jwt`` client assertion may live. Default 300."""
+        return _int("CLIENT_ASSERTION_MAX_AGE", 300)
+
+    @property
+    def REQUIRE_MFA(self) -> bool:
+        """Require a second factor for every user and client. Default off (per-client flag)."""
+        return _bool("REQUIRE_MFA", False)
+
+    @property
+    def ALLOW_INSECURE_HTTP_ISSUER(self) -> bool:
+        """An ``http://localhost`` issuer, for development and tests only (needs DEBUG or testing)."""
+        return bool(settings.DEBUG or getattr(settings, "TESTING", False))
+
+
+app_settings = AppSettings()

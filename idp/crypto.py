@@ -1,0 +1,86 @@
+"""Small cryptographic helpers shared by every app: hashing of bearer secrets,
+encryption of secrets at rest, random tokens.
+
+Bearer values (codes, refresh tokens, challenges) are stored only as SHA-256 hashes:
+they are high-entropy, so a fast hash is enough and lookups stay indexed. Client
+secrets use a keyed hash (HMAC) so a stolen table alone cannot be brute-forced
+offline. Private keys use Fernet (AES-128-CBC + HMAC) with a key derived by HKDF
+from ``IDP_KEY_ENCRYPTION_SECRET``; fallbacks allow rotating that secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+
+def generate_token(nbytes: int = 32) -> str:
+    """A URL-safe random token with ``nbytes`` bytes of entropy."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_hash(value: str | bytes) -> str:
+    """SHA-256 hex of a high-entropy bearer value, for storage and indexed lookup."""
+    if isinstance(value, str):
+        value = value.encode()
+    return hashlib.sha256(value).hexdigest()
+
+
+def _derive(secret: str, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"vigil", info=purpose).derive(secret.encode())
+
+
+def _all_secrets() -> list[str]:
+    return [settings.IDP_KEY_ENCRYPTION_SECRET, *getattr(settings, "IDP_KEY_ENCRYPTION_SECRET_FALLBACKS", [])]
+
+
+def keyed_hash(value: str) -> str:
+    """HMAC-SHA256 of a client secret with a key derived from the encryption secret."""
+    key = _derive(settings.IDP_KEY_ENCRYPTION_SECRET, b"client-secret")
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def keyed_hash_matches(value: str, stored: str) -> bool:
+    """Constant-time check of ``value`` against a stored keyed hash (current or fallback secrets)."""
+    for secret in _all_secrets():
+        key = _derive(secret, b"client-secret")
+        candidate = hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(candidate, stored):
+            return True
+    return False
+
+
+def _fernet() -> MultiFernet:
+    return MultiFernet(
+        [Fernet(base64.urlsafe_b64encode(_derive(s, b"secrets-at-rest"))) for s in _all_secrets()]
+    )
+
+
+def encrypt(plaintext: bytes) -> str:
+    return _fernet().encrypt(plaintext).decode()
+
+
+class DecryptionError(Exception):
+    """The stored secret cannot be decrypted with any configured key-encryption secret."""
+
+
+def decrypt(ciphertext: str) -> bytes:
+    try:
+        return _fernet().decrypt(ciphertext.encode())
+    except InvalidToken as exc:
+        raise DecryptionError("secret cannot be decrypted with the configured key-encryption secrets") from exc
+
+
+def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
+    if isinstance(a, str):
+        a = a.encode()
+    if isinstance(b, str):
+        b = b.encode()
+    return hmac.compare_digest(a, b)

@@ -1,0 +1,71 @@
+"""Security events: every security decision is recorded once, here.
+
+``record()`` appends a ``SecurityEvent`` row and writes the same data as one JSON
+line on the ``vigil.security`` logger. Flows call it; views never write events.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest
+
+from .models import SecurityEvent
+
+logger = logging.getLogger("vigil.security")
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The peer address. Proxies' X-Forwarded-For is trusted only when configured."""
+    if request is None:
+        return None
+    from django.conf import settings
+
+    if getattr(settings, "VIGIL_TRUST_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record(
+    event_type: str,
+    *,
+    outcome: str = "success",
+    reason: str = "",
+    user: Any = None,
+    client_id: str = "",
+    session_id: str = "",
+    request: HttpRequest | None = None,
+    ip_address: str | None = None,
+    **details: Any,
+) -> SecurityEvent:
+    user_obj = user if getattr(user, "pk", None) else None
+    event = SecurityEvent.objects.create(
+        event_type=event_type,
+        outcome=outcome,
+        reason=reason,
+        user=user_obj,
+        client_id=client_id or "",
+        session_id=session_id or "",
+        ip_address=ip_address or client_ip(request),
+        details=details,
+    )
+    logger.info(
+        event_type,
+        extra={
+            "event": {
+                "event": event_type,
+                "outcome": outcome,
+                "reason": reason,
+                "user": str(user_obj.get_user_id()) if user_obj is not None else None,
+                "client_id": client_id or None,
+                "session_id": session_id or None,
+                "ip": event.ip_address,
+                "details": details,
+                "id": event.pk,
+            }
+        },
+    )
+    return event

@@ -1,0 +1,254 @@
+"""Provider storage: clients, signing keys, authorization codes, consents, security events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from . import crypto
+from .redirects import redirect_uri_matches
+
+
+class ClientType(models.TextChoices):
+    PUBLIC = "public", "Public (mobile/native app, no secret)"
+    CONFIDENTIAL = "confidential", "Confidential (server-side service)"
+
+
+class AuthMethod(models.TextChoices):
+    NONE = "none", "none (public client + PKCE)"
+    SECRET_BASIC = "client_secret_basic", "client_secret_basic"
+    SECRET_POST = "client_secret_post", "client_secret_post"
+    PRIVATE_KEY_JWT = "private_key_jwt", "private_key_jwt"
+
+
+class ClientQuerySet(models.QuerySet["Client"]):
+    def active(self) -> ClientQuerySet:
+        return self.filter(is_active=True)
+
+
+class Client(models.Model):
+    """A registered OAuth client (relying party). Implements Authlib's ``ClientMixin``."""
+
+    client_id = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    client_type = models.CharField(max_length=20, choices=ClientType.choices)
+    secret_hash = models.CharField(max_length=64, blank=True, help_text="HMAC-SHA256 of the client secret.")
+    token_endpoint_auth_method = models.CharField(max_length=40, choices=AuthMethod.choices)
+    jwks = models.JSONField(default=dict, blank=True, help_text="Public keys for private_key_jwt.")
+    redirect_uris = models.JSONField(default=list, blank=True)
+    post_logout_redirect_uris = models.JSONField(default=list, blank=True)
+    allowed_scopes = models.JSONField(default=list, help_text="Scopes this client may ever receive.")
+    grant_types = models.JSONField(default=list)
+    allowed_audiences = models.JSONField(
+        default=list, blank=True, help_text="Resource indicators (RFC 8707) this client may request."
+    )
+    first_party = models.BooleanField(default=False, help_text="Skip the consent screen.")
+    require_pkce = models.BooleanField(default=True, help_text="Always on for public clients.")
+    require_mfa = models.BooleanField(default=False)
+    signing_alg = models.CharField(
+        max_length=10, default="ES256", choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")]
+    )
+    access_token_lifetime = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds; default 300.")
+    refresh_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ClientQuerySet.as_manager()
+
+    class Meta:
+        db_table = "idp_client"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.client_id})"
+
+    # --- secrets -----------------------------------------------------------------------
+    def set_secret(self, secret: str) -> None:
+        self.secret_hash = crypto.keyed_hash(secret)
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type == ClientType.PUBLIC
+
+    # --- Authlib ClientMixin -------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Never guess: a missing redirect_uri is only accepted with exactly one registered.
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        allowed = set(self.allowed_scopes)
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return any(redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.secret_hash or not client_secret:
+            return False
+        return crypto.keyed_hash_matches(client_secret, self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint == "token":
+            return method == self.token_endpoint_auth_method
+        # introspection / revocation: a confidential client uses its registered method;
+        # a public client may revoke its own tokens with ``none`` (RFC 7009 §2.1).
+        if endpoint == "revoke" and self.is_public:
+            return method == AuthMethod.NONE
+        return method == self.token_endpoint_auth_method and not self.is_public
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "client_credentials" and self.is_public:
+            return False
+        return grant_type in self.grant_types
+
+    # --- helpers -------------------------------------------------------------------------
+    def pkce_required(self) -> bool:
+        from .app_settings import app_settings
+
+        return self.is_public or self.require_pkce or app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS
+
+    def get_access_token_lifetime(self) -> int:
+        from .app_settings import app_settings
+
+        return self.access_token_lifetime or app_settings.ACCESS_TOKEN_LIFETIME
+
+    def get_refresh_token_lifetime(self) -> int:
+        from .app_settings import app_settings
+
+        return self.refresh_token_lifetime or app_settings.REFRESH_TOKEN_LIFETIME
+
+
+class KeyStatus(models.TextChoices):
+    NEXT = "next", "Published, not yet signing"
+    ACTIVE = "active", "Signing"
+    RETIRING = "retiring", "Published for verification only"
+    RETIRED = "retired", "Removed from the JWKS"
+
+
+class SigningKeyQuerySet(models.QuerySet["SigningKey"]):
+    def published(self) -> SigningKeyQuerySet:
+        return self.filter(status__in=[KeyStatus.NEXT, KeyStatus.ACTIVE, KeyStatus.RETIRING])
+
+
+class SigningKey(models.Model):
+    """One asymmetric signing key; ``kid`` is its RFC 7638 thumbprint."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    alg = models.CharField(max_length=10)
+    status = models.CharField(max_length=10, choices=KeyStatus.choices, db_index=True)
+    public_jwk = models.JSONField()
+    private_key_encrypted = models.TextField(help_text="Fernet-encrypted private JWK.")
+    created_at = models.DateTimeField(default=timezone.now)
+    activates_at = models.DateTimeField(help_text="When it starts signing.")
+    retired_at = models.DateTimeField(null=True, blank=True, help_text="When it stopped signing.")
+    remove_after = models.DateTimeField(
+        null=True, blank=True, help_text="Dropped from the JWKS after this (every token it signed has expired)."
+    )
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        db_table = "idp_signing_key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.alg} {self.kid[:12]}… ({self.status})"
+
+
+class AuthorizationCode(models.Model):
+    """A single-use authorization code, stored only as its SHA-256 hash."""
+
+    code_hash = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    redirect_uri = models.TextField()
+    scope = models.TextField(blank=True)
+    resource = models.JSONField(default=list, blank=True)
+    nonce = models.CharField(max_length=512, blank=True)
+    code_challenge = models.CharField(max_length=128, blank=True)
+    code_challenge_method = models.CharField(max_length=10, blank=True)
+    auth_time = models.DateTimeField()
+    amr = models.JSONField(default=list)
+    acr = models.CharField(max_length=100, blank=True)
+    browser_sid = models.CharField(max_length=64, blank=True, help_text="The login session's sid.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "idp_authorization_code"
+
+    # --- Authlib AuthorizationCodeMixin ---------------------------------------------------
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce or None
+
+    def get_auth_time(self) -> int:
+        return int(self.auth_time.timestamp())
+
+    def get_acr(self) -> str | None:
+        return self.acr or None
+
+    def get_amr(self) -> list[str] | None:
+        return list(self.amr) or None
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+
+class Consent(models.Model):
+    """Scopes a user has agreed to share with a client; asked again only for new scopes."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE)
+    scopes = models.JSONField(default=list)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "idp_consent"
+        constraints = [models.UniqueConstraint(fields=["user", "client"], name="uniq_consent_user_client")]
+
+    def covers(self, scope: str) -> bool:
+        return set(scope.split()) <= set(self.scopes)
+
+
+class SecurityEvent(models.Model):
+    """Append-only record of every security decision (see ``idp.events.record``)."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    event_type = models.CharField(max_length=80, db_index=True)
+    outcome = models.CharField(max_length=20, db_index=True, help_text="success, failure, denied, info")
+    reason = models.CharField(max_length=80, blank=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    client_id = models.CharField(max_length=100, blank=True, db_index=True)
+    session_id = models.CharField(max_length=64, blank=True, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "idp_security_event"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} {self.outcome}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ValueError("Security events are append-only.")
+        super().save(*args, **kwargs)

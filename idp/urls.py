@@ -1,0 +1,10 @@
+"""URL map. Protocol endpoints live at the issuer root, as discovery advertises them."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("idp.oauth_urls")),
+    path("accounts/", include("accounts.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,124 @@
+"""Sessions as token families: one ``DeviceSession`` per successful authorization,
+its rotating refresh tokens, and a record of every access token issued (by ``jti``).
+
+A refresh token is stored only as its SHA-256 hash. Rotation marks the presented token
+``rotated_at`` and issues its successor in the same session; presenting a rotated token
+again is reuse and revokes the whole session (the family).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class SessionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    STEP_UP_REQUIRED = "step_up", "Step-up required"
+    REVOKED = "revoked", "Revoked"
+
+
+class DeviceSessionQuerySet(models.QuerySet["DeviceSession"]):
+    def active(self) -> DeviceSessionQuerySet:
+        return self.filter(status=SessionStatus.ACTIVE)
+
+
+class DeviceSession(models.Model):
+    """A signed-in app on one device: the family every refresh token of one login belongs to."""
+
+    sid = models.CharField(max_length=64, unique=True, help_text="Public id of this token family.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions")
+    client = models.ForeignKey("idp.Client", on_delete=models.CASCADE, related_name="device_sessions")
+    authorization_code = models.OneToOneField(
+        "idp.AuthorizationCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="device_session"
+    )
+    browser_sid = models.CharField(max_length=64, blank=True, db_index=True, help_text="OP login session (sid).")
+    scope = models.TextField(blank=True)
+    resource = models.JSONField(default=list, blank=True)
+    auth_time = models.DateTimeField()
+    amr = models.JSONField(default=list)
+    acr = models.CharField(max_length=100, blank=True)
+    nonce = models.CharField(max_length=512, blank=True)
+    status = models.CharField(max_length=10, choices=SessionStatus.choices, default=SessionStatus.ACTIVE, db_index=True)
+    status_reason = models.CharField(max_length=80, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_refresh_at = models.DateTimeField(null=True, blank=True)
+    last_ip = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeviceSessionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "sessions_device_session"
+        indexes = [models.Index(fields=["user", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.client.client_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == SessionStatus.ACTIVE
+
+
+class RefreshToken(models.Model):
+    """One refresh token of a family; Authlib's ``TokenMixin`` for the refresh grant."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    session = models.ForeignKey(DeviceSession, on_delete=models.CASCADE, related_name="refresh_tokens")
+    scope = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "sessions_refresh_token"
+
+    # --- Authlib TokenMixin ---------------------------------------------------------------
+    def check_client(self, client: object) -> bool:
+        return self.session.client_id == getattr(client, "pk", None)
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return max(0, int((self.expires_at - self.created_at).total_seconds()))
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None or not self.session.is_active
+
+    def get_user(self) -> object:
+        return self.session.user
+
+    def get_client(self) -> object:
+        return self.session.client
+
+
+class AccessToken(models.Model):
+    """Every access token issued, by ``jti``, so it can be revoked and introspected."""
+
+    jti = models.CharField(max_length=64, unique=True)
+    session = models.ForeignKey(
+        DeviceSession, null=True, blank=True, on_delete=models.CASCADE, related_name="access_tokens"
+    )
+    client = models.ForeignKey("idp.Client", on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    scope = models.TextField(blank=True)
+    audience = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "sessions_access_token"
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        if self.revoked_at is not None or (now or timezone.now()) >= self.expires_at:
+            return False
+        return self.session is None or self.session.is_active
