@@ -1,0 +1,70 @@
+"""Attestation failures: one exception type carrying a stable, machine-readable reason.
+
+Every verifier step raises ``AttestationError(reason, detail)``; parsers convert library
+exceptions (cbor2, asn1crypto, cryptography, joserfc, base64) into ``malformed_*`` reasons
+at their boundary, so nothing reaches a 500. The OAuth layer maps these onto
+``invalid_client_attestation`` / ``use_attestation_challenge`` errors.
+"""
+
+from __future__ import annotations
+
+
+class Reason:
+    # challenges
+    CHALLENGE_UNKNOWN = "challenge_unknown"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    CHALLENGE_REUSED = "challenge_reused"
+    CHALLENGE_WRONG_CLIENT = "challenge_wrong_client"
+    CHALLENGE_WRONG_PURPOSE = "challenge_wrong_purpose"
+    # encoding
+    MALFORMED_BASE64 = "malformed_base64"
+    MALFORMED_CBOR = "malformed_cbor"
+    MALFORMED_AUTHENTICATOR_DATA = "malformed_authenticator_data"
+    MALFORMED_CERTIFICATE = "malformed_certificate"
+    MALFORMED_EXTENSION = "malformed_extension"
+    MALFORMED_TOKEN = "malformed_token"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    # certificate chains
+    CHAIN_UNTRUSTED = "chain_untrusted"
+    CHAIN_EXPIRED = "chain_expired"
+    CERTIFICATE_REVOKED = "certificate_revoked"
+    # Apple App Attest
+    NONCE_MISMATCH = "nonce_mismatch"
+    KEY_ID_MISMATCH = "key_id_mismatch"
+    APP_ID_MISMATCH = "app_id_mismatch"
+    COUNTER_NOT_ZERO = "counter_not_zero"
+    COUNTER_NOT_INCREASING = "counter_not_increasing"
+    AAGUID_MISMATCH = "aaguid_mismatch"
+    CREDENTIAL_ID_MISMATCH = "credential_id_mismatch"
+    SIGNATURE_INVALID = "signature_invalid"
+    # Android Key Attestation
+    CHALLENGE_MISMATCH = "challenge_mismatch"
+    SECURITY_LEVEL_INSUFFICIENT = "security_level_insufficient"
+    PACKAGE_MISMATCH = "package_mismatch"
+    SIGNING_CERT_MISMATCH = "signing_certificate_mismatch"
+    BOOT_STATE_UNVERIFIED = "boot_state_unverified"
+    BOOTLOADER_UNLOCKED = "bootloader_unlocked"
+    # Play Integrity
+    INTEGRITY_TOKEN_INVALID = "integrity_token_invalid"
+    REQUEST_HASH_MISMATCH = "request_hash_mismatch"
+    VERDICT_STALE = "verdict_stale"
+    APP_NOT_RECOGNIZED = "app_not_recognized"
+    INTEGRITY_VERDICT_INSUFFICIENT = "integrity_verdict_insufficient"
+    UNLICENSED = "unlicensed"
+    TESTING_RESPONSE = "testing_response"
+    INTEGRITY_API_UNAVAILABLE = "integrity_api_unavailable"
+    # devices
+    DEVICE_UNKNOWN = "device_unknown"
+    DEVICE_SUSPENDED = "device_suspended"
+    DEVICE_REVOKED = "device_revoked"
+    DEVICE_MISMATCH = "device_mismatch"
+    ATTESTATION_REQUIRED = "attestation_required"
+
+
+class AttestationError(Exception):
+    """A verification step failed; ``reason`` is one of ``Reason``'s stable codes."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
