@@ -5,6 +5,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("idp.oauth_urls")),
+    path("", include("accounts.wellknown_urls")),
     path("accounts/", include("accounts.urls")),
+    path("attestation/", include("attestation.urls")),
     path("admin/", admin.site.urls),
 ]
