@@ -1,0 +1,194 @@
+"""Attestation storage: challenges, registered apps (per OAuth client) and the device registry.
+
+Models hold single-row rules only; verification lives in ``attestation/apple/`` and
+``attestation/android/``, use cases (enroll, assert, redeem) in ``attestation/flows/``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from idp import crypto
+
+from .errors import AttestationError, Reason
+
+
+class Platform(models.TextChoices):
+    IOS = "ios", "iOS (App Attest)"
+    ANDROID = "android", "Android (Key Attestation / Play Integrity)"
+
+
+class ChallengePurpose(models.TextChoices):
+    ENROLL = "enroll", "Enrollment (first attestation of a device key)"
+    REFRESH = "refresh", "Refresh (assertion with an enrolled key)"
+
+
+class ChallengeQuerySet(models.QuerySet["Challenge"]):
+    def expired(self, now: datetime | None = None) -> ChallengeQuerySet:
+        return self.filter(expires_at__lte=now or timezone.now())
+
+
+class Challenge(models.Model):
+    """A single-use, short-lived server challenge, stored only as the SHA-256 of its value."""
+
+    challenge_hash = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey("idp.Client", on_delete=models.CASCADE, related_name="attestation_challenges")
+    purpose = models.CharField(max_length=10, choices=ChallengePurpose.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ChallengeQuerySet.as_manager()
+
+    class Meta:
+        db_table = "attestation_challenge"
+
+    def __str__(self) -> str:
+        return f"{self.purpose} challenge for {self.client_id} ({self.challenge_hash[:8]}…)"
+
+
+class AppleEnvironment(models.TextChoices):
+    DEVELOPMENT = "development", "development (aaguid appattestdevelop)"
+    PRODUCTION = "production", "production (aaguid appattest)"
+
+
+class IntegrityLevel(models.TextChoices):
+    STRONG = "strong", "MEETS_STRONG_INTEGRITY"
+    DEVICE = "device", "MEETS_DEVICE_INTEGRITY"
+    BASIC = "basic", "MEETS_BASIC_INTEGRITY"
+
+
+class RegisteredAppQuerySet(models.QuerySet["RegisteredApp"]):
+    def for_client(self, client: Any, platform: str) -> RegisteredApp | None:
+        return self.filter(client=client, platform=platform).select_related("client").first()
+
+
+class RegisteredApp(models.Model):
+    """The genuine app of an OAuth client on one platform, and the client's attestation policy."""
+
+    client = models.ForeignKey("idp.Client", on_delete=models.CASCADE, related_name="registered_apps")
+    platform = models.CharField(max_length=10, choices=Platform.choices)
+    # iOS
+    ios_team_id = models.CharField(max_length=10, blank=True, help_text="Apple Developer Team ID.")
+    ios_bundle_id = models.CharField(max_length=155, blank=True)
+    ios_environment = models.CharField(
+        max_length=12, choices=AppleEnvironment.choices, default=AppleEnvironment.PRODUCTION, blank=True
+    )
+    # Android
+    android_package_name = models.CharField(max_length=255, blank=True)
+    android_signing_cert_digests = models.JSONField(
+        default=list, blank=True, help_text="Base64 SHA-256 digests of the app signing certificates."
+    )
+    play_integrity_decryption_key_encrypted = models.TextField(blank=True, help_text="Encrypted at rest.")
+    play_integrity_verification_key_encrypted = models.TextField(blank=True, help_text="Encrypted at rest.")
+    # Policy
+    require_attestation = models.BooleanField(default=True)
+    min_integrity_level = models.CharField(
+        max_length=10, choices=IntegrityLevel.choices, default=IntegrityLevel.DEVICE
+    )
+    allow_software_keys = models.BooleanField(default=False)
+    play_integrity_max_age_minutes = models.PositiveIntegerField(
+        default=0, help_text="Minutes a Play Integrity verdict is reused; 0 = required on every refresh."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = RegisteredAppQuerySet.as_manager()
+
+    class Meta:
+        db_table = "attestation_registered_app"
+        constraints = [models.UniqueConstraint(fields=["client", "platform"], name="attestation_app_per_platform")]
+
+    def __str__(self) -> str:
+        ident = self.app_id if self.platform == Platform.IOS else self.android_package_name
+        return f"{self.platform}:{ident}"
+
+    @property
+    def app_id(self) -> str:
+        """Apple's App ID, ``TEAMID.bundle.id`` (App Attest's rpId)."""
+        return f"{self.ios_team_id}.{self.ios_bundle_id}"
+
+    def clean(self) -> None:
+        if self.platform == Platform.IOS and not (self.ios_team_id and self.ios_bundle_id):
+            raise ValidationError("An iOS app needs a team id and a bundle id.")
+        if self.platform == Platform.ANDROID and not self.android_package_name:
+            raise ValidationError("An Android app needs a package name.")
+
+    def set_play_integrity_keys(self, decryption_key: bytes, verification_key: bytes) -> None:
+        """Store both Play Integrity keys (raw bytes as given by Play Console) encrypted."""
+        self.play_integrity_decryption_key_encrypted = crypto.encrypt(decryption_key)
+        self.play_integrity_verification_key_encrypted = crypto.encrypt(verification_key)
+
+    def play_integrity_decryption_key(self) -> bytes | None:
+        enc = self.play_integrity_decryption_key_encrypted
+        return crypto.decrypt(enc) if enc else None
+
+    def play_integrity_verification_key(self) -> bytes | None:
+        enc = self.play_integrity_verification_key_encrypted
+        return crypto.decrypt(enc) if enc else None
+
+
+class DeviceStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    REVOKED = "revoked", "Revoked"
+
+
+class SecurityLevel(models.TextChoices):
+    SECURE_ENCLAVE = "secure_enclave", "Apple Secure Enclave"
+    STRONGBOX = "strongbox", "Android StrongBox"
+    TEE = "tee", "Android TEE"
+    SOFTWARE = "software", "Software"
+
+
+class DeviceQuerySet(models.QuerySet["Device"]):
+    def active(self) -> DeviceQuerySet:
+        return self.filter(status=DeviceStatus.ACTIVE)
+
+
+class Device(models.Model):
+    """One attested app-instance key on one device (App Attest key / Android attested key)."""
+
+    platform = models.CharField(max_length=10, choices=Platform.choices)
+    app = models.ForeignKey(RegisteredApp, on_delete=models.CASCADE, related_name="devices")
+    key_id = models.CharField(max_length=128, help_text="App Attest key id (base64) / Android key fingerprint.")
+    public_key = models.TextField(help_text="PEM SubjectPublicKeyInfo.")
+    counter = models.PositiveBigIntegerField(default=0)
+    security_level = models.CharField(max_length=20, choices=SecurityLevel.choices)
+    verdict = models.JSONField(default=dict, blank=True, help_text="Facts of the last attestation.")
+    receipt = models.BinaryField(default=b"", blank=True, help_text="App Attest receipt (PKCS#7).")
+    first_attested_at = models.DateTimeField(default=timezone.now)
+    last_attested_at = models.DateTimeField(default=timezone.now)
+    last_asserted_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=DeviceStatus.choices, default=DeviceStatus.ACTIVE, db_index=True
+    )
+    status_reason = models.CharField(max_length=200, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    requires_reattestation = models.BooleanField(default=False)
+
+    objects = DeviceQuerySet.as_manager()
+
+    class Meta:
+        db_table = "attestation_device"
+        constraints = [models.UniqueConstraint(fields=["app", "key_id"], name="attestation_device_key_per_app")]
+
+    def __str__(self) -> str:
+        return f"{self.platform} device {self.key_id[:12]}… ({self.status})"
+
+    def check_usable(self) -> None:
+        """Refuse a suspended or revoked device (``device_suspended`` / ``device_revoked``)."""
+        if self.status == DeviceStatus.REVOKED:
+            raise AttestationError(Reason.DEVICE_REVOKED, self.status_reason)
+        if self.status == DeviceStatus.SUSPENDED:
+            raise AttestationError(Reason.DEVICE_SUSPENDED, self.status_reason)
+
+    def set_status(self, status: str, reason: str = "", now: datetime | None = None) -> None:
+        self.status = status
+        self.status_reason = reason[:200]
+        self.status_changed_at = now or timezone.now()
+        self.save(update_fields=["status", "status_reason", "status_changed_at"])
