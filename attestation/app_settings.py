@@ -70,8 +70,67 @@ class AppSettings:
         return _list("APPLE_ROOT_CERTS", []) or [str(CERTS_DIR / "apple" / "Apple_App_Attestation_Root_CA.pem")]
 
     # ------------------------------------------------------------------ Android
-    # ATTESTATION_ANDROID_* properties (root certs, revocation list, Play Integrity API
-    # client...) are added here by the Android verifier. Keep them in this section.
+    @property
+    def ANDROID_ROOT_CERTS(self) -> list[str]:
+        """PEM file paths of the trusted Google hardware attestation roots, pinned by public
+        key. Default: every ``attestation/certs/google/*.pem``. A non-empty value (list, or
+        comma-separated string from the environment) replaces the shipped roots."""
+        return _list("ANDROID_ROOT_CERTS", []) or sorted(str(p) for p in (CERTS_DIR / "google").glob("*.pem"))
+
+    @property
+    def ANDROID_ROOT_VALIDITY(self) -> str:
+        """How the chain's root certificate is dated. ``presented`` (default): the root
+        certificate the device sent must be valid at ``now`` (so chains ending in Google's
+        2016 root fail after 2026-05-24, as OpenSSL says). ``pinned``: the root key is valid
+        while any pinned certificate carrying it is (Java PKIX trust-anchor semantics; the
+        2016 key is re-issued until 2042)."""
+        value = str(_get("ANDROID_ROOT_VALIDITY", "presented")).strip().lower()
+        return value if value in {"presented", "pinned"} else "presented"
+
+    @property
+    def ANDROID_REVOCATION_LIST_PATH(self) -> str:
+        """Local copy of Google's attestation revocation status list (JSON). Default: the
+        shipped ``attestation/data/android-attestation-status.json`` (empty)."""
+        default = Path(__file__).resolve().parent / "data" / "android-attestation-status.json"
+        return str(_get("ANDROID_REVOCATION_LIST_PATH", "") or default)
+
+    @property
+    def ANDROID_REVOCATION_LIST_URL(self) -> str:
+        """Where the Celery task fetches the status list. Default Google's published URL."""
+        return str(_get("ANDROID_REVOCATION_LIST_URL", "https://android.googleapis.com/attestation/status"))
+
+    @property
+    def ANDROID_HTTP_TIMEOUT(self) -> float:
+        """Seconds for each call to Google (status list, OAuth token, decodeIntegrityToken). Default 10."""
+        return float(_get("ANDROID_HTTP_TIMEOUT", 10))
+
+    @property
+    def PLAY_INTEGRITY_API_BASE_URL(self) -> str:
+        """Base URL of the Play Integrity server API. Default https://playintegrity.googleapis.com."""
+        return str(_get("PLAY_INTEGRITY_API_BASE_URL", "https://playintegrity.googleapis.com")).rstrip("/")
+
+    @property
+    def PLAY_INTEGRITY_TOKEN_URI(self) -> str:
+        """OAuth 2.0 token endpoint for the service-account JWT grant (RFC 7523). Default:
+        the credentials file's ``token_uri``, else https://oauth2.googleapis.com/token."""
+        return str(_get("PLAY_INTEGRITY_TOKEN_URI", ""))
+
+    @property
+    def PLAY_INTEGRITY_CREDENTIALS(self) -> str:
+        """Service-account credentials for ``decodeIntegrityToken``: a JSON key file path or
+        the JSON itself. Default empty (standard tokens then fail ``integrity_api_unavailable``)."""
+        return str(_get("PLAY_INTEGRITY_CREDENTIALS", ""))
+
+    @property
+    def PLAY_INTEGRITY_MAX_AGE(self) -> int:
+        """Seconds a verdict's ``timestampMillis`` may lie in the past. Default 300 (the
+        challenge lifetime); a timestamp more than 60 s in the future is refused too."""
+        return _int("PLAY_INTEGRITY_MAX_AGE", 300)
+
+    @property
+    def PLAY_INTEGRITY_ALLOW_TESTING_RESPONSES(self) -> bool:
+        """Accept verdicts with ``testingDetails.isTestingResponse`` (license testers). Default off."""
+        return _bool("PLAY_INTEGRITY_ALLOW_TESTING_RESPONSES", False)
 
 
 app_settings = AppSettings()
