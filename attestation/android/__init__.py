@@ -1,0 +1,1 @@
+"""Android attestation: Key Attestation chains, attested-key signatures and Play Integrity."""
