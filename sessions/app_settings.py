@@ -1,0 +1,87 @@
+"""Settings of device sessions and token binding, read lazily from ``SESSIONS_*`` Django settings.
+
+Each property documents its default. Values may come from Django settings or from the
+environment (``idp/settings.py`` copies every ``SESSIONS_*`` environment variable into
+Django settings as a string), so every property coerces its type. Nothing is cached:
+tests use the ``settings`` fixture / ``override_settings`` and see the change at once.
+
+Layout: one marked section per feature. The DPoP section is owned by ``sessions/dpop/``;
+the token endpoint adds its refresh/rotation properties in their own section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+#: Every DPoP ``alg`` Vigil can verify: asymmetric only (RFC 9449 §4.3 check 5).
+DPOP_SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, f"SESSIONS_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    return int(_get(name, default))
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = _get(name, default)
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    value = _get(name, default)
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    return [str(v) for v in value]
+
+
+class AppSettings:
+    # ------------------------------------------------------------------ DPoP (RFC 9449)
+    @property
+    def DPOP_ALGS(self) -> list[str]:
+        """JWS algorithms accepted in DPoP proofs, in preference order; also advertised as
+        ``dpop_signing_alg_values_supported`` and in ``WWW-Authenticate: DPoP algs=...``.
+        Default ES256, RS256, PS256, EdDSA. Names outside ``DPOP_SUPPORTED_ALGS`` (``none``,
+        ``HS256``...) are dropped, so no setting can enable a symmetric or unsigned proof."""
+        wanted = _list("DPOP_ALGS", list(DPOP_SUPPORTED_ALGS))
+        return [alg for alg in wanted if alg in DPOP_SUPPORTED_ALGS]
+
+    @property
+    def DPOP_MAX_AGE(self) -> int:
+        """Seconds after its ``iat`` a DPoP proof is still accepted. Default 300."""
+        return _int("DPOP_MAX_AGE", 300)
+
+    @property
+    def DPOP_CLOCK_SKEW(self) -> int:
+        """Seconds of client clock error tolerated on either side of the ``iat`` window
+        (a proof may be up to this far in the future). Default 30."""
+        return _int("DPOP_CLOCK_SKEW", 30)
+
+    @property
+    def DPOP_NONCE_WINDOW(self) -> int:
+        """Seconds of one server-nonce window. A ``DPoP-Nonce`` is accepted during the window
+        it was issued in and the next one, so it lives between one and two windows. Default 300."""
+        return _int("DPOP_NONCE_WINDOW", 300)
+
+    @property
+    def DPOP_NONCE_REQUIRED(self) -> bool:
+        """Whether the token endpoint demands a server nonce in every proof (RFC 9449 §8).
+        ``verify_proof`` does not read it: callers pass ``nonce_required=`` explicitly.
+        Default off."""
+        return _bool("DPOP_NONCE_REQUIRED", False)
+
+    @property
+    def DPOP_REPLAY_CACHE(self) -> str:
+        """Alias in ``CACHES`` of the shared store remembering proof ``jti`` values (RFC 9449
+        §11.1). It must be shared by every web process (Redis in production) and must not
+        evict entries early. Default ``"default"``."""
+        return str(_get("DPOP_REPLAY_CACHE", "default"))
+
+
+app_settings = AppSettings()
