@@ -55,6 +55,11 @@ class AppSettings:
         return _int("CHALLENGE_BYTES", 32)
 
     @property
+    def CHALLENGE_RATE(self) -> str:
+        """Per-IP rate of the challenge endpoint, DRF syntax. Default ``120/min``."""
+        return str(_get("CHALLENGE_RATE", "120/min"))
+
+    @property
     def ALLOW_TEST_ROOTS(self) -> bool:
         """Trust the test PKIs of ``attestation/testing/`` (the device simulator). Default off.
 

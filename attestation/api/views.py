@@ -1,0 +1,57 @@
+"""JSON API of the attestation app: the challenge endpoint.
+
+``POST /attestation/challenge`` with ``{client_id, purpose}`` (JSON or form) returns
+``{"attestation_challenge", "purpose", "expires_in"}`` and the same value in the
+``OAuth-Client-Attestation-Challenge`` header (draft-ietf-oauth-attestation-based-client-auth,
+challenge endpoint). Errors are ``{"error", "error_description"}`` bodies (``idp.api_errors``).
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from idp.api_errors import ApiError
+from idp.models import Client
+
+from ..app_settings import app_settings
+from ..flows.challenges import issue_challenge
+from .serializers import ChallengeRequestSerializer, ChallengeResponseSerializer
+
+CHALLENGE_HEADER = "OAuth-Client-Attestation-Challenge"
+
+
+class ChallengeThrottle(AnonRateThrottle):
+    """Per-IP rate of challenge issue (``ATTESTATION_CHALLENGE_RATE``)."""
+
+    scope = "attestation_challenge"
+
+    def get_rate(self) -> str:
+        return app_settings.CHALLENGE_RATE
+
+
+class ChallengeView(APIView):
+    """Issue a single-use attestation challenge for an OAuth client."""
+
+    throttle_classes = [ChallengeThrottle]
+
+    @extend_schema(request=ChallengeRequestSerializer, responses={200: ChallengeResponseSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = ChallengeRequestSerializer(data=request.data)
+        if not serializer.is_valid():
+            field = next(iter(serializer.errors))
+            raise ApiError("invalid_request", f"{field}: {serializer.errors[field][0]}")
+        data = serializer.validated_data
+        client = Client.objects.active().filter(client_id=data["client_id"]).first()
+        if client is None:
+            raise ApiError("invalid_client", "unknown or inactive client", status.HTTP_401_UNAUTHORIZED)
+        issued = issue_challenge(client, data["purpose"])
+        body = {"attestation_challenge": issued.value, "purpose": issued.purpose, "expires_in": issued.expires_in}
+        response = Response(body, status=status.HTTP_200_OK)
+        response[CHALLENGE_HEADER] = issued.value
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,153 @@
+"""Device registry use cases for iOS: enroll with an App Attest attestation, then assert.
+
+Both flows redeem the binding's challenge (enroll: purpose ``enroll``; assert: ``refresh``)
+before any cryptography, so a challenge is burnt whatever the outcome, and record one
+security event per decision (``attestation.enroll`` / ``attestation.assert``). Every
+failure raises ``AttestationError`` with a stable reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from idp.events import record
+
+from ..apple.assertion import verify_assertion
+from ..apple.attestation import AppleAttestationResult, verify_attestation
+from ..binding import RequestBinding
+from ..errors import AttestationError, Reason
+from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
+from .challenges import consume_challenge
+
+
+def _require(ok: bool, reason: str, detail: str = "") -> None:
+    if not ok:
+        raise AttestationError(reason, detail)
+
+
+def enroll_apple_device(
+    app: RegisteredApp,
+    attestation_bytes: bytes,
+    binding: RequestBinding,
+    *,
+    now: datetime | None = None,
+    purpose: str = ChallengePurpose.ENROLL,
+    request: HttpRequest | None = None,
+) -> Device:
+    """Verify an App Attest attestation over ``binding`` and register (or recognise) the device."""
+    now = now or timezone.now()
+    client_id = app.client.client_id
+    try:
+        _require(app.platform == Platform.IOS, Reason.DEVICE_MISMATCH, "app is not an iOS app")
+        _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "binding is for another client")
+        consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        result = verify_attestation(
+            attestation_bytes,
+            app_id=app.app_id,
+            environment=app.ios_environment,
+            client_data_hash=binding.client_data_hash(),
+            now=now,
+        )
+        device, created = _store_apple_device(app, result, now)
+    except AttestationError as exc:
+        _event("attestation.enroll", exc.reason, client_id, request, detail=exc.detail)
+        raise
+    _event("attestation.enroll", "", client_id, request, key_id=device.key_id, device=device.pk, created=created)
+    return device
+
+
+def _store_apple_device(app: RegisteredApp, result: AppleAttestationResult, now: datetime) -> tuple[Device, bool]:
+    """Create the device, or refresh the attestation of a known, usable one."""
+    fields = {
+        "public_key": result.public_key_pem,
+        "verdict": result.facts,
+        "receipt": result.receipt,
+        "last_attested_at": now,
+        "requires_reattestation": False,
+    }
+    try:
+        with transaction.atomic():
+            device = Device.objects.create(
+                platform=Platform.IOS,
+                app=app,
+                key_id=result.key_id_b64,
+                security_level=SecurityLevel.SECURE_ENCLAVE,
+                first_attested_at=now,
+                **fields,
+            )
+            return device, True
+    except IntegrityError:
+        pass
+    with transaction.atomic():
+        device = Device.objects.select_for_update().get(app=app, key_id=result.key_id_b64)
+        device.check_usable()
+        for name, value in fields.items():
+            setattr(device, name, value)
+        device.save(update_fields=list(fields))
+    return device, False
+
+
+def assert_apple_device(
+    device: Device,
+    assertion_bytes: bytes,
+    binding: RequestBinding,
+    *,
+    now: datetime | None = None,
+    purpose: str = ChallengePurpose.REFRESH,
+    request: HttpRequest | None = None,
+) -> Device:
+    """Verify an App Attest assertion over ``binding`` with the stored key; advance the counter
+    atomically (``UPDATE … WHERE counter < new``). Returns the device with its new counter."""
+    now = now or timezone.now()
+    client_id = device.app.client.client_id
+    try:
+        device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation", "counter"])
+        device.check_usable()
+        _require(device.platform == Platform.IOS, Reason.DEVICE_MISMATCH, "not an iOS device")
+        _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "device belongs to another client")
+        _require(not device.requires_reattestation, Reason.ATTESTATION_REQUIRED, "re-attestation required")
+        consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        result = verify_assertion(
+            assertion_bytes,
+            public_key=device.public_key,
+            app_id=device.app.app_id,
+            client_data_hash=binding.client_data_hash(),
+            previous_counter=device.counter,
+        )
+        _advance_counter(device, result.counter, now)
+    except AttestationError as exc:
+        _event("attestation.assert", exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
+        raise
+    _event("attestation.assert", "", client_id, request, key_id=device.key_id, counter=device.counter)
+    return device
+
+
+def _advance_counter(device: Device, counter: int, now: datetime) -> None:
+    """Store ``counter`` only if it is still greater than the stored one and the device is active."""
+    with transaction.atomic():
+        updated = Device.objects.filter(pk=device.pk, counter__lt=counter, status=DeviceStatus.ACTIVE).update(
+            counter=counter, last_asserted_at=now
+        )
+    if updated != 1:
+        device.refresh_from_db(fields=["status", "status_reason", "counter"])
+        device.check_usable()
+        raise AttestationError(Reason.COUNTER_NOT_INCREASING, f"counter {counter} <= {device.counter}")
+    device.counter = counter
+    device.last_asserted_at = now
+
+
+def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
+    record(
+        event,
+        outcome="failure" if reason else "success",
+        reason=reason,
+        client_id=client_id,
+        request=request,
+        platform=Platform.IOS.value,
+        **details,
+    )

@@ -1,0 +1,54 @@
+"""Operator decisions on registered devices (admin actions): suspend, revoke, require
+re-attestation. Each records one security event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from idp.events import record
+
+from ..models import Device, DeviceStatus
+
+
+def _record(event: str, device: Device, actor: Any, reason: str, **details: Any) -> None:
+    record(
+        event,
+        outcome="success",
+        reason=reason[:80],
+        user=actor,
+        client_id=device.app.client.client_id,
+        device=device.pk,
+        key_id=device.key_id,
+        platform=device.platform,
+        **details,
+    )
+
+
+def suspend_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
+    """Refuse the device until an operator reactivates it (``device_suspended``)."""
+    device.set_status(DeviceStatus.SUSPENDED, reason, now or timezone.now())
+    _record("attestation.device.suspended", device, actor, reason)
+
+
+def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
+    """Refuse the device for good (``device_revoked``); the app must enroll a new key."""
+    device.set_status(DeviceStatus.REVOKED, reason, now or timezone.now())
+    _record("attestation.device.revoked", device, actor, reason)
+
+
+def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
+    """Lift a suspension (a revoked device stays revoked)."""
+    if device.status != DeviceStatus.SUSPENDED:
+        return
+    device.set_status(DeviceStatus.ACTIVE, reason, now or timezone.now())
+    _record("attestation.device.reactivated", device, actor, reason)
+
+
+def require_reattestation(device: Device, *, reason: str = "", actor: Any = None) -> None:
+    """The next assertion is refused (``attestation_required``) until the app attests again."""
+    Device.objects.filter(pk=device.pk).update(requires_reattestation=True)
+    device.requires_reattestation = True
+    _record("attestation.device.reattestation_required", device, actor, reason)
