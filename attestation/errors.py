@@ -53,6 +53,7 @@ class Reason:
     UNLICENSED = "unlicensed"
     TESTING_RESPONSE = "testing_response"
     INTEGRITY_API_UNAVAILABLE = "integrity_api_unavailable"
+    APP_ACCESS_RISK = "app_access_risk"
     # devices
     DEVICE_UNKNOWN = "device_unknown"
     DEVICE_SUSPENDED = "device_suspended"
