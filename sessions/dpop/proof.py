@@ -199,7 +199,9 @@ _OPTIONAL_STRINGS = ("nonce", "ath")
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _check_claims(payload: dict[str, Any]) -> dict[str, Any]:
