@@ -131,6 +131,20 @@ def verify_attestation(
     )
 
 
+def inspect_attestation(attestation: bytes) -> dict[str, Any]:
+    """Decoded facts of an attestation object without verifying it (for operators)."""
+    stmt = _decode(attestation)
+    auth = stmt.auth_data
+    key_id = key_id_of(ec_p256_public_key(stmt.certs[0]))
+    facts = _facts(stmt, key_id, "unknown")
+    facts.update(
+        environment={v: k for k, v in AAGUIDS.items()}.get(auth.aaguid or b"", "unknown"),
+        rp_id_hash=auth.rp_id_hash.hex(),
+        credential_id=base64.b64encode(auth.credential_id or b"").decode(),
+    )
+    return facts
+
+
 def _facts(stmt: _Statement, key_id: bytes, environment: str) -> dict[str, Any]:
     leaf = stmt.certs[0]
     auth = stmt.auth_data
