@@ -119,7 +119,8 @@ class RegisteredApp(models.Model):
             raise ValidationError("An Android app needs a package name.")
 
     def set_play_integrity_keys(self, decryption_key: bytes, verification_key: bytes) -> None:
-        """Store both Play Integrity keys (raw bytes as given by Play Console) encrypted."""
+        """Store both Play Integrity keys encrypted. Pass the raw key bytes (Play Console
+        shows them base64 encoded: decode first); the getters return the same raw bytes."""
         self.play_integrity_decryption_key_encrypted = crypto.encrypt(decryption_key)
         self.play_integrity_verification_key_encrypted = crypto.encrypt(verification_key)
 
