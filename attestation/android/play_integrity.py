@@ -80,15 +80,23 @@ def _b64decode(value: str | bytes, what: str) -> bytes:
 
 
 def load_play_keys(decryption_key_b64: str | bytes, verification_key_b64: str | bytes) -> tuple[OctKey, ECKey]:
-    """Play Console's keys: base64 raw AES-256 key, base64 DER SPKI of an EC P-256 key."""
-    aes = _b64decode(decryption_key_b64, "decryption key")
-    if len(aes) != 32:
+    """Play Console's keys as shown there: base64 raw AES-256 key, base64 DER SPKI (EC P-256)."""
+    return play_keys_from_raw(
+        _b64decode(decryption_key_b64, "decryption key"), _b64decode(verification_key_b64, "verification key")
+    )
+
+
+def play_keys_from_raw(decryption_key: bytes, verification_key_der: bytes) -> tuple[OctKey, ECKey]:
+    """The decoded keys (as ``RegisteredApp`` stores them): 32 AES bytes, DER SPKI."""
+    if len(decryption_key) != 32:
         raise AttestationError(Reason.MALFORMED_BASE64, "decryption key is not 32 bytes")
     try:
-        ec_key = ECKey.import_key(_b64decode(verification_key_b64, "verification key"))
+        ec_key = ECKey.import_key(verification_key_der)
     except (ValueError, TypeError, JoseError) as exc:
         raise AttestationError(Reason.MALFORMED_BASE64, "verification key is not an EC public key") from exc
-    return OctKey.import_key(aes), ec_key
+    if ec_key.curve_name != "P-256" or ec_key.is_private:
+        raise AttestationError(Reason.MALFORMED_BASE64, "verification key is not a P-256 public key")
+    return OctKey.import_key(decryption_key), ec_key
 
 
 def decode_classic_token(token: str, decryption_key: OctKey, verification_key: ECKey) -> dict[str, Any]:
@@ -235,10 +243,9 @@ def check_verdict(
 
 
 def verify_classic_token(
-    token: str, *, decryption_key_b64: str | bytes, verification_key_b64: str | bytes,
-    policy: IntegrityPolicy, expected_nonce: str, now: dt.datetime,
+    token: str, *, keys: tuple[OctKey, ECKey], policy: IntegrityPolicy, expected_nonce: str, now: dt.datetime
 ) -> IntegrityVerdict:
-    """Decode a classic-request token locally and check its verdict against ``expected_nonce``."""
-    aes, ec_key = load_play_keys(decryption_key_b64, verification_key_b64)
-    verdict = decode_classic_token(token, aes, ec_key)
+    """Decode a classic-request token locally (``keys`` from ``load_play_keys`` or
+    ``play_keys_from_raw``) and check its verdict against ``expected_nonce``."""
+    verdict = decode_classic_token(token, *keys)
     return check_verdict(verdict, policy=policy, expected=expected_nonce, kind="nonce", now=now)

@@ -1,0 +1,217 @@
+"""Device registry use cases for Android: enroll with Key Attestation + Play Integrity,
+then prove possession on every refresh.
+
+* ``enroll_android_device``: the chain's attestationChallenge must be
+  ``binding.client_data_hash()``, and a Play Integrity verdict must carry
+  ``binding.request_hash()`` as ``nonce`` (classic) or ``requestHash`` (standard).
+* ``verify_android_refresh``: an ECDSA/RSA signature by the attested key over
+  ``binding.client_data()`` on every refresh, plus a fresh verdict unless the client's
+  ``play_integrity_max_age_minutes`` lets the last one stand.
+
+Both redeem the binding's challenge before any cryptography (so it is burnt whatever the
+outcome) and record one security event per decision (``attestation.enroll`` /
+``attestation.assert``, ``platform=android``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from idp.events import record
+
+from ..android.digests import normalise_digest
+from ..android.key_attestation import AndroidKeyAttestation, AndroidKeyPolicy, verify_key_attestation
+from ..android.key_signature import load_public_key, verify_key_signature
+from ..android.play_integrity import IntegrityPolicy, IntegrityVerdict, play_keys_from_raw, verify_classic_token
+from ..android.play_integrity_api import PlayIntegrityClient, verify_standard_token
+from ..app_settings import app_settings
+from ..binding import RequestBinding
+from ..errors import AttestationError, Reason
+from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
+from .challenges import consume_challenge
+
+LEVELS = {"StrongBox": SecurityLevel.STRONGBOX, "TrustedEnvironment": SecurityLevel.TEE, "Software": SecurityLevel.SOFTWARE}
+TOKEN_TYPES = ("standard", "classic")
+
+
+def _require(ok: bool, reason: str, detail: str = "") -> None:
+    if not ok:
+        raise AttestationError(reason, detail)
+
+
+def chain_from_wire(value: str) -> str:
+    """The ``attestation`` parameter: a PEM chain, or comma-separated base64(url) DER
+    certificates (leaf first, as ``KeyStore.getCertificateChain`` returns them)."""
+    if "-----BEGIN CERTIFICATE-----" in value:
+        return value
+    pems = []
+    for part in (p.strip() for p in value.split(",")):
+        try:
+            der = base64.urlsafe_b64decode(part.replace("+", "-").replace("/", "_") + "=" * (-len(part) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise AttestationError(Reason.MALFORMED_BASE64, "attestation chain is not base64") from exc
+        body = "\n".join(re.findall(".{1,64}", base64.b64encode(der).decode()))
+        pems.append(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+    return "".join(pems)
+
+
+def _digests(app: RegisteredApp) -> tuple[bytes, ...]:
+    """Registered digests; none registered means nothing matches (fail closed)."""
+    try:
+        return tuple(normalise_digest(d) for d in app.android_signing_cert_digests or [])
+    except (ValueError, TypeError) as exc:
+        raise AttestationError(Reason.SIGNING_CERT_MISMATCH, "registered digest is not a SHA-256") from exc
+
+
+def key_policy(app: RegisteredApp) -> AndroidKeyPolicy:
+    return AndroidKeyPolicy(
+        package_name=app.android_package_name, signing_cert_digests=_digests(app), allow_software=app.allow_software_keys
+    )
+
+
+def integrity_policy(app: RegisteredApp) -> IntegrityPolicy:
+    return IntegrityPolicy(
+        package_name=app.android_package_name,
+        signing_cert_digests=_digests(app),
+        min_level=app.min_integrity_level,
+        allow_testing=app_settings.PLAY_INTEGRITY_ALLOW_TESTING_RESPONSES,
+        max_age=dt.timedelta(seconds=app_settings.PLAY_INTEGRITY_MAX_AGE),
+    )
+
+
+def check_integrity(
+    app: RegisteredApp, token: str, token_type: str, binding: RequestBinding, now: dt.datetime,
+    client: PlayIntegrityClient | None = None,
+) -> IntegrityVerdict:
+    """A classic token is decrypted with the app's Play keys; a standard one goes to Google."""
+    _require(token_type in TOKEN_TYPES, Reason.UNSUPPORTED_FORMAT, f"integrity_token_type {token_type!r}")
+    policy, expected = integrity_policy(app), binding.request_hash()
+    if token_type == "standard":
+        return verify_standard_token(token, policy=policy, expected_request_hash=expected, now=now, client=client)
+    aes, spki = app.play_integrity_decryption_key(), app.play_integrity_verification_key()
+    _require(bool(aes and spki), Reason.INTEGRITY_TOKEN_INVALID, "no Play Integrity keys registered for classic tokens")
+    return verify_classic_token(token, keys=play_keys_from_raw(aes, spki), policy=policy, expected_nonce=expected, now=now)
+
+
+def _integrity_facts(verdict: IntegrityVerdict, token_type: str, now: dt.datetime) -> dict[str, Any]:
+    return {**verdict.facts, "token_type": token_type, "checked_at": now.isoformat()}
+
+
+def enroll_android_device(
+    app: RegisteredApp, chain_pem: str, integrity_token: str | None, binding: RequestBinding,
+    now: dt.datetime | None = None, *, integrity_token_type: str = "standard",
+    purpose: str = ChallengePurpose.ENROLL, request: HttpRequest | None = None,
+    client: PlayIntegrityClient | None = None,
+) -> Device:
+    """Verify the Key Attestation chain and a Play Integrity verdict over ``binding``;
+    register (or recognise) the device."""
+    now = now or timezone.now()
+    client_id = app.client.client_id
+    try:
+        _require(app.platform == Platform.ANDROID, Reason.DEVICE_MISMATCH, "app is not an Android app")
+        _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "binding is for another client")
+        consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        result = verify_key_attestation(chain_from_wire(chain_pem), challenge=binding.client_data_hash(), now=now,
+                                        policy=key_policy(app))
+        _require(bool(integrity_token), Reason.ATTESTATION_REQUIRED, "a Play Integrity token is required to enroll")
+        verdict = check_integrity(app, str(integrity_token), integrity_token_type, binding, now, client)
+        device, created = _store_device(app, result, _integrity_facts(verdict, integrity_token_type, now), now)
+    except AttestationError as exc:
+        _event("attestation.enroll", exc.reason, client_id, request, detail=exc.detail)
+        raise
+    _event("attestation.enroll", "", client_id, request, key_id=device.key_id, device=device.pk, created=created,
+           security_level=device.security_level)
+    return device
+
+
+def _store_device(app: RegisteredApp, result: AndroidKeyAttestation, integrity: dict[str, Any],
+                  now: dt.datetime) -> tuple[Device, bool]:
+    """Create the device, or refresh the attestation of a known, usable one."""
+    fields = {
+        "public_key": result.public_key_pem,
+        "verdict": {"key_attestation": result.facts(), "play_integrity": integrity},
+        "security_level": LEVELS[result.security_level],
+        "last_attested_at": now,
+        "requires_reattestation": False,
+    }
+    try:
+        with transaction.atomic():
+            device = Device.objects.create(platform=Platform.ANDROID, app=app, key_id=result.key_id,
+                                           first_attested_at=now, **fields)
+            return device, True
+    except IntegrityError:
+        pass
+    with transaction.atomic():
+        device = Device.objects.select_for_update().get(app=app, key_id=result.key_id)
+        device.check_usable()
+        for name, value in fields.items():
+            setattr(device, name, value)
+        device.save(update_fields=list(fields))
+    return device, False
+
+
+def _last_verdict_fresh(device: Device, now: dt.datetime) -> bool:
+    minutes = device.app.play_integrity_max_age_minutes
+    checked = (device.verdict or {}).get("play_integrity", {}).get("checked_at")
+    if not minutes or not checked:
+        return False
+    return now - dt.datetime.fromisoformat(checked) <= dt.timedelta(minutes=minutes)
+
+
+def verify_android_refresh(
+    device: Device, signature: str | bytes, integrity_token: str | None, binding: RequestBinding,
+    now: dt.datetime | None = None, *, integrity_token_type: str = "standard",
+    purpose: str = ChallengePurpose.REFRESH, request: HttpRequest | None = None,
+    client: PlayIntegrityClient | None = None,
+) -> Device:
+    """Check the attested key's signature over ``binding`` (always) and a Play Integrity
+    verdict (required unless the last one is younger than the client's max age)."""
+    now = now or timezone.now()
+    client_id = device.app.client.client_id
+    try:
+        device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation", "verdict"])
+        device.check_usable()
+        _require(device.platform == Platform.ANDROID, Reason.DEVICE_MISMATCH, "not an Android device")
+        _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "device belongs to another client")
+        _require(not device.requires_reattestation, Reason.ATTESTATION_REQUIRED, "re-attestation required")
+        consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        verify_key_signature(load_public_key(device.public_key), signature, binding)
+        integrity = None
+        if integrity_token:
+            verdict = check_integrity(device.app, integrity_token, integrity_token_type, binding, now, client)
+            integrity = _integrity_facts(verdict, integrity_token_type, now)
+        else:
+            _require(_last_verdict_fresh(device, now), Reason.ATTESTATION_REQUIRED, "a fresh Play Integrity verdict is required")
+        _record_refresh(device, integrity, now)
+    except AttestationError as exc:
+        _event("attestation.assert", exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
+        raise
+    _event("attestation.assert", "", client_id, request, key_id=device.key_id, integrity_checked=integrity is not None)
+    return device
+
+
+def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.datetime) -> None:
+    """Store the refresh under a row lock, only while the device is still active."""
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().get(pk=device.pk)
+        locked.check_usable()
+        locked.last_asserted_at = now
+        fields = ["last_asserted_at"]
+        if integrity is not None:
+            locked.verdict = {**(locked.verdict or {}), "play_integrity": integrity}
+            fields.append("verdict")
+        locked.save(update_fields=fields)
+    device.last_asserted_at, device.verdict = locked.last_asserted_at, locked.verdict
+
+
+def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
+    record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id, request=request,
+           platform=Platform.ANDROID.value, **details)
