@@ -3,6 +3,19 @@
 ``amr`` values are RFC 8176's: ``pwd`` password, ``otp`` one-time code (TOTP or
 recovery code), ``hwk``/``swk`` proof of a hardware/software key (passkey), ``user``
 user verification (biometric or PIN) on the authenticator, ``mfa`` more than one factor.
+
+The ``acr`` values Vigil issues (weakest first):
+
+==================================== =====================================================
+``urn:vigil:acr:password``           one factor: a password (``pwd``)
+``urn:vigil:acr:mfa``                two factors: password + TOTP or recovery code
+                                     (``pwd otp mfa``)
+``urn:vigil:acr:phishing-resistant`` a passkey with user verification, alone or after a
+                                     password (``hwk``/``swk`` + ``user`` + ``mfa``)
+==================================== =====================================================
+
+``hwk`` is a device-bound passkey (not backup-eligible), ``swk`` a synced one (backup
+eligible, WebAuthn L3 §6.1.3): the private key of a synced passkey leaves the device.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ ACR_VALUES_SUPPORTED = list(ACR_ORDER)
 
 
 def acr_for_amr(amr: list[str]) -> str:
+    """The strongest class the methods in ``amr`` meet (a passkey counts only with UV or a password)."""
     methods = set(amr)
     if "hwk" in methods or "swk" in methods:
         if "user" in methods or "mfa" in methods:
@@ -28,6 +42,7 @@ def acr_for_amr(amr: list[str]) -> str:
 
 
 def acr_satisfies(actual: str, wanted: str) -> bool:
+    """Whether ``actual`` meets ``wanted`` (unknown values never match)."""
     if wanted not in ACR_ORDER:
         return False
     if actual not in ACR_ORDER:

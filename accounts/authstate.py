@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.contrib.auth import login as django_login
@@ -35,30 +36,40 @@ class AuthState:
 
     @property
     def auth_datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.auth_time, tz=timezone.utc)
+        return datetime.fromtimestamp(self.auth_time, tz=dt_timezone.utc)
 
 
 def establish(request: HttpRequest, user: Any, amr: list[str], now: datetime | None = None) -> AuthState:
     """Log the user in (a fresh session id, against fixation) and record how."""
+    from .flows import browser_sessions
+
     moment = now or timezone.now()
     previous = current(request)
+    old_key = request.session.session_key
     django_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     sid = previous.sid if previous and previous.user_id == user.pk else generate_token(16)
     state = AuthState(user_id=user.pk, auth_time=int(moment.timestamp()), amr=normalise_amr(amr), sid=sid)
     request.session[SESSION_KEY] = {"auth_time": state.auth_time, "amr": state.amr, "sid": state.sid}
+    browser_sessions.remember(request, user, state, old_key=old_key, now=moment)
     return state
 
 
 def add_methods(request: HttpRequest, methods: list[str], now: datetime | None = None) -> AuthState | None:
     """A further factor (step-up) on the same session: amr grows, auth_time moves on."""
+    from .flows import browser_sessions
+
     state = current(request)
     if state is None:
         return None
     moment = now or timezone.now()
     amr = normalise_amr([*state.amr, *methods])
     request.session[SESSION_KEY] = {"auth_time": int(moment.timestamp()), "amr": amr, "sid": state.sid}
+    old_key = request.session.session_key
     request.session.cycle_key()
-    return current(request)
+    new_state = current(request)
+    if new_state is not None:
+        browser_sessions.remember(request, request.user, new_state, old_key=old_key, now=moment)
+    return new_state
 
 
 def current(request: HttpRequest) -> AuthState | None:

@@ -1,6 +1,32 @@
+"""Forms of the account pages (accessible labels and autocomplete hints for phones)."""
+
+from __future__ import annotations
+
 from django import forms
 
 
 class LoginForm(forms.Form):
     username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username webauthn", "autofocus": True}))
     password = forms.CharField(max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}), strip=False)
+
+
+class CodeForm(forms.Form):
+    """A TOTP code (RFC 6238, 6 digits) or a recovery code."""
+
+    method = forms.ChoiceField(choices=[("totp", "Authenticator app"), ("recovery", "Recovery code")])
+    code = forms.CharField(
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text", "autocapitalize": "off"}),
+    )
+
+
+class TotpConfirmForm(forms.Form):
+    code = forms.CharField(
+        max_length=10,
+        label="Code from the app",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}),
+    )
+
+
+class RenameForm(forms.Form):
+    name = forms.CharField(max_length=100)

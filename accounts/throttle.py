@@ -42,3 +42,34 @@ def register_failure(username: str, ip: str | None) -> None:
 
 def reset(username: str) -> None:
     cache.delete(_key("acct", username))
+
+
+def _user_key(user_pk: int) -> str:
+    return _key("mfa", str(user_pk))
+
+
+def second_factor_locked(user_pk: int, ip: str | None) -> bool:
+    """Second-factor attempts (TOTP, recovery code, passkey) share the account's budget."""
+    if cache.get(_user_key(user_pk), 0) >= app_settings.LOGIN_FAILURES_PER_ACCOUNT:
+        return True
+    return bool(ip) and cache.get(_key("ip", ip or ""), 0) >= app_settings.LOGIN_FAILURES_PER_IP
+
+
+def register_second_factor_failure(user_pk: int, ip: str | None) -> None:
+    _incr(_user_key(user_pk))
+    if ip:
+        _incr(_key("ip", ip))
+
+
+def reset_second_factor(user_pk: int) -> None:
+    cache.delete(_user_key(user_pk))
+
+
+def ip_locked(ip: str | None) -> bool:
+    """For attempts that name no account (a passwordless passkey assertion)."""
+    return bool(ip) and cache.get(_key("ip", ip or ""), 0) >= app_settings.LOGIN_FAILURES_PER_IP
+
+
+def register_ip_failure(ip: str | None) -> None:
+    if ip:
+        _incr(_key("ip", ip))

@@ -1,35 +1,43 @@
-"""Account pages: thin views over ``accounts.flows``."""
+"""Sign-in pages: thin views over ``accounts.flows`` (password, second factor, passkeys)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.contrib.auth import logout
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render, resolve_url
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
-from . import authstate
-from .flows.login import LoginRefused, check_password_login
-from .forms import LoginForm
+from . import authstate, pending
+from .flows import browser_sessions, passkey_login, policy, second_factor
+from .flows.login import LoginRefused, after_first_factor, begin_step_up, check_password_login
+from .forms import CodeForm, LoginForm
+from .navigation import LoginParams, redirect_for, safe_next
+from .security import csp
+from .webauthn_rp import PasskeyError
 
-
-def safe_next(request: HttpRequest, default: str = "accounts:profile") -> str:
-    candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return resolve_url(default)
+__all__ = ["safe_next", "login_view", "verify_view", "logout_view", "passkey_auth_options", "passkey_auth_verify"]
 
 
 @never_cache
 @csrf_protect
+@csp
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
-    form = LoginForm(request.POST or None)
+    """The authorize endpoint's login page: ``next``, ``acr``, ``force``, ``login_hint``."""
+    params = LoginParams.from_request(request)
+    if request.method == "GET" and not params.force:
+        state = authstate.current(request)
+        if state is not None:
+            decision = policy.decide(request.user, state.amr, params.acr)
+            if decision.step == policy.VERIFY:
+                begin_step_up(request, request.user)
+            return redirect_for(decision, params)
+    form = LoginForm(request.POST or None, initial={"username": params.login_hint})
     error = ""
     if request.method == "POST" and form.is_valid():
         try:
@@ -37,26 +45,105 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except LoginRefused as refused:
             error = refused.message
         else:
-            authstate.establish(request, user, ["pwd"])
-            return HttpResponseRedirect(safe_next(request))
+            return redirect_for(after_first_factor(request, user, ["pwd"], params.acr), params)
     elif request.method == "POST":
         error = "Enter your username and password."
-    status = 400 if error else 200
-    return render(
-        request, "accounts/login.html", {"form": form, "error": error, "next": safe_next(request)}, status=status
-    )
+    context = {"form": form, "error": error, "params": params, "next": params.next}
+    return render(request, "accounts/login.html", context, status=400 if error else 200)
+
+
+def _pending_amr(request: HttpRequest, state: pending.Pending) -> list[str]:
+    current = authstate.current(request)
+    return current.amr if state.mode == "stepup" and current is not None else state.amr
 
 
 @never_cache
+@csrf_protect
+@csp
+@require_http_methods(["GET", "POST"])
+def verify_view(request: HttpRequest) -> HttpResponse:
+    """Second factor after the password, or a step-up of the current session."""
+    params = LoginParams.from_request(request)
+    state = pending.get(request)
+    user = state.user() if state else None
+    if state is None or user is None:
+        return HttpResponseRedirect(params.continue_url)
+    decision = policy.decide(user, _pending_amr(request, state), params.acr)
+    methods = decision.methods or policy.available_methods(user)
+    form = CodeForm(request.POST or None)
+    error = ""
+    if request.method == "POST":
+        if form.is_valid() and form.cleaned_data["method"] in methods:
+            try:
+                second_factor.verify_code(request, state, form.cleaned_data["method"], form.cleaned_data["code"])
+            except second_factor.SecondFactorRefused as refused:
+                error = refused.message
+            else:
+                return HttpResponseRedirect(params.continue_url)
+        else:
+            error = "Enter a code."
+    context = {"form": form, "error": error, "params": params, "methods": methods, "step_up": state.mode == "stepup"}
+    return render(request, "accounts/verify.html", context, status=400 if error else 200)
+
+
+@never_cache
+@csp
 @require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        browser_sessions.end_current(request)
         logout(request)
         return render(request, "accounts/logged_out.html")
     return render(request, "accounts/logout_confirm.html")
 
 
-@login_required
+# --- passkey sign-in (JSON, called by static/accounts/passkeys.js) -------------------------
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _error(code: str, message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message}, status=status)
+
+
 @never_cache
-def profile_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/profile.html", {"auth": authstate.current(request)})
+@csrf_protect
+@require_POST
+def passkey_auth_options(request: HttpRequest) -> HttpResponse:
+    """``PublicKeyCredentialRequestOptions`` for passwordless sign-in or the second factor."""
+    purpose = _json_body(request).get("purpose")
+    if purpose == passkey_login.SECOND_FACTOR:
+        state = pending.get(request)
+        user = state.user() if state else None
+        if user is None:
+            return _error("no_pending_login", "Start again from the sign-in page.")
+        options = passkey_login.begin(request, purpose, user)
+    else:
+        options = passkey_login.begin(request, passkey_login.PASSWORDLESS)
+    return HttpResponse(options, content_type="application/json")
+
+
+@never_cache
+@csrf_protect
+@require_POST
+def passkey_auth_verify(request: HttpRequest) -> JsonResponse:
+    data = _json_body(request)
+    params = LoginParams.from_request(request, {k: str(data.get(k) or "") for k in ("next", "acr")})
+    purpose = data.get("purpose")
+    try:
+        if purpose == passkey_login.SECOND_FACTOR:
+            state = pending.get(request)
+            user = state.user() if state else None
+            if state is None or user is None:
+                return _error("no_pending_login", "Start again from the sign-in page.")
+            passkey_login.as_second_factor(request, state, user, data.get("credential"))
+        else:
+            passkey_login.passwordless(request, data.get("credential"))
+    except PasskeyError as error:
+        return _error(error.code, error.message)
+    return JsonResponse({"redirect": params.continue_url})
+

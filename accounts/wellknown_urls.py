@@ -2,4 +2,13 @@
 
 from django.urls import path
 
-urlpatterns: list = []
+from . import wellknown
+
+urlpatterns = [
+    path(".well-known/assetlinks.json", wellknown.asset_links_view, name="assetlinks"),
+    path(
+        ".well-known/apple-app-site-association",
+        wellknown.apple_app_site_association_view,
+        name="apple-app-site-association",
+    ),
+]

@@ -1,0 +1,79 @@
+"""Admin: users with their factors (read-only) and an action to reset them.
+
+Factor rows are never edited here directly: every change goes through ``accounts.flows``
+so it is a security event. django-otp's own device admins are unregistered for that reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from .flows import factors, recovery
+from .models import Passkey, User
+
+for _model in (TOTPDevice, StaticDevice):
+    try:
+        admin.site.unregister(_model)
+    except admin.sites.NotRegistered:
+        pass
+
+
+class PasskeyInline(admin.TabularInline):
+    model = Passkey
+    extra = 0
+    can_delete = False
+    fields = ["name", "created_at", "last_used_at", "backup_eligible", "backup_state", "sign_count", "aaguid"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TotpInline(admin.TabularInline):
+    model = TOTPDevice
+    extra = 0
+    can_delete = False
+    fields = ["name", "confirmed", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "email", "is_active", "require_mfa", "factor_summary", "is_staff"]
+    list_filter = [*DjangoUserAdmin.list_filter, "require_mfa"]
+    readonly_fields = ["subject", "factor_summary"]
+    fieldsets = [
+        *DjangoUserAdmin.fieldsets,
+        ("Authentication policy", {"fields": ["subject", "require_mfa", "email_verified", "factor_summary"]}),
+    ]
+    inlines = [TotpInline, PasskeyInline]
+    actions = ["reset_factors"]
+
+    @admin.display(description="Factors")
+    def factor_summary(self, obj: User) -> str:
+        parts = []
+        if TOTPDevice.objects.filter(user=obj, confirmed=True).exists():
+            parts.append("TOTP")
+        count = Passkey.objects.filter(user=obj).count()
+        if count:
+            parts.append(f"{count} passkey{'s' if count != 1 else ''}")
+        codes = recovery.remaining(obj)
+        if codes:
+            parts.append(f"{codes} recovery codes")
+        return ", ".join(parts) or "password only"
+
+    @admin.action(description="Reset second factors (TOTP, passkeys, recovery codes) and sign out apps")
+    def reset_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            factors.reset_all(user, actor=request.user, request=request)
+        self.message_user(request, f"Factors reset for {queryset.count()} user(s).", messages.SUCCESS)

@@ -1,0 +1,48 @@
+"""Factor changes that span kinds: removing TOTP under the MFA policy, an admin reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from idp.events import record
+
+from ..models import Passkey
+from . import device_sessions, policy, recovery, totp
+from .passkeys import FactorRemovalRefused
+
+
+def remove_totp(request: HttpRequest, user: Any) -> bool:
+    """Remove the authenticator app, unless it is the last factor a required MFA depends on."""
+    with transaction.atomic():
+        list(TOTPDevice.objects.select_for_update().filter(user=user))
+        list(Passkey.objects.select_for_update().filter(user=user))
+        if not policy.can_remove_factor(user, "totp"):
+            refused = True
+        else:
+            refused = False
+            removed = totp.remove(user, request)
+    if refused:
+        record("factor.totp.remove", outcome="denied", reason="last_factor", user=user, request=request)
+        raise FactorRemovalRefused()
+    if not policy.has_second_factor(user):
+        recovery.delete_all(user, request, reason="no_second_factor_left")
+    return removed
+
+
+def reset_all(user: Any, actor: Any = None, request: HttpRequest | None = None) -> None:
+    """Admin action: delete every second factor of ``user`` and revoke their app sessions.
+
+    The user signs in with the password next time and, if policy requires MFA, enrolls again.
+    """
+    actor_name = actor.get_username() if actor is not None else ""
+    with transaction.atomic():
+        passkeys = Passkey.objects.filter(user=user).count()
+        Passkey.objects.filter(user=user).delete()
+        had_totp = TOTPDevice.objects.filter(user=user).delete()[0] > 0
+    recovery.delete_all(user, request, reason="admin_reset")
+    record("factor.reset", user=user, request=request, actor=actor_name, passkeys=passkeys, totp=had_totp)
+    device_sessions.revoke_all(user, "factors_reset", request=request)

@@ -1,0 +1,113 @@
+"""Passkey registration (WebAuthn L3 §7.1) and management: list, rename, remove."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from webauthn.helpers.structs import CredentialDeviceType
+
+from idp.events import record
+
+from .. import webauthn_rp
+from ..models import Passkey, b64url
+from ..webauthn_rp import PasskeyError
+from . import policy, recovery
+
+PURPOSE = "register"
+
+
+class FactorRemovalRefused(Exception):
+    """Removing this factor would leave a user whom policy requires to have MFA without one."""
+
+    message = "This is your last second factor and your account requires one. Add another first."
+
+
+@dataclass(frozen=True)
+class Registered:
+    passkey: Passkey
+    recovery_codes: list[str]
+
+
+def begin(request: HttpRequest, user: Any, now: datetime | None = None) -> str:
+    """Creation options (JSON) with a fresh challenge; existing passkeys are excluded."""
+    challenge = webauthn_rp.new_challenge(request, PURPOSE, now)
+    existing = list(Passkey.objects.filter(user=user).values_list("credential_id", flat=True))
+    return webauthn_rp.registration_options(
+        user.ensure_webauthn_user_handle(), user.get_username(), user.get_full_name(), existing, challenge
+    )
+
+
+def finish(
+    request: HttpRequest, user: Any, credential: Any, name: str, now: datetime | None = None
+) -> Registered:
+    """Verify the attestation and store the credential record (§7.1 steps 5-27)."""
+    moment = now or timezone.now()
+    try:
+        challenge = webauthn_rp.pop_challenge(request, PURPOSE, moment)
+        verified, transports = webauthn_rp.verify_registration(credential, challenge)
+    except PasskeyError as error:
+        record("factor.passkey.register", outcome="failure", reason=error.code, user=user, request=request,
+               detail=error.detail[:200])
+        raise
+    first_factor = not policy.has_second_factor(user)
+    try:
+        with transaction.atomic():
+            passkey = Passkey.objects.create(
+                user=user,
+                name=(name.strip() or "Passkey")[:100],
+                credential_id=b64url(verified.credential_id),
+                public_key=verified.credential_public_key,
+                sign_count=verified.sign_count,
+                transports=transports,
+                backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+                backup_state=bool(verified.credential_backed_up),
+                user_handle=user.ensure_webauthn_user_handle(),
+                aaguid=webauthn_rp.aaguid_text(verified.aaguid),
+                attestation_format=str(getattr(verified.fmt, "value", verified.fmt))[:32],
+                created_at=moment,
+            )
+    except IntegrityError as exc:  # §7.1 step 26: a credential id already registered
+        record("factor.passkey.register", outcome="failure", reason="duplicate_credential", user=user,
+               request=request)
+        raise PasskeyError("duplicate_credential") from exc
+    record("factor.passkey.added", user=user, request=request, passkey=passkey.pk, name=passkey.name,
+           backup_eligible=passkey.backup_eligible, aaguid=passkey.aaguid)
+    codes = recovery.generate(user, request, reason="first_factor") if first_factor and not policy.has_recovery_codes(user) else []
+    return Registered(passkey=passkey, recovery_codes=codes)
+
+
+def list_for(user: Any) -> list[Passkey]:
+    return list(Passkey.objects.filter(user=user))
+
+
+def rename(request: HttpRequest, user: Any, passkey_id: int, name: str) -> bool:
+    name = name.strip()[:100]
+    if not name:
+        return False
+    updated = Passkey.objects.filter(pk=passkey_id, user=user).update(name=name)
+    if updated:
+        record("factor.passkey.renamed", user=user, request=request, passkey=passkey_id, name=name)
+    return bool(updated)
+
+
+def remove(request: HttpRequest | None, user: Any, passkey_id: int, reason: str = "user") -> bool:
+    """Delete one passkey, unless it is the last second factor of a user who must have MFA."""
+    with transaction.atomic():
+        locked = {p.pk: p for p in Passkey.objects.select_for_update().filter(user=user)}
+        passkey = locked.get(passkey_id)
+        if passkey is None:
+            return False
+        if not policy.can_remove_factor(user, "passkey", passkey_id=passkey.pk):
+            record("factor.passkey.remove", outcome="denied", reason="last_factor", user=user, request=request,
+                   passkey=passkey.pk)
+            raise FactorRemovalRefused()
+        passkey.delete()
+    record("factor.passkey.removed", user=user, request=request, passkey=passkey_id, reason=reason)
+    if not policy.has_second_factor(user):
+        recovery.delete_all(user, request, reason="no_second_factor_left")
+    return True

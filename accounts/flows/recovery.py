@@ -1,0 +1,67 @@
+"""Recovery codes: django-otp static tokens, shown once, each usable once.
+
+Only a keyed hash of each code is stored (``StaticToken.token`` holds 16 hex characters
+of HMAC-SHA256), so a copy of the table does not reveal usable codes. Using a code is a
+single conditional ``DELETE``: two concurrent uses of one code cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+from idp import crypto
+from idp.events import record
+
+from ..app_settings import app_settings
+
+DEVICE_NAME = "recovery"
+_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
+
+
+def _normalise(code: str) -> str:
+    return "".join(ch for ch in code.lower() if ch not in " -")
+
+
+def _hash(code: str) -> str:
+    return crypto.keyed_hash(f"recovery-code:{_normalise(code)}")[:16]
+
+
+def _new_code() -> str:
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(10))  # ~49 bits
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def generate(user: Any, request: HttpRequest | None = None, reason: str = "generated") -> list[str]:
+    """Replace the user's recovery codes with fresh ones; returns the plaintext codes (show once)."""
+    codes = [_new_code() for _ in range(app_settings.RECOVERY_CODE_COUNT)]
+    with transaction.atomic():
+        StaticDevice.objects.filter(user=user).delete()
+        device = StaticDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=True)
+        StaticToken.objects.bulk_create([StaticToken(device=device, token=_hash(c)) for c in codes])
+    record("factor.recovery_codes.generated", user=user, request=request, reason=reason, count=len(codes))
+    return codes
+
+
+def remaining(user: Any) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def use(user: Any, code: str) -> bool:
+    """Consume ``code`` if it is one of the user's unused recovery codes."""
+    normalised = _normalise(code)
+    if len(normalised) != 10 or any(ch not in _ALPHABET for ch in normalised):
+        return False
+    device_ids = list(StaticDevice.objects.filter(user=user, confirmed=True).values_list("pk", flat=True))
+    deleted, _ = StaticToken.objects.filter(device_id__in=device_ids, token=_hash(normalised)).delete()
+    return deleted == 1
+
+
+def delete_all(user: Any, request: HttpRequest | None = None, reason: str = "removed") -> None:
+    deleted, _ = StaticDevice.objects.filter(user=user).delete()
+    if deleted:
+        record("factor.recovery_codes.removed", user=user, request=request, reason=reason)

@@ -1,0 +1,103 @@
+"""TOTP (RFC 6238) with django-otp's ``TOTPDevice``: enrollment, verification, removal.
+
+A device counts only once confirmed by a first valid code. Verification runs under a row
+lock so ``last_t`` (the last accepted time step) makes each code single-use even under
+concurrent requests (RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt").
+"""
+
+from __future__ import annotations
+
+from base64 import b32encode
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import segno
+from django.db import transaction
+from django.http import HttpRequest
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from idp.events import client_ip, record
+
+from .. import throttle
+from ..app_settings import app_settings
+
+DEVICE_NAME = "Authenticator app"
+
+
+def pending_device(user: Any) -> TOTPDevice:
+    """The user's unconfirmed device (a new secret if there is none yet)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
+    return device
+
+
+def confirmed_device(user: Any) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+
+
+def secret_base32(device: TOTPDevice) -> str:
+    return b32encode(device.bin_key).decode().rstrip("=")
+
+
+def provisioning_uri(device: TOTPDevice) -> str:
+    """The ``otpauth://`` Key URI authenticator apps import."""
+    issuer = app_settings.TOTP_ISSUER.replace(":", "")
+    label = f"{issuer}:{device.user.get_username()}"
+    params = {"secret": secret_base32(device), "issuer": issuer, "algorithm": "SHA1",
+              "digits": device.digits, "period": device.step}
+    return f"otpauth://totp/{quote(label)}?{urlencode(params, quote_via=quote)}"
+
+
+def qr_svg(device: TOTPDevice) -> str:
+    """An inline SVG QR code of the provisioning URI, rendered here (no external service)."""
+    return segno.make(provisioning_uri(device), error="m").svg_inline(
+        scale=4, title="QR code for your authenticator app", svgclass="qr"
+    )
+
+
+def _clean(code: str) -> str | None:
+    digits = "".join(code.split())
+    return digits if digits.isdigit() and len(digits) in (6, 8) else None
+
+
+def verify_device(device_pk: int, code: str) -> bool:
+    """Check ``code`` against the device, under a row lock (no replay of a used time step)."""
+    token = _clean(code)
+    if token is None:
+        return False
+    with transaction.atomic():
+        device = TOTPDevice.objects.select_for_update().get(pk=device_pk)
+        return bool(device.verify_token(token))
+
+
+def verify(user: Any, code: str) -> bool:
+    """A login-time check against the user's confirmed device."""
+    device = confirmed_device(user)
+    return device is not None and verify_device(device.pk, code)
+
+
+def confirm(user: Any, code: str, request: HttpRequest | None = None) -> bool:
+    """Confirm the pending device with its first valid code; replaces any older device."""
+    ip = client_ip(request)
+    if throttle.second_factor_locked(user.pk, ip):
+        record("factor.totp.enroll", outcome="denied", reason="throttled", user=user, request=request)
+        return False
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if device is None or not verify_device(device.pk, code):
+        throttle.register_second_factor_failure(user.pk, ip)
+        record("factor.totp.enroll", outcome="failure", reason="bad_code", user=user, request=request)
+        return False
+    throttle.reset_second_factor(user.pk)
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+        TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
+    record("factor.totp.enrolled", user=user, request=request, device=device.pk)
+    return True
+
+
+def remove(user: Any, request: HttpRequest | None = None, reason: str = "user") -> bool:
+    deleted, _ = TOTPDevice.objects.filter(user=user).delete()
+    if deleted:
+        record("factor.totp.removed", user=user, request=request, reason=reason)
+    return bool(deleted)

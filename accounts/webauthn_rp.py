@@ -1,0 +1,197 @@
+"""The WebAuthn Relying Party boundary over py_webauthn: options, challenges, verification.
+
+Every library exception becomes one ``PasskeyError`` with a stable code (never a 500).
+Challenges live in the server-side session, one per purpose, single-use and short-lived
+(WebAuthn L3 §13.4.3). Origins accepted are ``ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS``, which
+may include native Android origins ``android:apk-key-hash:...`` (§7.1 step 9).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import base64url_to_bytes, parse_authentication_credential_json, parse_registration_credential_json
+from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
+    AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+from webauthn.registration.verify_registration_response import VerifiedRegistration
+from webauthn.authentication.verify_authentication_response import VerifiedAuthentication
+
+from .app_settings import app_settings
+from .models import b64url
+
+CHALLENGE_SESSION_KEY = "vigil_webauthn"
+
+
+class PasskeyError(Exception):
+    """A refused WebAuthn ceremony; ``code`` is stable, the message is safe to show."""
+
+    MESSAGE = "The passkey could not be verified. Try again."
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(self.MESSAGE)
+        self.code = code
+        self.detail = detail
+        self.message = self.MESSAGE
+        self.passkey: Any = None
+
+
+def apk_key_hash_origin(sha256_fingerprint: str) -> str:
+    """The origin an Android app presents (``AA:BB:..`` SHA-256 of its signing certificate)."""
+    raw = bytes.fromhex(sha256_fingerprint.replace(":", ""))
+    return "android:apk-key-hash:" + b64url(raw)
+
+
+# --- challenges --------------------------------------------------------------------------
+def new_challenge(request: HttpRequest, purpose: str, now: datetime | None = None) -> bytes:
+    moment = now or timezone.now()
+    challenge = secrets.token_bytes(32)
+    store = request.session.get(CHALLENGE_SESSION_KEY) or {}
+    store[purpose] = {"c": b64url(challenge), "exp": int(moment.timestamp()) + app_settings.WEBAUTHN_CHALLENGE_SECONDS}
+    request.session[CHALLENGE_SESSION_KEY] = store
+    return challenge
+
+
+def pop_challenge(request: HttpRequest, purpose: str, now: datetime | None = None) -> bytes:
+    """The purpose's challenge, removed from the session (single use), or ``PasskeyError``."""
+    moment = now or timezone.now()
+    store = request.session.get(CHALLENGE_SESSION_KEY) or {}
+    entry = store.pop(purpose, None)
+    request.session[CHALLENGE_SESSION_KEY] = store
+    if not entry:
+        raise PasskeyError("no_challenge")
+    if moment.timestamp() >= int(entry["exp"]):
+        raise PasskeyError("challenge_expired")
+    return base64url_to_bytes(entry["c"])
+
+
+# --- registration (WebAuthn L3 §7.1) -------------------------------------------------------
+def registration_options(
+    user_handle: str, user_name: str, display_name: str, exclude: list[str], challenge: bytes
+) -> str:
+    """Creation options for a discoverable credential with user verification required."""
+    options = generate_registration_options(
+        rp_id=app_settings.WEBAUTHN_RP_ID,
+        rp_name=app_settings.WEBAUTHN_RP_NAME,
+        user_id=base64url_to_bytes(user_handle),
+        user_name=user_name,
+        user_display_name=display_name or user_name,
+        challenge=challenge,
+        timeout=app_settings.WEBAUTHN_CHALLENGE_SECONDS * 1000,
+        attestation=AttestationConveyancePreference.NONE,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            require_resident_key=True,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        ),
+        exclude_credentials=[PublicKeyCredentialDescriptor(id=base64url_to_bytes(c)) for c in exclude],
+    )
+    return options_to_json(options)
+
+
+def verify_registration(credential: Any, challenge: bytes, **overrides: Any) -> tuple[VerifiedRegistration, list[str]]:
+    """Verify a ``create()`` response; returns the result and the transports the browser reported."""
+    params: dict[str, Any] = {
+        "expected_challenge": challenge,
+        "expected_rp_id": app_settings.WEBAUTHN_RP_ID,
+        "expected_origin": app_settings.WEBAUTHN_ALLOWED_ORIGINS,
+        "require_user_verification": True,
+    }
+    params.update(overrides)
+    try:
+        parsed = parse_registration_credential_json(credential)
+        verified = verify_registration_response(credential=parsed, **params)
+    except Exception as exc:  # library boundary: py_webauthn, cbor2, pyasn1, cryptography
+        raise PasskeyError("invalid_registration", f"{type(exc).__name__}: {exc}") from exc
+    transports = [t.value if isinstance(t, AuthenticatorTransport) else str(t) for t in parsed.response.transports or []]
+    return verified, transports
+
+
+# --- authentication (WebAuthn L3 §7.2) -----------------------------------------------------
+def authentication_options(allow: list[tuple[str, list[str]]], challenge: bytes) -> str:
+    """Request options; ``allow`` empty for discoverable credentials (passwordless, autofill)."""
+    descriptors = [
+        PublicKeyCredentialDescriptor(
+            id=base64url_to_bytes(cred_id),
+            transports=[AuthenticatorTransport(t) for t in transports if t in _TRANSPORTS] or None,
+        )
+        for cred_id, transports in allow
+    ]
+    options = generate_authentication_options(
+        rp_id=app_settings.WEBAUTHN_RP_ID,
+        challenge=challenge,
+        timeout=app_settings.WEBAUTHN_CHALLENGE_SECONDS * 1000,
+        allow_credentials=descriptors,
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    return options_to_json(options)
+
+
+_TRANSPORTS = {t.value for t in AuthenticatorTransport}
+
+
+def parse_assertion(credential: Any) -> AuthenticationCredential:
+    try:
+        return parse_authentication_credential_json(credential)
+    except Exception as exc:  # library boundary
+        raise PasskeyError("malformed_assertion", f"{type(exc).__name__}: {exc}") from exc
+
+
+def verify_assertion(
+    parsed: AuthenticationCredential, challenge: bytes, public_key: bytes, **overrides: Any
+) -> VerifiedAuthentication:
+    """Signature, challenge, origin, RP ID, UP and UV checks (§7.2 steps 11-21).
+
+    The sign count is passed as 0 so the caller judges regressions itself, under a row lock
+    and with its own security event (§7.2 step 22).
+    """
+    params: dict[str, Any] = {
+        "expected_challenge": challenge,
+        "expected_rp_id": app_settings.WEBAUTHN_RP_ID,
+        "expected_origin": app_settings.WEBAUTHN_ALLOWED_ORIGINS,
+        "credential_public_key": public_key,
+        "credential_current_sign_count": 0,
+        "require_user_verification": True,
+    }
+    params.update(overrides)
+    try:
+        return verify_authentication_response(credential=parsed, **params)
+    except Exception as exc:  # library boundary
+        raise PasskeyError("invalid_assertion", f"{type(exc).__name__}: {exc}") from exc
+
+
+def sign_count_regressed(stored: int, received: int) -> bool:
+    """§6.1.1: a counter that does not increase (when either is non-zero) signals a clone."""
+    return (stored > 0 or received > 0) and received <= stored
+
+
+def credential_id_b64(parsed: AuthenticationCredential) -> str:
+    return b64url(parsed.raw_id)
+
+
+def aaguid_text(value: Any) -> str:
+    return str(value or "")[:36]
+
+
+def fingerprint(value: bytes) -> str:
+    """Short, non-reversible id of a credential for logs."""
+    return base64.urlsafe_b64encode(hashlib.sha256(value).digest()[:9]).decode()
