@@ -100,7 +100,7 @@ class Client(models.Model):
             return method == self.token_endpoint_auth_method
         # introspection / revocation: a confidential client uses its registered method;
         # a public client may revoke its own tokens with ``none`` (RFC 7009 §2.1).
-        if endpoint == "revoke" and self.is_public:
+        if endpoint == "revocation" and self.is_public:
             return method == AuthMethod.NONE
         return method == self.token_endpoint_auth_method and not self.is_public
 

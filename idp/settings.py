@@ -43,6 +43,10 @@ IDP_ISSUER = os.environ.get("IDP_ISSUER", "http://localhost:8000" if (DEBUG or T
 if not IDP_ISSUER:
     raise ImproperlyConfigured("IDP_ISSUER must be set (an https URL) when DJANGO_DEBUG is off.")
 
+if IDP_ISSUER.startswith("http://") and (DEBUG or TESTING):
+    # Authlib refuses plain-http requests unless told otherwise; only for a development issuer.
+    os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+
 # Private signing keys and other secrets at rest are encrypted with a key derived from this.
 IDP_KEY_ENCRYPTION_SECRET = os.environ.get("IDP_KEY_ENCRYPTION_SECRET", "")
 if not IDP_KEY_ENCRYPTION_SECRET:

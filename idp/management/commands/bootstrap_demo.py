@@ -1,14 +1,66 @@
-"""Create the demo user and clients for `make up` (idempotent)."""
+"""Demo data for `make up`: a user, a public mobile client and a confidential service.
+Idempotent; the service secret is rotated and printed on every run (it is never stored)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+
+from idp import keys
+from idp.app_settings import app_settings
+from idp.flows.clients import register_client, rotate_secret
+from idp.models import Client
+
+DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"
+MOBILE_ID, SERVICE_ID = "vigil-demo-mobile", "vigil-demo-service"
 
 
 class Command(BaseCommand):
-    help = "Create a demo user, a public mobile client and a confidential service client."
+    help = "Create (or refresh) the demo user and clients."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write("Vigil demo bootstrap: nothing yet")
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=DEMO_USER, defaults={"email": "demo@example.com"})
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.email_verified = True
+            user.save()
+        if not Client.objects.filter(client_id=MOBILE_ID).exists():
+            register_client(
+                name="Vigil demo mobile app",
+                public=True,
+                client_id=MOBILE_ID,
+                redirect_uris=["com.example.vigil:/oauthredirect", "http://127.0.0.1/callback"],
+                post_logout_redirect_uris=["com.example.vigil:/logout"],
+                first_party=True,
+            )
+        service = Client.objects.filter(client_id=SERVICE_ID).first()
+        if service is None:
+            secret = register_client(
+                name="Vigil demo service",
+                public=False,
+                client_id=SERVICE_ID,
+                redirect_uris=["http://127.0.0.1:8001/callback"],
+                scopes=["openid", "profile", "email", "offline_access", "orders.read"],
+            ).secret
+        else:
+            secret = rotate_secret(service)
+        keys.ensure_keys()
+        issuer = app_settings.ISSUER
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    f"Vigil is running at {issuer}",
+                    f"  discovery   {issuer}/.well-known/openid-configuration",
+                    f"  admin       {issuer}/admin/  (create a superuser: .venv/bin/python manage.py createsuperuser)",
+                    f"  demo user   {DEMO_USER} / {DEMO_PASSWORD}",
+                    f"  mobile app  client_id={MOBILE_ID} (public, PKCE S256; redirect com.example.vigil:/oauthredirect"
+                    " or http://127.0.0.1:<any port>/callback)",
+                    f"  service     client_id={SERVICE_ID} client_secret={secret} (confidential, client_secret_basic)",
+                    "",
+                ]
+            )
+        )

@@ -1,0 +1,51 @@
+"""Discovery metadata (OIDC Discovery 1.0 §3, RFC 8414 §2): every field is what the server does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts.acr import ACR_VALUES_SUPPORTED
+
+from .app_settings import app_settings
+
+
+def metadata() -> dict[str, Any]:
+    issuer = app_settings.ISSUER
+    algs = app_settings.SUPPORTED_SIGNING_ALGS
+    auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "end_session_endpoint": f"{issuer}/logout",
+        "challenge_endpoint": f"{issuer}/attestation/challenge",
+        "scopes_supported": app_settings.SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+        "introspection_endpoint_auth_methods_supported": auth_methods[:3],
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash", "azp",
+            "name", "given_name", "family_name", "preferred_username", "email", "email_verified",
+        ],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "acr_values_supported": ACR_VALUES_SUPPORTED,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "authorization_response_iss_parameter_supported": True,
+        "resource_indicators_supported": True,
+        "backchannel_logout_supported": False,
+        "frontchannel_logout_supported": False,
+    }

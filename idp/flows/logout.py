@@ -1,0 +1,78 @@
+"""RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2-§3).
+
+A valid ``id_token_hint`` (expired is fine, it must be ours) names the client; a
+``post_logout_redirect_uri`` is honoured only when registered for that client. Logging out
+ends the browser session and revokes the token families born from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from django.contrib.auth import logout
+from django.http import HttpRequest
+
+from accounts import authstate
+from sessions.flows.tokens import revoke_session
+from sessions.models import DeviceSession
+
+from .. import jwt_tokens
+from ..events import record
+from ..models import Client
+
+
+@dataclass
+class LogoutRequest:
+    client: Client | None
+    redirect_to: str | None
+    hint_sid: str | None
+    error: str = ""
+    hint_sub: str | None = None
+
+
+def parse(request: HttpRequest) -> LogoutRequest:
+    data = request.POST if request.method == "POST" else request.GET
+    hint = data.get("id_token_hint") or ""
+    wanted_redirect = data.get("post_logout_redirect_uri") or ""
+    client_id = data.get("client_id") or ""
+    claims: dict[str, Any] = {}
+    if hint:
+        try:
+            claims = jwt_tokens.verify(hint, check_exp=False)
+        except jwt_tokens.TokenInvalid:
+            return LogoutRequest(None, None, None, "The id_token_hint is not a valid ID token from this provider.")
+        aud = claims.get("aud")
+        hint_client = aud[0] if isinstance(aud, list) and aud else aud
+        if client_id and client_id != hint_client:
+            return LogoutRequest(None, None, None, "client_id does not match the id_token_hint.")
+        client_id = str(hint_client or "")
+    client = Client.objects.active().filter(client_id=client_id).first() if client_id else None
+    redirect_to = None
+    if wanted_redirect:
+        if client is None or wanted_redirect not in client.post_logout_redirect_uris:
+            return LogoutRequest(client, None, None, "The post_logout_redirect_uri is not registered for this client.")
+        redirect_to = wanted_redirect
+        if data.get("state"):
+            redirect_to = add_params_to_uri(redirect_to, [("state", data["state"])])
+    return LogoutRequest(client, redirect_to, claims.get("sid"), hint_sub=claims.get("sub"))
+
+
+def perform(request: HttpRequest, parsed: LogoutRequest) -> int:
+    """End the OP session and revoke its token families; returns how many were revoked."""
+    state = authstate.current(request)
+    browser_sids = {state.sid} if state else set()
+    if parsed.hint_sid:
+        hinted = DeviceSession.objects.filter(sid=parsed.hint_sid).first()
+        if hinted is not None and state is not None and hinted.user_id == state.user_id:
+            browser_sids.add(hinted.browser_sid)
+    revoked = 0
+    for session in DeviceSession.objects.active().filter(browser_sid__in=[s for s in browser_sids if s]).select_related(
+        "client", "user"
+    ):
+        revoked += int(revoke_session(session, "logout"))
+    user = request.user if request.user.is_authenticated else None
+    logout(request)
+    record("logout", user=user, request=request, client_id=parsed.client.client_id if parsed.client else "", revoked=revoked)
+    return revoked

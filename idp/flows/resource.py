@@ -1,0 +1,73 @@
+"""Checking access tokens presented to our own resource endpoints (userinfo) per
+RFC 6750 §2 (Bearer) and RFC 9449 §7 (DPoP)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+
+from sessions.models import AccessToken
+
+from .. import jwt_tokens
+from ..events import record
+
+
+@dataclass
+class ResourceError(Exception):
+    error: str
+    description: str
+    status: int = 401
+    scheme: str = "Bearer"
+
+    def www_authenticate(self) -> str:
+        return f'{self.scheme} error="{self.error}", error_description="{self.description}"'
+
+
+@dataclass
+class AuthorizedRequest:
+    claims: dict[str, Any]
+    token: AccessToken
+
+
+def extract_token(request: HttpRequest) -> tuple[str, str]:
+    """``(scheme, token)`` from the Authorization header or, for POST, the form (RFC 6750 §2.2)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() in {"bearer", "dpop"} and value.strip():
+            return scheme.lower(), value.strip()
+        raise ResourceError("invalid_request", "Malformed Authorization header.", 400)
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        token = request.POST.get("access_token", "")
+        if token:
+            return "bearer", token
+    raise ResourceError("invalid_token", "An access token is required.", 401)
+
+
+def authorize(request: HttpRequest, *, required_scope: str | None = None) -> AuthorizedRequest:
+    scheme, token = extract_token(request)
+    try:
+        claims = jwt_tokens.verify(token, typ="at+jwt")
+    except jwt_tokens.TokenInvalid as exc:
+        _refused(request, "invalid_token", str(exc))
+        raise ResourceError("invalid_token", "The access token is invalid or expired.") from exc
+    record_ = AccessToken.objects.select_related("session", "user").filter(jti=str(claims.get("jti"))).first()
+    if record_ is None or not record_.is_active(timezone.now()):
+        _refused(request, "invalid_token", "revoked")
+        raise ResourceError("invalid_token", "The access token has been revoked.")
+    bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
+    if bound or scheme == "dpop":
+        from .dpop_resource import check_dpop_binding
+
+        check_dpop_binding(request, scheme, token, claims)
+    if required_scope and required_scope not in str(claims.get("scope", "")).split():
+        _refused(request, "insufficient_scope", required_scope)
+        raise ResourceError("insufficient_scope", f"The token lacks the {required_scope} scope.", 403)
+    return AuthorizedRequest(claims=claims, token=record_)
+
+
+def _refused(request: HttpRequest, reason: str, detail: str) -> None:
+    record("resource.token_refused", outcome="denied", reason=reason, request=request, detail=detail, path=request.path)

@@ -1,0 +1,150 @@
+"""Introspection (RFC 7662) and revocation (RFC 7009) over our JWT access tokens and
+hashed refresh tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
+from django.utils import timezone
+
+from sessions.flows import tokens as token_flows
+from sessions.models import AccessToken, RefreshToken
+
+from .. import jwt_tokens
+from ..events import record
+
+CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+@dataclass
+class FoundToken:
+    """A token we issued, whichever kind, with what introspection and revocation need."""
+
+    kind: str  # "access_token" | "refresh_token"
+    access: AccessToken | None = None
+    refresh: RefreshToken | None = None
+    claims: dict[str, Any] | None = None
+
+    @property
+    def client(self) -> Any:
+        return self.access.client if self.access else self.refresh.session.client  # type: ignore[union-attr]
+
+    def check_client(self, client: Any) -> bool:
+        return self.client.pk == getattr(client, "pk", None)
+
+    def is_expired(self) -> bool:
+        if self.access is not None:
+            return not self.access.is_active() and self.access.revoked_at is None
+        return self.refresh.is_expired()  # type: ignore[union-attr]
+
+    def is_revoked(self) -> bool:
+        if self.access is not None:
+            return self.access.revoked_at is not None or (
+                self.access.session is not None and not self.access.session.is_active
+            )
+        return self.refresh.is_revoked() or self.refresh.rotated_at is not None  # type: ignore[union-attr]
+
+
+def find_token(token_string: str, hint: str | None) -> FoundToken | None:
+    if not isinstance(token_string, str) or not token_string:
+        return None
+    order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
+    for kind in order:
+        found = _find_access(token_string) if kind == "access_token" else _find_refresh(token_string)
+        if found is not None:
+            return found
+    return None
+
+
+def _find_access(token_string: str) -> FoundToken | None:
+    try:
+        claims = jwt_tokens.verify(token_string, typ="at+jwt", check_exp=False)
+    except jwt_tokens.TokenInvalid:
+        return None
+    record_ = (
+        AccessToken.objects.select_related("client", "user", "session").filter(jti=str(claims.get("jti"))).first()
+    )
+    return FoundToken("access_token", access=record_, claims=claims) if record_ else None
+
+
+def _find_refresh(token_string: str) -> FoundToken | None:
+    token = token_flows.find_refresh_token(token_string)
+    return FoundToken("refresh_token", refresh=token) if token else None
+
+
+class IntrospectionEndpoint(_IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
+        return find_token(token_string, token_type_hint)
+
+    def check_permission(self, token: FoundToken, client: Any, request: Any) -> bool:
+        """Confidential clients (resource servers and the token's own client) may introspect."""
+        return not client.is_public
+
+    def introspect_token(self, token: FoundToken) -> dict[str, Any]:
+        if token.access is not None and token.claims is not None:
+            claims = token.claims
+            body = {k: claims[k] for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope") if k in claims}
+            if "cnf" in claims:
+                body["cnf"] = claims["cnf"]
+            body["token_type"] = "DPoP" if "cnf" in claims else "Bearer"
+            if token.access.user is not None:
+                body["username"] = token.access.user.get_username()
+            if "sid" in claims:
+                body["sid"] = claims["sid"]
+            return body
+        refresh = token.refresh
+        assert refresh is not None
+        session = refresh.session
+        return {
+            "scope": refresh.scope,
+            "client_id": session.client.client_id,
+            "sub": session.user.get_user_id(),
+            "username": session.user.get_username(),
+            "exp": int(refresh.expires_at.timestamp()),
+            "iat": int(refresh.created_at.timestamp()),
+            "sid": session.sid,
+            "token_type": "refresh_token",
+        }
+
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        status, body, headers = super().create_endpoint_response(request)
+        record(
+            "oauth.introspection",
+            outcome="success" if body.get("active") else "info",
+            reason="active" if body.get("active") else "inactive",
+            client_id=request.client.client_id,
+            request=getattr(request, "django_request", None),
+        )
+        return status, body, [*headers, ("Cache-Control", "no-store")]
+
+
+class RevocationEndpoint(_RevocationEndpoint):
+    CLIENT_AUTH_METHODS = [*CONFIDENTIAL_METHODS, "none"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
+        return find_token(token_string, token_type_hint)
+
+    def authenticate_token(self, request: Any, client: Any) -> FoundToken | None:
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        # RFC 7009 §2.2: another client's or an unknown token gets the same 200, nothing revoked.
+        return token if token is not None and token.check_client(client) else None
+
+    def revoke_token(self, token: FoundToken, request: Any) -> None:
+        now = timezone.now()
+        if token.refresh is not None:
+            # RFC 7009 §2.1: revoking a refresh token revokes its grant (the whole family).
+            token_flows.revoke_session(token.refresh.session, "revoked_by_client", now=now)
+        elif token.access is not None:
+            AccessToken.objects.filter(pk=token.access.pk, revoked_at__isnull=True).update(revoked_at=now)
+        record(
+            "oauth.revocation",
+            reason=token.kind,
+            client_id=token.client.client_id,
+            request=getattr(request, "django_request", None),
+        )

@@ -1,0 +1,161 @@
+"""Authorization code grant (RFC 6749 §4.1) with PKCE S256 (RFC 7636) and OpenID Connect.
+
+A code is stored as a hash, redeemed once under a conditional UPDATE; a second use is
+refused and revokes what the first use issued (RFC 6749 §4.1.2).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from django.db import transaction
+from django.utils import timezone
+
+from sessions.flows import tokens as token_flows
+
+from ...crypto import token_hash
+from ...events import client_ip, record
+from ...models import AuthorizationCode
+from ..claims import id_token_claims
+from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only; required whenever the client's policy says so (always for public)."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        client = grant.request.client
+        if not data.get("code_challenge") and client is not None and client.pkce_required():
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDCode(_OpenIDCode):
+    """OIDC Core §3.1 on top of the code grant: nonce replay check and our own ID token."""
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        return AuthorizationCode.objects.filter(client__client_id=request.payload.client_id, nonce=nonce).exists()
+
+    def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
+        from ..claims import userinfo_claims
+
+        return userinfo_claims(user, scope)
+
+    def __call__(self, grant: Any) -> None:
+        """Like Authlib's, minus its ``prompt`` handling: ours lives in ``idp.flows.authorize``
+        because it needs the session's auth state (max_age, acr, step-up)."""
+        grant.register_hook("after_create_token_response", self.process_token)
+        if "openid" in (grant.request.payload.scope or "").split():
+            grant.register_hook(
+                "after_validate_authorization_request_payload", self.validate_openid_authorization_request
+            )
+
+    def process_token(self, grant: Any, response: Any) -> Any:
+        _, token, _ = response
+        scope = token.get("scope") or ""
+        session = grant.request.vigil_session
+        if "openid" in scope.split() and session is not None:
+            token["id_token"] = id_token_claims.encode(session, token.get("access_token"), grant.request.client)
+        return token
+
+
+class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    AUTHORIZATION_CODE_LENGTH = 48
+
+    def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
+        from ...app_settings import app_settings
+
+        now = timezone.now()
+        state = request.vigil_auth
+        data = request.payload.data
+        return AuthorizationCode.objects.create(
+            code_hash=token_hash(code),
+            client=request.client,
+            user=request.user,
+            redirect_uri=request.payload.redirect_uri or "",
+            scope=request.scope or "",
+            resource=list(request.vigil_resources),
+            nonce=data.get("nonce") or "",
+            code_challenge=data.get("code_challenge") or "",
+            code_challenge_method=data.get("code_challenge_method") or "",
+            auth_time=state.auth_datetime,
+            amr=list(state.amr),
+            acr=state.acr,
+            browser_sid=state.sid,
+            created_at=now,
+            expires_at=now + timedelta(seconds=app_settings.AUTHORIZATION_CODE_LIFETIME),
+        )
+
+    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
+        if not isinstance(code, str) or len(code) > 512:
+            return None
+        item = (
+            AuthorizationCode.objects.select_related("user", "client")
+            .filter(code_hash=token_hash(code), client=client)
+            .first()
+        )
+        if item is None:
+            return None
+        if item.used_at is not None:
+            self._refuse_reuse(item)
+            return None
+        if item.is_expired() or not item.user.is_active:
+            return None
+        return item
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Codes are claimed atomically in ``create_token_response``; nothing to delete."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> Any:
+        return authorization_code.user
+
+    def _refuse_reuse(self, code: AuthorizationCode) -> None:
+        now = timezone.now()
+        token_flows.revoke_for_code_reuse(code, now=now)
+        record(
+            "oauth.code_reuse",
+            outcome="denied",
+            reason="authorization_code_reuse",
+            user=code.user,
+            client_id=code.client.client_id,
+            request=self.request.django_request,
+        )
+
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        code: AuthorizationCode = self.request.authorization_code
+        now = timezone.now()
+        with transaction.atomic():
+            claimed = AuthorizationCode.objects.filter(pk=code.pk, used_at__isnull=True).update(used_at=now)
+            if claimed:
+                self.before_issue(code=code, now=now)
+                session = token_flows.start_session(code, ip=client_ip(self.request.django_request), now=now)
+                issued = self.issue_tokens(session=session, scope=code.scope, now=now, with_refresh=True)
+        if not claimed:
+            self._refuse_reuse(code)
+            raise InvalidGrantError("The authorization code has already been used.")
+        self.request.user = code.user
+        self.request.vigil_session = session
+        record(
+            "oauth.token_issued",
+            user=code.user,
+            client_id=code.client.client_id,
+            session_id=session.sid,
+            request=self.request.django_request,
+            grant_type="authorization_code",
+            jti=issued.jti,
+        )
+        return 200, issued.as_response(), self.response_headers()

@@ -1,0 +1,55 @@
+"""What every Vigil grant shares: token issue through ``sessions`` flows, audience
+(RFC 8707), no-store headers, and the hook where attestation and DPoP plug in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sessions.flows.tokens import IssuedTokens, issue_access_token, issue_refresh_token
+from sessions.models import DeviceSession
+
+from ..server import NO_STORE
+
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+class VigilGrantMixin:
+    request: Any
+
+    def before_issue(self, **context: Any) -> None:
+        """Called inside the issuing transaction: later policy (device attestation, DPoP
+        binding, risk) plugs in here and raises an OAuth error to refuse."""
+        for hook in getattr(self.server, "vigil_before_issue", []):
+            hook(self, **context)
+
+    def audience_for(self, session: DeviceSession | None, client: Any) -> list[str]:
+        if session is not None and session.resource:
+            return list(session.resource)
+        if self.request.vigil_resources:
+            return list(self.request.vigil_resources)
+        return [client.client_id]
+
+    def issue_tokens(
+        self, *, session: DeviceSession | None, scope: str, now: datetime, with_refresh: bool, user: Any = None
+    ) -> IssuedTokens:
+        client = self.request.client
+        token_user = session.user if session is not None else user
+        access, jti, expires_in = issue_access_token(
+            client=client,
+            user=token_user,
+            scope=scope,
+            audience=self.audience_for(session, client),
+            session=session,
+            now=now,
+            cnf_jkt=self.request.vigil_dpop_jkt,
+        )
+        issued = IssuedTokens(access_token=access, expires_in=expires_in, scope=scope, jti=jti)
+        if self.request.vigil_dpop_jkt:
+            issued.token_type = "DPoP"
+        if with_refresh and session is not None and client.check_grant_type("refresh_token"):
+            issued.refresh_token = issue_refresh_token(session, scope, now)
+        return issued
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/json"), *NO_STORE, *self.request.vigil_extra_headers]

@@ -1,0 +1,39 @@
+"""Client credentials grant (RFC 6749 §4.4) for confidential services; no user, no refresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.hooks import hooked
+from django.utils import timezone
+
+from ...events import record
+from .base import VigilGrantMixin
+
+USER_ONLY_SCOPES = {"openid", "offline_access", "profile", "email"}
+
+
+class ClientCredentialsGrant(VigilGrantMixin, grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def granted_scope(self) -> str:
+        client = self.request.client
+        requested = self.request.payload.scope
+        allowed = [s for s in client.allowed_scopes if s not in USER_ONLY_SCOPES]
+        if not requested:
+            return " ".join(allowed)
+        return " ".join(s for s in requested.split() if s in allowed)
+
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        scope = self.granted_scope()
+        issued = self.issue_tokens(session=None, scope=scope, now=timezone.now(), with_refresh=False)
+        record(
+            "oauth.token_issued",
+            client_id=self.request.client.client_id,
+            request=self.request.django_request,
+            grant_type="client_credentials",
+            jti=issued.jti,
+        )
+        return 200, issued.as_response(), self.response_headers()

@@ -1,0 +1,139 @@
+"""The one Authlib ``AuthorizationServer`` of Vigil, and how it talks to Django.
+
+Grants, endpoints and client-authentication methods are registered here; storage hooks
+are short calls into ``sessions`` flows. Every error response is also a security event.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from authlib.integrations.django_oauth2.requests import DjangoJsonRequest, DjangoOAuth2Request
+from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc9207 import IssuerParameter
+from django.http import HttpRequest, HttpResponse
+
+from ..app_settings import app_settings
+from ..events import record
+from ..models import Client
+from .client_auth import PrivateKeyJWT
+
+NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+class VigilOAuth2Request(DjangoOAuth2Request):
+    """Authlib's Django request plus what our views attach (auth state, DPoP, IP)."""
+
+    def __init__(self, request: HttpRequest):
+        super().__init__(request)
+        self.django_request = request
+        self.vigil_auth: Any = None
+        self.vigil_session: Any = None
+        self.vigil_resources: list[str] = []
+        self.vigil_dpop_jkt: str | None = None
+        self.vigil_extra_headers: list[tuple[str, str]] = []
+
+
+class AuthorizationServer(_AuthorizationServer):
+    def __init__(self) -> None:
+        super().__init__(scopes_supported=app_settings.SCOPES_SUPPORTED)
+
+    # --- storage --------------------------------------------------------------------------
+    def query_client(self, client_id: str) -> Client | None:
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
+            return None
+        return Client.objects.active().filter(client_id=client_id).first()
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        """Tokens are persisted by the grants' flows as they are issued."""
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        # Unknown scopes are dropped per client (get_allowed_scope), not refused.
+        return None
+
+    # --- Django glue ----------------------------------------------------------------------
+    def create_oauth2_request(self, request: Any) -> VigilOAuth2Request:
+        if isinstance(request, VigilOAuth2Request):
+            return request
+        return VigilOAuth2Request(request)
+
+    def create_json_request(self, request: HttpRequest) -> DjangoJsonRequest:
+        return DjangoJsonRequest(request)
+
+    def handle_response(self, status_code: int, payload: Any, headers: list[tuple[str, str]]) -> HttpResponse:
+        if isinstance(payload, dict):
+            payload = json.dumps(payload)
+        response = HttpResponse(payload, status=status_code)
+        for key, value in headers:
+            response[key] = value
+        return response
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> HttpResponse:
+        django_request = getattr(request, "django_request", None)
+        record(
+            "oauth.error",
+            outcome="failure",
+            reason=error.error or "",
+            client_id=str(getattr(getattr(request, "payload", None), "client_id", "") or "")[:100],
+            request=django_request,
+            description=error.description,
+            endpoint=getattr(django_request, "path", ""),
+        )
+        response = super().handle_error_response(request, error)
+        if response.status_code != 302:
+            for key, value in NO_STORE:
+                response[key] = value
+        return response
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class VigilIssuerParameter(IssuerParameter):
+    """RFC 9207: ``iss`` in every authorization response."""
+
+    def get_issuer(self) -> str:
+        return app_settings.ISSUER
+
+    def add_issuer_parameter(self, authorization_server: Any, response: HttpResponse) -> None:
+        add_issuer(response)
+
+
+def add_issuer(response: HttpResponse) -> HttpResponse:
+    """RFC 9207 §2: ``iss`` on every redirect back to the client, errors included."""
+    from authlib.common.urls import add_params_to_uri
+
+    location = response.get("Location")
+    if response.status_code == 302 and location:
+        response["Location"] = add_params_to_uri(location, {"iss": app_settings.ISSUER})
+    return response
+
+
+def build_server() -> AuthorizationServer:
+    from .endpoints import IntrospectionEndpoint, RevocationEndpoint
+    from .grants.authorization_code import AuthorizationCodeGrant, OpenIDCode, S256CodeChallenge
+    from .grants.client_credentials import ClientCredentialsGrant
+    from .grants.refresh_token import RefreshTokenGrant
+
+    server = AuthorizationServer()
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(RevocationEndpoint)
+    server.register_extension(VigilIssuerParameter())
+    return server
+
+
+_server: AuthorizationServer | None = None
+
+
+def get_server() -> AuthorizationServer:
+    """The process-wide server (grant registry only; holds no request state)."""
+    global _server
+    if _server is None:
+        _server = build_server()
+    return _server

@@ -1,0 +1,202 @@
+"""Authorization endpoint: RFC 6749 §4.1.1-§4.1.2.1, RFC 7636, RFC 8252, RFC 9207, OIDC Core §3.1.2."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from django.urls import reverse
+
+from idp.models import AuthorizationCode, Consent, SecurityEvent
+
+from .conftest import MOBILE_REDIRECT, authorize_params, get_code, query_of
+
+pytestmark = pytest.mark.django_db
+
+
+def _get(browser, params):
+    return browser.get(f"{reverse('authorize')}?{urlencode(params)}")
+
+
+def test_issues_code_with_state_and_iss(browser, mobile_client, pkce, settings):
+    params = authorize_params(mobile_client.client.client_id, pkce)
+    response = _get(browser, params)
+    query = query_of(response["Location"])
+    assert response["Location"].startswith(MOBILE_REDIRECT + "?")
+    assert query["state"] == params["state"]
+    assert query["iss"] == settings.IDP_ISSUER
+    stored = AuthorizationCode.objects.get(client=mobile_client.client, nonce=params["nonce"])
+    assert stored.code_hash != query["code"] and len(stored.code_hash) == 64
+    assert stored.amr == ["pwd"]
+
+
+def test_unregistered_redirect_uri_shows_error_page_and_never_redirects(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, redirect_uri="https://evil.example/cb")
+    response = _get(browser, params)
+    assert response.status_code == 400
+    assert "Location" not in response
+    assert b"not supported by client" in response.content or b"cannot be completed" in response.content
+    assert SecurityEvent.objects.filter(event_type="oauth.authorize_error", reason="invalid_request").exists()
+
+
+def test_unknown_client_shows_error_page(browser, pkce):
+    response = _get(browser, authorize_params("nope", pkce))
+    assert response.status_code == 400 and "Location" not in response
+
+
+def test_redirect_uri_prefix_does_not_match(browser, mobile_client, pkce):
+    response = _get(browser, authorize_params(mobile_client.client.client_id, pkce, redirect_uri=MOBILE_REDIRECT + "/x"))
+    assert response.status_code == 400
+
+
+def test_loopback_redirect_matches_any_port(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, redirect_uri="http://127.0.0.1:51234/callback")
+    response = _get(browser, params)
+    assert response.status_code == 302
+    assert response["Location"].startswith("http://127.0.0.1:51234/callback?code=")
+    other_path = dict(params, redirect_uri="http://127.0.0.1:51234/other")
+    assert _get(browser, other_path).status_code == 400
+
+
+def test_public_client_without_pkce_gets_invalid_request_redirect(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, code_challenge=None, code_challenge_method=None)
+    query = query_of(_get(browser, params)["Location"])
+    assert query["error"] == "invalid_request" and query["state"] == params["state"] and "iss" in query
+
+
+def test_plain_pkce_method_refused(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, code_challenge_method="plain")
+    assert query_of(_get(browser, params)["Location"])["error"] == "invalid_request"
+
+
+def test_not_logged_in_redirects_to_login(client, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, login_hint="alice")
+    response = _get(client, params)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:login"))
+    assert "login_hint=alice" in response["Location"]
+
+
+def test_prompt_none_without_session_is_login_required(client, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, prompt="none")
+    query = query_of(_get(client, params)["Location"])
+    assert query["error"] == "login_required" and query["state"] == params["state"]
+
+
+def test_prompt_none_with_session_issues_code(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, prompt="none")
+    assert "code" in query_of(_get(browser, params)["Location"])
+
+
+def test_prompt_none_combined_with_login_is_invalid(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, prompt="none login")
+    assert query_of(_get(browser, params)["Location"])["error"] == "invalid_request"
+
+
+def test_prompt_login_forces_reauthentication_then_succeeds(browser, mobile_client, pkce, user):
+    params = authorize_params(mobile_client.client.client_id, pkce, prompt="login")
+    first = _get(browser, params)
+    assert first["Location"].startswith(reverse("accounts:login")) and "force=1" in first["Location"]
+    from .conftest import PASSWORD
+
+    login = browser.post(
+        first["Location"], {"username": "alice", "password": PASSWORD, "next": query_of(first["Location"])["next"]}
+    )
+    assert login.status_code == 302, login.content.decode()[:2000]
+    again = browser.get(login["Location"])
+    assert again.status_code == 302, (login["Location"], again.content.decode()[:1500])
+    assert "code" in query_of(again["Location"])
+
+
+def test_max_age_exceeded_forces_login(browser, mobile_client, pkce, time_machine):
+    import datetime as dt
+
+    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(seconds=120))
+    params = authorize_params(mobile_client.client.client_id, pkce, max_age="60")
+    assert _get(browser, params)["Location"].startswith(reverse("accounts:login"))
+    assert "code" in query_of(_get(browser, dict(params, max_age="600", nonce="other"))["Location"])
+
+
+def test_invalid_max_age(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, max_age="-5")
+    assert query_of(_get(browser, params)["Location"])["error"] == "invalid_request"
+
+
+def test_acr_values_mfa_demands_step_up(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, acr_values="urn:vigil:acr:mfa")
+    response = _get(browser, params)
+    assert response["Location"].startswith(reverse("accounts:login"))
+    assert "acr=urn%3Avigil%3Aacr%3Amfa" in response["Location"]
+
+
+def test_client_requiring_mfa_demands_step_up(browser, mobile_client, pkce):
+    mobile_client.client.require_mfa = True
+    mobile_client.client.save()
+    response = _get(browser, authorize_params(mobile_client.client.client_id, pkce))
+    assert "acr=urn%3Avigil%3Aacr%3Amfa" in response["Location"]
+
+
+def test_prompt_none_with_insufficient_acr_is_login_required(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, acr_values="urn:vigil:acr:mfa", prompt="none")
+    assert query_of(_get(browser, params)["Location"])["error"] == "login_required"
+
+
+def test_resource_not_allowed_is_invalid_target(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, resource="https://other.example.com")
+    assert query_of(_get(browser, params)["Location"])["error"] == "invalid_target"
+
+
+def test_scope_outside_client_allowance_is_dropped(browser, mobile_client, pkce):
+    code, params = get_code(browser, mobile_client.client.client_id, pkce, scope="openid admin:all")
+    assert AuthorizationCode.objects.get(nonce=params["nonce"]).scope == "openid"
+
+
+def test_consent_screen_for_third_party_then_remembered(client, user, service_client, pkce):
+    from .conftest import PASSWORD
+
+    client.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
+    params = authorize_params(
+        service_client.client.client_id, pkce, redirect_uri="https://service.example.com/callback", scope="openid orders.read"
+    )
+    url = f"{reverse('authorize')}?{urlencode(params)}"
+    page = client.get(url)
+    assert page.status_code == 200 and b"Service wants to access your account" in page.content
+    allowed = client.post(url, {"decision": "allow"})
+    assert "code" in query_of(allowed["Location"])
+    assert Consent.objects.get(user=user, client=service_client.client).scopes == ["openid", "orders.read"]
+    assert "code" in query_of(client.get(url.replace(params["nonce"], "n2"))["Location"])  # remembered
+    forced = client.get(url.replace(params["nonce"], "n3") + "&prompt=consent")
+    assert forced.status_code == 200
+
+
+def test_consent_denied_is_access_denied(client, user, service_client, pkce):
+    from .conftest import PASSWORD
+
+    client.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
+    params = authorize_params(service_client.client.client_id, pkce, redirect_uri="https://service.example.com/callback")
+    url = f"{reverse('authorize')}?{urlencode(params)}"
+    query = query_of(client.post(url, {"decision": "deny"})["Location"])
+    assert query["error"] == "access_denied" and query["state"] == params["state"]
+
+
+def test_prompt_none_without_consent_is_consent_required(client, user, service_client, pkce):
+    from .conftest import PASSWORD
+
+    client.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
+    params = authorize_params(
+        service_client.client.client_id, pkce, redirect_uri="https://service.example.com/callback", prompt="none"
+    )
+    query = query_of(client.get(f"{reverse('authorize')}?{urlencode(params)}")["Location"])
+    assert query["error"] == "consent_required"
+
+
+def test_nonce_replay_is_refused(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce)
+    assert "code" in query_of(_get(browser, params)["Location"])
+    assert query_of(_get(browser, params)["Location"])["error"] == "invalid_request"
+
+
+def test_unsupported_response_type(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, response_type="token")
+    query = query_of(_get(browser, params)["Location"])
+    assert query["error"] == "unsupported_response_type"

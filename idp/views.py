@@ -1,0 +1,121 @@
+"""Protocol endpoints: each view parses, calls one flow or the Authlib server, renders."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.utils.cache import patch_cache_control
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import discovery, keys
+from .app_settings import app_settings
+from .flows import authorize as authorize_flow
+from .flows import logout as logout_flow
+from .flows.resource import ResourceError, authorize as authorize_resource
+from .oauth.claims import userinfo_claims
+from .oauth.server import NO_STORE, get_server
+
+
+def _json(payload: dict, status: int = 200) -> JsonResponse:
+    return JsonResponse(payload, status=status, json_dumps_params={"separators": (",", ":")})
+
+
+@require_GET
+def openid_configuration(request: HttpRequest) -> HttpResponse:
+    response = _json(discovery.metadata())
+    patch_cache_control(response, public=True, max_age=3600)
+    return response
+
+
+@require_GET
+def jwks(request: HttpRequest) -> HttpResponse:
+    response = _json(keys.jwks())
+    patch_cache_control(response, public=True, max_age=app_settings.JWKS_CACHE_SECONDS)
+    return response
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def authorize(request: HttpRequest) -> HttpResponse:
+    decision = request.POST.get("decision") if request.method == "POST" else None
+    outcome = authorize_flow.begin(request, decision=decision)
+    if outcome.kind == "redirect" and outcome.response is not None:
+        return outcome.response
+    if outcome.kind == "consent":
+        return render(request, "idp/consent.html", outcome.context)
+    return render(
+        request,
+        "idp/error.html",
+        {"error": outcome.error, "description": outcome.description},
+        status=400,
+    )
+
+
+def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
+    if request.method != "POST":
+        response = _json({"error": "invalid_request", "error_description": "Use POST."}, 405)
+        response["Allow"] = "POST"
+        return response
+    if request.content_type != "application/x-www-form-urlencoded":
+        return _json(
+            {"error": "invalid_request", "error_description": "Send application/x-www-form-urlencoded."}, 400
+        )
+    server = get_server()
+    if endpoint is None:
+        return server.create_token_response(request)
+    return server.create_endpoint_response(endpoint, request)
+
+
+@csrf_exempt
+def token(request: HttpRequest) -> HttpResponse:
+    return _oauth_post(request, None)
+
+
+@csrf_exempt
+def introspect(request: HttpRequest) -> HttpResponse:
+    return _oauth_post(request, "introspection")
+
+
+@csrf_exempt
+def revoke(request: HttpRequest) -> HttpResponse:
+    return _oauth_post(request, "revocation")
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def userinfo(request: HttpRequest) -> HttpResponse:
+    try:
+        authorized = authorize_resource(request, required_scope="openid")
+    except ResourceError as error:
+        response = _json({"error": error.error, "error_description": error.description}, error.status)
+        response["WWW-Authenticate"] = error.www_authenticate()
+        return response
+    user = authorized.token.user
+    if user is None or not user.is_active:
+        return _json({"error": "invalid_token", "error_description": "No user behind this token."}, 401)
+    response = _json(userinfo_claims(user, authorized.claims.get("scope", "")))
+    for key, value in NO_STORE:
+        response[key] = value
+    return response
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def end_session(request: HttpRequest) -> HttpResponse:
+    parsed = logout_flow.parse(request)
+    if parsed.error:
+        return render(request, "idp/error.html", {"error": "invalid_request", "description": parsed.error}, status=400)
+    confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
+    hint_matches = request.user.is_authenticated and parsed.hint_sub == request.user.get_user_id()
+    if not confirmed and request.user.is_authenticated and not hint_matches:
+        hidden = {k: v for k, v in (request.GET if request.method == "GET" else request.POST).items()}
+        return render(request, "idp/logout.html", {"client": parsed.client, "params": hidden})
+    logout_flow.perform(request, parsed)
+    if parsed.redirect_to:
+        return HttpResponseRedirect(parsed.redirect_to)
+    return render(request, "accounts/logged_out.html")

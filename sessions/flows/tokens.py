@@ -1,0 +1,211 @@
+"""Issuing, rotating and revoking tokens of a session family.
+
+The token endpoint's grants call these; they own the transactions. A refresh token is
+rotated under a row lock; presenting one that was already rotated is reuse and revokes
+the family (RFC 9700 §4.14.2), except inside the optional grace window for the immediate
+predecessor (a response lost on a mobile network).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from idp import jwt_tokens
+from idp.app_settings import app_settings as idp_settings
+from idp.crypto import generate_token, token_hash
+from idp.events import record
+from idp.models import AuthorizationCode, Client
+
+from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+
+
+@dataclass
+class IssuedTokens:
+    access_token: str
+    expires_in: int
+    scope: str
+    jti: str
+    refresh_token: str | None = None
+    token_type: str = "Bearer"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_response(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.refresh_token:
+            body["refresh_token"] = self.refresh_token
+        body.update(self.extra)
+        return body
+
+
+def issue_access_token(
+    *,
+    client: Client,
+    user: Any,
+    scope: str,
+    audience: list[str],
+    session: DeviceSession | None,
+    now: datetime,
+    lifetime: int | None = None,
+    cnf_jkt: str | None = None,
+) -> tuple[str, str, int]:
+    """Sign an RFC 9068 access token and record its ``jti``. Returns ``(jwt, jti, expires_in)``."""
+    expires_in = lifetime or client.get_access_token_lifetime()
+    jti = generate_token(16)
+    iat = int(now.timestamp())
+    claims: dict[str, Any] = {
+        "iss": idp_settings.ISSUER,
+        "sub": user.get_user_id() if user is not None else client.client_id,
+        "aud": audience if len(audience) != 1 else audience[0],
+        "exp": iat + expires_in,
+        "iat": iat,
+        "jti": jti,
+        "client_id": client.client_id,
+        "scope": scope,
+    }
+    if session is not None:
+        claims.update(
+            auth_time=int(session.auth_time.timestamp()), acr=session.acr, amr=list(session.amr), sid=session.sid
+        )
+    if cnf_jkt:
+        claims["cnf"] = {"jkt": cnf_jkt}
+    token = jwt_tokens.sign(claims, alg=client.signing_alg, typ="at+jwt", now=now)
+    AccessToken.objects.create(
+        jti=jti,
+        session=session,
+        client=client,
+        user=user,
+        scope=scope,
+        audience=audience,
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in),
+    )
+    return token, jti, expires_in
+
+
+def issue_refresh_token(session: DeviceSession, scope: str, now: datetime) -> str:
+    raw = generate_token(48)
+    RefreshToken.objects.create(
+        token_hash=token_hash(raw),
+        session=session,
+        scope=scope,
+        created_at=now,
+        expires_at=now + timedelta(seconds=session.client.get_refresh_token_lifetime()),
+    )
+    return raw
+
+
+def start_session(code: AuthorizationCode, *, ip: str | None, now: datetime) -> DeviceSession:
+    """A new family for a redeemed authorization code."""
+    return DeviceSession.objects.create(
+        sid=generate_token(16),
+        user=code.user,
+        client=code.client,
+        authorization_code=code,
+        browser_sid=code.browser_sid,
+        scope=code.scope,
+        resource=list(code.resource),
+        auth_time=code.auth_time,
+        amr=list(code.amr),
+        acr=code.acr,
+        nonce=code.nonce,
+        created_at=now,
+        last_refresh_at=now,
+        last_ip=ip,
+    )
+
+
+def find_refresh_token(raw: str) -> RefreshToken | None:
+    if not isinstance(raw, str) or not raw or len(raw) > 512:
+        return None
+    return (
+        RefreshToken.objects.select_related("session", "session__client", "session__user")
+        .filter(token_hash=token_hash(raw))
+        .first()
+    )
+
+
+def revoke_session(session: DeviceSession, reason: str, *, now: datetime | None = None, **details: Any) -> bool:
+    """Revoke a family: the session, all its refresh tokens and access tokens. Idempotent."""
+    moment = now or timezone.now()
+    with transaction.atomic():
+        changed = DeviceSession.objects.filter(pk=session.pk).exclude(status=SessionStatus.REVOKED).update(
+            status=SessionStatus.REVOKED, status_reason=reason[:80], revoked_at=moment
+        )
+        RefreshToken.objects.filter(session=session, revoked_at__isnull=True).update(revoked_at=moment)
+        AccessToken.objects.filter(session=session, revoked_at__isnull=True).update(revoked_at=moment)
+    session.status, session.status_reason, session.revoked_at = SessionStatus.REVOKED, reason[:80], moment
+    if changed:
+        record(
+            "session.revoked",
+            outcome="success",
+            reason=reason,
+            user=session.user,
+            client_id=session.client.client_id,
+            session_id=session.sid,
+            **details,
+        )
+    return bool(changed)
+
+
+class RefreshRefused(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def rotate(presented: RefreshToken, *, now: datetime) -> tuple[DeviceSession, str]:
+    """Mark ``presented`` used and issue its successor, under a row lock.
+
+    Reuse of a rotated token revokes the family and raises ``RefreshRefused("reuse")``,
+    unless within the grace window and its successor is still unused: then that
+    successor is revoked and a fresh one issued (the app never saw the first response).
+    """
+    with transaction.atomic():
+        token = RefreshToken.objects.select_for_update().select_related("session", "session__client").get(
+            pk=presented.pk
+        )
+        session = token.session
+        if token.revoked_at is not None or session.status == SessionStatus.REVOKED:
+            raise RefreshRefused("revoked")
+        if session.status == SessionStatus.STEP_UP_REQUIRED:
+            raise RefreshRefused("step_up_required")
+        if token.is_expired(now):
+            raise RefreshRefused("expired")
+        if token.rotated_at is not None:
+            if not _within_grace(token, now):
+                raise RefreshRefused("reuse")
+            RefreshToken.objects.filter(session=session, created_at__gte=token.rotated_at, rotated_at__isnull=True).update(
+                revoked_at=now
+            )
+        token.rotated_at = token.rotated_at or now
+        token.save(update_fields=["rotated_at"])
+        raw = issue_refresh_token(session, token.scope, now)
+        DeviceSession.objects.filter(pk=session.pk).update(last_refresh_at=now)
+    return session, raw
+
+
+def _within_grace(token: RefreshToken, now: datetime) -> bool:
+    grace = idp_settings.REFRESH_TOKEN_GRACE_SECONDS
+    if grace <= 0 or token.rotated_at is None:
+        return False
+    if now - token.rotated_at > timedelta(seconds=grace):
+        return False
+    successors = RefreshToken.objects.filter(session=token.session, created_at__gte=token.rotated_at)
+    return not successors.filter(rotated_at__isnull=False).exists()
+
+
+def revoke_for_code_reuse(code: AuthorizationCode, *, now: datetime) -> None:
+    """RFC 6749 §4.1.2: a code used twice revokes what the first use issued."""
+    session = DeviceSession.objects.filter(authorization_code=code).select_related("client", "user").first()
+    if session is not None:
+        revoke_session(session, "authorization_code_reuse", now=now)
