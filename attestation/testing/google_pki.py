@@ -172,9 +172,13 @@ def key_description(spec: LeafSpec) -> kd.KeyDescription:
         "keymaster_security_level": spec.keymint_security_level or level,
         "attestation_challenge": spec.challenge,
         "unique_id": spec.unique_id,
-        "software_enforced": kd.AuthorizationList(software),
-        "hardware_enforced": kd.AuthorizationList(hardware),
+        "software_enforced": _auth_list(software),
+        "hardware_enforced": _auth_list(hardware),
     })
+
+
+def _auth_list(values: dict[str, Any]) -> kd.AuthorizationList:
+    return kd.AuthorizationList(values) if values else kd.AuthorizationList.load(b"\x30\x00")
 
 
 def make_leaf(public_key: CertificatePublicKeyTypes, spec: LeafSpec, issuer: CA,
