@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
@@ -117,5 +117,5 @@ def end_session(request: HttpRequest) -> HttpResponse:
         return render(request, "idp/logout.html", {"client": parsed.client, "params": hidden})
     logout_flow.perform(request, parsed)
     if parsed.redirect_to:
-        return HttpResponseRedirect(parsed.redirect_to)
+        return authorize_flow.client_redirect(parsed.redirect_to)
     return render(request, "accounts/logged_out.html")

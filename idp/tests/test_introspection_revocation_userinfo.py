@@ -1,0 +1,116 @@
+"""RFC 7662 introspection, RFC 7009 revocation, OIDC Core §5.3 userinfo."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from sessions.models import DeviceSession, SessionStatus
+
+from .conftest import form_post
+from .test_token import basic, refresh
+
+pytestmark = pytest.mark.django_db
+
+
+def introspect(service_client, token: str, **extra):
+    return form_post(
+        HttpClient(),
+        reverse("introspect"),
+        {"token": token, **extra},
+        HTTP_AUTHORIZATION=basic(service_client.client.client_id, service_client.secret),
+    )
+
+
+def test_introspect_active_access_token(tokens, service_client, user, mobile_client):
+    body = introspect(service_client, tokens["access_token"]).json()
+    assert body["active"] is True and body["sub"] == user.get_user_id()
+    assert body["client_id"] == mobile_client.client.client_id and body["token_type"] == "Bearer"
+    assert body["username"] == "alice"
+
+
+def test_introspect_refresh_token(tokens, service_client):
+    body = introspect(service_client, tokens["refresh_token"], token_type_hint="refresh_token").json()
+    assert body["active"] is True and body["token_type"] == "refresh_token"
+
+
+def test_introspect_unknown_tampered_and_expired(tokens, service_client, time_machine):
+    import datetime as dt
+
+    assert introspect(service_client, "garbage").json() == {"active": False}
+    head, payload, sig = tokens["access_token"].split(".")
+    tampered = f"{head}.{payload}.{sig[:-4]}AAAA"
+    assert introspect(service_client, tampered).json() == {"active": False}
+    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(minutes=6))
+    assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
+
+
+def test_introspection_requires_confidential_client_auth(tokens, mobile_client):
+    response = form_post(
+        HttpClient(), reverse("introspect"), {"token": tokens["access_token"], "client_id": mobile_client.client.client_id}
+    )
+    assert response.status_code in (400, 401) and response.json()["error"] == "invalid_client"
+
+
+def test_revoke_refresh_token_revokes_family(tokens, mobile_client, service_client):
+    response = form_post(
+        HttpClient(), reverse("revoke"), {"token": tokens["refresh_token"], "client_id": mobile_client.client.client_id}
+    )
+    assert response.status_code == 200
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
+    assert refresh(tokens["refresh_token"], mobile_client.client.client_id).json()["error"] == "invalid_grant"
+
+
+def test_revoke_access_token_only(tokens, mobile_client, service_client):
+    form_post(HttpClient(), reverse("revoke"), {"token": tokens["access_token"], "client_id": mobile_client.client.client_id})
+    assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
+    assert refresh(tokens["refresh_token"], mobile_client.client.client_id).status_code == 200
+
+
+def test_revoking_another_clients_token_does_nothing(tokens, service_client):
+    response = form_post(
+        HttpClient(),
+        reverse("revoke"),
+        {"token": tokens["refresh_token"]},
+        HTTP_AUTHORIZATION=basic(service_client.client.client_id, service_client.secret),
+    )
+    assert response.status_code == 200
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+
+
+def test_userinfo_get_and_post(tokens, user):
+    http = HttpClient()
+    got = http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    assert got.status_code == 200
+    assert got.json() == {
+        "sub": user.get_user_id(), "preferred_username": "alice", "name": "Alice Liddell",
+        "given_name": "Alice", "family_name": "Liddell", "email": "alice@example.com", "email_verified": True,
+    }
+    posted = form_post(http, reverse("userinfo"), {"access_token": tokens["access_token"]})
+    assert posted.status_code == 200 and posted.json()["sub"] == user.get_user_id()
+
+
+def test_userinfo_refuses_missing_bad_and_revoked_tokens(tokens, mobile_client):
+    http = HttpClient()
+    missing = http.get(reverse("userinfo"))
+    assert missing.status_code == 401 and missing["WWW-Authenticate"].startswith("Bearer")
+    bad = http.get(reverse("userinfo"), HTTP_AUTHORIZATION="Bearer not.a.token")
+    assert bad.status_code == 401 and 'error="invalid_token"' in bad["WWW-Authenticate"]
+    form_post(http, reverse("revoke"), {"token": tokens["access_token"], "client_id": mobile_client.client.client_id})
+    assert http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").status_code == 401
+
+
+def test_userinfo_needs_openid_scope(service_client):
+    token = form_post(
+        HttpClient(), reverse("token"), {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic(service_client.client.client_id, service_client.secret),
+    ).json()["access_token"]
+    response = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 403 and response.json()["error"] == "insufficient_scope"
+
+
+def test_id_token_is_not_an_access_token(tokens):
+    response = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['id_token']}")
+    assert response.status_code == 401

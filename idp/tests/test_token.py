@@ -1,0 +1,227 @@
+"""Token endpoint: RFC 6749 §4.1.3, §5, §6; RFC 7636 §4.6; RFC 9068; OIDC Core §3.1.3."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import pytest
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from idp import jwt_tokens
+from idp.models import SecurityEvent
+from sessions.models import DeviceSession, RefreshToken, SessionStatus
+
+from .conftest import exchange, form_post, get_code, make_pkce
+
+pytestmark = pytest.mark.django_db
+
+
+def refresh(refresh_token: str, client_id: str, **extra: Any) -> Any:
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
+    data.update(extra)
+    return form_post(HttpClient(), reverse("token"), data)
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def test_code_exchange_returns_rfc9068_access_token_and_id_token(tokens, mobile_client, user, settings):
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 300
+    access = jwt_tokens.verify(tokens["access_token"], typ="at+jwt")
+    assert access["sub"] == user.get_user_id() and access["client_id"] == mobile_client.client.client_id
+    assert access["iss"] == settings.IDP_ISSUER and access["exp"] - access["iat"] == 300
+    assert set(access["scope"].split()) == {"openid", "profile", "email", "offline_access"}
+    idt = jwt_tokens.verify(tokens["id_token"])
+    assert idt["aud"] == mobile_client.client.client_id
+    assert idt["nonce"] == tokens["_params"]["nonce"]
+    assert idt["at_hash"] == jwt_tokens.half_hash(tokens["access_token"], "ES256")
+    assert idt["amr"] == ["pwd"] and idt["acr"] == "urn:vigil:acr:password"
+    assert idt["sid"] == access["sid"] and abs(idt["auth_time"] - time.time()) < 60
+    assert idt["email"] == "alice@example.com" and idt["email_verified"] is True
+
+
+def test_tokens_are_not_cached(browser, mobile_client, pkce):
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    response = exchange(HttpClient(), code, pkce, mobile_client.client.client_id)
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_refresh_token_stored_only_as_hash(tokens):
+    assert not RefreshToken.objects.filter(token_hash=tokens["refresh_token"]).exists()
+    assert RefreshToken.objects.count() == 1
+
+
+def test_wrong_pkce_verifier_is_invalid_grant(browser, mobile_client, pkce):
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    response = exchange(HttpClient(), code, make_pkce(), mobile_client.client.client_id)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.count() == 0
+
+
+def test_missing_pkce_verifier_is_invalid_request(browser, mobile_client, pkce):
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    response = exchange(HttpClient(), code, pkce, mobile_client.client.client_id, code_verifier=None)
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_wrong_redirect_uri_at_token_endpoint(browser, mobile_client, pkce):
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    response = exchange(HttpClient(), code, pkce, mobile_client.client.client_id, redirect_uri="http://127.0.0.1/callback")
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_code_reuse_is_refused_and_revokes_first_tokens(browser, mobile_client, pkce):
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    first = exchange(HttpClient(), code, pkce, mobile_client.client.client_id).json()
+    second = exchange(HttpClient(), code, pkce, mobile_client.client.client_id)
+    assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert refresh(first["refresh_token"], mobile_client.client.client_id).json()["error"] == "invalid_grant"
+    assert SecurityEvent.objects.filter(event_type="oauth.code_reuse").exists()
+
+
+def test_code_of_another_client_is_invalid_grant(browser, mobile_client, pkce, db):
+    from idp.flows.clients import register_client
+
+    other = register_client(name="Other", public=True, redirect_uris=["com.example.other:/cb"]).client
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    response = exchange(HttpClient(), code, pkce, other.client_id, redirect_uri="com.example.other:/cb")
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_expired_code_is_invalid_grant(browser, mobile_client, pkce, time_machine):
+    import datetime as dt
+
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(seconds=61))
+    assert exchange(HttpClient(), code, pkce, mobile_client.client.client_id).json()["error"] == "invalid_grant"
+
+
+def test_refresh_rotates_and_reuse_revokes_family(tokens, mobile_client):
+    client_id = mobile_client.client.client_id
+    rotated = refresh(tokens["refresh_token"], client_id)
+    assert rotated.status_code == 200, rotated.content
+    body = rotated.json()
+    assert body["refresh_token"] != tokens["refresh_token"]
+    assert jwt_tokens.verify(body["id_token"])["sid"] == jwt_tokens.verify(tokens["id_token"])["sid"]
+    reuse = refresh(tokens["refresh_token"], client_id)
+    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
+    assert refresh(body["refresh_token"], client_id).json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert SecurityEvent.objects.filter(event_type="session.revoked", reason="refresh_token_reuse").exists()
+
+
+def test_refresh_grace_window_for_lost_response(tokens, mobile_client, settings):
+    settings.IDP_REFRESH_TOKEN_GRACE_SECONDS = 30
+    client_id = mobile_client.client.client_id
+    lost = refresh(tokens["refresh_token"], client_id).json()
+    retried = refresh(tokens["refresh_token"], client_id)
+    assert retried.status_code == 200
+    assert refresh(lost["refresh_token"], client_id).json()["error"] == "invalid_grant"
+    assert refresh(retried.json()["refresh_token"], client_id).status_code == 200
+
+
+def test_refresh_scope_can_narrow_not_widen(tokens, mobile_client):
+    client_id = mobile_client.client.client_id
+    narrowed = refresh(tokens["refresh_token"], client_id, scope="openid").json()
+    assert jwt_tokens.verify(narrowed["access_token"], typ="at+jwt")["scope"] == "openid"
+    widened = refresh(narrowed["refresh_token"], client_id, scope="openid orders.write")
+    assert widened.json()["error"] == "invalid_scope"
+
+
+def test_refresh_by_another_client_is_invalid_grant(tokens, service_client):
+    response = form_post(
+        HttpClient(),
+        reverse("token"),
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        HTTP_AUTHORIZATION=basic(service_client.client.client_id, service_client.secret),
+    )
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_expired_refresh_token(tokens, mobile_client, time_machine):
+    import datetime as dt
+
+    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(days=31))
+    assert refresh(tokens["refresh_token"], mobile_client.client.client_id).json()["error"] == "invalid_grant"
+
+
+def test_client_credentials_with_basic_and_post(service_client):
+    client_id, secret = service_client.client.client_id, service_client.secret
+    response = form_post(
+        HttpClient(), reverse("token"), {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(client_id, secret)
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert "refresh_token" not in body and body["scope"] == "orders.read"
+    claims = jwt_tokens.verify(body["access_token"], typ="at+jwt")
+    assert claims["sub"] == client_id
+    assert service_client.client.secret_hash != secret
+    posted = form_post(
+        HttpClient(),
+        reverse("token"),
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert posted.status_code in (400, 401) and posted.json()["error"] == "invalid_client"  # basic only
+
+
+def test_wrong_client_secret_is_invalid_client_401(service_client):
+    response = form_post(
+        HttpClient(),
+        reverse("token"),
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic(service_client.client.client_id, "wrong"),
+    )
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+
+
+def test_public_client_cannot_use_client_credentials(mobile_client):
+    response = form_post(HttpClient(), reverse("token"), {"grant_type": "client_credentials", "client_id": mobile_client.client.client_id})
+    assert response.json()["error"] in {"unauthorized_client", "invalid_client"}
+
+
+def test_private_key_jwt_client_authentication(db):
+    import uuid
+
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import ECKey
+
+    from idp.flows.clients import register_client
+
+    key = ECKey.generate_key("P-256", private=True)
+    public = key.as_dict(private=False) | {"kid": "k1", "use": "sig", "alg": "ES256"}
+    client = register_client(
+        name="JWT service", public=False, redirect_uris=[], grant_types=["client_credentials"],
+        scopes=["orders.read"], auth_method="private_key_jwt", jwks={"keys": [public]},
+    ).client
+    from django.conf import settings
+
+    now = int(time.time())
+    claims = {"iss": client.client_id, "sub": client.client_id, "aud": f"{settings.IDP_ISSUER}/token",
+              "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}
+    assertion = jose_jwt.encode({"alg": "ES256", "kid": "k1"}, claims, key, algorithms=["ES256"])
+    data = {"grant_type": "client_credentials", "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion}
+    ok = form_post(HttpClient(), reverse("token"), data)
+    assert ok.status_code == 200, ok.content
+    replay = form_post(HttpClient(), reverse("token"), data)
+    assert replay.json()["error"] == "invalid_client"
+    other = ECKey.generate_key("P-256", private=True)
+    claims["jti"] = str(uuid.uuid4())
+    forged = jose_jwt.encode({"alg": "ES256", "kid": "k1"}, claims, other, algorithms=["ES256"])
+    assert form_post(HttpClient(), reverse("token"), dict(data, client_assertion=forged)).json()["error"] == "invalid_client"
+
+
+def test_unsupported_grant_type(mobile_client):
+    response = form_post(HttpClient(), reverse("token"), {"grant_type": "password", "client_id": mobile_client.client.client_id})
+    assert response.status_code == 400 and response.json()["error"] == "unsupported_grant_type"
+
+
+def test_token_endpoint_rejects_get_and_json():
+    http = HttpClient()
+    assert http.get(reverse("token")).status_code == 405
+    response = http.post(reverse("token"), data='{"grant_type":"x"}', content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
