@@ -1,0 +1,201 @@
+"""The login state machine the authorize endpoint relies on: acr/amr per path, step-up,
+force re-authentication, MFA-required enrollment, throttling and no account enumeration."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import authstate
+from accounts.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, normalise_amr
+from accounts.tests.conftest import PASSWORD, code_for, login_password, session_auth
+from idp.models import SecurityEvent
+
+pytestmark = pytest.mark.django_db
+
+NEXT = "/authorize?client_id=app&response_type=code"
+
+
+def login_url(**params: str) -> str:
+    return reverse("accounts:login") + "?" + urlencode(params)
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+@pytest.mark.parametrize(
+    ("amr", "acr"),
+    [
+        (["pwd"], ACR_PASSWORD),
+        (["pwd", "otp"], ACR_MFA),
+        (["hwk", "user"], ACR_PHISHING_RESISTANT),
+        (["swk", "user"], ACR_PHISHING_RESISTANT),
+        (["pwd", "hwk", "user"], ACR_PHISHING_RESISTANT),
+        (["hwk"], ACR_PASSWORD),
+    ],
+)
+def test_acr_for_amr(amr: list[str], acr: str) -> None:
+    assert acr_for_amr(normalise_amr(amr)) == acr
+
+
+def test_password_only_login(client: Any, user: Any) -> None:
+    response = login_password(client, next=NEXT)
+    assert response.status_code == 302 and response.url == NEXT
+    auth = session_auth(client)
+    assert auth["amr"] == ["pwd"]
+    assert SecurityEvent.objects.filter(event_type="login.password", outcome="success").exists()
+
+
+def test_external_next_is_ignored(client: Any, user: Any) -> None:
+    response = login_password(client, next="https://evil.example/steal")
+    assert response.url == reverse("accounts:profile")
+
+
+def test_unknown_user_and_wrong_password_look_the_same(client: Any, user: Any) -> None:
+    wrong = login_password(client, password="not the password")
+    unknown = login_password(client, username="nobody")
+    assert wrong.status_code == unknown.status_code == 400
+    assert wrong.context["error"] == unknown.context["error"]
+
+
+def test_password_throttled_per_account(client: Any, user: Any, settings: Any) -> None:
+    settings.ACCOUNTS_LOGIN_FAILURES_PER_ACCOUNT = 3
+    for _ in range(3):
+        login_password(client, password="wrong")
+    locked = login_password(client)
+    assert locked.status_code == 400
+    assert session_auth(client) is None
+    assert SecurityEvent.objects.filter(event_type="login.password", reason="throttled").exists()
+
+
+def test_password_throttled_per_ip(client: Any, make_user: Any, settings: Any) -> None:
+    settings.ACCOUNTS_LOGIN_FAILURES_PER_IP = 4
+    make_user("bob")
+    for name in ["a", "b", "c", "d"]:
+        login_password(client, username=name, password="wrong")
+    assert login_password(client, username="bob").status_code == 400
+
+
+def test_logged_in_user_goes_straight_to_next(client: Any, user: Any) -> None:
+    login_password(client)
+    response = client.get(login_url(next=NEXT))
+    assert response.status_code == 302 and response.url == NEXT
+
+
+def test_force_makes_the_user_authenticate_again(client: Any, user: Any, frozen: Any) -> None:
+    login_password(client)
+    first = session_auth(client)
+    frozen.shift(120)
+    page = client.get(login_url(next=NEXT, force="1"))
+    assert page.status_code == 200 and "password" in page.content.decode()
+    response = login_password(client, next=NEXT)
+    assert response.url == NEXT
+    again = session_auth(client)
+    assert again["auth_time"] == first["auth_time"] + 120
+    assert again["sid"] == first["sid"]
+
+
+def test_step_up_to_mfa_with_totp(client: Any, user: Any, frozen: Any) -> None:
+    login_password(client)  # password only: the user has no second factor yet
+    device = TOTPDevice.objects.create(user=user, name="app", confirmed=True)  # e.g. from another session
+    sid = session_auth(client)["sid"]
+    response = client.get(login_url(next=NEXT, acr=ACR_MFA))
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:verify"))
+    page = client.get(response.url)
+    assert page.context["step_up"] is True
+    done = client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(device), "next": NEXT,
+                                                   "acr": ACR_MFA})
+    final = client.get(done.url)
+    assert final.url == NEXT
+    auth = session_auth(client)
+    assert auth["amr"] == ["mfa", "otp", "pwd"] and auth["sid"] == sid
+
+
+def test_acr_mfa_without_second_factor_goes_to_enrollment(client: Any, user: Any, frozen: Any) -> None:
+    response = login_password(client, next=NEXT, acr=ACR_MFA)
+    assert response.url.startswith(reverse("accounts:mfa_setup"))
+    continue_url = query(response.url)["next"]
+    assert query(continue_url) == {"next": NEXT, "acr": ACR_MFA}
+    assert session_auth(client)["amr"] == ["pwd"]
+
+    # enroll TOTP: the confirming code counts as the second factor, then back to next
+    client.get(reverse("accounts:totp_enroll") + "?" + urlencode({"next": continue_url}))
+    device = TOTPDevice.objects.get(user=user)
+    page = client.post(reverse("accounts:totp_enroll"), {"code": code_for(device), "next": continue_url})
+    assert page.status_code == 200 and page.context["next"] == continue_url
+    final = client.get(continue_url)
+    assert final.status_code == 302 and final.url == NEXT
+    assert acr_for_amr(session_auth(client)["amr"]) == ACR_MFA
+
+
+@pytest.mark.parametrize("how", ["user_flag", "global_setting"])
+def test_policy_requires_enrollment(client: Any, make_user: Any, settings: Any, how: str) -> None:
+    if how == "user_flag":
+        make_user(require_mfa=True)
+    else:
+        make_user()
+        settings.IDP_REQUIRE_MFA = True
+    response = login_password(client, next=NEXT)
+    assert response.url.startswith(reverse("accounts:mfa_setup"))
+    assert query(response.url)["kind"] == "any"
+
+
+def test_phishing_resistant_needs_a_passkey(client: Any, user: Any, make_passkey: Any, frozen: Any) -> None:
+    response = login_password(client, next=NEXT, acr=ACR_PHISHING_RESISTANT)
+    assert response.url.startswith(reverse("accounts:mfa_setup"))
+    assert query(response.url)["kind"] == "passkey"
+    make_passkey(user)
+    stepped = client.get(login_url(next=NEXT, acr=ACR_PHISHING_RESISTANT))
+    assert stepped.url.startswith(reverse("accounts:verify"))
+    page = client.get(stepped.url)
+    assert page.context["methods"] == ("passkey",)
+
+
+def test_step_up_refused_when_only_a_password_is_available(client: Any, user: Any) -> None:
+    """An MFA request never completes on a password alone: the session stays at password level."""
+    login_password(client)
+    response = client.get(login_url(next=NEXT, acr=ACR_MFA))
+    assert not response.url.startswith(NEXT)
+    assert response.url.startswith(reverse("accounts:mfa_setup"))
+    assert acr_for_amr(session_auth(client)["amr"]) == ACR_PASSWORD
+
+
+def test_user_with_totp_cannot_skip_second_step(client: Any, user: Any, totp_device: TOTPDevice) -> None:
+    login_password(client, next=NEXT)
+    assert client.get(NEXT.replace("/authorize", "/accounts/")).status_code in (302, 404)
+    assert session_auth(client) is None
+    direct = client.get(login_url(next=NEXT))
+    assert direct.status_code == 200  # still the password form: nothing established
+
+
+def test_authstate_api_for_the_authorize_endpoint(rf: Any, client: Any, user: Any, frozen: Any) -> None:
+    login_password(client)
+    request = rf.get("/")
+    request.session = client.session
+    request.user = user
+    state = authstate.current(request)
+    assert state is not None and state.acr == ACR_PASSWORD and state.user_id == user.pk
+    assert state.auth_datetime.timestamp() == state.auth_time
+
+
+def test_pending_login_expires(client: Any, user: Any, totp_device: TOTPDevice, frozen: Any) -> None:
+    login_password(client)
+    frozen.shift(301)
+    response = client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)})
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
+    assert session_auth(client) is None
+
+
+def test_login_page_has_csp_and_autofill(client: Any) -> None:
+    page = client.get(reverse("accounts:login"))
+    assert "frame-ancestors 'none'" in page["Content-Security-Policy"]
+    assert "script-src 'self'" in page["Content-Security-Policy"]
+    body = page.content.decode()
+    assert 'autocomplete="username webauthn"' in body
+    assert 'name="username"' in body and 'name="password"' in body and "csrfmiddlewaretoken" in body
+    assert PASSWORD not in body

@@ -1,0 +1,131 @@
+"""TOTP (RFC 6238) enrollment and use with real codes computed from the stored secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.tests.conftest import code_for, login_password, session_auth
+from idp.models import SecurityEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_enrollment_shows_qr_and_secret_and_needs_a_valid_code(client: Any, user: Any, frozen: Any) -> None:
+    login_password(client)
+    page = client.get(reverse("accounts:totp_enroll"))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "<svg" in body and "<script" not in body.split("<main>")[1].split("</main>")[0]
+    device = TOTPDevice.objects.get(user=user)
+    assert device.confirmed is False
+    assert page.context["secret"] in body
+
+    wrong = client.post(reverse("accounts:totp_enroll"), {"code": "000000" if code_for(device) != "000000" else "111111"})
+    assert wrong.status_code == 400
+    assert not TOTPDevice.objects.get(pk=device.pk).confirmed
+
+    frozen.shift(2)  # django-otp's own back-off after a failure is 1 s
+    ok = client.post(reverse("accounts:totp_enroll"), {"code": code_for(device)})
+    assert ok.status_code == 200
+    assert len(ok.context["codes"]) == 10  # recovery codes, shown once
+    assert TOTPDevice.objects.get(pk=device.pk).confirmed
+    assert session_auth(client)["amr"] == ["mfa", "otp", "pwd"]
+    assert SecurityEvent.objects.filter(event_type="factor.totp.enrolled", user=user).exists()
+    assert SecurityEvent.objects.filter(event_type="factor.recovery_codes.generated", user=user).exists()
+
+
+def test_login_with_totp_gives_mfa(client: Any, user: Any, totp_device: TOTPDevice, frozen: Any) -> None:
+    response = login_password(client, next="/accounts/")
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:verify"))
+    assert session_auth(client) is None  # not signed in before the second factor
+    assert client.get(reverse("accounts:profile")).status_code == 302
+
+    done = client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device), "next": "/accounts/"})
+    assert done.status_code == 302
+    final = client.get(done.url)
+    assert final.status_code == 302 and final.url == "/accounts/"
+    auth = session_auth(client)
+    assert auth["amr"] == ["mfa", "otp", "pwd"]
+
+
+def test_used_code_cannot_be_replayed(client: Any, user: Any, totp_device: TOTPDevice, frozen: Any) -> None:
+    code = code_for(totp_device)
+    login_password(client)
+    assert client.post(reverse("accounts:verify"), {"method": "totp", "code": code}).status_code == 302
+    client.post(reverse("accounts:logout"))
+
+    login_password(client)
+    frozen.shift(5)  # same 30 s step: the code is still the current one
+    assert code_for(totp_device) == code
+    replay = client.post(reverse("accounts:verify"), {"method": "totp", "code": code})
+    assert replay.status_code == 400
+    assert session_auth(client) is None
+    assert SecurityEvent.objects.filter(event_type="login.second_factor", outcome="failure").exists()
+
+    frozen.shift(30)  # the next step's code works
+    assert client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)}).status_code == 302
+
+
+def test_second_factor_attempts_are_throttled_per_account(
+    client: Any, user: Any, totp_device: TOTPDevice, frozen: Any, settings: Any
+) -> None:
+    settings.ACCOUNTS_LOGIN_FAILURES_PER_ACCOUNT = 3
+    login_password(client)
+    for _ in range(3):
+        frozen.shift(40)
+        bad = "123456" if code_for(totp_device) != "123456" else "654321"
+        assert client.post(reverse("accounts:verify"), {"method": "totp", "code": bad}).status_code == 400
+    frozen.shift(60)
+    login_password(client)  # a fresh password login does not reset the second-factor budget
+    locked = client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)})
+    assert locked.status_code == 400
+    assert "temporarily blocked" in locked.content.decode()
+    assert SecurityEvent.objects.filter(event_type="login.second_factor", reason="throttled").exists()
+
+
+def test_recovery_code_is_single_use(
+    client: Any, user: Any, totp_device: TOTPDevice, recovery_codes: list[str], frozen: Any
+) -> None:
+    login_password(client)
+    first = client.post(reverse("accounts:verify"), {"method": "recovery", "code": recovery_codes[0].upper()})
+    assert first.status_code == 302
+    assert session_auth(client)["amr"] == ["mfa", "otp", "pwd"]
+    assert SecurityEvent.objects.filter(event_type="factor.recovery_code.used", user=user).exists()
+    client.post(reverse("accounts:logout"))
+
+    login_password(client)
+    again = client.post(reverse("accounts:verify"), {"method": "recovery", "code": recovery_codes[0]})
+    assert again.status_code == 400
+    assert client.post(reverse("accounts:verify"), {"method": "recovery", "code": recovery_codes[1]}).status_code == 302
+
+
+def test_recovery_codes_are_stored_hashed_and_regenerable(
+    client: Any, user: Any, totp_device: TOTPDevice, recovery_codes: list[str], frozen: Any
+) -> None:
+    from django_otp.plugins.otp_static.models import StaticToken
+
+    stored = set(StaticToken.objects.filter(device__user=user).values_list("token", flat=True))
+    assert not stored & {c.replace("-", "") for c in recovery_codes}
+    login_password(client)
+    client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)})
+    page = client.post(reverse("accounts:recovery_regenerate"))
+    assert page.status_code == 200
+    new_codes = page.context["codes"]
+    assert set(new_codes).isdisjoint(recovery_codes)
+    client.post(reverse("accounts:logout"))
+    login_password(client)
+    assert client.post(reverse("accounts:verify"), {"method": "recovery", "code": recovery_codes[2]}).status_code == 400
+
+
+def test_remove_totp(client: Any, user: Any, totp_device: TOTPDevice, recovery_codes: list[str], frozen: Any) -> None:
+    login_password(client)
+    client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)})
+    client.post(reverse("accounts:totp_remove"))
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    assert SecurityEvent.objects.filter(event_type="factor.totp.removed", user=user).exists()
+    # no second factor left: the recovery codes go too
+    assert SecurityEvent.objects.filter(event_type="factor.recovery_codes.removed", user=user).exists()
