@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-
-from collections.abc import Callable
 from typing import Any
 
 import pytest
