@@ -37,6 +37,7 @@ _ALG_KEYS: dict[str, tuple[str, frozenset[str] | None]] = {
 }
 _KEY_CLASSES: dict[str, type[ECKey] | type[RSAKey] | type[OKPKey]] = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 8192  # bounds the cost of verifying an attacker's key
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:
@@ -59,7 +60,9 @@ def has_private_members(jwk: dict[str, Any]) -> bool:
     return any(name in jwk for name in PRIVATE_MEMBERS)
 
 
-def _rsa_bits(n: str) -> int:
+def _rsa_bits(n: object) -> int:
+    if not isinstance(n, str):
+        raise ValueError("n is not a string")
     return int.from_bytes(b64url_decode(n), "big").bit_length()
 
 
@@ -70,8 +73,8 @@ def _check_fits_alg(jwk: dict[str, Any], alg: str) -> None:
         raise DPoPError.invalid(Reason.BAD_KEY, "The jwk key type does not match alg.")
     if curves is not None and jwk.get("crv") not in curves:
         raise DPoPError.invalid(Reason.BAD_KEY, "The jwk curve does not match alg.")
-    if kty == "RSA" and (not isinstance(jwk.get("n"), str) or _rsa_bits(jwk["n"]) < MIN_RSA_BITS):
-        raise DPoPError.invalid(Reason.BAD_KEY, f"RSA keys must have at least {MIN_RSA_BITS} bits.")
+    if kty == "RSA" and not MIN_RSA_BITS <= _rsa_bits(jwk.get("n")) <= MAX_RSA_BITS:
+        raise DPoPError.invalid(Reason.BAD_KEY, f"RSA keys must have {MIN_RSA_BITS} to {MAX_RSA_BITS} bits.")
 
 
 def public_key_for(jwk: Any, alg: str) -> ECKey | RSAKey | OKPKey:

@@ -251,6 +251,11 @@ def test_weak_rsa_key(make_proof: Callable[..., str]) -> None:
     refused(make_proof(weak, alg="RS256"), Reason.BAD_KEY)
 
 
+def test_oversized_rsa_modulus(rsa_key: RSAKey) -> None:
+    jwk = {**public_jwk(rsa_key), "n": b64(b"\xff" * 1100)}
+    refused(sign_compact(header_for(rsa_key, alg="RS256", jwk=jwk), claims(), rsa_key), Reason.BAD_KEY)
+
+
 def test_point_not_on_curve(ec_key: ECKey) -> None:
     jwk = dict(public_jwk(ec_key))
     jwk["y"] = jwk["x"]
