@@ -279,6 +279,13 @@ def encrypt_verdict(verdict: dict[str, Any], *, decryption_key: bytes | None = N
 
 # ------------------------------------------------- local stand-in of Google's APIs
 
+@functools.cache
+def _service_account_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 class GoogleStandIn:
     """A threaded ``http.server`` on 127.0.0.1 playing Google's parts: the OAuth token URI
     (JWT-bearer grant, RS256 assertion checked against the service account's key), the
@@ -286,9 +293,7 @@ class GoogleStandIn:
     attestation revocation status list. Use as a context manager."""
 
     def __init__(self) -> None:
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        self.sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.sa_key = _service_account_key()
         self.verdicts: dict[str, dict[str, Any]] = {}
         self.status_list: dict[str, Any] = {"entries": {}}
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
@@ -315,7 +320,7 @@ class GoogleStandIn:
         from http.server import ThreadingHTTPServer
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -336,7 +341,8 @@ class GoogleStandIn:
         if method == "POST" and path.startswith("/v1/") and path.endswith(":decodeIntegrityToken"):
             if headers.get("authorization", "").removeprefix("Bearer ") not in self.access_tokens:
                 return 401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}}
-            token = json.loads(body or b"{}").get("integrity_token")
+            request = json.loads(body or b"{}")  # proto3 JSON: both field spellings are accepted
+            token = request.get("integrity_token", request.get("integrityToken"))
             verdict = self.verdicts.get(token)
             if verdict is None:
                 return 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "Integrity token cannot be decoded"}}
