@@ -1,0 +1,264 @@
+"""Real WebAuthn data (py_webauthn's upstream captures, copied into ``vectors/``) through
+Vigil's verification code: ``accounts.webauthn_rp`` and the passkey sign-in flow."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from OpenSSL.crypto import X509Store
+from webauthn.helpers import base64url_to_bytes
+
+from accounts import pending, webauthn_rp
+from accounts.models import Passkey
+from accounts.tests.conftest import load_vector, session_auth
+from accounts.webauthn_rp import PasskeyError, apk_key_hash_origin
+from idp.models import SecurityEvent
+
+
+def _b(value: dict[str, str]) -> bytes:
+    return base64url_to_bytes(value["b64url"])
+
+
+def _configure(settings: Any, params: dict[str, Any]) -> None:
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = params["expected_rp_id"]
+    origin = params["expected_origin"]
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = origin if isinstance(origin, list) else [origin]
+
+
+@pytest.fixture
+def fixed_x509_time(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Attestation chains are checked by OpenSSL at the real time; pin the vector's instant."""
+
+    def pin(moment: str) -> None:
+        when = datetime.fromisoformat(moment)
+
+        class PinnedStore(X509Store):
+            def __init__(self) -> None:
+                super().__init__()
+                self.set_time(when)
+
+        module = importlib.import_module("webauthn.helpers.validate_certificate_chain")
+        monkeypatch.setattr(module, "X509Store", PinnedStore)
+
+    return pin
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pywebauthn-reg-verifies_none_attestation_response.json",
+        "pywebauthn-reg-supports_multiple_expected_origins.json",
+        "pywebauthn-reg-apple-verify_attestation_apple_passkey.json",
+        "pywebauthn-reg-android_key-verify_attestation_android_key_hardware_authority.json",
+    ],
+)
+def test_registration_vectors_verify(name: str, settings: Any, fixed_x509_time: Any) -> None:
+    vector = load_vector(name)
+    _configure(settings, vector["params"])
+    if vector["fixed_time_utc"]:
+        fixed_x509_time(vector["fixed_time_utc"])
+    verified, transports = webauthn_rp.verify_registration(vector["credential"], _b(vector["params"]["expected_challenge"]))
+    expected = vector["expected_output"]
+    assert verified.credential_id == _b(expected["credential_id"])
+    assert verified.sign_count == expected["sign_count"]
+    assert verified.credential_device_type == expected["credential_device_type"]
+    reported = vector["credential"]["response"].get("transports") or vector["credential"].get("transports") or []
+    assert transports in (reported, [])
+
+
+def test_registration_without_user_verification_is_refused(settings: Any) -> None:
+    """The packed OKP capture has UV=0: Vigil requires UV (WebAuthn L3 §7.1 step 15)."""
+    vector = load_vector("pywebauthn-reg-packed-verify_attestation_with_okp_public_key.json")
+    assert vector["expected_output"]["user_verified"] is False
+    _configure(settings, vector["params"])
+    challenge = _b(vector["params"]["expected_challenge"])
+    # the same data verifies when UV is not demanded, so only the UV rule refuses it
+    webauthn_rp.verify_registration(vector["credential"], challenge, require_user_verification=False)
+    with pytest.raises(PasskeyError) as refused:
+        webauthn_rp.verify_registration(vector["credential"], challenge)
+    assert refused.value.code == "invalid_registration"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pywebauthn-reg-raises_useful_error_on_bad_attestation_object.json",
+        "pywebauthn-reg-raises_exception_on_unsupported_attestation_type.json",
+    ],
+)
+def test_bad_registrations_become_one_coded_error(name: str, settings: Any) -> None:
+    vector = load_vector(name)
+    _configure(settings, vector["params"])
+    with pytest.raises(PasskeyError) as refused:
+        webauthn_rp.verify_registration(vector["credential"], _b(vector["params"]["expected_challenge"]))
+    assert refused.value.code == "invalid_registration"
+
+
+def test_wrong_origin_or_rp_id_refused(settings: Any) -> None:
+    vector = load_vector("pywebauthn-reg-verifies_none_attestation_response.json")
+    challenge = _b(vector["params"]["expected_challenge"])
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "localhost"
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = ["https://vigil.example"]
+    with pytest.raises(PasskeyError):
+        webauthn_rp.verify_registration(vector["credential"], challenge)
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "vigil.example"
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = ["http://localhost:5000"]
+    with pytest.raises(PasskeyError):
+        webauthn_rp.verify_registration(vector["credential"], challenge)
+
+
+def test_native_android_origin_in_the_allowed_list(settings: Any) -> None:
+    fingerprint = "FA:C6:17:45:DC:09:03:78:6F:B9:ED:E6:2A:96:2B:39:9F:73:48:F0:BB:6F:89:9B:83:32:66:75:91:03:3B:9C"
+    origin = apk_key_hash_origin(fingerprint)
+    assert origin == "android:apk-key-hash:-sYXRdwJA3hvue3mKpYrOZ9zSPC7b4mbgzJmdZEDO5w"
+    vector = load_vector("pywebauthn-reg-supports_multiple_expected_origins.json")
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "localhost"
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = f"{origin}, http://localhost:5000"  # as from the environment
+    webauthn_rp.verify_registration(vector["credential"], _b(vector["params"]["expected_challenge"]))
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("pywebauthn-auth-verify_authentication_response_with_RSA_public_key.json", True),
+        ("pywebauthn-auth-supports_multiple_expected_origins.json", True),
+        ("pywebauthn-auth-verify_authentication_response_with_EC2_public_key.json", None),
+        ("pywebauthn-auth-verify_authentication_response_with_OKP_public_key.json", None),
+        ("pywebauthn-auth-raises_exception_on_uv_required_but_false.json", False),
+        ("pywebauthn-auth-raises_exception_on_incorrect_public_key.json", False),
+    ],
+)
+def test_assertion_vectors(name: str, ok: bool | None, settings: Any) -> None:
+    vector = load_vector(name)
+    params = vector["params"]
+    _configure(settings, params)
+    parsed = webauthn_rp.parse_assertion(vector["credential"])
+    challenge, key = _b(params["expected_challenge"]), _b(params["credential_public_key"])
+    if ok is None:  # verifies, but without UV, which Vigil always requires
+        webauthn_rp.verify_assertion(parsed, challenge, key, require_user_verification=False)
+        with pytest.raises(PasskeyError):
+            webauthn_rp.verify_assertion(parsed, challenge, key)
+    elif ok:
+        verified = webauthn_rp.verify_assertion(parsed, challenge, key)
+        assert verified.new_sign_count == vector["expected_output"]["new_sign_count"]
+    else:
+        with pytest.raises(PasskeyError) as refused:
+            webauthn_rp.verify_assertion(parsed, challenge, key)
+        assert refused.value.code == "invalid_assertion"
+
+
+@pytest.mark.parametrize(("stored", "received", "regressed"), [(0, 0, False), (0, 1, False), (5, 6, False),
+                                                               (5, 5, True), (5, 2, True), (3, 0, True)])
+def test_sign_count_rule(stored: int, received: int, regressed: bool) -> None:
+    assert webauthn_rp.sign_count_regressed(stored, received) is regressed
+
+
+# --- the whole flow with a real assertion ---------------------------------------------------
+RSA = "pywebauthn-auth-verify_authentication_response_with_RSA_public_key.json"
+
+
+def _rsa_passkey(user: Any, vector: dict[str, Any], **extra: Any) -> Passkey:
+    params = vector["params"]
+    handle = vector["credential"]["response"]["userHandle"]
+    values = {
+        "name": "Vector key", "credential_id": vector["credential"]["id"],
+        "public_key": _b(params["credential_public_key"]), "sign_count": params["credential_current_sign_count"],
+        "user_handle": handle,
+    }
+    values.update(extra)
+    return Passkey.objects.create(user=user, **values)
+
+
+def _seed_challenge(client: Any, purpose: str, challenge: bytes, **extra: Any) -> None:
+    session = client.session
+    session[webauthn_rp.CHALLENGE_SESSION_KEY] = {purpose: {"c": webauthn_rp.b64url(challenge), "exp": 2**40}}
+    session.update(extra)
+    session.save()
+
+
+@pytest.mark.django_db
+def test_passwordless_sign_in_with_a_real_assertion(client: Any, user: Any, settings: Any) -> None:
+    vector = load_vector(RSA)
+    _configure(settings, vector["params"])
+    passkey = _rsa_passkey(user, vector)
+    _seed_challenge(client, "login", _b(vector["params"]["expected_challenge"]))
+    response = client.post(reverse("accounts:passkey_auth_verify"),
+                           json.dumps({"purpose": "login", "credential": vector["credential"], "next": "/x"}),
+                           content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert session_auth(client)["amr"] == ["hwk", "mfa", "user"]
+    passkey.refresh_from_db()
+    assert passkey.sign_count == 1 and passkey.last_used_at is not None
+
+    # the same assertion again: its challenge was single-use
+    replay = client.post(reverse("accounts:passkey_auth_verify"),
+                         json.dumps({"purpose": "login", "credential": vector["credential"]}),
+                         content_type="application/json")
+    assert replay.status_code == 400 and replay.json()["error"] == "no_challenge"
+
+
+@pytest.mark.django_db
+def test_cloned_authenticator_is_refused_and_logged(client: Any, user: Any, settings: Any) -> None:
+    vector = load_vector(RSA)
+    _configure(settings, vector["params"])
+    passkey = _rsa_passkey(user, vector, sign_count=7)  # the server has seen count 7; this says 1
+    _seed_challenge(client, "login", _b(vector["params"]["expected_challenge"]))
+    response = client.post(reverse("accounts:passkey_auth_verify"),
+                           json.dumps({"purpose": "login", "credential": vector["credential"]}),
+                           content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "sign_count_regression"
+    assert session_auth(client) is None
+    passkey.refresh_from_db()
+    assert passkey.sign_count == 7 and passkey.last_used_at is None
+    event = SecurityEvent.objects.get(event_type="factor.passkey.sign_count_regression")
+    assert event.user == user and event.outcome == "denied"
+
+
+@pytest.mark.django_db
+def test_user_handle_must_match(client: Any, user: Any, settings: Any) -> None:
+    vector = load_vector(RSA)
+    _configure(settings, vector["params"])
+    _rsa_passkey(user, vector, user_handle="someone-else")
+    _seed_challenge(client, "login", _b(vector["params"]["expected_challenge"]))
+    response = client.post(reverse("accounts:passkey_auth_verify"),
+                           json.dumps({"purpose": "login", "credential": vector["credential"]}),
+                           content_type="application/json")
+    assert response.json()["error"] == "user_handle_mismatch"
+
+
+@pytest.mark.django_db
+def test_passkey_as_second_factor_only_for_the_pending_user(
+    client: Any, user: Any, make_user: Any, settings: Any
+) -> None:
+    vector = load_vector(RSA)
+    _configure(settings, vector["params"])
+    other = make_user("mallory")
+    _rsa_passkey(other, vector)
+    challenge = _b(vector["params"]["expected_challenge"])
+    _seed_challenge(client, "second_factor", challenge,
+                    **{pending.SESSION_KEY: {"uid": user.pk, "amr": ["pwd"], "mode": "login", "exp": 2**40}})
+    response = client.post(reverse("accounts:passkey_auth_verify"),
+                           json.dumps({"purpose": "second_factor", "credential": vector["credential"]}),
+                           content_type="application/json")
+    assert response.json()["error"] == "unknown_credential"
+
+    Passkey.objects.filter(user=other).update(user=user, user_handle=vector["credential"]["response"]["userHandle"])
+    _seed_challenge(client, "second_factor", challenge)
+    response = client.post(reverse("accounts:passkey_auth_verify"),
+                           json.dumps({"purpose": "second_factor", "credential": vector["credential"]}),
+                           content_type="application/json")
+    assert response.status_code == 200
+    assert session_auth(client)["amr"] == ["hwk", "mfa", "pwd", "user"]
+
+
+@pytest.mark.django_db
+def test_malformed_credential_is_a_coded_error(client: Any, user: Any) -> None:
+    _seed_challenge(client, "login", b"x" * 32)
+    response = client.post(reverse("accounts:passkey_auth_verify"),
+                           json.dumps({"purpose": "login", "credential": {"id": 5}}), content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "malformed_assertion"
