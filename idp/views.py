@@ -64,9 +64,13 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
             {"error": "invalid_request", "error_description": "Send application/x-www-form-urlencoded."}, 400
         )
     server = get_server()
-    if endpoint is None:
-        return server.create_token_response(request)
-    return server.create_endpoint_response(endpoint, request)
+    try:
+        if endpoint is None:
+            return server.create_token_response(request)
+        return server.create_endpoint_response(endpoint, request)
+    except ValueError:
+        # Authlib refuses to echo characters RFC 6749 §5.2 forbids in error_description.
+        return _json({"error": "invalid_request", "error_description": "The request contains invalid characters."}, 400)
 
 
 @csrf_exempt

@@ -136,13 +136,25 @@ def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hin
     return HttpResponseRedirect(f"{reverse('accounts:login')}?{urlencode(query)}")
 
 
+def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
+    """Authlib's validation; its error descriptions echo input, and refuse (ValueError)
+    characters RFC 6749 forbids there, so such input becomes a plain invalid_request."""
+    try:
+        return server.get_consent_grant(oauth_req, end_user=None)
+    except ValueError:
+        client = server.query_client(oauth_req.payload.client_id)
+        redirect = oauth_req.payload.redirect_uri
+        safe_redirect = redirect if client is not None and redirect and client.check_redirect_uri(redirect) else None
+        raise InvalidRequestError("The request contains invalid characters.", redirect_uri=safe_redirect) from None
+
+
 def begin(request: HttpRequest, decision: str | None = None) -> Outcome:
     """Run the authorization request; ``decision`` is the consent form's answer, if any."""
     server = get_server()
     oauth_req = server.create_oauth2_request(request)
     state_param = oauth_req.payload.state
     try:
-        grant = server.get_consent_grant(oauth_req, end_user=None)
+        grant = _consent_grant(server, oauth_req)
         redirect_uri = grant.redirect_uri
         client = oauth_req.client
         extras = _parse_extras(oauth_req, client, redirect_uri)
