@@ -102,11 +102,13 @@ def remove(request: HttpRequest | None, user: Any, passkey_id: int, reason: str 
         passkey = locked.get(passkey_id)
         if passkey is None:
             return False
-        if not policy.can_remove_factor(user, "passkey", passkey_id=passkey.pk):
-            record("factor.passkey.remove", outcome="denied", reason="last_factor", user=user, request=request,
-                   passkey=passkey.pk)
-            raise FactorRemovalRefused()
-        passkey.delete()
+        allowed = policy.can_remove_factor(user, "passkey", passkey_id=passkey.pk)
+        if allowed:
+            passkey.delete()
+    if not allowed:
+        record("factor.passkey.remove", outcome="denied", reason="last_factor", user=user, request=request,
+               passkey=passkey_id)
+        raise FactorRemovalRefused()
     record("factor.passkey.removed", user=user, request=request, passkey=passkey_id, reason=reason)
     if not policy.has_second_factor(user):
         recovery.delete_all(user, request, reason="no_second_factor_left")

@@ -1,0 +1,239 @@
+"""Account page: passkey management rules, sessions, password change, well-known files, admin."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.flows import passkeys as passkey_flow
+from accounts.flows.passkeys import FactorRemovalRefused
+from accounts.models import BrowserSession, Passkey
+from accounts.tests.conftest import PASSWORD, code_for, login_password, session_auth
+from idp.models import Client as OAuthClient, SecurityEvent
+from sessions.models import DeviceSession, SessionStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def mfa_login(client: Client, device: TOTPDevice) -> None:
+    login_password(client)
+    assert client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(device)}).status_code == 302
+
+
+def device_session(user: Any, n: int = 1) -> DeviceSession:
+    app, _ = OAuthClient.objects.get_or_create(
+        client_id="app", defaults={"name": "App", "client_type": "public", "token_endpoint_auth_method": "none"}
+    )
+    return DeviceSession.objects.create(sid=f"ds-{n}", user=user, client=app, auth_time=timezone.now())
+
+
+def test_profile_lists_factors_and_sessions(client: Any, user: Any, make_passkey: Any, frozen: Any) -> None:
+    login_password(client)
+    make_passkey(user, name="Phone")
+    device_session(user)
+    page = client.get(reverse("accounts:profile"))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Phone" in body and "App" in body
+    assert len(page.context["browser_sessions"]) == 1 and page.context["browser_sessions"][0].is_current
+
+
+def test_rename_and_remove_passkey(client: Any, user: Any, totp_device: TOTPDevice, make_passkey: Any, frozen: Any) -> None:
+    key = make_passkey(user)
+    mfa_login(client, totp_device)
+    client.post(reverse("accounts:passkey_rename", args=[key.pk]), {"name": "Work laptop"})
+    assert Passkey.objects.get(pk=key.pk).name == "Work laptop"
+    client.post(reverse("accounts:passkey_remove", args=[key.pk]))
+    assert not Passkey.objects.filter(pk=key.pk).exists()
+    kinds = set(SecurityEvent.objects.filter(user=user).values_list("event_type", flat=True))
+    assert {"factor.passkey.renamed", "factor.passkey.removed"} <= kinds
+
+
+def test_cannot_touch_another_users_passkey(client: Any, user: Any, make_user: Any, make_passkey: Any) -> None:
+    other_key = make_passkey(make_user("bob"))
+    login_password(client)
+    client.post(reverse("accounts:passkey_remove", args=[other_key.pk]))
+    client.post(reverse("accounts:passkey_rename", args=[other_key.pk]), {"name": "mine"})
+    other_key.refresh_from_db()
+    assert other_key.name.startswith("Key")
+
+
+def test_last_factor_cannot_be_removed_when_mfa_is_required(make_user: Any, make_passkey: Any) -> None:
+    user = make_user(require_mfa=True)
+    first, second = make_passkey(user), make_passkey(user)
+    assert passkey_flow.remove(None, user, first.pk)
+    with pytest.raises(FactorRemovalRefused):
+        passkey_flow.remove(None, user, second.pk)
+    assert Passkey.objects.filter(pk=second.pk).exists()
+    assert SecurityEvent.objects.filter(event_type="factor.passkey.remove", outcome="denied").exists()
+
+
+def test_last_passkey_removable_when_totp_remains(make_user: Any, make_passkey: Any) -> None:
+    user = make_user(require_mfa=True)
+    TOTPDevice.objects.create(user=user, confirmed=True)
+    key = make_passkey(user)
+    assert passkey_flow.remove(None, user, key.pk)
+
+
+def test_last_totp_cannot_be_removed_under_global_policy(
+    client: Any, user: Any, totp_device: TOTPDevice, settings: Any, frozen: Any
+) -> None:
+    settings.IDP_REQUIRE_MFA = True
+    mfa_login(client, totp_device)
+    response = client.post(reverse("accounts:totp_remove"))
+    assert response.status_code == 302
+    assert TOTPDevice.objects.filter(pk=totp_device.pk).exists()
+    assert SecurityEvent.objects.filter(event_type="factor.totp.remove", outcome="denied").exists()
+
+
+def test_factor_changes_need_a_recent_strong_session(
+    client: Any, user: Any, totp_device: TOTPDevice, make_passkey: Any, frozen: Any
+) -> None:
+    key = make_passkey(user)
+    mfa_login(client, totp_device)
+    frozen.shift(3600)
+    response = client.post(reverse("accounts:passkey_remove", args=[key.pk]))
+    assert response.status_code == 302 and "force=1" in response.url
+    assert Passkey.objects.filter(pk=key.pk).exists()
+    options = client.post(reverse("accounts:passkey_register_options"))
+    assert options.status_code == 403 and options.json()["error"] == "reauthentication_required"
+
+
+def test_passkey_registration_options(client: Any, user: Any, settings: Any) -> None:
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "vigil.example"
+    login_password(client)
+    options = client.post(reverse("accounts:passkey_register_options")).json()
+    assert options["rp"]["id"] == "vigil.example"
+    assert options["authenticatorSelection"]["residentKey"] == "required"
+    assert options["authenticatorSelection"]["userVerification"] == "required"
+    user.refresh_from_db()
+    assert options["user"]["id"] == user.webauthn_user_handle
+    assert str(user.subject) not in options["user"]["id"]
+
+
+def test_passwordless_options_have_no_allow_list(client: Any) -> None:
+    options = client.post(reverse("accounts:passkey_auth_options"), '{"purpose": "login"}',
+                          content_type="application/json").json()
+    assert options["allowCredentials"] == [] and options["userVerification"] == "required"
+
+
+def test_second_factor_options_list_the_pending_users_keys(client: Any, user: Any, make_passkey: Any) -> None:
+    key = make_passkey(user, credential_id="AAAA", transports=["internal"])
+    login_password(client)
+    options = client.post(reverse("accounts:passkey_auth_options"), '{"purpose": "second_factor"}',
+                          content_type="application/json").json()
+    assert [c["id"] for c in options["allowCredentials"]] == [key.credential_id]
+
+
+def test_password_change_signs_out_other_sessions_and_revokes_apps(user: Any, frozen: Any) -> None:
+    mine, other = Client(), Client()
+    login_password(mine)
+    login_password(other)
+    app_session = device_session(user)
+    assert BrowserSession.objects.open().filter(user=user).count() == 2
+    sid_before = session_auth(mine)["sid"]
+
+    new_password = "a different long passphrase 7"
+    response = mine.post(reverse("accounts:password_change"), {
+        "old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password})
+    assert response.status_code == 302
+    assert mine.get(reverse("accounts:profile")).status_code == 200  # this session continues
+    assert session_auth(mine)["sid"] == sid_before
+    assert other.get(reverse("accounts:profile")).status_code == 302  # signed out
+    app_session.refresh_from_db()
+    assert app_session.status == SessionStatus.REVOKED and app_session.status_reason == "password_changed"
+    assert app_session.revoked_at is not None
+    assert BrowserSession.objects.open().filter(user=user).count() == 1
+    assert SecurityEvent.objects.filter(event_type="password.changed", user=user).exists()
+
+
+def test_sign_out_one_browser_session(user: Any) -> None:
+    mine, other = Client(), Client()
+    login_password(mine)
+    login_password(other)
+    target = BrowserSession.objects.open().filter(user=user).order_by("pk").last()
+    assert target is not None
+    mine.post(reverse("accounts:session_sign_out", args=[target.pk]))
+    assert other.get(reverse("accounts:profile")).status_code == 302
+    assert mine.get(reverse("accounts:profile")).status_code == 200
+
+
+def test_revoke_one_device_session(client: Any, user: Any, make_user: Any) -> None:
+    mine, foreign = device_session(user, 1), device_session(make_user("bob"), 2)
+    login_password(client)
+    client.post(reverse("accounts:device_revoke", args=[mine.pk]))
+    client.post(reverse("accounts:device_revoke", args=[foreign.pk]))
+    mine.refresh_from_db()
+    foreign.refresh_from_db()
+    assert mine.status == SessionStatus.REVOKED and foreign.status == SessionStatus.ACTIVE
+
+
+def test_session_index_follows_key_rotation(client: Any, user: Any, totp_device: TOTPDevice, frozen: Any) -> None:
+    mfa_login(client, totp_device)
+    rows = BrowserSession.objects.filter(user=user)
+    assert rows.count() == 1
+    assert Session.objects.count() == 1
+    assert rows.get().amr == ["mfa", "otp", "pwd"]
+
+
+def test_logout_ends_the_session_row(client: Any, user: Any) -> None:
+    login_password(client)
+    client.post(reverse("accounts:logout"))
+    assert BrowserSession.objects.open().count() == 0
+
+
+def test_well_known_documents(client: Any, settings: Any) -> None:
+    settings.ACCOUNTS_ASSET_LINKS = [{"package_name": "com.example.app", "sha256_cert_fingerprints": ["aa:bb"]}]
+    settings.ACCOUNTS_APPLE_APP_IDS = '["ABCDE12345.com.example.app"]'
+    links = client.get("/.well-known/assetlinks.json")
+    assert links["Content-Type"] == "application/json"
+    assert links.json() == [{
+        "relation": ["delegate_permission/common.handle_all_urls", "delegate_permission/common.get_login_creds"],
+        "target": {"namespace": "android_app", "package_name": "com.example.app", "sha256_cert_fingerprints": ["AA:BB"]},
+    }]
+    aasa = client.get("/.well-known/apple-app-site-association")
+    assert aasa.json() == {"webcredentials": {"apps": ["ABCDE12345.com.example.app"]}}
+
+
+def test_admin_reset_factors(admin_client: Any, user: Any, totp_device: TOTPDevice, make_passkey: Any,
+                             recovery_codes: list[str]) -> None:
+    make_passkey(user)
+    app_session = device_session(user)
+    page = admin_client.get(reverse("admin:accounts_user_change", args=[user.pk]))
+    assert page.status_code == 200
+    response = admin_client.post(reverse("admin:accounts_user_changelist"),
+                                 {"action": "reset_factors", "_selected_action": [user.pk]})
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    assert not Passkey.objects.filter(user=user).exists()
+    app_session.refresh_from_db()
+    assert app_session.status == SessionStatus.REVOKED
+    event = SecurityEvent.objects.get(event_type="factor.reset", user=user)
+    assert event.details["actor"] == "admin"
+
+
+def test_pending_device_is_not_a_factor(client: Any, user: Any) -> None:
+    login_password(client)
+    client.get(reverse("accounts:totp_enroll"))
+    assert TOTPDevice.objects.filter(user=user, confirmed=False).exists()
+    client.post(reverse("accounts:logout"))
+    response = login_password(client, next="/accounts/")
+    assert response.url == "/accounts/"  # no second step for an unconfirmed device
+
+
+def test_stale_pending_passkey_challenge_expires(client: Any, user: Any, frozen: Any) -> None:
+    from accounts import webauthn_rp
+
+    client.post(reverse("accounts:passkey_auth_options"), '{"purpose": "login"}', content_type="application/json")
+    frozen.shift(timedelta(minutes=6))
+    response = client.post(reverse("accounts:passkey_auth_verify"), '{"purpose": "login", "credential": {}}',
+                           content_type="application/json")
+    assert response.json()["error"] == "challenge_expired"
+    assert webauthn_rp.CHALLENGE_SESSION_KEY in client.session
