@@ -28,10 +28,24 @@ def load_der_certificates(items: Iterable[object]) -> list[x509.Certificate]:
         if not isinstance(item, bytes | bytearray):
             raise AttestationError(Reason.MALFORMED_CERTIFICATE, "x5c entry is not a byte string")
         try:
-            certs.append(x509.load_der_x509_certificate(bytes(item)))
-        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            cert = x509.load_der_x509_certificate(bytes(item))
+            _parse_fully(cert)
+        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
             raise AttestationError(Reason.MALFORMED_CERTIFICATE, str(exc)) from exc
+        certs.append(cert)
     return certs
+
+
+def _parse_fully(cert: x509.Certificate) -> None:
+    """``cryptography`` parses some fields lazily: touch them all here, at the parser
+    boundary, so a malformed field cannot raise later in the verifier."""
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.serial_number, cert.version)
+    _ = (cert.signature_hash_algorithm, cert.signature_algorithm_oid, cert.signature)
+    cert.public_key()
+    for extension in cert.extensions:
+        _ = extension.value
 
 
 def load_pem_files(paths: Iterable[str | Path]) -> list[x509.Certificate]:
