@@ -105,6 +105,11 @@ class AppSettings:
         return str(_get("ANDROID_REVOCATION_LIST_URL", "https://android.googleapis.com/attestation/status"))
 
     @property
+    def ANDROID_REVOCATION_REFRESH_SECONDS(self) -> int:
+        """Period of the Celery beat job refreshing the status list. Default 3600; 0 disables it."""
+        return _int("ANDROID_REVOCATION_REFRESH_SECONDS", 3600)
+
+    @property
     def ANDROID_HTTP_TIMEOUT(self) -> float:
         """Seconds for each call to Google (status list, OAuth token, decodeIntegrityToken). Default 10."""
         return float(_get("ANDROID_HTTP_TIMEOUT", 10))

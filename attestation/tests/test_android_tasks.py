@@ -1,0 +1,85 @@
+"""The revocation-list refresh task: fetches Google's format from a configurable URL,
+replaces the local file atomically, is idempotent and lets errors raise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from attestation.android.revocation import StatusListError, load_status_list
+from attestation.tasks import refresh_android_revocation_list, schedule
+from attestation.testing import google_pki as g
+
+pytestmark = pytest.mark.live
+SAMPLE = Path(__file__).parent / "vectors" / "android" / "google-android-key-attestation" / "status.json"
+
+
+@pytest.fixture
+def google() -> Iterator[g.GoogleStandIn]:
+    with g.GoogleStandIn() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def target(settings: Any, tmp_path: Path, google: g.GoogleStandIn) -> Path:
+    path = tmp_path / "status.json"
+    settings.ATTESTATION_ANDROID_REVOCATION_LIST_PATH = str(path)
+    settings.ATTESTATION_ANDROID_REVOCATION_LIST_URL = f"{google.url}/attestation/status"
+    return path
+
+
+def test_refresh_writes_googles_list_and_is_idempotent(google: g.GoogleStandIn, target: Path) -> None:
+    google.status_list = json.loads(SAMPLE.read_text())
+    assert refresh_android_revocation_list.apply().get() == 5
+    first = target.read_bytes()
+    assert refresh_android_revocation_list() == 5
+    assert target.read_bytes() == first
+    revoked = load_status_list(target)
+    assert revoked["cc66e9a93713b6e643b26c15879786f7"] == "SUSPENDED"
+    assert revoked["6681152659205225093"] == "REVOKED"
+
+
+def test_invalid_document_raises_and_keeps_the_previous_file(google: g.GoogleStandIn, target: Path) -> None:
+    google.status_list = json.loads(SAMPLE.read_text())
+    refresh_android_revocation_list()
+    before = target.read_bytes()
+    google.status_list = {"entries": {"zz-not-hex": {"status": "REVOKED"}}}
+    with pytest.raises(StatusListError):
+        refresh_android_revocation_list()
+    google.status_list = {"no": "entries"}
+    with pytest.raises(StatusListError):
+        refresh_android_revocation_list()
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir()] == ["status.json"]
+
+
+def test_http_errors_raise(google: g.GoogleStandIn, target: Path) -> None:
+    google.fail_with = 503
+    with pytest.raises(requests.HTTPError):
+        refresh_android_revocation_list()
+    assert not target.exists()
+
+
+def test_explicit_url_and_path(google: g.GoogleStandIn, tmp_path: Path) -> None:
+    out = tmp_path / "other.json"
+    assert refresh_android_revocation_list(f"{google.url}/attestation/status", str(out)) == 0
+    assert json.loads(out.read_text()) == {"entries": {}}
+
+
+def test_beat_schedule(settings: Any) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    class Sender:
+        def add_periodic_task(self, *args: Any, **kwargs: Any) -> None:
+            calls.append(args)
+
+    settings.ATTESTATION_ANDROID_REVOCATION_REFRESH_SECONDS = 600
+    schedule(Sender())
+    settings.ATTESTATION_ANDROID_REVOCATION_REFRESH_SECONDS = 0
+    schedule(Sender())
+    assert len(calls) == 1 and calls[0][0] == 600
