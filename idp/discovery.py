@@ -6,6 +6,8 @@ from typing import Any
 
 from accounts.acr import ACR_VALUES_SUPPORTED
 
+from sessions.app_settings import app_settings as sessions_settings
+
 from .app_settings import app_settings
 
 
@@ -46,6 +48,7 @@ def metadata() -> dict[str, Any]:
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
+        "dpop_signing_alg_values_supported": sessions_settings.DPOP_ALGS,
         "backchannel_logout_supported": False,
         "frontchannel_logout_supported": False,
     }

@@ -49,6 +49,10 @@ class Client(models.Model):
     first_party = models.BooleanField(default=False, help_text="Skip the consent screen.")
     require_pkce = models.BooleanField(default=True, help_text="Always on for public clients.")
     require_mfa = models.BooleanField(default=False)
+    require_dpop = models.BooleanField(
+        default=False, help_text="Refuse token requests without a DPoP proof (RFC 9449); refresh tokens of "
+        "public clients are DPoP-bound whenever a proof is sent."
+    )
     signing_alg = models.CharField(
         max_length=10, default="ES256", choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")]
     )

@@ -42,6 +42,9 @@ class DeviceSession(models.Model):
     amr = models.JSONField(default=list)
     acr = models.CharField(max_length=100, blank=True)
     nonce = models.CharField(max_length=512, blank=True)
+    dpop_jkt = models.CharField(
+        max_length=64, blank=True, help_text="RFC 7638 thumbprint of the DPoP key the refresh tokens are bound to."
+    )
     status = models.CharField(max_length=10, choices=SessionStatus.choices, default=SessionStatus.ACTIVE, db_index=True)
     status_reason = models.CharField(max_length=80, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

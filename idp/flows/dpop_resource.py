@@ -1,4 +1,5 @@
-"""DPoP at our resource endpoints (RFC 9449 §7): filled in when the DPoP module lands."""
+"""DPoP-bound access tokens at our resource endpoints (RFC 9449 §7): the request must use
+the ``DPoP`` scheme with a proof over this request, carrying ``ath``, by the key in ``cnf.jkt``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,33 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from sessions.app_settings import app_settings as sessions_settings
+from sessions.dpop import DPoPError, dpop_header_values, single_proof_from_headers, verify_proof
+
+from ..app_settings import app_settings
+
 
 def check_dpop_binding(request: HttpRequest, scheme: str, token: str, claims: dict[str, Any]) -> None:
     from .resource import ResourceError
 
-    raise ResourceError("invalid_token", "DPoP-bound tokens are not accepted here yet.", 401, "DPoP")
+    cnf = claims.get("cnf") if isinstance(claims.get("cnf"), dict) else {}
+    jkt = cnf.get("jkt") if cnf else None
+    if not jkt:
+        raise ResourceError("invalid_token", "This token is not DPoP-bound; use the Bearer scheme.", 401, "DPoP")
+    if scheme != "dpop":
+        raise ResourceError("invalid_token", "This token is DPoP-bound; use the DPoP scheme with a proof.", 401, "DPoP")
+    try:
+        proof_jwt = single_proof_from_headers(dpop_header_values(request))
+        if proof_jwt is None:
+            raise DPoPError.invalid("dpop_missing", "A DPoP proof is required.")
+        verify_proof(
+            proof_jwt,
+            method=request.method or "GET",
+            url=f"{app_settings.ISSUER}{request.path}",
+            access_token=token,
+            nonce_required=sessions_settings.DPOP_NONCE_REQUIRED,
+            expected_jkt=jkt,
+        )
+    except DPoPError as error:
+        raise ResourceError("invalid_dpop_proof" if error.error != "use_dpop_nonce" else "use_dpop_nonce",
+                            error.description, 401, "DPoP") from error

@@ -113,8 +113,9 @@ def exchange(http: BrowserClient, code: str, pkce: Pkce, client_id: str, redirec
         "client_id": client_id,
         "code_verifier": pkce.verifier,
     }
-    data.update(extra)
-    return form_post(http, reverse("token"), data)
+    headers = {k: v for k, v in extra.items() if k.startswith("HTTP_")}
+    data.update({k: v for k, v in extra.items() if not k.startswith("HTTP_")})
+    return form_post(http, reverse("token"), data, **headers)
 
 
 def form_post(http: BrowserClient, url: str, data: dict[str, Any], **headers: Any) -> Any:

@@ -104,7 +104,7 @@ def issue_refresh_token(session: DeviceSession, scope: str, now: datetime) -> st
     return raw
 
 
-def start_session(code: AuthorizationCode, *, ip: str | None, now: datetime) -> DeviceSession:
+def start_session(code: AuthorizationCode, *, ip: str | None, now: datetime, dpop_jkt: str = "") -> DeviceSession:
     """A new family for a redeemed authorization code."""
     return DeviceSession.objects.create(
         sid=generate_token(16),
@@ -118,6 +118,7 @@ def start_session(code: AuthorizationCode, *, ip: str | None, now: datetime) -> 
         amr=list(code.amr),
         acr=code.acr,
         nonce=code.nonce,
+        dpop_jkt=dpop_jkt or "",
         created_at=now,
         last_refresh_at=now,
         last_ip=ip,

@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
 from ...events import record
+from ..dpop_binding import check_token_request
 from .base import VigilGrantMixin
 
 USER_ONLY_SCOPES = {"openid", "offline_access", "profile", "email"}
@@ -27,6 +28,7 @@ class ClientCredentialsGrant(VigilGrantMixin, grants.ClientCredentialsGrant):
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        check_token_request(self)
         scope = self.granted_scope()
         issued = self.issue_tokens(session=None, scope=scope, now=timezone.now(), with_refresh=False)
         record(

@@ -17,6 +17,7 @@ from sessions.models import RefreshToken, SessionStatus
 
 from ...events import client_ip, record
 from ..claims import id_token_claims
+from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
 
 
@@ -64,6 +65,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         presented: RefreshToken = self.request.refresh_token
         if self.authenticate_user(presented) is None:
             raise InvalidGrantError("The user of this refresh token is inactive.")
+        check_token_request(self, bound_jkt=presented.session.dpop_jkt)
         now = timezone.now()
         scope = self.request.payload.scope or presented.scope
         try:

@@ -1,0 +1,53 @@
+"""DPoP at the token endpoint (RFC 9449 §5): verify the proof, bind the access token
+(``cnf.jkt``) and, for public clients, the refresh-token family to the proof's key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessions.app_settings import app_settings as sessions_settings
+from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
+
+from ..app_settings import app_settings
+from ..events import record
+from .errors import InvalidDPoPProofError, UseDPoPNonceError
+
+
+def _as_oauth_error(error: DPoPError) -> InvalidDPoPProofError | UseDPoPNonceError:
+    headers = list(error.nonce_headers().items())
+    cls = UseDPoPNonceError if error.error == "use_dpop_nonce" else InvalidDPoPProofError
+    return cls(error.description, headers=headers)
+
+
+def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
+    """Verify the request's DPoP proof; returns its key thumbprint (or None without a proof).
+
+    ``bound_jkt``: the key a refresh-token family is bound to; the proof must use it.
+    """
+    request = grant.request
+    client = request.client
+    try:
+        proof_jwt = single_proof_from_headers(dpop_header_values(request.django_request))
+        if proof_jwt is None:
+            if client.require_dpop or bound_jkt:
+                raise DPoPError.invalid("dpop_missing", "A DPoP proof is required for this client.")
+            return None
+        proof = verify_proof(
+            proof_jwt,
+            method="POST",
+            url=f"{app_settings.ISSUER}/token",
+            nonce_required=sessions_settings.DPOP_NONCE_REQUIRED,
+            expected_jkt=bound_jkt or None,
+        )
+    except DPoPError as error:
+        record(
+            "dpop.refused",
+            outcome="denied",
+            reason=error.reason or error.error,
+            client_id=client.client_id,
+            request=request.django_request,
+        )
+        raise _as_oauth_error(error) from error
+    request.vigil_dpop_jkt = proof.jkt
+    request.vigil_extra_headers.append(("DPoP-Nonce", issue_nonce()))
+    return proof.jkt
