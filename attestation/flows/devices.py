@@ -128,11 +128,12 @@ def assert_apple_device(
 
 
 def _advance_counter(device: Device, counter: int, now: datetime) -> None:
-    """Store ``counter`` only if it is still greater than the stored one and the device is active."""
-    with transaction.atomic():
-        updated = Device.objects.filter(pk=device.pk, counter__lt=counter, status=DeviceStatus.ACTIVE).update(
-            counter=counter, last_asserted_at=now
-        )
+    """Store ``counter`` only if it is still greater than the stored one and the device is active:
+    one conditional ``UPDATE … WHERE counter < new AND status = 'active'`` (atomic on its own),
+    so of two concurrent assertions with the same counter exactly one wins."""
+    updated = Device.objects.filter(pk=device.pk, counter__lt=counter, status=DeviceStatus.ACTIVE).update(
+        counter=counter, last_asserted_at=now
+    )
     if updated != 1:
         device.refresh_from_db(fields=["status", "status_reason", "counter"])
         device.check_usable()
