@@ -150,7 +150,7 @@ def key_description(spec: LeafSpec) -> kd.KeyDescription:
     })
     hardware: dict[str, Any] = {
         "purpose": [2, 3], "algorithm": 3, "key_size": 256, "digest": [4], "ec_curve": 1,
-        "no_auth_required": None, "origin": 0,
+        "no_auth_required": kd.core.Null(), "origin": 0,
         "os_version": spec.os_version, "os_patch_level": spec.os_patch_level,
         "vendor_patch_level": spec.vendor_patch_level, "boot_patch_level": spec.boot_patch_level,
     }
