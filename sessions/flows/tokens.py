@@ -139,6 +139,7 @@ def revoke_session(session: DeviceSession, reason: str, *, now: datetime | None 
     """Revoke a family: the session, all its refresh tokens and access tokens. Idempotent."""
     moment = now or timezone.now()
     with transaction.atomic():
+        DeviceSession.objects.select_for_update().filter(pk=session.pk).first()
         changed = DeviceSession.objects.filter(pk=session.pk).exclude(status=SessionStatus.REVOKED).update(
             status=SessionStatus.REVOKED, status_reason=reason[:80], revoked_at=moment
         )
@@ -172,10 +173,12 @@ def rotate(presented: RefreshToken, *, now: datetime) -> tuple[DeviceSession, st
     successor is revoked and a fresh one issued (the app never saw the first response).
     """
     with transaction.atomic():
-        token = RefreshToken.objects.select_for_update().select_related("session", "session__client").get(
-            pk=presented.pk
+        # Lock order everywhere: the session row first, then its tokens (no deadlocks with revocation).
+        session = DeviceSession.objects.select_for_update().select_related("client", "user").get(
+            pk=presented.session_id
         )
-        session = token.session
+        token = RefreshToken.objects.select_for_update().get(pk=presented.pk)
+        token.session = session
         if token.revoked_at is not None or session.status == SessionStatus.REVOKED:
             raise RefreshRefused("revoked")
         if session.status == SessionStatus.STEP_UP_REQUIRED:
