@@ -207,6 +207,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "rotate-signing-keys": {"task": "idp.rotate_keys_if_due", "schedule": 3600.0},
+    "purge-expired-protocol-state": {"task": "idp.purge_expired", "schedule": 3600.0},
+}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,41 @@
+"""Periodic provider jobs: key rotation and clean-up of expired protocol state.
+
+Tasks take no ORM objects, are idempotent and let errors raise so Celery retries them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import keys
+from .app_settings import app_settings
+from .events import record
+from .models import AuthorizationCode
+
+
+@shared_task(name="idp.rotate_keys_if_due")
+def rotate_keys_if_due() -> list[str]:
+    """Apply due key transitions and publish a successor for keys older than KEY_ROTATION_DAYS."""
+    changes = keys.advance()
+    for alg in app_settings.SUPPORTED_SIGNING_ALGS:
+        if keys.rotation_due(alg):
+            key = keys.rotate(alg)
+            changes.append(f"published {alg} {key.kid}")
+            record("keys.rotated", alg=alg, kid=key.kid, scheduled=True)
+    return changes
+
+
+@shared_task(name="idp.purge_expired")
+def purge_expired(keep_days: int = 1) -> dict[str, int]:
+    """Delete codes, access-token records and refresh tokens that expired over ``keep_days`` ago."""
+    from sessions.models import AccessToken, RefreshToken
+
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    return {
+        "codes": AuthorizationCode.objects.filter(expires_at__lt=cutoff, device_session__isnull=True).delete()[0],
+        "access_tokens": AccessToken.objects.filter(expires_at__lt=cutoff).delete()[0],
+        "refresh_tokens": RefreshToken.objects.filter(expires_at__lt=cutoff).delete()[0],
+    }

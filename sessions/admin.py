@@ -1,0 +1,59 @@
+"""Admin for device sessions (token families) and the tokens in them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from idp.events import record
+
+from .flows.tokens import revoke_session
+from .models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+
+
+class RefreshTokenInline(admin.TabularInline):
+    model = RefreshToken
+    fields = ["created_at", "expires_at", "rotated_at", "revoked_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-created_at"]
+
+
+@admin.register(DeviceSession)
+class DeviceSessionAdmin(admin.ModelAdmin):
+    list_display = ["sid", "user", "client", "status", "acr", "created_at", "last_refresh_at", "last_ip"]
+    list_filter = ["status", "client", "acr"]
+    search_fields = ["sid", "user__username", "client__client_id", "last_ip"]
+    readonly_fields = [f.name for f in DeviceSession._meta.fields]
+    inlines = [RefreshTokenInline]
+    actions = ["revoke", "require_step_up"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke (the app must sign in again)")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for session in queryset.select_related("client", "user"):
+            revoke_session(session, "revoked_by_admin", admin=request.user.get_username())
+
+    @admin.action(description="Require step-up at the next refresh")
+    def require_step_up(self, request: HttpRequest, queryset: Any) -> None:
+        for session in queryset.filter(status=SessionStatus.ACTIVE).select_related("client", "user"):
+            session.status, session.status_reason = SessionStatus.STEP_UP_REQUIRED, "step_up_by_admin"
+            session.save(update_fields=["status", "status_reason"])
+            record("session.step_up_required", user=session.user, client_id=session.client.client_id,
+                   session_id=session.sid, request=request, admin=request.user.get_username())
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    list_display = ["jti", "client", "user", "scope", "created_at", "expires_at", "revoked_at"]
+    list_filter = ["client"]
+    search_fields = ["jti", "user__username", "client__client_id"]
+    readonly_fields = [f.name for f in AccessToken._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
