@@ -217,3 +217,76 @@ def test_password_and_totp_with_codes_from_the_enrolled_secret(session: Session,
     with session.page.expect_navigation(url="**/accounts/"):
         session.page.click("form button[type=submit]")
     assert session.amr() == "mfa otp pwd"
+
+
+# --- end to end: an OIDC authorization asking for an acr, ID token checked ------------------
+REDIRECT = "http://127.0.0.1/callback"
+
+
+def _authorize_in_browser(session: Session, base_url: str, acr: str, sign_in: Any) -> dict[str, Any]:
+    """Run code + PKCE through the browser; ``sign_in`` completes the login pages."""
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    import jwt
+    import requests
+
+    from idp.flows.clients import register_client
+
+    app = register_client(name="Phone app", public=True, redirect_uris=[REDIRECT], first_party=True)
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {"response_type": "code", "client_id": app.client.client_id, "redirect_uri": REDIRECT,
+              "scope": "openid", "state": "st-1", "nonce": "n-1", "code_challenge": challenge,
+              "code_challenge_method": "S256", "acr_values": acr}
+    # the app's redirect is not served: catch the browser's request to it (the code arrives there)
+    with session.page.expect_request(lambda r: r.url.startswith(REDIRECT)) as redirect:
+        session.page.goto("/authorize?" + urlencode(params))
+        sign_in()
+    query = {k: v[0] for k, v in parse_qs(urlsplit(redirect.value.url).query).items()}
+    assert query.get("state") == "st-1" and "code" in query, query
+    token = requests.post(f"{base_url}/token", data={
+        "grant_type": "authorization_code", "code": query["code"], "redirect_uri": REDIRECT,
+        "client_id": app.client.client_id, "code_verifier": verifier}, timeout=10)
+    assert token.status_code == 200, token.text
+    id_token = token.json()["id_token"]
+    key = jwt.PyJWKClient(f"{base_url}/jwks.json").get_signing_key_from_jwt(id_token)
+    return jwt.decode(id_token, key.key, algorithms=["ES256", "RS256", "EdDSA"], audience=app.client.client_id,
+                      options={"verify_iss": False})
+
+
+def test_oidc_authorization_phishing_resistant_with_a_passkey(session: Session, user: Any, webauthn_live: str) -> None:
+    session.password_login()
+    session.register_passkey()
+    session.sign_out()
+
+    def sign_in() -> None:
+        assert "/accounts/login/" in session.page.url
+        session.shot("authorize-login")
+        session.page.click("#passkey-login")
+
+    claims = _authorize_in_browser(session, webauthn_live, "urn:vigil:acr:phishing-resistant", sign_in)
+    assert claims["acr"] == "urn:vigil:acr:phishing-resistant"
+    assert claims["amr"] == ["hwk", "mfa", "user"]
+    assert claims["nonce"] == "n-1" and claims["sub"] == str(user.subject)
+
+
+def test_oidc_authorization_mfa_with_password_and_totp(session: Session, user: Any, webauthn_live: str) -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+
+    def sign_in() -> None:
+        session.page.fill("#id_username", "alice")
+        session.page.fill("#id_password", PASSWORD)
+        session.page.click("button[type=submit]")
+        session.page.wait_for_url("**/accounts/login/verify/**")
+        session.shot("authorize-verify")
+        session.page.fill("#id_totp_code", str(oath_totp(device.bin_key)).zfill(6))
+        session.page.click("form button[type=submit]")
+
+    claims = _authorize_in_browser(session, webauthn_live, "urn:vigil:acr:mfa", sign_in)
+    assert claims["acr"] == "urn:vigil:acr:mfa"
+    assert claims["amr"] == ["mfa", "otp", "pwd"]
