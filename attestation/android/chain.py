@@ -93,11 +93,15 @@ def parse_certificate(der: bytes) -> ChainCert:
     """Strict DER decoding; the signature algorithm must be canonically encoded."""
     try:
         cert = x509.load_der_x509_certificate(der)
+        # cryptography and asn1crypto decode lazily: force every field here, at the boundary
+        cert.extensions, cert.public_key(), cert.subject, cert.issuer  # noqa: B018
+        cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm  # noqa: B018
         asn1 = asn1_x509.Certificate.load(der, strict=True)
+        asn1.native  # noqa: B018
         algorithm = asn1["signature_algorithm"]
         inner = asn1["tbs_certificate"]["signature"]
         name = algorithm["algorithm"].native
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except Exception as exc:  # noqa: BLE001 - both libraries raise many types on hostile DER
         raise AttestationError(Reason.MALFORMED_CERTIFICATE, f"not a strict DER certificate: {exc}") from exc
     if algorithm.dump() != inner.dump():
         raise AttestationError(Reason.MALFORMED_CERTIFICATE, "signatureAlgorithm differs from tbsCertificate.signature")

@@ -5,7 +5,9 @@ operators (``create_client --android-cert-digest``, the admin). Compare them as 
 from __future__ import annotations
 
 import base64
-import binascii
+
+from ..encoding import b64decode_any
+from ..errors import AttestationError
 
 SHA256_LEN = 32
 
@@ -23,8 +25,8 @@ def normalise_digest(value: str | bytes) -> bytes:
         except ValueError:
             pass
     try:
-        raw = base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
+        raw = b64decode_any(text)
+    except AttestationError as exc:
         raise ValueError(f"not a SHA-256 digest: {value!r}") from exc
     if len(raw) != SHA256_LEN:
         raise ValueError(f"not a SHA-256 digest: {value!r}")

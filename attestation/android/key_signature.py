@@ -9,15 +9,13 @@ two Keystore signature algorithms Google lists for attested signing keys. A fail
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from ..binding import RequestBinding
+from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
 
 MAX_SIGNATURE_LEN = 1024
@@ -34,14 +32,7 @@ def load_public_key(pem: str | bytes) -> PublicKeyTypes:
 
 def decode_signature(value: str | bytes) -> bytes:
     """A signature sent as base64url/base64 text (or already raw bytes)."""
-    if isinstance(value, bytes):
-        raw = value
-    else:
-        text = value.strip()
-        try:
-            raw = base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise AttestationError(Reason.MALFORMED_BASE64, "signature is not base64") from exc
+    raw = value if isinstance(value, bytes) else b64decode_any(value) if value.strip() else b""
     if not raw or len(raw) > MAX_SIGNATURE_LEN:
         raise AttestationError(Reason.SIGNATURE_INVALID, "signature has an impossible length")
     return raw

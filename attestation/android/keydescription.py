@@ -264,5 +264,5 @@ def parse_key_description(der: bytes) -> KeyDescriptionFacts:
         )
     except AttestationError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - asn1crypto raises many types on hostile input
         raise AttestationError(Reason.MALFORMED_EXTENSION, f"KeyDescription: {exc}") from exc

@@ -20,8 +20,6 @@ base64-encoded from Play Console. Standard requests are decoded by Google's
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hmac
 import json
@@ -32,6 +30,7 @@ from joserfc import jwe, jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey
 
+from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
 from .digests import normalise_digest
 
@@ -71,11 +70,9 @@ class IntegrityVerdict:
 
 
 def _b64decode(value: str | bytes, what: str) -> bytes:
-    text = value.decode() if isinstance(value, bytes) else value
-    text = "".join(text.split())
     try:
-        return base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
+        return b64decode_any(value)
+    except AttestationError as exc:
         raise AttestationError(Reason.MALFORMED_BASE64, f"{what} is not base64") from exc
 
 

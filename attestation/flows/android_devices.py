@@ -16,7 +16,6 @@ outcome) and record one security event per decision (``attestation.enroll`` /
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import re
 from typing import Any
@@ -34,6 +33,7 @@ from ..android.play_integrity import IntegrityPolicy, IntegrityVerdict, play_key
 from ..android.play_integrity_api import PlayIntegrityClient, verify_standard_token
 from ..app_settings import app_settings
 from ..binding import RequestBinding
+from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import consume_challenge
@@ -54,10 +54,7 @@ def chain_from_wire(value: str) -> str:
         return value
     pems = []
     for part in (p.strip() for p in value.split(",")):
-        try:
-            der = base64.urlsafe_b64decode(part.replace("+", "-").replace("/", "_") + "=" * (-len(part) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise AttestationError(Reason.MALFORMED_BASE64, "attestation chain is not base64") from exc
+        der = b64decode_any(part)
         body = "\n".join(re.findall(".{1,64}", base64.b64encode(der).decode()))
         pems.append(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
     return "".join(pems)
