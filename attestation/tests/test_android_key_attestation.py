@@ -292,3 +292,25 @@ def test_real_strongbox_ec_leaf_with_non_der_algorithm_is_refused() -> None:
 def test_shipped_roots_include_the_2025_ec_root() -> None:
     sources = [Path(r.source).name for r in google_roots()]
     assert any("2025-07-17-EC" in s for s in sources) and len(sources) == 5
+
+
+PIXEL = (VECTORS.parent / "pixel8a-webauthn-android-key-chain.pem").read_text()
+PIXEL_CHALLENGE = bytes.fromhex("5652e2dc45549a96f96afa225502f87fadc08a60bc021392c0be8c5062fd5f5e")
+
+
+def test_real_pixel_8a_rkp_chain_passes_the_production_boot_policy() -> None:
+    at = dt.datetime(2025, 1, 8, tzinfo=UTC)
+    result = verify(PIXEL, policy=AndroidKeyPolicy.build(package_name="com.google.android.gms"), now=at,
+                    challenge=PIXEL_CHALLENGE, roots=google_roots())
+    facts = result.facts()
+    assert (facts["attestation_version"], facts["security_level"]) == (300, "TrustedEnvironment")
+    assert facts["root_of_trust"]["verified_boot_state"] == "Verified" and facts["root_of_trust"]["device_locked"]
+    assert (facts["os_patch_level"], facts["vendor_patch_level"]) == (202501, 20250105)
+    assert len(facts["chain_serials"]) == 5
+
+
+def test_real_pixel_8a_chain_fails_after_expiry_and_for_another_app() -> None:
+    at = dt.datetime(2025, 1, 8, tzinfo=UTC)
+    assert reason_of(PIXEL, policy=AndroidKeyPolicy(), now=dt.datetime(2025, 2, 2, 10, 35, 28, tzinfo=UTC),
+                     challenge=PIXEL_CHALLENGE, roots=google_roots()) == Reason.CHAIN_EXPIRED
+    assert reason_of(PIXEL, policy=STRICT, now=at, challenge=PIXEL_CHALLENGE, roots=google_roots()) == Reason.PACKAGE_MISMATCH
