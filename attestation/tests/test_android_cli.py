@@ -161,3 +161,11 @@ def test_play_integrity_google_response_wrapper(tmp_path: Path) -> None:
     path = tmp_path / "response.json"
     path.write_text(json.dumps({"tokenPayloadExternal": docs}))
     assert run("play-integrity", str(path), *DOCS_ARGS, "--at", DOCS_AT)["valid"]
+
+
+def test_android_key_pixel_8a_vector() -> None:
+    pem = str(VECTORS / "android" / "pixel8a-webauthn-android-key-chain.pem")
+    challenge = "5652e2dc45549a96f96afa225502f87fadc08a60bc021392c0be8c5062fd5f5e"
+    ok = run("android-key", pem, "--challenge", challenge, "--package", "com.google.android.gms", "--at", "2025-01-08T00:00:00Z")
+    assert ok["valid"] and ok["facts"]["keymint_version"] == 300
+    assert run("android-key", pem, "--challenge", challenge)["reason"] == "chain_expired"
