@@ -5,3 +5,6 @@ class AttestationConfig(AppConfig):
     name = "attestation"
     verbose_name = "Device attestation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers system checks)

@@ -187,3 +187,12 @@ def test_endpoint_is_rate_limited(client: Any, oauth_client: Any, settings: Any)
     settings.ATTESTATION_CHALLENGE_RATE = "2/min"
     statuses = [post_form(client, {"client_id": "mobile-app", "purpose": "enroll"}).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+def test_openapi_schema_describes_the_challenge_endpoint() -> None:
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/attestation/challenge"]["post"]
+    assert "requestBody" in operation
+    assert "attestation_challenge" in str(schema["components"]["schemas"])

@@ -291,3 +291,75 @@ def test_concurrent_assertions_with_the_same_counter_succeed_once(
         thread.join()
     assert results.count("ok") == 1
     assert set(results) == {"ok", Reason.COUNTER_NOT_INCREASING}
+
+
+# --------------------------------------------------------------------- admin
+@pytest.fixture
+def admin_client(client: Any, django_user_model: Any) -> Any:
+    user = django_user_model.objects.create_superuser(username="root", email="root@example.com", password="x" * 12)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "action, event_type",
+    [("suspend", "attestation.device.suspended"), ("revoke", "attestation.device.revoked"),
+     ("require_reattestation", "attestation.device.reattestation_required")],
+)
+def test_admin_actions_record_security_events(admin_client: Any, enrolled: Device, action: str, event_type: str) -> None:
+    from django.urls import reverse
+
+    url = reverse("admin:attestation_device_changelist")
+    response = admin_client.post(url, {"action": action, "_selected_action": [enrolled.pk]})
+    assert response.status_code == 302
+    event = last_event()
+    assert (event.event_type, event.user.username) == (event_type, "root")
+
+
+def test_admin_device_list_filters_and_search(admin_client: Any, enrolled: Device) -> None:
+    from django.urls import reverse
+
+    url = reverse("admin:attestation_device_changelist")
+    assert admin_client.get(url, {"platform": "ios", "status": "active"}).status_code == 200
+    response = admin_client.get(url, {"q": enrolled.key_id[:10]})
+    assert enrolled.key_id in response.content.decode()
+
+
+def test_admin_stores_play_integrity_keys_encrypted(admin_client: Any, client_factory: Callable[..., Any]) -> None:
+    import base64
+
+    from django.urls import reverse
+
+    client = client_factory("android-app")
+    data = {
+        "client": client.pk, "platform": "android", "android_package_name": "com.example.app",
+        "android_signing_cert_digests": "[]", "ios_environment": "production", "min_integrity_level": "device",
+        "play_integrity_max_age_minutes": 0, "require_attestation": "on", "created_at_0": "2026-01-01",
+        "created_at_1": "00:00:00",
+        "play_integrity_decryption_key": base64.b64encode(b"k" * 32).decode(),
+        "play_integrity_verification_key": base64.b64encode(b"v" * 91).decode(),
+    }
+    response = admin_client.post(reverse("admin:attestation_registeredapp_add"), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    app = RegisteredApp.objects.get(client=client)
+    assert app.play_integrity_decryption_key() == b"k" * 32
+    assert app.play_integrity_verification_key() == b"v" * 91
+    assert "kkkk" not in app.play_integrity_decryption_key_encrypted
+
+
+def test_system_check_refuses_test_roots_in_production(settings: Any) -> None:
+    from attestation.checks import check_test_roots
+
+    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
+    settings.DEBUG, settings.TESTING = False, False
+    assert [e.id for e in check_test_roots()] == ["attestation.E001"]
+    settings.TESTING = True
+    assert check_test_roots() == []
+
+
+def test_system_check_apple_roots(settings: Any, tmp_path: Any) -> None:
+    from attestation.checks import check_apple_roots
+
+    assert check_apple_roots() == []
+    settings.ATTESTATION_APPLE_ROOT_CERTS = f"{tmp_path / 'missing.pem'}"
+    assert [e.id for e in check_apple_roots()] == ["attestation.E002"]
