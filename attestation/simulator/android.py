@@ -110,7 +110,7 @@ class AndroidDevice:
         unless the client's policy lets us skip it (``integrity=None``)."""
         params = {
             "attestation_type": "android-key",
-            "attestation_signature": self.sign(binding),
+            "client_data_signature": self.sign(binding),
             "attestation_challenge": binding.challenge,
         }
         if integrity:
