@@ -64,12 +64,16 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
+def _is_ca(cert: x509.Certificate, intermediates_below: int) -> bool:
+    """A CA (BasicConstraints cA, keyCertSign when KeyUsage is present) whose pathLenConstraint
+    allows ``intermediates_below`` CA certificates under it."""
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except (x509.ExtensionNotFound, ValueError):
         return False
     if not constraints.ca:
+        return False
+    if constraints.path_length is not None and intermediates_below > constraints.path_length:
         return False
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -105,13 +109,13 @@ def verify_chain(
     if not chain:
         raise AttestationError(Reason.MALFORMED_CERTIFICATE, "empty certificate chain")
     certs = _strip_trusted_tail(list(chain), roots)
-    for cert, issuer in zip(certs, certs[1:]):
+    for below, (cert, issuer) in enumerate(zip(certs, certs[1:])):
         if not _issued_by(cert, issuer):
             detail = f"{cert.subject.rfc4514_string()} is not signed by the next certificate"
             raise AttestationError(Reason.CHAIN_UNTRUSTED, detail)
-        if not _is_ca(issuer):
-            raise AttestationError(Reason.CHAIN_UNTRUSTED, f"{issuer.subject.rfc4514_string()} is not a CA")
-    anchor = next((root for root in roots if _issued_by(certs[-1], root)), None)
+        if not _is_ca(issuer, below):
+            raise AttestationError(Reason.CHAIN_UNTRUSTED, f"{issuer.subject.rfc4514_string()} may not issue here")
+    anchor = next((root for root in roots if _issued_by(certs[-1], root) and _is_ca(root, len(certs) - 1)), None)
     if anchor is None:
         raise AttestationError(Reason.CHAIN_UNTRUSTED, "chain does not end at a trusted root")
     path = [*certs, anchor]

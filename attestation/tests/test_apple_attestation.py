@@ -233,3 +233,12 @@ def test_trailing_garbage_is_malformed(ios_device: IOSDevice) -> None:
 def test_unknown_environment_is_a_programming_error(ios_device: IOSDevice) -> None:
     with pytest.raises(ValueError):
         verify(ios_device.attest(CDH, now=NOW), environment="staging")
+
+
+def test_ca_below_a_pathlen_zero_intermediate_is_chain_untrusted(ios_device: IOSDevice) -> None:
+    """The intermediate has pathLenConstraint 0: a sub-CA it signed must not issue leaves."""
+    sub = apple_pki.make_intermediate(apple_pki.test_intermediate(), "Sub CA")
+    attestation = ios_device.attest(CDH, now=NOW, issuer=sub)
+    obj = cbor2.loads(attestation)
+    obj["attStmt"]["x5c"].append(apple_pki.test_intermediate().cert.public_bytes(apple_pki.serialization.Encoding.DER))
+    assert reason_of(cbor2.dumps(obj)) == Reason.CHAIN_UNTRUSTED
