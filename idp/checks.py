@@ -26,3 +26,18 @@ def check_issuer(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning
     if settings.IDP_KEY_ENCRYPTION_SECRET.startswith("dev-insecure") and not dev:
         problems.append(Error("IDP_KEY_ENCRYPTION_SECRET is the development default.", id="vigil.E003"))
     return problems
+
+
+@register(Tags.caches, deploy=True)
+def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend.endswith(("LocMemCache", "DummyCache")):
+        return [
+            Warning(
+                "The default cache is not shared between processes: DPoP and client-assertion replay "
+                "caches and login throttles would be per process.",
+                hint="Set REDIS_URL.",
+                id="vigil.W001",
+            )
+        ]
+    return []
