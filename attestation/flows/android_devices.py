@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from idp.events import record
 
+from ..android.chain import MAX_CHAIN_LENGTH
 from ..android.digests import normalise_digest
 from ..android.key_attestation import AndroidKeyAttestation, AndroidKeyPolicy, verify_key_attestation
 from ..android.key_signature import load_public_key, verify_key_signature
@@ -52,8 +53,11 @@ def chain_from_wire(value: str) -> str:
     certificates (leaf first, as ``KeyStore.getCertificateChain`` returns them)."""
     if "-----BEGIN CERTIFICATE-----" in value:
         return value
+    parts = value.split(",")
+    if len(parts) > MAX_CHAIN_LENGTH:
+        raise AttestationError(Reason.MALFORMED_CERTIFICATE, f"chain longer than {MAX_CHAIN_LENGTH}")
     pems = []
-    for part in (p.strip() for p in value.split(",")):
+    for part in (p.strip() for p in parts):
         der = b64decode_any(part)
         body = "\n".join(re.findall(".{1,64}", base64.b64encode(der).decode()))
         pems.append(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
@@ -94,7 +98,8 @@ def check_integrity(
     if token_type == "standard":
         return verify_standard_token(token, policy=policy, expected_request_hash=expected, now=now, client=client)
     aes, spki = app.play_integrity_decryption_key(), app.play_integrity_verification_key()
-    _require(bool(aes and spki), Reason.INTEGRITY_TOKEN_INVALID, "no Play Integrity keys registered for classic tokens")
+    if not aes or not spki:
+        raise AttestationError(Reason.INTEGRITY_TOKEN_INVALID, "no Play Integrity keys registered for classic tokens")
     return verify_classic_token(token, keys=play_keys_from_raw(aes, spki), policy=policy, expected_nonce=expected, now=now)
 
 
@@ -156,11 +161,12 @@ def _store_device(app: RegisteredApp, result: AndroidKeyAttestation, integrity: 
 
 
 def _last_verdict_fresh(device: Device, now: dt.datetime) -> bool:
+    """Whether the stored verdict (dated by Google's ``timestampMillis``) is still young enough."""
     minutes = device.app.play_integrity_max_age_minutes
-    checked = (device.verdict or {}).get("play_integrity", {}).get("checked_at")
-    if not minutes or not checked:
+    issued = (device.verdict or {}).get("play_integrity", {}).get("timestamp")
+    if not minutes or not issued:
         return False
-    return now - dt.datetime.fromisoformat(checked) <= dt.timedelta(minutes=minutes)
+    return now - dt.datetime.fromisoformat(issued) <= dt.timedelta(minutes=minutes)
 
 
 def verify_android_refresh(

@@ -209,7 +209,7 @@ def test_verdict_required_unless_policy_allows_reuse(enrolled: Device, phone: An
     b = binding("refresh")
     assert verify_android_refresh(enrolled, phone.sign(b), None, b)
     verdict = Device.objects.get(pk=enrolled.pk).verdict
-    verdict["play_integrity"]["checked_at"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=16)).isoformat()
+    verdict["play_integrity"]["timestamp"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=16)).isoformat()
     Device.objects.filter(pk=enrolled.pk).update(verdict=verdict)
     b = binding("refresh")
     assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), None, b)) == Reason.ATTESTATION_REQUIRED
@@ -247,3 +247,7 @@ def test_google_outage_on_refresh_is_api_unavailable(enrolled: Device, phone: An
     token = phone.standard_token(b)
     google.fail_with = 503
     assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), token, b)) == Reason.INTEGRITY_API_UNAVAILABLE
+
+
+def test_wire_chain_length_is_bounded() -> None:
+    assert failure(lambda: chain_from_wire(",".join(["AAAA"] * 11))) == Reason.MALFORMED_CERTIFICATE
