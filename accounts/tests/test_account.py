@@ -237,3 +237,13 @@ def test_stale_pending_passkey_challenge_expires(client: Any, user: Any, frozen:
                            content_type="application/json")
     assert response.json()["error"] == "challenge_expired"
     assert webauthn_rp.CHALLENGE_SESSION_KEY in client.session
+
+
+def test_admin_login_goes_through_the_accounts_login(client: Any, make_user: Any) -> None:
+    response = client.get(reverse("admin:login") + "?next=/admin/")
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
+    make_user("staff", is_staff=True)
+    TOTPDevice.objects.create(user=make_user("nonstaff"), confirmed=False)
+    login_password(client, username="nonstaff")
+    assert client.get(reverse("admin:login")).status_code == 403
+    assert client.get("/admin/").status_code == 302
