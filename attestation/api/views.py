@@ -20,9 +20,8 @@ from idp.models import Client
 
 from ..app_settings import app_settings
 from ..flows.challenges import issue_challenge
+from ..oauth_errors import CHALLENGE_HEADER
 from .serializers import ChallengeRequestSerializer, ChallengeResponseSerializer
-
-CHALLENGE_HEADER = "OAuth-Client-Attestation-Challenge"
 
 
 class ChallengeThrottle(AnonRateThrottle):

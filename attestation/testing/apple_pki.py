@@ -95,7 +95,8 @@ def make_intermediate(root: CA, cn: str = "Vigil Test App Attestation CA 1", yea
 def _load(cert_path: Path, key_path: Path) -> CA:
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{key_path} is not an EC private key")
     return CA(cert, key)
 
 

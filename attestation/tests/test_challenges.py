@@ -196,3 +196,15 @@ def test_openapi_schema_describes_the_challenge_endpoint() -> None:
     operation = schema["paths"]["/attestation/challenge"]["post"]
     assert "requestBody" in operation
     assert "attestation_challenge" in str(schema["components"]["schemas"])
+
+
+@pytest.mark.parametrize(
+    "reason, error",
+    [(Reason.CHALLENGE_EXPIRED, "use_attestation_challenge"), (Reason.CHALLENGE_REUSED, "use_attestation_challenge"),
+     (Reason.ATTESTATION_REQUIRED, "use_attestation_challenge"), (Reason.NONCE_MISMATCH, "invalid_client_attestation"),
+     (Reason.CHAIN_UNTRUSTED, "invalid_client_attestation")],
+)
+def test_oauth_error_mapping(reason: str, error: str) -> None:
+    from attestation.oauth_errors import oauth_error_code
+
+    assert oauth_error_code(reason) == error

@@ -1,0 +1,31 @@
+"""How attestation failures surface at the OAuth endpoints (draft-ietf-oauth-attestation-based-client-auth).
+
+Challenge problems (missing, unknown, expired, reused, for another client or purpose) and a
+device that must attest again are ``use_attestation_challenge``: the response carries a fresh
+challenge in the ``OAuth-Client-Attestation-Challenge`` header. Every other verification
+failure is ``invalid_client_attestation`` with the stable reason as ``error_description``.
+"""
+
+from __future__ import annotations
+
+from .errors import Reason
+
+USE_ATTESTATION_CHALLENGE = "use_attestation_challenge"
+INVALID_CLIENT_ATTESTATION = "invalid_client_attestation"
+CHALLENGE_HEADER = "OAuth-Client-Attestation-Challenge"
+
+CHALLENGE_REASONS = frozenset(
+    {
+        Reason.CHALLENGE_UNKNOWN,
+        Reason.CHALLENGE_EXPIRED,
+        Reason.CHALLENGE_REUSED,
+        Reason.CHALLENGE_WRONG_CLIENT,
+        Reason.CHALLENGE_WRONG_PURPOSE,
+        Reason.ATTESTATION_REQUIRED,
+    }
+)
+
+
+def oauth_error_code(reason: str) -> str:
+    """The RFC 6749 §5.2 ``error`` for an ``AttestationError.reason``."""
+    return USE_ATTESTATION_CHALLENGE if reason in CHALLENGE_REASONS else INVALID_CLIENT_ATTESTATION
