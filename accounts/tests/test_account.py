@@ -247,3 +247,23 @@ def test_admin_login_goes_through_the_accounts_login(client: Any, make_user: Any
     login_password(client, username="nonstaff")
     assert client.get(reverse("admin:login")).status_code == 403
     assert client.get("/admin/").status_code == 302
+
+
+def test_system_checks(settings: Any) -> None:
+    from accounts.checks import check_webauthn
+
+    settings.IDP_ISSUER = "https://login.example.com"
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "example.com"
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = ["https://login.example.com", "android:apk-key-hash:abc"]
+    assert check_webauthn() == []
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "evil.example"
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = ["http://login.example.com"]
+    settings.ACCOUNTS_ASSET_LINKS = '[{"package_name": "x"}]'
+    assert {p.id for p in check_webauthn()} == {"accounts.E002", "accounts.W001", "accounts.E004"}
+    settings.ACCOUNTS_ASSET_LINKS = "[not json"
+    assert [p.id for p in check_webauthn()] == ["accounts.E001"]
+
+
+def test_login_hint_prefills_the_username(client: Any) -> None:
+    page = client.get(reverse("accounts:login") + "?login_hint=alice%40example.com")
+    assert 'value="alice@example.com"' in page.content.decode()

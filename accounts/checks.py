@@ -1,0 +1,44 @@
+"""System checks for the accounts settings (stable ids ``accounts.E00x`` / ``accounts.W00x``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .app_settings import app_settings
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+
+
+@register(Tags.security)
+def check_webauthn(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
+    problems: list[Error | Warning] = []
+    try:
+        rp_id = app_settings.WEBAUTHN_RP_ID
+        origins = app_settings.WEBAUTHN_ALLOWED_ORIGINS
+        asset_links = app_settings.ASSET_LINKS
+        app_settings.APPLE_APP_IDS
+    except (ValueError, TypeError) as exc:
+        return [Error(f"An ACCOUNTS_* setting cannot be parsed: {exc}", id="accounts.E001")]
+    issuer_host = urlsplit(str(getattr(settings, "IDP_ISSUER", ""))).hostname or ""
+    if issuer_host and issuer_host != rp_id and not issuer_host.endswith("." + rp_id):
+        problems.append(Error(
+            f"ACCOUNTS_WEBAUTHN_RP_ID {rp_id!r} is not the issuer host {issuer_host!r} or a parent domain of it;"
+            " browsers refuse such an RP ID (WebAuthn L3 §5.1.2).", id="accounts.E002"))
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin.startswith("android:apk-key-hash:"):
+            continue
+        if parts.scheme not in {"https", "http"} or not parts.hostname:
+            problems.append(Error(f"Allowed WebAuthn origin {origin!r} is not an origin.", id="accounts.E003"))
+        elif parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+            problems.append(Warning(f"Allowed WebAuthn origin {origin!r} is plain http.", id="accounts.W001"))
+    for entry in asset_links:
+        if "target" not in entry and not (entry.get("package_name") and entry.get("sha256_cert_fingerprints")):
+            problems.append(Error(
+                "Each ACCOUNTS_ASSET_LINKS entry needs package_name and sha256_cert_fingerprints.",
+                id="accounts.E004"))
+    return problems
