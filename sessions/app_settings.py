@@ -83,5 +83,11 @@ class AppSettings:
         evict entries early. Default ``"default"``."""
         return str(_get("DPOP_REPLAY_CACHE", "default"))
 
+    @property
+    def ATTESTATION_MAX_FAILURES(self) -> int:
+        """Failed attestations on one device session (within an hour) before the session is
+        revoked. Default 3."""
+        return _int("ATTESTATION_MAX_FAILURES", 3)
+
 
 app_settings = AppSettings()

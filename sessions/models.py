@@ -42,6 +42,10 @@ class DeviceSession(models.Model):
     amr = models.JSONField(default=list)
     acr = models.CharField(max_length=100, blank=True)
     nonce = models.CharField(max_length=512, blank=True)
+    device = models.ForeignKey(
+        "attestation.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="sessions",
+        help_text="The attested device this family is bound to; every refresh must prove it again.",
+    )
     dpop_jkt = models.CharField(
         max_length=64, blank=True, help_text="RFC 7638 thumbprint of the DPoP key the refresh tokens are bound to."
     )

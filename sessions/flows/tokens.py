@@ -104,7 +104,9 @@ def issue_refresh_token(session: DeviceSession, scope: str, now: datetime) -> st
     return raw
 
 
-def start_session(code: AuthorizationCode, *, ip: str | None, now: datetime, dpop_jkt: str = "") -> DeviceSession:
+def start_session(
+    code: AuthorizationCode, *, ip: str | None, now: datetime, dpop_jkt: str = "", device: Any = None
+) -> DeviceSession:
     """A new family for a redeemed authorization code."""
     return DeviceSession.objects.create(
         sid=generate_token(16),
@@ -119,6 +121,7 @@ def start_session(code: AuthorizationCode, *, ip: str | None, now: datetime, dpo
         acr=code.acr,
         nonce=code.nonce,
         dpop_jkt=dpop_jkt or "",
+        device=device,
         created_at=now,
         last_refresh_at=now,
         last_ip=ip,

@@ -39,3 +39,6 @@ def make_proof(ec_key: ECKey) -> Callable[..., str]:
         return create_proof(key or ec_key, method=method, url=url, **kwargs)
 
     return factory
+
+# The provider's fixtures (users, clients, a logged-in browser, PKCE) for token-endpoint tests.
+from idp.tests.conftest import browser, mobile_client, pkce, service_client, user  # noqa: E402,F401

@@ -23,6 +23,7 @@ from ...crypto import token_hash
 from ...events import client_ip, record
 from ...models import AuthorizationCode
 from ..claims import id_token_claims
+from ..attestation_binding import enroll_at_code_exchange
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
 
@@ -139,6 +140,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         code: AuthorizationCode = self.request.authorization_code
         jkt = check_token_request(self)
+        device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
         now = timezone.now()
         with transaction.atomic():
             claimed = AuthorizationCode.objects.filter(pk=code.pk, used_at__isnull=True).update(used_at=now)
@@ -149,6 +151,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
                     ip=client_ip(self.request.django_request),
                     now=now,
                     dpop_jkt=jkt if code.client.is_public else "",
+                    device=device,
                 )
                 issued = self.issue_tokens(session=session, scope=code.scope, now=now, with_refresh=True)
         if not claimed:

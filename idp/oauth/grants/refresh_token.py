@@ -17,6 +17,7 @@ from sessions.models import RefreshToken, SessionStatus
 
 from ...events import client_ip, record
 from ..claims import id_token_claims
+from ..attestation_binding import verify_at_refresh
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
 
@@ -66,6 +67,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         if self.authenticate_user(presented) is None:
             raise InvalidGrantError("The user of this refresh token is inactive.")
         check_token_request(self, bound_jkt=presented.session.dpop_jkt)
+        verify_at_refresh(self, presented.session, self.request.form.get("refresh_token") or "")
         now = timezone.now()
         scope = self.request.payload.scope or presented.scope
         try:

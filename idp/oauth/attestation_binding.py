@@ -1,0 +1,109 @@
+"""Device attestation at the token endpoint (docs/attestation.md §3; IETF draft OAuth 2.0
+Attestation-Based Client Authentication for the challenge header and error codes).
+
+Errors carry a fresh challenge in ``OAuth-Client-Attestation-Challenge`` so the app can
+retry without another round trip; successful responses of attested sessions carry the
+next refresh challenge the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from django.utils import timezone
+
+from attestation.errors import AttestationError, Reason
+from attestation.flows.challenges import issue_challenge
+from attestation.models import ChallengePurpose, Device
+from sessions.flows import device_binding
+from sessions.flows.tokens import revoke_session
+from sessions.models import DeviceSession
+
+from ..events import record
+from .errors import InvalidClientAttestationError, UseAttestationChallengeError
+
+CHALLENGE_HEADER = "OAuth-Client-Attestation-Challenge"
+FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}
+
+
+def _challenge_header(client: Any, purpose: str) -> list[tuple[str, str]]:
+    return [(CHALLENGE_HEADER, issue_challenge(client, purpose).value)]
+
+
+def _refuse(client: Any, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
+    headers = _challenge_header(client, purpose) if with_challenge else []
+    description = f"Device attestation failed: {error.reason}."
+    if error.reason in device_binding.CHALLENGE_REASONS:
+        return UseAttestationChallengeError(description, headers=headers)
+    return InvalidClientAttestationError(description, headers=headers)
+
+
+def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
+    """Verify the enrollment attestation of a code exchange; None when the client needs none."""
+    request = grant.request
+    client = request.client
+    try:
+        evidence = device_binding.evidence_from_form(request.form)
+        if evidence is None:
+            if not device_binding.client_requires_attestation(client):
+                return None
+            raise AttestationError(Reason.ATTESTATION_REQUIRED, "this client requires device attestation")
+        device = device_binding.enroll(
+            client, evidence, code=code, dpop_jkt=request.vigil_dpop_jkt, now=timezone.now(),
+            request=request.django_request,
+        )
+    except AttestationError as error:
+        record("attestation.token_refused", outcome="denied", reason=error.reason, client_id=client.client_id,
+               request=request.django_request, grant_type="authorization_code")
+        if error.reason == Reason.ATTESTATION_REQUIRED:
+            raise UseAttestationChallengeError(
+                "This client requires device attestation: attest with the challenge in the "
+                f"{CHALLENGE_HEADER} header.", headers=_challenge_header(client, ChallengePurpose.ENROLL),
+            ) from error
+        raise _refuse(client, error, ChallengePurpose.ENROLL) from error
+    request.vigil_extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
+    return device
+
+
+def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) -> None:
+    """Demand fresh evidence from the session's device over this exact refresh request."""
+    request = grant.request
+    client = request.client
+    if session.device_id is None:
+        if device_binding.client_requires_attestation(client):
+            raise InvalidGrantError("This session is not bound to an attested device: authorize again.")
+        return
+    try:
+        evidence = device_binding.evidence_from_form(request.form)
+        if evidence is None:
+            raise AttestationError(Reason.ATTESTATION_REQUIRED, "fresh attestation is required on every refresh")
+        device_binding.verify_refresh(
+            session, evidence, refresh_token=refresh_token, dpop_jkt=request.vigil_dpop_jkt,
+            now=timezone.now(), request=request.django_request,
+        )
+    except AttestationError as error:
+        _on_refresh_failure(grant, session, error)
+    device_binding.clear_failures(session)
+    request.vigil_extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
+
+
+def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationError) -> None:
+    request = grant.request
+    client = request.client
+    record("attestation.token_refused", outcome="denied", reason=error.reason, user=session.user,
+           client_id=client.client_id, session_id=session.sid, request=request.django_request,
+           grant_type="refresh_token")
+    if error.reason == Reason.ATTESTATION_REQUIRED:
+        raise UseAttestationChallengeError(
+            "Fresh device attestation is required on every refresh: use the challenge in the "
+            f"{CHALLENGE_HEADER} header.", headers=_challenge_header(client, ChallengePurpose.REFRESH),
+        ) from error
+    revoke = error.reason in FAMILY_REVOKING
+    if not revoke:
+        revoke = device_binding.failure_limit_reached(device_binding.register_failure(session))
+    if revoke:
+        reason = "attestation_device_mismatch" if error.reason in FAMILY_REVOKING else "attestation_failures"
+        revoke_session(session, reason, attestation_reason=error.reason)
+        raise InvalidGrantError(f"Device attestation failed ({error.reason}); the session is revoked.") from error
+    raise _refuse(client, error, ChallengePurpose.REFRESH) from error

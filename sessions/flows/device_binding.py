@@ -1,0 +1,161 @@
+"""Binding token families to attested devices (docs/attestation.md §3).
+
+At the authorization-code exchange of a client that requires attestation, the request
+carries an enrollment attestation over the canonical binding (challenge, client_id, the
+code's hash, the DPoP key); the device is registered and the new session bound to it.
+Every refresh of such a session carries fresh evidence over a binding that names that
+exact refresh token: an App Attest assertion, or an Android key signature plus a Play
+Integrity verdict (as often as the app's policy asks).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpRequest
+
+from attestation.binding import RequestBinding, grant_hash
+from attestation.errors import AttestationError, Reason
+from attestation.flows.android_devices import enroll_android_device, verify_android_refresh
+from attestation.flows.devices import assert_apple_device, enroll_apple_device
+from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
+
+from ..app_settings import app_settings
+from ..models import DeviceSession
+
+TYPES = {"apple-appattest": Platform.IOS, "android-key": Platform.ANDROID}
+CHALLENGE_REASONS = {
+    Reason.CHALLENGE_UNKNOWN, Reason.CHALLENGE_EXPIRED, Reason.CHALLENGE_REUSED,
+    Reason.CHALLENGE_WRONG_CLIENT, Reason.CHALLENGE_WRONG_PURPOSE,
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The attestation form parameters of one token request."""
+
+    kind: str
+    challenge: str
+    attestation: str = ""
+    signature: str = ""
+    integrity_token: str = ""
+    integrity_token_type: str = "standard"
+    key_id: str = ""
+    signals: dict[str, Any] = field(default_factory=dict)
+
+
+def evidence_from_form(form: Any) -> Evidence | None:
+    """Parse the evidence, or None when the request carries none. Raises ``AttestationError``
+    for evidence that is present but unusable."""
+    kind = form.get("attestation_type") or ""
+    if not kind and not form.get("attestation_challenge"):
+        return None
+    if kind not in TYPES:
+        raise AttestationError(Reason.UNSUPPORTED_FORMAT, "attestation_type must be apple-appattest or android-key")
+    signals: Any = {}
+    if form.get("attestation_signals"):
+        try:
+            signals = json.loads(form["attestation_signals"])
+        except ValueError as exc:
+            raise AttestationError(Reason.MALFORMED_TOKEN, "attestation_signals is not JSON") from exc
+        if not isinstance(signals, dict):
+            raise AttestationError(Reason.MALFORMED_TOKEN, "attestation_signals must be a JSON object")
+    integrity_type = form.get("integrity_token_type") or "standard"
+    if integrity_type not in {"standard", "classic"}:
+        raise AttestationError(Reason.MALFORMED_TOKEN, "integrity_token_type must be standard or classic")
+    return Evidence(
+        kind=kind,
+        challenge=form.get("attestation_challenge") or "",
+        attestation=form.get("attestation") or "",
+        signature=form.get("client_data_signature") or "",
+        integrity_token=form.get("integrity_token") or "",
+        integrity_token_type=integrity_type,
+        key_id=form.get("attestation_key_id") or "",
+        signals=signals,
+    )
+
+
+def client_requires_attestation(client: Any) -> bool:
+    return RegisteredApp.objects.filter(client=client, require_attestation=True).exists()
+
+
+def _binding(evidence: Evidence, client_id: str, grant: str, secret: str, dpop_jkt: str | None) -> RequestBinding:
+    return RequestBinding(
+        challenge=evidence.challenge,
+        client_id=client_id,
+        grant=grant,
+        grant_hash=grant_hash(secret),
+        dpop_jkt=dpop_jkt or "",
+        signals=evidence.signals,
+    )
+
+
+def enroll(
+    client: Any, evidence: Evidence, *, code: str, dpop_jkt: str | None, now: datetime, request: HttpRequest | None
+) -> Device:
+    """Verify an enrollment attestation bound to this code exchange; returns the device."""
+    app = RegisteredApp.objects.for_client(client, TYPES[evidence.kind])
+    if app is None:
+        raise AttestationError(Reason.DEVICE_MISMATCH, f"no {TYPES[evidence.kind]} app is registered for this client")
+    binding = _binding(evidence, client.client_id, "authorization_code", code, dpop_jkt)
+    if evidence.kind == "apple-appattest":
+        return enroll_apple_device(app, _b64_bytes(evidence.attestation), binding, now=now, request=request)
+    return enroll_android_device(
+        app, evidence.attestation, evidence.integrity_token or None, binding, now,
+        integrity_token_type=evidence.integrity_token_type, request=request,
+    )
+
+
+def verify_refresh(
+    session: DeviceSession,
+    evidence: Evidence,
+    *,
+    refresh_token: str,
+    dpop_jkt: str | None,
+    now: datetime,
+    request: HttpRequest | None,
+) -> Device:
+    """Verify fresh evidence from the session's own device over this exact refresh request."""
+    device = session.device
+    assert device is not None
+    if TYPES[evidence.kind] != device.platform or (evidence.key_id and evidence.key_id != device.key_id):
+        raise AttestationError(Reason.DEVICE_MISMATCH, "the evidence is not from this session's device")
+    if device.status == DeviceStatus.REVOKED:
+        raise AttestationError(Reason.DEVICE_REVOKED)
+    binding = _binding(evidence, session.client.client_id, "refresh_token", refresh_token, dpop_jkt)
+    if evidence.kind == "apple-appattest":
+        return assert_apple_device(device, _b64_bytes(evidence.attestation), binding, now=now, request=request)
+    return verify_android_refresh(
+        device, evidence.signature, evidence.integrity_token or None, binding, now,
+        integrity_token_type=evidence.integrity_token_type, request=request,
+    )
+
+
+def _b64_bytes(value: str) -> bytes:
+    from attestation.encoding import b64decode_any
+
+    return b64decode_any(value)
+
+
+def register_failure(session: DeviceSession) -> int:
+    """Count a failed attestation on this session (shared cache, one hour); returns the streak."""
+    key = f"vigil:attestation-failures:{session.sid}"
+    if cache.add(key, 1, 3600):
+        return 1
+    try:
+        return int(cache.incr(key))
+    except ValueError:
+        cache.set(key, 1, 3600)
+        return 1
+
+
+def failure_limit_reached(streak: int) -> bool:
+    return streak >= app_settings.ATTESTATION_MAX_FAILURES
+
+
+def clear_failures(session: DeviceSession) -> None:
+    cache.delete(f"vigil:attestation-failures:{session.sid}")

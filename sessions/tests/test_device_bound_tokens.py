@@ -1,0 +1,259 @@
+"""Issue 5 at the token endpoint: enrollment attestation at the code exchange, fresh
+attestation bound to every refresh (iOS App Attest assertions; Android key signatures +
+Play Integrity), DPoP key in the binding, and what each failure does to the family."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client as HttpClient
+from django.urls import reverse
+from joserfc.jwk import ECKey
+
+from attestation.binding import RequestBinding, grant_hash
+from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
+from attestation.simulator.android import AndroidDevice
+from attestation.simulator.ios import IOSDevice
+from attestation.testing import google_pki as g
+from idp.models import SecurityEvent
+from idp.tests.conftest import authorize_params, form_post, get_code  # noqa: F401
+from idp.tests.conftest import make_pkce
+from sessions.dpop import thumbprint
+from sessions.dpop.client import create_proof
+from sessions.models import DeviceSession, SessionStatus
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
+
+APP_ID = "ABCDE12345.com.example.vigil"
+HEADER = "OAuth-Client-Attestation-Challenge"
+
+
+@pytest.fixture
+def allow_test_roots(settings: Any) -> None:
+    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
+
+
+@pytest.fixture
+def ios_app(mobile_client: Any) -> RegisteredApp:
+    team, bundle = APP_ID.split(".", 1)
+    return RegisteredApp.objects.create(
+        client=mobile_client.client, platform=Platform.IOS, ios_team_id=team, ios_bundle_id=bundle,
+        ios_environment="production",
+    )
+
+
+@pytest.fixture
+def google(settings: Any) -> Iterator[g.GoogleStandIn]:
+    from attestation.android.play_integrity_api import clear_token_cache
+
+    clear_token_cache()
+    with g.GoogleStandIn() as stand_in:
+        settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())
+        settings.ATTESTATION_PLAY_INTEGRITY_API_BASE_URL = stand_in.url
+        yield stand_in
+    clear_token_cache()
+
+
+@pytest.fixture
+def android_app(mobile_client: Any) -> RegisteredApp:
+    app = RegisteredApp.objects.create(
+        client=mobile_client.client, platform=Platform.ANDROID, android_package_name=g.TEST_PACKAGE,
+        android_signing_cert_digests=[base64.b64encode(g.TEST_SIGNING_DIGEST).decode()],
+    )
+    app.set_play_integrity_keys(*(base64.b64decode(k) for k in g.play_keys_b64()))
+    app.save()
+    return app
+
+
+def challenge(client_id: str, purpose: str) -> str:
+    response = form_post(HttpClient(), reverse("attestation:challenge"), {"client_id": client_id, "purpose": purpose})
+    assert response.status_code == 200, response.content
+    return response.json()["attestation_challenge"]
+
+
+def token_post(data: dict[str, Any], **headers: Any) -> Any:
+    return form_post(HttpClient(), reverse("token"), data, **headers)
+
+
+class App:
+    """The mobile app: drives login, enrollment and refreshes through the wire format."""
+
+    def __init__(self, browser: Any, client_id: str, device: Any, dpop: ECKey | None = None):
+        self.browser, self.client_id, self.device, self.dpop = browser, client_id, device, dpop
+        self.refresh_token = ""
+        self.next_challenge = ""
+
+    def jkt(self) -> str:
+        return thumbprint(self.dpop.as_dict(private=False)) if self.dpop else ""
+
+    def headers(self) -> dict[str, str]:
+        if not self.dpop:
+            return {}
+        return {"HTTP_DPOP": create_proof(self.dpop, method="POST", url=f"{django_settings.IDP_ISSUER}/token")}
+
+    def evidence(self, binding: RequestBinding, purpose: str) -> dict[str, str]:
+        if isinstance(self.device, IOSDevice):
+            return self.device.enrollment_params(binding) if purpose == "enroll" else self.device.assertion_params(binding)
+        return self.device.enrollment_params(binding) if purpose == "enroll" else self.device.refresh_params(binding)
+
+    def login(self, **forge: Any) -> Any:
+        pkce = make_pkce()
+        code, _ = get_code(self.browser, self.client_id, pkce)
+        binding = RequestBinding(challenge(self.client_id, "enroll"), self.client_id, "authorization_code",
+                                 forge.pop("bound_secret", None) or grant_hash(code), dpop_jkt=self.jkt())
+        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": "com.example.app:/oauth2redirect",
+                "client_id": self.client_id, "code_verifier": pkce.verifier, **self.evidence(binding, "enroll")}
+        response = token_post(data, **self.headers())
+        if response.status_code == 200:
+            self.refresh_token = response.json()["refresh_token"]
+            self.next_challenge = response[HEADER]
+        return response
+
+    def refresh(self, *, evidence: dict[str, str] | None = None, use_next: bool = True, **binding_extra: Any) -> Any:
+        value = self.next_challenge if use_next and self.next_challenge else challenge(self.client_id, "refresh")
+        binding = RequestBinding(value, self.client_id, "refresh_token", grant_hash(self.refresh_token),
+                                 dpop_jkt=self.jkt(), **binding_extra)
+        data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, "client_id": self.client_id,
+                **(evidence if evidence is not None else self.evidence(binding, "refresh"))}
+        response = token_post(data, **self.headers())
+        if response.status_code == 200:
+            self.refresh_token = response.json()["refresh_token"]
+            self.next_challenge = response[HEADER]
+        return response
+
+
+@pytest.fixture
+def iphone(browser: Any, mobile_client: Any, ios_app: RegisteredApp) -> App:
+    return App(browser, mobile_client.client.client_id, IOSDevice(APP_ID, environment="production"),
+               ECKey.generate_key("P-256", private=True))
+
+
+@pytest.fixture
+def pixel(browser: Any, mobile_client: Any, android_app: RegisteredApp, google: g.GoogleStandIn) -> App:
+    return App(browser, mobile_client.client.client_id, AndroidDevice(google=google),
+               ECKey.generate_key("P-256", private=True))
+
+
+def test_ios_enrolls_at_login_and_every_refresh_asserts(iphone: App) -> None:
+    response = iphone.login()
+    assert response.status_code == 200, response.content
+    session = DeviceSession.objects.get()
+    assert session.device is not None and session.device.platform == Platform.IOS
+    assert session.dpop_jkt == iphone.jkt()
+    for _ in range(3):
+        refreshed = iphone.refresh()
+        assert refreshed.status_code == 200, refreshed.content
+    assert Device.objects.get().counter == 3
+
+
+def test_android_enrolls_and_refreshes_with_signature_and_verdict(pixel: App) -> None:
+    assert pixel.login().status_code == 200
+    assert DeviceSession.objects.get().device.platform == Platform.ANDROID
+    for _ in range(2):
+        response = pixel.refresh()
+        assert response.status_code == 200, response.content
+
+
+def test_code_exchange_without_attestation_gets_a_challenge(browser: Any, mobile_client: Any, ios_app: Any) -> None:
+    pkce = make_pkce()
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    response = token_post({"grant_type": "authorization_code", "code": code, "client_id": mobile_client.client.client_id,
+                           "redirect_uri": "com.example.app:/oauth2redirect", "code_verifier": pkce.verifier})
+    assert response.status_code == 400 and response.json()["error"] == "use_attestation_challenge"
+    assert response[HEADER]
+    assert DeviceSession.objects.count() == 0
+
+
+def test_refresh_without_attestation_is_refused_with_a_fresh_challenge(iphone: App) -> None:
+    iphone.login()
+    before = iphone.refresh_token
+    response = iphone.refresh(evidence={})
+    assert response.json()["error"] == "use_attestation_challenge" and response[HEADER]
+    assert iphone.refresh().status_code == 200  # nothing was lost: the same refresh token still works
+    assert iphone.refresh_token != before
+
+
+def test_replayed_challenge_is_refused(iphone: App) -> None:
+    iphone.login()
+    used = iphone.next_challenge
+    assert iphone.refresh().status_code == 200
+    binding = RequestBinding(used, iphone.client_id, "refresh_token", grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
+    response = iphone.refresh(evidence=iphone.device.assertion_params(binding))
+    assert response.json()["error"] == "use_attestation_challenge"
+    assert "challenge_reused" in response.json()["error_description"]
+
+
+def test_assertion_bound_to_another_refresh_token_fails(iphone: App) -> None:
+    iphone.login()
+    binding = RequestBinding(challenge(iphone.client_id, "refresh"), iphone.client_id, "refresh_token",
+                             grant_hash("some-other-refresh-token"), dpop_jkt=iphone.jkt())
+    response = iphone.refresh(evidence=iphone.device.assertion_params(binding))
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert SecurityEvent.objects.filter(event_type="attestation.token_refused").exists()
+
+
+def test_binding_covers_the_dpop_key(iphone: App) -> None:
+    iphone.login()
+    stolen_key = ECKey.generate_key("P-256", private=True)
+    binding = RequestBinding(challenge(iphone.client_id, "refresh"), iphone.client_id, "refresh_token",
+                             grant_hash(iphone.refresh_token), dpop_jkt=thumbprint(stolen_key.as_dict(private=False)))
+    response = iphone.refresh(evidence=iphone.device.assertion_params(binding))
+    assert response.json()["error"] == "invalid_client_attestation"
+
+
+def test_another_devices_attestation_revokes_the_family(iphone: App, browser: Any, mobile_client: Any) -> None:
+    iphone.login()
+    thief = App(browser, iphone.client_id, IOSDevice(APP_ID, environment="production"), iphone.dpop)
+    thief.login()  # a second, legitimately enrolled device
+    thief_key_id = Device.objects.exclude(pk=DeviceSession.objects.order_by("pk").first().device_id).get().key_id
+    binding = RequestBinding(challenge(iphone.client_id, "refresh"), iphone.client_id, "refresh_token",
+                             grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
+    evidence = thief.device.assertion_params(binding) | {"attestation_key_id": thief_key_id}
+    response = iphone.refresh(evidence=evidence)
+    assert response.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.order_by("pk").first().status == SessionStatus.REVOKED
+
+
+def test_repeated_failures_revoke_the_session(iphone: App, settings: Any) -> None:
+    settings.SESSIONS_ATTESTATION_MAX_FAILURES = 3
+    iphone.login()
+    forged = {"attestation_type": "apple-appattest", "attestation": "AAAA"}
+    errors = []
+    for _ in range(3):
+        forged["attestation_challenge"] = challenge(iphone.client_id, "refresh")
+        errors.append(iphone.refresh(evidence=dict(forged)).json()["error"])
+    assert errors == ["invalid_client_attestation", "invalid_client_attestation", "invalid_grant"]
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+
+
+def test_revoked_device_loses_access_at_next_refresh(iphone: App) -> None:
+    iphone.login()
+    Device.objects.update(status=DeviceStatus.REVOKED)
+    response = iphone.refresh()
+    assert response.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+
+
+def test_enrollment_over_another_code_is_refused(iphone: App) -> None:
+    response = iphone.login(bound_secret=grant_hash("another-code"))
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert DeviceSession.objects.count() == 0
+
+
+def test_play_integrity_policy_every_n_minutes(pixel: App, android_app: RegisteredApp) -> None:
+    android_app.play_integrity_max_age_minutes = 10
+    android_app.save()
+    pixel.login()
+    value = pixel.next_challenge
+    binding = RequestBinding(value, pixel.client_id, "refresh_token", grant_hash(pixel.refresh_token), dpop_jkt=pixel.jkt())
+    without_verdict = pixel.device.refresh_params(binding, integrity=None)
+    assert pixel.refresh(evidence=without_verdict).status_code == 200  # recent verdict reused
+    binding = RequestBinding(pixel.next_challenge, pixel.client_id, "refresh_token", grant_hash(pixel.refresh_token),
+                             dpop_jkt=pixel.jkt())
+    thief_key_signature = AndroidDevice(google=pixel.device.google).refresh_params(binding, integrity=None)
+    assert pixel.refresh(evidence=thief_key_signature).json()["error"] == "invalid_client_attestation"
