@@ -19,12 +19,14 @@ import binascii
 import datetime as dt
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
@@ -92,7 +94,9 @@ def split_pem(data: str | bytes) -> list[bytes]:
 def parse_certificate(der: bytes) -> ChainCert:
     """Strict DER decoding; the signature algorithm must be canonically encoded."""
     try:
-        cert = x509.load_der_x509_certificate(der)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CryptographyDeprecationWarning)  # e.g. a serial <= 0 (RFC 5280 §4.1.2.2)
+            cert = x509.load_der_x509_certificate(der)
         # cryptography and asn1crypto decode lazily: force every field here, at the boundary
         cert.extensions, cert.public_key(), cert.subject, cert.issuer  # noqa: B018
         cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm  # noqa: B018

@@ -314,3 +314,14 @@ def test_real_pixel_8a_chain_fails_after_expiry_and_for_another_app() -> None:
     assert reason_of(PIXEL, policy=AndroidKeyPolicy(), now=dt.datetime(2025, 2, 2, 10, 35, 28, tzinfo=UTC),
                      challenge=PIXEL_CHALLENGE, roots=google_roots()) == Reason.CHAIN_EXPIRED
     assert reason_of(PIXEL, policy=STRICT, now=at, challenge=PIXEL_CHALLENGE, roots=google_roots()) == Reason.PACKAGE_MISMATCH
+
+
+def test_non_positive_serial_is_malformed() -> None:
+    import base64
+
+    ders = chain_steps.split_pem(chain(serial=1))
+    version_and_serial = bytes.fromhex("a003020102020101")
+    assert version_and_serial in ders[0]
+    ders[0] = ders[0].replace(version_and_serial, bytes.fromhex("a003020102020181"), 1)  # serial -127
+    pem = "".join(f"-----BEGIN CERTIFICATE-----\n{base64.b64encode(d).decode()}\n-----END CERTIFICATE-----\n" for d in ders)
+    assert reason_of(pem) == Reason.MALFORMED_CERTIFICATE
