@@ -199,3 +199,17 @@ def test_login_page_has_csp_and_autofill(client: Any) -> None:
     assert 'autocomplete="username webauthn"' in body
     assert 'name="username"' in body and 'name="password"' in body and "csrfmiddlewaretoken" in body
     assert PASSWORD not in body
+
+
+def test_query_budgets(client: Any, user: Any, rf: Any, django_assert_max_num_queries: Any,
+                       django_assert_num_queries: Any) -> None:
+    with django_assert_max_num_queries(20):
+        login_password(client, next=NEXT)
+    request = rf.get("/")
+    request.session = client.session
+    request.user = user
+    assert "vigil_auth" in request.session  # loads the session (the middleware does that anyway)
+    with django_assert_num_queries(0):  # the authorize endpoint reads this on every request
+        authstate.current(request)
+    with django_assert_max_num_queries(8):
+        client.get(login_url(next=NEXT))
