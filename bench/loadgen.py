@@ -1,0 +1,384 @@
+"""The load generator: simulated mobile devices against one server on 127.0.0.1.
+
+A separate process from the server, standard library only. It reads a JSON spec (target
+port, gunicorn master pid, client ids, scenarios) and writes one JSON result per scenario.
+Every loop is bounded twice: by the scenario's duration and by ``max_requests``.
+
+Closed loop (``devices`` threads, each waiting for its answer before the next request) is
+the default; ``rate`` switches a scenario to an open loop (requests scheduled at a fixed
+arrival rate, latency measured from the scheduled time, so queueing is counted).
+
+Refresh: device ``d`` owns the sessions ``i`` with ``i % devices == d`` and picks one at
+random each time, presenting its current refresh token and keeping the rotated one
+(a session is never used by two devices at once). Code exchange: each request redeems the
+next pre-minted code with its PKCE verifier. Introspection presents access tokens the
+refresh scenario received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import random
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+from seed_sql import code, refresh_token, verifier
+
+HOST = "127.0.0.1"
+BASE_HEADERS = {"Host": "localhost", "X-Forwarded-Proto": "https", "Connection": "close"}
+FORM = "application/x-www-form-urlencoded"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------- /proc readings
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as fh:
+                    if fh.read().strip() == "postgres":
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+@dataclass
+class CpuSample:
+    server: float
+    db: float
+    loadgen: float
+
+
+def sample_cpu(master: int) -> CpuSample:
+    server = _cpu_seconds(master) + sum(_cpu_seconds(p) for p in _children(master))
+    db = sum(_cpu_seconds(p) for p in _postgres_pids())
+    times = os.times()
+    return CpuSample(server, db, times.user + times.system)
+
+
+def worker_rss_mb(master: int) -> tuple[float, float]:
+    """(peak, current) resident set of the largest worker, in MB."""
+    workers = _children(master)
+    peak = max((_status_kb(p, "VmHWM") for p in workers), default=0) / 1024
+    now = max((_status_kb(p, "VmRSS") for p in workers), default=0) / 1024
+    return peak, now
+
+
+# --------------------------------------------------------------------------- HTTP
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    queries: int | None
+
+
+def request(port: int, method: str, path: str, form: dict[str, str] | None = None,
+            headers: dict[str, str] | None = None) -> Reply:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        body = urlencode(form).encode() if form is not None else None
+        all_headers = {**BASE_HEADERS, **(headers or {})}
+        if body is not None:
+            all_headers["Content-Type"] = FORM
+        conn.request(method, path, body=body, headers=all_headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        queries = resp.getheader("X-Bench-Queries")
+        return Reply(resp.status, data, int(queries) if queries is not None else None)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- state shared across scenarios
+@dataclass
+class State:
+    spec: dict[str, Any]
+    tokens: dict[int, str] = field(default_factory=dict)
+    access_tokens: list[str] = field(default_factory=list)
+    next_code: int = 1
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_code(self) -> int | None:
+        with self.lock:
+            if self.next_code > self.spec["codes"]:
+                return None
+            value = self.next_code
+            self.next_code += 1
+            return value
+
+
+Action = Callable[[int, random.Random, int], "tuple[Reply, bool] | None"]
+
+
+def make_action(state: State, scenario: dict[str, Any], devices: int) -> Action:
+    spec = state.spec
+    port, kind = spec["port"], scenario["kind"]
+    token_path = spec["token_path"]
+    sessions = spec["sessions"]
+
+    if kind == "refresh":
+        per_device = sessions // devices
+
+        def refresh(device: int, rng: random.Random, slot: int) -> tuple[Reply, bool]:
+            if scenario.get("rate"):
+                i = slot % sessions + 1  # open loop: round robin, never two requests on one session
+            else:
+                i = device + 1 + devices * rng.randrange(per_device)
+            presented = state.tokens.get(i) or refresh_token(i)
+            form = {"grant_type": "refresh_token", "refresh_token": presented, "client_id": spec["client_id"]}
+            reply = request(port, "POST", token_path, form)
+            ok = reply.status == 200
+            if ok:
+                payload = json.loads(reply.body)
+                state.tokens[i] = payload["refresh_token"]
+                if len(state.access_tokens) < 2000:
+                    state.access_tokens.append(payload["access_token"])
+            return reply, ok
+
+        return refresh
+
+    if kind == "code_exchange":
+
+        def exchange(device: int, rng: random.Random, slot: int) -> tuple[Reply, bool] | None:
+            n = state.take_code()
+            if n is None:
+                return None
+            form = {
+                "grant_type": "authorization_code",
+                "code": code(n),
+                "redirect_uri": spec["redirect_uri"],
+                "client_id": spec["client_id"],
+                "code_verifier": verifier(n),
+            }
+            reply = request(port, "POST", token_path, form)
+            return reply, reply.status == 200 and b"refresh_token" in reply.body
+
+        return exchange  # type: ignore[return-value]
+
+    if kind == "jwks":
+
+        def jwks(device: int, rng: random.Random, slot: int) -> tuple[Reply, bool]:
+            reply = request(port, "GET", spec["jwks_path"])
+            return reply, reply.status == 200 and b'"keys"' in reply.body
+
+        return jwks
+
+    if kind == "introspect":
+        basic = base64.b64encode(f"{spec['service_id']}:{spec['service_secret']}".encode()).decode()
+        headers = {"Authorization": f"Basic {basic}"}
+
+        def introspect(device: int, rng: random.Random, slot: int) -> tuple[Reply, bool]:
+            token = rng.choice(state.access_tokens)
+            form = {"token": token, "token_type_hint": "access_token"}
+            reply = request(port, "POST", spec["introspect_path"], form, headers)
+            return reply, reply.status == 200 and b'"active": true' in reply.body.replace(b'":true', b'": true')
+
+        return introspect
+
+    raise ValueError(f"unknown scenario kind {kind!r}")
+
+
+# --------------------------------------------------------------------------- running one scenario
+@dataclass
+class Record:
+    start: float
+    end: float
+    ok: bool
+    status: int
+    queries: int | None
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    k = min(len(sorted_values) - 1, max(0, int(round(q / 100 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def run_scenario(state: State, scenario: dict[str, Any]) -> dict[str, Any]:
+    master = state.spec["master_pid"]
+    rate = scenario.get("rate")
+    devices = scenario["devices"]
+    threads_n = max(devices, 1)
+    action = make_action(state, scenario, devices)
+    warmup, duration = scenario["warmup"], scenario["duration"]
+    max_requests = scenario["max_requests"]
+    t0 = time.monotonic()
+    m0, m1 = t0 + warmup, t0 + warmup + duration
+    records: list[list[Record]] = [[] for _ in range(threads_n)]
+    issued = [0]
+    counter_lock = threading.Lock()
+    exhausted = threading.Event()
+    errors_sample: list[str] = []
+
+    def next_slot() -> int | None:
+        with counter_lock:
+            if issued[0] >= max_requests:
+                return None
+            issued[0] += 1
+            return issued[0] - 1
+
+    def worker(index: int) -> None:
+        rng = random.Random(zlib.crc32(f"{scenario['name']}/{index}".encode()))
+        out = records[index]
+        while not exhausted.is_set():
+            slot = next_slot()
+            if slot is None:
+                return
+            if rate:
+                scheduled = t0 + slot / rate
+                if scheduled >= m1:
+                    return
+                delay = scheduled - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                start = scheduled
+                device = slot % devices
+            else:
+                start = time.monotonic()
+                if start >= m1:
+                    return
+                device = index
+            try:
+                result = action(device, rng, slot)
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+                out.append(Record(start, time.monotonic(), False, 0, None))
+                if len(errors_sample) < 3:
+                    errors_sample.append(repr(exc)[:200])
+                continue
+            if result is None:
+                exhausted.set()
+                return
+            reply, ok = result
+            out.append(Record(start, time.monotonic(), ok, reply.status, reply.queries))
+            if not ok and len(errors_sample) < 3:
+                errors_sample.append(f"{reply.status} {reply.body[:200]!r}")
+
+    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads_n)]
+    for thread in pool:
+        thread.start()
+    time.sleep(max(0.0, m0 - time.monotonic()))
+    cpu0 = sample_cpu(master)
+    real0 = time.monotonic()
+    while time.monotonic() < m1 and not exhausted.is_set() and any(t.is_alive() for t in pool):
+        time.sleep(0.05)
+    cpu1 = sample_cpu(master)
+    real1 = time.monotonic()
+    for thread in pool:
+        thread.join(timeout=35)
+    window_end = min(m1, real1)
+    measured = [r for rs in records for r in rs if r.start >= m0 and r.end <= window_end]
+    elapsed = max(1e-9, window_end - m0)
+    ok = [r for r in measured if r.ok]
+    latencies = sorted((r.end - r.start) * 1000 for r in ok)
+    queries = [r.queries for r in ok if r.queries is not None]
+    statuses: dict[str, int] = {}
+    for r in measured:
+        if not r.ok:
+            statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
+    n = len(measured)
+    peak_rss, rss = worker_rss_mb(master)
+    per_k = 1000 / n if n else 0.0
+    return {
+        "name": scenario["name"],
+        "kind": scenario["kind"],
+        "system": state.spec["system"],
+        "devices": devices,
+        "rate": rate,
+        "duration_s": round(elapsed, 3),
+        "requests": n,
+        "ok": len(ok),
+        "errors": n - len(ok),
+        "error_statuses": statuses,
+        "error_samples": errors_sample,
+        "throughput_rps": round(len(ok) / elapsed, 1),
+        "latency_ms": {
+            "p50": round(percentile(latencies, 50), 2),
+            "p95": round(percentile(latencies, 95), 2),
+            "p99": round(percentile(latencies, 99), 2),
+            "max": round(latencies[-1], 2) if latencies else 0.0,
+        },
+        "server_cpu_s_per_1k": round((cpu1.server - cpu0.server) * per_k, 3),
+        "db_cpu_s_per_1k": round((cpu1.db - cpu0.db) * per_k, 3),
+        "loadgen_cpu_s_per_1k": round((cpu1.loadgen - cpu0.loadgen) * per_k, 3),
+        "cpu_window_s": round(real1 - real0, 3),
+        "peak_worker_rss_mb": round(peak_rss, 1),
+        "worker_rss_mb": round(rss, 1),
+        "sql_per_request": round(sum(queries) / len(queries), 2) if queries else None,
+        "sql_per_request_max": max(queries) if queries else None,
+        "codes_exhausted": exhausted.is_set(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("spec")
+    parser.add_argument("out")
+    args = parser.parse_args()
+    with open(args.spec) as fh:
+        spec = json.load(fh)
+    state = State(spec)
+    state_file = spec.get("state_file")
+    if state_file and os.path.exists(state_file):
+        with open(state_file) as fh:
+            saved = json.load(fh)
+        state.tokens = {int(k): v for k, v in saved["tokens"].items()}
+        state.next_code = saved["next_code"]
+    results = []
+    for scenario in spec["scenarios"]:
+        if scenario["kind"] == "introspect" and not state.access_tokens:
+            continue
+        result = run_scenario(state, scenario)
+        results.append(result)
+        print(
+            f"  {result['name']:<26} {result['throughput_rps']:>8.1f} req/s  p99 {result['latency_ms']['p99']:>7.1f} ms"
+            f"  errors {result['errors']}  sql/req {result['sql_per_request']}",
+            flush=True,
+        )
+        with open(args.out, "w") as fh:
+            json.dump(results, fh, indent=1)
+    if state_file:
+        with open(state_file, "w") as fh:
+            json.dump({"tokens": state.tokens, "next_code": state.next_code}, fh)
+
+
+if __name__ == "__main__":
+    main()

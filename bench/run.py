@@ -1,0 +1,509 @@
+"""Vigil's token endpoint against django-oauth-toolkit, side by side on this machine.
+
+``scripts/bench.sh`` runs this with Vigil's virtualenv (``make bench``, ``make bench-quick``).
+One run: throwaway PostgreSQL databases, bulk seeding, each server alone under the same
+gunicorn settings, the load generator (``bench/loadgen.py``) as a separate process on
+127.0.0.1, then tables, ratios (Vigil throughput / DOT throughput: above 1 means Vigil
+serves more), the password-hashing rate, a JSON file in ``bench/results/`` and the
+summary block of ``docs/benchmarks.md``. Servers and databases are removed on every exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import platform
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+DOCS = ROOT / "docs" / "benchmarks.md"
+VIGIL_BIN = ROOT / ".venv" / "bin"
+DOT_BIN = BENCH / ".venv-dot" / "bin"
+DOT_PROJECT = BENCH / "dot_project"
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+VIGIL_DB, DOT_DB = "vigil_bench", "vigil_bench_dot"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+MARK_START, MARK_END = "<!-- bench:latest:start -->", "<!-- bench:latest:end -->"
+STRIPPED_ENV = ("DJANGO_", "IDP_", "ACCOUNTS_", "ATTESTATION_", "SESSIONS_", "VIGIL_", "DATABASE_URL", "REDIS_URL",
+                "CELERY_", "AUTHLIB_")
+
+
+# --------------------------------------------------------------------------- cleanup of what we start
+_servers: list[subprocess.Popen[bytes]] = []
+_databases: list[str] = []
+_logdir = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+
+
+def cleanup() -> None:
+    while _servers:
+        _stop(_servers.pop())
+    while _databases:
+        drop_database(_databases.pop())
+    flush_redis()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+# --------------------------------------------------------------------------- services
+def pg_admin() -> psycopg.Connection[Any]:
+    return psycopg.connect(f"{PG}/postgres", autocommit=True)
+
+
+def create_database(name: str) -> str:
+    drop_database(name)
+    with pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    _databases.append(name)
+    return f"{PG}/{name}"
+
+
+def drop_database(name: str) -> None:
+    with pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def flush_redis() -> None:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_timeout=5).flushdb()
+    except Exception:  # noqa: BLE001 - Redis is only Vigil's cache here; nothing to undo if it is down
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_ENV)}
+
+
+def vigil_env(db_url: str) -> dict[str, str]:
+    return {
+        **base_env(),
+        "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
+        "DATABASE_URL": db_url,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "IDP_KEY_ENCRYPTION_SECRET": secrets.token_urlsafe(32),
+        "IDP_ISSUER": "https://localhost",
+        "DJANGO_BEHIND_TLS_PROXY": "1",
+        "REDIS_URL": REDIS_URL,
+        "BENCH_COUNT_QUERIES": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def dot_env(db_url: str) -> dict[str, str]:
+    return {
+        **base_env(),
+        "DJANGO_SETTINGS_MODULE": "dot_project.settings",
+        "DATABASE_URL": db_url,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "BENCH_COUNT_QUERIES": "1",
+        "PYTHONPATH": f"{DOT_PROJECT}:{BENCH}",
+    }
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path, label: str) -> str:
+    log = _logdir / f"{label}.log"
+    with open(log, "ab") as err:
+        proc = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=err, timeout=1800)
+    if proc.returncode != 0:
+        sys.stderr.write(log.read_text()[-4000:])
+        raise SystemExit(f"{label} failed ({proc.returncode}); log: {log}")
+    return proc.stdout.decode()
+
+
+def start_gunicorn(gunicorn: Path, app: str, env: dict[str, str], cwd: Path, workers: int, label: str,
+                   ready_path: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    log = _logdir / f"{label}-gunicorn.log"
+    cmd = [str(gunicorn), "--no-control-socket", "--workers", str(workers), "--worker-class", "sync",
+           "--bind", f"127.0.0.1:{port}", "--timeout", "60", "--error-logfile", str(log), "--log-level", "warning",
+           app]
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    _servers.append(proc)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{label}: gunicorn exited ({proc.returncode}); log: {log}")
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{ready_path}",
+                                         headers={"Host": "localhost", "X-Forwarded-Proto": "https"})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                if resp.status == 200:
+                    return proc, port
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return proc, port
+            time.sleep(0.3)
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"{label}: gunicorn not ready in 60 s; log: {log}")
+
+
+def stop_gunicorn(proc: subprocess.Popen[bytes]) -> None:
+    _stop(proc)
+    if proc in _servers:
+        _servers.remove(proc)
+
+
+def run_loadgen(spec: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    spec_path, out_path = _logdir / f"{label}-spec.json", _logdir / f"{label}-results.json"
+    spec_path.write_text(json.dumps(spec))
+    env = {**base_env(), "PYTHONPATH": str(BENCH)}
+    proc = subprocess.run([str(VIGIL_BIN / "python"), str(BENCH / "loadgen.py"), str(spec_path), str(out_path)],
+                          env=env, cwd=BENCH, timeout=3600)
+    if proc.returncode != 0 or not out_path.exists():
+        raise SystemExit(f"load generator failed for {label}")
+    return json.loads(out_path.read_text())
+
+
+# --------------------------------------------------------------------------- the plan
+def scenarios(args: argparse.Namespace, prefix: str, with_extras: bool) -> list[dict[str, Any]]:
+    common = {"warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}
+    short = {**common, "duration": max(5, args.duration // 2)}
+    plan: list[dict[str, Any]] = []
+    for devices in args.devices:
+        plan.append({"name": f"{prefix}refresh@{devices}", "kind": "refresh", "devices": devices, **common})
+    for devices in args.devices:
+        plan.append({"name": f"{prefix}code_exchange@{devices}", "kind": "code_exchange", "devices": devices,
+                     **common})
+    if with_extras:
+        if args.rate:
+            plan.append({"name": f"refresh@{args.rate}/s-open", "kind": "refresh", "devices": 64,
+                         "rate": args.rate, **common})
+        plan.append({"name": "jwks@8", "kind": "jwks", "devices": 8, **short})
+        plan.append({"name": "introspect@8", "kind": "introspect", "devices": 8, **short})
+    return plan
+
+
+def codes_needed(args: argparse.Namespace) -> int:
+    return int(1200 * (args.warmup + args.duration) * len(args.devices)) + 1000
+
+
+def attestation_in_token_endpoint() -> str | None:
+    """Where the token endpoint reads the attestation form parameters, if it does yet."""
+    pattern = re.compile(r"""["'](attestation|attestation_challenge|client_data)["']""")
+    for folder in ("idp/oauth", "sessions/flows", "attestation/flows"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "tests" in path.parts:
+                continue
+            text = path.read_text(errors="replace")
+            if pattern.search(text) and ("grant" in text or "token" in path.name):
+                if folder != "attestation/flows" or "refresh_token" in text:
+                    return str(path.relative_to(ROOT))
+    return None
+
+
+def bench_vigil(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    db_url = create_database(VIGIL_DB)
+    env = vigil_env(db_url)
+    flush_redis()
+    print("vigil: migrate and seed", flush=True)
+    run([str(VIGIL_BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"], env, ROOT, "vigil-migrate")
+    started = time.monotonic()
+    out = run([str(VIGIL_BIN / "python"), "-m", "bench.seed_vigil", "--sessions", str(args.sessions),
+               "--codes", str(codes_needed(args))], env, ROOT, "vigil-seed")
+    seeded = json.loads(out.strip().splitlines()[-1])
+    seeded["seed_wall_s"] = round(time.monotonic() - started, 2)
+    proc, port = start_gunicorn(VIGIL_BIN / "gunicorn", "idp.wsgi:application", env, ROOT, args.workers, "vigil",
+                                "/.well-known/openid-configuration")
+    spec = {
+        "system": "vigil", "port": port, "master_pid": proc.pid, "token_path": "/token", "jwks_path": "/jwks.json",
+        "introspect_path": "/introspect", "state_file": str(_logdir / "vigil-tokens.json"),
+        **{k: seeded[k] for k in ("client_id", "service_id", "service_secret", "redirect_uri", "sessions", "codes")},
+        "scenarios": scenarios(args, "", True),
+    }
+    results = run_loadgen(spec, "vigil")
+    stop_gunicorn(proc)
+    if args.scale and args.scale > args.sessions:
+        print(f"vigil: extend to {args.scale:,} sessions", flush=True)
+        started = time.monotonic()
+        run([str(VIGIL_BIN / "python"), "-m", "bench.seed_vigil", "--extend", str(args.sessions),
+             "--sessions", str(args.scale), "--codes", "0"], env, ROOT, "vigil-scale-seed")
+        seeded["scale_seed_wall_s"] = round(time.monotonic() - started, 2)
+        proc, port = start_gunicorn(VIGIL_BIN / "gunicorn", "idp.wsgi:application", env, ROOT, args.workers,
+                                    "vigil-scale", "/.well-known/openid-configuration")
+        devices = args.devices[0]
+        scale_spec = {**spec, "port": port, "master_pid": proc.pid, "sessions": args.scale, "scenarios": [
+            {"name": f"refresh@{devices}[{args.scale // 1000}k sessions]", "kind": "refresh", "devices": devices,
+             "warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}]}
+        results += run_loadgen(scale_spec, "vigil-scale")
+        stop_gunicorn(proc)
+    drop_database(VIGIL_DB)
+    _databases.remove(VIGIL_DB)
+    flush_redis()
+    return results, seeded
+
+
+def bench_dot(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    db_url = create_database(DOT_DB)
+    env = dot_env(db_url)
+    print("dot: migrate and seed", flush=True)
+    run([str(DOT_BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"], env, DOT_PROJECT, "dot-migrate")
+    started = time.monotonic()
+    out = run([str(DOT_BIN / "python"), "seed_dot.py", "--sessions", str(args.sessions),
+               "--codes", str(codes_needed(args))], env, DOT_PROJECT, "dot-seed")
+    seeded = json.loads(out.strip().splitlines()[-1])
+    seeded["seed_wall_s"] = round(time.monotonic() - started, 2)
+    proc, port = start_gunicorn(DOT_BIN / "gunicorn", "dot_project.wsgi:application", env, DOT_PROJECT,
+                                args.workers, "dot", "/o/token/")
+    spec = {
+        "system": "dot", "port": port, "master_pid": proc.pid, "token_path": "/o/token/",
+        "state_file": str(_logdir / "dot-tokens.json"),
+        **{k: seeded[k] for k in ("client_id", "redirect_uri", "sessions", "codes")},
+        "scenarios": scenarios(args, "dot_", False),
+    }
+    results = run_loadgen(spec, "dot")
+    stop_gunicorn(proc)
+    drop_database(DOT_DB)
+    _databases.remove(DOT_DB)
+    return results, seeded
+
+
+def bench_logins(args: argparse.Namespace) -> dict[str, Any]:
+    out = run([str(VIGIL_BIN / "python"), "-m", "bench.logins", "--seconds", str(args.login_seconds)],
+              {**base_env(), "PYTHONPATH": str(ROOT)}, ROOT, "logins")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- reporting
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    with pg_admin() as conn:
+        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    dot_version = subprocess.run([str(DOT_BIN / "python"), "-c", "import oauth2_provider as o; print(o.__version__)"],
+                                 capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(), "python": platform.python_version(), "postgresql": pg_version,
+        "django_oauth_toolkit": dot_version, "vigil_commit": commit,
+    }
+
+
+HEADER = ("| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU s/1k | DB CPU s/1k "
+          "| peak worker RSS MB | SQL/req |")
+
+
+def table(results: list[dict[str, Any]]) -> list[str]:
+    lines = [HEADER, "|" + "---|" * 10]
+    for r in results:
+        lat = r["latency_ms"]
+        lines.append(
+            f"| {r['name']} | {r['throughput_rps']:.1f} | {lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} "
+            f"| {r['errors']} | {r['server_cpu_s_per_1k']:.2f} | {r['db_cpu_s_per_1k']:.2f} "
+            f"| {r['peak_worker_rss_mb']:.0f} | {r['sql_per_request'] if r['sql_per_request'] is not None else '-'} |"
+        )
+    return lines
+
+
+def ratios(vigil: list[dict[str, Any]], dot: list[dict[str, Any]], devices: list[int],
+           attested_ran: bool) -> dict[str, float]:
+    by_name = {r["name"]: r["throughput_rps"] for r in vigil + dot}
+    out: dict[str, float] = {}
+    refresh = "attested_refresh" if attested_ran else "refresh"
+    for d in devices:
+        for mine, theirs in ((refresh, "dot_refresh"), ("code_exchange", "dot_code_exchange")):
+            a, b = by_name.get(f"{mine}@{d}"), by_name.get(f"{theirs}@{d}")
+            if a and b:
+                out[f"{mine}/{theirs}@{d}"] = round(a / b, 2)
+    return out
+
+
+def ratio_lines(found: dict[str, float], devices: list[int], attested_ran: bool, pending: str) -> list[str]:
+    first = devices[0]
+    refresh = "attested_refresh" if attested_ran else "refresh"
+    lines = []
+    for d in devices[1:]:
+        for key in (f"{refresh}/dot_refresh@{d}", f"code_exchange/dot_code_exchange@{d}"):
+            if key in found:
+                lines.append(f"{key.replace('@', ' at ')} devices = {found[key]:.2f}")
+    if not attested_ran:
+        lines.append(f"attested_refresh: pending ({pending}); the plain refresh path is measured as `refresh`")
+    lines.append(f"{refresh}/dot_refresh = {found.get(f'{refresh}/dot_refresh@{first}', 0.0):.2f}")
+    lines.append(f"code_exchange/dot_code_exchange = {found.get(f'code_exchange/dot_code_exchange@{first}', 0.0):.2f}")
+    return lines
+
+
+def logins_lines(logins: dict[str, Any]) -> list[str]:
+    lines = ["| hasher | parameters | ms per login | logins/s per core | logins/s on this box |", "|---|---|---|---|---|"]
+    for h in logins["hashers"]:
+        lines.append(f"| {h['name']} | {h['params']} | {h['ms_per_hash']:.1f} | {h['per_core']:.1f} "
+                     f"| {h['box']:.1f} |")
+    lines.append(f"| Keycloak (published) | argon2 defaults | - | {logins['keycloak_per_vcpu']} per vCPU "
+                 f"| {logins['keycloak_per_vcpu'] * (os.cpu_count() or 1)} for {os.cpu_count()} vCPU |")
+    return lines
+
+
+def render_summary(report: dict[str, Any]) -> list[str]:
+    m = report["machine"]
+    lines = [
+        f"Run {report['started_at']} ({report['mode']}), Vigil commit `{m['vigil_commit']}`, "
+        f"results `{report['results_file']}`.",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
+        f"PostgreSQL {m['postgresql']} on the same cores, django-oauth-toolkit {m['django_oauth_toolkit']}, "
+        f"gunicorn {report['config']['workers']} sync workers each, {report['config']['sessions']:,} seeded sessions. "
+        f"1-minute load average at start / after Vigil / after DOT: "
+        f"{' / '.join(str(v) for v in report['load_average_1m'].values())} (anything above 0 is other work "
+        "sharing the 2 cores).",
+        "",
+        "Vigil:",
+        "",
+        *table(report["vigil"]),
+        "",
+        "django-oauth-toolkit:",
+        "",
+        *table(report["dot"]),
+        "",
+        "Password logins (hash verification only):",
+        "",
+        *logins_lines(report["logins"]),
+        "",
+        "```",
+        *report["ratio_lines"],
+        "```",
+    ]
+    return lines
+
+
+def update_docs(summary: list[str]) -> None:
+    text = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{MARK_START}\n{MARK_END}\n"
+    if MARK_START not in text:
+        text += f"\n{MARK_START}\n{MARK_END}\n"
+    head, rest = text.split(MARK_START, 1)
+    _, tail = rest.split(MARK_END, 1)
+    DOCS.write_text(head + MARK_START + "\n" + "\n".join(summary) + "\n" + MARK_END + tail)
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="about 4 minutes: 8 devices, short windows, no scale run")
+    parser.add_argument("--sessions", type=int, default=10_000, help="live sessions seeded in each system")
+    parser.add_argument("--scale", type=int, default=None,
+                        help="then extend Vigil to this many sessions and measure refresh again (full: 1000000)")
+    parser.add_argument("--devices", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                        help="concurrent devices, comma separated (quick: 8; full: 8,32)")
+    parser.add_argument("--duration", type=int, default=None, help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=int, default=None, help="unmeasured seconds before each window")
+    parser.add_argument("--rate", type=int, default=None, help="open-loop refreshes/s (full: 200; 0 = off)")
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers, both")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per scenario")
+    parser.add_argument("--login-seconds", type=float, default=None)
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.devices = args.devices or ([8] if quick else [8, 32])
+    args.duration = args.duration or (15 if quick else 40)
+    args.warmup = args.warmup if args.warmup is not None else (3 if quick else 5)
+    args.rate = args.rate if args.rate is not None else (0 if quick else 200)
+    args.scale = args.scale if args.scale is not None else (0 if quick else 1_000_000)
+    args.login_seconds = args.login_seconds or (2.0 if quick else 5.0)
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    atexit.register(cleanup)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    started_at = datetime.now(timezone.utc)
+    command = "./scripts/bench.sh " + shlex.join(argv) if argv else "./scripts/bench.sh"
+    mode = "quick" if args.quick else "full"
+    print(f"bench ({mode}): logs in {_logdir}", flush=True)
+    try:
+        info = machine()
+        pending_where = attestation_in_token_endpoint()
+        attested_ran = False  # no attested scenario yet: see docs/benchmarks.md
+        pending = (f"the token endpoint now reads attestation parameters ({pending_where}), the bench scenario is "
+                   "not written yet" if pending_where else "the token endpoint does not take attestation yet")
+        load = {"start": os.getloadavg()[0]}
+        vigil, vigil_seed = bench_vigil(args)
+        load["after_vigil"] = os.getloadavg()[0]
+        dot, dot_seed = bench_dot(args)
+        load["after_dot"] = os.getloadavg()[0]
+        print("password hashing", flush=True)
+        logins = bench_logins(args)
+    finally:
+        cleanup()
+    found = ratios(vigil, dot, args.devices, attested_ran)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+    results_file = RESULTS / f"{stamp}-{mode}.json"
+    report = {
+        "started_at": started_at.strftime("%Y-%m-%d %H:%M UTC"), "mode": mode, "command": command,
+        "results_file": str(results_file.relative_to(ROOT)), "machine": info,
+        "config": {"workers": args.workers, "sessions": args.sessions, "scale": args.scale, "devices": args.devices,
+                   "duration_s": args.duration, "warmup_s": args.warmup, "open_loop_rate": args.rate,
+                   "ratio_definition": "Vigil throughput / django-oauth-toolkit throughput, same devices",
+                   "attested_refresh": "ran" if attested_ran else f"pending: {pending}"},
+        "seed": {"vigil": vigil_seed, "dot": dot_seed}, "vigil": vigil, "dot": dot, "logins": logins,
+        "ratios": found, "load_average_1m": {k: round(v, 2) for k, v in load.items()},
+    }
+    report["ratio_lines"] = ratio_lines(found, args.devices, attested_ran, pending)
+    for secret_key in ("service_secret",):
+        report["seed"]["vigil"].pop(secret_key, None)
+    RESULTS.mkdir(exist_ok=True)
+    results_file.write_text(json.dumps(report, indent=1) + "\n")
+    summary = render_summary(report)
+    if not args.no_docs:
+        update_docs(summary)
+    print()
+    print("\n".join(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
