@@ -29,6 +29,19 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _clean(value: Any) -> Any:
+    """JSON-safe and storable everywhere: no NUL characters, long strings cut."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\0")[:2000]
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", ""): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _clean(str(value))
+
+
 def record(
     event_type: str,
     *,
@@ -42,13 +55,14 @@ def record(
     **details: Any,
 ) -> SecurityEvent:
     user_obj = user if getattr(user, "pk", None) else None
+    details = _clean(details)
     event = SecurityEvent.objects.create(
         event_type=event_type,
         outcome=outcome,
-        reason=reason,
+        reason=_clean(reason)[:80],
         user=user_obj,
-        client_id=client_id or "",
-        session_id=session_id or "",
+        client_id=_clean(client_id or "")[:100],
+        session_id=_clean(session_id or "")[:64],
         ip_address=ip_address or client_ip(request),
         details=details,
     )
