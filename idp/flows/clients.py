@@ -42,6 +42,7 @@ def register_client(
     allowed_audiences: list[str] | None = None,
     signing_alg: str = "ES256",
     require_mfa: bool = False,
+    require_dpop: bool = False,
 ) -> RegisteredClient:
     for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
         problem = validate_redirect_uri_for_registration(uri, public)
@@ -73,6 +74,7 @@ def register_client(
             first_party=first_party,
             require_pkce=True,
             require_mfa=require_mfa,
+            require_dpop=require_dpop,
             signing_alg=signing_alg,
         )
         if secret:

@@ -7,6 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django.db import transaction
+
+from attestation.flows.register_apps import AppRegistrationError, register_android_app, register_ios_app
 from idp.flows.clients import ClientRegistrationError, register_client
 
 
@@ -29,43 +32,84 @@ class Command(BaseCommand):
         parser.add_argument("--auth-method", default=None)
         parser.add_argument("--jwks-file", default=None, help="Public JWKS for private_key_jwt.")
         parser.add_argument("--require-mfa", action="store_true")
+        parser.add_argument("--require-dpop", action="store_true")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        attest = parser.add_argument_group("device attestation")
+        attest.add_argument("--require-attestation", action="store_true")
+        attest.add_argument("--ios-app-id", help="TEAMID.bundle.id")
+        attest.add_argument("--ios-environment", choices=["development", "production"], default="production")
+        attest.add_argument("--android-package")
+        attest.add_argument("--android-cert-digest", action="append", default=[], help="base64 SHA-256")
+        attest.add_argument("--play-integrity-decryption-key", help="base64, as Play Console shows it")
+        attest.add_argument("--play-integrity-verification-key", help="base64, as Play Console shows it")
+        attest.add_argument("--min-integrity", choices=["strong", "device", "basic"], default="device")
+        attest.add_argument("--play-integrity-max-age-minutes", type=int, default=0)
 
     def handle(self, *args: Any, **options: Any) -> None:
         jwks = None
         if options["jwks_file"]:
             with open(options["jwks_file"]) as handle:
                 jwks = json.load(handle)
+        wants_apps = options["ios_app_id"] or options["android_package"]
+        if (options["require_attestation"] or wants_apps) and not options["public"]:
+            raise CommandError("device attestation is for public (mobile) clients")
+        if options["require_attestation"] and not wants_apps:
+            raise CommandError("--require-attestation needs --ios-app-id and/or --android-package")
         try:
-            registered = register_client(
-                name=options["name"],
-                public=options["public"],
-                redirect_uris=options["redirect_uris"],
-                post_logout_redirect_uris=options["post_logout"],
-                scopes=options["scope"].split(),
-                grant_types=options["grant_types"] or None,
-                first_party=options["first_party"],
-                client_id=options["client_id"],
-                allowed_audiences=options["audiences"],
-                signing_alg=options["signing_alg"],
-                auth_method=options["auth_method"],
-                jwks=jwks,
-                require_mfa=options["require_mfa"],
-            )
-        except ClientRegistrationError as exc:
+            with transaction.atomic():
+                registered = register_client(
+                    name=options["name"],
+                    public=options["public"],
+                    redirect_uris=options["redirect_uris"],
+                    post_logout_redirect_uris=options["post_logout"],
+                    scopes=options["scope"].split(),
+                    grant_types=options["grant_types"] or None,
+                    first_party=options["first_party"],
+                    client_id=options["client_id"],
+                    allowed_audiences=options["audiences"],
+                    signing_alg=options["signing_alg"],
+                    auth_method=options["auth_method"],
+                    jwks=jwks,
+                    require_mfa=options["require_mfa"],
+                    require_dpop=options["require_dpop"],
+                )
+                apps = self._register_apps(registered.client, options)
+        except (ClientRegistrationError, AppRegistrationError) as exc:
             raise CommandError(str(exc)) from exc
+        self._print(registered, apps, options["json"])
+
+    def _register_apps(self, client: Any, options: dict[str, Any]) -> list[str]:
+        apps = []
+        required = options["require_attestation"]
+        if options["ios_app_id"]:
+            register_ios_app(client, options["ios_app_id"], options["ios_environment"], require_attestation=required)
+            apps.append(f"ios:{options['ios_app_id']}")
+        if options["android_package"]:
+            register_android_app(
+                client, options["android_package"], options["android_cert_digest"], require_attestation=required,
+                decryption_key_b64=options["play_integrity_decryption_key"],
+                verification_key_b64=options["play_integrity_verification_key"],
+                min_integrity=options["min_integrity"], max_age_minutes=options["play_integrity_max_age_minutes"],
+            )
+            apps.append(f"android:{options['android_package']}")
+        return apps
+
+    def _print(self, registered: Any, apps: list[str], as_json: bool) -> None:
         client = registered.client
-        result = {
+        result: dict[str, Any] = {
             "client_id": client.client_id,
             "client_type": client.client_type,
             "token_endpoint_auth_method": client.token_endpoint_auth_method,
             "redirect_uris": client.redirect_uris,
             "scope": " ".join(client.allowed_scopes),
             "grant_types": client.grant_types,
+            "require_dpop": client.require_dpop,
         }
         if registered.secret:
             result["client_secret"] = registered.secret
-        if options["json"]:
+        if apps:
+            result["registered_apps"] = apps
+        if as_json:
             self.stdout.write(json.dumps(result))
         else:
             for key, value in result.items():

@@ -1,0 +1,66 @@
+"""Registering a client's mobile apps and attestation policy (admin, `create_client`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from idp.events import record
+
+from ..models import AppleEnvironment, Platform, RegisteredApp
+
+
+class AppRegistrationError(ValueError):
+    """The app description is not usable (wrong App ID form, bad base64...)."""
+
+
+def _b64(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AppRegistrationError(f"{what} is not valid base64") from exc
+
+
+def register_ios_app(client: Any, app_id: str, environment: str, *, require_attestation: bool) -> RegisteredApp:
+    team, _, bundle = app_id.partition(".")
+    if len(team) != 10 or not team.isalnum() or not bundle:
+        raise AppRegistrationError("the iOS App ID must be TEAMID.bundle.id with a 10-character team id")
+    if environment not in AppleEnvironment.values:
+        raise AppRegistrationError("the App Attest environment must be development or production")
+    app = RegisteredApp.objects.create(
+        client=client, platform=Platform.IOS, ios_team_id=team, ios_bundle_id=bundle,
+        ios_environment=environment, require_attestation=require_attestation,
+    )
+    record("attestation.app_registered", client_id=client.client_id, platform="ios", app_id=app_id)
+    return app
+
+
+def register_android_app(
+    client: Any,
+    package: str,
+    cert_digests: list[str],
+    *,
+    require_attestation: bool,
+    decryption_key_b64: str | None = None,
+    verification_key_b64: str | None = None,
+    min_integrity: str = "device",
+    max_age_minutes: int = 0,
+) -> RegisteredApp:
+    for digest in cert_digests:
+        if len(_b64(digest, "a signing certificate digest")) != 32:
+            raise AppRegistrationError("signing certificate digests are base64 SHA-256 (32 bytes)")
+    app = RegisteredApp(
+        client=client, platform=Platform.ANDROID, android_package_name=package,
+        android_signing_cert_digests=list(cert_digests), require_attestation=require_attestation,
+        min_integrity_level=min_integrity, play_integrity_max_age_minutes=max_age_minutes,
+    )
+    if decryption_key_b64 or verification_key_b64:
+        if not (decryption_key_b64 and verification_key_b64):
+            raise AppRegistrationError("give both Play Integrity keys, or neither")
+        app.set_play_integrity_keys(
+            _b64(decryption_key_b64, "the decryption key"), _b64(verification_key_b64, "the verification key")
+        )
+    app.save()
+    record("attestation.app_registered", client_id=client.client_id, platform="android", package=package)
+    return app
