@@ -6,11 +6,13 @@ import secrets
 import uuid
 from base64 import urlsafe_b64encode
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 
 def b64url(data: bytes) -> str:
@@ -112,3 +114,27 @@ class BrowserSession(models.Model):
     def end(self, now: datetime | None = None) -> None:
         self.ended_at = now or timezone.now()
         self.save(update_fields=["ended_at"])
+
+
+class SealedTOTPDevice(TOTPDevice):
+    """django-otp's TOTP device whose secret is encrypted at rest (``accounts.totp_secret``).
+
+    Same table; every accounts flow uses this proxy so ``bin_key`` (used by
+    ``verify_token`` and the provisioning URI) is the decrypted secret.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "TOTP device"
+
+    @property
+    def bin_key(self) -> bytes:
+        from .totp_secret import open_
+
+        return open_(self.key)
+
+    @classmethod
+    def create_sealed(cls, user: Any, name: str) -> SealedTOTPDevice:
+        from .totp_secret import SECRET_BYTES, seal
+
+        return cls.objects.create(user=user, name=name, confirmed=False, key=seal(secrets.token_bytes(SECRET_BYTES)))

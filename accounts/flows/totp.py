@@ -14,12 +14,12 @@ from urllib.parse import quote, urlencode
 import segno
 from django.db import transaction
 from django.http import HttpRequest
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from idp.events import client_ip, record
 
 from .. import throttle
 from ..app_settings import app_settings
+from ..models import SealedTOTPDevice as TOTPDevice
 
 DEVICE_NAME = "Authenticator app"
 
@@ -28,7 +28,7 @@ def pending_device(user: Any) -> TOTPDevice:
     """The user's unconfirmed device (a new secret if there is none yet)."""
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
+        device = TOTPDevice.create_sealed(user, DEVICE_NAME)
     return device
 
 

@@ -15,7 +15,8 @@ from django_otp.oath import totp as oath_totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.flows import recovery
-from accounts.models import Passkey
+from accounts.models import Passkey, SealedTOTPDevice
+from accounts.totp_secret import open_
 
 PASSWORD = "correct horse battery staple 42"
 VECTORS = Path(__file__).parent / "vectors"
@@ -47,14 +48,21 @@ def user(make_user: Callable[..., Any]) -> Any:
     return make_user()
 
 
+def confirmed_totp(user: Any) -> SealedTOTPDevice:
+    device = SealedTOTPDevice.create_sealed(user, "app")
+    device.confirmed = True
+    device.save()
+    return device
+
+
 @pytest.fixture
-def totp_device(user: Any) -> TOTPDevice:
-    return TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+def totp_device(user: Any) -> SealedTOTPDevice:
+    return confirmed_totp(user)
 
 
 def code_for(device: TOTPDevice, offset_steps: int = 0) -> str:
     """The RFC 6238 code an authenticator app shows now (from the stored secret)."""
-    value = oath_totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=offset_steps)
+    value = oath_totp(open_(device.key), step=device.step, t0=device.t0, digits=device.digits, drift=offset_steps)
     return str(value).zfill(device.digits)
 
 

@@ -274,9 +274,9 @@ def test_oidc_authorization_phishing_resistant_with_a_passkey(session: Session, 
 
 
 def test_oidc_authorization_mfa_with_password_and_totp(session: Session, user: Any, webauthn_live: str) -> None:
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from accounts.tests.conftest import code_for, confirmed_totp
 
-    device = TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+    device = confirmed_totp(user)
 
     def sign_in() -> None:
         session.page.fill("#id_username", "alice")
@@ -284,7 +284,7 @@ def test_oidc_authorization_mfa_with_password_and_totp(session: Session, user: A
         session.page.click("button[type=submit]")
         session.page.wait_for_url("**/accounts/login/verify/**")
         session.shot("authorize-verify")
-        session.page.fill("#id_totp_code", str(oath_totp(device.bin_key)).zfill(6))
+        session.page.fill("#id_totp_code", code_for(device))
         session.page.click("form button[type=submit]")
 
     claims = _authorize_in_browser(session, webauthn_live, "urn:vigil:acr:mfa", sign_in)

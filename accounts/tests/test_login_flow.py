@@ -12,7 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import authstate
 from accounts.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, normalise_amr
-from accounts.tests.conftest import PASSWORD, code_for, login_password, session_auth
+from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, login_password, session_auth
 from idp.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
@@ -102,7 +102,7 @@ def test_force_makes_the_user_authenticate_again(client: Any, user: Any, frozen:
 
 def test_step_up_to_mfa_with_totp(client: Any, user: Any, frozen: Any) -> None:
     login_password(client)  # password only: the user has no second factor yet
-    device = TOTPDevice.objects.create(user=user, name="app", confirmed=True)  # e.g. from another session
+    device = confirmed_totp(user)  # e.g. enrolled from another session
     sid = session_auth(client)["sid"]
     response = client.get(login_url(next=NEXT, acr=ACR_MFA))
     assert response.status_code == 302 and response.url.startswith(reverse("accounts:verify"))

@@ -129,3 +129,23 @@ def test_remove_totp(client: Any, user: Any, totp_device: TOTPDevice, recovery_c
     assert SecurityEvent.objects.filter(event_type="factor.totp.removed", user=user).exists()
     # no second factor left: the recovery codes go too
     assert SecurityEvent.objects.filter(event_type="factor.recovery_codes.removed", user=user).exists()
+
+
+def test_secret_is_encrypted_at_rest(client: Any, user: Any, settings: Any) -> None:
+    from accounts import totp_secret
+
+    login_password(client)
+    page = client.get(reverse("accounts:totp_enroll"))
+    stored = TOTPDevice.objects.get(user=user).key
+    raw = totp_secret.open_(stored)
+    assert len(stored) == 72 and raw.hex() not in stored
+    from base64 import b32encode
+
+    assert b32encode(raw).decode().rstrip("=") == page.context["secret"]
+    # the key-encryption secret can rotate: the old one as a fallback still opens it
+    settings.IDP_KEY_ENCRYPTION_SECRET_FALLBACKS = [settings.IDP_KEY_ENCRYPTION_SECRET]
+    settings.IDP_KEY_ENCRYPTION_SECRET = "a-new-key-encryption-secret"
+    assert totp_secret.open_(stored) == raw
+    settings.IDP_KEY_ENCRYPTION_SECRET_FALLBACKS = []
+    with pytest.raises(totp_secret.SecretUnavailable):
+        totp_secret.open_(stored)
