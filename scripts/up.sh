@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/venv.sh
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
-export IDP_ISSUER="${IDP_ISSUER:-http://localhost:8000}"
+port="${PORT:-8000}"
+export IDP_ISSUER="${IDP_ISSUER:-http://localhost:${port}}"
 mkdir -p var/celery-broker var/log
 PY=.venv/bin/python
 $PY manage.py migrate --noinput >/dev/null
@@ -17,6 +18,5 @@ trap cleanup EXIT INT TERM
 .venv/bin/celery -A idp worker --pool=solo --loglevel=INFO >var/log/worker.log 2>&1 & pids+=($!)
 .venv/bin/celery -A idp beat --schedule var/celerybeat-schedule --loglevel=INFO >var/log/beat.log 2>&1 & pids+=($!)
 echo "Celery worker and beat: logs in var/log/worker.log and var/log/beat.log"
-port="${PORT:-8000}"
 $PY manage.py runserver "127.0.0.1:${port}" --noreload & pids+=($!)
 wait "${pids[-1]}"
