@@ -1,0 +1,108 @@
+"""Profile Vigil's token endpoint in process (no gunicorn, no network): pyinstrument over
+N refresh grants (or code exchanges) through Django's test client, on a throwaway
+PostgreSQL database seeded like the bench. Also prints the SQL of one request.
+
+    .venv/bin/pip install pyinstrument
+    .venv/bin/python bench/profile_refresh.py [--requests 500] [--kind refresh|code_exchange]
+
+Same environment as the bench (production settings, Redis cache on database 13).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+DB = "vigil_bench_profile"
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--kind", choices=["refresh", "code_exchange"], default="refresh")
+    parser.add_argument("--html", default=None, help="also write pyinstrument's HTML report here")
+    parser.add_argument("--all", action="store_true", help="show library frames too")
+    args = parser.parse_args()
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
+        "DATABASE_URL": f"{PG}/{DB}",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "IDP_KEY_ENCRYPTION_SECRET": secrets.token_urlsafe(32),
+        "IDP_ISSUER": "https://localhost",
+        "DJANGO_BEHIND_TLS_PROXY": "1",
+        "REDIS_URL": "redis://127.0.0.1:6379/13",
+    })
+    for var in ("DJANGO_DEBUG", "VIGIL_TESTING"):
+        os.environ.pop(var, None)
+    sys.path.insert(0, str(ROOT))
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB}"')
+    try:
+        py = str(ROOT / ".venv" / "bin" / "python")
+        subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+        n = max(args.requests * 2, 1000)
+        subprocess.run([py, "-m", "bench.seed_vigil", "--sessions", str(n), "--codes", str(n)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        profile(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+
+
+def profile(args: argparse.Namespace) -> None:
+    import logging
+
+    import django
+
+    django.setup()
+    logging.getLogger("vigil.security").handlers = [logging.NullHandler()]
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from pyinstrument import Profiler
+
+    from bench.seed_sql import REDIRECT_URI, code, refresh_token, verifier
+
+    client = Client(HTTP_HOST="localhost", HTTP_X_FORWARDED_PROTO="https")
+
+    def one(i: int) -> None:
+        if args.kind == "refresh":
+            form = {"grant_type": "refresh_token", "refresh_token": refresh_token(i), "client_id": "bench-mobile"}
+        else:
+            form = {"grant_type": "authorization_code", "code": code(i), "redirect_uri": REDIRECT_URI,
+                    "client_id": "bench-mobile", "code_verifier": verifier(i)}
+        response = client.post("/token", urlencode(form), content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 200, response.content
+
+    for i in range(1, 21):  # warm: keys loaded, connections open
+        one(i)
+    with CaptureQueriesContext(connection) as captured:
+        one(21)
+    print(f"-- {len(captured.captured_queries)} SQL statements for one {args.kind}:")
+    for q in captured.captured_queries:
+        print("  ", q["sql"][:220])
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for i in range(22, 22 + args.requests):
+        one(i)
+    profiler.stop()
+    print(profiler.output_text(unicode=False, color=False, show_all=args.all))
+    if args.html:
+        Path(args.html).write_text(profiler.output_html())
+
+
+if __name__ == "__main__":
+    main()
