@@ -89,5 +89,11 @@ class AppSettings:
         revoked. Default 3."""
         return _int("ATTESTATION_MAX_FAILURES", 3)
 
+    @property
+    def DEVICE_BOUND_REFRESH_GRACE_SECONDS(self) -> int:
+        """Seconds a device-bound session may re-present its just-rotated refresh token (with
+        fresh attestation) after a lost response, instead of the family being revoked. Default 120."""
+        return _int("DEVICE_BOUND_REFRESH_GRACE_SECONDS", 120)
+
 
 app_settings = AppSettings()

@@ -201,8 +201,20 @@ def rotate(presented: RefreshToken, *, now: datetime) -> tuple[DeviceSession, st
     return session, raw
 
 
-def _within_grace(token: RefreshToken, now: datetime) -> bool:
+def grace_seconds(session: DeviceSession) -> int:
+    """Device-bound families get a retry window by default: every refresh carries fresh
+    attestation from the enrolled device, so re-presenting the predecessor after a lost
+    response proves possession of the device, not just of a leaked token."""
+    from ..app_settings import app_settings as sessions_settings
+
     grace = idp_settings.REFRESH_TOKEN_GRACE_SECONDS
+    if session.device_id is not None:
+        grace = max(grace, sessions_settings.DEVICE_BOUND_REFRESH_GRACE_SECONDS)
+    return grace
+
+
+def _within_grace(token: RefreshToken, now: datetime) -> bool:
+    grace = grace_seconds(token.session)
     if grace <= 0 or token.rotated_at is None:
         return False
     if now - token.rotated_at > timedelta(seconds=grace):

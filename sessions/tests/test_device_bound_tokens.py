@@ -257,3 +257,37 @@ def test_play_integrity_policy_every_n_minutes(pixel: App, android_app: Register
                              dpop_jkt=pixel.jkt())
     thief_key_signature = AndroidDevice(google=pixel.device.google).refresh_params(binding, integrity=None)
     assert pixel.refresh(evidence=thief_key_signature).json()["error"] == "invalid_client_attestation"
+
+
+def test_lost_response_retry_with_fresh_attestation_keeps_the_session(iphone: App) -> None:
+    iphone.login()
+    lost_token = iphone.refresh_token
+    assert iphone.refresh().status_code == 200  # the app never saw this response
+    iphone.refresh_token, iphone.next_challenge = lost_token, ""
+    retried = iphone.refresh()
+    assert retried.status_code == 200, retried.content
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert iphone.refresh().status_code == 200
+
+
+def test_rotated_token_after_the_grace_window_revokes(iphone: App, time_machine: Any) -> None:
+    import datetime as dt
+
+    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc), tick=False)
+    iphone.login()
+    lost_token = iphone.refresh_token
+    assert iphone.refresh().status_code == 200
+    time_machine.shift(dt.timedelta(seconds=121))
+    iphone.refresh_token, iphone.next_challenge = lost_token, ""
+    assert iphone.refresh().json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+
+
+def test_stolen_rotated_token_within_grace_still_needs_the_device(iphone: App, browser: Any) -> None:
+    iphone.login()
+    stolen = iphone.refresh_token
+    assert iphone.refresh().status_code == 200
+    thief = App(browser, iphone.client_id, IOSDevice(APP_ID, environment="production"), iphone.dpop)
+    thief.refresh_token = stolen
+    response = thief.refresh()
+    assert response.status_code == 400 and response.json()["error"] == "invalid_client_attestation"
