@@ -74,6 +74,12 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         if device_binding.client_requires_attestation(client):
             raise InvalidGrantError("This session is not bound to an attested device: authorize again.")
         return
+    device = session.device
+    if device.requires_reattestation:
+        record("attestation.token_refused", outcome="denied", reason="reattestation_required", user=session.user,
+               client_id=client.client_id, session_id=session.sid, request=request.django_request)
+        revoke_session(session, "reattestation_required")
+        raise InvalidGrantError("The device must attest again: send the user through authorization.")
     try:
         evidence = device_binding.evidence_from_form(request.form)
         if evidence is None:

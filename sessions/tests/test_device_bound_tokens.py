@@ -291,3 +291,22 @@ def test_stolen_rotated_token_within_grace_still_needs_the_device(iphone: App, b
     thief.refresh_token = stolen
     response = thief.refresh()
     assert response.status_code == 400 and response.json()["error"] == "invalid_client_attestation"
+
+
+def test_required_reattestation_sends_the_user_back_to_login(iphone: App) -> None:
+    iphone.login()
+    Device.objects.update(requires_reattestation=True)
+    response = iphone.refresh()
+    assert response.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status_reason == "reattestation_required"
+    assert iphone.login().status_code == 200  # a new login attests again and clears the flag
+    assert Device.objects.get().requires_reattestation is False
+
+
+def test_suspended_device_is_refused_but_not_revoked(iphone: App) -> None:
+    iphone.login()
+    Device.objects.update(status=DeviceStatus.SUSPENDED)
+    response = iphone.refresh()
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert "device_suspended" in response.json()["error_description"]
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
