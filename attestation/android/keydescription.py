@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from asn1crypto import core
+from asn1crypto import core, parser
 
 from ..errors import AttestationError, Reason
 
@@ -144,6 +144,48 @@ class KeyDescription(core.Sequence):
     ]
 
 
+_TAG_NUMBERS: dict[str, int] = {name: opts["explicit"] for name, _spec, opts in AuthorizationList._fields}
+_KNOWN_TAGS = frozenset(_TAG_NUMBERS.values())
+
+
+class _RawKeyDescription(core.Sequence):
+    """KeyDescription with both AuthorizationLists kept as raw DER, read element by element
+    (``_canonical_list``) to check the tag order and skip unknown tags."""
+
+    _fields = [*KeyDescription._fields[:6], ("software_enforced", core.Any), ("hardware_enforced", core.Any)]
+
+
+def _der_sequence(body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return b"\x30" + bytes([size]) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return b"\x30" + bytes([0x80 | len(length)]) + length + body
+
+
+def _canonical_list(raw: core.Any) -> tuple[bytes, tuple[int, ...]]:
+    """Keep the known tags (strictly ascending, as the schema orders them); report unknown
+    ones (a newer KeyMint may add tags; Google's own parser ignores them)."""
+    class_, method, tag, _header, body, _trailer = parser.parse(raw.dump(), strict=True)
+    if (class_, method, tag) != (0, 1, 16):
+        raise ValueError("AuthorizationList is not a SEQUENCE")
+    known: list[bytes] = []
+    unknown: list[int] = []
+    last = -1
+    while body:
+        class_, _method, tag, header, contents, trailer = parser.parse(body)
+        encoded = header + contents + trailer
+        body = body[len(encoded):]
+        if class_ != 2 or tag <= last:
+            raise ValueError(f"AuthorizationList tag {tag} is out of order, repeated or not context-specific")
+        last = tag
+        if tag in _KNOWN_TAGS:
+            known.append(encoded)
+        else:
+            unknown.append(tag)
+    return _der_sequence(b"".join(known)), tuple(unknown)
+
+
 @dataclass(frozen=True)
 class RootOfTrustFacts:
     verified_boot_key: bytes
@@ -198,7 +240,6 @@ class KeyDescriptionFacts:
         return value if value is not None else getattr(self.software_enforced, name)
 
 
-_TAG_NUMBERS: dict[str, int] = {name: opts["explicit"] for name, _spec, opts in AuthorizationList._fields}
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -250,7 +291,11 @@ def _authorizations(auth: AuthorizationList) -> Authorizations:
 def parse_key_description(der: bytes) -> KeyDescriptionFacts:
     """Parse the extension value (the DER inside extnValue). Raises ``malformed_extension``."""
     try:
-        kd = KeyDescription.load(der, strict=True)
+        raw = _RawKeyDescription.load(der, strict=True)
+        software, unknown_sw = _canonical_list(raw["software_enforced"])
+        hardware, unknown_hw = _canonical_list(raw["hardware_enforced"])
+        head = b"".join(raw[index].dump() for index in range(6))
+        kd = KeyDescription.load(_der_sequence(head + software + hardware), strict=True)
         kd.native  # force a full, strict decode of every nested value
         return KeyDescriptionFacts(
             attestation_version=int(kd["attestation_version"].native),
@@ -261,6 +306,7 @@ def parse_key_description(der: bytes) -> KeyDescriptionFacts:
             unique_id=bytes(kd["unique_id"].native),
             software_enforced=_authorizations(kd["software_enforced"]),
             hardware_enforced=_authorizations(kd["hardware_enforced"]),
+            extras={"unknown_software_tags": list(unknown_sw), "unknown_hardware_tags": list(unknown_hw)},
         )
     except AttestationError:
         raise

@@ -207,3 +207,43 @@ def test_status_list_serials_are_normalised() -> None:
         parse_status_list({"entries": {"ab": {"status": "GONE"}}})
     with pytest.raises(StatusListError):
         parse_status_list(json.loads("[]"))
+
+
+def _with_hardware_children(children: list[bytes]) -> bytes:
+    """VALID_KD with its hardwareEnforced list replaced by ``children`` (DER, in the given order)."""
+    raw = kd._RawKeyDescription.load(VALID_KD)
+    head = b"".join(raw[i].dump() for i in range(7))
+    return kd._der_sequence(head + kd._der_sequence(b"".join(children)))
+
+
+def _hardware_children() -> list[bytes]:
+    from asn1crypto import parser
+
+    body = parser.parse(kd._RawKeyDescription.load(VALID_KD)["hardware_enforced"].dump())[4]
+    children = []
+    while body:
+        _c, _m, _t, header, contents, trailer = parser.parse(body)
+        children.append(header + contents + trailer)
+        body = body[len(children[-1]):]
+    return children
+
+
+def test_unknown_future_tags_are_skipped_and_reported() -> None:
+    from asn1crypto import core
+
+    children = _hardware_children() + [core.Integer(1, explicit=799).dump()]
+    facts = kd.parse_key_description(_with_hardware_children(children))
+    assert facts.extras["unknown_hardware_tags"] == [799]
+    assert facts.hardware_enforced.root_of_trust is not None
+
+
+@pytest.mark.parametrize("mutate", ["swap", "repeat"])
+def test_out_of_order_or_repeated_tags_are_refused(mutate: str) -> None:
+    children = _hardware_children()
+    if mutate == "swap":
+        children[0], children[1] = children[1], children[0]
+    else:
+        children.insert(1, children[0])
+    with pytest.raises(AttestationError) as info:
+        kd.parse_key_description(_with_hardware_children(children))
+    assert info.value.reason == Reason.MALFORMED_EXTENSION
