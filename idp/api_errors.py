@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -24,6 +24,13 @@ class ApiError(exceptions.APIException):
         if status_code is not None:
             self.status_code = status_code
         super().__init__(self.description, code)
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    """The error body of every Vigil JSON API (for the OpenAPI schema)."""
+
+    error = serializers.CharField(help_text="Stable machine-readable code.")
+    error_description = serializers.CharField(help_text="Human-readable explanation.")
 
 
 _DRF_CODES = {

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 urlpatterns = [
     path("", include("idp.oauth_urls")),
@@ -9,4 +10,5 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("attestation/", include("attestation.urls")),
     path("admin/", admin.site.urls),
+    path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]

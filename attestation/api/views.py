@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from idp.api_errors import ApiError
+from idp.api_errors import ApiError, ApiErrorSerializer
 from idp.models import Client
 
 from ..app_settings import app_settings
@@ -38,7 +38,11 @@ class ChallengeView(APIView):
 
     throttle_classes = [ChallengeThrottle]
 
-    @extend_schema(request=ChallengeRequestSerializer, responses={200: ChallengeResponseSerializer})
+    @extend_schema(
+        request=ChallengeRequestSerializer,
+        responses={200: ChallengeResponseSerializer, 400: ApiErrorSerializer, 401: ApiErrorSerializer,
+                   429: ApiErrorSerializer},
+    )
     def post(self, request: Request) -> Response:
         serializer = ChallengeRequestSerializer(data=request.data)
         if not serializer.is_valid():

@@ -16,6 +16,7 @@ from django.utils import timezone
 from attestation.errors import AttestationError, Reason
 from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
+from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
 from sessions.flows import device_binding
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession
@@ -23,7 +24,6 @@ from sessions.models import DeviceSession
 from ..events import record
 from .errors import InvalidClientAttestationError, UseAttestationChallengeError
 
-CHALLENGE_HEADER = "OAuth-Client-Attestation-Challenge"
 FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}
 
 
@@ -34,7 +34,7 @@ def _challenge_header(client: Any, purpose: str) -> list[tuple[str, str]]:
 def _refuse(client: Any, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
     headers = _challenge_header(client, purpose) if with_challenge else []
     description = f"Device attestation failed: {error.reason}."
-    if error.reason in device_binding.CHALLENGE_REASONS:
+    if oauth_error_code(error.reason) == USE_ATTESTATION_CHALLENGE:
         return UseAttestationChallengeError(description, headers=headers)
     return InvalidClientAttestationError(description, headers=headers)
 

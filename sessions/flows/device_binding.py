@@ -28,10 +28,6 @@ from ..app_settings import app_settings
 from ..models import DeviceSession
 
 TYPES = {"apple-appattest": Platform.IOS, "android-key": Platform.ANDROID}
-CHALLENGE_REASONS = {
-    Reason.CHALLENGE_UNKNOWN, Reason.CHALLENGE_EXPIRED, Reason.CHALLENGE_REUSED,
-    Reason.CHALLENGE_WRONG_CLIENT, Reason.CHALLENGE_WRONG_PURPOSE,
-}
 
 
 @dataclass(frozen=True)
