@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 port="${PORT:-8000}"
 export IDP_ISSUER="${IDP_ISSUER:-http://localhost:${port}}"
-mkdir -p var/celery-broker var/log
+mkdir -p var/celery-broker/control var/log
 PY=.venv/bin/python
 $PY manage.py migrate --noinput >/dev/null
 $PY manage.py createcachetable >/dev/null
