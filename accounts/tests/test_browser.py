@@ -124,6 +124,7 @@ def test_register_passkey_then_passwordless_login_with_the_button(session: Sessi
 
     passkey = Passkey.objects.get(user=user)
     assert passkey.name == "Virtual key" and passkey.backup_eligible is False
+    assert passkey.transports == ["internal"] and passkey.amr_key == "hwk"
     creds = session.credentials()
     assert len(creds) == 1 and creds[0]["rpId"] == "localhost" and creds[0]["isResidentCredential"]
 

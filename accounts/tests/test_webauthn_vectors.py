@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 from OpenSSL.crypto import X509Store
 from webauthn.helpers import base64url_to_bytes
@@ -262,3 +263,64 @@ def test_malformed_credential_is_a_coded_error(client: Any, user: Any) -> None:
     response = client.post(reverse("accounts:passkey_auth_verify"),
                            json.dumps({"purpose": "login", "credential": {"id": 5}}), content_type="application/json")
     assert response.status_code == 400 and response.json()["error"] == "malformed_assertion"
+
+
+NONE_REG = "pywebauthn-reg-verifies_none_attestation_response.json"
+
+
+def _register(client: Any, vector: dict[str, Any], name: str = "Laptop") -> Any:
+    _seed_challenge(client, "register", _b(vector["params"]["expected_challenge"]))
+    return client.post(reverse("accounts:passkey_register"),
+                       json.dumps({"credential": vector["credential"], "name": name, "next": "/accounts/"}),
+                       content_type="application/json")
+
+
+@pytest.mark.django_db
+def test_registration_endpoint_stores_the_credential_record(client: Any, user: Any, settings: Any) -> None:
+    from accounts.tests.conftest import login_password
+
+    vector = load_vector(NONE_REG)
+    _configure(settings, vector["params"])
+    login_password(client)
+    response = _register(client, vector)
+    assert response.status_code == 200, response.content
+    assert response.json()["redirect"].startswith(reverse("accounts:recovery_codes"))
+    passkey = Passkey.objects.get(user=user)
+    assert passkey.credential_id == vector["credential"]["id"] and passkey.sign_count == 23
+    # this older capture puts transports beside ``response``; L3 JSON (and our JS) puts them inside
+    assert passkey.transports == [] and passkey.attestation_format == "none"
+    assert passkey.backup_eligible is False and passkey.amr_key == "hwk"
+    user.refresh_from_db()
+    assert passkey.user_handle == user.webauthn_user_handle
+    codes_page = client.get(response.json()["redirect"])
+    assert len(codes_page.context["codes"]) == 10
+    assert client.get(response.json()["redirect"]).status_code == 302  # shown once
+
+    # with a passkey, this password-only session must step up before changing factors
+    assert _register(client, vector).status_code == 403
+
+    from django.test import Client
+
+    from accounts.tests.conftest import PASSWORD
+
+    get_user_model().objects.create_user("bob", password=PASSWORD)
+    bob = Client()
+    login_password(bob, username="bob")
+    again = _register(bob, vector)  # a credential id already registered (§7.1 step 26)
+    assert again.status_code == 400 and again.json()["error"] == "duplicate_credential"
+    assert Passkey.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_forged_origin_registration_leaves_nothing_behind(client: Any, user: Any, settings: Any) -> None:
+    from accounts.tests.conftest import login_password
+
+    vector = load_vector(NONE_REG)
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "localhost"
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = ["http://localhost:8000"]  # the capture says :5000
+    login_password(client)
+    response = _register(client, vector)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_registration"
+    assert not Passkey.objects.exists()
+    assert SecurityEvent.objects.filter(event_type="factor.passkey.register", outcome="failure").exists()
+    assert not SecurityEvent.objects.filter(event_type="factor.recovery_codes.generated").exists()
