@@ -24,7 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -78,7 +79,6 @@ class AndroidKeyAttestation:
     root_key_sha256: str
     serials: tuple[str, ...]
     not_after: dt.datetime
-    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def public_key_pem(self) -> str:
@@ -124,6 +124,7 @@ class AndroidKeyAttestation:
             "root_key_sha256": self.root_key_sha256,
             "chain_serials": list(self.serials),
             "chain_not_after": self.not_after.isoformat(),
+            "unknown_tags": kd.extras.get("unknown_software_tags", []) + kd.extras.get("unknown_hardware_tags", []),
         }
 
 
@@ -131,12 +132,18 @@ def trusted_roots() -> list[chain_steps.TrustedRoot]:
     """Pinned keys from ``ATTESTATION_ANDROID_ROOT_CERTS`` (+ the test root if allowed)."""
     from ..app_settings import app_settings
 
-    roots = chain_steps.load_roots(app_settings.ANDROID_ROOT_CERTS)
+    roots = list(_load_roots(tuple(app_settings.ANDROID_ROOT_CERTS)))
     if app_settings.ALLOW_TEST_ROOTS:
         from ..testing.google_pki import test_trusted_roots
 
         roots.extend(test_trusted_roots())
     return roots
+
+
+@functools.lru_cache(maxsize=8)
+def _load_roots(paths: tuple[str, ...]) -> tuple[chain_steps.TrustedRoot, ...]:
+    """Root files are read once per configured set of paths (restart to pick up new bytes)."""
+    return tuple(chain_steps.load_roots(list(paths)))
 
 
 def revocation_list() -> dict[str, str]:
