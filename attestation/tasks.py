@@ -41,13 +41,15 @@ def schedule(sender: Any, **kwargs: Any) -> None:
     """Add the periodic refresh to Celery beat (``ATTESTATION_ANDROID_REVOCATION_REFRESH_SECONDS``)."""
     period = app_settings.ANDROID_REVOCATION_REFRESH_SECONDS
     if period > 0:
-        sender.add_periodic_task(period, refresh_android_revocation_list.s(), name="android revocation list refresh")
+        sender.add_periodic_task(period, refresh_android_revocation_list.s(), name="refresh-android-revocation-list")
 
 
-def _connect_schedule() -> None:
+def _add_to_beat() -> None:
+    """Called at import (Celery autodiscovery imports this module in the worker and in beat);
+    ``add_periodic_task`` queues the entry until the app is configured."""
     from idp.celery import app
 
-    app.on_after_finalize.connect(schedule, weak=False)
+    schedule(app)
 
 
-_connect_schedule()
+_add_to_beat()
