@@ -83,3 +83,39 @@ def test_beat_schedule(settings: Any) -> None:
     settings.ATTESTATION_ANDROID_REVOCATION_REFRESH_SECONDS = 0
     schedule(Sender())
     assert len(calls) == 1 and calls[0][0] == 600
+
+
+@pytest.mark.celery
+def test_real_worker_refreshes_the_list(google: g.GoogleStandIn, tmp_path: Path) -> None:
+    """A real worker (solo pool, Redis broker) runs the task by name with plain arguments."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from celery import Celery
+
+    broker = os.environ["REDIS_URL"]
+    google.status_list = json.loads(SAMPLE.read_text())
+    out = tmp_path / "worker-status.json"
+    env = {**os.environ, "CELERY_BROKER_URL": broker, "VIGIL_TESTING": "1"}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "idp", "worker", "--pool=solo", "--loglevel=WARNING",
+         "-Q", "vigil-android-test", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        sender = Celery("vigil-android-test-sender", broker=broker)
+        sender.send_task("attestation.refresh_android_revocation_list",
+                         args=[f"{google.url}/attestation/status", str(out)], queue="vigil-android-test")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not out.exists():
+            time.sleep(0.3)
+        assert load_status_list(out)["cc66e9a93713b6e643b26c15879786f7"] == "SUSPENDED"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
