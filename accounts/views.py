@@ -70,6 +70,9 @@ def verify_view(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(params.continue_url)
     decision = policy.decide(user, _pending_amr(request, state), params.acr)
     methods = decision.methods or policy.available_methods(user)
+    if not methods:  # the factors went away meanwhile (e.g. an admin reset): start again
+        pending.clear(request)
+        return HttpResponseRedirect(params.continue_url)
     form = CodeForm(request.POST or None)
     error = ""
     if request.method == "POST":

@@ -213,3 +213,13 @@ def test_query_budgets(client: Any, user: Any, rf: Any, django_assert_max_num_qu
         authstate.current(request)
     with django_assert_max_num_queries(8):
         client.get(login_url(next=NEXT))
+
+
+def test_factors_reset_during_the_second_step_starts_over(client: Any, user: Any, totp_device: Any) -> None:
+    from accounts.flows import factors
+
+    login_password(client, next=NEXT)
+    factors.reset_all(user)
+    response = client.get(reverse("accounts:verify") + "?" + urlencode({"next": NEXT}))
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
+    assert session_auth(client) is None
