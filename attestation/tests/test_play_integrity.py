@@ -258,8 +258,42 @@ def test_docs_standard_verdict_fails_a_capturing_app_policy_and_real_now() -> No
                      now=DOCS_NOW) == Reason.SIGNING_CERT_MISMATCH
 
 
-def test_test_verdicts_use_only_documented_fields() -> None:
-    discovery = load("google-discovery-playintegrity.v1.json")
-    schemas = discovery["schemas"]
-    payload = schemas["TokenPayloadExternal"]["properties"]
-    assert set(verdict(testing=False)) <= set(payload)
+def _check_against_schema(value: Any, schema: dict[str, Any], schemas: dict[str, Any], path: str) -> None:
+    if "$ref" in schema:
+        schema = schemas[schema["$ref"]]
+    kind = schema.get("type")
+    if kind == "object":
+        assert isinstance(value, dict), path
+        for key, item in value.items():
+            assert key in schema["properties"], f"{path}.{key} is not in Google's schema"
+            _check_against_schema(item, schema["properties"][key], schemas, f"{path}.{key}")
+    elif kind == "array":
+        assert isinstance(value, list), path
+        for item in value:
+            _check_against_schema(item, schema["items"], schemas, path + "[]")
+    elif kind == "string":
+        assert isinstance(value, str), path
+        if "enum" in schema:
+            assert value in schema["enum"], f"{path}={value} is not a documented value"
+    elif kind == "integer":
+        assert isinstance(value, int), path
+    elif kind == "boolean":
+        assert isinstance(value, bool), path
+
+
+def test_test_verdicts_follow_googles_schema() -> None:
+    """Every field and enum value of the test verdicts exists in the discovery document
+    (``timestampMillis`` is int64, which Google serialises as a string)."""
+    schemas = load("google-discovery-playintegrity.v1.json")["schemas"]
+    for v in (verdict(testing=False), verdict(request_hash=EXPECTED, testing=True)):
+        _check_against_schema(v, {"$ref": "TokenPayloadExternal"}, schemas, "verdict")
+    _check_against_schema(DOCS["verdict"], {"$ref": "TokenPayloadExternal"}, schemas, "docs")
+
+
+def test_classic_token_inner_jws_header() -> None:
+    from joserfc import jwe
+
+    token = g.encrypt_verdict(verdict())
+    inner = jwe.decrypt_compact(token, keys()[0], algorithms=["A256KW", "A256GCM"]).plaintext or b""
+    header = json.loads(base64.urlsafe_b64decode(inner.split(b".")[0] + b"=="))
+    assert header == {"alg": "ES256"}
