@@ -63,6 +63,9 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
         from .dpop_resource import check_dpop_binding
 
         check_dpop_binding(request, scheme, token, claims)
+    from ..oauth.policy import ResourceContext, apply_resource_policies
+
+    apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
     if required_scope and required_scope not in str(claims.get("scope", "")).split():
         _refused(request, "insufficient_scope", required_scope)
         raise ResourceError("insufficient_scope", f"The token lacks the {required_scope} scope.", 403)

@@ -57,6 +57,7 @@ def issue_access_token(
     now: datetime,
     lifetime: int | None = None,
     cnf_jkt: str | None = None,
+    extra_claims: dict[str, Any] | None = None,
 ) -> tuple[str, str, int]:
     """Sign an RFC 9068 access token and record its ``jti``. Returns ``(jwt, jti, expires_in)``."""
     expires_in = lifetime or client.get_access_token_lifetime()
@@ -78,6 +79,8 @@ def issue_access_token(
         )
     if cnf_jkt:
         claims["cnf"] = {"jkt": cnf_jkt}
+    for name, value in (extra_claims or {}).items():
+        claims.setdefault(name, value)
     token = jwt_tokens.sign(claims, alg=client.signing_alg, typ="at+jwt", now=now)
     AccessToken.objects.create(
         jti=jti,

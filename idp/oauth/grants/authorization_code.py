@@ -145,7 +145,6 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         with transaction.atomic():
             claimed = AuthorizationCode.objects.filter(pk=code.pk, used_at__isnull=True).update(used_at=now)
             if claimed:
-                self.before_issue(code=code, now=now)
                 session = token_flows.start_session(
                     code,
                     ip=client_ip(self.request.django_request),

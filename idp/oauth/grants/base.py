@@ -9,6 +9,7 @@ from typing import Any
 from sessions.flows.tokens import IssuedTokens, issue_access_token, issue_refresh_token
 from sessions.models import DeviceSession
 
+from ..policy import PolicyDecision, TokenContext, apply_token_policies
 from ..server import NO_STORE
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -17,11 +18,19 @@ TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_
 class VigilGrantMixin:
     request: Any
 
-    def before_issue(self, **context: Any) -> None:
-        """Called inside the issuing transaction: later policy (device attestation, DPoP
-        binding, risk) plugs in here and raises an OAuth error to refuse."""
-        for hook in getattr(self.server, "vigil_before_issue", []):
-            hook(self, **context)
+    def apply_policies(self, *, session: DeviceSession | None, scope: str, now: datetime, user: Any = None) -> PolicyDecision:
+        """Run the registered token policies (risk, device health) before signing anything."""
+        context = TokenContext(
+            grant_type=self.GRANT_TYPE,
+            client=self.request.client,
+            user=session.user if session is not None else user,
+            session=session,
+            scope=scope,
+            now=now,
+            request=self.request.django_request,
+            device=getattr(session, "device", None) if session is not None else None,
+        )
+        return apply_token_policies(context)
 
     def audience_for(self, session: DeviceSession | None, client: Any) -> list[str]:
         if session is not None and session.resource:
@@ -35,16 +44,20 @@ class VigilGrantMixin:
     ) -> IssuedTokens:
         client = self.request.client
         token_user = session.user if session is not None else user
+        decision = self.apply_policies(session=session, scope=scope, now=now, user=token_user)
+        access_scope = decision.scope if decision.scope is not None else scope
         access, jti, expires_in = issue_access_token(
             client=client,
             user=token_user,
-            scope=scope,
+            scope=access_scope,
             audience=self.audience_for(session, client),
             session=session,
             now=now,
+            lifetime=decision.access_token_lifetime,
             cnf_jkt=self.request.vigil_dpop_jkt,
+            extra_claims=decision.extra_claims,
         )
-        issued = IssuedTokens(access_token=access, expires_in=expires_in, scope=scope, jti=jti)
+        issued = IssuedTokens(access_token=access, expires_in=expires_in, scope=access_scope, jti=jti)
         if self.request.vigil_dpop_jkt:
             issued.token_type = "DPoP"
         if with_refresh and session is not None and client.check_grant_type("refresh_token"):

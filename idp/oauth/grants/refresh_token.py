@@ -74,7 +74,6 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
             with transaction.atomic():
                 session, new_refresh = token_flows.rotate(presented, now=now)
                 self.request.vigil_session = session
-                self.before_issue(session=session, refresh_token=presented, now=now)
                 issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
                 issued.refresh_token = new_refresh
                 session.last_ip = client_ip(self.request.django_request)
