@@ -35,7 +35,7 @@ from ..android.chain import TrustedRoot
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-LEAF_NOT_AFTER = dt.datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC)  # KeyMint's default, as in real leaves
+LEAF_NOT_AFTER = dt.datetime(2048, 1, 1, tzinfo=UTC)  # Keystore's default notAfter, as in real leaves
 TEST_PACKAGE = "com.example.vigil"
 TEST_SIGNING_DIGEST = hashlib.sha256(b"vigil test app signing certificate").digest()
 TITLE_OID = x509.ObjectIdentifier("2.5.4.12")
@@ -149,7 +149,7 @@ def key_description(spec: LeafSpec) -> kd.KeyDescription:
         "signature_digests": list(spec.signing_cert_digests),
     })
     hardware: dict[str, Any] = {
-        "purpose": [2, 3], "algorithm": 3, "key_size": 256, "digest": [4], "ec_curve": 1,
+        "purpose": [2], "algorithm": 3, "key_size": 256, "digest": [4], "ec_curve": 1,
         "no_auth_required": kd.core.Null(), "origin": 0,
         "os_version": spec.os_version, "os_patch_level": spec.os_patch_level,
         "vendor_patch_level": spec.vendor_patch_level, "boot_patch_level": spec.boot_patch_level,
