@@ -90,9 +90,10 @@ def confirm(user: Any, code: str, request: HttpRequest | None = None) -> bool:
         return False
     throttle.reset_second_factor(user.pk)
     with transaction.atomic():
+        replaced = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).count()
         TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
         TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
-    record("factor.totp.enrolled", user=user, request=request, device=device.pk)
+    record("factor.totp.enrolled", user=user, request=request, device=device.pk, replaced=replaced)
     return True
 
 
