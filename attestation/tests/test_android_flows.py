@@ -251,3 +251,21 @@ def test_google_outage_on_refresh_is_api_unavailable(enrolled: Device, phone: An
 
 def test_wire_chain_length_is_bounded() -> None:
     assert failure(lambda: chain_from_wire(",".join(["AAAA"] * 11))) == Reason.MALFORMED_CERTIFICATE
+
+
+def test_failed_refresh_changes_nothing_on_the_device(enrolled: Device, phone: AndroidDevice, binding: Any) -> None:
+    before = Device.objects.get(pk=enrolled.pk)
+    b = binding("refresh")
+    weak = phone.standard_token(b, device_verdicts=("MEETS_BASIC_INTEGRITY",))
+    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), weak, b)) == Reason.INTEGRITY_VERDICT_INSUFFICIENT
+    after = Device.objects.get(pk=enrolled.pk)
+    assert (after.verdict, after.last_asserted_at, after.status) == (before.verdict, before.last_asserted_at, before.status)
+
+
+def test_refresh_query_budget(enrolled: Device, phone: AndroidDevice, binding: Any,
+                              django_assert_max_num_queries: Any) -> None:
+    b = binding("refresh")
+    token = phone.classic_token(b)
+    signature = phone.sign(b)
+    with django_assert_max_num_queries(10):
+        verify_android_refresh(enrolled, signature, token, b, integrity_token_type="classic")
