@@ -345,6 +345,15 @@ def run_scenario(state: State, scenario: dict[str, Any]) -> dict[str, Any]:
         "sql_per_request": round(sum(queries) / len(queries), 2) if queries else None,
         "sql_per_request_max": max(queries) if queries else None,
         "codes_exhausted": exhausted.is_set(),
+        # Raw readings, so bench/run.py can merge rounds of the same scenario.
+        "raw": {
+            "latencies_ms": [round(v, 3) for v in latencies],
+            "server_cpu_s": cpu1.server - cpu0.server,
+            "db_cpu_s": cpu1.db - cpu0.db,
+            "loadgen_cpu_s": cpu1.loadgen - cpu0.loadgen,
+            "sql_sum": sum(queries),
+            "sql_n": len(queries),
+        },
     }
 
 
@@ -362,7 +371,10 @@ def main() -> None:
             saved = json.load(fh)
         state.tokens = {int(k): v for k, v in saved["tokens"].items()}
         state.next_code = saved["next_code"]
-    results = []
+        state.access_tokens = saved.get("access_tokens", [])
+    results: list[dict[str, Any]] = []
+    with open(args.out, "w") as fh:
+        json.dump(results, fh)
     for scenario in spec["scenarios"]:
         if scenario["kind"] == "introspect" and not state.access_tokens:
             continue
@@ -377,7 +389,8 @@ def main() -> None:
             json.dump(results, fh, indent=1)
     if state_file:
         with open(state_file, "w") as fh:
-            json.dump({"tokens": state.tokens, "next_code": state.next_code}, fh)
+            json.dump({"tokens": state.tokens, "next_code": state.next_code,
+                       "access_tokens": state.access_tokens}, fh)
 
 
 if __name__ == "__main__":

@@ -199,43 +199,24 @@ def run_loadgen(spec: dict[str, Any], label: str) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- the plan
-def scenarios(args: argparse.Namespace, prefix: str, with_extras: bool) -> list[dict[str, Any]]:
-    common = {"warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}
-    short = {**common, "duration": max(5, args.duration // 2)}
-    plan: list[dict[str, Any]] = []
-    for devices in args.devices:
-        plan.append({"name": f"{prefix}refresh@{devices}", "kind": "refresh", "devices": devices, **common})
-    for devices in args.devices:
-        plan.append({"name": f"{prefix}code_exchange@{devices}", "kind": "code_exchange", "devices": devices,
-                     **common})
-    if with_extras:
-        if args.rate:
-            plan.append({"name": f"refresh@{args.rate}/s-open", "kind": "refresh", "devices": 64,
-                         "rate": args.rate, **common})
-        plan.append({"name": "jwks@8", "kind": "jwks", "devices": 8, **short})
-        plan.append({"name": "introspect@8", "kind": "introspect", "devices": 8, **short})
-    return plan
-
-
 def codes_needed(args: argparse.Namespace) -> int:
-    return int(1200 * (args.warmup + args.duration) * len(args.devices)) + 1000
+    per_window = 1500 * (args.warmup + args.duration)
+    return int(per_window * len(args.devices) * args.rounds) + 1000
 
 
 def attestation_in_token_endpoint() -> str | None:
     """Where the token endpoint reads the attestation form parameters, if it does yet."""
     pattern = re.compile(r"""["'](attestation|attestation_challenge|client_data)["']""")
-    for folder in ("idp/oauth", "sessions/flows", "attestation/flows"):
+    for folder in ("idp/oauth", "sessions/flows"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             if "tests" in path.parts:
                 continue
-            text = path.read_text(errors="replace")
-            if pattern.search(text) and ("grant" in text or "token" in path.name):
-                if folder != "attestation/flows" or "refresh_token" in text:
-                    return str(path.relative_to(ROOT))
+            if pattern.search(path.read_text(errors="replace")):
+                return str(path.relative_to(ROOT))
     return None
 
 
-def bench_vigil(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def setup_vigil(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     db_url = create_database(VIGIL_DB)
     env = vigil_env(db_url)
     flush_redis()
@@ -246,37 +227,22 @@ def bench_vigil(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[st
                "--codes", str(codes_needed(args))], env, ROOT, "vigil-seed")
     seeded = json.loads(out.strip().splitlines()[-1])
     seeded["seed_wall_s"] = round(time.monotonic() - started, 2)
-    proc, port = start_gunicorn(VIGIL_BIN / "gunicorn", "idp.wsgi:application", env, ROOT, args.workers, "vigil",
-                                "/.well-known/openid-configuration")
     spec = {
-        "system": "vigil", "port": port, "master_pid": proc.pid, "token_path": "/token", "jwks_path": "/jwks.json",
-        "introspect_path": "/introspect", "state_file": str(_logdir / "vigil-tokens.json"),
+        "system": "vigil", "token_path": "/token", "jwks_path": "/jwks.json", "introspect_path": "/introspect",
+        "state_file": str(_logdir / "vigil-state.json"),
         **{k: seeded[k] for k in ("client_id", "service_id", "service_secret", "redirect_uri", "sessions", "codes")},
-        "scenarios": scenarios(args, "", True),
     }
-    results = run_loadgen(spec, "vigil")
-    stop_gunicorn(proc)
-    if args.scale and args.scale > args.sessions:
-        print(f"vigil: extend to {args.scale:,} sessions", flush=True)
-        started = time.monotonic()
-        run([str(VIGIL_BIN / "python"), "-m", "bench.seed_vigil", "--extend", str(args.sessions),
-             "--sessions", str(args.scale), "--codes", "0"], env, ROOT, "vigil-scale-seed")
-        seeded["scale_seed_wall_s"] = round(time.monotonic() - started, 2)
-        proc, port = start_gunicorn(VIGIL_BIN / "gunicorn", "idp.wsgi:application", env, ROOT, args.workers,
-                                    "vigil-scale", "/.well-known/openid-configuration")
-        devices = args.devices[0]
-        scale_spec = {**spec, "port": port, "master_pid": proc.pid, "sessions": args.scale, "scenarios": [
-            {"name": f"refresh@{devices}[{args.scale // 1000}k sessions]", "kind": "refresh", "devices": devices,
-             "warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}]}
-        results += run_loadgen(scale_spec, "vigil-scale")
-        stop_gunicorn(proc)
-    drop_database(VIGIL_DB)
-    _databases.remove(VIGIL_DB)
-    flush_redis()
-    return results, seeded
+    return spec, seeded, env
 
 
-def bench_dot(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def start_vigil(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str], label: str) -> Any:
+    proc, port = start_gunicorn(VIGIL_BIN / "gunicorn", "idp.wsgi:application", env, ROOT, args.workers, label,
+                                "/.well-known/openid-configuration")
+    spec.update(port=port, master_pid=proc.pid)
+    return proc
+
+
+def setup_dot(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     db_url = create_database(DOT_DB)
     env = dot_env(db_url)
     print("dot: migrate and seed", flush=True)
@@ -286,19 +252,118 @@ def bench_dot(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str,
                "--codes", str(codes_needed(args))], env, DOT_PROJECT, "dot-seed")
     seeded = json.loads(out.strip().splitlines()[-1])
     seeded["seed_wall_s"] = round(time.monotonic() - started, 2)
+    spec = {
+        "system": "dot", "token_path": "/o/token/", "state_file": str(_logdir / "dot-state.json"),
+        **{k: seeded[k] for k in ("client_id", "redirect_uri", "sessions", "codes")},
+    }
+    return spec, seeded, env
+
+
+def start_dot(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str]) -> Any:
     proc, port = start_gunicorn(DOT_BIN / "gunicorn", "dot_project.wsgi:application", env, DOT_PROJECT,
                                 args.workers, "dot", "/o/token/")
-    spec = {
-        "system": "dot", "port": port, "master_pid": proc.pid, "token_path": "/o/token/",
-        "state_file": str(_logdir / "dot-tokens.json"),
-        **{k: seeded[k] for k in ("client_id", "redirect_uri", "sessions", "codes")},
-        "scenarios": scenarios(args, "dot_", False),
+    spec.update(port=port, master_pid=proc.pid)
+    return proc
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """(system, scenario) steps. Vigil and DOT alternate per scenario, in ABBA order over the
+    rounds, so drift in the machine's other load falls on both alike."""
+    common = {"warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}
+    steps: list[tuple[str, dict[str, Any]]] = []
+    pairs = [(kind, d) for kind in ("refresh", "code_exchange") for d in args.devices]
+    for kind, devices in pairs:
+        for r in range(args.rounds):
+            order = ("vigil", "dot") if r % 2 == 0 else ("dot", "vigil")
+            for system in order:
+                prefix = "dot_" if system == "dot" else ""
+                steps.append((system, {"name": f"{prefix}{kind}@{devices}", "kind": kind, "devices": devices,
+                                       **common}))
+    if args.rate:
+        steps.append(("vigil", {"name": f"refresh@{args.rate}/s-open", "kind": "refresh", "devices": 64,
+                                "rate": args.rate, **common}))
+    short = {**common, "duration": max(5, args.duration // 2)}
+    steps.append(("vigil", {"name": "jwks@8", "kind": "jwks", "devices": 8, **short}))
+    steps.append(("vigil", {"name": "introspect@8", "kind": "introspect", "devices": 8, **short}))
+    return steps
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One scenario's rounds as one result: totals over the summed windows."""
+    if len(parts) == 1:
+        merged = dict(parts[0])
+        merged["rounds"] = 1
+        merged.pop("raw", None)
+        return merged
+    first = parts[0]
+    elapsed = sum(p["duration_s"] for p in parts)
+    ok = sum(p["ok"] for p in parts)
+    n = sum(p["requests"] for p in parts)
+    latencies = sorted(v for p in parts for v in p["raw"]["latencies_ms"])
+    sql_n = sum(p["raw"]["sql_n"] for p in parts)
+    per_k = 1000 / n if n else 0.0
+
+    def pct(q: float) -> float:
+        if not latencies:
+            return 0.0
+        return round(latencies[min(len(latencies) - 1, max(0, int(round(q / 100 * len(latencies) + 0.5)) - 1))], 2)
+
+    statuses: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["error_statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    return {
+        **{k: first[k] for k in ("name", "kind", "system", "devices", "rate")},
+        "rounds": len(parts),
+        "rounds_rps": [p["throughput_rps"] for p in parts],
+        "duration_s": round(elapsed, 3), "requests": n, "ok": ok, "errors": n - ok, "error_statuses": statuses,
+        "error_samples": [e for p in parts for e in p["error_samples"]][:3],
+        "throughput_rps": round(ok / elapsed, 1) if elapsed else 0.0,
+        "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": latencies[-1] if latencies else 0.0},
+        "server_cpu_s_per_1k": round(sum(p["raw"]["server_cpu_s"] for p in parts) * per_k, 3),
+        "db_cpu_s_per_1k": round(sum(p["raw"]["db_cpu_s"] for p in parts) * per_k, 3),
+        "loadgen_cpu_s_per_1k": round(sum(p["raw"]["loadgen_cpu_s"] for p in parts) * per_k, 3),
+        "peak_worker_rss_mb": max(p["peak_worker_rss_mb"] for p in parts),
+        "worker_rss_mb": parts[-1]["worker_rss_mb"],
+        "sql_per_request": round(sum(p["raw"]["sql_sum"] for p in parts) / sql_n, 2) if sql_n else None,
+        "sql_per_request_max": max((p["sql_per_request_max"] or 0) for p in parts) or None,
+        "codes_exhausted": any(p["codes_exhausted"] for p in parts),
     }
-    results = run_loadgen(spec, "dot")
-    stop_gunicorn(proc)
-    drop_database(DOT_DB)
-    _databases.remove(DOT_DB)
-    return results, seeded
+
+
+def run_plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    vigil_spec, vigil_seed, vigil_environ = setup_vigil(args)
+    dot_spec, dot_seed, dot_environ = setup_dot(args)
+    vigil_proc = start_vigil(args, vigil_spec, vigil_environ, "vigil")
+    dot_proc = start_dot(args, dot_spec, dot_environ)
+    specs = {"vigil": vigil_spec, "dot": dot_spec}
+    parts: dict[str, list[dict[str, Any]]] = {}
+    order: list[str] = []
+    for i, (system, scenario) in enumerate(plan(args)):
+        for result in run_loadgen({**specs[system], "scenarios": [scenario]}, f"{i:02d}-{system}"):
+            if result["name"] not in parts:
+                order.append(result["name"])
+            parts.setdefault(result["name"], []).append(result)
+    stop_gunicorn(dot_proc)
+    merged = [merge(parts[name]) for name in order]
+    vigil = [r for r in merged if r["system"] == "vigil"]
+    dot = [r for r in merged if r["system"] == "dot"]
+    if args.scale and args.scale > args.sessions:
+        stop_gunicorn(vigil_proc)
+        print(f"vigil: extend to {args.scale:,} sessions", flush=True)
+        started = time.monotonic()
+        run([str(VIGIL_BIN / "python"), "-m", "bench.seed_vigil", "--extend", str(args.sessions),
+             "--sessions", str(args.scale)], vigil_environ, ROOT, "vigil-scale-seed")
+        vigil_seed["scale_seed_wall_s"] = round(time.monotonic() - started, 2)
+        vigil_proc = start_vigil(args, vigil_spec, vigil_environ, "vigil-scale")
+        devices = args.devices[0]
+        scenario = {"name": f"refresh@{devices}[{args.scale:,} sessions]", "kind": "refresh", "devices": devices,
+                    "warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}
+        for result in run_loadgen({**vigil_spec, "sessions": args.scale, "scenarios": [scenario]}, "vigil-scale"):
+            result.pop("raw", None)
+            vigil.append(result)
+    stop_gunicorn(vigil_proc)
+    return vigil, dot, {"vigil": vigil_seed, "dot": dot_seed}
 
 
 def bench_logins(args: argparse.Namespace) -> dict[str, Any]:
@@ -349,25 +414,32 @@ def table(results: list[dict[str, Any]]) -> list[str]:
 
 def ratios(vigil: list[dict[str, Any]], dot: list[dict[str, Any]], devices: list[int],
            attested_ran: bool) -> dict[str, float]:
-    by_name = {r["name"]: r["throughput_rps"] for r in vigil + dot}
+    """``mine/theirs@d``: Vigil req/s over DOT req/s. ``cpu:mine/theirs@d``: DOT's CPU per
+    request (gunicorn + PostgreSQL) over Vigil's, which other load on the machine skews less."""
+    by_name = {r["name"]: r for r in vigil + dot}
     out: dict[str, float] = {}
     refresh = "attested_refresh" if attested_ran else "refresh"
     for d in devices:
         for mine, theirs in ((refresh, "dot_refresh"), ("code_exchange", "dot_code_exchange")):
             a, b = by_name.get(f"{mine}@{d}"), by_name.get(f"{theirs}@{d}")
-            if a and b:
-                out[f"{mine}/{theirs}@{d}"] = round(a / b, 2)
+            if a and b and b["throughput_rps"]:
+                out[f"{mine}/{theirs}@{d}"] = round(a["throughput_rps"] / b["throughput_rps"], 2)
+                cpu_a = a["server_cpu_s_per_1k"] + a["db_cpu_s_per_1k"]
+                cpu_b = b["server_cpu_s_per_1k"] + b["db_cpu_s_per_1k"]
+                if cpu_a:
+                    out[f"cpu:{mine}/{theirs}@{d}"] = round(cpu_b / cpu_a, 2)
     return out
 
 
 def ratio_lines(found: dict[str, float], devices: list[int], attested_ran: bool, pending: str) -> list[str]:
     first = devices[0]
     refresh = "attested_refresh" if attested_ran else "refresh"
-    lines = []
-    for d in devices[1:]:
+    lines = ["throughput ratios are Vigil req/s / DOT req/s; cpu ratios are DOT CPU per request / Vigil's "
+             "(gunicorn + PostgreSQL); above 1.00 favours Vigil"]
+    for d in devices:
         for key in (f"{refresh}/dot_refresh@{d}", f"code_exchange/dot_code_exchange@{d}"):
             if key in found:
-                lines.append(f"{key.replace('@', ' at ')} devices = {found[key]:.2f}")
+                lines.append(f"{d} devices: {key.split('@')[0]} = {found[key]:.2f} (cpu {found.get('cpu:' + key, 0):.2f})")
     if not attested_ran:
         lines.append(f"attested_refresh: pending ({pending}); the plain refresh path is measured as `refresh`")
     lines.append(f"{refresh}/dot_refresh = {found.get(f'{refresh}/dot_refresh@{first}', 0.0):.2f}")
@@ -396,7 +468,7 @@ def render_summary(report: dict[str, Any]) -> list[str]:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
         f"PostgreSQL {m['postgresql']} on the same cores, django-oauth-toolkit {m['django_oauth_toolkit']}, "
         f"gunicorn {report['config']['workers']} sync workers each, {report['config']['sessions']:,} seeded sessions. "
-        f"1-minute load average at start / after Vigil / after DOT: "
+        f"1-minute load average at start / end: "
         f"{' / '.join(str(v) for v in report['load_average_1m'].values())} (anything above 0 is other work "
         "sharing the 2 cores).",
         "",
@@ -440,6 +512,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=None, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=int, default=None, help="unmeasured seconds before each window")
     parser.add_argument("--rate", type=int, default=None, help="open-loop refreshes/s (full: 200; 0 = off)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating Vigil/DOT windows per scenario")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers, both")
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per scenario")
     parser.add_argument("--login-seconds", type=float, default=None)
@@ -447,7 +520,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     args.devices = args.devices or ([8] if quick else [8, 32])
-    args.duration = args.duration or (15 if quick else 40)
+    args.duration = args.duration or (10 if quick else 30)
     args.warmup = args.warmup if args.warmup is not None else (3 if quick else 5)
     args.rate = args.rate if args.rate is not None else (0 if quick else 200)
     args.scale = args.scale if args.scale is not None else (0 if quick else 1_000_000)
@@ -471,10 +544,8 @@ def main(argv: list[str]) -> int:
         pending = (f"the token endpoint now reads attestation parameters ({pending_where}), the bench scenario is "
                    "not written yet" if pending_where else "the token endpoint does not take attestation yet")
         load = {"start": os.getloadavg()[0]}
-        vigil, vigil_seed = bench_vigil(args)
-        load["after_vigil"] = os.getloadavg()[0]
-        dot, dot_seed = bench_dot(args)
-        load["after_dot"] = os.getloadavg()[0]
+        vigil, dot, seeds = run_plan(args)
+        load["end"] = os.getloadavg()[0]
         print("password hashing", flush=True)
         logins = bench_logins(args)
     finally:
@@ -486,10 +557,10 @@ def main(argv: list[str]) -> int:
         "started_at": started_at.strftime("%Y-%m-%d %H:%M UTC"), "mode": mode, "command": command,
         "results_file": str(results_file.relative_to(ROOT)), "machine": info,
         "config": {"workers": args.workers, "sessions": args.sessions, "scale": args.scale, "devices": args.devices,
-                   "duration_s": args.duration, "warmup_s": args.warmup, "open_loop_rate": args.rate,
+                   "duration_s": args.duration, "rounds": args.rounds, "warmup_s": args.warmup, "open_loop_rate": args.rate,
                    "ratio_definition": "Vigil throughput / django-oauth-toolkit throughput, same devices",
                    "attested_refresh": "ran" if attested_ran else f"pending: {pending}"},
-        "seed": {"vigil": vigil_seed, "dot": dot_seed}, "vigil": vigil, "dot": dot, "logins": logins,
+        "seed": seeds, "vigil": vigil, "dot": dot, "logins": logins,
         "ratios": found, "load_average_1m": {k: round(v, 2) for k, v in load.items()},
     }
     report["ratio_lines"] = ratio_lines(found, args.devices, attested_ran, pending)
