@@ -19,6 +19,8 @@ from django.utils import timezone
 from idp import crypto
 from idp.events import client_ip, record
 
+from sessions.flows.tokens import revoke_browser_login
+
 from ..models import BrowserSession
 
 if TYPE_CHECKING:
@@ -89,6 +91,7 @@ def _delete(row: BrowserSession, now: datetime) -> None:
     if key:
         _store()().delete(key)
     row.end(now)
+    revoke_browser_login(row.sid, "browser_signed_out", now=now)
 
 
 def sign_out(request: HttpRequest, user: Any, session_id: int, now: datetime | None = None) -> bool:
@@ -120,3 +123,8 @@ def end_current(request: HttpRequest, now: datetime | None = None) -> None:
     key = request.session.session_key
     if key:
         BrowserSession.objects.open().filter(key_hash=_key_hash(key)).update(ended_at=now or timezone.now())
+    from .. import authstate  # authstate records browser sessions through this module
+
+    state = authstate.current(request)
+    if state is not None:
+        revoke_browser_login(state.sid, "logout", now=now)

@@ -15,7 +15,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest
 
 from accounts import authstate
-from sessions.flows.tokens import revoke_session
+from sessions.flows.tokens import revoke_browser_login
 from sessions.models import DeviceSession
 
 from .. import jwt_tokens
@@ -67,11 +67,7 @@ def perform(request: HttpRequest, parsed: LogoutRequest) -> int:
         hinted = DeviceSession.objects.filter(sid=parsed.hint_sid).first()
         if hinted is not None and state is not None and hinted.user_id == state.user_id:
             browser_sids.add(hinted.browser_sid)
-    revoked = 0
-    for session in DeviceSession.objects.active().filter(browser_sid__in=[s for s in browser_sids if s]).select_related(
-        "client", "user"
-    ):
-        revoked += int(revoke_session(session, "logout"))
+    revoked = sum(revoke_browser_login(sid, "logout") for sid in browser_sids)
     user = request.user if request.user.is_authenticated else None
     logout(request)
     record("logout", user=user, request=request, client_id=parsed.client.client_id if parsed.client else "", revoked=revoked)

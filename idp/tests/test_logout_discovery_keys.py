@@ -128,3 +128,9 @@ def test_alg_none_and_hmac_confusion_are_refused(tokens):
         jwt_tokens.verify(f"{signing_input}.{sig}", typ="at+jwt")
     response = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {none_token}")
     assert response.status_code == 401
+
+
+def test_accounts_logout_revokes_app_sessions_of_that_login(browser, tokens):
+    browser.post(reverse("accounts:logout"))
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert DeviceSession.objects.get().status_reason == "logout"

@@ -226,6 +226,17 @@ def _within_grace(token: RefreshToken, now: datetime) -> bool:
     return not successors.filter(rotated_at__isnull=False).exists()
 
 
+def revoke_browser_login(browser_sid: str, reason: str, *, now: datetime | None = None) -> int:
+    """Signing out of a browser login revokes the app sessions born from it (Keycloak's
+    SSO-session semantics). Returns how many families were revoked."""
+    if not browser_sid:
+        return 0
+    revoked = 0
+    for session in DeviceSession.objects.active().filter(browser_sid=browser_sid).select_related("client", "user"):
+        revoked += int(revoke_session(session, reason, now=now))
+    return revoked
+
+
 def revoke_for_code_reuse(code: AuthorizationCode, *, now: datetime) -> None:
     """RFC 6749 §4.1.2: a code used twice revokes what the first use issued."""
     session = DeviceSession.objects.filter(authorization_code=code).select_related("client", "user").first()
