@@ -23,7 +23,7 @@ from ..errors import AttestationError, Reason
 from . import chain as chain_steps
 from .key_attestation import AndroidKeyPolicy, verify_key_attestation
 from .keydescription import KEY_DESCRIPTION_OID, parse_key_description
-from .play_integrity import IntegrityPolicy, check_verdict, load_play_keys, decode_classic_token
+from .play_integrity import IntegrityPolicy, check_verdict, decode_classic_token, load_play_keys
 from .revocation import load_status_list
 
 
@@ -127,9 +127,13 @@ def _integrity_policy(options: argparse.Namespace) -> IntegrityPolicy:
         raise AttestationError(Reason.MALFORMED_BASE64, str(exc)) from exc
     refused = frozenset(v.strip() for v in options.refuse_apps_detected.split(",") if v.strip())
     return IntegrityPolicy(
-        package_name=options.package, signing_cert_digests=digests, min_level=options.policy,
-        require_play_recognized=not options.allow_unrecognized, require_licensed=not options.allow_unlicensed,
-        allow_testing=options.allow_testing, max_age=dt.timedelta(seconds=options.max_age),
+        package_name=options.package,
+        signing_cert_digests=digests,
+        min_level=options.policy,
+        require_play_recognized=not options.allow_unrecognized,
+        require_licensed=not options.allow_unlicensed,
+        allow_testing=options.allow_testing,
+        max_age=dt.timedelta(seconds=options.max_age),
         refused_apps_detected=refused,
     )
 

@@ -22,9 +22,9 @@ they come from ``attestation.app_settings`` (see ``trusted_roots``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +89,7 @@ class AndroidKeyAttestation:
     @property
     def key_id(self) -> str:
         """SHA-256 hex of the attested key's SubjectPublicKeyInfo: the device's key id."""
-        spki = self.public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        spki = self.public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         return hashlib.sha256(spki).hexdigest()
 
     def facts(self) -> dict[str, Any]:

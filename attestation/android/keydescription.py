@@ -175,7 +175,7 @@ def _canonical_list(raw: core.Any) -> tuple[bytes, tuple[int, ...]]:
     while body:
         class_, _method, tag, header, contents, trailer = parser.parse(body)
         encoded = header + contents + trailer
-        body = body[len(encoded):]
+        body = body[len(encoded) :]
         if class_ != 2 or tag <= last:
             raise ValueError(f"AuthorizationList tag {tag} is out of order, repeated or not context-specific")
         last = tag
@@ -240,8 +240,6 @@ class KeyDescriptionFacts:
         return value if value is not None else getattr(self.software_enforced, name)
 
 
-
-
 def _int_or_none(value: Any) -> int | None:
     return None if isinstance(value, core.Void) else int(value.native)
 
@@ -283,7 +281,9 @@ def _authorizations(auth: AuthorizationList) -> Authorizations:
         os_patch_level=_int_or_none(auth["os_patch_level"]),
         vendor_patch_level=_int_or_none(auth["vendor_patch_level"]),
         boot_patch_level=_int_or_none(auth["boot_patch_level"]),
-        application_id=None if isinstance(app_id_value, core.Void) else parse_application_id(bytes(app_id_value.native)),
+        application_id=None
+        if isinstance(app_id_value, core.Void)
+        else parse_application_id(bytes(app_id_value.native)),
         tags=tuple(number for name, number in _TAG_NUMBERS.items() if not isinstance(auth[name], core.Void)),
     )
 
@@ -296,7 +296,7 @@ def parse_key_description(der: bytes) -> KeyDescriptionFacts:
         hardware, unknown_hw = _canonical_list(raw["hardware_enforced"])
         head = b"".join(raw[index].dump() for index in range(6))
         kd = KeyDescription.load(_der_sequence(head + software + hardware), strict=True)
-        kd.native  # force a full, strict decode of every nested value
+        kd.native  # noqa: B018 - force a full, strict decode of every nested value
         return KeyDescriptionFacts(
             attestation_version=int(kd["attestation_version"].native),
             attestation_security_level=str(kd["attestation_security_level"].native),

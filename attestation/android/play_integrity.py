@@ -12,7 +12,7 @@ base64-encoded from Play Console. Standard requests are decoded by Google's
 3. ``requestDetails.timestampMillis`` freshness (number or string) -> ``verdict_stale``
 4. ``testingDetails.isTestingResponse`` (refused in production)  -> ``testing_response``
 5. ``appIntegrity.appRecognitionVerdict`` == PLAY_RECOGNIZED   -> ``app_not_recognized``
-6. ``appIntegrity.packageName`` / ``certificateSha256Digest``  -> ``package_mismatch`` / ``signing_certificate_mismatch``
+6. ``appIntegrity.packageName`` / ``certificateSha256Digest`` -> ``package_mismatch`` / ``signing_certificate_mismatch``
 7. ``deviceIntegrity.deviceRecognitionVerdict`` vs strong|device|basic -> ``integrity_verdict_insufficient``
 8. ``accountDetails.appLicensingVerdict`` == LICENSED          -> ``unlicensed``
 9. ``environmentDetails.appAccessRiskVerdict`` refused apps    -> ``app_access_risk``
@@ -144,7 +144,9 @@ def _strip_pad(value: str) -> str:
     return value.rstrip("=")
 
 
-def _check_request(request: dict[str, Any], policy: IntegrityPolicy, expected: str, kind: str, now: dt.datetime) -> dt.datetime:
+def _check_request(
+    request: dict[str, Any], policy: IntegrityPolicy, expected: str, kind: str, now: dt.datetime
+) -> dt.datetime:
     """Steps 1-3."""
     if request.get("requestPackageName") != policy.package_name:
         raise AttestationError(Reason.PACKAGE_MISMATCH, "requestPackageName is not the registered package")

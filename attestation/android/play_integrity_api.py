@@ -57,7 +57,9 @@ class ServiceAccount:
                 token_uri=token_uri or str(info.get("token_uri") or DEFAULT_TOKEN_URI),
             )
         except (KeyError, TypeError) as exc:
-            raise AttestationError(Reason.INTEGRITY_API_UNAVAILABLE, "service-account credentials are incomplete") from exc
+            raise AttestationError(
+                Reason.INTEGRITY_API_UNAVAILABLE, "service-account credentials are incomplete"
+            ) from exc
 
     @classmethod
     def from_setting(cls, value: str, token_uri: str = "") -> ServiceAccount:
@@ -74,8 +76,13 @@ class ServiceAccount:
     def assertion(self, now: dt.datetime) -> str:
         """The signed RS256 JWT of the JWT-bearer grant."""
         iat = int(now.timestamp())
-        claims = {"iss": self.client_email, "scope": SCOPE, "aud": self.token_uri, "iat": iat,
-                  "exp": iat + ASSERTION_LIFETIME}
+        claims = {
+            "iss": self.client_email,
+            "scope": SCOPE,
+            "aud": self.token_uri,
+            "iat": iat,
+            "exp": iat + ASSERTION_LIFETIME,
+        }
         header = {"alg": "RS256", "typ": "JWT"}
         if self.private_key_id:
             header["kid"] = self.private_key_id
@@ -85,8 +92,9 @@ class ServiceAccount:
 class PlayIntegrityClient:
     """``decode(package_name, token, now)`` -> the ``tokenPayloadExternal`` verdict."""
 
-    def __init__(self, account: ServiceAccount, base_url: str, timeout: float = 10.0,
-                 session: requests.Session | None = None):
+    def __init__(
+        self, account: ServiceAccount, base_url: str, timeout: float = 10.0, session: requests.Session | None = None
+    ):
         self.account = account
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -96,7 +104,9 @@ class PlayIntegrityClient:
     def from_settings(cls) -> PlayIntegrityClient:
         from ..app_settings import app_settings
 
-        account = ServiceAccount.from_setting(app_settings.PLAY_INTEGRITY_CREDENTIALS, app_settings.PLAY_INTEGRITY_TOKEN_URI)
+        account = ServiceAccount.from_setting(
+            app_settings.PLAY_INTEGRITY_CREDENTIALS, app_settings.PLAY_INTEGRITY_TOKEN_URI
+        )
         return cls(account, app_settings.PLAY_INTEGRITY_API_BASE_URL, app_settings.ANDROID_HTTP_TIMEOUT)
 
     def _post(self, url: str, **kwargs: Any) -> requests.Response:
@@ -133,7 +143,9 @@ class PlayIntegrityClient:
         if response.status_code == 400:
             raise AttestationError(Reason.INTEGRITY_TOKEN_INVALID, "Google refused the integrity token")
         if response.status_code != 200:
-            raise AttestationError(Reason.INTEGRITY_API_UNAVAILABLE, f"decodeIntegrityToken HTTP {response.status_code}")
+            raise AttestationError(
+                Reason.INTEGRITY_API_UNAVAILABLE, f"decodeIntegrityToken HTTP {response.status_code}"
+            )
         verdict = _json(response).get("tokenPayloadExternal")
         if not isinstance(verdict, dict):
             raise AttestationError(Reason.INTEGRITY_API_UNAVAILABLE, "decodeIntegrityToken returned no verdict")
@@ -154,7 +166,11 @@ def clear_token_cache() -> None:
 
 
 def verify_standard_token(
-    token: str, *, policy: IntegrityPolicy, expected_request_hash: str, now: dt.datetime,
+    token: str,
+    *,
+    policy: IntegrityPolicy,
+    expected_request_hash: str,
+    now: dt.datetime,
     client: PlayIntegrityClient | None = None,
 ) -> IntegrityVerdict:
     """Decode a standard-request token through Google and check it against ``expected_request_hash``."""

@@ -36,10 +36,14 @@ from ..app_settings import app_settings
 from ..binding import RequestBinding
 from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
-from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
+from ..models import ChallengePurpose, Device, Platform, RegisteredApp, SecurityLevel
 from .challenges import consume_challenge
 
-LEVELS = {"StrongBox": SecurityLevel.STRONGBOX, "TrustedEnvironment": SecurityLevel.TEE, "Software": SecurityLevel.SOFTWARE}
+LEVELS = {
+    "StrongBox": SecurityLevel.STRONGBOX,
+    "TrustedEnvironment": SecurityLevel.TEE,
+    "Software": SecurityLevel.SOFTWARE,
+}
 TOKEN_TYPES = ("standard", "classic")
 
 
@@ -74,7 +78,9 @@ def _digests(app: RegisteredApp) -> tuple[bytes, ...]:
 
 def key_policy(app: RegisteredApp) -> AndroidKeyPolicy:
     return AndroidKeyPolicy(
-        package_name=app.android_package_name, signing_cert_digests=_digests(app), allow_software=app.allow_software_keys
+        package_name=app.android_package_name,
+        signing_cert_digests=_digests(app),
+        allow_software=app.allow_software_keys,
     )
 
 
@@ -89,7 +95,11 @@ def integrity_policy(app: RegisteredApp) -> IntegrityPolicy:
 
 
 def check_integrity(
-    app: RegisteredApp, token: str, token_type: str, binding: RequestBinding, now: dt.datetime,
+    app: RegisteredApp,
+    token: str,
+    token_type: str,
+    binding: RequestBinding,
+    now: dt.datetime,
     client: PlayIntegrityClient | None = None,
 ) -> IntegrityVerdict:
     """A classic token is decrypted with the app's Play keys; a standard one goes to Google."""
@@ -100,7 +110,9 @@ def check_integrity(
     aes, spki = app.play_integrity_decryption_key(), app.play_integrity_verification_key()
     if not aes or not spki:
         raise AttestationError(Reason.INTEGRITY_TOKEN_INVALID, "no Play Integrity keys registered for classic tokens")
-    return verify_classic_token(token, keys=play_keys_from_raw(aes, spki), policy=policy, expected_nonce=expected, now=now)
+    return verify_classic_token(
+        token, keys=play_keys_from_raw(aes, spki), policy=policy, expected_nonce=expected, now=now
+    )
 
 
 def _integrity_facts(verdict: IntegrityVerdict, token_type: str, now: dt.datetime) -> dict[str, Any]:
@@ -108,9 +120,15 @@ def _integrity_facts(verdict: IntegrityVerdict, token_type: str, now: dt.datetim
 
 
 def enroll_android_device(
-    app: RegisteredApp, chain_pem: str, integrity_token: str | None, binding: RequestBinding,
-    now: dt.datetime | None = None, *, integrity_token_type: str = "standard",
-    purpose: str = ChallengePurpose.ENROLL, request: HttpRequest | None = None,
+    app: RegisteredApp,
+    chain_pem: str,
+    integrity_token: str | None,
+    binding: RequestBinding,
+    now: dt.datetime | None = None,
+    *,
+    integrity_token_type: str = "standard",
+    purpose: str = ChallengePurpose.ENROLL,
+    request: HttpRequest | None = None,
     client: PlayIntegrityClient | None = None,
 ) -> Device:
     """Verify the Key Attestation chain and a Play Integrity verdict over ``binding``;
@@ -121,21 +139,31 @@ def enroll_android_device(
         _require(app.platform == Platform.ANDROID, Reason.DEVICE_MISMATCH, "app is not an Android app")
         _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "binding is for another client")
         consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
-        result = verify_key_attestation(chain_from_wire(chain_pem), challenge=binding.client_data_hash(), now=now,
-                                        policy=key_policy(app))
+        result = verify_key_attestation(
+            chain_from_wire(chain_pem), challenge=binding.client_data_hash(), now=now, policy=key_policy(app)
+        )
         _require(bool(integrity_token), Reason.ATTESTATION_REQUIRED, "a Play Integrity token is required to enroll")
         verdict = check_integrity(app, str(integrity_token), integrity_token_type, binding, now, client)
         device, created = _store_device(app, result, _integrity_facts(verdict, integrity_token_type, now), now)
     except AttestationError as exc:
         _event("attestation.enroll", exc.reason, client_id, request, detail=exc.detail)
         raise
-    _event("attestation.enroll", "", client_id, request, key_id=device.key_id, device=device.pk, created=created,
-           security_level=device.security_level)
+    _event(
+        "attestation.enroll",
+        "",
+        client_id,
+        request,
+        key_id=device.key_id,
+        device=device.pk,
+        created=created,
+        security_level=device.security_level,
+    )
     return device
 
 
-def _store_device(app: RegisteredApp, result: AndroidKeyAttestation, integrity: dict[str, Any],
-                  now: dt.datetime) -> tuple[Device, bool]:
+def _store_device(
+    app: RegisteredApp, result: AndroidKeyAttestation, integrity: dict[str, Any], now: dt.datetime
+) -> tuple[Device, bool]:
     """Create the device, or refresh the attestation of a known, usable one."""
     fields = {
         "public_key": result.public_key_pem,
@@ -146,8 +174,9 @@ def _store_device(app: RegisteredApp, result: AndroidKeyAttestation, integrity: 
     }
     try:
         with transaction.atomic():
-            device = Device.objects.create(platform=Platform.ANDROID, app=app, key_id=result.key_id,
-                                           first_attested_at=now, **fields)
+            device = Device.objects.create(
+                platform=Platform.ANDROID, app=app, key_id=result.key_id, first_attested_at=now, **fields
+            )
             return device, True
     except IntegrityError:
         pass
@@ -170,9 +199,15 @@ def _last_verdict_fresh(device: Device, now: dt.datetime) -> bool:
 
 
 def verify_android_refresh(
-    device: Device, signature: str | bytes, integrity_token: str | None, binding: RequestBinding,
-    now: dt.datetime | None = None, *, integrity_token_type: str = "standard",
-    purpose: str = ChallengePurpose.REFRESH, request: HttpRequest | None = None,
+    device: Device,
+    signature: str | bytes,
+    integrity_token: str | None,
+    binding: RequestBinding,
+    now: dt.datetime | None = None,
+    *,
+    integrity_token_type: str = "standard",
+    purpose: str = ChallengePurpose.REFRESH,
+    request: HttpRequest | None = None,
     client: PlayIntegrityClient | None = None,
 ) -> Device:
     """Check the attested key's signature over ``binding`` (always) and a Play Integrity
@@ -192,7 +227,11 @@ def verify_android_refresh(
             verdict = check_integrity(device.app, integrity_token, integrity_token_type, binding, now, client)
             integrity = _integrity_facts(verdict, integrity_token_type, now)
         else:
-            _require(_last_verdict_fresh(device, now), Reason.ATTESTATION_REQUIRED, "a fresh Play Integrity verdict is required")
+            _require(
+                _last_verdict_fresh(device, now),
+                Reason.ATTESTATION_REQUIRED,
+                "a fresh Play Integrity verdict is required",
+            )
         _record_refresh(device, integrity, now)
     except AttestationError as exc:
         _event("attestation.assert", exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
@@ -216,5 +255,12 @@ def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.da
 
 
 def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
-    record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id, request=request,
-           platform=Platform.ANDROID.value, **details)
+    record(
+        event,
+        outcome="failure" if reason else "success",
+        reason=reason,
+        client_id=client_id,
+        request=request,
+        platform=Platform.ANDROID.value,
+        **details,
+    )

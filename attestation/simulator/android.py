@@ -36,9 +36,11 @@ class AndroidDevice:
 
     @property
     def public_key_pem(self) -> str:
-        return self.key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return (
+            self.key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
 
     # ------------------------------------------------------------ Key Attestation
     def leaf_spec(self, challenge: bytes, **forge: Any) -> google_pki.LeafSpec:
@@ -50,8 +52,14 @@ class AndroidDevice:
         )
         return spec.but(**forge)
 
-    def attest(self, challenge: bytes, *, intermediate: google_pki.CA | None = None,
-               root: google_pki.CA | None = None, **forge: Any) -> str:
+    def attest(
+        self,
+        challenge: bytes,
+        *,
+        intermediate: google_pki.CA | None = None,
+        root: google_pki.CA | None = None,
+        **forge: Any,
+    ) -> str:
         """``KeyStore.getCertificateChain`` after generating the key with ``challenge``, as PEM
         (leaf first). ``forge``: any ``LeafSpec`` field (boot state, patch levels...)."""
         certs = google_pki.attestation_chain(
@@ -64,7 +72,9 @@ class AndroidDevice:
         return b64url((key or self.key).sign(binding.client_data(), ec.ECDSA(hashes.SHA256())))
 
     # ------------------------------------------------------------ Play Integrity
-    def verdict(self, binding: RequestBinding, *, kind: str, now: datetime | None = None, **forge: Any) -> dict[str, Any]:
+    def verdict(
+        self, binding: RequestBinding, *, kind: str, now: datetime | None = None, **forge: Any
+    ) -> dict[str, Any]:
         """The verdict Google would return. ``kind``: "classic" (nonce) or "standard" (requestHash).
         ``forge``: any ``google_pki.make_verdict`` argument."""
         now = now or datetime.now(timezone.utc)
@@ -95,7 +105,9 @@ class AndroidDevice:
         return self.classic_token(binding, **forge) if kind == "classic" else self.standard_token(binding, **forge)
 
     # ------------------------------------------------------------ wire format
-    def enrollment_params(self, binding: RequestBinding, *, integrity: str = "standard", **forge: Any) -> dict[str, str]:
+    def enrollment_params(
+        self, binding: RequestBinding, *, integrity: str = "standard", **forge: Any
+    ) -> dict[str, str]:
         """Token-request form parameters that enroll this device (authorization_code grant)."""
         return {
             "attestation_type": "android-key",

@@ -43,9 +43,12 @@ TITLE_OID = x509.ObjectIdentifier("2.5.4.12")
 
 def _seeded_key(label: str, curve: ec.EllipticCurve) -> ec.EllipticCurvePrivateKey:
     seed = int.from_bytes(hashlib.sha512(f"vigil-test-google-pki/{label}".encode()).digest(), "big")
-    order = {"secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-             "secp384r1": int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf"
-                              "581a0db248b0a77aecec196accc52973", 16)}[curve.name]
+    order = {
+        "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+        "secp384r1": int(
+            "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16
+        ),
+    }[curve.name]
     return ec.derive_private_key(seed % (order - 1) + 1, curve)
 
 
@@ -63,7 +66,11 @@ def _name(serial: str, title: str | None = None) -> x509.Name:
 
 
 def _ca_cert(
-    subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: CA | None, not_before: dt.datetime, not_after: dt.datetime
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: CA | None,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
 ) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
@@ -74,9 +81,7 @@ def _ca_cert(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
     )
     signer = issuer.key if issuer else key
     return builder.sign(signer, hashes.SHA384() if isinstance(signer.curve, ec.SECP384R1) else hashes.SHA256())
@@ -90,8 +95,14 @@ def test_root() -> CA:
     return CA(key, _ca_cert(_name("7e57ab1ec0de0001"), key, None, start, end))
 
 
-def make_ca(label: str, issuer: CA | None = None, *, title: str | None = "TEE",
-            not_before: dt.datetime | None = None, not_after: dt.datetime | None = None) -> CA:
+def make_ca(
+    label: str,
+    issuer: CA | None = None,
+    *,
+    title: str | None = "TEE",
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> CA:
     """An intermediate under ``issuer`` (or, without issuer, a self-signed untrusted root)."""
     key = _seeded_key(label, ec.SECP256R1())
     subject = _name(hashlib.sha256(label.encode()).hexdigest()[:16], title)
@@ -144,19 +155,29 @@ class LeafSpec:
 def key_description(spec: LeafSpec) -> kd.KeyDescription:
     """The KeyDescription as a device's KeyMint writes it (software list: creation time
     and application id; hardware list: key properties, root of trust, versions)."""
-    app_id = kd.AttestationApplicationId({
-        "package_infos": [{"package_name": n.encode(), "version": v} for n, v in spec.packages],
-        "signature_digests": list(spec.signing_cert_digests),
-    })
+    app_id = kd.AttestationApplicationId(
+        {
+            "package_infos": [{"package_name": n.encode(), "version": v} for n, v in spec.packages],
+            "signature_digests": list(spec.signing_cert_digests),
+        }
+    )
     hardware: dict[str, Any] = {
-        "purpose": [2], "algorithm": 3, "key_size": 256, "digest": [4], "ec_curve": 1,
-        "no_auth_required": kd.core.Null(), "origin": 0,
-        "os_version": spec.os_version, "os_patch_level": spec.os_patch_level,
-        "vendor_patch_level": spec.vendor_patch_level, "boot_patch_level": spec.boot_patch_level,
+        "purpose": [2],
+        "algorithm": 3,
+        "key_size": 256,
+        "digest": [4],
+        "ec_curve": 1,
+        "no_auth_required": kd.core.Null(),
+        "origin": 0,
+        "os_version": spec.os_version,
+        "os_patch_level": spec.os_patch_level,
+        "vendor_patch_level": spec.vendor_patch_level,
+        "boot_patch_level": spec.boot_patch_level,
     }
     if spec.include_root_of_trust:
         hardware["root_of_trust"] = {
-            "verified_boot_key": spec.verified_boot_key, "device_locked": spec.device_locked,
+            "verified_boot_key": spec.verified_boot_key,
+            "device_locked": spec.device_locked,
             "verified_boot_state": spec.verified_boot_state,
             "verified_boot_hash": hashlib.sha256(b"vbmeta").digest(),
         }
@@ -165,24 +186,27 @@ def key_description(spec: LeafSpec) -> kd.KeyDescription:
     level = spec.attestation_security_level
     if level == "Software":
         software, hardware = {**hardware, **software}, {}
-    return kd.KeyDescription({
-        "attestation_version": spec.attestation_version,
-        "attestation_security_level": level,
-        "keymaster_version": spec.keymint_version,
-        "keymaster_security_level": spec.keymint_security_level or level,
-        "attestation_challenge": spec.challenge,
-        "unique_id": spec.unique_id,
-        "software_enforced": _auth_list(software),
-        "hardware_enforced": _auth_list(hardware),
-    })
+    return kd.KeyDescription(
+        {
+            "attestation_version": spec.attestation_version,
+            "attestation_security_level": level,
+            "keymaster_version": spec.keymint_version,
+            "keymaster_security_level": spec.keymint_security_level or level,
+            "attestation_challenge": spec.challenge,
+            "unique_id": spec.unique_id,
+            "software_enforced": _auth_list(software),
+            "hardware_enforced": _auth_list(hardware),
+        }
+    )
 
 
 def _auth_list(values: dict[str, Any]) -> kd.AuthorizationList:
     return kd.AuthorizationList(values) if values else kd.AuthorizationList.load(b"\x30\x00")
 
 
-def make_leaf(public_key: CertificatePublicKeyTypes, spec: LeafSpec, issuer: CA,
-              *, extension_der: bytes | None = None) -> x509.Certificate:
+def make_leaf(
+    public_key: CertificatePublicKeyTypes, spec: LeafSpec, issuer: CA, *, extension_der: bytes | None = None
+) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Android Keystore Key")]))
@@ -200,8 +224,9 @@ def make_leaf(public_key: CertificatePublicKeyTypes, spec: LeafSpec, issuer: CA,
     return builder.sign(issuer.key, hashes.SHA256())
 
 
-def attestation_chain(public_key: CertificatePublicKeyTypes, spec: LeafSpec, *,
-                      intermediate: CA | None = None, root: CA | None = None) -> list[x509.Certificate]:
+def attestation_chain(
+    public_key: CertificatePublicKeyTypes, spec: LeafSpec, *, intermediate: CA | None = None, root: CA | None = None
+) -> list[x509.Certificate]:
     """Leaf, intermediate, root: what ``KeyStore.getCertificateChain`` returns."""
     title = "StrongBox" if spec.attestation_security_level == "StrongBox" else "TEE"
     inter = intermediate or test_intermediate(title)
@@ -214,6 +239,7 @@ def to_pem(certs: list[x509.Certificate]) -> str:
 
 
 # ---------------------------------------------------------------- Play Integrity
+
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
@@ -232,18 +258,31 @@ def play_signing_key() -> ec.EllipticCurvePrivateKey:
 def play_keys_b64() -> tuple[str, str]:
     """``(decryption key, verification key)`` in Play Console's spelling: base64 of the raw
     AES-256 key and base64 of the DER SubjectPublicKeyInfo of the EC P-256 key."""
-    spki = play_signing_key().public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    spki = (
+        play_signing_key()
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return _b64(play_decryption_key_raw()), _b64(spki)
 
 
 def make_verdict(
-    *, package_name: str = TEST_PACKAGE, nonce: str | None = None, request_hash: str | None = None,
-    timestamp_ms: int | str, app_verdict: str = "PLAY_RECOGNIZED",
-    cert_digests: tuple[bytes, ...] = (TEST_SIGNING_DIGEST,), version_code: str = "42",
-    device_verdicts: tuple[str, ...] | None = ("MEETS_BASIC_INTEGRITY", "MEETS_DEVICE_INTEGRITY", "MEETS_STRONG_INTEGRITY"),
-    licensing: str = "LICENSED", testing: bool | None = None, sdk_version: int = 35,
+    *,
+    package_name: str = TEST_PACKAGE,
+    nonce: str | None = None,
+    request_hash: str | None = None,
+    timestamp_ms: int | str,
+    app_verdict: str = "PLAY_RECOGNIZED",
+    cert_digests: tuple[bytes, ...] = (TEST_SIGNING_DIGEST,),
+    version_code: str = "42",
+    device_verdicts: tuple[str, ...] | None = (
+        "MEETS_BASIC_INTEGRITY",
+        "MEETS_DEVICE_INTEGRITY",
+        "MEETS_STRONG_INTEGRITY",
+    ),
+    licensing: str = "LICENSED",
+    testing: bool | None = None,
+    sdk_version: int = 35,
 ) -> dict[str, Any]:
     """A decoded verdict with ``tokenPayloadExternal``'s shape (discovery rev 20260910)."""
     request: dict[str, Any] = {"requestPackageName": package_name, "timestampMillis": timestamp_ms}
@@ -256,20 +295,30 @@ def make_verdict(
         device["deviceRecognitionVerdict"] = list(device_verdicts)
     verdict: dict[str, Any] = {
         "requestDetails": request,
-        "appIntegrity": {"appRecognitionVerdict": app_verdict, "packageName": package_name,
-                         "certificateSha256Digest": [base64.urlsafe_b64encode(d).rstrip(b"=").decode() for d in cert_digests],
-                         "versionCode": version_code},
+        "appIntegrity": {
+            "appRecognitionVerdict": app_verdict,
+            "packageName": package_name,
+            "certificateSha256Digest": [base64.urlsafe_b64encode(d).rstrip(b"=").decode() for d in cert_digests],
+            "versionCode": version_code,
+        },
         "deviceIntegrity": device,
         "accountDetails": {"appLicensingVerdict": licensing},
-        "environmentDetails": {"playProtectVerdict": "NO_ISSUES", "appAccessRiskVerdict": {"appsDetected": ["KNOWN_INSTALLED"]}},
+        "environmentDetails": {
+            "playProtectVerdict": "NO_ISSUES",
+            "appAccessRiskVerdict": {"appsDetected": ["KNOWN_INSTALLED"]},
+        },
     }
     if testing is not None:
         verdict["testingDetails"] = {"isTestingResponse": testing}
     return verdict
 
 
-def encrypt_verdict(verdict: dict[str, Any], *, decryption_key: bytes | None = None,
-                    signing_key: ec.EllipticCurvePrivateKey | None = None) -> str:
+def encrypt_verdict(
+    verdict: dict[str, Any],
+    *,
+    decryption_key: bytes | None = None,
+    signing_key: ec.EllipticCurvePrivateKey | None = None,
+) -> str:
     """A classic integrity token: JWE(A256KW, A256GCM) of a JWS(ES256) of the verdict."""
     signer = ECKey.import_key(signing_key or play_signing_key())
     inner = jws.serialize_compact({"alg": "ES256"}, json.dumps(verdict).encode(), signer, algorithms=["ES256"])
@@ -277,115 +326,7 @@ def encrypt_verdict(verdict: dict[str, Any], *, decryption_key: bytes | None = N
     return jwe.encrypt_compact({"alg": "A256KW", "enc": "A256GCM"}, inner, wrap, algorithms=["A256KW", "A256GCM"])
 
 
-# ------------------------------------------------- local stand-in of Google's APIs
+# The local stand-in of Google's HTTP APIs lives in ``google_standin``; re-exported here.
+from .google_standin import GoogleStandIn  # noqa: E402
 
-@functools.cache
-def _service_account_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-class GoogleStandIn:
-    """A threaded ``http.server`` on 127.0.0.1 playing Google's parts: the OAuth token URI
-    (JWT-bearer grant, RS256 assertion checked against the service account's key), the
-    Play Integrity ``decodeIntegrityToken`` API serving recorded verdicts, and the
-    attestation revocation status list. Use as a context manager."""
-
-    def __init__(self) -> None:
-        self.sa_key = _service_account_key()
-        self.verdicts: dict[str, dict[str, Any]] = {}
-        self.status_list: dict[str, Any] = {"entries": {}}
-        self.requests: list[tuple[str, str, dict[str, Any]]] = []
-        self.fail_with: int | None = None
-        self.access_tokens: set[str] = set()
-        self._server: Any = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def credentials(self) -> dict[str, Any]:
-        pem = self.sa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()).decode()
-        return {"type": "service_account", "client_email": "vigil-test@example.iam.gserviceaccount.com",
-                "private_key": pem, "private_key_id": "test-key-1", "token_uri": f"{self.url}/token"}
-
-    def record(self, token: str, verdict: dict[str, Any]) -> None:
-        self.verdicts[token] = verdict
-
-    def __enter__(self) -> GoogleStandIn:
-        import threading
-        from http.server import ThreadingHTTPServer
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        from urllib.parse import parse_qs
-
-        self.requests.append((method, path, dict(headers)))
-        if self.fail_with:
-            return self.fail_with, {"error": {"code": self.fail_with, "status": "UNAVAILABLE"}}
-        if method == "GET" and path == "/attestation/status":
-            return 200, self.status_list
-        if method == "POST" and path == "/token":
-            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-            return self._token(form)
-        if method == "POST" and path.startswith("/v1/") and path.endswith(":decodeIntegrityToken"):
-            if headers.get("authorization", "").removeprefix("Bearer ") not in self.access_tokens:
-                return 401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}}
-            request = json.loads(body or b"{}")  # proto3 JSON: both field spellings are accepted
-            token = request.get("integrity_token", request.get("integrityToken"))
-            verdict = self.verdicts.get(token)
-            if verdict is None:
-                return 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "Integrity token cannot be decoded"}}
-            return 200, {"tokenPayloadExternal": verdict}
-        return 404, {"error": {"code": 404}}
-
-    def _token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        from joserfc import jwt
-        from joserfc.jwk import RSAKey
-
-        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            return 400, {"error": "unsupported_grant_type"}
-        try:
-            claims = jwt.decode(form.get("assertion", ""), RSAKey.import_key(self.sa_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)),
-                                algorithms=["RS256"]).claims
-        except Exception:  # noqa: BLE001 - any bad assertion is invalid_grant, like Google
-            return 400, {"error": "invalid_grant"}
-        if claims.get("aud") != f"{self.url}/token" or "playintegrity" not in str(claims.get("scope")):
-            return 400, {"error": "invalid_grant"}
-        token = "ya29.test-" + hashlib.sha256(json.dumps(claims).encode()).hexdigest()[:24]
-        self.access_tokens.add(token)
-        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
-
-
-def _handler_for(stand_in: GoogleStandIn) -> Any:
-    from http.server import BaseHTTPRequestHandler
-
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, payload = stand_in.handle(self.command, self.path, headers, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _serve
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Handler
+__all__ = ["GoogleStandIn"]

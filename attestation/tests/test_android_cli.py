@@ -33,7 +33,9 @@ def run(*args: str) -> dict[str, Any]:
 
 def chain_file(tmp_path: Path, name: str) -> str:
     path = tmp_path / f"{name}.pem"
-    path.write_text("".join((CHAINS / f"algorithm_{name}" / f"cert{i}.pem").read_text().strip() + "\n" for i in range(4)))
+    path.write_text(
+        "".join((CHAINS / f"algorithm_{name}" / f"cert{i}.pem").read_text().strip() + "\n" for i in range(4))
+    )
     return str(path)
 
 
@@ -53,8 +55,12 @@ def chain_file(tmp_path: Path, name: str) -> str:
         ("EC_SecurityLevel_TEE", THEN, [*LAX, "--package", "com.example.vigil"], "package_mismatch"),
         ("EC_SecurityLevel_TEE", THEN, [*LAX, "--package", "com.android.keychain"], None),
         ("EC_SecurityLevel_TEE", THEN, [*LAX, "--signing-digest", "00" * 32], "signing_certificate_mismatch"),
-        ("EC_SecurityLevel_TEE", THEN,
-         [*LAX, "--signing-digest", "301aa3cb081134501c45f1422abc66c24224fd5ded5fdc8f17e697176fd866aa"], None),
+        (
+            "EC_SecurityLevel_TEE",
+            THEN,
+            [*LAX, "--signing-digest", "301aa3cb081134501c45f1422abc66c24224fd5ded5fdc8f17e697176fd866aa"],
+            None,
+        ),
     ],
 )
 def test_android_key_vectors(tmp_path: Path, name: str, at: str, flags: list[str], reason: str | None) -> None:
@@ -80,7 +86,9 @@ def test_android_key_wrong_challenge_and_revocation_list(tmp_path: Path) -> None
     verdict = run("android-key", pem, "--challenge", "616263", "--at", THEN, *LAX, "--revocation-list", str(listed))
     assert verdict["reason"] == "certificate_revoked"
     sample = CHAINS / "status.json"  # Google's sample list lists none of these serials
-    assert run("android-key", pem, "--challenge", "616263", "--at", THEN, *LAX, "--revocation-list", str(sample))["valid"]
+    assert run("android-key", pem, "--challenge", "616263", "--at", THEN, *LAX, "--revocation-list", str(sample))[
+        "valid"
+    ]
 
 
 def test_android_key_test_pki_with_test_root(tmp_path: Path) -> None:
@@ -93,7 +101,9 @@ def test_android_key_test_pki_with_test_root(tmp_path: Path) -> None:
     root = tmp_path / "root.pem"
     root.write_bytes(g.test_root().cert.public_bytes(serialization.Encoding.PEM))
     assert run("android-key", str(pem), "--challenge", challenge.hex())["reason"] == "chain_untrusted"
-    verdict = run("android-key", str(pem), "--challenge", challenge.hex(), "--root", str(root), "--package", g.TEST_PACKAGE)
+    verdict = run(
+        "android-key", str(pem), "--challenge", challenge.hex(), "--root", str(root), "--package", g.TEST_PACKAGE
+    )
     assert verdict["valid"] and verdict["facts"]["os_patch_level"] == 202510
 
 
@@ -101,13 +111,19 @@ def test_android_key_garbage(tmp_path: Path) -> None:
     path = tmp_path / "x.pem"
     path.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     verdict = run("android-key", str(path), "--challenge", "00")
-    assert verdict["reason"] == "malformed_certificate" and verdict["facts"] == {"decode_error": "malformed_certificate"}
+    assert verdict["reason"] == "malformed_certificate" and verdict["facts"] == {
+        "decode_error": "malformed_certificate"
+    }
 
 
 # ------------------------------------------------------------------ play-integrity
 SPIC = str(PLAY / "real-verdict-classic-spic-2025-05-16.json")
-SPIC_ARGS = ["--package", "com.henrikherzig.playintegritychecker",
-             "--nonce", "RXkwM08wMVBESmM1YzM4S2VEdXc2cVNvczVVU0FLOEYzRlZydUUyWVVRbFN3YWJhdE8="]
+SPIC_ARGS = [
+    "--package",
+    "com.henrikherzig.playintegritychecker",
+    "--nonce",
+    "RXkwM08wMVBESmM1YzM4S2VEdXc2cVNvczVVU0FLOEYzRlZydUUyWVVRbFN3YWJhdE8=",
+]
 SPIC_AT = "2025-05-15T23:59:55Z"
 DOCS = str(PLAY / "google-docs-example-verdict-standard.json")
 DOCS_ARGS = ["--package", "com.package.name", "--request-hash", "aGVsbG8gd29scmQgdGhlcmU"]
@@ -120,17 +136,40 @@ DOCS_AT = "2023-02-06T03:43:40Z"
         (SPIC, [*SPIC_ARGS, "--at", SPIC_AT], "app_not_recognized"),
         (SPIC, [*SPIC_ARGS, "--at", SPIC_AT, "--allow-unrecognized", "--policy", "strong"], "unlicensed"),
         (SPIC, [*SPIC_ARGS, "--at", SPIC_AT, "--allow-unrecognized", "--allow-unlicensed", "--policy", "strong"], None),
-        (SPIC, [*SPIC_ARGS, "--at", "2025-05-16T00:40:00Z", "--allow-unrecognized", "--allow-unlicensed"], "verdict_stale"),
-        (SPIC, [*SPIC_ARGS, "--at", "2025-05-16T00:40:00Z", "--allow-unrecognized", "--allow-unlicensed",
-                "--max-age", "3600"], None),
+        (
+            SPIC,
+            [*SPIC_ARGS, "--at", "2025-05-16T00:40:00Z", "--allow-unrecognized", "--allow-unlicensed"],
+            "verdict_stale",
+        ),
+        (
+            SPIC,
+            [
+                *SPIC_ARGS,
+                "--at",
+                "2025-05-16T00:40:00Z",
+                "--allow-unrecognized",
+                "--allow-unlicensed",
+                "--max-age",
+                "3600",
+            ],
+            None,
+        ),
         (SPIC, SPIC_ARGS, "verdict_stale"),
-        (SPIC, ["--package", "com.henrikherzig.playintegritychecker", "--nonce", "d3Jvbmc", "--at", SPIC_AT], "nonce_mismatch"),
+        (
+            SPIC,
+            ["--package", "com.henrikherzig.playintegritychecker", "--nonce", "d3Jvbmc", "--at", SPIC_AT],
+            "nonce_mismatch",
+        ),
         (SPIC, ["--package", "com.other", "--nonce", "x", "--at", SPIC_AT], "package_mismatch"),
         (DOCS, [*DOCS_ARGS, "--at", DOCS_AT], None),
         (DOCS, [*DOCS_ARGS, "--at", DOCS_AT, "--policy", "strong"], "integrity_verdict_insufficient"),
         (DOCS, [*DOCS_ARGS, "--at", DOCS_AT, "--refuse-apps-detected", "UNKNOWN_CAPTURING"], "app_access_risk"),
         (DOCS, [*DOCS_ARGS, "--at", DOCS_AT, "--signing-digest", "00" * 32], "signing_certificate_mismatch"),
-        (DOCS, ["--package", "com.package.name", "--nonce", "aGVsbG8gd29scmQgdGhlcmU", "--at", DOCS_AT], "nonce_mismatch"),
+        (
+            DOCS,
+            ["--package", "com.package.name", "--nonce", "aGVsbG8gd29scmQgdGhlcmU", "--at", DOCS_AT],
+            "nonce_mismatch",
+        ),
         (DOCS, DOCS_ARGS, "verdict_stale"),
     ],
 )
@@ -147,7 +186,16 @@ def test_play_integrity_token_with_keys(tmp_path: Path) -> None:
     path = tmp_path / "token.txt"
     path.write_text(token + "\n")
     dec, ver = g.play_keys_b64()
-    base = ["play-integrity", str(path), "--package", g.TEST_PACKAGE, "--nonce", "bm9uY2Utbm9uY2U", "--at", now.isoformat()]
+    base = [
+        "play-integrity",
+        str(path),
+        "--package",
+        g.TEST_PACKAGE,
+        "--nonce",
+        "bm9uY2Utbm9uY2U",
+        "--at",
+        now.isoformat(),
+    ]
     verdict = run(*base, "--decryption-key", dec, "--verification-key", ver)
     assert verdict["valid"] and verdict["facts"]["sdk_version"] == 35
     wrong = "A" * 43 + "="
@@ -166,6 +214,15 @@ def test_play_integrity_google_response_wrapper(tmp_path: Path) -> None:
 def test_android_key_pixel_8a_vector() -> None:
     pem = str(VECTORS / "android" / "pixel8a-webauthn-android-key-chain.pem")
     challenge = "5652e2dc45549a96f96afa225502f87fadc08a60bc021392c0be8c5062fd5f5e"
-    ok = run("android-key", pem, "--challenge", challenge, "--package", "com.google.android.gms", "--at", "2025-01-08T00:00:00Z")
+    ok = run(
+        "android-key",
+        pem,
+        "--challenge",
+        challenge,
+        "--package",
+        "com.google.android.gms",
+        "--at",
+        "2025-01-08T00:00:00Z",
+    )
     assert ok["valid"] and ok["facts"]["keymint_version"] == 300
     assert run("android-key", pem, "--challenge", challenge)["reason"] == "chain_expired"

@@ -40,7 +40,9 @@ def google(settings: Any) -> Iterator[g.GoogleStandIn]:
 @pytest.fixture
 def android_app(oauth_client: Any, allow_test_roots: None) -> RegisteredApp:
     app = RegisteredApp.objects.create(
-        client=oauth_client, platform=Platform.ANDROID, android_package_name=g.TEST_PACKAGE,
+        client=oauth_client,
+        platform=Platform.ANDROID,
+        android_package_name=g.TEST_PACKAGE,
         android_signing_cert_digests=[base64.b64encode(g.TEST_SIGNING_DIGEST).decode()],
     )
     aes, spki = (base64.b64decode(k) for k in g.play_keys_b64())
@@ -64,7 +66,9 @@ def binding(android_app: RegisteredApp) -> Callable[..., RequestBinding]:
     return make
 
 
-def enroll(app: RegisteredApp, phone: AndroidDevice, b: RequestBinding, integrity: str = "standard", **forge: Any) -> Device:
+def enroll(
+    app: RegisteredApp, phone: AndroidDevice, b: RequestBinding, integrity: str = "standard", **forge: Any
+) -> Device:
     chain = phone.attest(b.client_data_hash(), **forge)
     return enroll_android_device(app, chain, phone.integrity_token(b, integrity), b, integrity_token_type=integrity)
 
@@ -87,7 +91,9 @@ def test_enroll_then_refresh(android_app: RegisteredApp, phone: AndroidDevice, b
     assert device.verdict["play_integrity"]["token_type"] == integrity
     for _ in range(3):
         b = binding("refresh")
-        verify_android_refresh(device, phone.sign(b), phone.integrity_token(b, integrity), b, integrity_token_type=integrity)
+        verify_android_refresh(
+            device, phone.sign(b), phone.integrity_token(b, integrity), b, integrity_token_type=integrity
+        )
     device.refresh_from_db()
     assert device.last_asserted_at is not None
     assert [e.reason for e in events("success")] == [""] * 4
@@ -106,7 +112,9 @@ def test_wire_chain_as_comma_separated_der(phone: AndroidDevice) -> None:
     assert split_pem(chain_from_wire(wire)) == split_pem(pem)
 
 
-def test_reenrolling_the_same_key_recognises_the_device(android_app: RegisteredApp, phone: AndroidDevice, binding: Any) -> None:
+def test_reenrolling_the_same_key_recognises_the_device(
+    android_app: RegisteredApp, phone: AndroidDevice, binding: Any
+) -> None:
     first = enroll(android_app, phone, binding())
     again = enroll(android_app, phone, binding())
     assert again.pk == first.pk and Device.objects.count() == 1
@@ -132,7 +140,10 @@ def test_enroll_refusals_are_events_and_store_nothing(
 def test_chain_for_another_challenge(android_app: RegisteredApp, phone: AndroidDevice, binding: Any) -> None:
     b = binding()
     chain = phone.attest(binding().client_data_hash())
-    assert failure(lambda: enroll_android_device(android_app, chain, phone.standard_token(b), b)) == Reason.CHALLENGE_MISMATCH
+    assert (
+        failure(lambda: enroll_android_device(android_app, chain, phone.standard_token(b), b))
+        == Reason.CHALLENGE_MISMATCH
+    )
 
 
 def test_enroll_needs_an_integrity_token(android_app: RegisteredApp, phone: AndroidDevice, binding: Any) -> None:
@@ -185,7 +196,10 @@ def test_refresh_signed_by_another_key(enrolled: Device, phone: AndroidDevice, b
 
 def test_refresh_signature_over_another_binding(enrolled: Device, phone: AndroidDevice, binding: Any) -> None:
     b, other = binding("refresh"), binding("refresh")
-    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(other), phone.standard_token(b), b)) == Reason.SIGNATURE_INVALID
+    assert (
+        failure(lambda: verify_android_refresh(enrolled, phone.sign(other), phone.standard_token(b), b))
+        == Reason.SIGNATURE_INVALID
+    )
 
 
 def test_refresh_verdict_for_another_request(enrolled: Device, phone: AndroidDevice, binding: Any) -> None:
@@ -197,7 +211,10 @@ def test_refresh_verdict_for_another_request(enrolled: Device, phone: AndroidDev
 def test_stale_verdict(enrolled: Device, phone: AndroidDevice, binding: Any) -> None:
     b = binding("refresh")
     old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
-    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b, now=old), b)) == Reason.VERDICT_STALE
+    assert (
+        failure(lambda: verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b, now=old), b))
+        == Reason.VERDICT_STALE
+    )
 
 
 def test_verdict_required_unless_policy_allows_reuse(enrolled: Device, phone: AndroidDevice, binding: Any) -> None:
@@ -219,10 +236,13 @@ def test_verdict_required_unless_policy_allows_reuse(enrolled: Device, phone: An
     assert verify_android_refresh(enrolled, phone.sign(b), None, b)
 
 
-@pytest.mark.parametrize(("status", "reason"), [(DeviceStatus.SUSPENDED, Reason.DEVICE_SUSPENDED),
-                                                (DeviceStatus.REVOKED, Reason.DEVICE_REVOKED)])
-def test_refresh_of_a_suspended_or_revoked_device(enrolled: Device, phone: AndroidDevice, binding: Any,
-                                                   status: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(DeviceStatus.SUSPENDED, Reason.DEVICE_SUSPENDED), (DeviceStatus.REVOKED, Reason.DEVICE_REVOKED)],
+)
+def test_refresh_of_a_suspended_or_revoked_device(
+    enrolled: Device, phone: AndroidDevice, binding: Any, status: str, reason: str
+) -> None:
     Device.objects.get(pk=enrolled.pk).set_status(status, "admin")
     b = binding("refresh")
     assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b), b)) == reason
@@ -232,21 +252,30 @@ def test_refresh_of_a_suspended_or_revoked_device(enrolled: Device, phone: Andro
 def test_refresh_requires_reattestation_flag(enrolled: Device, phone: AndroidDevice, binding: Any) -> None:
     Device.objects.filter(pk=enrolled.pk).update(requires_reattestation=True)
     b = binding("refresh")
-    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b), b)) == Reason.ATTESTATION_REQUIRED
+    assert (
+        failure(lambda: verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b), b))
+        == Reason.ATTESTATION_REQUIRED
+    )
 
 
 def test_refresh_with_a_binding_of_another_client(enrolled: Device, phone: AndroidDevice, client_factory: Any) -> None:
     other = client_factory()
     b = RequestBinding(issue_challenge(other, "refresh").value, other.client_id, "refresh_token", grant_hash("s"))
-    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b), b)) == Reason.DEVICE_MISMATCH
+    assert (
+        failure(lambda: verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b), b))
+        == Reason.DEVICE_MISMATCH
+    )
 
 
-def test_google_outage_on_refresh_is_api_unavailable(enrolled: Device, phone: AndroidDevice, google: g.GoogleStandIn,
-                                                     binding: Any) -> None:
+def test_google_outage_on_refresh_is_api_unavailable(
+    enrolled: Device, phone: AndroidDevice, google: g.GoogleStandIn, binding: Any
+) -> None:
     b = binding("refresh")
     token = phone.standard_token(b)
     google.fail_with = 503
-    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), token, b)) == Reason.INTEGRITY_API_UNAVAILABLE
+    assert (
+        failure(lambda: verify_android_refresh(enrolled, phone.sign(b), token, b)) == Reason.INTEGRITY_API_UNAVAILABLE
+    )
 
 
 def test_wire_chain_length_is_bounded() -> None:
@@ -257,13 +286,21 @@ def test_failed_refresh_changes_nothing_on_the_device(enrolled: Device, phone: A
     before = Device.objects.get(pk=enrolled.pk)
     b = binding("refresh")
     weak = phone.standard_token(b, device_verdicts=("MEETS_BASIC_INTEGRITY",))
-    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), weak, b)) == Reason.INTEGRITY_VERDICT_INSUFFICIENT
+    assert (
+        failure(lambda: verify_android_refresh(enrolled, phone.sign(b), weak, b))
+        == Reason.INTEGRITY_VERDICT_INSUFFICIENT
+    )
     after = Device.objects.get(pk=enrolled.pk)
-    assert (after.verdict, after.last_asserted_at, after.status) == (before.verdict, before.last_asserted_at, before.status)
+    assert (after.verdict, after.last_asserted_at, after.status) == (
+        before.verdict,
+        before.last_asserted_at,
+        before.status,
+    )
 
 
-def test_refresh_query_budget(enrolled: Device, phone: AndroidDevice, binding: Any,
-                              django_assert_max_num_queries: Any) -> None:
+def test_refresh_query_budget(
+    enrolled: Device, phone: AndroidDevice, binding: Any, django_assert_max_num_queries: Any
+) -> None:
     b = binding("refresh")
     token = phone.classic_token(b)
     signature = phone.sign(b)

@@ -71,11 +71,19 @@ def test_strongbox_is_reported() -> None:
         ({"keymint_security_level": "Software"}, STRICT, Reason.SECURITY_LEVEL_INSUFFICIENT),
         ({"packages": (("com.evil.app", 1),)}, STRICT, Reason.PACKAGE_MISMATCH),
         ({"signing_cert_digests": (hashlib.sha256(b"evil").digest(),)}, STRICT, Reason.SIGNING_CERT_MISMATCH),
-        ({"signing_cert_digests": (g.TEST_SIGNING_DIGEST, hashlib.sha256(b"x").digest())}, STRICT, Reason.SIGNING_CERT_MISMATCH),
+        (
+            {"signing_cert_digests": (g.TEST_SIGNING_DIGEST, hashlib.sha256(b"x").digest())},
+            STRICT,
+            Reason.SIGNING_CERT_MISMATCH,
+        ),
         ({"signing_cert_digests": ()}, STRICT, Reason.SIGNING_CERT_MISMATCH),
         ({"verified_boot_state": "Unverified"}, STRICT, Reason.BOOT_STATE_UNVERIFIED),
         ({"verified_boot_state": "SelfSigned"}, STRICT, Reason.BOOT_STATE_UNVERIFIED),
-        ({"verified_boot_state": "Failed"}, AndroidKeyPolicy.build(allow_unverified_boot=True), Reason.BOOT_STATE_UNVERIFIED),
+        (
+            {"verified_boot_state": "Failed"},
+            AndroidKeyPolicy.build(allow_unverified_boot=True),
+            Reason.BOOT_STATE_UNVERIFIED,
+        ),
         ({"include_root_of_trust": False}, STRICT, Reason.BOOT_STATE_UNVERIFIED),
         ({"device_locked": False}, STRICT, Reason.BOOTLOADER_UNLOCKED),
         ({"not_after": NOW - dt.timedelta(seconds=1)}, STRICT, Reason.CHAIN_EXPIRED),
@@ -100,15 +108,20 @@ def test_package_among_shared_uid_packages_is_accepted() -> None:
 def test_digest_spellings_are_equivalent() -> None:
     import base64
 
-    for spelling in (g.TEST_SIGNING_DIGEST.hex(), base64.b64encode(g.TEST_SIGNING_DIGEST).decode(),
-                     base64.urlsafe_b64encode(g.TEST_SIGNING_DIGEST).decode().rstrip("=")):
+    for spelling in (
+        g.TEST_SIGNING_DIGEST.hex(),
+        base64.b64encode(g.TEST_SIGNING_DIGEST).decode(),
+        base64.urlsafe_b64encode(g.TEST_SIGNING_DIGEST).decode().rstrip("="),
+    ):
         assert verify(chain(), policy=AndroidKeyPolicy.build(signing_cert_digests=[spelling]))
 
 
 def test_untrusted_root_is_refused() -> None:
     fake_root = g.make_ca("attacker-root", None, title=None)
     inter = g.make_ca("attacker-inter", fake_root)
-    pem = g.to_pem(g.attestation_chain(KEY.public_key(), g.LeafSpec(challenge=CHALLENGE), intermediate=inter, root=fake_root))
+    pem = g.to_pem(
+        g.attestation_chain(KEY.public_key(), g.LeafSpec(challenge=CHALLENGE), intermediate=inter, root=fake_root)
+    )
     assert reason_of(pem) == Reason.CHAIN_UNTRUSTED
 
 
@@ -150,15 +163,26 @@ def test_intermediate_with_key_description_is_refused() -> None:
     leaf_spec = g.LeafSpec(challenge=CHALLENGE)
     root = g.test_root()
     key = g._seeded_key("inter-with-ext", ec.SECP256R1())
-    ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(g.kd.KEY_DESCRIPTION_OID), g.key_description(leaf_spec).dump())
+    ext = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier(g.kd.KEY_DESCRIPTION_OID), g.key_description(leaf_spec).dump()
+    )
     cert = (
-        x509.CertificateBuilder().subject_name(g._name("abcd", "TEE")).issuer_name(root.cert.subject)
-        .public_key(key.public_key()).serial_number(7).not_valid_before(g.EPOCH).not_valid_after(g.LEAF_NOT_AFTER)
+        x509.CertificateBuilder()
+        .subject_name(g._name("abcd", "TEE"))
+        .issuer_name(root.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(g.EPOCH)
+        .not_valid_after(g.LEAF_NOT_AFTER)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(ext, critical=False).sign(root.key, hashes.SHA384())
+        .add_extension(ext, critical=False)
+        .sign(root.key, hashes.SHA384())
     )
     inter = g.CA(key, cert)
-    assert reason_of(g.to_pem(g.attestation_chain(KEY.public_key(), leaf_spec, intermediate=inter))) == Reason.CHAIN_UNTRUSTED
+    assert (
+        reason_of(g.to_pem(g.attestation_chain(KEY.public_key(), leaf_spec, intermediate=inter)))
+        == Reason.CHAIN_UNTRUSTED
+    )
 
 
 def test_leaf_without_key_description_is_malformed() -> None:
@@ -166,8 +190,13 @@ def test_leaf_without_key_description_is_malformed() -> None:
 
     inter = g.test_intermediate()
     leaf = (
-        x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(inter.cert.subject)
-        .public_key(KEY.public_key()).serial_number(1).not_valid_before(g.EPOCH).not_valid_after(g.LEAF_NOT_AFTER)
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(inter.cert.subject)
+        .public_key(KEY.public_key())
+        .serial_number(1)
+        .not_valid_before(g.EPOCH)
+        .not_valid_after(g.LEAF_NOT_AFTER)
         .sign(inter.key, hashes.SHA256())
     )
     pem = leaf.public_bytes(Encoding.PEM).decode() + g.to_pem([inter.cert, g.test_root().cert])
@@ -243,12 +272,21 @@ def test_real_tee_chains_verify_at_their_time(name: str) -> None:
 @pytest.mark.parametrize("name", ["EC_SecurityLevel_TEE", "RSA_SecurityLevel_TEE"])
 def test_real_tee_chains_fail_after_the_2016_root_expired(name: str) -> None:
     after = dt.datetime(2026, 5, 24, 16, 28, 53, tzinfo=UTC)
-    assert reason_of(real_chain(name), policy=LAX, now=after, challenge=b"abc", roots=google_roots()) == Reason.CHAIN_EXPIRED
+    assert (
+        reason_of(real_chain(name), policy=LAX, now=after, challenge=b"abc", roots=google_roots())
+        == Reason.CHAIN_EXPIRED
+    )
     # Pinned-key dating (Java PKIX semantics) keeps them valid until the intermediates expire.
-    assert verify(real_chain(name), policy=LAX, now=after, challenge=b"abc", roots=google_roots(), root_validity="pinned")
+    assert verify(
+        real_chain(name), policy=LAX, now=after, challenge=b"abc", roots=google_roots(), root_validity="pinned"
+    )
     late = dt.datetime(2028, 3, 19, tzinfo=UTC)
-    assert reason_of(real_chain(name), policy=LAX, now=late, challenge=b"abc", roots=google_roots(),
-                     root_validity="pinned") == Reason.CHAIN_EXPIRED
+    assert (
+        reason_of(
+            real_chain(name), policy=LAX, now=late, challenge=b"abc", roots=google_roots(), root_validity="pinned"
+        )
+        == Reason.CHAIN_EXPIRED
+    )
 
 
 @pytest.mark.parametrize("name", ["EC_SecurityLevel_TEE", "RSA_SecurityLevel_TEE"])
@@ -256,12 +294,17 @@ def test_real_chains_fail_a_locked_verified_boot_policy(name: str) -> None:
     got = reason_of(real_chain(name), policy=AndroidKeyPolicy(), now=THEN, challenge=b"abc", roots=google_roots())
     assert got == Reason.BOOT_STATE_UNVERIFIED
     unlocked = AndroidKeyPolicy.build(allow_unverified_boot=True)
-    assert reason_of(real_chain(name), policy=unlocked, now=THEN, challenge=b"abc", roots=google_roots()) == Reason.BOOTLOADER_UNLOCKED
+    assert (
+        reason_of(real_chain(name), policy=unlocked, now=THEN, challenge=b"abc", roots=google_roots())
+        == Reason.BOOTLOADER_UNLOCKED
+    )
 
 
 def test_real_chain_wrong_challenge() -> None:
-    assert reason_of(real_chain("EC_SecurityLevel_TEE"), policy=LAX, now=THEN, challenge=b"abd",
-                     roots=google_roots()) == Reason.CHALLENGE_MISMATCH
+    assert (
+        reason_of(real_chain("EC_SecurityLevel_TEE"), policy=LAX, now=THEN, challenge=b"abd", roots=google_roots())
+        == Reason.CHALLENGE_MISMATCH
+    )
 
 
 def test_four_rsa_roots_share_one_key_so_any_of_them_anchors_the_2016_chain() -> None:
@@ -274,8 +317,12 @@ def test_four_rsa_roots_share_one_key_so_any_of_them_anchors_the_2016_chain() ->
 
 def test_real_strongbox_rsa_chain_is_not_google_rooted() -> None:
     for now in (THEN, NOW):
-        assert reason_of(real_chain("RSA_SecurityLevel_StrongBox"), policy=LAX, now=now, challenge=b"abc",
-                         roots=google_roots()) == Reason.CHAIN_UNTRUSTED
+        assert (
+            reason_of(
+                real_chain("RSA_SecurityLevel_StrongBox"), policy=LAX, now=now, challenge=b"abc", roots=google_roots()
+            )
+            == Reason.CHAIN_UNTRUSTED
+        )
 
 
 def test_real_strongbox_ec_leaf_with_non_der_algorithm_is_refused() -> None:
@@ -300,8 +347,13 @@ PIXEL_CHALLENGE = bytes.fromhex("5652e2dc45549a96f96afa225502f87fadc08a60bc02139
 
 def test_real_pixel_8a_rkp_chain_passes_the_production_boot_policy() -> None:
     at = dt.datetime(2025, 1, 8, tzinfo=UTC)
-    result = verify(PIXEL, policy=AndroidKeyPolicy.build(package_name="com.google.android.gms"), now=at,
-                    challenge=PIXEL_CHALLENGE, roots=google_roots())
+    result = verify(
+        PIXEL,
+        policy=AndroidKeyPolicy.build(package_name="com.google.android.gms"),
+        now=at,
+        challenge=PIXEL_CHALLENGE,
+        roots=google_roots(),
+    )
     facts = result.facts()
     assert (facts["attestation_version"], facts["security_level"]) == (300, "TrustedEnvironment")
     assert facts["root_of_trust"]["verified_boot_state"] == "Verified" and facts["root_of_trust"]["device_locked"]
@@ -311,9 +363,20 @@ def test_real_pixel_8a_rkp_chain_passes_the_production_boot_policy() -> None:
 
 def test_real_pixel_8a_chain_fails_after_expiry_and_for_another_app() -> None:
     at = dt.datetime(2025, 1, 8, tzinfo=UTC)
-    assert reason_of(PIXEL, policy=AndroidKeyPolicy(), now=dt.datetime(2025, 2, 2, 10, 35, 28, tzinfo=UTC),
-                     challenge=PIXEL_CHALLENGE, roots=google_roots()) == Reason.CHAIN_EXPIRED
-    assert reason_of(PIXEL, policy=STRICT, now=at, challenge=PIXEL_CHALLENGE, roots=google_roots()) == Reason.PACKAGE_MISMATCH
+    assert (
+        reason_of(
+            PIXEL,
+            policy=AndroidKeyPolicy(),
+            now=dt.datetime(2025, 2, 2, 10, 35, 28, tzinfo=UTC),
+            challenge=PIXEL_CHALLENGE,
+            roots=google_roots(),
+        )
+        == Reason.CHAIN_EXPIRED
+    )
+    assert (
+        reason_of(PIXEL, policy=STRICT, now=at, challenge=PIXEL_CHALLENGE, roots=google_roots())
+        == Reason.PACKAGE_MISMATCH
+    )
 
 
 def test_non_positive_serial_is_malformed() -> None:
@@ -323,5 +386,7 @@ def test_non_positive_serial_is_malformed() -> None:
     version_and_serial = bytes.fromhex("a003020102020101")
     assert version_and_serial in ders[0]
     ders[0] = ders[0].replace(version_and_serial, bytes.fromhex("a003020102020181"), 1)  # serial -127
-    pem = "".join(f"-----BEGIN CERTIFICATE-----\n{base64.b64encode(d).decode()}\n-----END CERTIFICATE-----\n" for d in ders)
+    pem = "".join(
+        f"-----BEGIN CERTIFICATE-----\n{base64.b64encode(d).decode()}\n-----END CERTIFICATE-----\n" for d in ders
+    )
     assert reason_of(pem) == Reason.MALFORMED_CERTIFICATE

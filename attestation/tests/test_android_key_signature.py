@@ -18,9 +18,13 @@ RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def pem(key: object) -> str:
-    return key.public_key().public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        .decode()
+    )
 
 
 def reason(key_pem: str, signature: str | bytes, binding: RequestBinding = BINDING) -> str:
@@ -62,8 +66,15 @@ def test_other_key_types_are_refused() -> None:
     assert reason(pem(key), b64url(key.sign(BINDING.client_data()))) == Reason.SIGNATURE_INVALID
 
 
-@pytest.mark.parametrize(("signature", "code"), [("", Reason.SIGNATURE_INVALID), ("***", Reason.MALFORMED_BASE64),
-                                                 ("A" * 2000, Reason.SIGNATURE_INVALID), ("AAAA", Reason.SIGNATURE_INVALID)])
+@pytest.mark.parametrize(
+    ("signature", "code"),
+    [
+        ("", Reason.SIGNATURE_INVALID),
+        ("***", Reason.MALFORMED_BASE64),
+        ("A" * 2000, Reason.SIGNATURE_INVALID),
+        ("AAAA", Reason.SIGNATURE_INVALID),
+    ],
+)
 def test_malformed_signatures(signature: str, code: str) -> None:
     assert reason(pem(EC_KEY), signature) == code
 

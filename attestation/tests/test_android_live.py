@@ -36,8 +36,11 @@ def google(settings: Any) -> Iterator[g.GoogleStandIn]:
 @pytest.fixture
 def android_app(oauth_client: Any) -> RegisteredApp:
     app = RegisteredApp.objects.create(
-        client=oauth_client, platform=Platform.ANDROID, android_package_name=g.TEST_PACKAGE,
-        android_signing_cert_digests=[g.TEST_SIGNING_DIGEST.hex()], min_integrity_level="strong",
+        client=oauth_client,
+        platform=Platform.ANDROID,
+        android_package_name=g.TEST_PACKAGE,
+        android_signing_cert_digests=[g.TEST_SIGNING_DIGEST.hex()],
+        min_integrity_level="strong",
     )
     app.set_play_integrity_keys(*(base64.b64decode(k) for k in g.play_keys_b64()))
     app.save()
@@ -56,27 +59,43 @@ def test_android_simulator_enrolls_and_refreshes_against_a_live_server(
     phone = AndroidDevice(google=google, security_level="StrongBox")
     client_id = android_app.client.client_id
 
-    binding = RequestBinding(fetch_challenge(live_server.url, client_id, "enroll"), client_id,
-                             "authorization_code", grant_hash("code-1"))
+    binding = RequestBinding(
+        fetch_challenge(live_server.url, client_id, "enroll"), client_id, "authorization_code", grant_hash("code-1")
+    )
     params = phone.enrollment_params(binding)
     assert params["attestation_type"] == "android-key"
-    device = enroll_android_device(android_app, params["attestation"], params["integrity_token"], binding,
-                                   integrity_token_type=params["integrity_token_type"])
+    device = enroll_android_device(
+        android_app,
+        params["attestation"],
+        params["integrity_token"],
+        binding,
+        integrity_token_type=params["integrity_token_type"],
+    )
     assert device.security_level == "strongbox"
 
     for n, kind in enumerate(("standard", "classic", "standard")):
-        binding = RequestBinding(fetch_challenge(live_server.url, client_id, "refresh"), client_id,
-                                 "refresh_token", grant_hash(f"refresh-{n}"))
+        binding = RequestBinding(
+            fetch_challenge(live_server.url, client_id, "refresh"),
+            client_id,
+            "refresh_token",
+            grant_hash(f"refresh-{n}"),
+        )
         params = phone.refresh_params(binding, integrity=kind)
-        verify_android_refresh(device, params["client_data_signature"], params["integrity_token"], binding,
-                               integrity_token_type=params["integrity_token_type"])
+        verify_android_refresh(
+            device,
+            params["client_data_signature"],
+            params["integrity_token"],
+            binding,
+            integrity_token_type=params["integrity_token_type"],
+        )
     assert Device.objects.get().last_asserted_at is not None
     assert sum(path.endswith(":decodeIntegrityToken") for _, path, _ in google.requests) == 3
 
     # the refresh token moved to another device: its key never was attested
     thief = AndroidDevice(google=google)
-    binding = RequestBinding(fetch_challenge(live_server.url, client_id, "refresh"), client_id,
-                             "refresh_token", grant_hash("refresh-3"))
+    binding = RequestBinding(
+        fetch_challenge(live_server.url, client_id, "refresh"), client_id, "refresh_token", grant_hash("refresh-3")
+    )
     params = thief.refresh_params(binding)
     with pytest.raises(AttestationError) as info:
         verify_android_refresh(device, params["client_data_signature"], params["integrity_token"], binding)

@@ -30,8 +30,11 @@ from attestation.android.revocation import StatusListError, parse_status_list
 from attestation.errors import AttestationError, Reason
 from attestation.testing import google_pki as g
 
-FUZZ = settings(max_examples=int(os.environ.get("VIGIL_FUZZ_EXAMPLES", "300")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("VIGIL_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
 CHALLENGE = hashlib.sha256(b"fuzz").digest()
 KEY = ec.generate_private_key(ec.SECP256R1())
@@ -90,8 +93,9 @@ def test_fuzz_keydescription_mutations(position: int, value: int, cut: int) -> N
 
 
 def _verify(pem: str | bytes) -> None:
-    verify_key_attestation(pem, challenge=CHALLENGE, now=NOW, policy=AndroidKeyPolicy(),
-                           roots=g.test_trusted_roots(), revoked={})
+    verify_key_attestation(
+        pem, challenge=CHALLENGE, now=NOW, policy=AndroidKeyPolicy(), roots=g.test_trusted_roots(), revoked={}
+    )
 
 
 @FUZZ
@@ -111,7 +115,9 @@ def test_fuzz_chain_der_mutations(which: int, data: Any) -> None:
     position = data.draw(st.integers(0, len(der) - 1))
     der[position] = data.draw(st.integers(0, 255))
     ders[which] = bytes(der[: len(der) - data.draw(st.integers(0, 2))])
-    pem = "".join(f"-----BEGIN CERTIFICATE-----\n{base64.b64encode(d).decode()}\n-----END CERTIFICATE-----\n" for d in ders)
+    pem = "".join(
+        f"-----BEGIN CERTIFICATE-----\n{base64.b64encode(d).decode()}\n-----END CERTIFICATE-----\n" for d in ders
+    )
     try:
         _verify(pem)
     except AttestationError:
@@ -134,7 +140,7 @@ def test_fuzz_jwe_random_text(token: str) -> None:
 @FUZZ
 @given(st.integers(0, len(VALID_TOKEN) - 1), st.sampled_from("ABCxyz019-_.=+/ "))
 def test_fuzz_jwe_mutations(position: int, char: str) -> None:
-    token = VALID_TOKEN[:position] + char + VALID_TOKEN[position + 1:]
+    token = VALID_TOKEN[:position] + char + VALID_TOKEN[position + 1 :]
     try:
         verify_classic_token(token, keys=KEYS, policy=POLICY, expected_nonce=NONCE, now=NOW)
     except AttestationError:
@@ -150,7 +156,14 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=20,
 )
-SECTIONS = ["requestDetails", "appIntegrity", "deviceIntegrity", "accountDetails", "testingDetails", "environmentDetails"]
+SECTIONS = [
+    "requestDetails",
+    "appIntegrity",
+    "deviceIntegrity",
+    "accountDetails",
+    "testingDetails",
+    "environmentDetails",
+]
 
 
 @FUZZ
@@ -224,7 +237,7 @@ def _hardware_children() -> list[bytes]:
     while body:
         _c, _m, _t, header, contents, trailer = parser.parse(body)
         children.append(header + contents + trailer)
-        body = body[len(children[-1]):]
+        body = body[len(children[-1]) :]
     return children
 
 

@@ -12,7 +12,9 @@ from attestation.android.chain import parse_chain
 from attestation.android.keydescription import KEY_DESCRIPTION_OID, parse_key_description
 from attestation.testing import google_pki as g
 
-PIXEL = parse_chain((Path(__file__).parent / "vectors" / "android" / "pixel8a-webauthn-android-key-chain.pem").read_text())
+PIXEL = parse_chain(
+    (Path(__file__).parent / "vectors" / "android" / "pixel8a-webauthn-android-key-chain.pem").read_text()
+)
 KEY = ec.generate_private_key(ec.SECP256R1())
 OURS = parse_chain(g.to_pem(g.attestation_chain(KEY.public_key(), g.LeafSpec(challenge=hashlib.sha256(b"x").digest()))))
 
@@ -27,7 +29,10 @@ def test_leaf_certificate_shape_matches_a_real_device() -> None:
     assert _extensions(0, OURS) == _extensions(0, PIXEL) == [("2.5.29.15", True), (KEY_DESCRIPTION_OID, False)]
     assert ours.signature_algorithm_oid == real.signature_algorithm_oid
     assert ours.serial_number == real.serial_number == 1
-    assert (ours.not_valid_before_utc, ours.not_valid_after_utc) == (real.not_valid_before_utc, real.not_valid_after_utc)
+    assert (ours.not_valid_before_utc, ours.not_valid_after_utc) == (
+        real.not_valid_before_utc,
+        real.not_valid_after_utc,
+    )
     assert ours.version == real.version
 
 
@@ -40,7 +45,9 @@ def test_key_description_layout_matches_a_real_device() -> None:
     assert set(ours.hardware_enforced.tags) - auth_tags == set(real.hardware_enforced.tags) - auth_tags
     for name in ("purposes", "algorithm", "ec_curve", "origin"):
         assert getattr(ours.hardware_enforced, name) == getattr(real.hardware_enforced, name), name
-    assert len(ours.hardware_enforced.root_of_trust.verified_boot_key) == len(real.hardware_enforced.root_of_trust.verified_boot_key)
+    assert len(ours.hardware_enforced.root_of_trust.verified_boot_key) == len(
+        real.hardware_enforced.root_of_trust.verified_boot_key
+    )
 
 
 def test_intermediate_is_a_ca_like_googles() -> None:

@@ -101,14 +101,33 @@ def test_real_worker_refreshes_the_list(google: g.GoogleStandIn, tmp_path: Path)
     env = {**os.environ, "CELERY_BROKER_URL": broker, "VIGIL_TESTING": "1"}
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "idp", "worker", "--pool=solo", "--loglevel=WARNING",
-         "-Q", "vigil-android-test", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "idp",
+            "worker",
+            "--pool=solo",
+            "--loglevel=WARNING",
+            "-Q",
+            "vigil-android-test",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         sender = Celery("vigil-android-test-sender", broker=broker)
-        sender.send_task("attestation.refresh_android_revocation_list",
-                         args=[f"{google.url}/attestation/status", str(out)], queue="vigil-android-test")
+        sender.send_task(
+            "attestation.refresh_android_revocation_list",
+            args=[f"{google.url}/attestation/status", str(out)],
+            queue="vigil-android-test",
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not out.exists():
             time.sleep(0.3)

@@ -38,8 +38,14 @@ def verdict(**forge: Any) -> dict[str, Any]:
     return g.make_verdict(**forge)
 
 
-def reason_of(v: dict[str, Any], *, policy: IntegrityPolicy = POLICY, kind: str = "nonce",
-              expected: str = EXPECTED, now: dt.datetime = NOW) -> str:
+def reason_of(
+    v: dict[str, Any],
+    *,
+    policy: IntegrityPolicy = POLICY,
+    kind: str = "nonce",
+    expected: str = EXPECTED,
+    now: dt.datetime = NOW,
+) -> str:
     with pytest.raises(AttestationError) as info:
         check_verdict(v, policy=policy, expected=expected, kind=kind, now=now)
     return info.value.reason
@@ -80,8 +86,11 @@ def test_padded_nonce_matches_unpadded() -> None:
         ({"device_verdicts": ()}, POLICY, Reason.INTEGRITY_VERDICT_INSUFFICIENT),
         ({"device_verdicts": ("MEETS_BASIC_INTEGRITY",)}, POLICY, Reason.INTEGRITY_VERDICT_INSUFFICIENT),
         ({"device_verdicts": ("MEETS_VIRTUAL_INTEGRITY",)}, POLICY, Reason.INTEGRITY_VERDICT_INSUFFICIENT),
-        ({"device_verdicts": ("MEETS_BASIC_INTEGRITY", "MEETS_DEVICE_INTEGRITY")},
-         IntegrityPolicy(package_name=g.TEST_PACKAGE, min_level="strong"), Reason.INTEGRITY_VERDICT_INSUFFICIENT),
+        (
+            {"device_verdicts": ("MEETS_BASIC_INTEGRITY", "MEETS_DEVICE_INTEGRITY")},
+            IntegrityPolicy(package_name=g.TEST_PACKAGE, min_level="strong"),
+            Reason.INTEGRITY_VERDICT_INSUFFICIENT,
+        ),
         ({"licensing": "UNLICENSED"}, POLICY, Reason.UNLICENSED),
         ({"licensing": "UNEVALUATED"}, POLICY, Reason.UNLICENSED),
     ],
@@ -106,15 +115,19 @@ def test_request_hash_for_standard_requests() -> None:
 
 
 def test_levels_accept_stronger_verdicts() -> None:
-    for level, verdicts in [("basic", ("MEETS_BASIC_INTEGRITY",)), ("device", ("MEETS_STRONG_INTEGRITY",)),
-                            ("strong", ("MEETS_STRONG_INTEGRITY",))]:
+    for level, verdicts in [
+        ("basic", ("MEETS_BASIC_INTEGRITY",)),
+        ("device", ("MEETS_STRONG_INTEGRITY",)),
+        ("strong", ("MEETS_STRONG_INTEGRITY",)),
+    ]:
         policy = IntegrityPolicy(package_name=g.TEST_PACKAGE, min_level=level)
         assert check_verdict(verdict(device_verdicts=verdicts), policy=policy, expected=EXPECTED, kind="nonce", now=NOW)
 
 
 def test_policy_flags_relax_exactly_their_check() -> None:
-    relaxed = IntegrityPolicy(package_name=g.TEST_PACKAGE, require_play_recognized=False, require_licensed=False,
-                              allow_testing=True)
+    relaxed = IntegrityPolicy(
+        package_name=g.TEST_PACKAGE, require_play_recognized=False, require_licensed=False, allow_testing=True
+    )
     v = verdict(app_verdict="UNEVALUATED", licensing="UNEVALUATED", testing=True)
     assert check_verdict(v, policy=relaxed, expected=EXPECTED, kind="nonce", now=NOW)
 
@@ -124,8 +137,9 @@ def test_refused_apps_detected() -> None:
     assert reason_of(verdict(), policy=policy) == Reason.APP_ACCESS_RISK
 
 
-@pytest.mark.parametrize("broken", [{"requestDetails": []}, {"requestDetails": {"requestPackageName": g.TEST_PACKAGE,
-                                                                               "nonce": EXPECTED}}])
+@pytest.mark.parametrize(
+    "broken", [{"requestDetails": []}, {"requestDetails": {"requestPackageName": g.TEST_PACKAGE, "nonce": EXPECTED}}]
+)
 def test_malformed_request_details(broken: dict[str, Any]) -> None:
     assert reason_of({**verdict(), **broken}) in {Reason.MALFORMED_TOKEN}
 
@@ -157,7 +171,9 @@ def test_classic_token_headers_are_googles() -> None:
 def test_raw_keys_as_stored_by_the_registry() -> None:
     aes, spki = (base64.b64decode(k) for k in g.play_keys_b64())
     token = g.encrypt_verdict(verdict())
-    assert verify_classic_token(token, keys=play_keys_from_raw(aes, spki), policy=POLICY, expected_nonce=EXPECTED, now=NOW)
+    assert verify_classic_token(
+        token, keys=play_keys_from_raw(aes, spki), policy=POLICY, expected_nonce=EXPECTED, now=NOW
+    )
 
 
 def test_wrong_decryption_key_is_invalid() -> None:
@@ -180,8 +196,12 @@ def test_unsigned_inner_jws_is_refused() -> None:
 
     body = base64.urlsafe_b64encode(json.dumps(verdict()).encode()).rstrip(b"=").decode()
     inner = f"eyJhbGciOiJub25lIn0.{body}."
-    token = jwe.encrypt_compact({"alg": "A256KW", "enc": "A256GCM"}, inner, OctKey.import_key(g.play_decryption_key_raw()),
-                                algorithms=["A256KW", "A256GCM"])
+    token = jwe.encrypt_compact(
+        {"alg": "A256KW", "enc": "A256GCM"},
+        inner,
+        OctKey.import_key(g.play_decryption_key_raw()),
+        algorithms=["A256KW", "A256GCM"],
+    )
     with pytest.raises(AttestationError) as info:
         verify_classic_token(token, keys=keys(), policy=POLICY, expected_nonce=EXPECTED, now=NOW)
     assert info.value.reason == Reason.INTEGRITY_TOKEN_INVALID
@@ -191,14 +211,20 @@ def test_other_jwe_algorithms_are_refused() -> None:
     from joserfc import jwe
     from joserfc.jwk import OctKey
 
-    token = jwe.encrypt_compact({"alg": "dir", "enc": "A256GCM"}, "x", OctKey.import_key(g.play_decryption_key_raw()),
-                                algorithms=["dir", "A256GCM"])
+    token = jwe.encrypt_compact(
+        {"alg": "dir", "enc": "A256GCM"},
+        "x",
+        OctKey.import_key(g.play_decryption_key_raw()),
+        algorithms=["dir", "A256GCM"],
+    )
     with pytest.raises(AttestationError) as info:
         verify_classic_token(token, keys=keys(), policy=POLICY, expected_nonce=EXPECTED, now=NOW)
     assert info.value.reason == Reason.INTEGRITY_TOKEN_INVALID
 
 
-@pytest.mark.parametrize("bad", [("", "x"), ("AAAA", g.play_keys_b64()[1]), (g.play_keys_b64()[0], "AAAA"), ("%%%", "%%%")])
+@pytest.mark.parametrize(
+    "bad", [("", "x"), ("AAAA", g.play_keys_b64()[1]), (g.play_keys_b64()[0], "AAAA"), ("%%%", "%%%")]
+)
 def test_bad_console_keys(bad: tuple[str, str]) -> None:
     with pytest.raises(AttestationError) as info:
         load_play_keys(*bad)
@@ -217,14 +243,17 @@ SPIC_NONCE = SPIC["verify_params"]["expected_nonce"]
 
 
 def test_real_classic_verdict_fails_play_recognized() -> None:
-    assert reason_of(SPIC["verdict"], policy=SPIC_POLICY, expected=SPIC_NONCE, now=SPIC_NOW) == Reason.APP_NOT_RECOGNIZED
+    assert (
+        reason_of(SPIC["verdict"], policy=SPIC_POLICY, expected=SPIC_NONCE, now=SPIC_NOW) == Reason.APP_NOT_RECOGNIZED
+    )
 
 
 def test_real_classic_verdict_request_and_device_pass_then_licensing_fails() -> None:
     relaxed = IntegrityPolicy(package_name=SPIC_POLICY.package_name, require_play_recognized=False, min_level="strong")
     assert reason_of(SPIC["verdict"], policy=relaxed, expected=SPIC_NONCE, now=SPIC_NOW) == Reason.UNLICENSED
-    lax = IntegrityPolicy(package_name=SPIC_POLICY.package_name, require_play_recognized=False, require_licensed=False,
-                          min_level="strong")
+    lax = IntegrityPolicy(
+        package_name=SPIC_POLICY.package_name, require_play_recognized=False, require_licensed=False, min_level="strong"
+    )
     result = check_verdict(SPIC["verdict"], policy=lax, expected=SPIC_NONCE, kind="nonce", now=SPIC_NOW)
     assert result.timestamp == dt.datetime(2025, 5, 15, 23, 59, 47, 612000, tzinfo=UTC)
 
@@ -240,22 +269,33 @@ DOCS_POLICY = IntegrityPolicy(package_name="com.package.name")
 
 
 def test_docs_standard_verdict_is_valid() -> None:
-    result = check_verdict(DOCS["verdict"], policy=DOCS_POLICY, expected="aGVsbG8gd29scmQgdGhlcmU", kind="request_hash",
-                           now=DOCS_NOW)
+    result = check_verdict(
+        DOCS["verdict"], policy=DOCS_POLICY, expected="aGVsbG8gd29scmQgdGhlcmU", kind="request_hash", now=DOCS_NOW
+    )
     assert result.facts["sdk_version"] == 33
     assert "UNKNOWN_CAPTURING" in result.facts["apps_detected"]
 
 
 def test_docs_standard_verdict_fails_a_capturing_app_policy_and_real_now() -> None:
     capture = IntegrityPolicy(package_name="com.package.name", refused_apps_detected=frozenset({"UNKNOWN_CAPTURING"}))
-    assert reason_of(DOCS["verdict"], policy=capture, kind="request_hash", expected="aGVsbG8gd29scmQgdGhlcmU",
-                     now=DOCS_NOW) == Reason.APP_ACCESS_RISK
-    assert reason_of(DOCS["verdict"], policy=DOCS_POLICY, kind="request_hash", expected="aGVsbG8gd29scmQgdGhlcmU",
-                     now=NOW) == Reason.VERDICT_STALE
+    assert (
+        reason_of(
+            DOCS["verdict"], policy=capture, kind="request_hash", expected="aGVsbG8gd29scmQgdGhlcmU", now=DOCS_NOW
+        )
+        == Reason.APP_ACCESS_RISK
+    )
+    assert (
+        reason_of(DOCS["verdict"], policy=DOCS_POLICY, kind="request_hash", expected="aGVsbG8gd29scmQgdGhlcmU", now=NOW)
+        == Reason.VERDICT_STALE
+    )
     # its certificateSha256Digest is a truncated placeholder: never a registered digest
     registered = IntegrityPolicy(package_name="com.package.name", signing_cert_digests=(g.TEST_SIGNING_DIGEST,))
-    assert reason_of(DOCS["verdict"], policy=registered, kind="request_hash", expected="aGVsbG8gd29scmQgdGhlcmU",
-                     now=DOCS_NOW) == Reason.SIGNING_CERT_MISMATCH
+    assert (
+        reason_of(
+            DOCS["verdict"], policy=registered, kind="request_hash", expected="aGVsbG8gd29scmQgdGhlcmU", now=DOCS_NOW
+        )
+        == Reason.SIGNING_CERT_MISMATCH
+    )
 
 
 def _check_against_schema(value: Any, schema: dict[str, Any], schemas: dict[str, Any], path: str) -> None:

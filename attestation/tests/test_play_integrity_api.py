@@ -81,7 +81,9 @@ def test_service_account_assertion_claims(google: g.GoogleStandIn) -> None:
     assert decoded.claims["exp"] - decoded.claims["iat"] == 3600
 
 
-def test_credentials_from_file_or_json_and_token_uri_override(settings: Any, tmp_path: Path, google: g.GoogleStandIn) -> None:
+def test_credentials_from_file_or_json_and_token_uri_override(
+    settings: Any, tmp_path: Path, google: g.GoogleStandIn
+) -> None:
     path = tmp_path / "sa.json"
     path.write_text(json.dumps(google.credentials()))
     settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = str(path)
@@ -109,7 +111,9 @@ def test_unknown_token_is_invalid(client: PlayIntegrityClient) -> None:
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-def test_quota_and_outages_are_api_unavailable(google: g.GoogleStandIn, client: PlayIntegrityClient, status: int) -> None:
+def test_quota_and_outages_are_api_unavailable(
+    google: g.GoogleStandIn, client: PlayIntegrityClient, status: int
+) -> None:
     token = record(google)
     google.fail_with = status
     with pytest.raises(AttestationError) as info:
@@ -139,8 +143,9 @@ def _other_key_pem() -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def test_verdict_checks_apply_to_decoded_verdicts(google: g.GoogleStandIn, client: PlayIntegrityClient) -> None:
@@ -149,7 +154,9 @@ def test_verdict_checks_apply_to_decoded_verdicts(google: g.GoogleStandIn, clien
         verify_standard_token(token, policy=POLICY, expected_request_hash=HASH, now=NOW, client=client)
     assert info.value.reason == Reason.INTEGRITY_VERDICT_INSUFFICIENT
     with pytest.raises(AttestationError) as info:
-        verify_standard_token(record(google, "t2"), policy=POLICY, expected_request_hash="other", now=NOW, client=client)
+        verify_standard_token(
+            record(google, "t2"), policy=POLICY, expected_request_hash="other", now=NOW, client=client
+        )
     assert info.value.reason == Reason.REQUEST_HASH_MISMATCH
 
 
@@ -157,14 +164,19 @@ def test_recorded_docs_verdict_served_by_the_stand_in(google: g.GoogleStandIn, c
     docs = json.loads((VECTORS / "google-docs-example-verdict-standard.json").read_text())
     google.record("docs-token", docs["verdict"])
     result = verify_standard_token(
-        "docs-token", policy=IntegrityPolicy(package_name="com.package.name"),
-        expected_request_hash="aGVsbG8gd29scmQgdGhlcmU", now=dt.datetime(2023, 2, 6, 3, 43, 40, tzinfo=UTC), client=client,
+        "docs-token",
+        policy=IntegrityPolicy(package_name="com.package.name"),
+        expected_request_hash="aGVsbG8gd29scmQgdGhlcmU",
+        now=dt.datetime(2023, 2, 6, 3, 43, 40, tzinfo=UTC),
+        client=client,
     )
     assert result.facts["device_recognition_verdict"] == ["MEETS_DEVICE_INTEGRITY"]
 
 
 @pytest.mark.parametrize("token", ["", "   ", "x" * 70000])
-def test_empty_or_huge_tokens_never_reach_google(google: g.GoogleStandIn, client: PlayIntegrityClient, token: str) -> None:
+def test_empty_or_huge_tokens_never_reach_google(
+    google: g.GoogleStandIn, client: PlayIntegrityClient, token: str
+) -> None:
     with pytest.raises(AttestationError) as info:
         verify_standard_token(token, policy=POLICY, expected_request_hash=HASH, now=NOW, client=client)
     assert info.value.reason == Reason.MALFORMED_TOKEN and google.requests == []
