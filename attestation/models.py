@@ -193,3 +193,4 @@ class Device(models.Model):
         self.status_reason = reason[:200]
         self.status_changed_at = now or timezone.now()
         self.save(update_fields=["status", "status_reason", "status_changed_at"])
+from .health_models import *  # noqa: E402,F401,F403
