@@ -62,6 +62,7 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
                 f"{CHALLENGE_HEADER} header.", headers=_challenge_header(client, ChallengePurpose.ENROLL),
             ) from error
         raise _refuse(client, error, ChallengePurpose.ENROLL) from error
+    request.vigil_device_signals = evidence.signals  # verified: covered by the attested binding
     request.vigil_extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
     return device
 
@@ -90,6 +91,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         )
     except AttestationError as error:
         _on_refresh_failure(grant, session, error)
+    request.vigil_device_signals = evidence.signals  # verified: covered by the attested binding
     device_binding.clear_failures(session)
     request.vigil_extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
 

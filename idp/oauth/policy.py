@@ -32,6 +32,7 @@ class TokenContext:
     now: datetime
     request: HttpRequest | None
     device: Any = None  # attestation.models.Device | None
+    device_signals: dict[str, Any] | None = None  # self-reported signals verified in this request's binding
 
 
 @dataclass

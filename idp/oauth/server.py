@@ -34,6 +34,7 @@ class VigilOAuth2Request(DjangoOAuth2Request):
         self.vigil_resources: list[str] = []
         self.vigil_dpop_jkt: str | None = None
         self.vigil_extra_headers: list[tuple[str, str]] = []
+        self.vigil_device_signals: dict[str, Any] | None = None  # self-reported, verified in the attested binding
 
 
 class AuthorizationServer(_AuthorizationServer):

@@ -29,6 +29,7 @@ class VigilGrantMixin:
             now=now,
             request=self.request.django_request,
             device=getattr(session, "device", None) if session is not None else None,
+            device_signals=self.request.vigil_device_signals,
         )
         return apply_token_policies(context)
 
