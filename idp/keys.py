@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
@@ -102,6 +102,11 @@ def advance(now: datetime | None = None) -> list[str]:
     they replace, drop retiring keys past ``remove_after``. Returns what changed."""
     moment = now or timezone.now()
     changes: list[str] = []
+    due = SigningKey.objects.filter(
+        Q(status=KeyStatus.NEXT, activates_at__lte=moment) | Q(status=KeyStatus.RETIRING, remove_after__lte=moment)
+    )
+    if not due.exists():
+        return changes
     for key in SigningKey.objects.select_for_update().filter(status=KeyStatus.NEXT, activates_at__lte=moment):
         grace = timedelta(seconds=max_signed_token_lifetime() + 60)
         for old in SigningKey.objects.select_for_update().filter(status=KeyStatus.ACTIVE, alg=key.alg):
@@ -133,18 +138,18 @@ def rotate(alg: str, *, now: datetime | None = None, immediately: bool = False) 
 
 
 def active_key(alg: str, now: datetime | None = None) -> tuple[str, JoseKey]:
-    """``(kid, private key)`` that signs ``alg`` tokens now; creates the first key lazily."""
+    """``(kid, private key)`` that signs ``alg`` tokens now; creates the first key lazily.
+    One query on the hot path: the active and waiting keys of ``alg`` together."""
     moment = now or timezone.now()
-    key = (
-        SigningKey.objects.filter(status=KeyStatus.ACTIVE, alg=alg).order_by("-activates_at").first()
-    )
-    if key is None or SigningKey.objects.filter(status=KeyStatus.NEXT, alg=alg, activates_at__lte=moment).exists():
+    rows = list(SigningKey.objects.filter(alg=alg, status__in=[KeyStatus.ACTIVE, KeyStatus.NEXT]))
+    active = max((k for k in rows if k.status == KeyStatus.ACTIVE), key=lambda k: k.activates_at, default=None)
+    if active is None or any(k.status == KeyStatus.NEXT and k.activates_at <= moment for k in rows):
         advance(moment)
-        key = SigningKey.objects.filter(status=KeyStatus.ACTIVE, alg=alg).order_by("-activates_at").first()
-    if key is None:
+        active = SigningKey.objects.filter(status=KeyStatus.ACTIVE, alg=alg).order_by("-activates_at").first()
+    if active is None:
         with transaction.atomic():
-            key = create_key(alg, status=KeyStatus.ACTIVE, activates_at=moment)
-    return key.kid, _load_private(key)
+            active = create_key(alg, status=KeyStatus.ACTIVE, activates_at=moment)
+    return active.kid, _load_private(active)
 
 
 def ensure_keys(now: datetime | None = None) -> None:

@@ -11,7 +11,6 @@ redirect URI is never redirected to; every other error goes back to the client w
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -107,7 +106,9 @@ def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
     return max(demands, key=ACR_ORDER.index)
 
 
-def _needs_login(request: HttpRequest, state: Any, extras: dict[str, Any], client: Any) -> tuple[bool, str, bool]:
+def _needs_login(
+    request: HttpRequest, state: Any, extras: dict[str, Any], client: Any, now: int
+) -> tuple[bool, str, bool]:
     """Returns (needs_login, wanted_acr, force_full_login)."""
     demanded_at = request.session.get(LOGIN_MARK, {}).get(_mark_key(request))
     fresh = state is not None and demanded_at is not None and state.auth_time >= demanded_at
@@ -116,7 +117,7 @@ def _needs_login(request: HttpRequest, state: Any, extras: dict[str, Any], clien
     if state is None:
         return True, wanted, False
     force = "login" in extras["prompt"] or (
-        extras["max_age"] is not None and time.time() - state.auth_time > extras["max_age"]
+        extras["max_age"] is not None and now - state.auth_time > extras["max_age"]
     )
     if force and not fresh:
         return True, wanted, True
@@ -125,10 +126,10 @@ def _needs_login(request: HttpRequest, state: Any, extras: dict[str, Any], clien
     return False, wanted, False
 
 
-def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str) -> HttpResponse:
+def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str, now: int) -> HttpResponse:
     marks = request.session.get(LOGIN_MARK, {})
     marks = dict(list(marks.items())[-10:])
-    marks[_mark_key(request)] = int(time.time())
+    marks[_mark_key(request)] = now
     request.session[LOGIN_MARK] = marks
     query = {"next": request.get_full_path(), "acr": wanted_acr, "force": "1" if force else ""}
     if login_hint:
@@ -148,8 +149,9 @@ def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
         raise InvalidRequestError("The request contains invalid characters.", redirect_uri=safe_redirect) from None
 
 
-def begin(request: HttpRequest, decision: str | None = None) -> Outcome:
+def begin(request: HttpRequest, decision: str | None = None, now: int | None = None) -> Outcome:
     """Run the authorization request; ``decision`` is the consent form's answer, if any."""
+    moment = now if now is not None else int(timezone.now().timestamp())
     server = get_server()
     oauth_req = server.create_oauth2_request(request)
     state_param = oauth_req.payload.state
@@ -159,11 +161,12 @@ def begin(request: HttpRequest, decision: str | None = None) -> Outcome:
         client = oauth_req.client
         extras = _parse_extras(oauth_req, client, redirect_uri)
         state = authstate.current(request)
-        needs, wanted, force = _needs_login(request, state, extras, client)
+        needs, wanted, force = _needs_login(request, state, extras, client, moment)
         if needs:
             if "none" in extras["prompt"]:
                 raise LoginRequiredError(redirect_uri=redirect_uri)
-            return Outcome("redirect", response=login_redirect(request, wanted, force, oauth_req.payload.data.get("login_hint") or ""))
+            hint = oauth_req.payload.data.get("login_hint") or ""
+            return Outcome("redirect", response=login_redirect(request, wanted, force, hint, moment))
         scope = oauth_req.scope or ""
         if decision == "deny":
             raise AccessDeniedError(redirect_uri=redirect_uri)

@@ -171,7 +171,7 @@ class RefreshRefused(Exception):
         self.reason = reason
 
 
-def rotate(presented: RefreshToken, *, now: datetime) -> tuple[DeviceSession, str]:
+def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> tuple[DeviceSession, str]:
     """Mark ``presented`` used and issue its successor, under a row lock.
 
     Reuse of a rotated token revokes the family and raises ``RefreshRefused("reuse")``,
@@ -200,7 +200,8 @@ def rotate(presented: RefreshToken, *, now: datetime) -> tuple[DeviceSession, st
         token.rotated_at = token.rotated_at or now
         token.save(update_fields=["rotated_at"])
         raw = issue_refresh_token(session, token.scope, now)
-        DeviceSession.objects.filter(pk=session.pk).update(last_refresh_at=now)
+        DeviceSession.objects.filter(pk=session.pk).update(last_refresh_at=now, last_ip=ip)
+        session.last_refresh_at, session.last_ip = now, ip
     return session, raw
 
 

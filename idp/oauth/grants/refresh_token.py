@@ -72,12 +72,12 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         scope = self.request.payload.scope or presented.scope
         try:
             with transaction.atomic():
-                session, new_refresh = token_flows.rotate(presented, now=now)
+                session, new_refresh = token_flows.rotate(
+                    presented, now=now, ip=client_ip(self.request.django_request)
+                )
                 self.request.vigil_session = session
                 issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
                 issued.refresh_token = new_refresh
-                session.last_ip = client_ip(self.request.django_request)
-                session.save(update_fields=["last_ip"])
         except token_flows.RefreshRefused as refused:
             if refused.reason == "reuse":
                 token_flows.revoke_session(presented.session, "refresh_token_reuse")
