@@ -47,6 +47,8 @@ def register_android_app(
     min_integrity: str = "device",
     max_age_minutes: int = 0,
 ) -> RegisteredApp:
+    if not cert_digests:
+        raise AppRegistrationError("an Android app needs at least one signing certificate digest (--android-cert-digest)")
     for digest in cert_digests:
         if len(_b64(digest, "a signing certificate digest")) != 32:
             raise AppRegistrationError("signing certificate digests are base64 SHA-256 (32 bytes)")
