@@ -95,5 +95,36 @@ class AppSettings:
         fresh attestation) after a lost response, instead of the family being revoked. Default 120."""
         return _int("DEVICE_BOUND_REFRESH_GRACE_SECONDS", 120)
 
+    # ------------------------------------------------------------------ Revalidation (sessions/revalidation.py)
+    @property
+    def ATTESTATION_MAX_AGE_SECONDS(self) -> int:
+        """Seconds a device's last good evidence (full attestation, or an assertion with its
+        attested key, whichever is newer) stays good. Older: the device is marked to require a
+        full re-attestation, and the token endpoint revokes its session at the next refresh.
+        Default 86400 (24 hours)."""
+        return _int("ATTESTATION_MAX_AGE_SECONDS", 86400)
+
+    @property
+    def ATTESTATION_MAX_AGE_BY_CLIENT(self) -> dict[str, int]:
+        """Per-client ``ATTESTATION_MAX_AGE_SECONDS``: ``{"client_id": seconds}``, or from the
+        environment ``"client-a=3600,client-b=600"``. Default empty."""
+        value = _get("ATTESTATION_MAX_AGE_BY_CLIENT", {})
+        if isinstance(value, str):
+            pairs = (item.split("=", 1) for item in value.replace(",", " ").split() if "=" in item)
+            return {name.strip(): int(seconds) for name, seconds in pairs}
+        return {str(name): int(seconds) for name, seconds in dict(value).items()}
+
+    @property
+    def REATTESTATION_GRACE_SECONDS(self) -> int:
+        """Seconds past ``ATTESTATION_MAX_AGE_SECONDS`` an active session of a device that was
+        marked and has not attested again survives before the revalidation task revokes it
+        (``attestation_stale``). Default 86400."""
+        return _int("REATTESTATION_GRACE_SECONDS", 86400)
+
+    @property
+    def REVALIDATION_BATCH_SIZE(self) -> int:
+        """Rows the revalidation tasks lock and handle in one transaction. Default 500."""
+        return max(1, _int("REVALIDATION_BATCH_SIZE", 500))
+
 
 app_settings = AppSettings()
