@@ -8,4 +8,10 @@ class IdpConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        import warnings
+
         from . import checks  # noqa: F401  (registers system checks)
+
+        # Clients may choose "EdDSA" (what today's JOSE libraries verify); RFC 9864 prefers the
+        # fully specified "Ed25519" name, which joserfc flags on every use of the old one.
+        warnings.filterwarnings("ignore", message="EdDSA is deprecated via RFC 9864")

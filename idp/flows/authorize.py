@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts import authstate
 from accounts.acr import ACR_MFA, ACR_ORDER, acr_satisfies
+from sessions.risk.stepup import acr_demanded_for
 
 from ..app_settings import app_settings
 from ..events import record
@@ -97,10 +98,13 @@ def _parse_extras(oauth_req: VigilOAuth2Request, client: Any, redirect_uri: str)
 
 
 def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
-    """The weakest level that satisfies every demand: the request's, the client's, the user's."""
+    """The weakest level that satisfies every demand: the request's, the client's, the user's,
+    and a risk step-up's (``sessions.risk.stepup``)."""
     demands = list(requested)
     if client.require_mfa or app_settings.REQUIRE_MFA or getattr(user, "require_mfa", False):
         demands.append(ACR_MFA)
+    if (risk_acr := acr_demanded_for(user, client)) is not None:
+        demands.append(risk_acr)
     if not demands:
         return None
     return max(demands, key=ACR_ORDER.index)

@@ -32,8 +32,11 @@ def on_security_event(sender: Any, instance: Any, created: bool, **kwargs: Any) 
         return
     from sessions.models import DeviceSession
 
+    from .models import SsfReceiver
     from .transmitter import emit_session_revoked
 
+    if not SsfReceiver.objects.filter(enabled=True).exists():
+        return
     session = (
         DeviceSession.objects.select_related("user", "device").filter(sid=instance.session_id).first()
     )

@@ -225,3 +225,23 @@ def test_token_endpoint_rejects_get_and_json():
     assert http.get(reverse("token")).status_code == 405
     response = http.post(reverse("token"), data='{"grant_type":"x"}', content_type="application/json")
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("alg", ["RS256", "EdDSA"])
+def test_per_client_signing_algorithm(browser, mobile_client, pkce, alg):
+    import jwt as pyjwt
+
+    from idp import keys
+
+    mobile_client.client.signing_alg = alg
+    mobile_client.client.save()
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    body = exchange(HttpClient(), code, pkce, mobile_client.client.client_id).json()
+    for token in (body["id_token"], body["access_token"]):
+        header = pyjwt.get_unverified_header(token)
+        assert header["alg"] == alg
+        jwk = next(k for k in keys.jwks()["keys"] if k["kid"] == header["kid"])
+        key = pyjwt.PyJWK(jwk).key
+        claims = pyjwt.decode(token, key, algorithms=[alg], audience=mobile_client.client.client_id)
+        assert claims["iss"]
+    assert jwt_tokens.verify(body["id_token"])["at_hash"] == jwt_tokens.half_hash(body["access_token"], alg)

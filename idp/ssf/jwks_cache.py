@@ -1,0 +1,67 @@
+"""A transmitter's signing keys: its static JWKS, or its ``jwks_uri`` fetched with
+``requests`` (timeout, no redirects, size cap) and kept in the shared cache for
+``IDP_SSF_JWKS_CACHE_SECONDS``. An unknown ``kid`` may refetch, at most every
+``IDP_SSF_JWKS_MIN_REFETCH_SECONDS`` (key rotation without letting forged ``kid``s
+hammer the transmitter)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import requests
+from django.core.cache import cache
+
+from .app_settings import app_settings
+from .models import SsfTransmitter
+from .set_tokens import SetError
+
+MAX_JWKS_BYTES = 64 * 1024
+
+
+def _cache_key(transmitter: SsfTransmitter) -> str:
+    return f"ssf:jwks:{transmitter.pk}"
+
+
+def fetch(url: str) -> dict[str, Any]:
+    """GET a JWKS; ``SetError(invalid_key, status=503)`` when it cannot be had now."""
+    timeout = app_settings.HTTP_TIMEOUT
+    try:
+        with requests.get(url, timeout=(timeout, timeout), allow_redirects=False, stream=True,
+                          headers={"Accept": "application/json"}) as response:
+            raw = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
+            status = response.status_code
+    except requests.RequestException as exc:
+        raise SetError("invalid_key", "the transmitter's JWKS cannot be fetched now", status=503) from exc
+    if status != 200 or len(raw) > MAX_JWKS_BYTES:
+        raise SetError("invalid_key", "the transmitter's JWKS cannot be fetched now", status=503)
+    try:
+        jwks = json.loads(raw)
+    except (ValueError, UnicodeError) as exc:
+        raise SetError("invalid_key", "the transmitter's JWKS is not JSON", status=503) from exc
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise SetError("invalid_key", "the transmitter's JWKS has no keys", status=503)
+    return jwks
+
+
+def keys_for(transmitter: SsfTransmitter, *, now: datetime, refresh: bool = False) -> dict[str, Any]:
+    """The transmitter's JWKS (static first; else cached or fetched)."""
+    if (transmitter.jwks or {}).get("keys"):
+        return dict(transmitter.jwks)
+    if not transmitter.jwks_uri:
+        raise SetError("invalid_key", "no keys are configured for this transmitter")
+    cached = cache.get(_cache_key(transmitter))
+    if cached is not None and not refresh:
+        return dict(cached["jwks"])
+    jwks = fetch(transmitter.jwks_uri)
+    cache.set(_cache_key(transmitter), {"jwks": jwks, "at": now.timestamp()}, app_settings.JWKS_CACHE_SECONDS)
+    return jwks
+
+
+def may_refetch(transmitter: SsfTransmitter, *, now: datetime) -> bool:
+    """A fetched JWKS older than the minimum refetch interval may be refreshed for a new ``kid``."""
+    if (transmitter.jwks or {}).get("keys") or not transmitter.jwks_uri:
+        return False
+    cached = cache.get(_cache_key(transmitter))
+    return cached is None or now.timestamp() - float(cached["at"]) >= app_settings.JWKS_MIN_REFETCH_SECONDS
