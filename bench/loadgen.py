@@ -108,6 +108,8 @@ class Reply:
     status: int
     body: bytes
     queries: int | None
+    challenge: str | None = None
+    dpop_nonce: str | None = None
 
 
 def request(port: int, method: str, path: str, form: dict[str, str] | None = None,
@@ -122,7 +124,8 @@ def request(port: int, method: str, path: str, form: dict[str, str] | None = Non
         resp = conn.getresponse()
         data = resp.read()
         queries = resp.getheader("X-Bench-Queries")
-        return Reply(resp.status, data, int(queries) if queries is not None else None)
+        return Reply(resp.status, data, int(queries) if queries is not None else None,
+                     resp.getheader("OAuth-Client-Attestation-Challenge"), resp.getheader("DPoP-Nonce"))
     finally:
         conn.close()
 
@@ -134,6 +137,7 @@ class State:
     tokens: dict[int, str] = field(default_factory=dict)
     access_tokens: list[str] = field(default_factory=list)
     next_code: int = 1
+    attested: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_code(self) -> int | None:
@@ -213,7 +217,83 @@ def make_action(state: State, scenario: dict[str, Any], devices: int) -> Action:
 
         return introspect
 
+    if kind == "attested_refresh":
+        return attested_refresh_action(state, devices)
+
     raise ValueError(f"unknown scenario kind {kind!r}")
+
+
+CHALLENGE_MAX_AGE = 240  # seconds; Vigil's challenges live 300
+
+
+def attested_refresh_action(state: State, devices: int) -> Action:
+    """Device-bound refresh, as the iOS app does it (docs/attestation.md §3): an App Attest
+    assertion by the device simulator over the binding of this exact refresh (the challenge the
+    previous response carried, client, refresh-token hash, DPoP key), a DPoP proof with the
+    key the family is bound to, rotation. A device fetches a challenge from
+    ``/attestation/challenge`` only when it holds none (its first refresh, or after 4 minutes
+    idle); that fetch is outside the measured latency."""
+    import sys
+    from datetime import datetime, timezone
+
+    spec = state.spec
+    sys.path.insert(0, spec["vigil_root"])
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from joserfc.jwk import ECKey
+
+    from attestation.binding import RequestBinding, grant_hash
+    from attestation.simulator.ios import IOSDevice
+    from sessions.dpop import thumbprint
+    from sessions.dpop.client import create_proof
+
+    with open(spec["attested_keys"]) as fh:
+        keys = json.load(fh)
+    port, client_id, token_url = spec["port"], spec["client_id"], spec["issuer"] + spec["token_path"]
+    sims: dict[str, Any] = {}
+    dpops: dict[str, Any] = {}
+    jkts: dict[str, str] = {}
+    for item in keys:
+        j = str(item["j"])
+        entry = state.attested.setdefault(j, {"token": f"bench-att-{j}", "challenge": "", "challenge_at": 0.0,
+                                              "counter": 0, "nonce": None, "dead": False})
+        sims[j] = IOSDevice(app_id=item["app_id"], key=load_pem_private_key(item["key_pem"].encode(), None),
+                            counter=entry["counter"])
+        dpops[j] = ECKey.import_key(item["dpop_jwk"])
+        jkts[j] = thumbprint(dpops[j].as_dict(private=False))
+    owned = [[j for j in sorted(sims, key=int) if (int(j) - 1) % devices == d] for d in range(devices)]
+
+    def attested(device: int, rng: random.Random, slot: int) -> tuple[Reply, bool, float | None] | None:
+        live = [j for j in owned[device] if not state.attested[j]["dead"]]
+        if not live:
+            return None
+        j = rng.choice(live)
+        entry, sim = state.attested[j], sims[j]
+        start: float | None = None
+        if not entry["challenge"] or time.time() - entry["challenge_at"] > CHALLENGE_MAX_AGE:
+            got = request(port, "POST", "/attestation/challenge", {"client_id": client_id, "purpose": "refresh"})
+            if got.status != 200:
+                return got, False, None
+            entry["challenge"], entry["challenge_at"] = json.loads(got.body)["attestation_challenge"], time.time()
+            start = time.monotonic()
+        binding = RequestBinding(entry["challenge"], client_id, "refresh_token", grant_hash(entry["token"]),
+                                 dpop_jkt=jkts[j])
+        form = {"grant_type": "refresh_token", "refresh_token": entry["token"], "client_id": client_id,
+                **sim.assertion_params(binding)}
+        entry["counter"] = sim.counter
+        proof = create_proof(dpops[j], method="POST", url=token_url, nonce=entry["nonce"],
+                             now=datetime.now(timezone.utc))
+        reply = request(port, "POST", spec["token_path"], form, {"DPoP": proof})
+        entry["challenge"], entry["challenge_at"] = (reply.challenge or "", time.time())
+        if reply.dpop_nonce:
+            entry["nonce"] = reply.dpop_nonce
+        ok = reply.status == 200
+        if ok:
+            entry["token"] = json.loads(reply.body)["refresh_token"]
+        elif b"invalid_grant" in reply.body:
+            entry["dead"] = True
+        return reply, ok, start
+
+    return attested  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- running one scenario
@@ -287,7 +367,9 @@ def run_scenario(state: State, scenario: dict[str, Any]) -> dict[str, Any]:
             if result is None:
                 exhausted.set()
                 return
-            reply, ok = result
+            reply, ok = result[0], result[1]
+            if len(result) > 2 and result[2] is not None:
+                start = result[2]  # a preparatory request (a challenge fetch) is not part of the latency
             out.append(Record(start, time.monotonic(), ok, reply.status, reply.queries))
             if not ok and len(errors_sample) < 3:
                 errors_sample.append(f"{reply.status} {reply.body[:200]!r}")
@@ -372,6 +454,7 @@ def main() -> None:
         state.tokens = {int(k): v for k, v in saved["tokens"].items()}
         state.next_code = saved["next_code"]
         state.access_tokens = saved.get("access_tokens", [])
+        state.attested = saved.get("attested", {})
     results: list[dict[str, Any]] = []
     with open(args.out, "w") as fh:
         json.dump(results, fh)
@@ -390,7 +473,7 @@ def main() -> None:
     if state_file:
         with open(state_file, "w") as fh:
             json.dump({"tokens": state.tokens, "next_code": state.next_code,
-                       "access_tokens": state.access_tokens}, fh)
+                       "access_tokens": state.access_tokens, "attested": state.attested}, fh)
 
 
 if __name__ == "__main__":

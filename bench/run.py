@@ -127,6 +127,8 @@ def vigil_env(db_url: str) -> dict[str, str]:
         "DJANGO_BEHIND_TLS_PROXY": "1",
         "REDIS_URL": REDIS_URL,
         "BENCH_COUNT_QUERIES": "1",
+        # All simulated devices share 127.0.0.1: lift the per-IP challenge rate (120/min).
+        "ATTESTATION_CHALLENGE_RATE": "1000000/min",
         "PYTHONPATH": str(ROOT),
     }
 
@@ -223,13 +225,19 @@ def setup_vigil(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
     print("vigil: migrate and seed", flush=True)
     run([str(VIGIL_BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"], env, ROOT, "vigil-migrate")
     started = time.monotonic()
+    attested_keys = _logdir / "attested-devices.json"
+    attested = 4 * max(args.devices) if args.attested else 0
     out = run([str(VIGIL_BIN / "python"), "-m", "bench.seed_vigil", "--sessions", str(args.sessions),
-               "--codes", str(codes_needed(args))], env, ROOT, "vigil-seed")
+               "--codes", str(codes_needed(args)), "--attested", str(attested), "--attested-out", str(attested_keys)],
+              env, ROOT, "vigil-seed")
     seeded = json.loads(out.strip().splitlines()[-1])
     seeded["seed_wall_s"] = round(time.monotonic() - started, 2)
+    if seeded.get("attested_error"):
+        print(f"vigil: attested devices not seeded: {seeded['attested_error']}", flush=True)
     spec = {
         "system": "vigil", "token_path": "/token", "jwks_path": "/jwks.json", "introspect_path": "/introspect",
-        "state_file": str(_logdir / "vigil-state.json"),
+        "state_file": str(_logdir / "vigil-state.json"), "vigil_root": str(ROOT), "issuer": "https://localhost",
+        "attested_keys": str(attested_keys),
         **{k: seeded[k] for k in ("client_id", "service_id", "service_secret", "redirect_uri", "sessions", "codes")},
     }
     return spec, seeded, env
@@ -266,19 +274,22 @@ def start_dot(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str
     return proc
 
 
-def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+def plan(args: argparse.Namespace, attested: bool) -> list[tuple[str, dict[str, Any]]]:
     """(system, scenario) steps. Vigil and DOT alternate per scenario, in ABBA order over the
-    rounds, so drift in the machine's other load falls on both alike."""
+    rounds, so drift in the machine's other load falls on both alike. Vigil's attested and
+    plain refresh both sit beside DOT's refresh."""
     common = {"warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}
     steps: list[tuple[str, dict[str, Any]]] = []
-    pairs = [(kind, d) for kind in ("refresh", "code_exchange") for d in args.devices]
-    for kind, devices in pairs:
-        for r in range(args.rounds):
-            order = ("vigil", "dot") if r % 2 == 0 else ("dot", "vigil")
-            for system in order:
-                prefix = "dot_" if system == "dot" else ""
-                steps.append((system, {"name": f"{prefix}{kind}@{devices}", "kind": kind, "devices": devices,
-                                       **common}))
+    groups = {"refresh": ["attested_refresh", "refresh"] if attested else ["refresh"],
+              "code_exchange": ["code_exchange"]}
+    for group, mine in groups.items():
+        for devices in args.devices:
+            for r in range(args.rounds):
+                window = [("vigil", kind) for kind in mine] + [("dot", f"dot_{group}")]
+                for system, name in (window if r % 2 == 0 else window[::-1]):
+                    kind = name.removeprefix("dot_")
+                    steps.append((system, {"name": f"{name}@{devices}", "kind": kind, "devices": devices,
+                                           **common}))
     if args.rate:
         steps.append(("vigil", {"name": f"refresh@{args.rate}/s-open", "kind": "refresh", "devices": 64,
                                 "rate": args.rate, **common}))
@@ -339,7 +350,8 @@ def run_plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[
     specs = {"vigil": vigil_spec, "dot": dot_spec}
     parts: dict[str, list[dict[str, Any]]] = {}
     order: list[str] = []
-    for i, (system, scenario) in enumerate(plan(args)):
+    attested = bool(vigil_seed.get("attested_sessions"))
+    for i, (system, scenario) in enumerate(plan(args, attested)):
         for result in run_loadgen({**specs[system], "scenarios": [scenario]}, f"{i:02d}-{system}"):
             if result["name"] not in parts:
                 order.append(result["name"])
@@ -418,9 +430,11 @@ def ratios(vigil: list[dict[str, Any]], dot: list[dict[str, Any]], devices: list
     request (gunicorn + PostgreSQL) over Vigil's, which other load on the machine skews less."""
     by_name = {r["name"]: r for r in vigil + dot}
     out: dict[str, float] = {}
-    refresh = "attested_refresh" if attested_ran else "refresh"
+    pairs = [("refresh", "dot_refresh"), ("code_exchange", "dot_code_exchange")]
+    if attested_ran:
+        pairs.insert(0, ("attested_refresh", "dot_refresh"))
     for d in devices:
-        for mine, theirs in ((refresh, "dot_refresh"), ("code_exchange", "dot_code_exchange")):
+        for mine, theirs in pairs:
             a, b = by_name.get(f"{mine}@{d}"), by_name.get(f"{theirs}@{d}")
             if a and b and b["throughput_rps"]:
                 out[f"{mine}/{theirs}@{d}"] = round(a["throughput_rps"] / b["throughput_rps"], 2)
@@ -437,7 +451,8 @@ def ratio_lines(found: dict[str, float], devices: list[int], attested_ran: bool,
     lines = ["throughput ratios are Vigil req/s / DOT req/s; cpu ratios are DOT CPU per request / Vigil's "
              "(gunicorn + PostgreSQL); above 1.00 favours Vigil"]
     for d in devices:
-        for key in (f"{refresh}/dot_refresh@{d}", f"code_exchange/dot_code_exchange@{d}"):
+        for key in (f"attested_refresh/dot_refresh@{d}", f"refresh/dot_refresh@{d}",
+                    f"code_exchange/dot_code_exchange@{d}"):
             if key in found:
                 lines.append(f"{d} devices: {key.split('@')[0]} = {found[key]:.2f} (cpu {found.get('cpu:' + key, 0):.2f})")
     if not attested_ran:
@@ -517,6 +532,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per scenario")
     parser.add_argument("--login-seconds", type=float, default=None)
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--no-attested", dest="attested", action="store_false",
+                        help="skip the attested (App Attest + DPoP) refresh scenario")
     args = parser.parse_args(argv)
     quick = args.quick
     args.devices = args.devices or ([8] if quick else [8, 32])
@@ -539,13 +556,18 @@ def main(argv: list[str]) -> int:
     print(f"bench ({mode}): logs in {_logdir}", flush=True)
     try:
         info = machine()
-        pending_where = attestation_in_token_endpoint()
-        attested_ran = False  # no attested scenario yet: see docs/benchmarks.md
-        pending = (f"the token endpoint now reads attestation parameters ({pending_where}), the bench scenario is "
-                   "not written yet" if pending_where else "the token endpoint does not take attestation yet")
         load = {"start": os.getloadavg()[0]}
         vigil, dot, seeds = run_plan(args)
         load["end"] = os.getloadavg()[0]
+        attested_ran = any(r["kind"] == "attested_refresh" and r["ok"] for r in vigil)
+        if not args.attested:
+            pending = "skipped with --no-attested"
+        elif seeds["vigil"].get("attested_error"):
+            pending = f"attested devices could not be seeded: {seeds['vigil']['attested_error']}"
+        elif attestation_in_token_endpoint() is None:
+            pending = "the token endpoint does not take attestation yet"
+        else:
+            pending = "the attested scenario ran without a successful refresh: see its error samples"
         print("password hashing", flush=True)
         logins = bench_logins(args)
     finally:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from datetime import timedelta
 
 import django
 
@@ -55,7 +57,7 @@ CODE_COLUMNS = {
 }
 
 
-def seed(sessions: int, codes: int) -> dict[str, object]:
+def seed(sessions: int, codes: int, attested: int = 0, attested_out: str = "") -> dict[str, object]:
     users = max(1, min(sessions, 100_000))
     keys.ensure_keys()
     mobile = register_client(
@@ -88,9 +90,16 @@ def seed(sessions: int, codes: int) -> dict[str, object]:
         if codes:
             insert_series(AuthorizationCode, codes, CODE_COLUMNS, params)
         timings["codes"] = round(time.monotonic() - start, 2)
-        _reset_sequences()
+    attested_info: dict[str, object] = {}
+    if attested:
+        try:
+            attested_info = seed_attested(attested, users, attested_out)
+        except Exception as exc:  # noqa: BLE001 - the plain scenarios still run; the report says why
+            attested_info = {"attested_error": f"{type(exc).__name__}: {exc}"[:300]}
+    _reset_sequences()
     _analyze()
     return {
+        **attested_info,
         "client_id": mobile.client_id,
         "service_id": service.client.client_id,
         "service_secret": service.secret,
@@ -101,6 +110,69 @@ def seed(sessions: int, codes: int) -> dict[str, object]:
         "codes": codes,
         "seed_seconds": timings,
     }
+
+
+ATTESTED_BASE_ID = 1_000_000_000  # attested sessions' ids, clear of the plain and scale ranges
+APP_TEAM, APP_BUNDLE = "BENCH12345", "com.vigil.bench"
+
+
+def seed_attested(count: int, users: int, out_path: str) -> dict[str, object]:
+    """``count`` iOS devices (App Attest keys of the simulator) already enrolled, each with a
+    session bound to it and to a DPoP key: refresh token ``bench-att-{j}``.
+
+    Enrollment itself is not measured, so the device rows are written as enrollment would
+    leave them (public key, key id, counter 0); the refresh path then verifies real
+    assertions against them. The private keys go to ``out_path`` for the load generator
+    (a temporary file, never into results).
+    """
+    from cryptography.hazmat.primitives import serialization
+    from django.utils import timezone
+    from joserfc.jwk import ECKey
+
+    from attestation.models import Device, Platform, RegisteredApp, SecurityLevel
+    from attestation.simulator.ios import IOSDevice
+    from idp.crypto import token_hash
+    from sessions.dpop import thumbprint
+
+    mobile = Client.objects.get(client_id="bench-mobile")
+    app = RegisteredApp.objects.create(
+        client=mobile, platform=Platform.IOS, ios_team_id=APP_TEAM, ios_bundle_id=APP_BUNDLE,
+        ios_environment="production", require_attestation=False,
+    )
+    now = timezone.now()
+    sims = [IOSDevice(app_id=app.app_id) for _ in range(count)]
+    dpops = [ECKey.generate_key("P-256", private=True) for _ in range(count)]
+    with transaction.atomic():
+        devices = Device.objects.bulk_create([
+            Device(platform=Platform.IOS, app=app, key_id=sim.key_id_b64, public_key=sim.public_key_pem,
+                   security_level=SecurityLevel.SECURE_ENCLAVE, first_attested_at=now, last_attested_at=now)
+            for sim in sims
+        ])
+        sessions = DeviceSession.objects.bulk_create([
+            DeviceSession(id=ATTESTED_BASE_ID + j, sid=f"bench-att-sid-{j}", user_id=1 + j % users, client=mobile,
+                          scope=SCOPE, auth_time=now, amr=["pwd"], device=device,
+                          dpop_jkt=thumbprint(dpop.as_dict(private=False)), created_at=now, last_refresh_at=now)
+            for j, (device, dpop) in enumerate(zip(devices, dpops), start=1)
+        ])
+        RefreshToken.objects.bulk_create([
+            RefreshToken(id=ATTESTED_BASE_ID + j, token_hash=token_hash(f"bench-att-{j}"), session=session,
+                         scope=SCOPE, created_at=now, expires_at=now + timedelta(days=30))
+            for j, session in enumerate(sessions, start=1)
+        ])
+    keys_out = [
+        {
+            "j": j,
+            "app_id": app.app_id,
+            "key_pem": sim.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()).decode(),
+            "dpop_jwk": dpop.as_dict(private=True),
+        }
+        for j, (sim, dpop) in enumerate(zip(sims, dpops), start=1)
+    ]
+    with open(out_path, "w") as fh:
+        json.dump(keys_out, fh)
+    os.chmod(out_path, 0o600)
+    return {"attested_sessions": count, "attested_app_id": app.app_id}
 
 
 def extend(existing: int, sessions: int) -> dict[str, object]:
@@ -119,6 +191,7 @@ def extend(existing: int, sessions: int) -> dict[str, object]:
 
 
 def _reset_sequences() -> None:
+    """Sequences past the rows seeded with explicit ids (the attested ones sit far above)."""
     with connection.cursor() as cur:
         for model in (User, DeviceSession, RefreshToken):
             table = model._meta.db_table
@@ -136,8 +209,13 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, required=True)
     parser.add_argument("--codes", type=int, default=0)
     parser.add_argument("--extend", type=int, default=None, help="sessions already seeded; add up to --sessions")
+    parser.add_argument("--attested", type=int, default=0, help="iOS devices with attested, DPoP-bound sessions")
+    parser.add_argument("--attested-out", default="", help="where the devices' private keys go (for loadgen)")
     args = parser.parse_args()
-    result = extend(args.extend, args.sessions) if args.extend is not None else seed(args.sessions, args.codes)
+    if args.extend is not None:
+        result = extend(args.extend, args.sessions)
+    else:
+        result = seed(args.sessions, args.codes, args.attested, args.attested_out)
     print(json.dumps(result))
 
 
