@@ -112,3 +112,5 @@ class SecurityEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+from .ssf import admin as ssf_admin  # noqa: E402,F401  (Shared Signals admin)

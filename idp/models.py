@@ -256,3 +256,6 @@ class SecurityEvent(models.Model):
         if self.pk is not None:
             raise ValueError("Security events are append-only.")
         super().save(*args, **kwargs)
+
+
+from .ssf.models import *  # noqa: E402,F401,F403

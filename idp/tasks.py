@@ -42,3 +42,5 @@ def purge_expired(keep_days: int = 1) -> dict[str, int]:
         "access_tokens": AccessToken.objects.filter(expires_at__lt=cutoff).delete()[0],
         "refresh_tokens": RefreshToken.objects.filter(expires_at__lt=cutoff).delete()[0],
     }
+
+from .ssf.tasks import deliver_security_event, retry_undelivered  # noqa: E402,F401  (Celery autodiscovery)

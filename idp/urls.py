@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 urlpatterns = [
     path("", include("idp.oauth_urls")),
     path("", include("accounts.wellknown_urls")),
+    path("", include("idp.ssf.urls")),
     path("accounts/", include("accounts.urls")),
     path("attestation/", include("attestation.urls")),
     path("admin/", admin.site.urls),

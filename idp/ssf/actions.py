@@ -54,7 +54,7 @@ def apply(
         changed = [d.key_id for d in match.devices if _suspend(d, reason, now)]
     else:
         changed = []
-    summary = {"event_type": event_type, "action": str(action), "matched": not match.empty, "changed": changed}
+    summary = {"event": event_type, "action": str(action), "matched": not match.empty, "changed": changed}
     record("ssf.action", outcome="success" if changed else "info", reason=reason,
            **{**summary, **context})
     return summary

@@ -108,7 +108,7 @@ def _save_result(delivery: SetDelivery, result: PushResult, final: bool, moment:
             outcome="success" if result.delivered else "failure",
             reason="" if result.delivered else result.detail[:80],
             jti=delivery.jti,
-            event_type=delivery.event_type,
+            set_event=delivery.event_type,
             receiver=delivery.receiver.name,
             audience=delivery.receiver.audience,
             attempts=delivery.attempts,
