@@ -1,0 +1,134 @@
+"""Evaluate a device's health and store the snapshot; every change of outcome is a
+security event (``device.compliance_changed``) with the facts that caused it, and a
+device-compliance-change shared signal when a transmitter is available (``idp.ssf``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from idp.events import record
+
+from ..health_models import DeviceHealth, HealthFinding, HealthOutcome
+from .facts import HealthFacts, collect, display_os_version, verified_signals
+from .rules import Decision, decide, rules_for_client
+
+logger = logging.getLogger(__name__)
+COMPLIANCE_EVENT = "device.compliance_changed"
+
+
+@dataclass
+class Evaluation:
+    device: Any
+    facts: HealthFacts
+    signals: dict[str, Any]
+    decision: Decision
+    previous: str | None  # the stored outcome before this evaluation (None: first evaluation)
+
+    @property
+    def changed(self) -> bool:
+        return self.previous != self.decision.outcome and not (
+            self.previous is None and self.decision.outcome == HealthOutcome.ALLOW
+        )
+
+
+def evaluate(device: Any, signals: dict[str, Any] | None, now: datetime) -> Evaluation:
+    """Judge ``device`` with these verified ``signals`` (None: keep the last stored ones)."""
+    stored = DeviceHealth.objects.filter(device=device).first()
+    if signals is None:
+        kept = stored.signals if stored is not None else {}
+    else:
+        kept = verified_signals(signals)
+    metric = stored.receipt_risk_metric if stored is not None else None
+    facts = collect(device, kept, receipt_risk_metric=metric)
+    decision = decide(rules_for_client(device.app.client), facts, device.platform, now)
+    return Evaluation(device, facts, kept, decision, stored.outcome if stored is not None else None)
+
+
+def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any = None, user: Any = None) -> DeviceHealth:
+    """Store the snapshot and its findings; record the change of outcome, if any."""
+    decision, device = evaluation.decision, evaluation.device
+    os_version = display_os_version(device.platform, evaluation.facts)
+    fields = {
+        "platform": device.platform,
+        "os_version": os_version,
+        "outcome": decision.outcome,
+        "deciding_rule": decision.deciding.rule.name if decision.deciding else "",
+        "deciding_condition": decision.deciding.rule.condition if decision.deciding else "",
+        "allowed_scopes": decision.scopes if decision.outcome == HealthOutcome.REDUCE else None,
+        "access_token_lifetime": decision.lifetime if decision.outcome == HealthOutcome.REDUCE else None,
+        "findings": [f.as_json() for f in decision.findings],
+        "facts": evaluation.facts.as_json(),
+        "signals": evaluation.signals,
+        "evaluated_at": now,
+    }
+    if evaluation.changed:
+        fields["outcome_changed_at"] = now
+    with transaction.atomic():
+        health, _ = DeviceHealth.objects.update_or_create(device=device, defaults=fields)
+        HealthFinding.objects.filter(health=health).delete()
+        HealthFinding.objects.bulk_create([
+            HealthFinding(health=health, rule=f.rule.name, condition=f.rule.condition, outcome=f.rule.outcome,
+                          platform=device.platform, os_version=os_version, detail=f.detail[:200])
+            for f in decision.findings
+        ])
+    if evaluation.changed:
+        _announce(evaluation, trigger, request, user)
+    return health
+
+
+def _announce(evaluation: Evaluation, trigger: str, request: Any, user: Any) -> None:
+    decision, device = evaluation.decision, evaluation.device
+    causes = sorted({name for f in decision.findings for name in _fact_names(f.rule.condition)})
+    details = {
+        "device": device.pk,
+        "key_id": device.key_id,
+        "platform": device.platform,
+        "previous_outcome": evaluation.previous or HealthOutcome.ALLOW,
+        "new_outcome": decision.outcome,
+        "deciding_rule": decision.deciding.rule.name if decision.deciding else "",
+        "findings": [f.as_json() for f in decision.findings],
+        "facts": {k: v for k, v in evaluation.facts.as_json().items() if k in causes},
+        "trigger": trigger,
+    }
+    outcome = "success" if decision.outcome == HealthOutcome.ALLOW else "denied"
+    record(COMPLIANCE_EVENT, outcome=outcome, reason=decision.deciding.rule.name if decision.deciding else "compliant",
+           user=user, client_id=device.app.client.client_id, request=request, **details)
+    _shared_signal(device, details)
+
+
+def _fact_names(condition: str) -> tuple[str, ...]:
+    return {
+        "boot_not_verified": ("verified_boot_state",),
+        "bootloader_unlocked": ("bootloader_locked",),
+        "integrity_below": ("device_recognition",),
+        "app_not_recognized": ("genuine_app",),
+        "patch_older_than": ("os_patch_level",),
+        "os_version_below": ("os_version", "reported_os_version"),
+        "screen_captured": ("screen_captured", "screen_mirrored"),
+        "debugger_attached": ("debugger_attached",),
+        "app_access_risk": ("apps_detected",),
+        "play_protect_risk": ("play_protect_verdict",),
+        "device_activity_above": ("recent_device_activity",),
+        "receipt_risk_above": ("receipt_risk_metric",),
+    }.get(condition, ())
+
+
+def _shared_signal(device: Any, details: dict[str, Any]) -> None:
+    """CAEP device-compliance-change through ``idp.ssf`` when it exists (no-op otherwise)."""
+    try:
+        from idp.ssf import transmitter  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    emit = getattr(transmitter, "emit_device_compliance_change", None)
+    if emit is None:
+        return
+    current = "compliant" if details["new_outcome"] == HealthOutcome.ALLOW else "not-compliant"
+    previous = "compliant" if details["previous_outcome"] == HealthOutcome.ALLOW else "not-compliant"
+    if current != previous:
+        transaction.on_commit(lambda: emit(device=device, previous_status=previous, current_status=current,
+                                           reason=details["deciding_rule"]))

@@ -1,0 +1,324 @@
+"""Issue 7 through the real token endpoint: each default rule fired by the simulators'
+attested facts (patch level, boot state, verdict levels) and by self-reported signals
+carried inside the attested binding (capture flag), on both platforms."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client as HttpClient
+from django.urls import reverse
+from django.utils import timezone
+
+from attestation.android.key_attestation import AndroidKeyPolicy
+from attestation.binding import RequestBinding, grant_hash
+from attestation.health_models import DeviceHealth, HealthFinding, HealthOutcome
+from attestation.models import Device, Platform, RegisteredApp
+from attestation.simulator.android import AndroidDevice
+from attestation.simulator.ios import IOSDevice
+from attestation.testing import google_pki as g
+from idp import jwt_tokens
+from idp.models import SecurityEvent
+from idp.tests.conftest import browser, form_post, get_code, make_pkce, mobile_client, user  # noqa: F401
+from sessions.models import DeviceSession
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
+
+APP_ID = "ABCDE12345.com.example.vigil"
+HEADER = "OAuth-Client-Attestation-Challenge"
+FULL = {"openid", "profile", "email", "offline_access"}
+
+
+def fresh_patch() -> dict[str, int]:
+    """Leaf fields of a device patched this month (the simulator's default is October 2025)."""
+    today = timezone.now()
+    month = today.year * 100 + today.month
+    return {"os_patch_level": month, "vendor_patch_level": month * 100 + 5, "boot_patch_level": month * 100 + 5}
+
+
+class HealthApp:
+    """The mobile app (as in sessions/tests/test_device_bound_tokens.py), which also reports
+    signals: ``attestation_signals`` on the wire and the same object inside the binding."""
+
+    def __init__(self, browser: Any, client_id: str, device: Any):
+        self.browser, self.client_id, self.device = browser, client_id, device
+        self.refresh_token = ""
+        self.next_challenge = ""
+        self.leaf = fresh_patch()  # Android KeyDescription overrides at enrollment
+
+    def challenge(self, purpose: str) -> str:
+        response = form_post(HttpClient(), reverse("attestation:challenge"), {"client_id": self.client_id, "purpose": purpose})
+        return response.json()["attestation_challenge"]
+
+    def _evidence(self, binding: RequestBinding, enroll: bool) -> dict[str, str]:
+        if isinstance(self.device, IOSDevice):
+            return self.device.enrollment_params(binding) if enroll else self.device.assertion_params(binding)
+        return self.device.enrollment_params(binding, **self.leaf) if enroll else self.device.refresh_params(binding)
+
+    def _post(self, data: dict[str, Any], signals: dict[str, Any] | None, wire_signals: Any) -> Any:
+        if wire_signals is not None:
+            data["attestation_signals"] = wire_signals
+        elif signals:
+            data["attestation_signals"] = json.dumps(signals)
+        response = form_post(HttpClient(), reverse("token"), data)
+        self.next_challenge = response.get(HEADER, "")  # a policy refusal carries none: ask for one
+        if response.status_code == 200:
+            self.refresh_token = response.json()["refresh_token"]
+        return response
+
+    def login(self, signals: dict[str, Any] | None = None, *, wire_signals: Any = None, **extra: Any) -> Any:
+        pkce = make_pkce()
+        code, _ = get_code(self.browser, self.client_id, pkce)
+        binding = RequestBinding(self.challenge("enroll"), self.client_id, "authorization_code", grant_hash(code),
+                                 signals=signals or {})
+        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": "com.example.app:/oauth2redirect",
+                "client_id": self.client_id, "code_verifier": pkce.verifier, **self._evidence(binding, True), **extra}
+        return self._post(data, signals, wire_signals)
+
+    def refresh(self, signals: dict[str, Any] | None = None, *, wire_signals: Any = None, **extra: Any) -> Any:
+        value = self.next_challenge or self.challenge("refresh")
+        binding = RequestBinding(value, self.client_id, "refresh_token", grant_hash(self.refresh_token),
+                                 signals=signals or {})
+        data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, "client_id": self.client_id,
+                **self._evidence(binding, False), **extra}
+        return self._post(data, signals, wire_signals)
+
+
+def access_claims(response: Any) -> dict[str, Any]:
+    return jwt_tokens.verify(response.json()["access_token"], typ="at+jwt")
+
+
+@pytest.fixture
+def allow_test_roots(settings: Any) -> None:
+    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
+
+
+@pytest.fixture
+def google(settings: Any) -> Iterator[g.GoogleStandIn]:
+    from attestation.android.play_integrity_api import clear_token_cache
+
+    clear_token_cache()
+    with g.GoogleStandIn() as stand_in:
+        settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())
+        settings.ATTESTATION_PLAY_INTEGRITY_API_BASE_URL = stand_in.url
+        yield stand_in
+    clear_token_cache()
+
+
+@pytest.fixture
+def ios_app(mobile_client: Any) -> RegisteredApp:
+    team, bundle = APP_ID.split(".", 1)
+    return RegisteredApp.objects.create(client=mobile_client.client, platform=Platform.IOS, ios_team_id=team,
+                                        ios_bundle_id=bundle, ios_environment="production")
+
+
+@pytest.fixture
+def android_app(mobile_client: Any) -> RegisteredApp:
+    app = RegisteredApp.objects.create(
+        client=mobile_client.client, platform=Platform.ANDROID, android_package_name=g.TEST_PACKAGE,
+        android_signing_cert_digests=[base64.b64encode(g.TEST_SIGNING_DIGEST).decode()],
+    )
+    app.set_play_integrity_keys(*(base64.b64decode(k) for k in g.play_keys_b64()))
+    app.save()
+    return app
+
+
+@pytest.fixture
+def iphone(browser: Any, mobile_client: Any, ios_app: RegisteredApp) -> HealthApp:
+    return HealthApp(browser, mobile_client.client.client_id, IOSDevice(APP_ID, environment="production"))
+
+
+@pytest.fixture
+def pixel(browser: Any, mobile_client: Any, android_app: RegisteredApp, google: g.GoogleStandIn) -> HealthApp:
+    return HealthApp(browser, mobile_client.client.client_id, AndroidDevice(google=google))
+
+
+@pytest.fixture
+def lenient_verifier(monkeypatch: Any) -> None:
+    """A verifier that lets rooted / unlocked devices through (as a client with a lenient
+    attestation policy would): the device-health rule is then what refuses them."""
+    from attestation.flows import android_devices
+
+    original = android_devices.key_policy
+
+    def lenient(app: RegisteredApp) -> AndroidKeyPolicy:
+        strict = original(app)
+        return AndroidKeyPolicy(strict.package_name, strict.signing_cert_digests, strict.allow_software,
+                                frozenset({"Verified", "SelfSigned", "Unverified"}), False)
+
+    monkeypatch.setattr(android_devices, "key_policy", lenient)
+
+
+def health() -> DeviceHealth:
+    return DeviceHealth.objects.get()
+
+
+# ------------------------------------------------------------------ allow
+
+def test_healthy_android_device_gets_everything(pixel: HealthApp) -> None:
+    response = pixel.login()
+    assert response.status_code == 200, response.content
+    assert set(access_claims(response)["scope"].split()) == FULL
+    snapshot = health()
+    assert snapshot.outcome == HealthOutcome.ALLOW and snapshot.platform == Platform.ANDROID
+    assert snapshot.facts["os_patch_level"]["source"] == "android_key_attestation"
+    assert snapshot.facts["os_patch_level"]["trust"] == "hardware_attested"
+    assert snapshot.facts["device_recognition"] == {"value": "strong", "source": "play_integrity", "trust": "google_verdict"}
+    assert snapshot.facts["sdk_version"]["value"] == 35
+    assert snapshot.os_version == "15.0.0"
+    assert not SecurityEvent.objects.filter(event_type="device.compliance_changed").exists()
+
+
+def test_healthy_iphone_gets_everything(iphone: HealthApp) -> None:
+    response = iphone.login({"os_version": "18.1", "screen_captured": False})
+    assert response.status_code == 200, response.content
+    assert set(response.json()["scope"].split()) == FULL
+    assert health().facts["genuine_app"] == {"value": True, "source": "app_attest", "trust": "hardware_attested"}
+    assert health().facts["os_version"] == {"value": "18.1", "source": "self_reported", "trust": "self_reported"}
+
+
+# ------------------------------------------------------------------ reduce
+
+def test_outdated_patch_level_gets_reduced_scopes_and_short_lifetime(pixel: HealthApp) -> None:
+    pixel.leaf = {"os_patch_level": 202406}
+    response = pixel.login()
+    assert response.status_code == 200, response.content
+    claims = access_claims(response)
+    assert claims["scope"] == "openid profile" and response.json()["scope"] == "openid profile"
+    assert claims["exp"] - claims["iat"] == 120 and response.json()["expires_in"] == 120
+    assert claims["device_health"] == "reduced"
+    assert health().deciding_rule == "outdated-patch" and health().outcome == HealthOutcome.REDUCE
+    event = SecurityEvent.objects.get(event_type="device.compliance_changed")
+    assert event.details["new_outcome"] == "reduce" and "os_patch_level" in event.details["facts"]
+    # the refresh token keeps the granted scope; each refresh decides again
+    again = pixel.refresh()
+    assert again.status_code == 200 and access_claims(again)["scope"] == "openid profile"
+
+
+def test_outdated_ios_version_reported_in_binding_is_reduced(iphone: HealthApp) -> None:
+    response = iphone.login({"os_version": "16.7.2"})
+    assert response.status_code == 200
+    assert access_claims(response)["scope"] == "openid profile"
+    assert health().deciding_rule == "outdated-ios"
+
+
+@pytest.mark.parametrize("platform", ["ios", "android"])
+def test_starting_screen_capture_restricts_at_next_refresh(platform: str, request: Any) -> None:
+    app: HealthApp = request.getfixturevalue("iphone" if platform == "ios" else "pixel")
+    assert set(access_claims(app.login({"os_version": "18.1"}))["scope"].split()) == FULL
+    captured = app.refresh({"os_version": "18.1", "screen_captured": True})
+    assert captured.status_code == 200, captured.content
+    assert access_claims(captured)["scope"] == "openid profile"
+    assert health().deciding_rule == "screen-capture"
+    assert health().facts["screen_captured"]["trust"] == "self_reported"
+    stopped = app.refresh({"os_version": "18.1", "screen_captured": False})
+    assert set(access_claims(stopped)["scope"].split()) == FULL
+    changes = SecurityEvent.objects.filter(event_type="device.compliance_changed").order_by("pk")
+    assert [e.details["new_outcome"] for e in changes] == ["reduce", "allow"]
+    assert changes[0].details["facts"]["screen_captured"]["value"] is True
+
+
+def test_mirrored_screen_is_restricted(iphone: HealthApp) -> None:
+    response = iphone.login({"os_version": "18.1", "screen_mirrored": True})
+    assert access_claims(response)["scope"] == "openid profile"
+
+
+def test_capturing_apps_detected_by_play_integrity_are_restricted(pixel: HealthApp, google: g.GoogleStandIn) -> None:
+    class CapturedAndroid(AndroidDevice):
+        def verdict(self, binding: RequestBinding, **kw: Any) -> dict[str, Any]:
+            verdict = super().verdict(binding, **kw)
+            verdict["environmentDetails"]["appAccessRiskVerdict"] = {"appsDetected": ["KNOWN_INSTALLED", "UNKNOWN_CAPTURING"]}
+            return verdict
+
+    pixel.device = CapturedAndroid(google=google)
+    response = pixel.login()
+    assert access_claims(response)["scope"] == "openid profile"
+    assert health().deciding_rule == "capturing-apps"
+
+
+# ------------------------------------------------------------------ deny
+
+@pytest.mark.usefixtures("lenient_verifier")
+@pytest.mark.parametrize(("leaf", "rule"), [
+    ({"verified_boot_state": "Unverified"}, "rooted-boot"),
+    ({"device_locked": False}, "unlocked-bootloader"),
+])
+def test_rooted_or_unlocked_android_is_denied(pixel: HealthApp, leaf: dict[str, Any], rule: str) -> None:
+    pixel.leaf = {**fresh_patch(), **leaf}
+    response = pixel.login()
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert f"rule {rule}" in response.json()["error_description"]
+    assert DeviceSession.objects.count() == 0  # nothing was issued
+    snapshot = health()  # ... but the decision was stored after the rollback
+    assert snapshot.outcome == HealthOutcome.DENY and snapshot.deciding_rule == rule
+    assert HealthFinding.objects.filter(rule=rule, platform="android").exists()
+    event = SecurityEvent.objects.get(event_type="device.compliance_changed")
+    assert event.outcome == "denied" and event.reason == rule
+
+
+def test_rooted_android_is_refused_by_the_strict_verifier_first(pixel: HealthApp) -> None:
+    pixel.leaf = {**fresh_patch(), "verified_boot_state": "Unverified"}
+    response = pixel.login()
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert "boot_state_unverified" in response.json()["error_description"]
+
+
+def test_failed_integrity_verdict_is_refused_by_the_verifier_first(pixel: HealthApp) -> None:
+    assert pixel.login().status_code == 200
+    pixel.device.device_verdicts = ("MEETS_VIRTUAL_INTEGRITY",)
+    response = pixel.refresh()
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert "integrity_verdict_insufficient" in response.json()["error_description"]
+
+
+def refresh_on_stored_verdict(pixel: HealthApp, android_app: RegisteredApp, **changes: Any) -> Any:
+    """Refresh with the key signature only, so the stored Play Integrity verdict (edited with
+    ``changes``) is what the health policy judges: the second line behind the verifier."""
+    device = Device.objects.get()
+    device.verdict = {**device.verdict, "play_integrity": {**device.verdict["play_integrity"], **changes}}
+    device.save()
+    android_app.play_integrity_max_age_minutes = 10
+    android_app.save()
+    binding = RequestBinding(pixel.challenge("refresh"), pixel.client_id, "refresh_token", grant_hash(pixel.refresh_token))
+    return form_post(HttpClient(), reverse("token"), {
+        "grant_type": "refresh_token", "refresh_token": pixel.refresh_token, "client_id": pixel.client_id,
+        **pixel.device.refresh_params(binding, integrity=None)})
+
+
+@pytest.mark.parametrize("verdicts", [[], ["MEETS_VIRTUAL_INTEGRITY"]])
+def test_failed_integrity_verdict_is_denied(pixel: HealthApp, android_app: RegisteredApp, verdicts: list[str]) -> None:
+    assert pixel.login().status_code == 200
+    response = refresh_on_stored_verdict(pixel, android_app, device_recognition_verdict=verdicts)
+    assert response.json()["error"] == "invalid_grant"
+    assert "rule integrity-failed" in response.json()["error_description"]
+    assert health().outcome == HealthOutcome.DENY
+
+
+def test_integrity_level_rule_fires_on_basic_only_device(pixel: HealthApp, android_app: RegisteredApp,
+                                                       mobile_client: Any) -> None:
+    from attestation.health_models import HealthPolicy, HealthRule
+
+    android_app.min_integrity_level = "basic"
+    android_app.save()
+    policy = HealthPolicy.objects.create(client=mobile_client.client)
+    HealthRule.objects.create(policy=policy, name="needs-device-integrity", condition="integrity_below",
+                              parameter="device", outcome=HealthOutcome.DENY, user_message="Use a certified device.")
+    assert pixel.login().status_code == 200
+    pixel.device.device_verdicts = ("MEETS_BASIC_INTEGRITY",)
+    response = pixel.refresh()
+    assert response.json()["error"] == "invalid_grant"
+    assert "needs-device-integrity" in response.json()["error_description"]
+    assert "Use a certified device." in response.json()["error_description"]
+    pixel.device.device_verdicts = ("MEETS_BASIC_INTEGRITY", "MEETS_DEVICE_INTEGRITY")
+    assert pixel.refresh().status_code == 200  # refused without loss: the same refresh token still works
+
+
+def test_unrecognised_app_is_denied(pixel: HealthApp, android_app: RegisteredApp) -> None:
+    """The verifier refuses UNRECOGNIZED_VERSION itself; the health rule is the second line."""
+    assert pixel.login().status_code == 200
+    response = refresh_on_stored_verdict(pixel, android_app, app_recognition_verdict="UNRECOGNIZED_VERSION")
+    assert response.json()["error"] == "invalid_grant" and "app-not-genuine" in response.json()["error_description"]
