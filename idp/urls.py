@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("idp.ssf.urls")),
     path("accounts/", include("accounts.urls")),
     path("attestation/", include("attestation.urls")),
+    path("", include("sessions.urls")),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]

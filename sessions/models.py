@@ -129,3 +129,6 @@ class AccessToken(models.Model):
         if self.revoked_at is not None or (now or timezone.now()) >= self.expires_at:
             return False
         return self.session is None or self.session.is_active
+
+
+from .risk_models import *  # noqa

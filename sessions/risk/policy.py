@@ -1,0 +1,117 @@
+"""Risk evaluation on every token and userinfo request (issue 6, docs/risk.md).
+
+Registered from ``DeviceSessionsConfig.ready()`` on the seam of ``idp/oauth/policy.py``:
+``evaluate_token_request`` runs inside each grant's issuing transaction,
+``evaluate_resource_request`` when userinfo accepts an access token. Both judge the
+request's address (impossible travel, new country), the session's device (integrity
+downgrade, a streak of failed attestations) and, when a family starts, whether the device
+is new for the user; the client's ``RiskPolicy`` maps what fired to an action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from accounts.acr import ACR_MFA
+from idp.events import client_ip
+from idp.flows.resource import ResourceError
+from idp.oauth.policy import PolicyDecision, ResourceContext, TokenContext
+
+from ..risk_models import RiskAction
+from . import actions, geo, signals, stepup, travel
+from .errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION, RiskRefusedError, StepUpRequiredError
+from .settings import risk_settings
+
+USER_GRANTS = {"authorization_code", "refresh_token"}
+
+
+@dataclass
+class Assessment:
+    """The signals of one request and the state updates that go with them."""
+
+    signals: list[signals.Signal] = field(default_factory=list)
+    updates: list[Callable[[], None]] = field(default_factory=list)
+
+    def persist(self) -> None:
+        for update in self.updates:
+            update()
+
+
+def assess(*, user: Any, session: Any, device: Any, ip: str | None, now: datetime, new_family: bool) -> Assessment:
+    """Run every request-time detector (reads only; writes are deferred into ``updates``)."""
+    found = Assessment()
+    here = geo.locate(ip)
+    if here is not None and user is not None:
+        with transaction.atomic():
+            profile = travel.locked_profile(user)
+            for detector in (travel.travel_signal(profile, here, now), travel.country_signal(profile, here)):
+                if detector is not None:
+                    found.signals.append(detector)
+        found.updates.append(lambda: travel.remember(travel.locked_profile(user), here, now))
+    if new_family and (fresh := signals.new_device_signal(session)) is not None:
+        found.signals.append(fresh)
+    if session is not None and session.device_id is not None:
+        if (streak := signals.attestation_streak_signal(session)) is not None:
+            found.signals.append(streak)
+    if device is not None:
+        if (downgrade := signals.integrity_downgrade_signal(device)) is not None:
+            found.signals.append(downgrade)
+        found.updates.append(lambda: signals.remember_integrity(device, now))
+    return found
+
+
+def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
+    """Token policy: refuse with ``invalid_grant`` when the policy's action is step-up or revoke."""
+    if not risk_settings.ENABLED or context.grant_type not in USER_GRANTS or context.user is None:
+        return None
+    session, request, now = context.session, context.request, context.now
+    new_family = context.grant_type == "authorization_code"
+    found = assess(user=context.user, session=session, device=context.device, ip=client_ip(request), now=now,
+                   new_family=new_family)
+    mfa_fresh = new_family and session is not None and stepup.satisfies_demand(session.acr)
+    chosen = actions.plan(found.signals, context.client, mfa_satisfied=mfa_fresh)
+    # A refused code exchange rolls its new session back: act on the user at the client instead.
+    target = None if new_family else session
+
+    def leave_behind() -> None:
+        found.persist()
+        actions.execute(chosen, user=context.user, client=context.client, session=target, request=request,
+                        now=now, source=f"token:{context.grant_type}")
+
+    if chosen.refuses:
+        description = REVOKED_DESCRIPTION if chosen.action == RiskAction.REVOKE else STEP_UP_DESCRIPTION
+        raise RiskRefusedError(description, leave_behind)
+    found.persist()
+    actions.execute(chosen, user=context.user, client=context.client, session=session, request=request, now=now,
+                    source=f"token:{context.grant_type}")
+    if new_family and session is not None:
+        stepup.clear_satisfied(session, now=now)
+    return PolicyDecision(reasons=[f"risk:{s.kind}" for s in found.signals]) if found.signals else None
+
+
+def evaluate_resource_request(context: ResourceContext) -> None:
+    """Resource policy (userinfo): a step-up answers RFC 9470 ``insufficient_user_authentication``,
+    a revocation ``invalid_token``."""
+    token = context.token
+    session = getattr(token, "session", None)
+    user = getattr(token, "user", None)
+    if not risk_settings.ENABLED or user is None or session is None:
+        return
+    request: HttpRequest = context.request
+    with transaction.atomic():
+        found = assess(user=user, session=session, device=session.device if session.device_id else None,
+                       ip=client_ip(request), now=context.now, new_family=False)
+        chosen = actions.plan(found.signals, session.client)
+        found.persist()
+        actions.execute(chosen, user=user, client=session.client, session=session, request=request,
+                        now=context.now, source="resource:userinfo")
+    if chosen.action == RiskAction.REVOKE:
+        raise ResourceError("invalid_token", REVOKED_DESCRIPTION)
+    if chosen.action == RiskAction.STEP_UP:
+        raise StepUpRequiredError(ACR_MFA)

@@ -1,0 +1,98 @@
+"""Risk signals: what each detector reports, and the detectors about devices.
+
+A ``Signal`` names one ``RiskSignal`` and carries its facts (they become the
+``details`` of the ``risk.signal`` security event). Location signals live in
+``travel.py``, the data-volume signal in ``volume.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from idp.models import SecurityEvent
+
+from ..risk_models import DeviceRiskState, RiskSignal
+from .settings import risk_settings
+
+
+@dataclass(frozen=True)
+class Signal:
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+#: Play Integrity ``deviceRecognitionVerdict`` labels and the level each one proves.
+INTEGRITY_LABELS = {"MEETS_STRONG_INTEGRITY": "strong", "MEETS_DEVICE_INTEGRITY": "device", "MEETS_BASIC_INTEGRITY": "basic"}
+INTEGRITY_RANK = {"none": 0, "basic": 1, "device": 2, "strong": 3}
+
+#: Events that end a streak of failed attestations on a session: a token was issued.
+STREAK_BREAKERS = ("oauth.token_issued", "oauth.token_refreshed")
+
+
+def new_device_signal(session: Any) -> Signal | None:
+    """The first session of this user on this attested device (checked when a family starts)."""
+    if session is None or session.device_id is None:
+        return None
+    from ..models import DeviceSession
+
+    earlier = DeviceSession.objects.filter(user_id=session.user_id, device_id=session.device_id).exclude(pk=session.pk)
+    if earlier.exists():
+        return None
+    device = session.device
+    return Signal(RiskSignal.NEW_DEVICE, {
+        "device": device.pk, "platform": device.platform, "key_id": device.key_id[:24],
+        "security_level": device.security_level,
+    })
+
+
+def attestation_streak_signal(session: Any) -> Signal | None:
+    """``SESSIONS_RISK_ATTESTATION_STREAK`` refused attestations on this session since it last
+    got a token (and since this streak was last signalled)."""
+    if session is None:
+        return None
+    events = SecurityEvent.objects.filter(session_id=session.sid)
+    since = events.filter(event_type__in=STREAK_BREAKERS).order_by("-created_at").values_list("created_at", flat=True).first()
+    signalled = (
+        events.filter(event_type="risk.signal", reason=RiskSignal.ATTESTATION_FAILURES)
+        .order_by("-created_at").values_list("created_at", flat=True).first()
+    )
+    marks = [m for m in (since, signalled) if m is not None]
+    failures = events.filter(event_type="attestation.token_refused")
+    if marks:
+        failures = failures.filter(created_at__gt=max(marks))
+    reasons = list(failures.order_by("created_at").values_list("reason", flat=True)[:50])
+    if len(reasons) < risk_settings.ATTESTATION_STREAK:
+        return None
+    return Signal(RiskSignal.ATTESTATION_FAILURES, {"failures": len(reasons), "reasons": reasons[-10:],
+                                                    "threshold": risk_settings.ATTESTATION_STREAK})
+
+
+def integrity_level(verdict: dict[str, Any] | None) -> str | None:
+    """The strongest level of a stored Play Integrity verdict, None when the device has none."""
+    integrity = (verdict or {}).get("play_integrity")
+    if not isinstance(integrity, dict) or "device_recognition_verdict" not in integrity:
+        return None
+    labels = integrity.get("device_recognition_verdict") or []
+    levels = [INTEGRITY_LABELS[v] for v in labels if isinstance(v, str) and v in INTEGRITY_LABELS]
+    return max(levels, key=INTEGRITY_RANK.__getitem__, default="none")
+
+
+def integrity_downgrade_signal(device: Any) -> Signal | None:
+    """The device's current verdict is weaker than the one seen at its previous attestation
+    (``remember_integrity`` stores each level seen)."""
+    level = integrity_level(getattr(device, "verdict", None))
+    if level is None:
+        return None
+    previous = DeviceRiskState.objects.filter(device=device).values_list("integrity_level", flat=True).first()
+    if not previous or INTEGRITY_RANK[level] >= INTEGRITY_RANK.get(previous, 0):
+        return None
+    return Signal(RiskSignal.INTEGRITY_DOWNGRADE, {"device": device.pk, "previous": previous, "current": level})
+
+
+def remember_integrity(device: Any, now: datetime) -> None:
+    """Store the level of the device's current verdict for the next comparison."""
+    level = integrity_level(getattr(device, "verdict", None))
+    if level is not None:
+        DeviceRiskState.objects.update_or_create(device=device, defaults={"integrity_level": level, "updated_at": now})
