@@ -20,13 +20,14 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "vigil_bench_profile"
+KEYS = f"/tmp/vigil-bench-profile-keys-{os.getpid()}.json"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--kind", choices=["refresh", "code_exchange"], default="refresh")
+    parser.add_argument("--kind", choices=["refresh", "attested_refresh", "code_exchange"], default="refresh")
     parser.add_argument("--html", default=None, help="also write pyinstrument's HTML report here")
     parser.add_argument("--all", action="store_true", help="show library frames too")
     args = parser.parse_args()
@@ -51,8 +52,9 @@ def main() -> None:
         py = str(ROOT / ".venv" / "bin" / "python")
         subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
         n = max(args.requests * 2, 1000)
-        subprocess.run([py, "-m", "bench.seed_vigil", "--sessions", str(n), "--codes", str(n)], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([py, "-m", "bench.seed_vigil", "--sessions", str(n), "--codes", str(n), "--attested", "8",
+                        "--attested-out", KEYS], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         profile(args)
     finally:
         from django.db import connections
@@ -60,6 +62,46 @@ def main() -> None:
         connections.close_all()
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        if os.path.exists(KEYS):
+            os.unlink(KEYS)
+
+
+def attested_device(client: object) -> object:
+    """A callable doing one attested refresh of attested session 1 (App Attest + DPoP)."""
+    import json
+    from datetime import datetime, timezone
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from joserfc.jwk import ECKey
+
+    from attestation.binding import RequestBinding, grant_hash
+    from attestation.simulator.ios import IOSDevice
+    from sessions.dpop import thumbprint
+    from sessions.dpop.client import create_proof
+
+    with open(KEYS) as fh:
+        item = json.load(fh)[0]
+    sim = IOSDevice(app_id=item["app_id"], key=load_pem_private_key(item["key_pem"].encode(), None))
+    dpop = ECKey.import_key(item["dpop_jwk"])
+    jkt = thumbprint(dpop.as_dict(private=False))
+    form = urlencode({"client_id": "bench-mobile", "purpose": "refresh"})
+    got = client.post("/attestation/challenge", form, content_type="application/x-www-form-urlencoded")
+    state = {"token": f"bench-att-{item['j']}", "challenge": got.json()["attestation_challenge"]}
+
+    def one(i: int) -> object:
+        binding = RequestBinding(state["challenge"], "bench-mobile", "refresh_token", grant_hash(state["token"]),
+                                 dpop_jkt=jkt)
+        data = {"grant_type": "refresh_token", "refresh_token": state["token"], "client_id": "bench-mobile",
+                **sim.assertion_params(binding)}
+        proof = create_proof(dpop, method="POST", url="https://localhost/token", now=datetime.now(timezone.utc))
+        response = client.post("/token", urlencode(data), content_type="application/x-www-form-urlencoded",
+                               HTTP_DPOP=proof)
+        assert response.status_code == 200, response.content
+        state["token"] = response.json()["refresh_token"]
+        state["challenge"] = response["OAuth-Client-Attestation-Challenge"]
+        return response
+
+    return one
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -78,7 +120,12 @@ def profile(args: argparse.Namespace) -> None:
 
     client = Client(HTTP_HOST="localhost", HTTP_X_FORWARDED_PROTO="https")
 
+    attested = attested_device(client) if args.kind == "attested_refresh" else None
+
     def one(i: int) -> None:
+        if attested is not None:
+            attested(i)
+            return
         if args.kind == "refresh":
             form = {"grant_type": "refresh_token", "refresh_token": refresh_token(i), "client_id": "bench-mobile"}
         else:
