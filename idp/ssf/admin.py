@@ -15,6 +15,7 @@ from .transmitter import enqueue
 
 
 class ReceiverForm(forms.ModelForm):
+    endpoint_url = forms.URLField(max_length=500, assume_scheme="https")
     authorization_header = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
         help_text="Sent as the Authorization header of every push. Leave empty to keep the current value.",
@@ -45,6 +46,7 @@ class SsfReceiverAdmin(admin.ModelAdmin):
 
 
 class TransmitterForm(forms.ModelForm):
+    jwks_uri = forms.URLField(max_length=500, required=False, assume_scheme="https")
     authorization_header = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
         help_text="If set, pushes must carry exactly this Authorization header (stored as a keyed hash).",
