@@ -10,6 +10,8 @@ class IdpConfig(AppConfig):
     def ready(self) -> None:
         import warnings
 
+        from sessions.flows import cascade  # noqa: F401  (connects the user-deactivation cascade)
+
         from . import checks  # noqa: F401  (registers system checks)
 
         # Clients may choose "EdDSA" (what today's JOSE libraries verify); RFC 9864 prefers the

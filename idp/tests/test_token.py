@@ -245,3 +245,28 @@ def test_per_client_signing_algorithm(browser, mobile_client, pkce, alg):
         claims = pyjwt.decode(token, key, algorithms=[alg], audience=mobile_client.client.client_id)
         assert claims["iss"]
     assert jwt_tokens.verify(body["id_token"])["at_hash"] == jwt_tokens.half_hash(body["access_token"], alg)
+
+
+def test_resource_narrowing_on_refresh(browser, mobile_client, pkce):
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce, resource="https://api.example.com")
+    body = exchange(HttpClient(), code, pkce, mobile_client.client.client_id).json()
+    assert jwt_tokens.verify(body["access_token"], typ="at+jwt")["aud"] == "https://api.example.com"
+    wider = refresh(body["refresh_token"], mobile_client.client.client_id, resource="https://other.example.com")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_target"
+    same = refresh(body["refresh_token"], mobile_client.client.client_id, resource="https://api.example.com").json()
+    assert jwt_tokens.verify(same["access_token"], typ="at+jwt")["aud"] == "https://api.example.com"
+
+
+def test_refresh_without_resource_grant_cannot_add_one(tokens, mobile_client):
+    response = refresh(tokens["refresh_token"], mobile_client.client.client_id, resource="https://api.example.com")
+    assert response.json()["error"] == "invalid_target"
+
+
+def test_deactivating_a_user_ends_sessions_at_once(tokens, user, service_client, mobile_client):
+    from .test_introspection_revocation_userinfo import introspect
+
+    user.is_active = False
+    user.save()
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
+    assert refresh(tokens["refresh_token"], mobile_client.client.client_id).json()["error"] == "invalid_grant"

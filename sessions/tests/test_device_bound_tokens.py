@@ -310,3 +310,14 @@ def test_suspended_device_is_refused_but_not_revoked(iphone: App) -> None:
     assert response.json()["error"] == "invalid_client_attestation"
     assert "device_suspended" in response.json()["error_description"]
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+
+
+def test_revoking_a_device_ends_its_sessions_at_once(iphone: App, service_client: Any) -> None:
+    from attestation.flows.registry import revoke_device
+    from idp.tests.test_introspection_revocation_userinfo import introspect
+
+    response = iphone.login()
+    access_token = response.json()["access_token"]
+    revoke_device(Device.objects.get(), reason="lost phone")
+    assert DeviceSession.objects.get().status_reason == "device_revoked"
+    assert introspect(service_client, access_token).json() == {"active": False}

@@ -34,11 +34,22 @@ class VigilGrantMixin:
         return apply_token_policies(context)
 
     def audience_for(self, session: DeviceSession | None, client: Any) -> list[str]:
-        if session is not None and session.resource:
-            return list(session.resource)
+        """RFC 8707: the requested resources (already checked against the grant), else the
+        grant's, else the client itself."""
         if self.request.vigil_resources:
             return list(self.request.vigil_resources)
+        if session is not None and session.resource:
+            return list(session.resource)
         return [client.client_id]
+
+    def narrow_resources(self, granted: list[str]) -> None:
+        """A token request may ask for a subset of the granted resources, never more."""
+        from ..errors import InvalidTargetError
+
+        requested = list(self.request.payload.datalist.get("resource", []))
+        if requested and not set(requested) <= set(granted):
+            raise InvalidTargetError("The requested resource is not part of this grant.")
+        self.request.vigil_resources = requested
 
     def issue_tokens(
         self, *, session: DeviceSession | None, scope: str, now: datetime, with_refresh: bool, user: Any = None

@@ -28,6 +28,7 @@ class ClientCredentialsGrant(VigilGrantMixin, grants.ClientCredentialsGrant):
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        self.narrow_resources(list(self.request.client.allowed_audiences))
         check_token_request(self)
         scope = self.granted_scope()
         issued = self.issue_tokens(session=None, scope=scope, now=timezone.now(), with_refresh=False)

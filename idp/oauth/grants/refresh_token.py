@@ -66,6 +66,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         presented: RefreshToken = self.request.refresh_token
         if self.authenticate_user(presented) is None:
             raise InvalidGrantError("The user of this refresh token is inactive.")
+        self.narrow_resources(list(presented.session.resource))
         check_token_request(self, bound_jkt=presented.session.dpop_jkt)
         verify_at_refresh(self, presented.session, self.request.form.get("refresh_token") or "")
         now = timezone.now()
