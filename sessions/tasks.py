@@ -53,3 +53,6 @@ def after_revocation_list_refresh(sender: Any = None, **kwargs: Any) -> None:
     request = sender.request
     queue = (getattr(request, "delivery_info", None) or {}).get("routing_key") or None
     suspend_revoked_android_devices.apply_async(kwargs={"path": _refresh_path(request)}, queue=queue)
+
+
+from .risk.tasks import recompute_usage_baselines  # noqa: E402,F401  (risk: usage baselines)
