@@ -27,6 +27,7 @@ from .app_settings import app_settings
 
 SET_TYP = "secevent+jwt"
 MAX_SET_CHARS = 32768
+MAX_EVENTS = 4  # SSF 1.0: one event, or alternative URIs of the same event
 
 _KTY_FOR_ALG = {"ES": "EC", "RS": "RSA", "PS": "RSA", "Ed": "OKP"}
 
@@ -149,6 +150,8 @@ def check_claims(claims: dict[str, Any], policy: VerifyPolicy) -> None:
     events = claims.get("events")
     if not isinstance(events, dict) or not events or not all(isinstance(v, dict) for v in events.values()):
         raise SetError("invalid_request", "events missing or malformed")
+    if len(events) > MAX_EVENTS:
+        raise SetError("invalid_request", "too many events in one SET")
     if "txn" in claims and not isinstance(claims["txn"], str):
         raise SetError("invalid_request", "txn must be a string")
 

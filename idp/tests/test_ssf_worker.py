@@ -1,0 +1,82 @@
+"""A real Celery worker on Redis pushes our SET to a loopback receiver that verifies it
+against our live JWKS; the receiver's first answer is a 500, the retry (exponential
+backoff) is delivered, once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from idp import keys
+from idp.ssf import transmitter
+from idp.ssf.models import DeliveryStatus, SetDelivery, SsfReceiver
+from idp.ssf.testing import LoopbackReceiver
+from idp.tests.test_ssf_transmitter import jwks_verifier
+from sessions.flows.tokens import revoke_session
+from sessions.models import DeviceSession
+
+pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE = "vigil-ssf-test"
+
+
+@pytest.fixture
+def worker() -> Any:
+    broker = os.environ["REDIS_URL"]
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        CELERY_BROKER_URL=broker,
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        VIGIL_TESTING="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "idp", "worker", "--pool=solo", "--loglevel=WARNING",
+         "-Q", QUEUE, "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    from celery import Celery
+
+    sender = Celery("vigil-ssf-test-sender", broker=broker)
+    try:
+        yield sender
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_worker_retries_and_delivers_once(worker: Any, live_server: Any, user: Any, mobile_client: Any,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    keys.ensure_keys()
+    monkeypatch.setattr(
+        transmitter, "enqueue",
+        lambda pk: worker.send_task("idp.ssf.deliver_security_event", args=[pk], queue=QUEUE),
+    )
+    session = DeviceSession.objects.create(sid="worker-sid", user=user, client=mobile_client.client,
+                                           auth_time=timezone.now(), amr=["pwd"])
+    with LoopbackReceiver(statuses=[500, 202], verify=jwks_verifier(f"{live_server.url}/jwks.json")) as rp:
+        SsfReceiver.objects.create(name="RP", audience="https://rp.example.com/caep", endpoint_url=rp.endpoint)
+        revoke_session(session, "revoked_by_admin")  # commits: on_commit hands the delivery to the worker
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if SetDelivery.objects.filter(status=DeliveryStatus.DELIVERED).exists():
+                break
+            time.sleep(0.5)
+        time.sleep(1)
+        pushes = list(rp.pushes)
+    row = SetDelivery.objects.get()
+    assert (row.status, row.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert [p.status for p in pushes] == [500, 202]
+    assert pushes[1].claims is not None and pushes[1].claims["jti"] == row.jti
