@@ -1,0 +1,209 @@
+"""Per-client risk policies: every signal mapped to every action, the refusal each action
+makes at the token endpoint and at userinfo, and policy edits in the admin (docs/risk.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from idp.models import SecurityEvent
+from sessions.models import (
+    DeviceSession,
+    RiskAction,
+    RiskPolicy,
+    RiskSignal,
+    SessionStatus,
+    StepUpDemand,
+)
+from sessions.risk import actions, testing as net
+from sessions.risk_models import DEFAULT_ACTIONS
+from sessions.risk.actions import policy_for
+from sessions.risk.errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION
+from sessions.risk.signals import Signal
+from sessions.risk.stepup import acr_demanded_for
+
+from .test_risk_travel import T0, sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def clock(time_machine: Any) -> Any:
+    time_machine.move_to(T0, tick=False)
+    return time_machine
+
+
+def make_session(user: Any, client: Any, sid: str = "sid-1") -> DeviceSession:
+    return DeviceSession.objects.create(sid=sid, user=user, client=client, auth_time=T0, acr="urn:vigil:acr:password")
+
+
+def test_secure_defaults_without_a_policy_row(mobile_client):
+    policy = policy_for(mobile_client.client)
+    assert policy.pk is None
+    assert {s: policy.action_for(s) for s in RiskSignal.values} == {
+        "impossible_travel": "step_up", "volume_anomaly": "step_up", "new_device": "record",
+        "new_country": "record", "attestation_failures": "revoke", "integrity_downgrade": "step_up",
+    }
+    assert policy.accepts_usage_reports is False
+    saved = RiskPolicy.objects.create(client=mobile_client.client)
+    assert {s: saved.action_for(s) for s in RiskSignal.values} == DEFAULT_ACTIONS
+
+
+@pytest.mark.parametrize("signal", RiskSignal.values)
+@pytest.mark.parametrize("action,status", [
+    (RiskAction.RECORD, SessionStatus.ACTIVE),
+    (RiskAction.STEP_UP, SessionStatus.STEP_UP_REQUIRED),
+    (RiskAction.REVOKE, SessionStatus.REVOKED),
+])
+def test_each_signal_maps_to_each_action(user, mobile_client, signal, action, status):
+    RiskPolicy.objects.create(client=mobile_client.client, **{signal: action})
+    session = make_session(user, mobile_client.client)
+    plan = actions.plan([Signal(signal, {"fact": 1})], mobile_client.client)
+    assert plan.action == action and plan.refuses == (action != RiskAction.RECORD)
+
+    actions.execute(plan, user=user, client=mobile_client.client, session=session, request=None, now=T0, source="test")
+
+    session.refresh_from_db()
+    assert session.status == status
+    event = SecurityEvent.objects.get(event_type="risk.signal")
+    assert event.reason == signal and event.details["fact"] == 1 and event.details["action"] == action
+    taken = SecurityEvent.objects.get(event_type="risk.action")
+    assert taken.reason == action and taken.details["cause"] == f"risk:{signal}"
+    demanded = acr_demanded_for(user, mobile_client.client)
+    assert demanded == ("urn:vigil:acr:mfa" if action == RiskAction.STEP_UP else None)
+    if action == RiskAction.REVOKE:
+        assert session.status_reason == f"risk:{signal}" and session.revoked_at == T0
+        assert SecurityEvent.objects.filter(event_type="session.revoked", reason=f"risk:{signal}").exists()
+
+
+def test_the_strongest_action_wins_and_every_signal_is_recorded(user, mobile_client):
+    RiskPolicy.objects.create(client=mobile_client.client, new_country=RiskAction.REVOKE)
+    session = make_session(user, mobile_client.client)
+    signals = [Signal(RiskSignal.IMPOSSIBLE_TRAVEL), Signal(RiskSignal.NEW_COUNTRY), Signal(RiskSignal.NEW_DEVICE)]
+    plan = actions.plan(signals, mobile_client.client)
+    assert plan.action == RiskAction.REVOKE
+    actions.execute(plan, user=user, client=mobile_client.client, session=session, request=None, now=T0, source="test")
+    assert SecurityEvent.objects.filter(event_type="risk.signal").count() == 3
+    assert SecurityEvent.objects.get(event_type="risk.action").details["cause"] == "risk:new_country"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+
+
+def test_a_fresh_mfa_authentication_meets_a_step_up(user, mobile_client):
+    plan = actions.plan([Signal(RiskSignal.IMPOSSIBLE_TRAVEL)], mobile_client.client, mfa_satisfied=True)
+    assert plan.action == RiskAction.RECORD and plan.satisfied == ["impossible_travel"]
+    RiskPolicy.objects.create(client=mobile_client.client, impossible_travel=RiskAction.REVOKE)
+    strict = actions.plan([Signal(RiskSignal.IMPOSSIBLE_TRAVEL)], mobile_client.client, mfa_satisfied=True)
+    assert strict.action == RiskAction.REVOKE  # MFA does not undo a revocation
+
+
+# --- at the token endpoint and userinfo ----------------------------------------------------------
+
+
+def test_revoke_at_refresh_revokes_the_family(browser, mobile_client, pkce, clock):
+    RiskPolicy.objects.create(client=mobile_client.client, impossible_travel=RiskAction.REVOKE)
+    client_id = mobile_client.client.client_id
+    tokens = sign_in(browser, client_id, pkce, net.PARIS)
+    clock.shift(timedelta(hours=1))
+    refused = net.refresh(tokens["refresh_token"], client_id, net.SYDNEY)
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "invalid_grant", "error_description": REVOKED_DESCRIPTION}
+    session = DeviceSession.objects.get()
+    assert session.status == SessionStatus.REVOKED and session.status_reason == "risk:impossible_travel"
+    assert not StepUpDemand.objects.exists()
+    assert net.refresh(tokens["refresh_token"], client_id, net.SYDNEY).json()["error"] == "invalid_grant"
+    gone = net.userinfo(tokens["access_token"], net.SYDNEY)
+    assert gone.status_code == 401 and gone.json()["error"] == "invalid_token"
+
+
+def test_record_only_lets_the_request_through(browser, mobile_client, pkce, clock):
+    RiskPolicy.objects.create(client=mobile_client.client, impossible_travel=RiskAction.RECORD)
+    client_id = mobile_client.client.client_id
+    tokens = sign_in(browser, client_id, pkce, net.PARIS)
+    clock.shift(timedelta(hours=1))
+    assert net.refresh(tokens["refresh_token"], client_id, net.SYDNEY).status_code == 200
+    assert SecurityEvent.objects.get(event_type="risk.signal", reason="impossible_travel").details["action"] == "record"
+    assert SecurityEvent.objects.get(event_type="risk.action").outcome == "recorded"
+
+
+def test_step_up_at_code_exchange_demands_mfa_without_a_session(browser, mobile_client, pkce, clock, user):
+    from idp.tests.conftest import get_code, make_pkce
+
+    client_id = mobile_client.client.client_id
+    sign_in(browser, client_id, pkce, net.PARIS)
+    clock.shift(timedelta(hours=1))
+    second = make_pkce()
+    code, _ = get_code(browser, client_id, second)
+    refused = net.exchange(code, second.verifier, client_id, "com.example.app:/oauth2redirect", net.SYDNEY)
+    assert refused.json() == {"error": "invalid_grant", "error_description": STEP_UP_DESCRIPTION}
+    assert DeviceSession.objects.count() == 1  # the refused exchange started no family
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE  # the Paris one is another family
+    assert acr_demanded_for(user, mobile_client.client) == "urn:vigil:acr:mfa"
+    action = SecurityEvent.objects.get(event_type="risk.action")
+    assert action.session_id == "" and action.details["source"] == "token:authorization_code"
+
+
+def test_revoke_at_userinfo_is_invalid_token(browser, mobile_client, pkce, clock):
+    RiskPolicy.objects.create(client=mobile_client.client, impossible_travel=RiskAction.REVOKE)
+    tokens = sign_in(browser, mobile_client.client.client_id, pkce, net.PARIS)
+    clock.shift(timedelta(minutes=3))
+    response = net.userinfo(tokens["access_token"], net.SYDNEY)
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid_token", "error_description": REVOKED_DESCRIPTION}
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+
+
+def test_disabled_risk_evaluation_fires_nothing(browser, mobile_client, pkce, clock, settings):
+    settings.SESSIONS_RISK_ENABLED = False
+    client_id = mobile_client.client.client_id
+    tokens = sign_in(browser, client_id, pkce, net.PARIS)
+    clock.shift(timedelta(hours=1))
+    assert net.refresh(tokens["refresh_token"], client_id, net.SYDNEY).status_code == 200
+    assert not SecurityEvent.objects.filter(event_type__startswith="risk.").exists()
+
+
+# --- the admin ------------------------------------------------------------------------------------
+
+
+def _form(policy_client: Any, **changes: str) -> dict[str, str]:
+    data = {"client": str(policy_client.pk), **{s: DEFAULT_ACTIONS[s] for s in RiskSignal.values}}
+    data.update(changes)
+    return data
+
+
+def test_admin_edits_a_policy_and_the_next_request_follows_it(admin_client, browser, mobile_client, pkce, clock):
+    response = admin_client.post(reverse("admin:device_sessions_riskpolicy_add"),
+                                 _form(mobile_client.client, impossible_travel="revoke"))
+    assert response.status_code == 302, response.content
+    policy = RiskPolicy.objects.get(client=mobile_client.client)
+    assert policy.impossible_travel == "revoke"
+    edit = SecurityEvent.objects.get(event_type="risk.policy_changed")
+    assert edit.details["changes"]["impossible_travel"] == "revoke" and edit.details["admin"] == "admin"
+
+    client_id = mobile_client.client.client_id
+    tokens = sign_in(browser, client_id, pkce, net.PARIS)
+    clock.shift(timedelta(hours=1))
+    assert net.refresh(tokens["refresh_token"], client_id, net.SYDNEY).json()["error_description"] == REVOKED_DESCRIPTION
+
+    changed = admin_client.post(reverse("admin:device_sessions_riskpolicy_change", args=[policy.pk]),
+                                _form(mobile_client.client, impossible_travel="record", accepts_usage_reports="on"))
+    assert changed.status_code == 302
+    policy.refresh_from_db()
+    assert policy.impossible_travel == "record" and policy.accepts_usage_reports is True
+
+
+@pytest.mark.parametrize("name", ["riskpolicy", "stepupdemand", "userriskprofile", "usagereport", "dailyusage",
+                                  "usagebaseline", "deviceriskstate"])
+def test_risk_changelists_render(admin_client, name):
+    assert admin_client.get(reverse(f"admin:device_sessions_{name}_changelist")).status_code == 200
+
+
+def test_admin_clears_a_step_up_demand(admin_client, user, mobile_client):
+    demand = StepUpDemand.objects.create(user=user, client=mobile_client.client, acr="urn:vigil:acr:mfa", reason="x")
+    response = admin_client.post(reverse("admin:device_sessions_stepupdemand_changelist"),
+                                 {"action": "clear", "_selected_action": [demand.pk]})
+    assert response.status_code == 302
+    assert acr_demanded_for(user, mobile_client.client) is None
+
