@@ -194,7 +194,8 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
         if token.rotated_at is not None:
             if not _within_grace(token, now):
                 raise RefreshRefused("reuse")
-            RefreshToken.objects.filter(session=session, created_at__gte=token.rotated_at, rotated_at__isnull=True).update(
+            # The retry replaces the successor the app never received: one live token per family.
+            RefreshToken.objects.filter(session=session, pk__gt=token.pk, revoked_at__isnull=True).update(
                 revoked_at=now
             )
         token.rotated_at = token.rotated_at or now
@@ -223,7 +224,8 @@ def _within_grace(token: RefreshToken, now: datetime) -> bool:
         return False
     if now - token.rotated_at > timedelta(seconds=grace):
         return False
-    successors = RefreshToken.objects.filter(session=token.session, created_at__gte=token.rotated_at)
+    # Only the immediate predecessor: once its successor was itself used, the chain moved on.
+    successors = RefreshToken.objects.filter(session=token.session, pk__gt=token.pk)
     return not successors.filter(rotated_at__isnull=False).exists()
 
 
