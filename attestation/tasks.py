@@ -53,3 +53,4 @@ def _add_to_beat() -> None:
 
 
 _add_to_beat()
+from .health import tasks as _health_tasks  # noqa: E402,F401  (device health revalidation, receipt refresh)

@@ -4,7 +4,6 @@ device-compliance-change shared signal when a transmitter is available (``idp.ss
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,9 +14,8 @@ from idp.events import record
 
 from ..health_models import DeviceHealth, HealthFinding, HealthOutcome
 from .facts import HealthFacts, collect, display_os_version, verified_signals
-from .rules import Decision, decide, rules_for_client
+from .rules import Decision, RuleSpec, decide, rules_for_client
 
-logger = logging.getLogger(__name__)
 COMPLIANCE_EVENT = "device.compliance_changed"
 
 
@@ -36,16 +34,24 @@ class Evaluation:
         )
 
 
-def evaluate(device: Any, signals: dict[str, Any] | None, now: datetime) -> Evaluation:
-    """Judge ``device`` with these verified ``signals`` (None: keep the last stored ones)."""
-    stored = DeviceHealth.objects.filter(device=device).first()
+_UNSET: Any = object()
+
+
+def evaluate(
+    device: Any, signals: dict[str, Any] | None, now: datetime, *, stored: Any = _UNSET,
+    rules: list[RuleSpec] | None = None,
+) -> Evaluation:
+    """Judge ``device`` with these verified ``signals`` (None: keep the last stored ones).
+    ``stored`` (its ``DeviceHealth`` or None) and ``rules`` may be passed by batch jobs."""
+    if stored is _UNSET:
+        stored = DeviceHealth.objects.filter(device=device).first()
     if signals is None:
         kept = stored.signals if stored is not None else {}
     else:
         kept = verified_signals(signals)
     metric = stored.receipt_risk_metric if stored is not None else None
     facts = collect(device, kept, receipt_risk_metric=metric)
-    decision = decide(rules_for_client(device.app.client), facts, device.platform, now)
+    decision = decide(rules if rules is not None else rules_for_client(device.app.client), facts, device.platform, now)
     return Evaluation(device, facts, kept, decision, stored.outcome if stored is not None else None)
 
 
@@ -118,17 +124,17 @@ def _fact_names(condition: str) -> tuple[str, ...]:
     }.get(condition, ())
 
 
+def compliance_status(outcome: str) -> str:
+    """CAEP 1.0 §3.5.1 status: only a device that passes every rule is ``compliant``."""
+    return "compliant" if outcome == HealthOutcome.ALLOW else "not-compliant"
+
+
 def _shared_signal(device: Any, details: dict[str, Any]) -> None:
-    """CAEP device-compliance-change through ``idp.ssf`` when it exists (no-op otherwise)."""
-    try:
-        from idp.ssf import transmitter  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    emit = getattr(transmitter, "emit_device_compliance_change", None)
-    if emit is None:
-        return
-    current = "compliant" if details["new_outcome"] == HealthOutcome.ALLOW else "not-compliant"
-    previous = "compliant" if details["previous_outcome"] == HealthOutcome.ALLOW else "not-compliant"
-    if current != previous:
-        transaction.on_commit(lambda: emit(device=device, previous_status=previous, current_status=current,
-                                           reason=details["deciding_rule"]))
+    """CAEP device-compliance-change to the registered receivers (``idp.ssf``); the transmitter
+    stores one delivery per receiver in this transaction and pushes after it commits."""
+    from idp.ssf.transmitter import emit_device_compliance_change
+
+    previous, current = compliance_status(details["previous_outcome"]), compliance_status(details["new_outcome"])
+    if previous != current:
+        emit_device_compliance_change(device, previous_status=previous, current_status=current,
+                                      reason_admin=f"device health: {details['deciding_rule'] or 'all rules pass'}")

@@ -23,7 +23,9 @@ from attestation.simulator.ios import IOSDevice
 from attestation.testing import google_pki as g
 from idp import jwt_tokens
 from idp.models import SecurityEvent
-from idp.tests.conftest import browser, form_post, get_code, make_pkce, mobile_client, user  # noqa: F401
+from idp.tests.conftest import (  # noqa: F401
+    browser, form_post, get_code, make_pkce, mobile_client, service_client, user,
+)
 from sessions.models import DeviceSession
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
@@ -70,21 +72,22 @@ class HealthApp:
             self.refresh_token = response.json()["refresh_token"]
         return response
 
-    def login(self, signals: dict[str, Any] | None = None, *, wire_signals: Any = None, **extra: Any) -> Any:
+    def login(self, signals: dict[str, Any] | None = None, *, wire_signals: Any = None) -> Any:
         pkce = make_pkce()
         code, _ = get_code(self.browser, self.client_id, pkce)
         binding = RequestBinding(self.challenge("enroll"), self.client_id, "authorization_code", grant_hash(code),
                                  signals=signals or {})
         data = {"grant_type": "authorization_code", "code": code, "redirect_uri": "com.example.app:/oauth2redirect",
-                "client_id": self.client_id, "code_verifier": pkce.verifier, **self._evidence(binding, True), **extra}
+                "client_id": self.client_id, "code_verifier": pkce.verifier, **self._evidence(binding, True)}
         return self._post(data, signals, wire_signals)
 
-    def refresh(self, signals: dict[str, Any] | None = None, *, wire_signals: Any = None, **extra: Any) -> Any:
+    def refresh(self, signals: dict[str, Any] | None = None, *, wire_signals: Any = None,
+                form: dict[str, str] | None = None) -> Any:
         value = self.next_challenge or self.challenge("refresh")
         binding = RequestBinding(value, self.client_id, "refresh_token", grant_hash(self.refresh_token),
                                  signals=signals or {})
         data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, "client_id": self.client_id,
-                **self._evidence(binding, False), **extra}
+                **self._evidence(binding, False), **(form or {})}
         return self._post(data, signals, wire_signals)
 
 
@@ -307,14 +310,15 @@ def test_integrity_level_rule_fires_on_basic_only_device(pixel: HealthApp, andro
     policy = HealthPolicy.objects.create(client=mobile_client.client)
     HealthRule.objects.create(policy=policy, name="needs-device-integrity", condition="integrity_below",
                               parameter="device", outcome=HealthOutcome.DENY, user_message="Use a certified device.")
-    assert pixel.login().status_code == 200
     pixel.device.device_verdicts = ("MEETS_BASIC_INTEGRITY",)
-    response = pixel.refresh()
+    response = pixel.login()
     assert response.json()["error"] == "invalid_grant"
     assert "needs-device-integrity" in response.json()["error_description"]
     assert "Use a certified device." in response.json()["error_description"]
+    assert DeviceSession.objects.count() == 0
     pixel.device.device_verdicts = ("MEETS_BASIC_INTEGRITY", "MEETS_DEVICE_INTEGRITY")
-    assert pixel.refresh().status_code == 200  # refused without loss: the same refresh token still works
+    assert pixel.login().status_code == 200  # the same device, once Google recognises it
+    assert health().outcome == HealthOutcome.ALLOW
 
 
 def test_unrecognised_app_is_denied(pixel: HealthApp, android_app: RegisteredApp) -> None:
@@ -322,3 +326,120 @@ def test_unrecognised_app_is_denied(pixel: HealthApp, android_app: RegisteredApp
     assert pixel.login().status_code == 200
     response = refresh_on_stored_verdict(pixel, android_app, app_recognition_verdict="UNRECOGNIZED_VERSION")
     assert response.json()["error"] == "invalid_grant" and "app-not-genuine" in response.json()["error_description"]
+
+
+# ------------------------------------------------------------------ shared signals
+
+def test_compliance_change_is_a_shared_signal_for_registered_receivers(pixel: HealthApp) -> None:
+    from idp.ssf.models import CaepEvent, SetDelivery, SsfReceiver
+
+    SsfReceiver.objects.create(name="RP", audience="https://rp.example.com/caep", endpoint_url="https://rp.example.com/ssf")
+    assert pixel.login({"screen_captured": True}).status_code == 200
+    delivery = SetDelivery.objects.get(event_type=CaepEvent.DEVICE_COMPLIANCE_CHANGE)
+    event = delivery.claims["events"][CaepEvent.DEVICE_COMPLIANCE_CHANGE]
+    assert event["previous_status"] == "compliant" and event["current_status"] == "not-compliant"
+    assert delivery.claims["sub_id"]["device"]["id"] == Device.objects.get().key_id
+    assert pixel.refresh({"screen_captured": True}).status_code == 200  # unchanged: no second signal
+    assert SetDelivery.objects.filter(event_type=CaepEvent.DEVICE_COMPLIANCE_CHANGE).count() == 1
+
+
+def test_no_receivers_no_signal_but_still_a_security_event(pixel: HealthApp) -> None:
+    from idp.ssf.models import SetDelivery
+
+    assert pixel.login({"screen_captured": True}).status_code == 200
+    assert SetDelivery.objects.count() == 0
+    assert SecurityEvent.objects.filter(event_type="device.compliance_changed").count() == 1
+
+
+# ------------------------------------------------------------------ self-reported signals are bound
+
+@pytest.mark.parametrize("platform", ["ios", "android"])
+def test_signals_outside_the_attested_binding_fail_attestation(platform: str, request: Any) -> None:
+    """Someone on the path strips the capture flag: the binding no longer matches."""
+    app: HealthApp = request.getfixturevalue("iphone" if platform == "ios" else "pixel")
+    assert app.login().status_code == 200
+    stripped = app.refresh({"screen_captured": True}, wire_signals=json.dumps({"screen_captured": False}))
+    assert stripped.status_code == 400 and stripped.json()["error"] == "invalid_client_attestation"
+    app.next_challenge = ""
+    added = app.refresh(None, wire_signals=json.dumps({"os_version": "99.0"}))  # not attested at all
+    assert added.json()["error"] == "invalid_client_attestation"
+
+
+def test_a_flag_in_another_parameter_has_no_effect(iphone: HealthApp) -> None:
+    assert iphone.login({"os_version": "18.1"}).status_code == 200
+    response = iphone.refresh({"os_version": "18.1"},
+                              form={"screen_captured": "true", "signals": '{"screen_captured": true}'})
+    assert response.status_code == 200 and set(access_claims(response)["scope"].split()) == FULL
+    assert "screen_captured" not in health().facts
+
+
+def test_unknown_or_mistyped_signals_are_ignored(iphone: HealthApp) -> None:
+    response = iphone.login({"os_version": "18.1", "screen_captured": "yes", "jailbroken": False})
+    assert response.status_code == 200 and set(access_claims(response)["scope"].split()) == FULL
+    assert health().signals == {"os_version": "18.1"}
+
+
+def test_self_reported_signals_cannot_lift_an_attested_restriction(pixel: HealthApp) -> None:
+    pixel.leaf = {"os_patch_level": 202301}
+    response = pixel.login({"os_version": "99.0", "screen_captured": False})
+    assert access_claims(response)["scope"] == "openid profile"
+    facts = health().facts
+    assert facts["os_version"]["source"] == "android_key_attestation"
+    assert facts["reported_os_version"] == {"value": "99.0", "source": "self_reported", "trust": "self_reported"}
+
+
+# ------------------------------------------------------------------ userinfo and introspection
+
+def test_reduced_token_is_refused_beyond_its_scopes(pixel: HealthApp) -> None:
+    pixel.leaf = {"os_patch_level": 202301}
+    token = pixel.login().json()["access_token"]
+    info = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert info.status_code == 200 and "email" not in info.json() and info.json()["preferred_username"] == "alice"
+
+
+def test_introspection_shows_only_the_narrowed_scopes(pixel: HealthApp, service_client: Any) -> None:
+    from idp.tests.test_token import basic
+
+    pixel.leaf = {"os_patch_level": 202301}
+    token = pixel.login().json()["access_token"]
+    body = form_post(HttpClient(), reverse("introspect"), {"token": token},
+                     HTTP_AUTHORIZATION=basic(service_client.client.client_id, service_client.secret)).json()
+    assert body["active"] is True and body["scope"] == "openid profile"
+
+
+def test_denied_device_tokens_are_refused_at_userinfo_and_inactive_at_introspection(
+    iphone: HealthApp, mobile_client: Any, service_client: Any
+) -> None:
+    from attestation.health import tasks
+    from attestation.health_models import HealthPolicy, HealthRule
+    from idp.tests.test_token import basic
+
+    token = iphone.login({"os_version": "18.1", "debugger_attached": True}).json()["access_token"]
+    policy = HealthPolicy.objects.create(client=mobile_client.client)
+    HealthRule.objects.create(policy=policy, name="no-debugger", condition="debugger_attached", outcome="deny")
+    tasks.revalidate_devices()
+    assert HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+    body = form_post(HttpClient(), reverse("introspect"), {"token": token},
+                     HTTP_AUTHORIZATION=basic(service_client.client.client_id, service_client.secret)).json()
+    assert body == {"active": False}
+
+
+def test_token_of_a_device_restricted_since_is_refused_at_userinfo(iphone: HealthApp) -> None:
+    token = iphone.login({"os_version": "18.1"}).json()["access_token"]
+    assert HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    assert iphone.refresh({"os_version": "18.1", "screen_captured": True}).status_code == 200
+    refused = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
+
+
+def test_reduced_token_without_openid_is_refused_at_userinfo(iphone: HealthApp, mobile_client: Any) -> None:
+    from attestation.health_models import HealthPolicy, HealthRule
+
+    policy = HealthPolicy.objects.create(client=mobile_client.client)
+    HealthRule.objects.create(policy=policy, name="capture-api-only", condition="screen_captured", outcome="reduce",
+                              scopes="profile", access_token_lifetime=60)
+    response = iphone.login({"screen_captured": True})
+    claims = access_claims(response)
+    assert claims["scope"] == "profile" and claims["exp"] - claims["iat"] == 60
+    info = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
+    assert info.status_code == 403 and info.json()["error"] == "insufficient_scope"
