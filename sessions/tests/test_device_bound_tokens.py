@@ -321,3 +321,52 @@ def test_revoking_a_device_ends_its_sessions_at_once(iphone: App, service_client
     revoke_device(Device.objects.get(), reason="lost phone")
     assert DeviceSession.objects.get().status_reason == "device_revoked"
     assert introspect(service_client, access_token).json() == {"active": False}
+
+
+def test_assertion_counter_regression_is_refused(iphone: App) -> None:
+    iphone.login()
+    assert iphone.refresh().status_code == 200
+    assert iphone.refresh().status_code == 200  # device counter is now 2
+    binding = RequestBinding(challenge(iphone.client_id, "refresh"), iphone.client_id, "refresh_token",
+                             grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
+    replayed_counter = iphone.device.assertion_params(binding, counter=1)
+    response = iphone.refresh(evidence=replayed_counter)
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert "counter_not_increasing" in response.json()["error_description"]
+
+
+def test_expired_challenge_is_refused(iphone: App, time_machine: Any) -> None:
+    import datetime as dt
+
+    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc), tick=False)
+    iphone.login()
+    old = iphone.next_challenge
+    time_machine.shift(dt.timedelta(minutes=10))
+    binding = RequestBinding(old, iphone.client_id, "refresh_token", grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
+    response = iphone.refresh(evidence=iphone.device.assertion_params(binding))
+    assert response.json()["error"] == "use_attestation_challenge"
+    assert "challenge_expired" in response.json()["error_description"] and response[HEADER]
+
+
+def test_stale_play_integrity_verdict_is_refused(pixel: App) -> None:
+    import datetime as dt
+
+    pixel.login()
+    binding = RequestBinding(challenge(pixel.client_id, "refresh"), pixel.client_id, "refresh_token",
+                             grant_hash(pixel.refresh_token), dpop_jkt=pixel.jkt())
+    evidence = pixel.device.refresh_params(binding, integrity=None)
+    stale = dt.datetime.now(tz=dt.timezone.utc) - dt.timedelta(hours=2)
+    evidence.update(integrity_token=pixel.device.classic_token(binding, now=stale), integrity_token_type="classic")
+    response = pixel.refresh(evidence=evidence)
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert "verdict_stale" in response.json()["error_description"]
+
+
+def test_dpop_proof_from_another_key_is_refused_on_attested_refresh(iphone: App) -> None:
+    iphone.login()
+    honest_key = iphone.dpop
+    iphone.dpop = ECKey.generate_key("P-256", private=True)
+    response = iphone.refresh()
+    assert response.json()["error"] == "invalid_dpop_proof"
+    iphone.dpop = honest_key
+    assert iphone.refresh().status_code == 200
