@@ -60,9 +60,11 @@ def assess(*, user: Any, session: Any, device: Any, ip: str | None, now: datetim
         if (streak := signals.attestation_streak_signal(session)) is not None:
             found.signals.append(streak)
     if device is not None:
-        if (downgrade := signals.integrity_downgrade_signal(device)) is not None:
+        downgrade, previous, level = signals.integrity_check(device)
+        if downgrade is not None:
             found.signals.append(downgrade)
-        found.updates.append(lambda: signals.remember_integrity(device, now))
+        if level is not None and level != previous:
+            found.updates.append(lambda: signals.remember_integrity(device, level, now))
     return found
 
 
@@ -74,6 +76,11 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
     new_family = context.grant_type == "authorization_code"
     found = assess(user=context.user, session=session, device=context.device, ip=client_ip(request), now=now,
                    new_family=new_family)
+    if not found.signals:
+        found.persist()
+        if new_family and session is not None:
+            stepup.clear_satisfied(session, now=now)
+        return None
     mfa_fresh = new_family and session is not None and stepup.satisfies_demand(session.acr)
     chosen = actions.plan(found.signals, context.client, mfa_satisfied=mfa_fresh)
     # A refused code exchange rolls its new session back: act on the user at the client instead.
@@ -92,7 +99,7 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
                     source=f"token:{context.grant_type}")
     if new_family and session is not None:
         stepup.clear_satisfied(session, now=now)
-    return PolicyDecision(reasons=[f"risk:{s.kind}" for s in found.signals]) if found.signals else None
+    return PolicyDecision(reasons=[f"risk:{s.kind}" for s in found.signals])
 
 
 def evaluate_resource_request(context: ResourceContext) -> None:
@@ -107,8 +114,10 @@ def evaluate_resource_request(context: ResourceContext) -> None:
     with transaction.atomic():
         found = assess(user=user, session=session, device=session.device if session.device_id else None,
                        ip=client_ip(request), now=context.now, new_family=False)
-        chosen = actions.plan(found.signals, session.client)
         found.persist()
+        if not found.signals:
+            return
+        chosen = actions.plan(found.signals, session.client)
         actions.execute(chosen, user=user, client=session.client, session=session, request=request,
                         now=context.now, source="resource:userinfo")
     if chosen.action == RiskAction.REVOKE:

@@ -49,24 +49,26 @@ def new_device_signal(session: Any) -> Signal | None:
 
 def attestation_streak_signal(session: Any) -> Signal | None:
     """``SESSIONS_RISK_ATTESTATION_STREAK`` refused attestations on this session since it last
-    got a token (and since this streak was last signalled)."""
+    got a token (and since this streak was last signalled). One indexed query, newest first."""
     if session is None:
         return None
-    events = SecurityEvent.objects.filter(session_id=session.sid)
-    since = events.filter(event_type__in=STREAK_BREAKERS).order_by("-created_at").values_list("created_at", flat=True).first()
-    signalled = (
-        events.filter(event_type="risk.signal", reason=RiskSignal.ATTESTATION_FAILURES)
-        .order_by("-created_at").values_list("created_at", flat=True).first()
+    threshold = risk_settings.ATTESTATION_STREAK
+    kinds = [*STREAK_BREAKERS, "attestation.token_refused", "risk.signal"]
+    recent = (
+        SecurityEvent.objects.filter(session_id=session.sid, event_type__in=kinds)
+        .order_by("-pk").values_list("event_type", "reason")[: threshold * 4 + 20]
     )
-    marks = [m for m in (since, signalled) if m is not None]
-    failures = events.filter(event_type="attestation.token_refused")
-    if marks:
-        failures = failures.filter(created_at__gt=max(marks))
-    reasons = list(failures.order_by("created_at").values_list("reason", flat=True)[:50])
-    if len(reasons) < risk_settings.ATTESTATION_STREAK:
+    reasons: list[str] = []
+    for event_type, reason in recent:
+        if event_type in STREAK_BREAKERS or (event_type == "risk.signal" and reason == RiskSignal.ATTESTATION_FAILURES):
+            break
+        if event_type == "attestation.token_refused":
+            reasons.append(reason)
+    if len(reasons) < threshold:
         return None
+    reasons.reverse()
     return Signal(RiskSignal.ATTESTATION_FAILURES, {"failures": len(reasons), "reasons": reasons[-10:],
-                                                    "threshold": risk_settings.ATTESTATION_STREAK})
+                                                    "threshold": threshold})
 
 
 def integrity_level(verdict: dict[str, Any] | None) -> str | None:
@@ -79,20 +81,18 @@ def integrity_level(verdict: dict[str, Any] | None) -> str | None:
     return max(levels, key=INTEGRITY_RANK.__getitem__, default="none")
 
 
-def integrity_downgrade_signal(device: Any) -> Signal | None:
-    """The device's current verdict is weaker than the one seen at its previous attestation
-    (``remember_integrity`` stores each level seen)."""
+def integrity_check(device: Any) -> tuple[Signal | None, str | None, str | None]:
+    """``(signal, previous, current)``: the device's current verdict against the level seen at
+    its previous attestation (``remember_integrity`` stores each new level)."""
     level = integrity_level(getattr(device, "verdict", None))
     if level is None:
-        return None
+        return None, None, None
     previous = DeviceRiskState.objects.filter(device=device).values_list("integrity_level", flat=True).first()
     if not previous or INTEGRITY_RANK[level] >= INTEGRITY_RANK.get(previous, 0):
-        return None
-    return Signal(RiskSignal.INTEGRITY_DOWNGRADE, {"device": device.pk, "previous": previous, "current": level})
+        return None, previous, level
+    return Signal(RiskSignal.INTEGRITY_DOWNGRADE, {"device": device.pk, "previous": previous, "current": level}), previous, level
 
 
-def remember_integrity(device: Any, now: datetime) -> None:
+def remember_integrity(device: Any, level: str, now: datetime) -> None:
     """Store the level of the device's current verdict for the next comparison."""
-    level = integrity_level(getattr(device, "verdict", None))
-    if level is not None:
-        DeviceRiskState.objects.update_or_create(device=device, defaults={"integrity_level": level, "updated_at": now})
+    DeviceRiskState.objects.update_or_create(device=device, defaults={"integrity_level": level, "updated_at": now})
