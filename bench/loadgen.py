@@ -67,31 +67,38 @@ def _status_kb(pid: int, key: str) -> int:
     return 0
 
 
-def _postgres_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as fh:
-                    if fh.read().strip() == "postgres":
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
+def _backend_pids(pg_url: str | None, database: str | None) -> list[int]:
+    """PostgreSQL backends serving the bench database (the gunicorn workers' persistent
+    connections): other databases on the same server, other people's tests included, are
+    not counted."""
+    if not pg_url or not database:
+        return []
+    import psycopg
+
+    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                            [database]).fetchall()
+    return [row[0] for row in rows]
 
 
 @dataclass
 class CpuSample:
     server: float
-    db: float
+    db: dict[int, float]
     loadgen: float
 
 
-def sample_cpu(master: int) -> CpuSample:
+def sample_cpu(master: int, pg_url: str | None = None, database: str | None = None) -> CpuSample:
     server = _cpu_seconds(master) + sum(_cpu_seconds(p) for p in _children(master))
-    db = sum(_cpu_seconds(p) for p in _postgres_pids())
+    db = {pid: _cpu_seconds(pid) for pid in _backend_pids(pg_url, database)}
     times = os.times()
     return CpuSample(server, db, times.user + times.system)
+
+
+def db_delta(before: CpuSample, after: CpuSample) -> float:
+    """CPU of the bench database's backends between two samples; a backend born in between
+    counts from zero."""
+    return sum(max(0.0, cpu - before.db.get(pid, 0.0)) for pid, cpu in after.db.items())
 
 
 def worker_rss_mb(master: int) -> tuple[float, float]:
@@ -378,11 +385,12 @@ def run_scenario(state: State, scenario: dict[str, Any]) -> dict[str, Any]:
     for thread in pool:
         thread.start()
     time.sleep(max(0.0, m0 - time.monotonic()))
-    cpu0 = sample_cpu(master)
+    pg_url, database = state.spec.get("pg_url"), state.spec.get("database")
+    cpu0 = sample_cpu(master, pg_url, database)
     real0 = time.monotonic()
     while time.monotonic() < m1 and not exhausted.is_set() and any(t.is_alive() for t in pool):
         time.sleep(0.05)
-    cpu1 = sample_cpu(master)
+    cpu1 = sample_cpu(master, pg_url, database)
     real1 = time.monotonic()
     for thread in pool:
         thread.join(timeout=35)
@@ -419,7 +427,7 @@ def run_scenario(state: State, scenario: dict[str, Any]) -> dict[str, Any]:
             "max": round(latencies[-1], 2) if latencies else 0.0,
         },
         "server_cpu_s_per_1k": round((cpu1.server - cpu0.server) * per_k, 3),
-        "db_cpu_s_per_1k": round((cpu1.db - cpu0.db) * per_k, 3),
+        "db_cpu_s_per_1k": round(db_delta(cpu0, cpu1) * per_k, 3),
         "loadgen_cpu_s_per_1k": round((cpu1.loadgen - cpu0.loadgen) * per_k, 3),
         "cpu_window_s": round(real1 - real0, 3),
         "peak_worker_rss_mb": round(peak_rss, 1),
@@ -431,7 +439,7 @@ def run_scenario(state: State, scenario: dict[str, Any]) -> dict[str, Any]:
         "raw": {
             "latencies_ms": [round(v, 3) for v in latencies],
             "server_cpu_s": cpu1.server - cpu0.server,
-            "db_cpu_s": cpu1.db - cpu0.db,
+            "db_cpu_s": db_delta(cpu0, cpu1),
             "loadgen_cpu_s": cpu1.loadgen - cpu0.loadgen,
             "sql_sum": sum(queries),
             "sql_n": len(queries),

@@ -42,7 +42,7 @@ DOT_PROJECT = BENCH / "dot_project"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 VIGIL_DB, DOT_DB = "vigil_bench", "vigil_bench_dot"
 REDIS_URL = "redis://127.0.0.1:6379/13"
-MARK_START, MARK_END = "<!-- bench:latest:start -->", "<!-- bench:latest:end -->"
+MARKS = "<!-- bench:latest-{mode}:start -->", "<!-- bench:latest-{mode}:end -->"
 STRIPPED_ENV = ("DJANGO_", "IDP_", "ACCOUNTS_", "ATTESTATION_", "SESSIONS_", "VIGIL_", "DATABASE_URL", "REDIS_URL",
                 "CELERY_", "AUTHLIB_")
 
@@ -237,6 +237,7 @@ def setup_vigil(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
     spec = {
         "system": "vigil", "token_path": "/token", "jwks_path": "/jwks.json", "introspect_path": "/introspect",
         "state_file": str(_logdir / "vigil-state.json"), "vigil_root": str(ROOT), "issuer": "https://localhost",
+        "pg_url": PG, "database": VIGIL_DB,
         "attested_keys": str(attested_keys),
         **{k: seeded[k] for k in ("client_id", "service_id", "service_secret", "redirect_uri", "sessions", "codes")},
     }
@@ -262,6 +263,7 @@ def setup_dot(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any],
     seeded["seed_wall_s"] = round(time.monotonic() - started, 2)
     spec = {
         "system": "dot", "token_path": "/o/token/", "state_file": str(_logdir / "dot-state.json"),
+        "pg_url": PG, "database": DOT_DB,
         **{k: seeded[k] for k in ("client_id", "redirect_uri", "sessions", "codes")},
     }
     return spec, seeded, env
@@ -506,13 +508,15 @@ def render_summary(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def update_docs(summary: list[str]) -> None:
-    text = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{MARK_START}\n{MARK_END}\n"
-    if MARK_START not in text:
-        text += f"\n{MARK_START}\n{MARK_END}\n"
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    DOCS.write_text(head + MARK_START + "\n" + "\n".join(summary) + "\n" + MARK_END + tail)
+def update_docs(summary: list[str], mode: str) -> None:
+    """Replace the block of this mode (``full`` or ``quick``) in docs/benchmarks.md."""
+    start, end = (mark.format(mode=mode) for mark in MARKS)
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if start not in text:
+        text += f"\n## Latest {mode} run\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    DOCS.write_text(head + start + "\n" + "\n".join(summary) + "\n" + end + tail)
 
 
 # --------------------------------------------------------------------------- main
@@ -592,7 +596,7 @@ def main(argv: list[str]) -> int:
     results_file.write_text(json.dumps(report, indent=1) + "\n")
     summary = render_summary(report)
     if not args.no_docs:
-        update_docs(summary)
+        update_docs(summary, mode)
     print()
     print("\n".join(summary))
     return 0
