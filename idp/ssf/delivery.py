@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from idp import keys
 from idp.events import record
 
 from . import set_tokens
@@ -73,6 +74,9 @@ def push(delivery: SetDelivery, now: datetime | None = None) -> PushResult:
 def attempt(delivery_pk: int, *, final: bool, now: datetime | None = None) -> str:
     """Deliver one SET if nobody else is and it is not done; raise ``DeliveryRetry`` on a
     transient failure unless ``final`` (then it is marked failed for the sweep)."""
+    # A first signing key is created (and committed) before the lock: the receiver may
+    # fetch our JWKS while we wait for its answer.
+    keys.active_key(app_settings.SIGNING_ALG, now)
     with transaction.atomic():
         delivery = (
             SetDelivery.objects.select_for_update(skip_locked=True, of=("self",))

@@ -23,7 +23,7 @@ from idp.tests.test_ssf_transmitter import jwks_verifier
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession
 
-pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "vigil-ssf-test"
@@ -57,6 +57,7 @@ def worker() -> Any:
             proc.kill()
 
 
+@pytest.mark.celery
 def test_worker_retries_and_delivers_once(worker: Any, live_server: Any, user: Any, mobile_client: Any,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     keys.ensure_keys()
@@ -80,3 +81,43 @@ def test_worker_retries_and_delivers_once(worker: Any, live_server: Any, user: A
     assert (row.status, row.attempts) == (DeliveryStatus.DELIVERED, 2)
     assert [p.status for p in pushes] == [500, 202]
     assert pushes[1].claims is not None and pushes[1].claims["jti"] == row.jti
+
+
+def _in_thread(fn: Any) -> Any:
+    import threading
+
+    from django.db import connections
+
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    return out[0]
+
+
+def test_a_locked_delivery_is_skipped_and_other_deliveries_of_the_receiver_go_on(
+    user: Any, mobile_client: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import transaction
+
+    from idp.ssf import delivery
+
+    keys.ensure_keys()
+    monkeypatch.setattr(transmitter, "enqueue", lambda pk: None)
+    session = DeviceSession.objects.create(sid="lock-sid", user=user, client=mobile_client.client,
+                                           auth_time=timezone.now(), amr=["pwd"])
+    with LoopbackReceiver(statuses=[202]) as rp:
+        SsfReceiver.objects.create(name="RP", audience="https://rp.example.com/caep", endpoint_url=rp.endpoint)
+        first, second = (transmitter.emit_session_revoked(session)[0] for _ in range(2))
+        with transaction.atomic():
+            SetDelivery.objects.select_for_update().get(pk=first.pk)  # another worker is pushing it
+            assert _in_thread(lambda: delivery.attempt(first.pk, final=False)) == "locked_or_gone"
+            assert _in_thread(lambda: delivery.attempt(second.pk, final=False)) == "delivered"
+        assert len(rp.pushes) == 1
