@@ -1,11 +1,14 @@
 # The two commands: `make up` runs the whole system; `make test` runs every test.
-.PHONY: up test bench bench-quick venv
+.PHONY: up test demo bench bench-quick venv
 
 up:
 	./scripts/up.sh
 
 test:
 	./scripts/test.sh $(ARGS)
+
+demo:
+	./scripts/demo.sh
 
 bench:
 	./scripts/bench.sh

@@ -239,7 +239,11 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "security": {"class": "logging.StreamHandler", "formatter": "json"},
+        "security": (
+            {"class": "logging.FileHandler", "filename": os.environ["VIGIL_SECURITY_LOG"], "formatter": "json"}
+            if os.environ.get("VIGIL_SECURITY_LOG")
+            else {"class": "logging.StreamHandler", "formatter": "json"}
+        ),
     },
     "loggers": {
         "vigil.security": {"handlers": ["security"], "level": "INFO", "propagate": False},

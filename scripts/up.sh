@@ -5,9 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/venv.sh
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
+# Development only (a system check refuses it without DEBUG): trust the device simulators'
+# test PKI so `make demo` can attest.
+export ATTESTATION_ALLOW_TEST_ROOTS="${ATTESTATION_ALLOW_TEST_ROOTS:-1}"
 port="${PORT:-8000}"
 export IDP_ISSUER="${IDP_ISSUER:-http://localhost:${port}}"
 mkdir -p var/celery-broker/control var/log
+# Security events: one JSON line each (stderr in production; a file here, to keep this terminal readable).
+export VIGIL_SECURITY_LOG="${VIGIL_SECURITY_LOG:-$PWD/var/log/security.jsonl}"
 PY=.venv/bin/python
 $PY manage.py migrate --noinput >/dev/null
 $PY manage.py createcachetable >/dev/null

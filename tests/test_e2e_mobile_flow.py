@@ -58,3 +58,18 @@ def test_full_mobile_flow(platform: str, issuer: str, attested_client: Any, djan
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_client_attestation"
     assert app.refresh().status_code == 200  # the real device is unaffected
     assert DeviceSession.objects.get(user=user).status == SessionStatus.ACTIVE
+
+
+def test_make_demo_command_against_a_live_server(issuer: str, settings: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
+    call_command("bootstrap_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("device_demo", "--issuer", issuer, "--refreshes", "2", stdout=out)
+    text = out.getvalue()
+    assert text.count("with a fresh attestation and DPoP proof: accepted") == 4
+    assert "its refresh is refused: invalid_client_attestation" in text
+    assert "the real iOS device keeps working: refresh accepted" in text

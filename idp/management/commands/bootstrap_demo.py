@@ -14,11 +14,22 @@ from idp.flows.clients import register_client, rotate_secret
 from idp.models import Client
 
 DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"
-MOBILE_ID, SERVICE_ID = "vigil-demo-mobile", "vigil-demo-service"
+MOBILE_ID, SERVICE_ID, ATTESTED_ID = "vigil-demo-mobile", "vigil-demo-service", "vigil-demo-attested"
 
 
 class Command(BaseCommand):
     help = "Create (or refresh) the demo user and clients."
+
+    def _attested_client(self) -> str:
+        """With the development test roots on, a client whose apps are the device simulators."""
+        from attestation.app_settings import app_settings as attestation_settings
+
+        if not attestation_settings.ALLOW_TEST_ROOTS:
+            return "  (attested demo app: set ATTESTATION_ALLOW_TEST_ROOTS=1 in development to get one)"
+        from attestation.simulator.demo_setup import ensure_attested_client
+
+        client = ensure_attested_client(ATTESTED_ID)
+        return f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)"
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
@@ -47,6 +58,7 @@ class Command(BaseCommand):
             ).secret
         else:
             secret = rotate_secret(service)
+        attested = self._attested_client()
         keys.ensure_keys()
         issuer = app_settings.ISSUER
         self.stdout.write(
@@ -60,6 +72,7 @@ class Command(BaseCommand):
                     f"  mobile app  client_id={MOBILE_ID} (public, PKCE S256; redirect com.example.vigil:/oauthredirect"
                     " or http://127.0.0.1:<any port>/callback)",
                     f"  service     client_id={SERVICE_ID} client_secret={secret} (confidential, client_secret_basic)",
+                    attested,
                     "",
                 ]
             )
