@@ -370,3 +370,16 @@ def test_dpop_proof_from_another_key_is_refused_on_attested_refresh(iphone: App)
     assert response.json()["error"] == "invalid_dpop_proof"
     iphone.dpop = honest_key
     assert iphone.refresh().status_code == 200
+
+
+def test_exact_assertion_replay_is_refused(iphone: App) -> None:
+    iphone.login()
+    presented = iphone.refresh_token
+    binding = RequestBinding(iphone.next_challenge, iphone.client_id, "refresh_token", grant_hash(presented),
+                             dpop_jkt=iphone.jkt())
+    evidence = iphone.device.assertion_params(binding)
+    assert iphone.refresh(evidence=dict(evidence)).status_code == 200
+    iphone.refresh_token = presented  # an attacker replays the captured request as is
+    replay = iphone.refresh(evidence=dict(evidence))
+    assert replay.status_code == 400 and replay.json()["error"] == "use_attestation_challenge"
+    assert "challenge_reused" in replay.json()["error_description"]
