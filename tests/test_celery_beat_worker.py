@@ -174,6 +174,10 @@ def test_beat_schedules_revalidation_and_the_worker_runs_it(
              what="the worker to run beat's entry three times")
     procs.stop_all()
 
+    installed = PeriodicTask.objects.get(name="revalidate-device-attestations")  # from CELERY_BEAT_SCHEDULE
+    assert (installed.task, installed.interval.every, installed.interval.period) == (
+        "sessions.revalidate_devices", 900, IntervalSchedule.SECONDS,
+    )
     assert DeviceSession.objects.get(pk=to_revoke.pk).status_reason == "attestation_stale"
     assert DeviceSession.objects.get(pk=fresh.pk).status == SessionStatus.ACTIVE
     assert DeviceSession.objects.get(pk=to_mark.pk).status == SessionStatus.ACTIVE
