@@ -26,6 +26,12 @@ class Evaluation:
     signals: dict[str, Any]
     decision: Decision
     previous: str | None  # the stored outcome before this evaluation (None: first evaluation)
+    previous_findings: list[dict[str, Any]] | None = None
+    previous_os_version: str | None = None
+
+    @property
+    def findings_changed(self) -> bool:
+        return self.previous_findings != [f.as_json() for f in self.decision.findings]
 
     @property
     def changed(self) -> bool:
@@ -52,7 +58,9 @@ def evaluate(
     metric = stored.receipt_risk_metric if stored is not None else None
     facts = collect(device, kept, receipt_risk_metric=metric)
     decision = decide(rules if rules is not None else rules_for_client(device.app.client), facts, device.platform, now)
-    return Evaluation(device, facts, kept, decision, stored.outcome if stored is not None else None)
+    if stored is None:
+        return Evaluation(device, facts, kept, decision, None)
+    return Evaluation(device, facts, kept, decision, stored.outcome, stored.findings, stored.os_version)
 
 
 def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any = None, user: Any = None) -> DeviceHealth:
@@ -75,16 +83,22 @@ def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any
     if evaluation.changed:
         fields["outcome_changed_at"] = now
     with transaction.atomic():
-        health, _ = DeviceHealth.objects.update_or_create(device=device, defaults=fields)
-        HealthFinding.objects.filter(health=health).delete()
-        HealthFinding.objects.bulk_create([
-            HealthFinding(health=health, rule=f.rule.name, condition=f.rule.condition, outcome=f.rule.outcome,
-                          platform=device.platform, os_version=os_version, detail=f.detail[:200])
-            for f in decision.findings
-        ])
+        health, created = DeviceHealth.objects.update_or_create(device=device, defaults=fields)
+        if created or evaluation.findings_changed or evaluation.previous_os_version != os_version:
+            _replace_findings(health, evaluation, os_version)
     if evaluation.changed:
         _announce(evaluation, trigger, request, user)
     return health
+
+
+def _replace_findings(health: DeviceHealth, evaluation: Evaluation, os_version: str) -> None:
+    """The fleet view's rows for this device: one per rule that fired."""
+    HealthFinding.objects.filter(health=health).delete()
+    HealthFinding.objects.bulk_create([
+        HealthFinding(health=health, rule=f.rule.name, condition=f.rule.condition, outcome=f.rule.outcome,
+                      platform=health.platform, os_version=os_version, detail=f.detail[:200])
+        for f in evaluation.decision.findings
+    ])
 
 
 def _announce(evaluation: Evaluation, trigger: str, request: Any, user: Any) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import requests
 from celery import shared_task
-from django.db import transaction
 from django.utils import timezone
 
 from sessions.flows.tokens import revoke_session
@@ -45,9 +44,8 @@ def apply_outcome(evaluation: Evaluation, now: dt.datetime) -> int:
 def revalidate_device(device: Device, now: dt.datetime, *, stored: Any, rules: list[RuleSpec]) -> Evaluation:
     """Decide again on the stored facts and last signals (patch levels age, policies change)."""
     evaluation = evaluate(device, None, now, stored=stored, rules=rules)
-    with transaction.atomic():
-        persist(evaluation, now, trigger="revalidation")
-        apply_outcome(evaluation, now)
+    persist(evaluation, now, trigger="revalidation")
+    apply_outcome(evaluation, now)  # idempotent: a crash between the two is repaired by the next run
     return evaluation
 
 
@@ -66,7 +64,9 @@ def revalidate_devices(after_pk: int = 0) -> dict[str, int]:
         stored = {h.device_id: h for h in DeviceHealth.objects.filter(device__in=devices)}
         for device in devices:
             client = device.app.client
-            rules = rules_by_client.setdefault(client.pk, rules_for_client(client))
+            if client.pk not in rules_by_client:
+                rules_by_client[client.pk] = rules_for_client(client)
+            rules = rules_by_client[client.pk]
             outcome = revalidate_device(device, now, stored=stored.get(device.pk), rules=rules).decision.outcome
             counts[outcome] = counts.get(outcome, 0) + 1
         after_pk = devices[-1].pk
