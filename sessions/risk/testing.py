@@ -12,7 +12,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 PARIS = "31.39.1.1"  # FR, Paris, 48.86 N 2.33 E, accuracy 1 km
-LYON = "88.186.1.1"  # FR, Lyon, 45.70 N 4.94 E, accuracy 1 km (~390 km from Paris)
+LYON = "88.186.1.1"  # FR, Lyon, 45.70 N 4.94 E, accuracy 1 km (~403 km from Paris)
 MARSEILLE = "79.84.1.1"  # FR, Marseille, accuracy 1 km (~660 km from Paris)
 BERLIN = "37.120.1.1"  # DE, Berlin, accuracy 10 km (~880 km from Paris)
 LONDON = "5.150.1.1"  # GB, London, accuracy 200 km

@@ -133,7 +133,7 @@ def test_slow_travel_does_not_fire(browser, mobile_client, pkce, clock):
 def test_a_short_fast_move_is_below_the_distance_floor(browser, mobile_client, pkce, clock):
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
-    clock.shift(timedelta(minutes=10))  # Paris -> Lyon, ~390 km in 10 minutes
+    clock.shift(timedelta(minutes=10))  # Paris -> Lyon, ~403 km in 10 minutes
     assert net.refresh(tokens["refresh_token"], client_id, net.LYON).status_code == 200
     assert not signals("impossible_travel")
 
