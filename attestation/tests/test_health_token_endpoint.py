@@ -443,3 +443,21 @@ def test_reduced_token_without_openid_is_refused_at_userinfo(iphone: HealthApp, 
     assert claims["scope"] == "profile" and claims["exp"] - claims["iat"] == 60
     info = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
     assert info.status_code == 403 and info.json()["error"] == "insufficient_scope"
+
+
+# ------------------------------------------------------------------ step-up
+
+def test_step_up_rule_passes_a_fresh_login_and_refuses_the_refresh(iphone: HealthApp, mobile_client: Any) -> None:
+    from attestation.health_models import HealthPolicy, HealthRule
+
+    policy = HealthPolicy.objects.create(client=mobile_client.client)
+    HealthRule.objects.create(policy=policy, name="debugger-step-up", condition="debugger_attached", outcome="step_up",
+                              user_message="Detach the debugger and sign in again.")
+    signals = {"os_version": "18.1", "debugger_attached": True}
+    assert iphone.login(signals).status_code == 200  # the user has just authenticated
+    assert health().outcome == HealthOutcome.STEP_UP
+    response = iphone.refresh(signals)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert response.json()["error_description"].startswith("Step-up required by the device health policy")
+    assert DeviceSession.objects.get().status == "active"  # refused without loss
+    assert iphone.refresh({"os_version": "18.1"}).status_code == 200  # debugger gone: back to normal
