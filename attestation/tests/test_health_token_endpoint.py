@@ -461,3 +461,29 @@ def test_step_up_rule_passes_a_fresh_login_and_refuses_the_refresh(iphone: Healt
     assert response.json()["error_description"].startswith("Step-up required by the device health policy")
     assert DeviceSession.objects.get().status == "active"  # refused without loss
     assert iphone.refresh({"os_version": "18.1"}).status_code == 200  # debugger gone: back to normal
+
+
+@pytest.mark.parametrize(("section", "value", "condition", "parameter"), [
+    ("playProtectVerdict", "HIGH_RISK", "play_protect_risk", ""),
+    ("recentDeviceActivity", {"deviceActivityLevel": "LEVEL_4"}, "device_activity_above", "LEVEL_3"),
+])
+def test_play_integrity_environment_rules(pixel: HealthApp, google: g.GoogleStandIn, mobile_client: Any,
+                                          section: str, value: Any, condition: str, parameter: str) -> None:
+    from attestation.health_models import HealthPolicy, HealthRule
+
+    class RiskyAndroid(AndroidDevice):
+        def verdict(self, binding: RequestBinding, **kw: Any) -> dict[str, Any]:
+            verdict = super().verdict(binding, **kw)
+            target = verdict["environmentDetails"] if section == "playProtectVerdict" else verdict["deviceIntegrity"]
+            target[section] = value
+            return verdict
+
+    policy = HealthPolicy.objects.create(client=mobile_client.client)
+    HealthRule.objects.create(policy=policy, name="risky", condition=condition, parameter=parameter, outcome="reduce",
+                              scopes="openid", access_token_lifetime=30)
+    assert set(access_claims(pixel.login())["scope"].split()) == FULL
+    pixel.device = RiskyAndroid(key=pixel.device.key, google=google)
+    response = pixel.refresh()
+    claims = access_claims(response)
+    assert claims["scope"] == "openid" and claims["exp"] - claims["iat"] == 30
+    assert health().deciding_rule == "risky"
