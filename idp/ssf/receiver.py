@@ -13,7 +13,7 @@ actions. Anything refused changes nothing and is recorded as ``ssf.set.refused``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.cache import cache
@@ -99,7 +99,7 @@ def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetim
         with transaction.atomic():
             received = ReceivedSet.objects.create(
                 transmitter=transmitter, jti=claims["jti"], event_types=list(claims["events"]),
-                issued_at=datetime.fromtimestamp(claims["iat"], tz=dt_timezone.utc), received_at=moment,
+                issued_at=datetime.fromtimestamp(claims["iat"], tz=UTC), received_at=moment,
             )
             received.actions = [
                 actions.apply(transmitter, event_type, event, claims, moment)

@@ -162,7 +162,8 @@ def _device(client: Any, key_id: str = "a2V5LWlk") -> Any:
 
     app, _ = RegisteredApp.objects.get_or_create(client=client, platform="ios",
                                                  defaults={"ios_team_id": "ABCDE12345", "ios_bundle_id": "com.ex"})
-    return Device.objects.create(platform="ios", app=app, key_id=key_id, public_key="-", security_level="secure_enclave")
+    return Device.objects.create(platform="ios", app=app, key_id=key_id, public_key="-",
+                                 security_level="secure_enclave")
 
 
 def test_user_level_events_reach_a_client_scoped_receiver_only_for_its_users(
@@ -316,8 +317,8 @@ def test_sweep_resends_stuck_and_failed_deliveries(session: DeviceSession, recei
     SetDelivery.objects.filter(pk=stuck.pk).update(created_at=now - timedelta(hours=1))
     SetDelivery.objects.filter(pk=failed.pk).update(status=DeliveryStatus.FAILED,
                                                    last_attempt_at=now - timedelta(hours=1))
-    SetDelivery.objects.filter(pk=old_failed.pk).update(status=DeliveryStatus.FAILED, created_at=now - timedelta(days=9),
-                                                       last_attempt_at=now - timedelta(days=8))
+    SetDelivery.objects.filter(pk=old_failed.pk).update(
+        status=DeliveryStatus.FAILED, created_at=now - timedelta(days=9), last_attempt_at=now - timedelta(days=8))
     SetDelivery.objects.filter(pk=done.pk).update(status=DeliveryStatus.DELIVERED, created_at=now - timedelta(hours=1))
     sent: list[tuple[Any, Any]] = []
     monkeypatch.setattr(tasks.deliver_security_event, "apply_async", lambda args, kwargs: sent.append((args, kwargs)))
