@@ -24,7 +24,8 @@ from idp.flows.resource import ResourceError
 from idp.oauth.policy import PolicyDecision, ResourceContext, TokenContext
 
 from ..risk_models import RiskAction
-from . import actions, geo, signals, stepup, travel
+from . import actions, geo, stepup, travel
+from . import signals as detectors
 from .errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION, RiskRefusedError, StepUpRequiredError
 from .settings import risk_settings
 
@@ -35,7 +36,7 @@ USER_GRANTS = {"authorization_code", "refresh_token"}
 class Assessment:
     """The signals of one request and the state updates that go with them."""
 
-    signals: list[signals.Signal] = field(default_factory=list)
+    signals: list[detectors.Signal] = field(default_factory=list)
     updates: list[Callable[[], None]] = field(default_factory=list)
 
     def persist(self) -> None:
@@ -54,17 +55,17 @@ def assess(*, user: Any, session: Any, device: Any, ip: str | None, now: datetim
                 if detector is not None:
                     found.signals.append(detector)
         found.updates.append(lambda: travel.remember(travel.locked_profile(user), here, now))
-    if new_family and (fresh := signals.new_device_signal(session)) is not None:
+    if new_family and (fresh := detectors.new_device_signal(session)) is not None:
         found.signals.append(fresh)
     if session is not None and session.device_id is not None:
-        if (streak := signals.attestation_streak_signal(session)) is not None:
+        if (streak := detectors.attestation_streak_signal(session)) is not None:
             found.signals.append(streak)
     if device is not None:
-        downgrade, previous, level = signals.integrity_check(device)
+        downgrade, previous, level = detectors.integrity_check(device)
         if downgrade is not None:
             found.signals.append(downgrade)
         if level is not None and level != previous:
-            found.updates.append(lambda: signals.remember_integrity(device, level, now))
+            found.updates.append(lambda: detectors.remember_integrity(device, level, now))
     return found
 
 

@@ -23,6 +23,7 @@ from ..models import DeviceSession, SessionStatus
 from . import actions, volume
 from .actions import policy_for
 from .settings import risk_settings
+from .signals import Signal
 
 
 @dataclass
@@ -93,7 +94,7 @@ def report_usage(*, client: Any, sub: str, sid: str, amount: int, start: datetim
     return UsageResult(recorded.day.isoformat(), False)
 
 
-def _act(signal: volume.Signal, user: Any, session: DeviceSession | None, request: HttpRequest | None,
+def _act(signal: Signal, user: Any, session: DeviceSession | None, request: HttpRequest | None,
          now: datetime) -> None:
     if session is not None:
         targets = [session]
