@@ -65,5 +65,10 @@ class SsfSettings:
         """Failed deliveries younger than this are retried by the sweep. Default 3 days."""
         return int(_get("GIVE_UP_AFTER_SECONDS", 3 * 24 * 3600))
 
+    @property
+    def KEEP_DELIVERIES_DAYS(self) -> int:
+        """Delivered and rejected deliveries are deleted after this many days. Default 30."""
+        return int(_get("KEEP_DELIVERIES_DAYS", 30))
+
 
 app_settings = SsfSettings()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import requests
 from django.db import transaction
@@ -131,3 +132,30 @@ def due_for_sweep(now: datetime | None = None, limit: int = 500) -> list[int]:
     failed = Q(status=DeliveryStatus.FAILED, created_at__gte=give_up, last_attempt_at__lt=stale)
     query = SetDelivery.objects.filter(pending | failed, receiver__enabled=True).order_by("created_at")
     return list(query.values_list("pk", flat=True)[:limit])
+
+
+def purge(now: datetime | None = None, chunk: int = 1000) -> dict[str, int]:
+    """Delete what no longer protects anything: received SETs older than the acceptance
+    window (their ``iat`` is refused anyway, so the replay record is moot) and finished
+    deliveries older than ``IDP_SSF_KEEP_DELIVERIES_DAYS``. Works in chunks."""
+    from .models import ReceivedSet
+
+    moment = now or timezone.now()
+    window = timedelta(seconds=app_settings.MAX_SET_AGE_SECONDS + app_settings.CLOCK_SKEW_SECONDS + 60)
+    finished = SetDelivery.objects.filter(
+        status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.REJECTED],
+        created_at__lt=moment - timedelta(days=app_settings.KEEP_DELIVERIES_DAYS),
+    )
+    return {
+        "received_sets": _delete_in_chunks(ReceivedSet.objects.filter(issued_at__lt=moment - window), chunk),
+        "deliveries": _delete_in_chunks(finished, chunk),
+    }
+
+
+def _delete_in_chunks(query: Any, chunk: int) -> int:
+    total = 0
+    while True:
+        pks = list(query.values_list("pk", flat=True)[:chunk])
+        if not pks:
+            return total
+        total += query.model.objects.filter(pk__in=pks).delete()[0]

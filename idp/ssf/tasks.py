@@ -41,11 +41,18 @@ def retry_undelivered(limit: int = 500) -> int:
     return len(due)
 
 
+@shared_task(name="idp.ssf.purge", acks_late=True)
+def purge() -> dict[str, int]:
+    """Daily clean-up of old received SETs and finished deliveries (``delivery.purge``)."""
+    return delivery.purge()
+
+
 def schedule(sender: Any, **kwargs: Any) -> None:
-    """Add the sweep to Celery beat every ``IDP_SSF_RETRY_SWEEP_SECONDS``."""
+    """Add the sweep (every ``IDP_SSF_RETRY_SWEEP_SECONDS``) and the daily purge to beat."""
     period = app_settings.RETRY_SWEEP_SECONDS
     if period > 0:
         sender.add_periodic_task(period, retry_undelivered.s(), name="ssf-retry-undelivered")
+    sender.add_periodic_task(24 * 3600.0, purge.s(), name="ssf-purge")
 
 
 def _add_to_beat() -> None:

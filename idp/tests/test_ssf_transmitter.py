@@ -336,4 +336,21 @@ def test_sweep_is_in_beat() -> None:
             entries.append(name)
 
     tasks.schedule(Sender())
-    assert entries == ["ssf-retry-undelivered"]
+    assert entries == ["ssf-retry-undelivered", "ssf-purge"]
+
+
+def test_purge_keeps_what_still_matters(session: DeviceSession, receiver_factory: Any, queued: list[int]) -> None:
+    from idp.ssf.models import ReceivedSet, SsfTransmitter
+
+    receiver_factory()
+    now = timezone.now()
+    old_done, old_pending, new_done = (transmitter.emit_session_revoked(session)[0] for _ in range(3))
+    SetDelivery.objects.filter(pk__in=[old_done.pk, new_done.pk]).update(status=DeliveryStatus.DELIVERED)
+    SetDelivery.objects.filter(pk__in=[old_done.pk, old_pending.pk]).update(created_at=now - timedelta(days=40))
+    source = SsfTransmitter.objects.create(name="T", issuer="https://t.example", audience="a",
+                                           jwks={"keys": [{"kty": "EC"}]})
+    ReceivedSet.objects.create(transmitter=source, jti="old", issued_at=now - timedelta(days=8))
+    ReceivedSet.objects.create(transmitter=source, jti="recent", issued_at=now - timedelta(days=6))
+    assert tasks.purge() == {"received_sets": 1, "deliveries": 1}
+    assert set(SetDelivery.objects.values_list("pk", flat=True)) == {old_pending.pk, new_done.pk}
+    assert list(ReceivedSet.objects.values_list("jti", flat=True)) == ["recent"]
