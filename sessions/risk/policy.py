@@ -18,8 +18,8 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from accounts.acr import ACR_MFA
-from idp.events import client_ip
+from accounts.acr import ACR_MFA, acr_satisfies
+from idp.events import client_ip, record
 from idp.flows.resource import ResourceError
 from idp.oauth.policy import PolicyDecision, ResourceContext, TokenContext
 
@@ -69,15 +69,27 @@ def assess(*, user: Any, session: Any, device: Any, ip: str | None, now: datetim
     return found
 
 
+def unmet_demand(user: Any, client: Any, session: Any) -> str:
+    """The ``acr`` of an open step-up demand that a new family's authentication does not meet:
+    a code issued before the demand (or retried after a refused exchange) cannot bypass it."""
+    demanded = stepup.acr_demanded_for(user, client)
+    if demanded is None or (session is not None and acr_satisfies(session.acr, demanded)):
+        return ""
+    return demanded
+
+
 def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
-    """Token policy: refuse with ``invalid_grant`` when the policy's action is step-up or revoke."""
+    """Token policy: refuse with ``invalid_grant`` when the policy's action is step-up or revoke,
+    or when a code exchange does not meet an open step-up demand."""
     if not risk_settings.ENABLED or context.grant_type not in USER_GRANTS or context.user is None:
         return None
     session, request, now = context.session, context.request, context.now
     new_family = context.grant_type == "authorization_code"
+    source = f"token:{context.grant_type}"
     found = assess(user=context.user, session=session, device=context.device, ip=client_ip(request), now=now,
                    new_family=new_family)
-    if not found.signals:
+    unmet = unmet_demand(context.user, context.client, session) if new_family else ""
+    if not found.signals and not unmet:
         found.persist()
         if new_family and session is not None:
             stepup.clear_satisfied(session, now=now)
@@ -90,14 +102,18 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
     def leave_behind() -> None:
         found.persist()
         actions.execute(chosen, user=context.user, client=context.client, session=target, request=request,
-                        now=now, source=f"token:{context.grant_type}")
+                        now=now, source=source)
+        if unmet:
+            record("risk.step_up_pending", outcome="denied", reason="step_up_demand_unmet", user=context.user,
+                   client_id=context.client.client_id, request=request, source=source, demanded_acr=unmet,
+                   acr=getattr(session, "acr", ""))
 
-    if chosen.refuses:
+    if chosen.refuses or unmet:
         description = REVOKED_DESCRIPTION if chosen.action == RiskAction.REVOKE else STEP_UP_DESCRIPTION
         raise RiskRefusedError(description, leave_behind)
     found.persist()
     actions.execute(chosen, user=context.user, client=context.client, session=session, request=request, now=now,
-                    source=f"token:{context.grant_type}")
+                    source=source)
     if new_family and session is not None:
         stepup.clear_satisfied(session, now=now)
     return PolicyDecision(reasons=[f"risk:{s.kind}" for s in found.signals])

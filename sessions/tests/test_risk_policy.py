@@ -143,6 +143,12 @@ def test_step_up_at_code_exchange_demands_mfa_without_a_session(browser, mobile_
     assert acr_demanded_for(user, mobile_client.client) == "urn:vigil:acr:mfa"
     action = SecurityEvent.objects.get(event_type="risk.action")
     assert action.session_id == "" and action.details["source"] == "token:authorization_code"
+    # The refused code was not consumed, but retrying it cannot bypass the open demand.
+    retry = net.exchange(code, second.verifier, client_id, "com.example.app:/oauth2redirect", net.SYDNEY)
+    assert retry.json() == {"error": "invalid_grant", "error_description": STEP_UP_DESCRIPTION}
+    assert DeviceSession.objects.count() == 1
+    pending = SecurityEvent.objects.get(event_type="risk.step_up_pending")
+    assert pending.details["demanded_acr"] == "urn:vigil:acr:mfa" and pending.details["acr"] == "urn:vigil:acr:password"
 
 
 def test_revoke_at_userinfo_is_invalid_token(browser, mobile_client, pkce, clock):
