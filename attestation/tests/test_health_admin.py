@@ -110,3 +110,10 @@ def test_revalidation_runs_in_a_query_budget(fleet: dict[str, Any], django_asser
         assert tasks.revalidate_devices() == {"reduce": 3, "deny": 1}
     with django_assert_max_num_queries(30):  # nothing changed: no findings rewritten, no events
         tasks.revalidate_devices()
+
+
+def test_account_page_shows_the_restriction(client: Any, fleet: dict[str, Any]) -> None:
+    client.force_login(fleet["owner"])
+    page = client.get(reverse("accounts:profile"))
+    assert page.status_code == 200
+    assert b'id="device-health"' in page.content and b"Turn off screen recording" in page.content
