@@ -25,19 +25,22 @@ class Evaluation:
     facts: HealthFacts
     signals: dict[str, Any]
     decision: Decision
-    previous: str | None  # the stored outcome before this evaluation (None: first evaluation)
+    stored: DeviceHealth | None  # the snapshot this evaluation updates (None: first evaluation)
+    previous: str | None = None  # its outcome before this evaluation
     previous_findings: list[dict[str, Any]] | None = None
     previous_os_version: str | None = None
 
     @property
-    def findings_changed(self) -> bool:
-        return self.previous_findings != [f.as_json() for f in self.decision.findings]
-
-    @property
     def changed(self) -> bool:
+        """A new outcome (a first evaluation that allows is not a change)."""
         return self.previous != self.decision.outcome and not (
             self.previous is None and self.decision.outcome == HealthOutcome.ALLOW
         )
+
+    def findings_changed(self, os_version: str) -> bool:
+        return self.stored is None or self.previous_os_version != os_version or self.previous_findings != [
+            f.as_json() for f in self.decision.findings
+        ]
 
 
 _UNSET: Any = object()
@@ -45,10 +48,11 @@ _UNSET: Any = object()
 
 def evaluate(
     device: Any, signals: dict[str, Any] | None, now: datetime, *, stored: Any = _UNSET,
-    rules: list[RuleSpec] | None = None,
+    rules: list[RuleSpec] | None = None, client: Any = None,
 ) -> Evaluation:
     """Judge ``device`` with these verified ``signals`` (None: keep the last stored ones).
-    ``stored`` (its ``DeviceHealth`` or None) and ``rules`` may be passed by batch jobs."""
+    ``stored`` (its ``DeviceHealth`` or None), ``rules`` or the device's ``client`` may be
+    passed by callers that already hold them."""
     if stored is _UNSET:
         stored = DeviceHealth.objects.filter(device=device).first()
     if signals is None:
@@ -57,10 +61,12 @@ def evaluate(
         kept = verified_signals(signals)
     metric = stored.receipt_risk_metric if stored is not None else None
     facts = collect(device, kept, receipt_risk_metric=metric)
-    decision = decide(rules if rules is not None else rules_for_client(device.app.client), facts, device.platform, now)
+    if rules is None:
+        rules = rules_for_client(client if client is not None else device.app.client)
+    decision = decide(rules, facts, device.platform, now)
     if stored is None:
         return Evaluation(device, facts, kept, decision, None)
-    return Evaluation(device, facts, kept, decision, stored.outcome, stored.findings, stored.os_version)
+    return Evaluation(device, facts, kept, decision, stored, stored.outcome, stored.findings, stored.os_version)
 
 
 def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any = None, user: Any = None) -> DeviceHealth:
@@ -82,13 +88,25 @@ def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any
     }
     if evaluation.changed:
         fields["outcome_changed_at"] = now
-    with transaction.atomic():
-        health, created = DeviceHealth.objects.update_or_create(device=device, defaults=fields)
-        if created or evaluation.findings_changed or evaluation.previous_os_version != os_version:
+    if evaluation.findings_changed(os_version):
+        with transaction.atomic():
+            health = _save(evaluation.stored, device, fields)
             _replace_findings(health, evaluation, os_version)
+    else:
+        health = _save(evaluation.stored, device, fields)
     if evaluation.changed:
         _announce(evaluation, trigger, request, user)
     return health
+
+
+def _save(stored: DeviceHealth | None, device: Any, fields: dict[str, Any]) -> DeviceHealth:
+    """One UPDATE of the known snapshot; an upsert for a device seen for the first time."""
+    if stored is None:
+        return DeviceHealth.objects.update_or_create(device=device, defaults=fields)[0]
+    for name, value in fields.items():
+        setattr(stored, name, value)
+    stored.save(update_fields=list(fields))
+    return stored
 
 
 def _replace_findings(health: DeviceHealth, evaluation: Evaluation, os_version: str) -> None:

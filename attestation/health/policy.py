@@ -75,7 +75,7 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
         return None
     from .evaluate import evaluate
 
-    evaluation = evaluate(context.device, context.device_signals, context.now)
+    evaluation = evaluate(context.device, context.device_signals, context.now, client=context.client)
     outcome = evaluation.decision.outcome
     if outcome == HealthOutcome.DENY:
         raise DeviceHealthRefused(
