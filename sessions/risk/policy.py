@@ -38,23 +38,28 @@ class Assessment:
 
     signals: list[detectors.Signal] = field(default_factory=list)
     updates: list[Callable[[], None]] = field(default_factory=list)
+    location: tuple[Any, geo.Location] | None = None  # (locked profile, where this request came from)
+    now: datetime | None = None
 
-    def persist(self) -> None:
+    def persist(self, *, relock: bool = False) -> None:
+        """Apply the updates; ``relock`` after a rollback (the profile row must be read again)."""
+        if self.location is not None and self.now is not None:
+            profile, here = self.location
+            travel.remember(travel.locked_profile(profile.user_id) if relock else profile, here, self.now)
         for update in self.updates:
             update()
 
 
 def assess(*, user: Any, session: Any, device: Any, ip: str | None, now: datetime, new_family: bool) -> Assessment:
     """Run every request-time detector (reads only; writes are deferred into ``updates``)."""
-    found = Assessment()
+    found = Assessment(now=now)
     here = geo.locate(ip)
     if here is not None and user is not None:
-        with transaction.atomic():
-            profile = travel.locked_profile(user)
-            for detector in (travel.travel_signal(profile, here, now), travel.country_signal(profile, here)):
-                if detector is not None:
-                    found.signals.append(detector)
-        found.updates.append(lambda: travel.remember(travel.locked_profile(user), here, now))
+        profile = travel.locked_profile(user)  # callers hold a transaction: the lock lasts until persist()
+        for detector in (travel.travel_signal(profile, here, now), travel.country_signal(profile, here)):
+            if detector is not None:
+                found.signals.append(detector)
+        found.location = (profile, here)
     if new_family and (fresh := detectors.new_device_signal(session)) is not None:
         found.signals.append(fresh)
     if session is not None and session.device_id is not None:
@@ -100,7 +105,7 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
     target = None if new_family else session
 
     def leave_behind() -> None:
-        found.persist()
+        found.persist(relock=True)
         actions.execute(chosen, user=context.user, client=context.client, session=target, request=request,
                         now=now, source=source)
         if unmet:

@@ -32,8 +32,11 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def locked_profile(user: Any) -> UserRiskProfile:
     """The user's profile under a row lock (created on first use). Call inside ``atomic()``."""
-    UserRiskProfile.objects.get_or_create(user=user)
-    return UserRiskProfile.objects.select_for_update().get(user=user)
+    profile = UserRiskProfile.objects.select_for_update().filter(user=user).first()
+    if profile is None:  # first located request of this user; get_or_create is safe against a racing twin
+        created, _ = UserRiskProfile.objects.get_or_create(user=user)
+        profile = UserRiskProfile.objects.select_for_update().get(pk=created.pk)
+    return profile
 
 
 def travel_signal(profile: UserRiskProfile, here: Location, now: datetime) -> Signal | None:
@@ -73,4 +76,7 @@ def remember(profile: UserRiskProfile, here: Location, now: datetime) -> None:
     profile.last_seen_at = now
     if here.country and here.country not in (profile.countries or []):
         profile.countries = [*(profile.countries or []), here.country]
-    profile.save()
+    profile.save(update_fields=[
+        "last_ip", "last_latitude", "last_longitude", "last_accuracy_km", "last_country", "last_city",
+        "last_seen_at", "countries",
+    ])

@@ -192,3 +192,14 @@ def test_userinfo_is_evaluated_too(browser, mobile_client, pkce, clock):
     assert signals("impossible_travel")[0].details["source"] == "resource:userinfo"
     refused = net.refresh(tokens["refresh_token"], client_id, net.TOKYO)
     assert refused.json() == {"error": "invalid_grant", "error_description": STEP_UP_DESCRIPTION}
+
+
+def test_a_located_quiet_refresh_costs_two_queries_more(browser, mobile_client, pkce, clock, django_assert_max_num_queries):
+    """The loopback budget of idp/tests/test_query_budgets.py is 16: locating adds one locked
+    read of the user's profile and one update of it."""
+    client_id = mobile_client.client.client_id
+    tokens = sign_in(browser, client_id, pkce, net.PARIS)
+    clock.shift(timedelta(minutes=5))
+    with django_assert_max_num_queries(18):
+        response = net.refresh(tokens["refresh_token"], client_id, net.PARIS)
+    assert response.status_code == 200
