@@ -213,3 +213,20 @@ def test_admin_clears_a_step_up_demand(admin_client, user, mobile_client):
     assert response.status_code == 302
     assert acr_demanded_for(user, mobile_client.client) is None
 
+
+
+def test_signals_and_actions_are_json_log_lines(user, mobile_client, caplog):
+    import json
+    import logging
+
+    from idp.logging import JsonLineFormatter
+
+    session = make_session(user, mobile_client.client)
+    plan = actions.plan([Signal(RiskSignal.NEW_COUNTRY, {"country": "AU"})], mobile_client.client)
+    with caplog.at_level(logging.INFO, logger="vigil.security"):
+        actions.execute(plan, user=user, client=mobile_client.client, session=session, request=None, now=T0,
+                        source="test")
+    lines = [json.loads(JsonLineFormatter().format(r)) for r in caplog.records if r.name == "vigil.security"]
+    assert [(line["event"], line["reason"]) for line in lines] == [("risk.signal", "new_country"),
+                                                                  ("risk.action", "record")]
+    assert lines[0]["details"]["country"] == "AU" and lines[0]["session_id"] == session.sid
