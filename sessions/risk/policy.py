@@ -51,7 +51,8 @@ class Assessment:
 
 
 def assess(*, user: Any, session: Any, device: Any, ip: str | None, now: datetime, new_family: bool) -> Assessment:
-    """Run every request-time detector (reads only; writes are deferred into ``updates``)."""
+    """Run every request-time detector. Reads only (but for creating the user's profile row on
+    its first located request): state updates wait in the assessment until ``persist()``."""
     found = Assessment(now=now)
     here = geo.locate(ip)
     if here is not None and user is not None:
