@@ -48,13 +48,15 @@ _UNSET: Any = object()
 
 def evaluate(
     device: Any, signals: dict[str, Any] | None, now: datetime, *, stored: Any = _UNSET,
-    rules: list[RuleSpec] | None = None, client: Any = None,
+    rules: list[RuleSpec] | None = None, client: Any = None, lock: bool = False,
 ) -> Evaluation:
     """Judge ``device`` with these verified ``signals`` (None: keep the last stored ones).
     ``stored`` (its ``DeviceHealth`` or None), ``rules`` or the device's ``client`` may be
-    passed by callers that already hold them."""
+    passed by callers that already hold them. ``lock`` (inside a transaction) serialises two
+    token requests of one device, so a change of outcome is announced once."""
     if stored is _UNSET:
-        stored = DeviceHealth.objects.filter(device=device).first()
+        rows = DeviceHealth.objects.select_for_update() if lock else DeviceHealth.objects
+        stored = rows.filter(device=device).first()
     if signals is None:
         kept = stored.signals if stored is not None else {}
     else:

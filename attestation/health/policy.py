@@ -75,7 +75,7 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
         return None
     from .evaluate import evaluate
 
-    evaluation = evaluate(context.device, context.device_signals, context.now, client=context.client)
+    evaluation = evaluate(context.device, context.device_signals, context.now, client=context.client, lock=True)
     outcome = evaluation.decision.outcome
     if outcome == HealthOutcome.DENY:
         raise DeviceHealthRefused(
