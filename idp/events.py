@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest
 
 from .models import SecurityEvent
@@ -66,20 +67,17 @@ def record(
         ip_address=ip_address or client_ip(request),
         details=details,
     )
-    logger.info(
-        event_type,
-        extra={
-            "event": {
-                "event": event_type,
-                "outcome": outcome,
-                "reason": reason,
-                "user": str(user_obj.get_user_id()) if user_obj is not None else None,
-                "client_id": client_id or None,
-                "session_id": session_id or None,
-                "ip": event.ip_address,
-                "details": details,
-                "id": event.pk,
-            }
-        },
-    )
+    line = {
+        "event": event_type,
+        "outcome": outcome,
+        "reason": event.reason,
+        "user": str(user_obj.get_user_id()) if user_obj is not None else None,
+        "client_id": event.client_id or None,
+        "session_id": event.session_id or None,
+        "ip": event.ip_address,
+        "details": details,
+        "id": event.pk,
+    }
+    # The log line follows the row: written once the row is committed, never for a rollback.
+    transaction.on_commit(lambda: logger.info(event_type, extra={"event": line}))
     return event

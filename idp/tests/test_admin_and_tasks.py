@@ -61,3 +61,24 @@ def test_purge_removes_only_long_expired_state(tokens, time_machine):
     time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(days=2))
     assert purge_expired()["access_tokens"] == 1
     assert AccessToken.objects.count() == 0
+
+
+def test_security_event_log_line_only_after_commit(caplog, django_capture_on_commit_callbacks):
+    import json as _json
+
+    from django.db import transaction
+
+    from idp.events import record
+    from idp.logging import JsonLineFormatter
+
+    caplog.set_level("INFO", logger="vigil.security")
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                record("test.rolled_back", reason="x")
+                raise RuntimeError
+        record("test.kept", reason="y\x00z", note="a\x00b")
+    lines = [JsonLineFormatter().format(r) for r in caplog.records if r.name == "vigil.security"]
+    events = [_json.loads(line) for line in lines]
+    assert [e["event"] for e in events] == ["test.kept"]
+    assert events[0]["details"] == {"note": "a\\0b"} and "\x00" not in lines[0]
