@@ -7,6 +7,9 @@ attestation app. Evaluation lives in ``attestation/health/``; models hold single
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -42,6 +45,15 @@ class HealthCondition(models.TextChoices):
     PLAY_PROTECT_RISK = "play_protect_risk", "Play Protect verdict (parameter: list of verdicts)"
     DEVICE_ACTIVITY_ABOVE = "device_activity_above", "Recent device activity above a level (parameter LEVEL_1..4)"
     RECEIPT_RISK_ABOVE = "receipt_risk_above", "App Attest receipt risk metric above N (parameter N)"
+
+
+PARAMETERS: dict[str, Any] = {
+    HealthCondition.INTEGRITY_BELOW: {"strong", "device", "basic"},
+    HealthCondition.DEVICE_ACTIVITY_ABOVE: {"LEVEL_1", "LEVEL_2", "LEVEL_3", "LEVEL_4"},
+    HealthCondition.PATCH_OLDER_THAN: str.isdigit,
+    HealthCondition.RECEIPT_RISK_ABOVE: str.isdigit,
+    HealthCondition.OS_VERSION_BELOW: lambda v: all(p.isdigit() for p in v.split(".")) and len(v) <= 20,
+}
 
 
 class HealthPolicy(models.Model):
@@ -90,6 +102,18 @@ class HealthRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.condition} -> {self.outcome}"
+
+    def clean(self) -> None:
+        """Refuse a parameter the condition cannot read (see ``attestation/health/rules.py``)."""
+        param = self.parameter.strip()
+        wanted = PARAMETERS.get(self.condition)
+        if wanted is None or not param:
+            return
+        if callable(wanted):
+            if not wanted(param):
+                raise ValidationError({"parameter": f"Not a valid parameter for {self.condition}."})
+        elif param not in wanted:
+            raise ValidationError({"parameter": f"One of: {', '.join(sorted(wanted))}."})
 
 
 class DeviceHealth(models.Model):

@@ -109,3 +109,21 @@ def test_client_policy_rules_then_defaults_unless_opted_out(client_factory: Any)
     policy.include_default_rules = False
     policy.save()
     assert [r.name for r in rules_for_client(client)] == ["screen-capture"]
+
+
+@pytest.mark.parametrize(("condition", "parameter", "ok"), [
+    ("patch_older_than", "6", True), ("patch_older_than", "six", False),
+    ("integrity_below", "device", True), ("integrity_below", "platinum", False),
+    ("os_version_below", "17.4", True), ("os_version_below", "latest", False),
+    ("device_activity_above", "LEVEL_2", True), ("device_activity_above", "HIGH", False),
+    ("screen_captured", "", True),
+])
+def test_rule_parameters_are_validated(condition: str, parameter: str, ok: bool) -> None:
+    from django.core.exceptions import ValidationError
+
+    rule = HealthRule(name="r", condition=condition, parameter=parameter, outcome="reduce")
+    if ok:
+        rule.clean()
+    else:
+        with pytest.raises(ValidationError):
+            rule.clean()
