@@ -113,6 +113,5 @@ class ChallengeAdmin(admin.ModelAdmin):
         return False
 
 
-
 # Device health (issue 7): policies, each device's health, the fleet view.
 from .health import admin as _health_admin  # noqa: E402,F401
