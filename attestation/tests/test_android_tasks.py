@@ -86,6 +86,8 @@ def test_beat_schedule(settings: Any) -> None:
 
 
 @pytest.mark.celery
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_real_worker_refreshes_the_list(google: g.GoogleStandIn, tmp_path: Path) -> None:
     """A real worker (solo pool, Redis broker) runs the task by name with plain arguments."""
     import os
@@ -98,7 +100,11 @@ def test_real_worker_refreshes_the_list(google: g.GoogleStandIn, tmp_path: Path)
     broker = os.environ["REDIS_URL"]
     google.status_list = json.loads(SAMPLE.read_text())
     out = tmp_path / "worker-status.json"
-    env = {**os.environ, "CELERY_BROKER_URL": broker, "VIGIL_TESTING": "1"}
+    from django.db import connection
+
+    db = connection.settings_dict  # the worker (and the suspension it chains) use the test database
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {**os.environ, "CELERY_BROKER_URL": broker, "VIGIL_TESTING": "1", "DATABASE_URL": database_url}
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [
