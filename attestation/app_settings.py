@@ -94,10 +94,23 @@ class AppSettings:
 
     @property
     def ANDROID_REVOCATION_LIST_PATH(self) -> str:
-        """Local copy of Google's attestation revocation status list (JSON). Default: the
-        shipped ``attestation/data/android-attestation-status.json`` (empty)."""
-        default = Path(__file__).resolve().parent / "data" / "android-attestation-status.json"
-        return str(_get("ANDROID_REVOCATION_LIST_PATH", "") or default)
+        """Local copy of Google's attestation revocation status list (JSON) that the Celery
+        task refreshes. Default ``var/android-attestation-status.json``; until that exists,
+        verification reads the shipped (empty) ``attestation/data/android-attestation-status.json``."""
+        configured = _get("ANDROID_REVOCATION_LIST_PATH", "")
+        if configured:
+            return str(configured)
+        from django.conf import settings as django_settings
+
+        return str(Path(django_settings.VAR_DIR) / "android-attestation-status.json")
+
+    @property
+    def ANDROID_REVOCATION_LIST_READ_PATH(self) -> str:
+        """What verification reads: the refreshed copy when there is one, else the shipped list."""
+        path = Path(self.ANDROID_REVOCATION_LIST_PATH)
+        if path.exists():
+            return str(path)
+        return str(Path(__file__).resolve().parent / "data" / "android-attestation-status.json")
 
     @property
     def ANDROID_REVOCATION_LIST_URL(self) -> str:

@@ -32,7 +32,7 @@ def suspend_revoked_android_devices(path: str | None = None, batch_size: int | N
     from attestation.android.revocation import load_status_list
     from attestation.app_settings import app_settings as attestation_settings
 
-    revoked = load_status_list(path or attestation_settings.ANDROID_REVOCATION_LIST_PATH)
+    revoked = load_status_list(path or attestation_settings.ANDROID_REVOCATION_LIST_READ_PATH)
     return revalidation.suspend_revoked_android_devices(revoked, batch_size=batch_size)
 
 

@@ -148,7 +148,7 @@ def revocation_list() -> dict[str, str]:
     from ..app_settings import app_settings
     from .revocation import load_status_list
 
-    return load_status_list(app_settings.ANDROID_REVOCATION_LIST_PATH)
+    return load_status_list(app_settings.ANDROID_REVOCATION_LIST_READ_PATH)
 
 
 def _root_validity() -> str:
