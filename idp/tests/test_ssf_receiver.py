@@ -348,3 +348,21 @@ def test_unreachable_jwks_asks_for_a_retry(session_factory: Any, client: HttpCli
     response = post(client, transmitter, token)
     assert response.status_code == 503 and response.json()["err"] == "invalid_key"
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+
+
+def test_a_received_revocation_is_transmitted_onwards_with_its_txn(
+    registered: SsfTransmitter, mdm: LoopbackTransmitter, session_factory: Any, client: HttpClient,
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any,
+) -> None:
+    from idp.ssf import transmitter
+    from idp.ssf.models import SetDelivery, SsfReceiver
+
+    monkeypatch.setattr(transmitter, "enqueue", lambda pk: None)
+    SsfReceiver.objects.create(name="SIEM", audience="https://siem.example.com", endpoint_url="https://siem.example.com/e")
+    session_factory("s1")
+    token = mdm.sign(mdm.claims(AUDIENCE, REVOKED, opaque("s1"), txn="cause-42"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, registered, token).status_code == 202
+    onward = SetDelivery.objects.get().claims
+    assert onward["txn"] == "cause-42" and onward["sub_id"]["session"] == opaque("s1")
+    assert onward["events"][REVOKED]["initiating_entity"] == "system"
