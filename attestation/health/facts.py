@@ -142,7 +142,8 @@ def collect(device: Any, signals: dict[str, Any] | None, receipt_risk_metric: in
     facts = HealthFacts()
     verdict = device.verdict or {}
     if device.platform == "android":
-        _key_attestation(facts, verdict.get("key_attestation") or {}, device.security_level)
+        if verdict.get("key_attestation"):  # absent: unknown, not "missing root of trust"
+            _key_attestation(facts, verdict["key_attestation"], device.security_level)
         _play_integrity(facts, verdict.get("play_integrity") or {})
     else:
         facts["genuine_app"] = Fact(True, APP_ATTEST, TRUST_HARDWARE)

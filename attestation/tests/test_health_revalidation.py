@@ -137,3 +137,19 @@ def test_receipt_service_down_raises_for_retry(iphone: HealthApp, settings: Any)
     assert iphone.login({"os_version": "18.1"}).status_code == 200
     with pytest.raises(requests.ConnectionError):
         tasks.refresh_apple_receipt.run(Device.objects.get().pk, base_url="http://127.0.0.1:9")
+
+
+def test_tasks_are_autodiscovered_and_in_beat() -> None:
+    from idp.celery import app
+
+    app.loader.import_default_modules()
+    assert {"attestation.health.revalidate_devices", "attestation.health.refresh_apple_receipts",
+            "attestation.health.refresh_apple_receipt"} <= set(app.tasks)
+    entries: list[str] = []
+
+    class Sender:
+        def add_periodic_task(self, period: float, sig: Any, name: str) -> None:
+            entries.append(name)
+
+    tasks.schedule(Sender())
+    assert entries == ["revalidate-device-health", "refresh-apple-receipts"]

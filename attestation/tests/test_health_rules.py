@@ -85,6 +85,8 @@ def test_missing_root_of_trust_counts_as_unverified() -> None:
 
     got = collect(Device(), {})
     assert got.value("verified_boot_state") == "Missing" and got.value("bootloader_locked") is False
+    Device.verdict = {}
+    assert collect(Device(), {}).value("verified_boot_state") is None  # nothing known: no rule fires
 
 
 def test_ios_facts() -> None:
