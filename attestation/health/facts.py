@@ -144,7 +144,8 @@ def collect(device: Any, signals: dict[str, Any] | None, receipt_risk_metric: in
     if device.platform == "android":
         if verdict.get("key_attestation"):  # absent: unknown, not "missing root of trust"
             _key_attestation(facts, verdict["key_attestation"], device.security_level)
-        _play_integrity(facts, verdict.get("play_integrity") or {})
+        if verdict.get("play_integrity"):
+            _play_integrity(facts, verdict["play_integrity"])
     else:
         facts["genuine_app"] = Fact(True, APP_ATTEST, TRUST_HARDWARE)
         facts["app_attest_environment"] = Fact(verdict.get("environment", "unknown"), APP_ATTEST, TRUST_HARDWARE)

@@ -86,7 +86,9 @@ def test_missing_root_of_trust_counts_as_unverified() -> None:
     got = collect(Device(), {})
     assert got.value("verified_boot_state") == "Missing" and got.value("bootloader_locked") is False
     Device.verdict = {}
-    assert collect(Device(), {}).value("verified_boot_state") is None  # nothing known: no rule fires
+    unknown = collect(Device(), {})  # nothing known: no rule fires
+    assert unknown.value("verified_boot_state") is None and unknown.value("device_recognition") is None
+    assert decide(default_rules(), unknown, "android", NOW).outcome == HealthOutcome.ALLOW
 
 
 def test_ios_facts() -> None:
