@@ -12,6 +12,7 @@ actions. Anything refused changes nothing and is recorded as ``ssf.set.refused``
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,8 +70,6 @@ def _verified_claims(transmitter: SsfTransmitter, token: str, now: datetime) -> 
 
 
 def _replay_key(transmitter: SsfTransmitter, jti: str) -> str:
-    import hashlib
-
     return "ssf:jti:" + hashlib.sha256(f"{transmitter.pk}:{jti}".encode()).hexdigest()
 
 
@@ -97,10 +96,7 @@ def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetim
         raise SetError("invalid_request", "replayed jti")
     try:
         with transaction.atomic():
-            received = ReceivedSet.objects.create(
-                transmitter=transmitter, jti=claims["jti"], event_types=list(claims["events"]),
-                issued_at=datetime.fromtimestamp(claims["iat"], tz=UTC), received_at=moment,
-            )
+            received = _claim_jti(transmitter, claims, moment)
             received.actions = [
                 actions.apply(transmitter, event_type, event, claims, moment)
                 for event_type, event in claims["events"].items()
@@ -108,9 +104,21 @@ def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetim
             received.save(update_fields=["actions"])
             record("ssf.set.received", transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
                    events=list(claims["events"]), actions=received.actions, txn=claims.get("txn", ""))
-    except IntegrityError as exc:
-        raise SetError("invalid_request", "replayed jti") from exc
+    except SetError:
+        raise
     except BaseException:
-        cache.delete(key)
+        cache.delete(key)  # nothing was applied: the transmitter's retry must be accepted
         raise
     return received
+
+
+def _claim_jti(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetime) -> ReceivedSet:
+    """The unique (transmitter, jti) row: the replay guard that outlives any cache."""
+    try:
+        with transaction.atomic():
+            return ReceivedSet.objects.create(
+                transmitter=transmitter, jti=claims["jti"], event_types=list(claims["events"]),
+                issued_at=datetime.fromtimestamp(claims["iat"], tz=UTC), received_at=moment,
+            )
+    except IntegrityError as exc:
+        raise SetError("invalid_request", "replayed jti") from exc

@@ -366,3 +366,25 @@ def test_a_received_revocation_is_transmitted_onwards_with_its_txn(
     onward = SetDelivery.objects.get().claims
     assert onward["txn"] == "cause-42" and onward["sub_id"]["session"] == opaque("s1")
     assert onward["events"][REVOKED]["initiating_entity"] == "system"
+
+
+def test_a_failed_action_leaves_the_jti_free_for_the_retry(registered: SsfTransmitter, mdm: LoopbackTransmitter,
+                                                          session_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from idp.ssf import actions, receiver
+
+    session_factory("s1")
+    token = mdm.sign(mdm.claims(AUDIENCE, REVOKED, opaque("s1")))
+    push = receiver.Push(slug=registered.slug, body=token.encode(), content_type="application/secevent+jwt",
+                         authorization="", ip=None)
+    real_apply = actions.apply
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(actions, "apply", broken)
+    with pytest.raises(RuntimeError):
+        receiver.receive(push)
+    assert not ReceivedSet.objects.exists() and DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    monkeypatch.setattr(actions, "apply", real_apply)
+    receiver.receive(push)  # the transmitter's retry of the same jti is accepted
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
