@@ -368,8 +368,9 @@ def test_a_received_revocation_is_transmitted_onwards_with_its_txn(
     assert onward["events"][REVOKED]["initiating_entity"] == "system"
 
 
-def test_a_failed_action_leaves_the_jti_free_for_the_retry(registered: SsfTransmitter, mdm: LoopbackTransmitter,
-                                                          session_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_action_leaves_the_jti_free_for_the_retry(
+    registered: SsfTransmitter, mdm: LoopbackTransmitter, session_factory: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from idp.ssf import actions, receiver
 
     session_factory("s1")
