@@ -215,18 +215,33 @@ def test_admin_clears_a_step_up_demand(admin_client, user, mobile_client):
 
 
 
-def test_signals_and_actions_are_json_log_lines(user, mobile_client, caplog):
+def test_signals_and_actions_are_json_log_lines(user, mobile_client, django_capture_on_commit_callbacks):
+    """One JSON line each, written when the events commit (``idp.events``)."""
     import json
     import logging
 
     from idp.logging import JsonLineFormatter
 
+    class Capture(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.setFormatter(JsonLineFormatter())
+            self.lines: list[dict[str, Any]] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(json.loads(self.format(record)))
+
     session = make_session(user, mobile_client.client)
     plan = actions.plan([Signal(RiskSignal.NEW_COUNTRY, {"country": "AU"})], mobile_client.client)
-    with caplog.at_level(logging.INFO, logger="vigil.security"):
-        actions.execute(plan, user=user, client=mobile_client.client, session=session, request=None, now=T0,
-                        source="test")
-    lines = [json.loads(JsonLineFormatter().format(r)) for r in caplog.records if r.name == "vigil.security"]
+    capture, logger = Capture(), logging.getLogger("vigil.security")
+    logger.addHandler(capture)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.execute(plan, user=user, client=mobile_client.client, session=session, request=None, now=T0,
+                            source="test")
+    finally:
+        logger.removeHandler(capture)
+    lines = capture.lines
     assert [(line["event"], line["reason"]) for line in lines] == [("risk.signal", "new_country"),
                                                                   ("risk.action", "record")]
     assert lines[0]["details"]["country"] == "AU" and lines[0]["session_id"] == session.sid
