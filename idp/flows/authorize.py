@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts import authstate
 from accounts.acr import ACR_MFA, ACR_ORDER, acr_satisfies
 from sessions.risk.stepup import acr_demanded_for
+from sessions.risk.stepup import open_since as step_up_open_since
 
 from ..app_settings import app_settings
 from ..events import record
@@ -123,6 +124,9 @@ def _needs_login(
     force = "login" in extras["prompt"] or (
         extras["max_age"] is not None and now - state.auth_time > extras["max_age"]
     )
+    risk_since = step_up_open_since(user, client)
+    if risk_since is not None and state.auth_time < int(risk_since.timestamp()):
+        force = True  # a risk step-up needs an authentication newer than the risk
     if force and not fresh:
         return True, wanted, True
     if wanted and not acr_satisfies(state.acr, wanted):

@@ -30,6 +30,15 @@ def acr_demanded_for(user: Any, client: Any) -> str | None:
     return demand.acr if demand is not None else None
 
 
+def open_since(user: Any, client: Any) -> datetime | None:
+    """When the oldest open demand of ``user`` at ``client`` opened: an authentication from
+    before then does not count (the risk arose after it), so the user must sign in again."""
+    if getattr(user, "pk", None) is None or getattr(client, "pk", None) is None:
+        return None
+    first = StepUpDemand.objects.open().filter(user=user, client=client).order_by("created_at").first()
+    return first.created_at if first is not None else None
+
+
 def demand(user: Any, client: Any, reason: str, *, sid: str = "", now: datetime | None = None) -> StepUpDemand:
     """Open (or keep) a demand that the next authorization of ``user`` at ``client`` reaches MFA."""
     existing = StepUpDemand.objects.open().filter(user=user, client=client).first()
@@ -66,7 +75,7 @@ def clear_satisfied(session: DeviceSession, *, now: datetime | None = None) -> i
     moment = now or timezone.now()
     cleared = 0
     for item in StepUpDemand.objects.open().filter(user=session.user, client=session.client):
-        if acr_satisfies(session.acr, item.acr):
+        if acr_satisfies(session.acr, item.acr) and session.auth_time >= item.created_at:
             item.clear(session.sid, moment)
             cleared += 1
             record("risk.step_up_cleared", reason=item.reason, user=session.user, client_id=session.client.client_id,

@@ -3,6 +3,8 @@ public addresses located by the shipped GeoLite2 City database (docs/risk.md).""
 
 from __future__ import annotations
 
+from idp.tests.conftest import PASSWORD
+
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
@@ -102,9 +104,12 @@ def test_an_mfa_authorization_clears_the_step_up(browser, mobile_client, pkce, c
 
     device = confirmed_totp(user)
     login = browser.get(reverse("authorize") + "?" + _authorize_query(client_id, pkce))
-    verify = browser.get(login["Location"])
-    assert verify.status_code == 302 and verify.url.startswith(reverse("accounts:verify"))
-    next_url = query_of(login["Location"])["next"]
+    params = query_of(login["Location"])
+    assert params["force"] == "1"  # the risk arose after the last sign-in: sign in again, with MFA
+    next_url = params["next"]
+    password = browser.post(login["Location"], {"username": user.username, "password": PASSWORD, "next": next_url,
+                                                "acr": params["acr"]})
+    assert password.status_code == 302 and password["Location"].startswith(reverse("accounts:verify"))
     done = browser.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(device), "next": next_url,
                                                      "acr": "urn:vigil:acr:mfa"})
     assert done.status_code == 302
