@@ -292,12 +292,14 @@ def plan(args: argparse.Namespace, attested: bool) -> list[tuple[str, dict[str, 
                     kind = name.removeprefix("dot_")
                     steps.append((system, {"name": f"{name}@{devices}", "kind": kind, "devices": devices,
                                            **common}))
-    if args.rate:
-        steps.append(("vigil", {"name": f"refresh@{args.rate}/s-open", "kind": "refresh", "devices": 64,
-                                "rate": args.rate, **common}))
-    short = {**common, "duration": max(5, args.duration // 2)}
-    steps.append(("vigil", {"name": "jwks@8", "kind": "jwks", "devices": 8, **short}))
-    steps.append(("vigil", {"name": "introspect@8", "kind": "introspect", "devices": 8, **short}))
+        if group == "refresh":
+            # Introspection right after refreshes: it presents access tokens they received (5-minute life).
+            if args.rate:
+                steps.append(("vigil", {"name": f"refresh@{args.rate}/s-open", "kind": "refresh", "devices": 64,
+                                        "rate": args.rate, **common}))
+            short = {**common, "duration": max(5, args.duration // 2)}
+            steps.append(("vigil", {"name": "introspect@8", "kind": "introspect", "devices": 8, **short}))
+            steps.append(("vigil", {"name": "jwks@8", "kind": "jwks", "devices": 8, **short}))
     return steps
 
 
