@@ -123,7 +123,10 @@ def _replace_findings(health: DeviceHealth, evaluation: Evaluation, os_version: 
 
 def _announce(evaluation: Evaluation, trigger: str, request: Any, user: Any) -> None:
     decision, device = evaluation.decision, evaluation.device
-    causes = sorted({name for f in decision.findings for name in _fact_names(f.rule.condition)})
+    # the facts behind the rules that fire now, and behind those that fired before (a recovery)
+    conditions = [f.rule.condition for f in decision.findings]
+    conditions += [str(f.get("condition", "")) for f in evaluation.previous_findings or []]
+    causes = {name for condition in conditions for name in _fact_names(condition)}
     details = {
         "device": device.pk,
         "key_id": device.key_id,

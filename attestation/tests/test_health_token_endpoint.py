@@ -223,6 +223,7 @@ def test_starting_screen_capture_restricts_at_next_refresh(platform: str, reques
     changes = SecurityEvent.objects.filter(event_type="device.compliance_changed").order_by("pk")
     assert [e.details["new_outcome"] for e in changes] == ["reduce", "allow"]
     assert changes[0].details["facts"]["screen_captured"]["value"] is True
+    assert changes[1].details["facts"]["screen_captured"]["value"] is False  # what made it recover
 
 
 def test_mirrored_screen_is_restricted(iphone: HealthApp) -> None:
