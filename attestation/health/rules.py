@@ -10,7 +10,7 @@ together: the scopes kept are the intersection, the lifetime the shortest.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -200,7 +200,8 @@ def rules_for_client(client: Any) -> list[RuleSpec]:
     ]
     if policy.include_default_rules:
         names = {r.name for r in own}
-        own += [r for r in default_rules() if r.name not in names]
+        scopes, lifetime = policy.reduced_scopes or None, policy.reduced_lifetime
+        own += [replace(r, scopes=scopes, lifetime=lifetime) for r in default_rules() if r.name not in names]
     return own
 
 

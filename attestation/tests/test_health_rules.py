@@ -110,6 +110,8 @@ def test_client_policy_rules_then_defaults_unless_opted_out(client_factory: Any)
     assert rules[0] == RuleSpec("screen-capture", "screen_captured", "step_up", scopes="openid")
     assert "off" not in [r.name for r in rules]
     assert [r.name for r in rules].count("screen-capture") == 1  # the client's rule replaces the default
+    patch = next(r for r in rules if r.name == "outdated-patch")
+    assert patch.scopes == "openid" and patch.lifetime is None  # the policy's reduced scopes apply to defaults
     policy.include_default_rules = False
     policy.save()
     assert [r.name for r in rules_for_client(client)] == ["screen-capture"]
