@@ -16,8 +16,9 @@ Production apps use ``https://data.appattest.apple.com``, development apps
 The receipt is a CMS (PKCS #7) SignedData whose content is a SET of
 ``SEQUENCE { type INTEGER, version INTEGER, value OCTET STRING }`` fields: 2 app id,
 3 attested public key, 4 client hash, 5 token, 6 receipt type, 12 creation time,
-17 risk metric, 19 not before, 21 expiration time. We take the fields from the receipt
-Apple's own TLS endpoint returned; the CMS signature is not checked here.
+17 risk metric, 19 not before, 21 expiration time. When roots are configured
+(``ATTESTATION_APPLE_RECEIPT_ROOT_CERTS``) the new receipt's CMS signature and certificate
+path are verified (``receipt_signature``) before its fields are used.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from typing import Any
 
 import requests
 from asn1crypto import cms, core
+from cryptography import x509
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from ..x509chain import load_pem_files
+from .receipt_signature import ReceiptSignatureError, verify_receipt_signature
 from .settings import health_settings
 
 APP_ID, PUBLIC_KEY, RECEIPT_TYPE, CREATED, RISK_METRIC, NOT_BEFORE, EXPIRES = 2, 3, 6, 12, 17, 19, 21
@@ -110,7 +114,7 @@ class ReceiptClient:
 
     def __init__(self, *, team_id: str, environment: str = "production", base_url: str | None = None,
                  signing_key_pem: str | None = None, key_id: str | None = None, timeout: float | None = None,
-                 session: requests.Session | None = None):
+                 roots: list[x509.Certificate] | None = None, session: requests.Session | None = None):
         default = (health_settings.RECEIPT_DEVELOPMENT_BASE_URL if environment == "development"
                    else health_settings.RECEIPT_BASE_URL)
         self.base_url = (base_url or default).rstrip("/")
@@ -119,6 +123,7 @@ class ReceiptClient:
         self.key_id = key_id if key_id is not None else health_settings.RECEIPT_KEY_ID
         self.timeout = timeout or health_settings.RECEIPT_TIMEOUT
         self.session = session or requests.Session()
+        self.roots = roots if roots is not None else load_pem_files(health_settings.RECEIPT_ROOT_CERTS)
 
     @property
     def configured(self) -> bool:
@@ -147,6 +152,11 @@ class ReceiptClient:
             der = base64.b64decode(response.content, validate=False)
         except (ValueError, TypeError) as exc:
             raise ReceiptError("receipt service answer is not base64") from exc
+        if self.roots:
+            try:
+                verify_receipt_signature(der, self.roots, now)
+            except ReceiptSignatureError as exc:
+                raise ReceiptError(str(exc)) from exc
         return parse_receipt(der)
 
 

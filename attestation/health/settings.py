@@ -71,6 +71,16 @@ class HealthSettings:
         return str(_get("APPLE_RECEIPT_KEY_ID", ""))
 
     @property
+    def RECEIPT_ROOT_CERTS(self) -> list[str]:
+        """PEM file paths (list, or comma-separated) of the roots a refreshed receipt's CMS
+        signature must chain to (Apple Root CA - G3). Default empty: the signature is not checked
+        and the fields are taken from Apple's TLS endpoint."""
+        value = _get("APPLE_RECEIPT_ROOT_CERTS", [])
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return [str(v) for v in value]
+
+    @property
     def RECEIPT_TIMEOUT(self) -> float:
         """Seconds per receipt-service request. Default 10."""
         return float(_get("APPLE_RECEIPT_TIMEOUT", 10))

@@ -25,15 +25,39 @@ from joserfc.jwk import ECKey
 from .receipts import APP_ID, CREATED, EXPIRES, NOT_BEFORE, RECEIPT_TYPE, RISK_METRIC, ReceiptField, ReceiptFields
 
 
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+@functools.cache
+def _root() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A test stand-in for Apple Root CA - G3 (trusted only where a test configures it)."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name("Vigil Test Receipt Root CA")).issuer_name(
+        _name("Vigil Test Receipt Root CA")).public_key(key.public_key()).serial_number(1)
+        .not_valid_before(start).not_valid_after(start + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .sign(key, hashes.SHA384()))
+    return cert, key
+
+
 @functools.cache
 def _signer() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    root, root_key = _root()
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Vigil test receipt signer")])
-    now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
-            .sign(key, hashes.SHA256()))
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name("Vigil Test Receipt Signing")).issuer_name(root.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(root_key, hashes.SHA256()))
     return cert, key
+
+
+def receipt_root_pem() -> bytes:
+    """The test receipt root, PEM (write it to a file named by ``ATTESTATION_APPLE_RECEIPT_ROOT_CERTS``)."""
+    return _root()[0].public_bytes(serialization.Encoding.PEM)
 
 
 def make_receipt(app_id: str, *, receipt_type: str = "RECEIPT", risk_metric: int | None = 1,

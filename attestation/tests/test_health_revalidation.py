@@ -153,3 +153,44 @@ def test_tasks_are_autodiscovered_and_in_beat() -> None:
 
     tasks.schedule(Sender())
     assert entries == ["revalidate-device-health", "refresh-apple-receipts"]
+
+
+# ------------------------------------------------------------------ receipt signatures
+
+def test_receipt_signature_and_path_verify_against_the_configured_root(
+    apple: AppleReceiptStandIn, settings: Any, tmp_path: Any,
+) -> None:
+    from attestation.health.testing import receipt_root_pem
+
+    root = tmp_path / "receipt-root.pem"
+    root.write_bytes(receipt_root_pem())
+    settings.ATTESTATION_APPLE_RECEIPT_ROOT_CERTS = str(root)
+    good = make_receipt(APP_ID, risk_metric=2)
+    apple.record(b"good", good)
+    apple.record(b"tampered", good.replace(b"RECEIPT", b"RECEIPX"))
+    client = ReceiptClient(team_id=TEAM)
+    fresh = client.refresh(b"good", now=timezone.now())
+    assert fresh is not None and fresh.risk_metric == 2
+    with pytest.raises(ReceiptError, match="message digest"):
+        client.refresh(b"tampered", now=timezone.now())
+
+
+def test_receipt_from_another_root_is_refused(apple: AppleReceiptStandIn, settings: Any, tmp_path: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from attestation.testing import apple_pki
+
+    other = tmp_path / "other-root.pem"
+    other.write_bytes(apple_pki.test_root().cert.public_bytes(serialization.Encoding.PEM))
+    settings.ATTESTATION_APPLE_RECEIPT_ROOT_CERTS = [str(other)]
+    apple.record(b"good", make_receipt(APP_ID))
+    with pytest.raises(ReceiptError, match="certificate path: chain_untrusted"):
+        ReceiptClient(team_id=TEAM).refresh(b"good", now=timezone.now())
+
+
+def test_receipt_signature_checker_refuses_garbage() -> None:
+    from attestation.health.receipt_signature import ReceiptSignatureError, verify_receipt_signature
+
+    for garbage in (b"", b"\x30\x00", make_receipt(APP_ID)[:-40]):
+        with pytest.raises(ReceiptSignatureError):
+            verify_receipt_signature(garbage, [], timezone.now())
