@@ -81,16 +81,18 @@ def verify_receipt_signature(der: bytes, roots: Sequence[x509.Certificate], now:
         digests = [a["values"][0].native for a in attrs if a["type"].native == "message_digest"]
         signed_bytes = b"\x31" + attrs.dump()[1:]  # RFC 5652 §5.4: DER of the SET OF attributes
         signature = signer["signature"].native
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
         raise ReceiptSignatureError(f"receipt is not a CMS SignedData: {exc}") from exc
     if digest_name not in DIGESTS or len(digests) != 1:
         raise ReceiptSignatureError("unsupported digest or missing message-digest attribute")
     digest, algorithm = DIGESTS[digest_name]
     if not hmac.compare_digest(digests[0], digest(content).digest()):
         raise ReceiptSignatureError("the message digest does not match the receipt's content")
-    leaf = _signer_certificate(signer, certs)
-    _check_signature(leaf.public_key(), signature, signed_bytes, algorithm)
-    try:
+    try:  # certificates parse lazily: a malformed key or field surfaces here
+        leaf = _signer_certificate(signer, certs)
+        _check_signature(leaf.public_key(), signature, signed_bytes, algorithm)
         verify_chain(_path(leaf, certs), roots, now)
     except AttestationError as exc:
         raise ReceiptSignatureError(f"certificate path: {exc.reason} {exc.detail}") from exc
+    except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
+        raise ReceiptSignatureError(f"malformed certificate: {exc}") from exc
