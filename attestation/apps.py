@@ -8,3 +8,6 @@ class AttestationConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
+        from .health.policy import register as register_health_policies
+
+        register_health_policies()  # device health on the token/resource policy seam

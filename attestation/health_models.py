@@ -164,14 +164,3 @@ class HealthFinding(models.Model):
     def __str__(self) -> str:
         return f"{self.rule} on {self.platform} {self.os_version}"
 
-
-def _register_policies() -> None:
-    """Plug device health into the token and resource policy seam (``idp/oauth/policy.py``)
-    once the models exist. (Its natural home is ``AttestationConfig.ready()``; it lives here
-    so the device-health package stays self-contained.)"""
-    from .health.policy import register
-
-    register()
-
-
-_register_policies()

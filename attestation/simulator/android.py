@@ -44,11 +44,16 @@ class AndroidDevice:
 
     # ------------------------------------------------------------ Key Attestation
     def leaf_spec(self, challenge: bytes, **forge: Any) -> google_pki.LeafSpec:
+        """An up-to-date device by default: this month's security patch (forge to age it)."""
+        today = datetime.now(timezone.utc)
         spec = google_pki.LeafSpec(
             challenge=challenge,
             attestation_security_level=self.security_level,
             packages=((self.package_name, 1),),
             signing_cert_digests=self.signing_digests,
+            os_patch_level=int(today.strftime("%Y%m")),
+            vendor_patch_level=int(today.strftime("%Y%m01")),
+            boot_patch_level=int(today.strftime("%Y%m01")),
         )
         return spec.but(**forge)
 

@@ -87,7 +87,7 @@ def events(outcome: str) -> list[SecurityEvent]:
 def test_enroll_then_refresh(android_app: RegisteredApp, phone: AndroidDevice, binding: Any, integrity: str) -> None:
     device = enroll(android_app, phone, binding(), integrity)
     assert device.platform == Platform.ANDROID and device.security_level == SecurityLevel.TEE
-    assert device.verdict["key_attestation"]["os_patch_level"] == 202510
+    assert device.verdict["key_attestation"]["os_patch_level"] == int(dt.datetime.now(dt.timezone.utc).strftime("%Y%m"))
     assert device.verdict["play_integrity"]["token_type"] == integrity
     for _ in range(3):
         b = binding("refresh")
