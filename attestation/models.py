@@ -171,6 +171,9 @@ class Device(models.Model):
     status_reason = models.CharField(max_length=200, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     requires_reattestation = models.BooleanField(default=False)
+    reattestation_required_at = models.DateTimeField(
+        null=True, blank=True, help_text="When re-attestation was demanded (its grace period runs from here)."
+    )
 
     objects = DeviceQuerySet.as_manager()
 

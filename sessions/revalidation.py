@@ -104,13 +104,17 @@ def stale_before(now: datetime, *, client_path: str, field: str, extra_seconds: 
 
 
 def sessions_to_revoke(now: datetime) -> QuerySet[DeviceSession]:
-    """Active sessions whose device was marked and is still stale after the grace period."""
+    """Active sessions whose device was marked at least the grace period ago and is still stale.
+
+    The grace runs from the mark, so a device marked by one worker is never revoked by a
+    concurrent run a moment later, and a device marked late (after an outage) still gets it."""
     grace = app_settings.REATTESTATION_GRACE_SECONDS
     return (
         DeviceSession.objects.active()
         .filter(device__isnull=False, device__requires_reattestation=True)
+        .filter(device__reattestation_required_at__lte=now - timedelta(seconds=grace))
         .annotate(device_last_good=_last_good("device__"))
-        .filter(stale_before(now, client_path="client__client_id", field="device_last_good", extra_seconds=grace))
+        .filter(stale_before(now, client_path="client__client_id", field="device_last_good"))
     )
 
 
@@ -148,7 +152,7 @@ def mark_stale_devices(now: datetime | None = None, batch_size: int | None = Non
     for page in pk_pages(candidates, batch):
         with transaction.atomic():
             for device in lock_page(candidates.select_related("app__client"), page):
-                require_reattestation(device, reason=STALE_REASON)
+                require_reattestation(device, reason=STALE_REASON, now=now)
                 marked += 1
     return marked
 

@@ -171,6 +171,7 @@ def _store_device(
         "security_level": LEVELS[result.security_level],
         "last_attested_at": now,
         "requires_reattestation": False,
+        "reattestation_required_at": None,
     }
     try:
         with transaction.atomic():

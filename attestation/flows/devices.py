@@ -69,6 +69,7 @@ def _store_apple_device(app: RegisteredApp, result: AppleAttestationResult, now:
         "receipt": result.receipt,
         "last_attested_at": now,
         "requires_reattestation": False,
+        "reattestation_required_at": None,
     }
     try:
         with transaction.atomic():

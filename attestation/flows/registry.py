@@ -51,8 +51,15 @@ def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, no
     _record("attestation.device.reactivated", device, actor, reason)
 
 
-def require_reattestation(device: Device, *, reason: str = "", actor: Any = None) -> None:
+def require_reattestation(
+    device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None
+) -> None:
     """The next assertion is refused (``attestation_required``) until the app attests again."""
-    Device.objects.filter(pk=device.pk).update(requires_reattestation=True)
+    moment = now or timezone.now()
+    updated = Device.objects.filter(pk=device.pk, requires_reattestation=False).update(
+        requires_reattestation=True, reattestation_required_at=moment
+    )
     device.requires_reattestation = True
+    if updated:
+        device.reattestation_required_at = moment
     _record("attestation.device.reattestation_required", device, actor, reason)

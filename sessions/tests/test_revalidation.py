@@ -66,14 +66,14 @@ def test_stale_device_is_marked_then_revoked_after_grace(world: dict[str, Any]) 
     event = SecurityEvent.objects.get(event_type="attestation.device.reattestation_required")
     assert event.reason == "attestation_stale" and event.details["device"] == device.pk
 
-    with time_machine.travel(T0 + 29 * HOUR, tick=False):  # inside the 6 h grace
+    with time_machine.travel(T0 + 30 * HOUR, tick=False):  # inside the 6 h grace, counted from the mark
         assert revalidation.revalidate_devices().revoked_sessions == 0
-    with time_machine.travel(T0 + 30 * HOUR + timedelta(seconds=1), tick=False):
+    with time_machine.travel(T0 + 31 * HOUR + timedelta(seconds=1), tick=False):
         assert revalidation.revalidate_devices().as_dict() == {"revoked_sessions": 1, "marked_devices": 0}
 
     session = _state(session)
     assert (session.status, session.status_reason) == (SessionStatus.REVOKED, "attestation_stale")
-    assert session.revoked_at == T0 + 30 * HOUR + timedelta(seconds=1)
+    assert session.revoked_at == T0 + 31 * HOUR + timedelta(seconds=1)
     assert not RefreshToken.objects.filter(session=session, revoked_at__isnull=True).exists()
     assert not AccessToken.objects.filter(session=session, revoked_at__isnull=True).exists()
     revoked = SecurityEvent.objects.get(event_type="session.revoked")
@@ -124,10 +124,12 @@ def test_only_devices_backing_an_active_session_are_marked(world: dict[str, Any]
 
 
 def test_a_device_is_never_marked_and_revoked_in_one_run(world: dict[str, Any]) -> None:
-    """Even long past max age + grace (the task did not run for days), marking comes first."""
+    """Even long past max age + grace (the task did not run for days), marking comes first and
+    the device still gets its full grace, counted from the mark."""
     _, session = _device_with_session(world, attested_at=T0)
     assert revalidation.revalidate_devices(now=T0 + 200 * HOUR).as_dict() == {"revoked_sessions": 0, "marked_devices": 1}
-    assert revalidation.revalidate_devices(now=T0 + 200 * HOUR).revoked_sessions == 1
+    assert revalidation.revalidate_devices(now=T0 + 200 * HOUR).revoked_sessions == 0
+    assert revalidation.revalidate_devices(now=T0 + 206 * HOUR + timedelta(seconds=1)).revoked_sessions == 1
     assert _state(session).status == SessionStatus.REVOKED
 
 

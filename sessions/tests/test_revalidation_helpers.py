@@ -55,6 +55,7 @@ def make_device(
         platform=app.platform, app=app, key_id=secrets.token_hex(16), public_key=PEM,
         security_level=SecurityLevel.TEE, verdict=verdict, first_attested_at=attested_at,
         last_attested_at=attested_at, last_asserted_at=asserted_at, requires_reattestation=flagged, status=status,
+        reattestation_required_at=attested_at if flagged else None,
     )
 
 
@@ -85,11 +86,11 @@ def seed_bulk(
         cur.execute(
             f"""INSERT INTO {table[Device]} (platform, app_id, key_id, public_key, counter, security_level,
                 verdict, receipt, first_attested_at, last_attested_at, last_asserted_at, status, status_reason,
-                requires_reattestation)
-            SELECT %s, %s, %s || '-' || g, %s, 0, %s, '{{}}'::jsonb, ''::bytea, %s, %s, %s, %s, '', %s
+                requires_reattestation, reattestation_required_at)
+            SELECT %s, %s, %s || '-' || g, %s, 0, %s, '{{}}'::jsonb, ''::bytea, %s, %s, %s, %s, '', %s, %s
             FROM generate_series(1, %s) AS g""",
             [app.platform, app.pk, tag, PEM, SecurityLevel.TEE, attested_at, attested_at, asserted_at,
-             DeviceStatus.ACTIVE, flagged, count],
+             DeviceStatus.ACTIVE, flagged, attested_at if flagged else None, count],
         )
         cur.execute(
             f"""INSERT INTO {table[DeviceSession]} (sid, user_id, client_id, browser_sid, scope, resource,
