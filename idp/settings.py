@@ -220,7 +220,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
 # Schedules live in the database (django-celery-beat) so admins edit them in the admin;
 # the entries below are installed there on first start.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "idp.celery_beat:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "rotate-signing-keys": {"task": "idp.rotate_keys_if_due", "schedule": 3600.0},
     "purge-expired-protocol-state": {"task": "idp.purge_expired", "schedule": 3600.0},

@@ -82,3 +82,21 @@ def test_security_event_log_line_only_after_commit(caplog, django_capture_on_com
     events = [_json.loads(line) for line in lines]
     assert [e["event"] for e in events] == ["test.kept"]
     assert events[0]["details"] == {"note": "a\\0b"} and "\x00" not in lines[0]
+
+
+def test_beat_keeps_admin_edits_of_code_schedules():
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from idp.celery import app
+    from idp.celery_beat import DatabaseScheduler
+
+    scheduler = DatabaseScheduler(app=app, lazy=True)
+    scheduler.update_from_dict({"rotate-signing-keys": {"task": "idp.rotate_keys_if_due", "schedule": 3600.0}})
+    row = PeriodicTask.objects.get(name="rotate-signing-keys")
+    assert row.interval.every == 3600
+    row.interval = IntervalSchedule.objects.create(every=7200, period=IntervalSchedule.SECONDS)
+    row.save()  # an admin's edit
+    DatabaseScheduler(app=app, lazy=True).update_from_dict(
+        {"rotate-signing-keys": {"task": "idp.rotate_keys_if_due", "schedule": 3600.0}}
+    )
+    assert PeriodicTask.objects.get(name="rotate-signing-keys").interval.every == 7200
