@@ -6,30 +6,18 @@ property coerces its type. Nothing is cached: tests use the ``settings`` fixture
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
-
-def _get(name: str, default: Any) -> Any:
-    return getattr(settings, f"ACCOUNTS_{name}", default)
+from idp.conf import SettingsReader
 
 
-def _int(name: str, default: int) -> int:
-    return int(_get(name, default))
-
-
-def _list(name: str, default: list[Any]) -> list[Any]:
-    """A list from settings; an environment string is JSON (``[...]``) or comma/space separated."""
-    value = _get(name, default)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return list(json.loads(text))
-        return [v for v in text.replace(",", " ").split() if v]
-    return list(value)
+_reader = SettingsReader("ACCOUNTS_")
+_get = _reader.get
+_int = _reader.int
+_list = _reader.list
 
 
 def _issuer() -> str:

@@ -11,35 +11,20 @@ section is owned by the Android verifier (``attestation/android/``).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
 
-from django.conf import settings
+
+from idp.conf import SettingsReader
 
 CERTS_DIR = Path(__file__).resolve().parent / "certs"
 
 
-def _get(name: str, default: Any) -> Any:
-    return getattr(settings, f"ATTESTATION_{name}", default)
-
-
-def _int(name: str, default: int) -> int:
-    return int(_get(name, default))
-
-
-def _bool(name: str, default: bool) -> bool:
-    value = _get(name, default)
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
-def _list(name: str, default: list[str]) -> list[str]:
-    """A list from a Python list or a comma-separated string (paths may contain spaces)."""
-    value = _get(name, default)
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
+_reader = SettingsReader("ATTESTATION_")
+_get = _reader.get
+_int = _reader.int
+_bool = _reader.bool
+_list = functools.partial(_reader.list, commas_only=True)  # paths may contain spaces
 
 
 class AppSettings:

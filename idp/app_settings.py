@@ -7,31 +7,17 @@ tests use ``settings`` fixtures / ``override_settings`` and see the change at on
 
 from __future__ import annotations
 
-from typing import Any
 
 from django.conf import settings
 
-
-def _get(name: str, default: Any) -> Any:
-    return getattr(settings, f"IDP_{name}", default)
+from idp.conf import SettingsReader
 
 
-def _int(name: str, default: int) -> int:
-    return int(_get(name, default))
-
-
-def _bool(name: str, default: bool) -> bool:
-    value = _get(name, default)
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
-def _list(name: str, default: list[str]) -> list[str]:
-    value = _get(name, default)
-    if isinstance(value, str):
-        return [v for v in value.replace(",", " ").split() if v]
-    return list(value)
+_reader = SettingsReader("IDP_")
+_get = _reader.get
+_int = _reader.int
+_bool = _reader.bool
+_list = _reader.list
 
 
 class AppSettings:

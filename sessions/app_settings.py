@@ -11,34 +11,19 @@ the token endpoint adds its refresh/rotation properties in their own section.
 
 from __future__ import annotations
 
-from typing import Any
 
-from django.conf import settings
+
+from idp.conf import SettingsReader
 
 #: Every DPoP ``alg`` Vigil can verify: asymmetric only (RFC 9449 §4.3 check 5).
 DPOP_SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
 
 
-def _get(name: str, default: Any) -> Any:
-    return getattr(settings, f"SESSIONS_{name}", default)
-
-
-def _int(name: str, default: int) -> int:
-    return int(_get(name, default))
-
-
-def _bool(name: str, default: bool) -> bool:
-    value = _get(name, default)
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
-def _list(name: str, default: list[str]) -> list[str]:
-    value = _get(name, default)
-    if isinstance(value, str):
-        return [v for v in value.replace(",", " ").split() if v]
-    return [str(v) for v in value]
+_reader = SettingsReader("SESSIONS_")
+_get = _reader.get
+_int = _reader.int
+_bool = _reader.bool
+_list = _reader.list
 
 
 class AppSettings:

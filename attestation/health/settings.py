@@ -3,13 +3,12 @@ Django settings (or environment variables of the same name). Nothing is cached."
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
 
 
-def _get(name: str, default: Any) -> Any:
-    return getattr(settings, f"ATTESTATION_{name}", default)
+from idp.conf import SettingsReader
+
+
+_get = SettingsReader("ATTESTATION_").get
 
 
 class HealthSettings:
