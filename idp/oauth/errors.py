@@ -10,14 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import (  # noqa: F401  (re-exported for the grants)
-    AccessDeniedError,
-    InvalidClientError,
-    InvalidGrantError,
-    InvalidRequestError,
-    InvalidScopeError,
-    UnauthorizedClientError,
-)
 
 
 class VigilOAuth2Error(OAuth2Error):
