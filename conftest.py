@@ -14,6 +14,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["attestation.testing.fixtures"]
+
 
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)

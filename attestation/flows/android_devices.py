@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -38,6 +38,7 @@ from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, Platform, RegisteredApp, SecurityLevel
 from .challenges import consume_challenge
+from .registry import store_attested
 
 LEVELS = {
     "StrongBox": SecurityLevel.STRONGBOX,
@@ -164,30 +165,12 @@ def enroll_android_device(
 def _store_device(
     app: RegisteredApp, result: AndroidKeyAttestation, integrity: dict[str, Any], now: dt.datetime
 ) -> tuple[Device, bool]:
-    """Create the device, or refresh the attestation of a known, usable one."""
     fields = {
         "public_key": result.public_key_pem,
         "verdict": {"key_attestation": result.facts(), "play_integrity": integrity},
         "security_level": LEVELS[result.security_level],
-        "last_attested_at": now,
-        "requires_reattestation": False,
-        "reattestation_required_at": None,
     }
-    try:
-        with transaction.atomic():
-            device = Device.objects.create(
-                platform=Platform.ANDROID, app=app, key_id=result.key_id, first_attested_at=now, **fields
-            )
-            return device, True
-    except IntegrityError:
-        pass
-    with transaction.atomic():
-        device = Device.objects.select_for_update().get(app=app, key_id=result.key_id)
-        device.check_usable()
-        for name, value in fields.items():
-            setattr(device, name, value)
-        device.save(update_fields=list(fields))
-    return device, False
+    return store_attested(app, platform=Platform.ANDROID, key_id=result.key_id, now=now, fields=fields)
 
 
 def _last_verdict_fresh(device: Device, now: dt.datetime) -> bool:

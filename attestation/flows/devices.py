@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -23,6 +22,7 @@ from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import consume_challenge
+from .registry import store_attested
 
 
 def _require(ok: bool, reason: str, detail: str = "") -> None:
@@ -62,35 +62,11 @@ def enroll_apple_device(
 
 
 def _store_apple_device(app: RegisteredApp, result: AppleAttestationResult, now: datetime) -> tuple[Device, bool]:
-    """Create the device, or refresh the attestation of a known, usable one."""
-    fields = {
-        "public_key": result.public_key_pem,
-        "verdict": result.facts,
-        "receipt": result.receipt,
-        "last_attested_at": now,
-        "requires_reattestation": False,
-        "reattestation_required_at": None,
-    }
-    try:
-        with transaction.atomic():
-            device = Device.objects.create(
-                platform=Platform.IOS,
-                app=app,
-                key_id=result.key_id_b64,
-                security_level=SecurityLevel.SECURE_ENCLAVE,
-                first_attested_at=now,
-                **fields,
-            )
-            return device, True
-    except IntegrityError:
-        pass
-    with transaction.atomic():
-        device = Device.objects.select_for_update().get(app=app, key_id=result.key_id_b64)
-        device.check_usable()
-        for name, value in fields.items():
-            setattr(device, name, value)
-        device.save(update_fields=list(fields))
-    return device, False
+    fields = {"public_key": result.public_key_pem, "verdict": result.facts, "receipt": result.receipt}
+    return store_attested(
+        app, platform=Platform.IOS, key_id=result.key_id_b64, now=now, fields=fields,
+        security_level=SecurityLevel.SECURE_ENCLAVE,
+    )
 
 
 def assert_apple_device(

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from idp.events import record
 
-from ..models import Device, DeviceStatus
+from ..models import Device, DeviceStatus, RegisteredApp
 
 
 def _record(event: str, device: Device, actor: Any, reason: str, **details: Any) -> None:
@@ -63,3 +64,26 @@ def require_reattestation(
     if updated:
         device.reattestation_required_at = moment
     _record("attestation.device.reattestation_required", device, actor, reason)
+
+
+def store_attested(
+    app: RegisteredApp, *, platform: str, key_id: str, now: datetime, fields: dict[str, Any], **create_only: Any
+) -> tuple[Device, bool]:
+    """Register a freshly attested key, or refresh the attestation of a known one that is still
+    usable (a suspended or revoked device stays refused). ``fields`` are set either way."""
+    fields = {**fields, "last_attested_at": now, "requires_reattestation": False, "reattestation_required_at": None}
+    try:
+        with transaction.atomic():
+            device = Device.objects.create(
+                platform=platform, app=app, key_id=key_id, first_attested_at=now, **create_only, **fields
+            )
+            return device, True
+    except IntegrityError:
+        pass
+    with transaction.atomic():
+        device = Device.objects.select_for_update().get(app=app, key_id=key_id)
+        device.check_usable()
+        for name, value in fields.items():
+            setattr(device, name, value)
+        device.save(update_fields=list(fields))
+    return device, False

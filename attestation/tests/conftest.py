@@ -50,12 +50,6 @@ def oauth_client(client_factory: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def allow_test_roots(settings: Any) -> None:
-    """Trust the test PKIs (``ATTESTATION_ALLOW_TEST_ROOTS``) for this test only."""
-    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
-
-
-@pytest.fixture
 def binding_for() -> Callable[..., RequestBinding]:
     def make(challenge: str, client_id: str, grant: str = "authorization_code", **extra: Any) -> RequestBinding:
         return RequestBinding(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,20 +21,6 @@ from attestation.testing import google_pki as g
 from idp.models import SecurityEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.live]
-
-
-@pytest.fixture
-def google(settings: Any) -> Iterator[g.GoogleStandIn]:
-    from attestation.android.play_integrity_api import clear_token_cache
-
-    clear_token_cache()
-    with g.GoogleStandIn() as stand_in:
-        import json
-
-        settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())
-        settings.ATTESTATION_PLAY_INTEGRITY_API_BASE_URL = stand_in.url
-        yield stand_in
-    clear_token_cache()
 
 
 @pytest.fixture

@@ -5,14 +5,11 @@ then refreshes signed by the attested key, from the wire parameters."""
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from attestation.android.play_integrity_api import clear_token_cache
 from attestation.binding import RequestBinding, grant_hash
 from attestation.errors import AttestationError, Reason
 from attestation.flows.android_devices import enroll_android_device, verify_android_refresh
@@ -21,16 +18,6 @@ from attestation.simulator.android import AndroidDevice
 from attestation.testing import google_pki as g
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_test_roots")]
-
-
-@pytest.fixture
-def google(settings: Any) -> Iterator[g.GoogleStandIn]:
-    clear_token_cache()
-    with g.GoogleStandIn() as stand_in:
-        settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())
-        settings.ATTESTATION_PLAY_INTEGRITY_API_BASE_URL = stand_in.url
-        yield stand_in
-    clear_token_cache()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from idp.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus
 
 from .test_health_token_endpoint import (  # noqa: F401
-    APP_ID, HealthApp, access_claims, allow_test_roots, android_app, browser, google, ios_app, iphone,
+    APP_ID, HealthApp, access_claims, android_app, browser, ios_app, iphone,
     mobile_client, pixel, user,
 )
 

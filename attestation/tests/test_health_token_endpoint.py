@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -93,23 +92,6 @@ class HealthApp:
 
 def access_claims(response: Any) -> dict[str, Any]:
     return jwt_tokens.verify(response.json()["access_token"], typ="at+jwt")
-
-
-@pytest.fixture
-def allow_test_roots(settings: Any) -> None:
-    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
-
-
-@pytest.fixture
-def google(settings: Any) -> Iterator[g.GoogleStandIn]:
-    from attestation.android.play_integrity_api import clear_token_cache
-
-    clear_token_cache()
-    with g.GoogleStandIn() as stand_in:
-        settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())
-        settings.ATTESTATION_PLAY_INTEGRITY_API_BASE_URL = stand_in.url
-        yield stand_in
-    clear_token_cache()
 
 
 @pytest.fixture

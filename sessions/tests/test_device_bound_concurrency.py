@@ -11,7 +11,7 @@ from attestation.binding import RequestBinding, grant_hash
 from idp.tests.test_concurrency_postgres import run_concurrently
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 
-from .test_device_bound_tokens import App, allow_test_roots, challenge, ios_app, iphone, pixel, android_app, google  # noqa: F401
+from .test_device_bound_tokens import App, android_app, challenge, ios_app, iphone, pixel  # noqa: F401
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_test_roots")]
 

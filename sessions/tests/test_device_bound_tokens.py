@@ -5,8 +5,7 @@ Play Integrity), DPoP key in the binding, and what each failure does to the fami
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Iterator
+
 from typing import Any
 
 import pytest
@@ -34,29 +33,12 @@ HEADER = "OAuth-Client-Attestation-Challenge"
 
 
 @pytest.fixture
-def allow_test_roots(settings: Any) -> None:
-    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
-
-
-@pytest.fixture
 def ios_app(mobile_client: Any) -> RegisteredApp:
     team, bundle = APP_ID.split(".", 1)
     return RegisteredApp.objects.create(
         client=mobile_client.client, platform=Platform.IOS, ios_team_id=team, ios_bundle_id=bundle,
         ios_environment="production",
     )
-
-
-@pytest.fixture
-def google(settings: Any) -> Iterator[g.GoogleStandIn]:
-    from attestation.android.play_integrity_api import clear_token_cache
-
-    clear_token_cache()
-    with g.GoogleStandIn() as stand_in:
-        settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())
-        settings.ATTESTATION_PLAY_INTEGRITY_API_BASE_URL = stand_in.url
-        yield stand_in
-    clear_token_cache()
 
 
 @pytest.fixture

@@ -20,9 +20,7 @@ from sessions.models import DeviceSession, SessionStatus
 
 from .test_device_bound_tokens import (  # noqa: F401 - fixtures
     App,
-    allow_test_roots,
     android_app,
-    google,
     ios_app,
     iphone,
     pixel,

@@ -1,0 +1,31 @@
+"""Pytest fixtures shared by every app's tests that drive the device simulators
+(registered in the root ``conftest.py`` through ``pytest_plugins``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from . import google_pki
+
+
+@pytest.fixture
+def allow_test_roots(settings: Any) -> None:
+    """Trust the test PKIs (``ATTESTATION_ALLOW_TEST_ROOTS``) for this test only."""
+    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
+
+
+@pytest.fixture
+def google(settings: Any) -> Iterator[google_pki.GoogleStandIn]:
+    """Google's token URI and ``decodeIntegrityToken`` API, played on 127.0.0.1."""
+    from attestation.android.play_integrity_api import clear_token_cache
+
+    clear_token_cache()
+    with google_pki.GoogleStandIn() as stand_in:
+        settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())
+        settings.ATTESTATION_PLAY_INTEGRITY_API_BASE_URL = stand_in.url
+        yield stand_in
+    clear_token_cache()
