@@ -226,7 +226,7 @@ def make_action(state: State, scenario: dict[str, Any], devices: int) -> Action:
         return introspect
 
     if kind == "attested_refresh":
-        return attested_refresh_action(state, devices)
+        return attested_refresh_action(state, scenario.get("partitions", devices))
 
     raise ValueError(f"unknown scenario kind {kind!r}")
 
@@ -269,12 +269,32 @@ def attested_refresh_action(state: State, devices: int) -> Action:
         dpops[j] = ECKey.import_key(item["dpop_jwk"])
         jkts[j] = thumbprint(dpops[j].as_dict(private=False))
     owned = [[j for j in sorted(sims, key=int) if (int(j) - 1) % devices == d] for d in range(devices)]
+    busy: set[str] = set()
+    busy_lock = threading.Lock()
+
+    def take(device: int, rng: random.Random) -> str | None:
+        """A live session of this device not in flight (in the open loop a device index can have
+        two requests out): one device never sends two refreshes of one family at once."""
+        with busy_lock:
+            mine = [j for j in owned[device % len(owned)] if not state.attested[j]["dead"] and j not in busy]
+            free = mine or [j for j in sims if not state.attested[j]["dead"] and j not in busy]
+            if not free:
+                return None
+            j = rng.choice(free)
+            busy.add(j)
+            return j
 
     def attested(device: int, rng: random.Random, slot: int) -> tuple[Reply, bool, float | None] | None:
-        live = [j for j in owned[device] if not state.attested[j]["dead"]]
-        if not live:
+        j = take(device, rng)
+        if j is None:
             return None
-        j = rng.choice(live)
+        try:
+            return refresh_one(j)
+        finally:
+            with busy_lock:
+                busy.discard(j)
+
+    def refresh_one(j: str) -> tuple[Reply, bool, float | None]:
         entry, sim = state.attested[j], sims[j]
         start: float | None = None
         if not entry["challenge"] or time.time() - entry["challenge_at"] > CHALLENGE_MAX_AGE:

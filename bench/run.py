@@ -294,9 +294,10 @@ def plan(args: argparse.Namespace, attested: bool) -> list[tuple[str, dict[str, 
                                            **common}))
         if group == "refresh":
             # Introspection right after refreshes: it presents access tokens they received (5-minute life).
-            if args.rate:
-                steps.append(("vigil", {"name": f"refresh@{args.rate}/s-open", "kind": "refresh", "devices": 64,
-                                        "rate": args.rate, **common}))
+            for rate in args.rate:
+                kind = mine[0]  # attested_refresh when it runs
+                steps.append(("vigil", {"name": f"{kind}@{rate}/s-open", "kind": kind, "devices": 64,
+                                        "partitions": max(args.devices), "rate": rate, **common}))
             short = {**common, "duration": max(5, args.duration // 2)}
             steps.append(("vigil", {"name": "introspect@8", "kind": "introspect", "devices": 8, **short}))
             steps.append(("vigil", {"name": "jwks@8", "kind": "jwks", "devices": 8, **short}))
@@ -532,7 +533,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="concurrent devices, comma separated (quick: 8; full: 8,32)")
     parser.add_argument("--duration", type=int, default=None, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=int, default=None, help="unmeasured seconds before each window")
-    parser.add_argument("--rate", type=int, default=None, help="open-loop refreshes/s (full: 200; 0 = off)")
+    parser.add_argument("--rate", type=lambda v: [int(x) for x in v.split(",") if int(x) > 0], default=None,
+                        help="open-loop refresh arrival rates per second, comma separated (full: 50,200; 0 = off)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating Vigil/DOT windows per scenario")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers, both")
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per scenario")
@@ -545,7 +547,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.devices = args.devices or ([8] if quick else [8, 32])
     args.duration = args.duration or (10 if quick else 30)
     args.warmup = args.warmup if args.warmup is not None else (3 if quick else 5)
-    args.rate = args.rate if args.rate is not None else (0 if quick else 200)
+    args.rate = args.rate if args.rate is not None else ([] if quick else [50, 200])
     args.scale = args.scale if args.scale is not None else (0 if quick else 1_000_000)
     args.login_seconds = args.login_seconds or (2.0 if quick else 5.0)
     return args
