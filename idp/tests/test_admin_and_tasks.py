@@ -84,6 +84,7 @@ def test_security_event_log_line_only_after_commit(caplog, django_capture_on_com
     assert events[0]["details"] == {"note": "a\\0b"} and "\x00" not in lines[0]
 
 
+@pytest.mark.django_db(transaction=True)  # django-celery-beat closes old connections as it works
 def test_beat_keeps_admin_edits_of_code_schedules():
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
