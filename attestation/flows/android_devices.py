@@ -37,7 +37,7 @@ from ..binding import RequestBinding
 from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, Platform, RegisteredApp, SecurityLevel
-from .challenges import consume_challenge
+from .challenges import claim_challenge
 from .registry import store_attested
 
 LEVELS = {
@@ -139,7 +139,7 @@ def enroll_android_device(
     try:
         _require(app.platform == Platform.ANDROID, Reason.DEVICE_MISMATCH, "app is not an Android app")
         _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "binding is for another client")
-        consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        claim_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
         result = verify_key_attestation(
             chain_from_wire(chain_pem), challenge=binding.client_data_hash(), now=now, policy=key_policy(app)
         )
@@ -204,7 +204,7 @@ def verify_android_refresh(
         _require(device.platform == Platform.ANDROID, Reason.DEVICE_MISMATCH, "not an Android device")
         _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "device belongs to another client")
         _require(not device.requires_reattestation, Reason.ATTESTATION_REQUIRED, "re-attestation required")
-        consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        claim_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
         verify_key_signature(load_public_key(device.public_key), signature, binding)
         integrity = None
         if integrity_token:

@@ -82,6 +82,23 @@ def consume_challenge(value: str, *, client_id: str, purpose: str, now: datetime
     return challenge
 
 
+def claim_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> None:
+    """The hot-path form of ``consume_challenge``: one conditional UPDATE when the challenge
+    is good; only a refused one pays for the look-up that names the precise reason."""
+    now = now or timezone.now()
+    if value and isinstance(value, str):
+        claimed = Challenge.objects.filter(
+            challenge_hash=crypto.token_hash(value),
+            client__client_id=client_id,
+            purpose=purpose,
+            used_at__isnull=True,
+            expires_at__gt=now,
+        ).update(used_at=now)
+        if claimed == 1:
+            return
+    consume_challenge(value, client_id=client_id, purpose=purpose, now=now)
+
+
 def purge_expired_challenges(*, now: datetime | None = None) -> int:
     """Delete challenges past their expiry (for a periodic task); returns how many."""
     deleted, _ = Challenge.objects.expired(now or timezone.now()).delete()

@@ -21,7 +21,7 @@ from ..apple.attestation import AppleAttestationResult, verify_attestation
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
-from .challenges import consume_challenge
+from .challenges import claim_challenge
 from .registry import store_attested
 
 
@@ -45,7 +45,7 @@ def enroll_apple_device(
     try:
         _require(app.platform == Platform.IOS, Reason.DEVICE_MISMATCH, "app is not an iOS app")
         _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "binding is for another client")
-        consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        claim_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
         result = verify_attestation(
             attestation_bytes,
             app_id=app.app_id,
@@ -88,7 +88,7 @@ def assert_apple_device(
         _require(device.platform == Platform.IOS, Reason.DEVICE_MISMATCH, "not an iOS device")
         _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "device belongs to another client")
         _require(not device.requires_reattestation, Reason.ATTESTATION_REQUIRED, "re-attestation required")
-        consume_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        claim_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
         result = verify_assertion(
             assertion_bytes,
             public_key=device.public_key,

@@ -135,7 +135,9 @@ def find_refresh_token(raw: str) -> RefreshToken | None:
     if not isinstance(raw, str) or not raw or len(raw) > 512:
         return None
     return (
-        RefreshToken.objects.select_related("session", "session__client", "session__user")
+        RefreshToken.objects.select_related(
+            "session", "session__client", "session__user", "session__device", "session__device__app__client"
+        )
         .filter(token_hash=token_hash(raw))
         .first()
     )
@@ -180,8 +182,10 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
     """
     with transaction.atomic():
         # Lock order everywhere: the session row first, then its tokens (no deadlocks with revocation).
-        session = DeviceSession.objects.select_for_update().select_related("client", "user").get(
-            pk=presented.session_id
+        session = (
+            DeviceSession.objects.select_for_update(of=("self",))
+            .select_related("client", "user", "device__app__client")
+            .get(pk=presented.session_id)
         )
         token = RefreshToken.objects.select_for_update().get(pk=presented.pk)
         token.session = session
