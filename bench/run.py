@@ -73,6 +73,8 @@ def cleanup() -> None:
     while _databases:
         drop_database(_databases.pop())
     flush_redis()
+    # The simulated devices' private keys are not left behind; the logs are.
+    (_logdir / "attested-devices.json").unlink(missing_ok=True)
 
 
 def _on_signal(signum: int, frame: Any) -> None:
