@@ -152,7 +152,7 @@ def seed_attested(count: int, users: int, out_path: str) -> dict[str, object]:
             DeviceSession(id=ATTESTED_BASE_ID + j, sid=f"bench-att-sid-{j}", user_id=1 + j % users, client=mobile,
                           scope=SCOPE, auth_time=now, amr=["pwd"], device=device,
                           dpop_jkt=thumbprint(dpop.as_dict(private=False)), created_at=now, last_refresh_at=now)
-            for j, (device, dpop) in enumerate(zip(devices, dpops), start=1)
+            for j, (device, dpop) in enumerate(zip(devices, dpops, strict=True), start=1)
         ])
         RefreshToken.objects.bulk_create([
             RefreshToken(id=ATTESTED_BASE_ID + j, token_hash=token_hash(f"bench-att-{j}"), session=session,
@@ -167,7 +167,7 @@ def seed_attested(count: int, users: int, out_path: str) -> dict[str, object]:
                                              serialization.NoEncryption()).decode(),
             "dpop_jwk": dpop.as_dict(private=True),
         }
-        for j, (sim, dpop) in enumerate(zip(sims, dpops), start=1)
+        for j, (sim, dpop) in enumerate(zip(sims, dpops, strict=True), start=1)
     ]
     with open(out_path, "w") as fh:
         json.dump(keys_out, fh)
