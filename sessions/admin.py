@@ -24,7 +24,7 @@ class RefreshTokenInline(admin.TabularInline):
 
 @admin.register(DeviceSession)
 class DeviceSessionAdmin(admin.ModelAdmin):
-    list_display = ["sid", "user", "client", "status", "acr", "created_at", "last_refresh_at", "last_ip"]
+    list_display = ["sid", "user", "client", "status", "acr", "created_at", "last_refresh_at", "last_ip", "last_place"]
     list_filter = ["status", "client", "acr"]
     search_fields = ["sid", "user__username", "client__client_id", "last_ip"]
     readonly_fields = [f.name for f in DeviceSession._meta.fields]

@@ -107,6 +107,16 @@ def issue_refresh_token(session: DeviceSession, scope: str, now: datetime) -> st
     return raw
 
 
+def place_of(ip: str | None) -> str:
+    """"City, CC" of an address from the offline GeoIP database; empty when unknown or private."""
+    from ..risk.geo import locate
+
+    where = locate(ip)
+    if where is None:
+        return ""
+    return ", ".join(part for part in (where.city, where.country) if part)[:120]
+
+
 def start_session(
     code: AuthorizationCode, *, ip: str | None, now: datetime, dpop_jkt: str = "", device: Any = None
 ) -> DeviceSession:
@@ -128,6 +138,7 @@ def start_session(
         created_at=now,
         last_refresh_at=now,
         last_ip=ip,
+        last_place=place_of(ip),
     )
 
 
@@ -205,8 +216,9 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
         token.rotated_at = token.rotated_at or now
         token.save(update_fields=["rotated_at"])
         raw = issue_refresh_token(session, token.scope, now)
-        DeviceSession.objects.filter(pk=session.pk).update(last_refresh_at=now, last_ip=ip)
-        session.last_refresh_at, session.last_ip = now, ip
+        place = place_of(ip)
+        DeviceSession.objects.filter(pk=session.pk).update(last_refresh_at=now, last_ip=ip, last_place=place)
+        session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
     return session, raw
 
 

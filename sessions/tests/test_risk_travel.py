@@ -3,8 +3,6 @@ public addresses located by the shipped GeoLite2 City database (docs/risk.md).""
 
 from __future__ import annotations
 
-from idp.tests.conftest import PASSWORD
-
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
@@ -13,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from idp.models import SecurityEvent
-from idp.tests.conftest import get_code, query_of
+from idp.tests.conftest import PASSWORD, get_code, query_of
 from sessions.models import DeviceSession, SessionStatus, StepUpDemand, UserRiskProfile
 from sessions.risk import testing as net
 from sessions.risk.errors import STEP_UP_DESCRIPTION
@@ -129,9 +127,11 @@ def test_slow_travel_does_not_fire(browser, mobile_client, pkce, clock):
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
     clock.shift(timedelta(hours=22))  # ~16,960 km in 22 h: an airliner's ~770 km/h
+    assert DeviceSession.objects.get().last_place == "Paris, FR"
     response = net.refresh(tokens["refresh_token"], client_id, net.SYDNEY)
     assert response.status_code == 200, response.content
     assert not signals("impossible_travel")
+    assert DeviceSession.objects.get().last_place == "Sydney, AU"  # the session's last place
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
 
 
