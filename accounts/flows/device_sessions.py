@@ -19,7 +19,7 @@ from sessions.models import DeviceSession, SessionStatus
 
 def list_for(user: Any) -> list[DeviceSession]:
     return list(
-        DeviceSession.objects.active().filter(user=user).select_related("client").order_by("-created_at")
+        DeviceSession.objects.active().filter(user=user).select_related("client", "device").order_by("-created_at")
     )
 
 
