@@ -248,6 +248,9 @@ class SecurityEvent(models.Model):
     class Meta:
         db_table = "idp_security_event"
         ordering = ["-created_at"]
+        # A session's newest events first (risk streaks read them on every refresh): an index
+        # scan that stops at the LIMIT, however long the session has lived.
+        indexes = [models.Index(fields=["session_id", "id"], name="idp_secevent_session_id")]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} {self.outcome}"
