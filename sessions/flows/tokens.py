@@ -191,7 +191,8 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
     unless within the grace window and its successor is still unused: then that
     successor is revoked and a fresh one issued (the app never saw the first response).
     """
-    with transaction.atomic():
+    # No savepoint: the grant's transaction around this rolls back as a whole on any refusal.
+    with transaction.atomic(savepoint=False):
         # Lock order everywhere: the session row first, then its tokens (no deadlocks with revocation).
         session = (
             DeviceSession.objects.select_for_update(of=("self",))
