@@ -94,9 +94,10 @@ def seed_bulk(
         )
         cur.execute(
             f"""INSERT INTO {table[DeviceSession]} (sid, user_id, client_id, browser_sid, scope, resource,
-                auth_time, amr, acr, nonce, device_id, dpop_jkt, status, status_reason, created_at, last_refresh_at)
+                auth_time, amr, acr, nonce, device_id, dpop_jkt, status, status_reason, created_at, last_refresh_at,
+                last_place)
             SELECT 'sid-' || d.key_id, %s, %s, '', 'openid', '[]'::jsonb, %s, '["pwd"]'::jsonb, '', '', d.id,
-                   '', %s, '', %s, %s
+                   '', %s, '', %s, %s, ''
             FROM {table[Device]} d WHERE d.app_id = %s AND d.key_id LIKE %s""",
             [user.pk, app.client_id, attested_at, SessionStatus.ACTIVE, attested_at, attested_at, app.pk, f"{tag}-%"],
         )
