@@ -33,6 +33,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from attestation.models import Device
 from idp.models import SecurityEvent
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
+from tests.celery_support import worker_database_url
 from sessions.tests.test_revalidation_helpers import make_app, make_client, make_device, make_session, make_user
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -98,11 +99,10 @@ def queue() -> str:
 
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Processes]:
-    db = connection.settings_dict
     env = dict(os.environ)
     env.update(
         CELERY_BROKER_URL=os.environ["REDIS_URL"],
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        DATABASE_URL=worker_database_url(),
         DATABASE_CONN_MAX_AGE="0",
         VIGIL_TESTING="1",
         SESSIONS_ATTESTATION_MAX_AGE_SECONDS="86400",

@@ -3,49 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from idp import keys
+
+from .celery_support import celery_worker
 from idp.models import KeyStatus, SigningKey
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def worker(settings):
-    broker = os.environ["REDIS_URL"]
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        CELERY_BROKER_URL=broker,
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        VIGIL_TESTING="1",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "idp", "worker", "--pool=solo", "--loglevel=WARNING",
-         "-Q", "vigil-test", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    from celery import Celery
-
-    sender = Celery("vigil-test-sender", broker=broker)
-    try:
+def worker():
+    with celery_worker("vigil-test") as sender:
         yield sender
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_worker_rotates_due_keys(worker):

@@ -38,7 +38,7 @@ from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
-from .registry import store_attested
+from .registry import ready_for_proof, store_attested
 
 LEVELS = {
     "StrongBox": SecurityLevel.STRONGBOX,
@@ -199,12 +199,7 @@ def verify_android_refresh(
     now = now or timezone.now()
     client_id = device.app.client.client_id
     try:
-        device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation", "verdict"])
-        device.check_usable()
-        _require(device.platform == Platform.ANDROID, Reason.DEVICE_MISMATCH, "not an Android device")
-        _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "device belongs to another client")
-        _require(not device.requires_reattestation, Reason.ATTESTATION_REQUIRED, "re-attestation required")
-        claim_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        ready_for_proof(device, binding, platform=Platform.ANDROID, purpose=purpose, now=now, fields=("verdict",))
         verify_key_signature(load_public_key(device.public_key), signature, binding)
         integrity = None
         if integrity_token:

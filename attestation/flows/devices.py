@@ -22,7 +22,7 @@ from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
-from .registry import store_attested
+from .registry import ready_for_proof, store_attested
 
 
 def _require(ok: bool, reason: str, detail: str = "") -> None:
@@ -83,12 +83,7 @@ def assert_apple_device(
     now = now or timezone.now()
     client_id = device.app.client.client_id
     try:
-        device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation", "counter"])
-        device.check_usable()
-        _require(device.platform == Platform.IOS, Reason.DEVICE_MISMATCH, "not an iOS device")
-        _require(binding.client_id == client_id, Reason.DEVICE_MISMATCH, "device belongs to another client")
-        _require(not device.requires_reattestation, Reason.ATTESTATION_REQUIRED, "re-attestation required")
-        claim_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)
+        ready_for_proof(device, binding, platform=Platform.IOS, purpose=purpose, now=now, fields=("counter",))
         result = verify_assertion(
             assertion_bytes,
             public_key=device.public_key,

@@ -11,7 +11,10 @@ from django.utils import timezone
 
 from idp.events import record
 
+from ..binding import RequestBinding
+from ..errors import AttestationError, Reason
 from ..models import Device, DeviceStatus, RegisteredApp
+from .challenges import claim_challenge
 
 
 def _record(event: str, device: Device, actor: Any, reason: str, **details: Any) -> None:
@@ -87,3 +90,21 @@ def store_attested(
             setattr(device, name, value)
         device.save(update_fields=list(fields))
     return device, False
+
+
+def ready_for_proof(
+    device: Device, binding: RequestBinding, *, platform: str, purpose: str, now: datetime, fields: tuple[str, ...] = ()
+) -> None:
+    """What every refresh proof starts with, on both platforms: re-read the device's status
+    (an operator may have acted a moment ago), check it is this client's usable device of
+    this platform, then claim the request's challenge."""
+    device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation", *fields])
+    device.check_usable()
+    client_id = device.app.client.client_id
+    if device.platform != platform:
+        raise AttestationError(Reason.DEVICE_MISMATCH, f"not a {platform} device")
+    if binding.client_id != client_id:
+        raise AttestationError(Reason.DEVICE_MISMATCH, "device belongs to another client")
+    if device.requires_reattestation:
+        raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
+    claim_challenge(binding.challenge, client_id=client_id, purpose=purpose, now=now)

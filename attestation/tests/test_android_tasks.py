@@ -90,45 +90,13 @@ def test_beat_schedule(settings: Any) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_refreshes_the_list(google: g.GoogleStandIn, tmp_path: Path) -> None:
     """A real worker (solo pool, Redis broker) runs the task by name with plain arguments."""
-    import os
-    import subprocess
-    import sys
     import time
 
-    from celery import Celery
+    from tests.celery_support import celery_worker
 
-    broker = os.environ["REDIS_URL"]
     google.status_list = json.loads(SAMPLE.read_text())
     out = tmp_path / "worker-status.json"
-    from django.db import connection
-
-    db = connection.settings_dict  # the worker (and the suspension it chains) use the test database
-    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {**os.environ, "CELERY_BROKER_URL": broker, "VIGIL_TESTING": "1", "DATABASE_URL": database_url}
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "idp",
-            "worker",
-            "--pool=solo",
-            "--loglevel=WARNING",
-            "-Q",
-            "vigil-android-test",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        sender = Celery("vigil-android-test-sender", broker=broker)
+    with celery_worker("vigil-android-test") as sender:
         sender.send_task(
             "attestation.refresh_android_revocation_list",
             args=[f"{google.url}/attestation/status", str(out)],
@@ -137,10 +105,4 @@ def test_real_worker_refreshes_the_list(google: g.GoogleStandIn, tmp_path: Path)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not out.exists():
             time.sleep(0.3)
-        assert load_status_list(out)["cc66e9a93713b6e643b26c15879786f7"] == "SUSPENDED"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    assert load_status_list(out)["cc66e9a93713b6e643b26c15879786f7"] == "SUSPENDED"

@@ -4,15 +4,10 @@ backoff) is delivered, once."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from idp import keys
@@ -20,41 +15,19 @@ from idp.ssf import transmitter
 from idp.ssf.models import DeliveryStatus, SetDelivery, SsfReceiver
 from idp.ssf.testing import LoopbackReceiver
 from idp.tests.test_ssf_transmitter import jwks_verifier
+from tests.celery_support import celery_worker
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "vigil-ssf-test"
 
 
 @pytest.fixture
 def worker() -> Any:
-    broker = os.environ["REDIS_URL"]
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        CELERY_BROKER_URL=broker,
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        VIGIL_TESTING="1",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "idp", "worker", "--pool=solo", "--loglevel=WARNING",
-         "-Q", QUEUE, "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    from celery import Celery
-
-    sender = Celery("vigil-ssf-test-sender", broker=broker)
-    try:
+    with celery_worker(QUEUE) as sender:
         yield sender
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.mark.celery

@@ -1,0 +1,43 @@
+"""Real Celery workers for tests: a subprocess on the Redis broker (``REDIS_URL``) using the
+test database, and a sender app for that broker. Tests that use it are marked ``celery``
+and ``postgres`` (the worker must see the test's committed rows)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from celery import Celery
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_database_url() -> str:
+    """The URL of the database this test runs against (pytest-django's ``test_*`` database)."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def celery_worker(queue: str) -> Iterator[Celery]:
+    """Start a solo-pool worker consuming ``queue``; yield a sender; stop it with SIGTERM."""
+    broker = os.environ["REDIS_URL"]
+    env = {**os.environ, "CELERY_BROKER_URL": broker, "DATABASE_URL": worker_database_url(), "VIGIL_TESTING": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "idp", "worker", "--pool=solo", "--loglevel=WARNING",
+         "-Q", queue, "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield Celery(f"{queue}-sender", broker=broker)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
