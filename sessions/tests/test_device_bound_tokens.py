@@ -365,3 +365,14 @@ def test_exact_assertion_replay_is_refused(iphone: App) -> None:
     replay = iphone.refresh(evidence=dict(evidence))
     assert replay.status_code == 400 and replay.json()["error"] == "use_attestation_challenge"
     assert "challenge_reused" in replay.json()["error_description"]
+
+
+def test_attested_refresh_query_budget(iphone: App, django_assert_max_num_queries: Any) -> None:
+    """Guards the attested refresh's statement count (issue 8 aims at 4; see docs/benchmarks.md)."""
+    from idp import keys
+
+    keys.ensure_keys()
+    iphone.login()
+    assert iphone.refresh().status_code == 200  # warm: health snapshot and risk profile exist
+    with django_assert_max_num_queries(22):
+        assert iphone.refresh().status_code == 200
