@@ -102,7 +102,7 @@ def test_a_fresh_mfa_authentication_meets_a_step_up(user, mobile_client):
 # --- at the token endpoint and userinfo ----------------------------------------------------------
 
 
-def test_revoke_at_refresh_revokes_the_family(browser, mobile_client, pkce, clock):
+def test_revoke_at_refresh_revokes_the_family(clock, browser, mobile_client, pkce):
     RiskPolicy.objects.create(client=mobile_client.client, impossible_travel=RiskAction.REVOKE)
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
@@ -118,7 +118,7 @@ def test_revoke_at_refresh_revokes_the_family(browser, mobile_client, pkce, cloc
     assert gone.status_code == 401 and gone.json()["error"] == "invalid_token"
 
 
-def test_record_only_lets_the_request_through(browser, mobile_client, pkce, clock):
+def test_record_only_lets_the_request_through(clock, browser, mobile_client, pkce):
     RiskPolicy.objects.create(client=mobile_client.client, impossible_travel=RiskAction.RECORD)
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
@@ -128,7 +128,7 @@ def test_record_only_lets_the_request_through(browser, mobile_client, pkce, cloc
     assert SecurityEvent.objects.get(event_type="risk.action").outcome == "recorded"
 
 
-def test_step_up_at_code_exchange_demands_mfa_without_a_session(browser, mobile_client, pkce, clock, user):
+def test_step_up_at_code_exchange_demands_mfa_without_a_session(clock, browser, mobile_client, pkce, user):
     from idp.tests.conftest import get_code, make_pkce
 
     client_id = mobile_client.client.client_id
@@ -151,7 +151,7 @@ def test_step_up_at_code_exchange_demands_mfa_without_a_session(browser, mobile_
     assert pending.details["demanded_acr"] == "urn:vigil:acr:mfa" and pending.details["acr"] == "urn:vigil:acr:password"
 
 
-def test_revoke_at_userinfo_is_invalid_token(browser, mobile_client, pkce, clock):
+def test_revoke_at_userinfo_is_invalid_token(clock, browser, mobile_client, pkce):
     RiskPolicy.objects.create(client=mobile_client.client, impossible_travel=RiskAction.REVOKE)
     tokens = sign_in(browser, mobile_client.client.client_id, pkce, net.PARIS)
     clock.shift(timedelta(minutes=3))
@@ -161,7 +161,7 @@ def test_revoke_at_userinfo_is_invalid_token(browser, mobile_client, pkce, clock
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
 
 
-def test_disabled_risk_evaluation_fires_nothing(browser, mobile_client, pkce, clock, settings):
+def test_disabled_risk_evaluation_fires_nothing(clock, browser, mobile_client, pkce, settings):
     settings.SESSIONS_RISK_ENABLED = False
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
@@ -179,7 +179,7 @@ def _form(policy_client: Any, **changes: str) -> dict[str, str]:
     return data
 
 
-def test_admin_edits_a_policy_and_the_next_request_follows_it(admin_client, browser, mobile_client, pkce, clock):
+def test_admin_edits_a_policy_and_the_next_request_follows_it(clock, admin_client, browser, mobile_client, pkce):
     response = admin_client.post(reverse("admin:device_sessions_riskpolicy_add"),
                                  _form(mobile_client.client, impossible_travel="revoke"))
     assert response.status_code == 302, response.content

@@ -39,7 +39,7 @@ def signals(kind: str) -> list[SecurityEvent]:
     return list(SecurityEvent.objects.filter(event_type="risk.signal", reason=kind))
 
 
-def test_paris_then_sydney_an_hour_later_requires_step_up(browser, mobile_client, pkce, clock, user):
+def test_paris_then_sydney_an_hour_later_requires_step_up(clock, browser, mobile_client, pkce, user):
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
     clock.shift(timedelta(hours=1))
@@ -92,7 +92,7 @@ def _authorize_query(client_id: str, pkce: Any) -> str:
     return urlencode(authorize_params(client_id, pkce))
 
 
-def test_an_mfa_authorization_clears_the_step_up(browser, mobile_client, pkce, clock, user):
+def test_an_mfa_authorization_clears_the_step_up(clock, browser, mobile_client, pkce, user):
     from accounts.tests.conftest import code_for, confirmed_totp
 
     client_id = mobile_client.client.client_id
@@ -123,7 +123,7 @@ def test_an_mfa_authorization_clears_the_step_up(browser, mobile_client, pkce, c
     assert "code" in query_of(follow["Location"])
 
 
-def test_slow_travel_does_not_fire(browser, mobile_client, pkce, clock):
+def test_slow_travel_does_not_fire(clock, browser, mobile_client, pkce):
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
     clock.shift(timedelta(hours=22))  # ~16,960 km in 22 h: an airliner's ~770 km/h
@@ -135,7 +135,7 @@ def test_slow_travel_does_not_fire(browser, mobile_client, pkce, clock):
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
 
 
-def test_a_short_fast_move_is_below_the_distance_floor(browser, mobile_client, pkce, clock):
+def test_a_short_fast_move_is_below_the_distance_floor(clock, browser, mobile_client, pkce):
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
     clock.shift(timedelta(minutes=10))  # Paris -> Lyon, ~403 km in 10 minutes
@@ -143,7 +143,7 @@ def test_a_short_fast_move_is_below_the_distance_floor(browser, mobile_client, p
     assert not signals("impossible_travel")
 
 
-def test_speed_and_floor_are_settings(browser, mobile_client, pkce, clock, settings):
+def test_speed_and_floor_are_settings(clock, browser, mobile_client, pkce, settings):
     settings.SESSIONS_RISK_TRAVEL_MIN_DISTANCE_KM = 300
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
@@ -153,7 +153,7 @@ def test_speed_and_floor_are_settings(browser, mobile_client, pkce, clock, setti
     assert signals("impossible_travel")[0].details["counted_distance_km"] > 300
 
 
-def test_private_and_loopback_addresses_are_skipped(browser, mobile_client, pkce, clock, user):
+def test_private_and_loopback_addresses_are_skipped(clock, browser, mobile_client, pkce, user):
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
     for ip in (net.PRIVATE, net.CGNAT, net.LOOPBACK, "::1", "fd00::1"):
@@ -165,7 +165,7 @@ def test_private_and_loopback_addresses_are_skipped(browser, mobile_client, pkce
     assert not SecurityEvent.objects.filter(event_type="risk.signal").exists()
 
 
-def test_first_location_sets_the_baseline_and_a_new_country_is_recorded(browser, mobile_client, pkce, clock, user):
+def test_first_location_sets_the_baseline_and_a_new_country_is_recorded(clock, browser, mobile_client, pkce, user):
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
     assert not SecurityEvent.objects.filter(event_type="risk.signal").exists()
@@ -182,7 +182,7 @@ def test_first_location_sets_the_baseline_and_a_new_country_is_recorded(browser,
     assert len(signals("new_country")) == 1
 
 
-def test_userinfo_is_evaluated_too(browser, mobile_client, pkce, clock):
+def test_userinfo_is_evaluated_too(clock, browser, mobile_client, pkce):
     client_id = mobile_client.client.client_id
     tokens = sign_in(browser, client_id, pkce, net.PARIS)
     clock.shift(timedelta(minutes=2))
@@ -199,7 +199,7 @@ def test_userinfo_is_evaluated_too(browser, mobile_client, pkce, clock):
     assert refused.json() == {"error": "invalid_grant", "error_description": STEP_UP_DESCRIPTION}
 
 
-def test_a_located_quiet_refresh_costs_two_queries_more(browser, mobile_client, pkce, clock, django_assert_max_num_queries):
+def test_a_located_quiet_refresh_costs_two_queries_more(clock, browser, mobile_client, pkce, django_assert_max_num_queries):
     """The loopback budget of idp/tests/test_query_budgets.py is 16: locating adds one locked
     read of the user's profile and one update of it."""
     client_id = mobile_client.client.client_id
