@@ -10,6 +10,8 @@ import hashlib
 
 from django.core.cache import cache
 
+from idp.counters import incr_in_window
+
 from .app_settings import app_settings
 
 
@@ -24,14 +26,7 @@ def is_locked(username: str, ip: str | None) -> bool:
 
 
 def _incr(key: str) -> int:
-    window = app_settings.LOGIN_FAILURE_WINDOW
-    if cache.add(key, 1, window):
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, window)
-        return 1
+    return incr_in_window(key, app_settings.LOGIN_FAILURE_WINDOW)
 
 
 def register_failure(username: str, ip: str | None) -> None:

@@ -97,6 +97,8 @@ def userinfo(request: HttpRequest) -> HttpResponse:
     except ResourceError as error:
         response = _json({"error": error.error, "error_description": error.description}, error.status)
         response["WWW-Authenticate"] = error.www_authenticate()
+        for name, value in error.headers.items():
+            response[name] = value
         return response
     user = authorized.token.user
     if user is None or not user.is_active:

@@ -24,7 +24,6 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from idp.events import record
 
 from ..android.chain import MAX_CHAIN_LENGTH
 from ..android.digests import normalise_digest
@@ -38,7 +37,7 @@ from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
-from .registry import ready_for_proof, store_attested
+from .registry import device_event, ready_for_proof, store_attested
 
 LEVELS = {
     "StrongBox": SecurityLevel.STRONGBOX,
@@ -234,12 +233,4 @@ def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.da
 
 
 def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
-    record(
-        event,
-        outcome="failure" if reason else "success",
-        reason=reason,
-        client_id=client_id,
-        request=request,
-        platform=Platform.ANDROID.value,
-        **details,
-    )
+    device_event(event, reason, client_id, request, platform=Platform.ANDROID.value, **details)

@@ -14,7 +14,6 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from idp.events import record
 
 from ..apple.assertion import verify_assertion
 from ..apple.attestation import AppleAttestationResult, verify_attestation
@@ -22,7 +21,7 @@ from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
-from .registry import ready_for_proof, store_attested
+from .registry import device_event, ready_for_proof, store_attested
 
 
 def _require(ok: bool, reason: str, detail: str = "") -> None:
@@ -115,12 +114,4 @@ def _advance_counter(device: Device, counter: int, now: datetime) -> None:
 
 
 def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
-    record(
-        event,
-        outcome="failure" if reason else "success",
-        reason=reason,
-        client_id=client_id,
-        request=request,
-        platform=Platform.IOS.value,
-        **details,
-    )
+    device_event(event, reason, client_id, request, platform=Platform.IOS.value, **details)

@@ -69,6 +69,12 @@ def require_reattestation(
     _record("attestation.device.reattestation_required", device, actor, reason)
 
 
+def device_event(event: str, reason: str, client_id: str, request: Any, *, platform: str, **details: Any) -> None:
+    """One security event per enrollment or proof, success or failure (``reason`` set)."""
+    record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id,
+           request=request, platform=platform, **details)
+
+
 def store_attested(
     app: RegisteredApp, *, platform: str, key_id: str, now: datetime, fields: dict[str, Any], **create_only: Any
 ) -> tuple[Device, bool]:

@@ -35,5 +35,4 @@ def check_dpop_binding(request: HttpRequest, scheme: str, token: str, claims: di
             expected_jkt=jkt,
         )
     except DPoPError as error:
-        raise ResourceError("invalid_dpop_proof" if error.error != "use_dpop_nonce" else "use_dpop_nonce",
-                            error.description, 401, "DPoP") from error
+        raise ResourceError(error.error, error.description, 401, "DPoP", headers=error.nonce_headers()) from error

@@ -3,7 +3,7 @@ RFC 6750 §2 (Bearer) and RFC 9449 §7 (DPoP)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.http import HttpRequest
@@ -21,6 +21,7 @@ class ResourceError(Exception):
     description: str
     status: int = 401
     scheme: str = "Bearer"
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. DPoP-Nonce (RFC 9449 §8)
 
     def www_authenticate(self) -> str:
         return f'{self.scheme} error="{self.error}", error_description="{self.description}"'

@@ -120,3 +120,17 @@ def test_introspection_reports_dpop_binding(dpop_tokens, service_client, dpop_ke
 
 def test_discovery_advertises_dpop_algs():
     assert "ES256" in HttpClient().get("/.well-known/openid-configuration").json()["dpop_signing_alg_values_supported"]
+
+
+def test_userinfo_demanding_a_nonce_says_which_one(dpop_tokens, dpop_key, settings):
+    settings.SESSIONS_DPOP_NONCE_REQUIRED = True
+    at = dpop_tokens["access_token"]
+    url = f"{settings.IDP_ISSUER}{reverse('userinfo')}"
+    http = HttpClient()
+    first = http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"DPoP {at}",
+                     HTTP_DPOP=create_proof(dpop_key, method="GET", url=url, access_token=at))
+    assert first.status_code == 401 and first.json()["error"] == "use_dpop_nonce"
+    nonce = first["DPoP-Nonce"]
+    second = http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"DPoP {at}",
+                      HTTP_DPOP=create_proof(dpop_key, method="GET", url=url, access_token=at, nonce=nonce))
+    assert second.status_code == 200, second.content

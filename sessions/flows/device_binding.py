@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
+
+from idp.counters import incr_in_window
 from django.http import HttpRequest
 
 from attestation.binding import RequestBinding, grant_hash
@@ -139,14 +141,7 @@ def _b64_bytes(value: str) -> bytes:
 
 def register_failure(session: DeviceSession) -> int:
     """Count a failed attestation on this session (shared cache, one hour); returns the streak."""
-    key = f"vigil:attestation-failures:{session.sid}"
-    if cache.add(key, 1, 3600):
-        return 1
-    try:
-        return int(cache.incr(key))
-    except ValueError:
-        cache.set(key, 1, 3600)
-        return 1
+    return incr_in_window(f"vigil:attestation-failures:{session.sid}", 3600)
 
 
 def failure_limit_reached(streak: int) -> bool:

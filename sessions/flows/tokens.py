@@ -208,7 +208,7 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
         if token.is_expired(now):
             raise RefreshRefused("expired")
         if token.rotated_at is not None:
-            if not _within_grace(token, now):
+            if not within_grace(token, now):
                 raise RefreshRefused("reuse")
             # The retry replaces the successor the app never received: one live token per family.
             RefreshToken.objects.filter(session=session, pk__gt=token.pk, revoked_at__isnull=True).update(
@@ -235,7 +235,7 @@ def grace_seconds(session: DeviceSession) -> int:
     return grace
 
 
-def _within_grace(token: RefreshToken, now: datetime) -> bool:
+def within_grace(token: RefreshToken, now: datetime) -> bool:
     grace = grace_seconds(token.session)
     if grace <= 0 or token.rotated_at is None:
         return False

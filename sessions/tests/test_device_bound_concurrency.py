@@ -8,6 +8,11 @@ from typing import Any
 import pytest
 
 from attestation.binding import RequestBinding, grant_hash
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from idp.crypto import token_hash
+from idp.tests.conftest import form_post
 from idp.tests.test_concurrency_postgres import run_concurrently
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 
@@ -28,11 +33,7 @@ def test_concurrent_attested_refreshes_leave_one_live_successor(pixel: App) -> N
                                  grant_hash(presented), dpop_jkt=app.jkt())
         requests_.append((app.evidence(binding, "refresh"), app.headers()))
 
-    def attempt(index: list[int] = [0]) -> Any:  # noqa: B006 - a shared counter across threads
-        from idp.tests.conftest import form_post
-        from django.test import Client as HttpClient
-        from django.urls import reverse
-
+    def attempt() -> Any:
         evidence, headers = requests_.pop()
         data = {"grant_type": "refresh_token", "refresh_token": presented, "client_id": app.client_id, **evidence}
         return form_post(HttpClient(), reverse("token"), data, **headers)
@@ -45,4 +46,4 @@ def test_concurrent_attested_refreshes_leave_one_live_successor(pixel: App) -> N
     assert session.status == SessionStatus.ACTIVE
     live = RefreshToken.objects.filter(session=session, rotated_at__isnull=True, revoked_at__isnull=True)
     assert live.count() == 1
-    assert {t.token_hash for t in live} <= {__import__("idp.crypto", fromlist=["token_hash"]).token_hash(w) for w in winners}
+    assert {t.token_hash for t in live} <= {token_hash(w) for w in winners}

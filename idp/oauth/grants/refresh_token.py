@@ -34,7 +34,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         if token.revoked_at is not None or token.session.status == SessionStatus.REVOKED:
             self._event("revoked", token, client_id)
             return None
-        if token.rotated_at is not None and not token_flows._within_grace(token, timezone.now()):
+        if token.rotated_at is not None and not token_flows.within_grace(token, timezone.now()):
             token_flows.revoke_session(token.session, "refresh_token_reuse")
             self._event("reuse", token, client_id)
             return None
