@@ -71,4 +71,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _clear_cache() -> None:
     from django.core.cache import cache
 
+    from idp import config_cache
+
     cache.clear()
+    config_cache.clear_local()

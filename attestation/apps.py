@@ -10,4 +10,9 @@ class AttestationConfig(AppConfig):
         from . import checks  # noqa: F401  (registers system checks)
         from .health.policy import register as register_health_policies
 
+        from idp import config_cache
+
+        from .models import RegisteredApp
+
         register_health_policies()  # device health on the token/resource policy seam
+        config_cache.watch(RegisteredApp)

@@ -31,6 +31,11 @@ def main() -> None:
     parser.add_argument("--html", default=None, help="also write pyinstrument's HTML report here")
     parser.add_argument("--all", action="store_true", help="show library frames too")
     args = parser.parse_args()
+    run(args, profile)
+
+
+def run(args: argparse.Namespace, body) -> None:
+    """Create and seed the throwaway database, call ``body(args)`` in it, drop it."""
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
         "DATABASE_URL": f"{PG}/{DB}",
@@ -55,7 +60,7 @@ def main() -> None:
         subprocess.run([py, "-m", "bench.seed_vigil", "--sessions", str(n), "--codes", str(n), "--attested", "8",
                         "--attested-out", KEYS], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        profile(args)
+        body(args)
     finally:
         from django.db import connections
 
@@ -116,24 +121,8 @@ def profile(args: argparse.Namespace) -> None:
     from django.test.utils import CaptureQueriesContext
     from pyinstrument import Profiler
 
-    from bench.seed_sql import REDIRECT_URI, code, refresh_token, verifier
-
     client = Client(HTTP_HOST="localhost", HTTP_X_FORWARDED_PROTO="https")
-
-    attested = attested_device(client) if args.kind == "attested_refresh" else None
-
-    def one(i: int) -> None:
-        if attested is not None:
-            attested(i)
-            return
-        if args.kind == "refresh":
-            form = {"grant_type": "refresh_token", "refresh_token": refresh_token(i), "client_id": "bench-mobile"}
-        else:
-            form = {"grant_type": "authorization_code", "code": code(i), "redirect_uri": REDIRECT_URI,
-                    "client_id": "bench-mobile", "code_verifier": verifier(i)}
-        response = client.post("/token", urlencode(form), content_type="application/x-www-form-urlencoded")
-        assert response.status_code == 200, response.content
-
+    one = request_maker(client, args.kind)
     for i in range(1, 21):  # warm: keys loaded, connections open
         one(i)
     with CaptureQueriesContext(connection) as captured:
@@ -149,6 +138,27 @@ def profile(args: argparse.Namespace) -> None:
     print(profiler.output_text(unicode=False, color=False, show_all=args.all))
     if args.html:
         Path(args.html).write_text(profiler.output_html())
+
+
+def request_maker(client: object, kind: str) -> object:
+    """A callable ``one(i)`` doing the i-th request of ``kind`` through Django's test client."""
+    from bench.seed_sql import REDIRECT_URI, code, refresh_token, verifier
+
+    attested = attested_device(client) if kind == "attested_refresh" else None
+
+    def one(i: int) -> None:
+        if attested is not None:
+            attested(i)
+            return
+        if kind == "refresh":
+            form = {"grant_type": "refresh_token", "refresh_token": refresh_token(i), "client_id": "bench-mobile"}
+        else:
+            form = {"grant_type": "authorization_code", "code": code(i), "redirect_uri": REDIRECT_URI,
+                    "client_id": "bench-mobile", "code_verifier": verifier(i)}
+        response = client.post("/token", urlencode(form), content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 200, response.content
+
+    return one
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ class IdpConfig(AppConfig):
         from sessions.flows import cascade  # noqa: F401  (connects the user-deactivation cascade)
 
         from . import checks  # noqa: F401  (registers system checks)
+        from . import config_cache
+        from .models import Client, SigningKey
+
+        config_cache.watch(Client, SigningKey)
 
         # Clients may choose "EdDSA" (what today's JOSE libraries verify); RFC 9864 prefers the
         # fully specified "Ed25519" name, which joserfc flags on every use of the old one.

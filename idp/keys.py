@@ -19,7 +19,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from . import crypto
+from . import config_cache, crypto
 from .app_settings import app_settings
 from .models import Client, KeyStatus, SigningKey
 
@@ -139,9 +139,13 @@ def rotate(alg: str, *, now: datetime | None = None, immediately: bool = False) 
 
 def active_key(alg: str, now: datetime | None = None) -> tuple[str, JoseKey]:
     """``(kid, private key)`` that signs ``alg`` tokens now; creates the first key lazily.
-    One query on the hot path: the active and waiting keys of ``alg`` together."""
+    No query on the hot path: the active and waiting keys of ``alg`` come from the config
+    cache (a key saved anywhere changes its generation), and a waiting key whose time has
+    come is promoted here, on the first request after ``activates_at``."""
     moment = now or timezone.now()
-    rows = list(SigningKey.objects.filter(alg=alg, status__in=[KeyStatus.ACTIVE, KeyStatus.NEXT]))
+    rows = config_cache.cached(
+        ("signing-keys", alg), lambda: list(SigningKey.objects.filter(alg=alg, status__in=[KeyStatus.ACTIVE, KeyStatus.NEXT]))
+    )
     active = max((k for k in rows if k.status == KeyStatus.ACTIVE), key=lambda k: k.activates_at, default=None)
     if active is None or any(k.status == KeyStatus.NEXT and k.activates_at <= moment for k in rows):
         advance(moment)

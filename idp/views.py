@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import discovery, keys
+from . import discovery, events, keys
 from .app_settings import app_settings
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
@@ -65,9 +65,10 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
         )
     server = get_server()
     try:
-        if endpoint is None:
-            return server.create_token_response(request)
-        return server.create_endpoint_response(endpoint, request)
+        with events.batched():
+            if endpoint is None:
+                return server.create_token_response(request)
+            return server.create_endpoint_response(endpoint, request)
     except ValueError:
         # Authlib refuses to echo characters RFC 6749 §5.2 forbids in error_description.
         return _json({"error": "invalid_request", "error_description": "The request contains invalid characters."}, 400)

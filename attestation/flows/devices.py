@@ -82,7 +82,7 @@ def assert_apple_device(
     now = now or timezone.now()
     client_id = device.app.client.client_id
     try:
-        ready_for_proof(device, binding, platform=Platform.IOS, purpose=purpose, now=now, fields=("counter",))
+        ready_for_proof(device, binding, platform=Platform.IOS, purpose=purpose, now=now, reread=False)
         result = verify_assertion(
             assertion_bytes,
             public_key=device.public_key,
@@ -99,15 +99,19 @@ def assert_apple_device(
 
 
 def _advance_counter(device: Device, counter: int, now: datetime) -> None:
-    """Store ``counter`` only if it is still greater than the stored one and the device is active:
-    one conditional ``UPDATE … WHERE counter < new AND status = 'active'`` (atomic on its own),
-    so of two concurrent assertions with the same counter exactly one wins."""
-    updated = Device.objects.filter(pk=device.pk, counter__lt=counter, status=DeviceStatus.ACTIVE).update(
-        counter=counter, last_asserted_at=now
-    )
+    """Store ``counter`` only if it is still greater than the stored one, the device is active
+    and needs no re-attestation: one conditional ``UPDATE … WHERE counter < new AND status =
+    'active' AND NOT requires_reattestation`` (atomic on its own, and what re-checks the
+    device's state an operator may have changed since the request read it), so of two
+    concurrent assertions with the same counter exactly one wins."""
+    updated = Device.objects.filter(
+        pk=device.pk, counter__lt=counter, status=DeviceStatus.ACTIVE, requires_reattestation=False
+    ).update(counter=counter, last_asserted_at=now)
     if updated != 1:
-        device.refresh_from_db(fields=["status", "status_reason", "counter"])
+        device.refresh_from_db(fields=["status", "status_reason", "counter", "requires_reattestation"])
         device.check_usable()
+        if device.requires_reattestation:
+            raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
         raise AttestationError(Reason.COUNTER_NOT_INCREASING, f"counter {counter} <= {device.counter}")
     device.counter = counter
     device.last_asserted_at = now

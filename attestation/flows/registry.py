@@ -99,12 +99,21 @@ def store_attested(
 
 
 def ready_for_proof(
-    device: Device, binding: RequestBinding, *, platform: str, purpose: str, now: datetime, fields: tuple[str, ...] = ()
+    device: Device,
+    binding: RequestBinding,
+    *,
+    platform: str,
+    purpose: str,
+    now: datetime,
+    fields: tuple[str, ...] = (),
+    reread: bool = True,
 ) -> None:
     """What every refresh proof starts with, on both platforms: re-read the device's status
     (an operator may have acted a moment ago), check it is this client's usable device of
-    this platform, then claim the request's challenge."""
-    device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation", *fields])
+    this platform, then claim the request's challenge. ``reread=False`` is for a proof whose
+    own write re-checks status and re-attestation atomically (App Attest's counter UPDATE)."""
+    if reread:
+        device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation", *fields])
     device.check_usable()
     client_id = device.app.client.client_id
     if device.platform != platform:

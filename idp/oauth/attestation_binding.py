@@ -92,7 +92,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
     except AttestationError as error:
         _on_refresh_failure(grant, session, error)
     request.vigil_device_signals = evidence.signals  # verified: covered by the attested binding
-    device_binding.clear_failures(session)
+    request.vigil_attestation_failures = device_binding.take_failures(session)
     request.vigil_extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
 
 

@@ -33,6 +33,9 @@ class TokenContext:
     request: HttpRequest | None
     device: Any = None  # attestation.models.Device | None
     device_signals: dict[str, Any] | None = None  # self-reported signals verified in this request's binding
+    # How many refused attestations of this session preceded this request's good one (the
+    # shared failure counter); None when unknown (no attestation in this request).
+    attestation_failures: int | None = None
 
 
 @dataclass

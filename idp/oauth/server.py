@@ -15,6 +15,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc9207 import IssuerParameter
 from django.http import HttpRequest, HttpResponse
 
+from .. import config_cache
 from ..app_settings import app_settings
 from ..events import record
 from ..models import Client
@@ -35,6 +36,12 @@ class VigilOAuth2Request(DjangoOAuth2Request):
         self.vigil_dpop_jkt: str | None = None
         self.vigil_extra_headers: list[tuple[str, str]] = []
         self.vigil_device_signals: dict[str, Any] | None = None  # self-reported, verified in the attested binding
+        self.vigil_attestation_failures: int | None = None  # refused proofs just before this good one
+
+
+def active_client(client_id: str) -> Client | None:
+    """The active client of that id, from this process's copy while no client changed."""
+    return config_cache.cached(("client", client_id), lambda: Client.objects.active().filter(client_id=client_id).first())
 
 
 class AuthorizationServer(_AuthorizationServer):
@@ -45,7 +52,7 @@ class AuthorizationServer(_AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
             return None
-        return Client.objects.active().filter(client_id=client_id).first()
+        return active_client(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Tokens are persisted by the grants' flows as they are issued."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.cache import cache
 
+from idp import config_cache
 from idp.counters import incr_in_window
 from django.http import HttpRequest
 
@@ -78,7 +79,10 @@ def evidence_from_form(form: Any) -> Evidence | None:
 
 
 def client_requires_attestation(client: Any) -> bool:
-    return RegisteredApp.objects.filter(client=client, require_attestation=True).exists()
+    return config_cache.cached(
+        ("requires-attestation", client.pk),
+        lambda: RegisteredApp.objects.filter(client=client, require_attestation=True).exists(),
+    )
 
 
 def _binding(evidence: Evidence, client_id: str, grant: str, secret: str, dpop_jkt: str | None) -> RequestBinding:
@@ -148,5 +152,11 @@ def failure_limit_reached(streak: int) -> bool:
     return streak >= app_settings.ATTESTATION_MAX_FAILURES
 
 
-def clear_failures(session: DeviceSession) -> None:
-    cache.delete(f"vigil:attestation-failures:{session.sid}")
+def take_failures(session: DeviceSession) -> int:
+    """End the session's failure streak after a good proof; returns how long it was (0 on
+    the common path, which then costs one cache read and no write)."""
+    key = f"vigil:attestation-failures:{session.sid}"
+    streak = int(cache.get(key) or 0)
+    if streak:
+        cache.delete(key)
+    return streak

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from idp import jwt_tokens
+from idp import config_cache, jwt_tokens
 from idp.app_settings import app_settings as idp_settings
 from idp.crypto import generate_token, token_hash
 from idp.events import record
@@ -142,15 +142,32 @@ def start_session(
     )
 
 
-def find_refresh_token(raw: str) -> RefreshToken | None:
+def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken | None:
+    """The token of that raw value with its session, user and device, in one indexed query.
+    Given the already authenticated ``client``, its row is not read again: the session gets
+    that client when it is the session's own (anything else is refused by the caller), and
+    the device its registered app from the config cache."""
     if not isinstance(raw, str) or not raw or len(raw) > 512:
         return None
-    return (
-        RefreshToken.objects.select_related(
-            "session", "session__client", "session__user", "session__device", "session__device__app__client"
-        )
-        .filter(token_hash=token_hash(raw))
-        .first()
+    related = ["session", "session__user", "session__device"]
+    if client is None:
+        related += ["session__client", "session__device__app__client"]
+    token = RefreshToken.objects.select_related(*related).filter(token_hash=token_hash(raw)).order_by().first()
+    if token is not None and client is not None:
+        session = token.session
+        if session.client_id == client.pk:
+            session.client = client
+        if session.device is not None:
+            session.device.app = registered_app(session.device.app_id)
+    return token
+
+
+def registered_app(app_id: int) -> Any:
+    """A registered app with its client, from the config cache."""
+    from attestation.models import RegisteredApp
+
+    return config_cache.cached(
+        ("registered-app", app_id), lambda: RegisteredApp.objects.select_related("client").get(pk=app_id)
     )
 
 
@@ -193,34 +210,39 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
     """
     # No savepoint: the grant's transaction around this rolls back as a whole on any refusal.
     with transaction.atomic(savepoint=False):
-        # Lock order everywhere: the session row first, then its tokens (no deadlocks with revocation).
-        session = (
-            DeviceSession.objects.select_for_update(of=("self",))
-            .select_related("client", "user", "device__app__client")
-            .get(pk=presented.session_id)
-        )
-        token = RefreshToken.objects.select_for_update().get(pk=presented.pk)
-        token.session = session
-        if token.revoked_at is not None or session.status == SessionStatus.REVOKED:
-            raise RefreshRefused("revoked")
-        if session.status == SessionStatus.STEP_UP_REQUIRED:
-            raise RefreshRefused("step_up_required")
-        if token.is_expired(now):
-            raise RefreshRefused("expired")
-        if token.rotated_at is not None:
-            if not within_grace(token, now):
-                raise RefreshRefused("reuse")
-            # The retry replaces the successor the app never received: one live token per family.
-            RefreshToken.objects.filter(session=session, pk__gt=token.pk, revoked_at__isnull=True).update(
-                revoked_at=now
-            )
-        token.rotated_at = token.rotated_at or now
-        token.save(update_fields=["rotated_at"])
-        raw = issue_refresh_token(session, token.scope, now)
+        session = presented.session
         place = place_of(ip)
-        DeviceSession.objects.filter(pk=session.pk).update(last_refresh_at=now, last_ip=ip, last_place=place)
+        # Lock order everywhere: the session row first, then its tokens (no deadlocks with
+        # revocation). Locking it is the write a refresh makes anyway, conditional on the
+        # family still being active.
+        if not DeviceSession.objects.filter(pk=session.pk, status=SessionStatus.ACTIVE).update(
+            last_refresh_at=now, last_ip=ip, last_place=place
+        ):
+            session.status = DeviceSession.objects.values_list("status", flat=True).get(pk=session.pk)
+            raise RefreshRefused("step_up_required" if session.status == SessionStatus.STEP_UP_REQUIRED else "revoked")
+        # The common case in one conditional UPDATE; any other state is sorted out below, under the lock.
+        if not RefreshToken.objects.filter(
+            pk=presented.pk, rotated_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+        ).update(rotated_at=now):
+            _rotate_unusual(session, presented.pk, now)
+        raw = issue_refresh_token(session, presented.scope, now)
         session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
     return session, raw
+
+
+def _rotate_unusual(session: DeviceSession, token_pk: int, now: datetime) -> None:
+    """The presented token was not a live, unused one: refuse, or (a retry of the immediate
+    predecessor inside the grace window) revoke the successor the app never received."""
+    token = RefreshToken.objects.select_for_update().get(pk=token_pk)
+    token.session = session
+    if token.revoked_at is not None:
+        raise RefreshRefused("revoked")
+    if token.is_expired(now):
+        raise RefreshRefused("expired")
+    if token.rotated_at is None or not within_grace(token, now):
+        raise RefreshRefused("reuse")
+    # The retry replaces the successor the app never received: one live token per family.
+    RefreshToken.objects.filter(session=session, pk__gt=token.pk, revoked_at__isnull=True).update(revoked_at=now)
 
 
 def grace_seconds(session: DeviceSession) -> int:

@@ -50,7 +50,16 @@ class Assessment:
             update()
 
 
-def assess(*, user: Any, session: Any, device: Any, ip: str | None, now: datetime, new_family: bool) -> Assessment:
+def assess(
+    *,
+    user: Any,
+    session: Any,
+    device: Any,
+    ip: str | None,
+    now: datetime,
+    new_family: bool,
+    attestation_failures: int | None = None,
+) -> Assessment:
     """Run every request-time detector. Reads only (but for creating the user's profile row on
     its first located request): state updates wait in the assessment until ``persist()``."""
     found = Assessment(now=now)
@@ -64,7 +73,7 @@ def assess(*, user: Any, session: Any, device: Any, ip: str | None, now: datetim
     if new_family and (fresh := detectors.new_device_signal(session)) is not None:
         found.signals.append(fresh)
     if session is not None and session.device_id is not None:
-        if (streak := detectors.attestation_streak_signal(session)) is not None:
+        if (streak := detectors.attestation_streak_signal(session, attestation_failures)) is not None:
             found.signals.append(streak)
     if device is not None:
         downgrade, previous, level = detectors.integrity_check(device)
@@ -93,7 +102,7 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
     new_family = context.grant_type == "authorization_code"
     source = f"token:{context.grant_type}"
     found = assess(user=context.user, session=session, device=context.device, ip=client_ip(request), now=now,
-                   new_family=new_family)
+                   new_family=new_family, attestation_failures=context.attestation_failures)
     unmet = unmet_demand(context.user, context.client, session) if new_family else ""
     if not found.signals and not unmet:
         found.persist()

@@ -47,10 +47,12 @@ def new_device_signal(session: Any) -> Signal | None:
     })
 
 
-def attestation_streak_signal(session: Any) -> Signal | None:
+def attestation_streak_signal(session: Any, attestation_failures: int | None = None) -> Signal | None:
     """``SESSIONS_RISK_ATTESTATION_STREAK`` refused attestations on this session since it last
-    got a token (and since this streak was last signalled). One indexed query, newest first."""
-    if session is None:
+    got a token (and since this streak was last signalled). One indexed query, newest first,
+    skipped when the request knows from the shared failure counter that its good proof
+    followed none (``attestation_failures == 0``: the common refresh)."""
+    if session is None or attestation_failures == 0:
         return None
     threshold = risk_settings.ATTESTATION_STREAK
     kinds = [*STREAK_BREAKERS, "attestation.token_refused", "risk.signal"]

@@ -30,6 +30,7 @@ class VigilGrantMixin:
             request=self.request.django_request,
             device=getattr(session, "device", None) if session is not None else None,
             device_signals=self.request.vigil_device_signals,
+            attestation_failures=self.request.vigil_attestation_failures,
         )
         return apply_token_policies(context)
 

@@ -27,7 +27,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
-        token = token_flows.find_refresh_token(refresh_token)
+        token = token_flows.find_refresh_token(refresh_token, client=self.request.client)
         if token is None:
             return None
         client_id = token.session.client.client_id

@@ -1,0 +1,122 @@
+"""Per-process copies of configuration that changes rarely (clients, signing keys, registered
+apps, health and risk policies), so the token endpoint does not re-read it on every request.
+
+Never trusted for longer than one request: every copy is tagged with the shared *config
+generation*, a value in the shared cache (Redis in production) that changes, on commit,
+whenever any configuration row is saved or deleted. A request reads that value once (one
+cache GET for all copies) and reloads whatever was stored under another generation, so an
+admin's change (a client disabled, a key rotated, a rule tightened) reaches every web
+worker on its very next request, not after a TTL.
+
+Only models named with ``watch()`` are covered, and only through signals: code that changes
+them with ``QuerySet.update()`` must call ``changed()`` itself. When the shared cache is
+unreachable the copies are bypassed, never served stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextvars import ContextVar
+from typing import Any, Callable, TypeVar
+
+from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+T = TypeVar("T")
+
+GENERATION_KEY = "vigil:config-generation"
+MAX_ENTRIES = 1024  # per process; a full table of copies is simply dropped and refilled
+
+logger = logging.getLogger(__name__)
+
+_copies: dict[Any, tuple[str, Any]] = {}
+_NOT_IN_REQUEST = ""
+# The generation read by the current request ("" outside requests: read it on every use).
+_request_generation: ContextVar[str | None] = ContextVar("vigil_config_generation", default=_NOT_IN_REQUEST)
+
+
+def _shared_generation() -> str | None:
+    try:
+        generation = cache.get(GENERATION_KEY)
+        if generation is None:
+            cache.add(GENERATION_KEY, secrets.token_hex(8), timeout=None)
+            generation = cache.get(GENERATION_KEY)
+    except Exception:  # the shared cache is down: bypass the copies rather than trust them
+        logger.warning("config cache: shared generation unavailable, reading from the database", exc_info=True)
+        return None
+    return generation
+
+
+def _generation() -> str | None:
+    memo = _request_generation.get()
+    if memo:
+        return memo
+    generation = _shared_generation()
+    if memo is None and generation is not None:  # inside a request: read once
+        _request_generation.set(generation)
+    return generation
+
+
+def cached(key: Any, load: Callable[[], T]) -> T:
+    """``load()``'s value, from this process's copy when it belongs to the current generation.
+    ``None`` is never kept (an unknown client id must not fill memory)."""
+    generation = _generation()
+    if generation is None:
+        return load()
+    held = _copies.get(key)
+    if held is not None and held[0] == generation:
+        return held[1]
+    value = load()
+    if value is not None:
+        if len(_copies) >= MAX_ENTRIES:
+            _copies.clear()
+        _copies[key] = (generation, value)
+    return value
+
+
+def changed() -> None:
+    """Configuration changed: drop this process's copies now, and every process's once the
+    change is committed (before that, other processes must keep reading the old rows)."""
+    _copies.clear()
+    transaction.on_commit(_publish_change)
+
+
+def _publish_change() -> None:
+    _copies.clear()
+    if _request_generation.get():  # inside a request that already read the old generation
+        _request_generation.set(None)
+    try:
+        cache.set(GENERATION_KEY, secrets.token_hex(8), timeout=None)
+    except Exception:
+        logger.error("config cache: could not publish a configuration change", exc_info=True)
+
+
+def clear_local() -> None:
+    """Forget this process's copies (tests start from nothing)."""
+    _copies.clear()
+
+
+def watch(*models: Any) -> None:
+    """Saving or deleting any row of ``models`` changes the generation."""
+    for model in models:
+        post_save.connect(_on_change, sender=model, dispatch_uid=f"config-cache-save-{model._meta.label}")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=f"config-cache-delete-{model._meta.label}")
+
+
+def _on_change(sender: Any, **kwargs: Any) -> None:
+    changed()
+
+
+def _request_starts(**kwargs: Any) -> None:
+    _request_generation.set(None)
+
+
+def _request_ends(**kwargs: Any) -> None:
+    _request_generation.set(_NOT_IN_REQUEST)
+
+
+request_started.connect(_request_starts, dispatch_uid="config-cache-request-started")
+request_finished.connect(_request_ends, dispatch_uid="config-cache-request-finished")
