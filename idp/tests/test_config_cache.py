@@ -1,0 +1,123 @@
+"""The per-process configuration copies (idp/config_cache.py): served only while the shared
+generation is unchanged, so a change made anywhere reaches every worker on its next request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from idp import config_cache, keys
+from idp.models import Client
+
+from .conftest import form_post
+
+pytestmark = pytest.mark.django_db
+
+
+class Loader:
+    """Counts how often the database would have been read."""
+
+    def __init__(self, value: Any) -> None:
+        self.value, self.calls = value, 0
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        return self.value
+
+
+def test_a_copy_is_served_while_the_generation_holds() -> None:
+    load = Loader({"rules": 1})
+    assert config_cache.cached("k", load) == {"rules": 1}
+    assert config_cache.cached("k", load) == {"rules": 1}
+    assert load.calls == 1
+
+
+def test_another_process_publishing_a_change_invalidates_this_ones_copies() -> None:
+    config_cache.cached("k", Loader("old"))
+    cache.set(config_cache.GENERATION_KEY, "published-by-another-worker")  # what _publish_change does there
+    assert config_cache.cached("k", Loader("new")) == "new"
+
+
+def test_a_saved_model_changes_the_generation_on_commit(django_capture_on_commit_callbacks: Any) -> None:
+    config_cache.cached("k", Loader("old"))
+    before = cache.get(config_cache.GENERATION_KEY)
+    with django_capture_on_commit_callbacks(execute=True):
+        Client.objects.create(client_id="x", name="X", redirect_uris=["https://x.example/cb"])
+    assert cache.get(config_cache.GENERATION_KEY) != before
+    assert config_cache.cached("k", Loader("new")) == "new"
+
+
+def test_before_commit_other_processes_keep_the_old_generation(django_capture_on_commit_callbacks: Any) -> None:
+    before = cache.get(config_cache.GENERATION_KEY) or config_cache._shared_generation()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        Client.objects.create(client_id="x", name="X", redirect_uris=["https://x.example/cb"])
+    assert cache.get(config_cache.GENERATION_KEY) == before  # not yet committed: not yet published
+    assert callbacks  # published once the transaction commits
+
+
+def test_none_is_never_kept() -> None:
+    load = Loader(None)
+    config_cache.cached("unknown", load)
+    config_cache.cached("unknown", load)
+    assert load.calls == 2
+
+
+def test_copies_are_bypassed_when_the_shared_cache_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(cache, "get", down)
+    load = Loader("value")
+    assert config_cache.cached("k", load) == "value"
+    assert config_cache.cached("k", load) == "value"
+    assert load.calls == 2
+
+
+def test_a_request_reads_the_generation_once() -> None:
+    request_started.send(sender=None)
+    try:
+        assert config_cache.cached("k", Loader("first")) == "first"
+        cache.set(config_cache.GENERATION_KEY, "changed-mid-request")
+        assert config_cache.cached("k", Loader("second")) == "first"  # one consistent view per request
+    finally:
+        request_finished.send(sender=None)
+    assert config_cache.cached("k", Loader("second")) == "second"
+
+
+def test_a_disabled_client_is_refused_at_once(tokens: Any, mobile_client: Any,
+                                             django_capture_on_commit_callbacks: Any) -> None:
+    """The token endpoint reads clients from the copies: disabling one in the admin must not
+    leave it usable anywhere."""
+    client = mobile_client.client
+    keys.ensure_keys()
+    first = form_post(HttpClient(), reverse("token"), {"grant_type": "refresh_token", "client_id": client.client_id,
+                                                        "refresh_token": tokens["refresh_token"]})
+    assert first.status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        client.is_active = False
+        client.save(update_fields=["is_active"])
+    refused = form_post(HttpClient(), reverse("token"), {"grant_type": "refresh_token", "client_id": client.client_id,
+                                                          "refresh_token": first.json()["refresh_token"]})
+    assert refused.json()["error"] == "invalid_client", refused.content
+    assert refused.status_code in (400, 401)
+
+
+def test_a_rotated_key_signs_the_next_token(tokens: Any, mobile_client: Any,
+                                           django_capture_on_commit_callbacks: Any) -> None:
+    import jwt
+
+    client = mobile_client.client
+    keys.ensure_keys()
+    data = {"grant_type": "refresh_token", "client_id": client.client_id, "refresh_token": tokens["refresh_token"]}
+    first = form_post(HttpClient(), reverse("token"), data).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        new = keys.rotate(client.signing_alg, immediately=True)
+    data["refresh_token"] = first["refresh_token"]
+    second = form_post(HttpClient(), reverse("token"), data).json()
+    assert jwt.get_unverified_header(first["access_token"])["kid"] != new.kid
+    assert jwt.get_unverified_header(second["access_token"])["kid"] == new.kid

@@ -1,0 +1,85 @@
+"""Security events of one token request are written together (idp/events.py ``batched``),
+without losing one: not on an error, not the refusals, and never one a rollback undid."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from idp.events import batched, record
+from idp.models import SecurityEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def inserts(captured: CaptureQueriesContext) -> int:
+    return sum(q["sql"].startswith('INSERT INTO "idp_security_event"') for q in captured.captured_queries)
+
+
+def test_events_of_a_block_are_written_in_one_insert_when_it_ends() -> None:
+    with CaptureQueriesContext(connection) as captured:
+        with batched():
+            record("attestation.assert", client_id="app")
+            record("oauth.token_refreshed", client_id="app")
+            assert SecurityEvent.objects.count() == 0
+    assert inserts(captured) == 1
+    assert list(SecurityEvent.objects.order_by("pk").values_list("event_type", flat=True)) == [
+        "attestation.assert", "oauth.token_refreshed"]
+
+
+def test_an_error_still_writes_the_batch() -> None:
+    with pytest.raises(RuntimeError):
+        with batched():
+            record("attestation.token_refused", outcome="denied", reason="bad_signature")
+            raise RuntimeError("the request failed after the refusal")
+    assert SecurityEvent.objects.get().reason == "bad_signature"
+
+
+def test_an_event_inside_a_transaction_goes_with_it() -> None:
+    with batched():
+        try:
+            with transaction.atomic():
+                record("oauth.token_refreshed", client_id="app")
+                assert SecurityEvent.objects.count() == 1  # written with its transaction, at once
+                raise ValueError("rolled back")
+        except ValueError:
+            pass
+        with transaction.atomic():
+            record("oauth.token_issued", client_id="app")
+    assert list(SecurityEvent.objects.values_list("event_type", flat=True)) == ["oauth.token_issued"]
+
+
+def test_the_log_line_follows_the_written_row(caplog: Any, django_capture_on_commit_callbacks: Any) -> None:
+    with caplog.at_level(logging.INFO, logger="vigil.security"):
+        with django_capture_on_commit_callbacks(execute=True):
+            with batched():
+                record("oauth.token_refreshed", client_id="app")
+                assert not [r for r in caplog.records if r.name == "vigil.security"]
+    [line] = [r for r in caplog.records if r.name == "vigil.security"]
+    assert line.event["id"] == SecurityEvent.objects.get().pk
+
+
+def test_a_token_request_writes_its_events_in_one_insert(tokens: Any, mobile_client: Any) -> None:
+    from django.test import Client as HttpClient
+    from django.urls import reverse
+
+    from idp import keys
+
+    from .conftest import form_post
+
+    keys.ensure_keys()
+    data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+            "client_id": mobile_client.client.client_id}
+    before = SecurityEvent.objects.count()
+    with CaptureQueriesContext(connection) as captured:
+        assert form_post(HttpClient(), reverse("token"), data).status_code == 200
+    assert inserts(captured) == 1
+    assert SecurityEvent.objects.filter(pk__gt=0).count() == before + 1
+    reused = form_post(HttpClient(), reverse("token"), data)  # the rotated token again: reuse
+    assert reused.json()["error"] == "invalid_grant"
+    assert SecurityEvent.objects.filter(event_type="oauth.refresh_refused", reason="reuse").exists()
+    assert SecurityEvent.objects.filter(event_type="session.revoked", reason="refresh_token_reuse").exists()
