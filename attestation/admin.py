@@ -1,4 +1,4 @@
-"""Django admin of the attestation app: registered apps, the device registry, challenges.
+"""Django admin of the attestation app: registered apps and the device registry.
 
 Device actions call ``attestation.flows.registry`` so each decision is a security event.
 Play Integrity keys are write-only in the admin (stored encrypted, never displayed).
@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from .encoding import b64decode_any
 from .errors import AttestationError
 from .flows import registry
-from .models import Challenge, Device, RegisteredApp
+from .models import Device, RegisteredApp
 
 
 class RegisteredAppForm(forms.ModelForm):
@@ -98,19 +98,6 @@ class DeviceAdmin(admin.ModelAdmin):
     @admin.action(description="Reactivate suspended devices")
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         self._apply(request, queryset, registry.reactivate_device, "reactivated")
-
-
-@admin.register(Challenge)
-class ChallengeAdmin(admin.ModelAdmin):
-    list_display = ["challenge_hash", "client", "purpose", "created_at", "expires_at", "used_at"]
-    list_filter = ["purpose"]
-    search_fields = ["client__client_id"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # Device health (issue 7): policies, each device's health, the fleet view.

@@ -1,4 +1,6 @@
-"""Attestation storage: challenges, registered apps (per OAuth client) and the device registry.
+"""Attestation storage: registered apps (per OAuth client) and the device registry.
+
+Challenges are stateless (``attestation/flows/challenges.py``): they have no table.
 
 Models hold single-row rules only; verification lives in ``attestation/apple/`` and
 ``attestation/android/``, use cases (enroll, assert, redeem) in ``attestation/flows/``.
@@ -26,30 +28,6 @@ class Platform(models.TextChoices):
 class ChallengePurpose(models.TextChoices):
     ENROLL = "enroll", "Enrollment (first attestation of a device key)"
     REFRESH = "refresh", "Refresh (assertion with an enrolled key)"
-
-
-class ChallengeQuerySet(models.QuerySet["Challenge"]):
-    def expired(self, now: datetime | None = None) -> ChallengeQuerySet:
-        return self.filter(expires_at__lte=now or timezone.now())
-
-
-class Challenge(models.Model):
-    """A single-use, short-lived server challenge, stored only as the SHA-256 of its value."""
-
-    challenge_hash = models.CharField(max_length=64, unique=True)
-    client = models.ForeignKey("idp.Client", on_delete=models.CASCADE, related_name="attestation_challenges")
-    purpose = models.CharField(max_length=10, choices=ChallengePurpose.choices)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(db_index=True)
-    used_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ChallengeQuerySet.as_manager()
-
-    class Meta:
-        db_table = "attestation_challenge"
-
-    def __str__(self) -> str:
-        return f"{self.purpose} challenge for {self.client_id} ({self.challenge_hash[:8]}…)"
 
 
 class AppleEnvironment(models.TextChoices):

@@ -33,11 +33,8 @@ def purge_expired(keep_days: int = 1) -> dict[str, int]:
     """Delete codes, access-token records and refresh tokens that expired over ``keep_days`` ago."""
     from sessions.models import AccessToken, RefreshToken
 
-    from attestation.flows.challenges import purge_expired_challenges
-
     cutoff = timezone.now() - timedelta(days=keep_days)
     return {
-        "attestation_challenges": purge_expired_challenges(now=cutoff),
         "codes": AuthorizationCode.objects.filter(expires_at__lt=cutoff, device_session__isnull=True).delete()[0],
         "access_tokens": AccessToken.objects.filter(expires_at__lt=cutoff).delete()[0],
         "refresh_tokens": RefreshToken.objects.filter(expires_at__lt=cutoff).delete()[0],

@@ -1,17 +1,37 @@
 """Attestation challenges: issue and redeem (single use, short-lived, bound to client + purpose).
 
-Challenges live in the database (shared by every web process), stored only as the
-SHA-256 of their value. Redemption is a conditional ``UPDATE … WHERE used_at IS NULL``
-inside ``atomic()``, so two concurrent redemptions cannot both succeed.
+Challenges are stateless: the value carries its own client, purpose and expiry under an
+HMAC-SHA256 tag keyed from ``SECRET_KEY`` (``SECRET_KEY_FALLBACKS`` still verify, so a key
+rotation does not void challenges in flight). Issuing writes nothing; redeeming reads no row.
+Wire format, version 1, base64url without padding::
+
+    0x01 | expires_at (uint32, Unix seconds) | purpose code (1 byte) | nonce length (1 byte)
+         | nonce (``ATTESTATION_CHALLENGE_BYTES`` random bytes, at least 16)
+         | client_id (UTF-8, up to the tag) | HMAC-SHA256 tag (32 bytes, over all before it)
+
+Single use is enforced by the shared Django cache: redemption ``cache.add``s the SHA-256 of
+the value until shortly after its expiry, and ``add`` is atomic (Redis ``SET NX``), so of two
+concurrent redemptions exactly one wins. That cache must be shared by every web process
+(Redis in production; system check ``vigil.W001``). If it is flushed, a used but unexpired
+challenge could be presented again; every binding also names the single-use code or the
+refresh token's hash, and App Attest's counter must increase, so such a replay still fails.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
+import secrets
+import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
-from django.db import transaction
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from idp import crypto
 from idp.events import record
@@ -19,7 +39,18 @@ from idp.models import Client
 
 from ..app_settings import app_settings
 from ..errors import AttestationError, Reason
-from ..models import Challenge, ChallengePurpose
+from ..models import ChallengePurpose
+
+VERSION = 1
+_HEADER = struct.Struct(">BIBB")  # version, expires_at, purpose code, nonce length
+_TAG_BYTES = 32
+_MIN_NONCE_BYTES = 16
+_MAX_VALUE_CHARS = 512  # far above any value we mint; refuse before decoding
+_KEY_SALT = "vigil.attestation.challenge"
+_PURPOSE_CODES = {ChallengePurpose.ENROLL.value: 1, ChallengePurpose.REFRESH.value: 2}
+_PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
+USED_KEY_PREFIX = "vigil:challenge-used:"
+USED_MARGIN = 30  # seconds a used mark outlives the expiry (clock skew between web processes)
 
 
 @dataclass(frozen=True)
@@ -30,21 +61,30 @@ class IssuedChallenge:
     expires_in: int
 
 
+@dataclass(frozen=True)
+class RedeemedChallenge:
+    """What a successfully redeemed challenge vouched for."""
+
+    client_id: str
+    purpose: str
+    expires_at: datetime
+    used_at: datetime
+
+
 def issue_challenge(client: Client, purpose: str, *, now: datetime | None = None) -> IssuedChallenge:
-    """Create a fresh random challenge for ``client`` and ``purpose`` (enroll | refresh)."""
+    """Mint a fresh challenge for ``client`` and ``purpose`` (enroll | refresh); no storage."""
     if purpose not in ChallengePurpose.values:
         raise ValueError(f"unknown challenge purpose {purpose!r}")
     now = now or timezone.now()
     lifetime = app_settings.CHALLENGE_LIFETIME
-    value = crypto.generate_token(app_settings.CHALLENGE_BYTES)
-    expires_at = now + timedelta(seconds=lifetime)
-    Challenge.objects.create(
-        challenge_hash=crypto.token_hash(value), client=client, purpose=purpose, created_at=now, expires_at=expires_at
-    )
-    return IssuedChallenge(value=value, purpose=purpose, expires_at=expires_at, expires_in=lifetime)
+    expires = int((now + timedelta(seconds=lifetime)).timestamp())
+    nonce = secrets.token_bytes(min(255, max(_MIN_NONCE_BYTES, app_settings.CHALLENGE_BYTES)))
+    payload = _HEADER.pack(VERSION, expires, _PURPOSE_CODES[purpose], len(nonce)) + nonce + client.client_id.encode()
+    value = _b64encode(payload + _tag(payload, settings.SECRET_KEY))
+    return IssuedChallenge(value=value, purpose=purpose, expires_at=_from_epoch(expires), expires_in=lifetime)
 
 
-def redeem_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> Challenge:
+def redeem_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> RedeemedChallenge:
     """Consume a challenge exactly once, recording a security event when that fails."""
     try:
         return consume_challenge(value, client_id=client_id, purpose=purpose, now=now)
@@ -53,53 +93,90 @@ def redeem_challenge(value: str, *, client_id: str, purpose: str, now: datetime 
         raise
 
 
-def consume_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> Challenge:
+def consume_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> RedeemedChallenge:
     """Consume a challenge exactly once, without recording (for flows that record the
-    overall decision themselves). Failures: ``challenge_unknown``, ``challenge_wrong_client``,
-    ``challenge_wrong_purpose``, ``challenge_reused``, ``challenge_expired``. A challenge
-    presented by the wrong client or for the wrong purpose is not consumed."""
+    overall decision themselves). Failures: ``challenge_unknown`` (missing, malformed, bad
+    tag, other version), ``challenge_wrong_client``, ``challenge_wrong_purpose``,
+    ``challenge_expired``, ``challenge_reused``. Only a challenge that passes every other
+    check is consumed: one presented by the wrong client, for the wrong purpose or too late
+    stays redeemable by its rightful redemption (until it expires)."""
     now = now or timezone.now()
-    if not value or not isinstance(value, str):
-        raise AttestationError(Reason.CHALLENGE_UNKNOWN)
-    challenge = (
-        Challenge.objects.select_related("client").filter(challenge_hash=crypto.token_hash(value)).first()
-    )
-    if challenge is None:
-        raise AttestationError(Reason.CHALLENGE_UNKNOWN)
-    if not crypto.constant_time_equals(challenge.client.client_id, client_id):
+    claims = _verified_claims(value)
+    if not crypto.constant_time_equals(claims.client_id, client_id):
         raise AttestationError(Reason.CHALLENGE_WRONG_CLIENT)
-    if challenge.purpose != purpose:
-        raise AttestationError(Reason.CHALLENGE_WRONG_PURPOSE, f"issued for {challenge.purpose}")
-    if challenge.used_at is not None:
-        raise AttestationError(Reason.CHALLENGE_REUSED)
-    if now >= challenge.expires_at:
+    if claims.purpose != purpose:
+        raise AttestationError(Reason.CHALLENGE_WRONG_PURPOSE, f"issued for {claims.purpose}")
+    if now >= claims.expires_at:
         raise AttestationError(Reason.CHALLENGE_EXPIRED)
-    with transaction.atomic():
-        updated = Challenge.objects.filter(pk=challenge.pk, used_at__isnull=True).update(used_at=now)
-    if updated != 1:
-        raise AttestationError(Reason.CHALLENGE_REUSED, "redeemed concurrently")
-    challenge.used_at = now
-    return challenge
+    timeout = math.ceil((claims.expires_at - now).total_seconds()) + USED_MARGIN
+    if not cache.add(used_key(value), 1, timeout=timeout):
+        raise AttestationError(Reason.CHALLENGE_REUSED)
+    return RedeemedChallenge(client_id=claims.client_id, purpose=claims.purpose, expires_at=claims.expires_at, used_at=now)
 
 
 def claim_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> None:
-    """The hot-path form of ``consume_challenge``: one conditional UPDATE when the challenge
-    is good; only a refused one pays for the look-up that names the precise reason."""
-    now = now or timezone.now()
-    if value and isinstance(value, str):
-        claimed = Challenge.objects.filter(
-            challenge_hash=crypto.token_hash(value),
-            client__client_id=client_id,
-            purpose=purpose,
-            used_at__isnull=True,
-            expires_at__gt=now,
-        ).update(used_at=now)
-        if claimed == 1:
-            return
+    """The hot-path form of ``consume_challenge`` (no result): a tag check and one cache add."""
     consume_challenge(value, client_id=client_id, purpose=purpose, now=now)
 
 
-def purge_expired_challenges(*, now: datetime | None = None) -> int:
-    """Delete challenges past their expiry (for a periodic task); returns how many."""
-    deleted, _ = Challenge.objects.expired(now or timezone.now()).delete()
-    return deleted
+def used_key(value: str) -> str:
+    """Cache key marking ``value`` as used (its SHA-256: fixed length, never the value)."""
+    return USED_KEY_PREFIX + crypto.token_hash(value)
+
+
+# ------------------------------------------------------------------ encoding
+@dataclass(frozen=True)
+class _Claims:
+    client_id: str
+    purpose: str
+    expires_at: datetime
+
+
+def _verified_claims(value: object) -> _Claims:
+    """Decode and authenticate ``value``: anything this server did not mint (under its current
+    or a fallback ``SECRET_KEY``) is ``challenge_unknown``. The tag is checked before any field
+    is trusted, so editing the client, purpose or expiry only yields ``challenge_unknown``."""
+    raw = _b64decode(value)
+    if raw is None or len(raw) < _HEADER.size + _MIN_NONCE_BYTES + _TAG_BYTES or raw[0] != VERSION:
+        raise AttestationError(Reason.CHALLENGE_UNKNOWN)
+    payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
+    if not _tag_matches(payload, tag):
+        raise AttestationError(Reason.CHALLENGE_UNKNOWN)
+    _, expires, code, nonce_bytes = _HEADER.unpack_from(payload)
+    client_start = _HEADER.size + nonce_bytes
+    if code not in _PURPOSES or nonce_bytes < _MIN_NONCE_BYTES or client_start > len(payload):
+        raise AttestationError(Reason.CHALLENGE_UNKNOWN)
+    try:
+        client_id = payload[client_start:].decode()
+    except UnicodeDecodeError as exc:
+        raise AttestationError(Reason.CHALLENGE_UNKNOWN) from exc
+    return _Claims(client_id=client_id, purpose=_PURPOSES[code], expires_at=_from_epoch(expires))
+
+
+def _tag(payload: bytes, secret: str) -> bytes:
+    return salted_hmac(_KEY_SALT, payload, secret=secret, algorithm="sha256").digest()
+
+
+def _tag_matches(payload: bytes, tag: bytes) -> bool:
+    secrets_in_use = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return any(crypto.constant_time_equals(_tag(payload, secret), tag) for secret in secrets_in_use)
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(value: object) -> bytes | None:
+    """Strict base64url: only the canonical, unpadded encoding is accepted, so one challenge
+    has exactly one spelling (and one used-mark key)."""
+    if not isinstance(value, str) or not value or len(value) > _MAX_VALUE_CHARS:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return raw if _b64encode(raw) == value else None
+
+
+def _from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)

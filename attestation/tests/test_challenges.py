@@ -1,27 +1,47 @@
-"""Challenges: the flow (single use, expiry, client and purpose binding) and the endpoint."""
+"""Challenges: the flow (stateless, MAC-protected, single use through the shared cache, expiry,
+client and purpose binding), forged values, and the endpoint."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
+import re
+import struct
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import redis
 import time_machine
+from django.core.cache import cache
 from django.db import connection
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from attestation.errors import AttestationError, Reason
-from attestation.flows.challenges import issue_challenge, purge_expired_challenges, redeem_challenge
-from attestation.models import Challenge
-from idp import crypto
+from attestation.flows.challenges import (
+    USED_MARGIN,
+    VERSION,
+    RedeemedChallenge,
+    claim_challenge,
+    consume_challenge,
+    issue_challenge,
+    redeem_challenge,
+    used_key,
+)
 from idp.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
 FORM = "application/x-www-form-urlencoded"
+OTHER_KEY = "another-deployment-secret-key-0123456789abcdef0123456789"
 
 
 def redeem_reason(value: str, **kwargs: Any) -> str:
@@ -30,21 +50,50 @@ def redeem_reason(value: str, **kwargs: Any) -> str:
     return exc.value.reason
 
 
+def unpack(value: str) -> tuple[bytes, bytes]:
+    """``(payload, tag)`` of an issued value (the tag is the last 32 bytes)."""
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    return raw[:-32], raw[-32:]
+
+
+def pack(payload: bytes, tag: bytes) -> str:
+    return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode()
+
+
+def signed(payload: bytes) -> str:
+    """A value with a genuine tag over ``payload`` (as only this server could mint)."""
+    return pack(payload, salted_hmac("vigil.attestation.challenge", payload, algorithm="sha256").digest())
+
+
 # --------------------------------------------------------------------- flow
-def test_issue_stores_only_the_hash(oauth_client: Any) -> None:
-    issued = issue_challenge(oauth_client, "enroll")
-    stored = Challenge.objects.get()
-    assert stored.challenge_hash == crypto.token_hash(issued.value)
-    assert issued.value not in stored.challenge_hash
-    assert len(issued.value) >= 43  # 32 random bytes, base64url
+def test_issue_is_stateless_and_compact(oauth_client: Any, django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(0):
+        issued = issue_challenge(oauth_client, "enroll")
     assert issued.expires_in == 300
+    assert len(issued.value) <= 120  # travels in a header and in the binding
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", issued.value)
+    payload, _ = unpack(issued.value)
+    assert payload[0] == VERSION and payload.endswith(b"mobile-app")
+    assert issue_challenge(oauth_client, "enroll").value != issued.value
 
 
-def test_redeem_once(oauth_client: Any) -> None:
+def test_redeem_once_without_any_query(oauth_client: Any, django_assert_num_queries: Any) -> None:
     issued = issue_challenge(oauth_client, "enroll")
-    challenge = redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")
-    assert challenge.used_at is not None
+    with django_assert_num_queries(0):
+        challenge = redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")
+    assert challenge == RedeemedChallenge(
+        client_id="mobile-app", purpose="enroll", expires_at=issued.expires_at, used_at=challenge.used_at
+    )
+    assert cache.get(used_key(issued.value)) == 1
     assert redeem_reason(issued.value, client_id="mobile-app", purpose="enroll") == Reason.CHALLENGE_REUSED
+
+
+def test_claim_is_the_same_check_without_any_query(oauth_client: Any, django_assert_num_queries: Any) -> None:
+    issued = issue_challenge(oauth_client, "refresh")
+    with django_assert_num_queries(0):
+        assert claim_challenge(issued.value, client_id="mobile-app", purpose="refresh") is None
+    with pytest.raises(AttestationError, match=Reason.CHALLENGE_REUSED):
+        claim_challenge(issued.value, client_id="mobile-app", purpose="refresh")
 
 
 def test_unknown_challenge(oauth_client: Any) -> None:
@@ -54,18 +103,39 @@ def test_unknown_challenge(oauth_client: Any) -> None:
     assert list(events) == [("attestation.challenge", "failure", "challenge_unknown")] * 2
 
 
+@pytest.mark.parametrize("value", [None, 42, "é" * 80, "A" * 600, "!!!!", "AAAA"])
+def test_malformed_values_are_unknown(oauth_client: Any, value: Any) -> None:
+    with pytest.raises(AttestationError, match=Reason.CHALLENGE_UNKNOWN):
+        consume_challenge(value, client_id="mobile-app", purpose="enroll")
+
+
 def test_expired_challenge_with_injected_now(oauth_client: Any) -> None:
     now = timezone.now()
     issued = issue_challenge(oauth_client, "enroll", now=now)
     later = now + timedelta(seconds=300)
     assert redeem_reason(issued.value, client_id="mobile-app", purpose="enroll", now=later) == Reason.CHALLENGE_EXPIRED
+    # the expired attempt did not consume it: still good a second earlier, once
     assert redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll", now=later - timedelta(seconds=1))
+    assert redeem_reason(issued.value, client_id="mobile-app", purpose="enroll", now=now) == Reason.CHALLENGE_REUSED
 
 
 def test_expired_challenge_with_time_machine(oauth_client: Any) -> None:
     with time_machine.travel("2026-05-01T10:00:00Z", tick=False) as traveller:
         issued = issue_challenge(oauth_client, "refresh")
         traveller.shift(timedelta(minutes=5, seconds=1))
+        assert redeem_reason(issued.value, client_id="mobile-app", purpose="refresh") == Reason.CHALLENGE_EXPIRED
+
+
+def test_used_mark_lives_until_just_after_expiry(oauth_client: Any, settings: Any) -> None:
+    # an in-process cache, so the travelling clock also ages the mark (Redis: the test below)
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ttl"}}
+    with time_machine.travel("2026-05-01T10:00:00Z", tick=False) as traveller:
+        issued = issue_challenge(oauth_client, "refresh")
+        redeem_challenge(issued.value, client_id="mobile-app", purpose="refresh")
+        traveller.shift(timedelta(seconds=299))
+        assert redeem_reason(issued.value, client_id="mobile-app", purpose="refresh") == Reason.CHALLENGE_REUSED
+        traveller.shift(timedelta(seconds=USED_MARGIN + 2))
+        assert cache.get(used_key(issued.value)) is None  # gone, and the value is expired by now
         assert redeem_reason(issued.value, client_id="mobile-app", purpose="refresh") == Reason.CHALLENGE_EXPIRED
 
 
@@ -92,21 +162,104 @@ def test_unknown_purpose_is_refused_at_issue(oauth_client: Any) -> None:
         issue_challenge(oauth_client, "login")
 
 
-def test_purge_expired(oauth_client: Any) -> None:
-    now = timezone.now()
-    issue_challenge(oauth_client, "enroll", now=now - timedelta(hours=1))
-    issue_challenge(oauth_client, "enroll", now=now)
-    assert purge_expired_challenges(now=now) == 1
-    assert Challenge.objects.count() == 1
+# --------------------------------------------------------------------- forgeries
+def test_editing_the_client_field_breaks_the_tag(oauth_client: Any, client_factory: Callable[..., Any]) -> None:
+    client_factory("other-app")
+    issued = issue_challenge(oauth_client, "enroll")
+    payload, tag = unpack(issued.value)
+    forged = pack(payload.replace(b"mobile-app", b"other-app"), tag)
+    assert redeem_reason(forged, client_id="other-app", purpose="enroll") == Reason.CHALLENGE_UNKNOWN
+    assert redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")  # the original is untouched
+
+
+@pytest.mark.parametrize(
+    "offset", [1, 4, 5, 6, 7, 38, -1], ids=["expiry-high", "expiry-low", "purpose", "nonce-length", "nonce", "nonce-end", "client"]
+)
+def test_flipped_payload_byte_keeps_no_tag_valid(oauth_client: Any, offset: int) -> None:
+    issued = issue_challenge(oauth_client, "enroll")
+    payload, tag = unpack(issued.value)
+    offset %= len(payload)
+    flipped = payload[:offset] + bytes([payload[offset] ^ 0x01]) + payload[offset + 1:]
+    assert redeem_reason(pack(flipped, tag), client_id="mobile-app", purpose="enroll") == Reason.CHALLENGE_UNKNOWN
+
+
+def test_forged_tags_are_unknown(oauth_client: Any) -> None:
+    issued = issue_challenge(oauth_client, "enroll")
+    payload, tag = unpack(issued.value)
+    later = struct.pack(">I", struct.unpack(">I", payload[1:5])[0] + 86400)
+    extended = payload[:1] + later + payload[5:]
+    for forged in (
+        pack(payload, bytes(32)),
+        pack(payload, tag[:-1] + bytes([tag[-1] ^ 0x80])),
+        pack(extended, hmac.new(b"guess", extended, hashlib.sha256).digest()),
+        pack(payload, b""),  # tag stripped
+        pack(payload, tag[:16]),  # tag truncated
+    ):
+        assert redeem_reason(forged, client_id="mobile-app", purpose="enroll") == Reason.CHALLENGE_UNKNOWN
+    assert redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")
+
+
+def test_other_version_is_unknown_even_with_a_genuine_tag(oauth_client: Any) -> None:
+    payload, _ = unpack(issue_challenge(oauth_client, "enroll").value)
+    assert redeem_reason(signed(bytes([2]) + payload[1:]), client_id="mobile-app", purpose="enroll") == (
+        Reason.CHALLENGE_UNKNOWN
+    )
+    assert redeem_reason(signed(payload[:5] + bytes([9]) + payload[6:]), client_id="mobile-app", purpose="enroll") == (
+        Reason.CHALLENGE_UNKNOWN  # purpose code 9 does not exist
+    )
+
+
+def test_other_spellings_of_a_used_value_are_refused(oauth_client: Any) -> None:
+    issued = issue_challenge(oauth_client, "enroll")
+    redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")
+    middle = len(issued.value) // 2
+    for variant in (issued.value + "=", issued.value + "==", issued.value[:middle] + "." + issued.value[middle:]):
+        assert redeem_reason(variant, client_id="mobile-app", purpose="enroll") == Reason.CHALLENGE_UNKNOWN
+
+
+def test_value_issued_under_another_secret_key_is_unknown(oauth_client: Any) -> None:
+    with override_settings(SECRET_KEY=OTHER_KEY):
+        issued = issue_challenge(oauth_client, "enroll")
+    assert redeem_reason(issued.value, client_id="mobile-app", purpose="enroll") == Reason.CHALLENGE_UNKNOWN
+
+
+def test_value_issued_under_a_retiring_secret_key_still_redeems(oauth_client: Any, settings: Any) -> None:
+    issued = issue_challenge(oauth_client, "enroll")
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = OTHER_KEY
+    assert redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")
+
+
+# --------------------------------------------------------------------- shared cache (Redis)
+@pytest.fixture
+def redis_default_cache(settings: Any) -> Iterator[str]:
+    """Point the default cache at Redis under a prefix of this test's own, as production does."""
+    prefix = f"vigil-test-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"], "KEY_PREFIX": prefix}
+    }
+    yield prefix
+
+
+@pytest.mark.redis
+def test_used_mark_in_redis_expires_with_the_challenge(oauth_client: Any, redis_default_cache: str) -> None:
+    issued = issue_challenge(oauth_client, "refresh")
+    redeem_challenge(issued.value, client_id="mobile-app", purpose="refresh")
+    ttl = redis.Redis.from_url(os.environ["REDIS_URL"]).ttl(cache.make_and_validate_key(used_key(issued.value)))
+    assert 300 - 2 + USED_MARGIN <= ttl <= 300 + USED_MARGIN
 
 
 @pytest.mark.postgres
+@pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_redemption_succeeds_once(oauth_client: Any) -> None:
+def test_concurrent_redemption_succeeds_once(oauth_client: Any, redis_default_cache: str) -> None:
+    """Each thread has a Redis client of its own, like separate web processes."""
     issued = issue_challenge(oauth_client, "enroll")
     results: list[str] = []
+    start = threading.Barrier(8)
 
     def redeem() -> None:
+        start.wait()
         try:
             redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")
             results.append("ok")
@@ -122,6 +275,7 @@ def test_concurrent_redemption_succeeds_once(oauth_client: Any) -> None:
         thread.join()
     assert results.count("ok") == 1
     assert set(results) == {"ok", Reason.CHALLENGE_REUSED}
+    assert SecurityEvent.objects.filter(reason=Reason.CHALLENGE_REUSED).count() == 7
 
 
 # --------------------------------------------------------------------- endpoint
@@ -162,7 +316,7 @@ def test_endpoint_errors(client: Any, oauth_client: Any, data: dict[str, str], s
     response = post_form(client, data)
     assert response.status_code == status
     assert response.json()["error"] == error
-    assert Challenge.objects.count() == 0
+    assert "OAuth-Client-Attestation-Challenge" not in response
 
 
 def test_endpoint_refuses_inactive_client(client: Any, client_factory: Callable[..., Any]) -> None:
