@@ -19,6 +19,7 @@ from idp import config_cache, jwt_tokens
 from idp.app_settings import app_settings as idp_settings
 from idp.crypto import generate_token, token_hash
 from idp.events import record
+from idp.joined import JoinedQuery, Part
 from idp.models import AuthorizationCode, Client
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
@@ -142,23 +143,41 @@ def start_session(
     )
 
 
+def _refresh_token_query() -> JoinedQuery:
+    from django.contrib.auth import get_user_model
+
+    from attestation.models import Device
+
+    return JoinedQuery([
+        Part(RefreshToken, "t"),
+        Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
+        Part(get_user_model(), "u", on="u.id = s.user_id", parent="s", attr="user"),
+        Part(Device, "d", on="d.id = s.device_id", parent="s", attr="device", outer=True),
+    ], where="t.token_hash = %s")
+
+
+_REFRESH_TOKEN_QUERY: JoinedQuery | None = None
+
+
 def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken | None:
-    """The token of that raw value with its session, user and device, in one indexed query.
-    Given the already authenticated ``client``, its row is not read again: the session gets
-    that client when it is the session's own (anything else is refused by the caller), and
-    the device its registered app from the config cache."""
+    """The token of that raw value with its session, user and device: one indexed query,
+    its SQL built once. Given the already authenticated ``client``, its row is not read
+    again: the session gets that client when it is the session's own (anything else is
+    refused by the caller), and the device its registered app from the config cache."""
+    global _REFRESH_TOKEN_QUERY
     if not isinstance(raw, str) or not raw or len(raw) > 512:
         return None
-    related = ["session", "session__user", "session__device"]
-    if client is None:
-        related += ["session__client", "session__device__app__client"]
-    token = RefreshToken.objects.select_related(*related).filter(token_hash=token_hash(raw)).order_by().first()
-    if token is not None and client is not None:
-        session = token.session
-        if session.client_id == client.pk:
-            session.client = client
-        if session.device is not None:
-            session.device.app = registered_app(session.device.app_id)
+    if _REFRESH_TOKEN_QUERY is None:
+        _REFRESH_TOKEN_QUERY = _refresh_token_query()
+    found = _REFRESH_TOKEN_QUERY.first([token_hash(raw)])
+    if found is None:
+        return None
+    token, session = found["t"], found["s"]
+    assert isinstance(token, RefreshToken) and isinstance(session, DeviceSession)
+    if client is not None and session.client_id == client.pk:
+        session.client = client
+    if session.device is not None:
+        session.device.app = registered_app(session.device.app_id)
     return token
 
 
