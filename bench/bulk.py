@@ -42,7 +42,7 @@ def insert_series(model: type[Model], count: int, exprs: dict[str, str], params:
         values.append(f"%({name})s")
     sql = (
         f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM generate_series(%(series_start)s, %(series_end)s) AS g"
+        f"SELECT {', '.join(values)} FROM generate_series(%(series_start)s::bigint, %(series_end)s::bigint) AS g"
     )
     bound.update(series_start=start, series_end=start + count - 1)
     with connection.cursor() as cur:
