@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models.signals import post_save
 from django.http import HttpRequest
 
+from . import sql
 from .models import SecurityEvent
 
 logger = logging.getLogger("vigil.security")
@@ -120,7 +121,7 @@ def batched() -> Iterator[None]:
     finally:
         _batch.reset(token)
         if batch.events:
-            SecurityEvent.objects.bulk_create(batch.events)
+            sql.insert(batch.events)
             for event in batch.events:
                 # What save() would have announced (shared signals hook session revocations).
                 post_save.send(sender=SecurityEvent, instance=event, created=True, update_fields=None, raw=False,

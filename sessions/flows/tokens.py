@@ -19,7 +19,7 @@ from idp import config_cache, jwt_tokens
 from idp.app_settings import app_settings as idp_settings
 from idp.crypto import generate_token, token_hash
 from idp.events import record
-from idp.joined import JoinedQuery, Part
+from idp.sql import JoinedQuery, Part, insert
 from idp.models import AuthorizationCode, Client
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
@@ -83,7 +83,7 @@ def issue_access_token(
     for name, value in (extra_claims or {}).items():
         claims.setdefault(name, value)
     token = jwt_tokens.sign(claims, alg=client.signing_alg, typ="at+jwt", now=now)
-    AccessToken.objects.create(
+    insert([AccessToken(
         jti=jti,
         session=session,
         client=client,
@@ -92,19 +92,19 @@ def issue_access_token(
         audience=audience,
         created_at=now,
         expires_at=now + timedelta(seconds=expires_in),
-    )
+    )])
     return token, jti, expires_in
 
 
 def issue_refresh_token(session: DeviceSession, scope: str, now: datetime) -> str:
     raw = generate_token(48)
-    RefreshToken.objects.create(
+    insert([RefreshToken(
         token_hash=token_hash(raw),
         session=session,
         scope=scope,
         created_at=now,
         expires_at=now + timedelta(seconds=session.client.get_refresh_token_lifetime()),
-    )
+    )])
     return raw
 
 
