@@ -13,6 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from idp import config_cache
+
 from ..health_models import DeviceHealth, HealthPolicy, HealthRule
 from . import fleet
 from .rules import default_rules
@@ -41,6 +43,7 @@ class HealthPolicyAdmin(admin.ModelAdmin):
                            parameter=r.parameter, outcome=r.outcome, user_message=r.message[:300])
                 for i, r in enumerate(default_rules()) if r.name not in existing
             ])
+        config_cache.changed()  # bulk_create sends no post_save: every process's rules copy is now stale
         self.message_user(request, "Default rules added.", messages.SUCCESS)
 
 

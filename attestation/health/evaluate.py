@@ -4,8 +4,10 @@ device-compliance-change shared signal when a transmitter is available (``idp.ss
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.db import transaction
@@ -15,8 +17,12 @@ from idp.events import record
 from ..health_models import DeviceHealth, HealthFinding, HealthOutcome
 from .facts import HealthFacts, collect, display_os_version, verified_signals
 from .rules import Decision, RuleSpec, decide, rules_for_client
+from .settings import health_settings
 
 COMPLIANCE_EVENT = "device.compliance_changed"
+# Facts that only date a check (a fresh Play Integrity verdict at each refresh): no rule reads
+# them, so alone they do not make a snapshot change; they are stored with ``evaluated_at``.
+DATED_FACTS = frozenset({"integrity_checked_at"})
 
 
 @dataclass
@@ -38,33 +44,101 @@ class Evaluation:
         )
 
     def findings_changed(self, os_version: str) -> bool:
-        return self.stored is None or self.previous_os_version != os_version or self.previous_findings != [
-            f.as_json() for f in self.decision.findings
-        ]
+        return self.stored is None or self.previous_os_version != os_version or (
+            self.previous_findings != self.snapshot["findings"]
+        )
+
+    @cached_property
+    def snapshot(self) -> dict[str, Any]:
+        """The stored fields this evaluation decides (all but its timestamps)."""
+        decision, platform = self.decision, self.device.platform
+        reduce = decision.outcome == HealthOutcome.REDUCE
+        return {
+            "platform": platform,
+            "os_version": display_os_version(platform, self.facts),
+            "outcome": decision.outcome,
+            "deciding_rule": decision.deciding.rule.name if decision.deciding else "",
+            "deciding_condition": decision.deciding.rule.condition if decision.deciding else "",
+            "allowed_scopes": decision.scopes if reduce else None,
+            "access_token_lifetime": decision.lifetime if reduce else None,
+            "findings": [f.as_json() for f in decision.findings],
+            "facts": self.facts.as_json(),
+            "signals": self.signals,
+        }
+
+    @cached_property
+    def differs(self) -> bool:
+        """Whether the stored snapshot says anything else (or there is none yet), the dates of
+        facts aside (written with ``evaluated_at``: see ``persist``). Asked before any write."""
+        stored = self.stored
+        if stored is None:
+            return True
+        for name, value in self.snapshot.items():
+            if name == "facts":
+                if not _same_facts(stored.facts, value):
+                    return True
+            elif getattr(stored, name) != value:
+                return True
+        return False
+
+
+def _same_facts(stored: dict[str, Any], new: dict[str, Any]) -> bool:
+    if stored == new:
+        return True
+    if stored.keys() != new.keys() or not DATED_FACTS & new.keys():
+        return False
+    return all(stored[name] == fact for name, fact in new.items() if name not in DATED_FACTS)
 
 
 _UNSET: Any = object()
+_HEALTH = DeviceHealth.device.field.remote_field  # Device -> DeviceHealth (reverse one-to-one)
+
+
+def preloaded_health(device: Any) -> Any:
+    """``device.health`` when it came with the device (``select_related("health")``, or already
+    read in this request): the row, or None when the device has none; ``_UNSET`` otherwise."""
+    return _HEALTH.get_cached_value(device) if _HEALTH.is_cached(device) else _UNSET
 
 
 def evaluate(
     device: Any, signals: dict[str, Any] | None, now: datetime, *, stored: Any = _UNSET,
-    rules: list[RuleSpec] | None = None, client: Any = None, lock: bool = False,
+    rules: Sequence[RuleSpec] | None = None, client: Any = None, lock: bool = False,
 ) -> Evaluation:
     """Judge ``device`` with these verified ``signals`` (None: keep the last stored ones).
     ``stored`` (its ``DeviceHealth`` or None), ``rules`` or the device's ``client`` may be
-    passed by callers that already hold them. ``lock`` (inside a transaction) serialises two
-    token requests of one device, so a change of outcome is announced once."""
+    passed by callers that already hold them; the snapshot loaded with the device is used
+    as is. ``lock`` (inside a transaction) serialises two token requests of one device, so a
+    change of outcome is announced once: a decision that would change a snapshot read
+    without the lock is taken again on the locked row."""
+    if rules is None:
+        rules = rules_for_client(client if client is not None else device.app.client)
+    unlocked = False
     if stored is _UNSET:
-        rows = DeviceHealth.objects.select_for_update() if lock else DeviceHealth.objects
-        stored = rows.filter(device=device).first()
+        stored = preloaded_health(device)
+        unlocked = stored is not _UNSET
+        if not unlocked:
+            stored = _read(device, lock)
+    evaluation = _judge(device, signals, now, stored, rules)
+    if lock and unlocked and evaluation.differs:
+        evaluation = _judge(device, signals, now, _read(device, lock), rules)
+    return evaluation
+
+
+def _read(device: Any, lock: bool) -> DeviceHealth | None:
+    rows = DeviceHealth.objects.select_for_update() if lock else DeviceHealth.objects
+    stored = rows.filter(device=device).first()
+    _HEALTH.set_cached_value(device, stored)
+    return stored
+
+
+def _judge(device: Any, signals: dict[str, Any] | None, now: datetime, stored: DeviceHealth | None,
+           rules: Sequence[RuleSpec]) -> Evaluation:
     if signals is None:
         kept = stored.signals if stored is not None else {}
     else:
         kept = verified_signals(signals)
     metric = stored.receipt_risk_metric if stored is not None else None
     facts = collect(device, kept, receipt_risk_metric=metric)
-    if rules is None:
-        rules = rules_for_client(client if client is not None else device.app.client)
     decision = decide(rules, facts, device.platform, now)
     if stored is None:
         return Evaluation(device, facts, kept, decision, None)
@@ -72,30 +146,28 @@ def evaluate(
 
 
 def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any = None, user: Any = None) -> DeviceHealth:
-    """Store the snapshot and its findings; record the change of outcome, if any."""
-    decision, device = evaluation.decision, evaluation.device
-    os_version = display_os_version(device.platform, evaluation.facts)
-    fields = {
-        "platform": device.platform,
-        "os_version": os_version,
-        "outcome": decision.outcome,
-        "deciding_rule": decision.deciding.rule.name if decision.deciding else "",
-        "deciding_condition": decision.deciding.rule.condition if decision.deciding else "",
-        "allowed_scopes": decision.scopes if decision.outcome == HealthOutcome.REDUCE else None,
-        "access_token_lifetime": decision.lifetime if decision.outcome == HealthOutcome.REDUCE else None,
-        "findings": [f.as_json() for f in decision.findings],
-        "facts": evaluation.facts.as_json(),
-        "signals": evaluation.signals,
-        "evaluated_at": now,
-    }
+    """Store the snapshot and its findings when they changed; record the change of outcome,
+    if any. A snapshot that stays the same is not written (only ``evaluated_at`` and the dates
+    of facts, once ``EVALUATED_AT_INTERVAL`` old): an unchanged refresh costs no statement here."""
+    stored, device = evaluation.stored, evaluation.device
+    if stored is not None and not evaluation.differs:
+        if now - stored.evaluated_at >= timedelta(seconds=health_settings.EVALUATED_AT_INTERVAL):
+            stored.evaluated_at, dated = now, ["evaluated_at"]
+            if stored.facts != evaluation.snapshot["facts"]:
+                stored.facts = evaluation.snapshot["facts"]
+                dated.append("facts")
+            stored.save(update_fields=dated)
+        return stored
+    fields = {**evaluation.snapshot, "evaluated_at": now}
     if evaluation.changed:
         fields["outcome_changed_at"] = now
+    os_version = fields["os_version"]
     if evaluation.findings_changed(os_version):
         with transaction.atomic():
-            health = _save(evaluation.stored, device, fields)
+            health = _save(stored, device, fields)
             _replace_findings(health, evaluation, os_version)
     else:
-        health = _save(evaluation.stored, device, fields)
+        health = _save(stored, device, fields)
     if evaluation.changed:
         _announce(evaluation, trigger, request, user)
     return health
@@ -104,7 +176,9 @@ def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any
 def _save(stored: DeviceHealth | None, device: Any, fields: dict[str, Any]) -> DeviceHealth:
     """One UPDATE of the known snapshot; an upsert for a device seen for the first time."""
     if stored is None:
-        return DeviceHealth.objects.update_or_create(device=device, defaults=fields)[0]
+        health = DeviceHealth.objects.update_or_create(device=device, defaults=fields)[0]
+        _HEALTH.set_cached_value(device, health)
+        return health
     for name, value in fields.items():
         setattr(stored, name, value)
     stored.save(update_fields=list(fields))

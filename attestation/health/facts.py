@@ -21,7 +21,7 @@ Sources (``docs/device-health.md`` has the full table):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 KEY_ATTESTATION = "android_key_attestation"
@@ -65,7 +65,13 @@ class HealthFacts(dict[str, Fact]):
         return None if fact is None else fact.value
 
     def as_json(self) -> dict[str, dict[str, Any]]:
-        return {name: asdict(fact) for name, fact in sorted(self.items())}
+        """As stored (``dataclasses.asdict`` without its deep copies: values are JSON scalars
+        or lists of strings; every refresh builds this)."""
+        return {
+            name: {"value": list(fact.value) if isinstance(fact.value, list) else fact.value,
+                   "source": fact.source, "trust": fact.trust}
+            for name, fact in sorted(self.items())
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HealthFacts:

@@ -1,9 +1,9 @@
 """Device health at the token endpoint and at our resource endpoints (``idp/oauth/policy.py``).
 
 ``token_policy`` runs inside the issuing transaction of every grant bound to an attested
-device (the code exchange that enrolls it, and every refresh): it re-reads the facts the
-verifiers just stored on the device plus the self-reported signals verified in this
-request's binding, decides, and
+device (the code exchange that enrolls it, and every refresh): it reads the facts the
+verifiers just stored on the request's device plus the self-reported signals verified in
+this request's binding, decides, and
 
 * allow: issues as asked;
 * reduce: narrows the access token's scopes and lifetime (the refresh token keeps the
@@ -12,6 +12,11 @@ request's binding, decides, and
   ``ATTESTATION_HEALTH_STEP_UP_MAX_AGE`` seconds, so the app sends the user through
   authorization again;
 * deny: refuses (``invalid_grant``).
+
+The hot path reads nothing it can avoid: the client's rules come from the config cache
+(``rules_for_client``), the snapshot from the device when the query that loaded it brought
+``device.health`` along (``evaluate.preloaded_health``), and an unchanged snapshot is not
+written (``evaluate.persist``).
 
 A refusal rolls the issuing transaction back, so the snapshot and the compliance event of
 a refusal are written when the error is rendered, after the rollback.
@@ -26,10 +31,12 @@ from datetime import timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from django.core.signals import setting_changed
 
+from idp import config_cache
 from idp.oauth.policy import PolicyDecision, ResourceContext, TokenContext, register_resource_policy, register_token_policy
 
-from ..health_models import DeviceHealth, HealthOutcome
+from ..health_models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from .settings import health_settings
 
 RESTRICTED_CLAIM = "device_health"
@@ -120,6 +127,18 @@ def resource_policy(context: ResourceContext) -> None:
 
 
 def register() -> None:
-    """Idempotent (``register_*`` ignores a policy registered twice)."""
+    """Idempotent (``register_*`` ignores a policy registered twice, signals connect by uid).
+    A saved or deleted policy or rule reaches every process's rules copy (``rules_for_client``)."""
     register_token_policy(token_policy)
     register_resource_policy(resource_policy)
+    config_cache.watch(HealthPolicy, HealthRule)
+    setting_changed.connect(_health_setting_changed, dispatch_uid="attestation-health-setting-changed")
+
+
+RULE_SETTINGS = {"ATTESTATION_HEALTH_MAX_PATCH_AGE_MONTHS", "ATTESTATION_HEALTH_MIN_IOS_VERSION"}
+
+
+def _health_setting_changed(setting: str, **kwargs: Any) -> None:
+    """The default rules read these settings when loaded: drop the copies when a test changes one."""
+    if setting in RULE_SETTINGS:
+        config_cache.clear_local()

@@ -9,10 +9,12 @@ together: the scopes kept are the intersection, the lifetime the shortest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+
+from idp import config_cache
 
 from ..health_models import SEVERITY, HealthCondition, HealthOutcome
 from .facts import HealthFacts
@@ -22,6 +24,7 @@ INTEGRITY_RANK = {"none": 0, "virtual": 0, "basic": 1, "device": 2, "strong": 3}
 ACTIVITY_RANK = {"LEVEL_1": 1, "LEVEL_2": 2, "LEVEL_3": 3, "LEVEL_4": 4}
 DEFAULT_RISKY_APPS = "UNKNOWN_CAPTURING,UNKNOWN_CONTROLLING"
 DEFAULT_PLAY_PROTECT = "HIGH_RISK"
+RULES_KEY = "health-rules"  # config cache: (RULES_KEY, client pk) -> the client's rules
 
 
 @dataclass(frozen=True)
@@ -185,13 +188,22 @@ def default_rules() -> list[RuleSpec]:
     ]
 
 
-def rules_for_client(client: Any) -> list[RuleSpec]:
-    """The client's own enabled rules (in order), then the defaults unless it opted out."""
+def rules_for_client(client: Any) -> tuple[RuleSpec, ...]:
+    """The client's own enabled rules (in order), then the defaults unless it opted out.
+
+    From this process's copy while no policy, rule or client changed (``idp.config_cache``;
+    ``policy.register`` watches the models): the token endpoint reads no policy row on a
+    refresh. Immutable (a tuple of frozen rules): callers share it. The defaults read the
+    ``ATTESTATION_HEALTH_*`` settings when loaded (a settings change in tests drops the copies)."""
+    return config_cache.cached((RULES_KEY, client.pk), lambda: _load_rules(client))
+
+
+def _load_rules(client: Any) -> tuple[RuleSpec, ...]:
     from ..health_models import HealthPolicy
 
     policy = HealthPolicy.objects.filter(client=client).prefetch_related("rules").first()
     if policy is None:
-        return default_rules()
+        return tuple(default_rules())
     own = [
         RuleSpec(r.name, r.condition, r.outcome, r.parameter, r.platform,
                  r.scopes or policy.reduced_scopes or None, r.access_token_lifetime or policy.reduced_lifetime,
@@ -202,10 +214,10 @@ def rules_for_client(client: Any) -> list[RuleSpec]:
         names = {r.name for r in own}
         scopes, lifetime = policy.reduced_scopes or None, policy.reduced_lifetime
         own += [replace(r, scopes=scopes, lifetime=lifetime) for r in default_rules() if r.name not in names]
-    return own
+    return tuple(own)
 
 
-def decide(rules: list[RuleSpec], facts: HealthFacts, platform: str, now: datetime) -> Decision:
+def decide(rules: Sequence[RuleSpec], facts: HealthFacts, platform: str, now: datetime) -> Decision:
     """Evaluate ``rules`` in order over ``facts``; see the module docstring for how outcomes combine."""
     decision = Decision()
     for rule in rules:

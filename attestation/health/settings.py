@@ -38,6 +38,14 @@ class HealthSettings:
         return int(_get("HEALTH_STEP_UP_MAX_AGE", 300))
 
     @property
+    def EVALUATED_AT_INTERVAL(self) -> int:
+        """Seconds an evaluation that changes nothing may leave the snapshot's ``evaluated_at``
+        (and the date of the last Play Integrity check among its facts) behind before writing
+        them again. Default 600; 0 writes them at every evaluation. Both are only shown (admin,
+        account page); any other change (outcome, findings, facts, signals) is written at once."""
+        return max(int(_get("HEALTH_EVALUATED_AT_INTERVAL", 600)), 0)
+
+    @property
     def REVALIDATE_SECONDS(self) -> int:
         """Period of the revalidation task in Celery beat; 0 disables. Default 3600."""
         return int(_get("HEALTH_REVALIDATE_SECONDS", 3600))

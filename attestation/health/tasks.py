@@ -8,6 +8,7 @@ Celery retries (network errors of the receipt service are retried with backoff).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import requests
@@ -41,7 +42,7 @@ def apply_outcome(evaluation: Evaluation, now: dt.datetime) -> int:
     return 0
 
 
-def revalidate_device(device: Device, now: dt.datetime, *, stored: Any, rules: list[RuleSpec]) -> Evaluation:
+def revalidate_device(device: Device, now: dt.datetime, *, stored: Any, rules: Sequence[RuleSpec]) -> Evaluation:
     """Decide again on the stored facts and last signals (patch levels age, policies change)."""
     evaluation = evaluate(device, None, now, stored=stored, rules=rules)
     persist(evaluation, now, trigger="revalidation")
@@ -54,7 +55,7 @@ def revalidate_devices(after_pk: int = 0) -> dict[str, int]:
     """Revalidate every active device, in batches by primary key. Returns counts by outcome."""
     now = timezone.now()
     counts: dict[str, int] = {}
-    rules_by_client: dict[int, list[RuleSpec]] = {}
+    rules_by_client: dict[int, Sequence[RuleSpec]] = {}
     batch = health_settings.REVALIDATE_BATCH
     while True:
         devices = list(Device.objects.active().filter(pk__gt=after_pk).select_related("app__client")

@@ -1,5 +1,6 @@
 """Device health under concurrency (PostgreSQL): token requests of one device evaluated at
-the same time announce a change of outcome once (the snapshot row is locked)."""
+the same time announce a change of outcome once (the snapshot row is locked; a snapshot
+that came with the device, unlocked, is read again under the lock before a change)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from idp.oauth.policy import TokenContext
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_token_requests_of_one_device_announce_once(client_factory: Any) -> None:
+@pytest.mark.parametrize("related", [(), ("health",)], ids=["snapshot-read", "snapshot-with-device"])
+def test_concurrent_token_requests_of_one_device_announce_once(client_factory: Any, related: tuple[str, ...]) -> None:
     client = client_factory()
     app = RegisteredApp.objects.create(client=client, platform=Platform.IOS, ios_team_id="ABCDE12345", ios_bundle_id="b")
     device = Device.objects.create(platform="ios", app=app, key_id="k", public_key="-", security_level="secure_enclave")
@@ -31,7 +33,8 @@ def test_concurrent_token_requests_of_one_device_announce_once(client_factory: A
     def refresh() -> None:
         try:
             context = TokenContext(grant_type="refresh_token", client=client, user=None, session=None, scope="openid",
-                                   now=timezone.now(), request=None, device=Device.objects.get(pk=device.pk),
+                                   now=timezone.now(), request=None,
+                                   device=Device.objects.select_related(*related).get(pk=device.pk),
                                    device_signals={"os_version": "18.1", "screen_captured": True})
             barrier.wait(timeout=10)
             with transaction.atomic():  # the issuing transaction
