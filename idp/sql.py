@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import connections, router
 from django.db.models import Model
+from django.db.models.fields.related_descriptors import ReverseOneToOneDescriptor
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,13 @@ class JoinedQuery:
             found[part.alias] = part.model.from_db(using, attnames, values)
         for part in self.parts[1:]:
             parent = found[part.parent]
-            if parent is not None:
-                setattr(parent, part.attr, found[part.alias])
+            if parent is None:
+                continue
+            child, descriptor = found[part.alias], getattr(type(parent), part.attr)
+            if child is None and isinstance(descriptor, ReverseOneToOneDescriptor):
+                descriptor.related.set_cached_value(parent, None)  # "no row" is known too: no query later
+            else:
+                setattr(parent, part.attr, child)
         return found
 
 
@@ -120,3 +126,26 @@ def insert(objs: list[Model], *, using: str | None = None) -> None:
         obj.pk = key
         obj._state.adding = False
         obj._state.db = alias
+
+
+class Statement:
+    """A fixed statement on one model's table (``{table}`` in ``template``), run with values
+    prepared by the model's fields named in ``params``, in order (as a filter or update would)."""
+
+    def __init__(self, model: type[Model], template: str, params: list[str]):
+        self.model = model
+        self.template = template
+        self.fields = [model._meta.get_field(name) for name in params]
+        self._sql: dict[str, str] = {}
+
+    def run(self, *values: Any, using: str | None = None) -> int:
+        """Execute; returns the number of rows it changed."""
+        alias = using or router.db_for_write(self.model)
+        connection = connections[alias]
+        sql = self._sql.get(alias)
+        if sql is None:
+            sql = self._sql[alias] = self.template.format(table=connection.ops.quote_name(self.model._meta.db_table))
+        params = [field.get_db_prep_value(value, connection, prepared=False) for field, value in zip(self.fields, values)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount

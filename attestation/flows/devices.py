@@ -14,6 +14,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
+from idp.sql import Statement
+
 
 from ..apple.assertion import verify_assertion
 from ..apple.attestation import AppleAttestationResult, verify_attestation
@@ -98,16 +100,21 @@ def assert_apple_device(
     return device
 
 
+_ADVANCE_COUNTER = Statement(
+    Device,
+    "UPDATE {table} SET counter = %s, last_asserted_at = %s"
+    " WHERE id = %s AND counter < %s AND status = %s AND requires_reattestation = %s",
+    ["counter", "last_asserted_at", "id", "counter", "status", "requires_reattestation"],
+)
+
+
 def _advance_counter(device: Device, counter: int, now: datetime) -> None:
     """Store ``counter`` only if it is still greater than the stored one, the device is active
     and needs no re-attestation: one conditional ``UPDATE … WHERE counter < new AND status =
     'active' AND NOT requires_reattestation`` (atomic on its own, and what re-checks the
     device's state an operator may have changed since the request read it), so of two
     concurrent assertions with the same counter exactly one wins."""
-    updated = Device.objects.filter(
-        pk=device.pk, counter__lt=counter, status=DeviceStatus.ACTIVE, requires_reattestation=False
-    ).update(counter=counter, last_asserted_at=now)
-    if updated != 1:
+    if _ADVANCE_COUNTER.run(counter, now, device.pk, counter, DeviceStatus.ACTIVE, False) != 1:
         device.refresh_from_db(fields=["status", "status_reason", "counter", "requires_reattestation"])
         device.check_usable()
         if device.requires_reattestation:

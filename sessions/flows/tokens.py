@@ -19,7 +19,7 @@ from idp import config_cache, jwt_tokens
 from idp.app_settings import app_settings as idp_settings
 from idp.crypto import generate_token, token_hash
 from idp.events import record
-from idp.sql import JoinedQuery, Part, insert
+from idp.sql import JoinedQuery, Part, Statement, insert
 from idp.models import AuthorizationCode, Client
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
@@ -146,13 +146,15 @@ def start_session(
 def _refresh_token_query() -> JoinedQuery:
     from django.contrib.auth import get_user_model
 
-    from attestation.models import Device
+    from attestation.models import Device, DeviceHealth
 
     return JoinedQuery([
         Part(RefreshToken, "t"),
         Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
         Part(get_user_model(), "u", on="u.id = s.user_id", parent="s", attr="user"),
         Part(Device, "d", on="d.id = s.device_id", parent="s", attr="device", outer=True),
+        # The device's last health evaluation: the health policy decides from it without a query.
+        Part(DeviceHealth, "h", on="h.device_id = d.id", parent="d", attr="health", outer=True),
     ], where="t.token_hash = %s")
 
 
@@ -220,6 +222,18 @@ class RefreshRefused(Exception):
         self.reason = reason
 
 
+_TOUCH_ACTIVE_SESSION = Statement(
+    DeviceSession,
+    "UPDATE {table} SET last_refresh_at = %s, last_ip = %s, last_place = %s WHERE id = %s AND status = %s",
+    ["last_refresh_at", "last_ip", "last_place", "id", "status"],
+)
+_MARK_ROTATED = Statement(
+    RefreshToken,
+    "UPDATE {table} SET rotated_at = %s WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > %s",
+    ["rotated_at", "id", "expires_at"],
+)
+
+
 def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> tuple[DeviceSession, str]:
     """Mark ``presented`` used and issue its successor, under a row lock.
 
@@ -234,15 +248,11 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
         # Lock order everywhere: the session row first, then its tokens (no deadlocks with
         # revocation). Locking it is the write a refresh makes anyway, conditional on the
         # family still being active.
-        if not DeviceSession.objects.filter(pk=session.pk, status=SessionStatus.ACTIVE).update(
-            last_refresh_at=now, last_ip=ip, last_place=place
-        ):
+        if not _TOUCH_ACTIVE_SESSION.run(now, ip, place, session.pk, SessionStatus.ACTIVE):
             session.status = DeviceSession.objects.values_list("status", flat=True).get(pk=session.pk)
             raise RefreshRefused("step_up_required" if session.status == SessionStatus.STEP_UP_REQUIRED else "revoked")
         # The common case in one conditional UPDATE; any other state is sorted out below, under the lock.
-        if not RefreshToken.objects.filter(
-            pk=presented.pk, rotated_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
-        ).update(rotated_at=now):
+        if not _MARK_ROTATED.run(now, presented.pk, now):
             _rotate_unusual(session, presented.pk, now)
         raw = issue_refresh_token(session, presented.scope, now)
         session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
