@@ -15,7 +15,8 @@ SQL is built once per database from the models' metadata and only the values cha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, Callable
 
 from django.db import connections, router
 from django.db.models import Model
@@ -36,10 +37,16 @@ class Part:
 
 
 class JoinedQuery:
-    def __init__(self, parts: list[Part], where: str):
-        self.parts = parts
+    """``parts`` may be a function returning them, for models only resolvable once apps are loaded."""
+
+    def __init__(self, parts: list[Part] | Callable[[], list[Part]], where: str):
+        self._parts = parts
         self.where = where
         self._plans: dict[str, tuple[str, list[tuple[Part, list[str], list[tuple[Any, list[Any]]], int, int]]]] = {}
+
+    @cached_property
+    def parts(self) -> list[Part]:
+        return self._parts() if callable(self._parts) else self._parts
 
     def _plan(self, alias: str) -> tuple[str, list[tuple[Part, list[str], list[tuple[Any, list[Any]]], int, int]]]:
         plan = self._plans.get(alias)

@@ -122,7 +122,7 @@ def start_session(
     code: AuthorizationCode, *, ip: str | None, now: datetime, dpop_jkt: str = "", device: Any = None
 ) -> DeviceSession:
     """A new family for a redeemed authorization code."""
-    return DeviceSession.objects.create(
+    session = DeviceSession(
         sid=generate_token(16),
         user=code.user,
         client=code.client,
@@ -141,24 +141,26 @@ def start_session(
         last_ip=ip,
         last_place=place_of(ip),
     )
+    insert([session])
+    return session
 
 
-def _refresh_token_query() -> JoinedQuery:
+def _refresh_token_parts() -> list[Part]:
     from django.contrib.auth import get_user_model
 
     from attestation.models import Device, DeviceHealth
 
-    return JoinedQuery([
+    return [
         Part(RefreshToken, "t"),
         Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
         Part(get_user_model(), "u", on="u.id = s.user_id", parent="s", attr="user"),
         Part(Device, "d", on="d.id = s.device_id", parent="s", attr="device", outer=True),
         # The device's last health evaluation: the health policy decides from it without a query.
         Part(DeviceHealth, "h", on="h.device_id = d.id", parent="d", attr="health", outer=True),
-    ], where="t.token_hash = %s")
+    ]
 
 
-_REFRESH_TOKEN_QUERY: JoinedQuery | None = None
+_REFRESH_TOKEN_QUERY = JoinedQuery(_refresh_token_parts, where="t.token_hash = %s")
 
 
 def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken | None:
@@ -166,11 +168,8 @@ def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken |
     its SQL built once. Given the already authenticated ``client``, its row is not read
     again: the session gets that client when it is the session's own (anything else is
     refused by the caller), and the device its registered app from the config cache."""
-    global _REFRESH_TOKEN_QUERY
     if not isinstance(raw, str) or not raw or len(raw) > 512:
         return None
-    if _REFRESH_TOKEN_QUERY is None:
-        _REFRESH_TOKEN_QUERY = _refresh_token_query()
     found = _REFRESH_TOKEN_QUERY.first([token_hash(raw)])
     if found is None:
         return None

@@ -14,6 +14,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from sessions.flows import tokens as token_flows
 
 from ...crypto import token_hash
 from ...events import client_ip, record
+from ...sql import JoinedQuery, Part, Statement
 from ...models import AuthorizationCode
 from ..claims import id_token_claims
 from ..attestation_binding import enroll_at_code_exchange
@@ -73,6 +75,16 @@ class OpenIDCode(_OpenIDCode):
         return token
 
 
+# The code with its user, by hash and client: one statement built once (idp/sql.py).
+_CODE_QUERY = JoinedQuery(
+    lambda: [Part(AuthorizationCode, "c"), Part(get_user_model(), "u", on="u.id = c.user_id", parent="c", attr="user")],
+    where="c.code_hash = %s AND c.client_id = %s",
+)
+# Claiming is one conditional UPDATE: of two concurrent exchanges exactly one wins.
+_CLAIM_CODE = Statement(AuthorizationCode, "UPDATE {table} SET used_at = %s WHERE id = %s AND used_at IS NULL",
+                        ["used_at", "id"])
+
+
 class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 48
@@ -104,13 +116,12 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
         if not isinstance(code, str) or len(code) > 512:
             return None
-        item = (
-            AuthorizationCode.objects.select_related("user", "client")
-            .filter(code_hash=token_hash(code), client=client)
-            .first()
-        )
-        if item is None:
+        found = _CODE_QUERY.first([token_hash(code), client.pk])
+        if found is None:
             return None
+        item = found["c"]
+        assert isinstance(item, AuthorizationCode)
+        item.client = client
         if item.used_at is not None:
             self._refuse_reuse(item)
             return None
@@ -143,7 +154,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
         now = timezone.now()
         with transaction.atomic():
-            claimed = AuthorizationCode.objects.filter(pk=code.pk, used_at__isnull=True).update(used_at=now)
+            claimed = _CLAIM_CODE.run(now, code.pk)
             if claimed:
                 session = token_flows.start_session(
                     code,
