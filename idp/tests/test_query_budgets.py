@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from idp import keys
 
-from .conftest import form_post
+from .conftest import exchange, form_post, get_code, make_pkce
 from .test_token import basic
 
 pytestmark = pytest.mark.django_db
 
 
-def test_refresh_query_budget(tokens, mobile_client, django_assert_max_num_queries):
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    """What production runs: the test's own transaction turns the grant's into a savepoint."""
+    return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+
+def test_refresh_query_budget(tokens, mobile_client):
+    """Token lookup, session touch, rotation, successor, access-token record, event (issue 8)."""
     keys.ensure_keys()
     data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
             "client_id": mobile_client.client.client_id}
-    with django_assert_max_num_queries(16):
+    warm = form_post(HttpClient(), reverse("token"), data)  # this process's config copies now hold the client
+    data["refresh_token"] = warm.json()["refresh_token"]
+    with CaptureQueriesContext(connection) as captured:
         response = form_post(HttpClient(), reverse("token"), data)
     assert response.status_code == 200
+    assert len(statements(captured)) <= 6, "\n".join(statements(captured))
+
+
+def test_code_exchange_query_budget(browser, mobile_client, pkce):
+    """Code lookup, claim, session, step-up demand check, two tokens, event."""
+    keys.ensure_keys()
+    first, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    assert exchange(HttpClient(), first, pkce, mobile_client.client.client_id).status_code == 200  # warm copies
+    pkce = make_pkce()
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    with CaptureQueriesContext(connection) as captured:
+        response = exchange(HttpClient(), code, pkce, mobile_client.client.client_id)
+    assert response.status_code == 200, response.content
+    assert len(statements(captured)) <= 7, "\n".join(statements(captured))
 
 
 def test_introspection_query_budget(tokens, service_client, django_assert_max_num_queries):
