@@ -35,7 +35,9 @@ def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
         return [
             Warning(
                 "The default cache is not shared between processes: DPoP and client-assertion replay "
-                "caches and login throttles would be per process.",
+                "caches, single-use attestation challenges, login throttles and the configuration "
+                "generation (which tells every process that a client, key or policy changed) would be "
+                "per process.",
                 hint="Set REDIS_URL.",
                 id="vigil.W001",
             )
