@@ -10,7 +10,10 @@ worker on its very next request, not after a TTL.
 
 Only models named with ``watch()`` are covered, and only through signals: code that changes
 them with ``QuerySet.update()`` must call ``changed()`` itself. When the shared cache is
-unreachable the copies are bypassed, never served stale.
+unreachable the copies are bypassed, never served stale. One edge is accepted: a process
+that saves configuration, reads it back through a copy in the same transaction and then
+rolls back keeps that uncommitted copy until the next change (Django has no rollback hook);
+no request path does that.
 """
 
 from __future__ import annotations
