@@ -12,7 +12,9 @@ Refresh: device ``d`` owns the sessions ``i`` with ``i % devices == d`` and pick
 random each time, presenting its current refresh token and keeping the rotated one
 (a session is never used by two devices at once). Code exchange: each request redeems the
 next pre-minted code with its PKCE verifier. Introspection presents access tokens the
-refresh scenario received.
+refresh scenario received. Attested refresh (``attested_refresh`` for iOS,
+``attested_refresh_android``) drives the enrolled simulated devices of
+``seed_vigil.py --attested/--attested-android``: see ``attested_refresh_action``.
 """
 
 from __future__ import annotations
@@ -225,22 +227,27 @@ def make_action(state: State, scenario: dict[str, Any], devices: int) -> Action:
 
         return introspect
 
-    if kind == "attested_refresh":
-        return attested_refresh_action(state, scenario.get("partitions", devices))
+    if kind in ATTESTED_KINDS:
+        return attested_refresh_action(state, scenario.get("partitions", devices), ATTESTED_KINDS[kind])
 
     raise ValueError(f"unknown scenario kind {kind!r}")
 
 
+ATTESTED_KINDS = {"attested_refresh": "ios", "attested_refresh_android": "android"}
 CHALLENGE_MAX_AGE = 240  # seconds; Vigil's challenges live 300
+VERDICT_MARGIN = 30  # seconds: a verdict this close to the app's max age is renewed already
 
 
-def attested_refresh_action(state: State, devices: int) -> Action:
-    """Device-bound refresh, as the iOS app does it (docs/attestation.md §3): an App Attest
-    assertion by the device simulator over the binding of this exact refresh (the challenge the
-    previous response carried, client, refresh-token hash, DPoP key), a DPoP proof with the
-    key the family is bound to, rotation. A device fetches a challenge from
-    ``/attestation/challenge`` only when it holds none (its first refresh, or after 4 minutes
-    idle); that fetch is outside the measured latency."""
+def attested_refresh_action(state: State, devices: int, platform: str = "ios") -> Action:
+    """Device-bound refresh, as the mobile app does it (docs/attestation.md §3): evidence by
+    the device simulator over the binding of this exact refresh (the challenge the previous
+    response carried, client, refresh-token hash, DPoP key), a DPoP proof with the key the
+    family is bound to, rotation. iOS: an App Attest assertion. Android: a signature by the
+    attested key, plus a classic Play Integrity token when the app's policy asks for one
+    (``play_integrity_max_age_minutes``: 0 = every refresh, else once the device's last
+    verdict is older). A device fetches a challenge from ``/attestation/challenge`` only
+    when it holds none (its first refresh, or after 4 minutes idle); that fetch is outside
+    the measured latency."""
     import sys
     from datetime import datetime, timezone
 
@@ -250,25 +257,33 @@ def attested_refresh_action(state: State, devices: int) -> Action:
     from joserfc.jwk import ECKey
 
     from attestation.binding import RequestBinding, grant_hash
+    from attestation.simulator.android import AndroidDevice
     from attestation.simulator.ios import IOSDevice
     from sessions.dpop import thumbprint
     from sessions.dpop.client import create_proof
 
     with open(spec["attested_keys"]) as fh:
-        keys = json.load(fh)
+        keys = [item for item in json.load(fh) if item.get("platform", "ios") == platform]
     port, client_id, token_url = spec["port"], spec["client_id"], spec["issuer"] + spec["token_path"]
     sims: dict[str, Any] = {}
     dpops: dict[str, Any] = {}
     jkts: dict[str, str] = {}
+    max_age: dict[str, float] = {}
     for item in keys:
         j = str(item["j"])
         entry = state.attested.setdefault(j, {"token": f"bench-att-{j}", "challenge": "", "challenge_at": 0.0,
-                                              "counter": 0, "nonce": None, "dead": False})
-        sims[j] = IOSDevice(app_id=item["app_id"], key=load_pem_private_key(item["key_pem"].encode(), None),
-                            counter=entry["counter"])
+                                              "counter": 0, "nonce": None, "dead": False,
+                                              "verdict_at": item.get("verdict_at", 0.0)})
+        key = load_pem_private_key(item["key_pem"].encode(), None)
+        if platform == "android":
+            sims[j] = AndroidDevice(package_name=item["package"], key=key)
+            max_age[j] = 60.0 * item["integrity_max_age_minutes"]
+        else:
+            sims[j] = IOSDevice(app_id=item["app_id"], key=key, counter=entry["counter"])
         dpops[j] = ECKey.import_key(item["dpop_jwk"])
         jkts[j] = thumbprint(dpops[j].as_dict(private=False))
-    owned = [[j for j in sorted(sims, key=int) if (int(j) - 1) % devices == d] for d in range(devices)]
+    ordered = sorted(sims, key=int)
+    owned = [[j for n, j in enumerate(ordered) if n % devices == d] for d in range(devices)]
     busy: set[str] = set()
     busy_lock = threading.Lock()
 
@@ -294,8 +309,18 @@ def attested_refresh_action(state: State, devices: int) -> Action:
             with busy_lock:
                 busy.discard(j)
 
-    def refresh_one(j: str) -> tuple[Reply, bool, float | None]:
+    def evidence(j: str, binding: Any) -> tuple[dict[str, str], bool]:
+        """The form parameters, and whether they carry a new Play Integrity verdict."""
         entry, sim = state.attested[j], sims[j]
+        if platform == "ios":
+            params = sim.assertion_params(binding)
+            entry["counter"] = sim.counter
+            return params, False
+        verdict = not max_age[j] or time.time() - entry["verdict_at"] > max_age[j] - VERDICT_MARGIN
+        return sim.refresh_params(binding, integrity="classic" if verdict else None), verdict
+
+    def refresh_one(j: str) -> tuple[Reply, bool, float | None]:
+        entry = state.attested[j]
         start: float | None = None
         if not entry["challenge"] or time.time() - entry["challenge_at"] > CHALLENGE_MAX_AGE:
             got = request(port, "POST", "/attestation/challenge", {"client_id": client_id, "purpose": "refresh"})
@@ -305,11 +330,11 @@ def attested_refresh_action(state: State, devices: int) -> Action:
             start = time.monotonic()
         binding = RequestBinding(entry["challenge"], client_id, "refresh_token", grant_hash(entry["token"]),
                                  dpop_jkt=jkts[j])
-        form = {"grant_type": "refresh_token", "refresh_token": entry["token"], "client_id": client_id,
-                **sim.assertion_params(binding)}
-        entry["counter"] = sim.counter
+        params, verdict = evidence(j, binding)
+        form = {"grant_type": "refresh_token", "refresh_token": entry["token"], "client_id": client_id, **params}
         proof = create_proof(dpops[j], method="POST", url=token_url, nonce=entry["nonce"],
                              now=datetime.now(timezone.utc))
+        sent_at = time.time()
         reply = request(port, "POST", spec["token_path"], form, {"DPoP": proof})
         entry["challenge"], entry["challenge_at"] = (reply.challenge or "", time.time())
         if reply.dpop_nonce:
@@ -317,6 +342,8 @@ def attested_refresh_action(state: State, devices: int) -> Action:
         ok = reply.status == 200
         if ok:
             entry["token"] = json.loads(reply.body)["refresh_token"]
+            if verdict:
+                entry["verdict_at"] = sent_at
         elif b"invalid_grant" in reply.body:
             entry["dead"] = True
         return reply, ok, start
@@ -504,6 +531,8 @@ def main() -> None:
             f"  errors {result['errors']}  sql/req {result['sql_per_request']}",
             flush=True,
         )
+        if result["error_samples"]:
+            print(f"    first error: {result['error_samples'][0]}", flush=True)
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=1)
     if state_file:

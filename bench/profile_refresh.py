@@ -3,7 +3,11 @@ N refresh grants (or code exchanges) through Django's test client, on a throwawa
 PostgreSQL database seeded like the bench. Also prints the SQL of one request.
 
     .venv/bin/pip install pyinstrument
-    .venv/bin/python bench/profile_refresh.py [--requests 500] [--kind refresh|code_exchange]
+    .venv/bin/python bench/profile_refresh.py [--requests 500] [--kind refresh|code_exchange|...]
+
+``attested_refresh`` is an iOS device (App Attest assertion + DPoP), ``attested_refresh_android``
+an Android one (key signature + classic Play Integrity token + DPoP; the bench app's default
+policy asks for a verdict on every refresh).
 
 Same environment as the bench (production settings, Redis cache on database 13).
 """
@@ -22,12 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DB = "vigil_bench_profile"
 KEYS = f"/tmp/vigil-bench-profile-keys-{os.getpid()}.json"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+KINDS = ["refresh", "attested_refresh", "attested_refresh_android", "code_exchange"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--kind", choices=["refresh", "attested_refresh", "code_exchange"], default="refresh")
+    parser.add_argument("--kind", choices=KINDS, default="refresh")
     parser.add_argument("--html", default=None, help="also write pyinstrument's HTML report here")
     parser.add_argument("--all", action="store_true", help="show library frames too")
     args = parser.parse_args()
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace, body) -> None:
         subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
         n = max(args.requests * 2, 1000)
         subprocess.run([py, "-m", "bench.seed_vigil", "--sessions", str(n), "--codes", str(n), "--attested", "8",
-                        "--attested-out", KEYS], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                        "--attested-android", "8", "--attested-out", KEYS], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         body(args)
     finally:
@@ -71,8 +76,9 @@ def run(args: argparse.Namespace, body) -> None:
             os.unlink(KEYS)
 
 
-def attested_device(client: object) -> object:
-    """A callable doing one attested refresh of attested session 1 (App Attest + DPoP)."""
+def attested_device(client: object, platform: str = "ios") -> object:
+    """A callable doing one attested refresh of the platform's first attested session: App
+    Attest assertion (iOS) or key signature + classic Play Integrity token (Android), + DPoP."""
     import json
     from datetime import datetime, timezone
 
@@ -80,13 +86,18 @@ def attested_device(client: object) -> object:
     from joserfc.jwk import ECKey
 
     from attestation.binding import RequestBinding, grant_hash
+    from attestation.simulator.android import AndroidDevice
     from attestation.simulator.ios import IOSDevice
     from sessions.dpop import thumbprint
     from sessions.dpop.client import create_proof
 
     with open(KEYS) as fh:
-        item = json.load(fh)[0]
-    sim = IOSDevice(app_id=item["app_id"], key=load_pem_private_key(item["key_pem"].encode(), None))
+        item = next(i for i in json.load(fh) if i.get("platform", "ios") == platform)
+    key = load_pem_private_key(item["key_pem"].encode(), None)
+    if platform == "android":
+        sim = AndroidDevice(package_name=item["package"], key=key)
+    else:
+        sim = IOSDevice(app_id=item["app_id"], key=key)
     dpop = ECKey.import_key(item["dpop_jwk"])
     jkt = thumbprint(dpop.as_dict(private=False))
     form = urlencode({"client_id": "bench-mobile", "purpose": "refresh"})
@@ -96,8 +107,10 @@ def attested_device(client: object) -> object:
     def one(i: int) -> object:
         binding = RequestBinding(state["challenge"], "bench-mobile", "refresh_token", grant_hash(state["token"]),
                                  dpop_jkt=jkt)
+        evidence = sim.refresh_params(binding, integrity="classic") if platform == "android" else (
+            sim.assertion_params(binding))
         data = {"grant_type": "refresh_token", "refresh_token": state["token"], "client_id": "bench-mobile",
-                **sim.assertion_params(binding)}
+                **evidence}
         proof = create_proof(dpop, method="POST", url="https://localhost/token", now=datetime.now(timezone.utc))
         response = client.post("/token", urlencode(data), content_type="application/x-www-form-urlencoded",
                                HTTP_DPOP=proof)
@@ -144,7 +157,8 @@ def request_maker(client: object, kind: str) -> object:
     """A callable ``one(i)`` doing the i-th request of ``kind`` through Django's test client."""
     from bench.seed_sql import REDIRECT_URI, code, refresh_token, verifier
 
-    attested = attested_device(client) if kind == "attested_refresh" else None
+    platforms = {"attested_refresh": "ios", "attested_refresh_android": "android"}
+    attested = attested_device(client, platforms[kind]) if kind in platforms else None
 
     def one(i: int) -> None:
         if attested is not None:

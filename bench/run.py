@@ -229,13 +229,17 @@ def setup_vigil(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
     started = time.monotonic()
     attested_keys = _logdir / "attested-devices.json"
     attested = 4 * max(args.devices) if args.attested else 0
+    android = attested if args.android else 0
     out = run([str(VIGIL_BIN / "python"), "-m", "bench.seed_vigil", "--sessions", str(args.sessions),
-               "--codes", str(codes_needed(args)), "--attested", str(attested), "--attested-out", str(attested_keys)],
+               "--codes", str(codes_needed(args)), "--attested", str(attested), "--attested-android", str(android),
+               "--play-integrity-max-age", str(args.play_integrity_max_age), "--attested-out", str(attested_keys)],
               env, ROOT, "vigil-seed")
     seeded = json.loads(out.strip().splitlines()[-1])
     seeded["seed_wall_s"] = round(time.monotonic() - started, 2)
     if seeded.get("attested_error"):
         print(f"vigil: attested devices not seeded: {seeded['attested_error']}", flush=True)
+    if seeded.get("attested_android_error"):
+        print(f"vigil: attested Android devices not seeded: {seeded['attested_android_error']}", flush=True)
     spec = {
         "system": "vigil", "token_path": "/token", "jwks_path": "/jwks.json", "introspect_path": "/introspect",
         "state_file": str(_logdir / "vigil-state.json"), "vigil_root": str(ROOT), "issuer": "https://localhost",
@@ -278,14 +282,15 @@ def start_dot(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str
     return proc
 
 
-def plan(args: argparse.Namespace, attested: bool) -> list[tuple[str, dict[str, Any]]]:
+def plan(args: argparse.Namespace, attested: bool, android: bool = False) -> list[tuple[str, dict[str, Any]]]:
     """(system, scenario) steps. Vigil and DOT alternate per scenario, in ABBA order over the
-    rounds, so drift in the machine's other load falls on both alike. Vigil's attested and
-    plain refresh both sit beside DOT's refresh."""
+    rounds, so drift in the machine's other load falls on both alike. Vigil's attested (iOS,
+    then Android) and plain refresh all sit beside DOT's refresh."""
     common = {"warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}
     steps: list[tuple[str, dict[str, Any]]] = []
-    groups = {"refresh": ["attested_refresh", "refresh"] if attested else ["refresh"],
-              "code_exchange": ["code_exchange"]}
+    refresh = ["attested_refresh"] if attested else []
+    refresh += ["attested_refresh_android"] if android else []
+    groups = {"refresh": [*refresh, "refresh"], "code_exchange": ["code_exchange"]}
     for group, mine in groups.items():
         for devices in args.devices:
             for r in range(args.rounds):
@@ -297,7 +302,7 @@ def plan(args: argparse.Namespace, attested: bool) -> list[tuple[str, dict[str, 
         if group == "refresh":
             # Introspection right after refreshes: it presents access tokens they received (5-minute life).
             for rate in args.rate:
-                kind = mine[0]  # attested_refresh when it runs
+                kind = mine[0]  # attested_refresh (iOS) when it runs
                 steps.append(("vigil", {"name": f"{kind}@{rate}/s-open", "kind": kind, "devices": 64,
                                         "partitions": max(args.devices), "rate": rate, **common}))
             short = {**common, "duration": max(5, args.duration // 2)}
@@ -358,7 +363,8 @@ def run_plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[
     parts: dict[str, list[dict[str, Any]]] = {}
     order: list[str] = []
     attested = bool(vigil_seed.get("attested_sessions"))
-    for i, (system, scenario) in enumerate(plan(args, attested)):
+    android = bool(vigil_seed.get("attested_android_sessions"))
+    for i, (system, scenario) in enumerate(plan(args, attested, android)):
         for result in run_loadgen({**specs[system], "scenarios": [scenario]}, f"{i:02d}-{system}"):
             if result["name"] not in parts:
                 order.append(result["name"])
@@ -437,7 +443,8 @@ def ratios(vigil: list[dict[str, Any]], dot: list[dict[str, Any]], devices: list
     request (gunicorn + PostgreSQL) over Vigil's, which other load on the machine skews less."""
     by_name = {r["name"]: r for r in vigil + dot}
     out: dict[str, float] = {}
-    pairs = [("refresh", "dot_refresh"), ("code_exchange", "dot_code_exchange")]
+    pairs = [("attested_refresh_android", "dot_refresh"), ("refresh", "dot_refresh"),
+             ("code_exchange", "dot_code_exchange")]
     if attested_ran:
         pairs.insert(0, ("attested_refresh", "dot_refresh"))
     for d in devices:
@@ -452,14 +459,24 @@ def ratios(vigil: list[dict[str, Any]], dot: list[dict[str, Any]], devices: list
     return out
 
 
+def android_status(args: argparse.Namespace, seed: dict[str, Any], vigil: list[dict[str, Any]]) -> str:
+    if any(r["kind"] == "attested_refresh_android" and r["ok"] for r in vigil):
+        return "ran"
+    if not (args.attested and args.android):
+        return "skipped (--no-attested or --no-android)"
+    if seed.get("attested_android_error"):
+        return f"Android devices could not be seeded: {seed['attested_android_error']}"
+    return "ran without a successful refresh: see its error samples"
+
+
 def ratio_lines(found: dict[str, float], devices: list[int], attested_ran: bool, pending: str) -> list[str]:
     first = devices[0]
     refresh = "attested_refresh" if attested_ran else "refresh"
     lines = ["throughput ratios are Vigil req/s / DOT req/s; cpu ratios are DOT CPU per request / Vigil's "
              "(gunicorn + PostgreSQL); above 1.00 favours Vigil"]
     for d in devices:
-        for key in (f"attested_refresh/dot_refresh@{d}", f"refresh/dot_refresh@{d}",
-                    f"code_exchange/dot_code_exchange@{d}"):
+        for key in (f"attested_refresh/dot_refresh@{d}", f"attested_refresh_android/dot_refresh@{d}",
+                    f"refresh/dot_refresh@{d}", f"code_exchange/dot_code_exchange@{d}"):
             if key in found:
                 lines.append(f"{d} devices: {key.split('@')[0]} = {found[key]:.2f} (cpu {found.get('cpu:' + key, 0):.2f})")
     if not attested_ran:
@@ -543,7 +560,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--login-seconds", type=float, default=None)
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument("--no-attested", dest="attested", action="store_false",
-                        help="skip the attested (App Attest + DPoP) refresh scenario")
+                        help="skip the attested (App Attest + DPoP) refresh scenario, and the Android one")
+    parser.add_argument("--no-android", dest="android", action="store_false",
+                        help="skip the attested Android (key signature + Play Integrity + DPoP) refresh scenario")
+    parser.add_argument("--play-integrity-max-age", type=int, default=0, metavar="MINUTES",
+                        help="the bench Android app's play_integrity_max_age_minutes (default 0, Vigil's: "
+                             "a Play Integrity verdict on every refresh)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.devices = args.devices or ([8] if quick else [8, 32])
@@ -591,7 +613,9 @@ def main(argv: list[str]) -> int:
         "config": {"workers": args.workers, "sessions": args.sessions, "scale": args.scale, "devices": args.devices,
                    "duration_s": args.duration, "rounds": args.rounds, "warmup_s": args.warmup, "open_loop_rate": args.rate,
                    "ratio_definition": "Vigil throughput / django-oauth-toolkit throughput, same devices",
-                   "attested_refresh": "ran" if attested_ran else f"pending: {pending}"},
+                   "attested_refresh": "ran" if attested_ran else f"pending: {pending}",
+                   "attested_refresh_android": android_status(args, seeds["vigil"], vigil),
+                   "play_integrity_max_age_minutes": args.play_integrity_max_age},
         "seed": seeds, "vigil": vigil, "dot": dot, "logins": logins,
         "ratios": found, "load_average_1m": {k: round(v, 2) for k, v in load.items()},
     }

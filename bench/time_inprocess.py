@@ -50,7 +50,7 @@ def timed(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--kind", choices=["refresh", "attested_refresh", "code_exchange"], default="attested_refresh")
+    parser.add_argument("--kind", choices=profile_refresh.KINDS, default="attested_refresh")
     parser.add_argument("--sql", action="store_true", help="print the SQL of one request")
     args = parser.parse_args()
     profile_refresh.run(args, timed)
