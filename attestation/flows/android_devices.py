@@ -24,6 +24,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from idp.sql import Statement
 
 from ..android.chain import MAX_CHAIN_LENGTH
 from ..android.digests import normalise_digest
@@ -35,7 +36,7 @@ from ..app_settings import app_settings
 from ..binding import RequestBinding
 from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
-from ..models import ChallengePurpose, Device, Platform, RegisteredApp, SecurityLevel
+from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
 from .registry import device_event, ready_for_proof, store_attested
 
@@ -198,7 +199,7 @@ def verify_android_refresh(
     now = now or timezone.now()
     client_id = device.app.client.client_id
     try:
-        ready_for_proof(device, binding, platform=Platform.ANDROID, purpose=purpose, now=now, fields=("verdict",))
+        ready_for_proof(device, binding, platform=Platform.ANDROID, purpose=purpose, now=now, reread=False)
         verify_key_signature(load_public_key(device.public_key), signature, binding)
         integrity = None
         if integrity_token:
@@ -218,18 +219,38 @@ def verify_android_refresh(
     return device
 
 
+_TOUCH_DEVICE = Statement(
+    Device,
+    "UPDATE {table} SET last_asserted_at = %s WHERE id = %s AND status = %s AND requires_reattestation = %s",
+    ["last_asserted_at", "id", "status", "requires_reattestation"],
+)
+
+
 def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.datetime) -> None:
-    """Store the refresh under a row lock, only while the device is still active."""
+    """Store the refresh only while the device is still active and needs no re-attestation (the
+    request read the device a moment ago; this write re-checks what an operator may have changed
+    since). Without a new verdict that is one conditional UPDATE; a new verdict is merged under
+    a row lock."""
+    if integrity is None:
+        if _TOUCH_DEVICE.run(now, device.pk, DeviceStatus.ACTIVE, False) != 1:
+            _refuse_current_state(device)
+        device.last_asserted_at = now
+        return
     with transaction.atomic():
         locked = Device.objects.select_for_update().get(pk=device.pk)
         locked.check_usable()
+        if locked.requires_reattestation:
+            raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
         locked.last_asserted_at = now
-        fields = ["last_asserted_at"]
-        if integrity is not None:
-            locked.verdict = {**(locked.verdict or {}), "play_integrity": integrity}
-            fields.append("verdict")
-        locked.save(update_fields=fields)
+        locked.verdict = {**(locked.verdict or {}), "play_integrity": integrity}
+        locked.save(update_fields=["last_asserted_at", "verdict"])
     device.last_asserted_at, device.verdict = locked.last_asserted_at, locked.verdict
+
+
+def _refuse_current_state(device: Device) -> None:
+    device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation"])
+    device.check_usable()
+    raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
 
 
 def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:

@@ -214,6 +214,7 @@ def test_verdict_required_unless_policy_allows_reuse(enrolled: Device, phone: An
     verdict = Device.objects.get(pk=enrolled.pk).verdict
     verdict["play_integrity"]["timestamp"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=16)).isoformat()
     Device.objects.filter(pk=enrolled.pk).update(verdict=verdict)
+    enrolled = Device.objects.get(pk=enrolled.pk)  # each token request reads the device afresh
     b = binding("refresh")
     assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), None, b)) == Reason.ATTESTATION_REQUIRED
     b = binding("refresh")

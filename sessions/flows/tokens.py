@@ -150,13 +150,17 @@ def _refresh_token_parts() -> list[Part]:
 
     from attestation.models import Device, DeviceHealth
 
+    from ..models import DeviceRiskState
+
     return [
         Part(RefreshToken, "t"),
         Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
         Part(get_user_model(), "u", on="u.id = s.user_id", parent="s", attr="user"),
         Part(Device, "d", on="d.id = s.device_id", parent="s", attr="device", outer=True),
-        # The device's last health evaluation: the health policy decides from it without a query.
+        # The device's last health evaluation and last Play Integrity level: the health and risk
+        # policies decide from them without a query of their own.
         Part(DeviceHealth, "h", on="h.device_id = d.id", parent="d", attr="health", outer=True),
+        Part(DeviceRiskState, "r", on="r.device_id = d.id", parent="d", attr="risk_state", outer=True),
     ]
 
 

@@ -89,10 +89,19 @@ def integrity_check(device: Any) -> tuple[Signal | None, str | None, str | None]
     level = integrity_level(getattr(device, "verdict", None))
     if level is None:
         return None, None, None
-    previous = DeviceRiskState.objects.filter(device=device).values_list("integrity_level", flat=True).first()
+    previous = _remembered_level(device)
     if not previous or INTEGRITY_RANK[level] >= INTEGRITY_RANK.get(previous, 0):
         return None, previous, level
     return Signal(RiskSignal.INTEGRITY_DOWNGRADE, {"device": device.pk, "previous": previous, "current": level}), previous, level
+
+
+def _remembered_level(device: Any) -> str | None:
+    """The level stored for the device; no query when the refresh-token lookup brought it along."""
+    related = type(device).risk_state.related
+    if related.is_cached(device):
+        state = related.get_cached_value(device)
+        return state.integrity_level if state is not None else None
+    return DeviceRiskState.objects.filter(device=device).values_list("integrity_level", flat=True).first()
 
 
 def remember_integrity(device: Any, level: str, now: datetime) -> None:
