@@ -1,0 +1,78 @@
+"""idp/sql.py: statements built once must give exactly what the ORM gives."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from idp.models import SecurityEvent
+from idp.sql import JoinedQuery, Part, Statement, insert
+from sessions.flows.tokens import find_refresh_token
+from sessions.models import DeviceSession, RefreshToken
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = ["id", "sid", "user_id", "client_id", "scope", "resource", "auth_time", "amr", "acr", "status", "last_ip",
+          "last_refresh_at", "device_id"]
+
+
+def orm_view(obj: Any, names: list[str]) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in names}
+
+
+def test_a_joined_row_equals_the_orm_instances(tokens: Any) -> None:
+    orm = RefreshToken.objects.select_related("session__user").get(token_hash__isnull=False, rotated_at=None)
+    query = JoinedQuery(lambda: [
+        Part(RefreshToken, "t"),
+        Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
+    ], where="t.id = %s")
+    found = query.first([orm.pk])
+    assert found is not None
+    token = found["t"]
+    assert orm_view(token, ["id", "token_hash", "scope", "created_at", "expires_at", "rotated_at"]) == orm_view(
+        orm, ["id", "token_hash", "scope", "created_at", "expires_at", "rotated_at"])
+    assert orm_view(token.session, FIELDS) == orm_view(orm.session, FIELDS)  # JSON, inet, datetimes converted alike
+    assert token.session is found["s"]
+    assert query.first([-1]) is None
+
+
+def test_the_refresh_token_lookup_needs_no_further_query(tokens: Any, mobile_client: Any) -> None:
+    with CaptureQueriesContext(connection) as captured:
+        token = find_refresh_token(tokens["refresh_token"], client=mobile_client.client)
+        assert token is not None
+        assert token.session.user.is_active and token.session.client == mobile_client.client
+        assert token.session.device is None  # a LEFT JOIN without a row: known, not queried
+    assert len(captured.captured_queries) == 1
+
+
+def test_insert_sets_keys_and_stores_what_save_would() -> None:
+    now = timezone.now()
+    events = [SecurityEvent(event_type="a", details={"n": 1, "s": "x"}, ip_address="192.0.2.1", created_at=now),
+              SecurityEvent(event_type="b", details=[1, 2], client_id="c")]
+    insert(events)
+    assert events[0].pk and events[1].pk and events[0].pk != events[1].pk
+    stored = {e.pk: e for e in SecurityEvent.objects.all()}
+    assert stored[events[0].pk].details == {"n": 1, "s": "x"}
+    assert stored[events[0].pk].ip_address == "192.0.2.1"
+    assert stored[events[0].pk].created_at == now
+    assert stored[events[1].pk].details == [1, 2] and stored[events[1].pk].created_at is not None  # the default ran
+    assert not events[0]._state.adding
+
+
+def test_a_statement_reports_the_rows_it_changed(tokens: Any) -> None:
+    mark = Statement(RefreshToken, "UPDATE {table} SET rotated_at = %s WHERE id = %s AND rotated_at IS NULL "
+                                   "AND expires_at > %s", ["rotated_at", "id", "expires_at"])
+    token = RefreshToken.objects.get(rotated_at=None)
+    now = timezone.now()
+    assert mark.run(now, token.pk, now) == 1
+    assert mark.run(now, token.pk, now) == 0  # already rotated: the condition is what makes it single use
+    token.refresh_from_db()
+    assert token.rotated_at == now
+    expired = RefreshToken.objects.create(token_hash="h" * 64, session=token.session, scope="", created_at=now,
+                                          expires_at=now - timedelta(seconds=1))
+    assert mark.run(now, expired.pk, now) == 0
