@@ -213,6 +213,32 @@ def test_repeated_failures_revoke_the_session(iphone: App, settings: Any) -> Non
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
 
 
+def test_a_good_refresh_after_failures_still_signals_the_streak(iphone: App, settings: Any,
+                                                                mobile_client: Any) -> None:
+    """The risk streak query is skipped only when the shared failure counter says the good
+    proof followed none: after failures it runs, and the next clean refresh skips it again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sessions.models import RiskPolicy
+
+    settings.SESSIONS_ATTESTATION_MAX_FAILURES = 5
+    settings.SESSIONS_RISK_ATTESTATION_STREAK = 2
+    RiskPolicy.objects.create(client=mobile_client.client, attestation_failures="record")
+    iphone.login()
+    forged = {"attestation_type": "apple-appattest", "attestation": "AAAA"}
+    for _ in range(2):
+        forged["attestation_challenge"] = challenge(iphone.client_id, "refresh")
+        assert iphone.refresh(evidence=dict(forged)).json()["error"] == "invalid_client_attestation"
+    assert iphone.refresh(use_next=False).status_code == 200
+    [signal] = SecurityEvent.objects.filter(event_type="risk.signal", reason="attestation_failures")
+    assert signal.details["failures"] == 2
+    with CaptureQueriesContext(connection) as captured:
+        assert iphone.refresh().status_code == 200
+    assert not [q for q in captured.captured_queries if q["sql"].startswith("SELECT") and "idp_security_event" in q["sql"]]
+    assert SecurityEvent.objects.filter(event_type="risk.signal", reason="attestation_failures").count() == 1
+
+
 def test_revoked_device_loses_access_at_next_refresh(iphone: App) -> None:
     iphone.login()
     Device.objects.update(status=DeviceStatus.REVOKED)
