@@ -374,6 +374,14 @@ def run_plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[
     vigil = [r for r in merged if r["system"] == "vigil"]
     dot = [r for r in merged if r["system"] == "dot"]
     if args.scale and args.scale > args.sessions:
+        # The comparison is between adjacent windows under the same conditions (DOT stopped,
+        # same server settings): the 10k window right before extending, the 1M one right after.
+        devices = args.devices[0]
+        scenario = {"name": f"refresh@{devices}[{args.sessions:,} sessions]", "kind": "refresh", "devices": devices,
+                    "warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}
+        for result in run_loadgen({**vigil_spec, "scenarios": [scenario]}, "vigil-scale-before"):
+            result.pop("raw", None)
+            vigil.append(result)
         stop_gunicorn(vigil_proc)
         print(f"vigil: extend to {args.scale:,} sessions", flush=True)
         started = time.monotonic()
@@ -381,7 +389,6 @@ def run_plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[
              "--sessions", str(args.scale)], vigil_environ, ROOT, "vigil-scale-seed")
         vigil_seed["scale_seed_wall_s"] = round(time.monotonic() - started, 2)
         vigil_proc = start_vigil(args, vigil_spec, vigil_environ, "vigil-scale")
-        devices = args.devices[0]
         scenario = {"name": f"refresh@{devices}[{args.scale:,} sessions]", "kind": "refresh", "devices": devices,
                     "warmup": args.warmup, "duration": args.duration, "max_requests": args.max_requests}
         for result in run_loadgen({**vigil_spec, "sessions": args.scale, "scenarios": [scenario]}, "vigil-scale"):
@@ -447,6 +454,11 @@ def ratios(vigil: list[dict[str, Any]], dot: list[dict[str, Any]], devices: list
              ("code_exchange", "dot_code_exchange")]
     if attested_ran:
         pairs.insert(0, ("attested_refresh", "dot_refresh"))
+    small = [r for r in vigil if r["name"].startswith(f"refresh@{devices[0]}[") and r["throughput_rps"]]
+    if len(small) == 2:  # the scale run: [10k sessions] then [1M sessions], adjacent windows
+        out["scale"] = round(small[1]["throughput_rps"] / small[0]["throughput_rps"], 2)
+        out["scale_base"], out["scale_sessions"] = (
+            float(r["name"].split("[")[1].split()[0].replace(",", "")) for r in small)
     for d in devices:
         for mine, theirs in pairs:
             a, b = by_name.get(f"{mine}@{d}"), by_name.get(f"{theirs}@{d}")
@@ -479,6 +491,9 @@ def ratio_lines(found: dict[str, float], devices: list[int], attested_ran: bool,
                     f"refresh/dot_refresh@{d}", f"code_exchange/dot_code_exchange@{d}"):
             if key in found:
                 lines.append(f"{d} devices: {key.split('@')[0]} = {found[key]:.2f} (cpu {found.get('cpu:' + key, 0):.2f})")
+    if "scale" in found:
+        lines.append(f"scale: refresh at {found['scale_sessions']:,.0f} sessions / at {found['scale_base']:,.0f}, "
+                     f"adjacent windows = {found['scale']:.2f} (target >= 0.90)")
     if not attested_ran:
         lines.append(f"attested_refresh: pending ({pending}); the plain refresh path is measured as `refresh`")
     lines.append(f"{refresh}/dot_refresh = {found.get(f'{refresh}/dot_refresh@{first}', 0.0):.2f}")
