@@ -50,10 +50,20 @@ class HealthCondition(models.TextChoices):
 PARAMETERS: dict[str, Any] = {
     HealthCondition.INTEGRITY_BELOW: {"strong", "device", "basic"},
     HealthCondition.DEVICE_ACTIVITY_ABOVE: {"LEVEL_1", "LEVEL_2", "LEVEL_3", "LEVEL_4"},
-    HealthCondition.PATCH_OLDER_THAN: str.isdigit,
-    HealthCondition.RECEIPT_RISK_ABOVE: str.isdigit,
-    HealthCondition.OS_VERSION_BELOW: lambda v: all(p.isdigit() for p in v.split(".")) and len(v) <= 20,
+    HealthCondition.PATCH_OLDER_THAN: lambda v: _ascii_digits(v) and len(v) <= 4,
+    HealthCondition.RECEIPT_RISK_ABOVE: lambda v: _ascii_digits(v) and len(v) <= 6,
+    HealthCondition.OS_VERSION_BELOW: lambda v: all(_ascii_digits(p) for p in v.split(".")) and len(v) <= 20,
 }
+# What to type, for the admin's error message.
+PARAMETER_HINTS: dict[str, str] = {
+    HealthCondition.PATCH_OLDER_THAN: "a whole number of months, such as 6",
+    HealthCondition.RECEIPT_RISK_ABOVE: "a whole number (Apple's receipt risk metric), such as 10",
+    HealthCondition.OS_VERSION_BELOW: "a version of digits and dots, such as 17.4",
+}
+
+
+def _ascii_digits(value: str) -> bool:
+    return value.isascii() and value.isdecimal()
 
 
 class HealthPolicy(models.Model):
@@ -111,7 +121,8 @@ class HealthRule(models.Model):
             return
         if callable(wanted):
             if not wanted(param):
-                raise ValidationError({"parameter": f"Not a valid parameter for {self.condition}."})
+                raise ValidationError({"parameter": f"Not a valid parameter for {self.condition}: enter "
+                                                    f"{PARAMETER_HINTS[self.condition]}."})
         elif param not in wanted:
             raise ValidationError({"parameter": f"One of: {', '.join(sorted(wanted))}."})
 

@@ -169,6 +169,13 @@ class Device(models.Model):
         if self.status == DeviceStatus.SUSPENDED:
             raise AttestationError(Reason.DEVICE_SUSPENDED, self.status_reason)
 
+    def check_provable(self) -> None:
+        """``check_usable`` and no re-attestation pending (``attestation_required``): what a
+        refresh proof needs of the device."""
+        self.check_usable()
+        if self.requires_reattestation:
+            raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
+
     def set_status(self, status: str, reason: str = "", now: datetime | None = None) -> None:
         self.status = status
         self.status_reason = reason[:200]

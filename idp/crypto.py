@@ -1,7 +1,7 @@
 """Small cryptographic helpers shared by every app: hashing of bearer secrets,
 encryption of secrets at rest, random tokens.
 
-Bearer values (codes, refresh tokens, challenges) are stored only as SHA-256 hashes:
+Bearer values (codes, refresh tokens, used-challenge marks) are stored only as SHA-256 hashes:
 they are high-entropy, so a fast hash is enough and lookups stay indexed. Client
 secrets use a keyed hash (HMAC) so a stolen table alone cannot be brute-forced
 offline. Private keys use Fernet (AES-128-CBC + HMAC) with a key derived by HKDF

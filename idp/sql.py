@@ -36,19 +36,23 @@ class Part:
     outer: bool = False  # LEFT JOIN: the instance is None when the row has none
 
 
+# (SQL, per part: the part, its attnames, (column, converters) per field, its slice of the row)
+_Plan = tuple[str, list[tuple[Part, list[str], list[tuple[Any, list[Any]]], int, int]]]
+
+
 class JoinedQuery:
     """``parts`` may be a function returning them, for models only resolvable once apps are loaded."""
 
     def __init__(self, parts: list[Part] | Callable[[], list[Part]], where: str):
         self._parts = parts
         self.where = where
-        self._plans: dict[str, tuple[str, list[tuple[Part, list[str], list[tuple[Any, list[Any]]], int, int]]]] = {}
+        self._plans: dict[str, _Plan] = {}
 
     @cached_property
     def parts(self) -> list[Part]:
         return self._parts() if callable(self._parts) else self._parts
 
-    def _plan(self, alias: str) -> tuple[str, list[tuple[Part, list[str], list[tuple[Any, list[Any]]], int, int]]]:
+    def _plan(self, alias: str) -> _Plan:
         plan = self._plans.get(alias)
         if plan is not None:
             return plan
@@ -152,7 +156,8 @@ class Statement:
         sql = self._sql.get(alias)
         if sql is None:
             sql = self._sql[alias] = self.template.format(table=connection.ops.quote_name(self.model._meta.db_table))
-        params = [field.get_db_prep_value(value, connection, prepared=False) for field, value in zip(self.fields, values)]
+        params = [field.get_db_prep_value(value, connection, prepared=False)
+                  for field, value in zip(self.fields, values, strict=True)]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount

@@ -199,7 +199,7 @@ def verify_android_refresh(
     now = now or timezone.now()
     client_id = device.app.client.client_id
     try:
-        ready_for_proof(device, binding, platform=Platform.ANDROID, purpose=purpose, now=now, reread=False)
+        ready_for_proof(device, binding, platform=Platform.ANDROID, purpose=purpose, now=now)
         verify_key_signature(load_public_key(device.public_key), signature, binding)
         integrity = None
         if integrity_token:
@@ -238,9 +238,7 @@ def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.da
         return
     with transaction.atomic():
         locked = Device.objects.select_for_update().get(pk=device.pk)
-        locked.check_usable()
-        if locked.requires_reattestation:
-            raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
+        locked.check_provable()
         locked.last_asserted_at = now
         locked.verdict = {**(locked.verdict or {}), "play_integrity": integrity}
         locked.save(update_fields=["last_asserted_at", "verdict"])
@@ -248,9 +246,10 @@ def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.da
 
 
 def _refuse_current_state(device: Device) -> None:
+    """The conditional write matched nothing: say why, from the device as it is now."""
     device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation"])
-    device.check_usable()
-    raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
+    device.check_provable()
+    raise AttestationError(Reason.ATTESTATION_REQUIRED, "the device changed during this request: attest again")
 
 
 def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:

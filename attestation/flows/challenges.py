@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import hashlib
+import hmac
 import math
 import secrets
 import struct
@@ -31,7 +34,6 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from idp import crypto
 from idp.events import record
@@ -153,8 +155,15 @@ def _verified_claims(value: object) -> _Claims:
     return _Claims(client_id=client_id, purpose=_PURPOSES[code], expires_at=_from_epoch(expires))
 
 
+@functools.lru_cache(maxsize=8)
+def _key(secret: str) -> bytes:
+    """The MAC key for one secret, derived once per process: what ``salted_hmac`` would derive
+    on every call (SHA-256 of salt and secret), so values minted either way agree."""
+    return hashlib.sha256((_KEY_SALT + secret).encode()).digest()
+
+
 def _tag(payload: bytes, secret: str) -> bytes:
-    return salted_hmac(_KEY_SALT, payload, secret=secret, algorithm="sha256").digest()
+    return hmac.new(_key(secret), payload, hashlib.sha256).digest()
 
 
 def _tag_matches(payload: bytes, tag: bytes) -> bool:

@@ -84,7 +84,7 @@ def assert_apple_device(
     now = now or timezone.now()
     client_id = device.app.client.client_id
     try:
-        ready_for_proof(device, binding, platform=Platform.IOS, purpose=purpose, now=now, reread=False)
+        ready_for_proof(device, binding, platform=Platform.IOS, purpose=purpose, now=now)
         result = verify_assertion(
             assertion_bytes,
             public_key=device.public_key,
@@ -116,9 +116,7 @@ def _advance_counter(device: Device, counter: int, now: datetime) -> None:
     concurrent assertions with the same counter exactly one wins."""
     if _ADVANCE_COUNTER.run(counter, now, device.pk, counter, DeviceStatus.ACTIVE, False) != 1:
         device.refresh_from_db(fields=["status", "status_reason", "counter", "requires_reattestation"])
-        device.check_usable()
-        if device.requires_reattestation:
-            raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
+        device.check_provable()
         raise AttestationError(Reason.COUNTER_NOT_INCREASING, f"counter {counter} <= {device.counter}")
     device.counter = counter
     device.last_asserted_at = now

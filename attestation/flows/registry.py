@@ -105,15 +105,10 @@ def ready_for_proof(
     platform: str,
     purpose: str,
     now: datetime,
-    fields: tuple[str, ...] = (),
-    reread: bool = True,
 ) -> None:
-    """What every refresh proof starts with, on both platforms: re-read the device's status
-    (an operator may have acted a moment ago), check it is this client's usable device of
-    this platform, then claim the request's challenge. ``reread=False`` is for a proof whose
-    own write re-checks status and re-attestation atomically (App Attest's counter UPDATE)."""
-    if reread:
-        device.refresh_from_db(fields=["status", "status_reason", "requires_reattestation", *fields])
+    """What every refresh proof starts with, on both platforms: check it is this client's
+    usable device of this platform (as the request read it; each platform's final write
+    re-checks status and re-attestation atomically), then claim the request's challenge."""
     device.check_usable()
     client_id = device.app.client.client_id
     if device.platform != platform:

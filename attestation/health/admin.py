@@ -91,7 +91,7 @@ class DeviceHealthAdmin(admin.ModelAdmin):
     def fleet_view(self, request: HttpRequest) -> TemplateResponse:
         """How many devices fail which rule, by platform and OS version (optionally one client)."""
         client = request.GET.get("client")
-        client_id = int(client) if client and client.isdigit() else None
+        client_id = int(client) if client and client.isascii() and client.isdecimal() else None
         context = {
             **self.admin_site.each_context(request),
             "title": "Device health: fleet",

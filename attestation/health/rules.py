@@ -66,10 +66,17 @@ def _months_behind(value: str, now: datetime) -> int:
     return (now.year * 12 + now.month) - (year * 12 + month)
 
 
+def _whole_number(param: str) -> bool:
+    """ASCII digits only, and not absurdly many: ``str.isdigit`` also accepts "²", and
+    ``int()`` refuses both that and strings of thousands of digits."""
+    text = param.strip()
+    return text.isascii() and text.isdecimal() and len(text) <= 9
+
+
 def _version_tuple(value: str) -> tuple[int, ...]:
     parts = []
     for part in str(value).split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit())
+        digits = "".join(ch for ch in part if ch.isdecimal() and ch.isascii())
         parts.append(int(digits or 0))
     return tuple(parts)
 
@@ -97,7 +104,7 @@ def _genuine(facts: HealthFacts, param: str, now: datetime) -> str | None:
 
 def _patch(facts: HealthFacts, param: str, now: datetime) -> str | None:
     level = facts.value("os_patch_level")
-    months = int(param) if param.strip().isdigit() else health_settings.MAX_PATCH_AGE_MONTHS
+    months = int(param) if _whole_number(param) else health_settings.MAX_PATCH_AGE_MONTHS
     if not level:
         return None
     behind = _months_behind(level, now)
@@ -142,7 +149,7 @@ def _activity(facts: HealthFacts, param: str, now: datetime) -> str | None:
 
 def _receipt(facts: HealthFacts, param: str, now: datetime) -> str | None:
     metric = facts.value("receipt_risk_metric")
-    limit = int(param) if param.strip().isdigit() else 10
+    limit = int(param) if _whole_number(param) else 10
     return f"receipt risk metric {metric} (limit {limit})" if metric is not None and metric > limit else None
 
 

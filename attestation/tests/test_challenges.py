@@ -9,7 +9,6 @@ import hmac
 import os
 import re
 import struct
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -20,7 +19,6 @@ import pytest
 import redis
 import time_machine
 from django.core.cache import cache
-from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -38,6 +36,7 @@ from attestation.flows.challenges import (
     used_key,
 )
 from idp.models import SecurityEvent
+from tests.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db
 FORM = "application/x-www-form-urlencoded"
@@ -255,24 +254,15 @@ def test_used_mark_in_redis_expires_with_the_challenge(oauth_client: Any, redis_
 def test_concurrent_redemption_succeeds_once(oauth_client: Any, redis_default_cache: str) -> None:
     """Each thread has a Redis client of its own, like separate web processes."""
     issued = issue_challenge(oauth_client, "enroll")
-    results: list[str] = []
-    start = threading.Barrier(8)
 
-    def redeem() -> None:
-        start.wait()
+    def redeem(_: int) -> str:
         try:
             redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")
-            results.append("ok")
+            return "ok"
         except AttestationError as exc:
-            results.append(exc.reason)
-        finally:
-            connection.close()
+            return exc.reason
 
-    threads = [threading.Thread(target=redeem) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_concurrently(8, redeem)
     assert results.count("ok") == 1
     assert set(results) == {"ok", Reason.CHALLENGE_REUSED}
     assert SecurityEvent.objects.filter(reason=Reason.CHALLENGE_REUSED).count() == 7

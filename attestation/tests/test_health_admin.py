@@ -64,6 +64,8 @@ def test_fleet_view_counts_failing_rules_by_platform_and_os_version(admin_client
     assert b"outdated-patch" in response.content and b"fleet-failing" in response.content
     per_client = admin_client.get(reverse("admin:attestation_devicehealth_fleet"), {"client": "999999"})
     assert per_client.context["failing"] == []
+    odd = admin_client.get(reverse("admin:attestation_devicehealth_fleet"), {"client": "\u00b2"})
+    assert odd.status_code == 200  # not a client id: the whole fleet, not a 500
 
 
 def test_device_health_pages_show_the_deciding_rule_and_facts(admin_client: Any, fleet: dict[str, Any]) -> None:

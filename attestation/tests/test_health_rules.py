@@ -123,6 +123,8 @@ def test_client_policy_rules_then_defaults_unless_opted_out(client_factory: Any)
     ("os_version_below", "17.4", True), ("os_version_below", "latest", False),
     ("device_activity_above", "LEVEL_2", True), ("device_activity_above", "HIGH", False),
     ("screen_captured", "", True),
+    ("patch_older_than", "\u00b2", False), ("receipt_risk_above", "9" * 5000, False),  # int() refuses both
+    ("os_version_below", "17.\u0664", False),
 ])
 def test_rule_parameters_are_validated(condition: str, parameter: str, ok: bool) -> None:
     from django.core.exceptions import ValidationError
@@ -133,3 +135,11 @@ def test_rule_parameters_are_validated(condition: str, parameter: str, ok: bool)
     else:
         with pytest.raises(ValidationError):
             rule.clean()
+
+
+def test_the_admin_message_says_what_to_enter() -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        HealthRule(name="r", condition="patch_older_than", parameter="six", outcome="reduce").clean()
+    assert "a whole number of months" in str(error.value)

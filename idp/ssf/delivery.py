@@ -155,7 +155,7 @@ def purge(now: datetime | None = None, chunk: int = 1000) -> dict[str, int]:
 def _delete_in_chunks(query: Any, chunk: int) -> int:
     total = 0
     while True:
-        pks = list(query.values_list("pk", flat=True)[:chunk])
+        pks = list(query.order_by().values_list("pk", flat=True)[:chunk])  # any chunk will do: no sort
         if not pks:
             return total
         total += query.model.objects.filter(pk__in=pks).delete()[0]

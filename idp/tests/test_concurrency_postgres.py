@@ -3,14 +3,12 @@ presented concurrently rotates once (the loser is treated as reuse)."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 import pytest
 from django.db import connection
 from django.test import Client as HttpClient
 
 from sessions.models import DeviceSession, RefreshToken
+from tests.concurrency import run_concurrently
 
 from .conftest import exchange, get_code
 from .test_token import refresh
@@ -18,29 +16,10 @@ from .test_token import refresh
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def run_concurrently(count: int, work: Any) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
-
-
 def test_concurrent_code_redemption_issues_tokens_once(browser, mobile_client, pkce):
     assert connection.vendor == "postgresql"
     code, _ = get_code(browser, mobile_client.client.client_id, pkce)
-    responses = run_concurrently(20, lambda: exchange(HttpClient(), code, pkce, mobile_client.client.client_id))
+    responses = run_concurrently(20, lambda _: exchange(HttpClient(), code, pkce, mobile_client.client.client_id))
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(200) <= 1
     assert all(r.json().get("error") == "invalid_grant" for r in responses if r.status_code != 200)
@@ -51,7 +30,7 @@ def test_concurrent_code_redemption_issues_tokens_once(browser, mobile_client, p
 def test_concurrent_refresh_rotates_once(tokens, mobile_client):
     assert connection.vendor == "postgresql"
     rt = tokens["refresh_token"]
-    responses = run_concurrently(24, lambda: refresh(rt, mobile_client.client.client_id))
+    responses = run_concurrently(24, lambda _: refresh(rt, mobile_client.client.client_id))
     assert sum(r.status_code == 200 for r in responses) <= 1
     assert RefreshToken.objects.filter(rotated_at__isnull=False).count() <= 1
     # Concurrent presentation of one token is reuse: the family is revoked.
@@ -61,7 +40,7 @@ def test_concurrent_refresh_rotates_once(tokens, mobile_client):
 def test_concurrent_refresh_with_grace_keeps_one_live_successor(tokens, mobile_client, settings):
     settings.IDP_REFRESH_TOKEN_GRACE_SECONDS = 30
     rt = tokens["refresh_token"]
-    responses = run_concurrently(24, lambda: refresh(rt, mobile_client.client.client_id))
+    responses = run_concurrently(24, lambda _: refresh(rt, mobile_client.client.client_id))
     winners = [r.json()["refresh_token"] for r in responses if r.status_code == 200]
     assert winners
     live = [w for w in winners if refresh(w, mobile_client.client.client_id).status_code == 200]

@@ -252,8 +252,10 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
         # revocation). Locking it is the write a refresh makes anyway, conditional on the
         # family still being active.
         if not _TOUCH_ACTIVE_SESSION.run(now, ip, place, session.pk, SessionStatus.ACTIVE):
-            session.status = DeviceSession.objects.values_list("status", flat=True).get(pk=session.pk)
-            raise RefreshRefused("step_up_required" if session.status == SessionStatus.STEP_UP_REQUIRED else "revoked")
+            # Not active (or gone, e.g. its user was deleted a moment ago): say which.
+            status = DeviceSession.objects.filter(pk=session.pk).values_list("status", flat=True).first()
+            session.status = status or SessionStatus.REVOKED
+            raise RefreshRefused("step_up_required" if status == SessionStatus.STEP_UP_REQUIRED else "revoked")
         # The common case in one conditional UPDATE; any other state is sorted out below, under the lock.
         if not _MARK_ROTATED.run(now, presented.pk, now):
             _rotate_unusual(session, presented.pk, now)
@@ -265,7 +267,9 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
 def _rotate_unusual(session: DeviceSession, token_pk: int, now: datetime) -> None:
     """The presented token was not a live, unused one: refuse, or (a retry of the immediate
     predecessor inside the grace window) revoke the successor the app never received."""
-    token = RefreshToken.objects.select_for_update().get(pk=token_pk)
+    token = RefreshToken.objects.select_for_update().filter(pk=token_pk).first()
+    if token is None:  # purged since the lookup (it had expired)
+        raise RefreshRefused("expired")
     token.session = session
     if token.revoked_at is not None:
         raise RefreshRefused("revoked")

@@ -86,9 +86,12 @@ def assess(
 
 def unmet_demand(user: Any, client: Any, session: Any) -> str:
     """The ``acr`` of an open step-up demand that a new family's authentication does not meet:
-    a code issued before the demand (or retried after a refused exchange) cannot bypass it."""
-    demanded = stepup.acr_demanded_for(user, client)
-    if demanded is None or (session is not None and acr_satisfies(session.acr, demanded)):
+    a code issued before the demand (or retried after a refused exchange) cannot bypass it,
+    not even one whose authentication was strong enough but older than the demand."""
+    demanded, since = stepup.open_demand(user, client)
+    if demanded is None:
+        return ""
+    if session is not None and acr_satisfies(session.acr, demanded) and since is not None and session.auth_time >= since:
         return ""
     return demanded
 

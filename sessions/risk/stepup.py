@@ -30,6 +30,18 @@ def acr_demanded_for(user: Any, client: Any) -> str | None:
     return demand.acr if demand is not None else None
 
 
+def open_demand(user: Any, client: Any) -> tuple[str | None, datetime | None]:
+    """``(acr, since)`` of the open demands of ``user`` at ``client`` in one query: the acr the
+    newest requires and when the oldest opened; ``(None, None)`` without any."""
+    if getattr(user, "pk", None) is None or getattr(client, "pk", None) is None:
+        return None, None
+    demands = list(StepUpDemand.objects.open().filter(user=user, client=client).only("acr", "created_at"))
+    if not demands:
+        return None, None
+    newest = max(demands, key=lambda d: d.created_at)
+    return newest.acr, min(d.created_at for d in demands)
+
+
 def open_since(user: Any, client: Any) -> datetime | None:
     """When the oldest open demand of ``user`` at ``client`` opened: an authentication from
     before then does not count (the risk arose after it), so the user must sign in again."""

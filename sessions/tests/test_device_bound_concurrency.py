@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from idp.crypto import token_hash
 from idp.tests.conftest import form_post
-from idp.tests.test_concurrency_postgres import run_concurrently
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
+from tests.concurrency import run_concurrently
 
 from .test_device_bound_tokens import App, android_app, challenge, ios_app, iphone, pixel  # noqa: F401
 
@@ -33,7 +33,7 @@ def test_concurrent_attested_refreshes_leave_one_live_successor(pixel: App) -> N
                                  grant_hash(presented), dpop_jkt=app.jkt())
         requests_.append((app.evidence(binding, "refresh"), app.headers()))
 
-    def attempt() -> Any:
+    def attempt(_: int) -> Any:
         evidence, headers = requests_.pop()
         data = {"grant_type": "refresh_token", "refresh_token": presented, "client_id": app.client_id, **evidence}
         return form_post(HttpClient(), reverse("token"), data, **headers)

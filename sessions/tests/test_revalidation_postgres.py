@@ -7,19 +7,19 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import tracemalloc
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from attestation.models import Device
 from idp.models import SecurityEvent
 from sessions import revalidation
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
+from tests.concurrency import run_concurrently
 
 from .test_revalidation_helpers import make_app, make_client, make_user, seed_bulk
 
@@ -39,30 +39,6 @@ def policy(settings: Any) -> None:
 @pytest.fixture
 def app_and_user() -> tuple[Any, Any]:
     return make_app(make_client()), make_user()
-
-
-def _run_threads(target: Any, count: int) -> list[Any]:
-    """Run ``target`` in ``count`` threads started together; each closes its connection."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(10)
-            results[index] = target()
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not errors, errors
-    return results
 
 
 @pytest.mark.django_db
@@ -116,7 +92,7 @@ def test_two_workers_never_handle_a_session_twice(app_and_user: tuple[Any, Any])
     seed_bulk(app, user, count=400, attested_at=T0, flagged=True, tag="flagged")
     seed_bulk(app, user, count=400, attested_at=T0, tag="stale")
 
-    results = _run_threads(lambda: revalidation.revalidate_devices(now=NOW, batch_size=20), 2)
+    results = run_concurrently(2, lambda _: revalidation.revalidate_devices(now=NOW, batch_size=20), timeout=120)
 
     assert sum(r.revoked_sessions for r in results) == 400
     assert sum(r.marked_devices for r in results) == 400
@@ -140,7 +116,7 @@ def test_rows_locked_by_another_worker_are_skipped_not_waited_for(app_and_user: 
         held = revalidation.lock_page(candidates.select_related("client", "user"), page)
         assert len(held) == 10
         started = time.monotonic()
-        (other,) = _run_threads(lambda: revalidation.revoke_stale_sessions(now=NOW, batch_size=10), 1)
+        (other,) = run_concurrently(1, lambda _: revalidation.revoke_stale_sessions(now=NOW, batch_size=10), timeout=120)
         assert other == 40 and time.monotonic() - started < 30
         for session in held:
             revalidation.revoke_session(session, revalidation.STALE_REASON, now=NOW)

@@ -245,3 +245,17 @@ def test_signals_and_actions_are_json_log_lines(user, mobile_client, django_capt
     assert [(line["event"], line["reason"]) for line in lines] == [("risk.signal", "new_country"),
                                                                   ("risk.action", "record")]
     assert lines[0]["details"]["country"] == "AU" and lines[0]["session_id"] == session.sid
+
+
+def test_an_authentication_older_than_the_demand_does_not_meet_it(user, mobile_client):
+    """A code from an MFA sign-in made before the risk arose cannot be exchanged past the demand."""
+    from sessions.risk.policy import unmet_demand
+    from sessions.risk.stepup import ACR_MFA, demand
+
+    demand(user, mobile_client.client, "impossible_travel", now=T0)
+    before = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, auth_time=T0 - timedelta(minutes=1))
+    after = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, auth_time=T0 + timedelta(minutes=1))
+    weak = DeviceSession(user=user, client=mobile_client.client, acr="urn:vigil:acr:password", auth_time=T0 + timedelta(minutes=1))
+    assert unmet_demand(user, mobile_client.client, before) == ACR_MFA
+    assert unmet_demand(user, mobile_client.client, weak) == ACR_MFA
+    assert unmet_demand(user, mobile_client.client, after) == ""

@@ -3,38 +3,18 @@ and a day that crosses the threshold under concurrency is signalled once."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.db import connection
 
 from idp.models import SecurityEvent
 from sessions.models import DailyUsage, RiskPolicy, UsageReport
+from tests.concurrency import run_concurrently
 
 from .test_usage import MIB, NOW, TODAY, active_session, post_usage, report, seed_history
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_concurrently(count: int, work: Any) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def test_concurrent_reports_count_exactly_and_fire_once(service_client, user, mobile_client, time_machine):
