@@ -1,4 +1,17 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
+from django.core.management import call_command
+from django.db.models.signals import post_migrate
+
+
+def create_cache_tables(using: str = "default", **kwargs: Any) -> None:
+    """``migrate`` also creates the database cache's table (``createcachetable``, which skips
+    a table that exists and caches that are not database caches), so a first start needs no
+    other step, and switching from Redis to the database cache later needs only ``migrate``."""
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 class IdpConfig(AppConfig):
@@ -17,6 +30,7 @@ class IdpConfig(AppConfig):
         from .models import Client, SigningKey
 
         config_cache.watch(Client, SigningKey)
+        post_migrate.connect(create_cache_tables, sender=self, dispatch_uid="idp.create_cache_tables")
 
         # Clients may choose "EdDSA" (what today's JOSE libraries verify); RFC 9864 prefers the
         # fully specified "Ed25519" name, which joserfc flags on every use of the old one.

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
@@ -107,9 +108,14 @@ def advance(now: datetime | None = None) -> list[str]:
     )
     if not due.exists():
         return changes
-    for key in SigningKey.objects.select_for_update().filter(status=KeyStatus.NEXT, activates_at__lte=moment):
+    due_next = SigningKey.objects.select_for_update().filter(status=KeyStatus.NEXT, activates_at__lte=moment)
+    for key in due_next.order_by("activates_at", "created_at"):
+        current = SigningKey.objects.select_for_update().filter(status=KeyStatus.ACTIVE, alg=key.alg)
+        if current.filter(created_at__gt=key.created_at).exists():
+            changes += _withdraw([key], moment)  # queued before the key that now signs: stale
+            continue
         grace = timedelta(seconds=max_signed_token_lifetime() + 60)
-        for old in SigningKey.objects.select_for_update().filter(status=KeyStatus.ACTIVE, alg=key.alg):
+        for old in current:
             old.status, old.retired_at, old.remove_after = KeyStatus.RETIRING, moment, moment + grace
             old.save(update_fields=["status", "retired_at", "remove_after"])
             changes.append(f"retiring {old.kid}")
@@ -119,29 +125,51 @@ def advance(now: datetime | None = None) -> list[str]:
     for key in SigningKey.objects.filter(status=KeyStatus.RETIRING, remove_after__lte=moment):
         key.status = KeyStatus.RETIRED
         key.save(update_fields=["status"])
-        _public_cache.pop(key.kid, None)
-        _private_cache.pop(key.kid, None)
+        _forget(key.kid)
         changes.append(f"retired {key.kid}")
+    return changes
+
+
+def _forget(kid: str) -> None:
+    _public_cache.pop(kid, None)
+    _private_cache.pop(kid, None)
+
+
+def _withdraw(queued: Iterable[SigningKey], moment: datetime) -> list[str]:
+    """Drop ``next`` keys that must never sign. They signed nothing, so they leave the JWKS
+    at once, with no retiring period."""
+    changes = []
+    for key in queued:
+        key.status, key.retired_at, key.remove_after = KeyStatus.RETIRED, moment, moment
+        key.save(update_fields=["status", "retired_at", "remove_after"])
+        _forget(key.kid)
+        changes.append(f"withdrawn {key.kid}")
     return changes
 
 
 def rotate(alg: str, *, now: datetime | None = None, immediately: bool = False) -> SigningKey:
     """Publish a new key for ``alg``. It signs after KEY_PUBLISH_AHEAD_SECONDS, so relying
-    parties' JWKS caches learn it first; ``immediately`` skips the wait (emergency)."""
+    parties' JWKS caches learn it first; ``immediately`` skips the wait (emergency) and
+    withdraws every key still queued for ``alg``: each was made before the emergency, and
+    left queued it would replace the emergency key when its time came."""
     moment = now or timezone.now()
     ahead = 0 if immediately else app_settings.KEY_PUBLISH_AHEAD_SECONDS
-    key = create_key(alg, status=KeyStatus.NEXT, activates_at=moment + timedelta(seconds=ahead))
-    if immediately:
-        advance(moment)
-        key.refresh_from_db()
+    with transaction.atomic():
+        if immediately:
+            _withdraw(SigningKey.objects.select_for_update().filter(status=KeyStatus.NEXT, alg=alg), moment)
+        key = create_key(alg, status=KeyStatus.NEXT, activates_at=moment + timedelta(seconds=ahead))
+        if immediately:
+            advance(moment)
+            key.refresh_from_db()
     return key
 
 
 def active_key(alg: str, now: datetime | None = None) -> tuple[str, JoseKey]:
-    """``(kid, private key)`` that signs ``alg`` tokens now; creates the first key lazily.
-    No query on the hot path: the active and waiting keys of ``alg`` come from the config
-    cache (a key saved anywhere changes its generation), and a waiting key whose time has
-    come is promoted here, on the first request after ``activates_at``."""
+    """``(kid, private key)`` that signs ``alg`` tokens now; on a fresh database it creates the
+    first key of every algorithm (:func:`ensure_keys`). No query on the hot path: the active
+    and waiting keys of ``alg`` come from the config cache (a key saved anywhere changes its
+    generation), and a waiting key whose time has come is promoted here, on the first
+    request after ``activates_at``."""
     moment = now or timezone.now()
     rows = config_cache.cached(
         ("signing-keys", alg), lambda: list(SigningKey.objects.filter(alg=alg, status__in=[KeyStatus.ACTIVE, KeyStatus.NEXT]))
@@ -149,22 +177,61 @@ def active_key(alg: str, now: datetime | None = None) -> tuple[str, JoseKey]:
     active = max((k for k in rows if k.status == KeyStatus.ACTIVE), key=lambda k: k.activates_at, default=None)
     if active is None or any(k.status == KeyStatus.NEXT and k.activates_at <= moment for k in rows):
         advance(moment)
-        active = SigningKey.objects.filter(status=KeyStatus.ACTIVE, alg=alg).order_by("-activates_at").first()
+        active = _current(alg)
     if active is None:
-        with transaction.atomic():
-            active = create_key(alg, status=KeyStatus.ACTIVE, activates_at=moment)
+        ensure_keys(moment, extra=[alg])
+        active = _current(alg)
+    if active is None:
+        raise RuntimeError(f"no signing key for {alg!r}")
     return active.kid, _load_private(active)
 
 
-def ensure_keys(now: datetime | None = None) -> None:
-    for alg in app_settings.SUPPORTED_SIGNING_ALGS:
-        active_key(alg, now)
+def _current(alg: str) -> SigningKey | None:
+    return SigningKey.objects.filter(status=KeyStatus.ACTIVE, alg=alg).order_by("-activates_at").first()
+
+
+def signing_algs() -> list[str]:
+    """Every algorithm a token may be signed with: those a client may choose (the model's
+    choices and IDP_SUPPORTED_SIGNING_ALGS) and IDP_SIGNING_ALG."""
+    choices = [str(value) for value, _ in Client._meta.get_field("signing_alg").choices or []]
+    return list(dict.fromkeys([*app_settings.SUPPORTED_SIGNING_ALGS, *choices, app_settings.SIGNING_ALG]))
+
+
+def ensure_keys(now: datetime | None = None, *, extra: Iterable[str] = ()) -> list[str]:
+    """First start: give every signing algorithm without an active key one that signs at
+    once, all together, so the first JWKS anyone reads (or the first token anyone signs)
+    already holds every key. A first key needs no publish-ahead: no relying party can hold
+    a JWKS without it. Safe under concurrency: a unique constraint allows one active key
+    per algorithm, and a loser of the race keeps the winner's. Returns the algorithms
+    that got a key."""
+    moment = now or timezone.now()
+    have = set(SigningKey.objects.filter(status=KeyStatus.ACTIVE).values_list("alg", flat=True))
+    created = []
+    for alg in dict.fromkeys([*extra, *signing_algs()]):
+        if alg not in have and _create_first_key(alg, moment):
+            created.append(alg)
+    return created
+
+
+def _create_first_key(alg: str, moment: datetime) -> bool:
+    try:
+        with transaction.atomic():
+            create_key(alg, status=KeyStatus.ACTIVE, activates_at=moment)
+    except IntegrityError:
+        return False  # another process created it first (idp_one_active_key_per_alg)
+    return True
 
 
 def jwks(now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
-    """The public JWKS: next, active and retiring keys."""
+    """The public JWKS (RFC 7517 §5): next, active and retiring keys. On a fresh database
+    the first read creates the first key of every signing algorithm, so a relying party
+    that loads the JWKS at start-up can verify the very first token."""
     advance(now)
-    return {"keys": [dict(k.public_jwk) for k in SigningKey.objects.published().order_by("alg", "-created_at")]}
+    published = list(SigningKey.objects.published().order_by("alg", "-created_at"))
+    if not set(signing_algs()) <= {k.alg for k in published if k.status == KeyStatus.ACTIVE}:
+        ensure_keys(now)
+        published = list(SigningKey.objects.published().order_by("alg", "-created_at"))
+    return {"keys": [dict(k.public_jwk) for k in published]}
 
 
 def rotation_due(alg: str, now: datetime | None = None) -> bool:

@@ -165,6 +165,13 @@ class SigningKey(models.Model):
     class Meta:
         db_table = "idp_signing_key"
         ordering = ["-created_at"]
+        constraints = [
+            # One signer per algorithm; also the lock that lets only one of several processes
+            # starting at once create an algorithm's first key (keys.ensure_keys).
+            models.UniqueConstraint(
+                fields=["alg"], condition=models.Q(status=KeyStatus.ACTIVE), name="idp_one_active_key_per_alg"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.alg} {self.kid[:12]}… ({self.status})"

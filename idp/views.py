@@ -31,8 +31,11 @@ def openid_configuration(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def jwks(request: HttpRequest) -> HttpResponse:
-    response = _json(keys.jwks())
-    patch_cache_control(response, public=True, max_age=app_settings.JWKS_CACHE_SECONDS)
+    payload = keys.jwks()
+    response = _json(payload)
+    # An empty set (no algorithm configured) must not stick in relying parties' caches.
+    max_age = app_settings.JWKS_CACHE_SECONDS if payload["keys"] else 0
+    patch_cache_control(response, public=True, max_age=max_age)
     return response
 
 

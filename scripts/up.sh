@@ -15,7 +15,6 @@ mkdir -p var/celery-broker/control var/log
 export VIGIL_SECURITY_LOG="${VIGIL_SECURITY_LOG:-$PWD/var/log/security.jsonl}"
 PY=.venv/bin/python
 $PY manage.py migrate --noinput >/dev/null
-$PY manage.py createcachetable >/dev/null
 $PY manage.py bootstrap_demo
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
