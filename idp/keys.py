@@ -147,6 +147,11 @@ def _withdraw(queued: Iterable[SigningKey], moment: datetime) -> list[str]:
     return changes
 
 
+def queued(alg: str) -> list[str]:
+    """``kid`` of the keys of ``alg`` published and waiting to sign (what ``--now`` withdraws)."""
+    return list(SigningKey.objects.filter(status=KeyStatus.NEXT, alg=alg).values_list("kid", flat=True))
+
+
 def rotate(alg: str, *, now: datetime | None = None, immediately: bool = False) -> SigningKey:
     """Publish a new key for ``alg``. It signs after KEY_PUBLISH_AHEAD_SECONDS, so relying
     parties' JWKS caches learn it first; ``immediately`` skips the wait (emergency) and

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from idp import jwt_tokens, keys
-from idp.models import KeyStatus, SigningKey
+from idp.models import KeyStatus, SecurityEvent, SigningKey
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +34,12 @@ def test_emergency_rotation_withdraws_the_key_still_queued(time_machine: Any) ->
     compromised, _ = keys.active_key("ES256")
     queued = keys.rotate("ES256")  # the scheduled successor: signs at START + 1 h
     time_machine.move_to(START + dt.timedelta(minutes=5))
-    call_command("rotate_keys", "--alg", "ES256", "--now", stdout=StringIO())
+    out = StringIO()
+    call_command("rotate_keys", "--alg", "ES256", "--now", stdout=out)
     emergency = SigningKey.objects.get(alg="ES256", status=KeyStatus.ACTIVE)
+    assert f"withdrew {queued.kid}" in out.getvalue()
+    event = SecurityEvent.objects.get(event_type="keys.rotated")
+    assert event.details["kid"] == emergency.kid and event.details["withdrawn"] == [queued.kid]
     assert emergency.kid not in {compromised, queued.kid}
     assert SigningKey.objects.get(kid=queued.kid).status == KeyStatus.RETIRED
     assert queued.kid not in _published()  # it never signed: gone at once

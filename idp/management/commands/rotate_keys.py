@@ -1,5 +1,6 @@
 """`rotate_keys`: publish a new signing key per algorithm (it signs after the publish-ahead
-delay, or at once with --now); retiring keys stay in the JWKS until their tokens expire."""
+delay, or at once with --now, which also withdraws keys still waiting to sign); retiring
+keys stay in the JWKS until their tokens expire."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--alg", action="append", default=[], help="Only these algorithms.")
-        parser.add_argument("--now", action="store_true", help="Start signing with the new key immediately.")
+        parser.add_argument("--now", action="store_true", help="Start signing with the new key immediately; withdraw keys still waiting to sign.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         for alg in options["alg"] or app_settings.SUPPORTED_SIGNING_ALGS:
             keys.active_key(alg)
+            withdrawn = keys.queued(alg) if options["now"] else []
             key = keys.rotate(alg, immediately=options["now"])
-            record("keys.rotated", alg=alg, kid=key.kid, immediately=options["now"])
+            record("keys.rotated", alg=alg, kid=key.kid, immediately=options["now"], withdrawn=withdrawn)
             self.stdout.write(f"{alg}: new key {key.kid} ({key.status}, signs from {key.activates_at.isoformat()})")
+            for kid in withdrawn:
+                self.stdout.write(f"{alg}: withdrew {kid}, which was waiting to sign")
