@@ -13,7 +13,7 @@ relying service would:
 3. a user signs in through the login form (the POST that was a 500 without
    ``createcachetable``), the client completes code + PKCE S256 and a refresh;
 4. the first ID and access tokens, and the refreshed ones, verify against the JWKS loaded
-   in step 1.
+   in step 1; revocation, logout, the admin's login page and the static files answer.
 
 The test plays the README's TLS proxy: requests for ``https://id.example.com`` go to
 gunicorn with ``Host`` and ``X-Forwarded-Proto: https``, as a proxy would send them. In the
@@ -164,6 +164,19 @@ def sign_in_and_refresh(port: int, client_id: str, alg: str, jwks: jwt.PyJWKSet)
     assert refreshed["refresh_token"] != token["refresh_token"]
     verify(refreshed["access_token"], jwks, alg, client_id)
     assert oauth.get(f"{ISSUER}/userinfo", timeout=10).json()["email"] == "alice@example.com"
+    assert oauth.revoke_token(f"{ISSUER}/revoke", token=refreshed["refresh_token"]).status_code == 200
+    denied = oauth.post(f"{ISSUER}/token", data={"grant_type": "refresh_token", "client_id": client_id,
+                                                  "refresh_token": refreshed["refresh_token"]}, timeout=10)
+    assert denied.status_code == 400 and denied.json()["error"] == "invalid_grant"
+
+
+def other_pages_answer(port: int) -> None:
+    """The rest a first visitor or relying service reaches, static files included (served by
+    WhiteNoise from what ``collectstatic`` gathered)."""
+    http = proxied(requests.Session(), port)
+    for path in ("/.well-known/oauth-authorization-server", "/.well-known/ssf-configuration", "/logout",
+                 "/accounts/login/", "/admin/login/", "/static/admin/css/base.css"):
+        assert http.get(f"{ISSUER}{path}", timeout=10).status_code == 200, path
 
 
 def register(env: dict[str, str], alg: str) -> str:
@@ -187,6 +200,7 @@ def run_deploy_block(database_url: str, redis_url: str | None, logs: Path, alg: 
         env = exported_env(steps.exports)
         assert ("REDIS_URL" in env) == bool(redis_url)
         sign_in_and_refresh(port, register(env, alg), alg, jwks)
+        other_pages_answer(port)
         if not redis_url:
             assert database_cache_rows(database_url) > 0  # the cache was the database's
         if redis_url:
