@@ -58,18 +58,15 @@ def program(line: str) -> str:
 
 
 def rewrite_export(line: str, overrides: Mapping[str, str | None]) -> str:
-    words = shlex.split(line, comments=True)
-    assert words[0] == "export", line
-    kept = []
-    for word in words[1:]:
-        name, _, value = word.partition("=")
-        if name in overrides:
-            value = overrides[name]
-            if value is DROP:
-                continue
-        assert value != "...", f"the README's {name}=... has no test value: add it to the test's overrides"
-        kept.append(f"{name}={shlex.quote(value)}")
-    return "export " + " ".join(kept) if kept else ":"
+    """The export line with the overridden assignments replaced (or dropped); every other
+    word stays as written."""
+    for name, value in overrides.items():
+        replacement = "" if value is DROP else f"{name}={shlex.quote(value)}"
+        line = re.sub(rf"(?<![\w]){name}=\S*", lambda _: replacement, line)
+    code = line.split("#", 1)[0]
+    missing = re.findall(r"(\w+)=\.\.\.", code)
+    assert not missing, f"the README's {missing}=... have no test value: add them to the test's overrides"
+    return line if code.split() != ["export"] else ":"
 
 
 @dataclass
@@ -88,7 +85,7 @@ def plan(block: str, overrides: Mapping[str, str | None], port: int, *, start: t
     for name in overrides:
         assert re.search(rf"\b{name}=", block), f"the README's deploy block no longer sets {name}"
     for line in logical_lines(block):
-        if line.startswith("export "):
+        if line.lstrip().startswith("export "):
             result.exports.append(rewrite_export(line, overrides))
         elif program(line) in SERVICES:
             if program(line) == "gunicorn":

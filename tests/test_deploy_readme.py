@@ -48,7 +48,7 @@ from celery import Celery
 from requests.adapters import HTTPAdapter
 
 from .conftest import BrowserAgent
-from .readme_deploy import DROP, ROOT, Deployment, exported_env, plan, deploy_block
+from .readme_deploy import DROP, ROOT, Deployment, Plan, deploy_block, exported_env, plan
 
 pytestmark = [pytest.mark.live]
 
@@ -201,10 +201,10 @@ def run_deploy_block(database_url: str, redis_url: str | None, logs: Path, alg: 
         assert ("REDIS_URL" in env) == bool(redis_url)
         sign_in_and_refresh(port, register(env, alg), alg, jwks)
         other_pages_answer(port)
-        if not redis_url:
-            assert database_cache_rows(database_url) > 0  # the cache was the database's
         if redis_url:
             check_celery(deployment, steps, redis_url, database_url)
+        else:
+            assert database_cache_rows(database_url) > 0  # the cache was the database's
     finally:
         deployment.stop()
     assert not deployment.alive()
@@ -219,11 +219,12 @@ def database_cache_rows(database_url: str) -> int:
         return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
 
 
-def check_celery(deployment: Deployment, steps: Any, broker: str, database_url: str) -> None:
+def check_celery(deployment: Deployment, steps: Plan, broker: str, database_url: str) -> None:
     worker = next(i for i, line in enumerate(steps.services) if " worker" in line)
     beat = next(i for i, line in enumerate(steps.services) if " beat" in line)
     deployment.wait_for_log(worker, r"ready\.")
-    sent = Celery("deploy-test-sender", broker=broker).send_task("idp.purge_expired")
+    with Celery("deploy-test-sender", broker=broker) as sender:
+        sent = sender.send_task("idp.purge_expired")
     deployment.wait_for_log(worker, rf"Task idp\.purge_expired\[{sent.id}\] succeeded")
     deployment.wait_for_log(beat, r"beat: Starting")
     deadline = time.monotonic() + 60
