@@ -10,15 +10,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from django.core.cache import caches
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client as HttpClient
 from django.urls import reverse
+from django.utils import timezone
 
 from idp import jwt_tokens, keys
 from idp.models import Client, KeyStatus, SigningKey
@@ -91,11 +94,9 @@ def test_an_empty_jwks_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.django_db
 def test_a_second_active_key_for_an_algorithm_is_refused() -> None:
-    from django.db import IntegrityError, transaction
-
     keys.ensure_keys()
     with pytest.raises(IntegrityError), transaction.atomic():
-        keys.create_key("ES256", status=KeyStatus.ACTIVE, activates_at=keys.timezone.now())
+        keys.create_key("ES256", status=KeyStatus.ACTIVE, activates_at=timezone.now())
     assert SigningKey.objects.filter(alg="ES256", status=KeyStatus.ACTIVE).count() == 1
 
 
@@ -108,3 +109,27 @@ def test_processes_starting_together_create_one_key_per_algorithm() -> None:
     assert all(result == results[0] for result in results)
     active = list(SigningKey.objects.filter(status=KeyStatus.ACTIVE).values_list("alg", flat=True))
     assert sorted(active) == sorted(CLIENT_ALGS) and SigningKey.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_keeps_the_newest_of_duplicate_active_keys() -> None:
+    """A database where two processes raced on an earlier version: two active ES256 keys.
+    The migration that adds the constraint keeps the newest signing and the other published
+    (retiring) until its tokens expire."""
+
+    before, after = [("idp", "0004_securityevent_idp_secevent_session_id")], [("idp", "0005_one_active_key_per_alg")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old_model = executor.loader.project_state(before).apps.get_model("idp", "SigningKey")
+    now = timezone.now()
+    for kid, age in (("older", 60), ("newer", 0)):
+        old_model.objects.create(kid=kid, alg="ES256", status="active", public_jwk={}, private_key_encrypted="x",
+                                 activates_at=now - timedelta(seconds=age))
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert SigningKey.objects.get(kid="newer").status == KeyStatus.ACTIVE
+    older = SigningKey.objects.get(kid="older")
+    assert older.status == KeyStatus.RETIRING and older.remove_after >= now + timedelta(days=1)
+    assert {"older", "newer"} <= {k.kid for k in SigningKey.objects.published()}
