@@ -9,7 +9,8 @@ What the test changes, and nothing else:
   dropped (``REDIS_URL`` in the variant without Redis). Every other assignment, e.g.
   ``IDP_ISSUER=https://id.example.com`` and ``DJANGO_BEHIND_TLS_PROXY=1``, stays as written:
   the test plays the TLS proxy for that host.
-* **gunicorn's port**: the example's ``127.0.0.1:8000`` becomes a free port.
+* **gunicorn's port**: the example's ``127.0.0.1:8000`` becomes a free port (or ``-b`` with
+  a free port is added, should the line bind through a config file instead).
 * **Long-running lines** (gunicorn, the Celery worker and beat: in the README each runs in
   its own terminal or service) start in the background, each with its own log; every other
   line runs in order under ``set -euo pipefail``.
@@ -89,13 +90,21 @@ def plan(block: str, overrides: Mapping[str, str | None], port: int, *, start: t
             result.exports.append(rewrite_export(line, overrides))
         elif program(line) in SERVICES:
             if program(line) == "gunicorn":
-                assert EXAMPLE_BIND in line, f"gunicorn no longer binds {EXAMPLE_BIND}: {line}"
-                line = line.replace(EXAMPLE_BIND, f"127.0.0.1:{port}")
+                line = bind(line, port)
             (result.services if program(line) in start else result.skipped).append(line)
         else:
             result.steps.append(line)
     assert any(program(line) == "gunicorn" for line in result.services), "the deploy block starts no gunicorn"
     return result
+
+
+def bind(line: str, port: int) -> str:
+    """gunicorn on ``port``: the example's address replaced, or (a line that binds through a
+    config file) ``-b`` added, which gunicorn lets override the file."""
+    if EXAMPLE_BIND in line:
+        return line.replace(EXAMPLE_BIND, f"127.0.0.1:{port}")
+    command, hash_, comment = line.partition("#")
+    return f"{command.rstrip()} -b 127.0.0.1:{port} {hash_}{comment}".rstrip()
 
 
 def clean_env() -> dict[str, str]:
