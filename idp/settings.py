@@ -148,6 +148,11 @@ else:
     }
 
 AUTH_USER_MODEL = "accounts.User"
+# django-otp's own back-off locks a TOTP device or recovery codes for every source, doubling
+# without a cap: anyone holding the password could lock the user's second factor for days.
+# accounts/throttle.py throttles those guesses per account and source instead.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:profile"
 PASSWORD_HASHERS = [
