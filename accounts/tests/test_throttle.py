@@ -235,3 +235,11 @@ def test_second_factor_guesses_are_delayed_per_source_not_for_the_user(user: Any
     login_password(phone)
     assert phone.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(device)}).status_code == 302
     assert session_auth(phone)["amr"] == ["mfa", "otp", "pwd"]
+
+
+def test_the_former_lock_out_settings_are_reported(settings: Any) -> None:
+    from django.core.checks import run_checks
+
+    assert "accounts.W002" not in [problem.id for problem in run_checks()]
+    settings.ACCOUNTS_LOGIN_FAILURES_PER_IP = "20"
+    assert "accounts.W002" in [problem.id for problem in run_checks()]
