@@ -243,3 +243,25 @@ def test_the_former_lock_out_settings_are_reported(settings: Any) -> None:
     assert "accounts.W002" not in [problem.id for problem in run_checks()]
     settings.ACCOUNTS_LOGIN_FAILURES_PER_IP = "20"
     assert "accounts.W002" in [problem.id for problem in run_checks()]
+
+
+@pytest.mark.redis
+def test_a_burst_of_parallel_guesses_gets_only_the_free_ones_on_redis() -> None:
+    """30 guesses released together against the shared Redis cache: the reservation (an atomic
+    INCR before the check) admits exactly the free ones, the rest are told to wait."""
+    from django.conf import settings
+
+    from tests.concurrency import run_concurrently
+
+    assert settings.CACHES["default"]["BACKEND"] == "idp.cache.RedisCache"
+    source = throttle.Source(ATTACKER)
+
+    def guess(_: int) -> bool:
+        try:
+            throttle.admit(throttle.Scope.PASSWORD, "alice", source)
+        except throttle.Throttled:
+            return False
+        return True
+
+    admitted = run_concurrently(30, guess)
+    assert admitted.count(True) == app_settings.LOGIN_FREE_FAILURES
