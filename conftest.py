@@ -37,6 +37,10 @@ def _missing_service(marker: str) -> str | None:
         if not url:
             return f"needs Redis for {marker}: set REDIS_URL=redis://127.0.0.1:6379/0"
         return None if _reachable(url, 6379) else f"Redis at {url} is not reachable"
+    if marker == "nginx":
+        if not os.path.exists("/usr/sbin/nginx"):
+            return "needs nginx at /usr/sbin/nginx (apt-get install nginx)"
+        return None
     if marker == "browser":
         if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
             return "needs Chromium at /usr/bin/chromium (apt-get install chromium)"
@@ -49,7 +53,7 @@ def _missing_service(marker: str) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        for name in ("postgres", "redis", "celery", "browser"):
+        for name in ("postgres", "redis", "celery", "browser", "nginx"):
             if item.get_closest_marker(name) and os.environ.get("VIGIL_REQUIRE_SERVICES") != "1":
                 reason = _missing_service(name)
                 if reason:
@@ -60,7 +64,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """In CI (VIGIL_REQUIRE_SERVICES=1) a missing service is a failure, not a skip."""
     if os.environ.get("VIGIL_REQUIRE_SERVICES") != "1":
         return
-    for name in ("postgres", "redis", "celery", "browser"):
+    for name in ("postgres", "redis", "celery", "browser", "nginx"):
         if item.get_closest_marker(name):
             reason = _missing_service(name)
             if reason:

@@ -25,20 +25,56 @@ def _issuer() -> str:
 
 
 class AppSettings:
+    # ---- throttling (accounts/throttle.py, docs/operations.md "Throttling")
     @property
-    def LOGIN_FAILURES_PER_ACCOUNT(self) -> int:
-        """Failed logins (password or second factor) per account in the window before refusing. Default 5."""
-        return _int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+    def LOGIN_FREE_FAILURES(self) -> int:
+        """Failures per account from one source address (or one known device) before each further
+        attempt must wait. Default 5."""
+        return _int("LOGIN_FREE_FAILURES", 5)
 
     @property
-    def LOGIN_FAILURES_PER_IP(self) -> int:
-        """Failed logins from one IP address in the window before refusing. Default 20."""
-        return _int("LOGIN_FAILURES_PER_IP", 20)
+    def LOGIN_UNFAMILIAR_FREE_FAILURES(self) -> int:
+        """Failures per account from all unfamiliar sources together (no known-device cookie, not
+        the account's usual network) before delays. Default 20."""
+        return _int("LOGIN_UNFAMILIAR_FREE_FAILURES", 20)
 
     @property
-    def LOGIN_FAILURE_WINDOW(self) -> int:
-        """Seconds over which failures are counted (and the lock-out lasts). Default 900."""
-        return _int("LOGIN_FAILURE_WINDOW", 900)
+    def LOGIN_SOURCE_FREE_FAILURES(self) -> int:
+        """Unfamiliar failures from one source address, over all accounts, before delays. Default 20."""
+        return _int("LOGIN_SOURCE_FREE_FAILURES", 20)
+
+    @property
+    def LOGIN_DELAY_SECONDS(self) -> int:
+        """The first wait once a bucket's free failures are used; it doubles with each further
+        failure. Default 1."""
+        return _int("LOGIN_DELAY_SECONDS", 1)
+
+    @property
+    def LOGIN_MAX_DELAY_SECONDS(self) -> int:
+        """The longest wait between two attempts. Default 900 (Keycloak's maxFailureWaitSeconds)."""
+        return _int("LOGIN_MAX_DELAY_SECONDS", 900)
+
+    @property
+    def LOGIN_FAILURE_RESET_SECONDS(self) -> int:
+        """A bucket is forgotten this long after its latest attempt. Default 43200 (12 h,
+        Keycloak's maxDeltaTimeSeconds)."""
+        return _int("LOGIN_FAILURE_RESET_SECONDS", 43200)
+
+    @property
+    def KNOWN_DEVICE_COOKIE(self) -> str:
+        """Name of the signed known-device cookie issued at each full sign-in. Default "vigil_device"."""
+        return str(_get("KNOWN_DEVICE_COOKIE", "vigil_device"))
+
+    @property
+    def KNOWN_DEVICE_DAYS(self) -> int:
+        """Days a known-device cookie is honoured after the last sign-in on it. Default 180."""
+        return _int("KNOWN_DEVICE_DAYS", 180)
+
+    @property
+    def KNOWN_NETWORK_DAYS(self) -> int:
+        """Days a network (IPv4 /24, IPv6 /48) stays an account's usual network after a full
+        sign-in from it. Default 30."""
+        return _int("KNOWN_NETWORK_DAYS", 30)
 
     @property
     def PENDING_LOGIN_SECONDS(self) -> int:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from idp.crypto import generate_token
 
+from . import known_devices
 from .acr import acr_for_amr, normalise_amr
 
 SESSION_KEY = "vigil_auth"
@@ -51,6 +52,7 @@ def establish(request: HttpRequest, user: Any, amr: list[str], now: datetime | N
     state = AuthState(user_id=user.pk, auth_time=int(moment.timestamp()), amr=normalise_amr(amr), sid=sid)
     request.session[SESSION_KEY] = {"auth_time": state.auth_time, "amr": state.amr, "sid": state.sid}
     browser_sessions.remember(request, user, state, old_key=old_key, now=moment)
+    known_devices.remember(request, user, moment)
     return state
 
 

@@ -42,3 +42,19 @@ def check_webauthn(app_configs: Any = None, **kwargs: Any) -> list[Error | Warni
                 "Each ACCOUNTS_ASSET_LINKS entry needs package_name and sha256_cert_fingerprints.",
                 id="accounts.E004"))
     return problems
+
+
+REMOVED_THROTTLE_SETTINGS = ("ACCOUNTS_LOGIN_FAILURES_PER_ACCOUNT", "ACCOUNTS_LOGIN_FAILURES_PER_IP",
+                             "ACCOUNTS_LOGIN_FAILURE_WINDOW")
+
+
+@register(Tags.security)
+def check_removed_throttle_settings(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """The lock-out settings replaced by progressive delays (docs/operations.md "Throttling")."""
+    found = [name for name in REMOVED_THROTTLE_SETTINGS if hasattr(settings, name)]
+    if not found:
+        return []
+    return [Warning(f"{', '.join(found)} no longer take effect: sign-in failures now cause progressive delays.",
+                    hint="Use ACCOUNTS_LOGIN_FREE_FAILURES, ACCOUNTS_LOGIN_UNFAMILIAR_FREE_FAILURES, "
+                         "ACCOUNTS_LOGIN_SOURCE_FREE_FAILURES and ACCOUNTS_LOGIN_MAX_DELAY_SECONDS.",
+                    id="accounts.W002")]

@@ -1,70 +1,191 @@
-"""Failure counters per account and per IP in the shared cache (works across processes).
+"""Progressive delays on guessable secrets: passwords, TOTP and recovery codes.
 
-Only failures count; success resets the account counter. A locked account gets the same
-message as a wrong password so attackers learn nothing about which accounts exist.
+The model (docs/operations.md "Throttling") in one paragraph: failures are counted in
+*buckets* in the shared cache. Each bucket lets ``free`` failures through, then demands a
+wait before the next attempt that doubles with every further failure (``DELAY_SECONDS``,
+2×, 4×… up to ``MAX_DELAY_SECONDS``). A refusal carries the time to wait ("Retry-After");
+the server never sleeps. Nothing is ever locked for everyone:
+
+- an attempt from a **known device** (a signed cookie issued at a full sign-in, see
+  ``known_devices.py``) counts only in the bucket of (account, that device);
+- an attempt from the account's **usual network** counts only in (account, source address);
+- any other attempt counts in (account, source address), in (account, every unfamiliar
+  source together) and in (source address, every account).
+
+So no source, and no number of sources, can delay the user on their own device or network;
+a shared proxy or NAT address only ever delays unfamiliar attempts. Passkey assertions are
+never throttled: they cannot be guessed.
+
+Each attempt is *reserved* before the secret is checked (an atomic increment), so parallel
+guesses cannot all pass the check before the first failure is counted. A success clears
+the (account, device or source) bucket only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 
 from django.core.cache import cache
+from django.utils import timezone
 
 from idp.counters import incr_in_window
 
 from .app_settings import app_settings
 
 
-def _key(kind: str, value: str) -> str:
-    return f"vigil:fail:{kind}:{hashlib.sha256(value.lower().encode()).hexdigest()}"
+class Scope(StrEnum):
+    PASSWORD = "pwd"
+    SECOND_FACTOR = "mfa"
 
 
-def is_locked(username: str, ip: str | None) -> bool:
-    if cache.get(_key("acct", username), 0) >= app_settings.LOGIN_FAILURES_PER_ACCOUNT:
-        return True
-    return bool(ip) and cache.get(_key("ip", ip or ""), 0) >= app_settings.LOGIN_FAILURES_PER_IP
+class Basis(StrEnum):
+    """Why an attempt is (or is not) recognised for the account it names."""
+
+    KNOWN_DEVICE = "known_device"
+    USUAL_NETWORK = "usual_network"
+    UNFAMILIAR = "unfamiliar"
 
 
-def _incr(key: str) -> int:
-    return incr_in_window(key, app_settings.LOGIN_FAILURE_WINDOW)
+class BucketKind(StrEnum):
+    ACCOUNT_DEVICE = "account_device"
+    ACCOUNT_SOURCE = "account_source"
+    ACCOUNT_UNFAMILIAR = "account_unfamiliar"
+    SOURCE = "source"
 
 
-def register_failure(username: str, ip: str | None) -> None:
-    _incr(_key("acct", username))
-    if ip:
-        _incr(_key("ip", ip))
+@dataclass(frozen=True)
+class Source:
+    """Where an attempt comes from: the client address and how it is recognised."""
+
+    address: str | None
+    basis: Basis = Basis.UNFAMILIAR
+    device: str | None = None  # the known-device nonce, for Basis.KNOWN_DEVICE
 
 
-def reset(username: str) -> None:
-    cache.delete(_key("acct", username))
+@dataclass(frozen=True)
+class Bucket:
+    kind: BucketKind
+    key: str
+    free: int
+
+    @property
+    def last_key(self) -> str:
+        return f"{self.key}:t"
 
 
-def _user_key(user_pk: int) -> str:
-    return _key("mfa", str(user_pk))
+@dataclass
+class Attempt:
+    """An admitted attempt: its buckets already count it as a failure until it succeeds."""
+
+    scope: Scope
+    source: Source
+    buckets: list[Bucket] = field(default_factory=list)
 
 
-def second_factor_locked(user_pk: int, ip: str | None) -> bool:
-    """Second-factor attempts (TOTP, recovery code, passkey) share the account's budget."""
-    if cache.get(_user_key(user_pk), 0) >= app_settings.LOGIN_FAILURES_PER_ACCOUNT:
-        return True
-    return bool(ip) and cache.get(_key("ip", ip or ""), 0) >= app_settings.LOGIN_FAILURES_PER_IP
+class Throttled(Exception):
+    def __init__(self, retry_after: int, bucket: BucketKind, source: Source):
+        super().__init__(f"throttled by {bucket}; retry after {retry_after} s")
+        self.retry_after = retry_after
+        self.bucket = bucket
+        self.source = source
+
+    def details(self) -> dict[str, object]:
+        return {"retry_after": self.retry_after, "bucket": str(self.bucket), "basis": str(self.source.basis)}
 
 
-def register_second_factor_failure(user_pk: int, ip: str | None) -> None:
-    _incr(_user_key(user_pk))
-    if ip:
-        _incr(_key("ip", ip))
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
 
 
-def reset_second_factor(user_pk: int) -> None:
-    cache.delete(_user_key(user_pk))
+def source_key(address: str | None) -> str:
+    """One source: an IPv4 address, or an IPv6 /64 (what one host or subscriber controls)."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "none"
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
-def ip_locked(ip: str | None) -> bool:
-    """For attempts that name no account (a passwordless passkey assertion)."""
-    return bool(ip) and cache.get(_key("ip", ip or ""), 0) >= app_settings.LOGIN_FAILURES_PER_IP
+def account_key(account: str) -> str:
+    return account.strip().lower()
 
 
-def register_ip_failure(ip: str | None) -> None:
-    if ip:
-        _incr(_key("ip", ip))
+def buckets_for(scope: Scope, account: str, source: Source) -> list[Bucket]:
+    """The buckets an attempt on ``account`` from ``source`` counts in (module docstring)."""
+    name, where = account_key(account), source_key(source.address)
+    prefix = f"vigil:throttle:{scope}"
+    free = app_settings.LOGIN_FREE_FAILURES
+    if source.basis == Basis.KNOWN_DEVICE and source.device:
+        return [Bucket(BucketKind.ACCOUNT_DEVICE, f"{prefix}:dev:{_digest(name, source.device)}", free)]
+    buckets = [Bucket(BucketKind.ACCOUNT_SOURCE, f"{prefix}:as:{_digest(name, where)}", free)]
+    if source.basis == Basis.UNFAMILIAR:
+        buckets += [
+            Bucket(BucketKind.ACCOUNT_UNFAMILIAR, f"{prefix}:au:{_digest(name)}",
+                   app_settings.LOGIN_UNFAMILIAR_FREE_FAILURES),
+            Bucket(BucketKind.SOURCE, f"{prefix}:src:{_digest(where)}", app_settings.LOGIN_SOURCE_FREE_FAILURES),
+        ]
+    return buckets
+
+
+def wait_after(failures: int, free: int) -> int:
+    """Seconds to wait before the next attempt after ``failures`` counted failures."""
+    if failures < free:
+        return 0
+    doublings = min(failures - free, 32)
+    return int(min(app_settings.LOGIN_DELAY_SECONDS * 2**doublings, app_settings.LOGIN_MAX_DELAY_SECONDS))
+
+
+def _ttl() -> int:
+    return app_settings.LOGIN_FAILURE_RESET_SECONDS
+
+
+def _release(bucket: Bucket) -> None:
+    try:
+        cache.decr(bucket.key)
+    except ValueError:  # expired meanwhile
+        pass
+
+
+def _remaining(bucket: Bucket, reserved: int, now: float) -> float:
+    """Seconds this attempt (the ``reserved``-th counted one) must still wait; 0 to go ahead."""
+    wait = wait_after(reserved - 1, bucket.free)
+    if wait == 0:
+        return 0.0
+    last = cache.get(bucket.last_key)
+    elapsed = now - float(last) if last is not None else 0.0
+    return max(0.0, wait - elapsed)
+
+
+def admit(scope: Scope, account: str, source: Source, now: datetime | None = None) -> Attempt:
+    """Reserve an attempt in every bucket, or raise ``Throttled`` with the longest wait."""
+    moment = (now or timezone.now()).timestamp()
+    buckets = buckets_for(scope, account, source)
+    waits = [(_remaining(b, incr_in_window(b.key, _ttl()), moment), b) for b in buckets]
+    longest, worst = max(waits, key=lambda pair: pair[0])
+    if longest > 0:
+        for bucket in buckets:
+            _release(bucket)
+        raise Throttled(max(1, math.ceil(longest)), worst.kind, source)
+    for bucket in buckets:
+        cache.touch(bucket.key, _ttl())  # the reset time runs from the latest attempt
+        cache.set(bucket.last_key, moment, _ttl())
+    return Attempt(scope=scope, source=source, buckets=buckets)
+
+
+def failed(attempt: Attempt) -> int:
+    """The attempt failed (it stays counted). Seconds before this source may try again."""
+    return max((wait_after(int(cache.get(b.key, 0) or 0), b.free) for b in attempt.buckets), default=0)
+
+
+def succeeded(attempt: Attempt) -> None:
+    """Clear the (account, device or source) bucket; the attack-wide ones keep counting."""
+    for bucket in attempt.buckets:
+        if bucket.kind in (BucketKind.ACCOUNT_DEVICE, BucketKind.ACCOUNT_SOURCE):
+            cache.delete_many([bucket.key, bucket.last_key])

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import authstate, pending
+from . import authstate, known_devices, pending
 from .flows import browser_sessions, passkey_login, policy, second_factor
 from .flows.login import LoginRefused, after_first_factor, begin_step_up, check_password_login
 from .forms import CodeForm, LoginForm
@@ -23,10 +23,23 @@ from .webauthn_rp import PasskeyError
 __all__ = ["safe_next", "login_view", "verify_view", "logout_view", "passkey_auth_options", "passkey_auth_verify"]
 
 
+def _status(error: str, retry_after: int | None) -> int:
+    return 429 if retry_after else 400 if error else 200
+
+
+def _render(request: HttpRequest, template: str, context: dict[str, Any], retry_after: int | None) -> HttpResponse:
+    """The page, with 429 and ``Retry-After`` (RFC 9110 §10.2.3) when the attempt was throttled."""
+    response = render(request, template, context, status=_status(context["error"], retry_after))
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
 @never_cache
 @csrf_protect
 @csp
 @require_http_methods(["GET", "POST"])
+@known_devices.issues_cookie
 def login_view(request: HttpRequest) -> HttpResponse:
     """The authorize endpoint's login page: ``next``, ``acr``, ``force``, ``login_hint``."""
     params = LoginParams.from_request(request)
@@ -38,18 +51,18 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 begin_step_up(request, request.user)
             return redirect_for(decision, params)
     form = LoginForm(request.POST or None, initial={"username": params.login_hint})
-    error = ""
+    error, retry_after = "", None
     if request.method == "POST" and form.is_valid():
         try:
             user = check_password_login(request, form.cleaned_data["username"], form.cleaned_data["password"])
         except LoginRefused as refused:
-            error = refused.message
+            error, retry_after = refused.message, refused.retry_after
         else:
             return redirect_for(after_first_factor(request, user, ["pwd"], params.acr), params)
     elif request.method == "POST":
         error = "Enter your username and password."
     context = {"form": form, "error": error, "params": params, "next": params.next}
-    return render(request, "accounts/login.html", context, status=400 if error else 200)
+    return _render(request, "accounts/login.html", context, retry_after)
 
 
 def _pending_amr(request: HttpRequest, state: pending.Pending) -> list[str]:
@@ -61,6 +74,7 @@ def _pending_amr(request: HttpRequest, state: pending.Pending) -> list[str]:
 @csrf_protect
 @csp
 @require_http_methods(["GET", "POST"])
+@known_devices.issues_cookie
 def verify_view(request: HttpRequest) -> HttpResponse:
     """Second factor after the password, or a step-up of the current session."""
     params = LoginParams.from_request(request)
@@ -74,19 +88,19 @@ def verify_view(request: HttpRequest) -> HttpResponse:
         pending.clear(request)
         return HttpResponseRedirect(params.continue_url)
     form = CodeForm(request.POST or None)
-    error = ""
+    error, retry_after = "", None
     if request.method == "POST":
         if form.is_valid() and form.cleaned_data["method"] in methods:
             try:
                 second_factor.verify_code(request, state, form.cleaned_data["method"], form.cleaned_data["code"])
             except second_factor.SecondFactorRefused as refused:
-                error = refused.message
+                error, retry_after = refused.message, refused.retry_after
             else:
                 return HttpResponseRedirect(params.continue_url)
         else:
             error = "Enter a code."
     context = {"form": form, "error": error, "params": params, "methods": methods, "step_up": state.mode == "stepup"}
-    return render(request, "accounts/verify.html", context, status=400 if error else 200)
+    return _render(request, "accounts/verify.html", context, retry_after)
 
 
 @never_cache
@@ -133,6 +147,7 @@ def passkey_auth_options(request: HttpRequest) -> HttpResponse:
 @never_cache
 @csrf_protect
 @require_POST
+@known_devices.issues_cookie
 def passkey_auth_verify(request: HttpRequest) -> JsonResponse:
     data = _json_body(request)
     params = LoginParams.from_request(request, {k: str(data.get(k) or "") for k in ("next", "acr")})

@@ -23,16 +23,13 @@ logger = logging.getLogger("vigil.security")
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The peer address. Proxies' X-Forwarded-For is trusted only when configured."""
+    """The client's address: the peer, or behind trusted proxies the address they forwarded
+    (``idp/client_address.py``, ``VIGIL_TRUSTED_PROXIES``)."""
     if request is None:
         return None
-    from django.conf import settings
+    from .client_address import client_address
 
-    if getattr(settings, "VIGIL_TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    return client_address(request)
 
 
 def _clean(value: Any) -> Any:

@@ -148,6 +148,11 @@ else:
     }
 
 AUTH_USER_MODEL = "accounts.User"
+# django-otp's own back-off locks a TOTP device or recovery codes for every source, doubling
+# without a cap: anyone holding the password could lock the user's second factor for days.
+# accounts/throttle.py throttles those guesses per account and source instead.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:profile"
 PASSWORD_HASHERS = [
@@ -189,6 +194,17 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("DJANGO_BEHIND_TLS_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# The client address behind proxies (idp/client_address.py, docs/operations.md "Proxies"):
+# only X-Forwarded-For entries written by these proxies are believed.
+VIGIL_TRUSTED_PROXIES = env_list("VIGIL_TRUSTED_PROXIES")
+VIGIL_TRUSTED_PROXY_HOPS = os.environ.get("VIGIL_TRUSTED_PROXY_HOPS", "0")  # checked by vigil.E010
+if "VIGIL_TRUST_X_FORWARDED_FOR" in os.environ:
+    # It trusted the left-most X-Forwarded-For entry, which any client can write.
+    raise ImproperlyConfigured(
+        "VIGIL_TRUST_X_FORWARDED_FOR is no longer read: list your proxies in VIGIL_TRUSTED_PROXIES "
+        "(addresses or CIDRs, comma-separated) or set VIGIL_TRUSTED_PROXY_HOPS, and unset it."
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

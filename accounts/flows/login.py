@@ -7,37 +7,43 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
-from idp.events import client_ip, record
+from idp.events import record
 
 from .. import authstate, pending, throttle
-from . import policy
+from . import attempts, policy
 
-GENERIC_FAILURE = "The username or password is not correct, or sign-in is temporarily blocked. Try again later."
+GENERIC_FAILURE = "The username or password is not correct."
+THROTTLED = "Too many attempts. Try again in {seconds} seconds."
 
 
 class LoginRefused(Exception):
-    """Password login failed; ``message`` is safe to show (reveals nothing about the account)."""
+    """Password login failed; ``message`` is safe to show (reveals nothing about the account:
+    the delays apply to any name typed, existing or not). ``retry_after`` when throttled."""
 
-    def __init__(self, reason: str):
-        super().__init__(GENERIC_FAILURE)
+    def __init__(self, reason: str, retry_after: int | None = None):
+        self.message = THROTTLED.format(seconds=retry_after) if retry_after else GENERIC_FAILURE
+        super().__init__(self.message)
         self.reason = reason
-        self.message = GENERIC_FAILURE
+        self.retry_after = retry_after
 
 
 def check_password_login(request: HttpRequest, username: str, password: str) -> Any:
-    """Return the user whose password matches, or raise ``LoginRefused``."""
-    ip = client_ip(request)
-    if throttle.is_locked(username, ip):
-        record("login.password", outcome="denied", reason="throttled", request=request, username=username)
-        raise LoginRefused("throttled")
+    """Return the user whose password matches, or raise ``LoginRefused``.
+
+    Throttled per (account, device or source) with progressive delays (``accounts/throttle.py``):
+    the decision, the basis the source was recognised on and any wait are in the events.
+    """
+    try:
+        attempt = attempts.admit(request, throttle.Scope.PASSWORD, username, "login.password", username=username)
+    except throttle.Throttled as refused:
+        raise LoginRefused("throttled", refused.retry_after) from None
     # ModelBackend hashes a dummy password for unknown users, so timing reveals nothing.
     user = authenticate(request, username=username, password=password)
     if user is None:
-        throttle.register_failure(username, ip)
-        record("login.password", outcome="failure", reason="bad_credentials", request=request, username=username)
+        attempts.fail(request, attempt, "login.password", "bad_credentials", username=username)
         raise LoginRefused("bad_credentials")
-    throttle.reset(username)
-    record("login.password", outcome="success", user=user, request=request)
+    throttle.succeeded(attempt)
+    record("login.password", outcome="success", user=user, request=request, basis=str(attempt.source.basis))
     return user
 
 

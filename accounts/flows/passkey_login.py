@@ -19,9 +19,9 @@ from django.utils import timezone
 from webauthn.helpers.structs import AuthenticationCredential, CredentialDeviceType
 
 from idp.crypto import constant_time_equals
-from idp.events import client_ip, record
+from idp.events import record
 
-from .. import authstate, pending, throttle, webauthn_rp
+from .. import authstate, pending, webauthn_rp
 from ..authstate import AuthState
 from ..models import Passkey, b64url
 from ..webauthn_rp import PasskeyError
@@ -44,14 +44,12 @@ def finish(
 ) -> tuple[Passkey, list[str]]:
     """Verify the assertion; returns the passkey used and the amr methods it proves.
 
-    ``user`` is the pending user for a second factor, ``None`` for passwordless.
+    ``user`` is the pending user for a second factor, ``None`` for passwordless. Never
+    throttled: an assertion cannot be guessed, so no failure of anyone else's (same address,
+    same account) may stand between a user and their passkey (docs/operations.md "Throttling").
     """
     moment = now or timezone.now()
-    ip = client_ip(request)
     event = "login.passkey" if purpose == PASSWORDLESS else "login.second_factor"
-    if (user is not None and throttle.second_factor_locked(user.pk, ip)) or throttle.ip_locked(ip):
-        record(event, outcome="denied", reason="throttled", user=user, request=request, method="passkey")
-        raise PasskeyError("throttled")
     try:
         challenge = webauthn_rp.pop_challenge(request, purpose, moment)
         parsed = webauthn_rp.parse_assertion(credential)
@@ -60,15 +58,9 @@ def finish(
         if error.passkey is not None:  # recorded outside the rolled-back transaction
             record("factor.passkey.sign_count_regression", outcome="denied", reason="possible_clone",
                    user=error.passkey.user, request=request, passkey=error.passkey.pk, detail=error.detail)
-        if user is not None:
-            throttle.register_second_factor_failure(user.pk, ip)
-        else:
-            throttle.register_ip_failure(ip)
         record(event, outcome="failure", reason=error.code, user=user, request=request, method="passkey",
                detail=error.detail[:200])
         raise
-    if user is not None:
-        throttle.reset_second_factor(user.pk)
     methods = [passkey.amr_key, "user"]
     record(event, user=passkey.user, request=request, method="passkey", passkey=passkey.pk, amr=methods)
     return passkey, methods

@@ -1,7 +1,8 @@
 """The second step of a login, or a step-up: TOTP, recovery code or passkey.
 
-Attempts are throttled per account and per IP (shared with password failures' IP budget);
-the refusal message is the same whatever went wrong.
+TOTP and recovery codes are guessable, so attempts are throttled like passwords (per account
+and device or source, progressive delays: ``accounts/throttle.py``) in buckets of their own;
+a passkey cannot be guessed and is never throttled.
 """
 
 from __future__ import annotations
@@ -11,20 +12,22 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from idp.events import client_ip, record
+from idp.events import record
 
 from .. import authstate, pending, throttle
 from ..authstate import AuthState
-from . import recovery, totp
+from . import attempts, recovery, totp
 
-GENERIC_FAILURE = "That code is not valid, or sign-in is temporarily blocked. Try again later."
+GENERIC_FAILURE = "That code is not valid."
+THROTTLED = "Too many attempts. Try again in {seconds} seconds."
 
 
 class SecondFactorRefused(Exception):
-    def __init__(self, reason: str):
-        super().__init__(GENERIC_FAILURE)
+    def __init__(self, reason: str, retry_after: int | None = None):
+        self.message = THROTTLED.format(seconds=retry_after) if retry_after else GENERIC_FAILURE
+        super().__init__(self.message)
         self.reason = reason
-        self.message = GENERIC_FAILURE
+        self.retry_after = retry_after
 
 
 def verify_code(
@@ -35,18 +38,18 @@ def verify_code(
     Both prove possession of something other than the password: RFC 8176 ``otp``.
     """
     user = state.user()
-    ip = client_ip(request)
     if user is None:
         raise SecondFactorRefused("no_user")
-    if throttle.second_factor_locked(user.pk, ip):
-        record("login.second_factor", outcome="denied", reason="throttled", user=user, request=request, method=method)
-        raise SecondFactorRefused("throttled")
+    try:
+        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), "login.second_factor",
+                                 user=user, method=method)
+    except throttle.Throttled as refused:
+        raise SecondFactorRefused("throttled", refused.retry_after) from None
     ok = totp.verify(user, code) if method == "totp" else recovery.use(user, code) if method == "recovery" else False
     if not ok:
-        throttle.register_second_factor_failure(user.pk, ip)
-        record("login.second_factor", outcome="failure", reason="bad_code", user=user, request=request, method=method)
+        attempts.fail(request, attempt, "login.second_factor", "bad_code", user=user, method=method)
         raise SecondFactorRefused("bad_code")
-    throttle.reset_second_factor(user.pk)
+    throttle.succeeded(attempt)
     if method == "recovery":
         record("factor.recovery_code.used", user=user, request=request, remaining=recovery.remaining(user))
     record("login.second_factor", user=user, request=request, method=method)

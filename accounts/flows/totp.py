@@ -15,11 +15,12 @@ import segno
 from django.db import transaction
 from django.http import HttpRequest
 
-from idp.events import client_ip, record
+from idp.events import record
 
 from .. import throttle
 from ..app_settings import app_settings
 from ..models import SealedTOTPDevice as TOTPDevice
+from . import attempts
 
 DEVICE_NAME = "Authenticator app"
 
@@ -77,18 +78,19 @@ def verify(user: Any, code: str) -> bool:
     return device is not None and verify_device(device.pk, code)
 
 
-def confirm(user: Any, code: str, request: HttpRequest | None = None) -> bool:
-    """Confirm the pending device with its first valid code; replaces any older device."""
-    ip = client_ip(request)
-    if throttle.second_factor_locked(user.pk, ip):
-        record("factor.totp.enroll", outcome="denied", reason="throttled", user=user, request=request)
+def confirm(user: Any, code: str, request: HttpRequest) -> bool:
+    """Confirm the pending device with its first valid code; replaces any older device.
+    Guesses are throttled like second-factor codes (``attempts.admit``)."""
+    try:
+        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), "factor.totp.enroll",
+                                 user=user)
+    except throttle.Throttled:
         return False
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None or not verify_device(device.pk, code):
-        throttle.register_second_factor_failure(user.pk, ip)
-        record("factor.totp.enroll", outcome="failure", reason="bad_code", user=user, request=request)
+        attempts.fail(request, attempt, "factor.totp.enroll", "bad_code", user=user)
         return False
-    throttle.reset_second_factor(user.pk)
+    throttle.succeeded(attempt)
     with transaction.atomic():
         replaced = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).count()
         TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()

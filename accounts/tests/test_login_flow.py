@@ -63,24 +63,6 @@ def test_unknown_user_and_wrong_password_look_the_same(client: Any, user: Any) -
     assert wrong.context["error"] == unknown.context["error"]
 
 
-def test_password_throttled_per_account(client: Any, user: Any, settings: Any) -> None:
-    settings.ACCOUNTS_LOGIN_FAILURES_PER_ACCOUNT = 3
-    for _ in range(3):
-        login_password(client, password="wrong")
-    locked = login_password(client)
-    assert locked.status_code == 400
-    assert session_auth(client) is None
-    assert SecurityEvent.objects.filter(event_type="login.password", reason="throttled").exists()
-
-
-def test_password_throttled_per_ip(client: Any, make_user: Any, settings: Any) -> None:
-    settings.ACCOUNTS_LOGIN_FAILURES_PER_IP = 4
-    make_user("bob")
-    for name in ["a", "b", "c", "d"]:
-        login_password(client, username=name, password="wrong")
-    assert login_password(client, username="bob").status_code == 400
-
-
 def test_logged_in_user_goes_straight_to_next(client: Any, user: Any) -> None:
     login_password(client)
     response = client.get(login_url(next=NEXT))

@@ -70,23 +70,6 @@ def test_used_code_cannot_be_replayed(client: Any, user: Any, totp_device: TOTPD
     assert client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)}).status_code == 302
 
 
-def test_second_factor_attempts_are_throttled_per_account(
-    client: Any, user: Any, totp_device: TOTPDevice, frozen: Any, settings: Any
-) -> None:
-    settings.ACCOUNTS_LOGIN_FAILURES_PER_ACCOUNT = 3
-    login_password(client)
-    for _ in range(3):
-        frozen.shift(40)
-        bad = "123456" if code_for(totp_device) != "123456" else "654321"
-        assert client.post(reverse("accounts:verify"), {"method": "totp", "code": bad}).status_code == 400
-    frozen.shift(60)
-    login_password(client)  # a fresh password login does not reset the second-factor budget
-    locked = client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)})
-    assert locked.status_code == 400
-    assert "temporarily blocked" in locked.content.decode()
-    assert SecurityEvent.objects.filter(event_type="login.second_factor", reason="throttled").exists()
-
-
 def test_recovery_code_is_single_use(
     client: Any, user: Any, totp_device: TOTPDevice, recovery_codes: list[str], frozen: Any
 ) -> None:

@@ -16,6 +16,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from idp.api_errors import ApiError, ApiErrorSerializer
+from idp.events import client_ip
 from idp.models import Client
 
 from ..app_settings import app_settings
@@ -31,6 +32,11 @@ class ChallengeThrottle(AnonRateThrottle):
 
     def get_rate(self) -> str:
         return app_settings.CHALLENGE_RATE
+
+    def get_ident(self, request: Request) -> str:
+        """The client address behind trusted proxies (``idp/client_address.py``), not DRF's
+        default, the whole ``X-Forwarded-For`` value, which any client can vary."""
+        return client_ip(request._request) or ""
 
 
 class ChallengeView(APIView):

@@ -1,0 +1,34 @@
+"""Guesses of a secret (password, TOTP or recovery code) through the throttle, each decision
+recorded: a refusal (``outcome="denied"``, ``reason="throttled"``, the wait, the bucket and
+the basis the source was recognised on) and a failure with the delay it now imposes.
+Model and numbers: ``accounts/throttle.py``, docs/operations.md "Throttling"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from idp.events import record
+
+from .. import known_devices, throttle
+
+
+def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: str, *, user: Any = None,
+          **details: Any) -> throttle.Attempt:
+    """Reserve an attempt on ``account``; raises ``throttle.Throttled`` after recording the refusal."""
+    source = known_devices.source_for(request, account)
+    try:
+        return throttle.admit(scope, account, source)
+    except throttle.Throttled as refused:
+        record(event, outcome="denied", reason="throttled", user=user, request=request, **details,
+               **refused.details())
+        raise
+
+
+def fail(request: HttpRequest, attempt: throttle.Attempt, event: str, reason: str, *, user: Any = None,
+         **details: Any) -> None:
+    """The secret was wrong: the attempt stays counted; record it with the delay now due."""
+    delay = throttle.failed(attempt)
+    record(event, outcome="failure", reason=reason, user=user, request=request, basis=str(attempt.source.basis),
+           next_attempt_delay=delay, **details)

@@ -1,0 +1,108 @@
+"""Recognising a user's own device and usual network (OWASP "device cookies").
+
+At every full sign-in the browser gets a signed, HttpOnly cookie listing the accounts that
+signed in on it, each with a random device nonce, and the network of the address (IPv4 /24,
+IPv6 /48) becomes a usual network of the account for ``KNOWN_NETWORK_DAYS``. Throttling
+(``throttle.py``) then counts an attempt from that device or network apart from everyone
+else's, so nobody elsewhere can delay it.
+
+Entries name accounts by a keyed hash (``salted_hmac``): the cookie does not say which
+accounts used the browser. It is issued only once every factor the sign-in needed passed,
+never after a password alone, so knowing a password does not mint devices.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from functools import wraps
+from typing import Any, Callable
+
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.utils.crypto import salted_hmac
+
+from idp.crypto import generate_token
+from idp.events import client_ip
+
+from .app_settings import app_settings
+from .throttle import Basis, Source, account_key
+
+SALT = "vigil.accounts.known-device"
+MAX_ACCOUNTS = 5
+_PENDING = "_vigil_known_device_cookie"
+
+
+def account_tag(account: str) -> str:
+    return salted_hmac(SALT, account_key(account)).hexdigest()[:32]
+
+
+def network(address: str | None) -> str | None:
+    """The network an address belongs to for "usual network": IPv4 /24, IPv6 /48."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    prefix = 24 if parsed.version == 4 else 48
+    return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False))
+
+
+def _network_key(tag: str, net: str) -> str:
+    return f"vigil:usual-net:{tag}:{net}"
+
+
+def _entries(request: HttpRequest) -> list[tuple[str, str]]:
+    value = request.COOKIES.get(app_settings.KNOWN_DEVICE_COOKIE, "")
+    if not value:
+        return []
+    try:
+        data = signing.loads(value, salt=SALT, max_age=app_settings.KNOWN_DEVICE_DAYS * 86400)
+    except signing.BadSignature:  # also expired
+        return []
+    if not isinstance(data, list):
+        return []
+    return [(str(e[0]), str(e[1])) for e in data if isinstance(e, list) and len(e) == 2][:MAX_ACCOUNTS]
+
+
+def source_for(request: HttpRequest, account: str) -> Source:
+    """How an attempt on ``account`` from this request is recognised (``throttle.Basis``)."""
+    address = client_ip(request)
+    tag = account_tag(account)
+    for entry_tag, nonce in _entries(request):
+        if entry_tag == tag:
+            return Source(address, Basis.KNOWN_DEVICE, nonce)
+    net = network(address)
+    if net is not None and cache.get(_network_key(tag, net)):
+        return Source(address, Basis.USUAL_NETWORK)
+    return Source(address, Basis.UNFAMILIAR)
+
+
+def remember(request: HttpRequest, user: Any, now: datetime | None = None) -> None:
+    """A full sign-in: the network becomes usual and the device cookie is (re)issued."""
+    tag = account_tag(user.get_username())
+    net = network(client_ip(request))
+    if net is not None:
+        cache.set(_network_key(tag, net), 1, app_settings.KNOWN_NETWORK_DAYS * 86400)
+    entries = _entries(request)
+    nonce = next((n for t, n in entries if t == tag), None) or generate_token(12)
+    kept = [[tag, nonce]] + [[t, n] for t, n in entries if t != tag]
+    setattr(request, _PENDING, signing.dumps(kept[:MAX_ACCOUNTS], salt=SALT, compress=True))
+
+
+def issues_cookie(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Views that can complete a sign-in: write the cookie ``remember`` prepared."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        value = getattr(request, _PENDING, None)
+        if value:
+            response.set_cookie(
+                app_settings.KNOWN_DEVICE_COOKIE, value, max_age=app_settings.KNOWN_DEVICE_DAYS * 86400,
+                secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Lax",
+            )
+        return response
+
+    return wrapper

@@ -1,0 +1,43 @@
+"""gunicorn settings for Vigil: ``gunicorn -c gunicorn.conf.py`` (README "Deploying").
+
+In production Vigil runs behind a TLS proxy that buffers request bodies (nginx's default
+``proxy_request_buffering on``): the proxy receives a slow client's whole body before it
+opens a connection to gunicorn, so slow clients cost the proxy a few kilobytes, not a
+worker. These settings keep Vigil answering when a slow client reaches it without one:
+
+- ``worker_class = "gthread"``: each worker process serves ``threads`` requests at once.
+  With the ``sync`` class one client that announces a ``Content-Length`` and sends the body
+  slowly holds a whole process: four such clients held all four workers of the former
+  ``-w 4`` and discovery timed out until they hung up (issue 12). gthread also parks a
+  connection that has sent nothing yet (or is idle between keep-alive requests) in the
+  worker's poller, holding no thread. Async workers (gevent) would hold thousands of slow
+  clients, but would run the Django ORM, psycopg and Celery's client under monkey-patching
+  with one database connection per greenlet: not worth it when the proxy is the answer.
+- ``wsgi_app = "idp.slow_clients:application"``: Django behind a deadline for the request
+  body (``VIGIL_BODY_TIMEOUT``, 10 s in total): a client slower than that gets ``408`` and
+  its connection closed, so a slow body holds a thread for seconds, not until the client
+  gives up, and Django never meets a half-read body.
+- ``timeout = 30``: the worker heartbeat; a process that stops answering its arbiter for
+  30 s is replaced. ``graceful_timeout = 30`` lets requests in flight finish at a restart.
+- ``keepalive = 5``: idle keep-alive connections are closed after 5 s (parked, not holding
+  threads, but holding sockets).
+- ``workers = 2 × CPUs`` with ``threads = 8``: 32 requests at once on 2 CPUs, and at most
+  that many PostgreSQL connections per host (``DATABASE_CONN_MAX_AGE`` keeps one per
+  thread); stay below PostgreSQL's ``max_connections`` (100 by default) over all hosts.
+
+Any of these can be overridden on the command line (``-w 1``) or in ``GUNICORN_CMD_ARGS``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+wsgi_app = "idp.slow_clients:application"
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+workers = 2 * multiprocessing.cpu_count()
+threads = 8
+timeout = 30
+graceful_timeout = 30
+keepalive = 5

@@ -1,0 +1,143 @@
+"""A real serving stack for tests: gunicorn (``gunicorn.conf.py``) running this project on the
+test database, and Debian's nginx in front of it, each on free ports, started and stopped
+by the test (docs/operations.md "Proxies").
+
+The gunicorn subprocess uses pytest-django's ``test_*`` PostgreSQL database, so the test
+sees the rows it writes (the tests are marked ``postgres`` and use ``transactional_db``), and
+the test's Redis (``REDIS_URL``): throttles and the configuration generation are shared with
+the test process, as they are between the processes of a deployment (also ``redis``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.celery_support import worker_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX = "/usr/sbin/nginx"
+
+NGINX_CONF = """
+{user}
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+  access_log {d}/access.log;
+  client_body_temp_path {d}/client_body; proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  upstream app {{ server 127.0.0.1:{app_port}; }}
+  server {{
+    listen 127.0.0.1:{port};
+    client_body_timeout 10s;
+    location / {{
+      proxy_pass http://app;
+      proxy_request_buffering on;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 30.0, **headers: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2, headers=headers).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextmanager
+def gunicorn(workdir: Path, issuer: str, *args: str, port: int | None = None, **env: str) -> Iterator[int]:
+    """``gunicorn -c gunicorn.conf.py -w 1`` on ``port`` (default: a free one); yields the port."""
+    port = port or free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_TRUST")}
+    environment.update({
+        "DATABASE_URL": worker_database_url(), "VIGIL_TESTING": "1", "IDP_ISSUER": issuer,
+        "VIGIL_VAR_DIR": str(workdir / "var"), "DJANGO_DEBUG": "0", **env,
+    })
+    log = open(workdir / f"gunicorn-{port}.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "-w", "1", "--no-control-socket",
+         "-b", f"127.0.0.1:{port}", *args],
+        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/.well-known/openid-configuration", Host="localhost")
+        yield port
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@contextmanager
+def nginx(workdir: Path, app_port: int, port: int) -> Iterator[int]:
+    """Debian's nginx on ``port`` in front of ``app_port`` (the recipe's configuration)."""
+    directory = workdir / f"nginx-{port}"
+    directory.mkdir()
+    user = "user root;" if os.geteuid() == 0 else ""  # workers as nobody cannot enter pytest's 0700 dirs
+    conf = directory / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(user=user, d=directory, app_port=app_port, port=port))
+    check = subprocess.run([NGINX, "-t", "-p", str(directory), "-c", str(conf)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/.well-known/openid-configuration", Host="localhost")
+        yield port
+    finally:
+        _stop(proc, signal.SIGQUIT)
+
+
+class SlowBody:
+    """A client that announces a body and sends only its first bytes, then stalls."""
+
+    def __init__(self, port: int, path: str = "/token", announced: int = 1000):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        head = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {announced}\r\n\r\ngrant_type")
+        self.sock.sendall(head.encode())
+
+    def answer(self, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(200)
+        except OSError:
+            return b""
+
+    def close(self) -> None:
+        self.sock.close()
