@@ -95,7 +95,7 @@ def dependency_of(exc: BaseException | None) -> Dependency | None:
 def wants_html(request: HttpRequest) -> bool:
     """A page the browser navigates to, as opposed to a JSON endpoint (the passkey
     ceremonies under /accounts/ are fetched as JSON and say so)."""
-    if "application/json" in request.content_type or _prefers_json(request):
+    if "application/json" in (request.content_type or "") or _prefers_json(request):
         return False
     try:
         match = resolve(request.path_info)
@@ -146,7 +146,7 @@ def _finish(response: HttpResponse) -> HttpResponse:
 def answer(request: HttpRequest, exc: BaseException, dependency: Dependency) -> HttpResponse:
     """The 503 for ``request``, after logging and (database permitting) recording it."""
     logger.warning("%s unavailable: %s %s answered 503 (%s: %s)", dependency, request.method, request.path,
-                   type(exc).__name__, exc)
+                   type(exc).__name__, " ".join(str(exc).split()))
     _record(request, dependency, exc)
     return page_answer(request) if wants_html(request) else json_answer()
 
@@ -205,3 +205,17 @@ class OutageMiddleware:
         if dependency is None:
             return None
         return answer(request, exception, dependency)
+
+
+def openapi_unavailable_responses(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular post-processing hook: every operation of the JSON API may answer
+    503 ``temporarily_unavailable`` with ``Retry-After`` (docs/operations.md "Outages")."""
+    unavailable = {
+        "description": "PostgreSQL or Redis is unreachable: `temporarily_unavailable`; retry after `Retry-After`.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}},
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("503", unavailable)
+    return result

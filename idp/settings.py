@@ -221,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "JSON endpoints of the Vigil identity provider (OAuth/OIDC endpoints are described by discovery).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "idp.outage.openapi_unavailable_responses",  # every API may answer 503 in an outage
+    ],
 }
 
 # Celery: a filesystem broker by default so development needs no external service.

@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -169,10 +168,10 @@ class Gunicorn:
     """Vigil under gunicorn (one sync worker, as deployed) on the test database, reached
     through ``database_host``/``database_port`` when given (the proxy)."""
 
-    def __init__(self, *, redis_url: str, debug: bool, database_port: int | None = None):
+    def __init__(self, *, log_dir: Path, redis_url: str, debug: bool, database_port: int | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="vigil-outage-gunicorn-", suffix=".log")[1])
+        self.log = log_dir / "gunicorn.log"
         database_url = worker_database_url()
         if database_port is not None:
             database_url = database_url.replace(database_url.split("@", 1)[1].split("/", 1)[0],

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -132,10 +133,11 @@ def stored_state() -> list[Any]:
             list(SecurityEvent.objects.filter(event_type__startswith="login").values_list("pk", "outcome"))]
 
 
-def test_redis_stopped_then_restarted(redis_server: PrivateRedis, alice: Any, app: RegisteredClient) -> None:
-    web = Gunicorn(redis_url=redis_server.url, debug=False)
-    web.start()
+def test_redis_stopped_then_restarted(redis_server: PrivateRedis, alice: Any, app: RegisteredClient,
+                                      tmp_path: Path) -> None:
+    web = Gunicorn(log_dir=tmp_path, redis_url=redis_server.url, debug=False)
     try:
+        web.start()
         device = Device(web.base, app.client.client_id)
         device.sign_in()
         before = stored_state()
@@ -157,11 +159,11 @@ def test_redis_stopped_then_restarted(redis_server: PrivateRedis, alice: Any, ap
 
 
 def test_postgresql_connection_cut_then_restored(redis_server: PrivateRedis, alice: Any, app: RegisteredClient,
-                                                 service: RegisteredClient) -> None:
+                                                 service: RegisteredClient, tmp_path: Path) -> None:
     settings_dict = connection.settings_dict
     proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
     proxy.start()
-    web = Gunicorn(redis_url=redis_server.url, debug=True, database_port=proxy.port)
+    web = Gunicorn(log_dir=tmp_path, redis_url=redis_server.url, debug=True, database_port=proxy.port)
     try:
         web.start()
         device = Device(web.base, app.client.client_id)
@@ -177,6 +179,9 @@ def test_postgresql_connection_cut_then_restored(redis_server: PrivateRedis, ali
         assert refreshed.status_code == 200, refreshed.text
         device.tokens = refreshed.json()
         assert device.userinfo().status_code == 200
+        introspected = requests.post(f"{web.base}/introspect", data={"token": device.tokens["access_token"]},
+                                     auth=(service.client.client_id, service.secret or ""), timeout=15)
+        assert introspected.status_code == 200 and introspected.json()["active"] is True
         account = device.browser.http.get(f"{web.base}/accounts/", timeout=15, allow_redirects=False)
         assert account.status_code == 200 and "alice" in account.text  # the browser session survived
         web.assert_not_restarted()
@@ -186,20 +191,21 @@ def test_postgresql_connection_cut_then_restored(redis_server: PrivateRedis, ali
 
 
 def _assert_every_family_answers_503(base: str, device: Device, service: RegisteredClient) -> None:
-    secret = {"client_id": service.client.client_id, "client_secret": service.secret}
+    secret = (service.client.client_id, service.secret or "")
     assert_json_503(device.refresh())
     assert_json_503(device.userinfo())
-    assert_json_503(requests.post(f"{base}/introspect", data={"token": device.tokens["access_token"], **secret},
-                                  timeout=15))
+    assert_json_503(requests.post(f"{base}/introspect", data={"token": device.tokens["access_token"]},
+                                  auth=secret, timeout=15))
     assert_json_503(requests.post(f"{base}/revoke", timeout=15,
                                   data={"token": device.tokens["refresh_token"], "client_id": device.client_id}))
     assert_json_503(requests.post(f"{base}/attestation/challenge", json={"client_id": device.client_id,
                                                                          "purpose": "enroll"}, timeout=15))
-    assert_json_503(requests.post(f"{base}/usage", data={"sub": "x", "bytes": 1, **secret}, timeout=15))
+    assert_json_503(requests.post(f"{base}/usage", data={"sub": "x", "bytes": 1}, auth=secret, timeout=15))
     assert_json_503(requests.post(f"{base}/ssf/receive/mdm", data="a.b.c", timeout=15,
                                   headers={"Content-Type": "application/secevent+jwt"}))
-    discovery = requests.get(f"{base}/.well-known/openid-configuration", timeout=15)
-    assert discovery.status_code == 200  # needs neither store
+    assert_json_503(requests.get(f"{base}/jwks.json", timeout=15))
+    for document in ("openid-configuration", "ssf-configuration"):  # static: they need neither store
+        assert requests.get(f"{base}/.well-known/{document}", timeout=15).status_code == 200
     browser = device.browser.http
     assert_page_503(browser.get(f"{base}/accounts/", timeout=15))
     assert_page_503(browser.get(f"{base}/authorize", params={"client_id": device.client_id, "response_type": "code",
