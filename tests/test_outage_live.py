@@ -13,6 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,9 +81,11 @@ class Device:
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         query = urlencode({"response_type": "code", "client_id": self.client_id, "redirect_uri": REDIRECT,
                            "scope": "openid offline_access", "code_challenge": challenge,
-                           "code_challenge_method": "S256", "state": "s", "nonce": "n"})
+                           "code_challenge_method": "S256", "state": secrets.token_urlsafe(8),
+                           "nonce": secrets.token_urlsafe(8)})
         callback = self.browser.follow_to_client(f"{self.base}/authorize?{query}", REDIRECT, "alice", PASSWORD)
-        code = parse_qs(urlsplit(callback).query)["code"][0]
+        code = parse_qs(urlsplit(callback).query).get("code", [None])[0]
+        assert code, callback
         response = self.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
                                "code_verifier": verifier})
         assert response.status_code == 200 and response.json()["token_type"] == "DPoP", response.text
@@ -214,3 +219,55 @@ def _assert_every_family_answers_503(base: str, device: Device, service: Registe
     assert_page_503(browser.get(f"{base}/admin/", timeout=15))
     assert_page_503(device.login_post(PASSWORD))
     assert_page_503(device.login_post("not the password"))
+
+
+def test_postgresql_cut_under_refreshing_devices_answers_only_json(redis_server: PrivateRedis, alice: Any,
+                                                                    app: RegisteredClient, tmp_path: Path) -> None:
+    """The reproduction: devices refreshing in a loop while PostgreSQL goes away and comes
+    back. Every answer is a success, a JSON 503, or (a lost response whose rotation did
+    commit: item 5 of issue 12, the refresh path) a JSON OAuth error; never a 500 or HTML."""
+    settings_dict = connection.settings_dict
+    proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
+    proxy.start()
+    web = Gunicorn(log_dir=tmp_path, redis_url=redis_server.url, debug=True, database_port=proxy.port)
+    try:
+        web.start()
+        devices = [Device(web.base, app.client.client_id) for _ in range(4)]
+        for device in devices:
+            device.sign_in()
+        answers: list[requests.Response] = []
+        stop = threading.Event()
+        loops = [threading.Thread(target=_refresh_until, args=(device, stop, answers)) for device in devices]
+        for loop in loops:
+            loop.start()
+        time.sleep(1.0)
+        proxy.cut()
+        time.sleep(2.0)
+        proxy.restore()
+        time.sleep(2.0)
+        stop.set()
+        for loop in loops:
+            loop.join(30)
+        statuses = Counter(answer.status_code for answer in answers)
+        assert statuses[503] > 0 and statuses[200] > 0, statuses
+        assert set(statuses) <= {200, 400, 503}, statuses
+        for answer in answers:
+            assert answer.headers["Content-Type"] == "application/json", answer.text[:300]
+            if answer.status_code == 503:
+                assert_json_503(answer)
+        web.assert_not_restarted()
+    finally:
+        web.stop()
+        proxy.stop()
+
+
+def _refresh_until(device: Device, stop: threading.Event, answers: list[requests.Response]) -> None:
+    while not stop.is_set():
+        answer = device.refresh()
+        answers.append(answer)
+        if answer.status_code == 200:
+            device.tokens = answer.json()
+        elif answer.status_code == 400:
+            return  # this family is gone (see the docstring); the others go on
+        else:
+            time.sleep(0.05)

@@ -274,6 +274,23 @@ def test_dpop_bound_refresh_answers_503_while_the_cache_is_down_and_works_after(
     assert not DeviceSession.objects.filter(revoked_at__isnull=False).exists()
 
 
+@pytest.mark.parametrize("family", ["dpop-userinfo", "attestation"])
+def test_json_endpoints_that_need_the_cache_answer_503_while_it_is_down(
+        family: str, debug: bool, http: HttpClient, settings: Any, dpop_tokens: dict[str, Any], dpop_key: ECKey,
+        mobile_client: Any) -> None:
+    access = dpop_tokens["access_token"]
+    send = {
+        "dpop-userinfo": lambda: http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"DPoP {access}", HTTP_DPOP=create_proof(
+            dpop_key, method="GET", url=f"{settings.IDP_ISSUER}/userinfo", access_token=access)),
+        "attestation": lambda: http.post(reverse("attestation:challenge"), {"client_id": mobile_client.client.client_id,
+                                                                            "purpose": "enroll"},
+                                         content_type="application/json"),
+    }[family]
+    with cache_down(settings):
+        assert_json_503(send())
+    assert send().status_code == 200
+
+
 @pytest.mark.parametrize("password", [PASSWORD, "not the password"], ids=["login", "wrong-password"])
 def test_login_posts_show_a_readable_503_while_the_cache_is_down(password: str, debug: bool, http: HttpClient,
                                                                 settings: Any, user: Any) -> None:
