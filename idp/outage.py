@@ -30,6 +30,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 import psycopg
 from django.core.signals import got_request_exception
@@ -61,6 +62,8 @@ SQLITE_OUTAGE_WORDS = ("locked", "unable to open", "disk i/o")
 
 
 class Dependency(StrEnum):
+    """The backing store an outage is about (the event's reason is ``<store>_unavailable``)."""
+
     DATABASE = "database"
     CACHE = "cache"
 
@@ -170,8 +173,9 @@ _OUTAGE_ATTR = "_vigil_outage"
 def _mark_request(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
     """``got_request_exception``: remember an outage that an inner layer turned into a 500."""
     exc = sys.exc_info()[1]
-    if request is not None and dependency_of(exc) is not None:
-        setattr(request, _OUTAGE_ATTR, exc)
+    dependency = dependency_of(exc)
+    if request is not None and exc is not None and dependency is not None:
+        setattr(request, _OUTAGE_ATTR, (exc, dependency))
 
 
 got_request_exception.connect(_mark_request, dispatch_uid="vigil-outage-mark")
@@ -193,11 +197,9 @@ class OutageMiddleware:
             if dependency is None:
                 raise
             return answer(request, exc, dependency)
-        marked = getattr(request, _OUTAGE_ATTR, None)
+        marked: tuple[BaseException, Dependency] | None = getattr(request, _OUTAGE_ATTR, None)
         if marked is not None and response.status_code >= 500:
-            dependency = dependency_of(marked)
-            assert dependency is not None
-            return answer(request, marked, dependency)
+            return answer(request, *marked)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
@@ -207,7 +209,8 @@ class OutageMiddleware:
         return answer(request, exception, dependency)
 
 
-def openapi_unavailable_responses(result: dict, generator: object, request: object, public: bool) -> dict:
+def openapi_unavailable_responses(result: dict[str, Any], generator: object, request: object,
+                                  public: bool) -> dict[str, Any]:
     """drf-spectacular post-processing hook: every operation of the JSON API may answer
     503 ``temporarily_unavailable`` with ``Retry-After`` (docs/operations.md "Outages")."""
     unavailable = {

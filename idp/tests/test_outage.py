@@ -150,6 +150,7 @@ def test_json_endpoints_answer_503_while_the_database_is_down(family: str, debug
     assert refused, "the request never reached the database"
     assert_json_503(response)
     assert _token_state() == before
+    assert send(http).status_code < 500  # served again once the database is back, no restart
 
 
 def test_discovery_needs_no_store_and_keeps_answering(http: HttpClient, settings: Any) -> None:
