@@ -11,6 +11,7 @@ tests/test_outage_live.py.
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import psycopg
@@ -21,6 +22,7 @@ from django.db import connection
 from django.db import utils as db_utils
 from django.http import HttpRequest
 from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from joserfc.jwk import ECKey
 
@@ -340,3 +342,58 @@ def _browser_sessions() -> list[str]:
     from django.contrib.sessions.models import Session
 
     return sorted(Session.objects.values_list("session_key", flat=True))
+
+
+# ---- each write of the refresh path fails once ---------------------------------------------
+
+WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
+
+
+def _writes(statements: list[str]) -> list[tuple[str, str]]:
+    """(verb, table) of each write, in order."""
+    found = [WRITE.match(sql) for sql in statements]
+    return [(m.group(1).split()[0].upper(), m.group(2)) for m in found if m]
+
+
+class FailOnce:
+    """A ``database_down`` matcher: fails the first statement that is ``write``, only that one."""
+
+    def __init__(self, write: tuple[str, str]):
+        self.write, self.fired = write, False
+
+    def __call__(self, sql: str) -> bool:
+        if self.fired or _writes([sql]) != [self.write]:
+            return False
+        self.fired = True
+        return True
+
+
+@pytest.mark.django_db(transaction=True)  # the rotation runs in its own savepoint-free transaction
+def test_each_write_of_a_refresh_failing_once_answers_a_json_503(browser: HttpClient, mobile_client: Any,
+                                                                   pkce: Any) -> None:
+    """Issue 12 item 4: force each individual write of the refresh path to fail once. The
+    answer is always a clean JSON 503 (whether a retry then succeeds is the refresh path's
+    own contract, item 5)."""
+    http = HttpClient(raise_request_exception=False)
+
+    def fresh_refresh_token() -> str:
+        code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+        response = exchange(HttpClient(), code, pkce, mobile_client.client.client_id)
+        assert response.status_code == 200, response.content
+        return response.json()["refresh_token"]
+
+    def refresh(token: str) -> Any:
+        return form_post(http, reverse("token"), {"grant_type": "refresh_token", "refresh_token": token,
+                                                  "client_id": mobile_client.client.client_id})
+
+    first = fresh_refresh_token()
+    with CaptureQueriesContext(connection) as seen:
+        assert refresh(first).status_code == 200
+    writes = list(dict.fromkeys(_writes([query["sql"] for query in seen.captured_queries])))
+    assert ("UPDATE", RefreshToken._meta.db_table) in writes and ("INSERT", SecurityEvent._meta.db_table) in writes
+    for write in writes:
+        token, matcher = fresh_refresh_token(), FailOnce(write)
+        with database_down(matching=matcher):
+            response = refresh(token)
+        assert matcher.fired, write
+        assert_json_503(response)
