@@ -99,6 +99,12 @@ class AppSettings:
         return _bool("REQUIRE_MFA", False)
 
     @property
+    def OUTAGE_RETRY_AFTER_SECONDS(self) -> int:
+        """``Retry-After`` of the 503 answered while PostgreSQL or Redis is unreachable
+        (docs/operations.md "Outages"). Default 5."""
+        return _int("OUTAGE_RETRY_AFTER_SECONDS", 5)
+
+    @property
     def ALLOW_INSECURE_HTTP_ISSUER(self) -> bool:
         """An ``http://localhost`` issuer, for development and tests only (needs DEBUG or testing)."""
         return bool(settings.DEBUG or getattr(settings, "TESTING", False))

@@ -1,10 +1,17 @@
-"""Django's Redis cache backend, keeping one ``redis.Redis`` client per connection pool.
+"""Django's Redis cache backend, keeping one ``redis.Redis`` client per connection pool, with
+timeouts that make a dead Redis fail fast.
 
 Django's ``RedisCacheClient`` builds a new ``redis.Redis`` object for every cache call, and
 redis-py fills a table of about 170 response callbacks in each constructor: a measurable
 share of a token request, which makes four or five cache calls (DPoP replay, failure
 streak, config generation). Clients are thread-safe and share the pool's connections, so
 keeping one per pool changes nothing else.
+
+redis-py waits 5 s to connect and 5 s for each answer by default, and a token request makes
+several cache calls: behind an unreachable Redis a worker would hang for tens of seconds per
+request. ``DEFAULT_OPTIONS`` cut that to about a second, so the request fails at once with one
+of ``UNAVAILABLE`` and ``idp.outage`` answers 503 (docs/operations.md "Outages"). A pool
+reconnects by itself on the next call once Redis is back.
 """
 
 from __future__ import annotations
@@ -13,6 +20,22 @@ from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from redis import exceptions as redis_exceptions
+
+# The cache could not be reached or did not answer in time (BusyLoadingError, a Redis still
+# loading its data after a restart, is a ConnectionError too).
+UNAVAILABLE: tuple[type[Exception], ...] = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)
+
+CONNECT_TIMEOUT_SECONDS = 1.0
+SOCKET_TIMEOUT_SECONDS = 2.0
+
+
+def default_options(connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+                    socket_timeout: float = SOCKET_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Connection-pool options filled in under ``CACHES["default"]["OPTIONS"]``: fail fast.
+    redis-py does not retry a failed command by default, and none is configured: a retry
+    would only double the wait, and the client retries the request after ``Retry-After``."""
+    return {"socket_connect_timeout": connect_timeout, "socket_timeout": socket_timeout}
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
@@ -30,5 +53,6 @@ class ReusingRedisCacheClient(RedisCacheClient):
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        params = {**params, "OPTIONS": {**default_options(), **params.get("OPTIONS", {})}}
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient

@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Outside every middleware that reads the database or the cache: 503 while one is down.
+    "idp.outage.OutageMiddleware",
     "idp.middleware.RejectNullBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -119,6 +121,11 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast when PostgreSQL is unreachable (docs/operations.md "Outages"): libpq's default
+    # is to wait for the operating system's TCP timeout, minutes on a dropped route.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "3"))
+    )
     # Server-side parameter binding: psycopg prepares a statement the fifth time it runs, so
     # the token endpoint's few fixed statements skip parsing and planning in PostgreSQL.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
@@ -131,7 +138,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "idp.cache.RedisCache", "LOCATION": REDIS_URL}}
+    # Fail fast when Redis is unreachable (docs/operations.md "Outages"): seconds to connect, to answer.
+    CACHES = {
+        "default": {
+            "BACKEND": "idp.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": float(os.environ.get("REDIS_CONNECT_TIMEOUT", "1")),
+                "socket_timeout": float(os.environ.get("REDIS_SOCKET_TIMEOUT", "2")),
+            },
+        }
+    }
 elif TESTING:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 100_000}}
@@ -220,6 +237,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "JSON endpoints of the Vigil identity provider (OAuth/OIDC endpoints are described by discovery).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "idp.outage.openapi_unavailable_responses",  # every API may answer 503 in an outage
+    ],
 }
 
 # Celery: a filesystem broker by default so development needs no external service.
