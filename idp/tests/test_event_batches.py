@@ -79,6 +79,8 @@ def test_a_token_request_writes_its_events_in_one_insert(tokens: Any, mobile_cli
         assert form_post(HttpClient(), reverse("token"), data).status_code == 200
     assert inserts(captured) == 1
     assert SecurityEvent.objects.filter(pk__gt=0).count() == before + 1
+    successor = dict(data, refresh_token=form_post(HttpClient(), reverse("token"), data).json()["refresh_token"])
+    assert form_post(HttpClient(), reverse("token"), successor).status_code == 200  # the chain moves on
     reused = form_post(HttpClient(), reverse("token"), data)  # the rotated token again: reuse
     assert reused.json()["error"] == "invalid_grant"
     assert SecurityEvent.objects.filter(event_type="oauth.refresh_refused", reason="reuse").exists()
