@@ -132,7 +132,7 @@ def batched() -> Iterator[None]:
     the block wait: those are final when recorded; an event inside a transaction is written
     with it, as always, so a rollback still takes it away. The batch is written however the
     block ends, errors included. Writing it cannot fail the block: the request's work is done
-    by then, so with the database gone the events go to the log alone (marked unstored) and
+    by then, so with the database gone the events go to the log alone (with an empty id) and
     the response stands: an answer already decided is never turned into a 500 (issue 12)."""
     batch = _Batch(depth=len(connection.atomic_blocks))
     token = _batch.set(batch)

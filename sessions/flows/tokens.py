@@ -283,7 +283,8 @@ def rotate(presented: RefreshToken, raw: str, *, now: datetime, ip: str | None =
             # Not active (or gone, e.g. its user was deleted a moment ago): say which.
             status = DeviceSession.objects.filter(pk=session.pk).values_list("status", flat=True).first()
             session.status = status or SessionStatus.REVOKED
-            raise RefreshRefused(Refusal.STEP_UP_REQUIRED if status == SessionStatus.STEP_UP_REQUIRED else Refusal.REVOKED)
+            stepped = status == SessionStatus.STEP_UP_REQUIRED
+            raise RefreshRefused(Refusal.STEP_UP_REQUIRED if stepped else Refusal.REVOKED)
         session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
         # The common case in one conditional UPDATE; any other state is sorted out below, under the lock.
         if _MARK_ROTATED.run(now, presented.pk, now):

@@ -111,7 +111,8 @@ def plain_client(db: Any) -> str:
     from idp.flows.clients import register_client
     from idp.tests.conftest import MOBILE_REDIRECT
 
-    return register_client(name="Plain", public=True, redirect_uris=[MOBILE_REDIRECT], first_party=True).client.client_id
+    registered = register_client(name="Plain", public=True, redirect_uris=[MOBILE_REDIRECT], first_party=True)
+    return registered.client.client_id
 
 
 @pytest.fixture(params=["plain", "iphone"])
@@ -131,7 +132,8 @@ def family_state(session: DeviceSession) -> tuple[Any, ...]:
     return (
         session.status,
         session.last_refresh_at,
-        list(RefreshToken.objects.filter(session=session).order_by("pk").values_list("token_hash", "rotated_at", "revoked_at")),
+        list(RefreshToken.objects.filter(session=session).order_by("pk")
+             .values_list("token_hash", "rotated_at", "revoked_at")),
         AccessToken.objects.filter(session=session).count(),
         SecurityEvent.objects.filter(session_id=session.sid, event_type__in=REFRESH_EVENTS).count(),
     )
@@ -223,7 +225,9 @@ def test_a_failing_event_insert_no_longer_costs_the_family(browser: Any, mobile_
     assert not SecurityEvent.objects.filter(event_type="oauth.refresh_refused").exists()
 
 
-def test_a_lost_response_of_an_attested_refresh_is_answered_again(browser: Any, mobile_client: Any, ios_app: Any) -> None:
+def test_a_lost_response_of_an_attested_refresh_is_answered_again(
+    browser: Any, mobile_client: Any, ios_app: Any
+) -> None:
     app = iphone_family(browser, mobile_client.client.client_id)
     presented = app.refresh_token
     lost = app.refresh().json()["refresh_token"]
