@@ -98,3 +98,33 @@ def test_a_stolen_predecessor_replayed_in_the_window_cannot_take_the_family_over
     assert DeviceSession.objects.get().status_reason == "refresh_token_reuse"
     assert not live_tokens()
     assert not AccessToken.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_a_retry_across_a_rotation_of_the_key_encryption_secret_gets_the_same_successor(
+    tokens: Any, mobile_client: Any, settings: Any
+) -> None:
+    client_id = mobile_client.client.client_id
+    lost = refresh(tokens["refresh_token"], client_id).json()["refresh_token"]
+    settings.IDP_KEY_ENCRYPTION_SECRET_FALLBACKS = [settings.IDP_KEY_ENCRYPTION_SECRET]
+    settings.IDP_KEY_ENCRYPTION_SECRET = "the-next-key-encryption-secret"
+    retried = refresh(tokens["refresh_token"], client_id)
+    assert retried.status_code == 200, retried.content
+    assert retried.json()["refresh_token"] == lost
+    assert refresh(lost, client_id).status_code == 200
+
+
+def test_a_token_the_old_grace_retry_revoked_is_reuse(tokens: Any, mobile_client: Any) -> None:
+    """The retired grace retry revoked the successor it replaced and left the family active:
+    presenting that token now revokes the whole family, the other chain included."""
+    client_id = mobile_client.client.client_id
+    replaced = refresh(tokens["refresh_token"], client_id).json()["refresh_token"]
+    RefreshToken.objects.filter(token_hash=token_hash(replaced)).update(revoked_at=dt.datetime.now(tz=dt.timezone.utc))
+    other_chain = RefreshToken.objects.create(
+        token_hash=token_hash("the thief's chain"), session=DeviceSession.objects.get(),
+        expires_at=dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(days=1),
+    )
+    assert refresh(replaced, client_id).json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status_reason == "refresh_token_reuse"
+    assert RefreshToken.objects.get(pk=other_chain.pk).revoked_at is not None
+    assert refresh("the thief's chain", client_id).json()["error"] == "invalid_grant"
+    assert SecurityEvent.objects.filter(event_type="oauth.refresh_refused", reason="reuse").exists()

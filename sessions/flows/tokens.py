@@ -300,7 +300,10 @@ def _rotate_unusual(session: DeviceSession, token_pk: int, raw: str, now: dateti
         raise RefreshRefused(Refusal.EXPIRED)
     token.session = session
     if token.revoked_at is not None:
-        raise RefreshRefused(Refusal.REVOKED)
+        # Its family is active (the session row was just touched): only the retired grace
+        # retry, which revoked the successor it replaced, left such a token. Presenting it
+        # is reuse (issue 12): the family goes, whoever holds the other chain.
+        raise RefreshRefused(Refusal.REUSE)
     if token.is_expired(now):
         raise RefreshRefused(Refusal.EXPIRED)
     successor = retry_successor(token, raw, now)

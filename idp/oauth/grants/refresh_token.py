@@ -56,10 +56,14 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         if token is None:
             return None
         client_id = token.session.client.client_id
-        if token.revoked_at is not None or token.session.status == SessionStatus.REVOKED:
+        if token.session.status == SessionStatus.REVOKED:
             self._event(Refusal.REVOKED, token, client_id)
             return None
-        if token.rotated_at is not None and token_flows.retry_successor(token, refresh_token, timezone.now()) is None:
+        if token.revoked_at is not None or (
+            token.rotated_at is not None and token_flows.retry_successor(token, refresh_token, timezone.now()) is None
+        ):
+            # Rotated and not a retry; or revoked while its family lives on (only the retired
+            # grace retry did that): reuse either way (RFC 9700 §4.14.2).
             token_flows.revoke_session(token.session, "refresh_token_reuse")
             self._event(Refusal.REUSE, token, client_id)
             return None
