@@ -20,6 +20,7 @@ from . import sql
 from .models import SecurityEvent
 
 logger = logging.getLogger("vigil.security")
+operations_logger = logging.getLogger(__name__)
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -147,8 +148,8 @@ def batched() -> Iterator[None]:
 def _write_batch(events: list[SecurityEvent]) -> None:
     try:
         sql.insert(events)
-    except DatabaseError:
-        logger.exception("security events could not be stored; logged only")
+    except DatabaseError as error:
+        operations_logger.error("%d security events not stored (%s); on the vigil.security log only", len(events), error)
         for event in events:
             _log(event)
         return

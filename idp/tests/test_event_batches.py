@@ -130,4 +130,4 @@ def test_a_batch_that_cannot_be_written_does_not_fail_the_request(caplog: Any) -
     assert SecurityEvent.objects.count() == 0
     [line] = [r for r in caplog.records if r.name == "vigil.security" and r.levelno == logging.INFO]
     assert line.event["reason"] == "reuse" and line.event["id"] is None
-    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name == "vigil.security")
+    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name == "idp.events")

@@ -106,7 +106,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         try:
             body = self._rotate(presented, raw)
         except token_flows.RefreshRefused as refused:
-            raise self._refused(presented, refused.reason) from refused
+            raise self._refuse(presented, refused.reason) from refused
         return 200, body, self.response_headers()
 
     def _rotate(self, presented: RefreshToken, raw: str) -> dict[str, Any]:
@@ -133,7 +133,8 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         self.request.user = session.user
         return issued.as_response()
 
-    def _refused(self, presented: RefreshToken, reason: Refusal) -> InvalidGrantError:
+    def _refuse(self, presented: RefreshToken, reason: Refusal) -> InvalidGrantError:
+        """Act on a refusal (reuse revokes the family; each is an event) and say why."""
         if reason == Refusal.REUSE:
             token_flows.revoke_session(presented.session, "refresh_token_reuse")
         self._event(reason, presented, presented.session.client.client_id)
