@@ -43,10 +43,14 @@ class AppSettings:
 
     @property
     def REFRESH_TOKEN_GRACE_SECONDS(self) -> int:
-        """Seconds a just-rotated refresh token may be presented again (a lost response on a
-        flaky mobile network) and get the same successor family instead of revoking it. Default 0:
-        any reuse revokes the family. Only enable with device-bound (attested) sessions."""
-        return _int("REFRESH_TOKEN_GRACE_SECONDS", 0)
+        """Seconds after its rotation a refresh token may be presented again (a response lost
+        on a flaky network, concurrent refreshes in one app) and get the *same* successor, as
+        long as that successor is unused: nothing new becomes live, so a thief replaying it
+        gets only the token the client holds and the second use of that revokes the family.
+        Default 30. 0: every re-presentation is reuse and revokes the family (a lost response
+        then logs the user out). Device-bound families get at least
+        ``SESSIONS_DEVICE_BOUND_REFRESH_GRACE_SECONDS``. See docs/device-sessions.md."""
+        return _int("REFRESH_TOKEN_GRACE_SECONDS", 30)
 
     @property
     def AUTHORIZATION_CODE_LIFETIME(self) -> int:

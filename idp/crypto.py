@@ -11,6 +11,7 @@ from ``IDP_KEY_ENCRYPTION_SECRET``; fallbacks allow rotating that secret.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -55,6 +56,30 @@ def keyed_hash_matches(value: str, stored: str) -> bool:
         if hmac.compare_digest(candidate, stored):
             return True
     return False
+
+
+@functools.lru_cache(maxsize=8)
+def _successor_key(secret: str) -> bytes:
+    """The key that chains refresh tokens, derived once per secret and process."""
+    return _derive(secret, b"refresh-token-successor")
+
+
+def successor_token(presented: str, *, secret: str | None = None) -> str:
+    """The one successor a refresh token can ever have: base64url(HMAC-SHA256(k, presented))
+    with ``k`` derived from ``IDP_KEY_ENCRYPTION_SECRET`` for this purpose alone.
+
+    Deterministic, so rotating the same token twice (a retry after a lost response, or
+    concurrent presentations) yields the same successor rather than a second live token;
+    unpredictable without the server secret, and 256 bits like any random token."""
+    key = _successor_key(secret or settings.IDP_KEY_ENCRYPTION_SECRET)
+    digest = hmac.new(key, presented.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def successor_candidates(presented: str) -> list[str]:
+    """The successor of ``presented`` under the current secret and each fallback (a token
+    rotated just before the secret was rotated is still recognised)."""
+    return list(dict.fromkeys(successor_token(presented, secret=secret) for secret in _all_secrets()))
 
 
 def _fernet() -> MultiFernet:

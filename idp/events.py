@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import post_save
 from django.http import HttpRequest
 
@@ -20,6 +20,7 @@ from . import sql
 from .models import SecurityEvent
 
 logger = logging.getLogger("vigil.security")
+operations_logger = logging.getLogger(__name__)
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -45,6 +46,33 @@ def _clean(value: Any) -> Any:
     return _clean(str(value))
 
 
+def build(
+    event_type: str,
+    *,
+    outcome: str = "success",
+    reason: str = "",
+    user: Any = None,
+    client_id: str = "",
+    session_id: str = "",
+    request: HttpRequest | None = None,
+    ip_address: str | None = None,
+    **details: Any,
+) -> SecurityEvent:
+    """The event ``record`` would write, not yet written."""
+    user_obj = user if getattr(user, "pk", None) else None
+    details = _clean(details)
+    return SecurityEvent(
+        event_type=event_type,
+        outcome=outcome,
+        reason=_clean(reason)[:80],
+        user=user_obj,
+        client_id=_clean(client_id or "")[:100],
+        session_id=_clean(session_id or "")[:64],
+        ip_address=ip_address or client_ip(request),
+        details=details,
+    )
+
+
 def record(
     event_type: str,
     *,
@@ -57,18 +85,9 @@ def record(
     ip_address: str | None = None,
     **details: Any,
 ) -> SecurityEvent:
-    user_obj = user if getattr(user, "pk", None) else None
-    details = _clean(details)
-    event = SecurityEvent(
-        event_type=event_type,
-        outcome=outcome,
-        reason=_clean(reason)[:80],
-        user=user_obj,
-        client_id=_clean(client_id or "")[:100],
-        session_id=_clean(session_id or "")[:64],
-        ip_address=ip_address or client_ip(request),
-        details=details,
-    )
+    """Write one event: at once, or with the batch this request holds (``batched``)."""
+    event = build(event_type, outcome=outcome, reason=reason, user=user, client_id=client_id,
+                  session_id=session_id, request=request, ip_address=ip_address, **details)
     batch = _batch.get()
     if batch is not None and len(connection.atomic_blocks) == batch.depth:
         batch.events.append(event)  # outside any transaction of its own: written when the batch ends
@@ -110,7 +129,9 @@ def batched() -> Iterator[None]:
     request records two or three). Only events recorded outside any transaction opened inside
     the block wait: those are final when recorded; an event inside a transaction is written
     with it, as always, so a rollback still takes it away. The batch is written however the
-    block ends, errors included."""
+    block ends, errors included. Writing it cannot fail the block: the request's work is done
+    by then, so with the database gone the events go to the log alone (with an empty id) and
+    the response stands: an answer already decided is never turned into a 500 (issue 12)."""
     batch = _Batch(depth=len(connection.atomic_blocks))
     token = _batch.set(batch)
     try:
@@ -118,9 +139,57 @@ def batched() -> Iterator[None]:
     finally:
         _batch.reset(token)
         if batch.events:
-            sql.insert(batch.events)
-            for event in batch.events:
-                # What save() would have announced (shared signals hook session revocations).
-                post_save.send(sender=SecurityEvent, instance=event, created=True, update_fields=None, raw=False,
-                               using=event._state.db)
-                transaction.on_commit(lambda event=event: _log(event))
+            _write_batch(batch.events)
+
+
+def _write_batch(events: list[SecurityEvent]) -> None:
+    try:
+        sql.insert(events)
+    except DatabaseError as error:
+        operations_logger.error("%d security events not stored (%s); on the vigil.security log only", len(events), error)
+        for event in events:
+            _log(event)
+        return
+    _announce(events)
+
+
+def _announce(events: list[SecurityEvent]) -> None:
+    for event in events:
+        # What save() would have announced (shared signals hook session revocations).
+        post_save.send(sender=SecurityEvent, instance=event, created=True, update_fields=None, raw=False,
+                       using=event._state.db)
+        transaction.on_commit(lambda event=event: _log(event))
+
+
+class TransactionEvents:
+    """The events of one ``atomic_with_events`` block (``record`` takes ``build``'s arguments)."""
+
+    def __init__(self) -> None:
+        self.events: list[SecurityEvent] = []
+
+    def record(self, event_type: str, **fields: Any) -> SecurityEvent:
+        event = build(event_type, **fields)
+        self.events.append(event)
+        return event
+
+
+@contextmanager
+def atomic_with_events() -> Iterator[TransactionEvents]:
+    """A transaction that ends by writing, inside it and in one INSERT, the events recorded on
+    the object it yields together with those the request's batch holds so far (the earlier
+    steps' events, e.g. the device's attestation): the work and its record commit together,
+    so neither can commit without the other, and nothing is left to write after the commit
+    that could fail a response whose work is done (issue 12: a refresh that rotated must
+    answer with its successor). On a rollback nothing of it is written and the held events
+    stay in the batch, written when it ends as always."""
+    outer = _batch.get()
+    held = list(outer.events) if outer is not None else []
+    own = TransactionEvents()
+    with transaction.atomic():
+        yield own
+        written = [*held, *own.events]
+        if written:
+            sql.insert(written)
+            _announce(written)
+    if outer is not None:
+        outer.events[:] = [event for event in outer.events if all(event is not h for h in held)]

@@ -77,7 +77,8 @@ class AppSettings:
     @property
     def DEVICE_BOUND_REFRESH_GRACE_SECONDS(self) -> int:
         """Seconds a device-bound session may re-present its just-rotated refresh token (with
-        fresh attestation) after a lost response, instead of the family being revoked. Default 120."""
+        fresh attestation) after a lost response and get the same successor, instead of the family
+        being revoked. Default 120."""
         return _int("DEVICE_BOUND_REFRESH_GRACE_SECONDS", 120)
 
     # ------------------------------------------------------------------ Revalidation (sessions/revalidation.py)

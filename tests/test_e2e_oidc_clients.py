@@ -74,6 +74,8 @@ def test_code_pkce_refresh_revoke_with_authlib_and_pyjwt(issuer, app_client, ali
     old_refresh = token["refresh_token"]
     refreshed = session.refresh_token(f"{issuer}/token", refresh_token=old_refresh)
     assert refreshed["refresh_token"] != old_refresh
+    # Once its successor was used the chain moved on: the old token again is reuse.
+    session.refresh_token(f"{issuer}/token", refresh_token=refreshed["refresh_token"])
     reuse = session.post(f"{issuer}/token", data={"grant_type": "refresh_token", "refresh_token": old_refresh, "client_id": app_client.client_id})
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
 

@@ -7,10 +7,10 @@ import logging
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from idp.events import batched, record
+from idp.events import atomic_with_events, batched, record
 from idp.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,55 @@ def test_a_token_request_writes_its_events_in_one_insert(tokens: Any, mobile_cli
         assert form_post(HttpClient(), reverse("token"), data).status_code == 200
     assert inserts(captured) == 1
     assert SecurityEvent.objects.filter(pk__gt=0).count() == before + 1
+    successor = dict(data, refresh_token=form_post(HttpClient(), reverse("token"), data).json()["refresh_token"])
+    assert form_post(HttpClient(), reverse("token"), successor).status_code == 200  # the chain moves on
     reused = form_post(HttpClient(), reverse("token"), data)  # the rotated token again: reuse
     assert reused.json()["error"] == "invalid_grant"
     assert SecurityEvent.objects.filter(event_type="oauth.refresh_refused", reason="reuse").exists()
     assert SecurityEvent.objects.filter(event_type="session.revoked", reason="refresh_token_reuse").exists()
+
+
+def test_events_of_a_transaction_commit_with_it_together_with_those_held() -> None:
+    """``atomic_with_events``: the batch's events so far and the block's own, in one INSERT
+    inside the transaction; nothing is left for the batch to write afterwards."""
+    with batched():
+        record("attestation.assert", client_id="app")
+        with CaptureQueriesContext(connection) as captured:
+            with atomic_with_events() as written:
+                written.record("oauth.token_refreshed", client_id="app")
+            assert inserts(captured) == 1
+        assert SecurityEvent.objects.count() == 2
+        with CaptureQueriesContext(connection) as after:
+            pass
+    assert inserts(after) == 0
+    assert list(SecurityEvent.objects.order_by("pk").values_list("event_type", flat=True)) == [
+        "attestation.assert", "oauth.token_refreshed"]
+
+
+def test_a_rolled_back_transaction_leaves_the_held_events_to_the_batch() -> None:
+    with batched():
+        record("attestation.assert", client_id="app")
+        with pytest.raises(RuntimeError):
+            with atomic_with_events() as written:
+                written.record("oauth.token_refreshed", client_id="app")
+                raise RuntimeError("the rotation was refused")
+        assert SecurityEvent.objects.count() == 0
+    assert list(SecurityEvent.objects.values_list("event_type", flat=True)) == ["attestation.assert"]
+
+
+def test_a_batch_that_cannot_be_written_does_not_fail_the_request(caplog: Any) -> None:
+    """The work of the block is done: with the database gone its events reach the log alone."""
+
+    def database_gone(execute: Any, sql: str, *args: Any) -> Any:
+        if sql.startswith('INSERT INTO "idp_security_event"'):
+            raise OperationalError("injected: server closed the connection unexpectedly")
+        return execute(sql, *args)
+
+    with caplog.at_level(logging.INFO, logger="vigil.security"):
+        with connection.execute_wrapper(database_gone):
+            with batched():
+                record("oauth.refresh_refused", outcome="denied", reason="reuse", client_id="app")
+    assert SecurityEvent.objects.count() == 0
+    [line] = [r for r in caplog.records if r.name == "vigil.security" and r.levelno == logging.INFO]
+    assert line.event["reason"] == "reuse" and line.event["id"] is None
+    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name == "idp.events")

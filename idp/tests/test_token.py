@@ -108,11 +108,21 @@ def test_refresh_rotates_and_reuse_revokes_family(tokens, mobile_client):
     body = rotated.json()
     assert body["refresh_token"] != tokens["refresh_token"]
     assert jwt_tokens.verify(body["id_token"])["sid"] == jwt_tokens.verify(tokens["id_token"])["sid"]
+    latest = refresh(body["refresh_token"], client_id).json()["refresh_token"]  # the chain moves on
     reuse = refresh(tokens["refresh_token"], client_id)
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
-    assert refresh(body["refresh_token"], client_id).json()["error"] == "invalid_grant"
+    assert refresh(latest, client_id).json()["error"] == "invalid_grant"
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
     assert SecurityEvent.objects.filter(event_type="session.revoked", reason="refresh_token_reuse").exists()
+
+
+def test_without_a_grace_window_any_second_presentation_is_reuse(tokens, mobile_client, settings):
+    settings.IDP_REFRESH_TOKEN_GRACE_SECONDS = 0
+    client_id = mobile_client.client.client_id
+    successor = refresh(tokens["refresh_token"], client_id).json()["refresh_token"]
+    assert refresh(tokens["refresh_token"], client_id).json()["error"] == "invalid_grant"
+    assert refresh(successor, client_id).json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
 
 
 def test_refresh_grace_window_for_lost_response(tokens, mobile_client, settings):
@@ -121,8 +131,10 @@ def test_refresh_grace_window_for_lost_response(tokens, mobile_client, settings)
     lost = refresh(tokens["refresh_token"], client_id).json()
     retried = refresh(tokens["refresh_token"], client_id)
     assert retried.status_code == 200
-    assert refresh(lost["refresh_token"], client_id).json()["error"] == "invalid_grant"
-    assert refresh(retried.json()["refresh_token"], client_id).status_code == 200
+    assert retried.json()["refresh_token"] == lost["refresh_token"]  # the same successor, not a second one
+    assert retried.json()["access_token"] != lost["access_token"]
+    assert refresh(lost["refresh_token"], client_id).status_code == 200
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
 
 
 def test_refresh_scope_can_narrow_not_widen(tokens, mobile_client):

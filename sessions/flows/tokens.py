@@ -2,14 +2,17 @@
 
 The token endpoint's grants call these; they own the transactions. A refresh token is
 rotated under a row lock; presenting one that was already rotated is reuse and revokes
-the family (RFC 9700 §4.14.2), except inside the optional grace window for the immediate
-predecessor (a response lost on a mobile network).
+the family (RFC 9700 §4.14.2), except a retry: inside the grace window, while its successor
+is unused, the immediate predecessor gets that same successor again (a response lost on a
+mobile network). A token's successor is derived from it (``idp.crypto.successor_token``), so
+a family never holds more than one live refresh token, however often it is retried.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
@@ -17,7 +20,7 @@ from django.utils import timezone
 
 from idp import config_cache, jwt_tokens
 from idp.app_settings import app_settings as idp_settings
-from idp.crypto import generate_token, token_hash
+from idp.crypto import generate_token, successor_candidates, successor_token, token_hash
 from idp.events import record
 from idp.sql import JoinedQuery, Part, Statement, insert
 from idp.models import AuthorizationCode, Client
@@ -96,8 +99,10 @@ def issue_access_token(
     return token, jti, expires_in
 
 
-def issue_refresh_token(session: DeviceSession, scope: str, now: datetime) -> str:
-    raw = generate_token(48)
+def issue_refresh_token(session: DeviceSession, scope: str, now: datetime, *, raw: str | None = None) -> str:
+    """Store a refresh token of the family: ``raw`` (a rotation's derived successor) or a new
+    random one (the first of a family). Only its hash is kept."""
+    raw = raw or generate_token(48)
     insert([RefreshToken(
         token_hash=token_hash(raw),
         session=session,
@@ -219,10 +224,29 @@ def revoke_session(session: DeviceSession, reason: str, *, now: datetime | None 
     return bool(changed)
 
 
+class Refusal(StrEnum):
+    """Why a presented refresh token gets no tokens (``oauth.refresh_refused`` reasons)."""
+
+    REUSE = "reuse"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    STEP_UP_REQUIRED = "step_up_required"
+
+
 class RefreshRefused(Exception):
-    def __init__(self, reason: str):
+    def __init__(self, reason: Refusal):
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass
+class Rotation:
+    """A refresh that went through: the family, its one live refresh token, and whether this
+    was a retry (the presented token had already been rotated to that same successor)."""
+
+    session: DeviceSession
+    refresh_token: str
+    retried: bool = False
 
 
 _TOUCH_ACTIVE_SESSION = Statement(
@@ -237,12 +261,15 @@ _MARK_ROTATED = Statement(
 )
 
 
-def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> tuple[DeviceSession, str]:
-    """Mark ``presented`` used and issue its successor, under a row lock.
+def rotate(presented: RefreshToken, raw: str, *, now: datetime, ip: str | None = None) -> Rotation:
+    """Mark ``presented`` (whose value is ``raw``) used and store its successor, under the
+    session's row lock, in the caller's transaction.
 
-    Reuse of a rotated token revokes the family and raises ``RefreshRefused("reuse")``,
-    unless within the grace window and its successor is still unused: then that
-    successor is revoked and a fresh one issued (the app never saw the first response).
+    The successor is derived from ``raw``: a retry of a just-rotated token inside the grace
+    window, while that successor is unused, returns the same successor and stores nothing
+    new, so any number of retries or concurrent presentations leave one live token. Any
+    other presentation of a rotated token is reuse: ``RefreshRefused(REUSE)``, and the
+    caller revokes the family (RFC 9700 §4.14.2).
     """
     # No savepoint: the grant's transaction around this rolls back as a whole on any refusal.
     with transaction.atomic(savepoint=False):
@@ -250,40 +277,45 @@ def rotate(presented: RefreshToken, *, now: datetime, ip: str | None = None) -> 
         place = place_of(ip)
         # Lock order everywhere: the session row first, then its tokens (no deadlocks with
         # revocation). Locking it is the write a refresh makes anyway, conditional on the
-        # family still being active.
+        # family still being active. It also serialises every rotation of the family, so the
+        # judgements below see the family as it is.
         if not _TOUCH_ACTIVE_SESSION.run(now, ip, place, session.pk, SessionStatus.ACTIVE):
             # Not active (or gone, e.g. its user was deleted a moment ago): say which.
             status = DeviceSession.objects.filter(pk=session.pk).values_list("status", flat=True).first()
             session.status = status or SessionStatus.REVOKED
-            raise RefreshRefused("step_up_required" if status == SessionStatus.STEP_UP_REQUIRED else "revoked")
-        # The common case in one conditional UPDATE; any other state is sorted out below, under the lock.
-        if not _MARK_ROTATED.run(now, presented.pk, now):
-            _rotate_unusual(session, presented.pk, now)
-        raw = issue_refresh_token(session, presented.scope, now)
+            stepped = status == SessionStatus.STEP_UP_REQUIRED
+            raise RefreshRefused(Refusal.STEP_UP_REQUIRED if stepped else Refusal.REVOKED)
         session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
-    return session, raw
+        # The common case in one conditional UPDATE; any other state is sorted out below, under the lock.
+        if _MARK_ROTATED.run(now, presented.pk, now):
+            return Rotation(session, issue_refresh_token(session, presented.scope, now, raw=successor_token(raw)))
+        return Rotation(session, _rotate_unusual(session, presented.pk, raw, now), retried=True)
 
 
-def _rotate_unusual(session: DeviceSession, token_pk: int, now: datetime) -> None:
-    """The presented token was not a live, unused one: refuse, or (a retry of the immediate
-    predecessor inside the grace window) revoke the successor the app never received."""
+def _rotate_unusual(session: DeviceSession, token_pk: int, raw: str, now: datetime) -> str:
+    """The presented token was not a live, unused one: refuse it, or (a retry of the immediate
+    predecessor inside the grace window) return the successor it already has."""
     token = RefreshToken.objects.select_for_update().filter(pk=token_pk).first()
     if token is None:  # purged since the lookup (it had expired)
-        raise RefreshRefused("expired")
+        raise RefreshRefused(Refusal.EXPIRED)
     token.session = session
     if token.revoked_at is not None:
-        raise RefreshRefused("revoked")
+        # Its family is active (the session row was just touched): only the retired grace
+        # retry, which revoked the successor it replaced, left such a token. Presenting it
+        # is reuse (issue 12): the family goes, whoever holds the other chain.
+        raise RefreshRefused(Refusal.REUSE)
     if token.is_expired(now):
-        raise RefreshRefused("expired")
-    if token.rotated_at is None or not within_grace(token, now):
-        raise RefreshRefused("reuse")
-    # The retry replaces the successor the app never received: one live token per family.
-    RefreshToken.objects.filter(session=session, pk__gt=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+        raise RefreshRefused(Refusal.EXPIRED)
+    successor = retry_successor(token, raw, now)
+    if successor is None:
+        raise RefreshRefused(Refusal.REUSE)
+    return successor
 
 
 def grace_seconds(session: DeviceSession) -> int:
-    """Device-bound families get a retry window by default: every refresh carries fresh
-    attestation from the enrolled device, so re-presenting the predecessor after a lost
+    """How long after its rotation a refresh token may be presented again for the same
+    successor. Device-bound families get a longer window by default: every refresh carries
+    fresh attestation from the enrolled device, so re-presenting the predecessor after a lost
     response proves possession of the device, not just of a leaked token."""
     from ..app_settings import app_settings as sessions_settings
 
@@ -294,14 +326,32 @@ def grace_seconds(session: DeviceSession) -> int:
 
 
 def within_grace(token: RefreshToken, now: datetime) -> bool:
+    """Whether the rotated ``token`` was rotated inside the grace window (time alone)."""
     grace = grace_seconds(token.session)
     if grace <= 0 or token.rotated_at is None:
         return False
-    if now - token.rotated_at > timedelta(seconds=grace):
-        return False
-    # Only the immediate predecessor: once its successor was itself used, the chain moved on.
-    successors = RefreshToken.objects.filter(session=token.session, pk__gt=token.pk)
-    return not successors.filter(rotated_at__isnull=False).exists()
+    return now - token.rotated_at <= timedelta(seconds=grace)
+
+
+def retry_successor(token: RefreshToken, raw: str, now: datetime) -> str | None:
+    """The successor to hand out again when the rotated ``token`` (value ``raw``) is presented
+    once more: only inside the grace window and only while that successor is live and unused
+    (once it was used, the chain moved on and this is reuse). ``None``: this is reuse. One
+    indexed query."""
+    if not within_grace(token, now):
+        return None
+    candidates = {token_hash(value): value for value in successor_candidates(raw)}
+    successor = (
+        RefreshToken.objects.filter(session_id=token.session_id, token_hash__in=list(candidates))
+        .values_list("token_hash", "rotated_at", "revoked_at", "expires_at")
+        .first()
+    )
+    if successor is None:  # e.g. rotated before successors were derived: no retry to offer
+        return None
+    stored_hash, rotated_at, revoked_at, expires_at = successor
+    if rotated_at is not None or revoked_at is not None or expires_at <= now:
+        return None
+    return candidates[stored_hash]
 
 
 def revoke_browser_login(browser_sid: str, reason: str, *, now: datetime | None = None) -> int:

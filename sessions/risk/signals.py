@@ -28,7 +28,7 @@ INTEGRITY_LABELS = {"MEETS_STRONG_INTEGRITY": "strong", "MEETS_DEVICE_INTEGRITY"
 INTEGRITY_RANK = {"none": 0, "basic": 1, "device": 2, "strong": 3}
 
 #: Events that end a streak of failed attestations on a session: a token was issued.
-STREAK_BREAKERS = ("oauth.token_issued", "oauth.token_refreshed")
+STREAK_BREAKERS = ("oauth.token_issued", "oauth.token_refreshed", "oauth.refresh_retried")
 
 
 def new_device_signal(session: Any) -> Signal | None:

@@ -1,45 +1,74 @@
 """Refresh token grant (RFC 6749 §6) with rotation on every use and family revocation on
 reuse (RFC 9700 §4.14.2). A refused refresh (policy, attestation) rolls back: the presented
-token stays usable, nothing is lost."""
+token stays usable, nothing is lost.
+
+The rotation, its successor, the access token and the refresh's security events commit in
+one transaction, so a refresh either happened with its record or did not happen at all; a
+response lost after the commit is answered again by presenting the same token (the same
+successor comes back: ``sessions.flows.tokens.rotate``). The database failing anywhere on the
+way is ``temporarily_unavailable`` (503), never a 500, and leaves the token as it was."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.hooks import hooked
-from django.db import transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
 from sessions.flows import tokens as token_flows
+from sessions.flows.tokens import Refusal
 from sessions.models import RefreshToken, SessionStatus
 
+from ... import events
 from ...events import client_ip, record
 from ..claims import id_token_claims
 from ..attestation_binding import verify_at_refresh
 from ..dpop_binding import check_token_request
+from ..errors import TemporarilyUnavailableError
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
+
+
+@contextmanager
+def _database_outage_answered() -> Iterator[None]:
+    """RFC 6749 §5.2 style: the database failing is ``temporarily_unavailable`` with a
+    ``Retry-After``; the transaction rolled back, so retrying the same token is safe."""
+    try:
+        yield
+    except DatabaseError as error:
+        raise TemporarilyUnavailableError("The service is briefly unavailable: retry the same request.") from error
 
 
 class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    def validate_token_request(self) -> None:
+        with _database_outage_answered():
+            super().validate_token_request()
+
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
         token = token_flows.find_refresh_token(refresh_token, client=self.request.client)
         if token is None:
             return None
         client_id = token.session.client.client_id
-        if token.revoked_at is not None or token.session.status == SessionStatus.REVOKED:
-            self._event("revoked", token, client_id)
+        if token.session.status == SessionStatus.REVOKED:
+            self._event(Refusal.REVOKED, token, client_id)
             return None
-        if token.rotated_at is not None and not token_flows.within_grace(token, timezone.now()):
+        if token.revoked_at is not None or (
+            token.rotated_at is not None and token_flows.retry_successor(token, refresh_token, timezone.now()) is None
+        ):
+            # Rotated and not a retry; or revoked while its family lives on (only the retired
+            # grace retry did that): reuse either way (RFC 9700 §4.14.2).
             token_flows.revoke_session(token.session, "refresh_token_reuse")
-            self._event("reuse", token, client_id)
+            self._event(Refusal.REUSE, token, client_id)
             return None
         if token.is_expired():
-            self._event("expired", token, client_id)
+            self._event(Refusal.EXPIRED, token, client_id)
             return None
         return token
 
@@ -63,41 +92,55 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        with _database_outage_answered():
+            return self._refresh()
+
+    def _refresh(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         presented: RefreshToken = self.request.refresh_token
+        raw = self.request.form.get("refresh_token") or ""
         if self.authenticate_user(presented) is None:
             raise InvalidGrantError("The user of this refresh token is inactive.")
         self.narrow_resources(list(presented.session.resource))
         check_token_request(self, bound_jkt=presented.session.dpop_jkt)
-        verify_at_refresh(self, presented.session, self.request.form.get("refresh_token") or "")
+        verify_at_refresh(self, presented.session, raw)
+        try:
+            body = self._rotate(presented, raw)
+        except token_flows.RefreshRefused as refused:
+            raise self._refuse(presented, refused.reason) from refused
+        return 200, body, self.response_headers()
+
+    def _rotate(self, presented: RefreshToken, raw: str) -> dict[str, Any]:
+        """Rotate and issue in one transaction that also writes the refresh's events (and those
+        of the checks before it), so the response is decided once everything is committed."""
         now = timezone.now()
         scope = self.request.payload.scope or presented.scope
-        try:
-            with transaction.atomic():
-                session, new_refresh = token_flows.rotate(
-                    presented, now=now, ip=client_ip(self.request.django_request)
-                )
-                self.request.vigil_session = session
-                issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
-                issued.refresh_token = new_refresh
-        except token_flows.RefreshRefused as refused:
-            if refused.reason == "reuse":
-                token_flows.revoke_session(presented.session, "refresh_token_reuse")
-            self._event(refused.reason, presented, presented.session.client.client_id)
-            description = (
-                "Step-up authentication is required: send the user through authorization again."
-                if refused.reason == "step_up_required"
-                else "The refresh token is no longer valid."
+        with events.atomic_with_events() as written:
+            rotation = token_flows.rotate(presented, raw, now=now, ip=client_ip(self.request.django_request))
+            session = self.request.vigil_session = rotation.session
+            issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
+            issued.refresh_token = rotation.refresh_token
+            if "openid" in scope.split():
+                issued.extra["id_token"] = id_token_claims.encode(session, issued.access_token, self.request.client)
+            written.record(
+                # A retry is its own event: the same successor handed out again (issue 12).
+                "oauth.refresh_retried" if rotation.retried else "oauth.token_refreshed",
+                user=session.user,
+                client_id=session.client.client_id,
+                session_id=session.sid,
+                request=self.request.django_request,
+                jti=issued.jti,
             )
-            raise InvalidGrantError(description) from refused
         self.request.user = session.user
-        if "openid" in scope.split():
-            issued.extra["id_token"] = id_token_claims.encode(session, issued.access_token, self.request.client)
-        record(
-            "oauth.token_refreshed",
-            user=session.user,
-            client_id=session.client.client_id,
-            session_id=session.sid,
-            request=self.request.django_request,
-            jti=issued.jti,
+        return issued.as_response()
+
+    def _refuse(self, presented: RefreshToken, reason: Refusal) -> InvalidGrantError:
+        """Act on a refusal (reuse revokes the family; each is an event) and say why."""
+        if reason == Refusal.REUSE:
+            token_flows.revoke_session(presented.session, "refresh_token_reuse")
+        self._event(reason, presented, presented.session.client.client_id)
+        description = (
+            "Step-up authentication is required: send the user through authorization again."
+            if reason == Refusal.STEP_UP_REQUIRED
+            else "The refresh token is no longer valid."
         )
-        return 200, issued.as_response(), self.response_headers()
+        return InvalidGrantError(description)
