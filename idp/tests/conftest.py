@@ -18,6 +18,7 @@ from idp.flows.clients import RegisteredClient, register_client
 
 PASSWORD = "correct horse battery staple"
 MOBILE_REDIRECT = "com.example.app:/oauth2redirect"
+MOBILE_CLIENT_ID = "test-mobile-app"
 SERVICE_REDIRECT = "https://service.example.com/callback"
 
 
@@ -56,6 +57,7 @@ def mobile_client(db: Any) -> RegisteredClient:
         post_logout_redirect_uris=["com.example.app:/logout"],
         first_party=True,
         allowed_audiences=["https://api.example.com"],
+        client_id=MOBILE_CLIENT_ID,
     )
 
 
@@ -66,6 +68,9 @@ def service_client(db: Any) -> RegisteredClient:
         public=False,
         redirect_uris=[SERVICE_REDIRECT],
         scopes=["openid", "profile", "email", "offline_access", "orders.read"],
+        # The mobile app's backend: it may introspect the app's access tokens (aud = its
+        # client_id without a resource indicator) and those for the API (RFC 7662 section 4).
+        served_resources=[MOBILE_CLIENT_ID, "https://api.example.com"],
     )
 
 
