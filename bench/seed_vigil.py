@@ -85,6 +85,7 @@ def seed(sessions: int, codes: int, attested: int = 0, attested_out: str = "", a
         grant_types=["client_credentials"],
         scopes=["profile"],
         client_id="bench-rs",
+        served_resources=["bench-mobile"],  # introspects the app's tokens (RFC 7662 section 4)
     )
     params = {"users": users, "client": mobile.pk, "scope": SCOPE, "redirect_uri": REDIRECT_URI}
     timings: dict[str, float] = {}

@@ -137,3 +137,30 @@ def tokens(browser: BrowserClient, mobile_client: RegisteredClient, pkce: Pkce) 
     body = response.json()
     body["_params"] = params
     return body
+
+
+def service_code(http: BrowserClient, client_id: str, pkce: Pkce, **extra: str) -> tuple[str, dict[str, str]]:
+    """A code for a third-party (consent-screen) client: the user allows on the consent page."""
+    params = authorize_params(client_id, pkce, redirect_uri=SERVICE_REDIRECT, **extra)
+    url = f"{reverse('authorize')}?{urlencode(params)}"
+    response = http.post(url, {"decision": "allow"})
+    assert response.status_code == 302, response.content
+    query = query_of(response["Location"])
+    assert "code" in query, query
+    return query["code"], params
+
+
+@pytest.fixture
+def service_tokens(browser: BrowserClient, service_client: RegisteredClient, pkce: Pkce) -> dict[str, Any]:
+    """Tokens the confidential service client obtained for alice by the code flow (Basic auth)."""
+    import base64 as b64
+
+    client_id = service_client.client.client_id
+    code, params = service_code(browser, client_id, pkce)
+    credentials = b64.b64encode(f"{client_id}:{service_client.secret}".encode()).decode()
+    response = exchange(BrowserClient(), code, pkce, client_id, redirect_uri=SERVICE_REDIRECT,
+                        HTTP_AUTHORIZATION=f"Basic {credentials}")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    body["_params"] = params
+    return body
