@@ -38,6 +38,7 @@ ENDPOINT_PATHS = {
     ClientEndpoint.TOKEN: "/token",
     ClientEndpoint.INTROSPECTION: "/introspect",
     ClientEndpoint.REVOCATION: "/revoke",
+    ClientEndpoint.USAGE: "/usage",
 }
 CREDENTIAL_PARAMETERS = ("client_id", "client_secret", "client_assertion", "client_assertion_type")
 GENERIC_FAILURE = "Client authentication failed."
