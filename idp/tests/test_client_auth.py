@@ -367,3 +367,40 @@ def test_any_basic_header_gets_a_json_answer(name, raw, scheme, encode, service_
     assert response.status_code in (400, 401), response.content
     assert response.json()["error"] in {"invalid_request", "invalid_client"}
     assert not AccessToken.objects.exists()
+
+
+# --- discovery stays true: every advertised method authenticates where it is advertised -----
+DISCOVERY_FIELDS = {
+    "token_endpoint_auth_methods_supported": "token",
+    "introspection_endpoint_auth_methods_supported": "introspect",
+    "revocation_endpoint_auth_methods_supported": "revoke",
+}
+
+
+@pytest.mark.parametrize("field, name", list(DISCOVERY_FIELDS.items()))
+def test_every_advertised_auth_method_works_at_its_endpoint(field, name, mobile_client):
+    advertised = HttpClient().get("/.well-known/openid-configuration").json()[field]
+    assert advertised
+    for method in advertised:
+        data = dict(ENDPOINTS[name])
+        headers: dict[str, str] = {}
+        if method == "none":
+            data = {"token": "x", "client_id": mobile_client.client.client_id} if name != "token" else {
+                "grant_type": "refresh_token", "refresh_token": "unknown", "client_id": mobile_client.client.client_id}
+        elif method == "private_key_jwt":
+            client, key = jwt_client()
+            path = {"token": "/token", "introspect": "/introspect", "revoke": "/revoke"}[name]
+            data = with_assertion(data, assertion(client.client_id, key, issuer_url(path)))
+        else:
+            registered = register_client(name=method, public=False, redirect_uris=[], grant_types=["client_credentials"],
+                                         scopes=["orders.read"], auth_methods=[method])
+            if method == "client_secret_basic":
+                headers["HTTP_AUTHORIZATION"] = basic(registered.client.client_id, registered.secret)
+            else:
+                data.update(client_id=registered.client.client_id, client_secret=registered.secret)
+        response = form_post(HttpClient(), reverse(name), data, **headers)
+        if method == "none" and name == "token":
+            # Authenticated as the public client; the unknown refresh token is the grant's error.
+            assert response.json()["error"] == "invalid_grant", (method, response.content)
+        else:
+            assert response.status_code == 200, (field, method, response.content)
