@@ -143,7 +143,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         status, body, headers = super().create_endpoint_response(request)
-        refused: FoundToken | None = getattr(request, "vigil_introspection_refused", None)
+        refused: FoundToken | None = request.vigil_introspection_refused
         if refused is not None:
             record(
                 "oauth.introspection",

@@ -37,6 +37,7 @@ class VigilOAuth2Request(DjangoOAuth2Request):
         self.vigil_extra_headers: list[tuple[str, str]] = []
         self.vigil_device_signals: dict[str, Any] | None = None  # self-reported, verified in the attested binding
         self.vigil_attestation_failures: int | None = None  # refused proofs just before this good one
+        self.vigil_introspection_refused: Any = None  # the token a client may not introspect (RFC 7662 §4)
 
 
 def active_client(client_id: str) -> Client | None:
