@@ -10,43 +10,94 @@ from django.http import HttpRequest
 
 from . import keys
 from .events import record
-from .flows.clients import rotate_secret
-from .models import AuthorizationCode, Client, Consent, KeyStatus, SecurityEvent, SigningKey
+from .flows.clients import (
+    ClientRegistrationError,
+    pkce_waiver_problem,
+    resolve_auth_methods,
+    rotate_secret,
+    served_resources_problem,
+)
+from .models import AuthMethod, AuthorizationCode, Client, ClientType, Consent, KeyStatus, SecurityEvent, SigningKey
 from .redirects import validate_redirect_uri_for_registration
 
 
 class ClientForm(forms.ModelForm):
+    """The client's fields, with its authentication methods as one list of checkboxes (the
+    first ticked, or the one it had, stays the registered ``token_endpoint_auth_method``)."""
+
+    auth_methods = forms.MultipleChoiceField(
+        choices=AuthMethod.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="How this client may authenticate. A confidential client registered for a secret usually "
+        "accepts both client_secret_basic and client_secret_post (the same secret).",
+    )
+
     class Meta:
         model = Client
-        exclude = ["secret_hash"]
+        exclude = ["secret_hash", "token_endpoint_auth_method", "additional_auth_methods"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["auth_methods"] = self.instance.auth_methods()
+        else:
+            self.initial["auth_methods"] = [AuthMethod.SECRET_BASIC, AuthMethod.SECRET_POST]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        public = data.get("client_type") == "public"
+        public = data.get("client_type") == ClientType.PUBLIC
         for field in ("redirect_uris", "post_logout_redirect_uris"):
             for uri in data.get(field) or []:
                 problem = validate_redirect_uri_for_registration(str(uri), public)
                 if problem:
                     self.add_error(field, f"{uri}: {problem}")
-        if public and data.get("token_endpoint_auth_method") != "none":
-            self.add_error("token_endpoint_auth_method", "Public clients authenticate with 'none' (and PKCE).")
         if public and "client_credentials" in (data.get("grant_types") or []):
             self.add_error("grant_types", "Public clients cannot use client_credentials.")
+        self._clean_auth_methods(data, public)
+        problem = pkce_waiver_problem(public, bool(data.get("require_pkce")), list(data.get("allowed_scopes") or []))
+        if problem:
+            self.add_error("require_pkce", problem)
+        problem = served_resources_problem(list(data.get("served_resources") or []))
+        if problem:
+            self.add_error("served_resources", problem)
         return data
+
+    def _clean_auth_methods(self, data: dict[str, Any], public: bool) -> None:
+        chosen = [m for m in self.instance.auth_methods() if m in (data.get("auth_methods") or [])]
+        chosen += [m for m in data.get("auth_methods") or [] if m not in chosen]
+        try:
+            data["auth_methods"] = resolve_auth_methods(public, chosen, data.get("jwks"))
+        except ClientRegistrationError as error:
+            self.add_error("auth_methods", str(error))
+
+    def save(self, commit: bool = True) -> Client:
+        methods = self.cleaned_data["auth_methods"]
+        self.instance.token_endpoint_auth_method = methods[0]
+        self.instance.additional_auth_methods = methods[1:]
+        return super().save(commit=commit)
 
 
 @admin.register(Client)
 class ClientAdmin(admin.ModelAdmin):
     form = ClientForm
-    list_display = ["name", "client_id", "client_type", "token_endpoint_auth_method", "first_party", "require_mfa", "require_dpop", "is_active"]
-    list_filter = ["client_type", "token_endpoint_auth_method", "first_party", "require_mfa", "require_dpop", "is_active"]
+    list_display = ["name", "client_id", "client_type", "auth_methods_shown", "signing_alg", "require_pkce",
+                    "first_party", "require_mfa", "require_dpop", "is_active"]
+    list_filter = ["client_type", "token_endpoint_auth_method", "signing_alg", "first_party", "require_mfa",
+                   "require_dpop", "is_active"]
     search_fields = ["name", "client_id"]
     readonly_fields = ["created_at"]
     actions = ["rotate_client_secret", "deactivate"]
 
+    @admin.display(description="Authentication methods")
+    def auth_methods_shown(self, client: Client) -> str:
+        return ", ".join(client.auth_methods())
+
     @admin.action(description="Rotate the client secret (shown once)")
     def rotate_client_secret(self, request: HttpRequest, queryset: Any) -> None:
         for client in queryset.exclude(client_type="public"):
+            if not client.uses_secret():
+                self.message_user(request, f"{client.client_id} does not authenticate with a secret.", messages.INFO)
+                continue
             secret = rotate_secret(client)
             self.message_user(request, f"New secret for {client.client_id}: {secret}", messages.WARNING)
 

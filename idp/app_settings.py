@@ -59,8 +59,12 @@ class AppSettings:
 
     @property
     def SIGNING_ALG(self) -> str:
-        """Default JWS algorithm for ID and access tokens. Default ES256."""
-        return str(_get("SIGNING_ALG", "ES256"))
+        """JWS algorithm of the ID and access tokens of a client registered without one.
+        Default RS256: OpenID Connect Dynamic Client Registration §2's default for
+        ``id_token_signed_response_alg``, and what Spring Security and mozilla-django-oidc
+        expect unless configured (pyoidc cannot verify EdDSA). A client's own choice
+        (``create_client --signing-alg``, the admin) wins; existing clients keep theirs."""
+        return str(_get("SIGNING_ALG", "RS256"))
 
     @property
     def SUPPORTED_SIGNING_ALGS(self) -> list[str]:
@@ -89,7 +93,10 @@ class AppSettings:
 
     @property
     def REQUIRE_PKCE_FOR_ALL_CLIENTS(self) -> bool:
-        """PKCE S256 is always required for public clients; default on for confidential too."""
+        """PKCE S256 for every client, whatever its own ``require_pkce`` says. Default on.
+        Turn off to let a confidential OpenID client registered without PKCE
+        (``create_client --no-pkce``) use ``nonce`` instead (RFC 9700 §2.1.1); public
+        clients always need PKCE."""
         return _bool("REQUIRE_PKCE_FOR_ALL_CLIENTS", True)
 
     @property

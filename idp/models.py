@@ -19,10 +19,31 @@ class ClientType(models.TextChoices):
 
 
 class AuthMethod(models.TextChoices):
+    """Client authentication methods (RFC 7591 §2 names; OIDC Core §9)."""
+
     NONE = "none", "none (public client + PKCE)"
     SECRET_BASIC = "client_secret_basic", "client_secret_basic"
     SECRET_POST = "client_secret_post", "client_secret_post"
     PRIVATE_KEY_JWT = "private_key_jwt", "private_key_jwt"
+
+
+SECRET_METHODS = frozenset({AuthMethod.SECRET_BASIC, AuthMethod.SECRET_POST})
+
+
+class ClientEndpoint(models.TextChoices):
+    """Endpoints where a client authenticates (Authlib's endpoint names)."""
+
+    TOKEN = "token"
+    INTROSPECTION = "introspection"
+    REVOCATION = "revocation"
+    USAGE = "usage"  # the relying services' usage reports (sessions/api/views.py)
+
+
+def default_signing_alg() -> str:
+    """``IDP_SIGNING_ALG`` (default RS256, OIDC Dynamic Client Registration §2's default)."""
+    from .app_settings import app_settings
+
+    return app_settings.SIGNING_ALG
 
 
 class ClientQuerySet(models.QuerySet["Client"]):
@@ -37,7 +58,14 @@ class Client(models.Model):
     name = models.CharField(max_length=200)
     client_type = models.CharField(max_length=20, choices=ClientType.choices)
     secret_hash = models.CharField(max_length=64, blank=True, help_text="HMAC-SHA256 of the client secret.")
-    token_endpoint_auth_method = models.CharField(max_length=40, choices=AuthMethod.choices)
+    token_endpoint_auth_method = models.CharField(
+        max_length=40, choices=AuthMethod.choices, help_text="The client's registered (first) authentication method."
+    )
+    additional_auth_methods = models.JSONField(
+        default=list, blank=True,
+        help_text="Further methods the client may also use, e.g. client_secret_post beside client_secret_basic "
+        "(the same secret). Never 'none' for a confidential client.",
+    )
     jwks = models.JSONField(default=dict, blank=True, help_text="Public keys for private_key_jwt.")
     redirect_uris = models.JSONField(default=list, blank=True)
     post_logout_redirect_uris = models.JSONField(default=list, blank=True)
@@ -46,15 +74,25 @@ class Client(models.Model):
     allowed_audiences = models.JSONField(
         default=list, blank=True, help_text="Resource indicators (RFC 8707) this client may request."
     )
+    served_resources = models.JSONField(
+        default=list, blank=True,
+        help_text="Resources this client serves as a resource server (RFC 8707 URIs, or a client_id: the aud of that "
+        "client's tokens without a resource): it may introspect access tokens whose aud names one (RFC 7662 §4).",
+    )
     first_party = models.BooleanField(default=False, help_text="Skip the consent screen.")
-    require_pkce = models.BooleanField(default=True, help_text="Always on for public clients.")
+    require_pkce = models.BooleanField(
+        default=True,
+        help_text="Always on for public clients. Off only for a confidential OpenID client that sends a nonce with "
+        "scope openid instead (RFC 9700 §2.1.1), and only takes effect with IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS off.",
+    )
     require_mfa = models.BooleanField(default=False)
     require_dpop = models.BooleanField(
         default=False, help_text="Refuse token requests without a DPoP proof (RFC 9449); refresh tokens of "
         "public clients are DPoP-bound whenever a proof is sent."
     )
     signing_alg = models.CharField(
-        max_length=10, default="ES256", choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")]
+        max_length=10, default=default_signing_alg, choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")],
+        help_text="JWS algorithm of this client's ID and access tokens.",
     )
     access_token_lifetime = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds; default 300.")
     refresh_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
@@ -100,13 +138,24 @@ class Client(models.Model):
         return crypto.keyed_hash_matches(client_secret, self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if endpoint == "token":
-            return method == self.token_endpoint_auth_method
-        # introspection / revocation: a confidential client uses its registered method;
-        # a public client may revoke its own tokens with ``none`` (RFC 7009 §2.1).
-        if endpoint == "revocation" and self.is_public:
-            return method == AuthMethod.NONE
-        return method == self.token_endpoint_auth_method and not self.is_public
+        return method in self.endpoint_auth_methods(endpoint)
+
+    # --- authentication methods ------------------------------------------------------------
+    def auth_methods(self) -> list[str]:
+        """Every registered method, the first one first."""
+        methods = [self.token_endpoint_auth_method, *(self.additional_auth_methods or [])]
+        return [str(m) for m in dict.fromkeys(methods) if m]
+
+    def endpoint_auth_methods(self, endpoint: str) -> list[str]:
+        """Methods this client may use at ``endpoint``: a public client uses ``none`` at the
+        token endpoint and to revoke its own tokens (RFC 7009 §2.1), never to introspect; a
+        confidential client always authenticates (RFC 6749 §3.2.1) with a registered method."""
+        if self.is_public:
+            return [AuthMethod.NONE] if endpoint != ClientEndpoint.INTROSPECTION else []
+        return [m for m in self.auth_methods() if m != AuthMethod.NONE]
+
+    def uses_secret(self) -> bool:
+        return any(m in SECRET_METHODS for m in self.auth_methods())
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code" and "authorization_code" in self.grant_types
@@ -121,6 +170,16 @@ class Client(models.Model):
         from .app_settings import app_settings
 
         return self.is_public or self.require_pkce or app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS
+
+    def without_pkce_problem(self, scope: str | None, nonce: str | None) -> str | None:
+        """Why an authorization request without PKCE is refused, or ``None`` when this
+        client may send one: a confidential OpenID client whose PKCE is off, asking for
+        ``openid`` with a ``nonce`` (RFC 9700 §2.1.1: nonce instead of PKCE)."""
+        if self.pkce_required():
+            return "PKCE is required: send code_challenge with code_challenge_method=S256."
+        if "openid" not in (scope or "").split() or not nonce:
+            return "Without PKCE this client must request the openid scope with a nonce (RFC 9700 section 2.1.1)."
+        return None
 
     def get_access_token_lifetime(self) -> int:
         from .app_settings import app_settings

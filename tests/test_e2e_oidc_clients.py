@@ -51,22 +51,23 @@ def login_and_get_tokens(issuer: str, client_id: str) -> tuple[OAuth2Session, di
 
 
 def test_code_pkce_refresh_revoke_with_authlib_and_pyjwt(issuer, app_client, alice):
+    """The app was registered without an algorithm: RS256, what relying parties expect by default."""
     session, token, nonce = login_and_get_tokens(issuer, app_client.client_id)
     jwks = PyJWKClient(f"{issuer}/jwks.json")
     id_claims = jwt.decode(
         token["id_token"], jwks.get_signing_key_from_jwt(token["id_token"]).key,
-        algorithms=["ES256"], audience=app_client.client_id, issuer=issuer,
+        algorithms=["RS256"], audience=app_client.client_id, issuer=issuer,
     )
     assert id_claims["nonce"] == nonce and id_claims["sub"] == alice.get_user_id()
     assert jwt.get_unverified_header(token["access_token"])["typ"] == "at+jwt"
     access = jwt.decode(
         token["access_token"], jwks.get_signing_key_from_jwt(token["access_token"]).key,
-        algorithms=["ES256"], audience=app_client.client_id, issuer=issuer,
+        algorithms=["RS256"], audience=app_client.client_id, issuer=issuer,
     )
     assert access["client_id"] == app_client.client_id
     with pytest.raises(jwt.InvalidAudienceError):
         jwt.decode(token["access_token"], jwks.get_signing_key_from_jwt(token["access_token"]).key,
-                   algorithms=["ES256"], audience="https://someone-else.example", issuer=issuer)
+                   algorithms=["RS256"], audience="https://someone-else.example", issuer=issuer)
 
     userinfo = session.get(f"{issuer}/userinfo").json()
     assert userinfo["sub"] == alice.get_user_id() and userinfo["email"] == "alice@example.com"
@@ -98,9 +99,9 @@ def test_pyjwkclient_follows_key_rotation(issuer, app_client, alice, time_machin
     _, before, _ = login_and_get_tokens(issuer, app_client.client_id)
     old_kid = jwt.get_unverified_header(before["id_token"])["kid"]
     relying_party = PyJWKClient(f"{issuer}/jwks.json", cache_keys=False)
-    jwt.decode(before["id_token"], relying_party.get_signing_key(old_kid).key, algorithms=["ES256"], audience=app_client.client_id)
+    jwt.decode(before["id_token"], relying_party.get_signing_key(old_kid).key, algorithms=["RS256"], audience=app_client.client_id)
 
-    new_key = keys.rotate("ES256")
+    new_key = keys.rotate("RS256")
     refreshed_rp = PyJWKClient(f"{issuer}/jwks.json")  # the RP's cache expired (max-age < publish-ahead)
     assert refreshed_rp.get_signing_key(new_key.kid).key_id == new_key.kid
     _, still_old, _ = login_and_get_tokens(issuer, app_client.client_id)
@@ -109,10 +110,10 @@ def test_pyjwkclient_follows_key_rotation(issuer, app_client, alice, time_machin
     time_machine.shift(dt.timedelta(seconds=3601))
     _, after, _ = login_and_get_tokens(issuer, app_client.client_id)
     assert jwt.get_unverified_header(after["id_token"])["kid"] == new_key.kid
-    jwt.decode(after["id_token"], refreshed_rp.get_signing_key(new_key.kid).key, algorithms=["ES256"], audience=app_client.client_id)
+    jwt.decode(after["id_token"], refreshed_rp.get_signing_key(new_key.kid).key, algorithms=["RS256"], audience=app_client.client_id)
     latest = PyJWKClient(f"{issuer}/jwks.json")
     old_key = latest.get_signing_key(old_kid).key  # still published while its tokens may live
-    jwt.decode(still_old["id_token"], old_key, algorithms=["ES256"], audience=app_client.client_id, options={"verify_exp": False})
+    jwt.decode(still_old["id_token"], old_key, algorithms=["RS256"], audience=app_client.client_id, options={"verify_exp": False})
 
 
 def test_negative_cases_against_live_server(issuer, app_client, alice):

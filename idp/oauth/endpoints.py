@@ -1,11 +1,19 @@
 """Introspection (RFC 7662) and revocation (RFC 7009) over our JWT access tokens and
-hashed refresh tokens."""
+hashed refresh tokens.
+
+Who may see what (RFC 7662 §4, RFC 7009 §2.1): a client may introspect and revoke the
+tokens issued to it; a confidential client registered as the resource server of an
+audience (``Client.served_resources``) may also introspect the access tokens whose ``aud``
+names it. Any other token is ``{"active": false}`` to the introspecting client, and its
+revocation is refused (``unauthorized_client``) with nothing changed. Each refusal is a
+security event."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from django.utils import timezone
@@ -35,6 +43,14 @@ class FoundToken:
     def check_client(self, client: Any) -> bool:
         return self.client.pk == getattr(client, "pk", None)
 
+    def audiences(self) -> set[str]:
+        """The ``aud`` of an access token (RFC 9068 §2.2); refresh tokens have none beyond
+        their own client."""
+        aud = (self.claims or {}).get("aud") if self.access is not None else None
+        if isinstance(aud, str):
+            return {aud}
+        return {a for a in aud if isinstance(a, str)} if isinstance(aud, list) else set()
+
     def is_expired(self) -> bool:
         if self.access is not None:
             return not self.access.is_active() and self.access.revoked_at is None
@@ -49,6 +65,14 @@ class FoundToken:
                 or (user is not None and not user.is_active)
             )
         return self.refresh.is_revoked() or self.refresh.rotated_at is not None  # type: ignore[union-attr]
+
+
+def may_introspect(token: FoundToken, client: Any) -> bool:
+    """RFC 7662 §4: the token's own client, or the resource server of its audience."""
+    if token.check_client(client):
+        return True
+    served = {r for r in (getattr(client, "served_resources", None) or []) if isinstance(r, str)}
+    return bool(served & token.audiences())
 
 
 def find_token(token_string: str, hint: str | None) -> FoundToken | None:
@@ -85,8 +109,11 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         return find_token(token_string, token_type_hint)
 
     def check_permission(self, token: FoundToken, client: Any, request: Any) -> bool:
-        """Confidential clients (resource servers and the token's own client) may introspect."""
-        return not client.is_public
+        """RFC 7662 §4; a refused look-up is remembered for the event."""
+        allowed = not client.is_public and may_introspect(token, client)
+        if not allowed:
+            request.vigil_introspection_refused = token
+        return allowed
 
     def introspect_token(self, token: FoundToken) -> dict[str, Any]:
         if token.access is not None and token.claims is not None:
@@ -116,13 +143,25 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         status, body, headers = super().create_endpoint_response(request)
-        record(
-            "oauth.introspection",
-            outcome="success" if body.get("active") else "info",
-            reason="active" if body.get("active") else "inactive",
-            client_id=request.client.client_id,
-            request=getattr(request, "django_request", None),
-        )
+        refused: FoundToken | None = request.vigil_introspection_refused
+        if refused is not None:
+            record(
+                "oauth.introspection",
+                outcome="denied",
+                reason="not_token_audience",
+                client_id=request.client.client_id,
+                request=getattr(request, "django_request", None),
+                token_client_id=refused.client.client_id,
+                token_type=refused.kind,
+            )
+        else:
+            record(
+                "oauth.introspection",
+                outcome="success" if body.get("active") else "info",
+                reason="active" if body.get("active") else "inactive",
+                client_id=request.client.client_id,
+                request=getattr(request, "django_request", None),
+            )
         return status, body, [*headers, ("Cache-Control", "no-store")]
 
 
@@ -133,10 +172,22 @@ class RevocationEndpoint(_RevocationEndpoint):
         return find_token(token_string, token_type_hint)
 
     def authenticate_token(self, request: Any, client: Any) -> FoundToken | None:
+        """RFC 7009 §2.1: an unknown token is a 200 with nothing to do (§2.2); another
+        client's token is refused, and nothing is revoked."""
         self.check_params(request, client)
         token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
-        # RFC 7009 §2.2: another client's or an unknown token gets the same 200, nothing revoked.
-        return token if token is not None and token.check_client(client) else None
+        if token is not None and not token.check_client(client):
+            record(
+                "oauth.revocation",
+                outcome="denied",
+                reason="not_token_client",
+                client_id=client.client_id,
+                request=getattr(request, "django_request", None),
+                token_client_id=token.client.client_id,
+                token_type=token.kind,
+            )
+            raise UnauthorizedClientError("The token was not issued to this client (RFC 7009 section 2.1).")
+        return token
 
     def revoke_token(self, token: FoundToken, request: Any) -> None:
         now = timezone.now()

@@ -19,7 +19,7 @@ from .. import config_cache
 from ..app_settings import app_settings
 from ..events import record
 from ..models import Client
-from .client_auth import PrivateKeyJWT
+from .client_auth import ClientAuthenticator
 
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
@@ -37,6 +37,7 @@ class VigilOAuth2Request(DjangoOAuth2Request):
         self.vigil_extra_headers: list[tuple[str, str]] = []
         self.vigil_device_signals: dict[str, Any] | None = None  # self-reported, verified in the attested binding
         self.vigil_attestation_failures: int | None = None  # refused proofs just before this good one
+        self.vigil_introspection_refused: Any = None  # the token a client may not introspect (RFC 7662 §4)
 
 
 def active_client(client_id: str) -> Client | None:
@@ -47,10 +48,11 @@ def active_client(client_id: str) -> Client | None:
 class AuthorizationServer(_AuthorizationServer):
     def __init__(self) -> None:
         super().__init__(scopes_supported=app_settings.SCOPES_SUPPORTED)
+        self._client_auth = ClientAuthenticator(self.query_client)
 
     # --- storage --------------------------------------------------------------------------
     def query_client(self, client_id: str) -> Client | None:
-        if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 100 or "\x00" in client_id:
             return None
         return active_client(client_id)
 
@@ -80,14 +82,17 @@ class AuthorizationServer(_AuthorizationServer):
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> HttpResponse:
         django_request = getattr(request, "django_request", None)
+        auth_failure = getattr(error, "auth_failure", None)
+        client_id = getattr(error, "auth_client_id", "") or getattr(getattr(request, "payload", None), "client_id", "")
         record(
             "oauth.error",
             outcome="failure",
             reason=error.error or "",
-            client_id=str(getattr(getattr(request, "payload", None), "client_id", "") or "")[:100],
+            client_id=str(client_id or "")[:100],
             request=django_request,
             description=error.description,
             endpoint=getattr(django_request, "path", ""),
+            **({"auth_failure": auth_failure.value} if auth_failure is not None else {}),
         )
         response = super().handle_error_response(request, error)
         if response.status_code != 302:
@@ -126,7 +131,6 @@ def build_server() -> AuthorizationServer:
     from .grants.refresh_token import RefreshTokenGrant
 
     server = AuthorizationServer()
-    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)

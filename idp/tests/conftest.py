@@ -18,6 +18,7 @@ from idp.flows.clients import RegisteredClient, register_client
 
 PASSWORD = "correct horse battery staple"
 MOBILE_REDIRECT = "com.example.app:/oauth2redirect"
+MOBILE_CLIENT_ID = "test-mobile-app"
 SERVICE_REDIRECT = "https://service.example.com/callback"
 
 
@@ -56,6 +57,7 @@ def mobile_client(db: Any) -> RegisteredClient:
         post_logout_redirect_uris=["com.example.app:/logout"],
         first_party=True,
         allowed_audiences=["https://api.example.com"],
+        client_id=MOBILE_CLIENT_ID,
     )
 
 
@@ -66,6 +68,9 @@ def service_client(db: Any) -> RegisteredClient:
         public=False,
         redirect_uris=[SERVICE_REDIRECT],
         scopes=["openid", "profile", "email", "offline_access", "orders.read"],
+        # The mobile app's backend: it may introspect the app's access tokens (aud = its
+        # client_id without a resource indicator) and those for the API (RFC 7662 section 4).
+        served_resources=[MOBILE_CLIENT_ID, "https://api.example.com"],
     )
 
 
@@ -128,6 +133,33 @@ def form_post(http: BrowserClient, url: str, data: dict[str, Any], **headers: An
 def tokens(browser: BrowserClient, mobile_client: RegisteredClient, pkce: Pkce) -> dict[str, Any]:
     code, params = get_code(browser, mobile_client.client.client_id, pkce)
     response = exchange(BrowserClient(), code, pkce, mobile_client.client.client_id)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    body["_params"] = params
+    return body
+
+
+def service_code(http: BrowserClient, client_id: str, pkce: Pkce, **extra: str) -> tuple[str, dict[str, str]]:
+    """A code for a third-party (consent-screen) client: the user allows on the consent page."""
+    params = authorize_params(client_id, pkce, redirect_uri=SERVICE_REDIRECT, **extra)
+    url = f"{reverse('authorize')}?{urlencode(params)}"
+    response = http.post(url, {"decision": "allow"})
+    assert response.status_code == 302, response.content
+    query = query_of(response["Location"])
+    assert "code" in query, query
+    return query["code"], params
+
+
+@pytest.fixture
+def service_tokens(browser: BrowserClient, service_client: RegisteredClient, pkce: Pkce) -> dict[str, Any]:
+    """Tokens the confidential service client obtained for alice by the code flow (Basic auth)."""
+    import base64 as b64
+
+    client_id = service_client.client.client_id
+    code, params = service_code(browser, client_id, pkce)
+    credentials = b64.b64encode(f"{client_id}:{service_client.secret}".encode()).decode()
+    response = exchange(BrowserClient(), code, pkce, client_id, redirect_uri=SERVICE_REDIRECT,
+                        HTTP_AUTHORIZATION=f"Basic {credentials}")
     assert response.status_code == 200, response.content
     body = response.json()
     body["_params"] = params

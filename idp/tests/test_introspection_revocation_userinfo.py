@@ -6,6 +6,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from idp.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus
 
 from .conftest import form_post
@@ -30,8 +31,9 @@ def test_introspect_active_access_token(tokens, service_client, user, mobile_cli
     assert body["username"] == "alice"
 
 
-def test_introspect_refresh_token(tokens, service_client):
-    body = introspect(service_client, tokens["refresh_token"], token_type_hint="refresh_token").json()
+def test_introspect_refresh_token(service_tokens, service_client):
+    """A client introspects its own refresh token (test_introspection_policy.py: nobody else)."""
+    body = introspect(service_client, service_tokens["refresh_token"], token_type_hint="refresh_token").json()
     assert body["active"] is True and body["token_type"] == "refresh_token"
 
 
@@ -69,15 +71,25 @@ def test_revoke_access_token_only(tokens, mobile_client, service_client):
     assert refresh(tokens["refresh_token"], mobile_client.client.client_id).status_code == 200
 
 
-def test_revoking_another_clients_token_does_nothing(tokens, service_client):
-    response = form_post(
-        HttpClient(),
-        reverse("revoke"),
-        {"token": tokens["refresh_token"]},
-        HTTP_AUTHORIZATION=basic(service_client.client.client_id, service_client.secret),
-    )
-    assert response.status_code == 200
+def test_revoking_another_clients_token_is_refused_and_changes_nothing(tokens, service_client, mobile_client):
+    """RFC 7009 section 2.1: the server verifies the token was issued to the requesting client
+    and refuses otherwise (200 and nothing done on c627ee9)."""
+    for token in (tokens["refresh_token"], tokens["access_token"]):
+        response = form_post(
+            HttpClient(),
+            reverse("revoke"),
+            {"token": token},
+            HTTP_AUTHORIZATION=basic(service_client.client.client_id, service_client.secret),
+        )
+        assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
+        assert response["Cache-Control"] == "no-store"
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert introspect(service_client, tokens["access_token"]).json()["active"] is True
+    assert refresh(tokens["refresh_token"], mobile_client.client.client_id).status_code == 200
+    denied = SecurityEvent.objects.filter(event_type="oauth.revocation", outcome="denied")
+    assert denied.count() == 2
+    assert {e.details["token_client_id"] for e in denied} == {mobile_client.client.client_id}
+    assert all(e.client_id == service_client.client.client_id for e in denied)
 
 
 def test_userinfo_get_and_post(tokens, user):

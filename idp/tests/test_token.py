@@ -178,7 +178,8 @@ def test_client_credentials_with_basic_and_post(service_client):
         reverse("token"),
         {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
     )
-    assert posted.status_code in (400, 401) and posted.json()["error"] == "invalid_client"  # basic only
+    # Registered for a secret without naming a method: both ways (idp/tests/test_client_auth.py).
+    assert posted.status_code == 200, posted.content
 
 
 def test_wrong_client_secret_is_invalid_client_401(service_client):

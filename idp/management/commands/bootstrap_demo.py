@@ -55,6 +55,7 @@ class Command(BaseCommand):
                 client_id=SERVICE_ID,
                 redirect_uris=["http://127.0.0.1:8001/callback"],
                 scopes=["openid", "profile", "email", "offline_access", "orders.read"],
+                served_resources=[MOBILE_ID],  # the app's backend: may introspect its tokens
             ).secret
         else:
             secret = rotate_secret(service)

@@ -11,6 +11,8 @@ from django.db import transaction
 
 from attestation.flows.register_apps import AppRegistrationError, register_android_app, register_ios_app
 from idp.flows.clients import ClientRegistrationError, register_client
+from idp.app_settings import app_settings
+from idp.models import AuthMethod
 
 
 class Command(BaseCommand):
@@ -27,10 +29,23 @@ class Command(BaseCommand):
         parser.add_argument("--grant-type", action="append", default=[], dest="grant_types")
         parser.add_argument("--first-party", action="store_true")
         parser.add_argument("--client-id", default=None)
-        parser.add_argument("--audience", action="append", default=[], dest="audiences")
-        parser.add_argument("--signing-alg", default="ES256", choices=["ES256", "RS256", "EdDSA"])
-        parser.add_argument("--auth-method", default=None)
+        parser.add_argument("--audience", action="append", default=[], dest="audiences",
+                            help="A resource (RFC 8707) this client may request tokens for; repeat.")
+        parser.add_argument("--serves-resource", action="append", default=[], dest="served_resources",
+                            help="A resource (URI, or a client_id) this confidential client serves: it may "
+                            "introspect access tokens whose aud names it (RFC 7662 section 4); repeat.")
+        parser.add_argument("--signing-alg", default=None, choices=["ES256", "RS256", "EdDSA"],
+                            help="ID and access token algorithm; default IDP_SIGNING_ALG (RS256).")
+        parser.add_argument("--auth-method", action="append", default=[], dest="auth_methods",
+                            choices=[m.value for m in AuthMethod],
+                            help="Client authentication method; repeat to allow several (the first is the "
+                            "registered one). Default: none for --public; client_secret_basic and "
+                            "client_secret_post (one secret) for --confidential.")
         parser.add_argument("--jwks-file", default=None, help="Public JWKS for private_key_jwt.")
+        parser.add_argument("--no-pkce", action="store_false", dest="require_pkce",
+                            help="Confidential OpenID clients only: accept code requests without PKCE when "
+                            "they carry a nonce and scope openid (RFC 9700 section 2.1.1). Takes effect "
+                            "only with IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS off.")
         parser.add_argument("--require-mfa", action="store_true")
         parser.add_argument("--require-dpop", action="store_true")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -48,8 +63,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         jwks = None
         if options["jwks_file"]:
-            with open(options["jwks_file"]) as handle:
-                jwks = json.load(handle)
+            try:
+                with open(options["jwks_file"]) as handle:
+                    jwks = json.load(handle)
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"--jwks-file: {exc}") from exc
         wants_apps = options["ios_app_id"] or options["android_package"]
         if (options["require_attestation"] or wants_apps) and not options["public"]:
             raise CommandError("device attestation is for public (mobile) clients")
@@ -68,15 +86,19 @@ class Command(BaseCommand):
                     client_id=options["client_id"],
                     allowed_audiences=options["audiences"],
                     signing_alg=options["signing_alg"],
-                    auth_method=options["auth_method"],
+                    auth_methods=options["auth_methods"] or None,
+                    served_resources=options["served_resources"],
                     jwks=jwks,
                     require_mfa=options["require_mfa"],
                     require_dpop=options["require_dpop"],
+                    require_pkce=options["require_pkce"],
                 )
                 apps = self._register_apps(registered.client, options)
         except (ClientRegistrationError, AppRegistrationError) as exc:
             raise CommandError(str(exc)) from exc
         self._print(registered, apps, options["json"])
+        if not registered.client.require_pkce and app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS:
+            self.stderr.write("note: IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS is on, so this client still needs PKCE.")
 
     def _register_apps(self, client: Any, options: dict[str, Any]) -> list[str]:
         apps = []
@@ -100,11 +122,16 @@ class Command(BaseCommand):
             "client_id": client.client_id,
             "client_type": client.client_type,
             "token_endpoint_auth_method": client.token_endpoint_auth_method,
+            "token_endpoint_auth_methods": client.auth_methods(),
+            "signing_alg": client.signing_alg,
+            "require_pkce": client.require_pkce,
             "redirect_uris": client.redirect_uris,
             "scope": " ".join(client.allowed_scopes),
             "grant_types": client.grant_types,
             "require_dpop": client.require_dpop,
         }
+        if client.served_resources:
+            result["served_resources"] = client.served_resources
         if registered.secret:
             result["client_secret"] = registered.secret
         if apps:

@@ -31,7 +31,9 @@ from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
 
 
 class S256CodeChallenge(CodeChallenge):
-    """PKCE with S256 only; required whenever the client's policy says so (always for public)."""
+    """PKCE with S256 only; required whenever the client's policy says so (always for public).
+    A confidential OpenID client with PKCE off must send ``nonce`` and ``openid`` instead
+    (RFC 9700 §2.1.1; ``Client.without_pkce_problem``)."""
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
@@ -39,8 +41,10 @@ class S256CodeChallenge(CodeChallenge):
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
         client = grant.request.client
-        if not data.get("code_challenge") and client is not None and client.pkce_required():
-            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
+        if not data.get("code_challenge") and client is not None:
+            problem = client.without_pkce_problem(grant.request.payload.scope, data.get("nonce"))
+            if problem:
+                raise InvalidRequestError(problem)
         if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256.")
         super().validate_code_challenge(grant, redirect_uri)
