@@ -9,6 +9,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.security import csp
+
 from . import discovery, events, keys
 from .app_settings import app_settings
 from .flows import authorize as authorize_flow
@@ -36,16 +38,24 @@ def jwks(request: HttpRequest) -> HttpResponse:
     return response
 
 
+_AUTHORIZE_PAGES = {
+    authorize_flow.OutcomeKind.CONSENT: "idp/consent.html",
+    authorize_flow.OutcomeKind.SELECT_ACCOUNT: "idp/select_account.html",
+}
+
+
 @never_cache
 @csrf_protect
+@csp
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
-    decision = request.POST.get("decision") if request.method == "POST" else None
-    outcome = authorize_flow.begin(request, decision=decision)
-    if outcome.kind == "redirect" and outcome.response is not None:
+    """RFC 6749 §4.1.1 / OIDC Core §3.1.2; the form_post page sets its own, stricter CSP."""
+    posted = request.POST if request.method == "POST" else {}
+    outcome = authorize_flow.begin(request, decision=posted.get("decision"), account=posted.get("account"))
+    if outcome.response is not None:
         return outcome.response
-    if outcome.kind == "consent":
-        return render(request, "idp/consent.html", outcome.context)
+    if outcome.kind in _AUTHORIZE_PAGES:
+        return render(request, _AUTHORIZE_PAGES[outcome.kind], outcome.context)
     return render(
         request,
         "idp/error.html",
