@@ -39,7 +39,7 @@ def metadata() -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],  # what PrivateKeyJWT accepts
         "introspection_endpoint_auth_methods_supported": auth_methods[:3],
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
