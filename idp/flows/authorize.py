@@ -36,6 +36,7 @@ from ..app_settings import app_settings
 from ..events import record
 from ..models import Consent
 from ..oauth.server import VigilOAuth2Request, get_server
+from ..scopes import describe_scopes
 from . import authorize_params
 from .authorize_params import AuthorizeParams, Prompt, refuse_request_objects, requested_mode
 from .authorize_response import client_redirect, deliver
@@ -198,7 +199,8 @@ def begin(
     server = get_server()
     oauth_req = server.create_oauth2_request(request)
     try:
-        refuse_request_objects(oauth_req.payload.data, _checked_redirect_uri(server, oauth_req))
+        if {"request", "request_uri"} & oauth_req.payload.data.keys():
+            refuse_request_objects(oauth_req.payload.data, _checked_redirect_uri(server, oauth_req))
         grant = _consent_grant(server, oauth_req)
         params = authorize_params.parse(
             oauth_req.payload.data, oauth_req.payload.datalist, oauth_req.client, grant.redirect_uri
@@ -235,7 +237,8 @@ def _decide(
     if decision != "allow" and (not has_consent or Prompt.CONSENT in params.prompt):
         if Prompt.NONE in params.prompt:
             raise ConsentRequiredError(redirect_uri=redirect_uri)
-        return Outcome(OutcomeKind.CONSENT, context={"client": client, "scopes": scope.split(), "user": request.user})
+        context = {"client": client, "scopes": describe_scopes(scope), "user": request.user}
+        return Outcome(OutcomeKind.CONSENT, context=context)
     if decision == "allow":
         _remember_consent(request.user, client, scope)
     oauth_req.vigil_auth = state

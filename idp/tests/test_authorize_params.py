@@ -179,3 +179,16 @@ def test_select_account_choice_needs_csrf(browser, user, mobile_client, pkce):
     forged = http.post(url, {"account": "switch"})
     assert forged.status_code == 403
     assert BrowserSession.objects.filter(user=user, ended_at__isnull=True).count() == 1
+
+
+# --- the consent page speaks to people, not in scope names -------------------------------------
+
+def test_consent_page_describes_scopes(client, user, service_client, pkce):
+    client.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
+    params = authorize_params(service_client.client.client_id, pkce, redirect_uri="https://service.example.com/callback",
+                              scope="openid email offline_access orders.read")
+    page = _get(client, params).content.decode()
+    listed = page[page.index('<ul id="scopes">'):page.index("</ul>")]
+    assert "See your email address" in listed and "Stay signed in while you are not using it" in listed
+    assert "<li>email</li>" not in listed and "<li>offline_access</li>" not in listed
+    assert "orders.read" in listed and "(defined by Service)" in listed
