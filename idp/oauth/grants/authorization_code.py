@@ -129,7 +129,9 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             params.append(("state", self.request.payload.state))
         return params
 
-    def create_authorization_response(self, redirect_uri: str, grant_user: Any) -> tuple[int, str, list[tuple[str, str]]]:
+    def create_authorization_response(
+        self, redirect_uri: str, grant_user: Any
+    ) -> tuple[int, str, list[tuple[str, str]]]:
         """Authlib's entry point (query mode); Vigil's own flow calls ``issue_code``."""
         return 302, "", [("Location", add_params_to_uri(redirect_uri, self.issue_code(grant_user)))]
 
