@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
@@ -44,12 +46,26 @@ _AUTHORIZE_PAGES = {
 }
 
 
+#: Fields only our own pages (consent, account chooser) post back; such a POST needs CSRF.
+_PAGE_ANSWERS = {"decision", "account"}
+
+
 @never_cache
-@csrf_protect
+@csrf_exempt
 @csp
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
-    """RFC 6749 §4.1.1 / OIDC Core §3.1.2; the form_post page sets its own, stricter CSP."""
+    """RFC 6749 §4.1.1 / OIDC Core §3.1.2.1, which requires GET and POST. A relying party's
+    POSTed request becomes the same request as a GET (303), so it works like a link would;
+    answers from our own pages are CSRF-checked. The form_post page sets its own, stricter CSP."""
+    if request.method == "POST" and not _PAGE_ANSWERS & request.POST.keys():
+        params = [*request.GET.lists(), *((k, v) for k, v in request.POST.lists() if k not in request.GET)]
+        return HttpResponseRedirect(f"{request.path}?{urlencode(params, doseq=True)}", status=303)
+    return _authorize_page(request)
+
+
+@csrf_protect
+def _authorize_page(request: HttpRequest) -> HttpResponse:
     posted = request.POST if request.method == "POST" else {}
     outcome = authorize_flow.begin(request, decision=posted.get("decision"), account=posted.get("account"))
     if outcome.response is not None:

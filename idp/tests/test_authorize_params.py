@@ -192,3 +192,40 @@ def test_consent_page_describes_scopes(client, user, service_client, pkce):
     assert "See your email address" in listed and "Stay signed in while you are not using it" in listed
     assert "<li>email</li>" not in listed and "<li>offline_access</li>" not in listed
     assert "orders.read" in listed and "(defined by Service)" in listed
+
+
+# --- OIDC Core §3.1.2.1: the authorization endpoint accepts POST too ---------------------------
+
+def test_posted_authorization_request_works_like_get(browser, mobile_client, pkce, user):
+    from .conftest import form_post
+
+    browser.handler.enforce_csrf_checks = True  # a relying party's page has no CSRF token of ours
+    params = authorize_params(mobile_client.client.client_id, pkce)
+    posted = form_post(browser, reverse("authorize"), params)
+    assert posted.status_code == 303 and posted["Location"].startswith(reverse("authorize") + "?")
+    answered = browser.get(posted["Location"])
+    query = query_of(answered["Location"])
+    assert "code" in query and query["state"] == params["state"]
+    assert AuthorizationCode.objects.get().user == user
+
+
+def test_consent_answer_without_csrf_token_is_refused(browser, service_client, pkce, user):
+    from idp.models import Consent
+
+    browser.handler.enforce_csrf_checks = True
+    params = authorize_params(service_client.client.client_id, pkce, redirect_uri="https://service.example.com/callback")
+    forged = browser.post(f"{reverse('authorize')}?{urlencode(params)}", {"decision": "allow"})
+    assert forged.status_code == 403
+    assert not Consent.objects.exists() and not AuthorizationCode.objects.exists()
+
+
+def test_consent_form_with_its_csrf_token_is_accepted(browser, service_client, pkce, user):
+    import re
+
+    browser.handler.enforce_csrf_checks = True
+    params = authorize_params(service_client.client.client_id, pkce, redirect_uri="https://service.example.com/callback")
+    url = f"{reverse('authorize')}?{urlencode(params)}"
+    page = browser.get(url).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    allowed = browser.post(url, {"decision": "allow", "csrfmiddlewaretoken": token})
+    assert "code" in query_of(allowed["Location"])
