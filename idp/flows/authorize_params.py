@@ -90,7 +90,16 @@ def refuse_request_objects(data: dict[str, Any], redirect_uri: str | None) -> No
         raise RequestURINotSupportedError("request_uri is not supported.", redirect_uri=redirect_uri)
 
 
+#: RFC 6749 §3.1: parameters appear at most once (Authlib checks response_type, client_id,
+#: redirect_uri, scope and state); ``resource`` may repeat (RFC 8707 §2).
+SINGLE_VALUED = ("prompt", "max_age", "response_mode", "dpop_jkt", "acr_values", "nonce", "code_challenge",
+                 "code_challenge_method", "login_hint")
+
+
 def parse(data: dict[str, Any], datalist: dict[str, list[str]], client: Any, redirect_uri: str) -> AuthorizeParams:
+    for name in SINGLE_VALUED:
+        if len(datalist.get(name, [])) > 1:
+            raise InvalidRequestError(f"'{name}' may appear only once.", redirect_uri=redirect_uri)
     return AuthorizeParams(
         prompt=_prompt(data.get("prompt"), redirect_uri),
         max_age=_max_age(data.get("max_age"), redirect_uri),

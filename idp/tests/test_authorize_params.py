@@ -229,3 +229,15 @@ def test_consent_form_with_its_csrf_token_is_accepted(browser, service_client, p
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     allowed = browser.post(url, {"decision": "allow", "csrfmiddlewaretoken": token})
     assert "code" in query_of(allowed["Location"])
+
+
+@pytest.mark.parametrize("name", ["prompt", "max_age", "response_mode", "dpop_jkt", "nonce", "code_challenge"])
+def test_repeated_parameter_is_invalid_request(browser, mobile_client, pkce, name):
+    """RFC 6749 §3.1: which of two values would count? Neither: refuse."""
+    params = authorize_params(mobile_client.client.client_id, pkce)
+    value = {"prompt": "login", "max_age": "5", "response_mode": "query", "dpop_jkt": "A" * 43}.get(name, params.get(name))
+    query = urlencode([*params.items(), (name, value)]) if name in params else urlencode([*params.items(), (name, value), (name, value)])
+    response = browser.get(f"{reverse('authorize')}?{query}")
+    assert _error(response) == "invalid_request"
+    assert name in query_of(response["Location"])["error_description"]
+    assert not AuthorizationCode.objects.exists()
