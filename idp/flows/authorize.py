@@ -128,7 +128,7 @@ def _needs_login(
     wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
         return True, wanted, False
-    force = Prompt.LOGIN in params.prompt or (params.max_age is not None and now - state.auth_time > params.max_age)
+    force = Prompt.LOGIN in params.prompt or _too_old(state.auth_time, params.max_age, now)
     risk_since = step_up_open_since(user, client)
     if risk_since is not None and state.auth_time < int(risk_since.timestamp()):
         force = True  # a risk step-up needs an authentication newer than the risk
@@ -137,6 +137,12 @@ def _needs_login(
     if wanted and not acr_satisfies(state.acr, wanted):
         return True, wanted, False
     return False, wanted, False
+
+
+def _too_old(auth_time: int, max_age: int | None, now: int) -> bool:
+    """OIDC Core §3.1.2.1: re-authenticate when more than ``max_age`` seconds have passed;
+    ``max_age=0`` is equivalent to ``prompt=login``."""
+    return max_age is not None and (max_age == 0 or now - auth_time > max_age)
 
 
 def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str, now: int) -> HttpResponse:

@@ -241,3 +241,14 @@ def test_repeated_parameter_is_invalid_request(browser, mobile_client, pkce, nam
     assert _error(response) == "invalid_request"
     assert name in query_of(response["Location"])["error_description"]
     assert not AuthorizationCode.objects.exists()
+
+
+def test_max_age_zero_is_prompt_login(browser, mobile_client, pkce):
+    """OIDC Core §3.1.2.1: max_age=0 is equivalent to prompt=login, even for a sign-in this second."""
+    response = _get(browser, authorize_params(mobile_client.client.client_id, pkce, max_age="0"))
+    assert response["Location"].startswith(reverse("accounts:login")) and "force=1" in response["Location"]
+    assert not AuthorizationCode.objects.exists()
+    login = browser.post(response["Location"], {"username": "alice", "password": PASSWORD,
+                                                "next": query_of(response["Location"])["next"]})
+    back = browser.get(login["Location"])
+    assert "code" in query_of(back["Location"])  # the fresh sign-in counts; no loop
