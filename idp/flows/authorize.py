@@ -54,6 +54,13 @@ class OutcomeKind(StrEnum):
     ERROR = "error"
 
 
+class ConsentDecision(StrEnum):
+    """The answers of the consent page."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
 class AccountChoice(StrEnum):
     """The answers of the ``prompt=select_account`` page."""
 
@@ -236,16 +243,16 @@ def _decide(
         hint = oauth_req.payload.data.get("login_hint") or ""
         return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, force, hint, moment))
     scope = oauth_req.scope or ""
-    if decision == "deny":
+    if decision == ConsentDecision.DENY:
         raise AccessDeniedError(redirect_uri=redirect_uri)
     consent = Consent.objects.filter(user=request.user, client=client).first()
     has_consent = client.first_party or (consent is not None and consent.covers(scope))
-    if decision != "allow" and (not has_consent or Prompt.CONSENT in params.prompt):
+    if decision != ConsentDecision.ALLOW and (not has_consent or Prompt.CONSENT in params.prompt):
         if Prompt.NONE in params.prompt:
             raise ConsentRequiredError(redirect_uri=redirect_uri)
         context = {"client": client, "scopes": describe_scopes(scope), "user": request.user}
         return Outcome(OutcomeKind.CONSENT, context=context)
-    if decision == "allow":
+    if decision == ConsentDecision.ALLOW:
         _remember_consent(request.user, client, scope)
     oauth_req.vigil_auth = state
     oauth_req.vigil_resources = params.resources
