@@ -1,4 +1,10 @@
-"""Discovery metadata (OIDC Discovery 1.0 §3, RFC 8414 §2): every field is what the server does."""
+"""Discovery metadata (OIDC Discovery 1.0 §3, RFC 8414 §2): every field is what the server does.
+
+``idp/tests/test_discovery_truth.py`` tries each advertised value against the server.
+Not advertised because not done: signed or encrypted userinfo (``userinfo_signing_alg_values_supported``
+is left out, so clients get plain JSON), request objects (``request_parameter_supported``
+and ``request_uri_parameter_supported`` are false and both parameters are refused).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from accounts.acr import ACR_VALUES_SUPPORTED
 from sessions.app_settings import app_settings as sessions_settings
 
 from .app_settings import app_settings
+from .flows.authorize_params import PROMPTS_SUPPORTED, RESPONSE_MODES_SUPPORTED
 
 
 def metadata() -> dict[str, Any]:
@@ -27,13 +34,12 @@ def metadata() -> dict[str, Any]:
         "challenge_endpoint": f"{issuer}/attestation/challenge",
         "scopes_supported": app_settings.SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": RESPONSE_MODES_SUPPORTED,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],  # what PrivateKeyJWT accepts
         "introspection_endpoint_auth_methods_supported": auth_methods[:3],
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
@@ -45,7 +51,7 @@ def metadata() -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "acr_values_supported": ACR_VALUES_SUPPORTED,
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": PROMPTS_SUPPORTED,
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
         "dpop_signing_alg_values_supported": sessions_settings.DPOP_ALGS,

@@ -252,6 +252,10 @@ class AuthorizationCode(models.Model):
     amr = models.JSONField(default=list)
     acr = models.CharField(max_length=100, blank=True)
     browser_sid = models.CharField(max_length=64, blank=True, help_text="The login session's sid.")
+    dpop_jkt = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="RFC 9449 §10: the exchange must carry a DPoP proof of the key with this JWK thumbprint.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.security import csp
 
 from . import discovery, events, keys
 from .app_settings import app_settings
@@ -39,16 +43,38 @@ def jwks(request: HttpRequest) -> HttpResponse:
     return response
 
 
+_AUTHORIZE_PAGES = {
+    authorize_flow.OutcomeKind.CONSENT: "idp/consent.html",
+    authorize_flow.OutcomeKind.SELECT_ACCOUNT: "idp/select_account.html",
+}
+
+
+#: Fields only our own pages (consent, account chooser) post back; such a POST needs CSRF.
+_PAGE_ANSWERS = {"decision", "account"}
+
+
 @never_cache
-@csrf_protect
+@csrf_exempt
+@csp
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
-    decision = request.POST.get("decision") if request.method == "POST" else None
-    outcome = authorize_flow.begin(request, decision=decision)
-    if outcome.kind == "redirect" and outcome.response is not None:
+    """RFC 6749 §4.1.1 / OIDC Core §3.1.2.1, which requires GET and POST. A relying party's
+    POSTed request becomes the same request as a GET (303), so it works like a link would;
+    answers from our own pages are CSRF-checked. The form_post page sets its own, stricter CSP."""
+    if request.method == "POST" and not _PAGE_ANSWERS & request.POST.keys():
+        params = [*request.GET.lists(), *((k, v) for k, v in request.POST.lists() if k not in request.GET)]
+        return HttpResponseRedirect(f"{request.path}?{urlencode(params, doseq=True)}", status=303)
+    return _authorize_page(request)
+
+
+@csrf_protect
+def _authorize_page(request: HttpRequest) -> HttpResponse:
+    posted = request.POST if request.method == "POST" else {}
+    outcome = authorize_flow.begin(request, decision=posted.get("decision"), account=posted.get("account"))
+    if outcome.response is not None:
         return outcome.response
-    if outcome.kind == "consent":
-        return render(request, "idp/consent.html", outcome.context)
+    if outcome.kind in _AUTHORIZE_PAGES:
+        return render(request, _AUTHORIZE_PAGES[outcome.kind], outcome.context)
     return render(
         request,
         "idp/error.html",

@@ -1,10 +1,12 @@
 """The authorization endpoint's decisions (RFC 6749 §4.1.1, OIDC Core §3.1.2).
 
-``begin`` validates the request through Authlib (client, exact redirect URI, PKCE,
-scope, nonce), then applies what Authlib leaves to us: ``prompt``, ``max_age``,
-``acr_values`` and MFA policy (re-authentication or step-up), RFC 8707 ``resource``
-and remembered consent. It returns one ``Outcome`` the view renders. A bad client or
-redirect URI is never redirected to; every other error goes back to the client with
+``begin`` refuses request objects (OIDC Core §3.1.2.6), validates the request through
+Authlib (client, exact redirect URI, PKCE, scope, nonce), then applies what Authlib leaves
+to us (``idp.flows.authorize_params``): ``prompt`` (with the ``select_account`` chooser),
+``max_age``, ``acr_values`` and MFA policy (re-authentication or step-up), RFC 8707
+``resource``, RFC 9449 §10 ``dpop_jkt``, ``response_mode`` and remembered consent. It
+returns one ``Outcome`` the view renders. A bad client or redirect URI is never redirected
+to; every other error goes back to the client, in the requested response mode, with
 ``state`` and ``iss``.
 """
 
@@ -12,36 +14,65 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts import authstate
 from accounts.acr import ACR_MFA, ACR_ORDER, acr_satisfies
+from accounts.flows import browser_sessions
 from sessions.risk.stepup import acr_demanded_for
 from sessions.risk.stepup import open_since as step_up_open_since
 
 from ..app_settings import app_settings
 from ..events import record
 from ..models import Consent
-from ..oauth.errors import InvalidTargetError
-from ..oauth.server import VigilOAuth2Request, add_issuer, get_server
+from ..oauth.server import VigilOAuth2Request, get_server
+from ..scopes import describe_scopes
+from . import authorize_params
+from .authorize_params import AuthorizeParams, Prompt, refuse_request_objects, requested_mode
+from .authorize_response import client_redirect, deliver
 
-PROMPTS = {"none", "login", "consent", "select_account"}
+__all__ = ["Outcome", "OutcomeKind", "begin", "client_redirect", "required_acr"]
+
 LOGIN_MARK = "vigil_login_demanded"
+ACCOUNT_MARK = "vigil_account_chosen"
+
+
+class OutcomeKind(StrEnum):
+    RESPONSE = "response"  # a finished HTTP response: to the client, or to the login page
+    CONSENT = "consent"
+    SELECT_ACCOUNT = "select_account"
+    ERROR = "error"
+
+
+class ConsentDecision(StrEnum):
+    """The answers of the consent page."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class AccountChoice(StrEnum):
+    """The answers of the ``prompt=select_account`` page."""
+
+    CONTINUE = "continue"
+    SWITCH = "switch"
 
 
 @dataclass
 class Outcome:
-    """What the view does next: ``redirect`` (to the client or to login), ``consent`` or ``error``."""
+    """What the view does next: send ``response``, show consent or the chooser, or an error page."""
 
-    kind: str
+    kind: OutcomeKind
     response: HttpResponse | None = None
     error: str = ""
     description: str = ""
@@ -52,50 +83,33 @@ def _mark_key(request: HttpRequest) -> str:
     return hashlib.sha256(request.META.get("QUERY_STRING", "").encode()).hexdigest()[:32]
 
 
-def _error_outcome(request: HttpRequest, error: OAuth2Error, state: str | None) -> Outcome:
+def _remember(request: HttpRequest, name: str, now: int) -> None:
+    """Note in the session that this very request (by its query) reached a step at ``now``."""
+    marks = dict(list(request.session.get(name, {}).items())[-10:])
+    marks[_mark_key(request)] = now
+    request.session[name] = marks
+
+
+def _recalled(request: HttpRequest, name: str) -> int | None:
+    value = request.session.get(name, {}).get(_mark_key(request))
+    return value if isinstance(value, int) else None
+
+
+def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAuth2Request) -> Outcome:
     record(
         "oauth.authorize_error",
         outcome="failure",
         reason=error.error or "",
         request=request,
-        client_id=str(request.GET.get("client_id") or request.POST.get("client_id") or "")[:100],
+        client_id=str(oauth_req.payload.data.get("client_id") or "")[:100],
         description=error.description,
         redirected=bool(error.redirect_uri),
     )
     if error.redirect_uri:
-        error.state = state
-        status, _, headers = error()
-        return Outcome("redirect", response=add_issuer(client_redirect(dict(headers)["Location"])))
-    return Outcome("error", error=error.error or "invalid_request", description=error.description or "")
-
-
-def client_redirect(location: str) -> HttpResponse:
-    """A 302 to a registered redirect URI; unlike HttpResponseRedirect it allows the
-    private-use schemes of native apps (RFC 8252 §7.1), already checked for exact match."""
-    response = HttpResponse(status=302)
-    response["Location"] = location
-    return response
-
-
-def _parse_extras(oauth_req: VigilOAuth2Request, client: Any, redirect_uri: str) -> dict[str, Any]:
-    data = oauth_req.payload.data
-    prompt = set((data.get("prompt") or "").split())
-    if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
-        raise InvalidRequestError("Invalid 'prompt' parameter.", redirect_uri=redirect_uri)
-    max_age = data.get("max_age")
-    if max_age not in (None, ""):
-        if not str(max_age).isdigit():
-            raise InvalidRequestError("'max_age' must be a non-negative integer.", redirect_uri=redirect_uri)
-        max_age = int(max_age)
-    else:
-        max_age = None
-    resources = oauth_req.payload.datalist.get("resource", [])
-    for resource in resources:
-        parts = urlsplit(resource)
-        if not parts.scheme or parts.fragment or resource not in client.allowed_audiences:
-            raise InvalidTargetError(f"Resource {resource!r} is not allowed for this client.", redirect_uri=redirect_uri)
-    wanted = [v for v in (data.get("acr_values") or "").split() if v in ACR_ORDER]
-    return {"prompt": prompt, "max_age": max_age, "resources": resources, "acr_values": wanted}
+        error.state = oauth_req.payload.state
+        mode = requested_mode(oauth_req.payload.data, error.redirect_uri)
+        return Outcome(OutcomeKind.RESPONSE, response=deliver(request, error.redirect_uri, error.get_body(), mode))
+    return Outcome(OutcomeKind.ERROR, error=error.error or "invalid_request", description=error.description or "")
 
 
 def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
@@ -112,18 +126,16 @@ def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
 
 
 def _needs_login(
-    request: HttpRequest, state: Any, extras: dict[str, Any], client: Any, now: int
+    request: HttpRequest, state: Any, params: AuthorizeParams, client: Any, now: int
 ) -> tuple[bool, str, bool]:
     """Returns (needs_login, wanted_acr, force_full_login)."""
-    demanded_at = request.session.get(LOGIN_MARK, {}).get(_mark_key(request))
+    demanded_at = _recalled(request, LOGIN_MARK)
     fresh = state is not None and demanded_at is not None and state.auth_time >= demanded_at
     user = request.user if state is not None else None
-    wanted = required_acr(client, user, extras["acr_values"]) or ""
+    wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
         return True, wanted, False
-    force = "login" in extras["prompt"] or (
-        extras["max_age"] is not None and now - state.auth_time > extras["max_age"]
-    )
+    force = Prompt.LOGIN in params.prompt or _too_old(state.auth_time, params.max_age, now)
     risk_since = step_up_open_since(user, client)
     if risk_since is not None and state.auth_time < int(risk_since.timestamp()):
         force = True  # a risk step-up needs an authentication newer than the risk
@@ -134,15 +146,29 @@ def _needs_login(
     return False, wanted, False
 
 
+def _too_old(auth_time: int, max_age: int | None, now: int) -> bool:
+    """OIDC Core §3.1.2.1: re-authenticate when more than ``max_age`` seconds have passed;
+    ``max_age=0`` is equivalent to ``prompt=login``."""
+    return max_age is not None and (max_age == 0 or now - auth_time > max_age)
+
+
 def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str, now: int) -> HttpResponse:
-    marks = request.session.get(LOGIN_MARK, {})
-    marks = dict(list(marks.items())[-10:])
-    marks[_mark_key(request)] = now
-    request.session[LOGIN_MARK] = marks
+    _remember(request, LOGIN_MARK, now)
     query = {"next": request.get_full_path(), "acr": wanted_acr, "force": "1" if force else ""}
     if login_hint:
         query["login_hint"] = login_hint[:150]
     return HttpResponseRedirect(f"{reverse('accounts:login')}?{urlencode(query)}")
+
+
+def _checked_redirect_uri(server: Any, oauth_req: VigilOAuth2Request) -> str | None:
+    """The redirect URI if client and URI are valid (RFC 6749 §4.1.2.1), else None."""
+    client = server.query_client(oauth_req.payload.client_id)
+    if client is None:
+        return None
+    redirect = oauth_req.payload.redirect_uri
+    if not redirect:
+        return client.get_default_redirect_uri()
+    return redirect if isinstance(redirect, str) and client.check_redirect_uri(redirect) else None
 
 
 def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
@@ -151,48 +177,90 @@ def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
     try:
         return server.get_consent_grant(oauth_req, end_user=None)
     except ValueError:
-        client = server.query_client(oauth_req.payload.client_id)
-        redirect = oauth_req.payload.redirect_uri
-        safe_redirect = redirect if client is not None and redirect and client.check_redirect_uri(redirect) else None
+        safe_redirect = _checked_redirect_uri(server, oauth_req)
         raise InvalidRequestError("The request contains invalid characters.", redirect_uri=safe_redirect) from None
 
 
-def begin(request: HttpRequest, decision: str | None = None, now: int | None = None) -> Outcome:
-    """Run the authorization request; ``decision`` is the consent form's answer, if any."""
+def _account_choice(
+    request: HttpRequest, client: Any, params: AuthorizeParams, state: Any, account: str | None, now: int
+) -> Outcome | None:
+    """OIDC Core §3.1.2.1 ``prompt=select_account``: a signed-in user continues as themself
+    or signs this browser out and signs in as someone else. Asked once per request."""
+    if Prompt.SELECT_ACCOUNT not in params.prompt or state is None or _recalled(request, ACCOUNT_MARK) is not None:
+        return None
+    if account == AccountChoice.CONTINUE:
+        _remember(request, ACCOUNT_MARK, now)
+        record("oauth.account_selected", user=request.user, client_id=client.client_id, request=request)
+        return None
+    if account == AccountChoice.SWITCH:
+        user = request.user
+        browser_sessions.end_current(request)
+        logout(request)
+        _remember(request, ACCOUNT_MARK, now)
+        record("oauth.account_switched", user=user, client_id=client.client_id, request=request)
+        wanted = required_acr(client, None, params.acr_values) or ""
+        return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, False, "", now))
+    return Outcome(OutcomeKind.SELECT_ACCOUNT, context={"client": client, "user": request.user})
+
+
+def begin(
+    request: HttpRequest, decision: str | None = None, account: str | None = None, now: int | None = None
+) -> Outcome:
+    """Run the authorization request; ``decision`` is the consent form's answer and
+    ``account`` the account chooser's, if any."""
     moment = now if now is not None else int(timezone.now().timestamp())
     server = get_server()
     oauth_req = server.create_oauth2_request(request)
-    state_param = oauth_req.payload.state
     try:
+        if {"request", "request_uri"} & oauth_req.payload.data.keys():
+            refuse_request_objects(oauth_req.payload.data, _checked_redirect_uri(server, oauth_req))
         grant = _consent_grant(server, oauth_req)
-        redirect_uri = grant.redirect_uri
-        client = oauth_req.client
-        extras = _parse_extras(oauth_req, client, redirect_uri)
-        state = authstate.current(request)
-        needs, wanted, force = _needs_login(request, state, extras, client, moment)
-        if needs:
-            if "none" in extras["prompt"]:
-                raise LoginRequiredError(redirect_uri=redirect_uri)
-            hint = oauth_req.payload.data.get("login_hint") or ""
-            return Outcome("redirect", response=login_redirect(request, wanted, force, hint, moment))
-        scope = oauth_req.scope or ""
-        if decision == "deny":
-            raise AccessDeniedError(redirect_uri=redirect_uri)
-        consent = Consent.objects.filter(user=request.user, client=client).first()
-        has_consent = client.first_party or (consent is not None and consent.covers(scope))
-        if decision != "allow" and (not has_consent or "consent" in extras["prompt"]):
-            if "none" in extras["prompt"]:
-                raise ConsentRequiredError(redirect_uri=redirect_uri)
-            return Outcome("consent", context={"client": client, "scopes": scope.split(), "user": request.user})
-        if decision == "allow":
-            _remember_consent(request.user, client, scope)
-        oauth_req.vigil_auth = state
-        oauth_req.vigil_resources = extras["resources"]
-        response = server.create_authorization_response(oauth_req, grant_user=request.user, grant=grant)
-        record("oauth.authorized", user=request.user, client_id=client.client_id, request=request, scope=scope, acr=state.acr)
-        return Outcome("redirect", response=response)
+        params = authorize_params.parse(
+            oauth_req.payload.data, oauth_req.payload.datalist, oauth_req.client, grant.redirect_uri
+        )
+        return _decide(request, oauth_req, grant, params, decision, account, moment)
     except OAuth2Error as error:
-        return _error_outcome(request, error, state_param)
+        return _error_outcome(request, error, oauth_req)
+
+
+def _decide(
+    request: HttpRequest,
+    oauth_req: VigilOAuth2Request,
+    grant: Any,
+    params: AuthorizeParams,
+    decision: str | None,
+    account: str | None,
+    moment: int,
+) -> Outcome:
+    client, redirect_uri = oauth_req.client, grant.redirect_uri
+    state = authstate.current(request)
+    if (chooser := _account_choice(request, client, params, state, account, moment)) is not None:
+        return chooser
+    needs, wanted, force = _needs_login(request, state, params, client, moment)
+    if needs:
+        if Prompt.NONE in params.prompt:
+            raise LoginRequiredError(redirect_uri=redirect_uri)
+        hint = oauth_req.payload.data.get("login_hint") or ""
+        return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, force, hint, moment))
+    scope = oauth_req.scope or ""
+    if decision == ConsentDecision.DENY:
+        raise AccessDeniedError(redirect_uri=redirect_uri)
+    consent = Consent.objects.filter(user=request.user, client=client).first()
+    has_consent = client.first_party or (consent is not None and consent.covers(scope))
+    if decision != ConsentDecision.ALLOW and (not has_consent or Prompt.CONSENT in params.prompt):
+        if Prompt.NONE in params.prompt:
+            raise ConsentRequiredError(redirect_uri=redirect_uri)
+        context = {"client": client, "scopes": describe_scopes(scope), "user": request.user}
+        return Outcome(OutcomeKind.CONSENT, context=context)
+    if decision == ConsentDecision.ALLOW:
+        _remember_consent(request.user, client, scope)
+    oauth_req.vigil_auth = state
+    oauth_req.vigil_resources = params.resources
+    oauth_req.vigil_code_dpop_jkt = params.dpop_jkt
+    response_params = grant.issue_code(request.user)
+    record("oauth.authorized", user=request.user, client_id=client.client_id, request=request, scope=scope,
+           acr=state.acr, response_mode=params.response_mode.value, dpop_jkt_bound=bool(params.dpop_jkt))
+    return Outcome(OutcomeKind.RESPONSE, response=deliver(request, redirect_uri, response_params, params.response_mode))
 
 
 def _remember_consent(user: Any, client: Any, scope: str) -> None:

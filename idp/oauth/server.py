@@ -34,6 +34,7 @@ class VigilOAuth2Request(DjangoOAuth2Request):
         self.vigil_session: Any = None
         self.vigil_resources: list[str] = []
         self.vigil_dpop_jkt: str | None = None
+        self.vigil_code_dpop_jkt: str = ""  # RFC 9449 §10 dpop_jkt of the authorization request
         self.vigil_extra_headers: list[tuple[str, str]] = []
         self.vigil_device_signals: dict[str, Any] | None = None  # self-reported, verified in the attested binding
         self.vigil_attestation_failures: int | None = None  # refused proofs just before this good one

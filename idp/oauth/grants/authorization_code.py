@@ -1,14 +1,17 @@
 """Authorization code grant (RFC 6749 §4.1) with PKCE S256 (RFC 7636) and OpenID Connect.
 
 A code is stored as a hash, redeemed once under a conditional UPDATE; a second use is
-refused and revokes what the first use issued (RFC 6749 §4.1.2).
+refused and revokes what the first use issued (RFC 6749 §4.1.2). A code requested with
+``dpop_jkt`` (RFC 9449 §10) is only exchanged with a DPoP proof of that very key.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from hmac import compare_digest
 from typing import Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.hooks import hooked
@@ -113,9 +116,28 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             amr=list(state.amr),
             acr=state.acr,
             browser_sid=state.sid,
+            dpop_jkt=request.vigil_code_dpop_jkt,
             created_at=now,
             expires_at=now + timedelta(seconds=app_settings.AUTHORIZATION_CODE_LIFETIME),
         )
+
+    def issue_code(self, grant_user: Any) -> list[tuple[str, str]]:
+        """RFC 6749 §4.1.2: create and store the code; returns the response parameters
+        (``code``, ``state``), which ``idp.flows.authorize_response`` encodes in the
+        requested response mode."""
+        self.request.user = grant_user
+        code = self.generate_authorization_code()
+        self.save_authorization_code(code, self.request)
+        params = [("code", code)]
+        if self.request.payload.state:
+            params.append(("state", self.request.payload.state))
+        return params
+
+    def create_authorization_response(
+        self, redirect_uri: str, grant_user: Any
+    ) -> tuple[int, str, list[tuple[str, str]]]:
+        """Authlib's entry point (query mode); Vigil's own flow calls ``issue_code``."""
+        return 302, "", [("Location", add_params_to_uri(redirect_uri, self.issue_code(grant_user)))]
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
         if not isinstance(code, str) or len(code) > 512:
@@ -151,10 +173,28 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             request=self.request.django_request,
         )
 
+    def _check_code_binding(self, code: AuthorizationCode, jkt: str | None) -> None:
+        """RFC 9449 §10: a code bound to a key (``dpop_jkt``) needs a proof of that key. The RFC
+        says only "reject"; we answer ``invalid_grant`` (the grant is bound to another key, as
+        with a PKCE mismatch) and leave the code unused, so a thief's attempt with their own key
+        cannot burn the legitimate client's code."""
+        if not code.dpop_jkt or (jkt is not None and compare_digest(jkt, code.dpop_jkt)):
+            return
+        record(
+            "dpop.refused",
+            outcome="denied",
+            reason="dpop_jkt_mismatch" if jkt else "dpop_jkt_missing_proof",
+            user=code.user,
+            client_id=code.client.client_id,
+            request=self.request.django_request,
+        )
+        raise InvalidGrantError("This code is bound to a DPoP key (dpop_jkt): send a DPoP proof of that key.")
+
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         code: AuthorizationCode = self.request.authorization_code
         jkt = check_token_request(self)
+        self._check_code_binding(code, jkt)
         device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
         now = timezone.now()
         with transaction.atomic():
