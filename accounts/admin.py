@@ -11,35 +11,18 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
-from django.urls import reverse
-from django.utils.http import urlencode
+from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .flows import factors, recovery
 from .models import Passkey, User
-from .navigation import safe_next
 
 for _model in (TOTPDevice, StaticDevice):
     try:
         admin.site.unregister(_model)
     except admin.sites.NotRegistered:
         pass
-
-
-def admin_login(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-    """Staff sign in through Vigil's login (throttled, second factor), not the admin's
-    password-only form; a signed-in user without staff rights gets a 403, not a loop."""
-    if request.user.is_authenticated:
-        if request.user.is_active and request.user.is_staff:
-            return HttpResponseRedirect(safe_next(request, default="admin:index"))
-        return HttpResponseForbidden("This account cannot use the administration site.")
-    query = urlencode({"next": safe_next(request, default="admin:index")})
-    return HttpResponseRedirect(f"{reverse('accounts:login')}?{query}")
-
-
-admin.site.login = admin_login  # type: ignore[method-assign]
 
 
 class PasskeyInline(admin.TabularInline):

@@ -42,3 +42,14 @@ def check_webauthn(app_configs: Any = None, **kwargs: Any) -> list[Error | Warni
                 "Each ACCOUNTS_ASSET_LINKS entry needs package_name and sha256_cert_fingerprints.",
                 id="accounts.E004"))
     return problems
+
+
+@register(Tags.security)
+def check_admin_second_factor(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """The admin without a second factor is a development-only shortcut (``accounts.admin_site``)."""
+    if getattr(settings, "VIGIL_ADMIN_ALLOW_SINGLE_FACTOR", False) and not settings.DEBUG:
+        return [Error(
+            "VIGIL_ADMIN_ALLOW_SINGLE_FACTOR lets staff into the admin with a password alone.",
+            hint="Unset VIGIL_ADMIN_ALLOW_SINGLE_FACTOR, or use it only with DJANGO_DEBUG=1.",
+            id="accounts.E005")]
+    return []

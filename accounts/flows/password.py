@@ -1,4 +1,5 @@
-"""Password change: the other browser sessions are signed out and app sessions revoked."""
+"""Password change: the other browser sessions are signed out, app sessions revoked and the
+change announced (CAEP 1.0 §3.3 credential-change) through ``sessions.flows.revocation``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 from django.contrib.auth import update_session_auth_hash
 from django.http import HttpRequest
 
-from idp.events import record
+from sessions.flows import revocation
+from sessions.flows.revocation import CredentialChange, CredentialType, Reason
 
 from .. import authstate
 from . import browser_sessions, device_sessions
@@ -23,5 +25,8 @@ def change(request: HttpRequest, user: Any, new_password: str) -> None:
     if state is not None:
         browser_sessions.remember(request, user, state, old_key=old_key)
     signed_out = browser_sessions.sign_out_others(request, user, reason="password_changed")
-    revoked = device_sessions.revoke_all(user, "password_changed", request=request)
-    record("password.changed", user=user, request=request, browser_sessions=signed_out, device_sessions=revoked)
+    revoked = device_sessions.revoke_all(user, Reason.PASSWORD_CHANGED, request=request)
+    revocation.credential_changed(
+        user, "password.changed", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+        request=request, browser_sessions=signed_out, device_sessions=revoked,
+    )

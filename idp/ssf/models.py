@@ -224,4 +224,4 @@ __all__ = [
     "CaepEvent", "DeliveryStatus", "ReceivedSet", "ReceiverAction", "SetDelivery", "SsfReceiver", "SsfTransmitter",
 ]
 
-from . import signals  # noqa: E402,F401  (connects the SecurityEvent -> SET hook)
+from . import signals  # noqa: E402,F401  (subscribes the transmitter to the revocation announcements)
