@@ -86,7 +86,7 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
         reason = "step_up_required"
         error = ResourceError(
             "insufficient_user_authentication",
-            "A fresh second factor is required: send the user through authorization again.",
+            "Step-up authentication is required: send the user through authorization again.",
             params={"acr_values": ACR_MFA},
         )
     elif token.revoked_at is not None or (session is not None and session.status == SessionStatus.REVOKED):
