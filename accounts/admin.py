@@ -11,11 +11,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .flows import factors, recovery
+from .flows import factors, password, recovery
 from .models import Passkey, User
 
 for _model in (TOTPDevice, StaticDevice):
@@ -71,6 +71,15 @@ class UserAdmin(DjangoUserAdmin):
         if codes:
             parts.append(f"{codes} recovery codes")
         return ", ".join(parts) or "password only"
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        """Django's password form; a password it set is a credential change (``flows.password``)."""
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            target = User.objects.filter(pk=id).first()
+            if target is not None:
+                password.set_by_admin(request, target, request.user)
+        return response
 
     @admin.action(description="Reset second factors (TOTP, passkeys, recovery codes) and sign out apps")
     def reset_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:

@@ -9,7 +9,7 @@ from django.contrib.auth import update_session_auth_hash
 from django.http import HttpRequest
 
 from sessions.flows import revocation
-from sessions.flows.revocation import CredentialChange, CredentialType, Reason
+from sessions.flows.revocation import CredentialChange, CredentialType, Initiator, Reason
 
 from .. import authstate
 from . import browser_sessions, device_sessions
@@ -29,4 +29,16 @@ def change(request: HttpRequest, user: Any, new_password: str) -> None:
     revocation.credential_changed(
         user, "password.changed", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
         request=request, browser_sessions=signed_out, device_sessions=revoked,
+    )
+
+
+def set_by_admin(request: HttpRequest, user: Any, actor: Any) -> None:
+    """An admin set (or made unusable) ``user``'s password: their browser and app sessions
+    end and the change is announced (CAEP 1.0 §3.3, ``initiating_entity: admin``)."""
+    signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_SET_BY_ADMIN)
+    revoked = device_sessions.revoke_all(user, Reason.PASSWORD_SET_BY_ADMIN, request=request)
+    revocation.credential_changed(
+        user, "password.set_by_admin", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+        initiator=Initiator.ADMIN, request=request, actor=actor.get_username(), browser_sessions=signed_out,
+        device_sessions=revoked,
     )

@@ -91,6 +91,15 @@ def password_change(ctx: dict[str, Any]) -> None:
                         {"old_password": PASSWORD, "new_password1": new, "new_password2": new})
 
 
+def password_set_by_admin(ctx: dict[str, Any]) -> None:
+    new = "an admin's long passphrase 3"
+    response = ctx["admin"].post(reverse("admin:auth_user_password_change", args=[ctx["user"].pk]),
+                                 {"password1": new, "password2": new, "usable_password": "true"})
+    assert response.status_code == 302, response.content
+    ctx["user"].refresh_from_db()
+    assert ctx["user"].check_password(new)
+
+
 def factor_reset_by_admin(ctx: dict[str, Any]) -> None:
     device = SealedTOTPDevice.create_sealed(ctx["user"], "app")
     device.confirmed = True
@@ -170,6 +179,7 @@ WAYS: list[tuple[Callable[[dict[str, Any]], None], set[str]]] = [
     (token_revocation, {SESSION}),
     (admin_revoke, {SESSION}),
     (password_change, {SESSION, CREDENTIAL}),
+    (password_set_by_admin, {SESSION, CREDENTIAL}),
     (factor_reset_by_admin, {SESSION, CREDENTIAL}),
     (totp_removed, {CREDENTIAL}),
     (passkey_removed, {CREDENTIAL}),

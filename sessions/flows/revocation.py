@@ -57,6 +57,7 @@ class Reason(StrEnum):
     REVOKED_BY_CLIENT = "revoked_by_client"  # RFC 7009 /revoke
     REVOKED_BY_ADMIN = "revoked_by_admin"
     PASSWORD_CHANGED = "password_changed"
+    PASSWORD_SET_BY_ADMIN = "password_set_by_admin"
     FACTORS_RESET = "factors_reset"
     USER_DEACTIVATED = "user_deactivated"
     DEVICE_REVOKED = "device_revoked"
@@ -78,6 +79,7 @@ _INITIATORS: dict[str, Initiator] = {
     Reason.REVOKED_BY_CLIENT: Initiator.USER,
     Reason.PASSWORD_CHANGED: Initiator.USER,
     Reason.REVOKED_BY_ADMIN: Initiator.ADMIN,
+    Reason.PASSWORD_SET_BY_ADMIN: Initiator.ADMIN,
     Reason.FACTORS_RESET: Initiator.ADMIN,
     Reason.USER_DEACTIVATED: Initiator.ADMIN,
 }
