@@ -139,3 +139,23 @@ def test_single_factor_exception_is_for_development_only(staff: Any, settings: A
     settings.VIGIL_ADMIN_ALLOW_SINGLE_FACTOR = False
     assert check_admin_second_factor() == []
     assert browser.get(reverse("admin:index")).status_code == 302
+
+
+def test_an_mfa_sign_in_from_before_the_demand_does_not_meet_it(
+    admin_client: Any, client: BrowserClient, user: Any, mobile_client: Any,
+) -> None:
+    """The demand wants a second factor verified *after* it: an earlier MFA session is sent
+    back through a full sign-in (``force``), not handed a code."""
+    client_id = mobile_client.client.client_id
+    start = timezone.now()
+    with time_machine.travel(start, tick=True):
+        sign_in_with_second_factor(client, user, PASSWORD)
+        pkce = make_pkce()
+        first = client.get(f"{reverse('authorize')}?{urlencode(authorize_params(client_id, pkce))}")
+        assert exchange(BrowserClient(), query_of(first["Location"])["code"], pkce, client_id).status_code == 200
+    with time_machine.travel(start + timedelta(seconds=5), tick=True):
+        _require_step_up(admin_client, DeviceSession.objects.get(user=user))
+    with time_machine.travel(start + timedelta(seconds=10), tick=True):
+        again = _authorize(client, client_id)
+    assert again["Location"].startswith(reverse("accounts:login"))
+    assert query_of(again["Location"])["force"] == "1" and query_of(again["Location"])["acr"] == ACR_MFA

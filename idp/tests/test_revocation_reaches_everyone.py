@@ -70,6 +70,15 @@ def browser_logout(ctx: dict[str, Any]) -> None:
     ctx["browser"].post(reverse("accounts:logout"))
 
 
+def browser_signed_out_elsewhere(ctx: dict[str, Any]) -> None:
+    from accounts.models import BrowserSession
+
+    elsewhere = BrowserClient()
+    elsewhere.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
+    target = BrowserSession.objects.open().get(sid=ctx["session"].browser_sid)
+    assert elsewhere.post(reverse("accounts:session_sign_out", args=[target.pk])).status_code == 302
+
+
 def rp_initiated_logout(ctx: dict[str, Any]) -> None:
     query = urlencode({"id_token_hint": ctx["tokens"]["id_token"], "client_id": ctx["session"].client.client_id})
     ctx["browser"].post(f"{reverse('end-session')}?{query}", {"confirm": "yes"})
@@ -156,6 +165,31 @@ def device_revoked(ctx: dict[str, Any]) -> None:
     revoke_device(_device(ctx["session"]), reason="lost")
 
 
+def stale_attestation(ctx: dict[str, Any]) -> None:
+    from attestation.models import Device
+    from sessions import revalidation
+
+    device, long_ago = _device(ctx["session"]), timezone.now() - timedelta(days=400)
+    Device.objects.filter(pk=device.pk).update(requires_reattestation=True, reattestation_required_at=long_ago,
+                                               last_attested_at=long_ago, last_asserted_at=long_ago)
+    assert revalidation.revoke_stale_sessions() == 1
+
+
+def shared_signal_received(ctx: dict[str, Any]) -> None:
+    from idp.ssf.models import SsfTransmitter
+    from idp.ssf.testing import LoopbackTransmitter
+
+    with LoopbackTransmitter() as mdm:
+        sender = SsfTransmitter(name="MDM", issuer=mdm.issuer, jwks=mdm.jwks, audience="https://vigil.example.com/ssf")
+        sender.full_clean()
+        sender.save()
+        subject = {"format": "opaque", "id": ctx["session"].sid}
+        token = mdm.sign(mdm.claims(sender.audience, CaepEvent.SESSION_REVOKED.value, subject, {}, txn="t-1"))
+    response = BrowserClient().post(reverse("ssf-receive", args=[sender.slug]), data=token,
+                                    content_type="application/secevent+jwt")
+    assert response.status_code == 202, response.content
+
+
 def code_reuse(ctx: dict[str, Any]) -> None:
     pkce = make_pkce()
     code, _ = get_code(ctx["browser"], ctx["session"].client.client_id, pkce)
@@ -175,6 +209,7 @@ def refresh_reuse(ctx: dict[str, Any]) -> None:
 WAYS: list[tuple[Callable[[dict[str, Any]], None], set[str]]] = [
     (account_page_sign_out, {SESSION}),
     (browser_logout, {SESSION}),
+    (browser_signed_out_elsewhere, {SESSION}),
     (rp_initiated_logout, {SESSION}),
     (token_revocation, {SESSION}),
     (admin_revoke, {SESSION}),
@@ -187,6 +222,8 @@ WAYS: list[tuple[Callable[[dict[str, Any]], None], set[str]]] = [
     (risk_revokes, {SESSION}),
     (device_health_denies, {SESSION}),
     (device_revoked, {SESSION}),
+    (stale_attestation, {SESSION}),
+    (shared_signal_received, {SESSION}),
     (code_reuse, {SESSION}),
     (refresh_reuse, {SESSION}),
 ]
