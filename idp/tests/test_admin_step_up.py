@@ -159,3 +159,17 @@ def test_an_mfa_sign_in_from_before_the_demand_does_not_meet_it(
         again = _authorize(client, client_id)
     assert again["Location"].startswith(reverse("accounts:login"))
     assert query_of(again["Location"])["force"] == "1" and query_of(again["Location"])["acr"] == ACR_MFA
+
+
+def test_staff_without_any_factor_enroll_one_on_the_way_in(staff: Any) -> None:
+    browser = BrowserClient()
+    login = browser.get(browser.get(reverse("admin:index"))["Location"])["Location"]
+    form = query_of(login)  # the login page carries next and acr as hidden fields
+    signed_in = browser.post(reverse("accounts:login"), {"username": "ops", "password": PASSWORD, **form})
+    assert signed_in.status_code == 302 and signed_in["Location"].startswith(reverse("accounts:mfa_setup"))
+    assert browser.get(reverse("admin:index")).status_code == 302  # a password alone is not enough
+    assert browser.get(reverse("accounts:totp_enroll")).status_code == 200
+    device = SealedTOTPDevice.objects.get(user=staff, confirmed=False)
+    enrolled = browser.post(reverse("accounts:totp_enroll"), {"code": totp_code(device)})
+    assert enrolled.status_code == 200 and b"recovery" in enrolled.content.lower()  # first factor: its codes
+    assert browser.get(reverse("admin:index")).status_code == 200
