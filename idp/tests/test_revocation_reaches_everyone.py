@@ -20,7 +20,7 @@ from idp.ssf import transmitter
 from idp.ssf.models import CaepEvent, SetDelivery, SsfReceiver
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 
-from .conftest import MOBILE_REDIRECT, PASSWORD, exchange, form_post, get_code, make_pkce
+from .conftest import PASSWORD, exchange, form_post, get_code, make_pkce
 
 SESSION, CREDENTIAL = "session", "credential"
 
