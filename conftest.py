@@ -12,6 +12,8 @@ os.environ.setdefault("VIGIL_TESTING", "1")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+from typing import Any  # noqa: E402
+
 import pytest  # noqa: E402
 
 pytest_plugins = ["attestation.testing.fixtures"]
@@ -79,3 +81,14 @@ def _clear_cache() -> None:
 
     cache.clear()
     config_cache.clear_local()
+
+
+@pytest.fixture
+def admin_client(admin_user: Any) -> Any:
+    """pytest-django's ``admin_client`` (a client of its own), signed in with a second factor:
+    the admin demands one (``accounts.admin_site``)."""
+    from django.test import Client
+
+    from accounts.testing import sign_in_with_second_factor
+
+    return sign_in_with_second_factor(Client(), admin_user, "password")

@@ -11,35 +11,18 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
-from django.urls import reverse
-from django.utils.http import urlencode
+from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .flows import factors, recovery
+from .flows import factors, password, recovery
 from .models import Passkey, User
-from .navigation import safe_next
 
 for _model in (TOTPDevice, StaticDevice):
     try:
         admin.site.unregister(_model)
     except admin.sites.NotRegistered:
         pass
-
-
-def admin_login(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-    """Staff sign in through Vigil's login (throttled, second factor), not the admin's
-    password-only form; a signed-in user without staff rights gets a 403, not a loop."""
-    if request.user.is_authenticated:
-        if request.user.is_active and request.user.is_staff:
-            return HttpResponseRedirect(safe_next(request, default="admin:index"))
-        return HttpResponseForbidden("This account cannot use the administration site.")
-    query = urlencode({"next": safe_next(request, default="admin:index")})
-    return HttpResponseRedirect(f"{reverse('accounts:login')}?{query}")
-
-
-admin.site.login = admin_login  # type: ignore[method-assign]
 
 
 class PasskeyInline(admin.TabularInline):
@@ -88,6 +71,15 @@ class UserAdmin(DjangoUserAdmin):
         if codes:
             parts.append(f"{codes} recovery codes")
         return ", ".join(parts) or "password only"
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        """Django's password form; a password it set is a credential change (``flows.password``)."""
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            target = User.objects.filter(pk=id).first()
+            if target is not None:
+                password.set_by_admin(request, target, request.user)
+        return response
 
     @admin.action(description="Reset second factors (TOTP, passkeys, recovery codes) and sign out apps")
     def reset_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:

@@ -23,6 +23,7 @@ class Reason:
     MALFORMED_CERTIFICATE = "malformed_certificate"
     MALFORMED_EXTENSION = "malformed_extension"
     MALFORMED_TOKEN = "malformed_token"
+    MALFORMED_KEY_ID = "malformed_key_id"  # attestation_key_id is not a 32-byte key id in any spelling
     UNSUPPORTED_FORMAT = "unsupported_format"
     # certificate chains
     CHAIN_UNTRUSTED = "chain_untrusted"
@@ -60,6 +61,7 @@ class Reason:
     DEVICE_REVOKED = "device_revoked"
     DEVICE_MISMATCH = "device_mismatch"
     ATTESTATION_REQUIRED = "attestation_required"
+    INTEGRITY_TOKEN_REQUIRED = "integrity_token_required"  # the rest of the evidence is there
 
 
 class AttestationError(Exception):

@@ -22,6 +22,7 @@ CHALLENGE_REASONS = frozenset(
         Reason.CHALLENGE_WRONG_CLIENT,
         Reason.CHALLENGE_WRONG_PURPOSE,
         Reason.ATTESTATION_REQUIRED,
+        Reason.INTEGRITY_TOKEN_REQUIRED,
     }
 )
 

@@ -61,7 +61,7 @@ if DEBUG or TESTING:
     ALLOWED_HOSTS += ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.admin_config.VigilAdminConfig",  # django.contrib.admin, second factor required
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -191,6 +191,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Staff need a second factor for the admin (accounts/admin_site.py); development-only
+# exception, honoured only with DJANGO_DEBUG and refused otherwise (check accounts.E005).
+VIGIL_ADMIN_ALLOW_SINGLE_FACTOR = env_bool("VIGIL_ADMIN_ALLOW_SINGLE_FACTOR")
 
 # Sessions and cookies: secure unless explicitly in development.
 SESSION_COOKIE_NAME = os.environ.get("VIGIL_SESSION_COOKIE_NAME", "vigil_session")

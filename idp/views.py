@@ -145,7 +145,9 @@ def userinfo(request: HttpRequest) -> HttpResponse:
 def end_session(request: HttpRequest) -> HttpResponse:
     parsed = logout_flow.parse(request)
     if parsed.error:
-        return render(request, "idp/error.html", {"error": "invalid_request", "description": parsed.error}, status=400)
+        return render(request, "idp/error.html", {"error": "invalid_request", "description": parsed.error,
+                                                   "title": "Sign-out request problem",
+                                                   "heading": "This sign-out request cannot be completed"}, status=400)
     confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
     hint_matches = request.user.is_authenticated and parsed.hint_sub == request.user.get_user_id()
     if not confirmed and request.user.is_authenticated and not hint_matches:

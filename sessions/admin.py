@@ -9,8 +9,11 @@ from django.http import HttpRequest
 
 from idp.events import record
 
-from .flows.tokens import revoke_session
+from .flows.revocation import Reason, revoke_session
 from .models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+
+
+STEP_UP_BY_ADMIN = "step_up_by_admin"
 
 
 class RefreshTokenInline(admin.TabularInline):
@@ -37,15 +40,16 @@ class DeviceSessionAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke (the app must sign in again)")
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         for session in queryset.select_related("client", "user"):
-            revoke_session(session, "revoked_by_admin", admin=request.user.get_username())
+            revoke_session(session, Reason.REVOKED_BY_ADMIN, request=request, admin=request.user.get_username())
 
-    @admin.action(description="Require step-up at the next refresh")
+    @admin.action(description="Require step-up (a fresh second factor at the next authorization)")
     def require_step_up(self, request: HttpRequest, queryset: Any) -> None:
+        """The next refresh is refused and the next authorization of the user at that client
+        demands a second factor verified after this demand (``sessions.risk.stepup``)."""
+        from .risk.stepup import require_step_up
+
         for session in queryset.filter(status=SessionStatus.ACTIVE).select_related("client", "user"):
-            session.status, session.status_reason = SessionStatus.STEP_UP_REQUIRED, "step_up_by_admin"
-            session.save(update_fields=["status", "status_reason"])
-            record("session.step_up_required", user=session.user, client_id=session.client.client_id,
-                   session_id=session.sid, request=request, admin=request.user.get_username())
+            require_step_up(session, STEP_UP_BY_ADMIN, request=request, admin=request.user.get_username())
 
 
 @admin.register(AccessToken)

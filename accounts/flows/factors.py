@@ -9,9 +9,10 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from idp.events import record
+from sessions.flows.revocation import Initiator, Reason
 
 from ..models import Passkey
-from . import device_sessions, policy, recovery, totp
+from . import device_sessions, passkeys, policy, recovery, totp
 from .passkeys import FactorRemovalRefused
 
 
@@ -40,9 +41,11 @@ def reset_all(user: Any, actor: Any = None, request: HttpRequest | None = None) 
     """
     actor_name = actor.get_username() if actor is not None else ""
     with transaction.atomic():
-        passkeys = Passkey.objects.filter(user=user).count()
+        removed = [(p, p.pk) for p in Passkey.objects.select_for_update().filter(user=user)]
         Passkey.objects.filter(user=user).delete()
-        had_totp = TOTPDevice.objects.filter(user=user).delete()[0] > 0
+        passkeys.announce_all_removed(request, user, removed, "admin_reset")
+        had_totp = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        totp.remove(user, request, reason="admin_reset", initiator=Initiator.ADMIN)
     recovery.delete_all(user, request, reason="admin_reset")
-    record("factor.reset", user=user, request=request, actor=actor_name, passkeys=passkeys, totp=had_totp)
-    device_sessions.revoke_all(user, "factors_reset", request=request)
+    record("factor.reset", user=user, request=request, actor=actor_name, passkeys=len(removed), totp=had_totp)
+    device_sessions.revoke_all(user, Reason.FACTORS_RESET, request=request)

@@ -12,6 +12,8 @@ from django.utils import timezone
 from webauthn.helpers.structs import CredentialDeviceType
 
 from idp.events import record
+from sessions.flows import revocation
+from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
 from .. import webauthn_rp
 from ..models import Passkey, b64url
@@ -75,10 +77,38 @@ def finish(
         record("factor.passkey.register", outcome="failure", reason="duplicate_credential", user=user,
                request=request)
         raise PasskeyError("duplicate_credential") from exc
-    record("factor.passkey.added", user=user, request=request, passkey=passkey.pk, name=passkey.name,
-           backup_eligible=passkey.backup_eligible, aaguid=passkey.aaguid)
+    revocation.credential_changed(
+        user, "factor.passkey.added", credential=credential_type(passkey), change=CredentialChange.CREATE,
+        request=request, friendly_name=passkey.name, passkey=passkey.pk, name=passkey.name,
+        backup_eligible=passkey.backup_eligible, aaguid=passkey.aaguid,
+    )
     codes = recovery.generate(user, request, reason="first_factor") if first_factor and not policy.has_recovery_codes(user) else []
     return Registered(passkey=passkey, recovery_codes=codes)
+
+
+def credential_type(passkey: Passkey) -> CredentialType:
+    """CAEP 1.0 §3.3.1: a passkey on the device (or synced between devices) is a platform
+    credential; one on a security key (USB, NFC, BLE) a roaming one."""
+    roaming = {"usb", "nfc", "ble"} & set(passkey.transports or [])
+    if roaming and not passkey.backup_eligible and "internal" not in (passkey.transports or []):
+        return CredentialType.PASSKEY_ROAMING
+    return CredentialType.PASSKEY_PLATFORM
+
+
+def _announce_removed(request: HttpRequest | None, user: Any, passkey: Passkey, passkey_id: int, reason: str,
+                      initiator: Initiator = Initiator.USER) -> None:
+    revocation.credential_changed(
+        user, "factor.passkey.removed", credential=credential_type(passkey), change=CredentialChange.DELETE,
+        initiator=initiator, request=request, reason=reason, friendly_name=passkey.name, passkey=passkey_id,
+    )
+
+
+def announce_all_removed(
+    request: HttpRequest | None, user: Any, removed: list[tuple[Passkey, int]], reason: str
+) -> None:
+    """An admin removed these passkeys (a factor reset): one credential-change each."""
+    for passkey, passkey_id in removed:
+        _announce_removed(request, user, passkey, passkey_id, reason, initiator=Initiator.ADMIN)
 
 
 def list_for(user: Any) -> list[Passkey]:
@@ -105,11 +135,11 @@ def remove(request: HttpRequest | None, user: Any, passkey_id: int, reason: str 
         allowed = policy.can_remove_factor(user, "passkey", passkey_id=passkey.pk)
         if allowed:
             passkey.delete()
+            _announce_removed(request, user, passkey, passkey_id, reason)
     if not allowed:
         record("factor.passkey.remove", outcome="denied", reason="last_factor", user=user, request=request,
                passkey=passkey_id)
         raise FactorRemovalRefused()
-    record("factor.passkey.removed", user=user, request=request, passkey=passkey_id, reason=reason)
     if not policy.has_second_factor(user):
         recovery.delete_all(user, request, reason="no_second_factor_left")
     return True

@@ -1,4 +1,5 @@
-"""Password change: the other browser sessions are signed out and app sessions revoked."""
+"""Password change: the other browser sessions are signed out, app sessions revoked and the
+change announced (CAEP 1.0 §3.3 credential-change) through ``sessions.flows.revocation``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 from django.contrib.auth import update_session_auth_hash
 from django.http import HttpRequest
 
-from idp.events import record
+from sessions.flows import revocation
+from sessions.flows.revocation import CredentialChange, CredentialType, Initiator, Reason
 
 from .. import authstate
 from . import browser_sessions, device_sessions
@@ -23,5 +25,20 @@ def change(request: HttpRequest, user: Any, new_password: str) -> None:
     if state is not None:
         browser_sessions.remember(request, user, state, old_key=old_key)
     signed_out = browser_sessions.sign_out_others(request, user, reason="password_changed")
-    revoked = device_sessions.revoke_all(user, "password_changed", request=request)
-    record("password.changed", user=user, request=request, browser_sessions=signed_out, device_sessions=revoked)
+    revoked = device_sessions.revoke_all(user, Reason.PASSWORD_CHANGED, request=request)
+    revocation.credential_changed(
+        user, "password.changed", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+        request=request, browser_sessions=signed_out, device_sessions=revoked,
+    )
+
+
+def set_by_admin(request: HttpRequest, user: Any, actor: Any) -> None:
+    """An admin set (or made unusable) ``user``'s password: their browser and app sessions
+    end and the change is announced (CAEP 1.0 §3.3, ``initiating_entity: admin``)."""
+    signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_SET_BY_ADMIN)
+    revoked = device_sessions.revoke_all(user, Reason.PASSWORD_SET_BY_ADMIN, request=request)
+    revocation.credential_changed(
+        user, "password.set_by_admin", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+        initiator=Initiator.ADMIN, request=request, actor=actor.get_username(), browser_sessions=signed_out,
+        device_sessions=revoked,
+    )

@@ -15,7 +15,9 @@ import segno
 from django.db import transaction
 from django.http import HttpRequest
 
-from idp.events import record
+from idp.events import client_ip, record
+from sessions.flows import revocation
+from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
 from .. import throttle
 from ..app_settings import app_settings
@@ -95,12 +97,25 @@ def confirm(user: Any, code: str, request: HttpRequest) -> bool:
         replaced = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).count()
         TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
         TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
-    record("factor.totp.enrolled", user=user, request=request, device=device.pk, replaced=replaced)
+        revocation.credential_changed(
+            user, "factor.totp.enrolled", credential=CredentialType.AUTHENTICATOR_APP,
+            change=CredentialChange.UPDATE if replaced else CredentialChange.CREATE, request=request,
+            device=device.pk, replaced=replaced,
+        )
     return True
 
 
-def remove(user: Any, request: HttpRequest | None = None, reason: str = "user") -> bool:
-    deleted, _ = TOTPDevice.objects.filter(user=user).delete()
-    if deleted:
-        record("factor.totp.removed", user=user, request=request, reason=reason)
+def remove(
+    user: Any, request: HttpRequest | None = None, reason: str = "user", initiator: Initiator = Initiator.USER
+) -> bool:
+    """Delete the authenticator app (confirmed or pending); a confirmed one is a credential
+    change (CAEP 1.0 §3.3), announced through ``sessions.flows.revocation``."""
+    with transaction.atomic():
+        confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        deleted, _ = TOTPDevice.objects.filter(user=user).delete()
+        if confirmed:
+            revocation.credential_changed(
+                user, "factor.totp.removed", credential=CredentialType.AUTHENTICATOR_APP,
+                change=CredentialChange.DELETE, initiator=initiator, request=request, reason=reason,
+            )
     return bool(deleted)

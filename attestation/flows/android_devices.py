@@ -143,7 +143,7 @@ def enroll_android_device(
         result = verify_key_attestation(
             chain_from_wire(chain_pem), challenge=binding.client_data_hash(), now=now, policy=key_policy(app)
         )
-        _require(bool(integrity_token), Reason.ATTESTATION_REQUIRED, "a Play Integrity token is required to enroll")
+        _require(bool(integrity_token), Reason.INTEGRITY_TOKEN_REQUIRED, "a Play Integrity token is required to enroll")
         verdict = check_integrity(app, str(integrity_token), integrity_token_type, binding, now, client)
         device, created = _store_device(app, result, _integrity_facts(verdict, integrity_token_type, now), now)
     except AttestationError as exc:
@@ -208,7 +208,7 @@ def verify_android_refresh(
         else:
             _require(
                 _last_verdict_fresh(device, now),
-                Reason.ATTESTATION_REQUIRED,
+                Reason.INTEGRITY_TOKEN_REQUIRED,
                 "a fresh Play Integrity verdict is required",
             )
         _record_refresh(device, integrity, now)

@@ -8,6 +8,7 @@ from typing import Any
 
 from idp.events import record
 
+from ..android.digests import normalise_digest
 from ..models import AppleEnvironment, Platform, RegisteredApp
 
 
@@ -20,6 +21,17 @@ def _b64(value: str, what: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise AppRegistrationError(f"{what} is not valid base64") from exc
+
+
+def _digest(value: str) -> str:
+    """A signing-certificate SHA-256 given as hex (colons allowed), base64 or base64url,
+    stored as base64 (docs/attestation.md §5)."""
+    try:
+        return base64.b64encode(normalise_digest(value)).decode()
+    except ValueError as exc:
+        raise AppRegistrationError(
+            "a signing certificate digest is the SHA-256 of the certificate as hex, base64 or base64url (32 bytes)"
+        ) from exc
 
 
 def register_ios_app(client: Any, app_id: str, environment: str, *, require_attestation: bool) -> RegisteredApp:
@@ -49,12 +61,9 @@ def register_android_app(
 ) -> RegisteredApp:
     if not cert_digests:
         raise AppRegistrationError("an Android app needs at least one signing certificate digest (--android-cert-digest)")
-    for digest in cert_digests:
-        if len(_b64(digest, "a signing certificate digest")) != 32:
-            raise AppRegistrationError("signing certificate digests are base64 SHA-256 (32 bytes)")
     app = RegisteredApp(
         client=client, platform=Platform.ANDROID, android_package_name=package,
-        android_signing_cert_digests=list(cert_digests), require_attestation=require_attestation,
+        android_signing_cert_digests=[_digest(d) for d in cert_digests], require_attestation=require_attestation,
         min_integrity_level=min_integrity, play_integrity_max_age_minutes=max_age_minutes,
     )
     if decryption_key_b64 or verification_key_b64:

@@ -135,7 +135,7 @@ def test_chain_for_another_challenge(android_app: RegisteredApp, phone: AndroidD
 def test_enroll_needs_an_integrity_token(android_app: RegisteredApp, phone: AndroidDevice, binding: Any) -> None:
     b = binding()
     chain = phone.attest(b.client_data_hash())
-    assert failure(lambda: enroll_android_device(android_app, chain, None, b)) == Reason.ATTESTATION_REQUIRED
+    assert failure(lambda: enroll_android_device(android_app, chain, None, b)) == Reason.INTEGRITY_TOKEN_REQUIRED
 
 
 def test_enroll_with_weak_integrity(android_app: RegisteredApp, google: g.GoogleStandIn, binding: Any) -> None:
@@ -205,7 +205,7 @@ def test_stale_verdict(enrolled: Device, phone: AndroidDevice, binding: Any) -> 
 
 def test_verdict_required_unless_policy_allows_reuse(enrolled: Device, phone: AndroidDevice, binding: Any) -> None:
     b = binding("refresh")
-    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), None, b)) == Reason.ATTESTATION_REQUIRED
+    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), None, b)) == Reason.INTEGRITY_TOKEN_REQUIRED
     app = enrolled.app
     app.play_integrity_max_age_minutes = 15
     app.save()
@@ -216,7 +216,7 @@ def test_verdict_required_unless_policy_allows_reuse(enrolled: Device, phone: An
     Device.objects.filter(pk=enrolled.pk).update(verdict=verdict)
     enrolled = Device.objects.get(pk=enrolled.pk)  # each token request reads the device afresh
     b = binding("refresh")
-    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), None, b)) == Reason.ATTESTATION_REQUIRED
+    assert failure(lambda: verify_android_refresh(enrolled, phone.sign(b), None, b)) == Reason.INTEGRITY_TOKEN_REQUIRED
     b = binding("refresh")
     assert verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b), b)
     b = binding("refresh")

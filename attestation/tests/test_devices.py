@@ -296,9 +296,10 @@ def test_concurrent_assertions_with_the_same_counter_succeed_once(
 # --------------------------------------------------------------------- admin
 @pytest.fixture
 def admin_client(client: Any, django_user_model: Any) -> Any:
+    from accounts.testing import sign_in_with_second_factor
+
     user = django_user_model.objects.create_superuser(username="root", email="root@example.com", password="x" * 12)
-    client.force_login(user)
-    return client
+    return sign_in_with_second_factor(client, user, "x" * 12)
 
 
 @pytest.mark.parametrize(

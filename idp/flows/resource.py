@@ -9,7 +9,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from sessions.models import AccessToken
+from accounts.acr import ACR_MFA
+from sessions.models import AccessToken, SessionStatus
 
 from .. import jwt_tokens
 from ..events import record
@@ -22,9 +23,11 @@ class ResourceError(Exception):
     status: int = 401
     scheme: str = "Bearer"
     headers: dict[str, str] = field(default_factory=dict)  # e.g. DPoP-Nonce (RFC 9449 §8)
+    params: dict[str, str] = field(default_factory=dict)  # e.g. acr_values (RFC 9470 §3)
 
     def www_authenticate(self) -> str:
-        return f'{self.scheme} error="{self.error}", error_description="{self.description}"'
+        extra = "".join(f', {name}="{value}"' for name, value in self.params.items())
+        return f'{self.scheme} error="{self.error}", error_description="{self.description}"{extra}'
 
 
 @dataclass
@@ -57,8 +60,7 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
         raise ResourceError("invalid_token", "The access token is invalid or expired.") from exc
     record_ = AccessToken.objects.select_related("session", "user").filter(jti=str(claims.get("jti"))).first()
     if record_ is None or not record_.is_active(timezone.now()):
-        _refused(request, "invalid_token", "revoked")
-        raise ResourceError("invalid_token", "The access token has been revoked.")
+        raise _inactive(request, record_)
     bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
     if bound or scheme == "dpop":
         from .dpop_resource import check_dpop_binding
@@ -71,6 +73,28 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
         _refused(request, "insufficient_scope", required_scope)
         raise ResourceError("insufficient_scope", f"The token lacks the {required_scope} scope.", 403)
     return AuthorizedRequest(claims=claims, token=record_)
+
+
+def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
+    """Say truthfully why a well-signed token is refused: unknown, revoked, expired, or its
+    session awaits step-up (RFC 9470 §3 ``insufficient_user_authentication``: the client
+    sends the user through authorization for a fresh second factor)."""
+    session = token.session if token is not None else None
+    if token is None:
+        reason, error = "unknown", ResourceError("invalid_token", "The access token is not known.")
+    elif token.revoked_at is None and session is not None and session.status == SessionStatus.STEP_UP_REQUIRED:
+        reason = "step_up_required"
+        error = ResourceError(
+            "insufficient_user_authentication",
+            "Step-up authentication is required: send the user through authorization again.",
+            params={"acr_values": ACR_MFA},
+        )
+    elif token.revoked_at is not None or (session is not None and session.status == SessionStatus.REVOKED):
+        reason, error = "revoked", ResourceError("invalid_token", "The access token has been revoked.")
+    else:
+        reason, error = "expired", ResourceError("invalid_token", "The access token has expired.")
+    _refused(request, error.error, reason)
+    return error
 
 
 def _refused(request: HttpRequest, reason: str, detail: str) -> None:

@@ -25,6 +25,8 @@ from ..events import record
 from .errors import InvalidClientAttestationError, UseAttestationChallengeError
 
 FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}
+#: Evidence missing (not failing): a fresh challenge, no failure counted.
+NOTHING_TO_VERIFY = {Reason.ATTESTATION_REQUIRED, Reason.INTEGRITY_TOKEN_REQUIRED}
 
 
 def _challenge_header(client: Any, purpose: str) -> list[tuple[str, str]]:
@@ -56,10 +58,10 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
     except AttestationError as error:
         record("attestation.token_refused", outcome="denied", reason=error.reason, client_id=client.client_id,
                request=request.django_request, grant_type="authorization_code")
-        if error.reason == Reason.ATTESTATION_REQUIRED:
+        if error.reason in NOTHING_TO_VERIFY:
             raise UseAttestationChallengeError(
-                "This client requires device attestation: attest with the challenge in the "
-                f"{CHALLENGE_HEADER} header.", headers=_challenge_header(client, ChallengePurpose.ENROLL),
+                _what_is_required(error, "This client requires device attestation: attest with", enrolling=True),
+                headers=_challenge_header(client, ChallengePurpose.ENROLL),
             ) from error
         raise _refuse(client, error, ChallengePurpose.ENROLL) from error
     request.vigil_device_signals = evidence.signals  # verified: covered by the attested binding
@@ -96,16 +98,26 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
     request.vigil_extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
 
 
+def _what_is_required(error: AttestationError, missing_everything: str, *, enrolling: bool) -> str:
+    """The ``use_attestation_challenge`` description: the precise missing part when only the
+    Play Integrity token is missing, else what the client must send."""
+    if error.reason == Reason.INTEGRITY_TOKEN_REQUIRED:
+        when = "to enroll" if enrolling else (
+            "on this refresh: the last verdict is older than the app's play_integrity_max_age_minutes")
+        missing_everything = f"A Play Integrity token (integrity_token) is required {when}; send one with"
+    return f"{missing_everything} the challenge in the {CHALLENGE_HEADER} header."
+
+
 def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationError) -> None:
     request = grant.request
     client = request.client
     record("attestation.token_refused", outcome="denied", reason=error.reason, user=session.user,
            client_id=client.client_id, session_id=session.sid, request=request.django_request,
            grant_type="refresh_token")
-    if error.reason == Reason.ATTESTATION_REQUIRED:
+    if error.reason in NOTHING_TO_VERIFY:
         raise UseAttestationChallengeError(
-            "Fresh device attestation is required on every refresh: use the challenge in the "
-            f"{CHALLENGE_HEADER} header.", headers=_challenge_header(client, ChallengePurpose.REFRESH),
+            _what_is_required(error, "Fresh device attestation is required on every refresh: use", enrolling=False),
+            headers=_challenge_header(client, ChallengePurpose.REFRESH),
         ) from error
     revoke = error.reason in FAMILY_REVOKING
     if not revoke:

@@ -53,7 +53,7 @@ class SsfReceiver(models.Model):
     """A relying service we push SETs to (RFC 8935 push, SSF 1.0 §"Push Delivery using HTTP")."""
 
     name = models.CharField(max_length=200)
-    audience = models.CharField(max_length=255, help_text="The SETs' ``aud`` claim: identifies this receiver.")
+    audience = models.CharField(max_length=255, help_text="The SETs' “aud” claim: identifies this receiver.")
     endpoint_url = models.URLField(max_length=500, help_text="Where SETs are POSTed (application/secevent+jwt).")
     events_requested = models.JSONField(default=_all_events, validators=[_validate_event_types],
                                         help_text="CAEP event type URIs this receiver wants.")
@@ -154,17 +154,17 @@ class SsfTransmitter(models.Model):
     slug = models.CharField(max_length=40, unique=True, default=_generate_slug,
                             help_text="Public id in the push URL /ssf/receive/<slug>.")
     name = models.CharField(max_length=200)
-    issuer = models.CharField(max_length=255, help_text="Expected ``iss`` of its SETs.")
+    issuer = models.CharField(max_length=255, help_text="Expected “iss” claim of its SETs.")
     jwks_uri = models.URLField(max_length=500, blank=True, help_text="Fetched with a short cache.")
     jwks = models.JSONField(default=dict, blank=True, help_text="Static JWKS (used instead of jwks_uri).")
-    audience = models.CharField(max_length=255, help_text="The ``aud`` its SETs must carry for us.")
+    audience = models.CharField(max_length=255, help_text="The “aud” claim its SETs must carry for us.")
     allowed_algs = models.JSONField(default=default_algs, help_text="Accepted JWS algorithms (never none/HS*).")
     policy = models.JSONField(default=default_policy, help_text="Event type URI -> action.")
     client = models.ForeignKey(
         "idp.Client", null=True, blank=True, on_delete=models.CASCADE, related_name="ssf_transmitters",
         help_text="When set, its events only act on this client's sessions and devices.",
     )
-    trust_email = models.BooleanField(default=False, help_text="Accept ``email`` subjects (verified emails only).")
+    trust_email = models.BooleanField(default=False, help_text="Accept “email” subjects (verified emails only).")
     authorization_header_hash = models.CharField(
         max_length=64, blank=True, help_text="Keyed hash of the Authorization header it must send (optional)."
     )
@@ -224,4 +224,4 @@ __all__ = [
     "CaepEvent", "DeliveryStatus", "ReceivedSet", "ReceiverAction", "SetDelivery", "SsfReceiver", "SsfTransmitter",
 ]
 
-from . import signals  # noqa: E402,F401  (connects the SecurityEvent -> SET hook)
+from . import signals  # noqa: E402,F401  (subscribes the transmitter to the revocation announcements)

@@ -1,49 +1,40 @@
-"""Hook the transmitter to security decisions without touching the code that makes them:
-every ``session.revoked`` security event (``sessions.flows.tokens.revoke_session``)
-becomes a CAEP session-revoked SET for the receivers that asked for it."""
+"""The transmitter listens to the revocation announcements (``sessions.flows.revocation``):
+every session the one path revokes becomes a CAEP 1.0 session-revoked SET (§3.1), every
+credential change a credential-change SET (§3.3), for the receivers that asked for them.
+The deliveries are rows of the revoking transaction: a rollback sends nothing."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-ADMIN_REASONS = {"revoked_by_admin"}
-USER_REASONS = {"revoked_by_client", "logout", "rp_logout", "revoked_by_user"}
+from sessions.flows.revocation import credential_change, session_revoked
 
 
-def initiating_entity(reason: str) -> str:
-    """CAEP 1.0 §2 ``initiating_entity`` for one of our revocation reasons."""
-    if reason in ADMIN_REASONS:
-        return "admin"
-    if reason in USER_REASONS:
-        return "user"
-    if reason.startswith("ssf_"):
-        return "system"
-    return "policy"
-
-
-@receiver(post_save, sender="idp.SecurityEvent", dispatch_uid="idp.ssf.session_revoked")
-def on_security_event(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
-    if not created or instance.event_type != "session.revoked" or instance.outcome != "success":
-        return
-    if not instance.session_id:
-        return
-    from sessions.models import DeviceSession
-
+def _anyone_listening() -> bool:
     from .models import SsfReceiver
+
+    return SsfReceiver.objects.filter(enabled=True).exists()
+
+
+@receiver(session_revoked, dispatch_uid="idp.ssf.session_revoked")
+def on_session_revoked(sender: Any, session: Any, reason: str, initiator: str, details: dict[str, Any],
+                       now: Any, **kwargs: Any) -> None:
+    if not _anyone_listening():
+        return
     from .transmitter import emit_session_revoked
 
-    if not SsfReceiver.objects.filter(enabled=True).exists():
+    emit_session_revoked(session, reason_admin=reason, initiating_entity=str(initiator),
+                         txn=details.get("ssf_txn") or None)
+
+
+@receiver(credential_change, dispatch_uid="idp.ssf.credential_change")
+def on_credential_change(sender: Any, user: Any, credential: str, change: str, initiator: str, reason: str,
+                         friendly_name: str, now: Any, **kwargs: Any) -> None:
+    if not _anyone_listening():
         return
-    session = (
-        DeviceSession.objects.select_related("user", "device").filter(sid=instance.session_id).first()
-    )
-    if session is None:
-        return
-    details = instance.details if isinstance(instance.details, dict) else {}
-    emit_session_revoked(
-        session, reason_admin=instance.reason, initiating_entity=initiating_entity(instance.reason),
-        txn=details.get("ssf_txn") or None,
-    )
+    from .transmitter import emit_credential_change
+
+    emit_credential_change(user, credential_type=str(credential), change_type=str(change), reason_admin=reason,
+                           friendly_name=friendly_name, initiating_entity=str(initiator))

@@ -14,9 +14,10 @@ from idp.ssf.models import CaepEvent, SsfReceiver, SsfTransmitter
 
 @pytest.fixture
 def staff(client: Any, django_user_model: Any) -> Any:
+    from accounts.testing import sign_in_with_second_factor
+
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-for-admin-tests")
-    client.force_login(admin)
-    return client
+    return sign_in_with_second_factor(client, admin, "pw-for-admin-tests")
 
 
 @pytest.mark.parametrize("model", ["ssfreceiver", "ssftransmitter", "setdelivery", "receivedset"])

@@ -1,6 +1,7 @@
 """Revocation cascades (issue 5 §5): deactivating a user or revoking a device ends its
 token families at once, so introspection and userinfo refuse their tokens immediately
-rather than at the next refresh."""
+rather than at the next refresh. Each family ends through the one path
+(``sessions.flows.revocation``), so each is recorded and announced."""
 
 from __future__ import annotations
 
@@ -10,27 +11,22 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from ..models import DeviceSession
-from .tokens import revoke_session
+from ..models import DeviceSession, SessionStatus
+from . import revocation
+from .revocation import Reason
 
 
 def revoke_user_sessions(user: Any, reason: str) -> int:
-    return sum(
-        int(revoke_session(s, reason))
-        for s in DeviceSession.objects.active().filter(user=user).select_related("client", "user")
-    )
+    return revocation.revoke_user_sessions(user, reason)
 
 
 def revoke_device_sessions(device_id: int, reason: str) -> int:
     """Called by ``attestation.flows.registry.revoke_device``."""
-    return sum(
-        int(revoke_session(s, reason))
-        for s in DeviceSession.objects.exclude(status="revoked").filter(device_id=device_id).select_related("client", "user")
-    )
+    live = DeviceSession.objects.exclude(status=SessionStatus.REVOKED).filter(device_id=device_id)
+    return revocation.revoke_sessions(live.select_related("client", "user", "device"), reason)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created and not instance.is_active:
-        revoke_user_sessions(instance, "user_deactivated")
-
+        revoke_user_sessions(instance, Reason.USER_DEACTIVATED)

@@ -21,6 +21,7 @@ from idp import config_cache
 from idp.counters import incr_in_window
 from django.http import HttpRequest
 
+from attestation.android.digests import normalise_digest
 from attestation.binding import RequestBinding, grant_hash
 from attestation.errors import AttestationError, Reason
 from attestation.flows.android_devices import enroll_android_device, verify_android_refresh
@@ -73,9 +74,31 @@ def evidence_from_form(form: Any) -> Evidence | None:
         signature=form.get("client_data_signature") or "",
         integrity_token=form.get("integrity_token") or "",
         integrity_token_type=integrity_type,
-        key_id=form.get("attestation_key_id") or "",
+        key_id=key_id_hex(form.get("attestation_key_id") or ""),
         signals=signals,
     )
+
+
+def key_id_hex(value: str) -> str:
+    """An ``attestation_key_id`` (the 32-byte key id: App Attest's ``keyId``, or for Android the
+    SHA-256 of the key's SubjectPublicKeyInfo) in any of its spellings — base64, base64url or
+    hex — as lower-case hex; empty when absent. Anything else is refused as malformed (not as
+    another device, which would revoke the family)."""
+    if not value:
+        return ""
+    try:
+        return normalise_digest(value).hex()
+    except ValueError as exc:
+        raise AttestationError(
+            Reason.MALFORMED_KEY_ID, "attestation_key_id must be the 32-byte key id as base64, base64url or hex"
+        ) from exc
+
+
+def _stored_key_id_hex(device: Device) -> str:
+    try:
+        return normalise_digest(device.key_id).hex()
+    except ValueError:
+        return device.key_id
 
 
 def client_requires_attestation(client: Any) -> bool:
@@ -124,7 +147,7 @@ def verify_refresh(
     """Verify fresh evidence from the session's own device over this exact refresh request."""
     device = session.device
     assert device is not None
-    if TYPES[evidence.kind] != device.platform or (evidence.key_id and evidence.key_id != device.key_id):
+    if TYPES[evidence.kind] != device.platform or (evidence.key_id and evidence.key_id != _stored_key_id_hex(device)):
         raise AttestationError(Reason.DEVICE_MISMATCH, "the evidence is not from this session's device")
     if device.status == DeviceStatus.REVOKED:
         raise AttestationError(Reason.DEVICE_REVOKED)

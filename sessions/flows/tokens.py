@@ -201,27 +201,11 @@ def registered_app(app_id: int) -> Any:
 
 
 def revoke_session(session: DeviceSession, reason: str, *, now: datetime | None = None, **details: Any) -> bool:
-    """Revoke a family: the session, all its refresh tokens and access tokens. Idempotent."""
-    moment = now or timezone.now()
-    with transaction.atomic():
-        DeviceSession.objects.select_for_update().filter(pk=session.pk).first()
-        changed = DeviceSession.objects.filter(pk=session.pk).exclude(status=SessionStatus.REVOKED).update(
-            status=SessionStatus.REVOKED, status_reason=reason[:80], revoked_at=moment
-        )
-        RefreshToken.objects.filter(session=session, revoked_at__isnull=True).update(revoked_at=moment)
-        AccessToken.objects.filter(session=session, revoked_at__isnull=True).update(revoked_at=moment)
-    session.status, session.status_reason, session.revoked_at = SessionStatus.REVOKED, reason[:80], moment
-    if changed:
-        record(
-            "session.revoked",
-            outcome="success",
-            reason=reason,
-            user=session.user,
-            client_id=session.client.client_id,
-            session_id=session.sid,
-            **details,
-        )
-    return bool(changed)
+    """Revoke a family: the session, all its refresh tokens and access tokens. Idempotent.
+    The one path is ``sessions.flows.revocation.revoke_session`` (event and announcement)."""
+    from .revocation import revoke_session as revoke
+
+    return revoke(session, reason, now=now, **details)
 
 
 class Refusal(StrEnum):

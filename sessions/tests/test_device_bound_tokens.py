@@ -421,3 +421,52 @@ def test_android_attested_refresh_query_budget(pixel: App) -> None:
     under a row lock: a SELECT ... FOR UPDATE and an UPDATE where App Attest needs one UPDATE."""
     statements = _refresh_statements(pixel)
     assert len(statements) <= 8, "\n".join(statements)
+
+
+# --- issue 13: the key id in any spelling, the precise missing part ---------------------------
+
+
+def _own_key_id_refresh(iphone: App, spell: Any) -> Any:
+    device = DeviceSession.objects.get().device
+    binding = RequestBinding(iphone.next_challenge, iphone.client_id, "refresh_token",
+                             grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
+    raw = base64.b64decode(device.key_id)
+    evidence = iphone.device.assertion_params(binding) | {"attestation_key_id": spell(raw)}
+    return iphone.refresh(evidence=evidence)
+
+
+@pytest.mark.parametrize("spell", [
+    lambda raw: base64.b64encode(raw).decode(),
+    lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
+    lambda raw: base64.b64encode(raw).decode().rstrip("="),
+    lambda raw: raw.hex(),
+    lambda raw: raw.hex().upper(),
+], ids=["base64", "base64url", "unpadded", "hex", "HEX"])
+def test_a_device_naming_itself_in_any_spelling_keeps_its_session(iphone: App, spell: Any) -> None:
+    assert iphone.login().status_code == 200
+    response = _own_key_id_refresh(iphone, spell)
+    assert response.status_code == 200, response.content
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+
+
+def test_an_unreadable_key_id_is_refused_without_revoking(iphone: App) -> None:
+    assert iphone.login().status_code == 200
+    response = _own_key_id_refresh(iphone, lambda raw: "not-a-key-id")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert response.json()["error_description"] == "Device attestation failed: malformed_key_id."
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert not SecurityEvent.objects.filter(event_type="session.revoked").exists()
+
+
+def test_android_refresh_missing_only_the_integrity_token_is_told_so(pixel: App) -> None:
+    assert pixel.login().status_code == 200
+    binding = RequestBinding(pixel.next_challenge, pixel.client_id, "refresh_token", grant_hash(pixel.refresh_token),
+                             dpop_jkt=pixel.jkt())
+    response = pixel.refresh(evidence=pixel.device.refresh_params(binding, integrity=None))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "use_attestation_challenge"
+    assert body["error_description"].startswith("A Play Integrity token (integrity_token) is required on this refresh")
+    assert response[HEADER]
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
