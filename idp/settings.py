@@ -201,9 +201,13 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Vigil API",
-    "DESCRIPTION": "JSON endpoints of the Vigil identity provider (OAuth/OIDC endpoints are described by discovery).",
+    "DESCRIPTION": "",  # the protocol description (idp/openapi_protocol.yaml) brings it
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "idp.openapi_schema.add_protocol_endpoints",
+    ],
 }
 
 # Celery: a filesystem broker by default so development needs no external service.
