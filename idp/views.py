@@ -7,9 +7,9 @@ from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
 
 from . import discovery, events, keys
+from .http_methods import allow_methods
 from .app_settings import app_settings
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
@@ -22,14 +22,14 @@ def _json(payload: dict, status: int = 200) -> JsonResponse:
     return JsonResponse(payload, status=status, json_dumps_params={"separators": (",", ":")})
 
 
-@require_GET
+@allow_methods("GET")
 def openid_configuration(request: HttpRequest) -> HttpResponse:
     response = _json(discovery.metadata())
     patch_cache_control(response, public=True, max_age=3600)
     return response
 
 
-@require_GET
+@allow_methods("GET")
 def jwks(request: HttpRequest) -> HttpResponse:
     response = _json(keys.jwks())
     patch_cache_control(response, public=True, max_age=app_settings.JWKS_CACHE_SECONDS)
@@ -38,7 +38,7 @@ def jwks(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @csrf_protect
-@require_http_methods(["GET", "POST"])
+@allow_methods("GET", "POST")
 def authorize(request: HttpRequest) -> HttpResponse:
     decision = request.POST.get("decision") if request.method == "POST" else None
     outcome = authorize_flow.begin(request, decision=decision)
@@ -91,7 +91,7 @@ def revoke(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @never_cache
-@require_http_methods(["GET", "POST"])
+@allow_methods("GET", "POST")
 def userinfo(request: HttpRequest) -> HttpResponse:
     try:
         authorized = authorize_resource(request, required_scope="openid")
@@ -112,7 +112,7 @@ def userinfo(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @csrf_protect
-@require_http_methods(["GET", "POST"])
+@allow_methods("GET", "POST")
 def end_session(request: HttpRequest) -> HttpResponse:
     parsed = logout_flow.parse(request)
     if parsed.error:
