@@ -73,7 +73,7 @@ def _user_tokens(issuer: str, client_id: str, dpop_key: ECKey | None = None) -> 
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     query = urlencode({
         "response_type": "code", "client_id": client_id, "redirect_uri": APP_REDIRECT,
-        "scope": "openid profile email", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
+        "scope": "openid profile email offline_access", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
     })
     callback = BrowserAgent(issuer).follow_to_client(f"{issuer}/authorize?{query}", APP_REDIRECT, "alice", PASSWORD)
     code = parse_qs(urlsplit(callback).query)["code"][0]
@@ -171,3 +171,54 @@ def test_userinfo_with_a_dpop_token(case: Any, user_credentials: Credentials) ->
     creds = user_credentials
     headers = {"Authorization": f"DPoP {creds.dpop_token}", "DPoP": creds.dpop_proof(case.method.upper(), case.path)}
     case.call_and_validate(base_url=creds.issuer, headers=headers)
+
+
+def _valid(method: str, path: str, response: requests.Response) -> dict[str, Any]:
+    """The response is documented: status, content type, headers and body (Schemathesis)."""
+    operation = schemathesis.openapi.from_path(SCHEMA, config=CONFIG)[path][method]
+    operation.validate_response(response)
+    return response.json() if response.content else {}
+
+
+def test_real_successes_and_refusals_match_the_schema(user_credentials: Credentials) -> None:
+    """What fuzzing cannot reach (tokens issued, refreshed, introspected active) is checked here
+    against the same schema."""
+    creds, base = user_credentials, user_credentials.issuer
+    basic = {"Authorization": creds.basic}
+    for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks.json",
+                 "/.well-known/ssf-configuration", "/.well-known/assetlinks.json",
+                 "/.well-known/apple-app-site-association"):
+        _valid("GET", path, requests.get(base + path, timeout=10))
+
+    service = _valid("POST", "/token", requests.post(f"{base}/token", headers=basic, timeout=10,
+                                                     data={"grant_type": "client_credentials"}))
+    assert service["token_type"] == "Bearer" and "refresh_token" not in service
+
+    app_id = register_client(name="Schemathesis app 2", public=True, redirect_uris=[APP_REDIRECT],
+                             first_party=True).client.client_id
+    assert creds.dpop_key is not None
+    tokens = _user_tokens(base, app_id, creds.dpop_key)
+    assert tokens["token_type"] == "DPoP" and {"refresh_token", "id_token"} <= set(tokens)
+    refresh = requests.post(f"{base}/token", timeout=10, headers={
+        "DPoP": create_proof(creds.dpop_key, method="POST", url=f"{base}/token")}, data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": app_id})
+    refreshed = _valid("POST", "/token", refresh)
+    assert refresh.headers["DPoP-Nonce"] and refreshed["refresh_token"] != tokens["refresh_token"]
+
+    for token in (creds.bearer, refreshed["access_token"], refreshed["refresh_token"]):
+        found = _valid("POST", "/introspect", requests.post(f"{base}/introspect", headers=basic, timeout=10,
+                                                            data={"token": token}))
+        assert found["active"] is True
+    claims = _valid("GET", "/userinfo", requests.get(f"{base}/userinfo", timeout=10,
+                                                     headers={"Authorization": f"Bearer {creds.bearer}"}))
+    assert claims["email"] == "alice@example.com"
+
+    refused = requests.post(f"{base}/token", headers={"Authorization": "Basic " + base64.b64encode(
+        f"{SERVICE_ID}:wrong".encode()).decode()}, data={"grant_type": "client_credentials"}, timeout=10)
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Basic ")
+    _valid("POST", "/token", refused)
+    anonymous = requests.get(f"{base}/userinfo", timeout=10)
+    assert anonymous.status_code == 401
+    _valid("GET", "/userinfo", anonymous)
+    assert _valid("POST", "/revoke", requests.post(f"{base}/revoke", timeout=10, data={
+        "token": refreshed["refresh_token"], "client_id": app_id})) == {}
