@@ -98,3 +98,28 @@ def test_each_grant_and_client_auth_method_is_described():
     schemes = schema["components"]["securitySchemes"]
     assert schemes["client_secret_basic"]["scheme"] == "basic" and schemes["dpop"]["scheme"] == "dpop"
     assert schema["paths"]["/userinfo"]["post"]["security"] == [{"bearer": []}, {"dpop": []}]
+
+
+# Documents built from settings alone: they answer while storage is down.
+STATIC_DOCUMENTS = {"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
+                    "/.well-known/ssf-configuration", "/.well-known/assetlinks.json",
+                    "/.well-known/apple-app-site-association", "/api/schema"}
+
+
+def _operations():
+    for path, item in _schema()["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_every_operation_declares_its_security():
+    assert [(p, m) for p, m, op in _operations() if "security" not in op] == []
+
+
+def test_every_endpoint_that_needs_storage_documents_the_outage_answer():
+    schema = _schema()
+    missing = [(p, m) for p, m, op in _operations() if p not in STATIC_DOCUMENTS and "503" not in op["responses"]]
+    assert missing == []
+    outage = schema["components"]["responses"]["TemporarilyUnavailable"]
+    assert outage["headers"]["Retry-After"]["$ref"].endswith("/RetryAfter")
+    assert schema["components"]["headers"]["RetryAfter"]["required"] is True
