@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+
+from idp.http_methods import allow_methods
 
 from attestation.android.digests import normalise_digest
 from attestation.models import Platform, RegisteredApp
@@ -90,11 +91,11 @@ def _json(data: Any) -> JsonResponse:
     return response
 
 
-@require_GET
+@allow_methods("GET")
 def asset_links_view(request: HttpRequest) -> JsonResponse:
     return _json(asset_links())
 
 
-@require_GET
+@allow_methods("GET")
 def apple_app_site_association_view(request: HttpRequest) -> JsonResponse:
     return _json(apple_app_site_association())

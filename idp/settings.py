@@ -84,9 +84,12 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside every middleware that reads the database or the cache: 503 while one is down.
     "idp.outage.OutageMiddleware",
+
+    "idp.http_methods.RefuseUnreadableFormsMiddleware",
     "idp.middleware.RejectNullBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "idp.http_methods.RefuseUnsupportedMethodsMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
@@ -238,12 +241,13 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Vigil API",
-    "DESCRIPTION": "JSON endpoints of the Vigil identity provider (OAuth/OIDC endpoints are described by discovery).",
+    "DESCRIPTION": "",  # the protocol description (idp/openapi_protocol.yaml) brings it
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "idp.outage.openapi_unavailable_responses",  # every API may answer 503 in an outage
+        "idp.openapi_schema.add_protocol_endpoints",
     ],
 }
 

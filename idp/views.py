@@ -9,11 +9,11 @@ from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.security import csp
 
 from . import discovery, events, keys
+from .http_methods import allow_methods
 from .app_settings import app_settings
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
@@ -26,14 +26,14 @@ def _json(payload: dict, status: int = 200) -> JsonResponse:
     return JsonResponse(payload, status=status, json_dumps_params={"separators": (",", ":")})
 
 
-@require_GET
+@allow_methods("GET")
 def openid_configuration(request: HttpRequest) -> HttpResponse:
     response = _json(discovery.metadata())
     patch_cache_control(response, public=True, max_age=3600)
     return response
 
 
-@require_GET
+@allow_methods("GET")
 def jwks(request: HttpRequest) -> HttpResponse:
     payload = keys.jwks()
     response = _json(payload)
@@ -56,7 +56,7 @@ _PAGE_ANSWERS = {"decision", "account"}
 @never_cache
 @csrf_exempt
 @csp
-@require_http_methods(["GET", "POST"])
+@allow_methods("GET", "POST")
 def authorize(request: HttpRequest) -> HttpResponse:
     """RFC 6749 §4.1.1 / OIDC Core §3.1.2.1, which requires GET and POST. A relying party's
     POSTed request becomes the same request as a GET (303), so it works like a link would;
@@ -120,7 +120,7 @@ def revoke(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @never_cache
-@require_http_methods(["GET", "POST"])
+@allow_methods("GET", "POST")
 def userinfo(request: HttpRequest) -> HttpResponse:
     try:
         authorized = authorize_resource(request, required_scope="openid")
@@ -141,7 +141,7 @@ def userinfo(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @csrf_protect
-@require_http_methods(["GET", "POST"])
+@allow_methods("GET", "POST")
 def end_session(request: HttpRequest) -> HttpResponse:
     parsed = logout_flow.parse(request)
     if parsed.error:

@@ -8,7 +8,7 @@ from ..models import ChallengePurpose
 
 
 class ChallengeRequestSerializer(serializers.Serializer):
-    client_id = serializers.CharField(max_length=100)
+    client_id = serializers.CharField(min_length=1, max_length=100)
     purpose = serializers.ChoiceField(choices=ChallengePurpose.choices)
 
 

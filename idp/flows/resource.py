@@ -41,7 +41,10 @@ def extract_token(request: HttpRequest) -> tuple[str, str]:
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() in {"bearer", "dpop"} and value.strip():
+        if scheme.lower() not in {"bearer", "dpop"}:
+            # RFC 6750 §3.1: another (or no) scheme is a request without our authentication: 401.
+            raise ResourceError("invalid_token", "Use the Bearer or DPoP scheme.", 401)
+        if value.strip():
             return scheme.lower(), value.strip()
         raise ResourceError("invalid_request", "Malformed Authorization header.", 400)
     if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":

@@ -9,10 +9,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from idp.app_settings import app_settings as idp_settings
 from idp.events import client_ip
+from idp.http_methods import allow_methods
 
 from . import receiver
 from .app_settings import app_settings
@@ -34,7 +34,7 @@ def configuration() -> dict[str, Any]:
     }
 
 
-@require_GET
+@allow_methods("GET")
 def ssf_configuration(request: HttpRequest) -> HttpResponse:
     response = JsonResponse(configuration())
     patch_cache_control(response, public=True, max_age=3600)
@@ -48,7 +48,7 @@ def _error(error: SetError) -> JsonResponse:
 
 @never_cache
 @csrf_exempt
-@require_POST
+@allow_methods("POST")
 def receive(request: HttpRequest, slug: str) -> HttpResponse:
     """RFC 8935 §2.2: 202 Accepted with an empty body, or 400 with an error body."""
     try:

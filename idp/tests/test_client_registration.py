@@ -229,7 +229,7 @@ def test_migration_keeps_existing_algorithms_and_methods():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("idp", "0004_securityevent_idp_secevent_session_id")], [("idp", "0005_client_auth_methods")]
+    before, after = [("idp", "0005_one_active_key_per_alg")], [("idp", "0006_client_auth_methods")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps.get_model("idp", "Client")

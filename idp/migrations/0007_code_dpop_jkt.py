@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('idp', '0004_securityevent_idp_secevent_session_id'),
+        ('idp', '0006_client_auth_methods'),
     ]
 
     operations = [

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('idp', '0004_securityevent_idp_secevent_session_id'),
+        ('idp', '0005_one_active_key_per_alg'),
     ]
 
     operations = [

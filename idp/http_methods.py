@@ -1,0 +1,71 @@
+"""Request shapes refused before any view or CSRF check looks at them: a method the view
+does not allow (405), a form body that cannot be parsed (400).
+
+Methods:
+
+Django's CSRF middleware runs before a view's ``require_http_methods``; an unknown method
+(``QUERY``, ``PROPFIND``...) therefore got a 403 CSRF page instead of RFC 9110 §15.5.6's
+405 with ``Allow``. ``allow_methods`` records the methods on the view and the middleware
+answers 405 first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import BadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.views.decorators.http import require_http_methods
+
+
+def allow_methods(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """``require_http_methods`` that also tells ``RefuseUnsupportedMethodsMiddleware``."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        wrapped = require_http_methods(list(methods))(view)
+        wrapped.allowed_methods = tuple(methods)  # type: ignore[attr-defined]  # copied up by functools.wraps
+        return wrapped
+
+    return decorator
+
+
+class RefuseUnsupportedMethodsMiddleware:
+    """Placed before ``CsrfViewMiddleware``: a method the view does not allow is a 405."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
+        allowed = getattr(view, "allowed_methods", None)
+        if allowed and request.method not in allowed:
+            return HttpResponseNotAllowed(allowed)
+        return None
+
+
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
+class RefuseUnreadableFormsMiddleware:
+    """A form body Django cannot parse (a non-UTF-8 charset, RFC 6749 Appendix B; a multipart
+    body without a valid boundary) is an RFC 6749 §5.2 ``invalid_request`` JSON body, not
+    Django's HTML 400 page. Placed before anything that reads ``request.POST``."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.content_type in FORM_TYPES:
+            try:
+                request.POST  # noqa: B018  (parse once; Django caches it)
+            except (BadRequest, MultiPartParserError):
+                return JsonResponse(
+                    {"error": "invalid_request",
+                     "error_description": "The form body cannot be read: send UTF-8 application/x-www-form-urlencoded."},
+                    status=400,
+                )
+        return self.get_response(request)

@@ -1,0 +1,59 @@
+"""HTTP edges found by Schemathesis: methods a view does not allow are 405 with ``Allow``
+(before the CSRF check, RFC 9110 §15.5.6); unreadable form bodies are RFC 6749 §5.2 JSON;
+another Authorization scheme at userinfo is a 401 naming ours (RFC 6750 §3.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client as HttpClient
+
+pytestmark = pytest.mark.django_db
+
+GET_ONLY = ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks.json",
+            "/.well-known/ssf-configuration", "/.well-known/assetlinks.json", "/.well-known/apple-app-site-association"]
+
+
+@pytest.mark.parametrize("method", ["QUERY", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", [*GET_ONLY, "/authorize", "/logout", "/userinfo", "/ssf/receive/x"])
+def test_an_unsupported_method_is_405_with_allow_not_a_csrf_page(method: str, path: str) -> None:
+    response = HttpClient(enforce_csrf_checks=True).generic(method, path)
+    assert response.status_code == 405
+    expected = {"GET"} if path in GET_ONLY else {"POST"} if path.startswith("/ssf/") else {"GET", "POST"}
+    assert {m.strip() for m in response["Allow"].split(",")} == expected
+
+
+def test_the_supported_methods_still_pass_the_csrf_check() -> None:
+    response = HttpClient(enforce_csrf_checks=True).post("/logout", {"confirm": "yes"})
+    assert response.status_code == 403  # the method is allowed, so CSRF still decides
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded; charset=utf-16",
+                                          "multipart/form-data", "multipart/form-data; boundary="])
+@pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke", "/userinfo"])
+def test_an_unreadable_form_body_is_an_rfc6749_json_error(path: str, content_type: str) -> None:
+    response = HttpClient().generic("POST", path, data=b"grant_type=client_credentials&token=x",
+                                    content_type=content_type)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("header", ["Basic Og==", "x", "Negotiate abc", "Token abc"])
+def test_userinfo_with_another_scheme_is_401_naming_bearer(header: str) -> None:
+    response = HttpClient().get("/userinfo", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
+    assert response["WWW-Authenticate"].startswith("Bearer ")
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "DPoP  "])
+def test_userinfo_with_our_scheme_but_no_token_stays_a_400(header: str) -> None:
+    response = HttpClient().get("/userinfo", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_challenge_schema_refuses_an_empty_client_id(client: Any) -> None:
+    response = client.post("/attestation/challenge", {"client_id": "", "purpose": "enroll"})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
