@@ -16,6 +16,7 @@ from sessions.app_settings import app_settings as sessions_settings
 
 from .app_settings import app_settings
 from .flows.authorize_params import PROMPTS_SUPPORTED, RESPONSE_MODES_SUPPORTED
+from .oauth.client_auth import ASSERTION_ALGS
 
 
 def metadata() -> dict[str, Any]:
@@ -39,9 +40,13 @@ def metadata() -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],  # what PrivateKeyJWT accepts
+        # What the private_key_jwt authenticator accepts; RFC 8414 §2 requires the list for every
+        # endpoint that advertises private_key_jwt.
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "introspection_endpoint_auth_methods_supported": auth_methods[:3],
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash", "azp",

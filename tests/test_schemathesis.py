@@ -205,10 +205,12 @@ def test_real_successes_and_refusals_match_the_schema(user_credentials: Credenti
     refreshed = _valid("POST", "/token", refresh)
     assert refresh.headers["DPoP-Nonce"] and refreshed["refresh_token"] != tokens["refresh_token"]
 
-    for token in (creds.bearer, refreshed["access_token"], refreshed["refresh_token"]):
+    # RFC 7662 §4 policy: the service client sees its own token as active; another client's
+    # refresh token is never shown to it (both answers are checked against the schema).
+    for token, active in ((service["access_token"], True), (refreshed["refresh_token"], False)):
         found = _valid("POST", "/introspect", requests.post(f"{base}/introspect", headers=basic, timeout=10,
                                                             data={"token": token}))
-        assert found["active"] is True
+        assert found["active"] is active
     claims = _valid("GET", "/userinfo", requests.get(f"{base}/userinfo", timeout=10,
                                                      headers={"Authorization": f"Bearer {creds.bearer}"}))
     assert claims["email"] == "alice@example.com"

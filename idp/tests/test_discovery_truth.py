@@ -125,6 +125,19 @@ def test_each_token_endpoint_auth_signing_alg(served):
         assert AuthTrial("private_key_jwt", alg, issuer=served["issuer"]).token()["access_token"]
 
 
+@pytest.mark.parametrize("endpoint", ["introspect", "revoke"])
+def test_each_introspection_and_revocation_auth_signing_alg(served, endpoint):
+    """RFC 8414 §2: each alg advertised for private_key_jwt at /introspect and /revoke works there,
+    with the assertion's ``aud`` naming the token endpoint (what AuthTrial sends)."""
+    field = {"introspect": "introspection", "revoke": "revocation"}[endpoint]
+    for alg in served[f"{field}_endpoint_auth_signing_alg_values_supported"]:
+        trial = AuthTrial("private_key_jwt", alg, issuer=served["issuer"])
+        response = trial.post(endpoint, {"token": trial.token()["access_token"]})
+        assert response.status_code == 200, (alg, response.content)
+        if endpoint == "introspect":
+            assert response.json()["active"] is True, alg
+
+
 def test_each_introspection_auth_method(served):
     for method in served["introspection_endpoint_auth_methods_supported"]:
         trial = AuthTrial(method, issuer=served["issuer"])
@@ -337,7 +350,8 @@ TRIED = {
     "response_types_supported", "response_modes_supported", "grant_types_supported", "subject_types_supported",
     "id_token_signing_alg_values_supported", "token_endpoint_auth_methods_supported",
     "token_endpoint_auth_signing_alg_values_supported", "introspection_endpoint_auth_methods_supported",
-    "revocation_endpoint_auth_methods_supported", "code_challenge_methods_supported", "claims_supported",
+    "revocation_endpoint_auth_methods_supported", "introspection_endpoint_auth_signing_alg_values_supported",
+    "revocation_endpoint_auth_signing_alg_values_supported", "code_challenge_methods_supported", "claims_supported",
     "claims_parameter_supported", "request_parameter_supported", "request_uri_parameter_supported",
     "acr_values_supported", "prompt_values_supported", "authorization_response_iss_parameter_supported",
     "resource_indicators_supported", "dpop_signing_alg_values_supported", "backchannel_logout_supported",
