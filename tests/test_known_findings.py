@@ -1,7 +1,5 @@
-"""Reproductions of 500s found by the Schemathesis and header property runs whose fix belongs
-to another change in flight (its module is owned there). Each is ``xfail(strict=False)``: it
-passes once the fix lands, and the fuzzers' narrow filters (``known_finding`` in
-tests/test_schemathesis.py, ``nul_in_basic_client_id`` in idp/tests/test_header_fuzz.py) can go."""
+"""Reproductions of 500s found by the Schemathesis and header property runs (an odd
+``resource`` echoed into error_description; a NUL in a Basic client id), fixed since."""
 
 from __future__ import annotations
 
@@ -17,8 +15,6 @@ from idp.tests.conftest import SERVICE_REDIRECT, service_client  # noqa: F401
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.xfail(strict=False, reason="idp/flows/authorize.py: invalid_target echoes the resource into "
-                   "error_description; Authlib raises ValueError on characters RFC 6749 §5.2 forbids (a 500)")
 @pytest.mark.parametrize("resource", ["é", 'https://x.example/"', "https://x.example/\\", "\x01"])
 def test_authorize_with_an_unregistered_odd_resource_is_an_error_redirect(resource: str, service_client: Any) -> None:
     query = urlencode({"response_type": "code", "client_id": service_client.client.client_id,
@@ -29,8 +25,6 @@ def test_authorize_with_an_unregistered_odd_resource_is_an_error_redirect(resour
     assert "error=invalid_target" in response["Location"]
 
 
-@pytest.mark.xfail(strict=False, reason="idp/middleware.py / idp/oauth/client_auth.py (clientauth): a NUL in the "
-                   "Basic client id reaches PostgreSQL (DataError, a 500)")
 @pytest.mark.postgres
 @pytest.mark.parametrize("raw", [b"a\x00b:secret", b"\x00:x"])
 def test_basic_client_id_with_nul_is_invalid_client(raw: bytes, service_client: Any) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, reject, settings
+from hypothesis import HealthCheck, settings
 from joserfc.jwk import ECKey
 from schemathesis.config import SchemathesisConfig
 
@@ -134,27 +134,9 @@ def _schema(userinfo: bool) -> Any:
     return loaded.exclude(path_regex="^(?!/userinfo$)") if userinfo else loaded.exclude(path="/userinfo")
 
 
-def _rfc6749_description_safe(text: str) -> bool:
-    """RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E."""
-    return all(c == "!" or 0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in text)
-
-
-def known_finding(case: Any) -> str | None:
-    """Inputs that reach a 500 whose fix belongs to another change; each is reproduced by an
-    xfail test in tests/test_known_findings.py. Remove an entry when its fix lands."""
-    if case.path == "/authorize" and isinstance(case.query, dict):
-        resources = case.query.get("resource") or []
-        resources = resources if isinstance(resources, list) else [resources]
-        if any(not _rfc6749_description_safe(repr(str(r))) for r in resources):
-            return "authorize-resource-description"  # idp/flows/authorize.py: invalid_target echoes it
-    return None
-
-
 @_schema(userinfo=False).parametrize()
 @FUZZ
 def test_api(case: Any, credentials: Credentials) -> None:
-    if known_finding(case):
-        reject()
     case.call_and_validate(base_url=credentials.issuer, headers=_authenticate(case, credentials))
 
 

@@ -144,7 +144,7 @@ def _resources(resources: list[str], client: Any, redirect_uri: str) -> list[str
     for resource in resources:
         parts = urlsplit(resource)
         if not parts.scheme or parts.fragment or resource not in client.allowed_audiences:
-            raise InvalidTargetError(f"Resource {resource!r} is not allowed for this client.", redirect_uri=redirect_uri)
+            raise InvalidTargetError(_target_description(resource), redirect_uri=redirect_uri)
     return list(resources)
 
 
@@ -174,3 +174,11 @@ def _response_mode(raw: Any, redirect_uri: str) -> ResponseMode:
     if mode is ResponseMode.FORM_POST and not _is_web_uri(redirect_uri):
         raise InvalidRequestError("response_mode=form_post needs an http(s) redirect URI.", redirect_uri=redirect_uri)
     return mode
+
+
+def _target_description(resource: str) -> str:
+    """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, so the
+    resource is echoed only when it fits (and is short); otherwise the message names no value."""
+    if len(resource) <= 200 and all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in resource):
+        return f"Resource {resource!r} is not allowed for this client."
+    return "A requested resource is not allowed for this client."
