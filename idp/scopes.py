@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCOPE_DESCRIPTIONS = {
+from .scope_descriptions import DESCRIPTIONS
+
+SCOPE_DESCRIPTIONS = DESCRIPTIONS | {
     "openid": "Sign you in with your Vigil account",
     "profile": "See your name and username",
     "email": "See your email address and whether it is verified",

@@ -86,11 +86,9 @@ def test_create_client_refuses_unknown_auth_method():
 
 # --- admin -------------------------------------------------------------------------------------
 @pytest.fixture
-def staff(django_user_model: Any) -> HttpClient:
-    admin_user = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123456")
-    http = HttpClient()
-    http.force_login(admin_user)
-    return http
+def staff(admin_client: Any) -> HttpClient:
+    """A superuser signed in with a password and a TOTP code: the admin needs both."""
+    return admin_client
 
 
 def admin_form(client: Client, **changes: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pytest
 from django.urls import reverse
 
 from idp.scope_descriptions import DESCRIPTIONS, StandardScope, describe
+from idp.scopes import SCOPE_DESCRIPTIONS, describe_scopes
 
 from .conftest import PASSWORD, authorize_params
 
@@ -47,8 +48,9 @@ def test_consent_page_describes_standard_scopes(client: Any, user: Any, service_
     page = client.get(f"{reverse('authorize')}?{urlencode(params)}")
     assert page.status_code == 200
     items = re.findall(r"<li>(.*?)</li>", page.content.decode())
-    assert items == [describe("openid"), describe("profile"), describe("email"), describe("offline_access"),
-                     "orders.read"]
+    assert [re.sub(r"<.*", "", item).strip() for item in items] == [
+        view.description for view in describe_scopes("openid profile email offline_access orders.read")]
+    assert all(SCOPE_DESCRIPTIONS[s] in page.content.decode() for s in ("openid", "profile", "email", "offline_access"))
     assert "See your email address" in describe("email")
 
 

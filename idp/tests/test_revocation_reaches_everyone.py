@@ -202,7 +202,11 @@ def code_reuse(ctx: dict[str, Any]) -> None:
 def refresh_reuse(ctx: dict[str, Any]) -> None:
     data = {"grant_type": "refresh_token", "refresh_token": ctx["tokens"]["refresh_token"],
             "client_id": ctx["session"].client.client_id}
-    assert form_post(BrowserClient(), reverse("token"), data).status_code == 200
+    rotated = form_post(BrowserClient(), reverse("token"), data)
+    assert rotated.status_code == 200
+    # The successor is used, so the chain moved on: the predecessor again is reuse, not a retry.
+    successor = dict(data, refresh_token=rotated.json()["refresh_token"])
+    assert form_post(BrowserClient(), reverse("token"), successor).status_code == 200
     assert form_post(BrowserClient(), reverse("token"), data).status_code == 400
 
 

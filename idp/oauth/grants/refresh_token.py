@@ -25,6 +25,7 @@ from sessions.flows.tokens import Refusal
 from sessions.models import RefreshToken, SessionStatus
 
 from ... import events
+from ...app_settings import app_settings
 from ...events import client_ip, record
 from ..claims import id_token_claims
 from ..attestation_binding import verify_at_refresh
@@ -40,7 +41,10 @@ def _database_outage_answered() -> Iterator[None]:
     try:
         yield
     except DatabaseError as error:
-        raise TemporarilyUnavailableError("The service is briefly unavailable: retry the same request.") from error
+        raise TemporarilyUnavailableError(
+            "The service is briefly unavailable: retry the same request.",
+            retry_after=max(1, app_settings.OUTAGE_RETRY_AFTER_SECONDS),  # as every outage answer says
+        ) from error
 
 
 class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
