@@ -55,8 +55,10 @@ def app(db: Any) -> RegisteredClient:
 
 
 @pytest.fixture
-def service(db: Any) -> RegisteredClient:
-    return register_client(name="Outage service", public=False, redirect_uris=["https://svc.example.com/cb"])
+def service(db: Any, app: RegisteredClient) -> RegisteredClient:
+    """The relying service of the app's tokens (RFC 7662 §4: it may introspect what it serves)."""
+    return register_client(name="Outage service", public=False, redirect_uris=["https://svc.example.com/cb"],
+                           served_resources=[app.client.client_id])
 
 
 @pytest.fixture
