@@ -20,6 +20,7 @@ from django.test import Client as HttpClient
 from attestation.flows.challenges import issue_challenge
 from attestation.models import RegisteredApp
 from attestation.simulator.ios import IOSDevice
+from idp.app_settings import app_settings
 from idp.crypto import token_hash
 from idp.models import SecurityEvent
 from idp.tests.conftest import exchange, get_code, make_pkce
@@ -148,7 +149,7 @@ def assert_temporarily_unavailable(response: Any) -> None:
     assert response.status_code == 503, response.content
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"] == "temporarily_unavailable"
-    assert response["Retry-After"] == "1" and response["Cache-Control"] == "no-store"
+    assert response["Retry-After"] == str(app_settings.OUTAGE_RETRY_AFTER_SECONDS) and response["Cache-Control"] == "no-store"
 
 
 def writes_of_one_refresh(new_family: Callable[[], Any]) -> list[str]:
