@@ -51,7 +51,8 @@ class BasicCredentials:
 
 def is_basic(header: str | None) -> bool:
     """Whether the ``Authorization`` header uses the Basic scheme (case-insensitive)."""
-    return bool(header) and header.split(None, 1)[0].lower() == "basic"  # type: ignore[union-attr]
+    parts = (header or "").split(None, 1)  # a blank header has no scheme at all
+    return bool(parts) and parts[0].lower() == "basic"
 
 
 def parse_basic(header: str | None) -> BasicCredentials | None:

@@ -404,3 +404,15 @@ def test_every_advertised_auth_method_works_at_its_endpoint(field, name, mobile_
             assert response.json()["error"] == "invalid_grant", (method, response.content)
         else:
             assert response.status_code == 200, (field, method, response.content)
+
+
+@pytest.mark.parametrize("header", [" ", "\t", "  \t "])
+def test_a_blank_authorization_header_is_no_basic_scheme(header: str) -> None:
+    """Found by the fuzzer: a header of only whitespace was an IndexError (a 500)."""
+    from idp.http_basic import is_basic
+
+    assert is_basic(header) is False
+    response = HttpClient(raise_request_exception=False).post(
+        "/token", data="grant_type=client_credentials", content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=header)
+    assert response.status_code in (400, 401) and "error" in response.json()
