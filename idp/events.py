@@ -7,13 +7,13 @@ line on the ``vigil.security`` logger. Flows call it; views never write events.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models.signals import post_save
 from django.http import HttpRequest
 
 from . import sql
@@ -73,21 +73,10 @@ def build(
     )
 
 
-def record(
-    event_type: str,
-    *,
-    outcome: str = "success",
-    reason: str = "",
-    user: Any = None,
-    client_id: str = "",
-    session_id: str = "",
-    request: HttpRequest | None = None,
-    ip_address: str | None = None,
-    **details: Any,
-) -> SecurityEvent:
-    """Write one event: at once, or with the batch this request holds (``batched``)."""
-    event = build(event_type, outcome=outcome, reason=reason, user=user, client_id=client_id,
-                  session_id=session_id, request=request, ip_address=ip_address, **details)
+def record(event_type: str, **fields: Any) -> SecurityEvent:
+    """Write one event (``build``'s arguments): at once, or with the batch this request holds
+    (``batched``)."""
+    event = build(event_type, **fields)
     batch = _batch.get()
     if batch is not None and len(connection.atomic_blocks) == batch.depth:
         batch.events.append(event)  # outside any transaction of its own: written when the batch ends
@@ -150,14 +139,14 @@ def _write_batch(events: list[SecurityEvent]) -> None:
         for event in events:
             _log(event)
         return
-    _announce(events)
+    _log_on_commit(events)
 
 
-def _announce(events: list[SecurityEvent]) -> None:
+def _log_on_commit(events: list[SecurityEvent]) -> None:
+    """The log lines of rows written in one INSERT, once they are committed. Nothing else
+    hears of an event: listeners subscribe to the announcements of the flows that decide
+    (e.g. ``sessions.flows.revocation``), never to this table."""
     for event in events:
-        # What save() would have announced (shared signals hook session revocations).
-        post_save.send(sender=SecurityEvent, instance=event, created=True, update_fields=None, raw=False,
-                       using=event._state.db)
         transaction.on_commit(lambda event=event: _log(event))
 
 
@@ -190,6 +179,6 @@ def atomic_with_events() -> Iterator[TransactionEvents]:
         written = [*held, *own.events]
         if written:
             sql.insert(written)
-            _announce(written)
+            _log_on_commit(written)
     if outer is not None:
         outer.events[:] = [event for event in outer.events if all(event is not h for h in held)]
