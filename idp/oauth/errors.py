@@ -57,13 +57,3 @@ class InteractionRequiredError(VigilOAuth2Error):
     error = "interaction_required"
     status_code = 400
 
-
-class TemporarilyUnavailableError(VigilOAuth2Error):
-    """RFC 6749 §4.1.2.1's ``temporarily_unavailable`` at the token endpoint: a dependency
-    (the database) failed; nothing was changed and the same request may be retried."""
-
-    error = "temporarily_unavailable"
-    status_code = 503
-
-    def __init__(self, description: str | None = None, *, retry_after: int = 1, **kw: Any):
-        super().__init__(description, headers=[("Retry-After", str(retry_after))], **kw)

@@ -6,83 +6,64 @@ The rotation, its successor, the access token and the refresh's security events 
 one transaction, so a refresh either happened with its record or did not happen at all; a
 response lost after the commit is answered again by presenting the same token (the same
 successor comes back: ``sessions.flows.tokens.rotate``). The database failing anywhere on the
-way is ``temporarily_unavailable`` (503), never a 500, and leaves the token as it was."""
+way leaves the token as it was and is answered like every outage (``idp.outage``: 503
+``temporarily_unavailable`` with ``Retry-After``), so retrying the same token is safe."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.hooks import hooked
-from django.db import DatabaseError
 from django.utils import timezone
 
+from sessions.flows import revocation
 from sessions.flows import tokens as token_flows
 from sessions.flows.tokens import Refusal
 from sessions.models import RefreshToken, SessionStatus
 
 from ... import events
-from ...app_settings import app_settings
 from ...events import client_ip, record
-from ..claims import id_token_claims
 from ..attestation_binding import verify_at_refresh
+from ..claims import id_token_claims
 from ..dpop_binding import check_token_request
-from ..errors import TemporarilyUnavailableError
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
-
-
-@contextmanager
-def _database_outage_answered() -> Iterator[None]:
-    """RFC 6749 §5.2 style: the database failing is ``temporarily_unavailable`` with a
-    ``Retry-After``; the transaction rolled back, so retrying the same token is safe."""
-    try:
-        yield
-    except DatabaseError as error:
-        raise TemporarilyUnavailableError(
-            "The service is briefly unavailable: retry the same request.",
-            retry_after=max(1, app_settings.OUTAGE_RETRY_AFTER_SECONDS),  # as every outage answer says
-        ) from error
 
 
 class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def validate_token_request(self) -> None:
-        with _database_outage_answered():
-            super().validate_token_request()
-
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
         token = token_flows.find_refresh_token(refresh_token, client=self.request.client)
         if token is None:
             return None
-        client_id = token.session.client.client_id
         if token.session.status == SessionStatus.REVOKED:
-            self._event(Refusal.REVOKED, token, client_id)
+            self._refused(token, Refusal.REVOKED)
             return None
         if token.revoked_at is not None or (
             token.rotated_at is not None and token_flows.retry_successor(token, refresh_token, timezone.now()) is None
         ):
             # Rotated and not a retry; or revoked while its family lives on (only the retired
             # grace retry did that): reuse either way (RFC 9700 §4.14.2).
-            token_flows.revoke_session(token.session, "refresh_token_reuse")
-            self._event(Refusal.REUSE, token, client_id)
+            self._refused(token, Refusal.REUSE)
             return None
         if token.is_expired():
-            self._event(Refusal.EXPIRED, token, client_id)
+            self._refused(token, Refusal.EXPIRED)
             return None
         return token
 
-    def _event(self, reason: str, token: RefreshToken, client_id: str) -> None:
+    def _refused(self, token: RefreshToken, reason: Refusal) -> None:
+        """Act on a refusal (reuse revokes the family, RFC 9700 §4.14.2) and record it."""
+        if reason == Refusal.REUSE:
+            revocation.revoke_session(token.session, revocation.Reason.REFRESH_REUSE)
         record(
             "oauth.refresh_refused",
             outcome="denied",
             reason=reason,
             user=token.session.user,
-            client_id=client_id,
+            client_id=token.session.client.client_id,
             session_id=token.session.sid,
             request=self.request.django_request,
         )
@@ -96,10 +77,6 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        with _database_outage_answered():
-            return self._refresh()
-
-    def _refresh(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         presented: RefreshToken = self.request.refresh_token
         raw = self.request.form.get("refresh_token") or ""
         if self.authenticate_user(presented) is None:
@@ -138,10 +115,8 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         return issued.as_response()
 
     def _refuse(self, presented: RefreshToken, reason: Refusal) -> InvalidGrantError:
-        """Act on a refusal (reuse revokes the family; each is an event) and say why."""
-        if reason == Refusal.REUSE:
-            token_flows.revoke_session(presented.session, "refresh_token_reuse")
-        self._event(reason, presented, presented.session.client.client_id)
+        """A refusal found while rotating: acted on and recorded; the error says why."""
+        self._refused(presented, reason)
         description = (
             "Step-up authentication is required: send the user through authorization again."
             if reason == Refusal.STEP_UP_REQUIRED
