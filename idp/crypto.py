@@ -34,7 +34,11 @@ def token_hash(value: str | bytes) -> str:
     return hashlib.sha256(value).hexdigest()
 
 
+@functools.lru_cache(maxsize=32)
 def _derive(secret: str, purpose: bytes) -> bytes:
+    """The key for ``purpose`` from ``secret`` (HKDF-SHA256, RFC 5869), derived once per
+    secret and purpose in a process: client authentication, refresh rotation and decryption
+    are hot paths. Keyed by the secret itself, so a changed setting derives anew."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"vigil", info=purpose).derive(secret.encode())
 
 
@@ -42,26 +46,15 @@ def _all_secrets() -> list[str]:
     return [settings.IDP_KEY_ENCRYPTION_SECRET, *getattr(settings, "IDP_KEY_ENCRYPTION_SECRET_FALLBACKS", [])]
 
 
-def keyed_hash(value: str) -> str:
+def keyed_hash(value: str, *, secret: str | None = None) -> str:
     """HMAC-SHA256 of a client secret with a key derived from the encryption secret."""
-    key = _derive(settings.IDP_KEY_ENCRYPTION_SECRET, b"client-secret")
+    key = _derive(secret or settings.IDP_KEY_ENCRYPTION_SECRET, b"client-secret")
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
 def keyed_hash_matches(value: str, stored: str) -> bool:
     """Constant-time check of ``value`` against a stored keyed hash (current or fallback secrets)."""
-    for secret in _all_secrets():
-        key = _derive(secret, b"client-secret")
-        candidate = hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
-        if hmac.compare_digest(candidate, stored):
-            return True
-    return False
-
-
-@functools.lru_cache(maxsize=8)
-def _successor_key(secret: str) -> bytes:
-    """The key that chains refresh tokens, derived once per secret and process."""
-    return _derive(secret, b"refresh-token-successor")
+    return any(hmac.compare_digest(keyed_hash(value, secret=secret), stored) for secret in _all_secrets())
 
 
 def successor_token(presented: str, *, secret: str | None = None) -> str:
@@ -71,7 +64,7 @@ def successor_token(presented: str, *, secret: str | None = None) -> str:
     Deterministic, so rotating the same token twice (a retry after a lost response, or
     concurrent presentations) yields the same successor rather than a second live token;
     unpredictable without the server secret, and 256 bits like any random token."""
-    key = _successor_key(secret or settings.IDP_KEY_ENCRYPTION_SECRET)
+    key = _derive(secret or settings.IDP_KEY_ENCRYPTION_SECRET, b"refresh-token-successor")
     digest = hmac.new(key, presented.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
