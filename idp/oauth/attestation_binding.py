@@ -17,8 +17,7 @@ from attestation.errors import AttestationError, Reason
 from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
-from sessions.flows import device_binding
-from sessions.flows.tokens import revoke_session
+from sessions.flows import device_binding, revocation
 from sessions.models import DeviceSession
 
 from ..events import record
@@ -81,7 +80,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
     if device.requires_reattestation:
         record("attestation.token_refused", outcome="denied", reason="reattestation_required", user=session.user,
                client_id=client.client_id, session_id=session.sid, request=request.django_request)
-        revoke_session(session, "reattestation_required")
+        revocation.revoke_session(session, revocation.Reason.REATTESTATION_REQUIRED)
         raise InvalidGrantError("The device must attest again: send the user through authorization.")
     try:
         evidence = device_binding.evidence_from_form(request.form)
@@ -123,7 +122,8 @@ def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationEr
     if not revoke:
         revoke = device_binding.failure_limit_reached(device_binding.register_failure(session))
     if revoke:
-        reason = "attestation_device_mismatch" if error.reason in FAMILY_REVOKING else "attestation_failures"
-        revoke_session(session, reason, attestation_reason=error.reason)
+        mismatch = error.reason in FAMILY_REVOKING
+        reason = revocation.Reason.ATTESTATION_DEVICE_MISMATCH if mismatch else revocation.Reason.ATTESTATION_FAILURES
+        revocation.revoke_session(session, reason, attestation_reason=error.reason)
         raise InvalidGrantError(f"Device attestation failed ({error.reason}); the session is revoked.") from error
     raise _refuse(client, error, ChallengePurpose.REFRESH) from error

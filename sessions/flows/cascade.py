@@ -16,10 +16,6 @@ from . import revocation
 from .revocation import Reason
 
 
-def revoke_user_sessions(user: Any, reason: str) -> int:
-    return revocation.revoke_user_sessions(user, reason)
-
-
 def revoke_device_sessions(device_id: int, reason: str) -> int:
     """Called by ``attestation.flows.registry.revoke_device``."""
     live = DeviceSession.objects.exclude(status=SessionStatus.REVOKED).filter(device_id=device_id)
@@ -29,4 +25,4 @@ def revoke_device_sessions(device_id: int, reason: str) -> int:
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created and not instance.is_active:
-        revoke_user_sessions(instance, Reason.USER_DEACTIVATED)
+        revocation.revoke_user_sessions(instance, Reason.USER_DEACTIVATED)

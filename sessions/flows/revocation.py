@@ -74,8 +74,6 @@ _INITIATORS: dict[str, Initiator] = {
     Reason.USER_SIGNED_OUT: Initiator.USER,
     Reason.BROWSER_SIGNED_OUT: Initiator.USER,
     Reason.LOGOUT: Initiator.USER,
-    "rp_logout": Initiator.USER,
-    "revoked_by_user": Initiator.USER,
     Reason.REVOKED_BY_CLIENT: Initiator.USER,
     Reason.PASSWORD_CHANGED: Initiator.USER,
     Reason.REVOKED_BY_ADMIN: Initiator.ADMIN,

@@ -6,6 +6,7 @@ the family (RFC 9700 §4.14.2), except a retry: inside the grace window, while i
 is unused, the immediate predecessor gets that same successor again (a response lost on a
 mobile network). A token's successor is derived from it (``idp.crypto.successor_token``), so
 a family never holds more than one live refresh token, however often it is retried.
+A family ends by the one path, ``revocation.revoke_session`` (also importable from here).
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from idp import config_cache, jwt_tokens
 from idp.app_settings import app_settings as idp_settings
 from idp.crypto import generate_token, successor_candidates, successor_token, token_hash
-from idp.events import record
-from idp.sql import JoinedQuery, Part, Statement, insert
 from idp.models import AuthorizationCode, Client
+from idp.sql import JoinedQuery, Part, Statement, insert
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+from .revocation import Reason, revoke_session
 
 
 @dataclass
@@ -200,14 +200,6 @@ def registered_app(app_id: int) -> Any:
     )
 
 
-def revoke_session(session: DeviceSession, reason: str, *, now: datetime | None = None, **details: Any) -> bool:
-    """Revoke a family: the session, all its refresh tokens and access tokens. Idempotent.
-    The one path is ``sessions.flows.revocation.revoke_session`` (event and announcement)."""
-    from .revocation import revoke_session as revoke
-
-    return revoke(session, reason, now=now, **details)
-
-
 class Refusal(StrEnum):
     """Why a presented refresh token gets no tokens (``oauth.refresh_refused`` reasons)."""
 
@@ -353,4 +345,4 @@ def revoke_for_code_reuse(code: AuthorizationCode, *, now: datetime) -> None:
     """RFC 6749 §4.1.2: a code used twice revokes what the first use issued."""
     session = DeviceSession.objects.filter(authorization_code=code).select_related("client", "user").first()
     if session is not None:
-        revoke_session(session, "authorization_code_reuse", now=now)
+        revoke_session(session, Reason.CODE_REUSE, now=now)
