@@ -41,7 +41,7 @@ def reset_all(user: Any, actor: Any = None, request: HttpRequest | None = None) 
     """
     actor_name = actor.get_username() if actor is not None else ""
     with transaction.atomic():
-        removed = [(p, p.pk) for p in Passkey.objects.select_for_update().filter(user=user)]
+        removed = list(Passkey.objects.select_for_update().filter(user=user))
         Passkey.objects.filter(user=user).delete()
         passkeys.announce_all_removed(request, user, removed, "admin_reset")
         had_totp = TOTPDevice.objects.filter(user=user, confirmed=True).exists()

@@ -103,12 +103,11 @@ def _announce_removed(request: HttpRequest | None, user: Any, passkey: Passkey, 
     )
 
 
-def announce_all_removed(
-    request: HttpRequest | None, user: Any, removed: list[tuple[Passkey, int]], reason: str
-) -> None:
-    """An admin removed these passkeys (a factor reset): one credential-change each."""
-    for passkey, passkey_id in removed:
-        _announce_removed(request, user, passkey, passkey_id, reason, initiator=Initiator.ADMIN)
+def announce_all_removed(request: HttpRequest | None, user: Any, removed: list[Passkey], reason: str) -> None:
+    """An admin removed these passkeys (a factor reset, deleting by query: each keeps its
+    ``pk``): one credential-change each."""
+    for passkey in removed:
+        _announce_removed(request, user, passkey, passkey.pk, reason, initiator=Initiator.ADMIN)
 
 
 def list_for(user: Any) -> list[Passkey]:

@@ -15,7 +15,6 @@ import segno
 from django.db import transaction
 from django.http import HttpRequest
 
-from idp.events import client_ip, record
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
