@@ -90,16 +90,15 @@ def test_a_token_request_writes_its_events_in_one_insert(tokens: Any, mobile_cli
 def test_events_of_a_transaction_commit_with_it_together_with_those_held() -> None:
     """``atomic_with_events``: the batch's events so far and the block's own, in one INSERT
     inside the transaction; nothing is left for the batch to write afterwards."""
-    with batched():
-        record("attestation.assert", client_id="app")
-        with CaptureQueriesContext(connection) as captured:
-            with atomic_with_events() as written:
-                written.record("oauth.token_refreshed", client_id="app")
+    with CaptureQueriesContext(connection) as whole:
+        with batched():
+            record("attestation.assert", client_id="app")
+            with CaptureQueriesContext(connection) as captured:
+                with atomic_with_events() as written:
+                    written.record("oauth.token_refreshed", client_id="app")
             assert inserts(captured) == 1
-        assert SecurityEvent.objects.count() == 2
-        with CaptureQueriesContext(connection) as after:
-            pass
-    assert inserts(after) == 0
+            assert SecurityEvent.objects.count() == 2
+    assert inserts(whole) == 1  # the batch had nothing left to write when it ended
     assert list(SecurityEvent.objects.order_by("pk").values_list("event_type", flat=True)) == [
         "attestation.assert", "oauth.token_refreshed"]
 
