@@ -19,6 +19,7 @@ from accounts.app_settings import app_settings
 from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, load_vector, login_password, session_auth
 from accounts.tests.test_webauthn_vectors import RSA, _b, _configure, _rsa_passkey, _seed_challenge
 from idp.models import SecurityEvent
+from idp.outage_testing import database_down
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +105,34 @@ def test_a_shared_address_never_throttles_everyone(make_user: Any, frozen: Any, 
     make_user("dave")
     assert signs_in(at(PROXY, HTTP_X_FORWARDED_FOR="192.0.2.78"), "dave")
     assert denied(event_type="login.password", ip_address=ATTACKER)
+
+
+def test_successes_count_in_no_attack_wide_bucket(make_user: Any, user: Any, frozen: Any, settings: Any) -> None:
+    """Only failures count in (source, every account) and (account, every unfamiliar source):
+    the first sign-ins of many users behind one address (an office NAT, an untrusted proxy)
+    never delay the next newcomer, nor does a user signing in from many new networks."""
+    settings.ACCOUNTS_LOGIN_SOURCE_FREE_FAILURES = 3
+    settings.ACCOUNTS_LOGIN_UNFAMILIAR_FREE_FAILURES = 3
+    for n in range(6):
+        assert signs_in(at(PROXY), make_user(f"newcomer{n}").username)
+        assert signs_in(at(f"192.0.{n}.1"))  # alice, from a new network each time
+    assert not denied()
+    for n in range(3):  # the buckets still count failures
+        assert login_password(at(PROXY), username=f"user{n}", password="wrong").status_code == 400
+    late = make_user("latecomer")  # PROXY is not (yet) their usual network
+    assert login_password(at(PROXY), username=late.username).status_code == 429
+    assert denied()[-1].details["bucket"] == "source"
+
+
+def test_an_outage_during_the_check_counts_no_failure(user: Any, frozen: Any) -> None:
+    """The database fails while the password is checked: the attempt answers 503 and was never
+    judged, so retries through the outage leave no delay behind."""
+    browser = at(HOME)
+    with database_down(lambda sql: "accounts_user" in sql):
+        for _ in range(app_settings.LOGIN_FREE_FAILURES + 2):
+            assert login_password(browser).status_code == 503
+    assert signs_in(browser)
+    assert not denied()
 
 
 def test_failures_from_an_address_never_block_passkey_sign_in(user: Any, make_user: Any, settings: Any) -> None:
@@ -265,3 +294,22 @@ def test_a_burst_of_parallel_guesses_gets_only_the_free_ones_on_redis() -> None:
 
     admitted = run_concurrently(30, guess)
     assert admitted.count(True) == app_settings.LOGIN_FREE_FAILURES
+
+
+@pytest.mark.redis
+def test_guesses_from_many_sources_racing_one_account_get_only_its_free_ones_on_redis() -> None:
+    """30 unfamiliar sources guess the same account at once: each source's own bucket is fresh,
+    and the account's shared (account, every unfamiliar source) bucket admits exactly its free
+    ones."""
+    from tests.concurrency import run_concurrently
+
+    def guess(n: int) -> bool:
+        try:
+            throttle.admit(throttle.Scope.PASSWORD, "alice", throttle.Source(f"198.51.100.{n + 10}"))
+        except throttle.Throttled as refused:
+            assert refused.bucket == throttle.BucketKind.ACCOUNT_UNFAMILIAR
+            return False
+        return True
+
+    admitted = run_concurrently(30, guess)
+    assert admitted.count(True) == app_settings.LOGIN_UNFAMILIAR_FREE_FAILURES
