@@ -14,7 +14,7 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
-from accounts import throttle
+from accounts import known_devices, throttle
 from accounts.app_settings import app_settings
 from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, load_vector, login_password, session_auth
 from accounts.tests.test_webauthn_vectors import RSA, _b, _configure, _rsa_passkey, _seed_challenge
@@ -122,6 +122,20 @@ def test_successes_count_in_no_attack_wide_bucket(make_user: Any, user: Any, fro
     late = make_user("latecomer")  # PROXY is not (yet) their usual network
     assert login_password(at(PROXY), username=late.username).status_code == 429
     assert denied()[-1].details["bucket"] == "source"
+
+
+def test_usual_networks_are_bounded_and_expire(user: Any, frozen: Any) -> None:
+    """An account keeps only its latest ``MAX_NETWORKS`` usual networks, each for
+    ``KNOWN_NETWORK_DAYS`` after its latest full sign-in."""
+    for n in range(known_devices.MAX_NETWORKS + 1):
+        assert signs_in(at(f"192.0.{n}.1"))
+        frozen.shift(1)
+    login_password(at("192.0.0.2"), password="wrong")  # the oldest: no longer usual
+    login_password(at("192.0.1.2"), password="wrong")
+    frozen.shift(app_settings.KNOWN_NETWORK_DAYS * 86400)
+    login_password(at("192.0.10.2"), password="wrong")  # the newest, a moment past its days
+    bases = [e.details["basis"] for e in SecurityEvent.objects.filter(outcome="failure").order_by("pk")]
+    assert bases == ["unfamiliar", "usual_network", "unfamiliar"]
 
 
 def test_an_outage_during_the_check_counts_no_failure(user: Any, frozen: Any) -> None:
