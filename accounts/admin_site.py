@@ -30,9 +30,14 @@ from .navigation import safe_next
 _reader = SettingsReader("VIGIL_")
 
 
+def single_factor_requested() -> bool:
+    """Whether ``VIGIL_ADMIN_ALLOW_SINGLE_FACTOR`` is set (read as a boolean, "0" is off)."""
+    return _reader.bool("ADMIN_ALLOW_SINGLE_FACTOR", False)
+
+
 def single_factor_allowed() -> bool:
     """The development exception, honoured only with DEBUG on."""
-    return _reader.bool("ADMIN_ALLOW_SINGLE_FACTOR", False) and bool(settings.DEBUG)
+    return single_factor_requested() and bool(settings.DEBUG)
 
 
 def has_second_factor(request: HttpRequest) -> bool:
