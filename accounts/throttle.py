@@ -39,8 +39,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from idp.cache import UNAVAILABLE
-from idp.counters import incr_in_window
 
+from . import throttle_store
 from .app_settings import app_settings
 
 
@@ -155,41 +155,29 @@ def _ttl() -> int:
 
 
 def _release(buckets: list[Bucket]) -> None:
-    for bucket in buckets:
-        try:
-            cache.decr(bucket.key)
-        except ValueError:  # expired meanwhile
-            pass
+    throttle_store.release([b.key for b in buckets], _ttl())
 
 
-def _left(wait: int, last: object, now: float) -> float:
+def _left(wait: int, last_ms: int | None, now: float) -> float:
+    """Seconds still to wait of ``wait`` since the latest admitted attempt (``last_ms``)."""
     if not wait:
         return 0.0
-    elapsed = now - float(last) if last is not None else 0.0  # type: ignore[arg-type]
+    elapsed = now - last_ms / 1000 if last_ms is not None else 0.0
     return max(0.0, wait - elapsed)
 
 
-def _remaining(buckets: list[Bucket], counts: list[int], now: float) -> list[float]:
-    """Seconds each bucket still demands before this attempt (its ``counts[i]``-th); 0 to go
-    ahead. The last-attempt times are read in one call, and only where a wait is due."""
-    waits = [wait_after(count - 1, bucket.free) for bucket, count in zip(buckets, counts)]
-    due = [bucket.last_key for bucket, wait in zip(buckets, waits) if wait]
-    last = cache.get_many(due) if due else {}
-    return [_left(wait, last.get(bucket.last_key), now) for bucket, wait in zip(buckets, waits)]
-
-
 def admit(scope: Scope, account: str, source: Source, now: datetime | None = None) -> Attempt:
-    """Reserve an attempt in every bucket, or raise ``Throttled`` with the longest wait."""
+    """Reserve an attempt in every bucket, or raise ``Throttled`` with the longest wait.
+    One cache round trip to reserve on Redis, one more to admit or to release."""
     moment = (now or timezone.now()).timestamp()
     buckets = buckets_for(scope, account, source)
-    counts = [incr_in_window(b.key, _ttl()) for b in buckets]
-    longest, worst = max(zip(_remaining(buckets, counts, moment), buckets), key=lambda pair: pair[0])
+    counts, lasts = throttle_store.reserve([b.key for b in buckets], [b.last_key for b in buckets], _ttl())
+    waits = [_left(wait_after(count - 1, b.free), last, moment) for b, count, last in zip(buckets, counts, lasts)]
+    longest, worst = max(zip(waits, buckets), key=lambda pair: pair[0])
     if longest > 0:
         _release(buckets)
         raise Throttled(max(1, math.ceil(longest)), worst.kind, source)
-    for bucket in buckets:
-        cache.touch(bucket.key, _ttl())  # the reset time runs from the latest attempt
-    cache.set_many({b.last_key: moment for b in buckets}, _ttl())
+    cache.set_many({b.last_key: int(moment * 1000) for b in buckets}, _ttl())
     return Attempt(scope=scope, source=source, buckets=buckets, counts=counts)
 
 

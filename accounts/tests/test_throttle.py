@@ -218,6 +218,27 @@ def test_guesses_in_flight_count_before_they_are_judged(frozen: Any) -> None:
     throttle.admit(throttle.Scope.PASSWORD, "alice", source)
 
 
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}}
+
+
+@pytest.mark.parametrize("backend", ["configured", "local-memory"])
+def test_reservations_and_their_return_on_every_cache_backend(backend: str, settings: Any, frozen: Any) -> None:
+    """The configured cache (Redis in CI: one MULTI per reservation) and the one-call-per-step
+    path of other backends count alike: reserved, refused, cleared, given back."""
+    if backend == "local-memory":
+        settings.CACHES = LOCMEM
+    source = throttle.Source(ATTACKER)
+    admitted = [throttle.admit(throttle.Scope.PASSWORD, "alice", source) for _ in range(5)]
+    assert [a.counts for a in admitted] == [[n, n, n] for n in range(1, 6)]
+    with pytest.raises(throttle.Throttled):
+        throttle.admit(throttle.Scope.PASSWORD, "alice", source)
+    throttle.succeeded(admitted[0])  # clears (account, source); gives one back to the other two
+    after_success = throttle.admit(throttle.Scope.PASSWORD, "alice", source)
+    assert after_success.counts == [1, 5, 5]
+    throttle.abandoned(after_success)  # never judged: every reservation given back
+    assert throttle.admit(throttle.Scope.PASSWORD, "alice", source).counts == [1, 5, 5]
+
+
 def test_the_device_cookie_comes_only_with_a_full_sign_in(user: Any, frozen: Any) -> None:
     device = confirmed_totp(user)
     browser = at(HOME)
