@@ -264,6 +264,16 @@ def test_a_forged_device_cookie_is_an_unfamiliar_source(user: Any, frozen: Any) 
     assert bases == ["unfamiliar", "known_device"]
 
 
+def test_a_device_cookie_is_bound_to_the_accounts_that_signed_in_on_it(make_user: Any, user: Any,
+                                                                       frozen: Any) -> None:
+    phone = device_of(user)
+    make_user("bob")
+    login_password(phone, username="bob", password="wrong")  # alice's phone is a stranger to bob
+    login_password(phone, password="wrong")
+    bases = [e.details["basis"] for e in SecurityEvent.objects.filter(outcome="failure").order_by("pk")]
+    assert bases == ["unfamiliar", "known_device"]
+
+
 def test_a_stolen_device_cookie_still_guesses_slowly_and_alone(user: Any, frozen: Any) -> None:
     phone = device_of(user)
     laptop = device_of(user, HOME_LAPTOP)
