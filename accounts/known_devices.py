@@ -15,9 +15,10 @@ never after a password alone, so knowing a password does not mint devices.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
