@@ -30,9 +30,14 @@ from .navigation import safe_next
 _reader = SettingsReader("VIGIL_")
 
 
+def single_factor_requested() -> bool:
+    """Whether ``VIGIL_ADMIN_ALLOW_SINGLE_FACTOR`` is set (read as a boolean, "0" is off)."""
+    return _reader.bool("ADMIN_ALLOW_SINGLE_FACTOR", False)
+
+
 def single_factor_allowed() -> bool:
     """The development exception, honoured only with DEBUG on."""
-    return _reader.bool("ADMIN_ALLOW_SINGLE_FACTOR", False) and bool(settings.DEBUG)
+    return single_factor_requested() and bool(settings.DEBUG)
 
 
 def has_second_factor(request: HttpRequest) -> bool:
@@ -41,22 +46,20 @@ def has_second_factor(request: HttpRequest) -> bool:
     return state is not None and acr_satisfies(state.acr, ACR_MFA)
 
 
-def is_staff(request: HttpRequest) -> bool:
-    user = request.user
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
-
-
 class SecondFactorAdminSite(admin.AdminSite):
-    """``admin.site``: ``has_permission`` also demands the second factor."""
+    """``admin.site``: ``has_permission`` (active staff, Django's rule) also demands the second factor."""
+
+    def is_staff(self, request: HttpRequest) -> bool:
+        return super().has_permission(request)
 
     def has_permission(self, request: HttpRequest) -> bool:
-        return is_staff(request) and (has_second_factor(request) or single_factor_allowed())
+        return self.is_staff(request) and (has_second_factor(request) or single_factor_allowed())
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """Staff sign in through Vigil's login, not the admin's password-only form; a
         signed-in user without staff rights gets a 403, not a loop."""
         target = safe_next(request, default="admin:index")
-        if request.user.is_authenticated and not is_staff(request):
+        if request.user.is_authenticated and not self.is_staff(request):
             return HttpResponseForbidden("This account cannot use the administration site.")
         if self.has_permission(request):
             return HttpResponseRedirect(target)

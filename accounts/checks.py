@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from .admin_site import single_factor_requested
 from .app_settings import app_settings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
@@ -59,10 +60,11 @@ def check_removed_throttle_settings(app_configs: Any = None, **kwargs: Any) -> l
                          "ACCOUNTS_LOGIN_SOURCE_FREE_FAILURES and ACCOUNTS_LOGIN_MAX_DELAY_SECONDS.",
                     id="accounts.W002")]
 
+
 @register(Tags.security)
 def check_admin_second_factor(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """The admin without a second factor is a development-only shortcut (``accounts.admin_site``)."""
-    if getattr(settings, "VIGIL_ADMIN_ALLOW_SINGLE_FACTOR", False) and not settings.DEBUG:
+    if single_factor_requested() and not settings.DEBUG:
         return [Error(
             "VIGIL_ADMIN_ALLOW_SINGLE_FACTOR lets staff into the admin with a password alone.",
             hint="Unset VIGIL_ADMIN_ALLOW_SINGLE_FACTOR, or use it only with DJANGO_DEBUG=1.",

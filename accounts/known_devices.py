@@ -2,7 +2,8 @@
 
 At every full sign-in the browser gets a signed, HttpOnly cookie listing the accounts that
 signed in on it, each with a random device nonce, and the network of the address (IPv4 /24,
-IPv6 /48) becomes a usual network of the account for ``KNOWN_NETWORK_DAYS``. Throttling
+IPv6 /48) becomes a usual network of the account for ``KNOWN_NETWORK_DAYS`` (its
+``MAX_NETWORKS`` latest, in one cache entry per account: no unbounded growth). Throttling
 (``throttle.py``) then counts an attempt from that device or network apart from everyone
 else's, so nobody elsewhere can delay it.
 
@@ -14,14 +15,16 @@ never after a password alone, so knowing a password does not mint devices.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from idp.crypto import generate_token
@@ -32,6 +35,7 @@ from .throttle import Basis, Source, account_key
 
 SALT = "vigil.accounts.known-device"
 MAX_ACCOUNTS = 5
+MAX_NETWORKS = 10
 _PENDING = "_vigil_known_device_cookie"
 
 
@@ -49,8 +53,16 @@ def network(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False))
 
 
-def _network_key(tag: str, net: str) -> str:
-    return f"vigil:usual-net:{tag}:{net}"
+def _networks_key(tag: str) -> str:
+    return f"vigil:usual-nets:{tag}"
+
+
+def _usual_networks(tag: str, now: float) -> dict[str, float]:
+    """The account's usual networks still in date, each with the time it stops being usual."""
+    stored = cache.get(_networks_key(tag))
+    if not isinstance(stored, dict):
+        return {}
+    return {str(net): float(until) for net, until in stored.items() if float(until) > now}
 
 
 def _entries(request: HttpRequest) -> list[tuple[str, str]]:
@@ -74,7 +86,7 @@ def source_for(request: HttpRequest, account: str) -> Source:
         if entry_tag == tag:
             return Source(address, Basis.KNOWN_DEVICE, nonce)
     net = network(address)
-    if net is not None and cache.get(_network_key(tag, net)):
+    if net is not None and net in _usual_networks(tag, timezone.now().timestamp()):
         return Source(address, Basis.USUAL_NETWORK)
     return Source(address, Basis.UNFAMILIAR)
 
@@ -84,11 +96,19 @@ def remember(request: HttpRequest, user: Any, now: datetime | None = None) -> No
     tag = account_tag(user.get_username())
     net = network(client_ip(request))
     if net is not None:
-        cache.set(_network_key(tag, net), 1, app_settings.KNOWN_NETWORK_DAYS * 86400)
+        _add_usual_network(tag, net, (now or timezone.now()).timestamp())
     entries = _entries(request)
     nonce = next((n for t, n in entries if t == tag), None) or generate_token(12)
     kept = [[tag, nonce]] + [[t, n] for t, n in entries if t != tag]
     setattr(request, _PENDING, signing.dumps(kept[:MAX_ACCOUNTS], salt=SALT, compress=True))
+
+
+def _add_usual_network(tag: str, net: str, now: float) -> None:
+    """``net`` is usual for ``KNOWN_NETWORK_DAYS`` more; only the ``MAX_NETWORKS`` latest are kept."""
+    lifetime = app_settings.KNOWN_NETWORK_DAYS * 86400
+    networks = {**_usual_networks(tag, now), net: now + lifetime}
+    latest = sorted(networks.items(), key=lambda item: item[1], reverse=True)[:MAX_NETWORKS]
+    cache.set(_networks_key(tag), dict(latest), lifetime)
 
 
 def issues_cookie(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -18,7 +18,10 @@ never throttled: they cannot be guessed.
 
 Each attempt is *reserved* before the secret is checked (an atomic increment), so parallel
 guesses cannot all pass the check before the first failure is counted. A success clears
-the (account, device or source) bucket only.
+the (account, device or source) bucket and gives its reservation back to the attack-wide
+ones: only failures count there, so the first sign-ins of many users behind one address
+never delay the next. An attempt that is never judged (the database or cache failed
+during the check) gives its reservations back too.
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.utils import timezone
 
-from idp.counters import incr_in_window
+from idp.cache import UNAVAILABLE
 
+from . import throttle_store
 from .app_settings import app_settings
 
 
@@ -80,11 +86,13 @@ class Bucket:
 
 @dataclass
 class Attempt:
-    """An admitted attempt: its buckets already count it as a failure until it succeeds."""
+    """An admitted attempt: its buckets already count it as a failure until it succeeds.
+    ``counts[i]`` is ``buckets[i]``'s count with this attempt reserved."""
 
     scope: Scope
     source: Source
     buckets: list[Bucket] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
 
 
 class Throttled(Exception):
@@ -146,46 +154,52 @@ def _ttl() -> int:
     return app_settings.LOGIN_FAILURE_RESET_SECONDS
 
 
-def _release(bucket: Bucket) -> None:
-    try:
-        cache.decr(bucket.key)
-    except ValueError:  # expired meanwhile
-        pass
+def _release(buckets: list[Bucket]) -> None:
+    throttle_store.release([b.key for b in buckets], _ttl())
 
 
-def _remaining(bucket: Bucket, reserved: int, now: float) -> float:
-    """Seconds this attempt (the ``reserved``-th counted one) must still wait; 0 to go ahead."""
-    wait = wait_after(reserved - 1, bucket.free)
-    if wait == 0:
+def _left(wait: int, last_ms: int | None, now: float) -> float:
+    """Seconds still to wait of ``wait`` since the latest admitted attempt (``last_ms``)."""
+    if not wait:
         return 0.0
-    last = cache.get(bucket.last_key)
-    elapsed = now - float(last) if last is not None else 0.0
+    elapsed = now - last_ms / 1000 if last_ms is not None else 0.0
     return max(0.0, wait - elapsed)
 
 
 def admit(scope: Scope, account: str, source: Source, now: datetime | None = None) -> Attempt:
-    """Reserve an attempt in every bucket, or raise ``Throttled`` with the longest wait."""
+    """Reserve an attempt in every bucket, or raise ``Throttled`` with the longest wait.
+    One cache round trip to reserve on Redis, one more to admit or to release."""
     moment = (now or timezone.now()).timestamp()
     buckets = buckets_for(scope, account, source)
-    waits = [(_remaining(b, incr_in_window(b.key, _ttl()), moment), b) for b in buckets]
-    longest, worst = max(waits, key=lambda pair: pair[0])
+    counts, lasts = throttle_store.reserve([b.key for b in buckets], [b.last_key for b in buckets], _ttl())
+    waits = [_left(wait_after(count - 1, b.free), last, moment) for b, count, last in zip(buckets, counts, lasts)]
+    longest, worst = max(zip(waits, buckets), key=lambda pair: pair[0])
     if longest > 0:
-        for bucket in buckets:
-            _release(bucket)
+        _release(buckets)
         raise Throttled(max(1, math.ceil(longest)), worst.kind, source)
-    for bucket in buckets:
-        cache.touch(bucket.key, _ttl())  # the reset time runs from the latest attempt
-        cache.set(bucket.last_key, moment, _ttl())
-    return Attempt(scope=scope, source=source, buckets=buckets)
+    cache.set_many({b.last_key: int(moment * 1000) for b in buckets}, _ttl())
+    return Attempt(scope=scope, source=source, buckets=buckets, counts=counts)
 
 
 def failed(attempt: Attempt) -> int:
     """The attempt failed (it stays counted). Seconds before this source may try again."""
-    return max((wait_after(int(cache.get(b.key, 0) or 0), b.free) for b in attempt.buckets), default=0)
+    return max((wait_after(count, b.free) for b, count in zip(attempt.buckets, attempt.counts)), default=0)
+
+
+def _clears(bucket: Bucket) -> bool:
+    return bucket.kind in (BucketKind.ACCOUNT_DEVICE, BucketKind.ACCOUNT_SOURCE)
 
 
 def succeeded(attempt: Attempt) -> None:
-    """Clear the (account, device or source) bucket; the attack-wide ones keep counting."""
-    for bucket in attempt.buckets:
-        if bucket.kind in (BucketKind.ACCOUNT_DEVICE, BucketKind.ACCOUNT_SOURCE):
-            cache.delete_many([bucket.key, bucket.last_key])
+    """Clear the (account, device or source) bucket; the attack-wide ones count failures
+    only, so they get this attempt's reservation back."""
+    cleared = [b for b in attempt.buckets if _clears(b)]
+    cache.delete_many([key for b in cleared for key in (b.key, b.last_key)])
+    _release([b for b in attempt.buckets if not _clears(b)])
+
+
+def abandoned(attempt: Attempt) -> None:
+    """The check never judged the attempt (an outage raised): give every reservation back,
+    as far as the cache answers, so an outage counts no failure against anyone."""
+    with suppress(*UNAVAILABLE, DatabaseError):  # the cache is down too: the caller raises the outage
+        _release(attempt.buckets)

@@ -40,7 +40,8 @@ def _registered_apps(platform: str) -> list[RegisteredApp]:
 def _registered_android_statements(configured: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Registered Android apps, their fingerprints merged into a configured statement of the
     same package rather than listed twice."""
-    by_package = {s["target"].get("package_name"): s for s in configured if s.get("target", {}).get("namespace") == "android_app"}
+    by_package = {s["target"].get("package_name"): s for s in configured
+                  if s.get("target", {}).get("namespace") == "android_app"}
     added = []
     for app in _registered_apps(Platform.ANDROID):
         prints = [p for p in map(_fingerprint, app.android_signing_cert_digests or []) if p]
@@ -80,9 +81,8 @@ def _configured_statements() -> list[dict[str, Any]]:
 
 
 def apple_app_site_association() -> dict[str, Any]:
-    apps = list(app_settings.APPLE_APP_IDS)
-    apps += [a.app_id for a in _registered_apps(Platform.IOS) if a.app_id not in apps]
-    return {"webcredentials": {"apps": list(dict.fromkeys(apps))}}
+    registered = [app.app_id for app in _registered_apps(Platform.IOS)]
+    return {"webcredentials": {"apps": list(dict.fromkeys([*app_settings.APPLE_APP_IDS, *registered]))}}
 
 
 def _json(data: Any) -> JsonResponse:

@@ -5,6 +5,8 @@ Model and numbers: ``accounts/throttle.py``, docs/operations.md "Throttling"."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.http import HttpRequest
@@ -32,3 +34,14 @@ def fail(request: HttpRequest, attempt: throttle.Attempt, event: str, reason: st
     delay = throttle.failed(attempt)
     record(event, outcome="failure", reason=reason, user=user, request=request, basis=str(attempt.source.basis),
            next_attempt_delay=delay, **details)
+
+
+@contextmanager
+def judging(attempt: throttle.Attempt) -> Iterator[None]:
+    """Around the check of the secret: if it raises (the database or cache is down), the
+    attempt was never judged and counts against nobody (``throttle.abandoned``)."""
+    try:
+        yield
+    except BaseException:
+        throttle.abandoned(attempt)
+        raise

@@ -38,7 +38,8 @@ def check_password_login(request: HttpRequest, username: str, password: str) -> 
     except throttle.Throttled as refused:
         raise LoginRefused("throttled", refused.retry_after) from None
     # ModelBackend hashes a dummy password for unknown users, so timing reveals nothing.
-    user = authenticate(request, username=username, password=password)
+    with attempts.judging(attempt):
+        user = authenticate(request, username=username, password=password)
     if user is None:
         attempts.fail(request, attempt, "login.password", "bad_credentials", username=username)
         raise LoginRefused("bad_credentials")

@@ -45,7 +45,8 @@ def verify_code(
                                  user=user, method=method)
     except throttle.Throttled as refused:
         raise SecondFactorRefused("throttled", refused.retry_after) from None
-    ok = totp.verify(user, code) if method == "totp" else recovery.use(user, code) if method == "recovery" else False
+    with attempts.judging(attempt):
+        ok = _check(user, method, code)
     if not ok:
         attempts.fail(request, attempt, "login.second_factor", "bad_code", user=user, method=method)
         raise SecondFactorRefused("bad_code")
@@ -54,6 +55,12 @@ def verify_code(
         record("factor.recovery_code.used", user=user, request=request, remaining=recovery.remaining(user))
     record("login.second_factor", user=user, request=request, method=method)
     return complete(request, state, user, ["otp"], now)
+
+
+def _check(user: Any, method: str, code: str) -> bool:
+    if method == "totp":
+        return totp.verify(user, code)
+    return method == "recovery" and recovery.use(user, code)
 
 
 def complete(

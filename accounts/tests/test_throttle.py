@@ -14,11 +14,12 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
-from accounts import throttle
+from accounts import known_devices, throttle
 from accounts.app_settings import app_settings
 from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, load_vector, login_password, session_auth
 from accounts.tests.test_webauthn_vectors import RSA, _b, _configure, _rsa_passkey, _seed_challenge
 from idp.models import SecurityEvent
+from idp.outage_testing import database_down
 
 pytestmark = pytest.mark.django_db
 
@@ -106,6 +107,48 @@ def test_a_shared_address_never_throttles_everyone(make_user: Any, frozen: Any, 
     assert denied(event_type="login.password", ip_address=ATTACKER)
 
 
+def test_successes_count_in_no_attack_wide_bucket(make_user: Any, user: Any, frozen: Any, settings: Any) -> None:
+    """Only failures count in (source, every account) and (account, every unfamiliar source):
+    the first sign-ins of many users behind one address (an office NAT, an untrusted proxy)
+    never delay the next newcomer, nor does a user signing in from many new networks."""
+    settings.ACCOUNTS_LOGIN_SOURCE_FREE_FAILURES = 3
+    settings.ACCOUNTS_LOGIN_UNFAMILIAR_FREE_FAILURES = 3
+    for n in range(6):
+        assert signs_in(at(PROXY), make_user(f"newcomer{n}").username)
+        assert signs_in(at(f"192.0.{n}.1"))  # alice, from a new network each time
+    assert not denied()
+    for n in range(3):  # the buckets still count failures
+        assert login_password(at(PROXY), username=f"user{n}", password="wrong").status_code == 400
+    late = make_user("latecomer")  # PROXY is not (yet) their usual network
+    assert login_password(at(PROXY), username=late.username).status_code == 429
+    assert denied()[-1].details["bucket"] == "source"
+
+
+def test_usual_networks_are_bounded_and_expire(user: Any, frozen: Any) -> None:
+    """An account keeps only its latest ``MAX_NETWORKS`` usual networks, each for
+    ``KNOWN_NETWORK_DAYS`` after its latest full sign-in."""
+    for n in range(known_devices.MAX_NETWORKS + 1):
+        assert signs_in(at(f"192.0.{n}.1"))
+        frozen.shift(1)
+    login_password(at("192.0.0.2"), password="wrong")  # the oldest: no longer usual
+    login_password(at("192.0.1.2"), password="wrong")
+    frozen.shift(app_settings.KNOWN_NETWORK_DAYS * 86400)
+    login_password(at("192.0.10.2"), password="wrong")  # the newest, a moment past its days
+    bases = [e.details["basis"] for e in SecurityEvent.objects.filter(outcome="failure").order_by("pk")]
+    assert bases == ["unfamiliar", "usual_network", "unfamiliar"]
+
+
+def test_an_outage_during_the_check_counts_no_failure(user: Any, frozen: Any) -> None:
+    """The database fails while the password is checked: the attempt answers 503 and was never
+    judged, so retries through the outage leave no delay behind."""
+    browser = at(HOME)
+    with database_down(lambda sql: "accounts_user" in sql):
+        for _ in range(app_settings.LOGIN_FREE_FAILURES + 2):
+            assert login_password(browser).status_code == 503
+    assert signs_in(browser)
+    assert not denied()
+
+
 def test_failures_from_an_address_never_block_passkey_sign_in(user: Any, make_user: Any, settings: Any) -> None:
     """Reproduction: the per-address lock also blocked passkey sign-in (so behind a proxy nobody
     could sign in at all)."""
@@ -175,6 +218,27 @@ def test_guesses_in_flight_count_before_they_are_judged(frozen: Any) -> None:
     throttle.admit(throttle.Scope.PASSWORD, "alice", source)
 
 
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}}
+
+
+@pytest.mark.parametrize("backend", ["configured", "local-memory"])
+def test_reservations_and_their_return_on_every_cache_backend(backend: str, settings: Any, frozen: Any) -> None:
+    """The configured cache (Redis in CI: one MULTI per reservation) and the one-call-per-step
+    path of other backends count alike: reserved, refused, cleared, given back."""
+    if backend == "local-memory":
+        settings.CACHES = LOCMEM
+    source = throttle.Source(ATTACKER)
+    admitted = [throttle.admit(throttle.Scope.PASSWORD, "alice", source) for _ in range(5)]
+    assert [a.counts for a in admitted] == [[n, n, n] for n in range(1, 6)]
+    with pytest.raises(throttle.Throttled):
+        throttle.admit(throttle.Scope.PASSWORD, "alice", source)
+    throttle.succeeded(admitted[0])  # clears (account, source); gives one back to the other two
+    after_success = throttle.admit(throttle.Scope.PASSWORD, "alice", source)
+    assert after_success.counts == [1, 5, 5]
+    throttle.abandoned(after_success)  # never judged: every reservation given back
+    assert throttle.admit(throttle.Scope.PASSWORD, "alice", source).counts == [1, 5, 5]
+
+
 def test_the_device_cookie_comes_only_with_a_full_sign_in(user: Any, frozen: Any) -> None:
     device = confirmed_totp(user)
     browser = at(HOME)
@@ -196,6 +260,16 @@ def test_a_forged_device_cookie_is_an_unfamiliar_source(user: Any, frozen: Any) 
     stolen = at(ATTACKER)
     stolen.cookies[app_settings.KNOWN_DEVICE_COOKIE] = phone.cookies[app_settings.KNOWN_DEVICE_COOKIE].value
     login_password(stolen, password="wrong")
+    bases = [e.details["basis"] for e in SecurityEvent.objects.filter(outcome="failure").order_by("pk")]
+    assert bases == ["unfamiliar", "known_device"]
+
+
+def test_a_device_cookie_is_bound_to_the_accounts_that_signed_in_on_it(make_user: Any, user: Any,
+                                                                       frozen: Any) -> None:
+    phone = device_of(user)
+    make_user("bob")
+    login_password(phone, username="bob", password="wrong")  # alice's phone is a stranger to bob
+    login_password(phone, password="wrong")
     bases = [e.details["basis"] for e in SecurityEvent.objects.filter(outcome="failure").order_by("pk")]
     assert bases == ["unfamiliar", "known_device"]
 
@@ -265,3 +339,22 @@ def test_a_burst_of_parallel_guesses_gets_only_the_free_ones_on_redis() -> None:
 
     admitted = run_concurrently(30, guess)
     assert admitted.count(True) == app_settings.LOGIN_FREE_FAILURES
+
+
+@pytest.mark.redis
+def test_guesses_from_many_sources_racing_one_account_get_only_its_free_ones_on_redis() -> None:
+    """30 unfamiliar sources guess the same account at once: each source's own bucket is fresh,
+    and the account's shared (account, every unfamiliar source) bucket admits exactly its free
+    ones."""
+    from tests.concurrency import run_concurrently
+
+    def guess(n: int) -> bool:
+        try:
+            throttle.admit(throttle.Scope.PASSWORD, "alice", throttle.Source(f"198.51.100.{n + 10}"))
+        except throttle.Throttled as refused:
+            assert refused.bucket == throttle.BucketKind.ACCOUNT_UNFAMILIAR
+            return False
+        return True
+
+    admitted = run_concurrently(30, guess)
+    assert admitted.count(True) == app_settings.LOGIN_UNFAMILIAR_FREE_FAILURES
