@@ -11,19 +11,20 @@ import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
 import requests
 
+from accounts.tests import test_browser
+from accounts.tests.conftest import PASSWORD
 from idp.flows.clients import register_client
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
+chromium = test_browser.browser  # the passkey tests' fixture: Debian's Chromium, launched once per module
 
 
 class RelyingParty:
@@ -66,16 +67,6 @@ def rp() -> Iterator[RelyingParty]:
     party = RelyingParty()
     yield party
     party.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=LAUNCH_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -173,9 +173,15 @@ def _checked_redirect_uri(server: Any, oauth_req: VigilOAuth2Request) -> str | N
 
 def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
     """Authlib's validation; its error descriptions echo input, and refuse (ValueError)
-    characters RFC 6749 forbids there, so such input becomes a plain invalid_request."""
+    characters RFC 6749 forbids there, so such input becomes a plain invalid_request. Its
+    ``unsupported_response_type`` describes itself with the bare value sent (its arguments
+    are swapped), so that one is told what to send instead."""
     try:
         return server.get_consent_grant(oauth_req, end_user=None)
+    except UnsupportedResponseTypeError as error:
+        raise UnsupportedResponseTypeError(
+            "code", "Only response_type=code is supported.", redirect_uri=error.redirect_uri
+        ) from None
     except ValueError:
         safe_redirect = _checked_redirect_uri(server, oauth_req)
         raise InvalidRequestError("The request contains invalid characters.", redirect_uri=safe_redirect) from None

@@ -85,9 +85,9 @@ def refuse_request_objects(data: dict[str, Any], redirect_uri: str | None) -> No
     """OIDC Core §3.1.2.6: request objects are not supported (yet), so say so rather than
     ignore parameters the client may have put only inside them."""
     if "request" in data:
-        raise RequestNotSupportedError("Request objects are not supported.", redirect_uri=redirect_uri)
+        raise RequestNotSupportedError("Request objects are not supported: send the parameters themselves in the query or form body.", redirect_uri=redirect_uri)
     if "request_uri" in data:
-        raise RequestURINotSupportedError("request_uri is not supported.", redirect_uri=redirect_uri)
+        raise RequestURINotSupportedError("request_uri is not supported: send the parameters themselves in the query or form body.", redirect_uri=redirect_uri)
 
 
 #: RFC 6749 §3.1: parameters appear at most once (Authlib checks response_type, client_id,
@@ -116,14 +116,16 @@ def _prompt(raw: Any, redirect_uri: str) -> frozenset[Prompt]:
     ``none`` with ``login`` or ``consent`` is ``invalid_request``, as is an unknown value."""
     words = set(str(raw or "").split())
     if not words <= set(PROMPTS_SUPPORTED):
-        raise InvalidRequestError("Invalid 'prompt' parameter.", redirect_uri=redirect_uri)
+        raise InvalidRequestError(
+            f"Invalid 'prompt'; use space-separated values from: {', '.join(PROMPTS_SUPPORTED)}.", redirect_uri=redirect_uri
+        )
     prompt = frozenset(Prompt(word) for word in words)
-    if Prompt.NONE in prompt and prompt == {Prompt.NONE, Prompt.SELECT_ACCOUNT}:
+    if prompt == {Prompt.NONE, Prompt.SELECT_ACCOUNT}:
         raise AccountSelectionRequiredError(
-            "prompt=none forbids showing the account chooser.", redirect_uri=redirect_uri
+            "prompt=none forbids showing the account chooser: send prompt=select_account alone.", redirect_uri=redirect_uri
         )
     if Prompt.NONE in prompt and len(prompt) > 1:
-        raise InvalidRequestError("prompt=none cannot be combined with other values.", redirect_uri=redirect_uri)
+        raise InvalidRequestError("prompt=none cannot be combined with other values: send it alone.", redirect_uri=redirect_uri)
     return prompt
 
 
@@ -176,9 +178,12 @@ def _response_mode(raw: Any, redirect_uri: str) -> ResponseMode:
     return mode
 
 
+_TARGET_HINT = "ask only for resources registered for it (create_client --audience)."
+
+
 def _target_description(resource: str) -> str:
     """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, so the
     resource is echoed only when it fits (and is short); otherwise the message names no value."""
     if len(resource) <= 200 and all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in resource):
-        return f"Resource {resource!r} is not allowed for this client."
-    return "A requested resource is not allowed for this client."
+        return f"Resource {resource!r} is not allowed for this client; {_TARGET_HINT}"
+    return f"A requested resource is not allowed for this client; {_TARGET_HINT}"

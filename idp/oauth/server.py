@@ -12,7 +12,6 @@ from typing import Any
 from authlib.integrations.django_oauth2.requests import DjangoJsonRequest, DjangoOAuth2Request
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc9207 import IssuerParameter
 from django.http import HttpRequest, HttpResponse
 
 from .. import config_cache
@@ -105,26 +104,6 @@ class AuthorizationServer(_AuthorizationServer):
         return None
 
 
-class VigilIssuerParameter(IssuerParameter):
-    """RFC 9207: ``iss`` in every authorization response."""
-
-    def get_issuer(self) -> str:
-        return app_settings.ISSUER
-
-    def add_issuer_parameter(self, authorization_server: Any, response: HttpResponse) -> None:
-        add_issuer(response)
-
-
-def add_issuer(response: HttpResponse) -> HttpResponse:
-    """RFC 9207 §2: ``iss`` on every redirect back to the client, errors included."""
-    from authlib.common.urls import add_params_to_uri
-
-    location = response.get("Location")
-    if response.status_code == 302 and location:
-        response["Location"] = add_params_to_uri(location, {"iss": app_settings.ISSUER})
-    return response
-
-
 def build_server() -> AuthorizationServer:
     from .endpoints import IntrospectionEndpoint, RevocationEndpoint
     from .grants.authorization_code import AuthorizationCodeGrant, OpenIDCode, S256CodeChallenge
@@ -137,7 +116,6 @@ def build_server() -> AuthorizationServer:
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)
-    server.register_extension(VigilIssuerParameter())
     return server
 
 

@@ -92,7 +92,22 @@ def test_request_object_with_bad_redirect_or_client_never_redirects(browser, mob
 @pytest.mark.parametrize("prompt", ["none login", "none consent", "none login consent", "none select_account login",
                                     "create", "bogus", "login bogus"])
 def test_invalid_prompt_combinations(browser, mobile_client, pkce, prompt):
-    assert _error(_get(browser, authorize_params(mobile_client.client.client_id, pkce, prompt=prompt))) == "invalid_request"
+    response = _get(browser, authorize_params(mobile_client.client.client_id, pkce, prompt=prompt))
+    assert _error(response) == "invalid_request"
+    # The description says what to send instead: the supported values, or none alone.
+    assert "select_account" in query_of(response["Location"])["error_description"] or prompt.startswith("none")
+    assert "alone" in query_of(response["Location"])["error_description"] or not prompt.startswith("none")
+    assert not AuthorizationCode.objects.exists()
+
+
+@pytest.mark.parametrize("response_type", ["token", "id_token", "code id_token", None])
+def test_unsupported_response_type_says_what_to_send(browser, mobile_client, pkce, response_type):
+    """Authlib described this error with the bare value sent ("token"), or not at all."""
+    params = authorize_params(mobile_client.client.client_id, pkce, response_type=response_type)  # None: left out
+    response = _get(browser, params)
+    assert _error(response) == "unsupported_response_type"
+    query = query_of(response["Location"])
+    assert query["error_description"] == "Only response_type=code is supported." and query["state"] == params["state"]
     assert not AuthorizationCode.objects.exists()
 
 

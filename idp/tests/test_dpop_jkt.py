@@ -8,7 +8,9 @@ from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from joserfc.jwk import ECKey
 
@@ -83,3 +85,19 @@ def test_malformed_dpop_jkt_is_invalid_request(browser, mobile_client, pkce, val
     query = query_of(response["Location"])
     assert query["error"] == "invalid_request" and "dpop_jkt" in query["error_description"]
     assert not AuthorizationCode.objects.exists()
+
+
+def test_the_binding_check_costs_no_query(browser, mobile_client, pkce, k1, k2):
+    """The code row (with its user) is read by one statement whether or not it is bound; the
+    dpop_jkt comparison reads that row, so a bound exchange costs what an unbound DPoP one does."""
+    client_id = mobile_client.client.client_id
+
+    def exchange_queries(**bind: str) -> int:
+        code, _ = get_code(browser, client_id, pkce, **bind)
+        with CaptureQueriesContext(connection) as queries:
+            assert exchange(HttpClient(), code, pkce, client_id, HTTP_DPOP=_proof(k2)).status_code == 200
+        return len(queries)
+
+    exchange_queries(), exchange_queries()  # warm the per-process caches (client, keys, registered apps)
+    bound = exchange_queries(dpop_jkt=_jkt(k2))
+    assert bound <= exchange_queries()

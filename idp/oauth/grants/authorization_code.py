@@ -11,7 +11,6 @@ from datetime import timedelta
 from hmac import compare_digest
 from typing import Any
 
-from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.hooks import hooked
@@ -132,12 +131,6 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         if self.request.payload.state:
             params.append(("state", self.request.payload.state))
         return params
-
-    def create_authorization_response(
-        self, redirect_uri: str, grant_user: Any
-    ) -> tuple[int, str, list[tuple[str, str]]]:
-        """Authlib's entry point (query mode); Vigil's own flow calls ``issue_code``."""
-        return 302, "", [("Location", add_params_to_uri(redirect_uri, self.issue_code(grant_user)))]
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
         if not isinstance(code, str) or len(code) > 512:
