@@ -16,6 +16,7 @@ from django.urls import reverse
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey
 
+from idp import keys
 from idp.flows.clients import ClientRegistrationError, register_client
 from idp.models import Client, SecurityEvent
 from sessions.models import AccessToken, DeviceSession, SessionStatus
@@ -198,6 +199,31 @@ def test_assertion_replay_lifetime_and_issuer_checks():
     ):
         assert_invalid_client(form_post(HttpClient(), reverse("token"), with_assertion(ENDPOINTS["token"], bad)))
     assert AccessToken.objects.count() == 1
+
+
+def test_client_jwks_is_parsed_once_and_a_replaced_jwks_takes_effect_at_once(monkeypatch):
+    """The registered JWKS is parsed once per process (config cache), not per request; a
+    JWKS replaced in the admin (a save) is what the very next assertion is checked against."""
+    from joserfc.jwk import KeySet
+
+    keys.ensure_keys()  # a first signing key is a configuration change too
+    client, old_key = jwt_client()
+    parsed: list[int] = []
+    real_import = KeySet.import_key_set
+    monkeypatch.setattr(KeySet, "import_key_set", lambda data, *a, **k: parsed.append(1) or real_import(data, *a, **k))
+    for _ in range(3):
+        signed = assertion(client.client_id, old_key, issuer_url("/token"))
+        assert form_post(HttpClient(), reverse("token"), with_assertion(ENDPOINTS["token"], signed)).status_code == 200
+    assert len(parsed) == 1
+    new_key = ECKey.generate_key("P-256", private=True)
+    client.jwks = {"keys": [new_key.as_dict(private=False) | {"kid": "k1", "use": "sig", "alg": "ES256"}]}
+    client.save()
+    stale = assertion(client.client_id, old_key, issuer_url("/token"))
+    assert_invalid_client(form_post(HttpClient(), reverse("token"), with_assertion(ENDPOINTS["token"], stale)))
+    assert last_error_event().details["auth_failure"] == "bad_assertion"
+    fresh = assertion(client.client_id, new_key, issuer_url("/token"))
+    assert form_post(HttpClient(), reverse("token"), with_assertion(ENDPOINTS["token"], fresh)).status_code == 200
+    assert AccessToken.objects.count() == 4
 
 
 def test_assertion_type_without_assertion_and_garbage_assertions_are_invalid_client():
