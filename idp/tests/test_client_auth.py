@@ -98,10 +98,13 @@ def test_private_key_jwt_client_whose_keys_were_removed_is_invalid_client(name, 
 
 # --- item 1: NUL and malformed Basic headers -------------------------------------------------
 @pytest.mark.postgres
-@pytest.mark.parametrize("raw", [b"svc\x00id:secret", b"svc:sec\x00ret", b"svc%00id:secret", b"svc:secret%00"])
+@pytest.mark.parametrize(
+    "raw", [b"svc\x00id:secret", b"svc:sec\x00ret", b"svc%00id:secret", b"svc:secret%00", b"a\x00b:secret", b"\x00:x"]
+)
 @pytest.mark.parametrize("name", ["token", "introspect", "revoke"])
 def test_basic_credentials_with_nul_are_refused_before_the_database(name, raw, service_client):
-    """On c627ee9 a NUL in the decoded id reached PostgreSQL (DataError, a 500)."""
+    """On c627ee9 a NUL in the decoded id reached PostgreSQL (DataError, a 500; found again by
+    the header property run: the last two)."""
     response = form_post(HttpClient(), reverse(name), ENDPOINTS[name], HTTP_AUTHORIZATION=raw_basic(raw))
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
@@ -442,3 +445,21 @@ def test_a_blank_authorization_header_is_no_basic_scheme(header: str) -> None:
         "/token", data="grant_type=client_credentials", content_type="application/x-www-form-urlencoded",
         HTTP_AUTHORIZATION=header)
     assert response.status_code in (400, 401) and "error" in response.json()
+
+
+ODD_BASIC_SHAPES = ["Basic", "Basic ", "Basic   ", "Basic\t", "Basic\tQTpC", "basic\t\tQTpC  ", "Basic QTpC QTpC",
+                    "Basic \u20ac\u20ac", "Basic \xe9", "Basic\xa0QTpC", "Basic\x1cQTpC", "Basic \ud800", "Basic =",
+                    "Basic " + "A" * 5000, "Basicx QTpC"]
+
+
+@pytest.mark.parametrize("header", ODD_BASIC_SHAPES)
+@pytest.mark.parametrize("name", ["token", "introspect", "revoke"])
+def test_odd_basic_shapes_get_a_json_error(name, header):
+    """The scheme alone, only whitespace or tabs after it, characters beyond latin-1, lone
+    surrogates, an overlong header: each an RFC 6749 §5.2 JSON error, nothing issued."""
+    response = HttpClient(raise_request_exception=False).post(
+        reverse(name), data="grant_type=client_credentials&token=x", content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=header)
+    assert response.status_code in (400, 401), response.content
+    assert response.json()["error"] in {"invalid_request", "invalid_client"}
+    assert not AccessToken.objects.exists()
