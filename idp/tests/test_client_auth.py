@@ -378,9 +378,9 @@ def test_assertion_audiences_per_endpoint(settings):
 
 
 # --- property: any Basic header is a JSON protocol answer, never a 5xx ----------------------
-from hypothesis import HealthCheck, given  # noqa: E402
-from hypothesis import settings as hypothesis_settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 PARTS = st.text(alphabet=st.characters(codec="utf-8"), max_size=20) | st.sampled_from(["%00", "%", "%zz", "%ff", "+", ":"])
 

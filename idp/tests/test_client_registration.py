@@ -258,7 +258,7 @@ def test_readme_create_client_usage_lists_exactly_the_commands_options():
     from idp.management.commands.create_client import Command
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    usage = re.search(r"manage\.py create_client (.*?)\n\.venv", readme, re.S)
+    usage = re.search(r"manage\.py create_client (.*?)\n\.venv", readme, re.DOTALL)
     assert usage, "README lost its create_client usage line"
     shown = set(re.findall(r"--[a-z][a-z0-9-]*", usage.group(1)))
     parser = Command().create_parser("manage.py", "create_client")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client as HttpClient
-from django.urls import reverse
 
 from idp.flows.clients import register_client
 from idp.models import SecurityEvent
