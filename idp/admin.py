@@ -124,8 +124,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate these algorithms now (new key signs immediately)")
     def rotate_now(self, request: HttpRequest, queryset: Any) -> None:
         for alg in sorted(set(queryset.filter(status=KeyStatus.ACTIVE).values_list("alg", flat=True))):
-            withdrawn = keys.queued(alg)
-            key = keys.rotate(alg, immediately=True)
+            key, withdrawn = keys.rotate_now(alg)
             record("keys.rotated", alg=alg, kid=key.kid, withdrawn=withdrawn, request=request,
                    admin=request.user.get_username())
             self.message_user(request, f"{alg}: now signing with {key.kid}")

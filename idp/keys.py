@@ -112,7 +112,7 @@ def advance(now: datetime | None = None) -> list[str]:
     for key in due_next.order_by("activates_at", "created_at"):
         current = SigningKey.objects.select_for_update().filter(status=KeyStatus.ACTIVE, alg=key.alg)
         if current.filter(created_at__gt=key.created_at).exists():
-            changes += _withdraw([key], moment)  # queued before the key that now signs: stale
+            changes += [f"withdrawn {kid}" for kid in _withdraw([key], moment)]  # queued before the signer: stale
             continue
         grace = timedelta(seconds=max_signed_token_lifetime() + 60)
         for old in current:
@@ -137,36 +137,36 @@ def _forget(kid: str) -> None:
 
 def _withdraw(queued: Iterable[SigningKey], moment: datetime) -> list[str]:
     """Drop ``next`` keys that must never sign. They signed nothing, so they leave the JWKS
-    at once, with no retiring period."""
-    changes = []
+    at once, with no retiring period. Returns their ``kid``."""
+    withdrawn = []
     for key in queued:
         key.status, key.retired_at, key.remove_after = KeyStatus.RETIRED, moment, moment
         key.save(update_fields=["status", "retired_at", "remove_after"])
         _forget(key.kid)
-        changes.append(f"withdrawn {key.kid}")
-    return changes
-
-
-def queued(alg: str) -> list[str]:
-    """``kid`` of the keys of ``alg`` published and waiting to sign (what ``--now`` withdraws)."""
-    return list(SigningKey.objects.filter(status=KeyStatus.NEXT, alg=alg).values_list("kid", flat=True))
+        withdrawn.append(key.kid)
+    return withdrawn
 
 
 def rotate(alg: str, *, now: datetime | None = None, immediately: bool = False) -> SigningKey:
     """Publish a new key for ``alg``. It signs after KEY_PUBLISH_AHEAD_SECONDS, so relying
-    parties' JWKS caches learn it first; ``immediately`` skips the wait (emergency) and
-    withdraws every key still queued for ``alg``: each was made before the emergency, and
-    left queued it would replace the emergency key when its time came."""
+    parties' JWKS caches learn it first; ``immediately`` is :func:`rotate_now`."""
+    if immediately:
+        return rotate_now(alg, now=now)[0]
     moment = now or timezone.now()
-    ahead = 0 if immediately else app_settings.KEY_PUBLISH_AHEAD_SECONDS
-    with transaction.atomic():
-        if immediately:
-            _withdraw(SigningKey.objects.select_for_update().filter(status=KeyStatus.NEXT, alg=alg), moment)
-        key = create_key(alg, status=KeyStatus.NEXT, activates_at=moment + timedelta(seconds=ahead))
-        if immediately:
-            advance(moment)
-            key.refresh_from_db()
-    return key
+    return create_key(alg, status=KeyStatus.NEXT, activates_at=moment + timedelta(seconds=app_settings.KEY_PUBLISH_AHEAD_SECONDS))
+
+
+@transaction.atomic
+def rotate_now(alg: str, *, now: datetime | None = None) -> tuple[SigningKey, list[str]]:
+    """Emergency rotation: a new key for ``alg`` signs at once, and every key still queued
+    for ``alg`` is withdrawn (each was made before the emergency, and left queued it would
+    replace the emergency key when its time came). Returns the key and the withdrawn ``kid``."""
+    moment = now or timezone.now()
+    withdrawn = _withdraw(SigningKey.objects.select_for_update().filter(status=KeyStatus.NEXT, alg=alg), moment)
+    key = create_key(alg, status=KeyStatus.NEXT, activates_at=moment)
+    advance(moment)
+    key.refresh_from_db()
+    return key, withdrawn
 
 
 def active_key(alg: str, now: datetime | None = None) -> tuple[str, JoseKey]:

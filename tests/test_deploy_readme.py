@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import subprocess
 import time
@@ -48,6 +47,7 @@ from celery import Celery
 from requests.adapters import HTTPAdapter
 
 from .conftest import BrowserAgent
+from .live_stack import free_port
 from .readme_deploy import DROP, ROOT, Deployment, Plan, deploy_block, exported_env, plan
 
 pytestmark = [pytest.mark.live]
@@ -80,12 +80,6 @@ class TlsProxy(HTTPAdapter):
 def proxied(session: requests.Session, port: int) -> requests.Session:
     session.mount(f"{ISSUER}/", TlsProxy(port))
     return session
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
-"""Reproductions of 500s found by the Schemathesis and header property runs (an odd
-``resource`` echoed into error_description; a NUL in a Basic client id), fixed since."""
+"""A 500 found by the Schemathesis run (an odd ``resource`` echoed into error_description),
+fixed since. Its place is beside the authorize parameter tests (idp/tests/test_authorize_params.py);
+the Basic NUL finding lives in idp/tests/test_client_auth.py."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,13 +23,3 @@ def test_authorize_with_an_unregistered_odd_resource_is_an_error_redirect(resour
     response = HttpClient(raise_request_exception=False).get(f"/authorize?{query}")
     assert response.status_code == 302
     assert "error=invalid_target" in response["Location"]
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("raw", [b"a\x00b:secret", b"\x00:x"])
-def test_basic_client_id_with_nul_is_invalid_client(raw: bytes, service_client: Any) -> None:
-    response = HttpClient(raise_request_exception=False).post(
-        "/token", data="grant_type=client_credentials", content_type="application/x-www-form-urlencoded",
-        HTTP_AUTHORIZATION="Basic " + base64.b64encode(raw).decode())
-    assert response.status_code in (400, 401)
-    assert response.json()["error"] in {"invalid_client", "invalid_request"}

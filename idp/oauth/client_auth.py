@@ -28,6 +28,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from .. import config_cache
 from ..app_settings import app_settings
 from ..http_basic import MalformedBasic, parse_basic
 from ..models import AuthMethod, Client, ClientEndpoint
@@ -187,7 +188,7 @@ class PrivateKeyJWT:
 
     def _decode(self, assertion: str, client: Client) -> dict[str, Any]:
         try:
-            keys = KeySet.import_key_set(client.jwks or {"keys": []})
+            keys = client_keys(client)
         except (JoseError, ValueError, TypeError, KeyError):
             # RFC 6749 §5.2: still invalid_client; the operator sees the reason in the event.
             raise ClientAuthError(AuthFailure.NO_CLIENT_KEYS, client_id=client.client_id) from None
@@ -221,6 +222,12 @@ class PrivateKeyJWT:
         if not cache.add(f"vigil:client-assertion:{client.client_id}:{jti}", 1, lifetime):
             raise ClientAuthError(AuthFailure.ASSERTION_REPLAY, "The client assertion was already used (jti).",
                                   client.client_id)
+
+
+def client_keys(client: Client) -> KeySet:
+    """The client's registered JWKS, parsed once per process while no client changed
+    (``idp.config_cache``, the same generation as the client's own copy)."""
+    return config_cache.cached(("client-jwks", client.pk), lambda: KeySet.import_key_set(client.jwks or {"keys": []}))
 
 
 # --- the authenticator --------------------------------------------------------------------

@@ -41,7 +41,9 @@ class FoundToken:
         return self.access.client if self.access else self.refresh.session.client  # type: ignore[union-attr]
 
     def check_client(self, client: Any) -> bool:
-        return self.client.pk == getattr(client, "pk", None)
+        """Compared by key: the token's client row is not read to learn it is another's."""
+        own = self.access.client_id if self.access else self.refresh.session.client_id  # type: ignore[union-attr]
+        return own == getattr(client, "pk", None)
 
     def audiences(self) -> set[str]:
         """The ``aud`` of an access token (RFC 9068 §2.2); refresh tokens have none beyond
@@ -75,12 +77,14 @@ def may_introspect(token: FoundToken, client: Any) -> bool:
     return bool(served & token.audiences())
 
 
-def find_token(token_string: str, hint: str | None) -> FoundToken | None:
+def find_token(token_string: str, hint: str | None, client: Any) -> FoundToken | None:
+    """The token, in one query; the authenticated ``client`` is not read again when the
+    token is its own."""
     if not isinstance(token_string, str) or not token_string:
         return None
     order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
     for kind in order:
-        found = _find_access(token_string) if kind == "access_token" else _find_refresh(token_string)
+        found = _find_access(token_string) if kind == "access_token" else _find_refresh(token_string, client)
         if found is not None:
             return found
     return None
@@ -97,16 +101,19 @@ def _find_access(token_string: str) -> FoundToken | None:
     return FoundToken("access_token", access=record_, claims=claims) if record_ else None
 
 
-def _find_refresh(token_string: str) -> FoundToken | None:
-    token = token_flows.find_refresh_token(token_string)
+def _find_refresh(token_string: str, client: Any) -> FoundToken | None:
+    token = token_flows.find_refresh_token(token_string, client)
     return FoundToken("refresh_token", refresh=token) if token else None
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
-        return find_token(token_string, token_type_hint)
+    def authenticate_token(self, request: Any, client: Any) -> FoundToken | None:
+        """Authlib's, with the authenticated client handed to the look-up."""
+        self.check_params(request, client)
+        token = find_token(request.form["token"], request.form.get("token_type_hint"), client)
+        return token if token is not None and self.check_permission(token, client, request) else None
 
     def check_permission(self, token: FoundToken, client: Any, request: Any) -> bool:
         """RFC 7662 §4; a refused look-up is remembered for the event."""
@@ -168,14 +175,11 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = [*CONFIDENTIAL_METHODS, "none"]
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
-        return find_token(token_string, token_type_hint)
-
     def authenticate_token(self, request: Any, client: Any) -> FoundToken | None:
         """RFC 7009 §2.1: an unknown token is a 200 with nothing to do (§2.2); another
         client's token is refused, and nothing is revoked."""
         self.check_params(request, client)
-        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        token = find_token(request.form["token"], request.form.get("token_type_hint"), client)
         if token is not None and not token.check_client(client):
             record(
                 "oauth.revocation",

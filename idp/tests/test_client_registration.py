@@ -247,3 +247,22 @@ def test_migration_keeps_existing_algorithms_and_methods():
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+# --- the README's create_client usage is the command's --------------------------------------
+def test_readme_create_client_usage_lists_exactly_the_commands_options():
+    """README "Operating it" shows every create_client option and no other."""
+    import re
+    from pathlib import Path
+
+    from idp.management.commands.create_client import Command
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    usage = re.search(r"manage\.py create_client (.*?)\n\.venv", readme, re.DOTALL)
+    assert usage, "README lost its create_client usage line"
+    shown = set(re.findall(r"--[a-z][a-z0-9-]*", usage.group(1)))
+    parser = Command().create_parser("manage.py", "create_client")
+    common = {"--help", "--version", "--verbosity", "--settings", "--pythonpath", "--traceback", "--no-color",
+              "--force-color", "--skip-checks"}
+    options = {o for action in parser._actions for o in action.option_strings if o.startswith("--")} - common
+    assert shown == options, f"README only: {shown - options}; command only: {options - shown}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client as HttpClient
-from django.urls import reverse
 
 from idp.flows.clients import register_client
 from idp.models import SecurityEvent
@@ -79,3 +78,12 @@ def test_denied_introspection_looks_like_an_unknown_token(tokens, other_service)
     unknown = introspect(other_service, "no-such-token")
     assert refused.json() == unknown.json() == {"active": False}
     assert refused.status_code == unknown.status_code == 200
+
+
+def test_one_query_per_introspection_of_either_kind(service_tokens, service_client, django_assert_num_queries):
+    """The policy costs no query: the token (one look-up, its client joined or, for a refresh
+    token, the authenticated client's copy) and the event; the client row is not read."""
+    for token in (service_tokens["access_token"], service_tokens["refresh_token"]):
+        assert introspect(service_client, token).json()["active"] is True  # warms this process's copies
+        with django_assert_num_queries(2):  # the look-up, the event
+            assert introspect(service_client, token).json()["active"] is True

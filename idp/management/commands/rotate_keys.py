@@ -23,8 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         for alg in options["alg"] or app_settings.SUPPORTED_SIGNING_ALGS:
             keys.active_key(alg)
-            withdrawn = keys.queued(alg) if options["now"] else []
-            key = keys.rotate(alg, immediately=options["now"])
+            key, withdrawn = keys.rotate_now(alg) if options["now"] else (keys.rotate(alg), [])
             record("keys.rotated", alg=alg, kid=key.kid, immediately=options["now"], withdrawn=withdrawn)
             self.stdout.write(f"{alg}: new key {key.kid} ({key.status}, signs from {key.activates_at.isoformat()})")
             for kid in withdrawn:
