@@ -31,10 +31,9 @@ Any of these can be overridden on the command line (``-w 1``) or in ``GUNICORN_C
 from __future__ import annotations
 
 import multiprocessing
-import os
 
 wsgi_app = "idp.slow_clients:application"
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+bind = "127.0.0.1:8000"  # behind the TLS proxy on the same host; -b overrides
 worker_class = "gthread"
 workers = 2 * multiprocessing.cpu_count()
 threads = 8

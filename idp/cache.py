@@ -9,7 +9,8 @@ keeping one per pool changes nothing else.
 
 redis-py waits 5 s to connect and 5 s for each answer by default, and a token request makes
 several cache calls: behind an unreachable Redis a worker would hang for tens of seconds per
-request. ``DEFAULT_OPTIONS`` cut that to about a second, so the request fails at once with one
+request. ``DEFAULT_OPTIONS`` (overridden by ``CACHES["default"]["OPTIONS"]``, which
+``idp/settings.py`` fills from ``REDIS_CONNECT_TIMEOUT`` and ``REDIS_SOCKET_TIMEOUT``) cut that to about a second, so the request fails at once with one
 of ``UNAVAILABLE`` and ``idp.outage`` answers 503 (docs/operations.md "Outages"). A pool
 reconnects by itself on the next call once Redis is back.
 """
@@ -28,14 +29,11 @@ UNAVAILABLE: tuple[type[Exception], ...] = (redis_exceptions.ConnectionError, re
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 SOCKET_TIMEOUT_SECONDS = 2.0
-
-
-def default_options(connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
-                    socket_timeout: float = SOCKET_TIMEOUT_SECONDS) -> dict[str, Any]:
-    """Connection-pool options filled in under ``CACHES["default"]["OPTIONS"]``: fail fast.
-    redis-py does not retry a failed command by default, and none is configured: a retry
-    would only double the wait, and the client retries the request after ``Retry-After``."""
-    return {"socket_connect_timeout": connect_timeout, "socket_timeout": socket_timeout}
+# Connection-pool options: fail fast. redis-py does not retry a failed command by default, and
+# none is configured: a retry would only double the wait, and the client retries the request
+# after ``Retry-After``.
+DEFAULT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                                   "socket_timeout": SOCKET_TIMEOUT_SECONDS}
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
@@ -53,6 +51,6 @@ class ReusingRedisCacheClient(RedisCacheClient):
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
-        params = {**params, "OPTIONS": {**default_options(), **params.get("OPTIONS", {})}}
+        params = {**params, "OPTIONS": {**DEFAULT_OPTIONS, **params.get("OPTIONS", {})}}
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient

@@ -48,17 +48,19 @@ def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
 @register(Tags.security)
 def check_trusted_proxies(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
     """``VIGIL_TRUSTED_PROXIES`` / ``VIGIL_TRUSTED_PROXY_HOPS`` (idp/client_address.py)."""
-    from .client_address import parse_networks, trusted_proxy_entries
+    from .client_address import parse_hops, parse_networks, trusted_proxy_entries
 
     problems: list[Error | Warning] = []
     _, invalid = parse_networks(trusted_proxy_entries())
     if invalid:
         problems.append(Error(f"VIGIL_TRUSTED_PROXIES has entries that are not addresses or CIDRs: {invalid}",
                               hint="e.g. VIGIL_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8", id="vigil.E010"))
-    hops = str(getattr(settings, "VIGIL_TRUSTED_PROXY_HOPS", 0)).strip()
-    if not hops.isdigit():
-        problems.append(Error(f"VIGIL_TRUSTED_PROXY_HOPS must be a whole number, not {hops!r}.", id="vigil.E010"))
-    elif int(hops) > 0 and not trusted_proxy_entries():
+    configured = getattr(settings, "VIGIL_TRUSTED_PROXY_HOPS", 0)
+    hops = parse_hops(configured)
+    if hops is None:
+        problems.append(Error(f"VIGIL_TRUSTED_PROXY_HOPS must be a whole number, not {configured!r}.",
+                              hint="e.g. VIGIL_TRUSTED_PROXY_HOPS=1, or 0 to trust no hop count", id="vigil.E010"))
+    elif hops > 0 and not trusted_proxy_entries():
         problems.append(Warning(
             "VIGIL_TRUSTED_PROXY_HOPS trusts the first proxies' addresses whoever they are: anyone who "
             "reaches Vigil's port directly can choose the address Vigil sees.",

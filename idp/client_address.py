@@ -78,11 +78,16 @@ def trusted_proxy_entries() -> tuple[str, ...]:
     return tuple(str(item).strip() for item in value if str(item).strip())
 
 
+def parse_hops(value: object) -> int | None:
+    """``VIGIL_TRUSTED_PROXY_HOPS`` as a whole number (blank is 0); None when it is not one
+    (``-1``, ``two``, ``²``: system check ``vigil.E010``)."""
+    text = str(value).strip() or "0"
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def trusted_hops() -> int:
-    try:
-        return max(0, int(getattr(settings, "VIGIL_TRUSTED_PROXY_HOPS", 0) or 0))
-    except (TypeError, ValueError):
-        return 0
+    """The configured hop count; an invalid one trusts nothing (0)."""
+    return parse_hops(getattr(settings, "VIGIL_TRUSTED_PROXY_HOPS", 0)) or 0
 
 
 def _trusted(address: Address, position: int, networks: tuple[Network, ...], hops: int) -> bool:

@@ -1,5 +1,5 @@
 """Request shapes refused before any view or CSRF check looks at them: a method the view
-does not allow (405), a form body that cannot be parsed (400).
+does not allow (405), a form body that cannot be parsed, is too large or was cut off (400).
 
 Methods:
 
@@ -11,11 +11,18 @@ answers 405 first.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import BadRequest
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    JsonResponse,
+    UnreadablePostError,
+)
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.http import require_http_methods
 
@@ -48,24 +55,38 @@ class RefuseUnsupportedMethodsMiddleware:
 
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+UNREADABLE = "The form body cannot be read: send UTF-8 application/x-www-form-urlencoded."
+TOO_LARGE = "The form body has too many fields or is too large for this server: send only the request's parameters."
+INTERRUPTED = "The form body was cut off before it arrived: send the request again."
+
+
+def _unreadable_form(request: HttpRequest) -> str | None:
+    """Why the form body of ``request`` cannot be parsed (then or later), or None."""
+    try:
+        request.POST  # noqa: B018  (parse once; Django caches it)
+    except (BadRequest, MultiPartParserError):
+        return UNREADABLE
+    except SuspiciousOperation as refused:  # RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+        # Logged where Django's own handler would have logged it.
+        logging.getLogger(f"django.security.{type(refused).__name__}").error(str(refused))
+        return TOO_LARGE
+    except UnreadablePostError:  # the client went away mid-body (runserver; gunicorn: slow_clients)
+        return INTERRUPTED
+    return None
 
 
 class RefuseUnreadableFormsMiddleware:
     """A form body Django cannot parse (a non-UTF-8 charset, RFC 6749 Appendix B; a multipart
-    body without a valid boundary) is an RFC 6749 §5.2 ``invalid_request`` JSON body, not
-    Django's HTML 400 page. Placed before anything that reads ``request.POST``."""
+    body without a valid boundary; more fields or bytes than ``DATA_UPLOAD_MAX_*`` allow; a
+    body cut off mid-way) is an RFC 6749 §5.2 ``invalid_request`` JSON body, not Django's
+    HTML 400 page or a 500. Placed before anything that reads ``request.POST``."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST" and request.content_type in FORM_TYPES:
-            try:
-                request.POST  # noqa: B018  (parse once; Django caches it)
-            except (BadRequest, MultiPartParserError):
-                return JsonResponse(
-                    {"error": "invalid_request",
-                     "error_description": "The form body cannot be read: send UTF-8 application/x-www-form-urlencoded."},
-                    status=400,
-                )
+            problem = _unreadable_form(request)
+            if problem is not None:
+                return JsonResponse({"error": "invalid_request", "error_description": problem}, status=400)
         return self.get_response(request)

@@ -14,17 +14,15 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .http_basic import BasicProblem, MalformedBasic, parse_basic
+from .http_methods import FORM_TYPES
 
 PROTOCOL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_DPOP")
 
 
 def _parameters_have_nul(request: HttpRequest) -> bool:
     sources = [request.GET]
-    if request.method == "POST" and request.content_type in {
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    }:
-        sources.append(request.POST)
+    if request.method == "POST" and request.content_type in FORM_TYPES:
+        sources.append(request.POST)  # parsed (or refused) by RefuseUnreadableFormsMiddleware
     for source in sources:
         for key, values in source.lists():
             if "\x00" in key or any("\x00" in value for value in values):

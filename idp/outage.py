@@ -147,11 +147,18 @@ def _finish(response: HttpResponse) -> HttpResponse:
 
 
 def answer(request: HttpRequest, exc: BaseException, dependency: Dependency) -> HttpResponse:
-    """The 503 for ``request``, after logging and (database permitting) recording it."""
+    """The 503 for ``request``, after logging and (database permitting) recording it.
+
+    The warning on ``vigil.outage`` is the request's one log line: it names the store and the
+    error. Django's own ``django.request`` ERROR ("Service Unavailable: /token") would repeat
+    it without the cause, once per request for as long as the outage lasts, so the response
+    is marked as logged (the flag ``django.utils.log.log_response`` sets and reads)."""
     logger.warning("%s unavailable: %s %s answered 503 (%s: %s)", dependency, request.method, request.path,
                    type(exc).__name__, " ".join(str(exc).split()))
     _record(request, dependency, exc)
-    return page_answer(request) if wants_html(request) else json_answer()
+    response = page_answer(request) if wants_html(request) else json_answer()
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def _record(request: HttpRequest, dependency: Dependency, exc: BaseException) -> None:

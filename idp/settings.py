@@ -84,7 +84,6 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside every middleware that reads the database or the cache: 503 while one is down.
     "idp.outage.OutageMiddleware",
-
     "idp.http_methods.RefuseUnreadableFormsMiddleware",
     "idp.middleware.RejectNullBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -4,8 +4,8 @@
 (``Content-Length``) in full, within ``VIGIL_BODY_TIMEOUT`` seconds in total, before Django
 sees the request. A client that sends its body more slowly is answered ``408 Request
 Timeout`` (RFC 9110 §15.5.9), its connection is shut for reading (so nothing waits for the
-rest of the body) and it holds a thread for that long at most, instead of until it gives up; Django never meets a half-read body (which it would turn
-into an error page). Behind nginx (``proxy_request_buffering on``) bodies arrive at once and
+rest of the body) and it holds a thread for that long at most, instead of until it gives up;
+Django never meets a half-read body (which it would turn into an error page). Behind nginx (``proxy_request_buffering on``) bodies arrive at once and
 this costs nothing.
 
 It needs gunicorn's socket (``environ["gunicorn.socket"]``) to bound each read; elsewhere
@@ -20,7 +20,8 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .wsgi import application as django_application
 

@@ -1,6 +1,7 @@
 """A real serving stack for tests: gunicorn (``gunicorn.conf.py``) running this project on the
 test database, and Debian's nginx in front of it, each on free ports, started and stopped
-by the test (docs/operations.md "Proxies").
+by the test (docs/operations.md "Proxies", "Outages"); ``free_port`` and ``wait_until`` for
+any other service a test starts.
 
 The gunicorn subprocess uses pytest-django's ``test_*`` PostgreSQL database, so the test
 sees the rows it writes (the tests are marked ``postgres`` and use ``transactional_db``), and
@@ -16,9 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -59,49 +61,89 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, timeout: float = 30.0, **headers: str) -> None:
+def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``check`` until it is true; connection errors count as "not yet"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(url, timeout=2, headers=headers).status_code < 500:
+            if check():
                 return
-        except requests.RequestException:
+        except (OSError, requests.RequestException):
             pass
         time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def wait_for(url: str, timeout: float = 30.0, **headers: str) -> None:
+    """Until ``url`` answers without a server error."""
+    wait_until(lambda: requests.get(url, timeout=2, headers=headers).status_code < 500, timeout, url)
+
+
+def stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+class Gunicorn:
+    """``gunicorn -c gunicorn.conf.py -w 1`` on ``port`` (default: a free one), as deployed,
+    on the test database; ``env`` overrides the environment (``DATABASE_URL``,
+    ``DJANGO_DEBUG``...). The log is ``workdir/gunicorn-<port>.log``."""
+
+    def __init__(self, workdir: Path, issuer: str | None = None, *args: str, port: int | None = None, **env: str):
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.args = args
+        self.log = workdir / f"gunicorn-{self.port}.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_TRUST")}
+        self.env.update({
+            "DATABASE_URL": worker_database_url(), "VIGIL_TESTING": "1", "IDP_ISSUER": issuer or self.base,
+            "VIGIL_VAR_DIR": str(workdir / "var"), "DJANGO_DEBUG": "0", **env,
+        })
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.worker_pids: set[int] = set()
+
+    def start(self) -> None:
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "-w", "1",
+                 "--no-control-socket", "-b", f"127.0.0.1:{self.port}", *self.args],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(lambda: requests.get(f"{self.base}/.well-known/openid-configuration", timeout=2,
+                                        headers={"Host": "localhost"}).ok,
+                   timeout=60, what=f"gunicorn on {self.port} (log: {self.log})")
+        self.worker_pids = self._worker_pids()
+
+    def _worker_pids(self) -> set[int]:
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
+
+    def assert_not_restarted(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, f"gunicorn exited; log: {self.log}"
+        assert self._worker_pids() == self.worker_pids, "the web worker was restarted"
+
+    def stop(self) -> None:
+        stop(self.proc)
+        self.proc = None
 
 
 @contextmanager
-def gunicorn(workdir: Path, issuer: str, *args: str, port: int | None = None, **env: str) -> Iterator[int]:
-    """``gunicorn -c gunicorn.conf.py -w 1`` on ``port`` (default: a free one); yields the port."""
-    port = port or free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_TRUST")}
-    environment.update({
-        "DATABASE_URL": worker_database_url(), "VIGIL_TESTING": "1", "IDP_ISSUER": issuer,
-        "VIGIL_VAR_DIR": str(workdir / "var"), "DJANGO_DEBUG": "0", **env,
-    })
-    log = open(workdir / f"gunicorn-{port}.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "-w", "1", "--no-control-socket",
-         "-b", f"127.0.0.1:{port}", *args],
-        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
-    )
+def gunicorn(workdir: Path, issuer: str | None = None, *args: str, port: int | None = None,
+             **env: str) -> Iterator[Gunicorn]:
+    """A started ``Gunicorn``, stopped on leaving."""
+    server = Gunicorn(workdir, issuer, *args, port=port, **env)
     try:
-        wait_for(f"http://127.0.0.1:{port}/.well-known/openid-configuration", Host="localhost")
-        yield port
+        server.start()
+        yield server
     finally:
-        _stop(proc)
-        log.close()
+        server.stop()
 
 
 @contextmanager
@@ -120,7 +162,7 @@ def nginx(workdir: Path, app_port: int, port: int) -> Iterator[int]:
         wait_for(f"http://127.0.0.1:{port}/.well-known/openid-configuration", Host="localhost")
         yield port
     finally:
-        _stop(proc, signal.SIGQUIT)
+        stop(proc, signal.SIGQUIT)
 
 
 class SlowBody:

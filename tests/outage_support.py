@@ -1,56 +1,19 @@
 """Real services a test starts, breaks and restores for the outage tests (docs/operations.md
-"Outages"): a private ``redis-server``, a TCP proxy in front of PostgreSQL that can be cut, and
-a gunicorn serving Vigil on the test database. Each takes a free port (bind ``127.0.0.1:0``)
-and is stopped by the test that started it; the shared PostgreSQL and Redis are never touched.
+"Outages"): a private ``redis-server`` and a TCP proxy in front of PostgreSQL that can be cut
+(gunicorn is ``tests.live_stack``'s). Each takes a free port (bind ``127.0.0.1:0``) and is
+stopped by the test that started it; the shared PostgreSQL and Redis are never touched.
 """
 
 from __future__ import annotations
 
-import os
 import select
 import shutil
 import socket
 import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
-from typing import Any
-
-import requests
 
 from .celery_support import worker_database_url
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(check: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, requests.RequestException):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _ends(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+from .live_stack import free_port, stop, wait_until
 
 
 class PrivateRedis:
@@ -79,7 +42,7 @@ class PrivateRedis:
             return sock.recv(16).startswith(b"+PONG")
 
     def stop(self) -> None:
-        _ends(self.proc)
+        stop(self.proc)
         self.proc = None
 
 
@@ -164,44 +127,7 @@ class CuttableProxy:
                     pass
 
 
-class Gunicorn:
-    """Vigil under gunicorn (one sync worker, as deployed) on the test database, reached
-    through ``database_host``/``database_port`` when given (the proxy)."""
-
-    def __init__(self, *, log_dir: Path, redis_url: str, debug: bool, database_port: int | None = None):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log_dir / "gunicorn.log"
-        database_url = worker_database_url()
-        if database_port is not None:
-            database_url = database_url.replace(database_url.split("@", 1)[1].split("/", 1)[0],
-                                                f"127.0.0.1:{database_port}", 1)
-        self.env = {
-            **os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "IDP_ISSUER": self.base,
-            "DJANGO_DEBUG": "1" if debug else "0", "VIGIL_TESTING": "1", "DATABASE_CONNECT_TIMEOUT": "2",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "idp.wsgi", "--workers", "1", "--worker-class", "sync",
-                 "--bind", f"127.0.0.1:{self.port}", "--timeout", "60", "--no-control-socket"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        wait_until(lambda: requests.get(f"{self.base}/.well-known/openid-configuration", timeout=2).ok,
-                   timeout=60, what=f"gunicorn on {self.port} (log: {self.log})")
-        self.worker_pids = self._worker_pids()
-
-    def _worker_pids(self) -> set[int]:
-        assert self.proc is not None
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
-
-    def assert_not_restarted(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, f"gunicorn exited; log: {self.log}"
-        assert self._worker_pids() == self.worker_pids, "the web worker was restarted"
-
-    def stop(self) -> None:
-        _ends(self.proc)
-        self.proc = None
+def database_url_through(port: int) -> str:
+    """The test database's URL, reached at ``127.0.0.1:port`` (a ``CuttableProxy``)."""
+    url = worker_database_url()
+    return url.replace(url.split("@", 1)[1].split("/", 1)[0], f"127.0.0.1:{port}", 1)

@@ -47,9 +47,9 @@ def stack(workdir: Path, *gunicorn_args: str) -> Iterator[str]:
     port = live_stack.free_port()
     issuer = f"http://localhost:{port}"
     with ExitStack() as running:
-        app_port = running.enter_context(live_stack.gunicorn(
+        app = running.enter_context(live_stack.gunicorn(
             workdir, issuer, *gunicorn_args, VIGIL_TRUSTED_PROXIES="127.0.0.1"))
-        running.enter_context(live_stack.nginx(workdir, app_port, port))
+        running.enter_context(live_stack.nginx(workdir, app.port, port))
         yield issuer
 
 

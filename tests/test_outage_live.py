@@ -1,6 +1,6 @@
 """Outages against real services (issue 12 item 4; docs/operations.md "Outages").
 
-Vigil runs under gunicorn on the test database. A private ``redis-server`` is stopped and
+Vigil runs under gunicorn (``gunicorn.conf.py``, one worker) on the test database. A private ``redis-server`` is stopped and
 started again; PostgreSQL is reached through a TCP proxy that the test cuts (every connection
 closed, new ones refused) and restores. While a store is gone, the protocol and API endpoints
 answer 503 ``temporarily_unavailable`` JSON with ``Retry-After`` and the pages a readable
@@ -31,22 +31,18 @@ from idp.models import SecurityEvent
 from sessions.dpop.client import create_proof
 from sessions.models import DeviceSession, RefreshToken
 
+from . import test_e2e_oidc_clients as e2e
 from .conftest import BrowserAgent
-from .outage_support import CuttableProxy, Gunicorn, PrivateRedis
+from .live_stack import Gunicorn, gunicorn
+from .outage_support import CuttableProxy, PrivateRedis, database_url_through
 
 pytestmark = [pytest.mark.live, pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = e2e.PASSWORD
 REDIRECT = "http://127.0.0.1/callback"
 TRACEBACK_MARKERS = ("Traceback", "OperationalError", "ConnectionError", "Server Error (500)", "technical_500")
 
-
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    user = django_user_model(username="alice", email="alice@example.com")
-    user.set_password(PASSWORD)
-    user.save()
-    return user
+alice = e2e.alice  # the signed-up user, fixture
 
 
 @pytest.fixture
@@ -67,6 +63,24 @@ def redis_server() -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def postgres_proxy() -> Iterator[CuttableProxy]:
+    """A ``CuttableProxy`` in front of the test's PostgreSQL."""
+    settings_dict = connection.settings_dict
+    proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def web_through_proxy(tmp_path: Path, redis_server: PrivateRedis, postgres_proxy: CuttableProxy) -> Iterator[Gunicorn]:
+    """Vigil under gunicorn with DEBUG on, reaching PostgreSQL through ``postgres_proxy``."""
+    with gunicorn(tmp_path, REDIS_URL=redis_server.url, DJANGO_DEBUG="1", DATABASE_CONNECT_TIMEOUT="2",
+                  DATABASE_URL=database_url_through(postgres_proxy.port)) as web:
+        yield web
 
 
 class Device:
@@ -142,9 +156,7 @@ def stored_state() -> list[Any]:
 
 def test_redis_stopped_then_restarted(redis_server: PrivateRedis, alice: Any, app: RegisteredClient,
                                       tmp_path: Path) -> None:
-    web = Gunicorn(log_dir=tmp_path, redis_url=redis_server.url, debug=False)
-    try:
-        web.start()
+    with gunicorn(tmp_path, REDIS_URL=redis_server.url) as web:
         device = Device(web.base, app.client.client_id)
         device.sign_in()
         before = stored_state()
@@ -161,40 +173,30 @@ def test_redis_stopped_then_restarted(redis_server: PrivateRedis, alice: Any, ap
         assert refreshed.status_code == 200, refreshed.text
         assert device.login_post(PASSWORD).status_code == 302  # the refused attempts locked nobody
         web.assert_not_restarted()
-    finally:
-        web.stop()
 
 
-def test_postgresql_connection_cut_then_restored(redis_server: PrivateRedis, alice: Any, app: RegisteredClient,
-                                                 service: RegisteredClient, tmp_path: Path) -> None:
-    settings_dict = connection.settings_dict
-    proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
-    proxy.start()
-    web = Gunicorn(log_dir=tmp_path, redis_url=redis_server.url, debug=True, database_port=proxy.port)
-    try:
-        web.start()
-        device = Device(web.base, app.client.client_id)
-        device.sign_in()
-        before = stored_state()
+def test_postgresql_connection_cut_then_restored(web_through_proxy: Gunicorn, postgres_proxy: CuttableProxy,
+                                                 alice: Any, app: RegisteredClient, service: RegisteredClient) -> None:
+    web = web_through_proxy
+    device = Device(web.base, app.client.client_id)
+    device.sign_in()
+    before = stored_state()
 
-        proxy.cut()
-        _assert_every_family_answers_503(web.base, device, service)
-        assert stored_state() == before
+    postgres_proxy.cut()
+    _assert_every_family_answers_503(web.base, device, service)
+    assert stored_state() == before
 
-        proxy.restore()
-        refreshed = device.refresh()
-        assert refreshed.status_code == 200, refreshed.text
-        device.tokens = refreshed.json()
-        assert device.userinfo().status_code == 200
-        introspected = requests.post(f"{web.base}/introspect", data={"token": device.tokens["access_token"]},
-                                     auth=(service.client.client_id, service.secret or ""), timeout=15)
-        assert introspected.status_code == 200 and introspected.json()["active"] is True
-        account = device.browser.http.get(f"{web.base}/accounts/", timeout=15, allow_redirects=False)
-        assert account.status_code == 200 and "alice" in account.text  # the browser session survived
-        web.assert_not_restarted()
-    finally:
-        web.stop()
-        proxy.stop()
+    postgres_proxy.restore()
+    refreshed = device.refresh()
+    assert refreshed.status_code == 200, refreshed.text
+    device.tokens = refreshed.json()
+    assert device.userinfo().status_code == 200
+    introspected = requests.post(f"{web.base}/introspect", data={"token": device.tokens["access_token"]},
+                                 auth=(service.client.client_id, service.secret or ""), timeout=15)
+    assert introspected.status_code == 200 and introspected.json()["active"] is True
+    account = device.browser.http.get(f"{web.base}/accounts/", timeout=15, allow_redirects=False)
+    assert account.status_code == 200 and "alice" in account.text  # the browser session survived
+    web.assert_not_restarted()
 
 
 def _assert_every_family_answers_503(base: str, device: Device, service: RegisteredClient) -> None:
@@ -223,44 +225,37 @@ def _assert_every_family_answers_503(base: str, device: Device, service: Registe
     assert_page_503(device.login_post("not the password"))
 
 
-def test_postgresql_cut_under_refreshing_devices_answers_only_json(redis_server: PrivateRedis, alice: Any,
-                                                                    app: RegisteredClient, tmp_path: Path) -> None:
+def test_postgresql_cut_under_refreshing_devices_answers_only_json(web_through_proxy: Gunicorn,
+                                                                    postgres_proxy: CuttableProxy, alice: Any,
+                                                                    app: RegisteredClient) -> None:
     """The reproduction: devices refreshing in a loop while PostgreSQL goes away and comes
     back. Every answer is a success, a JSON 503, or (a lost response whose rotation did
     commit: item 5 of issue 12, the refresh path) a JSON OAuth error; never a 500 or HTML."""
-    settings_dict = connection.settings_dict
-    proxy = CuttableProxy((settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)))
-    proxy.start()
-    web = Gunicorn(log_dir=tmp_path, redis_url=redis_server.url, debug=True, database_port=proxy.port)
-    try:
-        web.start()
-        devices = [Device(web.base, app.client.client_id) for _ in range(4)]
-        for device in devices:
-            device.sign_in()
-        answers: list[requests.Response] = []
-        stop = threading.Event()
-        loops = [threading.Thread(target=_refresh_until, args=(device, stop, answers)) for device in devices]
-        for loop in loops:
-            loop.start()
-        time.sleep(1.0)
-        proxy.cut()
-        time.sleep(2.0)
-        proxy.restore()
-        time.sleep(2.0)
-        stop.set()
-        for loop in loops:
-            loop.join(30)
-        statuses = Counter(answer.status_code for answer in answers)
-        assert statuses[503] > 0 and statuses[200] > 0, statuses
-        assert set(statuses) <= {200, 400, 503}, statuses
-        for answer in answers:
-            assert answer.headers["Content-Type"] == "application/json", answer.text[:300]
-            if answer.status_code == 503:
-                assert_json_503(answer)
-        web.assert_not_restarted()
-    finally:
-        web.stop()
-        proxy.stop()
+    web = web_through_proxy
+    devices = [Device(web.base, app.client.client_id) for _ in range(4)]
+    for device in devices:
+        device.sign_in()
+    answers: list[requests.Response] = []
+    stop = threading.Event()
+    loops = [threading.Thread(target=_refresh_until, args=(device, stop, answers)) for device in devices]
+    for loop in loops:
+        loop.start()
+    time.sleep(1.0)
+    postgres_proxy.cut()
+    time.sleep(2.0)
+    postgres_proxy.restore()
+    time.sleep(2.0)
+    stop.set()
+    for loop in loops:
+        loop.join(30)
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses[503] > 0 and statuses[200] > 0, statuses
+    assert set(statuses) <= {200, 400, 503}, statuses
+    for answer in answers:
+        assert answer.headers["Content-Type"] == "application/json", answer.text[:300]
+        if answer.status_code == 503:
+            assert_json_503(answer)
+    web.assert_not_restarted()
 
 
 def _refresh_until(device: Device, stop: threading.Event, answers: list[requests.Response]) -> None:

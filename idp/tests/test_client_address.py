@@ -83,9 +83,10 @@ def test_no_usable_peer_gives_no_address() -> None:
     assert resolve("garbage", "", (), 0) is None
 
 
-def test_invalid_settings_are_reported_by_system_checks(settings: Any) -> None:
+@pytest.mark.parametrize("hops", ["two", "-1", "²", "1.5"])
+def test_invalid_settings_are_reported_by_system_checks(settings: Any, hops: str) -> None:
     settings.VIGIL_TRUSTED_PROXIES = ["10.0.0.5", "nginx.internal"]
-    settings.VIGIL_TRUSTED_PROXY_HOPS = "two"
+    settings.VIGIL_TRUSTED_PROXY_HOPS = hops  # "²" is a digit to str.isdigit, not to int()
     ids = [problem.id for problem in run_checks()]
     assert ids.count("vigil.E010") == 2
     # ... and the valid entry still works; the invalid one trusts nothing
@@ -99,6 +100,8 @@ def test_hops_without_addresses_warn(settings: Any) -> None:
     assert "vigil.W010" in [problem.id for problem in run_checks()]
     settings.VIGIL_TRUSTED_PROXY_HOPS = "0"
     assert "vigil.W010" not in [problem.id for problem in run_checks()]
+    settings.VIGIL_TRUSTED_PROXY_HOPS = ""  # an empty environment variable is the default
+    assert not {"vigil.W010", "vigil.E010"} & {problem.id for problem in run_checks()}
 
 
 def _settings_in_subprocess(env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:

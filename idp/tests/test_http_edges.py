@@ -1,13 +1,18 @@
 """HTTP edges found by Schemathesis: methods a view does not allow are 405 with ``Allow``
-(before the CSRF check, RFC 9110 §15.5.6); unreadable form bodies are RFC 6749 §5.2 JSON;
+(before the CSRF check, RFC 9110 §15.5.6); unreadable, oversized and cut-off form bodies
+are RFC 6749 §5.2 JSON, never Django's HTML 400 page or a 500;
 another Authorization scheme at userinfo is a 401 naming ours (RFC 6750 §3.1)."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client as HttpClient
+
+from idp.http_methods import INTERRUPTED, TOO_LARGE
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +42,60 @@ def test_an_unreadable_form_body_is_an_rfc6749_json_error(path: str, content_typ
                                     content_type=content_type)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+FORM_PATHS = ["/token", "/introspect", "/revoke", "/userinfo", "/usage", "/accounts/login/"]
+
+
+@pytest.mark.parametrize("path", FORM_PATHS)
+def test_a_form_with_too_many_fields_is_an_rfc6749_json_error_not_an_html_page(path: str, caplog: Any) -> None:
+    body = "&".join(f"f{i}=x" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = HttpClient().post(path, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": TOO_LARGE}
+    assert [r.name for r in caplog.records if r.name.startswith("django.security")] == [
+        "django.security.TooManyFieldsSent"]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=b"])
+@pytest.mark.parametrize("path", FORM_PATHS)
+def test_a_form_body_above_the_upload_limit_is_an_rfc6749_json_error(path: str, content_type: str,
+                                                                     settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    if content_type.startswith("multipart"):
+        body = b"--b\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\n" + b"x" * 2000 + b"\r\n--b--\r\n"
+    else:
+        body = b"token=" + b"x" * 2000
+    response = HttpClient().generic("POST", path, data=body, content_type=content_type)
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": TOO_LARGE}
+
+
+class CutOff(io.RawIOBase):
+    """A request body whose client went away after a few bytes (runserver hands the view the
+    socket's error)."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.sent:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        self.sent = True
+        buffer[:5] = b"token"
+        return 5
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=b"])
+@pytest.mark.parametrize("path", FORM_PATHS)
+def test_a_body_cut_off_mid_way_is_a_400_not_a_500(path: str, content_type: str) -> None:
+    response = HttpClient(raise_request_exception=False).generic(
+        "POST", path, data=b"x" * 100, content_type=content_type, **{"wsgi.input": io.BufferedReader(CutOff())})
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": INTERRUPTED}
 
 
 @pytest.mark.parametrize("header", ["Basic Og==", "x", "Negotiate abc", "Token abc"])

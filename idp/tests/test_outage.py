@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from django.core.cache import cache
 from django.db import connection
 from django.db import utils as db_utils
 from django.http import HttpRequest
@@ -232,6 +231,21 @@ def test_retry_after_is_configurable(http: HttpClient, settings: Any, tokens: di
     with database_down():
         response = http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     assert response.status_code == 503 and response["Retry-After"] == "30"
+
+
+@pytest.mark.parametrize("where", ["view", "middleware"])
+def test_each_503_logs_one_line_naming_the_store_and_the_error(where: str, http: HttpClient, user: Any,
+                                                                caplog: Any) -> None:
+    """One warning per refused request, not a second ERROR from Django without the cause."""
+    in_session_save = where == "middleware"
+    with database_down(matching=lambda sql: not in_session_save or "django_session" in sql):
+        http.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
+    outage_lines = [r for r in caplog.records if r.name == "vigil.outage"]
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in outage_lines] == [("WARNING", "database unavailable")]
+    assert "OperationalError" in outage_lines[0].getMessage()
+    # Django's line for the 503 itself is not repeated (a failure inside a middleware was
+    # already logged by Django, with its traceback, as the 500 it replaced).
+    assert not [r for r in caplog.records if r.name == "django.request" and "Service Unavailable" in r.getMessage()]
 
 
 def test_no_event_is_attempted_while_the_database_is_down(http: HttpClient, user: Any) -> None:

@@ -13,11 +13,13 @@ from idp.models import SecurityEvent
 from idp.tests.conftest import get_code
 from sessions.models import DeviceSession, SessionStatus
 from sessions.risk import testing as net
-from sessions.tests.test_risk_travel import MOBILE_REDIRECT, clock  # noqa: F401  (fixture)
+from sessions.tests import test_risk_travel
 
 pytestmark = pytest.mark.django_db
 
 PROXY = "10.0.0.5"
+MOBILE_REDIRECT = test_risk_travel.MOBILE_REDIRECT
+clock = test_risk_travel.clock  # the frozen clock, fixture
 
 
 def _sign_in_then_refresh(browser: Any, client_id: str, pkce: Any, clock: Any, first: str, then: str) -> Any:
