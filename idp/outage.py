@@ -58,6 +58,9 @@ PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; f
 # wrong": connection exceptions, insufficient resources (too many connections) and operator
 # intervention (shut down, starting up). A client-side failure has no SQLSTATE.
 PG_OUTAGE_STATES = ("08", "53", "57P")
+# Conflicts PostgreSQL resolves by aborting one transaction (serialization failure, deadlock):
+# nothing was written, and the same request retried succeeds, so they answer like an outage.
+PG_CONFLICT_STATES = ("40001", "40P01")
 SQLITE_OUTAGE_WORDS = ("locked", "unable to open", "disk i/o")
 
 
@@ -72,7 +75,7 @@ def _database_outage(exc: BaseException) -> bool:
     if isinstance(exc, (db_utils.InterfaceError, psycopg.InterfaceError)):
         return True
     if isinstance(exc, psycopg.OperationalError):
-        return exc.sqlstate is None or exc.sqlstate.startswith(PG_OUTAGE_STATES)
+        return exc.sqlstate is None or exc.sqlstate.startswith(PG_OUTAGE_STATES + PG_CONFLICT_STATES)
     if isinstance(exc, sqlite3.OperationalError):
         return any(word in str(exc).lower() for word in SQLITE_OUTAGE_WORDS)
     if isinstance(exc, db_utils.OperationalError):
