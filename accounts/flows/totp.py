@@ -60,7 +60,8 @@ def qr_svg(device: TOTPDevice) -> str:
 
 def _clean(code: str) -> str | None:
     digits = "".join(code.split())
-    return digits if digits.isdigit() and len(digits) in (6, 8) else None
+    # ASCII only: str.isdigit also accepts "٣" or "²", which django-otp's int() would read.
+    return digits if digits.isascii() and digits.isdigit() and len(digits) in (6, 8) else None
 
 
 def verify_device(device_pk: int, code: str) -> bool:
@@ -87,8 +88,10 @@ def confirm(user: Any, code: str, request: HttpRequest) -> bool:
                                  user=user)
     except throttle.Throttled:
         return False
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
-    if device is None or not verify_device(device.pk, code):
+    with attempts.judging(attempt):  # an outage here counts no failure
+        device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+        verified = device is not None and verify_device(device.pk, code)
+    if not verified:
         attempts.fail(request, attempt, "factor.totp.enroll", "bad_code", user=user)
         return False
     throttle.succeeded(attempt)

@@ -132,3 +132,15 @@ def test_secret_is_encrypted_at_rest(client: Any, user: Any, settings: Any) -> N
     settings.IDP_KEY_ENCRYPTION_SECRET_FALLBACKS = []
     with pytest.raises(totp_secret.SecretUnavailable):
         totp_secret.open_(stored)
+
+
+def test_a_code_in_other_script_digits_is_refused(totp_device: TOTPDevice, frozen: Any) -> None:
+    """``str.isdigit`` accepts "٣" (and django-otp's int() reads it as 3): only ASCII digits are a code."""
+    from accounts.flows import totp
+
+    valid = code_for(totp_device)
+    arabic_indic = valid.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert totp.verify_device(totp_device.pk, arabic_indic) is False
+    totp_device.refresh_from_db()
+    assert totp_device.last_t == -1  # nothing was used up
+    assert totp.verify_device(totp_device.pk, valid) is True

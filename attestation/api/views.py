@@ -20,7 +20,7 @@ from idp.events import client_ip
 from idp.models import Client
 
 from ..app_settings import app_settings
-from ..flows.challenges import issue_challenge
+from ..flows.challenges import issue_challenge, refuse_for_rate
 from ..oauth_errors import CHALLENGE_HEADER
 from .serializers import ChallengeRequestSerializer, ChallengeResponseSerializer
 
@@ -43,6 +43,10 @@ class ChallengeView(APIView):
     """Issue a single-use attestation challenge for an OAuth client."""
 
     throttle_classes = [ChallengeThrottle]
+
+    def throttled(self, request: Request, wait: float | None) -> None:
+        refuse_for_rate(request._request, wait)
+        super().throttled(request, wait)
 
     @extend_schema(
         request=ChallengeRequestSerializer,

@@ -28,6 +28,7 @@ import math
 import secrets
 import struct
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -93,6 +94,13 @@ def redeem_challenge(value: str, *, client_id: str, purpose: str, now: datetime 
     except AttestationError as exc:
         record("attestation.challenge", outcome="failure", reason=exc.reason, client_id=client_id, purpose=purpose)
         raise
+
+
+def refuse_for_rate(request: Any, wait: float | None) -> None:
+    """A challenge refused by the per-address rate (``ATTESTATION_CHALLENGE_RATE``) is a
+    security decision like any other: recorded, with how long the address must wait."""
+    record("attestation.challenge", outcome="denied", reason="throttled", request=request,
+           retry_after=math.ceil(wait) if wait is not None else None)
 
 
 def consume_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> RedeemedChallenge:

@@ -331,6 +331,8 @@ def test_endpoint_is_rate_limited(client: Any, oauth_client: Any, settings: Any)
     settings.ATTESTATION_CHALLENGE_RATE = "2/min"
     statuses = [post_form(client, {"client_id": "mobile-app", "purpose": "enroll"}).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+    refused = SecurityEvent.objects.get(event_type="attestation.challenge", outcome="denied")
+    assert refused.reason == "throttled" and refused.details["retry_after"] > 0
 
 
 def test_openapi_schema_describes_the_challenge_endpoint() -> None:
