@@ -173,12 +173,30 @@ def atomic_with_events() -> Iterator[TransactionEvents]:
     stay in the batch, written when it ends as always."""
     outer = _batch.get()
     held = list(outer.events) if outer is not None else []
-    own = TransactionEvents()
-    with transaction.atomic():
-        yield own
-        written = [*held, *own.events]
-        if written:
-            sql.insert(written)
-            _log_on_commit(written)
     if outer is not None:
-        outer.events[:] = [event for event in outer.events if all(event is not h for h in held)]
+        outer.events.clear()  # they are this transaction's to write now
+    own = TransactionEvents()
+    try:
+        with transaction.atomic():
+            yield own
+            written = [*held, *own.events]
+            if written:
+                sql.insert(written)
+                _log_on_commit(written)
+    except BaseException:
+        # Rolled back (a refusal, a failed statement or COMMIT): the batch writes the held
+        # events when it ends, as always. Committed and then failed (an on-commit callback,
+        # the answer lost): they are stored, and writing them again would store them twice.
+        if outer is not None and held and not _stored(held[0]):
+            outer.events[:0] = held
+        raise
+
+
+def _stored(event: SecurityEvent) -> bool:
+    """Whether ``event``'s row is committed (asked only on the error path above)."""
+    if event.pk is None:
+        return False
+    try:
+        return SecurityEvent.objects.filter(pk=event.pk).exists()
+    except Exception:  # the database is gone or the transaction broken: not known to be stored
+        return False

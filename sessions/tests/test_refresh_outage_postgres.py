@@ -197,9 +197,12 @@ def test_a_refresh_that_committed_but_could_not_answer_is_retried_to_the_same_su
             transaction.on_commit(lost_after_commit)
         return execute(sql, params, many, context)
 
+    last_event = SecurityEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     with connection.execute_wrapper(on_successor):
         assert_temporarily_unavailable(app.refresh())
     [successor] = live_hashes(session)  # it did commit
+    written = [(e.event_type, e.outcome, e.reason, repr(e.details)) for e in SecurityEvent.objects.filter(pk__gt=last_event)]
+    assert written and len(written) == len(set(written)), written  # each event of the attempt stored once
     assert RefreshToken.objects.get(token_hash=token_hash(presented)).rotated_at is not None
     app.after_failure()
     retried = app.refresh()
