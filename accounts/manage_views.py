@@ -16,6 +16,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from sessions.flows.revocation import Reason
+
 from . import authstate
 from .flows import browser_sessions, device_sessions, factors, passkeys, password, policy, recovery, totp
 from .flows.passkeys import FactorRemovalRefused
@@ -215,7 +217,7 @@ def browser_session_signout_view(request: HttpRequest, session_id: int) -> HttpR
 @csrf_protect
 @require_POST
 def device_session_revoke_view(request: HttpRequest, session_id: int) -> HttpResponse:
-    if device_sessions.revoke(request.user, session_id, "user_signed_out", request=request):
+    if device_sessions.revoke(request.user, session_id, Reason.USER_SIGNED_OUT, request=request):
         messages.success(request, "That app was signed out.")
     return _profile()
 

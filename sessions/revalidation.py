@@ -37,10 +37,11 @@ from attestation.flows.registry import require_reattestation, suspend_device
 from attestation.models import Device, DeviceStatus, Platform
 
 from .app_settings import app_settings
+from .flows.revocation import Reason
 from .flows.tokens import revoke_session
 from .models import DeviceSession
 
-STALE_REASON = "attestation_stale"
+STALE_REASON = Reason.ATTESTATION_STALE
 
 M = TypeVar("M", bound=models.Model)
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from idp import crypto
 from idp.events import client_ip, record
 
+from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
 
 from ..models import BrowserSession
@@ -91,7 +92,7 @@ def _delete(row: BrowserSession, now: datetime) -> None:
     if key:
         _store()().delete(key)
     row.end(now)
-    revoke_browser_login(row.sid, "browser_signed_out", now=now)
+    revoke_browser_login(row.sid, Reason.BROWSER_SIGNED_OUT, now=now)
 
 
 def sign_out(request: HttpRequest, user: Any, session_id: int, now: datetime | None = None) -> bool:
@@ -127,4 +128,4 @@ def end_current(request: HttpRequest, now: datetime | None = None) -> None:
 
     state = authstate.current(request)
     if state is not None:
-        revoke_browser_login(state.sid, "logout", now=now)
+        revoke_browser_login(state.sid, Reason.LOGOUT, now=now)

@@ -41,10 +41,11 @@ def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: d
     """Refuse the device for good (``device_revoked``); the app must enroll a new key. Its
     token families end at once (issue 5 §5), not at their next refresh."""
     from sessions.flows.cascade import revoke_device_sessions  # sessions builds on attestation
+    from sessions.flows.revocation import Reason
 
     device.set_status(DeviceStatus.REVOKED, reason, now or timezone.now())
     _record("attestation.device.revoked", device, actor, reason)
-    revoke_device_sessions(device.pk, "device_revoked")
+    revoke_device_sessions(device.pk, Reason.DEVICE_REVOKED)
 
 
 def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:

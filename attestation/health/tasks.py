@@ -15,6 +15,7 @@ import requests
 from celery import shared_task
 from django.utils import timezone
 
+from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession, SessionStatus
 
@@ -35,7 +36,7 @@ def apply_outcome(evaluation: Evaluation, now: dt.datetime) -> int:
     device, outcome = evaluation.device, evaluation.decision.outcome
     live = DeviceSession.objects.filter(device=device).exclude(status=SessionStatus.REVOKED)
     if outcome == HealthOutcome.DENY:
-        return sum(revoke_session(s, "device_health_denied", now=now) for s in live)
+        return sum(revoke_session(s, Reason.DEVICE_HEALTH_DENIED, now=now) for s in live)
     if outcome == HealthOutcome.STEP_UP and evaluation.changed:
         return live.filter(status=SessionStatus.ACTIVE).update(
             status=SessionStatus.STEP_UP_REQUIRED, status_reason="device_health_step_up")

@@ -15,6 +15,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest
 
 from accounts import authstate
+from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
 from sessions.models import DeviceSession
 
@@ -67,7 +68,7 @@ def perform(request: HttpRequest, parsed: LogoutRequest) -> int:
         hinted = DeviceSession.objects.filter(sid=parsed.hint_sid).first()
         if hinted is not None and state is not None and hinted.user_id == state.user_id:
             browser_sids.add(hinted.browser_sid)
-    revoked = sum(revoke_browser_login(sid, "logout") for sid in browser_sids)
+    revoked = sum(revoke_browser_login(sid, Reason.LOGOUT) for sid in browser_sids)
     user = request.user if request.user.is_authenticated else None
     logout(request)
     record("logout", user=user, request=request, client_id=parsed.client.client_id if parsed.client else "", revoked=revoked)

@@ -19,6 +19,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from django.utils import timezone
 
 from sessions.flows import tokens as token_flows
+from sessions.flows.revocation import Reason
 from sessions.models import AccessToken, RefreshToken
 
 from .. import jwt_tokens
@@ -197,7 +198,7 @@ class RevocationEndpoint(_RevocationEndpoint):
         now = timezone.now()
         if token.refresh is not None:
             # RFC 7009 §2.1: revoking a refresh token revokes its grant (the whole family).
-            token_flows.revoke_session(token.refresh.session, "revoked_by_client", now=now)
+            token_flows.revoke_session(token.refresh.session, Reason.REVOKED_BY_CLIENT, now=now)
         elif token.access is not None:
             AccessToken.objects.filter(pk=token.access.pk, revoked_at__isnull=True).update(revoked_at=now)
         record(
