@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -108,8 +107,7 @@ def verify_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        browser_sessions.end_current(request)
-        logout(request)
+        browser_sessions.sign_out_current(request)
         return render(request, "accounts/logged_out.html")
     return render(request, "accounts/logout_confirm.html")
 

@@ -13,6 +13,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import logout
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -119,11 +120,23 @@ def sign_out_others(request: HttpRequest, user: Any, reason: str, now: datetime 
     return count
 
 
-def end_current(request: HttpRequest, now: datetime | None = None) -> None:
-    """Mark the current session ended (called just before logout flushes it)."""
+def mark_ended(request: HttpRequest, now: datetime | None = None) -> None:
+    """Mark the current browser session's row ended (the account page stops listing it)."""
     key = request.session.session_key
     if key:
         BrowserSession.objects.open().filter(key_hash=_key_hash(key)).update(ended_at=now or timezone.now())
+
+
+def sign_out_current(request: HttpRequest) -> None:
+    """This browser signs out: its row ends, the app sessions born from it are revoked, and
+    Django's session is flushed (the logout page and ``prompt=select_account``)."""
+    end_current(request)
+    logout(request)
+
+
+def end_current(request: HttpRequest, now: datetime | None = None) -> None:
+    """Mark the current session ended (called just before logout flushes it)."""
+    mark_ended(request, now)
     from .. import authstate  # authstate records browser sessions through this module
 
     state = authstate.current(request)

@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -200,8 +199,7 @@ def _account_choice(
         return None
     if account == AccountChoice.SWITCH:
         user = request.user
-        browser_sessions.end_current(request)
-        logout(request)
+        browser_sessions.sign_out_current(request)
         _remember(request, ACCOUNT_MARK, now)
         record("oauth.account_switched", user=user, client_id=client.client_id, request=request)
         wanted = required_acr(client, None, params.acr_values) or ""

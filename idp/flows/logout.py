@@ -15,6 +15,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest
 
 from accounts import authstate
+from accounts.flows import browser_sessions
 from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
 from sessions.models import DeviceSession
@@ -70,6 +71,7 @@ def perform(request: HttpRequest, parsed: LogoutRequest) -> int:
             browser_sids.add(hinted.browser_sid)
     revoked = sum(revoke_browser_login(sid, Reason.LOGOUT) for sid in browser_sids)
     user = request.user if request.user.is_authenticated else None
+    browser_sessions.mark_ended(request)
     logout(request)
     record("logout", user=user, request=request, client_id=parsed.client.client_id if parsed.client else "", revoked=revoked)
     return revoked

@@ -11,6 +11,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from joserfc.jwk import ECKey
 
+from accounts.models import BrowserSession
 from idp import jwt_tokens, keys
 from idp.models import KeyStatus, SigningKey
 from sessions.models import DeviceSession, SessionStatus
@@ -24,6 +25,8 @@ def test_logout_with_id_token_hint_redirects_and_revokes(browser, tokens, mobile
     assert response.status_code == 302 and response["Location"] == "com.example.app:/logout?state=s1"
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
     assert "_auth_user_id" not in browser.session
+    # The account page no longer lists that browser sign-in as open.
+    assert BrowserSession.objects.exists() and not BrowserSession.objects.open().exists()
 
 
 def test_logout_refuses_unregistered_post_logout_uri(browser, tokens):
