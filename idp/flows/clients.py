@@ -40,7 +40,6 @@ def register_client(
     grant_types: list[str] | None = None,
     first_party: bool = False,
     post_logout_redirect_uris: list[str] | None = None,
-    auth_method: str | None = None,
     auth_methods: Sequence[str] | None = None,
     jwks: dict[str, Any] | None = None,
     client_id: str | None = None,
@@ -51,7 +50,7 @@ def register_client(
     require_dpop: bool = False,
     require_pkce: bool = True,
 ) -> RegisteredClient:
-    """Register a client. ``auth_methods`` (or the single ``auth_method``) lists what it may
+    """Register a client. ``auth_methods`` lists what it may
     authenticate with, the first being its registered ``token_endpoint_auth_method``;
     without one a confidential client gets client_secret_basic and client_secret_post (one
     secret), a public client ``none``. ``signing_alg`` defaults to ``IDP_SIGNING_ALG``."""
@@ -64,9 +63,7 @@ def register_client(
         raise ClientRegistrationError("public clients cannot use client_credentials")
     if "authorization_code" in grants and not redirect_uris:
         raise ClientRegistrationError("authorization_code needs at least one redirect URI")
-    if auth_method and auth_methods:
-        raise ClientRegistrationError("give auth_method or auth_methods, not both")
-    methods = resolve_auth_methods(public, [auth_method] if auth_method else auth_methods, jwks)
+    methods = resolve_auth_methods(public, auth_methods, jwks)
     alg = signing_alg or default_signing_alg()
     allowed_scopes = list(scopes or DEFAULT_SCOPES)
     problem = (

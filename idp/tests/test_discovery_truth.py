@@ -86,7 +86,7 @@ class AuthTrial:
         self.registered = register_client(
             name=f"{method} {alg}", public=method == "none", redirect_uris=[MOBILE_REDIRECT] if method == "none" else [],
             grant_types=["authorization_code", "refresh_token"] if method == "none" else ["client_credentials"],
-            scopes=["openid", "orders.read"], auth_method=method, jwks=jwks, first_party=True,
+            scopes=["openid", "orders.read"], auth_methods=[method], jwks=jwks, first_party=True,
         )
         self.client_id = self.registered.client.client_id
 

@@ -209,7 +209,7 @@ def test_private_key_jwt_client_authentication(db):
     public = key.as_dict(private=False) | {"kid": "k1", "use": "sig", "alg": "ES256"}
     client = register_client(
         name="JWT service", public=False, redirect_uris=[], grant_types=["client_credentials"],
-        scopes=["orders.read"], auth_method="private_key_jwt", jwks={"keys": [public]},
+        scopes=["orders.read"], auth_methods=["private_key_jwt"], jwks={"keys": [public]},
     ).client
     from django.conf import settings
 
