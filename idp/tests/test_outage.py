@@ -91,7 +91,9 @@ def _wrapped(cause: Exception, wrapper: type[Exception] = db_utils.OperationalEr
     (redis.TimeoutError("Timeout reading from socket"), outage.Dependency.CACHE),
     (redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"), outage.Dependency.CACHE),
     (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), None),
-    (psycopg.errors.SerializationFailure("could not serialize access"), None),
+    # A conflict PostgreSQL resolved by aborting the transaction: nothing written, retryable.
+    (psycopg.errors.SerializationFailure("could not serialize access"), outage.Dependency.DATABASE),
+    (psycopg.errors.DeadlockDetected("deadlock detected"), outage.Dependency.DATABASE),
     (psycopg.errors.UniqueViolation("duplicate key"), None),
     (db_utils.ProgrammingError("relation does not exist"), None),
     (redis.ResponseError("WRONGTYPE"), None),
