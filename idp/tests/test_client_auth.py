@@ -346,7 +346,6 @@ def test_default_confidential_client_gets_both_secret_methods_and_rs256(db):
         ({"public": False, "auth_methods": ["client_secret_jwt"]}, "unknown auth method"),
         ({"public": False, "auth_methods": ["private_key_jwt"]}, "JWKS"),
         ({"public": False, "auth_methods": ["private_key_jwt"], "jwks": {"keys": [{"kty": "EC"}]}}, "unreadable"),
-        ({"public": False, "auth_method": "client_secret_basic", "auth_methods": ["client_secret_post"]}, "not both"),
         ({"public": False, "signing_alg": "HS256"}, "signing alg"),
         ({"public": False, "served_resources": ["has space"]}, "served resource"),
     ],
