@@ -9,7 +9,7 @@ import socket
 from urllib.parse import urlsplit
 
 os.environ.setdefault("VIGIL_TESTING", "1")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigil.settings")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from typing import Any  # noqa: E402
@@ -77,7 +77,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _clear_cache() -> None:
     from django.core.cache import cache
 
-    from idp import config_cache
+    from core import config_cache
 
     cache.clear()
     config_cache.clear_local()

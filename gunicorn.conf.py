@@ -13,7 +13,7 @@ worker. These settings keep Vigil answering when a slow client reaches it withou
   worker's poller, holding no thread. Async workers (gevent) would hold thousands of slow
   clients, but would run the Django ORM, psycopg and Celery's client under monkey-patching
   with one database connection per greenlet: not worth it when the proxy is the answer.
-- ``wsgi_app = "idp.slow_clients:application"``: Django behind a deadline for the request
+- ``wsgi_app = "vigil.slow_clients:application"``: Django behind a deadline for the request
   body (``VIGIL_BODY_TIMEOUT``, 10 s in total): a client slower than that gets ``408`` and
   its connection closed, so a slow body holds a thread for seconds, not until the client
   gives up, and Django never meets a half-read body.
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-wsgi_app = "idp.slow_clients:application"
+wsgi_app = "vigil.slow_clients:application"
 bind = "127.0.0.1:8000"  # behind the TLS proxy on the same host; -b overrides
 worker_class = "gthread"
 workers = 2 * multiprocessing.cpu_count()

@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpRe
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from idp.conf import SettingsReader
+from core.conf import SettingsReader
 
 from . import authstate
 from .acr import ACR_MFA, acr_satisfies

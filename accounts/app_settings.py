@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from idp.conf import SettingsReader
+from core.conf import SettingsReader
 
 
 _reader = SettingsReader("ACCOUNTS_")

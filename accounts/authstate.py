@@ -16,7 +16,7 @@ from django.contrib.auth import login as django_login
 from django.http import HttpRequest
 from django.utils import timezone
 
-from idp.crypto import generate_token
+from core.crypto import generate_token
 
 from . import known_devices
 from .acr import acr_for_amr, normalise_amr

@@ -27,8 +27,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from idp.crypto import generate_token
-from idp.events import client_ip
+from core.crypto import generate_token
+from core.events import client_ip
 
 from .app_settings import app_settings
 from .throttle import Basis, Source, account_key

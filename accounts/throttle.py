@@ -38,7 +38,7 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from django.utils import timezone
 
-from idp.cache import UNAVAILABLE
+from core.cache import UNAVAILABLE
 
 from . import throttle_store
 from .app_settings import app_settings

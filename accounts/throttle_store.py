@@ -17,7 +17,7 @@ from typing import Any
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
-from idp.counters import incr_in_window
+from core.counters import incr_in_window
 
 
 def _redis() -> tuple[Any, Any] | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 
-from idp.http_methods import allow_methods
+from core.http_methods import allow_methods
 
 from attestation.android.digests import normalise_digest
 from attestation.models import Platform, RegisteredApp

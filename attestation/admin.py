@@ -98,7 +98,3 @@ class DeviceAdmin(admin.ModelAdmin):
     @admin.action(description="Reactivate suspended devices")
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         self._apply(request, queryset, registry.reactivate_device, "reactivated")
-
-
-# Device health (issue 7): policies, each device's health, the fleet view.
-from .health import admin as _health_admin  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """Settings of device attestation, read lazily from ``ATTESTATION_*`` Django settings.
 
 Each property documents its default. Values may come from Django settings or from the
-environment (``idp/settings.py`` copies every ``ATTESTATION_*`` environment variable into
+environment (``vigil/settings.py`` copies every ``ATTESTATION_*`` environment variable into
 Django settings as a string), so every property coerces its type. Nothing is cached:
 tests use the ``settings`` fixture / ``override_settings`` and see the change at once.
 
@@ -15,7 +15,7 @@ import functools
 from pathlib import Path
 
 
-from idp.conf import SettingsReader
+from core.conf import SettingsReader
 
 CERTS_DIR = Path(__file__).resolve().parent / "certs"
 

@@ -8,11 +8,9 @@ class AttestationConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
-        from .health.policy import register as register_health_policies
 
-        from idp import config_cache
+        from core import config_cache
 
         from .models import RegisteredApp
 
-        register_health_policies()  # device health on the token/resource policy seam
         config_cache.watch(RegisteredApp)

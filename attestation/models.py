@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from idp import crypto
+from core import crypto
 
 from .errors import AttestationError, Reason
 
@@ -49,7 +49,7 @@ class RegisteredAppQuerySet(models.QuerySet["RegisteredApp"]):
 class RegisteredApp(models.Model):
     """The genuine app of an OAuth client on one platform, and the client's attestation policy."""
 
-    client = models.ForeignKey("idp.Client", on_delete=models.CASCADE, related_name="registered_apps")
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="registered_apps")
     platform = models.CharField(max_length=10, choices=Platform.choices)
     # iOS
     ios_team_id = models.CharField(max_length=10, blank=True, help_text="Apple Developer Team ID.")
@@ -181,4 +181,3 @@ class Device(models.Model):
         self.status_reason = reason[:200]
         self.status_changed_at = now or timezone.now()
         self.save(update_fields=["status", "status_reason", "status_changed_at"])
-from .health_models import *  # noqa: E402,F401,F403

@@ -47,10 +47,10 @@ def schedule(sender: Any, **kwargs: Any) -> None:
 def _add_to_beat() -> None:
     """Called at import (Celery autodiscovery imports this module in the worker and in beat);
     ``add_periodic_task`` queues the entry until the app is configured."""
-    from idp.celery import app
+    from vigil.celery import app
 
     schedule(app)
 
 
 _add_to_beat()
-from .health import tasks as _health_tasks  # noqa: E402,F401  (device health revalidation, receipt refresh)
+from device_health import tasks as _health_tasks  # noqa: E402,F401  (device health revalidation, receipt refresh)

@@ -257,8 +257,8 @@ def attested_refresh_action(state: State, devices: int, platform: str = "ios") -
     from joserfc.jwk import ECKey
 
     from attestation.binding import RequestBinding, grant_hash
-    from attestation.simulator.android import AndroidDevice
-    from attestation.simulator.ios import IOSDevice
+    from simulator.android import AndroidDevice
+    from simulator.ios import IOSDevice
     from sessions.dpop import thumbprint
     from sessions.dpop.client import create_proof
 

@@ -86,8 +86,8 @@ def attested_device(client: object, platform: str = "ios") -> object:
     from joserfc.jwk import ECKey
 
     from attestation.binding import RequestBinding, grant_hash
-    from attestation.simulator.android import AndroidDevice
-    from attestation.simulator.ios import IOSDevice
+    from simulator.android import AndroidDevice
+    from simulator.ios import IOSDevice
     from sessions.dpop import thumbprint
     from sessions.dpop.client import create_proof
 

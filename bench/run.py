@@ -251,7 +251,7 @@ def setup_vigil(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
 
 
 def start_vigil(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str], label: str) -> Any:
-    proc, port = start_gunicorn(VIGIL_BIN / "gunicorn", "idp.wsgi:application", env, ROOT, args.workers, label,
+    proc, port = start_gunicorn(VIGIL_BIN / "gunicorn", "vigil.wsgi:application", env, ROOT, args.workers, label,
                                 "/.well-known/openid-configuration")
     spec.update(port=port, master_pid=proc.pid)
     return proc

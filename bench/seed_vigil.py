@@ -27,9 +27,10 @@ from django.db import connection, transaction  # noqa: E402
 from accounts.models import User  # noqa: E402
 from bench.bulk import insert_series  # noqa: E402
 from bench.seed_sql import REDIRECT_URI, SQL_CODE, SQL_REFRESH, SQL_VERIFIER, sql_s256, sql_sha256_hex  # noqa: E402
-from idp import keys  # noqa: E402
-from idp.flows.clients import register_client  # noqa: E402
-from idp.models import AuthorizationCode, Client  # noqa: E402
+from core import keys  # noqa: E402
+from clients.flows.registration import register_client  # noqa: E402
+from sessions.models import AuthorizationCode  # noqa: E402
+from clients.models import Client
 from sessions.models import DeviceSession, RefreshToken  # noqa: E402
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ SESSION_COLUMNS = {
     "scope": "%(scope)s", "auth_time": "now()", "amr": AMR, "status": "'active'",
     "created_at": "now()", "last_refresh_at": "now()",
 }
-# Session i holds refresh token bench-i (stored as its SHA-256, like idp.crypto.token_hash).
+# Session i holds refresh token bench-i (stored as its SHA-256, like core.crypto.token_hash).
 REFRESH_COLUMNS = {
     "id": "g", "token_hash": sql_sha256_hex(SQL_REFRESH), "session_id": "g", "scope": "%(scope)s",
     "created_at": "now()", "expires_at": "now() + interval '30 days'",
@@ -158,7 +159,7 @@ def seed_attested(count: int, users: int) -> tuple[dict[str, object], list[dict[
     from django.utils import timezone
 
     from attestation.models import Device, Platform, RegisteredApp, SecurityLevel
-    from attestation.simulator.ios import IOSDevice
+    from simulator.ios import IOSDevice
 
     mobile = Client.objects.get(client_id="bench-mobile")
     app = RegisteredApp.objects.create(
@@ -207,7 +208,7 @@ def seed_attested_android(count: int, users: int, *, first: int,
     from attestation.flows.android_devices import LEVELS, check_integrity, key_policy
     from attestation.flows.register_apps import register_android_app
     from attestation.models import Device, Platform
-    from attestation.simulator.android import AndroidDevice
+    from simulator.android import AndroidDevice
     from attestation.testing import google_pki
 
     mobile = Client.objects.get(client_id="bench-mobile")
@@ -253,7 +254,7 @@ def _bind_sessions(mobile: Client, devices: list[Device], *, first: int, users: 
     DPoP key, with refresh token ``bench-att-{j}``; returns the DPoP keys."""
     from joserfc.jwk import ECKey
 
-    from idp.crypto import token_hash
+    from core.crypto import token_hash
     from sessions.dpop import thumbprint
 
     dpops = [ECKey.generate_key("P-256", private=True) for _ in devices]

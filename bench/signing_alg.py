@@ -3,7 +3,7 @@
 A code exchange signs two JWTs with the client's ``signing_alg`` (the RFC 9068 access token
 and the ID token, ``idp/jwt_tokens.sign``); a relying party verifies the ID token, a
 resource server the access token. This times exactly those joserfc calls on keys generated
-the way ``idp/keys.py`` does, with claims of the size Vigil issues. No Django, no database::
+the way ``core/keys.py`` does, with claims of the size Vigil issues. No Django, no database::
 
     .venv/bin/python -m bench.signing_alg [--number 2000] [--repeat 5]
 

@@ -8,17 +8,20 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from . import keys
-from .events import record
-from .flows.clients import (
+from core import keys
+from core.events import record
+from clients.flows.registration import (
     ClientRegistrationError,
     pkce_waiver_problem,
     resolve_auth_methods,
     rotate_secret,
     served_resources_problem,
 )
-from .models import AuthMethod, AuthorizationCode, Client, ClientType, Consent, KeyStatus, SecurityEvent, SigningKey
-from .redirects import validate_redirect_uri_for_registration
+from clients.models import AuthMethod, Client, ClientType
+from sessions.models import AuthorizationCode
+from .models import Consent
+from core.models import KeyStatus, SecurityEvent, SigningKey
+from clients.redirects import validate_redirect_uri_for_registration
 
 
 class ClientForm(forms.ModelForm):
@@ -164,5 +167,3 @@ class SecurityEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-from .ssf import admin as ssf_admin  # noqa: E402,F401  (Shared Signals admin)

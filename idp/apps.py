@@ -26,8 +26,9 @@ class IdpConfig(AppConfig):
         from sessions.flows import cascade  # noqa: F401  (connects the user-deactivation cascade)
 
         from . import checks  # noqa: F401  (registers system checks)
-        from . import config_cache
-        from .models import Client, SigningKey
+        from core import config_cache
+        from clients.models import Client
+        from core.models import SigningKey
 
         config_cache.watch(Client, SigningKey)
         post_migrate.connect(create_cache_tables, sender=self, dispatch_uid="idp.create_cache_tables")

@@ -47,8 +47,8 @@ def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
 
 @register(Tags.security)
 def check_trusted_proxies(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
-    """``VIGIL_TRUSTED_PROXIES`` / ``VIGIL_TRUSTED_PROXY_HOPS`` (idp/client_address.py)."""
-    from .client_address import parse_hops, parse_networks, trusted_proxy_entries
+    """``VIGIL_TRUSTED_PROXIES`` / ``VIGIL_TRUSTED_PROXY_HOPS`` (core/client_address.py)."""
+    from core.client_address import parse_hops, parse_networks, trusted_proxy_entries
 
     problems: list[Error | Warning] = []
     _, invalid = parse_networks(trusted_proxy_entries())

@@ -14,7 +14,7 @@ from accounts.acr import ACR_VALUES_SUPPORTED
 
 from sessions.app_settings import app_settings as sessions_settings
 
-from .app_settings import app_settings
+from core.app_settings import app_settings
 from .flows.authorize_params import PROMPTS_SUPPORTED, RESPONSE_MODES_SUPPORTED
 from .oauth.client_auth import ASSERTION_ALGS
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from .http_basic import BasicProblem, MalformedBasic, parse_basic
-from .http_methods import FORM_TYPES
+from core.http_basic import BasicProblem, MalformedBasic, parse_basic
+from core.http_methods import FORM_TYPES
 
 PROTOCOL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_DPOP")
 

@@ -10,10 +10,10 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from . import keys
-from .app_settings import app_settings
-from .events import record
-from .models import AuthorizationCode
+from core import keys
+from core.app_settings import app_settings
+from core.events import record
+from sessions.models import AuthorizationCode
 
 
 @shared_task(name="idp.rotate_keys_if_due")
@@ -39,5 +39,3 @@ def purge_expired(keep_days: int = 1) -> dict[str, int]:
         "access_tokens": AccessToken.objects.filter(expires_at__lt=cutoff).delete()[0],
         "refresh_tokens": RefreshToken.objects.filter(expires_at__lt=cutoff).delete()[0],
     }
-
-from .ssf.tasks import deliver_security_event, retry_undelivered  # noqa: E402,F401  (Celery autodiscovery)

@@ -12,9 +12,10 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts.security import csp
 
-from . import discovery, events, keys
-from .http_methods import allow_methods
-from .app_settings import app_settings
+from . import discovery
+from core import events, keys
+from core.http_methods import allow_methods
+from core.app_settings import app_settings
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
 from .flows.resource import ResourceError, authorize as authorize_resource

@@ -19,8 +19,8 @@ $PY manage.py bootstrap_demo
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-.venv/bin/celery -A idp worker --pool=solo --loglevel=INFO >var/log/worker.log 2>&1 & pids+=($!)
-.venv/bin/celery -A idp beat --loglevel=INFO >var/log/beat.log 2>&1 & pids+=($!)
+.venv/bin/celery -A vigil worker --pool=solo --loglevel=INFO >var/log/worker.log 2>&1 & pids+=($!)
+.venv/bin/celery -A vigil beat --loglevel=INFO >var/log/beat.log 2>&1 & pids+=($!)
 echo "Celery worker and beat: logs in var/log/worker.log and var/log/beat.log"
 $PY manage.py runserver "127.0.0.1:${port}" --noreload & pids+=($!)
 wait "${pids[-1]}"

@@ -1,7 +1,7 @@
 """Settings of device sessions and token binding, read lazily from ``SESSIONS_*`` Django settings.
 
 Each property documents its default. Values may come from Django settings or from the
-environment (``idp/settings.py`` copies every ``SESSIONS_*`` environment variable into
+environment (``vigil/settings.py`` copies every ``SESSIONS_*`` environment variable into
 Django settings as a string), so every property coerces its type. Nothing is cached:
 tests use the ``settings`` fixture / ``override_settings`` and see the change at once.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 
-from idp.conf import SettingsReader
+from core.conf import SettingsReader
 
 #: Every DPoP ``alg`` Vigil can verify: asymmetric only (RFC 9449 §4.3 check 5).
 DPOP_SUPPORTED_ALGS = ("ES256", "RS256", "PS256", "EdDSA")

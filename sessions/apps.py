@@ -12,11 +12,3 @@ class DeviceSessionsConfig(AppConfig):
     verbose_name = "Device sessions and tokens"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self) -> None:
-        """Plug risk evaluation into token issue and userinfo (``idp.oauth.policy``)."""
-        from idp.oauth.policy import register_resource_policy, register_token_policy
-
-        from .risk.policy import evaluate_resource_request, evaluate_token_request
-
-        register_token_policy(evaluate_token_request)
-        register_resource_policy(evaluate_resource_request)

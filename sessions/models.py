@@ -31,9 +31,9 @@ class DeviceSession(models.Model):
 
     sid = models.CharField(max_length=64, unique=True, help_text="Public id of this token family.")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions")
-    client = models.ForeignKey("idp.Client", on_delete=models.CASCADE, related_name="device_sessions")
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="device_sessions")
     authorization_code = models.OneToOneField(
-        "idp.AuthorizationCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="device_session"
+        "device_sessions.AuthorizationCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="device_session"
     )
     browser_sid = models.CharField(max_length=64, blank=True, db_index=True, help_text="OP login session (sid).")
     scope = models.TextField(blank=True)
@@ -115,7 +115,7 @@ class AccessToken(models.Model):
     session = models.ForeignKey(
         DeviceSession, null=True, blank=True, on_delete=models.CASCADE, related_name="access_tokens"
     )
-    client = models.ForeignKey("idp.Client", on_delete=models.CASCADE)
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     scope = models.TextField(blank=True)
     audience = models.JSONField(default=list)
@@ -132,4 +132,51 @@ class AccessToken(models.Model):
         return self.session is None or self.session.is_active
 
 
-from .risk_models import *  # noqa
+class AuthorizationCode(models.Model):
+    """A single-use authorization code, stored only as its SHA-256 hash."""
+
+    code_hash = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    redirect_uri = models.TextField()
+    scope = models.TextField(blank=True)
+    resource = models.JSONField(default=list, blank=True)
+    nonce = models.CharField(max_length=512, blank=True)
+    code_challenge = models.CharField(max_length=128, blank=True)
+    code_challenge_method = models.CharField(max_length=10, blank=True)
+    auth_time = models.DateTimeField()
+    amr = models.JSONField(default=list)
+    acr = models.CharField(max_length=100, blank=True)
+    browser_sid = models.CharField(max_length=64, blank=True, help_text="The login session's sid.")
+    dpop_jkt = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="RFC 9449 §10: the exchange must carry a DPoP proof of the key with this JWK thumbprint.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "idp_authorization_code"
+
+    # --- Authlib AuthorizationCodeMixin ---------------------------------------------------
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce or None
+
+    def get_auth_time(self) -> int:
+        return int(self.auth_time.timestamp())
+
+    def get_acr(self) -> str | None:
+        return self.acr or None
+
+    def get_amr(self) -> list[str] | None:
+        return list(self.amr) or None
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at

@@ -55,4 +55,4 @@ def after_revocation_list_refresh(sender: Any = None, **kwargs: Any) -> None:
     suspend_revoked_android_devices.apply_async(kwargs={"path": _refresh_path(request)}, queue=queue)
 
 
-from .risk.tasks import recompute_usage_baselines  # noqa: E402,F401  (risk: usage baselines)
+from risk.tasks import recompute_usage_baselines  # noqa: E402,F401  (risk: usage baselines)

@@ -31,7 +31,7 @@ def celery_worker(queue: str) -> Iterator[Celery]:
     broker = os.environ["REDIS_URL"]
     env = {**os.environ, "CELERY_BROKER_URL": broker, "DATABASE_URL": worker_database_url(), "VIGIL_TESTING": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "idp", "worker", "--pool=solo", "--loglevel=WARNING",
+        [sys.executable, "-m", "celery", "-A", "vigil", "worker", "--pool=solo", "--loglevel=WARNING",
          "-Q", queue, "--without-heartbeat", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -24,11 +24,11 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from accounts.models import BrowserSession
-from idp.flows.clients import register_client
-from idp.models import SecurityEvent
+from clients.flows.registration import register_client
+from core.models import SecurityEvent
 from idp.tests.conftest import make_pkce
-from sessions.risk import testing as net
-from sessions.risk.errors import STEP_UP_DESCRIPTION
+from risk import testing as net
+from risk.errors import STEP_UP_DESCRIPTION
 from tests import live_stack
 from tests.conftest import BrowserAgent
 

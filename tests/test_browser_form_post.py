@@ -20,7 +20,7 @@ import requests
 
 from accounts.tests import test_browser
 from accounts.tests.conftest import PASSWORD
-from idp.flows.clients import register_client
+from clients.flows.registration import register_client
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

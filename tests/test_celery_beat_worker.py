@@ -31,7 +31,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from attestation.models import Device
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from tests.celery_support import worker_database_url
 from sessions.tests.test_revalidation_helpers import make_app, make_client, make_device, make_session, make_user
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # timeout so Redis hands an unacknowledged message to the next worker within seconds.
 BOOT = """
 import sys
-from idp.celery import app
+from vigil.celery import app
 app.conf.broker_transport_options = {
     "visibility_timeout": 4, "unacked_restore_interval": 1, "unacked_restore_throttle": 1,
 }

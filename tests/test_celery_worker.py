@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from idp import keys
+from core import keys
 
 from .celery_support import celery_worker
-from idp.models import KeyStatus, SigningKey
+from core.models import KeyStatus, SigningKey
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -17,7 +17,7 @@ from authlib.integrations.django_client import OAuth
 from django.contrib.sessions.backends.signed_cookies import SessionStore
 from django.test import RequestFactory
 
-from idp.flows.clients import register_client
+from clients.flows.registration import register_client
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

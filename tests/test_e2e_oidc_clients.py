@@ -12,8 +12,8 @@ import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from jwt import PyJWKClient
 
-from idp import keys
-from idp.flows.clients import register_client
+from core import keys
+from clients.flows.registration import register_client
 
 from .conftest import BrowserAgent
 

@@ -26,8 +26,8 @@ import requests
 from django.db import connection
 from joserfc.jwk import ECKey
 
-from idp.flows.clients import RegisteredClient, register_client
-from idp.models import SecurityEvent
+from clients.flows.registration import RegisteredClient, register_client
+from core.models import SecurityEvent
 from sessions.dpop.client import create_proof
 from sessions.models import DeviceSession, RefreshToken
 

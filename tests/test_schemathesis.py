@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from joserfc.jwk import ECKey
 from schemathesis.config import SchemathesisConfig
 
-from idp.flows.clients import register_client
+from clients.flows.registration import register_client
 from sessions.dpop.client import create_proof
 
 from .conftest import BrowserAgent

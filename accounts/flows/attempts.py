@@ -11,7 +11,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from idp.events import record
+from core.events import record
 
 from .. import known_devices, throttle
 

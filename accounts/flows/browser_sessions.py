@@ -17,8 +17,8 @@ from django.contrib.auth import logout
 from django.http import HttpRequest
 from django.utils import timezone
 
-from idp import crypto
-from idp.events import client_ip, record
+from core import crypto
+from core.events import client_ip, record
 
 from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login

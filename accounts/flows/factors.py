@@ -8,7 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from idp.events import record
+from core.events import record
 from sessions.flows.revocation import Initiator, Reason
 
 from ..models import Passkey

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
-from idp.events import record
+from core.events import record
 
 from .. import authstate, pending, throttle
 from . import attempts, policy

@@ -18,8 +18,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from webauthn.helpers.structs import AuthenticationCredential, CredentialDeviceType
 
-from idp.crypto import constant_time_equals
-from idp.events import record
+from core.crypto import constant_time_equals
+from core.events import record
 
 from .. import authstate, pending, webauthn_rp
 from ..authstate import AuthState

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from webauthn.helpers.structs import CredentialDeviceType
 
-from idp.events import record
+from core.events import record
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 

@@ -14,7 +14,7 @@ from typing import Any
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from idp.app_settings import app_settings as idp_settings
+from core.app_settings import app_settings as idp_settings
 
 from ..acr import ACR_MFA, ACR_ORDER, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, acr_satisfies
 from ..models import Passkey

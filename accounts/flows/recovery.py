@@ -14,8 +14,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
-from idp import crypto
-from idp.events import record
+from core import crypto
+from core.events import record
 
 from ..app_settings import app_settings
 

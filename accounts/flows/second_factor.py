@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from idp.events import record
+from core.events import record
 
 from .. import authstate, pending, throttle
 from ..authstate import AuthState

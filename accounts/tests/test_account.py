@@ -16,7 +16,8 @@ from accounts.flows import passkeys as passkey_flow
 from accounts.flows.passkeys import FactorRemovalRefused
 from accounts.models import BrowserSession, Passkey
 from accounts.tests.conftest import PASSWORD, code_for, login_password, session_auth
-from idp.models import Client as OAuthClient, SecurityEvent
+from clients.models import Client as OAuthClient
+from core.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts.models import BrowserSession
 from accounts.tests.conftest import login_password
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -236,7 +236,7 @@ def _authorize_in_browser(session: Session, base_url: str, acr: str, sign_in: An
     import jwt
     import requests
 
-    from idp.flows.clients import register_client
+    from clients.flows.registration import register_client
 
     app = register_client(name="Phone app", public=True, redirect_uris=[REDIRECT], first_party=True)
     verifier = secrets.token_urlsafe(48)

@@ -18,8 +18,8 @@ from accounts import known_devices, throttle
 from accounts.app_settings import app_settings
 from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, load_vector, login_password, session_auth
 from accounts.tests.test_webauthn_vectors import RSA, _b, _configure, _rsa_passkey, _seed_challenge
-from idp.models import SecurityEvent
-from idp.outage_testing import database_down
+from core.models import SecurityEvent
+from core.outage_testing import database_down
 
 pytestmark = pytest.mark.django_db
 
@@ -327,7 +327,7 @@ def test_a_burst_of_parallel_guesses_gets_only_the_free_ones_on_redis() -> None:
 
     from tests.concurrency import run_concurrently
 
-    assert settings.CACHES["default"]["BACKEND"] == "idp.cache.RedisCache"
+    assert settings.CACHES["default"]["BACKEND"] == "core.cache.RedisCache"
     source = throttle.Source(ATTACKER)
 
     def guess(_: int) -> bool:

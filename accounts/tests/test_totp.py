@@ -9,7 +9,7 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.tests.conftest import code_for, login_password, session_auth
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from accounts import pending, webauthn_rp
 from accounts.models import Passkey
 from accounts.tests.conftest import load_vector, session_auth
 from accounts.webauthn_rp import PasskeyError, apk_key_hash_origin
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 
 
 def _b(value: dict[str, str]) -> bytes:

@@ -62,7 +62,7 @@ def test_settings_and_registered_apps_merge_without_duplicates(client: Any, sett
 
 @pytest.mark.django_db
 def test_inactive_clients_apps_are_not_listed(client: Any) -> None:
-    from idp.models import Client
+    from clients.models import Client
 
     create_client("--android-package", "com.example.app", "--android-cert-digest", HEX,
                   "--ios-app-id", "ABCDE12345.com.example.app")

@@ -3,7 +3,7 @@
 ``POST /attestation/challenge`` with ``{client_id, purpose}`` (JSON or form) returns
 ``{"attestation_challenge", "purpose", "expires_in"}`` and the same value in the
 ``OAuth-Client-Attestation-Challenge`` header (draft-ietf-oauth-attestation-based-client-auth,
-challenge endpoint). Errors are ``{"error", "error_description"}`` bodies (``idp.api_errors``).
+challenge endpoint). Errors are ``{"error", "error_description"}`` bodies (``core.api_errors``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from idp.api_errors import ApiError, ApiErrorSerializer
-from idp.events import client_ip
-from idp.models import Client
+from core.api_errors import ApiError, ApiErrorSerializer
+from core.events import client_ip
+from clients.models import Client
 
 from ..app_settings import app_settings
 from ..flows.challenges import issue_challenge, refuse_for_rate
@@ -34,7 +34,7 @@ class ChallengeThrottle(AnonRateThrottle):
         return app_settings.CHALLENGE_RATE
 
     def get_ident(self, request: Request) -> str:
-        """The client address behind trusted proxies (``idp/client_address.py``), not DRF's
+        """The client address behind trusted proxies (``core/client_address.py``), not DRF's
         default, the whole ``X-Forwarded-For`` value, which any client can vary."""
         return client_ip(request._request) or ""
 

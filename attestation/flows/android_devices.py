@@ -24,7 +24,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from idp.sql import Statement
+from core.sql import Statement
 
 from ..android.chain import MAX_CHAIN_LENGTH
 from ..android.digests import normalise_digest

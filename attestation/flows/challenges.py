@@ -36,9 +36,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from idp import crypto
-from idp.events import record
-from idp.models import Client
+from core import crypto
+from core.events import record
+from clients.models import Client
 
 from ..app_settings import app_settings
 from ..errors import AttestationError, Reason

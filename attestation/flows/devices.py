@@ -14,7 +14,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from idp.sql import Statement
+from core.sql import Statement
 
 
 from ..apple.assertion import verify_assertion

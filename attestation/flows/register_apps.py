@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Any
 
-from idp.events import record
+from core.events import record
 
 from ..android.digests import normalise_digest
 from ..models import AppleEnvironment, Platform, RegisteredApp

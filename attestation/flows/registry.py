@@ -9,7 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from idp.events import record
+from core.events import record
 
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason

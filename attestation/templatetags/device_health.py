@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from attestation.health.user_view import restrictions_for
+from device_health.user_view import restrictions_for
 
 register = template.Library()
 

@@ -15,7 +15,7 @@ import pytest
 from attestation.binding import RequestBinding, grant_hash
 from attestation.flows.challenges import issue_challenge
 from attestation.models import AppleEnvironment, Platform, RegisteredApp
-from attestation.simulator.ios import IOSDevice
+from simulator.ios import IOSDevice
 
 APPLE_APP_ID = "ABCDE12345.com.example.vigil"
 
@@ -23,7 +23,7 @@ APPLE_APP_ID = "ABCDE12345.com.example.vigil"
 # ---------------------------------------------------------------------- shared
 @pytest.fixture
 def client_factory(db: Any) -> Callable[..., Any]:
-    from idp.models import Client
+    from clients.models import Client
 
     counter = {"n": 0}
 

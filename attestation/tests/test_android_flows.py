@@ -16,9 +16,9 @@ from attestation.errors import AttestationError, Reason
 from attestation.flows.android_devices import chain_from_wire, enroll_android_device, verify_android_refresh
 from attestation.flows.challenges import issue_challenge
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
-from attestation.simulator.android import AndroidDevice
+from simulator.android import AndroidDevice
 from attestation.testing import google_pki as g
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.live]
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation.apple.assertion import load_public_key, verify_assertion
 from attestation.errors import AttestationError, Reason
-from attestation.simulator.ios import IOSDevice
+from simulator.ios import IOSDevice
 
 from .conftest import APPLE_APP_ID
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation.apple.attestation import verify_attestation
 from attestation.errors import AttestationError, Reason
-from attestation.simulator.ios import IOSDevice
+from simulator.ios import IOSDevice
 from attestation.testing import apple_pki
 
 from .conftest import APPLE_APP_ID

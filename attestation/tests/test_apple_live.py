@@ -11,7 +11,7 @@ from attestation.binding import RequestBinding, grant_hash
 from attestation.encoding import b64decode_any
 from attestation.flows.devices import assert_apple_device, enroll_apple_device
 from attestation.models import Device, RegisteredApp
-from attestation.simulator.ios import IOSDevice
+from simulator.ios import IOSDevice
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_test_roots")]
 

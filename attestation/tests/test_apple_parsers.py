@@ -17,7 +17,7 @@ from attestation.apple.attestation import verify_attestation
 from attestation.apple.authdata import parse_authenticator_data
 from attestation.encoding import b64decode_any, decode_cbor_map
 from attestation.errors import AttestationError, Reason
-from attestation.simulator.ios import IOSDevice
+from simulator.ios import IOSDevice
 from attestation.testing import apple_pki
 
 from .conftest import APPLE_APP_ID

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from attestation.apple.certs import TEST_ROOT_PATH, trusted_roots
-from attestation.simulator.ios import IOSDevice
+from simulator.ios import IOSDevice
 from attestation.testing import apple_pki
 
 from .apple_vectors import assertion_vectors, attestation_vectors

@@ -35,7 +35,7 @@ from attestation.flows.challenges import (
     redeem_challenge,
     used_key,
 )
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from tests.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db

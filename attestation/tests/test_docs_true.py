@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from attestation.flows.challenges import issue_challenge
-from idp.flows.clients import register_client
+from clients.flows.registration import register_client
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

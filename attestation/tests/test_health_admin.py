@@ -10,9 +10,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from attestation.health.evaluate import evaluate, persist
-from attestation.health.user_view import restrictions_for
-from attestation.health_models import DeviceHealth, HealthPolicy, HealthRule
+from device_health.evaluate import evaluate, persist
+from device_health.user_view import restrictions_for
+from device_health.models import DeviceHealth, HealthPolicy, HealthRule
 from attestation.models import Device, Platform, RegisteredApp
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def fleet(client_factory: Any, django_user_model: Any) -> dict[str, Any]:
 
 
 def test_fleet_view_counts_failing_rules_by_platform_and_os_version(admin_client: Any, fleet: dict[str, Any]) -> None:
-    response = admin_client.get(reverse("admin:attestation_devicehealth_fleet"))
+    response = admin_client.get(reverse("admin:device_health_devicehealth_fleet"))
     assert response.status_code == 200
     failing = {(r["rule"], r["platform"], r["os_version"]): r["devices"] for r in response.context["failing"]}
     assert failing[("outdated-patch", "android", "14.0.0")] == 3
@@ -62,27 +62,27 @@ def test_fleet_view_counts_failing_rules_by_platform_and_os_version(admin_client
     outcomes = {(r["platform"], r["outcome"]): r["devices"] for r in response.context["outcomes"]}
     assert outcomes == {("android", "reduce"): 2, ("android", "deny"): 1, ("ios", "reduce"): 1}
     assert b"outdated-patch" in response.content and b"fleet-failing" in response.content
-    per_client = admin_client.get(reverse("admin:attestation_devicehealth_fleet"), {"client": "999999"})
+    per_client = admin_client.get(reverse("admin:device_health_devicehealth_fleet"), {"client": "999999"})
     assert per_client.context["failing"] == []
-    odd = admin_client.get(reverse("admin:attestation_devicehealth_fleet"), {"client": "\u00b2"})
+    odd = admin_client.get(reverse("admin:device_health_devicehealth_fleet"), {"client": "\u00b2"})
     assert odd.status_code == 200  # not a client id: the whole fleet, not a 500
 
 
 def test_device_health_pages_show_the_deciding_rule_and_facts(admin_client: Any, fleet: dict[str, Any]) -> None:
-    listing = admin_client.get(reverse("admin:attestation_devicehealth_changelist"), {"outcome": "deny"})
+    listing = admin_client.get(reverse("admin:device_health_devicehealth_changelist"), {"outcome": "deny"})
     assert listing.status_code == 200 and b"rooted-boot" in listing.content
     health = DeviceHealth.objects.get(outcome="deny")
-    page = admin_client.get(reverse("admin:attestation_devicehealth_change", args=[health.pk]))
+    page = admin_client.get(reverse("admin:device_health_devicehealth_change", args=[health.pk]))
     assert page.status_code == 200
     assert b"verified boot state Unverified" in page.content and b"android_key_attestation" in page.content
 
 
 def test_policy_admin_adds_the_default_rules(admin_client: Any, fleet: dict[str, Any]) -> None:
     policy = HealthPolicy.objects.create(client=fleet["client"])
-    changelist = reverse("admin:attestation_healthpolicy_changelist")
+    changelist = reverse("admin:device_health_healthpolicy_changelist")
     admin_client.post(changelist, {"action": "add_default_rules", "_selected_action": [policy.pk]})
     assert HealthRule.objects.filter(policy=policy).count() == 8
-    page = admin_client.get(reverse("admin:attestation_healthpolicy_change", args=[policy.pk]))
+    page = admin_client.get(reverse("admin:device_health_healthpolicy_change", args=[policy.pk]))
     assert page.status_code == 200 and b"outdated-patch" in page.content
 
 
@@ -106,7 +106,7 @@ def test_nothing_shown_to_users_with_healthy_devices(django_user_model: Any) -> 
 def test_revalidation_runs_in_a_query_budget(fleet: dict[str, Any], django_assert_max_num_queries: Any) -> None:
     """Per batch: devices, their snapshots, one policy query per client; per device: the
     snapshot upsert (savepoints included), and for the denied one the revocation of its session."""
-    from attestation.health import tasks
+    from device_health import tasks
 
     with django_assert_max_num_queries(40):
         assert tasks.revalidate_devices() == {"reduce": 3, "deny": 1}

@@ -11,11 +11,11 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from attestation.health.evaluate import evaluate, persist
-from attestation.health.policy import token_policy
+from device_health.evaluate import evaluate, persist
+from device_health.policy import token_policy
 from attestation.models import Device, Platform, RegisteredApp
-from idp.models import SecurityEvent
-from idp.oauth.policy import TokenContext
+from core.models import SecurityEvent
+from core.policy import TokenContext
 
 
 @pytest.mark.postgres

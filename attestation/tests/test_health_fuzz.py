@@ -10,10 +10,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attestation.health.facts import verified_signals
-from attestation.health.receipt_signature import ReceiptSignatureError, verify_receipt_signature
-from attestation.health.receipts import ReceiptError, parse_receipt
-from attestation.health.testing import _root, make_receipt
+from device_health.facts import verified_signals
+from device_health.receipt_signature import ReceiptSignatureError, verify_receipt_signature
+from device_health.receipts import ReceiptError, parse_receipt
+from device_health.testing import _root, make_receipt
 
 pytestmark = pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")  # mutated serials
 FUZZ = settings(max_examples=int(os.environ.get("VIGIL_FUZZ_EXAMPLES", "200")), deadline=None,

@@ -15,14 +15,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from attestation.health import evaluate as evaluate_module
-from attestation.health.policy import DeviceHealthRefused, token_policy
-from attestation.health.rules import rules_for_client
-from attestation.health_models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
+from device_health import evaluate as evaluate_module
+from device_health.policy import DeviceHealthRefused, token_policy
+from device_health.rules import rules_for_client
+from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from attestation.models import Device, Platform, RegisteredApp
-from idp import config_cache
-from idp.models import SecurityEvent
-from idp.oauth.policy import TokenContext
+from core import config_cache
+from core.models import SecurityEvent
+from core.policy import TokenContext
 from idp.tests.conftest import browser, mobile_client, user  # noqa: F401
 
 from .test_health_token_endpoint import android_app, ios_app, iphone, pixel  # noqa: F401
@@ -121,7 +121,7 @@ def test_the_date_of_a_fresh_integrity_verdict_waits_for_evaluated_at(phone: Dev
 def test_a_changed_outcome_is_written_and_announced(phone: Device, monkeypatch: Any,
                                                     django_assert_num_queries: Any) -> None:
     emitted: list[dict[str, Any]] = []
-    monkeypatch.setattr("idp.ssf.transmitter.emit_device_compliance_change",
+    monkeypatch.setattr("shared_signals.transmitter.emit_device_compliance_change",
                         lambda device, **kw: emitted.append(kw) or [])
     now = timezone.now()
     refresh(phone, HEALTHY, now)
@@ -182,7 +182,7 @@ def test_default_rules_added_in_the_admin_apply_at_once(phone: Device, admin_cli
     assert refresh(phone, old_ios, now) is None  # no rules at all: allowed, and that is cached
     generation = cache.get(config_cache.GENERATION_KEY)
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(reverse("admin:attestation_healthpolicy_changelist"),
+        admin_client.post(reverse("admin:device_health_healthpolicy_changelist"),
                           {"action": "add_default_rules", "_selected_action": [policy.pk]})
     assert HealthRule.objects.filter(policy=policy).count() == 8
     assert cache.get(config_cache.GENERATION_KEY) != generation
@@ -226,7 +226,7 @@ def test_an_unchanged_refresh_reads_no_policy_and_writes_no_snapshot(platform: s
 def test_facts_as_stored_are_what_asdict_gives() -> None:
     from dataclasses import asdict
 
-    from attestation.health.facts import Fact, HealthFacts
+    from device_health.facts import Fact, HealthFacts
 
     facts = HealthFacts(apps_detected=Fact(["KNOWN_CAPTURING"], "play_integrity", "google_verdict"),
                         sdk_version=Fact(35, "play_integrity", "google_verdict"))

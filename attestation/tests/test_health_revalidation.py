@@ -10,12 +10,12 @@ import pytest
 import requests
 from django.utils import timezone
 
-from attestation.health import tasks
-from attestation.health.receipts import ReceiptClient, ReceiptError, parse_receipt
-from attestation.health.testing import AppleReceiptStandIn, devicecheck_key_pem, make_receipt
-from attestation.health_models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
+from device_health import tasks
+from device_health.receipts import ReceiptClient, ReceiptError, parse_receipt
+from device_health.testing import AppleReceiptStandIn, devicecheck_key_pem, make_receipt
+from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from attestation.models import Device
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus
 
 from .test_health_token_endpoint import (  # noqa: F401
@@ -102,7 +102,7 @@ def test_receipt_parser_refuses_garbage() -> None:
 
 @pytest.fixture
 def eager_celery() -> Any:
-    from idp.celery import app
+    from vigil.celery import app
 
     before = app.conf.task_always_eager
     app.conf.task_always_eager = True
@@ -140,11 +140,11 @@ def test_receipt_service_down_raises_for_retry(iphone: HealthApp, settings: Any)
 
 
 def test_tasks_are_autodiscovered_and_in_beat() -> None:
-    from idp.celery import app
+    from vigil.celery import app
 
     app.loader.import_default_modules()
-    assert {"attestation.health.revalidate_devices", "attestation.health.refresh_apple_receipts",
-            "attestation.health.refresh_apple_receipt"} <= set(app.tasks)
+    assert {"device_health.revalidate_devices", "device_health.refresh_apple_receipts",
+            "device_health.refresh_apple_receipt"} <= set(app.tasks)
     entries: list[str] = []
 
     class Sender:
@@ -160,7 +160,7 @@ def test_tasks_are_autodiscovered_and_in_beat() -> None:
 def test_receipt_signature_and_path_verify_against_the_configured_root(
     apple: AppleReceiptStandIn, settings: Any, tmp_path: Any,
 ) -> None:
-    from attestation.health.testing import receipt_root_pem
+    from device_health.testing import receipt_root_pem
 
     root = tmp_path / "receipt-root.pem"
     root.write_bytes(receipt_root_pem())
@@ -189,7 +189,7 @@ def test_receipt_from_another_root_is_refused(apple: AppleReceiptStandIn, settin
 
 
 def test_receipt_signature_checker_refuses_garbage() -> None:
-    from attestation.health.receipt_signature import ReceiptSignatureError, verify_receipt_signature
+    from device_health.receipt_signature import ReceiptSignatureError, verify_receipt_signature
 
     for garbage in (b"", b"\x30\x00", make_receipt(APP_ID)[:-40]):
         with pytest.raises(ReceiptSignatureError):

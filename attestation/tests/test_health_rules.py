@@ -8,12 +8,20 @@ from typing import Any
 
 import pytest
 
-from attestation.health.facts import (
-    APP_ATTEST, KEY_ATTESTATION, PLAY_INTEGRITY, SELF_REPORTED, Fact, HealthFacts, android_os_version, collect,
-    patch_level, recognition_level,
+from device_health.facts import (
+    APP_ATTEST,
+    KEY_ATTESTATION,
+    PLAY_INTEGRITY,
+    SELF_REPORTED,
+    Fact,
+    HealthFacts,
+    android_os_version,
+    collect,
+    patch_level,
+    recognition_level,
 )
-from attestation.health.rules import RuleSpec, decide, default_rules, rules_for_client
-from attestation.health_models import HealthOutcome, HealthPolicy, HealthRule
+from device_health.rules import RuleSpec, decide, default_rules, rules_for_client
+from device_health.models import HealthOutcome, HealthPolicy, HealthRule
 
 NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.timezone.utc)
 

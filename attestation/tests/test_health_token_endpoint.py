@@ -15,13 +15,13 @@ from django.utils import timezone
 
 from attestation.android.key_attestation import AndroidKeyPolicy
 from attestation.binding import RequestBinding, grant_hash
-from attestation.health_models import DeviceHealth, HealthFinding, HealthOutcome
+from device_health.models import DeviceHealth, HealthFinding, HealthOutcome
 from attestation.models import Device, Platform, RegisteredApp
-from attestation.simulator.android import AndroidDevice
-from attestation.simulator.ios import IOSDevice
+from simulator.android import AndroidDevice
+from simulator.ios import IOSDevice
 from attestation.testing import google_pki as g
-from idp import jwt_tokens
-from idp.models import SecurityEvent
+from core import jwt_tokens
+from core.models import SecurityEvent
 from idp.tests.conftest import (  # noqa: F401
     browser, form_post, get_code, make_pkce, mobile_client, service_client, user,
 )
@@ -286,7 +286,7 @@ def test_failed_integrity_verdict_is_denied(pixel: HealthApp, android_app: Regis
 
 def test_integrity_level_rule_fires_on_basic_only_device(pixel: HealthApp, android_app: RegisteredApp,
                                                        mobile_client: Any) -> None:
-    from attestation.health_models import HealthPolicy, HealthRule
+    from device_health.models import HealthPolicy, HealthRule
 
     android_app.min_integrity_level = "basic"
     android_app.save()
@@ -314,7 +314,7 @@ def test_unrecognised_app_is_denied(pixel: HealthApp, android_app: RegisteredApp
 # ------------------------------------------------------------------ shared signals
 
 def test_compliance_change_is_a_shared_signal_for_registered_receivers(pixel: HealthApp) -> None:
-    from idp.ssf.models import CaepEvent, SetDelivery, SsfReceiver
+    from shared_signals.models import CaepEvent, SetDelivery, SsfReceiver
 
     SsfReceiver.objects.create(name="RP", audience="https://rp.example.com/caep", endpoint_url="https://rp.example.com/ssf")
     assert pixel.login({"screen_captured": True}).status_code == 200
@@ -327,7 +327,7 @@ def test_compliance_change_is_a_shared_signal_for_registered_receivers(pixel: He
 
 
 def test_no_receivers_no_signal_but_still_a_security_event(pixel: HealthApp) -> None:
-    from idp.ssf.models import SetDelivery
+    from shared_signals.models import SetDelivery
 
     assert pixel.login({"screen_captured": True}).status_code == 200
     assert SetDelivery.objects.count() == 0
@@ -393,8 +393,8 @@ def test_introspection_shows_only_the_narrowed_scopes(pixel: HealthApp, service_
 def test_denied_device_tokens_are_refused_at_userinfo_and_inactive_at_introspection(
     iphone: HealthApp, mobile_client: Any, service_client: Any
 ) -> None:
-    from attestation.health import tasks
-    from attestation.health_models import HealthPolicy, HealthRule
+    from device_health import tasks
+    from device_health.models import HealthPolicy, HealthRule
     from idp.tests.test_token import basic
 
     token = iphone.login({"os_version": "18.1", "debugger_attached": True}).json()["access_token"]
@@ -416,7 +416,7 @@ def test_token_of_a_device_restricted_since_is_refused_at_userinfo(iphone: Healt
 
 
 def test_reduced_token_without_openid_is_refused_at_userinfo(iphone: HealthApp, mobile_client: Any) -> None:
-    from attestation.health_models import HealthPolicy, HealthRule
+    from device_health.models import HealthPolicy, HealthRule
 
     policy = HealthPolicy.objects.create(client=mobile_client.client)
     HealthRule.objects.create(policy=policy, name="capture-api-only", condition="screen_captured", outcome="reduce",
@@ -431,7 +431,7 @@ def test_reduced_token_without_openid_is_refused_at_userinfo(iphone: HealthApp, 
 # ------------------------------------------------------------------ step-up
 
 def test_step_up_rule_passes_a_fresh_login_and_refuses_the_refresh(iphone: HealthApp, mobile_client: Any) -> None:
-    from attestation.health_models import HealthPolicy, HealthRule
+    from device_health.models import HealthPolicy, HealthRule
 
     policy = HealthPolicy.objects.create(client=mobile_client.client)
     HealthRule.objects.create(policy=policy, name="debugger-step-up", condition="debugger_attached", outcome="step_up",
@@ -452,7 +452,7 @@ def test_step_up_rule_passes_a_fresh_login_and_refuses_the_refresh(iphone: Healt
 ])
 def test_play_integrity_environment_rules(pixel: HealthApp, google: g.GoogleStandIn, mobile_client: Any,
                                           section: str, value: Any, condition: str, parameter: str) -> None:
-    from attestation.health_models import HealthPolicy, HealthRule
+    from device_health.models import HealthPolicy, HealthRule
 
     class RiskyAndroid(AndroidDevice):
         def verdict(self, binding: RequestBinding, **kw: Any) -> dict[str, Any]:
@@ -476,8 +476,8 @@ def test_policy_query_budget_on_an_unchanged_refresh(iphone: HealthApp, mobile_c
                                                      django_assert_num_queries: Any) -> None:
     """What device health adds to an unchanged refresh: nothing, once the client's rules are
     cached and the snapshot comes with the session's device (issue 8)."""
-    from attestation.health.policy import token_policy
-    from idp.oauth.policy import TokenContext
+    from device_health.policy import token_policy
+    from core.policy import TokenContext
 
     assert iphone.login({"os_version": "18.1"}).status_code == 200
     assert iphone.refresh({"os_version": "18.1"}).status_code == 200  # rules cached after the first key's creation

@@ -28,11 +28,11 @@ from django.utils import timezone
 from accounts import authstate
 from accounts.acr import ACR_MFA, ACR_ORDER, acr_satisfies
 from accounts.flows import browser_sessions
-from sessions.risk.stepup import acr_demanded_for
-from sessions.risk.stepup import open_since as step_up_open_since
+from risk.stepup import acr_demanded_for
+from risk.stepup import open_since as step_up_open_since
 
-from ..app_settings import app_settings
-from ..events import record
+from core.app_settings import app_settings
+from core.events import record
 from ..models import Consent
 from ..oauth.server import VigilOAuth2Request, get_server
 from ..scopes import describe_scopes
@@ -113,7 +113,7 @@ def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAu
 
 def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
     """The weakest level that satisfies every demand: the request's, the client's, the user's,
-    and a risk step-up's (``sessions.risk.stepup``)."""
+    and a risk step-up's (``risk.stepup``)."""
     demands = list(requested)
     if client.require_mfa or app_settings.REQUIRE_MFA or getattr(user, "require_mfa", False):
         demands.append(ACR_MFA)

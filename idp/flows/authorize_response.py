@@ -22,7 +22,7 @@ from authlib.common.urls import add_params_to_uri
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-from ..app_settings import app_settings
+from core.app_settings import app_settings
 from .authorize_params import ResponseMode
 
 Params = list[tuple[str, str]]

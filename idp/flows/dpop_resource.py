@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, single_proof_from_headers, verify_proof
 
-from ..app_settings import app_settings
+from core.app_settings import app_settings
 
 
 def check_dpop_binding(request: HttpRequest, scheme: str, token: str, claims: dict[str, Any]) -> None:

@@ -20,9 +20,9 @@ from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
 from sessions.models import DeviceSession
 
-from .. import jwt_tokens
-from ..events import record
-from ..models import Client
+from core import jwt_tokens
+from core.events import record
+from clients.models import Client
 
 
 @dataclass

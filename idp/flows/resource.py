@@ -12,8 +12,8 @@ from django.utils import timezone
 from accounts.acr import ACR_MFA
 from sessions.models import AccessToken, SessionStatus
 
-from .. import jwt_tokens
-from ..events import record
+from core import jwt_tokens
+from core.events import record
 
 
 @dataclass
@@ -69,7 +69,7 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
         from .dpop_resource import check_dpop_binding
 
         check_dpop_binding(request, scheme, token, claims)
-    from ..oauth.policy import ResourceContext, apply_resource_policies
+    from core.policy import ResourceContext, apply_resource_policies
 
     apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
     if required_scope and required_scope not in str(claims.get("scope", "")).split():

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import idp.ssf.models
+import shared_signals.models
 from django.db import migrations, models
 
 
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=200)),
                 ('audience', models.CharField(help_text="The SETs' ``aud`` claim: identifies this receiver.", max_length=255)),
                 ('endpoint_url', models.URLField(help_text='Where SETs are POSTed (application/secevent+jwt).', max_length=500)),
-                ('events_requested', models.JSONField(default=idp.ssf.models._all_events, help_text='CAEP event type URIs this receiver wants.', validators=[idp.ssf.models._validate_event_types])),
+                ('events_requested', models.JSONField(default=shared_signals.models._all_events, help_text='CAEP event type URIs this receiver wants.', validators=[shared_signals.models._validate_event_types])),
                 ('authorization_header_encrypted', models.TextField(blank=True, help_text='Authorization header value sent with every push (encrypted at rest).')),
                 ('enabled', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
@@ -34,14 +34,14 @@ class Migration(migrations.Migration):
             name='SsfTransmitter',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.CharField(default=idp.ssf.models._generate_slug, help_text='Public id in the push URL /ssf/receive/<slug>.', max_length=40, unique=True)),
+                ('slug', models.CharField(default=shared_signals.models._generate_slug, help_text='Public id in the push URL /ssf/receive/<slug>.', max_length=40, unique=True)),
                 ('name', models.CharField(max_length=200)),
                 ('issuer', models.CharField(help_text='Expected ``iss`` of its SETs.', max_length=255)),
                 ('jwks_uri', models.URLField(blank=True, help_text='Fetched with a short cache.', max_length=500)),
                 ('jwks', models.JSONField(blank=True, default=dict, help_text='Static JWKS (used instead of jwks_uri).')),
                 ('audience', models.CharField(help_text='The ``aud`` its SETs must carry for us.', max_length=255)),
-                ('allowed_algs', models.JSONField(default=idp.ssf.models.default_algs, help_text='Accepted JWS algorithms (never none/HS*).')),
-                ('policy', models.JSONField(default=idp.ssf.models.default_policy, help_text='Event type URI -> action.')),
+                ('allowed_algs', models.JSONField(default=shared_signals.models.default_algs, help_text='Accepted JWS algorithms (never none/HS*).')),
+                ('policy', models.JSONField(default=shared_signals.models.default_policy, help_text='Event type URI -> action.')),
                 ('trust_email', models.BooleanField(default=False, help_text='Accept ``email`` subjects (verified emails only).')),
                 ('authorization_header_hash', models.CharField(blank=True, help_text='Keyed hash of the Authorization header it must send (optional).', max_length=64)),
                 ('enabled', models.BooleanField(default=True)),

@@ -3,7 +3,7 @@
 clients default to RS256. Existing rows keep their single method (no additional ones) and
 their signing algorithm: AlterField changes only the default for new rows."""
 
-import idp.models
+import clients.models
 from django.db import migrations, models
 
 
@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='client',
             name='signing_alg',
-            field=models.CharField(choices=[('ES256', 'ES256'), ('RS256', 'RS256'), ('EdDSA', 'EdDSA')], default=idp.models.default_signing_alg, help_text="JWS algorithm of this client's ID and access tokens.", max_length=10),
+            field=models.CharField(choices=[('ES256', 'ES256'), ('RS256', 'RS256'), ('EdDSA', 'EdDSA')], default=clients.models.default_signing_alg, help_text="JWS algorithm of this client's ID and access tokens.", max_length=10),
         ),
         migrations.AlterField(
             model_name='client',

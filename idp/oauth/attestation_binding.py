@@ -20,7 +20,7 @@ from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE
 from sessions.flows import device_binding, revocation
 from sessions.models import DeviceSession
 
-from ..events import record
+from core.events import record
 from .errors import InvalidClientAttestationError, UseAttestationChallengeError
 
 FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from .. import jwt_tokens
-from ..app_settings import app_settings
+from core import jwt_tokens
+from core.app_settings import app_settings
 
 SCOPE_CLAIMS = {
     "profile": ["name", "given_name", "family_name", "preferred_username", "updated_at"],

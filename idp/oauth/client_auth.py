@@ -28,10 +28,10 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .. import config_cache
-from ..app_settings import app_settings
-from ..http_basic import MalformedBasic, parse_basic
-from ..models import AuthMethod, Client, ClientEndpoint
+from core import config_cache
+from core.app_settings import app_settings
+from core.http_basic import MalformedBasic, parse_basic
+from clients.models import AuthMethod, Client, ClientEndpoint
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["ES256", "RS256", "PS256", "EdDSA"]
@@ -226,7 +226,7 @@ class PrivateKeyJWT:
 
 def client_keys(client: Client) -> KeySet:
     """The client's registered JWKS, parsed once per process while no client changed
-    (``idp.config_cache``, the same generation as the client's own copy)."""
+    (``core.config_cache``, the same generation as the client's own copy)."""
     return config_cache.cached(("client-jwks", client.pk), lambda: KeySet.import_key_set(client.jwks or {"keys": []}))
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
 
-from ..app_settings import app_settings
-from ..events import record
+from core.app_settings import app_settings
+from core.events import record
 from .errors import InvalidDPoPProofError, UseDPoPNonceError
 
 

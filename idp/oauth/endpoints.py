@@ -22,8 +22,8 @@ from sessions.flows import tokens as token_flows
 from sessions.flows.revocation import Reason
 from sessions.models import AccessToken, RefreshToken
 
-from .. import jwt_tokens
-from ..events import record
+from core import jwt_tokens
+from core.events import record
 
 CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 

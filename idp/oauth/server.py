@@ -14,10 +14,10 @@ from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
 from django.http import HttpRequest, HttpResponse
 
-from .. import config_cache
-from ..app_settings import app_settings
-from ..events import record
-from ..models import Client
+from core import config_cache
+from core.app_settings import app_settings
+from core.events import record
+from clients.models import Client
 from .client_auth import ClientAuthenticator
 
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]

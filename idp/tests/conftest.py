@@ -14,7 +14,7 @@ import pytest
 from django.test import Client as BrowserClient
 from django.urls import reverse
 
-from idp.flows.clients import RegisteredClient, register_client
+from clients.flows.registration import RegisteredClient, register_client
 
 PASSWORD = "correct horse battery staple"
 MOBILE_REDIRECT = "com.example.app:/oauth2redirect"

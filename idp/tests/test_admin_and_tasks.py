@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from idp import keys
-from idp.models import KeyStatus, SigningKey
+from core import keys
+from core.models import KeyStatus, SigningKey
 from idp.tasks import purge_expired, rotate_keys_if_due
 from sessions.models import AccessToken, DeviceSession, SessionStatus
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize(
     "name",
-    ["idp_client", "idp_signingkey", "idp_authorizationcode", "idp_consent", "idp_securityevent",
+    ["clients_client", "core_signingkey", "device_sessions_authorizationcode", "idp_consent", "core_securityevent",
      "device_sessions_devicesession", "device_sessions_accesstoken"],
 )
 def test_admin_changelists_render(admin_client, tokens, name):
@@ -37,10 +37,10 @@ def test_admin_revokes_session(admin_client, tokens):
 
 
 def test_security_events_are_read_only(admin_client, tokens):
-    from idp.models import SecurityEvent
+    from core.models import SecurityEvent
 
     event = SecurityEvent.objects.first()
-    assert admin_client.post(reverse("admin:idp_securityevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    assert admin_client.post(reverse("admin:core_securityevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
     with pytest.raises(ValueError):
         event.save()
 
@@ -68,8 +68,8 @@ def test_security_event_log_line_only_after_commit(caplog, django_capture_on_com
 
     from django.db import transaction
 
-    from idp.events import record
-    from idp.logging import JsonLineFormatter
+    from core.events import record
+    from core.logging import JsonLineFormatter
 
     caplog.set_level("INFO", logger="vigil.security")
     with django_capture_on_commit_callbacks(execute=True):
@@ -88,8 +88,8 @@ def test_security_event_log_line_only_after_commit(caplog, django_capture_on_com
 def test_beat_keeps_admin_edits_of_code_schedules():
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    from idp.celery import app
-    from idp.celery_beat import DatabaseScheduler
+    from vigil.celery import app
+    from vigil.celery_beat import DatabaseScheduler
 
     scheduler = DatabaseScheduler(app=app, lazy=True)
     scheduler.update_from_dict({"rotate-signing-keys": {"task": "idp.rotate_keys_if_due", "schedule": 3600.0}})

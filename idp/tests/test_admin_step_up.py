@@ -17,9 +17,9 @@ from django.utils import timezone
 from accounts.acr import ACR_MFA
 from accounts.models import SealedTOTPDevice
 from accounts.testing import sign_in_with_second_factor, totp_code
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus
-from sessions.risk_models import StepUpDemand
+from risk.models import StepUpDemand
 
 from .conftest import PASSWORD, authorize_params, exchange, form_post, make_pkce, query_of
 

@@ -7,7 +7,9 @@ from urllib.parse import urlencode
 import pytest
 from django.urls import reverse
 
-from idp.models import AuthorizationCode, Consent, SecurityEvent
+from sessions.models import AuthorizationCode
+from idp.models import Consent
+from core.models import SecurityEvent
 
 from .conftest import MOBILE_REDIRECT, authorize_params, get_code, query_of
 

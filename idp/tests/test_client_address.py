@@ -1,4 +1,4 @@
-"""The client address behind trusted proxies (idp/client_address.py, docs/operations.md "Proxies")."""
+"""The client address behind trusted proxies (core/client_address.py, docs/operations.md "Proxies")."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from django.core.checks import run_checks
 from django.test import RequestFactory
 
-from idp.client_address import parse_address, resolve
-from idp.events import client_ip
+from core.client_address import parse_address, resolve
+from core.events import client_ip
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = "10.0.0.5"
@@ -108,7 +108,7 @@ def _settings_in_subprocess(env: dict[str, str], code: str) -> subprocess.Comple
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_TRUST")}
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); from django.conf import settings; {code}"],
-        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "idp.settings", **env},
+        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "vigil.settings", **env},
         capture_output=True, text=True, timeout=60,
     )
 
@@ -117,7 +117,7 @@ def test_trusted_proxies_are_read_from_the_environment() -> None:
     """Reproduction (issue 12): the old trust switch was never read from the environment."""
     result = _settings_in_subprocess(
         {"VIGIL_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8", "VIGIL_TRUSTED_PROXY_HOPS": "0"},
-        "from django.test import RequestFactory; from idp.events import client_ip; "
+        "from django.test import RequestFactory; from core.events import client_ip; "
         "print(client_ip(RequestFactory().get('/', REMOTE_ADDR='10.2.3.4', HTTP_X_FORWARDED_FOR='31.39.1.1')))",
     )
     assert result.returncode == 0, result.stderr

@@ -16,9 +16,10 @@ from django.urls import reverse
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey
 
-from idp import keys
-from idp.flows.clients import ClientRegistrationError, register_client
-from idp.models import Client, SecurityEvent
+from core import keys
+from clients.flows.registration import ClientRegistrationError, register_client
+from clients.models import Client
+from core.models import SecurityEvent
 from sessions.models import AccessToken, DeviceSession, SessionStatus
 
 from .conftest import form_post
@@ -277,7 +278,7 @@ def test_unknown_client_is_generic(db):
 def test_client_with_private_key_jwt_and_a_secret_uses_either():
     client, key = jwt_client("private_key_jwt", "client_secret_basic")
     assert client.auth_methods() == ["private_key_jwt", "client_secret_basic"] and client.secret_hash
-    from idp.flows.clients import rotate_secret
+    from clients.flows.registration import rotate_secret
 
     secret = rotate_secret(client)
     by_secret = form_post(HttpClient(), reverse("token"), ENDPOINTS["token"], HTTP_AUTHORIZATION=basic(client.client_id, secret))
@@ -416,7 +417,7 @@ def test_every_advertised_auth_method_works_at_its_endpoint(field, name, mobile_
 @pytest.mark.parametrize("header", [" ", "\t", "  \t "])
 def test_a_blank_authorization_header_is_no_basic_scheme(header: str) -> None:
     """Found by the fuzzer: a header of only whitespace was an IndexError (a 500)."""
-    from idp.http_basic import is_basic
+    from core.http_basic import is_basic
 
     assert is_basic(header) is False
     response = HttpClient(raise_request_exception=False).post(

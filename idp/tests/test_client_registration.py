@@ -16,8 +16,9 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from joserfc import jws
 
-from idp.flows.clients import ClientRegistrationError, register_client
-from idp.models import AuthorizationCode, Client
+from clients.flows.registration import ClientRegistrationError, register_client
+from sessions.models import AuthorizationCode
+from clients.models import Client
 
 from .conftest import SERVICE_REDIRECT, exchange, make_pkce, query_of, service_code
 from .test_token import basic
@@ -109,9 +110,9 @@ def admin_form(client: Client, **changes: Any) -> dict[str, Any]:
 
 def test_admin_lists_and_edits_auth_methods(staff, service_client):
     client = service_client.client
-    listing = staff.get(reverse("admin:idp_client_changelist"))
+    listing = staff.get(reverse("admin:clients_client_changelist"))
     assert listing.status_code == 200 and b"client_secret_basic, client_secret_post" in listing.content
-    url = reverse("admin:idp_client_change", args=[client.pk])
+    url = reverse("admin:clients_client_change", args=[client.pk])
     page = staff.get(url)
     assert page.status_code == 200 and b'name="auth_methods"' in page.content
     response = staff.post(url, admin_form(client, auth_methods=["client_secret_post"]))
@@ -131,7 +132,7 @@ def test_admin_lists_and_edits_auth_methods(staff, service_client):
 )
 def test_admin_refuses_bad_client_configurations(staff, service_client, changes, field_error):
     client = service_client.client
-    response = staff.post(reverse("admin:idp_client_change", args=[client.pk]), admin_form(client, **changes))
+    response = staff.post(reverse("admin:clients_client_change", args=[client.pk]), admin_form(client, **changes))
     assert response.status_code == 200 and field_error in response.content.decode()
     client.refresh_from_db()
     assert client.auth_methods() == ["client_secret_basic", "client_secret_post"] and client.require_pkce
@@ -175,7 +176,7 @@ def test_confidential_oidc_client_without_pkce_uses_nonce(browser, nonce_client,
 
     response = form_post(HttpClient(), reverse("token"), data, HTTP_AUTHORIZATION=basic(client_id, secret))
     assert response.status_code == 200, response.content
-    from idp import jwt_tokens
+    from core import jwt_tokens
 
     claims = jwt_tokens.verify(response.json()["id_token"], typ=None)
     assert claims["nonce"] == "n-0123456789"

@@ -1,4 +1,4 @@
-"""The per-process configuration copies (idp/config_cache.py): served only while the shared
+"""The per-process configuration copies (core/config_cache.py): served only while the shared
 generation is unchanged, so a change made anywhere reaches every worker on its next request."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from django.core.signals import request_finished, request_started
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from idp import config_cache, keys
-from idp.models import Client
+from core import config_cache, keys
+from clients.models import Client
 
 from .conftest import form_post
 

@@ -22,8 +22,8 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from accounts.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT
 from accounts.tests.conftest import code_for, confirmed_totp
-from idp import jwt_tokens, keys
-from idp.flows.clients import register_client
+from core import jwt_tokens, keys
+from clients.flows.registration import register_client
 from sessions.dpop.client import create_proof
 
 from .conftest import MOBILE_REDIRECT, PASSWORD, authorize_params, exchange, form_post, get_code, query_of

@@ -9,7 +9,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from joserfc.jwk import ECKey
 
-from idp import jwt_tokens
+from core import jwt_tokens
 from sessions.dpop import thumbprint
 from sessions.dpop.client import create_proof
 from sessions.models import DeviceSession

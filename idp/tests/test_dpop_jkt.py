@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from joserfc.jwk import ECKey
 
-from idp import jwt_tokens
-from idp.models import AuthorizationCode, SecurityEvent
+from core import jwt_tokens
+from sessions.models import AuthorizationCode
+from core.models import SecurityEvent
 from sessions.dpop import thumbprint
 from sessions.dpop.client import create_proof
 from sessions.models import DeviceSession

@@ -1,4 +1,4 @@
-"""Security events of one token request are written together (idp/events.py ``batched``),
+"""Security events of one token request are written together (core/events.py ``batched``),
 without losing one: not on an error, not the refusals, and never one a rollback undid."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from idp.events import atomic_with_events, batched, record
-from idp.models import SecurityEvent
+from core.events import atomic_with_events, batched, record
+from core.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +67,7 @@ def test_a_token_request_writes_its_events_in_one_insert(tokens: Any, mobile_cli
     from django.test import Client as HttpClient
     from django.urls import reverse
 
-    from idp import keys
+    from core import keys
 
     from .conftest import form_post
 
@@ -129,4 +129,4 @@ def test_a_batch_that_cannot_be_written_does_not_fail_the_request(caplog: Any) -
     assert SecurityEvent.objects.count() == 0
     [line] = [r for r in caplog.records if r.name == "vigil.security" and r.levelno == logging.INFO]
     assert line.event["reason"] == "reuse" and line.event["id"] is None
-    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name == "idp.events")
+    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name == "core.events")

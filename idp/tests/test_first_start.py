@@ -23,8 +23,9 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from idp import jwt_tokens, keys
-from idp.models import Client, KeyStatus, SigningKey
+from core import jwt_tokens, keys
+from clients.models import Client
+from core.models import KeyStatus, SigningKey
 from tests.concurrency import run_concurrently
 
 CLIENT_ALGS = ["ES256", "RS256", "EdDSA"]

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from django.test import Client as HttpClient
 
-from idp.http_methods import INTERRUPTED, TOO_LARGE
+from core.http_methods import INTERRUPTED, TOO_LARGE
 
 pytestmark = pytest.mark.django_db
 

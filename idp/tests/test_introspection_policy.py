@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client as HttpClient
 
-from idp.flows.clients import register_client
-from idp.models import SecurityEvent
+from clients.flows.registration import register_client
+from core.models import SecurityEvent
 
 from .conftest import exchange, get_code
 from .test_introspection_revocation_userinfo import introspect

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus
 
 from .conftest import form_post

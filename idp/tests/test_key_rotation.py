@@ -13,8 +13,8 @@ import jwt
 import pytest
 from django.core.management import call_command
 
-from idp import jwt_tokens, keys
-from idp.models import KeyStatus, SecurityEvent, SigningKey
+from core import jwt_tokens, keys
+from core.models import KeyStatus, SecurityEvent, SigningKey
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.urls import reverse
 from joserfc.jwk import ECKey
 
 from accounts.models import BrowserSession
-from idp import jwt_tokens, keys
-from idp.models import KeyStatus, SigningKey
+from core import jwt_tokens, keys
+from core.models import KeyStatus, SigningKey
 from sessions.models import DeviceSession, SessionStatus
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +77,7 @@ def test_private_keys_are_encrypted_at_rest():
     keys.ensure_keys()
     stored = SigningKey.objects.get(alg="ES256")
     assert '"d"' not in stored.private_key_encrypted
-    private = json.loads(__import__("idp.crypto", fromlist=["decrypt"]).decrypt(stored.private_key_encrypted))
+    private = json.loads(__import__("core.crypto", fromlist=["decrypt"]).decrypt(stored.private_key_encrypted))
     assert ECKey.import_key(private).thumbprint() == stored.kid
 
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from attestation.models import Platform, RegisteredApp
-from idp.models import Client
+from clients.models import Client
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """Outages answer cleanly and lose nothing (issue 12 item 4; docs/operations.md "Outages").
 
-In process, with the failure injected at the storage layer (``idp.outage_testing``): every
+In process, with the failure injected at the storage layer (``core.outage_testing``): every
 endpoint family answers 503 with ``Retry-After``, JSON ``temporarily_unavailable`` for the
 protocol and API endpoints and a readable page for the HTML ones, with DEBUG on and off;
 nothing the failed requests touched changed, and the same requests succeed once the store is
@@ -25,9 +25,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from joserfc.jwk import ECKey
 
-from idp import outage
-from idp.models import SecurityEvent
-from idp.outage_testing import cache_down, database_down
+from core import outage
+from core.models import SecurityEvent
+from core.outage_testing import cache_down, database_down
 from sessions.dpop.client import create_proof
 from sessions.models import DeviceSession, RefreshToken
 

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from idp.outage_testing import database_down
+from core.outage_testing import database_down
 from sessions.models import RefreshToken
 
 from .conftest import exchange, form_post, get_code

@@ -15,8 +15,8 @@ from django.db import utils as db_utils
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from idp import outage
-from idp.cache import SOCKET_TIMEOUT_SECONDS
+from core import outage
+from core.cache import SOCKET_TIMEOUT_SECONDS
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def silent_port() -> Iterator[int]:
 @pytest.mark.django_db
 def test_a_silent_redis_fails_the_request_within_the_socket_timeout(silent_port: int, settings: Any,
                                                                     user: Any) -> None:
-    settings.CACHES = {"default": {"BACKEND": "idp.cache.RedisCache", "LOCATION": f"redis://127.0.0.1:{silent_port}/0"}}
+    settings.CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": f"redis://127.0.0.1:{silent_port}/0"}}
     started = time.monotonic()
     response = HttpClient(raise_request_exception=False).post(reverse("accounts:login"),
                                                               {"username": "alice", "password": "x"})

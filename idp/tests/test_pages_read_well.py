@@ -34,7 +34,7 @@ def test_authorize_error_page_keeps_its_title(client: Any, db: Any) -> None:
 
 @pytest.mark.parametrize("model", ["ssfreceiver", "ssftransmitter"])
 def test_ssf_admin_help_texts_have_no_raw_markup(admin_client: Any, model: str) -> None:
-    page = admin_client.get(reverse(f"admin:idp_{model}_add"))
+    page = admin_client.get(reverse(f"admin:shared_signals_{model}_add"))
     assert page.status_code == 200
     helps = re.findall(r'<div class="help"[^>]*>(.*?)</div>', page.content.decode(), re.S)
     assert helps and not any("``" in h for h in helps)

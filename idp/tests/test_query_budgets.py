@@ -8,7 +8,7 @@ from django.test import Client as HttpClient
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from idp import keys
+from core import keys
 
 from .conftest import exchange, form_post, get_code, make_pkce
 from .test_token import basic

@@ -1,4 +1,4 @@
-"""idp.cache.RedisCache: Django's Redis backend, one redis client per pool instead of one per call."""
+"""core.cache.RedisCache: Django's Redis backend, one redis client per pool instead of one per call."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from idp.cache import RedisCache
+from core.cache import RedisCache
 
 pytestmark = pytest.mark.redis
 

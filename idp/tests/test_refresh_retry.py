@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from idp.crypto import token_hash
-from idp.models import SecurityEvent
+from core.crypto import token_hash
+from core.models import SecurityEvent
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
 
 from .test_token import refresh

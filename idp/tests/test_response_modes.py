@@ -14,8 +14,9 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from idp.flows.clients import register_client
-from idp.models import AuthorizationCode, SecurityEvent
+from clients.flows.registration import register_client
+from sessions.models import AuthorizationCode
+from core.models import SecurityEvent
 
 from .conftest import MOBILE_REDIRECT, authorize_params, exchange, query_of
 

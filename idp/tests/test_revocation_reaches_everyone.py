@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Passkey, SealedTOTPDevice
-from idp.models import SecurityEvent
-from idp.ssf import transmitter
-from idp.ssf.models import CaepEvent, SetDelivery, SsfReceiver
+from core.models import SecurityEvent
+from shared_signals import transmitter
+from shared_signals.models import CaepEvent, SetDelivery, SsfReceiver
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 
 from .conftest import PASSWORD, exchange, form_post, get_code, make_pkce
@@ -140,8 +140,8 @@ def user_deactivated(ctx: dict[str, Any]) -> None:
 
 
 def risk_revokes(ctx: dict[str, Any]) -> None:
-    from sessions.risk import actions
-    from sessions.risk.signals import Signal
+    from risk import actions
+    from risk.signals import Signal
 
     plan = actions.Plan(signals=[Signal("attestation_failures")], actions={"attestation_failures": "revoke"},
                         action="revoke")
@@ -151,7 +151,7 @@ def risk_revokes(ctx: dict[str, Any]) -> None:
 
 
 def device_health_denies(ctx: dict[str, Any]) -> None:
-    from attestation.health import evaluate, tasks
+    from device_health import evaluate, tasks
 
     device, now = _device(ctx["session"]), timezone.now()
     evaluation = evaluate.evaluate(device, {}, now)
@@ -176,8 +176,8 @@ def stale_attestation(ctx: dict[str, Any]) -> None:
 
 
 def shared_signal_received(ctx: dict[str, Any]) -> None:
-    from idp.ssf.models import SsfTransmitter
-    from idp.ssf.testing import LoopbackTransmitter
+    from shared_signals.models import SsfTransmitter
+    from shared_signals.testing import LoopbackTransmitter
 
     with LoopbackTransmitter() as mdm:
         sender = SsfTransmitter(name="MDM", issuer=mdm.issuer, jwks=mdm.jwks, audience="https://vigil.example.com/ssf")
@@ -292,7 +292,7 @@ def test_an_already_revoked_family_announces_nothing_again(family: DeviceSession
 
 def test_listeners_hear_the_announcement_not_the_audit_table(family: DeviceSession, receiver: SsfReceiver) -> None:
     """A ``session.revoked`` row written by anyone else is only a record: nothing is sent."""
-    from idp.events import record
+    from core.events import record
 
     record("session.revoked", session_id=family.sid, reason="forged")
     assert not SetDelivery.objects.exists()

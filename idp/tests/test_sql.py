@@ -1,4 +1,4 @@
-"""idp/sql.py: statements built once must give exactly what the ORM gives."""
+"""core/sql.py: statements built once must give exactly what the ORM gives."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from idp.models import SecurityEvent
-from idp.sql import JoinedQuery, Part, Statement, insert
+from core.models import SecurityEvent
+from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.flows.tokens import find_refresh_token
 from sessions.models import DeviceSession, RefreshToken
 

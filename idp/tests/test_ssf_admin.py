@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from idp.ssf.models import CaepEvent, SsfReceiver, SsfTransmitter
+from shared_signals.models import CaepEvent, SsfReceiver, SsfTransmitter
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def staff(client: Any, django_user_model: Any) -> Any:
 
 @pytest.mark.parametrize("model", ["ssfreceiver", "ssftransmitter", "setdelivery", "receivedset"])
 def test_changelists_load(staff: Any, model: str) -> None:
-    assert staff.get(reverse(f"admin:idp_{model}_changelist")).status_code == 200
+    assert staff.get(reverse(f"admin:shared_signals_{model}_changelist")).status_code == 200
 
 
 # Long enough (and with "." and "!", outside base64url) that it cannot turn up in a Fernet token by chance;
@@ -31,7 +31,7 @@ SECRET = "rp.token!4f0c2d"
 
 
 def test_receiver_form_encrypts_the_authorization_header(staff: Any) -> None:
-    response = staff.post(reverse("admin:idp_ssfreceiver_add"), {
+    response = staff.post(reverse("admin:shared_signals_ssfreceiver_add"), {
         "name": "RP", "audience": "https://rp.example.com", "endpoint_url": "https://rp.example.com/events",
         "events_requested": f'["{CaepEvent.SESSION_REVOKED.value}"]', "authorization_header": f"Bearer {SECRET}",
         "enabled": "on", "created_at_0": "2026-01-01", "created_at_1": "00:00:00",
@@ -40,7 +40,7 @@ def test_receiver_form_encrypts_the_authorization_header(staff: Any) -> None:
     receiver = SsfReceiver.objects.get()
     assert receiver.authorization_header() == f"Bearer {SECRET}"
     assert SECRET not in receiver.authorization_header_encrypted
-    page = staff.get(reverse("admin:idp_ssfreceiver_change", args=[receiver.pk])).content.decode()
+    page = staff.get(reverse("admin:shared_signals_ssfreceiver_change", args=[receiver.pk])).content.decode()
     assert SECRET not in page
 
 

@@ -16,8 +16,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from idp.ssf.models import CaepEvent, SsfTransmitter
-from idp.ssf.testing import LoopbackTransmitter
+from shared_signals.models import CaepEvent, SsfTransmitter
+from shared_signals.testing import LoopbackTransmitter
 from sessions.models import DeviceSession
 
 AUDIENCE = "https://vigil.example.com/ssf"

@@ -15,9 +15,9 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
 from attestation.models import Device, DeviceStatus, RegisteredApp
-from idp.models import SecurityEvent
-from idp.ssf.models import CaepEvent, ReceivedSet, ReceiverAction, SsfTransmitter
-from idp.ssf.testing import LoopbackTransmitter
+from core.models import SecurityEvent
+from shared_signals.models import CaepEvent, ReceivedSet, ReceiverAction, SsfTransmitter
+from shared_signals.testing import LoopbackTransmitter
 from idp.tests.conftest import form_post
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 
@@ -308,7 +308,7 @@ def test_wrong_media_type_and_method(registered: SsfTransmitter, mdm: LoopbackTr
 
 def test_jwks_is_fetched_cached_and_refreshed_on_rotation(mdm: LoopbackTransmitter, session_factory: Any,
                                                           client: HttpClient, settings: Any, db: Any) -> None:
-    import idp.ssf.jwks_cache as jwks_cache
+    import shared_signals.jwks_cache as jwks_cache
 
     transmitter = SsfTransmitter.objects.create(name="RP", issuer=mdm.issuer, jwks_uri=mdm.jwks_uri,
                                                 audience=AUDIENCE)
@@ -354,8 +354,8 @@ def test_a_received_revocation_is_transmitted_onwards_with_its_txn(
     registered: SsfTransmitter, mdm: LoopbackTransmitter, session_factory: Any, client: HttpClient,
     monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any,
 ) -> None:
-    from idp.ssf import transmitter
-    from idp.ssf.models import SetDelivery, SsfReceiver
+    from shared_signals import transmitter
+    from shared_signals.models import SetDelivery, SsfReceiver
 
     monkeypatch.setattr(transmitter, "enqueue", lambda pk: None)
     SsfReceiver.objects.create(name="SIEM", audience="https://siem.example.com", endpoint_url="https://siem.example.com/e")
@@ -371,7 +371,7 @@ def test_a_received_revocation_is_transmitted_onwards_with_its_txn(
 def test_a_failed_action_leaves_the_jti_free_for_the_retry(
     registered: SsfTransmitter, mdm: LoopbackTransmitter, session_factory: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from idp.ssf import actions, receiver
+    from shared_signals import actions, receiver
 
     session_factory("s1")
     token = mdm.sign(mdm.claims(AUDIENCE, REVOKED, opaque("s1")))

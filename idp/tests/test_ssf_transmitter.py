@@ -12,9 +12,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from idp.ssf import delivery, tasks, transmitter
-from idp.ssf.models import CaepEvent, DeliveryStatus, SetDelivery, SsfReceiver
-from idp.ssf.testing import LoopbackReceiver
+from shared_signals import delivery, tasks, transmitter
+from shared_signals.models import CaepEvent, DeliveryStatus, SetDelivery, SsfReceiver
+from shared_signals.testing import LoopbackReceiver
 from idp.tests.conftest import form_post
 from sessions.models import DeviceSession
 
@@ -283,7 +283,7 @@ def test_backoff_grows_exponentially() -> None:
 
 def test_final_failure_is_marked_failed_and_recorded(session: DeviceSession, receiver_factory: Any,
                                                      queued: list[int]) -> None:
-    from idp.models import SecurityEvent
+    from core.models import SecurityEvent
 
     with LoopbackReceiver(statuses=[500]) as rp:
         receiver_factory(rp.endpoint)
@@ -343,7 +343,7 @@ def test_sweep_is_in_beat() -> None:
 
 
 def test_purge_keeps_what_still_matters(session: DeviceSession, receiver_factory: Any, queued: list[int]) -> None:
-    from idp.ssf.models import ReceivedSet, SsfTransmitter
+    from shared_signals.models import ReceivedSet, SsfTransmitter
 
     receiver_factory()
     now = timezone.now()

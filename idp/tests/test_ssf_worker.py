@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from idp import keys
-from idp.ssf import transmitter
-from idp.ssf.models import DeliveryStatus, SetDelivery, SsfReceiver
-from idp.ssf.testing import LoopbackReceiver
+from core import keys
+from shared_signals import transmitter
+from shared_signals.models import DeliveryStatus, SetDelivery, SsfReceiver
+from shared_signals.testing import LoopbackReceiver
 from idp.tests.test_ssf_transmitter import jwks_verifier
 from tests.celery_support import celery_worker
 from sessions.flows.tokens import revoke_session
@@ -36,7 +36,7 @@ def test_worker_retries_and_delivers_once(worker: Any, live_server: Any, user: A
     keys.ensure_keys()
     monkeypatch.setattr(
         transmitter, "enqueue",
-        lambda pk: worker.send_task("idp.ssf.deliver_security_event", args=[pk], queue=QUEUE),
+        lambda pk: worker.send_task("shared_signals.deliver_security_event", args=[pk], queue=QUEUE),
     )
     session = DeviceSession.objects.create(sid="worker-sid", user=user, client=mobile_client.client,
                                            auth_time=timezone.now(), amr=["pwd"])
@@ -80,7 +80,7 @@ def test_a_locked_delivery_is_skipped_and_other_deliveries_of_the_receiver_go_on
 ) -> None:
     from django.db import transaction
 
-    from idp.ssf import delivery
+    from shared_signals import delivery
 
     keys.ensure_keys()
     monkeypatch.setattr(transmitter, "enqueue", lambda pk: None)

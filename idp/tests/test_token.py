@@ -10,8 +10,8 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from idp import jwt_tokens
-from idp.models import SecurityEvent
+from core import jwt_tokens
+from core.models import SecurityEvent
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 
 from .conftest import exchange, form_post, get_code, make_pkce
@@ -85,7 +85,7 @@ def test_code_reuse_is_refused_and_revokes_first_tokens(browser, mobile_client, 
 
 
 def test_code_of_another_client_is_invalid_grant(browser, mobile_client, pkce, db):
-    from idp.flows.clients import register_client
+    from clients.flows.registration import register_client
 
     other = register_client(name="Other", public=True, redirect_uris=["com.example.other:/cb"]).client
     code, _ = get_code(browser, mobile_client.client.client_id, pkce)
@@ -203,7 +203,7 @@ def test_private_key_jwt_client_authentication(db):
     from joserfc import jwt as jose_jwt
     from joserfc.jwk import ECKey
 
-    from idp.flows.clients import register_client
+    from clients.flows.registration import register_client
 
     key = ECKey.generate_key("P-256", private=True)
     public = key.as_dict(private=False) | {"kid": "k1", "use": "sig", "alg": "ES256"}
@@ -244,7 +244,7 @@ def test_token_endpoint_rejects_get_and_json():
 def test_per_client_signing_algorithm(browser, mobile_client, pkce, alg):
     import jwt as pyjwt
 
-    from idp import keys
+    from core import keys
 
     mobile_client.client.signing_alg = alg
     mobile_client.client.save()

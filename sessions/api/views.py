@@ -3,7 +3,7 @@
 Authenticated by client credentials (RFC 6749 §2.3: ``client_secret_basic``,
 ``client_secret_post`` or ``private_key_jwt`` per RFC 7523 §2.2) through the one Authlib
 server; only confidential clients whose risk policy accepts usage reports. Errors are
-``{"error", "error_description"}`` bodies (``idp.api_errors``).
+``{"error", "error_description"}`` bodies (``core.api_errors``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from idp.api_errors import ApiError, ApiErrorSerializer
-from idp.events import record
+from core.api_errors import ApiError, ApiErrorSerializer
+from core.events import record
 from idp.oauth.server import get_server
 
-from ..risk.usage import UsageError, report_usage
+from risk.usage import UsageError, report_usage
 from .serializers import UsageAcceptedSerializer, UsageReportSerializer
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]

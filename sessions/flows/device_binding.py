@@ -17,8 +17,8 @@ from typing import Any
 
 from django.core.cache import cache
 
-from idp import config_cache
-from idp.counters import incr_in_window
+from core import config_cache
+from core.counters import incr_in_window
 from django.http import HttpRequest
 
 from attestation.android.digests import normalise_digest

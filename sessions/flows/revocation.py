@@ -12,7 +12,7 @@ the change with a named signal, inside the same transaction:
   ``friendly_name``, ``now``).
 
 Listeners subscribe to the announcement, never to the audit table: the Shared Signals
-transmitter (``idp.ssf.signals``) turns them into CAEP 1.0 session-revoked (§3.1) and
+transmitter (``shared_signals.signals``) turns them into CAEP 1.0 session-revoked (§3.1) and
 credential-change (§3.3) SETs, whose delivery rows commit or roll back with the change.
 """
 
@@ -28,7 +28,7 @@ from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
-from idp.events import record
+from core.events import record
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
 

@@ -4,7 +4,7 @@ The token endpoint's grants call these; they own the transactions. A refresh tok
 rotated under a row lock; presenting one that was already rotated is reuse and revokes
 the family (RFC 9700 §4.14.2), except a retry: inside the grace window, while its successor
 is unused, the immediate predecessor gets that same successor again (a response lost on a
-mobile network). A token's successor is derived from it (``idp.crypto.successor_token``), so
+mobile network). A token's successor is derived from it (``core.crypto.successor_token``), so
 a family never holds more than one live refresh token, however often it is retried.
 A family ends by the one path, ``revocation.revoke_session`` (also importable from here).
 """
@@ -18,11 +18,12 @@ from typing import Any
 
 from django.db import transaction
 
-from idp import config_cache, jwt_tokens
-from idp.app_settings import app_settings as idp_settings
-from idp.crypto import generate_token, successor_candidates, successor_token, token_hash
-from idp.models import AuthorizationCode, Client
-from idp.sql import JoinedQuery, Part, Statement, insert
+from core import config_cache, jwt_tokens
+from core.app_settings import app_settings as idp_settings
+from core.crypto import generate_token, successor_candidates, successor_token, token_hash
+from sessions.models import AuthorizationCode
+from clients.models import Client
+from core.sql import JoinedQuery, Part, Statement, insert
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
 from .revocation import Reason, revoke_session
@@ -115,7 +116,7 @@ def issue_refresh_token(session: DeviceSession, scope: str, now: datetime, *, ra
 
 def place_of(ip: str | None) -> str:
     """"City, CC" of an address from the offline GeoIP database; empty when unknown or private."""
-    from ..risk.geo import locate
+    from risk.geo import locate
 
     where = locate(ip)
     if where is None:
@@ -153,9 +154,10 @@ def start_session(
 def _refresh_token_parts() -> list[Part]:
     from django.contrib.auth import get_user_model
 
-    from attestation.models import Device, DeviceHealth
+    from attestation.models import Device
+    from device_health.models import DeviceHealth
 
-    from ..models import DeviceRiskState
+    from risk.models import DeviceRiskState
 
     return [
         Part(RefreshToken, "t"),

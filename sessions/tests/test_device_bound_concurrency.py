@@ -11,7 +11,7 @@ from attestation.binding import RequestBinding, grant_hash
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from idp.crypto import token_hash
+from core.crypto import token_hash
 from idp.tests.conftest import form_post
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from tests.concurrency import run_concurrently

@@ -16,10 +16,10 @@ from joserfc.jwk import ECKey
 
 from attestation.binding import RequestBinding, grant_hash
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
-from attestation.simulator.android import AndroidDevice
-from attestation.simulator.ios import IOSDevice
+from simulator.android import AndroidDevice
+from simulator.ios import IOSDevice
 from attestation.testing import google_pki as g
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from idp.tests.conftest import authorize_params, form_post, get_code  # noqa: F401
 from idp.tests.conftest import make_pkce
 from sessions.dpop import thumbprint
@@ -220,7 +220,7 @@ def test_a_good_refresh_after_failures_still_signals_the_streak(iphone: App, set
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from sessions.models import RiskPolicy
+    from risk.models import RiskPolicy
 
     settings.SESSIONS_ATTESTATION_MAX_FAILURES = 5
     settings.SESSIONS_RISK_ATTESTATION_STREAK = 2
@@ -399,7 +399,7 @@ def _refresh_statements(app: App) -> list[str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from idp import keys
+    from core import keys
 
     keys.ensure_keys()
     app.login()

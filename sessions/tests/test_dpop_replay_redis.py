@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis
-from idp.cache import RedisCache  # the backend production settings use
+from core.cache import RedisCache  # the backend production settings use
 
 from sessions.dpop import DPoPError, Reason, thumbprint, verify_proof
 from sessions.dpop.replay import remember_jti, replay_key
@@ -54,7 +54,7 @@ def test_entry_lives_exactly_its_timeout(prefix: str) -> None:
 def test_verify_proof_uses_the_configured_shared_cache(settings: Any, prefix: str, make_proof: Callable[..., str]) -> None:
     settings.CACHES = {
         **settings.CACHES,
-        "dpop": {"BACKEND": "idp.cache.RedisCache", "LOCATION": os.environ["REDIS_URL"], "KEY_PREFIX": prefix},
+        "dpop": {"BACKEND": "core.cache.RedisCache", "LOCATION": os.environ["REDIS_URL"], "KEY_PREFIX": prefix},
     }
     settings.SESSIONS_DPOP_REPLAY_CACHE = "dpop"
     proof = make_proof(jti="via-settings")

@@ -19,10 +19,10 @@ from django.test import Client as HttpClient
 
 from attestation.flows.challenges import issue_challenge
 from attestation.models import RegisteredApp
-from attestation.simulator.ios import IOSDevice
-from idp.app_settings import app_settings
-from idp.crypto import token_hash
-from idp.models import SecurityEvent
+from simulator.ios import IOSDevice
+from core.app_settings import app_settings
+from core.crypto import token_hash
+from core.models import SecurityEvent
 from idp.tests.conftest import exchange, get_code, make_pkce
 from idp.tests.test_token import refresh
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
@@ -97,7 +97,7 @@ def plain_family(browser: Any, client_id: str) -> PlainApp:
 def iphone_family(browser: Any, client_id: str) -> IPhoneApp:
     from joserfc.jwk import ECKey
 
-    from idp.models import Client
+    from clients.models import Client
 
     app = IPhoneApp(browser, client_id, IOSDevice(APP_ID, environment="production"),
                     ECKey.generate_key("P-256", private=True))
@@ -109,7 +109,7 @@ def iphone_family(browser: Any, client_id: str) -> IPhoneApp:
 @pytest.fixture
 def plain_client(db: Any) -> str:
     """A public client without a registered app (the mobile client gets one with ``ios_app``)."""
-    from idp.flows.clients import register_client
+    from clients.flows.registration import register_client
     from idp.tests.conftest import MOBILE_REDIRECT
 
     registered = register_client(name="Plain", public=True, redirect_uris=[MOBILE_REDIRECT], first_party=True)

@@ -16,7 +16,7 @@ import pytest
 import time_machine
 
 from attestation.models import Device, DeviceStatus, Platform
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from sessions import revalidation, tasks
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
 
@@ -208,7 +208,7 @@ def test_suspension_follows_a_successful_refresh(
 ) -> None:
     """The refresh task is not changed: a ``task_success`` handler chains the suspension."""
     from attestation import tasks as attestation_tasks
-    from idp.celery import app
+    from vigil.celery import app
 
     listed = make_device(world["app"], attested_at=T0, serials=["c35747a084470c3135aeefe2b8d40cd6"])
     document = json.loads(_status_list(tmp_path).read_text())

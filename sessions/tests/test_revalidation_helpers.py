@@ -16,8 +16,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
-from idp.flows.clients import register_client
-from idp.models import Client
+from clients.flows.registration import register_client
+from clients.models import Client
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
 
 PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection, transaction
 
 from attestation.models import Device
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from sessions import revalidation
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from tests.concurrency import run_concurrently

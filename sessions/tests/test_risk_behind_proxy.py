@@ -1,5 +1,5 @@
 """Risk evaluation behind a TLS proxy: the engine sees the client address the trusted proxy
-forwarded (idp/client_address.py), never the proxy's own or one the client wrote."""
+forwarded (core/client_address.py), never the proxy's own or one the client wrote."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from idp.tests.conftest import get_code
 from sessions.models import DeviceSession, SessionStatus
-from sessions.risk import testing as net
+from risk import testing as net
 from sessions.tests import test_risk_travel
 
 pytestmark = pytest.mark.django_db

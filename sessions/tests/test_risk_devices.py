@@ -11,15 +11,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from attestation.models import Device, Platform, RegisteredApp
-from idp.events import record
-from idp.models import SecurityEvent
-from idp.oauth.policy import TokenContext
+from core.events import record
+from core.models import SecurityEvent
+from core.policy import TokenContext
 from sessions.flows.tokens import issue_access_token
-from sessions.models import DeviceRiskState, DeviceSession, RiskPolicy, SessionStatus
-from sessions.risk import testing as net
-from sessions.risk.errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION, RiskRefusedError
-from sessions.risk.policy import evaluate_token_request
-from sessions.risk.signals import integrity_level
+from risk.models import DeviceRiskState, RiskPolicy
+from sessions.models import DeviceSession, SessionStatus
+from risk import testing as net
+from risk.errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION, RiskRefusedError
+from risk.policy import evaluate_token_request
+from risk.signals import integrity_level
 
 pytestmark = pytest.mark.django_db
 

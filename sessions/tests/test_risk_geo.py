@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.risk import geo
-from sessions.risk import testing as net
-from sessions.risk.travel import distance_km
+from risk import geo
+from risk import testing as net
+from risk.travel import distance_km
 
 
 def test_real_public_addresses_resolve_to_their_cities():

@@ -9,21 +9,15 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from idp.models import SecurityEvent
-from sessions.models import (
-    DeviceSession,
-    RiskAction,
-    RiskPolicy,
-    RiskSignal,
-    SessionStatus,
-    StepUpDemand,
-)
-from sessions.risk import actions, testing as net
-from sessions.risk_models import DEFAULT_ACTIONS
-from sessions.risk.actions import policy_for
-from sessions.risk.errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION
-from sessions.risk.signals import Signal
-from sessions.risk.stepup import acr_demanded_for
+from core.models import SecurityEvent
+from sessions.models import DeviceSession, SessionStatus
+from risk.models import RiskAction, RiskPolicy, RiskSignal, StepUpDemand
+from risk import actions, testing as net
+from risk.models import DEFAULT_ACTIONS
+from risk.actions import policy_for
+from risk.errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION
+from risk.signals import Signal
+from risk.stepup import acr_demanded_for
 
 from .test_risk_travel import T0, sign_in
 
@@ -180,7 +174,7 @@ def _form(policy_client: Any, **changes: str) -> dict[str, str]:
 
 
 def test_admin_edits_a_policy_and_the_next_request_follows_it(clock, admin_client, browser, mobile_client, pkce):
-    response = admin_client.post(reverse("admin:device_sessions_riskpolicy_add"),
+    response = admin_client.post(reverse("admin:risk_riskpolicy_add"),
                                  _form(mobile_client.client, impossible_travel="revoke"))
     assert response.status_code == 302, response.content
     policy = RiskPolicy.objects.get(client=mobile_client.client)
@@ -193,7 +187,7 @@ def test_admin_edits_a_policy_and_the_next_request_follows_it(clock, admin_clien
     clock.shift(timedelta(hours=1))
     assert net.refresh(tokens["refresh_token"], client_id, net.SYDNEY).json()["error_description"] == REVOKED_DESCRIPTION
 
-    changed = admin_client.post(reverse("admin:device_sessions_riskpolicy_change", args=[policy.pk]),
+    changed = admin_client.post(reverse("admin:risk_riskpolicy_change", args=[policy.pk]),
                                 _form(mobile_client.client, impossible_travel="record", accepts_usage_reports="on"))
     assert changed.status_code == 302
     policy.refresh_from_db()
@@ -203,12 +197,12 @@ def test_admin_edits_a_policy_and_the_next_request_follows_it(clock, admin_clien
 @pytest.mark.parametrize("name", ["riskpolicy", "stepupdemand", "userriskprofile", "usagereport", "dailyusage",
                                   "usagebaseline", "deviceriskstate"])
 def test_risk_changelists_render(admin_client, name):
-    assert admin_client.get(reverse(f"admin:device_sessions_{name}_changelist")).status_code == 200
+    assert admin_client.get(reverse(f"admin:risk_{name}_changelist")).status_code == 200
 
 
 def test_admin_clears_a_step_up_demand(admin_client, user, mobile_client):
     demand = StepUpDemand.objects.create(user=user, client=mobile_client.client, acr="urn:vigil:acr:mfa", reason="x")
-    response = admin_client.post(reverse("admin:device_sessions_stepupdemand_changelist"),
+    response = admin_client.post(reverse("admin:risk_stepupdemand_changelist"),
                                  {"action": "clear", "_selected_action": [demand.pk]})
     assert response.status_code == 302
     assert acr_demanded_for(user, mobile_client.client) is None
@@ -216,11 +210,11 @@ def test_admin_clears_a_step_up_demand(admin_client, user, mobile_client):
 
 
 def test_signals_and_actions_are_json_log_lines(user, mobile_client, django_capture_on_commit_callbacks):
-    """One JSON line each, written when the events commit (``idp.events``)."""
+    """One JSON line each, written when the events commit (``core.events``)."""
     import json
     import logging
 
-    from idp.logging import JsonLineFormatter
+    from core.logging import JsonLineFormatter
 
     class Capture(logging.Handler):
         def __init__(self) -> None:
@@ -249,8 +243,8 @@ def test_signals_and_actions_are_json_log_lines(user, mobile_client, django_capt
 
 def test_an_authentication_older_than_the_demand_does_not_meet_it(user, mobile_client):
     """A code from an MFA sign-in made before the risk arose cannot be exchanged past the demand."""
-    from sessions.risk.policy import unmet_demand
-    from sessions.risk.stepup import ACR_MFA, demand
+    from risk.policy import unmet_demand
+    from risk.stepup import ACR_MFA, demand
 
     demand(user, mobile_client.client, "impossible_travel", now=T0)
     before = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, auth_time=T0 - timedelta(minutes=1))

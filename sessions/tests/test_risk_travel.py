@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from idp.models import SecurityEvent
+from core.models import SecurityEvent
 from idp.tests.conftest import PASSWORD, get_code, query_of
-from sessions.models import DeviceSession, SessionStatus, StepUpDemand, UserRiskProfile
-from sessions.risk import testing as net
-from sessions.risk.errors import STEP_UP_DESCRIPTION
+from sessions.models import DeviceSession, SessionStatus
+from risk.models import StepUpDemand, UserRiskProfile
+from risk import testing as net
+from risk.errors import STEP_UP_DESCRIPTION
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,10 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from idp.models import SecurityEvent
-from sessions.models import DailyUsage, DeviceSession, RiskPolicy, SessionStatus, StepUpDemand, UsageReport
-from sessions.risk.volume import median_of
+from core.models import SecurityEvent
+from risk.models import DailyUsage, RiskPolicy, StepUpDemand, UsageReport
+from sessions.models import DeviceSession, SessionStatus
+from risk.volume import median_of
 
 pytestmark = pytest.mark.django_db
 

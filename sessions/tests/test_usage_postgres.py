@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from idp.models import SecurityEvent
-from sessions.models import DailyUsage, RiskPolicy, UsageReport
+from core.models import SecurityEvent
+from risk.models import DailyUsage, RiskPolicy, UsageReport
 from tests.concurrency import run_concurrently
 
 from .test_usage import MIB, NOW, TODAY, active_session, post_usage, report, seed_history

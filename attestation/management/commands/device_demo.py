@@ -10,8 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from attestation.simulator.demo_setup import devices
-from attestation.simulator.mobile_app import FlowError, MobileApp
+from simulator.demo_setup import devices
+from simulator.mobile_app import FlowError, MobileApp
 
 
 class Command(BaseCommand):

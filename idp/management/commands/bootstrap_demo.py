@@ -8,10 +8,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from idp import keys
-from idp.app_settings import app_settings
-from idp.flows.clients import register_client, rotate_secret
-from idp.models import Client
+from core import keys
+from core.app_settings import app_settings
+from clients.flows.registration import register_client, rotate_secret
+from clients.models import Client
 
 DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"
 MOBILE_ID, SERVICE_ID, ATTESTED_ID = "vigil-demo-mobile", "vigil-demo-service", "vigil-demo-attested"
@@ -26,7 +26,7 @@ class Command(BaseCommand):
 
         if not attestation_settings.ALLOW_TEST_ROOTS:
             return "  (attested demo app: set ATTESTATION_ALLOW_TEST_ROOTS=1 in development to get one)"
-        from attestation.simulator.demo_setup import ensure_attested_client
+        from simulator.demo_setup import ensure_attested_client
 
         client = ensure_attested_client(ATTESTED_ID)
         return f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)"

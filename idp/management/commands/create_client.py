@@ -10,9 +10,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from attestation.flows.register_apps import AppRegistrationError, register_android_app, register_ios_app
-from idp.flows.clients import ClientRegistrationError, register_client
-from idp.app_settings import app_settings
-from idp.models import AuthMethod
+from clients.flows.registration import ClientRegistrationError, register_client
+from core.app_settings import app_settings
+from clients.models import AuthMethod
 
 
 class Command(BaseCommand):

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from idp import keys
-from idp.app_settings import app_settings
-from idp.events import record
+from core import keys
+from core.app_settings import app_settings
+from core.events import record
 
 
 class Command(BaseCommand):

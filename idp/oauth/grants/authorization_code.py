@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from sessions.flows import tokens as token_flows
 
-from ...crypto import token_hash
-from ...events import client_ip, record
-from ...sql import JoinedQuery, Part, Statement
-from ...models import AuthorizationCode
+from core.crypto import token_hash
+from core.events import client_ip, record
+from core.sql import JoinedQuery, Part, Statement
+from sessions.models import AuthorizationCode
 from ..claims import id_token_claims
 from ..attestation_binding import enroll_at_code_exchange
 from ..dpop_binding import check_token_request
@@ -81,7 +81,7 @@ class OpenIDCode(_OpenIDCode):
         return token
 
 
-# The code with its user, by hash and client: one statement built once (idp/sql.py).
+# The code with its user, by hash and client: one statement built once (core/sql.py).
 _CODE_QUERY = JoinedQuery(
     lambda: [Part(AuthorizationCode, "c"), Part(get_user_model(), "u", on="u.id = c.user_id", parent="c", attr="user")],
     where="c.code_hash = %s AND c.client_id = %s",
@@ -96,7 +96,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     AUTHORIZATION_CODE_LENGTH = 48
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
-        from ...app_settings import app_settings
+        from core.app_settings import app_settings
 
         now = timezone.now()
         state = request.vigil_auth

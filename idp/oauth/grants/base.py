@@ -9,7 +9,7 @@ from typing import Any
 from sessions.flows.tokens import IssuedTokens, issue_access_token, issue_refresh_token
 from sessions.models import DeviceSession
 
-from ..policy import PolicyDecision, TokenContext, apply_token_policies
+from core.policy import PolicyDecision, TokenContext, apply_token_policies
 from ..server import NO_STORE
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]

@@ -8,7 +8,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
-from ...events import record
+from core.events import record
 from ..dpop_binding import check_token_request
 from .base import VigilGrantMixin
 

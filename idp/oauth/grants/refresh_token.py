@@ -6,7 +6,7 @@ The rotation, its successor, the access token and the refresh's security events 
 one transaction, so a refresh either happened with its record or did not happen at all; a
 response lost after the commit is answered again by presenting the same token (the same
 successor comes back: ``sessions.flows.tokens.rotate``). The database failing anywhere on the
-way leaves the token as it was and is answered like every outage (``idp.outage``: 503
+way leaves the token as it was and is answered like every outage (``core.outage``: 503
 ``temporarily_unavailable`` with ``Retry-After``), so retrying the same token is safe."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from sessions.flows import tokens as token_flows
 from sessions.flows.tokens import Refusal
 from sessions.models import RefreshToken, SessionStatus
 
-from ... import events
-from ...events import client_ip, record
+from core import events
+from core.events import client_ip, record
 from ..attestation_binding import verify_at_refresh
 from ..claims import id_token_claims
 from ..dpop_binding import check_token_request

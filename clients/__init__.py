@@ -1,0 +1,1 @@
+"""Registered OAuth clients (relying parties) and their registration."""

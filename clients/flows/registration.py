@@ -1,0 +1,171 @@
+"""Registering clients (used by the admin, `create_client` and the demo bootstrap), and the
+rules a client configuration must meet wherever it is made."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from core.crypto import generate_token
+from core.events import record
+from clients.models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
+from ..redirects import validate_redirect_uri_for_registration
+
+DEFAULT_SCOPES = ["openid", "profile", "email", "offline_access"]
+PUBLIC_GRANTS = ["authorization_code", "refresh_token"]
+CONFIDENTIAL_GRANTS = ["authorization_code", "refresh_token", "client_credentials"]
+
+
+class ClientRegistrationError(ValueError):
+    """The requested client configuration is not allowed."""
+
+
+@dataclass
+class RegisteredClient:
+    client: Client
+    secret: str | None
+
+
+def register_client(
+    *,
+    name: str,
+    public: bool,
+    redirect_uris: list[str],
+    scopes: list[str] | None = None,
+    grant_types: list[str] | None = None,
+    first_party: bool = False,
+    post_logout_redirect_uris: list[str] | None = None,
+    auth_methods: Sequence[str] | None = None,
+    jwks: dict[str, Any] | None = None,
+    client_id: str | None = None,
+    allowed_audiences: list[str] | None = None,
+    served_resources: list[str] | None = None,
+    signing_alg: str | None = None,
+    require_mfa: bool = False,
+    require_dpop: bool = False,
+    require_pkce: bool = True,
+) -> RegisteredClient:
+    """Register a client. ``auth_methods`` lists what it may
+    authenticate with, the first being its registered ``token_endpoint_auth_method``;
+    without one a confidential client gets client_secret_basic and client_secret_post (one
+    secret), a public client ``none``. ``signing_alg`` defaults to ``IDP_SIGNING_ALG``."""
+    for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
+        problem = validate_redirect_uri_for_registration(uri, public)
+        if problem:
+            raise ClientRegistrationError(f"{uri}: {problem}")
+    grants = grant_types or (PUBLIC_GRANTS if public else CONFIDENTIAL_GRANTS)
+    if public and "client_credentials" in grants:
+        raise ClientRegistrationError("public clients cannot use client_credentials")
+    if "authorization_code" in grants and not redirect_uris:
+        raise ClientRegistrationError("authorization_code needs at least one redirect URI")
+    methods = resolve_auth_methods(public, auth_methods, jwks)
+    alg = signing_alg or default_signing_alg()
+    allowed_scopes = list(scopes or DEFAULT_SCOPES)
+    problem = (
+        signing_alg_problem(alg)
+        or pkce_waiver_problem(public, require_pkce, allowed_scopes)
+        or served_resources_problem(served_resources or [])
+    )
+    if problem:
+        raise ClientRegistrationError(problem)
+    secret = generate_token(32) if any(m in SECRET_METHODS for m in methods) else None
+    with transaction.atomic():
+        client = Client(
+            client_id=client_id or generate_token(18),
+            name=name,
+            client_type=ClientType.PUBLIC if public else ClientType.CONFIDENTIAL,
+            token_endpoint_auth_method=methods[0],
+            additional_auth_methods=methods[1:],
+            jwks=jwks or {},
+            redirect_uris=list(redirect_uris),
+            post_logout_redirect_uris=list(post_logout_redirect_uris or []),
+            allowed_scopes=allowed_scopes,
+            grant_types=list(grants),
+            allowed_audiences=list(allowed_audiences or []),
+            served_resources=list(served_resources or []),
+            first_party=first_party,
+            require_pkce=require_pkce,
+            require_mfa=require_mfa,
+            require_dpop=require_dpop,
+            signing_alg=alg,
+        )
+        if secret:
+            client.set_secret(secret)
+        client.save()
+    record(
+        "client.registered", client_id=client.client_id, public=public, grant_types=grants, auth_methods=methods,
+        signing_alg=alg, require_pkce=require_pkce,
+    )
+    return RegisteredClient(client, secret)
+
+
+def resolve_auth_methods(public: bool, requested: Sequence[str] | None, jwks: dict[str, Any] | None) -> list[str]:
+    """The client's methods, first the registered one (RFC 7591 §2 ``token_endpoint_auth_method``).
+
+    A public client uses ``none`` only; a confidential one never does (RFC 6749 §3.2.1) and
+    by default accepts its secret both ways, as Keycloak and django-oauth-toolkit do.
+    """
+    methods = list(dict.fromkeys(requested or [])) or (
+        [AuthMethod.NONE] if public else [AuthMethod.SECRET_BASIC, AuthMethod.SECRET_POST]
+    )
+    unknown = [m for m in methods if m not in AuthMethod.values]
+    if unknown:
+        raise ClientRegistrationError(f"unknown auth method {unknown[0]!r}; use {', '.join(AuthMethod.values)}")
+    if public != (AuthMethod.NONE in methods) or (public and len(methods) > 1):
+        raise ClientRegistrationError("public clients use auth method none; confidential ones must authenticate")
+    problem = jwks_problem(jwks) if AuthMethod.PRIVATE_KEY_JWT in methods else None
+    if problem:
+        raise ClientRegistrationError(f"private_key_jwt needs the client's public JWKS: {problem}")
+    return [str(m) for m in methods]
+
+
+def jwks_problem(jwks: dict[str, Any] | None) -> str | None:
+    """Why a JWKS cannot verify ``private_key_jwt`` assertions, or ``None``."""
+    if not isinstance(jwks, dict) or not jwks.get("keys"):
+        return "no keys"
+    try:
+        keys = KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, TypeError, KeyError) as error:
+        return f"unreadable ({error})"
+    if any(key.is_private for key in keys):
+        return "it holds a private key; register only the public keys"
+    return None
+
+
+def signing_alg_problem(alg: str) -> str | None:
+    from core.app_settings import app_settings
+
+    if alg not in app_settings.SUPPORTED_SIGNING_ALGS:
+        return f"signing alg {alg!r} is not one of {', '.join(app_settings.SUPPORTED_SIGNING_ALGS)}"
+    return None
+
+
+def pkce_waiver_problem(public: bool, require_pkce: bool, scopes: list[str]) -> str | None:
+    """RFC 9700 §2.1.1: only a confidential OpenID client may use ``nonce`` instead of PKCE."""
+    if require_pkce:
+        return None
+    if public:
+        return "public clients always use PKCE"
+    if "openid" not in scopes:
+        return "only an OpenID client (scope openid) may go without PKCE: it must send a nonce instead"
+    return None
+
+
+def served_resources_problem(resources: list[str]) -> str | None:
+    for resource in resources:
+        if not isinstance(resource, str) or not resource or len(resource) > 2000 or any(c.isspace() for c in resource):
+            return f"served resource {resource!r} must be a URI or client_id without spaces"
+    return None
+
+
+def rotate_secret(client: Client) -> str:
+    secret = generate_token(32)
+    client.set_secret(secret)
+    client.save(update_fields=["secret_hash"])
+    record("client.secret_rotated", client_id=client.client_id)
+    return secret

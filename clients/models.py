@@ -1,0 +1,182 @@
+"""Registered OAuth clients (relying parties) and their authentication methods."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from core import crypto
+from core.app_settings import app_settings
+
+from .redirects import redirect_uri_matches
+
+
+class ClientType(models.TextChoices):
+    PUBLIC = "public", "Public (mobile/native app, no secret)"
+    CONFIDENTIAL = "confidential", "Confidential (server-side service)"
+
+
+class AuthMethod(models.TextChoices):
+    """Client authentication methods (RFC 7591 §2 names; OIDC Core §9)."""
+
+    NONE = "none", "none (public client + PKCE)"
+    SECRET_BASIC = "client_secret_basic", "client_secret_basic"
+    SECRET_POST = "client_secret_post", "client_secret_post"
+    PRIVATE_KEY_JWT = "private_key_jwt", "private_key_jwt"
+
+
+SECRET_METHODS = frozenset({AuthMethod.SECRET_BASIC, AuthMethod.SECRET_POST})
+
+
+class ClientEndpoint(models.TextChoices):
+    """Endpoints where a client authenticates (Authlib's endpoint names)."""
+
+    TOKEN = "token"
+    INTROSPECTION = "introspection"
+    REVOCATION = "revocation"
+    USAGE = "usage"  # the relying services' usage reports (sessions/api/views.py)
+
+
+def default_signing_alg() -> str:
+    """``IDP_SIGNING_ALG`` (default RS256, OIDC Dynamic Client Registration §2's default)."""
+    return app_settings.SIGNING_ALG
+
+
+class ClientQuerySet(models.QuerySet["Client"]):
+    def active(self) -> ClientQuerySet:
+        return self.filter(is_active=True)
+
+
+class Client(models.Model):
+    """A registered OAuth client (relying party). Implements Authlib's ``ClientMixin``."""
+
+    client_id = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    client_type = models.CharField(max_length=20, choices=ClientType.choices)
+    secret_hash = models.CharField(max_length=64, blank=True, help_text="HMAC-SHA256 of the client secret.")
+    token_endpoint_auth_method = models.CharField(
+        max_length=40, choices=AuthMethod.choices, help_text="The client's registered (first) authentication method."
+    )
+    additional_auth_methods = models.JSONField(
+        default=list, blank=True,
+        help_text="Further methods the client may also use, e.g. client_secret_post beside client_secret_basic "
+        "(the same secret). Never 'none' for a confidential client.",
+    )
+    jwks = models.JSONField(default=dict, blank=True, help_text="Public keys for private_key_jwt.")
+    redirect_uris = models.JSONField(default=list, blank=True)
+    post_logout_redirect_uris = models.JSONField(default=list, blank=True)
+    allowed_scopes = models.JSONField(default=list, help_text="Scopes this client may ever receive.")
+    grant_types = models.JSONField(default=list)
+    allowed_audiences = models.JSONField(
+        default=list, blank=True, help_text="Resource indicators (RFC 8707) this client may request."
+    )
+    served_resources = models.JSONField(
+        default=list, blank=True,
+        help_text="Resources this client serves as a resource server (RFC 8707 URIs, or a client_id: the aud of that "
+        "client's tokens without a resource): it may introspect access tokens whose aud names one (RFC 7662 §4).",
+    )
+    first_party = models.BooleanField(default=False, help_text="Skip the consent screen.")
+    require_pkce = models.BooleanField(
+        default=True,
+        help_text="Always on for public clients. Off only for a confidential OpenID client that sends a nonce with "
+        "scope openid instead (RFC 9700 §2.1.1), and only takes effect with IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS off.",
+    )
+    require_mfa = models.BooleanField(default=False)
+    require_dpop = models.BooleanField(
+        default=False, help_text="Refuse token requests without a DPoP proof (RFC 9449); refresh tokens of "
+        "public clients are DPoP-bound whenever a proof is sent."
+    )
+    signing_alg = models.CharField(
+        max_length=10, default=default_signing_alg, choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")],
+        help_text="JWS algorithm of this client's ID and access tokens.",
+    )
+    access_token_lifetime = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds; default 300.")
+    refresh_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ClientQuerySet.as_manager()
+
+    class Meta:
+        db_table = "idp_client"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.client_id})"
+
+    # --- secrets -----------------------------------------------------------------------
+    def set_secret(self, secret: str) -> None:
+        self.secret_hash = crypto.keyed_hash(secret)
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type == ClientType.PUBLIC
+
+    # --- Authlib ClientMixin -------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Never guess: a missing redirect_uri is only accepted with exactly one registered.
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        allowed = set(self.allowed_scopes)
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return any(redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.secret_hash or not client_secret:
+            return False
+        return crypto.keyed_hash_matches(client_secret, self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in self.endpoint_auth_methods(endpoint)
+
+    # --- authentication methods ------------------------------------------------------------
+    def auth_methods(self) -> list[str]:
+        """Every registered method, the first one first."""
+        methods = [self.token_endpoint_auth_method, *(self.additional_auth_methods or [])]
+        return [str(m) for m in dict.fromkeys(methods) if m]
+
+    def endpoint_auth_methods(self, endpoint: str) -> list[str]:
+        """Methods this client may use at ``endpoint``: a public client uses ``none`` at the
+        token endpoint and to revoke its own tokens (RFC 7009 §2.1), never to introspect; a
+        confidential client always authenticates (RFC 6749 §3.2.1) with a registered method."""
+        if self.is_public:
+            return [AuthMethod.NONE] if endpoint != ClientEndpoint.INTROSPECTION else []
+        return [m for m in self.auth_methods() if m != AuthMethod.NONE]
+
+    def uses_secret(self) -> bool:
+        return any(m in SECRET_METHODS for m in self.auth_methods())
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "client_credentials" and self.is_public:
+            return False
+        return grant_type in self.grant_types
+
+    # --- helpers -------------------------------------------------------------------------
+    def pkce_required(self) -> bool:
+        return self.is_public or self.require_pkce or app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS
+
+    def without_pkce_problem(self, scope: str | None, nonce: str | None) -> str | None:
+        """Why an authorization request without PKCE is refused, or ``None`` when this
+        client may send one: a confidential OpenID client whose PKCE is off, asking for
+        ``openid`` with a ``nonce`` (RFC 9700 §2.1.1: nonce instead of PKCE)."""
+        if self.pkce_required():
+            return "PKCE is required: send code_challenge with code_challenge_method=S256."
+        if "openid" not in (scope or "").split() or not nonce:
+            return "Without PKCE this client must request the openid scope with a nonce (RFC 9700 section 2.1.1)."
+        return None
+
+    def get_access_token_lifetime(self) -> int:
+        return self.access_token_lifetime or app_settings.ACCESS_TOKEN_LIFETIME
+
+    def get_refresh_token_lifetime(self) -> int:
+        return self.refresh_token_lifetime or app_settings.REFRESH_TOKEN_LIFETIME

@@ -1,0 +1,1 @@
+"""The shared library: events, settings reading, crypto, cache, SQL helpers, keys. Imports no other app."""

@@ -1,0 +1,124 @@
+"""Settings of the OAuth/OIDC provider, read lazily from ``IDP_*`` Django settings.
+
+Each property documents its default. Values may come from Django settings or from
+the environment (as strings), so every property coerces its type. Nothing is cached:
+tests use ``settings`` fixtures / ``override_settings`` and see the change at once.
+"""
+
+from __future__ import annotations
+
+
+from django.conf import settings
+
+from core.conf import SettingsReader
+
+
+_reader = SettingsReader("IDP_")
+_get = _reader.get
+_int = _reader.int
+_bool = _reader.bool
+_list = _reader.list
+
+
+class AppSettings:
+    @property
+    def ISSUER(self) -> str:
+        """The issuer identifier (``iss``); every endpoint URL is derived from it."""
+        return str(_get("ISSUER", "")).rstrip("/")
+
+    @property
+    def ACCESS_TOKEN_LIFETIME(self) -> int:
+        """Seconds an access token lives. Default 300 (5 minutes)."""
+        return _int("ACCESS_TOKEN_LIFETIME", 300)
+
+    @property
+    def ID_TOKEN_LIFETIME(self) -> int:
+        """Seconds an ID token is valid. Default 300."""
+        return _int("ID_TOKEN_LIFETIME", 300)
+
+    @property
+    def REFRESH_TOKEN_LIFETIME(self) -> int:
+        """Seconds a refresh token lives after issue (each rotation issues a new one). Default 30 days."""
+        return _int("REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600)
+
+    @property
+    def REFRESH_TOKEN_GRACE_SECONDS(self) -> int:
+        """Seconds after its rotation a refresh token may be presented again (a response lost
+        on a flaky network, concurrent refreshes in one app) and get the *same* successor, as
+        long as that successor is unused: nothing new becomes live, so a thief replaying it
+        gets only the token the client holds and the second use of that revokes the family.
+        Default 30. 0: every re-presentation is reuse and revokes the family (a lost response
+        then logs the user out). Device-bound families get at least
+        ``SESSIONS_DEVICE_BOUND_REFRESH_GRACE_SECONDS``. See docs/device-sessions.md."""
+        return _int("REFRESH_TOKEN_GRACE_SECONDS", 30)
+
+    @property
+    def AUTHORIZATION_CODE_LIFETIME(self) -> int:
+        """Seconds an authorization code is valid. Default 60."""
+        return _int("AUTHORIZATION_CODE_LIFETIME", 60)
+
+    @property
+    def SIGNING_ALG(self) -> str:
+        """JWS algorithm of the ID and access tokens of a client registered without one.
+        Default RS256: OpenID Connect Dynamic Client Registration §2's default for
+        ``id_token_signed_response_alg``, and what Spring Security and mozilla-django-oidc
+        expect unless configured (pyoidc cannot verify EdDSA). A client's own choice
+        (``create_client --signing-alg``, the admin) wins; existing clients keep theirs."""
+        return str(_get("SIGNING_ALG", "RS256"))
+
+    @property
+    def SUPPORTED_SIGNING_ALGS(self) -> list[str]:
+        """Algorithms a client may choose for its tokens."""
+        return _list("SUPPORTED_SIGNING_ALGS", ["ES256", "RS256", "EdDSA"])
+
+    @property
+    def KEY_ROTATION_DAYS(self) -> int:
+        """Days an active signing key signs before the periodic task rotates it. Default 30."""
+        return _int("KEY_ROTATION_DAYS", 30)
+
+    @property
+    def KEY_PUBLISH_AHEAD_SECONDS(self) -> int:
+        """Seconds a new key is published in the JWKS before it starts signing, so caches
+        of relying parties pick it up first. Default 3600; ``rotate_keys --now`` skips it."""
+        return _int("KEY_PUBLISH_AHEAD_SECONDS", 3600)
+
+    @property
+    def JWKS_CACHE_SECONDS(self) -> int:
+        """``Cache-Control: max-age`` of the JWKS. Must stay below KEY_PUBLISH_AHEAD_SECONDS."""
+        return _int("JWKS_CACHE_SECONDS", 900)
+
+    @property
+    def SCOPES_SUPPORTED(self) -> list[str]:
+        return _list("SCOPES_SUPPORTED", ["openid", "profile", "email", "offline_access"])
+
+    @property
+    def REQUIRE_PKCE_FOR_ALL_CLIENTS(self) -> bool:
+        """PKCE S256 for every client, whatever its own ``require_pkce`` says. Default on.
+        Turn off to let a confidential OpenID client registered without PKCE
+        (``create_client --no-pkce``) use ``nonce`` instead (RFC 9700 §2.1.1); public
+        clients always need PKCE."""
+        return _bool("REQUIRE_PKCE_FOR_ALL_CLIENTS", True)
+
+    @property
+    def CLIENT_ASSERTION_MAX_AGE(self) -> int:
+        """Seconds a ``private_key_jwt`` client assertion may live. Default 300."""
+        return _int("CLIENT_ASSERTION_MAX_AGE", 300)
+
+    @property
+    def REQUIRE_MFA(self) -> bool:
+        """Require a second factor for every user and client. Default off (per-client flag)."""
+        return _bool("REQUIRE_MFA", False)
+
+    @property
+    def OUTAGE_RETRY_AFTER_SECONDS(self) -> int:
+        """``Retry-After`` of the 503 answered while PostgreSQL or Redis is unreachable
+        (docs/operations.md "Outages"). Default 5."""
+        return _int("OUTAGE_RETRY_AFTER_SECONDS", 5)
+
+    @property
+    def ALLOW_INSECURE_HTTP_ISSUER(self) -> bool:
+        """An ``http://localhost`` issuer, for development and tests only (needs DEBUG or testing)."""
+        return bool(settings.DEBUG or getattr(settings, "TESTING", False))
+
+
+app_settings = AppSettings()

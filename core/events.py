@@ -1,0 +1,202 @@
+"""Security events: every security decision is recorded once, here.
+
+``record()`` appends a ``SecurityEvent`` row and writes the same data as one JSON
+line on the ``vigil.security`` logger. Flows call it; views never write events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+from django.http import HttpRequest
+
+from . import sql
+from .models import SecurityEvent
+
+logger = logging.getLogger("vigil.security")
+operations_logger = logging.getLogger(__name__)
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The client's address: the peer, or behind trusted proxies the address they forwarded
+    (``core/client_address.py``, ``VIGIL_TRUSTED_PROXIES``)."""
+    if request is None:
+        return None
+    from .client_address import client_address
+
+    return client_address(request)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe and storable everywhere: no NUL characters, long strings cut."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\0")[:2000]
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", ""): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _clean(str(value))
+
+
+def build(
+    event_type: str,
+    *,
+    outcome: str = "success",
+    reason: str = "",
+    user: Any = None,
+    client_id: str = "",
+    session_id: str = "",
+    request: HttpRequest | None = None,
+    ip_address: str | None = None,
+    **details: Any,
+) -> SecurityEvent:
+    """The event ``record`` would write, not yet written."""
+    user_obj = user if getattr(user, "pk", None) else None
+    details = _clean(details)
+    return SecurityEvent(
+        event_type=event_type,
+        outcome=outcome,
+        reason=_clean(reason)[:80],
+        user=user_obj,
+        client_id=_clean(client_id or "")[:100],
+        session_id=_clean(session_id or "")[:64],
+        ip_address=ip_address or client_ip(request),
+        details=details,
+    )
+
+
+def record(event_type: str, **fields: Any) -> SecurityEvent:
+    """Write one event (``build``'s arguments): at once, or with the batch this request holds
+    (``batched``)."""
+    event = build(event_type, **fields)
+    batch = _batch.get()
+    if batch is not None and len(connection.atomic_blocks) == batch.depth:
+        batch.events.append(event)  # outside any transaction of its own: written when the batch ends
+        return event
+    event.save()
+    # The log line follows the row: written once the row is committed, never for a rollback.
+    transaction.on_commit(lambda: _log(event))
+    return event
+
+
+def _log(event: SecurityEvent) -> None:
+    user = event.user
+    line = {
+        "event": event.event_type,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "user": str(user.get_user_id()) if user is not None else None,
+        "client_id": event.client_id or None,
+        "session_id": event.session_id or None,
+        "ip": event.ip_address,
+        "details": event.details,
+        "id": event.pk,
+    }
+    logger.info(event.event_type, extra={"event": line})
+
+
+@dataclass
+class _Batch:
+    depth: int
+    events: list[SecurityEvent] = field(default_factory=list)
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("vigil_event_batch", default=None)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Write the events recorded in this block together, in one INSERT when it ends (a token
+    request records two or three). Only events recorded outside any transaction opened inside
+    the block wait: those are final when recorded; an event inside a transaction is written
+    with it, as always, so a rollback still takes it away. The batch is written however the
+    block ends, errors included. Writing it cannot fail the block: the request's work is done
+    by then, so with the database gone the events go to the log alone (with an empty id) and
+    the response stands: an answer already decided is never turned into a 500 (issue 12)."""
+    batch = _Batch(depth=len(connection.atomic_blocks))
+    token = _batch.set(batch)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        if batch.events:
+            _write_batch(batch.events)
+
+
+def _write_batch(events: list[SecurityEvent]) -> None:
+    try:
+        sql.insert(events)
+    except DatabaseError as error:
+        operations_logger.error("%d security events not stored (%s); on the vigil.security log only", len(events), error)
+        for event in events:
+            _log(event)
+        return
+    _log_on_commit(events)
+
+
+def _log_on_commit(events: list[SecurityEvent]) -> None:
+    """The log lines of rows written in one INSERT, once they are committed. Nothing else
+    hears of an event: listeners subscribe to the announcements of the flows that decide
+    (e.g. ``sessions.flows.revocation``), never to this table."""
+    for event in events:
+        transaction.on_commit(lambda event=event: _log(event))
+
+
+class TransactionEvents:
+    """The events of one ``atomic_with_events`` block (``record`` takes ``build``'s arguments)."""
+
+    def __init__(self) -> None:
+        self.events: list[SecurityEvent] = []
+
+    def record(self, event_type: str, **fields: Any) -> SecurityEvent:
+        event = build(event_type, **fields)
+        self.events.append(event)
+        return event
+
+
+@contextmanager
+def atomic_with_events() -> Iterator[TransactionEvents]:
+    """A transaction that ends by writing, inside it and in one INSERT, the events recorded on
+    the object it yields together with those the request's batch holds so far (the earlier
+    steps' events, e.g. the device's attestation): the work and its record commit together,
+    so neither can commit without the other, and nothing is left to write after the commit
+    that could fail a response whose work is done (issue 12: a refresh that rotated must
+    answer with its successor). On a rollback nothing of it is written and the held events
+    stay in the batch, written when it ends as always."""
+    outer = _batch.get()
+    held = list(outer.events) if outer is not None else []
+    if outer is not None:
+        outer.events.clear()  # they are this transaction's to write now
+    own = TransactionEvents()
+    try:
+        with transaction.atomic():
+            yield own
+            written = [*held, *own.events]
+            if written:
+                sql.insert(written)
+                _log_on_commit(written)
+    except BaseException:
+        # Rolled back (a refusal, a failed statement or COMMIT): the batch writes the held
+        # events when it ends, as always. Committed and then failed (an on-commit callback,
+        # the answer lost): they are stored, and writing them again would store them twice.
+        if outer is not None and held and not _stored(held[0]):
+            outer.events[:0] = held
+        raise
+
+
+def _stored(event: SecurityEvent) -> bool:
+    """Whether ``event``'s row is committed (asked only on the error path above)."""
+    if event.pk is None:
+        return False
+    try:
+        return SecurityEvent.objects.filter(pk=event.pk).exists()
+    except Exception:  # the database is gone or the transaction broken: not known to be stored
+        return False

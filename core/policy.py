@@ -1,0 +1,97 @@
+"""Token policies: the seam where risk evaluation and device-health rules plug into issuing.
+
+Every grant builds a ``TokenContext`` just before it signs tokens (inside the issuing
+transaction) and runs the registered policies in order. A policy may refuse by raising an
+``OAuth2Error`` (the transaction rolls back: nothing is lost), or narrow what is issued by
+returning a ``PolicyDecision`` (fewer scopes, a shorter access-token lifetime, extra claims).
+Resource policies run the same way when our own resource endpoints (userinfo) accept a token.
+
+Policies register from their app's ``AppConfig.ready()``:
+
+    from core.policy import register_token_policy
+    register_token_policy(evaluate_risk)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+
+
+@dataclass
+class TokenContext:
+    grant_type: str
+    client: Any
+    user: Any
+    session: Any  # sessions.models.DeviceSession | None
+    scope: str
+    now: datetime
+    request: HttpRequest | None
+    device: Any = None  # attestation.models.Device | None
+    device_signals: dict[str, Any] | None = None  # self-reported signals verified in this request's binding
+    # How many refused attestations of this session preceded this request's good one (the
+    # shared failure counter); None when unknown (no attestation in this request).
+    attestation_failures: int | None = None
+
+
+@dataclass
+class PolicyDecision:
+    scope: str | None = None
+    access_token_lifetime: int | None = None
+    extra_claims: dict[str, Any] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ResourceContext:
+    claims: dict[str, Any]
+    token: Any  # sessions.models.AccessToken
+    request: HttpRequest
+    now: datetime
+
+
+TokenPolicy = Callable[[TokenContext], PolicyDecision | None]
+ResourcePolicy = Callable[[ResourceContext], None]
+
+_token_policies: list[TokenPolicy] = []
+_resource_policies: list[ResourcePolicy] = []
+
+
+def register_token_policy(policy: TokenPolicy) -> None:
+    if policy not in _token_policies:
+        _token_policies.append(policy)
+
+
+def register_resource_policy(policy: ResourcePolicy) -> None:
+    if policy not in _resource_policies:
+        _resource_policies.append(policy)
+
+
+def apply_token_policies(context: TokenContext) -> PolicyDecision:
+    """Run every policy; scopes only ever narrow, lifetimes only ever shorten."""
+    combined = PolicyDecision(scope=context.scope)
+    for policy in list(_token_policies):
+        decision = policy(context)
+        if decision is None:
+            continue
+        if decision.scope is not None:
+            allowed = set(decision.scope.split())
+            combined.scope = " ".join(s for s in (combined.scope or "").split() if s in allowed)
+            context.scope = combined.scope
+        if decision.access_token_lifetime is not None:
+            current = combined.access_token_lifetime
+            combined.access_token_lifetime = (
+                decision.access_token_lifetime if current is None else min(current, decision.access_token_lifetime)
+            )
+        combined.extra_claims.update(decision.extra_claims)
+        combined.reasons.extend(decision.reasons)
+    return combined
+
+
+def apply_resource_policies(context: ResourceContext) -> None:
+    for policy in list(_resource_policies):
+        policy(context)

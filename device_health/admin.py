@@ -1,0 +1,103 @@
+"""Django admin of device health: per-client policies with their rules inline, each device's
+health with the rule that decided and every fact, and the fleet view (``fleet/``): how many
+devices fail which rule, by platform and OS version. Imported by ``attestation/admin.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from core import config_cache
+
+from .models import DeviceHealth, HealthPolicy, HealthRule
+from . import fleet
+from .rules import default_rules
+
+
+class HealthRuleInline(admin.TabularInline):
+    model = HealthRule
+    extra = 0
+    fields = ["order", "name", "enabled", "platform", "condition", "parameter", "outcome", "scopes",
+              "access_token_lifetime", "user_message"]
+
+
+@admin.register(HealthPolicy)
+class HealthPolicyAdmin(admin.ModelAdmin):
+    list_display = ["client", "include_default_rules", "reduced_scopes", "reduced_lifetime", "updated_at"]
+    raw_id_fields = ["client"]
+    inlines = [HealthRuleInline]
+    actions = ["add_default_rules"]
+
+    @admin.action(description="Add the built-in default rules as editable rules")
+    def add_default_rules(self, request: HttpRequest, queryset: QuerySet[HealthPolicy]) -> None:
+        for policy in queryset:
+            existing = set(policy.rules.values_list("name", flat=True))
+            HealthRule.objects.bulk_create([
+                HealthRule(policy=policy, order=i, name=r.name, platform=r.platform, condition=r.condition,
+                           parameter=r.parameter, outcome=r.outcome, user_message=r.message[:300])
+                for i, r in enumerate(default_rules()) if r.name not in existing
+            ])
+        config_cache.changed()  # bulk_create sends no post_save: every process's rules copy is now stale
+        self.message_user(request, "Default rules added.", messages.SUCCESS)
+
+
+@admin.register(DeviceHealth)
+class DeviceHealthAdmin(admin.ModelAdmin):
+    """Each device's health and the rule that decided; ``fleet/`` counts failures fleet-wide."""
+
+    list_display = ["device_link", "platform", "os_version", "outcome", "deciding_rule", "evaluated_at",
+                    "outcome_changed_at"]
+    list_filter = ["outcome", "platform", "deciding_condition", "os_version"]
+    search_fields = ["device__key_id", "deciding_rule"]
+    list_select_related = ["device"]
+    fields = ["device_link", "platform", "os_version", "outcome", "deciding_rule", "deciding_condition",
+              "allowed_scopes", "access_token_lifetime", "findings_table", "facts_table", "signals",
+              "receipt_risk_metric", "receipt_checked_at", "evaluated_at", "outcome_changed_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="device", ordering="device")
+    def device_link(self, obj: DeviceHealth) -> str:
+        url = reverse("admin:attestation_device_change", args=[obj.device_id])
+        return format_html('<a href="{}">{}</a>', url, obj.device.key_id[:16])
+
+    @admin.display(description="rules that fired")
+    def findings_table(self, obj: DeviceHealth) -> str:
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                ((f.get("rule"), f.get("outcome"), f.get("detail")) for f in obj.findings))
+        return format_html("<table><tr><th>rule</th><th>outcome</th><th>why</th></tr>{}</table>", rows) if obj.findings else "none"
+
+    @admin.display(description="facts (value, source, trust)")
+    def facts_table(self, obj: DeviceHealth) -> str:
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                ((k, v.get("value"), v.get("source"), v.get("trust")) for k, v in obj.facts.items()))
+        return format_html("<table><tr><th>fact</th><th>value</th><th>source</th><th>trust</th></tr>{}</table>", rows)
+
+    def get_urls(self) -> list[Any]:
+        fleet_view = self.admin_site.admin_view(self.fleet_view)
+        return [path("fleet/", fleet_view, name="device_health_devicehealth_fleet"), *super().get_urls()]
+
+    def fleet_view(self, request: HttpRequest) -> TemplateResponse:
+        """How many devices fail which rule, by platform and OS version (optionally one client)."""
+        client = request.GET.get("client")
+        client_id = int(client) if client and client.isascii() and client.isdecimal() else None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Device health: fleet",
+            "opts": self.model._meta,
+            "failing": fleet.failing_rules(client_id),
+            "outcomes": fleet.outcomes(client_id),
+            "changelist": reverse("admin:device_health_devicehealth_changelist"),
+        }
+        return TemplateResponse(request, "admin/attestation/device_health_fleet.html", context)

@@ -1,0 +1,252 @@
+"""Rules mapping health facts to an outcome, and the secure defaults.
+
+A rule fires when its condition holds on the device's facts; an unknown fact never makes
+a rule fire (the attestation verifiers already refuse what they cannot establish). Of
+the rules that fire, the strictest outcome wins (deny > step-up > reduce > allow); the
+first rule with that outcome is the deciding rule. Several 'reduce' rules narrow
+together: the scopes kept are the intersection, the lifetime the shortest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from core import config_cache
+
+from .models import SEVERITY, HealthCondition, HealthOutcome
+from .facts import HealthFacts
+from .settings import health_settings
+
+INTEGRITY_RANK = {"none": 0, "virtual": 0, "basic": 1, "device": 2, "strong": 3}
+ACTIVITY_RANK = {"LEVEL_1": 1, "LEVEL_2": 2, "LEVEL_3": 3, "LEVEL_4": 4}
+DEFAULT_RISKY_APPS = "UNKNOWN_CAPTURING,UNKNOWN_CONTROLLING"
+DEFAULT_PLAY_PROTECT = "HIGH_RISK"
+RULES_KEY = "health-rules"  # config cache: (RULES_KEY, client pk) -> the client's rules
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    name: str
+    condition: str
+    outcome: str
+    parameter: str = ""
+    platform: str = ""
+    scopes: str | None = None
+    lifetime: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: RuleSpec
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rule": self.rule.name, "condition": self.rule.condition, "outcome": self.rule.outcome,
+                "detail": self.detail, "message": self.rule.message}
+
+
+@dataclass
+class Decision:
+    outcome: str = HealthOutcome.ALLOW
+    deciding: Finding | None = None
+    findings: list[Finding] = field(default_factory=list)
+    scopes: str | None = None
+    lifetime: int | None = None
+
+
+# ------------------------------------------------------------------ conditions
+# Each returns a short detail when the condition holds, None otherwise.
+
+def _months_behind(value: str, now: datetime) -> int:
+    year, month = int(value[:4]), int(value[5:7])
+    return (now.year * 12 + now.month) - (year * 12 + month)
+
+
+def _whole_number(param: str) -> bool:
+    """ASCII digits only, and not absurdly many: ``str.isdigit`` also accepts "²", and
+    ``int()`` refuses both that and strings of thousands of digits."""
+    text = param.strip()
+    return text.isascii() and text.isdecimal() and len(text) <= 9
+
+
+def _version_tuple(value: str) -> tuple[int, ...]:
+    parts = []
+    for part in str(value).split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdecimal() and ch.isascii())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _boot(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    state = facts.value("verified_boot_state")
+    return f"verified boot state {state}" if state is not None and state != "Verified" else None
+
+
+def _bootloader(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    return "bootloader unlocked" if facts.value("bootloader_locked") is False else None
+
+
+def _integrity(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    level = facts.value("device_recognition")
+    wanted = param or "basic"
+    if level is None or INTEGRITY_RANK.get(level, 0) >= INTEGRITY_RANK.get(wanted, 1):
+        return None
+    return f"device recognition {level}, below {wanted}"
+
+
+def _genuine(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    return "app not recognised" if facts.value("genuine_app") is False else None
+
+
+def _patch(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    level = facts.value("os_patch_level")
+    months = int(param) if _whole_number(param) else health_settings.MAX_PATCH_AGE_MONTHS
+    if not level:
+        return None
+    behind = _months_behind(level, now)
+    return f"OS patch level {level} is {behind} months old (limit {months})" if behind > months else None
+
+
+def _os_version(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    version = facts.value("os_version") or facts.value("reported_os_version")
+    if not version or not param:
+        return None
+    return f"OS version {version} below {param}" if _version_tuple(version) < _version_tuple(param) else None
+
+
+def _capture(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    on = [name for name in ("screen_captured", "screen_mirrored") if facts.value(name) is True]
+    return " and ".join(n.replace("_", " ") for n in on) if on else None
+
+
+def _debugger(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    return "debugger attached" if facts.value("debugger_attached") is True else None
+
+
+def _risky_apps(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    risky = {p.strip() for p in (param or DEFAULT_RISKY_APPS).split(",") if p.strip()}
+    found = sorted(risky & set(facts.value("apps_detected") or []))
+    return f"apps detected: {', '.join(found)}" if found else None
+
+
+def _play_protect(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    risky = {p.strip() for p in (param or DEFAULT_PLAY_PROTECT).split(",") if p.strip()}
+    verdict = facts.value("play_protect_verdict")
+    return f"Play Protect {verdict}" if verdict in risky else None
+
+
+def _activity(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    level = facts.value("recent_device_activity")
+    if level not in ACTIVITY_RANK:
+        return None
+    limit = ACTIVITY_RANK.get(param or "LEVEL_3", 3)
+    return f"recent device activity {level}" if ACTIVITY_RANK[level] > limit else None
+
+
+def _receipt(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    metric = facts.value("receipt_risk_metric")
+    limit = int(param) if _whole_number(param) else 10
+    return f"receipt risk metric {metric} (limit {limit})" if metric is not None and metric > limit else None
+
+
+CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
+    HealthCondition.BOOT_NOT_VERIFIED: _boot,
+    HealthCondition.BOOTLOADER_UNLOCKED: _bootloader,
+    HealthCondition.INTEGRITY_BELOW: _integrity,
+    HealthCondition.APP_NOT_RECOGNIZED: _genuine,
+    HealthCondition.PATCH_OLDER_THAN: _patch,
+    HealthCondition.OS_VERSION_BELOW: _os_version,
+    HealthCondition.SCREEN_CAPTURED: _capture,
+    HealthCondition.DEBUGGER_ATTACHED: _debugger,
+    HealthCondition.APP_ACCESS_RISK: _risky_apps,
+    HealthCondition.PLAY_PROTECT_RISK: _play_protect,
+    HealthCondition.DEVICE_ACTIVITY_ABOVE: _activity,
+    HealthCondition.RECEIPT_RISK_ABOVE: _receipt,
+}
+
+
+# ------------------------------------------------------------------ rule sets
+
+def default_rules() -> list[RuleSpec]:
+    """The secure defaults of clients without their own policy (docs/device-health.md)."""
+    deny, reduce = HealthOutcome.DENY, HealthOutcome.REDUCE
+    update = "Install the latest system update, then sign in again."
+    return [
+        RuleSpec("rooted-boot", HealthCondition.BOOT_NOT_VERIFIED, deny, platform="android",
+                 message="This device runs a modified system (verified boot is off); restore the original system."),
+        RuleSpec("unlocked-bootloader", HealthCondition.BOOTLOADER_UNLOCKED, deny, platform="android",
+                 message="Lock the bootloader of this device to use it."),
+        RuleSpec("integrity-failed", HealthCondition.INTEGRITY_BELOW, deny, parameter="basic", platform="android",
+                 message="Google Play could not confirm this device's integrity."),
+        RuleSpec("app-not-genuine", HealthCondition.APP_NOT_RECOGNIZED, deny,
+                 message="Install the app from the official store."),
+        RuleSpec("outdated-patch", HealthCondition.PATCH_OLDER_THAN, reduce,
+                 parameter=str(health_settings.MAX_PATCH_AGE_MONTHS), platform="android", message=update),
+        RuleSpec("outdated-ios", HealthCondition.OS_VERSION_BELOW, reduce, parameter=health_settings.MIN_IOS_VERSION,
+                 platform="ios", message=update),
+        RuleSpec("screen-capture", HealthCondition.SCREEN_CAPTURED, reduce,
+                 message="Turn off screen recording or mirroring; full access returns at the next refresh."),
+        RuleSpec("capturing-apps", HealthCondition.APP_ACCESS_RISK, reduce, parameter=DEFAULT_RISKY_APPS,
+                 platform="android", message="Close apps that record or control the screen."),
+    ]
+
+
+def rules_for_client(client: Any) -> tuple[RuleSpec, ...]:
+    """The client's own enabled rules (in order), then the defaults unless it opted out.
+
+    From this process's copy while no policy, rule or client changed (``core.config_cache``;
+    ``policy.register`` watches the models): the token endpoint reads no policy row on a
+    refresh. Immutable (a tuple of frozen rules): callers share it. The defaults read the
+    ``ATTESTATION_HEALTH_*`` settings when loaded (a settings change in tests drops the copies)."""
+    return config_cache.cached((RULES_KEY, client.pk), lambda: _load_rules(client))
+
+
+def _load_rules(client: Any) -> tuple[RuleSpec, ...]:
+    from .models import HealthPolicy
+
+    policy = HealthPolicy.objects.filter(client=client).prefetch_related("rules").first()
+    if policy is None:
+        return tuple(default_rules())
+    own = [
+        RuleSpec(r.name, r.condition, r.outcome, r.parameter, r.platform,
+                 r.scopes or policy.reduced_scopes or None, r.access_token_lifetime or policy.reduced_lifetime,
+                 r.user_message)
+        for r in policy.rules.all() if r.enabled
+    ]
+    if policy.include_default_rules:
+        names = {r.name for r in own}
+        scopes, lifetime = policy.reduced_scopes or None, policy.reduced_lifetime
+        own += [replace(r, scopes=scopes, lifetime=lifetime) for r in default_rules() if r.name not in names]
+    return tuple(own)
+
+
+def decide(rules: Sequence[RuleSpec], facts: HealthFacts, platform: str, now: datetime) -> Decision:
+    """Evaluate ``rules`` in order over ``facts``; see the module docstring for how outcomes combine."""
+    decision = Decision()
+    for rule in rules:
+        if rule.platform and rule.platform != platform:
+            continue
+        check = CONDITIONS.get(rule.condition)
+        detail = check(facts, rule.parameter, now) if check else None
+        if detail is None:
+            continue
+        finding = Finding(rule, detail)
+        decision.findings.append(finding)
+        if SEVERITY[HealthOutcome(rule.outcome)] > SEVERITY[HealthOutcome(decision.outcome)]:
+            decision.outcome, decision.deciding = rule.outcome, finding
+        if rule.outcome == HealthOutcome.REDUCE:
+            _narrow(decision, rule)
+    return decision
+
+
+def _narrow(decision: Decision, rule: RuleSpec) -> None:
+    kept = (rule.scopes if rule.scopes is not None else health_settings.REDUCED_SCOPES).split()
+    if decision.scopes is not None:
+        kept = [s for s in decision.scopes.split() if s in kept]
+    decision.scopes = " ".join(kept)
+    lifetime = min(rule.lifetime or health_settings.REDUCED_LIFETIME, 300)
+    decision.lifetime = lifetime if decision.lifetime is None else min(decision.lifetime, lifetime)

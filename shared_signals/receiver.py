@@ -1,0 +1,124 @@
+"""The Receiver: accept SETs pushed to ``/ssf/receive/<slug>`` (RFC 8935 §2) by a
+registered transmitter, verify them (RFC 8417 §2, SSF 1.0 §"Events"), refuse replays and
+map each CAEP event to an action by the transmitter's policy.
+
+Order of checks: known and enabled transmitter, its Authorization header (if one is
+configured), media type, JWS header (``typ``, ``alg`` in the transmitter's list), key by
+``kid`` from its JWKS (static, or fetched with a short shared cache), signature, claims
+(``iss``, ``aud``, ``jti``, ``iat`` window), then replay: the ``jti`` is claimed in the
+shared cache *and* as a unique ``ReceivedSet`` row in the transaction that applies the
+actions. Anything refused changes nothing and is recorded as ``ssf.set.refused``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.events import record
+
+from . import actions, jwks_cache
+from .app_settings import app_settings
+from .models import ReceivedSet, SsfTransmitter
+from .set_tokens import SetError, VerifyPolicy, verify
+
+SET_MEDIA_TYPE = "application/secevent+jwt"
+
+
+@dataclass(frozen=True)
+class Push:
+    """One HTTP push as the view saw it."""
+
+    slug: str
+    body: bytes
+    content_type: str
+    authorization: str
+    ip: str | None
+
+
+def find_transmitter(slug: str) -> SsfTransmitter:
+    transmitter = SsfTransmitter.objects.filter(slug=slug[:40], enabled=True).first() if slug else None
+    if transmitter is None:
+        raise SetError("access_denied", "unknown or disabled transmitter")
+    return transmitter
+
+
+def _token(push: Push) -> str:
+    if push.content_type.split(";")[0].strip().lower() != SET_MEDIA_TYPE:
+        raise SetError("invalid_request", f"Content-Type must be {SET_MEDIA_TYPE}")
+    try:
+        return push.body.decode("ascii").strip()
+    except UnicodeDecodeError as exc:
+        raise SetError("invalid_request", "the body is not a compact JWS") from exc
+
+
+def _verified_claims(transmitter: SsfTransmitter, token: str, now: datetime) -> dict[str, Any]:
+    policy = VerifyPolicy(issuer=transmitter.issuer, audience=transmitter.audience,
+                          algorithms=list(transmitter.allowed_algs or []), now=now)
+    try:
+        return verify(token, jwks_cache.keys_for(transmitter, now=now), policy)
+    except SetError as error:
+        if error.code != "invalid_key" or not jwks_cache.may_refetch(transmitter, now=now):
+            raise
+    return verify(token, jwks_cache.keys_for(transmitter, now=now, refresh=True), policy)
+
+
+def _replay_key(transmitter: SsfTransmitter, jti: str) -> str:
+    return "ssf:jti:" + hashlib.sha256(f"{transmitter.pk}:{jti}".encode()).hexdigest()
+
+
+def receive(push: Push, now: datetime | None = None) -> ReceivedSet:
+    """Verify and act on one pushed SET; raise ``SetError`` (nothing changed) when refused."""
+    moment = now or timezone.now()
+    transmitter: SsfTransmitter | None = None
+    try:
+        transmitter = find_transmitter(push.slug)
+        if not transmitter.authorization_matches(push.authorization):
+            raise SetError("authentication_failed", "missing or wrong Authorization header")
+        claims = _verified_claims(transmitter, _token(push), moment)
+        return _accept(transmitter, claims, moment, push.ip)
+    except SetError as error:
+        record("ssf.set.refused", outcome="denied", reason=error.code, ip_address=push.ip,
+               transmitter=transmitter.name if transmitter else push.slug[:40], description=error.description)
+        raise
+
+
+def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetime, ip: str | None) -> ReceivedSet:
+    key = _replay_key(transmitter, claims["jti"])
+    window = app_settings.MAX_SET_AGE_SECONDS + app_settings.CLOCK_SKEW_SECONDS
+    if not cache.add(key, 1, timeout=window):
+        raise SetError("invalid_request", "replayed jti")
+    try:
+        with transaction.atomic():
+            received = _claim_jti(transmitter, claims, moment)
+            received.actions = [
+                actions.apply(transmitter, event_type, event, claims, moment)
+                for event_type, event in claims["events"].items()
+            ]
+            received.save(update_fields=["actions"])
+            record("ssf.set.received", transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
+                   events=list(claims["events"]), actions=received.actions, txn=claims.get("txn", ""))
+    except SetError:
+        raise
+    except BaseException:
+        cache.delete(key)  # nothing was applied: the transmitter's retry must be accepted
+        raise
+    return received
+
+
+def _claim_jti(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetime) -> ReceivedSet:
+    """The unique (transmitter, jti) row: the replay guard that outlives any cache."""
+    try:
+        with transaction.atomic():
+            return ReceivedSet.objects.create(
+                transmitter=transmitter, jti=claims["jti"], event_types=list(claims["events"]),
+                issued_at=datetime.fromtimestamp(claims["iat"], tz=UTC), received_at=moment,
+            )
+    except IntegrityError as exc:
+        raise SetError("invalid_request", "replayed jti") from exc

@@ -1,0 +1,1 @@
+"""Developer and test tool: simulated iOS and Android devices that attest like real ones."""

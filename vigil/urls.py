@@ -1,0 +1,16 @@
+"""URL map. Protocol endpoints live at the issuer root, as discovery advertises them."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+urlpatterns = [
+    path("", include("idp.oauth_urls")),
+    path("", include("accounts.wellknown_urls")),
+    path("", include("shared_signals.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("attestation/", include("attestation.urls")),
+    path("", include("sessions.urls")),
+    path("admin/", admin.site.urls),
+    path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
+]
