@@ -10,7 +10,6 @@ network errors are retried with backoff, a document that is not a status list ra
 
 from __future__ import annotations
 
-from typing import Any
 
 import requests
 from celery import shared_task
@@ -35,22 +34,3 @@ def refresh_android_revocation_list(url: str | None = None, path: str | None = N
     )
     response.raise_for_status()
     return write_status_list(path or app_settings.ANDROID_REVOCATION_LIST_PATH, response.json())
-
-
-def schedule(sender: Any, **kwargs: Any) -> None:
-    """Add the periodic refresh to Celery beat (``ATTESTATION_ANDROID_REVOCATION_REFRESH_SECONDS``)."""
-    period = app_settings.ANDROID_REVOCATION_REFRESH_SECONDS
-    if period > 0:
-        sender.add_periodic_task(period, refresh_android_revocation_list.s(), name="refresh-android-revocation-list")
-
-
-def _add_to_beat() -> None:
-    """Called at import (Celery autodiscovery imports this module in the worker and in beat);
-    ``add_periodic_task`` queues the entry until the app is configured."""
-    from vigil.celery import app
-
-    schedule(app)
-
-
-_add_to_beat()
-from device_health import tasks as _health_tasks  # noqa: E402,F401  (device health revalidation, receipt refresh)

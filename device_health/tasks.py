@@ -51,7 +51,7 @@ def revalidate_device(device: Device, now: dt.datetime, *, stored: Any, rules: S
     return evaluation
 
 
-@shared_task(name="device_health.revalidate_devices")
+@shared_task(name="device_health.reevaluate_devices")
 def revalidate_devices(after_pk: int = 0) -> dict[str, int]:
     """Revalidate every active device, in batches by primary key. Returns counts by outcome."""
     now = timezone.now()
@@ -114,23 +114,3 @@ def refresh_apple_receipts() -> int:
     for pk in pks:
         refresh_apple_receipt.delay(pk)
     return len(pks)
-
-
-def schedule(sender: Any, **kwargs: Any) -> None:
-    """Add the revalidation and the receipt refresh to Celery beat (0 disables either)."""
-    if health_settings.REVALIDATE_SECONDS > 0:
-        sender.add_periodic_task(health_settings.REVALIDATE_SECONDS, revalidate_devices.s(),
-                                 name="revalidate-device-health")
-    if health_settings.RECEIPT_REFRESH_SECONDS > 0:
-        sender.add_periodic_task(health_settings.RECEIPT_REFRESH_SECONDS, refresh_apple_receipts.s(),
-                                 name="refresh-apple-receipts")
-
-
-def _add_to_beat() -> None:
-    """As ``attestation/tasks.py`` does: queued until the Celery app is configured."""
-    from vigil.celery import app
-
-    schedule(app)
-
-
-_add_to_beat()

@@ -28,7 +28,7 @@ def rotate_keys_if_due() -> list[str]:
     return changes
 
 
-@shared_task(name="idp.purge_expired")
+@shared_task(name="idp.purge_expired_codes_and_tokens")
 def purge_expired(keep_days: int = 1) -> dict[str, int]:
     """Delete codes, access-token records and refresh tokens that expired over ``keep_days`` ago."""
     from sessions.models import AccessToken, RefreshToken

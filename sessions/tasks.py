@@ -3,7 +3,7 @@
 Each task takes primitive arguments only, re-reads everything from the database, is
 idempotent (``acks_late`` is global: a task redelivered after a lost worker just runs
 again) and lets errors raise so Celery retries it. The work itself lives in
-``sessions/revalidation.py``; schedules are entries of ``CELERY_BEAT_SCHEDULE`` installed
+``sessions/revalidation.py``; schedules are entries of ``vigil/schedule.py`` installed
 into django-celery-beat (editable in the admin), see docs/operations.md.
 """
 
@@ -19,7 +19,7 @@ from . import revalidation
 REFRESH_TASK = "attestation.refresh_android_revocation_list"
 
 
-@shared_task(name="sessions.revalidate_devices")
+@shared_task(name="sessions.revalidate_device_attestations")
 def revalidate_devices(batch_size: int | None = None) -> dict[str, int]:
     """Mark devices whose attestation went stale; revoke their sessions after the grace period."""
     return revalidation.revalidate_devices(batch_size=batch_size).as_dict()
@@ -53,6 +53,3 @@ def after_revocation_list_refresh(sender: Any = None, **kwargs: Any) -> None:
     request = sender.request
     queue = (getattr(request, "delivery_info", None) or {}).get("routing_key") or None
     suspend_revoked_android_devices.apply_async(kwargs={"path": _refresh_path(request)}, queue=queue)
-
-
-from risk.tasks import recompute_usage_baselines  # noqa: E402,F401  (risk: usage baselines)

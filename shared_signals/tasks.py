@@ -13,7 +13,6 @@ from typing import Any
 from celery import shared_task
 
 from . import delivery
-from .app_settings import app_settings
 
 
 @shared_task(
@@ -32,7 +31,7 @@ def deliver_security_event(self: Any, delivery_pk: int, sweep: bool = False) -> 
     return delivery.attempt(delivery_pk, final=final)
 
 
-@shared_task(name="shared_signals.retry_undelivered", acks_late=True)
+@shared_task(name="shared_signals.deliver_pending_sets", acks_late=True)
 def retry_undelivered(limit: int = 500) -> int:
     """Enqueue again what is due (see ``delivery.due_for_sweep``); returns how many."""
     due = delivery.due_for_sweep(limit=limit)
@@ -41,24 +40,7 @@ def retry_undelivered(limit: int = 500) -> int:
     return len(due)
 
 
-@shared_task(name="shared_signals.purge", acks_late=True)
+@shared_task(name="shared_signals.purge_old_sets_and_deliveries", acks_late=True)
 def purge() -> dict[str, int]:
     """Daily clean-up of old received SETs and finished deliveries (``delivery.purge``)."""
     return delivery.purge()
-
-
-def schedule(sender: Any, **kwargs: Any) -> None:
-    """Add the sweep (every ``IDP_SSF_RETRY_SWEEP_SECONDS``) and the daily purge to beat."""
-    period = app_settings.RETRY_SWEEP_SECONDS
-    if period > 0:
-        sender.add_periodic_task(period, retry_undelivered.s(), name="ssf-retry-undelivered")
-    sender.add_periodic_task(24 * 3600.0, purge.s(), name="ssf-purge")
-
-
-def _add_to_beat() -> None:
-    from vigil.celery import app
-
-    schedule(app)
-
-
-_add_to_beat()

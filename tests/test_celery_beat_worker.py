@@ -1,6 +1,6 @@
 """Real Celery processes on Redis run the revalidation against the PostgreSQL test database.
 
-* Beat (django-celery-beat ``DatabaseScheduler``) sends ``sessions.revalidate_devices`` from a
+* Beat (django-celery-beat ``DatabaseScheduler``) sends ``sessions.revalidate_device_attestations`` from a
   one-second ``PeriodicTask`` row in the test database; a worker runs it: a stale device is
   marked, a session past its grace period is revoked.
 * A worker SIGKILLed in the middle of a page leaves nothing half-done (the page's transaction
@@ -159,7 +159,7 @@ def test_beat_schedules_revalidation_and_the_worker_runs_it(
     fresh = make_session(world["user"], world["client"], make_device(world["app"], attested_at=timezone.now()),
                          timezone.now())
     every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.create(name=f"test revalidation {queue}", task="sessions.revalidate_devices",
+    PeriodicTask.objects.create(name=f"test revalidation {queue}", task="sessions.revalidate_device_attestations",
                                 interval=every_second, queue=queue, kwargs='{"batch_size": 10}')
 
     procs.worker("worker", queue)
@@ -170,13 +170,13 @@ def test_beat_schedules_revalidation_and_the_worker_runs_it(
     wait_for(lambda: Device.objects.filter(pk=to_mark.device_id, requires_reattestation=True).exists(), procs,
              what="the stale device to be marked")
     # Beat keeps sending (its run counts reach the table only every few minutes: read the log).
-    wait_for(lambda: procs.log("worker").count("sessions.revalidate_devices[") >= 6, procs,
+    wait_for(lambda: procs.log("worker").count("sessions.revalidate_device_attestations[") >= 6, procs,
              what="the worker to run beat's entry three times")
     procs.stop_all()
 
-    installed = PeriodicTask.objects.get(name="revalidate-device-attestations")  # from CELERY_BEAT_SCHEDULE
+    installed = PeriodicTask.objects.get(name="revalidate-device-attestations")  # from vigil/schedule.py
     assert (installed.task, installed.interval.every, installed.interval.period) == (
-        "sessions.revalidate_devices", 900, IntervalSchedule.SECONDS,
+        "sessions.revalidate_device_attestations", 900, IntervalSchedule.SECONDS,
     )
     assert DeviceSession.objects.get(pk=to_revoke.pk).status_reason == "attestation_stale"
     assert DeviceSession.objects.get(pk=fresh.pk).status == SessionStatus.ACTIVE
@@ -228,7 +228,7 @@ def test_worker_killed_mid_page_leaves_nothing_half_done(
     raw.execute("SELECT id FROM sessions_refresh_token WHERE session_id = %s FOR UPDATE", [sessions[7].pk])
     try:
         first = procs.worker("worker-1", queue)
-        sent = sender.send_task("sessions.revalidate_devices", kwargs={"batch_size": 5}, queue=queue)
+        sent = sender.send_task("sessions.revalidate_device_attestations", kwargs={"batch_size": 5}, queue=queue)
         backend = wait_for(lambda: _blocked_backend(monitor), procs, what="the worker to block mid-page")
         assert _assert_whole(sessions) == 5  # page one committed; page two's work is not visible
 
@@ -247,4 +247,4 @@ def test_worker_killed_mid_page_leaves_nothing_half_done(
              what="the redelivered task to finish")
     assert _assert_whole(sessions) == 20
     assert SecurityEvent.objects.filter(event_type="session.revoked").count() == 20
-    assert f"sessions.revalidate_devices[{sent.id}] received" in procs.log("worker-2")  # the same message
+    assert f"sessions.revalidate_device_attestations[{sent.id}] received" in procs.log("worker-2")  # the same message

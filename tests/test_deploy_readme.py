@@ -218,7 +218,7 @@ def check_celery(deployment: Deployment, steps: Plan, broker: str, database_url:
     beat = next(i for i, line in enumerate(steps.services) if " beat" in line)
     deployment.wait_for_log(worker, r"ready\.")
     with Celery("deploy-test-sender", broker=broker) as sender:
-        sent = sender.send_task("idp.purge_expired")
+        sent = sender.send_task("idp.purge_expired_codes_and_tokens")
     deployment.wait_for_log(worker, rf"Task idp\.purge_expired\[{sent.id}\] succeeded")
     deployment.wait_for_log(beat, r"beat: Starting")
     deadline = time.monotonic() + 60

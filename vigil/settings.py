@@ -276,14 +276,7 @@ CELERY_TIMEZONE = "UTC"
 # Schedules live in the database (django-celery-beat) so admins edit them in the admin;
 # the entries below are installed there on first start.
 CELERY_BEAT_SCHEDULER = "vigil.celery_beat:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE = {
-    "rotate-signing-keys": {"task": "idp.rotate_keys_if_due", "schedule": 3600.0},
-    "purge-expired-protocol-state": {"task": "idp.purge_expired", "schedule": 3600.0},
-    # sessions/revalidation.py (docs/operations.md): stale attestation, revoked Android certificates.
-    # The suspension also runs after every revocation-list refresh; this entry is the safety net.
-    "revalidate-device-attestations": {"task": "sessions.revalidate_devices", "schedule": 900.0},
-    "suspend-revoked-android-devices": {"task": "sessions.suspend_revoked_android_devices", "schedule": 86400.0},
-}
+# The schedule itself: vigil/schedule.py (every periodic task, one list).
 
 LOGGING = {
     "version": 1,

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from attestation.android.revocation import StatusListError, load_status_list
-from attestation.tasks import refresh_android_revocation_list, schedule
+from attestation.tasks import refresh_android_revocation_list
+from vigil.schedule import beat_schedule
 from attestation.testing import google_pki as g
 
 pytestmark = pytest.mark.live
@@ -72,17 +73,10 @@ def test_explicit_url_and_path(google: g.GoogleStandIn, tmp_path: Path) -> None:
 
 
 def test_beat_schedule(settings: Any) -> None:
-    calls: list[tuple[Any, ...]] = []
-
-    class Sender:
-        def add_periodic_task(self, *args: Any, **kwargs: Any) -> None:
-            calls.append(args)
-
     settings.ATTESTATION_ANDROID_REVOCATION_REFRESH_SECONDS = 600
-    schedule(Sender())
+    assert beat_schedule()["refresh-android-revocation-list"]["schedule"] == 600
     settings.ATTESTATION_ANDROID_REVOCATION_REFRESH_SECONDS = 0
-    schedule(Sender())
-    assert len(calls) == 1 and calls[0][0] == 600
+    assert "refresh-android-revocation-list" not in beat_schedule()
 
 
 @pytest.mark.celery

@@ -11,6 +11,7 @@ import requests
 from django.utils import timezone
 
 from device_health import tasks
+from vigil.schedule import beat_schedule
 from device_health.receipts import ReceiptClient, ReceiptError, parse_receipt
 from device_health.testing import AppleReceiptStandIn, devicecheck_key_pem, make_receipt
 from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
@@ -143,16 +144,11 @@ def test_tasks_are_autodiscovered_and_in_beat() -> None:
     from vigil.celery import app
 
     app.loader.import_default_modules()
-    assert {"device_health.revalidate_devices", "device_health.refresh_apple_receipts",
+    assert {"device_health.reevaluate_devices", "device_health.refresh_apple_receipts",
             "device_health.refresh_apple_receipt"} <= set(app.tasks)
-    entries: list[str] = []
-
-    class Sender:
-        def add_periodic_task(self, period: float, sig: Any, name: str) -> None:
-            entries.append(name)
-
-    tasks.schedule(Sender())
-    assert entries == ["revalidate-device-health", "refresh-apple-receipts"]
+    entries = beat_schedule()
+    assert entries["revalidate-device-health"]["task"] == "device_health.reevaluate_devices"
+    assert entries["refresh-apple-receipts"]["task"] == "device_health.refresh_apple_receipts"
 
 
 # ------------------------------------------------------------------ receipt signatures

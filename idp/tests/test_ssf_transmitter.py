@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from shared_signals import delivery, tasks, transmitter
+from vigil.schedule import beat_schedule
 from shared_signals.models import CaepEvent, DeliveryStatus, SetDelivery, SsfReceiver
 from shared_signals.testing import LoopbackReceiver
 from idp.tests.conftest import form_post
@@ -332,14 +333,9 @@ def test_sweep_resends_stuck_and_failed_deliveries(session: DeviceSession, recei
 
 
 def test_sweep_is_in_beat() -> None:
-    entries: list[str] = []
-
-    class Sender:
-        def add_periodic_task(self, period: float, sig: Any, name: str) -> None:
-            entries.append(name)
-
-    tasks.schedule(Sender())
-    assert entries == ["ssf-retry-undelivered", "ssf-purge"]
+    entries = beat_schedule()
+    assert entries["ssf-retry-undelivered"]["task"] == "shared_signals.deliver_pending_sets"
+    assert entries["ssf-purge"]["task"] == "shared_signals.purge_old_sets_and_deliveries"
 
 
 def test_purge_keeps_what_still_matters(session: DeviceSession, receiver_factory: Any, queued: list[int]) -> None:

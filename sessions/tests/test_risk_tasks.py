@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from vigil.celery import app
 from risk.models import DailyUsage, UsageBaseline
 from risk.tasks import recompute_usage_baselines
+from vigil.schedule import beat_schedule
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,5 @@ def test_users_with_too_little_history_get_no_baseline():
 
 
 def test_the_task_is_registered_and_scheduled():
-    assert "sessions.recompute_usage_baselines" in app.tasks
-    assert "recompute-usage-baselines" in (app.conf.beat_schedule or {}) or any(
-        "recompute_usage_baselines" in str(entry) for entry in app._pending_periodic_tasks
-    )
+    assert "risk.recompute_usage_baselines" in app.tasks
+    assert beat_schedule()["recompute-usage-baselines"]["task"] == "risk.recompute_usage_baselines"
