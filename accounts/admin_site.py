@@ -24,7 +24,7 @@ from django.utils.http import urlencode
 from core.conf import SettingsReader
 
 from . import authstate
-from .acr import ACR_MFA, acr_satisfies
+from core.acr import ACR_MFA, acr_satisfies
 from .navigation import safe_next
 
 _reader = SettingsReader("VIGIL_")

@@ -8,3 +8,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
+        from .flows import browser_sessions  # noqa: F401  (records browser sessions on auth_state_saved)

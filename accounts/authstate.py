@@ -13,15 +13,20 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.contrib.auth import login as django_login
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
 from core.crypto import generate_token
 
 from . import known_devices
-from .acr import acr_for_amr, normalise_amr
+from core.acr import acr_for_amr, normalise_amr
 
 SESSION_KEY = "vigil_auth"
+
+# Sent after a login or a step-up has changed what this session knows (``sender=AuthState``;
+# ``request``, ``user``, ``state``, ``old_key``, ``now``): ``flows.browser_sessions`` records it.
+auth_state_saved = Signal()
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,6 @@ class AuthState:
 
 def establish(request: HttpRequest, user: Any, amr: list[str], now: datetime | None = None) -> AuthState:
     """Log the user in (a fresh session id, against fixation) and record how."""
-    from .flows import browser_sessions
-
     moment = now or timezone.now()
     previous = current(request)
     old_key = request.session.session_key
@@ -51,15 +54,13 @@ def establish(request: HttpRequest, user: Any, amr: list[str], now: datetime | N
     sid = previous.sid if previous and previous.user_id == user.pk else generate_token(16)
     state = AuthState(user_id=user.pk, auth_time=int(moment.timestamp()), amr=normalise_amr(amr), sid=sid)
     request.session[SESSION_KEY] = {"auth_time": state.auth_time, "amr": state.amr, "sid": state.sid}
-    browser_sessions.remember(request, user, state, old_key=old_key, now=moment)
+    auth_state_saved.send(sender=AuthState, request=request, user=user, state=state, old_key=old_key, now=moment)
     known_devices.remember(request, user, moment)
     return state
 
 
 def add_methods(request: HttpRequest, methods: list[str], now: datetime | None = None) -> AuthState | None:
     """A further factor (step-up) on the same session: amr grows, auth_time moves on."""
-    from .flows import browser_sessions
-
     state = current(request)
     if state is None:
         return None
@@ -70,7 +71,8 @@ def add_methods(request: HttpRequest, methods: list[str], now: datetime | None =
     request.session.cycle_key()
     new_state = current(request)
     if new_state is not None:
-        browser_sessions.remember(request, request.user, new_state, old_key=old_key, now=moment)
+        auth_state_saved.send(sender=AuthState, request=request, user=request.user, state=new_state, old_key=old_key,
+                              now=moment)
     return new_state
 
 

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.utils import timezone
 
 from . import authstate
-from .acr import ACR_MFA, acr_satisfies
+from core.acr import ACR_MFA, acr_satisfies
 from .app_settings import app_settings
 from .flows import policy
 from .navigation import reauth_url

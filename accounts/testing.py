@@ -8,7 +8,7 @@ from typing import Any
 from django.urls import reverse
 from django_otp.oath import totp as oath_totp
 
-from .acr import ACR_MFA
+from core.acr import ACR_MFA
 from .models import SealedTOTPDevice
 from .totp_secret import open_
 

@@ -8,3 +8,10 @@ class ClientsConfig(AppConfig):
     label = "clients"
     verbose_name = "OAuth clients"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from core.keys import register_client_key_needs
+
+        from .keys import longest_access_token_lifetime, signing_alg_choices
+
+        register_client_key_needs(longest_access_token_lifetime, signing_alg_choices)

@@ -34,7 +34,7 @@ class ClientEndpoint(models.TextChoices):
     TOKEN = "token"
     INTROSPECTION = "introspection"
     REVOCATION = "revocation"
-    USAGE = "usage"  # the relying services' usage reports (sessions/api/views.py)
+    USAGE = "usage"  # the relying services' usage reports (idp/usage_api/views.py)
 
 
 def default_signing_alg() -> str:

@@ -12,22 +12,37 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from . import config_cache, crypto
 from .app_settings import app_settings
-from clients.models import Client
 from .models import KeyStatus, SigningKey
 
 JoseKey = ECKey | RSAKey | OKPKey
 
 _private_cache: dict[str, JoseKey] = {}
+
+
+class ClientKeyNeeds:
+    """What registered clients add to the keys: the longest access-token lifetime any client
+    has, and the signing algorithms a client may choose. Filled by ``clients`` from its
+    ``AppConfig.ready()`` (``register_client_key_needs``): core imports no app."""
+
+    longest_access_token_lifetime: Callable[[], int] = staticmethod(lambda: 0)
+    signing_alg_choices: Callable[[], list[str]] = staticmethod(lambda: [])
+
+
+def register_client_key_needs(longest_access_token_lifetime: Callable[[], int],
+                              signing_alg_choices: Callable[[], list[str]]) -> None:
+    ClientKeyNeeds.longest_access_token_lifetime = staticmethod(longest_access_token_lifetime)
+    ClientKeyNeeds.signing_alg_choices = staticmethod(signing_alg_choices)
 _public_cache: dict[str, JoseKey] = {}
 _lock = threading.Lock()
 
@@ -45,7 +60,7 @@ def generate_private_key(alg: str) -> JoseKey:
 def max_signed_token_lifetime() -> int:
     """Longest lifetime of anything we sign (access and ID tokens), so a retiring key
     stays published until all of it has expired."""
-    longest_client = Client.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
+    longest_client = ClientKeyNeeds.longest_access_token_lifetime()
     return max(app_settings.ACCESS_TOKEN_LIFETIME, app_settings.ID_TOKEN_LIFETIME, longest_client)
 
 
@@ -199,7 +214,7 @@ def _current(alg: str) -> SigningKey | None:
 def signing_algs() -> list[str]:
     """Every algorithm a token may be signed with: those a client may choose (the model's
     choices and IDP_SUPPORTED_SIGNING_ALGS) and IDP_SIGNING_ALG."""
-    choices = [str(value) for value, _ in Client._meta.get_field("signing_alg").choices or []]
+    choices = ClientKeyNeeds.signing_alg_choices()
     return list(dict.fromkeys([*app_settings.SUPPORTED_SIGNING_ALGS, *choices, app_settings.SIGNING_ALG]))
 
 

@@ -112,7 +112,7 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
 
 def resource_policy(context: ResourceContext) -> None:
     """Refuse tokens of a device that is now denied, needs step-up, or is restricted to fewer scopes."""
-    from idp.flows.resource import ResourceError
+    from core.resource_errors import ResourceError
 
     session = context.token.session
     if session is None or session.device_id is None:

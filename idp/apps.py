@@ -23,8 +23,6 @@ class IdpConfig(AppConfig):
     def ready(self) -> None:
         import warnings
 
-        from sessions.flows import cascade  # noqa: F401  (connects the user-deactivation cascade)
-
         from . import checks  # noqa: F401  (registers system checks)
         from core import config_cache
         from clients.models import Client

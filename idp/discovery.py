@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from accounts.acr import ACR_VALUES_SUPPORTED
+from core.acr import ACR_VALUES_SUPPORTED
 
 from sessions.app_settings import app_settings as sessions_settings
 

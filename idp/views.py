@@ -18,9 +18,11 @@ from core.http_methods import allow_methods
 from core.app_settings import app_settings
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
-from .flows.resource import ResourceError, authorize as authorize_resource
+from core.resource_errors import ResourceError
+from .flows.resource import authorize as authorize_resource
 from .oauth.claims import userinfo_claims
-from .oauth.server import NO_STORE, get_server
+from .oauth.http_headers import NO_STORE
+from .oauth.server import get_server
 
 
 def _json(payload: dict, status: int = 200) -> JsonResponse:

@@ -8,7 +8,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
+from sessions.admin import DeviceSessionAdmin
+from sessions.models import DeviceSession, SessionStatus
+
 from core.events import record
+
+from .stepup import require_step_up
 
 from .models import (
     DailyUsage,
@@ -99,3 +104,23 @@ class UsageBaselineAdmin(_ReadOnly):
 class DeviceRiskStateAdmin(_ReadOnly):
     list_display = ["device", "integrity_level", "updated_at"]
     list_filter = ["integrity_level"]
+
+
+STEP_UP_BY_ADMIN = "step_up_by_admin"
+
+
+admin.site.unregister(DeviceSession)
+
+
+@admin.register(DeviceSession)
+class RiskDeviceSessionAdmin(DeviceSessionAdmin):
+    """The sessions admin, plus the step-up demand of risk evaluation."""
+
+    actions = [*DeviceSessionAdmin.actions, "require_step_up"]
+
+    @admin.action(description="Require step-up (a fresh second factor at the next authorization)")
+    def require_step_up(self, request: HttpRequest, queryset: Any) -> None:
+        """The next refresh is refused and the next authorization of the user at that client
+        demands a second factor verified after this demand (``risk.stepup``)."""
+        for session in queryset.filter(status=SessionStatus.ACTIVE).select_related("client", "user"):
+            require_step_up(session, STEP_UP_BY_ADMIN, request=request, admin=request.user.get_username())

@@ -15,7 +15,7 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.db import transaction
 
-from idp.flows.resource import ResourceError
+from core.resource_errors import ResourceError
 
 STEP_UP_DESCRIPTION = "Step-up authentication is required: send the user through authorization again."
 REVOKED_DESCRIPTION = "The session was revoked by risk policy: send the user through authorization again."

@@ -18,9 +18,9 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from accounts.acr import ACR_MFA, acr_satisfies
+from core.acr import ACR_MFA, acr_satisfies
 from core.events import client_ip, record
-from idp.flows.resource import ResourceError
+from core.resource_errors import ResourceError
 from core.policy import PolicyDecision, ResourceContext, TokenContext
 
 from .models import RiskAction

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from accounts.acr import ACR_MFA, acr_satisfies
+from core.acr import ACR_MFA, acr_satisfies
 from core.events import record
 
 from sessions.models import DeviceSession, SessionStatus

@@ -9,10 +9,9 @@ from django.http import HttpRequest
 
 
 from .flows.revocation import Reason, revoke_session
-from .models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+from .models import AccessToken, DeviceSession, RefreshToken
 
 
-STEP_UP_BY_ADMIN = "step_up_by_admin"
 
 
 class RefreshTokenInline(admin.TabularInline):
@@ -31,7 +30,7 @@ class DeviceSessionAdmin(admin.ModelAdmin):
     search_fields = ["sid", "user__username", "client__client_id", "last_ip"]
     readonly_fields = [f.name for f in DeviceSession._meta.fields]
     inlines = [RefreshTokenInline]
-    actions = ["revoke", "require_step_up"]
+    actions = ["revoke"]  # risk adds "require_step_up" (risk/admin.py)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -40,15 +39,6 @@ class DeviceSessionAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         for session in queryset.select_related("client", "user"):
             revoke_session(session, Reason.REVOKED_BY_ADMIN, request=request, admin=request.user.get_username())
-
-    @admin.action(description="Require step-up (a fresh second factor at the next authorization)")
-    def require_step_up(self, request: HttpRequest, queryset: Any) -> None:
-        """The next refresh is refused and the next authorization of the user at that client
-        demands a second factor verified after this demand (``risk.stepup``)."""
-        from risk.stepup import require_step_up
-
-        for session in queryset.filter(status=SessionStatus.ACTIVE).select_related("client", "user"):
-            require_step_up(session, STEP_UP_BY_ADMIN, request=request, admin=request.user.get_username())
 
 
 @admin.register(AccessToken)

@@ -12,3 +12,6 @@ class DeviceSessionsConfig(AppConfig):
     verbose_name = "Device sessions and tokens"
     default_auto_field = "django.db.models.BigAutoField"
 
+
+    def ready(self) -> None:
+        from .flows import cascade  # noqa: F401  (connects the user-deactivation and device-revocation cascades)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from device_health.signals import compliance_changed
 from sessions.flows.revocation import credential_change, session_revoked
 
 
@@ -38,3 +39,12 @@ def on_credential_change(sender: Any, user: Any, credential: str, change: str, i
 
     emit_credential_change(user, credential_type=str(credential), change_type=str(change), reason_admin=reason,
                            friendly_name=friendly_name, initiating_entity=str(initiator))
+
+
+@receiver(compliance_changed, dispatch_uid="shared_signals.compliance_changed")
+def on_compliance_changed(sender: Any, device: Any, previous_status: str, current_status: str, reason_admin: str,
+                          **kwargs: Any) -> None:
+    from .transmitter import emit_device_compliance_change
+
+    emit_device_compliance_change(device, previous_status=previous_status, current_status=current_status,
+                                  reason_admin=reason_admin)

@@ -48,7 +48,7 @@ PERIODIC: list[Periodic] = [
 # Names the tasks had before they said what they do (issue 14). Messages already queued, and
 # django-celery-beat rows, may still carry them: each stays registered as an alias for one
 # release (docs/operations.md).
-OLD_TASK_NAMES: dict[str, str] = {
+OLD_TASK_NAMES: dict[str, str] = {  # rewrite-imports: off
     "sessions.revalidate_devices": "sessions.revalidate_device_attestations",
     "attestation.health.revalidate_devices": "device_health.reevaluate_devices",
     "attestation.health.refresh_apple_receipt": "device_health.refresh_apple_receipt",
@@ -58,7 +58,7 @@ OLD_TASK_NAMES: dict[str, str] = {
     "idp.ssf.retry_undelivered": "shared_signals.deliver_pending_sets",
     "idp.ssf.purge": "shared_signals.purge_old_sets_and_deliveries",
     "idp.purge_expired": "idp.purge_expired_codes_and_tokens",
-}
+}  # rewrite-imports: on
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ urlpatterns = [
     path("", include("shared_signals.urls")),
     path("accounts/", include("accounts.urls")),
     path("attestation/", include("attestation.urls")),
-    path("", include("sessions.urls")),
+    path("", include("idp.usage_urls")),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -23,10 +24,10 @@ from core.events import client_ip, record
 from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
 
+from .. import authstate
+from ..authstate import AuthState, auth_state_saved
 from ..models import BrowserSession
 
-if TYPE_CHECKING:
-    from ..authstate import AuthState
 
 
 def _store() -> Any:
@@ -59,6 +60,12 @@ def remember(
     row.last_auth_at = moment
     row.save()
     return row
+
+
+@receiver(auth_state_saved, dispatch_uid="accounts.remember_browser_session")
+def _auth_state_saved(sender: Any, request: HttpRequest, user: Any, state: AuthState, old_key: str | None,
+                      now: datetime, **kwargs: Any) -> None:
+    remember(request, user, state, old_key=old_key, now=now)
 
 
 @dataclass(frozen=True)
@@ -137,8 +144,6 @@ def sign_out_current(request: HttpRequest) -> None:
 def end_current(request: HttpRequest, now: datetime | None = None) -> None:
     """Mark the current session ended (called just before logout flushes it)."""
     mark_ended(request, now)
-    from .. import authstate  # authstate records browser sessions through this module
-
     state = authstate.current(request)
     if state is not None:
         revoke_browser_login(state.sid, Reason.LOGOUT, now=now)

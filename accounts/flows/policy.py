@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.app_settings import app_settings as idp_settings
 
-from ..acr import ACR_MFA, ACR_ORDER, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, acr_satisfies
+from core.acr import ACR_MFA, ACR_ORDER, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, acr_satisfies
 from ..models import Passkey
 
 DONE = "done"

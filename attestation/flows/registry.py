@@ -14,6 +14,7 @@ from core.events import record
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import Device, DeviceStatus, RegisteredApp
+from ..signals import device_revoked
 from .challenges import claim_challenge
 
 
@@ -40,12 +41,9 @@ def suspend_device(device: Device, *, reason: str = "", actor: Any = None, now: 
 def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
     """Refuse the device for good (``device_revoked``); the app must enroll a new key. Its
     token families end at once (issue 5 §5), not at their next refresh."""
-    from sessions.flows.cascade import revoke_device_sessions  # sessions builds on attestation
-    from sessions.flows.revocation import Reason
-
     device.set_status(DeviceStatus.REVOKED, reason, now or timezone.now())
     _record("attestation.device.revoked", device, actor, reason)
-    revoke_device_sessions(device.pk, Reason.DEVICE_REVOKED)
+    device_revoked.send(sender=Device, device=device)  # sessions ends the device's families
 
 
 def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:

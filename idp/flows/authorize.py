@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import authstate
-from accounts.acr import ACR_MFA, ACR_ORDER, acr_satisfies
+from core.acr import ACR_MFA, ACR_ORDER, acr_satisfies
 from accounts.flows import browser_sessions
 from risk.stepup import acr_demanded_for
 from risk.stepup import open_since as step_up_open_since

@@ -23,7 +23,7 @@ from authlib.oidc.core.errors import (
     RequestURINotSupportedError,
 )
 
-from accounts.acr import ACR_ORDER
+from core.acr import ACR_ORDER
 
 from ..oauth.errors import InvalidTargetError
 

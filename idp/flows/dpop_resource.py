@@ -14,7 +14,7 @@ from core.app_settings import app_settings
 
 
 def check_dpop_binding(request: HttpRequest, scheme: str, token: str, claims: dict[str, Any]) -> None:
-    from .resource import ResourceError
+    from core.resource_errors import ResourceError
 
     cnf = claims.get("cnf") if isinstance(claims.get("cnf"), dict) else {}
     jkt = cnf.get("jkt") if cnf else None

@@ -3,31 +3,18 @@ RFC 6750 §2 (Bearer) and RFC 9449 §7 (DPoP)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.acr import ACR_MFA
+from core.acr import ACR_MFA
 from sessions.models import AccessToken, SessionStatus
 
 from core import jwt_tokens
 from core.events import record
-
-
-@dataclass
-class ResourceError(Exception):
-    error: str
-    description: str
-    status: int = 401
-    scheme: str = "Bearer"
-    headers: dict[str, str] = field(default_factory=dict)  # e.g. DPoP-Nonce (RFC 9449 §8)
-    params: dict[str, str] = field(default_factory=dict)  # e.g. acr_values (RFC 9470 §3)
-
-    def www_authenticate(self) -> str:
-        extra = "".join(f', {name}="{value}"' for name, value in self.params.items())
-        return f'{self.scheme} error="{self.error}", error_description="{self.description}"{extra}'
+from core.resource_errors import ResourceError
 
 
 @dataclass

@@ -19,8 +19,12 @@ from core.app_settings import app_settings
 from core.events import record
 from clients.models import Client
 from .client_auth import ClientAuthenticator
+from .endpoints import IntrospectionEndpoint, RevocationEndpoint
+from .grants.authorization_code import AuthorizationCodeGrant, OpenIDCode, S256CodeChallenge
+from .grants.client_credentials import ClientCredentialsGrant
+from .grants.refresh_token import RefreshTokenGrant
+from .http_headers import NO_STORE
 
-NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
 
 class VigilOAuth2Request(DjangoOAuth2Request):
@@ -105,11 +109,6 @@ class AuthorizationServer(_AuthorizationServer):
 
 
 def build_server() -> AuthorizationServer:
-    from .endpoints import IntrospectionEndpoint, RevocationEndpoint
-    from .grants.authorization_code import AuthorizationCodeGrant, OpenIDCode, S256CodeChallenge
-    from .grants.client_credentials import ClientCredentialsGrant
-    from .grants.refresh_token import RefreshTokenGrant
-
     server = AuthorizationServer()
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)

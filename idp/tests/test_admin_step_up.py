@@ -14,7 +14,7 @@ from django.test import Client as BrowserClient
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.acr import ACR_MFA
+from core.acr import ACR_MFA
 from accounts.models import SealedTOTPDevice
 from accounts.testing import sign_in_with_second_factor, totp_code
 from core.models import SecurityEvent

@@ -20,7 +20,7 @@ from django.urls import resolve, reverse
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from accounts.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT
+from core.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT
 from accounts.tests.conftest import code_for, confirmed_totp
 from core import jwt_tokens, keys
 from clients.flows.registration import register_client

@@ -132,7 +132,7 @@ def _json_requests(tokens: dict[str, Any], mobile_client: Any, service_client: A
         "jwks": lambda h: h.get(reverse("jwks")),
         "attestation": lambda h: h.post(reverse("attestation:challenge"), {"client_id": mobile_id, "purpose": "enroll"},
                                         content_type="application/json"),
-        "usage": lambda h: form_post(h, reverse("device_sessions:usage"), {"sub": "x", "bytes": 1}, **service),
+        "usage": lambda h: form_post(h, reverse("risk:usage"), {"sub": "x", "bytes": 1}, **service),
         "ssf": lambda h: h.post(reverse("ssf-receive", args=["mdm"]), data="a.b.c", content_type="application/secevent+jwt"),
         "passkey-json": lambda h: h.post(reverse("accounts:passkey_auth_options"), "{}", content_type="application/json"),
     }

@@ -11,15 +11,22 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from attestation.signals import device_revoked
+
 from ..models import DeviceSession, SessionStatus
 from . import revocation
 from .revocation import Reason
 
 
 def revoke_device_sessions(device_id: int, reason: str) -> int:
-    """Called by ``attestation.flows.registry.revoke_device``."""
+    """End every live family of the device (``attestation.signals.device_revoked``)."""
     live = DeviceSession.objects.exclude(status=SessionStatus.REVOKED).filter(device_id=device_id)
     return revocation.revoke_sessions(live.select_related("client", "user", "device"), reason)
+
+
+@receiver(device_revoked, dispatch_uid="sessions.device_revoked")
+def _device_revoked(sender: Any, device: Any, **kwargs: Any) -> None:
+    revoke_device_sessions(device.pk, Reason.DEVICE_REVOKED)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")

@@ -43,7 +43,7 @@ def basic(client_id: str, secret: str) -> str:
 
 def post_usage(reporter: Any, body: dict[str, Any], *, secret: str | None = None) -> Any:
     auth = basic(reporter.client.client_id, secret if secret is not None else reporter.secret)
-    return HttpClient().post(reverse("device_sessions:usage"), data=json.dumps(body), content_type="application/json",
+    return HttpClient().post(reverse("risk:usage"), data=json.dumps(body), content_type="application/json",
                              HTTP_AUTHORIZATION=auth)
 
 
@@ -164,7 +164,7 @@ def test_wrong_secret_is_invalid_client(reporter, user, clock):
 
 
 def test_no_credentials_is_invalid_client(reporter, user, clock):
-    response = HttpClient().post(reverse("device_sessions:usage"), data=json.dumps(report(user.get_user_id(), 1)),
+    response = HttpClient().post(reverse("risk:usage"), data=json.dumps(report(user.get_user_id(), 1)),
                                  content_type="application/json")
     assert response.status_code == 401
     assert response.json() == {"error": "invalid_client", "error_description": "Client authentication failed."}
@@ -173,7 +173,7 @@ def test_no_credentials_is_invalid_client(reporter, user, clock):
 def test_a_public_client_cannot_report(mobile_client, user, clock):
     RiskPolicy.objects.create(client=mobile_client.client, accepts_usage_reports=True)
     body = {**report(user.get_user_id(), 1), "client_id": mobile_client.client.client_id}
-    response = HttpClient().post(reverse("device_sessions:usage"), data=json.dumps(body),
+    response = HttpClient().post(reverse("risk:usage"), data=json.dumps(body),
                                  content_type="application/json")
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 

@@ -10,7 +10,7 @@ from sessions.flows.tokens import IssuedTokens, issue_access_token, issue_refres
 from sessions.models import DeviceSession
 
 from core.policy import PolicyDecision, TokenContext, apply_token_policies
-from ..server import NO_STORE
+from idp.oauth.http_headers import NO_STORE
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
