@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 from core.conf import SettingsReader
+from django.conf import settings as django_settings
 
 CERTS_DIR = Path(__file__).resolve().parent / "certs"
 
@@ -85,7 +86,6 @@ class AppSettings:
         configured = _get("ANDROID_REVOCATION_LIST_PATH", "")
         if configured:
             return str(configured)
-        from django.conf import settings as django_settings
 
         return str(Path(django_settings.VAR_DIR) / "android-attestation-status.json")
 

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 
 from . import sql
 from .models import SecurityEvent
+from .client_address import client_address
 
 logger = logging.getLogger("vigil.security")
 operations_logger = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ def client_ip(request: HttpRequest | None) -> str | None:
     (``core/client_address.py``, ``VIGIL_TRUSTED_PROXIES``)."""
     if request is None:
         return None
-    from .client_address import client_address
 
     return client_address(request)
 

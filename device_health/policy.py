@@ -44,6 +44,9 @@ from core.policy import (
 
 from .models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from .settings import health_settings
+from .evaluate import persist
+from .evaluate import evaluate
+from core.resource_errors import ResourceError
 
 RESTRICTED_CLAIM = "device_health"
 
@@ -64,8 +67,6 @@ class DeviceHealthRefused(InvalidGrantError):
 
 
 def _persist(evaluation: Any, context: TokenContext) -> None:
-    from .evaluate import persist
-
     persist(evaluation, context.now, trigger=context.grant_type, request=context.request, user=context.user)
 
 
@@ -86,7 +87,6 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
     """The device-health outcome of this grant (see the module docstring)."""
     if context.device is None:
         return None
-    from .evaluate import evaluate
 
     evaluation = evaluate(context.device, context.device_signals, context.now, client=context.client, lock=True)
     outcome = evaluation.decision.outcome
@@ -112,8 +112,6 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
 
 def resource_policy(context: ResourceContext) -> None:
     """Refuse tokens of a device that is now denied, needs step-up, or is restricted to fewer scopes."""
-    from core.resource_errors import ResourceError
-
     session = context.token.session
     if session is None or session.device_id is None:
         return

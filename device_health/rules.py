@@ -19,6 +19,7 @@ from core import config_cache
 from .models import SEVERITY, HealthCondition, HealthOutcome
 from .facts import HealthFacts
 from .settings import health_settings
+from .models import HealthPolicy
 
 INTEGRITY_RANK = {"none": 0, "virtual": 0, "basic": 1, "device": 2, "strong": 3}
 ACTIVITY_RANK = {"LEVEL_1": 1, "LEVEL_2": 2, "LEVEL_3": 3, "LEVEL_4": 4}
@@ -206,8 +207,6 @@ def rules_for_client(client: Any) -> tuple[RuleSpec, ...]:
 
 
 def _load_rules(client: Any) -> tuple[RuleSpec, ...]:
-    from .models import HealthPolicy
-
     policy = HealthPolicy.objects.filter(client=client).prefetch_related("rules").first()
     if policy is None:
         return tuple(default_rules())

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from core.client_address import parse_hops, parse_networks, trusted_proxy_entries
 
 
 @register(Tags.security, deploy=True)
@@ -48,8 +49,6 @@ def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
 @register(Tags.security)
 def check_trusted_proxies(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
     """``VIGIL_TRUSTED_PROXIES`` / ``VIGIL_TRUSTED_PROXY_HOPS`` (core/client_address.py)."""
-    from core.client_address import parse_hops, parse_networks, trusted_proxy_entries
-
     problems: list[Error | Warning] = []
     _, invalid = parse_networks(trusted_proxy_entries())
     if invalid:

@@ -14,6 +14,7 @@ from core import keys
 from core.app_settings import app_settings
 from core.events import record
 from sessions.models import AuthorizationCode
+from sessions.models import AccessToken, RefreshToken
 
 
 @shared_task(name="idp.rotate_keys_if_due")
@@ -31,8 +32,6 @@ def rotate_keys_if_due() -> list[str]:
 @shared_task(name="idp.purge_expired_codes_and_tokens")
 def purge_expired(keep_days: int = 1) -> dict[str, int]:
     """Delete codes, access-token records and refresh tokens that expired over ``keep_days`` ago."""
-    from sessions.models import AccessToken, RefreshToken
-
     cutoff = timezone.now() - timedelta(days=keep_days)
     return {
         "codes": AuthorizationCode.objects.filter(expires_at__lt=cutoff, device_session__isnull=True).delete()[0],

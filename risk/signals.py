@@ -15,6 +15,7 @@ from core.models import SecurityEvent
 
 from .models import DeviceRiskState, RiskSignal
 from .settings import risk_settings
+from sessions.models import DeviceSession
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,6 @@ def new_device_signal(session: Any) -> Signal | None:
     """The first session of this user on this attested device (checked when a family starts)."""
     if session is None or session.device_id is None:
         return None
-    from sessions.models import DeviceSession
 
     earlier = DeviceSession.objects.filter(user_id=session.user_id, device_id=session.device_id).exclude(pk=session.pk)
     if earlier.exists():

@@ -15,6 +15,8 @@ from celery import shared_task
 from celery.signals import task_success
 
 from . import revalidation
+from attestation.android.revocation import load_status_list
+from attestation.app_settings import app_settings as attestation_settings
 
 REFRESH_TASK = "attestation.refresh_android_revocation_list"
 
@@ -29,9 +31,6 @@ def revalidate_devices(batch_size: int | None = None) -> dict[str, int]:
 def suspend_revoked_android_devices(path: str | None = None, batch_size: int | None = None) -> int:
     """Suspend Android devices with a certificate on the local revocation status list
     (``path``, default ``ATTESTATION_ANDROID_REVOCATION_LIST_PATH``). Returns the count."""
-    from attestation.android.revocation import load_status_list
-    from attestation.app_settings import app_settings as attestation_settings
-
     revoked = load_status_list(path or attestation_settings.ANDROID_REVOCATION_LIST_READ_PATH)
     return revalidation.suspend_revoked_android_devices(revoked, batch_size=batch_size)
 

@@ -24,6 +24,7 @@ from core.events import record
 from . import set_tokens
 from .app_settings import app_settings
 from .models import DeliveryStatus, SetDelivery
+from .models import ReceivedSet
 
 RETRYABLE_STATUSES = {408, 425, 429}
 MAX_ERROR_BODY = 4096
@@ -138,8 +139,6 @@ def purge(now: datetime | None = None, chunk: int = 1000) -> dict[str, int]:
     """Delete what no longer protects anything: received SETs older than the acceptance
     window (their ``iat`` is refused anyway, so the replay record is moot) and finished
     deliveries older than ``IDP_SSF_KEEP_DELIVERIES_DAYS``. Works in chunks."""
-    from .models import ReceivedSet
-
     moment = now or timezone.now()
     window = timedelta(seconds=app_settings.MAX_SET_AGE_SECONDS + app_settings.CLOCK_SKEW_SECONDS + 60)
     finished = SetDelivery.objects.filter(

@@ -24,6 +24,8 @@ from core.app_settings import app_settings as idp_settings
 
 from . import set_tokens
 from .models import CaepEvent, SetDelivery, SsfReceiver
+from sessions.models import DeviceSession
+from .tasks import deliver_security_event
 
 logger = logging.getLogger("vigil.ssf")
 
@@ -52,7 +54,6 @@ class Subject:
             return self.client_pk == receiver.client_id
         if self.user_pk is None:
             return False
-        from sessions.models import DeviceSession
 
         return DeviceSession.objects.filter(user_id=self.user_pk, client_id=receiver.client_id).exists()
 
@@ -136,8 +137,6 @@ def emit(
 def enqueue(delivery_pk: int) -> None:
     """Hand one delivery to Celery; a broker outage leaves it to the retry sweep."""
     from kombu.exceptions import OperationalError
-
-    from .tasks import deliver_security_event
 
     try:
         deliver_security_event.delay(delivery_pk)

@@ -11,6 +11,8 @@ from clients.models import Client
 
 from attestation.flows.register_apps import register_android_app, register_ios_app
 from attestation.testing import google_pki
+from .android import AndroidDevice
+from .ios import IOSDevice
 
 IOS_APP_ID = "ABCDE12345.com.example.vigil"
 REDIRECT_URI = "com.example.vigil:/oauthredirect"
@@ -35,7 +37,4 @@ def ensure_attested_client(client_id: str, *, require_mfa: bool = False) -> Clie
 
 
 def devices() -> dict[str, Any]:
-    from .android import AndroidDevice
-    from .ios import IOSDevice
-
     return {"ios": IOSDevice(IOS_APP_ID, environment="production"), "android": AndroidDevice()}

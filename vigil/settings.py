@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "device_health",  # its token policies run before risk's (registered in ready(), in this order)
     "risk",
     "shared_signals",
+    "simulator",  # development tool: the device_demo command
 ]
 
 MIDDLEWARE = [

@@ -25,6 +25,7 @@ from .key_attestation import AndroidKeyPolicy, verify_key_attestation
 from .keydescription import KEY_DESCRIPTION_OID, parse_key_description
 from .play_integrity import IntegrityPolicy, check_verdict, decode_classic_token, load_play_keys
 from .revocation import load_status_list
+from .digests import normalise_digest
 
 
 def _android_key_args(parser: argparse.ArgumentParser) -> None:
@@ -119,8 +120,6 @@ def _verdict_from(payload: bytes, options: argparse.Namespace) -> dict[str, Any]
 
 
 def _integrity_policy(options: argparse.Namespace) -> IntegrityPolicy:
-    from .digests import normalise_digest
-
     try:
         digests = tuple(normalise_digest(d) for d in options.signing_digest) if options.signing_digest else None
     except ValueError as exc:

@@ -35,6 +35,8 @@ from ..errors import AttestationError, Reason
 from . import chain as chain_steps
 from .digests import normalise_digest
 from .keydescription import KEY_DESCRIPTION_OID, SECURITY_RANK, KeyDescriptionFacts, parse_key_description
+from .revocation import load_status_list
+from ..app_settings import app_settings
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,6 @@ class AndroidKeyAttestation:
 
 def trusted_roots() -> list[chain_steps.TrustedRoot]:
     """Pinned keys from ``ATTESTATION_ANDROID_ROOT_CERTS`` (+ the test root if allowed)."""
-    from ..app_settings import app_settings
-
     roots = list(_load_roots(tuple(app_settings.ANDROID_ROOT_CERTS)))
     if app_settings.ALLOW_TEST_ROOTS:
         from ..testing.google_pki import test_trusted_roots
@@ -145,15 +145,10 @@ def _load_roots(paths: tuple[str, ...]) -> tuple[chain_steps.TrustedRoot, ...]:
 
 
 def revocation_list() -> dict[str, str]:
-    from ..app_settings import app_settings
-    from .revocation import load_status_list
-
     return load_status_list(app_settings.ANDROID_REVOCATION_LIST_READ_PATH)
 
 
 def _root_validity() -> str:
-    from ..app_settings import app_settings
-
     return app_settings.ANDROID_ROOT_VALIDITY
 
 

@@ -29,6 +29,7 @@ from joserfc.jwk import RSAKey
 
 from ..errors import AttestationError, Reason
 from .play_integrity import IntegrityPolicy, IntegrityVerdict, check_verdict
+from ..app_settings import app_settings
 
 SCOPE = "https://www.googleapis.com/auth/playintegrity"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -102,8 +103,6 @@ class PlayIntegrityClient:
 
     @classmethod
     def from_settings(cls) -> PlayIntegrityClient:
-        from ..app_settings import app_settings
-
         account = ServiceAccount.from_setting(
             app_settings.PLAY_INTEGRITY_CREDENTIALS, app_settings.PLAY_INTEGRITY_TOKEN_URI
         )

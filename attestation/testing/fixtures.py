@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from . import google_pki
+from attestation.android.play_integrity_api import clear_token_cache
 
 
 @pytest.fixture
@@ -21,8 +22,6 @@ def allow_test_roots(settings: Any) -> None:
 @pytest.fixture
 def google(settings: Any) -> Iterator[google_pki.GoogleStandIn]:
     """Google's token URI and ``decodeIntegrityToken`` API, played on 127.0.0.1."""
-    from attestation.android.play_integrity_api import clear_token_cache
-
     clear_token_cache()
     with google_pki.GoogleStandIn() as stand_in:
         settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())

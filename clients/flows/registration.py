@@ -15,6 +15,7 @@ from core.crypto import generate_token
 from core.events import record
 from clients.models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
 from ..redirects import validate_redirect_uri_for_registration
+from core.app_settings import app_settings
 
 DEFAULT_SCOPES = ["openid", "profile", "email", "offline_access"]
 PUBLIC_GRANTS = ["authorization_code", "refresh_token"]
@@ -138,8 +139,6 @@ def jwks_problem(jwks: dict[str, Any] | None) -> str | None:
 
 
 def signing_alg_problem(alg: str) -> str | None:
-    from core.app_settings import app_settings
-
     if alg not in app_settings.SUPPORTED_SIGNING_ALGS:
         return f"signing alg {alg!r} is not one of {', '.join(app_settings.SUPPORTED_SIGNING_ALGS)}"
     return None

@@ -11,11 +11,10 @@ from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, single_proof_from_headers, verify_proof
 
 from core.app_settings import app_settings
+from core.resource_errors import ResourceError
 
 
 def check_dpop_binding(request: HttpRequest, scheme: str, token: str, claims: dict[str, Any]) -> None:
-    from core.resource_errors import ResourceError
-
     cnf = claims.get("cnf") if isinstance(claims.get("cnf"), dict) else {}
     jkt = cnf.get("jkt") if cnf else None
     if not jkt:

@@ -15,6 +15,8 @@ from sessions.models import AccessToken, SessionStatus
 from core import jwt_tokens
 from core.events import record
 from core.resource_errors import ResourceError
+from .dpop_resource import check_dpop_binding
+from core.policy import ResourceContext, apply_resource_policies
 
 
 @dataclass
@@ -53,10 +55,7 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
         raise _inactive(request, record_)
     bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
     if bound or scheme == "dpop":
-        from .dpop_resource import check_dpop_binding
-
         check_dpop_binding(request, scheme, token, claims)
-    from core.policy import ResourceContext, apply_resource_policies
 
     apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
     if required_scope and required_scope not in str(claims.get("scope", "")).split():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from ..app_settings import app_settings
 
 
 class ErrorCode:
@@ -97,8 +98,6 @@ def www_authenticate(
     ``algs`` defaults to ``SESSIONS_DPOP_ALGS``; pass ``error="invalid_token"`` for a bad
     access token, ``"invalid_dpop_proof"`` / ``"use_dpop_nonce"`` for a bad proof.
     """
-    from ..app_settings import app_settings
-
     params: list[tuple[str, str]] = []
     if realm:
         params.append(("realm", realm))

@@ -30,6 +30,7 @@ from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
 
 from ..app_settings import app_settings
 from ..models import DeviceSession
+from attestation.encoding import b64decode_any
 
 TYPES = {"apple-appattest": Platform.IOS, "android-key": Platform.ANDROID}
 
@@ -161,8 +162,6 @@ def verify_refresh(
 
 
 def _b64_bytes(value: str) -> bytes:
-    from attestation.encoding import b64decode_any
-
     return b64decode_any(value)
 
 

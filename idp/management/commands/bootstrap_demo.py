@@ -12,6 +12,8 @@ from core import keys
 from core.app_settings import app_settings
 from clients.flows.registration import register_client, rotate_secret
 from clients.models import Client
+from attestation.app_settings import app_settings as attestation_settings
+from simulator.demo_setup import ensure_attested_client
 
 DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"
 MOBILE_ID, SERVICE_ID, ATTESTED_ID = "vigil-demo-mobile", "vigil-demo-service", "vigil-demo-attested"
@@ -22,11 +24,8 @@ class Command(BaseCommand):
 
     def _attested_client(self) -> str:
         """With the development test roots on, a client whose apps are the device simulators."""
-        from attestation.app_settings import app_settings as attestation_settings
-
         if not attestation_settings.ALLOW_TEST_ROOTS:
             return "  (attested demo app: set ATTESTATION_ALLOW_TEST_ROOTS=1 in development to get one)"
-        from simulator.demo_setup import ensure_attested_client
 
         client = ensure_attested_client(ATTESTED_ID)
         return f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)"
