@@ -12,7 +12,7 @@ from django.dispatch import receiver
 from device_health.signals import compliance_changed
 from sessions.flows.revocation import credential_change, session_revoked
 from .models import SsfReceiver
-from .transmitter import emit_credential_change, emit_device_compliance_change, emit_session_revoked
+from . import transmitter
 
 
 def _anyone_listening() -> bool:
@@ -24,9 +24,8 @@ def on_session_revoked(sender: Any, session: Any, reason: str, initiator: str, d
                        now: Any, **kwargs: Any) -> None:
     if not _anyone_listening():
         return
-
-    emit_session_revoked(session, reason_admin=reason, initiating_entity=str(initiator),
-                         txn=details.get("ssf_txn") or None)
+    transmitter.emit_session_revoked(session, reason_admin=reason, initiating_entity=str(initiator),
+                                     txn=details.get("ssf_txn") or None)
 
 
 @receiver(credential_change, dispatch_uid="shared_signals.credential_change")
@@ -34,13 +33,13 @@ def on_credential_change(sender: Any, user: Any, credential: str, change: str, i
                          friendly_name: str, now: Any, **kwargs: Any) -> None:
     if not _anyone_listening():
         return
-
-    emit_credential_change(user, credential_type=str(credential), change_type=str(change), reason_admin=reason,
-                           friendly_name=friendly_name, initiating_entity=str(initiator))
+    transmitter.emit_credential_change(user, credential_type=str(credential), change_type=str(change),
+                                       reason_admin=reason, friendly_name=friendly_name,
+                                       initiating_entity=str(initiator))
 
 
 @receiver(compliance_changed, dispatch_uid="shared_signals.compliance_changed")
 def on_compliance_changed(sender: Any, device: Any, previous_status: str, current_status: str, reason_admin: str,
                           **kwargs: Any) -> None:
-    emit_device_compliance_change(device, previous_status=previous_status, current_status=current_status,
-                                  reason_admin=reason_admin)
+    transmitter.emit_device_compliance_change(device, previous_status=previous_status,
+                                              current_status=current_status, reason_admin=reason_admin)

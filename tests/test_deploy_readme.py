@@ -219,7 +219,7 @@ def check_celery(deployment: Deployment, steps: Plan, broker: str, database_url:
     deployment.wait_for_log(worker, r"ready\.")
     with Celery("deploy-test-sender", broker=broker) as sender:
         sent = sender.send_task("idp.purge_expired_codes_and_tokens")
-    deployment.wait_for_log(worker, rf"Task idp\.purge_expired\[{sent.id}\] succeeded")
+    deployment.wait_for_log(worker, rf"Task idp\.purge_expired_codes_and_tokens\[{sent.id}\] succeeded")
     deployment.wait_for_log(beat, r"beat: Starting")
     deadline = time.monotonic() + 60
     names: set[str] = set()
