@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from hmac import compare_digest
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.http import HttpRequest
 
 from idp import config_cache, events
@@ -122,7 +121,8 @@ def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken |
 
 def registered_app(app_id: int) -> Any:
     """A registered app with its client, from the config cache."""
-    from attestation.models import RegisteredApp  # attestation.models imports sessions.models
+    # Imported here: attestation.models imports sessions.models (read at the first call).
+    from attestation.models import RegisteredApp
 
     return config_cache.cached(
         ("registered-app", app_id), lambda: RegisteredApp.objects.select_related("client").get(pk=app_id)

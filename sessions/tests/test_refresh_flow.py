@@ -10,16 +10,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.test import Client as HttpClient
+from django.urls import reverse
 
 from idp.crypto import token_hash
 from idp.models import AuthorizationCode, SecurityEvent
-from idp.tests.conftest import get_code, tokens  # noqa: F401 (the fixture)
+from idp.tests.conftest import form_post, get_code
 from sessions.flows import code_exchange, refresh
 from sessions.flows.refresh import Refusal, Refused, Rotated
 from sessions.flows.tokens import IssuedTokens
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
 
-NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def _token(*, status: str = SessionStatus.ACTIVE, rotated: int | None = None, revoked: bool = False,
@@ -123,7 +125,7 @@ def _state() -> list[Any]:
 
 
 def _rotate(raw: str, client: Any, *, proof_jkt: str | None = None) -> refresh.RefreshResult:
-    now = dt.datetime.now(tz=dt.timezone.utc)
+    now = dt.datetime.now(tz=dt.UTC)
     found = refresh.present(raw, client=client, now=now, request=None)
     if not isinstance(found, RefreshToken):
         assert isinstance(found, Refused), found
@@ -182,7 +184,7 @@ def test_reused_outside_the_grace_window_revokes_the_family(family: tuple[str, A
 @pytest.mark.django_db
 def test_expired_changes_nothing(family: tuple[str, Any]) -> None:
     raw, client = family
-    RefreshToken.objects.update(expires_at=dt.datetime.now(tz=dt.timezone.utc) - dt.timedelta(seconds=1))
+    RefreshToken.objects.update(expires_at=dt.datetime.now(tz=dt.UTC) - dt.timedelta(seconds=1))
     before = _state()
     assert _rotate(raw, client) == Refused(Refusal.EXPIRED)
     assert _state() == before and _refused_events(Refusal.EXPIRED) == 1
@@ -237,10 +239,10 @@ def test_a_refused_issue_rolls_the_rotation_back(family: tuple[str, Any]) -> Non
     def refusing(session: DeviceSession) -> IssuedTokens:
         raise RuntimeError("refused by a policy")
 
-    found = refresh.present(raw, client=client, now=dt.datetime.now(tz=dt.timezone.utc), request=None)
+    found = refresh.present(raw, client=client, now=dt.datetime.now(tz=dt.UTC), request=None)
     assert isinstance(found, RefreshToken)
     with pytest.raises(RuntimeError):
-        refresh.rotate(found, raw, now=dt.datetime.now(tz=dt.timezone.utc), issue=refusing, request=None)
+        refresh.rotate(found, raw, now=dt.datetime.now(tz=dt.UTC), issue=refusing, request=None)
     assert _state() == before
     assert isinstance(_rotate(raw, client), Rotated)
 
@@ -249,7 +251,7 @@ def test_a_refused_issue_rolls_the_rotation_back(family: tuple[str, Any]) -> Non
 def test_a_code_exchanged_twice_is_reuse(browser: Any, mobile_client: Any, pkce: Any) -> None:
     raw, _ = get_code(browser, mobile_client.client.client_id, pkce)
     client = mobile_client.client
-    now = dt.datetime.now(tz=dt.timezone.utc)
+    now = dt.datetime.now(tz=dt.UTC)
     code = code_exchange.find(raw, client, now=now, request=None)
     assert isinstance(code, AuthorizationCode)
     issue: Callable[[DeviceSession], IssuedTokens] = _issue
@@ -259,3 +261,18 @@ def test_a_code_exchanged_twice_is_reuse(browser: Any, mobile_client: Any, pkce:
     assert isinstance(code_exchange.find(raw, client, now=now, request=None), code_exchange.CodeReused)
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
     assert SecurityEvent.objects.filter(event_type="oauth.code_reuse").count() == 2
+
+
+@pytest.mark.django_db
+def test_the_grant_refuses_the_token_of_an_inactive_user_and_changes_nothing(
+    family: tuple[str, Any], django_user_model: Any
+) -> None:
+    """The user check of the grant's hooks (``authenticate_user``) still runs before any proof."""
+    raw, client = family
+    django_user_model.objects.update(is_active=False)  # not through the flows: the family lives on
+    before = _state()
+    response = form_post(HttpClient(), reverse("token"),
+                         {"grant_type": "refresh_token", "refresh_token": raw, "client_id": client.client_id})
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_grant", "error_description": "The user of this refresh token is inactive."}
+    assert _state() == before

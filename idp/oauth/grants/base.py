@@ -30,7 +30,7 @@ def _check_proofs(grant: Any) -> None:
 
 class VigilGrantMixin:
     request: Any
-    GRANT_TYPE: str | None
+    GRANT_TYPE: str
 
     def __init__(self, request: Any, server: Any) -> None:
         super().__init__(request, server)  # type: ignore[call-arg]
@@ -45,7 +45,7 @@ class VigilGrantMixin:
         return context
 
     @property
-    def TOKEN_RESPONSE_HEADER(self) -> list[tuple[str, str]]:  # noqa: N802 (Authlib's name)
+    def TOKEN_RESPONSE_HEADER(self) -> list[tuple[str, str]]:  # Authlib's name
         """Authlib's response headers for this request: no-store plus what the checks added."""
         return [("Content-Type", "application/json"), *NO_STORE, *self.context.extra_headers]
 
