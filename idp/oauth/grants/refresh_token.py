@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from sessions.flows import refresh
 from sessions.flows.refresh import Refusal, Refused
+from sessions.flows.tokens import IssuedTokens
 from sessions.models import DeviceSession, RefreshToken
 
 from ...events import client_ip
@@ -63,7 +64,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         now = timezone.now()
         scope = self.request.payload.scope or refresh_token.scope
 
-        def issue(session: DeviceSession) -> Any:
+        def issue(session: DeviceSession) -> IssuedTokens:
             issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
             return self.add_id_token(issued, session, scope)
 
