@@ -258,9 +258,9 @@ def _decide(
         return Outcome(OutcomeKind.CONSENT, context=context)
     if decision == ConsentDecision.ALLOW:
         _remember_consent(request.user, client, scope)
-    oauth_req.vigil_auth = state
-    oauth_req.vigil_resources = params.resources
-    oauth_req.vigil_code_dpop_jkt = params.dpop_jkt
+    oauth_req.context.auth = state
+    oauth_req.context.resources = params.resources
+    oauth_req.context.code_dpop_jkt = params.dpop_jkt
     response_params = grant.issue_code(request.user)
     record("oauth.authorized", user=request.user, client_id=client.client_id, request=request, scope=scope,
            acr=state.acr, response_mode=params.response_mode.value, dpop_jkt_bound=bool(params.dpop_jkt))

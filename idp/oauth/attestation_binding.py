@@ -51,7 +51,7 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
                 return None
             raise AttestationError(Reason.ATTESTATION_REQUIRED, "this client requires device attestation")
         device = device_binding.enroll(
-            client, evidence, code=code, dpop_jkt=request.vigil_dpop_jkt, now=timezone.now(),
+            client, evidence, code=code, dpop_jkt=request.context.dpop_jkt, now=timezone.now(),
             request=request.django_request,
         )
     except AttestationError as error:
@@ -63,8 +63,8 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
                 headers=_challenge_header(client, ChallengePurpose.ENROLL),
             ) from error
         raise _refuse(client, error, ChallengePurpose.ENROLL) from error
-    request.vigil_device_signals = evidence.signals  # verified: covered by the attested binding
-    request.vigil_extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
+    request.context.device_signals = evidence.signals  # verified: covered by the attested binding
+    request.context.extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
     return device
 
 
@@ -87,14 +87,14 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         if evidence is None:
             raise AttestationError(Reason.ATTESTATION_REQUIRED, "fresh attestation is required on every refresh")
         device_binding.verify_refresh(
-            session, evidence, refresh_token=refresh_token, dpop_jkt=request.vigil_dpop_jkt,
+            session, evidence, refresh_token=refresh_token, dpop_jkt=request.context.dpop_jkt,
             now=timezone.now(), request=request.django_request,
         )
     except AttestationError as error:
         _on_refresh_failure(grant, session, error)
-    request.vigil_device_signals = evidence.signals  # verified: covered by the attested binding
-    request.vigil_attestation_failures = device_binding.take_failures(session)
-    request.vigil_extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
+    request.context.device_signals = evidence.signals  # verified: covered by the attested binding
+    request.context.attestation_failures = device_binding.take_failures(session)
+    request.context.extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
 
 
 def _what_is_required(error: AttestationError, missing_everything: str, *, enrolling: bool) -> str:

@@ -48,6 +48,6 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
             request=request.django_request,
         )
         raise _as_oauth_error(error) from error
-    request.vigil_dpop_jkt = proof.jkt
-    request.vigil_extra_headers.append(("DPoP-Nonce", issue_nonce()))
+    request.context.dpop_jkt = proof.jkt
+    request.context.extra_headers.append(("DPoP-Nonce", issue_nonce()))
     return proof.jkt

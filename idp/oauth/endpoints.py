@@ -18,6 +18,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from django.utils import timezone
 
+from sessions.flows import refresh
 from sessions.flows import tokens as token_flows
 from sessions.flows.revocation import Reason
 from sessions.models import AccessToken, RefreshToken
@@ -103,7 +104,7 @@ def _find_access(token_string: str) -> FoundToken | None:
 
 
 def _find_refresh(token_string: str, client: Any) -> FoundToken | None:
-    token = token_flows.find_refresh_token(token_string, client)
+    token = refresh.find_refresh_token(token_string, client)
     return FoundToken("refresh_token", refresh=token) if token else None
 
 
@@ -120,7 +121,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         """RFC 7662 §4; a refused look-up is remembered for the event."""
         allowed = not client.is_public and may_introspect(token, client)
         if not allowed:
-            request.vigil_introspection_refused = token
+            request.context.introspection_refused = token
         return allowed
 
     def introspect_token(self, token: FoundToken) -> dict[str, Any]:
@@ -151,7 +152,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         status, body, headers = super().create_endpoint_response(request)
-        refused: FoundToken | None = request.vigil_introspection_refused
+        refused: FoundToken | None = request.context.introspection_refused
         if refused is not None:
             record(
                 "oauth.introspection",

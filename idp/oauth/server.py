@@ -24,24 +24,17 @@ from .grants.authorization_code import AuthorizationCodeGrant, OpenIDCode, S256C
 from .grants.client_credentials import ClientCredentialsGrant
 from .grants.refresh_token import RefreshTokenGrant
 from .http_headers import NO_STORE
+from .context import RequestContext
 
 
 
 class VigilOAuth2Request(DjangoOAuth2Request):
-    """Authlib's Django request plus what our views attach (auth state, DPoP, IP)."""
+    """Authlib's Django request plus its typed per-request state (``idp.oauth.context``)."""
 
     def __init__(self, request: HttpRequest):
         super().__init__(request)
         self.django_request = request
-        self.vigil_auth: Any = None
-        self.vigil_session: Any = None
-        self.vigil_resources: list[str] = []
-        self.vigil_dpop_jkt: str | None = None
-        self.vigil_code_dpop_jkt: str = ""  # RFC 9449 §10 dpop_jkt of the authorization request
-        self.vigil_extra_headers: list[tuple[str, str]] = []
-        self.vigil_device_signals: dict[str, Any] | None = None  # self-reported, verified in the attested binding
-        self.vigil_attestation_failures: int | None = None  # refused proofs just before this good one
-        self.vigil_introspection_refused: Any = None  # the token a client may not introspect (RFC 7662 §4)
+        self.context = RequestContext()
 
 
 def active_client(client_id: str) -> Client | None:

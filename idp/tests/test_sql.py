@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.models import SecurityEvent
 from core.sql import JoinedQuery, Part, Statement, insert
-from sessions.flows.tokens import find_refresh_token
+from sessions.flows.refresh import find_refresh_token
 from sessions.models import DeviceSession, RefreshToken
 
 pytestmark = pytest.mark.django_db

@@ -41,4 +41,4 @@ def make_proof(ec_key: ECKey) -> Callable[..., str]:
     return factory
 
 # The provider's fixtures (users, clients, a logged-in browser, PKCE) for token-endpoint tests.
-from idp.tests.conftest import browser, mobile_client, pkce, service_client, user  # noqa: E402,F401
+from idp.tests.conftest import browser, mobile_client, pkce, service_client, tokens, user  # noqa: E402,F401

@@ -1,8 +1,10 @@
-"""Authorization code grant (RFC 6749 §4.1) with PKCE S256 (RFC 7636) and OpenID Connect.
+"""Authorization code grant (RFC 6749 §4.1) with PKCE S256 (RFC 7636) and OpenID Connect,
+as hooks of Authlib's own grant.
 
-A code is stored as a hash, redeemed once under a conditional UPDATE; a second use is
-refused and revokes what the first use issued (RFC 6749 §4.1.2). A code requested with
-``dpop_jkt`` (RFC 9449 §10) is only exchanged with a DPoP proof of that very key.
+A code is stored as a hash and redeemed by ``sessions.flows.code_exchange`` (claimed once
+under a conditional UPDATE; a second use is refused and revokes what the first use issued,
+RFC 6749 §4.1.2). A code requested with ``dpop_jkt`` (RFC 9449 §10) is only exchanged with a
+DPoP proof of that very key.
 """
 
 from __future__ import annotations
@@ -13,20 +15,18 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
-from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
-from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.utils import timezone
 
-from sessions.flows import tokens as token_flows
+from sessions.flows import code_exchange
+from sessions.flows.code_exchange import CodeReused
+from sessions.flows.tokens import IssuedTokens
+from sessions.models import DeviceSession
 
 from core.crypto import token_hash
 from core.events import client_ip, record
-from core.sql import JoinedQuery, Part, Statement
 from sessions.models import AuthorizationCode
-from ..claims import id_token_claims
 from ..attestation_binding import enroll_at_code_exchange
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
@@ -53,7 +53,7 @@ class S256CodeChallenge(CodeChallenge):
 
 
 class OpenIDCode(_OpenIDCode):
-    """OIDC Core §3.1 on top of the code grant: nonce replay check and our own ID token."""
+    """OIDC Core §3.1 on top of the code grant: the authorization request's checks."""
 
     def exists_nonce(self, nonce: str, request: Any) -> bool:
         return AuthorizationCode.objects.filter(client__client_id=request.payload.client_id, nonce=nonce).exists()
@@ -65,31 +65,12 @@ class OpenIDCode(_OpenIDCode):
 
     def __call__(self, grant: Any) -> None:
         """Like Authlib's, minus its ``prompt`` handling: ours lives in ``idp.flows.authorize``
-        because it needs the session's auth state (max_age, acr, step-up)."""
-        grant.register_hook("after_create_token_response", self.process_token)
+        because it needs the session's auth state (max_age, acr, step-up); and minus its ID
+        token: the grants add theirs one way, as they issue (``VigilGrantMixin.add_id_token``)."""
         if "openid" in (grant.request.payload.scope or "").split():
             grant.register_hook(
                 "after_validate_authorization_request_payload", self.validate_openid_authorization_request
             )
-
-    def process_token(self, grant: Any, response: Any) -> Any:
-        _, token, _ = response
-        scope = token.get("scope") or ""
-        session = grant.request.vigil_session
-        if "openid" in scope.split() and session is not None:
-            token["id_token"] = id_token_claims.encode(session, token.get("access_token"), grant.request.client)
-        return token
-
-
-# The code with its user, by hash and client: one statement built once (core/sql.py).
-_CODE_QUERY = JoinedQuery(
-    lambda: [Part(AuthorizationCode, "c"), Part(get_user_model(), "u", on="u.id = c.user_id", parent="c", attr="user")],
-    where="c.code_hash = %s AND c.client_id = %s",
-)
-# Claiming is one conditional UPDATE: of two concurrent exchanges exactly one wins.
-_CLAIM_CODE = Statement(AuthorizationCode, "UPDATE {table} SET used_at = %s WHERE id = %s AND used_at IS NULL",
-                        ["used_at", "id"])
-
 
 class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
@@ -99,7 +80,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         from core.app_settings import app_settings
 
         now = timezone.now()
-        state = request.vigil_auth
+        state = request.context.auth
         data = request.payload.data
         return AuthorizationCode.objects.create(
             code_hash=token_hash(code),
@@ -107,7 +88,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             user=request.user,
             redirect_uri=request.payload.redirect_uri or "",
             scope=request.scope or "",
-            resource=list(request.vigil_resources),
+            resource=list(request.context.resources),
             nonce=data.get("nonce") or "",
             code_challenge=data.get("code_challenge") or "",
             code_challenge_method=data.get("code_challenge_method") or "",
@@ -115,7 +96,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             amr=list(state.amr),
             acr=state.acr,
             browser_sid=state.sid,
-            dpop_jkt=request.vigil_code_dpop_jkt,
+            dpop_jkt=request.context.code_dpop_jkt,
             created_at=now,
             expires_at=now + timedelta(seconds=app_settings.AUTHORIZATION_CODE_LIFETIME),
         )
@@ -133,38 +114,45 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         return params
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
-        if not isinstance(code, str) or len(code) > 512:
-            return None
-        found = _CODE_QUERY.first([token_hash(code), client.pk])
-        if found is None:
-            return None
-        item = found["c"]
-        assert isinstance(item, AuthorizationCode)
-        item.client = client
-        if item.used_at is not None:
-            self._refuse_reuse(item)
-            return None
-        if item.is_expired() or not item.user.is_active:
-            return None
-        return item
-
-    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        """Codes are claimed atomically in ``create_token_response``; nothing to delete."""
+        """Authlib hook: the code when it may be exchanged (a reused one is refused by the
+        flow, which revokes what it issued; Authlib answers ``invalid_grant``)."""
+        found = code_exchange.find(code, client, now=timezone.now(), request=self.request.django_request)
+        return found if isinstance(found, AuthorizationCode) else None
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Any:
+        """Authlib hook: the code's user (an inactive one's code is not found)."""
         return authorization_code.user
 
-    def _refuse_reuse(self, code: AuthorizationCode) -> None:
+    def check_proofs(self) -> None:
+        """Before issuing: the DPoP proof (RFC 9449 §5), the code's key binding (§10) and the
+        device's enrollment attestation (docs/attestation.md §3)."""
+        code: AuthorizationCode = self.request.authorization_code
+        self._check_code_binding(code, check_token_request(self))
+        self.context.device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
+
+    def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,
+                       expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+        """Authlib hook: redeem the code and issue (``sessions.flows.code_exchange``)."""
+        code: AuthorizationCode = self.request.authorization_code
         now = timezone.now()
-        token_flows.revoke_for_code_reuse(code, now=now)
-        record(
-            "oauth.code_reuse",
-            outcome="denied",
-            reason="authorization_code_reuse",
-            user=code.user,
-            client_id=code.client.client_id,
+
+        def issue(session: DeviceSession) -> IssuedTokens:
+            issued = self.issue_tokens(session=session, scope=code.scope, now=now, with_refresh=include_refresh_token)
+            return self.add_id_token(issued, session, issued.scope)
+
+        result = code_exchange.exchange(
+            code, now=now, issue=issue, ip=client_ip(self.request.django_request),
+            dpop_jkt=(self.context.dpop_jkt or "") if code.client.is_public else "", device=self.context.device,
             request=self.request.django_request,
         )
+        if isinstance(result, CodeReused):
+            raise InvalidGrantError("The authorization code has already been used.")
+        self.context.session = result.session
+        return result.issued.as_response()
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Authlib hook: nothing to delete, the exchange claimed the code (and keeps it, to
+        recognise its reuse)."""
 
     def _check_code_binding(self, code: AuthorizationCode, jkt: str | None) -> None:
         """RFC 9449 §10: a code bound to a key (``dpop_jkt``) needs a proof of that key. The RFC
@@ -182,37 +170,3 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             request=self.request.django_request,
         )
         raise InvalidGrantError("This code is bound to a DPoP key (dpop_jkt): send a DPoP proof of that key.")
-
-    @hooked
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        code: AuthorizationCode = self.request.authorization_code
-        jkt = check_token_request(self)
-        self._check_code_binding(code, jkt)
-        device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
-        now = timezone.now()
-        with transaction.atomic():
-            claimed = _CLAIM_CODE.run(now, code.pk)
-            if claimed:
-                session = token_flows.start_session(
-                    code,
-                    ip=client_ip(self.request.django_request),
-                    now=now,
-                    dpop_jkt=jkt if code.client.is_public else "",
-                    device=device,
-                )
-                issued = self.issue_tokens(session=session, scope=code.scope, now=now, with_refresh=True)
-        if not claimed:
-            self._refuse_reuse(code)
-            raise InvalidGrantError("The authorization code has already been used.")
-        self.request.user = code.user
-        self.request.vigil_session = session
-        record(
-            "oauth.token_issued",
-            user=code.user,
-            client_id=code.client.client_id,
-            session_id=session.sid,
-            request=self.request.django_request,
-            grant_type="authorization_code",
-            jti=issued.jti,
-        )
-        return 200, issued.as_response(), self.response_headers()

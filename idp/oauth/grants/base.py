@@ -1,5 +1,11 @@
 """What every Vigil grant shares: token issue through ``sessions`` flows, audience
-(RFC 8707), no-store headers, and the hook where attestation and DPoP plug in."""
+(RFC 8707), ID tokens (OIDC Core §3.1.3.3, §12.2), no-store headers, and the hook where
+attestation and DPoP plug in.
+
+Grants follow Authlib's own ``create_token_response``; ours implement its hooks. Before it
+runs, the ``before_create_token_response`` hook calls the grant's ``check_proofs`` (DPoP,
+device attestation); its headers come from ``TOKEN_RESPONSE_HEADER``, which carries what
+those checks add (``DPoP-Nonce``, the next attestation challenge)."""
 
 from __future__ import annotations
 
@@ -12,11 +18,37 @@ from sessions.models import DeviceSession
 from core.policy import PolicyDecision, TokenContext, apply_token_policies
 from idp.oauth.http_headers import NO_STORE
 
+from ..claims import id_token_claims
+from ..context import RequestContext
+from ..errors import InvalidTargetError
+
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+def _check_proofs(grant: Any) -> None:
+    grant.check_proofs()
 
 
 class VigilGrantMixin:
     request: Any
+    GRANT_TYPE: str
+
+    def __init__(self, request: Any, server: Any) -> None:
+        super().__init__(request, server)  # type: ignore[call-arg]
+        self.register_hook("before_create_token_response", _check_proofs)  # type: ignore[attr-defined]
+
+    def check_proofs(self) -> None:
+        """The checks a grant makes before issuing (DPoP, attestation); none by default."""
+
+    @property
+    def context(self) -> RequestContext:
+        context: RequestContext = self.request.context
+        return context
+
+    @property
+    def TOKEN_RESPONSE_HEADER(self) -> list[tuple[str, str]]:  # Authlib's name
+        """Authlib's response headers for this request: no-store plus what the checks added."""
+        return [("Content-Type", "application/json"), *NO_STORE, *self.context.extra_headers]
 
     def apply_policies(self, *, session: DeviceSession | None, scope: str, now: datetime, user: Any = None) -> PolicyDecision:
         """Run the registered token policies (risk, device health) before signing anything."""
@@ -29,28 +61,26 @@ class VigilGrantMixin:
             now=now,
             request=self.request.django_request,
             device=getattr(session, "device", None) if session is not None else None,
-            device_signals=self.request.vigil_device_signals,
-            attestation_failures=self.request.vigil_attestation_failures,
+            device_signals=self.context.device_signals,
+            attestation_failures=self.context.attestation_failures,
         )
         return apply_token_policies(context)
 
     def audience_for(self, session: DeviceSession | None, client: Any) -> list[str]:
         """RFC 8707: the requested resources (already checked against the grant), else the
         grant's, else the client itself."""
-        if self.request.vigil_resources:
-            return list(self.request.vigil_resources)
+        if self.context.resources:
+            return list(self.context.resources)
         if session is not None and session.resource:
             return list(session.resource)
         return [client.client_id]
 
     def narrow_resources(self, granted: list[str]) -> None:
         """A token request may ask for a subset of the granted resources, never more."""
-        from ..errors import InvalidTargetError
-
         requested = list(self.request.payload.datalist.get("resource", []))
         if requested and not set(requested) <= set(granted):
             raise InvalidTargetError("The requested resource is not part of this grant.")
-        self.request.vigil_resources = requested
+        self.context.resources = requested
 
     def issue_tokens(
         self, *, session: DeviceSession | None, scope: str, now: datetime, with_refresh: bool, user: Any = None
@@ -67,15 +97,19 @@ class VigilGrantMixin:
             session=session,
             now=now,
             lifetime=decision.access_token_lifetime,
-            cnf_jkt=self.request.vigil_dpop_jkt,
+            cnf_jkt=self.context.dpop_jkt,
             extra_claims=decision.extra_claims,
         )
         issued = IssuedTokens(access_token=access, expires_in=expires_in, scope=access_scope, jti=jti)
-        if self.request.vigil_dpop_jkt:
+        if self.context.dpop_jkt:
             issued.token_type = "DPoP"
         if with_refresh and session is not None and client.check_grant_type("refresh_token"):
             issued.refresh_token = issue_refresh_token(session, scope, now)
         return issued
 
-    def response_headers(self) -> list[tuple[str, str]]:
-        return [("Content-Type", "application/json"), *NO_STORE, *self.request.vigil_extra_headers]
+    def add_id_token(self, issued: IssuedTokens, session: DeviceSession, scope: str) -> IssuedTokens:
+        """OIDC Core §3.1.3.3 (code) and §12.2 (refresh): an ID token when ``scope`` has
+        ``openid``, for both grants this one way, inside the transaction that issues."""
+        if "openid" in scope.split():
+            issued.extra["id_token"] = id_token_claims.encode(session, issued.access_token, self.request.client)
+        return issued

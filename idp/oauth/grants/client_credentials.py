@@ -1,11 +1,11 @@
-"""Client credentials grant (RFC 6749 §4.4) for confidential services; no user, no refresh."""
+"""Client credentials grant (RFC 6749 §4.4) for confidential services; no user, no refresh;
+as hooks of Authlib's own grant."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
 from core.events import record
@@ -26,12 +26,15 @@ class ClientCredentialsGrant(VigilGrantMixin, grants.ClientCredentialsGrant):
             return " ".join(allowed)
         return " ".join(s for s in requested.split() if s in allowed)
 
-    @hooked
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    def check_proofs(self) -> None:
+        """Before issuing: the resources (RFC 8707) and the DPoP proof (RFC 9449 §5)."""
         self.narrow_resources(list(self.request.client.allowed_audiences))
         check_token_request(self)
-        scope = self.granted_scope()
-        issued = self.issue_tokens(session=None, scope=scope, now=timezone.now(), with_refresh=False)
+
+    def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,
+                       expires_in: int | None = None, include_refresh_token: bool = False) -> dict[str, Any]:
+        """Authlib hook: issue the access token of the granted scope and record it."""
+        issued = self.issue_tokens(session=None, scope=self.granted_scope(), now=timezone.now(), with_refresh=False)
         record(
             "oauth.token_issued",
             client_id=self.request.client.client_id,
@@ -39,4 +42,4 @@ class ClientCredentialsGrant(VigilGrantMixin, grants.ClientCredentialsGrant):
             grant_type="client_credentials",
             jti=issued.jti,
         )
-        return 200, issued.as_response(), self.response_headers()
+        return issued.as_response()

@@ -1,13 +1,13 @@
 """Refresh token grant (RFC 6749 §6) with rotation on every use and family revocation on
-reuse (RFC 9700 §4.14.2). A refused refresh (policy, attestation) rolls back: the presented
-token stays usable, nothing is lost.
+reuse (RFC 9700 §4.14.2), as hooks of Authlib's own grant.
 
-The rotation, its successor, the access token and the refresh's security events commit in
-one transaction, so a refresh either happened with its record or did not happen at all; a
-response lost after the commit is answered again by presenting the same token (the same
-successor comes back: ``sessions.flows.tokens.rotate``). The database failing anywhere on the
-way leaves the token as it was and is answered like every outage (``core.outage``: 503
-``temporarily_unavailable`` with ``Retry-After``), so retrying the same token is safe."""
+The lifecycle itself (find, judge, rotate under the lock, revoke, record) is
+``sessions.flows.refresh``; this class only plugs it into Authlib's steps and translates its
+result into HTTP. A refused refresh (policy, attestation) rolls back: the presented token
+stays usable, nothing is lost. A response lost after the commit is answered again by
+presenting the same token (the same successor comes back). The database failing anywhere on
+the way is answered like every outage (``core.outage``: 503 ``temporarily_unavailable`` with
+``Retry-After``), so retrying the same token is safe."""
 
 from __future__ import annotations
 
@@ -15,20 +15,19 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
-from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
-from sessions.flows import revocation
-from sessions.flows import tokens as token_flows
-from sessions.flows.tokens import Refusal
-from sessions.models import RefreshToken, SessionStatus
+from sessions.flows import refresh
+from sessions.flows.refresh import Refusal, Refused
+from sessions.flows.tokens import IssuedTokens
+from sessions.models import DeviceSession, RefreshToken
 
-from core import events
-from core.events import client_ip, record
+from core.events import client_ip
 from ..attestation_binding import verify_at_refresh
-from ..claims import id_token_claims
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
+
+_STEP_UP = "Step-up authentication is required: send the user through authorization again."
 
 
 class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
@@ -36,90 +35,51 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
-        token = token_flows.find_refresh_token(refresh_token, client=self.request.client)
-        if token is None:
-            return None
-        if token.session.status == SessionStatus.REVOKED:
-            self._refused(token, Refusal.REVOKED)
-            return None
-        if token.revoked_at is not None or (
-            token.rotated_at is not None and token_flows.retry_successor(token, refresh_token, timezone.now()) is None
-        ):
-            # Rotated and not a retry; or revoked while its family lives on (only the retired
-            # grace retry did that): reuse either way (RFC 9700 §4.14.2).
-            self._refused(token, Refusal.REUSE)
-            return None
-        if token.is_expired():
-            self._refused(token, Refusal.EXPIRED)
-            return None
-        return token
-
-    def _refused(self, token: RefreshToken, reason: Refusal) -> None:
-        """Act on a refusal (reuse revokes the family, RFC 9700 §4.14.2) and record it."""
-        if reason == Refusal.REUSE:
-            revocation.revoke_session(token.session, revocation.Reason.REFRESH_REUSE)
-        record(
-            "oauth.refresh_refused",
-            outcome="denied",
-            reason=reason,
-            user=token.session.user,
-            client_id=token.session.client.client_id,
-            session_id=token.session.sid,
-            request=self.request.django_request,
+        """Authlib hook: find and judge the presented token (refusals are acted on and
+        recorded by the lifecycle; Authlib answers ``invalid_grant``)."""
+        found = refresh.present(
+            refresh_token, client=self.request.client, now=timezone.now(), request=self.request.django_request
         )
+        return found if isinstance(found, RefreshToken) else None
 
     def authenticate_user(self, refresh_token: RefreshToken) -> Any:
+        """Authlib hook: the family's user, who must still be active."""
         user = refresh_token.session.user
-        return user if user.is_active else None
-
-    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
-        """Rotation marks the old token used inside ``create_token_response``."""
-
-    @hooked
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        presented: RefreshToken = self.request.refresh_token
-        raw = self.request.form.get("refresh_token") or ""
-        if self.authenticate_user(presented) is None:
+        if not user.is_active:
             raise InvalidGrantError("The user of this refresh token is inactive.")
+        return user
+
+    def check_proofs(self) -> None:
+        """Before issuing: the user, the resources (RFC 8707), the DPoP proof of the family's key
+        (RFC 9449 §5) and fresh attestation from its device (docs/attestation.md §3)."""
+        presented: RefreshToken = self.request.refresh_token
+        self.authenticate_user(presented)
         self.narrow_resources(list(presented.session.resource))
         check_token_request(self, bound_jkt=presented.session.dpop_jkt)
-        verify_at_refresh(self, presented.session, raw)
-        try:
-            body = self._rotate(presented, raw)
-        except token_flows.RefreshRefused as refused:
-            raise self._refuse(presented, refused.reason) from refused
-        return 200, body, self.response_headers()
+        verify_at_refresh(self, presented.session, self._raw())
 
-    def _rotate(self, presented: RefreshToken, raw: str) -> dict[str, Any]:
-        """Rotate and issue in one transaction that also writes the refresh's events (and those
-        of the checks before it), so the response is decided once everything is committed."""
+    def issue_token(self, user: Any, refresh_token: RefreshToken) -> dict[str, Any]:
+        """Authlib hook: rotate and issue (``sessions.flows.refresh.rotate``); a refusal is an
+        ``invalid_grant`` that says why."""
         now = timezone.now()
-        scope = self.request.payload.scope or presented.scope
-        with events.atomic_with_events() as written:
-            rotation = token_flows.rotate(presented, raw, now=now, ip=client_ip(self.request.django_request))
-            session = self.request.vigil_session = rotation.session
-            issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
-            issued.refresh_token = rotation.refresh_token
-            if "openid" in scope.split():
-                issued.extra["id_token"] = id_token_claims.encode(session, issued.access_token, self.request.client)
-            written.record(
-                # A retry is its own event: the same successor handed out again (issue 12).
-                "oauth.refresh_retried" if rotation.retried else "oauth.token_refreshed",
-                user=session.user,
-                client_id=session.client.client_id,
-                session_id=session.sid,
-                request=self.request.django_request,
-                jti=issued.jti,
-            )
-        self.request.user = session.user
-        return issued.as_response()
+        scope = self.request.payload.scope or refresh_token.scope
 
-    def _refuse(self, presented: RefreshToken, reason: Refusal) -> InvalidGrantError:
-        """A refusal found while rotating: acted on and recorded; the error says why."""
-        self._refused(presented, reason)
-        description = (
-            "Step-up authentication is required: send the user through authorization again."
-            if reason == Refusal.STEP_UP_REQUIRED
-            else "The refresh token is no longer valid."
+        def issue(session: DeviceSession) -> IssuedTokens:
+            issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
+            return self.add_id_token(issued, session, scope)
+
+        result = refresh.rotate(
+            refresh_token, self._raw(), now=now, issue=issue, proof_jkt=self.context.dpop_jkt,
+            ip=client_ip(self.request.django_request), request=self.request.django_request,
         )
-        return InvalidGrantError(description)
+        if isinstance(result, Refused):
+            raise InvalidGrantError(_STEP_UP if result.reason == Refusal.STEP_UP_REQUIRED else
+                                    "The refresh token is no longer valid.")
+        self.context.session = result.session
+        return result.issued.as_response()
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        """Authlib hook: nothing left to do, the rotation marked the old token used."""
+
+    def _raw(self) -> str:
+        return self.request.form.get("refresh_token") or ""

@@ -1,0 +1,318 @@
+"""The refresh-token lifecycle, top to bottom (RFC 6749 §6, RFC 9700 §4.14.2).
+
+1. **find** the presented token with its family, user and device (one indexed query);
+2. **judge** it (pure, with an injected clock): family revoked or awaiting step-up, token
+   revoked, rotated and not a grace retry (reuse), expired; and the device proof: a family
+   bound to a DPoP key (RFC 9449 §5) needs a proof of that key;
+3. **rotate** under the family's row lock, issuing in the same transaction, judging again
+   what may have changed since the look-up;
+4. **revoke** the family on reuse (RFC 9700 §4.14.2) and **record** every outcome.
+
+Each step returns one typed result: :class:`Rotated` or :class:`Refused` (with its
+:class:`Refusal`). A refusal changes nothing but the revocation it calls for and its event.
+
+A token's successor is derived from it (``core.crypto.successor_token``): a retry of the
+immediate predecessor inside the grace window, while that successor is unused, gets the same
+successor again (a response lost on a mobile network) and nothing new is stored, so a family
+never holds more than one live refresh token. The rotation, its successor, the access token
+and the refresh's security events commit in one transaction; the database failing anywhere
+on the way leaves the token as it was (``core.outage`` answers 503 ``temporarily_unavailable``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import cache
+from hmac import compare_digest
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+
+from core import config_cache, events
+from core.app_settings import app_settings as idp_settings
+from core.crypto import successor_candidates, successor_token, token_hash
+from clients.models import Client
+from core.sql import JoinedQuery, Part, Statement
+
+from ..app_settings import app_settings as sessions_settings
+from ..models import DeviceSession, RefreshToken, SessionStatus
+from .revocation import Reason, revoke_session
+from .tokens import IssuedTokens, issue_refresh_token, place_of
+
+
+class Refusal(StrEnum):
+    """Why a presented refresh token gets no tokens (``oauth.refresh_refused`` reasons)."""
+
+    REUSE = "reuse"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    STEP_UP_REQUIRED = "step_up_required"
+    DPOP_PROOF_MISSING = "dpop_proof_missing"
+    DPOP_KEY_MISMATCH = "dpop_key_mismatch"
+
+
+@dataclass(frozen=True)
+class Rotated:
+    """A refresh that went through: the family, what was issued (with the family's one live
+    refresh token), and whether this was a grace retry (the same successor again)."""
+
+    session: DeviceSession
+    issued: IssuedTokens
+    retried: bool = False
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refresh refused, acted on (reuse revoked the family) and recorded."""
+
+    reason: Refusal
+
+
+RefreshResult = Rotated | Refused
+#: Issues the access token (and ID token) of a rotated family, inside the rotation's transaction.
+Issuer = Callable[[DeviceSession], IssuedTokens]
+
+
+# --- find ------------------------------------------------------------------------------------
+def _refresh_token_parts() -> list[Part]:
+    # Read when the query is first built: attestation.models imports sessions.models, and the
+    # risk models are added to sessions.models at its end.
+    from attestation.models import Device
+    from device_health.models import DeviceHealth
+
+    from risk.models import DeviceRiskState
+
+    return [
+        Part(RefreshToken, "t"),
+        Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
+        Part(get_user_model(), "u", on="u.id = s.user_id", parent="s", attr="user"),
+        Part(Device, "d", on="d.id = s.device_id", parent="s", attr="device", outer=True),
+        # The device's last health evaluation and last Play Integrity level: the health and risk
+        # policies decide from them without a query of their own.
+        Part(DeviceHealth, "h", on="h.device_id = d.id", parent="d", attr="health", outer=True),
+        Part(DeviceRiskState, "r", on="r.device_id = d.id", parent="d", attr="risk_state", outer=True),
+    ]
+
+
+_REFRESH_TOKEN_QUERY = JoinedQuery(_refresh_token_parts, where="t.token_hash = %s")
+
+
+def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken | None:
+    """The token of that raw value with its session, user and device: one indexed query,
+    its SQL built once. Given the already authenticated ``client``, its row is not read
+    again: the session gets that client when it is the session's own (anything else is
+    refused by the caller), and the device its registered app from the config cache."""
+    if not isinstance(raw, str) or not raw or len(raw) > 512:
+        return None
+    found = _REFRESH_TOKEN_QUERY.first([token_hash(raw)])
+    if found is None:
+        return None
+    token, session = found["t"], found["s"]
+    assert isinstance(token, RefreshToken) and isinstance(session, DeviceSession)
+    if client is not None and session.client_id == client.pk:
+        session.client = client
+    if session.device is not None:
+        session.device.app = registered_app(session.device.app_id)
+    return token
+
+
+def registered_app(app_id: int) -> Any:
+    """A registered app with its client, from the config cache."""
+    # Imported here: attestation.models imports sessions.models (read at the first call).
+    from attestation.models import RegisteredApp
+
+    return config_cache.cached(
+        ("registered-app", app_id), lambda: RegisteredApp.objects.select_related("client").get(pk=app_id)
+    )
+
+
+# --- judge (pure) ----------------------------------------------------------------------------
+def grace_seconds(session: DeviceSession) -> int:
+    """How long after its rotation a refresh token may be presented again for the same
+    successor. Device-bound families get a longer window by default: every refresh carries
+    fresh attestation from the enrolled device, so re-presenting the predecessor after a lost
+    response proves possession of the device, not just of a leaked token."""
+    grace = idp_settings.REFRESH_TOKEN_GRACE_SECONDS
+    if session.device_id is not None:
+        grace = max(grace, sessions_settings.DEVICE_BOUND_REFRESH_GRACE_SECONDS)
+    return grace
+
+
+def within_grace(token: RefreshToken, now: datetime) -> bool:
+    """Whether the rotated ``token`` was rotated inside the grace window (time alone)."""
+    grace = grace_seconds(token.session)
+    if grace <= 0 or token.rotated_at is None:
+        return False
+    return now - token.rotated_at <= timedelta(seconds=grace)
+
+
+def judge(token: RefreshToken, *, now: datetime, successor: Callable[[], str | None]) -> Refusal | None:
+    """Whether ``token`` may be rotated now; None: yes. ``successor`` answers, only when asked
+    (a rotated token inside the grace window), the live unused successor a retry gets back.
+
+    A revoked token of a family that lives on was left only by the retired grace retry:
+    presenting it is reuse (issue 12), as is presenting a rotated token that is no retry."""
+    status = token.session.status
+    if status == SessionStatus.REVOKED:
+        return Refusal.REVOKED
+    if token.revoked_at is not None:
+        return Refusal.REUSE
+    if token.rotated_at is not None and (not within_grace(token, now) or successor() is None):
+        return Refusal.REUSE
+    if token.is_expired(now):
+        return Refusal.EXPIRED
+    if status == SessionStatus.STEP_UP_REQUIRED:
+        return Refusal.STEP_UP_REQUIRED
+    return None
+
+
+def judge_device_proof(session: DeviceSession, proof_jkt: str | None) -> Refusal | None:
+    """RFC 9449 §5: a family bound to a DPoP key is refreshed only with a proof of that key.
+    (The proof itself is verified at the token endpoint, ``idp.oauth.dpop_binding``.)"""
+    if not session.dpop_jkt:
+        return None
+    if not proof_jkt:
+        return Refusal.DPOP_PROOF_MISSING
+    return None if compare_digest(proof_jkt, session.dpop_jkt) else Refusal.DPOP_KEY_MISMATCH
+
+
+def retry_successor(token: RefreshToken, raw: str, now: datetime) -> str | None:
+    """The successor to hand out again when the rotated ``token`` (value ``raw``) is presented
+    once more: only inside the grace window and only while that successor is live and unused
+    (once it was used, the chain moved on and this is reuse). ``None``: this is reuse. One
+    indexed query."""
+    if not within_grace(token, now):
+        return None
+    candidates = {token_hash(value): value for value in successor_candidates(raw)}
+    successor = (
+        RefreshToken.objects.filter(session_id=token.session_id, token_hash__in=list(candidates))
+        .values_list("token_hash", "rotated_at", "revoked_at", "expires_at")
+        .first()
+    )
+    if successor is None:  # e.g. rotated before successors were derived: no retry to offer
+        return None
+    stored_hash, rotated_at, revoked_at, expires_at = successor
+    if rotated_at is not None or revoked_at is not None or expires_at <= now:
+        return None
+    return candidates[stored_hash]
+
+
+def present(raw: str, *, client: Client, now: datetime, request: HttpRequest | None) -> RefreshToken | Refused | None:
+    """Find and judge a presented token: the token when it may be rotated, None when there is
+    no such token, else the refusal (acted on and recorded)."""
+    token = find_refresh_token(raw, client=client)
+    if token is None:
+        return None
+    refusal = judge(token, now=now, successor=lambda: retry_successor(token, raw, now))
+    # Awaiting step-up is decided under the lock (``rotate``), after the device's proofs.
+    if refusal is None or refusal == Refusal.STEP_UP_REQUIRED:
+        return token
+    return refuse(token, refusal, now=now, request=request)
+
+
+# --- rotate under the lock -------------------------------------------------------------------
+class _Refusing(Exception):
+    def __init__(self, reason: Refusal):
+        super().__init__(reason)
+        self.reason = reason
+
+
+_TOUCH_ACTIVE_SESSION = Statement(
+    DeviceSession,
+    "UPDATE {table} SET last_refresh_at = %s, last_ip = %s, last_place = %s WHERE id = %s AND status = %s",
+    ["last_refresh_at", "last_ip", "last_place", "id", "status"],
+)
+_MARK_ROTATED = Statement(
+    RefreshToken,
+    "UPDATE {table} SET rotated_at = %s WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > %s",
+    ["rotated_at", "id", "expires_at"],
+)
+
+
+def rotate(
+    presented: RefreshToken,
+    raw: str,
+    *,
+    now: datetime,
+    issue: Issuer,
+    proof_jkt: str | None = None,
+    ip: str | None = None,
+    request: HttpRequest | None = None,
+) -> RefreshResult:
+    """Rotate ``presented`` (whose value is ``raw``) and issue, in one transaction that also
+    writes the refresh's events (and those of the checks before it), so the answer is decided
+    once everything is committed. A refusal rolls all of it back, then is acted on."""
+    refusal = judge_device_proof(presented.session, proof_jkt)
+    if refusal is not None:
+        return refuse(presented, refusal, now=now, request=request)
+    try:
+        with events.atomic_with_events() as written:
+            session, successor, retried = _rotate_locked(presented, raw, now=now, ip=ip)
+            issued = issue(session)
+            issued.refresh_token = successor
+            written.record(
+                # A retry is its own event: the same successor handed out again (issue 12).
+                "oauth.refresh_retried" if retried else "oauth.token_refreshed",
+                user=session.user,
+                client_id=session.client.client_id,
+                session_id=session.sid,
+                request=request,
+                jti=issued.jti,
+            )
+    except _Refusing as refusing:
+        return refuse(presented, refusing.reason, now=now, request=request)
+    return Rotated(session, issued, retried)
+
+
+def _rotate_locked(presented: RefreshToken, raw: str, *, now: datetime, ip: str | None) -> tuple[DeviceSession, str, bool]:
+    """Mark ``presented`` used and store its successor, under the session's row lock: returns
+    the family, its one live refresh token and whether this was a retry."""
+    session = presented.session
+    place = place_of(ip)
+    # Lock order everywhere: the session row first, then its tokens (no deadlocks with
+    # revocation). Locking it is the write a refresh makes anyway, conditional on the
+    # family still being active. It also serialises every rotation of the family, so the
+    # judgement below sees the family as it is.
+    if not _TOUCH_ACTIVE_SESSION.run(now, ip, place, session.pk, SessionStatus.ACTIVE):
+        # Not active (or gone, e.g. its user was deleted a moment ago): say which.
+        status = DeviceSession.objects.filter(pk=session.pk).values_list("status", flat=True).first()
+        session.status = status or SessionStatus.REVOKED
+        stepped = status == SessionStatus.STEP_UP_REQUIRED
+        raise _Refusing(Refusal.STEP_UP_REQUIRED if stepped else Refusal.REVOKED)
+    session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
+    # The common case in one conditional UPDATE; any other state is judged again, under the lock.
+    if _MARK_ROTATED.run(now, presented.pk, now):
+        return session, issue_refresh_token(session, presented.scope, now, raw=successor_token(raw)), False
+    token = RefreshToken.objects.select_for_update().filter(pk=presented.pk).first()
+    if token is None:  # purged since the look-up (it had expired)
+        raise _Refusing(Refusal.EXPIRED)
+    token.session, session.status = session, SessionStatus.ACTIVE  # the UPDATE above just saw it active
+    successor = cache(lambda: retry_successor(token, raw, now))
+    refusal = judge(token, now=now, successor=successor)
+    # Not refused although the conditional UPDATE found it used: a grace retry, and its successor.
+    retried = successor() if refusal is None else None
+    if retried is None:
+        raise _Refusing(refusal or Refusal.REUSE)
+    return session, retried, True
+
+
+# --- revoke and record -----------------------------------------------------------------------
+def refuse(token: RefreshToken, reason: Refusal, *, now: datetime, request: HttpRequest | None) -> Refused:
+    """Act on a refusal (reuse revokes the family, RFC 9700 §4.14.2) and record it."""
+    session = token.session
+    if reason == Refusal.REUSE:
+        revoke_session(session, Reason.REFRESH_REUSE, now=now)
+    events.record(
+        "oauth.refresh_refused",
+        outcome="denied",
+        reason=reason,
+        user=session.user,
+        client_id=session.client.client_id,
+        session_id=session.sid,
+        request=request,
+    )
+    return Refused(reason)
