@@ -78,23 +78,28 @@ Issuer = Callable[[DeviceSession], IssuedTokens]
 
 
 # --- find ------------------------------------------------------------------------------------
-def _refresh_token_parts() -> list[Part]:
-    # Read when the query is first built: attestation.models imports sessions.models, and the
-    # risk models are added to sessions.models at its end.
-    from attestation.models import Device
-    from device_health.models import DeviceHealth
+#: One-to-one rows of the device that higher apps (device_health, risk) join into the refresh
+#: token's query from their ``AppConfig.ready``, so their policies decide without a query of
+#: their own. sessions does not import them: they register here (docs/architecture.md).
+_device_state_parts: list[Callable[[], Part]] = []
 
-    from risk.models import DeviceRiskState
+
+def load_with_device(part: Callable[[], Part]) -> None:
+    """Join ``part()`` (a row keyed by ``d.id``, the device) into every refresh-token lookup."""
+    if part not in _device_state_parts:
+        _device_state_parts.append(part)
+
+
+def _refresh_token_parts() -> list[Part]:
+    # Read when the query is first built, after every app is ready.
+    from attestation.models import Device
 
     return [
         Part(RefreshToken, "t"),
         Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
         Part(get_user_model(), "u", on="u.id = s.user_id", parent="s", attr="user"),
         Part(Device, "d", on="d.id = s.device_id", parent="s", attr="device", outer=True),
-        # The device's last health evaluation and last Play Integrity level: the health and risk
-        # policies decide from them without a query of their own.
-        Part(DeviceHealth, "h", on="h.device_id = d.id", parent="d", attr="health", outer=True),
-        Part(DeviceRiskState, "r", on="r.device_id = d.id", parent="d", attr="risk_state", outer=True),
+        *(part() for part in _device_state_parts),
     ]
 
 
