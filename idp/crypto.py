@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
+from .encoding import b64url_encode
+
 
 def generate_token(nbytes: int = 32) -> str:
     """A URL-safe random token with ``nbytes`` bytes of entropy."""
@@ -66,7 +68,7 @@ def successor_token(presented: str, *, secret: str | None = None) -> str:
     unpredictable without the server secret, and 256 bits like any random token."""
     key = _derive(secret or settings.IDP_KEY_ENCRYPTION_SECRET, b"refresh-token-successor")
     digest = hmac.new(key, presented.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return b64url_encode(digest)
 
 
 def successor_candidates(presented: str) -> list[str]:

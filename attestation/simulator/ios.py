@@ -17,8 +17,10 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from idp.encoding import b64url_encode
+
 from ..apple.certs import key_id_of
-from ..binding import RequestBinding, b64url
+from ..binding import RequestBinding
 from ..testing import apple_pki
 
 
@@ -97,7 +99,7 @@ class IOSDevice:
         """Token-request form parameters that enroll this device (authorization_code grant)."""
         return {
             "attestation_type": "apple-appattest",
-            "attestation": b64url(self.attest(binding.client_data_hash(), **forge)),
+            "attestation": b64url_encode(self.attest(binding.client_data_hash(), **forge)),
             "attestation_challenge": binding.challenge,
         }
 
@@ -105,6 +107,6 @@ class IOSDevice:
         """Token-request form parameters that prove possession (refresh_token grant)."""
         return {
             "attestation_type": "apple-appattest",
-            "attestation": b64url(self.assert_(binding.client_data_hash(), **forge)),
+            "attestation": b64url_encode(self.assert_(binding.client_data_hash(), **forge)),
             "attestation_challenge": binding.challenge,
         }

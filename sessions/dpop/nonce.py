@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..app_settings import app_settings
-from .encoding import b64url, b64url_decode
+from idp.encoding import b64url_decode, b64url_encode as b64url
 
 _WINDOW_BYTES = 8
 _RANDOM_BYTES = 12

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from sessions.dpop import DPoPError, Reason, is_valid_nonce, issue_nonce, verify_proof
-from sessions.dpop.encoding import b64url, b64url_decode
+from idp.encoding import b64url_decode, b64url_encode as b64url
 
 from .conftest import DPOP_NOW, TOKEN_URL
 
