@@ -34,9 +34,9 @@ class Purpose(StrEnum):
 
 
 def _signer(purpose: Purpose) -> signing.Signer:
+    fallbacks: list[bytes | str] = [*SIGNING_SECRETS.fallbacks]
     return signing.Signer(
-        key=SIGNING_SECRETS.current, fallback_keys=SIGNING_SECRETS.fallbacks, salt=purpose.value, sep=_SEP,
-        algorithm="sha256",
+        key=SIGNING_SECRETS.current, fallback_keys=fallbacks, salt=purpose.value, sep=_SEP, algorithm="sha256"
     )
 
 
