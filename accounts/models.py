@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from base64 import urlsafe_b64encode
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +13,7 @@ from django.db import models
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-
-def b64url(data: bytes) -> str:
-    return urlsafe_b64encode(data).rstrip(b"=").decode()
+from core.encoding import b64url_encode
 
 
 class User(AbstractUser):
@@ -46,7 +43,7 @@ class User(AbstractUser):
     def ensure_webauthn_user_handle(self) -> str:
         """The user handle (WebAuthn L3 §5.4.3): 32 random bytes, no personal data (§14.6.1)."""
         if not self.webauthn_user_handle:
-            self.webauthn_user_handle = b64url(secrets.token_bytes(32))
+            self.webauthn_user_handle = b64url_encode(secrets.token_bytes(32))
             self.save(update_fields=["webauthn_user_handle"])
         return self.webauthn_user_handle
 

@@ -8,7 +8,6 @@ may include native Android origins ``android:apk-key-hash:...`` (§7.1 step 9).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 from datetime import datetime
@@ -36,8 +35,9 @@ from webauthn.helpers.structs import (
 from webauthn.registration.verify_registration_response import VerifiedRegistration
 from webauthn.authentication.verify_authentication_response import VerifiedAuthentication
 
+from core.encoding import b64url_encode
+
 from .app_settings import app_settings
-from .models import b64url
 
 CHALLENGE_SESSION_KEY = "vigil_webauthn"
 
@@ -58,7 +58,7 @@ class PasskeyError(Exception):
 def apk_key_hash_origin(sha256_fingerprint: str) -> str:
     """The origin an Android app presents (``AA:BB:..`` SHA-256 of its signing certificate)."""
     raw = bytes.fromhex(sha256_fingerprint.replace(":", ""))
-    return "android:apk-key-hash:" + b64url(raw)
+    return "android:apk-key-hash:" + b64url_encode(raw)
 
 
 # --- challenges --------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def new_challenge(request: HttpRequest, purpose: str, now: datetime | None = Non
     moment = now or timezone.now()
     challenge = secrets.token_bytes(32)
     store = request.session.get(CHALLENGE_SESSION_KEY) or {}
-    store[purpose] = {"c": b64url(challenge), "exp": int(moment.timestamp()) + app_settings.WEBAUTHN_CHALLENGE_SECONDS}
+    store[purpose] = {"c": b64url_encode(challenge), "exp": int(moment.timestamp()) + app_settings.WEBAUTHN_CHALLENGE_SECONDS}
     request.session[CHALLENGE_SESSION_KEY] = store
     return challenge
 
@@ -185,7 +185,7 @@ def sign_count_regressed(stored: int, received: int) -> bool:
 
 
 def credential_id_b64(parsed: AuthenticationCredential) -> str:
-    return b64url(parsed.raw_id)
+    return b64url_encode(parsed.raw_id)
 
 
 def aaguid_text(value: Any) -> str:
@@ -194,4 +194,4 @@ def aaguid_text(value: Any) -> str:
 
 def fingerprint(value: bytes) -> str:
     """Short, non-reversible id of a credential for logs."""
-    return base64.urlsafe_b64encode(hashlib.sha256(value).digest()[:9]).decode()
+    return b64url_encode(hashlib.sha256(value).digest()[:9])  # 9 bytes: never padded

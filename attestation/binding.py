@@ -17,19 +17,16 @@ encoded, the Play Integrity ``requestHash`` (standard) or ``nonce`` (classic).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+from core.encoding import b64url_encode
 
 
 def grant_hash(secret: str) -> str:
-    return b64url(hashlib.sha256(secret.encode()).digest())
+    return b64url_encode(hashlib.sha256(secret.encode()).digest())
 
 
 @dataclass(frozen=True)
@@ -57,4 +54,4 @@ class RequestBinding:
 
     def request_hash(self) -> str:
         """The Play Integrity ``requestHash``/``nonce`` value for this binding."""
-        return b64url(self.client_data_hash())
+        return b64url_encode(self.client_data_hash())

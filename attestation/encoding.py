@@ -1,4 +1,5 @@
-"""Parser-boundary helpers: base64 (standard or URL-safe, padded or not) and CBOR.
+"""Parser-boundary helpers: base64 (standard or URL-safe, padded or not; decoded by
+``core.encoding``) and CBOR.
 
 Both turn every library exception into ``AttestationError`` with a ``malformed_*`` reason,
 so hostile input can never surface as a 500.
@@ -6,12 +7,12 @@ so hostile input can never surface as a 500.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 from typing import Any
 
 import cbor2
+
+from core import encoding
 
 from .errors import AttestationError, Reason
 
@@ -19,15 +20,11 @@ MAX_CBOR_BYTES = 64 * 1024
 
 
 def b64decode_any(text: str | bytes) -> bytes:
-    """Decode base64 or base64url, with or without padding or line breaks."""
+    """``core.encoding.b64decode_any`` (base64 or base64url, padding and line breaks optional),
+    its ``ValueError`` turned into ``malformed_base64`` at this parser boundary."""
     try:
-        if isinstance(text, bytes):
-            text = text.decode("ascii")
-        compact = "".join(text.split())
-        compact = compact.replace("-", "+").replace("_", "/")
-        compact += "=" * (-len(compact) % 4)
-        return base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        return encoding.b64decode_any(text)
+    except ValueError as exc:
         raise AttestationError(Reason.MALFORMED_BASE64, str(exc)) from exc
 
 

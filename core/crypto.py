@@ -15,11 +15,14 @@ import functools
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+
+from .encoding import b64url_encode
 
 
 def generate_token(nbytes: int = 32) -> str:
@@ -42,19 +45,42 @@ def _derive(secret: str, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"vigil", info=purpose).derive(secret.encode())
 
 
-def _all_secrets() -> list[str]:
-    return [settings.IDP_KEY_ENCRYPTION_SECRET, *getattr(settings, "IDP_KEY_ENCRYPTION_SECRET_FALLBACKS", [])]
+@dataclass(frozen=True)
+class SecretRing:
+    """A setting's current secret and the retiring ones still accepted, read from settings on
+    every use (``<NAME>`` and ``<NAME>_FALLBACKS``, the pattern of Django's
+    ``SECRET_KEY_FALLBACKS``): new values are made with ``current``; values made with any
+    secret in ``all()`` still verify or decrypt, so a secret can rotate without a cut-over."""
+
+    setting: str
+
+    @property
+    def current(self) -> str:
+        return str(getattr(settings, self.setting))
+
+    @property
+    def fallbacks(self) -> list[str]:
+        return list(getattr(settings, f"{self.setting}_FALLBACKS", []))
+
+    def all(self) -> list[str]:
+        return [self.current, *self.fallbacks]
+
+
+#: Django's signing secret: signed values (``core.signed_values``).
+SIGNING_SECRETS = SecretRing("SECRET_KEY")
+#: Secrets at rest, client-secret hashes and refresh successors.
+ENCRYPTION_SECRETS = SecretRing("IDP_KEY_ENCRYPTION_SECRET")
 
 
 def keyed_hash(value: str, *, secret: str | None = None) -> str:
     """HMAC-SHA256 of a client secret with a key derived from the encryption secret."""
-    key = _derive(secret or settings.IDP_KEY_ENCRYPTION_SECRET, b"client-secret")
+    key = _derive(secret or ENCRYPTION_SECRETS.current, b"client-secret")
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
 def keyed_hash_matches(value: str, stored: str) -> bool:
     """Constant-time check of ``value`` against a stored keyed hash (current or fallback secrets)."""
-    return any(hmac.compare_digest(keyed_hash(value, secret=secret), stored) for secret in _all_secrets())
+    return any(hmac.compare_digest(keyed_hash(value, secret=secret), stored) for secret in ENCRYPTION_SECRETS.all())
 
 
 def successor_token(presented: str, *, secret: str | None = None) -> str:
@@ -64,20 +90,20 @@ def successor_token(presented: str, *, secret: str | None = None) -> str:
     Deterministic, so rotating the same token twice (a retry after a lost response, or
     concurrent presentations) yields the same successor rather than a second live token;
     unpredictable without the server secret, and 256 bits like any random token."""
-    key = _derive(secret or settings.IDP_KEY_ENCRYPTION_SECRET, b"refresh-token-successor")
+    key = _derive(secret or ENCRYPTION_SECRETS.current, b"refresh-token-successor")
     digest = hmac.new(key, presented.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return b64url_encode(digest)
 
 
 def successor_candidates(presented: str) -> list[str]:
     """The successor of ``presented`` under the current secret and each fallback (a token
     rotated just before the secret was rotated is still recognised)."""
-    return list(dict.fromkeys(successor_token(presented, secret=secret) for secret in _all_secrets()))
+    return list(dict.fromkeys(successor_token(presented, secret=secret) for secret in ENCRYPTION_SECRETS.all()))
 
 
 def _fernet() -> MultiFernet:
     return MultiFernet(
-        [Fernet(base64.urlsafe_b64encode(_derive(s, b"secrets-at-rest"))) for s in _all_secrets()]
+        [Fernet(base64.urlsafe_b64encode(_derive(s, b"secrets-at-rest"))) for s in ENCRYPTION_SECRETS.all()]
     )
 
 

@@ -6,7 +6,6 @@ among published keys only: ``alg: none``, HMAC-with-public-key and unknown ``kid
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from datetime import datetime
 from typing import Any
@@ -16,6 +15,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from . import keys
+from .encoding import b64url_decode_padded, b64url_encode
 from .app_settings import app_settings
 
 
@@ -31,7 +31,7 @@ def sign(claims: dict[str, Any], *, alg: str, typ: str = "JWT", now: datetime | 
 def half_hash(value: str, alg: str) -> str:
     """``at_hash``/``c_hash``: left half of the hash matching the JWS alg (OIDC Core §3.1.3.6)."""
     digest = hashlib.sha512(value.encode()).digest() if alg == "EdDSA" else hashlib.sha256(value.encode()).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+    return b64url_encode(digest[: len(digest) // 2])
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -39,8 +39,7 @@ def _header(token: str) -> dict[str, Any]:
 
     try:
         segment = token.split(".")[0]
-        padded = segment + "=" * (-len(segment) % 4)
-        header = json.loads(base64.urlsafe_b64decode(padded))
+        header = json.loads(b64url_decode_padded(segment))
     except (ValueError, IndexError, UnicodeDecodeError) as exc:
         raise TokenInvalid("malformed JWT header") from exc
     if not isinstance(header, dict):

@@ -9,7 +9,6 @@ algorithm list and raises ``SetError`` carrying the RFC 8935 §2.4 error code.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from core import jwt_tokens
 from core.app_settings import app_settings as idp_settings
 from core.crypto import generate_token
+from core.encoding import b64url_decode_padded
 
 from .app_settings import app_settings
 
@@ -80,8 +80,7 @@ class VerifyPolicy:
 
 
 def _b64json(segment: str) -> Any:
-    padded = segment + "=" * (-len(segment) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    return json.loads(b64url_decode_padded(segment))
 
 
 def header_of(token: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ the test Play keys; standard tokens recorded in a ``GoogleStandIn`` that plays
 
 from __future__ import annotations
 
-import base64
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,7 +18,8 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from attestation.binding import RequestBinding, b64url
+from core.encoding import b64url_encode
+from attestation.binding import RequestBinding
 from attestation.testing import google_pki
 
 
@@ -74,7 +74,7 @@ class AndroidDevice:
 
     def sign(self, binding: RequestBinding, *, key: ec.EllipticCurvePrivateKey | None = None) -> str:
         """``Signature.getInstance("SHA256withECDSA")`` over ``binding.client_data()``, base64url."""
-        return b64url((key or self.key).sign(binding.client_data(), ec.ECDSA(hashes.SHA256())))
+        return b64url_encode((key or self.key).sign(binding.client_data(), ec.ECDSA(hashes.SHA256())))
 
     # ------------------------------------------------------------ Play Integrity
     def verdict(
@@ -102,7 +102,7 @@ class AndroidDevice:
         token that only (our stand-in of) Google can decode."""
         if self.google is None:
             raise RuntimeError("standard tokens need a GoogleStandIn to decode them")
-        token = "std." + base64.urlsafe_b64encode(secrets.token_bytes(48)).decode()
+        token = "std." + b64url_encode(secrets.token_bytes(48))
         self.google.record(token, self.verdict(binding, kind="standard", now=now, **forge))
         return token
 

@@ -17,8 +17,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.encoding import b64url_encode
 from attestation.apple.certs import key_id_of
-from attestation.binding import RequestBinding, b64url
+from attestation.binding import RequestBinding
 from attestation.testing import apple_pki
 
 
@@ -97,7 +98,7 @@ class IOSDevice:
         """Token-request form parameters that enroll this device (authorization_code grant)."""
         return {
             "attestation_type": "apple-appattest",
-            "attestation": b64url(self.attest(binding.client_data_hash(), **forge)),
+            "attestation": b64url_encode(self.attest(binding.client_data_hash(), **forge)),
             "attestation_challenge": binding.challenge,
         }
 
@@ -105,6 +106,6 @@ class IOSDevice:
         """Token-request form parameters that prove possession (refresh_token grant)."""
         return {
             "attestation_type": "apple-appattest",
-            "attestation": b64url(self.assert_(binding.client_data_hash(), **forge)),
+            "attestation": b64url_encode(self.assert_(binding.client_data_hash(), **forge)),
             "attestation_challenge": binding.challenge,
         }

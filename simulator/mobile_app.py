@@ -10,7 +10,6 @@ by ``manage.py device_demo`` (``make demo``).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import secrets
@@ -22,6 +21,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import requests
 from joserfc.jwk import ECKey
 
+from core.encoding import b64url_encode
 from sessions.dpop import thumbprint
 from sessions.dpop.client import create_proof
 
@@ -123,7 +123,7 @@ class MobileApp:
     def login(self, username: str, password: str, *, otp: Callable[[], str] | None = None,
               scope: str = "openid profile email offline_access") -> requests.Response:
         verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        challenge = b64url_encode(hashlib.sha256(verifier.encode()).digest())
         state = secrets.token_urlsafe(12)
         query = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
                  "scope": scope, "state": state, "nonce": secrets.token_urlsafe(12),

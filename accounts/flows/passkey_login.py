@@ -20,10 +20,11 @@ from webauthn.helpers.structs import AuthenticationCredential, CredentialDeviceT
 
 from core.crypto import constant_time_equals
 from core.events import record
+from core.encoding import b64url_encode
 
 from .. import authstate, pending, webauthn_rp
 from ..authstate import AuthState
-from ..models import Passkey, b64url
+from ..models import Passkey
 from ..webauthn_rp import PasskeyError
 from . import second_factor
 
@@ -67,7 +68,7 @@ def finish(
 
 
 def _verify(parsed: AuthenticationCredential, challenge: bytes, user: Any, moment: datetime) -> Passkey:
-    cred_id = b64url(parsed.raw_id)
+    cred_id = b64url_encode(parsed.raw_id)
     with transaction.atomic():
         passkey = (
             Passkey.objects.select_for_update().select_related("user")
@@ -99,7 +100,7 @@ def _check_user_handle(parsed: AuthenticationCredential, passkey: Passkey, disco
         if discoverable:
             raise PasskeyError("missing_user_handle")
         return
-    if not constant_time_equals(b64url(handle), passkey.user_handle):
+    if not constant_time_equals(b64url_encode(handle), passkey.user_handle):
         raise PasskeyError("user_handle_mismatch")
 
 

@@ -12,11 +12,12 @@ from django.utils import timezone
 from webauthn.helpers.structs import CredentialDeviceType
 
 from core.events import record
+from core.encoding import b64url_encode
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
 from .. import webauthn_rp
-from ..models import Passkey, b64url
+from ..models import Passkey
 from ..webauthn_rp import PasskeyError
 from . import policy, recovery
 
@@ -62,7 +63,7 @@ def finish(
             passkey = Passkey.objects.create(
                 user=user,
                 name=(name.strip() or "Passkey")[:100],
-                credential_id=b64url(verified.credential_id),
+                credential_id=b64url_encode(verified.credential_id),
                 public_key=verified.credential_public_key,
                 sign_count=verified.sign_count,
                 transports=transports,

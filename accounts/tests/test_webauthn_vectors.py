@@ -19,6 +19,7 @@ from accounts.models import Passkey
 from accounts.tests.conftest import load_vector, session_auth
 from accounts.webauthn_rp import PasskeyError, apk_key_hash_origin
 from core.models import SecurityEvent
+from core.encoding import b64url_encode
 
 
 def _b(value: dict[str, str]) -> bytes:
@@ -177,7 +178,7 @@ def _rsa_passkey(user: Any, vector: dict[str, Any], **extra: Any) -> Passkey:
 
 def _seed_challenge(client: Any, purpose: str, challenge: bytes, **extra: Any) -> None:
     session = client.session
-    session[webauthn_rp.CHALLENGE_SESSION_KEY] = {purpose: {"c": webauthn_rp.b64url(challenge), "exp": 2**40}}
+    session[webauthn_rp.CHALLENGE_SESSION_KEY] = {purpose: {"c": b64url_encode(challenge), "exp": 2**40}}
     session.update(extra)
     session.save()
 

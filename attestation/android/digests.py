@@ -4,7 +4,7 @@ operators (``create_client --android-cert-digest``, the admin). Compare them as 
 
 from __future__ import annotations
 
-import base64
+from core.encoding import b64url_encode
 
 from ..encoding import b64decode_any
 from ..errors import AttestationError
@@ -35,4 +35,4 @@ def normalise_digest(value: str | bytes) -> bytes:
 
 def digest_b64url(raw: bytes) -> str:
     """Play Integrity's spelling: base64url without padding."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return b64url_encode(raw)

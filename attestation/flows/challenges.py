@@ -1,13 +1,16 @@
 """Attestation challenges: issue and redeem (single use, short-lived, bound to client + purpose).
 
-Challenges are stateless: the value carries its own client, purpose and expiry under an
-HMAC-SHA256 tag keyed from ``SECRET_KEY`` (``SECRET_KEY_FALLBACKS`` still verify, so a key
-rotation does not void challenges in flight). Issuing writes nothing; redeeming reads no row.
-Wire format, version 1, base64url without padding::
+Challenges are stateless: the value carries its own client, purpose and expiry, signed by
+``core.signed_values`` (``django.core.signing`` under ``SECRET_KEY`` with the challenge's own
+salt; ``SECRET_KEY_FALLBACKS`` still verify, so a key rotation does not void challenges in
+flight). Issuing writes nothing; redeeming reads no row. The signed payload::
 
-    0x01 | expires_at (uint32, Unix seconds) | purpose code (1 byte) | nonce length (1 byte)
-         | nonce (``ATTESTATION_CHALLENGE_BYTES`` random bytes, at least 16)
-         | client_id (UTF-8, up to the tag) | HMAC-SHA256 tag (32 bytes, over all before it)
+    expires_at (uint32, Unix seconds) | purpose code (1 byte) | nonce length (1 byte)
+    | nonce (``ATTESTATION_CHALLENGE_BYTES`` random bytes, at least 16) | client_id (UTF-8)
+
+on the wire as ``base64url(payload) "." base64url(HMAC-SHA256)``. A value in the format used
+before (one base64url string with its own tag) is ``challenge_unknown``, like any value this
+server did not sign: the app fetches a new challenge.
 
 Single use is enforced by the shared Django cache: redemption ``cache.add``s the SHA-256 of
 the value until shortly after its expiry, and ``add`` is atomic (Redis ``SET NX``), so of two
@@ -19,11 +22,6 @@ refresh token's hash, and App Attest's counter must increase, so such a replay s
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
-import hashlib
-import hmac
 import math
 import secrets
 import struct
@@ -32,24 +30,21 @@ from typing import Any
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
-from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
 from core import crypto
 from core.events import record
 from clients.models import Client
+from core.signed_values import Purpose, dump, load
 
 from ..app_settings import app_settings
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose
 
-VERSION = 1
-_HEADER = struct.Struct(">BIBB")  # version, expires_at, purpose code, nonce length
-_TAG_BYTES = 32
+_HEADER = struct.Struct(">IBB")  # expires_at, purpose code, nonce length
 _MIN_NONCE_BYTES = 16
 _MAX_VALUE_CHARS = 512  # far above any value we mint; refuse before decoding
-_KEY_SALT = "vigil.attestation.challenge"
 _PURPOSE_CODES = {ChallengePurpose.ENROLL.value: 1, ChallengePurpose.REFRESH.value: 2}
 _PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
 USED_KEY_PREFIX = "vigil:challenge-used:"
@@ -82,8 +77,8 @@ def issue_challenge(client: Client, purpose: str, *, now: datetime | None = None
     lifetime = app_settings.CHALLENGE_LIFETIME
     expires = int((now + timedelta(seconds=lifetime)).timestamp())
     nonce = secrets.token_bytes(min(255, max(_MIN_NONCE_BYTES, app_settings.CHALLENGE_BYTES)))
-    payload = _HEADER.pack(VERSION, expires, _PURPOSE_CODES[purpose], len(nonce)) + nonce + client.client_id.encode()
-    value = _b64encode(payload + _tag(payload, settings.SECRET_KEY))
+    payload = _HEADER.pack(expires, _PURPOSE_CODES[purpose], len(nonce)) + nonce + client.client_id.encode()
+    value = dump(Purpose.ATTESTATION_CHALLENGE, payload)
     return IssuedChallenge(value=value, purpose=purpose, expires_at=_from_epoch(expires), expires_in=lifetime)
 
 
@@ -143,16 +138,14 @@ class _Claims:
 
 
 def _verified_claims(value: object) -> _Claims:
-    """Decode and authenticate ``value``: anything this server did not mint (under its current
-    or a fallback ``SECRET_KEY``) is ``challenge_unknown``. The tag is checked before any field
-    is trusted, so editing the client, purpose or expiry only yields ``challenge_unknown``."""
-    raw = _b64decode(value)
-    if raw is None or len(raw) < _HEADER.size + _MIN_NONCE_BYTES + _TAG_BYTES or raw[0] != VERSION:
+    """Authenticate and decode ``value``: anything this server did not sign for challenges
+    (under its current or a fallback ``SECRET_KEY``) is ``challenge_unknown``. The signature is
+    checked before any field is trusted, so editing the client, purpose or expiry only yields
+    ``challenge_unknown``."""
+    payload = load(Purpose.ATTESTATION_CHALLENGE, value, max_chars=_MAX_VALUE_CHARS)
+    if payload is None or len(payload) < _HEADER.size + _MIN_NONCE_BYTES:
         raise AttestationError(Reason.CHALLENGE_UNKNOWN)
-    payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
-    if not _tag_matches(payload, tag):
-        raise AttestationError(Reason.CHALLENGE_UNKNOWN)
-    _, expires, code, nonce_bytes = _HEADER.unpack_from(payload)
+    expires, code, nonce_bytes = _HEADER.unpack_from(payload)
     client_start = _HEADER.size + nonce_bytes
     if code not in _PURPOSES or nonce_bytes < _MIN_NONCE_BYTES or client_start > len(payload):
         raise AttestationError(Reason.CHALLENGE_UNKNOWN)
@@ -161,38 +154,6 @@ def _verified_claims(value: object) -> _Claims:
     except UnicodeDecodeError as exc:
         raise AttestationError(Reason.CHALLENGE_UNKNOWN) from exc
     return _Claims(client_id=client_id, purpose=_PURPOSES[code], expires_at=_from_epoch(expires))
-
-
-@functools.lru_cache(maxsize=8)
-def _key(secret: str) -> bytes:
-    """The MAC key for one secret, derived once per process: what ``salted_hmac`` would derive
-    on every call (SHA-256 of salt and secret), so values minted either way agree."""
-    return hashlib.sha256((_KEY_SALT + secret).encode()).digest()
-
-
-def _tag(payload: bytes, secret: str) -> bytes:
-    return hmac.new(_key(secret), payload, hashlib.sha256).digest()
-
-
-def _tag_matches(payload: bytes, tag: bytes) -> bool:
-    secrets_in_use = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return any(crypto.constant_time_equals(_tag(payload, secret), tag) for secret in secrets_in_use)
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(value: object) -> bytes | None:
-    """Strict base64url: only the canonical, unpadded encoding is accepted, so one challenge
-    has exactly one spelling (and one used-mark key)."""
-    if not isinstance(value, str) or not value or len(value) > _MAX_VALUE_CHARS:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return raw if _b64encode(raw) == value else None
 
 
 def _from_epoch(seconds: int) -> datetime:

@@ -30,6 +30,8 @@ from cryptography.x509.oid import NameOID
 from joserfc import jwe, jws
 from joserfc.jwk import ECKey, OctKey
 
+from core.encoding import b64url_encode
+
 from ..android import keydescription as kd
 from ..android.chain import TrustedRoot
 
@@ -298,7 +300,7 @@ def make_verdict(
         "appIntegrity": {
             "appRecognitionVerdict": app_verdict,
             "packageName": package_name,
-            "certificateSha256Digest": [base64.urlsafe_b64encode(d).rstrip(b"=").decode() for d in cert_digests],
+            "certificateSha256Digest": [b64url_encode(d) for d in cert_digests],
             "versionCode": version_code,
         },
         "deviceIntegrity": device,

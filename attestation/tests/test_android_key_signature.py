@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from attestation.android.key_signature import load_public_key, verify_key_signature
-from attestation.binding import RequestBinding, b64url, grant_hash
+from attestation.binding import RequestBinding, grant_hash
+from core.encoding import b64url_encode as b64url
 from attestation.errors import AttestationError, Reason
 
 BINDING = RequestBinding("challenge-1", "mobile-app", "refresh_token", grant_hash("rt"), dpop_jkt="jkt")

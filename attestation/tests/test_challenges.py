@@ -1,9 +1,9 @@
-"""Challenges: the flow (stateless, MAC-protected, single use through the shared cache, expiry,
-client and purpose binding), forged values, and the endpoint."""
+"""Challenges: the flow (stateless, signed with django.core.signing under their own salt, single
+use through the shared cache, expiry, client and purpose binding), forged values, values of the
+old format or another purpose, key rotation, and the endpoint."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -27,7 +27,6 @@ from django.utils.crypto import salted_hmac
 from attestation.errors import AttestationError, Reason
 from attestation.flows.challenges import (
     USED_MARGIN,
-    VERSION,
     RedeemedChallenge,
     claim_challenge,
     consume_challenge,
@@ -36,6 +35,9 @@ from attestation.flows.challenges import (
     used_key,
 )
 from core.models import SecurityEvent
+from core.encoding import b64url_decode, b64url_encode
+from core.signed_values import Purpose, dump
+from sessions.dpop import issue_nonce
 from tests.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db
@@ -50,18 +52,26 @@ def redeem_reason(value: str, **kwargs: Any) -> str:
 
 
 def unpack(value: str) -> tuple[bytes, bytes]:
-    """``(payload, tag)`` of an issued value (the tag is the last 32 bytes)."""
-    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    return raw[:-32], raw[-32:]
+    """``(payload, signature)`` of an issued value (``base64url(payload) "." base64url(sig)``)."""
+    payload, tag = value.split(".")
+    return b64url_decode(payload), b64url_decode(tag)
 
 
 def pack(payload: bytes, tag: bytes) -> str:
-    return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode()
+    return f"{b64url_encode(payload)}.{b64url_encode(tag)}"
 
 
 def signed(payload: bytes) -> str:
-    """A value with a genuine tag over ``payload`` (as only this server could mint)."""
-    return pack(payload, salted_hmac("vigil.attestation.challenge", payload, algorithm="sha256").digest())
+    """A value with a genuine signature over ``payload`` (as only this server could mint)."""
+    return dump(Purpose.ATTESTATION_CHALLENGE, payload)
+
+
+def old_format(payload: bytes) -> str:
+    """A value in the previous home-made format (version byte, payload, HMAC tag, one
+    base64url string), with a tag genuine under today's SECRET_KEY."""
+    versioned = bytes([1]) + payload
+    tag = salted_hmac("vigil.attestation.challenge", versioned, algorithm="sha256").digest()
+    return b64url_encode(versioned + tag)
 
 
 # --------------------------------------------------------------------- flow
@@ -70,9 +80,9 @@ def test_issue_is_stateless_and_compact(oauth_client: Any, django_assert_num_que
         issued = issue_challenge(oauth_client, "enroll")
     assert issued.expires_in == 300
     assert len(issued.value) <= 120  # travels in a header and in the binding
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", issued.value)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}", issued.value)
     payload, _ = unpack(issued.value)
-    assert payload[0] == VERSION and payload.endswith(b"mobile-app")
+    assert payload[4] == 1 and payload.endswith(b"mobile-app")
     assert issue_challenge(oauth_client, "enroll").value != issued.value
 
 
@@ -172,7 +182,7 @@ def test_editing_the_client_field_breaks_the_tag(oauth_client: Any, client_facto
 
 
 @pytest.mark.parametrize(
-    "offset", [1, 4, 5, 6, 7, 38, -1], ids=["expiry-high", "expiry-low", "purpose", "nonce-length", "nonce", "nonce-end", "client"]
+    "offset", [0, 3, 4, 5, 6, 37, -1], ids=["expiry-high", "expiry-low", "purpose", "nonce-length", "nonce", "nonce-end", "client"]
 )
 def test_flipped_payload_byte_keeps_no_tag_valid(oauth_client: Any, offset: int) -> None:
     issued = issue_challenge(oauth_client, "enroll")
@@ -185,8 +195,8 @@ def test_flipped_payload_byte_keeps_no_tag_valid(oauth_client: Any, offset: int)
 def test_forged_tags_are_unknown(oauth_client: Any) -> None:
     issued = issue_challenge(oauth_client, "enroll")
     payload, tag = unpack(issued.value)
-    later = struct.pack(">I", struct.unpack(">I", payload[1:5])[0] + 86400)
-    extended = payload[:1] + later + payload[5:]
+    later = struct.pack(">I", struct.unpack(">I", payload[:4])[0] + 86400)
+    extended = later + payload[4:]
     for forged in (
         pack(payload, bytes(32)),
         pack(payload, tag[:-1] + bytes([tag[-1] ^ 0x80])),
@@ -198,14 +208,29 @@ def test_forged_tags_are_unknown(oauth_client: Any) -> None:
     assert redeem_challenge(issued.value, client_id="mobile-app", purpose="enroll")
 
 
-def test_other_version_is_unknown_even_with_a_genuine_tag(oauth_client: Any) -> None:
+def test_unknown_purpose_code_or_short_nonce_is_unknown_even_with_a_genuine_signature(oauth_client: Any) -> None:
     payload, _ = unpack(issue_challenge(oauth_client, "enroll").value)
-    assert redeem_reason(signed(bytes([2]) + payload[1:]), client_id="mobile-app", purpose="enroll") == (
-        Reason.CHALLENGE_UNKNOWN
-    )
-    assert redeem_reason(signed(payload[:5] + bytes([9]) + payload[6:]), client_id="mobile-app", purpose="enroll") == (
+    assert redeem_reason(signed(payload[:4] + bytes([9]) + payload[5:]), client_id="mobile-app", purpose="enroll") == (
         Reason.CHALLENGE_UNKNOWN  # purpose code 9 does not exist
     )
+    short = payload[:5] + bytes([8]) + payload[6:14] + b"mobile-app"
+    assert redeem_reason(signed(short), client_id="mobile-app", purpose="enroll") == Reason.CHALLENGE_UNKNOWN
+
+
+def test_old_format_is_unknown_like_any_stale_value(oauth_client: Any) -> None:
+    """A challenge in the format used before django.core.signing: ``challenge_unknown``, the
+    answer that sends the app back for a new challenge."""
+    payload, _ = unpack(issue_challenge(oauth_client, "enroll").value)
+    assert redeem_reason(old_format(payload), client_id="mobile-app", purpose="enroll") == Reason.CHALLENGE_UNKNOWN
+
+
+def test_a_dpop_nonce_is_not_a_challenge(oauth_client: Any) -> None:
+    """Same key, another salt: neither a real nonce nor a challenge-shaped payload signed as a
+    nonce redeems as a challenge."""
+    payload, _ = unpack(issue_challenge(oauth_client, "enroll").value)
+    for value in (issue_nonce(), dump(Purpose.DPOP_NONCE, payload)):
+        assert redeem_reason(value, client_id="mobile-app", purpose="enroll") == Reason.CHALLENGE_UNKNOWN
+    assert redeem_challenge(signed(payload), client_id="mobile-app", purpose="enroll")  # signed as a challenge: good
 
 
 def test_other_spellings_of_a_used_value_are_refused(oauth_client: Any) -> None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from .encoding import b64url
+from core.encoding import b64url_encode
 from .proof import DPOP_TYP, access_token_hash
 
 _DEFAULT_ALGS = {"EC": "ES256", "RSA": "PS256", "OKP": "EdDSA"}
@@ -30,9 +30,9 @@ def public_jwk(key: ECKey | RSAKey | OKPKey) -> dict[str, Any]:
 
 def sign_compact(header: dict[str, Any], payload: dict[str, Any], key: ECKey | RSAKey | OKPKey) -> str:
     """A JWS compact serialization of ``payload`` signed with ``header["alg"]``, unchecked."""
-    signing_input = f"{b64url(_json(header))}.{b64url(_json(payload))}".encode("ascii")
+    signing_input = f"{b64url_encode(_json(header))}.{b64url_encode(_json(payload))}".encode("ascii")
     signature = JWSRegistry.algorithms[header["alg"]].sign(signing_input, key)
-    return f"{signing_input.decode('ascii')}.{b64url(signature)}"
+    return f"{signing_input.decode('ascii')}.{b64url_encode(signature)}"
 
 
 def create_proof(

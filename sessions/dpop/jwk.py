@@ -14,7 +14,7 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from .encoding import b64url, b64url_decode
+from core.encoding import b64url_decode, b64url_encode
 from .errors import DPoPError, Reason
 
 #: RFC 7638 §3.2: the required members hashed for each key type.
@@ -52,7 +52,7 @@ def thumbprint(jwk: dict[str, Any]) -> str:
     if not all(isinstance(jwk.get(name), str) for name in members):
         raise ValueError("a required JWK member is missing or not a string")
     canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"), sort_keys=True)
-    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+    return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
 def has_private_members(jwk: dict[str, Any]) -> bool:

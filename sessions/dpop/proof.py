@@ -23,7 +23,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from ..app_settings import app_settings
-from .encoding import b64url, b64url_decode
+from core.encoding import b64url_decode, b64url_encode
 from .errors import DPoPError, Reason
 from .htu import htu_matches
 from .jwk import public_key_for, thumbprint
@@ -60,7 +60,7 @@ class _Compact:
 
 def access_token_hash(access_token: str) -> str:
     """The ``ath`` claim: base64url(SHA-256(ASCII of the access token)) (RFC 9449 §4.2)."""
-    return b64url(hashlib.sha256(access_token.encode("utf-8")).digest())
+    return b64url_encode(hashlib.sha256(access_token.encode("utf-8")).digest())
 
 
 def dpop_header_values(request: HttpRequest) -> list[str]:
