@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -21,7 +22,7 @@ from .models import Passkey, User
 for _model in (TOTPDevice, StaticDevice):
     try:
         admin.site.unregister(_model)
-    except admin.sites.NotRegistered:
+    except NotRegistered:
         pass
 
 
@@ -29,8 +30,9 @@ class PasskeyInline(admin.TabularInline):
     model = Passkey
     extra = 0
     can_delete = False
-    fields = ["name", "created_at", "last_used_at", "backup_eligible", "backup_state", "sign_count", "aaguid"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "name", "created_at", "last_used_at", "backup_eligible", "backup_state", "sign_count", "aaguid",
+    )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -40,8 +42,7 @@ class TotpInline(admin.TabularInline):
     model = TOTPDevice
     extra = 0
     can_delete = False
-    fields = ["name", "confirmed", "created_at", "last_used_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("name", "confirmed", "created_at", "last_used_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -53,7 +54,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = [*DjangoUserAdmin.list_filter, "require_mfa"]
     readonly_fields = ["subject", "factor_summary"]
     fieldsets = [
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         ("Authentication policy", {"fields": ["subject", "require_mfa", "email_verified", "factor_summary"]}),
     ]
     inlines = [TotpInline, PasskeyInline]

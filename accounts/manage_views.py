@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,6 +23,7 @@ from .flows import browser_sessions, device_sessions, factors, passkeys, passwor
 from .flows.passkeys import FactorRemovalRefused
 from .forms import RenameForm, TotpConfirmForm
 from .guards import recent_auth_required
+from .models import User
 from .navigation import safe_next
 from .security import csp
 from .webauthn_rp import PasskeyError
@@ -228,7 +229,7 @@ def device_session_revoke_view(request: HttpRequest, session_id: int) -> HttpRes
 @csp
 @require_http_methods(["GET", "POST"])
 def password_change_view(request: HttpRequest) -> HttpResponse:
-    form = PasswordChangeForm(request.user, request.POST or None)
+    form = PasswordChangeForm(cast(User, request.user), request.POST or None)  # login_required
     if request.method == "POST" and form.is_valid():
         password.change(request, request.user, form.cleaned_data["new_password1"])
         messages.success(request, "Password changed. Your other sessions were signed out.")

@@ -37,7 +37,7 @@ class RegisteredAppForm(forms.ModelForm):
         if any(keys) and not all(keys):
             raise forms.ValidationError("Give both Play Integrity keys, or neither.")
         try:
-            data["play_integrity_keys"] = tuple(b64decode_any(k) for k in keys) if all(keys) else None
+            data["play_integrity_keys"] = tuple(b64decode_any(k) for k in keys if k) if all(keys) else None
         except AttestationError as exc:
             raise forms.ValidationError("Play Integrity keys must be base64.") from exc
         return data

@@ -44,7 +44,7 @@ class ClientForm(forms.ModelForm):
             self.initial["auth_methods"] = [AuthMethod.SECRET_BASIC, AuthMethod.SECRET_POST]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         public = data.get("client_type") == ClientType.PUBLIC
         for field in ("redirect_uris", "post_logout_redirect_uris"):
             for uri in data.get(field) or []:

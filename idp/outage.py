@@ -132,7 +132,7 @@ def page_answer(request: HttpRequest) -> HttpResponse:
     reach for the session and the user, in the very stores that are down."""
     retry_url = "/" + request.get_full_path().lstrip("/")  # never "//host": a link off-site
     try:
-        body = render_to_string(TEMPLATE, {"retry_url": retry_url, "retry_after": _retry_after(),
+        body: str = render_to_string(TEMPLATE, {"retry_url": retry_url, "retry_after": _retry_after(),
                                            "was_post": request.method == "POST"})
     except Exception:  # a broken template must not turn the 503 back into a 500
         logger.exception("outage page could not be rendered")

@@ -18,8 +18,7 @@ STEP_UP_BY_ADMIN = "step_up_by_admin"
 
 class RefreshTokenInline(admin.TabularInline):
     model = RefreshToken
-    fields = ["created_at", "expires_at", "rotated_at", "revoked_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "expires_at", "rotated_at", "revoked_at")
     extra = 0
     can_delete = False
     ordering = ["-created_at"]

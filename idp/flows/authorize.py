@@ -241,7 +241,7 @@ def _decide(
     if (chooser := _account_choice(request, client, params, state, account, moment)) is not None:
         return chooser
     needs, wanted, force = _needs_login(request, state, params, client, moment)
-    if needs:
+    if needs or state is None:  # no state always needs a login
         if Prompt.NONE in params.prompt:
             raise LoginRequiredError(redirect_uri=redirect_uri)
         hint = oauth_req.payload.data.get("login_hint") or ""
@@ -249,7 +249,7 @@ def _decide(
     scope = oauth_req.scope or ""
     if decision == ConsentDecision.DENY:
         raise AccessDeniedError(redirect_uri=redirect_uri)
-    consent = Consent.objects.filter(user=request.user, client=client).first()
+    consent = Consent.objects.filter(user_id=state.user_id, client=client).first()
     has_consent = client.first_party or (consent is not None and consent.covers(scope))
     if decision != ConsentDecision.ALLOW and (not has_consent or Prompt.CONSENT in params.prompt):
         if Prompt.NONE in params.prompt:

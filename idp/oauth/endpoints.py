@@ -126,7 +126,9 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
     def introspect_token(self, token: FoundToken) -> dict[str, Any]:
         if token.access is not None and token.claims is not None:
             claims = token.claims
-            body = {k: claims[k] for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope") if k in claims}
+            body: dict[str, Any] = {
+                k: claims[k] for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope") if k in claims
+            }
             if "cnf" in claims:
                 body["cnf"] = claims["cnf"]
             body["token_type"] = "DPoP" if "cnf" in claims else "Bearer"

@@ -61,7 +61,8 @@ def resolve_subject(sub: str, sid: str) -> tuple[Any, DeviceSession | None]:
         if session is None or (sub and session.user.get_user_id() != sub):
             raise UsageError("unknown_subject", "No such session.", 404)
         return session.user, session
-    user = get_user_model().objects.filter(subject=_uuid(sub)).first() if _uuid(sub) else None
+    subject = _uuid(sub)
+    user = get_user_model().objects.filter(subject=subject).first() if subject else None
     if user is None:
         raise UsageError("unknown_subject", "No such subject.", 404)
     return user, None
