@@ -122,7 +122,9 @@ def verify_registration(credential: Any, challenge: bytes, **overrides: Any) -> 
         verified = verify_registration_response(credential=parsed, **params)
     except Exception as exc:  # library boundary: py_webauthn, cbor2, pyasn1, cryptography
         raise PasskeyError("invalid_registration", f"{type(exc).__name__}: {exc}") from exc
-    transports = [t.value if isinstance(t, AuthenticatorTransport) else str(t) for t in parsed.response.transports or []]
+    transports = [
+        t.value if isinstance(t, AuthenticatorTransport) else str(t) for t in parsed.response.transports or []
+    ]
     return verified, transports
 
 

@@ -29,7 +29,8 @@ class RegisteredAppForm(forms.ModelForm):
 
     class Meta:
         model = RegisteredApp
-        exclude = ["play_integrity_decryption_key_encrypted", "play_integrity_verification_key_encrypted"]
+        # The encrypted columns are never form fields (the ModelAdmin's fieldsets choose what is shown).
+        exclude = ["play_integrity_decryption_key_encrypted", "play_integrity_verification_key_encrypted"]  # noqa: DJ006
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -34,7 +34,7 @@ class ClientForm(forms.ModelForm):
 
     class Meta:
         model = Client
-        exclude = ["secret_hash", "token_endpoint_auth_method", "additional_auth_methods"]
+        exclude = ["secret_hash", "token_endpoint_auth_method", "additional_auth_methods"]  # noqa: DJ006  (secrets never a field)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,8 +10,9 @@ keeping one per pool changes nothing else.
 redis-py waits 5 s to connect and 5 s for each answer by default, and a token request makes
 several cache calls: behind an unreachable Redis a worker would hang for tens of seconds per
 request. ``DEFAULT_OPTIONS`` (overridden by ``CACHES["default"]["OPTIONS"]``, which
-``idp/settings.py`` fills from ``REDIS_CONNECT_TIMEOUT`` and ``REDIS_SOCKET_TIMEOUT``) cut that to about a second, so the request fails at once with one
-of ``UNAVAILABLE`` and ``idp.outage`` answers 503 (docs/operations.md "Outages"). A pool
+``idp/settings.py`` fills from ``REDIS_CONNECT_TIMEOUT`` and ``REDIS_SOCKET_TIMEOUT``) cut
+that to about a second, so the request fails at once with one of ``UNAVAILABLE`` and
+``idp.outage`` answers 503 (docs/operations.md "Outages"). A pool
 reconnects by itself on the next call once Redis is back.
 """
 

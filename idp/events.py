@@ -136,7 +136,9 @@ def _write_batch(events: list[SecurityEvent]) -> None:
     try:
         sql.insert(events)
     except DatabaseError as error:
-        operations_logger.error("%d security events not stored (%s); on the vigil.security log only", len(events), error)
+        operations_logger.error(
+            "%d security events not stored (%s); on the vigil.security log only", len(events), error
+        )
         for event in events:
             _log(event)
         return

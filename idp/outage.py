@@ -53,7 +53,9 @@ TEMPLATE = "outage.html"
 # protocol endpoints (authorization, RP-initiated logout). Everything else answers JSON.
 HTML_APPS = frozenset({"accounts", "admin"})
 HTML_URL_NAMES = frozenset({"authorize", "end-session"})
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 # PostgreSQL SQLSTATE classes that mean "the server cannot serve now", not "this query is
 # wrong": connection exceptions, insufficient resources (too many connections) and operator
 # intervention (shut down, starting up). A client-side failure has no SQLSTATE.

@@ -141,7 +141,7 @@ def insert(objs: Sequence[Model], *, using: str | None = None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         keys = [r[0] for r in cursor.fetchall()]
-    for obj, key in zip(objs, keys):
+    for obj, key in zip(objs, keys, strict=True):
         obj.pk = key
         obj._state.adding = False
         obj._state.db = alias

@@ -81,7 +81,9 @@ def _verify(parsed: AuthenticationCredential, challenge: bytes, user: Any, momen
         if be != passkey.backup_eligible:  # §7.2 step 19: BE never changes for a credential
             raise PasskeyError("backup_eligibility_changed")
         if webauthn_rp.sign_count_regressed(passkey.sign_count, verified.new_sign_count):
-            error = PasskeyError("sign_count_regression", f"stored={passkey.sign_count} received={verified.new_sign_count}")
+            error = PasskeyError(
+                "sign_count_regression", f"stored={passkey.sign_count} received={verified.new_sign_count}"
+            )
             error.passkey = passkey
             raise error
         passkey.sign_count = verified.new_sign_count

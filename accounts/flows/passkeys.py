@@ -82,7 +82,8 @@ def finish(
         request=request, friendly_name=passkey.name, passkey=passkey.pk, name=passkey.name,
         backup_eligible=passkey.backup_eligible, aaguid=passkey.aaguid,
     )
-    codes = recovery.generate(user, request, reason="first_factor") if first_factor and not policy.has_recovery_codes(user) else []
+    first_codes = first_factor and not policy.has_recovery_codes(user)
+    codes = recovery.generate(user, request, reason="first_factor") if first_codes else []
     return Registered(passkey=passkey, recovery_codes=codes)
 
 

@@ -77,7 +77,9 @@ class DeviceHealthAdmin(admin.ModelAdmin):
     def findings_table(self, obj: DeviceHealth) -> str:
         rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                                 ((f.get("rule"), f.get("outcome"), f.get("detail")) for f in obj.findings))
-        return format_html("<table><tr><th>rule</th><th>outcome</th><th>why</th></tr>{}</table>", rows) if obj.findings else "none"
+        if not obj.findings:
+            return "none"
+        return format_html("<table><tr><th>rule</th><th>outcome</th><th>why</th></tr>{}</table>", rows)
 
     @admin.display(description="facts (value, source, trust)")
     def facts_table(self, obj: DeviceHealth) -> str:

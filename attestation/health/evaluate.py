@@ -145,7 +145,9 @@ def _judge(device: Any, signals: dict[str, Any] | None, now: datetime, stored: D
     return Evaluation(device, facts, kept, decision, stored, stored.outcome, stored.findings, stored.os_version)
 
 
-def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any = None, user: Any = None) -> DeviceHealth:
+def persist(
+    evaluation: Evaluation, now: datetime, *, trigger: str, request: Any = None, user: Any = None
+) -> DeviceHealth:
     """Store the snapshot and its findings when they changed; record the change of outcome,
     if any. A snapshot that stays the same is not written (only ``evaluated_at`` and the dates
     of facts, once ``EVALUATED_AT_INTERVAL`` old): an unchanged refresh costs no statement here."""

@@ -85,9 +85,15 @@ def refuse_request_objects(data: dict[str, Any], redirect_uri: str | None) -> No
     """OIDC Core §3.1.2.6: request objects are not supported (yet), so say so rather than
     ignore parameters the client may have put only inside them."""
     if "request" in data:
-        raise RequestNotSupportedError("Request objects are not supported: send the parameters themselves in the query or form body.", redirect_uri=redirect_uri)
+        raise RequestNotSupportedError(
+            "Request objects are not supported: send the parameters themselves in the query or form body.",
+            redirect_uri=redirect_uri,
+        )
     if "request_uri" in data:
-        raise RequestURINotSupportedError("request_uri is not supported: send the parameters themselves in the query or form body.", redirect_uri=redirect_uri)
+        raise RequestURINotSupportedError(
+            "request_uri is not supported: send the parameters themselves in the query or form body.",
+            redirect_uri=redirect_uri,
+        )
 
 
 #: RFC 6749 §3.1: parameters appear at most once (Authlib checks response_type, client_id,
@@ -117,15 +123,19 @@ def _prompt(raw: Any, redirect_uri: str) -> frozenset[Prompt]:
     words = set(str(raw or "").split())
     if not words <= set(PROMPTS_SUPPORTED):
         raise InvalidRequestError(
-            f"Invalid 'prompt'; use space-separated values from: {', '.join(PROMPTS_SUPPORTED)}.", redirect_uri=redirect_uri
+            f"Invalid 'prompt'; use space-separated values from: {', '.join(PROMPTS_SUPPORTED)}.",
+            redirect_uri=redirect_uri,
         )
     prompt = frozenset(Prompt(word) for word in words)
     if prompt == {Prompt.NONE, Prompt.SELECT_ACCOUNT}:
         raise AccountSelectionRequiredError(
-            "prompt=none forbids showing the account chooser: send prompt=select_account alone.", redirect_uri=redirect_uri
+            "prompt=none forbids showing the account chooser: send prompt=select_account alone.",
+            redirect_uri=redirect_uri,
         )
     if Prompt.NONE in prompt and len(prompt) > 1:
-        raise InvalidRequestError("prompt=none cannot be combined with other values: send it alone.", redirect_uri=redirect_uri)
+        raise InvalidRequestError(
+            "prompt=none cannot be combined with other values: send it alone.", redirect_uri=redirect_uri
+        )
     return prompt
 
 

@@ -227,7 +227,10 @@ class PrivateKeyJWT:
 def client_keys(client: Client) -> KeySet:
     """The client's registered JWKS, parsed once per process while no client changed
     (``idp.config_cache``, the same generation as the client's own copy)."""
-    return config_cache.cached(("client-jwks", client.pk), lambda: KeySet.import_key_set(cast(KeySetSerialization, client.jwks or {"keys": []})))
+    return config_cache.cached(
+        ("client-jwks", client.pk),
+        lambda: KeySet.import_key_set(cast(KeySetSerialization, client.jwks or {"keys": []})),
+    )
 
 
 # --- the authenticator --------------------------------------------------------------------

@@ -49,7 +49,9 @@ def check_period(start: datetime, end: datetime, now: datetime) -> None:
     if end <= start:
         raise UsageError("invalid_request", "period_end must be after period_start.")
     if (end - start).total_seconds() > risk_settings.USAGE_MAX_PERIOD_SECONDS:
-        raise UsageError("invalid_request", f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds.")
+        raise UsageError(
+            "invalid_request", f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds."
+        )
     if end > now + timedelta(seconds=risk_settings.USAGE_CLOCK_SKEW_SECONDS):
         raise UsageError("invalid_request", "period_end is in the future.")
 
@@ -100,7 +102,8 @@ def _act(signal: Signal, user: Any, session: DeviceSession | None, request: Http
     if session is not None:
         targets = [session]
     else:
-        targets = list(DeviceSession.objects.select_related("client", "user").filter(user=user, status=SessionStatus.ACTIVE))
+        active = DeviceSession.objects.select_related("client", "user").filter(user=user, status=SessionStatus.ACTIVE)
+        targets = list(active)
     if not targets:
         actions.execute(actions.plan([signal], None), user=user, client=None, session=None, request=request, now=now,
                         source="usage")
