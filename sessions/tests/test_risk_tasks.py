@@ -55,5 +55,6 @@ def test_users_with_too_little_history_get_no_baseline():
 def test_the_task_is_registered_and_scheduled():
     assert "sessions.recompute_usage_baselines" in app.tasks
     assert "recompute-usage-baselines" in (app.conf.beat_schedule or {}) or any(
-        "recompute_usage_baselines" in str(entry) for entry in app._pending_periodic_tasks
+        "recompute_usage_baselines" in str(entry)
+        for entry in app._pending_periodic_tasks  # type: ignore[attr-defined]  # Celery internals, not in the stubs
     )
