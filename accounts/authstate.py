@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import login as django_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -20,6 +21,9 @@ from idp.crypto import generate_token
 
 from . import known_devices
 from .acr import acr_for_amr, normalise_amr
+
+if TYPE_CHECKING:
+    from .models import User
 
 SESSION_KEY = "vigil_auth"
 
@@ -70,8 +74,22 @@ def add_methods(request: HttpRequest, methods: list[str], now: datetime | None =
     request.session.cycle_key()
     new_state = current(request)
     if new_state is not None:
-        browser_sessions.remember(request, request.user, new_state, old_key=old_key, now=moment)
+        browser_sessions.remember(request, signed_in_user(request), new_state, old_key=old_key, now=moment)
     return new_state
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request of a view behind ``login_required``: its user is signed in (for the type
+    checker; Django builds the request as always)."""
+
+    user: User
+
+
+def signed_in_user(request: HttpRequest) -> User:
+    """``request.user`` where a sign-in is already established (an ``AuthState`` exists)."""
+    if not request.user.is_authenticated:
+        raise PermissionDenied("not signed in")
+    return request.user  # narrowed: only a User is authenticated
 
 
 def current(request: HttpRequest) -> AuthState | None:

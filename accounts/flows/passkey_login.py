@@ -26,12 +26,13 @@ from ..authstate import AuthState
 from ..models import Passkey, b64url
 from ..webauthn_rp import PasskeyError
 from . import second_factor
+from ..models import User
 
 PASSWORDLESS = "login"
 SECOND_FACTOR = "second_factor"
 
 
-def begin(request: HttpRequest, purpose: str, user: Any = None, now: datetime | None = None) -> str:
+def begin(request: HttpRequest, purpose: str, user: User | None = None, now: datetime | None = None) -> str:
     challenge = webauthn_rp.new_challenge(request, purpose, now)
     allow: list[tuple[str, list[str]]] = []
     if user is not None:
@@ -40,7 +41,7 @@ def begin(request: HttpRequest, purpose: str, user: Any = None, now: datetime | 
 
 
 def finish(
-    request: HttpRequest, credential: Any, purpose: str, user: Any = None, now: datetime | None = None
+    request: HttpRequest, credential: Any, purpose: str, user: User | None = None, now: datetime | None = None
 ) -> tuple[Passkey, list[str]]:
     """Verify the assertion; returns the passkey used and the amr methods it proves.
 
@@ -66,7 +67,7 @@ def finish(
     return passkey, methods
 
 
-def _verify(parsed: AuthenticationCredential, challenge: bytes, user: Any, moment: datetime) -> Passkey:
+def _verify(parsed: AuthenticationCredential, challenge: bytes, user: User | None, moment: datetime) -> Passkey:
     cred_id = b64url(parsed.raw_id)
     with transaction.atomic():
         passkey = (
@@ -115,7 +116,7 @@ def passwordless(request: HttpRequest, credential: Any, now: datetime | None = N
 
 
 def as_second_factor(
-    request: HttpRequest, state: pending.Pending, user: Any, credential: Any, now: datetime | None = None
+    request: HttpRequest, state: pending.Pending, user: User, credential: Any, now: datetime | None = None
 ) -> AuthState:
     """One of the pending user's passkeys completes the login (or the step-up)."""
     _, methods = finish(request, credential, SECOND_FACTOR, user, now)
