@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
@@ -39,6 +39,9 @@ from ..scopes import describe_scopes
 from . import authorize_params
 from .authorize_params import AuthorizeParams, Prompt, refuse_request_objects, requested_mode
 from .authorize_response import client_redirect, deliver
+
+if TYPE_CHECKING:
+    from ..models import Client
 
 __all__ = ["Outcome", "OutcomeKind", "begin", "client_redirect", "required_acr"]
 
@@ -111,7 +114,7 @@ def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAu
     return Outcome(OutcomeKind.ERROR, error=error.error or "invalid_request", description=error.description or "")
 
 
-def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
+def required_acr(client: Client, user: Any, requested: list[str]) -> str | None:
     """The weakest level that satisfies every demand: the request's, the client's, the user's,
     and a risk step-up's (``sessions.risk.stepup``)."""
     demands = list(requested)
@@ -125,7 +128,7 @@ def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
 
 
 def _needs_login(
-    request: HttpRequest, state: Any, params: AuthorizeParams, client: Any, now: int
+    request: HttpRequest, state: Any, params: AuthorizeParams, client: Client, now: int
 ) -> tuple[bool, str, bool]:
     """Returns (needs_login, wanted_acr, force_full_login)."""
     demanded_at = _recalled(request, LOGIN_MARK)
@@ -187,7 +190,7 @@ def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
 
 
 def _account_choice(
-    request: HttpRequest, client: Any, params: AuthorizeParams, state: Any, account: str | None, now: int
+    request: HttpRequest, client: Client, params: AuthorizeParams, state: Any, account: str | None, now: int
 ) -> Outcome | None:
     """OIDC Core §3.1.2.1 ``prompt=select_account``: a signed-in user continues as themself
     or signs this browser out and signs in as someone else. Asked once per request."""
@@ -267,7 +270,7 @@ def _decide(
     return Outcome(OutcomeKind.RESPONSE, response=deliver(request, redirect_uri, response_params, params.response_mode))
 
 
-def _remember_consent(user: Any, client: Any, scope: str) -> None:
+def _remember_consent(user: Any, client: Client, scope: str) -> None:
     consent, _ = Consent.objects.get_or_create(user=user, client=client)
     consent.scopes = sorted(set(consent.scopes) | set(scope.split()))
     consent.updated_at = timezone.now()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -26,6 +26,9 @@ from authlib.oidc.core.errors import (
 from accounts.acr import ACR_ORDER
 
 from ..oauth.errors import InvalidTargetError
+
+if TYPE_CHECKING:
+    from ..models import Client
 
 
 class Prompt(StrEnum):
@@ -102,7 +105,7 @@ SINGLE_VALUED = ("prompt", "max_age", "response_mode", "dpop_jkt", "acr_values",
                  "code_challenge_method", "login_hint")
 
 
-def parse(data: dict[str, Any], datalist: dict[str, list[str]], client: Any, redirect_uri: str) -> AuthorizeParams:
+def parse(data: dict[str, Any], datalist: dict[str, list[str]], client: Client, redirect_uri: str) -> AuthorizeParams:
     for name in SINGLE_VALUED:
         if len(datalist.get(name, [])) > 1:
             raise InvalidRequestError(f"'{name}' may appear only once.", redirect_uri=redirect_uri)
@@ -151,7 +154,7 @@ def _max_age(raw: Any, redirect_uri: str) -> int | None:
     return int(raw)
 
 
-def _resources(resources: list[str], client: Any, redirect_uri: str) -> list[str]:
+def _resources(resources: list[str], client: Client, redirect_uri: str) -> list[str]:
     """RFC 8707 §2: absolute URIs without fragment, each one the client may ask for."""
     for resource in resources:
         parts = urlsplit(resource)

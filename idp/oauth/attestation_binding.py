@@ -8,7 +8,7 @@ next refresh challenge the same way.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
@@ -23,16 +23,19 @@ from sessions.models import DeviceSession
 from ..events import record
 from .errors import InvalidClientAttestationError, UseAttestationChallengeError
 
+if TYPE_CHECKING:
+    from ..models import Client
+
 FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}
 #: Evidence missing (not failing): a fresh challenge, no failure counted.
 NOTHING_TO_VERIFY = {Reason.ATTESTATION_REQUIRED, Reason.INTEGRITY_TOKEN_REQUIRED}
 
 
-def _challenge_header(client: Any, purpose: str) -> list[tuple[str, str]]:
+def _challenge_header(client: Client, purpose: str) -> list[tuple[str, str]]:
     return [(CHALLENGE_HEADER, issue_challenge(client, purpose).value)]
 
 
-def _refuse(client: Any, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
+def _refuse(client: Client, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
     headers = _challenge_header(client, purpose) if with_challenge else []
     description = f"Device attestation failed: {error.reason}."
     if oauth_error_code(error.reason) == USE_ATTESTATION_CHALLENGE:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from .. import jwt_tokens
 from ..app_settings import app_settings
+
+if TYPE_CHECKING:
+    from sessions.models import DeviceSession
+
+    from ..models import Client
 
 SCOPE_CLAIMS = {
     "profile": ["name", "given_name", "family_name", "preferred_username", "updated_at"],
@@ -35,7 +40,9 @@ def userinfo_claims(user: Any, scope: str) -> dict[str, Any]:
 
 
 class IdTokenClaims:
-    def build(self, session: Any, access_token: str | None, client: Any, now: datetime | None = None) -> dict[str, Any]:
+    def build(
+        self, session: DeviceSession, access_token: str | None, client: Client, now: datetime | None = None
+    ) -> dict[str, Any]:
         moment = int((now or timezone.now()).timestamp())
         claims: dict[str, Any] = {
             "iss": app_settings.ISSUER,
@@ -57,7 +64,9 @@ class IdTokenClaims:
         claims.update({k: v for k, v in userinfo_claims(session.user, session.scope).items() if k != "sub"})
         return claims
 
-    def encode(self, session: Any, access_token: str | None, client: Any, now: datetime | None = None) -> str:
+    def encode(
+        self, session: DeviceSession, access_token: str | None, client: Client, now: datetime | None = None
+    ) -> str:
         return jwt_tokens.sign(self.build(session, access_token, client, now), alg=client.signing_alg, now=now)
 
 

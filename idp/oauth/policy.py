@@ -17,15 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from ..models import Client
 
 
 @dataclass
 class TokenContext:
     grant_type: str
-    client: Any
+    client: Client
     user: Any
     session: Any  # sessions.models.DeviceSession | None
     scope: str
