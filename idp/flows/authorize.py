@@ -41,6 +41,7 @@ from .authorize_params import AuthorizeParams, Prompt, refuse_request_objects, r
 from .authorize_response import client_redirect, deliver
 
 if TYPE_CHECKING:
+    from accounts.models import User
     from ..models import Client
 
 __all__ = ["Outcome", "OutcomeKind", "begin", "client_redirect", "required_acr"]
@@ -114,7 +115,7 @@ def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAu
     return Outcome(OutcomeKind.ERROR, error=error.error or "invalid_request", description=error.description or "")
 
 
-def required_acr(client: Client, user: Any, requested: list[str]) -> str | None:
+def required_acr(client: Client, user: User | None, requested: list[str]) -> str | None:
     """The weakest level that satisfies every demand: the request's, the client's, the user's,
     and a risk step-up's (``sessions.risk.stepup``)."""
     demands = list(requested)
@@ -133,7 +134,7 @@ def _needs_login(
     """Returns (needs_login, wanted_acr, force_full_login)."""
     demanded_at = _recalled(request, LOGIN_MARK)
     fresh = state is not None and demanded_at is not None and state.auth_time >= demanded_at
-    user = request.user if state is not None else None
+    user = authstate.signed_in_user(request) if state is not None else None
     wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
         return True, wanted, False
@@ -260,7 +261,7 @@ def _decide(
         context = {"client": client, "scopes": describe_scopes(scope), "user": request.user}
         return Outcome(OutcomeKind.CONSENT, context=context)
     if decision == ConsentDecision.ALLOW:
-        _remember_consent(request.user, client, scope)
+        _remember_consent(authstate.signed_in_user(request), client, scope)
     oauth_req.vigil_auth = state
     oauth_req.vigil_resources = params.resources
     oauth_req.vigil_code_dpop_jkt = params.dpop_jkt
@@ -270,7 +271,7 @@ def _decide(
     return Outcome(OutcomeKind.RESPONSE, response=deliver(request, redirect_uri, response_params, params.response_mode))
 
 
-def _remember_consent(user: Any, client: Client, scope: str) -> None:
+def _remember_consent(user: User, client: Client, scope: str) -> None:
     consent, _ = Consent.objects.get_or_create(user=user, client=client)
     consent.scopes = sorted(set(consent.scopes) | set(scope.split()))
     consent.updated_at = timezone.now()

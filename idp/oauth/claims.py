@@ -11,6 +11,7 @@ from .. import jwt_tokens
 from ..app_settings import app_settings
 
 if TYPE_CHECKING:
+    from accounts.models import User
     from sessions.models import DeviceSession
 
     from ..models import Client
@@ -21,7 +22,7 @@ SCOPE_CLAIMS = {
 }
 
 
-def userinfo_claims(user: Any, scope: str) -> dict[str, Any]:
+def userinfo_claims(user: User, scope: str) -> dict[str, Any]:
     scopes = set((scope or "").split())
     claims: dict[str, Any] = {"sub": user.get_user_id()}
     if "profile" in scopes:
