@@ -129,7 +129,7 @@ def required_acr(client: Client, user: User | None, requested: list[str]) -> str
 
 
 def _needs_login(
-    request: HttpRequest, state: Any, params: AuthorizeParams, client: Client, now: int
+    request: HttpRequest, state: authstate.AuthState | None, params: AuthorizeParams, client: Client, now: int
 ) -> tuple[bool, str, bool]:
     """Returns (needs_login, wanted_acr, force_full_login)."""
     demanded_at = _recalled(request, LOGIN_MARK)
@@ -191,7 +191,12 @@ def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
 
 
 def _account_choice(
-    request: HttpRequest, client: Client, params: AuthorizeParams, state: Any, account: str | None, now: int
+    request: HttpRequest,
+    client: Client,
+    params: AuthorizeParams,
+    state: authstate.AuthState | None,
+    account: str | None,
+    now: int,
 ) -> Outcome | None:
     """OIDC Core §3.1.2.1 ``prompt=select_account``: a signed-in user continues as themself
     or signs this browser out and signs in as someone else. Asked once per request."""
