@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from .authstate import signed_in_user
 from .flows import factors, password, recovery
 from .models import Passkey, User
 
@@ -79,11 +80,11 @@ class UserAdmin(DjangoUserAdmin):
         if request.method == "POST" and response.status_code == 302:
             target = User.objects.filter(pk=id).first()
             if target is not None:
-                password.set_by_admin(request, target, request.user)
+                password.set_by_admin(request, target, signed_in_user(request))
         return response
 
     @admin.action(description="Reset second factors (TOTP, passkeys, recovery codes) and sign out apps")
     def reset_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
-            factors.reset_all(user, actor=request.user, request=request)
+            factors.reset_all(user, actor=signed_in_user(request), request=request)
         self.message_user(request, f"Factors reset for {queryset.count()} user(s).", messages.SUCCESS)

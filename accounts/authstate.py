@@ -44,7 +44,7 @@ class AuthState:
         return datetime.fromtimestamp(self.auth_time, tz=dt_timezone.utc)
 
 
-def establish(request: HttpRequest, user: Any, amr: list[str], now: datetime | None = None) -> AuthState:
+def establish(request: HttpRequest, user: User, amr: list[str], now: datetime | None = None) -> AuthState:
     """Log the user in (a fresh session id, against fixation) and record how."""
     from .flows import browser_sessions
 

@@ -37,7 +37,7 @@ from webauthn.registration.verify_registration_response import VerifiedRegistrat
 from webauthn.authentication.verify_authentication_response import VerifiedAuthentication
 
 from .app_settings import app_settings
-from .models import b64url
+from .models import Passkey, b64url
 
 CHALLENGE_SESSION_KEY = "vigil_webauthn"
 
@@ -52,7 +52,7 @@ class PasskeyError(Exception):
         self.code = code
         self.detail = detail
         self.message = self.MESSAGE
-        self.passkey: Any = None
+        self.passkey: Passkey | None = None
 
 
 def apk_key_hash_origin(sha256_fingerprint: str) -> str:

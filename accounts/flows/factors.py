@@ -35,7 +35,7 @@ def remove_totp(request: HttpRequest, user: User) -> bool:
     return removed
 
 
-def reset_all(user: User, actor: Any = None, request: HttpRequest | None = None) -> None:
+def reset_all(user: User, actor: User | None = None, request: HttpRequest | None = None) -> None:
     """Admin action: delete every second factor of ``user`` and revoke their app sessions.
 
     The user signs in with the password next time and, if policy requires MFA, enrolls again.

@@ -33,7 +33,7 @@ def change(request: HttpRequest, user: User, new_password: str) -> None:
     )
 
 
-def set_by_admin(request: HttpRequest, user: User, actor: Any) -> None:
+def set_by_admin(request: HttpRequest, user: User, actor: User) -> None:
     """An admin set (or made unusable) ``user``'s password: their browser and app sessions
     end and the change is announced (CAEP 1.0 §3.3, ``initiating_entity: admin``)."""
     signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_SET_BY_ADMIN)
