@@ -9,19 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from .authstate import signed_in_user
 from .flows import factors, password, recovery
 from .models import Passkey, User
 
 for _model in (TOTPDevice, StaticDevice):
     try:
         admin.site.unregister(_model)
-    except admin.sites.NotRegistered:
+    except NotRegistered:
         pass
 
 
@@ -29,8 +31,9 @@ class PasskeyInline(admin.TabularInline):
     model = Passkey
     extra = 0
     can_delete = False
-    fields = ["name", "created_at", "last_used_at", "backup_eligible", "backup_state", "sign_count", "aaguid"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "name", "created_at", "last_used_at", "backup_eligible", "backup_state", "sign_count", "aaguid",
+    )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -40,8 +43,7 @@ class TotpInline(admin.TabularInline):
     model = TOTPDevice
     extra = 0
     can_delete = False
-    fields = ["name", "confirmed", "created_at", "last_used_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("name", "confirmed", "created_at", "last_used_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -53,7 +55,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = [*DjangoUserAdmin.list_filter, "require_mfa"]
     readonly_fields = ["subject", "factor_summary"]
     fieldsets = [
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         ("Authentication policy", {"fields": ["subject", "require_mfa", "email_verified", "factor_summary"]}),
     ]
     inlines = [TotpInline, PasskeyInline]
@@ -78,11 +80,11 @@ class UserAdmin(DjangoUserAdmin):
         if request.method == "POST" and response.status_code == 302:
             target = User.objects.filter(pk=id).first()
             if target is not None:
-                password.set_by_admin(request, target, request.user)
+                password.set_by_admin(request, target, signed_in_user(request))
         return response
 
     @admin.action(description="Reset second factors (TOTP, passkeys, recovery codes) and sign out apps")
     def reset_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
-            factors.reset_all(user, actor=request.user, request=request)
+            factors.reset_all(user, actor=signed_in_user(request), request=request)
         self.message_user(request, f"Factors reset for {queryset.count()} user(s).", messages.SUCCESS)

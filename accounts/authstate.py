@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import login as django_login
 from django.dispatch import Signal
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -21,6 +22,9 @@ from core.crypto import generate_token
 
 from . import known_devices
 from core.acr import acr_for_amr, normalise_amr
+
+if TYPE_CHECKING:
+    from .models import User
 
 SESSION_KEY = "vigil_auth"
 
@@ -45,7 +49,7 @@ class AuthState:
         return datetime.fromtimestamp(self.auth_time, tz=dt_timezone.utc)
 
 
-def establish(request: HttpRequest, user: Any, amr: list[str], now: datetime | None = None) -> AuthState:
+def establish(request: HttpRequest, user: User, amr: list[str], now: datetime | None = None) -> AuthState:
     """Log the user in (a fresh session id, against fixation) and record how."""
     moment = now or timezone.now()
     previous = current(request)
@@ -71,9 +75,23 @@ def add_methods(request: HttpRequest, methods: list[str], now: datetime | None =
     request.session.cycle_key()
     new_state = current(request)
     if new_state is not None:
-        auth_state_saved.send(sender=AuthState, request=request, user=request.user, state=new_state, old_key=old_key,
+        auth_state_saved.send(sender=AuthState, request=request, user=signed_in_user(request), state=new_state, old_key=old_key,
                               now=moment)
     return new_state
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request of a view behind ``login_required``: its user is signed in (for the type
+    checker; Django builds the request as always)."""
+
+    user: User
+
+
+def signed_in_user(request: HttpRequest) -> User:
+    """``request.user`` where a sign-in is already established (an ``AuthState`` exists)."""
+    if not request.user.is_authenticated:
+        raise PermissionDenied("not signed in")
+    return request.user  # narrowed: only a User is authenticated
 
 
 def current(request: HttpRequest) -> AuthState | None:

@@ -21,7 +21,7 @@ def check_webauthn(app_configs: Any = None, **kwargs: Any) -> list[Error | Warni
         rp_id = app_settings.WEBAUTHN_RP_ID
         origins = app_settings.WEBAUTHN_ALLOWED_ORIGINS
         asset_links = app_settings.ASSET_LINKS
-        app_settings.APPLE_APP_IDS
+        _ = app_settings.APPLE_APP_IDS  # read only to report a parse error
     except (ValueError, TypeError) as exc:
         return [Error(f"An ACCOUNTS_* setting cannot be parsed: {exc}", id="accounts.E001")]
     issuer_host = urlsplit(str(getattr(settings, "IDP_ISSUER", ""))).hostname or ""

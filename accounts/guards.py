@@ -25,7 +25,7 @@ def reauth_needed(request: HttpRequest) -> str | None:
     state = authstate.current(request)
     if state is None or timezone.now().timestamp() - state.auth_time > app_settings.REAUTH_SECONDS:
         return reauth_url(request, force=True)
-    if policy.has_second_factor(request.user) and not acr_satisfies(state.acr, ACR_MFA):
+    if policy.has_second_factor(authstate.signed_in_user(request)) and not acr_satisfies(state.acr, ACR_MFA):
         return reauth_url(request, acr=ACR_MFA, force=False)
     return None
 

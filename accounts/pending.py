@@ -51,7 +51,9 @@ def get(request: HttpRequest, now: datetime | None = None) -> Pending | None:
     if not data:
         return None
     try:
-        pending = Pending(user_id=int(data["uid"]), amr=list(data["amr"]), mode=str(data["mode"]), expires=int(data["exp"]))
+        pending = Pending(
+            user_id=int(data["uid"]), amr=list(data["amr"]), mode=str(data["mode"]), expires=int(data["exp"])
+        )
     except (KeyError, TypeError, ValueError):
         clear(request)
         return None

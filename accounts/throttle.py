@@ -172,8 +172,11 @@ def admit(scope: Scope, account: str, source: Source, now: datetime | None = Non
     moment = (now or timezone.now()).timestamp()
     buckets = buckets_for(scope, account, source)
     counts, lasts = throttle_store.reserve([b.key for b in buckets], [b.last_key for b in buckets], _ttl())
-    waits = [_left(wait_after(count - 1, b.free), last, moment) for b, count, last in zip(buckets, counts, lasts)]
-    longest, worst = max(zip(waits, buckets), key=lambda pair: pair[0])
+    waits = [
+        _left(wait_after(count - 1, b.free), last, moment)
+        for b, count, last in zip(buckets, counts, lasts, strict=True)
+    ]
+    longest, worst = max(zip(waits, buckets, strict=True), key=lambda pair: pair[0])
     if longest > 0:
         _release(buckets)
         raise Throttled(max(1, math.ceil(longest)), worst.kind, source)
@@ -183,7 +186,7 @@ def admit(scope: Scope, account: str, source: Source, now: datetime | None = Non
 
 def failed(attempt: Attempt) -> int:
     """The attempt failed (it stays counted). Seconds before this source may try again."""
-    return max((wait_after(count, b.free) for b, count in zip(attempt.buckets, attempt.counts)), default=0)
+    return max((wait_after(count, b.free) for b, count in zip(attempt.buckets, attempt.counts, strict=True)), default=0)
 
 
 def _clears(bucket: Bucket) -> bool:

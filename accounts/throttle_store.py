@@ -40,7 +40,7 @@ def reserve(keys: list[str], last_keys: list[str], ttl: int) -> tuple[list[int],
         return counts, [found.get(key) for key in last_keys]
     backend, client = redis
     with client.pipeline(transaction=True) as pipe:
-        for key, last_key in zip(keys, last_keys):
+        for key, last_key in zip(keys, last_keys, strict=True):
             stored = backend.make_and_validate_key(key)
             pipe.incr(stored)
             pipe.expire(stored, ttl)

@@ -45,9 +45,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and not params.force:
         state = authstate.current(request)
         if state is not None:
-            decision = policy.decide(request.user, state.amr, params.acr)
+            user = authstate.signed_in_user(request)
+            decision = policy.decide(user, state.amr, params.acr)
             if decision.step == policy.VERIFY:
-                begin_step_up(request, request.user)
+                begin_step_up(request, user)
             return redirect_for(decision, params)
     form = LoginForm(request.POST or None, initial={"username": params.login_hint})
     error, retry_after = "", None

@@ -38,6 +38,7 @@ from webauthn.authentication.verify_authentication_response import VerifiedAuthe
 from core.encoding import b64url_encode
 
 from .app_settings import app_settings
+from .models import Passkey
 
 CHALLENGE_SESSION_KEY = "vigil_webauthn"
 
@@ -52,7 +53,7 @@ class PasskeyError(Exception):
         self.code = code
         self.detail = detail
         self.message = self.MESSAGE
-        self.passkey: Any = None
+        self.passkey: Passkey | None = None
 
 
 def apk_key_hash_origin(sha256_fingerprint: str) -> str:
@@ -122,7 +123,9 @@ def verify_registration(credential: Any, challenge: bytes, **overrides: Any) -> 
         verified = verify_registration_response(credential=parsed, **params)
     except Exception as exc:  # library boundary: py_webauthn, cbor2, pyasn1, cryptography
         raise PasskeyError("invalid_registration", f"{type(exc).__name__}: {exc}") from exc
-    transports = [t.value if isinstance(t, AuthenticatorTransport) else str(t) for t in parsed.response.transports or []]
+    transports = [
+        t.value if isinstance(t, AuthenticatorTransport) else str(t) for t in parsed.response.transports or []
+    ]
     return verified, transports
 
 

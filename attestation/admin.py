@@ -29,7 +29,8 @@ class RegisteredAppForm(forms.ModelForm):
 
     class Meta:
         model = RegisteredApp
-        exclude = ["play_integrity_decryption_key_encrypted", "play_integrity_verification_key_encrypted"]
+        # The encrypted columns are never form fields (the ModelAdmin's fieldsets choose what is shown).
+        exclude = ["play_integrity_decryption_key_encrypted", "play_integrity_verification_key_encrypted"]  # noqa: DJ006
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -37,7 +38,7 @@ class RegisteredAppForm(forms.ModelForm):
         if any(keys) and not all(keys):
             raise forms.ValidationError("Give both Play Integrity keys, or neither.")
         try:
-            data["play_integrity_keys"] = tuple(b64decode_any(k) for k in keys) if all(keys) else None
+            data["play_integrity_keys"] = tuple(b64decode_any(k) for k in keys if k) if all(keys) else None
         except AttestationError as exc:
             raise forms.ValidationError("Play Integrity keys must be base64.") from exc
         return data

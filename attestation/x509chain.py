@@ -109,7 +109,7 @@ def verify_chain(
     if not chain:
         raise AttestationError(Reason.MALFORMED_CERTIFICATE, "empty certificate chain")
     certs = _strip_trusted_tail(list(chain), roots)
-    for below, (cert, issuer) in enumerate(zip(certs, certs[1:])):
+    for below, (cert, issuer) in enumerate(zip(certs, certs[1:], strict=False)):
         if not _issued_by(cert, issuer):
             detail = f"{cert.subject.rfc4514_string()} is not signed by the next certificate"
             raise AttestationError(Reason.CHAIN_UNTRUSTED, detail)

@@ -63,8 +63,8 @@ def run(args: argparse.Namespace, body) -> None:
         subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
         n = max(args.requests * 2, 1000)
         subprocess.run([py, "-m", "bench.seed_vigil", "--sessions", str(n), "--codes", str(n), "--attested", "8",
-                        "--attested-android", "8", "--attested-out", KEYS], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+                        "--attested-android", "8", "--attested-out", KEYS],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         body(args)
     finally:
         from django.db import connections

@@ -490,7 +490,8 @@ def ratio_lines(found: dict[str, float], devices: list[int], attested_ran: bool,
         for key in (f"attested_refresh/dot_refresh@{d}", f"attested_refresh_android/dot_refresh@{d}",
                     f"refresh/dot_refresh@{d}", f"code_exchange/dot_code_exchange@{d}"):
             if key in found:
-                lines.append(f"{d} devices: {key.split('@')[0]} = {found[key]:.2f} (cpu {found.get('cpu:' + key, 0):.2f})")
+                cpu = found.get("cpu:" + key, 0)
+                lines.append(f"{d} devices: {key.split('@')[0]} = {found[key]:.2f} (cpu {cpu:.2f})")
     if "scale" in found:
         lines.append(f"scale: refresh at {found['scale_sessions']:,.0f} sessions / at {found['scale_base']:,.0f}, "
                      f"adjacent windows = {found['scale']:.2f} (target >= 0.90)")
@@ -502,7 +503,8 @@ def ratio_lines(found: dict[str, float], devices: list[int], attested_ran: bool,
 
 
 def logins_lines(logins: dict[str, Any]) -> list[str]:
-    lines = ["| hasher | parameters | ms per login | logins/s per core | logins/s on this box |", "|---|---|---|---|---|"]
+    lines = ["| hasher | parameters | ms per login | logins/s per core | logins/s on this box |",
+             "|---|---|---|---|---|"]
     for h in logins["hashers"]:
         lines.append(f"| {h['name']} | {h['params']} | {h['ms_per_hash']:.1f} | {h['per_core']:.1f} "
                      f"| {h['box']:.1f} |")
@@ -626,7 +628,8 @@ def main(argv: list[str]) -> int:
         "started_at": started_at.strftime("%Y-%m-%d %H:%M UTC"), "mode": mode, "command": command,
         "results_file": str(results_file.relative_to(ROOT)), "machine": info,
         "config": {"workers": args.workers, "sessions": args.sessions, "scale": args.scale, "devices": args.devices,
-                   "duration_s": args.duration, "rounds": args.rounds, "warmup_s": args.warmup, "open_loop_rate": args.rate,
+                   "duration_s": args.duration, "rounds": args.rounds, "warmup_s": args.warmup,
+                   "open_loop_rate": args.rate,
                    "ratio_definition": "Vigil throughput / django-oauth-toolkit throughput, same devices",
                    "attested_refresh": "ran" if attested_ran else f"pending: {pending}",
                    "attested_refresh_android": android_status(args, seeds["vigil"], vigil),

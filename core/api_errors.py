@@ -15,7 +15,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 class ApiError(exceptions.APIException):
     """Raise with a stable machine-readable ``code``; subclasses set the HTTP status."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_request"
 
     def __init__(self, code: str, description: str = "", status_code: int | None = None):

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Union
+from typing import TypeAlias
 
 from django.conf import settings
 from django.http import HttpRequest
 
-Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_address(value: str) -> Address | None:

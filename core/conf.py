@@ -7,6 +7,7 @@ cached: ``override_settings`` and the ``settings`` fixture take effect at once.
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -31,7 +32,7 @@ class SettingsReader:
             return value.strip().lower() in TRUE_WORDS
         return bool(value)
 
-    def list(self, name: str, default: list[Any], *, commas_only: bool = False) -> list[Any]:
+    def list(self, name: str, default: list[Any], *, commas_only: builtins.bool = False) -> list[Any]:
         """A list, or from the environment a JSON array or a comma- (and, unless
         ``commas_only`` for values such as paths, space-) separated string."""
         value = self.get(name, default)

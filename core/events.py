@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
@@ -135,7 +136,9 @@ def _write_batch(events: list[SecurityEvent]) -> None:
     try:
         sql.insert(events)
     except DatabaseError as error:
-        operations_logger.error("%d security events not stored (%s); on the vigil.security log only", len(events), error)
+        operations_logger.error(
+            "%d security events not stored (%s); on the vigil.security log only", len(events), error
+        )
         for event in events:
             _log(event)
         return
@@ -147,7 +150,7 @@ def _log_on_commit(events: list[SecurityEvent]) -> None:
     hears of an event: listeners subscribe to the announcements of the flows that decide
     (e.g. ``sessions.flows.revocation``), never to this table."""
     for event in events:
-        transaction.on_commit(lambda event=event: _log(event))
+        transaction.on_commit(partial(_log, event))
 
 
 class TransactionEvents:

@@ -169,7 +169,8 @@ def rotate(alg: str, *, now: datetime | None = None, immediately: bool = False) 
     if immediately:
         return rotate_now(alg, now=now)[0]
     moment = now or timezone.now()
-    return create_key(alg, status=KeyStatus.NEXT, activates_at=moment + timedelta(seconds=app_settings.KEY_PUBLISH_AHEAD_SECONDS))
+    activates_at = moment + timedelta(seconds=app_settings.KEY_PUBLISH_AHEAD_SECONDS)
+    return create_key(alg, status=KeyStatus.NEXT, activates_at=activates_at)
 
 
 @transaction.atomic
@@ -193,7 +194,8 @@ def active_key(alg: str, now: datetime | None = None) -> tuple[str, JoseKey]:
     request after ``activates_at``."""
     moment = now or timezone.now()
     rows = config_cache.cached(
-        ("signing-keys", alg), lambda: list(SigningKey.objects.filter(alg=alg, status__in=[KeyStatus.ACTIVE, KeyStatus.NEXT]))
+        ("signing-keys", alg),
+        lambda: list(SigningKey.objects.filter(alg=alg, status__in=[KeyStatus.ACTIVE, KeyStatus.NEXT])),
     )
     active = max((k for k in rows if k.status == KeyStatus.ACTIVE), key=lambda k: k.activates_at, default=None)
     if active is None or any(k.status == KeyStatus.NEXT and k.activates_at <= moment for k in rows):

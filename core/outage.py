@@ -53,7 +53,9 @@ TEMPLATE = "outage.html"
 # protocol endpoints (authorization, RP-initiated logout). Everything else answers JSON.
 HTML_APPS = frozenset({"accounts", "admin"})
 HTML_URL_NAMES = frozenset({"authorize", "end-session"})
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 # PostgreSQL SQLSTATE classes that mean "the server cannot serve now", not "this query is
 # wrong": connection exceptions, insufficient resources (too many connections) and operator
 # intervention (shut down, starting up). A client-side failure has no SQLSTATE.
@@ -132,7 +134,7 @@ def page_answer(request: HttpRequest) -> HttpResponse:
     reach for the session and the user, in the very stores that are down."""
     retry_url = "/" + request.get_full_path().lstrip("/")  # never "//host": a link off-site
     try:
-        body = render_to_string(TEMPLATE, {"retry_url": retry_url, "retry_after": _retry_after(),
+        body: str = render_to_string(TEMPLATE, {"retry_url": retry_url, "retry_after": _retry_after(),
                                            "was_post": request.method == "POST"})
     except Exception:  # a broken template must not turn the 503 back into a 500
         logger.exception("outage page could not be rendered")

@@ -24,9 +24,10 @@ _TRANSACTION_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO
 
 def lost_connection_error() -> Exception:
     """The error the current database driver raises when the server has gone away."""
+    driver: Any = connection.Database  # type: ignore[attr-defined]  # each backend's DB-API module; not in the stubs
     if connection.vendor == "postgresql":
-        return connection.Database.OperationalError("consuming input failed: server closed the connection unexpectedly")
-    return connection.Database.OperationalError("database is locked")
+        return driver.OperationalError("consuming input failed: server closed the connection unexpectedly")
+    return driver.OperationalError("database is locked")
 
 
 @contextmanager

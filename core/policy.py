@@ -17,21 +17,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from attestation.models import Device
+    from sessions.models import DeviceSession
+
+    from clients.models import Client
 
 
 @dataclass
 class TokenContext:
     grant_type: str
-    client: Any
+    client: Client
     user: Any
-    session: Any  # sessions.models.DeviceSession | None
+    session: DeviceSession | None
     scope: str
     now: datetime
     request: HttpRequest | None
-    device: Any = None  # attestation.models.Device | None
+    device: Device | None = None
     device_signals: dict[str, Any] | None = None  # self-reported signals verified in this request's binding
     # How many refused attestations of this session preceded this request's good one (the
     # shared failure counter); None when unknown (no attestation in this request).

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.db.models.fields.related_descriptors import ReverseOneToOneDescriptor
 
 
@@ -60,13 +61,13 @@ class JoinedQuery:
         quote = connection.ops.quote_name
         columns: list[str] = []
         layout = []
-        tables = []
+        tables: list[str] = []
         for part in self.parts:
             fields = part.model._meta.concrete_fields
             start = len(columns)
             converters = []
             for field in fields:
-                columns.append(f"{part.alias}.{quote(field.column)}")
+                columns.append(f"{part.alias}.{quote(_column(field))}")
                 col = field.get_col(part.alias)
                 converters.append((col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
             layout.append((part, [f.attname for f in fields], converters, start, len(columns)))
@@ -110,10 +111,17 @@ class JoinedQuery:
         return found
 
 
+def _column(field: Field[Any, Any]) -> str:
+    """A concrete field's column (the stubs allow None, which only non-concrete fields have)."""
+    if field.column is None:
+        raise TypeError(f"{field!r} has no column")
+    return field.column
+
+
 _insert_sql: dict[tuple[str, type[Model], int], tuple[str, list[Any]]] = {}
 
 
-def insert(objs: list[Model], *, using: str | None = None) -> None:
+def insert(objs: Sequence[Model], *, using: str | None = None) -> None:
     """Insert new instances of one model in one statement and set their primary keys."""
     if not objs:
         return
@@ -125,18 +133,25 @@ def insert(objs: list[Model], *, using: str | None = None) -> None:
         quote = connection.ops.quote_name
         fields = [f for f in model._meta.concrete_fields if f is not model._meta.auto_field]
         row = f"({', '.join(['%s'] * len(fields))})"
-        sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-               f"VALUES {', '.join([row] * len(objs))} RETURNING {quote(model._meta.pk.column)}")
+        sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(_column(f)) for f in fields)}) "
+               f"VALUES {', '.join([row] * len(objs))} RETURNING {quote(_column(model._meta.pk))}")
         _insert_sql[(alias, model, len(objs))] = plan = (sql, fields)
     sql, fields = plan
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         keys = [r[0] for r in cursor.fetchall()]
-    for obj, key in zip(objs, keys):
+    for obj, key in zip(objs, keys, strict=True):
         obj.pk = key
         obj._state.adding = False
         obj._state.db = alias
+
+
+def _concrete_field(model: type[Model], name: str) -> Field[Any, Any]:
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"{model.__name__}.{name} is a reverse relation, not a column")
+    return field
 
 
 class Statement:
@@ -146,7 +161,7 @@ class Statement:
     def __init__(self, model: type[Model], template: str, params: list[str]):
         self.model = model
         self.template = template
-        self.fields = [model._meta.get_field(name) for name in params]
+        self.fields = [_concrete_field(model, name) for name in params]
         self._sql: dict[str, str] = {}
 
     def run(self, *values: Any, using: str | None = None) -> int:

@@ -56,10 +56,11 @@ class DeviceHealthAdmin(admin.ModelAdmin):
     list_filter = ["outcome", "platform", "deciding_condition", "os_version"]
     search_fields = ["device__key_id", "deciding_rule"]
     list_select_related = ["device"]
-    fields = ["device_link", "platform", "os_version", "outcome", "deciding_rule", "deciding_condition",
-              "allowed_scopes", "access_token_lifetime", "findings_table", "facts_table", "signals",
-              "receipt_risk_metric", "receipt_checked_at", "evaluated_at", "outcome_changed_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "device_link", "platform", "os_version", "outcome", "deciding_rule", "deciding_condition",
+        "allowed_scopes", "access_token_lifetime", "findings_table", "facts_table", "signals",
+        "receipt_risk_metric", "receipt_checked_at", "evaluated_at", "outcome_changed_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -76,7 +77,9 @@ class DeviceHealthAdmin(admin.ModelAdmin):
     def findings_table(self, obj: DeviceHealth) -> str:
         rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                                 ((f.get("rule"), f.get("outcome"), f.get("detail")) for f in obj.findings))
-        return format_html("<table><tr><th>rule</th><th>outcome</th><th>why</th></tr>{}</table>", rows) if obj.findings else "none"
+        if not obj.findings:
+            return "none"
+        return format_html("<table><tr><th>rule</th><th>outcome</th><th>why</th></tr>{}</table>", rows)
 
     @admin.display(description="facts (value, source, trust)")
     def facts_table(self, obj: DeviceHealth) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -20,6 +20,9 @@ from .rules import Decision, RuleSpec, decide, rules_for_client
 from .settings import health_settings
 from .signals import compliance_changed
 
+if TYPE_CHECKING:
+    from attestation.models import Device
+
 COMPLIANCE_EVENT = "device.compliance_changed"
 # Facts that only date a check (a fresh Play Integrity verdict at each refresh): no rule reads
 # them, so alone they do not make a snapshot change; they are stored with ``evaluated_at``.
@@ -28,7 +31,7 @@ DATED_FACTS = frozenset({"integrity_checked_at"})
 
 @dataclass
 class Evaluation:
-    device: Any
+    device: Device
     facts: HealthFacts
     signals: dict[str, Any]
     decision: Decision
@@ -95,14 +98,14 @@ _UNSET: Any = object()
 _HEALTH = DeviceHealth.device.field.remote_field  # Device -> DeviceHealth (reverse one-to-one)
 
 
-def preloaded_health(device: Any) -> Any:
+def preloaded_health(device: Device) -> Any:
     """``device.health`` when it came with the device (``select_related("health")``, or already
     read in this request): the row, or None when the device has none; ``_UNSET`` otherwise."""
     return _HEALTH.get_cached_value(device) if _HEALTH.is_cached(device) else _UNSET
 
 
 def evaluate(
-    device: Any, signals: dict[str, Any] | None, now: datetime, *, stored: Any = _UNSET,
+    device: Device, signals: dict[str, Any] | None, now: datetime, *, stored: Any = _UNSET,
     rules: Sequence[RuleSpec] | None = None, client: Any = None, lock: bool = False,
 ) -> Evaluation:
     """Judge ``device`` with these verified ``signals`` (None: keep the last stored ones).
@@ -125,14 +128,14 @@ def evaluate(
     return evaluation
 
 
-def _read(device: Any, lock: bool) -> DeviceHealth | None:
+def _read(device: Device, lock: bool) -> DeviceHealth | None:
     rows = DeviceHealth.objects.select_for_update() if lock else DeviceHealth.objects
     stored = rows.filter(device=device).first()
     _HEALTH.set_cached_value(device, stored)
     return stored
 
 
-def _judge(device: Any, signals: dict[str, Any] | None, now: datetime, stored: DeviceHealth | None,
+def _judge(device: Device, signals: dict[str, Any] | None, now: datetime, stored: DeviceHealth | None,
            rules: Sequence[RuleSpec]) -> Evaluation:
     if signals is None:
         kept = stored.signals if stored is not None else {}
@@ -146,7 +149,9 @@ def _judge(device: Any, signals: dict[str, Any] | None, now: datetime, stored: D
     return Evaluation(device, facts, kept, decision, stored, stored.outcome, stored.findings, stored.os_version)
 
 
-def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any = None, user: Any = None) -> DeviceHealth:
+def persist(
+    evaluation: Evaluation, now: datetime, *, trigger: str, request: Any = None, user: Any = None
+) -> DeviceHealth:
     """Store the snapshot and its findings when they changed; record the change of outcome,
     if any. A snapshot that stays the same is not written (only ``evaluated_at`` and the dates
     of facts, once ``EVALUATED_AT_INTERVAL`` old): an unchanged refresh costs no statement here."""
@@ -174,7 +179,7 @@ def persist(evaluation: Evaluation, now: datetime, *, trigger: str, request: Any
     return health
 
 
-def _save(stored: DeviceHealth | None, device: Any, fields: dict[str, Any]) -> DeviceHealth:
+def _save(stored: DeviceHealth | None, device: Device, fields: dict[str, Any]) -> DeviceHealth:
     """One UPDATE of the known snapshot; an upsert for a device seen for the first time."""
     if stored is None:
         health = DeviceHealth.objects.update_or_create(device=device, defaults=fields)[0]
@@ -241,7 +246,7 @@ def compliance_status(outcome: str) -> str:
     return "compliant" if outcome == HealthOutcome.ALLOW else "not-compliant"
 
 
-def _shared_signal(device: Any, details: dict[str, Any]) -> None:
+def _shared_signal(device: Device, details: dict[str, Any]) -> None:
     """CAEP device-compliance-change to the registered receivers (``shared_signals``); the transmitter
     stores one delivery per receiver in this transaction and pushes after it commits."""
     previous, current = compliance_status(details["previous_outcome"]), compliance_status(details["new_outcome"])

@@ -138,7 +138,7 @@ def verified_signals(signals: dict[str, Any] | None) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     for name, kind in SIGNALS.items():
         value = (signals or {}).get(name)
-        if isinstance(value, kind) and not (kind is str and len(value) > 40):
+        if isinstance(value, kind) and not (isinstance(value, str) and len(value) > 40):
             kept[name] = value
     return kept
 

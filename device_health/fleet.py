@@ -3,14 +3,29 @@ and how many devices are in each outcome. One aggregate query each."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from django.db.models import Count
 
 from .models import DeviceHealth, HealthFinding
 
 
-def failing_rules(client_id: int | None = None) -> list[dict[str, Any]]:
+class FailingRule(TypedDict):
+    rule: str
+    condition: str
+    outcome: str
+    platform: str
+    os_version: str
+    devices: int
+
+
+class OutcomeCount(TypedDict):
+    platform: str
+    outcome: str
+    devices: int
+
+
+def failing_rules(client_id: int | None = None) -> list[FailingRule]:
     """Rows ``{rule, condition, outcome, platform, os_version, devices}``, most devices first."""
     rows = HealthFinding.objects.all()
     if client_id is not None:
@@ -22,7 +37,7 @@ def failing_rules(client_id: int | None = None) -> list[dict[str, Any]]:
     )
 
 
-def outcomes(client_id: int | None = None) -> list[dict[str, Any]]:
+def outcomes(client_id: int | None = None) -> list[OutcomeCount]:
     """Rows ``{platform, outcome, devices}``."""
     rows = DeviceHealth.objects.all()
     if client_id is not None:

@@ -35,7 +35,10 @@ class HealthCondition(models.TextChoices):
 
     BOOT_NOT_VERIFIED = "boot_not_verified", "Verified boot state is not Verified (Key Attestation)"
     BOOTLOADER_UNLOCKED = "bootloader_unlocked", "Bootloader unlocked (Key Attestation)"
-    INTEGRITY_BELOW = "integrity_below", "Device recognition below a level (Play Integrity; parameter strong|device|basic)"
+    INTEGRITY_BELOW = (
+        "integrity_below",
+        "Device recognition below a level (Play Integrity; parameter strong|device|basic)",
+    )
     APP_NOT_RECOGNIZED = "app_not_recognized", "App not recognised as genuine (Play Integrity / App Attest)"
     PATCH_OLDER_THAN = "patch_older_than", "OS patch level older than N months (Key Attestation; parameter N)"
     OS_VERSION_BELOW = "os_version_below", "OS version below a version (parameter e.g. 17.0)"
@@ -136,7 +139,8 @@ class DeviceHealth(models.Model):
     outcome = models.CharField(max_length=10, choices=HealthOutcome.choices, default=HealthOutcome.ALLOW, db_index=True)
     deciding_rule = models.CharField(max_length=60, blank=True)
     deciding_condition = models.CharField(max_length=30, choices=HealthCondition.choices, blank=True)
-    allowed_scopes = models.CharField(max_length=500, blank=True, null=True, help_text="None: not restricted.")
+    # NULL (not restricted) differs from "" (no scope at all).
+    allowed_scopes = models.CharField(max_length=500, blank=True, null=True, help_text="None: not restricted.")  # noqa: DJ001
     access_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
     findings = models.JSONField(default=list, blank=True, help_text="Every rule that fired, in order.")
     facts = models.JSONField(default=dict, blank=True, help_text="name -> {value, source, trust}.")

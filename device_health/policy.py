@@ -92,7 +92,9 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
     outcome = evaluation.decision.outcome
     if outcome == HealthOutcome.DENY:
         raise DeviceHealthRefused(
-            f"The device does not meet this client's device health policy ({_describe(evaluation)})", evaluation, context
+            f"The device does not meet this client's device health policy ({_describe(evaluation)})",
+            evaluation,
+            context,
         )
     if outcome == HealthOutcome.STEP_UP and not _step_up_satisfied(context):
         raise DeviceHealthRefused(

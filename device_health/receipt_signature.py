@@ -51,7 +51,9 @@ def _signer_certificate(signer: cms.SignerInfo, certs: list[x509.Certificate]) -
     if not isinstance(sid, cms.IssuerAndSerialNumber):
         raise ReceiptSignatureError("signer is not identified by issuer and serial number")
     serial = sid["serial_number"].native
-    found = next((c for c in certs if c.serial_number == serial and c.issuer.public_bytes() == sid["issuer"].dump()), None)
+    found = next(
+        (c for c in certs if c.serial_number == serial and c.issuer.public_bytes() == sid["issuer"].dump()), None
+    )
     if found is None:
         raise ReceiptSignatureError("the signer's certificate is not in the receipt")
     return found

@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from asn1crypto import cms, core
@@ -37,6 +37,9 @@ from joserfc.jwk import ECKey
 from attestation.x509chain import load_pem_files
 from .receipt_signature import ReceiptSignatureError, verify_receipt_signature
 from .settings import health_settings
+
+if TYPE_CHECKING:
+    from attestation.models import Device
 
 APP_ID, PUBLIC_KEY, RECEIPT_TYPE, CREATED, RISK_METRIC, NOT_BEFORE, EXPIRES = 2, 3, 6, 12, 17, 19, 21
 MAX_RECEIPT = 64 * 1024
@@ -160,7 +163,7 @@ class ReceiptClient:
         return parse_receipt(der)
 
 
-def client_for(device: Any, **overrides: Any) -> ReceiptClient:
+def client_for(device: Device, **overrides: Any) -> ReceiptClient:
     app = device.app
     return ReceiptClient(team_id=app.ios_team_id, environment=app.ios_environment or "production", **overrides)
 

@@ -125,7 +125,8 @@ class AppleReceiptStandIn:
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 stand_in.requests.append({"path": self.path, "authorization": self.headers.get("Authorization")})
-                if self.path != "/v1/attestationData" or not stand_in._authorized(self.headers.get("Authorization", "")):
+                if (self.path != "/v1/attestationData"
+                        or not stand_in._authorized(self.headers.get("Authorization", ""))):
                     return self._send(401, b"")
                 sent = base64.b64decode(body)
                 if sent in stand_in.not_modified:

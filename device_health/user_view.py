@@ -13,7 +13,9 @@ OUTCOME_TEXT = {
     HealthOutcome.DENY: "Blocked: apps on this device cannot sign in.",
 }
 DEFAULT_ADVICE = {
-    HealthOutcome.REDUCE: "Update the device and turn off screen recording; full access returns at the app's next refresh.",
+    HealthOutcome.REDUCE: (
+        "Update the device and turn off screen recording; full access returns at the app's next refresh."
+    ),
     HealthOutcome.STEP_UP: "Open the app and sign in again.",
     HealthOutcome.DENY: "Use a device with an unmodified, up-to-date system and the app from the official store.",
 }

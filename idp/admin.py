@@ -37,7 +37,7 @@ class ClientForm(forms.ModelForm):
 
     class Meta:
         model = Client
-        exclude = ["secret_hash", "token_endpoint_auth_method", "additional_auth_methods"]
+        exclude = ["secret_hash", "token_endpoint_auth_method", "additional_auth_methods"]  # noqa: DJ006  (secrets never a field)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,7 +47,7 @@ class ClientForm(forms.ModelForm):
             self.initial["auth_methods"] = [AuthMethod.SECRET_BASIC, AuthMethod.SECRET_POST]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         public = data.get("client_type") == ClientType.PUBLIC
         for field in ("redirect_uris", "post_logout_redirect_uris"):
             for uri in data.get(field) or []:

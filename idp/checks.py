@@ -31,7 +31,7 @@ def check_issuer(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning
 
 @register(Tags.caches, deploy=True)
 def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    backend = settings.CACHES["default"]["BACKEND"]
+    backend = str(settings.CACHES["default"]["BACKEND"])
     if backend.endswith(("LocMemCache", "DummyCache")):
         return [
             Warning(

@@ -154,7 +154,7 @@ def end_session(request: HttpRequest) -> HttpResponse:
     confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
     hint_matches = request.user.is_authenticated and parsed.hint_sub == request.user.get_user_id()
     if not confirmed and request.user.is_authenticated and not hint_matches:
-        hidden = {k: v for k, v in (request.GET if request.method == "GET" else request.POST).items()}
+        hidden = dict((request.GET if request.method == "GET" else request.POST).items())
         return render(request, "idp/logout.html", {"client": parsed.client, "params": hidden})
     logout_flow.perform(request, parsed)
     if parsed.redirect_to:

@@ -43,7 +43,7 @@ class RiskAction(models.TextChoices):
     REVOKE = "revoke", "Revoke the session and its token family"
 
 
-ACTION_ORDER = [RiskAction.RECORD, RiskAction.STEP_UP, RiskAction.REVOKE]
+ACTION_ORDER: list[str] = [RiskAction.RECORD, RiskAction.STEP_UP, RiskAction.REVOKE]
 
 #: Secure defaults, used for a client without a policy row and as the row's field defaults.
 DEFAULT_ACTIONS: dict[str, str] = {

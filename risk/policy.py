@@ -91,7 +91,8 @@ def unmet_demand(user: Any, client: Any, session: Any) -> str:
     demanded, since = stepup.open_demand(user, client)
     if demanded is None:
         return ""
-    if session is not None and acr_satisfies(session.acr, demanded) and since is not None and session.auth_time >= since:
+    if (session is not None and acr_satisfies(session.acr, demanded)
+            and since is not None and session.auth_time >= since):
         return ""
     return demanded
 

@@ -25,7 +25,9 @@ class Signal:
 
 
 #: Play Integrity ``deviceRecognitionVerdict`` labels and the level each one proves.
-INTEGRITY_LABELS = {"MEETS_STRONG_INTEGRITY": "strong", "MEETS_DEVICE_INTEGRITY": "device", "MEETS_BASIC_INTEGRITY": "basic"}
+INTEGRITY_LABELS = {
+    "MEETS_STRONG_INTEGRITY": "strong", "MEETS_DEVICE_INTEGRITY": "device", "MEETS_BASIC_INTEGRITY": "basic",
+}
 INTEGRITY_RANK = {"none": 0, "basic": 1, "device": 2, "strong": 3}
 
 #: Events that end a streak of failed attestations on a session: a token was issued.
@@ -92,7 +94,8 @@ def integrity_check(device: Any) -> tuple[Signal | None, str | None, str | None]
     previous = _remembered_level(device)
     if not previous or INTEGRITY_RANK[level] >= INTEGRITY_RANK.get(previous, 0):
         return None, previous, level
-    return Signal(RiskSignal.INTEGRITY_DOWNGRADE, {"device": device.pk, "previous": previous, "current": level}), previous, level
+    facts = {"device": device.pk, "previous": previous, "current": level}
+    return Signal(RiskSignal.INTEGRITY_DOWNGRADE, facts), previous, level
 
 
 def _remembered_level(device: Any) -> str | None:

@@ -49,7 +49,9 @@ def check_period(start: datetime, end: datetime, now: datetime) -> None:
     if end <= start:
         raise UsageError("invalid_request", "period_end must be after period_start.")
     if (end - start).total_seconds() > risk_settings.USAGE_MAX_PERIOD_SECONDS:
-        raise UsageError("invalid_request", f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds.")
+        raise UsageError(
+            "invalid_request", f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds."
+        )
     if end > now + timedelta(seconds=risk_settings.USAGE_CLOCK_SKEW_SECONDS):
         raise UsageError("invalid_request", "period_end is in the future.")
 
@@ -61,7 +63,8 @@ def resolve_subject(sub: str, sid: str) -> tuple[Any, DeviceSession | None]:
         if session is None or (sub and session.user.get_user_id() != sub):
             raise UsageError("unknown_subject", "No such session.", 404)
         return session.user, session
-    user = get_user_model().objects.filter(subject=_uuid(sub)).first() if _uuid(sub) else None
+    subject = _uuid(sub)
+    user = get_user_model().objects.filter(subject=subject).first() if subject else None
     if user is None:
         raise UsageError("unknown_subject", "No such subject.", 404)
     return user, None
@@ -99,7 +102,8 @@ def _act(signal: Signal, user: Any, session: DeviceSession | None, request: Http
     if session is not None:
         targets = [session]
     else:
-        targets = list(DeviceSession.objects.select_related("client", "user").filter(user=user, status=SessionStatus.ACTIVE))
+        active = DeviceSession.objects.select_related("client", "user").filter(user=user, status=SessionStatus.ACTIVE)
+        targets = list(active)
     if not targets:
         actions.execute(actions.plan([signal], None), user=user, client=None, session=None, request=request, now=now,
                         source="usage")

@@ -77,14 +77,16 @@ def record_report(*, client: Any, user: Any, session: Any, amount: int, start: d
     if report_id:
         earlier = UsageReport.objects.filter(client=client, report_id=report_id).first()
         if earlier is not None:
-            return Recorded(earlier, True, usage_day(earlier.period_end), _total(earlier.user_id, usage_day(earlier.period_end)))
+            day = usage_day(earlier.period_end)
+            return Recorded(earlier, True, day, _total(earlier.user_id, day))
     try:
         with transaction.atomic():
             report = UsageReport.objects.create(client=client, user=user, session=session, report_id=report_id,
                                                 bytes=amount, period_start=start, period_end=end, received_at=now)
     except IntegrityError:  # the same report_id raced in
         earlier = UsageReport.objects.get(client=client, report_id=report_id)
-        return Recorded(earlier, True, usage_day(earlier.period_end), _total(earlier.user_id, usage_day(earlier.period_end)))
+        day = usage_day(earlier.period_end)
+        return Recorded(earlier, True, day, _total(earlier.user_id, day))
     DailyUsage.objects.get_or_create(user=user, day=day)
     DailyUsage.objects.filter(user=user, day=day).update(bytes=F("bytes") + amount)
     return Recorded(report, False, day, _total(user.pk, day))

@@ -16,8 +16,7 @@ from .models import AccessToken, DeviceSession, RefreshToken
 
 class RefreshTokenInline(admin.TabularInline):
     model = RefreshToken
-    fields = ["created_at", "expires_at", "rotated_at", "revoked_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "expires_at", "rotated_at", "revoked_at")
     extra = 0
     can_delete = False
     ordering = ["-created_at"]

@@ -54,7 +54,9 @@ class DeviceSession(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_refresh_at = models.DateTimeField(null=True, blank=True)
     last_ip = models.GenericIPAddressField(null=True, blank=True)
-    last_place = models.CharField(max_length=120, blank=True, help_text="City and country of the last IP (offline GeoIP).")
+    last_place = models.CharField(
+        max_length=120, blank=True, help_text="City and country of the last IP (offline GeoIP)."
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = DeviceSessionQuerySet.as_manager()

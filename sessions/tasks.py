@@ -38,7 +38,7 @@ def suspend_revoked_android_devices(path: str | None = None, batch_size: int | N
 def _refresh_path(request: Any) -> str | None:
     """The ``path`` argument the refresh task ran with (keyword or second positional)."""
     kwargs = getattr(request, "kwargs", None) or {}
-    args = getattr(request, "args", None) or ()
+    args: tuple[Any, ...] = getattr(request, "args", None) or ()
     path = kwargs.get("path") or (args[1] if len(args) > 1 else None)
     return str(path) if path else None
 
@@ -51,4 +51,5 @@ def after_revocation_list_refresh(sender: Any = None, **kwargs: Any) -> None:
         return
     request = sender.request
     queue = (getattr(request, "delivery_info", None) or {}).get("routing_key") or None
-    suspend_revoked_android_devices.apply_async(kwargs={"path": _refresh_path(request)}, queue=queue)
+    suspend_revoked_android_devices.apply_async(kwargs={"path": _refresh_path(request)},
+                                                  queue=queue)  # type: ignore[arg-type]  # None: the default queue

@@ -24,7 +24,7 @@ class ReceiverForm(forms.ModelForm):
 
     class Meta:
         model = SsfReceiver
-        exclude = ["authorization_header_encrypted"]
+        exclude = ["authorization_header_encrypted"]  # noqa: DJ006  (the secret is never a form field)
 
     def save(self, commit: bool = True) -> SsfReceiver:
         receiver: SsfReceiver = super().save(commit=False)
@@ -54,7 +54,7 @@ class TransmitterForm(forms.ModelForm):
 
     class Meta:
         model = SsfTransmitter
-        exclude = ["authorization_header_hash"]
+        exclude = ["authorization_header_hash"]  # noqa: DJ006  (the secret is never a form field)
 
     def save(self, commit: bool = True) -> SsfTransmitter:
         transmitter: SsfTransmitter = super().save(commit=False)

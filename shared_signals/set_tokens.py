@@ -117,7 +117,7 @@ def import_public_key(jwk: dict[str, Any], alg: str) -> ECKey | RSAKey | OKPKey:
         raise SetError("invalid_key", "the key is not for this algorithm")
     importer = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[jwk["kty"]]
     try:
-        return importer.import_key(jwk)  # type: ignore[attr-defined,no-any-return]
+        return importer.import_key(jwk)  # type: ignore[attr-defined]
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise SetError("invalid_key", "the transmitter's key cannot be imported") from exc
 

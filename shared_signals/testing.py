@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import requests
 from joserfc import jwt
@@ -87,7 +87,7 @@ class _Loopback:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> _Loopback:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -115,7 +115,9 @@ class MobileApp:
 
     def _evidence(self, binding: RequestBinding, purpose: str) -> dict[str, str]:
         if isinstance(self.device, IOSDevice):
-            return self.device.enrollment_params(binding) if purpose == "enroll" else self.device.assertion_params(binding)
+            if purpose == "enroll":
+                return self.device.enrollment_params(binding)
+            return self.device.assertion_params(binding)
         if purpose == "enroll":
             return self.device.enrollment_params(binding, integrity=self.integrity)
         return self.device.refresh_params(binding, integrity=self.integrity)

@@ -37,7 +37,9 @@ class BrowserAgent:
         raise AssertionError("too many redirects")
 
     def _submit_login(self, page: requests.Response, username: str, password: str) -> requests.Response:
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert found is not None
+        token = found.group(1)
         next_match = re.search(r'name="next" value="([^"]*)"', page.text)
         action = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text)
         data = {"csrfmiddlewaretoken": token, "username": username, "password": password}

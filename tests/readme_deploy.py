@@ -63,7 +63,7 @@ def rewrite_export(line: str, overrides: Mapping[str, str | None]) -> str:
     word stays as written."""
     for name, value in overrides.items():
         replacement = "" if value is DROP else f"{name}={shlex.quote(value)}"
-        line = re.sub(rf"(?<![\w]){name}=\S*", lambda _: replacement, line)
+        line = re.sub(rf"(?<![\w]){name}=\S*", lambda _: replacement, line)  # noqa: B023  (called within this iteration)
     code = line.split("#", 1)[0]
     missing = re.findall(r"(\w+)=\.\.\.", code)
     assert not missing, f"the README's {missing}=... have no test value: add them to the test's overrides"

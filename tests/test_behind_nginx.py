@@ -76,7 +76,9 @@ def session(forwarded_for: str | None = None, source: str | None = None) -> requ
 
 def login(http: requests.Session, base: str, username: str, password: str) -> requests.Response:
     page = http.get(f"{base}/accounts/login/", timeout=10)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert found is not None
+    token = found.group(1)
     return http.post(f"{base}/accounts/login/", data={"csrfmiddlewaretoken": token, "username": username,
                                                        "password": password},
                      allow_redirects=False, timeout=10, headers={"Referer": page.url})
@@ -97,7 +99,9 @@ def test_impossible_travel_fires_through_nginx(tmp_path: Path, alice: Any) -> No
                   "scope": "openid offline_access", "state": "s1", "code_challenge": pkce.challenge,
                   "code_challenge_method": "S256"}
         location = agent.follow_to_client(f"{base}/authorize?{urlencode(params)}", REDIRECT, "alice", PASSWORD)
-        code = re.search(r"[?&]code=([^&]+)", location).group(1)
+        found = re.search(r"[?&]code=([^&]+)", location)
+        assert found is not None
+        code = found.group(1)
         tokens = agent.http.post(f"{base}/token", data={
             "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "client_id": client_id,
             "code_verifier": pkce.verifier}, timeout=10)
@@ -130,7 +134,7 @@ def test_throttling_keys_on_the_real_client_behind_nginx(tmp_path: Path, alice: 
         victim = login(session(forwarded_for=VICTIM), base, "alice", PASSWORD)
         assert victim.status_code == 302
     denied = SecurityEvent.objects.filter(event_type="login.password", outcome="denied")
-    assert sorted(denied.values_list("ip_address", flat=True)) == sorted([ATTACKER, UNTRUSTED_CLIENT])
+    assert sorted(str(ip) for ip in denied.values_list("ip_address", flat=True)) == sorted([ATTACKER, UNTRUSTED_CLIENT])
     success = SecurityEvent.objects.get(event_type="login.password", outcome="success")
     assert success.ip_address == VICTIM and success.details["basis"] == "unfamiliar"
 

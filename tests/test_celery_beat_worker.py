@@ -167,7 +167,9 @@ def test_beat_schedules_revalidation_and_the_worker_runs_it(
 
     wait_for(lambda: DeviceSession.objects.filter(pk=to_revoke.pk, status=SessionStatus.REVOKED).exists(), procs,
              what="the flagged session to be revoked")
-    wait_for(lambda: Device.objects.filter(pk=to_mark.device_id, requires_reattestation=True).exists(), procs,
+    assert to_mark.device_id is not None
+    device_id = to_mark.device_id
+    wait_for(lambda: Device.objects.filter(pk=device_id, requires_reattestation=True).exists(), procs,
              what="the stale device to be marked")
     # Beat keeps sending (its run counts reach the table only every few minutes: read the log).
     wait_for(lambda: procs.log("worker").count("sessions.revalidate_device_attestations[") >= 6, procs,

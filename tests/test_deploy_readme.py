@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
@@ -77,7 +77,10 @@ class TlsProxy(HTTPAdapter):
         return response
 
 
-def proxied(session: requests.Session, port: int) -> requests.Session:
+SessionT = TypeVar("SessionT", bound=requests.Session)
+
+
+def proxied(session: SessionT, port: int) -> SessionT:
     session.mount(f"{ISSUER}/", TlsProxy(port))
     return session
 

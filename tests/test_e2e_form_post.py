@@ -52,12 +52,18 @@ def _user_agent_to_form_post(url: str) -> tuple[str, dict[str, str]]:
     http = requests.Session()
     response = http.get(url, allow_redirects=True, timeout=10)
     if 'name="password"' in response.text:
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text).group(1)
-        nxt = unescape(re.search(r'name="next" value="([^"]*)"', response.text).group(1))
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text)
+        assert found is not None
+        token = found.group(1)
+        found = re.search(r'name="next" value="([^"]*)"', response.text)
+        assert found is not None
+        nxt = unescape(found.group(1))
         response = http.post(response.url, data={"csrfmiddlewaretoken": token, "username": "alice", "password": PASSWORD,
                                                  "next": nxt}, headers={"Referer": response.url}, timeout=10)
     assert 'id="vigil-form-post"' in response.text, response.text[:800]
-    action = unescape(re.search(r'<form id="vigil-form-post" method="post" action="([^"]*)"', response.text).group(1))
+    found = re.search(r'<form id="vigil-form-post" method="post" action="([^"]*)"', response.text)
+    assert found is not None
+    action = unescape(found.group(1))
     fields = {unescape(n): unescape(v) for n, v in
               re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', response.text)}
     return urljoin(response.url, action), fields

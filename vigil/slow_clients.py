@@ -5,8 +5,8 @@
 sees the request. A client that sends its body more slowly is answered ``408 Request
 Timeout`` (RFC 9110 §15.5.9), its connection is shut for reading (so nothing waits for the
 rest of the body) and it holds a thread for that long at most, instead of until it gives up;
-Django never meets a half-read body (which it would turn into an error page). Behind nginx (``proxy_request_buffering on``) bodies arrive at once and
-this costs nothing.
+Django never meets a half-read body (which it would turn into an error page). Behind nginx
+(``proxy_request_buffering on``) bodies arrive at once and this costs nothing.
 
 It needs gunicorn's socket (``environ["gunicorn.socket"]``) to bound each read; elsewhere
 (runserver, tests) and for bodies without a length or above ``MAX_BUFFERED`` the request

@@ -14,9 +14,10 @@ from django.http import HttpRequest
 from core.events import record
 
 from .. import known_devices, throttle
+from ..models import User
 
 
-def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: str, *, user: Any = None,
+def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: str, *, user: User | None = None,
           **details: Any) -> throttle.Attempt:
     """Reserve an attempt on ``account``; raises ``throttle.Throttled`` after recording the refusal."""
     source = known_devices.source_for(request, account)
@@ -28,7 +29,7 @@ def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: str,
         raise
 
 
-def fail(request: HttpRequest, attempt: throttle.Attempt, event: str, reason: str, *, user: Any = None,
+def fail(request: HttpRequest, attempt: throttle.Attempt, event: str, reason: str, *, user: User | None = None,
          **details: Any) -> None:
     """The secret was wrong: the attempt stays counted; record it with the delay now due."""
     delay = throttle.failed(attempt)

@@ -27,6 +27,7 @@ from sessions.flows.tokens import revoke_browser_login
 from .. import authstate
 from ..authstate import AuthState, auth_state_saved
 from ..models import BrowserSession
+from ..models import User
 
 
 
@@ -39,7 +40,7 @@ def _key_hash(key: str) -> str:
 
 
 def remember(
-    request: HttpRequest, user: Any, state: AuthState, old_key: str | None = None, now: datetime | None = None
+    request: HttpRequest, user: User, state: AuthState, old_key: str | None = None, now: datetime | None = None
 ) -> BrowserSession:
     """Record (or re-key) the current session after a login or step-up."""
     moment = now or timezone.now()
@@ -74,7 +75,7 @@ class SessionView:
     is_current: bool
 
 
-def list_for(request: HttpRequest, user: Any) -> list[SessionView]:
+def list_for(request: HttpRequest, user: User) -> list[SessionView]:
     """Open sessions of ``user`` still present in the store; the current one flagged."""
     store = _store()()
     current_hash = _key_hash(request.session.session_key or "")
@@ -103,7 +104,7 @@ def _delete(row: BrowserSession, now: datetime) -> None:
     revoke_browser_login(row.sid, Reason.BROWSER_SIGNED_OUT, now=now)
 
 
-def sign_out(request: HttpRequest, user: Any, session_id: int, now: datetime | None = None) -> bool:
+def sign_out(request: HttpRequest, user: User, session_id: int, now: datetime | None = None) -> bool:
     """Sign out one of the user's other sessions (the current one uses the logout page)."""
     moment = now or timezone.now()
     row = BrowserSession.objects.open().filter(user=user, pk=session_id).first()
@@ -114,7 +115,7 @@ def sign_out(request: HttpRequest, user: Any, session_id: int, now: datetime | N
     return True
 
 
-def sign_out_others(request: HttpRequest, user: Any, reason: str, now: datetime | None = None) -> int:
+def sign_out_others(request: HttpRequest, user: User, reason: str, now: datetime | None = None) -> int:
     """Sign out every session of ``user`` except the current one."""
     moment = now or timezone.now()
     current_hash = _key_hash(request.session.session_key or "")

@@ -14,9 +14,10 @@ from sessions.flows.revocation import Initiator, Reason
 from ..models import Passkey
 from . import device_sessions, passkeys, policy, recovery, totp
 from .passkeys import FactorRemovalRefused
+from ..models import User
 
 
-def remove_totp(request: HttpRequest, user: Any) -> bool:
+def remove_totp(request: HttpRequest, user: User) -> bool:
     """Remove the authenticator app, unless it is the last factor a required MFA depends on."""
     with transaction.atomic():
         list(TOTPDevice.objects.select_for_update().filter(user=user))
@@ -34,7 +35,7 @@ def remove_totp(request: HttpRequest, user: Any) -> bool:
     return removed
 
 
-def reset_all(user: Any, actor: Any = None, request: HttpRequest | None = None) -> None:
+def reset_all(user: User, actor: User | None = None, request: HttpRequest | None = None) -> None:
     """Admin action: delete every second factor of ``user`` and revoke their app sessions.
 
     The user signs in with the password next time and, if policy requires MFA, enrolls again.

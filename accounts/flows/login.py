@@ -11,6 +11,7 @@ from core.events import record
 
 from .. import authstate, pending, throttle
 from . import attempts, policy
+from ..models import User
 
 GENERIC_FAILURE = "The username or password is not correct."
 THROTTLED = "Too many attempts. Try again in {seconds} seconds."
@@ -48,7 +49,7 @@ def check_password_login(request: HttpRequest, username: str, password: str) -> 
     return user
 
 
-def after_first_factor(request: HttpRequest, user: Any, amr: list[str], wanted_acr: str) -> policy.Decision:
+def after_first_factor(request: HttpRequest, user: User, amr: list[str], wanted_acr: str) -> policy.Decision:
     """Decide what a correct first factor leads to (policy.decide).
 
     When a second factor is due the login stays pending (no session yet); otherwise the
@@ -64,7 +65,7 @@ def after_first_factor(request: HttpRequest, user: Any, amr: list[str], wanted_a
     return decision
 
 
-def begin_step_up(request: HttpRequest, user: Any) -> None:
+def begin_step_up(request: HttpRequest, user: User) -> None:
     """The signed-in user must add a factor to this session (acr_values / policy)."""
     pending.start(request, user, [], mode="stepup")
     record("login.step_up", outcome="required", user=user, request=request)

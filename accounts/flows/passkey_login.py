@@ -27,12 +27,13 @@ from ..authstate import AuthState
 from ..models import Passkey
 from ..webauthn_rp import PasskeyError
 from . import second_factor
+from ..models import User
 
 PASSWORDLESS = "login"
 SECOND_FACTOR = "second_factor"
 
 
-def begin(request: HttpRequest, purpose: str, user: Any = None, now: datetime | None = None) -> str:
+def begin(request: HttpRequest, purpose: str, user: User | None = None, now: datetime | None = None) -> str:
     challenge = webauthn_rp.new_challenge(request, purpose, now)
     allow: list[tuple[str, list[str]]] = []
     if user is not None:
@@ -41,7 +42,7 @@ def begin(request: HttpRequest, purpose: str, user: Any = None, now: datetime | 
 
 
 def finish(
-    request: HttpRequest, credential: Any, purpose: str, user: Any = None, now: datetime | None = None
+    request: HttpRequest, credential: Any, purpose: str, user: User | None = None, now: datetime | None = None
 ) -> tuple[Passkey, list[str]]:
     """Verify the assertion; returns the passkey used and the amr methods it proves.
 
@@ -67,7 +68,7 @@ def finish(
     return passkey, methods
 
 
-def _verify(parsed: AuthenticationCredential, challenge: bytes, user: Any, moment: datetime) -> Passkey:
+def _verify(parsed: AuthenticationCredential, challenge: bytes, user: User | None, moment: datetime) -> Passkey:
     cred_id = b64url_encode(parsed.raw_id)
     with transaction.atomic():
         passkey = (
@@ -82,7 +83,9 @@ def _verify(parsed: AuthenticationCredential, challenge: bytes, user: Any, momen
         if be != passkey.backup_eligible:  # §7.2 step 19: BE never changes for a credential
             raise PasskeyError("backup_eligibility_changed")
         if webauthn_rp.sign_count_regressed(passkey.sign_count, verified.new_sign_count):
-            error = PasskeyError("sign_count_regression", f"stored={passkey.sign_count} received={verified.new_sign_count}")
+            error = PasskeyError(
+                "sign_count_regression", f"stored={passkey.sign_count} received={verified.new_sign_count}"
+            )
             error.passkey = passkey
             raise error
         passkey.sign_count = verified.new_sign_count
@@ -114,7 +117,7 @@ def passwordless(request: HttpRequest, credential: Any, now: datetime | None = N
 
 
 def as_second_factor(
-    request: HttpRequest, state: pending.Pending, user: Any, credential: Any, now: datetime | None = None
+    request: HttpRequest, state: pending.Pending, user: User, credential: Any, now: datetime | None = None
 ) -> AuthState:
     """One of the pending user's passkeys completes the login (or the step-up)."""
     _, methods = finish(request, credential, SECOND_FACTOR, user, now)

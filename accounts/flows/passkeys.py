@@ -20,6 +20,7 @@ from .. import webauthn_rp
 from ..models import Passkey
 from ..webauthn_rp import PasskeyError
 from . import policy, recovery
+from ..models import User
 
 PURPOSE = "register"
 
@@ -36,7 +37,7 @@ class Registered:
     recovery_codes: list[str]
 
 
-def begin(request: HttpRequest, user: Any, now: datetime | None = None) -> str:
+def begin(request: HttpRequest, user: User, now: datetime | None = None) -> str:
     """Creation options (JSON) with a fresh challenge; existing passkeys are excluded."""
     challenge = webauthn_rp.new_challenge(request, PURPOSE, now)
     existing = list(Passkey.objects.filter(user=user).values_list("credential_id", flat=True))
@@ -46,7 +47,7 @@ def begin(request: HttpRequest, user: Any, now: datetime | None = None) -> str:
 
 
 def finish(
-    request: HttpRequest, user: Any, credential: Any, name: str, now: datetime | None = None
+    request: HttpRequest, user: User, credential: Any, name: str, now: datetime | None = None
 ) -> Registered:
     """Verify the attestation and store the credential record (§7.1 steps 5-27)."""
     moment = now or timezone.now()
@@ -83,7 +84,8 @@ def finish(
         request=request, friendly_name=passkey.name, passkey=passkey.pk, name=passkey.name,
         backup_eligible=passkey.backup_eligible, aaguid=passkey.aaguid,
     )
-    codes = recovery.generate(user, request, reason="first_factor") if first_factor and not policy.has_recovery_codes(user) else []
+    first_codes = first_factor and not policy.has_recovery_codes(user)
+    codes = recovery.generate(user, request, reason="first_factor") if first_codes else []
     return Registered(passkey=passkey, recovery_codes=codes)
 
 
@@ -96,7 +98,7 @@ def credential_type(passkey: Passkey) -> CredentialType:
     return CredentialType.PASSKEY_PLATFORM
 
 
-def _announce_removed(request: HttpRequest | None, user: Any, passkey: Passkey, passkey_id: int, reason: str,
+def _announce_removed(request: HttpRequest | None, user: User, passkey: Passkey, passkey_id: int, reason: str,
                       initiator: Initiator = Initiator.USER) -> None:
     revocation.credential_changed(
         user, "factor.passkey.removed", credential=credential_type(passkey), change=CredentialChange.DELETE,
@@ -104,18 +106,18 @@ def _announce_removed(request: HttpRequest | None, user: Any, passkey: Passkey, 
     )
 
 
-def announce_all_removed(request: HttpRequest | None, user: Any, removed: list[Passkey], reason: str) -> None:
+def announce_all_removed(request: HttpRequest | None, user: User, removed: list[Passkey], reason: str) -> None:
     """An admin removed these passkeys (a factor reset, deleting by query: each keeps its
     ``pk``): one credential-change each."""
     for passkey in removed:
         _announce_removed(request, user, passkey, passkey.pk, reason, initiator=Initiator.ADMIN)
 
 
-def list_for(user: Any) -> list[Passkey]:
+def list_for(user: User) -> list[Passkey]:
     return list(Passkey.objects.filter(user=user))
 
 
-def rename(request: HttpRequest, user: Any, passkey_id: int, name: str) -> bool:
+def rename(request: HttpRequest, user: User, passkey_id: int, name: str) -> bool:
     name = name.strip()[:100]
     if not name:
         return False
@@ -125,7 +127,7 @@ def rename(request: HttpRequest, user: Any, passkey_id: int, name: str) -> bool:
     return bool(updated)
 
 
-def remove(request: HttpRequest | None, user: Any, passkey_id: int, reason: str = "user") -> bool:
+def remove(request: HttpRequest | None, user: User, passkey_id: int, reason: str = "user") -> bool:
     """Delete one passkey, unless it is the last second factor of a user who must have MFA."""
     with transaction.atomic():
         locked = {p.pk: p for p in Passkey.objects.select_for_update().filter(user=user)}

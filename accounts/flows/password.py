@@ -13,9 +13,10 @@ from sessions.flows.revocation import CredentialChange, CredentialType, Initiato
 
 from .. import authstate
 from . import browser_sessions, device_sessions
+from ..models import User
 
 
-def change(request: HttpRequest, user: Any, new_password: str) -> None:
+def change(request: HttpRequest, user: User, new_password: str) -> None:
     """Set the password; this session stays signed in (its key is rotated), others end."""
     user.set_password(new_password)
     user.save(update_fields=["password"])
@@ -32,7 +33,7 @@ def change(request: HttpRequest, user: Any, new_password: str) -> None:
     )
 
 
-def set_by_admin(request: HttpRequest, user: Any, actor: Any) -> None:
+def set_by_admin(request: HttpRequest, user: User, actor: User) -> None:
     """An admin set (or made unusable) ``user``'s password: their browser and app sessions
     end and the change is announced (CAEP 1.0 §3.3, ``initiating_entity: admin``)."""
     signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_SET_BY_ADMIN)

@@ -18,6 +18,7 @@ from core.app_settings import app_settings as idp_settings
 
 from core.acr import ACR_MFA, ACR_ORDER, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, acr_satisfies
 from ..models import Passkey
+from ..models import User
 
 DONE = "done"
 LOGIN = "login"
@@ -32,24 +33,24 @@ class Decision:
     enroll: str = ""  # "any" (TOTP or passkey) or "passkey"
 
 
-def policy_requires_mfa(user: Any) -> bool:
+def policy_requires_mfa(user: User) -> bool:
     """The user or the deployment requires a second factor (clients ask through ``acr``)."""
     return bool(getattr(user, "require_mfa", False) or idp_settings.REQUIRE_MFA)
 
 
-def has_totp(user: Any) -> bool:
+def has_totp(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def has_passkey(user: Any) -> bool:
+def has_passkey(user: User) -> bool:
     return Passkey.objects.filter(user=user).exists()
 
 
-def has_recovery_codes(user: Any) -> bool:
+def has_recovery_codes(user: User) -> bool:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).exists()
 
 
-def has_second_factor(user: Any) -> bool:
+def has_second_factor(user: User) -> bool:
     """TOTP or a passkey; recovery codes only back those up."""
     return has_totp(user) or has_passkey(user)
 
@@ -59,7 +60,7 @@ def clean_acr(wanted: str) -> str:
     return wanted if wanted in ACR_ORDER else ""
 
 
-def target_acr(user: Any, wanted: str) -> str:
+def target_acr(user: User, wanted: str) -> str:
     wanted = clean_acr(wanted)
     if wanted == ACR_PHISHING_RESISTANT:
         return ACR_PHISHING_RESISTANT
@@ -68,7 +69,7 @@ def target_acr(user: Any, wanted: str) -> str:
     return ACR_PASSWORD
 
 
-def available_methods(user: Any, passkey_only: bool = False) -> tuple[str, ...]:
+def available_methods(user: User, passkey_only: bool = False) -> tuple[str, ...]:
     methods = []
     if not passkey_only:
         if has_totp(user):
@@ -80,7 +81,7 @@ def available_methods(user: Any, passkey_only: bool = False) -> tuple[str, ...]:
     return tuple(methods)
 
 
-def decide(user: Any, amr: list[str] | None, wanted: str) -> Decision:
+def decide(user: User, amr: list[str] | None, wanted: str) -> Decision:
     """The next step for ``user`` whose session (or pending login) proved ``amr``."""
     if user is None or amr is None:
         return Decision(LOGIN)
@@ -99,7 +100,7 @@ def decide(user: Any, amr: list[str] | None, wanted: str) -> Decision:
     return Decision(ENROLL, enroll="any")
 
 
-def can_remove_factor(user: Any, kind: str, passkey_id: int | None = None) -> bool:
+def can_remove_factor(user: User, kind: str, passkey_id: int | None = None) -> bool:
     """Never leave a user whom policy requires to have MFA without a second factor."""
     if not policy_requires_mfa(user):
         return True

@@ -18,6 +18,7 @@ from core import crypto
 from core.events import record
 
 from ..app_settings import app_settings
+from ..models import User
 
 DEVICE_NAME = "recovery"
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
@@ -36,7 +37,7 @@ def _new_code() -> str:
     return f"{raw[:5]}-{raw[5:]}"
 
 
-def generate(user: Any, request: HttpRequest | None = None, reason: str = "generated") -> list[str]:
+def generate(user: User, request: HttpRequest | None = None, reason: str = "generated") -> list[str]:
     """Replace the user's recovery codes with fresh ones; returns the plaintext codes (show once)."""
     codes = [_new_code() for _ in range(app_settings.RECOVERY_CODE_COUNT)]
     with transaction.atomic():
@@ -47,11 +48,11 @@ def generate(user: Any, request: HttpRequest | None = None, reason: str = "gener
     return codes
 
 
-def remaining(user: Any) -> int:
+def remaining(user: User) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
 
 
-def use(user: Any, code: str) -> bool:
+def use(user: User, code: str) -> bool:
     """Consume ``code`` if it is one of the user's unused recovery codes."""
     normalised = _normalise(code)
     if len(normalised) != 10 or any(ch not in _ALPHABET for ch in normalised):
@@ -61,7 +62,7 @@ def use(user: Any, code: str) -> bool:
     return deleted == 1
 
 
-def delete_all(user: Any, request: HttpRequest | None = None, reason: str = "removed") -> None:
+def delete_all(user: User, request: HttpRequest | None = None, reason: str = "removed") -> None:
     deleted, _ = StaticDevice.objects.filter(user=user).delete()
     if deleted:
         record("factor.recovery_codes.removed", user=user, request=request, reason=reason)

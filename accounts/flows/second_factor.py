@@ -17,6 +17,7 @@ from core.events import record
 from .. import authstate, pending, throttle
 from ..authstate import AuthState
 from . import attempts, recovery, totp
+from ..models import User
 
 GENERIC_FAILURE = "That code is not valid."
 THROTTLED = "Too many attempts. Try again in {seconds} seconds."
@@ -57,14 +58,14 @@ def verify_code(
     return complete(request, state, user, ["otp"], now)
 
 
-def _check(user: Any, method: str, code: str) -> bool:
+def _check(user: User, method: str, code: str) -> bool:
     if method == "totp":
         return totp.verify(user, code)
     return method == "recovery" and recovery.use(user, code)
 
 
 def complete(
-    request: HttpRequest, state: pending.Pending, user: Any, methods: list[str], now: datetime | None = None
+    request: HttpRequest, state: pending.Pending, user: User, methods: list[str], now: datetime | None = None
 ) -> AuthState:
     """Turn the pending login into a session (or add the factor to the current one)."""
     pending.clear(request)

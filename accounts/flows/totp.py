@@ -22,11 +22,12 @@ from .. import throttle
 from ..app_settings import app_settings
 from ..models import SealedTOTPDevice as TOTPDevice
 from . import attempts
+from ..models import User
 
 DEVICE_NAME = "Authenticator app"
 
 
-def pending_device(user: Any) -> TOTPDevice:
+def pending_device(user: User) -> TOTPDevice:
     """The user's unconfirmed device (a new secret if there is none yet)."""
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
@@ -34,7 +35,7 @@ def pending_device(user: Any) -> TOTPDevice:
     return device
 
 
-def confirmed_device(user: Any) -> TOTPDevice | None:
+def confirmed_device(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
 
 
@@ -74,13 +75,13 @@ def verify_device(device_pk: int, code: str) -> bool:
         return bool(device.verify_token(token))
 
 
-def verify(user: Any, code: str) -> bool:
+def verify(user: User, code: str) -> bool:
     """A login-time check against the user's confirmed device."""
     device = confirmed_device(user)
     return device is not None and verify_device(device.pk, code)
 
 
-def confirm(user: Any, code: str, request: HttpRequest) -> bool:
+def confirm(user: User, code: str, request: HttpRequest) -> bool:
     """Confirm the pending device with its first valid code; replaces any older device.
     Guesses are throttled like second-factor codes (``attempts.admit``)."""
     try:
@@ -108,7 +109,7 @@ def confirm(user: Any, code: str, request: HttpRequest) -> bool:
 
 
 def remove(
-    user: Any, request: HttpRequest | None = None, reason: str = "user", initiator: Initiator = Initiator.USER
+    user: User, request: HttpRequest | None = None, reason: str = "user", initiator: Initiator = Initiator.USER
 ) -> bool:
     """Delete the authenticator app (confirmed or pending); a confirmed one is a credential
     change (CAEP 1.0 §3.3), announced through ``sessions.flows.revocation``."""

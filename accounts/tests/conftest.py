@@ -96,3 +96,10 @@ def login_password(client: Client, username: str = "alice", password: str = PASS
 
 def session_auth(client: Client) -> dict[str, Any] | None:
     return client.session.get("vigil_auth")
+
+
+def signed_in(client: Client) -> dict[str, Any]:
+    """The session's authentication state; fails the test when nobody is signed in."""
+    auth = session_auth(client)
+    assert auth is not None, "nobody is signed in"
+    return auth

@@ -15,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.flows import passkeys as passkey_flow
 from accounts.flows.passkeys import FactorRemovalRefused
 from accounts.models import BrowserSession, Passkey
-from accounts.tests.conftest import PASSWORD, code_for, login_password, session_auth
+from accounts.tests.conftest import PASSWORD, code_for, login_password, session_auth, signed_in
 from clients.models import Client as OAuthClient
 from core.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus
@@ -139,14 +139,14 @@ def test_password_change_signs_out_other_sessions_and_revokes_apps(user: Any, fr
     login_password(other)
     app_session = device_session(user)
     assert BrowserSession.objects.open().filter(user=user).count() == 2
-    sid_before = session_auth(mine)["sid"]
+    sid_before = signed_in(mine)["sid"]
 
     new_password = "a different long passphrase 7"
     response = mine.post(reverse("accounts:password_change"), {
         "old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password})
     assert response.status_code == 302
     assert mine.get(reverse("accounts:profile")).status_code == 200  # this session continues
-    assert session_auth(mine)["sid"] == sid_before
+    assert signed_in(mine)["sid"] == sid_before
     assert other.get(reverse("accounts:profile")).status_code == 302  # signed out
     app_session.refresh_from_db()
     assert app_session.status == SessionStatus.REVOKED and app_session.status_reason == "password_changed"

@@ -12,7 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import authstate
 from core.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, normalise_amr
-from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, login_password, session_auth
+from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, login_password, session_auth, signed_in
 from core.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,7 @@ def test_acr_for_amr(amr: list[str], acr: str) -> None:
 def test_password_only_login(client: Any, user: Any) -> None:
     response = login_password(client, next=NEXT)
     assert response.status_code == 302 and response.url == NEXT
-    auth = session_auth(client)
+    auth = signed_in(client)
     assert auth["amr"] == ["pwd"]
     assert SecurityEvent.objects.filter(event_type="login.password", outcome="success").exists()
 
@@ -71,13 +71,13 @@ def test_logged_in_user_goes_straight_to_next(client: Any, user: Any) -> None:
 
 def test_force_makes_the_user_authenticate_again(client: Any, user: Any, frozen: Any) -> None:
     login_password(client)
-    first = session_auth(client)
+    first = signed_in(client)
     frozen.shift(120)
     page = client.get(login_url(next=NEXT, force="1"))
     assert page.status_code == 200 and "password" in page.content.decode()
     response = login_password(client, next=NEXT)
     assert response.url == NEXT
-    again = session_auth(client)
+    again = signed_in(client)
     assert again["auth_time"] == first["auth_time"] + 120
     assert again["sid"] == first["sid"]
 
@@ -85,7 +85,7 @@ def test_force_makes_the_user_authenticate_again(client: Any, user: Any, frozen:
 def test_step_up_to_mfa_with_totp(client: Any, user: Any, frozen: Any) -> None:
     login_password(client)  # password only: the user has no second factor yet
     device = confirmed_totp(user)  # e.g. enrolled from another session
-    sid = session_auth(client)["sid"]
+    sid = signed_in(client)["sid"]
     response = client.get(login_url(next=NEXT, acr=ACR_MFA))
     assert response.status_code == 302 and response.url.startswith(reverse("accounts:verify"))
     page = client.get(response.url)
@@ -94,7 +94,7 @@ def test_step_up_to_mfa_with_totp(client: Any, user: Any, frozen: Any) -> None:
                                                    "acr": ACR_MFA})
     final = client.get(done.url)
     assert final.url == NEXT
-    auth = session_auth(client)
+    auth = signed_in(client)
     assert auth["amr"] == ["mfa", "otp", "pwd"] and auth["sid"] == sid
 
 
@@ -103,7 +103,7 @@ def test_acr_mfa_without_second_factor_goes_to_enrollment(client: Any, user: Any
     assert response.url.startswith(reverse("accounts:mfa_setup"))
     continue_url = query(response.url)["next"]
     assert query(continue_url) == {"next": NEXT, "acr": ACR_MFA}
-    assert session_auth(client)["amr"] == ["pwd"]
+    assert signed_in(client)["amr"] == ["pwd"]
 
     # enroll TOTP: the confirming code counts as the second factor, then back to next
     client.get(reverse("accounts:totp_enroll") + "?" + urlencode({"next": continue_url}))
@@ -112,7 +112,7 @@ def test_acr_mfa_without_second_factor_goes_to_enrollment(client: Any, user: Any
     assert page.status_code == 200 and page.context["next"] == continue_url
     final = client.get(continue_url)
     assert final.status_code == 302 and final.url == NEXT
-    assert acr_for_amr(session_auth(client)["amr"]) == ACR_MFA
+    assert acr_for_amr(signed_in(client)["amr"]) == ACR_MFA
 
 
 @pytest.mark.parametrize("how", ["user_flag", "global_setting"])
@@ -144,7 +144,7 @@ def test_step_up_refused_when_only_a_password_is_available(client: Any, user: An
     response = client.get(login_url(next=NEXT, acr=ACR_MFA))
     assert not response.url.startswith(NEXT)
     assert response.url.startswith(reverse("accounts:mfa_setup"))
-    assert acr_for_amr(session_auth(client)["amr"]) == ACR_PASSWORD
+    assert acr_for_amr(signed_in(client)["amr"]) == ACR_PASSWORD
 
 
 def test_user_with_totp_cannot_skip_second_step(client: Any, user: Any, totp_device: TOTPDevice) -> None:

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from accounts import known_devices, throttle
 from accounts.app_settings import app_settings
-from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, load_vector, login_password, session_auth
+from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, load_vector, login_password, session_auth, signed_in
 from accounts.tests.test_webauthn_vectors import RSA, _b, _configure, _rsa_passkey, _seed_challenge
 from core.models import SecurityEvent
 from core.outage_testing import database_down
@@ -29,7 +29,7 @@ HOME_LAPTOP = "203.0.113.99"  # the same /24: the user's usual network, another 
 PROXY = "10.0.0.5"
 
 
-def at(address: str, **headers: str) -> Client:
+def at(address: str, **headers: Any) -> Client:
     return Client(REMOTE_ADDR=address, **headers)
 
 
@@ -167,7 +167,7 @@ def test_failures_from_an_address_never_block_passkey_sign_in(user: Any, make_us
                             json.dumps({"purpose": "login", "credential": vector["credential"]}),
                             content_type="application/json")
     assert response.status_code == 200, response.content
-    assert session_auth(browser)["amr"] == ["hwk", "mfa", "user"]
+    assert signed_in(browser)["amr"] == ["hwk", "mfa", "user"]
     assert app_settings.KNOWN_DEVICE_COOKIE in response.cookies
     assert not denied(event_type="login.passkey")
 
@@ -187,7 +187,8 @@ def test_delays_grow_and_are_refusals_never_sleeps(user: Any, frozen: Any) -> No
         assert login_password(attacker, password="wrong")["Retry-After"] == "1"
         frozen.shift(0.5)
         assert login_password(attacker, password="wrong").status_code == 400
-    assert failures.order_by("pk").last().details["next_attempt_delay"] == 16
+    last_failure = failures.order_by("pk").last()
+    assert last_failure is not None and last_failure.details["next_attempt_delay"] == 16
     frozen.shift(16)
     assert signs_in(attacker)  # the right password once the wait is over
     assert login_password(attacker, password="wrong").status_code == 400  # and the source starts afresh
@@ -308,7 +309,7 @@ def test_second_factor_guesses_are_delayed_per_source_not_for_the_user(user: Any
     frozen.shift(30)  # a new TOTP step; django-otp's own device-wide back-off is off
     login_password(phone)
     assert phone.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(device)}).status_code == 302
-    assert session_auth(phone)["amr"] == ["mfa", "otp", "pwd"]
+    assert signed_in(phone)["amr"] == ["mfa", "otp", "pwd"]
 
 
 def test_the_former_lock_out_settings_are_reported(settings: Any) -> None:

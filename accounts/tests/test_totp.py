@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.tests.conftest import code_for, login_password, session_auth
+from accounts.tests.conftest import code_for, login_password, session_auth, signed_in
 from core.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_enrollment_shows_qr_and_secret_and_needs_a_valid_code(client: Any, user
     assert ok.status_code == 200
     assert len(ok.context["codes"]) == 10  # recovery codes, shown once
     assert TOTPDevice.objects.get(pk=device.pk).confirmed
-    assert session_auth(client)["amr"] == ["mfa", "otp", "pwd"]
+    assert signed_in(client)["amr"] == ["mfa", "otp", "pwd"]
     assert SecurityEvent.objects.filter(event_type="factor.totp.enrolled", user=user).exists()
     assert SecurityEvent.objects.filter(event_type="factor.recovery_codes.generated", user=user).exists()
 
@@ -48,7 +48,7 @@ def test_login_with_totp_gives_mfa(client: Any, user: Any, totp_device: TOTPDevi
     assert done.status_code == 302
     final = client.get(done.url)
     assert final.status_code == 302 and final.url == "/accounts/"
-    auth = session_auth(client)
+    auth = signed_in(client)
     assert auth["amr"] == ["mfa", "otp", "pwd"]
 
 
@@ -76,7 +76,7 @@ def test_recovery_code_is_single_use(
     login_password(client)
     first = client.post(reverse("accounts:verify"), {"method": "recovery", "code": recovery_codes[0].upper()})
     assert first.status_code == 302
-    assert session_auth(client)["amr"] == ["mfa", "otp", "pwd"]
+    assert signed_in(client)["amr"] == ["mfa", "otp", "pwd"]
     assert SecurityEvent.objects.filter(event_type="factor.recovery_code.used", user=user).exists()
     client.post(reverse("accounts:logout"))
 

@@ -16,7 +16,7 @@ from webauthn.helpers import base64url_to_bytes
 
 from accounts import pending, webauthn_rp
 from accounts.models import Passkey
-from accounts.tests.conftest import load_vector, session_auth
+from accounts.tests.conftest import load_vector, session_auth, signed_in
 from accounts.webauthn_rp import PasskeyError, apk_key_hash_origin
 from core.models import SecurityEvent
 from core.encoding import b64url_encode
@@ -193,7 +193,7 @@ def test_passwordless_sign_in_with_a_real_assertion(client: Any, user: Any, sett
                            json.dumps({"purpose": "login", "credential": vector["credential"], "next": "/x"}),
                            content_type="application/json")
     assert response.status_code == 200, response.content
-    assert session_auth(client)["amr"] == ["hwk", "mfa", "user"]
+    assert signed_in(client)["amr"] == ["hwk", "mfa", "user"]
     passkey.refresh_from_db()
     assert passkey.sign_count == 1 and passkey.last_used_at is not None
 
@@ -255,7 +255,7 @@ def test_passkey_as_second_factor_only_for_the_pending_user(
                            json.dumps({"purpose": "second_factor", "credential": vector["credential"]}),
                            content_type="application/json")
     assert response.status_code == 200
-    assert session_auth(client)["amr"] == ["hwk", "mfa", "pwd", "user"]
+    assert signed_in(client)["amr"] == ["hwk", "mfa", "pwd", "user"]
 
 
 @pytest.mark.django_db

@@ -8,6 +8,8 @@ challenge endpoint). Errors are ``{"error", "error_description"}`` bodies (``cor
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -44,9 +46,9 @@ class ChallengeView(APIView):
 
     throttle_classes = [ChallengeThrottle]
 
-    def throttled(self, request: Request, wait: float | None) -> None:
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
         refuse_for_rate(request._request, wait)
-        super().throttled(request, wait)
+        super().throttled(request, wait)  # type: ignore[arg-type]  # DRF passes None (no wait known); stubs say float
 
     @extend_schema(
         request=ChallengeRequestSerializer,

@@ -109,7 +109,9 @@ def verify_attestation(
         _check(hmac.compare_digest(computed_key_id, key_id), Reason.KEY_ID_MISMATCH, "key id differs from credCert key")
     # Step 6: App ID.
     rp_id_hash = hashlib.sha256(app_id.encode()).digest()
-    _check(hmac.compare_digest(auth.rp_id_hash, rp_id_hash), Reason.APP_ID_MISMATCH, f"rpIdHash is not SHA256({app_id})")
+    _check(
+        hmac.compare_digest(auth.rp_id_hash, rp_id_hash), Reason.APP_ID_MISMATCH, f"rpIdHash is not SHA256({app_id})"
+    )
     # Step 7: counter.
     _check(auth.counter == 0, Reason.COUNTER_NOT_ZERO, f"counter is {auth.counter}")
     # Step 8: aaguid.
@@ -118,7 +120,9 @@ def verify_attestation(
     _check(auth.aaguid == AAGUIDS[environment], Reason.AAGUID_MISMATCH, f"aaguid {auth.aaguid!r} is not {environment}")
     # Step 9: credential id.
     _check(
-        hmac.compare_digest(auth.credential_id, computed_key_id), Reason.CREDENTIAL_ID_MISMATCH, "credentialId != key id"
+        hmac.compare_digest(auth.credential_id, computed_key_id),
+        Reason.CREDENTIAL_ID_MISMATCH,
+        "credentialId != key id",
     )
     return AppleAttestationResult(
         key_id=computed_key_id,

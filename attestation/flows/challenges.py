@@ -116,7 +116,9 @@ def consume_challenge(value: str, *, client_id: str, purpose: str, now: datetime
     timeout = math.ceil((claims.expires_at - now).total_seconds()) + USED_MARGIN
     if not cache.add(used_key(value), 1, timeout=timeout):
         raise AttestationError(Reason.CHALLENGE_REUSED)
-    return RedeemedChallenge(client_id=claims.client_id, purpose=claims.purpose, expires_at=claims.expires_at, used_at=now)
+    return RedeemedChallenge(
+        client_id=claims.client_id, purpose=claims.purpose, expires_at=claims.expires_at, used_at=now
+    )
 
 
 def claim_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> None:

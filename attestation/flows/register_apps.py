@@ -60,7 +60,9 @@ def register_android_app(
     max_age_minutes: int = 0,
 ) -> RegisteredApp:
     if not cert_digests:
-        raise AppRegistrationError("an Android app needs at least one signing certificate digest (--android-cert-digest)")
+        raise AppRegistrationError(
+            "an Android app needs at least one signing certificate digest (--android-cert-digest)"
+        )
     app = RegisteredApp(
         client=client, platform=Platform.ANDROID, android_package_name=package,
         android_signing_cert_digests=[_digest(d) for d in cert_digests], require_attestation=require_attestation,

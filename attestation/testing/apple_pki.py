@@ -190,7 +190,9 @@ def auth_data(
     return head + aaguid + struct.pack(">H", len(cred)) + cred + credential_key + trailing
 
 
-def attestation_object(certs: list[x509.Certificate], receipt: bytes, auth: bytes, fmt: str = "apple-appattest") -> bytes:
+def attestation_object(
+    certs: list[x509.Certificate], receipt: bytes, auth: bytes, fmt: str = "apple-appattest"
+) -> bytes:
     x5c = [c.public_bytes(serialization.Encoding.DER) for c in certs]
     return cbor2.dumps({"fmt": fmt, "attStmt": {"x5c": x5c, "receipt": receipt}, "authData": auth})
 

@@ -18,10 +18,10 @@ EC_KEY = ec.generate_private_key(ec.SECP256R1())
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def pem(key: object) -> str:
+def pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
     return (
         key.public_key()
-        .public_bytes(  # type: ignore[attr-defined]
+        .public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         .decode()
@@ -53,7 +53,7 @@ def test_signature_over_the_hash_instead_of_client_data_fails() -> None:
 @pytest.mark.parametrize("field", ["challenge", "client_id", "grant_hash", "dpop_jkt"])
 def test_any_changed_binding_field_fails(field: str) -> None:
     signature = b64url(EC_KEY.sign(BINDING.client_data(), ec.ECDSA(hashes.SHA256())))
-    changed = dataclasses.replace(BINDING, **{field: "other"})
+    changed = dataclasses.replace(BINDING, **{field: "other"})  # type: ignore[arg-type]  # field is parametrized
     assert reason(pem(EC_KEY), signature, changed) == Reason.SIGNATURE_INVALID
 
 

@@ -45,9 +45,9 @@ def test_key_description_layout_matches_a_real_device() -> None:
     assert set(ours.hardware_enforced.tags) - auth_tags == set(real.hardware_enforced.tags) - auth_tags
     for name in ("purposes", "algorithm", "ec_curve", "origin"):
         assert getattr(ours.hardware_enforced, name) == getattr(real.hardware_enforced, name), name
-    assert len(ours.hardware_enforced.root_of_trust.verified_boot_key) == len(
-        real.hardware_enforced.root_of_trust.verified_boot_key
-    )
+    ours_root, real_root = ours.hardware_enforced.root_of_trust, real.hardware_enforced.root_of_trust
+    assert ours_root is not None and real_root is not None
+    assert len(ours_root.verified_boot_key) == len(real_root.verified_boot_key)
 
 
 def test_intermediate_is_a_ca_like_googles() -> None:

@@ -314,7 +314,7 @@ def test_admin_actions_record_security_events(admin_client: Any, enrolled: Devic
     response = admin_client.post(url, {"action": action, "_selected_action": [enrolled.pk]})
     assert response.status_code == 302
     event = last_event()
-    assert (event.event_type, event.user.username) == (event_type, "root")
+    assert event.user is not None and (event.event_type, event.user.username) == (event_type, "root")
 
 
 def test_admin_device_list_filters_and_search(admin_client: Any, enrolled: Device) -> None:

@@ -17,7 +17,7 @@ from attestation.models import Device, Platform, RegisteredApp
 
 pytestmark = pytest.mark.django_db
 
-ANDROID_VERDICT = {
+ANDROID_VERDICT: dict[str, Any] = {
     "key_attestation": {"os_version": 140000, "os_patch_level": 202301,
                         "root_of_trust": {"verified_boot_state": "Verified", "device_locked": True}},
     "play_integrity": {"device_recognition_verdict": ["MEETS_DEVICE_INTEGRITY"], "app_recognition_verdict": "PLAY_RECOGNIZED"},
@@ -34,9 +34,9 @@ def fleet(client_factory: Any, django_user_model: Any) -> dict[str, Any]:
     android = RegisteredApp.objects.create(client=client, platform=Platform.ANDROID, android_package_name="com.example")
     ios = RegisteredApp.objects.create(client=client, platform=Platform.IOS, ios_team_id="ABCDE12345", ios_bundle_id="b")
     now = timezone.now()
-    rooted = {**ANDROID_VERDICT, "key_attestation": {**ANDROID_VERDICT["key_attestation"],
+    rooted: dict[str, Any] = {**ANDROID_VERDICT, "key_attestation": {**ANDROID_VERDICT["key_attestation"],
                                                      "root_of_trust": {"verified_boot_state": "Unverified", "device_locked": False}}}
-    devices = [
+    devices: list[tuple[Device, dict[str, Any] | None]] = [
         (Device.objects.create(platform="android", app=android, key_id=f"a{i}", public_key="-", security_level="tee",
                                verdict=verdict), None)
         for i, verdict in enumerate([ANDROID_VERDICT, ANDROID_VERDICT, rooted])

@@ -121,8 +121,12 @@ def test_the_date_of_a_fresh_integrity_verdict_waits_for_evaluated_at(phone: Dev
 def test_a_changed_outcome_is_written_and_announced(phone: Device, monkeypatch: Any,
                                                     django_assert_num_queries: Any) -> None:
     emitted: list[dict[str, Any]] = []
-    monkeypatch.setattr("shared_signals.transmitter.emit_device_compliance_change",
-                        lambda device, **kw: emitted.append(kw) or [])
+
+    def emit(device: Device, **kw: Any) -> list[Any]:
+        emitted.append(kw)
+        return []
+
+    monkeypatch.setattr("shared_signals.transmitter.emit_device_compliance_change", emit)
     now = timezone.now()
     refresh(phone, HEALTHY, now)
     device = as_refreshed(phone)

@@ -55,13 +55,14 @@ def test_strictest_outcome_wins_and_reduce_rules_narrow_together() -> None:
     assert both.deciding is not None and both.deciding.rule.name == "a"
     rules.append(RuleSpec("c", "bootloader_unlocked", "deny"))
     worst = decide(rules, facts(screen_captured=True, bootloader_locked=False), "android", NOW)
-    assert worst.outcome == "deny" and worst.deciding.rule.name == "c" and len(worst.findings) == 2
+    assert worst.outcome == "deny" and worst.deciding is not None and worst.deciding.rule.name == "c"
+    assert len(worst.findings) == 2
 
 
 def test_platform_rules_and_unknown_facts_do_not_fire() -> None:
     assert decide(default_rules(), HealthFacts(), "android", NOW).outcome == HealthOutcome.ALLOW
     ios = decide(default_rules(), facts(os_version="16.4"), "ios", NOW)
-    assert ios.outcome == "reduce" and ios.deciding.rule.name == "outdated-ios"
+    assert ios.outcome == "reduce" and ios.deciding is not None and ios.deciding.rule.name == "outdated-ios"
     android = decide(default_rules(), facts(os_version="14.0.0"), "android", NOW)
     assert android.outcome == HealthOutcome.ALLOW  # the iOS version rule is for iOS
 

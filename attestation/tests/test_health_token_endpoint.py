@@ -34,7 +34,7 @@ HEADER = "OAuth-Client-Attestation-Challenge"
 FULL = {"openid", "profile", "email", "offline_access"}
 
 
-def fresh_patch() -> dict[str, int]:
+def fresh_patch() -> dict[str, Any]:
     """Leaf fields of a device patched this month (the simulator's default is October 2025)."""
     today = timezone.now()
     month = today.year * 100 + today.month

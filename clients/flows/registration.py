@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from core.crypto import generate_token
 from core.events import record
@@ -130,7 +130,7 @@ def jwks_problem(jwks: dict[str, Any] | None) -> str | None:
     if not isinstance(jwks, dict) or not jwks.get("keys"):
         return "no keys"
     try:
-        keys = KeySet.import_key_set(jwks)
+        keys = KeySet.import_key_set(cast(KeySetSerialization, jwks))  # validated by the import
     except (JoseError, ValueError, TypeError, KeyError) as error:
         return f"unreadable ({error})"
     if any(key.is_private for key in keys):

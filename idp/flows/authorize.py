@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
@@ -39,6 +39,10 @@ from ..scopes import describe_scopes
 from . import authorize_params
 from .authorize_params import AuthorizeParams, Prompt, refuse_request_objects, requested_mode
 from .authorize_response import client_redirect, deliver
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from clients.models import Client
 
 __all__ = ["Outcome", "OutcomeKind", "begin", "client_redirect", "required_acr"]
 
@@ -111,7 +115,7 @@ def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAu
     return Outcome(OutcomeKind.ERROR, error=error.error or "invalid_request", description=error.description or "")
 
 
-def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
+def required_acr(client: Client, user: User | None, requested: list[str]) -> str | None:
     """The weakest level that satisfies every demand: the request's, the client's, the user's,
     and a risk step-up's (``risk.stepup``)."""
     demands = list(requested)
@@ -125,12 +129,12 @@ def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:
 
 
 def _needs_login(
-    request: HttpRequest, state: Any, params: AuthorizeParams, client: Any, now: int
+    request: HttpRequest, state: authstate.AuthState | None, params: AuthorizeParams, client: Client, now: int
 ) -> tuple[bool, str, bool]:
     """Returns (needs_login, wanted_acr, force_full_login)."""
     demanded_at = _recalled(request, LOGIN_MARK)
     fresh = state is not None and demanded_at is not None and state.auth_time >= demanded_at
-    user = request.user if state is not None else None
+    user = authstate.signed_in_user(request) if state is not None else None
     wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
         return True, wanted, False
@@ -187,7 +191,12 @@ def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
 
 
 def _account_choice(
-    request: HttpRequest, client: Any, params: AuthorizeParams, state: Any, account: str | None, now: int
+    request: HttpRequest,
+    client: Client,
+    params: AuthorizeParams,
+    state: authstate.AuthState | None,
+    account: str | None,
+    now: int,
 ) -> Outcome | None:
     """OIDC Core §3.1.2.1 ``prompt=select_account``: a signed-in user continues as themself
     or signs this browser out and signs in as someone else. Asked once per request."""
@@ -241,7 +250,7 @@ def _decide(
     if (chooser := _account_choice(request, client, params, state, account, moment)) is not None:
         return chooser
     needs, wanted, force = _needs_login(request, state, params, client, moment)
-    if needs:
+    if needs or state is None:  # no state always needs a login
         if Prompt.NONE in params.prompt:
             raise LoginRequiredError(redirect_uri=redirect_uri)
         hint = oauth_req.payload.data.get("login_hint") or ""
@@ -249,7 +258,7 @@ def _decide(
     scope = oauth_req.scope or ""
     if decision == ConsentDecision.DENY:
         raise AccessDeniedError(redirect_uri=redirect_uri)
-    consent = Consent.objects.filter(user=request.user, client=client).first()
+    consent = Consent.objects.filter(user_id=state.user_id, client=client).first()
     has_consent = client.first_party or (consent is not None and consent.covers(scope))
     if decision != ConsentDecision.ALLOW and (not has_consent or Prompt.CONSENT in params.prompt):
         if Prompt.NONE in params.prompt:
@@ -257,7 +266,7 @@ def _decide(
         context = {"client": client, "scopes": describe_scopes(scope), "user": request.user}
         return Outcome(OutcomeKind.CONSENT, context=context)
     if decision == ConsentDecision.ALLOW:
-        _remember_consent(request.user, client, scope)
+        _remember_consent(authstate.signed_in_user(request), client, scope)
     oauth_req.context.auth = state
     oauth_req.context.resources = params.resources
     oauth_req.context.code_dpop_jkt = params.dpop_jkt
@@ -267,7 +276,7 @@ def _decide(
     return Outcome(OutcomeKind.RESPONSE, response=deliver(request, redirect_uri, response_params, params.response_mode))
 
 
-def _remember_consent(user: Any, client: Any, scope: str) -> None:
+def _remember_consent(user: User, client: Client, scope: str) -> None:
     consent, _ = Consent.objects.get_or_create(user=user, client=client)
     consent.scopes = sorted(set(consent.scopes) | set(scope.split()))
     consent.updated_at = timezone.now()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -26,6 +26,9 @@ from authlib.oidc.core.errors import (
 from core.acr import ACR_ORDER
 
 from ..oauth.errors import InvalidTargetError
+
+if TYPE_CHECKING:
+    from clients.models import Client
 
 
 class Prompt(StrEnum):
@@ -85,9 +88,15 @@ def refuse_request_objects(data: dict[str, Any], redirect_uri: str | None) -> No
     """OIDC Core §3.1.2.6: request objects are not supported (yet), so say so rather than
     ignore parameters the client may have put only inside them."""
     if "request" in data:
-        raise RequestNotSupportedError("Request objects are not supported: send the parameters themselves in the query or form body.", redirect_uri=redirect_uri)
+        raise RequestNotSupportedError(
+            "Request objects are not supported: send the parameters themselves in the query or form body.",
+            redirect_uri=redirect_uri,
+        )
     if "request_uri" in data:
-        raise RequestURINotSupportedError("request_uri is not supported: send the parameters themselves in the query or form body.", redirect_uri=redirect_uri)
+        raise RequestURINotSupportedError(
+            "request_uri is not supported: send the parameters themselves in the query or form body.",
+            redirect_uri=redirect_uri,
+        )
 
 
 #: RFC 6749 §3.1: parameters appear at most once (Authlib checks response_type, client_id,
@@ -96,7 +105,7 @@ SINGLE_VALUED = ("prompt", "max_age", "response_mode", "dpop_jkt", "acr_values",
                  "code_challenge_method", "login_hint")
 
 
-def parse(data: dict[str, Any], datalist: dict[str, list[str]], client: Any, redirect_uri: str) -> AuthorizeParams:
+def parse(data: dict[str, Any], datalist: dict[str, list[str]], client: Client, redirect_uri: str) -> AuthorizeParams:
     for name in SINGLE_VALUED:
         if len(datalist.get(name, [])) > 1:
             raise InvalidRequestError(f"'{name}' may appear only once.", redirect_uri=redirect_uri)
@@ -117,15 +126,19 @@ def _prompt(raw: Any, redirect_uri: str) -> frozenset[Prompt]:
     words = set(str(raw or "").split())
     if not words <= set(PROMPTS_SUPPORTED):
         raise InvalidRequestError(
-            f"Invalid 'prompt'; use space-separated values from: {', '.join(PROMPTS_SUPPORTED)}.", redirect_uri=redirect_uri
+            f"Invalid 'prompt'; use space-separated values from: {', '.join(PROMPTS_SUPPORTED)}.",
+            redirect_uri=redirect_uri,
         )
     prompt = frozenset(Prompt(word) for word in words)
     if prompt == {Prompt.NONE, Prompt.SELECT_ACCOUNT}:
         raise AccountSelectionRequiredError(
-            "prompt=none forbids showing the account chooser: send prompt=select_account alone.", redirect_uri=redirect_uri
+            "prompt=none forbids showing the account chooser: send prompt=select_account alone.",
+            redirect_uri=redirect_uri,
         )
     if Prompt.NONE in prompt and len(prompt) > 1:
-        raise InvalidRequestError("prompt=none cannot be combined with other values: send it alone.", redirect_uri=redirect_uri)
+        raise InvalidRequestError(
+            "prompt=none cannot be combined with other values: send it alone.", redirect_uri=redirect_uri
+        )
     return prompt
 
 
@@ -141,7 +154,7 @@ def _max_age(raw: Any, redirect_uri: str) -> int | None:
     return int(raw)
 
 
-def _resources(resources: list[str], client: Any, redirect_uri: str) -> list[str]:
+def _resources(resources: list[str], client: Client, redirect_uri: str) -> list[str]:
     """RFC 8707 §2: absolute URIs without fragment, each one the client may ask for."""
     for resource in resources:
         parts = urlsplit(resource)

@@ -73,5 +73,6 @@ def perform(request: HttpRequest, parsed: LogoutRequest) -> int:
     user = request.user if request.user.is_authenticated else None
     browser_sessions.mark_ended(request)
     logout(request)
-    record("logout", user=user, request=request, client_id=parsed.client.client_id if parsed.client else "", revoked=revoked)
+    client_id = parsed.client.client_id if parsed.client else ""
+    record("logout", user=user, request=request, client_id=client_id, revoked=revoked)
     return revoked

@@ -8,7 +8,7 @@ next refresh challenge the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
@@ -23,16 +23,19 @@ from sessions.models import DeviceSession
 from core.events import record
 from .errors import InvalidClientAttestationError, UseAttestationChallengeError
 
+if TYPE_CHECKING:
+    from clients.models import Client
+
 FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}
 #: Evidence missing (not failing): a fresh challenge, no failure counted.
 NOTHING_TO_VERIFY = {Reason.ATTESTATION_REQUIRED, Reason.INTEGRITY_TOKEN_REQUIRED}
 
 
-def _challenge_header(client: Any, purpose: str) -> list[tuple[str, str]]:
+def _challenge_header(client: Client, purpose: str) -> list[tuple[str, str]]:
     return [(CHALLENGE_HEADER, issue_challenge(client, purpose).value)]
 
 
-def _refuse(client: Any, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
+def _refuse(client: Client, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
     headers = _challenge_header(client, purpose) if with_challenge else []
     description = f"Device attestation failed: {error.reason}."
     if oauth_error_code(error.reason) == USE_ATTESTATION_CHALLENGE:
@@ -72,11 +75,11 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
     """Demand fresh evidence from the session's device over this exact refresh request."""
     request = grant.request
     client = request.client
-    if session.device_id is None:
+    device = session.device  # no query when the session has no device
+    if device is None:
         if device_binding.client_requires_attestation(client):
             raise InvalidGrantError("This session is not bound to an attested device: authorize again.")
         return
-    device = session.device
     if device.requires_reattestation:
         record("attestation.token_refused", outcome="denied", reason="reattestation_required", user=session.user,
                client_id=client.client_id, session_id=session.sid, request=request.django_request)
@@ -107,7 +110,7 @@ def _what_is_required(error: AttestationError, missing_everything: str, *, enrol
     return f"{missing_everything} the challenge in the {CHALLENGE_HEADER} header."
 
 
-def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationError) -> None:
+def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationError) -> NoReturn:
     request = grant.request
     client = request.client
     record("attestation.token_refused", outcome="denied", reason=error.reason, user=session.user,

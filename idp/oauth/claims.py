@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from core import jwt_tokens
 from core.app_settings import app_settings
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from sessions.models import DeviceSession
+
+    from clients.models import Client
 
 SCOPE_CLAIMS = {
     "profile": ["name", "given_name", "family_name", "preferred_username", "updated_at"],
@@ -16,7 +22,7 @@ SCOPE_CLAIMS = {
 }
 
 
-def userinfo_claims(user: Any, scope: str) -> dict[str, Any]:
+def userinfo_claims(user: User, scope: str) -> dict[str, Any]:
     scopes = set((scope or "").split())
     claims: dict[str, Any] = {"sub": user.get_user_id()}
     if "profile" in scopes:
@@ -35,7 +41,9 @@ def userinfo_claims(user: Any, scope: str) -> dict[str, Any]:
 
 
 class IdTokenClaims:
-    def build(self, session: Any, access_token: str | None, client: Any, now: datetime | None = None) -> dict[str, Any]:
+    def build(
+        self, session: DeviceSession, access_token: str | None, client: Client, now: datetime | None = None
+    ) -> dict[str, Any]:
         moment = int((now or timezone.now()).timestamp())
         claims: dict[str, Any] = {
             "iss": app_settings.ISSUER,
@@ -57,7 +65,9 @@ class IdTokenClaims:
         claims.update({k: v for k, v in userinfo_claims(session.user, session.scope).items() if k != "sub"})
         return claims
 
-    def encode(self, session: Any, access_token: str | None, client: Any, now: datetime | None = None) -> str:
+    def encode(
+        self, session: DeviceSession, access_token: str | None, client: Client, now: datetime | None = None
+    ) -> str:
         return jwt_tokens.sign(self.build(session, access_token, client, now), alg=client.signing_alg, now=now)
 
 

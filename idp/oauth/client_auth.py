@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from authlib.common.encoding import json_loads
 from authlib.oauth2.base import invalid_error_characters
@@ -26,7 +26,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from core import config_cache
 from core.app_settings import app_settings
@@ -227,7 +227,10 @@ class PrivateKeyJWT:
 def client_keys(client: Client) -> KeySet:
     """The client's registered JWKS, parsed once per process while no client changed
     (``core.config_cache``, the same generation as the client's own copy)."""
-    return config_cache.cached(("client-jwks", client.pk), lambda: KeySet.import_key_set(client.jwks or {"keys": []}))
+    return config_cache.cached(
+        ("client-jwks", client.pk),
+        lambda: KeySet.import_key_set(cast(KeySetSerialization, client.jwks or {"keys": []})),
+    )
 
 
 # --- the authenticator --------------------------------------------------------------------

@@ -11,7 +11,7 @@ security event."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
@@ -25,6 +25,9 @@ from sessions.models import AccessToken, RefreshToken
 
 from core import jwt_tokens
 from core.events import record
+
+if TYPE_CHECKING:
+    from clients.models import Client
 
 CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -42,7 +45,7 @@ class FoundToken:
     def client(self) -> Any:
         return self.access.client if self.access else self.refresh.session.client  # type: ignore[union-attr]
 
-    def check_client(self, client: Any) -> bool:
+    def check_client(self, client: Client) -> bool:
         """Compared by key: the token's client row is not read to learn it is another's."""
         own = self.access.client_id if self.access else self.refresh.session.client_id  # type: ignore[union-attr]
         return own == getattr(client, "pk", None)
@@ -71,7 +74,7 @@ class FoundToken:
         return self.refresh.is_revoked() or self.refresh.rotated_at is not None  # type: ignore[union-attr]
 
 
-def may_introspect(token: FoundToken, client: Any) -> bool:
+def may_introspect(token: FoundToken, client: Client) -> bool:
     """RFC 7662 §4: the token's own client, or the resource server of its audience."""
     if token.check_client(client):
         return True
@@ -79,7 +82,7 @@ def may_introspect(token: FoundToken, client: Any) -> bool:
     return bool(served & token.audiences())
 
 
-def find_token(token_string: str, hint: str | None, client: Any) -> FoundToken | None:
+def find_token(token_string: str, hint: str | None, client: Client) -> FoundToken | None:
     """The token, in one query; the authenticated ``client`` is not read again when the
     token is its own."""
     if not isinstance(token_string, str) or not token_string:
@@ -103,7 +106,7 @@ def _find_access(token_string: str) -> FoundToken | None:
     return FoundToken("access_token", access=record_, claims=claims) if record_ else None
 
 
-def _find_refresh(token_string: str, client: Any) -> FoundToken | None:
+def _find_refresh(token_string: str, client: Client) -> FoundToken | None:
     token = refresh.find_refresh_token(token_string, client)
     return FoundToken("refresh_token", refresh=token) if token else None
 
@@ -111,13 +114,13 @@ def _find_refresh(token_string: str, client: Any) -> FoundToken | None:
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
 
-    def authenticate_token(self, request: Any, client: Any) -> FoundToken | None:
+    def authenticate_token(self, request: Any, client: Client) -> FoundToken | None:
         """Authlib's, with the authenticated client handed to the look-up."""
         self.check_params(request, client)
         token = find_token(request.form["token"], request.form.get("token_type_hint"), client)
         return token if token is not None and self.check_permission(token, client, request) else None
 
-    def check_permission(self, token: FoundToken, client: Any, request: Any) -> bool:
+    def check_permission(self, token: FoundToken, client: Client, request: Any) -> bool:
         """RFC 7662 §4; a refused look-up is remembered for the event."""
         allowed = not client.is_public and may_introspect(token, client)
         if not allowed:
@@ -127,7 +130,9 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
     def introspect_token(self, token: FoundToken) -> dict[str, Any]:
         if token.access is not None and token.claims is not None:
             claims = token.claims
-            body = {k: claims[k] for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope") if k in claims}
+            body: dict[str, Any] = {
+                k: claims[k] for k in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope") if k in claims
+            }
             if "cnf" in claims:
                 body["cnf"] = claims["cnf"]
             body["token_type"] = "DPoP" if "cnf" in claims else "Bearer"
@@ -177,7 +182,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = [*CONFIDENTIAL_METHODS, "none"]
 
-    def authenticate_token(self, request: Any, client: Any) -> FoundToken | None:
+    def authenticate_token(self, request: Any, client: Client) -> FoundToken | None:
         """RFC 7009 §2.1: an unknown token is a 200 with nothing to do (§2.2); another
         client's token is refused, and nothing is revoked."""
         self.check_params(request, client)

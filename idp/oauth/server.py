@@ -39,7 +39,9 @@ class VigilOAuth2Request(DjangoOAuth2Request):
 
 def active_client(client_id: str) -> Client | None:
     """The active client of that id, from this process's copy while no client changed."""
-    return config_cache.cached(("client", client_id), lambda: Client.objects.active().filter(client_id=client_id).first())
+    return config_cache.cached(
+        ("client", client_id), lambda: Client.objects.active().filter(client_id=client_id).first()
+    )
 
 
 class AuthorizationServer(_AuthorizationServer):

@@ -82,8 +82,9 @@ def browser(client: BrowserClient, user: Any) -> BrowserClient:
     return client
 
 
-def authorize_params(client_id: str, pkce: Pkce, **extra: str) -> dict[str, str]:
-    params = {
+def authorize_params(client_id: str, pkce: Pkce, **extra: str | None) -> dict[str, str]:
+    """Authorization request parameters; an ``extra`` of None drops the parameter."""
+    params: dict[str, str | None] = {
         "response_type": "code",
         "client_id": client_id,
         "redirect_uri": MOBILE_REDIRECT,

@@ -40,6 +40,7 @@ def test_security_events_are_read_only(admin_client, tokens):
     from core.models import SecurityEvent
 
     event = SecurityEvent.objects.first()
+    assert event is not None
     assert admin_client.post(reverse("admin:core_securityevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
     with pytest.raises(ValueError):
         event.save()

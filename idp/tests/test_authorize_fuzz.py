@@ -40,5 +40,7 @@ def test_random_parameters_never_500_and_answer_only_the_registered_uri(extra, r
         location = response["Location"]
         assert location.startswith((redirect + "?", redirect + "#", reverse("accounts:login"))), location
     elif response.status_code == 200 and b"vigil-form-post" in response.content:
-        action = re.search(rb'<form id="vigil-form-post" method="post" action="([^"]*)"', response.content).group(1)
+        found = re.search(rb'<form id="vigil-form-post" method="post" action="([^"]*)"', response.content)
+        assert found is not None
+        action = found.group(1)
         assert unescape(action.decode()) == redirect

@@ -242,7 +242,9 @@ def test_consent_form_with_its_csrf_token_is_accepted(browser, service_client, p
     params = authorize_params(service_client.client.client_id, pkce, redirect_uri="https://service.example.com/callback")
     url = f"{reverse('authorize')}?{urlencode(params)}"
     page = browser.get(url).content.decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert found is not None
+    token = found.group(1)
     allowed = browser.post(url, {"decision": "allow", "csrfmiddlewaretoken": token})
     assert "code" in query_of(allowed["Location"])
 

@@ -20,7 +20,7 @@ NGINX = "10.0.0.5"
 
 
 def request(peer: str, forwarded: str | None = None) -> Any:
-    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else {}
+    headers: dict[str, Any] = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else {}
     return RequestFactory().get("/", REMOTE_ADDR=peer, **headers)
 
 

@@ -147,6 +147,7 @@ def test_basic_credentials_are_form_urlencoded_per_rfc6749_2_3_1(db):
     """A ':' in the id and '+' or ' ' in it are percent/plus-encoded before base64."""
     registered = register_client(name="Odd id", public=False, redirect_uris=[], grant_types=["client_credentials"],
                                  scopes=["orders.read"], client_id="svc:1 +x")
+    assert registered.secret is not None
     header = raw_basic(f"{quote_plus('svc:1 +x')}:{quote_plus(registered.secret)}".encode())
     response = form_post(HttpClient(), reverse("token"), {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=header)
     assert response.status_code == 200, response.content
@@ -214,7 +215,12 @@ def test_client_jwks_is_parsed_once_and_a_replaced_jwks_takes_effect_at_once(mon
     client, old_key = jwt_client()
     parsed: list[int] = []
     real_import = KeySet.import_key_set
-    monkeypatch.setattr(KeySet, "import_key_set", lambda data, *a, **k: parsed.append(1) or real_import(data, *a, **k))
+
+    def counting_import(data: Any, *a: Any, **k: Any) -> KeySet:
+        parsed.append(1)
+        return real_import(data, *a, **k)
+
+    monkeypatch.setattr(KeySet, "import_key_set", counting_import)
     for _ in range(3):
         signed = assertion(client.client_id, old_key, issuer_url("/token"))
         assert form_post(HttpClient(), reverse("token"), with_assertion(ENDPOINTS["token"], signed)).status_code == 200
@@ -242,6 +248,7 @@ def test_secret_client_registered_for_basic_only_refuses_post_and_names_both(db)
     registered = register_client(name="Strict", public=False, redirect_uris=[], grant_types=["client_credentials"],
                                  scopes=["orders.read"], auth_methods=["client_secret_basic"])
     client_id, secret = registered.client.client_id, registered.secret
+    assert secret is not None
     data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     body = assert_invalid_client(form_post(HttpClient(), reverse("token"), data))
     assert body["error_description"] == (
@@ -402,6 +409,7 @@ def test_every_advertised_auth_method_works_at_its_endpoint(field, name, mobile_
         else:
             registered = register_client(name=method, public=False, redirect_uris=[], grant_types=["client_credentials"],
                                          scopes=["orders.read"], auth_methods=[method])
+            assert registered.secret is not None
             if method == "client_secret_basic":
                 headers["HTTP_AUTHORIZATION"] = basic(registered.client.client_id, registered.secret)
             else:

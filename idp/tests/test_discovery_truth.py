@@ -11,14 +11,14 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from django.test import Client as HttpClient
 from django.urls import resolve, reverse
 from joserfc import jwt as jose_jwt
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, KeySetSerialization, OKPKey, RSAKey
 
 from core.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT
 from accounts.tests.conftest import code_for, confirmed_totp
@@ -94,6 +94,7 @@ class AuthTrial:
         headers: dict[str, str] = {}
         data = dict(data)
         if self.method == "client_secret_basic":
+            assert self.registered.secret is not None
             headers["HTTP_AUTHORIZATION"] = basic(self.client_id, self.registered.secret)
         elif self.method == "client_secret_post":
             data |= {"client_id": self.client_id, "client_secret": self.registered.secret}
@@ -231,7 +232,7 @@ def test_each_claim(served, browser, pkce):
 
 
 def _decode(token: str) -> dict[str, Any]:
-    key_set = KeySet.import_key_set(keys.jwks())
+    key_set = KeySet.import_key_set(cast(KeySetSerialization, keys.jwks()))
     header = jose_jwt.decode(token, key_set, algorithms=["ES256", "RS256", "EdDSA"]).header
     return dict(jose_jwt.decode(token, key_set, algorithms=[header["alg"]]).claims) | {"_alg": header["alg"]}
 

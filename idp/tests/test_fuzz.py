@@ -29,7 +29,7 @@ headers = st.dictionaries(
 def _post(path: str, body: dict, extra: dict):
     from urllib.parse import urlencode
 
-    encoded = urlencode([(k, v) for k, v in body.items()])
+    encoded = urlencode(list(body.items()))
     safe_headers = {k: v.encode("latin-1", "ignore").decode("latin-1").replace("\n", "").replace("\r", "") for k, v in extra.items()}
     return HttpClient().post(path, data=encoded, content_type="application/x-www-form-urlencoded", **safe_headers)
 

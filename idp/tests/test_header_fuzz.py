@@ -76,9 +76,9 @@ FORMS = {
 }
 
 
-def _request(name: str, method: str, headers: dict[str, str], ctype: str | None, body: bytes | None = None) -> Any:
+def _request(name: str, method: str, headers: dict[str, str | None], ctype: str | None, body: bytes | None = None) -> Any:
     data = body if body is not None else urlencode(FORMS[name]).encode()
-    extra = {k: v for k, v in headers.items() if v is not None}
+    extra: dict[str, Any] = {k: v for k, v in headers.items() if v is not None}
     http = HttpClient()
     if method == "GET":
         return http.get(reverse(name), **extra)

@@ -93,7 +93,8 @@ class CutOff(io.RawIOBase):
 @pytest.mark.parametrize("path", FORM_PATHS)
 def test_a_body_cut_off_mid_way_is_a_400_not_a_500(path: str, content_type: str) -> None:
     response = HttpClient(raise_request_exception=False).generic(
-        "POST", path, data=b"x" * 100, content_type=content_type, **{"wsgi.input": io.BufferedReader(CutOff())})
+        "POST", path, data=b"x" * 100, content_type=content_type,
+        **{"wsgi.input": io.BufferedReader(CutOff())})  # type: ignore[arg-type]  # a WSGI environ entry
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_request", "error_description": INTERRUPTED}
 

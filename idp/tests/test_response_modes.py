@@ -42,7 +42,9 @@ def _web_params(registered, pkce, **extra):
 def form_of(page) -> tuple[str, list[tuple[str, str]]]:
     """The action and fields of the form_post page, as a browser would submit them."""
     html = page.content.decode()
-    action = unescape(re.search(r'<form id="vigil-form-post" method="post" action="([^"]*)"', html).group(1))
+    found = re.search(r'<form id="vigil-form-post" method="post" action="([^"]*)"', html)
+    assert found is not None
+    action = unescape(found.group(1))
     fields = [(unescape(n), unescape(v)) for n, v in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', html)]
     return action, fields
 
@@ -69,9 +71,13 @@ def test_form_post_success_posts_code_state_iss_to_the_redirect_uri(browser, web
 def test_form_post_page_script_is_allowed_by_hash_only(browser, web_client, pkce):
     page = _get(browser, _web_params(web_client, pkce, response_mode="form_post"))
     csp = page["Content-Security-Policy"]
-    script = re.search(r"<script>(.*?)</script>", page.content.decode(), re.S).group(1)
+    found = re.search(r"<script>(.*?)</script>", page.content.decode(), re.S)
+    assert found is not None
+    script = found.group(1)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    script_src = re.search(r"script-src ([^;]*)", csp).group(1)
+    found = re.search(r"script-src ([^;]*)", csp)
+    assert found is not None
+    script_src = found.group(1)
     assert script_src == f"'sha256-{digest}'"  # no 'unsafe-inline', no 'self', nothing else
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
     assert "<noscript>" in page.content.decode() and '<button type="submit">' in page.content.decode()

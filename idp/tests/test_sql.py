@@ -34,6 +34,7 @@ def test_a_joined_row_equals_the_orm_instances(tokens: Any) -> None:
     found = query.first([orm.pk])
     assert found is not None
     token = found["t"]
+    assert isinstance(token, RefreshToken)
     assert orm_view(token, ["id", "token_hash", "scope", "created_at", "expires_at", "rotated_at"]) == orm_view(
         orm, ["id", "token_hash", "scope", "created_at", "expires_at", "rotated_at"])
     assert orm_view(token.session, FIELDS) == orm_view(orm.session, FIELDS)  # JSON, inet, datetimes converted alike

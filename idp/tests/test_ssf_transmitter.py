@@ -263,7 +263,7 @@ def _payload(token: bytes) -> bytes:
 def test_celery_retries_with_exponential_backoff(session: DeviceSession, receiver_factory: Any,
                                                  queued: list[int]) -> None:
     """Eager Celery runs the autoretry chain in-process: two 500s, then 202."""
-    task = tasks.deliver_security_event
+    task: Any = tasks.deliver_security_event  # autoretry options are set by the decorator, not in the stubs
     assert task.retry_backoff == 2 and task.retry_jitter and task.max_retries == 8
     assert task.autoretry_for == (delivery.DeliveryRetry,)
     with LoopbackReceiver(statuses=[500, 500, 202]) as rp:

@@ -135,7 +135,8 @@ def test_ios_enrolls_at_login_and_every_refresh_asserts(iphone: App) -> None:
 
 def test_android_enrolls_and_refreshes_with_signature_and_verdict(pixel: App) -> None:
     assert pixel.login().status_code == 200
-    assert DeviceSession.objects.get().device.platform == Platform.ANDROID
+    device = DeviceSession.objects.get().device
+    assert device is not None and device.platform == Platform.ANDROID
     for _ in range(2):
         response = pixel.refresh()
         assert response.status_code == 200, response.content
@@ -192,13 +193,16 @@ def test_another_devices_attestation_revokes_the_family(iphone: App, browser: An
     iphone.login()
     thief = App(browser, iphone.client_id, IOSDevice(APP_ID, environment="production"), iphone.dpop)
     thief.login()  # a second, legitimately enrolled device
-    thief_key_id = Device.objects.exclude(pk=DeviceSession.objects.order_by("pk").first().device_id).get().key_id
+    victim = DeviceSession.objects.order_by("pk").first()
+    assert victim is not None and victim.device_id is not None
+    thief_key_id = Device.objects.exclude(pk=victim.device_id).get().key_id
     binding = RequestBinding(challenge(iphone.client_id, "refresh"), iphone.client_id, "refresh_token",
                              grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
     evidence = thief.device.assertion_params(binding) | {"attestation_key_id": thief_key_id}
     response = iphone.refresh(evidence=evidence)
     assert response.json()["error"] == "invalid_grant"
-    assert DeviceSession.objects.order_by("pk").first().status == SessionStatus.REVOKED
+    victim.refresh_from_db()
+    assert victim.status == SessionStatus.REVOKED
 
 
 def test_repeated_failures_revoke_the_session(iphone: App, settings: Any) -> None:
@@ -428,6 +432,7 @@ def test_android_attested_refresh_query_budget(pixel: App) -> None:
 
 def _own_key_id_refresh(iphone: App, spell: Any) -> Any:
     device = DeviceSession.objects.get().device
+    assert device is not None
     binding = RequestBinding(iphone.next_challenge, iphone.client_id, "refresh_token",
                              grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
     raw = base64.b64decode(device.key_id)

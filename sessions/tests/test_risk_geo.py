@@ -33,13 +33,15 @@ def test_ipv4_mapped_addresses_are_judged_as_ipv4():
 
 def test_a_database_by_path(settings, tmp_path):
     settings.SESSIONS_GEOIP_DATABASE = geo.shipped_database()
-    assert geo.locate(net.BERLIN).city == "Berlin"
+    berlin = geo.locate(net.BERLIN)
+    assert berlin is not None and berlin.city == "Berlin"
     settings.SESSIONS_GEOIP_DATABASE = str(tmp_path / "missing.mmdb")
     assert geo.locate(net.BERLIN) is None  # logged, never a 500
 
 
 def test_distances():
     paris, sydney, lyon = geo.locate(net.PARIS), geo.locate(net.SYDNEY), geo.locate(net.LYON)
+    assert paris is not None and sydney is not None and lyon is not None
     assert distance_km(paris.latitude, paris.longitude, sydney.latitude, sydney.longitude) == pytest.approx(16960, rel=0.01)
     assert distance_km(paris.latitude, paris.longitude, lyon.latitude, lyon.longitude) == pytest.approx(403, rel=0.01)
     assert distance_km(0, 0, 0, 180) == pytest.approx(20015, rel=0.001)

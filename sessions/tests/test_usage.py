@@ -129,7 +129,8 @@ def test_a_report_by_sid_acts_on_that_session_only(reporter, user, mobile_client
     body.pop("sub")
     body["sid"] = "sid-a"
     assert post_usage(reporter, body).status_code == 202
-    reported.refresh_from_db(), other.refresh_from_db()
+    reported.refresh_from_db()
+    other.refresh_from_db()
     assert reported.status == SessionStatus.STEP_UP_REQUIRED and other.status == SessionStatus.ACTIVE
 
 

@@ -34,4 +34,5 @@ def test_concurrent_reports_count_exactly_and_fire_once(service_client, user, mo
     assert DailyUsage.objects.get(user=user, day=TODAY).bytes == 320 * MIB
     assert SecurityEvent.objects.filter(event_type="risk.signal", reason="volume_anomaly").count() == 1
     assert SecurityEvent.objects.filter(event_type="risk.action", reason="step_up").count() == 1
-    assert NOW - timedelta(days=1) < DailyUsage.objects.get(user=user, day=TODAY).anomaly_at <= NOW
+    anomaly_at = DailyUsage.objects.get(user=user, day=TODAY).anomaly_at
+    assert anomaly_at is not None and NOW - timedelta(days=1) < anomaly_at <= NOW

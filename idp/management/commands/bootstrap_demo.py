@@ -67,7 +67,8 @@ class Command(BaseCommand):
                     "",
                     f"Vigil is running at {issuer}",
                     f"  discovery   {issuer}/.well-known/openid-configuration",
-                    f"  admin       {issuer}/admin/  (createsuperuser, then sign in with a second factor: TOTP or a passkey)",
+                    f"  admin       {issuer}/admin/  "
+                    "(createsuperuser, then sign in with a second factor: TOTP or a passkey)",
                     f"  demo user   {DEMO_USER} / {DEMO_PASSWORD}",
                     f"  mobile app  client_id={MOBILE_ID} (public, PKCE S256; redirect com.example.vigil:/oauthredirect"
                     " or http://127.0.0.1:<any port>/callback)",

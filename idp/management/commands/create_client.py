@@ -54,7 +54,8 @@ class Command(BaseCommand):
         attest.add_argument("--ios-app-id", help="TEAMID.bundle.id")
         attest.add_argument("--ios-environment", choices=["development", "production"], default="production")
         attest.add_argument("--android-package")
-        attest.add_argument("--android-cert-digest", action="append", default=[], help="SHA-256 of the signing certificate: hex, base64 or base64url")
+        attest.add_argument("--android-cert-digest", action="append", default=[],
+                            help="SHA-256 of the signing certificate: hex, base64 or base64url")
         attest.add_argument("--play-integrity-decryption-key", help="base64, as Play Console shows it")
         attest.add_argument("--play-integrity-verification-key", help="base64, as Play Console shows it")
         attest.add_argument("--min-integrity", choices=["strong", "device", "basic"], default="device")

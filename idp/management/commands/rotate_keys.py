@@ -18,7 +18,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--alg", action="append", default=[], help="Only these algorithms.")
-        parser.add_argument("--now", action="store_true", help="Start signing with the new key immediately; withdraw keys still waiting to sign.")
+        parser.add_argument("--now", action="store_true",
+                            help="Start signing with the new key immediately; withdraw keys still waiting to sign.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         for alg in options["alg"] or app_settings.SUPPORTED_SIGNING_ALGS:

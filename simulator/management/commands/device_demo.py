@@ -56,4 +56,5 @@ class Command(BaseCommand):
         outcome = response.json().get("error", "accepted?!") if response.status_code != 200 else "ACCEPTED (bug!)"
         self.say(f"  its refresh is refused: {outcome} — it cannot attest as the enrolled device")
         response = victim.refresh()
-        self.say(f"  the real iOS device keeps working: refresh {'accepted' if response.status_code == 200 else 'refused'}")
+        verdict = "accepted" if response.status_code == 200 else "refused"
+        self.say(f"  the real iOS device keeps working: refresh {verdict}")
