@@ -19,7 +19,8 @@ The hot path reads nothing it can avoid: the client's rules come from the config
 written (``evaluate.persist``).
 
 A refusal rolls the issuing transaction back, so the snapshot and the compliance event of
-a refusal are written when the error is rendered, after the rollback.
+a refusal are kept after the rollback (``KeptAfterRollback``: the server's error handling
+writes them, once; rendering the error writes nothing).
 
 ``resource_policy`` refuses at userinfo an access token whose device has since been denied
 (e.g. by the periodic revalidation), or that carries more scopes than the device may use now.
@@ -34,7 +35,14 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.core.signals import setting_changed
 
 from idp import config_cache
-from idp.oauth.policy import PolicyDecision, ResourceContext, TokenContext, register_resource_policy, register_token_policy
+from idp.oauth.policy import (
+    KeptAfterRollback,
+    PolicyDecision,
+    ResourceContext,
+    TokenContext,
+    register_resource_policy,
+    register_token_policy,
+)
 
 from ..health_models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from .settings import health_settings
@@ -42,19 +50,16 @@ from .settings import health_settings
 RESTRICTED_CLAIM = "device_health"
 
 
-class DeviceHealthRefused(InvalidGrantError):
-    """``invalid_grant`` for a device the health policy refuses. Rendering it (after the
-    issuing transaction rolled back) stores the snapshot that caused it."""
+class DeviceHealthRefused(KeptAfterRollback, InvalidGrantError):
+    """``invalid_grant`` for a device the health policy refuses; the snapshot that caused it
+    is stored after the issuing transaction rolled back (``refuse``)."""
 
-    def __init__(self, description: str, evaluation: Any, context: TokenContext):
-        super().__init__(description)
-        self._evaluation, self._context = evaluation, context
 
-    def __call__(self, uri: str | None = None) -> Any:
-        if self._evaluation is not None:
-            _persist(self._evaluation, self._context)
-            self._evaluation = None
-        return super().__call__(uri=uri)
+def refuse(description: str, evaluation: Any, context: TokenContext) -> DeviceHealthRefused:
+    """The refusal, carrying the storing of ``evaluation`` past the rollback."""
+    error = DeviceHealthRefused(description)
+    error.keep_after_rollback(lambda: _persist(evaluation, context))
+    return error
 
 
 def _persist(evaluation: Any, context: TokenContext) -> None:
@@ -85,11 +90,11 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
     evaluation = evaluate(context.device, context.device_signals, context.now, client=context.client, lock=True)
     outcome = evaluation.decision.outcome
     if outcome == HealthOutcome.DENY:
-        raise DeviceHealthRefused(
+        raise refuse(
             f"The device does not meet this client's device health policy ({_describe(evaluation)})", evaluation, context
         )
     if outcome == HealthOutcome.STEP_UP and not _step_up_satisfied(context):
-        raise DeviceHealthRefused(
+        raise refuse(
             "Step-up required by the device health policy: send the user through authorization again "
             f"({_describe(evaluation)})", evaluation, context,
         )

@@ -19,6 +19,7 @@ from ..app_settings import app_settings
 from ..events import record
 from ..models import Client
 from .client_auth import ClientAuthenticator
+from .policy import KeptAfterRollback
 
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
@@ -81,6 +82,9 @@ class AuthorizationServer(_AuthorizationServer):
         return response
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> HttpResponse:
+        """Record the error, run what a refusal keeps after its rollback, render (which writes nothing)."""
+        if isinstance(error, KeptAfterRollback):
+            error.run_after_rollback()
         django_request = getattr(request, "django_request", None)
         auth_failure = getattr(error, "auth_failure", None)
         client_id = getattr(error, "auth_client_id", "") or getattr(getattr(request, "payload", None), "client_id", "")

@@ -2,42 +2,36 @@
 
 A token policy runs inside the grant's issuing transaction, and a refusal rolls it back
 (``idp/oauth/policy.py``). What the refusal must leave behind (the signal and action
-events, the step-up or revocation, the user's new location) is therefore carried by the
-error and written when Authlib renders it (``AuthorizationServer.handle_error_response``
-calls the error), which happens after the grant's transaction has rolled back.
+events, the step-up or revocation, the user's new location) is therefore kept after the
+rollback (``idp.oauth.policy.KeptAfterRollback``): the server's error handling writes it,
+once, after the grant's transaction has rolled back. Rendering the error writes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.db import transaction
 
 from idp.flows.resource import ResourceError
+from idp.oauth.policy import KeptAfterRollback
 
 STEP_UP_DESCRIPTION = "Step-up authentication is required: send the user through authorization again."
 REVOKED_DESCRIPTION = "The session was revoked by risk policy: send the user through authorization again."
 
 
-class RiskRefusedError(InvalidGrantError):
+class RiskRefusedError(KeptAfterRollback, InvalidGrantError):
     """``invalid_grant`` (RFC 6749 §5.2) whose side effects outlive the rolled-back grant."""
 
     def __init__(self, description: str, deferred: Callable[[], None]):
         super().__init__(description)
-        self._deferred: Callable[[], None] | None = deferred
+        self.keep_after_rollback(lambda: _in_transaction(deferred))
 
-    def apply_deferred(self) -> None:
-        """Write what the refusal leaves behind, once."""
-        deferred, self._deferred = self._deferred, None
-        if deferred is not None:
-            with transaction.atomic():
-                deferred()
 
-    def __call__(self, uri: str | None = None) -> Any:
-        self.apply_deferred()
-        return super().__call__(uri)
+def _in_transaction(work: Callable[[], None]) -> None:
+    with transaction.atomic():
+        work()
 
 
 class StepUpRequiredError(ResourceError):
