@@ -46,7 +46,7 @@ from .app_settings import app_settings
 
 logger = logging.getLogger("vigil.outage")
 
-EVENT_TYPE = "service.unavailable"
+EVENT_TYPE = events.EventType.SERVICE_UNAVAILABLE
 ERROR_CODE = "temporarily_unavailable"
 TEMPLATE = "outage.html"
 # Pages that render HTML: the sign-in and account pages, the admin, and the browser-facing

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from . import keys
 from .app_settings import app_settings
-from .events import record
+from .events import EventType, record
 from .models import AuthorizationCode
 
 
@@ -24,7 +24,7 @@ def rotate_keys_if_due() -> list[str]:
         if keys.rotation_due(alg):
             key = keys.rotate(alg)
             changes.append(f"published {alg} {key.kid}")
-            record("keys.rotated", alg=alg, kid=key.kid, scheduled=True)
+            record(EventType.KEYS_ROTATED, alg=alg, kid=key.kid, scheduled=True)
     return changes
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from idp.events import record
+from idp.events import EventType, record
 
 from .flows.revocation import Reason, revoke_session
 from .models import AccessToken, DeviceSession, RefreshToken, SessionStatus
@@ -93,7 +93,7 @@ class RiskPolicyAdmin(admin.ModelAdmin):
         obj.updated_at = timezone.now()
         super().save_model(request, obj, form, change)
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        record("risk.policy_changed", client_id=obj.client.client_id, request=request,
+        record(EventType.RISK_POLICY_CHANGED, client_id=obj.client.client_id, request=request,
                admin=request.user.get_username(), changes=changes)
 
 
@@ -112,7 +112,7 @@ class StepUpDemandAdmin(admin.ModelAdmin):
     def clear(self, request: HttpRequest, queryset: Any) -> None:
         for demand in queryset.open().select_related("client", "user"):
             demand.clear(sid="")
-            record("risk.step_up_cleared", reason=demand.reason, user=demand.user, client_id=demand.client.client_id,
+            record(EventType.RISK_STEP_UP_CLEARED, reason=demand.reason, user=demand.user, client_id=demand.client.client_id,
                    request=request, admin=request.user.get_username(), demand=demand.pk)
 
 

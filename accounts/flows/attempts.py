@@ -11,12 +11,12 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from idp.events import record
+from idp.events import EventType, record
 
 from .. import known_devices, throttle
 
 
-def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: str, *, user: Any = None,
+def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: EventType, *, user: Any = None,
           **details: Any) -> throttle.Attempt:
     """Reserve an attempt on ``account``; raises ``throttle.Throttled`` after recording the refusal."""
     source = known_devices.source_for(request, account)
@@ -28,7 +28,7 @@ def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: str,
         raise
 
 
-def fail(request: HttpRequest, attempt: throttle.Attempt, event: str, reason: str, *, user: Any = None,
+def fail(request: HttpRequest, attempt: throttle.Attempt, event: EventType, reason: str, *, user: Any = None,
          **details: Any) -> None:
     """The secret was wrong: the attempt stays counted; record it with the delay now due."""
     delay = throttle.failed(attempt)

@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from idp import crypto
-from idp.events import client_ip, record
+from idp.events import EventType, client_ip, record
 
 from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
@@ -103,7 +103,7 @@ def sign_out(request: HttpRequest, user: Any, session_id: int, now: datetime | N
     if row is None or row.key_hash == _key_hash(request.session.session_key or ""):
         return False
     _delete(row, moment)
-    record("session.browser.signed_out", user=user, request=request, browser_session=row.pk, sid=row.sid)
+    record(EventType.SESSION_BROWSER_SIGNED_OUT, user=user, request=request, browser_session=row.pk, sid=row.sid)
     return True
 
 
@@ -116,7 +116,7 @@ def sign_out_others(request: HttpRequest, user: Any, reason: str, now: datetime 
         _delete(row, moment)
         count += 1
     if count:
-        record("session.browser.signed_out", user=user, request=request, reason=reason, count=count)
+        record(EventType.SESSION_BROWSER_SIGNED_OUT, user=user, request=request, reason=reason, count=count)
     return count
 
 

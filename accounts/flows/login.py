@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
-from idp.events import record
+from idp.events import EventType, record
 
 from .. import authstate, pending, throttle
 from . import attempts, policy
@@ -34,17 +34,17 @@ def check_password_login(request: HttpRequest, username: str, password: str) -> 
     the decision, the basis the source was recognised on and any wait are in the events.
     """
     try:
-        attempt = attempts.admit(request, throttle.Scope.PASSWORD, username, "login.password", username=username)
+        attempt = attempts.admit(request, throttle.Scope.PASSWORD, username, EventType.LOGIN_PASSWORD, username=username)
     except throttle.Throttled as refused:
         raise LoginRefused("throttled", refused.retry_after) from None
     # ModelBackend hashes a dummy password for unknown users, so timing reveals nothing.
     with attempts.judging(attempt):
         user = authenticate(request, username=username, password=password)
     if user is None:
-        attempts.fail(request, attempt, "login.password", "bad_credentials", username=username)
+        attempts.fail(request, attempt, EventType.LOGIN_PASSWORD, "bad_credentials", username=username)
         raise LoginRefused("bad_credentials")
     throttle.succeeded(attempt)
-    record("login.password", outcome="success", user=user, request=request, basis=str(attempt.source.basis))
+    record(EventType.LOGIN_PASSWORD, outcome="success", user=user, request=request, basis=str(attempt.source.basis))
     return user
 
 
@@ -60,11 +60,11 @@ def after_first_factor(request: HttpRequest, user: Any, amr: list[str], wanted_a
         return decision
     pending.clear(request)
     state = authstate.establish(request, user, amr)
-    record("login.completed", user=user, request=request, amr=state.amr, acr=state.acr, session_id=state.sid)
+    record(EventType.LOGIN_COMPLETED, user=user, request=request, amr=state.amr, acr=state.acr, session_id=state.sid)
     return decision
 
 
 def begin_step_up(request: HttpRequest, user: Any) -> None:
     """The signed-in user must add a factor to this session (acr_values / policy)."""
     pending.start(request, user, [], mode="stepup")
-    record("login.step_up", outcome="required", user=user, request=request)
+    record(EventType.LOGIN_STEP_UP, outcome="required", user=user, request=request)

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import update_session_auth_hash
 from django.http import HttpRequest
 
+from idp.events import EventType
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator, Reason
 
@@ -27,7 +28,7 @@ def change(request: HttpRequest, user: Any, new_password: str) -> None:
     signed_out = browser_sessions.sign_out_others(request, user, reason="password_changed")
     revoked = device_sessions.revoke_all(user, Reason.PASSWORD_CHANGED, request=request)
     revocation.credential_changed(
-        user, "password.changed", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+        user, EventType.PASSWORD_CHANGED, credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
         request=request, browser_sessions=signed_out, device_sessions=revoked,
     )
 
@@ -38,7 +39,7 @@ def set_by_admin(request: HttpRequest, user: Any, actor: Any) -> None:
     signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_SET_BY_ADMIN)
     revoked = device_sessions.revoke_all(user, Reason.PASSWORD_SET_BY_ADMIN, request=request)
     revocation.credential_changed(
-        user, "password.set_by_admin", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+        user, EventType.PASSWORD_SET_BY_ADMIN, credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
         initiator=Initiator.ADMIN, request=request, actor=actor.get_username(), browser_sessions=signed_out,
         device_sessions=revoked,
     )

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from idp import crypto
-from idp.events import record
+from idp.events import EventType, record
 
 from ..app_settings import app_settings
 
@@ -43,7 +43,7 @@ def generate(user: Any, request: HttpRequest | None = None, reason: str = "gener
         StaticDevice.objects.filter(user=user).delete()
         device = StaticDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=True)
         StaticToken.objects.bulk_create([StaticToken(device=device, token=_hash(c)) for c in codes])
-    record("factor.recovery_codes.generated", user=user, request=request, reason=reason, count=len(codes))
+    record(EventType.FACTOR_RECOVERY_CODES_GENERATED, user=user, request=request, reason=reason, count=len(codes))
     return codes
 
 
@@ -64,4 +64,4 @@ def use(user: Any, code: str) -> bool:
 def delete_all(user: Any, request: HttpRequest | None = None, reason: str = "removed") -> None:
     deleted, _ = StaticDevice.objects.filter(user=user).delete()
     if deleted:
-        record("factor.recovery_codes.removed", user=user, request=request, reason=reason)
+        record(EventType.FACTOR_RECOVERY_CODES_REMOVED, user=user, request=request, reason=reason)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from idp.events import record
+from idp.events import EventType, record
 
 from .. import authstate, pending, throttle
 from ..authstate import AuthState
@@ -41,19 +41,19 @@ def verify_code(
     if user is None:
         raise SecondFactorRefused("no_user")
     try:
-        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), "login.second_factor",
+        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.LOGIN_SECOND_FACTOR,
                                  user=user, method=method)
     except throttle.Throttled as refused:
         raise SecondFactorRefused("throttled", refused.retry_after) from None
     with attempts.judging(attempt):
         ok = _check(user, method, code)
     if not ok:
-        attempts.fail(request, attempt, "login.second_factor", "bad_code", user=user, method=method)
+        attempts.fail(request, attempt, EventType.LOGIN_SECOND_FACTOR, "bad_code", user=user, method=method)
         raise SecondFactorRefused("bad_code")
     throttle.succeeded(attempt)
     if method == "recovery":
-        record("factor.recovery_code.used", user=user, request=request, remaining=recovery.remaining(user))
-    record("login.second_factor", user=user, request=request, method=method)
+        record(EventType.FACTOR_RECOVERY_CODE_USED, user=user, request=request, remaining=recovery.remaining(user))
+    record(EventType.LOGIN_SECOND_FACTOR, user=user, request=request, method=method)
     return complete(request, state, user, ["otp"], now)
 
 
@@ -72,8 +72,8 @@ def complete(
     if state.mode == "stepup" and current is not None and current.user_id == user.pk:
         result = authstate.add_methods(request, methods, now)
         assert result is not None
-        record("login.step_up", user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
+        record(EventType.LOGIN_STEP_UP, user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
         return result
     result = authstate.establish(request, user, [*state.amr, *methods], now)
-    record("login.completed", user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
+    record(EventType.LOGIN_COMPLETED, user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
     return result

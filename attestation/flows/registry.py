@@ -9,7 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from idp.events import record
+from idp.events import EventType, record
 
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
@@ -17,7 +17,7 @@ from ..models import Device, DeviceStatus, RegisteredApp
 from .challenges import claim_challenge
 
 
-def _record(event: str, device: Device, actor: Any, reason: str, **details: Any) -> None:
+def _record(event: EventType, device: Device, actor: Any, reason: str, **details: Any) -> None:
     record(
         event,
         outcome="success",
@@ -34,7 +34,7 @@ def _record(event: str, device: Device, actor: Any, reason: str, **details: Any)
 def suspend_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
     """Refuse the device until an operator reactivates it (``device_suspended``)."""
     device.set_status(DeviceStatus.SUSPENDED, reason, now or timezone.now())
-    _record("attestation.device.suspended", device, actor, reason)
+    _record(EventType.ATTESTATION_DEVICE_SUSPENDED, device, actor, reason)
 
 
 def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
@@ -44,7 +44,7 @@ def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: d
     from sessions.flows.revocation import Reason
 
     device.set_status(DeviceStatus.REVOKED, reason, now or timezone.now())
-    _record("attestation.device.revoked", device, actor, reason)
+    _record(EventType.ATTESTATION_DEVICE_REVOKED, device, actor, reason)
     revoke_device_sessions(device.pk, Reason.DEVICE_REVOKED)
 
 
@@ -53,7 +53,7 @@ def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, no
     if device.status != DeviceStatus.SUSPENDED:
         return
     device.set_status(DeviceStatus.ACTIVE, reason, now or timezone.now())
-    _record("attestation.device.reactivated", device, actor, reason)
+    _record(EventType.ATTESTATION_DEVICE_REACTIVATED, device, actor, reason)
 
 
 def require_reattestation(
@@ -67,10 +67,10 @@ def require_reattestation(
     device.requires_reattestation = True
     if updated:
         device.reattestation_required_at = moment
-    _record("attestation.device.reattestation_required", device, actor, reason)
+    _record(EventType.ATTESTATION_DEVICE_REATTESTATION_REQUIRED, device, actor, reason)
 
 
-def device_event(event: str, reason: str, client_id: str, request: Any, *, platform: str, **details: Any) -> None:
+def device_event(event: EventType, reason: str, client_id: str, request: Any, *, platform: str, **details: Any) -> None:
     """One security event per enrollment or proof, success or failure (``reason`` set)."""
     record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id,
            request=request, platform=platform, **details)

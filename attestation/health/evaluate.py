@@ -12,14 +12,14 @@ from typing import Any
 
 from django.db import transaction
 
-from idp.events import record
+from idp.events import EventType, record
 
 from ..health_models import DeviceHealth, HealthFinding, HealthOutcome
 from .facts import HealthFacts, collect, display_os_version, verified_signals
 from .rules import Decision, RuleSpec, decide, rules_for_client
 from .settings import health_settings
 
-COMPLIANCE_EVENT = "device.compliance_changed"
+COMPLIANCE_EVENT = EventType.DEVICE_COMPLIANCE_CHANGED
 # Facts that only date a check (a fresh Play Integrity verdict at each refresh): no rule reads
 # them, so alone they do not make a snapshot change; they are stored with ``evaluated_at``.
 DATED_FACTS = frozenset({"integrity_checked_at"})

@@ -32,7 +32,7 @@ from sessions.risk.stepup import acr_demanded_for
 from sessions.risk.stepup import open_since as step_up_open_since
 
 from ..app_settings import app_settings
-from ..events import record
+from ..events import EventType, record
 from ..models import Consent
 from ..oauth.server import VigilOAuth2Request, get_server
 from ..scopes import describe_scopes
@@ -96,7 +96,7 @@ def _recalled(request: HttpRequest, name: str) -> int | None:
 
 def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAuth2Request) -> Outcome:
     record(
-        "oauth.authorize_error",
+        EventType.OAUTH_AUTHORIZE_ERROR,
         outcome="failure",
         reason=error.error or "",
         request=request,
@@ -195,13 +195,13 @@ def _account_choice(
         return None
     if account == AccountChoice.CONTINUE:
         _remember(request, ACCOUNT_MARK, now)
-        record("oauth.account_selected", user=request.user, client_id=client.client_id, request=request)
+        record(EventType.OAUTH_ACCOUNT_SELECTED, user=request.user, client_id=client.client_id, request=request)
         return None
     if account == AccountChoice.SWITCH:
         user = request.user
         browser_sessions.sign_out_current(request)
         _remember(request, ACCOUNT_MARK, now)
-        record("oauth.account_switched", user=user, client_id=client.client_id, request=request)
+        record(EventType.OAUTH_ACCOUNT_SWITCHED, user=user, client_id=client.client_id, request=request)
         wanted = required_acr(client, None, params.acr_values) or ""
         return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, False, "", now))
     return Outcome(OutcomeKind.SELECT_ACCOUNT, context={"client": client, "user": request.user})
@@ -262,7 +262,7 @@ def _decide(
     oauth_req.vigil_resources = params.resources
     oauth_req.vigil_code_dpop_jkt = params.dpop_jkt
     response_params = grant.issue_code(request.user)
-    record("oauth.authorized", user=request.user, client_id=client.client_id, request=request, scope=scope,
+    record(EventType.OAUTH_AUTHORIZED, user=request.user, client_id=client.client_id, request=request, scope=scope,
            acr=state.acr, response_mode=params.response_mode.value, dpop_jkt_bound=bool(params.dpop_jkt))
     return Outcome(OutcomeKind.RESPONSE, response=deliver(request, redirect_uri, response_params, params.response_mode))
 
@@ -272,4 +272,4 @@ def _remember_consent(user: Any, client: Any, scope: str) -> None:
     consent.scopes = sorted(set(consent.scopes) | set(scope.split()))
     consent.updated_at = timezone.now()
     consent.save(update_fields=["scopes", "updated_at"])
-    record("oauth.consent_granted", user=user, client_id=client.client_id, scopes=consent.scopes)
+    record(EventType.OAUTH_CONSENT_GRANTED, user=user, client_id=client.client_id, scopes=consent.scopes)

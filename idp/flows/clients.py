@@ -12,7 +12,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from ..crypto import generate_token
-from ..events import record
+from ..events import EventType, record
 from ..models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
 from ..redirects import validate_redirect_uri_for_registration
 
@@ -98,7 +98,7 @@ def register_client(
             client.set_secret(secret)
         client.save()
     record(
-        "client.registered", client_id=client.client_id, public=public, grant_types=grants, auth_methods=methods,
+        EventType.CLIENT_REGISTERED, client_id=client.client_id, public=public, grant_types=grants, auth_methods=methods,
         signing_alg=alg, require_pkce=require_pkce,
     )
     return RegisteredClient(client, secret)
@@ -167,5 +167,5 @@ def rotate_secret(client: Client) -> str:
     secret = generate_token(32)
     client.set_secret(secret)
     client.save(update_fields=["secret_hash"])
-    record("client.secret_rotated", client_id=client.client_id)
+    record(EventType.CLIENT_SECRET_ROTATED, client_id=client.client_id)
     return secret

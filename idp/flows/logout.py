@@ -21,7 +21,7 @@ from sessions.flows.tokens import revoke_browser_login
 from sessions.models import DeviceSession
 
 from .. import jwt_tokens
-from ..events import record
+from ..events import EventType, record
 from ..models import Client
 
 
@@ -73,5 +73,5 @@ def perform(request: HttpRequest, parsed: LogoutRequest) -> int:
     user = request.user if request.user.is_authenticated else None
     browser_sessions.mark_ended(request)
     logout(request)
-    record("logout", user=user, request=request, client_id=parsed.client.client_id if parsed.client else "", revoked=revoked)
+    record(EventType.LOGOUT, user=user, request=request, client_id=parsed.client.client_id if parsed.client else "", revoked=revoked)
     return revoked

@@ -13,7 +13,7 @@ from accounts.acr import ACR_MFA
 from sessions.models import AccessToken, SessionStatus
 
 from .. import jwt_tokens
-from ..events import record
+from ..events import EventType, record
 
 
 @dataclass
@@ -101,4 +101,4 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
 
 
 def _refused(request: HttpRequest, reason: str, detail: str) -> None:
-    record("resource.token_refused", outcome="denied", reason=reason, request=request, detail=detail, path=request.path)
+    record(EventType.RESOURCE_TOKEN_REFUSED, outcome="denied", reason=reason, request=request, detail=detail, path=request.path)

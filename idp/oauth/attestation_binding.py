@@ -20,7 +20,7 @@ from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE
 from sessions.flows import device_binding, revocation
 from sessions.models import DeviceSession
 
-from ..events import record
+from ..events import EventType, record
 from .errors import InvalidClientAttestationError, UseAttestationChallengeError
 
 FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}
@@ -55,7 +55,7 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
             request=request.django_request,
         )
     except AttestationError as error:
-        record("attestation.token_refused", outcome="denied", reason=error.reason, client_id=client.client_id,
+        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=error.reason, client_id=client.client_id,
                request=request.django_request, grant_type="authorization_code")
         if error.reason in NOTHING_TO_VERIFY:
             raise UseAttestationChallengeError(
@@ -78,7 +78,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         return
     device = session.device
     if device.requires_reattestation:
-        record("attestation.token_refused", outcome="denied", reason="reattestation_required", user=session.user,
+        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason="reattestation_required", user=session.user,
                client_id=client.client_id, session_id=session.sid, request=request.django_request)
         revocation.revoke_session(session, revocation.Reason.REATTESTATION_REQUIRED)
         raise InvalidGrantError("The device must attest again: send the user through authorization.")
@@ -110,7 +110,7 @@ def _what_is_required(error: AttestationError, missing_everything: str, *, enrol
 def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationError) -> None:
     request = grant.request
     client = request.client
-    record("attestation.token_refused", outcome="denied", reason=error.reason, user=session.user,
+    record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=error.reason, user=session.user,
            client_id=client.client_id, session_id=session.sid, request=request.django_request,
            grant_type="refresh_token")
     if error.reason in NOTHING_TO_VERIFY:

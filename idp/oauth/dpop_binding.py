@@ -9,7 +9,7 @@ from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
 
 from ..app_settings import app_settings
-from ..events import record
+from ..events import EventType, record
 from .errors import InvalidDPoPProofError, UseDPoPNonceError
 
 
@@ -41,7 +41,7 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
         )
     except DPoPError as error:
         record(
-            "dpop.refused",
+            EventType.DPOP_REFUSED,
             outcome="denied",
             reason=error.reason or error.error,
             client_id=client.client_id,

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 
 from .. import config_cache
 from ..app_settings import app_settings
-from ..events import record
+from ..events import EventType, record
 from ..models import Client
 from .client_auth import ClientAuthenticator
 from .policy import KeptAfterRollback
@@ -89,7 +89,7 @@ class AuthorizationServer(_AuthorizationServer):
         auth_failure = getattr(error, "auth_failure", None)
         client_id = getattr(error, "auth_client_id", "") or getattr(getattr(request, "payload", None), "client_id", "")
         record(
-            "oauth.error",
+            EventType.OAUTH_ERROR,
             outcome="failure",
             reason=error.error or "",
             client_id=str(client_id or "")[:100],

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from idp.events import record
+from idp.events import EventType, record
 
 from . import actions, jwks_cache
 from .app_settings import app_settings
@@ -84,7 +84,7 @@ def receive(push: Push, now: datetime | None = None) -> ReceivedSet:
         claims = _verified_claims(transmitter, _token(push), moment)
         return _accept(transmitter, claims, moment, push.ip)
     except SetError as error:
-        record("ssf.set.refused", outcome="denied", reason=error.code, ip_address=push.ip,
+        record(EventType.SSF_SET_REFUSED, outcome="denied", reason=error.code, ip_address=push.ip,
                transmitter=transmitter.name if transmitter else push.slug[:40], description=error.description)
         raise
 
@@ -102,7 +102,7 @@ def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetim
                 for event_type, event in claims["events"].items()
             ]
             received.save(update_fields=["actions"])
-            record("ssf.set.received", transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
+            record(EventType.SSF_SET_RECEIVED, transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
                    events=list(claims["events"]), actions=received.actions, txn=claims.get("txn", ""))
     except SetError:
         raise

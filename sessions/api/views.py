@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from idp.api_errors import ApiError, ApiErrorSerializer
-from idp.events import record
+from idp.events import EventType, record
 from idp.oauth.server import get_server
 
 from ..risk.usage import UsageError, report_usage
@@ -32,7 +32,7 @@ def authenticate_reporter(request: HttpRequest) -> object:
     try:
         return server.authenticate_client(server.create_oauth2_request(request), AUTH_METHODS, endpoint="usage")
     except OAuth2Error as error:
-        record("risk.usage_refused", outcome="denied", reason="invalid_client", request=request,
+        record(EventType.RISK_USAGE_REFUSED, outcome="denied", reason="invalid_client", request=request,
                description=error.description)
         raise ApiError("invalid_client", "Client authentication failed.", status.HTTP_401_UNAUTHORIZED) from error
 

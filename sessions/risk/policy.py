@@ -19,7 +19,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from accounts.acr import ACR_MFA, acr_satisfies
-from idp.events import client_ip, record
+from idp.events import EventType, client_ip, record
 from idp.flows.resource import ResourceError
 from idp.oauth.policy import PolicyDecision, ResourceContext, TokenContext
 
@@ -122,7 +122,7 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
         actions.execute(chosen, user=context.user, client=context.client, session=target, request=request,
                         now=now, source=source)
         if unmet:
-            record("risk.step_up_pending", outcome="denied", reason="step_up_demand_unmet", user=context.user,
+            record(EventType.RISK_STEP_UP_PENDING, outcome="denied", reason="step_up_demand_unmet", user=context.user,
                    client_id=context.client.client_id, request=request, source=source, demanded_acr=unmet,
                    acr=getattr(session, "acr", ""))
 

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest
 
-from idp.events import record
+from idp.events import EventType, record
 
 from ..models import DeviceSession, SessionStatus
 from . import actions, volume
@@ -84,7 +84,7 @@ def report_usage(*, client: Any, sub: str, sid: str, amount: int, start: datetim
                                         end=end, report_id=report_id, now=now)
         if recorded.duplicate:
             return UsageResult(recorded.day.isoformat(), True)
-        record("risk.usage_reported", outcome="info", user=user, client_id=client.client_id,
+        record(EventType.RISK_USAGE_REPORTED, outcome="info", user=user, client_id=client.client_id,
                session_id=session.sid if session else "", request=request, bytes=amount,
                day=recorded.day.isoformat(), day_bytes=recorded.day_total, report=recorded.report.pk)
         if risk_settings.ENABLED:

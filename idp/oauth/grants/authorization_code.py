@@ -23,7 +23,7 @@ from django.utils import timezone
 from sessions.flows import tokens as token_flows
 
 from ...crypto import token_hash
-from ...events import client_ip, record
+from ...events import EventType, client_ip, record
 from ...sql import JoinedQuery, Part, Statement
 from ...models import AuthorizationCode
 from ..claims import id_token_claims
@@ -158,7 +158,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         now = timezone.now()
         token_flows.revoke_for_code_reuse(code, now=now)
         record(
-            "oauth.code_reuse",
+            EventType.OAUTH_CODE_REUSE,
             outcome="denied",
             reason="authorization_code_reuse",
             user=code.user,
@@ -174,7 +174,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         if not code.dpop_jkt or (jkt is not None and compare_digest(jkt, code.dpop_jkt)):
             return
         record(
-            "dpop.refused",
+            EventType.DPOP_REFUSED,
             outcome="denied",
             reason="dpop_jkt_mismatch" if jkt else "dpop_jkt_missing_proof",
             user=code.user,
@@ -207,7 +207,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         self.request.user = code.user
         self.request.vigil_session = session
         record(
-            "oauth.token_issued",
+            EventType.OAUTH_TOKEN_ISSUED,
             user=code.user,
             client_id=code.client.client_id,
             session_id=session.sid,

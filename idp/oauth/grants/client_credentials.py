@@ -8,7 +8,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
-from ...events import record
+from ...events import EventType, record
 from ..dpop_binding import check_token_request
 from .base import VigilGrantMixin
 
@@ -33,7 +33,7 @@ class ClientCredentialsGrant(VigilGrantMixin, grants.ClientCredentialsGrant):
         scope = self.granted_scope()
         issued = self.issue_tokens(session=None, scope=scope, now=timezone.now(), with_refresh=False)
         record(
-            "oauth.token_issued",
+            EventType.OAUTH_TOKEN_ISSUED,
             client_id=self.request.client.client_id,
             request=self.request.django_request,
             grant_type="client_credentials",

@@ -24,7 +24,7 @@ from sessions.flows.tokens import Refusal
 from sessions.models import RefreshToken, SessionStatus
 
 from ... import events
-from ...events import client_ip, record
+from ...events import EventType, client_ip, record
 from ..attestation_binding import verify_at_refresh
 from ..claims import id_token_claims
 from ..dpop_binding import check_token_request
@@ -59,7 +59,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         if reason == Refusal.REUSE:
             revocation.revoke_session(token.session, revocation.Reason.REFRESH_REUSE)
         record(
-            "oauth.refresh_refused",
+            EventType.OAUTH_REFRESH_REFUSED,
             outcome="denied",
             reason=reason,
             user=token.session.user,
@@ -104,7 +104,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
                 issued.extra["id_token"] = id_token_claims.encode(session, issued.access_token, self.request.client)
             written.record(
                 # A retry is its own event: the same successor handed out again (issue 12).
-                "oauth.refresh_retried" if rotation.retried else "oauth.token_refreshed",
+                EventType.OAUTH_REFRESH_RETRIED if rotation.retried else EventType.OAUTH_TOKEN_REFRESHED,
                 user=session.user,
                 client_id=session.client.client_id,
                 session_id=session.sid,
