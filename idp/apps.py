@@ -23,9 +23,8 @@ class IdpConfig(AppConfig):
     def ready(self) -> None:
         import warnings
 
-        from sessions.flows import cascade  # noqa: F401  (connects the user-deactivation cascade)
-
         from . import checks  # noqa: F401  (registers system checks)
+        from .ssf import signals  # noqa: F401  (subscribes the transmitter to the announcements)
         from . import config_cache
         from .models import Client, SigningKey
 

@@ -17,8 +17,9 @@ from .http_methods import allow_methods
 from .app_settings import app_settings
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
-from .flows.resource import ResourceError, authorize as authorize_resource
+from .flows.resource import ResourceError, ResourceErrorCode, authorize as authorize_resource
 from .oauth.claims import userinfo_claims
+from .oauth.errors import OAuthErrorCode
 from .oauth.server import NO_STORE, get_server
 
 
@@ -85,12 +86,12 @@ def _authorize_page(request: HttpRequest) -> HttpResponse:
 
 def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
     if request.method != "POST":
-        response = _json({"error": "invalid_request", "error_description": "Use POST."}, 405)
+        response = _json({"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Use POST."}, 405)
         response["Allow"] = "POST"
         return response
     if request.content_type != "application/x-www-form-urlencoded":
         return _json(
-            {"error": "invalid_request", "error_description": "Send application/x-www-form-urlencoded."}, 400
+            {"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Send application/x-www-form-urlencoded."}, 400
         )
     server = get_server()
     try:
@@ -100,7 +101,7 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
             return server.create_endpoint_response(endpoint, request)
     except ValueError:
         # Authlib refuses to echo characters RFC 6749 §5.2 forbids in error_description.
-        return _json({"error": "invalid_request", "error_description": "The request contains invalid characters."}, 400)
+        return _json({"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "The request contains invalid characters."}, 400)
 
 
 @csrf_exempt
@@ -132,7 +133,7 @@ def userinfo(request: HttpRequest) -> HttpResponse:
         return response
     user = authorized.token.user
     if user is None or not user.is_active:
-        return _json({"error": "invalid_token", "error_description": "No user behind this token."}, 401)
+        return _json({"error": ResourceErrorCode.INVALID_TOKEN, "error_description": "No user behind this token."}, 401)
     response = _json(userinfo_claims(user, authorized.claims.get("scope", "")))
     for key, value in NO_STORE:
         response[key] = value
@@ -145,7 +146,7 @@ def userinfo(request: HttpRequest) -> HttpResponse:
 def end_session(request: HttpRequest) -> HttpResponse:
     parsed = logout_flow.parse(request)
     if parsed.error:
-        return render(request, "idp/error.html", {"error": "invalid_request", "description": parsed.error,
+        return render(request, "idp/error.html", {"error": OAuthErrorCode.INVALID_REQUEST, "description": parsed.error,
                                                    "title": "Sign-out request problem",
                                                    "heading": "This sign-out request cannot be completed"}, status=400)
     confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"

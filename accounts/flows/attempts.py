@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any
 
 from django.http import HttpRequest
@@ -16,6 +17,14 @@ from idp.events import EventType, record
 from .. import known_devices, throttle
 
 
+class Refusal(StrEnum):
+    """Why a guess of a secret was refused (the event's ``reason`` and the refusal's)."""
+
+    THROTTLED = "throttled"  # too many guesses: wait (``throttle.Throttled``)
+    BAD_CREDENTIALS = "bad_credentials"  # wrong username or password
+    BAD_CODE = "bad_code"  # wrong TOTP or recovery code
+
+
 def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: EventType, *, user: Any = None,
           **details: Any) -> throttle.Attempt:
     """Reserve an attempt on ``account``; raises ``throttle.Throttled`` after recording the refusal."""
@@ -23,12 +32,12 @@ def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: Even
     try:
         return throttle.admit(scope, account, source)
     except throttle.Throttled as refused:
-        record(event, outcome="denied", reason="throttled", user=user, request=request, **details,
+        record(event, outcome="denied", reason=Refusal.THROTTLED, user=user, request=request, **details,
                **refused.details())
         raise
 
 
-def fail(request: HttpRequest, attempt: throttle.Attempt, event: EventType, reason: str, *, user: Any = None,
+def fail(request: HttpRequest, attempt: throttle.Attempt, event: EventType, reason: Refusal, *, user: Any = None,
          **details: Any) -> None:
     """The secret was wrong: the attempt stays counted; record it with the delay now due."""
     delay = throttle.failed(attempt)

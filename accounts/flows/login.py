@@ -20,7 +20,7 @@ class LoginRefused(Exception):
     """Password login failed; ``message`` is safe to show (reveals nothing about the account:
     the delays apply to any name typed, existing or not). ``retry_after`` when throttled."""
 
-    def __init__(self, reason: str, retry_after: int | None = None):
+    def __init__(self, reason: attempts.Refusal, retry_after: int | None = None):
         self.message = THROTTLED.format(seconds=retry_after) if retry_after else GENERIC_FAILURE
         super().__init__(self.message)
         self.reason = reason
@@ -36,13 +36,13 @@ def check_password_login(request: HttpRequest, username: str, password: str) -> 
     try:
         attempt = attempts.admit(request, throttle.Scope.PASSWORD, username, EventType.LOGIN_PASSWORD, username=username)
     except throttle.Throttled as refused:
-        raise LoginRefused("throttled", refused.retry_after) from None
+        raise LoginRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
     # ModelBackend hashes a dummy password for unknown users, so timing reveals nothing.
     with attempts.judging(attempt):
         user = authenticate(request, username=username, password=password)
     if user is None:
-        attempts.fail(request, attempt, EventType.LOGIN_PASSWORD, "bad_credentials", username=username)
-        raise LoginRefused("bad_credentials")
+        attempts.fail(request, attempt, EventType.LOGIN_PASSWORD, attempts.Refusal.BAD_CREDENTIALS, username=username)
+        raise LoginRefused(attempts.Refusal.BAD_CREDENTIALS)
     throttle.succeeded(attempt)
     record(EventType.LOGIN_PASSWORD, outcome="success", user=user, request=request, basis=str(attempt.source.basis))
     return user

@@ -25,7 +25,7 @@ def change(request: HttpRequest, user: Any, new_password: str) -> None:
     state = authstate.current(request)
     if state is not None:
         browser_sessions.remember(request, user, state, old_key=old_key)
-    signed_out = browser_sessions.sign_out_others(request, user, reason="password_changed")
+    signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_CHANGED)
     revoked = device_sessions.revoke_all(user, Reason.PASSWORD_CHANGED, request=request)
     revocation.credential_changed(
         user, EventType.PASSWORD_CHANGED, credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,

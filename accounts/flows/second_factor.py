@@ -23,7 +23,7 @@ THROTTLED = "Too many attempts. Try again in {seconds} seconds."
 
 
 class SecondFactorRefused(Exception):
-    def __init__(self, reason: str, retry_after: int | None = None):
+    def __init__(self, reason: attempts.Refusal, retry_after: int | None = None):
         self.message = THROTTLED.format(seconds=retry_after) if retry_after else GENERIC_FAILURE
         super().__init__(self.message)
         self.reason = reason
@@ -44,12 +44,12 @@ def verify_code(
         attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.LOGIN_SECOND_FACTOR,
                                  user=user, method=method)
     except throttle.Throttled as refused:
-        raise SecondFactorRefused("throttled", refused.retry_after) from None
+        raise SecondFactorRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
     with attempts.judging(attempt):
         ok = _check(user, method, code)
     if not ok:
-        attempts.fail(request, attempt, EventType.LOGIN_SECOND_FACTOR, "bad_code", user=user, method=method)
-        raise SecondFactorRefused("bad_code")
+        attempts.fail(request, attempt, EventType.LOGIN_SECOND_FACTOR, attempts.Refusal.BAD_CODE, user=user, method=method)
+        raise SecondFactorRefused(attempts.Refusal.BAD_CODE)
     throttle.succeeded(attempt)
     if method == "recovery":
         record(EventType.FACTOR_RECOVERY_CODE_USED, user=user, request=request, remaining=recovery.remaining(user))

@@ -93,7 +93,7 @@ def confirm(user: Any, code: str, request: HttpRequest) -> bool:
         device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
         verified = device is not None and verify_device(device.pk, code)
     if not verified:
-        attempts.fail(request, attempt, EventType.FACTOR_TOTP_ENROLL, "bad_code", user=user)
+        attempts.fail(request, attempt, EventType.FACTOR_TOTP_ENROLL, attempts.Refusal.BAD_CODE, user=user)
         return False
     throttle.succeeded(attempt)
     with transaction.atomic():

@@ -1,5 +1,6 @@
 """Operator decisions on registered devices (admin actions): suspend, revoke, require
-re-attestation. Each records one security event."""
+re-attestation. Each records one security event; suspending and revoking also announce
+themselves (``attestation.signals``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from idp.events import EventType, record
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import Device, DeviceStatus, RegisteredApp
+from ..signals import device_revoked, device_suspended
 from .challenges import claim_challenge
 
 
@@ -32,20 +34,22 @@ def _record(event: EventType, device: Device, actor: Any, reason: str, **details
 
 
 def suspend_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
-    """Refuse the device until an operator reactivates it (``device_suspended``)."""
-    device.set_status(DeviceStatus.SUSPENDED, reason, now or timezone.now())
+    """Refuse the device until an operator reactivates it (``device_suspended``), and announce it."""
+    moment = now or timezone.now()
+    device.set_status(DeviceStatus.SUSPENDED, reason, moment)
     _record(EventType.ATTESTATION_DEVICE_SUSPENDED, device, actor, reason)
+    device_suspended.send(sender=Device, device=device, reason=reason, actor=actor, now=moment)
 
 
 def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
     """Refuse the device for good (``device_revoked``); the app must enroll a new key. Its
-    token families end at once (issue 5 §5), not at their next refresh."""
-    from sessions.flows.cascade import revoke_device_sessions  # sessions builds on attestation
-    from sessions.flows.revocation import Reason
-
-    device.set_status(DeviceStatus.REVOKED, reason, now or timezone.now())
-    _record(EventType.ATTESTATION_DEVICE_REVOKED, device, actor, reason)
-    revoke_device_sessions(device.pk, Reason.DEVICE_REVOKED)
+    token families end at once (issue 5 §5), not at their next refresh: the announcement's
+    listener (``sessions.flows.cascade``) ends them in this transaction."""
+    moment = now or timezone.now()
+    with transaction.atomic():
+        device.set_status(DeviceStatus.REVOKED, reason, moment)
+        _record(EventType.ATTESTATION_DEVICE_REVOKED, device, actor, reason)
+        device_revoked.send(sender=Device, device=device, reason=reason, actor=actor, now=moment)
 
 
 def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:

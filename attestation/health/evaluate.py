@@ -18,6 +18,7 @@ from ..health_models import DeviceHealth, HealthFinding, HealthOutcome
 from .facts import HealthFacts, collect, display_os_version, verified_signals
 from .rules import Decision, RuleSpec, decide, rules_for_client
 from .settings import health_settings
+from .signals import compliance_changed
 
 COMPLIANCE_EVENT = EventType.DEVICE_COMPLIANCE_CHANGED
 # Facts that only date a check (a fresh Play Integrity verdict at each refresh): no rule reads
@@ -241,11 +242,10 @@ def compliance_status(outcome: str) -> str:
 
 
 def _shared_signal(device: Any, details: dict[str, Any]) -> None:
-    """CAEP device-compliance-change to the registered receivers (``idp.ssf``); the transmitter
-    stores one delivery per receiver in this transaction and pushes after it commits."""
-    from idp.ssf.transmitter import emit_device_compliance_change
-
+    """Announce a change of compliance status (``signals.compliance_changed``); the Shared
+    Signals transmitter listens and stores one delivery per receiver in this transaction."""
     previous, current = compliance_status(details["previous_outcome"]), compliance_status(details["new_outcome"])
     if previous != current:
-        emit_device_compliance_change(device, previous_status=previous, current_status=current,
-                                      reason_admin=f"device health: {details['deciding_rule'] or 'all rules pass'}")
+        compliance_changed.send(sender=type(device), device=device, previous_status=previous, current_status=current,
+                                reason=f"device health: {details['deciding_rule'] or 'all rules pass'}",
+                                details=details)

@@ -111,7 +111,7 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
 
 def resource_policy(context: ResourceContext) -> None:
     """Refuse tokens of a device that is now denied, needs step-up, or is restricted to fewer scopes."""
-    from idp.flows.resource import ResourceError
+    from idp.flows.resource import ResourceError, ResourceErrorCode
 
     session = context.token.session
     if session is None or session.device_id is None:
@@ -121,14 +121,14 @@ def resource_policy(context: ResourceContext) -> None:
     if health is None or health.outcome == HealthOutcome.ALLOW:
         return
     if health.outcome == HealthOutcome.DENY:
-        raise ResourceError("invalid_token", "The device no longer meets the device health policy.", 401)
+        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The device no longer meets the device health policy.", 401)
     fresh = context.now - session.auth_time <= timedelta(seconds=health_settings.STEP_UP_MAX_AGE)
     if health.outcome == HealthOutcome.STEP_UP and not fresh:
-        raise ResourceError("invalid_token", "The device health policy requires step-up authentication.", 401)
+        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The device health policy requires step-up authentication.", 401)
     if health.outcome == HealthOutcome.REDUCE and health.allowed_scopes is not None:
         extra = set(str(context.claims.get("scope", "")).split()) - set(health.allowed_scopes.split())
         if extra:
-            raise ResourceError("insufficient_scope", "The device is restricted to fewer scopes now.", 403)
+            raise ResourceError(ResourceErrorCode.INSUFFICIENT_SCOPE, "The device is restricted to fewer scopes now.", 403)
 
 
 def register() -> None:

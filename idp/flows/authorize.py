@@ -34,6 +34,7 @@ from sessions.risk.stepup import open_since as step_up_open_since
 from ..app_settings import app_settings
 from ..events import EventType, record
 from ..models import Consent
+from ..oauth.errors import OAuthErrorCode
 from ..oauth.server import VigilOAuth2Request, get_server
 from ..scopes import describe_scopes
 from . import authorize_params
@@ -108,7 +109,7 @@ def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAu
         error.state = oauth_req.payload.state
         mode = requested_mode(oauth_req.payload.data, error.redirect_uri)
         return Outcome(OutcomeKind.RESPONSE, response=deliver(request, error.redirect_uri, error.get_body(), mode))
-    return Outcome(OutcomeKind.ERROR, error=error.error or "invalid_request", description=error.description or "")
+    return Outcome(OutcomeKind.ERROR, error=error.error or OAuthErrorCode.INVALID_REQUEST, description=error.description or "")
 
 
 def required_acr(client: Any, user: Any, requested: list[str]) -> str | None:

@@ -78,7 +78,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         return
     device = session.device
     if device.requires_reattestation:
-        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason="reattestation_required", user=session.user,
+        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=revocation.Reason.REATTESTATION_REQUIRED, user=session.user,
                client_id=client.client_id, session_id=session.sid, request=request.django_request)
         revocation.revoke_session(session, revocation.Reason.REATTESTATION_REQUIRED)
         raise InvalidGrantError("The device must attest again: send the user through authorization.")

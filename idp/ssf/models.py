@@ -224,4 +224,3 @@ __all__ = [
     "CaepEvent", "DeliveryStatus", "ReceivedSet", "ReceiverAction", "SetDelivery", "SsfReceiver", "SsfTransmitter",
 ]
 
-from . import signals  # noqa: E402,F401  (subscribes the transmitter to the revocation announcements)

@@ -1,7 +1,10 @@
-"""The transmitter listens to the revocation announcements (``sessions.flows.revocation``):
-every session the one path revokes becomes a CAEP 1.0 session-revoked SET (§3.1), every
-credential change a credential-change SET (§3.3), for the receivers that asked for them.
-The deliveries are rows of the revoking transaction: a rollback sends nothing."""
+"""The transmitter listens to the announcements, never to the audit table: every session
+the one revocation path revokes (``sessions.flows.revocation``) becomes a CAEP 1.0
+session-revoked SET (§3.1), every credential change a credential-change SET (§3.3), every
+change of a device's compliance status (``attestation.health.signals``) a
+device-compliance-change SET (§3.5), for the receivers that asked for them. The deliveries
+are rows of the announcing transaction: a rollback sends nothing. Connected from
+``IdpConfig.ready()``."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from attestation.health.signals import compliance_changed
 from sessions.flows.revocation import credential_change, session_revoked
 
 
@@ -38,3 +42,12 @@ def on_credential_change(sender: Any, user: Any, credential: str, change: str, i
 
     emit_credential_change(user, credential_type=str(credential), change_type=str(change), reason_admin=reason,
                            friendly_name=friendly_name, initiating_entity=str(initiator))
+
+
+@receiver(compliance_changed, dispatch_uid="idp.ssf.compliance_changed")
+def on_compliance_changed(sender: Any, device: Any, previous_status: str, current_status: str, reason: str,
+                          **kwargs: Any) -> None:
+    from .transmitter import emit_device_compliance_change
+
+    emit_device_compliance_change(device, previous_status=previous_status, current_status=current_status,
+                                  reason_admin=reason)

@@ -1,7 +1,8 @@
 """Revocation cascades (issue 5 §5): deactivating a user or revoking a device ends its
 token families at once, so introspection and userinfo refuse their tokens immediately
 rather than at the next refresh. Each family ends through the one path
-(``sessions.flows.revocation``), so each is recorded and announced."""
+(``sessions.flows.revocation``), so each is recorded and announced. The receivers here
+connect when ``DeviceSessionsConfig.ready()`` imports this module."""
 
 from __future__ import annotations
 
@@ -11,15 +12,23 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from attestation.signals import device_revoked
+
 from ..models import DeviceSession, SessionStatus
 from . import revocation
 from .revocation import Reason
 
 
 def revoke_device_sessions(device_id: int, reason: str) -> int:
-    """Called by ``attestation.flows.registry.revoke_device``."""
+    """End the live token families of a device."""
     live = DeviceSession.objects.exclude(status=SessionStatus.REVOKED).filter(device_id=device_id)
     return revocation.revoke_sessions(live.select_related("client", "user", "device"), reason)
+
+
+@receiver(device_revoked, dispatch_uid="sessions.device_revoked")
+def _device_revoked(sender: Any, device: Any, **kwargs: Any) -> None:
+    """``attestation.signals.device_revoked``: its families end at once."""
+    revoke_device_sessions(device.pk, Reason.DEVICE_REVOKED)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")

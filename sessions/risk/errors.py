@@ -14,7 +14,7 @@ from collections.abc import Callable
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.db import transaction
 
-from idp.flows.resource import ResourceError
+from idp.flows.resource import ResourceError, ResourceErrorCode
 from idp.oauth.policy import KeptAfterRollback
 
 STEP_UP_DESCRIPTION = "Step-up authentication is required: send the user through authorization again."
@@ -38,7 +38,7 @@ class StepUpRequiredError(ResourceError):
     """RFC 9470 §3: the resource needs a stronger authentication (``acr_values``)."""
 
     def __init__(self, acr: str):
-        super().__init__("insufficient_user_authentication", STEP_UP_DESCRIPTION, 401)
+        super().__init__(ResourceErrorCode.INSUFFICIENT_USER_AUTHENTICATION, STEP_UP_DESCRIPTION, 401)
         self.acr = acr
 
     def www_authenticate(self) -> str:

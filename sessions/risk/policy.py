@@ -20,7 +20,7 @@ from django.http import HttpRequest
 
 from accounts.acr import ACR_MFA, acr_satisfies
 from idp.events import EventType, client_ip, record
-from idp.flows.resource import ResourceError
+from idp.flows.resource import ResourceError, ResourceErrorCode
 from idp.oauth.policy import PolicyDecision, ResourceContext, TokenContext
 
 from ..risk_models import RiskAction
@@ -156,6 +156,6 @@ def evaluate_resource_request(context: ResourceContext) -> None:
         actions.execute(chosen, user=user, client=session.client, session=session, request=request,
                         now=context.now, source="resource:userinfo")
     if chosen.action == RiskAction.REVOKE:
-        raise ResourceError("invalid_token", REVOKED_DESCRIPTION)
+        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, REVOKED_DESCRIPTION)
     if chosen.action == RiskAction.STEP_UP:
         raise StepUpRequiredError(ACR_MFA)

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest
 
+from idp.api_errors import ApiErrorCode
 from idp.events import EventType, record
 
 from ..models import DeviceSession, SessionStatus
@@ -28,7 +29,7 @@ from .signals import Signal
 
 @dataclass
 class UsageError(Exception):
-    code: str
+    code: ApiErrorCode
     description: str
     status: int = 400
 
@@ -42,16 +43,16 @@ class UsageResult:
 def check_reporter(client: Any) -> None:
     """Only confidential clients whose risk policy accepts usage reports may report."""
     if client.is_public or not policy_for(client).accepts_usage_reports:
-        raise UsageError("access_denied", "This client may not report usage.", 403)
+        raise UsageError(ApiErrorCode.ACCESS_DENIED, "This client may not report usage.", 403)
 
 
 def check_period(start: datetime, end: datetime, now: datetime) -> None:
     if end <= start:
-        raise UsageError("invalid_request", "period_end must be after period_start.")
+        raise UsageError(ApiErrorCode.INVALID_REQUEST, "period_end must be after period_start.")
     if (end - start).total_seconds() > risk_settings.USAGE_MAX_PERIOD_SECONDS:
-        raise UsageError("invalid_request", f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds.")
+        raise UsageError(ApiErrorCode.INVALID_REQUEST, f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds.")
     if end > now + timedelta(seconds=risk_settings.USAGE_CLOCK_SKEW_SECONDS):
-        raise UsageError("invalid_request", "period_end is in the future.")
+        raise UsageError(ApiErrorCode.INVALID_REQUEST, "period_end is in the future.")
 
 
 def resolve_subject(sub: str, sid: str) -> tuple[Any, DeviceSession | None]:
@@ -59,11 +60,11 @@ def resolve_subject(sub: str, sid: str) -> tuple[Any, DeviceSession | None]:
     if sid:
         session = DeviceSession.objects.select_related("user", "client").filter(sid=sid).first()
         if session is None or (sub and session.user.get_user_id() != sub):
-            raise UsageError("unknown_subject", "No such session.", 404)
+            raise UsageError(ApiErrorCode.UNKNOWN_SUBJECT, "No such session.", 404)
         return session.user, session
     user = get_user_model().objects.filter(subject=_uuid(sub)).first() if _uuid(sub) else None
     if user is None:
-        raise UsageError("unknown_subject", "No such subject.", 404)
+        raise UsageError(ApiErrorCode.UNKNOWN_SUBJECT, "No such subject.", 404)
     return user, None
 
 

@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from sessions.flows import tokens as token_flows
+from sessions.flows import revocation, tokens as token_flows
 
 from ...crypto import token_hash
 from ...events import EventType, client_ip, record
@@ -160,7 +160,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         record(
             EventType.OAUTH_CODE_REUSE,
             outcome="denied",
-            reason="authorization_code_reuse",
+            reason=revocation.Reason.CODE_REUSE,
             user=code.user,
             client_id=code.client.client_id,
             request=self.request.django_request,
