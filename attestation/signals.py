@@ -1,8 +1,7 @@
 """The announcements of the attestation registry (``attestation.flows.registry``), the one
-service that suspends and revokes devices. Each is sent once per change, inside the
-operator's or policy's transaction, after the security event is recorded; listeners
-(``sessions.flows.cascade`` ends a revoked device's token families) subscribe here, never
-to the audit table. Receivers connect from their app's ``AppConfig.ready()``.
+service that suspends and revokes devices. Each is sent once per change, after the
+security event is recorded; listeners (``sessions.flows.cascade`` ends a revoked device's
+token families) subscribe here, never to the audit table. Receivers connect from their app's ``AppConfig.ready()``.
 
 Arguments: ``device`` (``attestation.models.Device``), ``reason`` (free text from the
 operator or the policy), ``actor`` (the user who decided, or None), ``now``.

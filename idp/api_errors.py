@@ -61,7 +61,7 @@ _DRF_CODES = {
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApiError):
-        return Response({"error": exc.code, "error_description": exc.description}, status=exc.status_code)
+        return Response({"error": str(exc.code), "error_description": exc.description}, status=exc.status_code)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -69,5 +69,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     detail = response.data
     if isinstance(detail, dict) and "detail" in detail:
         detail = detail["detail"]
-    response.data = {"error": code, "error_description": str(detail)}
+    # plain strings: the schema view renders YAML, which knows no enum
+    response.data = {"error": str(code), "error_description": str(detail)}
     return response

@@ -44,12 +44,11 @@ def suspend_device(device: Device, *, reason: str = "", actor: Any = None, now: 
 def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
     """Refuse the device for good (``device_revoked``); the app must enroll a new key. Its
     token families end at once (issue 5 §5), not at their next refresh: the announcement's
-    listener (``sessions.flows.cascade``) ends them in this transaction."""
+    listener (``sessions.flows.cascade``) ends them."""
     moment = now or timezone.now()
-    with transaction.atomic():
-        device.set_status(DeviceStatus.REVOKED, reason, moment)
-        _record(EventType.ATTESTATION_DEVICE_REVOKED, device, actor, reason)
-        device_revoked.send(sender=Device, device=device, reason=reason, actor=actor, now=moment)
+    device.set_status(DeviceStatus.REVOKED, reason, moment)
+    _record(EventType.ATTESTATION_DEVICE_REVOKED, device, actor, reason)
+    device_revoked.send(sender=Device, device=device, reason=reason, actor=actor, now=moment)
 
 
 def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:

@@ -26,7 +26,7 @@ from idp.events import EventType, record
 from . import actions, jwks_cache
 from .app_settings import app_settings
 from .models import ReceivedSet, SsfTransmitter
-from .set_tokens import SetError, VerifyPolicy, verify
+from .set_tokens import SetError, SetErrorCode, VerifyPolicy, verify
 
 SET_MEDIA_TYPE = "application/secevent+jwt"
 
@@ -45,17 +45,17 @@ class Push:
 def find_transmitter(slug: str) -> SsfTransmitter:
     transmitter = SsfTransmitter.objects.filter(slug=slug[:40], enabled=True).first() if slug else None
     if transmitter is None:
-        raise SetError("access_denied", "unknown or disabled transmitter")
+        raise SetError(SetErrorCode.ACCESS_DENIED, "unknown or disabled transmitter")
     return transmitter
 
 
 def _token(push: Push) -> str:
     if push.content_type.split(";")[0].strip().lower() != SET_MEDIA_TYPE:
-        raise SetError("invalid_request", f"Content-Type must be {SET_MEDIA_TYPE}")
+        raise SetError(SetErrorCode.INVALID_REQUEST, f"Content-Type must be {SET_MEDIA_TYPE}")
     try:
         return push.body.decode("ascii").strip()
     except UnicodeDecodeError as exc:
-        raise SetError("invalid_request", "the body is not a compact JWS") from exc
+        raise SetError(SetErrorCode.INVALID_REQUEST, "the body is not a compact JWS") from exc
 
 
 def _verified_claims(transmitter: SsfTransmitter, token: str, now: datetime) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def _verified_claims(transmitter: SsfTransmitter, token: str, now: datetime) -> 
     try:
         return verify(token, jwks_cache.keys_for(transmitter, now=now), policy)
     except SetError as error:
-        if error.code != "invalid_key" or not jwks_cache.may_refetch(transmitter, now=now):
+        if error.code != SetErrorCode.INVALID_KEY or not jwks_cache.may_refetch(transmitter, now=now):
             raise
     return verify(token, jwks_cache.keys_for(transmitter, now=now, refresh=True), policy)
 
@@ -80,7 +80,7 @@ def receive(push: Push, now: datetime | None = None) -> ReceivedSet:
     try:
         transmitter = find_transmitter(push.slug)
         if not transmitter.authorization_matches(push.authorization):
-            raise SetError("authentication_failed", "missing or wrong Authorization header")
+            raise SetError(SetErrorCode.AUTHENTICATION_FAILED, "missing or wrong Authorization header")
         claims = _verified_claims(transmitter, _token(push), moment)
         return _accept(transmitter, claims, moment, push.ip)
     except SetError as error:
@@ -93,7 +93,7 @@ def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetim
     key = _replay_key(transmitter, claims["jti"])
     window = app_settings.MAX_SET_AGE_SECONDS + app_settings.CLOCK_SKEW_SECONDS
     if not cache.add(key, 1, timeout=window):
-        raise SetError("invalid_request", "replayed jti")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "replayed jti")
     try:
         with transaction.atomic():
             received = _claim_jti(transmitter, claims, moment)
@@ -121,4 +121,4 @@ def _claim_jti(transmitter: SsfTransmitter, claims: dict[str, Any], moment: date
                 issued_at=datetime.fromtimestamp(claims["iat"], tz=UTC), received_at=moment,
             )
     except IntegrityError as exc:
-        raise SetError("invalid_request", "replayed jti") from exc
+        raise SetError(SetErrorCode.INVALID_REQUEST, "replayed jti") from exc
