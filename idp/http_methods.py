@@ -26,8 +26,6 @@ from django.http import (
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.http import require_http_methods
 
-from .oauth.errors import OAuthErrorCode
-
 
 def allow_methods(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """``require_http_methods`` that also tells ``RefuseUnsupportedMethodsMiddleware``."""
@@ -90,5 +88,5 @@ class RefuseUnreadableFormsMiddleware:
         if request.method == "POST" and request.content_type in FORM_TYPES:
             problem = _unreadable_form(request)
             if problem is not None:
-                return JsonResponse({"error": OAuthErrorCode.INVALID_REQUEST, "error_description": problem}, status=400)
+                return JsonResponse({"error": "invalid_request", "error_description": problem}, status=400)
         return self.get_response(request)

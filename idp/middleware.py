@@ -15,7 +15,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .http_basic import BasicProblem, MalformedBasic, parse_basic
 from .http_methods import FORM_TYPES
-from .oauth.errors import OAuthErrorCode
 
 PROTOCOL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_DPOP")
 
@@ -54,7 +53,7 @@ class RejectNullBytesMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if _has_nul(request):
             return JsonResponse(
-                {"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Parameters must not contain NUL characters."},
+                {"error": "invalid_request", "error_description": "Parameters must not contain NUL characters."},
                 status=400,
             )
         return self.get_response(request)
