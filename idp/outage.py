@@ -43,12 +43,11 @@ from django.urls import Resolver404, resolve
 from . import cache as shared_cache
 from . import events
 from .app_settings import app_settings
-from .oauth.errors import OAuthErrorCode
 
 logger = logging.getLogger("vigil.outage")
 
 EVENT_TYPE = events.EventType.SERVICE_UNAVAILABLE
-ERROR_CODE = OAuthErrorCode.TEMPORARILY_UNAVAILABLE
+ERROR_CODE = "temporarily_unavailable"  # OAuthErrorCode.TEMPORARILY_UNAVAILABLE; a shared helper imports no OAuth module
 TEMPLATE = "outage.html"
 # Pages that render HTML: the sign-in and account pages, the admin, and the browser-facing
 # protocol endpoints (authorization, RP-initiated logout). Everything else answers JSON.
