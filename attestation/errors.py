@@ -8,8 +8,13 @@ at their boundary, so nothing reaches a 500. The OAuth layer maps these onto
 
 from __future__ import annotations
 
+from enum import StrEnum
 
-class Reason:
+
+class Reason(StrEnum):
+    """The stable reasons a verifier refuses for (``AttestationError.reason``); the wire and
+    security-event value of each is its string."""
+
     # challenges
     CHALLENGE_UNKNOWN = "challenge_unknown"
     CHALLENGE_EXPIRED = "challenge_expired"

@@ -8,10 +8,21 @@ failure is ``invalid_client_attestation`` with the stable reason as ``error_desc
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from .errors import Reason
 
-USE_ATTESTATION_CHALLENGE = "use_attestation_challenge"
-INVALID_CLIENT_ATTESTATION = "invalid_client_attestation"
+
+
+class AttestationOAuthError(StrEnum):
+    """The two ``error`` codes of draft-ietf-oauth-attestation-based-client-auth."""
+
+    USE_ATTESTATION_CHALLENGE = "use_attestation_challenge"
+    INVALID_CLIENT_ATTESTATION = "invalid_client_attestation"
+
+
+USE_ATTESTATION_CHALLENGE = AttestationOAuthError.USE_ATTESTATION_CHALLENGE
+INVALID_CLIENT_ATTESTATION = AttestationOAuthError.INVALID_CLIENT_ATTESTATION
 CHALLENGE_HEADER = "OAuth-Client-Attestation-Challenge"
 
 CHALLENGE_REASONS = frozenset(
@@ -27,6 +38,6 @@ CHALLENGE_REASONS = frozenset(
 )
 
 
-def oauth_error_code(reason: str) -> str:
+def oauth_error_code(reason: str) -> AttestationOAuthError:
     """The RFC 6749 §5.2 ``error`` for an ``AttestationError.reason``."""
     return USE_ATTESTATION_CHALLENGE if reason in CHALLENGE_REASONS else INVALID_CLIENT_ATTESTATION

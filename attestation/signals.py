@@ -8,4 +8,7 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
+#: A device was suspended: refused until an operator reactivates it.
+device_suspended = Signal()
+#: A device was revoked for good: the app must enroll a new key.
 device_revoked = Signal()

@@ -1,7 +1,8 @@
 """Security events: every security decision is recorded once, here.
 
 ``record()`` appends a ``SecurityEvent`` row and writes the same data as one JSON
-line on the ``vigil.security`` logger. Flows call it; views never write events.
+line on the ``vigil.security`` logger. Flows call it; views never write events. Every event
+type is an ``EventType`` member, never a string (docs/security-events.md).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
+from enum import StrEnum
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
@@ -23,6 +25,80 @@ from .client_address import client_address
 
 logger = logging.getLogger("vigil.security")
 operations_logger = logging.getLogger(__name__)
+
+
+class EventType(StrEnum):
+    """Every kind of security event (``SecurityEvent.event_type``); each member's meaning is
+    in docs/security-events.md, which lists exactly these (``idp/tests/test_event_types.py``)."""
+
+    ATTESTATION_APP_REGISTERED = "attestation.app_registered"
+    ATTESTATION_CHALLENGE = "attestation.challenge"
+    ATTESTATION_ENROLL = "attestation.enroll"
+    ATTESTATION_ASSERT = "attestation.assert"
+    ATTESTATION_TOKEN_REFUSED = "attestation.token_refused"
+    ATTESTATION_DEVICE_SUSPENDED = "attestation.device.suspended"
+    ATTESTATION_DEVICE_REVOKED = "attestation.device.revoked"
+    ATTESTATION_DEVICE_REACTIVATED = "attestation.device.reactivated"
+    ATTESTATION_DEVICE_REATTESTATION_REQUIRED = "attestation.device.reattestation_required"
+    DEVICE_COMPLIANCE_CHANGED = "device.compliance_changed"
+    CLIENT_REGISTERED = "client.registered"
+    CLIENT_DEACTIVATED = "client.deactivated"
+    CLIENT_SECRET_ROTATED = "client.secret_rotated"
+    DPOP_REFUSED = "dpop.refused"
+    FACTOR_PASSKEY_REGISTER = "factor.passkey.register"
+    FACTOR_PASSKEY_ADDED = "factor.passkey.added"
+    FACTOR_PASSKEY_RENAMED = "factor.passkey.renamed"
+    FACTOR_PASSKEY_REMOVE = "factor.passkey.remove"
+    FACTOR_PASSKEY_REMOVED = "factor.passkey.removed"
+    FACTOR_PASSKEY_SIGN_COUNT_REGRESSION = "factor.passkey.sign_count_regression"
+    FACTOR_RECOVERY_CODE_USED = "factor.recovery_code.used"
+    FACTOR_RECOVERY_CODES_GENERATED = "factor.recovery_codes.generated"
+    FACTOR_RECOVERY_CODES_REMOVED = "factor.recovery_codes.removed"
+    FACTOR_RESET = "factor.reset"
+    FACTOR_TOTP_ENROLL = "factor.totp.enroll"
+    FACTOR_TOTP_ENROLLED = "factor.totp.enrolled"
+    FACTOR_TOTP_REMOVE = "factor.totp.remove"
+    FACTOR_TOTP_REMOVED = "factor.totp.removed"
+    KEYS_ROTATED = "keys.rotated"
+    LOGIN_PASSWORD = "login.password"
+    LOGIN_PASSKEY = "login.passkey"
+    LOGIN_SECOND_FACTOR = "login.second_factor"
+    LOGIN_STEP_UP = "login.step_up"
+    LOGIN_COMPLETED = "login.completed"
+    LOGOUT = "logout"
+    OAUTH_ACCOUNT_SELECTED = "oauth.account_selected"
+    OAUTH_ACCOUNT_SWITCHED = "oauth.account_switched"
+    OAUTH_AUTHORIZE_ERROR = "oauth.authorize_error"
+    OAUTH_AUTHORIZED = "oauth.authorized"
+    OAUTH_CODE_REUSE = "oauth.code_reuse"
+    OAUTH_CONSENT_GRANTED = "oauth.consent_granted"
+    OAUTH_ERROR = "oauth.error"
+    OAUTH_INTROSPECTION = "oauth.introspection"
+    OAUTH_REFRESH_REFUSED = "oauth.refresh_refused"
+    OAUTH_REFRESH_RETRIED = "oauth.refresh_retried"
+    OAUTH_REVOCATION = "oauth.revocation"
+    OAUTH_TOKEN_ISSUED = "oauth.token_issued"
+    OAUTH_TOKEN_REFRESHED = "oauth.token_refreshed"
+    PASSWORD_CHANGED = "password.changed"
+    PASSWORD_SET_BY_ADMIN = "password.set_by_admin"
+    RESOURCE_TOKEN_REFUSED = "resource.token_refused"
+    RISK_ACTION = "risk.action"
+    RISK_POLICY_CHANGED = "risk.policy_changed"
+    RISK_SIGNAL = "risk.signal"
+    RISK_STEP_UP_CLEARED = "risk.step_up_cleared"
+    RISK_STEP_UP_PENDING = "risk.step_up_pending"
+    RISK_USAGE_REFUSED = "risk.usage_refused"
+    RISK_USAGE_REPORTED = "risk.usage_reported"
+    SERVICE_UNAVAILABLE = "service.unavailable"
+    SESSION_BROWSER_SIGNED_OUT = "session.browser.signed_out"
+    SESSION_REVOKED = "session.revoked"
+    SESSION_STEP_UP_REQUIRED = "session.step_up_required"
+    SSF_ACTION = "ssf.action"
+    SSF_SET_RECEIVED = "ssf.set.received"
+    SSF_SET_REFUSED = "ssf.set.refused"
+    SSF_SET_DELIVERED = "ssf.set.delivered"
+    SSF_SET_REJECTED = "ssf.set.rejected"
+    SSF_SET_FAILED = "ssf.set.failed"
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -48,7 +124,7 @@ def _clean(value: Any) -> Any:
 
 
 def build(
-    event_type: str,
+    event_type: EventType,
     *,
     outcome: str = "success",
     reason: str = "",
@@ -74,7 +150,7 @@ def build(
     )
 
 
-def record(event_type: str, **fields: Any) -> SecurityEvent:
+def record(event_type: EventType, **fields: Any) -> SecurityEvent:
     """Write one event (``build``'s arguments): at once, or with the batch this request holds
     (``batched``)."""
     event = build(event_type, **fields)
@@ -159,7 +235,7 @@ class TransactionEvents:
     def __init__(self) -> None:
         self.events: list[SecurityEvent] = []
 
-    def record(self, event_type: str, **fields: Any) -> SecurityEvent:
+    def record(self, event_type: EventType, **fields: Any) -> SecurityEvent:
         event = build(event_type, **fields)
         self.events.append(event)
         return event

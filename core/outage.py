@@ -46,8 +46,8 @@ from .app_settings import app_settings
 
 logger = logging.getLogger("vigil.outage")
 
-EVENT_TYPE = "service.unavailable"
-ERROR_CODE = "temporarily_unavailable"
+EVENT_TYPE = events.EventType.SERVICE_UNAVAILABLE
+ERROR_CODE = "temporarily_unavailable"  # OAuthErrorCode.TEMPORARILY_UNAVAILABLE; a shared helper imports no OAuth module
 TEMPLATE = "outage.html"
 # Pages that render HTML: the sign-in and account pages, the admin, and the browser-facing
 # protocol endpoints (authorization, RP-initiated logout). Everything else answers JSON.

@@ -10,6 +10,12 @@ Policies register from their app's ``AppConfig.ready()``:
 
     from core.policy import register_token_policy
     register_token_policy(evaluate_risk)
+
+A refusal that must leave something behind although its transaction rolls back (the
+snapshot that denied a device, the risk signals and the revocation they caused) is a
+``KeptAfterRollback``: the policy that decides attaches that work to the error
+(``keep_after_rollback``), and the server's error handling runs it once, after the rollback
+(``run_after_rollback``), before rendering. Rendering an error writes nothing.
 """
 
 from __future__ import annotations
@@ -17,15 +23,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.http import HttpRequest
 
-if TYPE_CHECKING:
-    from attestation.models import Device
-    from sessions.models import DeviceSession
+# The client, session and device are the higher apps' models; core imports no app, so they
+# are typed structurally here (``Any``) and precisely where the policies are written.
+Client = Any
+DeviceSession = Any
+Device = Any
 
-    from clients.models import Client
+AfterRollback = Callable[[], None]
+
+
+class KeptAfterRollback:
+    """Mixin for a refusal raised inside the issuing transaction whose record must outlive
+    its rollback. Only the code that decides attaches work; only the server's error handling
+    runs it (``AuthorizationServer.handle_error_response``); rendering stays pure."""
+
+    def keep_after_rollback(self, work: AfterRollback) -> None:
+        """Run ``work`` once the transaction that raised this error has rolled back."""
+        self.__dict__.setdefault("_kept_after_rollback", []).append(work)
+
+    def run_after_rollback(self) -> None:
+        """Run the attached work, once (a second call finds none)."""
+        kept: list[AfterRollback] = self.__dict__.pop("_kept_after_rollback", [])
+        for work in kept:
+            work()
 
 
 @dataclass

@@ -5,11 +5,22 @@ our own resource endpoints and by resource policies (``core.policy``), rendered 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ResourceErrorCode(StrEnum):
+    """The ``error`` of a refused request at our resource endpoints: RFC 6750 §3.1, RFC 9470 §3,
+    and RFC 9449 §7.1's ``invalid_dpop_proof`` / ``use_dpop_nonce`` (``sessions.dpop.ErrorCode``)."""
+
+    INVALID_REQUEST = "invalid_request"
+    INVALID_TOKEN = "invalid_token"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    INSUFFICIENT_USER_AUTHENTICATION = "insufficient_user_authentication"
 
 
 @dataclass
 class ResourceError(Exception):
-    error: str
+    error: str  # a ResourceErrorCode, or a sessions.dpop.ErrorCode
     description: str
     status: int = 401
     scheme: str = "Bearer"

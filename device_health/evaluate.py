@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from core.events import record
+from core.events import EventType, record
 
 from .models import DeviceHealth, HealthFinding, HealthOutcome
 from .facts import HealthFacts, collect, display_os_version, verified_signals
@@ -23,7 +24,7 @@ from .signals import compliance_changed
 if TYPE_CHECKING:
     from attestation.models import Device
 
-COMPLIANCE_EVENT = "device.compliance_changed"
+COMPLIANCE_EVENT = EventType.DEVICE_COMPLIANCE_CHANGED
 # Facts that only date a check (a fresh Play Integrity verdict at each refresh): no rule reads
 # them, so alone they do not make a snapshot change; they are stored with ``evaluated_at``.
 DATED_FACTS = frozenset({"integrity_checked_at"})

@@ -19,7 +19,8 @@ The hot path reads nothing it can avoid: the client's rules come from the config
 written (``evaluate.persist``).
 
 A refusal rolls the issuing transaction back, so the snapshot and the compliance event of
-a refusal are written when the error is rendered, after the rollback.
+a refusal are kept after the rollback (``KeptAfterRollback``: the server's error handling
+writes them, once; rendering the error writes nothing).
 
 ``resource_policy`` refuses at userinfo an access token whose device has since been denied
 (e.g. by the periodic revalidation), or that carries more scopes than the device may use now.
@@ -35,6 +36,7 @@ from django.core.signals import setting_changed
 
 from core import config_cache
 from core.policy import (
+    KeptAfterRollback,
     PolicyDecision,
     ResourceContext,
     TokenContext,
@@ -51,19 +53,16 @@ from core.resource_errors import ResourceError
 RESTRICTED_CLAIM = "device_health"
 
 
-class DeviceHealthRefused(InvalidGrantError):
-    """``invalid_grant`` for a device the health policy refuses. Rendering it (after the
-    issuing transaction rolled back) stores the snapshot that caused it."""
+class DeviceHealthRefused(KeptAfterRollback, InvalidGrantError):
+    """``invalid_grant`` for a device the health policy refuses; the snapshot that caused it
+    is stored after the issuing transaction rolled back (``refuse``)."""
 
-    def __init__(self, description: str, evaluation: Any, context: TokenContext):
-        super().__init__(description)
-        self._evaluation, self._context = evaluation, context
 
-    def __call__(self, uri: str | None = None) -> Any:
-        if self._evaluation is not None:
-            _persist(self._evaluation, self._context)
-            self._evaluation = None
-        return super().__call__(uri=uri)
+def refuse(description: str, evaluation: Any, context: TokenContext) -> DeviceHealthRefused:
+    """The refusal, carrying the storing of ``evaluation`` past the rollback."""
+    error = DeviceHealthRefused(description)
+    error.keep_after_rollback(lambda: _persist(evaluation, context))
+    return error
 
 
 def _persist(evaluation: Any, context: TokenContext) -> None:
@@ -91,13 +90,11 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
     evaluation = evaluate(context.device, context.device_signals, context.now, client=context.client, lock=True)
     outcome = evaluation.decision.outcome
     if outcome == HealthOutcome.DENY:
-        raise DeviceHealthRefused(
-            f"The device does not meet this client's device health policy ({_describe(evaluation)})",
-            evaluation,
-            context,
+        raise refuse(
+            f"The device does not meet this client's device health policy ({_describe(evaluation)})", evaluation, context
         )
     if outcome == HealthOutcome.STEP_UP and not _step_up_satisfied(context):
-        raise DeviceHealthRefused(
+        raise refuse(
             "Step-up required by the device health policy: send the user through authorization again "
             f"({_describe(evaluation)})", evaluation, context,
         )
@@ -114,6 +111,8 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
 
 def resource_policy(context: ResourceContext) -> None:
     """Refuse tokens of a device that is now denied, needs step-up, or is restricted to fewer scopes."""
+    from core.resource_errors import ResourceError, ResourceErrorCode
+
     session = context.token.session
     if session is None or session.device_id is None:
         return
@@ -122,14 +121,14 @@ def resource_policy(context: ResourceContext) -> None:
     if health is None or health.outcome == HealthOutcome.ALLOW:
         return
     if health.outcome == HealthOutcome.DENY:
-        raise ResourceError("invalid_token", "The device no longer meets the device health policy.", 401)
+        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The device no longer meets the device health policy.", 401)
     fresh = context.now - session.auth_time <= timedelta(seconds=health_settings.STEP_UP_MAX_AGE)
     if health.outcome == HealthOutcome.STEP_UP and not fresh:
-        raise ResourceError("invalid_token", "The device health policy requires step-up authentication.", 401)
+        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The device health policy requires step-up authentication.", 401)
     if health.outcome == HealthOutcome.REDUCE and health.allowed_scopes is not None:
         extra = set(str(context.claims.get("scope", "")).split()) - set(health.allowed_scopes.split())
         if extra:
-            raise ResourceError("insufficient_scope", "The device is restricted to fewer scopes now.", 403)
+            raise ResourceError(ResourceErrorCode.INSUFFICIENT_SCOPE, "The device is restricted to fewer scopes now.", 403)
 
 
 def register() -> None:

@@ -8,4 +8,5 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
+#: A device's compliance status changed.
 compliance_changed = Signal()

@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from core import keys
-from core.events import record
+from core.events import EventType, record
 from clients.flows.registration import (
     ClientRegistrationError,
     pkce_waiver_problem,
@@ -109,7 +109,7 @@ class ClientAdmin(admin.ModelAdmin):
         for client in queryset:
             client.is_active = False
             client.save(update_fields=["is_active"])
-            record("client.deactivated", client_id=client.client_id, request=request, admin=request.user.get_username())
+            record(EventType.CLIENT_DEACTIVATED, client_id=client.client_id, request=request, admin=request.user.get_username())
 
 
 @admin.register(SigningKey)
@@ -128,7 +128,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
     def rotate_now(self, request: HttpRequest, queryset: Any) -> None:
         for alg in sorted(set(queryset.filter(status=KeyStatus.ACTIVE).values_list("alg", flat=True))):
             key, withdrawn = keys.rotate_now(alg)
-            record("keys.rotated", alg=alg, kid=key.kid, withdrawn=withdrawn, request=request,
+            record(EventType.KEYS_ROTATED, alg=alg, kid=key.kid, withdrawn=withdrawn, request=request,
                    admin=request.user.get_username())
             self.message_user(request, f"{alg}: now signing with {key.kid}")
 

@@ -13,8 +13,11 @@ from django.utils import timezone
 from core import keys
 from core.app_settings import app_settings
 from core.events import record
+from sessions.models import AuthorizationCode, AccessToken, RefreshToken
+from core import keys
+from core.app_settings import app_settings
+from core.events import EventType, record
 from sessions.models import AuthorizationCode
-from sessions.models import AccessToken, RefreshToken
 
 
 @shared_task(name="idp.rotate_keys_if_due")
@@ -25,7 +28,7 @@ def rotate_keys_if_due() -> list[str]:
         if keys.rotation_due(alg):
             key = keys.rotate(alg)
             changes.append(f"published {alg} {key.kid}")
-            record("keys.rotated", alg=alg, kid=key.kid, scheduled=True)
+            record(EventType.KEYS_ROTATED, alg=alg, kid=key.kid, scheduled=True)
     return changes
 
 

@@ -23,6 +23,12 @@ from .flows.resource import authorize as authorize_resource
 from .oauth.claims import userinfo_claims
 from .oauth.http_headers import NO_STORE
 from .oauth.server import get_server
+from core.resource_errors import ResourceError
+from idp.flows.resource import ResourceErrorCode, authorize as authorize_resource
+from idp.oauth.claims import userinfo_claims
+from idp.oauth.errors import OAuthErrorCode
+from idp.oauth.http_headers import NO_STORE
+from idp.oauth.server import get_server
 
 
 def _json(payload: dict, status: int = 200) -> JsonResponse:
@@ -88,12 +94,12 @@ def _authorize_page(request: HttpRequest) -> HttpResponse:
 
 def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
     if request.method != "POST":
-        response = _json({"error": "invalid_request", "error_description": "Use POST."}, 405)
+        response = _json({"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Use POST."}, 405)
         response["Allow"] = "POST"
         return response
     if request.content_type != "application/x-www-form-urlencoded":
         return _json(
-            {"error": "invalid_request", "error_description": "Send application/x-www-form-urlencoded."}, 400
+            {"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Send application/x-www-form-urlencoded."}, 400
         )
     server = get_server()
     try:
@@ -103,7 +109,7 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
             return server.create_endpoint_response(endpoint, request)
     except ValueError:
         # Authlib refuses to echo characters RFC 6749 §5.2 forbids in error_description.
-        return _json({"error": "invalid_request", "error_description": "The request contains invalid characters."}, 400)
+        return _json({"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "The request contains invalid characters."}, 400)
 
 
 @csrf_exempt
@@ -135,7 +141,7 @@ def userinfo(request: HttpRequest) -> HttpResponse:
         return response
     user = authorized.token.user
     if user is None or not user.is_active:
-        return _json({"error": "invalid_token", "error_description": "No user behind this token."}, 401)
+        return _json({"error": ResourceErrorCode.INVALID_TOKEN, "error_description": "No user behind this token."}, 401)
     response = _json(userinfo_claims(user, authorized.claims.get("scope", "")))
     for key, value in NO_STORE:
         response[key] = value
@@ -148,7 +154,7 @@ def userinfo(request: HttpRequest) -> HttpResponse:
 def end_session(request: HttpRequest) -> HttpResponse:
     parsed = logout_flow.parse(request)
     if parsed.error:
-        return render(request, "idp/error.html", {"error": "invalid_request", "description": parsed.error,
+        return render(request, "idp/error.html", {"error": OAuthErrorCode.INVALID_REQUEST, "description": parsed.error,
                                                    "title": "Sign-out request problem",
                                                    "heading": "This sign-out request cannot be completed"}, status=400)
     confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"

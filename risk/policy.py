@@ -22,6 +22,11 @@ from core.acr import ACR_MFA, acr_satisfies
 from core.events import client_ip, record
 from core.resource_errors import ResourceError
 from core.policy import PolicyDecision, ResourceContext, TokenContext
+from core.acr import ACR_MFA, acr_satisfies
+from core.events import EventType, client_ip, record
+from core.resource_errors import ResourceError
+from core.resource_errors import ResourceErrorCode
+from core.policy import PolicyDecision, ResourceContext, TokenContext
 
 from .models import RiskAction
 from . import actions, geo, stepup, travel
@@ -123,7 +128,7 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
         actions.execute(chosen, user=context.user, client=context.client, session=target, request=request,
                         now=now, source=source)
         if unmet:
-            record("risk.step_up_pending", outcome="denied", reason="step_up_demand_unmet", user=context.user,
+            record(EventType.RISK_STEP_UP_PENDING, outcome="denied", reason="step_up_demand_unmet", user=context.user,
                    client_id=context.client.client_id, request=request, source=source, demanded_acr=unmet,
                    acr=getattr(session, "acr", ""))
 
@@ -157,6 +162,6 @@ def evaluate_resource_request(context: ResourceContext) -> None:
         actions.execute(chosen, user=user, client=session.client, session=session, request=request,
                         now=context.now, source="resource:userinfo")
     if chosen.action == RiskAction.REVOKE:
-        raise ResourceError("invalid_token", REVOKED_DESCRIPTION)
+        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, REVOKED_DESCRIPTION)
     if chosen.action == RiskAction.STEP_UP:
         raise StepUpRequiredError(ACR_MFA)

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from core.models import SecurityEvent
+from core.events import EventType
+from core.models import SecurityEvent
 
 from .models import DeviceRiskState, RiskSignal
 from .settings import risk_settings
@@ -31,7 +33,7 @@ INTEGRITY_LABELS = {
 INTEGRITY_RANK = {"none": 0, "basic": 1, "device": 2, "strong": 3}
 
 #: Events that end a streak of failed attestations on a session: a token was issued.
-STREAK_BREAKERS = ("oauth.token_issued", "oauth.token_refreshed", "oauth.refresh_retried")
+STREAK_BREAKERS = (EventType.OAUTH_TOKEN_ISSUED, EventType.OAUTH_TOKEN_REFRESHED, EventType.OAUTH_REFRESH_RETRIED)
 
 
 def new_device_signal(session: Any) -> Signal | None:
@@ -57,16 +59,16 @@ def attestation_streak_signal(session: Any, attestation_failures: int | None = N
     if session is None or attestation_failures == 0:
         return None
     threshold = risk_settings.ATTESTATION_STREAK
-    kinds = [*STREAK_BREAKERS, "attestation.token_refused", "risk.signal"]
+    kinds = [*STREAK_BREAKERS, EventType.ATTESTATION_TOKEN_REFUSED, EventType.RISK_SIGNAL]
     recent = (
         SecurityEvent.objects.filter(session_id=session.sid, event_type__in=kinds)
         .order_by("-pk").values_list("event_type", "reason")[: threshold * 4 + 20]
     )
     reasons: list[str] = []
     for event_type, reason in recent:
-        if event_type in STREAK_BREAKERS or (event_type == "risk.signal" and reason == RiskSignal.ATTESTATION_FAILURES):
+        if event_type in STREAK_BREAKERS or (event_type == EventType.RISK_SIGNAL and reason == RiskSignal.ATTESTATION_FAILURES):
             break
-        if event_type == "attestation.token_refused":
+        if event_type == EventType.ATTESTATION_TOKEN_REFUSED:
             reasons.append(reason)
     if len(reasons) < threshold:
         return None

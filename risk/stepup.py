@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from core.acr import ACR_MFA, acr_satisfies
 from core.events import record
+from core.acr import ACR_MFA, acr_satisfies
+from core.events import EventType, record
 
 from sessions.models import DeviceSession, SessionStatus
 from .models import StepUpDemand
@@ -70,7 +72,7 @@ def require_step_up(session: DeviceSession, reason: str, *, now: datetime | None
     )
     if changed:
         session.status, session.status_reason = SessionStatus.STEP_UP_REQUIRED, reason[:80]
-        record("session.step_up_required", reason=reason, user=session.user, client_id=session.client.client_id,
+        record(EventType.SESSION_STEP_UP_REQUIRED, reason=reason, user=session.user, client_id=session.client.client_id,
                session_id=session.sid, **details)
     demand(session.user, session.client, reason, sid=session.sid, now=moment)
     return bool(changed)
@@ -90,6 +92,6 @@ def clear_satisfied(session: DeviceSession, *, now: datetime | None = None) -> i
         if acr_satisfies(session.acr, item.acr) and session.auth_time >= item.created_at:
             item.clear(session.sid, moment)
             cleared += 1
-            record("risk.step_up_cleared", reason=item.reason, user=session.user, client_id=session.client.client_id,
+            record(EventType.RISK_STEP_UP_CLEARED, reason=item.reason, user=session.user, client_id=session.client.client_id,
                    session_id=session.sid, acr=session.acr, demanded_acr=item.acr, demand=item.pk)
     return cleared

@@ -18,6 +18,8 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from core.events import record
+from core.api_errors import ApiErrorCode
+from core.events import EventType, record
 
 from sessions.models import DeviceSession, SessionStatus
 from . import actions, volume
@@ -28,7 +30,7 @@ from .signals import Signal
 
 @dataclass
 class UsageError(Exception):
-    code: str
+    code: ApiErrorCode
     description: str
     status: int = 400
 
@@ -42,18 +44,16 @@ class UsageResult:
 def check_reporter(client: Any) -> None:
     """Only confidential clients whose risk policy accepts usage reports may report."""
     if client.is_public or not policy_for(client).accepts_usage_reports:
-        raise UsageError("access_denied", "This client may not report usage.", 403)
+        raise UsageError(ApiErrorCode.ACCESS_DENIED, "This client may not report usage.", 403)
 
 
 def check_period(start: datetime, end: datetime, now: datetime) -> None:
     if end <= start:
-        raise UsageError("invalid_request", "period_end must be after period_start.")
+        raise UsageError(ApiErrorCode.INVALID_REQUEST, "period_end must be after period_start.")
     if (end - start).total_seconds() > risk_settings.USAGE_MAX_PERIOD_SECONDS:
-        raise UsageError(
-            "invalid_request", f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds."
-        )
+        raise UsageError(ApiErrorCode.INVALID_REQUEST, f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds.")
     if end > now + timedelta(seconds=risk_settings.USAGE_CLOCK_SKEW_SECONDS):
-        raise UsageError("invalid_request", "period_end is in the future.")
+        raise UsageError(ApiErrorCode.INVALID_REQUEST, "period_end is in the future.")
 
 
 def resolve_subject(sub: str, sid: str) -> tuple[Any, DeviceSession | None]:
@@ -61,12 +61,12 @@ def resolve_subject(sub: str, sid: str) -> tuple[Any, DeviceSession | None]:
     if sid:
         session = DeviceSession.objects.select_related("user", "client").filter(sid=sid).first()
         if session is None or (sub and session.user.get_user_id() != sub):
-            raise UsageError("unknown_subject", "No such session.", 404)
+            raise UsageError(ApiErrorCode.UNKNOWN_SUBJECT, "No such session.", 404)
         return session.user, session
     subject = _uuid(sub)
     user = get_user_model().objects.filter(subject=subject).first() if subject else None
     if user is None:
-        raise UsageError("unknown_subject", "No such subject.", 404)
+        raise UsageError(ApiErrorCode.UNKNOWN_SUBJECT, "No such subject.", 404)
     return user, None
 
 
@@ -87,7 +87,7 @@ def report_usage(*, client: Any, sub: str, sid: str, amount: int, start: datetim
                                         end=end, report_id=report_id, now=now)
         if recorded.duplicate:
             return UsageResult(recorded.day.isoformat(), True)
-        record("risk.usage_reported", outcome="info", user=user, client_id=client.client_id,
+        record(EventType.RISK_USAGE_REPORTED, outcome="info", user=user, client_id=client.client_id,
                session_id=session.sid if session else "", request=request, bytes=amount,
                day=recorded.day.isoformat(), day_bytes=recorded.day_total, report=recorded.report.pk)
         if risk_settings.ENABLED:

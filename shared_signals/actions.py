@@ -18,6 +18,7 @@ from typing import Any
 from attestation.flows.registry import suspend_device
 from attestation.models import DeviceStatus
 from core.events import record
+from core.events import EventType, record
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession, SessionStatus
 
@@ -55,7 +56,7 @@ def apply(
     else:
         changed = []
     summary = {"event": event_type, "action": str(action), "matched": not match.empty, "changed": changed}
-    record("ssf.action", outcome="success" if changed else "info", reason=reason,
+    record(EventType.SSF_ACTION, outcome="success" if changed else "info", reason=reason,
            **{**summary, **context})
     return summary
 
@@ -66,7 +67,7 @@ def require_step_up(session: DeviceSession, reason: str, **details: Any) -> bool
         status=SessionStatus.STEP_UP_REQUIRED, status_reason=reason[:80]
     )
     if changed:
-        record("session.step_up_required", reason=reason, user=session.user, client_id=session.client.client_id,
+        record(EventType.SESSION_STEP_UP_REQUIRED, reason=reason, user=session.user, client_id=session.client.client_id,
                session_id=session.sid, **details)
     return bool(changed)
 

@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from core import keys
 from core.events import record
+from core import keys
+from core.events import EventType, record
 
 from . import set_tokens
 from .app_settings import app_settings
@@ -28,6 +30,12 @@ from .models import ReceivedSet
 
 RETRYABLE_STATUSES = {408, 425, 429}
 MAX_ERROR_BODY = 4096
+#: The event a delivery that stopped being pending records.
+_SETTLED: dict[str, EventType] = {
+    DeliveryStatus.DELIVERED: EventType.SSF_SET_DELIVERED,
+    DeliveryStatus.REJECTED: EventType.SSF_SET_REJECTED,
+    DeliveryStatus.FAILED: EventType.SSF_SET_FAILED,
+}
 
 
 class DeliveryRetry(Exception):
@@ -110,7 +118,7 @@ def _save_result(delivery: SetDelivery, result: PushResult, final: bool, moment:
     delivery.save(update_fields=["attempts", "last_attempt_at", "last_error", "status", "delivered_at"])
     if delivery.status != DeliveryStatus.PENDING:
         record(
-            f"ssf.set.{delivery.status}",
+            _SETTLED[delivery.status],
             outcome="success" if result.delivered else "failure",
             reason="" if result.delivered else result.detail[:80],
             jti=delivery.jti,

@@ -15,7 +15,7 @@ from django.core.cache import cache
 
 from .app_settings import app_settings
 from .models import SsfTransmitter
-from .set_tokens import SetError
+from .set_tokens import SetError, SetErrorCode
 
 MAX_JWKS_BYTES = 64 * 1024
 
@@ -33,15 +33,15 @@ def fetch(url: str) -> dict[str, Any]:
             raw = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
             status = response.status_code
     except requests.RequestException as exc:
-        raise SetError("invalid_key", "the transmitter's JWKS cannot be fetched now", status=503) from exc
+        raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503) from exc
     if status != 200 or len(raw) > MAX_JWKS_BYTES:
-        raise SetError("invalid_key", "the transmitter's JWKS cannot be fetched now", status=503)
+        raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503)
     try:
         jwks = json.loads(raw)
     except (ValueError, UnicodeError) as exc:
-        raise SetError("invalid_key", "the transmitter's JWKS is not JSON", status=503) from exc
+        raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS is not JSON", status=503) from exc
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise SetError("invalid_key", "the transmitter's JWKS has no keys", status=503)
+        raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS has no keys", status=503)
     return jwks
 
 
@@ -50,7 +50,7 @@ def keys_for(transmitter: SsfTransmitter, *, now: datetime, refresh: bool = Fals
     if (transmitter.jwks or {}).get("keys"):
         return dict(transmitter.jwks)
     if not transmitter.jwks_uri:
-        raise SetError("invalid_key", "no keys are configured for this transmitter")
+        raise SetError(SetErrorCode.INVALID_KEY, "no keys are configured for this transmitter")
     cached = cache.get(_cache_key(transmitter))
     if cached is not None and not refresh:
         return dict(cached["jwks"])

@@ -22,11 +22,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.events import record
+from core.events import EventType, record
 
 from . import actions, jwks_cache
 from .app_settings import app_settings
 from .models import ReceivedSet, SsfTransmitter
-from .set_tokens import SetError, VerifyPolicy, verify
+from .set_tokens import SetError, SetErrorCode, VerifyPolicy, verify
 
 SET_MEDIA_TYPE = "application/secevent+jwt"
 
@@ -45,17 +46,17 @@ class Push:
 def find_transmitter(slug: str) -> SsfTransmitter:
     transmitter = SsfTransmitter.objects.filter(slug=slug[:40], enabled=True).first() if slug else None
     if transmitter is None:
-        raise SetError("access_denied", "unknown or disabled transmitter")
+        raise SetError(SetErrorCode.ACCESS_DENIED, "unknown or disabled transmitter")
     return transmitter
 
 
 def _token(push: Push) -> str:
     if push.content_type.split(";")[0].strip().lower() != SET_MEDIA_TYPE:
-        raise SetError("invalid_request", f"Content-Type must be {SET_MEDIA_TYPE}")
+        raise SetError(SetErrorCode.INVALID_REQUEST, f"Content-Type must be {SET_MEDIA_TYPE}")
     try:
         return push.body.decode("ascii").strip()
     except UnicodeDecodeError as exc:
-        raise SetError("invalid_request", "the body is not a compact JWS") from exc
+        raise SetError(SetErrorCode.INVALID_REQUEST, "the body is not a compact JWS") from exc
 
 
 def _verified_claims(transmitter: SsfTransmitter, token: str, now: datetime) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def _verified_claims(transmitter: SsfTransmitter, token: str, now: datetime) -> 
     try:
         return verify(token, jwks_cache.keys_for(transmitter, now=now), policy)
     except SetError as error:
-        if error.code != "invalid_key" or not jwks_cache.may_refetch(transmitter, now=now):
+        if error.code != SetErrorCode.INVALID_KEY or not jwks_cache.may_refetch(transmitter, now=now):
             raise
     return verify(token, jwks_cache.keys_for(transmitter, now=now, refresh=True), policy)
 
@@ -80,11 +81,11 @@ def receive(push: Push, now: datetime | None = None) -> ReceivedSet:
     try:
         transmitter = find_transmitter(push.slug)
         if not transmitter.authorization_matches(push.authorization):
-            raise SetError("authentication_failed", "missing or wrong Authorization header")
+            raise SetError(SetErrorCode.AUTHENTICATION_FAILED, "missing or wrong Authorization header")
         claims = _verified_claims(transmitter, _token(push), moment)
         return _accept(transmitter, claims, moment, push.ip)
     except SetError as error:
-        record("ssf.set.refused", outcome="denied", reason=error.code, ip_address=push.ip,
+        record(EventType.SSF_SET_REFUSED, outcome="denied", reason=error.code, ip_address=push.ip,
                transmitter=transmitter.name if transmitter else push.slug[:40], description=error.description)
         raise
 
@@ -93,7 +94,7 @@ def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetim
     key = _replay_key(transmitter, claims["jti"])
     window = app_settings.MAX_SET_AGE_SECONDS + app_settings.CLOCK_SKEW_SECONDS
     if not cache.add(key, 1, timeout=window):
-        raise SetError("invalid_request", "replayed jti")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "replayed jti")
     try:
         with transaction.atomic():
             received = _claim_jti(transmitter, claims, moment)
@@ -102,7 +103,7 @@ def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetim
                 for event_type, event in claims["events"].items()
             ]
             received.save(update_fields=["actions"])
-            record("ssf.set.received", transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
+            record(EventType.SSF_SET_RECEIVED, transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
                    events=list(claims["events"]), actions=received.actions, txn=claims.get("txn", ""))
     except SetError:
         raise
@@ -121,4 +122,4 @@ def _claim_jti(transmitter: SsfTransmitter, claims: dict[str, Any], moment: date
                 issued_at=datetime.fromtimestamp(claims["iat"], tz=UTC), received_at=moment,
             )
     except IntegrityError as exc:
-        raise SetError("invalid_request", "replayed jti") from exc
+        raise SetError(SetErrorCode.INVALID_REQUEST, "replayed jti") from exc

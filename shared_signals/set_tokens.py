@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from joserfc import jwt
@@ -32,10 +33,21 @@ MAX_EVENTS = 4  # SSF 1.0: one event, or alternative URIs of the same event
 _KTY_FOR_ALG = {"ES": "EC", "RS": "RSA", "PS": "RSA", "Ed": "OKP"}
 
 
+class SetErrorCode(StrEnum):
+    """RFC 8935 §2.4 error codes (the ``err`` of a refused SET)."""
+
+    INVALID_REQUEST = "invalid_request"
+    INVALID_KEY = "invalid_key"
+    INVALID_ISSUER = "invalid_issuer"
+    INVALID_AUDIENCE = "invalid_audience"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    ACCESS_DENIED = "access_denied"
+
+
 class SetError(Exception):
     """A refused SET; ``code`` is an RFC 8935 §2.4 error code."""
 
-    def __init__(self, code: str, description: str, status: int = 400):
+    def __init__(self, code: SetErrorCode, description: str, status: int = 400):
         super().__init__(description)
         self.code = code
         self.description = description
@@ -86,13 +98,13 @@ def _b64json(segment: str) -> Any:
 def header_of(token: str) -> dict[str, Any]:
     """The protected header of a compact JWS, or ``SetError(invalid_request)``."""
     if not isinstance(token, str) or len(token) > MAX_SET_CHARS or token.count(".") != 2:
-        raise SetError("invalid_request", "the body is not a compact JWS")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "the body is not a compact JWS")
     try:
         header = _b64json(token.split(".", 1)[0])
     except (ValueError, UnicodeError) as exc:
-        raise SetError("invalid_request", "malformed JWS header") from exc
+        raise SetError(SetErrorCode.INVALID_REQUEST, "malformed JWS header") from exc
     if not isinstance(header, dict):
-        raise SetError("invalid_request", "malformed JWS header")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "malformed JWS header")
     return header
 
 
@@ -100,69 +112,69 @@ def check_header(header: dict[str, Any], algorithms: list[str]) -> str:
     """RFC 8417 §2.3 explicit typing and an allowed ``alg``; returns the ``alg``."""
     typ = str(header.get("typ", "")).lower()
     if typ not in {SET_TYP, f"application/{SET_TYP}"}:
-        raise SetError("invalid_request", "typ must be secevent+jwt")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "typ must be secevent+jwt")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms:
-        raise SetError("invalid_key", "signature algorithm not accepted")
+        raise SetError(SetErrorCode.INVALID_KEY, "signature algorithm not accepted")
     if "crit" in header:
-        raise SetError("invalid_request", "critical header parameters are not supported")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "critical header parameters are not supported")
     return alg
 
 
 def import_public_key(jwk: dict[str, Any], alg: str) -> ECKey | RSAKey | OKPKey:
     """A public key usable with ``alg``; private members or a mismatched ``kty`` are refused."""
     if not isinstance(jwk, dict) or "d" in jwk or jwk.get("kty") != _KTY_FOR_ALG.get(alg[:2]):
-        raise SetError("invalid_key", "no usable key for this algorithm")
+        raise SetError(SetErrorCode.INVALID_KEY, "no usable key for this algorithm")
     if jwk.get("use", "sig") != "sig" or jwk.get("alg", alg) != alg:
-        raise SetError("invalid_key", "the key is not for this algorithm")
+        raise SetError(SetErrorCode.INVALID_KEY, "the key is not for this algorithm")
     importer = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[jwk["kty"]]
     try:
         return importer.import_key(jwk)  # type: ignore[attr-defined]
     except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise SetError("invalid_key", "the transmitter's key cannot be imported") from exc
+        raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's key cannot be imported") from exc
 
 
 def check_signature(token: str, key: ECKey | RSAKey | OKPKey, alg: str) -> dict[str, Any]:
     try:
         decoded = jwt.decode(token, key, algorithms=[alg])
     except (JoseError, ValueError, TypeError, UnicodeError) as exc:
-        raise SetError("authentication_failed", "the SET signature does not verify") from exc
+        raise SetError(SetErrorCode.AUTHENTICATION_FAILED, "the SET signature does not verify") from exc
     return dict(decoded.claims)
 
 
 def check_claims(claims: dict[str, Any], policy: VerifyPolicy) -> None:
     """RFC 8417 §2.2 and SSF 1.0: issuer, audience, jti, iat window, sub_id, events."""
     if claims.get("iss") != policy.issuer:
-        raise SetError("invalid_issuer", "iss is not this transmitter's issuer")
+        raise SetError(SetErrorCode.INVALID_ISSUER, "iss is not this transmitter's issuer")
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
     if policy.audience not in audiences:
-        raise SetError("invalid_audience", "aud does not name this receiver")
+        raise SetError(SetErrorCode.INVALID_AUDIENCE, "aud does not name this receiver")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= 255 or "\x00" in jti:
-        raise SetError("invalid_request", "jti missing or malformed")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "jti missing or malformed")
     _check_iat(claims.get("iat"), policy.now)
     if "sub" in claims or "exp" in claims:
-        raise SetError("invalid_request", "SSF SETs carry neither sub nor exp")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "SSF SETs carry neither sub nor exp")
     if not isinstance(claims.get("sub_id"), dict) or not isinstance(claims["sub_id"].get("format"), str):
-        raise SetError("invalid_request", "sub_id missing or malformed")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "sub_id missing or malformed")
     events = claims.get("events")
     if not isinstance(events, dict) or not events or not all(isinstance(v, dict) for v in events.values()):
-        raise SetError("invalid_request", "events missing or malformed")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "events missing or malformed")
     if len(events) > MAX_EVENTS:
-        raise SetError("invalid_request", "too many events in one SET")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "too many events in one SET")
     if "txn" in claims and not isinstance(claims["txn"], str):
-        raise SetError("invalid_request", "txn must be a string")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "txn must be a string")
 
 
 def _check_iat(iat: Any, now: datetime) -> None:
     if not isinstance(iat, int) or isinstance(iat, bool):
-        raise SetError("invalid_request", "iat missing or not a number")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "iat missing or not a number")
     moment = int(now.timestamp())
     if iat > moment + app_settings.CLOCK_SKEW_SECONDS:
-        raise SetError("invalid_request", "iat is in the future")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "iat is in the future")
     if iat < moment - app_settings.MAX_SET_AGE_SECONDS:
-        raise SetError("invalid_request", "the SET is too old")
+        raise SetError(SetErrorCode.INVALID_REQUEST, "the SET is too old")
 
 
 def verify(token: str, keys: dict[str, Any], policy: VerifyPolicy) -> dict[str, Any]:
@@ -183,4 +195,4 @@ def select_jwk(jwks: dict[str, Any], kid: Any) -> dict[str, Any]:
     for jwk in candidates:
         if isinstance(kid, str) and jwk.get("kid") == kid:
             return jwk
-    raise SetError("invalid_key", "unknown kid")
+    raise SetError(SetErrorCode.INVALID_KEY, "unknown kid")

@@ -16,7 +16,7 @@ from core.http_methods import allow_methods
 
 from . import receiver
 from .app_settings import app_settings
-from .set_tokens import SetError
+from .set_tokens import SetError, SetErrorCode
 
 SPEC_VERSION = "1_0"
 PUSH_DELIVERY = "urn:ietf:rfc:8935"
@@ -56,7 +56,7 @@ def receive(request: HttpRequest, slug: str) -> HttpResponse:
     except ValueError:
         declared = 0
     if declared > app_settings.MAX_BODY_BYTES or len(body := request.body) > app_settings.MAX_BODY_BYTES:
-        return _error(SetError("invalid_request", "the SET is too large"))
+        return _error(SetError(SetErrorCode.INVALID_REQUEST, "the SET is too large"))
     push = receiver.Push(
         slug=slug, body=body, content_type=request.content_type or "",
         authorization=request.META.get("HTTP_AUTHORIZATION", ""), ip=client_ip(request),

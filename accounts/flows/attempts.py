@@ -7,29 +7,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any
 
 from django.http import HttpRequest
 
 from core.events import record
+from core.events import EventType, record
 
 from .. import known_devices, throttle
 from ..models import User
 
 
-def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: str, *, user: User | None = None,
+class Refusal(StrEnum):
+    """Why a guess of a secret was refused (the event's ``reason`` and the refusal's)."""
+
+    THROTTLED = "throttled"  # too many guesses: wait (``throttle.Throttled``)
+    BAD_CREDENTIALS = "bad_credentials"  # wrong username or password
+    BAD_CODE = "bad_code"  # wrong TOTP or recovery code
+
+
+def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: EventType, *, user: User | None = None,
           **details: Any) -> throttle.Attempt:
     """Reserve an attempt on ``account``; raises ``throttle.Throttled`` after recording the refusal."""
     source = known_devices.source_for(request, account)
     try:
         return throttle.admit(scope, account, source)
     except throttle.Throttled as refused:
-        record(event, outcome="denied", reason="throttled", user=user, request=request, **details,
+        record(event, outcome="denied", reason=Refusal.THROTTLED, user=user, request=request, **details,
                **refused.details())
         raise
 
 
-def fail(request: HttpRequest, attempt: throttle.Attempt, event: str, reason: str, *, user: User | None = None,
+def fail(request: HttpRequest, attempt: throttle.Attempt, event: EventType, reason: Refusal, *, user: User | None = None,
          **details: Any) -> None:
     """The secret was wrong: the attempt stays counted; record it with the delay now due."""
     delay = throttle.failed(attempt)

@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from core import crypto
 from core.events import client_ip, record
+from core import crypto
+from core.events import EventType, client_ip, record
 
 from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
@@ -111,7 +113,7 @@ def sign_out(request: HttpRequest, user: User, session_id: int, now: datetime | 
     if row is None or row.key_hash == _key_hash(request.session.session_key or ""):
         return False
     _delete(row, moment)
-    record("session.browser.signed_out", user=user, request=request, browser_session=row.pk, sid=row.sid)
+    record(EventType.SESSION_BROWSER_SIGNED_OUT, user=user, request=request, browser_session=row.pk, sid=row.sid)
     return True
 
 
@@ -124,7 +126,7 @@ def sign_out_others(request: HttpRequest, user: User, reason: str, now: datetime
         _delete(row, moment)
         count += 1
     if count:
-        record("session.browser.signed_out", user=user, request=request, reason=reason, count=count)
+        record(EventType.SESSION_BROWSER_SIGNED_OUT, user=user, request=request, reason=reason, count=count)
     return count
 
 

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.events import record
+from core.events import EventType, record
 from sessions.flows.revocation import Initiator, Reason
 
 from ..models import Passkey
@@ -28,7 +29,7 @@ def remove_totp(request: HttpRequest, user: User) -> bool:
             refused = False
             removed = totp.remove(user, request)
     if refused:
-        record("factor.totp.remove", outcome="denied", reason="last_factor", user=user, request=request)
+        record(EventType.FACTOR_TOTP_REMOVE, outcome="denied", reason="last_factor", user=user, request=request)
         raise FactorRemovalRefused()
     if not policy.has_second_factor(user):
         recovery.delete_all(user, request, reason="no_second_factor_left")
@@ -48,5 +49,5 @@ def reset_all(user: User, actor: User | None = None, request: HttpRequest | None
         had_totp = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
         totp.remove(user, request, reason="admin_reset", initiator=Initiator.ADMIN)
     recovery.delete_all(user, request, reason="admin_reset")
-    record("factor.reset", user=user, request=request, actor=actor_name, passkeys=len(removed), totp=had_totp)
+    record(EventType.FACTOR_RESET, user=user, request=request, actor=actor_name, passkeys=len(removed), totp=had_totp)
     device_sessions.revoke_all(user, Reason.FACTORS_RESET, request=request)

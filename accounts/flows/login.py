@@ -8,6 +8,7 @@ from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
 from core.events import record
+from core.events import EventType, record
 
 from .. import authstate, pending, throttle
 from . import attempts, policy
@@ -21,7 +22,7 @@ class LoginRefused(Exception):
     """Password login failed; ``message`` is safe to show (reveals nothing about the account:
     the delays apply to any name typed, existing or not). ``retry_after`` when throttled."""
 
-    def __init__(self, reason: str, retry_after: int | None = None):
+    def __init__(self, reason: attempts.Refusal, retry_after: int | None = None):
         self.message = THROTTLED.format(seconds=retry_after) if retry_after else GENERIC_FAILURE
         super().__init__(self.message)
         self.reason = reason
@@ -35,17 +36,17 @@ def check_password_login(request: HttpRequest, username: str, password: str) -> 
     the decision, the basis the source was recognised on and any wait are in the events.
     """
     try:
-        attempt = attempts.admit(request, throttle.Scope.PASSWORD, username, "login.password", username=username)
+        attempt = attempts.admit(request, throttle.Scope.PASSWORD, username, EventType.LOGIN_PASSWORD, username=username)
     except throttle.Throttled as refused:
-        raise LoginRefused("throttled", refused.retry_after) from None
+        raise LoginRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
     # ModelBackend hashes a dummy password for unknown users, so timing reveals nothing.
     with attempts.judging(attempt):
         user = authenticate(request, username=username, password=password)
     if user is None:
-        attempts.fail(request, attempt, "login.password", "bad_credentials", username=username)
-        raise LoginRefused("bad_credentials")
+        attempts.fail(request, attempt, EventType.LOGIN_PASSWORD, attempts.Refusal.BAD_CREDENTIALS, username=username)
+        raise LoginRefused(attempts.Refusal.BAD_CREDENTIALS)
     throttle.succeeded(attempt)
-    record("login.password", outcome="success", user=user, request=request, basis=str(attempt.source.basis))
+    record(EventType.LOGIN_PASSWORD, outcome="success", user=user, request=request, basis=str(attempt.source.basis))
     return user
 
 
@@ -61,11 +62,11 @@ def after_first_factor(request: HttpRequest, user: User, amr: list[str], wanted_
         return decision
     pending.clear(request)
     state = authstate.establish(request, user, amr)
-    record("login.completed", user=user, request=request, amr=state.amr, acr=state.acr, session_id=state.sid)
+    record(EventType.LOGIN_COMPLETED, user=user, request=request, amr=state.amr, acr=state.acr, session_id=state.sid)
     return decision
 
 
 def begin_step_up(request: HttpRequest, user: User) -> None:
     """The signed-in user must add a factor to this session (acr_values / policy)."""
     pending.start(request, user, [], mode="stepup")
-    record("login.step_up", outcome="required", user=user, request=request)
+    record(EventType.LOGIN_STEP_UP, outcome="required", user=user, request=request)

@@ -21,6 +21,8 @@ from webauthn.helpers.structs import AuthenticationCredential, CredentialDeviceT
 from core.crypto import constant_time_equals
 from core.events import record
 from core.encoding import b64url_encode
+from core.crypto import constant_time_equals
+from core.events import EventType, record
 
 from .. import authstate, pending, webauthn_rp
 from ..authstate import AuthState
@@ -51,14 +53,14 @@ def finish(
     same account) may stand between a user and their passkey (docs/operations.md "Throttling").
     """
     moment = now or timezone.now()
-    event = "login.passkey" if purpose == PASSWORDLESS else "login.second_factor"
+    event = EventType.LOGIN_PASSKEY if purpose == PASSWORDLESS else EventType.LOGIN_SECOND_FACTOR
     try:
         challenge = webauthn_rp.pop_challenge(request, purpose, moment)
         parsed = webauthn_rp.parse_assertion(credential)
         passkey = _verify(parsed, challenge, user, moment)
     except PasskeyError as error:
         if error.passkey is not None:  # recorded outside the rolled-back transaction
-            record("factor.passkey.sign_count_regression", outcome="denied", reason="possible_clone",
+            record(EventType.FACTOR_PASSKEY_SIGN_COUNT_REGRESSION, outcome="denied", reason="possible_clone",
                    user=error.passkey.user, request=request, passkey=error.passkey.pk, detail=error.detail)
         record(event, outcome="failure", reason=error.code, user=user, request=request, method="passkey",
                detail=error.detail[:200])
@@ -112,7 +114,7 @@ def passwordless(request: HttpRequest, credential: Any, now: datetime | None = N
     passkey, methods = finish(request, credential, PASSWORDLESS, None, now)
     pending.clear(request)
     state = authstate.establish(request, passkey.user, methods, now)
-    record("login.completed", user=passkey.user, request=request, amr=state.amr, acr=state.acr, session_id=state.sid)
+    record(EventType.LOGIN_COMPLETED, user=passkey.user, request=request, amr=state.amr, acr=state.acr, session_id=state.sid)
     return state
 
 

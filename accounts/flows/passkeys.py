@@ -13,6 +13,7 @@ from webauthn.helpers.structs import CredentialDeviceType
 
 from core.events import record
 from core.encoding import b64url_encode
+from core.events import EventType, record
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
@@ -55,7 +56,7 @@ def finish(
         challenge = webauthn_rp.pop_challenge(request, PURPOSE, moment)
         verified, transports = webauthn_rp.verify_registration(credential, challenge)
     except PasskeyError as error:
-        record("factor.passkey.register", outcome="failure", reason=error.code, user=user, request=request,
+        record(EventType.FACTOR_PASSKEY_REGISTER, outcome="failure", reason=error.code, user=user, request=request,
                detail=error.detail[:200])
         raise
     first_factor = not policy.has_second_factor(user)
@@ -76,11 +77,11 @@ def finish(
                 created_at=moment,
             )
     except IntegrityError as exc:  # §7.1 step 26: a credential id already registered
-        record("factor.passkey.register", outcome="failure", reason="duplicate_credential", user=user,
+        record(EventType.FACTOR_PASSKEY_REGISTER, outcome="failure", reason="duplicate_credential", user=user,
                request=request)
         raise PasskeyError("duplicate_credential") from exc
     revocation.credential_changed(
-        user, "factor.passkey.added", credential=credential_type(passkey), change=CredentialChange.CREATE,
+        user, EventType.FACTOR_PASSKEY_ADDED, credential=credential_type(passkey), change=CredentialChange.CREATE,
         request=request, friendly_name=passkey.name, passkey=passkey.pk, name=passkey.name,
         backup_eligible=passkey.backup_eligible, aaguid=passkey.aaguid,
     )
@@ -101,7 +102,7 @@ def credential_type(passkey: Passkey) -> CredentialType:
 def _announce_removed(request: HttpRequest | None, user: User, passkey: Passkey, passkey_id: int, reason: str,
                       initiator: Initiator = Initiator.USER) -> None:
     revocation.credential_changed(
-        user, "factor.passkey.removed", credential=credential_type(passkey), change=CredentialChange.DELETE,
+        user, EventType.FACTOR_PASSKEY_REMOVED, credential=credential_type(passkey), change=CredentialChange.DELETE,
         initiator=initiator, request=request, reason=reason, friendly_name=passkey.name, passkey=passkey_id,
     )
 
@@ -123,7 +124,7 @@ def rename(request: HttpRequest, user: User, passkey_id: int, name: str) -> bool
         return False
     updated = Passkey.objects.filter(pk=passkey_id, user=user).update(name=name)
     if updated:
-        record("factor.passkey.renamed", user=user, request=request, passkey=passkey_id, name=name)
+        record(EventType.FACTOR_PASSKEY_RENAMED, user=user, request=request, passkey=passkey_id, name=name)
     return bool(updated)
 
 
@@ -139,7 +140,7 @@ def remove(request: HttpRequest | None, user: User, passkey_id: int, reason: str
             passkey.delete()
             _announce_removed(request, user, passkey, passkey_id, reason)
     if not allowed:
-        record("factor.passkey.remove", outcome="denied", reason="last_factor", user=user, request=request,
+        record(EventType.FACTOR_PASSKEY_REMOVE, outcome="denied", reason="last_factor", user=user, request=request,
                passkey=passkey_id)
         raise FactorRemovalRefused()
     if not policy.has_second_factor(user):

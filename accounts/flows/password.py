@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import update_session_auth_hash
 from django.http import HttpRequest
 
+from core.events import EventType
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator, Reason
 
@@ -25,10 +26,10 @@ def change(request: HttpRequest, user: User, new_password: str) -> None:
     state = authstate.current(request)
     if state is not None:
         browser_sessions.remember(request, user, state, old_key=old_key)
-    signed_out = browser_sessions.sign_out_others(request, user, reason="password_changed")
+    signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_CHANGED)
     revoked = device_sessions.revoke_all(user, Reason.PASSWORD_CHANGED, request=request)
     revocation.credential_changed(
-        user, "password.changed", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+        user, EventType.PASSWORD_CHANGED, credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
         request=request, browser_sessions=signed_out, device_sessions=revoked,
     )
 
@@ -39,7 +40,7 @@ def set_by_admin(request: HttpRequest, user: User, actor: User) -> None:
     signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_SET_BY_ADMIN)
     revoked = device_sessions.revoke_all(user, Reason.PASSWORD_SET_BY_ADMIN, request=request)
     revocation.credential_changed(
-        user, "password.set_by_admin", credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+        user, EventType.PASSWORD_SET_BY_ADMIN, credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
         initiator=Initiator.ADMIN, request=request, actor=actor.get_username(), browser_sessions=signed_out,
         device_sessions=revoked,
     )

@@ -16,6 +16,8 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from core import crypto
 from core.events import record
+from core import crypto
+from core.events import EventType, record
 
 from ..app_settings import app_settings
 from ..models import User
@@ -44,7 +46,7 @@ def generate(user: User, request: HttpRequest | None = None, reason: str = "gene
         StaticDevice.objects.filter(user=user).delete()
         device = StaticDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=True)
         StaticToken.objects.bulk_create([StaticToken(device=device, token=_hash(c)) for c in codes])
-    record("factor.recovery_codes.generated", user=user, request=request, reason=reason, count=len(codes))
+    record(EventType.FACTOR_RECOVERY_CODES_GENERATED, user=user, request=request, reason=reason, count=len(codes))
     return codes
 
 
@@ -65,4 +67,4 @@ def use(user: User, code: str) -> bool:
 def delete_all(user: User, request: HttpRequest | None = None, reason: str = "removed") -> None:
     deleted, _ = StaticDevice.objects.filter(user=user).delete()
     if deleted:
-        record("factor.recovery_codes.removed", user=user, request=request, reason=reason)
+        record(EventType.FACTOR_RECOVERY_CODES_REMOVED, user=user, request=request, reason=reason)

@@ -13,6 +13,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from core.events import record
+from core.events import EventType, record
 
 from .. import authstate, pending, throttle
 from ..authstate import AuthState
@@ -24,7 +25,7 @@ THROTTLED = "Too many attempts. Try again in {seconds} seconds."
 
 
 class SecondFactorRefused(Exception):
-    def __init__(self, reason: str, retry_after: int | None = None):
+    def __init__(self, reason: attempts.Refusal, retry_after: int | None = None):
         self.message = THROTTLED.format(seconds=retry_after) if retry_after else GENERIC_FAILURE
         super().__init__(self.message)
         self.reason = reason
@@ -42,19 +43,19 @@ def verify_code(
     if user is None:
         raise SecondFactorRefused("no_user")
     try:
-        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), "login.second_factor",
+        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.LOGIN_SECOND_FACTOR,
                                  user=user, method=method)
     except throttle.Throttled as refused:
-        raise SecondFactorRefused("throttled", refused.retry_after) from None
+        raise SecondFactorRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
     with attempts.judging(attempt):
         ok = _check(user, method, code)
     if not ok:
-        attempts.fail(request, attempt, "login.second_factor", "bad_code", user=user, method=method)
-        raise SecondFactorRefused("bad_code")
+        attempts.fail(request, attempt, EventType.LOGIN_SECOND_FACTOR, attempts.Refusal.BAD_CODE, user=user, method=method)
+        raise SecondFactorRefused(attempts.Refusal.BAD_CODE)
     throttle.succeeded(attempt)
     if method == "recovery":
-        record("factor.recovery_code.used", user=user, request=request, remaining=recovery.remaining(user))
-    record("login.second_factor", user=user, request=request, method=method)
+        record(EventType.FACTOR_RECOVERY_CODE_USED, user=user, request=request, remaining=recovery.remaining(user))
+    record(EventType.LOGIN_SECOND_FACTOR, user=user, request=request, method=method)
     return complete(request, state, user, ["otp"], now)
 
 
@@ -73,8 +74,8 @@ def complete(
     if state.mode == "stepup" and current is not None and current.user_id == user.pk:
         result = authstate.add_methods(request, methods, now)
         assert result is not None
-        record("login.step_up", user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
+        record(EventType.LOGIN_STEP_UP, user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
         return result
     result = authstate.establish(request, user, [*state.amr, *methods], now)
-    record("login.completed", user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
+    record(EventType.LOGIN_COMPLETED, user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
     return result

@@ -15,6 +15,7 @@ import segno
 from django.db import transaction
 from django.http import HttpRequest
 
+from core.events import EventType
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
@@ -85,7 +86,7 @@ def confirm(user: User, code: str, request: HttpRequest) -> bool:
     """Confirm the pending device with its first valid code; replaces any older device.
     Guesses are throttled like second-factor codes (``attempts.admit``)."""
     try:
-        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), "factor.totp.enroll",
+        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.FACTOR_TOTP_ENROLL,
                                  user=user)
     except throttle.Throttled:
         return False
@@ -93,7 +94,7 @@ def confirm(user: User, code: str, request: HttpRequest) -> bool:
         device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
         verified = device is not None and verify_device(device.pk, code)
     if not verified:
-        attempts.fail(request, attempt, "factor.totp.enroll", "bad_code", user=user)
+        attempts.fail(request, attempt, EventType.FACTOR_TOTP_ENROLL, attempts.Refusal.BAD_CODE, user=user)
         return False
     throttle.succeeded(attempt)
     with transaction.atomic():
@@ -101,7 +102,7 @@ def confirm(user: User, code: str, request: HttpRequest) -> bool:
         TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
         TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
         revocation.credential_changed(
-            user, "factor.totp.enrolled", credential=CredentialType.AUTHENTICATOR_APP,
+            user, EventType.FACTOR_TOTP_ENROLLED, credential=CredentialType.AUTHENTICATOR_APP,
             change=CredentialChange.UPDATE if replaced else CredentialChange.CREATE, request=request,
             device=device.pk, replaced=replaced,
         )
@@ -118,7 +119,7 @@ def remove(
         deleted, _ = TOTPDevice.objects.filter(user=user).delete()
         if confirmed:
             revocation.credential_changed(
-                user, "factor.totp.removed", credential=CredentialType.AUTHENTICATOR_APP,
+                user, EventType.FACTOR_TOTP_REMOVED, credential=CredentialType.AUTHENTICATOR_APP,
                 change=CredentialChange.DELETE, initiator=initiator, request=request, reason=reason,
             )
     return bool(deleted)

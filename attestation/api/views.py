@@ -20,6 +20,9 @@ from rest_framework.views import APIView
 from core.api_errors import ApiError, ApiErrorSerializer
 from core.events import client_ip
 from clients.models import Client
+from core.api_errors import ApiError, ApiErrorCode, ApiErrorSerializer
+from core.events import client_ip
+from clients.models import Client
 
 from ..app_settings import app_settings
 from ..flows.challenges import issue_challenge, refuse_for_rate
@@ -59,11 +62,11 @@ class ChallengeView(APIView):
         serializer = ChallengeRequestSerializer(data=request.data)
         if not serializer.is_valid():
             field = next(iter(serializer.errors))
-            raise ApiError("invalid_request", f"{field}: {serializer.errors[field][0]}")
+            raise ApiError(ApiErrorCode.INVALID_REQUEST, f"{field}: {serializer.errors[field][0]}")
         data = serializer.validated_data
         client = Client.objects.active().filter(client_id=data["client_id"]).first()
         if client is None:
-            raise ApiError("invalid_client", "unknown or inactive client", status.HTTP_401_UNAUTHORIZED)
+            raise ApiError(ApiErrorCode.INVALID_CLIENT, "unknown or inactive client", status.HTTP_401_UNAUTHORIZED)
         issued = issue_challenge(client, data["purpose"])
         body = {"attestation_challenge": issued.value, "purpose": issued.purpose, "expires_in": issued.expires_in}
         response = Response(body, status=status.HTTP_200_OK)

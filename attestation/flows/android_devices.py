@@ -25,6 +25,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.sql import Statement
+from core.events import EventType
+from core.sql import Statement
 
 from ..android.chain import MAX_CHAIN_LENGTH
 from ..android.digests import normalise_digest
@@ -147,10 +149,10 @@ def enroll_android_device(
         verdict = check_integrity(app, str(integrity_token), integrity_token_type, binding, now, client)
         device, created = _store_device(app, result, _integrity_facts(verdict, integrity_token_type, now), now)
     except AttestationError as exc:
-        _event("attestation.enroll", exc.reason, client_id, request, detail=exc.detail)
+        _event(EventType.ATTESTATION_ENROLL, exc.reason, client_id, request, detail=exc.detail)
         raise
     _event(
-        "attestation.enroll",
+        EventType.ATTESTATION_ENROLL,
         "",
         client_id,
         request,
@@ -213,9 +215,9 @@ def verify_android_refresh(
             )
         _record_refresh(device, integrity, now)
     except AttestationError as exc:
-        _event("attestation.assert", exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
+        _event(EventType.ATTESTATION_ASSERT, exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
         raise
-    _event("attestation.assert", "", client_id, request, key_id=device.key_id, integrity_checked=integrity is not None)
+    _event(EventType.ATTESTATION_ASSERT, "", client_id, request, key_id=device.key_id, integrity_checked=integrity is not None)
     return device
 
 
@@ -252,5 +254,5 @@ def _refuse_current_state(device: Device) -> None:
     raise AttestationError(Reason.ATTESTATION_REQUIRED, "the device changed during this request: attest again")
 
 
-def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
+def _event(event: EventType, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
     device_event(event, reason, client_id, request, platform=Platform.ANDROID.value, **details)

@@ -37,6 +37,9 @@ from core import crypto
 from core.events import record
 from clients.models import Client
 from core.signed_values import Purpose, dump, load
+from core import crypto
+from core.events import EventType, record
+from clients.models import Client
 
 from ..app_settings import app_settings
 from ..errors import AttestationError, Reason
@@ -87,14 +90,14 @@ def redeem_challenge(value: str, *, client_id: str, purpose: str, now: datetime 
     try:
         return consume_challenge(value, client_id=client_id, purpose=purpose, now=now)
     except AttestationError as exc:
-        record("attestation.challenge", outcome="failure", reason=exc.reason, client_id=client_id, purpose=purpose)
+        record(EventType.ATTESTATION_CHALLENGE, outcome="failure", reason=exc.reason, client_id=client_id, purpose=purpose)
         raise
 
 
 def refuse_for_rate(request: Any, wait: float | None) -> None:
     """A challenge refused by the per-address rate (``ATTESTATION_CHALLENGE_RATE``) is a
     security decision like any other: recorded, with how long the address must wait."""
-    record("attestation.challenge", outcome="denied", reason="throttled", request=request,
+    record(EventType.ATTESTATION_CHALLENGE, outcome="denied", reason="throttled", request=request,
            retry_after=math.ceil(wait) if wait is not None else None)
 
 

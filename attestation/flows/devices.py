@@ -15,6 +15,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.sql import Statement
+from core.events import EventType
+from core.sql import Statement
 
 
 from ..apple.assertion import verify_assertion
@@ -56,9 +58,9 @@ def enroll_apple_device(
         )
         device, created = _store_apple_device(app, result, now)
     except AttestationError as exc:
-        _event("attestation.enroll", exc.reason, client_id, request, detail=exc.detail)
+        _event(EventType.ATTESTATION_ENROLL, exc.reason, client_id, request, detail=exc.detail)
         raise
-    _event("attestation.enroll", "", client_id, request, key_id=device.key_id, device=device.pk, created=created)
+    _event(EventType.ATTESTATION_ENROLL, "", client_id, request, key_id=device.key_id, device=device.pk, created=created)
     return device
 
 
@@ -94,9 +96,9 @@ def assert_apple_device(
         )
         _advance_counter(device, result.counter, now)
     except AttestationError as exc:
-        _event("attestation.assert", exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
+        _event(EventType.ATTESTATION_ASSERT, exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
         raise
-    _event("attestation.assert", "", client_id, request, key_id=device.key_id, counter=device.counter)
+    _event(EventType.ATTESTATION_ASSERT, "", client_id, request, key_id=device.key_id, counter=device.counter)
     return device
 
 
@@ -122,5 +124,5 @@ def _advance_counter(device: Device, counter: int, now: datetime) -> None:
     device.last_asserted_at = now
 
 
-def _event(event: str, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
+def _event(event: EventType, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
     device_event(event, reason, client_id, request, platform=Platform.IOS.value, **details)

@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 from core.events import record
+from core.events import EventType, record
 
 from ..android.digests import normalise_digest
 from ..models import AppleEnvironment, Platform, RegisteredApp
@@ -44,7 +45,7 @@ def register_ios_app(client: Any, app_id: str, environment: str, *, require_atte
         client=client, platform=Platform.IOS, ios_team_id=team, ios_bundle_id=bundle,
         ios_environment=environment, require_attestation=require_attestation,
     )
-    record("attestation.app_registered", client_id=client.client_id, platform="ios", app_id=app_id)
+    record(EventType.ATTESTATION_APP_REGISTERED, client_id=client.client_id, platform="ios", app_id=app_id)
     return app
 
 
@@ -75,5 +76,5 @@ def register_android_app(
             _b64(decryption_key_b64, "the decryption key"), _b64(verification_key_b64, "the verification key")
         )
     app.save()
-    record("attestation.app_registered", client_id=client.client_id, platform="android", package=package)
+    record(EventType.ATTESTATION_APP_REGISTERED, client_id=client.client_id, platform="android", package=package)
     return app

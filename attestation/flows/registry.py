@@ -1,5 +1,6 @@
 """Operator decisions on registered devices (admin actions): suspend, revoke, require
-re-attestation. Each records one security event."""
+re-attestation. Each records one security event; suspending and revoking also announce
+themselves (``attestation.signals``)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.events import record
+from core.events import EventType, record
 
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import Device, DeviceStatus, RegisteredApp
 from ..signals import device_revoked
+from attestation.signals import device_revoked, device_suspended
 from .challenges import claim_challenge
 
 
-def _record(event: str, device: Device, actor: Any, reason: str, **details: Any) -> None:
+def _record(event: EventType, device: Device, actor: Any, reason: str, **details: Any) -> None:
     record(
         event,
         outcome="success",
@@ -33,17 +36,21 @@ def _record(event: str, device: Device, actor: Any, reason: str, **details: Any)
 
 
 def suspend_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
-    """Refuse the device until an operator reactivates it (``device_suspended``)."""
-    device.set_status(DeviceStatus.SUSPENDED, reason, now or timezone.now())
-    _record("attestation.device.suspended", device, actor, reason)
+    """Refuse the device until an operator reactivates it (``device_suspended``), and announce it."""
+    moment = now or timezone.now()
+    device.set_status(DeviceStatus.SUSPENDED, reason, moment)
+    _record(EventType.ATTESTATION_DEVICE_SUSPENDED, device, actor, reason)
+    device_suspended.send(sender=Device, device=device, reason=reason, actor=actor, now=moment)
 
 
 def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
     """Refuse the device for good (``device_revoked``); the app must enroll a new key. Its
-    token families end at once (issue 5 §5), not at their next refresh."""
-    device.set_status(DeviceStatus.REVOKED, reason, now or timezone.now())
-    _record("attestation.device.revoked", device, actor, reason)
-    device_revoked.send(sender=Device, device=device)  # sessions ends the device's families
+    token families end at once (issue 5 §5), not at their next refresh: the announcement's
+    listener (``sessions.flows.cascade``) ends them."""
+    moment = now or timezone.now()
+    device.set_status(DeviceStatus.REVOKED, reason, moment)
+    _record(EventType.ATTESTATION_DEVICE_REVOKED, device, actor, reason)
+    device_revoked.send(sender=Device, device=device, reason=reason, actor=actor, now=moment)
 
 
 def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:
@@ -51,7 +58,7 @@ def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, no
     if device.status != DeviceStatus.SUSPENDED:
         return
     device.set_status(DeviceStatus.ACTIVE, reason, now or timezone.now())
-    _record("attestation.device.reactivated", device, actor, reason)
+    _record(EventType.ATTESTATION_DEVICE_REACTIVATED, device, actor, reason)
 
 
 def require_reattestation(
@@ -65,10 +72,10 @@ def require_reattestation(
     device.requires_reattestation = True
     if updated:
         device.reattestation_required_at = moment
-    _record("attestation.device.reattestation_required", device, actor, reason)
+    _record(EventType.ATTESTATION_DEVICE_REATTESTATION_REQUIRED, device, actor, reason)
 
 
-def device_event(event: str, reason: str, client_id: str, request: Any, *, platform: str, **details: Any) -> None:
+def device_event(event: EventType, reason: str, client_id: str, request: Any, *, platform: str, **details: Any) -> None:
     """One security event per enrollment or proof, success or failure (``reason`` set)."""
     record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id,
            request=request, platform=platform, **details)

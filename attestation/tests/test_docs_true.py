@@ -40,7 +40,7 @@ def test_ios_create_client_options_are_documented_as_present() -> None:
 def test_new_reasons_are_documented(reason: str) -> None:
     from attestation.errors import Reason
 
-    assert reason in vars(Reason).values()
+    assert reason in {member.value for member in Reason}
     assert f"`{reason}`" in (DOCS / "attestation.md").read_text()
 
 

@@ -239,3 +239,22 @@ def test_facts_as_stored_are_what_asdict_gives() -> None:
     assert list(stored) == ["apps_detected", "sdk_version"]
     stored["apps_detected"]["value"].append("x")
     assert facts.value("apps_detected") == ["KNOWN_CAPTURING"]  # a copy, as asdict's
+
+
+def test_rendering_a_refusal_writes_nothing_and_the_server_keeps_it_once(phone: Device) -> None:
+    """No error renders side effects: the refusal's snapshot and compliance event are written by
+    the server's error handling (``KeptAfterRollback``), once, however often the error renders."""
+    policy = HealthPolicy.objects.create(client=phone.app.client)
+    HealthRule.objects.create(policy=policy, name="no-capture", condition="screen_captured", outcome="deny")
+    with pytest.raises(DeviceHealthRefused) as refused:
+        refresh(phone, CAPTURING, timezone.now())
+    error = refused.value
+    status, _, _ = error()
+    error()
+    assert status == 400
+    assert not DeviceHealth.objects.exists()
+    assert not SecurityEvent.objects.filter(event_type="device.compliance_changed").exists()
+    error.run_after_rollback()
+    error.run_after_rollback()
+    assert DeviceHealth.objects.get().outcome == HealthOutcome.DENY
+    assert SecurityEvent.objects.filter(event_type="device.compliance_changed").count() == 1

@@ -14,6 +14,9 @@ from joserfc.jwk import KeySet, KeySetSerialization
 from core.crypto import generate_token
 from core.events import record
 from clients.models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
+from core.crypto import generate_token
+from core.events import EventType, record
+from clients.models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
 from ..redirects import validate_redirect_uri_for_registration
 from core.app_settings import app_settings
 
@@ -99,7 +102,7 @@ def register_client(
             client.set_secret(secret)
         client.save()
     record(
-        "client.registered", client_id=client.client_id, public=public, grant_types=grants, auth_methods=methods,
+        EventType.CLIENT_REGISTERED, client_id=client.client_id, public=public, grant_types=grants, auth_methods=methods,
         signing_alg=alg, require_pkce=require_pkce,
     )
     return RegisteredClient(client, secret)
@@ -166,5 +169,5 @@ def rotate_secret(client: Client) -> str:
     secret = generate_token(32)
     client.set_secret(secret)
     client.save(update_fields=["secret_hash"])
-    record("client.secret_rotated", client_id=client.client_id)
+    record(EventType.CLIENT_SECRET_ROTATED, client_id=client.client_id)
     return secret

@@ -33,7 +33,10 @@ from risk.stepup import open_since as step_up_open_since
 
 from core.app_settings import app_settings
 from core.events import record
+from core.app_settings import app_settings
+from core.events import EventType, record
 from ..models import Consent
+from ..oauth.errors import OAuthErrorCode
 from ..oauth.server import VigilOAuth2Request, get_server
 from ..scopes import describe_scopes
 from . import authorize_params
@@ -100,7 +103,7 @@ def _recalled(request: HttpRequest, name: str) -> int | None:
 
 def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAuth2Request) -> Outcome:
     record(
-        "oauth.authorize_error",
+        EventType.OAUTH_AUTHORIZE_ERROR,
         outcome="failure",
         reason=error.error or "",
         request=request,
@@ -112,7 +115,7 @@ def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAu
         error.state = oauth_req.payload.state
         mode = requested_mode(oauth_req.payload.data, error.redirect_uri)
         return Outcome(OutcomeKind.RESPONSE, response=deliver(request, error.redirect_uri, error.get_body(), mode))
-    return Outcome(OutcomeKind.ERROR, error=error.error or "invalid_request", description=error.description or "")
+    return Outcome(OutcomeKind.ERROR, error=error.error or OAuthErrorCode.INVALID_REQUEST, description=error.description or "")
 
 
 def required_acr(client: Client, user: User | None, requested: list[str]) -> str | None:
@@ -204,13 +207,13 @@ def _account_choice(
         return None
     if account == AccountChoice.CONTINUE:
         _remember(request, ACCOUNT_MARK, now)
-        record("oauth.account_selected", user=request.user, client_id=client.client_id, request=request)
+        record(EventType.OAUTH_ACCOUNT_SELECTED, user=request.user, client_id=client.client_id, request=request)
         return None
     if account == AccountChoice.SWITCH:
         user = request.user
         browser_sessions.sign_out_current(request)
         _remember(request, ACCOUNT_MARK, now)
-        record("oauth.account_switched", user=user, client_id=client.client_id, request=request)
+        record(EventType.OAUTH_ACCOUNT_SWITCHED, user=user, client_id=client.client_id, request=request)
         wanted = required_acr(client, None, params.acr_values) or ""
         return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, False, "", now))
     return Outcome(OutcomeKind.SELECT_ACCOUNT, context={"client": client, "user": request.user})
@@ -271,7 +274,7 @@ def _decide(
     oauth_req.context.resources = params.resources
     oauth_req.context.code_dpop_jkt = params.dpop_jkt
     response_params = grant.issue_code(request.user)
-    record("oauth.authorized", user=request.user, client_id=client.client_id, request=request, scope=scope,
+    record(EventType.OAUTH_AUTHORIZED, user=request.user, client_id=client.client_id, request=request, scope=scope,
            acr=state.acr, response_mode=params.response_mode.value, dpop_jkt_bound=bool(params.dpop_jkt))
     return Outcome(OutcomeKind.RESPONSE, response=deliver(request, redirect_uri, response_params, params.response_mode))
 
@@ -281,4 +284,4 @@ def _remember_consent(user: User, client: Client, scope: str) -> None:
     consent.scopes = sorted(set(consent.scopes) | set(scope.split()))
     consent.updated_at = timezone.now()
     consent.save(update_fields=["scopes", "updated_at"])
-    record("oauth.consent_granted", user=user, client_id=client.client_id, scopes=consent.scopes)
+    record(EventType.OAUTH_CONSENT_GRANTED, user=user, client_id=client.client_id, scopes=consent.scopes)

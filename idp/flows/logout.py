@@ -23,6 +23,9 @@ from sessions.models import DeviceSession
 from core import jwt_tokens
 from core.events import record
 from clients.models import Client
+from core import jwt_tokens
+from core.events import EventType, record
+from clients.models import Client
 
 
 @dataclass
@@ -74,5 +77,5 @@ def perform(request: HttpRequest, parsed: LogoutRequest) -> int:
     browser_sessions.mark_ended(request)
     logout(request)
     client_id = parsed.client.client_id if parsed.client else ""
-    record("logout", user=user, request=request, client_id=client_id, revoked=revoked)
+    record(EventType.LOGOUT, user=user, request=request, client_id=client_id, revoked=revoked)
     return revoked

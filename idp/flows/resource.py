@@ -3,7 +3,8 @@ RFC 6750 §2 (Bearer) and RFC 9449 §7 (DPoP)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from django.http import HttpRequest
@@ -13,8 +14,8 @@ from core.acr import ACR_MFA
 from sessions.models import AccessToken, SessionStatus
 
 from core import jwt_tokens
-from core.events import record
-from core.resource_errors import ResourceError
+from core.events import EventType, record
+from core.resource_errors import ResourceError, ResourceErrorCode
 from .dpop_resource import check_dpop_binding
 from core.policy import ResourceContext, apply_resource_policies
 
@@ -32,15 +33,15 @@ def extract_token(request: HttpRequest) -> tuple[str, str]:
         scheme, _, value = header.partition(" ")
         if scheme.lower() not in {"bearer", "dpop"}:
             # RFC 6750 §3.1: another (or no) scheme is a request without our authentication: 401.
-            raise ResourceError("invalid_token", "Use the Bearer or DPoP scheme.", 401)
+            raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "Use the Bearer or DPoP scheme.", 401)
         if value.strip():
             return scheme.lower(), value.strip()
-        raise ResourceError("invalid_request", "Malformed Authorization header.", 400)
+        raise ResourceError(ResourceErrorCode.INVALID_REQUEST, "Malformed Authorization header.", 400)
     if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
         token = request.POST.get("access_token", "")
         if token:
             return "bearer", token
-    raise ResourceError("invalid_token", "An access token is required.", 401)
+    raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "An access token is required.", 401)
 
 
 def authorize(request: HttpRequest, *, required_scope: str | None = None) -> AuthorizedRequest:
@@ -48,8 +49,8 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
     try:
         claims = jwt_tokens.verify(token, typ="at+jwt")
     except jwt_tokens.TokenInvalid as exc:
-        _refused(request, "invalid_token", str(exc))
-        raise ResourceError("invalid_token", "The access token is invalid or expired.") from exc
+        _refused(request, ResourceErrorCode.INVALID_TOKEN, str(exc))
+        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token is invalid or expired.") from exc
     record_ = AccessToken.objects.select_related("session", "user").filter(jti=str(claims.get("jti"))).first()
     if record_ is None or not record_.is_active(timezone.now()):
         raise _inactive(request, record_)
@@ -59,8 +60,8 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
 
     apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
     if required_scope and required_scope not in str(claims.get("scope", "")).split():
-        _refused(request, "insufficient_scope", required_scope)
-        raise ResourceError("insufficient_scope", f"The token lacks the {required_scope} scope.", 403)
+        _refused(request, ResourceErrorCode.INSUFFICIENT_SCOPE, required_scope)
+        raise ResourceError(ResourceErrorCode.INSUFFICIENT_SCOPE, f"The token lacks the {required_scope} scope.", 403)
     return AuthorizedRequest(claims=claims, token=record_)
 
 
@@ -70,21 +71,21 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
     sends the user through authorization for a fresh second factor)."""
     session = token.session if token is not None else None
     if token is None:
-        reason, error = "unknown", ResourceError("invalid_token", "The access token is not known.")
+        reason, error = "unknown", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token is not known.")
     elif token.revoked_at is None and session is not None and session.status == SessionStatus.STEP_UP_REQUIRED:
         reason = "step_up_required"
         error = ResourceError(
-            "insufficient_user_authentication",
+            ResourceErrorCode.INSUFFICIENT_USER_AUTHENTICATION,
             "Step-up authentication is required: send the user through authorization again.",
             params={"acr_values": ACR_MFA},
         )
     elif token.revoked_at is not None or (session is not None and session.status == SessionStatus.REVOKED):
-        reason, error = "revoked", ResourceError("invalid_token", "The access token has been revoked.")
+        reason, error = "revoked", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token has been revoked.")
     else:
-        reason, error = "expired", ResourceError("invalid_token", "The access token has expired.")
+        reason, error = "expired", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token has expired.")
     _refused(request, error.error, reason)
     return error
 
 
 def _refused(request: HttpRequest, reason: str, detail: str) -> None:
-    record("resource.token_refused", outcome="denied", reason=reason, request=request, detail=detail, path=request.path)
+    record(EventType.RESOURCE_TOKEN_REFUSED, outcome="denied", reason=reason, request=request, detail=detail, path=request.path)

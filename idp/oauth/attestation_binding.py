@@ -21,6 +21,7 @@ from sessions.flows import device_binding, revocation
 from sessions.models import DeviceSession
 
 from core.events import record
+from core.events import EventType, record
 from .errors import InvalidClientAttestationError, UseAttestationChallengeError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
             request=request.django_request,
         )
     except AttestationError as error:
-        record("attestation.token_refused", outcome="denied", reason=error.reason, client_id=client.client_id,
+        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=error.reason, client_id=client.client_id,
                request=request.django_request, grant_type="authorization_code")
         if error.reason in NOTHING_TO_VERIFY:
             raise UseAttestationChallengeError(
@@ -81,7 +82,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
             raise InvalidGrantError("This session is not bound to an attested device: authorize again.")
         return
     if device.requires_reattestation:
-        record("attestation.token_refused", outcome="denied", reason="reattestation_required", user=session.user,
+        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=revocation.Reason.REATTESTATION_REQUIRED, user=session.user,
                client_id=client.client_id, session_id=session.sid, request=request.django_request)
         revocation.revoke_session(session, revocation.Reason.REATTESTATION_REQUIRED)
         raise InvalidGrantError("The device must attest again: send the user through authorization.")
@@ -113,7 +114,7 @@ def _what_is_required(error: AttestationError, missing_everything: str, *, enrol
 def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationError) -> NoReturn:
     request = grant.request
     client = request.client
-    record("attestation.token_refused", outcome="denied", reason=error.reason, user=session.user,
+    record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=error.reason, user=session.user,
            client_id=client.client_id, session_id=session.sid, request=request.django_request,
            grant_type="refresh_token")
     if error.reason in NOTHING_TO_VERIFY:

@@ -7,15 +7,18 @@ from typing import Any
 
 from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
+from sessions.dpop.errors import ErrorCode, Reason
 
 from core.app_settings import app_settings
 from core.events import record
+from core.app_settings import app_settings
+from core.events import EventType, record
 from .errors import InvalidDPoPProofError, UseDPoPNonceError
 
 
 def _as_oauth_error(error: DPoPError) -> InvalidDPoPProofError | UseDPoPNonceError:
     headers = list(error.nonce_headers().items())
-    cls = UseDPoPNonceError if error.error == "use_dpop_nonce" else InvalidDPoPProofError
+    cls = UseDPoPNonceError if error.error == ErrorCode.USE_DPOP_NONCE else InvalidDPoPProofError
     return cls(error.description, headers=headers)
 
 
@@ -30,7 +33,7 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
         proof_jwt = single_proof_from_headers(dpop_header_values(request.django_request))
         if proof_jwt is None:
             if client.require_dpop or bound_jkt:
-                raise DPoPError.invalid("dpop_missing", "A DPoP proof is required for this client.")
+                raise DPoPError.invalid(Reason.MISSING, "A DPoP proof is required for this client.")
             return None
         proof = verify_proof(
             proof_jwt,
@@ -41,7 +44,7 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
         )
     except DPoPError as error:
         record(
-            "dpop.refused",
+            EventType.DPOP_REFUSED,
             outcome="denied",
             reason=error.reason or error.error,
             client_id=client.client_id,

@@ -24,7 +24,7 @@ from sessions.flows.revocation import Reason
 from sessions.models import AccessToken, RefreshToken
 
 from core import jwt_tokens
-from core.events import record
+from core.events import EventType, record
 
 if TYPE_CHECKING:
     from clients.models import Client
@@ -160,7 +160,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         refused: FoundToken | None = request.context.introspection_refused
         if refused is not None:
             record(
-                "oauth.introspection",
+                EventType.OAUTH_INTROSPECTION,
                 outcome="denied",
                 reason="not_token_audience",
                 client_id=request.client.client_id,
@@ -170,7 +170,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             )
         else:
             record(
-                "oauth.introspection",
+                EventType.OAUTH_INTROSPECTION,
                 outcome="success" if body.get("active") else "info",
                 reason="active" if body.get("active") else "inactive",
                 client_id=request.client.client_id,
@@ -189,7 +189,7 @@ class RevocationEndpoint(_RevocationEndpoint):
         token = find_token(request.form["token"], request.form.get("token_type_hint"), client)
         if token is not None and not token.check_client(client):
             record(
-                "oauth.revocation",
+                EventType.OAUTH_REVOCATION,
                 outcome="denied",
                 reason="not_token_client",
                 client_id=client.client_id,
@@ -208,7 +208,7 @@ class RevocationEndpoint(_RevocationEndpoint):
         elif token.access is not None:
             AccessToken.objects.filter(pk=token.access.pk, revoked_at__isnull=True).update(revoked_at=now)
         record(
-            "oauth.revocation",
+            EventType.OAUTH_REVOCATION,
             reason=token.kind,
             client_id=token.client.client_id,
             request=getattr(request, "django_request", None),

@@ -7,9 +7,39 @@ RFC 9449 §5 and §8. Each may carry extra response headers (a fresh challenge o
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
+
+
+class OAuthErrorCode(StrEnum):
+    """Every ``error`` our OAuth endpoints answer: RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1,
+    OpenID Connect Core 1.0 §3.1.2.6, RFC 8707 §2, RFC 9449 §12.2, and the draft
+    Attestation-Based Client Authentication."""
+
+    INVALID_REQUEST = "invalid_request"
+    INVALID_CLIENT = "invalid_client"
+    INVALID_GRANT = "invalid_grant"
+    UNAUTHORIZED_CLIENT = "unauthorized_client"
+    UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+    UNSUPPORTED_RESPONSE_TYPE = "unsupported_response_type"
+    UNSUPPORTED_TOKEN_TYPE = "unsupported_token_type"
+    INVALID_SCOPE = "invalid_scope"
+    ACCESS_DENIED = "access_denied"
+    SERVER_ERROR = "server_error"
+    TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
+    INTERACTION_REQUIRED = "interaction_required"
+    LOGIN_REQUIRED = "login_required"
+    CONSENT_REQUIRED = "consent_required"
+    ACCOUNT_SELECTION_REQUIRED = "account_selection_required"
+    REQUEST_NOT_SUPPORTED = "request_not_supported"
+    REQUEST_URI_NOT_SUPPORTED = "request_uri_not_supported"
+    INVALID_TARGET = "invalid_target"
+    INVALID_DPOP_PROOF = "invalid_dpop_proof"
+    USE_DPOP_NONCE = "use_dpop_nonce"
+    INVALID_CLIENT_ATTESTATION = "invalid_client_attestation"
+    USE_ATTESTATION_CHALLENGE = "use_attestation_challenge"
 
 
 class VigilOAuth2Error(OAuth2Error):
@@ -28,32 +58,32 @@ class VigilOAuth2Error(OAuth2Error):
 class InvalidTargetError(VigilOAuth2Error):
     """RFC 8707 §2: the requested resource is not allowed for this client."""
 
-    error = "invalid_target"
+    error = OAuthErrorCode.INVALID_TARGET
 
 
 class InvalidClientAttestationError(VigilOAuth2Error):
-    error = "invalid_client_attestation"
+    error = OAuthErrorCode.INVALID_CLIENT_ATTESTATION
     status_code = 400
 
 
 class UseAttestationChallengeError(VigilOAuth2Error):
-    error = "use_attestation_challenge"
+    error = OAuthErrorCode.USE_ATTESTATION_CHALLENGE
     status_code = 400
 
 
 class InvalidDPoPProofError(VigilOAuth2Error):
-    error = "invalid_dpop_proof"
+    error = OAuthErrorCode.INVALID_DPOP_PROOF
     status_code = 400
 
 
 class UseDPoPNonceError(VigilOAuth2Error):
-    error = "use_dpop_nonce"
+    error = OAuthErrorCode.USE_DPOP_NONCE
     status_code = 400
 
 
 class InteractionRequiredError(VigilOAuth2Error):
     """The session needs the user again (step-up demanded by policy)."""
 
-    error = "interaction_required"
+    error = OAuthErrorCode.INTERACTION_REQUIRED
     status_code = 400
 

@@ -25,6 +25,12 @@ from .grants.client_credentials import ClientCredentialsGrant
 from .grants.refresh_token import RefreshTokenGrant
 from .http_headers import NO_STORE
 from .context import RequestContext
+from core import config_cache
+from core.app_settings import app_settings
+from core.events import EventType, record
+from clients.models import Client
+from idp.oauth.client_auth import ClientAuthenticator
+from core.policy import KeptAfterRollback
 
 
 
@@ -80,11 +86,14 @@ class AuthorizationServer(_AuthorizationServer):
         return response
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> HttpResponse:
+        """Record the error, run what a refusal keeps after its rollback, render (which writes nothing)."""
+        if isinstance(error, KeptAfterRollback):
+            error.run_after_rollback()
         django_request = getattr(request, "django_request", None)
         auth_failure = getattr(error, "auth_failure", None)
         client_id = getattr(error, "auth_client_id", "") or getattr(getattr(request, "payload", None), "client_id", "")
         record(
-            "oauth.error",
+            EventType.OAUTH_ERROR,
             outcome="failure",
             reason=error.error or "",
             client_id=str(client_id or "")[:100],

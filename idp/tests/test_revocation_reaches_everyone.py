@@ -313,3 +313,61 @@ def test_listeners_hear_the_announcement_not_the_audit_table(family: DeviceSessi
     assert [(h["session"].pk, h["reason"], str(h["initiator"])) for h in heard] == [
         (family.pk, "revoked_by_admin", "admin")]
     assert SetDelivery.objects.count() == 1
+
+
+@pytest.fixture
+def no_audit_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every recorder the device paths use writes nothing: no audit row can carry the news."""
+    from attestation.flows import registry
+    from device_health import evaluate
+    from sessions.flows import revocation
+
+    for module in (registry, evaluate, revocation):
+        monkeypatch.setattr(module, "record", lambda *args, **kwargs: None)
+
+
+@pytest.mark.usefixtures("no_audit_rows")
+def test_a_device_revocation_that_wrote_no_audit_row_still_reaches_shared_signals(
+        family: DeviceSession, receiver: SsfReceiver, enqueued: list[int]) -> None:
+    """Shared signals hear the announcements (``attestation.signals.device_revoked`` ends the
+    families, ``session_revoked`` reaches the transmitter), not ``post_save`` of audit rows."""
+    from attestation.flows.registry import revoke_device
+
+    device, before = _device(family), SecurityEvent.objects.count()
+    revoke_device(device, reason="lost")
+    assert SecurityEvent.objects.count() == before
+    family.refresh_from_db()
+    assert family.status == SessionStatus.REVOKED and family.status_reason == "device_revoked"
+    delivery = SetDelivery.objects.get()
+    assert delivery.event_type == CaepEvent.SESSION_REVOKED
+
+
+@pytest.mark.usefixtures("no_audit_rows")
+def test_a_compliance_change_that_wrote_no_audit_row_still_reaches_shared_signals(
+        family: DeviceSession, receiver: SsfReceiver, enqueued: list[int]) -> None:
+    from device_health import evaluate, tasks
+
+    device, now, before = _device(family), timezone.now(), SecurityEvent.objects.count()
+    evaluation = evaluate.evaluate(device, {}, now)
+    evaluate.persist(evaluation, now, trigger="revalidation")
+    tasks.apply_outcome(evaluation, now)
+    assert SecurityEvent.objects.count() == before
+    assert SetDelivery.objects.filter(event_type=CaepEvent.DEVICE_COMPLIANCE_CHANGE).count() == 1
+    assert SetDelivery.objects.filter(event_type=CaepEvent.SESSION_REVOKED).count() == 1
+
+
+def test_a_suspended_device_is_announced(family: DeviceSession) -> None:
+    from attestation.flows.registry import suspend_device
+    from attestation.signals import device_suspended
+
+    heard: list[dict[str, Any]] = []
+
+    def listener(**kwargs: Any) -> None:
+        heard.append(kwargs)
+
+    device_suspended.connect(listener)
+    try:
+        suspend_device(_device(family), reason="mdm")
+    finally:
+        device_suspended.disconnect(listener)
+    assert [(h["device"].key_id, h["reason"]) for h in heard] == [("dev-1", "mdm")]

@@ -19,6 +19,8 @@ from rest_framework.views import APIView
 
 from core.api_errors import ApiError, ApiErrorSerializer
 from core.events import record
+from core.api_errors import ApiError, ApiErrorCode, ApiErrorSerializer
+from core.events import EventType, record
 from idp.oauth.server import get_server
 
 from risk.usage import UsageError, report_usage
@@ -32,9 +34,9 @@ def authenticate_reporter(request: HttpRequest) -> object:
     try:
         return server.authenticate_client(server.create_oauth2_request(request), AUTH_METHODS, endpoint="usage")
     except OAuth2Error as error:
-        record("risk.usage_refused", outcome="denied", reason="invalid_client", request=request,
+        record(EventType.RISK_USAGE_REFUSED, outcome="denied", reason=ApiErrorCode.INVALID_CLIENT, request=request,
                description=error.description)
-        raise ApiError("invalid_client", "Client authentication failed.", status.HTTP_401_UNAUTHORIZED) from error
+        raise ApiError(ApiErrorCode.INVALID_CLIENT, "Client authentication failed.", status.HTTP_401_UNAUTHORIZED) from error
 
 
 class UsageView(APIView):
@@ -56,7 +58,7 @@ class UsageView(APIView):
         serializer = UsageReportSerializer(data=request.data)
         if not serializer.is_valid():
             field, errors = next(iter(serializer.errors.items()))
-            raise ApiError("invalid_request", f"{field}: {errors[0]}")
+            raise ApiError(ApiErrorCode.INVALID_REQUEST, f"{field}: {errors[0]}")
         data = serializer.validated_data
         try:
             result = report_usage(client=client, sub=data.get("sub") or "", sid=data.get("sid") or "",

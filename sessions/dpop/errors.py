@@ -9,20 +9,22 @@ request input, so they are safe in an RFC 6749 §5.2 body and in a quoted header
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 from ..app_settings import app_settings
 
 
-class ErrorCode:
-    """Error codes of RFC 9449 §12.2."""
+class ErrorCode(StrEnum):
+    """Error codes of RFC 9449 §12.2 (the ``error`` on the wire)."""
 
     INVALID_DPOP_PROOF = "invalid_dpop_proof"
     USE_DPOP_NONCE = "use_dpop_nonce"
 
 
-class Reason:
+class Reason(StrEnum):
     """Stable reasons carried by ``DPoPError.reason``, one per check of RFC 9449 §4.3."""
 
+    MISSING = "dpop_missing"
     MULTIPLE_HEADERS = "dpop_multiple_headers"
     MALFORMED = "dpop_malformed"
     BAD_TYP = "dpop_bad_typ"

@@ -1,7 +1,8 @@
 """Revocation cascades (issue 5 §5): deactivating a user or revoking a device ends its
 token families at once, so introspection and userinfo refuse their tokens immediately
 rather than at the next refresh. Each family ends through the one path
-(``sessions.flows.revocation``), so each is recorded and announced."""
+(``sessions.flows.revocation``), so each is recorded and announced. The receivers here
+connect when ``DeviceSessionsConfig.ready()`` imports this module."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def revoke_device_sessions(device_id: int, reason: str) -> int:
 
 @receiver(device_revoked, dispatch_uid="sessions.device_revoked")
 def _device_revoked(sender: Any, device: Any, **kwargs: Any) -> None:
+    """``attestation.signals.device_revoked``: its families end at once."""
     revoke_device_sessions(device.pk, Reason.DEVICE_REVOKED)
 
 

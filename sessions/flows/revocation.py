@@ -29,6 +29,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.events import record
+from core.events import EventType, record
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
 
@@ -131,7 +132,7 @@ def revoke_session(
         AccessToken.objects.filter(session=session, revoked_at__isnull=True).update(revoked_at=moment)
         session.status, session.status_reason, session.revoked_at = SessionStatus.REVOKED, reason[:80], moment
         if changed:
-            record("session.revoked", reason=reason, user=session.user, client_id=session.client.client_id,
+            record(EventType.SESSION_REVOKED, reason=reason, user=session.user, client_id=session.client.client_id,
                    session_id=session.sid, request=request, initiator=str(who), **details)
             session_revoked.send(sender=DeviceSession, session=session, reason=str(reason), initiator=who,
                                  details=details, now=moment)
@@ -159,7 +160,7 @@ def revoke_user_sessions(user: Any, reason: str, **options: Any) -> int:
 
 def credential_changed(
     user: Any,
-    event_type: str,
+    event_type: EventType,
     *,
     credential: CredentialType,
     change: CredentialChange,

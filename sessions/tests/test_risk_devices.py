@@ -51,14 +51,15 @@ def make_session(user: Any, client: Any, device: Device | None, sid: str) -> Dev
 
 
 def evaluate(session: DeviceSession, grant_type: str = "refresh_token") -> RiskRefusedError | None:
-    """Run the token policy as a grant does (inside its transaction), and render a refusal
-    after the rollback as Authlib does."""
+    """Run the token policy as a grant does (inside its transaction), and handle a refusal
+    after the rollback as the server does (``handle_error_response``)."""
     context = TokenContext(grant_type=grant_type, client=session.client, user=session.user, session=session,
                            scope="openid", now=timezone.now(), request=None, device=session.device)
     try:
         with transaction.atomic():
             evaluate_token_request(context)
     except RiskRefusedError as error:
+        error.run_after_rollback()
         error()
         return error
     return None
@@ -197,8 +198,12 @@ def test_a_recorded_streak_is_signalled_once(user, mobile_client, make_device, s
 
 
 def test_a_refusal_applies_what_it_carries_once(user, mobile_client):
+    """Rendering is pure; the server's error handling runs what the refusal keeps, once."""
     calls: list[int] = []
     error = RiskRefusedError(STEP_UP_DESCRIPTION, lambda: calls.append(1))
     status, body, headers = error()
     error()
-    assert calls == [1] and status == 400
+    assert calls == [] and status == 400
+    error.run_after_rollback()
+    error.run_after_rollback()
+    assert calls == [1]

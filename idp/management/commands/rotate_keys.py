@@ -11,6 +11,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from core import keys
 from core.app_settings import app_settings
 from core.events import record
+from core import keys
+from core.app_settings import app_settings
+from core.events import EventType, record
 
 
 class Command(BaseCommand):
@@ -25,7 +28,7 @@ class Command(BaseCommand):
         for alg in options["alg"] or app_settings.SUPPORTED_SIGNING_ALGS:
             keys.active_key(alg)
             key, withdrawn = keys.rotate_now(alg) if options["now"] else (keys.rotate(alg), [])
-            record("keys.rotated", alg=alg, kid=key.kid, immediately=options["now"], withdrawn=withdrawn)
+            record(EventType.KEYS_ROTATED, alg=alg, kid=key.kid, immediately=options["now"], withdrawn=withdrawn)
             self.stdout.write(f"{alg}: new key {key.kid} ({key.status}, signs from {key.activates_at.isoformat()})")
             for kid in withdrawn:
                 self.stdout.write(f"{alg}: withdrew {kid}, which was waiting to sign")

@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749 import grants
 from django.utils import timezone
 
 from core.events import record
+from core.events import EventType, record
 from ..dpop_binding import check_token_request
 from .base import VigilGrantMixin
 
@@ -36,7 +37,7 @@ class ClientCredentialsGrant(VigilGrantMixin, grants.ClientCredentialsGrant):
         """Authlib hook: issue the access token of the granted scope and record it."""
         issued = self.issue_tokens(session=None, scope=self.granted_scope(), now=timezone.now(), with_refresh=False)
         record(
-            "oauth.token_issued",
+            EventType.OAUTH_TOKEN_ISSUED,
             client_id=self.request.client.client_id,
             request=self.request.django_request,
             grant_type="client_credentials",

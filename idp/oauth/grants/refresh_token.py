@@ -23,6 +23,8 @@ from sessions.flows.tokens import IssuedTokens
 from sessions.models import DeviceSession, RefreshToken
 
 from core.events import client_ip
+from core import events
+from core.events import EventType, client_ip, record
 from ..attestation_binding import verify_at_refresh
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
