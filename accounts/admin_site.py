@@ -21,10 +21,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpRe
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from core.acr import ACR_MFA, acr_satisfies
 from core.conf import SettingsReader
 
 from . import authstate
-from core.acr import ACR_MFA, acr_satisfies
 from .navigation import safe_next
 
 _reader = SettingsReader("VIGIL_")

@@ -13,7 +13,6 @@ from django.conf import settings
 
 from core.conf import SettingsReader
 
-
 _reader = SettingsReader("ACCOUNTS_")
 _get = _reader.get
 _int = _reader.int

@@ -8,20 +8,19 @@ The authorization endpoint reads it to decide ``max_age``/``acr_values``/``promp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import login as django_login
-from django.dispatch import Signal
 from django.core.exceptions import PermissionDenied
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core.acr import acr_for_amr, normalise_amr
 from core.crypto import generate_token
 
 from . import known_devices
-from core.acr import acr_for_amr, normalise_amr
 
 if TYPE_CHECKING:
     from .models import User
@@ -46,7 +45,7 @@ class AuthState:
 
     @property
     def auth_datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.auth_time, tz=dt_timezone.utc)
+        return datetime.fromtimestamp(self.auth_time, tz=UTC)
 
 
 def establish(request: HttpRequest, user: User, amr: list[str], now: datetime | None = None) -> AuthState:
@@ -75,8 +74,14 @@ def add_methods(request: HttpRequest, methods: list[str], now: datetime | None =
     request.session.cycle_key()
     new_state = current(request)
     if new_state is not None:
-        auth_state_saved.send(sender=AuthState, request=request, user=signed_in_user(request), state=new_state, old_key=old_key,
-                              now=moment)
+        auth_state_saved.send(
+            sender=AuthState,
+            request=request,
+            user=signed_in_user(request),
+            state=new_state,
+            old_key=old_key,
+            now=moment,
+        )
     return new_state
 
 
@@ -100,8 +105,6 @@ def current(request: HttpRequest) -> AuthState | None:
     if not data or user is None or not user.is_authenticated:
         return None
     try:
-        return AuthState(
-            user_id=user.pk, auth_time=int(data["auth_time"]), amr=list(data["amr"]), sid=str(data["sid"])
-        )
+        return AuthState(user_id=user.pk, auth_time=int(data["auth_time"]), amr=list(data["amr"]), sid=str(data["sid"]))
     except (KeyError, TypeError, ValueError):
         return None

@@ -7,14 +7,16 @@ stale session could add the attacker's own factor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.utils import timezone
 
-from . import authstate
 from core.acr import ACR_MFA, acr_satisfies
+
+from . import authstate
 from .app_settings import app_settings
 from .flows import policy
 from .navigation import reauth_url

@@ -6,8 +6,9 @@ framing. Inline ``style`` stays allowed for the shared base template's style blo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 

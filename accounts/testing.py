@@ -9,6 +9,7 @@ from django.urls import reverse
 from django_otp.oath import totp as oath_totp
 
 from core.acr import ACR_MFA
+
 from .models import SealedTOTPDevice
 from .totp_secret import open_
 

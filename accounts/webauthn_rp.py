@@ -22,7 +22,12 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import base64url_to_bytes, parse_authentication_credential_json, parse_registration_credential_json
+from webauthn.authentication.verify_authentication_response import VerifiedAuthentication
+from webauthn.helpers import (
+    base64url_to_bytes,
+    parse_authentication_credential_json,
+    parse_registration_credential_json,
+)
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
     AuthenticationCredential,
@@ -33,7 +38,6 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 from webauthn.registration.verify_registration_response import VerifiedRegistration
-from webauthn.authentication.verify_authentication_response import VerifiedAuthentication
 
 from core.encoding import b64url_encode
 
@@ -67,7 +71,10 @@ def new_challenge(request: HttpRequest, purpose: str, now: datetime | None = Non
     moment = now or timezone.now()
     challenge = secrets.token_bytes(32)
     store = request.session.get(CHALLENGE_SESSION_KEY) or {}
-    store[purpose] = {"c": b64url_encode(challenge), "exp": int(moment.timestamp()) + app_settings.WEBAUTHN_CHALLENGE_SECONDS}
+    store[purpose] = {
+        "c": b64url_encode(challenge),
+        "exp": int(moment.timestamp()) + app_settings.WEBAUTHN_CHALLENGE_SECONDS,
+    }
     request.session[CHALLENGE_SESSION_KEY] = store
     return challenge
 

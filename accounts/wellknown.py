@@ -14,10 +14,9 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 
-from core.http_methods import allow_methods
-
 from attestation.android.digests import normalise_digest
 from attestation.models import Platform, RegisteredApp
+from core.http_methods import allow_methods
 
 from .app_settings import app_settings
 

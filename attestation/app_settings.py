@@ -14,9 +14,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from django.conf import settings as django_settings
 
 from core.conf import SettingsReader
-from django.conf import settings as django_settings
 
 CERTS_DIR = Path(__file__).resolve().parent / "certs"
 

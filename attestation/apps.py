@@ -7,10 +7,9 @@ class AttestationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers system checks)
-
         from core import config_cache
 
+        from . import checks  # noqa: F401  (registers system checks)
         from .models import RegisteredApp
 
         config_cache.watch(RegisteredApp)

@@ -13,7 +13,6 @@ from enum import StrEnum
 from .errors import Reason
 
 
-
 class AttestationOAuthError(StrEnum):
     """The two ``error`` codes of draft-ietf-oauth-attestation-based-client-auth."""
 

@@ -10,7 +10,6 @@ network errors are retried with backoff, a document that is not a status list ra
 
 from __future__ import annotations
 
-
 import requests
 from celery import shared_task
 

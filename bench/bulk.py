@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model, NOT_PROVIDED
+from django.db.models import NOT_PROVIDED, Model
 
 
 def insert_series(model: type[Model], count: int, exprs: dict[str, str], params: dict[str, Any] | None = None,

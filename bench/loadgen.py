@@ -28,8 +28,10 @@ import random
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from datetime import UTC
+from typing import Any
 from urllib.parse import urlencode
 
 from seed_sql import code, refresh_token, verifier
@@ -249,7 +251,7 @@ def attested_refresh_action(state: State, devices: int, platform: str = "ios") -
     when it holds none (its first refresh, or after 4 minutes idle); that fetch is outside
     the measured latency."""
     import sys
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     spec = state.spec
     sys.path.insert(0, spec["vigil_root"])
@@ -257,10 +259,10 @@ def attested_refresh_action(state: State, devices: int, platform: str = "ios") -
     from joserfc.jwk import ECKey
 
     from attestation.binding import RequestBinding, grant_hash
-    from simulator.android import AndroidDevice
-    from simulator.ios import IOSDevice
     from sessions.dpop import thumbprint
     from sessions.dpop.client import create_proof
+    from simulator.android import AndroidDevice
+    from simulator.ios import IOSDevice
 
     with open(spec["attested_keys"]) as fh:
         keys = [item for item in json.load(fh) if item.get("platform", "ios") == platform]
@@ -333,7 +335,7 @@ def attested_refresh_action(state: State, devices: int, platform: str = "ios") -
         params, verdict = evidence(j, binding)
         form = {"grant_type": "refresh_token", "refresh_token": entry["token"], "client_id": client_id, **params}
         proof = create_proof(dpops[j], method="POST", url=token_url, nonce=entry["nonce"],
-                             now=datetime.now(timezone.utc))
+                             now=datetime.now(UTC))
         sent_at = time.time()
         reply = request(port, "POST", spec["token_path"], form, {"DPoP": proof})
         entry["challenge"], entry["challenge_at"] = (reply.challenge or "", time.time())

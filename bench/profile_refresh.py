@@ -19,6 +19,7 @@ import os
 import secrets
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -80,16 +81,16 @@ def attested_device(client: object, platform: str = "ios") -> object:
     """A callable doing one attested refresh of the platform's first attested session: App
     Attest assertion (iOS) or key signature + classic Play Integrity token (Android), + DPoP."""
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from joserfc.jwk import ECKey
 
     from attestation.binding import RequestBinding, grant_hash
-    from simulator.android import AndroidDevice
-    from simulator.ios import IOSDevice
     from sessions.dpop import thumbprint
     from sessions.dpop.client import create_proof
+    from simulator.android import AndroidDevice
+    from simulator.ios import IOSDevice
 
     with open(KEYS) as fh:
         item = next(i for i in json.load(fh) if i.get("platform", "ios") == platform)
@@ -111,7 +112,7 @@ def attested_device(client: object, platform: str = "ios") -> object:
             sim.assertion_params(binding))
         data = {"grant_type": "refresh_token", "refresh_token": state["token"], "client_id": "bench-mobile",
                 **evidence}
-        proof = create_proof(dpop, method="POST", url="https://localhost/token", now=datetime.now(timezone.utc))
+        proof = create_proof(dpop, method="POST", url="https://localhost/token", now=datetime.now(UTC))
         response = client.post("/token", urlencode(data), content_type="application/x-www-form-urlencoded",
                                HTTP_DPOP=proof)
         assert response.status_code == 200, response.content

@@ -7,7 +7,8 @@ alone: the baseline imports it from its own virtualenv.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.db import connection
 

@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -599,7 +599,7 @@ def main(argv: list[str]) -> int:
     atexit.register(cleanup)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     command = "./scripts/bench.sh " + shlex.join(argv) if argv else "./scripts/bench.sh"
     mode = "quick" if args.quick else "full"
     print(f"bench ({mode}): logs in {_logdir}", flush=True)

@@ -27,11 +27,14 @@ from django.db import connection, transaction  # noqa: E402
 from accounts.models import User  # noqa: E402
 from bench.bulk import insert_series  # noqa: E402
 from bench.seed_sql import REDIRECT_URI, SQL_CODE, SQL_REFRESH, SQL_VERIFIER, sql_s256, sql_sha256_hex  # noqa: E402
-from core import keys  # noqa: E402
 from clients.flows.registration import register_client  # noqa: E402
-from sessions.models import AuthorizationCode  # noqa: E402
-from clients.models import Client
-from sessions.models import DeviceSession, RefreshToken  # noqa: E402
+from clients.models import Client  # noqa: E402
+from core import keys  # noqa: E402
+from sessions.models import (  # noqa: E402
+    AuthorizationCode,  # noqa: E402
+    DeviceSession,
+    RefreshToken,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -208,8 +211,8 @@ def seed_attested_android(count: int, users: int, *, first: int,
     from attestation.flows.android_devices import LEVELS, check_integrity, key_policy
     from attestation.flows.register_apps import register_android_app
     from attestation.models import Device, Platform
-    from simulator.android import AndroidDevice
     from attestation.testing import google_pki
+    from simulator.android import AndroidDevice
 
     mobile = Client.objects.get(client_id="bench-mobile")
     decryption_key, verification_key = google_pki.play_keys_b64()

@@ -8,7 +8,6 @@ while working on the hot path. Same set-up as ``bench/profile_refresh.py``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from bench import profile_refresh

@@ -87,7 +87,9 @@ class Client(models.Model):
         "public clients are DPoP-bound whenever a proof is sent."
     )
     signing_alg = models.CharField(
-        max_length=10, default=default_signing_alg, choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")],
+        max_length=10,
+        default=default_signing_alg,
+        choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")],
         help_text="JWS algorithm of this client's ID and access tokens.",
     )
     access_token_lifetime = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds; default 300.")

@@ -7,11 +7,9 @@ tests use ``settings`` fixtures / ``override_settings`` and see the change at on
 
 from __future__ import annotations
 
-
 from django.conf import settings
 
 from core.conf import SettingsReader
-
 
 _reader = SettingsReader("IDP_")
 _get = _reader.get

@@ -10,9 +10,10 @@ keeping one per pool changes nothing else.
 redis-py waits 5 s to connect and 5 s for each answer by default, and a token request makes
 several cache calls: behind an unreachable Redis a worker would hang for tens of seconds per
 request. ``DEFAULT_OPTIONS`` (overridden by ``CACHES["default"]["OPTIONS"]``, which
-``vigil/settings.py`` fills from ``REDIS_CONNECT_TIMEOUT`` and ``REDIS_SOCKET_TIMEOUT``) cut that to about a second, so the request fails at once with one
-of ``UNAVAILABLE`` and ``core.outage`` answers 503 (docs/operations.md "Outages"). A pool
-reconnects by itself on the next call once Redis is back.
+``vigil/settings.py`` fills from ``REDIS_CONNECT_TIMEOUT`` and ``REDIS_SOCKET_TIMEOUT``)
+cut that to about a second, so the request fails at once with one of ``UNAVAILABLE`` and
+``core.outage`` answers 503 (docs/operations.md "Outages").
+A pool reconnects by itself on the next call once Redis is back.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ SOCKET_TIMEOUT_SECONDS = 2.0
 # Connection-pool options: fail fast. redis-py does not retry a failed command by default, and
 # none is configured: a retry would only double the wait, and the client retries the request
 # after ``Retry-After``.
-DEFAULT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                                   "socket_timeout": SOCKET_TIMEOUT_SECONDS}
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+}
 
 
 class ReusingRedisCacheClient(RedisCacheClient):

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started

@@ -12,16 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import partial
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest
 
 from . import sql
-from .models import SecurityEvent
 from .client_address import client_address
+from .models import SecurityEvent
 
 logger = logging.getLogger("vigil.security")
 operations_logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from . import keys
-from .encoding import b64url_decode_padded, b64url_encode
 from .app_settings import app_settings
+from .encoding import b64url_decode_padded, b64url_encode
 
 
 class TokenInvalid(Exception):

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +35,7 @@ class ClientKeyNeeds:
     ``AppConfig.ready()`` (``register_client_key_needs``): core imports no app."""
 
     longest_access_token_lifetime: Callable[[], int] = staticmethod(lambda: 0)
-    signing_alg_choices: Callable[[], list[str]] = staticmethod(lambda: [])
+    signing_alg_choices: Callable[[], list[str]] = staticmethod(list)
 
 
 def register_client_key_needs(longest_access_token_lifetime: Callable[[], int],

@@ -47,7 +47,7 @@ from .app_settings import app_settings
 logger = logging.getLogger("vigil.outage")
 
 EVENT_TYPE = events.EventType.SERVICE_UNAVAILABLE
-ERROR_CODE = "temporarily_unavailable"  # OAuthErrorCode.TEMPORARILY_UNAVAILABLE; a shared helper imports no OAuth module
+ERROR_CODE = "temporarily_unavailable"
 TEMPLATE = "outage.html"
 # Pages that render HTML: the sign-in and account pages, the admin, and the browser-facing
 # protocol endpoints (authorization, RP-initiated logout). Everything else answers JSON.
@@ -134,8 +134,9 @@ def page_answer(request: HttpRequest) -> HttpResponse:
     reach for the session and the user, in the very stores that are down."""
     retry_url = "/" + request.get_full_path().lstrip("/")  # never "//host": a link off-site
     try:
-        body: str = render_to_string(TEMPLATE, {"retry_url": retry_url, "retry_after": _retry_after(),
-                                           "was_post": request.method == "POST"})
+        body: str = render_to_string(
+            TEMPLATE, {"retry_url": retry_url, "retry_after": _retry_after(), "was_post": request.method == "POST"}
+        )
     except Exception:  # a broken template must not turn the 503 back into a 500
         logger.exception("outage page could not be rendered")
         body = "<!doctype html><title>Try again shortly</title><p>Vigil is briefly unavailable. Try again shortly.</p>"
@@ -158,8 +159,14 @@ def answer(request: HttpRequest, exc: BaseException, dependency: Dependency) -> 
     error. Django's own ``django.request`` ERROR ("Service Unavailable: /token") would repeat
     it without the cause, once per request for as long as the outage lasts, so the response
     is marked as logged (the flag ``django.utils.log.log_response`` sets and reads)."""
-    logger.warning("%s unavailable: %s %s answered 503 (%s: %s)", dependency, request.method, request.path,
-                   type(exc).__name__, " ".join(str(exc).split()))
+    logger.warning(
+        "%s unavailable: %s %s answered 503 (%s: %s)",
+        dependency,
+        request.method,
+        request.path,
+        type(exc).__name__,
+        " ".join(str(exc).split()),
+    )
     _record(request, dependency, exc)
     response = page_answer(request) if wants_html(request) else json_answer()
     response._has_been_logged = True  # type: ignore[attr-defined]
@@ -173,8 +180,15 @@ def _record(request: HttpRequest, dependency: Dependency, exc: BaseException) ->
         return
     try:
         with transaction.atomic():  # a failed write leaves no broken transaction behind
-            events.record(EVENT_TYPE, outcome="failure", reason=f"{dependency}_unavailable", request=request,
-                          path=request.path[:200], method=request.method, error=type(exc).__name__)
+            events.record(
+                EVENT_TYPE,
+                outcome="failure",
+                reason=f"{dependency}_unavailable",
+                request=request,
+                path=request.path[:200],
+                method=request.method,
+                error=type(exc).__name__,
+            )
     except Exception:
         logger.warning("could not record %s", EVENT_TYPE, exc_info=True)
 
@@ -221,8 +235,9 @@ class OutageMiddleware:
         return answer(request, exception, dependency)
 
 
-def openapi_unavailable_responses(result: dict[str, Any], generator: object, request: object,
-                                  public: bool) -> dict[str, Any]:
+def openapi_unavailable_responses(
+    result: dict[str, Any], generator: object, request: object, public: bool
+) -> dict[str, Any]:
     """drf-spectacular post-processing hook: every operation of the JSON API may answer
     503 ``temporarily_unavailable`` with ``Retry-After`` (docs/operations.md "Outages")."""
     unavailable = {

@@ -14,10 +14,10 @@ SQL is built once per database from the models' metadata and only the values cha
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any
 
 from django.db import connections, router
 from django.db.models import Field, Model

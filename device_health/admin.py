@@ -15,8 +15,8 @@ from django.utils.html import format_html, format_html_join
 
 from core import config_cache
 
-from .models import DeviceHealth, HealthPolicy, HealthRule
 from . import fleet
+from .models import DeviceHealth, HealthPolicy, HealthRule
 from .rules import default_rules
 
 

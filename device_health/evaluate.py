@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from core.events import record
 from core.events import EventType, record
 
-from .models import DeviceHealth, HealthFinding, HealthOutcome
 from .facts import HealthFacts, collect, display_os_version, verified_signals
+from .models import DeviceHealth, HealthFinding, HealthOutcome
 from .rules import Decision, RuleSpec, decide, rules_for_client
 from .settings import health_settings
 from .signals import compliance_changed

@@ -43,12 +43,11 @@ from core.policy import (
     register_resource_policy,
     register_token_policy,
 )
+from core.resource_errors import ResourceError
 
+from .evaluate import evaluate, persist
 from .models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from .settings import health_settings
-from .evaluate import persist
-from .evaluate import evaluate
-from core.resource_errors import ResourceError
 
 RESTRICTED_CLAIM = "device_health"
 
@@ -91,19 +90,24 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
     outcome = evaluation.decision.outcome
     if outcome == HealthOutcome.DENY:
         raise refuse(
-            f"The device does not meet this client's device health policy ({_describe(evaluation)})", evaluation, context
+            f"The device does not meet this client's device health policy ({_describe(evaluation)})",
+            evaluation,
+            context,
         )
     if outcome == HealthOutcome.STEP_UP and not _step_up_satisfied(context):
         raise refuse(
             "Step-up required by the device health policy: send the user through authorization again "
-            f"({_describe(evaluation)})", evaluation, context,
+            f"({_describe(evaluation)})",
+            evaluation,
+            context,
         )
     _persist(evaluation, context)
     if outcome != HealthOutcome.REDUCE:
         return None
     decision = evaluation.decision
     return PolicyDecision(
-        scope=decision.scopes, access_token_lifetime=decision.lifetime,
+        scope=decision.scopes,
+        access_token_lifetime=decision.lifetime,
         extra_claims={RESTRICTED_CLAIM: "reduced"},
         reasons=[f"device_health:{f.rule.name}" for f in decision.findings],
     )
@@ -111,24 +115,33 @@ def token_policy(context: TokenContext) -> PolicyDecision | None:
 
 def resource_policy(context: ResourceContext) -> None:
     """Refuse tokens of a device that is now denied, needs step-up, or is restricted to fewer scopes."""
-    from core.resource_errors import ResourceError, ResourceErrorCode
+    from core.resource_errors import ResourceErrorCode
 
     session = context.token.session
     if session is None or session.device_id is None:
         return
-    health = DeviceHealth.objects.filter(device_id=session.device_id).only(
-        "outcome", "allowed_scopes", "deciding_rule").first()
+    health = (
+        DeviceHealth.objects.filter(device_id=session.device_id)
+        .only("outcome", "allowed_scopes", "deciding_rule")
+        .first()
+    )
     if health is None or health.outcome == HealthOutcome.ALLOW:
         return
     if health.outcome == HealthOutcome.DENY:
-        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The device no longer meets the device health policy.", 401)
+        raise ResourceError(
+            ResourceErrorCode.INVALID_TOKEN, "The device no longer meets the device health policy.", 401
+        )
     fresh = context.now - session.auth_time <= timedelta(seconds=health_settings.STEP_UP_MAX_AGE)
     if health.outcome == HealthOutcome.STEP_UP and not fresh:
-        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The device health policy requires step-up authentication.", 401)
+        raise ResourceError(
+            ResourceErrorCode.INVALID_TOKEN, "The device health policy requires step-up authentication.", 401
+        )
     if health.outcome == HealthOutcome.REDUCE and health.allowed_scopes is not None:
         extra = set(str(context.claims.get("scope", "")).split()) - set(health.allowed_scopes.split())
         if extra:
-            raise ResourceError(ResourceErrorCode.INSUFFICIENT_SCOPE, "The device is restricted to fewer scopes now.", 403)
+            raise ResourceError(
+                ResourceErrorCode.INSUFFICIENT_SCOPE, "The device is restricted to fewer scopes now.", 403
+            )
 
 
 def register() -> None:

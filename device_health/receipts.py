@@ -35,6 +35,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from attestation.x509chain import load_pem_files
+
 from .receipt_signature import ReceiptSignatureError, verify_receipt_signature
 from .settings import health_settings
 

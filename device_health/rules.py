@@ -16,10 +16,9 @@ from typing import Any
 
 from core import config_cache
 
-from .models import SEVERITY, HealthCondition, HealthOutcome
 from .facts import HealthFacts
+from .models import SEVERITY, HealthCondition, HealthOutcome, HealthPolicy
 from .settings import health_settings
-from .models import HealthPolicy
 
 INTEGRITY_RANK = {"none": 0, "virtual": 0, "basic": 1, "device": 2, "strong": 3}
 ACTIVITY_RANK = {"LEVEL_1": 1, "LEVEL_2": 2, "LEVEL_3": 3, "LEVEL_4": 4}

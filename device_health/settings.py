@@ -3,10 +3,7 @@ Django settings (or environment variables of the same name). Nothing is cached."
 
 from __future__ import annotations
 
-
-
 from core.conf import SettingsReader
-
 
 _get = SettingsReader("ATTESTATION_").get
 

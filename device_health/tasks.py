@@ -15,13 +15,13 @@ import requests
 from celery import shared_task
 from django.utils import timezone
 
+from attestation.models import Device, DeviceStatus, Platform
 from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession, SessionStatus
 
-from .models import DeviceHealth, HealthOutcome
-from attestation.models import Device, DeviceStatus, Platform
 from .evaluate import Evaluation, evaluate, persist
+from .models import DeviceHealth, HealthOutcome
 from .receipts import ReceiptClient, client_for
 from .rules import RuleSpec, rules_for_client
 from .settings import health_settings

@@ -33,7 +33,7 @@ def _name(common_name: str) -> x509.Name:
 def _root() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A test stand-in for Apple Root CA - G3 (trusted only where a test configures it)."""
     key = ec.generate_private_key(ec.SECP384R1())
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(_name("Vigil Test Receipt Root CA")).issuer_name(
         _name("Vigil Test Receipt Root CA")).public_key(key.public_key()).serial_number(1)
         .not_valid_before(start).not_valid_after(start + dt.timedelta(days=3650))
@@ -46,7 +46,7 @@ def _root() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
 def _signer() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     root, root_key = _root()
     key = ec.generate_private_key(ec.SECP256R1())
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(_name("Vigil Test Receipt Signing")).issuer_name(root.subject)
             .public_key(key.public_key()).serial_number(2).not_valid_before(start)
             .not_valid_after(start + dt.timedelta(days=3650))
@@ -63,7 +63,7 @@ def receipt_root_pem() -> bytes:
 def make_receipt(app_id: str, *, receipt_type: str = "RECEIPT", risk_metric: int | None = 1,
                  created: dt.datetime | None = None) -> bytes:
     """A receipt with Apple's structure: CMS SignedData over a SET of typed fields."""
-    created = created or dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    created = created or dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     values = {
         APP_ID: app_id.encode(),
         RECEIPT_TYPE: receipt_type.encode(),

@@ -8,8 +8,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from core import keys
-from core.events import EventType, record
 from clients.flows.registration import (
     ClientRegistrationError,
     pkce_waiver_problem,
@@ -18,10 +16,13 @@ from clients.flows.registration import (
     served_resources_problem,
 )
 from clients.models import AuthMethod, Client, ClientType
-from sessions.models import AuthorizationCode
-from .models import Consent
-from core.models import KeyStatus, SecurityEvent, SigningKey
 from clients.redirects import validate_redirect_uri_for_registration
+from core import keys
+from core.events import EventType, record
+from core.models import KeyStatus, SecurityEvent, SigningKey
+from sessions.models import AuthorizationCode
+
+from .models import Consent
 
 
 class ClientForm(forms.ModelForm):
@@ -109,7 +110,12 @@ class ClientAdmin(admin.ModelAdmin):
         for client in queryset:
             client.is_active = False
             client.save(update_fields=["is_active"])
-            record(EventType.CLIENT_DEACTIVATED, client_id=client.client_id, request=request, admin=request.user.get_username())
+            record(
+                EventType.CLIENT_DEACTIVATED,
+                client_id=client.client_id,
+                request=request,
+                admin=request.user.get_username(),
+            )
 
 
 @admin.register(SigningKey)
@@ -128,8 +134,14 @@ class SigningKeyAdmin(admin.ModelAdmin):
     def rotate_now(self, request: HttpRequest, queryset: Any) -> None:
         for alg in sorted(set(queryset.filter(status=KeyStatus.ACTIVE).values_list("alg", flat=True))):
             key, withdrawn = keys.rotate_now(alg)
-            record(EventType.KEYS_ROTATED, alg=alg, kid=key.kid, withdrawn=withdrawn, request=request,
-                   admin=request.user.get_username())
+            record(
+                EventType.KEYS_ROTATED,
+                alg=alg,
+                kid=key.kid,
+                withdrawn=withdrawn,
+                request=request,
+                admin=request.user.get_username(),
+            )
             self.message_user(request, f"{alg}: now signing with {key.kid}")
 
 

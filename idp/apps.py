@@ -23,10 +23,11 @@ class IdpConfig(AppConfig):
     def ready(self) -> None:
         import warnings
 
-        from . import checks  # noqa: F401  (registers system checks)
-        from core import config_cache
         from clients.models import Client
+        from core import config_cache
         from core.models import SigningKey
+
+        from . import checks  # noqa: F401  (registers system checks)
 
         config_cache.watch(Client, SigningKey)
         post_migrate.connect(create_cache_tables, sender=self, dispatch_uid="idp.create_cache_tables")

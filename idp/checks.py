@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+
 from core.client_address import parse_hops, parse_networks, trusted_proxy_entries
 
 

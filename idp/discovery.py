@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.acr import ACR_VALUES_SUPPORTED
-
+from core.app_settings import app_settings
 from sessions.app_settings import app_settings as sessions_settings
 
-from core.app_settings import app_settings
 from .flows.authorize_params import PROMPTS_SUPPORTED, RESPONSE_MODES_SUPPORTED
 from .oauth.client_auth import ASSERTION_ALGS
 

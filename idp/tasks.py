@@ -12,12 +12,8 @@ from django.utils import timezone
 
 from core import keys
 from core.app_settings import app_settings
-from core.events import record
-from sessions.models import AuthorizationCode, AccessToken, RefreshToken
-from core import keys
-from core.app_settings import app_settings
 from core.events import EventType, record
-from sessions.models import AuthorizationCode
+from sessions.models import AccessToken, AuthorizationCode, RefreshToken
 
 
 @shared_task(name="idp.rotate_keys_if_due")

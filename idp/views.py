@@ -11,24 +11,20 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts.security import csp
-
-from . import discovery
 from core import events, keys
-from core.http_methods import allow_methods
 from core.app_settings import app_settings
-from .flows import authorize as authorize_flow
-from .flows import logout as logout_flow
+from core.http_methods import allow_methods
 from core.resource_errors import ResourceError
-from .flows.resource import authorize as authorize_resource
-from .oauth.claims import userinfo_claims
-from .oauth.http_headers import NO_STORE
-from .oauth.server import get_server
-from core.resource_errors import ResourceError
-from idp.flows.resource import ResourceErrorCode, authorize as authorize_resource
+from idp.flows.resource import ResourceErrorCode
+from idp.flows.resource import authorize as authorize_resource
 from idp.oauth.claims import userinfo_claims
 from idp.oauth.errors import OAuthErrorCode
 from idp.oauth.http_headers import NO_STORE
 from idp.oauth.server import get_server
+
+from . import discovery
+from .flows import authorize as authorize_flow
+from .flows import logout as logout_flow
 
 
 def _json(payload: dict, status: int = 200) -> JsonResponse:
@@ -99,7 +95,8 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
         return response
     if request.content_type != "application/x-www-form-urlencoded":
         return _json(
-            {"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Send application/x-www-form-urlencoded."}, 400
+            {"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Send application/x-www-form-urlencoded."},
+            400,
         )
     server = get_server()
     try:
@@ -109,7 +106,10 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
             return server.create_endpoint_response(endpoint, request)
     except ValueError:
         # Authlib refuses to echo characters RFC 6749 §5.2 forbids in error_description.
-        return _json({"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "The request contains invalid characters."}, 400)
+        return _json(
+            {"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "The request contains invalid characters."},
+            400,
+        )
 
 
 @csrf_exempt
@@ -154,9 +154,17 @@ def userinfo(request: HttpRequest) -> HttpResponse:
 def end_session(request: HttpRequest) -> HttpResponse:
     parsed = logout_flow.parse(request)
     if parsed.error:
-        return render(request, "idp/error.html", {"error": OAuthErrorCode.INVALID_REQUEST, "description": parsed.error,
-                                                   "title": "Sign-out request problem",
-                                                   "heading": "This sign-out request cannot be completed"}, status=400)
+        return render(
+            request,
+            "idp/error.html",
+            {
+                "error": OAuthErrorCode.INVALID_REQUEST,
+                "description": parsed.error,
+                "title": "Sign-out request problem",
+                "heading": "This sign-out request cannot be completed",
+            },
+            status=400,
+        )
     confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
     hint_matches = request.user.is_authenticated and parsed.hint_sub == request.user.get_user_id()
     if not confirmed and request.user.is_authenticated and not hint_matches:

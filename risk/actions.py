@@ -13,13 +13,12 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from core.events import record
 from core.events import EventType, record
-
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession
-from .models import ACTION_ORDER, DEFAULT_ACTIONS, RiskAction, RiskPolicy
+
 from . import stepup
+from .models import ACTION_ORDER, DEFAULT_ACTIONS, RiskAction, RiskPolicy
 from .signals import Signal
 
 
@@ -76,9 +75,19 @@ def execute(
     client_id = getattr(client, "client_id", "") or ""
     sid = session.sid if session is not None else ""
     for signal in plan_.signals:
-        record(EventType.RISK_SIGNAL, outcome="detected", reason=signal.kind, user=user, client_id=client_id, session_id=sid,
-               request=request, source=source, action=plan_.actions[signal.kind],
-               satisfied_by_mfa=signal.kind in plan_.satisfied, **signal.details)
+        record(
+            EventType.RISK_SIGNAL,
+            outcome="detected",
+            reason=signal.kind,
+            user=user,
+            client_id=client_id,
+            session_id=sid,
+            request=request,
+            source=source,
+            action=plan_.actions[signal.kind],
+            satisfied_by_mfa=signal.kind in plan_.satisfied,
+            **signal.details,
+        )
     if not plan_.signals:
         return
     reason = _reason(plan_)
@@ -89,6 +98,17 @@ def execute(
         changed = stepup.require_step_up(session, reason, now=now, source=source)
     elif plan_.action == RiskAction.STEP_UP and user is not None and client is not None:
         changed = stepup.demand(user, client, reason, now=now) is not None
-    record(EventType.RISK_ACTION, outcome="taken" if plan_.refuses else "recorded", reason=plan_.action, user=user,
-           client_id=client_id, session_id=sid, request=request, source=source, cause=reason,
-           signals=[s.kind for s in plan_.signals], changed=changed, satisfied_by_mfa=plan_.satisfied)
+    record(
+        EventType.RISK_ACTION,
+        outcome="taken" if plan_.refuses else "recorded",
+        reason=plan_.action,
+        user=user,
+        client_id=client_id,
+        session_id=sid,
+        request=request,
+        source=source,
+        cause=reason,
+        signals=[s.kind for s in plan_.signals],
+        changed=changed,
+        satisfied_by_mfa=plan_.satisfied,
+    )

@@ -8,12 +8,9 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core.events import record
 from sessions.admin import DeviceSessionAdmin
 from sessions.models import DeviceSession, SessionStatus
-
-from core.events import record
-
-from .stepup import require_step_up
 
 from .models import (
     DailyUsage,
@@ -24,6 +21,7 @@ from .models import (
     UsageReport,
     UserRiskProfile,
 )
+from .stepup import require_step_up
 
 
 @admin.register(RiskPolicy)

@@ -14,10 +14,8 @@ from collections.abc import Callable
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.db import transaction
 
-from core.resource_errors import ResourceError
-from core.resource_errors import ResourceError
-from core.resource_errors import ResourceErrorCode
 from core.policy import KeptAfterRollback
+from core.resource_errors import ResourceError, ResourceErrorCode
 
 STEP_UP_DESCRIPTION = "Step-up authentication is required: send the user through authorization again."
 REVOKED_DESCRIPTION = "The session was revoked by risk policy: send the user through authorization again."

@@ -9,6 +9,7 @@ Imported at the end of ``sessions/models.py`` so Django registers these models i
 from __future__ import annotations
 
 from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone

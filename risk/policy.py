@@ -19,19 +19,14 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from core.acr import ACR_MFA, acr_satisfies
-from core.events import client_ip, record
-from core.resource_errors import ResourceError
-from core.policy import PolicyDecision, ResourceContext, TokenContext
-from core.acr import ACR_MFA, acr_satisfies
 from core.events import EventType, client_ip, record
-from core.resource_errors import ResourceError
-from core.resource_errors import ResourceErrorCode
 from core.policy import PolicyDecision, ResourceContext, TokenContext
+from core.resource_errors import ResourceError, ResourceErrorCode
 
-from .models import RiskAction
 from . import actions, geo, stepup, travel
 from . import signals as detectors
 from .errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION, RiskRefusedError, StepUpRequiredError
+from .models import RiskAction
 from .settings import risk_settings
 
 USER_GRANTS = {"authorization_code", "refresh_token"}

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.models import SecurityEvent
 from core.events import EventType
 from core.models import SecurityEvent
+from sessions.models import DeviceSession
 
 from .models import DeviceRiskState, RiskSignal
 from .settings import risk_settings
-from sessions.models import DeviceSession
 
 
 @dataclass(frozen=True)
@@ -66,15 +65,18 @@ def attestation_streak_signal(session: Any, attestation_failures: int | None = N
     )
     reasons: list[str] = []
     for event_type, reason in recent:
-        if event_type in STREAK_BREAKERS or (event_type == EventType.RISK_SIGNAL and reason == RiskSignal.ATTESTATION_FAILURES):
+        if event_type in STREAK_BREAKERS or (
+            event_type == EventType.RISK_SIGNAL and reason == RiskSignal.ATTESTATION_FAILURES
+        ):
             break
         if event_type == EventType.ATTESTATION_TOKEN_REFUSED:
             reasons.append(reason)
     if len(reasons) < threshold:
         return None
     reasons.reverse()
-    return Signal(RiskSignal.ATTESTATION_FAILURES, {"failures": len(reasons), "reasons": reasons[-10:],
-                                                    "threshold": threshold})
+    return Signal(
+        RiskSignal.ATTESTATION_FAILURES, {"failures": len(reasons), "reasons": reasons[-10:], "threshold": threshold}
+    )
 
 
 def integrity_level(verdict: dict[str, Any] | None) -> str | None:

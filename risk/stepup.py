@@ -16,11 +16,9 @@ from typing import Any
 from django.utils import timezone
 
 from core.acr import ACR_MFA, acr_satisfies
-from core.events import record
-from core.acr import ACR_MFA, acr_satisfies
 from core.events import EventType, record
-
 from sessions.models import DeviceSession, SessionStatus
+
 from .models import StepUpDemand
 
 
@@ -92,6 +90,14 @@ def clear_satisfied(session: DeviceSession, *, now: datetime | None = None) -> i
         if acr_satisfies(session.acr, item.acr) and session.auth_time >= item.created_at:
             item.clear(session.sid, moment)
             cleared += 1
-            record(EventType.RISK_STEP_UP_CLEARED, reason=item.reason, user=session.user, client_id=session.client.client_id,
-                   session_id=session.sid, acr=session.acr, demanded_acr=item.acr, demand=item.pk)
+            record(
+                EventType.RISK_STEP_UP_CLEARED,
+                reason=item.reason,
+                user=session.user,
+                client_id=session.client.client_id,
+                session_id=session.sid,
+                acr=session.acr,
+                demanded_acr=item.acr,
+                demand=item.pk,
+            )
     return cleared

@@ -14,8 +14,8 @@ import math
 from datetime import datetime
 from typing import Any
 
-from .models import RiskSignal, UserRiskProfile
 from .geo import Location
+from .models import RiskSignal, UserRiskProfile
 from .settings import risk_settings
 from .signals import Signal
 

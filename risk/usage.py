@@ -17,11 +17,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest
 
-from core.events import record
 from core.api_errors import ApiErrorCode
 from core.events import EventType, record
-
 from sessions.models import DeviceSession, SessionStatus
+
 from . import actions, volume
 from .actions import policy_for
 from .settings import risk_settings
@@ -51,7 +50,9 @@ def check_period(start: datetime, end: datetime, now: datetime) -> None:
     if end <= start:
         raise UsageError(ApiErrorCode.INVALID_REQUEST, "period_end must be after period_start.")
     if (end - start).total_seconds() > risk_settings.USAGE_MAX_PERIOD_SECONDS:
-        raise UsageError(ApiErrorCode.INVALID_REQUEST, f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds.")
+        raise UsageError(
+            ApiErrorCode.INVALID_REQUEST, f"A report covers at most {risk_settings.USAGE_MAX_PERIOD_SECONDS} seconds."
+        )
     if end > now + timedelta(seconds=risk_settings.USAGE_CLOCK_SKEW_SECONDS):
         raise UsageError(ApiErrorCode.INVALID_REQUEST, "period_end is in the future.")
 
@@ -77,19 +78,39 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-def report_usage(*, client: Any, sub: str, sid: str, amount: int, start: datetime, end: datetime, report_id: str,
-                 request: HttpRequest | None, now: datetime) -> UsageResult:
+def report_usage(
+    *,
+    client: Any,
+    sub: str,
+    sid: str,
+    amount: int,
+    start: datetime,
+    end: datetime,
+    report_id: str,
+    request: HttpRequest | None,
+    now: datetime,
+) -> UsageResult:
     check_reporter(client)
     check_period(start, end, now)
     user, session = resolve_subject(sub, sid)
     with transaction.atomic():
-        recorded = volume.record_report(client=client, user=user, session=session, amount=amount, start=start,
-                                        end=end, report_id=report_id, now=now)
+        recorded = volume.record_report(
+            client=client, user=user, session=session, amount=amount, start=start, end=end, report_id=report_id, now=now
+        )
         if recorded.duplicate:
             return UsageResult(recorded.day.isoformat(), True)
-        record(EventType.RISK_USAGE_REPORTED, outcome="info", user=user, client_id=client.client_id,
-               session_id=session.sid if session else "", request=request, bytes=amount,
-               day=recorded.day.isoformat(), day_bytes=recorded.day_total, report=recorded.report.pk)
+        record(
+            EventType.RISK_USAGE_REPORTED,
+            outcome="info",
+            user=user,
+            client_id=client.client_id,
+            session_id=session.sid if session else "",
+            request=request,
+            bytes=amount,
+            day=recorded.day.isoformat(),
+            day_bytes=recorded.day_total,
+            report=recorded.report.pk,
+        )
         if risk_settings.ENABLED:
             signal = volume.anomaly_signal(user.pk, recorded.day, recorded.day_total, now)
             if signal is not None:
@@ -97,16 +118,23 @@ def report_usage(*, client: Any, sub: str, sid: str, amount: int, start: datetim
     return UsageResult(recorded.day.isoformat(), False)
 
 
-def _act(signal: Signal, user: Any, session: DeviceSession | None, request: HttpRequest | None,
-         now: datetime) -> None:
+def _act(signal: Signal, user: Any, session: DeviceSession | None, request: HttpRequest | None, now: datetime) -> None:
     if session is not None:
         targets = [session]
     else:
         active = DeviceSession.objects.select_related("client", "user").filter(user=user, status=SessionStatus.ACTIVE)
         targets = list(active)
     if not targets:
-        actions.execute(actions.plan([signal], None), user=user, client=None, session=None, request=request, now=now,
-                        source="usage")
+        actions.execute(
+            actions.plan([signal], None), user=user, client=None, session=None, request=request, now=now, source="usage"
+        )
     for target in targets:
-        actions.execute(actions.plan([signal], target.client), user=user, client=target.client, session=target,
-                        request=request, now=now, source="usage")
+        actions.execute(
+            actions.plan([signal], target.client),
+            user=user,
+            client=target.client,
+            session=target,
+            request=request,
+            now=now,
+            source="usage",
+        )

@@ -7,12 +7,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from core.events import EventType, record
-
 from .flows.revocation import Reason, revoke_session
 from .models import AccessToken, DeviceSession, RefreshToken
-
-
 
 
 class RefreshTokenInline(admin.TabularInline):

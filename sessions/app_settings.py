@@ -11,8 +11,6 @@ the token endpoint adds its refresh/rotation properties in their own section.
 
 from __future__ import annotations
 
-
-
 from core.conf import SettingsReader
 
 #: Every DPoP ``alg`` Vigil can verify: asymmetric only (RFC 9449 §4.3 check 5).

@@ -33,7 +33,11 @@ class DeviceSession(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions")
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="device_sessions")
     authorization_code = models.OneToOneField(
-        "device_sessions.AuthorizationCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="device_session"
+        "device_sessions.AuthorizationCode",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="device_session",
     )
     browser_sid = models.CharField(max_length=64, blank=True, db_index=True, help_text="OP login session (sid).")
     scope = models.TextField(blank=True)
@@ -43,7 +47,11 @@ class DeviceSession(models.Model):
     acr = models.CharField(max_length=100, blank=True)
     nonce = models.CharField(max_length=512, blank=True)
     device = models.ForeignKey(
-        "attestation.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="sessions",
+        "attestation.Device",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
         help_text="The attested device this family is bound to; every refresh must prove it again.",
     )
     dpop_jkt = models.CharField(
@@ -151,7 +159,9 @@ class AuthorizationCode(models.Model):
     acr = models.CharField(max_length=100, blank=True)
     browser_sid = models.CharField(max_length=64, blank=True, help_text="The login session's sid.")
     dpop_jkt = models.CharField(
-        max_length=64, blank=True, default="",
+        max_length=64,
+        blank=True,
+        default="",
         help_text="RFC 9449 §10: the exchange must carry a DPoP proof of the key with this JWK thumbprint.",
     )
     created_at = models.DateTimeField(default=timezone.now)

@@ -34,7 +34,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from attestation.flows.registry import require_reattestation, suspend_device
-from attestation.models import Device, DeviceStatus, Platform
+from attestation.models import Device, Platform
 
 from .app_settings import app_settings
 from .flows.revocation import Reason

@@ -14,9 +14,10 @@ from typing import Any
 from celery import shared_task
 from celery.signals import task_success
 
-from . import revalidation
 from attestation.android.revocation import load_status_list
 from attestation.app_settings import app_settings as attestation_settings
+
+from . import revalidation
 
 REFRESH_TASK = "attestation.refresh_android_revocation_list"
 

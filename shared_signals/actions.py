@@ -17,7 +17,6 @@ from typing import Any
 
 from attestation.flows.registry import suspend_device
 from attestation.models import DeviceStatus
-from core.events import record
 from core.events import EventType, record
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession, SessionStatus

@@ -19,14 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core import keys
-from core.events import record
-from core import keys
 from core.events import EventType, record
 
 from . import set_tokens
 from .app_settings import app_settings
-from .models import DeliveryStatus, SetDelivery
-from .models import ReceivedSet
+from .models import DeliveryStatus, ReceivedSet, SetDelivery
 
 RETRYABLE_STATUSES = {408, 425, 429}
 MAX_ERROR_BODY = 4096

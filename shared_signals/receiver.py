@@ -21,7 +21,6 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.events import record
 from core.events import EventType, record
 
 from . import actions, jwks_cache

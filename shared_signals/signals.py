@@ -11,8 +11,9 @@ from django.dispatch import receiver
 
 from device_health.signals import compliance_changed
 from sessions.flows.revocation import credential_change, session_revoked
-from .models import SsfReceiver
+
 from . import transmitter
+from .models import SsfReceiver
 
 
 def _anyone_listening() -> bool:

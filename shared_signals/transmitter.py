@@ -21,10 +21,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.app_settings import app_settings as idp_settings
+from sessions.models import DeviceSession
 
 from . import set_tokens
 from .models import CaepEvent, SetDelivery, SsfReceiver
-from sessions.models import DeviceSession
 from .tasks import deliver_security_event
 
 logger = logging.getLogger("vigil.ssf")

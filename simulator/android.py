@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.encoding import b64url_encode
 from attestation.binding import RequestBinding
 from attestation.testing import google_pki
+from core.encoding import b64url_encode
 
 
 @dataclass
@@ -45,7 +45,7 @@ class AndroidDevice:
     # ------------------------------------------------------------ Key Attestation
     def leaf_spec(self, challenge: bytes, **forge: Any) -> google_pki.LeafSpec:
         """An up-to-date device by default: this month's security patch (forge to age it)."""
-        today = datetime.now(timezone.utc)
+        today = datetime.now(UTC)
         spec = google_pki.LeafSpec(
             challenge=challenge,
             attestation_security_level=self.security_level,
@@ -82,7 +82,7 @@ class AndroidDevice:
     ) -> dict[str, Any]:
         """The verdict Google would return. ``kind``: "classic" (nonce) or "standard" (requestHash).
         ``forge``: any ``google_pki.make_verdict`` argument."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         args: dict[str, Any] = {
             "package_name": self.package_name,
             "timestamp_ms": str(int(now.timestamp() * 1000)),

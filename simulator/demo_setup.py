@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from attestation.flows.register_apps import register_android_app, register_ios_app
+from attestation.testing import google_pki
 from clients.flows.registration import register_client
 from clients.models import Client
 
-from attestation.flows.register_apps import register_android_app, register_ios_app
-from attestation.testing import google_pki
 from .android import AndroidDevice
 from .ios import IOSDevice
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.encoding import b64url_encode
 from attestation.apple.certs import key_id_of
 from attestation.binding import RequestBinding
 from attestation.testing import apple_pki
+from core.encoding import b64url_encode
 
 
 @dataclass
@@ -54,7 +54,7 @@ class IOSDevice:
         """``attestKey(keyId, clientDataHash)``. ``forge`` overrides: app_id, counter, aaguid,
         credential_id, flags, trailing, nonce, nonce_extension, fmt, chain, not_before, not_after,
         issuer, key (the certified key)."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         app_id = forge.get("app_id", self.app_id)
         certified = forge.get("key", self.key).public_key()
         auth = apple_pki.auth_data(

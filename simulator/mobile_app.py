@@ -21,11 +21,11 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import requests
 from joserfc.jwk import ECKey
 
+from attestation.binding import RequestBinding, grant_hash
 from core.encoding import b64url_encode
 from sessions.dpop import thumbprint
 from sessions.dpop.client import create_proof
 
-from attestation.binding import RequestBinding, grant_hash
 from .android import AndroidDevice
 from .ios import IOSDevice
 

@@ -33,8 +33,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from attestation.models import Device
 from core.models import SecurityEvent
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
-from tests.celery_support import worker_database_url
 from sessions.tests.test_revalidation_helpers import make_app, make_client, make_device, make_session, make_user
+from tests.celery_support import worker_database_url
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from core import keys
+from core.models import KeyStatus, SigningKey
 
 from .celery_support import celery_worker
-from core.models import KeyStatus, SigningKey
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +25,7 @@ def worker():
 def test_worker_rotates_due_keys(worker):
     keys.ensure_keys()
     SigningKey.objects.filter(status=KeyStatus.ACTIVE).update(
-        activates_at=dt.datetime.now(tz=dt.timezone.utc) - dt.timedelta(days=40)
+        activates_at=dt.datetime.now(tz=dt.UTC) - dt.timedelta(days=40)
     )
     worker.send_task("idp.rotate_keys_if_due", queue="vigil-test")
     deadline = time.monotonic() + 60

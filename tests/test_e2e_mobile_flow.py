@@ -11,11 +11,11 @@ import pytest
 
 from accounts.models import SealedTOTPDevice
 from accounts.tests.conftest import code_for
+from sessions.models import DeviceSession, SessionStatus
 from simulator.android import AndroidDevice
 from simulator.demo_setup import IOS_APP_ID, ensure_attested_client
 from simulator.ios import IOSDevice
 from simulator.mobile_app import MobileApp
-from sessions.models import DeviceSession, SessionStatus
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

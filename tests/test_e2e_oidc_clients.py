@@ -12,8 +12,8 @@ import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from jwt import PyJWKClient
 
-from core import keys
 from clients.flows.registration import register_client
+from core import keys
 
 from .conftest import BrowserAgent
 
@@ -95,7 +95,7 @@ def test_pyjwkclient_follows_key_rotation(issuer, app_client, alice, time_machin
     it when the first token signed with it arrives; the old key stays published meanwhile."""
     import datetime as dt
 
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc), tick=True)
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC), tick=True)
     _, before, _ = login_and_get_tokens(issuer, app_client.client_id)
     old_kid = jwt.get_unverified_header(before["id_token"])["kid"]
     relying_party = PyJWKClient(f"{issuer}/jwks.json", cache_keys=False)

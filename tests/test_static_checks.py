@@ -36,8 +36,6 @@ def test_mypy_is_clean() -> None:
     _assert_clean(_run(str(BIN / "mypy"), "."))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: the import sorting and syntax upgrades wait for one "
-                   "`ruff check --fix` after the parallel branches are merged; then remove this mark")
 def test_ruff_check_is_clean() -> None:
     _assert_clean(_run(str(BIN / "ruff"), "check", "--no-cache", "."))
 

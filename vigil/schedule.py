@@ -34,13 +34,22 @@ PERIODIC: list[Periodic] = [
     # after every revocation-list refresh: this entry is the safety net).
     Periodic("revalidate-device-attestations", "sessions.revalidate_device_attestations", lambda: 900.0),
     Periodic("suspend-revoked-android-devices", "sessions.suspend_revoked_android_devices", lambda: DAY),
-    Periodic("refresh-android-revocation-list", "attestation.refresh_android_revocation_list",
-             lambda: attestation_settings.ANDROID_REVOCATION_REFRESH_SECONDS),
-    Periodic("revalidate-device-health", "device_health.reevaluate_devices", lambda: health_settings.REVALIDATE_SECONDS),
-    Periodic("refresh-apple-receipts", "device_health.refresh_apple_receipts",
-             lambda: health_settings.RECEIPT_REFRESH_SECONDS),
-    Periodic("recompute-usage-baselines", "risk.recompute_usage_baselines",
-             lambda: risk_settings.BASELINE_REFRESH_SECONDS),
+    Periodic(
+        "refresh-android-revocation-list",
+        "attestation.refresh_android_revocation_list",
+        lambda: attestation_settings.ANDROID_REVOCATION_REFRESH_SECONDS,
+    ),
+    Periodic(
+        "revalidate-device-health", "device_health.reevaluate_devices", lambda: health_settings.REVALIDATE_SECONDS
+    ),
+    Periodic(
+        "refresh-apple-receipts",
+        "device_health.refresh_apple_receipts",
+        lambda: health_settings.RECEIPT_REFRESH_SECONDS,
+    ),
+    Periodic(
+        "recompute-usage-baselines", "risk.recompute_usage_baselines", lambda: risk_settings.BASELINE_REFRESH_SECONDS
+    ),
     Periodic("ssf-retry-undelivered", "shared_signals.deliver_pending_sets", lambda: ssf_settings.RETRY_SWEEP_SECONDS),
     Periodic("ssf-purge", "shared_signals.purge_old_sets_and_deliveries", lambda: DAY),
 ]

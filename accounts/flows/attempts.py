@@ -12,7 +12,6 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from core.events import record
 from core.events import EventType, record
 
 from .. import known_devices, throttle
@@ -39,12 +38,27 @@ def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: Even
         raise
 
 
-def fail(request: HttpRequest, attempt: throttle.Attempt, event: EventType, reason: Refusal, *, user: User | None = None,
-         **details: Any) -> None:
+def fail(
+    request: HttpRequest,
+    attempt: throttle.Attempt,
+    event: EventType,
+    reason: Refusal,
+    *,
+    user: User | None = None,
+    **details: Any,
+) -> None:
     """The secret was wrong: the attempt stays counted; record it with the delay now due."""
     delay = throttle.failed(attempt)
-    record(event, outcome="failure", reason=reason, user=user, request=request, basis=str(attempt.source.basis),
-           next_attempt_delay=delay, **details)
+    record(
+        event,
+        outcome="failure",
+        reason=reason,
+        user=user,
+        request=request,
+        basis=str(attempt.source.basis),
+        next_attempt_delay=delay,
+        **details,
+    )
 
 
 @contextmanager

@@ -19,18 +19,13 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core import crypto
-from core.events import client_ip, record
-from core import crypto
 from core.events import EventType, client_ip, record
-
 from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
 
 from .. import authstate
 from ..authstate import AuthState, auth_state_saved
-from ..models import BrowserSession
-from ..models import User
-
+from ..models import BrowserSession, User
 
 
 def _store() -> Any:

@@ -8,7 +8,6 @@ receivers hear of it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.http import HttpRequest
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from core.events import record
 from core.events import EventType, record
 from sessions.flows.revocation import Initiator, Reason
 
-from ..models import Passkey
+from ..models import Passkey, User
 from . import device_sessions, passkeys, policy, recovery, totp
 from .passkeys import FactorRemovalRefused
-from ..models import User
 
 
 def remove_totp(request: HttpRequest, user: User) -> bool:

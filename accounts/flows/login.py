@@ -7,12 +7,11 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
-from core.events import record
 from core.events import EventType, record
 
 from .. import authstate, pending, throttle
-from . import attempts, policy
 from ..models import User
+from . import attempts, policy
 
 GENERIC_FAILURE = "The username or password is not correct."
 THROTTLED = "Too many attempts. Try again in {seconds} seconds."
@@ -36,7 +35,9 @@ def check_password_login(request: HttpRequest, username: str, password: str) -> 
     the decision, the basis the source was recognised on and any wait are in the events.
     """
     try:
-        attempt = attempts.admit(request, throttle.Scope.PASSWORD, username, EventType.LOGIN_PASSWORD, username=username)
+        attempt = attempts.admit(
+            request, throttle.Scope.PASSWORD, username, EventType.LOGIN_PASSWORD, username=username
+        )
     except throttle.Throttled as refused:
         raise LoginRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
     # ModelBackend hashes a dummy password for unknown users, so timing reveals nothing.

@@ -19,17 +19,14 @@ from django.utils import timezone
 from webauthn.helpers.structs import AuthenticationCredential, CredentialDeviceType
 
 from core.crypto import constant_time_equals
-from core.events import record
 from core.encoding import b64url_encode
-from core.crypto import constant_time_equals
 from core.events import EventType, record
 
 from .. import authstate, pending, webauthn_rp
 from ..authstate import AuthState
-from ..models import Passkey
+from ..models import Passkey, User
 from ..webauthn_rp import PasskeyError
 from . import second_factor
-from ..models import User
 
 PASSWORDLESS = "login"
 SECOND_FACTOR = "second_factor"
@@ -114,7 +111,14 @@ def passwordless(request: HttpRequest, credential: Any, now: datetime | None = N
     passkey, methods = finish(request, credential, PASSWORDLESS, None, now)
     pending.clear(request)
     state = authstate.establish(request, passkey.user, methods, now)
-    record(EventType.LOGIN_COMPLETED, user=passkey.user, request=request, amr=state.amr, acr=state.acr, session_id=state.sid)
+    record(
+        EventType.LOGIN_COMPLETED,
+        user=passkey.user,
+        request=request,
+        amr=state.amr,
+        acr=state.acr,
+        session_id=state.sid,
+    )
     return state
 
 

@@ -11,17 +11,15 @@ from django.http import HttpRequest
 from django.utils import timezone
 from webauthn.helpers.structs import CredentialDeviceType
 
-from core.events import record
 from core.encoding import b64url_encode
 from core.events import EventType, record
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
 from .. import webauthn_rp
-from ..models import Passkey
+from ..models import Passkey, User
 from ..webauthn_rp import PasskeyError
 from . import policy, recovery
-from ..models import User
 
 PURPOSE = "register"
 

@@ -3,8 +3,6 @@ change announced (CAEP 1.0 §3.3 credential-change) through ``sessions.flows.rev
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth import update_session_auth_hash
 from django.http import HttpRequest
 
@@ -13,8 +11,8 @@ from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator, Reason
 
 from .. import authstate
-from . import browser_sessions, device_sessions
 from ..models import User
+from . import browser_sessions, device_sessions
 
 
 def change(request: HttpRequest, user: User, new_password: str) -> None:

@@ -9,16 +9,14 @@ asks for it, when the user or the deployment requires it (``User.require_mfa``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.acr import ACR_MFA, ACR_ORDER, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, acr_satisfies
 from core.app_settings import app_settings as idp_settings
 
-from core.acr import ACR_MFA, ACR_ORDER, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, acr_satisfies
-from ..models import Passkey
-from ..models import User
+from ..models import Passkey, User
 
 DONE = "done"
 LOGIN = "login"

@@ -8,14 +8,11 @@ single conditional ``DELETE``: two concurrent uses of one code cannot both succe
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
-from core import crypto
-from core.events import record
 from core import crypto
 from core.events import EventType, record
 

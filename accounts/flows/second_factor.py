@@ -8,17 +8,15 @@ a passkey cannot be guessed and is never throttled.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.http import HttpRequest
 
-from core.events import record
 from core.events import EventType, record
 
 from .. import authstate, pending, throttle
 from ..authstate import AuthState
-from . import attempts, recovery, totp
 from ..models import User
+from . import attempts, recovery, totp
 
 GENERIC_FAILURE = "That code is not valid."
 THROTTLED = "Too many attempts. Try again in {seconds} seconds."
@@ -43,14 +41,22 @@ def verify_code(
     if user is None:
         raise SecondFactorRefused("no_user")
     try:
-        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.LOGIN_SECOND_FACTOR,
-                                 user=user, method=method)
+        attempt = attempts.admit(
+            request,
+            throttle.Scope.SECOND_FACTOR,
+            user.get_username(),
+            EventType.LOGIN_SECOND_FACTOR,
+            user=user,
+            method=method,
+        )
     except throttle.Throttled as refused:
         raise SecondFactorRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
     with attempts.judging(attempt):
         ok = _check(user, method, code)
     if not ok:
-        attempts.fail(request, attempt, EventType.LOGIN_SECOND_FACTOR, attempts.Refusal.BAD_CODE, user=user, method=method)
+        attempts.fail(
+            request, attempt, EventType.LOGIN_SECOND_FACTOR, attempts.Refusal.BAD_CODE, user=user, method=method
+        )
         raise SecondFactorRefused(attempts.Refusal.BAD_CODE)
     throttle.succeeded(attempt)
     if method == "recovery":
@@ -74,7 +80,9 @@ def complete(
     if state.mode == "stepup" and current is not None and current.user_id == user.pk:
         result = authstate.add_methods(request, methods, now)
         assert result is not None
-        record(EventType.LOGIN_STEP_UP, user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)
+        record(
+            EventType.LOGIN_STEP_UP, user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid
+        )
         return result
     result = authstate.establish(request, user, [*state.amr, *methods], now)
     record(EventType.LOGIN_COMPLETED, user=user, request=request, amr=result.amr, acr=result.acr, session_id=result.sid)

@@ -8,7 +8,6 @@ concurrent requests (RFC 6238 §5.2: "the verifier MUST NOT accept the second at
 from __future__ import annotations
 
 from base64 import b32encode
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import segno
@@ -22,8 +21,8 @@ from sessions.flows.revocation import CredentialChange, CredentialType, Initiato
 from .. import throttle
 from ..app_settings import app_settings
 from ..models import SealedTOTPDevice as TOTPDevice
-from . import attempts
 from ..models import User
+from . import attempts
 
 DEVICE_NAME = "Authenticator app"
 
@@ -86,8 +85,9 @@ def confirm(user: User, code: str, request: HttpRequest) -> bool:
     """Confirm the pending device with its first valid code; replaces any older device.
     Guesses are throttled like second-factor codes (``attempts.admit``)."""
     try:
-        attempt = attempts.admit(request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.FACTOR_TOTP_ENROLL,
-                                 user=user)
+        attempt = attempts.admit(
+            request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.FACTOR_TOTP_ENROLL, user=user
+        )
     except throttle.Throttled:
         return False
     with attempts.judging(attempt):  # an outage here counts no failure
@@ -102,9 +102,13 @@ def confirm(user: User, code: str, request: HttpRequest) -> bool:
         TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
         TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
         revocation.credential_changed(
-            user, EventType.FACTOR_TOTP_ENROLLED, credential=CredentialType.AUTHENTICATOR_APP,
-            change=CredentialChange.UPDATE if replaced else CredentialChange.CREATE, request=request,
-            device=device.pk, replaced=replaced,
+            user,
+            EventType.FACTOR_TOTP_ENROLLED,
+            credential=CredentialType.AUTHENTICATOR_APP,
+            change=CredentialChange.UPDATE if replaced else CredentialChange.CREATE,
+            request=request,
+            device=device.pk,
+            replaced=replaced,
         )
     return True
 
@@ -119,7 +123,12 @@ def remove(
         deleted, _ = TOTPDevice.objects.filter(user=user).delete()
         if confirmed:
             revocation.credential_changed(
-                user, EventType.FACTOR_TOTP_REMOVED, credential=CredentialType.AUTHENTICATOR_APP,
-                change=CredentialChange.DELETE, initiator=initiator, request=request, reason=reason,
+                user,
+                EventType.FACTOR_TOTP_REMOVED,
+                credential=CredentialType.AUTHENTICATOR_APP,
+                change=CredentialChange.DELETE,
+                initiator=initiator,
+                request=request,
+                reason=reason,
             )
     return bool(deleted)

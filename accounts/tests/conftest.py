@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone as dt_timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import time_machine
@@ -21,7 +22,7 @@ from accounts.totp_secret import open_
 PASSWORD = "correct horse battery staple 42"
 VECTORS = Path(__file__).parent / "vectors"
 #: A fixed instant in the middle of a 30-second TOTP step.
-T0 = datetime(2026, 11, 28, 9, 0, 10, tzinfo=dt_timezone.utc)
+T0 = datetime(2026, 11, 28, 9, 0, 10, tzinfo=UTC)
 
 
 def load_vector(name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.flows import passkeys as passkey_flow
 from accounts.flows.passkeys import FactorRemovalRefused
 from accounts.models import BrowserSession, Passkey
-from accounts.tests.conftest import PASSWORD, code_for, login_password, session_auth, signed_in
+from accounts.tests.conftest import PASSWORD, code_for, login_password, signed_in
 from clients.models import Client as OAuthClient
 from core.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from base64 import b32decode
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings

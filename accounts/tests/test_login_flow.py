@@ -11,8 +11,8 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import authstate
-from core.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, normalise_amr
 from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, login_password, session_auth, signed_in
+from core.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT, acr_for_amr, normalise_amr
 from core.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db

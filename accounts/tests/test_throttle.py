@@ -16,7 +16,15 @@ from django.urls import reverse
 
 from accounts import known_devices, throttle
 from accounts.app_settings import app_settings
-from accounts.tests.conftest import PASSWORD, code_for, confirmed_totp, load_vector, login_password, session_auth, signed_in
+from accounts.tests.conftest import (
+    PASSWORD,
+    code_for,
+    confirmed_totp,
+    load_vector,
+    login_password,
+    session_auth,
+    signed_in,
+)
 from accounts.tests.test_webauthn_vectors import RSA, _b, _configure, _rsa_passkey, _seed_challenge
 from core.models import SecurityEvent
 from core.outage_testing import database_down

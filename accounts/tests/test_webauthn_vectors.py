@@ -18,8 +18,8 @@ from accounts import pending, webauthn_rp
 from accounts.models import Passkey
 from accounts.tests.conftest import load_vector, session_auth, signed_in
 from accounts.webauthn_rp import PasskeyError, apk_key_hash_origin
-from core.models import SecurityEvent
 from core.encoding import b64url_encode
+from core.models import SecurityEvent
 
 
 def _b(value: dict[str, str]) -> bytes:

@@ -21,11 +21,11 @@ from typing import Any
 from ..cli_kinds import hex_bytes, register
 from ..errors import AttestationError, Reason
 from . import chain as chain_steps
+from .digests import normalise_digest
 from .key_attestation import AndroidKeyPolicy, verify_key_attestation
 from .keydescription import KEY_DESCRIPTION_OID, parse_key_description
 from .play_integrity import IntegrityPolicy, check_verdict, decode_classic_token, load_play_keys
 from .revocation import load_status_list
-from .digests import normalise_digest
 
 
 def _android_key_args(parser: argparse.ArgumentParser) -> None:

@@ -31,12 +31,12 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from ..app_settings import app_settings
 from ..errors import AttestationError, Reason
 from . import chain as chain_steps
 from .digests import normalise_digest
 from .keydescription import KEY_DESCRIPTION_OID, SECURITY_RANK, KeyDescriptionFacts, parse_key_description
 from .revocation import load_status_list
-from ..app_settings import app_settings
 
 
 @dataclass(frozen=True)

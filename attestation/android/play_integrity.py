@@ -135,7 +135,7 @@ def _timestamp(value: Any) -> dt.datetime:
         raise AttestationError(Reason.MALFORMED_TOKEN, "timestampMillis is missing")
     try:
         millis = int(value)
-        return dt.datetime.fromtimestamp(millis / 1000, tz=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
     except (ValueError, OverflowError, OSError) as exc:
         raise AttestationError(Reason.MALFORMED_TOKEN, "timestampMillis is not an integer") from exc
 

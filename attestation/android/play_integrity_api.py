@@ -27,9 +27,9 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from ..app_settings import app_settings
 from ..errors import AttestationError, Reason
 from .play_integrity import IntegrityPolicy, IntegrityVerdict, check_verdict
-from ..app_settings import app_settings
 
 SCOPE = "https://www.googleapis.com/auth/playintegrity"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -17,12 +17,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from core.api_errors import ApiError, ApiErrorSerializer
-from core.events import client_ip
 from clients.models import Client
 from core.api_errors import ApiError, ApiErrorCode, ApiErrorSerializer
 from core.events import client_ip
-from clients.models import Client
 
 from ..app_settings import app_settings
 from ..flows.challenges import issue_challenge, refuse_for_rate

@@ -24,7 +24,6 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.sql import Statement
 from core.events import EventType
 from core.sql import Statement
 
@@ -217,7 +216,10 @@ def verify_android_refresh(
     except AttestationError as exc:
         _event(EventType.ATTESTATION_ASSERT, exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
         raise
-    _event(EventType.ATTESTATION_ASSERT, "", client_id, request, key_id=device.key_id, integrity_checked=integrity is not None)
+    _event(
+        EventType.ATTESTATION_ASSERT, "", client_id, request, key_id=device.key_id,
+        integrity_checked=integrity is not None,
+    )
     return device
 
 

@@ -26,20 +26,16 @@ import math
 import secrets
 import struct
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 
 from django.core.cache import cache
 from django.utils import timezone
 
-from core import crypto
-from core.events import record
 from clients.models import Client
-from core.signed_values import Purpose, dump, load
 from core import crypto
 from core.events import EventType, record
-from clients.models import Client
+from core.signed_values import Purpose, dump, load
 
 from ..app_settings import app_settings
 from ..errors import AttestationError, Reason
@@ -90,15 +86,22 @@ def redeem_challenge(value: str, *, client_id: str, purpose: str, now: datetime 
     try:
         return consume_challenge(value, client_id=client_id, purpose=purpose, now=now)
     except AttestationError as exc:
-        record(EventType.ATTESTATION_CHALLENGE, outcome="failure", reason=exc.reason, client_id=client_id, purpose=purpose)
+        record(
+            EventType.ATTESTATION_CHALLENGE, outcome="failure", reason=exc.reason, client_id=client_id, purpose=purpose
+        )
         raise
 
 
 def refuse_for_rate(request: Any, wait: float | None) -> None:
     """A challenge refused by the per-address rate (``ATTESTATION_CHALLENGE_RATE``) is a
     security decision like any other: recorded, with how long the address must wait."""
-    record(EventType.ATTESTATION_CHALLENGE, outcome="denied", reason="throttled", request=request,
-           retry_after=math.ceil(wait) if wait is not None else None)
+    record(
+        EventType.ATTESTATION_CHALLENGE,
+        outcome="denied",
+        reason="throttled",
+        request=request,
+        retry_after=math.ceil(wait) if wait is not None else None,
+    )
 
 
 def consume_challenge(value: str, *, client_id: str, purpose: str, now: datetime | None = None) -> RedeemedChallenge:
@@ -162,4 +165,4 @@ def _verified_claims(value: object) -> _Claims:
 
 
 def _from_epoch(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)

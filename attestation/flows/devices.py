@@ -14,10 +14,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.sql import Statement
 from core.events import EventType
 from core.sql import Statement
-
 
 from ..apple.assertion import verify_assertion
 from ..apple.attestation import AppleAttestationResult, verify_attestation
@@ -60,14 +58,20 @@ def enroll_apple_device(
     except AttestationError as exc:
         _event(EventType.ATTESTATION_ENROLL, exc.reason, client_id, request, detail=exc.detail)
         raise
-    _event(EventType.ATTESTATION_ENROLL, "", client_id, request, key_id=device.key_id, device=device.pk, created=created)
+    _event(
+        EventType.ATTESTATION_ENROLL, "", client_id, request, key_id=device.key_id, device=device.pk, created=created
+    )
     return device
 
 
 def _store_apple_device(app: RegisteredApp, result: AppleAttestationResult, now: datetime) -> tuple[Device, bool]:
     fields = {"public_key": result.public_key_pem, "verdict": result.facts, "receipt": result.receipt}
     return store_attested(
-        app, platform=Platform.IOS, key_id=result.key_id_b64, now=now, fields=fields,
+        app,
+        platform=Platform.IOS,
+        key_id=result.key_id_b64,
+        now=now,
+        fields=fields,
         security_level=SecurityLevel.SECURE_ENCLAVE,
     )
 

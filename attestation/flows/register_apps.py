@@ -6,7 +6,6 @@ import base64
 import binascii
 from typing import Any
 
-from core.events import record
 from core.events import EventType, record
 
 from ..android.digests import normalise_digest

@@ -10,14 +10,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.events import record
+from attestation.signals import device_revoked, device_suspended
 from core.events import EventType, record
 
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import Device, DeviceStatus, RegisteredApp
-from ..signals import device_revoked
-from attestation.signals import device_revoked, device_suspended
 from .challenges import claim_challenge
 
 

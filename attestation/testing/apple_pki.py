@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+
 import cbor2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -58,7 +59,7 @@ def _name(cn: str, org: str, ou: str | None = None) -> x509.Name:
 
 def make_root(cn: str = "Vigil Test App Attestation Root CA", years: int = 25) -> CA:
     key = ec.generate_private_key(ec.SECP384R1())
-    start = datetime(2020, 3, 18, tzinfo=timezone.utc)
+    start = datetime(2020, 3, 18, tzinfo=UTC)
     name = _name(cn, "Vigil Test PKI")
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -78,7 +79,7 @@ def _ca_usage() -> x509.KeyUsage:
 
 def make_intermediate(root: CA, cn: str = "Vigil Test App Attestation CA 1", years: int = 25) -> CA:
     key = ec.generate_private_key(ec.SECP384R1())
-    start = datetime(2020, 3, 18, tzinfo=timezone.utc)
+    start = datetime(2020, 3, 18, tzinfo=UTC)
     cert = (
         x509.CertificateBuilder().subject_name(_name(cn, "Vigil Test PKI")).issuer_name(root.cert.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from . import google_pki
 from attestation.android.play_integrity_api import clear_token_cache
+
+from . import google_pki
 
 
 @pytest.fixture

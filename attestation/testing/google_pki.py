@@ -35,7 +35,7 @@ from core.encoding import b64url_encode
 from ..android import keydescription as kd
 from ..android.chain import TrustedRoot
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 LEAF_NOT_AFTER = dt.datetime(2048, 1, 1, tzinfo=UTC)  # Keystore's default notAfter, as in real leaves
 TEST_PACKAGE = "com.example.vigil"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -179,9 +180,9 @@ def test_play_integrity_vectors(file: str, args: list[str], reason: str | None) 
 
 
 def test_play_integrity_token_with_keys(tmp_path: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     token = g.encrypt_verdict(g.make_verdict(nonce="bm9uY2Utbm9uY2U", timestamp_ms=int(now.timestamp() * 1000)))
     path = tmp_path / "token.txt"
     path.write_text(token + "\n")

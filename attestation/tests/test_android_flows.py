@@ -16,9 +16,9 @@ from attestation.errors import AttestationError, Reason
 from attestation.flows.android_devices import chain_from_wire, enroll_android_device, verify_android_refresh
 from attestation.flows.challenges import issue_challenge
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
-from simulator.android import AndroidDevice
 from attestation.testing import google_pki as g
 from core.models import SecurityEvent
+from simulator.android import AndroidDevice
 
 pytestmark = [pytest.mark.django_db, pytest.mark.live]
 
@@ -73,7 +73,7 @@ def events(outcome: str) -> list[SecurityEvent]:
 def test_enroll_then_refresh(android_app: RegisteredApp, phone: AndroidDevice, binding: Any, integrity: str) -> None:
     device = enroll(android_app, phone, binding(), integrity)
     assert device.platform == Platform.ANDROID and device.security_level == SecurityLevel.TEE
-    assert device.verdict["key_attestation"]["os_patch_level"] == int(dt.datetime.now(dt.timezone.utc).strftime("%Y%m"))
+    assert device.verdict["key_attestation"]["os_patch_level"] == int(dt.datetime.now(dt.UTC).strftime("%Y%m"))
     assert device.verdict["play_integrity"]["token_type"] == integrity
     for _ in range(3):
         b = binding("refresh")
@@ -196,7 +196,7 @@ def test_refresh_verdict_for_another_request(enrolled: Device, phone: AndroidDev
 
 def test_stale_verdict(enrolled: Device, phone: AndroidDevice, binding: Any) -> None:
     b = binding("refresh")
-    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
     assert (
         failure(lambda: verify_android_refresh(enrolled, phone.sign(b), phone.standard_token(b, now=old), b))
         == Reason.VERDICT_STALE
@@ -212,7 +212,7 @@ def test_verdict_required_unless_policy_allows_reuse(enrolled: Device, phone: An
     b = binding("refresh")
     assert verify_android_refresh(enrolled, phone.sign(b), None, b)
     verdict = Device.objects.get(pk=enrolled.pk).verdict
-    verdict["play_integrity"]["timestamp"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=16)).isoformat()
+    verdict["play_integrity"]["timestamp"] = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16)).isoformat()
     Device.objects.filter(pk=enrolled.pk).update(verdict=verdict)
     enrolled = Device.objects.get(pk=enrolled.pk)  # each token request reads the device afresh
     b = binding("refresh")

@@ -18,7 +18,7 @@ from attestation.android.key_attestation import AndroidKeyPolicy, verify_key_att
 from attestation.errors import AttestationError, Reason
 from attestation.testing import google_pki as g
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CHALLENGE = hashlib.sha256(b"binding").digest()
 VECTORS = Path(__file__).parent / "vectors" / "android" / "google-android-key-attestation"

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from attestation.android.key_signature import load_public_key, verify_key_signature
 from attestation.binding import RequestBinding, grant_hash
-from core.encoding import b64url_encode as b64url
 from attestation.errors import AttestationError, Reason
+from core.encoding import b64url_encode as b64url
 
 BINDING = RequestBinding("challenge-1", "mobile-app", "refresh_token", grant_hash("rt"), dpop_jkt="jkt")
 EC_KEY = ec.generate_private_key(ec.SECP256R1())

@@ -14,8 +14,8 @@ from attestation.binding import RequestBinding, grant_hash
 from attestation.errors import AttestationError, Reason
 from attestation.flows.android_devices import enroll_android_device, verify_android_refresh
 from attestation.models import Device, Platform, RegisteredApp
-from simulator.android import AndroidDevice
 from attestation.testing import google_pki as g
+from simulator.android import AndroidDevice
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_test_roots")]
 

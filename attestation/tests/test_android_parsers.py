@@ -35,7 +35,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 CHALLENGE = hashlib.sha256(b"fuzz").digest()
 KEY = ec.generate_private_key(ec.SECP256R1())
 SPEC = g.LeafSpec(challenge=CHALLENGE)

@@ -13,8 +13,8 @@ import requests
 
 from attestation.android.revocation import StatusListError, load_status_list
 from attestation.tasks import refresh_android_revocation_list
-from vigil.schedule import beat_schedule
 from attestation.testing import google_pki as g
+from vigil.schedule import beat_schedule
 
 pytestmark = pytest.mark.live
 SAMPLE = Path(__file__).parent / "vectors" / "android" / "google-android-key-attestation" / "status.json"

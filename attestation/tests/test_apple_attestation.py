@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import cbor2
@@ -12,12 +12,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation.apple.attestation import verify_attestation
 from attestation.errors import AttestationError, Reason
-from simulator.ios import IOSDevice
 from attestation.testing import apple_pki
+from simulator.ios import IOSDevice
 
 from .conftest import APPLE_APP_ID
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 CDH = hashlib.sha256(b"client data").digest()
 
 pytestmark = pytest.mark.usefixtures("allow_test_roots")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from datetime import UTC
 from typing import Any
 
 import cbor2
@@ -17,8 +18,8 @@ from attestation.apple.attestation import verify_attestation
 from attestation.apple.authdata import parse_authenticator_data
 from attestation.encoding import b64decode_any, decode_cbor_map
 from attestation.errors import AttestationError, Reason
-from simulator.ios import IOSDevice
 from attestation.testing import apple_pki
+from simulator.ios import IOSDevice
 
 from .conftest import APPLE_APP_ID
 
@@ -198,6 +199,6 @@ def test_fuzz_base64(text: Any) -> None:
 
 
 def _now() -> Any:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime(2026, 6, 1, tzinfo=timezone.utc)
+    return datetime(2026, 6, 1, tzinfo=UTC)

@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from attestation.apple.certs import TEST_ROOT_PATH, trusted_roots
-from simulator.ios import IOSDevice
 from attestation.testing import apple_pki
+from simulator.ios import IOSDevice
 
 from .apple_vectors import assertion_vectors, attestation_vectors
 from .conftest import APPLE_APP_ID

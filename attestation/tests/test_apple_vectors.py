@@ -4,7 +4,7 @@ shipped Apple root at their recorded time and fail once the certificates have ex
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def test_real_attestation_verifies_at_recorded_time(vector: AttestationVector) -
 @pytest.mark.parametrize("vector", ATTESTATIONS, ids=lambda v: v.name)
 def test_real_attestation_is_expired_today(vector: AttestationVector) -> None:
     with pytest.raises(AttestationError) as exc:
-        _verify(vector, now=datetime.now(timezone.utc))
+        _verify(vector, now=datetime.now(UTC))
     assert exc.value.reason == Reason.CHAIN_EXPIRED
 
 

@@ -34,8 +34,8 @@ from attestation.flows.challenges import (
     redeem_challenge,
     used_key,
 )
-from core.models import SecurityEvent
 from core.encoding import b64url_decode, b64url_encode
+from core.models import SecurityEvent
 from core.signed_values import Purpose, dump
 from sessions.dpop import issue_nonce
 from tests.concurrency import run_concurrently

@@ -16,8 +16,8 @@ from attestation.flows.challenges import issue_challenge
 from attestation.flows.devices import assert_apple_device, enroll_apple_device
 from attestation.flows.registry import reactivate_device, require_reattestation, revoke_device, suspend_device
 from attestation.models import Device, DeviceStatus, RegisteredApp
-from simulator.ios import IOSDevice
 from core.models import SecurityEvent
+from simulator.ios import IOSDevice
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
 

@@ -10,10 +10,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from device_health.evaluate import evaluate, persist
-from device_health.user_view import restrictions_for
-from device_health.models import DeviceHealth, HealthPolicy, HealthRule
 from attestation.models import Device, Platform, RegisteredApp
+from device_health.evaluate import evaluate, persist
+from device_health.models import DeviceHealth, HealthPolicy, HealthRule
+from device_health.user_view import restrictions_for
 
 pytestmark = pytest.mark.django_db
 

@@ -11,11 +11,11 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from device_health.evaluate import evaluate, persist
-from device_health.policy import token_policy
 from attestation.models import Device, Platform, RegisteredApp
 from core.models import SecurityEvent
 from core.policy import TokenContext
+from device_health.evaluate import evaluate, persist
+from device_health.policy import token_policy
 
 
 @pytest.mark.postgres

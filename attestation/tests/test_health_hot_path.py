@@ -15,14 +15,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from device_health import evaluate as evaluate_module
-from device_health.policy import DeviceHealthRefused, token_policy
-from device_health.rules import rules_for_client
-from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from attestation.models import Device, Platform, RegisteredApp
 from core import config_cache
 from core.models import SecurityEvent
 from core.policy import TokenContext
+from device_health import evaluate as evaluate_module
+from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
+from device_health.policy import DeviceHealthRefused, token_policy
+from device_health.rules import rules_for_client
 from idp.tests.conftest import browser, mobile_client, user  # noqa: F401
 
 from .test_health_token_endpoint import android_app, ios_app, iphone, pixel  # noqa: F401

@@ -10,18 +10,26 @@ import pytest
 import requests
 from django.utils import timezone
 
-from device_health import tasks
-from vigil.schedule import beat_schedule
-from device_health.receipts import ReceiptClient, ReceiptError, parse_receipt
-from device_health.testing import AppleReceiptStandIn, devicecheck_key_pem, make_receipt
-from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from attestation.models import Device
 from core.models import SecurityEvent
+from device_health import tasks
+from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
+from device_health.receipts import ReceiptClient, ReceiptError, parse_receipt
+from device_health.testing import AppleReceiptStandIn, devicecheck_key_pem, make_receipt
 from sessions.models import DeviceSession, SessionStatus
+from vigil.schedule import beat_schedule
 
 from .test_health_token_endpoint import (  # noqa: F401
-    APP_ID, HealthApp, access_claims, android_app, browser, ios_app, iphone,
-    mobile_client, pixel, user,
+    APP_ID,
+    HealthApp,
+    access_claims,
+    android_app,
+    browser,
+    ios_app,
+    iphone,
+    mobile_client,
+    pixel,
+    user,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
@@ -30,10 +38,10 @@ TEAM = APP_ID.split(".")[0]
 
 def test_patch_level_ageing_restricts_without_a_request(pixel: HealthApp, time_machine: Any) -> None:
     pixel.leaf = {"os_patch_level": 202511}
-    time_machine.move_to(dt.datetime(2026, 11, 28, 12, tzinfo=dt.timezone.utc), tick=False)
+    time_machine.move_to(dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC), tick=False)
     assert set(access_claims(pixel.login())["scope"].split()) >= {"email"}
     assert DeviceHealth.objects.get().outcome == HealthOutcome.ALLOW
-    time_machine.move_to(dt.datetime(2027, 12, 2, 12, tzinfo=dt.timezone.utc), tick=False)
+    time_machine.move_to(dt.datetime(2027, 12, 2, 12, tzinfo=dt.UTC), tick=False)
     assert tasks.revalidate_devices() == {"reduce": 1}
     snapshot = DeviceHealth.objects.get()
     assert snapshot.outcome == HealthOutcome.REDUCE and snapshot.deciding_rule == "outdated-patch"

@@ -20,10 +20,10 @@ from device_health.facts import (
     patch_level,
     recognition_level,
 )
-from device_health.rules import RuleSpec, decide, default_rules, rules_for_client
 from device_health.models import HealthOutcome, HealthPolicy, HealthRule
+from device_health.rules import RuleSpec, decide, default_rules, rules_for_client
 
-NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
 
 
 def facts(**values: Any) -> HealthFacts:

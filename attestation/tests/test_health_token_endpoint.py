@@ -15,17 +15,23 @@ from django.utils import timezone
 
 from attestation.android.key_attestation import AndroidKeyPolicy
 from attestation.binding import RequestBinding, grant_hash
-from device_health.models import DeviceHealth, HealthFinding, HealthOutcome
 from attestation.models import Device, Platform, RegisteredApp
-from simulator.android import AndroidDevice
-from simulator.ios import IOSDevice
 from attestation.testing import google_pki as g
 from core import jwt_tokens
 from core.models import SecurityEvent
+from device_health.models import DeviceHealth, HealthFinding, HealthOutcome
 from idp.tests.conftest import (  # noqa: F401
-    browser, form_post, get_code, make_pkce, mobile_client, service_client, user,
+    browser,
+    form_post,
+    get_code,
+    make_pkce,
+    mobile_client,
+    service_client,
+    user,
 )
 from sessions.models import DeviceSession
+from simulator.android import AndroidDevice
+from simulator.ios import IOSDevice
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
 
@@ -476,8 +482,8 @@ def test_policy_query_budget_on_an_unchanged_refresh(iphone: HealthApp, mobile_c
                                                      django_assert_num_queries: Any) -> None:
     """What device health adds to an unchanged refresh: nothing, once the client's rules are
     cached and the snapshot comes with the session's device (issue 8)."""
-    from device_health.policy import token_policy
     from core.policy import TokenContext
+    from device_health.policy import token_policy
 
     assert iphone.login({"os_version": "18.1"}).status_code == 200
     assert iphone.refresh({"os_version": "18.1"}).status_code == 200  # rules cached after the first key's creation

@@ -23,7 +23,7 @@ from attestation.android.play_integrity import (
 from attestation.errors import AttestationError, Reason
 from attestation.testing import google_pki as g
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 EXPECTED = base64.urlsafe_b64encode(hashlib.sha256(b"binding").digest()).rstrip(b"=").decode()

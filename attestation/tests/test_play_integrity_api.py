@@ -23,7 +23,7 @@ from attestation.errors import AttestationError, Reason
 from attestation.testing import google_pki as g
 
 pytestmark = pytest.mark.live
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HASH = "cmVxdWVzdC1oYXNo"
 POLICY = IntegrityPolicy(package_name=g.TEST_PACKAGE, signing_cert_digests=(g.TEST_SIGNING_DIGEST,))

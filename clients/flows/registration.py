@@ -11,14 +11,12 @@ from django.db import transaction
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
-from core.crypto import generate_token
-from core.events import record
 from clients.models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
+from core.app_settings import app_settings
 from core.crypto import generate_token
 from core.events import EventType, record
-from clients.models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
+
 from ..redirects import validate_redirect_uri_for_registration
-from core.app_settings import app_settings
 
 DEFAULT_SCOPES = ["openid", "profile", "email", "offline_access"]
 PUBLIC_GRANTS = ["authorization_code", "refresh_token"]
@@ -102,8 +100,13 @@ def register_client(
             client.set_secret(secret)
         client.save()
     record(
-        EventType.CLIENT_REGISTERED, client_id=client.client_id, public=public, grant_types=grants, auth_methods=methods,
-        signing_alg=alg, require_pkce=require_pkce,
+        EventType.CLIENT_REGISTERED,
+        client_id=client.client_id,
+        public=public,
+        grant_types=grants,
+        auth_methods=methods,
+        signing_alg=alg,
+        require_pkce=require_pkce,
     )
     return RegisteredClient(client, secret)
 

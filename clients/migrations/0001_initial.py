@@ -1,9 +1,10 @@
 """State-only: the models moved between apps (docs/architecture.md); their tables stay as they
 are (``Meta.db_table``), so no row moves. See tests/test_model_moves.py."""
 
-import clients.models
 import django.utils.timezone
 from django.db import migrations, models
+
+import clients.models
 
 
 class Migration(migrations.Migration):

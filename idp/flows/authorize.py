@@ -26,15 +26,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import authstate
-from core.acr import ACR_MFA, ACR_ORDER, acr_satisfies
 from accounts.flows import browser_sessions
+from core.acr import ACR_MFA, ACR_ORDER, acr_satisfies
+from core.app_settings import app_settings
+from core.events import EventType, record
 from risk.stepup import acr_demanded_for
 from risk.stepup import open_since as step_up_open_since
 
-from core.app_settings import app_settings
-from core.events import record
-from core.app_settings import app_settings
-from core.events import EventType, record
 from ..models import Consent
 from ..oauth.errors import OAuthErrorCode
 from ..oauth.server import VigilOAuth2Request, get_server
@@ -115,7 +113,9 @@ def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAu
         error.state = oauth_req.payload.state
         mode = requested_mode(oauth_req.payload.data, error.redirect_uri)
         return Outcome(OutcomeKind.RESPONSE, response=deliver(request, error.redirect_uri, error.get_body(), mode))
-    return Outcome(OutcomeKind.ERROR, error=error.error or OAuthErrorCode.INVALID_REQUEST, description=error.description or "")
+    return Outcome(
+        OutcomeKind.ERROR, error=error.error or OAuthErrorCode.INVALID_REQUEST, description=error.description or ""
+    )
 
 
 def required_acr(client: Client, user: User | None, requested: list[str]) -> str | None:
@@ -274,8 +274,16 @@ def _decide(
     oauth_req.context.resources = params.resources
     oauth_req.context.code_dpop_jkt = params.dpop_jkt
     response_params = grant.issue_code(request.user)
-    record(EventType.OAUTH_AUTHORIZED, user=request.user, client_id=client.client_id, request=request, scope=scope,
-           acr=state.acr, response_mode=params.response_mode.value, dpop_jkt_bound=bool(params.dpop_jkt))
+    record(
+        EventType.OAUTH_AUTHORIZED,
+        user=request.user,
+        client_id=client.client_id,
+        request=request,
+        scope=scope,
+        acr=state.acr,
+        response_mode=params.response_mode.value,
+        dpop_jkt_bound=bool(params.dpop_jkt),
+    )
     return Outcome(OutcomeKind.RESPONSE, response=deliver(request, redirect_uri, response_params, params.response_mode))
 
 

@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
 from core.app_settings import app_settings
+
 from .authorize_params import ResponseMode
 
 Params = list[tuple[str, str]]

@@ -7,21 +7,24 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from core.app_settings import app_settings
+from core.resource_errors import ResourceError, ResourceErrorCode
 from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, single_proof_from_headers, verify_proof
 from sessions.dpop.errors import Reason
-
-from core.app_settings import app_settings
-from core.resource_errors import ResourceError
 
 
 def check_dpop_binding(request: HttpRequest, scheme: str, token: str, claims: dict[str, Any]) -> None:
     cnf = claims.get("cnf") if isinstance(claims.get("cnf"), dict) else {}
     jkt = cnf.get("jkt") if cnf else None
     if not jkt:
-        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "This token is not DPoP-bound; use the Bearer scheme.", 401, "DPoP")
+        raise ResourceError(
+            ResourceErrorCode.INVALID_TOKEN, "This token is not DPoP-bound; use the Bearer scheme.", 401, "DPoP"
+        )
     if scheme != "dpop":
-        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "This token is DPoP-bound; use the DPoP scheme with a proof.", 401, "DPoP")
+        raise ResourceError(
+            ResourceErrorCode.INVALID_TOKEN, "This token is DPoP-bound; use the DPoP scheme with a proof.", 401, "DPoP"
+        )
     try:
         proof_jwt = single_proof_from_headers(dpop_header_values(request))
         if proof_jwt is None:

@@ -16,16 +16,12 @@ from django.http import HttpRequest
 
 from accounts import authstate
 from accounts.flows import browser_sessions
-from sessions.flows.revocation import Reason
-from sessions.flows.tokens import revoke_browser_login
-from sessions.models import DeviceSession
-
-from core import jwt_tokens
-from core.events import record
 from clients.models import Client
 from core import jwt_tokens
 from core.events import EventType, record
-from clients.models import Client
+from sessions.flows.revocation import Reason
+from sessions.flows.tokens import revoke_browser_login
+from sessions.models import DeviceSession
 
 
 @dataclass

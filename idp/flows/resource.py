@@ -3,21 +3,20 @@ RFC 6750 §2 (Bearer) and RFC 9449 §7 (DPoP)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core import jwt_tokens
 from core.acr import ACR_MFA
+from core.events import EventType, record
+from core.policy import ResourceContext, apply_resource_policies
+from core.resource_errors import ResourceError, ResourceErrorCode
 from sessions.models import AccessToken, SessionStatus
 
-from core import jwt_tokens
-from core.events import EventType, record
-from core.resource_errors import ResourceError, ResourceErrorCode
 from .dpop_resource import check_dpop_binding
-from core.policy import ResourceContext, apply_resource_policies
 
 
 @dataclass
@@ -88,4 +87,11 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
 
 
 def _refused(request: HttpRequest, reason: str, detail: str) -> None:
-    record(EventType.RESOURCE_TOKEN_REFUSED, outcome="denied", reason=reason, request=request, detail=detail, path=request.path)
+    record(
+        EventType.RESOURCE_TOKEN_REFUSED,
+        outcome="denied",
+        reason=reason,
+        request=request,
+        detail=detail,
+        path=request.path,
+    )

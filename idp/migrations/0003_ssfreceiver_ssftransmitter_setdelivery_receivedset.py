@@ -2,8 +2,9 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import shared_signals.models
 from django.db import migrations, models
+
+import shared_signals.models
 
 
 class Migration(migrations.Migration):

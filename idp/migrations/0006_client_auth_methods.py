@@ -3,8 +3,9 @@
 clients default to RS256. Existing rows keep their single method (no additional ones) and
 their signing algorithm: AlterField changes only the default for new rows."""
 
-import clients.models
 from django.db import migrations, models
+
+import clients.models
 
 
 class Migration(migrations.Migration):

@@ -17,11 +17,10 @@ from attestation.errors import AttestationError, Reason
 from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
+from core.events import EventType, record
 from sessions.flows import device_binding, revocation
 from sessions.models import DeviceSession
 
-from core.events import record
-from core.events import EventType, record
 from .errors import InvalidClientAttestationError, UseAttestationChallengeError
 
 if TYPE_CHECKING:
@@ -82,8 +81,15 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
             raise InvalidGrantError("This session is not bound to an attested device: authorize again.")
         return
     if device.requires_reattestation:
-        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=revocation.Reason.REATTESTATION_REQUIRED, user=session.user,
-               client_id=client.client_id, session_id=session.sid, request=request.django_request)
+        record(
+            EventType.ATTESTATION_TOKEN_REFUSED,
+            outcome="denied",
+            reason=revocation.Reason.REATTESTATION_REQUIRED,
+            user=session.user,
+            client_id=client.client_id,
+            session_id=session.sid,
+            request=request.django_request,
+        )
         revocation.revoke_session(session, revocation.Reason.REATTESTATION_REQUIRED)
         raise InvalidGrantError("The device must attest again: send the user through authorization.")
     try:
@@ -91,8 +97,12 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         if evidence is None:
             raise AttestationError(Reason.ATTESTATION_REQUIRED, "fresh attestation is required on every refresh")
         device_binding.verify_refresh(
-            session, evidence, refresh_token=refresh_token, dpop_jkt=request.context.dpop_jkt,
-            now=timezone.now(), request=request.django_request,
+            session,
+            evidence,
+            refresh_token=refresh_token,
+            dpop_jkt=request.context.dpop_jkt,
+            now=timezone.now(),
+            request=request.django_request,
         )
     except AttestationError as error:
         _on_refresh_failure(grant, session, error)
@@ -105,8 +115,11 @@ def _what_is_required(error: AttestationError, missing_everything: str, *, enrol
     """The ``use_attestation_challenge`` description: the precise missing part when only the
     Play Integrity token is missing, else what the client must send."""
     if error.reason == Reason.INTEGRITY_TOKEN_REQUIRED:
-        when = "to enroll" if enrolling else (
-            "on this refresh: the last verdict is older than the app's play_integrity_max_age_minutes")
+        when = (
+            "to enroll"
+            if enrolling
+            else ("on this refresh: the last verdict is older than the app's play_integrity_max_age_minutes")
+        )
         missing_everything = f"A Play Integrity token (integrity_token) is required {when}; send one with"
     return f"{missing_everything} the challenge in the {CHALLENGE_HEADER} header."
 
@@ -114,9 +127,16 @@ def _what_is_required(error: AttestationError, missing_everything: str, *, enrol
 def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationError) -> NoReturn:
     request = grant.request
     client = request.client
-    record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=error.reason, user=session.user,
-           client_id=client.client_id, session_id=session.sid, request=request.django_request,
-           grant_type="refresh_token")
+    record(
+        EventType.ATTESTATION_TOKEN_REFUSED,
+        outcome="denied",
+        reason=error.reason,
+        user=session.user,
+        client_id=client.client_id,
+        session_id=session.sid,
+        request=request.django_request,
+        grant_type="refresh_token",
+    )
     if error.reason in NOTHING_TO_VERIFY:
         raise UseAttestationChallengeError(
             _what_is_required(error, "Fresh device attestation is required on every refresh: use", enrolling=False),

@@ -12,9 +12,8 @@ from core.app_settings import app_settings
 
 if TYPE_CHECKING:
     from accounts.models import User
-    from sessions.models import DeviceSession
-
     from clients.models import Client
+    from sessions.models import DeviceSession
 
 SCOPE_CLAIMS = {
     "profile": ["name", "given_name", "family_name", "preferred_username", "updated_at"],

@@ -28,10 +28,10 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
+from clients.models import AuthMethod, Client, ClientEndpoint
 from core import config_cache
 from core.app_settings import app_settings
 from core.http_basic import MalformedBasic, parse_basic
-from clients.models import AuthMethod, Client, ClientEndpoint
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["ES256", "RS256", "PS256", "EdDSA"]

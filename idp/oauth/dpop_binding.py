@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.app_settings import app_settings
+from core.events import EventType, record
 from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
 from sessions.dpop.errors import ErrorCode, Reason
 
-from core.app_settings import app_settings
-from core.events import record
-from core.app_settings import app_settings
-from core.events import EventType, record
 from .errors import InvalidDPoPProofError, UseDPoPNonceError
 
 

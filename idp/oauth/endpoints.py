@@ -18,13 +18,12 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from django.utils import timezone
 
+from core import jwt_tokens
+from core.events import EventType, record
 from sessions.flows import refresh
 from sessions.flows import tokens as token_flows
 from sessions.flows.revocation import Reason
 from sessions.models import AccessToken, RefreshToken
-
-from core import jwt_tokens
-from core.events import EventType, record
 
 if TYPE_CHECKING:
     from clients.models import Client

@@ -14,24 +14,19 @@ from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
 from django.http import HttpRequest, HttpResponse
 
+from clients.models import Client
 from core import config_cache
 from core.app_settings import app_settings
-from core.events import record
-from clients.models import Client
+from core.events import EventType, record
+from core.policy import KeptAfterRollback
+
 from .client_auth import ClientAuthenticator
+from .context import RequestContext
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants.authorization_code import AuthorizationCodeGrant, OpenIDCode, S256CodeChallenge
 from .grants.client_credentials import ClientCredentialsGrant
 from .grants.refresh_token import RefreshTokenGrant
 from .http_headers import NO_STORE
-from .context import RequestContext
-from core import config_cache
-from core.app_settings import app_settings
-from core.events import EventType, record
-from clients.models import Client
-from idp.oauth.client_auth import ClientAuthenticator
-from core.policy import KeptAfterRollback
-
 
 
 class VigilOAuth2Request(DjangoOAuth2Request):

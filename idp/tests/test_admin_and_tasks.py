@@ -47,10 +47,10 @@ def test_security_events_are_read_only(admin_client, tokens):
 
 
 def test_rotate_task_publishes_successor_when_due(time_machine):
-    time_machine.move_to(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    time_machine.move_to(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     keys.ensure_keys()
     assert rotate_keys_if_due() == []
-    time_machine.move_to(dt.datetime(2026, 2, 5, tzinfo=dt.timezone.utc))
+    time_machine.move_to(dt.datetime(2026, 2, 5, tzinfo=dt.UTC))
     changes = rotate_keys_if_due()
     assert len([c for c in changes if c.startswith("published")]) == 3
     assert SigningKey.objects.filter(status=KeyStatus.NEXT).count() == 3
@@ -59,7 +59,7 @@ def test_rotate_task_publishes_successor_when_due(time_machine):
 
 def test_purge_removes_only_long_expired_state(tokens, time_machine):
     assert purge_expired() == {"codes": 0, "access_tokens": 0, "refresh_tokens": 0}
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(days=2))
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=2))
     assert purge_expired()["access_tokens"] == 1
     assert AccessToken.objects.count() == 0
 

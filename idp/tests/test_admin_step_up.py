@@ -14,12 +14,12 @@ from django.test import Client as BrowserClient
 from django.urls import reverse
 from django.utils import timezone
 
-from core.acr import ACR_MFA
 from accounts.models import SealedTOTPDevice
 from accounts.testing import sign_in_with_second_factor, totp_code
+from core.acr import ACR_MFA
 from core.models import SecurityEvent
-from sessions.models import DeviceSession, SessionStatus
 from risk.models import StepUpDemand
+from sessions.models import DeviceSession, SessionStatus
 
 from .conftest import PASSWORD, authorize_params, exchange, form_post, make_pkce, query_of
 

@@ -7,9 +7,9 @@ from urllib.parse import urlencode
 import pytest
 from django.urls import reverse
 
-from sessions.models import AuthorizationCode
-from idp.models import Consent
 from core.models import SecurityEvent
+from idp.models import Consent
+from sessions.models import AuthorizationCode
 
 from .conftest import MOBILE_REDIRECT, authorize_params, get_code, query_of
 
@@ -113,7 +113,7 @@ def test_prompt_login_forces_reauthentication_then_succeeds(browser, mobile_clie
 def test_max_age_exceeded_forces_login(browser, mobile_client, pkce, time_machine):
     import datetime as dt
 
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(seconds=120))
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=120))
     params = authorize_params(mobile_client.client.client_id, pkce, max_age="60")
     assert _get(browser, params)["Location"].startswith(reverse("accounts:login"))
     assert "code" in query_of(_get(browser, dict(params, max_age="600", nonce="other"))["Location"])

@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from accounts.models import BrowserSession
-from sessions.models import AuthorizationCode
 from core.models import SecurityEvent
+from sessions.models import AuthorizationCode
 
 from .conftest import MOBILE_REDIRECT, PASSWORD, authorize_params, query_of
 

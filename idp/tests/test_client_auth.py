@@ -16,9 +16,9 @@ from django.urls import reverse
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey
 
-from core import keys
 from clients.flows.registration import ClientRegistrationError, register_client
 from clients.models import Client
+from core import keys
 from core.models import SecurityEvent
 from sessions.models import AccessToken, DeviceSession, SessionStatus
 

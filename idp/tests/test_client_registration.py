@@ -17,8 +17,8 @@ from django.urls import reverse
 from joserfc import jws
 
 from clients.flows.registration import ClientRegistrationError, register_client
-from sessions.models import AuthorizationCode
 from clients.models import Client
+from sessions.models import AuthorizationCode
 
 from .conftest import SERVICE_REDIRECT, exchange, make_pkce, query_of, service_code
 from .test_token import basic

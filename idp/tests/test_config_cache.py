@@ -11,8 +11,8 @@ from django.core.signals import request_finished, request_started
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from core import config_cache, keys
 from clients.models import Client
+from core import config_cache, keys
 
 from .conftest import form_post
 

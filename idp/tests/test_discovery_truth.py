@@ -20,10 +20,10 @@ from django.urls import resolve, reverse
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, KeySet, KeySetSerialization, OKPKey, RSAKey
 
-from core.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT
 from accounts.tests.conftest import code_for, confirmed_totp
-from core import jwt_tokens, keys
 from clients.flows.registration import register_client
+from core import jwt_tokens, keys
+from core.acr import ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT
 from sessions.dpop.client import create_proof
 
 from .conftest import MOBILE_REDIRECT, PASSWORD, authorize_params, exchange, form_post, get_code, query_of

@@ -15,11 +15,10 @@ from django.urls import reverse
 from joserfc.jwk import ECKey
 
 from core import jwt_tokens
-from sessions.models import AuthorizationCode
 from core.models import SecurityEvent
 from sessions.dpop import thumbprint
 from sessions.dpop.client import create_proof
-from sessions.models import DeviceSession
+from sessions.models import AuthorizationCode, DeviceSession
 
 from .conftest import authorize_params, exchange, get_code, query_of
 

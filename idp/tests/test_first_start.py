@@ -23,8 +23,8 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from core import jwt_tokens, keys
 from clients.models import Client
+from core import jwt_tokens, keys
 from core.models import KeyStatus, SigningKey
 from tests.concurrency import run_concurrently
 
@@ -87,7 +87,7 @@ def test_first_signature_creates_every_algorithms_key_at_once() -> None:
 
 @pytest.mark.django_db
 def test_an_empty_jwks_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(keys, "signing_algs", lambda: [])  # no algorithm at all: nothing to publish
+    monkeypatch.setattr(keys, "signing_algs", list)  # no algorithm at all: nothing to publish
     response = HttpClient().get(reverse("jwks"))
     assert response.json() == {"keys": []}
     assert response["Cache-Control"] == "public, max-age=0"

@@ -44,7 +44,7 @@ def test_introspect_unknown_tampered_and_expired(tokens, service_client, time_ma
     head, payload, sig = tokens["access_token"].split(".")
     tampered = f"{head}.{payload}.{sig[:-4]}AAAA"
     assert introspect(service_client, tampered).json() == {"active": False}
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(minutes=6))
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC) + dt.timedelta(minutes=6))
     assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
 
 

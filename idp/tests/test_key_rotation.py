@@ -18,7 +18,7 @@ from core.models import KeyStatus, SecurityEvent, SigningKey
 
 pytestmark = pytest.mark.django_db
 
-START = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def _published() -> set[str]:

@@ -82,7 +82,7 @@ def test_private_keys_are_encrypted_at_rest():
 
 
 def test_rotation_publishes_before_signing_and_keeps_old_key_until_tokens_expire(time_machine):
-    start = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
     time_machine.move_to(start)
     old_kid, _ = keys.active_key("ES256")
     old_token = jwt_tokens.sign({"iss": keys.app_settings.ISSUER, "exp": int(start.timestamp()) + 300}, alg="ES256")

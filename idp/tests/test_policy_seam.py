@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 
-from core import jwt_tokens
-from core import policy
+from core import jwt_tokens, policy
 
 from .test_token import refresh
 

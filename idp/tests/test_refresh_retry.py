@@ -25,7 +25,7 @@ def live_tokens() -> list[str]:
 
 @pytest.fixture
 def frozen(time_machine: Any) -> Any:
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc), tick=False)
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC), tick=False)
     return time_machine
 
 
@@ -118,10 +118,10 @@ def test_a_token_the_old_grace_retry_revoked_is_reuse(tokens: Any, mobile_client
     presenting that token now revokes the whole family, the other chain included."""
     client_id = mobile_client.client.client_id
     replaced = refresh(tokens["refresh_token"], client_id).json()["refresh_token"]
-    RefreshToken.objects.filter(token_hash=token_hash(replaced)).update(revoked_at=dt.datetime.now(tz=dt.timezone.utc))
+    RefreshToken.objects.filter(token_hash=token_hash(replaced)).update(revoked_at=dt.datetime.now(tz=dt.UTC))
     other_chain = RefreshToken.objects.create(
         token_hash=token_hash("the thief's chain"), session=DeviceSession.objects.get(),
-        expires_at=dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(days=1),
+        expires_at=dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=1),
     )
     assert refresh(replaced, client_id).json()["error"] == "invalid_grant"
     assert DeviceSession.objects.get().status_reason == "refresh_token_reuse"

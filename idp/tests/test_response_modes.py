@@ -15,8 +15,8 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from clients.flows.registration import register_client
-from sessions.models import AuthorizationCode
 from core.models import SecurityEvent
+from sessions.models import AuthorizationCode
 
 from .conftest import MOBILE_REDIRECT, authorize_params, exchange, query_of
 

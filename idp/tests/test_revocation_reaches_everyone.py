@@ -5,8 +5,9 @@ receiver, handed to the delivery worker when the transaction commits."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -16,9 +17,9 @@ from django.utils import timezone
 
 from accounts.models import Passkey, SealedTOTPDevice
 from core.models import SecurityEvent
+from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from shared_signals import transmitter
 from shared_signals.models import CaepEvent, SetDelivery, SsfReceiver
-from sessions.models import DeviceSession, RefreshToken, SessionStatus
 
 from .conftest import PASSWORD, exchange, form_post, get_code, make_pkce
 

@@ -16,9 +16,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sessions.models import DeviceSession
 from shared_signals.models import CaepEvent, SsfTransmitter
 from shared_signals.testing import LoopbackTransmitter
-from sessions.models import DeviceSession
 
 AUDIENCE = "https://vigil.example.com/ssf"
 ERRORS = {"invalid_request", "invalid_key", "invalid_issuer", "invalid_audience", "authentication_failed",

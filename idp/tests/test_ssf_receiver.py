@@ -16,10 +16,10 @@ from joserfc.jwk import ECKey, OctKey
 
 from attestation.models import Device, DeviceStatus, RegisteredApp
 from core.models import SecurityEvent
-from shared_signals.models import CaepEvent, ReceivedSet, ReceiverAction, SsfTransmitter
-from shared_signals.testing import LoopbackTransmitter
 from idp.tests.conftest import form_post
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
+from shared_signals.models import CaepEvent, ReceivedSet, ReceiverAction, SsfTransmitter
+from shared_signals.testing import LoopbackTransmitter
 
 AUDIENCE = "https://vigil.example.com/ssf"
 REVOKED = CaepEvent.SESSION_REVOKED.value

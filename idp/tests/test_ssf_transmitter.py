@@ -12,12 +12,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from shared_signals import delivery, tasks, transmitter
-from vigil.schedule import beat_schedule
-from shared_signals.models import CaepEvent, DeliveryStatus, SetDelivery, SsfReceiver
-from shared_signals.testing import LoopbackReceiver
 from idp.tests.conftest import form_post
 from sessions.models import DeviceSession
+from shared_signals import delivery, tasks, transmitter
+from shared_signals.models import CaepEvent, DeliveryStatus, SetDelivery, SsfReceiver
+from shared_signals.testing import LoopbackReceiver
+from vigil.schedule import beat_schedule
 
 ISSUER = "http://localhost:8000"
 AUDIENCE = "https://rp.example.com/caep"

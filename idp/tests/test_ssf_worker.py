@@ -11,13 +11,13 @@ import pytest
 from django.utils import timezone
 
 from core import keys
+from idp.tests.test_ssf_transmitter import jwks_verifier
+from sessions.flows.tokens import revoke_session
+from sessions.models import DeviceSession
 from shared_signals import transmitter
 from shared_signals.models import DeliveryStatus, SetDelivery, SsfReceiver
 from shared_signals.testing import LoopbackReceiver
-from idp.tests.test_ssf_transmitter import jwks_verifier
 from tests.celery_support import celery_worker
-from sessions.flows.tokens import revoke_session
-from sessions.models import DeviceSession
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

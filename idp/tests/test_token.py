@@ -97,7 +97,7 @@ def test_expired_code_is_invalid_grant(browser, mobile_client, pkce, time_machin
     import datetime as dt
 
     code, _ = get_code(browser, mobile_client.client.client_id, pkce)
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(seconds=61))
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=61))
     assert exchange(HttpClient(), code, pkce, mobile_client.client.client_id).json()["error"] == "invalid_grant"
 
 
@@ -158,7 +158,7 @@ def test_refresh_by_another_client_is_invalid_grant(tokens, service_client):
 def test_expired_refresh_token(tokens, mobile_client, time_machine):
     import datetime as dt
 
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc) + dt.timedelta(days=31))
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=31))
     assert refresh(tokens["refresh_token"], mobile_client.client.client_id).json()["error"] == "invalid_grant"
 
 

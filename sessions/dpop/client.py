@@ -18,6 +18,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from core.encoding import b64url_encode
+
 from .proof import DPOP_TYP, access_token_hash
 
 _DEFAULT_ALGS = {"EC": "ES256", "RSA": "PS256", "OKP": "EdDSA"}

@@ -15,6 +15,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from core.encoding import b64url_decode, b64url_encode
+
 from .errors import DPoPError, Reason
 
 #: RFC 7638 §3.2: the required members hashed for each key type.

@@ -14,7 +14,7 @@ client retries with the ``DPoP-Nonce`` of the ``use_dpop_nonce`` answer.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.utils import timezone
 
@@ -29,7 +29,7 @@ _MAX_CHARS = 128  # a nonce we issue has 71; refuse anything longer before check
 
 def _window(now: datetime) -> int:
     if now.tzinfo is None:
-        now = now.replace(tzinfo=dt_timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return int(now.timestamp()) // max(1, app_settings.DPOP_NONCE_WINDOW)
 
 

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpRequest
@@ -22,8 +22,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from ..app_settings import app_settings
 from core.encoding import b64url_decode, b64url_encode
+
+from ..app_settings import app_settings
 from .errors import DPoPError, Reason
 from .htu import htu_matches
 from .jwk import public_key_for, thumbprint
@@ -119,7 +120,7 @@ def verify_proof(
         jkt=jkt,
         jwk=dict(compact.header["jwk"]),
         jti=claims["jti"],
-        iat=datetime.fromtimestamp(iat, tz=dt_timezone.utc),
+        iat=datetime.fromtimestamp(iat, tz=UTC),
         htm=claims["htm"],
         htu=claims["htu"],
         nonce=claims.get("nonce"),
@@ -245,7 +246,7 @@ def _check_nonce(nonce: str | None, *, required: bool, now: datetime) -> None:
 
 # ----------------------------------------------------------------------------- check 11
 def _timestamp(now: datetime) -> float:
-    return (now if now.tzinfo else now.replace(tzinfo=dt_timezone.utc)).timestamp()
+    return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
 
 
 def _check_iat(iat: float, *, now: datetime) -> float:

@@ -18,11 +18,11 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest
 
+from clients.models import Client
 from core.crypto import generate_token, token_hash
 from core.events import record
-from sessions.models import AuthorizationCode
-from clients.models import Client
 from core.sql import JoinedQuery, Part, Statement, insert
+from sessions.models import AuthorizationCode
 
 from ..models import DeviceSession
 from .revocation import Reason, revoke_session
@@ -68,7 +68,9 @@ def judge(code: AuthorizationCode, *, now: datetime) -> bool | None:
     return True
 
 
-def find(raw: str, client: Client, *, now: datetime, request: HttpRequest | None) -> AuthorizationCode | CodeReused | None:
+def find(
+    raw: str, client: Client, *, now: datetime, request: HttpRequest | None
+) -> AuthorizationCode | CodeReused | None:
     """The code of that value issued to ``client`` when it may be exchanged; its reuse
     (acted on and recorded); or None."""
     if not isinstance(raw, str) or len(raw) > 512:

@@ -16,21 +16,20 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-
-from core import config_cache
-from core.counters import incr_in_window
 from django.http import HttpRequest
 
 from attestation.android.digests import normalise_digest
 from attestation.binding import RequestBinding, grant_hash
+from attestation.encoding import b64decode_any
 from attestation.errors import AttestationError, Reason
 from attestation.flows.android_devices import enroll_android_device, verify_android_refresh
 from attestation.flows.devices import assert_apple_device, enroll_apple_device
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
+from core import config_cache
+from core.counters import incr_in_window
 
 from ..app_settings import app_settings
 from ..models import DeviceSession
-from attestation.encoding import b64decode_any
 
 TYPES = {"apple-appattest": Platform.IOS, "android-key": Platform.ANDROID}
 

@@ -32,10 +32,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
+from clients.models import Client
 from core import config_cache, events
 from core.app_settings import app_settings as idp_settings
 from core.crypto import successor_candidates, successor_token, token_hash
-from clients.models import Client
 from core.sql import JoinedQuery, Part, Statement
 
 from ..app_settings import app_settings as sessions_settings
@@ -233,7 +233,8 @@ _TOUCH_ACTIVE_SESSION = Statement(
 )
 _MARK_ROTATED = Statement(
     RefreshToken,
-    "UPDATE {table} SET rotated_at = %s WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > %s",
+    "UPDATE {table} SET rotated_at = %s"
+    " WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > %s",
     ["rotated_at", "id", "expires_at"],
 )
 
@@ -273,7 +274,9 @@ def rotate(
     return Rotated(session, issued, retried)
 
 
-def _rotate_locked(presented: RefreshToken, raw: str, *, now: datetime, ip: str | None) -> tuple[DeviceSession, str, bool]:
+def _rotate_locked(
+    presented: RefreshToken, raw: str, *, now: datetime, ip: str | None
+) -> tuple[DeviceSession, str, bool]:
     """Mark ``presented`` used and store its successor, under the session's row lock: returns
     the family, its one live refresh token and whether this was a retry."""
     session = presented.session

@@ -28,7 +28,6 @@ from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.events import record
 from core.events import EventType, record
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus

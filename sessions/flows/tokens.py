@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from clients.models import Client
 from core import jwt_tokens
 from core.app_settings import app_settings as idp_settings
 from core.crypto import generate_token, token_hash
-from clients.models import Client
 from core.sql import insert
 
 from ..models import AccessToken, DeviceSession, RefreshToken

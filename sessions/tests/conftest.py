@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from sessions.dpop.client import create_proof
 
-DPOP_NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+DPOP_NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 TOKEN_URL = "https://vigil.example/oauth/token"
 
 

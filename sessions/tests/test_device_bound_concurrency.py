@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from attestation.binding import RequestBinding, grant_hash
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from attestation.binding import RequestBinding, grant_hash
 from core.crypto import token_hash
 from idp.tests.conftest import form_post
 from sessions.models import DeviceSession, RefreshToken, SessionStatus

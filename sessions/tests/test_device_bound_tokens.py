@@ -5,7 +5,6 @@ Play Integrity), DPoP key in the binding, and what each failure does to the fami
 from __future__ import annotations
 
 import base64
-
 from typing import Any
 
 import pytest
@@ -16,15 +15,14 @@ from joserfc.jwk import ECKey
 
 from attestation.binding import RequestBinding, grant_hash
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
-from simulator.android import AndroidDevice
-from simulator.ios import IOSDevice
 from attestation.testing import google_pki as g
 from core.models import SecurityEvent
-from idp.tests.conftest import authorize_params, form_post, get_code  # noqa: F401
-from idp.tests.conftest import make_pkce
+from idp.tests.conftest import authorize_params, form_post, get_code, make_pkce  # noqa: F401
 from sessions.dpop import thumbprint
 from sessions.dpop.client import create_proof
 from sessions.models import DeviceSession, SessionStatus
+from simulator.android import AndroidDevice
+from simulator.ios import IOSDevice
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
 
@@ -285,7 +283,7 @@ def test_lost_response_retry_with_fresh_attestation_keeps_the_session(iphone: Ap
 def test_rotated_token_after_the_grace_window_revokes(iphone: App, time_machine: Any) -> None:
     import datetime as dt
 
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc), tick=False)
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC), tick=False)
     iphone.login()
     lost_token = iphone.refresh_token
     assert iphone.refresh().status_code == 200
@@ -350,7 +348,7 @@ def test_assertion_counter_regression_is_refused(iphone: App) -> None:
 def test_expired_challenge_is_refused(iphone: App, time_machine: Any) -> None:
     import datetime as dt
 
-    time_machine.move_to(dt.datetime.now(tz=dt.timezone.utc), tick=False)
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC), tick=False)
     iphone.login()
     old = iphone.next_challenge
     time_machine.shift(dt.timedelta(minutes=10))
@@ -367,7 +365,7 @@ def test_stale_play_integrity_verdict_is_refused(pixel: App) -> None:
     binding = RequestBinding(challenge(pixel.client_id, "refresh"), pixel.client_id, "refresh_token",
                              grant_hash(pixel.refresh_token), dpop_jkt=pixel.jkt())
     evidence = pixel.device.refresh_params(binding, integrity=None)
-    stale = dt.datetime.now(tz=dt.timezone.utc) - dt.timedelta(hours=2)
+    stale = dt.datetime.now(tz=dt.UTC) - dt.timedelta(hours=2)
     evidence.update(integrity_token=pixel.device.classic_token(binding, now=stale), integrity_token_type="classic")
     response = pixel.refresh(evidence=evidence)
     assert response.json()["error"] == "invalid_client_attestation"

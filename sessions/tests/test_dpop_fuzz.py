@@ -6,7 +6,8 @@ import base64
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
 from sessions.dpop import DPoPError, verify_proof

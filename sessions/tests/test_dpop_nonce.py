@@ -16,7 +16,8 @@ import time_machine
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from core.encoding import b64url_decode, b64url_encode as b64url
+from core.encoding import b64url_decode
+from core.encoding import b64url_encode as b64url
 from core.signed_values import Purpose, dump
 from sessions.dpop import DPoPError, Reason, is_valid_nonce, issue_nonce, verify_proof
 

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -107,16 +107,16 @@ RFC9449_ACCESS_TOKEN = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"  # §7.1, a
 
 
 def test_rfc9449_token_request_example() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    proof = verify(RFC9449_TOKEN_PROOF, url="https://server.example.com/token", now=datetime.fromtimestamp(1562262616, timezone.utc))
+    proof = verify(RFC9449_TOKEN_PROOF, url="https://server.example.com/token", now=datetime.fromtimestamp(1562262616, UTC))
 
     assert proof.jkt == RFC9449_JKT
     assert proof.jti == "-BwC3ESc6acc2lTc"
 
 
 def test_rfc9449_resource_request_example() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     proof = verify(
         RFC9449_RESOURCE_PROOF,
@@ -124,7 +124,7 @@ def test_rfc9449_resource_request_example() -> None:
         url="https://resource.example.org/protectedresource",
         access_token=RFC9449_ACCESS_TOKEN,
         expected_jkt=RFC9449_JKT,
-        now=datetime.fromtimestamp(1562262618, timezone.utc),
+        now=datetime.fromtimestamp(1562262618, UTC),
     )
 
     assert proof.ath == access_token_hash(RFC9449_ACCESS_TOKEN) == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import redis
-from core.cache import RedisCache  # the backend production settings use
 
+from core.cache import RedisCache  # the backend production settings use
 from sessions.dpop import DPoPError, Reason, thumbprint, verify_proof
 from sessions.dpop.replay import remember_jti, replay_key
 

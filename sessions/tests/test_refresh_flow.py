@@ -14,13 +14,12 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from core.crypto import token_hash
-from sessions.models import AuthorizationCode
 from core.models import SecurityEvent
 from idp.tests.conftest import form_post, get_code
 from sessions.flows import code_exchange, refresh
 from sessions.flows.refresh import Refusal, Refused, Rotated
 from sessions.flows.tokens import IssuedTokens
-from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+from sessions.models import AccessToken, AuthorizationCode, DeviceSession, RefreshToken, SessionStatus
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 

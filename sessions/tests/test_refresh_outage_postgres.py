@@ -18,14 +18,13 @@ from django.db import OperationalError, close_old_connections, connection, trans
 from django.test import Client as HttpClient
 
 from attestation.flows.challenges import issue_challenge
-from attestation.models import RegisteredApp
-from simulator.ios import IOSDevice
 from core.app_settings import app_settings
 from core.crypto import token_hash
 from core.models import SecurityEvent
 from idp.tests.conftest import exchange, get_code, make_pkce
 from idp.tests.test_token import refresh
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+from simulator.ios import IOSDevice
 from tests.concurrency import run_concurrently
 
 from .test_device_bound_tokens import APP_ID, HEADER, App, ios_app  # noqa: F401 - the fixture

@@ -8,7 +8,7 @@ A fresh device, a recent assertion, a re-attestation in between: nothing happens
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionSta
 
 from .test_revalidation_helpers import make_app, make_client, make_device, make_session, make_user
 
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 pytestmark = pytest.mark.django_db
 

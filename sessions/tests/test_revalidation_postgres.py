@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from tests.concurrency import run_concurrently
 
 from .test_revalidation_helpers import make_app, make_client, make_user, seed_bulk
 
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=10)
 pytestmark = pytest.mark.postgres
 

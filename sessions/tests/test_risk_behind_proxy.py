@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from core.models import SecurityEvent
 from idp.tests.conftest import get_code
-from sessions.models import DeviceSession, SessionStatus
 from risk import testing as net
+from sessions.models import DeviceSession, SessionStatus
 from sessions.tests import test_risk_travel
 
 pytestmark = pytest.mark.django_db

@@ -14,13 +14,13 @@ from attestation.models import Device, Platform, RegisteredApp
 from core.events import record
 from core.models import SecurityEvent
 from core.policy import TokenContext
-from sessions.flows.tokens import issue_access_token
-from risk.models import DeviceRiskState, RiskPolicy
-from sessions.models import DeviceSession, SessionStatus
 from risk import testing as net
 from risk.errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION, RiskRefusedError
+from risk.models import DeviceRiskState, RiskPolicy
 from risk.policy import evaluate_token_request
 from risk.signals import integrity_level
+from sessions.flows.tokens import issue_access_token
+from sessions.models import DeviceSession, SessionStatus
 
 pytestmark = pytest.mark.django_db
 

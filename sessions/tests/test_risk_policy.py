@@ -10,14 +10,14 @@ import pytest
 from django.urls import reverse
 
 from core.models import SecurityEvent
-from sessions.models import DeviceSession, SessionStatus
-from risk.models import RiskAction, RiskPolicy, RiskSignal, StepUpDemand
-from risk import actions, testing as net
-from risk.models import DEFAULT_ACTIONS
+from risk import actions
+from risk import testing as net
 from risk.actions import policy_for
 from risk.errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION
+from risk.models import DEFAULT_ACTIONS, RiskAction, RiskPolicy, RiskSignal, StepUpDemand
 from risk.signals import Signal
 from risk.stepup import acr_demanded_for
+from sessions.models import DeviceSession, SessionStatus
 
 from .test_risk_travel import T0, sign_in
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from vigil.celery import app
 from risk.models import DailyUsage, UsageBaseline
 from risk.tasks import recompute_usage_baselines
+from vigil.celery import app
 from vigil.schedule import beat_schedule
 
 pytestmark = pytest.mark.django_db

@@ -3,8 +3,7 @@ public addresses located by the shipped GeoLite2 City database (docs/risk.md).""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,15 +11,15 @@ from django.urls import reverse
 
 from core.models import SecurityEvent
 from idp.tests.conftest import PASSWORD, get_code, query_of
-from sessions.models import DeviceSession, SessionStatus
-from risk.models import StepUpDemand, UserRiskProfile
 from risk import testing as net
 from risk.errors import STEP_UP_DESCRIPTION
+from risk.models import StepUpDemand, UserRiskProfile
+from sessions.models import DeviceSession, SessionStatus
 
 pytestmark = pytest.mark.django_db
 
 MOBILE_REDIRECT = "com.example.app:/oauth2redirect"
-T0 = datetime(2026, 11, 28, 9, 0, 0, tzinfo=dt_timezone.utc)
+T0 = datetime(2026, 11, 28, 9, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture

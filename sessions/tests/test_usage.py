@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,12 +14,12 @@ from django.urls import reverse
 
 from core.models import SecurityEvent
 from risk.models import DailyUsage, RiskPolicy, StepUpDemand, UsageReport
-from sessions.models import DeviceSession, SessionStatus
 from risk.volume import median_of
+from sessions.models import DeviceSession, SessionStatus
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 11, 28, 15, 0, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 11, 28, 15, 0, 0, tzinfo=UTC)
 TODAY = NOW.date()
 MIB = 1024 * 1024
 
@@ -219,7 +218,7 @@ def test_unknown_subject_and_session(reporter, clock):
 
 
 def test_day_is_utc_date_of_period_end(reporter, user, time_machine):
-    time_machine.move_to(datetime(2026, 11, 29, 0, 30, tzinfo=dt_timezone.utc), tick=False)
+    time_machine.move_to(datetime(2026, 11, 29, 0, 30, tzinfo=UTC), tick=False)
     body = {"sub": user.get_user_id(), "bytes": 7, "period_start": "2026-11-28T23:00:00+01:00",
             "period_end": "2026-11-29T00:10:00Z"}
     assert post_usage(reporter, body).json()["day"] == date(2026, 11, 29).isoformat()

@@ -3,8 +3,9 @@ are (``Meta.db_table``), so no row moves. See tests/test_model_moves.py."""
 
 import django.db.models.deletion
 import django.utils.timezone
-import shared_signals.models
 from django.db import migrations, models
+
+import shared_signals.models
 
 
 class Migration(migrations.Migration):

@@ -8,11 +8,11 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from core import keys
-from core.app_settings import app_settings
+from attestation.app_settings import app_settings as attestation_settings
 from clients.flows.registration import register_client, rotate_secret
 from clients.models import Client
-from attestation.app_settings import app_settings as attestation_settings
+from core import keys
+from core.app_settings import app_settings
 from simulator.demo_setup import ensure_attested_client
 
 DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"

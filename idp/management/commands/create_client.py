@@ -6,13 +6,12 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-
 from django.db import transaction
 
 from attestation.flows.register_apps import AppRegistrationError, register_android_app, register_ios_app
 from clients.flows.registration import ClientRegistrationError, register_client
-from core.app_settings import app_settings
 from clients.models import AuthMethod
+from core.app_settings import app_settings
 
 
 class Command(BaseCommand):

@@ -10,9 +10,6 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from core import keys
 from core.app_settings import app_settings
-from core.events import record
-from core import keys
-from core.app_settings import app_settings
 from core.events import EventType, record
 
 

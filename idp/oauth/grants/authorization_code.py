@@ -19,17 +19,13 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from django.utils import timezone
 
-from sessions.flows import code_exchange, revocation, tokens as token_flows
-from sessions.flows.code_exchange import CodeReused
-from sessions.flows.tokens import IssuedTokens
-from sessions.models import DeviceSession, AuthorizationCode
-from core.crypto import token_hash
-from core.events import client_ip, record
 from core.crypto import token_hash
 from core.events import EventType, client_ip, record
-from core.sql import JoinedQuery, Part, Statement
-from sessions.models import AuthorizationCode
-from idp.oauth.claims import id_token_claims
+from sessions.flows import code_exchange
+from sessions.flows.code_exchange import CodeReused
+from sessions.flows.tokens import IssuedTokens
+from sessions.models import AuthorizationCode, DeviceSession
+
 from ..attestation_binding import enroll_at_code_exchange
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin

@@ -12,11 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sessions.flows.tokens import IssuedTokens, issue_access_token, issue_refresh_token
-from sessions.models import DeviceSession
-
 from core.policy import PolicyDecision, TokenContext, apply_token_policies
 from idp.oauth.http_headers import NO_STORE
+from sessions.flows.tokens import IssuedTokens, issue_access_token, issue_refresh_token
+from sessions.models import DeviceSession
 
 from ..claims import id_token_claims
 from ..context import RequestContext
@@ -50,7 +49,9 @@ class VigilGrantMixin:
         """Authlib's response headers for this request: no-store plus what the checks added."""
         return [("Content-Type", "application/json"), *NO_STORE, *self.context.extra_headers]
 
-    def apply_policies(self, *, session: DeviceSession | None, scope: str, now: datetime, user: Any = None) -> PolicyDecision:
+    def apply_policies(
+        self, *, session: DeviceSession | None, scope: str, now: datetime, user: Any = None
+    ) -> PolicyDecision:
         """Run the registered token policies (risk, device health) before signing anything."""
         context = TokenContext(
             grant_type=self.GRANT_TYPE,

@@ -8,8 +8,8 @@ from typing import Any
 from authlib.oauth2.rfc6749 import grants
 from django.utils import timezone
 
-from core.events import record
 from core.events import EventType, record
+
 from ..dpop_binding import check_token_request
 from .base import VigilGrantMixin
 

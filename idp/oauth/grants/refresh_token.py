@@ -17,14 +17,12 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
 
+from core.events import client_ip
 from sessions.flows import refresh
 from sessions.flows.refresh import Refusal, Refused
 from sessions.flows.tokens import IssuedTokens
 from sessions.models import DeviceSession, RefreshToken
 
-from core.events import client_ip
-from core import events
-from core.events import EventType, client_ip, record
 from ..attestation_binding import verify_at_refresh
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
