@@ -28,7 +28,7 @@ class ApiErrorCode(StrEnum):
 class ApiError(exceptions.APIException):
     """Raise with a stable machine-readable ``code``; subclasses set the HTTP status."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = ApiErrorCode.INVALID_REQUEST
 
     def __init__(self, code: ApiErrorCode, description: str = "", status_code: int | None = None):

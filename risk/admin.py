@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.events import record
+from core.events import EventType, record
 from sessions.admin import DeviceSessionAdmin
 from sessions.models import DeviceSession, SessionStatus
 
@@ -39,7 +39,7 @@ class RiskPolicyAdmin(admin.ModelAdmin):
         obj.updated_at = timezone.now()
         super().save_model(request, obj, form, change)
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        record("risk.policy_changed", client_id=obj.client.client_id, request=request,
+        record(EventType.RISK_POLICY_CHANGED, client_id=obj.client.client_id, request=request,
                admin=request.user.get_username(), changes=changes)
 
 
@@ -58,8 +58,9 @@ class StepUpDemandAdmin(admin.ModelAdmin):
     def clear(self, request: HttpRequest, queryset: Any) -> None:
         for demand in queryset.open().select_related("client", "user"):
             demand.clear(sid="")
-            record("risk.step_up_cleared", reason=demand.reason, user=demand.user, client_id=demand.client.client_id,
-                   request=request, admin=request.user.get_username(), demand=demand.pk)
+            record(EventType.RISK_STEP_UP_CLEARED, reason=demand.reason, user=demand.user,
+                   client_id=demand.client.client_id, request=request,
+                   admin=request.user.get_username(), demand=demand.pk)
 
 
 class _ReadOnly(admin.ModelAdmin):

@@ -52,6 +52,7 @@ def _value(field: models.Field, apps: Any, made: dict[str, Any]) -> Any:
     """A valid value for a required field (the first choice, a unique string...)."""
     if field.is_relation:
         related = field.related_model
+        assert related is not None and not isinstance(related, str)
         return made.get(related._meta.label_lower) or _row(related, apps, made)
     if field.choices:
         return field.choices[0][0]

@@ -24,6 +24,7 @@ class Refusal(StrEnum):
     THROTTLED = "throttled"  # too many guesses: wait (``throttle.Throttled``)
     BAD_CREDENTIALS = "bad_credentials"  # wrong username or password
     BAD_CODE = "bad_code"  # wrong TOTP or recovery code
+    NO_USER = "no_user"  # no pending sign-in to finish with a second factor
 
 
 def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: EventType, *, user: User | None = None,

@@ -39,7 +39,7 @@ def verify_code(
     """
     user = state.user()
     if user is None:
-        raise SecondFactorRefused("no_user")
+        raise SecondFactorRefused(attempts.Refusal.NO_USER)
     try:
         attempt = attempts.admit(
             request,

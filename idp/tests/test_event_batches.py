@@ -10,7 +10,7 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from core.events import atomic_with_events, batched, record
+from core.events import EventType, atomic_with_events, batched, record
 from core.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +23,8 @@ def inserts(captured: CaptureQueriesContext) -> int:
 def test_events_of_a_block_are_written_in_one_insert_when_it_ends() -> None:
     with CaptureQueriesContext(connection) as captured:
         with batched():
-            record("attestation.assert", client_id="app")
-            record("oauth.token_refreshed", client_id="app")
+            record(EventType.ATTESTATION_ASSERT, client_id="app")
+            record(EventType.OAUTH_TOKEN_REFRESHED, client_id="app")
             assert SecurityEvent.objects.count() == 0
     assert inserts(captured) == 1
     assert list(SecurityEvent.objects.order_by("pk").values_list("event_type", flat=True)) == [
@@ -34,7 +34,7 @@ def test_events_of_a_block_are_written_in_one_insert_when_it_ends() -> None:
 def test_an_error_still_writes_the_batch() -> None:
     with pytest.raises(RuntimeError):
         with batched():
-            record("attestation.token_refused", outcome="denied", reason="bad_signature")
+            record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason="bad_signature")
             raise RuntimeError("the request failed after the refusal")
     assert SecurityEvent.objects.get().reason == "bad_signature"
 
@@ -43,13 +43,13 @@ def test_an_event_inside_a_transaction_goes_with_it() -> None:
     with batched():
         try:
             with transaction.atomic():
-                record("oauth.token_refreshed", client_id="app")
+                record(EventType.OAUTH_TOKEN_REFRESHED, client_id="app")
                 assert SecurityEvent.objects.count() == 1  # written with its transaction, at once
                 raise ValueError("rolled back")
         except ValueError:
             pass
         with transaction.atomic():
-            record("oauth.token_issued", client_id="app")
+            record(EventType.OAUTH_TOKEN_ISSUED, client_id="app")
     assert list(SecurityEvent.objects.values_list("event_type", flat=True)) == ["oauth.token_issued"]
 
 
@@ -57,7 +57,7 @@ def test_the_log_line_follows_the_written_row(caplog: Any, django_capture_on_com
     with caplog.at_level(logging.INFO, logger="vigil.security"):
         with django_capture_on_commit_callbacks(execute=True):
             with batched():
-                record("oauth.token_refreshed", client_id="app")
+                record(EventType.OAUTH_TOKEN_REFRESHED, client_id="app")
                 assert not [r for r in caplog.records if r.name == "vigil.security"]
     [line] = [r for r in caplog.records if r.name == "vigil.security"]
     assert line.event["id"] == SecurityEvent.objects.get().pk
@@ -92,10 +92,10 @@ def test_events_of_a_transaction_commit_with_it_together_with_those_held() -> No
     inside the transaction; nothing is left for the batch to write afterwards."""
     with CaptureQueriesContext(connection) as whole:
         with batched():
-            record("attestation.assert", client_id="app")
+            record(EventType.ATTESTATION_ASSERT, client_id="app")
             with CaptureQueriesContext(connection) as captured:
                 with atomic_with_events() as written:
-                    written.record("oauth.token_refreshed", client_id="app")
+                    written.record(EventType.OAUTH_TOKEN_REFRESHED, client_id="app")
             assert inserts(captured) == 1
             assert SecurityEvent.objects.count() == 2
     assert inserts(whole) == 1  # the batch had nothing left to write when it ended
@@ -105,10 +105,10 @@ def test_events_of_a_transaction_commit_with_it_together_with_those_held() -> No
 
 def test_a_rolled_back_transaction_leaves_the_held_events_to_the_batch() -> None:
     with batched():
-        record("attestation.assert", client_id="app")
+        record(EventType.ATTESTATION_ASSERT, client_id="app")
         with pytest.raises(RuntimeError):
             with atomic_with_events() as written:
-                written.record("oauth.token_refreshed", client_id="app")
+                written.record(EventType.OAUTH_TOKEN_REFRESHED, client_id="app")
                 raise RuntimeError("the rotation was refused")
         assert SecurityEvent.objects.count() == 0
     assert list(SecurityEvent.objects.values_list("event_type", flat=True)) == ["attestation.assert"]
@@ -125,7 +125,7 @@ def test_a_batch_that_cannot_be_written_does_not_fail_the_request(caplog: Any) -
     with caplog.at_level(logging.INFO, logger="vigil.security"):
         with connection.execute_wrapper(database_gone):
             with batched():
-                record("oauth.refresh_refused", outcome="denied", reason="reuse", client_id="app")
+                record(EventType.OAUTH_REFRESH_REFUSED, outcome="denied", reason="reuse", client_id="app")
     assert SecurityEvent.objects.count() == 0
     [line] = [r for r in caplog.records if r.name == "vigil.security" and r.levelno == logging.INFO]
     assert line.event["reason"] == "reuse" and line.event["id"] is None

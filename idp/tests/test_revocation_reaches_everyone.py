@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Passkey, SealedTOTPDevice
+from core.events import EventType
 from core.models import SecurityEvent
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from shared_signals import transmitter
@@ -295,7 +296,7 @@ def test_listeners_hear_the_announcement_not_the_audit_table(family: DeviceSessi
     """A ``session.revoked`` row written by anyone else is only a record: nothing is sent."""
     from core.events import record
 
-    record("session.revoked", session_id=family.sid, reason="forged")
+    record(EventType.SESSION_REVOKED, session_id=family.sid, reason="forged")
     assert not SetDelivery.objects.exists()
     heard: list[dict[str, Any]] = []
 

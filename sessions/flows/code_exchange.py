@@ -20,7 +20,7 @@ from django.http import HttpRequest
 
 from clients.models import Client
 from core.crypto import generate_token, token_hash
-from core.events import record
+from core.events import EventType, record
 from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.models import AuthorizationCode
 
@@ -108,7 +108,7 @@ def exchange(
     if not claimed:
         return refuse_reuse(code, now=now, request=request)
     record(
-        "oauth.token_issued",
+        EventType.OAUTH_TOKEN_ISSUED,
         user=code.user,
         client_id=code.client.client_id,
         session_id=session.sid,
@@ -152,7 +152,7 @@ def refuse_reuse(code: AuthorizationCode, *, now: datetime, request: HttpRequest
     if session is not None:
         revoke_session(session, Reason.CODE_REUSE, now=now)
     record(
-        "oauth.code_reuse",
+        EventType.OAUTH_CODE_REUSE,
         outcome="denied",
         reason="authorization_code_reuse",
         user=code.user,

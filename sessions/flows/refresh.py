@@ -36,6 +36,7 @@ from clients.models import Client
 from core import config_cache, events
 from core.app_settings import app_settings as idp_settings
 from core.crypto import successor_candidates, successor_token, token_hash
+from core.events import EventType
 from core.sql import JoinedQuery, Part, Statement
 
 from ..app_settings import app_settings as sessions_settings
@@ -262,7 +263,7 @@ def rotate(
             issued.refresh_token = successor
             written.record(
                 # A retry is its own event: the same successor handed out again (issue 12).
-                "oauth.refresh_retried" if retried else "oauth.token_refreshed",
+                EventType.OAUTH_REFRESH_RETRIED if retried else EventType.OAUTH_TOKEN_REFRESHED,
                 user=session.user,
                 client_id=session.client.client_id,
                 session_id=session.sid,
@@ -315,7 +316,7 @@ def refuse(token: RefreshToken, reason: Refusal, *, now: datetime, request: Http
     if reason == Refusal.REUSE:
         revoke_session(session, Reason.REFRESH_REUSE, now=now)
     events.record(
-        "oauth.refresh_refused",
+        EventType.OAUTH_REFRESH_REFUSED,
         outcome="denied",
         reason=reason,
         user=session.user,

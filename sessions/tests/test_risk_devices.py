@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from attestation.models import Device, Platform, RegisteredApp
-from core.events import record
+from core.events import EventType, record
 from core.models import SecurityEvent
 from core.policy import TokenContext
 from risk import testing as net
@@ -142,7 +142,7 @@ def test_devices_without_play_integrity_are_not_judged(user, mobile_client, make
 
 
 def refused_attestation(session: DeviceSession, reason: str = "bad_signature") -> None:
-    record("attestation.token_refused", outcome="denied", reason=reason, user=session.user,
+    record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=reason, user=session.user,
            client_id=session.client.client_id, session_id=session.sid)
 
 
@@ -175,7 +175,7 @@ def test_failures_before_the_last_issued_token_do_not_count(user, mobile_client,
     refused_attestation(session)
     refused_attestation(session)
     time_machine.shift(timedelta(seconds=1))
-    record("oauth.token_refreshed", user=user, client_id=session.client.client_id, session_id=session.sid)
+    record(EventType.OAUTH_TOKEN_REFRESHED, user=user, client_id=session.client.client_id, session_id=session.sid)
     time_machine.shift(timedelta(seconds=1))
     refused_attestation(session)
     refused_attestation(session)
