@@ -1,7 +1,9 @@
 """What attestation announces; higher layers (sessions) subscribe, attestation imports none.
 
-``device_revoked(sender, device)``: a device was revoked for good; its token families must
-end at once (issue 5 §5). Sent inside the revoking transaction.
+Both are sent by ``attestation.flows.registry`` (the one service that suspends and revokes),
+inside its transaction, with ``device``, ``reason``, ``actor`` and ``now``:
+``device_suspended`` (refused until reactivated) and ``device_revoked`` (for good; its token
+families end at once, issue 5 §5, through ``sessions.flows.cascade``).
 """
 
 from __future__ import annotations
