@@ -177,10 +177,10 @@ def walk(walker: Walker, first_party: str, third_party: str) -> str:
     secret = walker.page.inner_text("#totp-secret")
     right = totp_code(secret)
     walker.page.fill("#id_code", f"{(int(right) + 1) % 1_000_000:06d}")
-    walker.click("form button[type=submit]")
+    walker.click("form:has(#id_code) button[type=submit]")
     walker.record("totp-enroll-error")
     walker.page.fill("#id_code", totp_code(secret))
-    walker.click("form button[type=submit]")
+    walker.click("form:has(#id_code) button[type=submit]")
     walker.record("recovery-codes")
     walker.page.click("#continue")
     redeem(walker, first_party, verifier)
@@ -209,7 +209,7 @@ def walk_out_and_back(walker: Walker, first_party: str, secret: str) -> None:
     walker.record("logout-confirm")
     walker.go("/logout?" + urlencode({"client_id": first_party}))
     walker.record("logout-app")
-    walker.click("button[type=submit]")
+    walker.click("main button[name=confirm]")
     walker.record("signed-out")
 
     walker.go("/accounts/login/?next=/accounts/")
@@ -224,7 +224,7 @@ def walk_out_and_back(walker: Walker, first_party: str, secret: str) -> None:
     walker.click("form:has(#id_totp_code) button[type=submit]")
     assert urlsplit(walker.page.url).path == "/accounts/", walker.page.url
     walker.go("/accounts/logout/")
-    walker.click("button[type=submit]")
+    walker.click("main form[method=post] button[type=submit]")
 
     walker.cdp.send("WebAuthn.clearCredentials", {"authenticatorId": walker.authenticator})
     walker.go("/accounts/login/?next=/accounts/")

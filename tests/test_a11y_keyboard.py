@@ -35,7 +35,8 @@ FOCUSED = """() => {
   const style = getComputedStyle(el);
   const outline = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
   return {id: el.id, tag: el.tagName.toLowerCase(), type: el.getAttribute("type") || "",
-          text: (el.innerText || "").trim(),
+          text: (el.innerText || "").trim(), inMain: !!el.closest("main"),
+          purpose: (el.form && el.form.dataset.purpose) || "",
           ring: el.matches(":focus-visible") && (outline || style.boxShadow !== "none")};
 }"""
 
@@ -131,7 +132,7 @@ def test_password_and_totp_with_the_keyboard_only(keyboard: Keyboard, user: Any)
     page.keyboard.type("alice")
     keyboard.tab_to_id("id_password")
     page.keyboard.type("not the password")
-    keyboard.tab_to(lambda info: info["tag"] == "button" and info["type"] == "submit")
+    keyboard.tab_to(lambda info: info["type"] == "submit" and info["purpose"] == "login")  # "Sign in"
     keyboard.press("Enter", path="/accounts/login/")
 
     keyboard.assert_readable()
@@ -165,7 +166,7 @@ def _sign_in_with_password(keyboard: Keyboard) -> None:
 
 def _sign_out(keyboard: Keyboard) -> None:
     keyboard.page.goto("/accounts/logout/")
-    keyboard.tab_to(lambda info: info["tag"] == "button" and info["type"] == "submit")
+    keyboard.tab_to(lambda info: info["type"] == "submit" and info["inMain"])  # "Sign out"
     keyboard.press("Enter", path="/accounts/logout/")
 
 
