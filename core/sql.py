@@ -22,9 +22,9 @@ from functools import cached_property
 from typing import Any
 
 from django.db import connections, router
-from django.db.transaction import TransactionManagementError
 from django.db.models import Field, Model
 from django.db.models.fields.related_descriptors import ReverseOneToOneDescriptor
+from django.db.transaction import TransactionManagementError
 
 
 @dataclass(frozen=True)

@@ -368,7 +368,7 @@ WRITE_STEP = re.compile(r"\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?",
 def _writes(statements: list[str]) -> list[tuple[str, str]]:
     """(verb, table) of each write, in order; a data-modifying ``WITH`` (the one-statement
     rotation, issue 19) gives each of its steps."""
-    found = []
+    found: list[re.Match[str]] = []
     for sql in statements:
         if sql.lstrip().upper().startswith("WITH"):
             found += WRITE_STEP.finditer(sql)
