@@ -47,6 +47,7 @@ from .app_settings import app_settings
 class Scope(StrEnum):
     PASSWORD = "pwd"
     SECOND_FACTOR = "mfa"
+    USER_CODE = "ucode"  # RFC 8628 user codes typed on the device page (idp/flows/device_approval.py)
 
 
 class Basis(StrEnum):

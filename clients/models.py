@@ -26,6 +26,8 @@ class AuthMethod(models.TextChoices):
 
 
 SECRET_METHODS = frozenset({AuthMethod.SECRET_BASIC, AuthMethod.SECRET_POST})
+#: Grants only a confidential client may use (RFC 6749 §4.4; RFC 8693 is for services).
+CONFIDENTIAL_ONLY_GRANTS = frozenset({"client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"})
 
 
 class ClientEndpoint(models.TextChoices):
@@ -35,6 +37,7 @@ class ClientEndpoint(models.TextChoices):
     INTROSPECTION = "introspection"
     REVOCATION = "revocation"
     USAGE = "usage"  # the relying services' usage reports (idp/usage_api/views.py)
+    DEVICE_AUTHORIZATION = "device_authorization"  # RFC 8628 §3.1
 
 
 def default_signing_alg() -> str:
@@ -74,6 +77,18 @@ class Client(models.Model):
         default=list, blank=True,
         help_text="Resources this client serves as a resource server (RFC 8707 URIs, or a client_id: the aud of that "
         "client's tokens without a resource): it may introspect access tokens whose aud names one (RFC 7662 §4).",
+    )
+    token_exchange_audiences = models.JSONField(
+        default=list, blank=True, help_text="RFC 8693: the audiences (resource URIs or client_ids) this confidential "
+        "client may ask for when it exchanges a user's access token; empty: it may not exchange.",
+    )
+    backchannel_logout_uri = models.URLField(
+        max_length=2000, blank=True, help_text="OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens "
+        "are POSTed when a session of this client ends (https, or http on a loopback address).",
+    )
+    backchannel_logout_session_required = models.BooleanField(
+        default=False, help_text="Back-Channel Logout §2.2: this client needs the sid claim in logout tokens "
+        "(Vigil always sends sid and sub)."
     )
     first_party = models.BooleanField(default=False, help_text="Skip the consent screen.")
     require_pkce = models.BooleanField(
@@ -159,7 +174,7 @@ class Client(models.Model):
         return response_type == "code" and "authorization_code" in self.grant_types
 
     def check_grant_type(self, grant_type: str) -> bool:
-        if grant_type == "client_credentials" and self.is_public:
+        if grant_type in CONFIDENTIAL_ONLY_GRANTS and self.is_public:
             return False
         return grant_type in self.grant_types
 

@@ -56,6 +56,17 @@ class AppSettings:
         return _int("AUTHORIZATION_CODE_LIFETIME", 60)
 
     @property
+    def DEVICE_CODE_LIFETIME(self) -> int:
+        """Seconds a device code and its user code are valid (RFC 8628 §3.2 ``expires_in``). Default 600."""
+        return _int("DEVICE_CODE_LIFETIME", 600)
+
+    @property
+    def DEVICE_CODE_INTERVAL(self) -> int:
+        """Seconds a device must wait between polls (RFC 8628 §3.2 ``interval``); polling faster
+        answers ``slow_down`` and adds 5 seconds (§3.5). Default 5."""
+        return _int("DEVICE_CODE_INTERVAL", 5)
+
+    @property
     def SIGNING_ALG(self) -> str:
         """JWS algorithm of the ID and access tokens of a client registered without one.
         Default RS256: OpenID Connect Dynamic Client Registration §2's default for

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from clients.flows.registration import (
     ClientRegistrationError,
+    backchannel_logout_uri_problem,
     pkce_waiver_problem,
     resolve_auth_methods,
     rotate_secret,
@@ -61,9 +62,13 @@ class ClientForm(forms.ModelForm):
         problem = pkce_waiver_problem(public, bool(data.get("require_pkce")), list(data.get("allowed_scopes") or []))
         if problem:
             self.add_error("require_pkce", problem)
-        problem = served_resources_problem(list(data.get("served_resources") or []))
-        if problem:
-            self.add_error("served_resources", problem)
+        for field in ("served_resources", "token_exchange_audiences"):
+            if problem := served_resources_problem(list(data.get(field) or [])):
+                self.add_error(field, problem)
+        if problem := backchannel_logout_uri_problem(str(data.get("backchannel_logout_uri") or "")):
+            self.add_error("backchannel_logout_uri", problem)
+        if public and data.get("token_exchange_audiences"):
+            self.add_error("token_exchange_audiences", "Only confidential clients exchange tokens (RFC 8693).")
         return data
 
     def _clean_auth_methods(self, data: dict[str, Any], public: bool) -> None:

@@ -28,6 +28,7 @@ class IdpConfig(AppConfig):
         from core.models import SigningKey
 
         from . import checks  # noqa: F401  (registers system checks)
+        from .backchannel import listener  # noqa: F401  (subscribes to session_revoked)
 
         config_cache.watch(Client, SigningKey)
         post_migrate.connect(create_cache_tables, sender=self, dispatch_uid="idp.create_cache_tables")

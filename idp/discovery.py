@@ -16,6 +16,8 @@ from sessions.app_settings import app_settings as sessions_settings
 
 from .flows.authorize_params import PROMPTS_SUPPORTED, RESPONSE_MODES_SUPPORTED
 from .oauth.client_auth import ASSERTION_ALGS
+from .oauth.grants.device_code import DEVICE_CODE
+from .oauth.grants.token_exchange import TOKEN_EXCHANGE
 
 
 def metadata() -> dict[str, Any]:
@@ -35,7 +37,9 @@ def metadata() -> dict[str, Any]:
         "scopes_supported": app_settings.SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": RESPONSE_MODES_SUPPORTED,
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", DEVICE_CODE,
+                                  TOKEN_EXCHANGE],
+        "device_authorization_endpoint": f"{issuer}/device_authorization",
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
@@ -59,6 +63,7 @@ def metadata() -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
         "dpop_signing_alg_values_supported": sessions_settings.DPOP_ALGS,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
     }

@@ -1,7 +1,9 @@
-"""Provider storage: consents (clients live in ``clients``, codes in ``sessions``, keys and
-security events in ``core``)."""
+"""Provider storage: consents and device authorizations (RFC 8628); clients live in
+``clients``, codes in ``sessions``, keys and security events in ``core``."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -24,3 +26,44 @@ class Consent(models.Model):
 
     def covers(self, scope: str) -> bool:
         return set(scope.split()) <= set(self.scopes)
+
+
+class DeviceAuthorizationStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for the user"
+    APPROVED = "approved", "Approved by the user"
+    DENIED = "denied", "Denied by the user"
+    REDEEMED = "redeemed", "Tokens issued"
+
+
+class DeviceAuthorization(models.Model):
+    """One device authorization request (RFC 8628 §3.1-3.5). Both codes are stored only as
+    hashes: the device code as SHA-256, the short user code as a keyed HMAC (a leaked table
+    does not give codes back by brute force)."""
+
+    device_code_hash = models.CharField(max_length=64, unique=True)
+    user_code_hash = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE)
+    scope = models.TextField(blank=True)
+    resource = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=10, choices=DeviceAuthorizationStatus.choices, default=DeviceAuthorizationStatus.PENDING
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    auth_time = models.DateTimeField(null=True, blank=True)
+    amr = models.JSONField(default=list, blank=True)
+    acr = models.CharField(max_length=100, blank=True)
+    browser_sid = models.CharField(max_length=64, blank=True)
+    interval = models.PositiveIntegerField(help_text="Seconds between polls; grows by 5 with each slow_down.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "idp_device_authorization"
+
+    def __str__(self) -> str:
+        return f"{self.client.client_id} ({self.status})"
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at

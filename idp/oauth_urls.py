@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import device_views, views
 
 urlpatterns = [
     path(".well-known/openid-configuration", views.openid_configuration, name="openid-configuration"),
@@ -12,4 +12,6 @@ urlpatterns = [
     path("introspect", views.introspect, name="introspect"),
     path("revoke", views.revoke, name="revoke"),
     path("logout", views.end_session, name="end-session"),
+    path("device_authorization", views.device_authorization, name="device-authorization"),
+    path("device", device_views.device, name="device"),
 ]

@@ -6,6 +6,7 @@ Tasks take no ORM objects, are idempotent and let errors raise so Celery retries
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
@@ -13,6 +14,7 @@ from django.utils import timezone
 from core import keys
 from core.app_settings import app_settings
 from core.events import EventType, record
+from idp.backchannel import delivery as backchannel_delivery
 from sessions.models import AccessToken, AuthorizationCode, RefreshToken
 
 
@@ -26,6 +28,22 @@ def rotate_keys_if_due() -> list[str]:
             changes.append(f"published {alg} {key.kid}")
             record(EventType.KEYS_ROTATED, alg=alg, kid=key.kid, scheduled=True)
     return changes
+
+
+@shared_task(
+    name="idp.send_backchannel_logout",
+    bind=True,
+    autoretry_for=(backchannel_delivery.LogoutRetry,),
+    retry_backoff=2,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=6,
+    acks_late=True,
+)
+def send_backchannel_logout(self: Any, session_pk: int) -> str:
+    """OpenID Connect Back-Channel Logout 1.0 §2.5: send the revoked session's logout token
+    to its client; transient failures retry with exponential backoff (``backchannel.delivery``)."""
+    return backchannel_delivery.deliver(session_pk, final=self.request.retries >= self.max_retries)
 
 
 @shared_task(name="idp.purge_expired_codes_and_tokens")

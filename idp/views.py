@@ -128,6 +128,12 @@ def revoke(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
+def device_authorization(request: HttpRequest) -> HttpResponse:
+    """RFC 8628 §3.1 (``idp.oauth.grants.device_code``)."""
+    return _oauth_post(request, "device_authorization")
+
+
+@csrf_exempt
 @never_cache
 @allow_methods("GET", "POST")
 def userinfo(request: HttpRequest) -> HttpResponse:

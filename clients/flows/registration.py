@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
-from clients.models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
+from clients.models import CONFIDENTIAL_ONLY_GRANTS, SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
 from core.app_settings import app_settings
 from core.crypto import generate_token
 from core.events import EventType, record
@@ -51,6 +52,9 @@ def register_client(
     require_mfa: bool = False,
     require_dpop: bool = False,
     require_pkce: bool = True,
+    backchannel_logout_uri: str = "",
+    backchannel_logout_session_required: bool = False,
+    token_exchange_audiences: list[str] | None = None,
 ) -> RegisteredClient:
     """Register a client. ``auth_methods`` lists what it may
     authenticate with, the first being its registered ``token_endpoint_auth_method``;
@@ -61,8 +65,8 @@ def register_client(
         if problem:
             raise ClientRegistrationError(f"{uri}: {problem}")
     grants = grant_types or (PUBLIC_GRANTS if public else CONFIDENTIAL_GRANTS)
-    if public and "client_credentials" in grants:
-        raise ClientRegistrationError("public clients cannot use client_credentials")
+    if public and CONFIDENTIAL_ONLY_GRANTS & set(grants):
+        raise ClientRegistrationError("public clients cannot use client_credentials or token exchange")
     if "authorization_code" in grants and not redirect_uris:
         raise ClientRegistrationError("authorization_code needs at least one redirect URI")
     methods = resolve_auth_methods(public, auth_methods, jwks)
@@ -72,6 +76,8 @@ def register_client(
         signing_alg_problem(alg)
         or pkce_waiver_problem(public, require_pkce, allowed_scopes)
         or served_resources_problem(served_resources or [])
+        or served_resources_problem(token_exchange_audiences or [])
+        or backchannel_logout_uri_problem(backchannel_logout_uri)
     )
     if problem:
         raise ClientRegistrationError(problem)
@@ -90,6 +96,9 @@ def register_client(
             grant_types=list(grants),
             allowed_audiences=list(allowed_audiences or []),
             served_resources=list(served_resources or []),
+            token_exchange_audiences=list(token_exchange_audiences or []),
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required,
             first_party=first_party,
             require_pkce=require_pkce,
             require_mfa=require_mfa,
@@ -165,6 +174,26 @@ def served_resources_problem(resources: list[str]) -> str | None:
     for resource in resources:
         if not isinstance(resource, str) or not resource or len(resource) > 2000 or any(c.isspace() for c in resource):
             return f"served resource {resource!r} must be a URI or client_id without spaces"
+    return None
+
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def backchannel_logout_uri_problem(uri: str) -> str | None:
+    """Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment; we also want https,
+    except on a loopback address (a receiver on the same machine, development and tests)."""
+    if not uri:
+        return None
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+    except ValueError:
+        return f"backchannel_logout_uri {uri!r} is not a URL"
+    if parts.fragment or not host or parts.scheme not in {"https", "http"} or len(uri) > 2000:
+        return "backchannel_logout_uri must be an absolute https URL without a fragment"
+    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
+        return "backchannel_logout_uri must use https (http only on a loopback address)"
     return None
 
 

@@ -15,7 +15,7 @@ from authlib.oauth2 import OAuth2Error
 
 class OAuthErrorCode(StrEnum):
     """Every ``error`` our OAuth endpoints answer: RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1,
-    OpenID Connect Core 1.0 §3.1.2.6, RFC 8707 §2, RFC 9449 §12.2, and the draft
+    OpenID Connect Core 1.0 §3.1.2.6, RFC 8707 §2, RFC 8628 §3.5, RFC 9449 §12.2, and the draft
     Attestation-Based Client Authentication."""
 
     INVALID_REQUEST = "invalid_request"
@@ -36,6 +36,9 @@ class OAuthErrorCode(StrEnum):
     REQUEST_NOT_SUPPORTED = "request_not_supported"
     REQUEST_URI_NOT_SUPPORTED = "request_uri_not_supported"
     INVALID_TARGET = "invalid_target"
+    AUTHORIZATION_PENDING = "authorization_pending"  # RFC 8628 §3.5
+    SLOW_DOWN = "slow_down"
+    EXPIRED_TOKEN = "expired_token"
     INVALID_DPOP_PROOF = "invalid_dpop_proof"
     USE_DPOP_NONCE = "use_dpop_nonce"
     INVALID_CLIENT_ATTESTATION = "invalid_client_attestation"

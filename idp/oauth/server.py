@@ -25,7 +25,9 @@ from .context import RequestContext
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants.authorization_code import AuthorizationCodeGrant, OpenIDCode, S256CodeChallenge
 from .grants.client_credentials import ClientCredentialsGrant
+from .grants.device_code import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from .grants.refresh_token import RefreshTokenGrant
+from .grants.token_exchange import TokenExchangeGrant
 from .http_headers import NO_STORE
 
 
@@ -112,8 +114,11 @@ def build_server() -> AuthorizationServer:
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(TokenExchangeGrant)
+    server.register_grant(DeviceCodeGrant)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(DeviceAuthorizationEndpoint)
     return server
 
 

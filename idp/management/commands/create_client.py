@@ -45,6 +45,11 @@ class Command(BaseCommand):
                             help="Confidential OpenID clients only: accept code requests without PKCE when "
                             "they carry a nonce and scope openid (RFC 9700 section 2.1.1). Takes effect "
                             "only with IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS off.")
+        parser.add_argument("--backchannel-logout-uri", default="",
+                            help="OpenID Connect Back-Channel Logout: where logout tokens are POSTed.")
+        parser.add_argument("--backchannel-logout-session-required", action="store_true")
+        parser.add_argument("--token-exchange-audience", action="append", default=[], dest="exchange_audiences",
+                            help="RFC 8693: an audience this service may exchange user tokens for (repeat).")
         parser.add_argument("--require-mfa", action="store_true")
         parser.add_argument("--require-dpop", action="store_true")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -92,6 +97,9 @@ class Command(BaseCommand):
                     require_mfa=options["require_mfa"],
                     require_dpop=options["require_dpop"],
                     require_pkce=options["require_pkce"],
+                    backchannel_logout_uri=options["backchannel_logout_uri"],
+                    backchannel_logout_session_required=options["backchannel_logout_session_required"],
+                    token_exchange_audiences=options["exchange_audiences"],
                 )
                 apps = self._register_apps(registered.client, options)
         except (ClientRegistrationError, AppRegistrationError) as exc:

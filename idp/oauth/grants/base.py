@@ -84,7 +84,8 @@ class VigilGrantMixin:
         self.context.resources = requested
 
     def issue_tokens(
-        self, *, session: DeviceSession | None, scope: str, now: datetime, with_refresh: bool, user: Any = None
+        self, *, session: DeviceSession | None, scope: str, now: datetime, with_refresh: bool, user: Any = None,
+        claims: dict[str, Any] | None = None,
     ) -> IssuedTokens:
         client = self.request.client
         token_user = session.user if session is not None else user
@@ -99,7 +100,7 @@ class VigilGrantMixin:
             now=now,
             lifetime=decision.access_token_lifetime,
             cnf_jkt=self.context.dpop_jkt,
-            extra_claims=decision.extra_claims,
+            extra_claims={**(claims or {}), **(decision.extra_claims or {})},
         )
         issued = IssuedTokens(access_token=access, expires_in=expires_in, scope=access_scope, jti=jti)
         if self.context.dpop_jkt:

@@ -1,0 +1,65 @@
+"""Sending a logout token to the client (OpenID Connect Back-Channel Logout 1.0 §2.5, §2.8).
+
+The OP POSTs ``logout_token`` form-encoded to the client's ``backchannel_logout_uri``; the
+RP answers 200 (204 is common too) when it logged the session out and 400 when the token
+was bad or the logout failed (§2.8). Network errors, 5xx and 408/425/429 are transient:
+the task raises :class:`LogoutRetry` and Celery retries with backoff; anything else, or
+the last retry, is final and recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
+from django.utils import timezone
+
+from core.events import EventType, record
+from sessions.models import DeviceSession
+
+from . import logout_token
+
+RETRYABLE_STATUSES = {408, 425, 429}
+#: Connect and read timeout (seconds) for one POST.
+TIMEOUT = 5.0
+
+
+class LogoutRetry(Exception):
+    """A transient failure (network, 5xx, 429): Celery retries with exponential backoff."""
+
+
+@dataclass(frozen=True)
+class PostResult:
+    delivered: bool
+    retry: bool
+    detail: str
+
+
+def post(uri: str, token: str) -> PostResult:
+    """POST ``logout_token`` once, without following redirects (§2.5)."""
+    try:
+        with requests.post(uri, data={"logout_token": token}, timeout=(TIMEOUT, TIMEOUT),
+                           allow_redirects=False, stream=True) as response:
+            status = response.status_code
+    except requests.RequestException as exc:
+        return PostResult(False, True, f"{type(exc).__name__}: {str(exc)[:300]}")
+    if 200 <= status < 300:
+        return PostResult(True, False, f"HTTP {status}")
+    return PostResult(False, status >= 500 or status in RETRYABLE_STATUSES, f"HTTP {status}")
+
+
+def deliver(session_pk: int, *, final: bool, now: datetime | None = None) -> str:
+    """Sign a fresh logout token for the (revoked) session and send it once; raise
+    :class:`LogoutRetry` on a transient failure unless this is the ``final`` attempt."""
+    session = DeviceSession.objects.select_related("client", "user").filter(pk=session_pk).first()
+    if session is None or not session.client.backchannel_logout_uri:
+        return "nothing to send"
+    uri = session.client.backchannel_logout_uri
+    result = post(uri, logout_token.sign(session, now=now or timezone.now()))
+    if result.retry and not final:
+        raise LogoutRetry(result.detail)
+    event = EventType.OAUTH_BACKCHANNEL_LOGOUT_SENT if result.delivered else EventType.OAUTH_BACKCHANNEL_LOGOUT_FAILED
+    record(event, outcome="success" if result.delivered else "failure", reason=result.detail[:80],
+           user=session.user, client_id=session.client.client_id, session_id=session.sid, uri=uri)
+    return "delivered" if result.delivered else f"failed: {result.detail}"

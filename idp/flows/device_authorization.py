@@ -1,0 +1,174 @@
+"""The device authorization grant's lifecycle (RFC 8628): start, find by user code, decide,
+poll and redeem, each step under the row's lock and returning one typed result.
+
+- :func:`start` (§3.1-3.2): a device code (SHA-256 stored) and a short user code (HMAC
+  stored) of 8 characters from 20 consonants without vowels or look-alikes (§6.1:
+  ``BCDFGHJKLMNPQRSTVWXZ``, shown as ``XXXX-XXXX``; about 34.5 bits).
+- :func:`find_pending` (§3.3): the pending, unexpired authorization of a user code as typed
+  (case, spaces and dashes ignored).
+- :func:`decide` (§3.3): the signed-in user approves or denies, once (conditional UPDATE).
+- :func:`poll` (§3.4-3.5): ``authorization_pending``, ``slow_down`` (a poll sooner than the
+  interval; the interval grows by 5 s), ``expired_token``, ``access_denied``, or the tokens:
+  an approved authorization is redeemed once, starting the session family in the same
+  transaction as the issue.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from clients.models import Client
+from core.app_settings import app_settings
+from core.crypto import generate_token, keyed_hash, token_hash
+from core.sql import insert
+from sessions.flows.tokens import IssuedTokens, place_of
+from sessions.models import DeviceSession
+
+from ..models import DeviceAuthorization
+from ..models import DeviceAuthorizationStatus as Status
+
+#: RFC 8628 §6.1's base-20 alphabet: no vowels (no words), no look-alike digits.
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+USER_CODE_LENGTH = 8
+#: RFC 8628 §3.5: each slow_down adds five seconds to the interval.
+SLOW_DOWN_STEP = 5
+
+
+@dataclass(frozen=True)
+class Started:
+    device_code: str
+    user_code: str
+    authorization: DeviceAuthorization
+
+
+class PollOutcome(StrEnum):
+    """What a poll with a device code found (RFC 8628 §3.5)."""
+
+    UNKNOWN = "unknown"  # no such device code for this client
+    PENDING = "authorization_pending"
+    SLOW_DOWN = "slow_down"
+    EXPIRED = "expired_token"
+    DENIED = "access_denied"
+    REDEEMED_ALREADY = "redeemed_already"
+    ISSUED = "issued"
+
+
+@dataclass(frozen=True)
+class Polled:
+    outcome: PollOutcome
+    session: DeviceSession | None = None
+    issued: IssuedTokens | None = None
+
+
+#: Issues the tokens of the new family, inside the redemption's transaction.
+Issuer = Callable[[DeviceSession], IssuedTokens]
+
+
+def generate_user_code() -> str:
+    return "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
+
+
+def display(user_code: str) -> str:
+    """``XXXX-XXXX``: how the code is shown to the user (§6.1: easier to read and type)."""
+    return f"{user_code[:4]}-{user_code[4:]}"
+
+
+def normalise(typed: str) -> str:
+    """The user code as typed, without separators and in upper case (§6.1)."""
+    return "".join(c for c in typed.upper() if c.isalnum())[:32]
+
+
+def start(client: Client, *, scope: str, resource: list[str], now: datetime) -> Started:
+    """A new pending authorization; a (rare) user-code collision draws again."""
+    device_code = generate_token(32)
+    for _ in range(5):
+        user_code = generate_user_code()
+        row = DeviceAuthorization(
+            device_code_hash=token_hash(device_code), user_code_hash=keyed_hash(user_code), client=client,
+            scope=scope, resource=resource, interval=app_settings.DEVICE_CODE_INTERVAL, created_at=now,
+            expires_at=now + timedelta(seconds=app_settings.DEVICE_CODE_LIFETIME),
+        )
+        try:
+            with transaction.atomic():
+                row.save()
+        except IntegrityError:
+            continue
+        return Started(device_code, display(user_code), row)
+    raise RuntimeError("could not draw a free user code")
+
+
+def find_pending(typed: str, *, now: datetime) -> DeviceAuthorization | None:
+    code = normalise(typed)
+    if len(code) != USER_CODE_LENGTH or any(c not in USER_CODE_ALPHABET for c in code):
+        return None
+    found = (DeviceAuthorization.objects.select_related("client")
+             .filter(user_code_hash=keyed_hash(code), status=Status.PENDING, client__is_active=True).first())
+    return found if found is not None and not found.is_expired(now) else None
+
+
+def decide(authorization: DeviceAuthorization, *, user: Any, auth: Any, approve: bool, now: datetime) -> bool:
+    """Record the user's answer once; False when it was decided (or expired) meanwhile."""
+    values: dict[str, Any] = {"status": Status.APPROVED if approve else Status.DENIED, "user": user,
+                              "decided_at": now}
+    if approve:
+        values.update(auth_time=auth.auth_datetime, amr=list(auth.amr), acr=auth.acr, browser_sid=auth.sid)
+    return bool(DeviceAuthorization.objects.filter(
+        pk=authorization.pk, status=Status.PENDING, expires_at__gt=now
+    ).update(**values))
+
+
+def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: str | None = None,
+         dpop_jkt: str = "") -> Polled:
+    """One poll, under the row's lock: judge the pace, then the state; redeem once."""
+    if not isinstance(device_code, str) or len(device_code) > 256:
+        return Polled(PollOutcome.UNKNOWN)
+    with transaction.atomic():
+        row = (DeviceAuthorization.objects.select_for_update().select_related("user")
+               .filter(device_code_hash=token_hash(device_code), client=client).first())
+        if row is None:
+            return Polled(PollOutcome.UNKNOWN)
+        row.client = client
+        outcome = _judge(row, now)
+        if outcome is not PollOutcome.ISSUED:
+            return Polled(outcome)
+        session = _start_session(row, ip=ip, now=now, dpop_jkt=dpop_jkt)
+        issued = issue(session)
+        DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.REDEEMED, last_polled_at=now)
+    return Polled(PollOutcome.ISSUED, session, issued)
+
+
+def _judge(row: DeviceAuthorization, now: datetime) -> PollOutcome:
+    """RFC 8628 §3.5, in order: used, expired, too fast, denied, pending, approved."""
+    if row.status == Status.REDEEMED:
+        return PollOutcome.REDEEMED_ALREADY
+    if row.is_expired(now) or (row.user is not None and not row.user.is_active):
+        return PollOutcome.EXPIRED
+    too_fast = row.last_polled_at is not None and now - row.last_polled_at < timedelta(seconds=row.interval)
+    update: dict[str, Any] = {"last_polled_at": now}
+    if too_fast and row.status == Status.PENDING:
+        update["interval"] = row.interval + SLOW_DOWN_STEP
+    DeviceAuthorization.objects.filter(pk=row.pk).update(**update)
+    if row.status == Status.DENIED:
+        return PollOutcome.DENIED
+    if row.status == Status.PENDING:
+        return PollOutcome.SLOW_DOWN if too_fast else PollOutcome.PENDING
+    return PollOutcome.ISSUED
+
+
+def _start_session(row: DeviceAuthorization, *, ip: str | None, now: datetime, dpop_jkt: str) -> DeviceSession:
+    """The family of an approved device authorization (no authorization code, no nonce)."""
+    assert row.user is not None and row.auth_time is not None
+    session = DeviceSession(
+        sid=generate_token(16), user=row.user, client=row.client, browser_sid=row.browser_sid, scope=row.scope,
+        resource=list(row.resource), auth_time=row.auth_time, amr=list(row.amr), acr=row.acr,
+        dpop_jkt=dpop_jkt, created_at=now, last_refresh_at=now, last_ip=ip, last_place=place_of(ip),
+    )
+    insert([session])
+    return session

@@ -1,0 +1,119 @@
+"""Device authorization grant (RFC 8628) for TVs and command-line tools: the device
+authorization endpoint (§3.1-3.2) on Authlib's, and the device code grant (§3.4-3.5).
+
+The lifecycle (codes, the user's decision, polling pace, single redemption) lives in
+``idp.flows.device_authorization``; these classes translate it into RFC 6749 §5 responses.
+The user approves on ``/device`` (``idp.device_views``), signed in with the client's
+required ``acr``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import BaseGrant, TokenEndpointMixin
+from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
+    InvalidGrantError,
+    InvalidRequestError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc8628 import AuthorizationPendingError, ExpiredTokenError, SlowDownError
+from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint as _DeviceAuthorizationEndpoint
+from django.utils import timezone
+
+from core.app_settings import app_settings
+from core.events import EventType, client_ip, record
+from sessions.flows.tokens import IssuedTokens
+from sessions.models import DeviceSession
+
+from ...flows import device_authorization as flow
+from ..dpop_binding import check_token_request
+from ..errors import InvalidTargetError
+from ..http_headers import NO_STORE
+from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
+
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+
+_POLL_ERRORS: dict[flow.PollOutcome, Any] = {
+    flow.PollOutcome.PENDING: AuthorizationPendingError,
+    flow.PollOutcome.SLOW_DOWN: SlowDownError,
+    flow.PollOutcome.EXPIRED: ExpiredTokenError,
+    flow.PollOutcome.DENIED: AccessDeniedError,
+}
+
+
+class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
+    """RFC 8628 §3.1: the client (authenticated, or identified for a public one) asks for a
+    device code; §3.2: the response, with ``verification_uri_complete``."""
+
+    CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client = self.authenticate_client(request)
+        if not client.check_grant_type(DEVICE_CODE):
+            raise UnauthorizedClientError("This client is not registered for the device authorization grant.")
+        resource = list(request.payload.datalist.get("resource", []))
+        if not set(resource) <= set(client.allowed_audiences):
+            raise InvalidTargetError("The requested resource is not allowed for this client.")
+        scope = client.get_allowed_scope(request.payload.scope or " ".join(client.allowed_scopes))
+        started = flow.start(client, scope=scope, resource=resource, now=timezone.now())
+        record(EventType.OAUTH_DEVICE_AUTHORIZATION, reason="started", client_id=client.client_id,
+               request=request.django_request, scope=scope)
+        uri = self.get_verification_uri()
+        body = {
+            "device_code": started.device_code,
+            "user_code": started.user_code,
+            "verification_uri": uri,
+            "verification_uri_complete": f"{uri}?user_code={started.user_code}",
+            "expires_in": app_settings.DEVICE_CODE_LIFETIME,
+            "interval": started.authorization.interval,
+        }
+        return 200, body, [("Content-Type", "application/json"), *NO_STORE]
+
+    def get_verification_uri(self) -> str:
+        return f"{app_settings.ISSUER}/device"
+
+
+class DeviceCodeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
+    """RFC 8628 §3.4: the device polls the token endpoint with its device code."""
+
+    GRANT_TYPE = DEVICE_CODE
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        if not self.request.payload.data.get("device_code"):
+            raise InvalidRequestError("device_code is required.")
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError("This client is not registered for the device authorization grant.")
+        self.request.client = client
+
+    def check_proofs(self) -> None:
+        """RFC 9449 §5: a proof binds the access token (and a public client's family)."""
+        check_token_request(self)
+
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client = self.request.client
+        now = timezone.now()
+
+        def issue(session: DeviceSession) -> IssuedTokens:
+            issued = self.issue_tokens(session=session, scope=session.scope, now=now, with_refresh=True)
+            return self.add_id_token(issued, session, issued.scope)
+
+        polled = flow.poll(self.request.payload.data["device_code"], client, now=now, issue=issue,
+                           ip=client_ip(self.request.django_request),
+                           dpop_jkt=(self.context.dpop_jkt or "") if client.is_public else "")
+        if polled.outcome in _POLL_ERRORS:
+            raise _POLL_ERRORS[polled.outcome]()
+        if polled.session is None or polled.issued is None:
+            # RFC 8628 §3.5 has no code for these; RFC 6749 §5.2 invalid_grant: unknown, another
+            # client's, or already redeemed.
+            raise InvalidGrantError("The device code is invalid or was used already.")
+        self.context.session = polled.session
+        record(EventType.OAUTH_TOKEN_ISSUED, user=polled.session.user, client_id=client.client_id,
+               session_id=polled.session.sid, request=self.request.django_request, grant_type="device_code",
+               jti=polled.issued.jti)
+        return 200, polled.issued.as_response(), self.TOKEN_RESPONSE_HEADER
