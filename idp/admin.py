@@ -37,6 +37,11 @@ class ClientForm(forms.ModelForm):
         "accepts both client_secret_basic and client_secret_post (the same secret).",
     )
 
+    backchannel_logout_uri = forms.URLField(
+        required=False, max_length=2000, assume_scheme="https",
+        help_text=Client._meta.get_field("backchannel_logout_uri").help_text,
+    )
+
     class Meta:
         model = Client
         exclude = ["secret_hash", "token_endpoint_auth_method", "additional_auth_methods"]  # noqa: DJ006  (secrets never a field)
