@@ -130,7 +130,7 @@ def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: 
     if not isinstance(device_code, str) or len(device_code) > 256:
         return Polled(PollOutcome.UNKNOWN)
     with transaction.atomic():
-        row = (DeviceAuthorization.objects.select_for_update().select_related("user")
+        row = (DeviceAuthorization.objects.select_for_update(of=("self",)).select_related("user")
                .filter(device_code_hash=token_hash(device_code), client=client).first())
         if row is None:
             return Polled(PollOutcome.UNKNOWN)

@@ -234,4 +234,19 @@ def test_rp_validation_rejects_tampering(family: DeviceSession) -> None:
                              ECKey.generate_key("P-256", private=True), algorithms=["ES256"])
     with pytest.raises(Exception):  # noqa: B017  (PyJWT's error class depends on the key type)
         _local_verifier(family.client.client_id)(forged)
-    assert validate_logout_token  # the live test's validator (test_backchannel_logout_live.py)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rps_validator_checks_what_section_2_6_asks(family: DeviceSession, live_server: Any) -> None:
+    """The live test's validator refuses a token with a nonce, and one without the event."""
+    def signed(**changes: Any) -> str:
+        claims = {**logout_token.claims_for(family, now=timezone.now()), **changes}
+        from core import jwt_tokens
+
+        return jwt_tokens.sign(claims, alg=family.client.signing_alg, typ="logout+jwt")
+
+    check = {"jwks_url": f"{live_server.url}/jwks.json", "issuer": ISSUER, "audience": family.client.client_id}
+    assert validate_logout_token(signed(), **check)["sid"] == family.sid
+    for bad in (signed(nonce="n"), signed(events={"other": {}})):
+        with pytest.raises(ValueError):
+            validate_logout_token(bad, **check)

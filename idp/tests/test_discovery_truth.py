@@ -192,10 +192,36 @@ def test_each_response_mode(served, browser, pkce):
             assert mode == "form_post" and response.status_code == 200
 
 
+def _device_code_tokens(browser):
+    from idp.oauth.grants.device_code import DEVICE_CODE
+
+    register_client(name="TV", public=True, redirect_uris=[], client_id="tv", grant_types=[DEVICE_CODE])
+    started = form_post(HttpClient(), reverse("device-authorization"), {"client_id": "tv", "scope": "openid"}).json()
+    assert browser.post(reverse("device"), {"user_code": started["user_code"], "decision": "approve"}).status_code == 200
+    return form_post(HttpClient(), reverse("token"),
+                     {"grant_type": DEVICE_CODE, "device_code": started["device_code"], "client_id": "tv"}).json()
+
+
+def _exchanged_tokens(browser, mobile_client, pkce):
+    from idp.oauth.grants.token_exchange import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE
+
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    subject = exchange(HttpClient(), code, pkce, mobile_client.client.client_id).json()["access_token"]
+    backend = register_client(name="Backend", public=False, redirect_uris=[], grant_types=[TOKEN_EXCHANGE],
+                              served_resources=[mobile_client.client.client_id],
+                              token_exchange_audiences=["https://orders.example.com"])
+    return form_post(HttpClient(), reverse("token"), {
+        "grant_type": TOKEN_EXCHANGE, "subject_token": subject, "subject_token_type": ACCESS_TOKEN_TYPE,
+        "audience": "https://orders.example.com",
+    }, HTTP_AUTHORIZATION=basic(backend.client.client_id, backend.secret or "")).json()
+
+
 def test_each_grant_type(served, browser, mobile_client, pkce):
     trials = {
         "authorization_code": lambda: _code_tokens(browser, _web_client(), pkce),
         "client_credentials": lambda: AuthTrial("client_secret_basic").token(),
+        "urn:ietf:params:oauth:grant-type:device_code": lambda: _device_code_tokens(browser),
+        "urn:ietf:params:oauth:grant-type:token-exchange": lambda: _exchanged_tokens(browser, mobile_client, pkce),
     }
     for grant in served["grant_types_supported"]:
         if grant == "refresh_token":
@@ -341,7 +367,9 @@ def test_flags(served, browser, client, mobile_client, pkce):
     access = exchange(HttpClient(), code, pkce, mobile_client.client.client_id).json()["access_token"]
     assert jwt_tokens.verify(access, typ="at+jwt")["aud"] in ("https://api.example.com", ["https://api.example.com"])
     assert served["claims_parameter_supported"] is False
-    assert served["backchannel_logout_supported"] is False and served["frontchannel_logout_supported"] is False
+    # Back-channel logout is tried end to end in test_backchannel_logout(_live).py.
+    assert served["backchannel_logout_supported"] is True and served["backchannel_logout_session_supported"] is True
+    assert served["frontchannel_logout_supported"] is False
     assert "userinfo_signing_alg_values_supported" not in served  # userinfo is plain JSON only
 
 
@@ -357,6 +385,8 @@ TRIED = {
     "acr_values_supported", "prompt_values_supported", "authorization_response_iss_parameter_supported",
     "resource_indicators_supported", "dpop_signing_alg_values_supported", "backchannel_logout_supported",
     "frontchannel_logout_supported",
+    # Tried in test_device_authorization.py, test_token_exchange.py, test_backchannel_logout.py:
+    "device_authorization_endpoint", "backchannel_logout_session_supported",
 }
 
 

@@ -214,4 +214,5 @@ def test_authlib_client_exchanges_against_the_live_server(live_server: Any, back
         "grant_type": TOKEN_EXCHANGE, "subject_token": tokens["access_token"],
         "subject_token_type": ACCESS_TOKEN_TYPE, "audience": ORDERS, "scope": "email orders.read",
     }, withhold_token=True, auth=(backend.client.client_id, backend.secret))
+    session.close()  # no kept-alive connection holding a live-server thread (and its database connection)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"

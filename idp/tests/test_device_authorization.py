@@ -1,0 +1,238 @@
+"""Device authorization grant (RFC 8628): the device authorization endpoint (§3.1-3.2), the
+user's page (§3.3, throttled, signed in with the client's acr), polling (§3.4-3.5:
+``authorization_pending``, ``slow_down``, ``expired_token``, ``access_denied``), single
+redemption, wrong clients, codes stored hashed; and Authlib's client against the live server."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import time_machine
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from django.conf import settings
+from django.test import Client as HttpClient
+from django.urls import reverse
+from django.utils import timezone
+
+from clients.flows.registration import RegisteredClient, register_client
+from core import jwt_tokens
+from core.events import EventType
+from core.models import SecurityEvent
+from idp.flows.device_authorization import USER_CODE_ALPHABET
+from idp.models import DeviceAuthorization, DeviceAuthorizationStatus
+from idp.oauth.grants.device_code import DEVICE_CODE
+from sessions.models import DeviceSession
+
+from .conftest import PASSWORD, form_post
+
+pytestmark = pytest.mark.django_db
+SCOPE = "openid profile offline_access"
+
+
+@pytest.fixture
+def tv(db: Any) -> RegisteredClient:
+    return register_client(name="Living-room TV", public=True, redirect_uris=[], client_id="tv-app",
+                           grant_types=[DEVICE_CODE, "refresh_token"])
+
+
+def _start(client_id: str = "tv-app", **extra: Any) -> Any:
+    return form_post(HttpClient(), reverse("device-authorization"), {"client_id": client_id, "scope": SCOPE, **extra})
+
+
+def _poll(device_code: str, client_id: str = "tv-app") -> Any:
+    return form_post(HttpClient(), reverse("token"),
+                     {"grant_type": DEVICE_CODE, "device_code": device_code, "client_id": client_id})
+
+
+@pytest.fixture
+def started(tv: RegisteredClient) -> dict[str, Any]:
+    response = _start()
+    assert response.status_code == 200, response.content
+    assert response["Cache-Control"] == "no-store"
+    return response.json()
+
+
+def _approve(browser: HttpClient, user_code: str, decision: str = "approve") -> Any:
+    return browser.post(reverse("device"), {"user_code": user_code, "decision": decision})
+
+
+# --- §3.1-3.2 the device authorization response --------------------------------------------
+
+
+def test_the_response_and_codes_stored_only_as_hashes(started: dict[str, Any]) -> None:
+    assert re.fullmatch(f"[{USER_CODE_ALPHABET}]{{4}}-[{USER_CODE_ALPHABET}]{{4}}", started["user_code"])
+    assert not set("AEIOU0123456789") & set(started["user_code"])
+    assert started["verification_uri"] == f"{settings.IDP_ISSUER}/device"
+    assert started["verification_uri_complete"] == f"{settings.IDP_ISSUER}/device?user_code={started['user_code']}"
+    assert (started["expires_in"], started["interval"]) == (600, 5)
+    row = DeviceAuthorization.objects.get()
+    stored = {row.device_code_hash, row.user_code_hash}
+    assert started["device_code"] not in stored and started["user_code"].replace("-", "") not in stored
+    assert row.scope == SCOPE and row.status == DeviceAuthorizationStatus.PENDING
+
+
+def test_a_client_without_the_grant_and_an_unknown_client_are_refused(mobile_client: Any) -> None:
+    response = _start(mobile_client.client.client_id)
+    assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
+    assert _start("nobody").json()["error"] == "invalid_client"
+    assert not DeviceAuthorization.objects.exists()
+
+
+def test_a_resource_outside_the_clients_audiences_is_refused(tv: RegisteredClient) -> None:
+    response = _start(resource="https://evil.example.com")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_target"
+    assert not DeviceAuthorization.objects.exists()
+
+
+def test_unknown_scopes_are_dropped(tv: RegisteredClient) -> None:
+    assert _start(scope="openid admin").status_code == 200
+    assert DeviceAuthorization.objects.get().scope == "openid"
+
+
+# --- §3.3 the user's page ----------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_and_back(client: HttpClient, started: dict[str, Any]) -> None:
+    response = client.get(started["verification_uri_complete"].removeprefix(settings.IDP_ISSUER))
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert location.path == reverse("accounts:login")
+    assert parse_qs(location.query)["next"] == [f"/device?user_code={started['user_code']}"]
+
+
+def test_the_page_asks_for_confirmation_even_with_a_prefilled_code(browser: HttpClient,
+                                                                   started: dict[str, Any]) -> None:
+    """RFC 8628 §5.4: the complete URI only fills the code in; the user confirms the client."""
+    page = browser.get(reverse("device"), {"user_code": started["user_code"]})
+    assert page.status_code == 200 and b"Living-room TV" in page.content and b'value="approve"' in page.content
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+
+
+def test_codes_are_typed_loosely(browser: HttpClient, started: dict[str, Any]) -> None:
+    typed = started["user_code"].replace("-", " ").lower()
+    assert b'value="approve"' in browser.post(reverse("device"), {"user_code": typed}).content
+
+
+def test_an_unknown_code_is_a_recorded_failure(browser: HttpClient, started: dict[str, Any]) -> None:
+    response = browser.post(reverse("device"), {"user_code": "BCDF-GHJK", "decision": "approve"})
+    assert response.status_code == 400 and b"not valid" in response.content
+    assert SecurityEvent.objects.filter(event_type=EventType.OAUTH_DEVICE_USER_CODE, reason="bad_code").exists()
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+
+
+def test_guessing_codes_is_throttled(browser: HttpClient, started: dict[str, Any]) -> None:
+    statuses = [browser.post(reverse("device"), {"user_code": f"BCDF-GHJ{c}"}).status_code for c in "BCDFGHJK"]
+    assert 429 in statuses
+    throttled = browser.post(reverse("device"), {"user_code": started["user_code"], "decision": "approve"})
+    assert throttled.status_code == 429 and int(throttled["Retry-After"]) >= 1
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+
+
+def test_approval_needs_the_clients_acr(browser: HttpClient, tv: RegisteredClient, started: dict[str, Any]) -> None:
+    tv.client.require_mfa = True
+    tv.client.save()
+    response = _approve(browser, started["user_code"])
+    assert response.status_code == 302
+    query = parse_qs(urlsplit(response["Location"]).query)
+    assert query["acr"] == ["urn:vigil:acr:mfa"] and "user_code" in query["next"][0]
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+
+
+# --- §3.4-3.5 polling ----------------------------------------------------------------------------
+
+
+def test_pending_then_slow_down_when_polled_too_fast(started: dict[str, Any]) -> None:
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        assert _poll(started["device_code"]).json()["error"] == "authorization_pending"
+        too_fast = _poll(started["device_code"])
+        assert too_fast.status_code == 400 and too_fast.json()["error"] == "slow_down"
+        assert DeviceAuthorization.objects.get().interval == 10
+        clock.shift(timedelta(seconds=6))  # the old interval is no longer enough
+        assert _poll(started["device_code"]).json()["error"] == "slow_down"
+        clock.shift(timedelta(seconds=16))
+        assert _poll(started["device_code"]).json()["error"] == "authorization_pending"
+    assert DeviceAuthorization.objects.get().interval == 15
+
+
+def test_approved_then_tokens_once(browser: HttpClient, user: Any, started: dict[str, Any]) -> None:
+    done = _approve(browser, started["user_code"])
+    assert done.status_code == 200 and b"Device connected" in done.content
+    response = _poll(started["device_code"])
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert {"access_token", "refresh_token", "id_token"} <= set(body) and body["scope"] == SCOPE
+    claims = jwt_tokens.verify(body["access_token"], typ="at+jwt")
+    session = DeviceSession.objects.get(user=user, client__client_id="tv-app")
+    assert claims["sub"] == user.get_user_id() and claims["sid"] == session.sid and claims["acr"] == session.acr
+    again = _poll(started["device_code"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.filter(client__client_id="tv-app").count() == 1
+    refreshed = form_post(HttpClient(), reverse("token"), {"grant_type": "refresh_token", "client_id": "tv-app",
+                                                           "refresh_token": body["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.content
+
+
+def test_denied(browser: HttpClient, started: dict[str, Any]) -> None:
+    assert b"not connected" in _approve(browser, started["user_code"], "deny").content
+    response = _poll(started["device_code"])
+    assert response.status_code in (400, 403) and response.json()["error"] == "access_denied"
+    assert not DeviceSession.objects.filter(client__client_id="tv-app").exists()
+
+
+def test_a_decided_code_cannot_be_decided_again(browser: HttpClient, started: dict[str, Any]) -> None:
+    _approve(browser, started["user_code"], "deny")
+    again = _approve(browser, started["user_code"])
+    assert again.status_code == 400
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.DENIED
+
+
+def test_expired(browser: HttpClient, started: dict[str, Any]) -> None:
+    with time_machine.travel(timezone.now() + timedelta(seconds=601)):
+        assert _poll(started["device_code"]).json()["error"] == "expired_token"
+        assert _approve(browser, started["user_code"]).status_code == 400
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+
+
+def test_wrong_client_and_unknown_codes(browser: HttpClient, started: dict[str, Any]) -> None:
+    register_client(name="Other TV", public=True, redirect_uris=[], client_id="other-tv",
+                    grant_types=[DEVICE_CODE])
+    _approve(browser, started["user_code"])
+    stolen = _poll(started["device_code"], client_id="other-tv")
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    assert _poll("nonsense").json()["error"] == "invalid_grant"
+    missing = form_post(HttpClient(), reverse("token"), {"grant_type": DEVICE_CODE, "client_id": "tv-app"})
+    assert missing.json()["error"] == "invalid_request"
+    assert not DeviceSession.objects.filter(client__client_id__in=["tv-app", "other-tv"]).exists()
+    assert _poll(started["device_code"]).status_code == 200  # the rightful client still can
+
+
+# --- a third-party client against the live server ---------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_authlib_device_flow_against_the_live_server(live_server: Any, tv: RegisteredClient, user: Any) -> None:
+    session = OAuth2Session("tv-app", token_endpoint_auth_method="none", scope=SCOPE)
+    started = session.post(f"{live_server.url}/device_authorization",
+                           data={"client_id": "tv-app", "scope": SCOPE}, withhold_token=True).json()
+    token_url = f"{live_server.url}/token"
+    with pytest.raises(OAuthError) as pending:
+        session.fetch_token(token_url, grant_type=DEVICE_CODE, device_code=started["device_code"])
+    assert pending.value.error == "authorization_pending"
+    with pytest.raises(OAuthError) as too_fast:
+        session.fetch_token(token_url, grant_type=DEVICE_CODE, device_code=started["device_code"])
+    assert too_fast.value.error == "slow_down"
+    browser = HttpClient()
+    assert browser.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD}).status_code == 302
+    assert _approve(browser, started["user_code"]).status_code == 200
+    with time_machine.travel(timezone.now() + timedelta(seconds=16)):
+        token = session.fetch_token(token_url, grant_type=DEVICE_CODE, device_code=started["device_code"])
+    session.close()
+    assert token["token_type"] == "Bearer" and token["refresh_token"]
+    with OAuth2Session("tv-app", token=token) as reader:
+        userinfo = reader.get(f"{live_server.url}/userinfo")
+    assert userinfo.status_code == 200 and userinfo.json()["sub"] == user.get_user_id()
