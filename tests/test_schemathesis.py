@@ -25,6 +25,8 @@ from joserfc.jwk import ECKey
 from schemathesis.config import SchemathesisConfig
 
 from clients.flows.registration import register_client
+from idp.oauth.grants.device_code import DEVICE_CODE
+from idp.oauth.grants.token_exchange import TOKEN_EXCHANGE
 from sessions.dpop.client import create_proof
 
 from .conftest import BrowserAgent
@@ -93,6 +95,7 @@ def credentials(issuer: str) -> Credentials:
         name="Schemathesis service", public=False, client_id=SERVICE_ID, redirect_uris=[SERVICE_REDIRECT],
         post_logout_redirect_uris=[SERVICE_REDIRECT],
         scopes=["openid", "profile", "email", "offline_access", "orders.read"],
+        grant_types=["authorization_code", "refresh_token", "client_credentials", DEVICE_CODE, TOKEN_EXCHANGE],
     )
     basic = base64.b64encode(f"{SERVICE_ID}:{service.secret}".encode()).decode()
     return Credentials(issuer, basic=f"Basic {basic}")
