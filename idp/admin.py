@@ -23,7 +23,7 @@ from core.events import EventType, record
 from core.models import KeyStatus, SecurityEvent, SigningKey
 from sessions.models import AuthorizationCode
 
-from .models import Consent
+from .models import Consent, DeviceAuthorization
 
 
 class ClientForm(forms.ModelForm):
@@ -188,4 +188,20 @@ class SecurityEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DeviceAuthorization)
+class DeviceAuthorizationAdmin(admin.ModelAdmin):
+    """RFC 8628 requests, read-only: the codes are hashes and only their user decides."""
+
+    list_display = ["client", "status", "user", "created_at", "expires_at", "interval"]
+    list_filter = ["status"]
+    search_fields = ["client__client_id", "user__username"]
+    exclude = ["device_code_hash", "user_code_hash"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

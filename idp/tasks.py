@@ -15,6 +15,7 @@ from core import keys
 from core.app_settings import app_settings
 from core.events import EventType, record
 from idp.backchannel import delivery as backchannel_delivery
+from idp.models import DeviceAuthorization
 from sessions.models import AccessToken, AuthorizationCode, RefreshToken
 
 
@@ -48,10 +49,12 @@ def send_backchannel_logout(self: Any, session_pk: int) -> str:
 
 @shared_task(name="idp.purge_expired_codes_and_tokens")
 def purge_expired(keep_days: int = 1) -> dict[str, int]:
-    """Delete codes, access-token records and refresh tokens that expired over ``keep_days`` ago."""
+    """Delete codes, access-token records, refresh tokens and device authorizations (RFC 8628)
+    that expired over ``keep_days`` ago."""
     cutoff = timezone.now() - timedelta(days=keep_days)
     return {
         "codes": AuthorizationCode.objects.filter(expires_at__lt=cutoff, device_session__isnull=True).delete()[0],
         "access_tokens": AccessToken.objects.filter(expires_at__lt=cutoff).delete()[0],
         "refresh_tokens": RefreshToken.objects.filter(expires_at__lt=cutoff).delete()[0],
+        "device_authorizations": DeviceAuthorization.objects.filter(expires_at__lt=cutoff).delete()[0],
     }

@@ -58,7 +58,7 @@ def test_rotate_task_publishes_successor_when_due(time_machine):
 
 
 def test_purge_removes_only_long_expired_state(tokens, time_machine):
-    assert purge_expired() == {"codes": 0, "access_tokens": 0, "refresh_tokens": 0}
+    assert purge_expired() == {"codes": 0, "access_tokens": 0, "refresh_tokens": 0, "device_authorizations": 0}
     time_machine.move_to(dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=2))
     assert purge_expired()["access_tokens"] == 1
     assert AccessToken.objects.count() == 0
