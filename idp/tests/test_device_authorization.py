@@ -236,3 +236,19 @@ def test_authlib_device_flow_against_the_live_server(live_server: Any, tv: Regis
     with OAuth2Session("tv-app", token=token) as reader:
         userinfo = reader.get(f"{live_server.url}/userinfo")
     assert userinfo.status_code == 200 and userinfo.json()["sub"] == user.get_user_id()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_polls_of_an_approved_code_issue_tokens_once(browser: HttpClient, started: dict[str, Any]) -> None:
+    """Polls take the row's lock: of twelve devices polling at once exactly one gets tokens."""
+    from django.db import connection
+
+    from tests.concurrency import run_concurrently
+
+    assert connection.vendor == "postgresql"
+    _approve(browser, started["user_code"])
+    responses = run_concurrently(12, lambda _: _poll(started["device_code"]))
+    assert sum(r.status_code == 200 for r in responses) == 1
+    assert {r.json()["error"] for r in responses if r.status_code != 200} <= {"invalid_grant"}
+    assert DeviceSession.objects.filter(client__client_id="tv-app").count() == 1
