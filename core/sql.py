@@ -181,6 +181,20 @@ class Statement:
             cursor.execute(sql, params)
             return cursor.rowcount
 
+    def first_row(self, *values: Any, using: str | None = None) -> tuple[Any, ...] | None:
+        """Execute a statement with ``RETURNING`` (or a SELECT); its first row, None if none."""
+        alias = using or router.db_for_write(self.model)
+        connection = connections[alias]
+        sql = self._sql.get(alias)
+        if sql is None:
+            sql = self._sql[alias] = self.template.format(table=connection.ops.quote_name(self.model._meta.db_table))
+        params = [field.get_db_prep_value(value, connection, prepared=False)
+                  for field, value in zip(self.fields, values, strict=True)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return tuple(row) if row is not None else None
+
 
 # --- writes folded into one statement --------------------------------------------------------
 _deferred: ContextVar[list[Sequence[Model]] | None] = ContextVar("vigil_sql_deferred", default=None)
