@@ -1,9 +1,9 @@
 """Several instances behave as one system (issue 15, item 3; docs/operations.md "Scaling out").
 
-One deployment (``tests/deployment.py``) serves every test of this module: two gunicorn
-instances, A and B, behind one nginx, two Celery workers and a beat, on one PostgreSQL
-database and one Redis. A test talks to A or B directly where the point is *which*
-instance answers, and to nginx otherwise.
+One deployment (``tests/deployment.py``), started once, serves every check below in turn:
+two gunicorn instances, A and B, behind one nginx, two Celery workers and a beat, on one
+PostgreSQL database and one Redis. A check talks to A or B directly where the point is
+*which* instance answers, and to nginx otherwise.
 
 - A client deactivated in the admin on A is refused by B at B's very next request, although
   B had the client in its per-process copy a moment before (``core/config_cache.py``).
@@ -273,13 +273,18 @@ def a_worker_killed_mid_job_leaves_nothing_half_done_and_the_other_finishes_it_o
                     timeout=VISIBILITY_TIMEOUT + 30, what="the other worker to finish the job")
     assert f"[{sent.id}] received" in deployment.log(other)  # the same message, given back
 
-    # Acknowledged once done: nothing is left for Redis to give back (kombu's "unacked" hash).
-    unacked = redis.Redis.from_url(deployment.env["CELERY_BROKER_URL"])
-    deployment.wait(lambda: unacked.hlen("unacked") == 0, what="the message to be acknowledged")
+    # Acknowledged once done: nothing of this queue is left for Redis to give back (kombu's
+    # "unacked" hash holds each message in flight with its routing key).
+    broker = redis.Redis.from_url(deployment.env["CELERY_BROKER_URL"])
+
+    def in_flight() -> list[bytes]:
+        return [m for m in broker.hvals("unacked") if isinstance(m, bytes) and deployment.queue.encode() in m]
+
+    deployment.wait(lambda: not in_flight(), what="the message to be acknowledged")
     deployment.worker(took[0])  # restarted: it runs nothing again
     time.sleep(2)
-    assert unacked.hlen("unacked") == 0
-    unacked.close()
+    assert not in_flight()
+    broker.close()
     assert deployment.count(rf"\[{sent.id}\] succeeded", "worker-1", "worker-2") == 1
     assert _revoked_whole(sessions) == 20
     assert SecurityEvent.objects.filter(event_type="session.revoked", user_id=user.pk).count() == 20
