@@ -86,6 +86,20 @@ def test_a_holder_checks_its_lock_at_most_once_a_second_and_stops_when_it_broke(
     assert lock.checks == 1 and not guard.holding
 
 
+class Unreachable(Broken):
+    """A database that cannot be reached."""
+
+    def acquire(self) -> bool:
+        raise ConnectionError("database unreachable")
+
+
+def test_a_database_that_cannot_be_reached_means_standing_by_not_crashing(caplog: Any) -> None:
+    guard = BeatGuard(Unreachable())
+    with caplog.at_level("WARNING", logger="vigil.beat"):
+        assert not guard.may_send()
+    assert "could not ask for the beat lock" in caplog.text
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_advisory_lock_has_one_holder_and_goes_with_its_connection() -> None:

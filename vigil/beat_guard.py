@@ -139,7 +139,7 @@ class BeatGuard:
             self.checked_at = now
             self.holding = self.lock.alive()
             return self.holding
-        if self.lock.acquire():
+        if self._acquire():
             self.holding, self.checked_at, self.warned = True, now, False
             logger.warning("beat: holding the beat lock (pid %s); sending periodic tasks", os.getpid())
             return True
@@ -148,6 +148,15 @@ class BeatGuard:
                            "trying again every %s s", os.getpid(), standby_seconds())
             self.warned = True
         return False
+
+    def _acquire(self) -> bool:
+        """Ask for the lock; a database that cannot be reached means "not now" (the beat
+        stays up, sends nothing, and asks again), not a crash."""
+        try:
+            return self.lock.acquire()
+        except Exception:
+            logger.warning("beat: could not ask for the beat lock; sending nothing, trying again", exc_info=True)
+            return False
 
     def release(self) -> None:
         self.lock.release()
