@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connections, router
 from django.db.models import Field, Model
 from django.db.models.fields.related_descriptors import ReverseOneToOneDescriptor
+from django.db.transaction import TransactionManagementError
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,8 @@ def no_statements(using: str = "default") -> Iterator[list[Sequence[Model]]]:
     try:
         with connection.execute_wrapper(refuse):
             yield collected
+    except TransactionManagementError as error:  # e.g. select_for_update(), refused before it runs
+        raise QueryAttempted(str(error)[:80]) from error
     except Exception as error:
         if attempted:  # whatever the block made of it: a statement was needed
             raise QueryAttempted(attempted[0][:80]) from error
