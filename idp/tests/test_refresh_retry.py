@@ -18,9 +18,9 @@ from .test_token import refresh
 pytestmark = pytest.mark.django_db
 
 
-def live_tokens() -> list[str]:
-    return list(RefreshToken.objects.filter(rotated_at__isnull=True, revoked_at__isnull=True)
-                .values_list("token_hash", flat=True))
+def live_tokens() -> list[bytes]:
+    return [bytes(h) for h in RefreshToken.objects.filter(rotated_at__isnull=True, revoked_at__isnull=True)
+            .values_list("token_hash", flat=True)]
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@ the index key of the 64-character hex spelling, and no second ``varchar_pattern_
 PostgreSQL. Existing rows are converted in place (one UPDATE per table on PostgreSQL), so every
 live refresh token and unused code keeps working."""
 
+from typing import Any
+
 from django.db import migrations, models
 
 TABLES = (("refreshtoken", "token_hash"), ("authorizationcode", "code_hash"))
 
 
-def _convert(apps, schema_editor, *, to_bytes: bool) -> None:
+def _convert(apps: Any, schema_editor: Any, *, to_bytes: bool) -> None:
     quote = schema_editor.connection.ops.quote_name
     for model_name, column in TABLES:
         model = apps.get_model("device_sessions", model_name)
@@ -23,15 +25,15 @@ def _convert(apps, schema_editor, *, to_bytes: bool) -> None:
             model.objects.filter(pk=pk).update(**{target: converted})
 
 
-def to_bytes(apps, schema_editor) -> None:
+def to_bytes(apps: Any, schema_editor: Any) -> None:
     _convert(apps, schema_editor, to_bytes=True)
 
 
-def to_hex(apps, schema_editor) -> None:
+def to_hex(apps: Any, schema_editor: Any) -> None:
     _convert(apps, schema_editor, to_bytes=False)
 
 
-def _before(model_name: str, column: str) -> list:
+def _before(model_name: str, column: str) -> list[Any]:
     """A nullable byte column beside the hex one, which loses its constraints (so that, reversed,
     the hex column comes back empty and is filled before it is unique and required again)."""
     return [
@@ -40,7 +42,7 @@ def _before(model_name: str, column: str) -> list:
     ]
 
 
-def _after(model_name: str, column: str) -> list:
+def _after(model_name: str, column: str) -> list[Any]:
     """The byte column takes the name, unique and required."""
     return [
         migrations.RemoveField(model_name=model_name, name=column),

@@ -140,8 +140,8 @@ def family_state(session: DeviceSession) -> tuple[Any, ...]:
 
 
 def live_hashes(session: DeviceSession) -> list[bytes]:
-    return list(RefreshToken.objects.filter(session=session, rotated_at__isnull=True, revoked_at__isnull=True)
-                .values_list("token_hash", flat=True))
+    return [bytes(h) for h in RefreshToken.objects.filter(session=session, rotated_at__isnull=True,
+                                                          revoked_at__isnull=True).values_list("token_hash", flat=True)]
 
 
 def assert_temporarily_unavailable(response: Any) -> None:
