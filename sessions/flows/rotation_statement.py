@@ -11,7 +11,7 @@ data-modifying ``WITH`` statement, atomic on its own:
 
 So a rotation either happens whole or not at all. When ``t`` changed nothing (a concurrent
 rotation, a grace retry, a family revoked meanwhile), or when anything before the statement
-needed the database (a policy that writes or reads, a configuration copy to reload), this
+needed to write or lock (a policy that records what it saw, a locked read), this
 returns None having written nothing, and ``rotate`` takes its transactional path, which
 judges again under the lock. SQLite and ``SESSIONS_ROTATE_IN_ONE_STATEMENT = False`` always
 take that path: same outcomes, more statements.
@@ -64,7 +64,7 @@ def rotate(
     session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
     held = len(events.held())
     try:
-        with sql.no_statements() as rows:
+        with sql.no_writes() as rows:
             issue_refresh_token(session, presented.scope, now, raw=successor)
             issued = issue(session)
     except QueryAttempted:  # e.g. a policy that writes: all of it again, in a transaction

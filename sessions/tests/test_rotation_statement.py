@@ -80,7 +80,7 @@ def test_the_transactional_path_gives_the_same_rows(iphone: App, settings: Any) 
     assert added == Counter({EventType.OAUTH_TOKEN_REFRESHED: 1, EventType.ATTESTATION_ASSERT: 1}), added
 
 
-def test_a_policy_that_needs_the_database_takes_the_transactional_path_once(iphone: App) -> None:
+def test_a_policy_that_writes_takes_the_transactional_path_once(iphone: App) -> None:
     User = get_user_model()
     calls: list[int] = []
 
