@@ -43,6 +43,9 @@ def _missing_service(marker: str) -> str | None:
         if not os.path.exists("/usr/sbin/nginx"):
             return "needs nginx at /usr/sbin/nginx (apt-get install nginx)"
         return None
+    if marker == "prometheus":
+        missing = [path for path in ("/usr/bin/prometheus", "/usr/bin/promtool") if not os.path.exists(path)]
+        return f"needs {' and '.join(missing)} (apt-get install prometheus)" if missing else None
     if marker == "browser":
         if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
             return "needs Chromium at /usr/bin/chromium (apt-get install chromium)"
@@ -55,7 +58,7 @@ def _missing_service(marker: str) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        for name in ("postgres", "redis", "celery", "browser", "nginx"):
+        for name in ("postgres", "redis", "celery", "browser", "nginx", "prometheus"):
             if item.get_closest_marker(name) and os.environ.get("VIGIL_REQUIRE_SERVICES") != "1":
                 reason = _missing_service(name)
                 if reason:
@@ -66,7 +69,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """In CI (VIGIL_REQUIRE_SERVICES=1) a missing service is a failure, not a skip."""
     if os.environ.get("VIGIL_REQUIRE_SERVICES") != "1":
         return
-    for name in ("postgres", "redis", "celery", "browser", "nginx"):
+    for name in ("postgres", "redis", "celery", "browser", "nginx", "prometheus"):
         if item.get_closest_marker(name):
             reason = _missing_service(name)
             if reason:
