@@ -79,13 +79,17 @@ DPOP_REFUSALS = Counter("vigil_dpop_refusals", "DPoP proofs refused at the token
 OAUTH_ERRORS = Counter("vigil_oauth_errors", "OAuth error responses (RFC 6749 §5.2 codes).", ["error"])
 RESOURCE_REFUSALS = Counter("vigil_resource_token_refusals", "Access tokens refused at resource endpoints.", ["reason"])
 RISK_SIGNALS = Counter("vigil_risk_signals", "Risk signals detected, by signal.", ["signal"])
-RISK_ACTIONS = Counter("vigil_risk_actions", "Risk actions, by action and outcome (taken, recorded).", ["action", "outcome"])
+RISK_ACTIONS = Counter(
+    "vigil_risk_actions", "Risk actions, by action and outcome (taken, recorded).", ["action", "outcome"]
+)
 DEVICE_HEALTH = Counter(
-    "vigil_device_health_changes", "Device compliance changes, by the new outcome and platform.", ["outcome", "platform"]
+    "vigil_device_health_changes", "Device compliance changes, by the new outcome and platform.",
+    ["outcome", "platform"],
 )
 SESSIONS_REVOKED = Counter("vigil_sessions_revoked", "Device sessions revoked, by reason.", ["reason"])
 LOGINS = Counter(
-    "vigil_logins", "Sign-in steps by factor (password, passkey, totp, recovery) and result (success, failure, throttled).",
+    "vigil_logins",
+    "Sign-in steps by factor (password, passkey, totp, recovery) and result (success, failure, throttled).",
     ["factor", "result"],
 )
 SSF_DELIVERIES = Counter(

@@ -22,7 +22,7 @@ from typing import Any
 from celery import signals
 from celery.app.task import Task
 from django.conf import settings
-from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
 from core import metrics
 from core.logging import JsonLineFormatter
@@ -89,12 +89,12 @@ def _serve_worker_metrics(**kwargs: Any) -> None:
     port = str(getattr(settings, "VIGIL_CELERY_METRICS_PORT", "") or "")
     if not port:
         return
-    registry = None
+    registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)
     address = str(getattr(settings, "VIGIL_CELERY_METRICS_ADDR", "127.0.0.1"))
-    start_http_server(int(port), addr=address, **({"registry": registry} if registry is not None else {}))
+    start_http_server(int(port), addr=address, registry=registry)
     logger.info("worker metrics on http://%s:%s/metrics", address, port)
 
 

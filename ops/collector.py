@@ -31,8 +31,9 @@ Part = Callable[[], list[GaugeMetricFamily]]
 
 def signing_keys() -> list[GaugeMetricFamily]:
     now = timezone.now()
-    age = GaugeMetricFamily("vigil_signing_key_age_seconds", "Seconds the active signing key has signed, per algorithm.",
-                            labels=["alg"])
+    age = GaugeMetricFamily(
+        "vigil_signing_key_age_seconds", "Seconds the active signing key has signed, per algorithm.", labels=["alg"]
+    )
     due = GaugeMetricFamily(
         "vigil_signing_key_next_rotation_seconds",
         "Seconds until the next key starts signing (a waiting key's activation, else the active key's "

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from core import keys
 from core.models import SigningKey
 from core.outage_testing import database_down
+from idp.tasks import purge_expired
 from ops.collector import SharedStateCollector
 from shared_signals.models import SetDelivery, SsfReceiver
-from idp.tasks import purge_expired
 
 from .conftest import Deltas
 
