@@ -82,20 +82,21 @@ def _json_logs(logger: logging.Logger | None = None, **kwargs: Any) -> None:
         handler.setFormatter(JsonLineFormatter())
 
 
-def _serve_worker_metrics(**kwargs: Any) -> None:
+def _serve_worker_metrics(**kwargs: Any) -> Any:
     """``VIGIL_CELERY_METRICS_PORT``: this worker serves its samples (and, in multiprocess
     mode, those of its pool's children) on that port, bound to ``VIGIL_CELERY_METRICS_ADDR``
     (default 127.0.0.1: reach it through the host's network policy, it has no token)."""
     port = str(getattr(settings, "VIGIL_CELERY_METRICS_PORT", "") or "")
     if not port:
-        return
+        return None
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     address = str(getattr(settings, "VIGIL_CELERY_METRICS_ADDR", "127.0.0.1"))
-    start_http_server(int(port), addr=address, registry=registry)
+    server, _thread = start_http_server(int(port), addr=address, registry=registry)
     logger.info("worker metrics on http://%s:%s/metrics", address, port)
+    return server
 
 
 def connect() -> None:
