@@ -9,10 +9,13 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
+        from django.conf import settings
+
         from core import events
 
         from . import celery_metrics, checks, event_metrics
 
-        events.subscribe(event_metrics.count)
-        celery_metrics.connect()
         checks.register()
+        if getattr(settings, "VIGIL_OBSERVABILITY", True):
+            events.subscribe(event_metrics.count)
+            celery_metrics.connect()

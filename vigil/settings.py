@@ -86,10 +86,13 @@ INSTALLED_APPS = [
     "ops",  # metrics, /healthz, /readyz, request ids (docs/operations.md "Metrics")
 ]
 
+# Request ids, request metrics and log lines, and the counting of security events (ops/).
+# Off only to measure what they cost (docs/operations.md "Metrics"): the same run, with and without.
+VIGIL_OBSERVABILITY = env_bool("VIGIL_OBSERVABILITY", True)
 MIDDLEWARE = [
     # Outermost: the request id, metrics and log line of every answer, and the probes
     # (/healthz, /readyz, /metrics) answered before the host check and the HTTPS redirect.
-    "ops.middleware.ObservabilityMiddleware",
+    *(["ops.middleware.ObservabilityMiddleware"] if VIGIL_OBSERVABILITY else []),
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside every middleware that reads the database or the cache: 503 while one is down.

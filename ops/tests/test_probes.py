@@ -91,3 +91,20 @@ def test_readyz_on_a_fresh_database_makes_the_first_keys(http: HttpClient) -> No
     assert not keys.SigningKey.objects.exists()
     assert http.get("/readyz").status_code == 200
     assert set(keys.SigningKey.objects.values_list("alg", flat=True)) == set(keys.signing_algs())
+
+
+def test_observability_can_be_turned_off_to_measure_its_cost() -> None:
+    """``VIGIL_OBSERVABILITY=0`` (the bench's "before"): no middleware, no event counting."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import django; django.setup(); from django.conf import settings; from core import events; "
+              "print(any('ops.' in m for m in settings.MIDDLEWARE), len(events._listeners))")
+    root = Path(__file__).resolve().parents[2]
+    for value, expected in (("0", "False 0"), ("1", "True 1")):
+        env = {"PATH": "/usr/bin:/bin", "VIGIL_TESTING": "1", "DJANGO_SETTINGS_MODULE": "vigil.settings",
+               "VIGIL_OBSERVABILITY": value, "VIGIL_VAR_DIR": "/tmp"}
+        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
+                             timeout=60)
+        assert out.stdout.strip() == expected, out.stderr
