@@ -74,6 +74,6 @@ def test_a_statement_reports_the_rows_it_changed(tokens: Any) -> None:
     assert mark.run(now, token.pk, now) == 0  # already rotated: the condition is what makes it single use
     token.refresh_from_db()
     assert token.rotated_at == now
-    expired = RefreshToken.objects.create(token_hash="h" * 64, session=token.session, scope="", created_at=now,
+    expired = RefreshToken.objects.create(token_hash=b"h" * 32, session=token.session, scope="", created_at=now,
                                           expires_at=now - timedelta(seconds=1))
     assert mark.run(now, expired.pk, now) == 0

@@ -28,7 +28,7 @@ from django.db import DatabaseError, connections, router
 from django.db.models import Model
 
 from core import events, sql
-from core.crypto import token_hash
+from core.crypto import token_digest
 from core.events import EventType
 from core.sql import QueryAttempted, gated_insert, insert_values, mark_inserted, pk_column
 
@@ -94,7 +94,7 @@ def rotate(
 def _committed(successor: str) -> bool:
     """Whether the statement committed (asked only on the error path above)."""
     try:
-        return RefreshToken.objects.filter(token_hash=token_hash(successor)).exists()
+        return RefreshToken.objects.filter(token_hash=token_digest(successor)).exists()
     except DatabaseError:  # the database is gone: not known to be stored, the batch tries again
         return False
 
