@@ -19,12 +19,13 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from clients.models import Client
-from core.crypto import generate_token, token_hash
+from core.crypto import generate_token, token_digest
 from core.events import EventType, record
 from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.models import AuthorizationCode
 
 from ..models import DeviceSession
+from . import exchange_statement
 from .revocation import Reason, revoke_session
 from .tokens import IssuedTokens, place_of
 
@@ -75,7 +76,7 @@ def find(
     (acted on and recorded); or None."""
     if not isinstance(raw, str) or len(raw) > 512:
         return None
-    found = _CODE_QUERY.first([token_hash(raw), client.pk])
+    found = _CODE_QUERY.first([token_digest(raw), client.pk])
     if found is None:
         return None
     code = found["c"]
@@ -99,7 +100,17 @@ def exchange(
 ) -> ExchangeResult:
     """Claim ``code`` and start its family, issuing in the same transaction; a code claimed
     in the meantime is reuse. ``dpop_jkt`` binds the family's refresh tokens (RFC 9449 §5,
-    public clients) and ``device`` the attested device (docs/attestation.md §3)."""
+    public clients) and ``device`` the attested device (docs/attestation.md §3). On
+    PostgreSQL the common case is one statement (``exchange_statement``)."""
+    if exchange_statement.applicable():
+        done = exchange_statement.exchange(
+            code, now=now, issue=issue, request=request,
+            begin=lambda: start_session(code, ip=ip, now=now, dpop_jkt=dpop_jkt, device=device),
+        )
+        if done is False:
+            return refuse_reuse(code, now=now, request=request)
+        if isinstance(done, tuple):
+            return Exchanged(*done)
     with transaction.atomic():
         claimed = _CLAIM_CODE.run(now, code.pk)
         if claimed:
