@@ -78,16 +78,21 @@ class Client(models.Model):
         help_text="Resources this client serves as a resource server (RFC 8707 URIs, or a client_id: the aud of that "
         "client's tokens without a resource): it may introspect access tokens whose aud names one (RFC 7662 §4).",
     )
+    # db_default on the fields added after the first release: rows inserted by code that does not
+    # know them yet (a rolling deploy, an older migration state) still get a value.
     token_exchange_audiences = models.JSONField(
-        default=list, blank=True, help_text="RFC 8693: the audiences (resource URIs or client_ids) this confidential "
+        default=list, db_default=[], blank=True,
+        help_text="RFC 8693: the audiences (resource URIs or client_ids) this confidential "
         "client may ask for when it exchanges a user's access token; empty: it may not exchange.",
     )
     backchannel_logout_uri = models.URLField(
-        max_length=2000, blank=True, help_text="OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens "
+        max_length=2000, blank=True, db_default="",
+        help_text="OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens "
         "are POSTed when a session of this client ends (https, or http on a loopback address).",
     )
     backchannel_logout_session_required = models.BooleanField(
-        default=False, help_text="Back-Channel Logout §2.2: this client needs the sid claim in logout tokens "
+        default=False, db_default=False,
+        help_text="Back-Channel Logout §2.2: this client needs the sid claim in logout tokens "
         "(Vigil always sends sid and sub)."
     )
     first_party = models.BooleanField(default=False, help_text="Skip the consent screen.")

@@ -16,16 +16,16 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='client',
             name='backchannel_logout_session_required',
-            field=models.BooleanField(default=False, help_text='Back-Channel Logout §2.2: this client needs the sid claim in logout tokens (Vigil always sends sid and sub).'),
+            field=models.BooleanField(db_default=False, default=False, help_text='Back-Channel Logout §2.2: this client needs the sid claim in logout tokens (Vigil always sends sid and sub).'),
         ),
         migrations.AddField(
             model_name='client',
             name='backchannel_logout_uri',
-            field=models.URLField(blank=True, help_text='OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed when a session of this client ends (https, or http on a loopback address).', max_length=2000),
+            field=models.URLField(blank=True, db_default='', help_text='OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed when a session of this client ends (https, or http on a loopback address).', max_length=2000),
         ),
         migrations.AddField(
             model_name='client',
             name='token_exchange_audiences',
-            field=models.JSONField(blank=True, default=list, help_text="RFC 8693: the audiences (resource URIs or client_ids) this confidential client may ask for when it exchanges a user's access token; empty: it may not exchange."),
+            field=models.JSONField(blank=True, db_default=[], default=list, help_text="RFC 8693: the audiences (resource URIs or client_ids) this confidential client may ask for when it exchanges a user's access token; empty: it may not exchange."),
         ),
     ]

@@ -5,8 +5,11 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    # After the state-only move out of idp (idp 0009/0010): migrating idp back before the move
+    # (tests/test_model_moves.py) unapplies this column first, so the old model can insert.
     dependencies = [
         ('core', '0001_initial'),
+        ('idp', '0010_relabel_content_types'),
     ]
 
     operations = [
