@@ -85,7 +85,7 @@ def totp_enroll_view(request: AuthenticatedHttpRequest) -> HttpResponse:
         error = "That code is not valid, or too many attempts. Wait for a new code and try again."
     context = {
         "form": form, "error": error, "qr_svg": totp.qr_svg(device), "secret": totp.secret_base32(device),
-        "next": safe_next(request),
+        "otpauth_uri": totp.provisioning_uri(device), "next": safe_next(request),
     }
     return render(request, "accounts/totp_enroll.html", context, status=400 if error else 200)
 
