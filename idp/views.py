@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
@@ -160,8 +161,8 @@ def end_session(request: HttpRequest) -> HttpResponse:
             {
                 "error": OAuthErrorCode.INVALID_REQUEST,
                 "description": parsed.error,
-                "title": "Sign-out request problem",
-                "heading": "This sign-out request cannot be completed",
+                "title": gettext("Sign-out request problem"),
+                "heading": gettext("This sign-out request cannot be completed"),
             },
             status=400,
         )
