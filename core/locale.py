@@ -77,5 +77,7 @@ class PageLocaleMiddleware(LocaleMiddleware):
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         response = super().process_response(request, response)
+        # The page is rendered: the next thing this thread does gets the defaults again.
         timezone.deactivate()
+        translation.deactivate()
         return response
