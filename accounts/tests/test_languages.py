@@ -47,18 +47,18 @@ def login_page(client: Client, url: str, **headers: str) -> str:
 def test_ui_locales_picks_the_sign_in_page_language(client: Client, app: Any, ui_locales: str, lang: str,
                                                     heading: str) -> None:
     body = login_page(client, authorize(ui_locales=ui_locales))
-    assert f'<html lang="{lang}">' in body and heading in body
+    assert f'<html lang="{lang}" ' in body and heading in body
 
 
 def test_ui_locales_beats_the_browser_language(client: Client, app: Any) -> None:
     body = login_page(client, authorize(ui_locales="es"), **{"accept-language": "de-DE,de;q=0.9"})
-    assert '<html lang="es">' in body and "Contraseña" in body
+    assert '<html lang="es" ' in body and "Contraseña" in body
 
 
 def test_without_ui_locales_the_browser_language_is_used(client: Client, app: Any) -> None:
     page = client.get(reverse("accounts:login"), headers={"accept-language": "de-CH,de;q=0.9,en;q=0.5"})
     body = page.content.decode()
-    assert '<html lang="de">' in body and "Passwort" in body and page["Content-Language"] == "de"
+    assert '<html lang="de" ' in body and "Passwort" in body and page["Content-Language"] == "de"
     assert "Accept-Language" in page["Vary"]
 
 
@@ -71,7 +71,7 @@ def test_the_switcher_changes_the_language_and_wins(client: Client, app: Any) ->
     assert switched.status_code == 302 and switched["Location"] == back
     assert client.cookies[settings.LANGUAGE_COOKIE_NAME].value == "es"
     body = client.get(back).content.decode()
-    assert '<html lang="es">' in body and "Iniciar sesión en Shop" in body  # ui_locales=de lost to the choice
+    assert '<html lang="es" ' in body and "Iniciar sesión en Shop" in body  # ui_locales=de lost to the choice
 
 
 def test_the_switcher_needs_csrf_and_stays_on_our_origin(app: Any) -> None:

@@ -31,14 +31,17 @@
   function rememberZone(zone) {
     if (!zone || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) { return; }
     var secure = window.location.protocol === "https:" ? "; Secure" : "";
-    document.cookie = "vigil_tz=" + encodeURIComponent(zone) + "; Path=/; Max-Age=31536000; SameSite=Lax" + secure;
+    document.cookie = "vigil_tz=" + zone + "; Path=/; Max-Age=31536000; SameSite=Lax" + secure;
   }
 
   function localTimes(zone) {
     var lang = document.documentElement.lang || undefined;
     var format;
     try {
-      format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short", timeZone: zone, timeZoneName: "short" });
+      format = new Intl.DateTimeFormat(lang, {
+        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+        timeZone: zone, timeZoneName: "short"
+      });
     } catch (e) { return; }
     document.querySelectorAll("time[datetime][data-local]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
