@@ -109,3 +109,13 @@ def test_throttle_message_is_translated() -> None:
         assert throttled_message(30) == "Demasiados intentos. Vuelva a intentarlo dentro de 30 segundos."
     with translation.override("de"):
         assert throttled_message(1) == "Zu viele Versuche. Versuchen Sie es in 1 Sekunde erneut."
+
+
+def test_discovery_advertises_the_pages_languages(client: Client, db: Any) -> None:
+    """OIDC Discovery 1.0 §3 ``ui_locales_supported``: each one really renders the pages."""
+    advertised = client.get("/.well-known/openid-configuration").json()["ui_locales_supported"]
+    assert advertised == ["en", "de", "es"]
+    words = {"en": "Password", "de": "Passwort", "es": "Contraseña"}
+    for code in advertised:
+        body = client.get(reverse("accounts:login"), headers={"accept-language": code}).content.decode()
+        assert f'<html lang="{code}" ' in body and f">{words[code]}</label>" in body
