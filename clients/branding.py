@@ -102,5 +102,5 @@ def app_for_request(request: HttpRequest) -> AppBrand | None:
 
 
 def context(request: HttpRequest) -> dict[str, Any]:
-    """Template context processor: ``theme`` and ``app`` (or None)."""
-    return {"theme": theme(), "app": app_for_request(request)}
+    """Template context processor: ``theme`` and ``client_brand`` (or None)."""
+    return {"theme": theme(), "client_brand": app_for_request(request)}
