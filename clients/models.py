@@ -102,18 +102,19 @@ class Client(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     # --- what people see on the sign-in pages (clients/branding.py) ---------------------------
+    # db_default: rows written by code that predates these columns (a rolling deploy) still insert.
     display_name = models.CharField(
-        max_length=100, blank=True,
+        max_length=100, blank=True, db_default="",
         help_text="Shown to people: \"Sign in to <display name>\". Empty: the name above.",
     )
     privacy_policy_url = models.URLField(
-        max_length=500, blank=True, validators=[HTTPS_ONLY], help_text="https only; linked on the sign-in pages."
+        max_length=500, blank=True, db_default="", validators=[HTTPS_ONLY], help_text="https only; linked on the sign-in pages."
     )
     terms_url = models.URLField(
-        max_length=500, blank=True, validators=[HTTPS_ONLY], help_text="https only; linked on the sign-in pages."
+        max_length=500, blank=True, db_default="", validators=[HTTPS_ONLY], help_text="https only; linked on the sign-in pages."
     )
     scope_descriptions = models.JSONField(
-        default=dict, blank=True,
+        default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField()),
         help_text="What each of this client's own scopes lets it do, as the consent page says it: "
         "{\"orders.read\": \"See your orders\"}. Keys may carry a language: \"orders.read@de\". "
         "Standard OpenID scopes are described already.",
