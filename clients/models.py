@@ -108,10 +108,12 @@ class Client(models.Model):
         help_text="Shown to people: \"Sign in to <display name>\". Empty: the name above.",
     )
     privacy_policy_url = models.URLField(
-        max_length=500, blank=True, db_default="", validators=[HTTPS_ONLY], help_text="https only; linked on the sign-in pages."
+        max_length=500, blank=True, db_default="", validators=[HTTPS_ONLY],
+        help_text="https only; linked on the sign-in pages.",
     )
     terms_url = models.URLField(
-        max_length=500, blank=True, db_default="", validators=[HTTPS_ONLY], help_text="https only; linked on the sign-in pages."
+        max_length=500, blank=True, db_default="", validators=[HTTPS_ONLY],
+        help_text="https only; linked on the sign-in pages.",
     )
     scope_descriptions = models.JSONField(
         default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField()),

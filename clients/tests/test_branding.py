@@ -275,3 +275,14 @@ def test_admin_refuses_http_links_and_undeclared_scope_descriptions(admin_client
     body = response.content.decode()
     assert response.status_code == 200 and "Enter an https URL" in body and "not one of this client" in body
     assert Client.objects.get(pk=shop.pk).privacy_policy_url == ""
+
+
+def test_second_factor_set_up_pages_name_the_app_through_the_sign_in_next(
+    client: BrowserClient, django_user_model: Any, db: Any
+) -> None:
+    make_client(display_name="Acme Shop")
+    django_user_model.objects.create_user(username="bob", password="long enough password 1")
+    client.post(reverse("accounts:login"), {"username": "bob", "password": "long enough password 1"})
+    back_to_login = reverse("accounts:login") + "?" + urlencode({"next": authorize_next()})
+    page = client.get(reverse("accounts:mfa_setup"), {"next": back_to_login})
+    assert page.status_code == 200 and "Sign in to <strong>Acme Shop</strong>" in page.content.decode()
