@@ -6,7 +6,16 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 
-class LoginForm(forms.Form):
+class ErrorLinkedForm(forms.Form):
+    """A form whose fields point at the page's error message (WCAG 2.2 SC 3.3.1, ARIA 1.2
+    ``aria-describedby`` / ``aria-invalid``): a screen reader reads the error with the field."""
+
+    def link_error(self, element_id: str) -> None:
+        for field in self.fields.values():
+            field.widget.attrs.update({"aria-invalid": "true", "aria-describedby": element_id})
+
+
+class LoginForm(ErrorLinkedForm):
     username = forms.CharField(
         label=_("Username"), max_length=150,
         widget=forms.TextInput(attrs={"autocomplete": "username webauthn", "autofocus": True}),
@@ -27,7 +36,7 @@ class CodeForm(forms.Form):
     )
 
 
-class TotpConfirmForm(forms.Form):
+class TotpConfirmForm(ErrorLinkedForm):
     code = forms.CharField(
         max_length=10,
         label=_("Code from the app"),
