@@ -76,7 +76,10 @@ class PageLocaleMiddleware(LocaleMiddleware):
             timezone.deactivate()
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        response = super().process_response(request, response)
+        # Only pages depend on the language: JSON (the token endpoint, JWKS, discovery) keeps
+        # its caching headers without ``Vary: Accept-Language``.
+        if response.get("Content-Type", "").startswith("text/html"):
+            response = super().process_response(request, response)
         # The page is rendered: the next thing this thread does gets the defaults again.
         timezone.deactivate()
         translation.deactivate()

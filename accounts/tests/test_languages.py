@@ -119,3 +119,8 @@ def test_discovery_advertises_the_pages_languages(client: Client, db: Any) -> No
     for code in advertised:
         body = client.get(reverse("accounts:login"), headers={"accept-language": code}).content.decode()
         assert f'<html lang="{code}" ' in body and f">{words[code]}</label>" in body
+
+
+def test_json_endpoints_do_not_vary_by_language(client: Client, db: Any) -> None:
+    response = client.get("/.well-known/openid-configuration", headers={"accept-language": "de"})
+    assert "Accept-Language" not in response.get("Vary", "") and "Content-Language" not in response
