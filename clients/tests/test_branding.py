@@ -5,6 +5,7 @@ sign-in, second-factor, consent and error pages, escaped like any text; https-on
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -286,3 +287,13 @@ def test_second_factor_set_up_pages_name_the_app_through_the_sign_in_next(
     back_to_login = reverse("accounts:login") + "?" + urlencode({"next": authorize_next()})
     page = client.get(reverse("accounts:mfa_setup"), {"next": back_to_login})
     assert page.status_code == 200 and "Sign in to <strong>Acme Shop</strong>" in page.content.decode()
+
+
+def test_pages_load_nothing_from_another_origin(client: BrowserClient, db: Any) -> None:
+    """No external fonts, scripts, styles or images: only our own paths (and the client's https
+    links, which are navigation, not loads)."""
+    make_client(display_name="Acme Shop", privacy_policy_url="https://shop.example/privacy")
+    body = client.get(reverse("accounts:login"), {"next": authorize_next()}).content.decode()
+    loads = re.findall(r'<(?:script|img|link|iframe|source)\b[^>]*\b(?:src|href)="([^"]*)"', body)
+    assert loads and all(url.startswith("/") and not url.startswith("//") for url in loads), loads
+    assert "@import" not in body and "url(" not in body
