@@ -53,8 +53,10 @@ def test_the_committed_mo_files_are_compiled_from_the_po_files() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-SOURCES = ["accounts", "attestation", "clients", "core", "device_health", "idp", "risk", "sessions",
-           "shared_signals", "simulator", "templates", "vigil"]
+def sources() -> list[str]:
+    """Every Python package at the top of the tree (the apps and the project), and the templates."""
+    packages = [p.name for p in ROOT.iterdir() if (p / "__init__.py").exists() and p.name not in {"tests", "bench"}]
+    return sorted(packages) + ["templates"]
 
 
 def test_the_po_files_hold_exactly_the_messages_the_sources_mark(tmp_path: Path) -> None:
@@ -62,7 +64,7 @@ def test_the_po_files_hold_exactly_the_messages_the_sources_mark(tmp_path: Path)
         if os.environ.get("VIGIL_REQUIRE_SERVICES") == "1":
             pytest.fail("GNU gettext's xgettext is missing (.ci/run installs it)")
         pytest.skip("[service-missing:gettext] needs GNU gettext's xgettext (apt-get install gettext)")
-    for name in SOURCES:
+    for name in sources():
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("tests", "__pycache__", "*.mo"))
     shutil.copy(ROOT / "manage.py", tmp_path / "manage.py")
     for language in LANGUAGES:
