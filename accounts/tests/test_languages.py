@@ -5,8 +5,10 @@ The page says its language in ``<html lang>``."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 from django.conf import settings
@@ -124,3 +126,13 @@ def test_discovery_advertises_the_pages_languages(client: Client, db: Any) -> No
 def test_json_endpoints_do_not_vary_by_language(client: Client, db: Any) -> None:
     response = client.get("/.well-known/openid-configuration", headers={"accept-language": "de"})
     assert "Accept-Language" not in response.get("Vary", "") and "Content-Language" not in response
+
+
+def test_after_a_failed_sign_in_the_switcher_keeps_the_request(client: Client, app: Any) -> None:
+    nxt = authorize(ui_locales="de")
+    page = client.post(reverse("accounts:login"), {"username": "nobody", "password": "wrong", "next": nxt})
+    assert page.status_code == 400
+    switcher = page.content.decode().split(f'action="{reverse("set_language")}"')[1]
+    back = html.unescape(re.search(r'name="next" value="([^"]*)"', switcher).group(1))  # type: ignore[union-attr]
+    path, _, query = back.partition("?")
+    assert path == reverse("accounts:login") and parse_qs(query)["next"] == [nxt]
