@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,7 +43,6 @@ def register_client_key_needs(longest_access_token_lifetime: Callable[[], int],
                               signing_alg_choices: Callable[[], list[str]]) -> None:
     ClientKeyNeeds.longest_access_token_lifetime = staticmethod(longest_access_token_lifetime)
     ClientKeyNeeds.signing_alg_choices = staticmethod(signing_alg_choices)
-_public_cache: dict[str, JoseKey] = {}
 _lock = threading.Lock()
 
 
@@ -99,17 +99,15 @@ def _import(data: dict[str, Any], alg: str) -> JoseKey:
 
 
 def public_key(kid: str) -> tuple[JoseKey, str] | None:
-    """The published public key with this ``kid`` and its algorithm, or None."""
-    cached = _public_cache.get(kid)
-    if cached is not None:
-        return cached, str(cached.alg)
+    """The published public key with this ``kid`` and its algorithm, or None. Held per process
+    under the config generation, so a key retired or withdrawn on any instance stops verifying
+    here at the next request."""
+    return config_cache.cached(("public-key", kid), lambda: _load_public(kid))
+
+
+def _load_public(kid: str) -> tuple[JoseKey, str] | None:
     key = SigningKey.objects.published().filter(kid=kid).first()
-    if key is None:
-        return None
-    loaded = _import(dict(key.public_jwk), key.alg)
-    with _lock:
-        _public_cache[kid] = loaded
-    return loaded, key.alg
+    return None if key is None else (_import(dict(key.public_jwk), key.alg), key.alg)
 
 
 @transaction.atomic
@@ -146,7 +144,6 @@ def advance(now: datetime | None = None) -> list[str]:
 
 
 def _forget(kid: str) -> None:
-    _public_cache.pop(kid, None)
     _private_cache.pop(kid, None)
 
 
@@ -244,16 +241,38 @@ def _create_first_key(alg: str, moment: datetime) -> bool:
     return True
 
 
-def jwks(now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
-    """The public JWKS (RFC 7517 §5): next, active and retiring keys. On a fresh database
-    the first read creates the first key of every signing algorithm, so a relying party
-    that loads the JWKS at start-up can verify the very first token."""
-    advance(now)
+@dataclass(frozen=True)
+class PublishedKeys:
+    """The JWKS and the moment it next changes by itself: the earliest ``activates_at`` of a
+    waiting key (its promotion may withdraw a stale one) or ``remove_after`` of a retiring
+    one. None when no transition is scheduled. Until then only a saved key changes it."""
+
+    jwks: dict[str, list[dict[str, Any]]]
+    valid_until: datetime | None
+
+
+def published_keys(now: datetime | None = None) -> PublishedKeys:
+    """The public JWKS (RFC 7517 §5): next, active and retiring keys, after applying the
+    transitions due. On a fresh database the first read creates the first key of every signing
+    algorithm, so a relying party that loads the JWKS at start-up can verify the very first token."""
+    moment = now or timezone.now()
+    advance(moment)
     published = list(SigningKey.objects.published().order_by("alg", "-created_at"))
     if not set(signing_algs()) <= {k.alg for k in published if k.status == KeyStatus.ACTIVE}:
-        ensure_keys(now)
+        ensure_keys(moment)
         published = list(SigningKey.objects.published().order_by("alg", "-created_at"))
-    return {"keys": [dict(k.public_jwk) for k in published]}
+    return PublishedKeys({"keys": [dict(k.public_jwk) for k in published]}, _next_transition(published))
+
+
+def _next_transition(published: Iterable[SigningKey]) -> datetime | None:
+    moments = [k.activates_at for k in published if k.status == KeyStatus.NEXT]
+    moments += [k.remove_after for k in published if k.status == KeyStatus.RETIRING and k.remove_after]
+    return min(moments, default=None)
+
+
+def jwks(now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+    """:func:`published_keys`' JWKS."""
+    return published_keys(now).jwks
 
 
 def rotation_due(alg: str, now: datetime | None = None) -> bool:
