@@ -10,7 +10,10 @@ keeps the serialised body and its ``Cache-Control`` and answers without SQL:
   so no time-based change is served late. With the shared cache down it is read from the
   database on every request, never served stale;
 * discovery (OIDC Discovery 1.0 §4, RFC 8414 §3) reads settings only, no row: it is built once
-  per process and again when a setting changes (``setting_changed``, sent by tests).
+  per process, with no cache read at all.
+
+Both are built again when a setting changes (``setting_changed``: only tests change settings
+in a running process).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from core.app_settings import app_settings
 from . import discovery
 
 DISCOVERY_MAX_AGE = 3600
-_JWKS_KEY = ("idp-document", "jwks")
+_settings_epoch = [0]  # bumped when a setting changes: copies built under other settings are not used
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ def jwks(now: datetime | None = None) -> Document:
     """The JWKS as served now. An empty set (no algorithm configured) must not stick in relying
     parties' caches: it is sent with ``max-age=0``."""
     moment = now or timezone.now()
-    return config_cache.cached(_JWKS_KEY, lambda: _build_jwks(moment), fresh=lambda held: held.fresh_at(moment))
+    key = ("idp-document", "jwks", _settings_epoch[0])
+    return config_cache.cached(key, lambda: _build_jwks(moment), fresh=lambda held: held.fresh_at(moment))
 
 
 def _build_jwks(moment: datetime) -> Document:
@@ -80,6 +84,7 @@ def openid_configuration() -> Document:
 
 def _settings_changed(**kwargs: Any) -> None:
     _discovery.clear()
+    _settings_epoch[0] += 1
 
 
 setting_changed.connect(_settings_changed, dispatch_uid="idp-documents-settings-changed")

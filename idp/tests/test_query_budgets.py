@@ -54,7 +54,10 @@ def test_introspection_query_budget(tokens, service_client, django_assert_max_nu
     assert response.json()["active"] is True
 
 
-def test_jwks_query_budget(django_assert_max_num_queries):
+def test_jwks_and_discovery_query_budget(django_assert_num_queries):
+    """Served from this process's memory once warm (issue 19; idp/tests/test_documents_from_memory.py)."""
     keys.ensure_keys()
-    with django_assert_max_num_queries(4):
+    assert HttpClient().get(reverse("jwks")).status_code == 200
+    with django_assert_num_queries(0):
         assert HttpClient().get(reverse("jwks")).status_code == 200
+        assert HttpClient().get(reverse("openid-configuration")).status_code == 200
