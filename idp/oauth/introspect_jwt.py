@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections, router
+from django.db.models import Field
 
 from core import events, jwt_tokens
 from core.events import EventType
@@ -49,7 +50,8 @@ def _parts() -> list[Part]:
 _LOOKUP = JoinedQuery(_parts, where="a.jti = %s")
 
 # Parameters, in order: the look-up's jti; whether the client serves the token's audience, the
-# client's pk, ``now``, the active session status; the event's created_at, type, client_id, ip.
+# client's pk, ``now``, the active session status; then the event's fields, as ``sql.insert``
+# prepares them, except those computed from the verdict.
 _STATEMENT = """
 WITH found ({columns}) AS ({lookup}),
 verdict AS (
@@ -64,19 +66,17 @@ verdict AS (
     FROM (SELECT 1) AS one LEFT JOIN found AS f ON TRUE
 ),
 logged AS (
-    INSERT INTO {events} (created_at, event_type, outcome, reason, user_id, client_id, session_id, ip_address,
-                          details)
-    SELECT %s::timestamptz, %s, v.outcome,
-           CASE v.outcome WHEN 'success' THEN 'active' WHEN 'denied' THEN 'not_token_audience' ELSE 'inactive' END,
-           NULL, %s, '', %s::inet,
-           CASE v.outcome WHEN 'denied'
-                THEN jsonb_build_object('token_client_id', v.token_client_id, 'token_type', 'access_token')
-                ELSE '{{}}'::jsonb END
-    FROM verdict AS v
+    INSERT INTO {events} ({event_columns}) SELECT {event_values} FROM verdict AS v
     RETURNING id, outcome, reason, details
 )
 SELECT logged.id, logged.outcome, logged.reason, logged.details, found.* FROM logged LEFT JOIN found ON TRUE
 """
+_COMPUTED = {
+    "outcome": "v.outcome",
+    "reason": "CASE v.outcome WHEN 'success' THEN 'active' WHEN 'denied' THEN 'not_token_audience' ELSE 'inactive' END",
+    "details": "CASE v.outcome WHEN 'denied' THEN jsonb_build_object("
+               "'token_client_id', v.token_client_id, 'token_type', 'access_token') ELSE '{}'::jsonb END",
+}
 _statements: dict[str, str] = {}
 
 
@@ -96,11 +96,13 @@ def look_up_and_record(
 ) -> tuple[AccessToken | None, str]:
     """The token's row (with client, family and user) and the outcome recorded for it."""
     using = router.db_for_write(SecurityEvent)
+    connection = connections[using]
     event = events.build(EventType.OAUTH_INTROSPECTION, client_id=client.client_id, request=request)
     event.created_at = now
-    params: list[Any] = [str(claims.get("jti")), serves_audience, client.pk, now, SessionStatus.ACTIVE,
-              now, str(event.event_type), event.client_id, event.ip_address]
-    with connections[using].cursor() as cursor:
+    params: list[Any] = [str(claims.get("jti")), serves_audience, client.pk, now, SessionStatus.ACTIVE]
+    params += [f.get_db_prep_save(f.pre_save(event, True), connection) for f in _event_fields()
+               if f.name not in _COMPUTED]
+    with connection.cursor() as cursor:
         cursor.execute(_statement(using), params)
         row = cursor.fetchone()
     event.pk, event.outcome, event.reason = row[:3]
@@ -112,12 +114,20 @@ def look_up_and_record(
     return (access if isinstance(access, AccessToken) else None), str(event.outcome)
 
 
+def _event_fields() -> list[Field[Any, Any]]:
+    meta = SecurityEvent._meta
+    return [f for f in meta.concrete_fields if f is not meta.auto_field]
+
+
 def _statement(using: str) -> str:
     sql = _statements.get(using)
     if sql is None:
         quote = connections[using].ops.quote_name
+        fields = _event_fields()
         sql = _statements[using] = _STATEMENT.format(
             columns=", ".join(_LOOKUP.columns(using)), lookup=_LOOKUP.sql(using),
             events=quote(SecurityEvent._meta.db_table),
+            event_columns=", ".join(quote(str(f.column)) for f in fields),
+            event_values=", ".join(_COMPUTED.get(f.name, "%s") for f in fields),
         )
     return sql
