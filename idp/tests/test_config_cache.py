@@ -121,3 +121,13 @@ def test_a_rotated_key_signs_the_next_token(tokens: Any, mobile_client: Any,
     second = form_post(HttpClient(), reverse("token"), data).json()
     assert jwt.get_unverified_header(first["access_token"])["kid"] != new.kid
     assert jwt.get_unverified_header(second["access_token"])["kid"] == new.kid
+
+
+def test_a_copy_that_is_no_longer_fresh_is_reloaded_under_the_same_generation() -> None:
+    """``fresh``: for copies that also end with time (the JWKS at its next key transition)."""
+    load = Loader({"until": 1})
+    assert config_cache.cached("k", load, fresh=lambda held: held["until"] > 0) == {"until": 1}
+    assert config_cache.cached("k", load, fresh=lambda held: held["until"] > 0) == {"until": 1}
+    assert load.calls == 1
+    assert config_cache.cached("k", load, fresh=lambda held: held["until"] > 1) == {"until": 1}
+    assert load.calls == 2
