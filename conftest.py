@@ -3,9 +3,12 @@ service is missing locally (CI sets VIGIL_REQUIRE_SERVICES=1 and fails on such s
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
+import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 os.environ.setdefault("VIGIL_TESTING", "1")
@@ -28,6 +31,25 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
+#: axe-core for the accessibility tests, pinned in tests/a11y/package-lock.json.
+A11Y_DIR = Path(__file__).resolve().parent / "tests" / "a11y"
+AXE_SCRIPT = A11Y_DIR / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@functools.cache
+def _axe_missing() -> str | None:
+    """axe-core installed from the lock file (``npm ci``), installing it first (once) if npm is here."""
+    if not AXE_SCRIPT.exists() and shutil.which("npm"):
+        try:
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=A11Y_DIR, check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    if AXE_SCRIPT.exists():
+        return None
+    return f"needs axe-core: cd {A11Y_DIR} && npm ci --no-audit --no-fund (apt-get install npm)"
+
+
 def _missing_service(marker: str) -> str | None:
     if marker == "postgres":
         url = os.environ.get("DATABASE_URL", "")
@@ -43,6 +65,8 @@ def _missing_service(marker: str) -> str | None:
         if not os.path.exists("/usr/sbin/nginx"):
             return "needs nginx at /usr/sbin/nginx (apt-get install nginx)"
         return None
+    if marker == "a11y":
+        return _missing_service("browser") or _axe_missing()
     if marker == "browser":
         if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
             return "needs Chromium at /usr/bin/chromium (apt-get install chromium)"
@@ -53,9 +77,12 @@ def _missing_service(marker: str) -> str | None:
     return None
 
 
+SERVICE_MARKERS = ("postgres", "redis", "celery", "browser", "nginx", "a11y")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        for name in ("postgres", "redis", "celery", "browser", "nginx"):
+        for name in SERVICE_MARKERS:
             if item.get_closest_marker(name) and os.environ.get("VIGIL_REQUIRE_SERVICES") != "1":
                 reason = _missing_service(name)
                 if reason:
@@ -66,7 +93,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """In CI (VIGIL_REQUIRE_SERVICES=1) a missing service is a failure, not a skip."""
     if os.environ.get("VIGIL_REQUIRE_SERVICES") != "1":
         return
-    for name in ("postgres", "redis", "celery", "browser", "nginx"):
+    for name in SERVICE_MARKERS:
         if item.get_closest_marker(name):
             reason = _missing_service(name)
             if reason:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from django import forms
 
 
-class LoginForm(forms.Form):
+class ErrorLinkedForm(forms.Form):
+    """A form whose fields point at the page's error message (WCAG 2.2 SC 3.3.1, ARIA 1.2
+    ``aria-describedby`` / ``aria-invalid``): a screen reader reads the error with the field."""
+
+    def link_error(self, element_id: str) -> None:
+        for field in self.fields.values():
+            field.widget.attrs.update({"aria-invalid": "true", "aria-describedby": element_id})
+
+
+class LoginForm(ErrorLinkedForm):
     username = forms.CharField(
         max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username webauthn", "autofocus": True})
     )
@@ -24,7 +33,7 @@ class CodeForm(forms.Form):
     )
 
 
-class TotpConfirmForm(forms.Form):
+class TotpConfirmForm(ErrorLinkedForm):
     code = forms.CharField(
         max_length=10,
         label="Code from the app",

@@ -83,6 +83,7 @@ def totp_enroll_view(request: AuthenticatedHttpRequest) -> HttpResponse:
             codes = [] if policy.has_recovery_codes(user) else recovery.generate(user, request, reason="first_factor")
             return _show_codes(request, codes, safe_next(request))
         error = "That code is not valid, or too many attempts. Wait for a new code and try again."
+        form.link_error("totp-error")
     context = {
         "form": form, "error": error, "qr_svg": totp.qr_svg(device), "secret": totp.secret_base32(device),
         "next": safe_next(request),

@@ -61,6 +61,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
             return redirect_for(after_first_factor(request, user, ["pwd"], params.acr), params)
     elif request.method == "POST":
         error = "Enter your username and password."
+    if error:
+        form.link_error("login-error")
     context = {"form": form, "error": error, "params": params, "next": params.next}
     return _render(request, "accounts/login.html", context, retry_after)
 

@@ -229,6 +229,31 @@ def _log_on_commit(events: list[SecurityEvent]) -> None:
         transaction.on_commit(partial(_log, event))
 
 
+def held() -> list[SecurityEvent]:
+    """The events the request's batch holds so far (a copy), for a caller that writes them in
+    a statement of its own (``sessions.flows.rotation_statement``); see ``stored``."""
+    batch = _batch.get()
+    return list(batch.events) if batch is not None else []
+
+
+def forget_held_after(count: int) -> None:
+    """Drop what the batch came to hold after its first ``count`` events: the work that recorded
+    them is being done again (``sessions.flows.rotation_statement`` falling back)."""
+    batch = _batch.get()
+    if batch is not None:
+        del batch.events[count:]
+
+
+def stored(written: list[SecurityEvent]) -> None:
+    """``written`` (held events and the caller's own, from ``build``) are committed by the
+    caller's statement: the batch lets go of them and their log lines follow."""
+    batch = _batch.get()
+    if batch is not None:
+        gone = {id(event) for event in written}
+        batch.events[:] = [event for event in batch.events if id(event) not in gone]
+    _log_on_commit(written)
+
+
 class TransactionEvents:
     """The events of one ``atomic_with_events`` block (``record`` takes ``build``'s arguments)."""
 

@@ -43,6 +43,7 @@ def register_client_key_needs(longest_access_token_lifetime: Callable[[], int],
                               signing_alg_choices: Callable[[], list[str]]) -> None:
     ClientKeyNeeds.longest_access_token_lifetime = staticmethod(longest_access_token_lifetime)
     ClientKeyNeeds.signing_alg_choices = staticmethod(signing_alg_choices)
+_public_cache: dict[str, JoseKey] = {}
 _lock = threading.Lock()
 
 
@@ -99,15 +100,19 @@ def _import(data: dict[str, Any], alg: str) -> JoseKey:
 
 
 def public_key(kid: str) -> tuple[JoseKey, str] | None:
-    """The published public key with this ``kid`` and its algorithm, or None. Held per process
-    under the config generation, so a key retired or withdrawn on any instance stops verifying
-    here at the next request."""
-    return config_cache.cached(("public-key", kid), lambda: _load_public(kid))
-
-
-def _load_public(kid: str) -> tuple[JoseKey, str] | None:
-    key = SigningKey.objects.published().filter(kid=kid).first()
-    return None if key is None else (_import(dict(key.public_jwk), key.alg), key.alg)
+    """The published public key with this ``kid`` and its algorithm, or None. Whether it is
+    still published comes from the config cache, so a key retired or withdrawn by any
+    process (a worker's rotation, another web instance) stops verifying here at the next
+    request; only the parsed key, which a ``kid`` (its thumbprint) fixes, is kept by ``kid``."""
+    key = config_cache.cached(("published-key", kid), lambda: SigningKey.objects.published().filter(kid=kid).first())
+    if key is None:
+        return None
+    loaded = _public_cache.get(kid)
+    if loaded is None:
+        loaded = _import(dict(key.public_jwk), key.alg)
+        with _lock:
+            _public_cache[kid] = loaded
+    return loaded, key.alg
 
 
 @transaction.atomic
@@ -144,6 +149,7 @@ def advance(now: datetime | None = None) -> list[str]:
 
 
 def _forget(kid: str) -> None:
+    _public_cache.pop(kid, None)
     _private_cache.pop(kid, None)
 
 

@@ -14,7 +14,9 @@ SQL is built once per database from the models' metadata and only the values cha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from django.db import connections, router
 from django.db.models import Field, Model
 from django.db.models.fields.related_descriptors import ReverseOneToOneDescriptor
+from django.db.transaction import TransactionManagementError
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,10 @@ def insert(objs: Sequence[Model], *, using: str | None = None) -> None:
     """Insert new instances of one model in one statement and set their primary keys."""
     if not objs:
         return
+    collecting = _deferred.get()
+    if collecting is not None:  # inside ``no_statements``: the caller writes them
+        collecting.append(objs)
+        return
     model = type(objs[0])
     alias = using or router.db_for_write(model)
     connection = connections[alias]
@@ -154,10 +161,7 @@ def insert(objs: Sequence[Model], *, using: str | None = None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         keys = [r[0] for r in cursor.fetchall()]
-    for obj, key in zip(objs, keys, strict=True):
-        obj.pk = key
-        obj._state.adding = False
-        obj._state.db = alias
+    mark_inserted(objs, keys, alias)
 
 
 def _concrete_field(model: type[Model], name: str) -> Field[Any, Any]:
@@ -189,3 +193,96 @@ class Statement:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount
+
+    def first_row(self, *values: Any, using: str | None = None) -> tuple[Any, ...] | None:
+        """Execute a statement with ``RETURNING`` (or a SELECT); its first row, None if none."""
+        alias = using or router.db_for_write(self.model)
+        connection = connections[alias]
+        sql = self._sql.get(alias)
+        if sql is None:
+            sql = self._sql[alias] = self.template.format(table=connection.ops.quote_name(self.model._meta.db_table))
+        params = [field.get_db_prep_value(value, connection, prepared=False)
+                  for field, value in zip(self.fields, values, strict=True)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+
+# --- writes folded into one statement --------------------------------------------------------
+_deferred: ContextVar[list[Sequence[Model]] | None] = ContextVar("vigil_sql_deferred", default=None)
+
+
+class QueryAttempted(Exception):
+    """A statement was about to run inside ``no_statements()``: the caller takes its general
+    path (the statement did not run)."""
+
+
+@contextmanager
+def no_statements(using: str = "default") -> Iterator[list[Sequence[Model]]]:
+    """Run a block that must not touch the database: ``insert()`` calls inside it are collected
+    (yielded, in order, without primary keys) for the caller to write, e.g. inside one
+    statement with ``gated_insert``; any other statement raises :class:`QueryAttempted`
+    before it runs, also when the block caught that exception itself."""
+    collected: list[Sequence[Model]] = []
+    attempted: list[str] = []
+
+    def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        attempted.append(sql)
+        raise QueryAttempted(sql[:80])
+
+    connection = connections[using]
+    needs_rollback = connection.needs_rollback
+    token = _deferred.set(collected)
+    try:
+        with connection.execute_wrapper(refuse):
+            yield collected
+    except TransactionManagementError as error:  # e.g. select_for_update(), refused before it runs
+        raise QueryAttempted(str(error)[:80]) from error
+    except Exception as error:
+        if attempted:  # whatever the block made of it: a statement was needed
+            raise QueryAttempted(attempted[0][:80]) from error
+        raise
+    finally:
+        _deferred.reset(token)
+        if attempted:
+            # No statement ran (each was refused before it was sent), so an enclosing
+            # transaction is intact: undo Django marking it for rollback on the way out.
+            connection.needs_rollback = needs_rollback
+    if attempted:
+        raise QueryAttempted(attempted[0][:80])
+
+
+def gated_insert(model: type[Model], rows: int, gate: str, connection: Any) -> str:
+    """``INSERT ... SELECT ... WHERE EXISTS (SELECT 1 FROM gate) RETURNING pk`` for ``rows``
+    new instances of ``model``: a step of a data-modifying ``WITH`` that runs only when the
+    step named ``gate`` changed a row (PostgreSQL). Each value is cast to its column's type
+    (an untyped parameter inside ``VALUES`` would be text). Values: ``insert_values``."""
+    quote = connection.ops.quote_name
+    fields = _insert_fields(model)
+    row = f"({', '.join(f'%s::{f.db_type(connection)}' for f in fields)})"
+    return (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(_column(f)) for f in fields)}) "
+            f"SELECT * FROM (VALUES {', '.join([row] * rows)}) v WHERE EXISTS (SELECT 1 FROM {gate}) "
+            f"RETURNING {quote(pk_column(model))}")
+
+
+def insert_values(objs: Sequence[Model], connection: Any) -> list[Any]:
+    """The parameters of ``gated_insert`` for ``objs``, prepared as ``insert`` prepares them."""
+    fields = _insert_fields(type(objs[0]))
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+
+
+def _insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
+    return [f for f in model._meta.concrete_fields if f is not model._meta.auto_field]
+
+
+def pk_column(model: type[Model]) -> str:
+    return _column(model._meta.pk)
+
+
+def mark_inserted(objs: Sequence[Model], keys: Sequence[Any], alias: str) -> None:
+    """Give instances written by a caller's own statement their keys (as ``insert`` does)."""
+    for obj, key in zip(objs, keys, strict=True):
+        obj.pk = key
+        obj._state.adding = False
+        obj._state.db = alias

@@ -79,6 +79,14 @@ class AppSettings:
         being revoked. Default 120."""
         return _int("DEVICE_BOUND_REFRESH_GRACE_SECONDS", 120)
 
+    @property
+    def ROTATE_IN_ONE_STATEMENT(self) -> bool:
+        """On PostgreSQL, rotate a refresh token (lock the family, mark the token used, store
+        its successor, the access token and the events) in one data-modifying statement when
+        nothing else on the way needs the database (``sessions/flows/rotation_statement.py``).
+        Default True. False: always the transactional path, same outcome in more statements."""
+        return _bool("ROTATE_IN_ONE_STATEMENT", True)
+
     # ------------------------------------------------------------------ Revalidation (sessions/revalidation.py)
     @property
     def ATTESTATION_MAX_AGE_SECONDS(self) -> int:

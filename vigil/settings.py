@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -259,7 +260,11 @@ SPECTACULAR_SETTINGS = {
 # Celery: a filesystem broker by default so development needs no external service.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 _broker_dir = VAR_DIR / "celery-broker"
-CELERY_BROKER_TRANSPORT_OPTIONS = (
+# A message a worker took and never acknowledged (the worker was killed: acks_late) goes back
+# to a Redis queue after CELERY_VISIBILITY_TIMEOUT seconds; keep it above the longest task
+# (docs/operations.md "Scaling out").
+_visibility_timeout = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
@@ -267,6 +272,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "control_folder": str(_broker_dir / "control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
+    else {
+        "visibility_timeout": _visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, _visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else {}
 )
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
@@ -274,6 +285,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
+# Beat writes each entry's last run to the database after every send, so a standby beat that
+# takes over (vigil/beat_guard.py) knows what ran (docs/operations.md "Scaling out").
+CELERY_BEAT_SYNC_EVERY = 1
 # Schedules live in the database (django-celery-beat) so admins edit them in the admin;
 # the entries below are installed there on first start.
 CELERY_BEAT_SCHEDULER = "vigil.celery_beat:DatabaseScheduler"

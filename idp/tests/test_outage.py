@@ -362,12 +362,19 @@ def _browser_sessions() -> list[str]:
 # ---- each write of the refresh path fails once ---------------------------------------------
 
 WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
+WRITE_STEP = re.compile(r"\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
 
 
 def _writes(statements: list[str]) -> list[tuple[str, str]]:
-    """(verb, table) of each write, in order."""
-    found = [WRITE.match(sql) for sql in statements]
-    return [(m.group(1).split()[0].upper(), m.group(2)) for m in found if m]
+    """(verb, table) of each write, in order; a data-modifying ``WITH`` (the one-statement
+    rotation, issue 19) gives each of its steps."""
+    found: list[re.Match[str]] = []
+    for sql in statements:
+        if sql.lstrip().upper().startswith("WITH"):
+            found += WRITE_STEP.finditer(sql)
+        elif match := WRITE.match(sql):
+            found.append(match)
+    return [(m.group(1).split()[0].upper(), m.group(2)) for m in found]
 
 
 class FailOnce:
@@ -377,7 +384,7 @@ class FailOnce:
         self.write, self.fired = write, False
 
     def __call__(self, sql: str) -> bool:
-        if self.fired or _writes([sql]) != [self.write]:
+        if self.fired or self.write not in _writes([sql]):
             return False
         self.fired = True
         return True

@@ -22,7 +22,7 @@ def statements(captured: CaptureQueriesContext) -> list[str]:
 
 
 def test_refresh_query_budget(tokens, mobile_client):
-    """Token lookup, session touch, rotation, successor, access-token record, event (issue 8)."""
+    """Token lookup, then session touch, rotation, successor, access-token record, event (issue 8)."""
     keys.ensure_keys()
     data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
             "client_id": mobile_client.client.client_id}
@@ -31,7 +31,8 @@ def test_refresh_query_budget(tokens, mobile_client):
     with CaptureQueriesContext(connection) as captured:
         response = form_post(HttpClient(), reverse("token"), data)
     assert response.status_code == 200
-    assert len(statements(captured)) <= 6, "\n".join(statements(captured))
+    # PostgreSQL: the lookup and the one-statement rotation (issue 19); SQLite: the transactional path.
+    assert len(statements(captured)) <= (2 if connection.vendor == "postgresql" else 6), "\n".join(statements(captured))
 
 
 def test_code_exchange_query_budget(browser, mobile_client, pkce):

@@ -41,6 +41,7 @@ from core.sql import JoinedQuery, Part, Statement
 
 from ..app_settings import app_settings as sessions_settings
 from ..models import DeviceSession, RefreshToken, SessionStatus
+from . import rotation_statement
 from .revocation import Reason, revoke_session
 from .tokens import IssuedTokens, issue_refresh_token, place_of
 
@@ -256,6 +257,11 @@ def rotate(
     refusal = judge_device_proof(presented.session, proof_jkt)
     if refusal is not None:
         return refuse(presented, refusal, now=now, request=request)
+    if rotation_statement.applicable(presented):
+        done = rotation_statement.rotate(presented, raw, successor_token(raw), now=now, issue=issue,
+                                         place=place_of(ip), ip=ip, request=request)
+        if done is not None:
+            return Rotated(*done)
     try:
         with events.atomic_with_events() as written:
             session, successor, retried = _rotate_locked(presented, raw, now=now, ip=ip)

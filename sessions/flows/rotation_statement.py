@@ -1,0 +1,131 @@
+"""The common refresh in one statement on PostgreSQL (issue 19: one commit per refresh).
+
+``refresh.rotate`` tries this first. Everything a rotation decides that needs no database
+runs before it: the policies, signing the access (and ID) token, building the rows. Then one
+data-modifying ``WITH`` statement, atomic on its own:
+
+1. ``l``: lock the family's row, only while it is active (the lock order of every path: the
+   session first, then its tokens);
+2. ``t``: mark the presented token used, only if it is unrotated, unrevoked and unexpired;
+3. ``s``, and the inserts (successor, access token, events): only when ``t`` changed a row.
+
+So a rotation either happens whole or not at all. When ``t`` changed nothing (a concurrent
+rotation, a grace retry, a family revoked meanwhile), or when anything before the statement
+needed the database (a policy that writes or reads, a configuration copy to reload), this
+returns None having written nothing, and ``rotate`` takes its transactional path, which
+judges again under the lock. SQLite and ``SESSIONS_ROTATE_IN_ONE_STATEMENT = False`` always
+take that path: same outcomes, more statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from django.db import DatabaseError, connections, router
+from django.db.models import Model
+
+from core import events, sql
+from core.crypto import token_hash
+from core.events import EventType
+from core.sql import QueryAttempted, gated_insert, insert_values, mark_inserted, pk_column
+
+from ..app_settings import app_settings as sessions_settings
+from ..models import DeviceSession, RefreshToken, SessionStatus
+from .tokens import IssuedTokens, issue_refresh_token
+
+Issuer = Callable[[DeviceSession], IssuedTokens]
+
+_STEPS = """WITH l AS (SELECT id FROM {session} WHERE id = %s AND status = %s FOR UPDATE),
+t AS (UPDATE {token} SET rotated_at = %s WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL
+      AND expires_at > %s AND EXISTS (SELECT 1 FROM l) RETURNING id),
+s AS (UPDATE {session} SET last_refresh_at = %s, last_ip = %s::inet, last_place = %s
+      WHERE id = %s AND EXISTS (SELECT 1 FROM t) RETURNING id)"""
+
+
+def applicable(presented: RefreshToken) -> bool:
+    """Whether to try the one statement: PostgreSQL, the setting on, and a token the look-up
+    found unrotated (a rotated one is a retry or reuse: judged under the lock)."""
+    if not sessions_settings.ROTATE_IN_ONE_STATEMENT or presented.rotated_at is not None:
+        return False
+    return connections[router.db_for_write(RefreshToken)].vendor == "postgresql"
+
+
+def rotate(
+    presented: RefreshToken, raw: str, successor: str, *, now: datetime, issue: Issuer, place: str,
+    ip: str | None, request: Any,
+) -> tuple[DeviceSession, IssuedTokens] | None:
+    """Rotate ``presented`` and issue in one statement; None: nothing was written, take the
+    transactional path."""
+    session = presented.session
+    touched = (session.last_refresh_at, session.last_ip, session.last_place)
+    session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
+    held = len(events.held())
+    try:
+        with sql.no_statements() as rows:
+            issue_refresh_token(session, presented.scope, now, raw=successor)
+            issued = issue(session)
+    except QueryAttempted:  # e.g. a policy that writes: all of it again, in a transaction
+        session.last_refresh_at, session.last_ip, session.last_place = touched
+        events.forget_held_after(held)
+        return None
+    issued.refresh_token = successor
+    written = [*events.held(), events.build(
+        EventType.OAUTH_TOKEN_REFRESHED, user=session.user, client_id=session.client.client_id,
+        session_id=session.sid, request=request, jti=issued.jti,
+    )]
+    try:
+        rotated = _run(presented, now, ip, place, [*rows, written])
+    except DatabaseError:
+        # Lost on the way back after it committed (the answer is lost, the client retries
+        # for the same successor): its events are stored and must not be written again.
+        if _committed(successor):
+            events.stored(written)
+        raise
+    if not rotated:
+        session.last_refresh_at, session.last_ip, session.last_place = touched
+        return None
+    events.stored(written)
+    return session, issued
+
+
+def _committed(successor: str) -> bool:
+    """Whether the statement committed (asked only on the error path above)."""
+    try:
+        return RefreshToken.objects.filter(token_hash=token_hash(successor)).exists()
+    except DatabaseError:  # the database is gone: not known to be stored, the batch tries again
+        return False
+
+
+def _run(presented: RefreshToken, now: datetime, ip: str | None, place: str,
+         inserts: list[Sequence[Model]]) -> bool:
+    """The statement; False when the gate (``t``) changed no row, so nothing was written."""
+    alias = router.db_for_write(RefreshToken)
+    connection = connections[alias]
+    session_id = presented.session.pk
+    params: list[Any] = [session_id, SessionStatus.ACTIVE, now, presented.pk, now, now, ip, place, session_id]
+    for objs in inserts:
+        params += insert_values(objs, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(alias, tuple((type(objs[0]), len(objs)) for objs in inserts)), params)
+        rotated, *keys = cursor.fetchone()
+    if not rotated:
+        return False
+    for objs, pks in zip(inserts, keys, strict=True):
+        mark_inserted(objs, pks, alias)
+    return True
+
+
+@lru_cache(maxsize=64)
+def _statement(alias: str, shape: tuple[tuple[type[Model], int], ...]) -> str:
+    """The SQL for inserts of that shape (models and row counts), built once."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    steps = _STEPS.format(session=quote(DeviceSession._meta.db_table), token=quote(RefreshToken._meta.db_table))
+    returned = []
+    for i, (model, rows) in enumerate(shape):
+        steps += f",\ni{i} AS ({gated_insert(model, rows, 't', connection)})"
+        returned.append(f"ARRAY(SELECT {quote(pk_column(model))} FROM i{i})")
+    return f"{steps}\nSELECT (SELECT count(*) FROM t), {', '.join(returned)}"
