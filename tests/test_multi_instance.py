@@ -42,7 +42,7 @@ from accounts.testing import totp_code
 from clients.flows.registration import register_client
 from clients.models import Client
 from core.acr import ACR_MFA
-from core.crypto import token_hash
+from core.crypto import token_digest
 from core.models import KeyStatus, SecurityEvent, SigningKey
 from idp.tests.conftest import make_pkce
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
@@ -157,7 +157,7 @@ def a_client_deactivated_on_a_is_refused_by_b_at_its_next_request(deployment: De
     assert refused.json()["error"] == "invalid_client"
     assert not Client.objects.get(pk=client.pk).is_active
     assert SecurityEvent.objects.filter(event_type="client.deactivated", client_id=client.client_id).count() == 1
-    token = RefreshToken.objects.get(token_hash=token_hash(live))  # refused, and nothing else changed
+    token = RefreshToken.objects.get(token_hash=token_digest(live))  # refused, and nothing else changed
     assert (token.rotated_at, token.revoked_at) == (None, None)
     assert refresh(deployment.a.base, live, client).status_code == 401
 
@@ -201,7 +201,7 @@ def one_refresh_token_raced_on_both_instances_leaves_one_live_successor(deployme
         presented = successors.pop()
         session = DeviceSession.objects.get(client=client)
         live = RefreshToken.objects.filter(session=session, revoked_at__isnull=True, rotated_at__isnull=True)
-        assert list(live.values_list("token_hash", flat=True)) == [token_hash(presented)]
+        assert list(live.values_list("token_hash", flat=True)) == [token_digest(presented)]
     assert session.status == SessionStatus.ACTIVE
     assert RefreshToken.objects.filter(session=session).count() == 4  # the first and one per round
     assert not RefreshToken.objects.filter(session=session, revoked_at__isnull=False).exists()
