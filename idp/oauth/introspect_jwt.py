@@ -26,7 +26,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections, router
 from django.db.models import Field
 
-from core import events, jwt_tokens
+from core import events, jwt_tokens, request_context
 from core.events import EventType
 from core.models import SecurityEvent
 from core.sql import JoinedQuery, Part
@@ -107,6 +107,7 @@ def look_up_and_record(
         row = cursor.fetchone()
     event.pk, event.outcome, event.reason = row[:3]
     event.details = json.loads(row[3]) if isinstance(row[3], str) else row[3]
+    request_context.note_decision(event.event_type, event.outcome, event.reason, event.client_id)  # the real one
     event._state.adding, event._state.db = False, using
     events._log_on_commit([event])  # the log line, as every event has, once committed
     found = _LOOKUP.instances(row[4:], using=using) if row[4] is not None else None

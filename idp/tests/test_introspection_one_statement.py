@@ -17,6 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from clients.flows.registration import register_client
+from core import request_context
 from core.models import SecurityEvent
 from idp.oauth import introspect_jwt
 from sessions.models import AccessToken, DeviceSession, SessionStatus
@@ -125,3 +126,22 @@ def test_the_event_is_logged_like_every_other(
     lines = [r.event for r in caplog.records if r.name == "vigil.security"]  # type: ignore[attr-defined]
     assert {"event": "oauth.introspection", "outcome": "success", "reason": "active", "id": stored.pk,
             "client_id": service_client.client.client_id, "details": {}} .items() <= lines[-1].items()
+
+
+def test_the_request_names_the_decision_and_the_event_the_request(
+    tokens: Any, other_service: Any, service_client: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request's log line names the outcome the statement computed, not the one assumed
+    before it ran; the event row carries the response's ``X-Request-ID``."""
+    noted: list[tuple[str, ...]] = []
+    real = request_context.note_decision
+
+    def note(*args: str) -> None:
+        noted.append(args)
+        real(*args)
+
+    monkeypatch.setattr(request_context, "note_decision", note)
+    for client, decision in ((other_service, ("denied", "not_token_audience")), (service_client, ("success", "active"))):
+        response = introspect(client, tokens["access_token"])
+        assert noted[-1][1:3] == decision
+        assert SecurityEvent.objects.latest("id").request_id == response["X-Request-ID"]
