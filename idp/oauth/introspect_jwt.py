@@ -109,7 +109,7 @@ def look_up_and_record(
     event.details = json.loads(row[3]) if isinstance(row[3], str) else row[3]
     request_context.note_decision(event.event_type, event.outcome, event.reason, event.client_id)  # the real one
     event._state.adding, event._state.db = False, using
-    events._log_on_commit([event])  # the log line, as every event has, once committed
+    events.log_on_commit([event])  # the log line, as every event has, once committed
     found = _LOOKUP.instances(row[4:], using=using) if row[4] is not None else None
     access = found["a"] if found is not None else None
     return (access if isinstance(access, AccessToken) else None), str(event.outcome)
