@@ -93,6 +93,14 @@ def test_no_client_credentials_is_invalid_client(tokens, browser, mobile_client,
         assert token_post(data | {"client_id": mobile_client.client.client_id}).status_code == 200
 
 
+def machine_client() -> Any:
+    """A confidential client registered for client_credentials only."""
+    machine = register_client(name="Machine", public=False, redirect_uris=[], grant_types=["client_credentials"],
+                              scopes=["orders.read"])
+    assert machine.secret
+    return machine
+
+
 # --- S13: a grant the client is not registered for -> unauthorized_client (RFC 6749 §5.2) --------
 def _drop_grant(client: Any, grant: str, capture: Any) -> None:
     with capture(execute=True):  # the config copies follow the admin's change (core.config_cache)
@@ -116,12 +124,11 @@ def test_refresh_by_a_client_no_longer_registered_for_refresh_token(tokens, mobi
 def test_a_confidential_client_without_refresh_token_cannot_use_one(tokens, mobile_client, db):
     """A client registered for client_credentials only presents another client's refresh token:
     refused on the grant type before the token is even looked up (no reuse, nothing revoked)."""
-    machine = register_client(name="Machine", public=False, redirect_uris=[], grant_types=["client_credentials"],
-                              scopes=["orders.read"])
+    machine = machine_client()
     before = snapshot()
     with CaptureQueriesContext(connection) as queries:
         response = token_post({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                              HTTP_AUTHORIZATION=basic(machine.client.client_id, machine.secret))
+                              HTTP_AUTHORIZATION=basic(machine.client.client_id, machine.secret or ""))
     assert_error(response, 400, "unauthorized_client")
     assert not [q for q in queries.captured_queries if "sessions_refresh_token" in q["sql"]]
     assert snapshot() == before
@@ -143,12 +150,11 @@ def test_code_exchange_by_a_client_no_longer_registered_for_authorization_code(b
 
 
 def test_code_exchange_by_a_client_credentials_only_client(browser, mobile_client, pkce, db):
-    machine = register_client(name="Machine", public=False, redirect_uris=[], grant_types=["client_credentials"],
-                              scopes=["orders.read"])
+    machine = machine_client()
     code, _ = get_code(browser, mobile_client.client.client_id, pkce)
     before = snapshot()
     response = exchange(HttpClient(), code, pkce, machine.client.client_id,
-                        HTTP_AUTHORIZATION=basic(machine.client.client_id, machine.secret))
+                        HTTP_AUTHORIZATION=basic(machine.client.client_id, machine.secret or ""))
     assert_error(response, 400, "unauthorized_client")
     assert snapshot() == before
     assert exchange(HttpClient(), code, pkce, mobile_client.client.client_id).status_code == 200
