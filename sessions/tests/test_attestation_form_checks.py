@@ -206,7 +206,13 @@ def test_evidence_from_the_other_platform_revokes_the_family(request, victim_nam
     access_before = AccessToken.objects.count()
     devices_before = snapshot()["devices"]
 
+    last_event = SecurityEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
     response = _cross_platform(victim, attacker)
+    recorded = set(SecurityEvent.objects.filter(id__gt=last_event).values_list("event_type", flat=True))
+    # Refused on the platform before any verifier ran: ``ready_for_proof`` would also say
+    # device_mismatch (a second line, which records ``attestation.assert``), so this is what
+    # shows the first check (``device_binding.verify_refresh``) is the one that refused.
+    assert recorded == {"attestation.token_refused", "session.revoked", "oauth.error"}
     assert_error(response, "invalid_grant", "Device attestation failed (device_mismatch); the session is revoked.")
     victim_session.refresh_from_db()
     attacker_session.refresh_from_db()
