@@ -83,6 +83,15 @@ class JoinedQuery:
         self._plans[alias] = plan = (sql, layout)
         return plan
 
+    def sql(self, using: str = "default") -> str:
+        """The SELECT, for a statement that wraps it (e.g. in a CTE, named by ``columns``)."""
+        return self._plan(using)[0]
+
+    def columns(self, using: str = "default") -> list[str]:
+        """A name per column of the SELECT, ``<alias>_<attname>`` (``a_revoked_at``), for a CTE
+        that wraps it: ``WITH found (<columns>) AS (<sql>)``."""
+        return [f"{part.alias}_{name}" for part, attnames, *_ in self._plan(using)[1] for name in attnames]
+
     def first(self, params: list[Any], *, using: str = "default") -> dict[str, Model | None] | None:
         """The first row's instances by alias, linked through their foreign keys; None when no row."""
         sql, layout = self._plan(using)
@@ -90,10 +99,14 @@ class JoinedQuery:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
-        if row is None:
-            return None
+        return None if row is None else self.instances(row, using=using)
+
+    def instances(self, row: Sequence[Any], *, using: str = "default") -> dict[str, Model | None]:
+        """One row of the SELECT (``columns`` in order) as instances by alias, linked through
+        their foreign keys."""
+        connection = connections[using]
         found: dict[str, Model | None] = {}
-        for part, attnames, converters, start, end in layout:
+        for part, attnames, converters, start, end in self._plan(using)[1]:
             values = list(row[start:end])
             if part.outer and values[0] is None:  # no joined row (primary key NULL)
                 found[part.alias] = None

@@ -5,17 +5,14 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    # After the state-only move out of idp (idp 0009/0010): migrating idp back before the move
-    # (tests/test_model_moves.py) unapplies this column first, so the old model can insert.
     dependencies = [
         ('core', '0001_initial'),
-        ('idp', '0010_relabel_content_types'),
     ]
 
     operations = [
         migrations.AddField(
             model_name='securityevent',
             name='request_id',
-            field=models.CharField(blank=True, default='', help_text='The X-Request-ID of the request that recorded it.', max_length=64),
+            field=models.CharField(blank=True, default='', db_default='', help_text='The X-Request-ID of the request that recorded it.', max_length=64),
         ),
     ]

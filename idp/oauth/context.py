@@ -37,3 +37,5 @@ class RequestContext:
     attestation_failures: int | None = None
     #: The token a client may not introspect (RFC 7662 §4), kept for the event.
     introspection_refused: Any = None
+    #: The introspection's event was written with its look-up (``idp.oauth.introspect_jwt``).
+    introspection_recorded: bool = False

@@ -373,6 +373,15 @@ def test_flags(served, browser, client, mobile_client, pkce):
     assert "userinfo_signing_alg_values_supported" not in served  # userinfo is plain JSON only
 
 
+def test_each_ui_locale(served, client, mobile_client, pkce):
+    """OIDC Core §3.1.2.1 ``ui_locales``: each advertised language renders the sign-in page."""
+    assert served["ui_locales_supported"] and "en" in served["ui_locales_supported"]
+    for code in served["ui_locales_supported"]:
+        to_login = _authorize(client, authorize_params(mobile_client.client.client_id, pkce, ui_locales=code))
+        page = client.get(to_login["Location"])
+        assert page.status_code == 200 and f'<html lang="{code}" ' in page.content.decode()
+
+
 TRIED = {
     "issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "introspection_endpoint",
     "revocation_endpoint", "end_session_endpoint", "challenge_endpoint", "scopes_supported",
@@ -384,7 +393,7 @@ TRIED = {
     "claims_parameter_supported", "request_parameter_supported", "request_uri_parameter_supported",
     "acr_values_supported", "prompt_values_supported", "authorization_response_iss_parameter_supported",
     "resource_indicators_supported", "dpop_signing_alg_values_supported", "backchannel_logout_supported",
-    "frontchannel_logout_supported",
+    "frontchannel_logout_supported", "ui_locales_supported",
     # Tried in test_device_authorization.py, test_token_exchange.py, test_backchannel_logout.py:
     "device_authorization_endpoint", "backchannel_logout_session_supported",
 }

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     # After the state-only move out of idp (idp 0009/0010): migrating idp back before the move
     # (tests/test_model_moves.py) unapplies these columns first.
     dependencies = [
-        ('clients', '0001_initial'),
+        ('clients', '0002_branding'),
         ('idp', '0010_relabel_content_types'),
     ]
 
