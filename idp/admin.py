@@ -17,6 +17,7 @@ from clients.flows.registration import (
 )
 from clients.models import AuthMethod, Client, ClientType
 from clients.redirects import validate_redirect_uri_for_registration
+from clients.profiles import profile_problem
 from core import keys
 from core.events import EventType, record
 from core.models import KeyStatus, SecurityEvent, SigningKey
@@ -64,6 +65,10 @@ class ClientForm(forms.ModelForm):
         problem = served_resources_problem(list(data.get("served_resources") or []))
         if problem:
             self.add_error("served_resources", problem)
+        methods = data.get("auth_methods") or []
+        problem = profile_problem(str(data.get("profile") or ""), public, methods, str(data.get("signing_alg") or ""))
+        if problem and "auth_methods" not in self.errors:
+            self.add_error("profile", problem)
         return data
 
     def _clean_auth_methods(self, data: dict[str, Any], public: bool) -> None:
@@ -85,9 +90,9 @@ class ClientForm(forms.ModelForm):
 class ClientAdmin(admin.ModelAdmin):
     form = ClientForm
     list_display = ["name", "client_id", "client_type", "auth_methods_shown", "signing_alg", "require_pkce",
-                    "first_party", "require_mfa", "require_dpop", "is_active"]
+                    "first_party", "require_mfa", "require_dpop", "profile", "is_active"]
     list_filter = ["client_type", "token_endpoint_auth_method", "signing_alg", "first_party", "require_mfa",
-                   "require_dpop", "is_active"]
+                   "require_dpop", "profile", "is_active"]
     search_fields = ["name", "client_id"]
     readonly_fields = ["created_at"]
     actions = ["rotate_client_secret", "deactivate"]

@@ -11,7 +11,8 @@ from django.db import transaction
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
-from clients.models import SECRET_METHODS, AuthMethod, Client, ClientType, default_signing_alg
+from clients.models import SECRET_METHODS, AuthMethod, Client, ClientProfile, ClientType, default_signing_alg
+from clients.profiles import profile_problem
 from core.app_settings import app_settings
 from core.crypto import generate_token
 from core.events import EventType, record
@@ -51,11 +52,15 @@ def register_client(
     require_mfa: bool = False,
     require_dpop: bool = False,
     require_pkce: bool = True,
+    profile: str = ClientProfile.STANDARD,
+    require_par: bool = False,
+    require_signed_request_object: bool = False,
 ) -> RegisteredClient:
     """Register a client. ``auth_methods`` lists what it may
     authenticate with, the first being its registered ``token_endpoint_auth_method``;
     without one a confidential client gets client_secret_basic and client_secret_post (one
-    secret), a public client ``none``. ``signing_alg`` defaults to ``IDP_SIGNING_ALG``."""
+    secret), a public client ``none``. ``signing_alg`` defaults to ``IDP_SIGNING_ALG`` (ES256
+    under the FAPI 2.0 ``profile``, whose rules are in ``clients.profiles``)."""
     for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
         problem = validate_redirect_uri_for_registration(uri, public)
         if problem:
@@ -66,10 +71,11 @@ def register_client(
     if "authorization_code" in grants and not redirect_uris:
         raise ClientRegistrationError("authorization_code needs at least one redirect URI")
     methods = resolve_auth_methods(public, auth_methods, jwks)
-    alg = signing_alg or default_signing_alg()
+    alg = signing_alg or ("ES256" if profile == ClientProfile.FAPI2 else default_signing_alg())
     allowed_scopes = list(scopes or DEFAULT_SCOPES)
     problem = (
         signing_alg_problem(alg)
+        or profile_problem(profile, public, methods, alg)
         or pkce_waiver_problem(public, require_pkce, allowed_scopes)
         or served_resources_problem(served_resources or [])
     )
@@ -95,6 +101,9 @@ def register_client(
             require_mfa=require_mfa,
             require_dpop=require_dpop,
             signing_alg=alg,
+            profile=profile,
+            require_pushed_authorization_requests=require_par,
+            require_signed_request_object=require_signed_request_object,
         )
         if secret:
             client.set_secret(secret)
@@ -107,6 +116,7 @@ def register_client(
         auth_methods=methods,
         signing_alg=alg,
         require_pkce=require_pkce,
+        profile=profile,
     )
     return RegisteredClient(client, secret)
 

@@ -47,6 +47,12 @@ class Command(BaseCommand):
                             "only with IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS off.")
         parser.add_argument("--require-mfa", action="store_true")
         parser.add_argument("--require-dpop", action="store_true")
+        parser.add_argument("--profile", choices=["standard", "fapi2"], default="standard",
+                            help="fapi2: the FAPI 2.0 Security Profile (docs/fapi.md).")
+        parser.add_argument("--require-par", action="store_true",
+                            help="Accept authorization requests only through /par (RFC 9126).")
+        parser.add_argument("--require-signed-request-object", action="store_true",
+                            help="Accept authorization requests only as signed request objects (RFC 9101).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
         attest = parser.add_argument_group("device attestation")
         attest.add_argument("--require-attestation", action="store_true")
@@ -91,6 +97,9 @@ class Command(BaseCommand):
                     jwks=jwks,
                     require_mfa=options["require_mfa"],
                     require_dpop=options["require_dpop"],
+                    profile=options["profile"],
+                    require_par=options["require_par"],
+                    require_signed_request_object=options["require_signed_request_object"],
                     require_pkce=options["require_pkce"],
                 )
                 apps = self._register_apps(registered.client, options)
@@ -129,6 +138,7 @@ class Command(BaseCommand):
             "scope": " ".join(client.allowed_scopes),
             "grant_types": client.grant_types,
             "require_dpop": client.require_dpop,
+            "profile": client.profile,
         }
         if client.served_resources:
             result["served_resources"] = client.served_resources
