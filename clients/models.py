@@ -107,7 +107,8 @@ class Client(models.Model):
     )
     profile = models.CharField(
         max_length=20, choices=ClientProfile.choices, default=ClientProfile.STANDARD,
-        help_text="FAPI 2.0: pushed requests, PKCE S256, DPoP, private_key_jwt, ES256/PS256, 60 s codes (docs/fapi.md).",
+        help_text="FAPI 2.0: pushed requests, PKCE S256, DPoP, private_key_jwt, ES256/PS256, 60 s codes "
+        "(docs/fapi.md).",
     )
     require_pushed_authorization_requests = models.BooleanField(
         default=False, help_text="Accept authorization requests only through /par (RFC 9126 §6; also IDP_REQUIRE_"

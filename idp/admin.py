@@ -16,8 +16,8 @@ from clients.flows.registration import (
     served_resources_problem,
 )
 from clients.models import AuthMethod, Client, ClientType
-from clients.redirects import validate_redirect_uri_for_registration
 from clients.profiles import profile_problem
+from clients.redirects import validate_redirect_uri_for_registration
 from core import keys
 from core.events import EventType, record
 from core.models import KeyStatus, SecurityEvent, SigningKey

@@ -25,6 +25,7 @@ from idp.oauth.server import get_server
 from . import discovery
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
+from .flows import par as par_flow
 
 
 def _json(payload: dict, status: int = 200) -> JsonResponse:
@@ -88,6 +89,9 @@ def _authorize_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+PAR = "pushed_authorization_request"
+
+
 def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
     if request.method != "POST":
         response = _json({"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Use POST."}, 405)
@@ -101,6 +105,8 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
     server = get_server()
     try:
         with events.batched():
+            if endpoint == PAR:
+                return par_flow.push(request)
             if endpoint is None:
                 return server.create_token_response(request)
             return server.create_endpoint_response(endpoint, request)
@@ -115,6 +121,12 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
 @csrf_exempt
 def token(request: HttpRequest) -> HttpResponse:
     return _oauth_post(request, None)
+
+
+@csrf_exempt
+def pushed_authorization_request(request: HttpRequest) -> HttpResponse:
+    """RFC 9126 §2: ``POST /par`` (``idp.flows.par``)."""
+    return _oauth_post(request, PAR)
 
 
 @csrf_exempt

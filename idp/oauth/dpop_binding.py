@@ -30,7 +30,7 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
     try:
         proof_jwt = single_proof_from_headers(dpop_header_values(request.django_request))
         if proof_jwt is None:
-            if client.require_dpop or bound_jkt:
+            if client.dpop_required() or bound_jkt:
                 raise DPoPError.invalid(Reason.MISSING, "A DPoP proof is required for this client.")
             return None
         proof = verify_proof(
