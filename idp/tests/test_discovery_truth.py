@@ -332,8 +332,10 @@ def test_flags(served, browser, client, mobile_client, pkce):
     ok = _authorize(browser, authorize_params(mobile_client.client.client_id, pkce))
     err = _authorize(client, authorize_params(mobile_client.client.client_id, pkce, prompt="none"))
     assert query_of(ok["Location"])["iss"] == query_of(err["Location"])["iss"] == served["issuer"]
-    assert served["request_parameter_supported"] is False and served["request_uri_parameter_supported"] is False
-    for name, error in [("request", "request_not_supported"), ("request_uri", "request_uri_not_supported")]:
+    # Request objects and /par: tried in idp/tests/test_par_jar.py (test_discovery_fields_hold); a
+    # request_uri that /par did not issue is refused, since nothing is fetched from a URL.
+    assert served["request_parameter_supported"] is True and served["request_uri_parameter_supported"] is False
+    for name, error in [("request", "invalid_request_object"), ("request_uri", "invalid_request_uri")]:
         refused = _authorize(browser, authorize_params(mobile_client.client.client_id, pkce, **{name: "x"}))
         assert query_of(refused["Location"])["error"] == error
     assert served["resource_indicators_supported"] is True
@@ -357,6 +359,9 @@ TRIED = {
     "acr_values_supported", "prompt_values_supported", "authorization_response_iss_parameter_supported",
     "resource_indicators_supported", "dpop_signing_alg_values_supported", "backchannel_logout_supported",
     "frontchannel_logout_supported",
+    # tried in idp/tests/test_par_jar.py
+    "pushed_authorization_request_endpoint", "require_pushed_authorization_requests",
+    "request_object_signing_alg_values_supported", "require_signed_request_object",
 }
 
 
