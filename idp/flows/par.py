@@ -37,6 +37,7 @@ def push(request: HttpRequest, now: int | None = None) -> HttpResponse:
     moment = now if now is not None else int(timezone.now().timestamp())
     server = get_server()
     oauth_req = server.create_oauth2_request(request)
+    signed = "request" in oauth_req.payload.data
     try:
         client = server.authenticate_client(oauth_req, TOKEN_AUTH_METHODS, ClientEndpoint.PAR)
         params = pushed_params(request, oauth_req, client, moment)
@@ -46,7 +47,7 @@ def push(request: HttpRequest, now: int | None = None) -> HttpResponse:
     lifetime = app_settings.PAR_REQUEST_URI_LIFETIME
     request_uri = par.push(client.client_id, params, lifetime)
     record(EventType.OAUTH_PAR_ACCEPTED, client_id=client.client_id, request=request,
-           signed="request" in oauth_req.payload.data, expires_in=lifetime)
+           signed=signed, expires_in=lifetime)
     response = JsonResponse({"request_uri": request_uri, "expires_in": lifetime}, status=201)
     for key, value in NO_STORE:
         response[key] = value
