@@ -11,6 +11,7 @@ from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
 from sessions.dpop.errors import ErrorCode, Reason
 
+from . import fapi
 from .errors import InvalidDPoPProofError, UseDPoPNonceError
 
 
@@ -33,6 +34,7 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
             if client.dpop_required() or bound_jkt:
                 raise DPoPError.invalid(Reason.MISSING, "A DPoP proof is required for this client.")
             return None
+        fapi.check_dpop_alg(client, proof_jwt)
         proof = verify_proof(
             proof_jwt,
             method="POST",

@@ -149,6 +149,9 @@ def test_code_lives_60_seconds_and_tokens_need_dpop(browser, bank, pkce, setting
     assert bearer.status_code == 400 and bearer.json()["error"] == "invalid_dpop_proof"
     code.refresh_from_db()
     assert code.used_at is None  # refused before redemption: nothing issued
+    rs256 = create_proof(RSAKey.generate_key(2048, private=True), method="POST", url=f"{issuer()}/token", alg="RS256")
+    refused = _exchange(client, key, query["code"], pkce, HTTP_DPOP=rs256)
+    assert refused.status_code == 400 and "ES256 or PS256" in refused.json()["error_description"]
     from joserfc.jwk import ECKey
 
     proof = create_proof(ECKey.generate_key("P-256", private=True), method="POST", url=f"{issuer()}/token")
