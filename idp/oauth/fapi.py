@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.common.encoding import json_loads, to_bytes, urlsafe_b64decode
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
 from clients.models import FAPI2_ALGS, Client
 from core.app_settings import app_settings

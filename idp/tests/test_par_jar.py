@@ -272,6 +272,120 @@ def test_discovery_fields_hold(client, browser, pkce, db, settings):
     keys = [k.as_dict(private=False) | {"kid": kid} for k, kid in ((rsa, "r1"), (okp, "o1"))]
     cid = register_client(name="Algs", public=False, redirect_uris=[SERVICE_REDIRECT], first_party=True,
                           auth_methods=["private_key_jwt"], jwks={"keys": keys}, client_id="algs").client.client_id
+    ec_client, ec_key = keyed_client("alg-es256")
+    signers: dict[str, tuple[str, Any, str]] = {
+        "ES256": (ec_client.client_id, ec_key, "k1"), "RS256": (cid, rsa, "r1"), "PS256": (cid, rsa, "r1"),
+        "EdDSA": (cid, okp, "o1"),
+    }
+    for alg in served["request_object_signing_alg_values_supported"]:
+        signer, key, kid = signers[alg]
+        signed = request_object(signer, key, request_params(signer, pkce), alg=alg, kid=kid)
+        assert "code" in _redirect_query(browser.get(authorize_url(signer, request=signed)), SERVICE_REDIRECT), alg
+    settings.IDP_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS = True
+    params = authorize_params(mobile_client.client.client_id, pkce)
+    query = _redirect_query(browser.get(authorize_url(**params)))
+    assert query["error"] == "invalid_request" and "/par" in query["error_description"]
+    assert not AuthorizationCode.objects.exists() and _events("oauth.par_required") == 1
+    request_uri, _ = _pushed_public(mobile_client, pkce)
+    assert "code" in _redirect_query(browser.get(authorize_url(mobile_client.client.client_id,
+                                                               request_uri=request_uri)))
+
+
+# --- RFC 9101: request objects by value and pushed ------------------------------------------------
+
+@pytest.fixture
+def keyed(db: Any) -> tuple[Any, ECKey]:
+    return keyed_client("jar-client")
+
+
+def test_request_object_by_value_takes_precedence_over_the_query(browser, keyed, pkce):
+    client, key = keyed
+    params = request_params(client.client_id, pkce)
+    signed = request_object(client.client_id, key, params)
+    url = authorize_url(client.client_id, request=signed, state="from-the-query", scope="openid email")
+    query = _redirect_query(browser.get(url), SERVICE_REDIRECT)
+    assert query["state"] == params["state"]  # RFC 9101 section 5: only the object's parameters count
+    assert AuthorizationCode.objects.get().scope == "openid profile"
+
+
+def test_request_object_pushed_with_private_key_jwt(browser, keyed, pkce):
+    client, key = keyed
+    params = request_params(client.client_id, pkce)
+    response = push({"client_id": client.client_id, "request": request_object(client.client_id, key, params),
+                     **authenticated(client.client_id, key)})
+    assert response.status_code == 201, response.content
+    query = _redirect_query(browser.get(authorize_url(client.client_id, request_uri=response.json()["request_uri"])),
+                            SERVICE_REDIRECT)
+    assert query["state"] == params["state"] and "code" in query
+    assert SecurityEvent.objects.get(event_type="oauth.par_accepted").details.get("signed") is True
+
+
+def _bad_objects(client_id: str, key: ECKey, pkce: Any) -> dict[str, str]:
+    params = request_params(client_id, pkce)
+    return {
+        "alg_none": unsigned({**params, "iss": client_id, "aud": issuer(), "exp": int(time.time()) + 60}),
+        "other_key": request_object(client_id, ECKey.generate_key("P-256", private=True), params),
+        "wrong_aud": request_object(client_id, key, params, aud="https://other-op.example"),
+        "wrong_iss": request_object(client_id, key, params, iss="someone-else"),
+        "no_exp": request_object(client_id, key, params, exp=None),
+        "expired": request_object(client_id, key, params, exp=int(time.time()) - 120),
+        "other_client_id": request_object(client_id, key, {**params, "client_id": "other"}),
+        "nested": request_object(client_id, key, {**params, "request_uri": URN + "x"}),
+        "hs256_with_a_public_key": "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl",
+        "garbage": "a.b.c",
+    }
+
+
+def test_bad_request_objects_are_refused_at_authorize(browser, keyed, pkce):
+    client, key = keyed
+    for name, bad in _bad_objects(client.client_id, key, pkce).items():
+        query = _redirect_query(browser.get(authorize_url(client.client_id, request=bad, redirect_uri=SERVICE_REDIRECT)),
+                                SERVICE_REDIRECT)
+        assert query["error"] in ("invalid_request_object", "invalid_request"), (name, query)
+    assert not AuthorizationCode.objects.exists()
+    assert _events("oauth.request_object_refused") == len(_bad_objects(client.client_id, key, pkce))
+
+
+def test_bad_request_objects_are_refused_at_par(keyed, pkce):
+    client, key = keyed
+    for name, bad in _bad_objects(client.client_id, key, pkce).items():
+        response = push({"client_id": client.client_id, "request": bad, **authenticated(client.client_id, key)})
+        assert response.status_code == 400 and response.json()["error"] in (
+            "invalid_request_object", "invalid_request"), (name, response.content)
+    assert _events("oauth.par_accepted") == 0
+
+
+def test_unsigned_object_is_told_to_sign(browser, keyed, pkce):
+    client, _ = keyed
+    bad = unsigned({**request_params(client.client_id, pkce), "iss": client.client_id, "aud": issuer()})
+    query = _redirect_query(browser.get(authorize_url(client.client_id, request=bad)), SERVICE_REDIRECT)
+    assert query["error"] == "invalid_request_object" and "alg none is refused" in query["error_description"]
+
+
+def test_client_requiring_signed_objects_refuses_plain_requests(browser, pkce, db):
+    client, key = keyed_client("signed-only", require_signed_request_object=True)
+    params = request_params(client.client_id, pkce)
+    plain = _redirect_query(browser.get(authorize_url(**params)), SERVICE_REDIRECT)
+    assert plain["error"] == "invalid_request" and "signed request object" in plain["error_description"]
+    pushed_plain = push({**params, **authenticated(client.client_id, key)})
+    assert pushed_plain.status_code == 400 and "signed request object" in pushed_plain.json()["error_description"]
+    signed = _redirect_query(browser.get(authorize_url(client.client_id, request=request_object(
+        client.client_id, key, params))), SERVICE_REDIRECT)
+    assert "code" in signed
+
+
+def test_discovery_fields_hold(client, browser, pkce, db, settings):
+    """Each advertised request-object algorithm verifies; /par answers; the global switch holds."""
+    served = client.get(reverse("openid-configuration")).json()
+    assert served["pushed_authorization_request_endpoint"] == f"{issuer()}/par"
+    assert served["require_pushed_authorization_requests"] is False and served["require_signed_request_object"] is False
+    assert served["request_parameter_supported"] is True
+    rsa, okp = RSAKey.generate_key(2048, private=True), OKPKey.generate_key("Ed25519", private=True)
+    from clients.flows.registration import register_client
+
+    keys = [k.as_dict(private=False) | {"kid": kid} for k, kid in ((rsa, "r1"), (okp, "o1"))]
+    cid = register_client(name="Algs", public=False, redirect_uris=[SERVICE_REDIRECT], first_party=True,
+                          auth_methods=["private_key_jwt"], jwks={"keys": keys}, client_id="algs").client.client_id
     for alg in served["request_object_signing_alg_values_supported"]:
         key, kid = {"ES256": (None, "k1"), "RS256": (rsa, "r1"), "PS256": (rsa, "r1"), "EdDSA": (okp, "o1")}[alg]
         if key is None:
