@@ -66,7 +66,8 @@ class ClientForm(forms.ModelForm):
         if problem:
             self.add_error("served_resources", problem)
         methods = data.get("auth_methods") or []
-        problem = profile_problem(str(data.get("profile") or ""), public, methods, str(data.get("signing_alg") or ""))
+        problem = profile_problem(str(data.get("profile") or ""), public, methods, str(data.get("signing_alg") or ""),
+                                  [str(uri) for uri in data.get("redirect_uris") or []])
         if problem and "auth_methods" not in self.errors:
             self.add_error("profile", problem)
         return data

@@ -75,7 +75,7 @@ def register_client(
     allowed_scopes = list(scopes or DEFAULT_SCOPES)
     problem = (
         signing_alg_problem(alg)
-        or profile_problem(profile, public, methods, alg)
+        or profile_problem(profile, public, methods, alg, redirect_uris)
         or pkce_waiver_problem(public, require_pkce, allowed_scopes)
         or served_resources_problem(served_resources or [])
     )

@@ -65,6 +65,7 @@ def _exchange(client: Any, key: Any, code: str, pkce: Any, **headers: Any) -> An
     ({"auth_methods": ["client_secret_basic"]}, "private_key_jwt only"),
     ({"auth_methods": ["private_key_jwt", "client_secret_basic"]}, "private_key_jwt only"),
     ({"signing_alg": "RS256"}, "ES256 or PS256"),
+    ({"redirect_uris": ["http://127.0.0.1/cb"]}, "https"),
 ])
 def test_registration_admits_only_what_the_profile_allows(db, kwargs, words):
     from joserfc.jwk import ECKey
@@ -75,6 +76,20 @@ def test_registration_admits_only_what_the_profile_allows(db, kwargs, words):
     with pytest.raises(ClientRegistrationError, match=words):
         register_client(**(base | kwargs))
     assert not SecurityEvent.objects.filter(event_type="client.registered").exists()
+
+
+def test_password_grant_is_not_offered(bank):
+    """FAPI 2.0 section 5.3.2.1: the resource owner password credentials grant is refused."""
+    client, key = bank
+    response = form_post(HttpClient(), reverse("token"), {"grant_type": "password", "username": "alice",
+                                                          "password": "x", **authenticated(client.client_id, key)})
+    assert response.status_code == 400 and response.json()["error"] == "unsupported_grant_type"
+
+
+def test_unauthenticated_push_is_refused(bank, pkce):
+    client, _ = bank
+    response = push(request_params(client.client_id, pkce))
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
 
 def test_fapi_client_defaults(bank):
@@ -166,3 +181,38 @@ def test_standard_client_code_lifetime_follows_the_setting(browser, pkce, settin
     _code(browser, client, key, pkce)
     code = AuthorizationCode.objects.get()
     assert (code.expires_at - code.created_at).total_seconds() == 300
+
+
+# --- the procedures in docs/fapi.md and README work as written --------------------------------------
+
+def test_create_client_with_the_fapi2_profile(tmp_path, db):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+    from joserfc.jwk import ECKey
+
+    from clients.models import Client
+
+    jwks = tmp_path / "bank-public-jwks.json"
+    jwks.write_text(json.dumps({"keys": [ECKey.generate_key("P-256", private=True).as_dict(private=False)]}))
+    out = StringIO()
+    call_command("create_client", "--name", "Bank", "--confidential", "--profile", "fapi2", "--redirect-uri",
+                 "https://bank.example/callback", "--auth-method", "private_key_jwt", "--jwks-file", str(jwks),
+                 "--json", stdout=out)
+    printed = json.loads(out.getvalue())
+    assert printed["profile"] == "fapi2" and printed["signing_alg"] == "ES256" and "client_secret" not in printed
+    assert Client.objects.get(client_id=printed["client_id"]).is_fapi2
+
+
+def test_every_test_named_in_docs_fapi_exists():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "fapi.md").read_text()
+    last = ""
+    for path, name in re.findall(r"`(?:((?:tests/)?test_\w+\.py))?::(\w+)`", text):
+        last = path or last
+        source = root / (last if last.startswith("tests/") else f"idp/tests/{last}")
+        assert f"def {name}(" in source.read_text(), f"docs/fapi.md names {last}::{name}, which does not exist"
