@@ -216,3 +216,14 @@ def test_every_test_named_in_docs_fapi_exists():
         last = path or last
         source = root / (last if last.startswith("tests/") else f"idp/tests/{last}")
         assert f"def {name}(" in source.read_text(), f"docs/fapi.md names {last}::{name}, which does not exist"
+
+
+def test_admin_refuses_a_fapi_profile_the_client_does_not_fit(admin_client, service_client):
+    from .test_client_registration import admin_form
+
+    staff = admin_client
+    client = service_client.client
+    response = staff.post(reverse("admin:clients_client_change", args=[client.pk]), admin_form(client, profile="fapi2"))
+    assert response.status_code == 200 and "private_key_jwt only" in response.content.decode()
+    client.refresh_from_db()
+    assert client.profile == "standard"
