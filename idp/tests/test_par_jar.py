@@ -283,3 +283,19 @@ def test_discovery_fields_hold(client, browser, pkce, db, settings):
         assert "code" in _redirect_query(browser.get(authorize_url(signer, request=signed)), SERVICE_REDIRECT), alg
     settings.IDP_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS = True
     assert client.get(reverse("openid-configuration")).json()["require_pushed_authorization_requests"] is True
+
+
+def test_par_and_a_pushed_authorization_answer_503_while_the_cache_is_down(browser, mobile_client, pkce, settings):
+    from core.outage_testing import cache_down
+
+    from .test_outage import assert_json_503
+
+    params = authorize_params(mobile_client.client.client_id, pkce)
+    request_uri = push(params).json()["request_uri"]
+    with cache_down(settings):
+        assert_json_503(push(params))
+        down = browser.get(authorize_url(mobile_client.client.client_id, request_uri=request_uri))
+        assert down.status_code == 503 and b"Traceback" not in down.content
+    assert push(params).status_code == 201
+    assert "code" in _redirect_query(browser.get(authorize_url(mobile_client.client.client_id,
+                                                               request_uri=request_uri)))
