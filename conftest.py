@@ -65,6 +65,9 @@ def _missing_service(marker: str) -> str | None:
         if not os.path.exists("/usr/sbin/nginx"):
             return "needs nginx at /usr/sbin/nginx (apt-get install nginx)"
         return None
+    if marker == "prometheus":
+        missing = [path for path in ("/usr/bin/prometheus", "/usr/bin/promtool") if not os.path.exists(path)]
+        return f"needs {' and '.join(missing)} (apt-get install prometheus)" if missing else None
     if marker == "a11y":
         return _missing_service("browser") or _axe_missing()
     if marker == "browser":
@@ -77,7 +80,7 @@ def _missing_service(marker: str) -> str | None:
     return None
 
 
-SERVICE_MARKERS = ("postgres", "redis", "celery", "browser", "nginx", "a11y")
+SERVICE_MARKERS = ("postgres", "redis", "celery", "browser", "nginx", "a11y", "prometheus")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -25,12 +25,21 @@ worker. These settings keep Vigil answering when a slow client reaches it withou
   that many PostgreSQL connections per host (``DATABASE_CONN_MAX_AGE`` keeps one per
   thread); stay below PostgreSQL's ``max_connections`` (100 by default) over all hosts.
 
+- **Metrics** (docs/operations.md "Metrics"): with ``PROMETHEUS_MULTIPROC_DIR`` set (a new,
+  empty directory at every start; ``scripts/up.sh`` and the deploy procedure do it) each
+  worker writes its samples there and ``/metrics`` adds up every worker's; ``child_exit``
+  tells prometheus_client a worker is gone. Without it each worker reports only its own.
+- **Logs**: gunicorn's own lines are JSON like Vigil's (``core/logging.py``), unless
+  ``VIGIL_LOG_FORMAT=plain``.
+
 Any of these can be overridden on the command line (``-w 1``) or in ``GUNICORN_CMD_ARGS``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+from typing import Any
 
 wsgi_app = "vigil.slow_clients:application"
 bind = "127.0.0.1:8000"  # behind the TLS proxy on the same host; -b overrides
@@ -40,3 +49,25 @@ threads = 8
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker exited: its live gauges stop counting (prometheus_client multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+if os.environ.get("VIGIL_LOG_FORMAT", "json").strip().lower() != "plain":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "core.logging.JsonLineFormatter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        },
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+    }

@@ -35,6 +35,11 @@ def sql_sha256_hex(expr: str) -> str:
     return f"encode(sha256(convert_to({expr}, 'UTF8')), 'hex')"
 
 
+def sql_sha256(expr: str) -> str:
+    """SHA-256 of a text expression as bytes (Vigil's ``core.crypto.token_digest``), in SQL."""
+    return f"sha256(convert_to({expr}, 'UTF8'))"
+
+
 def sql_s256(expr: str) -> str:
     """PKCE S256 of a text expression, base64url without padding, computed in SQL."""
     return f"rtrim(translate(encode(sha256(convert_to({expr}, 'UTF8')), 'base64'), '+/', '-_'), '=')"

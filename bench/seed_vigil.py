@@ -26,7 +26,7 @@ from django.db import connection, transaction  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from bench.bulk import insert_series  # noqa: E402
-from bench.seed_sql import REDIRECT_URI, SQL_CODE, SQL_REFRESH, SQL_VERIFIER, sql_s256, sql_sha256_hex  # noqa: E402
+from bench.seed_sql import REDIRECT_URI, SQL_CODE, SQL_REFRESH, SQL_VERIFIER, sql_s256, sql_sha256  # noqa: E402
 from clients.flows.registration import register_client  # noqa: E402
 from clients.models import Client  # noqa: E402
 from core import keys  # noqa: E402
@@ -57,13 +57,13 @@ SESSION_COLUMNS = {
     "scope": "%(scope)s", "auth_time": "now()", "amr": AMR, "status": "'active'",
     "created_at": "now()", "last_refresh_at": "now()",
 }
-# Session i holds refresh token bench-i (stored as its SHA-256, like core.crypto.token_hash).
+# Session i holds refresh token bench-i (stored as its SHA-256 bytes, like core.crypto.token_digest).
 REFRESH_COLUMNS = {
-    "id": "g", "token_hash": sql_sha256_hex(SQL_REFRESH), "session_id": "g", "scope": "%(scope)s",
+    "id": "g", "token_hash": sql_sha256(SQL_REFRESH), "session_id": "g", "scope": "%(scope)s",
     "created_at": "now()", "expires_at": "now() + interval '30 days'",
 }
 CODE_COLUMNS = {
-    "code_hash": sql_sha256_hex(SQL_CODE), "client_id": "%(client)s", "user_id": "1 + (g %% %(users)s)",
+    "code_hash": sql_sha256(SQL_CODE), "client_id": "%(client)s", "user_id": "1 + (g %% %(users)s)",
     "redirect_uri": "%(redirect_uri)s", "scope": "%(scope)s", "code_challenge": sql_s256(SQL_VERIFIER),
     "code_challenge_method": "'S256'", "auth_time": "now()", "amr": AMR,
     "created_at": "now()", "expires_at": "now() + interval '3 hours'",
@@ -257,7 +257,7 @@ def _bind_sessions(mobile: Client, devices: list[Device], *, first: int, users: 
     DPoP key, with refresh token ``bench-att-{j}``; returns the DPoP keys."""
     from joserfc.jwk import ECKey
 
-    from core.crypto import token_hash
+    from core.crypto import token_digest
     from sessions.dpop import thumbprint
 
     dpops = [ECKey.generate_key("P-256", private=True) for _ in devices]
@@ -268,7 +268,7 @@ def _bind_sessions(mobile: Client, devices: list[Device], *, first: int, users: 
         for j, (device, dpop) in enumerate(zip(devices, dpops, strict=True), start=first)
     ])
     RefreshToken.objects.bulk_create([
-        RefreshToken(id=ATTESTED_BASE_ID + j, token_hash=token_hash(f"bench-att-{j}"), session=session,
+        RefreshToken(id=ATTESTED_BASE_ID + j, token_hash=token_digest(f"bench-att-{j}"), session=session,
                      scope=SCOPE, created_at=now, expires_at=now + timedelta(days=30))
         for j, session in enumerate(sessions, start=first)
     ])

@@ -117,3 +117,10 @@ def client_address(request: HttpRequest) -> str | None:
         _networks(trusted_proxy_entries()),
         trusted_hops(),
     )
+
+
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether ``request``'s peer is a proxy the operator trusts (``VIGIL_TRUSTED_PROXIES``, or
+    the first of ``VIGIL_TRUSTED_PROXY_HOPS``): only then may a header it sets be believed."""
+    peer = parse_address(request.META.get("REMOTE_ADDR") or "")
+    return peer is not None and _trusted(peer, 0, _networks(trusted_proxy_entries()), trusted_hops())

@@ -31,10 +31,19 @@ def generate_token(nbytes: int = 32) -> str:
 
 
 def token_hash(value: str | bytes) -> str:
-    """SHA-256 hex of a high-entropy bearer value, for storage and indexed lookup."""
+    """SHA-256 hex of a high-entropy bearer value (cache keys, values kept as text)."""
     if isinstance(value, str):
         value = value.encode()
     return hashlib.sha256(value).hexdigest()
+
+
+def token_digest(value: str | bytes) -> bytes:
+    """SHA-256 of a high-entropy bearer value as the 32 bytes stored and indexed in place of the
+    value (refresh tokens, authorization codes): half the key size of its hex spelling, and no
+    second (``LIKE``) index beside the unique one on PostgreSQL (issue 19)."""
+    if isinstance(value, str):
+        value = value.encode()
+    return hashlib.sha256(value).digest()
 
 
 @functools.lru_cache(maxsize=32)

@@ -8,7 +8,7 @@ type is an ``EventType`` member, never a string (docs/security-events.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest
 
-from . import sql
+from . import request_context, sql
 from .client_address import client_address
 from .models import SecurityEvent
 
@@ -143,6 +143,7 @@ def build(
     """The event ``record`` would write, not yet written."""
     user_obj = user if getattr(user, "pk", None) else None
     details = _clean(details)
+    request_context.note_decision(event_type, outcome, reason, client_id)
     return SecurityEvent(
         event_type=event_type,
         outcome=outcome,
@@ -152,6 +153,7 @@ def build(
         session_id=_clean(session_id or "")[:64],
         ip_address=ip_address or client_ip(request),
         details=details,
+        request_id=request_context.current_id(),
     )
 
 
@@ -181,8 +183,27 @@ def _log(event: SecurityEvent) -> None:
         "ip": event.ip_address,
         "details": event.details,
         "id": event.pk,
+        "request_id": event.request_id or None,
     }
     logger.info(event.event_type, extra={"event": line})
+    for listener in _listeners:
+        try:
+            listener(event)
+        except Exception:  # counting must never fail the decision it counts
+            operations_logger.exception("event listener %r failed", listener)
+
+
+# Called with every event once it is final (committed, or logged alone while the database is
+# down): the metrics (``ops.event_metrics``) count security decisions here, where every flow
+# already reports them, instead of each flow counting its own.
+_listeners: list[Callable[[SecurityEvent], None]] = []
+
+
+def subscribe(listener: Callable[[SecurityEvent], None]) -> None:
+    """Call ``listener(event)`` for every final event, from a higher app's ``ready()``. It runs
+    on the request's thread, so it must be cheap; an error in it is logged, never raised."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 @dataclass

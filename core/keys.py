@@ -99,16 +99,18 @@ def _import(data: dict[str, Any], alg: str) -> JoseKey:
 
 
 def public_key(kid: str) -> tuple[JoseKey, str] | None:
-    """The published public key with this ``kid`` and its algorithm, or None."""
-    cached = _public_cache.get(kid)
-    if cached is not None:
-        return cached, str(cached.alg)
-    key = SigningKey.objects.published().filter(kid=kid).first()
+    """The published public key with this ``kid`` and its algorithm, or None. Whether it is
+    still published comes from the config cache, so a key retired or withdrawn by any
+    process (a worker's rotation, another web instance) stops verifying here at the next
+    request; only the parsed key, which a ``kid`` (its thumbprint) fixes, is kept by ``kid``."""
+    key = config_cache.cached(("published-key", kid), lambda: SigningKey.objects.published().filter(kid=kid).first())
     if key is None:
         return None
-    loaded = _import(dict(key.public_jwk), key.alg)
-    with _lock:
-        _public_cache[kid] = loaded
+    loaded = _public_cache.get(kid)
+    if loaded is None:
+        loaded = _import(dict(key.public_jwk), key.alg)
+        with _lock:
+            _public_cache[kid] = loaded
     return loaded, key.alg
 
 

@@ -65,6 +65,9 @@ class SecurityEvent(models.Model):
     session_id = models.CharField(max_length=64, blank=True, db_index=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(
+        max_length=64, blank=True, default="", help_text="The X-Request-ID of the request that recorded it."
+    )
 
     class Meta:
         db_table = "idp_security_event"

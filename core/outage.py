@@ -41,7 +41,7 @@ from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
 
 from . import cache as shared_cache
-from . import events
+from . import events, metrics
 from .app_settings import app_settings
 
 logger = logging.getLogger("vigil.outage")
@@ -167,6 +167,7 @@ def answer(request: HttpRequest, exc: BaseException, dependency: Dependency) -> 
         type(exc).__name__,
         " ".join(str(exc).split()),
     )
+    metrics.dependency_error(dependency, "request")
     _record(request, dependency, exc)
     response = page_answer(request) if wants_html(request) else json_answer()
     response._has_been_logged = True  # type: ignore[attr-defined]

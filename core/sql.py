@@ -129,7 +129,7 @@ def insert(objs: Sequence[Model], *, using: str | None = None) -> None:
     if not objs:
         return
     collecting = _deferred.get()
-    if collecting is not None:  # inside ``no_statements``: the caller writes them
+    if collecting is not None:  # inside ``no_writes``: the caller writes them
         collecting.append(objs)
         return
     model = type(objs[0])
@@ -181,26 +181,52 @@ class Statement:
             cursor.execute(sql, params)
             return cursor.rowcount
 
+    def first_row(self, *values: Any, using: str | None = None) -> tuple[Any, ...] | None:
+        """Execute a statement with ``RETURNING`` (or a SELECT); its first row, None if none."""
+        alias = using or router.db_for_write(self.model)
+        connection = connections[alias]
+        sql = self._sql.get(alias)
+        if sql is None:
+            sql = self._sql[alias] = self.template.format(table=connection.ops.quote_name(self.model._meta.db_table))
+        params = [field.get_db_prep_value(value, connection, prepared=False)
+                  for field, value in zip(self.fields, values, strict=True)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return tuple(row) if row is not None else None
+
 
 # --- writes folded into one statement --------------------------------------------------------
 _deferred: ContextVar[list[Sequence[Model]] | None] = ContextVar("vigil_sql_deferred", default=None)
 
 
 class QueryAttempted(Exception):
-    """A statement was about to run inside ``no_statements()``: the caller takes its general
-    path (the statement did not run)."""
+    """A write was about to run inside ``no_writes()``: the caller takes its general path (the
+    write did not run)."""
+
+
+_LOCKING = (" FOR UPDATE", " FOR NO KEY UPDATE", " FOR SHARE", " FOR KEY SHARE")
+
+
+def _plain_read(sql: str) -> bool:
+    """A SELECT that neither writes nor locks: outside a transaction it reads what it would
+    read inside one at READ COMMITTED (each statement its own snapshot)."""
+    return sql.lstrip()[:6].upper() == "SELECT" and not any(lock in sql.upper() for lock in _LOCKING)
 
 
 @contextmanager
-def no_statements(using: str = "default") -> Iterator[list[Sequence[Model]]]:
-    """Run a block that must not touch the database: ``insert()`` calls inside it are collected
-    (yielded, in order, without primary keys) for the caller to write, e.g. inside one
-    statement with ``gated_insert``; any other statement raises :class:`QueryAttempted`
-    before it runs, also when the block caught that exception itself."""
+def no_writes(using: str = "default") -> Iterator[list[Sequence[Model]]]:
+    """Run a block that may read but must not write or lock: ``insert()`` calls inside it are
+    collected (yielded, in order, without primary keys) for the caller to write, e.g. inside
+    one statement with ``gated_insert``; any other write, and any locking read, raises
+    :class:`QueryAttempted` before it runs (also when the block caught that exception
+    itself), as does a statement Django refuses outside a transaction (``select_for_update``)."""
     collected: list[Sequence[Model]] = []
     attempted: list[str] = []
 
     def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if _plain_read(sql):
+            return execute(sql, params, many, context)
         attempted.append(sql)
         raise QueryAttempted(sql[:80])
 
@@ -219,7 +245,7 @@ def no_statements(using: str = "default") -> Iterator[list[Sequence[Model]]]:
     finally:
         _deferred.reset(token)
         if attempted:
-            # No statement ran (each was refused before it was sent), so an enclosing
+            # No write ran (each was refused before it was sent), so an enclosing
             # transaction is intact: undo Django marking it for rollback on the way out.
             connection.needs_rollback = needs_rollback
     if attempted:

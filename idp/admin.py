@@ -174,7 +174,7 @@ class ConsentAdmin(admin.ModelAdmin):
 class SecurityEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "event_type", "outcome", "reason", "user", "client_id", "session_id", "ip_address"]
     list_filter = ["event_type", "outcome", "reason", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["event_type", "reason", "user__username", "client_id", "session_id", "ip_address"]
+    search_fields = ["event_type", "reason", "user__username", "client_id", "session_id", "ip_address", "=request_id"]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -13,6 +13,15 @@ export IDP_ISSUER="${IDP_ISSUER:-http://localhost:${port}}"
 mkdir -p var/celery-broker/control var/log
 # Security events: one JSON line each (stderr in production; a file here, to keep this terminal readable).
 export VIGIL_SECURITY_LOG="${VIGIL_SECURITY_LOG:-$PWD/var/log/security.jsonl}"
+export VIGIL_REQUEST_LOG="${VIGIL_REQUEST_LOG:-$PWD/var/log/requests.jsonl}"
+# Metrics (docs/operations.md "Metrics"): web, worker and beat write their samples into one
+# fresh directory, and /metrics adds them up. Readable from this machine only, unless a
+# VIGIL_METRICS_TOKEN or VIGIL_METRICS_ALLOW of your own is set.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/prometheus-multiproc}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name "*.db" -delete
+if [ -z "${VIGIL_METRICS_TOKEN:-}" ] && [ -z "${VIGIL_METRICS_ALLOW:-}" ]; then
+  export VIGIL_METRICS_ALLOW="127.0.0.1,::1"
+fi
 PY=.venv/bin/python
 $PY manage.py migrate --noinput >/dev/null
 $PY manage.py bootstrap_demo
@@ -22,5 +31,8 @@ trap cleanup EXIT INT TERM
 .venv/bin/celery -A vigil worker --pool=solo --loglevel=INFO >var/log/worker.log 2>&1 & pids+=($!)
 .venv/bin/celery -A vigil beat --loglevel=INFO >var/log/beat.log 2>&1 & pids+=($!)
 echo "Celery worker and beat: logs in var/log/worker.log and var/log/beat.log"
+echo "Health:  ${IDP_ISSUER}/healthz (alive)  ${IDP_ISSUER}/readyz (database, cache, signing key)"
+echo "Metrics: ${IDP_ISSUER}/metrics (Prometheus text; from this machine, or with VIGIL_METRICS_TOKEN)"
+echo "Logs:    JSON lines in var/log/requests.jsonl (requests) and var/log/security.jsonl (security events)"
 $PY manage.py runserver "127.0.0.1:${port}" --noreload & pids+=($!)
 wait "${pids[-1]}"

@@ -84,7 +84,7 @@ class DeviceSession(models.Model):
 class RefreshToken(models.Model):
     """One refresh token of a family; Authlib's ``TokenMixin`` for the refresh grant."""
 
-    token_hash = models.CharField(max_length=64, unique=True)
+    token_hash = models.BinaryField(max_length=32, unique=True)  # core.crypto.token_digest of the value
     session = models.ForeignKey(DeviceSession, on_delete=models.CASCADE, related_name="refresh_tokens")
     scope = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -145,7 +145,7 @@ class AccessToken(models.Model):
 class AuthorizationCode(models.Model):
     """A single-use authorization code, stored only as its SHA-256 hash."""
 
-    code_hash = models.CharField(max_length=64, unique=True)
+    code_hash = models.BinaryField(max_length=32, unique=True)  # core.crypto.token_digest of the code
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     redirect_uri = models.TextField()

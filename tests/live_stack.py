@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ http {{
   access_log {d}/access.log;
   client_body_temp_path {d}/client_body; proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  upstream app {{ server 127.0.0.1:{app_port}; }}
+  upstream app {{ {servers} }}
   server {{
     listen 127.0.0.1:{port};
     client_body_timeout 10s;
@@ -109,12 +109,19 @@ class Gunicorn:
         self.worker_pids: set[int] = set()
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start gunicorn without waiting for it (``wait_ready``), to start several at once."""
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "-w", "1",
                  "--no-control-socket", "-b", f"127.0.0.1:{self.port}", *self.args],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
+
+    def wait_ready(self) -> None:
         wait_until(lambda: requests.get(f"{self.base}/.well-known/openid-configuration", timeout=2,
                                         headers={"Host": "localhost"}).ok,
                    timeout=60, what=f"gunicorn on {self.port} (log: {self.log})")
@@ -147,13 +154,16 @@ def gunicorn(workdir: Path, issuer: str | None = None, *args: str, port: int | N
 
 
 @contextmanager
-def nginx(workdir: Path, app_port: int, port: int) -> Iterator[int]:
-    """Debian's nginx on ``port`` in front of ``app_port`` (the recipe's configuration)."""
+def nginx(workdir: Path, app_port: int | Sequence[int], port: int) -> Iterator[int]:
+    """Debian's nginx on ``port`` in front of ``app_port`` (the recipe's configuration), or
+    of several gunicorn ports, taken in turn (nginx's round robin)."""
     directory = workdir / f"nginx-{port}"
     directory.mkdir()
     user = "user root;" if os.geteuid() == 0 else ""  # workers as nobody cannot enter pytest's 0700 dirs
     conf = directory / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user=user, d=directory, app_port=app_port, port=port))
+    ports = [app_port] if isinstance(app_port, int) else list(app_port)
+    servers = " ".join(f"server 127.0.0.1:{p};" for p in ports)
+    conf.write_text(NGINX_CONF.format(user=user, d=directory, servers=servers, port=port))
     check = subprocess.run([NGINX, "-t", "-p", str(directory), "-c", str(conf)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     proc = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"],

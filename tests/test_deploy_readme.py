@@ -176,6 +176,18 @@ def other_pages_answer(port: int) -> None:
         assert http.get(f"{ISSUER}{path}", timeout=10).status_code == 200, path
 
 
+def probes_answer(port: int, multiproc_dir: str) -> None:
+    """The probes answer a kubelet over plain HTTP to the host's address (no proxy, no
+    allowed Host); /metrics is closed without a token; gunicorn's worker writes its samples
+    to the block's PROMETHEUS_MULTIPROC_DIR."""
+    base = f"http://127.0.0.1:{port}"
+    assert requests.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
+    ready = requests.get(f"{base}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert requests.get(f"{base}/metrics", timeout=10).status_code == 404
+    assert list(Path(multiproc_dir).glob("counter_*.db"))
+
+
 def register(env: dict[str, str], alg: str) -> str:
     """The README's "Operating it" commands: a user and a public client signing with ``alg``."""
     manage(env, "create_user", "--username", "operator-alice", "--email", "alice@example.com", "--password", PASSWORD)
@@ -198,6 +210,7 @@ def run_deploy_block(database_url: str, redis_url: str | None, logs: Path, alg: 
         assert ("REDIS_URL" in env) == bool(redis_url)
         sign_in_and_refresh(port, register(env, alg), alg, jwks)
         other_pages_answer(port)
+        probes_answer(port, env["PROMETHEUS_MULTIPROC_DIR"])
         if redis_url:
             check_celery(deployment, steps, redis_url, database_url)
         else:

@@ -5,6 +5,7 @@ new models; content types (and so admin permissions) carry the new app labels.""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from datetime import date
 from typing import Any
@@ -57,6 +58,8 @@ def _value(field: models.Field, apps: Any, made: dict[str, Any]) -> Any:
     if field.choices:
         return field.choices[0][0]
     n = next(_counter)
+    if field.name in {"token_hash", "code_hash"}:  # SHA-256 hex, as stored before sessions 0007
+        return hashlib.sha256(f"v{n}".encode()).hexdigest()
     by_type: dict[type, Any] = {
         models.DateTimeField: timezone.now(), models.DateField: date(2026, 1, 1), models.JSONField: {},
         models.BooleanField: False, models.GenericIPAddressField: "192.0.2.1", models.URLField: f"https://rp{n}.example/",
@@ -114,3 +117,35 @@ def test_every_moved_table_keeps_its_rows_and_permissions() -> None:
         Permission.objects.filter(content_type__app_label__in={new for _, new, _ in MOVED})
         .values_list("content_type__model", "codename")
     )
+
+
+def test_token_hashes_become_their_bytes_and_every_token_still_matches() -> None:
+    """sessions 0007 (issue 19): refresh-token and code hashes stored as hex are converted in
+    place to the 32 bytes ``core.crypto.token_digest`` looks up, and back on reverse."""
+    from core.crypto import token_digest, token_hash
+
+    before = [("device_sessions", "0006_authorization_code_in_risk_out")]
+    executor = _migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    made: dict[str, Any] = {}
+    token = _row(old_apps.get_model("device_sessions", "RefreshToken"), old_apps, made)
+    code = _row(old_apps.get_model("device_sessions", "AuthorizationCode"), old_apps, made)
+    type(token).objects.filter(pk=token.pk).update(token_hash=token_hash("a refresh token"))
+    type(code).objects.filter(pk=code.pk).update(code_hash=token_hash("a code"))
+
+    _migrate()
+
+    from sessions.models import AuthorizationCode, RefreshToken
+
+    assert RefreshToken.objects.get(token_hash=token_digest("a refresh token")).pk == token.pk
+    assert AuthorizationCode.objects.get(code_hash=token_digest("a code")).pk == code.pk
+    with connection.cursor() as cursor:  # no second (LIKE) index beside the unique one
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [RefreshToken._meta.db_table])
+        definitions = [row[0] for row in cursor.fetchall()]
+    assert not any("pattern_ops" in d for d in definitions), definitions
+
+    executor = _migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    reverted = old_apps.get_model("device_sessions", "RefreshToken").objects.get(pk=token.pk)
+    assert reverted.token_hash == token_hash("a refresh token")
+    _migrate()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -83,9 +84,16 @@ INSTALLED_APPS = [
     "risk",
     "shared_signals",
     "simulator",  # development tool: the device_demo command
+    "ops",  # metrics, /healthz, /readyz, request ids (docs/operations.md "Metrics")
 ]
 
+# Request ids, request metrics and log lines, and the counting of security events (ops/).
+# Off only to measure what they cost (docs/operations.md "Metrics"): the same run, with and without.
+VIGIL_OBSERVABILITY = env_bool("VIGIL_OBSERVABILITY", True)
 MIDDLEWARE = [
+    # Outermost: the request id, metrics and log line of every answer, and the probes
+    # (/healthz, /readyz, /metrics) answered before the host check and the HTTPS redirect.
+    *(["ops.middleware.ObservabilityMiddleware"] if VIGIL_OBSERVABILITY else []),
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside every middleware that reads the database or the cache: 503 while one is down.
@@ -259,7 +267,11 @@ SPECTACULAR_SETTINGS = {
 # Celery: a filesystem broker by default so development needs no external service.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 _broker_dir = VAR_DIR / "celery-broker"
-CELERY_BROKER_TRANSPORT_OPTIONS = (
+# A message a worker took and never acknowledged (the worker was killed: acks_late) goes back
+# to a Redis queue after CELERY_VISIBILITY_TIMEOUT seconds; keep it above the longest task
+# (docs/operations.md "Scaling out").
+_visibility_timeout = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
@@ -267,6 +279,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "control_folder": str(_broker_dir / "control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
+    else {
+        "visibility_timeout": _visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, _visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else {}
 )
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
@@ -274,11 +292,36 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
+# Beat writes each entry's last run to the database after every send, so a standby beat that
+# takes over (vigil/beat_guard.py) knows what ran (docs/operations.md "Scaling out").
+CELERY_BEAT_SYNC_EVERY = 1
 # Schedules live in the database (django-celery-beat) so admins edit them in the admin;
 # the entries below are installed there on first start.
 CELERY_BEAT_SCHEDULER = "vigil.celery_beat:DatabaseScheduler"
 # The schedule itself: vigil/schedule.py (every periodic task, one list).
 
+# Operations (docs/operations.md "Metrics", "Logs"; ops/app_settings.py).
+# /metrics is closed (404) unless a bearer token or allowed addresses are set.
+VIGIL_METRICS_TOKEN = os.environ.get("VIGIL_METRICS_TOKEN", "")
+VIGIL_METRICS_ALLOW = env_list("VIGIL_METRICS_ALLOW")
+VIGIL_METRICS_MAX_CLIENTS = int(os.environ.get("VIGIL_METRICS_MAX_CLIENTS", "100"))
+VIGIL_REQUEST_ID_HEADER = os.environ.get("VIGIL_REQUEST_ID_HEADER", "X-Request-ID")
+VIGIL_CELERY_METRICS_PORT = os.environ.get("VIGIL_CELERY_METRICS_PORT", "")
+VIGIL_CELERY_METRICS_ADDR = os.environ.get("VIGIL_CELERY_METRICS_ADDR", "127.0.0.1")
+# Every log line is one JSON object (core/logging.py); "plain" for the old text lines.
+VIGIL_LOG_FORMAT = "plain" if os.environ.get("VIGIL_LOG_FORMAT", "json").strip().lower() == "plain" else "json"
+
+
+def _log_handler(destination: str, formatter: str) -> dict[str, str]:
+    """stderr when empty or "-", else a file (e.g. VIGIL_SECURITY_LOG=var/log/security.jsonl)."""
+    if destination and destination != "-":
+        return {"class": "logging.FileHandler", "filename": destination, "formatter": formatter}
+    return {"class": "logging.StreamHandler", "formatter": formatter}
+
+
+# One line per request on vigil.request (ops/middleware.py): stderr by default, a file path,
+# or "off".
+_request_log = os.environ.get("VIGIL_REQUEST_LOG", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -287,15 +330,17 @@ LOGGING = {
         "json": {"()": "core.logging.JsonLineFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "security": (
-            {"class": "logging.FileHandler", "filename": os.environ["VIGIL_SECURITY_LOG"], "formatter": "json"}
-            if os.environ.get("VIGIL_SECURITY_LOG")
-            else {"class": "logging.StreamHandler", "formatter": "json"}
-        ),
+        "console": {"class": "logging.StreamHandler", "formatter": VIGIL_LOG_FORMAT},
+        "security": _log_handler(os.environ.get("VIGIL_SECURITY_LOG", ""), "json"),
+        "requests": _log_handler("" if _request_log.lower() in {"off", "0"} else _request_log, "json"),
     },
     "loggers": {
         "vigil.security": {"handlers": ["security"], "level": "INFO", "propagate": False},
+        "vigil.request": {
+            "handlers": ["requests"],
+            "level": "WARNING" if _request_log.lower() in {"off", "0"} else "INFO",
+            "propagate": False,
+        },
         "django.security": {"handlers": ["console"], "level": "WARNING"},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("VIGIL_LOG_LEVEL", "WARNING")},

@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("idp.usage_urls")),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("", include("ops.urls")),
 ]

@@ -20,7 +20,8 @@ import datetime as dt
 import re
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models import JSONField
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -230,15 +231,33 @@ _TOUCH_DEVICE = Statement(
 )
 
 
+# PostgreSQL merges the new verdict into the stored one inside the conditional UPDATE itself
+# (``jsonb ||``), so no row lock and no read are needed: one statement, like the touch above.
+_MERGE_VERDICT = Statement(
+    Device,
+    "UPDATE {table} SET last_asserted_at = %s,"
+    " verdict = COALESCE(verdict, '{{}}'::jsonb) || jsonb_build_object('play_integrity', %s::jsonb)"
+    " WHERE id = %s AND status = %s AND requires_reattestation = %s RETURNING verdict",
+    ["last_asserted_at", "verdict", "id", "status", "requires_reattestation"],
+)
+
+
 def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.datetime) -> None:
     """Store the refresh only while the device is still active and needs no re-attestation (the
     request read the device a moment ago; this write re-checks what an operator may have changed
-    since). Without a new verdict that is one conditional UPDATE; a new verdict is merged under
-    a row lock."""
+    since). Without a new verdict that is one conditional UPDATE; a new verdict is merged into
+    the stored one in that UPDATE on PostgreSQL, elsewhere under a row lock."""
     if integrity is None:
         if _TOUCH_DEVICE.run(now, device.pk, DeviceStatus.ACTIVE, False) != 1:
             _refuse_current_state(device)
         device.last_asserted_at = now
+        return
+    if connections[router.db_for_write(Device)].vendor == "postgresql":
+        merged = _MERGE_VERDICT.first_row(now, integrity, device.pk, DeviceStatus.ACTIVE, False)
+        if merged is None:
+            _refuse_current_state(device)
+            return
+        device.last_asserted_at, device.verdict = now, _verdict_from_db(merged[0])
         return
     with transaction.atomic():
         locked = Device.objects.select_for_update().get(pk=device.pk)
@@ -247,6 +266,14 @@ def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.da
         locked.verdict = {**(locked.verdict or {}), "play_integrity": integrity}
         locked.save(update_fields=["last_asserted_at", "verdict"])
     device.last_asserted_at, device.verdict = locked.last_asserted_at, locked.verdict
+
+
+def _verdict_from_db(value: Any) -> Any:
+    """The stored verdict as the ORM would read it (psycopg hands Django's JSON columns over as text)."""
+    field = Device._meta.get_field("verdict")
+    assert isinstance(field, JSONField)
+    connection = connections[router.db_for_write(Device)]
+    return field.from_db_value(value, None, connection)  # type: ignore[arg-type]  # no expression: a plain column
 
 
 def _refuse_current_state(device: Device) -> None:

@@ -293,3 +293,33 @@ def test_refresh_query_budget(
     signature = phone.sign(b)
     with django_assert_max_num_queries(10):
         verify_android_refresh(enrolled, signature, token, b, integrity_token_type="classic")
+
+
+def test_a_new_verdict_is_merged_into_what_the_device_row_holds_now(
+    enrolled: Device, phone: AndroidDevice, binding: Any
+) -> None:
+    """Issue 19: on PostgreSQL the merge happens inside the conditional UPDATE (``jsonb ||``),
+    so a key written by another process after this request read the device is kept."""
+    stored = Device.objects.get(pk=enrolled.pk).verdict
+    Device.objects.filter(pk=enrolled.pk).update(verdict={**stored, "written_meanwhile": {"by": "revalidation"}})
+    b = binding("refresh")
+    verify_android_refresh(enrolled, phone.sign(b), phone.classic_token(b), b, integrity_token_type="classic")
+    after = Device.objects.get(pk=enrolled.pk).verdict
+    assert after["written_meanwhile"] == {"by": "revalidation"}
+    assert after["key_attestation"] == stored["key_attestation"]
+    assert after["play_integrity"]["token_type"] == "classic" and after["play_integrity"] != stored.get("play_integrity")
+    assert enrolled.verdict == after  # the request goes on with what was stored
+
+
+def test_a_device_suspended_during_the_request_is_refused_and_keeps_its_verdict(
+    enrolled: Device, phone: AndroidDevice, binding: Any
+) -> None:
+    b = binding("refresh")
+    token, signature = phone.classic_token(b), phone.sign(b)
+    Device.objects.filter(pk=enrolled.pk).update(status=DeviceStatus.SUSPENDED, status_reason="operator")
+    before = Device.objects.get(pk=enrolled.pk)
+    with pytest.raises(AttestationError):
+        verify_android_refresh(enrolled, signature, token, b, integrity_token_type="classic")
+    after = Device.objects.get(pk=enrolled.pk)
+    assert (after.verdict, after.last_asserted_at, after.status) == (before.verdict, before.last_asserted_at,
+                                                                      DeviceStatus.SUSPENDED)

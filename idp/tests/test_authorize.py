@@ -28,7 +28,7 @@ def test_issues_code_with_state_and_iss(browser, mobile_client, pkce, settings):
     assert query["state"] == params["state"]
     assert query["iss"] == settings.IDP_ISSUER
     stored = AuthorizationCode.objects.get(client=mobile_client.client, nonce=params["nonce"])
-    assert stored.code_hash != query["code"] and len(stored.code_hash) == 64
+    assert stored.code_hash != query["code"].encode() and len(stored.code_hash) == 32
     assert stored.amr == ["pwd"]
 
 

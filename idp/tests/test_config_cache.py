@@ -10,9 +10,12 @@ from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.test import Client as HttpClient
 from django.urls import reverse
+from django.utils import timezone
 
 from clients.models import Client
-from core import config_cache, keys
+from core import config_cache, jwt_tokens, keys
+from core.app_settings import app_settings
+from core.models import KeyStatus, SigningKey
 
 from .conftest import form_post
 
@@ -121,3 +124,19 @@ def test_a_rotated_key_signs_the_next_token(tokens: Any, mobile_client: Any,
     second = form_post(HttpClient(), reverse("token"), data).json()
     assert jwt.get_unverified_header(first["access_token"])["kid"] != new.kid
     assert jwt.get_unverified_header(second["access_token"])["kid"] == new.kid
+
+
+
+def test_a_key_retired_by_another_process_stops_verifying_here_at_the_next_request() -> None:
+    """A key's retirement runs wherever ``keys.advance()`` runs first (a worker's rotation
+    task, another web instance): this process stops trusting the key as soon as the
+    generation changes, though it parsed and used it a moment before."""
+    now = int(timezone.now().timestamp())
+    token = jwt_tokens.sign({"iss": app_settings.ISSUER, "sub": "someone", "exp": now + 60}, alg="ES256")
+    kid, _ = keys.active_key("ES256")
+    assert jwt_tokens.verify(token)["sub"] == "someone"
+    SigningKey.objects.filter(kid=kid).update(status=KeyStatus.RETIRED)  # no signal: another process's write
+    assert jwt_tokens.verify(token)["sub"] == "someone"  # still this generation: this process's copy
+    cache.set(config_cache.GENERATION_KEY, "published-by-another-process")  # that process's commit
+    with pytest.raises(jwt_tokens.TokenInvalid, match="unknown kid"):
+        jwt_tokens.verify(token)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.crypto import token_hash
+from core.crypto import token_digest
 from core.models import SecurityEvent
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
 
@@ -18,9 +18,9 @@ from .test_token import refresh
 pytestmark = pytest.mark.django_db
 
 
-def live_tokens() -> list[str]:
-    return list(RefreshToken.objects.filter(rotated_at__isnull=True, revoked_at__isnull=True)
-                .values_list("token_hash", flat=True))
+def live_tokens() -> list[bytes]:
+    return [bytes(h) for h in RefreshToken.objects.filter(rotated_at__isnull=True, revoked_at__isnull=True)
+            .values_list("token_hash", flat=True)]
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_a_lost_response_is_answered_again_with_the_same_successor(tokens: Any, 
     assert retried.json()["refresh_token"] == lost["refresh_token"]
     assert retried.json()["access_token"] != lost["access_token"]
     assert RefreshToken.objects.count() == rows  # nothing new became live
-    assert live_tokens() == [token_hash(lost["refresh_token"])]
+    assert live_tokens() == [token_digest(lost["refresh_token"])]
     assert not RefreshToken.objects.filter(revoked_at__isnull=False).exists()
     event = SecurityEvent.objects.get(event_type="oauth.refresh_retried")
     assert event.session_id == DeviceSession.objects.get().sid and event.details["jti"]
@@ -50,7 +50,7 @@ def test_each_retry_inside_the_window_works_and_keeps_one_live_token(tokens: Any
     client_id = mobile_client.client.client_id
     successors = {refresh(tokens["refresh_token"], client_id).json()["refresh_token"] for _ in range(4)}
     assert len(successors) == 1
-    assert live_tokens() == [token_hash(successors.pop())]
+    assert live_tokens() == [token_digest(successors.pop())]
     assert AccessToken.objects.filter(revoked_at__isnull=True).count() == 5  # the login's and four refreshes'
 
 
@@ -118,9 +118,9 @@ def test_a_token_the_old_grace_retry_revoked_is_reuse(tokens: Any, mobile_client
     presenting that token now revokes the whole family, the other chain included."""
     client_id = mobile_client.client.client_id
     replaced = refresh(tokens["refresh_token"], client_id).json()["refresh_token"]
-    RefreshToken.objects.filter(token_hash=token_hash(replaced)).update(revoked_at=dt.datetime.now(tz=dt.UTC))
+    RefreshToken.objects.filter(token_hash=token_digest(replaced)).update(revoked_at=dt.datetime.now(tz=dt.UTC))
     other_chain = RefreshToken.objects.create(
-        token_hash=token_hash("the thief's chain"), session=DeviceSession.objects.get(),
+        token_hash=token_digest("the thief's chain"), session=DeviceSession.objects.get(),
         expires_at=dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=1),
     )
     assert refresh(replaced, client_id).json()["error"] == "invalid_grant"

@@ -59,7 +59,7 @@ def test_form_post_success_posts_code_state_iss_to_the_redirect_uri(browser, web
     values = dict(fields)
     assert [n for n, _ in fields] == ["code", "state", "iss"]
     assert values["state"] == params["state"] and values["iss"] == settings.IDP_ISSUER
-    assert AuthorizationCode.objects.get().code_hash == hashlib.sha256(values["code"].encode()).hexdigest()
+    assert AuthorizationCode.objects.get().code_hash == hashlib.sha256(values["code"].encode()).digest()
     assert "no-store" in page["Cache-Control"] and page["Referrer-Policy"] == "no-referrer"
     assert SecurityEvent.objects.filter(event_type="oauth.authorized").get().details["response_mode"] == "form_post"
     basic = base64.b64encode(f"{web_client.client.client_id}:{web_client.secret}".encode()).decode()

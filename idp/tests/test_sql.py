@@ -74,6 +74,35 @@ def test_a_statement_reports_the_rows_it_changed(tokens: Any) -> None:
     assert mark.run(now, token.pk, now) == 0  # already rotated: the condition is what makes it single use
     token.refresh_from_db()
     assert token.rotated_at == now
-    expired = RefreshToken.objects.create(token_hash="h" * 64, session=token.session, scope="", created_at=now,
+    expired = RefreshToken.objects.create(token_hash=b"h" * 32, session=token.session, scope="", created_at=now,
                                           expires_at=now - timedelta(seconds=1))
     assert mark.run(now, expired.pk, now) == 0
+
+
+def test_no_writes_lets_reads_through_and_refuses_writes_and_locks_before_they_run() -> None:
+    from django.contrib.auth import get_user_model
+
+    from core.events import EventType, build
+    from core.sql import QueryAttempted, no_writes
+
+    User = get_user_model()
+    user = User.objects.create(username="reader")
+    with no_writes() as collected:
+        assert User.objects.filter(pk=user.pk).exists()  # a plain read runs
+        insert([build(EventType.OAUTH_TOKEN_REFRESHED, client_id="app")])  # collected, not written
+    assert len(collected) == 1 and collected[0][0].pk is None
+    assert not SecurityEvent.objects.exists()
+
+    with pytest.raises(QueryAttempted), no_writes():
+        User.objects.filter(pk=user.pk).update(username="written")
+    with pytest.raises(QueryAttempted), no_writes():
+        try:  # the block swallowing the refusal does not hide it
+            User.objects.filter(pk=user.pk).update(username="written")
+        except QueryAttempted:
+            pass
+    with pytest.raises(QueryAttempted), no_writes():
+        list(User.objects.select_for_update().filter(pk=user.pk))  # outside a transaction: Django refuses
+    with CaptureQueriesContext(connection), pytest.raises(QueryAttempted), no_writes():
+        User.objects.raw(f"SELECT * FROM {User._meta.db_table} FOR UPDATE")[0]  # a locking read
+    assert User.objects.get(pk=user.pk).username == "reader"
+    assert not connection.needs_rollback  # the test's own transaction is intact

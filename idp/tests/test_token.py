@@ -51,7 +51,7 @@ def test_tokens_are_not_cached(browser, mobile_client, pkce):
 
 
 def test_refresh_token_stored_only_as_hash(tokens):
-    assert not RefreshToken.objects.filter(token_hash=tokens["refresh_token"]).exists()
+    assert not RefreshToken.objects.filter(token_hash=tokens["refresh_token"].encode()).exists()
     assert RefreshToken.objects.count() == 1
 
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from clients.models import Client
-from core.crypto import generate_token, token_hash
+from core.crypto import generate_token, token_digest
 from core.events import EventType, record
 from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.models import AuthorizationCode
@@ -75,7 +75,7 @@ def find(
     (acted on and recorded); or None."""
     if not isinstance(raw, str) or len(raw) > 512:
         return None
-    found = _CODE_QUERY.first([token_hash(raw), client.pk])
+    found = _CODE_QUERY.first([token_digest(raw), client.pk])
     if found is None:
         return None
     code = found["c"]

@@ -35,7 +35,7 @@ from django.http import HttpRequest
 from clients.models import Client
 from core import config_cache, events
 from core.app_settings import app_settings as idp_settings
-from core.crypto import successor_candidates, successor_token, token_hash
+from core.crypto import successor_candidates, successor_token, token_digest
 from core.events import EventType
 from core.sql import JoinedQuery, Part, Statement
 
@@ -115,7 +115,7 @@ def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken |
     refused by the caller), and the device its registered app from the config cache."""
     if not isinstance(raw, str) or not raw or len(raw) > 512:
         return None
-    found = _REFRESH_TOKEN_QUERY.first([token_hash(raw)])
+    found = _REFRESH_TOKEN_QUERY.first([token_digest(raw)])
     if found is None:
         return None
     token, session = found["t"], found["s"]
@@ -194,7 +194,7 @@ def retry_successor(token: RefreshToken, raw: str, now: datetime) -> str | None:
     indexed query."""
     if not within_grace(token, now):
         return None
-    candidates = {token_hash(value): value for value in successor_candidates(raw)}
+    candidates = {token_digest(value): value for value in successor_candidates(raw)}
     successor = (
         RefreshToken.objects.filter(session_id=token.session_id, token_hash__in=list(candidates))
         .values_list("token_hash", "rotated_at", "revoked_at", "expires_at")
@@ -205,7 +205,7 @@ def retry_successor(token: RefreshToken, raw: str, now: datetime) -> str | None:
     stored_hash, rotated_at, revoked_at, expires_at = successor
     if rotated_at is not None or revoked_at is not None or expires_at <= now:
         return None
-    return candidates[stored_hash]
+    return candidates[bytes(stored_hash)]
 
 
 def present(raw: str, *, client: Client, now: datetime, request: HttpRequest | None) -> RefreshToken | Refused | None:

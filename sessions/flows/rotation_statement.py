@@ -11,7 +11,7 @@ data-modifying ``WITH`` statement, atomic on its own:
 
 So a rotation either happens whole or not at all. When ``t`` changed nothing (a concurrent
 rotation, a grace retry, a family revoked meanwhile), or when anything before the statement
-needed the database (a policy that writes or reads, a configuration copy to reload), this
+needed to write or lock (a policy that records what it saw, a locked read), this
 returns None having written nothing, and ``rotate`` takes its transactional path, which
 judges again under the lock. SQLite and ``SESSIONS_ROTATE_IN_ONE_STATEMENT = False`` always
 take that path: same outcomes, more statements.
@@ -28,7 +28,7 @@ from django.db import DatabaseError, connections, router
 from django.db.models import Model
 
 from core import events, sql
-from core.crypto import token_hash
+from core.crypto import token_digest
 from core.events import EventType
 from core.sql import QueryAttempted, gated_insert, insert_values, mark_inserted, pk_column
 
@@ -64,7 +64,7 @@ def rotate(
     session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
     held = len(events.held())
     try:
-        with sql.no_statements() as rows:
+        with sql.no_writes() as rows:
             issue_refresh_token(session, presented.scope, now, raw=successor)
             issued = issue(session)
     except QueryAttempted:  # e.g. a policy that writes: all of it again, in a transaction
@@ -94,7 +94,7 @@ def rotate(
 def _committed(successor: str) -> bool:
     """Whether the statement committed (asked only on the error path above)."""
     try:
-        return RefreshToken.objects.filter(token_hash=token_hash(successor)).exists()
+        return RefreshToken.objects.filter(token_hash=token_digest(successor)).exists()
     except DatabaseError:  # the database is gone: not known to be stored, the batch tries again
         return False
 

@@ -15,7 +15,7 @@ from typing import Any
 from clients.models import Client
 from core import jwt_tokens
 from core.app_settings import app_settings as idp_settings
-from core.crypto import generate_token, token_hash
+from core.crypto import generate_token, token_digest
 from core.sql import insert
 
 from ..models import AccessToken, DeviceSession, RefreshToken
@@ -98,7 +98,7 @@ def issue_refresh_token(session: DeviceSession, scope: str, now: datetime, *, ra
     random one (the first of a family). Only its hash is kept."""
     raw = raw or generate_token(48)
     insert([RefreshToken(
-        token_hash=token_hash(raw),
+        token_hash=token_digest(raw),
         session=session,
         scope=scope,
         created_at=now,

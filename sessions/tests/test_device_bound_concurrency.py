@@ -10,7 +10,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from attestation.binding import RequestBinding, grant_hash
-from core.crypto import token_hash
+from core.crypto import token_digest
 from idp.tests.conftest import form_post
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from tests.concurrency import run_concurrently
@@ -45,4 +45,4 @@ def test_concurrent_attested_refreshes_leave_one_live_successor(pixel: App) -> N
     assert session.status == SessionStatus.ACTIVE
     live = RefreshToken.objects.filter(session=session, rotated_at__isnull=True, revoked_at__isnull=True)
     assert live.count() == 1
-    assert {t.token_hash for t in live} <= {token_hash(w) for w in winners}
+    assert {t.token_hash for t in live} <= {token_digest(w) for w in winners}

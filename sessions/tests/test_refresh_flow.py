@@ -13,7 +13,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from core.crypto import token_hash
+from core.crypto import token_digest
 from core.models import SecurityEvent
 from idp.tests.conftest import form_post, get_code
 from sessions.flows import code_exchange, refresh
@@ -149,8 +149,8 @@ def test_rotated(family: tuple[str, Any]) -> None:
     assert isinstance(result, Rotated) and not result.retried
     successor = result.issued.refresh_token
     assert successor and successor != raw
-    assert RefreshToken.objects.get(token_hash=token_hash(raw)).rotated_at is not None
-    assert RefreshToken.objects.get(token_hash=token_hash(successor)).rotated_at is None
+    assert RefreshToken.objects.get(token_hash=token_digest(raw)).rotated_at is not None
+    assert RefreshToken.objects.get(token_hash=token_digest(successor)).rotated_at is None
     assert SecurityEvent.objects.filter(event_type="oauth.token_refreshed", details__jti="a-jti").exists()
 
 

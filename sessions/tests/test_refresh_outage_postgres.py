@@ -19,7 +19,7 @@ from django.test import Client as HttpClient
 
 from attestation.flows.challenges import issue_challenge
 from core.app_settings import app_settings
-from core.crypto import token_hash
+from core.crypto import token_digest
 from core.models import SecurityEvent
 from idp.tests.conftest import exchange, get_code, make_pkce
 from idp.tests.test_token import refresh
@@ -124,7 +124,7 @@ def new_family(request: Any, browser: Any, mobile_client: Any, plain_client: str
 
 
 def session_of(app: Any) -> DeviceSession:
-    return RefreshToken.objects.select_related("session").get(token_hash=token_hash(app.refresh_token)).session
+    return RefreshToken.objects.select_related("session").get(token_hash=token_digest(app.refresh_token)).session
 
 
 def family_state(session: DeviceSession) -> tuple[Any, ...]:
@@ -139,9 +139,9 @@ def family_state(session: DeviceSession) -> tuple[Any, ...]:
     )
 
 
-def live_hashes(session: DeviceSession) -> list[str]:
-    return list(RefreshToken.objects.filter(session=session, rotated_at__isnull=True, revoked_at__isnull=True)
-                .values_list("token_hash", flat=True))
+def live_hashes(session: DeviceSession) -> list[bytes]:
+    return [bytes(h) for h in RefreshToken.objects.filter(session=session, rotated_at__isnull=True,
+                                                          revoked_at__isnull=True).values_list("token_hash", flat=True)]
 
 
 def assert_temporarily_unavailable(response: Any) -> None:
@@ -183,7 +183,7 @@ def test_each_write_of_a_refresh_failing_once_leaves_it_retryable(new_family: Ca
         retried = app.refresh()
         assert retried.status_code == 200, (sql[:80], retried.content)
         assert app.refresh_token != presented
-        assert live_hashes(session) == [token_hash(app.refresh_token)]
+        assert live_hashes(session) == [token_digest(app.refresh_token)]
         assert SecurityEvent.objects.filter(session_id=session.sid, event_type="oauth.token_refreshed").count() == 1
         assert DeviceSession.objects.get(pk=session.pk).status == SessionStatus.ACTIVE
 
@@ -214,11 +214,11 @@ def test_a_refresh_that_committed_but_could_not_answer_is_retried_to_the_same_su
     [successor] = live_hashes(session)  # it did commit
     written = [(e.event_type, e.outcome, e.reason, repr(e.details)) for e in SecurityEvent.objects.filter(pk__gt=last_event)]
     assert written and len(written) == len(set(written)), written  # each event of the attempt stored once
-    assert RefreshToken.objects.get(token_hash=token_hash(presented)).rotated_at is not None
+    assert RefreshToken.objects.get(token_hash=token_digest(presented)).rotated_at is not None
     app.after_failure()
     retried = app.refresh()
     assert retried.status_code == 200, retried.content
-    assert token_hash(app.refresh_token) == successor
+    assert token_digest(app.refresh_token) == successor
     assert live_hashes(session) == [successor]
     assert SecurityEvent.objects.filter(session_id=session.sid, event_type="oauth.refresh_retried").count() == 1
     assert app.refresh().status_code == 200
@@ -233,7 +233,7 @@ def test_a_failing_event_insert_no_longer_costs_the_family(browser: Any, mobile_
     presented, session = app.refresh_token, session_of(app)
     with connection.execute_wrapper(FailingWrite(0, only="idp_security_event")):
         assert_temporarily_unavailable(app.refresh())
-    assert RefreshToken.objects.get(token_hash=token_hash(presented)).rotated_at is None
+    assert RefreshToken.objects.get(token_hash=token_digest(presented)).rotated_at is None
     assert app.refresh().status_code == 200
     assert app.refresh().status_code == 200
     assert DeviceSession.objects.get(pk=session.pk).status == SessionStatus.ACTIVE
@@ -250,7 +250,7 @@ def test_a_lost_response_of_an_attested_refresh_is_answered_again(
     app.after_failure()
     again = app.refresh()
     assert again.status_code == 200 and again.json()["refresh_token"] == lost
-    assert live_hashes(session_of(app)) == [token_hash(lost)]
+    assert live_hashes(session_of(app)) == [token_digest(lost)]
     assert SecurityEvent.objects.filter(event_type="oauth.refresh_retried").count() == 1
     assert app.refresh().status_code == 200
 
@@ -269,7 +269,7 @@ def test_twenty_concurrent_presentations_in_the_grace_window_end_with_one_live_c
     assert all(r.json()["error"] == "temporarily_unavailable" for r in refused), [r.content for r in refused]
     session = DeviceSession.objects.get()
     successor = held.pop()
-    assert live_hashes(session) == [token_hash(successor)]
+    assert live_hashes(session) == [token_digest(successor)]
     assert session.status == SessionStatus.ACTIVE
     assert refresh(successor, client_id).status_code == 200
 
@@ -329,5 +329,5 @@ def test_killed_connections_under_eight_refreshing_devices_lose_no_family(
     for app in apps:
         session = session_of(app)
         assert session.status == SessionStatus.ACTIVE, session.status_reason
-        assert live_hashes(session) == [token_hash(app.refresh_token)]
+        assert live_hashes(session) == [token_digest(app.refresh_token)]
     assert DeviceSession.objects.filter(status=SessionStatus.ACTIVE).count() == len(apps)

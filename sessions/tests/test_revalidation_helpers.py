@@ -66,7 +66,7 @@ def make_session(user: Any, client: Client, device: Device | None, now: datetime
         created_at=now, last_refresh_at=now,
     )
     RefreshToken.objects.create(
-        token_hash=secrets.token_hex(32), session=session, created_at=now, expires_at=now + timedelta(days=30)
+        token_hash=secrets.token_bytes(32), session=session, created_at=now, expires_at=now + timedelta(days=30)
     )
     AccessToken.objects.create(
         jti=secrets.token_hex(16), session=session, client=client, user=user, created_at=now,
@@ -103,7 +103,7 @@ def seed_bulk(
         )
         cur.execute(
             f"""INSERT INTO {table[RefreshToken]} (token_hash, session_id, scope, created_at, expires_at)
-            SELECT md5(s.sid) || md5(s.sid || 'x'), s.id, 'openid', %s, %s
+            SELECT sha256(convert_to(s.sid, 'UTF8')), s.id, 'openid', %s, %s
             FROM {table[DeviceSession]} s WHERE s.sid LIKE %s""",
             [attested_at, attested_at + timedelta(days=30), f"sid-{tag}-%"],
         )

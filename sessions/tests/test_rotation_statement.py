@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core import keys, policy
-from core.crypto import token_hash
+from core.crypto import token_digest
 from core.events import EventType
 from core.models import SecurityEvent
 from sessions.flows import refresh
@@ -80,7 +80,7 @@ def test_the_transactional_path_gives_the_same_rows(iphone: App, settings: Any) 
     assert added == Counter({EventType.OAUTH_TOKEN_REFRESHED: 1, EventType.ATTESTATION_ASSERT: 1}), added
 
 
-def test_a_policy_that_needs_the_database_takes_the_transactional_path_once(iphone: App) -> None:
+def test_a_policy_that_writes_takes_the_transactional_path_once(iphone: App) -> None:
     User = get_user_model()
     calls: list[int] = []
 
@@ -148,4 +148,4 @@ def test_a_family_revoked_after_the_look_up_gets_nothing(iphone: App) -> None:
     after = family(session)
     assert after[:4] == before[:4]  # no token, no touch: only the refusal's event
     assert after[4] - before[4] == Counter({"oauth.refresh_refused": 1})
-    assert not RefreshToken.objects.filter(token_hash=token_hash(refresh.successor_token(raw))).exists()
+    assert not RefreshToken.objects.filter(token_hash=token_digest(refresh.successor_token(raw))).exists()

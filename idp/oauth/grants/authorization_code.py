@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from django.utils import timezone
 
-from core.crypto import token_hash
+from core.crypto import token_digest
 from core.events import EventType, client_ip, record
 from sessions.flows import code_exchange
 from sessions.flows.code_exchange import CodeReused
@@ -81,7 +81,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         state = request.context.auth
         data = request.payload.data
         return AuthorizationCode.objects.create(
-            code_hash=token_hash(code),
+            code_hash=token_digest(code),
             client=request.client,
             user=request.user,
             redirect_uri=request.payload.redirect_uri or "",

@@ -1,0 +1,90 @@
+"""Each counted event type and its labels (``ops/event_metrics.py``), on events as the flows
+build them; the flows themselves are exercised in test_flow_metrics and
+test_attested_flow_metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from celery import signals
+
+from core.events import EventType, build
+from core.metrics import OTHER, bounded
+from ops import celery_metrics, event_metrics
+from shared_signals.tasks import deliver_security_event
+
+from .conftest import Deltas
+
+pytestmark = pytest.mark.django_db
+
+
+def count(event_type: EventType, **fields: Any) -> None:
+    event_metrics.count(build(event_type, **fields))
+
+
+def test_logins_by_factor_and_result() -> None:
+    seen = Deltas(*[("vigil_logins_total", {"factor": f, "result": r})
+                    for f, r in [("password", "throttled"), ("totp", "failure"), ("recovery", "success"),
+                                 ("passkey", "failure")]])
+    count(EventType.LOGIN_PASSWORD, outcome="denied", reason="throttled")
+    count(EventType.LOGIN_SECOND_FACTOR, outcome="failure", reason="bad_code", method="totp")
+    count(EventType.LOGIN_SECOND_FACTOR, method="recovery")
+    count(EventType.LOGIN_PASSKEY, outcome="failure", reason="unknown_credential", method="passkey")
+    assert seen.gained() == [1, 1, 1, 1]
+
+
+def test_risk_device_health_sessions_and_ssf() -> None:
+    seen = Deltas(("vigil_risk_signals_total", {"signal": "impossible_travel"}),
+                  ("vigil_risk_actions_total", {"action": "revoke", "outcome": "taken"}),
+                  ("vigil_device_health_changes_total", {"outcome": "deny", "platform": "android"}),
+                  ("vigil_sessions_revoked_total", {"reason": "admin"}),
+                  ("vigil_ssf_deliveries_total", {"result": "sent"}),
+                  ("vigil_ssf_deliveries_total", {"result": "failed"}),
+                  ("vigil_resource_token_refusals_total", {"reason": "expired"}))
+    count(EventType.RISK_SIGNAL, outcome="detected", reason="impossible_travel", user=None)
+    count(EventType.RISK_ACTION, outcome="taken", reason="revoke")
+    count(EventType.DEVICE_COMPLIANCE_CHANGED, outcome="denied", reason="rooted", new_outcome="deny",
+          platform="android")
+    count(EventType.SESSION_REVOKED, reason="admin")
+    count(EventType.SSF_SET_DELIVERED)
+    count(EventType.SSF_SET_FAILED, outcome="failure")
+    count(EventType.RESOURCE_TOKEN_REFUSED, outcome="denied", reason="expired")
+    assert seen.gained() == [1, 1, 1, 1, 1, 1, 1]
+
+
+def test_events_not_counted_change_nothing() -> None:
+    seen = Deltas(("vigil_logins_total", {"factor": "password", "result": "success"}))
+    count(EventType.CLIENT_REGISTERED, client_id="x")
+    count(EventType.FACTOR_TOTP_ENROLLED)
+    assert seen.gained() == [0]
+
+
+def test_label_values_stay_bounded() -> None:
+    assert bounded("test.reason", "") == "none"
+    assert bounded("test.reason", "user alice@example.com") == OTHER  # not a plain word
+    values = [bounded("test.many", f"reason_{i}") for i in range(100)]
+    assert values[:64] == [f"reason_{i}" for i in range(64)] and set(values[64:]) == {OTHER}
+    assert bounded("test.many", "reason_3") == "reason_3"  # a value already seen keeps its series
+
+
+def test_a_retried_ssf_push_is_counted() -> None:
+    seen = Deltas(("vigil_ssf_deliveries_total", {"result": "retried"}),
+                  ("vigil_celery_tasks_total", {"task": "shared_signals.deliver_security_event", "state": "retried"}))
+    signals.task_retry.send(sender=deliver_security_event, request=None, reason="503", einfo=None)
+    assert seen.gained() == [1, 1]
+
+
+def test_a_worker_serves_its_own_metrics(settings: Any) -> None:
+    from tests.live_stack import free_port
+
+    port = free_port()
+    settings.VIGIL_CELERY_METRICS_PORT = str(port)
+    server = celery_metrics._serve_worker_metrics()
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "# TYPE vigil_celery_tasks_total counter" in text
+    finally:
+        if server is not None:
+            server.shutdown()

@@ -1,0 +1,89 @@
+"""The metrics after real flows (docs/operations.md "Metrics"): tokens by grant and client,
+refresh outcomes, refusals by reason, logins by factor, HTTP requests by URL name; labels
+only from enums, URL names and registered clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from clients.flows.registration import register_client
+from core.metrics import OTHER
+from idp.tests.conftest import MOBILE_CLIENT_ID, PASSWORD, form_post
+from ops import labels
+
+from .conftest import Deltas, sample
+
+pytestmark = pytest.mark.django_db(transaction=True)  # events are counted once committed
+
+
+def refresh(token: str, client_id: str = MOBILE_CLIENT_ID) -> Any:
+    return form_post(HttpClient(), reverse("token"), {"grant_type": "refresh_token", "refresh_token": token,
+                                                      "client_id": client_id})
+
+
+def test_code_exchange_and_refresh_outcomes(tokens: dict[str, Any], settings: Any) -> None:
+    """``tokens`` ran the real login form, authorization and code exchange."""
+    settings.IDP_REFRESH_TOKEN_GRACE_SECONDS = 30
+    assert sample("vigil_tokens_issued_total", grant="authorization_code", client=MOBILE_CLIENT_ID) >= 1
+    assert sample("vigil_logins_total", factor="password", result="success") >= 1
+    refreshes = Deltas(*[("vigil_refresh_total", {"outcome": o, "reason": r, "client": MOBILE_CLIENT_ID})
+                         for o, r in [("rotated", "none"), ("grace_retry", "none"), ("reuse", "reuse")]],
+                       ("vigil_tokens_issued_total", {"grant": "refresh_token", "client": MOBILE_CLIENT_ID}),
+                       ("vigil_sessions_revoked_total", {"reason": "refresh_token_reuse"}),
+                       ("vigil_http_requests_total", {"endpoint": "token", "method": "POST", "status": "200"}),
+                       ("vigil_http_requests_total", {"endpoint": "token", "method": "POST", "status": "400"}),
+                       ("vigil_http_request_duration_seconds_count", {"endpoint": "token", "status_class": "2xx"}))
+    first = tokens["refresh_token"]
+    successor = refresh(first).json()["refresh_token"]  # rotated
+    assert refresh(first).json()["refresh_token"] == successor  # the lost response's retry
+    assert refresh(successor).status_code == 200  # rotated
+    assert refresh(first).json()["error"] == "invalid_grant"  # reuse: the family is revoked
+    assert refreshes.gained() == [2, 1, 1, 3, 1, 3, 1, 3]
+
+
+def test_refusals_by_reason_and_unknown_clients_as_other() -> None:
+    errors = Deltas(("vigil_oauth_errors_total", {"error": "invalid_client"}),
+                    ("vigil_http_requests_total", {"endpoint": "token", "method": "POST", "status": "401"}))
+    response = refresh("not-a-token", client_id="made-up-client-id")
+    assert response.status_code == 401
+    assert errors.gained() == [1, 1]
+    text = HttpClient().get("/metrics", HTTP_AUTHORIZATION="Bearer x").content.decode()  # closed: nothing
+    assert "made-up-client-id" not in text
+    assert not [m for m in _all_label_values() if "made-up-client-id" in m]
+
+
+def _all_label_values() -> list[str]:
+    from prometheus_client import REGISTRY
+
+    return [value for family in REGISTRY.collect() for s in family.samples for value in s.labels.values()]
+
+
+def test_failed_logins_by_factor(user: Any) -> None:
+    failures = Deltas(("vigil_logins_total", {"factor": "password", "result": "failure"}))
+    response = HttpClient().post(reverse("accounts:login"), {"username": "alice", "password": "wrong" + PASSWORD})
+    assert response.status_code == 400
+    assert failures.gained() == [1]
+
+
+def test_client_label_is_a_registered_client_or_other(settings: Any) -> None:
+    register_client(name="A", public=True, redirect_uris=["com.example.a:/cb"], client_id="client-a")
+    register_client(name="B", public=True, redirect_uris=["com.example.b:/cb"], client_id="client-b")
+    assert labels.client("client-a") == "client-a"
+    assert labels.client("someone-else") == OTHER
+    settings.VIGIL_METRICS_MAX_CLIENTS = 1
+    from core import config_cache
+
+    config_cache.clear_local()
+    assert labels.client("client-a") == "client-a" and labels.client("client-b") == OTHER
+
+
+def test_unmatched_paths_share_one_series() -> None:
+    probe = Deltas(("vigil_http_requests_total", {"endpoint": "unmatched", "method": "GET", "status": "404"}))
+    for path in ("/wp-login.php", "/.env", "/a/b/c/d"):
+        HttpClient().get(path)
+    assert probe.gained() == [3]
+    assert "/wp-login.php" not in _all_label_values()
