@@ -151,7 +151,7 @@ def test_par_refusals_are_json_never_redirects(mobile_client, pkce, service_clie
     assert HttpClient().post(reverse("par"), {"client_id": client_id}).status_code == 400  # multipart
 
 
-def test_confidential_client_pushes_with_its_secret(service_client, pkce):
+def test_confidential_client_pushes_with_its_secret_and_the_user_consents(service_client, pkce, browser):
     import base64
 
     client_id = service_client.client.client_id
@@ -159,6 +159,11 @@ def test_confidential_client_pushes_with_its_secret(service_client, pkce):
     data = authorize_params(client_id, pkce, redirect_uri=SERVICE_REDIRECT)
     response = push({k: v for k, v in data.items() if k != "client_id"}, HTTP_AUTHORIZATION=f"Basic {basic}")
     assert response.status_code == 201, response.content
+    url = authorize_url(client_id, request_uri=response.json()["request_uri"])
+    consent = browser.get(url)
+    assert consent.status_code == 200 and b'name="decision"' in consent.content
+    query = _redirect_query(browser.post(url, {"decision": "allow"}), SERVICE_REDIRECT)
+    assert query["state"] == data["state"] and "code" in query
 
 
 @pytest.mark.parametrize("where", ["client", "setting"])
