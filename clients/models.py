@@ -118,6 +118,10 @@ class Client(models.Model):
         default=False, help_text="Accept authorization requests only as a request object signed with the "
         "client's registered keys (RFC 9101 §10.5), by value or pushed."
     )
+    request_uris = models.JSONField(
+        default=list, blank=True, help_text="https URLs of request objects Vigil may fetch for this client (OIDC Core "
+        "§6.2, RFC 9101 §5.2); any other request_uri not issued by /par is refused.",
+    )
     access_token_lifetime = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds; default 300.")
     refresh_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)

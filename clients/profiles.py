@@ -32,3 +32,12 @@ def profile_problem(
     if signing_alg not in FAPI2_ALGS:
         return f"a FAPI 2.0 client's tokens are signed with {' or '.join(FAPI2_ALGS)} (FAPI 2.0 section 5.4.1)"
     return None
+
+
+def request_uris_problem(uris: Sequence[object]) -> str | None:
+    """OIDC Dynamic Client Registration §2 ``request_uris``: https URLs Vigil may fetch, exact."""
+    for uri in uris:
+        if not isinstance(uri, str) or not uri.startswith("https://") or len(uri) > 2000 or "#" in uri \
+                or any(c.isspace() for c in uri):
+            return f"request URI {str(uri)[:100]!r} must be an https URL without fragment or spaces"
+    return None

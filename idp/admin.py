@@ -16,7 +16,7 @@ from clients.flows.registration import (
     served_resources_problem,
 )
 from clients.models import AuthMethod, Client, ClientType
-from clients.profiles import profile_problem
+from clients.profiles import profile_problem, request_uris_problem
 from clients.redirects import validate_redirect_uri_for_registration
 from core import keys
 from core.events import EventType, record
@@ -70,6 +70,9 @@ class ClientForm(forms.ModelForm):
                                   [str(uri) for uri in data.get("redirect_uris") or []])
         if problem and "auth_methods" not in self.errors:
             self.add_error("profile", problem)
+        problem = request_uris_problem(list(data.get("request_uris") or []))
+        if problem:
+            self.add_error("request_uris", problem)
         return data
 
     def _clean_auth_methods(self, data: dict[str, Any], public: bool) -> None:

@@ -2,9 +2,9 @@
 
 ``idp/tests/test_discovery_truth.py`` tries each advertised value against the server.
 Not advertised because not done: signed or encrypted userinfo (``userinfo_signing_alg_values_supported``
-is left out, so clients get plain JSON), request objects by reference to the client's own URLs
-(``request_uri_parameter_supported`` is false: the only ``request_uri`` accepted is one
-issued by ``/par``, RFC 9126 §4, and nothing is fetched), encrypted request objects.
+is left out, so clients get plain JSON), encrypted request objects. A ``request_uri`` is one
+issued by ``/par`` (RFC 9126 §4) or an https URL the client registered
+(``require_request_uri_registration``); nothing else is fetched.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def metadata() -> dict[str, Any]:
         ],
         "claims_parameter_supported": False,
         "request_parameter_supported": True,
-        "request_uri_parameter_supported": False,
+        "request_uri_parameter_supported": True,
+        "require_request_uri_registration": True,
         "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGS),
         "require_signed_request_object": False,
         "acr_values_supported": ACR_VALUES_SUPPORTED,

@@ -12,7 +12,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
 from clients.models import SECRET_METHODS, AuthMethod, Client, ClientProfile, ClientType, default_signing_alg
-from clients.profiles import profile_problem
+from clients.profiles import profile_problem, request_uris_problem
 from core.app_settings import app_settings
 from core.crypto import generate_token
 from core.events import EventType, record
@@ -55,6 +55,7 @@ def register_client(
     profile: str = ClientProfile.STANDARD,
     require_par: bool = False,
     require_signed_request_object: bool = False,
+    request_uris: list[str] | None = None,
 ) -> RegisteredClient:
     """Register a client. ``auth_methods`` lists what it may
     authenticate with, the first being its registered ``token_endpoint_auth_method``;
@@ -76,6 +77,7 @@ def register_client(
     problem = (
         signing_alg_problem(alg)
         or profile_problem(profile, public, methods, alg, redirect_uris)
+        or request_uris_problem(request_uris or [])
         or pkce_waiver_problem(public, require_pkce, allowed_scopes)
         or served_resources_problem(served_resources or [])
     )
@@ -104,6 +106,7 @@ def register_client(
             profile=profile,
             require_pushed_authorization_requests=require_par,
             require_signed_request_object=require_signed_request_object,
+            request_uris=list(request_uris or []),
         )
         if secret:
             client.set_secret(secret)

@@ -7,6 +7,8 @@
   request is revisited then), until a code is issued or ``HOLD_SECONDS`` pass. Another
   browser, or this one after the code, is refused (RFC 9126 §4: one-time use).
 - ``request``: the signed object's parameters replace the query's (``idp.oauth.request_object``).
+- ``request_uri`` equal to one the client registered (https): the signed object fetched from
+  it (OIDC Core §6.2; ``idp.oauth.request_uri_fetch``). Any other URL is refused unfetched.
 - A client that must push (``Client.par_required``) or sign (``require_signed_request_object``)
   is refused otherwise.
 
@@ -25,7 +27,7 @@ from django.http import HttpRequest
 
 from core.events import EventType, record
 
-from ..oauth import par, request_object
+from ..oauth import par, request_object, request_uri_fetch
 from ..oauth.request_object import ParamsPayload
 
 if TYPE_CHECKING:
@@ -51,13 +53,16 @@ def resolve(
     if pushed and signed:
         raise InvalidRequestError("Send request or request_uri, not both (RFC 9101 section 5).",
                                   redirect_uri=redirect_uri)
-    if pushed:
+    by_reference = pushed and request_uri_fetch.is_registered(data["request_uri"], client.request_uris or [])
+    if pushed and not by_reference:
         params = _pushed(request, oauth_req, client, redirect_uri, now)
     elif client.par_required():
         record(EventType.OAUTH_PAR_REQUIRED, outcome="denied", reason="not_pushed", client_id=client.client_id,
                request=request)
         raise InvalidRequestError("This client must push its authorization requests to /par first (RFC 9126).",
                                   redirect_uri=redirect_uri)
+    elif by_reference:
+        params = _fetched(request, client, data["request_uri"], redirect_uri, now)
     elif signed:
         params = request_object.decode(data["request"], client, redirect_uri=redirect_uri, request=request, now=now)
     elif client.require_signed_request_object:
@@ -67,6 +72,20 @@ def resolve(
         return
     params["client_id"] = [client.client_id]
     oauth_req.payload = ParamsPayload(params)
+
+
+def _fetched(
+    request: HttpRequest, client: Client, request_uri: str, redirect_uri: str | None, now: int
+) -> dict[str, list[str]]:
+    """OIDC Core §6.2: the signed object at a URL the client registered (``request_uri_fetch``)."""
+    try:
+        raw = request_uri_fetch.fetch(request_uri)
+    except request_uri_fetch.FetchFailed as failure:
+        record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome="denied", reason=par.RequestUriProblem.FETCH_FAILED.value,
+               client_id=client.client_id, request=request, description=str(failure))
+        raise InvalidRequestUriError(f"{par.RequestUriProblem.FETCH_FAILED.description} ({failure})",
+                                     redirect_uri=redirect_uri) from None
+    return request_object.decode(raw, client, redirect_uri=redirect_uri, request=request, now=now)
 
 
 def _mark(request_uri: str) -> str:

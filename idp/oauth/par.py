@@ -6,7 +6,8 @@ A pushed request is kept in the cache under the SHA-256 of its random ``request_
 ``take`` hands it out once: the cache delete that removes it decides which of two racing
 requests wins (only one sees the key deleted), and a marker remembers for a while that it was
 used, so a replay is told apart from an unknown value. A ``request_uri`` of any other form
-(an external URL) is refused: Vigil fetches nothing a request names.
+(an external URL) is refused here; only a URL the client registered is fetched
+(``idp.oauth.request_uri_fetch``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class RequestUriProblem(StrEnum):
     UNKNOWN = "unknown_or_expired"
     REPLAYED = "replayed"
     WRONG_CLIENT = "wrong_client"
+    FETCH_FAILED = "fetch_failed"  # a registered URL did not give a request object
 
     @property
     def description(self) -> str:
@@ -41,12 +43,13 @@ class RequestUriProblem(StrEnum):
 
 
 _DESCRIPTIONS = {
-    RequestUriProblem.NOT_PUSHED: "Only request_uri values issued by this server's /par endpoint are accepted "
-    "(RFC 9126); request objects are not fetched from URLs.",
+    RequestUriProblem.NOT_PUSHED: "Only request_uri values issued by this server's /par endpoint (RFC 9126), or "
+    "https URLs registered for this client, are accepted; nothing else is fetched.",
     RequestUriProblem.UNKNOWN: "The request_uri is unknown or expired: push the request to /par again.",
     RequestUriProblem.REPLAYED: "The request_uri was already used: push the request to /par again "
     "(RFC 9126 section 4, one-time use).",
     RequestUriProblem.WRONG_CLIENT: "The request_uri was pushed by another client (RFC 9126 section 4).",
+    RequestUriProblem.FETCH_FAILED: "The request object could not be fetched from the registered request_uri",
 }
 
 

@@ -333,8 +333,8 @@ def test_flags(served, browser, client, mobile_client, pkce):
     err = _authorize(client, authorize_params(mobile_client.client.client_id, pkce, prompt="none"))
     assert query_of(ok["Location"])["iss"] == query_of(err["Location"])["iss"] == served["issuer"]
     # Request objects and /par: tried in idp/tests/test_par_jar.py (test_discovery_fields_hold); a
-    # request_uri that /par did not issue is refused, since nothing is fetched from a URL.
-    assert served["request_parameter_supported"] is True and served["request_uri_parameter_supported"] is False
+    # request_uri neither issued by /par nor registered is refused unfetched (test_request_uri_fetch.py).
+    assert served["request_parameter_supported"] is True and served["request_uri_parameter_supported"] is True
     for name, error in [("request", "invalid_request_object"), ("request_uri", "invalid_request_uri")]:
         refused = _authorize(browser, authorize_params(mobile_client.client.client_id, pkce, **{name: "x"}))
         assert query_of(refused["Location"])["error"] == error
@@ -362,6 +362,7 @@ TRIED = {
     # tried in idp/tests/test_par_jar.py
     "pushed_authorization_request_endpoint", "require_pushed_authorization_requests",
     "request_object_signing_alg_values_supported", "require_signed_request_object",
+    "require_request_uri_registration",  # tried in idp/tests/test_request_uri_fetch.py
 }
 
 

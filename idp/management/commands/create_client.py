@@ -51,6 +51,8 @@ class Command(BaseCommand):
                             help="fapi2: the FAPI 2.0 Security Profile (docs/fapi.md).")
         parser.add_argument("--require-par", action="store_true",
                             help="Accept authorization requests only through /par (RFC 9126).")
+        parser.add_argument("--request-uri", action="append", default=[], dest="request_uris",
+                            help="An https URL of this client's request objects Vigil may fetch (OIDC Core 6.2).")
         parser.add_argument("--require-signed-request-object", action="store_true",
                             help="Accept authorization requests only as signed request objects (RFC 9101).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -100,6 +102,7 @@ class Command(BaseCommand):
                     profile=options["profile"],
                     require_par=options["require_par"],
                     require_signed_request_object=options["require_signed_request_object"],
+                    request_uris=options["request_uris"],
                     require_pkce=options["require_pkce"],
                 )
                 apps = self._register_apps(registered.client, options)
