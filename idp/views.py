@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts.security import csp
+from clients.models import ClientEndpoint
 from core import events, keys
 from core.app_settings import app_settings
 from core.http_methods import allow_methods
@@ -89,9 +90,6 @@ def _authorize_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-PAR = "pushed_authorization_request"
-
-
 def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
     if request.method != "POST":
         response = _json({"error": OAuthErrorCode.INVALID_REQUEST, "error_description": "Use POST."}, 405)
@@ -105,7 +103,7 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
     server = get_server()
     try:
         with events.batched():
-            if endpoint == PAR:
+            if endpoint == ClientEndpoint.PAR:
                 return par_flow.push(request)
             if endpoint is None:
                 return server.create_token_response(request)
@@ -126,7 +124,7 @@ def token(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 def pushed_authorization_request(request: HttpRequest) -> HttpResponse:
     """RFC 9126 §2: ``POST /par`` (``idp.flows.par``)."""
-    return _oauth_post(request, PAR)
+    return _oauth_post(request, ClientEndpoint.PAR)
 
 
 @csrf_exempt

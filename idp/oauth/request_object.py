@@ -40,7 +40,7 @@ from clients.models import FAPI2_ALGS, Client
 from core.app_settings import app_settings
 from core.events import EventType, record
 
-from .client_auth import ASSERTION_ALGS, client_keys
+from .client_auth import ASSERTION_ALGS, client_keys, printable
 
 #: RFC 9101 §10.2 ``request_object_signing_alg_values_supported``: what ``private_key_jwt`` accepts.
 REQUEST_OBJECT_ALGS = list(ASSERTION_ALGS)
@@ -99,6 +99,7 @@ def decode(
         return as_params(claims)
     except OAuth2Error as error:
         error.redirect_uri = redirect_uri
+        error.description = printable(error.description or "")  # RFC 6749 §5.2 characters only
         record(
             EventType.OAUTH_REQUEST_OBJECT_REFUSED, outcome="failure", reason=error.error or "",
             client_id=client.client_id, request=request, description=error.description,

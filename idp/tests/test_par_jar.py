@@ -233,6 +233,7 @@ def test_bad_request_objects_are_refused_at_authorize(browser, keyed, pkce):
         query = _redirect_query(browser.get(authorize_url(client.client_id, request=bad, redirect_uri=SERVICE_REDIRECT)),
                                 SERVICE_REDIRECT)
         assert query["error"] in ("invalid_request_object", "invalid_request"), (name, query)
+        assert '"' not in query["error_description"] and query["error_description"], (name, query)
     assert not AuthorizationCode.objects.exists()
     assert _events("oauth.request_object_refused") == len(_bad_objects(client.client_id, key, pkce))
 
