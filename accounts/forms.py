@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 
 class ErrorLinkedForm(forms.Form):
@@ -16,17 +17,19 @@ class ErrorLinkedForm(forms.Form):
 
 class LoginForm(ErrorLinkedForm):
     username = forms.CharField(
-        max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username webauthn", "autofocus": True})
+        label=_("Username"), max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "username webauthn", "autofocus": True}),
     )
     password = forms.CharField(
-        max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}), strip=False
+        label=_("Password"), max_length=1024, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
 
 class CodeForm(forms.Form):
     """A TOTP code (RFC 6238, 6 digits) or a recovery code."""
 
-    method = forms.ChoiceField(choices=[("totp", "Authenticator app"), ("recovery", "Recovery code")])
+    method = forms.ChoiceField(choices=[("totp", _("Authenticator app")), ("recovery", _("Recovery code"))])
     code = forms.CharField(
         max_length=32,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text", "autocapitalize": "off"}),
@@ -36,10 +39,10 @@ class CodeForm(forms.Form):
 class TotpConfirmForm(ErrorLinkedForm):
     code = forms.CharField(
         max_length=10,
-        label="Code from the app",
+        label=_("Code from the app"),
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}),
     )
 
 
 class RenameForm(forms.Form):
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(label=_("Name"), max_length=100)

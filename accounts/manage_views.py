@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -82,11 +83,11 @@ def totp_enroll_view(request: AuthenticatedHttpRequest) -> HttpResponse:
             authstate.add_methods(request, ["otp"])  # the code just checked is a real OTP proof
             codes = [] if policy.has_recovery_codes(user) else recovery.generate(user, request, reason="first_factor")
             return _show_codes(request, codes, safe_next(request))
-        error = "That code is not valid, or too many attempts. Wait for a new code and try again."
+        error = gettext("That code is not valid, or too many attempts. Wait for a new code and try again.")
         form.link_error("totp-error")
     context = {
         "form": form, "error": error, "qr_svg": totp.qr_svg(device), "secret": totp.secret_base32(device),
-        "next": safe_next(request),
+        "otpauth_uri": totp.provisioning_uri(device), "next": safe_next(request),
     }
     return render(request, "accounts/totp_enroll.html", context, status=400 if error else 200)
 
@@ -108,7 +109,7 @@ def totp_remove_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     except FactorRemovalRefused as refused:
         messages.error(request, refused.message)
     else:
-        messages.success(request, "The authenticator app was removed.")
+        messages.success(request, gettext("The authenticator app was removed."))
     return _profile()
 
 
@@ -120,7 +121,7 @@ def totp_remove_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 def recovery_regenerate_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not policy.has_second_factor(request.user):
-        messages.error(request, "Add an authenticator app or a passkey first.")
+        messages.error(request, gettext("Add an authenticator app or a passkey first."))
         return _profile()
     codes = recovery.generate(request.user, request, reason="regenerated")
     return _show_codes(request, codes, reverse("accounts:profile"))
@@ -166,7 +167,7 @@ def passkey_register_verify(request: AuthenticatedHttpRequest) -> JsonResponse:
         if not isinstance(data, dict):
             raise ValueError
     except ValueError:
-        return JsonResponse({"error": "malformed", "message": PasskeyError.MESSAGE}, status=400)
+        return JsonResponse({"error": "malformed", "message": str(PasskeyError.MESSAGE)}, status=400)
     try:
         result = passkeys.finish(request, request.user, data.get("credential"), str(data.get("name") or ""))
     except PasskeyError as error:
@@ -186,7 +187,7 @@ def passkey_register_verify(request: AuthenticatedHttpRequest) -> JsonResponse:
 def passkey_rename_view(request: AuthenticatedHttpRequest, passkey_id: int) -> HttpResponse:
     form = RenameForm(request.POST)
     if form.is_valid() and passkeys.rename(request, request.user, passkey_id, form.cleaned_data["name"]):
-        messages.success(request, "Passkey renamed.")
+        messages.success(request, gettext("Passkey renamed."))
     return _profile()
 
 
@@ -198,7 +199,7 @@ def passkey_rename_view(request: AuthenticatedHttpRequest, passkey_id: int) -> H
 def passkey_remove_view(request: AuthenticatedHttpRequest, passkey_id: int) -> HttpResponse:
     try:
         if passkeys.remove(request, request.user, passkey_id):
-            messages.success(request, "Passkey removed.")
+            messages.success(request, gettext("Passkey removed."))
     except FactorRemovalRefused as refused:
         messages.error(request, refused.message)
     return _profile()
@@ -210,7 +211,7 @@ def passkey_remove_view(request: AuthenticatedHttpRequest, passkey_id: int) -> H
 @require_POST
 def browser_session_signout_view(request: AuthenticatedHttpRequest, session_id: int) -> HttpResponse:
     if browser_sessions.sign_out(request, request.user, session_id):
-        messages.success(request, "That session was signed out.")
+        messages.success(request, gettext("That browser was signed out."))
     return _profile()
 
 
@@ -220,7 +221,7 @@ def browser_session_signout_view(request: AuthenticatedHttpRequest, session_id: 
 @require_POST
 def device_session_revoke_view(request: AuthenticatedHttpRequest, session_id: int) -> HttpResponse:
     if device_sessions.revoke(request.user, session_id, Reason.USER_SIGNED_OUT, request=request):
-        messages.success(request, "That app was signed out.")
+        messages.success(request, gettext("That app was signed out."))
     return _profile()
 
 
@@ -233,6 +234,6 @@ def password_change_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         password.change(request, request.user, form.cleaned_data["new_password1"])
-        messages.success(request, "Password changed. Your other sessions were signed out.")
+        messages.success(request, gettext("Password changed. Your other sessions were signed out."))
         return _profile()
     return render(request, "accounts/password_change.html", {"form": form}, status=400 if form.errors else 200)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
@@ -60,7 +61,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         else:
             return redirect_for(after_first_factor(request, user, ["pwd"], params.acr), params)
     elif request.method == "POST":
-        error = "Enter your username and password."
+        error = gettext("Enter your username and password.")
     if error:
         form.link_error("login-error")
     context = {"form": form, "error": error, "params": params, "next": params.next}
@@ -100,7 +101,7 @@ def verify_view(request: HttpRequest) -> HttpResponse:
             else:
                 return HttpResponseRedirect(params.continue_url)
         else:
-            error = "Enter a code."
+            error = gettext("Enter a code.")
     context = {"form": form, "error": error, "params": params, "methods": methods, "step_up": state.mode == "stepup"}
     return _render(request, "accounts/verify.html", context, retry_after)
 
@@ -138,7 +139,7 @@ def passkey_auth_options(request: HttpRequest) -> HttpResponse:
         state = pending.get(request)
         user = state.user() if state else None
         if user is None:
-            return _error("no_pending_login", "Start again from the sign-in page.")
+            return _error("no_pending_login", gettext("Start again from the sign-in page."))
         options = passkey_login.begin(request, purpose, user)
     else:
         options = passkey_login.begin(request, passkey_login.PASSWORDLESS)
@@ -158,7 +159,7 @@ def passkey_auth_verify(request: HttpRequest) -> JsonResponse:
             state = pending.get(request)
             user = state.user() if state else None
             if state is None or user is None:
-                return _error("no_pending_login", "Start again from the sign-in page.")
+                return _error("no_pending_login", gettext("Start again from the sign-in page."))
             passkey_login.as_second_factor(request, state, user, data.get("credential"))
         else:
             passkey_login.passwordless(request, data.get("credential"))

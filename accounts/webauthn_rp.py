@@ -15,6 +15,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -50,13 +51,13 @@ CHALLENGE_SESSION_KEY = "vigil_webauthn"
 class PasskeyError(Exception):
     """A refused WebAuthn ceremony; ``code`` is stable, the message is safe to show."""
 
-    MESSAGE = "The passkey could not be verified. Try again."
+    MESSAGE = gettext_lazy("The passkey could not be verified. Try again.")
 
     def __init__(self, code: str, detail: str = ""):
-        super().__init__(self.MESSAGE)
+        super().__init__(str(self.MESSAGE))
         self.code = code
         self.detail = detail
-        self.message = self.MESSAGE
+        self.message = str(self.MESSAGE)
         self.passkey: Passkey | None = None
 
 

@@ -12,6 +12,7 @@ class ClientsConfig(AppConfig):
     def ready(self) -> None:
         from core.keys import register_client_key_needs
 
+        from . import checks  # noqa: F401  (registers the theme checks)
         from .keys import longest_access_token_lifetime, signing_alg_choices
 
         register_client_key_needs(longest_access_token_lifetime, signing_alg_choices)

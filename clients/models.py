@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
 
@@ -53,6 +54,10 @@ FAPI2_ALGS = ("ES256", "PS256")
 def default_signing_alg() -> str:
     """``IDP_SIGNING_ALG`` (default RS256, OIDC Dynamic Client Registration §2's default)."""
     return app_settings.SIGNING_ALG
+
+
+#: Links shown to people leave our origin only over https.
+HTTPS_ONLY = URLValidator(schemes=["https"], message="Enter an https URL.", code="https_only")
 
 
 class ClientQuerySet(models.QuerySet["Client"]):
@@ -126,6 +131,26 @@ class Client(models.Model):
     refresh_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # --- what people see on the sign-in pages (clients/branding.py) ---------------------------
+    # db_default: rows written by code that predates these columns (a rolling deploy) still insert.
+    display_name = models.CharField(
+        max_length=100, blank=True, db_default="",
+        help_text="Shown to people: \"Sign in to <display name>\". Empty: the name above.",
+    )
+    privacy_policy_url = models.URLField(
+        max_length=500, blank=True, db_default="", validators=[HTTPS_ONLY],
+        help_text="https only; linked on the sign-in pages.",
+    )
+    terms_url = models.URLField(
+        max_length=500, blank=True, db_default="", validators=[HTTPS_ONLY],
+        help_text="https only; linked on the sign-in pages.",
+    )
+    scope_descriptions = models.JSONField(
+        default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField()),
+        help_text="What each of this client's own scopes lets it do, as the consent page says it: "
+        "{\"orders.read\": \"See your orders\"}. Keys may carry a language: \"orders.read@de\". "
+        "Standard OpenID scopes are described already.",
+    )
 
     objects = ClientQuerySet.as_manager()
 
@@ -228,3 +253,24 @@ class Client(models.Model):
 
     def get_refresh_token_lifetime(self) -> int:
         return self.refresh_token_lifetime or app_settings.REFRESH_TOKEN_LIFETIME
+
+    @property
+    def shown_name(self) -> str:
+        """The name people see: the display name, else the registered name."""
+        return self.display_name or self.name
+
+
+class ClientLogo(models.Model):
+    """A client's logo as the PNG we re-encoded (``clients.logo``), apart from the client row
+    so the token endpoint's client lookups never load image bytes."""
+
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, primary_key=True, related_name="logo")
+    image = models.BinaryField(help_text="PNG re-encoded from the upload.")
+    sha256 = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "clients_logo"
+
+    def __str__(self) -> str:
+        return f"logo of {self.client_id}"

@@ -125,6 +125,35 @@ class AppSettings:
         (docs/operations.md "Outages"). Default 5."""
         return _int("OUTAGE_RETRY_AFTER_SECONDS", 5)
 
+    # ---- the pages people see (clients/branding.py, README "Configuration")
+    @property
+    def THEME_NAME(self) -> str:
+        """The name of this sign-in service, in every page's header and title. Default "Vigil"."""
+        return str(_get("THEME_NAME", "Vigil")).strip() or "Vigil"
+
+    @property
+    def THEME_LOGO(self) -> str:
+        """Path of a PNG, JPEG or WebP file shown beside ``THEME_NAME``; checked at start
+        (``clients.E001``), re-encoded and served from ``/branding/logo.png``. Default none."""
+        return str(_get("THEME_LOGO", "")).strip()
+
+    @property
+    def THEME_ACCENT_COLOR(self) -> str:
+        """Buttons and links, ``#rrggbb``; white text on it must reach WCAG 2.2's 4.5:1
+        contrast (``clients.E002``). Default ``#1d4ed8``."""
+        return str(_get("THEME_ACCENT_COLOR", "#1d4ed8")).strip().lower()
+
+    @property
+    def THEME_BACKGROUND_COLOR(self) -> str:
+        """Page background, ``#rrggbb``; the dark text on it must reach 4.5:1 (``clients.E002``).
+        Default ``#ffffff``."""
+        return str(_get("THEME_BACKGROUND_COLOR", "#ffffff")).strip().lower()
+
+    @property
+    def CLIENT_LOGO_MAX_BYTES(self) -> int:
+        """Largest logo upload accepted for a client (admin, ``create_client --logo``). Default 262144 (256 KB)."""
+        return _int("CLIENT_LOGO_MAX_BYTES", 256 * 1024)
+
     @property
     def ALLOW_INSECURE_HTTP_ISSUER(self) -> bool:
         """An ``http://localhost`` issuer, for development and tests only (needs DEBUG or testing)."""

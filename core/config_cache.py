@@ -64,14 +64,16 @@ def _generation() -> str | None:
     return generation
 
 
-def cached(key: Any, load: Callable[[], T]) -> T:
-    """``load()``'s value, from this process's copy when it belongs to the current generation.
-    ``None`` is never kept (an unknown client id must not fill memory)."""
+def cached(key: Any, load: Callable[[], T], fresh: Callable[[T], bool] | None = None) -> T:
+    """``load()``'s value, from this process's copy when it belongs to the current generation
+    (and, given ``fresh``, while ``fresh(copy)`` holds: for copies that also expire with time,
+    such as the JWKS at the next scheduled key transition). ``None`` is never kept (an unknown
+    client id must not fill memory)."""
     generation = _generation()
     if generation is None:
         return load()
     held = _copies.get(key)
-    if held is not None and held[0] == generation:
+    if held is not None and held[0] == generation and (fresh is None or fresh(held[1])):
         return held[1]
     value = load()
     if value is not None:

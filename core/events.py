@@ -244,10 +244,10 @@ def _write_batch(events: list[SecurityEvent]) -> None:
         for event in events:
             _log(event)
         return
-    _log_on_commit(events)
+    log_on_commit(events)
 
 
-def _log_on_commit(events: list[SecurityEvent]) -> None:
+def log_on_commit(events: list[SecurityEvent]) -> None:
     """The log lines of rows written in one INSERT, once they are committed. Nothing else
     hears of an event: listeners subscribe to the announcements of the flows that decide
     (e.g. ``sessions.flows.revocation``), never to this table."""
@@ -277,7 +277,7 @@ def stored(written: list[SecurityEvent]) -> None:
     if batch is not None:
         gone = {id(event) for event in written}
         batch.events[:] = [event for event in batch.events if id(event) not in gone]
-    _log_on_commit(written)
+    log_on_commit(written)
 
 
 class TransactionEvents:
@@ -312,7 +312,7 @@ def atomic_with_events() -> Iterator[TransactionEvents]:
             written = [*held, *own.events]
             if written:
                 sql.insert(written)
-                _log_on_commit(written)
+                log_on_commit(written)
     except BaseException:
         # Rolled back (a refusal, a failed statement or COMMIT): the batch writes the held
         # events when it ends, as always. Committed and then failed (an on-commit callback,

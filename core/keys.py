@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -246,16 +247,38 @@ def _create_first_key(alg: str, moment: datetime) -> bool:
     return True
 
 
-def jwks(now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
-    """The public JWKS (RFC 7517 §5): next, active and retiring keys. On a fresh database
-    the first read creates the first key of every signing algorithm, so a relying party
-    that loads the JWKS at start-up can verify the very first token."""
-    advance(now)
+@dataclass(frozen=True)
+class PublishedKeys:
+    """The JWKS and the moment it next changes by itself: the earliest ``activates_at`` of a
+    waiting key (its promotion may withdraw a stale one) or ``remove_after`` of a retiring
+    one. None when no transition is scheduled. Until then only a saved key changes it."""
+
+    jwks: dict[str, list[dict[str, Any]]]
+    valid_until: datetime | None
+
+
+def published_keys(now: datetime | None = None) -> PublishedKeys:
+    """The public JWKS (RFC 7517 §5): next, active and retiring keys, after applying the
+    transitions due. On a fresh database the first read creates the first key of every signing
+    algorithm, so a relying party that loads the JWKS at start-up can verify the very first token."""
+    moment = now or timezone.now()
+    advance(moment)
     published = list(SigningKey.objects.published().order_by("alg", "-created_at"))
     if not set(signing_algs()) <= {k.alg for k in published if k.status == KeyStatus.ACTIVE}:
-        ensure_keys(now)
+        ensure_keys(moment)
         published = list(SigningKey.objects.published().order_by("alg", "-created_at"))
-    return {"keys": [dict(k.public_jwk) for k in published]}
+    return PublishedKeys({"keys": [dict(k.public_jwk) for k in published]}, _next_transition(published))
+
+
+def _next_transition(published: Iterable[SigningKey]) -> datetime | None:
+    moments = [k.activates_at for k in published if k.status == KeyStatus.NEXT]
+    moments += [k.remove_after for k in published if k.status == KeyStatus.RETIRING and k.remove_after]
+    return min(moments, default=None)
+
+
+def jwks(now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+    """:func:`published_keys`' JWKS."""
+    return published_keys(now).jwks
 
 
 def rotation_due(alg: str, now: datetime | None = None) -> bool:

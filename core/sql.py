@@ -83,6 +83,15 @@ class JoinedQuery:
         self._plans[alias] = plan = (sql, layout)
         return plan
 
+    def sql(self, using: str = "default") -> str:
+        """The SELECT, for a statement that wraps it (e.g. in a CTE, named by ``columns``)."""
+        return self._plan(using)[0]
+
+    def columns(self, using: str = "default") -> list[str]:
+        """A name per column of the SELECT, ``<alias>_<attname>`` (``a_revoked_at``), for a CTE
+        that wraps it: ``WITH found (<columns>) AS (<sql>)``."""
+        return [f"{part.alias}_{name}" for part, attnames, *_ in self._plan(using)[1] for name in attnames]
+
     def first(self, params: list[Any], *, using: str = "default") -> dict[str, Model | None] | None:
         """The first row's instances by alias, linked through their foreign keys; None when no row."""
         sql, layout = self._plan(using)
@@ -90,10 +99,14 @@ class JoinedQuery:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
-        if row is None:
-            return None
+        return None if row is None else self.instances(row, using=using)
+
+    def instances(self, row: Sequence[Any], *, using: str = "default") -> dict[str, Model | None]:
+        """One row of the SELECT (``columns`` in order) as instances by alias, linked through
+        their foreign keys."""
+        connection = connections[using]
         found: dict[str, Model | None] = {}
-        for part, attnames, converters, start, end in layout:
+        for part, attnames, converters, start, end in self._plan(using)[1]:
             values = list(row[start:end])
             if part.outer and values[0] is None:  # no joined row (primary key NULL)
                 found[part.alias] = None
@@ -252,17 +265,25 @@ def no_writes(using: str = "default") -> Iterator[list[Sequence[Model]]]:
         raise QueryAttempted(attempted[0][:80])
 
 
-def gated_insert(model: type[Model], rows: int, gate: str, connection: Any) -> str:
-    """``INSERT ... SELECT ... WHERE EXISTS (SELECT 1 FROM gate) RETURNING pk`` for ``rows``
-    new instances of ``model``: a step of a data-modifying ``WITH`` that runs only when the
-    step named ``gate`` changed a row (PostgreSQL). Each value is cast to its column's type
-    (an untyped parameter inside ``VALUES`` would be text). Values: ``insert_values``."""
+def gated_insert(model: type[Model], rows: int, gate: str, connection: Any, *, link: str = "") -> str:
+    """``INSERT ... SELECT ... RETURNING pk`` for ``rows`` new instances of ``model``: a step of
+    a data-modifying ``WITH`` (PostgreSQL) that inserts only when the step named ``gate``
+    returned a row. With ``link`` (a foreign-key column), that column takes the ``id`` ``gate``
+    returned: a row inserted by the same statement, whose key is not known before. Each value
+    is cast to its column's type (an untyped parameter inside ``VALUES`` would be text).
+    Values: ``insert_values``."""
     quote = connection.ops.quote_name
     fields = _insert_fields(model)
     row = f"({', '.join(f'%s::{f.db_type(connection)}' for f in fields)})"
+    names = [f"c{i}" for i in range(len(fields))]
+    rows_sql = f"(VALUES {', '.join([row] * rows)}) v({', '.join(names)})"
+    if link:
+        chosen = ", ".join(f"{gate}.id" if f.column == link else f"v.{n}" for f, n in zip(fields, names, strict=True))
+        source = f"SELECT {chosen} FROM {rows_sql} CROSS JOIN {gate}"
+    else:
+        source = f"SELECT v.* FROM {rows_sql} WHERE EXISTS (SELECT 1 FROM {gate})"
     return (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(_column(f)) for f in fields)}) "
-            f"SELECT * FROM (VALUES {', '.join([row] * rows)}) v WHERE EXISTS (SELECT 1 FROM {gate}) "
-            f"RETURNING {quote(pk_column(model))}")
+            f"{source} RETURNING {quote(pk_column(model))}")
 
 
 def insert_values(objs: Sequence[Model], connection: Any) -> list[Any]:

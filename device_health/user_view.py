@@ -5,21 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from .models import DeviceHealth, HealthOutcome
 
 OUTCOME_TEXT = {
-    HealthOutcome.REDUCE: "Limited access: apps on this device get fewer permissions for a short time.",
-    HealthOutcome.STEP_UP: "You must sign in again on this device.",
-    HealthOutcome.DENY: "Blocked: apps on this device cannot sign in.",
+    HealthOutcome.REDUCE: _("Limited access: apps on this device get fewer permissions for a short time."),
+    HealthOutcome.STEP_UP: _("You must sign in again on this device."),
+    HealthOutcome.DENY: _("Blocked: apps on this device cannot sign in."),
 }
 DEFAULT_ADVICE = {
-    HealthOutcome.REDUCE: (
+    HealthOutcome.REDUCE: _(
         "Update the device and turn off screen recording; full access returns at the app's next refresh."
     ),
-    HealthOutcome.STEP_UP: "Open the app and sign in again.",
-    HealthOutcome.DENY: "Use a device with an unmodified, up-to-date system and the app from the official store.",
+    HealthOutcome.STEP_UP: _("Open the app and sign in again."),
+    HealthOutcome.DENY: _("Use a device with an unmodified, up-to-date system and the app from the official store."),
 }
-PLATFORM_NAMES = {"ios": "iPhone or iPad", "android": "Android device"}
+PLATFORM_NAMES = {"ios": _("iPhone or iPad"), "android": _("Android device")}
 
 
 def restrictions_for(user: Any) -> list[dict[str, Any]]:
@@ -41,10 +43,10 @@ def _entry(health: DeviceHealth) -> dict[str, Any]:
     version = f" ({health.os_version})" if health.os_version and health.os_version != "unknown" else ""
     return {
         "device": f"{PLATFORM_NAMES.get(health.platform, health.platform)}{version}",
-        "client": health.device.app.client.name,
+        "client": health.device.app.client.shown_name,
         "outcome": outcome.value,
-        "summary": OUTCOME_TEXT.get(outcome, ""),
+        "summary": str(OUTCOME_TEXT.get(outcome, "")),
         "why": why,
-        "what_to_do": list(dict.fromkeys(advice)) or [DEFAULT_ADVICE.get(outcome, "")],
+        "what_to_do": list(dict.fromkeys(advice)) or [str(DEFAULT_ADVICE.get(outcome, ""))],
         "since": health.outcome_changed_at or health.evaluated_at,
     }

@@ -7,7 +7,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
+from clients.flows.branding import remove_logo, scope_descriptions_problem, store_logo
 from clients.flows.registration import (
     ClientRegistrationError,
     pkce_waiver_problem,
@@ -15,10 +18,12 @@ from clients.flows.registration import (
     rotate_secret,
     served_resources_problem,
 )
-from clients.models import AuthMethod, Client, ClientType
+from clients.logo import LogoError, read_logo
+from clients.models import AuthMethod, Client, ClientLogo, ClientType
 from clients.profiles import profile_problem, request_uris_problem
 from clients.redirects import validate_redirect_uri_for_registration
 from core import keys
+from core.app_settings import app_settings
 from core.events import EventType, record
 from core.models import KeyStatus, SecurityEvent, SigningKey
 from sessions.models import AuthorizationCode
@@ -36,6 +41,16 @@ class ClientForm(forms.ModelForm):
         help_text="How this client may authenticate. A confidential client registered for a secret usually "
         "accepts both client_secret_basic and client_secret_post (the same secret).",
     )
+
+    logo_file = forms.FileField(
+        required=False, label="Logo",
+        help_text="PNG, JPEG or WebP; checked by its content, scaled to 256 px and stored as PNG.",
+    )
+    remove_logo = forms.BooleanField(required=False, help_text="Show no logo for this client.")
+    privacy_policy_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                                        help_text="https only; linked on the sign-in pages.")
+    terms_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                               help_text="https only; linked on the sign-in pages.")
 
     class Meta:
         model = Client
@@ -73,7 +88,22 @@ class ClientForm(forms.ModelForm):
         problem = request_uris_problem(list(data.get("request_uris") or []))
         if problem:
             self.add_error("request_uris", problem)
+        scopes = list(data.get("allowed_scopes") or [])
+        problem = scope_descriptions_problem(data.get("scope_descriptions") or {}, scopes)
+        if problem:
+            self.add_error("scope_descriptions", problem)
         return data
+
+    def clean_logo_file(self) -> Any:
+        upload = self.cleaned_data.get("logo_file")
+        if not upload:
+            return None
+        if upload.size > app_settings.CLIENT_LOGO_MAX_BYTES:
+            raise forms.ValidationError(f"The logo is larger than {app_settings.CLIENT_LOGO_MAX_BYTES // 1024} KB.")
+        try:
+            return read_logo(upload.read())
+        except LogoError as error:
+            raise forms.ValidationError(str(error)) from error
 
     def _clean_auth_methods(self, data: dict[str, Any], public: bool) -> None:
         chosen = [m for m in self.instance.auth_methods() if m in (data.get("auth_methods") or [])]
@@ -98,8 +128,22 @@ class ClientAdmin(admin.ModelAdmin):
     list_filter = ["client_type", "token_endpoint_auth_method", "signing_alg", "first_party", "require_mfa",
                    "require_dpop", "profile", "is_active"]
     search_fields = ["name", "client_id"]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "current_logo"]
     actions = ["rotate_client_secret", "deactivate"]
+
+    @admin.display(description="Current logo")
+    def current_logo(self, client: Client) -> str:
+        if not client.pk or not ClientLogo.objects.filter(client=client).exists():
+            return "none"
+        return format_html('<img src="{}" alt="" width="48" height="48">',
+                           reverse("branding-client-logo", args=[client.client_id]))
+
+    def save_model(self, request: HttpRequest, obj: Client, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("logo_file") is not None:
+            store_logo(obj, form.cleaned_data["logo_file"])
+        elif form.cleaned_data.get("remove_logo"):
+            remove_logo(obj)
 
     @admin.display(description="Authentication methods")
     def auth_methods_shown(self, client: Client) -> str:

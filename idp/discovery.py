@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from core.acr import ACR_VALUES_SUPPORTED
 from core.app_settings import app_settings
 from sessions.app_settings import app_settings as sessions_settings
@@ -63,6 +65,7 @@ def metadata() -> dict[str, Any]:
         "require_signed_request_object": False,
         "acr_values_supported": ACR_VALUES_SUPPORTED,
         "prompt_values_supported": PROMPTS_SUPPORTED,
+        "ui_locales_supported": [code for code, _name in settings.LANGUAGES],  # the pages' languages
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
         "dpop_signing_alg_values_supported": sessions_settings.DPOP_ALGS,

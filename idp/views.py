@@ -6,14 +6,13 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
-from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts.security import csp
 from clients.models import ClientEndpoint
-from core import events, keys
-from core.app_settings import app_settings
+from core import events
 from core.http_methods import allow_methods
 from core.resource_errors import ResourceError
 from idp.flows.resource import ResourceErrorCode
@@ -23,7 +22,7 @@ from idp.oauth.errors import OAuthErrorCode
 from idp.oauth.http_headers import NO_STORE
 from idp.oauth.server import get_server
 
-from . import discovery
+from . import documents
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
 from .flows import par as par_flow
@@ -35,19 +34,12 @@ def _json(payload: dict, status: int = 200) -> JsonResponse:
 
 @allow_methods("GET")
 def openid_configuration(request: HttpRequest) -> HttpResponse:
-    response = _json(discovery.metadata())
-    patch_cache_control(response, public=True, max_age=3600)
-    return response
+    return documents.openid_configuration().response()
 
 
 @allow_methods("GET")
 def jwks(request: HttpRequest) -> HttpResponse:
-    payload = keys.jwks()
-    response = _json(payload)
-    # An empty set (no algorithm configured) must not stick in relying parties' caches.
-    max_age = app_settings.JWKS_CACHE_SECONDS if payload["keys"] else 0
-    patch_cache_control(response, public=True, max_age=max_age)
-    return response
+    return documents.jwks().response()
 
 
 _AUTHORIZE_PAGES = {
@@ -170,8 +162,8 @@ def end_session(request: HttpRequest) -> HttpResponse:
             {
                 "error": OAuthErrorCode.INVALID_REQUEST,
                 "description": parsed.error,
-                "title": "Sign-out request problem",
-                "heading": "This sign-out request cannot be completed",
+                "title": gettext("Sign-out request problem"),
+                "heading": gettext("This sign-out request cannot be completed"),
             },
             status=400,
         )

@@ -98,3 +98,36 @@ def _location(ip: str, record: dict[str, Any]) -> Location | None:
         accuracy_km=float(accuracy) if isinstance(accuracy, (int, float)) else 0.0,
         country=str(country)[:2], city=str(city)[:100],
     )
+
+
+@dataclass(frozen=True)
+class PlaceNames:
+    """City and country of an address in each language the database has (``en``, ``de``, ``es``...)."""
+
+    city: dict[str, str]
+    country: dict[str, str]
+
+    def in_language(self, language: str) -> tuple[str, str]:
+        """(city, country) in ``language`` (``de-at`` tries ``de``), else English, else ``""``."""
+        codes = [language, language.split("-", 1)[0], "en"]
+        pick = lambda names: next((names[c] for c in codes if names.get(c)), "")  # noqa: E731
+        return pick(self.city), pick(self.country)
+
+
+def place_names(ip: str | None) -> PlaceNames | None:
+    """Where ``ip`` is, by name, for people to read (the account page); None when not locatable."""
+    if not is_locatable(ip) or (path := database_path()) is None:
+        return None
+    try:
+        record = _reader(path).get(str(ip))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    country = record.get("country") or record.get("registered_country") or {}
+    city_names = (record.get("city") or {}).get("names") or {}
+    country_names = country.get("names") or {}
+    if not country_names:
+        return None
+    return PlaceNames({str(k): str(v) for k, v in city_names.items()},
+                      {str(k): str(v) for k, v in country_names.items()})

@@ -12,3 +12,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# The pages' translations (locale/*/LC_MESSAGES/django.mo; committed, rewritten only when a .po changed).
+.venv/bin/python scripts/compile_translations.py

@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "core.http_methods.RefuseUnreadableFormsMiddleware",
     "idp.middleware.RejectNullBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Language: the page's switcher, then ui_locales, then Accept-Language; the browser's time zone.
+    "core.locale.PageLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "core.http_methods.RefuseUnsupportedMethodsMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -123,6 +125,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "clients.branding.context",  # the tenant theme; "Sign in to <App>"
             ],
         },
     },
@@ -200,7 +203,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The pages' languages (locale/<code>/LC_MESSAGES/django.po, compiled by scripts/compile_translations.py).
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = os.environ.get("VIGIL_LANGUAGE_COOKIE_NAME", "vigil_language")
+LANGUAGE_COOKIE_SECURE = IDP_ISSUER.startswith("https://")
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

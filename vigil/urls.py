@@ -9,6 +9,8 @@ urlpatterns = [
     path("", include("accounts.wellknown_urls")),
     path("", include("shared_signals.urls")),
     path("accounts/", include("accounts.urls")),
+    path("accounts/", include("clients.urls")),  # logos shown on the sign-in pages
+    path("accounts/i18n/", include("django.conf.urls.i18n")),  # set_language: the pages' language switcher
     path("attestation/", include("attestation.urls")),
     path("", include("idp.usage_urls")),
     path("admin/", admin.site.urls),

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from core.events import EventType, record
 
@@ -71,3 +72,11 @@ def judging(attempt: throttle.Attempt) -> Iterator[None]:
     except BaseException:
         throttle.abandoned(attempt)
         raise
+
+
+def throttled_message(seconds: int) -> str:
+    """What a throttled person reads (login and second factor alike), in the page's language."""
+    return ngettext(
+        "Too many attempts. Try again in %(seconds)d second.", "Too many attempts. Try again in %(seconds)d seconds.",
+        seconds,
+    ) % {"seconds": seconds}

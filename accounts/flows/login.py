@@ -6,15 +6,17 @@ from typing import Any
 
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 
 from core.events import EventType, record
 
 from .. import authstate, pending, throttle
 from ..models import User
 from . import attempts, policy
+from .attempts import throttled_message
 
-GENERIC_FAILURE = "The username or password is not correct."
-THROTTLED = "Too many attempts. Try again in {seconds} seconds."
+GENERIC_FAILURE = gettext_lazy("The username or password is not correct.")
+
 
 
 class LoginRefused(Exception):
@@ -22,7 +24,7 @@ class LoginRefused(Exception):
     the delays apply to any name typed, existing or not). ``retry_after`` when throttled."""
 
     def __init__(self, reason: attempts.Refusal, retry_after: int | None = None):
-        self.message = THROTTLED.format(seconds=retry_after) if retry_after else GENERIC_FAILURE
+        self.message = throttled_message(retry_after) if retry_after else str(GENERIC_FAILURE)
         super().__init__(self.message)
         self.reason = reason
         self.retry_after = retry_after

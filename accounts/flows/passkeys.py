@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 from webauthn.helpers.structs import CredentialDeviceType
 
 from core.encoding import b64url_encode
@@ -27,7 +28,9 @@ PURPOSE = "register"
 class FactorRemovalRefused(Exception):
     """Removing this factor would leave a user whom policy requires to have MFA without one."""
 
-    message = "This is your last second factor and your account requires one. Add another first."
+    def __init__(self) -> None:
+        self.message = gettext("This is your last second factor and your account requires one. Add another first.")
+        super().__init__(self.message)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 
 from core.events import EventType, record
 
@@ -17,14 +18,15 @@ from .. import authstate, pending, throttle
 from ..authstate import AuthState
 from ..models import User
 from . import attempts, recovery, totp
+from .attempts import throttled_message
 
-GENERIC_FAILURE = "That code is not valid."
-THROTTLED = "Too many attempts. Try again in {seconds} seconds."
+GENERIC_FAILURE = gettext_lazy("That code is not valid.")
+
 
 
 class SecondFactorRefused(Exception):
     def __init__(self, reason: attempts.Refusal, retry_after: int | None = None):
-        self.message = THROTTLED.format(seconds=retry_after) if retry_after else GENERIC_FAILURE
+        self.message = throttled_message(retry_after) if retry_after else str(GENERIC_FAILURE)
         super().__init__(self.message)
         self.reason = reason
         self.retry_after = retry_after

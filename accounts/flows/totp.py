@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 import segno
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext
 
 from core.events import EventType
 from sessions.flows import revocation
@@ -55,7 +56,7 @@ def provisioning_uri(device: TOTPDevice) -> str:
 def qr_svg(device: TOTPDevice) -> str:
     """An inline SVG QR code of the provisioning URI, rendered here (no external service)."""
     return segno.make(provisioning_uri(device), error="m").svg_inline(
-        scale=4, title="QR code for your authenticator app", svgclass="qr"
+        scale=4, title=gettext("QR code for your authenticator app"), svgclass="qr"
     )
 
 

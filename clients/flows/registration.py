@@ -4,20 +4,30 @@ rules a client configuration must meet wherever it is made."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
-from clients.models import SECRET_METHODS, AuthMethod, Client, ClientProfile, ClientType, default_signing_alg
+from clients.models import (
+    HTTPS_ONLY,
+    SECRET_METHODS,
+    AuthMethod,
+    Client,
+    ClientProfile,
+    ClientType,
+    default_signing_alg,
+)
 from clients.profiles import profile_problem, request_uris_problem
 from core.app_settings import app_settings
 from core.crypto import generate_token
 from core.events import EventType, record
 
 from ..redirects import validate_redirect_uri_for_registration
+from .branding import scope_descriptions_problem
 
 DEFAULT_SCOPES = ["openid", "profile", "email", "offline_access"]
 PUBLIC_GRANTS = ["authorization_code", "refresh_token"]
@@ -26,6 +36,28 @@ CONFIDENTIAL_GRANTS = ["authorization_code", "refresh_token", "client_credential
 
 class ClientRegistrationError(ValueError):
     """The requested client configuration is not allowed."""
+
+
+@dataclass(frozen=True)
+class Brand:
+    """What people see of a client on the sign-in pages (``clients.branding``)."""
+
+    display_name: str = ""
+    privacy_policy_url: str = ""
+    terms_url: str = ""
+    scope_descriptions: dict[str, str] = field(default_factory=dict)
+
+    def problem(self, allowed_scopes: list[str]) -> str | None:
+        if len(self.display_name) > 100:
+            return "the display name is longer than 100 characters"
+        for label, url in (("privacy policy", self.privacy_policy_url), ("terms", self.terms_url)):
+            try:
+                if url:
+                    HTTPS_ONLY(url)
+            except ValidationError:
+                return f"the {label} URL must be an https URL"
+        problem = scope_descriptions_problem(self.scope_descriptions, allowed_scopes)
+        return f"scope descriptions: {problem}" if problem else None
 
 
 @dataclass
@@ -56,6 +88,7 @@ def register_client(
     require_par: bool = False,
     require_signed_request_object: bool = False,
     request_uris: list[str] | None = None,
+    brand: Brand | None = None,
 ) -> RegisteredClient:
     """Register a client. ``auth_methods`` lists what it may
     authenticate with, the first being its registered ``token_endpoint_auth_method``;
@@ -81,6 +114,8 @@ def register_client(
         or pkce_waiver_problem(public, require_pkce, allowed_scopes)
         or served_resources_problem(served_resources or [])
     )
+    brand = brand or Brand()
+    problem = problem or brand.problem(allowed_scopes)
     if problem:
         raise ClientRegistrationError(problem)
     secret = generate_token(32) if any(m in SECRET_METHODS for m in methods) else None
@@ -107,6 +142,10 @@ def register_client(
             require_pushed_authorization_requests=require_par,
             require_signed_request_object=require_signed_request_object,
             request_uris=list(request_uris or []),
+            display_name=brand.display_name,
+            privacy_policy_url=brand.privacy_policy_url,
+            terms_url=brand.terms_url,
+            scope_descriptions=dict(brand.scope_descriptions),
         )
         if secret:
             client.set_secret(secret)

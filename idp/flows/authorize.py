@@ -267,7 +267,7 @@ def _decide(
     if decision != ConsentDecision.ALLOW and (not has_consent or Prompt.CONSENT in params.prompt):
         if Prompt.NONE in params.prompt:
             raise ConsentRequiredError(redirect_uri=redirect_uri)
-        context = {"client": client, "scopes": describe_scopes(scope), "user": request.user}
+        context = {"client": client, "scopes": describe_scopes(scope, client), "user": request.user}
         return Outcome(OutcomeKind.CONSENT, context=context)
     if decision == ConsentDecision.ALLOW:
         _remember_consent(authstate.signed_in_user(request), client, scope)

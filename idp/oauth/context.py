@@ -39,3 +39,5 @@ class RequestContext:
     pushed_mark: str = ""
     #: The token a client may not introspect (RFC 7662 §4), kept for the event.
     introspection_refused: Any = None
+    #: The introspection's event was written with its look-up (``idp.oauth.introspect_jwt``).
+    introspection_recorded: bool = False

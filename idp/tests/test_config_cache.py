@@ -126,7 +126,6 @@ def test_a_rotated_key_signs_the_next_token(tokens: Any, mobile_client: Any,
     assert jwt.get_unverified_header(second["access_token"])["kid"] == new.kid
 
 
-
 def test_a_key_retired_by_another_process_stops_verifying_here_at_the_next_request() -> None:
     """A key's retirement runs wherever ``keys.advance()`` runs first (a worker's rotation
     task, another web instance): this process stops trusting the key as soon as the
@@ -140,3 +139,13 @@ def test_a_key_retired_by_another_process_stops_verifying_here_at_the_next_reque
     cache.set(config_cache.GENERATION_KEY, "published-by-another-process")  # that process's commit
     with pytest.raises(jwt_tokens.TokenInvalid, match="unknown kid"):
         jwt_tokens.verify(token)
+
+
+def test_a_copy_that_is_no_longer_fresh_is_reloaded_under_the_same_generation() -> None:
+    """``fresh``: for copies that also end with time (the JWKS at its next key transition)."""
+    load = Loader({"until": 1})
+    assert config_cache.cached("k", load, fresh=lambda held: held["until"] > 0) == {"until": 1}
+    assert config_cache.cached("k", load, fresh=lambda held: held["until"] > 0) == {"until": 1}
+    assert load.calls == 1
+    assert config_cache.cached("k", load, fresh=lambda held: held["until"] > 1) == {"until": 1}
+    assert load.calls == 2

@@ -347,6 +347,15 @@ def test_flags(served, browser, client, mobile_client, pkce):
     assert "userinfo_signing_alg_values_supported" not in served  # userinfo is plain JSON only
 
 
+def test_each_ui_locale(served, client, mobile_client, pkce):
+    """OIDC Core §3.1.2.1 ``ui_locales``: each advertised language renders the sign-in page."""
+    assert served["ui_locales_supported"] and "en" in served["ui_locales_supported"]
+    for code in served["ui_locales_supported"]:
+        to_login = _authorize(client, authorize_params(mobile_client.client.client_id, pkce, ui_locales=code))
+        page = client.get(to_login["Location"])
+        assert page.status_code == 200 and f'<html lang="{code}" ' in page.content.decode()
+
+
 TRIED = {
     "issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "introspection_endpoint",
     "revocation_endpoint", "end_session_endpoint", "challenge_endpoint", "scopes_supported",
@@ -358,7 +367,7 @@ TRIED = {
     "claims_parameter_supported", "request_parameter_supported", "request_uri_parameter_supported",
     "acr_values_supported", "prompt_values_supported", "authorization_response_iss_parameter_supported",
     "resource_indicators_supported", "dpop_signing_alg_values_supported", "backchannel_logout_supported",
-    "frontchannel_logout_supported",
+    "frontchannel_logout_supported", "ui_locales_supported",
     # tried in idp/tests/test_par_jar.py
     "pushed_authorization_request_endpoint", "require_pushed_authorization_requests",
     "request_object_signing_alg_values_supported", "require_signed_request_object",

@@ -5,6 +5,7 @@ registered for an audience of the access token; every other look-up answers
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client as HttpClient
 
 from clients.flows.registration import register_client
@@ -82,8 +83,10 @@ def test_denied_introspection_looks_like_an_unknown_token(tokens, other_service)
 
 def test_one_query_per_introspection_of_either_kind(service_tokens, service_client, django_assert_num_queries):
     """The policy costs no query: the token (one look-up, its client joined or, for a refresh
-    token, the authenticated client's copy) and the event; the client row is not read."""
-    for token in (service_tokens["access_token"], service_tokens["refresh_token"]):
+    token, the authenticated client's copy) and the event; the client row is not read. A JWT
+    access token on PostgreSQL: the look-up and the event in one statement (issue 19)."""
+    access_statements = 1 if connection.vendor == "postgresql" else 2
+    for token, budget in ((service_tokens["access_token"], access_statements), (service_tokens["refresh_token"], 2)):
         assert introspect(service_client, token).json()["active"] is True  # warms this process's copies
-        with django_assert_num_queries(2):  # the look-up, the event
+        with django_assert_num_queries(budget):  # the look-up, the event
             assert introspect(service_client, token).json()["active"] is True

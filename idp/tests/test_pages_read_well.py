@@ -49,13 +49,13 @@ def test_consent_page_describes_standard_scopes(client: Any, user: Any, service_
     items = re.findall(r"<li>(.*?)</li>", page.content.decode())
     assert [re.sub(r"<.*", "", item).strip() for item in items] == [
         view.description for view in describe_scopes("openid profile email offline_access orders.read")]
-    assert all(SCOPE_DESCRIPTIONS[s] in page.content.decode() for s in ("openid", "profile", "email", "offline_access"))
-    assert "See your email address" in SCOPE_DESCRIPTIONS["email"]
+    assert all(str(SCOPE_DESCRIPTIONS[s]) in page.content.decode() for s in ("openid", "profile", "email", "offline_access"))
+    assert "See your email address" in str(SCOPE_DESCRIPTIONS["email"])
 
 
 def test_every_standard_scope_has_a_description() -> None:
     assert set(SCOPE_DESCRIPTIONS) == {s.value for s in StandardScope}
     assert {"openid", "profile", "email", "phone", "address", "offline_access"} == set(SCOPE_DESCRIPTIONS)
-    assert all(text and text != scope for scope, text in SCOPE_DESCRIPTIONS.items())
+    assert all(str(text) and str(text) != scope for scope, text in SCOPE_DESCRIPTIONS.items())
     # A custom scope is shown by its own name, marked as not one of ours.
     assert describe_scopes("orders.read") == [ScopeView("orders.read", "Access “orders.read”", known=False)]

@@ -25,6 +25,7 @@ from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.models import AuthorizationCode
 
 from ..models import DeviceSession
+from . import exchange_statement
 from .revocation import Reason, revoke_session
 from .tokens import IssuedTokens, place_of
 
@@ -99,7 +100,17 @@ def exchange(
 ) -> ExchangeResult:
     """Claim ``code`` and start its family, issuing in the same transaction; a code claimed
     in the meantime is reuse. ``dpop_jkt`` binds the family's refresh tokens (RFC 9449 §5,
-    public clients) and ``device`` the attested device (docs/attestation.md §3)."""
+    public clients) and ``device`` the attested device (docs/attestation.md §3). On
+    PostgreSQL the common case is one statement (``exchange_statement``)."""
+    if exchange_statement.applicable():
+        done = exchange_statement.exchange(
+            code, now=now, issue=issue, request=request,
+            begin=lambda: start_session(code, ip=ip, now=now, dpop_jkt=dpop_jkt, device=device),
+        )
+        if done is False:
+            return refuse_reuse(code, now=now, request=request)
+        if isinstance(done, tuple):
+            return Exchanged(*done)
     with transaction.atomic():
         claimed = _CLAIM_CODE.run(now, code.pk)
         if claimed:

@@ -40,7 +40,7 @@
     }).then(function (response) {
       return response.json().then(function (data) {
         if (!response.ok) {
-          var error = new Error(data.message || "The passkey could not be verified. Try again.");
+          var error = new Error(data.message || message("verify", "The passkey could not be verified. Try again."));
           error.data = data;
           throw error;
         }
@@ -49,9 +49,9 @@
     });
   }
 
-  function showError(message) {
+  function showError(message, name) {
     var box = document.querySelector("[data-passkey-error]");
-    if (box) { box.textContent = message; box.hidden = false; }
+    if (box) { box.textContent = message; box.hidden = false; box.setAttribute("data-error-name", name || ""); }
   }
 
   function descriptors(list) {
@@ -125,9 +125,27 @@
     });
   }
 
+  function message(name, fallback) {
+    var box = document.querySelector("[data-passkey-error]");
+    return (box && box.getAttribute("data-msg-" + name)) || fallback;
+  }
+
+  // A ceremony the person started (a button, the registration form): say what went wrong.
+  // SecurityError means the page is not on the RP ID's host (WebAuthn L3 §5.1.3 step 8), which
+  // only an operator can fix: the message names the address to open instead.
   function failure(error) {
     if (error && error.name === "AbortError") { return; }
-    showError(error && error.data ? error.message : "The passkey could not be used (" + (error && error.name || "error") + ").");
+    var name = error && error.name || "Error";
+    if (error && error.data) { showError(error.message, error.data.error); return; }
+    if (name === "SecurityError") { showError(message("host", "Open this page at the service's own address."), name); return; }
+    showError(message("failed", "The passkey could not be used. Try again."), name);
+  }
+
+  // Autofill (conditional mediation) waits in the background: ending without a choice
+  // (NotAllowedError, AbortError) is not a failure, and neither is a page on the wrong host
+  // until the person asks for a passkey with the button. Only a rejected passkey is shown.
+  function autofillFailure(error) {
+    if (error && error.data) { showError(error.message, error.data.error); }
   }
 
   function setupLoginButtons() {
@@ -145,7 +163,7 @@
     var form = document.querySelector("[data-passkey-autofill]");
     if (!form || !window.PublicKeyCredential || !PublicKeyCredential.isConditionalMediationAvailable) { return; }
     PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
-      if (available) { signIn(form, "conditional").catch(failure); }
+      if (available) { signIn(form, "conditional").catch(autofillFailure); }
     });
   }
 
@@ -154,7 +172,7 @@
     if (!form) { return; }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      if (!window.PublicKeyCredential) { showError("This browser does not support passkeys."); return; }
+      if (!window.PublicKeyCredential) { showError(message("unsupported", "This browser does not support passkeys.")); return; }
       var name = (form.querySelector("[name=name]") || {}).value || "";
       postJSON(form.dataset.optionsUrl, {}).then(function (json) {
         return navigator.credentials.create({ publicKey: creationOptions(json) });

@@ -9,7 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from attestation.flows.register_apps import AppRegistrationError, register_android_app, register_ios_app
-from clients.flows.registration import ClientRegistrationError, register_client
+from clients.flows.branding import set_logo
+from clients.flows.registration import Brand, ClientRegistrationError, register_client
+from clients.logo import LogoError
 from clients.models import AuthMethod
 from core.app_settings import app_settings
 
@@ -56,6 +58,14 @@ class Command(BaseCommand):
         parser.add_argument("--require-signed-request-object", action="store_true",
                             help="Accept authorization requests only as signed request objects (RFC 9101).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        brand = parser.add_argument_group("what people see on the sign-in pages")
+        brand.add_argument("--display-name", default="", help='Shown as "Sign in to <display name>"; default --name.')
+        brand.add_argument("--logo", default=None, help="PNG, JPEG or WebP file (re-encoded as PNG).")
+        brand.add_argument("--privacy-policy-url", default="", help="https URL linked on the sign-in pages.")
+        brand.add_argument("--terms-url", default="", help="https URL linked on the sign-in pages.")
+        brand.add_argument("--scope-description", action="append", default=[], dest="scope_descriptions",
+                           metavar="SCOPE=TEXT", help="What one of the client's own scopes lets it do, as the "
+                           "consent page says it (SCOPE@de=TEXT for one language); repeat.")
         attest = parser.add_argument_group("device attestation")
         attest.add_argument("--require-attestation", action="store_true")
         attest.add_argument("--ios-app-id", help="TEAMID.bundle.id")
@@ -76,6 +86,8 @@ class Command(BaseCommand):
                     jwks = json.load(handle)
             except (OSError, ValueError) as exc:
                 raise CommandError(f"--jwks-file: {exc}") from exc
+        brand = self._brand(options)
+        logo = self._read(options["logo"]) if options["logo"] else None
         wants_apps = options["ios_app_id"] or options["android_package"]
         if (options["require_attestation"] or wants_apps) and not options["public"]:
             raise CommandError("device attestation is for public (mobile) clients")
@@ -104,13 +116,35 @@ class Command(BaseCommand):
                     require_signed_request_object=options["require_signed_request_object"],
                     request_uris=options["request_uris"],
                     require_pkce=options["require_pkce"],
+                    brand=brand,
                 )
+                if logo is not None:
+                    set_logo(registered.client, logo)
                 apps = self._register_apps(registered.client, options)
-        except (ClientRegistrationError, AppRegistrationError) as exc:
+        except (ClientRegistrationError, AppRegistrationError, LogoError) as exc:
             raise CommandError(str(exc)) from exc
         self._print(registered, apps, options["json"])
         if not registered.client.require_pkce and app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS:
             self.stderr.write("note: IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS is on, so this client still needs PKCE.")
+
+    @staticmethod
+    def _read(path: str) -> bytes:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(app_settings.CLIENT_LOGO_MAX_BYTES + 1)
+        except OSError as exc:
+            raise CommandError(f"--logo: {exc}") from exc
+
+    @staticmethod
+    def _brand(options: dict[str, Any]) -> Brand:
+        descriptions = {}
+        for item in options["scope_descriptions"]:
+            scope, sep, text = item.partition("=")
+            if not sep or not scope.strip():
+                raise CommandError(f"--scope-description {item!r}: write SCOPE=TEXT")
+            descriptions[scope.strip()] = text.strip()
+        return Brand(display_name=options["display_name"].strip(), privacy_policy_url=options["privacy_policy_url"],
+                     terms_url=options["terms_url"], scope_descriptions=descriptions)
 
     def _register_apps(self, client: Any, options: dict[str, Any]) -> list[str]:
         apps = []

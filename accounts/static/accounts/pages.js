@@ -1,0 +1,60 @@
+/* Vigil pages: small helpers, same origin, no inline script, nothing required to use a page.
+ *
+ *   [data-copy]          button: copies the text of the element its value names (an id);
+ *                        shown only where the Clipboard API works; says "copied" in [data-copy-status]
+ *   time[datetime]       shown in the browser's own time zone and language; the zone is also kept
+ *                        in the "vigil_tz" cookie so the next page is rendered in it by the server
+ */
+(function () {
+  "use strict";
+
+  function setupCopy() {
+    document.querySelectorAll("[data-copy]").forEach(function (button) {
+      var source = document.getElementById(button.getAttribute("data-copy"));
+      if (!source || !navigator.clipboard || !window.isSecureContext) { return; }
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var status = document.querySelector("[data-copy-status]");
+        navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+          if (status) { status.textContent = button.getAttribute("data-copied") || "Copied"; }
+        }, function () {
+          if (status) { status.textContent = button.getAttribute("data-copy-failed") || ""; }
+        });
+      });
+    });
+  }
+
+  function browserZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return ""; }
+  }
+
+  function rememberZone(zone) {
+    if (!zone || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) { return; }
+    var secure = window.location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = "vigil_tz=" + zone + "; Path=/; Max-Age=31536000; SameSite=Lax" + secure;
+  }
+
+  function localTimes(zone) {
+    var lang = document.documentElement.lang || undefined;
+    var format;
+    try {
+      format = new Intl.DateTimeFormat(lang, {
+        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+        timeZone: zone, timeZoneName: "short"
+      });
+    } catch (e) { return; }
+    document.querySelectorAll("time[datetime][data-local]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when.getTime())) { return; }
+      el.textContent = format.format(when);
+      el.setAttribute("data-zone", zone);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setupCopy();
+    var zone = browserZone();
+    rememberZone(zone);
+    if (zone && zone !== document.documentElement.getAttribute("data-time-zone")) { localTimes(zone); }
+  });
+})();
