@@ -110,21 +110,25 @@ class Client(models.Model):
         choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")],
         help_text="JWS algorithm of this client's ID and access tokens.",
     )
+    # db_default: rows written by code that predates these columns (a rolling deploy) still insert.
     profile = models.CharField(
-        max_length=20, choices=ClientProfile.choices, default=ClientProfile.STANDARD,
+        max_length=20, choices=ClientProfile.choices, default=ClientProfile.STANDARD, db_default="standard",
         help_text="FAPI 2.0: pushed requests, PKCE S256, DPoP, private_key_jwt, ES256/PS256, 60 s codes "
         "(docs/fapi.md).",
     )
     require_pushed_authorization_requests = models.BooleanField(
-        default=False, help_text="Accept authorization requests only through /par (RFC 9126 §6; also IDP_REQUIRE_"
+        default=False, db_default=False,
+        help_text="Accept authorization requests only through /par (RFC 9126 §6; also IDP_REQUIRE_"
         "PUSHED_AUTHORIZATION_REQUESTS for every client, and always under the FAPI 2.0 profile)."
     )
     require_signed_request_object = models.BooleanField(
-        default=False, help_text="Accept authorization requests only as a request object signed with the "
+        default=False, db_default=False,
+        help_text="Accept authorization requests only as a request object signed with the "
         "client's registered keys (RFC 9101 §10.5), by value or pushed."
     )
     request_uris = models.JSONField(
-        default=list, blank=True, help_text="https URLs of request objects Vigil may fetch for this client (OIDC Core "
+        default=list, blank=True, db_default=models.Value([], output_field=models.JSONField()),
+        help_text="https URLs of request objects Vigil may fetch for this client (OIDC Core "
         "§6.2, RFC 9101 §5.2); any other request_uri not issued by /par is refused.",
     )
     access_token_lifetime = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds; default 300.")
