@@ -40,7 +40,7 @@ def _header(token: str) -> dict[str, Any]:
     try:
         segment = token.split(".")[0]
         header = json.loads(b64url_decode_padded(segment))
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
+    except (ValueError, IndexError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep to parse
         raise TokenInvalid("malformed JWT header") from exc
     if not isinstance(header, dict):
         raise TokenInvalid("malformed JWT header")

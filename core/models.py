@@ -66,7 +66,8 @@ class SecurityEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(
-        max_length=64, blank=True, default="", help_text="The X-Request-ID of the request that recorded it."
+        max_length=64, blank=True, default="", db_default="",  # db_default: older code inserting without it
+        help_text="The X-Request-ID of the request that recorded it."
     )
 
     class Meta:

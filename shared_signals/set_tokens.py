@@ -101,7 +101,7 @@ def header_of(token: str) -> dict[str, Any]:
         raise SetError(SetErrorCode.INVALID_REQUEST, "the body is not a compact JWS")
     try:
         header = _b64json(token.split(".", 1)[0])
-    except (ValueError, UnicodeError) as exc:
+    except (ValueError, UnicodeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise SetError(SetErrorCode.INVALID_REQUEST, "malformed JWS header") from exc
     if not isinstance(header, dict):
         raise SetError(SetErrorCode.INVALID_REQUEST, "malformed JWS header")
@@ -137,7 +137,7 @@ def import_public_key(jwk: dict[str, Any], alg: str) -> ECKey | RSAKey | OKPKey:
 def check_signature(token: str, key: ECKey | RSAKey | OKPKey, alg: str) -> dict[str, Any]:
     try:
         decoded = jwt.decode(token, key, algorithms=[alg])
-    except (JoseError, ValueError, TypeError, UnicodeError) as exc:
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError) as exc:
         raise SetError(SetErrorCode.AUTHENTICATION_FAILED, "the SET signature does not verify") from exc
     return dict(decoded.claims)
 

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='securityevent',
             name='request_id',
-            field=models.CharField(blank=True, default='', help_text='The X-Request-ID of the request that recorded it.', max_length=64),
+            field=models.CharField(blank=True, default='', db_default='', help_text='The X-Request-ID of the request that recorded it.', max_length=64),
         ),
     ]

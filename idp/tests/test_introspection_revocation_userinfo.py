@@ -114,6 +114,24 @@ def test_userinfo_refuses_missing_bad_and_revoked_tokens(tokens, mobile_client):
     assert http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").status_code == 401
 
 
+def _deeply_nested_header_token() -> str:
+    """A JWT-looking token whose header nests deeper than the JSON parser recurses."""
+    import base64
+
+    def segment(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    return f"{segment('[' * 6000)}.{segment('{}')}.AAAA"
+
+
+def test_a_token_with_a_deeply_nested_header_is_invalid_not_a_500(tokens, service_client):
+    """Was a RecursionError out of ``core.jwt_tokens`` (a 500 HTML page) at every bearer endpoint."""
+    token = _deeply_nested_header_token()
+    response = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 401 and 'error="invalid_token"' in response["WWW-Authenticate"]
+    assert introspect(service_client, token).json() == {"active": False}
+
+
 def test_userinfo_needs_openid_scope(service_client):
     token = form_post(
         HttpClient(), reverse("token"), {"grant_type": "client_credentials"},

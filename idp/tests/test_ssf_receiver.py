@@ -389,3 +389,14 @@ def test_a_failed_action_leaves_the_jti_free_for_the_retry(
     monkeypatch.setattr(actions, "apply", real_apply)
     receiver.receive(push)  # the transmitter's retry of the same jti is accepted
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+
+
+def test_a_set_whose_header_or_claims_nest_too_deep_is_a_clean_error() -> None:
+    """JSON nested past Python's recursion limit (RecursionError, not ValueError) is malformed."""
+    from core.encoding import b64url_encode
+    from shared_signals.set_tokens import SetError, SetErrorCode, header_of
+
+    deep = b64url_encode(("[" * 100_000 + "]" * 100_000).encode())
+    with pytest.raises(SetError) as refused:
+        header_of(f"{deep}.e30.sig")
+    assert refused.value.code == SetErrorCode.INVALID_REQUEST

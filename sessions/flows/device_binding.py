@@ -60,7 +60,7 @@ def evidence_from_form(form: Any) -> Evidence | None:
     if form.get("attestation_signals"):
         try:
             signals = json.loads(form["attestation_signals"])
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
             raise AttestationError(Reason.MALFORMED_TOKEN, "attestation_signals is not JSON") from exc
         if not isinstance(signals, dict):
             raise AttestationError(Reason.MALFORMED_TOKEN, "attestation_signals must be a JSON object")
