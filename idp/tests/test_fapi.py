@@ -227,3 +227,34 @@ def test_admin_refuses_a_fapi_profile_the_client_does_not_fit(admin_client, serv
     assert response.status_code == 200 and "private_key_jwt only" in response.content.decode()
     client.refresh_from_db()
     assert client.profile == "standard"
+
+
+# --- refresh rotation only with a retry that succeeds (FAPI 2.0 §5.3.2.1 clause 10) ----------------
+
+def test_a_lost_refresh_response_is_retried_with_the_previous_token(browser, bank, pkce, settings):
+    """Vigil rotates refresh tokens; FAPI 2.0 allows that only when retrying with the previous
+    token succeeds: the retry gets the same successor, even with the global window at 0."""
+    from joserfc.jwk import ECKey
+
+    settings.IDP_REFRESH_TOKEN_GRACE_SECONDS = 0
+    client, key = bank
+    dpop = ECKey.generate_key("P-256", private=True)
+
+    def proof() -> str:
+        return create_proof(dpop, method="POST", url=f"{issuer()}/token")
+
+    query = _code(browser, client, key, pkce)
+    tokens = _exchange(client, key, query["code"], pkce, HTTP_DPOP=proof())
+    assert tokens.status_code == 200, tokens.content
+    presented = tokens.json()["refresh_token"]
+
+    def refresh() -> Any:
+        data = {"grant_type": "refresh_token", "refresh_token": presented, **authenticated(client.client_id, key)}
+        return form_post(HttpClient(), reverse("token"), data, HTTP_DPOP=proof())
+
+    lost = refresh()  # the client never stores this answer
+    assert lost.status_code == 200, lost.content
+    retried = refresh()
+    assert retried.status_code == 200, retried.content
+    assert retried.json()["refresh_token"] == lost.json()["refresh_token"]
+    assert not SecurityEvent.objects.filter(event_type="oauth.refresh_refused").exists()
