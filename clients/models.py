@@ -39,6 +39,19 @@ class ClientEndpoint(models.TextChoices):
     REVOCATION = "revocation"
     USAGE = "usage"  # the relying services' usage reports (idp/usage_api/views.py)
     DEVICE_AUTHORIZATION = "device_authorization"  # RFC 8628 §3.1
+    PAR = "pushed_authorization_request"  # RFC 9126 §2: authenticates like the token endpoint
+
+
+class ClientProfile(models.TextChoices):
+    """A security profile: a set of rules the client's every request must meet."""
+
+    STANDARD = "standard", "Standard (OAuth 2.0 / OpenID Connect with Vigil's defaults)"
+    FAPI2 = "fapi2", "FAPI 2.0 Security Profile (docs/fapi.md)"
+
+
+#: FAPI 2.0 Security Profile §5.4.1: the JWS algorithms a FAPI client and Vigil use with it
+#: (EdDSA is allowed by the profile too; Vigil keeps to the two every FAPI client supports).
+FAPI2_ALGS = ("ES256", "PS256")
 
 
 def default_signing_alg() -> str:
@@ -116,6 +129,27 @@ class Client(models.Model):
         default=default_signing_alg,
         choices=[("ES256", "ES256"), ("RS256", "RS256"), ("EdDSA", "EdDSA")],
         help_text="JWS algorithm of this client's ID and access tokens.",
+    )
+    # db_default: rows written by code that predates these columns (a rolling deploy) still insert.
+    profile = models.CharField(
+        max_length=20, choices=ClientProfile.choices, default=ClientProfile.STANDARD, db_default="standard",
+        help_text="FAPI 2.0: pushed requests, PKCE S256, DPoP, private_key_jwt, ES256/PS256, 60 s codes "
+        "(docs/fapi.md).",
+    )
+    require_pushed_authorization_requests = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Accept authorization requests only through /par (RFC 9126 §6; also IDP_REQUIRE_"
+        "PUSHED_AUTHORIZATION_REQUESTS for every client, and always under the FAPI 2.0 profile)."
+    )
+    require_signed_request_object = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Accept authorization requests only as a request object signed with the "
+        "client's registered keys (RFC 9101 §10.5), by value or pushed."
+    )
+    request_uris = models.JSONField(
+        default=list, blank=True, db_default=models.Value([], output_field=models.JSONField()),
+        help_text="https URLs of request objects Vigil may fetch for this client (OIDC Core "
+        "§6.2, RFC 9101 §5.2); any other request_uri not issued by /par is refused.",
     )
     access_token_lifetime = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds; default 300.")
     refresh_token_lifetime = models.PositiveIntegerField(null=True, blank=True)
@@ -210,7 +244,7 @@ class Client(models.Model):
 
     # --- helpers -------------------------------------------------------------------------
     def pkce_required(self) -> bool:
-        return self.is_public or self.require_pkce or app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS
+        return self.is_fapi2 or self.is_public or self.require_pkce or app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS
 
     def without_pkce_problem(self, scope: str | None, nonce: str | None) -> str | None:
         """Why an authorization request without PKCE is refused, or ``None`` when this
@@ -221,6 +255,22 @@ class Client(models.Model):
         if "openid" not in (scope or "").split() or not nonce:
             return "Without PKCE this client must request the openid scope with a nonce (RFC 9700 section 2.1.1)."
         return None
+
+    # --- profiles (FAPI 2.0, RFC 9126, RFC 9101) ------------------------------------------------
+    @property
+    def is_fapi2(self) -> bool:
+        return self.profile == ClientProfile.FAPI2
+
+    def par_required(self) -> bool:
+        """RFC 9126 §6: only pushed authorization requests are accepted from this client."""
+        return (
+            self.require_pushed_authorization_requests or self.is_fapi2
+            or app_settings.REQUIRE_PUSHED_AUTHORIZATION_REQUESTS
+        )
+
+    def dpop_required(self) -> bool:
+        """RFC 9449: token requests need a proof (FAPI 2.0 §5.3.2.1: sender-constrained tokens)."""
+        return self.require_dpop or self.is_fapi2
 
     def get_access_token_lifetime(self) -> int:
         return self.access_token_lifetime or app_settings.ACCESS_TOKEN_LIFETIME

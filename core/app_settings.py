@@ -109,6 +109,18 @@ class AppSettings:
         return _bool("REQUIRE_PKCE_FOR_ALL_CLIENTS", True)
 
     @property
+    def REQUIRE_PUSHED_AUTHORIZATION_REQUESTS(self) -> bool:
+        """Accept authorization requests from every client only through ``/par`` (RFC 9126
+        §5 ``require_pushed_authorization_requests``). Default off (per-client flag)."""
+        return _bool("REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", False)
+
+    @property
+    def PAR_REQUEST_URI_LIFETIME(self) -> int:
+        """Seconds a pushed request's ``request_uri`` may wait for the browser (RFC 9126 §2.2
+        ``expires_in``; FAPI 2.0 §5.3.2.2 wants under 600). Default 60; at most 600."""
+        return min(max(_int("PAR_REQUEST_URI_LIFETIME", 60), 1), 599)
+
+    @property
     def CLIENT_ASSERTION_MAX_AGE(self) -> int:
         """Seconds a ``private_key_jwt`` client assertion may live. Default 300."""
         return _int("CLIENT_ASSERTION_MAX_AGE", 300)

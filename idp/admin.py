@@ -21,6 +21,7 @@ from clients.flows.registration import (
 )
 from clients.logo import LogoError, read_logo
 from clients.models import AuthMethod, Client, ClientLogo, ClientType
+from clients.profiles import profile_problem, request_uris_problem
 from clients.redirects import validate_redirect_uri_for_registration
 from core import keys
 from core.app_settings import app_settings
@@ -88,6 +89,14 @@ class ClientForm(forms.ModelForm):
             self.add_error("backchannel_logout_uri", problem)
         if public and data.get("token_exchange_audiences"):
             self.add_error("token_exchange_audiences", "Only confidential clients exchange tokens (RFC 8693).")
+        methods = data.get("auth_methods") or []
+        problem = profile_problem(str(data.get("profile") or ""), public, methods, str(data.get("signing_alg") or ""),
+                                  [str(uri) for uri in data.get("redirect_uris") or []])
+        if problem and "auth_methods" not in self.errors:
+            self.add_error("profile", problem)
+        problem = request_uris_problem(list(data.get("request_uris") or []))
+        if problem:
+            self.add_error("request_uris", problem)
         scopes = list(data.get("allowed_scopes") or [])
         problem = scope_descriptions_problem(data.get("scope_descriptions") or {}, scopes)
         if problem:
@@ -124,9 +133,9 @@ class ClientForm(forms.ModelForm):
 class ClientAdmin(admin.ModelAdmin):
     form = ClientForm
     list_display = ["name", "client_id", "client_type", "auth_methods_shown", "signing_alg", "require_pkce",
-                    "first_party", "require_mfa", "require_dpop", "is_active"]
+                    "first_party", "require_mfa", "require_dpop", "profile", "is_active"]
     list_filter = ["client_type", "token_endpoint_auth_method", "signing_alg", "first_party", "require_mfa",
-                   "require_dpop", "is_active"]
+                   "require_dpop", "profile", "is_active"]
     search_fields = ["name", "client_id"]
     readonly_fields = ["created_at", "current_logo"]
     actions = ["rotate_client_secret", "deactivate"]

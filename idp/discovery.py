@@ -2,8 +2,9 @@
 
 ``idp/tests/test_discovery_truth.py`` tries each advertised value against the server.
 Not advertised because not done: signed or encrypted userinfo (``userinfo_signing_alg_values_supported``
-is left out, so clients get plain JSON), request objects (``request_parameter_supported``
-and ``request_uri_parameter_supported`` are false and both parameters are refused).
+is left out, so clients get plain JSON), encrypted request objects. A ``request_uri`` is one
+issued by ``/par`` (RFC 9126 §4) or an https URL the client registered
+(``require_request_uri_registration``); nothing else is fetched.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .flows.authorize_params import PROMPTS_SUPPORTED, RESPONSE_MODES_SUPPORTED
 from .oauth.client_auth import ASSERTION_ALGS
 from .oauth.grants.device_code import DEVICE_CODE
 from .oauth.grants.token_exchange import TOKEN_EXCHANGE
+from .oauth.request_object import REQUEST_OBJECT_ALGS
 
 
 def metadata() -> dict[str, Any]:
@@ -30,6 +32,8 @@ def metadata() -> dict[str, Any]:
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        "require_pushed_authorization_requests": app_settings.REQUIRE_PUSHED_AUTHORIZATION_REQUESTS,
         "userinfo_endpoint": f"{issuer}/userinfo",
         "jwks_uri": f"{issuer}/jwks.json",
         "introspection_endpoint": f"{issuer}/introspect",
@@ -58,8 +62,11 @@ def metadata() -> dict[str, Any]:
             "name", "given_name", "family_name", "preferred_username", "email", "email_verified",
         ],
         "claims_parameter_supported": False,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
+        "request_parameter_supported": True,
+        "request_uri_parameter_supported": True,
+        "require_request_uri_registration": True,
+        "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGS),
+        "require_signed_request_object": False,
         "acr_values_supported": ACR_VALUES_SUPPORTED,
         "prompt_values_supported": PROMPTS_SUPPORTED,
         "ui_locales_supported": [code for code, _name in settings.LANGUAGES],  # the pages' languages

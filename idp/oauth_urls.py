@@ -8,6 +8,7 @@ urlpatterns = [
     path("jwks.json", views.jwks, name="jwks"),
     path("authorize", views.authorize, name="authorize"),
     path("token", views.token, name="token"),
+    path("par", views.pushed_authorization_request, name="par"),
     path("userinfo", views.userinfo, name="userinfo"),
     path("introspect", views.introspect, name="introspect"),
     path("revoke", views.revoke, name="revoke"),

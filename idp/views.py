@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts.security import csp
+from clients.models import ClientEndpoint
 from core import events
 from core.http_methods import allow_methods
 from core.resource_errors import ResourceError
@@ -24,6 +25,7 @@ from idp.oauth.server import get_server
 from . import documents
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
+from .flows import par as par_flow
 
 
 def _json(payload: dict, status: int = 200) -> JsonResponse:
@@ -93,6 +95,8 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
     server = get_server()
     try:
         with events.batched():
+            if endpoint == ClientEndpoint.PAR:
+                return par_flow.push(request)
             if endpoint is None:
                 return server.create_token_response(request)
             return server.create_endpoint_response(endpoint, request)
@@ -107,6 +111,12 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
 @csrf_exempt
 def token(request: HttpRequest) -> HttpResponse:
     return _oauth_post(request, None)
+
+
+@csrf_exempt
+def pushed_authorization_request(request: HttpRequest) -> HttpResponse:
+    """RFC 9126 §2: ``POST /par`` (``idp.flows.par``)."""
+    return _oauth_post(request, ClientEndpoint.PAR)
 
 
 @csrf_exempt

@@ -19,9 +19,11 @@ from clients.models import (
     SECRET_METHODS,
     AuthMethod,
     Client,
+    ClientProfile,
     ClientType,
     default_signing_alg,
 )
+from clients.profiles import profile_problem, request_uris_problem
 from core.app_settings import app_settings
 from core.crypto import generate_token
 from core.events import EventType, record
@@ -87,12 +89,17 @@ def register_client(
     backchannel_logout_uri: str = "",
     backchannel_logout_session_required: bool = False,
     token_exchange_audiences: list[str] | None = None,
+    profile: str = ClientProfile.STANDARD,
+    require_par: bool = False,
+    require_signed_request_object: bool = False,
+    request_uris: list[str] | None = None,
     brand: Brand | None = None,
 ) -> RegisteredClient:
     """Register a client. ``auth_methods`` lists what it may
     authenticate with, the first being its registered ``token_endpoint_auth_method``;
     without one a confidential client gets client_secret_basic and client_secret_post (one
-    secret), a public client ``none``. ``signing_alg`` defaults to ``IDP_SIGNING_ALG``."""
+    secret), a public client ``none``. ``signing_alg`` defaults to ``IDP_SIGNING_ALG`` (ES256
+    under the FAPI 2.0 ``profile``, whose rules are in ``clients.profiles``)."""
     for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
         problem = validate_redirect_uri_for_registration(uri, public)
         if problem:
@@ -103,10 +110,12 @@ def register_client(
     if "authorization_code" in grants and not redirect_uris:
         raise ClientRegistrationError("authorization_code needs at least one redirect URI")
     methods = resolve_auth_methods(public, auth_methods, jwks)
-    alg = signing_alg or default_signing_alg()
+    alg = signing_alg or ("ES256" if profile == ClientProfile.FAPI2 else default_signing_alg())
     allowed_scopes = list(scopes or DEFAULT_SCOPES)
     problem = (
         signing_alg_problem(alg)
+        or profile_problem(profile, public, methods, alg, redirect_uris)
+        or request_uris_problem(request_uris or [])
         or pkce_waiver_problem(public, require_pkce, allowed_scopes)
         or served_resources_problem(served_resources or [])
         or served_resources_problem(token_exchange_audiences or [])
@@ -139,6 +148,10 @@ def register_client(
             require_mfa=require_mfa,
             require_dpop=require_dpop,
             signing_alg=alg,
+            profile=profile,
+            require_pushed_authorization_requests=require_par,
+            require_signed_request_object=require_signed_request_object,
+            request_uris=list(request_uris or []),
             display_name=brand.display_name,
             privacy_policy_url=brand.privacy_policy_url,
             terms_url=brand.terms_url,
@@ -155,6 +168,7 @@ def register_client(
         auth_methods=methods,
         signing_alg=alg,
         require_pkce=require_pkce,
+        profile=profile,
     )
     return RegisteredClient(client, secret)
 

@@ -236,7 +236,8 @@ def _admin_form(client: Client, **changes: Any) -> dict[str, Any]:
         "allowed_scopes": '["openid", "orders.read"]', "grant_types": '["authorization_code"]',
         "allowed_audiences": "[]", "served_resources": "[]", "require_pkce": "on", "signing_alg": client.signing_alg,
         "is_active": "on", "created_at_0": "2026-01-01", "created_at_1": "00:00:00", "scope_descriptions": "{}",
-        "display_name": "", "privacy_policy_url": "", "terms_url": "",
+        "display_name": "", "privacy_policy_url": "", "terms_url": "", "profile": client.profile,
+        "request_uris": "[]",
     }
     data.update(changes)
     return data

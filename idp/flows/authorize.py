@@ -1,6 +1,7 @@
 """The authorization endpoint's decisions (RFC 6749 §4.1.1, OIDC Core §3.1.2).
 
-``begin`` refuses request objects (OIDC Core §3.1.2.6), validates the request through
+``begin`` takes the request's parameters from ``/par`` or a signed request object when it
+names one (``idp.flows.authorize_request``: RFC 9126, RFC 9101), validates them through
 Authlib (client, exact redirect URI, PKCE, scope, nonce), then applies what Authlib leaves
 to us (``idp.flows.authorize_params``): ``prompt`` (with the ``select_account`` chooser),
 ``max_age``, ``acr_values`` and MFA policy (re-authentication or step-up), RFC 8707
@@ -37,8 +38,8 @@ from ..models import Consent
 from ..oauth.errors import OAuthErrorCode
 from ..oauth.server import VigilOAuth2Request, get_server
 from ..scopes import describe_scopes
-from . import authorize_params
-from .authorize_params import AuthorizeParams, Prompt, refuse_request_objects, requested_mode
+from . import authorize_params, authorize_request
+from .authorize_params import AuthorizeParams, Prompt, requested_mode
 from .authorize_response import client_redirect, deliver
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def _checked_redirect_uri(server: Any, oauth_req: VigilOAuth2Request) -> str | N
     return redirect if isinstance(redirect, str) and client.check_redirect_uri(redirect) else None
 
 
-def _consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
+def consent_grant(server: Any, oauth_req: VigilOAuth2Request) -> Any:
     """Authlib's validation; its error descriptions echo input, and refuse (ValueError)
     characters RFC 6749 forbids there, so such input becomes a plain invalid_request. Its
     ``unsupported_response_type`` describes itself with the bare value sent (its arguments
@@ -228,9 +229,9 @@ def begin(
     server = get_server()
     oauth_req = server.create_oauth2_request(request)
     try:
-        if {"request", "request_uri"} & oauth_req.payload.data.keys():
-            refuse_request_objects(oauth_req.payload.data, _checked_redirect_uri(server, oauth_req))
-        grant = _consent_grant(server, oauth_req)
+        client = server.query_client(oauth_req.payload.client_id)
+        authorize_request.resolve(request, oauth_req, client, _checked_redirect_uri(server, oauth_req), moment)
+        grant = consent_grant(server, oauth_req)
         params = authorize_params.parse(
             oauth_req.payload.data, oauth_req.payload.datalist, oauth_req.client, grant.redirect_uri
         )
@@ -274,6 +275,7 @@ def _decide(
     oauth_req.context.resources = params.resources
     oauth_req.context.code_dpop_jkt = params.dpop_jkt
     response_params = grant.issue_code(request.user)
+    authorize_request.release(request, oauth_req)
     record(
         EventType.OAUTH_AUTHORIZED,
         user=request.user,

@@ -2,8 +2,8 @@
 
 ``prompt`` (OIDC Core §3.1.2.1), ``max_age`` (§3.1.2.1), ``acr_values``, ``response_mode``
 (OAuth 2.0 Multiple Response Type Encoding Practices §2.1, OAuth 2.0 Form Post Response
-Mode), ``request``/``request_uri`` (refused: §3.1.2.6 ``request_not_supported`` /
-``request_uri_not_supported``), RFC 8707 ``resource`` and RFC 9449 §10 ``dpop_jkt``.
+Mode), RFC 8707 ``resource`` and RFC 9449 §10 ``dpop_jkt`` (``request`` / ``request_uri``
+were resolved before: ``idp.flows.authorize_request``).
 Every refusal is an ``OAuth2Error`` carrying the (already validated) redirect URI, so it
 goes back to the client; a bad client or redirect URI never gets this far.
 """
@@ -17,11 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oidc.core.errors import (
-    AccountSelectionRequiredError,
-    RequestNotSupportedError,
-    RequestURINotSupportedError,
-)
+from authlib.oidc.core.errors import AccountSelectionRequiredError
 
 from core.acr import ACR_ORDER
 
@@ -82,21 +78,6 @@ def requested_mode(data: dict[str, Any], redirect_uri: str | None) -> ResponseMo
 
 def _is_web_uri(uri: str) -> bool:
     return urlsplit(uri).scheme in ("http", "https")
-
-
-def refuse_request_objects(data: dict[str, Any], redirect_uri: str | None) -> None:
-    """OIDC Core §3.1.2.6: request objects are not supported (yet), so say so rather than
-    ignore parameters the client may have put only inside them."""
-    if "request" in data:
-        raise RequestNotSupportedError(
-            "Request objects are not supported: send the parameters themselves in the query or form body.",
-            redirect_uri=redirect_uri,
-        )
-    if "request_uri" in data:
-        raise RequestURINotSupportedError(
-            "request_uri is not supported: send the parameters themselves in the query or form body.",
-            redirect_uri=redirect_uri,
-        )
 
 
 #: RFC 6749 §3.1: parameters appear at most once (Authlib checks response_type, client_id,

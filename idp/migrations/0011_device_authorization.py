@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clients', '0003_bcl_exchange_device'),
+        ('clients', '0004_bcl_exchange_device'),
         ('idp', '0010_relabel_content_types'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -33,6 +33,8 @@ from core import config_cache
 from core.app_settings import app_settings
 from core.http_basic import MalformedBasic, parse_basic
 
+from . import fapi
+
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["ES256", "RS256", "PS256", "EdDSA"]
 ENDPOINT_PATHS = {
@@ -40,6 +42,7 @@ ENDPOINT_PATHS = {
     ClientEndpoint.INTROSPECTION: "/introspect",
     ClientEndpoint.REVOCATION: "/revoke",
     ClientEndpoint.USAGE: "/usage",
+    ClientEndpoint.PAR: "/par",
 }
 CREDENTIAL_PARAMETERS = ("client_id", "client_secret", "client_assertion", "client_assertion_type")
 GENERIC_FAILURE = "Client authentication failed."
@@ -182,6 +185,7 @@ class PrivateKeyJWT:
         return list(dict.fromkeys(values))
 
     def verify(self, assertion: str, client: Client, endpoint: str, now: int | None = None) -> None:
+        """The assertion's checks; a FAPI 2.0 client's are narrower (``idp.oauth.fapi``)."""
         claims = self._decode(assertion, client)
         self._check_claims(claims, client, endpoint, now if now is not None else int(timezone.now().timestamp()))
         self._check_replay(claims, client)
@@ -193,7 +197,8 @@ class PrivateKeyJWT:
             # RFC 6749 §5.2: still invalid_client; the operator sees the reason in the event.
             raise ClientAuthError(AuthFailure.NO_CLIENT_KEYS, client_id=client.client_id) from None
         try:
-            return dict(jwt.decode(assertion, keys, algorithms=ASSERTION_ALGS).claims)
+            algorithms = fapi.assertion_algorithms(client, ASSERTION_ALGS)
+            return dict(jwt.decode(assertion, keys, algorithms=algorithms).claims)
         except (JoseError, ValueError, TypeError, UnicodeError):
             raise ClientAuthError(AuthFailure.BAD_ASSERTION, client_id=client.client_id) from None
 
@@ -203,7 +208,7 @@ class PrivateKeyJWT:
             leeway=30,
             iss={"essential": True, "value": client.client_id},
             sub={"essential": True, "value": client.client_id},
-            aud={"essential": True, "values": self.audiences(endpoint)},
+            aud={"essential": True, "values": fapi.assertion_audiences(client, self.audiences(endpoint))},
             exp={"essential": True},
             jti={"essential": True},
         )

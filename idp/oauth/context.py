@@ -35,6 +35,8 @@ class RequestContext:
     device: Any = None
     #: Refused attestation proofs just before this good one (for the policies).
     attestation_failures: int | None = None
+    #: The browser session's hold on the pushed request this authorization came from (RFC 9126 §4).
+    pushed_mark: str = ""
     #: The token a client may not introspect (RFC 7662 §4), kept for the event.
     introspection_refused: Any = None
     #: The introspection's event was written with its look-up (``idp.oauth.introspect_jwt``).

@@ -11,6 +11,7 @@ from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
 from sessions.dpop.errors import ErrorCode, Reason
 
+from . import fapi
 from .errors import InvalidDPoPProofError, UseDPoPNonceError
 
 
@@ -30,9 +31,10 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
     try:
         proof_jwt = single_proof_from_headers(dpop_header_values(request.django_request))
         if proof_jwt is None:
-            if client.require_dpop or bound_jkt:
+            if client.dpop_required() or bound_jkt:
                 raise DPoPError.invalid(Reason.MISSING, "A DPoP proof is required for this client.")
             return None
+        fapi.check_dpop_alg(client, proof_jwt)
         proof = verify_proof(
             proof_jwt,
             method="POST",

@@ -15,7 +15,7 @@ from authlib.oauth2 import OAuth2Error
 
 class OAuthErrorCode(StrEnum):
     """Every ``error`` our OAuth endpoints answer: RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1,
-    OpenID Connect Core 1.0 §3.1.2.6, RFC 8707 §2, RFC 8628 §3.5, RFC 9449 §12.2, and the draft
+    OpenID Connect Core 1.0 §3.1.2.6, RFC 9101 §6.3, RFC 8707 §2, RFC 8628 §3.5, RFC 9449 §12.2, and the draft
     Attestation-Based Client Authentication."""
 
     INVALID_REQUEST = "invalid_request"
@@ -33,8 +33,8 @@ class OAuthErrorCode(StrEnum):
     LOGIN_REQUIRED = "login_required"
     CONSENT_REQUIRED = "consent_required"
     ACCOUNT_SELECTION_REQUIRED = "account_selection_required"
-    REQUEST_NOT_SUPPORTED = "request_not_supported"
-    REQUEST_URI_NOT_SUPPORTED = "request_uri_not_supported"
+    INVALID_REQUEST_OBJECT = "invalid_request_object"
+    INVALID_REQUEST_URI = "invalid_request_uri"
     INVALID_TARGET = "invalid_target"
     AUTHORIZATION_PENDING = "authorization_pending"  # RFC 8628 §3.5
     SLOW_DOWN = "slow_down"

@@ -59,10 +59,11 @@ def test_bad_max_age_with_unknown_client_or_redirect_never_redirects(browser, mo
     assert evil.status_code == 400 and "Location" not in evil
 
 
-# --- request objects: refused with OIDC Core §3.1.2.6 codes -----------------------------------
+# --- request objects: unsigned ones and request_uri values /par did not issue are refused ---------
+# (RFC 9101 section 6.3 codes; the accepted ones are tried in test_par_jar.py)
 
-@pytest.mark.parametrize(("name", "error"), [("request", "request_not_supported"),
-                                              ("request_uri", "request_uri_not_supported")])
+@pytest.mark.parametrize(("name", "error"), [("request", "invalid_request_object"),
+                                              ("request_uri", "invalid_request_uri")])
 def test_request_objects_are_refused(browser, mobile_client, pkce, name, error, settings):
     params = authorize_params(mobile_client.client.client_id, pkce, **{name: "eyJhbGciOiJub25lIn0.e30."})
     response = _get(browser, params)
@@ -73,10 +74,11 @@ def test_request_objects_are_refused(browser, mobile_client, pkce, name, error, 
 
 
 def test_request_object_refused_before_other_checks(client, mobile_client, pkce):
-    """Parameters may live only inside the request object: say that, not 'PKCE missing'."""
+    """Parameters may live only inside the pushed request: say the request_uri is unknown,
+    not 'PKCE missing'."""
     params = {"client_id": mobile_client.client.client_id, "redirect_uri": MOBILE_REDIRECT, "response_type": "code",
               "request_uri": "urn:ietf:params:oauth:request_uri:abc"}
-    assert _error(_get(client, params)) == "request_uri_not_supported"
+    assert _error(_get(client, params)) == "invalid_request_uri"
 
 
 def test_request_object_with_bad_redirect_or_client_never_redirects(browser, mobile_client, pkce):

@@ -100,7 +100,7 @@ def admin_form(client: Client, **changes: Any) -> dict[str, Any]:
         "allowed_scopes": json.dumps(client.allowed_scopes), "grant_types": json.dumps(client.grant_types),
         "allowed_audiences": json.dumps(client.allowed_audiences), "served_resources": json.dumps(client.served_resources),
         "signing_alg": client.signing_alg, "is_active": "on", "created_at_0": "2026-01-01", "created_at_1": "00:00:00",
-        "auth_methods": client.auth_methods(),
+        "auth_methods": client.auth_methods(), "profile": client.profile,
     }
     if client.require_pkce:
         data["require_pkce"] = "on"

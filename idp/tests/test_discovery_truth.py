@@ -358,8 +358,10 @@ def test_flags(served, browser, client, mobile_client, pkce):
     ok = _authorize(browser, authorize_params(mobile_client.client.client_id, pkce))
     err = _authorize(client, authorize_params(mobile_client.client.client_id, pkce, prompt="none"))
     assert query_of(ok["Location"])["iss"] == query_of(err["Location"])["iss"] == served["issuer"]
-    assert served["request_parameter_supported"] is False and served["request_uri_parameter_supported"] is False
-    for name, error in [("request", "request_not_supported"), ("request_uri", "request_uri_not_supported")]:
+    # Request objects and /par: tried in idp/tests/test_par_jar.py (test_discovery_fields_hold); a
+    # request_uri neither issued by /par nor registered is refused unfetched (test_request_uri_fetch.py).
+    assert served["request_parameter_supported"] is True and served["request_uri_parameter_supported"] is True
+    for name, error in [("request", "invalid_request_object"), ("request_uri", "invalid_request_uri")]:
         refused = _authorize(browser, authorize_params(mobile_client.client.client_id, pkce, **{name: "x"}))
         assert query_of(refused["Location"])["error"] == error
     assert served["resource_indicators_supported"] is True
@@ -396,6 +398,10 @@ TRIED = {
     "frontchannel_logout_supported", "ui_locales_supported",
     # Tried in test_device_authorization.py, test_token_exchange.py, test_backchannel_logout.py:
     "device_authorization_endpoint", "backchannel_logout_session_supported",
+    # tried in idp/tests/test_par_jar.py
+    "pushed_authorization_request_endpoint", "require_pushed_authorization_requests",
+    "request_object_signing_alg_values_supported", "require_signed_request_object",
+    "require_request_uri_registration",  # tried in idp/tests/test_request_uri_fetch.py
 }
 
 

@@ -138,6 +138,10 @@ def registered_app(app_id: int) -> Any:
 
 
 # --- judge (pure) ----------------------------------------------------------------------------
+#: The shortest retry window of a FAPI 2.0 client's refresh tokens (``grace_seconds``).
+FAPI2_RETRY_GRACE_SECONDS = 30
+
+
 def grace_seconds(session: DeviceSession) -> int:
     """How long after its rotation a refresh token may be presented again for the same
     successor. Device-bound families get a longer window by default: every refresh carries
@@ -146,6 +150,10 @@ def grace_seconds(session: DeviceSession) -> int:
     grace = idp_settings.REFRESH_TOKEN_GRACE_SECONDS
     if session.device_id is not None:
         grace = max(grace, sessions_settings.DEVICE_BOUND_REFRESH_GRACE_SECONDS)
+    if session.client.is_fapi2:
+        # FAPI 2.0 Security Profile §5.3.2.1 (10): rotation only where retrying with the previous
+        # refresh token succeeds: a FAPI client always has a retry window, whatever the setting.
+        grace = max(grace, FAPI2_RETRY_GRACE_SECONDS)
     return grace
 
 

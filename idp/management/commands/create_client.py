@@ -54,6 +54,14 @@ class Command(BaseCommand):
                             help="RFC 8693: an audience this service may exchange user tokens for (repeat).")
         parser.add_argument("--require-mfa", action="store_true")
         parser.add_argument("--require-dpop", action="store_true")
+        parser.add_argument("--profile", choices=["standard", "fapi2"], default="standard",
+                            help="fapi2: the FAPI 2.0 Security Profile (docs/fapi.md).")
+        parser.add_argument("--require-par", action="store_true",
+                            help="Accept authorization requests only through /par (RFC 9126).")
+        parser.add_argument("--request-uri", action="append", default=[], dest="request_uris",
+                            help="An https URL of this client's request objects Vigil may fetch (OIDC Core 6.2).")
+        parser.add_argument("--require-signed-request-object", action="store_true",
+                            help="Accept authorization requests only as signed request objects (RFC 9101).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
         brand = parser.add_argument_group("what people see on the sign-in pages")
         brand.add_argument("--display-name", default="", help='Shown as "Sign in to <display name>"; default --name.')
@@ -108,6 +116,10 @@ class Command(BaseCommand):
                     jwks=jwks,
                     require_mfa=options["require_mfa"],
                     require_dpop=options["require_dpop"],
+                    profile=options["profile"],
+                    require_par=options["require_par"],
+                    require_signed_request_object=options["require_signed_request_object"],
+                    request_uris=options["request_uris"],
                     require_pkce=options["require_pkce"],
                     backchannel_logout_uri=options["backchannel_logout_uri"],
                     backchannel_logout_session_required=options["backchannel_logout_session_required"],
@@ -171,6 +183,7 @@ class Command(BaseCommand):
             "scope": " ".join(client.allowed_scopes),
             "grant_types": client.grant_types,
             "require_dpop": client.require_dpop,
+            "profile": client.profile,
         }
         if client.served_resources:
             result["served_resources"] = client.served_resources

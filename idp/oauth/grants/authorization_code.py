@@ -26,6 +26,7 @@ from sessions.flows.code_exchange import CodeReused
 from sessions.flows.tokens import IssuedTokens
 from sessions.models import AuthorizationCode, DeviceSession
 
+from .. import fapi
 from ..attestation_binding import enroll_at_code_exchange
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
@@ -76,8 +77,6 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     AUTHORIZATION_CODE_LENGTH = 48
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
-        from core.app_settings import app_settings
-
         now = timezone.now()
         state = request.context.auth
         data = request.payload.data
@@ -97,7 +96,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             browser_sid=state.sid,
             dpop_jkt=request.context.code_dpop_jkt,
             created_at=now,
-            expires_at=now + timedelta(seconds=app_settings.AUTHORIZATION_CODE_LIFETIME),
+            expires_at=now + timedelta(seconds=fapi.code_lifetime(request.client)),
         )
 
     def issue_code(self, grant_user: Any) -> list[tuple[str, str]]:

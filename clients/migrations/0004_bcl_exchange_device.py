@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     # After the state-only move out of idp (idp 0009/0010): migrating idp back before the move
     # (tests/test_model_moves.py) unapplies these columns first.
     dependencies = [
-        ('clients', '0002_branding'),
+        ('clients', '0003_par_jar_fapi'),
         ('idp', '0010_relabel_content_types'),
     ]
 

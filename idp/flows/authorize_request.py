@@ -1,0 +1,121 @@
+"""An authorization request's real parameters: pushed (RFC 9126 §4), in a request object
+(RFC 9101 §5; OIDC Core §6.1), or the query itself.
+
+- ``request_uri`` from ``/par``: the pushed parameters replace the query's (RFC 9126 §4: the
+  query carries only ``client_id`` and ``request_uri``). It is taken once; this browser keeps
+  the request in its session while the user signs in and consents (the authorization
+  request is revisited then), until a code is issued or ``HOLD_SECONDS`` pass. Another
+  browser, or this one after the code, is refused (RFC 9126 §4: one-time use).
+- ``request``: the signed object's parameters replace the query's (``idp.oauth.request_object``).
+- ``request_uri`` equal to one the client registered (https): the signed object fetched from
+  it (OIDC Core §6.2; ``idp.oauth.request_uri_fetch``). Any other URL is refused unfetched.
+- A client that must push (``Client.par_required``) or sign (``require_signed_request_object``)
+  is refused otherwise.
+
+Every refusal goes back to the redirect URI only when that was checked against the
+client's registration, and is a security event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
+from django.http import HttpRequest
+
+from core.events import EventType, record
+
+from ..oauth import par, request_object, request_uri_fetch
+from ..oauth.request_object import ParamsPayload
+
+if TYPE_CHECKING:
+    from clients.models import Client
+
+    from ..oauth.server import VigilOAuth2Request
+
+#: How long a browser may take from the first visit of a pushed request to its code (seconds).
+HOLD_SECONDS = 900
+HOLD_KEY = "vigil_pushed_requests"
+
+
+def resolve(
+    request: HttpRequest, oauth_req: VigilOAuth2Request, client: Client | None, redirect_uri: str | None, now: int
+) -> None:
+    """Replace ``oauth_req``'s parameters with the pushed or signed ones, or refuse."""
+    data = oauth_req.payload.data
+    pushed, signed = "request_uri" in data, "request" in data
+    if client is None:
+        if pushed or signed:
+            raise InvalidRequestError("A pushed or signed request needs the client_id of a registered client.")
+        return  # Authlib's validation reports the unknown client
+    if pushed and signed:
+        raise InvalidRequestError("Send request or request_uri, not both (RFC 9101 section 5).",
+                                  redirect_uri=redirect_uri)
+    by_reference = pushed and request_uri_fetch.is_registered(data["request_uri"], client.request_uris or [])
+    if pushed and not by_reference:
+        params = _pushed(request, oauth_req, client, redirect_uri, now)
+    elif client.par_required():
+        record(EventType.OAUTH_PAR_REQUIRED, outcome="denied", reason="not_pushed", client_id=client.client_id,
+               request=request)
+        raise InvalidRequestError("This client must push its authorization requests to /par first (RFC 9126).",
+                                  redirect_uri=redirect_uri)
+    elif by_reference:
+        params = _fetched(request, client, data["request_uri"], redirect_uri, now)
+    elif signed:
+        params = request_object.decode(data["request"], client, redirect_uri=redirect_uri, request=request, now=now)
+    elif client.require_signed_request_object:
+        raise InvalidRequestError("This client must send its authorization request as a signed request object "
+                                  "(RFC 9101).", redirect_uri=redirect_uri)
+    else:
+        return
+    params["client_id"] = [client.client_id]
+    oauth_req.payload = ParamsPayload(params)
+
+
+def _fetched(
+    request: HttpRequest, client: Client, request_uri: str, redirect_uri: str | None, now: int
+) -> dict[str, list[str]]:
+    """OIDC Core §6.2: the signed object at a URL the client registered (``request_uri_fetch``)."""
+    try:
+        raw = request_uri_fetch.fetch(request_uri)
+    except request_uri_fetch.FetchFailed as failure:
+        record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome="denied", reason=par.RequestUriProblem.FETCH_FAILED.value,
+               client_id=client.client_id, request=request, description=str(failure))
+        raise InvalidRequestUriError(f"{par.RequestUriProblem.FETCH_FAILED.description} ({failure})",
+                                     redirect_uri=redirect_uri) from None
+    return request_object.decode(raw, client, redirect_uri=redirect_uri, request=request, now=now)
+
+
+def _mark(request_uri: str) -> str:
+    return hashlib.sha256(request_uri.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _pushed(
+    request: HttpRequest, oauth_req: VigilOAuth2Request, client: Client, redirect_uri: str | None, now: int
+) -> dict[str, list[str]]:
+    request_uri = oauth_req.payload.data["request_uri"]
+    mark = _mark(str(request_uri))
+    held = request.session.get(HOLD_KEY, {}).get(mark)
+    if isinstance(held, dict) and held.get("client_id") == client.client_id and held.get("until", 0) >= now:
+        oauth_req.context.pushed_mark = mark
+        return {name: list(values) for name, values in held["params"].items()}
+    taken = par.take(request_uri, client.client_id)
+    if isinstance(taken, par.RequestUriProblem):
+        record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome="denied", reason=taken.value,
+               client_id=client.client_id, request=request)
+        raise InvalidRequestUriError(taken.description, redirect_uri=redirect_uri)
+    holds = dict(list(request.session.get(HOLD_KEY, {}).items())[-4:])
+    holds[mark] = {"client_id": client.client_id, "params": taken.params, "until": now + HOLD_SECONDS}
+    request.session[HOLD_KEY] = holds
+    oauth_req.context.pushed_mark = mark
+    return taken.params
+
+
+def release(request: HttpRequest, oauth_req: VigilOAuth2Request) -> None:
+    """The code is issued: this browser's hold on the pushed request ends with it."""
+    mark = oauth_req.context.pushed_mark
+    holds = request.session.get(HOLD_KEY, {})
+    if mark and mark in holds:
+        request.session[HOLD_KEY] = {key: value for key, value in holds.items() if key != mark}
