@@ -25,7 +25,8 @@ CONFLICTS = {
 
 
 def _is_rotation(sql: str) -> bool:
-    return sql.lstrip().upper().startswith("UPDATE") and RefreshToken._meta.db_table in sql
+    """The rotation's UPDATE, or on PostgreSQL the one statement holding it (issue 19)."""
+    return sql.lstrip().upper().startswith(("UPDATE", "WITH")) and f'UPDATE "{RefreshToken._meta.db_table}"' in sql
 
 
 @pytest.mark.parametrize("conflict", CONFLICTS)
