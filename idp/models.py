@@ -67,3 +67,18 @@ class DeviceAuthorization(models.Model):
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
+
+
+class PendingLogout(models.Model):
+    """A back-channel logout owed to a revoked session's client (OpenID Connect Back-Channel
+    Logout 1.0 §2.5). Written in the revoking transaction, so a broker that is down when the
+    session ends loses nothing: the delivery task deletes it once the outcome is settled
+    (delivered, or refused for good), and ``idp.resend_pending_logouts`` queues again any
+    left behind (never queued, or queued long ago and lost)."""
+
+    session = models.OneToOneField("device_sessions.DeviceSession", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "idp_pending_logout"

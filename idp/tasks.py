@@ -5,18 +5,22 @@ Tasks take no ORM objects, are idempotent and let errors raise so Celery retries
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from core import keys
 from core.app_settings import app_settings
 from core.events import EventType, record
 from idp.backchannel import delivery as backchannel_delivery
-from idp.models import DeviceAuthorization
+from idp.models import DeviceAuthorization, PendingLogout
 from sessions.models import AccessToken, AuthorizationCode, RefreshToken
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="idp.rotate_keys_if_due")
@@ -45,6 +49,25 @@ def send_backchannel_logout(self: Any, session_pk: int) -> str:
     """OpenID Connect Back-Channel Logout 1.0 §2.5: send the revoked session's logout token
     to its client; transient failures retry with exponential backoff (``backchannel.delivery``)."""
     return backchannel_delivery.deliver(session_pk, final=self.request.retries >= self.max_retries)
+
+
+def queue_logout(session_pk: int) -> bool:
+    """Queue the session's back-channel logout and note when. A broker outage is logged and
+    leaves the logout owed (``PendingLogout``): ``resend_pending_logouts`` queues it later."""
+    try:
+        send_backchannel_logout.delay(session_pk)
+    except (KombuOperationalError, OSError) as exc:
+        logger.warning("back-channel logout of session %s not queued, queued again later (%s)", session_pk, exc)
+        return False
+    PendingLogout.objects.filter(session_id=session_pk).update(enqueued_at=timezone.now())
+    return True
+
+
+@shared_task(name="idp.resend_pending_logouts")
+def resend_pending_logouts() -> int:
+    """Queue again the back-channel logouts still owed: never queued (a broker outage when
+    their session ended) or queued long ago and lost. Returns how many were queued."""
+    return sum(queue_logout(session_pk) for session_pk in backchannel_delivery.owed(timezone.now()))
 
 
 @shared_task(name="idp.purge_expired_codes_and_tokens")

@@ -30,6 +30,7 @@ class Periodic:
 PERIODIC: list[Periodic] = [
     Periodic("rotate-signing-keys", "idp.rotate_keys_if_due", lambda: HOUR),
     Periodic("purge-expired-protocol-state", "idp.purge_expired_codes_and_tokens", lambda: HOUR),
+    Periodic("resend-pending-logouts", "idp.resend_pending_logouts", lambda: 300.0),
     # sessions/revalidation.py: stale attestation; revoked Android certificates (also chained
     # after every revocation-list refresh: this entry is the safety net).
     Periodic("revalidate-device-attestations", "sessions.revalidate_device_attestations", lambda: 900.0),

@@ -4,20 +4,23 @@ The OP POSTs ``logout_token`` form-encoded to the client's ``backchannel_logout_
 RP answers 200 (204 is common too) when it logged the session out and 400 when the token
 was bad or the logout failed (§2.8). Network errors, 5xx and 408/425/429 are transient:
 the task raises :class:`LogoutRetry` and Celery retries with backoff; anything else, or
-the last retry, is final and recorded.
+the last retry, is final and recorded, and the session's ``PendingLogout`` is settled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import requests
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.events import EventType, record
 from sessions.models import DeviceSession
 
+from ..models import PendingLogout
 from . import logout_token
 
 RETRYABLE_STATUSES = {408, 425, 429}
@@ -54,12 +57,28 @@ def deliver(session_pk: int, *, final: bool, now: datetime | None = None) -> str
     :class:`LogoutRetry` on a transient failure unless this is the ``final`` attempt."""
     session = DeviceSession.objects.select_related("client", "user").filter(pk=session_pk).first()
     if session is None or not session.client.backchannel_logout_uri:
+        PendingLogout.objects.filter(session_id=session_pk).delete()
         return "nothing to send"
     uri = session.client.backchannel_logout_uri
     result = post(uri, logout_token.sign(session, now=now or timezone.now()))
     if result.retry and not final:
         raise LogoutRetry(result.detail)
     event = EventType.OAUTH_BACKCHANNEL_LOGOUT_SENT if result.delivered else EventType.OAUTH_BACKCHANNEL_LOGOUT_FAILED
-    record(event, outcome="success" if result.delivered else "failure", reason=result.detail[:80],
-           user=session.user, client_id=session.client.client_id, session_id=session.sid, uri=uri)
+    with transaction.atomic():  # settled: recorded, and no longer owed
+        record(event, outcome="success" if result.delivered else "failure", reason=result.detail[:80],
+               user=session.user, client_id=session.client.client_id, session_id=session.sid, uri=uri)
+        PendingLogout.objects.filter(session_id=session_pk).delete()
     return "delivered" if result.delivered else f"failed: {result.detail}"
+
+
+#: A queued logout still pending after this long was lost (its retries end within minutes).
+LOST_AFTER = timedelta(minutes=30)
+#: A logout not yet queued is left to the revoking request's own ``on_commit`` this long.
+QUEUED_SOON = timedelta(minutes=1)
+
+
+def owed(now: datetime, limit: int = 1000) -> list[int]:
+    """Sessions whose logout is still owed and not in flight: never queued (a broker outage
+    when the session ended) or queued over ``LOST_AFTER`` ago (the task was lost)."""
+    late = Q(enqueued_at__isnull=True, created_at__lt=now - QUEUED_SOON) | Q(enqueued_at__lt=now - LOST_AFTER)
+    return list(PendingLogout.objects.filter(late).order_by("pk").values_list("session_id", flat=True)[:limit])

@@ -250,3 +250,75 @@ def test_the_rps_validator_checks_what_section_2_6_asks(family: DeviceSession, l
     for bad in (signed(nonce="n"), signed(events={"other": {}})):
         with pytest.raises(ValueError):
             validate_logout_token(bad, **check)
+
+
+# --- a broker outage loses nothing: a logout is owed from the revocation until settled -------
+
+
+def _owed() -> list[int]:
+    from idp.models import PendingLogout
+
+    return list(PendingLogout.objects.values_list("session_id", flat=True))
+
+
+def test_the_logout_is_owed_with_the_revocation_and_a_rollback_owes_nothing(
+    family: DeviceSession, enqueued: list[int], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        try:
+            with transaction.atomic():
+                revoke_session(family, Reason.REVOKED_BY_ADMIN)
+                assert _owed() == [family.pk]
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+    assert _owed() == [] and enqueued == []
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_session(family, Reason.REVOKED_BY_ADMIN)
+    assert _owed() == [family.pk] and enqueued == [family.pk]
+
+
+def test_a_broker_down_at_revocation_is_queued_once_it_is_back(
+    family: DeviceSession, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from kombu.exceptions import OperationalError
+
+    from idp import tasks
+    from idp.models import PendingLogout
+
+    def broker_down(session_pk: int) -> None:
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(tasks.send_backchannel_logout, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert revoke_session(family, Reason.REVOKED_BY_ADMIN)  # the revocation itself stands
+    pending = PendingLogout.objects.get(session_id=family.pk)
+    assert pending.enqueued_at is None
+    assert DeviceSession.objects.get(pk=family.pk).status == "revoked"
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.send_backchannel_logout, "delay", queued.append)
+    assert tasks.resend_pending_logouts() == 0  # just revoked: left to the request's own queueing
+    PendingLogout.objects.filter(pk=pending.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    assert tasks.resend_pending_logouts() == 1 and queued == [family.pk]
+    assert tasks.resend_pending_logouts() == 0 and queued == [family.pk]  # in flight: not queued twice
+    PendingLogout.objects.filter(pk=pending.pk).update(enqueued_at=timezone.now() - timedelta(minutes=31))
+    assert tasks.resend_pending_logouts() == 1 and queued == [family.pk, family.pk]  # lost: queued again
+
+
+def test_delivery_settles_what_is_owed_and_a_retry_keeps_it(family: DeviceSession) -> None:
+    from idp.models import PendingLogout
+
+    PendingLogout.objects.create(session_id=family.pk)
+    with LogoutReceiver(verify=_local_verifier(family.client.client_id), statuses=[503, 200]) as rp:
+        with pytest.raises(delivery.LogoutRetry):
+            _deliver_to(family, rp, final=False)
+        assert _owed() == [family.pk]  # a retry is on its way
+        assert _deliver_to(family, rp, final=False) == "delivered"
+    assert _owed() == []
+    PendingLogout.objects.create(session_id=family.pk)
+    with LogoutReceiver(verify=_local_verifier("someone-else")) as rp:
+        assert _deliver_to(family, rp, final=False).startswith("failed: HTTP 400")
+    assert _owed() == []  # refused for good: settled, recorded
