@@ -150,7 +150,7 @@ def grace_seconds(session: DeviceSession) -> int:
     grace = idp_settings.REFRESH_TOKEN_GRACE_SECONDS
     if session.device_id is not None:
         grace = max(grace, sessions_settings.DEVICE_BOUND_REFRESH_GRACE_SECONDS)
-    if session.client.is_fapi2:
+    if session.client_id is not None and session.client.is_fapi2:
         # FAPI 2.0 Security Profile §5.3.2.1 (10): rotation only where retrying with the previous
         # refresh token succeeds: a FAPI client always has a retry window, whatever the setting.
         grace = max(grace, FAPI2_RETRY_GRACE_SECONDS)
