@@ -181,30 +181,27 @@ class Statement:
         self.fields = [_concrete_field(model, name) for name in params]
         self._sql: dict[str, str] = {}
 
-    def run(self, *values: Any, using: str | None = None) -> int:
-        """Execute; returns the number of rows it changed."""
-        alias = using or router.db_for_write(self.model)
+    def _execute(self, cursor: Any, values: tuple[Any, ...], alias: str) -> None:
         connection = connections[alias]
         sql = self._sql.get(alias)
         if sql is None:
             sql = self._sql[alias] = self.template.format(table=connection.ops.quote_name(self.model._meta.db_table))
         params = [field.get_db_prep_value(value, connection, prepared=False)
                   for field, value in zip(self.fields, values, strict=True)]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        cursor.execute(sql, params)
+
+    def run(self, *values: Any, using: str | None = None) -> int:
+        """Execute; returns the number of rows it changed."""
+        alias = using or router.db_for_write(self.model)
+        with connections[alias].cursor() as cursor:
+            self._execute(cursor, values, alias)
             return cursor.rowcount
 
     def first_row(self, *values: Any, using: str | None = None) -> tuple[Any, ...] | None:
         """Execute a statement with ``RETURNING`` (or a SELECT); its first row, None if none."""
         alias = using or router.db_for_write(self.model)
-        connection = connections[alias]
-        sql = self._sql.get(alias)
-        if sql is None:
-            sql = self._sql[alias] = self.template.format(table=connection.ops.quote_name(self.model._meta.db_table))
-        params = [field.get_db_prep_value(value, connection, prepared=False)
-                  for field, value in zip(self.fields, values, strict=True)]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        with connections[alias].cursor() as cursor:
+            self._execute(cursor, values, alias)
             row = cursor.fetchone()
         return tuple(row) if row is not None else None
 
