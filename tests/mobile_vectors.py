@@ -183,6 +183,7 @@ def _attestation_refusals(reason: str) -> list[dict[str, Any]]:
     """The bodies the token endpoint answers for an attestation ``reason`` (idp.oauth.attestation_binding)."""
     from attestation.errors import AttestationError
     from idp.oauth.attestation_binding import NOTHING_TO_VERIFY, _refuse, _what_is_required
+    from idp.oauth.errors import VigilOAuth2Error
 
     error = AttestationError(reason)
     if reason in NOTHING_TO_VERIFY:  # evidence missing: the description says what to send
@@ -194,6 +195,7 @@ def _attestation_refusals(reason: str) -> list[dict[str, Any]]:
                  "reason": reason, "challenge_header": True, "action": RETRY_WITH_NEW_CHALLENGE}
                 for description in descriptions]
     refused = _refuse(None, error, "refresh", with_challenge=False)  # type: ignore[arg-type]
+    assert isinstance(refused, VigilOAuth2Error)
     code = str(refused.error)
     action = RETRY_WITH_NEW_CHALLENGE if code == "use_attestation_challenge" else ATTESTATION_ACTIONS.get(
         reason, FIX_THE_APP)

@@ -162,7 +162,7 @@ def _table_key(row: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------- Kotlin, compiled and run
 def kotlin_listings() -> dict[str, str]:
-    return {name: body for name, body in KOTLIN_FENCE.findall(guide("android"))}
+    return dict(KOTLIN_FENCE.findall(guide("android")))
 
 
 def test_android_md_marks_its_platform_independent_listings() -> None:
