@@ -154,6 +154,15 @@ def test_the_refusal_table_gives_each_reason_the_vectors_action(platform: str, v
         assert any(all(word in line for word in wanted) for line in lines), f"{platform}: no table row {wanted}"
 
 
+def test_the_swift_next_step_gives_the_vectors_actions(vectors: dict[str, Any]) -> None:
+    """Swift is not compiled here: at least its reason table must be the vectors' (and Kotlin's)."""
+    swift = dict(re.findall(r'^ {4}"([a-z_]+)": \.(\w+),$', guide("ios"), re.M))
+    as_upper = {name: re.sub(r"(?<!^)(?=[A-Z])", "_", name.replace("DPoP", "Dpop")).upper() for name in swift.values()}
+    assert {reason: as_upper[action] for reason, action in swift.items()} == mv.ATTESTATION_ACTIONS
+    kotlin = dict(re.findall(r'^ {4}"([a-z_]+)" to Next\.(\w+),?$', guide("android"), re.M))
+    assert kotlin == mv.ATTESTATION_ACTIONS
+
+
 def _table_key(row: dict[str, Any]) -> str:
     """The words a table row quotes to name a refusal that has no attestation reason."""
     description = row["error_description"]
