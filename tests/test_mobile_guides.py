@@ -36,6 +36,7 @@ from attestation.errors import Reason
 from attestation.flows.android_devices import chain_from_wire
 from attestation.testing import google_pki
 from core.encoding import b64url_encode
+from idp.oauth.errors import OAuthErrorCode
 from sessions.dpop import verify_proof
 from tests import mobile_vectors as mv
 
@@ -77,6 +78,15 @@ def test_every_vector_output_is_what_the_server_computes(vectors: dict[str, Any]
         assert vectors[section] == recomputed[section], f"{section}: run tests/mobile_vectors.write() and update the guides"
 
 
+def test_the_devicecheck_vector_is_the_servers(vectors: dict[str, Any]) -> None:
+    """The binding's DeviceCheck member (issue 17 part 3): checked once this tree has it."""
+    if not mv.server_binds_devicecheck():
+        pytest.skip("this tree's attestation.binding has no DeviceCheck member yet (branch h-dc)")
+    case = next(case for case in vectors["binding"] if "devicecheck_token" in case["input"])
+    assert case["output"] == mv.binding_output(case["input"])
+    assert '"devicecheck":"' in case["output"]["client_data"]
+
+
 def test_the_refusals_are_worded_as_the_server_words_them(vectors: dict[str, Any]) -> None:
     recomputed = mv.refusals()
     assert [r["error_description"] for r in vectors["refusals"]] == [r["error_description"] for r in recomputed]
@@ -84,6 +94,7 @@ def test_the_refusals_are_worded_as_the_server_words_them(vectors: dict[str, Any
     for row in vectors["refusals"]:
         if "source" in row:
             assert row["source_text"] in (ROOT / row["source"]).read_text(), row
+    assert {row["error"] for row in vectors["refusals"]} <= {code.value for code in OAuthErrorCode}
     reasons = {row["reason"] for row in vectors["refusals"] if "reason" in row}
     assert reasons == {reason.value for reason in Reason}
 
@@ -122,7 +133,7 @@ def test_a_proof_over_the_vector_signing_input_passes_the_servers_verifier(
 # ----------------------------------------------------------------------------- (b) the guides show them
 def _shown_values(vectors: dict[str, Any], platform: str) -> list[str]:
     values: list[str] = []
-    for case in vectors["binding"]:
+    for case in vectors["binding"] if platform == "ios" else android_bindings(vectors):
         out = case["output"]
         values += [out["client_data"], out["client_data_hash_hex"], out["request_hash"], out["grant_hash"]]
     values += [case["output"]["jkt"] for case in vectors["thumbprint"]]
@@ -178,6 +189,11 @@ def test_android_md_marks_its_platform_independent_listings() -> None:
     assert set(kotlin_listings()) == {"VigilBinding.kt", "VigilDpop.kt", "VigilAndroidKey.kt", "VigilNextStep.kt"}
 
 
+def android_bindings(vectors: dict[str, Any]) -> list[dict[str, Any]]:
+    """The binding vectors an Android app computes (DeviceCheck is Apple's)."""
+    return [case for case in vectors["binding"] if "devicecheck_token" not in case["input"]]
+
+
 def kt(value: Any) -> str:
     """A Kotlin literal for a JSON value of the vectors."""
     if isinstance(value, bool):
@@ -217,8 +233,8 @@ def kotlin_main(vectors: dict[str, Any], chain_pem: str) -> str:
     ]
     for case in vectors["thumbprint"]:
         lines.append(f"  println(\"jkt.{case['name']}=\" + jwkThumbprint({kt(case['input']['x'])}, {kt(case['input']['y'])}))")
-    for case in vectors["binding"]:
-        given, name = case["input"], case["name"]
+    for case in android_bindings(vectors):
+        given, name = case["input"], case["name"].replace("-", "_")
         lines += [
             f"  val b_{name} = RequestBinding({kt(given['challenge'])}, {kt(given['client_id'])}, {kt(given['grant'])}, "
             f"{kt(given['grant_secret'])}, {kt(given['dpop_jkt'])}, {kt(given['signals'])})",
@@ -276,10 +292,11 @@ def test_the_kotlin_listings_compute_the_servers_binding_bytes(
     vectors: dict[str, Any], kotlin_run: tuple[dict[str, str], str]
 ) -> None:
     printed, _ = kotlin_run
-    for case in vectors["binding"]:
+    for case in android_bindings(vectors):
+        name = case["name"].replace("-", "_")
         for field in ("client_data", "client_data_hash_hex", "request_hash", "grant_hash"):
-            assert printed[f"binding.{case['name']}.{field}"] == case["output"][field], (case["name"], field)
-        assert json.loads(printed[f"binding.{case['name']}.signals"]) == case["input"]["signals"]
+            assert printed[f"binding.{name}.{field}"] == case["output"][field], (case["name"], field)
+        assert json.loads(printed[f"binding.{name}.signals"]) == case["input"]["signals"]
     for case in vectors["thumbprint"]:
         assert printed[f"jkt.{case['name']}"] == case["output"]["jkt"]
     for case in vectors["der_to_jose"]:
