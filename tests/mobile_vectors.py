@@ -258,8 +258,7 @@ def refusals() -> list[dict[str, Any]]:
 
     from attestation.errors import Reason
     from core.outage import json_answer
-    from idp.oauth.grants.refresh_token import _STEP_UP
-    from risk.errors import REVOKED_DESCRIPTION
+    from risk.errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION
 
     rows = [row for reason in Reason for row in _attestation_refusals(reason.value)]
     # Worded inline by the server: ``source`` names the file and ``source_text`` the words it holds.
@@ -268,7 +267,7 @@ def refusals() -> list[dict[str, Any]]:
                              SIGN_IN_AGAIN, "idp/oauth/attestation_binding.py", "); the session is revoked."))
     rows.append(_literal("invalid_grant", "The refresh token is no longer valid.", SIGN_IN_AGAIN,
                          "idp/oauth/grants/refresh_token.py"))
-    rows.append(_literal("invalid_grant", _STEP_UP, SIGN_IN_AGAIN, "idp/oauth/grants/refresh_token.py"))
+    rows.append(_literal("invalid_grant", STEP_UP_DESCRIPTION, SIGN_IN_AGAIN, "idp/oauth/grants/refresh_token.py"))
     rows.append(_literal("invalid_grant", REVOKED_DESCRIPTION, SIGN_IN_AGAIN, "risk/errors.py"))
     for description in ("The device must attest again: send the user through authorization.",
                         "This session is not bound to an attested device: authorize again."):
