@@ -17,7 +17,7 @@ from core import config_cache
 
 from . import fleet
 from .models import DeviceHealth, HealthPolicy, HealthRule
-from .rules import default_rules
+from .rules import android_app_of, default_rules
 
 
 class HealthRuleInline(admin.TabularInline):
@@ -41,7 +41,7 @@ class HealthPolicyAdmin(admin.ModelAdmin):
             HealthRule.objects.bulk_create([
                 HealthRule(policy=policy, order=i, name=r.name, platform=r.platform, condition=r.condition,
                            parameter=r.parameter, outcome=r.outcome, user_message=r.message[:300])
-                for i, r in enumerate(default_rules()) if r.name not in existing
+                for i, r in enumerate(default_rules(android_app_of(policy.client))) if r.name not in existing
             ])
         config_cache.changed()  # bulk_create sends no post_save: every process's rules copy is now stale
         self.message_user(request, "Default rules added.", messages.SUCCESS)

@@ -131,7 +131,8 @@ def _play_integrity(facts: HealthFacts, pi: dict[str, Any]) -> None:
     put("play_protect_verdict", pi.get("play_protect_verdict"))
     put("apps_detected", list(pi.get("apps_detected") or []))
     put("genuine_app", pi.get("app_recognition_verdict") == "PLAY_RECOGNIZED")
-    put("app_licensed", pi.get("app_licensing_verdict") == "LICENSED")
+    if "app_licensing_verdict" in pi:  # kept by every verifier since issue 4; absent: unknown
+        put("app_licensed", pi["app_licensing_verdict"] == "LICENSED")
     put("integrity_checked_at", pi.get("checked_at") or pi.get("timestamp"))
 
 
