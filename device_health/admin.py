@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from core import config_cache
+from core.events import EventType, record
 
 from . import fleet
 from .models import DeviceHealth, HealthPolicy, HealthRule
@@ -33,6 +34,14 @@ class HealthPolicyAdmin(admin.ModelAdmin):
     raw_id_fields = ["client"]
     inlines = [HealthRuleInline]
     actions = ["add_default_rules"]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """After the rules inline is saved: one event with what each rule now earns."""
+        super().save_related(request, form, formsets, change)
+        policy: HealthPolicy = form.instance
+        record(EventType.DEVICE_HEALTH_POLICY_CHANGED, client_id=policy.client.client_id, request=request,
+               admin=request.user.get_username(), choices={r.name: r.outcome for r in policy.rules.all()},
+               reduced_scopes=policy.reduced_scopes, reduced_lifetime=policy.reduced_lifetime)
 
     @admin.action(description="Add the built-in default rules as editable rules")
     def add_default_rules(self, request: HttpRequest, queryset: QuerySet[HealthPolicy]) -> None:
