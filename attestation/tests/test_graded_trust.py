@@ -56,7 +56,7 @@ class Phone(AndroidDevice):
         return verdict
 
     def attest(self, challenge: bytes, **kw: Any) -> str:
-        pem = super().attest(challenge, **kw)
+        pem = super().attest(kw.pop("attested_challenge", challenge), **kw)
         if not self.tamper:
             return pem
         certs = x509.load_pem_x509_certificates(pem.encode())
@@ -274,7 +274,7 @@ def test_tightening_the_choice_denies_an_enrolled_device_at_its_next_refresh(
 
 FOREIGN_ROOT = g.make_ca("foreign-root", None, title=None)
 FORGERIES = [
-    pytest.param({"challenge": b"\x00" * 32}, {}, False, "challenge_mismatch", id="wrong-challenge"),
+    pytest.param({"attested_challenge": b"\x00" * 32}, {}, False, "challenge_mismatch", id="wrong-challenge"),
     pytest.param({"packages": (("com.example.evil", 1),)}, {}, False, "package_mismatch", id="wrong-package"),
     pytest.param({"signing_cert_digests": (b"\x01" * 32,)}, {}, False, "signing_certificate_mismatch",
                  id="wrong-signer"),
