@@ -321,3 +321,21 @@ def test_a_forged_refresh_signature_is_refused_when_the_policy_allows_everything
     assert phone.login().status_code == 200
     phone.device = Phone(google=google)  # another key: the stolen refresh token on another phone
     refused(phone.refresh(), "signature_invalid")
+
+
+# ------------------------------------------------------------------ the hot path
+
+
+def test_what_the_verifiers_refuse_costs_no_query_once_the_rules_are_cached(
+    phone: HealthApp, android_app: Any, mobile_client: Any, django_assert_num_queries: Any
+) -> None:
+    from attestation.flows.android_devices import integrity_policy
+    from attestation.grading import refusals_for
+
+    choose(mobile_client.client, (G.BOOT_NOT_VERIFIED, HealthOutcome.REDUCE))
+    assert phone.login().status_code == 200  # (creates the signing keys: a configuration change)
+    assert phone.refresh().status_code == 200  # its verifier read the client's rules into this process's copy
+    app = type(android_app).objects.select_related("client").get(pk=android_app.pk)
+    with django_assert_num_queries(0):
+        assert refusals_for(app).unverified_boot is False
+        assert integrity_policy(app).min_level == "device"
