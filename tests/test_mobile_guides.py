@@ -263,6 +263,7 @@ def kotlin_main(vectors: dict[str, Any], chain_pem: str) -> str:
     for i, row in enumerate(vectors["refusals"]):
         lines.append(f"  println(\"next.{i}=\" + nextStep({row['status']}, {kt(row['error'])}, "
                      f"{kt(row['error_description'])}))")
+        lines.append(f"  println(\"reason.{i}=\" + attestationReason({kt(row['error_description'])}))")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -338,3 +339,10 @@ def test_the_kotlin_next_step_is_the_tables_action(
     wrong = [(row["error"], row["error_description"], printed[f"next.{i}"], row["action"])
              for i, row in enumerate(vectors["refusals"]) if printed[f"next.{i}"] != row["action"]]
     assert not wrong
+    for i, row in enumerate(vectors["refusals"]):
+        said = re.search(r"Device attestation failed(?:: | \()([a-z0-9_]+)", row["error_description"])
+        assert printed[f"reason.{i}"] == (said.group(1) if said else "null"), row
+        if said and row.get("reason"):
+            assert said.group(1) == row["reason"]
+    assert any(printed[f"reason.{i}"] == "device_mismatch" and row["error"] == "invalid_grant"
+               for i, row in enumerate(vectors["refusals"]))
