@@ -180,6 +180,34 @@ def _table_key(row: dict[str, Any]) -> str:
     return description.split(" (")[0].split(":")[0].rstrip(".") if description else ""
 
 
+# ----------------------------------------------------------------------------- Swift, parsed
+SWIFT_FENCE = re.compile(r"^```swift\n(.*?)^```", re.M | re.S)
+
+
+def swift_errors(source: str) -> list[str]:
+    """Syntax errors of a Swift listing, by tree-sitter's Swift grammar (no compiler in Debian)."""
+    import tree_sitter
+    import tree_sitter_swift
+
+    root = tree_sitter.Parser(tree_sitter.Language(tree_sitter_swift.language())).parse(source.encode()).root_node
+    found: list[str] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            found.append(f"line {node.start_point[0] + 1}: {(node.text or b'')[:60]!r}")
+        stack.extend(node.children)
+    return found
+
+
+def test_the_swift_listings_parse() -> None:
+    listings = SWIFT_FENCE.findall(guide("ios"))
+    assert len(listings) >= 10
+    broken = {i: swift_errors(body) for i, body in enumerate(listings) if swift_errors(body)}
+    assert not broken
+    assert swift_errors("func f() { let x = [1, 2 }")  # the check can fail
+
+
 # ----------------------------------------------------------------------------- Kotlin, compiled and run
 def kotlin_listings() -> dict[str, str]:
     return dict(KOTLIN_FENCE.findall(guide("android")))
