@@ -180,6 +180,17 @@ def _table_key(row: dict[str, Any]) -> str:
     return description.split(" (")[0].split(":")[0].rstrip(".") if description else ""
 
 
+@pytest.mark.parametrize("platform", ["ios", "android"])
+def test_the_registration_commands_use_options_create_client_has(platform: str) -> None:
+    from idp.management.commands.create_client import Command
+
+    options = {option for action in Command().create_parser("manage.py", "create_client")._actions
+               for option in action.option_strings}
+    blocks = re.findall(r"^```sh\n(.*?)^```", guide(platform), re.M | re.S)
+    used = {flag for block in blocks for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]+", block)}
+    assert "--require-attestation" in used and used <= options, used - options
+
+
 # ----------------------------------------------------------------------------- Swift, parsed
 SWIFT_FENCE = re.compile(r"^```swift\n(.*?)^```", re.M | re.S)
 
