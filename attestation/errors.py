@@ -60,6 +60,10 @@ class Reason(StrEnum):
     TESTING_RESPONSE = "testing_response"
     INTEGRITY_API_UNAVAILABLE = "integrity_api_unavailable"
     APP_ACCESS_RISK = "app_access_risk"
+    # Apple DeviceCheck
+    DEVICECHECK_TOKEN_REQUIRED = "devicecheck_token_required"  # the app requires one; none was sent
+    DEVICECHECK_TOKEN_INVALID = "devicecheck_token_invalid"  # malformed, or Apple refused it
+    DEVICECHECK_UNAVAILABLE = "devicecheck_unavailable"  # Apple's API failed and the app fails closed
     # devices
     DEVICE_UNKNOWN = "device_unknown"
     DEVICE_SUSPENDED = "device_suspended"

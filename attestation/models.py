@@ -41,6 +41,21 @@ class IntegrityLevel(models.TextChoices):
     BASIC = "basic", "MEETS_BASIC_INTEGRITY"
 
 
+class DeviceCheckMode(models.TextChoices):
+    """Whether an iOS app's enrollments carry an Apple DeviceCheck token (docs/attestation.md §4)."""
+
+    OFF = "off", "Off"
+    OPTIONAL = "optional", "Optional (queried when the app sends a token)"
+    REQUIRED = "required", "Required (an enrollment without a token is refused)"
+
+
+class DeviceCheckFailure(models.TextChoices):
+    """What an enrollment does while Apple's DeviceCheck API fails."""
+
+    FAIL_CLOSED = "fail_closed", "Fail closed (503 temporarily_unavailable, retry later)"
+    FAIL_OPEN = "fail_open", "Fail open (enroll with the bits unknown)"
+
+
 class RegisteredAppQuerySet(models.QuerySet["RegisteredApp"]):
     def for_client(self, client: Any, platform: str) -> RegisteredApp | None:
         return self.filter(client=client, platform=platform).select_related("client").first()
@@ -56,6 +71,14 @@ class RegisteredApp(models.Model):
     ios_bundle_id = models.CharField(max_length=155, blank=True)
     ios_environment = models.CharField(
         max_length=12, choices=AppleEnvironment.choices, default=AppleEnvironment.PRODUCTION, blank=True
+    )
+    devicecheck_mode = models.CharField(
+        max_length=10, choices=DeviceCheckMode.choices, default=DeviceCheckMode.OFF,
+        help_text="Apple DeviceCheck at enrollment: the per-device bits Apple keeps across reinstalls.",
+    )
+    devicecheck_on_failure = models.CharField(
+        max_length=12, choices=DeviceCheckFailure.choices, default=DeviceCheckFailure.FAIL_CLOSED,
+        help_text="When Apple's DeviceCheck API fails: refuse for now (503) or enroll with the bits unknown.",
     )
     # Android
     android_package_name = models.CharField(max_length=255, blank=True)
@@ -152,6 +175,15 @@ class Device(models.Model):
     reattestation_required_at = models.DateTimeField(
         null=True, blank=True, help_text="When re-attestation was demanded (its grace period runs from here)."
     )
+    devicecheck_token_encrypted = models.TextField(
+        blank=True, help_text="The last Apple DeviceCheck token of this device (encrypted at rest)."
+    )
+    devicecheck_flag_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an operator asked to flag this device at Apple (DeviceCheck bit)."
+    )
+    devicecheck_flagged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Apple confirmed the DeviceCheck bit set."
+    )
 
     objects = DeviceQuerySet.as_manager()
 
@@ -175,6 +207,11 @@ class Device(models.Model):
         self.check_usable()
         if self.requires_reattestation:
             raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
+
+    def devicecheck_token(self) -> str:
+        """The stored DeviceCheck token, decrypted ("" when none)."""
+        enc = self.devicecheck_token_encrypted
+        return crypto.decrypt(enc).decode() if enc else ""
 
     def set_status(self, status: str, reason: str = "", now: datetime | None = None) -> None:
         self.status = status

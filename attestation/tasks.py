@@ -13,8 +13,13 @@ from __future__ import annotations
 import requests
 from celery import shared_task
 
+from django.utils import timezone
+
 from .android.revocation import write_status_list
 from .app_settings import app_settings
+from .apple.devicecheck import DeviceCheckUnavailable
+from .flows.devicecheck import flag_device
+from .models import Device
 
 
 @shared_task(
@@ -33,3 +38,21 @@ def refresh_android_revocation_list(url: str | None = None, path: str | None = N
     )
     response.raise_for_status()
     return write_status_list(path or app_settings.ANDROID_REVOCATION_LIST_PATH, response.json())
+
+
+@shared_task(
+    name="attestation.devicecheck_flag_device",
+    autoretry_for=(DeviceCheckUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=3600,
+    max_retries=10,
+)
+def devicecheck_flag_device(device_pk: int, bit: int | None = None) -> bool:
+    """Set the abuse bit at Apple for a device an operator revoked and flagged
+    (``registry.revoke_and_flag_device``). Idempotent; Apple failing raises and is retried
+    with backoff. Returns whether the bit is set."""
+    device = Device.objects.select_related("app__client").get(pk=device_pk)
+    if device.devicecheck_flag_requested_at is None:
+        return False
+    chosen = app_settings.DEVICECHECK_ABUSE_BIT if bit is None else (1 if bit == 1 else 0)
+    return flag_device(device, bit=chosen, now=timezone.now())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from attestation.app_settings import app_settings as attestation_settings
 from core import config_cache
 
 from .facts import HealthFacts
@@ -153,6 +154,15 @@ def _receipt(facts: HealthFacts, param: str, now: datetime) -> str | None:
     return f"receipt risk metric {metric} (limit {limit})" if metric is not None and metric > limit else None
 
 
+def _devicecheck(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    bits = ("0", "1") if param == "any" else ((param,) if param in {"0", "1"} else ("0",))
+    flagged = [b for b in bits if facts.value(f"devicecheck_bit{b}") is True]
+    if not flagged:
+        return None
+    since = facts.value("devicecheck_last_update")
+    return f"DeviceCheck bit{' and bit'.join(flagged)} set" + (f" (last update {since})" if since else "")
+
+
 CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.BOOT_NOT_VERIFIED: _boot,
     HealthCondition.BOOTLOADER_UNLOCKED: _bootloader,
@@ -166,6 +176,7 @@ CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.PLAY_PROTECT_RISK: _play_protect,
     HealthCondition.DEVICE_ACTIVITY_ABOVE: _activity,
     HealthCondition.RECEIPT_RISK_ABOVE: _receipt,
+    HealthCondition.DEVICECHECK_FLAGGED: _devicecheck,
 }
 
 
@@ -192,6 +203,9 @@ def default_rules() -> list[RuleSpec]:
                  message="Turn off screen recording or mirroring; full access returns at the next refresh."),
         RuleSpec("capturing-apps", HealthCondition.APP_ACCESS_RISK, reduce, parameter=DEFAULT_RISKY_APPS,
                  platform="android", message="Close apps that record or control the screen."),
+        RuleSpec("devicecheck-flagged", HealthCondition.DEVICECHECK_FLAGGED, deny,
+                 parameter=str(attestation_settings.DEVICECHECK_ABUSE_BIT), platform="ios",
+                 message="This device was blocked for abuse; contact support."),
     ]
 
 

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 
 from attestation.android.digests import normalise_digest
-from attestation.binding import RequestBinding, grant_hash
+from attestation.binding import RequestBinding, devicecheck_hash, grant_hash
 from attestation.encoding import b64decode_any
 from attestation.errors import AttestationError, Reason
 from attestation.flows.android_devices import enroll_android_device, verify_android_refresh
@@ -46,6 +46,7 @@ class Evidence:
     integrity_token_type: str = "standard"
     key_id: str = ""
     signals: dict[str, Any] = field(default_factory=dict)
+    devicecheck_token: str = ""  # iOS enrollment: DCDevice.generateToken, base64
 
 
 def evidence_from_form(form: Any) -> Evidence | None:
@@ -76,6 +77,7 @@ def evidence_from_form(form: Any) -> Evidence | None:
         integrity_token_type=integrity_type,
         key_id=key_id_hex(form.get("attestation_key_id") or ""),
         signals=signals,
+        devicecheck_token=(form.get("devicecheck_token") or "").strip(),
     )
 
 
@@ -116,6 +118,7 @@ def _binding(evidence: Evidence, client_id: str, grant: str, secret: str, dpop_j
         grant_hash=grant_hash(secret),
         dpop_jkt=dpop_jkt or "",
         signals=evidence.signals,
+        devicecheck=devicecheck_hash(evidence.devicecheck_token),
     )
 
 
@@ -128,7 +131,8 @@ def enroll(
         raise AttestationError(Reason.DEVICE_MISMATCH, f"no {TYPES[evidence.kind]} app is registered for this client")
     binding = _binding(evidence, client.client_id, "authorization_code", code, dpop_jkt)
     if evidence.kind == "apple-appattest":
-        return enroll_apple_device(app, _b64_bytes(evidence.attestation), binding, now=now, request=request)
+        return enroll_apple_device(app, _b64_bytes(evidence.attestation), binding, now=now, request=request,
+                                   devicecheck_token=evidence.devicecheck_token)
     return enroll_android_device(
         app, evidence.attestation, evidence.integrity_token or None, binding, now,
         integrity_token_type=evidence.integrity_token_type, request=request,
