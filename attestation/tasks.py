@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import requests
 from celery import shared_task
-
 from django.utils import timezone
 
 from .android.revocation import write_status_list

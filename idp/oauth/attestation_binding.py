@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
 
+from attestation.app_settings import app_settings as attestation_settings
 from attestation.errors import AttestationError, Reason
 from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
@@ -21,7 +22,7 @@ from core.events import EventType, record
 from sessions.flows import device_binding, revocation
 from sessions.models import DeviceSession
 
-from .errors import InvalidClientAttestationError, UseAttestationChallengeError
+from .errors import InvalidClientAttestationError, TemporarilyUnavailableError, UseAttestationChallengeError
 
 if TYPE_CHECKING:
     from clients.models import Client
@@ -38,6 +39,11 @@ def _challenge_header(client: Client, purpose: str) -> list[tuple[str, str]]:
 def _refuse(client: Client, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
     headers = _challenge_header(client, purpose) if with_challenge else []
     description = f"Device attestation failed: {error.reason}."
+    if error.reason == Reason.DEVICECHECK_UNAVAILABLE:  # Apple failed, the client fails closed: retry later
+        retry = [("Retry-After", str(attestation_settings.DEVICECHECK_RETRY_AFTER))]
+        return TemporarilyUnavailableError(
+            "Apple's DeviceCheck service is unavailable (devicecheck_unavailable); retry after Retry-After "
+            f"with a fresh challenge from the {CHALLENGE_HEADER} header.", headers=[*retry, *headers])
     if oauth_error_code(error.reason) == USE_ATTESTATION_CHALLENGE:
         return UseAttestationChallengeError(description, headers=headers)
     return InvalidClientAttestationError(description, headers=headers)

@@ -74,6 +74,14 @@ class UseAttestationChallengeError(VigilOAuth2Error):
     status_code = 400
 
 
+class TemporarilyUnavailableError(VigilOAuth2Error):
+    """RFC 6749 §4.1.2.1's code in a §5.2 body: a service the decision needs (Apple's DeviceCheck
+    API, for a client that fails closed) cannot answer now; retry after ``Retry-After``."""
+
+    error = OAuthErrorCode.TEMPORARILY_UNAVAILABLE
+    status_code = 503
+
+
 class InvalidDPoPProofError(VigilOAuth2Error):
     error = OAuthErrorCode.INVALID_DPOP_PROOF
     status_code = 400

@@ -75,6 +75,11 @@ class Command(BaseCommand):
         attest.add_argument("--require-attestation", action="store_true")
         attest.add_argument("--ios-app-id", help="TEAMID.bundle.id")
         attest.add_argument("--ios-environment", choices=["development", "production"], default="production")
+        attest.add_argument("--ios-devicecheck", choices=["off", "optional", "required"], default="off",
+                            help="Apple DeviceCheck at iOS enrollment (docs/attestation.md, DeviceCheck).")
+        attest.add_argument("--ios-devicecheck-on-failure", choices=["fail_closed", "fail_open"],
+                            default="fail_closed", help="When Apple's DeviceCheck API fails: refuse for now "
+                            "(503, the default) or enroll with the bits unknown.")
         attest.add_argument("--android-package")
         attest.add_argument("--android-cert-digest", action="append", default=[],
                             help="SHA-256 of the signing certificate: hex, base64 or base64url")
@@ -158,7 +163,9 @@ class Command(BaseCommand):
         apps = []
         required = options["require_attestation"]
         if options["ios_app_id"]:
-            register_ios_app(client, options["ios_app_id"], options["ios_environment"], require_attestation=required)
+            register_ios_app(client, options["ios_app_id"], options["ios_environment"], require_attestation=required,
+                             devicecheck=options["ios_devicecheck"],
+                             devicecheck_on_failure=options["ios_devicecheck_on_failure"])
             apps.append(f"ios:{options['ios_app_id']}")
         if options["android_package"]:
             register_android_app(
