@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import requests
 from joserfc.jwk import ECKey
 
-from attestation.binding import RequestBinding, grant_hash
+from attestation.binding import RequestBinding, devicecheck_hash, grant_hash
 from core.encoding import b64url_encode
 from sessions.dpop import thumbprint
 from sessions.dpop.client import create_proof
@@ -135,10 +135,14 @@ class MobileApp:
         params = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
         if params.get("state") != state or params.get("iss") != self.issuer or "code" not in params:
             raise FlowError(f"bad authorization response: {params}")
+        device = self.device
+        token = device.devicecheck_token() if isinstance(device, IOSDevice) and device.devicecheck else ""
         binding = RequestBinding(self.challenge("enroll"), self.client_id, "authorization_code",
-                                 grant_hash(params["code"]), dpop_jkt=self.jkt())
+                                 grant_hash(params["code"]), dpop_jkt=self.jkt(), devicecheck=devicecheck_hash(token))
         data = {"grant_type": "authorization_code", "code": params["code"], "redirect_uri": self.redirect_uri,
                 "client_id": self.client_id, "code_verifier": verifier, **self._evidence(binding, "enroll")}
+        if token:
+            data["devicecheck_token"] = token
         return self._token(data)
 
     def refresh(self, evidence: dict[str, str] | None = None) -> requests.Response:

@@ -33,6 +33,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
@@ -42,6 +44,13 @@ TOKEN_PREFIX = b"VDC1"
 BAD_TOKEN = "Missing or incorrectly formatted device token payload"
 BAD_AUTH = "Unable to verify authorization token"
 JWT_MAX_AGE = 3600
+
+
+def new_team_key_pem() -> str:
+    """A fresh DeviceCheck-style team key (EC P-256, PKCS#8 PEM, as Apple's ``.p8`` file)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
 
 
 def mint_device_token(device_id: str) -> str:
