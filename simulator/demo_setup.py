@@ -36,5 +36,21 @@ def ensure_attested_client(client_id: str, *, require_mfa: bool = False) -> Clie
     return client
 
 
+def ensure_devicecheck_client(client_id: str) -> Client:
+    """Create (once) a public client whose iOS app requires an Apple DeviceCheck token at
+    enrollment and fails closed (simulator/scenarios/devicecheck_reinstall.py). Apple is
+    whatever ``ATTESTATION_DEVICECHECK_*`` names: the local stand-in in development."""
+    existing = Client.objects.filter(client_id=client_id).first()
+    if existing is not None:
+        return existing
+    client = register_client(
+        name="Vigil DeviceCheck demo app", public=True, client_id=client_id, redirect_uris=[REDIRECT_URI],
+        first_party=True, require_dpop=True,
+    ).client
+    register_ios_app(client, IOS_APP_ID, "production", require_attestation=True, devicecheck="required",
+                     devicecheck_on_failure="fail_closed")
+    return client
+
+
 def devices() -> dict[str, Any]:
     return {"ios": IOSDevice(IOS_APP_ID, environment="production"), "android": AndroidDevice()}

@@ -61,8 +61,8 @@ def check_enrollment(app: RegisteredApp, token: str, *, now: datetime, request: 
     DeviceCheck is off for the app or an optional token is absent. Raises ``AttestationError``:
     ``devicecheck_token_required``, ``devicecheck_token_invalid``, or (fail closed)
     ``devicecheck_unavailable``. Writes nothing but the event."""
-    if app.devicecheck_mode == DeviceCheckMode.OFF:
-        return None
+    if app.devicecheck_mode not in (DeviceCheckMode.OPTIONAL, DeviceCheckMode.REQUIRED):
+        return None  # off (or a value this version does not know)
     if not token:
         if app.devicecheck_mode == DeviceCheckMode.REQUIRED:
             _event(app, QUERY, Reason.DEVICECHECK_TOKEN_REQUIRED, request, outcome="denied")
