@@ -135,3 +135,15 @@ def test_device_token_column_is_encrypted(client_factory: Any) -> None:
     device = Device.objects.create(platform="ios", app=app, key_id="k", public_key="-", security_level="secure_enclave",
                                    devicecheck_token_encrypted=encrypt_token("dG9rZW4="))
     assert "dG9rZW4=" not in device.devicecheck_token_encrypted and device.devicecheck_token() == "dG9rZW4="
+
+
+def test_system_check_refuses_plain_http_devicecheck_in_production(settings: Any) -> None:
+    from attestation.checks import check_devicecheck_hosts
+
+    settings.ATTESTATION_DEVICECHECK_BASE_URL = "http://127.0.0.1:8101"
+    settings.DEBUG, settings.TESTING = False, False
+    assert [e.id for e in check_devicecheck_hosts()] == ["attestation.E003"]
+    settings.DEBUG = True
+    assert check_devicecheck_hosts() == []
+    settings.DEBUG, settings.ATTESTATION_DEVICECHECK_BASE_URL = False, "https://api.devicecheck.apple.com"
+    assert check_devicecheck_hosts() == []
