@@ -231,3 +231,20 @@ def test_task_for_an_unflagged_device_does_nothing(enrolled: Device, devicecheck
     sent = len(devicecheck.requests)
     assert devicecheck_flag_device.run(enrolled.pk) is False
     assert len(devicecheck.requests) == sent
+
+
+def test_outages_are_metered(dc_app: RegisteredApp, phone: IOSDevice, binding_for: Any,
+                             devicecheck: DeviceCheckStandIn, django_capture_on_commit_callbacks: Any) -> None:
+    from core import metrics
+
+    def count(result: str, degraded: str) -> float:
+        return metrics.DEVICECHECK.labels("query", result, degraded)._value.get()  # type: ignore[no-any-return]
+
+    closed, ok = count("devicecheck_unavailable", "fail_closed"), count("ok", "none")
+    devicecheck.fail(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        refused(lambda: enroll(dc_app, phone, binding_for))
+    devicecheck.recover()
+    with django_capture_on_commit_callbacks(execute=True):
+        enroll(dc_app, phone, binding_for)
+    assert count("devicecheck_unavailable", "fail_closed") == closed + 1 and count("ok", "none") == ok + 1
