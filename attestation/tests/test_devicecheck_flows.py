@@ -238,7 +238,7 @@ def test_outages_are_metered(dc_app: RegisteredApp, phone: IOSDevice, binding_fo
     from core import metrics
 
     def count(result: str, degraded: str) -> float:
-        return metrics.DEVICECHECK.labels("query", result, degraded)._value.get()  # type: ignore[no-any-return]
+        return metrics.DEVICECHECK.labels("query", result, degraded)._value.get()
 
     closed, ok = count("devicecheck_unavailable", "fail_closed"), count("ok", "none")
     devicecheck.fail(503)
