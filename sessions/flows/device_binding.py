@@ -77,7 +77,7 @@ def evidence_from_form(form: Any) -> Evidence | None:
         integrity_token_type=integrity_type,
         key_id=key_id_hex(form.get("attestation_key_id") or ""),
         signals=signals,
-        devicecheck_token=(form.get("devicecheck_token") or "").strip(),
+        devicecheck_token=form.get("devicecheck_token") or "",
     )
 
 
