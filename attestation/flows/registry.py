@@ -63,7 +63,8 @@ def revoke_and_flag_device(
     moment = now or timezone.now()
     revoke_device(device, reason=reason, actor=actor, now=moment)
     if not device.devicecheck_token_encrypted:
-        _record(EventType.ATTESTATION_DEVICECHECK, device, actor, "devicecheck_token_missing", operation="update")
+        record(EventType.ATTESTATION_DEVICECHECK, outcome="failure", reason="devicecheck_token_missing", user=actor,
+               client_id=device.app.client.client_id, device=device.pk, platform=device.platform, operation="update")
         return False
     Device.objects.filter(pk=device.pk).update(devicecheck_flag_requested_at=moment, devicecheck_flagged_at=None)
     device.devicecheck_flag_requested_at, device.devicecheck_flagged_at = moment, None
