@@ -97,6 +97,12 @@ class AppSettings:
         return 1 if _int("DEVICECHECK_ABUSE_BIT", 0) == 1 else 0
 
     @property
+    def DEVICECHECK_FLAG_SWEEP_SECONDS(self) -> int:
+        """Period of the beat job that queues again the DeviceCheck flags still pending (a broker
+        outage at the revocation, retries exhausted while Apple was down). Default 3600; 0 disables."""
+        return _int("DEVICECHECK_FLAG_SWEEP_SECONDS", 3600)
+
+    @property
     def DEVICECHECK_RETRY_AFTER(self) -> int:
         """``Retry-After`` seconds of the 503 a fail-closed client answers while Apple's API fails. Default 30."""
         return max(1, _int("DEVICECHECK_RETRY_AFTER", 30))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import requests
 from celery import shared_task
+import datetime as dt
+
 from django.utils import timezone
 
 from .android.revocation import write_status_list
@@ -55,3 +57,22 @@ def devicecheck_flag_device(device_pk: int, bit: int | None = None) -> bool:
         return False
     chosen = app_settings.DEVICECHECK_ABUSE_BIT if bit is None else (1 if bit == 1 else 0)
     return flag_device(device, bit=chosen, now=timezone.now())
+
+
+FLAG_IN_FLIGHT = dt.timedelta(minutes=10)  # younger requests are still being tried by their own task
+FLAG_GIVE_UP = dt.timedelta(days=7)  # older ones stay pending in the admin, not retried for ever
+
+
+@shared_task(name="attestation.devicecheck_flag_pending")
+def devicecheck_flag_pending() -> int:
+    """Queue ``devicecheck_flag_device`` again for every flag requested between 10 minutes and
+    7 days ago that Apple has not confirmed. Returns how many were queued."""
+    now = timezone.now()
+    pks = list(
+        Device.objects.filter(devicecheck_flag_requested_at__lte=now - FLAG_IN_FLIGHT,
+                              devicecheck_flag_requested_at__gte=now - FLAG_GIVE_UP, devicecheck_flagged_at=None)
+        .values_list("pk", flat=True)
+    )
+    for pk in pks:
+        devicecheck_flag_device.delay(pk)
+    return len(pks)

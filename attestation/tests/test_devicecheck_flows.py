@@ -224,7 +224,7 @@ def test_revoke_and_flag_without_a_token_only_revokes(ios_app: RegisteredApp, io
     assert devicecheck.requests == []
     device.refresh_from_db()
     assert device.status == DeviceStatus.REVOKED and device.devicecheck_flag_requested_at is None
-    assert dc_events()[-1].reason == "devicecheck_token_missing"
+    assert (dc_events()[-1].outcome, dc_events()[-1].reason) == ("failure", "devicecheck_token_missing")
 
 
 def test_task_for_an_unflagged_device_does_nothing(enrolled: Device, devicecheck: DeviceCheckStandIn) -> None:
@@ -248,3 +248,29 @@ def test_outages_are_metered(dc_app: RegisteredApp, phone: IOSDevice, binding_fo
     with django_capture_on_commit_callbacks(execute=True):
         enroll(dc_app, phone, binding_for)
     assert count("devicecheck_unavailable", "fail_closed") == closed + 1 and count("ok", "none") == ok + 1
+
+
+def test_sweep_queues_the_flags_still_pending(enrolled: Device, devicecheck: DeviceCheckStandIn, settings: Any,
+                                              django_capture_on_commit_callbacks: Any, eager_celery: Any) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from attestation.tasks import devicecheck_flag_pending
+    from vigil.schedule import beat_schedule
+
+    assert beat_schedule()["flag-pending-devicecheck"]["task"] == "attestation.devicecheck_flag_pending"
+    settings.ATTESTATION_DEVICECHECK_FLAG_SWEEP_SECONDS = 0
+    assert "flag-pending-devicecheck" not in beat_schedule()
+    devicecheck.fail(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_and_flag_device(enrolled, reason="abuse")  # the task's eager run fails (a worker would retry)
+    assert devicecheck_flag_pending() == 0  # too young: still its own task's to try
+    devicecheck.recover()
+    Device.objects.filter(pk=enrolled.pk).update(devicecheck_flag_requested_at=timezone.now() - dt.timedelta(hours=1))
+    assert devicecheck_flag_pending() == 1
+    assert Device.objects.get(pk=enrolled.pk).devicecheck_flagged_at is not None
+    assert devicecheck_flag_pending() == 0
+    Device.objects.filter(pk=enrolled.pk).update(devicecheck_flagged_at=None,
+                                                 devicecheck_flag_requested_at=timezone.now() - dt.timedelta(days=8))
+    assert devicecheck_flag_pending() == 0  # given up: stays pending in the admin
