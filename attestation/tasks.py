@@ -10,10 +10,10 @@ network errors are retried with backoff, a document that is not a status list ra
 
 from __future__ import annotations
 
-import requests
-from celery import shared_task
 import datetime as dt
 
+import requests
+from celery import shared_task
 from django.utils import timezone
 
 from .android.revocation import write_status_list
