@@ -164,6 +164,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
                 body["username"] = token.access.user.get_username()
             if "sid" in claims:
                 body["sid"] = claims["sid"]
+            if "device_health" in claims:  # reduced by the device-health policy (docs/device-health.md)
+                body["device_health"] = claims["device_health"]
             return body
         refresh = token.refresh
         assert refresh is not None
