@@ -149,3 +149,24 @@ def test_required_token_missing(browser: Any, mobile_client: Any, ios_app: Regis
     assert response.status_code == 400
     assert response.json()["error_description"] == "Device attestation failed: devicecheck_token_required."
     assert Device.objects.count() == 0
+
+
+@pytest.mark.parametrize("garbage", ["not base64 !", "é" * 10, "A" * 40000, "QUJD", "Zm9v\nYmFy"])
+def test_garbage_tokens_bound_by_the_app_are_refused_cleanly(
+    browser: Any, mobile_client: Any, ios_app: RegisteredApp, devicecheck: DeviceCheckStandIn, garbage: str
+) -> None:
+    """A genuine app attesting a broken token: a 400 with a stable reason, never a 500, nothing stored."""
+    pkce = make_pkce()
+    client_id = mobile_client.client.client_id
+    code = get_code(browser, client_id, pkce)[0]
+    phone = IOSDevice(APP_ID)
+    binding = RequestBinding(challenge(client_id), client_id, "authorization_code", grant_hash(code),
+                             devicecheck=devicecheck_hash(garbage))
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": "com.example.app:/oauth2redirect",
+            "client_id": client_id, "code_verifier": pkce.verifier, **phone.enrollment_params(binding),
+            "devicecheck_token": garbage}
+    response = form_post(HttpClient(), reverse("token"), data)
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_client_attestation",
+                               "error_description": "Device attestation failed: devicecheck_token_invalid."}
+    assert Device.objects.count() == 0 and DeviceSession.objects.count() == 0
