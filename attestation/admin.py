@@ -56,21 +56,24 @@ class RegisteredAppForm(forms.ModelForm):
 @admin.register(RegisteredApp)
 class RegisteredAppAdmin(admin.ModelAdmin):
     form = RegisteredAppForm
-    list_display = ["__str__", "client", "platform", "require_attestation", "min_integrity_level"]
-    list_filter = ["platform", "require_attestation", "min_integrity_level", "ios_environment"]
+    list_display = ["__str__", "client", "platform", "require_attestation", "allow_unattested_devices",
+                    "min_integrity_level"]
+    list_filter = ["platform", "require_attestation", "allow_unattested_devices", "min_integrity_level",
+                   "ios_environment"]
     search_fields = ["client__client_id", "ios_bundle_id", "ios_team_id", "android_package_name"]
     raw_id_fields = ["client"]
 
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = ["key_id", "platform", "app", "status", "security_level", "counter", "last_attested_at"]
-    list_filter = ["platform", "status", "security_level", "requires_reattestation"]
+    list_display = ["key_id", "platform", "app", "status", "attested", "security_level", "counter",
+                    "last_attested_at"]
+    list_filter = ["platform", "status", "attested", "security_level", "requires_reattestation"]
     search_fields = ["key_id"]
     readonly_fields = [
         "platform", "app", "key_id", "public_key", "counter", "security_level", "verdict",
         "first_attested_at", "last_attested_at", "last_asserted_at", "status", "status_reason",
-        "status_changed_at", "requires_reattestation",
+        "status_changed_at", "requires_reattestation", "attested",
     ]
     exclude = ["receipt"]
     actions = ["suspend", "revoke", "require_reattestation", "reactivate"]

@@ -24,6 +24,7 @@ INTEGRITY_RANK = {"none": 0, "virtual": 0, "basic": 1, "device": 2, "strong": 3}
 ACTIVITY_RANK = {"LEVEL_1": 1, "LEVEL_2": 2, "LEVEL_3": 3, "LEVEL_4": 4}
 DEFAULT_RISKY_APPS = "UNKNOWN_CAPTURING,UNKNOWN_CONTROLLING"
 DEFAULT_PLAY_PROTECT = "HIGH_RISK"
+UNATTESTED_RULE = "unattested-device"  # the fallback's default rule (docs/unattested-devices.md)
 RULES_KEY = "health-rules"  # config cache: (RULES_KEY, client pk) -> the client's rules
 
 
@@ -153,6 +154,13 @@ def _receipt(facts: HealthFacts, param: str, now: datetime) -> str | None:
     return f"receipt risk metric {metric} (limit {limit})" if metric is not None and metric > limit else None
 
 
+def _unattested(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    if facts.value("attested") is not False:
+        return None
+    reason = facts.value("unattested_reason")
+    return f"device did not attest ({reason}): DPoP key only" if reason else "device did not attest: DPoP key only"
+
+
 CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.BOOT_NOT_VERIFIED: _boot,
     HealthCondition.BOOTLOADER_UNLOCKED: _bootloader,
@@ -166,6 +174,7 @@ CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.PLAY_PROTECT_RISK: _play_protect,
     HealthCondition.DEVICE_ACTIVITY_ABOVE: _activity,
     HealthCondition.RECEIPT_RISK_ABOVE: _receipt,
+    HealthCondition.UNATTESTED: _unattested,
 }
 
 
@@ -192,6 +201,8 @@ def default_rules() -> list[RuleSpec]:
                  message="Turn off screen recording or mirroring; full access returns at the next refresh."),
         RuleSpec("capturing-apps", HealthCondition.APP_ACCESS_RISK, reduce, parameter=DEFAULT_RISKY_APPS,
                  platform="android", message="Close apps that record or control the screen."),
+        RuleSpec(UNATTESTED_RULE, HealthCondition.UNATTESTED, reduce,
+                 message="This device could not prove it runs the genuine app: access is limited."),
     ]
 
 

@@ -164,11 +164,14 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
                 body["username"] = token.access.user.get_username()
             if "sid" in claims:
                 body["sid"] = claims["sid"]
+            for name in ("device_attested", "device_health"):  # docs/unattested-devices.md, device-health.md
+                if name in claims:
+                    body[name] = claims[name]
             return body
         refresh = token.refresh
         assert refresh is not None
         session = refresh.session
-        return {
+        body = {
             "scope": refresh.scope,
             "client_id": session.client.client_id,
             "sub": session.user.get_user_id(),
@@ -178,6 +181,9 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "sid": session.sid,
             "token_type": "refresh_token",
         }
+        if session.device_id is not None and not session.device.attested:
+            body["device_attested"] = False
+        return body
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         status, body, headers = super().create_endpoint_response(request)

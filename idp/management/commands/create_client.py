@@ -73,6 +73,9 @@ class Command(BaseCommand):
                            "consent page says it (SCOPE@de=TEXT for one language); repeat.")
         attest = parser.add_argument_group("device attestation")
         attest.add_argument("--require-attestation", action="store_true")
+        attest.add_argument("--allow-unattested-devices", action="store_true",
+                            help="Fallback: devices that cannot attest enroll with their DPoP key only, with "
+                            "reduced access (docs/unattested-devices.md). Off by default.")
         attest.add_argument("--ios-app-id", help="TEAMID.bundle.id")
         attest.add_argument("--ios-environment", choices=["development", "production"], default="production")
         attest.add_argument("--android-package")
@@ -96,6 +99,8 @@ class Command(BaseCommand):
         wants_apps = options["ios_app_id"] or options["android_package"]
         if (options["require_attestation"] or wants_apps) and not options["public"]:
             raise CommandError("device attestation is for public (mobile) clients")
+        if options["allow_unattested_devices"] and not wants_apps:
+            raise CommandError("--allow-unattested-devices needs --ios-app-id and/or --android-package")
         if options["require_attestation"] and not wants_apps:
             raise CommandError("--require-attestation needs --ios-app-id and/or --android-package")
         try:
@@ -156,9 +161,10 @@ class Command(BaseCommand):
 
     def _register_apps(self, client: Any, options: dict[str, Any]) -> list[str]:
         apps = []
-        required = options["require_attestation"]
+        required, unattested = options["require_attestation"], options["allow_unattested_devices"]
         if options["ios_app_id"]:
-            register_ios_app(client, options["ios_app_id"], options["ios_environment"], require_attestation=required)
+            register_ios_app(client, options["ios_app_id"], options["ios_environment"], require_attestation=required,
+                             allow_unattested=unattested)
             apps.append(f"ios:{options['ios_app_id']}")
         if options["android_package"]:
             register_android_app(
@@ -166,6 +172,7 @@ class Command(BaseCommand):
                 decryption_key_b64=options["play_integrity_decryption_key"],
                 verification_key_b64=options["play_integrity_verification_key"],
                 min_integrity=options["min_integrity"], max_age_minutes=options["play_integrity_max_age_minutes"],
+                allow_unattested=unattested,
             )
             apps.append(f"android:{options['android_package']}")
         return apps
