@@ -74,7 +74,7 @@ class RegisteredApp(models.Model):
         default=0, help_text="Minutes a Play Integrity verdict is reused; 0 = required on every refresh."
     )
     allow_unattested_devices = models.BooleanField(
-        default=False,
+        default=False, db_default=False,
         help_text="Fallback (docs/unattested-devices.md): a device of this platform that cannot attest may enroll "
         "with its DPoP key only (attestation_type=none), with the health policy's 'unattested' outcome "
         "(reduced access by default). Off: refused as before.",
@@ -150,7 +150,8 @@ class Device(models.Model):
     app = models.ForeignKey(RegisteredApp, on_delete=models.CASCADE, related_name="devices")
     key_id = models.CharField(
         max_length=128,
-        help_text="App Attest key id (base64) / Android key fingerprint; unattested: the DPoP key's RFC 7638 thumbprint.",
+        help_text="App Attest key id (base64) / Android key fingerprint; "
+        "unattested: the DPoP key's RFC 7638 thumbprint.",
     )
     public_key = models.TextField(help_text="PEM SubjectPublicKeyInfo.")
     counter = models.PositiveBigIntegerField(default=0)
@@ -166,7 +167,7 @@ class Device(models.Model):
     status_reason = models.CharField(max_length=200, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     attested = models.BooleanField(
-        default=True, db_index=True,
+        default=True, db_default=True, db_index=True,
         help_text="False: enrolled by the fallback for devices that cannot attest (DPoP key only, reduced access).",
     )
     requires_reattestation = models.BooleanField(default=False)

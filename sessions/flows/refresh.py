@@ -332,7 +332,8 @@ def _rotate_locked(
 
 
 _REBIND_DEVICE = Statement(
-    DeviceSession, "UPDATE {table} SET device_id = %s WHERE id = %s AND device_id = %s", ["device_id", "id", "device_id"]
+    DeviceSession, "UPDATE {table} SET device_id = %s WHERE id = %s AND device_id = %s",
+    ["device_id", "id", "device_id"],
 )
 
 

@@ -28,8 +28,16 @@ from sessions.dpop.client import create_proof
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from simulator.ios import IOSDevice
 
-from .test_device_bound_tokens import APP_ID, HEADER, App, challenge, token_post
-from .test_device_bound_tokens import android_app, ios_app, iphone  # noqa: F401  (fixtures)
+from .test_device_bound_tokens import (  # the fixtures are used by name
+    APP_ID,
+    HEADER,
+    App,
+    android_app,  # noqa: F401
+    challenge,
+    ios_app,  # noqa: F401
+    iphone,  # noqa: F401
+    token_post,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
 

@@ -13,7 +13,7 @@ from clients.flows.registration import register_client, rotate_secret
 from clients.models import Client
 from core import keys
 from core.app_settings import app_settings
-from simulator.demo_setup import ensure_attested_client
+from simulator.demo_setup import ensure_attested_client, ensure_unattested_client
 
 DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"
 MOBILE_ID, SERVICE_ID, ATTESTED_ID = "vigil-demo-mobile", "vigil-demo-service", "vigil-demo-attested"
@@ -28,7 +28,9 @@ class Command(BaseCommand):
             return "  (attested demo app: set ATTESTATION_ALLOW_TEST_ROOTS=1 in development to get one)"
 
         client = ensure_attested_client(ATTESTED_ID)
-        return f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)"
+        unattested = ensure_unattested_client()
+        return (f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)\n"
+                f"  unattested  client_id={unattested.client_id} (the same, taking devices that cannot attest)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
