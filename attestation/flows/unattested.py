@@ -22,7 +22,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from joserfc.errors import JoseError
-from joserfc.jwk import JWKRegistry
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
 from core.events import EventType
 
@@ -97,7 +97,8 @@ def _pem(jwk: dict[str, Any] | None) -> str:
     if not jwk:
         return ""
     try:
-        pem = JWKRegistry.import_key(jwk).as_pem(private=False)
+        key = JWKRegistry.import_key(jwk)
+        pem = key.as_pem(private=False) if isinstance(key, (ECKey, RSAKey, OKPKey)) else b""
     except (JoseError, ValueError, TypeError):  # verified by the DPoP check already: keep it as JSON
         return json.dumps(jwk, sort_keys=True)
     return pem.decode() if isinstance(pem, bytes) else str(pem)

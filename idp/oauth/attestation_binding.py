@@ -162,7 +162,7 @@ def _on_refresh_failure(
     raise _refuse(client, error, purpose) from error
 
 
-_MISSING = {
+_MISSING: dict[str, str] = {
     ChallengePurpose.REFRESH: "Fresh device attestation is required on every refresh: use",
     ChallengePurpose.ENROLL: "This session's device is unattested: to upgrade it, attest a new key (attestKey / "
     "Key Attestation) over",

@@ -181,7 +181,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "sid": session.sid,
             "token_type": "refresh_token",
         }
-        if session.device_id is not None and not session.device.attested:
+        device = session.device if session.device_id is not None else None
+        if device is not None and not device.attested:
             body["device_attested"] = False
         return body
 

@@ -151,7 +151,8 @@ def grace_seconds(session: DeviceSession) -> int:
     response proves possession of the device, not just of a leaked token."""
     grace = idp_settings.REFRESH_TOKEN_GRACE_SECONDS
     # An unattested device proves only its DPoP key: no longer window (docs/unattested-devices.md).
-    if session.device_id is not None and session.device.attested:
+    device = session.device if session.device_id is not None else None
+    if device is not None and device.attested:
         grace = max(grace, sessions_settings.DEVICE_BOUND_REFRESH_GRACE_SECONDS)
     if session.client_id is not None and session.client.is_fapi2:
         # FAPI 2.0 Security Profile §5.3.2.1 (10): rotation only where retrying with the previous

@@ -53,6 +53,10 @@ class Unattested(App):
                       "attestation_unavailable_reason": "not_supported"}
         self.attested = False
         self.body: dict[str, Any] = {}
+        self.address: dict[str, str] = {}  # e.g. {"REMOTE_ADDR": risk.testing.PARIS}
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), **self.address}
 
     def evidence(self, binding: RequestBinding, purpose: str) -> dict[str, str]:
         if purpose == "enroll":
@@ -172,6 +176,7 @@ def test_userinfo_respects_the_reduction(old_iphone: Unattested) -> None:
     response = old_iphone.login()
     access = response.json()["access_token"]
     url = f"{django_settings.IDP_ISSUER}/userinfo"
+    assert old_iphone.dpop is not None
     proof = create_proof(old_iphone.dpop, method="GET", url=url, access_token=access)
     info = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"DPoP {access}", HTTP_DPOP=proof)
     assert info.status_code == 200, info.content
@@ -357,7 +362,7 @@ def test_a_refresh_with_attestation_upgrades_the_session(old_iphone: Unattested,
     assert "device_attested" not in claims and "device_health" not in claims and "email" in claims["scope"]
     assert purpose_of(response[HEADER]) == "refresh"
     session = DeviceSession.objects.select_related("device").get()
-    assert session.device.attested is True and session.device.pk != unattested.pk
+    assert getattr(session.device, "attested", None) is True and session.device_id != unattested.pk
     assert session.dpop_jkt == old_iphone.jkt()
     upgraded = events("attestation.session_upgraded")
     assert len(upgraded) == 1 and upgraded[0].details["unattested_device"] == unattested.pk
@@ -373,7 +378,7 @@ def test_an_attested_session_cannot_go_back_to_unattested(old_iphone: Unattested
     downgrade = old_iphone.refresh(evidence={**old_iphone.claim, "attestation_challenge": old_iphone.next_challenge})
     assert downgrade.status_code == 400 and downgrade.json()["error"] == "invalid_client_attestation"
     assert downgrade.json()["error_description"].endswith("unattested_not_allowed.")
-    assert DeviceSession.objects.get().device.attested is True
+    assert getattr(DeviceSession.objects.get().device, "attested", None) is True
     assert old_iphone.refresh().status_code == 200
 
 
@@ -393,7 +398,7 @@ def test_invalid_upgrade_evidence_is_refused_and_counts_as_a_failure(old_iphone:
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_client_attestation"
     assert purpose_of(bad[HEADER]) == "enroll"
     session = DeviceSession.objects.select_related("device").get()
-    assert session.device.attested is False and session.status == SessionStatus.ACTIVE
+    assert getattr(session.device, "attested", None) is False and session.status == SessionStatus.ACTIVE
     assert old_iphone.refresh_token == token and Device.objects.count() == 1
     assert old_iphone.refresh().status_code == 200  # still works unattested
     old_iphone.upgrade(bound_secret="x")
@@ -441,6 +446,75 @@ def test_unattested_refresh_query_budget(old_iphone: Unattested) -> None:
         assert old_iphone.refresh().status_code == 200
     statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(statements) <= _budget(2, 6), "\n".join(statements)
+
+
+# --- risk: stricter for unattested devices ------------------------------------------------------------
+@pytest.mark.parametrize(("unattested", "action"), [(True, "step_up"), (False, "record")])
+def test_a_new_country_is_acted_on_more_strictly(mobile_client: Any, unattested: bool, action: str) -> None:
+    from risk.actions import plan
+    from risk.models import RiskSignal
+    from risk.signals import Signal
+
+    chosen = plan([Signal(RiskSignal.NEW_COUNTRY)], mobile_client.client, unattested=unattested)
+    assert chosen.action == action
+
+
+def test_the_floor_never_weakens_a_stricter_policy(mobile_client: Any, settings: Any) -> None:
+    from risk.actions import plan
+    from risk.models import RiskAction, RiskPolicy, RiskSignal
+    from risk.signals import Signal
+
+    RiskPolicy.objects.create(client=mobile_client.client, impossible_travel=RiskAction.REVOKE)
+    settings.SESSIONS_RISK_UNATTESTED_MIN_ACTION = "step_up"
+    assert plan([Signal(RiskSignal.IMPOSSIBLE_TRAVEL)], mobile_client.client, unattested=True).action == "revoke"
+    settings.SESSIONS_RISK_UNATTESTED_MIN_ACTION = "revoke"
+    assert plan([Signal(RiskSignal.NEW_COUNTRY)], mobile_client.client, unattested=True).action == "revoke"
+
+
+def test_an_unattested_session_in_a_new_country_must_step_up(old_iphone: Unattested, time_machine: Any) -> None:
+    from risk import testing as net
+    from risk.errors import STEP_UP_DESCRIPTION
+
+    time_machine.move_to(dt.datetime(2026, 6, 1, 8, tzinfo=dt.UTC), tick=False)
+    old_iphone.address = {"REMOTE_ADDR": net.PARIS}
+    assert old_iphone.login().status_code == 200
+    time_machine.shift(dt.timedelta(hours=10))  # Berlin 10 hours later: no impossible travel, a new country
+    old_iphone.address = {"REMOTE_ADDR": net.BERLIN}
+    response = old_iphone.refresh()
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_grant", "error_description": STEP_UP_DESCRIPTION}
+    assert DeviceSession.objects.get().status == SessionStatus.STEP_UP_REQUIRED
+    signal = SecurityEvent.objects.get(event_type="risk.signal", reason="new_country")
+    assert signal.details["action"] == "step_up"
+
+
+# --- admin and create_client ------------------------------------------------------------------------------
+def test_admin_filters_devices_and_health_on_attested(old_iphone: Unattested, admin_client: Any) -> None:
+    old_iphone.login()
+    unattested = Device.objects.get()
+    devices = admin_client.get(reverse("admin:attestation_device_changelist"), {"attested__exact": "0"})
+    assert devices.status_code == 200 and unattested.key_id in devices.content.decode()
+    none = admin_client.get(reverse("admin:attestation_device_changelist"), {"attested__exact": "1"})
+    assert none.status_code == 200 and unattested.key_id not in none.content.decode()
+    url = reverse("admin:device_health_devicehealth_changelist")
+    health = admin_client.get(url, {"device__attested__exact": "0"})
+    assert health.status_code == 200 and "unattested-device" in health.content.decode()
+    attested_only = admin_client.get(url, {"device__attested__exact": "1"})
+    assert attested_only.status_code == 200 and "unattested-device" not in attested_only.content.decode()
+
+
+def test_create_client_allows_unattested_devices_only_when_asked() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("create_client", "--name", "Old phones", "--public", "--redirect-uri", "com.example:/cb",
+                 "--android-package", "com.example.app", "--android-cert-digest", "AA" * 32,
+                 "--allow-unattested-devices", stdout=StringIO())
+    call_command("create_client", "--name", "Strict", "--public", "--redirect-uri", "com.example:/cb",
+                 "--ios-app-id", "ABCDE12345.com.example.app", stdout=StringIO())
+    assert list(RegisteredApp.objects.values_list("platform", "allow_unattested_devices").order_by("pk")) == [
+        ("android", True), ("ios", False)]
 
 
 def test_event_details_are_json(old_iphone: Unattested) -> None:

@@ -93,7 +93,7 @@ def test_concurrent_upgrades_bind_one_attested_device(browser: Any, mobile_clien
     assert len(ok) >= 1, [(r.status_code, r.content[:200]) for r in responses]
     assert all(r.json()["error"] == "invalid_grant" for r in responses if r.status_code != 200)
     session = DeviceSession.objects.select_related("device").get()
-    assert session.status == SessionStatus.ACTIVE and session.device.attested is True
+    assert session.status == SessionStatus.ACTIVE and getattr(session.device, "attested", None) is True
     assert SecurityEvent.objects.filter(event_type="attestation.session_upgraded").count() == 1
     assert _live(session).count() == 1
 

@@ -28,9 +28,8 @@ DEVICE_ATTESTED_CLAIM = "device_attested"
 def unattested_device(session: DeviceSession | None) -> bool:
     """Whether ``session`` is bound to a device enrolled by the fallback (no query: the device
     comes with the session, and a session without one has ``device_id`` None)."""
-    if session is None or session.device_id is None:
-        return False
-    return not session.device.attested
+    device = session.device if session is not None and session.device_id is not None else None
+    return device is not None and not device.attested
 
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
