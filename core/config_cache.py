@@ -83,6 +83,20 @@ def cached(key: Any, load: Callable[[], T], fresh: Callable[[T], bool] | None = 
     return value
 
 
+def held(key: Any, fresh: Callable[[Any], bool] | None = None) -> Any:
+    """This process's copy under ``key`` when it belongs to the current shared generation (and
+    ``fresh(copy)`` holds), else ``None``; never loads. One cache GET, outside requests too: for
+    answers served before Django's request cycle (``vigil.documents_fast_path``), which must
+    never touch the database. ``None`` as well when the shared cache is down."""
+    copy = _copies.get(key)
+    if copy is None:
+        return None
+    generation = _shared_generation()
+    if generation is None or copy[0] != generation or (fresh is not None and not fresh(copy[1])):
+        return None
+    return copy[1]
+
+
 def changed() -> None:
     """Configuration changed: drop this process's copies now, and every process's once the
     change is committed (before that, other processes must keep reading the old rows)."""

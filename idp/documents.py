@@ -66,6 +66,16 @@ def jwks(now: datetime | None = None) -> Document:
     return config_cache.cached(key, lambda: _build_jwks(moment), fresh=lambda held: held.fresh_at(moment))
 
 
+def held_jwks(now: datetime | None = None) -> Document | None:
+    """The JWKS this process holds, if it may be served as it is now (current generation,
+    before the next scheduled transition); ``None`` when it must be built by ``jwks()``."""
+    moment = now or timezone.now()
+    held: Document | None = config_cache.held(
+        ("idp-document", "jwks", _settings_epoch[0]), fresh=lambda copy: copy.fresh_at(moment)
+    )
+    return held
+
+
 def _build_jwks(moment: datetime) -> Document:
     published = keys.published_keys(moment)
     max_age = app_settings.JWKS_CACHE_SECONDS if published.jwks["keys"] else 0
@@ -80,6 +90,11 @@ def openid_configuration() -> Document:
     if not _discovery:
         _discovery[:] = [Document(_serialise(discovery.metadata()), f"public, max-age={DISCOVERY_MAX_AGE}")]
     return _discovery[0]
+
+
+def held_openid_configuration() -> Document | None:
+    """The discovery document once built (settings only: it cannot go stale while they hold)."""
+    return _discovery[0] if _discovery else None
 
 
 def _settings_changed(**kwargs: Any) -> None:

@@ -75,11 +75,16 @@ class ObservabilityMiddleware:
                 response = self.get_response(request)
                 endpoint = _endpoint(request)
             response[RESPONSE_HEADER] = context.request_id
-            elapsed = time.perf_counter() - started
-            _count(endpoint, request.method or "", response.status_code, elapsed)
-            if logger.isEnabledFor(logging.INFO):
-                _log(request, response, context, endpoint, elapsed)
+            observe(request, context, endpoint, response.status_code, time.perf_counter() - started)
         return response
+
+
+def observe(request: HttpRequest, context: request_context.RequestContext, endpoint: str, status: int,
+            elapsed: float) -> None:
+    """Count and log one answered request (also for answers given before Django's handler)."""
+    _count(endpoint, request.method or "", status, elapsed)
+    if logger.isEnabledFor(logging.INFO):
+        _log(request, status, context, endpoint, elapsed)
 
 
 def _count(endpoint: str, method: str, status: int, elapsed: float) -> None:
@@ -88,14 +93,14 @@ def _count(endpoint: str, method: str, status: int, elapsed: float) -> None:
     metrics.HTTP_DURATION.labels(endpoint, f"{status // 100}xx").observe(elapsed)
 
 
-def _log(request: HttpRequest, response: HttpResponse, context: request_context.RequestContext, endpoint: str,
+def _log(request: HttpRequest, status: int, context: request_context.RequestContext, endpoint: str,
          elapsed: float) -> None:
     line = {
         "message": "request",
         "method": request.method,
         "path": request.path_info[:200],
         "endpoint": endpoint,
-        "status": response.status_code,
+        "status": status,
         "duration_ms": round(elapsed * 1000, 2),
         "request_id": context.request_id,
         "client_id": context.client_id or None,

@@ -1,0 +1,211 @@
+"""/jwks.json and discovery answered before Django's handler (vigil/documents_fast_path.py):
+exactly Django's answer (body and headers), no SQL, Django's own host and HTTPS checks, and
+never a stale key set: a key changed anywhere, a scheduled transition or a cache outage sends
+the request back to Django."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.test import RequestFactory
+from prometheus_client import REGISTRY
+
+from core import config_cache, keys, sql
+from core.models import KeyStatus, SigningKey
+from core.outage_testing import cache_down
+from vigil.documents_fast_path import DocumentsFastPath
+
+pytestmark = pytest.mark.django_db
+
+JWKS = "/jwks.json"
+DISCOVERY = "/.well-known/openid-configuration"
+
+
+class Answer:
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes):
+        self.status, self.body = status, body
+        self.headers = dict(headers)
+
+    def without_request_id(self) -> dict[str, str]:
+        return {k: v for k, v in self.headers.items() if k != "X-Request-ID"}
+
+
+class Counted:
+    """Django's WSGI handler, counting the requests that reach it."""
+
+    def __init__(self) -> None:
+        self.django: WSGIHandler | None = None
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        self.calls += 1
+        if self.django is None:  # built at the first request, under the test's settings
+            self.django = WSGIHandler()
+        return self.django(environ, start_response)
+
+
+@pytest.fixture
+def django_app() -> Iterator[Counted]:
+    """As Django's test client does: the handler's signals must not close the test's
+    connection (it holds the test transaction)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield Counted()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def app(django_app: Counted) -> DocumentsFastPath:
+    keys.ensure_keys()
+    config_cache.clear_local()
+    return DocumentsFastPath(django_app)
+
+
+def call(app: Any, path: str = JWKS, method: str = "GET", secure: bool = False, **extra: Any) -> Answer:
+    environ = RequestFactory().generic(method, path, secure=secure, **extra).environ
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        seen.update(status=status, headers=headers)
+
+    result = app(environ, start_response)
+    body = b"".join(result)
+    getattr(result, "close", lambda: None)()
+    return Answer(seen["status"], seen["headers"], body)
+
+
+def _key_written_elsewhere() -> SigningKey:
+    """A key row inserted without this process's signals, then the generation another process's
+    commit publishes (as in idp/tests/test_documents_from_memory.py)."""
+    private = keys.generate_private_key("ES256")
+    public = {**private.as_dict(private=False), "kid": private.thumbprint(), "alg": "ES256", "use": "sig"}
+    row = SigningKey(kid=private.thumbprint(), alg="ES256", status=KeyStatus.NEXT, public_jwk=public,
+                     private_key_encrypted="-", activates_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    sql.insert([row])
+    cache.set(config_cache.GENERATION_KEY, os.urandom(8).hex(), timeout=None)
+    return row
+
+
+@pytest.mark.parametrize("path", [JWKS, DISCOVERY, "/.well-known/oauth-authorization-server"])
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_second_get_is_djangos_answer_without_django(
+    app: DocumentsFastPath, django_app: Counted, path: str, secure: bool, settings: Any,
+    django_assert_num_queries: Any,
+) -> None:
+    settings.SECURE_HSTS_SECONDS = 600  # a header only HTTPS answers carry: learned per scheme
+    first = call(app, path, secure=secure)
+    with django_assert_num_queries(0):
+        second = call(app, path, secure=secure)
+    assert django_app.calls == 1
+    assert (first.status, second.status) == ("200 OK", "200 OK")
+    assert second.body == first.body
+    assert second.without_request_id() == first.without_request_id()
+    assert ("Strict-Transport-Security" in second.headers) is secure
+    assert second.headers["X-Content-Type-Options"] == "nosniff"
+    assert second.headers["Content-Length"] == str(len(second.body))
+    assert len({first.headers["X-Request-ID"], second.headers["X-Request-ID"]}) == 2
+
+
+def test_a_key_changed_on_another_process_is_served_at_the_next_request(
+    app: DocumentsFastPath, django_app: Counted,
+) -> None:
+    call(app)
+    before = call(app)
+    assert django_app.calls == 1
+    added = _key_written_elsewhere()
+    after = call(app)
+    assert django_app.calls == 2
+    assert added.kid in after.body.decode() and added.kid not in before.body.decode()
+    assert call(app).body == after.body and django_app.calls == 2  # fast again, with the new set
+
+
+def test_a_scheduled_transition_is_not_served_late(app: DocumentsFastPath, django_app: Counted) -> None:
+    now = dt.datetime.now(dt.UTC)
+    keys.create_key("ES256", status=KeyStatus.NEXT, activates_at=now + dt.timedelta(minutes=5))
+    call(app)
+    call(app)
+    assert django_app.calls == 1
+    with time_machine.travel(now + dt.timedelta(minutes=6), tick=False):
+        call(app)
+    assert django_app.calls == 2
+
+
+def test_a_refused_host_is_refused_by_django(app: DocumentsFastPath, django_app: Counted, settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["idp.example"]
+    call(app, HTTP_HOST="idp.example")
+    call(app, HTTP_HOST="idp.example")
+    assert django_app.calls == 1
+    refused = call(app, HTTP_HOST="evil.example")
+    assert refused.status.startswith("400") and django_app.calls == 2
+    assert b'"keys"' not in refused.body
+
+
+def test_plain_http_is_redirected_by_django(app: DocumentsFastPath, django_app: Counted, settings: Any) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    call(app, secure=True)
+    call(app, secure=True)
+    assert django_app.calls == 1
+    plain = call(app)
+    assert plain.status.startswith("301") and plain.headers["Location"].startswith("https://")
+    assert django_app.calls == 2
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("POST", JWKS, "405"), ("HEAD", JWKS, "405"), ("GET", JWKS + "?x=1", "200"), ("GET", "/jwks.json/", "404"),
+])
+def test_anything_else_is_djangos(
+    app: DocumentsFastPath, django_app: Counted, method: str, path: str, status: str,
+) -> None:
+    call(app)
+    call(app)
+    assert django_app.calls == 1
+    answer = call(app, path, method=method)
+    assert answer.status.startswith(status)
+    assert django_app.calls == 2
+
+
+def test_a_cache_outage_goes_to_django_which_reads_the_database(
+    app: DocumentsFastPath, django_app: Counted, settings: Any,
+) -> None:
+    warm = call(app)
+    with cache_down(settings):
+        for n in range(2):
+            during = call(app)
+            assert during.status == "200 OK" and during.body == warm.body
+            assert django_app.calls == 2 + n
+
+
+def test_a_fast_answer_is_counted_and_logged(
+    app: DocumentsFastPath, caplog: pytest.LogCaptureFixture,
+) -> None:
+    call(app)
+    labels = {"endpoint": "jwks", "method": "GET", "status": "200"}
+    before = REGISTRY.get_sample_value("vigil_http_requests_total", labels) or 0
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vigil.request"):
+        answer = call(app)
+    assert REGISTRY.get_sample_value("vigil_http_requests_total", labels) == before + 1
+    lines = [r.event for r in caplog.records if r.name == "vigil.request"]  # type: ignore[attr-defined]
+    assert [(line["endpoint"], line["status"], line["request_id"]) for line in lines] == [
+        ("jwks", 200, answer.headers["X-Request-ID"])
+    ]
+
+
+def test_without_observability_no_request_id(app: DocumentsFastPath, settings: Any) -> None:
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "ops.middleware.ObservabilityMiddleware"]
+    call(app)
+    answer = call(app)
+    assert answer.status == "200 OK" and "X-Request-ID" not in answer.headers
