@@ -173,14 +173,6 @@ def _enroll_unattested(
                                     dpop_jwk=dpop_jwk, now=now, request=request)
 
 
-def client_allows_unattested(client: Any) -> bool:
-    """Whether any of the client's registered apps has the fallback on (config cache)."""
-    return config_cache.cached(
-        ("allows-unattested", client.pk),
-        lambda: RegisteredApp.objects.filter(client=client, allow_unattested_devices=True).exists(),
-    )
-
-
 def is_enrollment(evidence: Evidence) -> bool:
     """Whether ``evidence`` is a first attestation of a key (what upgrades an unattested
     session) rather than a proof by an enrolled key: Android sends the key's chain, iOS an

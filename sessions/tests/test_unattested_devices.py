@@ -520,3 +520,22 @@ def test_create_client_allows_unattested_devices_only_when_asked() -> None:
 def test_event_details_are_json(old_iphone: Unattested) -> None:
     old_iphone.login()
     json.dumps([e.details for e in SecurityEvent.objects.all()])
+
+
+# --- periodic tasks leave unattested devices alone ------------------------------------------------------
+def test_revalidation_does_not_mark_unattested_devices(old_iphone: Unattested, time_machine: Any) -> None:
+    from sessions.revalidation import revalidate_devices
+
+    time_machine.move_to(dt.datetime.now(tz=dt.UTC), tick=False)
+    old_iphone.login()
+    time_machine.shift(dt.timedelta(days=3))
+    assert revalidate_devices().marked_devices == 0
+    assert Device.objects.get().requires_reattestation is False
+    assert old_iphone.refresh().status_code == 200
+
+
+def test_no_receipt_refresh_for_unattested_devices(old_iphone: Unattested) -> None:
+    from device_health.tasks import refresh_apple_receipts
+
+    old_iphone.login()
+    assert refresh_apple_receipts() == 0
