@@ -31,7 +31,7 @@ def test_unattested_device_scenario(platform: str, issuer: str, unattested_clien
     user = django_user_model.objects.create_user(username=f"old-{platform}", password=PASSWORD,
                                                  email=f"old-{platform}@example.com")
     lines: list[str] = []
-    app = unattested_device.run(issuer, lines.append, client_id=unattested_client.client_id,
+    app = unattested_device.play(issuer, lines.append, client_id=unattested_client.client_id,
                                 username=user.username, password=PASSWORD, platform=platform)
     text = "\n".join(lines)
     assert "device_attested=False" in text and "scope 'openid profile'" in text and "(reduced access)" in text
@@ -42,6 +42,20 @@ def test_unattested_device_scenario(platform: str, issuer: str, unattested_clien
     assert session.dpop_jkt == app.jkt()
     assert Device.objects.unattested().filter(key_id=app.jkt()).count() == 1
     assert SecurityEvent.objects.filter(event_type="attestation.session_upgraded", session_id=session.sid).count() == 1
+
+
+def test_the_demo_scenario_runs_after_bootstrap_demo(issuer: str, settings: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
+    out = StringIO()
+    call_command("bootstrap_demo", stdout=out)
+    assert "unattested  client_id=vigil-demo-unattested" in out.getvalue()
+    lines: list[str] = []
+    unattested_device.run(issuer, lines.append)
+    assert any("session upgraded to the attested device" in line for line in lines)
 
 
 def test_unattested_token_copied_with_another_key_is_refused(issuer: str, unattested_client: Any,

@@ -29,8 +29,13 @@ def _expect(response: Any, what: str) -> dict[str, Any]:
     return body
 
 
-def run(issuer: str, say: Callable[[str], None], *, client_id: str = UNATTESTED_CLIENT_ID, username: str = "demo",
-        password: str = "vigil-demo-password", platform: str = "ios", refreshes: int = 2) -> MobileApp:
+def run(issuer: str, say: Callable[[str], None]) -> None:
+    """The scenario against the demo set-up (``bootstrap_demo``): the demo user, on iOS."""
+    play(issuer, say)
+
+
+def play(issuer: str, say: Callable[[str], None], *, client_id: str = UNATTESTED_CLIENT_ID, username: str = "demo",
+         password: str = "vigil-demo-password", platform: str = "ios", refreshes: int = 2) -> MobileApp:
     """Enroll unattested, refresh, upgrade by attesting; returns the app (for tests)."""
     app = MobileApp(issuer.rstrip("/"), client_id, devices()[platform], attested=False)
     say(f"\n{app.platform} device that cannot attest (App Attest / Key Attestation unavailable): signing in...")
