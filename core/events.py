@@ -42,6 +42,7 @@ class EventType(StrEnum):
     ATTESTATION_DEVICE_REATTESTATION_REQUIRED = "attestation.device.reattestation_required"
     ATTESTATION_SESSION_UPGRADED = "attestation.session_upgraded"
     DEVICE_COMPLIANCE_CHANGED = "device.compliance_changed"
+    DEVICE_HEALTH_POLICY_CHANGED = "device_health.policy_changed"
     CLIENT_REGISTERED = "client.registered"
     CLIENT_DEACTIVATED = "client.deactivated"
     CLIENT_SECRET_ROTATED = "client.secret_rotated"

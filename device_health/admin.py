@@ -14,10 +14,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from core import config_cache
+from core.events import EventType, record
 
 from . import fleet
 from .models import DeviceHealth, HealthPolicy, HealthRule
-from .rules import default_rules
+from .rules import android_app_of, default_rules
 
 
 class HealthRuleInline(admin.TabularInline):
@@ -34,6 +35,14 @@ class HealthPolicyAdmin(admin.ModelAdmin):
     inlines = [HealthRuleInline]
     actions = ["add_default_rules"]
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """After the rules inline is saved: one event with what each rule now earns."""
+        super().save_related(request, form, formsets, change)
+        policy: HealthPolicy = form.instance
+        record(EventType.DEVICE_HEALTH_POLICY_CHANGED, client_id=policy.client.client_id, request=request,
+               admin=request.user.get_username(), choices={r.name: r.outcome for r in policy.rules.all()},
+               reduced_scopes=policy.reduced_scopes, reduced_lifetime=policy.reduced_lifetime)
+
     @admin.action(description="Add the built-in default rules as editable rules")
     def add_default_rules(self, request: HttpRequest, queryset: QuerySet[HealthPolicy]) -> None:
         for policy in queryset:
@@ -41,7 +50,7 @@ class HealthPolicyAdmin(admin.ModelAdmin):
             HealthRule.objects.bulk_create([
                 HealthRule(policy=policy, order=i, name=r.name, platform=r.platform, condition=r.condition,
                            parameter=r.parameter, outcome=r.outcome, user_message=r.message[:300])
-                for i, r in enumerate(default_rules()) if r.name not in existing
+                for i, r in enumerate(default_rules(android_app_of(policy.client))) if r.name not in existing
             ])
         config_cache.changed()  # bulk_create sends no post_save: every process's rules copy is now stale
         self.message_user(request, "Default rules added.", messages.SUCCESS)

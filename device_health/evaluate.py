@@ -239,6 +239,8 @@ def _fact_names(condition: str) -> tuple[str, ...]:
         "device_activity_above": ("recent_device_activity",),
         "receipt_risk_above": ("receipt_risk_metric",),
         "unattested": ("attested", "unattested_reason"),
+        "software_key": ("key_security_level",),
+        "app_unlicensed": ("app_licensed",),
     }.get(condition, ())
 
 

@@ -119,6 +119,7 @@ def _key_attestation(facts: HealthFacts, ka: dict[str, Any], security_level: str
     put("boot_patch_level", patch_level(ka.get("boot_patch_level")))
     put("verified_boot_state", rot.get("verified_boot_state") if rot else "Missing")
     put("bootloader_locked", bool(rot.get("device_locked")) if rot else False)
+    put("key_security_level", security_level or None)
 
 
 def _play_integrity(facts: HealthFacts, pi: dict[str, Any]) -> None:
@@ -132,6 +133,8 @@ def _play_integrity(facts: HealthFacts, pi: dict[str, Any]) -> None:
     put("play_protect_verdict", pi.get("play_protect_verdict"))
     put("apps_detected", list(pi.get("apps_detected") or []))
     put("genuine_app", pi.get("app_recognition_verdict") == "PLAY_RECOGNIZED")
+    if "app_licensing_verdict" in pi:  # kept by every verifier since issue 4; absent: unknown
+        put("app_licensed", pi["app_licensing_verdict"] == "LICENSED")
     put("integrity_checked_at", pi.get("checked_at") or pi.get("timestamp"))
 
 

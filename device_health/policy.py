@@ -34,6 +34,7 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.core.signals import setting_changed
 
+from attestation.grading import register_refusals
 from core import config_cache
 from core.policy import (
     KeptAfterRollback,
@@ -46,6 +47,7 @@ from core.policy import (
 from core.resource_errors import ResourceError
 
 from .evaluate import evaluate, persist
+from .grading import refusals
 from .models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from .settings import health_settings
 
@@ -149,6 +151,7 @@ def register() -> None:
     A saved or deleted policy or rule reaches every process's rules copy (``rules_for_client``)."""
     register_token_policy(token_policy)
     register_resource_policy(resource_policy)
+    register_refusals(refusals)  # graded trust: which facts the Android verifiers refuse outright
     config_cache.watch(HealthPolicy, HealthRule)
     setting_changed.connect(_health_setting_changed, dispatch_uid="attestation-health-setting-changed")
 

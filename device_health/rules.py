@@ -1,7 +1,14 @@
 """Rules mapping health facts to an outcome, and the secure defaults.
 
 A rule fires when its condition holds on the device's facts; an unknown fact never makes
-a rule fire (the attestation verifiers already refuse what they cannot establish). Of
+a rule fire (the attestation verifiers already refuse what they cannot establish).
+
+Graded facts (issue 17, ``attestation/grading.py``): the facts the Android verifiers used to
+refuse by themselves (software key, boot state, bootloader, device and app recognition,
+licensing) have a default rule each that keeps today's refusal (deny; the app's
+``allow_software_keys`` and ``min_integrity_level`` are the defaults of the first and the
+integrity level). These defaults apply even to a policy without the other defaults, unless the
+client chose an outcome for that fact: any own rule on the condition replaces them. Of
 the rules that fire, the strictest outcome wins (deny > step-up > reduce > allow); the
 first rule with that outcome is the deciding rule. Several 'reduce' rules narrow
 together: the scopes kept are the intersection, the lifetime the shortest.
@@ -14,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from attestation.grading import GradedFact
+from attestation.models import Platform, RegisteredApp
 from core import config_cache
 
 from .facts import HealthFacts
@@ -160,6 +169,13 @@ def _unattested(facts: HealthFacts, param: str, now: datetime) -> str | None:
     reason = facts.value("unattested_reason")
     return f"device did not attest ({reason}): DPoP key only" if reason else "device did not attest: DPoP key only"
 
+def _software_key(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    return "key attested by software only" if facts.value("key_security_level") == "software" else None
+
+
+def _unlicensed(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    return "app not licensed" if facts.value("app_licensed") is False else None
+
 
 CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.BOOT_NOT_VERIFIED: _boot,
@@ -175,24 +191,43 @@ CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.DEVICE_ACTIVITY_ABOVE: _activity,
     HealthCondition.RECEIPT_RISK_ABOVE: _receipt,
     HealthCondition.UNATTESTED: _unattested,
+    HealthCondition.SOFTWARE_KEY: _software_key,
+    HealthCondition.APP_UNLICENSED: _unlicensed,
 }
+GRADED = frozenset(GradedFact)
 
 
 # ------------------------------------------------------------------ rule sets
 
-def default_rules() -> list[RuleSpec]:
-    """The secure defaults of clients without their own policy (docs/device-health.md)."""
-    deny, reduce = HealthOutcome.DENY, HealthOutcome.REDUCE
-    update = "Install the latest system update, then sign in again."
-    return [
+def graded_defaults(android_app: RegisteredApp | None = None) -> list[RuleSpec]:
+    """Today's verifier refusals as rules, one per graded fact (``android_app``: the client's
+    Android app, whose ``allow_software_keys`` / ``min_integrity_level`` are their defaults)."""
+    deny = HealthOutcome.DENY
+    level = android_app.min_integrity_level if android_app is not None else "device"
+    rules = [
         RuleSpec("rooted-boot", HealthCondition.BOOT_NOT_VERIFIED, deny, platform="android",
                  message="This device runs a modified system (verified boot is off); restore the original system."),
         RuleSpec("unlocked-bootloader", HealthCondition.BOOTLOADER_UNLOCKED, deny, platform="android",
                  message="Lock the bootloader of this device to use it."),
-        RuleSpec("integrity-failed", HealthCondition.INTEGRITY_BELOW, deny, parameter="basic", platform="android",
+        RuleSpec("integrity-failed", HealthCondition.INTEGRITY_BELOW, deny, parameter=level, platform="android",
                  message="Google Play could not confirm this device's integrity."),
         RuleSpec("app-not-genuine", HealthCondition.APP_NOT_RECOGNIZED, deny,
                  message="Install the app from the official store."),
+        RuleSpec("app-unlicensed", HealthCondition.APP_UNLICENSED, deny, platform="android",
+                 message="Get the app from Google Play with this account."),
+    ]
+    if android_app is None or not android_app.allow_software_keys:
+        rules.append(RuleSpec("software-key", HealthCondition.SOFTWARE_KEY, deny, platform="android",
+                              message="This device cannot keep keys in secure hardware."))
+    return rules
+
+
+def default_rules(android_app: RegisteredApp | None = None) -> list[RuleSpec]:
+    """The secure defaults of clients without their own policy (docs/device-health.md)."""
+    reduce = HealthOutcome.REDUCE
+    update = "Install the latest system update, then sign in again."
+    return [
+        *graded_defaults(android_app),
         RuleSpec("outdated-patch", HealthCondition.PATCH_OLDER_THAN, reduce,
                  parameter=str(health_settings.MAX_PATCH_AGE_MONTHS), platform="android", message=update),
         RuleSpec("outdated-ios", HealthCondition.OS_VERSION_BELOW, reduce, parameter=health_settings.MIN_IOS_VERSION,
@@ -216,20 +251,29 @@ def rules_for_client(client: Any) -> tuple[RuleSpec, ...]:
     return config_cache.cached((RULES_KEY, client.pk), lambda: _load_rules(client))
 
 
+def android_app_of(client: Any) -> RegisteredApp | None:
+    return RegisteredApp.objects.filter(client=client, platform=Platform.ANDROID).first()
+
+
 def _load_rules(client: Any) -> tuple[RuleSpec, ...]:
+    defaults = default_rules(android_app_of(client))
     policy = HealthPolicy.objects.filter(client=client).prefetch_related("rules").first()
     if policy is None:
-        return tuple(default_rules())
+        return tuple(defaults)
     own = [
         RuleSpec(r.name, r.condition, r.outcome, r.parameter, r.platform,
                  r.scopes or policy.reduced_scopes or None, r.access_token_lifetime or policy.reduced_lifetime,
                  r.user_message)
         for r in policy.rules.all() if r.enabled
     ]
-    if policy.include_default_rules:
-        names = {r.name for r in own}
-        scopes, lifetime = policy.reduced_scopes or None, policy.reduced_lifetime
-        own += [replace(r, scopes=scopes, lifetime=lifetime) for r in default_rules() if r.name not in names]
+    names = {r.name for r in own}
+    chosen = {r.condition for r in own if r.condition in GRADED and r.platform in ("", Platform.ANDROID)}
+    scopes, lifetime = policy.reduced_scopes or None, policy.reduced_lifetime
+    own += [
+        replace(r, scopes=scopes, lifetime=lifetime) for r in defaults
+        if r.name not in names and r.condition not in chosen
+        and (policy.include_default_rules or r.condition in GRADED)
+    ]
     return tuple(own)
 
 

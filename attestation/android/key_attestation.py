@@ -15,6 +15,12 @@ Follows Google's "Verify hardware-backed key pairs with key attestation"
 10. rootOfTrust verifiedBootState                          -> ``boot_state_unverified``
 11. rootOfTrust deviceLocked                               -> ``bootloader_unlocked``
 
+Steps 1-6 and 8-9 (authenticity and consistency) are always enforced. Steps 7, 10 and 11
+judge facts of the device: ``AndroidKeyPolicy`` may accept them (``allow_software``,
+``boot_states``, ``require_locked_bootloader``; ``AndroidKeyPolicy.graded``) and the facts are
+returned for the client's device-health policy to grade (``attestation/grading.py``). A
+``Failed`` boot state is never accepted: no attestation carries it (the bootloader halts).
+
 Inputs that are not Django-aware (roots, revocation list) may be passed in; by default
 they come from ``attestation.app_settings`` (see ``trusted_roots``).
 """
@@ -38,6 +44,9 @@ from .digests import normalise_digest
 from .keydescription import KEY_DESCRIPTION_OID, SECURITY_RANK, KeyDescriptionFacts, parse_key_description
 from .revocation import load_status_list
 
+# Every boot state a genuine attestation can carry ("Failed" never reaches an attestation).
+ACCEPTABLE_BOOT_STATES = ("Verified", "SelfSigned", "Unverified")
+
 
 @dataclass(frozen=True)
 class AndroidKeyPolicy:
@@ -48,6 +57,21 @@ class AndroidKeyPolicy:
     allow_software: bool = False
     boot_states: frozenset[str] = frozenset({"Verified"})
     require_locked_bootloader: bool = True
+
+    @classmethod
+    def graded(
+        cls,
+        *,
+        package_name: str | None,
+        signing_cert_digests: tuple[bytes, ...] | None,
+        refuse_software: bool,
+        refuse_unverified_boot: bool,
+        refuse_unlocked_bootloader: bool,
+    ) -> AndroidKeyPolicy:
+        """The policy of graded trust: authenticity always, each fact refused only when asked."""
+        states = {"Verified"} if refuse_unverified_boot else set(ACCEPTABLE_BOOT_STATES)
+        return cls(package_name, signing_cert_digests, not refuse_software, frozenset(states),
+                   refuse_unlocked_bootloader)
 
     @classmethod
     def build(

@@ -16,6 +16,11 @@ base64-encoded from Play Console. Standard requests are decoded by Google's
 7. ``deviceIntegrity.deviceRecognitionVerdict`` vs strong|device|basic -> ``integrity_verdict_insufficient``
 8. ``accountDetails.appLicensingVerdict`` == LICENSED          -> ``unlicensed``
 9. ``environmentDetails.appAccessRiskVerdict`` refused apps    -> ``app_access_risk``
+
+Steps 1-4 and 6 (authenticity and consistency) are always enforced. Steps 5 and 7-9 judge
+facts; ``IntegrityPolicy`` may turn each off (``require_play_recognized=False``,
+``min_level=None``, ``require_licensed=False``, no refused apps) and the verdict's facts are
+returned for the client's device-health policy to grade (``attestation/grading.py``).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ FUTURE_SKEW = dt.timedelta(seconds=60)
 class IntegrityPolicy:
     package_name: str
     signing_cert_digests: tuple[bytes, ...] | None = None
-    min_level: str = "device"
+    min_level: str | None = "device"  # None: no device recognition level is refused here
     require_play_recognized: bool = True
     require_licensed: bool = True
     allow_testing: bool = False
@@ -55,7 +60,7 @@ class IntegrityPolicy:
     refused_apps_detected: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if self.min_level not in LEVELS:
+        if self.min_level is not None and self.min_level not in LEVELS:
             raise ValueError(f"unknown integrity level {self.min_level!r}")
 
 
@@ -172,6 +177,8 @@ def _check_app(app: dict[str, Any], policy: IntegrityPolicy) -> None:
         raise AttestationError(Reason.PACKAGE_MISMATCH, "appIntegrity.packageName is not the registered package")
     if policy.signing_cert_digests is None:
         return
+    if not policy.require_play_recognized and not _recognised(app) and "certificateSha256Digest" not in app:
+        return  # UNEVALUATED: Google names no certificate, so there is nothing to contradict ours
     digests = app.get("certificateSha256Digest")
     try:
         attested = [normalise_digest(d) for d in digests] if isinstance(digests, list) else []
@@ -182,6 +189,10 @@ def _check_app(app: dict[str, Any], policy: IntegrityPolicy) -> None:
         raise AttestationError(Reason.SIGNING_CERT_MISMATCH, "certificateSha256Digest is not registered")
 
 
+def _recognised(app: dict[str, Any]) -> bool:
+    return app.get("appRecognitionVerdict") == "PLAY_RECOGNIZED"
+
+
 def _device_verdicts(device: dict[str, Any]) -> tuple[str, ...]:
     values = device.get("deviceRecognitionVerdict") or []
     return tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else ()
@@ -190,7 +201,7 @@ def _device_verdicts(device: dict[str, Any]) -> tuple[str, ...]:
 def _check_device(device: dict[str, Any], policy: IntegrityPolicy) -> tuple[str, ...]:
     """Step 7: missing or empty deviceRecognitionVerdict means no integrity at all."""
     verdicts = _device_verdicts(device)
-    if not LEVELS[policy.min_level] & set(verdicts):
+    if policy.min_level is not None and not LEVELS[policy.min_level] & set(verdicts):
         raise AttestationError(
             Reason.INTEGRITY_VERDICT_INSUFFICIENT, f"{list(verdicts)} does not meet {policy.min_level}"
         )

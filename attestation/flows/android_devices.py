@@ -8,6 +8,11 @@ then prove possession on every refresh.
   ``binding.client_data()`` on every refresh, plus a fresh verdict unless the client's
   ``play_integrity_max_age_minutes`` lets the last one stand.
 
+What the verifiers refuse of the device's *facts* (software key, boot state, bootloader lock,
+device and app recognition, licensing) is the client's choice (``attestation/grading.py``):
+a fact it denies is refused here as before graded trust, nothing stored; any other outcome
+lets the evidence through and the device-health token policy grades it at issue.
+
 Both redeem the binding's challenge before any cryptography (so it is burnt whatever the
 outcome) and record one security event per decision (``attestation.enroll`` /
 ``attestation.assert``, ``platform=android``).
@@ -38,6 +43,7 @@ from ..app_settings import app_settings
 from ..binding import RequestBinding
 from ..encoding import b64decode_any
 from ..errors import AttestationError, Reason
+from ..grading import Refusals, refusals_for
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
 from .registry import device_event, ready_for_proof, store_attested
@@ -79,19 +85,28 @@ def _digests(app: RegisteredApp) -> tuple[bytes, ...]:
         raise AttestationError(Reason.SIGNING_CERT_MISMATCH, "registered digest is not a SHA-256") from exc
 
 
-def key_policy(app: RegisteredApp) -> AndroidKeyPolicy:
-    return AndroidKeyPolicy(
+def key_policy(app: RegisteredApp, refusals: Refusals | None = None) -> AndroidKeyPolicy:
+    """Authenticity always; of the facts, what the client denies (``refusals_for``)."""
+    refuse = refusals or refusals_for(app)
+    return AndroidKeyPolicy.graded(
         package_name=app.android_package_name,
         signing_cert_digests=_digests(app),
-        allow_software=app.allow_software_keys,
+        refuse_software=refuse.software_key,
+        refuse_unverified_boot=refuse.unverified_boot,
+        refuse_unlocked_bootloader=refuse.unlocked_bootloader,
     )
 
 
-def integrity_policy(app: RegisteredApp) -> IntegrityPolicy:
+def integrity_policy(app: RegisteredApp, refusals: Refusals | None = None) -> IntegrityPolicy:
+    """Authenticity always (package, request hash / nonce, freshness, digests, testing responses);
+    of the facts, what the client denies (``refusals_for``)."""
+    refuse = refusals or refusals_for(app)
     return IntegrityPolicy(
         package_name=app.android_package_name,
         signing_cert_digests=_digests(app),
-        min_level=app.min_integrity_level,
+        min_level=refuse.min_integrity,
+        require_play_recognized=refuse.unrecognized_app,
+        require_licensed=refuse.unlicensed,
         allow_testing=app_settings.PLAY_INTEGRITY_ALLOW_TESTING_RESPONSES,
         max_age=dt.timedelta(seconds=app_settings.PLAY_INTEGRITY_MAX_AGE),
     )

@@ -22,7 +22,7 @@ from core.policy import TokenContext
 from device_health import evaluate as evaluate_module
 from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, HealthRule
 from device_health.policy import DeviceHealthRefused, token_policy
-from device_health.rules import default_rules, rules_for_client
+from device_health.rules import rules_for_client
 from idp.tests.conftest import browser, mobile_client, user  # noqa: F401
 
 from .test_health_token_endpoint import android_app, ios_app, iphone, pixel  # noqa: F401
@@ -113,9 +113,9 @@ def test_the_date_of_a_fresh_integrity_verdict_waits_for_evaluated_at(phone: Dev
     stored = DeviceHealth.objects.get()
     assert stored.facts["integrity_checked_at"]["value"] == "2026-01-01T10:05:00+00:00"
     assert stored.evaluated_at == start + timedelta(minutes=11)
-    device.verdict["play_integrity"]["device_recognition_verdict"] = ["MEETS_BASIC_INTEGRITY"]  # a real change
+    device.verdict["play_integrity"]["device_recognition_verdict"] = ["MEETS_STRONG_INTEGRITY"]  # a real change
     refresh(device, HEALTHY, start + timedelta(minutes=12))
-    assert DeviceHealth.objects.get().facts["device_recognition"]["value"] == "basic"
+    assert DeviceHealth.objects.get().facts["device_recognition"]["value"] == "strong"
 
 
 def test_a_changed_outcome_is_written_and_announced(phone: Device, monkeypatch: Any,
@@ -188,7 +188,7 @@ def test_default_rules_added_in_the_admin_apply_at_once(phone: Device, admin_cli
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(reverse("admin:device_health_healthpolicy_changelist"),
                           {"action": "add_default_rules", "_selected_action": [policy.pk]})
-    assert HealthRule.objects.filter(policy=policy).count() == len(default_rules())
+    assert HealthRule.objects.filter(policy=policy).count() == 11  # 8 + software-key, app-unlicensed, unattested-device
     assert cache.get(config_cache.GENERATION_KEY) != generation
     decision = refresh(as_refreshed(phone), old_ios, now + timedelta(minutes=1))
     assert decision is not None and decision.reasons == ["device_health:outdated-ios"]

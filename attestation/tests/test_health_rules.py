@@ -21,7 +21,7 @@ from device_health.facts import (
     recognition_level,
 )
 from device_health.models import HealthOutcome, HealthPolicy, HealthRule
-from device_health.rules import RuleSpec, decide, default_rules, rules_for_client
+from device_health.rules import RuleSpec, decide, default_rules, graded_defaults, rules_for_client
 
 NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
 
@@ -123,7 +123,8 @@ def test_client_policy_rules_then_defaults_unless_opted_out(client_factory: Any)
     assert patch.scopes == "openid" and patch.lifetime is None  # the policy's reduced scopes apply to defaults
     policy.include_default_rules = False
     policy.save()
-    assert [r.name for r in rules_for_client(client)] == ["screen-capture"]
+    # the defaults of the graded facts stay: turning the defaults off never lets a rooted device in
+    assert [r.name for r in rules_for_client(client)] == ["screen-capture", *[r.name for r in graded_defaults()]]
 
 
 @pytest.mark.parametrize(("condition", "parameter", "ok"), [

@@ -290,8 +290,10 @@ def test_failed_integrity_verdict_is_denied(pixel: HealthApp, android_app: Regis
     assert health().outcome == HealthOutcome.DENY
 
 
-def test_integrity_level_rule_fires_on_basic_only_device(pixel: HealthApp, android_app: RegisteredApp,
-                                                       mobile_client: Any) -> None:
+def test_integrity_level_deny_rule_is_enforced_by_the_verifier(pixel: HealthApp, android_app: RegisteredApp,
+                                                              mobile_client: Any) -> None:
+    """The client's own rule on the graded fact replaces the app's min_integrity_level (basic):
+    its deny makes the verifier refuse below device, before anything is stored."""
     from device_health.models import HealthPolicy, HealthRule
 
     android_app.min_integrity_level = "basic"
@@ -301,10 +303,9 @@ def test_integrity_level_rule_fires_on_basic_only_device(pixel: HealthApp, andro
                               parameter="device", outcome=HealthOutcome.DENY, user_message="Use a certified device.")
     pixel.device.device_verdicts = ("MEETS_BASIC_INTEGRITY",)
     response = pixel.login()
-    assert response.json()["error"] == "invalid_grant"
-    assert "needs-device-integrity" in response.json()["error_description"]
-    assert "Use a certified device." in response.json()["error_description"]
-    assert DeviceSession.objects.count() == 0
+    assert response.json()["error"] == "invalid_client_attestation"
+    assert "integrity_verdict_insufficient" in response.json()["error_description"]
+    assert DeviceSession.objects.count() == 0 and Device.objects.count() == 0
     pixel.device.device_verdicts = ("MEETS_BASIC_INTEGRITY", "MEETS_DEVICE_INTEGRITY")
     assert pixel.login().status_code == 200  # the same device, once Google recognises it
     assert health().outcome == HealthOutcome.ALLOW

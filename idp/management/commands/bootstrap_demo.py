@@ -9,14 +9,29 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from attestation.app_settings import app_settings as attestation_settings
+from attestation.grading import GradedFact
 from clients.flows.registration import register_client, rotate_secret
 from clients.models import Client
 from core import keys
 from core.app_settings import app_settings
+from device_health import choices
+from device_health.models import HealthOutcome
 from simulator.demo_setup import ensure_attested_client, ensure_unattested_client
+from simulator.scenarios import rooted_device
 
 DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"
 MOBILE_ID, SERVICE_ID, ATTESTED_ID = "vigil-demo-mobile", "vigil-demo-service", "vigil-demo-attested"
+
+
+def graded_demo_client() -> str:
+    """Issue 17 (graded trust): a client whose device-health policy reduces rooted devices
+    (unverified boot, unlocked bootloader) instead of refusing them; see
+    ``simulator/scenarios/rooted_device.py``."""
+    client = ensure_attested_client(rooted_device.GRADED_CLIENT_ID)
+    reduce = HealthOutcome.REDUCE
+    choices.choose(client, [choices.FactChoice(GradedFact.BOOT_NOT_VERIFIED, reduce),
+                            choices.FactChoice(GradedFact.BOOTLOADER_UNLOCKED, reduce)], actor="bootstrap_demo")
+    return f"  graded      client_id={client.client_id} (reduces rooted Android devices instead of refusing them)"
 
 
 class Command(BaseCommand):
@@ -28,9 +43,11 @@ class Command(BaseCommand):
             return "  (attested demo app: set ATTESTATION_ALLOW_TEST_ROOTS=1 in development to get one)"
 
         client = ensure_attested_client(ATTESTED_ID)
+        graded = graded_demo_client()
         unattested = ensure_unattested_client()
-        return (f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)\n"
-                f"  unattested  client_id={unattested.client_id} (the same, taking devices that cannot attest)")
+        return (f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)\n{graded}\n"
+                f"  unattested  client_id={unattested.client_id} (the attested client's apps, also taking devices "
+                "that cannot attest)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()

@@ -9,11 +9,21 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from attestation.flows.register_apps import AppRegistrationError, register_android_app, register_ios_app
+from attestation.grading import GradedFact
 from clients.flows.branding import set_logo
 from clients.flows.registration import Brand, ClientRegistrationError, register_client
 from clients.logo import LogoError
 from clients.models import AuthMethod
 from core.app_settings import app_settings
+from device_health import choices as health_choices
+
+GRADED_FLAGS = {  # --on-<flag> -> the graded fact (device_health.choices)
+    "software-key": "software_key",
+    "unverified-boot": "boot_not_verified",
+    "unlocked-bootloader": "bootloader_unlocked",
+    "app-not-recognized": "app_not_recognized",
+    "unlicensed": "app_unlicensed",
+}
 
 
 class Command(BaseCommand):
@@ -85,6 +95,19 @@ class Command(BaseCommand):
         attest.add_argument("--play-integrity-verification-key", help="base64, as Play Console shows it")
         attest.add_argument("--min-integrity", choices=["strong", "device", "basic"], default="device")
         attest.add_argument("--play-integrity-max-age-minutes", type=int, default=0)
+        graded = parser.add_argument_group(
+            "graded trust (Android facts; OUTCOME: allow, reduce, step_up or deny; default: deny, as the verifier "
+            "refuses today; docs/device-health.md)")
+        for flag, fact in GRADED_FLAGS.items():
+            graded.add_argument(f"--on-{flag}", default=None, metavar="OUTCOME", dest=f"on_{fact}",
+                                help=f"What a device with this fact earns: {fact.replace('_', ' ')}.")
+        graded.add_argument("--on-integrity-below", action="append", default=[], metavar="LEVEL=OUTCOME",
+                            help="Play Integrity device recognition below LEVEL (strong, device, basic) earns "
+                            "OUTCOME; repeat per level (replaces --min-integrity).")
+        graded.add_argument("--reduced-scope", default="", help="Scopes a 'reduce' outcome keeps (space-separated); "
+                            "default ATTESTATION_HEALTH_REDUCED_SCOPES.")
+        graded.add_argument("--reduced-lifetime", type=int, default=None,
+                            help="Access-token seconds of a 'reduce' outcome (at most 300).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         jwks = None
@@ -103,6 +126,7 @@ class Command(BaseCommand):
             raise CommandError("--allow-unattested-devices needs --ios-app-id and/or --android-package")
         if options["require_attestation"] and not wants_apps:
             raise CommandError("--require-attestation needs --ios-app-id and/or --android-package")
+        graded = self._graded_choices(options)
         try:
             with transaction.atomic():
                 registered = register_client(
@@ -134,11 +158,33 @@ class Command(BaseCommand):
                 if logo is not None:
                     set_logo(registered.client, logo)
                 apps = self._register_apps(registered.client, options)
+                if graded or options["reduced_scope"] or options["reduced_lifetime"]:
+                    health_choices.choose(registered.client, graded, reduced_scopes=options["reduced_scope"],
+                                          reduced_lifetime=options["reduced_lifetime"], actor="create_client")
         except (ClientRegistrationError, AppRegistrationError, LogoError) as exc:
             raise CommandError(str(exc)) from exc
         self._print(registered, apps, options["json"])
         if not registered.client.require_pkce and app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS:
             self.stderr.write("note: IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS is on, so this client still needs PKCE.")
+
+    @staticmethod
+    def _graded_choices(options: dict[str, Any]) -> list[health_choices.FactChoice]:
+        """The --on-* flags as choices; they need the Android app whose facts they grade."""
+        try:
+            found = [
+                health_choices.FactChoice(GradedFact(fact), health_choices.outcome_of(options[f"on_{fact}"]))
+                for fact in GRADED_FLAGS.values() if options[f"on_{fact}"] is not None
+            ]
+            found += [health_choices.integrity_choice(v) for v in options["on_integrity_below"]]
+        except health_choices.ChoiceError as exc:
+            raise CommandError(str(exc)) from exc
+        lifetime = options["reduced_lifetime"]
+        if lifetime is not None and not 0 < lifetime <= 300:
+            raise CommandError("--reduced-lifetime is 1 to 300 seconds")
+        if (found or options["reduced_scope"] or lifetime) and not options["android_package"]:
+            raise CommandError("--on-*, --reduced-scope and --reduced-lifetime grade Android facts: "
+                               "give --android-package")
+        return found
 
     @staticmethod
     def _read(path: str) -> bytes:
