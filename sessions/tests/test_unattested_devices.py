@@ -517,6 +517,29 @@ def test_create_client_allows_unattested_devices_only_when_asked() -> None:
         ("android", True), ("ios", False)]
 
 
+
+def test_create_client_chooses_what_unattested_devices_earn() -> None:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    call_command("create_client", "--name", "Step up", "--public", "--redirect-uri", "com.example:/cb",
+                 "--ios-app-id", "ABCDE12345.com.example.app", "--allow-unattested-devices",
+                 "--on-unattested", "step_up", stdout=StringIO())
+    rule = HealthRule.objects.get()
+    assert (rule.name, rule.condition, rule.outcome, rule.platform) == (
+        "unattested-device", "unattested", "step_up", "")
+    assert SecurityEvent.objects.filter(event_type="device_health.policy_changed").exists()
+    with pytest.raises(CommandError, match="needs --allow-unattested-devices"):
+        call_command("create_client", "--name", "X", "--public", "--redirect-uri", "com.example:/cb",
+                     "--ios-app-id", "ABCDE12345.com.example.x", "--on-unattested", "deny", stdout=StringIO())
+    with pytest.raises(CommandError, match="not an outcome"):
+        call_command("create_client", "--name", "Y", "--public", "--redirect-uri", "com.example:/cb",
+                     "--ios-app-id", "ABCDE12345.com.example.y", "--allow-unattested-devices",
+                     "--on-unattested", "maybe", stdout=StringIO())
+    assert HealthRule.objects.count() == 1
+
+
 def test_event_details_are_json(old_iphone: Unattested) -> None:
     old_iphone.login()
     json.dumps([e.details for e in SecurityEvent.objects.all()])
