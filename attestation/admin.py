@@ -56,10 +56,10 @@ class RegisteredAppForm(forms.ModelForm):
 @admin.register(RegisteredApp)
 class RegisteredAppAdmin(admin.ModelAdmin):
     form = RegisteredAppForm
-    list_display = ["__str__", "client", "platform", "require_attestation", "min_integrity_level",
-                    "devicecheck_mode"]
-    list_filter = ["platform", "require_attestation", "min_integrity_level", "ios_environment",
-                   "devicecheck_mode", "devicecheck_on_failure"]
+    list_display = ["__str__", "client", "platform", "require_attestation", "allow_unattested_devices",
+                    "min_integrity_level", "devicecheck_mode"]
+    list_filter = ["platform", "require_attestation", "allow_unattested_devices", "min_integrity_level",
+                   "ios_environment", "devicecheck_mode", "devicecheck_on_failure"]
     search_fields = ["client__client_id", "ios_bundle_id", "ios_team_id", "android_package_name"]
     raw_id_fields = ["client"]
 
@@ -89,14 +89,16 @@ class DeviceCheckFlagFilter(admin.SimpleListFilter):
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = ["key_id", "platform", "app", "status", "security_level", "counter", "last_attested_at",
-                    "devicecheck_flag"]
-    list_filter = ["platform", "status", "security_level", "requires_reattestation", DeviceCheckFlagFilter]
+    list_display = ["key_id", "platform", "app", "status", "attested", "security_level", "counter",
+                    "last_attested_at", "devicecheck_flag"]
+    list_filter = ["platform", "status", "attested", "security_level", "requires_reattestation",
+                   DeviceCheckFlagFilter]
     search_fields = ["key_id"]
     readonly_fields = [
         "platform", "app", "key_id", "public_key", "counter", "security_level", "verdict",
         "first_attested_at", "last_attested_at", "last_asserted_at", "status", "status_reason",
-        "status_changed_at", "requires_reattestation", "devicecheck_flag_requested_at", "devicecheck_flagged_at",
+        "status_changed_at", "requires_reattestation", "attested", "devicecheck_flag_requested_at",
+        "devicecheck_flagged_at",
     ]
     exclude = ["receipt", "devicecheck_token_encrypted"]
     actions = ["suspend", "revoke", "revoke_and_flag", "require_reattestation", "reactivate"]

@@ -71,6 +71,10 @@ class Reason(StrEnum):
     DEVICE_MISMATCH = "device_mismatch"
     ATTESTATION_REQUIRED = "attestation_required"
     INTEGRITY_TOKEN_REQUIRED = "integrity_token_required"  # the rest of the evidence is there
+    # the fallback for devices that cannot attest (docs/unattested-devices.md)
+    UNATTESTED_NOT_ALLOWED = "unattested_not_allowed"  # an attested session cannot go unattested
+    UNATTESTED_PARAMETERS_INVALID = "unattested_parameters_invalid"  # attestation_platform / _unavailable_reason
+    UNATTESTED_DPOP_REQUIRED = "unattested_dpop_required"  # the DPoP key is the device key
 
 
 class AttestationError(Exception):

@@ -96,6 +96,12 @@ class RegisteredApp(models.Model):
     play_integrity_max_age_minutes = models.PositiveIntegerField(
         default=0, help_text="Minutes a Play Integrity verdict is reused; 0 = required on every refresh."
     )
+    allow_unattested_devices = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Fallback (docs/unattested-devices.md): a device of this platform that cannot attest may enroll "
+        "with its DPoP key only (attestation_type=none), with the health policy's 'unattested' outcome "
+        "(reduced access by default). Off: refused as before.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = RegisteredAppQuerySet.as_manager()
@@ -145,11 +151,19 @@ class SecurityLevel(models.TextChoices):
     STRONGBOX = "strongbox", "Android StrongBox"
     TEE = "tee", "Android TEE"
     SOFTWARE = "software", "Software"
+    NONE = "none", "None (unattested: DPoP key only)"
 
 
 class DeviceQuerySet(models.QuerySet["Device"]):
     def active(self) -> DeviceQuerySet:
         return self.filter(status=DeviceStatus.ACTIVE)
+
+    def attested(self) -> DeviceQuerySet:
+        return self.filter(attested=True)
+
+    def unattested(self) -> DeviceQuerySet:
+        """Devices enrolled by the fallback with their DPoP key only (docs/unattested-devices.md)."""
+        return self.filter(attested=False)
 
 
 class Device(models.Model):
@@ -157,7 +171,11 @@ class Device(models.Model):
 
     platform = models.CharField(max_length=10, choices=Platform.choices)
     app = models.ForeignKey(RegisteredApp, on_delete=models.CASCADE, related_name="devices")
-    key_id = models.CharField(max_length=128, help_text="App Attest key id (base64) / Android key fingerprint.")
+    key_id = models.CharField(
+        max_length=128,
+        help_text="App Attest key id (base64) / Android key fingerprint; "
+        "unattested: the DPoP key's RFC 7638 thumbprint.",
+    )
     public_key = models.TextField(help_text="PEM SubjectPublicKeyInfo.")
     counter = models.PositiveBigIntegerField(default=0)
     security_level = models.CharField(max_length=20, choices=SecurityLevel.choices)
@@ -171,6 +189,10 @@ class Device(models.Model):
     )
     status_reason = models.CharField(max_length=200, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    attested = models.BooleanField(
+        default=True, db_default=True, db_index=True,
+        help_text="False: enrolled by the fallback for devices that cannot attest (DPoP key only, reduced access).",
+    )
     requires_reattestation = models.BooleanField(default=False)
     reattestation_required_at = models.DateTimeField(
         null=True, blank=True, help_text="When re-attestation was demanded (its grace period runs from here)."

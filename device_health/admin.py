@@ -62,7 +62,8 @@ class DeviceHealthAdmin(admin.ModelAdmin):
 
     list_display = ["device_link", "platform", "os_version", "outcome", "deciding_rule", "evaluated_at",
                     "outcome_changed_at"]
-    list_filter = ["outcome", "platform", "deciding_condition", "os_version"]
+    list_filter = ["outcome", "platform", "deciding_condition", "os_version",
+                   ("device__attested", admin.BooleanFieldListFilter)]
     search_fields = ["device__key_id", "deciding_rule"]
     list_select_related = ["device"]
     fields = readonly_fields = (

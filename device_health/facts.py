@@ -34,12 +34,14 @@ APP_ATTEST = "app_attest"
 APPLE_RECEIPT = "app_attest_receipt"
 APPLE_DEVICECHECK = "apple_devicecheck"
 SELF_REPORTED = "self_reported"
+UNATTESTED = "unattested_enrollment"  # the fallback: only the DPoP key is known (docs/unattested-devices.md)
 
 TRUST_HARDWARE = "hardware_attested"
 TRUST_SOFTWARE = "software_attested"
 TRUST_GOOGLE = "google_verdict"
 TRUST_APPLE = "apple_service"
 TRUST_SELF = "self_reported"
+TRUST_NONE = "none"
 
 SIGNALS = {  # accepted self-reported signals -> expected JSON type
     "os_version": str,
@@ -168,6 +170,15 @@ def collect(device: Any, signals: dict[str, Any] | None, receipt_risk_metric: in
     """Every fact we hold on ``device`` (its stored verdicts) plus the verified ``signals``."""
     facts = HealthFacts()
     verdict = device.verdict or {}
+    if not getattr(device, "attested", True):
+        # Nothing about an unattested device is established, not even that the app is genuine:
+        # the only fact is that it did not attest. Self-reported signals are not covered by
+        # any attested binding: none is taken (docs/unattested-devices.md).
+        facts["attested"] = Fact(False, UNATTESTED, TRUST_NONE)
+        reason = (verdict.get("unattested") or {}).get("reason")
+        if reason:
+            facts["unattested_reason"] = Fact(reason, UNATTESTED, TRUST_SELF)
+        return facts
     if device.platform == "android":
         if verdict.get("key_attestation"):  # absent: unknown, not "missing root of trust"
             _key_attestation(facts, verdict["key_attestation"], device.security_level)

@@ -48,6 +48,7 @@ class HealthCondition(models.TextChoices):
     PLAY_PROTECT_RISK = "play_protect_risk", "Play Protect verdict (parameter: list of verdicts)"
     DEVICE_ACTIVITY_ABOVE = "device_activity_above", "Recent device activity above a level (parameter LEVEL_1..4)"
     RECEIPT_RISK_ABOVE = "receipt_risk_above", "App Attest receipt risk metric above N (parameter N)"
+    UNATTESTED = "unattested", "Device could not attest (fallback: DPoP key only)"
     SOFTWARE_KEY = "software_key", "Key attested by software only, not a TEE or StrongBox (Key Attestation)"
     APP_UNLICENSED = "app_unlicensed", "App not licensed to the user (Play Integrity appLicensingVerdict)"
     DEVICECHECK_FLAGGED = "devicecheck_flagged", "Apple DeviceCheck bit set (parameter 0, 1 or any; default 0)"

@@ -95,6 +95,9 @@ class MobileApp:
     refresh_token: str = ""
     access_token: str = ""
     next_challenge: str = ""
+    #: False: a device that cannot attest, signing in through the fallback (docs/unattested-devices.md)
+    attested: bool = True
+    unavailable_reason: str = "not_supported"
 
     @property
     def platform(self) -> str:
@@ -114,6 +117,12 @@ class MobileApp:
         return response.json()["attestation_challenge"]
 
     def _evidence(self, binding: RequestBinding, purpose: str) -> dict[str, str]:
+        if not self.attested:
+            if purpose != "enroll":
+                return {}  # an unattested refresh: the DPoP proof alone
+            return {"attestation_type": "none", "attestation_platform": self.platform.lower(),
+                    "attestation_unavailable_reason": self.unavailable_reason,
+                    "attestation_challenge": binding.challenge}
         if isinstance(self.device, IOSDevice):
             if purpose == "enroll":
                 return self.device.enrollment_params(binding)
@@ -152,6 +161,21 @@ class MobileApp:
         data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, "client_id": self.client_id,
                 **(evidence if evidence is not None else self._evidence(binding, "refresh"))}
         return self._token(data)
+
+    def upgrade(self) -> requests.Response:
+        """An unattested app that can attest now: a new key attested over the refresh binding,
+        with the ``enroll`` challenge the last token response offered."""
+        value = self.next_challenge or self.challenge("enroll")
+        binding = RequestBinding(value, self.client_id, "refresh_token", grant_hash(self.refresh_token),
+                                 dpop_jkt=self.jkt())
+        if isinstance(self.device, IOSDevice):
+            evidence = self.device.enrollment_params(binding)
+        else:
+            evidence = self.device.enrollment_params(binding, integrity=self.integrity)
+        response = self.refresh(evidence)
+        if response.status_code == 200:
+            self.attested = True
+        return response
 
     def _token(self, data: dict[str, Any]) -> requests.Response:
         response = self.http.post(f"{self.issuer}/token", data=data, headers={"DPoP": self._proof()}, timeout=30)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('attestation', '0005_device_health_out'),
+        ('attestation', '0007_unattested_devices'),
     ]
 
     operations = [

@@ -84,7 +84,7 @@ def test_policy_admin_adds_the_default_rules(admin_client: Any, fleet: dict[str,
     from device_health.rules import default_rules
 
     added = dict(HealthRule.objects.filter(policy=policy).values_list("name", "parameter"))
-    assert len(added) == len(default_rules()) == 11  # 10 + devicecheck-flagged
+    assert len(added) == len(default_rules()) == 12  # 10 + devicecheck-flagged, unattested-device
     assert added["software-key"] == "" and added["app-unlicensed"] == "" and added["devicecheck-flagged"] == "0"
     assert added["integrity-failed"] == "device"  # the Android app's min_integrity_level, as the verifier had it
     page = admin_client.get(reverse("admin:device_health_healthpolicy_change", args=[policy.pk]))

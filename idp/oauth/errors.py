@@ -82,6 +82,14 @@ class TemporarilyUnavailableError(VigilOAuth2Error):
     status_code = 503
 
 
+class SlowDownError(VigilOAuth2Error):
+    """Too many requests of one grant (RFC 8628 §3.5's ``slow_down``, HTTP 429 with
+    ``Retry-After``): the refreshes of an unattested device's session (docs/unattested-devices.md)."""
+
+    error = OAuthErrorCode.SLOW_DOWN
+    status_code = 429
+
+
 class InvalidDPoPProofError(VigilOAuth2Error):
     error = OAuthErrorCode.INVALID_DPOP_PROOF
     status_code = 400

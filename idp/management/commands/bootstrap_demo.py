@@ -16,7 +16,7 @@ from core import keys
 from core.app_settings import app_settings
 from device_health import choices
 from device_health.models import HealthOutcome
-from simulator.demo_setup import ensure_attested_client, ensure_devicecheck_client
+from simulator.demo_setup import ensure_attested_client, ensure_devicecheck_client, ensure_unattested_client
 from simulator.scenarios import rooted_device
 
 DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"
@@ -45,7 +45,10 @@ class Command(BaseCommand):
 
         client = ensure_attested_client(ATTESTED_ID)
         graded = graded_demo_client()
-        return f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)\n{graded}"
+        unattested = ensure_unattested_client()
+        return (f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)\n{graded}\n"
+                f"  unattested  client_id={unattested.client_id} (the attested client's apps, also taking devices "
+                "that cannot attest)")
 
     def _devicecheck_client(self) -> str:
         """With the test roots and a DeviceCheck key (``make up`` starts Apple's stand-in), an iOS
