@@ -79,12 +79,12 @@ def test_every_vector_output_is_what_the_server_computes(vectors: dict[str, Any]
 
 
 def test_the_devicecheck_vector_is_the_servers(vectors: dict[str, Any]) -> None:
-    """The binding's DeviceCheck member (issue 17 part 3): checked once this tree has it."""
-    if not mv.server_binds_devicecheck():
-        pytest.skip("this tree's attestation.binding has no DeviceCheck member yet (branch h-dc)")
+    """The binding's DeviceCheck member (issue 17 part 3): present only with a token."""
     case = next(case for case in vectors["binding"] if "devicecheck_token" in case["input"])
     assert case["output"] == mv.binding_output(case["input"])
     assert '"devicecheck":"' in case["output"]["client_data"]
+    without = mv.binding_output({**case["input"], "devicecheck_token": ""})
+    assert without == next(c for c in vectors["binding"] if c["name"] == "enroll")["output"]
 
 
 def test_the_refusals_are_worded_as_the_server_words_them(vectors: dict[str, Any]) -> None:
