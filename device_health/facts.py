@@ -178,6 +178,7 @@ def collect(device: Any, signals: dict[str, Any] | None, receipt_risk_metric: in
         reason = (verdict.get("unattested") or {}).get("reason")
         if reason:
             facts["unattested_reason"] = Fact(reason, UNATTESTED, TRUST_SELF)
+        _devicecheck(facts, verdict.get("devicecheck"))  # an iPhone's bits, where its app checks them
         return facts
     if device.platform == "android":
         if verdict.get("key_attestation"):  # absent: unknown, not "missing root of trust"

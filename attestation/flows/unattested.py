@@ -9,6 +9,12 @@ is the DPoP key's RFC 7638 thumbprint, and the health policy decides what it get
 ``unattested`` condition: reduced access by default). The ``enroll`` challenge is redeemed
 once all the same: the flow keeps the attested flow's shape (challenge, then token request)
 and the challenge endpoint's per-address rate, though no signature covers it.
+
+An iOS app whose registered app checks Apple DeviceCheck (``devicecheck_mode`` optional or
+required) is checked here too: a phone flagged for abuse must not come back through the
+fallback after a reinstall. No attested binding covers the token on this path, so it proves
+less than on the attested one (docs/unattested-devices.md: a token taken from another
+iPhone of the attacker's would read that phone's bits).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from core.events import EventType
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
+from .devicecheck import check_enrollment, encrypt_token
 from .registry import device_event
 
 #: The ``attestation_type`` of the fallback.
@@ -76,14 +83,17 @@ def enroll_unattested_device(
     dpop_jwk: dict[str, Any] | None,
     now: datetime,
     request: HttpRequest | None = None,
+    devicecheck_token: str = "",
 ) -> Device:
-    """Register (or recognise) the unattested device of this DPoP key; ``app`` must allow it."""
+    """Register (or recognise) the unattested device of this DPoP key; ``app`` must allow it.
+    An iPhone's DeviceCheck bits are read as at an attested enrollment (``check_enrollment``)."""
     client_id = app.client.client_id
     try:
         if not dpop_jkt:
             raise AttestationError(Reason.UNATTESTED_DPOP_REQUIRED, "the DPoP key is the device key: send a proof")
         claim_challenge(challenge, client_id=client_id, purpose=ChallengePurpose.ENROLL, now=now)
-        device, created = _store(app, claim, dpop_jkt, _pem(dpop_jwk), now)
+        devicecheck = _devicecheck(app, claim, devicecheck_token, now, request)
+        device, created = _store(app, claim, dpop_jkt, _pem(dpop_jwk), now, devicecheck, devicecheck_token)
     except AttestationError as exc:
         device_event(EventType.ATTESTATION_ENROLL, exc.reason, client_id, request, platform=claim.platform,
                      attested=False, detail=exc.detail)
@@ -104,14 +114,27 @@ def _pem(jwk: dict[str, Any] | None) -> str:
     return pem.decode() if isinstance(pem, bytes) else str(pem)
 
 
-def _store(app: RegisteredApp, claim: UnattestedClaim, jkt: str, pem: str, now: datetime) -> tuple[Device, bool]:
+def _devicecheck(app: RegisteredApp, claim: UnattestedClaim, token: str, now: datetime,
+                 request: HttpRequest | None) -> dict[str, Any] | None:
+    """The iPhone's DeviceCheck bits where the iOS app checks them (off: None; Android: never)."""
+    if claim.platform != Platform.IOS or app.platform != Platform.IOS:
+        return None
+    return check_enrollment(app, token, now=now, request=request)
+
+
+def _store(app: RegisteredApp, claim: UnattestedClaim, jkt: str, pem: str, now: datetime,
+           devicecheck: dict[str, Any] | None = None, token: str = "") -> tuple[Device, bool]:
     """A new unattested device, or the known one of this key (still usable, still unattested)."""
-    verdict = {"unattested": {"reason": claim.reason}}
+    verdict: dict[str, Any] = {"unattested": {"reason": claim.reason}}
+    extra: dict[str, Any] = {}
+    if devicecheck is not None:
+        verdict["devicecheck"] = devicecheck
+        extra["devicecheck_token_encrypted"] = encrypt_token(token)
     try:
         with transaction.atomic():
             device = Device.objects.create(
                 platform=claim.platform, app=app, key_id=jkt, public_key=pem, security_level=SecurityLevel.NONE,
-                attested=False, verdict=verdict, first_attested_at=now, last_attested_at=now,
+                attested=False, verdict=verdict, first_attested_at=now, last_attested_at=now, **extra,
             )
             return device, True
     except IntegrityError:
@@ -120,6 +143,8 @@ def _store(app: RegisteredApp, claim: UnattestedClaim, jkt: str, pem: str, now: 
     device.check_usable()
     if device.attested:  # cannot happen (a thumbprint is no attested key id); never downgrade one
         raise AttestationError(Reason.UNATTESTED_NOT_ALLOWED, "this key belongs to an attested device")
-    Device.objects.filter(pk=device.pk).update(verdict=verdict, last_attested_at=now)
+    Device.objects.filter(pk=device.pk).update(verdict=verdict, last_attested_at=now, **extra)
     device.verdict, device.last_attested_at = verdict, now
+    for name, value in extra.items():
+        setattr(device, name, value)
     return device, False

@@ -70,7 +70,8 @@ def evidence_from_form(form: Any) -> Evidence | None:
     if kind == UNATTESTED_TYPE:
         return Evidence(kind=kind, challenge=form.get("attestation_challenge") or "",
                         platform=form.get("attestation_platform") or "",
-                        unavailable_reason=form.get("attestation_unavailable_reason") or "")
+                        unavailable_reason=form.get("attestation_unavailable_reason") or "",
+                        devicecheck_token=form.get("devicecheck_token") or "")
     if kind not in TYPES:
         raise AttestationError(Reason.UNSUPPORTED_FORMAT, UNSUPPORTED_TYPE)
     signals: Any = {}
@@ -174,7 +175,8 @@ def _enroll_unattested(
     assert app is not None
     claim = parse_claim(evidence.platform, evidence.unavailable_reason)
     return enroll_unattested_device(app, claim, challenge=evidence.challenge, dpop_jkt=dpop_jkt or "",
-                                    dpop_jwk=dpop_jwk, now=now, request=request)
+                                    dpop_jwk=dpop_jwk, now=now, request=request,
+                                    devicecheck_token=evidence.devicecheck_token)
 
 
 def is_enrollment(evidence: Evidence) -> bool:
