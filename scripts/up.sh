@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring the whole system up on embedded defaults: SQLite, a filesystem Celery broker,
-# web on http://localhost:8000, a Celery worker and Celery beat. Ctrl-C stops all three.
+# web on http://localhost:8000 (or $PORT), a Celery worker and Celery beat. Ctrl-C stops them all (and the DeviceCheck stand-in, when it runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/venv.sh

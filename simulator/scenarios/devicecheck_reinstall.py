@@ -61,4 +61,4 @@ def run(issuer: str, say: Callable[[str], None]) -> None:
     if response.status_code == 200:
         raise FlowError("the reinstalled app on a flagged phone was accepted")
     body = response.json()
-    say(f"  its new enrollment is refused: {body.get('error')} ({body.get('error_description', '')[:90]})")
+    say(f"  its new enrollment is refused: {body.get('error')} ({body.get('error_description', '')})")
