@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from attestation.models import Device, Platform, RegisteredApp, SecurityLevel
 from device_health.evaluate import evaluate, persist
-from device_health.fleet import Trust, trust_counts, with_trust
+from device_health.fleet import TRUST, Trust, trust_counts, with_trust
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +57,7 @@ def fleet(client_factory: Any) -> dict[str, Device]:
 
 
 def test_each_device_gets_the_first_trust_that_holds(fleet: dict[str, Device]) -> None:
-    trust = dict(with_trust(Device.objects.all()).values_list("key_id", "trust"))
+    trust = dict(with_trust(Device.objects.all()).values_list("key_id", TRUST))
     assert trust == {"genuine": Trust.ATTESTED, "rooted": Trust.REDUCED, "old-phone": Trust.UNATTESTED,
                      "flagged-by-us": Trust.FLAGGED, "flagged-at-apple": Trust.FLAGGED}
     assert {(r["platform"], r["trust"], r["devices"]) for r in trust_counts()} == {
