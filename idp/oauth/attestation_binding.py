@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}
 #: Evidence missing (not failing): a fresh challenge, no failure counted.
 NOTHING_TO_VERIFY = {Reason.ATTESTATION_REQUIRED, Reason.INTEGRITY_TOKEN_REQUIRED}
+#: Not the device's fault (Apple's DeviceCheck down, the app fails closed): 503, no failure counted.
+OUTAGES = {Reason.DEVICECHECK_UNAVAILABLE}
 
 
 def _challenge_header(client: Client, purpose: str) -> list[tuple[str, str]]:
@@ -162,6 +164,8 @@ def _on_refresh_failure(
             _what_is_required(error, _MISSING[purpose], enrolling=False),
             headers=_challenge_header(client, purpose),
         ) from error
+    if error.reason in OUTAGES:  # an outage proves nothing against the device: retry later
+        raise _refuse(client, error, purpose) from error
     revoke = error.reason in FAMILY_REVOKING
     if not revoke:
         revoke = device_binding.failure_limit_reached(device_binding.register_failure(session))
