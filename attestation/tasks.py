@@ -66,11 +66,13 @@ FLAG_GIVE_UP = dt.timedelta(days=7)  # older ones stay pending in the admin, not
 @shared_task(name="attestation.devicecheck_flag_pending")
 def devicecheck_flag_pending() -> int:
     """Queue ``devicecheck_flag_device`` again for every flag requested between 10 minutes and
-    7 days ago that Apple has not confirmed. Returns how many were queued."""
+    7 days ago that Apple has not confirmed and whose token Apple has not refused. Returns how
+    many were queued."""
     now = timezone.now()
     pks = list(
         Device.objects.filter(devicecheck_flag_requested_at__lte=now - FLAG_IN_FLIGHT,
                               devicecheck_flag_requested_at__gte=now - FLAG_GIVE_UP, devicecheck_flagged_at=None)
+        .exclude(devicecheck_token_encrypted="")  # Apple refused the token: nothing left to send
         .values_list("pk", flat=True)
     )
     for pk in pks:

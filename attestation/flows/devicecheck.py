@@ -93,7 +93,8 @@ def _degrade(app: RegisteredApp, exc: DeviceCheckUnavailable, now: datetime, req
 def flag_device(device: Device, *, bit: int, now: datetime) -> bool:
     """Set ``bit`` at Apple for the physical device behind ``device``'s last DeviceCheck token
     and remember when Apple confirmed it. Idempotent (a flagged device is not sent again).
-    Returns True once flagged, False when it cannot be (no token, or Apple refuses it).
+    Returns True once flagged, False when it cannot be (no token, or Apple refuses it: the
+    token is then dropped, the flag stays pending in the admin and is not tried again).
     ``DeviceCheckUnavailable`` is raised for the caller (a Celery task) to retry."""
     app = device.app
     if device.devicecheck_flagged_at is not None:
@@ -104,7 +105,9 @@ def flag_device(device: Device, *, bit: int, now: datetime) -> bool:
         return False
     try:
         client_for(app).update_two_bits(token, **{f"bit{bit}": True})
-    except DeviceTokenInvalid as exc:
+    except DeviceTokenInvalid as exc:  # final (a stale token stays refused): forget it, so no sweep sends it again
+        Device.objects.filter(pk=device.pk).update(devicecheck_token_encrypted="")
+        device.devicecheck_token_encrypted = ""
         _event(app, UPDATE, Reason.DEVICECHECK_TOKEN_INVALID, outcome="failure", device=device.pk, bit=bit,
                detail=exc.detail)
         return False
