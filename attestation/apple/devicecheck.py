@@ -49,7 +49,7 @@ DEVELOPMENT_BASE_URL = "https://api.development.devicecheck.apple.com"
 BIT_STATE_NOT_FOUND = "Bit State Not Found"
 MAX_RESPONSE_BYTES = 8 * 1024  # Apple answers a few dozen bytes
 MAX_TOKEN_CHARS = 16 * 1024  # real tokens are about 2-3 KB of base64
-_BASE64 = re.compile(r"[A-Za-z0-9+/=_-]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")  # padding only at the end
 _MONTH = re.compile(r"\d{4}-\d{2}")
 
 

@@ -78,3 +78,55 @@ def test_upgrade_during_an_apple_outage_is_503_and_burns_nothing(checked_old_iph
     assert getattr(DeviceSession.objects.select_related("device").get().device, "attested", None) is True
     refused = SecurityEvent.objects.filter(event_type="attestation.token_refused", reason="devicecheck_unavailable")
     assert refused.count() >= 4
+
+
+# --- odd form parameters: never a 500, never stored ------------------------------------------------
+ODD = [
+    ("attestation_platform", "IOS"), ("attestation_platform", "ios\x00"), ("attestation_platform", " ios"),
+    ("attestation_platform", "web"), ("attestation_platform", "x" * 100_000), ("attestation_platform", b"\xff\xfe"),
+("attestation_platform", "\U0001f34e"),
+    ("attestation_unavailable_reason", "NOT_SUPPORTED"), ("attestation_unavailable_reason", "other\n"),
+    ("attestation_unavailable_reason", "__class__"), ("attestation_unavailable_reason", b"\xc3\x28"),
+    ("attestation_unavailable_reason", "\x00"),
+    ("devicecheck_token", "\x00"), ("devicecheck_token", "é" * 10), ("devicecheck_token", "A" * 16_385),
+    ("devicecheck_token", "A" * 1_000_000), ("devicecheck_token", b"\xff" * 64), ("devicecheck_token", "a b"),
+    ("devicecheck_token", "%00"), ("devicecheck_token", "====="),
+    ("devicecheck_token", "QU=JD"), ("devicecheck_token", "QUJD==="),
+    ("attestation_type", "NONE"), ("attestation_type", "none\x00"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ODD, ids=[f"{n}-{i}" for i, (n, _) in enumerate(ODD)])
+def test_odd_fallback_parameters_are_refused_without_a_500(checked_old_iphone: Unattested,
+                                                          devicecheck: DeviceCheckStandIn, name: str,
+                                                          value: Any) -> None:
+    app = checked_old_iphone
+    app.claim[name] = value
+    before = snapshot()
+    events_before = SecurityEvent.objects.count()
+    response = app.login()
+    assert response.status_code in (400, 413), response.content
+    body = response.json()
+    assert body["error"] in {"invalid_client_attestation", "invalid_request", "use_attestation_challenge"}, body
+    assert snapshot() == before and not Device.objects.exists()
+    if response.status_code == 400 and body["error"] != "invalid_request":
+        refused = SecurityEvent.objects.filter(pk__gt=0).order_by("-pk").filter(event_type="attestation.token_refused")
+        assert SecurityEvent.objects.count() > events_before and refused.exists()
+        assert body["error_description"].rstrip(".").rsplit(": ", 1)[-1] in {
+            "unattested_parameters_invalid", "unsupported_format", "devicecheck_token_invalid"}, body
+    assert len(devicecheck.requests) == 0  # nothing malformed reaches Apple
+
+
+def test_a_repeated_parameter_counts_once_as_its_last_value(checked_old_iphone: Unattested) -> None:
+    """RFC 6749 §3.2 forbids repeating a parameter; the token endpoint reads the last value of
+    each (Django's QueryDict), everywhere the same, so no layer judges another value than the
+    one stored (docs/unattested-devices.md "On the wire")."""
+    app = checked_old_iphone
+    app.claim["attestation_unavailable_reason"] = ["emulator", "other"]  # type: ignore[assignment]
+    assert app.login().status_code == 200
+    assert Device.objects.get().verdict["unattested"]["reason"] == "other"
+    app.claim["attestation_type"] = ["none", "apple-appattest"]  # type: ignore[assignment]
+    before = snapshot()
+    response = app.login()
+    assert response.status_code == 400 and response.json()["error"] == "invalid_client_attestation"
+    assert snapshot() == before
