@@ -66,6 +66,9 @@ class TokenContext:
     # How many refused attestations of this session preceded this request's good one (the
     # shared failure counter); None when unknown (no attestation in this request).
     attestation_failures: int | None = None
+    # The unattested device this request moves the session away from (an upgrade,
+    # docs/unattested-devices.md): the request is judged as that device's until it succeeds.
+    upgraded_from: Device | None = None
 
 
 @dataclass

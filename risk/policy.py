@@ -120,7 +120,7 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
         return None
     mfa_fresh = new_family and session is not None and stepup.satisfies_demand(session.acr)
     chosen = actions.plan(found.signals, context.client, mfa_satisfied=mfa_fresh,
-                          unattested=unattested(context.device))
+                          unattested=unattested(context.device) or unattested(context.upgraded_from))
     # A refused code exchange rolls its new session back: act on the user at the client instead.
     target = None if new_family else session
 

@@ -17,8 +17,8 @@ from core.models import SecurityEvent
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from simulator.ios import IOSDevice
 
-from .test_device_bound_tokens import APP_ID, HEADER, ios_app  # noqa: F401 - fixtures, used by name
-from .test_unattested_devices import Unattested, enable_fallback, purpose_of
+from .test_device_bound_tokens import APP_ID, HEADER, challenge, ios_app  # noqa: F401 - fixtures, used by name
+from .test_unattested_devices import Unattested, enable_fallback, old_iphone, purpose_of  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
 
@@ -130,3 +130,33 @@ def test_a_repeated_parameter_counts_once_as_its_last_value(checked_old_iphone: 
     response = app.login()
     assert response.status_code == 400 and response.json()["error"] == "invalid_client_attestation"
     assert snapshot() == before
+
+
+# --- the upgrade abused ----------------------------------------------------------------------------
+def test_a_thief_abroad_cannot_upgrade_a_stolen_session_past_the_risk_floor(old_iphone: Unattested,
+                                                                          time_machine: Any) -> None:
+    """The refresh token and the (software) DPoP key copied from an old phone; the thief, in
+    another country, upgrades the session with the App Attest key of a genuine iPhone of their
+    own. The upgrading request is judged as the unattested session it still is: the location
+    floor (step-up) applies to it, and the session is not upgraded."""
+    import datetime as dt
+
+    from risk import testing as net
+    from risk.errors import STEP_UP_DESCRIPTION
+
+    time_machine.move_to(dt.datetime(2026, 6, 1, 8, tzinfo=dt.UTC), tick=False)
+    old_iphone.address = {"REMOTE_ADDR": net.PARIS}
+    assert old_iphone.login().status_code == 200
+    time_machine.shift(dt.timedelta(hours=10))
+    thief = old_iphone
+    thief.address = {"REMOTE_ADDR": net.BERLIN}
+    thief.device = IOSDevice(APP_ID, environment="production")  # the thief's own genuine iPhone
+    thief.next_challenge = challenge(thief.client_id, "enroll")
+    response = thief.upgrade()
+    assert response.status_code == 400, response.content
+    assert response.json() == {"error": "invalid_grant", "error_description": STEP_UP_DESCRIPTION}
+    session = DeviceSession.objects.select_related("device").get()
+    assert session.status == SessionStatus.STEP_UP_REQUIRED
+    assert getattr(session.device, "attested", None) is False
+    assert not SecurityEvent.objects.filter(event_type="attestation.session_upgraded").exists()
+    assert SecurityEvent.objects.get(event_type="risk.signal", reason="new_country").details["action"] == "step_up"

@@ -75,6 +75,7 @@ class VigilGrantMixin:
             device=getattr(session, "device", None) if session is not None else None,
             device_signals=self.context.device_signals,
             attestation_failures=self.context.attestation_failures,
+            upgraded_from=self.context.upgraded_from,
         )
         return apply_token_policies(context)
 
