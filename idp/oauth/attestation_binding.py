@@ -190,14 +190,16 @@ def _unattested_refresh(grant: Any, session: DeviceSession, refresh_token: str) 
     it proves; tighter rate; attestation offered again (an ``enroll`` challenge); a refresh
     carrying an enrollment attestation upgrades the family to the attested device."""
     request = grant.request
-    _throttle(grant, session)
     try:
         evidence = device_binding.evidence_from_form(request.form)
         if evidence is not None and not evidence.unattested:
+            # Not throttled: only evidence that verifies issues anything, and leaving the
+            # fallback is what the limit is there to encourage (a failure still counts).
             _upgrade(grant, session, evidence, refresh_token)
             return
     except AttestationError as error:
         _on_refresh_failure(grant, session, error, ChallengePurpose.ENROLL)
+    _throttle(grant, session)
     request.context.attestation_failures = device_binding.current_failures(session)
     request.context.extra_headers.extend(_challenge_header(request.client, ChallengePurpose.ENROLL))
 

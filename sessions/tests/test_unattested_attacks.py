@@ -160,3 +160,25 @@ def test_a_thief_abroad_cannot_upgrade_a_stolen_session_past_the_risk_floor(old_
     assert getattr(session.device, "attested", None) is False
     assert not SecurityEvent.objects.filter(event_type="attestation.session_upgraded").exists()
     assert SecurityEvent.objects.get(event_type="risk.signal", reason="new_country").details["action"] == "step_up"
+
+
+# --- the refresh rate ------------------------------------------------------------------------------
+def test_a_rate_limited_session_may_still_upgrade_and_is_then_unlimited(old_iphone: Unattested,
+                                                                       settings: Any) -> None:
+    settings.SESSIONS_UNATTESTED_REFRESH_LIMIT = 2
+    assert old_iphone.login().status_code == 200
+    assert old_iphone.refresh().status_code == 200 and old_iphone.refresh().status_code == 200
+    before, token = snapshot(), old_iphone.refresh_token
+    limited = old_iphone.refresh()
+    assert limited.status_code == 429 and limited.json()["error"] == "slow_down" and limited["Retry-After"]
+    assert snapshot() == before and old_iphone.refresh_token == token
+    # A script cannot use "evidence" to skip the limit: what does not verify issues nothing.
+    forged = old_iphone.upgrade(bound_secret="another refresh token")
+    assert forged.status_code == 400 and forged.json()["error"] == "invalid_client_attestation"
+    assert snapshot() == before
+    old_iphone.next_challenge = forged[HEADER]
+    upgraded = old_iphone.upgrade()
+    assert upgraded.status_code == 200, upgraded.content
+    for _ in range(3):  # attested now: no such limit
+        assert old_iphone.refresh().status_code == 200
+    assert SecurityEvent.objects.filter(reason="unattested_rate_limited").count() == 1
