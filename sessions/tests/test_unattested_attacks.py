@@ -182,3 +182,68 @@ def test_a_rate_limited_session_may_still_upgrade_and_is_then_unlimited(old_ipho
     for _ in range(3):  # attested now: no such limit
         assert old_iphone.refresh().status_code == 200
     assert SecurityEvent.objects.filter(reason="unattested_rate_limited").count() == 1
+
+
+# --- downgrades and wider scopes -------------------------------------------------------------------
+def test_asking_a_refresh_for_more_scope_gets_the_reduction(old_iphone: Unattested) -> None:
+    import jwt
+
+    assert old_iphone.login().status_code == 200
+    response = old_iphone.refresh(evidence={"scope": "openid profile email"})
+    assert response.status_code == 200, response.content
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert claims["device_attested"] is False and claims["device_health"] == "reduced"
+    assert "email" not in claims["scope"].split() and response.json()["device_attested"] is False
+
+
+def test_a_second_unattested_sign_in_leaves_the_users_attested_session_alone(
+        old_iphone: Unattested, browser: Any, mobile_client: Any) -> None:
+    """The same user, the same client: one iPhone attested, then a script claiming it cannot
+    attest. The script gets its own reduced session; the attested one is untouched."""
+    attested = Unattested(browser, old_iphone.client_id, IOSDevice(APP_ID, environment="production"),
+                          ECKey.generate_key("P-256", private=True))
+    attested.attested = True
+    attested.evidence = lambda binding, purpose: (  # type: ignore[method-assign]
+        attested.device.enrollment_params(binding) if purpose == "enroll"
+        else attested.device.assertion_params(binding))
+    assert attested.login().status_code == 200
+    first = DeviceSession.objects.get()
+    assert old_iphone.login().status_code == 200
+    assert DeviceSession.objects.get(pk=first.pk).device_id == first.device_id
+    assert getattr(DeviceSession.objects.get(pk=first.pk).device, "attested", None) is True
+    assert attested.refresh().status_code == 200
+    bare = attested.refresh(evidence={})
+    assert bare.status_code == 400 and bare.json()["error"] == "use_attestation_challenge"
+
+
+# --- the upgrade replayed, lost, retried -----------------------------------------------------------
+def test_a_lost_upgrade_response_is_retried_with_an_assertion(old_iphone: Unattested) -> None:
+    assert old_iphone.login().status_code == 200
+    lost_token = old_iphone.refresh_token
+    assert old_iphone.upgrade().status_code == 200
+    successor = old_iphone.refresh_token
+    old_iphone.refresh_token, old_iphone.next_challenge = lost_token, ""  # the answer never arrived
+    retried = old_iphone.refresh()  # an assertion of the new key over a refresh challenge
+    assert retried.status_code == 200, retried.content
+    assert retried.json()["refresh_token"] == successor
+    assert SecurityEvent.objects.filter(event_type="oauth.refresh_retried").count() == 1
+    assert SecurityEvent.objects.filter(event_type="attestation.session_upgraded").count() == 1
+
+
+def test_a_replayed_upgrade_request_upgrades_nothing_more(old_iphone: Unattested) -> None:
+    """The upgrade's form captured on the network and sent again (with a fresh DPoP proof of
+    the copied key): its enroll challenge is spent; nothing changes."""
+    assert old_iphone.login().status_code == 200
+    binding = RequestBinding(old_iphone.next_challenge, old_iphone.client_id, "refresh_token",
+                             grant_hash(old_iphone.refresh_token), dpop_jkt=old_iphone.jkt())
+    form = old_iphone.device.enrollment_params(binding)
+    presented = old_iphone.refresh_token
+    assert old_iphone.refresh(evidence=form).status_code == 200
+    before = snapshot()
+    old_iphone.refresh_token = presented
+    replayed = old_iphone.refresh(evidence=form)
+    assert replayed.status_code == 400, replayed.content
+    assert replayed.json()["error"] == "use_attestation_challenge"  # an enrollment proves no attested session
+    assert Device.objects.filter(attested=True).count() == 1
+    assert SecurityEvent.objects.filter(event_type="attestation.session_upgraded").count() == 1
+    assert snapshot()[0] == before[0]
