@@ -76,3 +76,32 @@ def test_a_reinstall_meanwhile_is_flagged_through_the_old_token(enrolled: Device
     assert devicecheck_flag_device.run(enrolled.pk) is True
     third = enroll(dc_app, phone.reinstall(), binding_for)
     assert third.verdict["devicecheck"]["bit0"] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_flag_tasks_racing_flag_once(enrolled: Device, phone: IOSDevice,  # noqa: F811
+                                     devicecheck: DeviceCheckStandIn) -> None:
+    """The task and a sweep's copy of it (or a redelivery) at the same moment: both answer
+    flagged, the bit is set, one confirmation is stored, Apple got at most one update each."""
+    from django.db import connection
+
+    from tests.concurrency import run_concurrently
+
+    # As revoke_and_flag_device leaves it, without queuing (autocommit would run on_commit now).
+    Device.objects.filter(pk=enrolled.pk).update(status="revoked", devicecheck_flag_requested_at=timezone.now())
+    sent = len(devicecheck.requests)
+
+    def work(_: int) -> bool:
+        try:
+            return devicecheck_flag_device.run(enrolled.pk)
+        finally:
+            connection.close()
+
+    assert run_concurrently(4, work) == [True] * 4
+    assert len(devicecheck.requests) - sent <= 4
+    assert devicecheck.state_of(phone.physical_id)["bit0"] is True  # type: ignore[index]
+    enrolled.refresh_from_db()
+    assert enrolled.devicecheck_flagged_at is not None
+    pending_an_hour(enrolled)
+    assert devicecheck_flag_pending() == 0
