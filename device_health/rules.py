@@ -256,15 +256,34 @@ def _load_rules(client: Any) -> tuple[RuleSpec, ...]:
                  r.user_message)
         for r in policy.rules.all() if r.enabled
     ]
-    names = {r.name for r in own}
-    chosen = {r.condition for r in own if r.condition in GRADED and r.platform in ("", Platform.ANDROID)}
     scopes, lifetime = policy.reduced_scopes or None, policy.reduced_lifetime
     own += [
         replace(r, scopes=scopes, lifetime=lifetime) for r in defaults
-        if r.name not in names and r.condition not in chosen
+        if not any(_replaces(mine, r) for mine in own)
         and (policy.include_default_rules or r.condition in GRADED)
     ]
     return tuple(own)
+
+
+def integrity_rank(param: str) -> int:
+    """The device-recognition level an ``integrity_below`` parameter asks for, as ``_integrity``
+    reads it (empty: ``basic``; unknown: ``basic``; ``none`` / ``virtual``: nothing)."""
+    return INTEGRITY_RANK.get(param or "basic", 1)
+
+
+def _replaces(own: RuleSpec, default: RuleSpec) -> bool:
+    """Whether a client's own rule takes a default's place. A graded default (a refusal the
+    verifiers used to make) gives way only to a choice that covers it: a rule on its fact, for
+    Android or any platform, and for device recognition one asking for at least the default's
+    level (``basic=reduce`` alone leaves ``deny below device`` in place). Its name alone is not
+    enough: an iOS rule named ``rooted-boot`` must not lift the Android refusal. Other defaults
+    give way to a rule of the same name."""
+    if default.condition not in GRADED:
+        return own.name == default.name
+    if own.condition != default.condition or own.platform not in ("", Platform.ANDROID):
+        return False
+    return own.condition != GradedFact.INTEGRITY_BELOW or integrity_rank(own.parameter) >= integrity_rank(
+        default.parameter)
 
 
 def decide(rules: Sequence[RuleSpec], facts: HealthFacts, platform: str, now: datetime) -> Decision:

@@ -118,3 +118,144 @@ def test_an_exchange_for_a_device_whose_client_now_denies_it_is_refused(
     assert "rule rooted-boot" in response.json()["error_description"]
     assert AccessToken.objects.count() == tokens
     assert snapshot()[0] == DENY
+
+
+# ------------------------------------------------------------------ a careless admin's rules
+
+
+def test_choosing_a_lower_recognition_level_does_not_relax_the_default(phone: HealthApp, mobile_client: Any,
+                                                                       android_app: RegisteredApp) -> None:
+    """``--on-integrity-below basic=reduce`` says what a device without basic integrity earns;
+    it says nothing about one with basic only, which the default (below ``device``: deny) keeps
+    refusing. Before the fix any own integrity rule replaced the default: the basic-only device
+    got full access."""
+    choose(mobile_client.client, levels={"basic": REDUCE})
+    assert refusals_for(android_app).min_integrity == "device"
+    phone.device.verdict_forge = {"device_verdicts": ("MEETS_BASIC_INTEGRITY",)}
+    refused(phone.login(), "integrity_verdict_insufficient")
+    nothing_stored()
+
+
+def test_choosing_the_default_level_or_a_stricter_one_replaces_it(phone: HealthApp, mobile_client: Any,
+                                                                  android_app: RegisteredApp) -> None:
+    """The control: a choice that covers the default's devices (below ``strong``) is the
+    client's, as documented; the basic-only device is reduced, not refused."""
+    choose(mobile_client.client, levels={"strong": REDUCE})
+    assert refusals_for(android_app).min_integrity is None
+    phone.device.verdict_forge = {"device_verdicts": ("MEETS_BASIC_INTEGRITY",)}
+    response = phone.login()
+    assert response.status_code == 200 and access_claims(response)["device_health"] == "reduced"
+
+
+@pytest.mark.parametrize("outcome", [ALLOW, DENY])
+def test_an_ios_rule_named_like_an_android_default_does_not_lift_it(
+    phone: HealthApp, mobile_client: Any, android_app: RegisteredApp, outcome: str
+) -> None:
+    """A rule for iOS on an Android-only fact, named ``rooted-boot`` like the default: before the
+    fix the name alone removed the Android default, and a rooted Android phone got full access."""
+    policy = HealthPolicy.objects.create(client=mobile_client.client)
+    HealthRule.objects.create(policy=policy, name="rooted-boot", platform=Platform.IOS,
+                              condition="boot_not_verified", outcome=outcome)
+    assert refusals_for(android_app).unverified_boot
+    phone.leaf = {**fresh_patch(), "verified_boot_state": "Unverified"}
+    refused(phone.login(), "boot_state_unverified")
+    nothing_stored()
+
+
+def test_a_disabled_choice_gives_the_fact_back_to_its_default(phone: HealthApp, mobile_client: Any,
+                                                              android_app: RegisteredApp) -> None:
+    choose(mobile_client.client, (G.BOOTLOADER_UNLOCKED, ALLOW))
+    assert not refusals_for(android_app).unlocked_bootloader
+    HealthRule.objects.filter(name="unlocked-bootloader").update(enabled=False)
+    from core import config_cache
+
+    config_cache.changed()  # update() sends no signal (core/config_cache.py)
+    assert refusals_for(android_app).unlocked_bootloader
+    phone.leaf = {**fresh_patch(), "device_locked": False}
+    refused(phone.login(), "bootloader_unlocked")
+    nothing_stored()
+
+
+# ------------------------------------------------------------------ the verifier and the token policy agree
+
+GOOD = {"key_security_level": "tee", "verified_boot_state": "Verified", "bootloader_locked": True,
+        "device_recognition": "strong", "genuine_app": True, "app_licensed": True}
+BAD: list[tuple[str, Any]] = [
+    ("key_security_level", "software"), ("verified_boot_state", "Unverified"), ("verified_boot_state", "SelfSigned"),
+    ("bootloader_locked", False), ("device_recognition", "device"), ("device_recognition", "basic"),
+    ("device_recognition", "virtual"), ("device_recognition", "none"), ("genuine_app", False),
+    ("app_licensed", False),
+]
+LEVEL_RANK = {"none": 0, "virtual": 0, "basic": 1, "device": 2, "strong": 3}
+
+
+def verifier_refuses(refusals: Refusals, name: str, value: Any) -> bool:
+    """What ``attestation/android`` does with ``refusals`` for one bad fact."""
+    if name == "device_recognition":
+        return refusals.min_integrity is not None and LEVEL_RANK[value] < LEVEL_RANK[refusals.min_integrity]
+    return {"key_security_level": refusals.software_key, "verified_boot_state": refusals.unverified_boot,
+            "bootloader_locked": refusals.unlocked_bootloader, "genuine_app": refusals.unrecognized_app,
+            "app_licensed": refusals.unlicensed}[name]
+
+
+def random_rules(rng: Any, policy: HealthPolicy) -> None:
+    names = ["rooted-boot", "integrity-failed", "software-key", "unlocked-bootloader"]
+    for i in range(rng.randint(0, 5)):
+        condition = rng.choice([*G, "patch_older_than"])
+        name = rng.choice(names + [f"r{i}"])
+        names = [n for n in names if n != name]
+        HealthRule.objects.create(
+            policy=policy, order=i, name=name,
+            enabled=rng.random() > 0.2, platform=rng.choice(["", "android", "ios"]), condition=condition,
+            parameter=rng.choice(["", "basic", "device", "strong", "none", "DEVICE"])
+            if condition == G.INTEGRITY_BELOW else "",
+            outcome=rng.choice(list(HealthOutcome)))
+    HealthRule.objects.filter(policy=policy, condition="patch_older_than").update(parameter="1")
+
+
+def test_the_verifier_refuses_exactly_what_the_rules_deny(mobile_client: Any, android_app: RegisteredApp) -> None:
+    """For random rule sets (conflicting outcomes on one fact, any-platform and platform rules,
+    iOS rules on Android facts, disabled rules, default names, odd integrity parameters, with
+    and without the other defaults) and every bad value of every graded fact: the verifier
+    refuses it if and only if the token policy would deny it. Neither lets through what the
+    other refuses."""
+    import random
+
+    from django.utils import timezone
+
+    from core import config_cache
+    from device_health.facts import Fact, HealthFacts
+    from device_health.rules import decide, rules_for_client
+
+    rng, now = random.Random(17), timezone.now()
+    for levels in ("device", "basic", "strong"):
+        android_app.min_integrity_level = levels
+        android_app.allow_software_keys = rng.random() > 0.5
+        android_app.save()
+        for _ in range(60):
+            HealthPolicy.objects.filter(client=mobile_client.client).delete()
+            if rng.random() > 0.1:
+                policy = HealthPolicy.objects.create(client=mobile_client.client,
+                                                     include_default_rules=rng.random() > 0.5)
+                random_rules(rng, policy)
+            config_cache.changed()
+            app = RegisteredApp.objects.select_related("client").get(pk=android_app.pk)
+            refusals, rules = refusals_for(app), rules_for_client(app.client)
+            for name, value in BAD:
+                facts = HealthFacts({k: Fact(v, "test", "hardware_attested") for k, v in {**GOOD, name: value}.items()})
+                denied = decide(rules, facts, "android", now).outcome == DENY
+                assert verifier_refuses(refusals, name, value) == denied, (name, value, rules, refusals)
+
+
+def test_an_integrity_parameter_is_read_alike_by_the_verifier_and_the_rule(
+    mobile_client: Any, android_app: RegisteredApp
+) -> None:
+    """A rule written outside the admin (``HealthRule.clean`` refuses it there): ``deny below
+    none`` never fires, so the verifier must not read it as ``basic`` and refuse a device the
+    token policy allows (here by the client's ``device=allow``)."""
+    policy = HealthPolicy.objects.create(client=mobile_client.client)
+    HealthRule.objects.create(policy=policy, order=0, name="no-integrity", condition=G.INTEGRITY_BELOW,
+                              parameter="none", outcome=DENY)
+    HealthRule.objects.create(policy=policy, order=1, name="weak", condition=G.INTEGRITY_BELOW,
+                              parameter="device", outcome=ALLOW)
+    assert refusals_for(android_app).min_integrity is None
