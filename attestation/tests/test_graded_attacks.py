@@ -259,3 +259,38 @@ def test_an_integrity_parameter_is_read_alike_by_the_verifier_and_the_rule(
     HealthRule.objects.create(policy=policy, order=1, name="weak", condition=G.INTEGRITY_BELOW,
                               parameter="device", outcome=ALLOW)
     assert refusals_for(android_app).min_integrity is None
+
+
+# ------------------------------------------------------------------ every token minted for a reduced device
+
+
+def test_the_id_token_of_a_reduced_device_carries_only_the_reduced_scopes_claims(
+    phone: HealthApp, mobile_client: Any, user: Any
+) -> None:
+    """The ID token put the claims of the session's granted scope (``email``) beside an access
+    token reduced to ``openid profile``, at the code exchange and at every refresh: the
+    reduction leaked what it withholds at userinfo."""
+    assert user.email
+    response = rooted_and_reduced(phone, mobile_client)
+    for issued in (response, phone.refresh()):
+        assert issued.status_code == 200, issued.content
+        assert issued.json()["scope"] == "openid profile"
+        id_token = _claims(issued.json()["id_token"])
+        assert "email" not in id_token and "email_verified" not in id_token
+        assert id_token["preferred_username"] == user.get_username()
+
+
+def test_a_reduction_without_openid_issues_no_id_token(phone: HealthApp, mobile_client: Any) -> None:
+    choices.choose(mobile_client.client, [choices.FactChoice(G.BOOTLOADER_UNLOCKED, REDUCE)],
+                   reduced_scopes="profile")
+    phone.leaf = {**fresh_patch(), "device_locked": False}
+    for issued in (phone.login(), phone.refresh()):
+        assert issued.status_code == 200, issued.content
+        assert issued.json()["scope"] == "profile" and "id_token" not in issued.json()
+
+
+def _claims(token: str) -> dict[str, Any]:
+    import json
+
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
