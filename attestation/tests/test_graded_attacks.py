@@ -294,3 +294,91 @@ def _claims(token: str) -> dict[str, Any]:
 
     payload = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+# ------------------------------------------------------------------ a policy change reaches enrolled devices
+
+TIGHTENINGS = [
+    pytest.param(REDUCE, STEP_UP, "Step-up required", id="reduce-to-step-up"),
+    pytest.param(ALLOW, DENY, "rule rooted-boot", id="allow-to-deny"),
+    pytest.param(REDUCE, DENY, "rule rooted-boot", id="reduce-to-deny"),
+]
+
+
+@pytest.mark.parametrize("one_statement", [True, False], ids=["one-statement", "transactional"])
+@pytest.mark.parametrize(("first", "then", "said"), TIGHTENINGS)
+def test_a_tightened_choice_reaches_the_enrolled_device_at_its_next_refresh(
+    settings: Any, phone: HealthApp, mobile_client: Any, one_statement: bool, first: str, then: str, said: str
+) -> None:
+    """On both rotation paths (``sessions/flows/rotation_statement.py`` and the transactional
+    one): the stored Key Attestation facts meet the new rule; nothing is issued or rotated."""
+    settings.SESSIONS_ROTATE_IN_ONE_STATEMENT = one_statement
+    choose(mobile_client.client, (G.BOOT_NOT_VERIFIED, first))
+    phone.leaf = {**fresh_patch(), "verified_boot_state": "Unverified"}
+    assert phone.login().status_code == 200
+    assert phone.refresh().status_code == 200  # the refresh path has run (and cached the rules) once
+    choose(mobile_client.client, (G.BOOT_NOT_VERIFIED, then))
+    before, presented = counts(), phone.refresh_token
+    response = phone.refresh()
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant", response.content
+    assert said in response.json()["error_description"]
+    assert counts() == before
+    assert RefreshToken.objects.get(token_hash=_hash(presented)).rotated_at is None
+    assert DeviceHealth.objects.get().outcome == then
+
+
+def _hash(raw: str) -> str:
+    from core.crypto import token_digest
+
+    return token_digest(raw)
+
+
+def reuse_verdicts(phone: HealthApp) -> None:
+    """The app sends no verdict at its refreshes (the client's max age lets the last one stand)."""
+    device = phone.device
+    plain = type(device).refresh_params
+    device.refresh_params = lambda binding, **kw: plain(device, binding, integrity=None)  # type: ignore[method-assign]
+
+
+def test_a_tightened_integrity_choice_meets_a_reused_verdict(
+    phone: HealthApp, mobile_client: Any, android_app: RegisteredApp
+) -> None:
+    """``play_integrity_max_age_minutes`` lets the stored verdict stand at a refresh: the
+    verifier sees no verdict to refuse, so the token policy must refuse the stored one."""
+    android_app.play_integrity_max_age_minutes = 10
+    android_app.save()
+    choose(mobile_client.client, levels={"device": REDUCE})
+    phone.device.verdict_forge = {"device_verdicts": ("MEETS_BASIC_INTEGRITY",)}
+    assert access_claims(phone.login())["device_health"] == "reduced"
+    reuse_verdicts(phone)
+    kept = phone.refresh()
+    assert kept.status_code == 200 and access_claims(kept)["device_health"] == "reduced"  # no escape by reuse
+    choose(mobile_client.client, levels={"device": DENY})
+    before = counts()
+    response = phone.refresh()
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant", response.content
+    assert "integrity-below-device" in response.json()["error_description"]
+    assert counts() == before and DeviceHealth.objects.get().outcome == DENY
+
+
+def test_a_tightened_choice_reaches_a_process_holding_the_old_rules(
+    phone: HealthApp, mobile_client: Any, android_app: RegisteredApp, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Another web worker holds the client's rules (and what its verifiers refuse) in its
+    config cache; the admin's change is published on commit and that copy is not served."""
+    from core import config_cache
+
+    choose(mobile_client.client, (G.BOOT_NOT_VERIFIED, REDUCE))
+    phone.leaf = {**fresh_patch(), "verified_boot_state": "Unverified"}
+    assert phone.login().status_code == 200 and phone.refresh().status_code == 200
+    assert not refusals_for(android_app).unverified_boot
+    other_worker = dict(config_cache._copies)
+    assert other_worker and config_cache._shared_generation() is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        choose(mobile_client.client, (G.BOOT_NOT_VERIFIED, DENY))
+    config_cache._copies.update(other_worker)  # what the other worker still holds
+    assert refusals_for(android_app).unverified_boot
+    before = counts()
+    response = phone.refresh()
+    assert response.status_code == 400 and "rule rooted-boot" in response.json()["error_description"]
+    assert counts() == before
