@@ -382,3 +382,72 @@ def test_a_tightened_choice_reaches_a_process_holding_the_old_rules(
     response = phone.refresh()
     assert response.status_code == 400 and "rule rooted-boot" in response.json()["error_description"]
     assert counts() == before
+
+
+# ------------------------------------------------------------------ inconsistent evidence
+
+
+@pytest.fixture
+def root_of_trust_in_software_list(monkeypatch: Any) -> None:
+    """A TEE attestation whose rootOfTrust is in ``softwareEnforced`` (what the OS, not the TEE,
+    vouches for) and absent from ``teeEnforced``: the leaf as a rooted OS would like it."""
+    from attestation.testing import google_pki
+
+    plain = google_pki._auth_list
+
+    def moved(values: dict[str, Any]) -> Any:
+        if "creation_date_time" in values:  # the software list
+            values = {**values, "root_of_trust": {"verified_boot_key": b"\x01" * 32, "device_locked": True,
+                                                  "verified_boot_state": "Verified", "verified_boot_hash": b"\x02" * 32}}
+        else:
+            values = {k: v for k, v in values.items() if k != "root_of_trust"}
+        return plain(values)
+
+    monkeypatch.setattr(google_pki, "_auth_list", moved)
+
+
+@pytest.mark.usefixtures("root_of_trust_in_software_list")
+def test_a_software_listed_root_of_trust_does_not_vouch_for_a_tee_key(phone: HealthApp, mobile_client: Any) -> None:
+    """The verifier judges the TEE's rootOfTrust only (none here: boot unverified, unlocked);
+    the facts stored for the policy must be the same ones. Before the fix they were read from
+    the software list (``Verified``, locked, "hardware_attested"), so a client reducing rooted
+    devices gave this one full access."""
+    choose(mobile_client.client, (G.BOOT_NOT_VERIFIED, REDUCE), (G.BOOTLOADER_UNLOCKED, REDUCE))
+    response = phone.login()
+    assert response.status_code == 200, response.content
+    assert access_claims(response)["device_health"] == "reduced"
+    facts = DeviceHealth.objects.get().facts
+    assert facts["verified_boot_state"]["value"] == "Missing" and facts["bootloader_locked"]["value"] is False
+    assert Device.objects.get().verdict["key_attestation"]["root_of_trust"] is None
+
+
+@pytest.mark.usefixtures("root_of_trust_in_software_list")
+def test_a_software_listed_root_of_trust_is_refused_by_default(phone: HealthApp) -> None:
+    refused(phone.login(), "boot_state_unverified")
+    nothing_stored()
+
+
+def test_a_hardware_attestation_of_a_software_keymint_is_a_software_key(phone: HealthApp, mobile_client: Any) -> None:
+    """attestationSecurityLevel TEE but keyMintSecurityLevel Software: the weaker counts."""
+    phone.leaf = {**fresh_patch(), "keymint_security_level": "Software"}
+    refused(phone.login(), "security_level_insufficient")
+    nothing_stored()
+    choose(mobile_client.client, (G.SOFTWARE_KEY, REDUCE))
+    response = phone.login()
+    assert response.status_code == 200 and access_claims(response)["device_health"] == "reduced"
+    facts = DeviceHealth.objects.get().facts
+    assert facts["key_security_level"]["value"] == "software" and facts["os_patch_level"]["trust"] == "software_attested"
+
+
+def test_a_locked_bootloader_with_a_basic_only_verdict_is_graded_by_the_verdict(
+    phone: HealthApp, mobile_client: Any
+) -> None:
+    """Key Attestation (Verified, locked) and Play Integrity (basic only) disagree: each fact is
+    graded on its own and the strictest outcome wins; by default the verdict refuses."""
+    phone.device.verdict_forge = {"device_verdicts": ("MEETS_BASIC_INTEGRITY",)}
+    refused(phone.login(), "integrity_verdict_insufficient")
+    nothing_stored()
+    choose(mobile_client.client, levels={"device": REDUCE})
+    response = phone.login()
+    assert response.status_code == 200 and access_claims(response)["device_health"] == "reduced"
+    assert DeviceHealth.objects.get().deciding_rule == "integrity-below-device"
