@@ -308,7 +308,8 @@ TIGHTENINGS = [
 @pytest.mark.parametrize("one_statement", [True, False], ids=["one-statement", "transactional"])
 @pytest.mark.parametrize(("first", "then", "said"), TIGHTENINGS)
 def test_a_tightened_choice_reaches_the_enrolled_device_at_its_next_refresh(
-    settings: Any, phone: HealthApp, mobile_client: Any, one_statement: bool, first: str, then: str, said: str
+    settings: Any, phone: HealthApp, mobile_client: Any, one_statement: bool, first: HealthOutcome,
+    then: HealthOutcome, said: str
 ) -> None:
     """On both rotation paths (``sessions/flows/rotation_statement.py`` and the transactional
     one): the stored Key Attestation facts meet the new rule; nothing is issued or rotated."""
@@ -327,7 +328,7 @@ def test_a_tightened_choice_reaches_the_enrolled_device_at_its_next_refresh(
     assert DeviceHealth.objects.get().outcome == then
 
 
-def _hash(raw: str) -> str:
+def _hash(raw: str) -> bytes:
     from core.crypto import token_digest
 
     return token_digest(raw)
@@ -337,7 +338,7 @@ def reuse_verdicts(phone: HealthApp) -> None:
     """The app sends no verdict at its refreshes (the client's max age lets the last one stand)."""
     device = phone.device
     plain = type(device).refresh_params
-    device.refresh_params = lambda binding, **kw: plain(device, binding, integrity=None)  # type: ignore[method-assign]
+    device.refresh_params = lambda binding, **kw: plain(device, binding, integrity=None)
 
 
 def test_a_tightened_integrity_choice_meets_a_reused_verdict(
