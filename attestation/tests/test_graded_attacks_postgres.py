@@ -13,8 +13,8 @@ import pytest
 
 from attestation.testing import google_pki as g
 from device_health.models import DeviceHealth, HealthOutcome
-from sessions.models import AccessToken
 from idp.tests.conftest import browser, mobile_client, user  # noqa: F401
+from sessions.models import AccessToken
 from tests.concurrency import run_concurrently
 
 from .test_graded_trust import ROOTED, G, Phone, choose
