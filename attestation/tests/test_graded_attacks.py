@@ -452,3 +452,37 @@ def test_a_locked_bootloader_with_a_basic_only_verdict_is_graded_by_the_verdict(
     response = phone.login()
     assert response.status_code == 200 and access_claims(response)["device_health"] == "reduced"
     assert DeviceHealth.objects.get().deciding_rule == "integrity-below-device"
+
+
+# ------------------------------------------------------------------ every grant that can mint a token
+
+
+def test_the_device_grant_mints_nothing_for_a_client_that_requires_attestation(
+    browser: Any, mobile_client: Any, android_app: RegisteredApp
+) -> None:
+    """A careless admin adds the device authorization grant (RFC 8628) to the attested app's
+    client: a device grant binds no device, so it must not become a way around attestation
+    (and the health policy that grades it). Before the fix the poll returned full tokens."""
+    from idp.oauth.grants.device_code import DEVICE_CODE
+
+    client = mobile_client.client
+    client.grant_types = [*client.grant_types, DEVICE_CODE]
+    client.save()
+    android_app.require_attestation = False  # the device code is started before attestation is required
+    android_app.save()
+    started = form_post(HttpClient(), reverse("device-authorization"),
+                        {"client_id": client.client_id, "scope": "openid profile email"})
+    assert started.status_code == 200, started.content
+    assert browser.post(reverse("device"), {"user_code": started.json()["user_code"], "decision": "approve"}
+                        ).status_code in (200, 302)
+    android_app.require_attestation = True
+    android_app.save()
+    polled = form_post(HttpClient(), reverse("token"), {
+        "grant_type": DEVICE_CODE, "device_code": started.json()["device_code"], "client_id": client.client_id})
+    assert polled.status_code == 400 and polled.json()["error"] == "unauthorized_client", polled.content
+    again = form_post(HttpClient(), reverse("device-authorization"), {"client_id": client.client_id})
+    assert again.status_code == 400 and again.json()["error"] == "unauthorized_client", again.content
+    assert AccessToken.objects.count() == 0 and RefreshToken.objects.count() == 0
+    assert DeviceSession.objects.count() == 0
+    assert SecurityEvent.objects.filter(event_type="oauth.device_authorization", reason="attestation_required",
+                                        outcome="denied").count() == 2
