@@ -486,3 +486,30 @@ def test_the_device_grant_mints_nothing_for_a_client_that_requires_attestation(
     assert DeviceSession.objects.count() == 0
     assert SecurityEvent.objects.filter(event_type="oauth.device_authorization", reason="attestation_required",
                                         outcome="denied").count() == 2
+
+
+def test_the_same_key_enrolled_again_with_worse_facts_grades_every_session_of_the_device(
+    phone: HealthApp, mobile_client: Any
+) -> None:
+    """Genuine KeyMint attests a key once (the challenge is fixed at generation), so this takes a
+    simulator; still: a second enrollment of the same key that reports a rooted boot replaces
+    the device's facts (one Device row), is recorded, and the first session's next refresh is
+    reduced too: the device's sessions share its facts."""
+    choose(mobile_client.client, (G.BOOT_NOT_VERIFIED, REDUCE))
+    first = HealthApp(phone.browser, phone.client_id, phone.device)
+    assert first.login().status_code == 200 and snapshot()[0] == ALLOW
+    phone.leaf = {**fresh_patch(), "verified_boot_state": "Unverified"}
+    assert access_claims(phone.login())["device_health"] == "reduced"
+    assert Device.objects.count() == 1 and DeviceSession.objects.count() == 2
+    assert SecurityEvent.objects.filter(event_type=COMPLIANCE_EVENT, details__new_outcome=REDUCE).exists()
+    assert access_claims(first.refresh())["device_health"] == "reduced"
+
+
+def test_the_same_key_enrolled_again_with_denied_facts_changes_nothing(phone: HealthApp) -> None:
+    first = HealthApp(phone.browser, phone.client_id, phone.device)
+    assert first.login().status_code == 200
+    before, facts = counts(), DeviceHealth.objects.get().facts
+    phone.leaf = {**fresh_patch(), "verified_boot_state": "Unverified"}
+    refused(phone.login(), "boot_state_unverified")
+    assert counts() == before and DeviceHealth.objects.get().facts == facts
+    assert Device.objects.get().verdict["key_attestation"]["root_of_trust"]["verified_boot_state"] == "Verified"
