@@ -8,7 +8,7 @@ test:
 	./scripts/test.sh $(ARGS)
 
 demo:
-	./scripts/demo.sh
+	./scripts/demo.sh $(ARGS)
 
 bench:
 	./scripts/bench.sh

@@ -68,6 +68,10 @@ def _missing_service(marker: str) -> str | None:
     if marker == "prometheus":
         missing = [path for path in ("/usr/bin/prometheus", "/usr/bin/promtool") if not os.path.exists(path)]
         return f"needs {' and '.join(missing)} (apt-get install prometheus)" if missing else None
+    if marker == "kotlin":
+        if not shutil.which("kotlinc") or not shutil.which("java"):
+            return "needs kotlinc and java to compile the Kotlin listings of docs/mobile (apt-get install kotlin)"
+        return None
     if marker == "a11y":
         return _missing_service("browser") or _axe_missing()
     if marker == "browser":
@@ -80,7 +84,7 @@ def _missing_service(marker: str) -> str | None:
     return None
 
 
-SERVICE_MARKERS = ("postgres", "redis", "celery", "browser", "nginx", "a11y", "prometheus")
+SERVICE_MARKERS = ("postgres", "redis", "celery", "browser", "nginx", "a11y", "prometheus", "kotlin")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -56,24 +56,52 @@ class RegisteredAppForm(forms.ModelForm):
 @admin.register(RegisteredApp)
 class RegisteredAppAdmin(admin.ModelAdmin):
     form = RegisteredAppForm
-    list_display = ["__str__", "client", "platform", "require_attestation", "min_integrity_level"]
-    list_filter = ["platform", "require_attestation", "min_integrity_level", "ios_environment"]
+    list_display = ["__str__", "client", "platform", "require_attestation", "allow_unattested_devices",
+                    "min_integrity_level", "devicecheck_mode"]
+    list_filter = ["platform", "require_attestation", "allow_unattested_devices", "min_integrity_level",
+                   "ios_environment", "devicecheck_mode", "devicecheck_on_failure"]
     search_fields = ["client__client_id", "ios_bundle_id", "ios_team_id", "android_package_name"]
     raw_id_fields = ["client"]
 
 
+def _flag_state(device: Device) -> str:
+    if device.devicecheck_flagged_at is not None:
+        return "flagged"
+    return "pending" if device.devicecheck_flag_requested_at is not None else ""
+
+
+class DeviceCheckFlagFilter(admin.SimpleListFilter):
+    """Devices flagged at Apple (DeviceCheck), or waiting for Apple to confirm."""
+
+    title = "DeviceCheck flag"
+    parameter_name = "devicecheck_flag"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("flagged", "Flagged at Apple"), ("pending", "Flag pending")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> QuerySet[Device]:
+        if self.value() == "flagged":
+            return queryset.filter(devicecheck_flagged_at__isnull=False)
+        if self.value() == "pending":
+            return queryset.filter(devicecheck_flag_requested_at__isnull=False, devicecheck_flagged_at__isnull=True)
+        return queryset
+
+
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = ["key_id", "platform", "app", "status", "security_level", "counter", "last_attested_at"]
-    list_filter = ["platform", "status", "security_level", "requires_reattestation"]
+    list_display = ["key_id", "platform", "app", "status", "attested", "security_level", "counter",
+                    "last_attested_at", "devicecheck_flag"]
+    list_filter = ["platform", "status", "attested", "security_level", "requires_reattestation",
+                   DeviceCheckFlagFilter]
     search_fields = ["key_id"]
     readonly_fields = [
         "platform", "app", "key_id", "public_key", "counter", "security_level", "verdict",
         "first_attested_at", "last_attested_at", "last_asserted_at", "status", "status_reason",
-        "status_changed_at", "requires_reattestation",
+        "status_changed_at", "requires_reattestation", "attested", "devicecheck_flag_requested_at",
+        "devicecheck_flagged_at",
     ]
-    exclude = ["receipt"]
-    actions = ["suspend", "revoke", "require_reattestation", "reactivate"]
+    exclude = ["receipt", "devicecheck_token_encrypted"]
+    actions = ["suspend", "revoke", "revoke_and_flag", "require_reattestation", "reactivate"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -91,6 +119,18 @@ class DeviceAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected devices")
     def revoke(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         self._apply(request, queryset, registry.revoke_device, "revoked")
+
+    @admin.action(description="Revoke for abuse and flag on Apple (DeviceCheck bit)")
+    def revoke_and_flag(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        devices = list(queryset.select_related("app__client"))
+        queued = sum(registry.revoke_and_flag_device(d, reason="admin: revoked for abuse", actor=request.user)
+                     for d in devices)
+        self.message_user(request, f"{len(devices)} device(s) revoked; {queued} queued to be flagged at Apple "
+                          "(the others never sent a DeviceCheck token).", messages.SUCCESS)
+
+    @admin.display(description="DeviceCheck flag")
+    def devicecheck_flag(self, device: Device) -> str:
+        return _flag_state(device)
 
     @admin.action(description="Require re-attestation")
     def require_reattestation(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:

@@ -60,6 +60,53 @@ class AppSettings:
         environment) replaces the shipped root."""
         return _list("APPLE_ROOT_CERTS", []) or [str(CERTS_DIR / "apple" / "Apple_App_Attestation_Root_CA.pem")]
 
+    # ------------------------------------------------------------------ Apple DeviceCheck
+    @property
+    def DEVICECHECK_BASE_URL(self) -> str:
+        """Apple's DeviceCheck server API for production apps. Default
+        ``https://api.devicecheck.apple.com``; development apps use ``DEVICECHECK_DEVELOPMENT_BASE_URL``."""
+        return str(_get("DEVICECHECK_BASE_URL", "https://api.devicecheck.apple.com")).rstrip("/")
+
+    @property
+    def DEVICECHECK_DEVELOPMENT_BASE_URL(self) -> str:
+        """Default ``https://api.development.devicecheck.apple.com``."""
+        return str(_get("DEVICECHECK_DEVELOPMENT_BASE_URL", "https://api.development.devicecheck.apple.com")).rstrip("/")
+
+    @property
+    def DEVICECHECK_SIGNING_KEY(self) -> str:
+        """PEM of the team's DeviceCheck private key (the ``.p8`` file), or a path to it. Default:
+        ``ATTESTATION_APPLE_RECEIPT_SIGNING_KEY`` (the same kind of Apple key signs both)."""
+        value = str(_get("DEVICECHECK_SIGNING_KEY", "") or _get("APPLE_RECEIPT_SIGNING_KEY", ""))
+        if value and "-----BEGIN" not in value and Path(value).is_file():
+            return Path(value).read_text()
+        return value
+
+    @property
+    def DEVICECHECK_KEY_ID(self) -> str:
+        """Key id of that key (the JWT ``kid``). Default: ``ATTESTATION_APPLE_RECEIPT_KEY_ID``."""
+        return str(_get("DEVICECHECK_KEY_ID", "") or _get("APPLE_RECEIPT_KEY_ID", ""))
+
+    @property
+    def DEVICECHECK_TIMEOUT(self) -> float:
+        """Seconds per DeviceCheck request (connect and read). Default 5: it runs inside a token request."""
+        return float(_get("DEVICECHECK_TIMEOUT", 5))
+
+    @property
+    def DEVICECHECK_ABUSE_BIT(self) -> int:
+        """Which of the two bits "revoke and flag on Apple" sets: 0 (default) or 1."""
+        return 1 if _int("DEVICECHECK_ABUSE_BIT", 0) == 1 else 0
+
+    @property
+    def DEVICECHECK_FLAG_SWEEP_SECONDS(self) -> int:
+        """Period of the beat job that queues again the DeviceCheck flags still pending (a broker
+        outage at the revocation, retries exhausted while Apple was down). Default 3600; 0 disables."""
+        return _int("DEVICECHECK_FLAG_SWEEP_SECONDS", 3600)
+
+    @property
+    def DEVICECHECK_RETRY_AFTER(self) -> int:
+        """``Retry-After`` seconds of the 503 a fail-closed client answers while Apple's API fails. Default 30."""
+        return max(1, _int("DEVICECHECK_RETRY_AFTER", 30))
+
     # ------------------------------------------------------------------ Android
     @property
     def ANDROID_ROOT_CERTS(self) -> list[str]:

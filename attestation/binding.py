@@ -10,6 +10,11 @@
      "grant_hash": <base64url(SHA-256(code or refresh token)), no padding>,
      "signals": <object of self-reported device signals, or {}>}
 
+plus, only when the request carries an Apple DeviceCheck token (``devicecheck_token``),
+``"devicecheck": base64url(SHA-256(the token as sent, UTF-8)), no padding``: the token is
+then covered by the App Attest attestation and cannot be swapped on the network. Without a
+token the member is absent, so the bytes are exactly those above.
+
 ``client_data_hash = SHA-256(client_data)`` is what App Attest attests/asserts over,
 what an Android attested key signs (ECDSA-SHA256 over ``client_data``) and, base64url
 encoded, the Play Integrity ``requestHash`` (standard) or ``nonce`` (classic).
@@ -29,6 +34,11 @@ def grant_hash(secret: str) -> str:
     return b64url_encode(hashlib.sha256(secret.encode()).digest())
 
 
+def devicecheck_hash(token: str) -> str:
+    """The binding's ``devicecheck`` member for a DeviceCheck token; "" for no token."""
+    return b64url_encode(hashlib.sha256(token.encode()).digest()) if token else ""
+
+
 @dataclass(frozen=True)
 class RequestBinding:
     challenge: str
@@ -37,9 +47,10 @@ class RequestBinding:
     grant_hash: str
     dpop_jkt: str = ""
     signals: dict[str, Any] = field(default_factory=dict)
+    devicecheck: str = ""  # devicecheck_hash(token), or "" (member absent)
 
     def client_data(self) -> bytes:
-        payload = {
+        payload: dict[str, Any] = {
             "challenge": self.challenge,
             "client_id": self.client_id,
             "dpop_jkt": self.dpop_jkt,
@@ -47,6 +58,8 @@ class RequestBinding:
             "grant_hash": self.grant_hash,
             "signals": self.signals,
         }
+        if self.devicecheck:
+            payload["devicecheck"] = self.devicecheck
         return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
     def client_data_hash(self) -> bytes:

@@ -38,3 +38,20 @@ def check_apple_roots(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                       hint="Fix ATTESTATION_APPLE_ROOT_CERTS (comma-separated PEM paths).", id="attestation.E002")
             )
     return problems
+
+
+@register(Tags.security, deploy=True)
+def check_devicecheck_hosts(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Apple's DeviceCheck API is reached over https only; a plain-http base URL (the local
+    stand-in of ``make up``) is a development shortcut refused outside DEBUG/tests."""
+    dev = settings.DEBUG or getattr(settings, "TESTING", False)
+    urls = [app_settings.DEVICECHECK_BASE_URL, app_settings.DEVICECHECK_DEVELOPMENT_BASE_URL]
+    if dev or all(url.startswith("https://") for url in urls):
+        return []
+    return [
+        Error(
+            "ATTESTATION_DEVICECHECK_BASE_URL / _DEVELOPMENT_BASE_URL must be https URLs (Apple's hosts).",
+            hint="Unset them (Apple's hosts are the defaults), or use the local stand-in only with DJANGO_DEBUG=1.",
+            id="attestation.E003",
+        )
+    ]

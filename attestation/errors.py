@@ -60,6 +60,10 @@ class Reason(StrEnum):
     TESTING_RESPONSE = "testing_response"
     INTEGRITY_API_UNAVAILABLE = "integrity_api_unavailable"
     APP_ACCESS_RISK = "app_access_risk"
+    # Apple DeviceCheck
+    DEVICECHECK_TOKEN_REQUIRED = "devicecheck_token_required"  # the app requires one; none was sent
+    DEVICECHECK_TOKEN_INVALID = "devicecheck_token_invalid"  # malformed, or Apple refused it
+    DEVICECHECK_UNAVAILABLE = "devicecheck_unavailable"  # Apple's API failed and the app fails closed
     # devices
     DEVICE_UNKNOWN = "device_unknown"
     DEVICE_SUSPENDED = "device_suspended"
@@ -67,6 +71,10 @@ class Reason(StrEnum):
     DEVICE_MISMATCH = "device_mismatch"
     ATTESTATION_REQUIRED = "attestation_required"
     INTEGRITY_TOKEN_REQUIRED = "integrity_token_required"  # the rest of the evidence is there
+    # the fallback for devices that cannot attest (docs/unattested-devices.md)
+    UNATTESTED_NOT_ALLOWED = "unattested_not_allowed"  # an attested session cannot go unattested
+    UNATTESTED_PARAMETERS_INVALID = "unattested_parameters_invalid"  # attestation_platform / _unavailable_reason
+    UNATTESTED_DPOP_REQUIRED = "unattested_dpop_required"  # the DPoP key is the device key
 
 
 class AttestationError(Exception):

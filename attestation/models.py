@@ -41,6 +41,21 @@ class IntegrityLevel(models.TextChoices):
     BASIC = "basic", "MEETS_BASIC_INTEGRITY"
 
 
+class DeviceCheckMode(models.TextChoices):
+    """Whether an iOS app's enrollments carry an Apple DeviceCheck token (docs/attestation.md §4)."""
+
+    OFF = "off", "Off"
+    OPTIONAL = "optional", "Optional (queried when the app sends a token)"
+    REQUIRED = "required", "Required (an enrollment without a token is refused)"
+
+
+class DeviceCheckFailure(models.TextChoices):
+    """What an enrollment does while Apple's DeviceCheck API fails."""
+
+    FAIL_CLOSED = "fail_closed", "Fail closed (503 temporarily_unavailable, retry later)"
+    FAIL_OPEN = "fail_open", "Fail open (enroll with the bits unknown)"
+
+
 class RegisteredAppQuerySet(models.QuerySet["RegisteredApp"]):
     def for_client(self, client: Any, platform: str) -> RegisteredApp | None:
         return self.filter(client=client, platform=platform).select_related("client").first()
@@ -57,6 +72,14 @@ class RegisteredApp(models.Model):
     ios_environment = models.CharField(
         max_length=12, choices=AppleEnvironment.choices, default=AppleEnvironment.PRODUCTION, blank=True
     )
+    devicecheck_mode = models.CharField(
+        max_length=10, choices=DeviceCheckMode.choices, default=DeviceCheckMode.OFF,
+        help_text="Apple DeviceCheck at enrollment: the per-device bits Apple keeps across reinstalls.",
+    )
+    devicecheck_on_failure = models.CharField(
+        max_length=12, choices=DeviceCheckFailure.choices, default=DeviceCheckFailure.FAIL_CLOSED,
+        help_text="When Apple's DeviceCheck API fails: refuse for now (503) or enroll with the bits unknown.",
+    )
     # Android
     android_package_name = models.CharField(max_length=255, blank=True)
     android_signing_cert_digests = models.JSONField(
@@ -72,6 +95,12 @@ class RegisteredApp(models.Model):
     allow_software_keys = models.BooleanField(default=False)
     play_integrity_max_age_minutes = models.PositiveIntegerField(
         default=0, help_text="Minutes a Play Integrity verdict is reused; 0 = required on every refresh."
+    )
+    allow_unattested_devices = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Fallback (docs/unattested-devices.md): a device of this platform that cannot attest may enroll "
+        "with its DPoP key only (attestation_type=none), with the health policy's 'unattested' outcome "
+        "(reduced access by default). Off: refused as before.",
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -122,11 +151,19 @@ class SecurityLevel(models.TextChoices):
     STRONGBOX = "strongbox", "Android StrongBox"
     TEE = "tee", "Android TEE"
     SOFTWARE = "software", "Software"
+    NONE = "none", "None (unattested: DPoP key only)"
 
 
 class DeviceQuerySet(models.QuerySet["Device"]):
     def active(self) -> DeviceQuerySet:
         return self.filter(status=DeviceStatus.ACTIVE)
+
+    def attested(self) -> DeviceQuerySet:
+        return self.filter(attested=True)
+
+    def unattested(self) -> DeviceQuerySet:
+        """Devices enrolled by the fallback with their DPoP key only (docs/unattested-devices.md)."""
+        return self.filter(attested=False)
 
 
 class Device(models.Model):
@@ -134,7 +171,11 @@ class Device(models.Model):
 
     platform = models.CharField(max_length=10, choices=Platform.choices)
     app = models.ForeignKey(RegisteredApp, on_delete=models.CASCADE, related_name="devices")
-    key_id = models.CharField(max_length=128, help_text="App Attest key id (base64) / Android key fingerprint.")
+    key_id = models.CharField(
+        max_length=128,
+        help_text="App Attest key id (base64) / Android key fingerprint; "
+        "unattested: the DPoP key's RFC 7638 thumbprint.",
+    )
     public_key = models.TextField(help_text="PEM SubjectPublicKeyInfo.")
     counter = models.PositiveBigIntegerField(default=0)
     security_level = models.CharField(max_length=20, choices=SecurityLevel.choices)
@@ -148,9 +189,22 @@ class Device(models.Model):
     )
     status_reason = models.CharField(max_length=200, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    attested = models.BooleanField(
+        default=True, db_default=True, db_index=True,
+        help_text="False: enrolled by the fallback for devices that cannot attest (DPoP key only, reduced access).",
+    )
     requires_reattestation = models.BooleanField(default=False)
     reattestation_required_at = models.DateTimeField(
         null=True, blank=True, help_text="When re-attestation was demanded (its grace period runs from here)."
+    )
+    devicecheck_token_encrypted = models.TextField(
+        blank=True, help_text="The last Apple DeviceCheck token of this device (encrypted at rest)."
+    )
+    devicecheck_flag_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an operator asked to flag this device at Apple (DeviceCheck bit)."
+    )
+    devicecheck_flagged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Apple confirmed the DeviceCheck bit set."
     )
 
     objects = DeviceQuerySet.as_manager()
@@ -175,6 +229,11 @@ class Device(models.Model):
         self.check_usable()
         if self.requires_reattestation:
             raise AttestationError(Reason.ATTESTATION_REQUIRED, "re-attestation required")
+
+    def devicecheck_token(self) -> str:
+        """The stored DeviceCheck token, decrypted ("" when none)."""
+        enc = self.devicecheck_token_encrypted
+        return crypto.decrypt(enc).decode() if enc else ""
 
     def set_status(self, status: str, reason: str = "", now: datetime | None = None) -> None:
         self.status = status

@@ -10,11 +10,17 @@ network errors are retried with backoff, a document that is not a status list ra
 
 from __future__ import annotations
 
+import datetime as dt
+
 import requests
 from celery import shared_task
+from django.utils import timezone
 
 from .android.revocation import write_status_list
 from .app_settings import app_settings
+from .apple.devicecheck import DeviceCheckUnavailable
+from .flows.devicecheck import flag_device
+from .models import Device
 
 
 @shared_task(
@@ -33,3 +39,40 @@ def refresh_android_revocation_list(url: str | None = None, path: str | None = N
     )
     response.raise_for_status()
     return write_status_list(path or app_settings.ANDROID_REVOCATION_LIST_PATH, response.json())
+
+
+@shared_task(
+    name="attestation.devicecheck_flag_device",
+    autoretry_for=(DeviceCheckUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=3600,
+    max_retries=10,
+)
+def devicecheck_flag_device(device_pk: int, bit: int | None = None) -> bool:
+    """Set the abuse bit at Apple for a device an operator revoked and flagged
+    (``registry.revoke_and_flag_device``). Idempotent; Apple failing raises and is retried
+    with backoff. Returns whether the bit is set."""
+    device = Device.objects.select_related("app__client").get(pk=device_pk)
+    if device.devicecheck_flag_requested_at is None:
+        return False
+    chosen = app_settings.DEVICECHECK_ABUSE_BIT if bit is None else (1 if bit == 1 else 0)
+    return flag_device(device, bit=chosen, now=timezone.now())
+
+
+FLAG_IN_FLIGHT = dt.timedelta(minutes=10)  # younger requests are still being tried by their own task
+FLAG_GIVE_UP = dt.timedelta(days=7)  # older ones stay pending in the admin, not retried for ever
+
+
+@shared_task(name="attestation.devicecheck_flag_pending")
+def devicecheck_flag_pending() -> int:
+    """Queue ``devicecheck_flag_device`` again for every flag requested between 10 minutes and
+    7 days ago that Apple has not confirmed. Returns how many were queued."""
+    now = timezone.now()
+    pks = list(
+        Device.objects.filter(devicecheck_flag_requested_at__lte=now - FLAG_IN_FLIGHT,
+                              devicecheck_flag_requested_at__gte=now - FLAG_GIVE_UP, devicecheck_flagged_at=None)
+        .values_list("pk", flat=True)
+    )
+    for pk in pks:
+        devicecheck_flag_device.delay(pk)
+    return len(pks)

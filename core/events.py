@@ -40,6 +40,8 @@ class EventType(StrEnum):
     ATTESTATION_DEVICE_REVOKED = "attestation.device.revoked"
     ATTESTATION_DEVICE_REACTIVATED = "attestation.device.reactivated"
     ATTESTATION_DEVICE_REATTESTATION_REQUIRED = "attestation.device.reattestation_required"
+    ATTESTATION_DEVICECHECK = "attestation.devicecheck"
+    ATTESTATION_SESSION_UPGRADED = "attestation.session_upgraded"
     DEVICE_COMPLIANCE_CHANGED = "device.compliance_changed"
     DEVICE_HEALTH_POLICY_CHANGED = "device_health.policy_changed"
     CLIENT_REGISTERED = "client.registered"

@@ -75,6 +75,12 @@ ATTESTATION_TOKEN_REFUSALS = Counter(
     "vigil_attestation_token_refusals", "Token requests refused for their device attestation, by reason and grant.",
     ["reason", "grant"],
 )
+DEVICECHECK = Counter(
+    "vigil_devicecheck_calls",
+    "Calls to Apple's DeviceCheck API by operation (query, update), result (ok or the failure reason) and how a "
+    "failure degraded (fail_open, fail_closed, none).",
+    ["operation", "result", "degraded"],
+)
 DPOP_REFUSALS = Counter("vigil_dpop_refusals", "DPoP proofs refused at the token endpoint, by reason.", ["reason"])
 OAUTH_ERRORS = Counter("vigil_oauth_errors", "OAuth error responses (RFC 6749 §5.2 codes).", ["error"])
 RESOURCE_REFUSALS = Counter("vigil_resource_token_refusals", "Access tokens refused at resource endpoints.", ["reason"])

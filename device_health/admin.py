@@ -1,6 +1,8 @@
 """Django admin of device health: per-client policies with their rules inline, each device's
-health with the rule that decided and every fact, and the fleet view (``fleet/``): how many
-devices fail which rule, by platform and OS version. Imported by ``attestation/admin.py``."""
+health with the rule that decided and every fact, and the fleet view (``fleet/``): how far
+the devices are trusted and how many fail which rule, by platform and OS version. The device
+registry (``attestation/admin.py``) gains its *trust* column and filter here, the layer that
+knows both the devices and their health."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from attestation.admin import DeviceAdmin
+from attestation.models import Device
 from core import config_cache
 from core.events import EventType, record
 
@@ -62,7 +66,8 @@ class DeviceHealthAdmin(admin.ModelAdmin):
 
     list_display = ["device_link", "platform", "os_version", "outcome", "deciding_rule", "evaluated_at",
                     "outcome_changed_at"]
-    list_filter = ["outcome", "platform", "deciding_condition", "os_version"]
+    list_filter = ["outcome", "platform", "deciding_condition", "os_version",
+                   ("device__attested", admin.BooleanFieldListFilter)]
     search_fields = ["device__key_id", "deciding_rule"]
     list_select_related = ["device"]
     fields = readonly_fields = (
@@ -110,6 +115,43 @@ class DeviceHealthAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "failing": fleet.failing_rules(client_id),
             "outcomes": fleet.outcomes(client_id),
+            "trust": fleet.trust_counts(client_id),
             "changelist": reverse("admin:device_health_devicehealth_changelist"),
+            "devices": reverse("admin:attestation_device_changelist"),
         }
         return TemplateResponse(request, "admin/attestation/device_health_fleet.html", context)
+
+
+class TrustFilter(admin.SimpleListFilter):
+    """Attested, reduced, unattested or flagged (``fleet.Trust``; the first that holds)."""
+
+    title = "trust"
+    parameter_name = "trust"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t.value, t.label) for t in fleet.Trust]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> QuerySet[Device]:
+        value = self.value()
+        if value is not None and value in fleet.Trust.values:
+            return fleet.of_trust(queryset, fleet.Trust(value))
+        return queryset
+
+
+class FleetDeviceAdmin(DeviceAdmin):
+    """The device registry with each device's trust (one annotated query for the page)."""
+
+    list_display = [*DeviceAdmin.list_display[:4], "trust", *DeviceAdmin.list_display[4:]]
+    list_filter = [TrustFilter, *DeviceAdmin.list_filter]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
+        return fleet.with_trust(super().get_queryset(request))
+
+    @admin.display(description="trust", ordering="trust")
+    def trust(self, obj: Device) -> str:
+        value = getattr(obj, "trust", fleet.Trust.ATTESTED)
+        return str(fleet.Trust(value).label.split(" (")[0].split(",")[0])
+
+
+admin.site.unregister(Device)
+admin.site.register(Device, FleetDeviceAdmin)

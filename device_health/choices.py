@@ -22,7 +22,7 @@ from attestation.models import Platform
 from core.events import EventType, record
 
 from .models import HealthOutcome, HealthPolicy, HealthRule
-from .rules import graded_defaults
+from .rules import UNATTESTED_RULE, default_rules, graded_defaults
 
 RULE_NAMES = {
     GradedFact.SOFTWARE_KEY: "software-key",
@@ -89,4 +89,21 @@ def choose(
     record(EventType.DEVICE_HEALTH_POLICY_CHANGED, client_id=client.client_id, admin=actor,
            choices={c.rule_name: c.outcome.value for c in choices}, reduced_scopes=policy.reduced_scopes,
            reduced_lifetime=policy.reduced_lifetime)
+    return policy
+
+
+@transaction.atomic
+def choose_unattested(client: Any, outcome: HealthOutcome, *, actor: str = "") -> HealthPolicy:
+    """What a device that did not attest earns on ``client`` (the fallback,
+    docs/unattested-devices.md): its rule ``unattested-device`` on any platform, replacing
+    the default (reduce); one ``device_health.policy_changed`` event."""
+    policy, _ = HealthPolicy.objects.get_or_create(client=client)
+    default = next(r for r in default_rules() if r.name == UNATTESTED_RULE)
+    HealthRule.objects.update_or_create(
+        policy=policy, name=UNATTESTED_RULE,
+        defaults={"enabled": True, "platform": "", "condition": default.condition, "parameter": "",
+                  "outcome": outcome, "user_message": default.message},
+    )
+    record(EventType.DEVICE_HEALTH_POLICY_CHANGED, client_id=client.client_id, admin=actor,
+           choices={UNATTESTED_RULE: outcome.value})
     return policy

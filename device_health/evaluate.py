@@ -238,8 +238,10 @@ def _fact_names(condition: str) -> tuple[str, ...]:
         "play_protect_risk": ("play_protect_verdict",),
         "device_activity_above": ("recent_device_activity",),
         "receipt_risk_above": ("receipt_risk_metric",),
+        "unattested": ("attested", "unattested_reason"),
         "software_key": ("key_security_level",),
         "app_unlicensed": ("app_licensed",),
+        "devicecheck_flagged": ("devicecheck_bit0", "devicecheck_bit1", "devicecheck_last_update"),
     }.get(condition, ())
 
 

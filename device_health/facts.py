@@ -14,6 +14,10 @@ Sources (``docs/device-health.md`` has the full table):
   registered app on a genuine Apple device ("Validating apps that connect to your server").
 * ``app_attest_receipt``: the fraud risk metric of the refreshed receipt ("Assessing fraud
   risk", receipt field 17).
+* ``apple_devicecheck``: the two per-device bits Apple keeps for the team across reinstalls
+  ("Accessing and modifying per-device data"), read at the enrollment
+  (``devicecheck_bit0``, ``devicecheck_bit1``, ``devicecheck_last_update`` YYYY-MM,
+  ``devicecheck_status`` ok | unavailable).
 * ``self_reported``: signals the app reports (OS version, screen captured / mirrored,
   debugger attached). Nobody on the network can forge them (they are inside the attested
   binding) but the app itself could lie: they may only ever restrict a device.
@@ -28,13 +32,16 @@ KEY_ATTESTATION = "android_key_attestation"
 PLAY_INTEGRITY = "play_integrity"
 APP_ATTEST = "app_attest"
 APPLE_RECEIPT = "app_attest_receipt"
+APPLE_DEVICECHECK = "apple_devicecheck"
 SELF_REPORTED = "self_reported"
+UNATTESTED = "unattested_enrollment"  # the fallback: only the DPoP key is known (docs/unattested-devices.md)
 
 TRUST_HARDWARE = "hardware_attested"
 TRUST_SOFTWARE = "software_attested"
 TRUST_GOOGLE = "google_verdict"
 TRUST_APPLE = "apple_service"
 TRUST_SELF = "self_reported"
+TRUST_NONE = "none"
 
 SIGNALS = {  # accepted self-reported signals -> expected JSON type
     "os_version": str,
@@ -136,6 +143,19 @@ def _play_integrity(facts: HealthFacts, pi: dict[str, Any]) -> None:
     put("integrity_checked_at", pi.get("checked_at") or pi.get("timestamp"))
 
 
+def _devicecheck(facts: HealthFacts, stored: Any) -> None:
+    """The bits read at enrollment; while Apple could not answer (fail open) they stay unknown."""
+    if not isinstance(stored, dict):
+        return
+    facts["devicecheck_status"] = Fact(str(stored.get("status", "unknown")), APPLE_DEVICECHECK, TRUST_APPLE)
+    if stored.get("status") != "ok":
+        return
+    facts["devicecheck_bit0"] = Fact(stored.get("bit0") is True, APPLE_DEVICECHECK, TRUST_APPLE)
+    facts["devicecheck_bit1"] = Fact(stored.get("bit1") is True, APPLE_DEVICECHECK, TRUST_APPLE)
+    if isinstance(stored.get("last_update_time"), str):
+        facts["devicecheck_last_update"] = Fact(stored["last_update_time"], APPLE_DEVICECHECK, TRUST_APPLE)
+
+
 def verified_signals(signals: dict[str, Any] | None) -> dict[str, Any]:
     """Keep the known signals of the right JSON type; anything else is ignored."""
     kept: dict[str, Any] = {}
@@ -150,6 +170,16 @@ def collect(device: Any, signals: dict[str, Any] | None, receipt_risk_metric: in
     """Every fact we hold on ``device`` (its stored verdicts) plus the verified ``signals``."""
     facts = HealthFacts()
     verdict = device.verdict or {}
+    if not getattr(device, "attested", True):
+        # Nothing about an unattested device is established, not even that the app is genuine:
+        # the only fact is that it did not attest. Self-reported signals are not covered by
+        # any attested binding: none is taken (docs/unattested-devices.md).
+        facts["attested"] = Fact(False, UNATTESTED, TRUST_NONE)
+        reason = (verdict.get("unattested") or {}).get("reason")
+        if reason:
+            facts["unattested_reason"] = Fact(reason, UNATTESTED, TRUST_SELF)
+        _devicecheck(facts, verdict.get("devicecheck"))  # an iPhone's bits, where its app checks them
+        return facts
     if device.platform == "android":
         if verdict.get("key_attestation"):  # absent: unknown, not "missing root of trust"
             _key_attestation(facts, verdict["key_attestation"], device.security_level)
@@ -160,6 +190,7 @@ def collect(device: Any, signals: dict[str, Any] | None, receipt_risk_metric: in
         facts["app_attest_environment"] = Fact(verdict.get("environment", "unknown"), APP_ATTEST, TRUST_HARDWARE)
         if receipt_risk_metric is not None:
             facts["receipt_risk_metric"] = Fact(receipt_risk_metric, APPLE_RECEIPT, TRUST_APPLE)
+        _devicecheck(facts, verdict.get("devicecheck"))
     for name, value in verified_signals(signals).items():
         key = name if name not in facts else f"reported_{name}"
         facts[key] = Fact(value, SELF_REPORTED, TRUST_SELF)

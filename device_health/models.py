@@ -48,8 +48,10 @@ class HealthCondition(models.TextChoices):
     PLAY_PROTECT_RISK = "play_protect_risk", "Play Protect verdict (parameter: list of verdicts)"
     DEVICE_ACTIVITY_ABOVE = "device_activity_above", "Recent device activity above a level (parameter LEVEL_1..4)"
     RECEIPT_RISK_ABOVE = "receipt_risk_above", "App Attest receipt risk metric above N (parameter N)"
+    UNATTESTED = "unattested", "Device could not attest (fallback: DPoP key only)"
     SOFTWARE_KEY = "software_key", "Key attested by software only, not a TEE or StrongBox (Key Attestation)"
     APP_UNLICENSED = "app_unlicensed", "App not licensed to the user (Play Integrity appLicensingVerdict)"
+    DEVICECHECK_FLAGGED = "devicecheck_flagged", "Apple DeviceCheck bit set (parameter 0, 1 or any; default 0)"
 
 
 PARAMETERS: dict[str, Any] = {
@@ -57,6 +59,7 @@ PARAMETERS: dict[str, Any] = {
     HealthCondition.DEVICE_ACTIVITY_ABOVE: {"LEVEL_1", "LEVEL_2", "LEVEL_3", "LEVEL_4"},
     HealthCondition.PATCH_OLDER_THAN: lambda v: _ascii_digits(v) and len(v) <= 4,
     HealthCondition.RECEIPT_RISK_ABOVE: lambda v: _ascii_digits(v) and len(v) <= 6,
+    HealthCondition.DEVICECHECK_FLAGGED: {"0", "1", "any"},
     HealthCondition.OS_VERSION_BELOW: lambda v: all(_ascii_digits(p) for p in v.split(".")) and len(v) <= 20,
 }
 # What to type, for the admin's error message.

@@ -170,7 +170,11 @@ def register() -> None:
     setting_changed.connect(_health_setting_changed, dispatch_uid="attestation-health-setting-changed")
 
 
-RULE_SETTINGS = {"ATTESTATION_HEALTH_MAX_PATCH_AGE_MONTHS", "ATTESTATION_HEALTH_MIN_IOS_VERSION"}
+RULE_SETTINGS = {
+    "ATTESTATION_HEALTH_MAX_PATCH_AGE_MONTHS",
+    "ATTESTATION_HEALTH_MIN_IOS_VERSION",
+    "ATTESTATION_DEVICECHECK_ABUSE_BIT",
+}
 
 
 def _health_setting_changed(setting: str, **kwargs: Any) -> None:

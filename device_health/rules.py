@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from attestation.app_settings import app_settings as attestation_settings
 from attestation.grading import GradedFact
 from attestation.models import Platform, RegisteredApp
 from core import config_cache
@@ -33,6 +34,7 @@ INTEGRITY_RANK = {"none": 0, "virtual": 0, "basic": 1, "device": 2, "strong": 3}
 ACTIVITY_RANK = {"LEVEL_1": 1, "LEVEL_2": 2, "LEVEL_3": 3, "LEVEL_4": 4}
 DEFAULT_RISKY_APPS = "UNKNOWN_CAPTURING,UNKNOWN_CONTROLLING"
 DEFAULT_PLAY_PROTECT = "HIGH_RISK"
+UNATTESTED_RULE = "unattested-device"  # the fallback's default rule (docs/unattested-devices.md)
 RULES_KEY = "health-rules"  # config cache: (RULES_KEY, client pk) -> the client's rules
 
 
@@ -162,12 +164,27 @@ def _receipt(facts: HealthFacts, param: str, now: datetime) -> str | None:
     return f"receipt risk metric {metric} (limit {limit})" if metric is not None and metric > limit else None
 
 
+def _unattested(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    if facts.value("attested") is not False:
+        return None
+    reason = facts.value("unattested_reason")
+    return f"device did not attest ({reason}): DPoP key only" if reason else "device did not attest: DPoP key only"
+
 def _software_key(facts: HealthFacts, param: str, now: datetime) -> str | None:
     return "key attested by software only" if facts.value("key_security_level") == "software" else None
 
 
 def _unlicensed(facts: HealthFacts, param: str, now: datetime) -> str | None:
     return "app not licensed" if facts.value("app_licensed") is False else None
+
+
+def _devicecheck(facts: HealthFacts, param: str, now: datetime) -> str | None:
+    bits = ("0", "1") if param == "any" else ((param,) if param in {"0", "1"} else ("0",))
+    flagged = [b for b in bits if facts.value(f"devicecheck_bit{b}") is True]
+    if not flagged:
+        return None
+    since = facts.value("devicecheck_last_update")
+    return f"DeviceCheck bit{' and bit'.join(flagged)} set" + (f" (last update {since})" if since else "")
 
 
 CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
@@ -183,8 +200,10 @@ CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.PLAY_PROTECT_RISK: _play_protect,
     HealthCondition.DEVICE_ACTIVITY_ABOVE: _activity,
     HealthCondition.RECEIPT_RISK_ABOVE: _receipt,
+    HealthCondition.UNATTESTED: _unattested,
     HealthCondition.SOFTWARE_KEY: _software_key,
     HealthCondition.APP_UNLICENSED: _unlicensed,
+    HealthCondition.DEVICECHECK_FLAGGED: _devicecheck,
 }
 GRADED = frozenset(GradedFact)
 
@@ -228,6 +247,11 @@ def default_rules(android_app: RegisteredApp | None = None) -> list[RuleSpec]:
                  message="Turn off screen recording or mirroring; full access returns at the next refresh."),
         RuleSpec("capturing-apps", HealthCondition.APP_ACCESS_RISK, reduce, parameter=DEFAULT_RISKY_APPS,
                  platform="android", message="Close apps that record or control the screen."),
+        RuleSpec("devicecheck-flagged", HealthCondition.DEVICECHECK_FLAGGED, HealthOutcome.DENY,
+                 parameter=str(attestation_settings.DEVICECHECK_ABUSE_BIT), platform="ios",
+                 message="This device was blocked for abuse; contact support."),
+        RuleSpec(UNATTESTED_RULE, HealthCondition.UNATTESTED, reduce,
+                 message="This device could not prove it runs the genuine app: access is limited."),
     ]
 
 

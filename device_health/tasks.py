@@ -105,11 +105,12 @@ def refresh_apple_receipt(device_pk: int, base_url: str | None = None) -> int | 
 
 @shared_task(name="device_health.refresh_apple_receipts")
 def refresh_apple_receipts() -> int:
-    """Queue a receipt refresh for each active iOS device not refreshed in the last day."""
+    """Queue a receipt refresh for each active attested iOS device not refreshed in the last
+    day (an unattested one has no App Attest receipt)."""
     cutoff = timezone.now() - RECEIPT_MIN_AGE
     pks = list(
-        Device.objects.active().filter(platform=Platform.IOS).exclude(health__receipt_checked_at__gt=cutoff)
-        .values_list("pk", flat=True)
+        Device.objects.active().filter(platform=Platform.IOS, attested=True)
+        .exclude(health__receipt_checked_at__gt=cutoff).values_list("pk", flat=True)
     )
     for pk in pks:
         refresh_apple_receipt.delay(pk)

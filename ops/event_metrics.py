@@ -76,6 +76,14 @@ def _attestation_verdict(kind: str) -> Handler:
     return count
 
 
+def _devicecheck(event: SecurityEvent) -> None:
+    metrics.DEVICECHECK.labels(
+        bounded("devicecheck.operation", _detail(event, "operation")),
+        bounded("devicecheck.result", event.reason or "ok"),
+        bounded("devicecheck.degraded", _detail(event, "degraded")),
+    ).inc()
+
+
 def _by_reason(counter: Counter, key: str) -> Handler:
     def count(event: SecurityEvent) -> None:
         counter.labels(bounded(key, event.reason)).inc()
@@ -119,6 +127,7 @@ HANDLERS: dict[str, Handler] = {
     EventType.ATTESTATION_ENROLL: _attestation_verdict("enroll"),
     EventType.ATTESTATION_ASSERT: _attestation_verdict("assert"),
     EventType.ATTESTATION_CHALLENGE: _attestation_verdict("challenge"),
+    EventType.ATTESTATION_DEVICECHECK: _devicecheck,
     EventType.DPOP_REFUSED: _by_reason(metrics.DPOP_REFUSALS, "dpop.reason"),
     EventType.OAUTH_ERROR: _by_reason(metrics.OAUTH_ERRORS, "oauth.error"),
     EventType.RESOURCE_TOKEN_REFUSED: _by_reason(metrics.RESOURCE_REFUSALS, "resource.reason"),

@@ -18,7 +18,8 @@ from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession
 
 from . import stepup
-from .models import ACTION_ORDER, DEFAULT_ACTIONS, RiskAction, RiskPolicy
+from .models import ACTION_ORDER, DEFAULT_ACTIONS, RiskAction, RiskPolicy, RiskSignal
+from .settings import risk_settings
 from .signals import Signal
 
 
@@ -42,11 +43,20 @@ class Plan:
         return self.action != RiskAction.RECORD
 
 
-def plan(signals: list[Signal], client: Any, *, mfa_satisfied: bool = False) -> Plan:
+#: Signals judged more strictly on a session of an unattested device (docs/unattested-devices.md).
+LOCATION_SIGNALS = frozenset({RiskSignal.IMPOSSIBLE_TRAVEL, RiskSignal.NEW_COUNTRY})
+
+
+def plan(signals: list[Signal], client: Any, *, mfa_satisfied: bool = False, unattested: bool = False) -> Plan:
     """Map each signal to its action; a step-up already met by a fresh MFA authentication
-    (``mfa_satisfied``) is only recorded."""
+    (``mfa_satisfied``) is only recorded. On a session of an ``unattested`` device a location
+    signal takes at least ``SESSIONS_RISK_UNATTESTED_MIN_ACTION``."""
     policy = policy_for(client)
     actions = {s.kind: policy.action_for(s.kind) for s in signals}
+    if unattested:
+        floor = risk_settings.UNATTESTED_MIN_ACTION
+        for kind in LOCATION_SIGNALS & actions.keys():
+            actions[kind] = max(actions[kind], floor, key=ACTION_ORDER.index)
     satisfied = []
     if mfa_satisfied:
         satisfied = [kind for kind, action in actions.items() if action == RiskAction.STEP_UP]

@@ -84,6 +84,11 @@ def assess(
     return found
 
 
+def unattested(device: Any) -> bool:
+    """A device enrolled by the fallback, without attestation (docs/unattested-devices.md)."""
+    return device is not None and not getattr(device, "attested", True)
+
+
 def unmet_demand(user: Any, client: Any, session: Any) -> str:
     """The ``acr`` of an open step-up demand that a new family's authentication does not meet:
     a code issued before the demand (or retried after a refused exchange) cannot bypass it,
@@ -114,7 +119,8 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
             stepup.clear_satisfied(session, now=now)
         return None
     mfa_fresh = new_family and session is not None and stepup.satisfies_demand(session.acr)
-    chosen = actions.plan(found.signals, context.client, mfa_satisfied=mfa_fresh)
+    chosen = actions.plan(found.signals, context.client, mfa_satisfied=mfa_fresh,
+                          unattested=unattested(context.device))
     # A refused code exchange rolls its new session back: act on the user at the client instead.
     target = None if new_family else session
 
@@ -153,7 +159,8 @@ def evaluate_resource_request(context: ResourceContext) -> None:
         found.persist()
         if not found.signals:
             return
-        chosen = actions.plan(found.signals, session.client)
+        chosen = actions.plan(found.signals, session.client,
+                              unattested=unattested(session.device if session.device_id else None))
         actions.execute(chosen, user=user, client=session.client, session=session, request=request,
                         now=context.now, source="resource:userinfo")
     if chosen.action == RiskAction.REVOKE:

@@ -20,6 +20,15 @@ class RiskSettings:
         """Evaluate risk signals on token, userinfo and usage requests. Default on."""
         return _bool("RISK_ENABLED", True)
 
+    @property
+    def UNATTESTED_MIN_ACTION(self) -> str:
+        """The least action a location signal (``impossible_travel``, ``new_country``) takes on
+        a session of an unattested device, whatever the client's policy says, when that is
+        stronger (docs/unattested-devices.md): ``record``, ``step_up`` or ``revoke``. Default
+        ``step_up``: a device that proved nothing is not trusted to move."""
+        value = str(_get("RISK_UNATTESTED_MIN_ACTION", "step_up"))
+        return value if value in {"record", "step_up", "revoke"} else "step_up"
+
     # ------------------------------------------------------------------ geolocation
     @property
     def GEOIP_DATABASE(self) -> str:

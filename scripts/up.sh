@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring the whole system up on embedded defaults: SQLite, a filesystem Celery broker,
-# web on http://localhost:8000, a Celery worker and Celery beat. Ctrl-C stops all three.
+# web on http://localhost:8000 (or $PORT), a Celery worker and Celery beat. Ctrl-C stops them all (and the DeviceCheck stand-in, when it runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/venv.sh
@@ -23,11 +23,25 @@ if [ -z "${VIGIL_METRICS_TOKEN:-}" ] && [ -z "${VIGIL_METRICS_ALLOW:-}" ]; then
   export VIGIL_METRICS_ALLOW="127.0.0.1,::1"
 fi
 PY=.venv/bin/python
+# Development only: Apple's DeviceCheck API played on 127.0.0.1 (attestation/testing/devicecheck_standin.py)
+# for the DeviceCheck demo client; the server signs with a key made here. VIGIL_DEVICECHECK_STANDIN=0 skips it.
+dc_standin=0
+if [ "${VIGIL_DEVICECHECK_STANDIN:-1}" = "1" ] && [ "$ATTESTATION_ALLOW_TEST_ROOTS" = "1" ]; then
+  dc_standin=1 dc_key="$PWD/var/devicecheck-standin.p8" dc_port="${DEVICECHECK_STANDIN_PORT:-8101}"
+  [ -f "$dc_key" ] || $PY -c "from attestation.testing.devicecheck_standin import new_team_key_pem as k; print(k(), end='')" >"$dc_key"
+  export ATTESTATION_DEVICECHECK_BASE_URL="http://127.0.0.1:${dc_port}"
+  export ATTESTATION_DEVICECHECK_DEVELOPMENT_BASE_URL="http://127.0.0.1:${dc_port}"
+  export ATTESTATION_DEVICECHECK_SIGNING_KEY="$dc_key" ATTESTATION_DEVICECHECK_KEY_ID=DEVSTANDIN
+fi
 $PY manage.py migrate --noinput >/dev/null
 $PY manage.py bootstrap_demo
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
+if [ "$dc_standin" = "1" ]; then
+  $PY -m attestation.testing.devicecheck_standin --port "$dc_port" --team-id ABCDE12345 --key-file "$dc_key" \
+    --key-id DEVSTANDIN >var/log/devicecheck-standin.log 2>&1 & pids+=($!)
+fi
 .venv/bin/celery -A vigil worker --pool=solo --loglevel=INFO >var/log/worker.log 2>&1 & pids+=($!)
 .venv/bin/celery -A vigil beat --loglevel=INFO >var/log/beat.log 2>&1 & pids+=($!)
 echo "Celery worker and beat: logs in var/log/worker.log and var/log/beat.log"

@@ -87,6 +87,20 @@ class AppSettings:
         Default True. False: always the transactional path, same outcome in more statements."""
         return _bool("ROTATE_IN_ONE_STATEMENT", True)
 
+    # ------------------------------------------------------------------ Unattested devices (docs/unattested-devices.md)
+    @property
+    def UNATTESTED_REFRESH_LIMIT(self) -> int:
+        """Refreshes one session of an unattested device may make per
+        ``UNATTESTED_REFRESH_WINDOW``; more are refused (429 ``slow_down``, ``Retry-After``).
+        Attested sessions have no such limit. Default 40 (one every 90 s for an hour: a
+        reduced access token lives 120 s)."""
+        return max(1, _int("UNATTESTED_REFRESH_LIMIT", 40))
+
+    @property
+    def UNATTESTED_REFRESH_WINDOW(self) -> int:
+        """Seconds of the fixed window ``UNATTESTED_REFRESH_LIMIT`` counts in. Default 3600."""
+        return max(1, _int("UNATTESTED_REFRESH_WINDOW", 3600))
+
     # ------------------------------------------------------------------ Revalidation (sessions/revalidation.py)
     @property
     def ATTESTATION_MAX_AGE_SECONDS(self) -> int:

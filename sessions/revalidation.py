@@ -120,10 +120,12 @@ def sessions_to_revoke(now: datetime) -> QuerySet[DeviceSession]:
 
 
 def devices_to_mark(now: datetime) -> QuerySet[Device]:
-    """Active, unmarked devices with an active session and stale evidence."""
+    """Active, unmarked, attested devices with an active session and stale evidence (an
+    unattested device has no evidence to renew: it is offered attestation at every refresh,
+    docs/unattested-devices.md)."""
     return (
         Device.objects.active()
-        .filter(requires_reattestation=False)
+        .filter(requires_reattestation=False, attested=True)
         .filter(Exists(DeviceSession.objects.active().filter(device=OuterRef("pk"))))
         .annotate(last_good=_last_good())
         .filter(stale_before(now, client_path="app__client__client_id", field="last_good"))

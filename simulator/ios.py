@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,12 +21,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from attestation.apple.certs import key_id_of
 from attestation.binding import RequestBinding
 from attestation.testing import apple_pki
+from attestation.testing.devicecheck_standin import mint_device_token
 from core.encoding import b64url_encode
 
 
 @dataclass
 class IOSDevice:
-    """One App Attest key of one app instance (``DCAppAttestService.generateKey``)."""
+    """One App Attest key of one app instance (``DCAppAttestService.generateKey``) on one
+    physical device (``physical_id``: what Apple's DeviceCheck recognises across reinstalls)."""
 
     app_id: str
     environment: str = "production"
@@ -33,6 +36,17 @@ class IOSDevice:
     counter: int = 0
     issuer: apple_pki.CA | None = None
     receipt: bytes = b"vigil-test-receipt"
+    physical_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    devicecheck: bool = False  # the app sends a DeviceCheck token with its enrollment
+
+    def reinstall(self) -> IOSDevice:
+        """The app deleted and installed again on the same phone: a new App Attest key, the same device."""
+        return IOSDevice(self.app_id, self.environment, issuer=self.issuer, receipt=self.receipt,
+                         physical_id=self.physical_id, devicecheck=self.devicecheck)
+
+    def devicecheck_token(self) -> str:
+        """``DCDevice.current.generateToken``: an ephemeral token Apple (the stand-in) maps to this phone."""
+        return mint_device_token(self.physical_id)
 
     @property
     def key_id(self) -> bytes:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import requests
 from joserfc.jwk import ECKey
 
-from attestation.binding import RequestBinding, grant_hash
+from attestation.binding import RequestBinding, devicecheck_hash, grant_hash
 from core.encoding import b64url_encode
 from sessions.dpop import thumbprint
 from sessions.dpop.client import create_proof
@@ -95,6 +95,9 @@ class MobileApp:
     refresh_token: str = ""
     access_token: str = ""
     next_challenge: str = ""
+    #: False: a device that cannot attest, signing in through the fallback (docs/unattested-devices.md)
+    attested: bool = True
+    unavailable_reason: str = "not_supported"
 
     @property
     def platform(self) -> str:
@@ -114,6 +117,12 @@ class MobileApp:
         return response.json()["attestation_challenge"]
 
     def _evidence(self, binding: RequestBinding, purpose: str) -> dict[str, str]:
+        if not self.attested:
+            if purpose != "enroll":
+                return {}  # an unattested refresh: the DPoP proof alone
+            return {"attestation_type": "none", "attestation_platform": self.platform.lower(),
+                    "attestation_unavailable_reason": self.unavailable_reason,
+                    "attestation_challenge": binding.challenge}
         if isinstance(self.device, IOSDevice):
             if purpose == "enroll":
                 return self.device.enrollment_params(binding)
@@ -135,10 +144,14 @@ class MobileApp:
         params = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
         if params.get("state") != state or params.get("iss") != self.issuer or "code" not in params:
             raise FlowError(f"bad authorization response: {params}")
+        device = self.device
+        token = device.devicecheck_token() if isinstance(device, IOSDevice) and device.devicecheck else ""
         binding = RequestBinding(self.challenge("enroll"), self.client_id, "authorization_code",
-                                 grant_hash(params["code"]), dpop_jkt=self.jkt())
+                                 grant_hash(params["code"]), dpop_jkt=self.jkt(), devicecheck=devicecheck_hash(token))
         data = {"grant_type": "authorization_code", "code": params["code"], "redirect_uri": self.redirect_uri,
                 "client_id": self.client_id, "code_verifier": verifier, **self._evidence(binding, "enroll")}
+        if token:
+            data["devicecheck_token"] = token
         return self._token(data)
 
     def refresh(self, evidence: dict[str, str] | None = None) -> requests.Response:
@@ -148,6 +161,21 @@ class MobileApp:
         data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token, "client_id": self.client_id,
                 **(evidence if evidence is not None else self._evidence(binding, "refresh"))}
         return self._token(data)
+
+    def upgrade(self) -> requests.Response:
+        """An unattested app that can attest now: a new key attested over the refresh binding,
+        with the ``enroll`` challenge the last token response offered."""
+        value = self.next_challenge or self.challenge("enroll")
+        binding = RequestBinding(value, self.client_id, "refresh_token", grant_hash(self.refresh_token),
+                                 dpop_jkt=self.jkt())
+        if isinstance(self.device, IOSDevice):
+            evidence = self.device.enrollment_params(binding)
+        else:
+            evidence = self.device.enrollment_params(binding, integrity=self.integrity)
+        response = self.refresh(evidence)
+        if response.status_code == 200:
+            self.attested = True
+        return response
 
     def _token(self, data: dict[str, Any]) -> requests.Response:
         response = self.http.post(f"{self.issuer}/token", data=data, headers={"DPoP": self._proof()}, timeout=30)

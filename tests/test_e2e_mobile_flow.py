@@ -73,3 +73,32 @@ def test_make_demo_command_against_a_live_server(issuer: str, settings: Any) -> 
     assert text.count("with a fresh attestation and DPoP proof: accepted") == 4
     assert "its refresh is refused: invalid_client_attestation" in text
     assert "the real iOS device keeps working: refresh accepted" in text
+    # The scenarios of issue 17 follow: a rooted device reduced, a device that cannot attest...
+    assert "vigil-demo-graded (reduces rooted devices) enrolls it" in text and "device_health=reduced" in text
+    assert "device_attested=False" in text and "session upgraded to the attested device" in text
+    # ...and DeviceCheck, which needs Apple's stand-in: said, not silently dropped.
+    assert "(scenario devicecheck: skipped, no vigil-demo-devicecheck client" in text
+
+
+def test_make_demo_runs_the_devicecheck_scenario_with_apples_stand_in(
+    issuer: str, settings: Any, devicecheck: Any,
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from vigil.celery import app
+
+    settings.ATTESTATION_ALLOW_TEST_ROOTS = True
+    call_command("bootstrap_demo", stdout=StringIO())
+    out = StringIO()
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # the operator's flag runs in this process (no worker here)
+    try:
+        call_command("device_demo", "--issuer", issuer, "--no-basic", "--scenario", "devicecheck", stdout=out)
+    finally:
+        app.conf.task_always_eager = eager
+    text = out.getvalue()
+    assert "Apple confirmed: bit 0 of this phone is set" in text
+    assert "its new enrollment is refused: invalid_grant" in text
+    assert "rooted" not in text and "device_attested" not in text  # only the scenario asked for

@@ -41,6 +41,11 @@ PERIODIC: list[Periodic] = [
         lambda: attestation_settings.ANDROID_REVOCATION_REFRESH_SECONDS,
     ),
     Periodic(
+        "flag-pending-devicecheck",
+        "attestation.devicecheck_flag_pending",
+        lambda: attestation_settings.DEVICECHECK_FLAG_SWEEP_SECONDS,
+    ),
+    Periodic(
         "revalidate-device-health", "device_health.reevaluate_devices", lambda: health_settings.REVALIDATE_SECONDS
     ),
     Periodic(

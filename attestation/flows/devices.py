@@ -23,6 +23,7 @@ from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
+from .devicecheck import check_enrollment, encrypt_token
 from .registry import device_event, ready_for_proof, store_attested
 
 
@@ -39,8 +40,11 @@ def enroll_apple_device(
     now: datetime | None = None,
     purpose: str = ChallengePurpose.ENROLL,
     request: HttpRequest | None = None,
+    devicecheck_token: str = "",
 ) -> Device:
-    """Verify an App Attest attestation over ``binding`` and register (or recognise) the device."""
+    """Verify an App Attest attestation over ``binding`` and register (or recognise) the device.
+    With DeviceCheck on for the app, the bits of ``devicecheck_token`` (bound into ``binding``)
+    are read from Apple after the attestation verified and before anything is stored."""
     now = now or timezone.now()
     client_id = app.client.client_id
     try:
@@ -54,7 +58,8 @@ def enroll_apple_device(
             client_data_hash=binding.client_data_hash(),
             now=now,
         )
-        device, created = _store_apple_device(app, result, now)
+        devicecheck = check_enrollment(app, devicecheck_token, now=now, request=request)
+        device, created = _store_apple_device(app, result, now, devicecheck, devicecheck_token)
     except AttestationError as exc:
         _event(EventType.ATTESTATION_ENROLL, exc.reason, client_id, request, detail=exc.detail)
         raise
@@ -64,8 +69,12 @@ def enroll_apple_device(
     return device
 
 
-def _store_apple_device(app: RegisteredApp, result: AppleAttestationResult, now: datetime) -> tuple[Device, bool]:
-    fields = {"public_key": result.public_key_pem, "verdict": result.facts, "receipt": result.receipt}
+def _store_apple_device(app: RegisteredApp, result: AppleAttestationResult, now: datetime,
+                        devicecheck: dict[str, Any] | None, token: str) -> tuple[Device, bool]:
+    verdict = {**result.facts, "devicecheck": devicecheck} if devicecheck is not None else result.facts
+    fields: dict[str, Any] = {"public_key": result.public_key_pem, "verdict": verdict, "receipt": result.receipt}
+    if devicecheck is not None:
+        fields["devicecheck_token_encrypted"] = encrypt_token(token)
     return store_attested(
         app,
         platform=Platform.IOS,

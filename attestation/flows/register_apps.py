@@ -9,7 +9,7 @@ from typing import Any
 from core.events import EventType, record
 
 from ..android.digests import normalise_digest
-from ..models import AppleEnvironment, Platform, RegisteredApp
+from ..models import AppleEnvironment, DeviceCheckFailure, DeviceCheckMode, Platform, RegisteredApp
 
 
 class AppRegistrationError(ValueError):
@@ -34,8 +34,13 @@ def _digest(value: str) -> str:
         ) from exc
 
 
-def register_ios_app(client: Any, app_id: str, environment: str, *, require_attestation: bool) -> RegisteredApp:
+def register_ios_app(client: Any, app_id: str, environment: str, *, require_attestation: bool,
+                     devicecheck: str = DeviceCheckMode.OFF,
+                     devicecheck_on_failure: str = DeviceCheckFailure.FAIL_CLOSED,
+                     allow_unattested: bool = False) -> RegisteredApp:
     team, _, bundle = app_id.partition(".")
+    if devicecheck not in DeviceCheckMode.values or devicecheck_on_failure not in DeviceCheckFailure.values:
+        raise AppRegistrationError("DeviceCheck is off, optional or required; on failure fail_open or fail_closed")
     if len(team) != 10 or not team.isalnum() or not bundle:
         raise AppRegistrationError("the iOS App ID must be TEAMID.bundle.id with a 10-character team id")
     if environment not in AppleEnvironment.values:
@@ -43,8 +48,11 @@ def register_ios_app(client: Any, app_id: str, environment: str, *, require_atte
     app = RegisteredApp.objects.create(
         client=client, platform=Platform.IOS, ios_team_id=team, ios_bundle_id=bundle,
         ios_environment=environment, require_attestation=require_attestation,
+        devicecheck_mode=devicecheck, devicecheck_on_failure=devicecheck_on_failure,
+        allow_unattested_devices=allow_unattested,
     )
-    record(EventType.ATTESTATION_APP_REGISTERED, client_id=client.client_id, platform="ios", app_id=app_id)
+    record(EventType.ATTESTATION_APP_REGISTERED, client_id=client.client_id, platform="ios", app_id=app_id,
+           devicecheck=devicecheck, devicecheck_on_failure=devicecheck_on_failure)
     return app
 
 
@@ -58,6 +66,7 @@ def register_android_app(
     verification_key_b64: str | None = None,
     min_integrity: str = "device",
     max_age_minutes: int = 0,
+    allow_unattested: bool = False,
 ) -> RegisteredApp:
     if not cert_digests:
         raise AppRegistrationError(
@@ -67,6 +76,7 @@ def register_android_app(
         client=client, platform=Platform.ANDROID, android_package_name=package,
         android_signing_cert_digests=[_digest(d) for d in cert_digests], require_attestation=require_attestation,
         min_integrity_level=min_integrity, play_integrity_max_age_minutes=max_age_minutes,
+        allow_unattested_devices=allow_unattested,
     )
     if decryption_key_b64 or verification_key_b64:
         if not (decryption_key_b64 and verification_key_b64):

@@ -16,6 +16,7 @@ from core.events import EventType, record
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
 from ..models import Device, DeviceStatus, RegisteredApp
+from ..tasks import devicecheck_flag_device
 from .challenges import claim_challenge
 
 
@@ -49,6 +50,26 @@ def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: d
     device.set_status(DeviceStatus.REVOKED, reason, moment)
     _record(EventType.ATTESTATION_DEVICE_REVOKED, device, actor, reason)
     device_revoked.send(sender=Device, device=device, reason=reason, actor=actor, now=moment)
+
+
+def revoke_and_flag_device(
+    device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None
+) -> bool:
+    """Revoke for abuse, then set the abuse bit (``ATTESTATION_DEVICECHECK_ABUSE_BIT``) at Apple
+    for the physical device, so its next enrollment — even from a reinstalled app with a new
+    App Attest key — meets the ``devicecheck_flagged`` health rule. Apple is called by a Celery
+    task with retries (``attestation.devicecheck_flag_device``) once this commits. Returns
+    whether a flag was queued (False: the device never sent a DeviceCheck token)."""
+    moment = now or timezone.now()
+    revoke_device(device, reason=reason, actor=actor, now=moment)
+    if not device.devicecheck_token_encrypted:
+        record(EventType.ATTESTATION_DEVICECHECK, outcome="failure", reason="devicecheck_token_missing", user=actor,
+               client_id=device.app.client.client_id, device=device.pk, platform=device.platform, operation="update")
+        return False
+    Device.objects.filter(pk=device.pk).update(devicecheck_flag_requested_at=moment, devicecheck_flagged_at=None)
+    device.devicecheck_flag_requested_at, device.devicecheck_flagged_at = moment, None
+    transaction.on_commit(lambda: devicecheck_flag_device.delay(device.pk))
+    return True
 
 
 def reactivate_device(device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None) -> None:

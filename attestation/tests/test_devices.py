@@ -336,7 +336,7 @@ def test_admin_stores_play_integrity_keys_encrypted(admin_client: Any, client_fa
         "client": client.pk, "platform": "android", "android_package_name": "com.example.app",
         "android_signing_cert_digests": "[]", "ios_environment": "production", "min_integrity_level": "device",
         "play_integrity_max_age_minutes": 0, "require_attestation": "on", "created_at_0": "2026-01-01",
-        "created_at_1": "00:00:00",
+        "created_at_1": "00:00:00", "devicecheck_mode": "off", "devicecheck_on_failure": "fail_closed",
         "play_integrity_decryption_key": base64.b64encode(b"k" * 32).decode(),
         "play_integrity_verification_key": base64.b64encode(b"v" * 91).decode(),
     }

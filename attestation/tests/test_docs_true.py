@@ -36,7 +36,10 @@ def test_ios_create_client_options_are_documented_as_present() -> None:
     assert "to be added by" not in text and "--ios-app-id TEAMID.bundle.id" in text
 
 
-@pytest.mark.parametrize("reason", ["integrity_token_required", "malformed_key_id"])
+@pytest.mark.parametrize("reason", [
+    "integrity_token_required", "malformed_key_id",
+    "devicecheck_token_required", "devicecheck_token_invalid", "devicecheck_unavailable",
+])
 def test_new_reasons_are_documented(reason: str) -> None:
     from attestation.errors import Reason
 
@@ -48,3 +51,19 @@ def test_key_id_encoding_is_documented(settings: Any) -> None:
     text = (DOCS / "attestation.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| `attestation_key_id`"))
     assert "base64url" in row and "hex" in row and "32 bytes" in row
+
+
+def test_devicecheck_binding_member_is_documented_as_computed() -> None:
+    import base64
+    import hashlib
+
+    from attestation.app_settings import app_settings
+    from attestation.binding import devicecheck_hash
+
+    text = (DOCS / "attestation.md").read_text()
+    assert '`"devicecheck":"<base64url(SHA-256(the token' in text.replace("\n", " ")
+    token = "wlkCDA2Hy/CfrMqVAShs1BAR/0sAiuRIUm5jQg0a"
+    assert devicecheck_hash(token) == base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(
+        b"=").decode()
+    for url in (app_settings.DEVICECHECK_BASE_URL, app_settings.DEVICECHECK_DEVELOPMENT_BASE_URL):
+        assert f"`{url}`" in text

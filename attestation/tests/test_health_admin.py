@@ -81,8 +81,11 @@ def test_policy_admin_adds_the_default_rules(admin_client: Any, fleet: dict[str,
     policy = HealthPolicy.objects.create(client=fleet["client"])
     changelist = reverse("admin:device_health_healthpolicy_changelist")
     admin_client.post(changelist, {"action": "add_default_rules", "_selected_action": [policy.pk]})
+    from device_health.rules import default_rules
+
     added = dict(HealthRule.objects.filter(policy=policy).values_list("name", "parameter"))
-    assert len(added) == 10 and added["software-key"] == "" and added["app-unlicensed"] == ""
+    assert len(added) == len(default_rules()) == 12  # 10 + devicecheck-flagged, unattested-device
+    assert added["software-key"] == "" and added["app-unlicensed"] == "" and added["devicecheck-flagged"] == "0"
     assert added["integrity-failed"] == "device"  # the Android app's min_integrity_level, as the verifier had it
     page = admin_client.get(reverse("admin:device_health_healthpolicy_change", args=[policy.pk]))
     assert page.status_code == 200 and b"outdated-patch" in page.content

@@ -188,7 +188,7 @@ def test_default_rules_added_in_the_admin_apply_at_once(phone: Device, admin_cli
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(reverse("admin:device_health_healthpolicy_changelist"),
                           {"action": "add_default_rules", "_selected_action": [policy.pk]})
-    assert HealthRule.objects.filter(policy=policy).count() == 10  # 8 + software-key, app-unlicensed
+    assert HealthRule.objects.filter(policy=policy).count() == 12  # 8 + software-key, app-unlicensed, devicecheck, unattested
     assert cache.get(config_cache.GENERATION_KEY) != generation
     decision = refresh(as_refreshed(phone), old_ios, now + timedelta(minutes=1))
     assert decision is not None and decision.reasons == ["device_health:outdated-ios"]

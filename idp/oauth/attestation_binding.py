@@ -13,15 +13,22 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
 
+from attestation.app_settings import app_settings as attestation_settings
 from attestation.errors import AttestationError, Reason
 from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
 from core.events import EventType, record
 from sessions.flows import device_binding, revocation
+from sessions.flows.refresh import Refusal
 from sessions.models import DeviceSession
 
-from .errors import InvalidClientAttestationError, UseAttestationChallengeError
+from .errors import (
+    InvalidClientAttestationError,
+    SlowDownError,
+    TemporarilyUnavailableError,
+    UseAttestationChallengeError,
+)
 
 if TYPE_CHECKING:
     from clients.models import Client
@@ -38,6 +45,11 @@ def _challenge_header(client: Client, purpose: str) -> list[tuple[str, str]]:
 def _refuse(client: Client, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
     headers = _challenge_header(client, purpose) if with_challenge else []
     description = f"Device attestation failed: {error.reason}."
+    if error.reason == Reason.DEVICECHECK_UNAVAILABLE:  # Apple failed, the client fails closed: retry later
+        retry = [("Retry-After", str(attestation_settings.DEVICECHECK_RETRY_AFTER))]
+        return TemporarilyUnavailableError(
+            "Apple's DeviceCheck service is unavailable (devicecheck_unavailable); retry after Retry-After "
+            f"with a fresh challenge from the {CHALLENGE_HEADER} header.", headers=[*retry, *headers])
     if oauth_error_code(error.reason) == USE_ATTESTATION_CHALLENGE:
         return UseAttestationChallengeError(description, headers=headers)
     return InvalidClientAttestationError(description, headers=headers)
@@ -55,7 +67,7 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
             raise AttestationError(Reason.ATTESTATION_REQUIRED, "this client requires device attestation")
         device = device_binding.enroll(
             client, evidence, code=code, dpop_jkt=request.context.dpop_jkt, now=timezone.now(),
-            request=request.django_request,
+            request=request.django_request, dpop_jwk=request.context.dpop_jwk,
         )
     except AttestationError as error:
         record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=error.reason, client_id=client.client_id,
@@ -66,6 +78,9 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
                 headers=_challenge_header(client, ChallengePurpose.ENROLL),
             ) from error
         raise _refuse(client, error, ChallengePurpose.ENROLL) from error
+    if not device.attested:  # attestation is offered again at once (docs/unattested-devices.md)
+        request.context.extra_headers.extend(_challenge_header(client, ChallengePurpose.ENROLL))
+        return device
     request.context.device_signals = evidence.signals  # verified: covered by the attested binding
     request.context.extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
     return device
@@ -79,6 +94,9 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
     if device is None:
         if device_binding.client_requires_attestation(client):
             raise InvalidGrantError("This session is not bound to an attested device: authorize again.")
+        return
+    if not device.attested:
+        _unattested_refresh(grant, session, refresh_token)
         return
     if device.requires_reattestation:
         record(
@@ -124,7 +142,9 @@ def _what_is_required(error: AttestationError, missing_everything: str, *, enrol
     return f"{missing_everything} the challenge in the {CHALLENGE_HEADER} header."
 
 
-def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationError) -> NoReturn:
+def _on_refresh_failure(
+    grant: Any, session: DeviceSession, error: AttestationError, purpose: str = ChallengePurpose.REFRESH
+) -> NoReturn:
     request = grant.request
     client = request.client
     record(
@@ -139,8 +159,8 @@ def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationEr
     )
     if error.reason in NOTHING_TO_VERIFY:
         raise UseAttestationChallengeError(
-            _what_is_required(error, "Fresh device attestation is required on every refresh: use", enrolling=False),
-            headers=_challenge_header(client, ChallengePurpose.REFRESH),
+            _what_is_required(error, _MISSING[purpose], enrolling=False),
+            headers=_challenge_header(client, purpose),
         ) from error
     revoke = error.reason in FAMILY_REVOKING
     if not revoke:
@@ -150,4 +170,60 @@ def _on_refresh_failure(grant: Any, session: DeviceSession, error: AttestationEr
         reason = revocation.Reason.ATTESTATION_DEVICE_MISMATCH if mismatch else revocation.Reason.ATTESTATION_FAILURES
         revocation.revoke_session(session, reason, attestation_reason=error.reason)
         raise InvalidGrantError(f"Device attestation failed ({error.reason}); the session is revoked.") from error
-    raise _refuse(client, error, ChallengePurpose.REFRESH) from error
+    raise _refuse(client, error, purpose) from error
+
+
+_MISSING: dict[str, str] = {
+    ChallengePurpose.REFRESH: "Fresh device attestation is required on every refresh: use",
+    ChallengePurpose.ENROLL: "This session's device is unattested: to upgrade it, attest a new key (attestKey / "
+    "Key Attestation) over",
+}
+
+
+# --- the fallback for devices that cannot attest (docs/unattested-devices.md) ---------------------
+def _unattested_refresh(grant: Any, session: DeviceSession, refresh_token: str) -> None:
+    """A session of an unattested device: its DPoP key (checked before, ``bound_jkt``) is all
+    it proves; tighter rate; attestation offered again (an ``enroll`` challenge); a refresh
+    carrying an enrollment attestation upgrades the family to the attested device."""
+    request = grant.request
+    _throttle(grant, session)
+    try:
+        evidence = device_binding.evidence_from_form(request.form)
+        if evidence is not None and not evidence.unattested:
+            _upgrade(grant, session, evidence, refresh_token)
+            return
+    except AttestationError as error:
+        _on_refresh_failure(grant, session, error, ChallengePurpose.ENROLL)
+    request.context.attestation_failures = device_binding.current_failures(session)
+    request.context.extra_headers.extend(_challenge_header(request.client, ChallengePurpose.ENROLL))
+
+
+def _upgrade(grant: Any, session: DeviceSession, evidence: device_binding.Evidence, refresh_token: str) -> None:
+    request = grant.request
+    device = session.device
+    assert device is not None
+    if not device_binding.is_enrollment(evidence):
+        raise AttestationError(Reason.ATTESTATION_REQUIRED, "an unattested session upgrades with an enrollment")
+    if device_binding.TYPES[evidence.kind] != device.platform:
+        raise AttestationError(Reason.DEVICE_MISMATCH, f"this session's device is a {device.platform} device")
+    attested = device_binding.enroll(
+        request.client, evidence, code=refresh_token, dpop_jkt=request.context.dpop_jkt, now=timezone.now(),
+        request=request.django_request, grant="refresh_token",
+    )
+    request.context.upgraded_from, session.device = device, attested  # the policies judge the new device
+    request.context.device_signals = evidence.signals  # verified: covered by the attested binding
+    request.context.attestation_failures = device_binding.take_failures(session)
+    request.context.extra_headers.extend(_challenge_header(request.client, ChallengePurpose.REFRESH))
+
+
+def _throttle(grant: Any, session: DeviceSession) -> None:
+    """``SESSIONS_UNATTESTED_REFRESH_LIMIT`` refreshes per window and session; recorded when refused."""
+    request = grant.request
+    retry_after = device_binding.unattested_refresh_throttled(session, timezone.now())
+    if retry_after is None:
+        return
+    record(EventType.OAUTH_REFRESH_REFUSED, outcome="denied", reason=Refusal.UNATTESTED_RATE_LIMITED,
+           user=session.user, client_id=request.client.client_id, session_id=session.sid,
+           request=request.django_request)
+    raise SlowDownError("Too many refreshes for a device that did not attest: retry later.",
+                        headers=[("Retry-After", str(retry_after))])

@@ -25,6 +25,10 @@ class RequestContext:
     resources: list[str] = field(default_factory=list)
     #: The key thumbprint of the token request's verified DPoP proof (RFC 9449 §5).
     dpop_jkt: str | None = None
+    #: The public JWK of that proof (the device key of an unattested enrollment).
+    dpop_jwk: dict[str, Any] | None = None
+    #: The unattested device a refresh upgrades its family away from (docs/unattested-devices.md).
+    upgraded_from: Any = None
     #: RFC 9449 §10 ``dpop_jkt`` of the authorization request, stored with the code.
     code_dpop_jkt: str = ""
     #: Headers the checks add to the response (DPoP-Nonce, the next attestation challenge).

@@ -52,5 +52,6 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
         )
         raise _as_oauth_error(error) from error
     request.context.dpop_jkt = proof.jkt
+    request.context.dpop_jwk = proof.jwk
     request.context.extra_headers.append(("DPoP-Nonce", issue_nonce()))
     return proof.jkt

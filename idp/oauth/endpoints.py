@@ -164,13 +164,14 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
                 body["username"] = token.access.user.get_username()
             if "sid" in claims:
                 body["sid"] = claims["sid"]
-            if "device_health" in claims:  # reduced by the device-health policy (docs/device-health.md)
-                body["device_health"] = claims["device_health"]
+            for name in ("device_attested", "device_health"):  # docs/unattested-devices.md, device-health.md
+                if name in claims:
+                    body[name] = claims[name]
             return body
         refresh = token.refresh
         assert refresh is not None
         session = refresh.session
-        return {
+        body = {
             "scope": refresh.scope,
             "client_id": session.client.client_id,
             "sub": session.user.get_user_id(),
@@ -180,6 +181,10 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "sid": session.sid,
             "token_type": "refresh_token",
         }
+        device = session.device if session.device_id is not None else None
+        if device is not None and not device.attested:
+            body["device_attested"] = False
+        return body
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         status, body, headers = super().create_endpoint_response(request)

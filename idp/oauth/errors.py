@@ -74,6 +74,22 @@ class UseAttestationChallengeError(VigilOAuth2Error):
     status_code = 400
 
 
+class TemporarilyUnavailableError(VigilOAuth2Error):
+    """RFC 6749 §4.1.2.1's code in a §5.2 body: a service the decision needs (Apple's DeviceCheck
+    API, for a client that fails closed) cannot answer now; retry after ``Retry-After``."""
+
+    error = OAuthErrorCode.TEMPORARILY_UNAVAILABLE
+    status_code = 503
+
+
+class SlowDownError(VigilOAuth2Error):
+    """Too many requests of one grant (RFC 8628 §3.5's ``slow_down``, HTTP 429 with
+    ``Retry-After``): the refreshes of an unattested device's session (docs/unattested-devices.md)."""
+
+    error = OAuthErrorCode.SLOW_DOWN
+    status_code = 429
+
+
 class InvalidDPoPProofError(VigilOAuth2Error):
     error = OAuthErrorCode.INVALID_DPOP_PROOF
     status_code = 400

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import cbor2
 from django.core.cache import cache
 from django.http import HttpRequest
 
 from attestation.android.digests import normalise_digest
-from attestation.binding import RequestBinding, grant_hash
+from attestation.binding import RequestBinding, devicecheck_hash, grant_hash
 from attestation.encoding import b64decode_any
 from attestation.errors import AttestationError, Reason
 from attestation.flows.android_devices import enroll_android_device, verify_android_refresh
 from attestation.flows.devices import assert_apple_device, enroll_apple_device
+from attestation.flows.unattested import UNATTESTED_TYPE, allows_unattested, enroll_unattested_device, parse_claim
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
 from core import config_cache
 from core.counters import incr_in_window
@@ -32,6 +34,9 @@ from ..app_settings import app_settings
 from ..models import DeviceSession
 
 TYPES = {"apple-appattest": Platform.IOS, "android-key": Platform.ANDROID}
+#: What a client without the fallback answers to ``attestation_type=none``: exactly what it
+#: answered before the fallback existed.
+UNSUPPORTED_TYPE = "attestation_type must be apple-appattest or android-key"
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,14 @@ class Evidence:
     integrity_token_type: str = "standard"
     key_id: str = ""
     signals: dict[str, Any] = field(default_factory=dict)
+    devicecheck_token: str = ""  # iOS enrollment: DCDevice.generateToken, base64
+    # attestation_type=none (docs/unattested-devices.md): as sent, judged once the client allows it
+    platform: str = ""
+    unavailable_reason: str = ""
+
+    @property
+    def unattested(self) -> bool:
+        return self.kind == UNATTESTED_TYPE
 
 
 def evidence_from_form(form: Any) -> Evidence | None:
@@ -54,8 +67,13 @@ def evidence_from_form(form: Any) -> Evidence | None:
     kind = form.get("attestation_type") or ""
     if not kind and not form.get("attestation_challenge"):
         return None
+    if kind == UNATTESTED_TYPE:
+        return Evidence(kind=kind, challenge=form.get("attestation_challenge") or "",
+                        platform=form.get("attestation_platform") or "",
+                        unavailable_reason=form.get("attestation_unavailable_reason") or "",
+                        devicecheck_token=form.get("devicecheck_token") or "")
     if kind not in TYPES:
-        raise AttestationError(Reason.UNSUPPORTED_FORMAT, "attestation_type must be apple-appattest or android-key")
+        raise AttestationError(Reason.UNSUPPORTED_FORMAT, UNSUPPORTED_TYPE)
     signals: Any = {}
     if form.get("attestation_signals"):
         try:
@@ -76,6 +94,7 @@ def evidence_from_form(form: Any) -> Evidence | None:
         integrity_token_type=integrity_type,
         key_id=key_id_hex(form.get("attestation_key_id") or ""),
         signals=signals,
+        devicecheck_token=form.get("devicecheck_token") or "",
     )
 
 
@@ -116,23 +135,62 @@ def _binding(evidence: Evidence, client_id: str, grant: str, secret: str, dpop_j
         grant_hash=grant_hash(secret),
         dpop_jkt=dpop_jkt or "",
         signals=evidence.signals,
+        devicecheck=devicecheck_hash(evidence.devicecheck_token),
     )
 
 
 def enroll(
-    client: Any, evidence: Evidence, *, code: str, dpop_jkt: str | None, now: datetime, request: HttpRequest | None
+    client: Any, evidence: Evidence, *, code: str, dpop_jkt: str | None, now: datetime, request: HttpRequest | None,
+    grant: str = "authorization_code", dpop_jwk: dict[str, Any] | None = None,
 ) -> Device:
-    """Verify an enrollment attestation bound to this code exchange; returns the device."""
+    """Verify an enrollment attestation bound to this code exchange (or, ``grant`` =
+    ``refresh_token``, to the refresh that upgrades an unattested session: ``code`` is then
+    the refresh token); returns the device. ``attestation_type=none`` enrolls an unattested
+    device where the client's app for that platform allows it, and is refused exactly as
+    before the fallback existed everywhere else."""
+    if evidence.unattested:
+        return _enroll_unattested(client, evidence, dpop_jkt=dpop_jkt, dpop_jwk=dpop_jwk, now=now, request=request)
     app = RegisteredApp.objects.for_client(client, TYPES[evidence.kind])
     if app is None:
         raise AttestationError(Reason.DEVICE_MISMATCH, f"no {TYPES[evidence.kind]} app is registered for this client")
-    binding = _binding(evidence, client.client_id, "authorization_code", code, dpop_jkt)
+    binding = _binding(evidence, client.client_id, grant, code, dpop_jkt)
     if evidence.kind == "apple-appattest":
-        return enroll_apple_device(app, _b64_bytes(evidence.attestation), binding, now=now, request=request)
+        return enroll_apple_device(app, _b64_bytes(evidence.attestation), binding, now=now, request=request,
+                                   devicecheck_token=evidence.devicecheck_token)
     return enroll_android_device(
         app, evidence.attestation, evidence.integrity_token or None, binding, now,
         integrity_token_type=evidence.integrity_token_type, request=request,
     )
+
+
+def _enroll_unattested(
+    client: Any, evidence: Evidence, *, dpop_jkt: str | None, dpop_jwk: dict[str, Any] | None, now: datetime,
+    request: HttpRequest | None,
+) -> Device:
+    app = None
+    if evidence.platform in Platform.values:
+        app = RegisteredApp.objects.for_client(client, evidence.platform)
+    if not allows_unattested(app):  # no fallback here: the answer of a server without one
+        raise AttestationError(Reason.UNSUPPORTED_FORMAT, UNSUPPORTED_TYPE)
+    assert app is not None
+    claim = parse_claim(evidence.platform, evidence.unavailable_reason)
+    return enroll_unattested_device(app, claim, challenge=evidence.challenge, dpop_jkt=dpop_jkt or "",
+                                    dpop_jwk=dpop_jwk, now=now, request=request,
+                                    devicecheck_token=evidence.devicecheck_token)
+
+
+def is_enrollment(evidence: Evidence) -> bool:
+    """Whether ``evidence`` is a first attestation of a key (what upgrades an unattested
+    session) rather than a proof by an enrolled key: Android sends the key's chain, iOS an
+    attestation object (CBOR with ``attStmt``) rather than an assertion. Unreadable bytes
+    count as an enrollment, so that they fail as malformed."""
+    if evidence.kind == "android-key":
+        return bool(evidence.attestation)
+    try:
+        decoded = cbor2.loads(_b64_bytes(evidence.attestation))
+    except (AttestationError, cbor2.CBORError, ValueError, TypeError, RecursionError):
+        return True
+    return not isinstance(decoded, dict) or "authenticatorData" not in decoded
 
 
 def verify_refresh(
@@ -147,6 +205,8 @@ def verify_refresh(
     """Verify fresh evidence from the session's own device over this exact refresh request."""
     device = session.device
     assert device is not None
+    if evidence.unattested:  # an attested session never goes back to a DPoP key alone
+        raise AttestationError(Reason.UNATTESTED_NOT_ALLOWED, "this session is bound to an attested device")
     if TYPES[evidence.kind] != device.platform or (evidence.key_id and evidence.key_id != _stored_key_id_hex(device)):
         raise AttestationError(Reason.DEVICE_MISMATCH, "the evidence is not from this session's device")
     if device.status == DeviceStatus.REVOKED:
@@ -164,6 +224,17 @@ def _b64_bytes(value: str) -> bytes:
     return b64decode_any(value)
 
 
+def unattested_refresh_throttled(session: DeviceSession, now: datetime) -> int | None:
+    """Count a refresh of an unattested device's session in its fixed window (shared cache);
+    the seconds until the window ends when over ``SESSIONS_UNATTESTED_REFRESH_LIMIT``, else None."""
+    window = app_settings.UNATTESTED_REFRESH_WINDOW
+    moment = int(now.timestamp())
+    count = incr_in_window(f"vigil:unattested-refreshes:{session.sid}:{moment // window}", window)
+    if count <= app_settings.UNATTESTED_REFRESH_LIMIT:
+        return None
+    return window - moment % window
+
+
 def register_failure(session: DeviceSession) -> int:
     """Count a failed attestation on this session (shared cache, one hour); returns the streak."""
     return incr_in_window(f"vigil:attestation-failures:{session.sid}", 3600)
@@ -171,6 +242,12 @@ def register_failure(session: DeviceSession) -> int:
 
 def failure_limit_reached(streak: int) -> bool:
     return streak >= app_settings.ATTESTATION_MAX_FAILURES
+
+
+def current_failures(session: DeviceSession) -> int:
+    """The session's failure streak, left as it is (an unattested refresh proves no attestation,
+    so it does not end a streak of failed upgrades): one cache read."""
+    return int(cache.get(f"vigil:attestation-failures:{session.sid}") or 0)
 
 
 def take_failures(session: DeviceSession) -> int:

@@ -55,6 +55,8 @@ class Refusal(StrEnum):
     STEP_UP_REQUIRED = "step_up_required"
     DPOP_PROOF_MISSING = "dpop_proof_missing"
     DPOP_KEY_MISMATCH = "dpop_key_mismatch"
+    DEVICE_CHANGED = "device_changed"  # an upgrade raced another one: the session has its device already
+    UNATTESTED_RATE_LIMITED = "unattested_rate_limited"  # docs/unattested-devices.md
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,9 @@ def grace_seconds(session: DeviceSession) -> int:
     fresh attestation from the enrolled device, so re-presenting the predecessor after a lost
     response proves possession of the device, not just of a leaked token."""
     grace = idp_settings.REFRESH_TOKEN_GRACE_SECONDS
-    if session.device_id is not None:
+    # An unattested device proves only its DPoP key: no longer window (docs/unattested-devices.md).
+    device = session.device if session.device_id is not None else None
+    if device is not None and device.attested:
         grace = max(grace, sessions_settings.DEVICE_BOUND_REFRESH_GRACE_SECONDS)
     if session.client_id is not None and session.client.is_fapi2:
         # FAPI 2.0 Security Profile §5.3.2.1 (10): rotation only where retrying with the previous
@@ -258,14 +262,17 @@ def rotate(
     proof_jkt: str | None = None,
     ip: str | None = None,
     request: HttpRequest | None = None,
+    upgraded_from: Any = None,
 ) -> RefreshResult:
     """Rotate ``presented`` (whose value is ``raw``) and issue, in one transaction that also
     writes the refresh's events (and those of the checks before it), so the answer is decided
-    once everything is committed. A refusal rolls all of it back, then is acted on."""
+    once everything is committed. A refusal rolls all of it back, then is acted on.
+    ``upgraded_from``: the unattested device this refresh moves the family away from, to the
+    attested ``presented.session.device`` (docs/unattested-devices.md), in the same transaction."""
     refusal = judge_device_proof(presented.session, proof_jkt)
     if refusal is not None:
         return refuse(presented, refusal, now=now, request=request)
-    if rotation_statement.applicable(presented):
+    if upgraded_from is None and rotation_statement.applicable(presented):
         done = rotation_statement.rotate(presented, raw, successor_token(raw), now=now, issue=issue,
                                          place=place_of(ip), ip=ip, request=request)
         if done is not None:
@@ -273,6 +280,8 @@ def rotate(
     try:
         with events.atomic_with_events() as written:
             session, successor, retried = _rotate_locked(presented, raw, now=now, ip=ip)
+            if upgraded_from is not None:
+                _rebind(session, upgraded_from, written, request)
             issued = issue(session)
             issued.refresh_token = successor
             written.record(
@@ -321,6 +330,26 @@ def _rotate_locked(
     if retried is None:
         raise _Refusing(refusal or Refusal.REUSE)
     return session, retried, True
+
+
+_REBIND_DEVICE = Statement(
+    DeviceSession, "UPDATE {table} SET device_id = %s WHERE id = %s AND device_id = %s",
+    ["device_id", "id", "device_id"],
+)
+
+
+def _rebind(session: DeviceSession, upgraded_from: Any, written: Any, request: HttpRequest | None) -> None:
+    """Bind the locked family to its newly attested device, only while it is still bound to the
+    unattested one (a concurrent upgrade that won keeps its device: this one is refused)."""
+    device = session.device
+    assert device is not None
+    if not _REBIND_DEVICE.run(device.pk, session.pk, upgraded_from.pk):
+        raise _Refusing(Refusal.DEVICE_CHANGED)
+    written.record(
+        EventType.ATTESTATION_SESSION_UPGRADED, user=session.user, client_id=session.client.client_id,
+        session_id=session.sid, request=request, device=device.pk, key_id=device.key_id, platform=device.platform,
+        unattested_device=upgraded_from.pk,
+    )
 
 
 # --- revoke and record -----------------------------------------------------------------------

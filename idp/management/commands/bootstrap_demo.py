@@ -16,11 +16,12 @@ from core import keys
 from core.app_settings import app_settings
 from device_health import choices
 from device_health.models import HealthOutcome
-from simulator.demo_setup import ensure_attested_client
+from simulator.demo_setup import ensure_attested_client, ensure_devicecheck_client, ensure_unattested_client
 from simulator.scenarios import rooted_device
 
 DEMO_USER, DEMO_PASSWORD = "demo", "vigil-demo-password"
 MOBILE_ID, SERVICE_ID, ATTESTED_ID = "vigil-demo-mobile", "vigil-demo-service", "vigil-demo-attested"
+DEVICECHECK_ID = "vigil-demo-devicecheck"
 
 
 def graded_demo_client() -> str:
@@ -44,7 +45,18 @@ class Command(BaseCommand):
 
         client = ensure_attested_client(ATTESTED_ID)
         graded = graded_demo_client()
-        return f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)\n{graded}"
+        unattested = ensure_unattested_client()
+        return (f"  attested    client_id={client.client_id} (simulated iOS/Android apps; try: make demo)\n{graded}\n"
+                f"  unattested  client_id={unattested.client_id} (the attested client's apps, also taking devices "
+                "that cannot attest)")
+
+    def _devicecheck_client(self) -> str:
+        """With the test roots and a DeviceCheck key (``make up`` starts Apple's stand-in), an iOS
+        client requiring DeviceCheck (simulator/scenarios/devicecheck_reinstall.py)."""
+        if not (attestation_settings.ALLOW_TEST_ROOTS and attestation_settings.DEVICECHECK_SIGNING_KEY):
+            return "  (DeviceCheck demo app: needs ATTESTATION_ALLOW_TEST_ROOTS and the stand-in that make up starts)"
+        client = ensure_devicecheck_client(DEVICECHECK_ID)
+        return f"  devicecheck client_id={client.client_id} (iOS app requiring Apple DeviceCheck, Apple played locally)"
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
@@ -75,6 +87,7 @@ class Command(BaseCommand):
         else:
             secret = rotate_secret(service)
         attested = self._attested_client()
+        devicecheck = self._devicecheck_client()
         keys.ensure_keys()
         issuer = app_settings.ISSUER
         self.stdout.write(
@@ -90,6 +103,7 @@ class Command(BaseCommand):
                     " or http://127.0.0.1:<any port>/callback)",
                     f"  service     client_id={SERVICE_ID} client_secret={secret} (confidential, client_secret_basic)",
                     attested,
+                    devicecheck,
                     "",
                 ]
             )

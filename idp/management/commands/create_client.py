@@ -16,6 +16,7 @@ from clients.logo import LogoError
 from clients.models import AuthMethod
 from core.app_settings import app_settings
 from device_health import choices as health_choices
+from device_health.models import HealthOutcome
 
 GRADED_FLAGS = {  # --on-<flag> -> the graded fact (device_health.choices)
     "software-key": "software_key",
@@ -83,8 +84,18 @@ class Command(BaseCommand):
                            "consent page says it (SCOPE@de=TEXT for one language); repeat.")
         attest = parser.add_argument_group("device attestation")
         attest.add_argument("--require-attestation", action="store_true")
+        attest.add_argument("--allow-unattested-devices", action="store_true",
+                            help="Fallback: devices that cannot attest enroll with their DPoP key only, with "
+                            "reduced access (docs/unattested-devices.md). Off by default.")
+        attest.add_argument("--on-unattested", default=None, metavar="OUTCOME",
+                            help="What such a device earns: allow, reduce (the default), step_up or deny.")
         attest.add_argument("--ios-app-id", help="TEAMID.bundle.id")
         attest.add_argument("--ios-environment", choices=["development", "production"], default="production")
+        attest.add_argument("--ios-devicecheck", choices=["off", "optional", "required"], default="off",
+                            help="Apple DeviceCheck at iOS enrollment (docs/attestation.md, DeviceCheck).")
+        attest.add_argument("--ios-devicecheck-on-failure", choices=["fail_closed", "fail_open"],
+                            default="fail_closed", help="When Apple's DeviceCheck API fails: refuse for now "
+                            "(503, the default) or enroll with the bits unknown.")
         attest.add_argument("--android-package")
         attest.add_argument("--android-cert-digest", action="append", default=[],
                             help="SHA-256 of the signing certificate: hex, base64 or base64url")
@@ -119,6 +130,11 @@ class Command(BaseCommand):
         wants_apps = options["ios_app_id"] or options["android_package"]
         if (options["require_attestation"] or wants_apps) and not options["public"]:
             raise CommandError("device attestation is for public (mobile) clients")
+        if options["allow_unattested_devices"] and not wants_apps:
+            raise CommandError("--allow-unattested-devices needs --ios-app-id and/or --android-package")
+        if options["on_unattested"] is not None and not options["allow_unattested_devices"]:
+            raise CommandError("--on-unattested needs --allow-unattested-devices")
+        unattested = self._unattested_outcome(options)
         if options["require_attestation"] and not wants_apps:
             raise CommandError("--require-attestation needs --ios-app-id and/or --android-package")
         graded = self._graded_choices(options)
@@ -156,11 +172,22 @@ class Command(BaseCommand):
                 if graded or options["reduced_scope"] or options["reduced_lifetime"]:
                     health_choices.choose(registered.client, graded, reduced_scopes=options["reduced_scope"],
                                           reduced_lifetime=options["reduced_lifetime"], actor="create_client")
+                if unattested is not None:
+                    health_choices.choose_unattested(registered.client, unattested, actor="create_client")
         except (ClientRegistrationError, AppRegistrationError, LogoError) as exc:
             raise CommandError(str(exc)) from exc
         self._print(registered, apps, options["json"])
         if not registered.client.require_pkce and app_settings.REQUIRE_PKCE_FOR_ALL_CLIENTS:
             self.stderr.write("note: IDP_REQUIRE_PKCE_FOR_ALL_CLIENTS is on, so this client still needs PKCE.")
+
+    @staticmethod
+    def _unattested_outcome(options: dict[str, Any]) -> HealthOutcome | None:
+        if options["on_unattested"] is None:
+            return None
+        try:
+            return health_choices.outcome_of(options["on_unattested"])
+        except health_choices.ChoiceError as exc:
+            raise CommandError(f"--on-unattested: {exc}") from exc
 
     @staticmethod
     def _graded_choices(options: dict[str, Any]) -> list[health_choices.FactChoice]:
@@ -202,9 +229,12 @@ class Command(BaseCommand):
 
     def _register_apps(self, client: Any, options: dict[str, Any]) -> list[str]:
         apps = []
-        required = options["require_attestation"]
+        required, unattested = options["require_attestation"], options["allow_unattested_devices"]
         if options["ios_app_id"]:
-            register_ios_app(client, options["ios_app_id"], options["ios_environment"], require_attestation=required)
+            register_ios_app(client, options["ios_app_id"], options["ios_environment"], require_attestation=required,
+                             devicecheck=options["ios_devicecheck"],
+                             devicecheck_on_failure=options["ios_devicecheck_on_failure"],
+                             allow_unattested=unattested)
             apps.append(f"ios:{options['ios_app_id']}")
         if options["android_package"]:
             register_android_app(
@@ -212,6 +242,7 @@ class Command(BaseCommand):
                 decryption_key_b64=options["play_integrity_decryption_key"],
                 verification_key_b64=options["play_integrity_verification_key"],
                 min_integrity=options["min_integrity"], max_age_minutes=options["play_integrity_max_age_minutes"],
+                allow_unattested=unattested,
             )
             apps.append(f"android:{options['android_package']}")
         return apps

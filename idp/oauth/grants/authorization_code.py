@@ -140,13 +140,19 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
 
         result = code_exchange.exchange(
             code, now=now, issue=issue, ip=client_ip(self.request.django_request),
-            dpop_jkt=(self.context.dpop_jkt or "") if code.client.is_public else "", device=self.context.device,
+            dpop_jkt=(self.context.dpop_jkt or "") if code.client.is_public or self._unattested() else "",
+            device=self.context.device,
             request=self.request.django_request,
         )
         if isinstance(result, CodeReused):
             raise InvalidGrantError("The authorization code has already been used.")
         self.context.session = result.session
         return result.issued.as_response()
+
+    def _unattested(self) -> bool:
+        """An unattested device's family is always bound to its DPoP key, its device key."""
+        device = self.context.device
+        return device is not None and not device.attested
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Authlib hook: nothing to delete, the exchange claimed the code (and keeps it, to

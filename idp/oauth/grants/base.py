@@ -21,6 +21,17 @@ from ..claims import id_token_claims
 from ..context import RequestContext
 from ..errors import InvalidTargetError
 
+#: Access-token claim and token-response member of a session whose device did not attest.
+DEVICE_ATTESTED_CLAIM = "device_attested"
+
+
+def unattested_device(session: DeviceSession | None) -> bool:
+    """Whether ``session`` is bound to a device enrolled by the fallback (no query: the device
+    comes with the session, and a session without one has ``device_id`` None)."""
+    device = session.device if session is not None and session.device_id is not None else None
+    return device is not None and not device.attested
+
+
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
 
@@ -90,6 +101,9 @@ class VigilGrantMixin:
         client = self.request.client
         token_user = session.user if session is not None else user
         decision = self.apply_policies(session=session, scope=scope, now=now, user=token_user)
+        unattested = unattested_device(session)
+        if unattested:
+            claims = {**(claims or {}), DEVICE_ATTESTED_CLAIM: False}
         access_scope = decision.scope if decision.scope is not None else scope
         access, jti, expires_in = issue_access_token(
             client=client,
@@ -105,6 +119,8 @@ class VigilGrantMixin:
         issued = IssuedTokens(access_token=access, expires_in=expires_in, scope=access_scope, jti=jti)
         if self.context.dpop_jkt:
             issued.token_type = "DPoP"
+        if unattested:  # the token response says so too: the app may attest (docs/unattested-devices.md)
+            issued.extra[DEVICE_ATTESTED_CLAIM] = False
         if with_refresh and session is not None and client.check_grant_type("refresh_token"):
             issued.refresh_token = issue_refresh_token(session, scope, now)
         return issued

@@ -27,7 +27,10 @@ from ..attestation_binding import verify_at_refresh
 from ..dpop_binding import check_token_request
 from .base import TOKEN_AUTH_METHODS, VigilGrantMixin
 
-_STEP_UP = "Step-up authentication is required: send the user through authorization again."
+_REFUSED = {
+    Refusal.STEP_UP_REQUIRED: "Step-up authentication is required: send the user through authorization again.",
+    Refusal.DEVICE_CHANGED: "The session was bound to another device meanwhile: refresh with that device's proof.",
+}
 
 
 class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
@@ -71,10 +74,10 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         result = refresh.rotate(
             refresh_token, self._raw(), now=now, issue=issue, proof_jkt=self.context.dpop_jkt,
             ip=client_ip(self.request.django_request), request=self.request.django_request,
+            upgraded_from=self.context.upgraded_from,
         )
         if isinstance(result, Refused):
-            raise InvalidGrantError(_STEP_UP if result.reason == Refusal.STEP_UP_REQUIRED else
-                                    "The refresh token is no longer valid.")
+            raise InvalidGrantError(_REFUSED.get(result.reason, "The refresh token is no longer valid."))
         self.context.session = result.session
         return result.issued.as_response()
 

@@ -2,6 +2,11 @@
 
 An iOS and an Android device log in as the demo user, refresh a few times with fresh
 attestations and DPoP proofs, then a refresh token copied to a third device is refused.
+Then the scenarios of ``simulator.scenarios`` (all, or those named with ``--scenario``): a
+rooted device with reduced access, a device that cannot attest using the fallback, and a
+phone flagged at Apple (DeviceCheck) refused after a reinstall. The DeviceCheck scenario needs
+the DeviceCheck demo client that ``bootstrap_demo`` makes when Apple's stand-in runs (``make
+up`` starts it); without that client it is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from clients.models import Client
 from simulator.demo_setup import devices
 from simulator.mobile_app import FlowError, MobileApp
+from simulator.scenarios import RUNS, Scenario, devicecheck_reinstall
 
 
 class Command(BaseCommand):
@@ -23,6 +30,11 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="demo")
         parser.add_argument("--password", default="vigil-demo-password")
         parser.add_argument("--refreshes", type=int, default=3)
+        parser.add_argument(
+            "--scenario", action="append", choices=[s.value for s in Scenario], default=None,
+            help="run only these scenarios after the basic flow (repeatable; default: all)",
+        )
+        parser.add_argument("--no-basic", action="store_true", help="skip the basic iOS/Android flow")
 
     def say(self, text: str) -> None:
         self.stdout.write(text)
@@ -34,7 +46,23 @@ class Command(BaseCommand):
             raise CommandError(f"{exc} — is `make up` running at {options['issuer']}?") from exc
 
     def _run(self, options: dict[str, Any]) -> None:
-        issuer, client_id = options["issuer"].rstrip("/"), options["client_id"]
+        issuer = options["issuer"].rstrip("/")
+        if not options["no_basic"]:
+            self._basic(issuer, options)
+        for scenario in [Scenario(name) for name in options["scenario"] or [s.value for s in Scenario]]:
+            self._scenario(scenario, issuer)
+
+    def _scenario(self, scenario: Scenario, issuer: str) -> None:
+        if scenario == Scenario.DEVICECHECK and not Client.objects.filter(
+            client_id=devicecheck_reinstall.CLIENT_ID
+        ).exists():
+            self.say(f"\n(scenario {scenario}: skipped, no {devicecheck_reinstall.CLIENT_ID} client: "
+                     "bootstrap_demo makes it when Apple's DeviceCheck stand-in runs, as make up starts it)")
+            return
+        RUNS[scenario](issuer, self.say)
+
+    def _basic(self, issuer: str, options: dict[str, Any]) -> None:
+        client_id = options["client_id"]
         phones = devices()
         apps = [MobileApp(issuer, client_id, phones["ios"]), MobileApp(issuer, client_id, phones["android"])]
         for app in apps:
