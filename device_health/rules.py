@@ -206,6 +206,10 @@ CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.DEVICECHECK_FLAGGED: _devicecheck,
 }
 GRADED = frozenset(GradedFact)
+# Defaults that apply even to a policy without "Include default rules": each stands where a
+# refusal stood before (a graded fact's verifier refusal; an unattested device's refusal before
+# the fallback), so turning the other defaults off must not turn it into full access.
+ALWAYS_APPLIED = GRADED | {HealthCondition.UNATTESTED}
 
 
 # ------------------------------------------------------------------ rule sets
@@ -284,7 +288,7 @@ def _load_rules(client: Any) -> tuple[RuleSpec, ...]:
     own += [
         replace(r, scopes=scopes, lifetime=lifetime) for r in defaults
         if not any(_replaces(mine, r) for mine in own)
-        and (policy.include_default_rules or r.condition in GRADED)
+        and (policy.include_default_rules or r.condition in ALWAYS_APPLIED)
     ]
     return tuple(own)
 
@@ -300,11 +304,13 @@ def _replaces(own: RuleSpec, default: RuleSpec) -> bool:
     verifiers used to make) gives way only to a choice that covers it: a rule on its fact, for
     Android or any platform, and for device recognition one asking for at least the default's
     level (``basic=reduce`` alone leaves ``deny below device`` in place). Its name alone is not
-    enough: an iOS rule named ``rooted-boot`` must not lift the Android refusal. Other defaults
-    give way to a rule of the same name."""
-    if default.condition not in GRADED:
+    enough: an iOS rule named ``rooted-boot`` must not lift the Android refusal. The unattested
+    default likewise gives way only to a rule on ``unattested`` for every platform. Other
+    defaults give way to a rule of the same name."""
+    if default.condition not in ALWAYS_APPLIED:
         return own.name == default.name
-    if own.condition != default.condition or own.platform not in ("", Platform.ANDROID):
+    platforms = ("", Platform.ANDROID) if default.condition in GRADED else ("", default.platform)
+    if own.condition != default.condition or own.platform not in platforms:
         return False
     return own.condition != GradedFact.INTEGRITY_BELOW or integrity_rank(own.parameter) >= integrity_rank(
         default.parameter)

@@ -35,6 +35,7 @@ from device_health.models import DeviceHealth, HealthOutcome, HealthPolicy, Heal
 from idp.oauth.grants.token_exchange import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE
 from idp.tests.conftest import MOBILE_CLIENT_ID, browser, form_post, mobile_client, service_client, user  # noqa: F401
 from sessions.models import AccessToken, DeviceSession, RefreshToken
+from sessions.tests.test_unattested_devices import ios_app, old_iphone  # noqa: F401
 
 from .test_graded_trust import ROOTED, SOFTWARE, G, choose, nothing_stored, phone, refused  # noqa: F401
 from .test_health_token_endpoint import FULL, HealthApp, access_claims, android_app, fresh_patch  # noqa: F401
@@ -513,3 +514,28 @@ def test_the_same_key_enrolled_again_with_denied_facts_changes_nothing(phone: He
     refused(phone.login(), "boot_state_unverified")
     assert counts() == before and DeviceHealth.objects.get().facts == facts
     assert Device.objects.get().verdict["key_attestation"]["root_of_trust"]["verified_boot_state"] == "Verified"
+
+
+# ------------------------------------------------------------------ the fallback's default (issue 17 §2) under a careless policy
+
+
+@pytest.mark.parametrize("own", [
+    pytest.param({}, id="no-own-rule"),
+    pytest.param({"name": "ios-only", "platform": "ios", "outcome": "allow"}, id="an-ios-only-allow"),
+])
+def test_turning_the_other_defaults_off_does_not_give_unattested_devices_full_access(
+    old_iphone: Any, mobile_client: Any, own: dict[str, str]
+) -> None:
+    """"Include default rules" off is not a choice for unattested devices: their default
+    (reduce) replaces the refusal they met before the fallback, as the graded defaults do; only
+    a rule on ``unattested`` for every platform replaces it. Before the fix such a policy gave an
+    unattested device the full scope for the usual lifetime."""
+    policy = HealthPolicy.objects.create(client=mobile_client.client, include_default_rules=False)
+    HealthRule.objects.create(policy=policy, name="no-debugger", condition="debugger_attached", outcome=DENY)
+    if own:
+        HealthRule.objects.create(policy=policy, condition="unattested", **own)
+    response = old_iphone.login()
+    assert response.status_code == 200, response.content
+    claims = access_claims(response)
+    assert claims["device_attested"] is False and claims["device_health"] == "reduced"
+    assert claims["scope"] == "openid profile" and claims["exp"] - claims["iat"] <= 120
