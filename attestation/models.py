@@ -73,11 +73,12 @@ class RegisteredApp(models.Model):
         max_length=12, choices=AppleEnvironment.choices, default=AppleEnvironment.PRODUCTION, blank=True
     )
     devicecheck_mode = models.CharField(
-        max_length=10, choices=DeviceCheckMode.choices, default=DeviceCheckMode.OFF,
+        max_length=10, choices=DeviceCheckMode.choices, default=DeviceCheckMode.OFF, db_default=DeviceCheckMode.OFF,
         help_text="Apple DeviceCheck at enrollment: the per-device bits Apple keeps across reinstalls.",
     )
     devicecheck_on_failure = models.CharField(
         max_length=12, choices=DeviceCheckFailure.choices, default=DeviceCheckFailure.FAIL_CLOSED,
+        db_default=DeviceCheckFailure.FAIL_CLOSED,
         help_text="When Apple's DeviceCheck API fails: refuse for now (503) or enroll with the bits unknown.",
     )
     # Android
@@ -198,7 +199,7 @@ class Device(models.Model):
         null=True, blank=True, help_text="When re-attestation was demanded (its grace period runs from here)."
     )
     devicecheck_token_encrypted = models.TextField(
-        blank=True, help_text="The last Apple DeviceCheck token of this device (encrypted at rest)."
+        blank=True, db_default="", help_text="The last Apple DeviceCheck token of this device (encrypted at rest)."
     )
     devicecheck_flag_requested_at = models.DateTimeField(
         null=True, blank=True, help_text="When an operator asked to flag this device at Apple (DeviceCheck bit)."

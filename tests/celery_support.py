@@ -36,10 +36,30 @@ def celery_worker(queue: str) -> Iterator[Celery]:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        yield Celery(f"{queue}-sender", broker=broker)
+        yield Celery(f"{queue}-sender", broker=broker, set_as_current=False)
     finally:
         proc.terminate()
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def eager_tasks() -> Iterator[None]:
+    """Tasks queued in this block run in this process, whichever Celery app is current: our
+    tasks are ``shared_task``s, sent through ``celery.current_app``, which an earlier test may
+    have set to another app than ``vigil.celery.app``."""
+    from celery._state import get_current_app
+
+    from vigil.celery import app
+
+    apps = {id(a): a for a in (app, get_current_app())}.values()
+    before = [(a, a.conf.task_always_eager) for a in apps]
+    for a, _ in before:
+        a.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        for a, value in before:
+            a.conf.task_always_eager = value

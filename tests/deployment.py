@@ -64,7 +64,7 @@ class Deployment:
     def sender(self) -> Celery:
         """A Celery app that sends to this deployment's broker (a web process's role)."""
         if self._sender is None:
-            self._sender = Celery("vigil-multi-sender", broker=self.env["CELERY_BROKER_URL"])
+            self._sender = Celery("vigil-multi-sender", broker=self.env["CELERY_BROKER_URL"], set_as_current=False)
         return self._sender
 
     # ------------------------------------------------------------------ Celery processes

@@ -119,7 +119,7 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
 def sender() -> Iterator[Any]:
     from celery import Celery
 
-    app = Celery("vigil-reval-test-sender", broker=os.environ["REDIS_URL"])
+    app = Celery("vigil-reval-test-sender", broker=os.environ["REDIS_URL"], set_as_current=False)
     try:
         yield app
     finally:

@@ -233,7 +233,7 @@ def check_celery(deployment: Deployment, steps: Plan, broker: str, database_url:
     worker = next(i for i, line in enumerate(steps.services) if " worker" in line)
     beat = next(i for i, line in enumerate(steps.services) if " beat" in line)
     deployment.wait_for_log(worker, r"ready\.")
-    with Celery("deploy-test-sender", broker=broker) as sender:
+    with Celery("deploy-test-sender", broker=broker, set_as_current=False) as sender:
         sent = sender.send_task("idp.purge_expired_codes_and_tokens")
     deployment.wait_for_log(worker, rf"Task idp\.purge_expired_codes_and_tokens\[{sent.id}\] succeeded")
     deployment.wait_for_log(beat, r"beat: Starting")

@@ -87,17 +87,13 @@ def test_make_demo_runs_the_devicecheck_scenario_with_apples_stand_in(
 
     from django.core.management import call_command
 
-    from vigil.celery import app
+    from tests.celery_support import eager_tasks
 
     settings.ATTESTATION_ALLOW_TEST_ROOTS = True
     call_command("bootstrap_demo", stdout=StringIO())
     out = StringIO()
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = True  # the operator's flag runs in this process (no worker here)
-    try:
+    with eager_tasks():  # the operator's flag runs in this process (no worker here)
         call_command("device_demo", "--issuer", issuer, "--no-basic", "--scenario", "devicecheck", stdout=out)
-    finally:
-        app.conf.task_always_eager = eager
     text = out.getvalue()
     assert "Apple confirmed: bit 0 of this phone is set" in text
     assert "its new enrollment is refused: invalid_grant" in text
