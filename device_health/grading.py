@@ -16,7 +16,7 @@ from attestation.grading import GradedFact, Refusals, strict_refusals
 from attestation.models import Platform, RegisteredApp
 
 from .models import HealthOutcome
-from .rules import INTEGRITY_RANK, RuleSpec, rules_for_client
+from .rules import RuleSpec, integrity_rank, rules_for_client
 
 VERIFIER_LEVELS = ("basic", "device", "strong")
 
@@ -26,13 +26,15 @@ def _denied(rules: Sequence[RuleSpec], fact: GradedFact) -> bool:
 
 
 def _refused_level(rules: Sequence[RuleSpec]) -> str | None:
-    """The strictest level a deny rule asks for (an unknown parameter reads as ``basic``, as the
-    rule itself reads it); None when no rule denies a recognition level."""
-    levels = [
-        r.parameter if r.parameter in VERIFIER_LEVELS else "basic"
+    """The strictest level a deny rule asks for, read as the rule itself reads it
+    (``integrity_rank``: an unknown parameter is ``basic``, ``none`` asks for nothing); None
+    when no rule denies a recognition level."""
+    ranks = [
+        integrity_rank(r.parameter)
         for r in rules if r.condition == GradedFact.INTEGRITY_BELOW and r.outcome == HealthOutcome.DENY
     ]
-    return max(levels, key=INTEGRITY_RANK.__getitem__, default=None)
+    strictest = max(ranks, default=0)
+    return VERIFIER_LEVELS[strictest - 1] if strictest else None
 
 
 def refusals(app: RegisteredApp) -> Refusals:

@@ -45,6 +45,7 @@ from core.policy import (
     register_token_policy,
 )
 from core.resource_errors import ResourceError
+from sessions.flows.refresh import registered_app
 
 from .evaluate import evaluate, persist
 from .grading import refusals
@@ -83,12 +84,25 @@ def _describe(evaluation: Any) -> str:
     return f"rule {finding.rule.name}: {finding.detail}.{message}" if finding else ""
 
 
+def _device_client(context: TokenContext) -> Any:
+    """The client whose rules judge the device: the one it enrolled with (its registered app's),
+    whoever asks. A relying service exchanging the app's token (RFC 8693) is not that client:
+    its own policy would grade the device by other rules (refusing, or dropping the reduction)
+    and store that verdict as the device's. The app's client is the requesting one on the code
+    exchange and the refresh (no extra read: the app comes from the config cache)."""
+    device = context.device
+    assert device is not None
+    app = registered_app(device.app_id)  # the config cache: no query on the hot path
+    return context.client if context.client is not None and app.client_id == context.client.pk else app.client
+
+
 def token_policy(context: TokenContext) -> PolicyDecision | None:
     """The device-health outcome of this grant (see the module docstring)."""
     if context.device is None:
         return None
 
-    evaluation = evaluate(context.device, context.device_signals, context.now, client=context.client, lock=True)
+    evaluation = evaluate(context.device, context.device_signals, context.now, client=_device_client(context),
+                          lock=True)
     outcome = evaluation.decision.outcome
     if outcome == HealthOutcome.DENY:
         raise refuse(

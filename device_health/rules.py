@@ -178,8 +178,13 @@ def _unlicensed(facts: HealthFacts, param: str, now: datetime) -> str | None:
     return "app not licensed" if facts.value("app_licensed") is False else None
 
 
+def devicecheck_bits(param: str) -> tuple[str, ...]:
+    """The bits a ``devicecheck_flagged`` parameter reads: ``0``, ``1`` or ``any`` (else ``0``)."""
+    return ("0", "1") if param == "any" else ((param,) if param in {"0", "1"} else ("0",))
+
+
 def _devicecheck(facts: HealthFacts, param: str, now: datetime) -> str | None:
-    bits = ("0", "1") if param == "any" else ((param,) if param in {"0", "1"} else ("0",))
+    bits = devicecheck_bits(param)
     flagged = [b for b in bits if facts.value(f"devicecheck_bit{b}") is True]
     if not flagged:
         return None
@@ -206,6 +211,11 @@ CONDITIONS: dict[str, Callable[[HealthFacts, str, datetime], str | None]] = {
     HealthCondition.DEVICECHECK_FLAGGED: _devicecheck,
 }
 GRADED = frozenset(GradedFact)
+# Defaults that apply even to a policy without "Include default rules": each stands where a
+# refusal stood before (a graded fact's verifier refusal; an unattested device's refusal before
+# the fallback) or for an operator's explicit decision (a phone flagged for abuse at Apple), so
+# turning the other defaults off must not turn it into access.
+ALWAYS_APPLIED = GRADED | {HealthCondition.UNATTESTED, HealthCondition.DEVICECHECK_FLAGGED}
 
 
 # ------------------------------------------------------------------ rule sets
@@ -280,15 +290,39 @@ def _load_rules(client: Any) -> tuple[RuleSpec, ...]:
                  r.user_message)
         for r in policy.rules.all() if r.enabled
     ]
-    names = {r.name for r in own}
-    chosen = {r.condition for r in own if r.condition in GRADED and r.platform in ("", Platform.ANDROID)}
     scopes, lifetime = policy.reduced_scopes or None, policy.reduced_lifetime
     own += [
         replace(r, scopes=scopes, lifetime=lifetime) for r in defaults
-        if r.name not in names and r.condition not in chosen
-        and (policy.include_default_rules or r.condition in GRADED)
+        if not any(_replaces(mine, r) for mine in own)
+        and (policy.include_default_rules or r.condition in ALWAYS_APPLIED)
     ]
     return tuple(own)
+
+
+def integrity_rank(param: str) -> int:
+    """The device-recognition level an ``integrity_below`` parameter asks for, as ``_integrity``
+    reads it (empty: ``basic``; unknown: ``basic``; ``none`` / ``virtual``: nothing)."""
+    return INTEGRITY_RANK.get(param or "basic", 1)
+
+
+def _replaces(own: RuleSpec, default: RuleSpec) -> bool:
+    """Whether a client's own rule takes a default's place. A graded default (a refusal the
+    verifiers used to make) gives way only to a choice that covers it: a rule on its fact, for
+    Android or any platform, and for device recognition one asking for at least the default's
+    level (``basic=reduce`` alone leaves ``deny below device`` in place). Its name alone is not
+    enough: an iOS rule named ``rooted-boot`` must not lift the Android refusal. The unattested
+    default likewise gives way only to a rule on ``unattested`` for every platform, and the
+    DeviceCheck default only to a rule on ``devicecheck_flagged`` (iOS or any) reading at least
+    its bit. Other defaults give way to a rule of the same name."""
+    if default.condition not in ALWAYS_APPLIED:
+        return own.name == default.name
+    platforms = ("", Platform.ANDROID) if default.condition in GRADED else ("", default.platform)
+    if own.condition != default.condition or own.platform not in platforms:
+        return False
+    if own.condition == HealthCondition.DEVICECHECK_FLAGGED:  # a rule on bit 1 leaves the abuse bit's rule
+        return set(devicecheck_bits(own.parameter)) >= set(devicecheck_bits(default.parameter))
+    return own.condition != GradedFact.INTEGRITY_BELOW or integrity_rank(own.parameter) >= integrity_rank(
+        default.parameter)
 
 
 def decide(rules: Sequence[RuleSpec], facts: HealthFacts, platform: str, now: datetime) -> Decision:

@@ -121,7 +121,7 @@ class AndroidKeyAttestation:
     def facts(self) -> dict[str, Any]:
         """JSON-ready facts, kept on the Device and printed by the CLI."""
         kd = self.key_description
-        rot = kd.first("root_of_trust")
+        rot = judged_root_of_trust(kd, self.security_level)
         app_id = kd.first("application_id")
         return {
             "key_id": self.key_id,
@@ -210,11 +210,19 @@ def _check_application(kd: KeyDescriptionFacts, policy: AndroidKeyPolicy) -> Non
             raise AttestationError(Reason.SIGNING_CERT_MISMATCH, "app signing certificate is not registered")
 
 
-def _check_root_of_trust(kd: KeyDescriptionFacts, policy: AndroidKeyPolicy, level: str) -> None:
-    """Steps 10-11; a software-level key has no hardware root of trust to judge."""
+def judged_root_of_trust(kd: KeyDescriptionFacts, level: str) -> Any:
+    """The rootOfTrust steps 10-11 judge, and the one the facts report: the hardware list's; the
+    software list's only for a software-level key. A TEE or StrongBox key whose rootOfTrust sits
+    in ``softwareEnforced`` (where the OS, not the secure hardware, vouches) has none."""
     rot = kd.hardware_enforced.root_of_trust
     if rot is None and level == "Software":
         rot = kd.software_enforced.root_of_trust
+    return rot
+
+
+def _check_root_of_trust(kd: KeyDescriptionFacts, policy: AndroidKeyPolicy, level: str) -> None:
+    """Steps 10-11; a software-level key has no hardware root of trust to judge."""
+    rot = judged_root_of_trust(kd, level)
     if rot is None:
         if "Unverified" not in policy.boot_states or policy.require_locked_bootloader:
             raise AttestationError(Reason.BOOT_STATE_UNVERIFIED, "no rootOfTrust in the attestation")

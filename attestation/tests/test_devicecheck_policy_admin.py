@@ -147,3 +147,32 @@ def test_system_check_refuses_plain_http_devicecheck_in_production(settings: Any
     assert check_devicecheck_hosts() == []
     settings.DEBUG, settings.ATTESTATION_DEVICECHECK_BASE_URL = False, "https://api.devicecheck.apple.com"
     assert check_devicecheck_hosts() == []
+
+
+FLAGGED_BIT0 = {"status": "ok", "bit0": True, "bit1": False, "last_update_time": "2026-11"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("own", "outcome"), [
+    (None, HealthOutcome.DENY),  # no rule of its own: the default still denies
+    (("devicecheck_flagged", "1", "ios", HealthOutcome.ALLOW), HealthOutcome.DENY),  # another bit: no cover
+    (("devicecheck_flagged", "", "android", HealthOutcome.ALLOW), HealthOutcome.DENY),  # another platform
+    (("screen_captured", "", "", HealthOutcome.REDUCE), HealthOutcome.DENY),  # named like it, another fact
+    (("devicecheck_flagged", "0", "ios", HealthOutcome.STEP_UP), HealthOutcome.STEP_UP),  # the client's choice
+    (("devicecheck_flagged", "any", "", HealthOutcome.REDUCE), HealthOutcome.REDUCE),
+])
+def test_the_abuse_bit_default_stands_without_the_other_defaults(
+    client_factory: Any, own: tuple[str, str, str, str] | None, outcome: str,
+) -> None:
+    """An operator's flag at Apple is an explicit decision: a policy with "Include default rules"
+    off, or a rule that does not cover the abuse bit, must not let the flagged phone in."""
+    from device_health.rules import rules_for_client
+
+    client = client_factory()
+    policy = HealthPolicy.objects.create(client=client, include_default_rules=False)
+    if own is not None:
+        condition, parameter, platform, chosen = own
+        HealthRule.objects.create(policy=policy, name="devicecheck-flagged", condition=condition,
+                                  parameter=parameter, platform=platform, outcome=chosen)
+    decision = decide(rules_for_client(client), collect(Stored(FLAGGED_BIT0), {}), "ios", NOW)
+    assert decision.outcome == outcome

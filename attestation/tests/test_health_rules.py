@@ -123,8 +123,11 @@ def test_client_policy_rules_then_defaults_unless_opted_out(client_factory: Any)
     assert patch.scopes == "openid" and patch.lifetime is None  # the policy's reduced scopes apply to defaults
     policy.include_default_rules = False
     policy.save()
-    # the defaults of the graded facts stay: turning the defaults off never lets a rooted device in
-    assert [r.name for r in rules_for_client(client)] == ["screen-capture", *[r.name for r in graded_defaults()]]
+    # the defaults of the graded facts stay: turning the defaults off never lets a rooted device in,
+    # nor gives an unattested one full access (test_graded_attacks.py), nor a phone flagged at Apple
+    # (test_devicecheck_policy_admin.py)
+    assert [r.name for r in rules_for_client(client)] == [
+        "screen-capture", *[r.name for r in graded_defaults()], "devicecheck-flagged", "unattested-device"]
 
 
 @pytest.mark.parametrize(("condition", "parameter", "ok"), [

@@ -41,8 +41,11 @@ def userinfo_claims(user: User, scope: str) -> dict[str, Any]:
 
 class IdTokenClaims:
     def build(
-        self, session: DeviceSession, access_token: str | None, client: Client, now: datetime | None = None
+        self, session: DeviceSession, access_token: str | None, client: Client, now: datetime | None = None,
+        scope: str | None = None,
     ) -> dict[str, Any]:
+        """``scope``: the scope of the access token issued beside it (narrower than the session's
+        when a token policy reduced it, docs/device-health.md); the session's by default."""
         moment = int((now or timezone.now()).timestamp())
         claims: dict[str, Any] = {
             "iss": app_settings.ISSUER,
@@ -61,13 +64,16 @@ class IdTokenClaims:
         if access_token:
             claims["at_hash"] = jwt_tokens.half_hash(access_token, client.signing_alg)
         # Profile claims go in the ID token too (no separate userinfo round trip needed).
-        claims.update({k: v for k, v in userinfo_claims(session.user, session.scope).items() if k != "sub"})
+        granted = session.scope if scope is None else scope
+        claims.update({k: v for k, v in userinfo_claims(session.user, granted).items() if k != "sub"})
         return claims
 
     def encode(
-        self, session: DeviceSession, access_token: str | None, client: Client, now: datetime | None = None
+        self, session: DeviceSession, access_token: str | None, client: Client, now: datetime | None = None,
+        scope: str | None = None,
     ) -> str:
-        return jwt_tokens.sign(self.build(session, access_token, client, now), alg=client.signing_alg, now=now)
+        claims = self.build(session, access_token, client, now, scope)
+        return jwt_tokens.sign(claims, alg=client.signing_alg, now=now)
 
 
 id_token_claims = IdTokenClaims()

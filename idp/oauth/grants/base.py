@@ -128,7 +128,10 @@ class VigilGrantMixin:
 
     def add_id_token(self, issued: IssuedTokens, session: DeviceSession, scope: str) -> IssuedTokens:
         """OIDC Core §3.1.3.3 (code) and §12.2 (refresh): an ID token when ``scope`` has
-        ``openid``, for both grants this one way, inside the transaction that issues."""
+        ``openid``, for both grants this one way, inside the transaction that issues. ``scope`` is
+        the access token's (``issued.scope``): a token policy's reduction (docs/device-health.md)
+        holds for the ID token's claims too, and a reduction without ``openid`` issues none."""
         if "openid" in scope.split():
-            issued.extra["id_token"] = id_token_claims.encode(session, issued.access_token, self.request.client)
+            issued.extra["id_token"] = id_token_claims.encode(session, issued.access_token, self.request.client,
+                                                              scope=scope)
         return issued

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from core.app_settings import app_settings
 from core.events import EventType, client_ip, record
+from sessions.flows.device_binding import client_requires_attestation
 from sessions.flows.tokens import IssuedTokens
 from sessions.models import DeviceSession
 
@@ -44,6 +45,19 @@ _POLL_ERRORS: dict[flow.PollOutcome, Any] = {
 }
 
 
+def refuse_unless_allowed(client: Any, django_request: Any) -> None:
+    """The client is registered for the grant, and does not require device attestation: a
+    device grant binds no attested device, so it would mint that client's tokens past its
+    attestation and device-health policy (docs/device-health.md). Refused at the device
+    authorization endpoint and again at the token endpoint (a grant added after the start)."""
+    if not client.check_grant_type(DEVICE_CODE):
+        raise UnauthorizedClientError("This client is not registered for the device authorization grant.")
+    if client_requires_attestation(client):
+        record(EventType.OAUTH_DEVICE_AUTHORIZATION, outcome="denied", reason="attestation_required",
+               client_id=client.client_id, request=django_request)
+        raise UnauthorizedClientError("This client requires device attestation: the device grant cannot attest.")
+
+
 class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
     """RFC 8628 §3.1: the client (authenticated, or identified for a public one) asks for a
     device code; §3.2: the response, with ``verification_uri_complete``."""
@@ -52,8 +66,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client = self.authenticate_client(request)
-        if not client.check_grant_type(DEVICE_CODE):
-            raise UnauthorizedClientError("This client is not registered for the device authorization grant.")
+        refuse_unless_allowed(client, request.django_request)
         resource = list(request.payload.datalist.get("resource", []))
         if not set(resource) <= set(client.allowed_audiences):
             raise InvalidTargetError("The requested resource is not allowed for this client.")
@@ -86,8 +99,7 @@ class DeviceCodeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
         if not self.request.payload.data.get("device_code"):
             raise InvalidRequestError("device_code is required.")
         client = self.authenticate_token_endpoint_client()
-        if not client.check_grant_type(self.GRANT_TYPE):
-            raise UnauthorizedClientError("This client is not registered for the device authorization grant.")
+        refuse_unless_allowed(client, self.request.django_request)
         self.request.client = client
 
     def check_proofs(self) -> None:

@@ -69,7 +69,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
 
         def issue(session: DeviceSession) -> IssuedTokens:
             issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
-            return self.add_id_token(issued, session, scope)
+            return self.add_id_token(issued, session, issued.scope)
 
         result = refresh.rotate(
             refresh_token, self._raw(), now=now, issue=issue, proof_jkt=self.context.dpop_jkt,
