@@ -247,3 +247,35 @@ def test_a_replayed_upgrade_request_upgrades_nothing_more(old_iphone: Unattested
     assert Device.objects.filter(attested=True).count() == 1
     assert SecurityEvent.objects.filter(event_type="attestation.session_upgraded").count() == 1
     assert snapshot()[0] == before[0]
+
+
+def test_an_outage_at_an_unattested_iphones_sign_in_keeps_the_code(checked_old_iphone: Unattested,
+                                                                   devicecheck: DeviceCheckStandIn) -> None:
+    """Fail closed at the code exchange of the fallback: 503 with a fresh challenge, nothing
+    stored, and the same authorization code works once Apple is back."""
+    from idp.tests.conftest import get_code, make_pkce
+
+    from .test_device_bound_tokens import token_post
+
+    app = checked_old_iphone
+    ios = RegisteredApp.objects.get(platform="ios")
+    ios.devicecheck_mode = "required"
+    ios.save()
+    pkce = make_pkce()
+    code, _ = get_code(app.browser, app.client_id, pkce)
+
+    def exchange(challenge_value: str) -> Any:
+        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": "com.example.app:/oauth2redirect",
+                "client_id": app.client_id, "code_verifier": pkce.verifier, **app.claim,
+                "devicecheck_token": app.device.devicecheck_token(), "attestation_challenge": challenge_value}
+        return token_post(data, **app.headers())
+
+    devicecheck.fail(503)
+    down = exchange(challenge(app.client_id, "enroll"))
+    assert down.status_code == 503 and down.json()["error"] == "temporarily_unavailable" and down["Retry-After"]
+    assert not Device.objects.exists() and not DeviceSession.objects.exists()
+    assert SecurityEvent.objects.filter(event_type="attestation.token_refused", reason="devicecheck_unavailable").exists()
+    devicecheck.recover()
+    back = exchange(down[HEADER])
+    assert back.status_code == 200, back.content
+    assert back.json()["device_attested"] is False
