@@ -279,3 +279,15 @@ def test_an_outage_at_an_unattested_iphones_sign_in_keeps_the_code(checked_old_i
     back = exchange(down[HEADER])
     assert back.status_code == 200, back.content
     assert back.json()["device_attested"] is False
+
+
+def test_the_id_token_of_an_unattested_session_keeps_to_the_reduction(old_iphone: Unattested) -> None:
+    """The ID token carries only the reduced scopes' claims (no ``email``); it has no
+    ``device_attested`` claim: it is the app's own, which knows (docs/unattested-devices.md)."""
+    import jwt
+
+    for response in (old_iphone.login(), old_iphone.refresh()):
+        assert response.status_code == 200
+        assert response.json()["device_attested"] is False
+        id_claims = jwt.decode(response.json()["id_token"], options={"verify_signature": False})
+        assert "email" not in id_claims and "device_attested" not in id_claims
