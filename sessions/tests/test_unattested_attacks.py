@@ -291,3 +291,4 @@ def test_the_id_token_of_an_unattested_session_keeps_to_the_reduction(old_iphone
         assert response.json()["device_attested"] is False
         id_claims = jwt.decode(response.json()["id_token"], options={"verify_signature": False})
         assert "email" not in id_claims and "device_attested" not in id_claims
+
