@@ -17,7 +17,7 @@ from core.models import SecurityEvent
 from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from simulator.ios import IOSDevice
 
-from .test_device_bound_tokens import APP_ID, HEADER, challenge, ios_app  # noqa: F401 - fixtures, used by name
+from .test_device_bound_tokens import APP_ID, HEADER, android_app, challenge, ios_app  # noqa: F401 - fixtures
 from .test_unattested_devices import Unattested, enable_fallback, old_iphone, purpose_of  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_test_roots")]
@@ -292,3 +292,19 @@ def test_the_id_token_of_an_unattested_session_keeps_to_the_reduction(old_iphone
         id_claims = jwt.decode(response.json()["id_token"], options={"verify_signature": False})
         assert "email" not in id_claims and "device_attested" not in id_claims
 
+
+
+def test_the_platform_claim_sidesteps_devicecheck_while_the_other_platform_allows_the_fallback(
+        checked_old_iphone: Unattested, android_app: RegisteredApp, devicecheck: DeviceCheckStandIn) -> None:
+    """Documented (docs/unattested-devices.md, threat 4): the platform is the client's word."""
+    ios = RegisteredApp.objects.get(platform="ios")
+    ios.devicecheck_mode = "required"
+    ios.save()
+    as_iphone = checked_old_iphone.login()
+    assert as_iphone.status_code == 400 and as_iphone.json()["error_description"].endswith("devicecheck_token_required.")
+    claims_android = Unattested(checked_old_iphone.browser, checked_old_iphone.client_id, checked_old_iphone.device,
+                                ECKey.generate_key("P-256", private=True), platform="android")
+    assert claims_android.login().status_code == 400  # Android's fallback off: refused as before
+    enable_fallback(android_app)
+    assert claims_android.login().status_code == 200 and devicecheck.requests == []
+    assert Device.objects.get().platform == "android"
