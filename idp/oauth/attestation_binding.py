@@ -191,6 +191,8 @@ def _unattested_refresh(grant: Any, session: DeviceSession, refresh_token: str) 
     carrying an enrollment attestation upgrades the family to the attested device."""
     request = grant.request
     try:
+        assert session.device is not None
+        session.device.check_usable()  # suspended by an operator: refused, as an attested device is
         evidence = device_binding.evidence_from_form(request.form)
         if evidence is not None and not evidence.unattested:
             # Not throttled: only evidence that verifies issues anything, and leaving the

@@ -308,3 +308,23 @@ def test_the_platform_claim_sidesteps_devicecheck_while_the_other_platform_allow
     enable_fallback(android_app)
     assert claims_android.login().status_code == 200 and devicecheck.requests == []
     assert Device.objects.get().platform == "android"
+
+
+# --- the operator's hand -----------------------------------------------------------------------------
+def test_a_suspended_unattested_device_cannot_refresh_or_upgrade(old_iphone: Unattested) -> None:
+    """As an attested device's: refused (``device_suspended``), the session kept, the token
+    unused; reactivated, it refreshes again."""
+    from attestation.flows.registry import reactivate_device, suspend_device
+
+    assert old_iphone.login().status_code == 200
+    suspend_device(Device.objects.get(), reason="investigating")
+    before, token = snapshot(), old_iphone.refresh_token
+    for response in (old_iphone.refresh(), old_iphone.upgrade()):
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == "invalid_client_attestation"
+        assert response.json()["error_description"].endswith("device_suspended.")
+        assert snapshot() == before and old_iphone.refresh_token == token
+    refused = SecurityEvent.objects.filter(event_type="attestation.token_refused", reason="device_suspended")
+    assert refused.count() == 2
+    reactivate_device(Device.objects.get(), reason="cleared")
+    assert old_iphone.refresh().status_code == 200
