@@ -143,6 +143,8 @@ def _store(app: RegisteredApp, claim: UnattestedClaim, jkt: str, pem: str, now: 
     device.check_usable()
     if device.attested:  # cannot happen (a thumbprint is no attested key id); never downgrade one
         raise AttestationError(Reason.UNATTESTED_NOT_ALLOWED, "this key belongs to an attested device")
+    # A fresh enrollment is all the re-attestation such a device can give (as store_attested).
+    extra.update(requires_reattestation=False, reattestation_required_at=None)
     Device.objects.filter(pk=device.pk).update(verdict=verdict, last_attested_at=now, **extra)
     device.verdict, device.last_attested_at = verdict, now
     for name, value in extra.items():

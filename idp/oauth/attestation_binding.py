@@ -97,10 +97,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         if device_binding.client_requires_attestation(client):
             raise InvalidGrantError("This session is not bound to an attested device: authorize again.")
         return
-    if not device.attested:
-        _unattested_refresh(grant, session, refresh_token)
-        return
-    if device.requires_reattestation:
+    if device.requires_reattestation:  # an operator's demand; an unattested device signs in again
         record(
             EventType.ATTESTATION_TOKEN_REFUSED,
             outcome="denied",
@@ -112,6 +109,9 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         )
         revocation.revoke_session(session, revocation.Reason.REATTESTATION_REQUIRED)
         raise InvalidGrantError("The device must attest again: send the user through authorization.")
+    if not device.attested:
+        _unattested_refresh(grant, session, refresh_token)
+        return
     try:
         evidence = device_binding.evidence_from_form(request.form)
         if evidence is None:

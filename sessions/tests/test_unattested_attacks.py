@@ -328,3 +328,22 @@ def test_a_suspended_unattested_device_cannot_refresh_or_upgrade(old_iphone: Una
     assert refused.count() == 2
     reactivate_device(Device.objects.get(), reason="cleared")
     assert old_iphone.refresh().status_code == 200
+
+
+def test_re_attestation_required_of_an_unattested_device_sends_the_user_to_sign_in(old_iphone: Unattested) -> None:
+    """The admin's "require re-attestation" was ignored for an unattested device; it now ends
+    the session as for an attested one, and a new sign-in (the most such a device can give)
+    clears it."""
+    from attestation.flows.registry import require_reattestation
+
+    assert old_iphone.login().status_code == 200
+    require_reattestation(Device.objects.get(), reason="check")
+    response = old_iphone.refresh()
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert SecurityEvent.objects.filter(event_type="attestation.token_refused",
+                                        reason="reattestation_required").count() == 1
+    assert old_iphone.login().status_code == 200  # the same DPoP key: the same device, cleared
+    device = Device.objects.get()
+    assert device.requires_reattestation is False and device.reattestation_required_at is None
+    assert old_iphone.refresh().status_code == 200
