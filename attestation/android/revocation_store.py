@@ -115,9 +115,10 @@ def store_status_list(document: Any, *, source: str, now: dt.datetime) -> int:
             newest.save(update_fields=["checked_at"])
             return len(revoked)
         row = AndroidRevocationList.objects.create(
-            entries=revoked, entry_count=len(revoked), sha256=sha256, source=source[:500], fetched_at=now, checked_at=now
+            entries=revoked, entry_count=len(revoked), sha256=sha256, source=source[:500],
+            fetched_at=now, checked_at=now,
         )
-        _prune(row.pk)
+        _prune()
         config_cache.changed()  # on commit: every process reloads at its next request
     logger.info("android revocation list: new version %s, %d entries from %s", row.pk, len(revoked), source)
     return len(revoked)
@@ -131,6 +132,6 @@ def _valid(entries: Any) -> bool:
     return True
 
 
-def _prune(newest_pk: int) -> None:
+def _prune() -> None:
     kept = AndroidRevocationList.objects.order_by("-pk").values_list("pk", flat=True)[:KEEP_VERSIONS]
     AndroidRevocationList.objects.exclude(pk__in=list(kept)).delete()

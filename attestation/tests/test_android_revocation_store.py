@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from attestation.android import chain as chain_steps
