@@ -1,7 +1,7 @@
 """The stored revocation status list at the real token endpoint: a list written by another
 host (raw SQL + a new config generation) refuses a certificate at this process's next
-request, and a list that cannot be read refuses enrollment with an RFC 6749 §5.2 error,
-never a 500, storing nothing."""
+request, and a list that cannot be read refuses enrollment with 503 temporarily_unavailable
+and ``Retry-After`` (RFC 6749 §5.2 body), never a 500, storing nothing."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from django.core.cache import cache
 from django.db import connection
 
 from attestation.models import AndroidRevocationList, Device
-from attestation.tests.test_health_token_endpoint import HealthApp, android_app, pixel  # noqa: F401
+from attestation.tests.test_health_token_endpoint import HEADER, HealthApp, android_app, pixel  # noqa: F401
 from core import config_cache
+from core.models import SecurityEvent
 from idp.tests.conftest import browser, mobile_client, user  # noqa: F401
 from sessions.models import DeviceSession
 from simulator.android import AndroidDevice
@@ -51,5 +52,13 @@ def test_a_revocation_from_another_host_refuses_at_the_next_request(pixel: Healt
 @pytest.mark.parametrize("entries", [{"not-hex": "REVOKED"}, ["1"]])
 def test_an_unreadable_list_refuses_enrollment_without_a_500(pixel: HealthApp, entries: Any) -> None:  # noqa: F811
     _written_by_another_host(entries)
-    _refused(pixel.login(), "revocation_list_unavailable")
+    response = pixel.login()
+    assert response.status_code == 503, response.content
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "revocation_list_unavailable" in response.json()["error_description"]
+    assert int(response["Retry-After"]) >= 1 and response[HEADER]  # a fresh challenge to retry with
     assert not Device.objects.exists() and not DeviceSession.objects.exists()
+    assert SecurityEvent.objects.filter(reason="revocation_list_unavailable").exists()
+    AndroidRevocationList.objects.all().delete()  # repaired (the next good download): the same phone enrolls
+    config_cache.changed()
+    assert pixel.login().status_code == 200
