@@ -171,3 +171,18 @@ def test_two_processes_read_the_same_list() -> None:
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_stored_versions_read_only(admin_client: Any) -> None:
+    from django.urls import reverse
+
+    store_status_list(_document("abc"), source="https://example.test/status", now=timezone.now())
+    row = AndroidRevocationList.objects.get()
+    listing = admin_client.get(reverse("admin:attestation_androidrevocationlist_changelist"))
+    assert listing.status_code == 200 and b"https://example.test/status" in listing.content
+    page = admin_client.get(reverse("admin:attestation_androidrevocationlist_change", args=[row.pk]))
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    assert admin_client.post(reverse("admin:attestation_androidrevocationlist_delete", args=[row.pk]),
+                             {"post": "yes"}).status_code == 403
+    assert AndroidRevocationList.objects.get().entries == {"abc": "REVOKED"}
