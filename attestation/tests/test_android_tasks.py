@@ -119,6 +119,7 @@ def test_real_worker_refreshes_the_list(google: g.GoogleStandIn, tmp_path: Path)
     from tests.celery_support import celery_worker
 
     google.status_list = json.loads(SAMPLE.read_text())
+    assert current_status_list() == {}  # warm: the shipped list, before the worker stores Google's
     out = tmp_path / "worker-status.json"
     with celery_worker("vigil-android-test") as sender:
         sender.send_task(
@@ -130,3 +131,8 @@ def test_real_worker_refreshes_the_list(google: g.GoogleStandIn, tmp_path: Path)
         while time.monotonic() < deadline and not out.exists():
             time.sleep(0.3)
     assert load_status_list(out)["cc66e9a93713b6e643b26c15879786f7"] == "SUSPENDED"
+    # stored by the worker's process, read by this one (its copy was warm and empty)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not AndroidRevocationList.objects.exists():
+        time.sleep(0.3)
+    assert current_status_list()["cc66e9a93713b6e643b26c15879786f7"] == "SUSPENDED"
