@@ -374,3 +374,17 @@ def test_an_unreadable_stored_list_refuses_enrollment(
     assert failure(lambda: enroll(android_app, phone, binding())) == Reason.REVOCATION_LIST_UNAVAILABLE
     assert Device.objects.count() == 0
     assert [e.reason for e in events("failure")] == [Reason.REVOCATION_LIST_UNAVAILABLE]
+
+
+def test_the_suspension_task_reads_the_stored_list(android_app: RegisteredApp, phone: AndroidDevice, binding: Any) -> None:
+    """``sessions.suspend_revoked_android_devices`` without a path: the list every host reads."""
+    from attestation.android.revocation_store import store_status_list
+    from sessions.tasks import suspend_revoked_android_devices
+
+    device = enroll(android_app, phone, binding())
+    assert suspend_revoked_android_devices.apply().get() == 0
+    intermediate = device.verdict["key_attestation"]["chain_serials"][1]
+    store_status_list({"entries": {intermediate: {"status": "REVOKED"}}}, source="test", now=dt.datetime.now(dt.UTC))
+    assert suspend_revoked_android_devices.apply().get() == 1
+    device.refresh_from_db()
+    assert device.status == DeviceStatus.SUSPENDED and intermediate in device.status_reason
