@@ -1,4 +1,5 @@
-"""Django admin of the attestation app: registered apps and the device registry.
+"""Django admin of the attestation app: registered apps, the device registry, and (read-only)
+the stored Android revocation status lists.
 
 Device actions call ``attestation.flows.registry`` so each decision is a security event.
 Play Integrity keys are write-only in the admin (stored encrypted, never displayed).
@@ -16,7 +17,7 @@ from django.http import HttpRequest
 from .encoding import b64decode_any
 from .errors import AttestationError
 from .flows import registry
-from .models import Device, RegisteredApp
+from .models import AndroidRevocationList, Device, RegisteredApp
 
 
 class RegisteredAppForm(forms.ModelForm):
@@ -139,3 +140,21 @@ class DeviceAdmin(admin.ModelAdmin):
     @admin.action(description="Reactivate suspended devices")
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         self._apply(request, queryset, registry.reactivate_device, "reactivated")
+
+
+@admin.register(AndroidRevocationList)
+class AndroidRevocationListAdmin(admin.ModelAdmin):
+    """Read-only: the versions the refresh task stored; the newest is what every host verifies
+    with. Only the task writes them (a change here would not validate nor reach other hosts)."""
+
+    list_display = ["pk", "entry_count", "source", "fetched_at", "checked_at"]
+    readonly_fields = ["entry_count", "sha256", "source", "fetched_at", "checked_at", "entries"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -127,9 +127,11 @@ class AppSettings:
 
     @property
     def ANDROID_REVOCATION_LIST_PATH(self) -> str:
-        """Local copy of Google's attestation revocation status list (JSON) that the Celery
-        task refreshes. Default ``var/android-attestation-status.json``; until that exists,
-        verification reads the shipped (empty) ``attestation/data/android-attestation-status.json``."""
+        """A file in Google's status-list format read only while the database holds no list
+        (a fresh install before the first refresh; the list itself is stored by the Celery
+        task in ``AndroidRevocationList``, shared by every host). Default
+        ``var/android-attestation-status.json``; until that exists, the shipped (empty)
+        ``attestation/data/android-attestation-status.json``."""
         configured = _get("ANDROID_REVOCATION_LIST_PATH", "")
         if configured:
             return str(configured)
@@ -138,7 +140,8 @@ class AppSettings:
 
     @property
     def ANDROID_REVOCATION_LIST_READ_PATH(self) -> str:
-        """What verification reads: the refreshed copy when there is one, else the shipped list."""
+        """The seed file read while the database holds no list: the operator's file when there
+        is one, else the shipped list."""
         path = Path(self.ANDROID_REVOCATION_LIST_PATH)
         if path.exists():
             return str(path)

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     CHAIN_UNTRUSTED = "chain_untrusted"
     CHAIN_EXPIRED = "chain_expired"
     CERTIFICATE_REVOKED = "certificate_revoked"
+    REVOCATION_LIST_UNAVAILABLE = "revocation_list_unavailable"  # the stored status list cannot be read
     # Apple App Attest
     NONCE_MISMATCH = "nonce_mismatch"
     KEY_ID_MISMATCH = "key_id_mismatch"

@@ -241,3 +241,27 @@ class Device(models.Model):
         self.status_reason = reason[:200]
         self.status_changed_at = now or timezone.now()
         self.save(update_fields=["status", "status_reason", "status_changed_at"])
+
+
+class AndroidRevocationList(models.Model):
+    """One version of Google's Android attestation certificate revocation status list
+    ("Certificate revocation status list", developer.android.com key attestation guide), as
+    ``attestation.refresh_android_revocation_list`` downloaded it. Every web instance reads the
+    newest row (through a per-process copy, ``attestation/android/revocation_store.py``), so a
+    certificate Google revokes is refused on every host after the next refresh. A download
+    identical to the newest row only moves its ``checked_at``; a new version is a new row (the
+    few before it are kept for the record)."""
+
+    entries = models.JSONField(help_text='{"<serial, lower-case hex>": "REVOKED" | "SUSPENDED"}')
+    entry_count = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 (hex) of the canonical JSON of the entries.")
+    source = models.CharField(max_length=500, help_text="Where the list came from (URL, or file path).")
+    fetched_at = models.DateTimeField(help_text="When this version was first downloaded.")
+    checked_at = models.DateTimeField(help_text="When a download last served this same version.")
+
+    class Meta:
+        verbose_name = "Android revocation status list"
+        get_latest_by = "pk"
+
+    def __str__(self) -> str:
+        return f"{self.entry_count} entries from {self.source} ({self.fetched_at:%Y-%m-%d %H:%M} UTC)"

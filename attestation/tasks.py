@@ -1,26 +1,30 @@
 """Celery tasks of the attestation app.
 
-``refresh_android_revocation_list`` keeps the local copy of Google's attestation
-certificate revocation status list current ("Certificate revocation status list",
-developer.android.com key attestation guide). It takes no ORM objects, is idempotent
-(the file is replaced atomically with what the URL serves) and lets errors raise:
-network errors are retried with backoff, a document that is not a status list raises
-``StatusListError`` and leaves the previous file untouched.
+``refresh_android_revocation_list`` keeps Google's attestation certificate revocation
+status list current in the database, where every web instance reads it ("Certificate
+revocation status list", developer.android.com key attestation guide). It takes no ORM
+objects, is idempotent (the same document changes only ``checked_at``) and lets errors
+raise: network errors are retried with backoff, a document that is not a status list
+raises ``StatusListError``, is logged, and leaves the stored list untouched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import requests
 from celery import shared_task
 from django.utils import timezone
 
-from .android.revocation import write_status_list
+from .android.revocation import StatusListError, write_status_list
+from .android.revocation_store import store_status_list
 from .app_settings import app_settings
 from .apple.devicecheck import DeviceCheckUnavailable
 from .flows.devicecheck import flag_device
 from .models import Device
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -31,14 +35,25 @@ from .models import Device
 )
 def refresh_android_revocation_list(url: str | None = None, path: str | None = None) -> int:
     """Fetch the status list from ``url`` (default ``ATTESTATION_ANDROID_REVOCATION_LIST_URL``)
-    into ``path`` (default ``ATTESTATION_ANDROID_REVOCATION_LIST_PATH``). Returns the entry count."""
+    and store it for every process (``revocation_store.store_status_list``); with ``path``, also
+    write a copy there (a mirror file for other tools). Returns the entry count."""
+    source = url or app_settings.ANDROID_REVOCATION_LIST_URL
     response = requests.get(
-        url or app_settings.ANDROID_REVOCATION_LIST_URL,
+        source,
         timeout=app_settings.ANDROID_HTTP_TIMEOUT,
         headers={"Cache-Control": "no-cache", "Accept": "application/json"},
     )
     response.raise_for_status()
-    return write_status_list(path or app_settings.ANDROID_REVOCATION_LIST_PATH, response.json())
+    try:
+        document = response.json()
+        count = store_status_list(document, source=source, now=timezone.now())
+    except ValueError as exc:  # not JSON, or not a status list: the stored list stays
+        logger.warning("android revocation list: refused the download from %s, keeping the stored list: %s",
+                       source, exc)
+        raise StatusListError(str(exc)) from exc
+    if path:
+        write_status_list(path, document)
+    return count
 
 
 @shared_task(

@@ -15,7 +15,7 @@ from celery import shared_task
 from celery.signals import task_success
 
 from attestation.android.revocation import load_status_list
-from attestation.app_settings import app_settings as attestation_settings
+from attestation.android.revocation_store import current_status_list
 
 from . import revalidation
 
@@ -30,9 +30,9 @@ def revalidate_devices(batch_size: int | None = None) -> dict[str, int]:
 
 @shared_task(name="sessions.suspend_revoked_android_devices")
 def suspend_revoked_android_devices(path: str | None = None, batch_size: int | None = None) -> int:
-    """Suspend Android devices with a certificate on the local revocation status list
-    (``path``, default ``ATTESTATION_ANDROID_REVOCATION_LIST_PATH``). Returns the count."""
-    revoked = load_status_list(path or attestation_settings.ANDROID_REVOCATION_LIST_READ_PATH)
+    """Suspend Android devices with a certificate on the revocation status list (the file
+    ``path`` when given, else the stored list every process reads). Returns the count."""
+    revoked = load_status_list(path) if path else current_status_list()
     return revalidation.suspend_revoked_android_devices(revoked, batch_size=batch_size)
 
 

@@ -36,7 +36,7 @@ def _android_key_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-unverified-boot", action="store_true", help="accept SelfSigned/Unverified boot")
     parser.add_argument("--allow-unlocked", action="store_true", help="accept an unlocked bootloader")
     parser.add_argument("--root", action="append", help="PEM file of a trusted root (replaces the configured ones)")
-    parser.add_argument("--revocation-list", help="status list JSON file (default: the configured one)")
+    parser.add_argument("--revocation-list", help="status list JSON file (default: the stored list the server reads)")
     parser.add_argument("--root-validity", choices=["presented", "pinned"], help="how the root certificate is dated")
 
 

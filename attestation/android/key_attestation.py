@@ -42,7 +42,7 @@ from ..errors import AttestationError, Reason
 from . import chain as chain_steps
 from .digests import normalise_digest
 from .keydescription import KEY_DESCRIPTION_OID, SECURITY_RANK, KeyDescriptionFacts, parse_key_description
-from .revocation import load_status_list
+from .revocation_store import current_status_list
 
 # Every boot state a genuine attestation can carry ("Failed" never reaches an attestation).
 ACCEPTABLE_BOOT_STATES = ("Verified", "SelfSigned", "Unverified")
@@ -169,7 +169,8 @@ def _load_roots(paths: tuple[str, ...]) -> tuple[chain_steps.TrustedRoot, ...]:
 
 
 def revocation_list() -> dict[str, str]:
-    return load_status_list(app_settings.ANDROID_REVOCATION_LIST_READ_PATH)
+    """The shared list (the newest database row, per-process copy): ``revocation_store``."""
+    return current_status_list()
 
 
 def _root_validity() -> str:

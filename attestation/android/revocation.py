@@ -6,8 +6,11 @@ Google publishes it at https://android.googleapis.com/attestation/status as
 list", developer.android.com key attestation guide). Every certificate of a chain
 whose serial is listed, either REVOKED or SUSPENDED, is refused.
 
-We read a local copy (``ATTESTATION_ANDROID_REVOCATION_LIST_PATH``, shipped empty);
-``attestation.tasks.refresh_android_revocation_list`` replaces it atomically.
+This module is pure (parsing, validation, files). The list verification reads is the
+newest database row (``revocation_store.current_status_list``), which
+``attestation.tasks.refresh_android_revocation_list`` replaces; a file in this format
+(``ATTESTATION_ANDROID_REVOCATION_LIST_PATH``, else the shipped empty one) is read only while
+the database holds no list.
 """
 
 from __future__ import annotations
@@ -50,6 +53,22 @@ def parse_status_list(document: Any) -> dict[str, str]:
         except ValueError as exc:
             raise StatusListError(f"serial {serial!r} is not hexadecimal") from exc
     return revoked
+
+
+def validate_entries(entries: Any) -> dict[str, str]:
+    """``entries`` as stored (``{serial_hex: status}``, serials normalised), or ``StatusListError``."""
+    if not isinstance(entries, dict):
+        raise StatusListError("stored entries are not an object")
+    for serial, status in entries.items():
+        if status not in STATUSES:
+            raise StatusListError(f"stored entry {serial!r} has unknown status {status!r}")
+        try:
+            normalised = normalise_serial(serial)
+        except (ValueError, AttributeError) as exc:
+            raise StatusListError(f"stored serial {serial!r} is not hexadecimal") from exc
+        if normalised != serial:
+            raise StatusListError(f"stored serial {serial!r} is not normalised")
+    return entries
 
 
 def load_status_list(path: str | os.PathLike[str]) -> dict[str, str]:

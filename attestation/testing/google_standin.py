@@ -35,6 +35,7 @@ class GoogleStandIn:
         self.status_list: dict[str, Any] = {"entries": {}}
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.fail_with: int | None = None
+        self.raw_status_body: bytes | None = None  # served verbatim for the status list (a broken download)
         self.access_tokens: set[str] = set()
         self._server: Any = None
 
@@ -70,14 +71,14 @@ class GoogleStandIn:
         self._server.shutdown()
         self._server.server_close()
 
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         from urllib.parse import parse_qs
 
         self.requests.append((method, path, dict(headers)))
         if self.fail_with:
             return self.fail_with, {"error": {"code": self.fail_with, "status": "UNAVAILABLE"}}
         if method == "GET" and path == "/attestation/status":
-            return 200, self.status_list
+            return 200, self.status_list if self.raw_status_body is None else self.raw_status_body
         if method == "POST" and path == "/token":
             form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
             return self._token(form)
@@ -127,7 +128,7 @@ def _handler_for(stand_in: GoogleStandIn) -> Any:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, payload = stand_in.handle(self.command, self.path, headers, body)
-            data = json.dumps(payload).encode()
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -16,6 +16,8 @@ from django.core.management import call_command
 
 from attestation.testing import google_pki as g
 
+pytestmark = pytest.mark.django_db  # without --revocation-list, android-key reads the stored list
+
 VECTORS = Path(__file__).parent / "vectors"
 CHAINS = VECTORS / "android" / "google-android-key-attestation"
 PLAY = VECTORS / "playintegrity"

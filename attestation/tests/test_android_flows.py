@@ -323,3 +323,68 @@ def test_a_device_suspended_during_the_request_is_refused_and_keeps_its_verdict(
     after = Device.objects.get(pk=enrolled.pk)
     assert (after.verdict, after.last_asserted_at, after.status) == (before.verdict, before.last_asserted_at,
                                                                       DeviceStatus.SUSPENDED)
+
+
+# ------------------------------------------------------------------ the stored revocation list
+def _revocation_queries(fn: Callable[[], Any]) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from attestation.models import AndroidRevocationList
+
+    with CaptureQueriesContext(connection) as captured:
+        fn()
+    return [q["sql"] for q in captured.captured_queries if AndroidRevocationList._meta.db_table in q["sql"]]
+
+
+@pytest.mark.redis
+def test_a_warm_enrollment_reads_the_revocation_list_from_memory(
+    android_app: RegisteredApp, google: g.GoogleStandIn, binding: Any
+) -> None:
+    from attestation.android.revocation_store import store_status_list
+
+    store_status_list({"entries": {"5ca1ab1e0ddba11": {"status": "REVOKED"}}}, source="test", now=dt.datetime.now(dt.UTC))
+    assert len(_revocation_queries(lambda: enroll(android_app, AndroidDevice(google=google), binding()))) == 1
+    assert _revocation_queries(lambda: enroll(android_app, AndroidDevice(google=google), binding())) == []
+    assert Device.objects.count() == 2
+
+
+def test_a_certificate_revoked_in_the_stored_list_refuses_enrollment(
+    android_app: RegisteredApp, google: g.GoogleStandIn, phone: AndroidDevice, binding: Any
+) -> None:
+    from attestation.android.revocation_store import store_status_list
+
+    serials = enroll(android_app, phone, binding()).verdict["key_attestation"]["chain_serials"]
+    store_status_list({"entries": {serials[1]: {"status": "REVOKED", "reason": "KEY_COMPROMISE"}}},
+                      source="test", now=dt.datetime.now(dt.UTC))
+    assert failure(lambda: enroll(android_app, AndroidDevice(google=google), binding())) == Reason.CERTIFICATE_REVOKED
+    assert Device.objects.count() == 1
+    assert [e.reason for e in events("failure")] == [Reason.CERTIFICATE_REVOKED]
+
+
+def test_an_unreadable_stored_list_refuses_enrollment(
+    android_app: RegisteredApp, phone: AndroidDevice, binding: Any
+) -> None:
+    from attestation.models import AndroidRevocationList
+    from core import config_cache
+
+    AndroidRevocationList.objects.create(entries={"not-hex": "REVOKED"}, entry_count=1, sha256="", source="forged",
+                                         fetched_at=dt.datetime.now(dt.UTC), checked_at=dt.datetime.now(dt.UTC))
+    config_cache.changed()
+    assert failure(lambda: enroll(android_app, phone, binding())) == Reason.REVOCATION_LIST_UNAVAILABLE
+    assert Device.objects.count() == 0
+    assert [e.reason for e in events("failure")] == [Reason.REVOCATION_LIST_UNAVAILABLE]
+
+
+def test_the_suspension_task_reads_the_stored_list(android_app: RegisteredApp, phone: AndroidDevice, binding: Any) -> None:
+    """``sessions.suspend_revoked_android_devices`` without a path: the list every host reads."""
+    from attestation.android.revocation_store import store_status_list
+    from sessions.tasks import suspend_revoked_android_devices
+
+    device = enroll(android_app, phone, binding())
+    assert suspend_revoked_android_devices.apply().get() == 0
+    intermediate = device.verdict["key_attestation"]["chain_serials"][1]
+    store_status_list({"entries": {intermediate: {"status": "REVOKED"}}}, source="test", now=dt.datetime.now(dt.UTC))
+    assert suspend_revoked_android_devices.apply().get() == 1
+    device.refresh_from_db()
+    assert device.status == DeviceStatus.SUSPENDED and intermediate in device.status_reason

@@ -228,7 +228,10 @@ def test_revoked_or_suspended_serial(position: int) -> None:
         assert reason_of(pem, revoked=revoked) == Reason.CERTIFICATE_REVOKED
 
 
-def test_revocation_list_from_file(settings: Any, tmp_path: Path) -> None:
+@pytest.mark.django_db
+def test_revocation_list_from_file_while_the_database_holds_none(settings: Any, tmp_path: Path) -> None:
+    """An operator's mirror at ``ATTESTATION_ANDROID_REVOCATION_LIST_PATH`` seeds an empty table
+    (the stored list itself: test_android_revocation_store.py)."""
     import json
 
     path = tmp_path / "status.json"

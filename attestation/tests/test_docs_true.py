@@ -39,6 +39,7 @@ def test_ios_create_client_options_are_documented_as_present() -> None:
 @pytest.mark.parametrize("reason", [
     "integrity_token_required", "malformed_key_id",
     "devicecheck_token_required", "devicecheck_token_invalid", "devicecheck_unavailable",
+    "revocation_list_unavailable",
 ])
 def test_new_reasons_are_documented(reason: str) -> None:
     from attestation.errors import Reason

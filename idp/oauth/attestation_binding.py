@@ -18,6 +18,7 @@ from attestation.errors import AttestationError, Reason
 from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
+from core.app_settings import app_settings as core_settings
 from core.events import EventType, record
 from sessions.flows import device_binding, revocation
 from sessions.flows.refresh import Refusal
@@ -52,6 +53,11 @@ def _refuse(client: Client, error: AttestationError, purpose: str, *, with_chall
         return TemporarilyUnavailableError(
             "Apple's DeviceCheck service is unavailable (devicecheck_unavailable); retry after Retry-After "
             f"with a fresh challenge from the {CHALLENGE_HEADER} header.", headers=[*retry, *headers])
+    if error.reason == Reason.REVOCATION_LIST_UNAVAILABLE:  # our stored list is unreadable: fail closed, retry later
+        retry = [("Retry-After", str(max(1, core_settings.OUTAGE_RETRY_AFTER_SECONDS)))]
+        return TemporarilyUnavailableError(
+            "The attestation certificate revocation list is unavailable (revocation_list_unavailable); retry after "
+            f"Retry-After with a fresh challenge from the {CHALLENGE_HEADER} header.", headers=[*retry, *headers])
     if oauth_error_code(error.reason) == USE_ATTESTATION_CHALLENGE:
         return UseAttestationChallengeError(description, headers=headers)
     return InvalidClientAttestationError(description, headers=headers)
