@@ -10,9 +10,10 @@ answer *exactly* as Django would:
   instance reaches this one at its next request) and the next scheduled key transition has
   not come. Otherwise (first request, a rotation anywhere, the shared cache down, a
   transition due) Django serves the request, builds the copy, and the next one is fast again;
-* the headers are those Django's middleware put on the last ``200`` it served for that path
-  and scheme (security headers, HSTS over HTTPS, ``Cache-Control``): learned from that
-  response, not written twice, so a header added to the middleware is added here too. A
+* the headers are those Django's middleware put on its ``200`` answers for that path and
+  scheme (security headers, HSTS over HTTPS, ``Cache-Control``): learned once two answers in
+  a row for the same copy agree (a header that changes from one answer to the next is never
+  replayed), not written twice, so a header added to the middleware is added here too. A
   response with a cookie is never learned;
 * the host is validated by Django's own ``get_host`` (``ALLOWED_HOSTS``, forwarded host only
   when trusted), and a plain-HTTP request that Django would redirect goes to Django;
@@ -64,6 +65,7 @@ class DocumentsFastPath:
     def __init__(self, app: WSGIApp):
         self.app = app
         self.learned: dict[tuple[str, bool], Learned] = {}
+        self.candidates: dict[tuple[str, bool], Learned] = {}
         self.observed = "ops.middleware.ObservabilityMiddleware" in settings.MIDDLEWARE
         setting_changed.connect(self._forget, dispatch_uid=f"documents-fast-path-{id(self)}", weak=False)
 
@@ -113,11 +115,21 @@ class DocumentsFastPath:
         if held is not None and answer.get("status", "").startswith("200 ") and held.body == body:
             headers = tuple((k, v) for k, v in answer["headers"] if k.lower() not in UNLEARNED_HEADERS)
             if not any(k.lower() == "set-cookie" for k, _ in headers):
-                self.learned[(path, secure)] = Learned(held, headers, _endpoint(path))
+                self._confirm(path, secure, Learned(held, headers, _endpoint(path)))
         return [body]
+
+    def _confirm(self, path: str, secure: bool, seen: Learned) -> None:
+        """Learn an answer once Django gave the same one twice in a row for this copy: a header
+        that changes between two answers (a per-request value) is never replayed."""
+        key = (path, secure)
+        if self.candidates.get(key) == seen:
+            self.learned[key] = seen
+        else:
+            self.candidates[key] = seen
 
     def _forget(self, **kwargs: Any) -> None:
         self.learned.clear()
+        self.candidates.clear()
         self.observed = "ops.middleware.ObservabilityMiddleware" in settings.MIDDLEWARE
 
 
