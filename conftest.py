@@ -15,6 +15,7 @@ os.environ.setdefault("VIGIL_TESTING", "1")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigil.settings")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
@@ -126,3 +127,12 @@ def admin_client(admin_user: Any) -> Any:
     from accounts.testing import sign_in_with_second_factor
 
     return sign_in_with_second_factor(Client(), admin_user, "password")
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Celery tasks queued during the test run in the test's process (tests.celery_support.eager_tasks)."""
+    from tests.celery_support import eager_tasks
+
+    with eager_tasks():
+        yield

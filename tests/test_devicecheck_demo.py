@@ -18,15 +18,8 @@ from core.models import SecurityEvent
 from device_health.models import DeviceHealth, HealthOutcome
 from sessions.models import DeviceSession, SessionStatus
 from simulator.scenarios import devicecheck_reinstall
-from tests.celery_support import eager_tasks
 
 pytestmark = [pytest.mark.live, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def eager_celery() -> Any:
-    with eager_tasks():
-        yield
 
 
 @pytest.mark.usefixtures("eager_celery")

@@ -160,16 +160,6 @@ def test_binding_bytes_without_a_token_are_unchanged() -> None:
 
 # --------------------------------------------------------------------- revoke and flag
 @pytest.fixture
-def eager_celery() -> Any:
-    from vigil.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = before
-
-
-@pytest.fixture
 def enrolled(dc_app: RegisteredApp, phone: IOSDevice, binding_for: Any, devicecheck: DeviceCheckStandIn) -> Device:
     return enroll(dc_app, phone, binding_for)
 

@@ -109,16 +109,6 @@ def test_receipt_parser_refuses_garbage() -> None:
     assert attest.receipt_type == "ATTEST" and attest.risk_metric is None
 
 
-@pytest.fixture
-def eager_celery() -> Any:
-    from vigil.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = before
-
-
 @pytest.mark.usefixtures("eager_celery")
 def test_high_receipt_risk_metric_fires_a_client_rule(iphone: HealthApp, apple: AppleReceiptStandIn,
                                                       mobile_client: Any) -> None:
