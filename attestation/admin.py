@@ -14,6 +14,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.read_only_admin import ReadOnlyAdmin
+
 from .encoding import b64decode_any
 from .errors import AttestationError
 from .flows import registry
@@ -143,18 +145,9 @@ class DeviceAdmin(admin.ModelAdmin):
 
 
 @admin.register(AndroidRevocationList)
-class AndroidRevocationListAdmin(admin.ModelAdmin):
+class AndroidRevocationListAdmin(ReadOnlyAdmin):
     """Read-only: the versions the refresh task stored; the newest is what every host verifies
     with. Only the task writes them (a change here would not validate nor reach other hosts)."""
 
     list_display = ["pk", "entry_count", "source", "fetched_at", "checked_at"]
     readonly_fields = ["entry_count", "sha256", "source", "fetched_at", "checked_at", "entries"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -149,8 +149,7 @@ class FleetDeviceAdmin(DeviceAdmin):
 
     @admin.display(description="trust", ordering="trust")
     def trust(self, obj: Device) -> str:
-        value = getattr(obj, "trust", fleet.Trust.ATTESTED)
-        return str(fleet.Trust(value).label.split(" (")[0].split(",")[0])
+        return str(getattr(obj, fleet.TRUST, fleet.Trust.ATTESTED)).capitalize()
 
 
 admin.site.unregister(Device)

@@ -27,6 +27,7 @@ from core import keys
 from core.app_settings import app_settings
 from core.events import EventType, record
 from core.models import KeyStatus, SecurityEvent, SigningKey
+from core.read_only_admin import ReadOnlyAdmin
 from sessions.models import AuthorizationCode
 
 from .models import Consent, DeviceAuthorization
@@ -227,20 +228,11 @@ class ConsentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(admin.ModelAdmin):
+class SecurityEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "event_type", "outcome", "reason", "user", "client_id", "session_id", "ip_address"]
     list_filter = ["event_type", "outcome", "reason", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["event_type", "reason", "user__username", "client_id", "session_id", "ip_address", "=request_id"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(DeviceAuthorization)

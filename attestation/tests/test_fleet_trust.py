@@ -83,6 +83,7 @@ def test_the_trust_column_costs_no_query_per_device(admin_client: Any, fleet: di
     with CaptureQueriesContext(connection) as few:
         page = admin_client.get(url)
     assert page.status_code == 200 and b"Unattested" in page.content and b"Flagged" in page.content
+    assert b"<td class=\"field-trust\">Reduced</td>" in page.content  # a restricted device reads "Reduced"
     app = fleet["genuine"].app
     for n in range(5):
         _device(app, f"more-{n}")
