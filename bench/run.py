@@ -350,6 +350,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "worker_rss_mb": parts[-1]["worker_rss_mb"],
         "sql_per_request": round(sum(p["raw"]["sql_sum"] for p in parts) / sql_n, 2) if sql_n else None,
         "sql_per_request_max": max((p["sql_per_request_max"] or 0) for p in parts) or None,
+        "served_before_django": sum(p.get("served_before_django", 0) for p in parts),
         "codes_exhausted": any(p["codes_exhausted"] for p in parts),
     }
 

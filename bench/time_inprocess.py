@@ -35,15 +35,31 @@ def timed(args: argparse.Namespace) -> None:
 
     with connection.execute_wrapper(keep):
         one(21)
-    wall, cpu = time.perf_counter(), time.process_time()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0] if connection.vendor == "postgresql" else None
+    wall, cpu, pg = time.perf_counter(), time.process_time(), _cpu_seconds(backend)
     for i in range(22, 22 + args.requests):
         one(i)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    pg = _cpu_seconds(backend) - pg
     print(f"{args.kind}: {1000 * wall / args.requests:.2f} ms wall, {1000 * cpu / args.requests:.2f} ms CPU "
-          f"per request (client side included), {len(statements)} SQL statements")
+          f"per request (client side included), {1000 * pg / args.requests:.2f} ms PostgreSQL backend CPU, "
+          f"{len(statements)} SQL statements")
     if args.sql:
         for sql in statements:
             print("  ", sql[:200])
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a local process (the PostgreSQL backend of this connection)."""
+    if pid is None:
+        return 0.0
+    import os
+
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -49,7 +49,9 @@ DOCUMENTS: dict[str, Callable[[], documents.Document | None]] = {
     "/.well-known/openid-configuration": documents.held_openid_configuration,
     "/.well-known/oauth-authorization-server": documents.held_openid_configuration,
 }
-UNLEARNED_HEADERS = frozenset({"content-length", observability.RESPONSE_HEADER.lower()})
+# Per-answer values, never replayed: the length (set per body), the request id, and the bench's
+# count of the statements Django ran for that answer (bench/querycount.py; none run here).
+UNLEARNED_HEADERS = frozenset({"content-length", observability.RESPONSE_HEADER.lower(), "x-bench-queries"})
 
 
 @dataclass(frozen=True)

@@ -145,11 +145,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "3"))
     )
-    # Server-side parameter binding: psycopg prepares a statement the fifth time it runs, so
-    # the token endpoint's few fixed statements skip parsing and planning in PostgreSQL.
+    # Server-side parameter binding, and prepared statements: psycopg prepares a statement once a
+    # connection has run it DATABASE_PREPARE_THRESHOLD times (Django turns this off unless
+    # asked), so the token endpoint's few fixed statements skip parsing and planning in
+    # PostgreSQL. 0 turns it off (a transaction-mode pooler older than PgBouncer 1.21).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "server_side_binding", env_bool("DATABASE_SERVER_SIDE_BINDING", default=True)
     )
+    _prepare_threshold = int(os.environ.get("DATABASE_PREPARE_THRESHOLD", "2"))
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", _prepare_threshold or None)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
