@@ -278,6 +278,21 @@ def forget_held_after(count: int) -> None:
         del batch.events[count:]
 
 
+def withdraw(event: SecurityEvent) -> None:
+    """Take back an event the batch holds: what it recorded did not happen after all (an
+    assertion whose deferred counter write was refused, ``core.deferred_write``)."""
+    batch = _batch.get()
+    if batch is not None:
+        batch.events[:] = [held for held in batch.events if held is not event]
+
+
+def batching() -> bool:
+    """Whether this request's events are held for one batch (events recorded now can still be
+    withdrawn)."""
+    batch = _batch.get()
+    return batch is not None and len(connection.atomic_blocks) == batch.depth
+
+
 def stored(written: list[SecurityEvent]) -> None:
     """``written`` (held events and the caller's own, from ``build``) are committed by the
     caller's statement: the batch lets go of them and their log lines follow."""

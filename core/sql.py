@@ -181,14 +181,18 @@ class Statement:
         self.fields = [_concrete_field(model, name) for name in params]
         self._sql: dict[str, str] = {}
 
-    def _execute(self, cursor: Any, values: tuple[Any, ...], alias: str) -> None:
-        connection = connections[alias]
-        sql = self._sql.get(alias)
+    def prepared(self, values: tuple[Any, ...], connection: Any) -> tuple[str, list[Any]]:
+        """The SQL for ``connection`` (built once) and ``values`` prepared by their fields."""
+        sql = self._sql.get(connection.alias)
         if sql is None:
-            sql = self._sql[alias] = self.template.format(table=connection.ops.quote_name(self.model._meta.db_table))
+            table = connection.ops.quote_name(self.model._meta.db_table)
+            sql = self._sql[connection.alias] = self.template.format(table=table)
         params = [field.get_db_prep_value(value, connection, prepared=False)
                   for field, value in zip(self.fields, values, strict=True)]
-        cursor.execute(sql, params)
+        return sql, params
+
+    def _execute(self, cursor: Any, values: tuple[Any, ...], alias: str) -> None:
+        cursor.execute(*self.prepared(values, connections[alias]))
 
     def run(self, *values: Any, using: str | None = None) -> int:
         """Execute; returns the number of rows it changed."""

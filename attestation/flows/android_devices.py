@@ -30,7 +30,9 @@ from django.db.models import JSONField
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.events import EventType
+from core.deferred_write import DeferredWrite
+from core.events import EventType, withdraw
+from core.models import SecurityEvent
 from core.sql import Statement
 
 from ..android.chain import MAX_CHAIN_LENGTH
@@ -210,9 +212,12 @@ def verify_android_refresh(
     purpose: str = ChallengePurpose.REFRESH,
     request: HttpRequest | None = None,
     client: PlayIntegrityClient | None = None,
+    deferred: list[DeferredWrite] | None = None,
 ) -> Device:
     """Check the attested key's signature over ``binding`` (always) and a Play Integrity
-    verdict (required unless the last one is younger than the client's max age)."""
+    verdict (required unless the last one is younger than the client's max age). Given
+    ``deferred`` (PostgreSQL), the device's write is appended to it for the caller's own
+    statement (``core.deferred_write``) instead of run here."""
     now = now or timezone.now()
     client_id = device.app.client.client_id
     try:
@@ -228,33 +233,70 @@ def verify_android_refresh(
                 Reason.INTEGRITY_TOKEN_REQUIRED,
                 "a fresh Play Integrity verdict is required",
             )
-        _record_refresh(device, integrity, now)
+        if deferred is None:
+            _record_refresh(device, integrity, now)
     except AttestationError as exc:
         _event(EventType.ATTESTATION_ASSERT, exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
         raise
-    _event(
+    success = _event(
         EventType.ATTESTATION_ASSERT, "", client_id, request, key_id=device.key_id,
         integrity_checked=integrity is not None,
     )
+    if deferred is not None:
+        deferred.append(_deferred_refresh(device, integrity, now, success, request))
     return device
 
 
+_TOUCH_DEVICE_FIELDS = ["last_asserted_at", "id", "status", "requires_reattestation"]
 _TOUCH_DEVICE = Statement(
     Device,
     "UPDATE {table} SET last_asserted_at = %s WHERE id = %s AND status = %s AND requires_reattestation = %s",
-    ["last_asserted_at", "id", "status", "requires_reattestation"],
+    _TOUCH_DEVICE_FIELDS,
 )
 
 
 # PostgreSQL merges the new verdict into the stored one inside the conditional UPDATE itself
 # (``jsonb ||``), so no row lock and no read are needed: one statement, like the touch above.
+_MERGE_VERDICT_FIELDS = ["last_asserted_at", "verdict", "id", "status", "requires_reattestation"]
 _MERGE_VERDICT = Statement(
     Device,
     "UPDATE {table} SET last_asserted_at = %s,"
     " verdict = COALESCE(verdict, '{{}}'::jsonb) || jsonb_build_object('play_integrity', %s::jsonb)"
     " WHERE id = %s AND status = %s AND requires_reattestation = %s RETURNING verdict",
-    ["last_asserted_at", "verdict", "id", "status", "requires_reattestation"],
+    _MERGE_VERDICT_FIELDS,
 )
+
+
+_TOUCH_DEVICE_STEP = Statement(Device, f"{_TOUCH_DEVICE.template} RETURNING id", _TOUCH_DEVICE_FIELDS)
+_MERGE_VERDICT_STEP = Statement(
+    Device, _MERGE_VERDICT.template.replace("RETURNING verdict", "RETURNING id"), _MERGE_VERDICT_FIELDS
+)
+
+
+def _deferred_refresh(
+    device: Device, integrity: dict[str, Any] | None, now: dt.datetime, success: SecurityEvent,
+    request: HttpRequest | None,
+) -> DeferredWrite:
+    """The device's conditional UPDATE (touch, or merge of the new verdict) for the caller's
+    statement, ``RETURNING id``: a row when it changed one. ``run``, the write alone, refuses
+    exactly as ``verify_android_refresh`` does: the held success event withdrawn, the failure
+    recorded, the ``AttestationError`` raised. The device in memory gets the merged verdict
+    now: the policies that grade it run before the statement."""
+
+    def alone() -> None:
+        try:
+            _record_refresh(device, integrity, now)
+        except AttestationError as exc:
+            withdraw(success)
+            _event(EventType.ATTESTATION_ASSERT, exc.reason, device.app.client.client_id, request,
+                   key_id=device.key_id, detail=exc.detail)
+            raise
+
+    device.last_asserted_at = now
+    if integrity is None:
+        return DeferredWrite(_TOUCH_DEVICE_STEP, (now, device.pk, DeviceStatus.ACTIVE, False), alone)
+    device.verdict = {**(device.verdict or {}), "play_integrity": integrity}  # what ``||`` stores
+    return DeferredWrite(_MERGE_VERDICT_STEP, (now, integrity, device.pk, DeviceStatus.ACTIVE, False), alone)
 
 
 def _record_refresh(device: Device, integrity: dict[str, Any] | None, now: dt.datetime) -> None:
@@ -298,5 +340,5 @@ def _refuse_current_state(device: Device) -> None:
     raise AttestationError(Reason.ATTESTATION_REQUIRED, "the device changed during this request: attest again")
 
 
-def _event(event: EventType, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
-    device_event(event, reason, client_id, request, platform=Platform.ANDROID.value, **details)
+def _event(event: EventType, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> SecurityEvent:
+    return device_event(event, reason, client_id, request, platform=Platform.ANDROID.value, **details)

@@ -14,7 +14,9 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.events import EventType
+from core.deferred_write import DeferredWrite
+from core.events import EventType, withdraw
+from core.models import SecurityEvent
 from core.sql import Statement
 
 from ..apple.assertion import verify_assertion
@@ -93,9 +95,12 @@ def assert_apple_device(
     now: datetime | None = None,
     purpose: str = ChallengePurpose.REFRESH,
     request: HttpRequest | None = None,
+    deferred: list[DeferredWrite] | None = None,
 ) -> Device:
     """Verify an App Attest assertion over ``binding`` with the stored key; advance the counter
-    atomically (``UPDATE … WHERE counter < new``). Returns the device with its new counter."""
+    atomically (``UPDATE … WHERE counter < new``). Returns the device with its new counter.
+    Given ``deferred``, the counter's write is appended to it for the caller's own statement
+    (``core.deferred_write``) instead of run here; its success event is then held until then."""
     now = now or timezone.now()
     client_id = device.app.client.client_id
     try:
@@ -107,20 +112,50 @@ def assert_apple_device(
             client_data_hash=binding.client_data_hash(),
             previous_counter=device.counter,
         )
-        _advance_counter(device, result.counter, now)
+        if deferred is None:
+            _advance_counter(device, result.counter, now)
     except AttestationError as exc:
         _event(EventType.ATTESTATION_ASSERT, exc.reason, client_id, request, key_id=device.key_id, detail=exc.detail)
         raise
-    _event(EventType.ATTESTATION_ASSERT, "", client_id, request, key_id=device.key_id, counter=device.counter)
+    success = _event(EventType.ATTESTATION_ASSERT, "", client_id, request, key_id=device.key_id, counter=result.counter)
+    if deferred is not None:
+        deferred.append(_deferred_counter(device, result.counter, now, success, request))
     return device
 
 
+_COUNTER_FIELDS = ["counter", "last_asserted_at", "id", "counter", "status", "requires_reattestation"]
 _ADVANCE_COUNTER = Statement(
     Device,
     "UPDATE {table} SET counter = %s, last_asserted_at = %s"
     " WHERE id = %s AND counter < %s AND status = %s AND requires_reattestation = %s",
-    ["counter", "last_asserted_at", "id", "counter", "status", "requires_reattestation"],
+    _COUNTER_FIELDS,
 )
+_ADVANCE_COUNTER_STEP = Statement(Device, f"{_ADVANCE_COUNTER.template} RETURNING id", _COUNTER_FIELDS)
+
+
+def _deferred_counter(
+    device: Device, counter: int, now: datetime, success: SecurityEvent, request: HttpRequest | None
+) -> DeferredWrite:
+    """The counter's conditional UPDATE for the caller's statement (``RETURNING id``: a row when
+    it changed one). ``run``, the write alone, refuses exactly as ``assert_apple_device`` does:
+    the held success event withdrawn, the failure recorded, the ``AttestationError`` raised."""
+
+    def alone() -> None:
+        try:
+            _advance_counter(device, counter, now)
+        except AttestationError as exc:
+            withdraw(success)
+            _event(EventType.ATTESTATION_ASSERT, exc.reason, device.app.client.client_id, request,
+                   key_id=device.key_id, detail=exc.detail)
+            raise
+
+    # As the write leaves it, for what reads the device before the statement (the policies).
+    device.counter, device.last_asserted_at = counter, now
+    return DeferredWrite(_ADVANCE_COUNTER_STEP, _counter_values(device, counter, now), alone)
+
+
+def _counter_values(device: Device, counter: int, now: datetime) -> tuple[object, ...]:
+    return (counter, now, device.pk, counter, DeviceStatus.ACTIVE, False)
 
 
 def _advance_counter(device: Device, counter: int, now: datetime) -> None:
@@ -129,7 +164,7 @@ def _advance_counter(device: Device, counter: int, now: datetime) -> None:
     'active' AND NOT requires_reattestation`` (atomic on its own, and what re-checks the
     device's state an operator may have changed since the request read it), so of two
     concurrent assertions with the same counter exactly one wins."""
-    if _ADVANCE_COUNTER.run(counter, now, device.pk, counter, DeviceStatus.ACTIVE, False) != 1:
+    if _ADVANCE_COUNTER.run(*_counter_values(device, counter, now)) != 1:
         device.refresh_from_db(fields=["status", "status_reason", "counter", "requires_reattestation"])
         device.check_provable()
         raise AttestationError(Reason.COUNTER_NOT_INCREASING, f"counter {counter} <= {device.counter}")
@@ -137,5 +172,5 @@ def _advance_counter(device: Device, counter: int, now: datetime) -> None:
     device.last_asserted_at = now
 
 
-def _event(event: EventType, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> None:
-    device_event(event, reason, client_id, request, platform=Platform.IOS.value, **details)
+def _event(event: EventType, reason: str, client_id: str, request: HttpRequest | None, **details: Any) -> SecurityEvent:
+    return device_event(event, reason, client_id, request, platform=Platform.IOS.value, **details)

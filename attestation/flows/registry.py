@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from attestation.signals import device_revoked, device_suspended
 from core.events import EventType, record
+from core.models import SecurityEvent
 
 from ..binding import RequestBinding
 from ..errors import AttestationError, Reason
@@ -94,9 +95,11 @@ def require_reattestation(
     _record(EventType.ATTESTATION_DEVICE_REATTESTATION_REQUIRED, device, actor, reason)
 
 
-def device_event(event: EventType, reason: str, client_id: str, request: Any, *, platform: str, **details: Any) -> None:
+def device_event(
+    event: EventType, reason: str, client_id: str, request: Any, *, platform: str, **details: Any
+) -> SecurityEvent:
     """One security event per enrollment or proof, success or failure (``reason`` set)."""
-    record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id,
+    return record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id,
            request=request, platform=platform, **details)
 
 

@@ -19,6 +19,7 @@ from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
 from core.app_settings import app_settings as core_settings
+from core.deferred_write import DeferredWrite
 from core.events import EventType, record
 from sessions.flows import device_binding, revocation
 from sessions.flows.refresh import Refusal
@@ -94,8 +95,10 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
     return device
 
 
-def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) -> None:
-    """Demand fresh evidence from the session's device over this exact refresh request."""
+def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str, *, defer_write: bool = False) -> None:
+    """Demand fresh evidence from the session's device over this exact refresh request. With
+    ``defer_write`` (``sessions.flows.refresh.carries_device_write``), a good proof leaves the
+    device's write to the rotation (``context.device_write``), refused there as here."""
     request = grant.request
     client = request.client
     device = session.device  # no query when the session has no device
@@ -118,6 +121,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
     if not device.attested:
         _unattested_refresh(grant, session, refresh_token)
         return
+    deferred: list[DeferredWrite] | None = [] if defer_write else None
     try:
         evidence = device_binding.evidence_from_form(request.form)
         if evidence is None:
@@ -129,12 +133,36 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
             dpop_jkt=request.context.dpop_jkt,
             now=timezone.now(),
             request=request.django_request,
+            deferred=deferred,
         )
     except AttestationError as error:
         _on_refresh_failure(grant, session, error)
     request.context.device_signals = evidence.signals  # verified: covered by the attested binding
-    request.context.attestation_failures = device_binding.take_failures(session)
-    request.context.extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
+    write = _refused_as_proof(grant, session, deferred[0]) if deferred else None
+    try:
+        request.context.attestation_failures = device_binding.take_failures(
+            session, write.settle if write is not None else None)
+        request.context.extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
+    except Exception:
+        if write is not None:
+            write.settle()  # e.g. the cache is down: the device's write still happens, once
+        raise
+    request.context.device_write = write
+
+
+def _refused_as_proof(grant: Any, session: DeviceSession, write: DeferredWrite) -> DeferredWrite:
+    """``write``, whose refusal (whenever the rotation settles it) is answered as a refusal of
+    the proof: the same event, failure streak, revocation and fresh challenge."""
+    alone = write.run
+
+    def run() -> None:
+        try:
+            alone()
+        except AttestationError as error:
+            _on_refresh_failure(grant, session, error)
+
+    write.run = run
+    return write
 
 
 def _what_is_required(error: AttestationError, missing_everything: str, *, enrolling: bool) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.deferred_write import DeferredWrite
+
 
 @dataclass
 class RequestContext:
@@ -37,6 +39,8 @@ class RequestContext:
     device_signals: dict[str, Any] | None = None
     #: The attested device enrolled at this code exchange (``attestation.models.Device``).
     device: Any = None
+    #: The device's write a good refresh proof left to the rotation (``core.deferred_write``).
+    device_write: DeferredWrite | None = None
     #: Refused attestation proofs just before this good one (for the policies).
     attestation_failures: int | None = None
     #: The browser session's hold on the pushed request this authorization came from (RFC 9126 §4).

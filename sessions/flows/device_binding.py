@@ -11,6 +11,7 @@ Integrity verdict (as often as the app's policy asks).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from attestation.flows.unattested import UNATTESTED_TYPE, allows_unattested, enr
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
 from core import config_cache
 from core.counters import incr_in_window
+from core.deferred_write import DeferredWrite
 
 from ..app_settings import app_settings
 from ..models import DeviceSession
@@ -201,8 +203,11 @@ def verify_refresh(
     dpop_jkt: str | None,
     now: datetime,
     request: HttpRequest | None,
+    deferred: list[DeferredWrite] | None = None,
 ) -> Device:
-    """Verify fresh evidence from the session's own device over this exact refresh request."""
+    """Verify fresh evidence from the session's own device over this exact refresh request.
+    Given ``deferred``, the device's write is appended to it for the rotation statement to
+    carry (``refresh.carries_device_write``) instead of run here."""
     device = session.device
     assert device is not None
     if evidence.unattested:  # an attested session never goes back to a DPoP key alone
@@ -213,10 +218,11 @@ def verify_refresh(
         raise AttestationError(Reason.DEVICE_REVOKED)
     binding = _binding(evidence, session.client.client_id, "refresh_token", refresh_token, dpop_jkt)
     if evidence.kind == "apple-appattest":
-        return assert_apple_device(device, _b64_bytes(evidence.attestation), binding, now=now, request=request)
+        return assert_apple_device(device, _b64_bytes(evidence.attestation), binding, now=now, request=request,
+                                   deferred=deferred)
     return verify_android_refresh(
         device, evidence.signature, evidence.integrity_token or None, binding, now,
-        integrity_token_type=evidence.integrity_token_type, request=request,
+        integrity_token_type=evidence.integrity_token_type, request=request, deferred=deferred,
     )
 
 
@@ -250,11 +256,15 @@ def current_failures(session: DeviceSession) -> int:
     return int(cache.get(f"vigil:attestation-failures:{session.sid}") or 0)
 
 
-def take_failures(session: DeviceSession) -> int:
+def take_failures(session: DeviceSession, settle: Callable[[], None] | None = None) -> int:
     """End the session's failure streak after a good proof; returns how long it was (0 on
-    the common path, which then costs one cache read and no write)."""
+    the common path, which then costs one cache read and no write). ``settle``: the proof's
+    deferred write, run first when there is a streak to end (its refusal leaves the streak
+    to grow, as a refusal before this point does)."""
     key = f"vigil:attestation-failures:{session.sid}"
     streak = int(cache.get(key) or 0)
     if streak:
+        if settle is not None:
+            settle()
         cache.delete(key)
     return streak

@@ -36,6 +36,7 @@ from clients.models import Client
 from core import config_cache, events
 from core.app_settings import app_settings as idp_settings
 from core.crypto import successor_candidates, successor_token, token_digest
+from core.deferred_write import DeferredWrite
 from core.events import EventType
 from core.sql import JoinedQuery, Part, Statement
 
@@ -263,20 +264,26 @@ def rotate(
     ip: str | None = None,
     request: HttpRequest | None = None,
     upgraded_from: Any = None,
+    device_write: DeferredWrite | None = None,
 ) -> RefreshResult:
     """Rotate ``presented`` (whose value is ``raw``) and issue, in one transaction that also
     writes the refresh's events (and those of the checks before it), so the answer is decided
     once everything is committed. A refusal rolls all of it back, then is acted on.
     ``upgraded_from``: the unattested device this refresh moves the family away from, to the
-    attested ``presented.session.device`` (docs/unattested-devices.md), in the same transaction."""
+    attested ``presented.session.device`` (docs/unattested-devices.md), in the same transaction.
+    ``device_write``: the device's write its proof deferred (``carries_device_write``): the one
+    statement carries it, else it is done alone before anything else here, so it stands
+    whatever the refresh becomes, as when the proof wrote it (docs/attestation.md §3)."""
     refusal = judge_device_proof(presented.session, proof_jkt)
+    if refusal is None and upgraded_from is None and rotation_statement.applicable(presented):
+        done = _in_one_statement(presented, raw, now=now, issue=issue, ip=ip, request=request,
+                                 device_write=device_write)
+        if done is not None:
+            return done
+    if device_write is not None:
+        device_write.settle()
     if refusal is not None:
         return refuse(presented, refusal, now=now, request=request)
-    if upgraded_from is None and rotation_statement.applicable(presented):
-        done = rotation_statement.rotate(presented, raw, successor_token(raw), now=now, issue=issue,
-                                         place=place_of(ip), ip=ip, request=request)
-        if done is not None:
-            return Rotated(*done)
     try:
         with events.atomic_with_events() as written:
             session, successor, retried = _rotate_locked(presented, raw, now=now, ip=ip)
@@ -296,6 +303,32 @@ def rotate(
     except _Refusing as refusing:
         return refuse(presented, refusing.reason, now=now, request=request)
     return Rotated(session, issued, retried)
+
+
+def carries_device_write(presented: RefreshToken) -> bool:
+    """Whether the proof of this refresh should defer its device write to ``rotate`` (the one
+    statement on PostgreSQL carries it: one statement and one commit fewer, issue 19). Only
+    while the request's events are batched: the proof's success event is withdrawn if the
+    write is refused."""
+    return events.batching() and rotation_statement.applicable(presented)
+
+
+def _in_one_statement(
+    presented: RefreshToken, raw: str, *, now: datetime, issue: Issuer, ip: str | None,
+    request: HttpRequest | None, device_write: DeferredWrite | None,
+) -> Rotated | None:
+    """``rotation_statement.rotate``, carrying ``device_write`` while it is pending; None: take
+    the transactional path. Whatever leaves it before the statement was sent (a policy's
+    refusal) leaves with the device's write done."""
+    carried = device_write if device_write is not None and device_write.pending else None
+    try:
+        done = rotation_statement.rotate(presented, raw, successor_token(raw), now=now, issue=issue,
+                                         place=place_of(ip), ip=ip, request=request, device_write=carried)
+    except Exception:
+        if device_write is not None:
+            device_write.settle()  # nothing if the statement was sent: it may have committed
+        raise
+    return None if done is None else Rotated(*done)
 
 
 def _rotate_locked(

@@ -4,6 +4,12 @@
 runs before it: the policies, signing the access (and ID) token, building the rows. Then one
 data-modifying ``WITH`` statement, atomic on its own:
 
+0. ``d`` (an attested refresh): the device's conditional write its proof deferred
+   (``core.deferred_write``: the App Attest counter ``WHERE counter < new``, the Play Integrity
+   verdict), only while the device is active and needs no re-attestation. Its row lock is what
+   gives two concurrent assertions with the same counter exactly one winner; everything below
+   runs only when it changed the row (the device is locked first, as an operator's revocation
+   locks it before the device's sessions);
 1. ``l``: lock the family's row, only while it is active (the lock order of every path: the
    session first, then its tokens);
 2. ``t``: mark the presented token used, only if it is unrotated, unrevoked and unexpired;
@@ -13,7 +19,10 @@ So a rotation either happens whole or not at all. When ``t`` changed nothing (a 
 rotation, a grace retry, a family revoked meanwhile), or when anything before the statement
 needed to write or lock (a policy that records what it saw, a locked read), this
 returns None having written nothing, and ``rotate`` takes its transactional path, which
-judges again under the lock. SQLite and ``SESSIONS_ROTATE_IN_ONE_STATEMENT = False`` always
+judges again under the lock. When ``d`` changed nothing, nothing at all was written: the
+device's write runs alone and refuses as its proof would have (``refresh.rotate``). When ``d``
+changed the row and ``t`` did not, the device's write stands (it is committed) and the
+transactional path takes over. SQLite and ``SESSIONS_ROTATE_IN_ONE_STATEMENT = False`` always
 take that path: same outcomes, more statements.
 """
 
@@ -29,6 +38,7 @@ from django.db.models import Model
 
 from core import events, sql
 from core.crypto import token_digest
+from core.deferred_write import DeferredWrite
 from core.events import EventType
 from core.sql import QueryAttempted, gated_insert, insert_values, mark_inserted, pk_column
 
@@ -38,7 +48,7 @@ from .tokens import IssuedTokens, issue_refresh_token
 
 Issuer = Callable[[DeviceSession], IssuedTokens]
 
-_STEPS = """WITH l AS (SELECT id FROM {session} WHERE id = %s AND status = %s FOR UPDATE),
+_STEPS = """l AS (SELECT id FROM {session} WHERE id = %s AND status = %s{gate} FOR UPDATE),
 t AS (UPDATE {token} SET rotated_at = %s WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL
       AND expires_at > %s AND EXISTS (SELECT 1 FROM l) RETURNING id),
 s AS (UPDATE {session} SET last_refresh_at = %s, last_ip = %s::inet, last_place = %s
@@ -55,10 +65,13 @@ def applicable(presented: RefreshToken) -> bool:
 
 def rotate(
     presented: RefreshToken, raw: str, successor: str, *, now: datetime, issue: Issuer, place: str,
-    ip: str | None, request: Any,
+    ip: str | None, request: Any, device_write: DeferredWrite | None = None,
 ) -> tuple[DeviceSession, IssuedTokens] | None:
-    """Rotate ``presented`` and issue in one statement; None: nothing was written, take the
-    transactional path."""
+    """Rotate ``presented`` and issue in one statement; None: nothing of the rotation was
+    written, take the transactional path. ``device_write`` (the device's conditional UPDATE,
+    deferred by its proof) is the statement's first step, ``d``, and gates everything else:
+    ``device_write.state`` tells whether it changed the row (done) or not (pending, nothing
+    written); the caller settles it when pending."""
     session = presented.session
     touched = (session.last_refresh_at, session.last_ip, session.last_place)
     session.last_refresh_at, session.last_ip, session.last_place = now, ip, place
@@ -77,12 +90,15 @@ def rotate(
         session_id=session.sid, request=request, jti=issued.jti,
     )]
     try:
-        rotated = _run(presented, now, ip, place, [*rows, written])
+        rotated = _run(presented, now, ip, place, [*rows, written], device_write)
     except DatabaseError:
         # Lost on the way back after it committed (the answer is lost, the client retries
-        # for the same successor): its events are stored and must not be written again.
+        # for the same successor): its events are stored and must not be written again, nor
+        # the device's write run again (its counter would refuse the retry as a replay).
         if _committed(successor):
             events.stored(written)
+            if device_write is not None:
+                device_write.sent(True)
         raise
     if not rotated:
         session.last_refresh_at, session.last_ip, session.last_place = touched
@@ -100,17 +116,26 @@ def _committed(successor: str) -> bool:
 
 
 def _run(presented: RefreshToken, now: datetime, ip: str | None, place: str,
-         inserts: list[Sequence[Model]]) -> bool:
-    """The statement; False when the gate (``t``) changed no row, so nothing was written."""
+         inserts: list[Sequence[Model]], device_write: DeferredWrite | None) -> bool:
+    """The statement; False when the gate (``t``) changed no row, so nothing of the rotation
+    was written (``device_write`` says whether ``d`` changed its row)."""
     alias = router.db_for_write(RefreshToken)
     connection = connections[alias]
+    step, params = device_write.sql(connection) if device_write is not None else ("", [])
     session_id = presented.session.pk
-    params: list[Any] = [session_id, SessionStatus.ACTIVE, now, presented.pk, now, now, ip, place, session_id]
+    params += [session_id, SessionStatus.ACTIVE, now, presented.pk, now, now, ip, place, session_id]
     for objs in inserts:
         params += insert_values(objs, connection)
+    sql = _statement(alias, tuple((type(objs[0]), len(objs)) for objs in inserts), step)
     with connection.cursor() as cursor:
-        cursor.execute(_statement(alias, tuple((type(objs[0]), len(objs)) for objs in inserts)), params)
-        rotated, *keys = cursor.fetchone()
+        if device_write is not None:
+            device_write.sending()
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if device_write is not None:
+        changed, *row = row
+        device_write.sent(bool(changed))
+    rotated, *keys = row
     if not rotated:
         return False
     for objs, pks in zip(inserts, keys, strict=True):
@@ -119,13 +144,18 @@ def _run(presented: RefreshToken, now: datetime, ip: str | None, place: str,
 
 
 @lru_cache(maxsize=64)
-def _statement(alias: str, shape: tuple[tuple[type[Model], int], ...]) -> str:
-    """The SQL for inserts of that shape (models and row counts), built once."""
+def _statement(alias: str, shape: tuple[tuple[type[Model], int], ...], device_step: str) -> str:
+    """The SQL for inserts of that shape (models and row counts) after ``device_step`` (``d``,
+    when not empty), built once."""
     connection = connections[alias]
     quote = connection.ops.quote_name
-    steps = _STEPS.format(session=quote(DeviceSession._meta.db_table), token=quote(RefreshToken._meta.db_table))
-    returned = []
+    gate = " AND EXISTS (SELECT 1 FROM d)" if device_step else ""
+    steps = _STEPS.format(session=quote(DeviceSession._meta.db_table), token=quote(RefreshToken._meta.db_table),
+                          gate=gate)
+    steps = f"WITH d AS ({device_step}),\n{steps}" if device_step else f"WITH {steps}"
+    returned = ["(SELECT count(*) FROM d)"] if device_step else []
+    returned.append("(SELECT count(*) FROM t)")
     for i, (model, rows) in enumerate(shape):
         steps += f",\ni{i} AS ({gated_insert(model, rows, 't', connection)})"
         returned.append(f"ARRAY(SELECT {quote(pk_column(model))} FROM i{i})")
-    return f"{steps}\nSELECT (SELECT count(*) FROM t), {', '.join(returned)}"
+    return f"{steps}\nSELECT {', '.join(returned)}"

@@ -52,13 +52,14 @@ def family(session: DeviceSession) -> tuple[Any, ...]:
     )
 
 
-def test_an_attested_refresh_is_three_statements_one_of_them_the_rotation(iphone: App) -> None:
+def test_an_attested_refresh_is_two_statements_the_rotation_carrying_the_counter(iphone: App) -> None:
     iphone.login()
     statements = refresh_sql(iphone)
-    assert len(statements) == 3, "\n".join(statements)
-    lookup, counter, rotation = statements
-    assert lookup.startswith("SELECT") and counter.startswith('UPDATE "attestation_device"')
-    assert rotation.startswith("WITH") and "FOR UPDATE" in rotation
+    assert len(statements) == 2, "\n".join(statements)
+    lookup, rotation = statements
+    assert lookup.startswith("SELECT")
+    assert rotation.startswith('WITH d AS (UPDATE "attestation_device" SET counter') and "FOR UPDATE" in rotation
+    assert "AND EXISTS (SELECT 1 FROM d) FOR UPDATE" in rotation  # the family's lock waits for the device's write
     for table in ("sessions_refresh_token", "sessions_access_token", "idp_security_event"):
         assert f'INSERT INTO "{table}"' in rotation
 

@@ -59,7 +59,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         self.authenticate_user(presented)
         self.narrow_resources(list(presented.session.resource))
         check_token_request(self, bound_jkt=presented.session.dpop_jkt)
-        verify_at_refresh(self, presented.session, self._raw())
+        verify_at_refresh(self, presented.session, self._raw(), defer_write=refresh.carries_device_write(presented))
 
     def issue_token(self, user: Any, refresh_token: RefreshToken) -> dict[str, Any]:
         """Authlib hook: rotate and issue (``sessions.flows.refresh.rotate``); a refusal is an
@@ -74,7 +74,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         result = refresh.rotate(
             refresh_token, self._raw(), now=now, issue=issue, proof_jkt=self.context.dpop_jkt,
             ip=client_ip(self.request.django_request), request=self.request.django_request,
-            upgraded_from=self.context.upgraded_from,
+            upgraded_from=self.context.upgraded_from, device_write=self.context.device_write,
         )
         if isinstance(result, Refused):
             raise InvalidGrantError(_REFUSED.get(result.reason, "The refresh token is no longer valid."))
