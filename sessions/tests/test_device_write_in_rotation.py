@@ -115,7 +115,8 @@ def test_the_device_write_and_the_rotation_commit_together(app_name: str, reques
                   xmin(RefreshToken, token_hash=token_digest(app.refresh_token))}
     assert len(written_by) == 1
     updated = Device.objects.get()
-    assert updated.last_asserted_at is not None and updated.last_asserted_at > device.last_asserted_at
+    assert updated.last_asserted_at is not None and device.last_asserted_at is not None
+    assert updated.last_asserted_at > device.last_asserted_at
     if app_name == "iphone":
         assert updated.counter == device.counter + 1 == app.device.counter
     else:
@@ -280,7 +281,8 @@ def test_a_statement_answer_lost_after_commit_is_not_run_again(iphone: App, comm
     refuse the user's own request as a replay), nothing is counted against the device, and
     the retry with a fresh assertion gets the same successor."""
     session, device = logged_in(iphone)
-    presented, before, lost = iphone.refresh_token, events(), []
+    presented, before = iphone.refresh_token, events()
+    lost: list[str] = []
 
     def lose_the_answer(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         if lost and commit_unknown and 'FROM "sessions_refresh_token"' in sql and len(lost) == 1:
