@@ -97,7 +97,7 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
 
 def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str, *, defer_write: bool = False) -> None:
     """Demand fresh evidence from the session's device over this exact refresh request. With
-    ``defer_write`` (``sessions.flows.refresh.carries_device_write``), a good proof leaves the
+    ``defer_write`` (``sessions.flows.rotation_statement.carries_device_write``), a good proof leaves the
     device's write to the rotation (``context.device_write``), refused there as here."""
     request = grant.request
     client = request.client
@@ -138,14 +138,21 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str, *,
     except AttestationError as error:
         _on_refresh_failure(grant, session, error)
     request.context.device_signals = evidence.signals  # verified: covered by the attested binding
-    write = _refused_as_proof(grant, session, deferred[0]) if deferred else None
+    _after_good_proof(grant, session, _refused_as_proof(grant, session, deferred[0]) if deferred else None)
+
+
+def _after_good_proof(grant: Any, session: DeviceSession, write: DeferredWrite | None) -> None:
+    """End the failure streak, hand out the next challenge and leave the deferred ``write`` to
+    the rotation; it is done here first when there is a streak to end (its refusal grows the
+    streak) or when this fails (e.g. the cache is down: the write still happens, once)."""
+    request = grant.request
     try:
         request.context.attestation_failures = device_binding.take_failures(
             session, write.settle if write is not None else None)
-        request.context.extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
+        request.context.extra_headers.extend(_challenge_header(request.client, ChallengePurpose.REFRESH))
     except Exception:
         if write is not None:
-            write.settle()  # e.g. the cache is down: the device's write still happens, once
+            write.settle()
         raise
     request.context.device_write = write
 

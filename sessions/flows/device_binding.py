@@ -207,7 +207,7 @@ def verify_refresh(
 ) -> Device:
     """Verify fresh evidence from the session's own device over this exact refresh request.
     Given ``deferred``, the device's write is appended to it for the rotation statement to
-    carry (``refresh.carries_device_write``) instead of run here."""
+    carry (``rotation_statement.carries_device_write``) instead of run here."""
     device = session.device
     assert device is not None
     if evidence.unattested:  # an attested session never goes back to a DPoP key alone

@@ -271,9 +271,10 @@ def rotate(
     once everything is committed. A refusal rolls all of it back, then is acted on.
     ``upgraded_from``: the unattested device this refresh moves the family away from, to the
     attested ``presented.session.device`` (docs/unattested-devices.md), in the same transaction.
-    ``device_write``: the device's write its proof deferred (``carries_device_write``): the one
-    statement carries it, else it is done alone before anything else here, so it stands
-    whatever the refresh becomes, as when the proof wrote it (docs/attestation.md §3)."""
+    ``device_write``: the device's write its proof deferred
+    (``rotation_statement.carries_device_write``): the one statement carries it, else it is
+    done alone before anything else here, so it stands whatever the refresh becomes, as when
+    the proof wrote it (docs/attestation.md §3)."""
     refusal = judge_device_proof(presented.session, proof_jkt)
     if refusal is None and upgraded_from is None and rotation_statement.applicable(presented):
         done = _in_one_statement(presented, raw, now=now, issue=issue, ip=ip, request=request,
@@ -303,14 +304,6 @@ def rotate(
     except _Refusing as refusing:
         return refuse(presented, refusing.reason, now=now, request=request)
     return Rotated(session, issued, retried)
-
-
-def carries_device_write(presented: RefreshToken) -> bool:
-    """Whether the proof of this refresh should defer its device write to ``rotate`` (the one
-    statement on PostgreSQL carries it: one statement and one commit fewer, issue 19). Only
-    while the request's events are batched: the proof's success event is withdrawn if the
-    write is refused."""
-    return events.batching() and rotation_statement.applicable(presented)
 
 
 def _in_one_statement(

@@ -8,8 +8,8 @@ data-modifying ``WITH`` statement, atomic on its own:
    (``core.deferred_write``: the App Attest counter ``WHERE counter < new``, the Play Integrity
    verdict), only while the device is active and needs no re-attestation. Its row lock is what
    gives two concurrent assertions with the same counter exactly one winner; everything below
-   runs only when it changed the row (the device is locked first, as an operator's revocation
-   locks it before the device's sessions);
+   runs only when it changed the row (the device is locked before the family: no path locks a
+   family and then its device, so the order cannot deadlock);
 1. ``l``: lock the family's row, only while it is active (the lock order of every path: the
    session first, then its tokens);
 2. ``t``: mark the presented token used, only if it is unrotated, unrevoked and unexpired;
@@ -61,6 +61,13 @@ def applicable(presented: RefreshToken) -> bool:
     if not sessions_settings.ROTATE_IN_ONE_STATEMENT or presented.rotated_at is not None:
         return False
     return connections[router.db_for_write(RefreshToken)].vendor == "postgresql"
+
+
+def carries_device_write(presented: RefreshToken) -> bool:
+    """Whether the proof of this refresh should leave its device write to this statement (its
+    ``d``: one statement and one commit fewer, issue 19). Only while the request's events are
+    batched: the proof's success event is withdrawn if that write is refused."""
+    return events.batching() and applicable(presented)
 
 
 def rotate(

@@ -18,7 +18,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
 
 from core.events import client_ip
-from sessions.flows import refresh
+from sessions.flows import refresh, rotation_statement
 from sessions.flows.refresh import Refusal, Refused
 from sessions.flows.tokens import IssuedTokens
 from sessions.models import DeviceSession, RefreshToken
@@ -59,7 +59,8 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         self.authenticate_user(presented)
         self.narrow_resources(list(presented.session.resource))
         check_token_request(self, bound_jkt=presented.session.dpop_jkt)
-        verify_at_refresh(self, presented.session, self._raw(), defer_write=refresh.carries_device_write(presented))
+        carried = rotation_statement.carries_device_write(presented)  # the rotation writes the device
+        verify_at_refresh(self, presented.session, self._raw(), defer_write=carried)
 
     def issue_token(self, user: Any, refresh_token: RefreshToken) -> dict[str, Any]:
         """Authlib hook: rotate and issue (``sessions.flows.refresh.rotate``); a refusal is an
