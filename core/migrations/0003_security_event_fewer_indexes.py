@@ -5,12 +5,16 @@ PostgreSQL, the ``varchar_pattern_ops`` twins Django adds to indexed text column
 ``LIKE 'x%'`` (nothing queries events so; the admin's search is ``icontains``, which no btree
 serves). Kept: created_at, event_type, reason, client_id, user, (session_id, id)."""
 
+from __future__ import annotations
+
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 PATTERN_TWINS = ("event_type", "reason", "client_id")
 
 
-def drop_pattern_twins(apps, schema_editor):
+def drop_pattern_twins(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     table = apps.get_model("core", "SecurityEvent")._meta.db_table
@@ -24,12 +28,13 @@ def drop_pattern_twins(apps, schema_editor):
         schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
 
 
-def restore_pattern_twins(apps, schema_editor):
+def restore_pattern_twins(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     model = apps.get_model("core", "SecurityEvent")
     for name in PATTERN_TWINS:
-        statement = schema_editor._create_like_index_sql(model, model._meta.get_field(name))
+        statement = schema_editor._create_like_index_sql(  # type: ignore[attr-defined]  # PostgreSQL editor
+            model, model._meta.get_field(name))
         if statement is not None:
             schema_editor.execute(statement)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.db.models import Model
 
 from core.models import SecurityEvent
 from sessions.models import AccessToken
@@ -12,7 +13,7 @@ from sessions.models import AccessToken
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
-def _indexes(model: type) -> dict[str, str]:
+def _indexes(model: type[Model]) -> dict[str, str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
                        " AND tablename = %s", [model._meta.db_table])

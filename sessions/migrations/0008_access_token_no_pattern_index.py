@@ -2,10 +2,14 @@
 found by exact ``jti`` (the unique index), never by ``LIKE 'x%'``, and every index costs the
 insert every token response makes. PostgreSQL only (other databases have no such twin)."""
 
+from __future__ import annotations
+
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 
-def drop_pattern_twin(apps, schema_editor):
+def drop_pattern_twin(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     table = apps.get_model("device_sessions", "AccessToken")._meta.db_table
@@ -19,11 +23,12 @@ def drop_pattern_twin(apps, schema_editor):
         schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
 
 
-def restore_pattern_twin(apps, schema_editor):
+def restore_pattern_twin(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     model = apps.get_model("device_sessions", "AccessToken")
-    statement = schema_editor._create_like_index_sql(model, model._meta.get_field("jti"))
+    statement = schema_editor._create_like_index_sql(  # type: ignore[attr-defined]  # PostgreSQL editor
+        model, model._meta.get_field("jti"))
     if statement is not None:
         schema_editor.execute(statement)
 
