@@ -52,6 +52,7 @@ STAGES: list[tuple[str, int, str]] = [
     ("security events: log lines", 2, "core.events:_log"),
     ("all SQL round trips (client side)", 1, "django.db.backends.utils:CursorWrapper.execute"),
     ("all Redis round trips (client side)", 1, "redis.client:Redis.execute_command"),
+    ("all Redis pipelines (client side)", 1, "redis.client:Pipeline.execute"),
 ]
 
 
