@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-DB = "vigil_bench_profile"
+DB = os.environ.get("BENCH_PROFILE_DB", f"vigil_bench_profile_{os.getpid()}")  # own database: runs may overlap
 KEYS = f"/tmp/vigil-bench-profile-keys-{os.getpid()}.json"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 KINDS = ["refresh", "attested_refresh", "attested_refresh_android", "code_exchange"]

@@ -19,6 +19,7 @@ from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
 from core.app_settings import app_settings as core_settings
+from core.cache import reading_ahead
 from core.events import EventType, record
 from sessions.flows import device_binding, revocation
 from sessions.flows.refresh import Refusal
@@ -122,18 +123,20 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str) ->
         evidence = device_binding.evidence_from_form(request.form)
         if evidence is None:
             raise AttestationError(Reason.ATTESTATION_REQUIRED, "fresh attestation is required on every refresh")
-        device_binding.verify_refresh(
-            session,
-            evidence,
-            refresh_token=refresh_token,
-            dpop_jkt=request.context.dpop_jkt,
-            now=timezone.now(),
-            request=request.django_request,
-        )
+        # The failure streak is read with the challenge's claim, one round trip (core.cache).
+        with reading_ahead(device_binding.failures_key(session)) as streak:
+            device_binding.verify_refresh(
+                session,
+                evidence,
+                refresh_token=refresh_token,
+                dpop_jkt=request.context.dpop_jkt,
+                now=timezone.now(),
+                request=request.django_request,
+            )
     except AttestationError as error:
         _on_refresh_failure(grant, session, error)
     request.context.device_signals = evidence.signals  # verified: covered by the attested binding
-    request.context.attestation_failures = device_binding.take_failures(session)
+    request.context.attestation_failures = device_binding.take_failures(session, streak)
     request.context.extra_headers.extend(_challenge_header(client, ChallengePurpose.REFRESH))
 
 
