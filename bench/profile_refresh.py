@@ -9,7 +9,7 @@ PostgreSQL database seeded like the bench. Also prints the SQL of one request.
 an Android one (key signature + classic Play Integrity token + DPoP; the bench app's default
 policy asks for a verdict on every refresh).
 
-Same environment as the bench (production settings, Redis cache on database 13).
+Same environment as the bench (production settings), with a Redis database of its own (12).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-DB = "vigil_bench_profile"
+DB = os.environ.get("BENCH_PROFILE_DB", f"vigil_bench_profile_{os.getpid()}")  # own database: runs may overlap
 KEYS = f"/tmp/vigil-bench-profile-keys-{os.getpid()}.json"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 KINDS = ["refresh", "attested_refresh", "attested_refresh_android", "code_exchange"]
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, body) -> None:
         "IDP_KEY_ENCRYPTION_SECRET": secrets.token_urlsafe(32),
         "IDP_ISSUER": "https://localhost",
         "DJANGO_BEHIND_TLS_PROXY": "1",
-        "REDIS_URL": "redis://127.0.0.1:6379/13",
+        "REDIS_URL": "redis://127.0.0.1:6379/12",  # not the bench's 13 (bench/run.py flushes it)
     })
     for var in ("DJANGO_DEBUG", "VIGIL_TESTING"):
         os.environ.pop(var, None)

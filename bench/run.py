@@ -41,6 +41,8 @@ DOT_BIN = BENCH / ".venv-dot" / "bin"
 DOT_PROJECT = BENCH / "dot_project"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 VIGIL_DB, DOT_DB = "vigil_bench", "vigil_bench_dot"
+# The same (empty) gunicorn settings for both servers: not Vigil's ./gunicorn.conf.py (gthread, access log).
+BENCH_GUNICORN_CONFIG = Path(__file__).resolve().parent / "gunicorn_bench.py"
 REDIS_URL = "redis://127.0.0.1:6379/13"
 MARKS = "<!-- bench:latest-{mode}:start -->", "<!-- bench:latest-{mode}:end -->"
 STRIPPED_ENV = ("DJANGO_", "IDP_", "ACCOUNTS_", "ATTESTATION_", "SESSIONS_", "VIGIL_", "DATABASE_URL", "REDIS_URL",
@@ -160,7 +162,8 @@ def start_gunicorn(gunicorn: Path, app: str, env: dict[str, str], cwd: Path, wor
                    ready_path: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log = _logdir / f"{label}-gunicorn.log"
-    cmd = [str(gunicorn), "--no-control-socket", "--workers", str(workers), "--worker-class", "sync",
+    cmd = [str(gunicorn), "--config", str(BENCH_GUNICORN_CONFIG), "--no-control-socket", "--workers", str(workers),
+           "--worker-class", "sync",
            "--bind", f"127.0.0.1:{port}", "--timeout", "60", "--error-logfile", str(log), "--log-level", "warning",
            app]
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

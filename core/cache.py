@@ -14,12 +14,23 @@ request. ``DEFAULT_OPTIONS`` (overridden by ``CACHES["default"]["OPTIONS"]``, wh
 cut that to about a second, so the request fails at once with one of ``UNAVAILABLE`` and
 ``core.outage`` answers 503 (docs/operations.md "Outages").
 A pool reconnects by itself on the next call once Redis is back.
+
+``claim`` marks a single-use value (an attestation challenge, a DPoP proof) and, inside
+``reading_ahead``, reads other keys in the same round trip (one pipeline): an attested
+refresh reads its session's failure streak with its challenge's claim instead of in a round
+trip of its own (issue 19: about 0.2 ms of CPU and a network wait per refresh).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
+from django.core.cache import cache as default_cache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 from redis import exceptions as redis_exceptions
@@ -57,3 +68,58 @@ class RedisCache(DjangoRedisCache):
         params = {**params, "OPTIONS": {**DEFAULT_OPTIONS, **params.get("OPTIONS", {})}}
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+
+
+    def claim_reading(self, key: str, timeout: int, keys: tuple[str, ...]) -> tuple[bool, dict[str, Any]]:
+        """``add(key, 1, timeout)`` and ``get`` of each of ``keys``, in one round trip."""
+        client = self._cache.get_client(write=True)
+        serializer = self._cache._serializer  # type: ignore[attr-defined]  # Django's: values read back as ``get`` would
+        pipeline = client.pipeline(transaction=False)
+        pipeline.set(self.make_and_validate_key(key), serializer.dumps(1), ex=max(1, timeout), nx=True)
+        for other in keys:
+            pipeline.get(self.make_and_validate_key(other))
+        added, *values = pipeline.execute()
+        return bool(added), {k: None if v is None else serializer.loads(v) for k, v in zip(keys, values, strict=True)}
+
+
+@dataclass
+class ReadAhead:
+    """Keys to read with the next ``claim`` inside ``reading_ahead``, and what was read."""
+
+    keys: tuple[str, ...]
+    values: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+    def get(self, cache: BaseCache, key: str) -> Any:
+        """The value read ahead, or (nothing was claimed meanwhile, or another cache) a ``get`` now."""
+        if self.done and key in self.values:
+            return self.values[key]
+        return cache.get(key)
+
+
+_ahead: ContextVar[ReadAhead | None] = ContextVar("vigil_cache_read_ahead", default=None)
+
+
+@contextmanager
+def reading_ahead(*keys: str) -> Iterator[ReadAhead]:
+    """Within: the first ``claim`` on the Redis cache also reads ``keys`` (``ReadAhead.get``
+    afterwards). A read, so only its timing moves: to the claim, a little earlier."""
+    ahead = ReadAhead(keys)
+    token = _ahead.set(ahead)
+    try:
+        yield ahead
+    finally:
+        _ahead.reset(token)
+
+
+def claim(cache: BaseCache, key: str, timeout: int) -> bool:
+    """Mark ``key`` used for ``timeout`` seconds (at least 1); False when it already was (atomic:
+    of two concurrent claims exactly one wins)."""
+    if cache is default_cache:  # Django's proxy of the default cache: the backend itself
+        cache = caches[DEFAULT_CACHE_ALIAS]
+    ahead = _ahead.get()
+    if ahead is None or ahead.done or not isinstance(cache, RedisCache):
+        return bool(cache.add(key, 1, timeout=max(1, timeout)))
+    added, ahead.values = cache.claim_reading(key, timeout, ahead.keys)
+    ahead.done = True
+    return added

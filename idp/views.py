@@ -14,6 +14,7 @@ from accounts.security import csp
 from clients.models import ClientEndpoint
 from core import events
 from core.http_methods import allow_methods
+from core.pages_only import api_endpoint
 from core.resource_errors import ResourceError
 from idp.flows.resource import ResourceErrorCode
 from idp.flows.resource import authorize as authorize_resource
@@ -108,27 +109,32 @@ def _oauth_post(request: HttpRequest, endpoint: str | None) -> HttpResponse:
         )
 
 
+@api_endpoint
 @csrf_exempt
 def token(request: HttpRequest) -> HttpResponse:
     return _oauth_post(request, None)
 
 
+@api_endpoint
 @csrf_exempt
 def pushed_authorization_request(request: HttpRequest) -> HttpResponse:
     """RFC 9126 §2: ``POST /par`` (``idp.flows.par``)."""
     return _oauth_post(request, ClientEndpoint.PAR)
 
 
+@api_endpoint
 @csrf_exempt
 def introspect(request: HttpRequest) -> HttpResponse:
     return _oauth_post(request, "introspection")
 
 
+@api_endpoint
 @csrf_exempt
 def revoke(request: HttpRequest) -> HttpResponse:
     return _oauth_post(request, "revocation")
 
 
+@api_endpoint
 @csrf_exempt
 def device_authorization(request: HttpRequest) -> HttpResponse:
     """RFC 8628 §3.1 (``idp.oauth.grants.device_code``)."""

@@ -13,16 +13,18 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import RequestFactory
 from prometheus_client import REGISTRY
+from redis.connection import AbstractConnection
 
 from core import config_cache, keys, sql
+from core.cache import RedisCache
 from core.models import KeyStatus, SigningKey
-from core.outage_testing import cache_down
+from tests.cache_outage import redis_unreachable
 from vigil.documents_fast_path import DocumentsFastPath
 
 pytestmark = pytest.mark.django_db
@@ -180,12 +182,11 @@ def test_anything_else_is_djangos(
     assert django_app.calls == 3
 
 
-def test_a_cache_outage_goes_to_django_which_reads_the_database(
-    app: DocumentsFastPath, django_app: Counted, settings: Any,
-) -> None:
+def test_a_cache_outage_goes_to_django_which_reads_the_database(app: DocumentsFastPath, django_app: Counted) -> None:
     call(app)
     warm = call(app)
-    with cache_down(settings):
+    assert call(app).body == warm.body and django_app.calls == 2  # learned: fast
+    with redis_unreachable():  # no setting changes: only the failed generation read sends it to Django
         for n in range(2):
             during = call(app)
             assert during.status == "200 OK" and during.body == warm.body
@@ -239,3 +240,28 @@ def test_a_header_that_changes_between_answers_is_never_replayed(
     answers = [call(app) for _ in range(4)]
     assert django_app.calls == 4  # never learned: every answer is Django's own
     assert len({a.headers["X-Per-Answer"] for a in answers}) == 4
+
+
+@pytest.mark.redis
+def test_each_fast_answer_reads_the_generation_from_redis_once(
+    app: DocumentsFastPath, django_app: Counted, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Redis (production's cache) a fast answer makes one round trip: the generation's GET
+    (core.direct_get), sent as it is asked for, so another instance's change is seen by the next one."""
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("service-missing: the default cache is not Redis (REDIS_URL=redis://...)")
+    call(app)
+    call(app)
+    sent: list[bytes] = []
+    send = AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> Any:
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    before = call(app)
+    assert django_app.calls == 2 and len(sent) == 1 and b"GET" in sent[0] and b"config-generation" in sent[0]
+    added = _key_written_elsewhere()  # another instance's commit: a new generation on the same Redis
+    after = call(app)
+    assert django_app.calls == 3 and added.kid in after.body.decode() and added.kid not in before.body.decode()

@@ -100,15 +100,17 @@ MIDDLEWARE = [
     "core.outage.OutageMiddleware",
     "core.http_methods.RefuseUnreadableFormsMiddleware",
     "idp.middleware.RejectNullBytesMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, language, user, second factor and messages: for pages; the OAuth endpoints
+    # (views marked core.pages_only.api_endpoint) pass through them (issue 19).
+    "core.pages_only.PageSessionMiddleware",
     # Language: the page's switcher, then ui_locales, then Accept-Language; the browser's time zone.
-    "core.locale.PageLocaleMiddleware",
+    "core.pages_only.PageLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "core.http_methods.RefuseUnsupportedMethodsMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.pages_only.PageAuthenticationMiddleware",
+    "core.pages_only.PageOTPMiddleware",
+    "core.pages_only.PageMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from clients.models import Client
 from core import crypto
+from core.cache import claim
 from core.events import EventType, record
 from core.signed_values import Purpose, dump, load
 
@@ -120,7 +121,7 @@ def consume_challenge(value: str, *, client_id: str, purpose: str, now: datetime
     if now >= claims.expires_at:
         raise AttestationError(Reason.CHALLENGE_EXPIRED)
     timeout = math.ceil((claims.expires_at - now).total_seconds()) + USED_MARGIN
-    if not cache.add(used_key(value), 1, timeout=timeout):
+    if not claim(cache, used_key(value), timeout):
         raise AttestationError(Reason.CHALLENGE_REUSED)
     return RedeemedChallenge(
         client_id=claims.client_id, purpose=claims.purpose, expires_at=claims.expires_at, used_at=now

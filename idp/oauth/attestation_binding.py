@@ -19,6 +19,7 @@ from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
 from core.app_settings import app_settings as core_settings
+from core.cache import ReadAhead, reading_ahead
 from core.deferred_write import DeferredWrite
 from core.events import EventType, record
 from sessions.flows import device_binding, revocation
@@ -126,29 +127,31 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str, *,
         evidence = device_binding.evidence_from_form(request.form)
         if evidence is None:
             raise AttestationError(Reason.ATTESTATION_REQUIRED, "fresh attestation is required on every refresh")
-        device_binding.verify_refresh(
-            session,
-            evidence,
-            refresh_token=refresh_token,
-            dpop_jkt=request.context.dpop_jkt,
-            now=timezone.now(),
-            request=request.django_request,
-            deferred=deferred,
-        )
+        # The failure streak is read with the challenge's claim, one round trip (core.cache).
+        with reading_ahead(device_binding.failures_key(session)) as streak:
+            device_binding.verify_refresh(
+                session,
+                evidence,
+                refresh_token=refresh_token,
+                dpop_jkt=request.context.dpop_jkt,
+                now=timezone.now(),
+                request=request.django_request,
+                deferred=deferred,
+            )
     except AttestationError as error:
         _on_refresh_failure(grant, session, error)
     request.context.device_signals = evidence.signals  # verified: covered by the attested binding
-    _after_good_proof(grant, session, _refused_as_proof(grant, session, deferred[0]) if deferred else None)
+    _after_good_proof(grant, session, streak, _refused_as_proof(grant, session, deferred[0]) if deferred else None)
 
 
-def _after_good_proof(grant: Any, session: DeviceSession, write: DeferredWrite | None) -> None:
+def _after_good_proof(grant: Any, session: DeviceSession, streak: ReadAhead, write: DeferredWrite | None) -> None:
     """End the failure streak, hand out the next challenge and leave the deferred ``write`` to
     the rotation; it is done here first when there is a streak to end (its refusal grows the
     streak) or when this fails (e.g. the cache is down: the write still happens, once)."""
     request = grant.request
     try:
         request.context.attestation_failures = device_binding.take_failures(
-            session, write.settle if write is not None else None)
+            session, streak, settle=write.settle if write is not None else None)
         request.context.extra_headers.extend(_challenge_header(request.client, ChallengePurpose.REFRESH))
     except Exception:
         if write is not None:

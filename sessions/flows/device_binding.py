@@ -29,6 +29,7 @@ from attestation.flows.devices import assert_apple_device, enroll_apple_device
 from attestation.flows.unattested import UNATTESTED_TYPE, allows_unattested, enroll_unattested_device, parse_claim
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
 from core import config_cache
+from core.cache import ReadAhead
 from core.counters import incr_in_window
 from core.deferred_write import DeferredWrite
 
@@ -243,26 +244,33 @@ def unattested_refresh_throttled(session: DeviceSession, now: datetime) -> int |
 
 def register_failure(session: DeviceSession) -> int:
     """Count a failed attestation on this session (shared cache, one hour); returns the streak."""
-    return incr_in_window(f"vigil:attestation-failures:{session.sid}", 3600)
+    return incr_in_window(failures_key(session), 3600)
 
 
 def failure_limit_reached(streak: int) -> bool:
     return streak >= app_settings.ATTESTATION_MAX_FAILURES
 
 
+def failures_key(session: DeviceSession) -> str:
+    return f"vigil:attestation-failures:{session.sid}"
+
+
 def current_failures(session: DeviceSession) -> int:
     """The session's failure streak, left as it is (an unattested refresh proves no attestation,
     so it does not end a streak of failed upgrades): one cache read."""
-    return int(cache.get(f"vigil:attestation-failures:{session.sid}") or 0)
+    return int(cache.get(failures_key(session)) or 0)
 
 
-def take_failures(session: DeviceSession, settle: Callable[[], None] | None = None) -> int:
+def take_failures(
+    session: DeviceSession, read: ReadAhead | None = None, *, settle: Callable[[], None] | None = None
+) -> int:
     """End the session's failure streak after a good proof; returns how long it was (0 on
-    the common path, which then costs one cache read and no write). ``settle``: the proof's
-    deferred write, run first when there is a streak to end (its refusal leaves the streak
-    to grow, as a refusal before this point does)."""
-    key = f"vigil:attestation-failures:{session.sid}"
-    streak = int(cache.get(key) or 0)
+    the common path, which then costs no write, and no round trip of its own when ``read``
+    read it with the proof's challenge claim: ``core.cache.reading_ahead``). ``settle``: the
+    proof's deferred write, run first when there is a streak to end (its refusal leaves the
+    streak to grow, as a refusal before this point does)."""
+    key = failures_key(session)
+    streak = int((read.get(cache, key) if read is not None else cache.get(key)) or 0)
     if streak:
         if settle is not None:
             settle()

@@ -1,0 +1,82 @@
+"""Page-only middleware is skipped for the OAuth endpoints and only for them (core.pages_only,
+issue 19): a marked view sees no session, user or page language; every other view does, as
+before; and a middleware whose hooks Django calls outside ``__call__`` cannot be made skippable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, JsonResponse
+from django.test import Client
+from django.test.utils import override_settings
+from django.urls import path, reverse
+from django.utils import translation
+from django.views.decorators.csrf import csrf_exempt
+
+from core import pages_only
+from core.pages_only import api_endpoint, is_api_request
+
+
+def _what_it_saw(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({
+        "session": hasattr(request, "session"),
+        "user": hasattr(request, "user"),
+        "messages": hasattr(request, "_messages"),
+        "language": translation.get_language(),
+    })
+
+
+marked = api_endpoint(csrf_exempt(_what_it_saw))
+unmarked = csrf_exempt(_what_it_saw)
+
+urlpatterns = [path("marked", marked), path("unmarked", unmarked)]
+
+
+@pytest.fixture
+def own_urls():
+    with override_settings(ROOT_URLCONF=__name__):
+        yield
+
+
+def _saw(client: Client, url: str) -> dict[str, object]:
+    response = client.post(url, "a=1", content_type="application/x-www-form-urlencoded",
+                           headers={"accept-language": "de"})
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+@pytest.mark.django_db
+def test_a_marked_view_passes_through_the_page_middleware(own_urls):
+    client = Client()
+    client.cookies["sessionid"] = "x" * 32
+    assert _saw(client, "/marked") == {"session": False, "user": False, "messages": False, "language": settings.LANGUAGE_CODE}
+
+
+@pytest.mark.django_db
+def test_any_other_view_gets_it_as_before(own_urls):
+    saw = _saw(Client(), "/unmarked")
+    assert saw["session"] and saw["user"] and saw["messages"]
+    assert saw["language"] == "de"
+
+
+@pytest.mark.django_db
+def test_the_oauth_endpoints_are_marked_and_pages_are_not():
+    def at(url: str) -> bool:
+        return is_api_request(Client().request(PATH_INFO=url, REQUEST_METHOD="GET").wsgi_request)
+
+    for name in ("token", "introspect", "revoke", "par", "device-authorization"):
+        assert at(reverse(name)), name
+    for url in (reverse("authorize"), reverse("accounts:login"), "/admin/", "/no-such-page", reverse("jwks")):
+        assert not at(url), url
+
+
+def test_a_middleware_with_hooks_outside_call_cannot_be_skipped():
+    class WithView:
+        def process_view(self, *args: object) -> None:
+            return None
+
+    with pytest.raises(ImproperlyConfigured, match="process_view"):
+        type("Skippable", (pages_only.PagesOnly, WithView), {})
