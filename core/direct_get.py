@@ -13,8 +13,10 @@ replica).
 Only for the production backend (``core.cache.RedisCache``); ``None`` means "not read here, ask
 Django's cache" (another backend, or the key absent). A failure raises redis-py's error after
 dropping the connection (a half-read answer is never read as the next one's); the next call
-connects again. The connection belongs to one thread of one process: a forked child or another
-thread opens its own, never sharing a socket.
+connects again. A held connection that answered its last call and is now closed (the server
+restarted, or closed it as idle) is connected again once, at once, as Django's pool checks a
+pooled connection before use; a timeout is never tried twice. The connection belongs to one
+thread of one process: a forked child or another thread opens its own, never sharing a socket.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import threading
 from typing import Any
 
 from django.core.cache import caches
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .cache import RedisCache
 
@@ -34,6 +37,7 @@ class _Held(threading.local):
     connection: Any = None
     command: Any = None
     loads: Any = None
+    answered: bool = False  # the connection answered since it was opened
 
 
 class DirectGet:
@@ -50,19 +54,32 @@ class DirectGet:
         connection = held.connection
         if connection is None:
             return None
+        reused = held.answered
+        try:
+            raw = self._read(connection)
+        except RedisConnectionError:
+            if not reused:
+                raise
+            raw = self._read(connection)  # closed by the server since the last call: once more, connecting
+        return None if raw is None else held.loads(raw)
+
+    def _read(self, connection: Any) -> Any:
+        held = self._held
         try:
             connection.send_packed_command(held.command)
             raw = connection.read_response()
         except BaseException:
+            held.answered = False
             connection.disconnect()
             raise
-        return None if raw is None else held.loads(raw)
+        held.answered = True
+        return raw
 
     def _open(self, backend: Any) -> None:
         held = self._held
         if held.connection is not None and held.pid == os.getpid():
             held.connection.disconnect()
-        held.backend, held.pid, held.connection = backend, os.getpid(), None
+        held.backend, held.pid, held.connection, held.answered = backend, os.getpid(), None, False
         if type(backend) is not RedisCache:
             return
         # Django's RedisCacheClient internals (as core.cache uses them): the first server's pool,

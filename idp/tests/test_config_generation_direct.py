@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from django.core.cache import cache, caches
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -120,3 +121,71 @@ def test_with_redis_down_the_copies_are_bypassed(prefix: str, settings: Any) -> 
         assert config_cache._shared_generation() is None
         assert config_cache.cached("k", lambda: "from-the-database") == "from-the-database"
         assert config_cache.held("k") is None
+
+
+def _server_closes(connection: Any) -> None:
+    """The server ends this connection (a restart, its idle ``timeout``, ``CLIENT KILL``)."""
+    server = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client_id = connection.send_command("CLIENT", "ID") or connection.read_response()
+    server.client_kill_filter(_id=client_id)
+
+
+def test_a_connection_the_server_closed_is_opened_again(prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    """As Django's pool does (it checks a pooled connection before use): a held connection that the
+    server closed since the last call is not a cache outage, the copies stay usable."""
+    read = DirectGet(config_cache.GENERATION_KEY)
+    another_process(prefix).set(config_cache.GENERATION_KEY, "published", timeout=None)
+    assert read() == "published"
+    closed = read._held.connection
+    _server_closes(closed)
+    another_process(prefix).set(config_cache.GENERATION_KEY, "published-again", timeout=None)
+    assert read() == "published-again"
+    _server_closes(read._held.connection)
+    with caplog.at_level("WARNING", logger="core.config_cache"):
+        assert config_cache._shared_generation() == "published-again"
+    assert not caplog.records  # no "shared generation unavailable"
+
+
+def test_a_refused_connection_is_not_tried_twice(prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a connection that answered before is opened again, once: a Redis that is down fails the
+    first attempt, without a second wait."""
+    read = DirectGet("some-key")
+    read()
+    connection = read._held.connection
+    sent: list[bytes] = []
+
+    def refused(command: Any, **kwargs: Any) -> None:
+        sent.append(command)
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(connection, "send_packed_command", refused)
+    with pytest.raises(RedisConnectionError):
+        read()
+    assert len(sent) == 2  # the held connection, then one new one
+    with pytest.raises(RedisConnectionError):
+        read()
+    assert len(sent) == 3  # a connection that never answered is not tried again
+
+
+def test_after_a_timeout_a_refused_connection_is_not_tried_twice(prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    read = DirectGet("some-key")
+    read()
+    connection = read._held.connection
+    attempts: list[str] = []
+
+    def times_out(command: Any, **kwargs: Any) -> None:
+        attempts.append("timeout")
+        raise RedisTimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(connection, "send_packed_command", times_out)
+    with pytest.raises(RedisTimeoutError):
+        read()
+
+    def refused(command: Any, **kwargs: Any) -> None:
+        attempts.append("refused")
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(connection, "send_packed_command", refused)
+    with pytest.raises(RedisConnectionError):
+        read()
+    assert attempts == ["timeout", "refused"]
