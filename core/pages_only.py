@@ -46,10 +46,12 @@ def api_endpoint(view: View) -> View:
 
 
 def is_api_request(request: HttpRequest) -> bool:
-    """Whether ``request`` is for a view marked ``@api_endpoint`` (resolved once per request)."""
+    """Whether ``request`` is for a view marked ``@api_endpoint`` (resolved once per request, by
+    the URL configuration Django will route it by: a middleware's ``request.urlconf``, if set)."""
     known: bool | None = request.__dict__.get(_MARK)
     if known is None:
-        known = request.__dict__[_MARK] = _marked(request.path_info, get_urlconf())
+        urlconf = getattr(request, "urlconf", None) or get_urlconf()
+        known = request.__dict__[_MARK] = _marked(request.path_info, urlconf)
     return known
 
 

@@ -5,11 +5,12 @@ before; and a middleware whose hooks Django calls outside ``__call__`` cannot be
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.test import Client
 from django.test.utils import override_settings
 from django.urls import path, reverse
@@ -80,3 +81,22 @@ def test_a_middleware_with_hooks_outside_call_cannot_be_skipped():
 
     with pytest.raises(ImproperlyConfigured, match="process_view"):
         type("Skippable", (pages_only.PagesOnly, WithView), {})
+
+
+def _tenant_urls(get_response: Callable[[HttpRequest], HttpResponseBase]) -> Callable[[HttpRequest], HttpResponseBase]:
+    """A middleware that routes the request by a URL configuration of its own, as Django allows."""
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        request.urlconf = "idp.tests.pages_only_tenant_urls"
+        return get_response(request)
+    return middleware
+
+
+@pytest.mark.django_db
+def test_a_per_request_url_configuration_decides(own_urls):
+    """Django routes by ``request.urlconf`` when a middleware set it: so must the skipping, else
+    a page there at the path of an endpoint here loses its session and user."""
+    with override_settings(MIDDLEWARE=[f"{__name__}._tenant_urls", *settings.MIDDLEWARE]):
+        page = _saw(Client(), "/marked")  # the unmarked view, under the request's configuration
+        endpoint = _saw(Client(), "/unmarked")
+    assert page["session"] and page["user"] and page["messages"] and page["language"] == "de"
+    assert endpoint == {"session": False, "user": False, "messages": False, "language": settings.LANGUAGE_CODE}
