@@ -2,7 +2,8 @@
 the same round trip as the challenge's claim (``core.cache.claim`` inside ``reading_ahead``), so
 a warm attested iOS refresh makes three: the config generation, the DPoP proof's jti, the
 challenge with the streak. The read happens at the claim, never later, and never from another
-request."""
+request. Redis failing in that round trip, or when the streak ends, is a 503 with nothing
+rotated or counted against the device, and the streak is still reported by the next good proof."""
 
 from __future__ import annotations
 
@@ -96,3 +97,91 @@ def test_a_warm_attested_refresh_makes_three_round_trips(iphone: App, round_trip
     round_trips.count = 0
     assert iphone.refresh().status_code == 200
     assert round_trips.count == 3
+
+
+# --- Redis failing in the claim's round trip, or just after it ----------------------------------
+def _refresh_state(iphone: App) -> tuple[Any, ...]:  # noqa: F811
+    from attestation.models import Device
+    from core.models import SecurityEvent
+    from sessions.models import RefreshToken
+
+    return (Device.objects.get().counter, sorted(RefreshToken.objects.values_list("token_hash", "rotated_at")),
+            sorted(SecurityEvent.objects.exclude(event_type="service.unavailable")
+                   .values_list("event_type", "outcome", "reason")))
+
+
+def _assert_unavailable(response: Any) -> None:
+    assert response.status_code == 503, response.content
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert int(response["Retry-After"]) > 0
+
+
+def test_redis_failing_in_the_claims_round_trip_is_a_503_with_nothing_written_or_counted(
+    iphone: App, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    from redis.client import Pipeline
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from core import keys
+    from sessions.models import DeviceSession
+
+    keys.ensure_keys()
+    iphone.login()
+    assert iphone.refresh().status_code == 200
+    streak = f"vigil:attestation-failures:{DeviceSession.objects.get().sid}"
+    before = _refresh_state(iphone)
+    real = Pipeline.execute
+
+    def down(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(Pipeline, "execute", down)
+    _assert_unavailable(iphone.refresh())
+    monkeypatch.setattr(Pipeline, "execute", real)
+    assert _refresh_state(iphone) == before  # no rotation, no counter, no event against the device
+    assert cache.get(streak) is None
+    assert iphone.refresh().status_code == 200  # the same token, the same (unclaimed) challenge
+
+
+def test_redis_failing_when_the_streak_ends_keeps_the_streak_for_the_next_good_refresh(
+    iphone: App, monkeypatch: pytest.MonkeyPatch, settings: Any, mobile_client: Any,  # noqa: F811
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from attestation.models import Device
+    from core import keys
+    from core.models import SecurityEvent
+    from risk.models import RiskPolicy
+    from sessions.models import DeviceSession, RefreshToken
+
+    from .test_device_bound_tokens import challenge
+
+    settings.SESSIONS_ATTESTATION_MAX_FAILURES = 5
+    settings.SESSIONS_RISK_ATTESTATION_STREAK = 1
+    RiskPolicy.objects.create(client=mobile_client.client, attestation_failures="record")
+    keys.ensure_keys()
+    iphone.login()
+    forged = {"attestation_type": "apple-appattest", "attestation": "AAAA",
+              "attestation_challenge": challenge(iphone.client_id, "refresh")}
+    assert iphone.refresh(evidence=forged).json()["error"] == "invalid_client_attestation"
+    streak = f"vigil:attestation-failures:{DeviceSession.objects.get().sid}"
+    assert cache.get(streak) == 1
+    counter, tokens = Device.objects.get().counter, list(RefreshToken.objects.values_list("token_hash", "rotated_at"))
+    real_delete = RedisCache.delete
+
+    def down(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        if key == streak:
+            raise RedisConnectionError("Connection closed by server.")
+        return real_delete(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(RedisCache, "delete", down)
+    _assert_unavailable(iphone.refresh(use_next=False))
+    monkeypatch.setattr(RedisCache, "delete", real_delete)
+    assert list(RefreshToken.objects.values_list("token_hash", "rotated_at")) == tokens  # not rotated
+    assert Device.objects.get().counter == counter + 1  # the proof's write, done once, as before issue 19
+    assert cache.get(streak) == 1  # not reset: still to be reported
+    assert not SecurityEvent.objects.filter(event_type="risk.signal", reason="attestation_failures").exists()
+    assert iphone.refresh(use_next=False).status_code == 200  # a fresh assertion, a higher counter
+    [signal] = SecurityEvent.objects.filter(event_type="risk.signal", reason="attestation_failures")
+    assert signal.details["failures"] == 1
+    assert cache.get(streak) is None
