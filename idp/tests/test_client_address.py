@@ -128,3 +128,26 @@ def test_the_removed_setting_refuses_to_start() -> None:
     result = _settings_in_subprocess({"VIGIL_TRUST_X_FORWARDED_FOR": "1"}, "print('started')")
     assert result.returncode != 0 and "started" not in result.stdout
     assert "VIGIL_TRUSTED_PROXIES" in result.stderr and "ImproperlyConfigured" in result.stderr
+
+
+def test_a_settings_change_between_two_identical_requests_is_seen_at_once(settings: Any) -> None:
+    """``resolve`` keeps answers per input: the trusted proxies and the hop count are part of
+    its key, so the same peer and header answer anew when either changes (a remembered answer
+    would keep believing a proxy no longer trusted)."""
+    same = ("10.0.0.5", "31.39.1.1, 10.0.0.7")
+    settings.VIGIL_TRUSTED_PROXIES, settings.VIGIL_TRUSTED_PROXY_HOPS = ["10.0.0.0/24"], 0
+    assert client_ip(request(*same)) == "31.39.1.1"
+    settings.VIGIL_TRUSTED_PROXIES = ["10.0.0.5"]
+    assert client_ip(request(*same)) == "10.0.0.7"
+    settings.VIGIL_TRUSTED_PROXIES = []
+    assert client_ip(request(*same)) == "10.0.0.5"
+    settings.VIGIL_TRUSTED_PROXY_HOPS = 2
+    assert client_ip(request(*same)) == "31.39.1.1"
+    settings.VIGIL_TRUSTED_PROXY_HOPS = 0
+    assert client_ip(request(*same)) == "10.0.0.5"
+
+
+def test_remembered_answers_are_bounded() -> None:
+    for n in range(3000):
+        resolve("10.0.0.5", f"198.51.100.{n % 250}, 203.0.113.{n // 250}", (), 0)
+    assert resolve.cache_info().currsize <= resolve.cache_info().maxsize <= 4096
