@@ -100,3 +100,29 @@ def test_a_per_request_url_configuration_decides(own_urls):
         endpoint = _saw(Client(), "/unmarked")
     assert page["session"] and page["user"] and page["messages"] and page["language"] == "de"
     assert endpoint == {"session": False, "user": False, "messages": False, "language": settings.LANGUAGE_CODE}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "script_name", "page"), [
+    ("/unmarked", "/marked", True),  # mounted under a prefix that names an endpoint: still the page
+    ("/marked", "/unmarked", False),
+    ("/%75nmarked", "", True),  # percent-encoded: decoded before routing, as before skipping
+    ("/%6Darked", "", False),
+])
+def test_the_path_django_routes_by_decides(own_urls, url: str, script_name: str, page: bool):
+    """Skipping follows ``path_info``, the path Django routes by: a prefix (``SCRIPT_NAME``) or
+    an encoding never makes a page lose its middleware, nor an endpoint gain it."""
+    response = Client().post(url, "a=1", content_type="application/x-www-form-urlencoded", SCRIPT_NAME=script_name)
+    assert response.status_code == 200
+    saw = json.loads(response.content)
+    assert (saw["session"], saw["user"], saw["messages"]) == (page, page, page)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/marked/", "//marked", "/marked%00"])
+def test_a_path_near_an_endpoints_is_not_one(own_urls, url: str):
+    """A path that does not route to the endpoint gets every page middleware (a 404, or
+    CommonMiddleware's slash redirect, answered as for any page)."""
+    request = Client().request(PATH_INFO=url, REQUEST_METHOD="GET").wsgi_request
+    assert not is_api_request(request)
+    assert hasattr(request, "session") and hasattr(request, "user")
