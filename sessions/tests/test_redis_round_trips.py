@@ -99,6 +99,28 @@ def test_a_warm_attested_refresh_makes_three_round_trips(iphone: App, round_trip
     assert round_trips.count == 3
 
 
+
+def test_a_read_ahead_belongs_to_its_own_thread_and_block(key: str) -> None:
+    """Under gthread workers each request has a thread: another thread's claim neither fills nor
+    uses this block's read-ahead, and a block left by an error leaves nothing to the next one."""
+    import threading
+
+    cache.set(f"{key}-streak", 1, 60)
+    with reading_ahead(f"{key}-streak") as ahead:
+        other = threading.Thread(target=lambda: claim(cache, f"{key}-other", 60))
+        other.start()
+        other.join()
+        assert not ahead.done and ahead.values == {}
+        cache.set(f"{key}-streak", 2, 60)
+        assert claim(cache, key, 60) is True
+    assert ahead.get(cache, f"{key}-streak") == 2
+    with pytest.raises(RuntimeError), reading_ahead(f"{key}-streak") as left:
+        raise RuntimeError("the proof failed")
+    assert claim(cache, f"{key}-next", 60) is True  # the next request's claim: not read ahead
+    assert not left.done and left.values == {}
+    cache.delete_many([f"{key}-other", f"{key}-next"])
+
+
 # --- Redis failing in the claim's round trip, or just after it ----------------------------------
 def _refresh_state(iphone: App) -> tuple[Any, ...]:  # noqa: F811
     from attestation.models import Device
