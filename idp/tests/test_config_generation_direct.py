@@ -189,3 +189,16 @@ def test_after_a_timeout_a_refused_connection_is_not_tried_twice(prefix: str, mo
     with pytest.raises(RedisConnectionError):
         read()
     assert attempts == ["timeout", "refused"]
+
+
+def test_a_tls_and_password_url_gives_a_tls_connection_with_its_password(settings: Any) -> None:
+    """The connection takes the first server's pool settings: ``rediss://`` is TLS, with the URL's
+    password and database (nothing is sent here: opening is lazy)."""
+    settings.CACHES = {"default": {"BACKEND": "core.cache.RedisCache",
+                                   "LOCATION": "rediss://:s3cret@redis.internal:6380/4"}}
+    read = DirectGet("some-key")
+    read._open(caches["default"])
+    connection = read._held.connection
+    assert isinstance(connection, redis.SSLConnection)
+    assert (connection.host, connection.port, connection.db, connection.password) == ("redis.internal", 6380, 4, "s3cret")
+    assert connection.socket_timeout == 2.0 and connection.socket_connect_timeout == 1.0
