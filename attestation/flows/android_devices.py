@@ -31,7 +31,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.deferred_write import DeferredWrite
-from core.events import EventType, withdraw
+from core.events import EventType
 from core.models import SecurityEvent
 from core.sql import Statement
 
@@ -48,7 +48,7 @@ from ..errors import AttestationError, Reason
 from ..grading import Refusals, refusals_for
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
-from .registry import device_event, ready_for_proof, store_attested
+from .registry import device_event, ready_for_proof, store_attested, write_alone
 
 LEVELS = {
     "StrongBox": SecurityLevel.STRONGBOX,
@@ -282,16 +282,7 @@ def _deferred_refresh(
     exactly as ``verify_android_refresh`` does: the held success event withdrawn, the failure
     recorded, the ``AttestationError`` raised. The device in memory gets the merged verdict
     now: the policies that grade it run before the statement."""
-
-    def alone() -> None:
-        try:
-            _record_refresh(device, integrity, now)
-        except AttestationError as exc:
-            withdraw(success)
-            _event(EventType.ATTESTATION_ASSERT, exc.reason, device.app.client.client_id, request,
-                   key_id=device.key_id, detail=exc.detail)
-            raise
-
+    alone = write_alone(lambda: _record_refresh(device, integrity, now), device, success, request)
     device.last_asserted_at = now
     if integrity is None:
         return DeferredWrite(_TOUCH_DEVICE_STEP, (now, device.pk, DeviceStatus.ACTIVE, False), alone)

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.deferred_write import DeferredWrite
-from core.events import EventType, withdraw
+from core.events import EventType
 from core.models import SecurityEvent
 from core.sql import Statement
 
@@ -26,7 +26,7 @@ from ..errors import AttestationError, Reason
 from ..models import ChallengePurpose, Device, DeviceStatus, Platform, RegisteredApp, SecurityLevel
 from .challenges import claim_challenge
 from .devicecheck import check_enrollment, encrypt_token
-from .registry import device_event, ready_for_proof, store_attested
+from .registry import device_event, ready_for_proof, store_attested, write_alone
 
 
 def _require(ok: bool, reason: str, detail: str = "") -> None:
@@ -139,16 +139,7 @@ def _deferred_counter(
     """The counter's conditional UPDATE for the caller's statement (``RETURNING id``: a row when
     it changed one). ``run``, the write alone, refuses exactly as ``assert_apple_device`` does:
     the held success event withdrawn, the failure recorded, the ``AttestationError`` raised."""
-
-    def alone() -> None:
-        try:
-            _advance_counter(device, counter, now)
-        except AttestationError as exc:
-            withdraw(success)
-            _event(EventType.ATTESTATION_ASSERT, exc.reason, device.app.client.client_id, request,
-                   key_id=device.key_id, detail=exc.detail)
-            raise
-
+    alone = write_alone(lambda: _advance_counter(device, counter, now), device, success, request)
     # As the write leaves it, for what reads the device before the statement (the policies).
     device.counter, device.last_asserted_at = counter, now
     return DeferredWrite(_ADVANCE_COUNTER_STEP, _counter_values(device, counter, now), alone)

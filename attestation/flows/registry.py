@@ -4,6 +4,7 @@ themselves (``attestation.signals``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from attestation.signals import device_revoked, device_suspended
-from core.events import EventType, record
+from core.events import EventType, record, withdraw
 from core.models import SecurityEvent
 
 from ..binding import RequestBinding
@@ -101,6 +102,22 @@ def device_event(
     """One security event per enrollment or proof, success or failure (``reason`` set)."""
     return record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id,
            request=request, platform=platform, **details)
+
+
+def write_alone(write: Callable[[], None], device: Device, success: SecurityEvent, request: Any) -> Callable[[], None]:
+    """A proof's deferred device write run on its own (``core.deferred_write``): refused, it
+    withdraws the success event the proof held and records the refusal, as the proof would have."""
+
+    def alone() -> None:
+        try:
+            write()
+        except AttestationError as exc:
+            withdraw(success)
+            device_event(EventType.ATTESTATION_ASSERT, exc.reason, device.app.client.client_id, request,
+                         platform=device.platform, key_id=device.key_id, detail=exc.detail)
+            raise
+
+    return alone
 
 
 def store_attested(
