@@ -169,8 +169,8 @@ def record(event_type: EventType, **fields: Any) -> SecurityEvent:
     """Write one event (``build``'s arguments): at once, or with the batch this request holds
     (``batched``)."""
     event = build(event_type, **fields)
-    batch = _batch.get()
-    if batch is not None and len(connection.atomic_blocks) == batch.depth:
+    batch = _open_batch()
+    if batch is not None:
         batch.events.append(event)  # outside any transaction of its own: written when the batch ends
         return event
     event.save()
@@ -289,8 +289,14 @@ def withdraw(event: SecurityEvent) -> None:
 def batching() -> bool:
     """Whether this request's events are held for one batch (events recorded now can still be
     withdrawn)."""
+    return _open_batch() is not None
+
+
+def _open_batch() -> _Batch | None:
+    """The batch an event recorded now joins: one is open and no transaction was begun inside it
+    (an event inside a transaction of its own is written, and rolled back, with it)."""
     batch = _batch.get()
-    return batch is not None and len(connection.atomic_blocks) == batch.depth
+    return batch if batch is not None and len(connection.atomic_blocks) == batch.depth else None
 
 
 def stored(written: list[SecurityEvent]) -> None:
