@@ -24,6 +24,10 @@ device's write runs alone and refuses as its proof would have (``refresh.rotate`
 changed the row and ``t`` did not, the device's write stands (it is committed) and the
 transactional path takes over. SQLite and ``SESSIONS_ROTATE_IN_ONE_STATEMENT = False`` always
 take that path: same outcomes, more statements.
+
+Each value is passed once (``s`` takes the time ``t`` wrote and the family ``l`` locked): psycopg
+caches its rewriting of ``%s`` into ``$n`` only for statements of at most 50 parameters, and
+with the device's write this one is close to that (the test keeps it within).
 """
 
 from __future__ import annotations
@@ -50,9 +54,9 @@ Issuer = Callable[[DeviceSession], IssuedTokens]
 
 _STEPS = """l AS (SELECT id FROM {session} WHERE id = %s AND status = %s{gate} FOR UPDATE),
 t AS (UPDATE {token} SET rotated_at = %s WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL
-      AND expires_at > %s AND EXISTS (SELECT 1 FROM l) RETURNING id),
-s AS (UPDATE {session} SET last_refresh_at = %s, last_ip = %s::inet, last_place = %s
-      WHERE id = %s AND EXISTS (SELECT 1 FROM t) RETURNING id)"""
+      AND expires_at > %s AND EXISTS (SELECT 1 FROM l) RETURNING id, rotated_at),
+s AS (UPDATE {session} SET last_refresh_at = t.rotated_at, last_ip = %s::inet, last_place = %s
+      FROM t, l WHERE {session}.id = l.id RETURNING {session}.id)"""
 
 
 def applicable(presented: RefreshToken) -> bool:
@@ -130,7 +134,7 @@ def _run(presented: RefreshToken, now: datetime, ip: str | None, place: str,
     connection = connections[alias]
     step, params = device_write.sql(connection) if device_write is not None else ("", [])
     session_id = presented.session.pk
-    params += [session_id, SessionStatus.ACTIVE, now, presented.pk, now, now, ip, place, session_id]
+    params += [session_id, SessionStatus.ACTIVE, now, presented.pk, now, ip, place]
     for objs in inserts:
         params += insert_values(objs, connection)
     sql = _statement(alias, tuple((type(objs[0]), len(objs)) for objs in inserts), step)

@@ -309,3 +309,33 @@ def test_a_statement_answer_lost_after_commit_is_not_run_again(iphone: App, comm
     assert retry.status_code == 200, retry.content
     assert stored(retry.json()["refresh_token"]).rotated_at is None
     assert events()[(EventType.OAUTH_REFRESH_RETRIED, "success", "")] == 1
+
+
+# --- psycopg converts each statement once per process ------------------------------------------
+@pytest.mark.parametrize("app_name", ["iphone", "pixel"])
+def test_the_one_statements_stay_within_psycopgs_conversion_cache(app_name: str, request: Any) -> None:
+    """psycopg rewrites ``%s`` into ``$n`` with a regular-expression pass over the statement,
+    cached only for statements of at most ``MAX_CACHED_STATEMENT_PARAMS`` (50) parameters and
+    ``MAX_CACHED_STATEMENT_LENGTH`` bytes; the attested rotation had 51 and was parsed again on
+    every refresh (~0.08 ms). The rotation with its device write stays within both, and a
+    second refresh finds its conversion in the cache (the code exchange's statement:
+    ``test_exchange_statement.py``)."""
+    from psycopg import _queries
+
+    app: App = request.getfixturevalue(app_name)
+    seen: list[tuple[str, int]] = []
+
+    def keep(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append((sql, len(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(keep):
+        logged_in(app)  # a code exchange and a refresh
+        hits = _queries._query2pg.cache_info().hits
+        assert app.refresh().status_code == 200
+        assert _queries._query2pg.cache_info().hits > hits
+    one_statements = [(sql, n) for sql, n in seen if sql.startswith("WITH")]
+    assert sum(sql.startswith("WITH d AS") for sql, _ in one_statements) == 2  # the two rotations
+    for sql, params in one_statements:
+        assert params <= _queries.MAX_CACHED_STATEMENT_PARAMS, sql[:80]
+        assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH, sql[:80]

@@ -44,11 +44,22 @@ def test_an_exchange_is_three_statements_one_of_them_claim_family_tokens_and_eve
     assert exchange(HttpClient(), get_code(browser, client_id, pkce)[0], pkce, client_id).status_code == 200
     pkce = make_pkce()
     code, _ = get_code(browser, client_id, pkce)
-    with CaptureQueriesContext(connection) as captured:
+    sizes: dict[str, int] = {}
+
+    def keep(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sizes[sql] = len(params or ())
+        return execute(sql, params, many, context)
+
+    with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(keep):
         response = exchange(HttpClient(), code, pkce, client_id)
     assert response.status_code == 200, response.content
     sql = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(sql) == 3 and sql[2].startswith("WITH c AS (UPDATE"), "\n".join(sql)
+    # Within psycopg's conversion cache (see test_device_write_in_rotation.py): parsed once per process.
+    from psycopg import _queries
+
+    (statement, params), = [(q, n) for q, n in sizes.items() if q.startswith("WITH c AS")]
+    assert params <= _queries.MAX_CACHED_STATEMENT_PARAMS and len(statement.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
     for table in ("sessions_device_session", "sessions_refresh_token", "sessions_access_token", "idp_security_event"):
         assert f'INSERT INTO "{table}"' in sql[2]
     session = DeviceSession.objects.order_by("-pk").first()
