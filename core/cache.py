@@ -19,15 +19,21 @@ A pool reconnects by itself on the next call once Redis is back.
 ``reading_ahead``, reads other keys in the same round trip (one pipeline): an attested
 refresh reads its session's failure streak with its challenge's claim instead of in a round
 trip of its own (issue 19: about 0.2 ms of CPU and a network wait per refresh).
+
+``claiming_first`` carries a mark that must be made before anything else the request marks or
+records (a DPoP proof's ``jti``, RFC 9449 §11.1, before the attestation challenge's claim): the
+next ``claim`` on the same Redis makes both in one round trip, in that order, and stops at the
+first already made (a Lua script: a replayed proof never consumes the challenge); anything else
+(``settle_first``, a security event recorded, the block's normal end) makes it alone first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
 from django.core.cache import cache as default_cache
@@ -68,18 +74,51 @@ class RedisCache(DjangoRedisCache):
         params = {**params, "OPTIONS": {**DEFAULT_OPTIONS, **params.get("OPTIONS", {})}}
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+        self._claim_script: dict[int, Any] = {}
 
 
     def claim_reading(self, key: str, timeout: int, keys: tuple[str, ...]) -> tuple[bool, dict[str, Any]]:
         """``add(key, 1, timeout)`` and ``get`` of each of ``keys``, in one round trip."""
         client = self._cache.get_client(write=True)
-        serializer = self._cache._serializer  # type: ignore[attr-defined]  # Django's: values read back as ``get`` would
         pipeline = client.pipeline(transaction=False)
-        pipeline.set(self.make_and_validate_key(key), serializer.dumps(1), ex=max(1, timeout), nx=True)
+        pipeline.set(self.make_and_validate_key(key), self._serializer.dumps(1), ex=max(1, timeout), nx=True)
         for other in keys:
             pipeline.get(self.make_and_validate_key(other))
         added, *values = pipeline.execute()
-        return bool(added), {k: None if v is None else serializer.loads(v) for k, v in zip(keys, values, strict=True)}
+        return bool(added), self._loaded(keys, values)
+
+    def claim_in_order(self, claims: list[tuple[str, int]], keys: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
+        """``add(key, 1, timeout)`` of each of ``claims`` in order, stopping at the first already
+        made, then ``get`` of each of ``keys``: one round trip (a Lua script, atomic). Returns the
+        1-based position of the claim found made (0: all made) and, when all were made, the values."""
+        client = self._cache.get_client(write=True)
+        script = self._claim_script.get(id(client))
+        if script is None:
+            script = self._claim_script[id(client)] = client.register_script(_CLAIM_IN_ORDER)
+        made = [self.make_and_validate_key(key) for key, _ in claims]
+        reply = script(keys=[*made, *(self.make_and_validate_key(k) for k in keys)],
+                       args=[len(claims), self._serializer.dumps(1), *(max(1, t) for _, t in claims)])
+        stopped, *values = reply
+        return int(stopped), ({} if stopped else self._loaded(keys, values))
+
+    @property
+    def _serializer(self) -> Any:
+        return self._cache._serializer  # type: ignore[attr-defined]  # Django's: values read back as ``get`` would
+
+    def _loaded(self, keys: tuple[str, ...], values: list[Any]) -> dict[str, Any]:
+        return {k: None if v is None else self._serializer.loads(v) for k, v in zip(keys, values, strict=True)}
+
+
+# KEYS: the claims, then the keys to read; ARGV: the number of claims, the value, each claim's timeout.
+_CLAIM_IN_ORDER = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  if not redis.call('SET', KEYS[i], ARGV[2], 'NX', 'EX', ARGV[2 + i]) then return {i} end
+end
+local out = {0}
+for i = n + 1, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) end
+return out
+"""
 
 
 @dataclass
@@ -112,14 +151,78 @@ def reading_ahead(*keys: str) -> Iterator[ReadAhead]:
         _ahead.reset(token)
 
 
+def _backend(cache: BaseCache) -> BaseCache:
+    """Django's proxy of the default cache is the backend itself."""
+    return caches[DEFAULT_CACHE_ALIAS] if cache is default_cache else cache
+
+
+@dataclass
+class FirstClaim:
+    """A mark to make before anything else the request marks or records (``claiming_first``);
+    ``refused`` raises the caller's own refusal when it was made before (a replay)."""
+
+    cache: BaseCache
+    key: str
+    timeout: int
+    refused: Callable[[], NoReturn]
+    done: bool = False
+
+    def settle(self) -> None:
+        """Make it now, alone, unless done (a replay raises ``refused``)."""
+        if self.done:
+            return
+        added = bool(_backend(self.cache).add(self.key, 1, timeout=max(1, self.timeout)))
+        self.done = True
+        if not added:
+            self.refused()
+
+
+_first: ContextVar[FirstClaim | None] = ContextVar("vigil_cache_first_claim", default=None)
+
+
+@contextmanager
+def claiming_first(first: FirstClaim | None) -> Iterator[None]:
+    """Within: ``first`` is made with the next ``claim`` on the same Redis (one round trip, before
+    it), or alone by ``settle_first``; a block that ends normally has made it. A block left by an
+    error leaves it unmade: that request was refused or failed, and its retry is not a replay."""
+    if first is None:
+        yield
+        return
+    token = _first.set(first)
+    try:
+        yield
+    finally:
+        _first.reset(token)
+    first.settle()
+
+
+def settle_first() -> None:
+    """Make the pending first claim now, alone (before a side effect: an event, a count)."""
+    first = _first.get()
+    if first is not None:
+        first.settle()
+
+
 def claim(cache: BaseCache, key: str, timeout: int) -> bool:
     """Mark ``key`` used for ``timeout`` seconds (at least 1); False when it already was (atomic:
-    of two concurrent claims exactly one wins)."""
-    if cache is default_cache:  # Django's proxy of the default cache: the backend itself
-        cache = caches[DEFAULT_CACHE_ALIAS]
+    of two concurrent claims exactly one wins). A pending first claim is made before it."""
+    cache = _backend(cache)
+    first = _first.get()
+    if first is not None and not first.done and not (_backend(first.cache) is cache and isinstance(cache, RedisCache)):
+        first.settle()  # another cache: alone, first
     ahead = _ahead.get()
-    if ahead is None or ahead.done or not isinstance(cache, RedisCache):
+    reads = ahead.keys if ahead is not None and not ahead.done else None
+    if first is not None and not first.done and isinstance(cache, RedisCache):
+        stopped, values = cache.claim_in_order([(first.key, first.timeout), (key, timeout)], reads or ())
+        first.done = True
+        if stopped == 1:
+            first.refused()
+        if ahead is not None and reads is not None and stopped == 0:
+            ahead.values, ahead.done = values, True
+        return stopped == 0
+    if reads is None or not isinstance(cache, RedisCache):
         return bool(cache.add(key, 1, timeout=max(1, timeout)))
-    added, ahead.values = cache.claim_reading(key, timeout, ahead.keys)
+    assert ahead is not None
+    added, ahead.values = cache.claim_reading(key, timeout, reads)
     ahead.done = True
     return added

@@ -20,6 +20,7 @@ from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest
 
 from . import request_context, sql
+from .cache import settle_first
 from .client_address import client_address
 from .models import SecurityEvent
 
@@ -148,7 +149,10 @@ def build(
     ip_address: str | None = None,
     **details: Any,
 ) -> SecurityEvent:
-    """The event ``record`` would write, not yet written."""
+    """The event ``record`` would write, not yet written. A request's pending first claim (its
+    DPoP proof's ``jti``, ``core.cache.claiming_first``) is made before: nothing is recorded for
+    a replayed proof but its refusal."""
+    settle_first()
     user_obj = user if getattr(user, "pk", None) else None
     details = _clean(details)
     request_context.note_decision(event_type, outcome, reason, client_id)

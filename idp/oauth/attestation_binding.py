@@ -19,7 +19,7 @@ from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
 from core.app_settings import app_settings as core_settings
-from core.cache import ReadAhead, reading_ahead
+from core.cache import ReadAhead, reading_ahead, settle_first
 from core.deferred_write import DeferredWrite
 from core.events import EventType, record
 from sessions.flows import device_binding, revocation
@@ -103,6 +103,8 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str, *,
     request = grant.request
     client = request.client
     device = session.device  # no query when the session has no device
+    if device is None or device.requires_reattestation or not device.attested:
+        settle_first()  # these refuse, count or record before any claim: the DPoP proof's jti first
     if device is None:
         if device_binding.client_requires_attestation(client):
             raise InvalidGrantError("This session is not bound to an attested device: authorize again.")

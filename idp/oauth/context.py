@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.cache import FirstClaim
 from core.deferred_write import DeferredWrite
 
 
@@ -27,6 +28,8 @@ class RequestContext:
     resources: list[str] = field(default_factory=list)
     #: The key thumbprint of the token request's verified DPoP proof (RFC 9449 §5).
     dpop_jkt: str | None = None
+    #: That proof's ``jti`` mark, left to be made with the attestation challenge's claim (a refresh).
+    dpop_replay: FirstClaim | None = None
     #: The public JWK of that proof (the device key of an unattested enrollment).
     dpop_jwk: dict[str, Any] | None = None
     #: The unattested device a refresh upgrades its family away from (docs/unattested-devices.md).

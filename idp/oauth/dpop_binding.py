@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
+
+from django.utils import timezone
 
 from core.app_settings import app_settings
+from core.cache import FirstClaim
 from core.events import EventType, record
 from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
 from sessions.dpop.errors import ErrorCode, Reason
+from sessions.dpop.proof import replay_mark, replayed
+from sessions.dpop.replay import replay_cache
 
 from . import fapi
 from .errors import InvalidDPoPProofError, UseDPoPNonceError
@@ -21,13 +26,17 @@ def _as_oauth_error(error: DPoPError) -> InvalidDPoPProofError | UseDPoPNonceErr
     return cls(error.description, headers=headers)
 
 
-def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
+def check_token_request(grant: Any, *, bound_jkt: str = "", replay_first: bool = False) -> str | None:
     """Verify the request's DPoP proof; returns its key thumbprint (or None without a proof).
 
     ``bound_jkt``: the key a refresh-token family is bound to; the proof must use it.
+    ``replay_first``: the proof's ``jti`` is not marked here but returned in ``context.dpop_replay``
+    (``core.cache.claiming_first``: marked with the attestation challenge's claim, in one round
+    trip, and before anything the request records); a replay is refused exactly as here.
     """
     request = grant.request
     client = request.client
+    now = timezone.now()
     try:
         proof_jwt = single_proof_from_headers(dpop_header_values(request.django_request))
         if proof_jwt is None:
@@ -41,17 +50,27 @@ def check_token_request(grant: Any, *, bound_jkt: str = "") -> str | None:
             url=f"{app_settings.ISSUER}/token",
             nonce_required=sessions_settings.DPOP_NONCE_REQUIRED,
             expected_jkt=bound_jkt or None,
+            now=now,
+            remember=not replay_first,
         )
     except DPoPError as error:
-        record(
-            EventType.DPOP_REFUSED,
-            outcome="denied",
-            reason=error.reason or error.error,
-            client_id=client.client_id,
-            request=request.django_request,
-        )
-        raise _as_oauth_error(error) from error
+        _refuse(grant, error)
+    if replay_first:
+        key, timeout = replay_mark(proof, now)
+        request.context.dpop_replay = FirstClaim(replay_cache(), key, timeout, lambda: _refuse(grant, replayed()))
     request.context.dpop_jkt = proof.jkt
     request.context.dpop_jwk = proof.jwk
     request.context.extra_headers.append(("DPoP-Nonce", issue_nonce()))
     return proof.jkt
+
+
+def _refuse(grant: Any, error: DPoPError) -> NoReturn:
+    request = grant.request
+    record(
+        EventType.DPOP_REFUSED,
+        outcome="denied",
+        reason=error.reason or error.error,
+        client_id=request.client.client_id,
+        request=request.django_request,
+    )
+    raise _as_oauth_error(error) from error

@@ -29,7 +29,7 @@ from .errors import DPoPError, Reason
 from .htu import htu_matches
 from .jwk import public_key_for, thumbprint
 from .nonce import is_valid_nonce, issue_nonce
-from .replay import remember_jti
+from .replay import remember_jti, replay_key
 
 DPOP_TYP = "dpop+jwt"
 #: Upper bound on a proof's length: an EC proof is ~500 characters, an RSA-4096 one ~2,000.
@@ -96,8 +96,10 @@ def verify_proof(
     nonce_required: bool = False,
     now: datetime | None = None,
     expected_jkt: str | None = None,
+    remember: bool = True,
 ) -> DPoPProof:
-    """Check a DPoP proof for an HTTP request (RFC 9449 §4.3) and remember its ``jti``.
+    """Check a DPoP proof for an HTTP request (RFC 9449 §4.3) and remember its ``jti``
+    (``remember=False``: the caller marks it, ``replay_mark``, before anything else it does).
 
     ``method`` and ``url`` are the request's (``request.method``,
     ``request.build_absolute_uri()``). With ``access_token``, the proof must carry its
@@ -115,7 +117,8 @@ def verify_proof(
     iat = _check_iat(claims["iat"], now=now)
     jkt = thumbprint(compact.header["jwk"])
     _check_binding(claims.get("ath"), access_token=access_token, jkt=jkt, expected_jkt=expected_jkt)
-    _check_replay(jkt, claims["jti"], iat=iat, now=now)
+    if remember:
+        _check_replay(jkt, claims["jti"], iat=iat, now=now)
     return DPoPProof(
         jkt=jkt,
         jwk=dict(compact.header["jwk"]),
@@ -274,6 +277,20 @@ def _check_binding(ath: str | None, *, access_token: str | None, jkt: str, expec
 # ----------------------------------------------------------------------------- §11.1
 def _check_replay(jkt: str, jti: str, *, iat: float, now: datetime) -> None:
     """Refuse a ``jti`` this key already used while the proof could still be accepted."""
-    lifetime = iat + app_settings.DPOP_MAX_AGE + app_settings.DPOP_CLOCK_SKEW - _timestamp(now) + 1
-    if not remember_jti(jkt, jti, timeout=lifetime):
-        raise DPoPError.invalid(Reason.REPLAY, "The DPoP proof has been used before.")
+    if not remember_jti(jkt, jti, timeout=_replay_lifetime(iat, now)):
+        raise replayed()
+
+
+def _replay_lifetime(iat: float, now: datetime) -> float:
+    """How long a ``jti`` stays remembered: while its proof could still pass the ``iat`` check."""
+    return iat + app_settings.DPOP_MAX_AGE + app_settings.DPOP_CLOCK_SKEW - _timestamp(now) + 1
+
+
+def replay_mark(proof: DPoPProof, now: datetime) -> tuple[str, int]:
+    """The replay cache's key for a proof verified with ``remember=False``, and its timeout in
+    seconds: what ``remember_jti`` would have added."""
+    return replay_key(proof.jkt, proof.jti), max(1, math.ceil(_replay_lifetime(proof.iat.timestamp(), now)))
+
+
+def replayed() -> DPoPError:
+    return DPoPError.invalid(Reason.REPLAY, "The DPoP proof has been used before.")

@@ -24,10 +24,14 @@ def replay_key(jkt: str, jti: str) -> str:
     return KEY_PREFIX + digest
 
 
+def replay_cache() -> BaseCache:
+    return caches[app_settings.DPOP_REPLAY_CACHE]
+
+
 def remember_jti(jkt: str, jti: str, *, timeout: float, cache: BaseCache | None = None) -> bool:
     """Record a proof as used. False when the same key already used this ``jti`` (a replay).
 
     ``timeout`` is in seconds (rounded up, at least 1).
     """
-    store = cache if cache is not None else caches[app_settings.DPOP_REPLAY_CACHE]
+    store = cache if cache is not None else replay_cache()
     return bool(store.add(replay_key(jkt, jti), 1, timeout=max(1, math.ceil(timeout))))

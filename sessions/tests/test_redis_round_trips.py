@@ -1,7 +1,7 @@
-"""Redis round trips of an attested refresh (issue 19): the session's failure streak is read in
-the same round trip as the challenge's claim (``core.cache.claim`` inside ``reading_ahead``), so
-a warm attested iOS refresh makes three: the config generation, the DPoP proof's jti, the
-challenge with the streak. The read happens at the claim, never later, and never from another
+"""Redis round trips of an attested refresh (issue 19): the DPoP proof's jti is marked and the
+session's failure streak is read in the same round trip as the challenge's claim
+(``core.cache.claim`` inside ``claiming_first`` and ``reading_ahead``), so a warm attested iOS
+refresh makes two: the config generation, then the jti, the challenge and the streak. The read happens at the claim, never later, and never from another
 request. Redis failing in that round trip, or when the streak ends, is a 503 with nothing
 rotated or counted against the device, and the streak is still reported by the next good proof."""
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from django.core.cache import cache, caches
 from redis.connection import AbstractConnection
 
-from core.cache import RedisCache, claim, reading_ahead
+from core.cache import FirstClaim, RedisCache, claim, claiming_first, reading_ahead, settle_first
 
 from .test_device_bound_tokens import App, ios_app, iphone  # noqa: F401  (fixtures)
 
@@ -88,7 +88,7 @@ def test_a_refused_claim_still_reads_ahead(key: str) -> None:
     assert ahead.get(cache, f"{key}-streak") == 1
 
 
-def test_a_warm_attested_refresh_makes_three_round_trips(iphone: App, round_trips: RoundTrips) -> None:  # noqa: F811
+def test_a_warm_attested_refresh_makes_two_round_trips(iphone: App, round_trips: RoundTrips) -> None:  # noqa: F811
     from core import keys
 
     keys.ensure_keys()
@@ -96,7 +96,77 @@ def test_a_warm_attested_refresh_makes_three_round_trips(iphone: App, round_trip
     assert iphone.refresh().status_code == 200  # warm: config copies, health snapshot
     round_trips.count = 0
     assert iphone.refresh().status_code == 200
-    assert round_trips.count == 3
+    assert round_trips.count == 2
+
+
+# --- a first claim (the DPoP proof's jti) made with the next claim ------------------------------
+def _first(key: str, refusals: list[str], cache_: Any = None) -> FirstClaim:
+    def refused() -> NoReturn:
+        refusals.append(key)
+        raise PermissionError(key)
+
+    return FirstClaim(cache_ if cache_ is not None else cache, key, 60, refused)
+
+
+def test_a_first_claim_rides_with_the_next_claim_and_the_read_ahead(key: str, round_trips: RoundTrips) -> None:
+    cache.set(f"{key}-streak", 3, 60)
+    round_trips.count, refusals = 0, list[str]()
+    first = _first(f"{key}-jti", refusals)
+    with claiming_first(first), reading_ahead(f"{key}-streak") as ahead:
+        assert claim(cache, key, 60) is True
+    assert round_trips.count == 1 and refusals == []
+    assert first.done and cache.get(f"{key}-jti") == 1 and cache.get(key) == 1
+    assert ahead.get(cache, f"{key}-streak") == 3
+    cache.delete(f"{key}-jti")
+
+
+def test_a_first_claim_made_before_stops_the_round_trip(key: str) -> None:
+    assert claim(cache, f"{key}-jti", 60)
+    refusals: list[str] = []
+    with pytest.raises(PermissionError), claiming_first(_first(f"{key}-jti", refusals)):
+        claim(cache, key, 60)
+    assert refusals == [f"{key}-jti"]
+    assert cache.get(key) is None  # the second claim was not made
+    cache.delete(f"{key}-jti")
+
+
+def test_the_second_claim_made_before_still_makes_the_first(key: str) -> None:
+    assert claim(cache, key, 60)
+    refusals: list[str] = []
+    with claiming_first(first := _first(f"{key}-jti", refusals)):
+        assert claim(cache, key, 60) is False
+    assert first.done and refusals == [] and cache.get(f"{key}-jti") == 1
+    cache.delete(f"{key}-jti")
+
+
+def test_a_block_without_a_claim_makes_the_first_alone_at_its_end_or_before_an_event(key: str) -> None:
+    refusals: list[str] = []
+    with claiming_first(_first(f"{key}-jti", refusals)):
+        assert cache.get(f"{key}-jti") is None
+    assert cache.get(f"{key}-jti") == 1
+    with pytest.raises(PermissionError), claiming_first(_first(f"{key}-jti", refusals)):
+        settle_first()  # what core.events.build does before recording
+        pytest.fail("a replayed first claim refuses at once")
+    assert refusals == [f"{key}-jti"]
+    cache.delete(f"{key}-jti")
+
+
+def test_a_block_left_by_an_error_leaves_the_first_unmade(key: str) -> None:
+    refusals: list[str] = []
+    with pytest.raises(RuntimeError), claiming_first(first := _first(f"{key}-jti", refusals)):
+        raise RuntimeError("Redis went away")
+    assert not first.done and cache.get(f"{key}-jti") is None and refusals == []
+
+
+def test_a_first_claim_in_another_cache_is_made_alone_before(key: str, round_trips: RoundTrips) -> None:
+    from django.core.cache.backends.locmem import LocMemCache
+
+    other = LocMemCache("vigil-test-other", {})
+    refusals: list[str] = []
+    round_trips.count = 0
+    with claiming_first(first := _first(f"{key}-jti", refusals, other)):
+        assert claim(cache, key, 60) is True
+    assert first.done and other.get(f"{key}-jti") == 1 and round_trips.count == 1
 
 
 
@@ -141,7 +211,7 @@ def _assert_unavailable(response: Any) -> None:
 def test_redis_failing_in_the_claims_round_trip_is_a_503_with_nothing_written_or_counted(
     iphone: App, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
-    from redis.client import Pipeline
+    from redis.commands.core import Script
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from core import keys
@@ -152,14 +222,14 @@ def test_redis_failing_in_the_claims_round_trip_is_a_503_with_nothing_written_or
     assert iphone.refresh().status_code == 200
     streak = f"vigil:attestation-failures:{DeviceSession.objects.get().sid}"
     before = _refresh_state(iphone)
-    real = Pipeline.execute
+    real = Script.__call__  # the claim's round trip: the jti, the challenge and the streak
 
     def down(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(Pipeline, "execute", down)
+    monkeypatch.setattr(Script, "__call__", down)
     _assert_unavailable(iphone.refresh())
-    monkeypatch.setattr(Pipeline, "execute", real)
+    monkeypatch.setattr(Script, "__call__", real)
     assert _refresh_state(iphone) == before  # no rotation, no counter, no event against the device
     assert cache.get(streak) is None
     assert iphone.refresh().status_code == 200  # the same token, the same (unclaimed) challenge

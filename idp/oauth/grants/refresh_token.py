@@ -17,6 +17,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
 
+from core.cache import claiming_first
 from core.events import client_ip
 from sessions.flows import refresh, rotation_statement
 from sessions.flows.refresh import Refusal, Refused
@@ -58,9 +59,11 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         presented: RefreshToken = self.request.refresh_token
         self.authenticate_user(presented)
         self.narrow_resources(list(presented.session.resource))
-        check_token_request(self, bound_jkt=presented.session.dpop_jkt)
+        # The proof's jti is marked with the challenge's claim: one round trip, the jti first.
+        check_token_request(self, bound_jkt=presented.session.dpop_jkt, replay_first=True)
         carried = rotation_statement.carries_device_write(presented)  # the rotation writes the device
-        verify_at_refresh(self, presented.session, self._raw(), defer_write=carried)
+        with claiming_first(self.context.dpop_replay):
+            verify_at_refresh(self, presented.session, self._raw(), defer_write=carried)
 
     def issue_token(self, user: Any, refresh_token: RefreshToken) -> dict[str, Any]:
         """Authlib hook: rotate and issue (``sessions.flows.refresh.rotate``); a refusal is an
