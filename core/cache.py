@@ -24,11 +24,16 @@ trip of its own (issue 19: about 0.2 ms of CPU and a network wait per refresh).
 records (a DPoP proof's ``jti``, RFC 9449 §11.1, before the attestation challenge's claim): the
 next ``claim`` on the same Redis makes both in one round trip, in that order, and stops at the
 first already made (a Lua script: a replayed proof never consumes the challenge); anything else
-(``settle_first``, a security event recorded, the block's normal end) makes it alone first.
+(``settle_first``: a security event recorded, a count, a revocation, the block's normal end)
+makes it alone first. Redis refusing connections before that round trip leaves both unmade (the
+identical request retried is served); a reply lost after Redis ran it leaves both made, as two
+separate claims would. A Redis that refuses scripts (an ACL without ``@scripting``, a
+Redis-compatible store without Lua) gets the same claims one round trip each.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -40,6 +45,8 @@ from django.core.cache import cache as default_cache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 from redis import exceptions as redis_exceptions
+
+logger = logging.getLogger(__name__)
 
 # The cache could not be reached or did not answer in time (BusyLoadingError, a Redis still
 # loading its data after a restart, is a ConnectionError too).
@@ -75,6 +82,8 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
         self._claim_script: dict[int, Any] = {}
+        #: This Redis refused the claim script once (ACL, a Redis-compatible store without scripts).
+        self.scripts_refused = False
 
 
     def claim_reading(self, key: str, timeout: int, keys: tuple[str, ...]) -> tuple[bool, dict[str, Any]]:
@@ -96,10 +105,23 @@ class RedisCache(DjangoRedisCache):
         if script is None:
             script = self._claim_script[id(client)] = client.register_script(_CLAIM_IN_ORDER)
         made = [self.make_and_validate_key(key) for key, _ in claims]
-        reply = script(keys=[*made, *(self.make_and_validate_key(k) for k in keys)],
-                       args=[len(claims), self._serializer.dumps(1), *(max(1, t) for _, t in claims)])
+        try:
+            reply = script(keys=[*made, *(self.make_and_validate_key(k) for k in keys)],
+                           args=[len(claims), self._serializer.dumps(1), *(max(1, t) for _, t in claims)])
+        except redis_exceptions.ResponseError as error:  # scripts refused (ACL, a Redis-like store): nothing ran
+            self.scripts_refused = True
+            logger.warning("Redis refused the claim script (%s): claims are made one round trip each", error)
+            return self._claim_one_by_one(claims, keys)
         stopped, *values = reply
         return int(stopped), ({} if stopped else self._loaded(keys, values))
+
+    def _claim_one_by_one(self, claims: list[tuple[str, int]], keys: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
+        """``claim_in_order`` without a script: the same order and stop, a round trip per claim."""
+        for position, (key, timeout) in enumerate(claims[:-1], start=1):
+            if not self.add(key, 1, timeout=max(1, timeout)):
+                return position, {}
+        added, values = self.claim_reading(*claims[-1], keys)
+        return (0, values) if added else (len(claims), {})
 
     @property
     def _serializer(self) -> Any:
@@ -208,11 +230,12 @@ def claim(cache: BaseCache, key: str, timeout: int) -> bool:
     of two concurrent claims exactly one wins). A pending first claim is made before it."""
     cache = _backend(cache)
     first = _first.get()
-    if first is not None and not first.done and not (_backend(first.cache) is cache and isinstance(cache, RedisCache)):
-        first.settle()  # another cache: alone, first
+    if first is not None and not first.done and not (_backend(first.cache) is cache and isinstance(cache, RedisCache)
+                                                     and not cache.scripts_refused):
+        first.settle()  # another cache, or no scripts: alone, first
     ahead = _ahead.get()
     reads = ahead.keys if ahead is not None and not ahead.done else None
-    if first is not None and not first.done and isinstance(cache, RedisCache):
+    if first is not None and not first.done and isinstance(cache, RedisCache) and not cache.scripts_refused:
         stopped, values = cache.claim_in_order([(first.key, first.timeout), (key, timeout)], reads or ())
         first.done = True
         if stopped == 1:

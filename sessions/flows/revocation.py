@@ -28,6 +28,7 @@ from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core.cache import settle_first
 from core.events import EventType, record
 
 from ..models import AccessToken, DeviceSession, RefreshToken, SessionStatus
@@ -119,6 +120,7 @@ def revoke_session(
 ) -> bool:
     """Revoke a family (the session, its refresh and access tokens), record ``session.revoked``
     and announce :data:`session_revoked`. Idempotent: False when it was already revoked."""
+    settle_first()  # a request's pending DPoP jti mark first: nothing is revoked for a replayed proof
     moment = now or timezone.now()
     who = initiator or initiator_for(reason)
     with transaction.atomic():

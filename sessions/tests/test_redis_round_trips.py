@@ -277,3 +277,61 @@ def test_redis_failing_when_the_streak_ends_keeps_the_streak_for_the_next_good_r
     [signal] = SecurityEvent.objects.filter(event_type="risk.signal", reason="attestation_failures")
     assert signal.details["failures"] == 1
     assert cache.get(streak) is None
+
+
+def test_a_redis_that_refuses_scripts_gets_the_claims_one_by_one(key: str, monkeypatch: pytest.MonkeyPatch,
+                                                                 round_trips: RoundTrips,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """An ACL without ``@scripting`` or a Redis-compatible store without Lua answers the script
+    with an error, before running anything: the same claims, in the same order, one round trip
+    each, and the next requests do not try the script again."""
+    from redis.commands.core import Script
+    from redis.exceptions import NoPermissionError
+
+    backend = caches["default"]
+    monkeypatch.setattr(backend, "scripts_refused", False)
+    tried: list[int] = []
+
+    def refused(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tried.append(1)
+        raise NoPermissionError("this user has no permissions to run the 'evalsha' command")
+
+    monkeypatch.setattr(Script, "__call__", refused)
+    cache.set(f"{key}-streak", 4, 60)
+    round_trips.count, refusals = 0, list[str]()
+    with claiming_first(first := _first(f"{key}-jti", refusals)), reading_ahead(f"{key}-streak") as ahead:
+        assert claim(cache, key, 60) is True
+    assert round_trips.count == 2 and tried == [1]  # the jti, then the challenge with the read
+    assert first.done and refusals == [] and cache.get(f"{key}-jti") == 1 and cache.get(key) == 1
+    assert ahead.get(cache, f"{key}-streak") == 4
+    assert "refused the claim script" in caplog.text
+    with pytest.raises(PermissionError), claiming_first(_first(f"{key}-jti", refusals)):
+        claim(cache, f"{key}-second", 60)
+    assert refusals == [f"{key}-jti"] and cache.get(f"{key}-second") is None and tried == [1]
+    cache.delete(f"{key}-jti")
+
+
+def test_an_attested_refresh_without_scripts_still_refuses_a_replay_first(
+    iphone: App, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    from redis.commands.core import Script
+    from redis.exceptions import ResponseError
+
+    from attestation.flows.challenges import used_key
+    from core import keys
+
+    monkeypatch.setattr(caches["default"], "scripts_refused", False)
+
+    def unknown(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise ResponseError("unknown command 'EVALSHA'")
+
+    monkeypatch.setattr(Script, "__call__", unknown)
+    keys.ensure_keys()
+    iphone.login()
+    proof = iphone.headers()
+    iphone.headers = lambda: dict(proof)  # type: ignore[method-assign]
+    assert iphone.refresh().status_code == 200
+    fresh = iphone.next_challenge
+    response = iphone.refresh()  # the same proof again
+    assert response.json()["error"] == "invalid_dpop_proof"
+    assert cache.get(used_key(fresh)) is None
