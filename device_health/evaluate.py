@@ -158,11 +158,10 @@ def persist(
     stored, device = evaluation.stored, evaluation.device
     if stored is not None and not evaluation.differs:
         if now - stored.evaluated_at >= timedelta(seconds=health_settings.EVALUATED_AT_INTERVAL):
-            stored.evaluated_at, dated = now, ["evaluated_at"]
+            dated: dict[str, Any] = {"evaluated_at": now}
             if stored.facts != evaluation.snapshot["facts"]:
-                stored.facts = evaluation.snapshot["facts"]
-                dated.append("facts")
-            stored.save(update_fields=dated)
+                dated["facts"] = evaluation.snapshot["facts"]
+            _update(stored, dated)
         return stored
     fields = {**evaluation.snapshot, "evaluated_at": now}
     if evaluation.changed:
@@ -185,10 +184,25 @@ def _save(stored: DeviceHealth | None, device: Device, fields: dict[str, Any]) -
         health = DeviceHealth.objects.update_or_create(device=device, defaults=fields)[0]
         _HEALTH.set_cached_value(device, health)
         return health
+    _update(stored, fields)
+    return stored
+
+
+def _update(stored: DeviceHealth, fields: dict[str, Any]) -> None:
+    """Save ``fields`` on the snapshot; one not saved (the refresh's one statement refuses writes,
+    ``core.sql.no_writes``, and the refresh is taken again in a transaction) leaves the instance
+    as it was, so the second attempt still sees what the database holds and writes it (it once
+    saw its own unsaved ``evaluated_at``, wrote nothing, and every later refresh of the device
+    left the one statement)."""
+    before = {name: getattr(stored, name) for name in fields}
     for name, value in fields.items():
         setattr(stored, name, value)
-    stored.save(update_fields=list(fields))
-    return stored
+    try:
+        stored.save(update_fields=list(fields))
+    except BaseException:
+        for name, value in before.items():
+            setattr(stored, name, value)
+        raise
 
 
 def _replace_findings(health: DeviceHealth, evaluation: Evaluation, os_version: str) -> None:

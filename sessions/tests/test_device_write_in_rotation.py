@@ -339,3 +339,28 @@ def test_the_one_statements_stay_within_psycopgs_conversion_cache(app_name: str,
     for sql, params in one_statements:
         assert params <= _queries.MAX_CACHED_STATEMENT_PARAMS, sql[:80]
         assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH, sql[:80]
+
+
+# --- the device's health snapshot dated again, once -----------------------------------------------
+@pytest.mark.parametrize("app_name", ["iphone", "pixel"])
+def test_a_health_snapshot_dated_again_leaves_the_one_statement_once(app_name: str, request: Any,
+                                                                     settings: Any) -> None:
+    """Every ``ATTESTATION_HEALTH_EVALUATED_AT_INTERVAL`` (600 s) an unchanged snapshot's
+    ``evaluated_at`` is written again: that refresh cannot be one statement and takes the
+    transactional path, which must write it. It once saw the first attempt's unsaved date, wrote
+    nothing, and from then on every refresh of the device left the one statement (8 statements
+    instead of 2: the bench's open loop, ten minutes after seeding)."""
+    from device_health.models import DeviceHealth
+
+    settings.ATTESTATION_HEALTH_EVALUATED_AT_INTERVAL = 600
+    app: App = request.getfixturevalue(app_name)
+    logged_in(app)
+    old = timezone.now() - timezone.timedelta(minutes=11)
+    DeviceHealth.objects.update(evaluated_at=old)
+    assert app.refresh().status_code == 200  # dated again: the transactional path
+    dated = DeviceHealth.objects.get().evaluated_at
+    assert dated > old + timezone.timedelta(minutes=10)
+    with CaptureQueriesContext(connection) as captured:
+        assert app.refresh().status_code == 200
+    assert len(captured.captured_queries) == 2, "\n".join(q["sql"] for q in captured.captured_queries)
+    assert DeviceHealth.objects.get().evaluated_at == dated
