@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -355,11 +356,11 @@ def test_a_health_snapshot_dated_again_leaves_the_one_statement_once(app_name: s
     settings.ATTESTATION_HEALTH_EVALUATED_AT_INTERVAL = 600
     app: App = request.getfixturevalue(app_name)
     logged_in(app)
-    old = timezone.now() - timezone.timedelta(minutes=11)
+    old = timezone.now() - timedelta(minutes=11)
     DeviceHealth.objects.update(evaluated_at=old)
     assert app.refresh().status_code == 200  # dated again: the transactional path
     dated = DeviceHealth.objects.get().evaluated_at
-    assert dated > old + timezone.timedelta(minutes=10)
+    assert dated > old + timedelta(minutes=10)
     with CaptureQueriesContext(connection) as captured:
         assert app.refresh().status_code == 200
     assert len(captured.captured_queries) == 2, "\n".join(q["sql"] for q in captured.captured_queries)
