@@ -39,7 +39,8 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 VIGIL_BIN = ROOT / ".venv" / "bin"
 DOT_BIN = BENCH / ".venv-dot" / "bin"
 DOT_PROJECT = BENCH / "dot_project"
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+# The bench's own PostgreSQL (bench/pg_server.py: tuned, started in main()), or BENCH_PG's.
+PG = os.environ.get("BENCH_PG", "")
 VIGIL_DB, DOT_DB = "vigil_bench", "vigil_bench_dot"
 # The same (empty) gunicorn settings for both servers: not Vigil's ./gunicorn.conf.py (gthread, access log).
 BENCH_GUNICORN_CONFIG = Path(__file__).resolve().parent / "gunicorn_bench.py"
@@ -52,6 +53,7 @@ STRIPPED_ENV = ("DJANGO_", "IDP_", "ACCOUNTS_", "ATTESTATION_", "SESSIONS_", "VI
 # --------------------------------------------------------------------------- cleanup of what we start
 _servers: list[subprocess.Popen[bytes]] = []
 _databases: list[str] = []
+_postgres: list[Any] = []  # bench/pg_server.Server
 _logdir = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
 
 
@@ -74,6 +76,8 @@ def cleanup() -> None:
         _stop(_servers.pop())
     while _databases:
         drop_database(_databases.pop())
+    while _postgres:
+        _postgres.pop().stop()
     flush_redis()
     # The simulated devices' private keys are not left behind; the logs are.
     (_logdir / "attested-devices.json").unlink(missing_ok=True)
@@ -421,6 +425,10 @@ def machine() -> dict[str, Any]:
         mem_kb = 0
     with pg_admin() as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    import pg_server
+
+    pg_settings = {"server": "BENCH_PG" if os.environ.get("BENCH_PG") else "the bench's own (bench/pg_server.py)",
+                   **pg_server.settings_in_effect(PG)}
     dot_version = subprocess.run([str(DOT_BIN / "python"), "-c", "import oauth2_provider as o; print(o.__version__)"],
                                  capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -428,8 +436,28 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(), "python": platform.python_version(), "postgresql": pg_version,
-        "django_oauth_toolkit": dot_version, "vigil_commit": commit,
+        "django_oauth_toolkit": dot_version, "vigil_commit": commit, "postgresql_settings": pg_settings,
     }
+
+
+def _pg_line(m: dict[str, Any]) -> str:
+    settings = dict(m.get("postgresql_settings") or {})
+    server = settings.pop("server", "the machine's")
+    return f"{server}: " + ", ".join(f"`{name}` {value}" for name, value in settings.items())
+
+
+def start_postgres() -> None:
+    """Use ``BENCH_PG`` as it is, or start the bench's own tuned server (``bench/pg_server.py``)."""
+    global PG
+    if PG:
+        return
+    import pg_server
+
+    server = pg_server.start(_logdir / "postgresql.log")
+    _postgres.append(server)
+    PG = server.url
+    tuned = ", ".join(f"{name}={value}" for name, value in pg_server.SETTINGS.items())
+    print(f"postgresql: the bench's own on port {server.port} ({tuned})", flush=True)
 
 
 HEADER = ("| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU s/1k | DB CPU s/1k "
@@ -526,7 +554,8 @@ def render_summary(report: dict[str, Any]) -> list[str]:
         f"Command: `{report['command']}`",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
-        f"PostgreSQL {m['postgresql']} on the same cores, django-oauth-toolkit {m['django_oauth_toolkit']}, "
+        f"PostgreSQL {m['postgresql']} on the same cores ({_pg_line(m)}), "
+        f"django-oauth-toolkit {m['django_oauth_toolkit']}, "
         f"gunicorn {report['config']['workers']} sync workers each, {report['config']['sessions']:,} seeded sessions. "
         f"1-minute load average at start / end: "
         f"{' / '.join(str(v) for v in report['load_average_1m'].values())} (anything above 0 is other work "
@@ -608,6 +637,7 @@ def main(argv: list[str]) -> int:
     mode = "quick" if args.quick else "full"
     print(f"bench ({mode}): logs in {_logdir}", flush=True)
     try:
+        start_postgres()
         info = machine()
         load = {"start": os.getloadavg()[0]}
         vigil, dot, seeds = run_plan(args)
