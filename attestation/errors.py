@@ -78,6 +78,14 @@ class Reason(StrEnum):
     UNATTESTED_DPOP_REQUIRED = "unattested_dpop_required"  # the DPoP key is the device key
 
 
+#: What an honest app's retry presents: a challenge an earlier attempt consumed before its answer
+#: was lost or failed (a 503 after the claim: the database or Redis gone mid-request), or one kept
+#: too long. The token endpoint refuses it with a fresh challenge and records it, but counts it
+#: in no failure streak (the shared counter, the risk engine's): only the holder of the family's
+#: DPoP key gets that far (its proof is marked first), and a stale challenge can never pass.
+STALE_CHALLENGE: frozenset[Reason] = frozenset({Reason.CHALLENGE_REUSED, Reason.CHALLENGE_EXPIRED})
+
+
 class AttestationError(Exception):
     """A verification step failed; ``reason`` is one of ``Reason``'s stable codes."""
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from attestation.errors import STALE_CHALLENGE
 from core.events import EventType
 from core.models import SecurityEvent
 from sessions.models import DeviceSession
@@ -69,8 +70,8 @@ def attestation_streak_signal(session: Any, attestation_failures: int | None = N
             event_type == EventType.RISK_SIGNAL and reason == RiskSignal.ATTESTATION_FAILURES
         ):
             break
-        if event_type == EventType.ATTESTATION_TOKEN_REFUSED:
-            reasons.append(reason)
+        if event_type == EventType.ATTESTATION_TOKEN_REFUSED and reason not in STALE_CHALLENGE:
+            reasons.append(reason)  # a retry's stale challenge is no failure of the device
     if len(reasons) < threshold:
         return None
     reasons.reverse()

@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
 
 from attestation.app_settings import app_settings as attestation_settings
-from attestation.errors import AttestationError, Reason
+from attestation.errors import STALE_CHALLENGE, AttestationError, Reason
 from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
@@ -213,7 +213,7 @@ def _on_refresh_failure(
     if error.reason in OUTAGES:  # an outage proves nothing against the device: retry later
         raise _refuse(client, error, purpose) from error
     revoke = error.reason in FAMILY_REVOKING
-    if not revoke:
+    if not revoke and error.reason not in STALE_CHALLENGE:  # a retry's stale challenge: not the device's failure
         revoke = device_binding.failure_limit_reached(device_binding.register_failure(session))
     if revoke:
         mismatch = error.reason in FAMILY_REVOKING

@@ -365,3 +365,37 @@ def test_a_health_snapshot_dated_again_leaves_the_one_statement_once(app_name: s
         assert app.refresh().status_code == 200
     assert len(captured.captured_queries) == 2, "\n".join(q["sql"] for q in captured.captured_queries)
     assert DeviceHealth.objects.get().evaluated_at == dated
+
+
+# --- the app's retry after a 503 that came after its challenge was claimed -----------------------
+def test_retrying_the_same_evidence_after_a_database_blip_never_logs_the_user_out(iphone: App,
+                                                                                   settings: Any) -> None:
+    """The rotation fails (the database gone) after the challenge was claimed: 503. An app that
+    retries the same request after ``Retry-After`` presents a consumed challenge: it gets
+    ``use_attestation_challenge`` with a fresh one, recorded, and counted against nothing, however
+    often (``SESSIONS_ATTESTATION_MAX_FAILURES`` would revoke the family); the fresh challenge
+    then refreshes. Counted, three such retries during one outage logged the user out."""
+    settings.SESSIONS_ATTESTATION_MAX_FAILURES = 3
+    session, _ = logged_in(iphone)
+    binding = RequestBinding(iphone.next_challenge, iphone.client_id, "refresh_token",
+                             grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
+    evidence = iphone.device.assertion_params(binding)
+
+    def gone(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("WITH d AS"):
+            raise _lost() from None  # before it ran: nothing committed
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(gone):
+        blip = iphone.refresh(evidence=dict(evidence))
+    assert blip.status_code == 503 and blip.json()["error"] == "temporarily_unavailable"
+    before = rotation_state(session)
+    for _ in range(4):
+        retry = iphone.refresh(evidence=dict(evidence))  # a fresh DPoP proof, the same evidence
+        assert retry.status_code == 400 and retry.json()["error"] == "use_attestation_challenge", retry.content
+        assert "challenge_reused" in retry.json()["error_description"] and retry[HEADER]
+    assert rotation_state(session) == before and before[0] == SessionStatus.ACTIVE
+    assert cache.get(f"vigil:attestation-failures:{session.sid}") is None
+    assert events()[(EventType.ATTESTATION_TOKEN_REFUSED, "denied", "challenge_reused")] == 4
+    iphone.next_challenge = retry[HEADER]
+    assert iphone.refresh().status_code == 200

@@ -155,7 +155,7 @@ def access_token(session: DeviceSession) -> str:
 def test_a_streak_of_failed_attestations_revokes_at_userinfo(user, mobile_client, make_device):
     session = make_session(user, mobile_client.client, make_device(), "s1")
     token = access_token(session)
-    for reason in ("bad_signature", "challenge_expired", "bad_signature"):
+    for reason in ("bad_signature", "challenge_expired", "counter_not_increasing", "bad_signature"):
         refused_attestation(session, reason)
 
     response = net.userinfo(token, net.PARIS)
@@ -163,10 +163,23 @@ def test_a_streak_of_failed_attestations_revokes_at_userinfo(user, mobile_client
     assert response.status_code == 401
     assert response.json() == {"error": "invalid_token", "error_description": REVOKED_DESCRIPTION}
     [signal] = signals("attestation_failures")
-    assert signal.details["failures"] == 3 and signal.details["reasons"] == ["bad_signature", "challenge_expired",
+    assert signal.details["failures"] == 3 and signal.details["reasons"] == ["bad_signature", "counter_not_increasing",
                                                                             "bad_signature"]
     session.refresh_from_db()
     assert session.status == SessionStatus.REVOKED and session.status_reason == "risk:attestation_failures"
+
+
+def test_stale_challenges_are_no_streak(user, mobile_client, make_device):
+    """A challenge reused or expired is what an app's retry after a 503 (or a long pause) sends:
+    recorded, never a failure of the device (attestation.errors.STALE_CHALLENGE)."""
+    session = make_session(user, mobile_client.client, make_device(), "s1")
+    for reason in ("challenge_reused", "challenge_expired", "challenge_reused", "bad_signature", "challenge_reused"):
+        refused_attestation(session, reason)
+
+    assert net.userinfo(access_token(session), net.PARIS).status_code == 200
+    assert signals("attestation_failures") == []
+    session.refresh_from_db()
+    assert session.status == SessionStatus.ACTIVE
 
 
 def test_failures_before_the_last_issued_token_do_not_count(user, mobile_client, make_device, time_machine):

@@ -401,9 +401,10 @@ def test_invalid_upgrade_evidence_is_refused_and_counts_as_a_failure(old_iphone:
     assert getattr(session.device, "attested", None) is False and session.status == SessionStatus.ACTIVE
     assert old_iphone.refresh_token == token and Device.objects.count() == 1
     assert old_iphone.refresh().status_code == 200  # still works unattested
-    old_iphone.upgrade(bound_secret="x")
-    old_iphone.upgrade(bound_secret="y")
-    final = old_iphone.upgrade(bound_secret="z")
+    refused = old_iphone.upgrade(bound_secret="x")  # the second failure
+    assert refused.json()["error"] == "invalid_client_attestation"
+    old_iphone.next_challenge = refused[HEADER]  # the fresh one it carried (a reused challenge counts nothing)
+    final = old_iphone.upgrade(bound_secret="z")  # the third: SESSIONS_ATTESTATION_MAX_FAILURES
     assert final.status_code == 400 and final.json()["error"] == "invalid_grant"
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
 
