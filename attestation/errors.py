@@ -81,8 +81,9 @@ class Reason(StrEnum):
 #: What an honest app's retry presents: a challenge an earlier attempt consumed before its answer
 #: was lost or failed (a 503 after the claim: the database or Redis gone mid-request), or one kept
 #: too long. The token endpoint refuses it with a fresh challenge and records it, but counts it
-#: in no failure streak (the shared counter, the risk engine's): only the holder of the family's
-#: DPoP key gets that far (its proof is marked first), and a stale challenge can never pass.
+#: in no failure streak (the shared counter, the risk engine's): a stale challenge can never pass,
+#: so it hides no forgery, and on a DPoP-bound family only the key's holder gets that far (its
+#: proof is marked first; a family without DPoP needs only its refresh token, as before).
 STALE_CHALLENGE: frozenset[Reason] = frozenset({Reason.CHALLENGE_REUSED, Reason.CHALLENGE_EXPIRED})
 
 

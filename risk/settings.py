@@ -96,7 +96,8 @@ class RiskSettings:
     @property
     def ATTESTATION_STREAK(self) -> int:
         """Consecutive failed attestations (``attestation.token_refused`` events) on one session,
-        since its last successful token request, that make a streak. Default 3."""
+        since its last successful token request, that make a streak; a reused or expired
+        challenge (``attestation.errors.STALE_CHALLENGE``) is none. Default 3."""
         return _int("RISK_ATTESTATION_STREAK", 3)
 
 

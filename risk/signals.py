@@ -62,6 +62,8 @@ def attestation_streak_signal(session: Any, attestation_failures: int | None = N
     kinds = [*STREAK_BREAKERS, EventType.ATTESTATION_TOKEN_REFUSED, EventType.RISK_SIGNAL]
     recent = (
         SecurityEvent.objects.filter(session_id=session.sid, event_type__in=kinds)
+        # A retry's stale challenge is no failure of the device, and must not fill the window either.
+        .exclude(event_type=EventType.ATTESTATION_TOKEN_REFUSED, reason__in=list(STALE_CHALLENGE))
         .order_by("-pk").values_list("event_type", "reason")[: threshold * 4 + 20]
     )
     reasons: list[str] = []
@@ -70,8 +72,8 @@ def attestation_streak_signal(session: Any, attestation_failures: int | None = N
             event_type == EventType.RISK_SIGNAL and reason == RiskSignal.ATTESTATION_FAILURES
         ):
             break
-        if event_type == EventType.ATTESTATION_TOKEN_REFUSED and reason not in STALE_CHALLENGE:
-            reasons.append(reason)  # a retry's stale challenge is no failure of the device
+        if event_type == EventType.ATTESTATION_TOKEN_REFUSED:
+            reasons.append(reason)
     if len(reasons) < threshold:
         return None
     reasons.reverse()

@@ -6,7 +6,8 @@ change nothing.
   nonce goes through: the proof is checked before the evidence ("Nonces", section 2).
 * A refresh whose answer was lost: the same refresh token, a new challenge from the endpoint, new
   evidence and a new proof give back the same successor (section 8).
-* Resending a used challenge is refused and costs nothing but a failure (section 8).
+* Resending a used challenge is refused with a fresh one and changes nothing (section 8); it is
+  recorded, not counted as an attestation failure.
 """
 
 from __future__ import annotations

@@ -182,6 +182,22 @@ def test_stale_challenges_are_no_streak(user, mobile_client, make_device):
     assert session.status == SessionStatus.ACTIVE
 
 
+def test_stale_challenges_do_not_push_real_failures_out_of_the_window(user, mobile_client, make_device):
+    """The streak reads a bounded window of the newest events: stale-challenge refusals (which a
+    holder of the refresh token can send at will) are left out of it, so they cannot hide the
+    forgeries before them."""
+    session = make_session(user, mobile_client.client, make_device(), "s1")
+    refused_attestation(session, "bad_signature")
+    refused_attestation(session, "bad_signature")
+    for _ in range(40):  # more than the window (threshold * 4 + 20)
+        refused_attestation(session, "challenge_reused")
+    refused_attestation(session, "bad_signature")
+
+    assert net.userinfo(access_token(session), net.PARIS).status_code == 401
+    [signal] = signals("attestation_failures")
+    assert signal.details["reasons"] == ["bad_signature", "bad_signature", "bad_signature"]
+
+
 def test_failures_before_the_last_issued_token_do_not_count(user, mobile_client, make_device, time_machine):
     time_machine.move_to(timezone.now(), tick=False)
     session = make_session(user, mobile_client.client, make_device(), "s1")
