@@ -72,20 +72,33 @@ def _free_port() -> int:
 
 def start(log: Path) -> Server:
     """A new cluster with ``SETTINGS``, trust authentication on 127.0.0.1, user ``postgres``."""
+    if not (BIN / "initdb").exists():
+        raise SystemExit(f"no PostgreSQL binaries in {BIN} (apt-get install postgresql, or set BENCH_PG_BIN); "
+                         "or set BENCH_PG=postgres://... to bench on a running server")
     datadir = Path(tempfile.mkdtemp(prefix="vigil-bench-pg-"))
     if os.geteuid() == 0:
         entry = pwd.getpwnam("postgres")
         os.chown(datadir, entry.pw_uid, entry.pw_gid)
-    subprocess.run(_as_postgres([str(BIN / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres",
-                                 "--no-sync"]), check=True, capture_output=True, timeout=120)
+    _run([str(BIN / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres", "--no-sync"], datadir, log)
     port = _free_port()
     options = " ".join([f"-c listen_addresses=127.0.0.1 -p {port} -k {datadir}",
                         *(f"-c {name}={value}" for name, value in SETTINGS.items())])
-    subprocess.run(_as_postgres([str(BIN / "pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(datadir / "log"),
-                                 "-w", "-t", "60", "start"]), check=True, capture_output=True, timeout=90)
+    _run([str(BIN / "pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(datadir / "log"), "-w", "-t", "60",
+          "start"], datadir, log)
     server = Server(f"postgres://postgres@127.0.0.1:{port}", datadir, port)
     _wait(server, log)
     return server
+
+
+def _run(cmd: list[str], datadir: Path, log: Path) -> None:
+    """One step of the set-up; a failure says which and where its output went, and leaves nothing."""
+    done = subprocess.run(_as_postgres(cmd), capture_output=True, timeout=120)
+    if done.returncode != 0:
+        server_log = datadir / "log"
+        log.write_bytes(done.stdout + done.stderr + (server_log.read_bytes() if server_log.exists() else b""))
+        shutil.rmtree(datadir, ignore_errors=True)
+        raise SystemExit(f"the bench's PostgreSQL: {Path(cmd[0]).name} failed ({done.returncode}); output: {log} "
+                         "(or set BENCH_PG=postgres://... to bench on a running server)")
 
 
 def _wait(server: Server, log: Path) -> None:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pg_server  # bench/, beside this script (run as bench/run.py)
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -425,8 +426,6 @@ def machine() -> dict[str, Any]:
         mem_kb = 0
     with pg_admin() as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
-    import pg_server
-
     pg_settings = {"server": "BENCH_PG" if os.environ.get("BENCH_PG") else "the bench's own (bench/pg_server.py)",
                    **pg_server.settings_in_effect(PG)}
     dot_version = subprocess.run([str(DOT_BIN / "python"), "-c", "import oauth2_provider as o; print(o.__version__)"],
@@ -451,8 +450,6 @@ def start_postgres() -> None:
     global PG
     if PG:
         return
-    import pg_server
-
     server = pg_server.start(_logdir / "postgresql.log")
     _postgres.append(server)
     PG = server.url

@@ -3,8 +3,8 @@ timeouts that make a dead Redis fail fast.
 
 Django's ``RedisCacheClient`` builds a new ``redis.Redis`` object for every cache call, and
 redis-py fills a table of about 170 response callbacks in each constructor: a measurable
-share of a token request, which makes four or five cache calls (DPoP replay, failure
-streak, config generation). Clients are thread-safe and share the pool's connections, so
+share of a token request, which makes several cache calls (config generation, DPoP replay,
+challenge, failure streak). Clients are thread-safe and share the pool's connections, so
 keeping one per pool changes nothing else.
 
 redis-py waits 5 s to connect and 5 s for each answer by default, and a token request makes
@@ -99,7 +99,10 @@ class RedisCache(DjangoRedisCache):
     def claim_in_order(self, claims: list[tuple[str, int]], keys: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
         """``add(key, 1, timeout)`` of each of ``claims`` in order, stopping at the first already
         made, then ``get`` of each of ``keys``: one round trip (a Lua script, atomic). Returns the
-        1-based position of the claim found made (0: all made) and, when all were made, the values."""
+        1-based position of the claim found made (0: all made) and, when all were made, the values.
+        A Redis that refused the script once gets the same claims one round trip each."""
+        if self.scripts_refused:
+            return self._claim_one_by_one(claims, keys)
         client = self._cache.get_client(write=True)
         script = self._claim_script.get(id(client))
         if script is None:
@@ -193,7 +196,7 @@ class FirstClaim:
         """Make it now, alone, unless done (a replay raises ``refused``)."""
         if self.done:
             return
-        added = bool(_backend(self.cache).add(self.key, 1, timeout=max(1, self.timeout)))
+        added = _add(self.cache, self.key, self.timeout)
         self.done = True
         if not added:
             self.refused()
@@ -230,22 +233,28 @@ def claim(cache: BaseCache, key: str, timeout: int) -> bool:
     of two concurrent claims exactly one wins). A pending first claim is made before it."""
     cache = _backend(cache)
     first = _first.get()
-    if first is not None and not first.done and not (_backend(first.cache) is cache and isinstance(cache, RedisCache)
-                                                     and not cache.scripts_refused):
-        first.settle()  # another cache, or no scripts: alone, first
+    pending = first if first is not None and not first.done else None
+    if pending is not None and not (_backend(pending.cache) is cache and isinstance(cache, RedisCache)):
+        pending.settle()  # another cache: alone, first
+        pending = None
     ahead = _ahead.get()
     reads = ahead.keys if ahead is not None and not ahead.done else None
-    if first is not None and not first.done and isinstance(cache, RedisCache) and not cache.scripts_refused:
-        stopped, values = cache.claim_in_order([(first.key, first.timeout), (key, timeout)], reads or ())
-        first.done = True
-        if stopped == 1:
-            first.refused()
-        if ahead is not None and reads is not None and stopped == 0:
-            ahead.values, ahead.done = values, True
-        return stopped == 0
-    if reads is None or not isinstance(cache, RedisCache):
-        return bool(cache.add(key, 1, timeout=max(1, timeout)))
-    assert ahead is not None
-    added, ahead.values = cache.claim_reading(key, timeout, reads)
-    ahead.done = True
-    return added
+    if pending is None:
+        if reads is None or not isinstance(cache, RedisCache):
+            return _add(cache, key, timeout)
+        assert ahead is not None
+        added, ahead.values = cache.claim_reading(key, timeout, reads)
+        ahead.done = True
+        return added
+    assert isinstance(cache, RedisCache)
+    stopped, values = cache.claim_in_order([(pending.key, pending.timeout), (key, timeout)], reads or ())
+    pending.done = True
+    if stopped == 1:
+        pending.refused()
+    if ahead is not None and reads is not None and stopped == 0:
+        ahead.values, ahead.done = values, True
+    return stopped == 0
+
+
+def _add(cache: BaseCache, key: str, timeout: int) -> bool:
+    return bool(_backend(cache).add(key, 1, timeout=max(1, timeout)))

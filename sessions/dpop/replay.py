@@ -4,7 +4,9 @@ Each accepted ``(jkt, jti)`` is remembered in a Django cache shared by every web
 (``SESSIONS_DPOP_REPLAY_CACHE``; Redis in production) with ``cache.add``, which is atomic:
 of two concurrent requests carrying the same proof, exactly one adds the key. An entry lives
 as long as the proof could still pass the ``iat`` check, and no longer. Keys are hashed, so
-an attacker's ``jti`` never reaches the cache verbatim and keys have a fixed length.
+an attacker's ``jti`` never reaches the cache verbatim and keys have a fixed length. An attested
+refresh adds the same key with its challenge's claim (``core.cache.claiming_first``, a Redis
+``SET NX`` in one script): the same atomic add, in one round trip.
 """
 
 from __future__ import annotations

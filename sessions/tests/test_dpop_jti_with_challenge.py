@@ -153,3 +153,34 @@ def test_redis_failing_in_the_combined_round_trip_leaves_the_proof_for_the_retry
     assert set(events() - recorded) == {("service.unavailable", "failure", "cache_unavailable")}
     assert iphone.refresh(evidence=evidence).status_code == 200  # the identical request, retried
     assert iphone.refresh(evidence=evidence).json()["error"] == "invalid_dpop_proof"  # and now it is a replay
+
+
+def test_a_reply_lost_after_the_script_ran_costs_the_retry_one_round_and_nothing_else(
+    iphone: App, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    """Redis ran the claim and its answer was lost (a timeout): 503, and both marks stand. The
+    app's retry with a new proof and the same evidence presents a used challenge: answered with a
+    fresh one, counted against nothing; with that one the refresh goes through."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    keys.ensure_keys()
+    assert iphone.login().status_code == 200
+    assert iphone.refresh().status_code == 200
+    binding = RequestBinding(iphone.next_challenge, iphone.client_id, "refresh_token",
+                             grant_hash(iphone.refresh_token), dpop_jkt=iphone.jkt())
+    evidence = iphone.device.assertion_params(binding)
+    real = Script.__call__
+
+    def lost(self: Any, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise RedisTimeoutError("Timeout reading from 127.0.0.1:6379")
+
+    monkeypatch.setattr(Script, "__call__", lost)
+    assert iphone.refresh(evidence=evidence).status_code == 503
+    monkeypatch.setattr(Script, "__call__", real)
+    before = state()
+    retry = iphone.refresh(evidence=evidence)
+    assert retry.json()["error"] == "use_attestation_challenge" and "challenge_reused" in retry.json()["error_description"]
+    assert state() == before and streak() is None
+    iphone.next_challenge = retry["OAuth-Client-Attestation-Challenge"]
+    assert iphone.refresh().status_code == 200

@@ -335,3 +335,31 @@ def test_an_attested_refresh_without_scripts_still_refuses_a_replay_first(
     response = iphone.refresh()  # the same proof again
     assert response.json()["error"] == "invalid_dpop_proof"
     assert cache.get(used_key(fresh)) is None
+
+
+def test_two_requests_racing_with_one_proof_make_exactly_one_pair_of_claims(key: str) -> None:
+    """The same proof sent twice at once (a replay raced against the original), each with its own
+    challenge: exactly one request makes its marks; the other is refused at the jti and leaves its
+    challenge unclaimed."""
+    import threading
+
+    barrier, outcomes = threading.Barrier(8), list[str]()
+
+    def attempt(index: int) -> None:
+        refusals: list[str] = []
+        barrier.wait()
+        try:
+            with claiming_first(_first(f"{key}-jti", refusals)):
+                outcomes.append("claimed" if claim(cache, f"{key}-challenge-{index}", 60) else "reused")
+        except PermissionError:
+            outcomes.append("replay")
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["claimed"] + ["replay"] * 7
+    made = [i for i in range(8) if cache.get(f"{key}-challenge-{i}") is not None]
+    assert len(made) == 1  # only the winner's challenge is used
+    cache.delete_many([f"{key}-jti", *(f"{key}-challenge-{i}" for i in range(8))])
