@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connections, router
 from django.db.models import Field, Model
 from django.db.models.fields.related_descriptors import ReverseOneToOneDescriptor
+from django.db.models.signals import pre_save
 from django.db.transaction import TransactionManagementError
 
 
@@ -212,6 +214,19 @@ class Statement:
 
 # --- writes folded into one statement --------------------------------------------------------
 _deferred: ContextVar[list[Sequence[Model]] | None] = ContextVar("vigil_sql_deferred", default=None)
+# Saves of stored instances attempted inside ``no_writes`` (instance, its ``update_fields``).
+_saving: ContextVar[list[tuple[Model, list[str] | None]] | None] = ContextVar("vigil_sql_saving", default=None)
+
+
+def _note_save(sender: type[Model], instance: Model, update_fields: Any = None, **kwargs: Any) -> None:
+    """``pre_save``: inside ``no_writes``, remember a stored instance about to be saved (its
+    fields were set in memory before ``save()``; the write will be refused)."""
+    saving = _saving.get()
+    if saving is not None and not instance._state.adding:
+        saving.append((instance, list(update_fields) if update_fields else None))
+
+
+pre_save.connect(_note_save, dispatch_uid="core.sql.no_writes")
 
 
 class QueryAttempted(Exception):
@@ -234,9 +249,12 @@ def no_writes(using: str = "default") -> Iterator[list[Sequence[Model]]]:
     collected (yielded, in order, without primary keys) for the caller to write, e.g. inside
     one statement with ``gated_insert``; any other write, and any locking read, raises
     :class:`QueryAttempted` before it runs (also when the block caught that exception
-    itself), as does a statement Django refuses outside a transaction (``select_for_update``)."""
+    itself), as does a statement Django refuses outside a transaction (``select_for_update``).
+    A stored instance whose ``save()`` was refused is read back (``_restore``): the fields it
+    meant to write hold the database's values again, not the unsaved ones."""
     collected: list[Sequence[Model]] = []
     attempted: list[str] = []
+    saving: list[tuple[Model, list[str] | None]] = []
 
     def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         if _plain_read(sql):
@@ -246,7 +264,7 @@ def no_writes(using: str = "default") -> Iterator[list[Sequence[Model]]]:
 
     connection = connections[using]
     needs_rollback = connection.needs_rollback
-    token = _deferred.set(collected)
+    token, saves = _deferred.set(collected), _saving.set(saving)
     try:
         with connection.execute_wrapper(refuse):
             yield collected
@@ -258,12 +276,28 @@ def no_writes(using: str = "default") -> Iterator[list[Sequence[Model]]]:
         raise
     finally:
         _deferred.reset(token)
+        _saving.reset(saves)
         if attempted:
             # No write ran (each was refused before it was sent), so an enclosing
             # transaction is intact: undo Django marking it for rollback on the way out.
             connection.needs_rollback = needs_rollback
+            _restore(saving)
     if attempted:
         raise QueryAttempted(attempted[0][:80])
+
+
+def _restore(saving: list[tuple[Model, list[str] | None]]) -> None:
+    """After a refusal: every stored instance whose ``save()`` was refused holds again what the
+    database holds in the fields it meant to write. The caller's second attempt (in a
+    transaction) reuses the same instances; one that still held its unsaved values would see
+    nothing to change and write nothing (a device-health date once took every later refresh of
+    a device off the one statement so). Only reached on the refused path: one read per
+    instance."""
+    for instance, fields in saving:
+        try:
+            instance.refresh_from_db(fields=fields)
+        except ObjectDoesNotExist:  # deleted meanwhile: the second attempt finds it gone
+            continue
 
 
 def gated_insert(model: type[Model], rows: int, gate: str, connection: Any, *, link: str = "") -> str:

@@ -189,20 +189,12 @@ def _save(stored: DeviceHealth | None, device: Device, fields: dict[str, Any]) -
 
 
 def _update(stored: DeviceHealth, fields: dict[str, Any]) -> None:
-    """Save ``fields`` on the snapshot; one not saved (the refresh's one statement refuses writes,
-    ``core.sql.no_writes``, and the refresh is taken again in a transaction) leaves the instance
-    as it was, so the second attempt still sees what the database holds and writes it (it once
-    saw its own unsaved ``evaluated_at``, wrote nothing, and every later refresh of the device
-    left the one statement)."""
-    before = {name: getattr(stored, name) for name in fields}
+    """Save ``fields`` on the snapshot. Inside the refresh's one statement the save is refused
+    (``core.sql.no_writes``), which reads the fields back, so the transactional second attempt
+    still sees what the database holds and writes it."""
     for name, value in fields.items():
         setattr(stored, name, value)
-    try:
-        stored.save(update_fields=list(fields))
-    except BaseException:
-        for name, value in before.items():
-            setattr(stored, name, value)
-        raise
+    stored.save(update_fields=list(fields))
 
 
 def _replace_findings(health: DeviceHealth, evaluation: Evaluation, os_version: str) -> None:

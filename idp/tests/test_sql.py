@@ -106,3 +106,53 @@ def test_no_writes_lets_reads_through_and_refuses_writes_and_locks_before_they_r
         User.objects.raw(f"SELECT * FROM {User._meta.db_table} FOR UPDATE")[0]  # a locking read
     assert User.objects.get(pk=user.pk).username == "reader"
     assert not connection.needs_rollback  # the test's own transaction is intact
+
+
+def test_a_save_refused_inside_no_writes_leaves_the_instance_as_the_database_holds_it() -> None:
+    """The caller's second attempt (in a transaction) reuses the instances of the first: a refused
+    ``save()`` must not leave its unsaved values behind, or the second attempt sees nothing to
+    change and writes nothing (the device-health date that once took every later refresh of a
+    device off the one statement)."""
+    from django.contrib.auth import get_user_model
+
+    from core.sql import QueryAttempted, _restore, no_writes
+
+    User = get_user_model()
+    user = User.objects.create(username="kept", first_name="Ada", last_name="Lovelace", email="a@example.com")
+    with CaptureQueriesContext(connection) as captured, pytest.raises(QueryAttempted), no_writes():
+        user.first_name, user.email = "Grace", "g@example.com"
+        user.save(update_fields=["first_name"])  # refused before it ran
+    assert (user.first_name, user.email) == ("Ada", "g@example.com")  # only what it meant to write
+    # the refused UPDATE (logged, not run), then the one read back
+    assert [q["sql"].split()[0] for q in captured.captured_queries] == ["UPDATE", "SELECT"]
+    assert User.objects.get(pk=user.pk).first_name == "Ada"
+
+    with pytest.raises(QueryAttempted), no_writes():
+        user.first_name = user.last_name = "Hopper"
+        user.save()  # every field
+    assert (user.first_name, user.last_name, user.email) == ("Ada", "Lovelace", "a@example.com")
+    stored = User.objects.get(pk=user.pk)
+    assert (stored.first_name, stored.last_name, stored.email) == ("Ada", "Lovelace", "a@example.com")
+
+    fresh = User(username="never")  # a new instance: nothing stored to read back
+    with pytest.raises(QueryAttempted), no_writes():
+        fresh.save()
+    assert fresh.pk is None and not User.objects.filter(username="never").exists()
+
+    # deleted by another request meanwhile: nothing to read back, the refusal stands (no error)
+    User.objects.filter(pk=user.pk).delete()
+    user.first_name = "Gone"
+    _restore([(user, ["first_name"])])
+    assert user.first_name == "Gone"
+
+
+def test_a_save_outside_no_writes_is_not_read_back() -> None:
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    user = User.objects.create(username="plain")
+    with CaptureQueriesContext(connection) as captured:
+        user.first_name = "Ada"
+        user.save(update_fields=["first_name"])
+    assert [q["sql"].split()[0] for q in captured.captured_queries] == ["UPDATE"]
+    assert User.objects.get(pk=user.pk).first_name == "Ada"
