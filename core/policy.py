@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from django.http import HttpRequest
@@ -50,6 +51,17 @@ class KeptAfterRollback:
         kept: list[AfterRollback] = self.__dict__.pop("_kept_after_rollback", [])
         for work in kept:
             work()
+
+
+class GrantType(StrEnum):
+    """The token endpoint's grants, as ``TokenContext.grant_type`` names them (RFC 6749 §4,
+    RFC 8628 §3.4, RFC 8693 §2.1)."""
+
+    AUTHORIZATION_CODE = "authorization_code"
+    REFRESH_TOKEN = "refresh_token"
+    CLIENT_CREDENTIALS = "client_credentials"
+    DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+    TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 @dataclass

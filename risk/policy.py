@@ -20,7 +20,7 @@ from django.http import HttpRequest
 
 from core.acr import ACR_MFA, acr_satisfies
 from core.events import EventType, client_ip, record
-from core.policy import PolicyDecision, ResourceContext, TokenContext
+from core.policy import GrantType, PolicyDecision, ResourceContext, TokenContext
 from core.resource_errors import ResourceError, ResourceErrorCode
 
 from . import actions, geo, stepup, travel
@@ -29,7 +29,10 @@ from .errors import REVOKED_DESCRIPTION, STEP_UP_DESCRIPTION, RiskRefusedError, 
 from .models import RiskAction
 from .settings import risk_settings
 
-USER_GRANTS = {"authorization_code", "refresh_token"}
+USER_GRANTS = frozenset({GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN, GrantType.DEVICE_CODE})
+# Grants that start a family: the user's sign-in is judged against open step-up demands, and
+# the device is new for the user (RFC 8628's device is the one that receives the tokens).
+NEW_FAMILY_GRANTS = frozenset({GrantType.AUTHORIZATION_CODE, GrantType.DEVICE_CODE})
 
 
 @dataclass
@@ -108,7 +111,7 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
     if not risk_settings.ENABLED or context.grant_type not in USER_GRANTS or context.user is None:
         return None
     session, request, now = context.session, context.request, context.now
-    new_family = context.grant_type == "authorization_code"
+    new_family = context.grant_type in NEW_FAMILY_GRANTS
     source = f"token:{context.grant_type}"
     found = assess(user=context.user, session=session, device=context.device, ip=client_ip(request), now=now,
                    new_family=new_family, attestation_failures=context.attestation_failures)

@@ -51,6 +51,15 @@ def open_since(user: Any, client: Any) -> datetime | None:
     return first.created_at if first is not None else None
 
 
+def predates_open_demand(auth_time: int, user: Any, client: Any) -> bool:
+    """Whether a sign-in at ``auth_time`` (Unix seconds) is older than the open demand of
+    ``user`` at ``client``: it cannot meet it, however strong (the risk arose after it). Every
+    page that starts a family asks (``/authorize``, ``/device``): a second factor passed
+    before the risk would otherwise approve a new family past it."""
+    since = open_since(user, client)
+    return since is not None and auth_time < int(since.timestamp())
+
+
 def demand(user: Any, client: Any, reason: str, *, sid: str = "", now: datetime | None = None) -> StepUpDemand:
     """Open (or keep) a demand that the next authorization of ``user`` at ``client`` reaches MFA."""
     existing = StepUpDemand.objects.open().filter(user=user, client=client).first()

@@ -31,8 +31,7 @@ from accounts.flows import browser_sessions
 from core.acr import ACR_MFA, ACR_ORDER, acr_satisfies
 from core.app_settings import app_settings
 from core.events import EventType, record
-from risk.stepup import acr_demanded_for
-from risk.stepup import open_since as step_up_open_since
+from risk.stepup import acr_demanded_for, predates_open_demand
 
 from ..models import Consent
 from ..oauth.errors import OAuthErrorCode
@@ -143,8 +142,7 @@ def _needs_login(
     if state is None:
         return True, wanted, False
     force = Prompt.LOGIN in params.prompt or _too_old(state.auth_time, params.max_age, now)
-    risk_since = step_up_open_since(user, client)
-    if risk_since is not None and state.auth_time < int(risk_since.timestamp()):
+    if predates_open_demand(state.auth_time, user, client):
         force = True  # a risk step-up needs an authentication newer than the risk
     if force and not fresh:
         return True, wanted, True

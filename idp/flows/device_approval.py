@@ -26,6 +26,7 @@ from accounts import authstate, throttle
 from accounts.flows import attempts
 from core.acr import acr_satisfies
 from core.events import EventType, record
+from risk.stepup import predates_open_demand
 
 from ..models import DeviceAuthorization
 from ..scopes import describe_scopes
@@ -49,9 +50,11 @@ class Page:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def login_url(request: HttpRequest, user_code: str, acr: str = "") -> str:
+def login_url(request: HttpRequest, user_code: str, acr: str = "", *, force: bool = False) -> str:
+    """The login page, back to this code afterwards; ``force``: sign in again even when signed in."""
     next_url = f"{reverse('device')}?{urlencode({'user_code': user_code})}" if user_code else reverse("device")
-    return f"{reverse('accounts:login')}?{urlencode({'next': next_url, 'acr': acr, 'force': ''})}"
+    query = urlencode({"next": next_url, "acr": acr, "force": "1" if force else ""})
+    return f"{reverse('accounts:login')}?{query}"
 
 
 def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
@@ -64,8 +67,9 @@ def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
         return looked_up
     wanted = required_acr(looked_up.client, user, []) or ""
     state = authstate.current(request)
-    if state is None or (wanted and not acr_satisfies(state.acr, wanted)):
-        return Page(Step.LOGIN, redirect_to=login_url(request, typed, wanted))
+    stale = state is not None and predates_open_demand(state.auth_time, user, looked_up.client)
+    if state is None or stale or (wanted and not acr_satisfies(state.acr, wanted)):
+        return Page(Step.LOGIN, redirect_to=login_url(request, typed, wanted, force=stale))
     if decision not in ("approve", "deny"):
         return Page(Step.CONFIRM, context=_confirm_context(looked_up, typed))
     approve = decision == "approve"

@@ -144,6 +144,13 @@ def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: 
     return Polled(PollOutcome.ISSUED, session, issued)
 
 
+def refuse(device_code: str, client: Client) -> None:
+    """An approved code whose redemption a token policy refused: denied, so the device's next
+    poll is ``access_denied`` (RFC 8628 §3.5) and the user starts again."""
+    DeviceAuthorization.objects.filter(device_code_hash=token_hash(device_code), client=client,
+                                       status=Status.APPROVED).update(status=Status.DENIED)
+
+
 def _judge(row: DeviceAuthorization, now: datetime) -> PollOutcome:
     """RFC 8628 §3.5, in order: used, expired, too fast, denied, pending, approved."""
     if row.status == Status.REDEEMED:

@@ -143,6 +143,34 @@ def test_approval_needs_the_clients_acr(browser: HttpClient, tv: RegisteredClien
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
 
 
+def test_a_second_factor_older_than_a_risk_step_up_cannot_approve(client: HttpClient, user: Any, tv: RegisteredClient,
+                                                                   started: dict[str, Any]) -> None:
+    """A risk step-up demand for the user at this client needs a sign-in newer than the risk,
+    as ``/authorize`` does: a second factor passed before it would approve a new family past it
+    (the TV would get fresh tokens the authorization-code path refuses). The page sends the user
+    to sign in again; the code stays pending meanwhile."""
+    from accounts.testing import sign_in_with_second_factor
+    from core.acr import ACR_MFA
+    from risk.stepup import demand
+
+    with time_machine.travel(timezone.now() - timedelta(minutes=1)):
+        sign_in_with_second_factor(client, user, PASSWORD)
+    demand(user, tv.client, "impossible_travel")
+    refused = _approve(client, started["user_code"])
+    assert refused.status_code == 302 and refused["Location"].startswith(reverse("accounts:login"))
+    query = parse_qs(urlsplit(refused["Location"]).query)
+    assert query["force"] == ["1"] and query["acr"] == [ACR_MFA] and "user_code" in query["next"][0]
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+    assert _poll(started["device_code"]).json()["error"] == "authorization_pending"
+    assert not DeviceSession.objects.filter(client__client_id="tv-app").exists()
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=2)):  # signed in again, after the risk
+        sign_in_with_second_factor(client, user, PASSWORD)
+        done = _approve(client, started["user_code"])
+    assert done.status_code == 200 and b"Device connected" in done.content
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.APPROVED
+
+
 # --- §3.4-3.5 polling ----------------------------------------------------------------------------
 
 
@@ -175,6 +203,31 @@ def test_approved_then_tokens_once(browser: HttpClient, user: Any, started: dict
     refreshed = form_post(HttpClient(), reverse("token"), {"grant_type": "refresh_token", "client_id": "tv-app",
                                                            "refresh_token": body["refresh_token"]})
     assert refreshed.status_code == 200, refreshed.content
+
+
+def test_a_step_up_demand_opened_after_the_approval_refuses_the_tokens_and_ends_the_code(
+        browser: HttpClient, user: Any, tv: RegisteredClient, started: dict[str, Any]) -> None:
+    """Redemption starts a family, so the risk policy judges it like a code exchange: a demand
+    opened after the user approved (a password sign-in, or one older than the risk) is not met,
+    and the TV gets the step-up ``invalid_grant`` and no tokens. The code is then denied: the
+    device's next polls are ``access_denied``, not the same refusal recorded every few seconds
+    until the code expires."""
+    from risk.errors import STEP_UP_DESCRIPTION
+    from risk.stepup import demand
+
+    assert _approve(browser, started["user_code"]).status_code == 200
+    demand(user, tv.client, "impossible_travel")
+    refused = _poll(started["device_code"])
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert refused.json()["error_description"] == STEP_UP_DESCRIPTION
+    assert not DeviceSession.objects.filter(client__client_id="tv-app").exists()
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.DENIED
+    pending = SecurityEvent.objects.filter(event_type=EventType.RISK_STEP_UP_PENDING, user=user)
+    assert pending.count() == 1
+    with time_machine.travel(timezone.now() + timedelta(seconds=6)):
+        again = _poll(started["device_code"])
+    assert again.status_code in (400, 403) and again.json()["error"] == "access_denied"
+    assert pending.count() == 1 and not DeviceSession.objects.filter(client__client_id="tv-app").exists()
 
 
 def test_denied(browser: HttpClient, started: dict[str, Any]) -> None:

@@ -35,13 +35,14 @@ from django.utils import timezone
 
 from core import jwt_tokens
 from core.events import EventType, record
+from core.policy import GrantType
 from sessions.models import AccessToken
 
 from ..dpop_binding import check_token_request
 from ..errors import InvalidTargetError
 from .base import VigilGrantMixin
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+TOKEN_EXCHANGE = GrantType.TOKEN_EXCHANGE
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 #: Scopes that make no sense on a token for another service (no refresh, no ID token).
 NOT_EXCHANGED = {"offline_access"}
