@@ -122,7 +122,14 @@ class HealthRule(models.Model):
         return f"{self.name}: {self.condition} -> {self.outcome}"
 
     def clean(self) -> None:
-        """Refuse a parameter the condition cannot read (see ``device_health/rules.py``)."""
+        """Refuse a parameter the condition cannot read (see ``device_health/rules.py``), and a
+        platform on an ``unattested`` rule: an unattested device's platform is only what the app
+        said (docs/unattested-devices.md), so a rule for one platform would be escaped by an app
+        that says the other."""
+        if self.condition == HealthCondition.UNATTESTED and self.platform:
+            raise ValidationError({"platform": "Leave blank: an unattested device's platform is only the app's "
+                                               "word, so a rule for one platform could be escaped by claiming "
+                                               "the other."})
         param = self.parameter.strip()
         wanted = PARAMETERS.get(self.condition)
         if wanted is None or not param:

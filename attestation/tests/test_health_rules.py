@@ -150,6 +150,19 @@ def test_rule_parameters_are_validated(condition: str, parameter: str, ok: bool)
             rule.clean()
 
 
+def test_an_unattested_rule_cannot_name_a_platform() -> None:
+    """The platform of an unattested device is the app's claim: an iOS-only rule would be
+    escaped by an app that says android."""
+    from django.core.exceptions import ValidationError
+
+    for platform in ("ios", "android"):
+        with pytest.raises(ValidationError) as error:
+            HealthRule(name="r", platform=platform, condition="unattested", outcome="deny").clean()
+        assert "platform" in error.value.message_dict
+    HealthRule(name="r", platform="", condition="unattested", outcome="deny").clean()
+    HealthRule(name="r", platform="ios", condition="debugger_attached", outcome="deny").clean()
+
+
 def test_the_admin_message_says_what_to_enter() -> None:
     from django.core.exceptions import ValidationError
 
