@@ -14,6 +14,7 @@ SQL is built once per database from the models' metadata and only the values cha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,11 +23,13 @@ from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 from django.db.models import Field, Model
 from django.db.models.fields.related_descriptors import ReverseOneToOneDescriptor
 from django.db.models.signals import pre_save
 from django.db.transaction import TransactionManagementError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,7 @@ def no_writes(using: str = "default") -> Iterator[list[Sequence[Model]]]:
 
     connection = connections[using]
     needs_rollback = connection.needs_rollback
+    enclosing = _saving.get()
     token, saves = _deferred.set(collected), _saving.set(saving)
     try:
         with connection.execute_wrapper(refuse):
@@ -282,6 +286,8 @@ def no_writes(using: str = "default") -> Iterator[list[Sequence[Model]]]:
             # transaction is intact: undo Django marking it for rollback on the way out.
             connection.needs_rollback = needs_rollback
             _restore(saving)
+        elif enclosing is not None:  # nested: a refusal, if any, is the enclosing block's to undo
+            enclosing.extend(saving)
     if attempted:
         raise QueryAttempted(attempted[0][:80])
 
@@ -298,6 +304,11 @@ def _restore(saving: list[tuple[Model, list[str] | None]]) -> None:
             instance.refresh_from_db(fields=fields)
         except ObjectDoesNotExist:  # deleted meanwhile: the second attempt finds it gone
             continue
+        except DatabaseError:
+            # The database went away: the refusal still stands (the caller forgets the attempt's
+            # events and takes its transactional path, which meets the outage and answers 503).
+            logger.warning("read-back after a refused write failed", exc_info=True)
+            return
 
 
 def gated_insert(model: type[Model], rows: int, gate: str, connection: Any, *, link: str = "") -> str:

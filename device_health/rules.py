@@ -329,7 +329,9 @@ def decide(rules: Sequence[RuleSpec], facts: HealthFacts, platform: str, now: da
     """Evaluate ``rules`` in order over ``facts``; see the module docstring for how outcomes combine."""
     decision = Decision()
     for rule in rules:
-        if rule.platform and rule.platform != platform:
+        # An unattested device's platform is its app's claim: a rule stored for one platform
+        # before the admin refused them (``HealthRule.clean``) applies on both.
+        if rule.platform and rule.platform != platform and rule.condition != HealthCondition.UNATTESTED:
             continue
         check = CONDITIONS.get(rule.condition)
         detail = check(facts, rule.parameter, now) if check else None

@@ -163,6 +163,20 @@ def test_an_unattested_rule_cannot_name_a_platform() -> None:
     HealthRule(name="r", platform="ios", condition="debugger_attached", outcome="deny").clean()
 
 
+def test_an_unattested_rule_stored_for_one_platform_applies_on_both() -> None:
+    """A per-platform ``unattested`` rule saved before the admin refused them: an app that
+    claims the other platform does not escape it (the claim is all the platform is); other
+    conditions keep their platform."""
+    rules = [RuleSpec("ios-unattested", "unattested", "deny", platform="ios"),
+             RuleSpec("ios-capture", "screen_captured", "deny", platform="ios")]
+    unattested = facts(attested=False, unattested_reason="not_supported")
+    for claimed in ("ios", "android"):
+        assert decide(rules, unattested, claimed, NOW).outcome == HealthOutcome.DENY
+    captured = facts(screen_captured=True)
+    assert decide(rules, captured, "ios", NOW).outcome == HealthOutcome.DENY
+    assert decide(rules, captured, "android", NOW).outcome == HealthOutcome.ALLOW
+
+
 def test_the_admin_message_says_what_to_enter() -> None:
     from django.core.exceptions import ValidationError
 

@@ -22,11 +22,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.db import IntegrityError, transaction
 
 from clients.models import Client
 from core.app_settings import app_settings
 from core.crypto import generate_token, keyed_hash, token_hash
+from core.events import EventType, record
+from core.policy import KeptAfterRollback
 from core.sql import insert
 from sessions.flows.tokens import IssuedTokens, place_of
 from sessions.models import DeviceSession
@@ -126,9 +129,14 @@ def decide(authorization: DeviceAuthorization, *, user: Any, auth: Any, approve:
 
 def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: str | None = None,
          dpop_jkt: str = "") -> Polled:
-    """One poll, under the row's lock: judge the pace, then the state; redeem once."""
+    """One poll, under the row's lock: judge the pace, then the state; redeem once. A token
+    policy that refuses the new family (risk) rolls back the family alone: the code is denied
+    under the same lock (later polls: ``access_denied``, not the same refusal until the code
+    expires), so a concurrent poll never finds it still approved while the refusal's record is
+    written; the refusal is raised once that is committed."""
     if not isinstance(device_code, str) or len(device_code) > 256:
         return Polled(PollOutcome.UNKNOWN)
+    refused: InvalidGrantError | None = None
     with transaction.atomic():
         row = (DeviceAuthorization.objects.select_for_update(of=("self",)).select_related("user")
                .filter(device_code_hash=token_hash(device_code), client=client).first())
@@ -138,17 +146,23 @@ def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: 
         outcome = _judge(row, now)
         if outcome is not PollOutcome.ISSUED:
             return Polled(outcome)
-        session = _start_session(row, ip=ip, now=now, dpop_jkt=dpop_jkt)
-        issued = issue(session)
-        DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.REDEEMED, last_polled_at=now)
+        try:
+            with transaction.atomic():  # a savepoint: the family and its tokens
+                session = _start_session(row, ip=ip, now=now, dpop_jkt=dpop_jkt)
+                issued = issue(session)
+        except InvalidGrantError as error:
+            description = error.description
+            if not isinstance(error, KeptAfterRollback):
+                raise
+            refused = error
+            DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.DENIED)
+            record(EventType.OAUTH_DEVICE_AUTHORIZATION, outcome="denied", reason="refused_by_policy", user=row.user,
+                   client_id=client.client_id, description=description)
+        else:
+            DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.REDEEMED, last_polled_at=now)
+    if refused is not None:
+        raise refused
     return Polled(PollOutcome.ISSUED, session, issued)
-
-
-def refuse(device_code: str, client: Client) -> None:
-    """An approved code whose redemption a token policy refused: denied, so the device's next
-    poll is ``access_denied`` (RFC 8628 §3.5) and the user starts again."""
-    DeviceAuthorization.objects.filter(device_code_hash=token_hash(device_code), client=client,
-                                       status=Status.APPROVED).update(status=Status.DENIED)
 
 
 def _judge(row: DeviceAuthorization, now: datetime) -> PollOutcome:

@@ -224,6 +224,8 @@ def test_a_step_up_demand_opened_after_the_approval_refuses_the_tokens_and_ends_
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.DENIED
     pending = SecurityEvent.objects.filter(event_type=EventType.RISK_STEP_UP_PENDING, user=user)
     assert pending.count() == 1
+    denied = SecurityEvent.objects.get(event_type=EventType.OAUTH_DEVICE_AUTHORIZATION, reason="refused_by_policy")
+    assert denied.outcome == "denied" and denied.user == user and denied.client_id == "tv-app"
     with time_machine.travel(timezone.now() + timedelta(seconds=6)):
         again = _poll(started["device_code"])
     assert again.status_code in (400, 403) and again.json()["error"] == "access_denied"
@@ -305,3 +307,39 @@ def test_concurrent_polls_of_an_approved_code_issue_tokens_once(browser: HttpCli
     assert sum(r.status_code == 200 for r in responses) == 1
     assert {r.json()["error"] for r in responses if r.status_code != 200} <= {"invalid_grant"}
     assert DeviceSession.objects.filter(client__client_id="tv-app").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_polls_after_a_risk_refusal_find_the_code_denied(browser: HttpClient, user: Any,
+                                                                   tv: RegisteredClient, started: dict[str, Any]) -> None:
+    """The refusal denies the code under the row's lock: of eight polls at once from an
+    impossible place, the first is refused and every other finds the code denied. Denied after
+    the rollback instead, a poll waiting on the lock found it still approved, and once the first
+    refusal had stored the new place as the user's last one, nothing stopped it (revoke leaves
+    no session behind at a redemption)."""
+    from django.db import connection, transaction
+
+    from risk import geo, travel
+    from risk import testing as net
+    from risk.errors import REVOKED_DESCRIPTION
+    from risk.models import RiskAction, RiskPolicy
+    from tests.concurrency import run_concurrently
+
+    assert connection.vendor == "postgresql"
+    RiskPolicy.objects.create(client=tv.client, impossible_travel=RiskAction.REVOKE)
+    paris = geo.locate(net.PARIS)
+    assert paris is not None
+    with transaction.atomic():
+        travel.remember(travel.locked_profile(user), paris, timezone.now())
+    _approve(browser, started["user_code"])
+    form = {"grant_type": DEVICE_CODE, "device_code": started["device_code"], "client_id": "tv-app"}
+    responses = run_concurrently(8, lambda _: net.form_post(reverse("token"), form, net.SYDNEY))
+    errors = sorted(r.json()["error"] for r in responses)
+    assert errors == ["access_denied"] * 7 + ["invalid_grant"], errors
+    refused = next(r for r in responses if r.json()["error"] == "invalid_grant")
+    assert refused.json()["error_description"] == REVOKED_DESCRIPTION
+    assert not DeviceSession.objects.filter(client__client_id="tv-app").exists()
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.DENIED
+    assert SecurityEvent.objects.filter(event_type=EventType.OAUTH_DEVICE_AUTHORIZATION,
+                                        reason="refused_by_policy").count() == 1

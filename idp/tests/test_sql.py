@@ -156,3 +156,43 @@ def test_a_save_outside_no_writes_is_not_read_back() -> None:
         user.save(update_fields=["first_name"])
     assert [q["sql"].split()[0] for q in captured.captured_queries] == ["UPDATE"]
     assert User.objects.get(pk=user.pk).first_name == "Ada"
+
+
+def test_a_nested_block_hands_its_refused_saves_to_the_enclosing_one() -> None:
+    """Django asks the enclosing block's check first, so the refusal is the enclosing block's:
+    it reads back what the inner one saw saved."""
+    from django.contrib.auth import get_user_model
+
+    from core.sql import QueryAttempted, no_writes
+
+    User = get_user_model()
+    user = User.objects.create(username="nested", first_name="Ada")
+    with pytest.raises(QueryAttempted), no_writes(), no_writes():
+        user.first_name = "Grace"
+        user.save(update_fields=["first_name"])
+    assert user.first_name == "Ada" and User.objects.get(pk=user.pk).first_name == "Ada"
+
+
+def test_a_read_back_the_database_refuses_leaves_the_refusal_standing() -> None:
+    """The database gone between the refusal and the read-back: still ``QueryAttempted`` (the
+    caller forgets the attempt and takes its transactional path, which meets the outage), not
+    the read's ``DatabaseError`` past the caller's ``except QueryAttempted``."""
+    from django.contrib.auth import get_user_model
+    from django.db import OperationalError
+
+    from core.sql import QueryAttempted, no_writes
+
+    User = get_user_model()
+    user = User.objects.create(username="outage", first_name="Ada")
+    reads = {"allowed": True}
+
+    def gone(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if not reads["allowed"] and sql.lstrip().upper().startswith("SELECT"):
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(gone), pytest.raises(QueryAttempted), no_writes():
+        user.first_name = "Grace"
+        reads["allowed"] = False
+        user.save(update_fields=["first_name"])
+    assert User.objects.get(pk=user.pk).first_name == "Ada"  # nothing was written

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from core.app_settings import app_settings
 from core.events import EventType, client_ip, record
-from core.policy import GrantType, KeptAfterRollback
+from core.policy import GrantType
 from sessions.flows.device_binding import client_requires_attestation
 from sessions.flows.tokens import IssuedTokens
 from sessions.models import DeviceSession
@@ -116,17 +116,10 @@ class DeviceCodeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
             issued = self.issue_tokens(session=session, scope=session.scope, now=now, with_refresh=True)
             return self.add_id_token(issued, session, issued.scope)
 
-        device_code = self.request.payload.data["device_code"]
-        try:
-            polled = flow.poll(device_code, client, now=now, issue=issue, ip=client_ip(self.request.django_request),
-                               dpop_jkt=(self.context.dpop_jkt or "") if client.is_public else "")
-        except InvalidGrantError as refused:
-            if isinstance(refused, KeptAfterRollback):
-                # A token policy refused the new family (risk: a step-up demand the approval's
-                # sign-in predates, the polling device's location): the code is done, and every
-                # later poll is access_denied, not the same refusal until the code expires.
-                refused.keep_after_rollback(lambda: flow.refuse(device_code, client))
-            raise
+        # A token policy refusing the new family (risk) also denies the code (``flow.poll``).
+        polled = flow.poll(self.request.payload.data["device_code"], client, now=now, issue=issue,
+                           ip=client_ip(self.request.django_request),
+                           dpop_jkt=(self.context.dpop_jkt or "") if client.is_public else "")
         if polled.outcome in _POLL_ERRORS:
             raise _POLL_ERRORS[polled.outcome]()
         if polled.session is None or polled.issued is None:
