@@ -102,3 +102,51 @@ def test_beat_keeps_admin_edits_of_code_schedules():
         {"rotate-signing-keys": {"task": "idp.rotate_keys_if_due", "schedule": 3600.0}}
     )
     assert PeriodicTask.objects.get(name="rotate-signing-keys").interval.every == 7200
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_beat_writing_its_last_run_never_undoes_an_admin_disabling_the_task():
+    """Beat records an entry's last run after each send (``beat_sync_every = 1``) from the row it
+    loaded earlier. The admin disables the task meanwhile, before beat writes or while it
+    writes: ``enabled`` must stay off. django-celery-beat read the row and saved every field
+    back, so an admin's commit between its read and its write was undone and the task kept
+    running (caught by tests/test_multi_instance.py on busy cores)."""
+    import psycopg
+    from django.db import connection
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from vigil.celery import app
+    from vigil.celery_beat import DatabaseScheduler
+
+    assert connection.vendor == "postgresql"
+    every = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    db = connection.settings_dict
+    admin = psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
+                            dbname=db["NAME"], autocommit=True)
+
+    def disable(pk: int) -> None:
+        admin.execute("UPDATE django_celery_beat_periodictask SET enabled = false WHERE id = %s", [pk])
+
+    try:
+        for moment in ("before beat writes", "after beat's first statement"):
+            task = PeriodicTask.objects.create(name=f"purge often, {moment}", interval=every,
+                                               task="idp.purge_expired_codes_and_tokens")
+            entry = next(DatabaseScheduler.Entry(PeriodicTask.objects.get(pk=task.pk), app=app))  # sent once
+            pending = [task.pk] if moment != "before beat writes" else []
+            if not pending:
+                disable(task.pk)
+
+            def after_first(execute, sql, params, many, context, pending=pending):
+                result = execute(sql, params, many, context)
+                if pending:
+                    disable(pending.pop())
+                return result
+
+            with connection.execute_wrapper(after_first):
+                entry.save()
+            stored = PeriodicTask.objects.get(pk=task.pk)
+            assert stored.enabled is False, moment
+            assert stored.total_run_count == 1, moment  # beat's own bookkeeping is kept
+    finally:
+        admin.close()
