@@ -37,6 +37,7 @@ from django.core.signals import setting_changed
 from attestation.grading import register_refusals
 from core import config_cache
 from core.policy import (
+    GrantType,
     KeptAfterRollback,
     PolicyDecision,
     ResourceContext,
@@ -73,7 +74,7 @@ def _persist(evaluation: Any, context: TokenContext) -> None:
 
 def _step_up_satisfied(context: TokenContext) -> bool:
     session = context.session
-    if context.grant_type != "authorization_code" or session is None:
+    if context.grant_type != GrantType.AUTHORIZATION_CODE or session is None:
         return False
     return context.now - session.auth_time <= timedelta(seconds=health_settings.STEP_UP_MAX_AGE)
 
