@@ -66,7 +66,6 @@ class Reason(StrEnum):
     DEVICECHECK_TOKEN_INVALID = "devicecheck_token_invalid"  # malformed, or Apple refused it
     DEVICECHECK_UNAVAILABLE = "devicecheck_unavailable"  # Apple's API failed and the app fails closed
     # devices
-    DEVICE_UNKNOWN = "device_unknown"
     DEVICE_SUSPENDED = "device_suspended"
     DEVICE_REVOKED = "device_revoked"
     DEVICE_MISMATCH = "device_mismatch"

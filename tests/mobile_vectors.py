@@ -175,7 +175,6 @@ ATTESTATION_ACTIONS: dict[str, str] = {
     "chain_expired": SHOW_MESSAGE,
     "signature_invalid": REATTEST_AND_SIGN_IN,
     "device_revoked": SHOW_MESSAGE,
-    "device_unknown": REATTEST_AND_SIGN_IN,
 }
 #: Everything else is a bug in the app or its registration: log it, do not loop.
 
