@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from core import crypto
 from core.app_settings import app_settings
+from core.policy import GrantType
 
 from .redirects import redirect_uri_matches
 
@@ -28,7 +29,7 @@ class AuthMethod(models.TextChoices):
 
 SECRET_METHODS = frozenset({AuthMethod.SECRET_BASIC, AuthMethod.SECRET_POST})
 #: Grants only a confidential client may use (RFC 6749 §4.4; RFC 8693 is for services).
-CONFIDENTIAL_ONLY_GRANTS = frozenset({"client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"})
+CONFIDENTIAL_ONLY_GRANTS = frozenset({GrantType.CLIENT_CREDENTIALS, GrantType.TOKEN_EXCHANGE})
 
 
 class ClientEndpoint(models.TextChoices):
@@ -235,7 +236,7 @@ class Client(models.Model):
         return any(m in SECRET_METHODS for m in self.auth_methods())
 
     def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code" and "authorization_code" in self.grant_types
+        return response_type == "code" and GrantType.AUTHORIZATION_CODE in self.grant_types
 
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type in CONFIDENTIAL_ONLY_GRANTS and self.is_public:

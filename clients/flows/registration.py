@@ -27,13 +27,14 @@ from clients.profiles import profile_problem, request_uris_problem
 from core.app_settings import app_settings
 from core.crypto import generate_token
 from core.events import EventType, record
+from core.policy import GrantType
 
 from ..redirects import validate_redirect_uri_for_registration
 from .branding import scope_descriptions_problem
 
 DEFAULT_SCOPES = ["openid", "profile", "email", "offline_access"]
-PUBLIC_GRANTS = ["authorization_code", "refresh_token"]
-CONFIDENTIAL_GRANTS = ["authorization_code", "refresh_token", "client_credentials"]
+PUBLIC_GRANTS = [GrantType.AUTHORIZATION_CODE.value, GrantType.REFRESH_TOKEN.value]
+CONFIDENTIAL_GRANTS = [*PUBLIC_GRANTS, GrantType.CLIENT_CREDENTIALS.value]
 
 
 class ClientRegistrationError(ValueError):
@@ -107,7 +108,7 @@ def register_client(
     grants = grant_types or (PUBLIC_GRANTS if public else CONFIDENTIAL_GRANTS)
     if public and CONFIDENTIAL_ONLY_GRANTS & set(grants):
         raise ClientRegistrationError("public clients cannot use client_credentials or token exchange")
-    if "authorization_code" in grants and not redirect_uris:
+    if GrantType.AUTHORIZATION_CODE in grants and not redirect_uris:
         raise ClientRegistrationError("authorization_code needs at least one redirect URI")
     methods = resolve_auth_methods(public, auth_methods, jwks)
     alg = signing_alg or ("ES256" if profile == ClientProfile.FAPI2 else default_signing_alg())

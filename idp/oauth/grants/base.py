@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.policy import PolicyDecision, TokenContext, apply_token_policies
+from core.policy import GrantType, PolicyDecision, TokenContext, apply_token_policies
 from idp.oauth.http_headers import NO_STORE
 from sessions.flows.tokens import IssuedTokens, issue_access_token, issue_refresh_token
 from sessions.models import DeviceSession
@@ -122,7 +122,7 @@ class VigilGrantMixin:
             issued.token_type = "DPoP"
         if unattested:  # the token response says so too: the app may attest (docs/unattested-devices.md)
             issued.extra[DEVICE_ATTESTED_CLAIM] = False
-        if with_refresh and session is not None and client.check_grant_type("refresh_token"):
+        if with_refresh and session is not None and client.check_grant_type(GrantType.REFRESH_TOKEN):
             issued.refresh_token = issue_refresh_token(session, scope, now)
         return issued
 
