@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.http_methods import raw_body
 from sessions.flows.revocation import Reason
 
 from . import authstate
@@ -163,7 +164,7 @@ def passkey_register_options(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 def passkey_register_verify(request: AuthenticatedHttpRequest) -> JsonResponse:
     try:
-        data: Any = json.loads(request.body or b"{}")
+        data: Any = json.loads(raw_body(request) or b"{}")
         if not isinstance(data, dict):
             raise ValueError
     except ValueError:

@@ -12,6 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.http_methods import raw_body
+
 from . import authstate, known_devices, pending
 from .flows import browser_sessions, passkey_login, policy, second_factor
 from .flows.login import LoginRefused, after_first_factor, begin_step_up, check_password_login
@@ -119,7 +121,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 # --- passkey sign-in (JSON, called by static/accounts/passkeys.js) -------------------------
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
-        data = json.loads(request.body or b"{}")
+        data = json.loads(raw_body(request) or b"{}")
     except (ValueError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -21,6 +21,7 @@ from django.http import (
     HttpResponse,
     HttpResponseNotAllowed,
     JsonResponse,
+    RawPostDataException,
     UnreadablePostError,
 )
 from django.http.multipartparser import MultiPartParserError
@@ -73,6 +74,17 @@ def _unreadable_form(request: HttpRequest) -> str | None:
     except UnreadablePostError:  # the client went away mid-body (runserver; gunicorn: slow_clients)
         return INTERRUPTED
     return None
+
+
+def raw_body(request: HttpRequest) -> bytes:
+    """The request's bytes, for a view that reads them (JSON, a Security Event Token). A
+    multipart body was consumed by the form parser (``RefuseUnreadableFormsMiddleware`` parses
+    every form POST; Django streams multipart bodies and keeps no copy): empty then, so such a
+    view refuses it as the wrong format it is, never with a 500."""
+    try:
+        return request.body
+    except RawPostDataException:
+        return b""
 
 
 class RefuseUnreadableFormsMiddleware:

@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from core.app_settings import app_settings as idp_settings
 from core.events import client_ip
-from core.http_methods import allow_methods
+from core.http_methods import allow_methods, raw_body
 
 from . import receiver
 from .app_settings import app_settings
@@ -55,7 +55,7 @@ def receive(request: HttpRequest, slug: str) -> HttpResponse:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
-    if declared > app_settings.MAX_BODY_BYTES or len(body := request.body) > app_settings.MAX_BODY_BYTES:
+    if declared > app_settings.MAX_BODY_BYTES or len(body := raw_body(request)) > app_settings.MAX_BODY_BYTES:
         return _error(SetError(SetErrorCode.INVALID_REQUEST, "the SET is too large"))
     push = receiver.Push(
         slug=slug, body=body, content_type=request.content_type or "",

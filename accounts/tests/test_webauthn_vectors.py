@@ -266,6 +266,25 @@ def test_malformed_credential_is_a_coded_error(client: Any, user: Any) -> None:
     assert response.status_code == 400 and response.json()["error"] == "malformed_assertion"
 
 
+@pytest.mark.django_db
+def test_a_form_body_at_the_json_endpoints_is_a_clean_refusal(client: Any, user: Any, settings: Any) -> None:
+    """A multipart body is parsed (and consumed) as a form before any view: the JSON endpoints
+    refuse it as malformed, never with a 500, and nothing is registered or signed in."""
+    from accounts.tests.conftest import login_password
+
+    _seed_challenge(client, "login", b"x" * 32)
+    response = client.post(reverse("accounts:passkey_auth_verify"), {"purpose": "login", "credential": "{}"})
+    assert response.status_code == 400 and "error" in response.json()
+    assert "_auth_user_id" not in client.session
+    vector = load_vector(NONE_REG)
+    _configure(settings, vector["params"])
+    login_password(client)
+    _seed_challenge(client, "register", _b(vector["params"]["expected_challenge"]))
+    response = client.post(reverse("accounts:passkey_register"), {"credential": json.dumps(vector["credential"])})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_registration"
+    assert not Passkey.objects.filter(user=user).exists()
+
+
 NONE_REG = "pywebauthn-reg-verifies_none_attestation_response.json"
 
 

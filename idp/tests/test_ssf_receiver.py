@@ -301,6 +301,11 @@ def test_wrong_media_type_and_method(registered: SsfTransmitter, mdm: LoopbackTr
     token = mdm.sign(mdm.claims(AUDIENCE, REVOKED, opaque("s1")))
     assert post(client, registered, token, content_type="application/json").json()["err"] == "invalid_request"
     assert client.get(reverse("ssf-receive", args=[registered.slug])).status_code == 405
+    # a multipart form is parsed (and its body consumed) before the view: refused all the same
+    form = client.post(reverse("ssf-receive", args=[registered.slug]), {"set": token})
+    assert form.status_code == 400 and form.json()["err"] == "invalid_request"
+    assert not ReceivedSet.objects.exists() and DeviceSession.objects.filter(status=SessionStatus.ACTIVE).count() == \
+        DeviceSession.objects.count()
 
 
 # --- the transmitter's JWKS: fetched, cached, refreshed for a rotated key ---------------------
