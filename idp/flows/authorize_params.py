@@ -77,7 +77,10 @@ def requested_mode(data: dict[str, Any], redirect_uri: str | None) -> ResponseMo
 
 
 def _is_web_uri(uri: str) -> bool:
-    return urlsplit(uri).scheme in ("http", "https")
+    try:
+        return urlsplit(uri).scheme in ("http", "https")
+    except ValueError:  # not a URI at all (an unbalanced IPv6 bracket)
+        return False
 
 
 #: RFC 6749 §3.1: parameters appear at most once (Authlib checks response_type, client_id,
@@ -138,7 +141,10 @@ def _max_age(raw: Any, redirect_uri: str) -> int | None:
 def _resources(resources: list[str], client: Client, redirect_uri: str) -> list[str]:
     """RFC 8707 §2: absolute URIs without fragment, each one the client may ask for."""
     for resource in resources:
-        parts = urlsplit(resource)
+        try:
+            parts = urlsplit(resource)
+        except ValueError:  # an unbalanced IPv6 bracket, a bad port: not a URI
+            raise InvalidTargetError(_target_description(resource), redirect_uri=redirect_uri) from None
         if not parts.scheme or parts.fragment or resource not in client.allowed_audiences:
             raise InvalidTargetError(_target_description(resource), redirect_uri=redirect_uri)
     return list(resources)

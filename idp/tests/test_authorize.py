@@ -148,6 +148,15 @@ def test_resource_not_allowed_is_invalid_target(browser, mobile_client, pkce):
     assert query_of(_get(browser, params)["Location"])["error"] == "invalid_target"
 
 
+@pytest.mark.parametrize("resource", ["https://[bad]/", "http://[::1", "https://api.example.com:port/"])
+def test_a_resource_that_is_not_a_uri_is_invalid_target(browser, mobile_client, pkce, resource):
+    """``urlsplit`` raises on these: the answer is still RFC 8707's error at the client, no 500."""
+    params = authorize_params(mobile_client.client.client_id, pkce, resource=resource)
+    response = _get(browser, params)
+    assert response.status_code == 302 and query_of(response["Location"])["error"] == "invalid_target"
+    assert not AuthorizationCode.objects.exists()
+
+
 def test_scope_outside_client_allowance_is_dropped(browser, mobile_client, pkce):
     code, params = get_code(browser, mobile_client.client.client_id, pkce, scope="openid admin:all")
     assert AuthorizationCode.objects.get(nonce=params["nonce"]).scope == "openid"
