@@ -20,7 +20,7 @@ Each attempt is *reserved* before the secret is checked (an atomic increment), s
 guesses cannot all pass the check before the first failure is counted. A success clears
 the (account, device or source) bucket and gives its reservation back to the attack-wide
 ones: only failures count there, so the first sign-ins of many users behind one address
-never delay the next. An attempt that is never judged (the database or cache failed
+never delay the next. A valid RFC 8628 user code clears nothing (``Scope.success_clears``). An attempt that is never judged (the database or cache failed
 during the check) gives its reservations back too.
 """
 
@@ -48,6 +48,14 @@ class Scope(StrEnum):
     PASSWORD = "pwd"
     SECOND_FACTOR = "mfa"
     USER_CODE = "ucode"  # RFC 8628 user codes typed on the device page (idp/flows/device_approval.py)
+
+    @property
+    def success_clears(self) -> bool:
+        """Whether a success proves the guesser knew this secret, so the failures before it
+        were typos: a password or second factor does. A valid user code does not: anyone can
+        start a device authorization and type their own code between guesses of someone
+        else's (RFC 8628 §5.1), so failures stay counted until they expire."""
+        return self is not Scope.USER_CODE
 
 
 class Basis(StrEnum):
@@ -196,10 +204,11 @@ def _clears(bucket: Bucket) -> bool:
 
 def succeeded(attempt: Attempt) -> None:
     """Clear the (account, device or source) bucket; the attack-wide ones count failures
-    only, so they get this attempt's reservation back."""
-    cleared = [b for b in attempt.buckets if _clears(b)]
+    only, so they get this attempt's reservation back. In a scope whose success proves
+    nothing (``Scope.success_clears``) every bucket only gets the reservation back."""
+    cleared = [b for b in attempt.buckets if _clears(b)] if attempt.scope.success_clears else []
     cache.delete_many([key for b in cleared for key in (b.key, b.last_key)])
-    _release([b for b in attempt.buckets if not _clears(b)])
+    _release([b for b in attempt.buckets if b not in cleared])
 
 
 def abandoned(attempt: Attempt) -> None:

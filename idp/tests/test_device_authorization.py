@@ -133,6 +133,23 @@ def test_guessing_codes_is_throttled(browser: HttpClient, started: dict[str, Any
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
 
 
+def test_typing_a_code_of_ones_own_between_guesses_keeps_the_guesses_counted(
+        browser: HttpClient, started: dict[str, Any]) -> None:
+    """RFC 8628 §5.1: the guesser starts a device authorization of their own and types its
+    valid code after every few wrong ones; the wrong ones still add up to a wait."""
+    own = _start().json()["user_code"]
+    guesses = iter(f"BCDF-{a}{b}{c}{d}" for a in "GH" for b in "JK" for c in "LM" for d in "NP")
+    statuses: list[int] = []
+    for _ in range(4):
+        statuses += [browser.post(reverse("device"), {"user_code": next(guesses)}).status_code for _ in range(3)]
+        page = browser.post(reverse("device"), {"user_code": own})
+        statuses.append(page.status_code)
+        if page.status_code == 429:
+            break
+    assert 429 in statuses
+    assert DeviceAuthorization.objects.filter(status=DeviceAuthorizationStatus.PENDING).count() == 2
+
+
 def test_approval_needs_the_clients_acr(browser: HttpClient, tv: RegisteredClient, started: dict[str, Any]) -> None:
     tv.client.require_mfa = True
     tv.client.save()
