@@ -20,8 +20,9 @@ Each attempt is *reserved* before the secret is checked (an atomic increment), s
 guesses cannot all pass the check before the first failure is counted. A success clears
 the (account, device or source) bucket and gives its reservation back to the attack-wide
 ones: only failures count there, so the first sign-ins of many users behind one address
-never delay the next. A valid RFC 8628 user code clears nothing (``Scope.success_clears``). An attempt that is never judged (the database or cache failed
-during the check) gives its reservations back too.
+never delay the next. A valid RFC 8628 user code clears nothing (``Scope.success_clears``).
+An attempt that is never judged (the database or cache failed during the check) gives its
+reservations back too.
 """
 
 from __future__ import annotations

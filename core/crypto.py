@@ -104,6 +104,20 @@ def successor_token(presented: str, *, secret: str | None = None) -> str:
     return b64url_encode(digest)
 
 
+def first_refresh_token(code: str, *, secret: str | None = None) -> str:
+    """The first refresh token of the family an authorization code starts:
+    base64url(HMAC-SHA256(k, code)), ``k`` derived for this purpose alone. One per code, ever,
+    so the retry of an exchange whose answer was lost can be given the same token again
+    (``sessions.flows.code_exchange.redeem_again``); unpredictable without the server secret."""
+    key = _derive(secret or ENCRYPTION_SECRETS.current, b"code-first-refresh-token")
+    return b64url_encode(hmac.new(key, code.encode(), hashlib.sha256).digest())
+
+
+def first_refresh_candidates(code: str) -> list[str]:
+    """``first_refresh_token`` under the current secret and each fallback."""
+    return list(dict.fromkeys(first_refresh_token(code, secret=secret) for secret in ENCRYPTION_SECRETS.all()))
+
+
 def successor_candidates(presented: str) -> list[str]:
     """The successor of ``presented`` under the current secret and each fallback (a token
     rotated just before the secret was rotated is still recognised)."""

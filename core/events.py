@@ -80,6 +80,7 @@ class EventType(StrEnum):
     OAUTH_AUTHORIZE_ERROR = "oauth.authorize_error"
     OAUTH_AUTHORIZED = "oauth.authorized"
     OAUTH_CODE_REUSE = "oauth.code_reuse"
+    OAUTH_CODE_RETRIED = "oauth.code_retried"
     OAUTH_CONSENT_GRANTED = "oauth.consent_granted"
     OAUTH_ERROR = "oauth.error"
     OAUTH_INTROSPECTION = "oauth.introspection"

@@ -39,6 +39,12 @@ def _issued(event: SecurityEvent) -> None:
     metrics.TOKENS_ISSUED.labels(grant, labels.client(event.client_id)).inc()
 
 
+def _code_retried(event: SecurityEvent) -> None:
+    """A lost exchange's answer given again issues an access token; a refused retry none."""
+    if event.outcome == "success":
+        _issued(event)
+
+
 def _refreshed(outcome: str) -> Handler:
     def count(event: SecurityEvent) -> None:
         client = labels.client(event.client_id)
@@ -120,6 +126,7 @@ def _ssf(result: str) -> Handler:
 
 HANDLERS: dict[str, Handler] = {
     EventType.OAUTH_TOKEN_ISSUED: _issued,
+    EventType.OAUTH_CODE_RETRIED: _code_retried,
     EventType.OAUTH_TOKEN_REFRESHED: _refreshed("rotated"),
     EventType.OAUTH_REFRESH_RETRIED: _refreshed("grace_retry"),
     EventType.OAUTH_REFRESH_REFUSED: _refresh_refused,

@@ -262,6 +262,10 @@ def refusals() -> list[dict[str, Any]]:
         rows.append(_literal("invalid_grant", description, SIGN_IN_AGAIN, "idp/oauth/attestation_binding.py"))
     rows.append(_literal("invalid_grant", "The authorization code has already been used.", SIGN_IN_AGAIN,
                          "idp/oauth/grants/authorization_code.py"))
+    rows.append(_literal("invalid_grant", "The authorization code has already been used and its answer cannot be given "
+                         "again (the device's attestation was single-use): sign in again.", SIGN_IN_AGAIN,
+                         "idp/oauth/grants/authorization_code.py",
+                         "The authorization code has already been used and its answer cannot be given "))
     rows.append(_literal(
         "invalid_grant",
         "The device does not meet this client's device health policy (rule rooted-boot: verified boot state is "

@@ -17,7 +17,10 @@ from .test_token import refresh
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def test_concurrent_code_redemption_issues_tokens_once(browser, mobile_client, pkce):
+def test_concurrent_code_redemption_issues_tokens_once(browser, mobile_client, pkce, settings):
+    """Without a retry window (``IDP_REFRESH_TOKEN_GRACE_SECONDS = 0``) every second exchange is
+    reuse; with one, the racers share the family (test_code_exchange_retry.py)."""
+    settings.IDP_REFRESH_TOKEN_GRACE_SECONDS = 0
     assert connection.vendor == "postgresql"
     code, _ = get_code(browser, mobile_client.client.client_id, pkce)
     responses = run_concurrently(20, lambda _: exchange(HttpClient(), code, pkce, mobile_client.client.client_id))

@@ -195,9 +195,14 @@ def shared_signal_received(ctx: dict[str, Any]) -> None:
 def code_reuse(ctx: dict[str, Any]) -> None:
     pkce = make_pkce()
     code, _ = get_code(ctx["browser"], ctx["session"].client.client_id, pkce)
-    assert exchange(BrowserClient(), code, pkce, ctx["session"].client.client_id).status_code == 200
+    first = exchange(BrowserClient(), code, pkce, ctx["session"].client.client_id)
+    assert first.status_code == 200
     # The new family is the one the reuse must end; the fixture's stays untouched.
     ctx["session"] = DeviceSession.objects.exclude(pk=ctx["session"].pk).get(user=ctx["user"])
+    # Its first refresh token used: a second exchange cannot be the retry of a lost answer.
+    assert form_post(BrowserClient(), reverse("token"), {
+        "grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"],
+        "client_id": ctx["session"].client.client_id}).status_code == 200
     assert exchange(BrowserClient(), code, pkce, ctx["session"].client.client_id).status_code == 400
 
 

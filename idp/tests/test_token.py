@@ -75,12 +75,15 @@ def test_wrong_redirect_uri_at_token_endpoint(browser, mobile_client, pkce):
 
 
 def test_code_reuse_is_refused_and_revokes_first_tokens(browser, mobile_client, pkce):
+    """RFC 6749 §4.1.2. Once the family's chain moved on (its first refresh token used), a
+    second exchange cannot be the retry of a lost answer (test_code_exchange_retry.py)."""
     code, _ = get_code(browser, mobile_client.client.client_id, pkce)
     first = exchange(HttpClient(), code, pkce, mobile_client.client.client_id).json()
+    successor = refresh(first["refresh_token"], mobile_client.client.client_id).json()["refresh_token"]
     second = exchange(HttpClient(), code, pkce, mobile_client.client.client_id)
     assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
-    assert refresh(first["refresh_token"], mobile_client.client.client_id).json()["error"] == "invalid_grant"
+    assert refresh(successor, mobile_client.client.client_id).json()["error"] == "invalid_grant"
     assert SecurityEvent.objects.filter(event_type="oauth.code_reuse").exists()
 
 

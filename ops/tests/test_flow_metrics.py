@@ -45,6 +45,19 @@ def test_code_exchange_and_refresh_outcomes(tokens: dict[str, Any], settings: An
     assert refreshes.gained() == [2, 1, 1, 3, 1, 3, 1, 3]
 
 
+def test_a_code_exchange_answered_again_counts_as_issued(browser: Any, mobile_client: Any) -> None:
+    """The retry of a lost exchange answer issues an access token: counted like the first."""
+    from idp.tests.conftest import exchange, get_code, make_pkce
+
+    pkce = make_pkce()
+    code, _ = get_code(browser, MOBILE_CLIENT_ID, pkce)
+    issued = Deltas(("vigil_tokens_issued_total", {"grant": "authorization_code", "client": MOBILE_CLIENT_ID}))
+    assert exchange(HttpClient(), code, pkce, MOBILE_CLIENT_ID).status_code == 200
+    assert exchange(HttpClient(), code, pkce, MOBILE_CLIENT_ID).status_code == 200  # answered again
+    assert exchange(HttpClient(), code, make_pkce(), MOBILE_CLIENT_ID).status_code == 400  # no verifier: nothing
+    assert issued.gained() == [2]
+
+
 def test_refusals_by_reason_and_unknown_clients_as_other() -> None:
     errors = Deltas(("vigil_oauth_errors_total", {"error": "invalid_client"}),
                     ("vigil_http_requests_total", {"endpoint": "token", "method": "POST", "status": "401"}))

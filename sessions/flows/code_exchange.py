@@ -2,16 +2,23 @@
 family, record.
 
 A code is stored as a hash and claimed under one conditional UPDATE, so of two concurrent
-exchanges exactly one wins. A code used twice is refused and revokes what its first use
-issued (RFC 6749 §4.1.2). Each step returns one typed result: :class:`Exchanged` or
-:class:`CodeReused`; an expired code, or one of an inactive user, is simply not found.
+exchanges exactly one wins. A used code is judged only once the request has passed every
+check its first exchange had to (client, redirect URI, PKCE verifier, DPoP key binding): a
+thief holding only the code can neither burn it nor have its family revoked. Presented
+again so, it is either the retry of an exchange whose answer was lost (``redeem_again``: the
+same first refresh token again, derived from the code like a rotation's successor) or reuse,
+refused, revoking what its first use issued (RFC 6749 §4.1.2). Each step returns one typed
+result: :class:`Exchanged`, :class:`AlreadyRedeemed` or :class:`CodeReused`; an expired
+unused code, or one of an inactive user, is simply not found.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
+from hmac import compare_digest
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -19,13 +26,14 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from clients.models import Client
-from core.crypto import generate_token, token_digest
+from core.crypto import first_refresh_candidates, generate_token, token_digest
 from core.events import EventType, record
 from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.models import AuthorizationCode
 
-from ..models import DeviceSession
+from ..models import DeviceSession, RefreshToken, SessionStatus
 from . import exchange_statement
+from .refresh import grace_seconds
 from .revocation import Reason, revoke_session
 from .tokens import IssuedTokens, place_of
 
@@ -38,6 +46,9 @@ class Exchanged:
     issued: IssuedTokens
 
 
+    retried: bool = False  # the answer of an earlier exchange of this code, given again
+
+
 @dataclass(frozen=True)
 class CodeReused:
     """The code had been used already: what its first use issued is revoked, and recorded."""
@@ -45,9 +56,28 @@ class CodeReused:
     code: AuthorizationCode
 
 
-ExchangeResult = Exchanged | CodeReused
-#: Issues the tokens of the new family, inside the claim's transaction.
+@dataclass(frozen=True)
+class AlreadyRedeemed:
+    """A retry inside the window that cannot be answered again: the family is bound to the
+    device its enrollment attested, and that evidence was single-use. Nothing is revoked."""
+
+    code: AuthorizationCode
+
+
+ExchangeResult = Exchanged | AlreadyRedeemed | CodeReused
+#: Issues the tokens of the new family, inside the claim's transaction (its first refresh
+#: token is ``first_refresh_token(code)``).
 Issuer = Callable[[DeviceSession], IssuedTokens]
+#: Issues an access (and ID) token for the family again, no refresh token.
+Reissuer = Callable[[DeviceSession], IssuedTokens]
+
+
+class Again(StrEnum):
+    """What a used code presented again, with every proof, is (``judge_again``)."""
+
+    ANSWER = "answer"  # the retry of a lost answer: the same first refresh token again
+    UNANSWERABLE = "device_bound"  # a retry, but the family's device evidence was single-use
+    REUSE = "reuse"
 
 # The code with its user, by hash and client: one statement built once (core/sql.py).
 _CODE_QUERY = JoinedQuery(
@@ -69,11 +99,9 @@ def judge(code: AuthorizationCode, *, now: datetime) -> bool | None:
     return True
 
 
-def find(
-    raw: str, client: Client, *, now: datetime, request: HttpRequest | None
-) -> AuthorizationCode | CodeReused | None:
-    """The code of that value issued to ``client`` when it may be exchanged; its reuse
-    (acted on and recorded); or None."""
+def find(raw: str, client: Client, *, now: datetime) -> AuthorizationCode | None:
+    """The code of that value issued to ``client`` when it may be exchanged, or was already
+    (``used_at`` set: judged by ``redeem_again`` once the request's proofs passed); else None."""
     if not isinstance(raw, str) or len(raw) > 512:
         return None
     found = _CODE_QUERY.first([token_digest(raw), client.pk])
@@ -82,33 +110,35 @@ def find(
     code = found["c"]
     assert isinstance(code, AuthorizationCode)
     code.client = client
-    verdict = judge(code, now=now)
-    if verdict is False:
-        return refuse_reuse(code, now=now, request=request)
-    return code if verdict else None
+    return code if judge(code, now=now) is not None else None
 
 
 def exchange(
     code: AuthorizationCode,
+    raw: str,
     *,
     now: datetime,
     issue: Issuer,
+    reissue: Reissuer,
     ip: str | None = None,
     dpop_jkt: str = "",
     device: Any = None,
     request: HttpRequest | None = None,
 ) -> ExchangeResult:
-    """Claim ``code`` and start its family, issuing in the same transaction; a code claimed
-    in the meantime is reuse. ``dpop_jkt`` binds the family's refresh tokens (RFC 9449 §5,
-    public clients) and ``device`` the attested device (docs/attestation.md §3). On
-    PostgreSQL the common case is one statement (``exchange_statement``)."""
+    """Claim ``code`` (whose value is ``raw``) and start its family, issuing in the same
+    transaction; a code claimed in the meantime (a concurrent exchange, or the first attempt
+    of a retry) is judged by ``redeem_again``. ``dpop_jkt`` binds the family's refresh tokens
+    (RFC 9449 §5, public clients) and ``device`` the attested device (docs/attestation.md §3).
+    On PostgreSQL the common case is one statement (``exchange_statement``)."""
+    if code.used_at is not None:
+        return redeem_again(code, raw, now=now, reissue=reissue, dpop_jkt=dpop_jkt, request=request)
     if exchange_statement.applicable():
         done = exchange_statement.exchange(
             code, now=now, issue=issue, request=request,
             begin=lambda: start_session(code, ip=ip, now=now, dpop_jkt=dpop_jkt, device=device),
         )
         if done is False:
-            return refuse_reuse(code, now=now, request=request)
+            return redeem_again(code, raw, now=now, reissue=reissue, dpop_jkt=dpop_jkt, request=request)
         if isinstance(done, tuple):
             return Exchanged(*done)
     with transaction.atomic():
@@ -117,7 +147,7 @@ def exchange(
             session = start_session(code, ip=ip, now=now, dpop_jkt=dpop_jkt, device=device)
             issued = issue(session)
     if not claimed:
-        return refuse_reuse(code, now=now, request=request)
+        return redeem_again(code, raw, now=now, reissue=reissue, dpop_jkt=dpop_jkt, request=request)
     record(
         EventType.OAUTH_TOKEN_ISSUED,
         user=code.user,
@@ -155,6 +185,59 @@ def start_session(
     )
     insert([session])
     return session
+
+
+def judge_again(
+    code: AuthorizationCode, session: DeviceSession | None, first_live: bool, *, now: datetime, dpop_jkt: str
+) -> Again:
+    """Pure: a used ``code`` presented again with every proof. A retry when its family
+    (``session``) is active, was started inside its retry window (the refresh grace,
+    ``refresh.grace_seconds``), is bound to the same DPoP key as this request, and its first
+    refresh token is still unused (``first_live``: the client never got it, or never used it);
+    answerable unless the family is bound to an attested device. Anything else is reuse."""
+    if session is None or session.status != SessionStatus.ACTIVE or code.used_at is None or not first_live:
+        return Again.REUSE
+    grace = grace_seconds(session)
+    if grace <= 0 or now - code.used_at > timedelta(seconds=grace):  # 0: strict, every second exchange
+        return Again.REUSE
+    if not compare_digest(session.dpop_jkt or "", dpop_jkt or ""):
+        return Again.REUSE  # another key than the first exchange's: not the same client instance
+    return Again.UNANSWERABLE if session.device_id is not None else Again.ANSWER
+
+
+def redeem_again(
+    code: AuthorizationCode, raw: str, *, now: datetime, reissue: Reissuer, dpop_jkt: str,
+    request: HttpRequest | None,
+) -> ExchangeResult:
+    """A used code presented again by its client with every proof its first exchange needed.
+    Judged under the family's lock (the order revocation takes: family, then its tokens), so a
+    concurrent refresh cannot move the chain on in between: a retry gets the family's first
+    refresh token again with a fresh access (and ID) token, recorded ``oauth.code_retried``;
+    anything else is reuse (``refuse_reuse``)."""
+    candidates = first_refresh_candidates(raw)
+    with transaction.atomic():
+        session = (DeviceSession.objects.select_for_update(of=("self",)).select_related("client", "user")
+                   .filter(authorization_code=code).first())
+        first = None
+        if code.used_at is None:  # claimed by a concurrent exchange after this request's look-up
+            code.used_at = AuthorizationCode.objects.filter(pk=code.pk).values_list("used_at", flat=True).first()
+        if session is not None:
+            first = (RefreshToken.objects.filter(session=session, rotated_at=None, revoked_at=None,
+                                                 expires_at__gt=now,
+                                                 token_hash__in=[token_digest(c) for c in candidates])
+                     .values_list("token_hash", flat=True).first())
+        verdict = judge_again(code, session, first is not None, now=now, dpop_jkt=dpop_jkt)
+        if verdict is Again.ANSWER and session is not None:
+            issued = reissue(session)
+            issued.refresh_token = next(c for c in candidates if token_digest(c) == bytes(first or b""))
+            record(EventType.OAUTH_CODE_RETRIED, user=session.user, client_id=session.client.client_id,
+                   session_id=session.sid, request=request, grant_type="authorization_code", jti=issued.jti)
+            return Exchanged(session, issued, retried=True)
+    if verdict is Again.UNANSWERABLE and session is not None:
+        record(EventType.OAUTH_CODE_RETRIED, outcome="denied", reason=verdict.value, user=session.user,
+               client_id=session.client.client_id, session_id=session.sid, request=request)
+        return AlreadyRedeemed(code)
+    return refuse_reuse(code, now=now, request=request)
 
 
 def refuse_reuse(code: AuthorizationCode, *, now: datetime, request: HttpRequest | None) -> CodeReused:

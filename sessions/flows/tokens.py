@@ -94,8 +94,8 @@ def issue_access_token(
 
 
 def issue_refresh_token(session: DeviceSession, scope: str, now: datetime, *, raw: str | None = None) -> str:
-    """Store a refresh token of the family: ``raw`` (a rotation's derived successor) or a new
-    random one (the first of a family). Only its hash is kept."""
+    """Store a refresh token of the family: ``raw`` (a rotation's derived successor, or the
+    first token an authorization code derives) or a new random one. Only its hash is kept."""
     raw = raw or generate_token(48)
     insert([RefreshToken(
         token_hash=token_digest(raw),

@@ -249,6 +249,26 @@ def test_revoked_device_loses_access_at_next_refresh(iphone: App) -> None:
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
 
 
+def test_a_lost_enrollment_answer_retried_is_refused_and_revokes_nothing(iphone: App) -> None:
+    """The exchange that enrolled the device lost its answer; the app sends it again. Its
+    evidence was single-use, so the answer cannot be given again: ``invalid_grant`` (sign in
+    again), and the family the first attempt started is not revoked as code reuse."""
+    pkce = make_pkce()
+    code, _ = get_code(iphone.browser, iphone.client_id, pkce)
+    binding = RequestBinding(challenge(iphone.client_id, "enroll"), iphone.client_id, "authorization_code",
+                             grant_hash(code), dpop_jkt=iphone.jkt())
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": "com.example.app:/oauth2redirect",
+            "client_id": iphone.client_id, "code_verifier": pkce.verifier, **iphone.evidence(binding, "enroll")}
+    assert token_post(data, **iphone.headers()).status_code == 200
+    devices = Device.objects.count()
+    again = token_post(data, **iphone.headers())
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert "sign in again" in again.json()["error_description"]
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE and Device.objects.count() == devices
+    assert not SecurityEvent.objects.filter(event_type="oauth.code_reuse").exists()
+    assert SecurityEvent.objects.filter(event_type="oauth.code_retried", outcome="denied", reason="device_bound").exists()
+
+
 def test_enrollment_over_another_code_is_refused(iphone: App) -> None:
     response = iphone.login(bound_secret=grant_hash("another-code"))
     assert response.json()["error"] == "invalid_client_attestation"

@@ -83,13 +83,13 @@ def test_a_code_claimed_after_the_look_up_is_reuse_and_the_statement_writes_noth
     pkce = make_pkce()
     raw, _ = get_code(browser, client.client_id, pkce)
     now = timezone.now()
-    first = code_exchange.find(raw, client, now=now, request=None)
-    stale = code_exchange.find(raw, client, now=now, request=None)
+    first = code_exchange.find(raw, client, now=now)
+    stale = code_exchange.find(raw, client, now=now)
     assert isinstance(first, AuthorizationCode) and isinstance(stale, AuthorizationCode)
-    won = code_exchange.exchange(first, now=now, issue=_issuer)
+    won = code_exchange.exchange(first, raw, now=now, issue=_issuer, reissue=_issuer)
     assert isinstance(won, code_exchange.Exchanged)
     before = rows()
-    lost = code_exchange.exchange(stale, now=now, issue=_issuer)
+    lost = code_exchange.exchange(stale, raw, now=now, issue=_issuer, reissue=_issuer)  # no first refresh token
     assert isinstance(lost, code_exchange.CodeReused)
     after = rows()
     assert after[:3] == before[:3]  # no second family, no token

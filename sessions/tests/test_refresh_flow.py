@@ -252,13 +252,15 @@ def test_a_code_exchanged_twice_is_reuse(browser: Any, mobile_client: Any, pkce:
     raw, _ = get_code(browser, mobile_client.client.client_id, pkce)
     client = mobile_client.client
     now = dt.datetime.now(tz=dt.UTC)
-    code = code_exchange.find(raw, client, now=now, request=None)
+    code = code_exchange.find(raw, client, now=now)
     assert isinstance(code, AuthorizationCode)
-    issue: Callable[[DeviceSession], IssuedTokens] = _issue
-    exchanged = code_exchange.exchange(code, now=now, issue=issue)
+    issue: Callable[[DeviceSession], IssuedTokens] = _issue  # no first refresh token: nothing to retry
+    exchanged = code_exchange.exchange(code, raw, now=now, issue=issue, reissue=issue)
     assert isinstance(exchanged, code_exchange.Exchanged) and exchanged.session.is_active
-    assert isinstance(code_exchange.exchange(code, now=now, issue=issue), code_exchange.CodeReused)
-    assert isinstance(code_exchange.find(raw, client, now=now, request=None), code_exchange.CodeReused)
+    assert isinstance(code_exchange.exchange(code, raw, now=now, issue=issue, reissue=issue), code_exchange.CodeReused)
+    used = code_exchange.find(raw, client, now=now)  # found, judged once the request's proofs passed
+    assert isinstance(used, AuthorizationCode) and used.used_at is not None
+    assert isinstance(code_exchange.exchange(used, raw, now=now, issue=issue, reissue=issue), code_exchange.CodeReused)
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
     assert SecurityEvent.objects.filter(event_type="oauth.code_reuse").count() == 2
 

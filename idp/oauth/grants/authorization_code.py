@@ -2,8 +2,10 @@
 as hooks of Authlib's own grant.
 
 A code is stored as a hash and redeemed by ``sessions.flows.code_exchange`` (claimed once
-under a conditional UPDATE; a second use is refused and revokes what the first use issued,
-RFC 6749 §4.1.2). A code requested with ``dpop_jkt`` (RFC 9449 §10) is only exchanged with a
+under a conditional UPDATE). A used code goes through every check first (redirect URI, PKCE,
+the DPoP key binding) and is only then judged: the retry of an exchange whose answer was lost
+gets that answer again, anything else is reuse, refused and revoking what the first use issued
+(RFC 6749 §4.1.2). A code requested with ``dpop_jkt`` (RFC 9449 §10) is only exchanged with a
 DPoP proof of that very key.
 """
 
@@ -19,10 +21,10 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from django.utils import timezone
 
-from core.crypto import token_digest
+from core.crypto import first_refresh_token, token_digest
 from core.events import EventType, client_ip, record
 from sessions.flows import code_exchange
-from sessions.flows.code_exchange import CodeReused
+from sessions.flows.code_exchange import AlreadyRedeemed, CodeReused
 from sessions.flows.tokens import IssuedTokens
 from sessions.models import AuthorizationCode, DeviceSession
 
@@ -112,10 +114,10 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         return params
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
-        """Authlib hook: the code when it may be exchanged (a reused one is refused by the
-        flow, which revokes what it issued; Authlib answers ``invalid_grant``)."""
-        found = code_exchange.find(code, client, now=timezone.now(), request=self.request.django_request)
-        return found if isinstance(found, AuthorizationCode) else None
+        """Authlib hook: the code when it may be exchanged, or was already: a used code is
+        judged in ``generate_token``, after the redirect URI, PKCE and DPoP checks, so only a
+        presenter who passes them can have what it issued revoked (or its answer again)."""
+        return code_exchange.find(code, client, now=timezone.now())
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Any:
         """Authlib hook: the code's user (an inactive one's code is not found)."""
@@ -126,24 +128,31 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         device's enrollment attestation (docs/attestation.md §3)."""
         code: AuthorizationCode = self.request.authorization_code
         self._check_code_binding(code, check_token_request(self))
-        self.context.device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
+        if code.used_at is None:  # a used code enrolls nothing: its family's device was enrolled
+            self.context.device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
 
     def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,
                        expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
         """Authlib hook: redeem the code and issue (``sessions.flows.code_exchange``)."""
         code: AuthorizationCode = self.request.authorization_code
+        raw = self.request.form.get("code") or ""
         now = timezone.now()
 
-        def issue(session: DeviceSession) -> IssuedTokens:
-            issued = self.issue_tokens(session=session, scope=code.scope, now=now, with_refresh=include_refresh_token)
+        def issue(session: DeviceSession, *, refresh: bool = include_refresh_token) -> IssuedTokens:
+            issued = self.issue_tokens(session=session, scope=code.scope, now=now, with_refresh=refresh,
+                                       refresh_raw=first_refresh_token(raw))
             return self.add_id_token(issued, session, issued.scope)
 
         result = code_exchange.exchange(
-            code, now=now, issue=issue, ip=client_ip(self.request.django_request),
+            code, raw, now=now, issue=issue, reissue=lambda session: issue(session, refresh=False),
+            ip=client_ip(self.request.django_request),
             dpop_jkt=(self.context.dpop_jkt or "") if code.client.is_public or self._unattested() else "",
             device=self.context.device,
             request=self.request.django_request,
         )
+        if isinstance(result, AlreadyRedeemed):
+            raise InvalidGrantError("The authorization code has already been used and its answer cannot be given "
+                                    "again (the device's attestation was single-use): sign in again.")
         if isinstance(result, CodeReused):
             raise InvalidGrantError("The authorization code has already been used.")
         self.context.session = result.session

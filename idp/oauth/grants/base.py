@@ -97,7 +97,7 @@ class VigilGrantMixin:
 
     def issue_tokens(
         self, *, session: DeviceSession | None, scope: str, now: datetime, with_refresh: bool, user: Any = None,
-        claims: dict[str, Any] | None = None,
+        claims: dict[str, Any] | None = None, refresh_raw: str | None = None,
     ) -> IssuedTokens:
         client = self.request.client
         token_user = session.user if session is not None else user
@@ -123,7 +123,7 @@ class VigilGrantMixin:
         if unattested:  # the token response says so too: the app may attest (docs/unattested-devices.md)
             issued.extra[DEVICE_ATTESTED_CLAIM] = False
         if with_refresh and session is not None and client.check_grant_type(GrantType.REFRESH_TOKEN):
-            issued.refresh_token = issue_refresh_token(session, scope, now)
+            issued.refresh_token = issue_refresh_token(session, scope, now, raw=refresh_raw)
         return issued
 
     def add_id_token(self, issued: IssuedTokens, session: DeviceSession, scope: str) -> IssuedTokens:
