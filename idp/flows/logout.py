@@ -41,7 +41,9 @@ def parse(request: HttpRequest) -> LogoutRequest:
     claims: dict[str, Any] = {}
     if hint:
         try:
-            claims = jwt_tokens.verify(hint, check_exp=False)
+            # An ID token (typ JWT): not an access token (at+jwt) or a logout token (logout+jwt),
+            # both signed by the same key and naming the same subject (OIDC RP-Initiated Logout §2).
+            claims = jwt_tokens.verify(hint, typ="jwt", check_exp=False)
         except jwt_tokens.TokenInvalid:
             return LogoutRequest(None, None, None, "The id_token_hint is not a valid ID token from this provider.")
         aud = claims.get("aud")

@@ -43,6 +43,22 @@ def test_logout_without_hint_asks_for_confirmation(browser, tokens):
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
 
 
+def test_an_access_token_or_logout_token_is_no_id_token_hint(browser, tokens, mobile_client):
+    """Signed by the same key, naming the same user: still not an ID token. Neither signs the
+    browser out without confirmation nor unlocks the client's redirect."""
+    from django.utils import timezone
+
+    from idp.backchannel import logout_token
+
+    session = DeviceSession.objects.get()
+    for hint in (tokens["access_token"], logout_token.sign(session, now=timezone.now())):
+        response = browser.get(reverse("end-session"), {"id_token_hint": hint,
+                                                        "post_logout_redirect_uri": "com.example.app:/logout"})
+        assert response.status_code == 400 and "Location" not in response
+        assert "_auth_user_id" in browser.session
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+
+
 def test_logout_with_forged_hint(browser):
     response = browser.get(reverse("end-session"), {"id_token_hint": "a.b.c"})
     assert response.status_code == 400
