@@ -117,6 +117,10 @@ def registration_options(
     return options_to_json(options)
 
 
+#: WebAuthn L3 §7.1 (registering a new credential): "Verify that the credentialId is ≤ 1023 bytes."
+MAX_CREDENTIAL_ID_BYTES = 1023
+
+
 def verify_registration(credential: Any, challenge: bytes, **overrides: Any) -> tuple[VerifiedRegistration, list[str]]:
     """Verify a ``create()`` response; returns the result and the transports the browser reported."""
     params: dict[str, Any] = {
@@ -131,6 +135,8 @@ def verify_registration(credential: Any, challenge: bytes, **overrides: Any) -> 
         verified = verify_registration_response(credential=parsed, **params)
     except Exception as exc:  # library boundary: py_webauthn, cbor2, pyasn1, cryptography
         raise PasskeyError("invalid_registration", f"{type(exc).__name__}: {exc}") from exc
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID_BYTES:  # py_webauthn does not check it
+        raise PasskeyError("invalid_registration", f"credential id longer than {MAX_CREDENTIAL_ID_BYTES} bytes")
     transports = [
         t.value if isinstance(t, AuthenticatorTransport) else str(t) for t in parsed.response.transports or []
     ]

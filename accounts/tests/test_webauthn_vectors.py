@@ -114,6 +114,57 @@ def test_wrong_origin_or_rp_id_refused(settings: Any) -> None:
         webauthn_rp.verify_registration(vector["credential"], challenge)
 
 
+def _none_registration(credential_id: bytes, challenge: bytes, rp_id: str, origin: str) -> dict[str, Any]:
+    """A ``fmt: none`` registration built by hand, as a scripted client would send it."""
+    import hashlib
+
+    import cbor2
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    numbers = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
+    cose = cbor2.dumps({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")})
+    auth_data = (hashlib.sha256(rp_id.encode()).digest() + bytes([0x45]) + (0).to_bytes(4, "big") + bytes(16)
+                 + len(credential_id).to_bytes(2, "big") + credential_id + cose)
+    client_data = json.dumps({"type": "webauthn.create", "challenge": b64url_encode(challenge), "origin": origin})
+    return {"id": b64url_encode(credential_id), "rawId": b64url_encode(credential_id), "type": "public-key",
+            "response": {"clientDataJSON": b64url_encode(client_data.encode()),
+                         "attestationObject": b64url_encode(cbor2.dumps({"fmt": "none", "attStmt": {},
+                                                                          "authData": auth_data}))}}
+
+
+def test_a_credential_id_over_1023_bytes_is_refused(settings: Any) -> None:
+    """WebAuthn L3 §7.1: the longest id a relying party accepts is 1023 bytes; longer ones
+    (py_webauthn lets them through) are refused as an invalid registration, never stored."""
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "vigil.example"
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = ["https://vigil.example"]
+    challenge = b"c" * 32
+    longest = _none_registration(b"i" * 1023, challenge, "vigil.example", "https://vigil.example")
+    verified, _ = webauthn_rp.verify_registration(longest, challenge)
+    assert len(verified.credential_id) == 1023
+    for size in (1024, 1100):
+        too_long = _none_registration(b"i" * size, challenge, "vigil.example", "https://vigil.example")
+        with pytest.raises(PasskeyError) as refused:
+            webauthn_rp.verify_registration(too_long, challenge)
+        assert refused.value.code == "invalid_registration"
+
+
+@pytest.mark.django_db
+def test_an_over_long_credential_id_at_the_endpoint_is_a_clean_refusal(client: Any, user: Any,
+                                                                        settings: Any) -> None:
+    """Over the column's size it was a database error (a 500); now refused before storing."""
+    from accounts.tests.conftest import login_password
+
+    settings.ACCOUNTS_WEBAUTHN_RP_ID = "vigil.example"
+    settings.ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS = ["https://vigil.example"]
+    login_password(client)
+    _seed_challenge(client, "register", b"c" * 32)
+    credential = _none_registration(b"i" * 1100, b"c" * 32, "vigil.example", "https://vigil.example")
+    response = client.post(reverse("accounts:passkey_register"), json.dumps({"credential": credential, "name": "x"}),
+                           content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_registration"
+    assert not Passkey.objects.exists()
+
+
 def test_native_android_origin_in_the_allowed_list(settings: Any) -> None:
     fingerprint = "FA:C6:17:45:DC:09:03:78:6F:B9:ED:E6:2A:96:2B:39:9F:73:48:F0:BB:6F:89:9B:83:32:66:75:91:03:3B:9C"
     origin = apk_key_hash_origin(fingerprint)
