@@ -147,15 +147,16 @@ def device_authorization(request: HttpRequest) -> HttpResponse:
 def userinfo(request: HttpRequest) -> HttpResponse:
     try:
         authorized = authorize_resource(request, required_scope="openid")
+        user = authorized.token.user
+        if user is None or not user.is_active:  # a client's token, or a user deactivated since
+            scheme = "DPoP" if authorized.claims.get("cnf") else "Bearer"
+            raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "No user behind this token.", scheme=scheme)
     except ResourceError as error:
         response = _json({"error": error.error, "error_description": error.description}, error.status)
-        response["WWW-Authenticate"] = error.www_authenticate()
-        for name, value in error.headers.items():
+        response["WWW-Authenticate"] = error.www_authenticate()  # RFC 6750 §3
+        for name, value in [*error.headers.items(), *NO_STORE]:
             response[name] = value
         return response
-    user = authorized.token.user
-    if user is None or not user.is_active:
-        return _json({"error": ResourceErrorCode.INVALID_TOKEN, "error_description": "No user behind this token."}, 401)
     response = _json(userinfo_claims(user, authorized.claims.get("scope", "")))
     for key, value in NO_STORE:
         response[key] = value

@@ -114,6 +114,16 @@ def test_userinfo_refuses_missing_bad_and_revoked_tokens(tokens, mobile_client):
     assert http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").status_code == 401
 
 
+def test_userinfo_for_a_user_deactivated_behind_the_revocation_says_so_by_rfc6750(tokens, user):
+    """``QuerySet.update`` skips the signal that revokes a deactivated user's tokens: the token
+    is still live, its user is not. The refusal is RFC 6750 §3's (a challenge, never cached)."""
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    response = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    assert response.status_code == 401 and response.json()["error"] == "invalid_token"
+    assert response["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    assert "no-store" in response["Cache-Control"]
+
+
 def _deeply_nested_header_token() -> str:
     """A JWT-looking token whose header nests deeper than the JSON parser recurses."""
     import base64
