@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnauthorizedClientError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from django.utils import timezone
@@ -123,6 +123,13 @@ def _find_refresh(token_string: str, client: Client) -> FoundToken | None:
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+    def check_params(self, request: Any, client: Client) -> None:
+        """RFC 7662 §2.1: the hint only orders the search, which covers every token type when
+        it does not help, so a hint we do not know is ignored (Authlib answers RFC 7009's
+        ``unsupported_token_type``, which RFC 7662 does not define)."""
+        if "token" not in request.form:
+            raise InvalidRequestError("The 'token' parameter is required.")
 
     def authenticate_token(self, request: Any, client: Client) -> FoundToken | None:
         """Authlib's, with the authenticated client handed to the look-up. One of our JWT access

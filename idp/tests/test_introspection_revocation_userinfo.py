@@ -37,6 +37,14 @@ def test_introspect_refresh_token(service_tokens, service_client):
     assert body["active"] is True and body["token_type"] == "refresh_token"
 
 
+@pytest.mark.parametrize("hint", ["refresh_token", "id_token", "urn:example:unknown"])
+def test_a_hint_only_orders_the_search(tokens, service_tokens, service_client, hint):
+    """RFC 7662 §2.1: a wrong or unknown ``token_type_hint`` still finds the token."""
+    assert introspect(service_client, tokens["access_token"], token_type_hint=hint).json()["active"] is True
+    body = introspect(service_client, service_tokens["refresh_token"], token_type_hint=hint).json()
+    assert body["active"] is True and body["token_type"] == "refresh_token"
+
+
 def test_introspect_unknown_tampered_and_expired(tokens, service_client, time_machine):
     import datetime as dt
 
