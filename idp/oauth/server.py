@@ -12,6 +12,7 @@ from typing import Any
 from authlib.integrations.django_oauth2.requests import DjangoJsonRequest, DjangoOAuth2Request
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from django.http import HttpRequest, HttpResponse
 
 from clients.models import Client
@@ -40,6 +41,20 @@ class VigilOAuth2Request(DjangoOAuth2Request):
         self.context = RequestContext()
 
 
+#: Token-request parameters that may repeat: RFC 8707 §2 ``resource``, RFC 8693 §2.1 ``audience``.
+REPEATABLE = frozenset({"resource", "audience"})
+
+
+def token_request_problem(datalist: dict[str, list[str]]) -> str:
+    """What breaks RFC 6749's rules for every token request, or ""."""
+    if not any(datalist.get("grant_type", [])):
+        return "The grant_type parameter is required (RFC 6749 section 4.1.3)."
+    repeated = sorted(name for name, values in datalist.items() if len(values) > 1 and name not in REPEATABLE)
+    if repeated:
+        return f"The {repeated[0][:40]} parameter is repeated (RFC 6749 section 3.2)."
+    return ""
+
+
 def active_client(client_id: str) -> Client | None:
     """The active client of that id, from this process's copy while no client changed."""
     return config_cache.cached(
@@ -64,6 +79,17 @@ class AuthorizationServer(_AuthorizationServer):
     def validate_requested_scope(self, scope: str | None) -> None:
         # Unknown scopes are dropped per client (get_allowed_scope), not refused.
         return None
+
+    def create_token_response(self, request: Any = None) -> HttpResponse:
+        """Authlib's, after RFC 6749's request-wide rules, which it leaves to the grants: a
+        request names its ``grant_type`` (an ``invalid_request`` when missing, not
+        ``unsupported_grant_type``), and no parameter appears twice (§3.2), but the ones
+        their RFCs let repeat."""
+        oauth_request = self.create_oauth2_request(request)
+        problem = token_request_problem(oauth_request.payload.datalist)
+        if problem:
+            return self.handle_error_response(oauth_request, InvalidRequestError(problem))
+        return super().create_token_response(oauth_request)
 
     # --- Django glue ----------------------------------------------------------------------
     def create_oauth2_request(self, request: Any) -> VigilOAuth2Request:

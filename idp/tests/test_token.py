@@ -236,6 +236,30 @@ def test_unsupported_grant_type(mobile_client):
     assert response.status_code == 400 and response.json()["error"] == "unsupported_grant_type"
 
 
+def test_a_token_request_without_grant_type_is_invalid_request(mobile_client):
+    response = form_post(HttpClient(), reverse("token"), {"client_id": mobile_client.client.client_id})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert "grant_type" in response.json()["error_description"]
+
+
+@pytest.mark.parametrize("name", ["code", "code_verifier", "grant_type", "redirect_uri", "scope"])
+def test_a_repeated_token_parameter_is_invalid_request_and_the_code_stays_usable(browser, mobile_client, pkce, name):
+    """RFC 6749 §3.2: parameters MUST NOT be included more than once (Authlib took the last)."""
+    from urllib.parse import urlencode
+
+    from .conftest import MOBILE_REDIRECT
+
+    code, _ = get_code(browser, mobile_client.client.client_id, pkce)
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": MOBILE_REDIRECT,
+            "client_id": mobile_client.client.client_id, "code_verifier": pkce.verifier, "scope": "openid"}
+    pairs = [*data.items(), (name, data[name])]
+    response = HttpClient().post(reverse("token"), urlencode(pairs), content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert f"The {name} parameter is repeated" in response.json()["error_description"]
+    assert not DeviceSession.objects.exists()
+    assert exchange(HttpClient(), code, pkce, mobile_client.client.client_id).status_code == 200
+
+
 def test_token_endpoint_rejects_get_and_json():
     http = HttpClient()
     assert http.get(reverse("token")).status_code == 405
