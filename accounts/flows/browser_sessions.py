@@ -112,10 +112,11 @@ def sign_out(request: HttpRequest, user: User, session_id: int, now: datetime | 
     return True
 
 
-def sign_out_others(request: HttpRequest, user: User, reason: str, now: datetime | None = None) -> int:
-    """Sign out every session of ``user`` except the current one."""
+def sign_out_others(request: HttpRequest | None, user: User, reason: str, now: datetime | None = None) -> int:
+    """Sign out every session of ``user`` except the current one (every one without a request)."""
     moment = now or timezone.now()
-    current_hash = _key_hash(request.session.session_key or "")
+    session = getattr(request, "session", None)
+    current_hash = _key_hash(session.session_key or "") if session is not None else ""
     count = 0
     for row in BrowserSession.objects.open().filter(user=user).exclude(key_hash=current_hash):
         _delete(row, moment)

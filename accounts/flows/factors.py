@@ -10,7 +10,7 @@ from core.events import EventType, record
 from sessions.flows.revocation import Initiator, Reason
 
 from ..models import Passkey, User
-from . import device_sessions, passkeys, policy, recovery, totp
+from . import browser_sessions, device_sessions, passkeys, policy, recovery, totp
 from .passkeys import FactorRemovalRefused
 
 
@@ -33,7 +33,10 @@ def remove_totp(request: HttpRequest, user: User) -> bool:
 
 
 def reset_all(user: User, actor: User | None = None, request: HttpRequest | None = None) -> None:
-    """Admin action: delete every second factor of ``user`` and revoke their app sessions.
+    """Admin action: delete every second factor of ``user``, sign out their browsers and
+    revoke their app sessions. A browser left signed in would keep its MFA sign-in (``acr``,
+    admin access) and, in its recent-authentication window, could enroll a factor of its own at
+    once: the reset is usually for a lost or stolen device, whose browser is among them.
 
     The user signs in with the password next time and, if policy requires MFA, enrolls again.
     """
@@ -45,5 +48,7 @@ def reset_all(user: User, actor: User | None = None, request: HttpRequest | None
         had_totp = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
         totp.remove(user, request, reason="admin_reset", initiator=Initiator.ADMIN)
     recovery.delete_all(user, request, reason="admin_reset")
-    record(EventType.FACTOR_RESET, user=user, request=request, actor=actor_name, passkeys=len(removed), totp=had_totp)
+    signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.FACTORS_RESET)
+    record(EventType.FACTOR_RESET, user=user, request=request, actor=actor_name, passkeys=len(removed), totp=had_totp,
+           browser_sessions=signed_out)
     device_sessions.revoke_all(user, Reason.FACTORS_RESET, request=request)

@@ -220,6 +220,20 @@ def test_admin_reset_factors(admin_client: Any, user: Any, totp_device: TOTPDevi
     assert event.details["actor"] == "admin"
 
 
+def test_admin_reset_factors_signs_the_users_browsers_out(admin_client: Any, client: Any, user: Any) -> None:
+    """The browser of a lost phone kept its MFA sign-in (and could enroll a factor of its own
+    at once); after the reset it is signed out. The admin's own session is untouched."""
+    login_password(client)
+    assert client.get(reverse("accounts:profile")).status_code == 200
+    response = admin_client.post(reverse("admin:accounts_user_changelist"),
+                                 {"action": "reset_factors", "_selected_action": [user.pk]})
+    assert response.status_code == 302
+    assert client.get(reverse("accounts:profile")).status_code == 302
+    assert admin_client.get(reverse("admin:index")).status_code == 200
+    event = SecurityEvent.objects.get(event_type="factor.reset", user=user)
+    assert event.details["browser_sessions"] == 1
+
+
 def test_pending_device_is_not_a_factor(client: Any, user: Any) -> None:
     login_password(client)
     client.get(reverse("accounts:totp_enroll"))
