@@ -167,6 +167,13 @@ class AuthorizationCode(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    exchanged_jkt = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="The DPoP key (JWK thumbprint) of the exchange that used the code; empty without DPoP. "
+                  "A retry of that exchange must come with the same key.",
+    )
 
     class Meta:
         db_table = "idp_authorization_code"

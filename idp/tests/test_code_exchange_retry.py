@@ -164,3 +164,86 @@ def test_concurrent_exchanges_of_one_code_end_in_one_family_every_racer_holds(br
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
     counted = events()
     assert counted[("oauth.token_issued", "success")] == 1 and counted[("oauth.code_retried", "success")] == 3
+
+
+def _secret_post(client: Any) -> dict[str, str]:
+    return {"client_secret": client.secret}
+
+
+def test_a_confidential_clients_retry_needs_the_first_exchanges_dpop_key(browser: Any, service_client: Any) -> None:
+    """A confidential client's family is not bound to a key (RFC 9449 §5), so the code keeps the
+    key its exchange carried: the same key is a retry, another one is reuse."""
+    from .conftest import SERVICE_REDIRECT
+
+    service_client.client.first_party = True  # no consent page in between
+    service_client.client.save()
+    mine, other = ECKey.generate_key("P-256", private=True), ECKey.generate_key("P-256", private=True)
+    pkce = make_pkce()
+    code, _ = get_code(browser, service_client.client.client_id, pkce, redirect_uri=SERVICE_REDIRECT)
+
+    def send(key: ECKey) -> Any:
+        return exchange(HttpClient(), code, pkce, service_client.client.client_id, redirect_uri=SERVICE_REDIRECT,
+                        HTTP_DPOP=_proof(key), **_secret_post(service_client))
+
+    first = send(mine)
+    assert first.status_code == 200, first.content
+    again = send(mine)
+    assert again.status_code == 200 and again.json()["refresh_token"] == first.json()["refresh_token"]
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    stolen = send(other)
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert events()[("oauth.code_reuse", "denied")] == 1
+
+
+def test_a_client_without_refresh_tokens_gets_its_access_token_again(browser: Any, db: Any) -> None:
+    """No first refresh token to tell whether the chain moved on: inside the window the retry
+    is answered with a new access token, and nothing is revoked."""
+    from clients.flows.registration import register_client
+
+    from .conftest import MOBILE_REDIRECT
+
+    registered = register_client(name="No refresh", public=True, redirect_uris=[MOBILE_REDIRECT], first_party=True,
+                                 grant_types=["authorization_code"], client_id="no-refresh-app")
+    pkce = make_pkce()
+    code, _ = get_code(browser, registered.client.client_id, pkce, scope="openid profile")
+    first = exchange(HttpClient(), code, pkce, registered.client.client_id)
+    assert first.status_code == 200 and "refresh_token" not in first.json(), first.content
+    again = exchange(HttpClient(), code, pkce, registered.client.client_id)
+    assert again.status_code == 200 and "refresh_token" not in again.json()
+    assert again.json()["access_token"] != first.json()["access_token"]
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert events()[("oauth.code_reuse", "denied")] == 0
+
+
+def test_a_retry_a_policy_refuses_ends_the_family(first: dict[str, Any]) -> None:
+    """The risk engine decides about the family a retry would continue (a new place since the
+    first attempt, say): refused, and the family, whose answer the client may still hold from
+    elsewhere, is revoked, not left running."""
+    from core import policy
+    from risk.errors import REVOKED_DESCRIPTION, RiskRefusedError
+
+    def refuse(context: Any) -> None:
+        raise RiskRefusedError(REVOKED_DESCRIPTION, lambda: None)
+
+    policy.register_token_policy(refuse)
+    try:
+        again = exchange(HttpClient(), first["code"], first["pkce"], first["client_id"])
+    finally:
+        policy._token_policies.remove(refuse)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    family = DeviceSession.objects.get()
+    assert family.status == SessionStatus.REVOKED and family.status_reason == "code_retry_refused"
+    assert refresh(first["refresh_token"], first["client_id"]).json()["error"] == "invalid_grant"
+    assert events()[("oauth.code_retried", "success")] == 0
+
+
+def test_a_deactivated_users_code_is_simply_not_found(first: dict[str, Any], user: Any) -> None:
+    """Deactivated behind the signal that revokes (``QuerySet.update``): the used code finds
+    nothing to retry or revoke; no tokens, no reuse alarm about the user."""
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    before, counted = state(), events()
+    again = exchange(HttpClient(), first["code"], first["pkce"], first["client_id"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert state() == before
+    assert not {kind for kind, _ in events() - counted} & {"oauth.code_reuse", "oauth.code_retried"}

@@ -14,7 +14,7 @@ from joserfc.jwk import RSAKey
 from clients.flows.registration import ClientRegistrationError, register_client
 from core.models import SecurityEvent
 from sessions.dpop.client import create_proof
-from sessions.models import AuthorizationCode
+from sessions.models import AuthorizationCode, DeviceSession
 
 from .conftest import SERVICE_REDIRECT, form_post, query_of
 from .jar_support import (
@@ -230,6 +230,26 @@ def test_admin_refuses_a_fapi_profile_the_client_does_not_fit(admin_client, serv
 
 
 # --- refresh rotation only with a retry that succeeds (FAPI 2.0 §5.3.2.1 clause 10) ----------------
+
+def test_a_second_use_of_a_code_is_always_reuse(browser, bank, pkce):
+    """FAPI 2.0 (and its conformance suite) deny every second use of a code, even with the same
+    key a second later: refused, what the first use issued revoked (the retry of a lost answer
+    other clients get, docs/device-sessions.md, is not offered)."""
+    from joserfc.jwk import ECKey
+
+    client, key = bank
+    dpop = ECKey.generate_key("P-256", private=True)
+    query = _code(browser, client, key, pkce)
+    first = _exchange(client, key, query["code"], pkce,
+                      HTTP_DPOP=create_proof(dpop, method="POST", url=f"{issuer()}/token"))
+    assert first.status_code == 200, first.content
+    again = _exchange(client, key, query["code"], pkce,
+                      HTTP_DPOP=create_proof(dpop, method="POST", url=f"{issuer()}/token"))
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert DeviceSession.objects.get().status == "revoked"
+    assert SecurityEvent.objects.filter(event_type="oauth.code_reuse").exists()
+    assert not SecurityEvent.objects.filter(event_type="oauth.code_retried").exists()
+
 
 def test_a_lost_refresh_response_is_retried_with_the_previous_token(browser, bank, pkce, settings):
     """Vigil rotates refresh tokens; FAPI 2.0 allows that only when retrying with the previous

@@ -28,6 +28,7 @@ from django.http import HttpRequest
 from clients.models import Client
 from core.crypto import first_refresh_candidates, generate_token, token_digest
 from core.events import EventType, record
+from core.policy import GrantType, KeptAfterRollback
 from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.models import AuthorizationCode
 
@@ -85,16 +86,20 @@ _CODE_QUERY = JoinedQuery(
     where="c.code_hash = %s AND c.client_id = %s",
 )
 # Claiming is one conditional UPDATE: of two concurrent exchanges exactly one wins.
-_CLAIM_CODE = Statement(AuthorizationCode, "UPDATE {table} SET used_at = %s WHERE id = %s AND used_at IS NULL",
-                        ["used_at", "id"])
+_CLAIM_CODE = Statement(
+    AuthorizationCode, "UPDATE {table} SET used_at = %s, exchanged_jkt = %s WHERE id = %s AND used_at IS NULL",
+    ["used_at", "exchanged_jkt", "id"],
+)
 
 
 def judge(code: AuthorizationCode, *, now: datetime) -> bool | None:
     """Pure: True when ``code`` may be exchanged, False when it was used already (reuse),
     None when it is no longer good (expired, or its user was deactivated)."""
+    if not code.user.is_active:  # whatever the code's state: its user can be given nothing
+        return None
     if code.used_at is not None:
         return False
-    if code.is_expired(now) or not code.user.is_active:
+    if code.is_expired(now):
         return None
     return True
 
@@ -122,32 +127,35 @@ def exchange(
     reissue: Reissuer,
     ip: str | None = None,
     dpop_jkt: str = "",
+    proof_jkt: str = "",
     device: Any = None,
     request: HttpRequest | None = None,
 ) -> ExchangeResult:
     """Claim ``code`` (whose value is ``raw``) and start its family, issuing in the same
     transaction; a code claimed in the meantime (a concurrent exchange, or the first attempt
     of a retry) is judged by ``redeem_again``. ``dpop_jkt`` binds the family's refresh tokens
-    (RFC 9449 §5, public clients) and ``device`` the attested device (docs/attestation.md §3).
+    (RFC 9449 §5, public clients) and ``device`` the attested device (docs/attestation.md §3);
+    ``proof_jkt`` is the key of this request's DPoP proof, whatever the client (kept with the
+    claim: a retry must come with the same key).
     On PostgreSQL the common case is one statement (``exchange_statement``)."""
     if code.used_at is not None:
-        return redeem_again(code, raw, now=now, reissue=reissue, dpop_jkt=dpop_jkt, request=request)
+        return redeem_again(code, raw, now=now, reissue=reissue, proof_jkt=proof_jkt, request=request)
     if exchange_statement.applicable():
         done = exchange_statement.exchange(
-            code, now=now, issue=issue, request=request,
+            code, now=now, issue=issue, request=request, proof_jkt=proof_jkt,
             begin=lambda: start_session(code, ip=ip, now=now, dpop_jkt=dpop_jkt, device=device),
         )
         if done is False:
-            return redeem_again(code, raw, now=now, reissue=reissue, dpop_jkt=dpop_jkt, request=request)
+            return redeem_again(code, raw, now=now, reissue=reissue, proof_jkt=proof_jkt, request=request)
         if isinstance(done, tuple):
             return Exchanged(*done)
     with transaction.atomic():
-        claimed = _CLAIM_CODE.run(now, code.pk)
+        claimed = _CLAIM_CODE.run(now, proof_jkt, code.pk)
         if claimed:
             session = start_session(code, ip=ip, now=now, dpop_jkt=dpop_jkt, device=device)
             issued = issue(session)
     if not claimed:
-        return redeem_again(code, raw, now=now, reissue=reissue, dpop_jkt=dpop_jkt, request=request)
+        return redeem_again(code, raw, now=now, reissue=reissue, proof_jkt=proof_jkt, request=request)
     record(
         EventType.OAUTH_TOKEN_ISSUED,
         user=code.user,
@@ -188,48 +196,65 @@ def start_session(
 
 
 def judge_again(
-    code: AuthorizationCode, session: DeviceSession | None, first_live: bool, *, now: datetime, dpop_jkt: str
+    code: AuthorizationCode, session: DeviceSession | None, first_live: bool, *, now: datetime, proof_jkt: str
 ) -> Again:
     """Pure: a used ``code`` presented again with every proof. A retry when its family
-    (``session``) is active, was started inside its retry window (the refresh grace,
-    ``refresh.grace_seconds``), is bound to the same DPoP key as this request, and its first
-    refresh token is still unused (``first_live``: the client never got it, or never used it);
-    answerable unless the family is bound to an attested device. Anything else is reuse."""
+    (``session``) is active, the code was used inside the retry window (the refresh grace,
+    ``refresh.grace_seconds``; none for a FAPI 2.0 client, whose profile denies every second
+    use), this request carries the DPoP key the exchange that used it carried
+    (``code.exchanged_jkt``; none both times counts as the same), and the family's chain has
+    not moved on (``first_live``: its first refresh token unused, or it issues none);
+    answerable unless the family is bound to a device. Anything else is reuse."""
     if session is None or session.status != SessionStatus.ACTIVE or code.used_at is None or not first_live:
         return Again.REUSE
-    grace = grace_seconds(session)
+    grace = 0 if session.client.is_fapi2 else grace_seconds(session)
     if grace <= 0 or now - code.used_at > timedelta(seconds=grace):  # 0: strict, every second exchange
         return Again.REUSE
-    if not compare_digest(session.dpop_jkt or "", dpop_jkt or ""):
+    if not compare_digest(code.exchanged_jkt or "", proof_jkt or ""):
         return Again.REUSE  # another key than the first exchange's: not the same client instance
     return Again.UNANSWERABLE if session.device_id is not None else Again.ANSWER
 
 
 def redeem_again(
-    code: AuthorizationCode, raw: str, *, now: datetime, reissue: Reissuer, dpop_jkt: str,
+    code: AuthorizationCode, raw: str, *, now: datetime, reissue: Reissuer, proof_jkt: str,
     request: HttpRequest | None,
 ) -> ExchangeResult:
     """A used code presented again by its client with every proof its first exchange needed.
     Judged under the family's lock (the order revocation takes: family, then its tokens), so a
     concurrent refresh cannot move the chain on in between: a retry gets the family's first
     refresh token again with a fresh access (and ID) token, recorded ``oauth.code_retried``;
-    anything else is reuse (``refuse_reuse``)."""
+    anything else is reuse (``refuse_reuse``). A policy refusing the retry (risk, device
+    health) ends the family it would have continued, once its transaction rolled back: the
+    refusal was decided about that family."""
     candidates = first_refresh_candidates(raw)
     with transaction.atomic():
         session = (DeviceSession.objects.select_for_update(of=("self",)).select_related("client", "user")
                    .filter(authorization_code=code).first())
+        # As committed (a concurrent exchange may have used it after this request's look-up).
+        code.used_at, code.exchanged_jkt = AuthorizationCode.objects.filter(pk=code.pk).values_list(
+            "used_at", "exchanged_jkt").get()
         first = None
-        if code.used_at is None:  # claimed by a concurrent exchange after this request's look-up
-            code.used_at = AuthorizationCode.objects.filter(pk=code.pk).values_list("used_at", flat=True).first()
         if session is not None:
             first = (RefreshToken.objects.filter(session=session, rotated_at=None, revoked_at=None,
                                                  expires_at__gt=now,
                                                  token_hash__in=[token_digest(c) for c in candidates])
                      .values_list("token_hash", flat=True).first())
-        verdict = judge_again(code, session, first is not None, now=now, dpop_jkt=dpop_jkt)
+        issues_none = session is not None and not session.client.check_grant_type(GrantType.REFRESH_TOKEN)
+        verdict = judge_again(code, session, first is not None or issues_none, now=now, proof_jkt=proof_jkt)
         if verdict is Again.ANSWER and session is not None:
-            issued = reissue(session)
-            issued.refresh_token = next(c for c in candidates if token_digest(c) == bytes(first or b""))
+            try:
+                issued = reissue(session)
+            except Exception as refused:
+                if isinstance(refused, KeptAfterRollback):  # a policy's refusal (risk, device health)
+                    ended = session
+
+                    def end_family() -> None:
+                        revoke_session(ended, Reason.CODE_RETRY_REFUSED, now=now)
+
+                    refused.keep_after_rollback(end_family)
+                raise
+            if first is not None:
+                issued.refresh_token = next(c for c in candidates if token_digest(c) == bytes(first))
             record(EventType.OAUTH_CODE_RETRIED, user=session.user, client_id=session.client.client_id,
                    session_id=session.sid, request=request, grant_type="authorization_code", jti=issued.jti)
             return Exchanged(session, issued, retried=True)

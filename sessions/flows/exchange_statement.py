@@ -32,7 +32,8 @@ from .tokens import IssuedTokens
 Issuer = Callable[[DeviceSession], IssuedTokens]
 Begin = Callable[[], DeviceSession]
 
-_CLAIM = "WITH c AS (UPDATE {code} SET used_at = %s WHERE id = %s AND used_at IS NULL RETURNING id)"
+_CLAIM = ("WITH c AS (UPDATE {code} SET used_at = %s, exchanged_jkt = %s WHERE id = %s AND used_at IS NULL "
+          "RETURNING id)")
 
 
 def applicable() -> bool:
@@ -43,7 +44,7 @@ def applicable() -> bool:
 
 
 def exchange(
-    code: AuthorizationCode, *, now: datetime, begin: Begin, issue: Issuer, request: Any
+    code: AuthorizationCode, *, now: datetime, begin: Begin, issue: Issuer, request: Any, proof_jkt: str = ""
 ) -> tuple[DeviceSession, IssuedTokens] | bool | None:
     """Claim ``code``, start its family (``begin()``) and issue, in one statement. The family
     and its tokens when done; False when the code was claimed meanwhile (nothing written: the
@@ -62,7 +63,7 @@ def exchange(
         request=request, grant_type="authorization_code", jti=issued.jti,
     )]
     try:
-        claimed = _run(code, now, session, [*rows, written])
+        claimed = _run(code, now, proof_jkt, session, [*rows, written])
     except DatabaseError:
         if _committed(session):  # lost on the way back after it committed: stored, not to be written again
             events.stored(written)
@@ -90,13 +91,14 @@ def _links_to(objs: Sequence[Model], session: DeviceSession) -> str:
     return ""
 
 
-def _run(code: AuthorizationCode, now: datetime, session: DeviceSession, inserts: list[Sequence[Model]]) -> bool:
+def _run(code: AuthorizationCode, now: datetime, proof_jkt: str, session: DeviceSession,
+         inserts: list[Sequence[Model]]) -> bool:
     """The statement; False when the claim (``c``) changed no row, so nothing was written."""
     alias = router.db_for_write(AuthorizationCode)
     connection = connections[alias]
     if not inserts or inserts[0][0] is not session:
         raise QueryAttempted("the family must be the first insert")  # never: begin() runs first
-    params: list[Any] = [now, code.pk]
+    params: list[Any] = [now, proof_jkt, code.pk]
     shape = []
     for objs in inserts:
         link = "" if objs[0] is session else _links_to(objs, session)

@@ -68,6 +68,7 @@ class Reason(StrEnum):
     ATTESTATION_DEVICE_MISMATCH = "attestation_device_mismatch"
     ATTESTATION_FAILURES = "attestation_failures"
     CODE_REUSE = "authorization_code_reuse"
+    CODE_RETRY_REFUSED = "code_retry_refused"  # a policy refused the retry of a lost exchange answer
     REFRESH_REUSE = "refresh_token_reuse"
 
 

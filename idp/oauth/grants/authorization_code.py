@@ -147,6 +147,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             code, raw, now=now, issue=issue, reissue=lambda session: issue(session, refresh=False),
             ip=client_ip(self.request.django_request),
             dpop_jkt=(self.context.dpop_jkt or "") if code.client.is_public or self._unattested() else "",
+            proof_jkt=self.context.dpop_jkt or "",
             device=self.context.device,
             request=self.request.django_request,
         )
