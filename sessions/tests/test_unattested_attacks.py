@@ -117,19 +117,19 @@ def test_odd_fallback_parameters_are_refused_without_a_500(checked_old_iphone: U
     assert len(devicecheck.requests) == 0  # nothing malformed reaches Apple
 
 
-def test_a_repeated_parameter_counts_once_as_its_last_value(checked_old_iphone: Unattested) -> None:
-    """RFC 6749 §3.2 forbids repeating a parameter; the token endpoint reads the last value of
-    each (Django's QueryDict), everywhere the same, so no layer judges another value than the
-    one stored (docs/unattested-devices.md "On the wire")."""
+def test_a_repeated_parameter_is_refused_before_any_layer_reads_it(checked_old_iphone: Unattested) -> None:
+    """RFC 6749 §3.2 forbids repeating a parameter: the token endpoint refuses the request
+    (``invalid_request``) before any layer could judge one value and store another."""
     app = checked_old_iphone
-    app.claim["attestation_unavailable_reason"] = ["emulator", "other"]  # type: ignore[assignment]
-    assert app.login().status_code == 200
-    assert Device.objects.get().verdict["unattested"]["reason"] == "other"
-    app.claim["attestation_type"] = ["none", "apple-appattest"]  # type: ignore[assignment]
-    before = snapshot()
-    response = app.login()
-    assert response.status_code == 400 and response.json()["error"] == "invalid_client_attestation"
-    assert snapshot() == before
+    for name, values in (("attestation_unavailable_reason", ["emulator", "other"]),
+                         ("attestation_type", ["none", "apple-appattest"])):
+        app.claim[name] = values  # type: ignore[assignment]
+        before = snapshot()
+        response = app.login()
+        assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+        assert f"The {name} parameter is repeated" in response.json()["error_description"]
+        assert snapshot() == before
+        app.claim[name] = values[0]
 
 
 # --- the upgrade abused ----------------------------------------------------------------------------
