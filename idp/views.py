@@ -163,10 +163,25 @@ def userinfo(request: HttpRequest) -> HttpResponse:
     return response
 
 
+#: The field only our own sign-out confirmation posts back; such a POST needs CSRF.
+_LOGOUT_CONFIRMATION = "confirm"
+
+
 @never_cache
-@csrf_protect
+@csrf_exempt
 @allow_methods("GET", "POST")
 def end_session(request: HttpRequest) -> HttpResponse:
+    """OpenID Connect RP-Initiated Logout 1.0 §2: the OP MUST support GET and POST. A relying
+    party's POSTed request (it has no CSRF token of ours) becomes the same request as a GET
+    (303), exactly as ``authorize`` does; our own confirmation is CSRF-checked."""
+    if request.method == "POST" and _LOGOUT_CONFIRMATION not in request.POST:
+        params = [*request.GET.lists(), *((k, v) for k, v in request.POST.lists() if k not in request.GET)]
+        return HttpResponseRedirect(f"{request.path}?{urlencode(params, doseq=True)}", status=303)
+    return _end_session_page(request)
+
+
+@csrf_protect
+def _end_session_page(request: HttpRequest) -> HttpResponse:
     parsed = logout_flow.parse(request)
     if parsed.error:
         return render(
@@ -180,7 +195,7 @@ def end_session(request: HttpRequest) -> HttpResponse:
             },
             status=400,
         )
-    confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
+    confirmed = request.method == "POST" and request.POST.get(_LOGOUT_CONFIRMATION) == "yes"
     hint_matches = request.user.is_authenticated and parsed.hint_sub == request.user.get_user_id()
     if not confirmed and request.user.is_authenticated and not hint_matches:
         hidden = dict((request.GET if request.method == "GET" else request.POST).items())

@@ -59,6 +59,26 @@ def test_an_access_token_or_logout_token_is_no_id_token_hint(browser, tokens, mo
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
 
 
+def test_a_relying_partys_posted_logout_works_like_get(browser, tokens):
+    """RP-Initiated Logout 1.0 §2: the OP MUST support POST. The RP's auto-submitted form has
+    no CSRF token of ours: it is sent on as the same request by GET, which then signs out."""
+    browser.handler.enforce_csrf_checks = True
+    params = {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "com.example.app:/logout",
+              "state": "s1"}
+    posted = browser.post(reverse("end-session"), params)
+    assert posted.status_code == 303
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE  # nothing yet: the GET decides
+    final = browser.get(posted["Location"])
+    assert final.status_code == 302 and final["Location"] == "com.example.app:/logout?state=s1"
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+
+
+def test_our_confirmation_still_needs_its_csrf_token(browser, tokens):
+    browser.handler.enforce_csrf_checks = True
+    assert browser.post(reverse("end-session"), {"confirm": "yes"}).status_code == 403
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE and "_auth_user_id" in browser.session
+
+
 def test_logout_with_forged_hint(browser):
     response = browser.get(reverse("end-session"), {"id_token_hint": "a.b.c"})
     assert response.status_code == 400
