@@ -20,9 +20,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.http_methods import raw_body
 from sessions.flows.revocation import Reason
 
-from . import authstate
+from . import authstate, throttle
 from .authstate import AuthenticatedHttpRequest
-from .flows import browser_sessions, device_sessions, factors, passkeys, password, policy, recovery, totp
+from .flows import attempts, browser_sessions, device_sessions, factors, passkeys, password, policy, recovery, totp
 from .flows.passkeys import FactorRemovalRefused
 from .forms import RenameForm, TotpConfirmForm
 from .guards import recent_auth_required
@@ -233,8 +233,15 @@ def device_session_revoke_view(request: AuthenticatedHttpRequest, session_id: in
 @require_http_methods(["GET", "POST"])
 def password_change_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        password.change(request, request.user, form.cleaned_data["new_password1"])
-        messages.success(request, gettext("Password changed. Your other sessions were signed out."))
-        return _profile()
+    if request.method == "POST":
+        try:
+            changed = password.attempt_change(request, request.user, form)
+        except throttle.Throttled as refused:
+            form.add_error(None, attempts.throttled_message(refused.retry_after))
+            response = render(request, "accounts/password_change.html", {"form": form}, status=429)
+            response["Retry-After"] = str(refused.retry_after)
+            return response
+        if changed:
+            messages.success(request, gettext("Password changed. Your other sessions were signed out."))
+            return _profile()
     return render(request, "accounts/password_change.html", {"form": form}, status=400 if form.errors else 200)

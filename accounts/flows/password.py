@@ -4,15 +4,40 @@ change announced (CAEP 1.0 §3.3 credential-change) through ``sessions.flows.rev
 from __future__ import annotations
 
 from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest
 
 from core.events import EventType
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator, Reason
 
-from .. import authstate
+from .. import authstate, throttle
 from ..models import User
-from . import browser_sessions, device_sessions
+from . import attempts, browser_sessions, device_sessions
+
+#: Where a password guess was made, in its ``login.password`` event.
+CHANGE_STEP = "password_change"
+
+
+def attempt_change(request: HttpRequest, user: User, form: PasswordChangeForm) -> bool:
+    """Check ``form`` (the current password and the new one) and change the password when it
+    is valid. The current password is a guessable secret, as at sign-in: checked under the
+    same throttle (``accounts.throttle``, scope ``pwd``, the same buckets), a wrong one
+    recorded as a failed ``login.password``. Raises ``throttle.Throttled`` (recorded) when the
+    guesses must wait."""
+    account = user.get_username()
+    attempt = attempts.admit(request, throttle.Scope.PASSWORD, account, EventType.LOGIN_PASSWORD, user=user,
+                             step=CHANGE_STEP)
+    with attempts.judging(attempt):
+        valid = form.is_valid()
+    if "old_password" in form.errors:
+        attempts.fail(request, attempt, EventType.LOGIN_PASSWORD, attempts.Refusal.BAD_CREDENTIALS, user=user,
+                      step=CHANGE_STEP)
+        return False
+    throttle.succeeded(attempt)  # the current password was right: the new one may still be refused
+    if valid:
+        change(request, user, form.cleaned_data["new_password1"])
+    return valid
 
 
 def change(request: HttpRequest, user: User, new_password: str) -> None:

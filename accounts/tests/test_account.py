@@ -155,6 +155,34 @@ def test_password_change_signs_out_other_sessions_and_revokes_apps(user: Any, fr
     assert SecurityEvent.objects.filter(event_type="password.changed", user=user).exists()
 
 
+def test_guessing_the_current_password_on_the_change_page_is_throttled(client: Any, user: Any) -> None:
+    """A session cookie (a borrowed laptop) must not turn the change page into an unthrottled
+    password oracle: wrong current passwords count as failed password attempts, in the same
+    buckets as sign-in, until the page answers 429 with Retry-After, and nothing changes."""
+    login_password(client)
+    statuses = []
+    for i in range(12):
+        response = client.post(reverse("accounts:password_change"), {
+            "old_password": f"guess {i}", "new_password1": "a new long passphrase 9",
+            "new_password2": "a new long passphrase 9"})
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[0] == 400 and statuses[-1] == 429, statuses
+    assert int(response["Retry-After"]) >= 1 and b'role="alert"' in response.content
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    failures = SecurityEvent.objects.filter(event_type="login.password", outcome="failure", user=user)
+    assert failures.count() == statuses.count(400) and failures.first().details["step"] == "password_change"
+    assert SecurityEvent.objects.filter(event_type="login.password", outcome="denied", reason="throttled").exists()
+    # the right current password is refused while throttled too: the wait holds for everyone
+    blocked = client.post(reverse("accounts:password_change"), {
+        "old_password": PASSWORD, "new_password1": "a new long passphrase 9", "new_password2": "a new long passphrase 9"})
+    assert blocked.status_code == 429
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
 def test_sign_out_one_browser_session(user: Any) -> None:
     mine, other = Client(), Client()
     login_password(mine)
