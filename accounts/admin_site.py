@@ -55,6 +55,22 @@ class SecondFactorAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         return self.is_staff(request) and (has_second_factor(request) or single_factor_allowed())
 
+    def logout(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:  # type: ignore[override]
+        """Vigil's sign-out, not Django's bare ``logout()``: the browser session's record ends,
+        the app sessions born from this sign-in are revoked and it is recorded, as on the
+        account pages."""
+        from .views import logout_view  # the views import the admin's models: at call time
+
+        return logout_view(request)
+
+    def password_change(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:  # type: ignore[override]
+        """Vigil's page: the current password under the sign-in throttle, the other sessions
+        signed out, the apps revoked, the change announced (CAEP). Django's form did none of it."""
+        return HttpResponseRedirect(reverse("accounts:password_change"))
+
+    def password_change_done(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:  # type: ignore[override]
+        return HttpResponseRedirect(reverse("accounts:profile"))
+
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """Staff sign in through Vigil's login, not the admin's password-only form; a
         signed-in user without staff rights gets a 403, not a loop."""

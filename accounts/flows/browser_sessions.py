@@ -135,14 +135,20 @@ def mark_ended(request: HttpRequest, now: datetime | None = None) -> None:
 
 def sign_out_current(request: HttpRequest) -> None:
     """This browser signs out: its row ends, the app sessions born from it are revoked, and
-    Django's session is flushed (the logout page and ``prompt=select_account``)."""
-    end_current(request)
+    Django's session is flushed (the logout page, the admin's, and ``prompt=select_account``);
+    recorded as ``logout``."""
+    user = request.user if request.user.is_authenticated else None
+    revoked = end_current(request)
     logout(request)
+    if user is not None:
+        record(EventType.LOGOUT, user=user, request=request, revoked=revoked)
 
 
-def end_current(request: HttpRequest, now: datetime | None = None) -> None:
-    """Mark the current session ended (called just before logout flushes it)."""
+def end_current(request: HttpRequest, now: datetime | None = None) -> int:
+    """Mark the current session ended (called just before logout flushes it); how many app
+    sessions born from it were revoked."""
     mark_ended(request, now)
     state = authstate.current(request)
     if state is not None:
-        revoke_browser_login(state.sid, Reason.LOGOUT, now=now)
+        return revoke_browser_login(state.sid, Reason.LOGOUT, now=now)
+    return 0

@@ -173,7 +173,7 @@ def test_guessing_the_current_password_on_the_change_page_is_throttled(client: A
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
     failures = SecurityEvent.objects.filter(event_type="login.password", outcome="failure", user=user)
-    assert failures.count() == statuses.count(400) and failures.first().details["step"] == "password_change"
+    assert failures.count() == statuses.count(400) and failures[0].details["step"] == "password_change"
     assert SecurityEvent.objects.filter(event_type="login.password", outcome="denied", reason="throttled").exists()
     # the right current password is refused while throttled too: the wait holds for everyone
     blocked = client.post(reverse("accounts:password_change"), {
