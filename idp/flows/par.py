@@ -25,6 +25,7 @@ from core.events import EventType, record
 
 from ..oauth import fapi, par, request_object
 from ..oauth.client_auth import CREDENTIAL_PARAMETERS
+from ..oauth.dpop_binding import check_pushed_request
 from ..oauth.grants.base import TOKEN_AUTH_METHODS
 from ..oauth.http_headers import NO_STORE
 from ..oauth.request_object import ParamsPayload
@@ -41,6 +42,7 @@ def push(request: HttpRequest, now: int | None = None) -> HttpResponse:
     try:
         client = server.authenticate_client(oauth_req, TOKEN_AUTH_METHODS, ClientEndpoint.PAR)
         params = pushed_params(request, oauth_req, client, moment)
+        bind_to_proof(oauth_req, client, params)
         validate(oauth_req, client, params)
     except OAuth2Error as error:
         return _refused(request, oauth_req, error)
@@ -72,6 +74,18 @@ def pushed_params(
         params = {name: list(values) for name, values in form.items() if name not in CREDENTIAL_PARAMETERS}
     params["client_id"] = [client.client_id]
     return params
+
+
+def bind_to_proof(oauth_req: VigilOAuth2Request, client: Client, params: dict[str, list[str]]) -> None:
+    """RFC 9449 §10.1: a DPoP proof at ``/par`` binds the code to its key, as ``dpop_jkt``
+    would; both sent must name the same key."""
+    jkt = check_pushed_request(oauth_req, client)
+    if jkt is None:
+        return
+    given = params.get("dpop_jkt") or []
+    if given and given != [jkt]:
+        raise InvalidRequestError("dpop_jkt does not name the key of the DPoP proof (RFC 9449 section 10.1).")
+    params["dpop_jkt"] = [jkt]
 
 
 def validate(oauth_req: VigilOAuth2Request, client: Client, params: dict[str, list[str]]) -> None:

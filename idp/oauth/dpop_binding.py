@@ -64,13 +64,34 @@ def check_token_request(grant: Any, *, bound_jkt: str = "", replay_first: bool =
     return proof.jkt
 
 
+def check_pushed_request(request: Any, client: Any) -> str | None:
+    """RFC 9449 §10.1: a DPoP proof sent to ``/par`` (htu ``{issuer}/par``) is verified like one
+    at the token endpoint and binds the code as ``dpop_jkt`` would; returns its key thumbprint,
+    or None without a proof (FAPI 2.0's algorithms apply to it too)."""
+    try:
+        proof_jwt = single_proof_from_headers(dpop_header_values(request.django_request))
+        if proof_jwt is None:
+            return None
+        fapi.check_dpop_alg(client, proof_jwt)
+        proof = verify_proof(proof_jwt, method="POST", url=f"{app_settings.ISSUER}/par",
+                             nonce_required=sessions_settings.DPOP_NONCE_REQUIRED, now=timezone.now())
+    except DPoPError as error:
+        _record_refusal(request, client, error)
+        raise _as_oauth_error(error) from error
+    return proof.jkt
+
+
 def _refuse(grant: Any, error: DPoPError) -> NoReturn:
     request = grant.request
+    _record_refusal(request, request.client, error)
+    raise _as_oauth_error(error) from error
+
+
+def _record_refusal(request: Any, client: Any, error: DPoPError) -> None:
     record(
         EventType.DPOP_REFUSED,
         outcome="denied",
         reason=error.reason or error.error,
-        client_id=request.client.client_id,
+        client_id=client.client_id,
         request=request.django_request,
     )
-    raise _as_oauth_error(error) from error

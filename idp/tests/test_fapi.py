@@ -41,7 +41,10 @@ def bank(db: Any, rsa_key: RSAKey) -> tuple[Any, Any]:
 
 
 def _push(client: Any, key: Any, pkce: Any, **extra: Any) -> Any:
-    return push({**request_params(client.client_id, pkce, **extra), **authenticated(client.client_id, key)})
+    headers = {k: v for k, v in extra.items() if k.startswith("HTTP_")}
+    params = {k: v for k, v in extra.items() if not k.startswith("HTTP_")}
+    return push({**request_params(client.client_id, pkce, **params), **authenticated(client.client_id, key)},
+                **headers)
 
 
 def _code(browser: Any, client: Any, key: Any, pkce: Any) -> dict[str, str]:
@@ -278,3 +281,35 @@ def test_a_lost_refresh_response_is_retried_with_the_previous_token(browser, ban
     assert retried.status_code == 200, retried.content
     assert retried.json()["refresh_token"] == lost.json()["refresh_token"]
     assert not SecurityEvent.objects.filter(event_type="oauth.refresh_refused").exists()
+
+
+def test_a_dpop_proof_at_par_binds_the_code_to_its_key(browser, bank, pkce):
+    """RFC 9449 §10.1 (FAPI 2.0 asks for code binding when DPoP is used): a proof sent to /par
+    binds the code as dpop_jkt would; an exchange with another key is refused and leaves the
+    code usable; a dpop_jkt naming another key than the proof's, or a bad proof, is refused."""
+    from joserfc.jwk import ECKey
+
+    from sessions.dpop import thumbprint
+
+    client, key = bank
+    mine, other = ECKey.generate_key("P-256", private=True), ECKey.generate_key("P-256", private=True)
+
+    def at(url_path: str, k: ECKey) -> str:
+        return create_proof(k, method="POST", url=f"{issuer()}{url_path}")
+
+    mismatch = push({**request_params(client.client_id, pkce, dpop_jkt=thumbprint(other.as_dict(private=False))),
+                     **authenticated(client.client_id, key)}, HTTP_DPOP=at("/par", mine))
+    assert mismatch.status_code == 400 and mismatch.json()["error"] == "invalid_request"
+    wrong_htu = _push(client, key, pkce, HTTP_DPOP=at("/token", mine))
+    assert wrong_htu.status_code == 400 and wrong_htu.json()["error"] == "invalid_dpop_proof"
+    assert not AuthorizationCode.objects.exists()
+    pushed = push({**request_params(client.client_id, pkce), **authenticated(client.client_id, key)},
+                  HTTP_DPOP=at("/par", mine))
+    assert pushed.status_code == 201, pushed.content
+    response = browser.get(authorize_url(client.client_id, request_uri=pushed.json()["request_uri"]))
+    code = query_of(response["Location"])["code"]
+    assert AuthorizationCode.objects.get().dpop_jkt == thumbprint(mine.as_dict(private=False))
+    stolen = _exchange(client, key, code, pkce, HTTP_DPOP=at("/token", other))
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    assert AuthorizationCode.objects.get().used_at is None
+    assert _exchange(client, key, code, pkce, HTTP_DPOP=at("/token", mine)).status_code == 200
