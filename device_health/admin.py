@@ -51,11 +51,14 @@ class HealthPolicyAdmin(admin.ModelAdmin):
     def add_default_rules(self, request: HttpRequest, queryset: QuerySet[HealthPolicy]) -> None:
         for policy in queryset:
             existing = set(policy.rules.values_list("name", flat=True))
-            HealthRule.objects.bulk_create([
+            added = HealthRule.objects.bulk_create([
                 HealthRule(policy=policy, order=i, name=r.name, platform=r.platform, condition=r.condition,
                            parameter=r.parameter, outcome=r.outcome, user_message=r.message[:300])
                 for i, r in enumerate(default_rules(android_app_of(policy.client))) if r.name not in existing
             ])
+            if added:  # a policy change like any other: on record
+                record(EventType.DEVICE_HEALTH_POLICY_CHANGED, client_id=policy.client.client_id, request=request,
+                       admin=request.user.get_username(), added_rules=[rule.name for rule in added])
         config_cache.changed()  # bulk_create sends no post_save: every process's rules copy is now stale
         self.message_user(request, "Default rules added.", messages.SUCCESS)
 

@@ -150,6 +150,12 @@ class ClientAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Client, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        admin_name = request.user.get_username()
+        if not change:
+            record(EventType.CLIENT_REGISTERED, client_id=obj.client_id, request=request, admin=admin_name)
+        elif form.changed_data:  # consent, MFA, redirect URIs, activity...: every change is on record
+            record(EventType.CLIENT_CHANGED, client_id=obj.client_id, request=request, admin=admin_name,
+                   changed=sorted(form.changed_data), is_active=obj.is_active)
         if form.cleaned_data.get("logo_file") is not None:
             store_logo(obj, form.cleaned_data["logo_file"])
         elif form.cleaned_data.get("remove_logo"):
@@ -193,6 +199,11 @@ class SigningKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Keys leave by the rotation's schedule (published, retired, removed after the tokens
+        they signed expire); deleting one would break those tokens unrecorded."""
+        return False
+
     @admin.action(description="Rotate these algorithms now (new key signs immediately)")
     def rotate_now(self, request: HttpRequest, queryset: Any) -> None:
         for alg in sorted(set(queryset.filter(status=KeyStatus.ACTIVE).values_list("alg", flat=True))):
@@ -222,9 +233,27 @@ class AuthorizationCodeAdmin(admin.ModelAdmin):
 
 @admin.register(Consent)
 class ConsentAdmin(admin.ModelAdmin):
+    """Consents are the user's to give (``/authorize``); an admin may only withdraw them, and
+    each withdrawal is recorded (the next authorization asks the user again)."""
+
     list_display = ["user", "client", "scopes", "updated_at"]
     list_filter = ["client"]
     search_fields = ["user__username", "client__client_id"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: Consent) -> None:
+        self.delete_queryset(request, Consent.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for consent in queryset.select_related("user", "client"):
+            record(EventType.OAUTH_CONSENT_REVOKED, user=consent.user, client_id=consent.client.client_id,
+                   request=request, admin=request.user.get_username(), scopes=consent.scopes)
+        queryset.delete()
 
 
 @admin.register(SecurityEvent)

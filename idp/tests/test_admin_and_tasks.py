@@ -46,6 +46,74 @@ def test_security_events_are_read_only(admin_client, tokens):
         event.save()
 
 
+def test_a_signing_key_cannot_be_deleted_in_the_admin(admin_client):
+    """Keys leave by the rotation's schedule; deleting one broke the tokens it signed, unrecorded."""
+    keys.ensure_keys()
+    key = SigningKey.objects.order_by("pk")[0]
+    before = SigningKey.objects.count()
+    assert admin_client.post(reverse("admin:core_signingkey_delete", args=[key.pk]), {"post": "yes"}).status_code == 403
+    admin_client.post(reverse("admin:core_signingkey_changelist"),
+                      {"action": "delete_selected", "_selected_action": [key.pk], "post": "yes"})
+    assert SigningKey.objects.count() == before
+
+
+def test_deleting_a_family_in_the_admin_revokes_it_on_record_first(admin_client, tokens):
+    from core.models import SecurityEvent
+
+    session = DeviceSession.objects.get()
+    response = admin_client.post(reverse("admin:device_sessions_devicesession_changelist"),
+                                 {"action": "delete_selected", "_selected_action": [session.pk], "post": "yes"})
+    assert response.status_code == 302 and not DeviceSession.objects.exists()
+    revoked = SecurityEvent.objects.get(event_type="session.revoked", session_id=session.sid)
+    assert revoked.reason == "revoked_by_admin"
+
+
+def test_admin_client_edits_are_on_record(admin_client, mobile_client):
+    from core.models import SecurityEvent
+
+    client = mobile_client.client
+    page = admin_client.get(reverse("admin:clients_client_change", args=[client.pk]))
+    form = page.context["adminform"].form
+    import json
+
+    data = {name: value for name, value in form.initial.items() if value is not None and not isinstance(value, list)}
+    data.update({name: json.dumps(value) for name, value in form.initial.items() if isinstance(value, list)})
+    data.update({"first_party": "", "is_active": "on", "auth_methods": form.initial.get("auth_methods", ["none"])})
+    for name in list(data):
+        if data[name] is True:
+            data[name] = "on"
+        elif data[name] is False:
+            del data[name]
+    response = admin_client.post(reverse("admin:clients_client_change", args=[client.pk]), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    client.refresh_from_db()
+    assert client.first_party is False
+    event = SecurityEvent.objects.get(event_type="client.changed", client_id=client.client_id)
+    assert "first_party" in event.details["changed"] and event.details["admin"] == "admin"
+
+
+def test_an_admin_withdrawing_a_consent_is_on_record(admin_client, tokens, user, mobile_client):
+    from core.models import SecurityEvent
+    from idp.models import Consent
+
+    consent = Consent.objects.create(user=user, client=mobile_client.client, scopes=["openid"])
+    assert admin_client.get(reverse("admin:idp_consent_change", args=[consent.pk])).status_code == 200  # view only
+    response = admin_client.post(reverse("admin:idp_consent_delete", args=[consent.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not Consent.objects.exists()
+    assert SecurityEvent.objects.filter(event_type="oauth.consent_revoked", user=user).count() == 1
+
+
+def test_deleting_a_user_revokes_their_families_on_record(admin_client, tokens, user):
+    from core.models import SecurityEvent
+
+    session = DeviceSession.objects.get()
+    response = admin_client.post(reverse("admin:accounts_user_delete", args=[user.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not DeviceSession.objects.exists()
+    revoked = SecurityEvent.objects.get(event_type="session.revoked", session_id=session.sid)
+    assert revoked.reason == "user_deleted"
+
+
 def test_rotate_task_publishes_successor_when_due(time_machine):
     time_machine.move_to(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     keys.ensure_keys()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
 from attestation.signals import device_revoked
@@ -29,6 +29,13 @@ def revoke_device_sessions(device_id: int, reason: str) -> int:
 def _device_revoked(sender: Any, device: Any, **kwargs: Any) -> None:
     """``attestation.signals.device_revoked``: its families end at once."""
     revoke_device_sessions(device.pk, Reason.DEVICE_REVOKED)
+
+
+@receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deleted")
+def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A deleted user's families end through the one path first (recorded, announced to the
+    relying services) instead of vanishing with the user's rows."""
+    revocation.revoke_user_sessions(instance, Reason.USER_DELETED)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")

@@ -61,6 +61,7 @@ class Reason(StrEnum):
     PASSWORD_SET_BY_ADMIN = "password_set_by_admin"
     FACTORS_RESET = "factors_reset"
     USER_DEACTIVATED = "user_deactivated"
+    USER_DELETED = "user_deleted"
     DEVICE_REVOKED = "device_revoked"
     DEVICE_HEALTH_DENIED = "device_health_denied"
     ATTESTATION_STALE = "attestation_stale"
@@ -82,6 +83,7 @@ _INITIATORS: dict[str, Initiator] = {
     Reason.PASSWORD_SET_BY_ADMIN: Initiator.ADMIN,
     Reason.FACTORS_RESET: Initiator.ADMIN,
     Reason.USER_DEACTIVATED: Initiator.ADMIN,
+    Reason.USER_DELETED: Initiator.ADMIN,
 }
 
 
