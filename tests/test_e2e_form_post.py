@@ -84,8 +84,11 @@ def test_authlib_django_client_completes_form_post(issuer: str, rp: Any, alice: 
     assert rp.userinfo(token=token)["email"] == "alice@example.com"
 
 
-def test_authlib_refuses_a_replayed_form_post(issuer: str, rp: Any, alice: Any) -> None:
-    """The same posted code cannot be redeemed twice (RFC 6749 §4.1.2)."""
+def test_authlib_refuses_a_replayed_form_post(issuer: str, rp: Any, alice: Any, settings: Any) -> None:
+    """The same posted code cannot be redeemed twice (RFC 6749 §4.1.2), with the retry window
+    off (inside it, the replay by the same client with its verifier is answered again:
+    docs/device-sessions.md, "The code exchange has the same window")."""
+    settings.IDP_REFRESH_TOKEN_GRACE_SECONDS = 0
     factory = RequestFactory()
     login = factory.get("/rp/login")
     login.session = SessionStore()
