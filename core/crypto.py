@@ -99,9 +99,23 @@ def successor_token(presented: str, *, secret: str | None = None) -> str:
     Deterministic, so rotating the same token twice (a retry after a lost response, or
     concurrent presentations) yields the same successor rather than a second live token;
     unpredictable without the server secret, and 256 bits like any random token."""
-    key = _derive(secret or ENCRYPTION_SECRETS.current, b"refresh-token-successor")
-    digest = hmac.new(key, presented.encode(), hashlib.sha256).digest()
-    return b64url_encode(digest)
+    return _derived_token(presented, _SUCCESSOR, secret)
+
+
+_SUCCESSOR = b"refresh-token-successor"
+_FIRST_REFRESH = b"code-first-refresh-token"
+
+
+def _derived_token(value: str, purpose: bytes, secret: str | None) -> str:
+    """base64url(HMAC-SHA256(k, value)), ``k`` derived for ``purpose`` from ``secret`` (the
+    current one by default): a token that only the server can derive from ``value``."""
+    key = _derive(secret or ENCRYPTION_SECRETS.current, purpose)
+    return b64url_encode(hmac.new(key, value.encode(), hashlib.sha256).digest())
+
+
+def _derived_candidates(value: str, purpose: bytes) -> list[str]:
+    """``_derived_token`` under the current secret and each fallback, without repeats."""
+    return list(dict.fromkeys(_derived_token(value, purpose, secret) for secret in ENCRYPTION_SECRETS.all()))
 
 
 def first_refresh_token(code: str, *, secret: str | None = None) -> str:
@@ -109,19 +123,18 @@ def first_refresh_token(code: str, *, secret: str | None = None) -> str:
     base64url(HMAC-SHA256(k, code)), ``k`` derived for this purpose alone. One per code, ever,
     so the retry of an exchange whose answer was lost can be given the same token again
     (``sessions.flows.code_exchange.redeem_again``); unpredictable without the server secret."""
-    key = _derive(secret or ENCRYPTION_SECRETS.current, b"code-first-refresh-token")
-    return b64url_encode(hmac.new(key, code.encode(), hashlib.sha256).digest())
+    return _derived_token(code, _FIRST_REFRESH, secret)
 
 
 def first_refresh_candidates(code: str) -> list[str]:
     """``first_refresh_token`` under the current secret and each fallback."""
-    return list(dict.fromkeys(first_refresh_token(code, secret=secret) for secret in ENCRYPTION_SECRETS.all()))
+    return _derived_candidates(code, _FIRST_REFRESH)
 
 
 def successor_candidates(presented: str) -> list[str]:
     """The successor of ``presented`` under the current secret and each fallback (a token
     rotated just before the secret was rotated is still recognised)."""
-    return list(dict.fromkeys(successor_token(presented, secret=secret) for secret in ENCRYPTION_SECRETS.all()))
+    return _derived_candidates(presented, _SUCCESSOR)
 
 
 def _fernet() -> MultiFernet:

@@ -62,9 +62,15 @@ def authorize(request: HttpRequest) -> HttpResponse:
     POSTed request becomes the same request as a GET (303), so it works like a link would;
     answers from our own pages are CSRF-checked. The form_post page sets its own, stricter CSP."""
     if request.method == "POST" and not _PAGE_ANSWERS & request.POST.keys():
-        params = [*request.GET.lists(), *((k, v) for k, v in request.POST.lists() if k not in request.GET)]
-        return HttpResponseRedirect(f"{request.path}?{urlencode(params, doseq=True)}", status=303)
+        return _same_request_by_get(request)
     return _authorize_page(request)
+
+
+def _same_request_by_get(request: HttpRequest) -> HttpResponse:
+    """A relying party's POSTed request as the same request by GET (303): its form fields
+    join the query (the query's win), so it is judged exactly as the GET would be."""
+    params = [*request.GET.lists(), *((k, v) for k, v in request.POST.lists() if k not in request.GET)]
+    return HttpResponseRedirect(f"{request.path}?{urlencode(params, doseq=True)}", status=303)
 
 
 @csrf_protect
@@ -175,8 +181,7 @@ def end_session(request: HttpRequest) -> HttpResponse:
     party's POSTed request (it has no CSRF token of ours) becomes the same request as a GET
     (303), exactly as ``authorize`` does; our own confirmation is CSRF-checked."""
     if request.method == "POST" and _LOGOUT_CONFIRMATION not in request.POST:
-        params = [*request.GET.lists(), *((k, v) for k, v in request.POST.lists() if k not in request.GET)]
-        return HttpResponseRedirect(f"{request.path}?{urlencode(params, doseq=True)}", status=303)
+        return _same_request_by_get(request)
     return _end_session_page(request)
 
 

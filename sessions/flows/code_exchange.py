@@ -47,9 +47,6 @@ class Exchanged:
     issued: IssuedTokens
 
 
-    retried: bool = False  # the answer of an earlier exchange of this code, given again
-
-
 @dataclass(frozen=True)
 class CodeReused:
     """The code had been used already: what its first use issued is revoked, and recorded."""
@@ -257,7 +254,7 @@ def redeem_again(
                 issued.refresh_token = next(c for c in candidates if token_digest(c) == bytes(first))
             record(EventType.OAUTH_CODE_RETRIED, user=session.user, client_id=session.client.client_id,
                    session_id=session.sid, request=request, grant_type="authorization_code", jti=issued.jti)
-            return Exchanged(session, issued, retried=True)
+            return Exchanged(session, issued)
     if verdict is Again.UNANSWERABLE and session is not None:
         record(EventType.OAUTH_CODE_RETRIED, outcome="denied", reason=verdict.value, user=session.user,
                client_id=session.client.client_id, session_id=session.sid, request=request)
