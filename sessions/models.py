@@ -109,7 +109,9 @@ class RefreshToken(models.Model):
         return (now or timezone.now()) >= self.expires_at
 
     def is_revoked(self) -> bool:
-        return self.revoked_at is not None or not self.session.is_active
+        """Revoked, its family ended, or its user deactivated (also behind the revocation
+        signal, by ``QuerySet.update``: the user is judged where the token is used)."""
+        return self.revoked_at is not None or not self.session.is_active or not self.session.user.is_active
 
     def get_user(self) -> object:
         return self.session.user
@@ -137,9 +139,16 @@ class AccessToken(models.Model):
         db_table = "sessions_access_token"
 
     def is_active(self, now: datetime | None = None) -> bool:
-        if self.revoked_at is not None or (now or timezone.now()) >= self.expires_at:
+        """Unrevoked, unexpired, its family active and its user (a client's own token has none)
+        still active: a user deactivated behind the revocation signal holds nothing live."""
+        if self.revoked_at is not None or self.is_expired(now):
             return False
-        return self.session is None or self.session.is_active
+        if self.session is not None and not self.session.is_active:
+            return False
+        return self.user_id is None or self.user.is_active
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
 
 
 class AuthorizationCode(models.Model):

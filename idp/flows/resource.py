@@ -65,7 +65,8 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
 
 
 def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
-    """Say truthfully why a well-signed token is refused: unknown, revoked, expired, or its
+    """Say truthfully why a well-signed token is refused: unknown, revoked, its user
+    deactivated, expired, or its
     session awaits step-up (RFC 9470 §3 ``insufficient_user_authentication``: the client
     sends the user through authorization for a fresh second factor)."""
     session = token.session if token is not None else None
@@ -80,6 +81,9 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
         )
     elif token.revoked_at is not None or (session is not None and session.status == SessionStatus.REVOKED):
         reason, error = "revoked", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token has been revoked.")
+    elif token.user is not None and not token.user.is_active:
+        reason, error = "user_inactive", ResourceError(
+            ResourceErrorCode.INVALID_TOKEN, "The access token's user is no longer active.")
     else:
         reason, error = "expired", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token has expired.")
     _refused(request, error.error, reason)

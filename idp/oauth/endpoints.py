@@ -60,7 +60,7 @@ class FoundToken:
 
     def is_expired(self) -> bool:
         if self.access is not None:
-            return not self.access.is_active(self.now) and self.access.revoked_at is None
+            return self.access.is_expired(self.now)
         return self.refresh.is_expired()  # type: ignore[union-attr]
 
     def is_revoked(self) -> bool:
