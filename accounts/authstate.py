@@ -48,8 +48,14 @@ class AuthState:
         return datetime.fromtimestamp(self.auth_time, tz=UTC)
 
 
-def establish(request: HttpRequest, user: User, amr: list[str], now: datetime | None = None) -> AuthState:
-    """Log the user in (a fresh session id, against fixation) and record how."""
+def establish(
+    request: HttpRequest, user: User, amr: list[str], now: datetime | None = None, *, complete: bool = True
+) -> AuthState:
+    """Log the user in (a fresh session id, against fixation) and record how.
+
+    ``complete=False``: a session that must enroll a required factor before it is a full
+    sign-in. It recognises no device (``known_devices``) until that factor is proved
+    (``add_methods``), so a password alone never mints a known device or a usual network."""
     moment = now or timezone.now()
     previous = current(request)
     old_key = request.session.session_key
@@ -58,12 +64,14 @@ def establish(request: HttpRequest, user: User, amr: list[str], now: datetime | 
     state = AuthState(user_id=user.pk, auth_time=int(moment.timestamp()), amr=normalise_amr(amr), sid=sid)
     request.session[SESSION_KEY] = {"auth_time": state.auth_time, "amr": state.amr, "sid": state.sid}
     auth_state_saved.send(sender=AuthState, request=request, user=user, state=state, old_key=old_key, now=moment)
-    known_devices.remember(request, user, moment)
+    if complete:
+        known_devices.remember(request, user, moment)
     return state
 
 
 def add_methods(request: HttpRequest, methods: list[str], now: datetime | None = None) -> AuthState | None:
-    """A further factor (step-up) on the same session: amr grows, auth_time moves on."""
+    """A further factor (step-up, or the enrollment of a required one) on the same session:
+    amr grows, auth_time moves on, and the device is recognised as after a full sign-in."""
     state = current(request)
     if state is None:
         return None
@@ -74,6 +82,7 @@ def add_methods(request: HttpRequest, methods: list[str], now: datetime | None =
     request.session.cycle_key()
     new_state = current(request)
     if new_state is not None:
+        known_devices.remember(request, signed_in_user(request), moment)  # every factor asked for is proved
         auth_state_saved.send(
             sender=AuthState,
             request=request,

@@ -9,7 +9,8 @@ else's, so nobody elsewhere can delay it.
 
 Entries name accounts by a keyed hash (``salted_hmac``): the cookie does not say which
 accounts used the browser. It is issued only once every factor the sign-in needed passed,
-never after a password alone, so knowing a password does not mint devices.
+never after a password alone (nor in the session a password opens only to enroll a required
+factor, until that factor is proved), so knowing a password does not mint devices.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.http_methods import raw_body
 from sessions.flows.revocation import Reason
 
-from . import authstate, throttle
+from . import authstate, known_devices, throttle
 from .authstate import AuthenticatedHttpRequest
 from .flows import attempts, browser_sessions, device_sessions, factors, passkeys, password, policy, recovery, totp
 from .flows.passkeys import FactorRemovalRefused
@@ -73,6 +73,7 @@ def mfa_setup_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @csp
 @recent_auth_required()
 @require_http_methods(["GET", "POST"])
+@known_devices.issues_cookie  # a required factor's enrollment completes the sign-in
 def totp_enroll_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show the secret (QR + text); a first valid code confirms it (RFC 6238)."""
     user = request.user

@@ -64,7 +64,7 @@ def after_first_factor(request: HttpRequest, user: User, amr: list[str], wanted_
         pending.start(request, user, amr, mode="login")
         return decision
     pending.clear(request)
-    state = authstate.establish(request, user, amr)
+    state = authstate.establish(request, user, amr, complete=decision.step != policy.ENROLL)
     record(EventType.LOGIN_COMPLETED, user=user, request=request, amr=state.amr, acr=state.acr, session_id=state.sid)
     return decision
 

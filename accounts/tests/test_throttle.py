@@ -13,6 +13,7 @@ import pytest
 from django.core import signing
 from django.test import Client
 from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import known_devices, throttle
 from accounts.app_settings import app_settings
@@ -258,6 +259,34 @@ def test_the_device_cookie_comes_only_with_a_full_sign_in(user: Any, frozen: Any
     cookie = done.cookies[app_settings.KNOWN_DEVICE_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and int(cookie["max-age"]) == 180 * 86400
     assert user.username not in cookie.value  # accounts are named by a keyed hash
+
+
+def test_a_password_alone_mints_no_device_while_a_second_factor_must_be_enrolled(make_user: Any, frozen: Any) -> None:
+    """A required second factor not yet enrolled: the password opens a session that can only
+    enroll one; the device cookie and the usual network come once the factor is proved."""
+    user = make_user(require_mfa=True)
+    browser = at(HOME)
+    first = login_password(browser, user.username)
+    assert first.url.startswith(reverse("accounts:mfa_setup")) and signed_in(browser)["amr"] == ["pwd"]
+    assert app_settings.KNOWN_DEVICE_COOKIE not in first.cookies
+    tag = known_devices.account_tag(user.username)
+    assert known_devices._usual_networks(tag, time.time()) == {}
+    browser.get(reverse("accounts:totp_enroll"))
+    device = TOTPDevice.objects.get(user=user)
+    enrolled = browser.post(reverse("accounts:totp_enroll"), {"code": code_for(device)})
+    assert enrolled.cookies[app_settings.KNOWN_DEVICE_COOKIE]["httponly"]
+    assert known_devices.network(HOME) in known_devices._usual_networks(tag, time.time())
+    browser.post(reverse("accounts:logout"))
+    source = known_devices.source_for(_request_from(browser, HOME), user.username)
+    assert source.basis == throttle.Basis.KNOWN_DEVICE
+
+
+def _request_from(browser: Client, address: str) -> Any:
+    from django.test import RequestFactory
+
+    request = RequestFactory(REMOTE_ADDR=address).get("/")
+    request.COOKIES = {k: v.value for k, v in browser.cookies.items()}
+    return request
 
 
 def test_a_forged_device_cookie_is_an_unfamiliar_source(user: Any, frozen: Any) -> None:
