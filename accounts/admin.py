@@ -16,6 +16,8 @@ from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from sessions.admin import RevokesFamiliesFirst
+
 from .authstate import signed_in_user
 from .flows import factors, password, recovery
 from .models import Passkey, User
@@ -50,7 +52,7 @@ class TotpInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
     list_display = ["username", "email", "is_active", "require_mfa", "factor_summary", "is_staff"]
     list_filter = [*DjangoUserAdmin.list_filter, "require_mfa"]
     readonly_fields = ["subject", "factor_summary"]

@@ -28,6 +28,7 @@ from core.app_settings import app_settings
 from core.events import EventType, record
 from core.models import KeyStatus, SecurityEvent, SigningKey
 from core.read_only_admin import ReadOnlyAdmin
+from sessions.admin import RevokesFamiliesFirst
 from sessions.models import AuthorizationCode
 
 from .models import Consent, DeviceAuthorization
@@ -131,7 +132,7 @@ class ClientForm(forms.ModelForm):
 
 
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(RevokesFamiliesFirst, admin.ModelAdmin):
     form = ClientForm
     list_display = ["name", "client_id", "client_type", "auth_methods_shown", "signing_alg", "require_pkce",
                     "first_party", "require_mfa", "require_dpop", "profile", "is_active"]

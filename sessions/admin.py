@@ -7,8 +7,21 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .flows.revocation import Reason, revoke_session
+from core.events import EventType, record
+
+from .flows.revocation import Reason, revoke_access_token, revoke_session
 from .models import AccessToken, DeviceSession, RefreshToken
+
+
+class RevokesFamiliesFirst:
+    """For an admin whose deletion cascades to token families that are revoked on record first
+    (``delete_queryset`` here, the user's and client's ``pre_delete`` receivers): their access
+    tokens, which cannot be deleted alone, do not block the deletion."""
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)  # type: ignore[misc]
+        perms_needed.discard(AccessToken._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
 
 
 class RefreshTokenInline(admin.TabularInline):
@@ -20,7 +33,7 @@ class RefreshTokenInline(admin.TabularInline):
 
 
 @admin.register(DeviceSession)
-class DeviceSessionAdmin(admin.ModelAdmin):
+class DeviceSessionAdmin(RevokesFamiliesFirst, admin.ModelAdmin):
     list_display = ["sid", "user", "client", "status", "acr", "created_at", "last_refresh_at", "last_ip", "last_place"]
     list_filter = ["status", "client", "acr"]
     search_fields = ["sid", "user__username", "client__client_id", "last_ip"]
@@ -53,7 +66,24 @@ class AccessTokenAdmin(admin.ModelAdmin):
     list_filter = ["client"]
     search_fields = ["jti", "user__username", "client__client_id"]
     readonly_fields = [f.name for f in AccessToken._meta.fields]
+    actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Deleting a live row was a silent revocation (its JWT then unknown everywhere),
+        unrecorded: an admin revokes on record instead. A revoked or expired row changes
+        nothing by going (``idp.purge_expired`` removes them in time)."""
+        if obj is None or (obj.revoked_at is None and not obj.is_expired()):
+            return False
+        return bool(super().has_delete_permission(request, obj))
+
+    @admin.action(description="Revoke (this access token only; its family keeps refreshing)")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        admin_name = request.user.get_username()
+        for token in queryset.select_related("client"):
+            if revoke_access_token(token):
+                record(EventType.OAUTH_REVOCATION, reason="access_token", client_id=token.client.client_id,
+                       user=token.user, request=request, jti=token.jti, initiator="admin", admin=admin_name)
 

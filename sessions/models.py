@@ -145,7 +145,7 @@ class AccessToken(models.Model):
             return False
         if self.session is not None and not self.session.is_active:
             return False
-        return self.user_id is None or self.user.is_active
+        return self.user is None or self.user.is_active
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return (now or timezone.now()) >= self.expires_at

@@ -23,7 +23,7 @@ from core import jwt_tokens
 from core.events import EventType, record
 from sessions.flows import refresh
 from sessions.flows import tokens as token_flows
-from sessions.flows.revocation import Reason
+from sessions.flows.revocation import Reason, revoke_access_token
 from sessions.models import AccessToken, RefreshToken
 
 from . import introspect_jwt
@@ -246,7 +246,7 @@ class RevocationEndpoint(_RevocationEndpoint):
             # RFC 7009 §2.1: revoking a refresh token revokes its grant (the whole family).
             token_flows.revoke_session(token.refresh.session, Reason.REVOKED_BY_CLIENT, now=now)
         elif token.access is not None:
-            AccessToken.objects.filter(pk=token.access.pk, revoked_at__isnull=True).update(revoked_at=now)
+            revoke_access_token(token.access, now=now)
         record(
             EventType.OAUTH_REVOCATION,
             reason=token.kind,

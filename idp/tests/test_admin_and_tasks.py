@@ -68,6 +68,48 @@ def test_deleting_a_family_in_the_admin_revokes_it_on_record_first(admin_client,
     assert revoked.reason == "revoked_by_admin"
 
 
+def test_an_access_token_is_revoked_on_record_in_the_admin_never_deleted(admin_client, tokens):
+    """Deleting the row was a silent revocation (the JWT then unknown everywhere), unrecorded."""
+    from core.models import SecurityEvent
+
+    access = AccessToken.objects.get()
+    changelist = reverse("admin:device_sessions_accesstoken_changelist")
+    assert admin_client.post(reverse("admin:device_sessions_accesstoken_delete", args=[access.pk]),
+                             {"post": "yes"}).status_code == 403
+    admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [access.pk], "post": "yes"})
+    assert AccessToken.objects.filter(pk=access.pk, revoked_at=None).exists()
+    assert not SecurityEvent.objects.filter(event_type="oauth.revocation").exists()
+
+    for _ in range(2):  # the second time it is already revoked: nothing more on record
+        response = admin_client.post(changelist, {"action": "revoke", "_selected_action": [access.pk]})
+        assert response.status_code == 302
+    access.refresh_from_db()
+    assert access.revoked_at is not None and not access.is_active()
+    event = SecurityEvent.objects.get(event_type="oauth.revocation")
+    assert event.reason == "access_token" and event.details["jti"] == access.jti
+    assert event.details["admin"] == "admin" and event.details["initiator"] == "admin"
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE  # the family keeps refreshing
+
+
+def test_a_revoked_access_token_row_may_go_and_family_and_client_deletions_revoke_first(admin_client, tokens,
+                                                                                        mobile_client):
+    from core.models import SecurityEvent
+
+    access = AccessToken.objects.get()
+    admin_client.post(reverse("admin:device_sessions_accesstoken_changelist"),
+                      {"action": "revoke", "_selected_action": [access.pk]})
+    assert admin_client.post(reverse("admin:device_sessions_accesstoken_delete", args=[access.pk]),
+                             {"post": "yes"}).status_code == 302
+    assert not AccessToken.objects.filter(pk=access.pk).exists()
+
+    session = DeviceSession.objects.get()
+    client = mobile_client.client
+    response = admin_client.post(reverse("admin:clients_client_delete", args=[client.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not DeviceSession.objects.exists()
+    revoked = SecurityEvent.objects.get(event_type="session.revoked", session_id=session.sid)
+    assert revoked.reason == "client_deleted" and revoked.details["initiator"] == "admin"
+
+
 def test_admin_client_edits_are_on_record(admin_client, mobile_client):
     from core.models import SecurityEvent
 

@@ -1,4 +1,5 @@
-"""Revocation cascades (issue 5 §5): deactivating a user or revoking a device ends its
+"""Revocation cascades (issue 5 §5): deactivating or deleting a user, deleting a client or
+revoking a device ends its
 token families at once, so introspection and userinfo refuse their tokens immediately
 rather than at the next refresh. Each family ends through the one path
 (``sessions.flows.revocation``), so each is recorded and announced. The receivers here
@@ -13,6 +14,7 @@ from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
 from attestation.signals import device_revoked
+from clients.models import Client
 
 from ..models import DeviceSession, SessionStatus
 from . import revocation
@@ -36,6 +38,13 @@ def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     """A deleted user's families end through the one path first (recorded, announced to the
     relying services) instead of vanishing with the user's rows."""
     revocation.revoke_user_sessions(instance, Reason.USER_DELETED)
+
+
+@receiver(pre_delete, sender=Client, dispatch_uid="vigil-client-deleted")
+def _client_deleted(sender: Any, instance: Client, **kwargs: Any) -> None:
+    """A deleted client's families end through the one path first, as a deleted user's do."""
+    live = DeviceSession.objects.exclude(status=SessionStatus.REVOKED).filter(client_id=instance.pk)
+    revocation.revoke_sessions(live.select_related("client", "user", "device"), Reason.CLIENT_DELETED)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")

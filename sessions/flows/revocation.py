@@ -2,8 +2,8 @@
 
 Every way a session ends (the user signing an app out on the account page, browser or
 RP-initiated logout, ``/revoke``, an admin, a password or factor change, risk, device
-health, revalidation, a revoked device or deactivated user, code or refresh-token reuse, a
-received shared signal) calls :func:`revoke_session`; every change to a credential calls
+health, revalidation, a revoked device, a deactivated or deleted user, a deleted client,
+code or refresh-token reuse, a received shared signal) calls :func:`revoke_session`; every change to a credential calls
 :func:`credential_changed`. Each records exactly one security event and then *announces*
 the change with a named signal, inside the same transaction:
 
@@ -62,6 +62,7 @@ class Reason(StrEnum):
     FACTORS_RESET = "factors_reset"
     USER_DEACTIVATED = "user_deactivated"
     USER_DELETED = "user_deleted"
+    CLIENT_DELETED = "client_deleted"
     DEVICE_REVOKED = "device_revoked"
     DEVICE_HEALTH_DENIED = "device_health_denied"
     ATTESTATION_STALE = "attestation_stale"
@@ -84,6 +85,7 @@ _INITIATORS: dict[str, Initiator] = {
     Reason.FACTORS_RESET: Initiator.ADMIN,
     Reason.USER_DEACTIVATED: Initiator.ADMIN,
     Reason.USER_DELETED: Initiator.ADMIN,
+    Reason.CLIENT_DELETED: Initiator.ADMIN,
 }
 
 
@@ -140,6 +142,17 @@ def revoke_session(
                    session_id=session.sid, request=request, initiator=str(who), **details)
             session_revoked.send(sender=DeviceSession, session=session, reason=str(reason), initiator=who,
                                  details=details, now=moment)
+    return bool(changed)
+
+
+def revoke_access_token(token: AccessToken, *, now: datetime | None = None) -> bool:
+    """One access token, not its family (RFC 7009 §2.1 allows it): its ``jti`` is refused by
+    introspection and our resource endpoints from now on. The caller records the decision
+    (``oauth.revocation``: the client's ``/revoke``, or an admin). False when already revoked."""
+    moment = now or timezone.now()
+    changed = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=moment)
+    if changed:
+        token.revoked_at = moment
     return bool(changed)
 
 
