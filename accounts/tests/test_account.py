@@ -183,6 +183,34 @@ def test_guessing_the_current_password_on_the_change_page_is_throttled(client: A
     assert user.check_password(PASSWORD)
 
 
+@pytest.mark.parametrize("old", [PASSWORD, "a wrong guess"], ids=["right", "wrong"])
+def test_a_cache_outage_on_the_change_page_is_a_readable_503_that_changes_and_counts_nothing(
+        client: Any, user: Any, settings: Any, old: str) -> None:
+    """The change page's throttle lives in the cache: while it is down the page says so (503,
+    Retry-After) and nothing happens: no new password, no session ended, no failure counted."""
+    from core.outage_testing import cache_down
+    from idp.tests.test_outage import assert_page_503
+
+    login_password(client)
+    app_session = device_session(user, 1)
+    last = SecurityEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    form = {"old_password": old, "new_password1": "a new long passphrase 9", "new_password2": "a new long passphrase 9"}
+    with cache_down(settings):
+        assert_page_503(client.post(reverse("accounts:password_change"), form))
+    user.refresh_from_db()
+    app_session.refresh_from_db()
+    assert user.check_password(PASSWORD) and app_session.status == SessionStatus.ACTIVE
+    assert not SecurityEvent.objects.filter(pk__gt=last, event_type__in=["login.password", "password.changed"]).exists()
+    assert client.get(reverse("accounts:profile")).status_code == 200  # still signed in
+    if old == PASSWORD:  # and the same form works once the cache is back
+        assert client.post(reverse("accounts:password_change"), form).status_code in (200, 302)
+        user.refresh_from_db()
+        assert user.check_password("a new long passphrase 9")
+    else:  # the outage counted nothing: the first failure afterwards is the first on record
+        assert client.post(reverse("accounts:password_change"), form).status_code == 400
+        assert SecurityEvent.objects.filter(event_type="login.password", outcome="failure", user=user).count() == 1
+
+
 def test_sign_out_one_browser_session(user: Any) -> None:
     mine, other = Client(), Client()
     login_password(mine)

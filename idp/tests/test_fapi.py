@@ -313,3 +313,30 @@ def test_a_dpop_proof_at_par_binds_the_code_to_its_key(browser, bank, pkce):
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
     assert AuthorizationCode.objects.get().used_at is None
     assert _exchange(client, key, code, pkce, HTTP_DPOP=at("/token", mine)).status_code == 200
+
+
+def test_a_dpop_proof_at_par_without_the_required_nonce_gets_one_and_pushes_nothing(browser, bank, pkce,
+                                                                                    settings):
+    """RFC 9449 §8 at /par (§10.1): with nonces required, a proof without one is answered
+    ``use_dpop_nonce`` with a ``DPoP-Nonce`` header, no request is pushed and the refusal is
+    recorded; the same push with the nonce binds the code to the key."""
+    from joserfc.jwk import ECKey
+
+    from core.models import SecurityEvent
+    from sessions.dpop import thumbprint
+
+    settings.SESSIONS_DPOP_NONCE_REQUIRED = True
+    client, key = bank
+    mine = ECKey.generate_key("P-256", private=True)
+    first = _push(client, key, pkce, HTTP_DPOP=create_proof(mine, method="POST", url=f"{issuer()}/par"))
+    assert first.status_code == 400 and first.json()["error"] == "use_dpop_nonce", first.content
+    nonce = first["DPoP-Nonce"]
+    assert nonce and first["Cache-Control"] == "no-store"
+    assert not SecurityEvent.objects.filter(event_type="oauth.par_accepted").exists()
+    refused = SecurityEvent.objects.get(event_type="dpop.refused")
+    assert (refused.outcome, refused.client_id) == ("denied", client.client_id)
+    pushed = _push(client, key, pkce, HTTP_DPOP=create_proof(mine, method="POST", url=f"{issuer()}/par", nonce=nonce))
+    assert pushed.status_code == 201, pushed.content
+    response = browser.get(authorize_url(client.client_id, request_uri=pushed.json()["request_uri"]))
+    assert query_of(response["Location"])["code"]
+    assert AuthorizationCode.objects.get().dpop_jkt == thumbprint(mine.as_dict(private=False))
