@@ -150,6 +150,44 @@ def test_an_exchange_that_committed_but_lost_its_answer_is_answered_on_retry(bro
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_a_transactional_exchange_lost_after_its_commit_is_answered_on_retry(browser: Any,
+                                                                           mobile_client: Any) -> None:
+    """The transactional path (here: the first exchange also writes the signing key, which the
+    one statement does not do): its COMMIT succeeds and the connection is lost before the
+    answer. The 503's retry gets the committed family's refresh token; nothing is revoked."""
+    from django.db import OperationalError, transaction
+
+    pkce, client_id = make_pkce(), mobile_client.client.client_id
+    code, _ = get_code(browser, client_id, pkce)
+    claims: list[str] = []
+
+    def lost_after_commit() -> None:
+        raise OperationalError("injected: connection lost after COMMIT")
+
+    def on_claim(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith(('UPDATE "idp_authorization_code"', 'WITH c AS (UPDATE')):
+            claims.append(sql)
+            transaction.on_commit(lost_after_commit)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(on_claim):
+        lost = exchange(HttpClient(), code, pkce, client_id)
+    assert claims and claims[0].startswith('UPDATE "idp_authorization_code"')  # not the one statement
+    assert lost.status_code == 503 and lost.json()["error"] == "temporarily_unavailable" and lost["Retry-After"]
+    family = DeviceSession.objects.get()  # it committed
+    assert RefreshToken.objects.filter(session=family).count() == 1
+    retry = exchange(HttpClient(), code, pkce, client_id)
+    assert retry.status_code == 200, retry.content
+    assert DeviceSession.objects.get().pk == family.pk and family.status == SessionStatus.ACTIVE
+    assert RefreshToken.objects.filter(session=family).count() == 1  # the same first token, answered again
+    assert refresh(retry.json()["refresh_token"], client_id).status_code == 200
+    counted = events()
+    assert counted[("oauth.code_reuse", "denied")] == 0 and counted[("session.revoked", "success")] == 0
+    assert counted[("oauth.code_retried", "success")] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_exchanges_of_one_code_end_in_one_family_every_racer_holds(browser: Any,
                                                                               mobile_client: Any) -> None:
     """An app that sends its exchange twice at once (a double tap, a retrying HTTP stack): one
