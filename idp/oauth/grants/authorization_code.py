@@ -6,7 +6,10 @@ under a conditional UPDATE). A used code goes through every check first (redirec
 the DPoP key binding) and is only then judged: the retry of an exchange whose answer was lost
 gets that answer again, anything else is reuse, refused and revoking what the first use issued
 (RFC 6749 §4.1.2). A code requested with ``dpop_jkt`` (RFC 9449 §10) is only exchanged with a
-DPoP proof of that very key.
+DPoP proof of that very key. The token request may narrow the code's resources (RFC 8707
+§2.2): the access token is for those named, the family (its refresh tokens) keeps them all. A
+used code is judged first (reuse whatever it asks for), and a retry is narrowed by its own
+request, within the same grant, as a refresh would be.
 """
 
 from __future__ import annotations
@@ -124,9 +127,14 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         return authorization_code.user
 
     def check_proofs(self) -> None:
-        """Before issuing: the DPoP proof (RFC 9449 §5), the code's key binding (§10) and the
-        device's enrollment attestation (docs/attestation.md §3)."""
+        """Before issuing: the resources (RFC 8707 §2.2, first: a refusal leaves the code and
+        the DPoP proof unused), the DPoP proof (RFC 9449 §5), the code's key binding (§10) and
+        the device's enrollment attestation (docs/attestation.md §3). A used code is judged
+        before its resources (reuse is reuse whatever it asks for): a retry is narrowed as it
+        is answered (``generate_token``)."""
         code: AuthorizationCode = self.request.authorization_code
+        if code.used_at is None:  # the family keeps every granted resource (``start_session``)
+            self.narrow_resources(list(code.resource))
         self._check_code_binding(code, check_token_request(self))
         if code.used_at is None:  # a used code enrolls nothing: its family's device was enrolled
             self.context.device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
@@ -143,8 +151,14 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
                                        refresh_raw=first_refresh_token(raw))
             return self.add_id_token(issued, session, issued.scope)
 
+        def reissue(session: DeviceSession) -> IssuedTokens:
+            """A retry (``code_exchange.redeem_again``), narrowed by its own request: a refusal
+            rolls back, the family untouched."""
+            self.narrow_resources(list(code.resource))
+            return issue(session, refresh=False)
+
         result = code_exchange.exchange(
-            code, raw, now=now, issue=issue, reissue=lambda session: issue(session, refresh=False),
+            code, raw, now=now, issue=issue, reissue=reissue,
             ip=client_ip(self.request.django_request),
             dpop_jkt=(self.context.dpop_jkt or "") if code.client.is_public or self._unattested() else "",
             proof_jkt=self.context.dpop_jkt or "",

@@ -89,8 +89,12 @@ class VigilGrantMixin:
         return [client.client_id]
 
     def narrow_resources(self, granted: list[str]) -> None:
-        """A token request may ask for a subset of the granted resources, never more."""
-        requested = list(self.request.payload.datalist.get("resource", []))
+        """RFC 8707 §2.2: a token request may name (repeating ``resource``) a subset of the
+        granted resources, and its access token is for exactly those; none named, for all.
+        Anything else (not granted, malformed, or any at all when none was granted) is
+        ``invalid_target``. The one rule of the code, refresh and client-credentials grants;
+        it reads only the request, so a refusal has changed nothing."""
+        requested = list(dict.fromkeys(self.request.payload.datalist.get("resource", [])))
         if requested and not set(requested) <= set(granted):
             raise InvalidTargetError("The requested resource is not part of this grant.")
         self.context.resources = requested
