@@ -10,12 +10,15 @@ else's, so nobody elsewhere can delay it.
 Entries name accounts by a keyed hash (``salted_hmac``): the cookie does not say which
 accounts used the browser. It is issued only once every factor the sign-in needed passed,
 never after a password alone (nor in the session a password opens only to enroll a required
-factor, until that factor is proved), so knowing a password does not mint devices.
+factor, until that factor is proved), so knowing a password alone does not mint devices.
+(Where the deployment lets a password enroll the first second factor, whoever enrolls it holds
+it, and is recognised as the one who signs in with it.)
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -28,12 +31,14 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from core.cache import UNAVAILABLE
 from core.crypto import generate_token
 from core.events import client_ip
 
 from .app_settings import app_settings
 from .throttle import Basis, Source, account_key
 
+logger = logging.getLogger(__name__)
 SALT = "vigil.accounts.known-device"
 MAX_ACCOUNTS = 5
 MAX_NETWORKS = 10
@@ -93,11 +98,18 @@ def source_for(request: HttpRequest, account: str) -> Source:
 
 
 def remember(request: HttpRequest, user: Any, now: datetime | None = None) -> None:
-    """A full sign-in: the network becomes usual and the device cookie is (re)issued."""
+    """A full sign-in: the network becomes usual and the device cookie is (re)issued.
+
+    Best effort: it runs after the sign-in's own writes (a confirmed factor, a used code, a new
+    session key), so a cache that fails here only leaves the network unusual this time; it must
+    not turn a sign-in that happened into a 503 that loses its session and its answer."""
     tag = account_tag(user.get_username())
     net = network(client_ip(request))
     if net is not None:
-        _add_usual_network(tag, net, (now or timezone.now()).timestamp())
+        try:
+            _add_usual_network(tag, net, (now or timezone.now()).timestamp())
+        except UNAVAILABLE as error:
+            logger.warning("usual network not recorded: the cache is unavailable (%s)", type(error).__name__)
     entries = _entries(request)
     nonce = next((n for t, n in entries if t == tag), None) or generate_token(12)
     kept = [[tag, nonce]] + [[t, n] for t, n in entries if t != tag]

@@ -14,13 +14,16 @@ from .models import AccessToken, DeviceSession, RefreshToken
 
 
 class RevokesFamiliesFirst:
-    """For an admin whose deletion cascades to token families that are revoked on record first
-    (``delete_queryset`` here, the user's and client's ``pre_delete`` receivers): their access
-    tokens, which cannot be deleted alone, do not block the deletion."""
+    """For an admin whose deletion cascades to access tokens that are all revoked on record
+    first (``delete_queryset`` here, the user's and client's ``pre_delete`` receivers): a live
+    token, which cannot be deleted alone, does not block the deletion for someone who may
+    delete access tokens; anyone else still needs that permission."""
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)  # type: ignore[misc]
-        perms_needed.discard(AccessToken._meta.verbose_name)
+        opts = AccessToken._meta
+        if request.user.has_perm(f"{opts.app_label}.delete_{opts.model_name}"):
+            perms_needed.discard(opts.verbose_name)
         return deleted, counts, perms_needed, protected
 
 
@@ -54,7 +57,7 @@ class DeviceSessionAdmin(RevokesFamiliesFirst, admin.ModelAdmin):
             revoke_session(session, Reason.REVOKED_BY_ADMIN, request=request, admin=request.user.get_username())
         queryset.delete()
 
-    @admin.action(description="Revoke (the app must sign in again)")
+    @admin.action(description="Revoke (the app must sign in again)", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         for session in queryset.select_related("client", "user"):
             revoke_session(session, Reason.REVOKED_BY_ADMIN, request=request, admin=request.user.get_username())
@@ -79,10 +82,10 @@ class AccessTokenAdmin(admin.ModelAdmin):
             return False
         return bool(super().has_delete_permission(request, obj))
 
-    @admin.action(description="Revoke (this access token only; its family keeps refreshing)")
+    @admin.action(description="Revoke (this access token only; its family keeps refreshing)", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         admin_name = request.user.get_username()
-        for token in queryset.select_related("client"):
+        for token in queryset.select_related("client", "user"):
             if revoke_access_token(token):
                 record(EventType.OAUTH_REVOCATION, reason="access_token", client_id=token.client.client_id,
                        user=token.user, request=request, jti=token.jti, initiator="admin", admin=admin_name)

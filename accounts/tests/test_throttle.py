@@ -13,6 +13,7 @@ import pytest
 from django.core import signing
 from django.test import Client
 from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import known_devices, throttle
@@ -279,6 +280,31 @@ def test_a_password_alone_mints_no_device_while_a_second_factor_must_be_enrolled
     browser.post(reverse("accounts:logout"))
     source = known_devices.source_for(_request_from(browser, HOME), user.username)
     assert source.basis == throttle.Basis.KNOWN_DEVICE
+
+
+def test_a_cache_failing_as_the_device_is_remembered_costs_the_enrollment_nothing(make_user: Any, frozen: Any,
+                                                                                 monkeypatch: Any) -> None:
+    """Remembering the network runs after the factor is confirmed and the session key cycled:
+    a cache failing there (and only there) leaves the network unusual, never a 503 that signs
+    the user out and hides the recovery codes of a factor that was enrolled."""
+    import redis
+
+    user = make_user(require_mfa=True)
+    browser = at(HOME)
+    login_password(browser, user.username)
+    browser.get(reverse("accounts:totp_enroll"))
+    device = TOTPDevice.objects.get(user=user)
+
+    def unavailable(*args: Any) -> None:
+        raise redis.ConnectionError("injected: the cache went away")
+
+    monkeypatch.setattr(known_devices, "_add_usual_network", unavailable)
+    enrolled = browser.post(reverse("accounts:totp_enroll"), {"code": code_for(device)})
+    assert enrolled.status_code in (200, 302), enrolled.content[:300]
+    assert signed_in(browser)["amr"] == ["mfa", "otp", "pwd"]
+    assert StaticToken.objects.filter(device__user=user).exists()  # the recovery codes were made
+    assert app_settings.KNOWN_DEVICE_COOKIE in enrolled.cookies
+    assert known_devices._usual_networks(known_devices.account_tag(user.username), time.time()) == {}
 
 
 def _request_from(browser: Client, address: str) -> Any:

@@ -65,13 +65,16 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
 
 
 def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
-    """Say truthfully why a well-signed token is refused: unknown, revoked, its user
-    deactivated, expired, or its
-    session awaits step-up (RFC 9470 §3 ``insufficient_user_authentication``: the client
-    sends the user through authorization for a fresh second factor)."""
+    """Say truthfully why a well-signed token is refused: unknown, its user deactivated (no
+    step-up can help then), its session awaits step-up (RFC 9470 §3
+    ``insufficient_user_authentication``: the client sends the user through authorization
+    for a fresh second factor), revoked, or expired."""
     session = token.session if token is not None else None
     if token is None:
         reason, error = "unknown", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token is not known.")
+    elif token.user is not None and not token.user.is_active:
+        reason, error = "user_inactive", ResourceError(
+            ResourceErrorCode.INVALID_TOKEN, "The access token's user is no longer active.")
     elif token.revoked_at is None and session is not None and session.status == SessionStatus.STEP_UP_REQUIRED:
         reason = "step_up_required"
         error = ResourceError(
@@ -81,9 +84,6 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
         )
     elif token.revoked_at is not None or (session is not None and session.status == SessionStatus.REVOKED):
         reason, error = "revoked", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token has been revoked.")
-    elif token.user is not None and not token.user.is_active:
-        reason, error = "user_inactive", ResourceError(
-            ResourceErrorCode.INVALID_TOKEN, "The access token's user is no longer active.")
     else:
         reason, error = "expired", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token has expired.")
     _refused(request, error.error, reason)

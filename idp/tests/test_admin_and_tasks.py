@@ -110,6 +110,48 @@ def test_a_revoked_access_token_row_may_go_and_family_and_client_deletions_revok
     assert revoked.reason == "client_deleted" and revoked.details["initiator"] == "admin"
 
 
+def test_a_deleted_clients_tokens_outside_its_families_are_revoked_on_record(admin_client, service_client):
+    """Client-credentials tokens (no family) went with the client's rows, unrecorded."""
+    from django.utils import timezone
+
+    from core.models import SecurityEvent
+    from sessions.flows.tokens import issue_access_token
+
+    client = service_client.client
+    _, jti, _ = issue_access_token(client=client, user=None, scope="", audience=[client.client_id], session=None,
+                                   now=timezone.now())
+    response = admin_client.post(reverse("admin:clients_client_delete", args=[client.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not AccessToken.objects.filter(jti=jti).exists()
+    event = SecurityEvent.objects.get(event_type="oauth.revocation")
+    assert (event.reason, event.client_id, event.details["jti"]) == ("access_token", client.client_id, jti)
+    assert (event.details["initiator"], event.details["cause"]) == ("admin", "client_deleted")
+
+
+def test_staff_who_may_not_delete_access_tokens_cannot_delete_a_client_holding_live_ones(service_client,
+                                                                                         django_user_model):
+    """The cascade's permission check stays for them (the admin lists what blocks it)."""
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+    from django.utils import timezone
+
+    from accounts.testing import sign_in_with_second_factor
+    from sessions.flows.tokens import issue_access_token
+
+    staff = django_user_model.objects.create_user("staff", password="a long staff passphrase 1", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["delete_client", "view_client",
+                                                                          "view_accesstoken"]))
+    target = service_client.client
+    issue_access_token(client=target, user=None, scope="", audience=[target.client_id], session=None,
+                       now=timezone.now())
+    client = sign_in_with_second_factor(Client(), staff, "a long staff passphrase 1")
+    page = client.get(reverse("admin:clients_client_delete", args=[target.pk]))
+    assert page.status_code == 200 and "access token" in page.content.decode().lower()
+    client.post(reverse("admin:clients_client_delete", args=[target.pk]), {"post": "yes"})
+    assert AccessToken.objects.filter(client=target, revoked_at=None).exists()
+    changelist = client.get(reverse("admin:device_sessions_accesstoken_changelist"))
+    assert changelist.status_code == 200 and b'value="revoke"' not in changelist.content  # no change permission
+
+
 def test_admin_client_edits_are_on_record(admin_client, mobile_client):
     from core.models import SecurityEvent
 

@@ -72,6 +72,18 @@ def test_a_protected_resource_refuses_a_deactivated_users_token_and_says_why(tok
     assert event.details["detail"] == "user_inactive"
 
 
+def test_a_deactivated_user_awaiting_step_up_is_told_user_inactive_not_step_up(tokens, user):
+    """No step-up can help a deactivated user: the reason says what would."""
+    request: HttpRequest = RequestFactory().get("/api", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    DeviceSession.objects.update(status=SessionStatus.STEP_UP_REQUIRED)
+    _deactivate_behind_the_signal(user)
+    with pytest.raises(resource.ResourceError) as refused:
+        resource.authorize(request)
+    assert refused.value.error == resource.ResourceErrorCode.INVALID_TOKEN
+    event = SecurityEvent.objects.filter(event_type=EventType.RESOURCE_TOKEN_REFUSED).latest("id")
+    assert event.details["detail"] == "user_inactive"
+
+
 def test_a_deactivated_users_token_cannot_be_exchanged(tokens, backend, user):  # noqa: F811
     _deactivate_behind_the_signal(user)
     before = _rows()

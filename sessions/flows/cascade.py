@@ -42,9 +42,12 @@ def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 @receiver(pre_delete, sender=Client, dispatch_uid="vigil-client-deleted")
 def _client_deleted(sender: Any, instance: Client, **kwargs: Any) -> None:
-    """A deleted client's families end through the one path first, as a deleted user's do."""
+    """A deleted client's families end through the one path first, as a deleted user's do; so
+    do its tokens outside them (client credentials, token exchange into another's family),
+    each on record, instead of vanishing with the client's rows."""
     live = DeviceSession.objects.exclude(status=SessionStatus.REVOKED).filter(client_id=instance.pk)
     revocation.revoke_sessions(live.select_related("client", "user", "device"), Reason.CLIENT_DELETED)
+    revocation.revoke_client_access_tokens(instance, Reason.CLIENT_DELETED)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")

@@ -156,6 +156,21 @@ def revoke_access_token(token: AccessToken, *, now: datetime | None = None) -> b
     return bool(changed)
 
 
+def revoke_client_access_tokens(client: Any, reason: str, *, now: datetime | None = None) -> int:
+    """Every live access token issued to ``client``, each revoked and recorded
+    (``oauth.revocation``, ``initiator``): those outside its families too. How many."""
+    moment = now or timezone.now()
+    who = initiator_for(reason)
+    live = AccessToken.objects.filter(client=client, revoked_at__isnull=True, expires_at__gt=moment)
+    revoked = 0
+    for token in live.select_related("user"):
+        if revoke_access_token(token, now=moment):
+            revoked += 1
+            record(EventType.OAUTH_REVOCATION, reason="access_token", client_id=client.client_id, user=token.user,
+                   jti=token.jti, initiator=str(who), cause=str(reason))
+    return revoked
+
+
 def revoke_sessions(
     sessions: Iterable[DeviceSession], reason: str, *, now: datetime | None = None, **options: Any
 ) -> int:
