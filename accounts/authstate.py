@@ -1,8 +1,11 @@
 """What the browser session knows about how the user authenticated.
 
 Stored in the Django session under ``vigil_auth``: ``auth_time`` (epoch seconds),
-``amr`` (RFC 8176 values) and ``sid`` (the OP session id used in ID tokens and logout).
-The authorization endpoint reads it to decide ``max_age``/``acr_values``/``prompt``.
+``amr`` (RFC 8176 values), ``sid`` (the OP session id used in ID tokens and logout) and
+``login`` (a random id of this sign-in: every sign-in gets a new one, a step-up keeps it).
+The authorization endpoint reads it to decide ``max_age``/``acr_values``/``prompt``: it asks
+"has the user signed in since I demanded it?" by that id, never by comparing two servers'
+clocks.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ if TYPE_CHECKING:
 
 SESSION_KEY = "vigil_auth"
 
+#: Session keys that describe the browser's pending request, not its user, and so outlive a
+#: sign-in as someone else (Django flushes the session then): apps add theirs in ``ready()``
+#: (the authorization endpoint's "sign-in demanded" marks).
+CARRIED_ACROSS_SIGN_IN: set[str] = set()
+
 # Sent after a login or a step-up has changed what this session knows (``sender=AuthState``;
 # ``request``, ``user``, ``state``, ``old_key``, ``now``): ``flows.browser_sessions`` records it.
 auth_state_saved = Signal()
@@ -38,6 +46,7 @@ class AuthState:
     auth_time: int
     amr: list[str]
     sid: str
+    login_id: str = ""
 
     @property
     def acr(self) -> str:
@@ -59,10 +68,13 @@ def establish(
     moment = now or timezone.now()
     previous = current(request)
     old_key = request.session.session_key
+    carried = {key: request.session[key] for key in CARRIED_ACROSS_SIGN_IN if key in request.session}
     django_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session.update(carried)
     sid = previous.sid if previous and previous.user_id == user.pk else generate_token(16)
-    state = AuthState(user_id=user.pk, auth_time=int(moment.timestamp()), amr=normalise_amr(amr), sid=sid)
-    request.session[SESSION_KEY] = {"auth_time": state.auth_time, "amr": state.amr, "sid": state.sid}
+    state = AuthState(user_id=user.pk, auth_time=int(moment.timestamp()), amr=normalise_amr(amr), sid=sid,
+                      login_id=generate_token(12))
+    request.session[SESSION_KEY] = _stored(state)
     auth_state_saved.send(sender=AuthState, request=request, user=user, state=state, old_key=old_key, now=moment)
     if complete:
         known_devices.remember(request, user, moment)
@@ -77,7 +89,8 @@ def add_methods(request: HttpRequest, methods: list[str], now: datetime | None =
         return None
     moment = now or timezone.now()
     amr = normalise_amr([*state.amr, *methods])
-    request.session[SESSION_KEY] = {"auth_time": int(moment.timestamp()), "amr": amr, "sid": state.sid}
+    request.session[SESSION_KEY] = _stored(AuthState(
+        user_id=state.user_id, auth_time=int(moment.timestamp()), amr=amr, sid=state.sid, login_id=state.login_id))
     old_key = request.session.session_key
     request.session.cycle_key()
     new_state = current(request)
@@ -92,6 +105,10 @@ def add_methods(request: HttpRequest, methods: list[str], now: datetime | None =
             now=moment,
         )
     return new_state
+
+
+def _stored(state: AuthState) -> dict[str, object]:
+    return {"auth_time": state.auth_time, "amr": state.amr, "sid": state.sid, "login": state.login_id}
 
 
 class AuthenticatedHttpRequest(HttpRequest):
@@ -114,6 +131,7 @@ def current(request: HttpRequest) -> AuthState | None:
     if not data or user is None or not user.is_authenticated:
         return None
     try:
-        return AuthState(user_id=user.pk, auth_time=int(data["auth_time"]), amr=list(data["amr"]), sid=str(data["sid"]))
+        return AuthState(user_id=user.pk, auth_time=int(data["auth_time"]), amr=list(data["amr"]), sid=str(data["sid"]),
+                         login_id=str(data.get("login", "")))
     except (KeyError, TypeError, ValueError):
         return None

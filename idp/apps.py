@@ -23,14 +23,17 @@ class IdpConfig(AppConfig):
     def ready(self) -> None:
         import warnings
 
+        from accounts import authstate
         from clients.models import Client
         from core import config_cache
         from core.models import SigningKey
 
         from . import checks  # noqa: F401  (registers system checks)
         from .backchannel import listener  # noqa: F401  (subscribes to session_revoked)
+        from .flows.authorize import LOGIN_MARK
 
         config_cache.watch(Client, SigningKey)
+        authstate.CARRIED_ACROSS_SIGN_IN.add(LOGIN_MARK)  # a sign-in as someone else answers it too
         post_migrate.connect(create_cache_tables, sender=self, dispatch_uid="idp.create_cache_tables")
 
         # Clients may choose "EdDSA" (what today's JOSE libraries verify); RFC 9864 prefers the

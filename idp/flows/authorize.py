@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "OutcomeKind", "begin", "client_redirect", "required_acr"]
 
-LOGIN_MARK = "vigil_login_demanded"
+LOGIN_MARK = "vigil_login_demanded_in"  # this request demanded a sign-in: the sign-in it had then
 ACCOUNT_MARK = "vigil_account_chosen"
 
 
@@ -87,16 +87,17 @@ def _mark_key(request: HttpRequest) -> str:
     return hashlib.sha256(request.META.get("QUERY_STRING", "").encode()).hexdigest()[:32]
 
 
-def _remember(request: HttpRequest, name: str, now: int) -> None:
-    """Note in the session that this very request (by its query) reached a step at ``now``."""
+def _remember(request: HttpRequest, name: str, value: int | str) -> None:
+    """Note in the session that this very request (by its query) reached a step (``value``:
+    when, or the sign-in the session had then)."""
     marks = dict(list(request.session.get(name, {}).items())[-10:])
-    marks[_mark_key(request)] = now
+    marks[_mark_key(request)] = value
     request.session[name] = marks
 
 
-def _recalled(request: HttpRequest, name: str) -> int | None:
+def _recalled(request: HttpRequest, name: str) -> int | str | None:
     value = request.session.get(name, {}).get(_mark_key(request))
-    return value if isinstance(value, int) else None
+    return value if isinstance(value, int | str) else None
 
 
 def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAuth2Request) -> Outcome:
@@ -134,9 +135,15 @@ def required_acr(client: Client, user: User | None, requested: list[str]) -> str
 def _needs_login(
     request: HttpRequest, state: authstate.AuthState | None, params: AuthorizeParams, client: Client, now: int
 ) -> tuple[bool, str, bool]:
-    """Returns (needs_login, wanted_acr, force_full_login)."""
-    demanded_at = _recalled(request, LOGIN_MARK)
-    fresh = state is not None and demanded_at is not None and state.auth_time >= demanded_at
+    """Returns (needs_login, wanted_acr, force_full_login).
+
+    A forced sign-in (``prompt=login``, ``max_age``, a risk step-up) is satisfied by any sign-in
+    after this request demanded it: the session's sign-in id differs from the one noted with
+    the demand (``login_redirect``). No clocks are compared, so web servers whose clocks
+    disagree cannot send the browser round the login page for ever, and a sign-in as someone
+    else satisfies it too (the mark outlives that session flush: ``authstate.CARRIED_ACROSS_SIGN_IN``)."""
+    demanded_in = _recalled(request, LOGIN_MARK)
+    fresh = state is not None and isinstance(demanded_in, str) and state.login_id != demanded_in
     user = authstate.signed_in_user(request) if state is not None else None
     wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
@@ -157,8 +164,9 @@ def _too_old(auth_time: int, max_age: int | None, now: int) -> bool:
     return max_age is not None and (max_age == 0 or now - auth_time > max_age)
 
 
-def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str, now: int) -> HttpResponse:
-    _remember(request, LOGIN_MARK, now)
+def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str) -> HttpResponse:
+    state = authstate.current(request)
+    _remember(request, LOGIN_MARK, state.login_id if state is not None else "")
     query = {"next": request.get_full_path(), "acr": wanted_acr, "force": "1" if force else ""}
     if login_hint:
         query["login_hint"] = login_hint[:150]
@@ -214,7 +222,7 @@ def _account_choice(
         _remember(request, ACCOUNT_MARK, now)
         record(EventType.OAUTH_ACCOUNT_SWITCHED, user=user, client_id=client.client_id, request=request)
         wanted = required_acr(client, None, params.acr_values) or ""
-        return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, False, "", now))
+        return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, False, ""))
     return Outcome(OutcomeKind.SELECT_ACCOUNT, context={"client": client, "user": request.user})
 
 
@@ -256,7 +264,7 @@ def _decide(
         if Prompt.NONE in params.prompt:
             raise LoginRequiredError(redirect_uri=redirect_uri)
         hint = oauth_req.payload.data.get("login_hint") or ""
-        return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, force, hint, moment))
+        return Outcome(OutcomeKind.RESPONSE, response=login_redirect(request, wanted, force, hint))
     scope = oauth_req.scope or ""
     if decision == ConsentDecision.DENY:
         raise AccessDeniedError(redirect_uri=redirect_uri)

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 import pytest
 from django.urls import reverse
 
+from core import jwt_tokens
 from core.models import SecurityEvent
 from idp.models import Consent
 from sessions.models import AuthorizationCode
@@ -108,6 +109,55 @@ def test_prompt_login_forces_reauthentication_then_succeeds(browser, mobile_clie
     again = browser.get(login["Location"])
     assert again.status_code == 302, (login["Location"], again.content.decode()[:1500])
     assert "code" in query_of(again["Location"])
+
+
+def test_prompt_login_answered_by_signing_in_as_someone_else_issues_their_code(browser, mobile_client, pkce,
+                                                                                 django_user_model):
+    """Signing in as another user flushes the session (Django, against fixation); the demand
+    outlives it, so the new sign-in answers it instead of sending the browser round again."""
+    from .conftest import PASSWORD, exchange
+
+    bob = django_user_model(username="bob", email="bob@example.com")
+    bob.set_password(PASSWORD)
+    bob.save()
+    params = authorize_params(mobile_client.client.client_id, pkce, prompt="login")
+    first = _get(browser, params)
+    login = browser.post(first["Location"], {"username": "bob", "password": PASSWORD,
+                                             "next": query_of(first["Location"])["next"]})
+    assert login.status_code == 302, login.content.decode()[:1000]
+    again = browser.get(login["Location"])
+    code = query_of(again["Location"]).get("code")
+    assert code, again["Location"]
+    tokens = exchange(browser, code, pkce, mobile_client.client.client_id).json()
+    assert jwt_tokens.verify(tokens["access_token"], typ="at+jwt")["sub"] == bob.get_user_id()
+
+
+def test_prompt_login_is_answered_by_a_sign_in_on_a_server_whose_clock_is_behind(browser, mobile_client, pkce,
+                                                                                  time_machine):
+    """The demand on one server, the sign-in on another whose clock is 30 s behind: the sign-in
+    still answers the demand (was: auth_time < demanded time, the login page again, for ever)."""
+    import datetime as dt
+
+    from .conftest import PASSWORD
+
+    now = dt.datetime.now(tz=dt.UTC)
+    time_machine.move_to(now)
+    params = authorize_params(mobile_client.client.client_id, pkce, prompt="login")
+    first = _get(browser, params)
+    time_machine.move_to(now - dt.timedelta(seconds=30))  # the login page's server
+    login = browser.post(first["Location"], {"username": "alice", "password": PASSWORD,
+                                             "next": query_of(first["Location"])["next"]})
+    time_machine.move_to(now + dt.timedelta(seconds=1))  # back on the first server
+    again = browser.get(login["Location"])
+    assert "code" in query_of(again["Location"]), again["Location"]
+
+
+def test_prompt_login_is_not_answered_by_coming_back_without_signing_in(browser, mobile_client, pkce):
+    params = authorize_params(mobile_client.client.client_id, pkce, prompt="login")
+    first = _get(browser, params)
+    again = _get(browser, params)  # the same request again, nobody signed in meanwhile
+    assert again["Location"].startswith(reverse("accounts:login")) and "force=1" in again["Location"]
+    assert first["Location"] == again["Location"]
 
 
 def test_max_age_exceeded_forces_login(browser, mobile_client, pkce, time_machine):
