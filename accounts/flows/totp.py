@@ -1,12 +1,14 @@
 """TOTP (RFC 6238) with django-otp's ``TOTPDevice``: enrollment, verification, removal.
 
-A device counts only once confirmed by a first valid code. Verification runs under a row
-lock so ``last_t`` (the last accepted time step) makes each code single-use even under
-concurrent requests (RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt").
+A device counts only once confirmed by a first valid code (``flows.totp_enroll``).
+Verification runs under a row lock so ``last_t`` (the last accepted time step) makes each
+code single-use even under concurrent requests (RFC 6238 §5.2: "the verifier MUST NOT
+accept the second attempt").
 """
 
 from __future__ import annotations
 
+import hmac
 from base64 import b32encode
 from urllib.parse import quote, urlencode
 
@@ -14,26 +16,26 @@ import segno
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext
+from django_otp.oath import hotp
 
 from core.events import EventType
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
-from .. import throttle
 from ..app_settings import app_settings
 from ..models import SealedTOTPDevice as TOTPDevice
 from ..models import User
-from . import attempts
 
 DEVICE_NAME = "Authenticator app"
 
 
+def unconfirmed_device(user: User) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+
+
 def pending_device(user: User) -> TOTPDevice:
     """The user's unconfirmed device (a new secret if there is none yet)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
-    if device is None:
-        device = TOTPDevice.create_sealed(user, DEVICE_NAME)
-    return device
+    return unconfirmed_device(user) or TOTPDevice.create_sealed(user, DEVICE_NAME)
 
 
 def confirmed_device(user: User) -> TOTPDevice | None:
@@ -76,42 +78,20 @@ def verify_device(device_pk: int, code: str) -> bool:
         return bool(device.verify_token(token))
 
 
+def is_last_accepted(device: TOTPDevice, code: str) -> bool:
+    """Whether ``code`` is the one ``device`` last accepted: the code of its time step ``last_t``
+    (HOTP of the step, RFC 6238 §4.2). Such a code is no new proof (``verify_token`` refuses it)."""
+    token = _clean(code)
+    if token is None or device.last_t < 0:
+        return False
+    expected = hotp(device.bin_key, device.last_t, digits=device.digits)
+    return hmac.compare_digest(str(int(token)), str(expected))  # int(), as django-otp reads a code
+
+
 def verify(user: User, code: str) -> bool:
     """A login-time check against the user's confirmed device."""
     device = confirmed_device(user)
     return device is not None and verify_device(device.pk, code)
-
-
-def confirm(user: User, code: str, request: HttpRequest) -> bool:
-    """Confirm the pending device with its first valid code; replaces any older device.
-    Guesses are throttled like second-factor codes (``attempts.admit``)."""
-    try:
-        attempt = attempts.admit(
-            request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.FACTOR_TOTP_ENROLL, user=user
-        )
-    except throttle.Throttled:
-        return False
-    with attempts.judging(attempt):  # an outage here counts no failure
-        device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
-        verified = device is not None and verify_device(device.pk, code)
-    if not verified:
-        attempts.fail(request, attempt, EventType.FACTOR_TOTP_ENROLL, attempts.Refusal.BAD_CODE, user=user)
-        return False
-    throttle.succeeded(attempt)
-    with transaction.atomic():
-        replaced = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).count()
-        TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
-        TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
-        revocation.credential_changed(
-            user,
-            EventType.FACTOR_TOTP_ENROLLED,
-            credential=CredentialType.AUTHENTICATOR_APP,
-            change=CredentialChange.UPDATE if replaced else CredentialChange.CREATE,
-            request=request,
-            device=device.pk,
-            replaced=replaced,
-        )
-    return True
 
 
 def remove(

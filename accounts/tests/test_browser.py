@@ -224,6 +224,23 @@ def test_password_and_totp_with_codes_from_the_enrolled_secret(session: Session,
     assert session.amr() == "mfa otp pwd"
 
 
+def test_a_double_clicked_confirmation_still_shows_the_codes(session: Session, user: Any) -> None:
+    """Both clicks reach the server; the page shown is the second answer (flows/totp_enroll.py)."""
+    from accounts.models import SealedTOTPDevice
+    from core.models import SecurityEvent
+
+    session.password_login()
+    session.page.goto("/accounts/mfa/totp/")
+    secret = session.page.inner_text("#totp-secret")
+    session.page.fill("#id_code", str(oath_totp(b32decode(secret + "=" * (-len(secret) % 8)))).zfill(6))
+    session.page.dblclick("button[type=submit]")
+    session.page.wait_for_url("**/accounts/mfa/recovery/new/**", timeout=10_000)  # not the error, not sign-in
+    session.page.wait_for_load_state()
+    assert session.page.locator("#recovery-codes li").count() == 10
+    assert list(SealedTOTPDevice.objects.filter(user=user).values_list("confirmed", flat=True)) == [True]
+    assert not SecurityEvent.objects.filter(event_type="factor.totp.enroll").exists()  # no failure recorded
+
+
 # --- end to end: an OIDC authorization asking for an acr, ID token checked ------------------
 REDIRECT = "http://127.0.0.1/callback"
 

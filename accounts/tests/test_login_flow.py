@@ -108,8 +108,10 @@ def test_acr_mfa_without_second_factor_goes_to_enrollment(client: Any, user: Any
     # enroll TOTP: the confirming code counts as the second factor, then back to next
     client.get(reverse("accounts:totp_enroll") + "?" + urlencode({"next": continue_url}))
     device = TOTPDevice.objects.get(user=user)
-    page = client.post(reverse("accounts:totp_enroll"), {"code": code_for(device), "next": continue_url})
-    assert page.status_code == 200 and page.context["next"] == continue_url
+    confirmed = client.post(reverse("accounts:totp_enroll"), {"code": code_for(device), "next": continue_url})
+    assert confirmed.status_code == 303
+    page = client.get(confirmed["Location"])
+    assert len(page.context["codes"]) == 10 and page.context["next"] == continue_url
     final = client.get(continue_url)
     assert final.status_code == 302 and final.url == NEXT
     assert acr_for_amr(signed_in(client)["amr"]) == ACR_MFA

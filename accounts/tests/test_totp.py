@@ -30,8 +30,9 @@ def test_enrollment_shows_qr_and_secret_and_needs_a_valid_code(client: Any, user
 
     frozen.shift(2)  # django-otp's own back-off after a failure is 1 s
     ok = client.post(reverse("accounts:totp_enroll"), {"code": code_for(device)})
-    assert ok.status_code == 200
-    assert len(ok.context["codes"]) == 10  # recovery codes, shown once
+    assert ok.status_code == 303  # Post/Redirect/Get: the codes are shown by the next GET
+    assert ok["Location"] == reverse("accounts:recovery_codes") + "?next=%2Faccounts%2F"
+    assert len(client.get(ok["Location"]).context["codes"]) == 10  # recovery codes, shown once
     assert TOTPDevice.objects.get(pk=device.pk).confirmed
     assert signed_in(client)["amr"] == ["mfa", "otp", "pwd"]
     assert SecurityEvent.objects.filter(event_type="factor.totp.enrolled", user=user).exists()

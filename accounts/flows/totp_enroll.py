@@ -1,0 +1,113 @@
+"""Confirming a new authenticator app (RFC 6238) once, however often the browser sends it.
+
+The first valid code confirms the pending device (replacing any older one) and, for a first
+second factor, makes the first recovery codes, which the view keeps in the session and
+shows once on a GET page (Post/Redirect/Get). A browser may send the form twice (a double
+click, a retry after a lost response) and display only the last answer: that answer must
+not read "That code is not valid" with a new secret while the codes made by the first stay
+unseen.
+
+Design, the simplest we found correct under concurrency: each confirmation of one user runs
+in one transaction holding that user's row lock (``select_for_update``), so two submissions
+are judged one after the other and the second sees what the first committed. A submission
+*repeats* the confirmation when no pending device is left and the confirmed device accepted
+exactly this code within ``REPEAT_WINDOW`` (the code of its last accepted time step,
+``totp.is_last_accepted``; its ``last_t`` already refuses the code as a new proof, RFC 6238
+§5.2). A repeat changes nothing: no device or secret, no codes, no event, no throttle
+failure (its reservation is given back). The view answers it with the page that shows this
+session's codes, if any are still unseen, and never writes the session on a repeat, so a
+second request that read the session before the first saved it cannot erase the codes.
+Anything else is judged as before: a wrong code is a throttled, recorded failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from core.events import EventType
+from sessions.flows import revocation
+from sessions.flows.revocation import CredentialChange, CredentialType
+
+from .. import throttle
+from ..models import SealedTOTPDevice as TOTPDevice
+from ..models import User
+from . import attempts, policy, recovery, totp
+
+#: How long after a confirmation the same code, sent again, is taken as that confirmation
+#: repeated: a double click arrives within a second, a browser's retry within a proxy timeout.
+REPEAT_WINDOW = timedelta(minutes=5)
+
+
+class Outcome(StrEnum):
+    CONFIRMED = "confirmed"  # this submission confirmed the pending device
+    REPEATED = "repeated"  # the confirmation just made, sent again: nothing changed
+    REFUSED = "refused"  # a wrong code, nothing pending, or too many attempts
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    outcome: Outcome
+    recovery_codes: list[str] = field(default_factory=list)  # plaintext, to show once
+
+
+def confirm(request: HttpRequest, user: User, code: str, now: datetime | None = None) -> Confirmation:
+    """Judge ``code`` for the user's pending device; guesses are throttled like second-factor
+    codes (``attempts.admit``)."""
+    try:
+        attempt = attempts.admit(
+            request, throttle.Scope.SECOND_FACTOR, user.get_username(), EventType.FACTOR_TOTP_ENROLL, user=user
+        )
+    except throttle.Throttled:
+        return Confirmation(Outcome.REFUSED)
+    with attempts.judging(attempt), transaction.atomic():  # an outage here counts no failure
+        User.objects.select_for_update().only("pk").get(pk=user.pk)  # one confirmation of a user at a time
+        result = _judge(request, user, code, now or timezone.now())
+    if result.outcome is Outcome.REFUSED:
+        attempts.fail(request, attempt, EventType.FACTOR_TOTP_ENROLL, attempts.Refusal.BAD_CODE, user=user)
+    elif result.outcome is Outcome.CONFIRMED:
+        throttle.succeeded(attempt)
+    else:
+        throttle.abandoned(attempt)  # not a guess: nothing counted, nothing cleared
+    return result
+
+
+def _judge(request: HttpRequest, user: User, code: str, now: datetime) -> Confirmation:
+    device = totp.unconfirmed_device(user)
+    if device is None:
+        return Confirmation(Outcome.REPEATED if _repeats_confirmation(user, code, now) else Outcome.REFUSED)
+    if not totp.verify_device(device.pk, code):
+        return Confirmation(Outcome.REFUSED)
+    _mark_confirmed(request, user, device.pk)
+    if policy.has_recovery_codes(user):
+        return Confirmation(Outcome.CONFIRMED)
+    return Confirmation(Outcome.CONFIRMED, recovery.generate(user, request, reason="first_factor"))
+
+
+def _repeats_confirmation(user: User, code: str, now: datetime) -> bool:
+    """The code the confirmed device accepted moments ago, sent again."""
+    device = totp.confirmed_device(user)
+    if device is None or device.last_used_at is None or now - device.last_used_at > REPEAT_WINDOW:
+        return False
+    return totp.is_last_accepted(device, code)
+
+
+def _mark_confirmed(request: HttpRequest, user: User, device_pk: int) -> None:
+    """The device counts from now on; any older one goes (a credential change, CAEP 1.0 §3.3)."""
+    replaced = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device_pk).count()
+    TOTPDevice.objects.filter(user=user).exclude(pk=device_pk).delete()
+    TOTPDevice.objects.filter(pk=device_pk).update(confirmed=True)
+    revocation.credential_changed(
+        user,
+        EventType.FACTOR_TOTP_ENROLLED,
+        credential=CredentialType.AUTHENTICATOR_APP,
+        change=CredentialChange.UPDATE if replaced else CredentialChange.CREATE,
+        request=request,
+        device=device_pk,
+        replaced=replaced,
+    )

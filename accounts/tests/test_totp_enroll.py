@@ -1,0 +1,188 @@
+"""Confirming an authenticator app once, however often the browser sends it
+(``accounts/flows/totp_enroll.py``): Post/Redirect/Get to the page that shows the recovery
+codes once; the same confirmation sent again lands there too and changes nothing; a wrong
+code is still a throttled, recorded failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticToken
+
+from accounts.flows import recovery
+from accounts.flows.totp_enroll import REPEAT_WINDOW
+from accounts.manage_views import NEW_CODES_SESSION_KEY
+from accounts.models import SealedTOTPDevice
+from accounts.tests.conftest import code_for, login_password, signed_in
+from core.models import SecurityEvent
+
+pytestmark = pytest.mark.django_db
+
+PROFILE = "/accounts/"
+
+
+def codes_page() -> str:
+    return reverse("accounts:recovery_codes") + "?next=%2Faccounts%2F"
+
+
+def start(client: Client, user: Any) -> SealedTOTPDevice:
+    """Signed in with a password, on the set-up page: the pending device it shows."""
+    login_password(client)
+    assert client.get(reverse("accounts:totp_enroll")).status_code == 200
+    return SealedTOTPDevice.objects.get(user=user, confirmed=False)
+
+
+def confirm(client: Client, code: str) -> Any:
+    return client.post(reverse("accounts:totp_enroll"), {"code": code})
+
+
+def wrong_code(device: SealedTOTPDevice) -> str:
+    return "000000" if code_for(device) != "000000" else "111111"
+
+
+def state(user: Any) -> dict[str, Any]:
+    """Everything a confirmation changes: devices and their secrets, recovery codes, events."""
+    return {
+        "devices": list(SealedTOTPDevice.objects.filter(user=user).order_by("pk")
+                        .values_list("pk", "confirmed", "key", "last_t", "last_used_at")),
+        "codes": sorted(StaticToken.objects.filter(device__user=user).values_list("token", flat=True)),
+        "events": list(SecurityEvent.objects.filter(user=user).order_by("pk").values_list("event_type", "outcome")),
+    }
+
+
+def enroll_failures(**filters: Any) -> Any:
+    return SecurityEvent.objects.filter(event_type="factor.totp.enroll", **filters)
+
+
+def test_a_confirmation_redirects_to_the_page_that_shows_its_codes_once(client: Client, user: Any, frozen: Any) -> None:
+    device = start(client, user)
+    response = confirm(client, code_for(device))
+    assert response.status_code == 303 and response["Location"] == codes_page()
+    assert not response.content  # the POST itself never shows codes
+    stored = client.session[NEW_CODES_SESSION_KEY]
+
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and page.context["codes"] == stored and len(stored) == 10
+    assert state(user)["codes"] == sorted(recovery._hash(code) for code in stored)  # the codes now valid
+    assert signed_in(client)["amr"] == ["mfa", "otp", "pwd"]
+
+    again = client.get(response["Location"])  # shown once
+    assert again.status_code == 302 and again["Location"] == PROFILE
+    assert NEW_CODES_SESSION_KEY not in client.session
+
+
+def test_a_double_submit_ends_on_the_codes_page_once_and_changes_nothing(
+    client: Client, user: Any, frozen: Any
+) -> None:
+    device = start(client, user)
+    code = code_for(device)
+    first = confirm(client, code)
+    codes = client.session[NEW_CODES_SESSION_KEY]
+    after_first = state(user)
+
+    for _ in range(6):  # more than the free failures: a repeat is no guess, nothing is counted
+        repeat = confirm(client, code)
+        assert repeat.status_code == 303 and repeat["Location"] == first["Location"]
+    assert state(user) == after_first  # no new device or secret, no new codes, no event
+    assert not enroll_failures().exists()  # neither a failure nor a throttling refusal
+    assert SecurityEvent.objects.filter(event_type="factor.totp.enrolled").count() == 1
+
+    assert client.session[NEW_CODES_SESSION_KEY] == codes  # the first confirmation's codes, kept
+    assert client.get(first["Location"]).context["codes"] == codes
+    assert client.get(first["Location"]).status_code == 302  # and shown once
+
+
+def test_a_replay_after_the_codes_were_shown_shows_none(client: Client, user: Any, frozen: Any) -> None:
+    device = start(client, user)
+    code = code_for(device)
+    first = confirm(client, code)
+    assert client.get(first["Location"]).status_code == 200  # displayed
+    before = state(user)
+
+    replay = confirm(client, code)
+    assert replay.status_code == 303
+    shown = client.get(replay["Location"])
+    assert shown.status_code == 302 and shown["Location"] == PROFILE  # on to the next page, no codes
+    assert state(user) == before and not enroll_failures().exists()
+
+
+def test_no_other_session_sees_the_codes(client: Client, user: Any, frozen: Any) -> None:
+    other = Client()  # another browser of the same user, signed in with the password before
+    login_password(other)
+    device = start(client, user)
+    code = code_for(device)
+    first = confirm(client, code)
+    before = state(user)
+
+    peek = other.get(first["Location"])
+    assert peek.status_code == 302 and peek["Location"] == PROFILE
+    replay = confirm(other, code)  # a password-only session, now that the user has a second factor
+    assert replay.status_code == 302 and replay["Location"].startswith(reverse("accounts:login"))
+    assert state(user) == before
+    assert len(client.get(first["Location"]).context["codes"]) == 10  # still there for the one that confirmed
+
+
+def test_a_retry_with_the_cookie_from_before_the_step_up_is_safe(client: Client, user: Any, frozen: Any) -> None:
+    """The confirmation renews the session id (``authstate.add_methods``): a retry that still
+    carries the old cookie is signed out, and changes nothing."""
+    device = start(client, user)
+    stale = Client()
+    stale.cookies[settings.SESSION_COOKIE_NAME] = client.cookies[settings.SESSION_COOKIE_NAME].value
+    code = code_for(device)
+    first = confirm(client, code)
+    before = state(user)
+
+    retry = confirm(stale, code)
+    assert retry.status_code == 302 and retry["Location"].startswith(reverse("accounts:login"))
+    assert state(user) == before and not enroll_failures().exists()
+    assert len(client.get(first["Location"]).context["codes"]) == 10
+
+
+def test_wrong_codes_are_throttled_recorded_failures_that_change_nothing(
+    client: Client, user: Any, frozen: Any
+) -> None:
+    device = start(client, user)
+    secret = client.get(reverse("accounts:totp_enroll")).context["secret"]
+    before = state(user)
+
+    for _ in range(2):
+        response = confirm(client, wrong_code(device))
+        assert response.status_code == 400 and response.context["secret"] == secret  # the same secret
+        assert 'id="totp-error"' in response.content.decode()
+    failures = enroll_failures(outcome="failure", reason="bad_code")
+    assert failures.count() == 2 and all("next_attempt_delay" in e.details for e in failures)
+    assert state(user)["devices"] == before["devices"] and not state(user)["codes"]
+    assert NEW_CODES_SESSION_KEY not in client.session
+
+    for _ in range(8):
+        confirm(client, wrong_code(device))
+    assert enroll_failures(outcome="denied", reason="throttled").exists()
+    assert not SealedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def test_a_wrong_code_after_the_confirmation_is_still_a_failure(client: Client, user: Any, frozen: Any) -> None:
+    device = start(client, user)
+    first = confirm(client, code_for(device))
+    codes = client.session[NEW_CODES_SESSION_KEY]
+
+    response = confirm(client, wrong_code(device))
+    assert response.status_code == 400  # the page to set up (another) app, with its error
+    assert enroll_failures(outcome="failure", reason="bad_code").count() == 1
+    assert SealedTOTPDevice.objects.get(user=user, confirmed=True).pk == device.pk
+    assert client.get(first["Location"]).context["codes"] == codes  # the codes are not lost
+
+
+def test_the_same_code_long_after_is_no_repeat(client: Client, user: Any, frozen: Any) -> None:
+    device = start(client, user)
+    code = code_for(device)
+    confirm(client, code)
+    frozen.shift(REPEAT_WINDOW.total_seconds() + 1)
+
+    late = confirm(client, code)
+    assert late.status_code == 400
+    assert enroll_failures(outcome="failure", reason="bad_code").count() == 1
+    assert SealedTOTPDevice.objects.get(user=user, confirmed=True).pk == device.pk
