@@ -90,14 +90,32 @@ def _mark_key(request: HttpRequest) -> str:
 def _remember(request: HttpRequest, name: str, value: int | str) -> None:
     """Note in the session that this very request (by its query) reached a step (``value``:
     when, or the sign-in the session had then)."""
+    _remember_for(request, name, _mark_key(request), value)
+
+
+def _remember_for(request: HttpRequest, name: str, key: str, value: int | str) -> None:
     marks = dict(list(request.session.get(name, {}).items())[-10:])
-    marks[_mark_key(request)] = value
+    marks[key] = value
     request.session[name] = marks
 
 
-def _recalled(request: HttpRequest, name: str) -> int | str | None:
+def _recalled(request: HttpRequest, name: str) -> int | None:
     value = request.session.get(name, {}).get(_mark_key(request))
-    return value if isinstance(value, int | str) else None
+    return value if isinstance(value, int) else None
+
+
+def note_sign_in_demanded(request: HttpRequest, key: str) -> None:
+    """This request (``key``: what identifies it across the sign-in) demands a sign-in newer
+    than the session's: noted with the sign-in the session has now (none: "")."""
+    state = authstate.current(request)
+    _remember_for(request, LOGIN_MARK, key, state.login_id if state is not None else "")
+
+
+def signed_in_since_demanded(request: HttpRequest, state: authstate.AuthState | None, key: str) -> bool:
+    """Whether a sign-in happened since ``note_sign_in_demanded(request, key)``: its id changed
+    (no clocks compared, see ``_needs_login``)."""
+    demanded_in = request.session.get(LOGIN_MARK, {}).get(key)
+    return state is not None and isinstance(demanded_in, str) and state.login_id != demanded_in
 
 
 def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAuth2Request) -> Outcome:
@@ -142,8 +160,7 @@ def _needs_login(
     the demand (``login_redirect``). No clocks are compared, so web servers whose clocks
     disagree cannot send the browser round the login page for ever, and a sign-in as someone
     else satisfies it too (the mark outlives that session flush: ``authstate.CARRIED_ACROSS_SIGN_IN``)."""
-    demanded_in = _recalled(request, LOGIN_MARK)
-    fresh = state is not None and isinstance(demanded_in, str) and state.login_id != demanded_in
+    fresh = signed_in_since_demanded(request, state, _mark_key(request))
     user = authstate.signed_in_user(request) if state is not None else None
     wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
@@ -165,8 +182,7 @@ def _too_old(auth_time: int, max_age: int | None, now: int) -> bool:
 
 
 def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str) -> HttpResponse:
-    state = authstate.current(request)
-    _remember(request, LOGIN_MARK, state.login_id if state is not None else "")
+    note_sign_in_demanded(request, _mark_key(request))
     query = {"next": request.get_full_path(), "acr": wanted_acr, "force": "1" if force else ""}
     if login_hint:
         query["login_hint"] = login_hint[:150]

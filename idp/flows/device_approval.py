@@ -31,7 +31,7 @@ from risk.stepup import predates_open_demand
 from ..models import DeviceAuthorization
 from ..scopes import describe_scopes
 from . import device_authorization
-from .authorize import required_acr
+from .authorize import note_sign_in_demanded, required_acr, signed_in_since_demanded
 
 
 class Step(StrEnum):
@@ -67,8 +67,10 @@ def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
         return looked_up
     wanted = required_acr(looked_up.client, user, []) or ""
     state = authstate.current(request)
-    stale = state is not None and predates_open_demand(state.auth_time, user, looked_up.client)
+    stale = _older_than_open_demand(request, state, user, looked_up)
     if state is None or stale or (wanted and not acr_satisfies(state.acr, wanted)):
+        if stale:
+            note_sign_in_demanded(request, _demand_key(looked_up))
         return Page(Step.LOGIN, redirect_to=login_url(request, typed, wanted, force=stale))
     if decision not in ("approve", "deny"):
         return Page(Step.CONFIRM, context=_confirm_context(looked_up, typed))
@@ -79,6 +81,20 @@ def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
     record(EventType.OAUTH_DEVICE_AUTHORIZATION, reason="approved" if approve else "denied", user=user,
            client_id=looked_up.client.client_id, request=request)
     return Page(Step.DONE, context={"approved": approve, "client": looked_up.client})
+
+
+def _older_than_open_demand(request: HttpRequest, state: authstate.AuthState | None, user: Any,
+                            found: DeviceAuthorization) -> bool:
+    """The sign-in predates a risk step-up demand at the client, and the user has not signed in
+    again since this page sent them to (by the sign-in's id: a login server whose clock is
+    behind the risk's cannot send the user round for ever)."""
+    if state is None or not predates_open_demand(state.auth_time, user, found.client):
+        return False
+    return not signed_in_since_demanded(request, state, _demand_key(found))
+
+
+def _demand_key(found: DeviceAuthorization) -> str:
+    return f"device:{found.pk}"
 
 
 def _lookup(request: HttpRequest, user: Any, typed: str) -> DeviceAuthorization | Page:

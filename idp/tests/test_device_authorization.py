@@ -188,6 +188,38 @@ def test_a_second_factor_older_than_a_risk_step_up_cannot_approve(client: HttpCl
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.APPROVED
 
 
+def test_a_sign_in_on_a_server_whose_clock_is_behind_the_risk_still_answers_it(
+        client: HttpClient, user: Any, tv: RegisteredClient, started: dict[str, Any]) -> None:
+    """The page sent the user to sign in again for a risk step-up; the login server's clock is
+    30 s behind the one that opened the demand. That sign-in answers the demand (it happened
+    after the page asked), instead of sending the user round the login page for ever."""
+    from accounts.testing import sign_in_with_second_factor
+    from risk.stepup import demand
+
+    with time_machine.travel(timezone.now() - timedelta(minutes=1)):
+        sign_in_with_second_factor(client, user, PASSWORD)
+    demand(user, tv.client, "impossible_travel")
+    assert _approve(client, started["user_code"])["Location"].startswith(reverse("accounts:login"))
+    with time_machine.travel(timezone.now() - timedelta(seconds=30)):  # the login server's clock
+        sign_in_with_second_factor(client, user, PASSWORD)
+    done = _approve(client, started["user_code"])
+    assert done.status_code == 200 and b"Device connected" in done.content
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.APPROVED
+
+
+def test_without_signing_in_again_the_page_keeps_asking(client: HttpClient, user: Any, tv: RegisteredClient,
+                                                        started: dict[str, Any]) -> None:
+    from accounts.testing import sign_in_with_second_factor
+    from risk.stepup import demand
+
+    with time_machine.travel(timezone.now() - timedelta(minutes=1)):
+        sign_in_with_second_factor(client, user, PASSWORD)
+    demand(user, tv.client, "impossible_travel")
+    for _ in range(2):
+        assert _approve(client, started["user_code"])["Location"].startswith(reverse("accounts:login"))
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+
+
 # --- §3.4-3.5 polling ----------------------------------------------------------------------------
 
 
