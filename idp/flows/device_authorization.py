@@ -11,6 +11,8 @@ poll and redeem, each step under the row's lock and returning one typed result.
   interval; the interval grows by 5 s), ``expired_token``, ``access_denied``, or the tokens:
   an approved authorization is redeemed once, starting the session family in the same
   transaction as the issue.
+- :func:`granted_resources` (RFC 8707 §2.2): what a poll's ``resource`` may narrow, read
+  before the poll and without counting as one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from clients.models import Client
 from core.app_settings import app_settings
@@ -127,6 +130,23 @@ def decide(authorization: DeviceAuthorization, *, user: Any, auth: Any, approve:
     ).update(**values))
 
 
+def _of_client(device_code: Any, client: Client) -> QuerySet[DeviceAuthorization] | None:
+    """The authorization of ``device_code`` if it is ``client``'s; None for a value no code can be."""
+    if not isinstance(device_code, str) or len(device_code) > 256:
+        return None
+    return DeviceAuthorization.objects.filter(device_code_hash=token_hash(device_code), client=client)
+
+
+def granted_resources(device_code: str, client: Client) -> list[str] | None:
+    """The resources (RFC 8707) the client's authorization of ``device_code`` was started for,
+    whatever its state; None for an unknown code (the poll answers it). They are fixed at
+    :func:`start`, so they are read without the row's lock, and reading them is no poll: the
+    pace (``last_polled_at``, ``interval``) and the state are untouched."""
+    found = _of_client(device_code, client)
+    resource = found.values_list("resource", flat=True).first() if found is not None else None
+    return None if resource is None else list(resource)
+
+
 def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: str | None = None,
          dpop_jkt: str = "") -> Polled:
     """One poll, under the row's lock: judge the pace, then the state; redeem once. A token
@@ -134,12 +154,12 @@ def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: 
     under the same lock (later polls: ``access_denied``, not the same refusal until the code
     expires), so a concurrent poll never finds it still approved while the refusal's record is
     written; the refusal is raised once that is committed."""
-    if not isinstance(device_code, str) or len(device_code) > 256:
+    found = _of_client(device_code, client)
+    if found is None:
         return Polled(PollOutcome.UNKNOWN)
     refused: InvalidGrantError | None = None
     with transaction.atomic():
-        row = (DeviceAuthorization.objects.select_for_update(of=("self",)).select_related("user")
-               .filter(device_code_hash=token_hash(device_code), client=client).first())
+        row = found.select_for_update(of=("self",)).select_related("user").first()
         if row is None:
             return Polled(PollOutcome.UNKNOWN)
         row.client = client

@@ -4,7 +4,8 @@ authorization endpoint (§3.1-3.2) on Authlib's, and the device code grant (§3.
 The lifecycle (codes, the user's decision, polling pace, single redemption) lives in
 ``idp.flows.device_authorization``; these classes translate it into RFC 6749 §5 responses.
 The user approves on ``/device`` (``idp.device_views``), signed in with the client's
-required ``acr``.
+required ``acr``. A poll may narrow the authorization's resources (RFC 8707 §2.2): the access
+token is for those named, the family (its refresh tokens) keeps them all.
 """
 
 from __future__ import annotations
@@ -104,8 +105,27 @@ class DeviceCodeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
         self.request.client = client
 
     def check_proofs(self) -> None:
-        """RFC 9449 §5: a proof binds the access token (and a public client's family)."""
+        """Before the poll: the resources (RFC 8707 §2.2), then the DPoP proof (RFC 9449 §5),
+        which binds the access token (and a public client's family).
+
+        A ``resource`` not among the authorization's (not granted, malformed, or any when none
+        was) is ``invalid_target`` whatever the code's state: request errors come before RFC 8628
+        §3.5's answers, so a pending code with one is told ``invalid_target``, not
+        ``authorization_pending`` or ``slow_down``, and so is an approved, denied, expired or
+        redeemed one. The refusal is no poll: the code is not redeemed or denied, its pace
+        (``slow_down``) is not touched, and the DPoP proof is not spent. An unknown code (or
+        another client's) is left to the poll: ``invalid_grant``."""
+        self._narrow_resources()
         check_token_request(self)
+
+    def _narrow_resources(self) -> None:
+        """The shared rule (``narrow_resources``) against the resources the device asked for at
+        /device_authorization; without ``resource`` no lookup, and the token is for them all."""
+        if not self.request.payload.datalist.get("resource"):
+            return
+        granted = flow.granted_resources(self.request.payload.data["device_code"], self.request.client)
+        if granted is not None:
+            self.narrow_resources(granted)
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
