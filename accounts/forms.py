@@ -46,3 +46,9 @@ class TotpConfirmForm(ErrorLinkedForm):
 
 class RenameForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100)
+
+
+class RecoveryRegenerateForm(forms.Form):
+    """The set of recovery codes to replace, as the profile page named it (``flows.recovery_regenerate``)."""
+
+    form_token = forms.CharField(max_length=200, widget=forms.HiddenInput)

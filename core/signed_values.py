@@ -31,6 +31,7 @@ class Purpose(StrEnum):
 
     ATTESTATION_CHALLENGE = "vigil.attestation.challenge"
     DPOP_NONCE = "vigil.dpop.nonce"
+    RECOVERY_REGENERATION = "vigil.accounts.recovery_regeneration"
 
 
 def _signer(purpose: Purpose) -> signing.Signer:

@@ -47,6 +47,14 @@ def generate(user: User, request: HttpRequest | None = None, reason: str = "gene
     return codes
 
 
+def still_valid(user: User, codes: list[str]) -> list[str]:
+    """Those of ``codes`` the user can still use: none of a set replaced since it was made."""
+    if not codes:
+        return []
+    stored = set(StaticToken.objects.filter(device__user=user, device__confirmed=True).values_list("token", flat=True))
+    return [code for code in codes if _hash(code) in stored]
+
+
 def remaining(user: User) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
 

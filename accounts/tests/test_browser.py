@@ -241,6 +241,36 @@ def test_a_double_clicked_confirmation_still_shows_the_codes(session: Session, u
     assert not SecurityEvent.objects.filter(event_type="factor.totp.enroll").exists()  # no failure recorded
 
 
+def test_a_double_clicked_regeneration_shows_the_codes_it_stored(session: Session, user: Any) -> None:
+    """Both clicks reach the server; the second finds the set its form names replaced and
+    changes nothing, so the codes shown are the ones stored (flows/recovery_regenerate.py)."""
+    from django_otp.plugins.otp_static.models import StaticToken
+
+    from accounts.flows import recovery
+    from core.models import SecurityEvent
+
+    session.password_login()
+    session.page.goto("/accounts/mfa/totp/")
+    secret = session.page.inner_text("#totp-secret")
+    session.page.fill("#id_code", str(oath_totp(b32decode(secret + "=" * (-len(secret) % 8)))).zfill(6))
+    session.page.click("button[type=submit]")
+    session.page.wait_for_url("**/accounts/mfa/recovery/new/**")
+    first = session.page.locator("#recovery-codes li").all_inner_texts()
+    session.page.click("#continue")
+    session.page.wait_for_url("**/accounts/")
+
+    session.page.dblclick("#recovery-regenerate button[type=submit]")
+    session.page.wait_for_url("**/accounts/mfa/recovery/new/**", timeout=10_000)
+    session.page.wait_for_load_state()
+    session.shot("regenerated-codes")
+    shown = session.page.locator("#recovery-codes li").all_inner_texts()
+    assert len(shown) == 10 and set(shown).isdisjoint(first)
+    stored = sorted(StaticToken.objects.filter(device__user=user).values_list("token", flat=True))
+    assert stored == sorted(recovery._hash(code) for code in shown)  # the codes shown are the ones stored
+    regenerated = SecurityEvent.objects.filter(event_type="factor.recovery_codes.generated", reason="regenerated")
+    assert regenerated.count() == 1
+
+
 # --- end to end: an OIDC authorization asking for an acr, ID token checked ------------------
 REDIRECT = "http://127.0.0.1/callback"
 

@@ -96,9 +96,11 @@ def test_recovery_codes_are_stored_hashed_and_regenerable(
     assert not stored & {c.replace("-", "") for c in recovery_codes}
     login_password(client)
     client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)})
-    page = client.post(reverse("accounts:recovery_regenerate"))
-    assert page.status_code == 200
-    new_codes = page.context["codes"]
+    token = client.get(reverse("accounts:profile")).context["recovery_form_token"]
+    regenerated = client.post(reverse("accounts:recovery_regenerate"), {"form_token": token})
+    assert regenerated.status_code == 303  # Post/Redirect/Get: shown by the codes page
+    new_codes = client.get(regenerated["Location"]).context["codes"]
+    assert len(new_codes) == 10
     assert set(new_codes).isdisjoint(recovery_codes)
     client.post(reverse("accounts:logout"))
     login_password(client)
