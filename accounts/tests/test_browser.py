@@ -225,7 +225,9 @@ def test_password_and_totp_with_codes_from_the_enrolled_secret(session: Session,
 
 
 def test_a_double_clicked_confirmation_still_shows_the_codes(session: Session, user: Any) -> None:
-    """Both clicks reach the server; the page shown is the second answer (flows/totp_enroll.py)."""
+    """The page sends the form once (pages.js ``data-submit-once``): a second click would send a
+    second answer that renews the session under the first's feet. A repeat that does reach the
+    server (a retry, no scripts) is the same confirmation (test_totp_enroll.py)."""
     from accounts.models import SealedTOTPDevice
     from core.models import SecurityEvent
 
@@ -242,8 +244,9 @@ def test_a_double_clicked_confirmation_still_shows_the_codes(session: Session, u
 
 
 def test_a_double_clicked_regeneration_shows_the_codes_it_stored(session: Session, user: Any) -> None:
-    """Both clicks reach the server; the second finds the set its form names replaced and
-    changes nothing, so the codes shown are the ones stored (flows/recovery_regenerate.py)."""
+    """The page sends the form once (pages.js ``data-submit-once``); a repeat that does reach the
+    server finds the set its form names replaced and changes nothing (test_recovery_regenerate.py),
+    so the codes shown are the ones stored."""
     from django_otp.plugins.otp_static.models import StaticToken
 
     from accounts.flows import recovery

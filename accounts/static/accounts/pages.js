@@ -4,6 +4,10 @@
  *                        shown only where the Clipboard API works; says "copied" in [data-copy-status]
  *   time[datetime]       shown in the browser's own time zone and language; the zone is also kept
  *                        in the "vigil_tz" cookie so the next page is rendered in it by the server
+ *   form[data-submit-once]  sent once: a second click (a double click) while the first is on its
+ *                        way sends nothing. The server still takes a repeat that does arrive (a
+ *                        retry, a page without scripts) as the same request; this spares the
+ *                        browser a second answer that renews the session under the first's feet.
  */
 (function () {
   "use strict";
@@ -20,6 +24,21 @@
         }, function () {
           if (status) { status.textContent = button.getAttribute("data-copy-failed") || ""; }
         });
+      });
+    });
+  }
+
+  function setupSubmitOnce() {
+    document.querySelectorAll("form[data-submit-once]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (form.getAttribute("data-submitting") === "1") { event.preventDefault(); return; }
+        form.setAttribute("data-submitting", "1");
+      });
+    });
+    window.addEventListener("pageshow", function (event) {  // back to a page kept in memory
+      if (!event.persisted) { return; }
+      document.querySelectorAll("form[data-submitting]").forEach(function (form) {
+        form.removeAttribute("data-submitting");
       });
     });
   }
@@ -53,6 +72,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     setupCopy();
+    setupSubmitOnce();
     var zone = browserZone();
     rememberZone(zone);
     if (zone && zone !== document.documentElement.getAttribute("data-time-zone")) { localTimes(zone); }
