@@ -87,6 +87,12 @@ def keyed_hash(value: str, *, secret: str | None = None) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
+def keyed_hash_candidates(value: str) -> list[str]:
+    """``keyed_hash(value)`` under the current and every fallback secret: what a value stored
+    before a rotation of ``IDP_KEY_ENCRYPTION_SECRET`` may be stored as (look-ups by hash)."""
+    return [keyed_hash(value, secret=secret) for secret in ENCRYPTION_SECRETS.all()]
+
+
 def keyed_hash_matches(value: str, stored: str) -> bool:
     """Constant-time check of ``value`` against a stored keyed hash (current or fallback secrets)."""
     return any(hmac.compare_digest(keyed_hash(value, secret=secret), stored) for secret in ENCRYPTION_SECRETS.all())

@@ -31,6 +31,12 @@ def _hash(code: str) -> str:
     return crypto.keyed_hash(f"recovery-code:{_normalise(code)}")[:16]
 
 
+def _hashes(code: str) -> list[str]:
+    """What ``code`` may be stored as: under the current secret or, for codes made before a
+    rotation of ``IDP_KEY_ENCRYPTION_SECRET``, a fallback one (docs/operations.md)."""
+    return [h[:16] for h in crypto.keyed_hash_candidates(f"recovery-code:{_normalise(code)}")]
+
+
 def _new_code() -> str:
     raw = "".join(secrets.choice(_ALPHABET) for _ in range(10))  # ~49 bits
     return f"{raw[:5]}-{raw[5:]}"
@@ -52,7 +58,7 @@ def still_valid(user: User, codes: list[str]) -> list[str]:
     if not codes:
         return []
     stored = set(StaticToken.objects.filter(device__user=user, device__confirmed=True).values_list("token", flat=True))
-    return [code for code in codes if _hash(code) in stored]
+    return [code for code in codes if not stored.isdisjoint(_hashes(code))]
 
 
 def remaining(user: User) -> int:
@@ -65,8 +71,8 @@ def use(user: User, code: str) -> bool:
     if len(normalised) != 10 or any(ch not in _ALPHABET for ch in normalised):
         return False
     device_ids = list(StaticDevice.objects.filter(user=user, confirmed=True).values_list("pk", flat=True))
-    deleted, _ = StaticToken.objects.filter(device_id__in=device_ids, token=_hash(normalised)).delete()
-    return deleted == 1
+    deleted, _ = StaticToken.objects.filter(device_id__in=device_ids, token__in=_hashes(normalised)).delete()
+    return deleted >= 1  # single use: of two racing uses only one deletes the row
 
 
 def delete_all(user: User, request: HttpRequest | None = None, reason: str = "removed") -> None:

@@ -107,6 +107,24 @@ def test_recovery_codes_are_stored_hashed_and_regenerable(
     assert client.post(reverse("accounts:verify"), {"method": "recovery", "code": recovery_codes[2]}).status_code == 400
 
 
+def test_recovery_codes_outlive_a_rotation_of_the_encryption_secret(user: Any, recovery_codes: list[str],
+                                                                    settings: Any) -> None:
+    """Codes made before ``IDP_KEY_ENCRYPTION_SECRET`` rotated still work with the old secret as
+    a fallback (each once), and stop working when it is dropped, like every other secret at rest."""
+    from accounts.flows import recovery
+
+    first, second, third = recovery_codes[:3]
+    settings.IDP_KEY_ENCRYPTION_SECRET_FALLBACKS = [settings.IDP_KEY_ENCRYPTION_SECRET]
+    settings.IDP_KEY_ENCRYPTION_SECRET = "a-new-key-encryption-secret"
+    assert recovery.still_valid(user, [first, "AAAAA-AAAAA"]) == [first]
+    assert recovery.use(user, first) and not recovery.use(user, first)
+    assert recovery.remaining(user) == len(recovery_codes) - 1
+    fresh = recovery.generate(user)  # made under the new secret
+    assert recovery.use(user, fresh[0]) and not recovery.use(user, second)  # the old set is gone
+    settings.IDP_KEY_ENCRYPTION_SECRET_FALLBACKS = []
+    assert recovery.use(user, fresh[1]) and not recovery.use(user, third)
+
+
 def test_remove_totp(client: Any, user: Any, totp_device: TOTPDevice, recovery_codes: list[str], frozen: Any) -> None:
     login_password(client)
     client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)})

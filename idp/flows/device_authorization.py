@@ -30,7 +30,7 @@ from django.db.models import QuerySet
 
 from clients.models import Client
 from core.app_settings import app_settings
-from core.crypto import generate_token, keyed_hash, token_hash
+from core.crypto import generate_token, keyed_hash, keyed_hash_candidates, token_hash
 from core.events import EventType, record
 from core.policy import KeptAfterRollback
 from core.sql import insert
@@ -115,7 +115,8 @@ def find_pending(typed: str, *, now: datetime) -> DeviceAuthorization | None:
     if len(code) != USER_CODE_LENGTH or any(c not in USER_CODE_ALPHABET for c in code):
         return None
     found = (DeviceAuthorization.objects.select_related("client")
-             .filter(user_code_hash=keyed_hash(code), status=Status.PENDING, client__is_active=True).first())
+             .filter(user_code_hash__in=keyed_hash_candidates(code), status=Status.PENDING, client__is_active=True)
+             .first())
     return found if found is not None and not found.is_expired(now) else None
 
 

@@ -220,6 +220,16 @@ def test_without_signing_in_again_the_page_keeps_asking(client: HttpClient, user
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
 
 
+def test_a_code_shown_before_the_encryption_secret_rotated_can_still_be_typed(
+        browser: HttpClient, started: dict[str, Any], settings: Any) -> None:
+    """User codes are stored as keyed hashes: the look-up also tries the fallback secrets."""
+    settings.IDP_KEY_ENCRYPTION_SECRET_FALLBACKS = [settings.IDP_KEY_ENCRYPTION_SECRET]
+    settings.IDP_KEY_ENCRYPTION_SECRET = "a-new-key-encryption-secret"
+    response = _approve(browser, started["user_code"])
+    assert response.status_code == 200 and b"Device connected" in response.content
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.APPROVED
+
+
 # --- §3.4-3.5 polling ----------------------------------------------------------------------------
 
 
