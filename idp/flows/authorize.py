@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "OutcomeKind", "begin", "client_redirect", "required_acr"]
 
+#: How far two servers' clocks may disagree when a sign-in made after a ``max_age`` demand is
+#: judged against that ``max_age`` (it is judged by its id first: ``_needs_login``).
+CLOCK_SKEW_ALLOWANCE = 300
 LOGIN_MARK = "vigil_login_demanded_in"  # this request demanded a sign-in: the sign-in it had then
 ACCOUNT_MARK = "vigil_account_chosen"
 
@@ -97,6 +100,12 @@ def _remember_for(request: HttpRequest, name: str, key: str, value: int | str) -
     marks = dict(list(request.session.get(name, {}).items())[-10:])
     marks[key] = value
     request.session[name] = marks
+
+
+def _forget(request: HttpRequest, name: str) -> None:
+    marks = request.session.get(name, {})
+    if _mark_key(request) in marks:
+        request.session[name] = {k: v for k, v in marks.items() if k != _mark_key(request)}
 
 
 def _recalled(request: HttpRequest, name: str) -> int | None:
@@ -165,20 +174,26 @@ def _needs_login(
     wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
         return True, wanted, False
-    force = Prompt.LOGIN in params.prompt or _too_old(state.auth_time, params.max_age, now)
+    force = Prompt.LOGIN in params.prompt or _too_old(state.auth_time, params.max_age, now, allowance=0)
     if predates_open_demand(state.auth_time, user, client):
         force = True  # a risk step-up needs an authentication newer than the risk
-    if force and not fresh:
+    if force and not (fresh and not _too_old(state.auth_time, params.max_age, now, allowance=CLOCK_SKEW_ALLOWANCE)):
         return True, wanted, True
     if wanted and not acr_satisfies(state.acr, wanted):
         return True, wanted, False
     return False, wanted, False
 
 
-def _too_old(auth_time: int, max_age: int | None, now: int) -> bool:
+def _too_old(auth_time: int, max_age: int | None, now: int, *, allowance: int) -> bool:
     """OIDC Core §3.1.2.1: re-authenticate when more than ``max_age`` seconds have passed;
-    ``max_age=0`` is equivalent to ``prompt=login``."""
-    return max_age is not None and (max_age == 0 or now - auth_time > max_age)
+    ``max_age=0`` is equivalent to ``prompt=login``. ``allowance``: for a sign-in made after
+    the demand, on a server whose clock may differ from this one's (a sign-in long ago in
+    another tab still does not count)."""
+    if max_age is None:
+        return False
+    if allowance == 0:
+        return max_age == 0 or now - auth_time > max_age
+    return now - auth_time > max_age + allowance
 
 
 def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str) -> HttpResponse:
@@ -297,6 +312,7 @@ def _decide(
     oauth_req.context.resources = params.resources
     oauth_req.context.code_dpop_jkt = params.dpop_jkt
     response_params = grant.issue_code(request.user)
+    _forget(request, LOGIN_MARK)  # a demand answers one code: the same URL again signs in again
     authorize_request.release(request, oauth_req)
     record(
         EventType.OAUTH_AUTHORIZED,

@@ -26,7 +26,7 @@ from accounts import authstate, throttle
 from accounts.flows import attempts
 from core.acr import acr_satisfies
 from core.events import EventType, record
-from risk.stepup import predates_open_demand
+from risk.stepup import open_since, predates_open_demand
 
 from ..models import DeviceAuthorization
 from ..scopes import describe_scopes
@@ -70,7 +70,7 @@ def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
     stale = _older_than_open_demand(request, state, user, looked_up)
     if state is None or stale or (wanted and not acr_satisfies(state.acr, wanted)):
         if stale:
-            note_sign_in_demanded(request, _demand_key(looked_up))
+            note_sign_in_demanded(request, _demand_key(looked_up, user))
         return Page(Step.LOGIN, redirect_to=login_url(request, typed, wanted, force=stale))
     if decision not in ("approve", "deny"):
         return Page(Step.CONFIRM, context=_confirm_context(looked_up, typed))
@@ -90,11 +90,14 @@ def _older_than_open_demand(request: HttpRequest, state: authstate.AuthState | N
     behind the risk's cannot send the user round for ever)."""
     if state is None or not predates_open_demand(state.auth_time, user, found.client):
         return False
-    return not signed_in_since_demanded(request, state, _demand_key(found))
+    return not signed_in_since_demanded(request, state, _demand_key(found, user))
 
 
-def _demand_key(found: DeviceAuthorization) -> str:
-    return f"device:{found.pk}"
+def _demand_key(found: DeviceAuthorization, user: Any) -> str:
+    """This code and the open demand (by when it opened): a sign-in that answered an earlier
+    demand does not answer one opened since."""
+    since = open_since(user, found.client)
+    return f"device:{found.pk}:{int(since.timestamp()) if since is not None else 0}"
 
 
 def _lookup(request: HttpRequest, user: Any, typed: str) -> DeviceAuthorization | Page:

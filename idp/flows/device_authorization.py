@@ -91,11 +91,20 @@ def normalise(typed: str) -> str:
     return "".join(c for c in typed.upper() if c.isalnum())[:32]
 
 
+def _taken_under_a_fallback_secret(user_code: str) -> bool:
+    """A code pending since before a rotation of the encryption secret is stored under the old
+    one: the unique index cannot see that a new code equals it (``find_pending`` tries both)."""
+    older = keyed_hash_candidates(user_code)[1:]
+    return bool(older) and DeviceAuthorization.objects.filter(user_code_hash__in=older).exists()
+
+
 def start(client: Client, *, scope: str, resource: list[str], now: datetime) -> Started:
     """A new pending authorization; a (rare) user-code collision draws again."""
     device_code = generate_token(32)
     for _ in range(5):
         user_code = generate_user_code()
+        if _taken_under_a_fallback_secret(user_code):
+            continue
         row = DeviceAuthorization(
             device_code_hash=token_hash(device_code), user_code_hash=keyed_hash(user_code), client=client,
             scope=scope, resource=resource, interval=app_settings.DEVICE_CODE_INTERVAL, created_at=now,
@@ -114,10 +123,12 @@ def find_pending(typed: str, *, now: datetime) -> DeviceAuthorization | None:
     code = normalise(typed)
     if len(code) != USER_CODE_LENGTH or any(c not in USER_CODE_ALPHABET for c in code):
         return None
-    found = (DeviceAuthorization.objects.select_related("client")
-             .filter(user_code_hash__in=keyed_hash_candidates(code), status=Status.PENDING, client__is_active=True)
-             .first())
-    return found if found is not None and not found.is_expired(now) else None
+    matches = list(DeviceAuthorization.objects.select_related("client")
+                   .filter(user_code_hash__in=keyed_hash_candidates(code), status=Status.PENDING,
+                           client__is_active=True)[:2])
+    if len(matches) != 1:  # none, or (across a secret rotation) two: never guess which client
+        return None
+    return matches[0] if not matches[0].is_expired(now) else None
 
 
 def decide(authorization: DeviceAuthorization, *, user: Any, auth: Any, approve: bool, now: datetime) -> bool:

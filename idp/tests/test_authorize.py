@@ -160,6 +160,56 @@ def test_prompt_login_is_not_answered_by_coming_back_without_signing_in(browser,
     assert first["Location"] == again["Location"]
 
 
+def test_prompt_login_is_answered_once_a_reload_from_history_signs_in_again(browser, mobile_client, pkce):
+    """A kiosk: the user answered prompt=login and walked away signed in; the same URL from the
+    history must not give the next person a code without a sign-in (with a nonce, its replay is
+    refused anyway; without one, the demand is what stops it)."""
+    from .conftest import PASSWORD
+
+    params = authorize_params(mobile_client.client.client_id, pkce, prompt="login")
+    params.pop("nonce")
+    first = _get(browser, params)
+    login = browser.post(first["Location"], {"username": "alice", "password": PASSWORD,
+                                             "next": query_of(first["Location"])["next"]})
+    assert "code" in query_of(browser.get(login["Location"])["Location"])
+    reload = _get(browser, params)
+    assert reload["Location"].startswith(reverse("accounts:login")) and "force=1" in reload["Location"]
+
+
+def test_prompt_login_with_a_consent_page_between_sign_in_and_code(browser, service_client, pkce):
+    """The sign-in answers the demand on the consent page's GET and on its POST (allow) alike."""
+    from .conftest import PASSWORD, SERVICE_REDIRECT
+
+    params = authorize_params(service_client.client.client_id, pkce, redirect_uri=SERVICE_REDIRECT, prompt="login")
+    first = _get(browser, params)
+    login = browser.post(first["Location"], {"username": "alice", "password": PASSWORD,
+                                             "next": query_of(first["Location"])["next"]})
+    consent = browser.get(login["Location"])
+    assert consent.status_code == 200, consent.get("Location")
+    allowed = browser.post(login["Location"], {"decision": "allow"})
+    assert allowed.status_code == 302 and "code" in query_of(allowed["Location"]), allowed.get("Location")
+
+
+def test_max_age_answered_by_a_sign_in_long_ago_in_another_tab_signs_in_again(browser, mobile_client, pkce,
+                                                                              time_machine):
+    """A sign-in after the demand answers it only while it is within max_age (with an allowance
+    for another server's clock): hours later it is too old, whatever its id."""
+    import datetime as dt
+
+    from .conftest import PASSWORD
+
+    now = dt.datetime.now(tz=dt.UTC)
+    time_machine.move_to(now)
+    params = authorize_params(mobile_client.client.client_id, pkce, max_age="60")
+    time_machine.move_to(now + dt.timedelta(minutes=5))  # the fixture's sign-in is now too old
+    first = _get(browser, params)
+    assert first["Location"].startswith(reverse("accounts:login"))
+    browser.post(first["Location"], {"username": "alice", "password": PASSWORD,
+                                     "next": query_of(first["Location"])["next"]})  # "another tab"
+    time_machine.move_to(now + dt.timedelta(hours=3))
+    assert _get(browser, params)["Location"].startswith(reverse("accounts:login"))
+
+
 def test_max_age_exceeded_forces_login(browser, mobile_client, pkce, time_machine):
     import datetime as dt
 

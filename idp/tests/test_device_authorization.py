@@ -207,6 +207,25 @@ def test_a_sign_in_on_a_server_whose_clock_is_behind_the_risk_still_answers_it(
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.APPROVED
 
 
+def test_a_sign_in_that_answered_an_earlier_demand_does_not_answer_a_newer_one(
+        client: HttpClient, user: Any, tv: RegisteredClient, started: dict[str, Any]) -> None:
+    from accounts.testing import sign_in_with_second_factor
+    from risk.stepup import demand
+
+    with time_machine.travel(timezone.now() - timedelta(minutes=3)):
+        sign_in_with_second_factor(client, user, PASSWORD)
+    with time_machine.travel(timezone.now() - timedelta(minutes=2)):
+        first = demand(user, tv.client, "impossible_travel")
+    assert _approve(client, started["user_code"])["Location"].startswith(reverse("accounts:login"))
+    with time_machine.travel(timezone.now() - timedelta(minutes=1)):
+        sign_in_with_second_factor(client, user, PASSWORD)  # answers the first demand
+    first.clear("elsewhere")
+    demand(user, tv.client, "impossible_travel")  # a new risk, after that sign-in
+    again = _approve(client, started["user_code"])
+    assert again.status_code == 302 and again["Location"].startswith(reverse("accounts:login"))
+    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+
+
 def test_without_signing_in_again_the_page_keeps_asking(client: HttpClient, user: Any, tv: RegisteredClient,
                                                         started: dict[str, Any]) -> None:
     from accounts.testing import sign_in_with_second_factor
@@ -228,6 +247,28 @@ def test_a_code_shown_before_the_encryption_secret_rotated_can_still_be_typed(
     response = _approve(browser, started["user_code"])
     assert response.status_code == 200 and b"Device connected" in response.content
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.APPROVED
+
+
+def test_a_code_equal_to_one_pending_under_the_old_secret_is_never_guessed_at(
+        tv: RegisteredClient, settings: Any, monkeypatch: Any) -> None:
+    """Across a rotation of the encryption secret the unique index cannot see that a new code
+    equals one pending under the old secret: a new code that does is drawn again, and a typed
+    code matching two pending rows approves neither (it never guesses which client asked)."""
+    from idp.flows import device_authorization as flow
+
+    old = settings.IDP_KEY_ENCRYPTION_SECRET
+    draws = iter(["BCDFGHJK", "BCDFGHJK", "LMNPQRST"])
+    monkeypatch.setattr(flow, "generate_user_code", lambda: next(draws))
+    first = flow.start(tv.client, scope="openid", resource=[], now=timezone.now())
+    settings.IDP_KEY_ENCRYPTION_SECRET_FALLBACKS = [old]
+    settings.IDP_KEY_ENCRYPTION_SECRET = "a-new-key-encryption-secret"
+    second = flow.start(tv.client, scope="openid", resource=[], now=timezone.now())
+    assert second.user_code != first.user_code  # the equal draw was skipped
+    assert flow.find_pending(first.user_code, now=timezone.now()).pk == first.authorization.pk
+    twin = DeviceAuthorization.objects.get(pk=second.authorization.pk)
+    twin.user_code_hash = flow.keyed_hash("BCDFGHJK")  # as an unlucky draw without the check would be
+    twin.save(update_fields=["user_code_hash"])
+    assert flow.find_pending("BCDF-GHJK", now=timezone.now()) is None
 
 
 # --- §3.4-3.5 polling ----------------------------------------------------------------------------
