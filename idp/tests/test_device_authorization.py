@@ -264,7 +264,8 @@ def test_a_code_equal_to_one_pending_under_the_old_secret_is_never_guessed_at(
     settings.IDP_KEY_ENCRYPTION_SECRET = "a-new-key-encryption-secret"
     second = flow.start(tv.client, scope="openid", resource=[], now=timezone.now())
     assert second.user_code != first.user_code  # the equal draw was skipped
-    assert flow.find_pending(first.user_code, now=timezone.now()).pk == first.authorization.pk
+    found = flow.find_pending(first.user_code, now=timezone.now())
+    assert found is not None and found.pk == first.authorization.pk
     twin = DeviceAuthorization.objects.get(pk=second.authorization.pk)
     twin.user_code_hash = flow.keyed_hash("BCDFGHJK")  # as an unlucky draw without the check would be
     twin.save(update_fields=["user_code_hash"])
