@@ -90,12 +90,12 @@ def keyed_hash(value: str, *, secret: str | None = None) -> str:
 def keyed_hash_candidates(value: str) -> list[str]:
     """``keyed_hash(value)`` under the current and every fallback secret: what a value stored
     before a rotation of ``IDP_KEY_ENCRYPTION_SECRET`` may be stored as (look-ups by hash)."""
-    return [keyed_hash(value, secret=secret) for secret in ENCRYPTION_SECRETS.all()]
+    return list(dict.fromkeys(keyed_hash(value, secret=secret) for secret in ENCRYPTION_SECRETS.all()))
 
 
 def keyed_hash_matches(value: str, stored: str) -> bool:
     """Constant-time check of ``value`` against a stored keyed hash (current or fallback secrets)."""
-    return any(hmac.compare_digest(keyed_hash(value, secret=secret), stored) for secret in ENCRYPTION_SECRETS.all())
+    return any(hmac.compare_digest(candidate, stored) for candidate in keyed_hash_candidates(value))
 
 
 def successor_token(presented: str, *, secret: str | None = None) -> str:

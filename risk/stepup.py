@@ -56,8 +56,13 @@ def predates_open_demand(auth_time: int, user: Any, client: Any) -> bool:
     ``user`` at ``client``: it cannot meet it, however strong (the risk arose after it). Every
     page that starts a family asks (``/authorize``, ``/device``): a second factor passed
     before the risk would otherwise approve a new family past it."""
+    return demand_predating(auth_time, user, client) is not None
+
+
+def demand_predating(auth_time: int, user: Any, client: Any) -> datetime | None:
+    """When the open demand that a sign-in at ``auth_time`` predates opened, or None (one query)."""
     since = open_since(user, client)
-    return since is not None and auth_time < int(since.timestamp())
+    return since if since is not None and auth_time < int(since.timestamp()) else None
 
 
 def demand(user: Any, client: Any, reason: str, *, sid: str = "", now: datetime | None = None) -> StepUpDemand:

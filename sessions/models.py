@@ -139,13 +139,14 @@ class AccessToken(models.Model):
         db_table = "sessions_access_token"
 
     def is_active(self, now: datetime | None = None) -> bool:
-        """Unrevoked, unexpired, its family active and its user (a client's own token has none)
-        still active: a user deactivated behind the revocation signal holds nothing live."""
-        if self.revoked_at is not None or self.is_expired(now):
-            return False
-        if self.session is not None and not self.session.is_active:
-            return False
-        return self.user is None or self.user.is_active
+        return not self.is_revoked() and not self.is_expired(now)
+
+    def is_revoked(self) -> bool:
+        """Revoked, its family ended, or its user (a client's own token has none) deactivated:
+        a user deactivated behind the revocation signal holds nothing live."""
+        if self.revoked_at is not None or (self.session is not None and not self.session.is_active):
+            return True
+        return self.user is not None and not self.user.is_active
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return (now or timezone.now()) >= self.expires_at

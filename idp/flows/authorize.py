@@ -90,10 +90,9 @@ def _mark_key(request: HttpRequest) -> str:
     return hashlib.sha256(request.META.get("QUERY_STRING", "").encode()).hexdigest()[:32]
 
 
-def _remember(request: HttpRequest, name: str, value: int | str) -> None:
-    """Note in the session that this very request (by its query) reached a step (``value``:
-    when, or the sign-in the session had then)."""
-    _remember_for(request, name, _mark_key(request), value)
+def _remember(request: HttpRequest, name: str, now: int) -> None:
+    """Note in the session that this very request (by its query) reached a step at ``now``."""
+    _remember_for(request, name, _mark_key(request), now)
 
 
 def _remember_for(request: HttpRequest, name: str, key: str, value: int | str) -> None:
@@ -174,26 +173,26 @@ def _needs_login(
     wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
         return True, wanted, False
-    force = Prompt.LOGIN in params.prompt or _too_old(state.auth_time, params.max_age, now, allowance=0)
+    force = Prompt.LOGIN in params.prompt or _too_old(state.auth_time, params.max_age, now)
     if predates_open_demand(state.auth_time, user, client):
         force = True  # a risk step-up needs an authentication newer than the risk
-    if force and not (fresh and not _too_old(state.auth_time, params.max_age, now, allowance=CLOCK_SKEW_ALLOWANCE)):
+    if force and not (fresh and _recent_enough(state.auth_time, params.max_age, now)):
         return True, wanted, True
     if wanted and not acr_satisfies(state.acr, wanted):
         return True, wanted, False
     return False, wanted, False
 
 
-def _too_old(auth_time: int, max_age: int | None, now: int, *, allowance: int) -> bool:
+def _too_old(auth_time: int, max_age: int | None, now: int) -> bool:
     """OIDC Core §3.1.2.1: re-authenticate when more than ``max_age`` seconds have passed;
-    ``max_age=0`` is equivalent to ``prompt=login``. ``allowance``: for a sign-in made after
-    the demand, on a server whose clock may differ from this one's (a sign-in long ago in
-    another tab still does not count)."""
-    if max_age is None:
-        return False
-    if allowance == 0:
-        return max_age == 0 or now - auth_time > max_age
-    return now - auth_time > max_age + allowance
+    ``max_age=0`` is equivalent to ``prompt=login``."""
+    return max_age is not None and (max_age == 0 or now - auth_time > max_age)
+
+
+def _recent_enough(auth_time: int, max_age: int | None, now: int) -> bool:
+    """A sign-in made after the demand still meets ``max_age``, allowing for the clock of the
+    server it was made on (a sign-in long ago in another tab does not)."""
+    return max_age is None or now - auth_time <= max_age + CLOCK_SKEW_ALLOWANCE
 
 
 def login_redirect(request: HttpRequest, wanted_acr: str, force: bool, login_hint: str) -> HttpResponse:

@@ -26,7 +26,7 @@ from accounts import authstate, throttle
 from accounts.flows import attempts
 from core.acr import acr_satisfies
 from core.events import EventType, record
-from risk.stepup import open_since, predates_open_demand
+from risk.stepup import demand_predating
 
 from ..models import DeviceAuthorization
 from ..scopes import describe_scopes
@@ -67,10 +67,11 @@ def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
         return looked_up
     wanted = required_acr(looked_up.client, user, []) or ""
     state = authstate.current(request)
-    stale = _older_than_open_demand(request, state, user, looked_up)
+    demand_key = _open_demand_key(state, user, looked_up)
+    stale = demand_key is not None and not signed_in_since_demanded(request, state, demand_key)
     if state is None or stale or (wanted and not acr_satisfies(state.acr, wanted)):
-        if stale:
-            note_sign_in_demanded(request, _demand_key(looked_up, user))
+        if stale and demand_key is not None:
+            note_sign_in_demanded(request, demand_key)
         return Page(Step.LOGIN, redirect_to=login_url(request, typed, wanted, force=stale))
     if decision not in ("approve", "deny"):
         return Page(Step.CONFIRM, context=_confirm_context(looked_up, typed))
@@ -83,21 +84,14 @@ def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
     return Page(Step.DONE, context={"approved": approve, "client": looked_up.client})
 
 
-def _older_than_open_demand(request: HttpRequest, state: authstate.AuthState | None, user: Any,
-                            found: DeviceAuthorization) -> bool:
-    """The sign-in predates a risk step-up demand at the client, and the user has not signed in
-    again since this page sent them to (by the sign-in's id: a login server whose clock is
-    behind the risk's cannot send the user round for ever)."""
-    if state is None or not predates_open_demand(state.auth_time, user, found.client):
-        return False
-    return not signed_in_since_demanded(request, state, _demand_key(found, user))
-
-
-def _demand_key(found: DeviceAuthorization, user: Any) -> str:
-    """This code and the open demand (by when it opened): a sign-in that answered an earlier
-    demand does not answer one opened since."""
-    since = open_since(user, found.client)
-    return f"device:{found.pk}:{int(since.timestamp()) if since is not None else 0}"
+def _open_demand_key(state: authstate.AuthState | None, user: Any, found: DeviceAuthorization) -> str | None:
+    """When the sign-in predates an open risk step-up demand at the client: the key of the
+    "sign-in demanded" mark, naming this code and that demand (by when it opened), so the page
+    asks until a sign-in after it sends the user here (by the sign-in's id: a login server
+    whose clock is behind the risk's cannot send the user round for ever), and a sign-in that
+    answered an earlier demand does not answer one opened since."""
+    since = demand_predating(state.auth_time, user, found.client) if state is not None else None
+    return f"device:{found.pk}:{int(since.timestamp())}" if since is not None else None
 
 
 def _lookup(request: HttpRequest, user: Any, typed: str) -> DeviceAuthorization | Page:

@@ -65,12 +65,7 @@ class FoundToken:
 
     def is_revoked(self) -> bool:
         if self.access is not None:
-            user = self.access.user
-            return (
-                self.access.revoked_at is not None
-                or (self.access.session is not None and not self.access.session.is_active)
-                or (user is not None and not user.is_active)
-            )
+            return self.access.is_revoked()
         return self.refresh.is_revoked() or self.refresh.rotated_at is not None  # type: ignore[union-attr]
 
 

@@ -62,26 +62,28 @@ def test_an_access_token_of_a_deactivated_user_is_inactive_on_the_general_path(t
 def test_a_protected_resource_refuses_a_deactivated_users_token_and_says_why(tokens, user):
     """``idp.flows.resource.authorize`` (what our own APIs call) refuses with RFC 6750's
     ``invalid_token`` and records the reason ``user_inactive``, not "expired"."""
-    request: HttpRequest = RequestFactory().get("/api", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
-    assert resource.authorize(request).token.user_id == user.pk
+    assert resource.authorize(_api_request(tokens)).token.user_id == user.pk
     _deactivate_behind_the_signal(user)
-    with pytest.raises(resource.ResourceError) as refused:
-        resource.authorize(request)
-    assert refused.value.error == resource.ResourceErrorCode.INVALID_TOKEN
-    event = SecurityEvent.objects.filter(event_type=EventType.RESOURCE_TOKEN_REFUSED).latest("id")
-    assert event.details["detail"] == "user_inactive"
+    assert _refusal(_api_request(tokens)) == (resource.ResourceErrorCode.INVALID_TOKEN, "user_inactive")
 
 
 def test_a_deactivated_user_awaiting_step_up_is_told_user_inactive_not_step_up(tokens, user):
     """No step-up can help a deactivated user: the reason says what would."""
-    request: HttpRequest = RequestFactory().get("/api", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     DeviceSession.objects.update(status=SessionStatus.STEP_UP_REQUIRED)
     _deactivate_behind_the_signal(user)
+    assert _refusal(_api_request(tokens)) == (resource.ResourceErrorCode.INVALID_TOKEN, "user_inactive")
+
+
+def _api_request(tokens: dict[str, Any]) -> HttpRequest:
+    return RequestFactory().get("/api", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+
+
+def _refusal(request: HttpRequest) -> tuple[str, str]:
+    """The error ``resource.authorize`` raises and the reason its event records."""
     with pytest.raises(resource.ResourceError) as refused:
         resource.authorize(request)
-    assert refused.value.error == resource.ResourceErrorCode.INVALID_TOKEN
     event = SecurityEvent.objects.filter(event_type=EventType.RESOURCE_TOKEN_REFUSED).latest("id")
-    assert event.details["detail"] == "user_inactive"
+    return refused.value.error, event.details["detail"]
 
 
 def test_a_deactivated_users_token_cannot_be_exchanged(tokens, backend, user):  # noqa: F811

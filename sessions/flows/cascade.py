@@ -1,7 +1,6 @@
 """Revocation cascades (issue 5 §5): deactivating or deleting a user, deleting a client or
-revoking a device ends its
-token families at once, so introspection and userinfo refuse their tokens immediately
-rather than at the next refresh. Each family ends through the one path
+revoking a device ends its token families at once, so introspection and userinfo refuse
+their tokens immediately rather than at the next refresh. Each family ends through the one path
 (``sessions.flows.revocation``), so each is recorded and announced. The receivers here
 connect when ``DeviceSessionsConfig.ready()`` imports this module."""
 
@@ -16,15 +15,13 @@ from django.dispatch import receiver
 from attestation.signals import device_revoked
 from clients.models import Client
 
-from ..models import DeviceSession, SessionStatus
 from . import revocation
 from .revocation import Reason
 
 
 def revoke_device_sessions(device_id: int, reason: str) -> int:
     """End every live family of the device (``attestation.signals.device_revoked``)."""
-    live = DeviceSession.objects.exclude(status=SessionStatus.REVOKED).filter(device_id=device_id)
-    return revocation.revoke_sessions(live.select_related("client", "user", "device"), reason)
+    return revocation.revoke_sessions(revocation.live_sessions(device_id=device_id), reason)
 
 
 @receiver(device_revoked, dispatch_uid="sessions.device_revoked")
@@ -45,8 +42,7 @@ def _client_deleted(sender: Any, instance: Client, **kwargs: Any) -> None:
     """A deleted client's families end through the one path first, as a deleted user's do; so
     do its tokens outside them (client credentials, token exchange into another's family),
     each on record, instead of vanishing with the client's rows."""
-    live = DeviceSession.objects.exclude(status=SessionStatus.REVOKED).filter(client_id=instance.pk)
-    revocation.revoke_sessions(live.select_related("client", "user", "device"), Reason.CLIENT_DELETED)
+    revocation.revoke_sessions(revocation.live_sessions(client_id=instance.pk), Reason.CLIENT_DELETED)
     revocation.revoke_client_access_tokens(instance, Reason.CLIENT_DELETED)
 
 

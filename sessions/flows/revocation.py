@@ -3,8 +3,8 @@
 Every way a session ends (the user signing an app out on the account page, browser or
 RP-initiated logout, ``/revoke``, an admin, a password or factor change, risk, device
 health, revalidation, a revoked device, a deactivated or deleted user, a deleted client,
-code or refresh-token reuse, a received shared signal) calls :func:`revoke_session`; every change to a credential calls
-:func:`credential_changed`. Each records exactly one security event and then *announces*
+code or refresh-token reuse, a received shared signal) calls :func:`revoke_session`; every
+change to a credential calls :func:`credential_changed`. Each records exactly one security event and then *announces*
 the change with a named signal, inside the same transaction:
 
 - :data:`session_revoked` (``session``, ``reason``, ``initiator``, ``details``, ``now``);
@@ -178,11 +178,16 @@ def revoke_sessions(
     return sum(int(revoke_session(s, reason, now=now, **options)) for s in sessions)
 
 
-def live_sessions_of(user: Any) -> Any:
-    """The user's families not revoked yet (active or awaiting step-up), ready to revoke."""
-    return DeviceSession.objects.filter(user=user).exclude(status=SessionStatus.REVOKED).select_related(
+def live_sessions(**lookup: Any) -> Any:
+    """The families matching ``lookup`` not revoked yet (active or awaiting step-up), ready to revoke."""
+    return DeviceSession.objects.filter(**lookup).exclude(status=SessionStatus.REVOKED).select_related(
         "client", "user", "device"
     )
+
+
+def live_sessions_of(user: Any) -> Any:
+    """The user's families not revoked yet."""
+    return live_sessions(user=user)
 
 
 def revoke_user_sessions(user: Any, reason: str, **options: Any) -> int:
