@@ -171,7 +171,8 @@ class Device(models.Model):
     """One attested app-instance key on one device (App Attest key / Android attested key)."""
 
     platform = models.CharField(max_length=10, choices=Platform.choices)
-    app = models.ForeignKey(RegisteredApp, on_delete=models.CASCADE, related_name="devices")
+    # Found by (app, key_id) (the unique constraint), which serves look-ups by app alone.
+    app = models.ForeignKey(RegisteredApp, on_delete=models.CASCADE, related_name="devices", db_index=False)
     key_id = models.CharField(
         max_length=128,
         help_text="App Attest key id (base64) / Android key fingerprint; "

@@ -30,7 +30,10 @@ class DeviceSession(models.Model):
     """A signed-in app on one device: the family every refresh token of one login belongs to."""
 
     sid = models.CharField(max_length=64, unique=True, help_text="Public id of this token family.")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions")
+    # Found by (user, status) (Meta.indexes), which serves look-ups by user alone: no index of its own.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_sessions", db_index=False
+    )
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="device_sessions")
     authorization_code = models.OneToOneField(
         "device_sessions.AuthorizationCode",

@@ -11,32 +11,17 @@ from django.db import migrations, models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 
+from core import schema
+
 PATTERN_TWINS = ("event_type", "reason", "client_id")
 
 
 def drop_pattern_twins(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    table = apps.get_model("core", "SecurityEvent")._meta.db_table
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s"
-            " AND indexdef LIKE %s", [table, "%varchar_pattern_ops%"],
-        )
-        names = [row[0] for row in cursor.fetchall()]
-    for name in names:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
+    schema.drop_pattern_twins(schema_editor, apps.get_model("core", "SecurityEvent")._meta.db_table)
 
 
 def restore_pattern_twins(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    model = apps.get_model("core", "SecurityEvent")
-    for name in PATTERN_TWINS:
-        statement = schema_editor._create_like_index_sql(  # type: ignore[attr-defined]  # PostgreSQL editor
-            model, model._meta.get_field(name))
-        if statement is not None:
-            schema_editor.execute(statement)
+    schema.restore_pattern_twins(schema_editor, apps.get_model("core", "SecurityEvent"), *PATTERN_TWINS)
 
 
 class Migration(migrations.Migration):
