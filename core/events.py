@@ -2,7 +2,8 @@
 
 ``record()`` appends a ``SecurityEvent`` row and writes the same data as one JSON
 line on the ``vigil.security`` logger. Flows call it; views never write events. Every event
-type is an ``EventType`` member, never a string (docs/security-events.md).
+type is an ``EventType`` member and every outcome an ``Outcome`` member, never a string
+(docs/security-events.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.http import HttpRequest
 from . import request_context, sql
 from .cache import settle_first
 from .client_address import client_address
-from .models import SecurityEvent
+from .models import Outcome, SecurityEvent  # Outcome is imported from here by the flows
 
 logger = logging.getLogger("vigil.security")
 operations_logger = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def _clean(value: Any) -> Any:
 def build(
     event_type: EventType,
     *,
-    outcome: str = "success",
+    outcome: Outcome = Outcome.SUCCESS,
     reason: str = "",
     user: Any = None,
     client_id: str = "",
@@ -154,7 +155,10 @@ def build(
 ) -> SecurityEvent:
     """The event ``record`` would write, not yet written. A request's pending first claim (its
     DPoP proof's ``jti``, ``core.cache.claiming_first``) is made before: nothing is recorded for
-    a replayed proof but its refusal."""
+    a replayed proof but its refusal. ``outcome`` must be an ``Outcome`` member: a plain string,
+    even one equal to a member's value, is a ``TypeError`` (mypy says so first)."""
+    if not isinstance(outcome, Outcome):
+        raise TypeError(f"outcome must be a core.events.Outcome member, not {outcome!r}")
     settle_first()
     user_obj = user if getattr(user, "pk", None) else None
     details = _clean(details)
@@ -172,10 +176,10 @@ def build(
     )
 
 
-def record(event_type: EventType, **fields: Any) -> SecurityEvent:
+def record(event_type: EventType, *, outcome: Outcome = Outcome.SUCCESS, **fields: Any) -> SecurityEvent:
     """Write one event (``build``'s arguments): at once, or with the batch this request holds
     (``batched``)."""
-    event = build(event_type, **fields)
+    event = build(event_type, outcome=outcome, **fields)
     batch = _open_batch()
     if batch is not None:
         batch.events.append(event)  # outside any transaction of its own: written when the batch ends
@@ -322,8 +326,8 @@ class TransactionEvents:
     def __init__(self) -> None:
         self.events: list[SecurityEvent] = []
 
-    def record(self, event_type: EventType, **fields: Any) -> SecurityEvent:
-        event = build(event_type, **fields)
+    def record(self, event_type: EventType, *, outcome: Outcome = Outcome.SUCCESS, **fields: Any) -> SecurityEvent:
+        event = build(event_type, outcome=outcome, **fields)
         self.events.append(event)
         return event
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -53,12 +54,31 @@ class SigningKey(models.Model):
         return f"{self.alg} {self.kid[:12]}… ({self.status})"
 
 
+class Outcome(StrEnum):
+    """How a security decision came out (``SecurityEvent.outcome``), re-exported as
+    ``core.events.Outcome``; docs/security-events.md lists exactly these. It lives here, not in
+    ``core.events``, because the model's ``choices`` need it and ``core.events`` imports the model.
+
+    Four are general; four belong to one event type each and are stored as they always were
+    (the risk metrics and the dashboard count them).
+    """
+
+    SUCCESS = "success"  # done or allowed: a token issued, a sign-in, a delivery, a change made
+    FAILURE = "failure"  # it did not work: bad evidence or credentials, an error of ours or a dependency's
+    DENIED = "denied"  # refused by a rule: policy, throttling, a permission, a replay
+    INFO = "info"  # nothing granted or refused: an inactive token introspected, an action that changed nothing
+    DETECTED = "detected"  # ``risk.signal``: a risk signal fired
+    TAKEN = "taken"  # ``risk.action``: the action refused or cut access (revoke, step-up)
+    RECORDED = "recorded"  # ``risk.action``: the action only records (nothing refused)
+    REQUIRED = "required"  # ``login.step_up``: the signed-in user must add a factor
+
+
 class SecurityEvent(models.Model):
     """Append-only record of every security decision (see ``core.events.record``)."""
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     event_type = models.CharField(max_length=80, db_index=True)
-    outcome = models.CharField(max_length=20, help_text="success, failure, denied, info")
+    outcome = models.CharField(max_length=20, choices=[(outcome.value, outcome.value) for outcome in Outcome])
     reason = models.CharField(max_length=80, blank=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     client_id = models.CharField(max_length=100, blank=True, db_index=True)
@@ -75,7 +95,7 @@ class SecurityEvent(models.Model):
         ordering = ["-created_at"]
         # A session's newest events first (risk streaks read them on every refresh): an index
         # scan that stops at the LIMIT, however long the session has lived. Every index costs
-        # each insert (two per attested refresh): no index on the four values of ``outcome``,
+        # each insert (two per attested refresh): no index on the few values of ``outcome``,
         # none on ``session_id`` alone (this one covers it) and, on PostgreSQL, none of the
         # ``varchar_pattern_ops`` twins Django adds for LIKE 'x%' (core.0003; nothing queries so).
         indexes = [models.Index(fields=["session_id", "id"], name="idp_secevent_session_id")]

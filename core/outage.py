@@ -183,7 +183,7 @@ def _record(request: HttpRequest, dependency: Dependency, exc: BaseException) ->
         with transaction.atomic():  # a failed write leaves no broken transaction behind
             events.record(
                 EVENT_TYPE,
-                outcome="failure",
+                outcome=events.Outcome.FAILURE,
                 reason=f"{dependency}_unavailable",
                 request=request,
                 path=request.path[:200],

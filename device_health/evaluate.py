@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from .facts import HealthFacts, collect, display_os_version, verified_signals
 from .models import DeviceHealth, HealthFinding, HealthOutcome
@@ -224,7 +224,7 @@ def _announce(evaluation: Evaluation, trigger: str, request: Any, user: Any) -> 
         "facts": {k: v for k, v in evaluation.facts.as_json().items() if k in causes},
         "trigger": trigger,
     }
-    outcome = "success" if decision.outcome == HealthOutcome.ALLOW else "denied"
+    outcome = Outcome.SUCCESS if decision.outcome == HealthOutcome.ALLOW else Outcome.DENIED
     record(COMPLIANCE_EVENT, outcome=outcome, reason=decision.deciding.rule.name if decision.deciding else "compliant",
            user=user, client_id=device.app.client.client_id, request=request, **details)
     _shared_signal(device, details)

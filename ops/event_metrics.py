@@ -16,7 +16,7 @@ from collections.abc import Callable
 from prometheus_client import Counter
 
 from core import metrics
-from core.events import EventType
+from core.events import EventType, Outcome
 from core.metrics import NONE, bounded
 from core.models import SecurityEvent
 from sessions.flows.refresh import Refusal
@@ -41,7 +41,7 @@ def _issued(event: SecurityEvent) -> None:
 
 def _code_retried(event: SecurityEvent) -> None:
     """A lost exchange's answer given again issues an access token; a refused retry none."""
-    if event.outcome == "success":
+    if event.outcome == Outcome.SUCCESS:
         _issued(event)
 
 
@@ -71,7 +71,7 @@ def _attestation_token_refused(event: SecurityEvent) -> None:
 
 def _attestation_verdict(kind: str) -> Handler:
     def count(event: SecurityEvent) -> None:
-        failed = bool(event.reason) or event.outcome in {"failure", "denied"}
+        failed = bool(event.reason) or event.outcome in {Outcome.FAILURE, Outcome.DENIED}
         metrics.ATTESTATION.labels(
             bounded("attestation.platform", _detail(event, "platform") or "any"),
             kind,
@@ -108,7 +108,7 @@ def _device_health(event: SecurityEvent) -> None:
 
 def _login(event: SecurityEvent) -> None:
     factor = LOGIN_FACTORS.get(event.event_type) or bounded("login.factor", _detail(event, "method"))
-    if event.outcome == "success":
+    if event.outcome == Outcome.SUCCESS:
         result = "success"
     elif event.reason == THROTTLED:
         result = THROTTLED

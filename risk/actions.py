@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession
 
@@ -87,7 +87,7 @@ def execute(
     for signal in plan_.signals:
         record(
             EventType.RISK_SIGNAL,
-            outcome="detected",
+            outcome=Outcome.DETECTED,
             reason=signal.kind,
             user=user,
             client_id=client_id,
@@ -110,7 +110,7 @@ def execute(
         changed = stepup.demand(user, client, reason, now=now) is not None
     record(
         EventType.RISK_ACTION,
-        outcome="taken" if plan_.refuses else "recorded",
+        outcome=Outcome.TAKEN if plan_.refuses else Outcome.RECORDED,
         reason=plan_.action,
         user=user,
         client_id=client_id,

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from core.acr import ACR_MFA, acr_satisfies
-from core.events import EventType, client_ip, record
+from core.events import EventType, Outcome, client_ip, record
 from core.policy import GrantType, PolicyDecision, ResourceContext, TokenContext
 from core.resource_errors import ResourceError, ResourceErrorCode
 
@@ -132,9 +132,9 @@ def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:
         actions.execute(chosen, user=context.user, client=context.client, session=target, request=request,
                         now=now, source=source)
         if unmet:
-            record(EventType.RISK_STEP_UP_PENDING, outcome="denied", reason="step_up_demand_unmet", user=context.user,
-                   client_id=context.client.client_id, request=request, source=source, demanded_acr=unmet,
-                   acr=getattr(session, "acr", ""))
+            record(EventType.RISK_STEP_UP_PENDING, outcome=Outcome.DENIED, reason="step_up_demand_unmet",
+                   user=context.user, client_id=context.client.client_id, request=request, source=source,
+                   demanded_acr=unmet, acr=getattr(session, "acr", ""))
 
     if chosen.refuses or unmet:
         description = REVOKED_DESCRIPTION if chosen.action == RiskAction.REVOKE else STEP_UP_DESCRIPTION

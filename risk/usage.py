@@ -18,7 +18,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from core.api_errors import ApiErrorCode
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.models import DeviceSession, SessionStatus
 
 from . import actions, volume
@@ -101,7 +101,7 @@ def report_usage(
             return UsageResult(recorded.day.isoformat(), True)
         record(
             EventType.RISK_USAGE_REPORTED,
-            outcome="info",
+            outcome=Outcome.INFO,
             user=user,
             client_id=client.client_id,
             session_id=session.sid if session else "",

@@ -17,7 +17,7 @@ from typing import Any
 
 from attestation.flows.registry import suspend_device
 from attestation.models import DeviceStatus
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.flows.tokens import revoke_session
 from sessions.models import DeviceSession, SessionStatus
 
@@ -55,7 +55,7 @@ def apply(
     else:
         changed = []
     summary = {"event": event_type, "action": str(action), "matched": not match.empty, "changed": changed}
-    record(EventType.SSF_ACTION, outcome="success" if changed else "info", reason=reason,
+    record(EventType.SSF_ACTION, outcome=Outcome.SUCCESS if changed else Outcome.INFO, reason=reason,
            **{**summary, **context})
     return summary
 

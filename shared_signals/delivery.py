@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core import keys
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from . import set_tokens
 from .app_settings import app_settings
@@ -116,7 +116,7 @@ def _save_result(delivery: SetDelivery, result: PushResult, final: bool, moment:
     if delivery.status != DeliveryStatus.PENDING:
         record(
             _SETTLED[delivery.status],
-            outcome="success" if result.delivered else "failure",
+            outcome=Outcome.SUCCESS if result.delivered else Outcome.FAILURE,
             reason="" if result.delivered else result.detail[:80],
             jti=delivery.jti,
             set_event=delivery.event_type,

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from . import actions, jwks_cache
 from .app_settings import app_settings
@@ -84,7 +84,7 @@ def receive(push: Push, now: datetime | None = None) -> ReceivedSet:
         claims = _verified_claims(transmitter, _token(push), moment)
         return _accept(transmitter, claims, moment, push.ip)
     except SetError as error:
-        record(EventType.SSF_SET_REFUSED, outcome="denied", reason=error.code, ip_address=push.ip,
+        record(EventType.SSF_SET_REFUSED, outcome=Outcome.DENIED, reason=error.code, ip_address=push.ip,
                transmitter=transmitter.name if transmitter else push.slug[:40], description=error.description)
         raise
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.translation import ngettext
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from .. import known_devices, throttle
 from ..models import User
@@ -35,7 +35,7 @@ def admit(request: HttpRequest, scope: throttle.Scope, account: str, event: Even
     try:
         return throttle.admit(scope, account, source)
     except throttle.Throttled as refused:
-        record(event, outcome="denied", reason=Refusal.THROTTLED, user=user, request=request, **details,
+        record(event, outcome=Outcome.DENIED, reason=Refusal.THROTTLED, user=user, request=request, **details,
                **refused.details())
         raise
 
@@ -53,7 +53,7 @@ def fail(
     delay = throttle.failed(attempt)
     record(
         event,
-        outcome="failure",
+        outcome=Outcome.FAILURE,
         reason=reason,
         user=user,
         request=request,

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.flows.revocation import Initiator, Reason
 
 from ..models import Passkey, User
@@ -25,7 +25,7 @@ def remove_totp(request: HttpRequest, user: User) -> bool:
             refused = False
             removed = totp.remove(user, request)
     if refused:
-        record(EventType.FACTOR_TOTP_REMOVE, outcome="denied", reason="last_factor", user=user, request=request)
+        record(EventType.FACTOR_TOTP_REMOVE, outcome=Outcome.DENIED, reason="last_factor", user=user, request=request)
         raise FactorRemovalRefused()
     if not policy.has_second_factor(user):
         recovery.delete_all(user, request, reason="no_second_factor_left")

@@ -8,7 +8,7 @@ from django.contrib.auth import authenticate
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from .. import authstate, pending, throttle
 from ..models import User
@@ -49,7 +49,8 @@ def check_password_login(request: HttpRequest, username: str, password: str) -> 
         attempts.fail(request, attempt, EventType.LOGIN_PASSWORD, attempts.Refusal.BAD_CREDENTIALS, username=username)
         raise LoginRefused(attempts.Refusal.BAD_CREDENTIALS)
     throttle.succeeded(attempt)
-    record(EventType.LOGIN_PASSWORD, outcome="success", user=user, request=request, basis=str(attempt.source.basis))
+    record(EventType.LOGIN_PASSWORD, outcome=Outcome.SUCCESS, user=user, request=request,
+           basis=str(attempt.source.basis))
     return user
 
 
@@ -72,4 +73,4 @@ def after_first_factor(request: HttpRequest, user: User, amr: list[str], wanted_
 def begin_step_up(request: HttpRequest, user: User) -> None:
     """The signed-in user must add a factor to this session (acr_values / policy)."""
     pending.start(request, user, [], mode="stepup")
-    record(EventType.LOGIN_STEP_UP, outcome="required", user=user, request=request)
+    record(EventType.LOGIN_STEP_UP, outcome=Outcome.REQUIRED, user=user, request=request)

@@ -20,7 +20,7 @@ from webauthn.helpers.structs import AuthenticationCredential, CredentialDeviceT
 
 from core.crypto import constant_time_equals
 from core.encoding import b64url_encode
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from .. import authstate, pending, webauthn_rp
 from ..authstate import AuthState
@@ -57,9 +57,9 @@ def finish(
         passkey = _verify(parsed, challenge, user, moment)
     except PasskeyError as error:
         if error.passkey is not None:  # recorded outside the rolled-back transaction
-            record(EventType.FACTOR_PASSKEY_SIGN_COUNT_REGRESSION, outcome="denied", reason="possible_clone",
+            record(EventType.FACTOR_PASSKEY_SIGN_COUNT_REGRESSION, outcome=Outcome.DENIED, reason="possible_clone",
                    user=error.passkey.user, request=request, passkey=error.passkey.pk, detail=error.detail)
-        record(event, outcome="failure", reason=error.code, user=user, request=request, method="passkey",
+        record(event, outcome=Outcome.FAILURE, reason=error.code, user=user, request=request, method="passkey",
                detail=error.detail[:200])
         raise
     methods = [passkey.amr_key, "user"]

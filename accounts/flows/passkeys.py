@@ -13,7 +13,7 @@ from django.utils.translation import gettext
 from webauthn.helpers.structs import CredentialDeviceType
 
 from core.encoding import b64url_encode
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType, Initiator
 
@@ -57,8 +57,8 @@ def finish(
         challenge = webauthn_rp.pop_challenge(request, PURPOSE, moment)
         verified, transports = webauthn_rp.verify_registration(credential, challenge)
     except PasskeyError as error:
-        record(EventType.FACTOR_PASSKEY_REGISTER, outcome="failure", reason=error.code, user=user, request=request,
-               detail=error.detail[:200])
+        record(EventType.FACTOR_PASSKEY_REGISTER, outcome=Outcome.FAILURE, reason=error.code, user=user,
+               request=request, detail=error.detail[:200])
         raise
     first_factor = not policy.has_second_factor(user)
     try:
@@ -78,7 +78,7 @@ def finish(
                 created_at=moment,
             )
     except IntegrityError as exc:  # §7.1 step 26: a credential id already registered
-        record(EventType.FACTOR_PASSKEY_REGISTER, outcome="failure", reason="duplicate_credential", user=user,
+        record(EventType.FACTOR_PASSKEY_REGISTER, outcome=Outcome.FAILURE, reason="duplicate_credential", user=user,
                request=request)
         raise PasskeyError("duplicate_credential") from exc
     revocation.credential_changed(
@@ -141,8 +141,8 @@ def remove(request: HttpRequest | None, user: User, passkey_id: int, reason: str
             passkey.delete()
             _announce_removed(request, user, passkey, passkey_id, reason)
     if not allowed:
-        record(EventType.FACTOR_PASSKEY_REMOVE, outcome="denied", reason="last_factor", user=user, request=request,
-               passkey=passkey_id)
+        record(EventType.FACTOR_PASSKEY_REMOVE, outcome=Outcome.DENIED, reason="last_factor", user=user,
+               request=request, passkey=passkey_id)
         raise FactorRemovalRefused()
     if not policy.has_second_factor(user):
         recovery.delete_all(user, request, reason="no_second_factor_left")

@@ -35,7 +35,7 @@ from django.utils import timezone
 from clients.models import Client
 from core import crypto
 from core.cache import claim
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from core.signed_values import Purpose, dump, load
 
 from ..app_settings import app_settings
@@ -88,7 +88,8 @@ def redeem_challenge(value: str, *, client_id: str, purpose: str, now: datetime 
         return consume_challenge(value, client_id=client_id, purpose=purpose, now=now)
     except AttestationError as exc:
         record(
-            EventType.ATTESTATION_CHALLENGE, outcome="failure", reason=exc.reason, client_id=client_id, purpose=purpose
+            EventType.ATTESTATION_CHALLENGE, outcome=Outcome.FAILURE, reason=exc.reason, client_id=client_id,
+            purpose=purpose,
         )
         raise
 
@@ -98,7 +99,7 @@ def refuse_for_rate(request: Any, wait: float | None) -> None:
     security decision like any other: recorded, with how long the address must wait."""
     record(
         EventType.ATTESTATION_CHALLENGE,
-        outcome="denied",
+        outcome=Outcome.DENIED,
         reason="throttled",
         request=request,
         retry_after=math.ceil(wait) if wait is not None else None,

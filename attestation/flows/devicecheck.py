@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from core import crypto
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from ..app_settings import app_settings
 from ..apple.devicecheck import DeviceCheckClient, DeviceCheckError, DeviceCheckUnavailable, DeviceTokenInvalid
@@ -48,9 +48,9 @@ def encrypt_token(token: str) -> str:
     return crypto.encrypt(token.encode()) if token else ""
 
 
-def _event(app: RegisteredApp, operation: str, reason: str, request: Any = None, *, outcome: str = "",
+def _event(app: RegisteredApp, operation: str, reason: str, request: Any = None, *, outcome: Outcome | None = None,
            **details: Any) -> None:
-    record(EventType.ATTESTATION_DEVICECHECK, outcome=outcome or ("failure" if reason else "success"),
+    record(EventType.ATTESTATION_DEVICECHECK, outcome=outcome or (Outcome.FAILURE if reason else Outcome.SUCCESS),
            reason=reason, client_id=app.client.client_id, request=request, platform="ios", operation=operation,
            **details)
 
@@ -65,13 +65,13 @@ def check_enrollment(app: RegisteredApp, token: str, *, now: datetime, request: 
         return None  # off (or a value this version does not know)
     if not token:
         if app.devicecheck_mode == DeviceCheckMode.REQUIRED:
-            _event(app, QUERY, Reason.DEVICECHECK_TOKEN_REQUIRED, request, outcome="denied")
+            _event(app, QUERY, Reason.DEVICECHECK_TOKEN_REQUIRED, request, outcome=Outcome.DENIED)
             raise AttestationError(Reason.DEVICECHECK_TOKEN_REQUIRED, "this app requires a DeviceCheck token")
         return None
     try:
         bits = client_for(app).query_two_bits(token)
     except DeviceTokenInvalid as exc:
-        _event(app, QUERY, Reason.DEVICECHECK_TOKEN_INVALID, request, outcome="denied", detail=exc.detail)
+        _event(app, QUERY, Reason.DEVICECHECK_TOKEN_INVALID, request, outcome=Outcome.DENIED, detail=exc.detail)
         raise AttestationError(Reason.DEVICECHECK_TOKEN_INVALID, exc.detail) from exc
     except DeviceCheckUnavailable as exc:
         return _degrade(app, exc, now, request)
@@ -83,8 +83,9 @@ def _degrade(app: RegisteredApp, exc: DeviceCheckUnavailable, now: datetime, req
     fail_open = app.devicecheck_on_failure == DeviceCheckFailure.FAIL_OPEN
     degraded = "fail_open" if fail_open else "fail_closed"
     logger.warning("DeviceCheck query failed for %s (%s): %s", app.client.client_id, degraded, exc.detail)
-    _event(app, QUERY, Reason.DEVICECHECK_UNAVAILABLE, request, outcome="failure" if fail_open else "denied",
-           degraded=degraded, status=exc.status, detail=exc.detail)
+    _event(app, QUERY, Reason.DEVICECHECK_UNAVAILABLE, request,
+           outcome=Outcome.FAILURE if fail_open else Outcome.DENIED, degraded=degraded, status=exc.status,
+           detail=exc.detail)
     if not fail_open:
         raise AttestationError(Reason.DEVICECHECK_UNAVAILABLE, exc.detail) from exc
     return {"status": "unavailable", "checked_at": now.isoformat()}
@@ -101,14 +102,14 @@ def flag_device(device: Device, *, bit: int, now: datetime) -> bool:
         return True
     token = device.devicecheck_token()
     if not token:
-        _event(app, UPDATE, TOKEN_MISSING, outcome="failure", device=device.pk, bit=bit)
+        _event(app, UPDATE, TOKEN_MISSING, outcome=Outcome.FAILURE, device=device.pk, bit=bit)
         return False
     try:
         client_for(app).update_two_bits(token, **{f"bit{bit}": True})
     except DeviceTokenInvalid as exc:  # final (a stale token stays refused): forget it, so no sweep sends it again
         Device.objects.filter(pk=device.pk).update(devicecheck_token_encrypted="")
         device.devicecheck_token_encrypted = ""
-        _event(app, UPDATE, Reason.DEVICECHECK_TOKEN_INVALID, outcome="failure", device=device.pk, bit=bit,
+        _event(app, UPDATE, Reason.DEVICECHECK_TOKEN_INVALID, outcome=Outcome.FAILURE, device=device.pk, bit=bit,
                detail=exc.detail)
         return False
     except DeviceCheckError as exc:

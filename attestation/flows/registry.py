@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from attestation.signals import device_revoked, device_suspended
-from core.events import EventType, record, withdraw
+from core.events import EventType, Outcome, record, withdraw
 from core.models import SecurityEvent
 
 from ..binding import RequestBinding
@@ -25,7 +25,7 @@ from .challenges import claim_challenge
 def _record(event: EventType, device: Device, actor: Any, reason: str, **details: Any) -> None:
     record(
         event,
-        outcome="success",
+        outcome=Outcome.SUCCESS,
         reason=reason[:80],
         user=actor,
         client_id=device.app.client.client_id,
@@ -65,8 +65,9 @@ def revoke_and_flag_device(
     moment = now or timezone.now()
     revoke_device(device, reason=reason, actor=actor, now=moment)
     if not device.devicecheck_token_encrypted:
-        record(EventType.ATTESTATION_DEVICECHECK, outcome="failure", reason="devicecheck_token_missing", user=actor,
-               client_id=device.app.client.client_id, device=device.pk, platform=device.platform, operation="update")
+        record(EventType.ATTESTATION_DEVICECHECK, outcome=Outcome.FAILURE, reason="devicecheck_token_missing",
+               user=actor, client_id=device.app.client.client_id, device=device.pk, platform=device.platform,
+               operation="update")
         return False
     Device.objects.filter(pk=device.pk).update(devicecheck_flag_requested_at=moment, devicecheck_flagged_at=None)
     device.devicecheck_flag_requested_at, device.devicecheck_flagged_at = moment, None
@@ -100,7 +101,7 @@ def device_event(
     event: EventType, reason: str, client_id: str, request: Any, *, platform: str, **details: Any
 ) -> SecurityEvent:
     """One security event per enrollment or proof, success or failure (``reason`` set)."""
-    return record(event, outcome="failure" if reason else "success", reason=reason, client_id=client_id,
+    return record(event, outcome=Outcome.FAILURE if reason else Outcome.SUCCESS, reason=reason, client_id=client_id,
            request=request, platform=platform, **details)
 
 

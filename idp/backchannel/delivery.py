@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.models import DeviceSession
 
 from ..models import PendingLogout
@@ -65,7 +65,7 @@ def deliver(session_pk: int, *, final: bool, now: datetime | None = None) -> str
         raise LogoutRetry(result.detail)
     event = EventType.OAUTH_BACKCHANNEL_LOGOUT_SENT if result.delivered else EventType.OAUTH_BACKCHANNEL_LOGOUT_FAILED
     with transaction.atomic():  # settled: recorded, and no longer owed
-        record(event, outcome="success" if result.delivered else "failure", reason=result.detail[:80],
+        record(event, outcome=Outcome.SUCCESS if result.delivered else Outcome.FAILURE, reason=result.detail[:80],
                user=session.user, client_id=session.client.client_id, session_id=session.sid, uri=uri)
         PendingLogout.objects.filter(session_id=session_pk).delete()
     return "delivered" if result.delivered else f"failed: {result.detail}"

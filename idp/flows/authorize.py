@@ -31,6 +31,7 @@ from accounts.flows import browser_sessions
 from core.acr import ACR_MFA, ACR_ORDER, acr_satisfies
 from core.app_settings import app_settings
 from core.events import EventType, record
+from core.events import Outcome as EventOutcome  # this module's Outcome is the flow's result
 from risk.stepup import acr_demanded_for, predates_open_demand
 
 from ..models import Consent
@@ -129,7 +130,7 @@ def signed_in_since_demanded(request: HttpRequest, state: authstate.AuthState | 
 def _error_outcome(request: HttpRequest, error: OAuth2Error, oauth_req: VigilOAuth2Request) -> Outcome:
     record(
         EventType.OAUTH_AUTHORIZE_ERROR,
-        outcome="failure",
+        outcome=EventOutcome.FAILURE,
         reason=error.error or "",
         request=request,
         client_id=str(oauth_req.payload.data.get("client_id") or "")[:100],

@@ -25,7 +25,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
 from django.http import HttpRequest
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from ..oauth import par, request_object, request_uri_fetch
 from ..oauth.request_object import ParamsPayload
@@ -57,7 +57,7 @@ def resolve(
     if pushed and not by_reference:
         params = _pushed(request, oauth_req, client, redirect_uri, now)
     elif client.par_required():
-        record(EventType.OAUTH_PAR_REQUIRED, outcome="denied", reason="not_pushed", client_id=client.client_id,
+        record(EventType.OAUTH_PAR_REQUIRED, outcome=Outcome.DENIED, reason="not_pushed", client_id=client.client_id,
                request=request)
         raise InvalidRequestError("This client must push its authorization requests to /par first (RFC 9126).",
                                   redirect_uri=redirect_uri)
@@ -81,8 +81,9 @@ def _fetched(
     try:
         raw = request_uri_fetch.fetch(request_uri)
     except request_uri_fetch.FetchFailed as failure:
-        record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome="denied", reason=par.RequestUriProblem.FETCH_FAILED.value,
-               client_id=client.client_id, request=request, description=str(failure))
+        record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome=Outcome.DENIED,
+               reason=par.RequestUriProblem.FETCH_FAILED.value, client_id=client.client_id, request=request,
+               description=str(failure))
         raise InvalidRequestUriError(f"{par.RequestUriProblem.FETCH_FAILED.description} ({failure})",
                                      redirect_uri=redirect_uri) from None
     return request_object.decode(raw, client, redirect_uri=redirect_uri, request=request, now=now)
@@ -103,7 +104,7 @@ def _pushed(
         return {name: list(values) for name, values in held["params"].items()}
     taken = par.take(request_uri, client.client_id)
     if isinstance(taken, par.RequestUriProblem):
-        record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome="denied", reason=taken.value,
+        record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome=Outcome.DENIED, reason=taken.value,
                client_id=client.client_id, request=request)
         raise InvalidRequestUriError(taken.description, redirect_uri=redirect_uri)
     holds = dict(list(request.session.get(HOLD_KEY, {}).items())[-4:])

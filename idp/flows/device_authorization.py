@@ -31,7 +31,7 @@ from django.db.models import QuerySet
 from clients.models import Client
 from core.app_settings import app_settings
 from core.crypto import generate_token, keyed_hash, keyed_hash_candidates, token_hash
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from core.policy import KeptAfterRollback
 from core.sql import insert
 from sessions.flows.tokens import IssuedTokens, place_of
@@ -188,8 +188,8 @@ def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: 
                 raise
             refused = error
             DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.DENIED)
-            record(EventType.OAUTH_DEVICE_AUTHORIZATION, outcome="denied", reason="refused_by_policy", user=row.user,
-                   client_id=client.client_id, description=description)
+            record(EventType.OAUTH_DEVICE_AUTHORIZATION, outcome=Outcome.DENIED, reason="refused_by_policy",
+                   user=row.user, client_id=client.client_id, description=description)
         else:
             DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.REDEEMED, last_polled_at=now)
     if refused is not None:

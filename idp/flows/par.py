@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from clients.models import Client, ClientEndpoint
 from core.app_settings import app_settings
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from ..oauth import fapi, par, request_object
 from ..oauth.client_auth import CREDENTIAL_PARAMETERS
@@ -101,6 +101,6 @@ def _refused(request: HttpRequest, oauth_req: Any, error: OAuth2Error) -> HttpRe
     error.redirect_uri = None
     error.state = None
     client_id = getattr(error, "auth_client_id", "") or str(oauth_req.payload.data.get("client_id") or "")
-    record(EventType.OAUTH_PAR_REFUSED, outcome="failure", reason=error.error or "", client_id=client_id[:100],
+    record(EventType.OAUTH_PAR_REFUSED, outcome=Outcome.FAILURE, reason=error.error or "", client_id=client_id[:100],
            request=request, description=error.description)
     return get_server().handle_error_response(oauth_req, error)

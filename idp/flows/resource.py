@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core import jwt_tokens
 from core.acr import ACR_MFA
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from core.policy import ResourceContext, apply_resource_policies
 from core.resource_errors import ResourceError, ResourceErrorCode
 from sessions.models import AccessToken, SessionStatus
@@ -93,7 +93,7 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
 def _refused(request: HttpRequest, reason: str, detail: str) -> None:
     record(
         EventType.RESOURCE_TOKEN_REFUSED,
-        outcome="denied",
+        outcome=Outcome.DENIED,
         reason=reason,
         request=request,
         detail=detail,

@@ -21,7 +21,7 @@ from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE
 from core.app_settings import app_settings as core_settings
 from core.cache import ReadAhead, reading_ahead, settle_first
 from core.deferred_write import DeferredWrite
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.flows import device_binding, revocation
 from sessions.flows.refresh import Refusal
 from sessions.models import DeviceSession
@@ -80,8 +80,8 @@ def enroll_at_code_exchange(grant: Any, code: str) -> Device | None:
             request=request.django_request, dpop_jwk=request.context.dpop_jwk,
         )
     except AttestationError as error:
-        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=error.reason, client_id=client.client_id,
-               request=request.django_request, grant_type="authorization_code")
+        record(EventType.ATTESTATION_TOKEN_REFUSED, outcome=Outcome.DENIED, reason=error.reason,
+               client_id=client.client_id, request=request.django_request, grant_type="authorization_code")
         if error.reason in NOTHING_TO_VERIFY:
             raise UseAttestationChallengeError(
                 _what_is_required(error, "This client requires device attestation: attest with", enrolling=True),
@@ -112,7 +112,7 @@ def verify_at_refresh(grant: Any, session: DeviceSession, refresh_token: str, *,
     if device.requires_reattestation:  # an operator's demand; an unattested device signs in again
         record(
             EventType.ATTESTATION_TOKEN_REFUSED,
-            outcome="denied",
+            outcome=Outcome.DENIED,
             reason=revocation.Reason.REATTESTATION_REQUIRED,
             user=session.user,
             client_id=client.client_id,
@@ -197,7 +197,7 @@ def _on_refresh_failure(
     client = request.client
     record(
         EventType.ATTESTATION_TOKEN_REFUSED,
-        outcome="denied",
+        outcome=Outcome.DENIED,
         reason=error.reason,
         user=session.user,
         client_id=client.client_id,
@@ -276,7 +276,7 @@ def _throttle(grant: Any, session: DeviceSession) -> None:
     retry_after = device_binding.unattested_refresh_throttled(session, timezone.now())
     if retry_after is None:
         return
-    record(EventType.OAUTH_REFRESH_REFUSED, outcome="denied", reason=Refusal.UNATTESTED_RATE_LIMITED,
+    record(EventType.OAUTH_REFRESH_REFUSED, outcome=Outcome.DENIED, reason=Refusal.UNATTESTED_RATE_LIMITED,
            user=session.user, client_id=request.client.client_id, session_id=session.sid,
            request=request.django_request)
     raise SlowDownError("Too many refreshes for a device that did not attest: retry later.",

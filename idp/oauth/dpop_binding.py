@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from core.app_settings import app_settings
 from core.cache import FirstClaim
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.app_settings import app_settings as sessions_settings
 from sessions.dpop import DPoPError, dpop_header_values, issue_nonce, single_proof_from_headers, verify_proof
 from sessions.dpop.errors import ErrorCode, Reason
@@ -90,7 +90,7 @@ def _refuse(grant: Any, error: DPoPError) -> NoReturn:
 def _record_refusal(request: Any, client: Any, error: DPoPError) -> None:
     record(
         EventType.DPOP_REFUSED,
-        outcome="denied",
+        outcome=Outcome.DENIED,
         reason=error.reason or error.error,
         client_id=client.client_id,
         request=request.django_request,

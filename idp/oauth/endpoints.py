@@ -20,7 +20,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from django.utils import timezone
 
 from core import jwt_tokens
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.flows import refresh
 from sessions.flows import tokens as token_flows
 from sessions.flows.revocation import Reason, revoke_access_token
@@ -142,7 +142,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             claims, client, serves(client, audiences(claims)), getattr(request, "django_request", None), now
         )
         request.context.introspection_recorded = True
-        if access is None or outcome == "denied":
+        if access is None or outcome == Outcome.DENIED:
             return None
         return FoundToken("access_token", access=access, claims=claims, now=now)
 
@@ -196,7 +196,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         elif refused is not None:
             record(
                 EventType.OAUTH_INTROSPECTION,
-                outcome="denied",
+                outcome=Outcome.DENIED,
                 reason="not_token_audience",
                 client_id=request.client.client_id,
                 request=getattr(request, "django_request", None),
@@ -206,7 +206,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         else:
             record(
                 EventType.OAUTH_INTROSPECTION,
-                outcome="success" if body.get("active") else "info",
+                outcome=Outcome.SUCCESS if body.get("active") else Outcome.INFO,
                 reason="active" if body.get("active") else "inactive",
                 client_id=request.client.client_id,
                 request=getattr(request, "django_request", None),
@@ -225,7 +225,7 @@ class RevocationEndpoint(_RevocationEndpoint):
         if token is not None and not token.check_client(client):
             record(
                 EventType.OAUTH_REVOCATION,
-                outcome="denied",
+                outcome=Outcome.DENIED,
                 reason="not_token_client",
                 client_id=client.client_id,
                 request=getattr(request, "django_request", None),

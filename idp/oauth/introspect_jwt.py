@@ -27,7 +27,7 @@ from django.db import connections, router
 from django.db.models import Field
 
 from core import events, jwt_tokens, request_context
-from core.events import EventType
+from core.events import EventType, Outcome
 from core.models import SecurityEvent
 from core.sql import JoinedQuery, Part
 from sessions.models import AccessToken, DeviceSession, SessionStatus
@@ -56,12 +56,12 @@ _STATEMENT = """
 WITH found ({columns}) AS ({lookup}),
 verdict AS (
     SELECT CASE
-        WHEN f.a_id IS NULL THEN 'info'
-        WHEN NOT (%s OR f.a_client_id = %s) THEN 'denied'
+        WHEN f.a_id IS NULL THEN '{info}'
+        WHEN NOT (%s OR f.a_client_id = %s) THEN '{denied}'
         WHEN f.a_revoked_at IS NULL AND f.a_expires_at > %s::timestamptz
              AND (f.a_session_id IS NULL OR f.s_status = %s)
-             AND (f.a_user_id IS NULL OR f.u_is_active) THEN 'success'
-        ELSE 'info' END AS outcome,
+             AND (f.a_user_id IS NULL OR f.u_is_active) THEN '{success}'
+        ELSE '{info}' END AS outcome,
         f.c_client_id AS token_client_id
     FROM (SELECT 1) AS one LEFT JOIN found AS f ON TRUE
 ),
@@ -73,8 +73,9 @@ SELECT logged.id, logged.outcome, logged.reason, logged.details, found.* FROM lo
 """
 _COMPUTED = {
     "outcome": "v.outcome",
-    "reason": "CASE v.outcome WHEN 'success' THEN 'active' WHEN 'denied' THEN 'not_token_audience' ELSE 'inactive' END",
-    "details": "CASE v.outcome WHEN 'denied' THEN jsonb_build_object("
+    "reason": f"CASE v.outcome WHEN '{Outcome.SUCCESS}' THEN 'active' "
+              f"WHEN '{Outcome.DENIED}' THEN 'not_token_audience' ELSE 'inactive' END",
+    "details": f"CASE v.outcome WHEN '{Outcome.DENIED}' THEN jsonb_build_object("
                "'token_client_id', v.token_client_id, 'token_type', 'access_token') ELSE '{}'::jsonb END",
 }
 _statements: dict[str, str] = {}
@@ -93,7 +94,7 @@ def applies(token_string: str, client: Client) -> dict[str, Any] | None:
 
 def look_up_and_record(
     claims: dict[str, Any], client: Client, serves_audience: bool, request: Any, now: datetime
-) -> tuple[AccessToken | None, str]:
+) -> tuple[AccessToken | None, Outcome]:
     """The token's row (with client, family and user) and the outcome recorded for it."""
     using = router.db_for_write(SecurityEvent)
     connection = connections[using]
@@ -105,14 +106,14 @@ def look_up_and_record(
     with connection.cursor() as cursor:
         cursor.execute(_statement(using), params)
         row = cursor.fetchone()
-    event.pk, event.outcome, event.reason = row[:3]
+    event.pk, event.outcome, event.reason = row[0], Outcome(row[1]), row[2]
     event.details = json.loads(row[3]) if isinstance(row[3], str) else row[3]
     request_context.note_decision(event.event_type, event.outcome, event.reason, event.client_id)  # the real one
     event._state.adding, event._state.db = False, using
     events.log_on_commit([event])  # the log line, as every event has, once committed
     found = _LOOKUP.instances(row[4:], using=using) if row[4] is not None else None
     access = found["a"] if found is not None else None
-    return (access if isinstance(access, AccessToken) else None), str(event.outcome)
+    return (access if isinstance(access, AccessToken) else None), Outcome(event.outcome)
 
 
 def _event_fields() -> list[Field[Any, Any]]:
@@ -130,5 +131,6 @@ def _statement(using: str) -> str:
             events=quote(SecurityEvent._meta.db_table),
             event_columns=", ".join(quote(str(f.column)) for f in fields),
             event_values=", ".join(_COMPUTED.get(f.name, "%s") for f in fields),
+            info=Outcome.INFO, denied=Outcome.DENIED, success=Outcome.SUCCESS,
         )
     return sql

@@ -38,7 +38,7 @@ from joserfc.jwk import KeySet
 
 from clients.models import FAPI2_ALGS, Client
 from core.app_settings import app_settings
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from .client_auth import ASSERTION_ALGS, client_keys, printable
 
@@ -101,7 +101,7 @@ def decode(
         error.redirect_uri = redirect_uri
         error.description = printable(error.description or "")  # RFC 6749 §5.2 characters only
         record(
-            EventType.OAUTH_REQUEST_OBJECT_REFUSED, outcome="failure", reason=error.error or "",
+            EventType.OAUTH_REQUEST_OBJECT_REFUSED, outcome=Outcome.FAILURE, reason=error.error or "",
             client_id=client.client_id, request=request, description=error.description,
         )
         raise

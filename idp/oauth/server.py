@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from clients.models import Client
 from core import config_cache
 from core.app_settings import app_settings
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from core.policy import KeptAfterRollback
 
 from .client_auth import ClientAuthenticator
@@ -117,7 +117,7 @@ class AuthorizationServer(_AuthorizationServer):
         client_id = getattr(error, "auth_client_id", "") or getattr(getattr(request, "payload", None), "client_id", "")
         record(
             EventType.OAUTH_ERROR,
-            outcome="failure",
+            outcome=Outcome.FAILURE,
             reason=error.error or "",
             client_id=str(client_id or "")[:100],
             request=django_request,

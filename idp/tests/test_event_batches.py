@@ -10,7 +10,7 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from core.events import EventType, atomic_with_events, batched, record
+from core.events import EventType, Outcome, atomic_with_events, batched, record
 from core.models import SecurityEvent
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_events_of_a_block_are_written_in_one_insert_when_it_ends() -> None:
 def test_an_error_still_writes_the_batch() -> None:
     with pytest.raises(RuntimeError):
         with batched():
-            record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason="bad_signature")
+            record(EventType.ATTESTATION_TOKEN_REFUSED, outcome=Outcome.DENIED, reason="bad_signature")
             raise RuntimeError("the request failed after the refusal")
     assert SecurityEvent.objects.get().reason == "bad_signature"
 
@@ -128,7 +128,7 @@ def test_a_batch_that_cannot_be_written_does_not_fail_the_request(caplog: Any) -
     with caplog.at_level(logging.INFO, logger="vigil.security"):
         with connection.execute_wrapper(database_gone):
             with batched():
-                record(EventType.OAUTH_REFRESH_REFUSED, outcome="denied", reason="reuse", client_id="app")
+                record(EventType.OAUTH_REFRESH_REFUSED, outcome=Outcome.DENIED, reason="reuse", client_id="app")
     assert SecurityEvent.objects.count() == 0
     [line] = [r for r in caplog.records if r.name == "vigil.security" and r.levelno == logging.INFO]
     assert line.event["reason"] == "reuse" and line.event["id"] is None

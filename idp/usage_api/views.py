@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_errors import ApiError, ApiErrorCode, ApiErrorSerializer
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from idp.oauth.server import get_server
 from risk.usage import UsageError, report_usage
 
@@ -34,7 +34,7 @@ def authenticate_reporter(request: HttpRequest) -> object:
     except OAuth2Error as error:
         record(
             EventType.RISK_USAGE_REFUSED,
-            outcome="denied",
+            outcome=Outcome.DENIED,
             reason=ApiErrorCode.INVALID_CLIENT,
             request=request,
             description=error.description,

@@ -10,7 +10,7 @@ import pytest
 import requests
 from celery import signals
 
-from core.events import EventType, build
+from core.events import EventType, Outcome, build
 from core.metrics import OTHER, bounded
 from ops import celery_metrics, event_metrics
 from shared_signals.tasks import deliver_security_event
@@ -28,10 +28,10 @@ def test_logins_by_factor_and_result() -> None:
     seen = Deltas(*[("vigil_logins_total", {"factor": f, "result": r})
                     for f, r in [("password", "throttled"), ("totp", "failure"), ("recovery", "success"),
                                  ("passkey", "failure")]])
-    count(EventType.LOGIN_PASSWORD, outcome="denied", reason="throttled")
-    count(EventType.LOGIN_SECOND_FACTOR, outcome="failure", reason="bad_code", method="totp")
+    count(EventType.LOGIN_PASSWORD, outcome=Outcome.DENIED, reason="throttled")
+    count(EventType.LOGIN_SECOND_FACTOR, outcome=Outcome.FAILURE, reason="bad_code", method="totp")
     count(EventType.LOGIN_SECOND_FACTOR, method="recovery")
-    count(EventType.LOGIN_PASSKEY, outcome="failure", reason="unknown_credential", method="passkey")
+    count(EventType.LOGIN_PASSKEY, outcome=Outcome.FAILURE, reason="unknown_credential", method="passkey")
     assert seen.gained() == [1, 1, 1, 1]
 
 
@@ -43,14 +43,14 @@ def test_risk_device_health_sessions_and_ssf() -> None:
                   ("vigil_ssf_deliveries_total", {"result": "sent"}),
                   ("vigil_ssf_deliveries_total", {"result": "failed"}),
                   ("vigil_resource_token_refusals_total", {"reason": "expired"}))
-    count(EventType.RISK_SIGNAL, outcome="detected", reason="impossible_travel", user=None)
-    count(EventType.RISK_ACTION, outcome="taken", reason="revoke")
-    count(EventType.DEVICE_COMPLIANCE_CHANGED, outcome="denied", reason="rooted", new_outcome="deny",
+    count(EventType.RISK_SIGNAL, outcome=Outcome.DETECTED, reason="impossible_travel", user=None)
+    count(EventType.RISK_ACTION, outcome=Outcome.TAKEN, reason="revoke")
+    count(EventType.DEVICE_COMPLIANCE_CHANGED, outcome=Outcome.DENIED, reason="rooted", new_outcome=Outcome.DENY,
           platform="android")
     count(EventType.SESSION_REVOKED, reason="admin")
     count(EventType.SSF_SET_DELIVERED)
-    count(EventType.SSF_SET_FAILED, outcome="failure")
-    count(EventType.RESOURCE_TOKEN_REFUSED, outcome="denied", reason="expired")
+    count(EventType.SSF_SET_FAILED, outcome=Outcome.FAILURE)
+    count(EventType.RESOURCE_TOKEN_REFUSED, outcome=Outcome.DENIED, reason="expired")
     assert seen.gained() == [1, 1, 1, 1, 1, 1, 1]
 
 

@@ -27,7 +27,7 @@ from django.http import HttpRequest
 
 from clients.models import Client
 from core.crypto import first_refresh_candidates, generate_token, token_digest
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from core.policy import GrantType, KeptAfterRollback
 from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.models import AuthorizationCode
@@ -256,7 +256,7 @@ def redeem_again(
                    session_id=session.sid, request=request, grant_type="authorization_code", jti=issued.jti)
             return Exchanged(session, issued)
     if verdict is Again.UNANSWERABLE and session is not None:
-        record(EventType.OAUTH_CODE_RETRIED, outcome="denied", reason=verdict.value, user=session.user,
+        record(EventType.OAUTH_CODE_RETRIED, outcome=Outcome.DENIED, reason=verdict.value, user=session.user,
                client_id=session.client.client_id, session_id=session.sid, request=request)
         return AlreadyRedeemed(code)
     return refuse_reuse(code, now=now, request=request)
@@ -269,7 +269,7 @@ def refuse_reuse(code: AuthorizationCode, *, now: datetime, request: HttpRequest
         revoke_session(session, Reason.CODE_REUSE, now=now)
     record(
         EventType.OAUTH_CODE_REUSE,
-        outcome="denied",
+        outcome=Outcome.DENIED,
         reason="authorization_code_reuse",
         user=code.user,
         client_id=code.client.client_id,

@@ -386,7 +386,7 @@ def refuse(token: RefreshToken, reason: Refusal, *, now: datetime, request: Http
         revoke_session(session, Reason.REFRESH_REUSE, now=now)
     events.record(
         EventType.OAUTH_REFRESH_REFUSED,
-        outcome="denied",
+        outcome=events.Outcome.DENIED,
         reason=reason,
         user=session.user,
         client_id=session.client.client_id,

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from attestation.models import Device, Platform, RegisteredApp
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from core.models import SecurityEvent
 from core.policy import TokenContext
 from risk import testing as net
@@ -142,7 +142,7 @@ def test_devices_without_play_integrity_are_not_judged(user, mobile_client, make
 
 
 def refused_attestation(session: DeviceSession, reason: str = "bad_signature") -> None:
-    record(EventType.ATTESTATION_TOKEN_REFUSED, outcome="denied", reason=reason, user=session.user,
+    record(EventType.ATTESTATION_TOKEN_REFUSED, outcome=Outcome.DENIED, reason=reason, user=session.user,
            client_id=session.client.client_id, session_id=session.sid)
 
 

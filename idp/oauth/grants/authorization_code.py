@@ -25,7 +25,7 @@ from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from django.utils import timezone
 
 from core.crypto import first_refresh_token, token_digest
-from core.events import EventType, client_ip, record
+from core.events import EventType, Outcome, client_ip, record
 from sessions.flows import code_exchange
 from sessions.flows.code_exchange import AlreadyRedeemed, CodeReused
 from sessions.flows.tokens import IssuedTokens
@@ -191,7 +191,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             return
         record(
             EventType.DPOP_REFUSED,
-            outcome="denied",
+            outcome=Outcome.DENIED,
             reason="dpop_jkt_mismatch" if jkt else "dpop_jkt_missing_proof",
             user=code.user,
             client_id=code.client.client_id,

@@ -25,7 +25,7 @@ from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint as _DeviceAuthori
 from django.utils import timezone
 
 from core.app_settings import app_settings
-from core.events import EventType, client_ip, record
+from core.events import EventType, Outcome, client_ip, record
 from core.policy import GrantType
 from sessions.flows.device_binding import client_requires_attestation
 from sessions.flows.tokens import IssuedTokens
@@ -55,7 +55,7 @@ def refuse_unless_allowed(client: Any, django_request: Any) -> None:
     if not client.check_grant_type(DEVICE_CODE):
         raise UnauthorizedClientError("This client is not registered for the device authorization grant.")
     if client_requires_attestation(client):
-        record(EventType.OAUTH_DEVICE_AUTHORIZATION, outcome="denied", reason="attestation_required",
+        record(EventType.OAUTH_DEVICE_AUTHORIZATION, outcome=Outcome.DENIED, reason="attestation_required",
                client_id=client.client_id, request=django_request)
         raise UnauthorizedClientError("This client requires device attestation: the device grant cannot attest.")
 

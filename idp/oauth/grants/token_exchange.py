@@ -34,7 +34,7 @@ from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
 from core import jwt_tokens
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from core.policy import GrantType
 from sessions.models import AccessToken
 
@@ -156,7 +156,7 @@ class TokenExchangeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
 
     # --- refusals -----------------------------------------------------------------------
     def _record_refusal(self, reason: str) -> None:
-        record(EventType.OAUTH_TOKEN_EXCHANGE_REFUSED, outcome="denied", reason=reason,
+        record(EventType.OAUTH_TOKEN_EXCHANGE_REFUSED, outcome=Outcome.DENIED, reason=reason,
                client_id=self.request.client.client_id, request=self.request.django_request)
 
     def _refused(self, reason: str, error: Exception) -> Exception:
