@@ -10,8 +10,9 @@ import pytest
 import requests
 from celery import signals
 
-from core.events import EventType, Outcome, build
-from core.metrics import OTHER, bounded
+from core.events import EventType, Outcome, build, record
+from core.metrics import NONE, OTHER, bounded
+from core.models import SecurityEvent
 from ops import celery_metrics, event_metrics
 from shared_signals.tasks import deliver_security_event
 
@@ -45,13 +46,48 @@ def test_risk_device_health_sessions_and_ssf() -> None:
                   ("vigil_resource_token_refusals_total", {"reason": "expired"}))
     count(EventType.RISK_SIGNAL, outcome=Outcome.DETECTED, reason="impossible_travel", user=None)
     count(EventType.RISK_ACTION, outcome=Outcome.TAKEN, reason="revoke")
-    count(EventType.DEVICE_COMPLIANCE_CHANGED, outcome=Outcome.DENIED, reason="rooted", new_outcome=Outcome.DENY,
+    count(EventType.DEVICE_COMPLIANCE_CHANGED, outcome=Outcome.DENIED, reason="rooted", new_outcome="deny",
           platform="android")
     count(EventType.SESSION_REVOKED, reason="admin")
     count(EventType.SSF_SET_DELIVERED)
     count(EventType.SSF_SET_FAILED, outcome=Outcome.FAILURE)
     count(EventType.RESOURCE_TOKEN_REFUSED, outcome=Outcome.DENIED, reason="expired")
     assert seen.gained() == [1, 1, 1, 1, 1, 1, 1]
+
+
+def test_the_outcome_decides_what_is_counted() -> None:
+    """A code retry counts an issued token only when answered (``success``); an attestation
+    verdict whose outcome is ``failure`` or ``denied`` is failed even without a reason."""
+    verdict = {"platform": "ios", "kind": "assert", "reason": NONE}
+    seen = Deltas(("vigil_tokens_issued_total", {"grant": "authorization_code", "client": NONE}),
+                  ("vigil_attestation_verdicts_total", {**verdict, "verdict": "failed"}),
+                  ("vigil_attestation_verdicts_total", {**verdict, "verdict": "ok"}),
+                  ("vigil_logins_total", {"factor": "password", "result": "success"}),
+                  ("vigil_logins_total", {"factor": "password", "result": "failure"}))
+    count(EventType.OAUTH_CODE_RETRIED, grant_type="authorization_code")
+    count(EventType.OAUTH_CODE_RETRIED, outcome=Outcome.DENIED, reason="unanswerable", grant_type="authorization_code")
+    count(EventType.ATTESTATION_ASSERT, outcome=Outcome.DENIED, platform="ios")
+    count(EventType.ATTESTATION_ASSERT, outcome=Outcome.FAILURE, platform="ios")
+    count(EventType.ATTESTATION_ASSERT, platform="ios")
+    count(EventType.LOGIN_PASSWORD)
+    count(EventType.LOGIN_PASSWORD, outcome=Outcome.FAILURE, reason="bad_password")
+    assert seen.gained() == [1, 2, 1, 1, 1]
+
+
+def test_an_event_read_back_is_counted_as_when_built() -> None:
+    """A row's ``outcome`` is a plain string again (``introspect_jwt`` reads its event back so):
+    the handlers' ``Outcome`` comparisons match it all the same."""
+    seen = Deltas(("vigil_logins_total", {"factor": "password", "result": "success"}),
+                  ("vigil_logins_total", {"factor": "password", "result": "throttled"}),
+                  ("vigil_risk_actions_total", {"action": "step_up", "outcome": "recorded"}))
+    written = [record(EventType.LOGIN_PASSWORD), record(EventType.LOGIN_PASSWORD, outcome=Outcome.DENIED,
+                                                        reason="throttled"),
+               record(EventType.RISK_ACTION, outcome=Outcome.RECORDED, reason="step_up")]
+    stored = [SecurityEvent.objects.get(pk=event.pk) for event in written]
+    assert [type(event.outcome) for event in stored] == [str, str, str]
+    for event in stored:
+        event_metrics.count(event)
+    assert seen.gained() == [1, 1, 1]
 
 
 def test_events_not_counted_change_nothing() -> None:
