@@ -2,7 +2,8 @@
 
 Stored in the Django session under ``vigil_auth``: ``auth_time`` (epoch seconds),
 ``amr`` (RFC 8176 values), ``sid`` (the OP session id used in ID tokens and logout) and
-``login`` (a random id of this sign-in: every sign-in gets a new one, a step-up keeps it).
+``login`` (a random id of this sign-in: every sign-in gets a new one, a step-up keeps it;
+``signed_in`` announces each new one).
 The authorization endpoint reads it to decide ``max_age``/``acr_values``/``prompt``: it asks
 "has the user signed in since I demanded it?" by that id, never by comparing two servers'
 clocks.
@@ -38,6 +39,10 @@ CARRIED_ACROSS_SIGN_IN: set[str] = set()
 # Sent after a login or a step-up has changed what this session knows (``sender=AuthState``;
 # ``request``, ``user``, ``state``, ``old_key``, ``now``): ``flows.browser_sessions`` records it.
 auth_state_saved = Signal()
+# Sent by ``establish`` alone, once per new sign-in (``sender=AuthState``; ``request``, ``user``,
+# ``state``, ``now``): what happened after this sign-in, by its ``login_id``, is told from what happened
+# before it without comparing clocks (``idp.flows.step_up`` answers the open risk step-up demands).
+signed_in = Signal()
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ def establish(
                       login_id=generate_token(12))
     request.session[SESSION_KEY] = _stored(state)
     auth_state_saved.send(sender=AuthState, request=request, user=user, state=state, old_key=old_key, now=moment)
+    signed_in.send(sender=AuthState, request=request, user=user, state=state, now=moment)
     if complete:
         known_devices.remember(request, user, moment)
     return state

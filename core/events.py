@@ -103,6 +103,7 @@ class EventType(StrEnum):
     RISK_ACTION = "risk.action"
     RISK_POLICY_CHANGED = "risk.policy_changed"
     RISK_SIGNAL = "risk.signal"
+    RISK_STEP_UP_ANSWERED = "risk.step_up_answered"
     RISK_STEP_UP_CLEARED = "risk.step_up_cleared"
     RISK_STEP_UP_PENDING = "risk.step_up_pending"
     RISK_USAGE_REFUSED = "risk.usage_refused"

@@ -30,6 +30,7 @@ class IdpConfig(AppConfig):
 
         from . import checks  # noqa: F401  (registers system checks)
         from .backchannel import listener  # noqa: F401  (subscribes to session_revoked)
+        from .flows import step_up  # noqa: F401  (sign-ins answer open step-up demands)
         from .flows.authorize import LOGIN_MARK
 
         config_cache.watch(Client, SigningKey)

@@ -53,6 +53,9 @@ class DeviceAuthorization(models.Model):
     amr = models.JSONField(default=list, blank=True)
     acr = models.CharField(max_length=100, blank=True)
     browser_sid = models.CharField(max_length=64, blank=True)
+    login_id = models.CharField(
+        max_length=32, blank=True, default="", help_text="The sign-in that approved it (its login id)."
+    )
     interval = models.PositiveIntegerField(help_text="Seconds between polls; grows by 5 with each slow_down.")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)

@@ -24,6 +24,7 @@ __all__ = [
     "DailyUsage",
     "UsageBaseline",
     "StepUpDemand",
+    "StepUpAnswer",
 ]
 
 
@@ -177,7 +178,8 @@ class StepUpDemandQuerySet(models.QuerySet["StepUpDemand"]):
 
 
 class StepUpDemand(models.Model):
-    """The next authorization of ``user`` at ``client`` must reach ``acr`` (MFA)."""
+    """The next authorization of ``user`` at ``client`` must reach ``acr`` (MFA), from a sign-in
+    made after the demand opened: one of its ``answers`` (``risk.stepup``)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_up_demands")
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="step_up_demands")
@@ -201,3 +203,20 @@ class StepUpDemand(models.Model):
         self.cleared_at, self.cleared_by_sid = now or timezone.now(), sid
         self.save(update_fields=["cleared_at", "cleared_by_sid"])
 
+
+
+class StepUpAnswer(models.Model):
+    """A sign-in (by its login id, ``accounts.authstate.AuthState.login_id``) that completed
+    while ``demand`` was open, so after it opened: written by the sign-in itself, for the demands
+    its own statement found committed (``risk.stepup.answer_open_demands``). No clock is compared."""
+
+    demand = models.ForeignKey(StepUpDemand, on_delete=models.CASCADE, related_name="answers")
+    login_id = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "risk_step_up_answer"
+        constraints = [models.UniqueConstraint(fields=["demand", "login_id"], name="step_up_answer_per_login")]
+
+    def __str__(self) -> str:
+        return f"sign-in {self.login_id} answers {self.demand_id}"

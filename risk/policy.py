@@ -93,16 +93,21 @@ def unattested(device: Any) -> bool:
 
 
 def unmet_demand(user: Any, client: Any, session: Any) -> str:
-    """The ``acr`` of an open step-up demand that a new family's authentication does not meet:
-    a code issued before the demand (or retried after a refused exchange) cannot bypass it,
-    not even one whose authentication was strong enough but older than the demand."""
-    demanded, since = stepup.open_demand(user, client)
-    if demanded is None:
-        return ""
-    if (session is not None and acr_satisfies(session.acr, demanded)
-            and since is not None and session.auth_time >= since):
-        return ""
-    return demanded
+    """The ``acr`` of an open step-up demand that a new family does not meet, or "".
+
+    A family meets a demand when the sign-in that produced its code or device approval
+    (``session.login_id``) answered the demand, that is completed while it was open
+    (``stepup.answer_open_demands``), and its ``acr`` reaches the demand's. Decided by the
+    sign-in's identity, never by comparing ``session.auth_time`` with the demand's
+    ``created_at``: those come from different servers' clocks, so a sign-in made before the
+    risk could look newer (and bypass it) and a real answer older. A code issued before the
+    demand, exchanged (or retried after a refused exchange) after it, never meets it, however
+    strong its authentication; neither does a family without a login id."""
+    login_id = getattr(session, "login_id", "") if session is not None else ""
+    for demanded, answered in stepup.open_demands(user, client, login_id):
+        if not (answered and acr_satisfies(session.acr, demanded)):
+            return demanded
+    return ""
 
 
 def evaluate_token_request(context: TokenContext) -> PolicyDecision | None:

@@ -5,7 +5,17 @@
 for the user at that client. ``acr_demanded_for`` is what the authorization endpoint asks
 (``idp.flows.authorize.required_acr``): while a demand is open the next authorization
 demands ``urn:vigil:acr:mfa`` (OIDC Core §3.1.2.1 ``acr_values`` semantics, raised by us).
-A code exchange whose authentication meets the demand clears it (``clear_satisfied``).
+
+A demand is answered by a sign-in made after it, decided by identity, never by clocks: each
+sign-in has a random login id (``accounts.authstate.AuthState.login_id``, new at every
+sign-in, kept by a further factor), and when it completes it answers the demands then open
+(``answer_open_demands``, a ``StepUpAnswer`` per demand). Codes and device authorizations
+carry the login id of the sign-in that produced them, and so does the family they start;
+a new family meets an open demand only if its sign-in answered it and its ``acr`` reaches
+the demand's (``risk.policy.unmet_demand``). Comparing ``auth_time`` with the demand's
+``created_at`` could be fooled by two servers whose clocks differ, or a sign-in in the same
+second: a sign-in from before the risk would pass, or a real answer be refused. The code
+exchange whose family meets the demands clears them (``clear_satisfied``).
 """
 
 from __future__ import annotations
@@ -13,13 +23,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db.models import BooleanField, Exists, OuterRef, Value
 from django.utils import timezone
 
 from core.acr import ACR_MFA, acr_satisfies
 from core.events import EventType, record
+from core.sql import Statement
 from sessions.models import DeviceSession, SessionStatus
 
-from .models import StepUpDemand
+from .models import StepUpAnswer, StepUpDemand
+
+# One statement: the sign-in answers the demands of its user committed when it runs (and not
+# twice). The user's key is prepared as a key (``id``).
+_ANSWER_OPEN = Statement(
+    StepUpAnswer,
+    "INSERT INTO {table} (demand_id, login_id, created_at) SELECT d.id, %s, %s FROM "
+    f"{StepUpDemand._meta.db_table} d WHERE d.user_id = %s AND d.cleared_at IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM {table} a WHERE a.demand_id = d.id AND a.login_id = %s)",
+    ["login_id", "created_at", "id", "login_id"],
+)
 
 
 def acr_demanded_for(user: Any, client: Any) -> str | None:
@@ -30,39 +52,33 @@ def acr_demanded_for(user: Any, client: Any) -> str | None:
     return demand.acr if demand is not None else None
 
 
-def open_demand(user: Any, client: Any) -> tuple[str | None, datetime | None]:
-    """``(acr, since)`` of the open demands of ``user`` at ``client`` in one query: the acr the
-    newest requires and when the oldest opened; ``(None, None)`` without any."""
+def open_demands(user: Any, client: Any, login_id: str) -> list[tuple[str, bool]]:
+    """``(acr, answered)`` of each open demand of ``user`` at ``client``, newest first, in one
+    query: ``answered`` when the sign-in ``login_id`` answered it (``answer_open_demands``)."""
     if getattr(user, "pk", None) is None or getattr(client, "pk", None) is None:
-        return None, None
-    demands = list(StepUpDemand.objects.open().filter(user=user, client=client).only("acr", "created_at"))
-    if not demands:
-        return None, None
-    newest = max(demands, key=lambda d: d.created_at)
-    return newest.acr, min(d.created_at for d in demands)
+        return []
+    answers = StepUpAnswer.objects.filter(demand=OuterRef("pk"), login_id=login_id) if login_id else None
+    rows = (StepUpDemand.objects.open().filter(user=user, client=client).order_by("-created_at", "-pk")
+            .annotate(answered=Exists(answers) if answers is not None else Value(False, output_field=BooleanField())))
+    return [(acr, bool(answered)) for acr, answered in rows.values_list("acr", "answered")]
 
 
-def open_since(user: Any, client: Any) -> datetime | None:
-    """When the oldest open demand of ``user`` at ``client`` opened: an authentication from
-    before then does not count (the risk arose after it), so the user must sign in again."""
-    if getattr(user, "pk", None) is None or getattr(client, "pk", None) is None:
-        return None
-    first = StepUpDemand.objects.open().filter(user=user, client=client).order_by("created_at").first()
-    return first.created_at if first is not None else None
+def unanswered(login_id: str, user: Any, client: Any) -> bool:
+    """Whether an open demand of ``user`` at ``client`` was not answered by the sign-in
+    ``login_id``: however strong, that sign-in is not known to have happened after the risk,
+    so every page that starts a family (``/authorize``, ``/device``) asks for a new sign-in."""
+    return any(not answered for _, answered in open_demands(user, client, login_id))
 
 
-def predates_open_demand(auth_time: int, user: Any, client: Any) -> bool:
-    """Whether a sign-in at ``auth_time`` (Unix seconds) is older than the open demand of
-    ``user`` at ``client``: it cannot meet it, however strong (the risk arose after it). Every
-    page that starts a family asks (``/authorize``, ``/device``): a second factor passed
-    before the risk would otherwise approve a new family past it."""
-    return demand_predating(auth_time, user, client) is not None
-
-
-def demand_predating(auth_time: int, user: Any, client: Any) -> datetime | None:
-    """When the open demand that a sign-in at ``auth_time`` predates opened, or None (one query)."""
-    since = open_since(user, client)
-    return since if since is not None and auth_time < int(since.timestamp()) else None
+def answer_open_demands(user: Any, login_id: str, *, now: datetime | None = None) -> int:
+    """The sign-in ``login_id`` of ``user`` answers every demand open now (at every client); how
+    many. Called once per new sign-in (``accounts.authstate.signed_in``), never for a further
+    factor on the same sign-in. One ``INSERT ... SELECT``: the demands it answers are those
+    committed when that statement ran, so each opened before this sign-in completed; a demand
+    opened later has no answer by it. No clock (this server's or another's) is compared."""
+    if getattr(user, "pk", None) is None or not login_id:
+        return 0
+    return max(_ANSWER_OPEN.run(login_id, now or timezone.now(), user.pk, login_id), 0)
 
 
 def demand(user: Any, client: Any, reason: str, *, sid: str = "", now: datetime | None = None) -> StepUpDemand:
@@ -95,13 +111,15 @@ def satisfies_demand(acr: str) -> bool:
 
 
 def clear_satisfied(session: DeviceSession, *, now: datetime | None = None) -> int:
-    """Close the open demands of the session's user and client that its ``acr`` meets."""
-    if not satisfies_demand(session.acr):
+    """Close the open demands of the session's user and client that its sign-in answered
+    (``session.login_id``, see ``answer_open_demands``) and its ``acr`` meets."""
+    if not satisfies_demand(session.acr) or not session.login_id:
         return 0
     moment = now or timezone.now()
     cleared = 0
-    for item in StepUpDemand.objects.open().filter(user=session.user, client=session.client):
-        if acr_satisfies(session.acr, item.acr) and session.auth_time >= item.created_at:
+    for item in StepUpDemand.objects.open().filter(user=session.user, client=session.client,
+                                                   answers__login_id=session.login_id):
+        if acr_satisfies(session.acr, item.acr):
             item.clear(session.sid, moment)
             cleared += 1
             record(

@@ -32,7 +32,7 @@ from core.acr import ACR_MFA, ACR_ORDER, acr_satisfies
 from core.app_settings import app_settings
 from core.events import EventType, record
 from core.events import Outcome as EventOutcome  # this module's Outcome is the flow's result
-from risk.stepup import acr_demanded_for, predates_open_demand
+from risk.stepup import acr_demanded_for, unanswered
 
 from ..models import Consent
 from ..oauth.errors import OAuthErrorCode
@@ -168,17 +168,21 @@ def _needs_login(
     after this request demanded it: the session's sign-in id differs from the one noted with
     the demand (``login_redirect``). No clocks are compared, so web servers whose clocks
     disagree cannot send the browser round the login page for ever, and a sign-in as someone
-    else satisfies it too (the mark outlives that session flush: ``authstate.CARRIED_ACROSS_SIGN_IN``)."""
+    else satisfies it too (the mark outlives that session flush: ``authstate.CARRIED_ACROSS_SIGN_IN``).
+    An open risk step-up demand forces a sign-in until the session's sign-in answered it (it
+    completed while the demand was open: ``risk.stepup.answer_open_demands``), again by id: the
+    code exchange asks the same (``risk.policy.unmet_demand``), so what this page lets through
+    the token endpoint does not refuse, and what it refuses the user can answer."""
     fresh = signed_in_since_demanded(request, state, _mark_key(request))
     user = authstate.signed_in_user(request) if state is not None else None
     wanted = required_acr(client, user, params.acr_values) or ""
     if state is None:
         return True, wanted, False
     force = Prompt.LOGIN in params.prompt or _too_old(state.auth_time, params.max_age, now)
-    if predates_open_demand(state.auth_time, user, client):
-        force = True  # a risk step-up needs an authentication newer than the risk
     if force and not (fresh and _recent_enough(state.auth_time, params.max_age, now)):
         return True, wanted, True
+    if unanswered(state.login_id, user, client):
+        return True, wanted, True  # a risk step-up needs a sign-in after the risk (risk.stepup)
     if wanted and not acr_satisfies(state.acr, wanted):
         return True, wanted, False
     return False, wanted, False

@@ -7,6 +7,11 @@ and approves or denies.
 - Approval needs the client's required ``acr`` (``idp.flows.authorize.required_acr``: the
   client's MFA requirement, the user's, the global one, a risk step-up); a weaker sign-in
   is sent through login for a step-up first, back to the same code.
+- A risk step-up demand open for the user at the client is answered only by a sign-in that
+  completed while it was open (``risk.stepup.answer_open_demands``, by the sign-in's id, no
+  clocks): until then the page sends the user to sign in again (``force``). The approval
+  keeps that sign-in's id, so the poll that starts the family is judged by it too
+  (``risk.policy.unmet_demand``).
 - §5.4 (remote phishing): the user always confirms on a page naming the client, even when
   the code came prefilled from ``verification_uri_complete``.
 """
@@ -26,12 +31,12 @@ from accounts import authstate, throttle
 from accounts.flows import attempts
 from core.acr import acr_satisfies
 from core.events import EventType, record
-from risk.stepup import demand_predating
+from risk.stepup import unanswered
 
 from ..models import DeviceAuthorization
 from ..scopes import describe_scopes
 from . import device_authorization
-from .authorize import note_sign_in_demanded, required_acr, signed_in_since_demanded
+from .authorize import required_acr
 
 
 class Step(StrEnum):
@@ -67,11 +72,8 @@ def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
         return looked_up
     wanted = required_acr(looked_up.client, user, []) or ""
     state = authstate.current(request)
-    demand_key = _open_demand_key(state, user, looked_up)
-    stale = demand_key is not None and not signed_in_since_demanded(request, state, demand_key)
+    stale = state is not None and unanswered(state.login_id, user, looked_up.client)
     if state is None or stale or (wanted and not acr_satisfies(state.acr, wanted)):
-        if stale and demand_key is not None:
-            note_sign_in_demanded(request, demand_key)
         return Page(Step.LOGIN, redirect_to=login_url(request, typed, wanted, force=stale))
     if decision not in ("approve", "deny"):
         return Page(Step.CONFIRM, context=_confirm_context(looked_up, typed))
@@ -82,16 +84,6 @@ def handle(request: HttpRequest, typed: str, decision: str | None) -> Page:
     record(EventType.OAUTH_DEVICE_AUTHORIZATION, reason="approved" if approve else "denied", user=user,
            client_id=looked_up.client.client_id, request=request)
     return Page(Step.DONE, context={"approved": approve, "client": looked_up.client})
-
-
-def _open_demand_key(state: authstate.AuthState | None, user: Any, found: DeviceAuthorization) -> str | None:
-    """When the sign-in predates an open risk step-up demand at the client: the key of the
-    "sign-in demanded" mark, naming this code and that demand (by when it opened), so the page
-    asks until a sign-in after it sends the user here (by the sign-in's id: a login server
-    whose clock is behind the risk's cannot send the user round for ever), and a sign-in that
-    answered an earlier demand does not answer one opened since."""
-    since = demand_predating(state.auth_time, user, found.client) if state is not None else None
-    return f"device:{found.pk}:{int(since.timestamp())}" if since is not None else None
 
 
 def _lookup(request: HttpRequest, user: Any, typed: str) -> DeviceAuthorization | Page:

@@ -136,7 +136,8 @@ def decide(authorization: DeviceAuthorization, *, user: Any, auth: Any, approve:
     values: dict[str, Any] = {"status": Status.APPROVED if approve else Status.DENIED, "user": user,
                               "decided_at": now}
     if approve:
-        values.update(auth_time=auth.auth_datetime, amr=list(auth.amr), acr=auth.acr, browser_sid=auth.sid)
+        values.update(auth_time=auth.auth_datetime, amr=list(auth.amr), acr=auth.acr, browser_sid=auth.sid,
+                      login_id=auth.login_id)
     return bool(DeviceAuthorization.objects.filter(
         pk=authorization.pk, status=Status.PENDING, expires_at__gt=now
     ).update(**values))
@@ -219,7 +220,8 @@ def _start_session(row: DeviceAuthorization, *, ip: str | None, now: datetime, d
     """The family of an approved device authorization (no authorization code, no nonce)."""
     assert row.user is not None and row.auth_time is not None
     session = DeviceSession(
-        sid=generate_token(16), user=row.user, client=row.client, browser_sid=row.browser_sid, scope=row.scope,
+        sid=generate_token(16), user=row.user, client=row.client, browser_sid=row.browser_sid,
+        login_id=row.login_id, scope=row.scope,
         resource=list(row.resource), auth_time=row.auth_time, amr=list(row.amr), acr=row.acr,
         dpop_jkt=dpop_jkt, created_at=now, last_refresh_at=now, last_ip=ip, last_place=place_of(ip),
     )

@@ -175,6 +175,7 @@ def start_session(
         client=code.client,
         authorization_code=code,
         browser_sid=code.browser_sid,
+        login_id=code.login_id,
         scope=code.scope,
         resource=list(code.resource),
         auth_time=code.auth_time,

@@ -241,15 +241,44 @@ def test_signals_and_actions_are_json_log_lines(user, mobile_client, django_capt
     assert lines[0]["details"]["country"] == "AU" and lines[0]["session_id"] == session.sid
 
 
-def test_an_authentication_older_than_the_demand_does_not_meet_it(user, mobile_client):
-    """A code from an MFA sign-in made before the risk arose cannot be exchanged past the demand."""
+def test_a_demand_is_met_by_the_sign_in_that_answered_it_whatever_the_clocks_say(user, mobile_client):
+    """A code from an MFA sign-in made before the risk arose cannot be exchanged past the demand,
+    even when its auth_time (another server's clock) is after the demand's; a sign-in that
+    answered the demand meets it even when its auth_time is before (docs/risk.md)."""
     from risk.policy import unmet_demand
-    from risk.stepup import ACR_MFA, demand
+    from risk.stepup import ACR_MFA, answer_open_demands, demand
 
+    assert answer_open_demands(user, "signed-in-before", now=T0) == 0  # nothing open: answers nothing
     demand(user, mobile_client.client, "impossible_travel", now=T0)
-    before = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, auth_time=T0 - timedelta(minutes=1))
-    after = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, auth_time=T0 + timedelta(minutes=1))
-    weak = DeviceSession(user=user, client=mobile_client.client, acr="urn:vigil:acr:password", auth_time=T0 + timedelta(minutes=1))
+    assert answer_open_demands(user, "signed-in-after", now=T0) == 1
+    assert answer_open_demands(user, "signed-in-after", now=T0) == 0  # once
+    before = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, login_id="signed-in-before",
+                           auth_time=T0 + timedelta(minutes=1))
+    after = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, login_id="signed-in-after",
+                          auth_time=T0 - timedelta(minutes=1))
+    same_second = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, login_id="signed-in-after",
+                                auth_time=T0)
+    weak = DeviceSession(user=user, client=mobile_client.client, acr="urn:vigil:acr:password",
+                         login_id="signed-in-after", auth_time=T0 + timedelta(minutes=1))
+    unknown = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, auth_time=T0 + timedelta(minutes=1))
     assert unmet_demand(user, mobile_client.client, before) == ACR_MFA
     assert unmet_demand(user, mobile_client.client, weak) == ACR_MFA
+    assert unmet_demand(user, mobile_client.client, unknown) == ACR_MFA  # no login id: meets nothing
+    assert unmet_demand(user, mobile_client.client, None) == ACR_MFA
     assert unmet_demand(user, mobile_client.client, after) == ""
+    assert unmet_demand(user, mobile_client.client, same_second) == ""
+
+
+def test_a_sign_in_answers_only_the_demands_open_when_it_completed(user, mobile_client, service_client):
+    """Every open demand of the user (at any client) and none opened after it."""
+    from risk.policy import unmet_demand
+    from risk.stepup import ACR_MFA, answer_open_demands, demand
+
+    demand(user, mobile_client.client, "impossible_travel", now=T0)
+    demand(user, service_client.client, "impossible_travel", now=T0)
+    assert answer_open_demands(user, "login-1", now=T0) == 2
+    first = DeviceSession(user=user, client=mobile_client.client, acr=ACR_MFA, login_id="login-1", auth_time=T0)
+    assert unmet_demand(user, mobile_client.client, first) == ""
+    StepUpDemand.objects.create(user=user, client=mobile_client.client, acr=ACR_MFA, reason="later",
+                                created_at=T0 - timedelta(hours=1))  # opened after the sign-in, clock behind
+    assert unmet_demand(user, mobile_client.client, first) == ACR_MFA

@@ -99,6 +99,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
             amr=list(state.amr),
             acr=state.acr,
             browser_sid=state.sid,
+            login_id=state.login_id,
             dpop_jkt=request.context.code_dpop_jkt,
             created_at=now,
             expires_at=now + timedelta(seconds=fapi.code_lifetime(request.client)),
