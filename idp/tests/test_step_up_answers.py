@@ -151,18 +151,31 @@ def test_authorize_sends_a_sign_in_from_before_the_demand_to_sign_in_again_thoug
     assert not StepUpDemand.objects.open().exists()
 
 
-def test_a_further_factor_on_the_same_sign_in_answers_nothing(client: HttpClient, user: Any,
+def test_a_further_factor_on_the_same_sign_in_answers_nothing(browser: HttpClient, user: Any,
                                                              mobile_client: RegisteredClient) -> None:
     """Only a new sign-in (a new login id) answers: a step-up keeps the sign-in's id, and that
-    sign-in may have issued codes before the risk."""
-    from idp.flows.step_up import answer_step_up_demands
+    sign-in may have issued codes before the risk. The step-up's MFA session is still sent to
+    sign in again (``force=1``); the sign-in that follows answers."""
+    from accounts.models import SealedTOTPDevice
+    from accounts.testing import totp_code
 
+    before = login_id(browser)  # the fixture's password sign-in, before the risk
     demand(user, mobile_client.client, "impossible_travel")
-    sign_in_with_second_factor(client, user, PASSWORD)
-    assert StepUpAnswer.objects.get().login_id == login_id(client)
-    state = type("State", (), {"login_id": "", "sid": "s"})()
-    assert answer_step_up_demands(None, request=None, user=user, state=state, now=timezone.now()) == 0
-    assert StepUpAnswer.objects.count() == 1
+    device = SealedTOTPDevice.create_sealed(user, "phone")
+    device.confirmed = True
+    device.save()
+    stepping = browser.get(f"{reverse('accounts:login')}?{urlencode({'acr': ACR_MFA, 'next': '/accounts/'})}")
+    assert stepping.status_code == 302 and stepping["Location"].startswith(reverse("accounts:verify"))
+    done = browser.post(reverse("accounts:verify"), {"method": "totp", "code": totp_code(device)})
+    assert done.status_code == 302
+    assert browser.session["vigil_auth"]["amr"] == ["mfa", "otp", "pwd"] and login_id(browser) == before
+    assert not StepUpAnswer.objects.exists()
+    asked = browser.get(f"{reverse('authorize')}?{urlencode(authorize_params(mobile_client.client.client_id, make_pkce()))}")
+    assert asked["Location"].startswith(reverse("accounts:login")) and query_of(asked["Location"])["force"] == "1"
+    assert not AuthorizationCode.objects.exists()
+    with time_machine.travel(timezone.now() + timedelta(seconds=31)):  # the next TOTP step
+        sign_in_with_second_factor(browser, user, PASSWORD)
+    assert StepUpAnswer.objects.get().login_id == login_id(browser) != before
 
 
 # --- the device grant (RFC 8628) -----------------------------------------------------------------
