@@ -13,6 +13,8 @@ poll and redeem, each step under the row's lock and returning one typed result.
   transaction as the issue.
 - :func:`granted_resources` (RFC 8707 §2.2): what a poll's ``resource`` may narrow, read
   before the poll and without counting as one.
+- :func:`count_refused_poll` (§3.5): a poll refused for its ``resource`` still counts for the
+  pace, so refusals are no way around ``slow_down``.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: 
         return Polled(PollOutcome.UNKNOWN)
     refused: InvalidGrantError | None = None
     with transaction.atomic():
-        row = found.select_for_update(of=("self",)).select_related("user").first()
+        row = _locked(found)
         if row is None:
             return Polled(PollOutcome.UNKNOWN)
         row.client = client
@@ -196,6 +198,26 @@ def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: 
     if refused is not None:
         raise refused
     return Polled(PollOutcome.ISSUED, session, issued)
+
+
+def count_refused_poll(device_code: str, client: Client, *, now: datetime) -> PollOutcome:
+    """A poll refused as a request (a ``resource`` not granted, RFC 8707 §2.2) is still a
+    poll for its pace (RFC 8628 §3.5), or a client could poll as often as it likes by adding
+    a bad ``resource``. Under the row's lock it is judged as any poll (``_judge``):
+    ``last_polled_at`` moves, and a pending code polled sooner than the interval earns
+    ``slow_down`` and an interval 5 s longer (returned, so the client is told: §3.5's longer
+    interval holds "for this and all subsequent requests", which it cannot honour unheard).
+    It never redeems or denies: an approved code is only paced, whatever the outcome."""
+    found = _of_client(device_code, client)
+    if found is None:
+        return PollOutcome.UNKNOWN
+    with transaction.atomic():
+        row = _locked(found)
+        return PollOutcome.UNKNOWN if row is None else _judge(row, now)
+
+
+def _locked(found: QuerySet[DeviceAuthorization]) -> DeviceAuthorization | None:
+    return found.select_for_update(of=("self",)).select_related("user").first()
 
 
 def _judge(row: DeviceAuthorization, now: datetime) -> PollOutcome:

@@ -2,13 +2,14 @@
 (repeating ``resource``) a subset of the resources the device asked for at
 /device_authorization; the access token is for exactly those (its ``aud``, in the JWT and in
 its row), the family keeps them all, so a later refresh may ask for another. Anything else is
-``invalid_target`` (RFC 8707 §2), judged before the code's state (§3.5) and no poll: the code
-is not redeemed or denied, its pace (``slow_down``) untouched, the DPoP proof unspent. The same
-rule as the code, refresh and client-credentials grants (``VigilGrantMixin.narrow_resources``).
+``invalid_target`` (RFC 8707 §2), judged before the code's state (§3.5), yet a poll for its
+pace: ``last_polled_at`` moves, and one too soon on a pending code is ``slow_down``. Nothing
+else changes: the code is not redeemed or denied, the DPoP proof unspent. The same rule as the
+code, refresh and client-credentials grants (``VigilGrantMixin.narrow_resources``).
 
 Attacks: a device widening its token to a resource it never asked for (one the client is
-registered for, or any other, or a malformed one), or using refused polls to learn or move
-the code's state."""
+registered for, or any other, or a malformed one), using refused polls to learn or move the
+code's state, or to poll faster than the interval (RFC 8628 §3.5) unpaced."""
 
 from __future__ import annotations
 
@@ -82,11 +83,21 @@ def aud_of(body: dict[str, Any]) -> list[str]:
     return aud
 
 
+PACE = ("last_polled_at", "interval")
+
+
 def state() -> tuple[Any, ...]:
-    """Every row a refused poll must leave alone (events aside): the code's status and pace too."""
-    return (list(DeviceAuthorization.objects.order_by("pk").values()),
+    """Every row a refused poll must leave alone (events aside): all but the code's pace."""
+    codes = [{k: v for k, v in row.items() if k not in PACE}
+             for row in DeviceAuthorization.objects.order_by("pk").values()]
+    return (codes,
             list(DeviceSession.objects.order_by("pk").values()), list(RefreshToken.objects.order_by("pk").values()),
             list(AccessToken.objects.order_by("pk").values()))
+
+
+def pace() -> tuple[Any, int]:
+    """What a refused poll does change, as any poll does (RFC 8628 §3.5)."""
+    return DeviceAuthorization.objects.values_list(*PACE).get()
 
 
 def events() -> Counter[tuple[str, str, str]]:
@@ -126,11 +137,12 @@ def test_a_resource_not_granted_is_invalid_target_and_the_code_stays_approved(
         browser: HttpClient, tv: RegisteredClient, asked: list[str]) -> None:
     device_code = approved(browser, GRANTED)
     before, counted = state(), events()
-    assert_invalid_target(poll(device_code, asked))
-    assert state() == before
-    assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.APPROVED
-    assert events() - counted == Counter({("oauth.error", "failure", "invalid_target"): 1})
-    retried = poll(device_code, API)  # at once: the refusal was no poll, so no slow_down
+    with time_machine.travel(timezone.now(), tick=False):
+        assert_invalid_target(poll(device_code, asked))
+        assert state() == before and pace() == (timezone.now(), 5)  # counted as a poll, no more
+        assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.APPROVED
+        assert events() - counted == Counter({("oauth.error", "failure", "invalid_target"): 1})
+        retried = poll(device_code, API)  # at once: an approved code's answer is its tokens (§3.5)
     assert retried.status_code == 200 and aud_of(retried.json()) == [API]
 
 
@@ -154,21 +166,62 @@ def test_an_authorization_for_no_resource_cannot_be_given_one(browser: HttpClien
     assert issued.status_code == 200 and aud_of(issued.json()) == [TV]
 
 
-def test_a_pending_code_is_told_invalid_target_before_pending_or_slow_down(tv: RegisteredClient) -> None:
-    """Request errors come before RFC 8628 §3.5's answers, and a refused request is no poll:
-    it neither starts the pace nor counts toward ``slow_down``."""
+def test_a_pending_code_is_told_invalid_target_before_pending(tv: RegisteredClient) -> None:
+    """Request errors come before RFC 8628 §3.5's answers, but a refused request is still a
+    poll for the pace: it starts it, and the next poll too soon is ``slow_down``."""
     device_code = start(GRANTED)["device_code"]
     with time_machine.travel(timezone.now(), tick=False) as clock:
         before = state()
         assert_invalid_target(poll(device_code, EVIL))
-        assert state() == before  # last_polled_at still unset
-        assert poll(device_code).json()["error"] == "authorization_pending"  # not slow_down
-        paced = state()
-        assert_invalid_target(poll(device_code, EVIL))  # too soon, yet not slow_down
-        assert state() == paced and DeviceAuthorization.objects.get().interval == 5
-        clock.shift(timedelta(seconds=6))
+        assert state() == before and pace() == (timezone.now(), 5)
+        assert poll(device_code).json()["error"] == "slow_down"  # the refusal was a poll
+        clock.shift(timedelta(seconds=11))
+        assert_invalid_target(poll(device_code, EVIL))  # on time: the request's own error
+        assert state() == before and pace() == (timezone.now(), 10)
+        clock.shift(timedelta(seconds=11))
         assert poll(device_code, API).json()["error"] == "authorization_pending"  # a valid one is a poll
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.PENDING
+
+
+def test_refused_polls_cannot_poll_faster_than_the_interval(tv: RegisteredClient) -> None:
+    """Fast polls with a bad resource are told ``slow_down`` and grow the interval as any
+    polls would (RFC 8628 §3.5); a good poll after them is judged by that interval. Nothing
+    else changes, and each is recorded once (``oauth.error``, its answer)."""
+    device_code = start(GRANTED)["device_code"]
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        before, counted = state(), events()
+        assert_invalid_target(poll(device_code, EVIL))  # the first poll: not too soon
+        for _ in range(3):
+            too_soon = poll(device_code, [API, EVIL])
+            assert too_soon.status_code == 400 and too_soon.json() == {"error": "slow_down"}
+            assert too_soon["Cache-Control"] == "no-store"
+        assert state() == before and pace() == (timezone.now(), 20)
+        clock.shift(timedelta(seconds=16))  # enough for the first interval, not the grown one
+        assert poll(device_code, API).json()["error"] == "slow_down"
+        assert pace() == (timezone.now(), 25)
+        clock.shift(timedelta(seconds=26))
+        assert poll(device_code, API).json()["error"] == "authorization_pending"
+        assert state() == before and pace() == (timezone.now(), 25)
+    assert events() - counted == Counter({("oauth.error", "failure", "invalid_target"): 1,
+                                          ("oauth.error", "failure", "slow_down"): 4,
+                                          ("oauth.error", "failure", "authorization_pending"): 1})
+
+
+def test_a_refused_poll_too_soon_does_not_spend_the_dpop_proof(browser: HttpClient, tv: RegisteredClient) -> None:
+    """The ``slow_down`` of a refused poll, like its ``invalid_target``, comes before the proof
+    is checked (RFC 9449 §11.1 replay): the same proof then works once the code is approved."""
+    started = start(GRANTED)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        key = ECKey.generate_key("P-256", private=True)
+        proof = create_proof(key, method="POST", url=f"{settings.IDP_ISSUER}/token")
+        assert poll(started["device_code"]).json()["error"] == "authorization_pending"
+        assert poll(started["device_code"], EVIL, HTTP_DPOP=proof).json()["error"] == "slow_down"
+        assert browser.post(reverse("device"), {"user_code": started["user_code"],
+                                                "decision": "approve"}).status_code == 200
+        clock.shift(timedelta(seconds=11))
+        issued = poll(started["device_code"], ORDERS, HTTP_DPOP=proof)
+    assert issued.status_code == 200, issued.content
+    assert issued.json()["token_type"] == "DPoP" and aud_of(issued.json()) == [ORDERS]
 
 
 @pytest.mark.parametrize("decision", ["deny", "redeem", "expire"])
@@ -181,10 +234,12 @@ def test_any_state_is_told_invalid_target_first_and_keeps_its_answer(browser: Ht
         assert poll(started["device_code"]).status_code == 200
     answer = {"deny": "access_denied", "redeem": "invalid_grant", "expire": "expired_token"}[decision]
     later = timezone.now() + timedelta(seconds=601 if decision == "expire" else 6)
-    with time_machine.travel(later):
-        before = state()
+    with time_machine.travel(later, tick=False):
+        before, paced = state(), pace()
         assert_invalid_target(poll(started["device_code"], EVIL))
         assert state() == before
+        # Paced as a poll in that state would be: a denied code's moves, a spent or expired one's not.
+        assert pace() == ((timezone.now(), 5) if decision == "deny" else paced)
         assert poll(started["device_code"], API).json()["error"] == answer
 
 

@@ -111,10 +111,12 @@ class DeviceCodeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
         A ``resource`` not among the authorization's (not granted, malformed, or any when none
         was) is ``invalid_target`` whatever the code's state: request errors come before RFC 8628
         §3.5's answers, so a pending code with one is told ``invalid_target``, not
-        ``authorization_pending`` or ``slow_down``, and so is an approved, denied, expired or
-        redeemed one. The refusal is no poll: the code is not redeemed or denied, its pace
-        (``slow_down``) is not touched, and the DPoP proof is not spent. An unknown code (or
-        another client's) is left to the poll: ``invalid_grant``."""
+        ``authorization_pending``, and so is an approved, denied, expired or redeemed one. But
+        the refusal still counts for the pace (``flow.count_refused_poll``): ``last_polled_at``
+        moves, and one sooner than the interval on a pending code is ``slow_down`` (the interval
+        grows), as any poll is, so refusals are no way around §3.5's rate limit. Nothing else
+        changes: the code is not redeemed or denied, and the DPoP proof is not spent. An unknown
+        code (or another client's) is left to the poll: ``invalid_grant``."""
         self._narrow_resources()
         check_token_request(self)
 
@@ -123,9 +125,16 @@ class DeviceCodeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
         /device_authorization; without ``resource`` no lookup, and the token is for them all."""
         if not self.request.payload.datalist.get("resource"):
             return
-        granted = flow.granted_resources(self.request.payload.data["device_code"], self.request.client)
-        if granted is not None:
+        device_code, client = self.request.payload.data["device_code"], self.request.client
+        granted = flow.granted_resources(device_code, client)
+        if granted is None:
+            return
+        try:
             self.narrow_resources(granted)
+        except InvalidTargetError:
+            if flow.count_refused_poll(device_code, client, now=timezone.now()) is flow.PollOutcome.SLOW_DOWN:
+                raise SlowDownError() from None
+            raise
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
