@@ -2,7 +2,8 @@
 browser sends the form.
 
 The new codes are shown once, on a GET page (Post/Redirect/Get): the view keeps them in this
-session for ``/accounts/mfa/recovery/new/``. A browser may send the form twice (a double
+session for ``/accounts/mfa/recovery/new/``, which shows them exactly once, a reload or a
+racing second load being told they were shown (``recovery_display``). A browser may send the form twice (a double
 click, a retry after a lost response) and display only the last answer. Were each POST a
 regeneration, the first set (valid for an instant) would be replaced by a second, and under
 concurrency the set shown could be one the other request had already replaced: a user who
