@@ -30,7 +30,12 @@ worker. These settings keep Vigil answering when a slow client reaches it withou
   worker writes its samples there and ``/metrics`` adds up every worker's; ``child_exit``
   tells prometheus_client a worker is gone. Without it each worker reports only its own.
 - **Logs**: gunicorn's own lines are JSON like Vigil's (``core/logging.py``), unless
-  ``VIGIL_LOG_FORMAT=plain``.
+  ``VIGIL_LOG_FORMAT=plain``. One access line per request: Vigil's ``vigil.request``
+  (``ops/middleware.py``, ``VIGIL_REQUEST_LOG``), which leaves out the query string (codes
+  and tokens). gunicorn's own access line is off (``logger_class``) unless asked for with
+  ``--access-logfile``: the JSON ``logconfig_dict`` would otherwise turn it on, a second line
+  per request carrying the query string. Requests gunicorn refuses before Vigil sees them are
+  still warnings on ``gunicorn.error``.
 
 Any of these can be overridden on the command line (``-w 1``) or in ``GUNICORN_CMD_ARGS``.
 """
@@ -40,6 +45,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 from typing import Any
+
+from gunicorn.glogging import Logger
 
 wsgi_app = "vigil.slow_clients:application"
 bind = "127.0.0.1:8000"  # behind the TLS proxy on the same host; -b overrides
@@ -59,6 +66,17 @@ def child_exit(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
+class OneAccessLine(Logger):
+    """gunicorn's logger without gunicorn's access line (Vigil writes the request's line), unless
+    one is asked for by name (``--access-logfile``)."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = OneAccessLine
+
 if os.environ.get("VIGIL_LOG_FORMAT", "json").strip().lower() != "plain":
     logconfig_dict = {
         "version": 1,
@@ -67,7 +85,6 @@ if os.environ.get("VIGIL_LOG_FORMAT", "json").strip().lower() != "plain":
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
         },
         "root": {"level": "INFO", "handlers": ["stderr"]},
     }
