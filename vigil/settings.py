@@ -280,8 +280,10 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Celery: a filesystem broker by default so development needs no external service.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# Celery: a filesystem broker by default so development needs no external service. It names
+# a host (which the transport ignores): kombu warns "No hostname was supplied" at every start
+# for a bare "filesystem://" (tests/test_celery_startup.py).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
 _broker_dir = VAR_DIR / "celery-broker"
 # A message a worker took and never acknowledged (the worker was killed: acks_late) goes back
 # to a Redis queue after CELERY_VISIBILITY_TIMEOUT seconds; keep it above the longest task
