@@ -72,6 +72,7 @@ class EventType(StrEnum):
     LOGIN_STEP_UP = "login.step_up"
     LOGIN_COMPLETED = "login.completed"
     LOGOUT = "logout"
+    LOGOUT_REFUSED = "logout.refused"
     OAUTH_BACKCHANNEL_LOGOUT_SENT = "oauth.backchannel_logout.sent"
     OAUTH_BACKCHANNEL_LOGOUT_FAILED = "oauth.backchannel_logout.failed"
     OAUTH_DEVICE_AUTHORIZATION = "oauth.device_authorization"

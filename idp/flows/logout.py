@@ -2,12 +2,15 @@
 
 A valid ``id_token_hint`` (expired is fine, it must be ours) names the client; a
 ``post_logout_redirect_uri`` is honoured only when registered for that client. Logging out
-ends the browser session and revokes the token families born from it.
+ends the browser session and revokes the token families born from it. A refused request
+(a hint that is not our ID token, a ``client_id`` that contradicts it, an unregistered
+``post_logout_redirect_uri``) changes nothing and is recorded as ``logout.refused``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -24,6 +27,25 @@ from sessions.flows.tokens import revoke_browser_login
 from sessions.models import DeviceSession
 
 
+class LogoutProblem(StrEnum):
+    """Why an RP-initiated logout request was refused (the ``reason`` of ``logout.refused``)."""
+
+    BAD_HINT = "bad_id_token_hint"
+    CLIENT_MISMATCH = "client_id_mismatch"
+    UNREGISTERED_REDIRECT = "unregistered_post_logout_redirect_uri"
+
+    @property
+    def description(self) -> str:
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS = {
+    LogoutProblem.BAD_HINT: "The id_token_hint is not a valid ID token from this provider.",
+    LogoutProblem.CLIENT_MISMATCH: "client_id does not match the id_token_hint.",
+    LogoutProblem.UNREGISTERED_REDIRECT: "The post_logout_redirect_uri is not registered for this client.",
+}
+
+
 @dataclass
 class LogoutRequest:
     client: Client | None
@@ -34,6 +56,17 @@ class LogoutRequest:
 
 
 def parse(request: HttpRequest) -> LogoutRequest:
+    """The request's client and redirect, or (recorded) why it is refused."""
+    parsed, problem = _parse(request)
+    if problem is not None:
+        record(EventType.LOGOUT_REFUSED, outcome="denied", reason=problem.value, request=request,
+               user=request.user if request.user.is_authenticated else None,
+               client_id=parsed.client.client_id if parsed.client else "", description=problem.description)
+        parsed.error = problem.description
+    return parsed
+
+
+def _parse(request: HttpRequest) -> tuple[LogoutRequest, LogoutProblem | None]:
     data = request.POST if request.method == "POST" else request.GET
     hint = data.get("id_token_hint") or ""
     wanted_redirect = data.get("post_logout_redirect_uri") or ""
@@ -45,21 +78,21 @@ def parse(request: HttpRequest) -> LogoutRequest:
             # both signed by the same key and naming the same subject (OIDC RP-Initiated Logout §2).
             claims = jwt_tokens.verify(hint, typ="jwt", check_exp=False)
         except jwt_tokens.TokenInvalid:
-            return LogoutRequest(None, None, None, "The id_token_hint is not a valid ID token from this provider.")
+            return LogoutRequest(None, None, None), LogoutProblem.BAD_HINT
         aud = claims.get("aud")
         hint_client = aud[0] if isinstance(aud, list) and aud else aud
         if client_id and client_id != hint_client:
-            return LogoutRequest(None, None, None, "client_id does not match the id_token_hint.")
+            return LogoutRequest(None, None, None), LogoutProblem.CLIENT_MISMATCH
         client_id = str(hint_client or "")
     client = Client.objects.active().filter(client_id=client_id).first() if client_id else None
     redirect_to = None
     if wanted_redirect:
         if client is None or wanted_redirect not in client.post_logout_redirect_uris:
-            return LogoutRequest(client, None, None, "The post_logout_redirect_uri is not registered for this client.")
+            return LogoutRequest(client, None, None), LogoutProblem.UNREGISTERED_REDIRECT
         redirect_to = wanted_redirect
         if data.get("state"):
             redirect_to = add_params_to_uri(redirect_to, [("state", data["state"])])
-    return LogoutRequest(client, redirect_to, claims.get("sid"), hint_sub=claims.get("sub"))
+    return LogoutRequest(client, redirect_to, claims.get("sid"), hint_sub=claims.get("sub")), None
 
 
 def perform(request: HttpRequest, parsed: LogoutRequest) -> int:

@@ -13,7 +13,7 @@ from joserfc.jwk import ECKey
 
 from accounts.models import BrowserSession
 from core import jwt_tokens, keys
-from core.models import KeyStatus, SigningKey
+from core.models import KeyStatus, SecurityEvent, SigningKey
 from sessions.models import DeviceSession, SessionStatus
 
 pytestmark = pytest.mark.django_db
@@ -29,10 +29,34 @@ def test_logout_with_id_token_hint_redirects_and_revokes(browser, tokens, mobile
     assert BrowserSession.objects.exists() and not BrowserSession.objects.open().exists()
 
 
-def test_logout_refuses_unregistered_post_logout_uri(browser, tokens):
+def _refusals() -> list[tuple[str, str]]:
+    return list(SecurityEvent.objects.filter(event_type="logout.refused").order_by("pk").values_list("reason", "client_id"))
+
+
+def test_logout_refuses_unregistered_post_logout_uri(browser, tokens, mobile_client):
     response = browser.get(reverse("end-session"), {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://evil.example"})
     assert response.status_code == 400 and "Location" not in response
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert _refusals() == [("unregistered_post_logout_redirect_uri", mobile_client.client.client_id)]
+    assert not SecurityEvent.objects.filter(event_type="logout").exists()
+
+
+def test_an_open_redirect_attempt_without_a_hint_is_refused_and_recorded(browser, tokens, mobile_client):
+    for params in ({"post_logout_redirect_uri": "https://evil.example"},
+                   {"client_id": mobile_client.client.client_id, "post_logout_redirect_uri": "https://evil.example"}):
+        response = browser.get(reverse("end-session"), params)
+        assert response.status_code == 400 and "Location" not in response
+    assert "_auth_user_id" in browser.session and DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert _refusals() == [("unregistered_post_logout_redirect_uri", ""),
+                           ("unregistered_post_logout_redirect_uri", mobile_client.client.client_id)]
+
+
+def test_a_client_id_contradicting_the_hint_is_refused_and_recorded(browser, tokens):
+    response = browser.get(reverse("end-session"), {"id_token_hint": tokens["id_token"], "client_id": "someone-else",
+                                                    "post_logout_redirect_uri": "com.example.app:/logout"})
+    assert response.status_code == 400 and "Location" not in response
+    assert "_auth_user_id" in browser.session and DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert _refusals() == [("client_id_mismatch", "")]
 
 
 def test_logout_without_hint_asks_for_confirmation(browser, tokens):
@@ -82,6 +106,8 @@ def test_our_confirmation_still_needs_its_csrf_token(browser, tokens):
 def test_logout_with_forged_hint(browser):
     response = browser.get(reverse("end-session"), {"id_token_hint": "a.b.c"})
     assert response.status_code == 400
+    assert "_auth_user_id" in browser.session
+    assert _refusals() == [("bad_id_token_hint", "")]
 
 
 def test_discovery_matches_the_server(settings):
