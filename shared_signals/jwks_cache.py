@@ -2,7 +2,13 @@
 ``requests`` (timeout, no redirects, size cap) and kept in the shared cache for
 ``IDP_SSF_JWKS_CACHE_SECONDS``. An unknown ``kid`` may refetch, at most every
 ``IDP_SSF_JWKS_MIN_REFETCH_SECONDS`` (key rotation without letting forged ``kid``s
-hammer the transmitter)."""
+hammer the transmitter).
+
+That interval also bounds fetches that *fail*: each attempt is marked in the shared cache
+for ``IDP_SSF_JWKS_MIN_REFETCH_SECONDS`` (``cache.add``, so concurrent pushes try once),
+and while the mark stands no other push fetches: a JWKS that is down or slow is not asked
+again for every push that arrives (anyone may push), and no web worker waits out its
+timeout more than once per interval."""
 
 from __future__ import annotations
 
@@ -22,6 +28,15 @@ MAX_JWKS_BYTES = 64 * 1024
 
 def _cache_key(transmitter: SsfTransmitter) -> str:
     return f"ssf:jwks:{transmitter.pk}"
+
+
+def _attempt_key(transmitter: SsfTransmitter) -> str:
+    return f"ssf:jwks-attempt:{transmitter.pk}"
+
+
+def _may_attempt(transmitter: SsfTransmitter) -> bool:
+    """Marks a fetch attempt; False while another attempt's mark stands."""
+    return bool(cache.add(_attempt_key(transmitter), 1, timeout=app_settings.JWKS_MIN_REFETCH_SECONDS))
 
 
 def fetch(url: str) -> dict[str, Any]:
@@ -54,6 +69,10 @@ def keys_for(transmitter: SsfTransmitter, *, now: datetime, refresh: bool = Fals
     cached = cache.get(_cache_key(transmitter))
     if cached is not None and not refresh:
         return dict(cached["jwks"])
+    if not _may_attempt(transmitter):
+        if cached is not None:
+            return dict(cached["jwks"])  # the refresh waits: an unknown kid stays unknown
+        raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503)
     jwks = fetch(transmitter.jwks_uri)
     cache.set(_cache_key(transmitter), {"jwks": jwks, "at": now.timestamp()}, app_settings.JWKS_CACHE_SECONDS)
     return jwks

@@ -26,7 +26,7 @@ from core.events import EventType, Outcome, record
 from . import actions, jwks_cache
 from .app_settings import app_settings
 from .models import ReceivedSet, SsfTransmitter
-from .set_tokens import SetError, SetErrorCode, VerifyPolicy, verify
+from .set_tokens import SetError, SetErrorCode, VerifyPolicy, check_header, header_of, verify
 
 SET_MEDIA_TYPE = "application/secevent+jwt"
 
@@ -61,6 +61,7 @@ def _token(push: Push) -> str:
 def _verified_claims(transmitter: SsfTransmitter, token: str, now: datetime) -> dict[str, Any]:
     policy = VerifyPolicy(issuer=transmitter.issuer, audience=transmitter.audience,
                           algorithms=list(transmitter.allowed_algs or []), now=now)
+    check_header(header_of(token), policy.algorithms)  # before any key is fetched for it
     try:
         return verify(token, jwks_cache.keys_for(transmitter, now=now), policy)
     except SetError as error:

@@ -355,6 +355,69 @@ def test_unreachable_jwks_asks_for_a_retry(session_factory: Any, client: HttpCli
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
 
 
+def test_pushes_while_the_jwks_is_down_do_not_hammer_it(session_factory: Any, client: HttpClient, settings: Any,
+                                                        db: Any) -> None:
+    """Anyone may POST to a transmitter's push URL (when it has no Authorization header): a body
+    that is no JWS fetches nothing, and while the JWKS cannot be had, one fetch per
+    ``IDP_SSF_JWKS_MIN_REFETCH_SECONDS`` is tried, however many pushes arrive (each web worker
+    would otherwise wait out the timeout on the transmitter's dead JWKS host, once per push)."""
+    import shared_signals.jwks_cache as jwks_cache
+
+    with LoopbackTransmitter() as gone:
+        issuer, jwks_uri = gone.issuer, gone.jwks_uri
+        tokens = [gone.sign(gone.claims(AUDIENCE, REVOKED, opaque("s1"))) for _ in range(3)]
+    transmitter = SsfTransmitter.objects.create(name="RP", issuer=issuer, jwks_uri=jwks_uri, audience=AUDIENCE)
+    session_factory("s1")
+    fetches: list[str] = []
+    real_fetch = jwks_cache.fetch
+
+    def counting(url: str) -> dict[str, Any]:
+        fetches.append(url)
+        return real_fetch(url)
+
+    settings.IDP_SSF_JWKS_MIN_REFETCH_SECONDS = 3600
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jwks_cache, "fetch", counting)
+        for garbage in ("x", "a.b.c", "e30.e30.e30"):
+            assert post(client, transmitter, garbage).json()["err"] == "invalid_request"
+        assert fetches == []
+        answers = [post(client, transmitter, token) for token in tokens]
+    assert [(a.status_code, a.json()["err"]) for a in answers] == [(503, "invalid_key")] * 3
+    assert len(fetches) == 1
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE and not ReceivedSet.objects.exists()
+
+
+def test_a_forged_kid_does_not_refetch_a_jwks_that_just_failed(
+    mdm: LoopbackTransmitter, session_factory: Any, client: HttpClient, settings: Any, db: Any,
+) -> None:
+    """The cached JWKS is old enough to refresh for a new ``kid``, but the refresh fails: the
+    next forged ``kid`` is refused with the cached keys, not by another fetch."""
+    import shared_signals.jwks_cache as jwks_cache
+
+    transmitter = SsfTransmitter.objects.create(name="RP", issuer=mdm.issuer, jwks_uri=mdm.jwks_uri,
+                                                audience=AUDIENCE)
+    settings.IDP_SSF_JWKS_MIN_REFETCH_SECONDS = 0
+    session_factory("s1")
+    assert post(client, transmitter, mdm.sign(mdm.claims(AUDIENCE, REVOKED, opaque("s1")))).status_code == 202
+    fetches: list[str] = []
+
+    def failing(url: str) -> dict[str, Any]:
+        fetches.append(url)
+        raise jwks_cache.SetError(jwks_cache.SetErrorCode.INVALID_KEY, "cannot be fetched now", status=503)
+
+    settings.IDP_SSF_JWKS_MIN_REFETCH_SECONDS = 3
+    session_factory("s2")
+    forged_key = ECKey.generate_key("P-256", private=True)
+    time.sleep(3.1)  # the cached copy is now old enough to refresh for a new kid
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jwks_cache, "fetch", failing)
+        for kid in ("k7", "k8", "k9"):
+            forged = mdm.sign(mdm.claims(AUDIENCE, REVOKED, opaque("s2")), key=forged_key, kid=kid)
+            assert post(client, transmitter, forged).status_code in (400, 503)
+    assert len(fetches) == 1
+    assert DeviceSession.objects.get(sid="s2").status == SessionStatus.ACTIVE
+
+
 def test_a_received_revocation_is_transmitted_onwards_with_its_txn(
     registered: SsfTransmitter, mdm: LoopbackTransmitter, session_factory: Any, client: HttpClient,
     monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any,
