@@ -170,6 +170,24 @@ def assertion_subject(assertion: str) -> str:
 
 
 # --- private_key_jwt ----------------------------------------------------------------------
+#: ``typ`` a client assertion may carry: none (RFC 7523), ``JWT``, or draft-ietf-oauth-rfc7523bis
+#: ``client-authentication+jwt``; any other names another kind of JWT signed by the same key.
+ASSERTION_TYPS = frozenset({"jwt", "client-authentication+jwt"})
+#: Claims only an authorization request carries (RFC 6749 §4.1.1): a JWT with one is a request object.
+REQUEST_OBJECT_CLAIMS = frozenset({"response_type", "redirect_uri"})
+
+
+def is_client_assertion(header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """RFC 9101 §10.8, RFC 8725 §3.11: a request object is signed with the same key, names us
+    as ``aud`` and may carry ``sub`` and ``jti``; it travels through the browser, so it must
+    never pass for the client's assertion. Told apart by its explicit ``typ`` or its
+    authorization request parameters."""
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower().removeprefix("application/") not in ASSERTION_TYPS):
+        return False
+    return not REQUEST_OBJECT_CLAIMS.intersection(claims)
+
+
 class PrivateKeyJWT:
     """RFC 7523 §3 / OIDC Core §9 assertion checks: signature by a key the client registered,
     ``iss`` = ``sub`` = client_id, ``aud`` naming us, ``exp``, a short life, single-use ``jti``."""
@@ -198,9 +216,14 @@ class PrivateKeyJWT:
             raise ClientAuthError(AuthFailure.NO_CLIENT_KEYS, client_id=client.client_id) from None
         try:
             algorithms = fapi.assertion_algorithms(client, ASSERTION_ALGS)
-            return dict(jwt.decode(assertion, keys, algorithms=algorithms).claims)
+            token = jwt.decode(assertion, keys, algorithms=algorithms)
         except (JoseError, ValueError, TypeError, UnicodeError):
             raise ClientAuthError(AuthFailure.BAD_ASSERTION, client_id=client.client_id) from None
+        claims = dict(token.claims)
+        if not is_client_assertion(dict(token.header), claims):
+            raise ClientAuthError(AuthFailure.BAD_ASSERTION, "The JWT is not a client assertion (its typ or claims "
+                                  "make it another kind of JWT).", client.client_id)
+        return claims
 
     def _check_claims(self, claims: dict[str, Any], client: Client, endpoint: str, now: int) -> None:
         registry = jwt.JWTClaimsRegistry(

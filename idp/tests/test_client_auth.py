@@ -450,3 +450,39 @@ def test_odd_basic_shapes_get_a_json_error(name, header):
     assert response.status_code in (400, 401), response.content
     assert response.json()["error"] in {"invalid_request", "invalid_client"}
     assert not AccessToken.objects.exists()
+
+
+# --- cross-JWT confusion (RFC 9101 §10.8, RFC 8725 §3.11) -------------------------------------
+
+
+def _request_object(client_id: str, key: ECKey, typ: str | None) -> str:
+    """A request object as a relying party sends it through the browser (RFC 9101 §5.1): signed
+    by the same key as its client assertions, with ``iss``, ``aud`` and, as some libraries add,
+    ``sub`` and ``jti``."""
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": django_settings.IDP_ISSUER, "iat": now, "exp": now + 60,
+              "jti": str(uuid.uuid4()), "client_id": client_id, "response_type": "code", "scope": "openid",
+              "redirect_uri": "https://rp.example/cb", "state": "s1"}
+    header = {"alg": "ES256", "kid": "k1"} | ({"typ": typ} if typ else {})
+    return jose_jwt.encode(header, claims, key, algorithms=["ES256"])
+
+
+@pytest.mark.parametrize("typ", [None, "oauth-authz-req+jwt"])
+def test_a_request_object_seen_in_the_browser_is_no_client_assertion(typ):
+    """A request object travels through the browser; taken from there, it must not
+    authenticate its client at the token endpoint."""
+    client, key = jwt_client()
+    data = with_assertion(ENDPOINTS["token"], _request_object(client.client_id, key, typ))
+    assert_invalid_client(form_post(HttpClient(), reverse("token"), data))
+    assert last_error_event().details["auth_failure"] == "bad_assertion"
+    assert not AccessToken.objects.exists()
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "client-authentication+jwt", "application/client-authentication+jwt"])
+def test_a_client_assertion_may_be_typed_jwt_or_client_authentication(typ):
+    client, key = jwt_client()
+    now = int(time.time())
+    claims = {"iss": client.client_id, "sub": client.client_id, "aud": issuer_url("/token"), "iat": now,
+              "exp": now + 60, "jti": str(uuid.uuid4())}
+    signed = jose_jwt.encode({"alg": "ES256", "kid": "k1", "typ": typ}, claims, key, algorithms=["ES256"])
+    assert form_post(HttpClient(), reverse("token"), with_assertion(ENDPOINTS["token"], signed)).status_code == 200
