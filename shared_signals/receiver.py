@@ -40,6 +40,7 @@ class Push:
     content_type: str
     authorization: str
     ip: str | None
+    too_large: bool = False  # over ``IDP_SSF_MAX_BODY_BYTES`` (declared or read): refused unread
 
 
 def find_transmitter(slug: str) -> SsfTransmitter:
@@ -79,6 +80,8 @@ def receive(push: Push, now: datetime | None = None) -> ReceivedSet:
     moment = now or timezone.now()
     transmitter: SsfTransmitter | None = None
     try:
+        if push.too_large:
+            raise SetError(SetErrorCode.INVALID_REQUEST, "the SET is too large")
         transmitter = find_transmitter(push.slug)
         if not transmitter.authorization_matches(push.authorization):
             raise SetError(SetErrorCode.AUTHENTICATION_FAILED, "missing or wrong Authorization header")

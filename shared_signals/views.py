@@ -16,7 +16,7 @@ from core.http_methods import allow_methods, raw_body
 
 from . import receiver
 from .app_settings import app_settings
-from .set_tokens import SetError, SetErrorCode
+from .set_tokens import SetError
 
 SPEC_VERSION = "1_0"
 PUSH_DELIVERY = "urn:ietf:rfc:8935"
@@ -55,11 +55,11 @@ def receive(request: HttpRequest, slug: str) -> HttpResponse:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
-    if declared > app_settings.MAX_BODY_BYTES or len(body := raw_body(request)) > app_settings.MAX_BODY_BYTES:
-        return _error(SetError(SetErrorCode.INVALID_REQUEST, "the SET is too large"))
+    body = b"" if declared > app_settings.MAX_BODY_BYTES else raw_body(request)  # too large: left unread
     push = receiver.Push(
         slug=slug, body=body, content_type=request.content_type or "",
         authorization=request.META.get("HTTP_AUTHORIZATION", ""), ip=client_ip(request),
+        too_large=max(declared, len(body)) > app_settings.MAX_BODY_BYTES,
     )
     try:
         receiver.receive(push)

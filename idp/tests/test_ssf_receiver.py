@@ -308,6 +308,18 @@ def test_wrong_media_type_and_method(registered: SsfTransmitter, mdm: LoopbackTr
         DeviceSession.objects.count()
 
 
+def test_an_oversized_push_is_refused_and_recorded(registered: SsfTransmitter, mdm: LoopbackTransmitter,
+                                                   session_factory: Any, client: HttpClient) -> None:
+    session_factory("s1")
+    token = mdm.sign(mdm.claims(AUDIENCE, REVOKED, opaque("s1"), event={"reason_admin": {"en": "x" * 70_000}}))
+    response = post(client, registered, token)
+    assert response.status_code == 400 and response.json() == {"err": "invalid_request",
+                                                                "description": "the SET is too large"}
+    refused = SecurityEvent.objects.get(event_type="ssf.set.refused")
+    assert refused.reason == "invalid_request" and refused.details["transmitter"] == registered.slug
+    assert not ReceivedSet.objects.exists() and DeviceSession.objects.get().status == SessionStatus.ACTIVE
+
+
 # --- the transmitter's JWKS: fetched, cached, refreshed for a rotated key ---------------------
 
 
