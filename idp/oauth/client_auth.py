@@ -161,7 +161,7 @@ def assertion_subject(assertion: str) -> str:
     """The unverified ``sub`` of an assertion: only to find the client whose keys verify it."""
     try:
         claims = json_loads(jws.extract_compact(assertion.encode("utf-8", "surrogatepass")).payload)
-    except (JoseError, ValueError, TypeError, UnicodeError):
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):  # RecursionError: JSON nested too deep
         raise ClientAuthError(AuthFailure.BAD_ASSERTION, "The client assertion is not a JWT.") from None
     subject = claims.get("sub") if isinstance(claims, dict) else None
     if not isinstance(subject, str) or not subject:
@@ -217,7 +217,7 @@ class PrivateKeyJWT:
         try:
             algorithms = fapi.assertion_algorithms(client, ASSERTION_ALGS)
             token = jwt.decode(assertion, keys, algorithms=algorithms)
-        except (JoseError, ValueError, TypeError, UnicodeError):
+        except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
             raise ClientAuthError(AuthFailure.BAD_ASSERTION, client_id=client.client_id) from None
         claims = dict(token.claims)
         if not is_client_assertion(dict(token.header), claims):

@@ -57,7 +57,7 @@ def check_dpop_alg(client: Client, proof_jwt: str) -> None:
         return
     try:  # the header alone (an RSA key's JWK exceeds joserfc's default header size for extract_compact)
         header = json_loads(urlsafe_b64decode(to_bytes(proof_jwt.split(".", 1)[0])))
-    except (ValueError, TypeError, UnicodeError):
+    except (ValueError, TypeError, UnicodeError, RecursionError):  # RecursionError: JSON nested too deep
         return
     alg = header.get("alg") if isinstance(header, dict) else None
     if alg not in FAPI2_ALGS:

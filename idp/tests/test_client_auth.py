@@ -486,3 +486,22 @@ def test_a_client_assertion_may_be_typed_jwt_or_client_authentication(typ):
               "exp": now + 60, "jti": str(uuid.uuid4())}
     signed = jose_jwt.encode({"alg": "ES256", "kid": "k1", "typ": typ}, claims, key, algorithms=["ES256"])
     assert form_post(HttpClient(), reverse("token"), with_assertion(ENDPOINTS["token"], signed)).status_code == 200
+
+
+def _nested_jws(depth: int, where: str) -> str:
+    """A compact JWS whose header or payload is JSON nested ``depth`` deep (Python's parser
+    gives up with RecursionError near 1000)."""
+    deep = base64.urlsafe_b64encode(b"[" * depth).rstrip(b"=").decode()
+    header = base64.urlsafe_b64encode(b'{"alg":"ES256","kid":"k1"}').rstrip(b"=").decode()
+    return f"{deep}.e30.AAAA" if where == "header" else f"{header}.{deep}.AAAA"
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+@pytest.mark.parametrize("named", [True, False])
+def test_an_assertion_nested_too_deep_is_invalid_client_not_500(where, named):
+    """Unauthenticated input: the assertion is parsed to find the client before anything else."""
+    client, _ = jwt_client()
+    data = {**ENDPOINTS["token"], **({"client_id": client.client_id} if named else {})}
+    assert_invalid_client(form_post(HttpClient(), reverse("token"), with_assertion(data, _nested_jws(3000, where))))
+    assert last_error_event().details["auth_failure"] == "bad_assertion"
+    assert not AccessToken.objects.exists()

@@ -340,3 +340,15 @@ def test_a_dpop_proof_at_par_without_the_required_nonce_gets_one_and_pushes_noth
     response = browser.get(authorize_url(client.client_id, request_uri=pushed.json()["request_uri"]))
     assert query_of(response["Location"])["code"]
     assert AuthorizationCode.objects.get().dpop_jkt == thumbprint(mine.as_dict(private=False))
+
+
+def test_a_dpop_header_nested_too_deep_is_a_bad_proof_not_500(bank, pkce):
+    """The FAPI algorithm check reads the proof's header before the proof is verified: JSON
+    nested past Python's parser's depth is an invalid proof like any other."""
+    import base64
+
+    client, key = bank
+    deep = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode()
+    response = _push(client, key, pkce, HTTP_DPOP=f"{deep}.e30.AAAA")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_dpop_proof"
+    assert not SecurityEvent.objects.filter(event_type="oauth.par_accepted").exists()
