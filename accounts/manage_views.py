@@ -202,7 +202,7 @@ def passkey_register_verify(request: AuthenticatedHttpRequest) -> JsonResponse:
         data: Any = json.loads(raw_body(request) or b"{}")
         if not isinstance(data, dict):
             raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return JsonResponse({"error": "malformed", "message": str(PasskeyError.MESSAGE)}, status=400)
     try:
         result = passkeys.finish(request, request.user, data.get("credential"), str(data.get("name") or ""))

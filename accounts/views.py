@@ -122,7 +122,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
         data = json.loads(raw_body(request) or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -51,7 +51,7 @@ def _error_detail(response: requests.Response) -> str:
     raw = response.raw.read(MAX_ERROR_BODY, decode_content=True) if response.raw is not None else b""
     try:
         body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # RecursionError: JSON nested too deep
         body = {}
     if isinstance(body, dict) and isinstance(body.get("err"), str):
         return f"{response.status_code} {body['err']}: {str(body.get('description', ''))[:300]}"

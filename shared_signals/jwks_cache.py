@@ -53,7 +53,7 @@ def fetch(url: str) -> dict[str, Any]:
         raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503)
     try:
         jwks = json.loads(raw)
-    except (ValueError, UnicodeError) as exc:
+    except (ValueError, UnicodeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS is not JSON", status=503) from exc
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
         raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS has no keys", status=503)

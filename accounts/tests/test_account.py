@@ -338,3 +338,19 @@ def test_system_checks(settings: Any) -> None:
 def test_login_hint_prefills_the_username(client: Any) -> None:
     page = client.get(reverse("accounts:login") + "?login_hint=alice%40example.com")
     assert 'value="alice@example.com"' in page.content.decode()
+
+
+@pytest.mark.parametrize("name", ["accounts:passkey_auth_options", "accounts:passkey_auth_verify"])
+def test_passkey_json_nested_too_deep_is_not_a_500(client: Any, user: Any, name: str) -> None:
+    """Unauthenticated JSON: nested past Python's parser's depth (RecursionError) it is read as
+    an empty body, as malformed JSON is, and nobody is signed in."""
+    response = client.post(reverse(name), "[" * 3000, content_type="application/json")
+    assert response.status_code in (200, 400), response.status_code
+    assert "_auth_user_id" not in client.session
+
+
+def test_passkey_registration_json_nested_too_deep_is_malformed(client: Any, user: Any) -> None:
+    login_password(client)
+    response = client.post(reverse("accounts:passkey_register"), "[" * 3000, content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "malformed"
+    assert not Passkey.objects.exists()

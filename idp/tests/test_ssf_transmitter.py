@@ -353,3 +353,57 @@ def test_purge_keeps_what_still_matters(session: DeviceSession, receiver_factory
     assert tasks.purge() == {"received_sets": 1, "deliveries": 1}
     assert set(SetDelivery.objects.values_list("pk", flat=True)) == {old_pending.pk, new_done.pk}
     assert list(ReceivedSet.objects.values_list("jti", flat=True)) == ["recent"]
+
+
+class _NestedJson:
+    """A loopback server answering every request ``status`` with JSON nested 3000 deep (past
+    Python's parser's depth: RecursionError)."""
+
+    def __init__(self, status: int):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = b"[" * 3000
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer  # noqa: N815 (http.server's names)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> _NestedJson:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_receivers_error_body_nested_too_deep_is_still_a_rejection(session: DeviceSession, receiver_factory: Any,
+                                                                    queued: list[int]) -> None:
+    with _NestedJson(400) as rp:
+        receiver_factory(f"{rp.url}/events")
+        [row] = transmitter.emit_session_revoked(session)
+        assert tasks.deliver_security_event(row.pk) == DeliveryStatus.REJECTED
+    row.refresh_from_db()
+    assert row.last_error == "HTTP 400"
+
+
+def test_a_transmitters_jwks_nested_too_deep_cannot_be_used(db: Any) -> None:
+    from shared_signals import jwks_cache
+    from shared_signals.set_tokens import SetError
+
+    with _NestedJson(200) as mdm, pytest.raises(SetError) as refused:
+        jwks_cache.fetch(f"{mdm.url}/jwks.json")
+    assert (refused.value.code, refused.value.status) == ("invalid_key", 503)
