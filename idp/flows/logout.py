@@ -21,7 +21,7 @@ from accounts import authstate
 from accounts.flows import browser_sessions
 from clients.models import Client
 from core import jwt_tokens
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 from sessions.flows.revocation import Reason
 from sessions.flows.tokens import revoke_browser_login
 from sessions.models import DeviceSession
@@ -59,7 +59,7 @@ def parse(request: HttpRequest) -> LogoutRequest:
     """The request's client and redirect, or (recorded) why it is refused."""
     parsed, problem = _parse(request)
     if problem is not None:
-        record(EventType.LOGOUT_REFUSED, outcome="denied", reason=problem.value, request=request,
+        record(EventType.LOGOUT_REFUSED, outcome=Outcome.DENIED, reason=problem.value, request=request,
                user=request.user if request.user.is_authenticated else None,
                client_id=parsed.client.client_id if parsed.client else "", description=problem.description)
         parsed.error = problem.description
