@@ -85,7 +85,8 @@ class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
                 password.set_by_admin(request, target, signed_in_user(request))
         return response
 
-    @admin.action(description="Reset second factors (TOTP, passkeys, recovery codes) and sign out apps")
+    @admin.action(description="Reset second factors (TOTP, passkeys, recovery codes) and sign out apps",
+                  permissions=["change"])
     def reset_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             factors.reset_all(user, actor=signed_in_user(request), request=request)

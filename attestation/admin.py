@@ -115,15 +115,15 @@ class DeviceAdmin(admin.ModelAdmin):
             action(device, reason=f"admin: {verb}", actor=request.user)
         self.message_user(request, f"{len(devices)} device(s) {verb}.", messages.SUCCESS)
 
-    @admin.action(description="Suspend selected devices")
+    @admin.action(description="Suspend selected devices", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         self._apply(request, queryset, registry.suspend_device, "suspended")
 
-    @admin.action(description="Revoke selected devices")
+    @admin.action(description="Revoke selected devices", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         self._apply(request, queryset, registry.revoke_device, "revoked")
 
-    @admin.action(description="Revoke for abuse and flag on Apple (DeviceCheck bit)")
+    @admin.action(description="Revoke for abuse and flag on Apple (DeviceCheck bit)", permissions=["change"])
     def revoke_and_flag(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         devices = list(queryset.select_related("app__client"))
         queued = sum(registry.revoke_and_flag_device(d, reason="admin: revoked for abuse", actor=request.user)
@@ -135,11 +135,11 @@ class DeviceAdmin(admin.ModelAdmin):
     def devicecheck_flag(self, device: Device) -> str:
         return _flag_state(device)
 
-    @admin.action(description="Require re-attestation")
+    @admin.action(description="Require re-attestation", permissions=["change"])
     def require_reattestation(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         self._apply(request, queryset, registry.require_reattestation, "marked for re-attestation")
 
-    @admin.action(description="Reactivate suspended devices")
+    @admin.action(description="Reactivate suspended devices", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         self._apply(request, queryset, registry.reactivate_device, "reactivated")
 

@@ -47,7 +47,7 @@ class HealthPolicyAdmin(admin.ModelAdmin):
                admin=request.user.get_username(), choices={r.name: r.outcome for r in policy.rules.all()},
                reduced_scopes=policy.reduced_scopes, reduced_lifetime=policy.reduced_lifetime)
 
-    @admin.action(description="Add the built-in default rules as editable rules")
+    @admin.action(description="Add the built-in default rules as editable rules", permissions=["change"])
     def add_default_rules(self, request: HttpRequest, queryset: QuerySet[HealthPolicy]) -> None:
         for policy in queryset:
             existing = set(policy.rules.values_list("name", flat=True))

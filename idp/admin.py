@@ -166,7 +166,7 @@ class ClientAdmin(RevokesFamiliesFirst, admin.ModelAdmin):
     def auth_methods_shown(self, client: Client) -> str:
         return ", ".join(client.auth_methods())
 
-    @admin.action(description="Rotate the client secret (shown once)")
+    @admin.action(description="Rotate the client secret (shown once)", permissions=["change"])
     def rotate_client_secret(self, request: HttpRequest, queryset: Any) -> None:
         for client in queryset.exclude(client_type="public"):
             if not client.uses_secret():
@@ -175,7 +175,7 @@ class ClientAdmin(RevokesFamiliesFirst, admin.ModelAdmin):
             secret = rotate_secret(client)
             self.message_user(request, f"New secret for {client.client_id}: {secret}", messages.WARNING)
 
-    @admin.action(description="Deactivate (tokens stop working at their next use)")
+    @admin.action(description="Deactivate (tokens stop working at their next use)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: Any) -> None:
         for client in queryset:
             client.is_active = False
@@ -205,7 +205,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
         they signed expire); deleting one would break those tokens unrecorded."""
         return False
 
-    @admin.action(description="Rotate these algorithms now (new key signs immediately)")
+    @admin.action(description="Rotate these algorithms now (new key signs immediately)", permissions=["change"])
     def rotate_now(self, request: HttpRequest, queryset: Any) -> None:
         for alg in sorted(set(queryset.filter(status=KeyStatus.ACTIVE).values_list("alg", flat=True))):
             key, withdrawn = keys.rotate_now(alg)

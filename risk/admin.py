@@ -54,7 +54,7 @@ class StepUpDemandAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Clear (no MFA demanded at the next authorization)")
+    @admin.action(description="Clear (no MFA demanded at the next authorization)", permissions=["change"])
     def clear(self, request: HttpRequest, queryset: Any) -> None:
         for demand in queryset.open().select_related("client", "user"):
             demand.clear(sid="")
@@ -117,7 +117,8 @@ class RiskDeviceSessionAdmin(DeviceSessionAdmin):
 
     actions = [*DeviceSessionAdmin.actions, "require_step_up"]
 
-    @admin.action(description="Require step-up (a fresh second factor at the next authorization)")
+    @admin.action(description="Require step-up (a fresh second factor at the next authorization)",
+                  permissions=["change"])
     def require_step_up(self, request: HttpRequest, queryset: Any) -> None:
         """The next refresh is refused and the next authorization of the user at that client
         demands a second factor verified after this demand (``risk.stepup``)."""

@@ -85,7 +85,7 @@ class SetDeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Deliver again now (pending, failed or rejected)")
+    @admin.action(description="Deliver again now (pending, failed or rejected)", permissions=["change"])
     def retry(self, request: HttpRequest, queryset: Any) -> None:
         rows = list(queryset.exclude(status=DeliveryStatus.DELIVERED).values_list("pk", flat=True))
         queryset.filter(pk__in=rows).update(status=DeliveryStatus.PENDING)
