@@ -207,3 +207,31 @@ def test_factors_reset_during_the_second_step_starts_over(client: Any, user: Any
     response = client.get(reverse("accounts:verify") + "?" + urlencode({"next": NEXT}))
     assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
     assert session_auth(client) is None
+
+
+def test_a_password_changed_during_the_second_step_ends_that_sign_in(user: Any, totp_device: Any, frozen: Any) -> None:
+    """The password proof of a half-done sign-in (someone holding the old password, waiting for
+    a code) is stale once the password changes, as Django ends signed-in sessions then: the
+    second factor alone must not finish it."""
+    from django.test import Client
+
+    intruder, owner = Client(), Client()
+    assert login_password(intruder, next=NEXT)["Location"].startswith(reverse("accounts:verify"))
+    login_password(owner)
+    assert owner.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)}).status_code == 302
+    new_password = "a different long passphrase 7"
+    changed = owner.post(reverse("accounts:password_change"), {
+        "old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password})
+    assert changed.status_code == 302
+    used_step = type(totp_device).objects.get(pk=totp_device.pk).last_t
+    frozen.shift(30)  # the next TOTP step: a code the intruder could have
+    before = SecurityEvent.objects.filter(event_type="login.completed").count()
+    response = intruder.post(reverse("accounts:verify") + "?" + urlencode({"next": NEXT}),
+                             {"method": "totp", "code": code_for(totp_device)})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
+    assert session_auth(intruder) is None and "vigil_pending" not in intruder.session
+    assert intruder.get(reverse("accounts:profile")).status_code == 302
+    assert SecurityEvent.objects.filter(event_type="login.completed").count() == before
+    assert SecurityEvent.objects.filter(event_type="login.second_factor", outcome="denied",
+                                        reason="password_changed", user=user).count() == 1
+    assert type(totp_device).objects.get(pk=totp_device.pk).last_t == used_step  # the code was not spent

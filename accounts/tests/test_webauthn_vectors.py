@@ -294,7 +294,8 @@ def test_passkey_as_second_factor_only_for_the_pending_user(
     _rsa_passkey(other, vector)
     challenge = _b(vector["params"]["expected_challenge"])
     _seed_challenge(client, "second_factor", challenge,
-                    **{pending.SESSION_KEY: {"uid": user.pk, "amr": ["pwd"], "mode": "login", "exp": 2**40}})
+                    **{pending.SESSION_KEY: {"uid": user.pk, "amr": ["pwd"], "mode": "login", "exp": 2**40,
+                                             "pwh": user.get_session_auth_hash()}})
     response = client.post(reverse("accounts:passkey_auth_verify"),
                            json.dumps({"purpose": "second_factor", "credential": vector["credential"]}),
                            content_type="application/json")
