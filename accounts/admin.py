@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.events import EventType, record
 from sessions.admin import RevokesFamiliesFirst
 
 from .authstate import signed_in_user
@@ -75,6 +76,17 @@ class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
         if codes:
             parts.append(f"{codes} recovery codes")
         return ", ".join(parts) or "password only"
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        """Rights, MFA policy, activity, email: every edit is a security decision, on record."""
+        super().save_model(request, obj, form, change)
+        admin_name = signed_in_user(request).get_username()
+        if not change:
+            record(EventType.USER_CREATED, user=obj, request=request, admin=admin_name)
+        elif form.changed_data:
+            record(EventType.USER_CHANGED, user=obj, request=request, admin=admin_name,
+                   changed=sorted(form.changed_data), is_active=obj.is_active, is_staff=obj.is_staff,
+                   is_superuser=obj.is_superuser, require_mfa=obj.require_mfa)
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         """Django's password form; a password it set is a credential change (``flows.password``)."""

@@ -119,6 +119,8 @@ class EventType(StrEnum):
     SSF_SET_DELIVERED = "ssf.set.delivered"
     SSF_SET_REJECTED = "ssf.set.rejected"
     SSF_SET_FAILED = "ssf.set.failed"
+    USER_CREATED = "user.created"
+    USER_CHANGED = "user.changed"
 
 
 def client_ip(request: HttpRequest | None) -> str | None:

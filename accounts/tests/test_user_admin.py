@@ -1,0 +1,69 @@
+"""The user admin's edits are security decisions: each one is recorded (``user.changed``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from core.models import SecurityEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _form(user: User, **changes: Any) -> dict[str, Any]:
+    """The change form as the admin page sends it for ``user`` (no factors), with ``changes``."""
+    User.objects.filter(pk=user.pk).update(date_joined=user.date_joined.replace(microsecond=0))  # as the form shows it
+    joined = timezone.localtime(user.date_joined)
+    data: dict[str, Any] = {
+        "username": user.username, "first_name": user.first_name, "last_name": user.last_name,
+        "email": user.email, "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"), "initial-date_joined_0": joined.strftime("%Y-%m-%d"),
+        "initial-date_joined_1": joined.strftime("%H:%M:%S"), "last_login_0": "", "last_login_1": "",
+        "groups": [], "user_permissions": [],
+        "totpdevice_set-TOTAL_FORMS": "0", "totpdevice_set-INITIAL_FORMS": "0",
+        "passkeys-TOTAL_FORMS": "0", "passkeys-INITIAL_FORMS": "0",
+    }
+    flags = {"is_active": user.is_active, "is_staff": user.is_staff, "is_superuser": user.is_superuser,
+             "require_mfa": user.require_mfa, "email_verified": user.email_verified}
+    flags.update({k: v for k, v in changes.items() if k in flags})
+    data.update({k: v for k, v in changes.items() if k not in flags})
+    data.update({k: "on" for k, v in flags.items() if v})
+    return data
+
+
+def _save(admin_client: Any, user: User, **changes: Any) -> Any:
+    response = admin_client.post(reverse("admin:accounts_user_change", args=[user.pk]), _form(user, **changes))
+    assert response.status_code == 302, response.content
+    return response
+
+
+def test_granting_superuser_and_lifting_mfa_are_recorded(admin_client: Any, admin_user: User) -> None:
+    target = User.objects.create_user("bob", password="a long enough passphrase", require_mfa=True)
+    _save(admin_client, target, is_staff=True, is_superuser=True, require_mfa=False)
+    target.refresh_from_db()
+    assert target.is_superuser and not target.require_mfa
+    event = SecurityEvent.objects.get(event_type="user.changed", user=target)
+    assert event.details["changed"] == ["is_staff", "is_superuser", "require_mfa"]
+    assert event.details["admin"] == admin_user.get_username()
+    assert event.details["is_superuser"] is True and event.details["require_mfa"] is False
+
+
+def test_saving_without_a_change_records_nothing(admin_client: Any) -> None:
+    target = User.objects.create_user("carol", password="a long enough passphrase")
+    _save(admin_client, target)
+    assert not SecurityEvent.objects.filter(event_type="user.changed").exists()
+
+
+def test_an_admin_adding_a_user_is_recorded(admin_client: Any, admin_user: User) -> None:
+    response = admin_client.post(reverse("admin:accounts_user_add"), {
+        "username": "dave", "usable_password": "true",
+        "password1": "a long enough passphrase 3", "password2": "a long enough passphrase 3",
+        "totpdevice_set-TOTAL_FORMS": "0", "totpdevice_set-INITIAL_FORMS": "0",
+        "passkeys-TOTAL_FORMS": "0", "passkeys-INITIAL_FORMS": "0"})
+    assert response.status_code == 302, response.content
+    event = SecurityEvent.objects.get(event_type="user.created")
+    assert event.user == User.objects.get(username="dave") and event.details["admin"] == admin_user.get_username()
