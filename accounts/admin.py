@@ -78,7 +78,11 @@ class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
         return ", ".join(parts) or "password only"
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        """Rights, MFA policy, activity, email: every edit is a security decision, on record."""
+        """Rights, MFA policy, activity, email: every edit is a security decision, on record.
+        A new email is not verified by the old tick (OIDC Core §5.1 ``email_verified``: the
+        End-User's address was verified), only by ticking it in the same edit."""
+        if change and "email" in form.changed_data and "email_verified" not in form.changed_data:
+            obj.email_verified = False
         super().save_model(request, obj, form, change)
         admin_name = signed_in_user(request).get_username()
         if not change:
@@ -86,7 +90,7 @@ class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
         elif form.changed_data:
             record(EventType.USER_CHANGED, user=obj, request=request, admin=admin_name,
                    changed=sorted(form.changed_data), is_active=obj.is_active, is_staff=obj.is_staff,
-                   is_superuser=obj.is_superuser, require_mfa=obj.require_mfa)
+                   is_superuser=obj.is_superuser, require_mfa=obj.require_mfa, email_verified=obj.email_verified)
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         """Django's password form; a password it set is a credential change (``flows.password``)."""

@@ -67,3 +67,19 @@ def test_an_admin_adding_a_user_is_recorded(admin_client: Any, admin_user: User)
     assert response.status_code == 302, response.content
     event = SecurityEvent.objects.get(event_type="user.created")
     assert event.user == User.objects.get(username="dave") and event.details["admin"] == admin_user.get_username()
+
+
+def test_a_new_email_is_not_verified_by_the_old_tick(admin_client: Any) -> None:
+    """``email_verified`` vouches for one address (ID token, userinfo, shared-signals subjects):
+    an admin typing a new one has not verified it, unless they tick it in that same edit."""
+    target = User.objects.create_user("erin", email="erin@example.com", email_verified=True,
+                                      password="a long enough passphrase")
+    _save(admin_client, target, email="someone@attacker.example")
+    target.refresh_from_db()
+    assert target.email == "someone@attacker.example" and not target.email_verified
+    event = SecurityEvent.objects.get(event_type="user.changed", user=target)
+    assert event.details["changed"] == ["email"] and event.details["email_verified"] is False
+
+    _save(admin_client, target, email="erin@example.org", email_verified=True)  # vouched for in the same edit
+    target.refresh_from_db()
+    assert target.email == "erin@example.org" and target.email_verified
