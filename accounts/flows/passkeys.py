@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,12 @@ class Registered:
     recovery_codes: list[str]
 
 
+def clean_name(name: str) -> str:
+    """A passkey's label without control characters (a NUL, which PostgreSQL text refuses, was
+    a 500 after the registration had been verified), trimmed to the column's 100 characters."""
+    return "".join(ch for ch in name if unicodedata.category(ch) != "Cc").strip()[:100]
+
+
 def begin(request: HttpRequest, user: User, now: datetime | None = None) -> str:
     """Creation options (JSON) with a fresh challenge; existing passkeys are excluded."""
     challenge = webauthn_rp.new_challenge(request, PURPOSE, now)
@@ -65,7 +72,7 @@ def finish(
         with transaction.atomic():
             passkey = Passkey.objects.create(
                 user=user,
-                name=(name.strip() or "Passkey")[:100],
+                name=clean_name(name) or "Passkey",
                 credential_id=b64url_encode(verified.credential_id),
                 public_key=verified.credential_public_key,
                 sign_count=verified.sign_count,
@@ -120,7 +127,7 @@ def list_for(user: User) -> list[Passkey]:
 
 
 def rename(request: HttpRequest, user: User, passkey_id: int, name: str) -> bool:
-    name = name.strip()[:100]
+    name = clean_name(name)
     if not name:
         return False
     updated = Passkey.objects.filter(pk=passkey_id, user=user).update(name=name)

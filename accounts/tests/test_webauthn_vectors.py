@@ -396,3 +396,17 @@ def test_forged_origin_registration_leaves_nothing_behind(client: Any, user: Any
     assert not Passkey.objects.exists()
     assert SecurityEvent.objects.filter(event_type="factor.passkey.register", outcome="failure").exists()
     assert not SecurityEvent.objects.filter(event_type="factor.recovery_codes.generated").exists()
+
+
+@pytest.mark.django_db
+def test_a_passkey_name_with_a_nul_character_is_cleaned(client: Any, user: Any, settings: Any) -> None:
+    """The JSON name reaches the database unvalidated (no form): a NUL character, which
+    PostgreSQL text refuses, was a 500 after the registration had been verified."""
+    from accounts.tests.conftest import login_password
+
+    vector = load_vector(NONE_REG)
+    _configure(settings, vector["params"])
+    login_password(client)
+    response = _register(client, vector, name="Lap\x00top\x07")
+    assert response.status_code == 200, response.content
+    assert Passkey.objects.get(user=user).name == "Laptop"
