@@ -172,7 +172,7 @@ class ClientAdmin(RevokesFamiliesFirst, admin.ModelAdmin):
             if not client.uses_secret():
                 self.message_user(request, f"{client.client_id} does not authenticate with a secret.", messages.INFO)
                 continue
-            secret = rotate_secret(client)
+            secret = rotate_secret(client, request, admin=request.user.get_username())
             self.message_user(request, f"New secret for {client.client_id}: {secret}", messages.WARNING)
 
     @admin.action(description="Deactivate (tokens stop working at their next use)", permissions=["change"])

@@ -84,3 +84,5 @@ def test_staff_who_may_change_clients_still_rotate_a_secret() -> None:
     response = _run(operator, "admin:clients_client_changelist", "rotate_client_secret", registered.client.pk)
     assert response.status_code == 302
     assert Client.objects.get(pk=registered.client.pk).secret_hash != before
+    event = SecurityEvent.objects.get(event_type="client.secret_rotated")
+    assert event.details["admin"] == "operator" and event.ip_address is not None  # who, from where

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
@@ -251,9 +252,10 @@ def backchannel_logout_uri_problem(uri: str) -> str | None:
     return None
 
 
-def rotate_secret(client: Client) -> str:
+def rotate_secret(client: Client, request: HttpRequest | None = None, **details: Any) -> str:
+    """A new secret (returned once, stored as a hash); recorded with who asked (``details``)."""
     secret = generate_token(32)
     client.set_secret(secret)
     client.save(update_fields=["secret_hash"])
-    record(EventType.CLIENT_SECRET_ROTATED, client_id=client.client_id)
+    record(EventType.CLIENT_SECRET_ROTATED, client_id=client.client_id, request=request, **details)
     return secret
