@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from .app_settings import app_settings
 
@@ -94,7 +94,7 @@ def _password_changed(request: HttpRequest, pending: Pending) -> bool:
     if user is None or constant_time_compare(user.get_session_auth_hash(), pending.password_mark):
         return False
     clear(request)
-    record(EventType.LOGIN_SECOND_FACTOR, outcome="denied", reason=Ended.PASSWORD_CHANGED, user=user, request=request,
+    record(EventType.LOGIN_SECOND_FACTOR, outcome=Outcome.DENIED, reason=Ended.PASSWORD_CHANGED, user=user, request=request,
            mode=pending.mode)
     return True
 
