@@ -94,8 +94,8 @@ def _password_changed(request: HttpRequest, pending: Pending) -> bool:
     if user is None or constant_time_compare(user.get_session_auth_hash(), pending.password_mark):
         return False
     clear(request)
-    record(EventType.LOGIN_SECOND_FACTOR, outcome=Outcome.DENIED, reason=Ended.PASSWORD_CHANGED, user=user, request=request,
-           mode=pending.mode)
+    record(EventType.LOGIN_SECOND_FACTOR, outcome=Outcome.DENIED, reason=Ended.PASSWORD_CHANGED, user=user,
+           request=request, mode=pending.mode)
     return True
 
 
