@@ -54,7 +54,7 @@ class DeviceAuthorization(models.Model):
     acr = models.CharField(max_length=100, blank=True)
     browser_sid = models.CharField(max_length=64, blank=True)
     login_id = models.CharField(
-        max_length=32, blank=True, default="", help_text="The sign-in that approved it (its login id)."
+        max_length=32, blank=True, default="", db_default="", help_text="The sign-in that approved it (its login id)."
     )
     interval = models.PositiveIntegerField(help_text="Seconds between polls; grows by 5 with each slow_down.")
     created_at = models.DateTimeField(default=timezone.now)

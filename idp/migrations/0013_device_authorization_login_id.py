@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='deviceauthorization',
             name='login_id',
-            field=models.CharField(blank=True, default='', help_text='The sign-in that approved it (its login id).', max_length=32),
+            field=models.CharField(blank=True, db_default='', default='', help_text='The sign-in that approved it (its login id).', max_length=32),
         ),
     ]

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='authorizationcode',
             name='login_id',
-            field=models.CharField(blank=True, default='', help_text='The sign-in that issued the code (its login id).', max_length=32),
+            field=models.CharField(blank=True, db_default='', default='', help_text='The sign-in that issued the code (its login id).', max_length=32),
         ),
         migrations.AddField(
             model_name='devicesession',
             name='login_id',
-            field=models.CharField(blank=True, default='', help_text='The sign-in that started this family (its login id): it answers a step-up demand only if it completed after the demand opened (risk.stepup).', max_length=32),
+            field=models.CharField(blank=True, db_default='', default='', help_text='The sign-in that started this family (its login id): it answers a step-up demand only if it completed after the demand opened (risk.stepup).', max_length=32),
         ),
     ]
