@@ -136,3 +136,11 @@ def eager_celery() -> Iterator[None]:
 
     with eager_tasks():
         yield
+
+
+@pytest.fixture
+def allow_private_outbound(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let ``core.outbound`` reach the test's own servers on 127.0.0.1 (off by default:
+    ``IDP_OUTBOUND_ALLOW_PRIVATE_ADDRESSES``), in this process and in the workers it starts."""
+    settings.IDP_OUTBOUND_ALLOW_PRIVATE_ADDRESSES = True
+    monkeypatch.setenv("IDP_OUTBOUND_ALLOW_PRIVATE_ADDRESSES", "1")

@@ -166,6 +166,16 @@ class AppSettings:
         return _int("CLIENT_LOGO_MAX_BYTES", 256 * 1024)
 
     @property
+    def OUTBOUND_ALLOW_PRIVATE_ADDRESSES(self) -> bool:
+        """Whether URLs that clients, transmitters and receivers registered (``request_uri``,
+        ``jwks_uri``, push endpoints, ``backchannel_logout_uri``) may lead Vigil to loopback,
+        private, link-local or shared addresses (``core.outbound``). Default False: a party that
+        controls its DNS could otherwise make Vigil reach its internal network. On for tests and
+        for relying parties on an internal network only; cloud metadata, multicast and reserved
+        addresses stay refused either way (``manage.py check --deploy`` warns, ``vigil.W020``)."""
+        return _bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", False)
+
+    @property
     def ALLOW_INSECURE_HTTP_ISSUER(self) -> bool:
         """An ``http://localhost`` issuer, for development and tests only (needs DEBUG or testing)."""
         return bool(settings.DEBUG or getattr(settings, "TESTING", False))

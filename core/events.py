@@ -98,6 +98,7 @@ class EventType(StrEnum):
     OAUTH_REVOCATION = "oauth.revocation"
     OAUTH_TOKEN_ISSUED = "oauth.token_issued"
     OAUTH_TOKEN_REFRESHED = "oauth.token_refreshed"
+    OUTBOUND_DESTINATION_REFUSED = "outbound.destination_refused"
     PASSWORD_CHANGED = "password.changed"
     PASSWORD_SET_BY_ADMIN = "password.set_by_admin"
     RESOURCE_TOKEN_REFUSED = "resource.token_refused"

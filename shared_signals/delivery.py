@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core import keys
+from core import keys, outbound
 from core.events import EventType, Outcome, record
 
 from . import set_tokens
@@ -46,36 +45,38 @@ class PushResult:
     detail: str
 
 
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(reply: outbound.Reply) -> str:
     """``err: description`` from an RFC 8935 §2.3 error body, else the status line."""
-    raw = response.raw.read(MAX_ERROR_BODY, decode_content=True) if response.raw is not None else b""
     try:
-        body = json.loads(raw or b"{}")
+        body = json.loads(reply.body or b"{}")
     except (ValueError, UnicodeError, RecursionError):  # RecursionError: JSON nested too deep
         body = {}
     if isinstance(body, dict) and isinstance(body.get("err"), str):
-        return f"{response.status_code} {body['err']}: {str(body.get('description', ''))[:300]}"
-    return f"HTTP {response.status_code}"
+        return f"{reply.status} {body['err']}: {str(body.get('description', ''))[:300]}"
+    return f"HTTP {reply.status}"
 
 
 def push(delivery: SetDelivery, now: datetime | None = None) -> PushResult:
-    """Sign the SET afresh and POST it once to the receiver's endpoint."""
+    """Sign the SET afresh and POST it once to the receiver's endpoint, through
+    ``core.outbound`` (public addresses only, ``IDP_SSF_HTTP_TIMEOUT`` for the whole
+    exchange). A refused destination is final: retrying would not change the address."""
     token = set_tokens.sign(delivery.claims, now=now)
     headers = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
     authorization = delivery.receiver.authorization_header()
     if authorization:
         headers["Authorization"] = authorization
-    timeout = app_settings.HTTP_TIMEOUT
     try:
-        with requests.post(delivery.receiver.endpoint_url, data=token.encode("ascii"), headers=headers,
-                           timeout=(timeout, timeout), allow_redirects=False, stream=True) as response:
-            if 200 <= response.status_code < 300:
-                return PushResult(True, False, f"HTTP {response.status_code}")
-            detail = _error_detail(response)
-            retry = response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES
-            return PushResult(False, retry, detail)
-    except requests.RequestException as exc:
+        reply = outbound.request("POST", delivery.receiver.endpoint_url, purpose=outbound.Purpose.SSF_PUSH,
+                                 deadline=app_settings.HTTP_TIMEOUT, max_bytes=MAX_ERROR_BODY, headers=headers,
+                                 data=token.encode("ascii"), event_fields={"receiver": delivery.receiver.name})
+    except outbound.DestinationRefused as exc:
+        return PushResult(False, False, f"destination refused: {exc}")
+    except outbound.OutboundError as exc:
         return PushResult(False, True, f"{type(exc).__name__}: {str(exc)[:300]}")
+    if 200 <= reply.status < 300:
+        return PushResult(True, False, f"HTTP {reply.status}")
+    retry = reply.status >= 500 or reply.status in RETRYABLE_STATUSES
+    return PushResult(False, retry, _error_detail(reply))
 
 
 def attempt(delivery_pk: int, *, final: bool, now: datetime | None = None) -> str:

@@ -1,5 +1,6 @@
 """A transmitter's signing keys: its static JWKS, or its ``jwks_uri`` fetched with
-``requests`` (timeout, no redirects, size cap) and kept in the shared cache for
+``core.outbound`` (public addresses only, a deadline for the whole fetch, no redirects,
+size cap) and kept in the shared cache for
 ``IDP_SSF_JWKS_CACHE_SECONDS``. An unknown ``kid`` may refetch, at most every
 ``IDP_SSF_JWKS_MIN_REFETCH_SECONDS`` (key rotation without letting forged ``kid``s
 hammer the transmitter).
@@ -13,17 +14,20 @@ timeout more than once per interval."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
-import requests
 from django.core.cache import cache
+
+from core import outbound
 
 from .app_settings import app_settings
 from .models import SsfTransmitter
 from .set_tokens import SetError, SetErrorCode
 
 MAX_JWKS_BYTES = 64 * 1024
+logger = logging.getLogger(__name__)
 
 
 def _cache_key(transmitter: SsfTransmitter) -> str:
@@ -40,17 +44,18 @@ def _may_attempt(transmitter: SsfTransmitter) -> bool:
 
 
 def fetch(url: str) -> dict[str, Any]:
-    """GET a JWKS; ``SetError(invalid_key, status=503)`` when it cannot be had now."""
-    timeout = app_settings.HTTP_TIMEOUT
+    """GET a JWKS; ``SetError(invalid_key, status=503)`` when it cannot be had now. The fetch
+    runs on a web worker during a push, so ``core.outbound`` bounds it in all
+    (``IDP_SSF_HTTP_TIMEOUT``) and refuses a host that resolves to an internal address."""
     try:
-        with requests.get(url, timeout=(timeout, timeout), allow_redirects=False, stream=True,
-                          headers={"Accept": "application/json"}) as response:
-            raw = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
-            status = response.status_code
-    except requests.RequestException as exc:
-        raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503) from exc
-    if status != 200 or len(raw) > MAX_JWKS_BYTES:
+        reply = outbound.request("GET", url, purpose=outbound.Purpose.SSF_JWKS, deadline=app_settings.HTTP_TIMEOUT,
+                                 max_bytes=MAX_JWKS_BYTES, headers={"Accept": "application/json"})
+    except outbound.OutboundError as exc:
+        logger.warning("ssf: the JWKS at %s cannot be fetched: %s", url, exc)
+        raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503) from None
+    if reply.status != 200 or reply.oversize:
         raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503)
+    raw = reply.body
     try:
         jwks = json.loads(raw)
     except (ValueError, UnicodeError, RecursionError) as exc:  # RecursionError: JSON nested too deep

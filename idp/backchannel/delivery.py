@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import requests
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core import outbound
 from core.events import EventType, Outcome, record
 from sessions.models import DeviceSession
 
@@ -24,8 +24,10 @@ from ..models import PendingLogout
 from . import logout_token
 
 RETRYABLE_STATUSES = {408, 425, 429}
-#: Connect and read timeout (seconds) for one POST.
+#: Seconds for one whole POST (connect, TLS handshake, answer).
 TIMEOUT = 5.0
+#: Bytes of an answer read (its body is not used: the status is the answer).
+MAX_ANSWER = 4096
 
 
 class LogoutRetry(Exception):
@@ -39,17 +41,21 @@ class PostResult:
     detail: str
 
 
-def post(uri: str, token: str) -> PostResult:
-    """POST ``logout_token`` once, without following redirects (§2.5)."""
+def post(uri: str, token: str, *, client_id: str = "") -> PostResult:
+    """POST ``logout_token`` once (§2.5) through ``core.outbound``: no redirect followed, the
+    whole exchange within ``TIMEOUT``, public addresses only. A refused destination is final:
+    retrying would not change the address."""
     try:
-        with requests.post(uri, data={"logout_token": token}, timeout=(TIMEOUT, TIMEOUT),
-                           allow_redirects=False, stream=True) as response:
-            status = response.status_code
-    except requests.RequestException as exc:
+        reply = outbound.request("POST", uri, purpose=outbound.Purpose.BACKCHANNEL_LOGOUT, deadline=TIMEOUT,
+                                 max_bytes=MAX_ANSWER, data={"logout_token": token},
+                                 event_fields={"client_id": client_id})
+    except outbound.DestinationRefused as exc:
+        return PostResult(False, False, f"destination refused: {exc}")
+    except outbound.OutboundError as exc:
         return PostResult(False, True, f"{type(exc).__name__}: {str(exc)[:300]}")
-    if 200 <= status < 300:
-        return PostResult(True, False, f"HTTP {status}")
-    return PostResult(False, status >= 500 or status in RETRYABLE_STATUSES, f"HTTP {status}")
+    if 200 <= reply.status < 300:
+        return PostResult(True, False, f"HTTP {reply.status}")
+    return PostResult(False, reply.status >= 500 or reply.status in RETRYABLE_STATUSES, f"HTTP {reply.status}")
 
 
 def deliver(session_pk: int, *, final: bool, now: datetime | None = None) -> str:
@@ -60,7 +66,7 @@ def deliver(session_pk: int, *, final: bool, now: datetime | None = None) -> str
         PendingLogout.objects.filter(session_id=session_pk).delete()
         return "nothing to send"
     uri = session.client.backchannel_logout_uri
-    result = post(uri, logout_token.sign(session, now=now or timezone.now()))
+    result = post(uri, logout_token.sign(session, now=now or timezone.now()), client_id=session.client.client_id)
     if result.retry and not final:
         raise LogoutRetry(result.detail)
     event = EventType.OAUTH_BACKCHANNEL_LOGOUT_SENT if result.delivered else EventType.OAUTH_BACKCHANNEL_LOGOUT_FAILED

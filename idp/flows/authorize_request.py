@@ -79,12 +79,14 @@ def _fetched(
 ) -> dict[str, list[str]]:
     """OIDC Core §6.2: the signed object at a URL the client registered (``request_uri_fetch``)."""
     try:
-        raw = request_uri_fetch.fetch(request_uri)
+        raw = request_uri_fetch.fetch(request_uri, client_id=client.client_id)
     except request_uri_fetch.FetchFailed as failure:
         record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome=Outcome.DENIED,
                reason=par.RequestUriProblem.FETCH_FAILED.value, client_id=client.client_id, request=request,
                description=str(failure))
-        raise InvalidRequestUriError(f"{par.RequestUriProblem.FETCH_FAILED.description} ({failure})",
+        # The detail stays in the operator's log: told to the client, it would tell a closed
+        # port from a TLS failure (RFC 9101 §10.4.1).
+        raise InvalidRequestUriError(par.RequestUriProblem.FETCH_FAILED.description,
                                      redirect_uri=redirect_uri) from None
     return request_object.decode(raw, client, redirect_uri=redirect_uri, request=request, now=now)
 

@@ -165,3 +165,11 @@ def service_tokens(browser: BrowserClient, service_client: RegisteredClient, pkc
     body = response.json()
     body["_params"] = params
     return body
+
+
+@pytest.fixture
+def network(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fake resolver for ``core.outbound``, and no connection off this machine (outbound_support)."""
+    from .outbound_support import fake_network
+
+    return fake_network(monkeypatch)

@@ -27,7 +27,8 @@ from sessions.models import DeviceSession
 from .bcl_receiver import EVENT, LogoutReceiver, validate_logout_token
 from .test_revocation_reaches_everyone import SESSION, WAYS
 
-pytestmark = pytest.mark.django_db
+#: The relying parties are on 127.0.0.1, which core.outbound refuses unless told otherwise.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_private_outbound")]
 ISSUER = settings.IDP_ISSUER
 
 

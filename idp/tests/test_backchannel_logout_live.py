@@ -29,7 +29,8 @@ QUEUE = "vigil-bcl-test"
 
 
 @pytest.fixture
-def worker() -> Any:
+def worker(allow_private_outbound: None) -> Any:
+    """The worker posts to a receiver on 127.0.0.1: it is started with private addresses allowed."""
     with celery_worker(QUEUE) as sender:
         yield sender
 

@@ -28,7 +28,8 @@ from sessions.models import AuthorizationCode
 from .conftest import SERVICE_REDIRECT, query_of
 from .jar_support import authorize_url, keyed_client, request_object, request_params, unsigned
 
-pytestmark = pytest.mark.django_db
+#: The object server is on 127.0.0.1, which core.outbound refuses unless told otherwise.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_private_outbound")]
 JAR = "application/oauth-authz-req+jwt"
 
 

@@ -19,6 +19,8 @@ from idp.oauth import request_uri_fetch
 
 from .test_request_uri_fetch import _certificate
 
+#: The servers are on 127.0.0.1, which core.outbound refuses unless told otherwise.
+pytestmark = pytest.mark.usefixtures("allow_private_outbound")
 DEADLINE = 0.6
 TRICKLE_SECONDS = 0.1
 #: Bytes each server trickles: 40 at 0.1 s is 4 s, many times the deadline.

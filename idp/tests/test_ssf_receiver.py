@@ -21,6 +21,9 @@ from sessions.models import DeviceSession, RefreshToken, SessionStatus
 from shared_signals.models import CaepEvent, ReceivedSet, ReceiverAction, SsfTransmitter
 from shared_signals.testing import LoopbackTransmitter
 
+#: The transmitters' JWKS are on 127.0.0.1, which core.outbound refuses unless told otherwise.
+pytestmark = pytest.mark.usefixtures("allow_private_outbound")
+
 AUDIENCE = "https://vigil.example.com/ssf"
 REVOKED = CaepEvent.SESSION_REVOKED.value
 CREDENTIAL = CaepEvent.CREDENTIAL_CHANGE.value

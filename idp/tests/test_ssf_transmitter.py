@@ -19,6 +19,9 @@ from shared_signals.models import CaepEvent, DeliveryStatus, SetDelivery, SsfRec
 from shared_signals.testing import LoopbackReceiver
 from vigil.schedule import beat_schedule
 
+#: The receivers are on 127.0.0.1, which core.outbound refuses unless told otherwise.
+pytestmark = pytest.mark.usefixtures("allow_private_outbound")
+
 ISSUER = "http://localhost:8000"
 AUDIENCE = "https://rp.example.com/caep"
 

@@ -19,13 +19,16 @@ from shared_signals.models import DeliveryStatus, SetDelivery, SsfReceiver
 from shared_signals.testing import LoopbackReceiver
 from tests.celery_support import celery_worker
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+#: The receivers are on 127.0.0.1, which core.outbound refuses unless told otherwise.
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("allow_private_outbound")]
 
 QUEUE = "vigil-ssf-test"
 
 
 @pytest.fixture
-def worker() -> Any:
+def worker(allow_private_outbound: None) -> Any:
+    """The worker posts to a receiver on 127.0.0.1: it is started with private addresses allowed."""
     with celery_worker(QUEUE) as sender:
         yield sender
 
