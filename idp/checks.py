@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from core.app_settings import app_settings
 from core.client_address import parse_hops, parse_networks, trusted_proxy_entries
 
 
@@ -66,3 +67,14 @@ def check_trusted_proxies(app_configs: Any = None, **kwargs: Any) -> list[Error 
             "reaches Vigil's port directly can choose the address Vigil sees.",
             hint="Prefer VIGIL_TRUSTED_PROXIES, or make the port reachable from the proxy only.", id="vigil.W010"))
     return problems
+
+
+@register(Tags.security, deploy=True)
+def check_outbound(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """``core.outbound``: registered URLs may lead to internal addresses only when said so."""
+    if not app_settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES:
+        return []
+    return [Warning(
+        "IDP_OUTBOUND_ALLOW_PRIVATE_ADDRESSES is on: a client, transmitter or receiver that controls its DNS can "
+        "make Vigil reach loopback and private addresses (request_uri, jwks_uri, push and logout endpoints).",
+        hint="Turn it off unless those parties are on your internal network.", id="vigil.W020")]

@@ -171,3 +171,10 @@ def test_a_trickling_sender_is_cut_off_at_the_deadline(stage: str) -> None:
             _get(f"http://127.0.0.1:{server.port}/object", deadline=0.6)
         assert time.monotonic() - started < 1.1
 
+
+def test_the_deploy_check_warns_while_private_addresses_are_allowed(settings: Any) -> None:
+    from idp.checks import check_outbound
+
+    assert check_outbound() == []
+    settings.IDP_OUTBOUND_ALLOW_PRIVATE_ADDRESSES = "1"  # from the environment: a string
+    assert [warning.id for warning in check_outbound()] == ["vigil.W020"]
