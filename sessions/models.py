@@ -177,7 +177,8 @@ class AuthorizationCode(models.Model):
     acr = models.CharField(max_length=100, blank=True)
     browser_sid = models.CharField(max_length=64, blank=True, help_text="The login session's sid.")
     login_id = models.CharField(
-        max_length=32, blank=True, default="", db_default="", help_text="The sign-in that issued the code (its login id)."
+        max_length=32, blank=True, default="", db_default="",
+        help_text="The sign-in that issued the code (its login id).",
     )
     dpop_jkt = models.CharField(
         max_length=64,
