@@ -229,6 +229,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 VIGIL_ADMIN_ALLOW_SINGLE_FACTOR = env_bool("VIGIL_ADMIN_ALLOW_SINGLE_FACTOR")
 
 # Sessions and cookies: secure unless explicitly in development.
+# Database sessions; a write the database fails during an outage is a 503, not a 400 (core.session_store).
+SESSION_ENGINE = "core.session_store"
 SESSION_COOKIE_NAME = os.environ.get("VIGIL_SESSION_COOKIE_NAME", "vigil_session")
 CSRF_COOKIE_NAME = os.environ.get("VIGIL_CSRF_COOKIE_NAME", "vigil_csrftoken")
 SESSION_COOKIE_HTTPONLY = True
