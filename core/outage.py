@@ -208,15 +208,39 @@ def _mark_request(sender: object, request: HttpRequest | None = None, **kwargs: 
 got_request_exception.connect(_mark_request, dispatch_uid="vigil-outage-mark")
 
 
+_KEPT_COOKIES_ATTR = "_vigil_kept_cookies"
+
+
+def keep_cookie(request: HttpRequest, name: str, value: str, *, max_age: int, secure: bool) -> None:
+    """Set cookie ``name`` on whatever answers ``request``, the 503 of an outage included.
+
+    For a value the browser's retry must bring back: a claim made before the failure (a pushed
+    request taken for this browser, ``idp.flows.authorize_request``) is recognised only if the
+    503 carries it, since the session cookie is not set on a 5xx. HttpOnly, SameSite=Lax (a
+    top-level navigation from the client's site sends it), path ``/``."""
+    kept: dict[str, tuple[str, int, bool]] = request.__dict__.setdefault(_KEPT_COOKIES_ATTR, {})
+    kept[name] = (value, max_age, secure)
+
+
+def _with_kept_cookies(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    for name, (value, max_age, secure) in request.__dict__.get(_KEPT_COOKIES_ATTR, {}).items():
+        response.set_cookie(name, value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="Lax")
+    return response
+
+
 class OutageMiddleware:
     """Place it outside every middleware that may touch the database or the cache (sessions,
     authentication, OTP, messages): after SecurityMiddleware and WhiteNoise, which touch
-    neither and so still add their headers to the 503."""
+    neither and so still add their headers to the 503. It also sets the cookies
+    ``keep_cookie`` asked for, on the 503 as on any other answer."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        return _with_kept_cookies(request, self._answer(request))
+
+    def _answer(self, request: HttpRequest) -> HttpResponse:
         try:
             response = self.get_response(request)
         except Exception as exc:

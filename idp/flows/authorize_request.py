@@ -2,10 +2,13 @@
 (RFC 9101 §5; OIDC Core §6.1), or the query itself.
 
 - ``request_uri`` from ``/par``: the pushed parameters replace the query's (RFC 9126 §4: the
-  query carries only ``client_id`` and ``request_uri``). It is taken once; this browser keeps
-  the request in its session while the user signs in and consents (the authorization
-  request is revisited then), until a code is issued or ``HOLD_SECONDS`` pass. Another
-  browser, or this one after the code, is refused (RFC 9126 §4: one-time use).
+  query carries only ``client_id`` and ``request_uri``). It is taken for one browser, named
+  by a random binding cookie (``browser_cookie_name``) that every answer carries, a 503
+  included (``core.outage.keep_cookie``); this browser keeps the request in its session while
+  the user signs in and consents (the authorization request is revisited then), until a code
+  is issued or ``HOLD_SECONDS`` pass. If the answer that took it failed (a 503: the session
+  was not saved), the same browser's retry takes it again while it lives. Another browser,
+  or this one after the code (its session says so), is refused (RFC 9126 §4: one-time use).
 - ``request``: the signed object's parameters replace the query's (``idp.oauth.request_object``).
 - ``request_uri`` equal to one the client registered (https): the signed object fetched from
   it (OIDC Core §6.2; ``idp.oauth.request_uri_fetch``). Any other URL is refused unfetched.
@@ -19,13 +22,17 @@ client's registration, and is a security event.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import TYPE_CHECKING
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
+from django.conf import settings
 from django.http import HttpRequest
 
+from core.crypto import generate_token
 from core.events import EventType, Outcome, record
+from core.outage import keep_cookie
 
 from ..oauth import par, request_object, request_uri_fetch
 from ..oauth.request_object import ParamsPayload
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
 #: How long a browser may take from the first visit of a pushed request to its code (seconds).
 HOLD_SECONDS = 900
 HOLD_KEY = "vigil_pushed_requests"
+_BINDING = re.compile(r"[A-Za-z0-9_-]{43}")  # generate_token(32)
 
 
 def resolve(
@@ -95,6 +103,31 @@ def _mark(request_uri: str) -> str:
     return hashlib.sha256(request_uri.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def browser_cookie_name() -> str:
+    """The cookie binding a taken pushed request to its browser (next to the session cookie)."""
+    return f"{settings.SESSION_COOKIE_NAME}_par"
+
+
+def _browser_binding(request: HttpRequest) -> str:
+    """This browser's binding: the one its cookie carries, or a new one; set on the answer,
+    whatever it is (a 503 included), so that the browser's retry is recognised."""
+    name = browser_cookie_name()
+    binding = request.COOKIES.get(name, "")
+    if not _BINDING.fullmatch(binding):
+        binding = generate_token(32)
+    keep_cookie(request, name, binding, max_age=par.USED_MEMORY, secure=settings.SESSION_COOKIE_SECURE)
+    return binding
+
+
+def _refused(
+    request: HttpRequest, client: Client, problem: par.RequestUriProblem, redirect_uri: str | None
+) -> InvalidRequestUriError:
+    """The refusal to raise, recorded as a security event."""
+    record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome=Outcome.DENIED, reason=problem.value,
+           client_id=client.client_id, request=request)
+    return InvalidRequestUriError(problem.description, redirect_uri=redirect_uri)
+
+
 def _pushed(
     request: HttpRequest, oauth_req: VigilOAuth2Request, client: Client, redirect_uri: str | None, now: int
 ) -> dict[str, list[str]]:
@@ -102,13 +135,13 @@ def _pushed(
     mark = _mark(str(request_uri))
     held = request.session.get(HOLD_KEY, {}).get(mark)
     if isinstance(held, dict) and held.get("client_id") == client.client_id and held.get("until", 0) >= now:
+        if held.get("used"):  # this browser's code was issued: a replay (RFC 9126 §7.3)
+            raise _refused(request, client, par.RequestUriProblem.REPLAYED, redirect_uri)
         oauth_req.context.pushed_mark = mark
         return {name: list(values) for name, values in held["params"].items()}
-    taken = par.take(request_uri, client.client_id)
+    taken = par.take(request_uri, client.client_id, _browser_binding(request))
     if isinstance(taken, par.RequestUriProblem):
-        record(EventType.OAUTH_REQUEST_URI_REFUSED, outcome=Outcome.DENIED, reason=taken.value,
-               client_id=client.client_id, request=request)
-        raise InvalidRequestUriError(taken.description, redirect_uri=redirect_uri)
+        raise _refused(request, client, taken, redirect_uri)
     holds = dict(list(request.session.get(HOLD_KEY, {}).items())[-4:])
     holds[mark] = {"client_id": client.client_id, "params": taken.params, "until": now + HOLD_SECONDS}
     request.session[HOLD_KEY] = holds
@@ -117,8 +150,13 @@ def _pushed(
 
 
 def release(request: HttpRequest, oauth_req: VigilOAuth2Request) -> None:
-    """The code is issued: this browser's hold on the pushed request ends with it."""
+    """The code is issued: this browser's hold on the pushed request ends with it, and stays
+    as a mark that refuses the same request_uri again (its binding cookie would still match
+    the claim while the pushed request lives). If this answer fails, the session is not
+    saved and the retry finds the hold as it was."""
     mark = oauth_req.context.pushed_mark
     holds = request.session.get(HOLD_KEY, {})
-    if mark and mark in holds:
-        request.session[HOLD_KEY] = {key: value for key, value in holds.items() if key != mark}
+    held = holds.get(mark) if mark else None
+    if isinstance(held, dict):
+        request.session[HOLD_KEY] = holds | {mark: {"client_id": held.get("client_id"), "until": held.get("until", 0),
+                                                   "used": True}}

@@ -3,9 +3,13 @@
 A pushed request is kept in the cache under the SHA-256 of its random ``request_uri``
 (``urn:ietf:params:oauth:request_uri:`` + 256 bits), bound to the client that pushed it, for
 ``IDP_PAR_REQUEST_URI_LIFETIME`` seconds (default 60; FAPI 2.0 §5.3.2.2 wants under 600).
-``take`` hands it out once: the cache delete that removes it decides which of two racing
-requests wins (only one sees the key deleted), and a marker remembers for a while that it was
-used, so a replay is told apart from an unknown value. A ``request_uri`` of any other form
+``take`` hands it to one browser only (RFC 9126 §4 one-time use, §7.3 replay): the first take
+claims it for that browser with an atomic cache add of the browser's binding (its SHA-256),
+which decides which of two racing browsers wins; the same browser taking it again while the
+request lives (its retry after a 503) gets it again, anyone else is told it was used. The
+claim is remembered for an hour, so a replay is told apart from an unknown value. Ending the
+browser's use once its code is issued is ``idp.flows.authorize_request``'s (its session).
+A ``request_uri`` of any other form
 (an external URL) is refused here; only a URL the client registered is fetched
 (``idp.oauth.request_uri_fetch``).
 """
@@ -13,6 +17,7 @@ used, so a replay is told apart from an unknown value. A ``request_uri`` of any 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -73,9 +78,10 @@ def push(client_id: str, params: dict[str, list[str]], lifetime: int) -> str:
     return request_uri
 
 
-def take(request_uri: object, client_id: str) -> Pushed | RequestUriProblem:
-    """The pushed request, removed so it is never handed out again; or why not. A request_uri
-    named by another client is refused and left in place (its own client may still use it)."""
+def take(request_uri: object, client_id: str, browser: str) -> Pushed | RequestUriProblem:
+    """The pushed request for ``browser`` (an unguessable value bound to one browser), or why
+    not. A request_uri named by another client is refused and left in place (its own client
+    may still use it); one claimed by another browser is ``REPLAYED``."""
     if not isinstance(request_uri, str) or not request_uri.startswith(REQUEST_URI_PREFIX) or len(request_uri) > 200:
         return RequestUriProblem.NOT_PUSHED
     digest = _digest(request_uri)
@@ -85,7 +91,15 @@ def take(request_uri: object, client_id: str) -> Pushed | RequestUriProblem:
     stored = json.loads(raw)
     if stored["client_id"] != client_id:
         return RequestUriProblem.WRONG_CLIENT
-    if not cache.delete(_KEY + digest):
-        return RequestUriProblem.REPLAYED  # a concurrent request took it first
-    cache.set(_USED + digest, 1, USED_MEMORY)
+    if not _claimed_by(digest, _digest(browser)):
+        return RequestUriProblem.REPLAYED
     return Pushed(stored["client_id"], {name: list(values) for name, values in stored["params"].items()})
+
+
+def _claimed_by(digest: str, claimant: str) -> bool:
+    """Claim the request for ``claimant`` unless it is claimed already (the cache's atomic add
+    decides a race); whether ``claimant`` holds it."""
+    if cache.add(_USED + digest, claimant, USED_MEMORY):
+        return True
+    holder = cache.get(_USED + digest)
+    return isinstance(holder, str) and hmac.compare_digest(holder, claimant)
