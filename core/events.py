@@ -117,6 +117,7 @@ class EventType(StrEnum):
     SSF_ACTION = "ssf.action"
     SSF_SET_RECEIVED = "ssf.set.received"
     SSF_SET_REFUSED = "ssf.set.refused"
+    SSF_SET_DUPLICATE = "ssf.set.duplicate"
     SSF_SET_DELIVERED = "ssf.set.delivered"
     SSF_SET_REJECTED = "ssf.set.rejected"
     SSF_SET_FAILED = "ssf.set.failed"

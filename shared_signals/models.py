@@ -202,10 +202,16 @@ class SsfTransmitter(models.Model):
 
 
 class ReceivedSet(models.Model):
-    """Every SET accepted from a transmitter; the unique (transmitter, jti) refuses replays."""
+    """Every SET accepted from a transmitter; the unique (transmitter, jti) refuses replays, and
+    ``claims_hash`` tells the same SET delivered again (acknowledged, RFC 8935 §2) from another
+    SET reusing its ``jti`` (refused)."""
 
     transmitter = models.ForeignKey(SsfTransmitter, on_delete=models.CASCADE, related_name="received")
     jti = models.CharField(max_length=255)
+    claims_hash = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="SHA-256 of the SET's verified claims (canonical JSON); empty for SETs received before it was kept.",
+    )
     event_types = models.JSONField(default=list)
     issued_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)

@@ -8,11 +8,21 @@ configured), media type, JWS header (``typ``, ``alg`` in the transmitter's list)
 (``iss``, ``aud``, ``jti``, ``iat`` window), then replay: the ``jti`` is claimed in the
 shared cache *and* as a unique ``ReceivedSet`` row in the transaction that applies the
 actions. Anything refused changes nothing and is recorded as ``ssf.set.refused``.
+
+The same SET delivered again (a transmitter retrying after its 202 was lost) is answered as
+the first time, 202 (RFC 8935 §2: "The SET Recipient MUST respond as it would if the SET had
+not been previously received"), is not applied again, and is recorded as
+``ssf.set.duplicate``. "The same SET" is the same transmitter, ``jti`` and verified claims
+(their SHA-256 is kept with the row): not the same bytes, since an ES256 or PS256 signature
+differs at every signing and a transmitter (Vigil's own included) may sign each attempt
+afresh. Another SET reusing an accepted ``jti`` stays refused ("replayed jti").
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,8 +85,14 @@ def _replay_key(transmitter: SsfTransmitter, jti: str) -> str:
     return "ssf:jti:" + hashlib.sha256(f"{transmitter.pk}:{jti}".encode()).hexdigest()
 
 
+def _claims_hash(claims: dict[str, Any]) -> str:
+    """What makes a SET the same SET: its verified claims, whatever the signature's bytes."""
+    return hashlib.sha256(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def receive(push: Push, now: datetime | None = None) -> ReceivedSet:
-    """Verify and act on one pushed SET; raise ``SetError`` (nothing changed) when refused."""
+    """Verify and act on one pushed SET; raise ``SetError`` (nothing changed) when refused.
+    The same SET again returns its first ``ReceivedSet`` unchanged (RFC 8935 §2)."""
     moment = now or timezone.now()
     transmitter: SsfTransmitter | None = None
     try:
@@ -94,35 +110,58 @@ def receive(push: Push, now: datetime | None = None) -> ReceivedSet:
 
 
 def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetime, ip: str | None) -> ReceivedSet:
-    key = _replay_key(transmitter, claims["jti"])
+    """Claim the ``jti`` (the cache first, then the unique row, which waits for a first delivery
+    still in its transaction) and apply the events; or acknowledge the same SET again."""
+    key, digest = _replay_key(transmitter, claims["jti"]), _claims_hash(claims)
     window = app_settings.MAX_SET_AGE_SECONDS + app_settings.CLOCK_SKEW_SECONDS
-    if not cache.add(key, 1, timeout=window):
+    claimed = cache.add(key, digest, timeout=window)
+    if not claimed and not _same(cache.get(key), digest):
         raise SetError(SetErrorCode.INVALID_REQUEST, "replayed jti")
     try:
         with transaction.atomic():
-            received = _claim_jti(transmitter, claims, moment)
-            received.actions = [
-                actions.apply(transmitter, event_type, event, claims, moment)
-                for event_type, event in claims["events"].items()
-            ]
-            received.save(update_fields=["actions"])
-            record(EventType.SSF_SET_RECEIVED, transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
-                   events=list(claims["events"]), actions=received.actions, txn=claims.get("txn", ""))
+            received, first = _claim_jti(transmitter, claims, digest, moment)
+            if first:
+                _apply(received, transmitter, claims, moment, ip)
+            else:
+                record(EventType.SSF_SET_DUPLICATE, transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
+                       events=list(claims["events"]), txn=claims.get("txn", ""))
     except SetError:
         raise
     except BaseException:
-        cache.delete(key)  # nothing was applied: the transmitter's retry must be accepted
+        if claimed:
+            cache.delete(key)  # nothing was applied: the transmitter's retry must be accepted
         raise
     return received
 
 
-def _claim_jti(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetime) -> ReceivedSet:
-    """The unique (transmitter, jti) row: the replay guard that outlives any cache."""
+def _same(known: object, digest: str) -> bool:
+    return isinstance(known, str) and hmac.compare_digest(known, digest)
+
+
+def _apply(
+    received: ReceivedSet, transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetime, ip: str | None
+) -> None:
+    received.actions = [
+        actions.apply(transmitter, event_type, event, claims, moment) for event_type, event in claims["events"].items()
+    ]
+    received.save(update_fields=["actions"])
+    record(EventType.SSF_SET_RECEIVED, transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
+           events=list(claims["events"]), actions=received.actions, txn=claims.get("txn", ""))
+
+
+def _claim_jti(
+    transmitter: SsfTransmitter, claims: dict[str, Any], digest: str, moment: datetime
+) -> tuple[ReceivedSet, bool]:
+    """The unique (transmitter, jti) row, the replay guard that outlives any cache, and whether
+    it is new; the row of the same SET accepted before, or ``SetError`` for another SET."""
     try:
         with transaction.atomic():
             return ReceivedSet.objects.create(
-                transmitter=transmitter, jti=claims["jti"], event_types=list(claims["events"]),
+                transmitter=transmitter, jti=claims["jti"], claims_hash=digest, event_types=list(claims["events"]),
                 issued_at=datetime.fromtimestamp(claims["iat"], tz=UTC), received_at=moment,
-            )
+            ), True
     except IntegrityError as exc:
-        raise SetError(SetErrorCode.INVALID_REQUEST, "replayed jti") from exc
+        earlier = ReceivedSet.objects.filter(transmitter=transmitter, jti=claims["jti"]).first()
+        if earlier is None or not _same(earlier.claims_hash, digest):
+            raise SetError(SetErrorCode.INVALID_REQUEST, "replayed jti") from exc
+        return earlier, False

@@ -107,7 +107,10 @@ def test_loopback_transmitter_revokes_a_session_here(live_server: Any, mdm: Loop
     assert revoked.details["ssf_transmitter"] == "RP" and revoked.details["ssf_txn"] == "t-1"
     assert SecurityEvent.objects.filter(event_type="ssf.set.received").count() == 1
     assert SecurityEvent.objects.filter(event_type="ssf.action", outcome="success").count() == 1
-    assert mdm.push(url, token).json() == {"err": "invalid_request", "description": "replayed jti"}
+    again = mdm.push(url, token)  # delivered again (RFC 8935 §2): acknowledged, not applied again
+    assert (again.status_code, again.content) == (202, b"")
+    assert SecurityEvent.objects.filter(event_type="ssf.action").count() == 1
+    assert SecurityEvent.objects.filter(event_type="ssf.set.duplicate").count() == 1
 
 
 def test_user_subject_revokes_every_session_of_the_user(registered: SsfTransmitter, mdm: LoopbackTransmitter,
