@@ -121,6 +121,13 @@ class AppSettings:
         return min(max(_int("PAR_REQUEST_URI_LIFETIME", 60), 1), 599)
 
     @property
+    def REQUEST_OBJECT_MAX_LIFETIME_SECONDS(self) -> int:
+        """Seconds a request object (RFC 9101) may live: its ``exp`` at most this long after its
+        ``iat``, its ``nbf`` and now. Default 3600 (Keycloak's secure-request-object "available
+        period", FAPI 2.0 Message Signing §5.3.2's 60 minutes, which FAPI clients keep)."""
+        return max(_int("REQUEST_OBJECT_MAX_LIFETIME_SECONDS", 3600), 1)
+
+    @property
     def CLIENT_ASSERTION_MAX_AGE(self) -> int:
         """Seconds a ``private_key_jwt`` client assertion may live. Default 300."""
         return _int("CLIENT_ASSERTION_MAX_AGE", 300)

@@ -8,15 +8,23 @@ client registered (the same JWKS that verifies its ``private_key_jwt`` assertion
 
 - signed objects only: ``alg: none`` and unsigned objects are refused (RFC 9101 §10.2 lets a
   server require signatures; Vigil always does);
-- ``iss`` = the client, ``aud`` = our issuer (RFC 9101 §4, §10.2), and an ``exp`` (a copied
-  object does not stay usable); a FAPI 2.0 client's object also carries ``nbf`` and lives at
-  most 60 minutes (FAPI 2.0 Message Signing §5.3.1) and is signed with ES256 or PS256;
+- ``iss`` = the client, ``aud`` = our issuer (RFC 9101 §4, §10.2), and an ``exp`` at most
+  ``IDP_REQUEST_OBJECT_MAX_LIFETIME_SECONDS`` (default 3600) after its ``iat``, its ``nbf``
+  and now: a copied object does not stay usable for long. RFC 9101 and OIDC Core §6.1 leave
+  the lifetime to the server; this is the bound Keycloak's secure-request-object policy
+  ("available period", one hour) and FAPI 2.0 Message Signing §5.3.2 (60 minutes after
+  ``nbf``) set. A FAPI 2.0 client's object also carries ``nbf``, lives at most 60 minutes
+  whatever the setting, and is signed with ES256 or PS256;
 - the object's parameters are the request: the query's are not used (RFC 9101 §5: "the
   authorization server MUST only use the parameters in the Request Object"), so they take
   precedence by replacing the query entirely.
 
 Every refusal is ``invalid_request_object`` (RFC 9101 §6.3), recorded as
 ``oauth.request_object_refused``.
+
+By value, an object is not single use: the browser revisits the same ``/authorize?request=``
+URL after signing in and consenting, so the same object must keep working for its (short)
+life. Single use is what a pushed request gives (RFC 9126 §4), and FAPI 2.0 clients must push.
 """
 
 from __future__ import annotations
@@ -147,6 +155,19 @@ def _check_claims(claims: dict[str, Any], client: Client, now: int) -> None:
     if client.is_fapi2 and (not isinstance(claims["nbf"], int) or not isinstance(claims["exp"], int)
                             or claims["exp"] - claims["nbf"] > FAPI2_MAX_LIFETIME):
         raise InvalidRequestObjectError("A FAPI 2.0 request object lives at most 60 minutes (exp - nbf).")
+    _check_lifetime(claims, now)
+
+
+def _check_lifetime(claims: dict[str, Any], now: int) -> None:
+    """``exp`` at most the maximum lifetime after ``iat``, ``nbf`` (when present) and now (give
+    or take the clock skew allowed: the client's clock may run ahead). The registry has already
+    checked that each is a NumericDate."""
+    longest = app_settings.REQUEST_OBJECT_MAX_LIFETIME_SECONDS
+    starts = [claims[name] for name in ("iat", "nbf") if name in claims] + [now + LEEWAY]
+    if claims["exp"] - min(starts) > longest:
+        raise InvalidRequestObjectError(
+            f"The request object lives too long: exp may be at most {longest} seconds after iat, nbf and now."
+        )
 
 
 def as_params(claims: Mapping[str, Any]) -> dict[str, list[str]]:
