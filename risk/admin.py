@@ -16,6 +16,7 @@ from .models import (
     DailyUsage,
     DeviceRiskState,
     RiskPolicy,
+    StepUpAnswer,
     StepUpDemand,
     UsageBaseline,
     UsageReport,
@@ -43,8 +44,26 @@ class RiskPolicyAdmin(admin.ModelAdmin):
                admin=request.user.get_username(), changes=changes)
 
 
+class StepUpAnswerInline(admin.TabularInline):
+    """The sign-ins (by login id) that completed while the demand was open (risk.stepup): read only,
+    written by the sign-in itself."""
+
+    model = StepUpAnswer
+    extra = 0
+    can_delete = False
+    readonly_fields = ["login_id", "created_at"]
+    fields = ["login_id", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(StepUpDemand)
 class StepUpDemandAdmin(admin.ModelAdmin):
+    inlines = [StepUpAnswerInline]
     list_display = ["user", "client", "acr", "reason", "created_at", "cleared_at"]
     list_filter = ["reason", "client"]
     search_fields = ["user__username", "client__client_id", "session_sid"]

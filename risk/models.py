@@ -2,8 +2,8 @@
 signal compares against (a user's last location and countries, a device's last integrity
 level), usage reports with per-user daily totals and baselines, and open step-up demands.
 
-Imported at the end of ``sessions/models.py`` so Django registers these models in the
-``device_sessions`` app. Logic lives in ``risk/``.
+The ``risk`` app's own models and migrations; the logic that reads and writes them lives
+beside them in ``risk/``.
 """
 
 from __future__ import annotations

@@ -174,3 +174,22 @@ def test_staff_without_any_factor_enroll_one_on_the_way_in(staff: Any) -> None:
     assert enrolled.status_code == 303  # first factor: its codes, shown by the page it redirects to
     assert b"recovery" in browser.get(enrolled["Location"]).content.lower()
     assert browser.get(reverse("admin:index")).status_code == 200
+
+
+def test_the_demand_page_lists_the_sign_ins_that_answered_it_read_only(
+    admin_client: Any, tokens: dict[str, Any], user: Any, mobile_client: Any,
+) -> None:
+    """The answers (risk.stepup.answer_open_demands) are shown on the demand, never editable."""
+    from risk.models import StepUpAnswer
+    from risk.stepup import answer_open_demands
+
+    _require_step_up(admin_client, DeviceSession.objects.get(user=user))
+    demand = StepUpDemand.objects.get(user=user, client=mobile_client.client)
+    assert answer_open_demands(user, "login-after-risk") == 1
+    url = reverse("admin:risk_stepupdemand_change", args=[demand.pk])
+    page = admin_client.get(url)
+    assert page.status_code == 200 and b"login-after-risk" in page.content
+    form = {"answers-TOTAL_FORMS": "1", "answers-INITIAL_FORMS": "1", "answers-0-id": "x",
+            "answers-0-login_id": "forged", "answers-0-DELETE": "on"}
+    admin_client.post(url, form)
+    assert list(StepUpAnswer.objects.filter(demand=demand).values_list("login_id", flat=True)) == ["login-after-risk"]
