@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from urllib.parse import urlencode
 
 import pytest
@@ -12,7 +14,7 @@ from core.models import SecurityEvent
 from idp.models import Consent
 from sessions.models import AuthorizationCode
 
-from .conftest import MOBILE_REDIRECT, authorize_params, get_code, query_of
+from .conftest import MOBILE_REDIRECT, authorize_params, exchange, get_code, query_of
 
 pytestmark = pytest.mark.django_db
 
@@ -301,10 +303,47 @@ def test_prompt_none_without_consent_is_consent_required(client, user, service_c
     assert query["error"] == "consent_required"
 
 
-def test_nonce_replay_is_refused(browser, mobile_client, pkce):
-    params = authorize_params(mobile_client.client.client_id, pkce)
-    assert "code" in query_of(_get(browser, params)["Location"])
+def test_a_nonce_already_exchanged_is_a_replay(browser, mobile_client, pkce):
+    client_id = mobile_client.client.client_id
+    params = authorize_params(client_id, pkce)
+    code = query_of(_get(browser, params)["Location"])["code"]
+    assert exchange(browser, code, pkce, client_id).status_code == 200
+    codes = AuthorizationCode.objects.count()
     assert query_of(_get(browser, params)["Location"])["error"] == "invalid_request"
+    assert AuthorizationCode.objects.count() == codes
+
+
+def test_a_nonce_of_another_sign_in_is_a_replay(browser, client, mobile_client, pkce, user):
+    """Another browser of the same user, signed in on its own, cannot reuse the nonce, even while
+    the first code is unexchanged."""
+    from django.test import Client as BrowserClient
+
+    from .conftest import PASSWORD
+
+    params = authorize_params(mobile_client.client.client_id, pkce)
+    first = query_of(_get(browser, params)["Location"])["code"]
+    other = BrowserClient()
+    assert other.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD}).status_code == 302
+    codes = list(AuthorizationCode.objects.values_list("pk", "expires_at"))
+    assert query_of(_get(other, params)["Location"])["error"] == "invalid_request"
+    assert list(AuthorizationCode.objects.values_list("pk", "expires_at")) == codes
+    assert exchange(browser, first, pkce, mobile_client.client.client_id).status_code == 200
+
+
+def test_the_same_sign_in_sending_the_request_again_gets_one_live_code(browser, mobile_client, pkce):
+    """A response lost after the code was committed (the session's write failing into a 503, a
+    dropped connection): the browser's retry of the same request is not a replay. It gets a new
+    code and the earlier one, never delivered, stops working, so one code of the nonce lives."""
+    client_id = mobile_client.client.client_id
+    params = authorize_params(client_id, pkce)
+    lost = query_of(_get(browser, params)["Location"])["code"]
+    retried = query_of(_get(browser, params)["Location"])
+    assert "code" in retried and retried["code"] != lost, retried
+    assert exchange(browser, lost, pkce, client_id).json()["error"] == "invalid_grant"
+    tokens = exchange(browser, retried["code"], pkce, client_id)
+    assert tokens.status_code == 200, tokens.content
+    payload = tokens.json()["id_token"].split(".")[1]
+    assert json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["nonce"] == params["nonce"]
 
 
 def test_unsupported_response_type(browser, mobile_client, pkce):

@@ -69,9 +69,9 @@ def _already_used(response: Any) -> None:
 @pytest.mark.django_db(transaction=True)  # the code's insert is not in a savepoint: no test transaction around it
 @pytest.mark.parametrize("failing", [SESSION_WRITE, CODE_INSERT])
 def test_a_503_after_the_take_leaves_the_request_to_the_same_browser_only(user, mobile_client, pkce, failing):
-    # Without a nonce: when the session's write fails, the code before it was committed, and a
-    # retry naming the same nonce is refused by the code grant's OIDC nonce check (not this).
-    request_uri, state = _pushed(mobile_client, pkce, nonce=None)
+    # With a nonce: when the session's write fails, the code before it was committed; the same
+    # sign-in's retry naming that nonce is not a replay (OpenIDCode.exists_nonce) and gets a new code.
+    request_uri, state = _pushed(mobile_client, pkce)
     url = authorize_url(mobile_client.client.client_id, request_uri=request_uri)
     browser = _agent()
     with database_down(_writes_to(failing)) as refused:

@@ -24,6 +24,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from django.utils import timezone
 
+from accounts import authstate
 from core.crypto import first_refresh_token, token_digest
 from core.events import EventType, Outcome, client_ip, record
 from sessions.flows import code_exchange
@@ -61,7 +62,18 @@ class OpenIDCode(_OpenIDCode):
     """OIDC Core §3.1 on top of the code grant: the authorization request's checks."""
 
     def exists_nonce(self, nonce: str, request: Any) -> bool:
-        return AuthorizationCode.objects.filter(client__client_id=request.payload.client_id, nonce=nonce).exists()
+        """Whether ``nonce`` was used before at this client: a replayed authorization request
+        (OIDC Core §15.5.2) is refused. Not a replay: the same sign-in sending the request again
+        while its earlier code was never exchanged (a response lost after the code was
+        committed, say the session's write failing into a 503): the retry gets a new code and
+        the earlier one is expired (``AuthorizationCodeGrant.save_authorization_code``), so a
+        failure after a commit does not turn the browser's retry into an error. Another
+        sign-in, or a code already exchanged, is a replay."""
+        earlier = AuthorizationCode.objects.filter(client__client_id=request.payload.client_id, nonce=nonce)
+        login_id = _login_id(request)
+        if not login_id:
+            return earlier.exists()
+        return earlier.exclude(login_id=login_id, used_at__isnull=True).exists()
 
     def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
         from ..claims import userinfo_claims
@@ -77,6 +89,15 @@ class OpenIDCode(_OpenIDCode):
                 "after_validate_authorization_request_payload", self.validate_openid_authorization_request
             )
 
+def _login_id(request: Any) -> str:
+    """The login id of the browser's sign-in behind an authorization request, or ""."""
+    django_request = getattr(request, "django_request", None)
+    if django_request is None or getattr(django_request, "session", None) is None:  # /par: no browser session
+        return ""
+    state = authstate.current(django_request)
+    return state.login_id if state is not None else ""
+
+
 class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 48
@@ -85,6 +106,11 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         now = timezone.now()
         state = request.context.auth
         data = request.payload.data
+        if data.get("nonce") and state.login_id:  # this sign-in's retry (OpenIDCode.exists_nonce): one code lives
+            AuthorizationCode.objects.filter(
+                client=request.client, nonce=data["nonce"], login_id=state.login_id, used_at__isnull=True,
+                expires_at__gt=now,
+            ).update(expires_at=now)
         return AuthorizationCode.objects.create(
             code_hash=token_digest(code),
             client=request.client,
