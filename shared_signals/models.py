@@ -209,7 +209,7 @@ class ReceivedSet(models.Model):
     transmitter = models.ForeignKey(SsfTransmitter, on_delete=models.CASCADE, related_name="received")
     jti = models.CharField(max_length=255)
     claims_hash = models.CharField(
-        max_length=64, blank=True, default="",
+        max_length=64, blank=True, default="", db_default="",
         help_text="SHA-256 of the SET's verified claims (canonical JSON); empty for SETs received before it was kept.",
     )
     event_types = models.JSONField(default=list)

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='receivedset',
             name='claims_hash',
-            field=models.CharField(blank=True, default='', help_text="SHA-256 of the SET's verified claims (canonical JSON); empty for SETs received before it was kept.", max_length=64),
+            field=models.CharField(blank=True, db_default='', default='', help_text="SHA-256 of the SET's verified claims (canonical JSON); empty for SETs received before it was kept.", max_length=64),
         ),
     ]
