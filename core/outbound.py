@@ -15,7 +15,7 @@ Whoever registers such a URL controls its DNS, so each exchange here:
   certificate for that name;
 - uses no proxy and no ``.netrc`` from the environment (a CA bundle in ``REQUESTS_CA_BUNDLE``
   is honoured), follows no redirect, asks for an identity encoding, reads at most
-  ``max_bytes`` of the body, and gives up after ``deadline`` seconds *in all*.
+  ``max_bytes`` of the body, and gives up after ``deadline`` seconds *in all*, the name's lookup included.
 
 "In all" is a watchdog's work: ``requests``' timeouts bound each read, so a server that
 trickles its TLS handshake, headers or body a byte at a time would otherwise hold the worker
@@ -185,7 +185,7 @@ class _Guard:
         self.refused: tuple[IPAddress, Refusal] | None = None
 
     def connect(self, host: str, port: int, options: list[tuple[int, int, int]] | None) -> socket.socket:
-        found = resolve(host, port)
+        found = self._resolved(host, port)
         for *_, sockaddr in found:
             address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
             reason = refusal(address, allow_private=self.allow_private)
@@ -199,6 +199,29 @@ class _Guard:
             except OSError as failed:
                 error = failed
         raise error
+
+    def _resolved(self, host: str, port: int) -> list[tuple[Any, ...]]:
+        """``resolve``, given up at the deadline: a lookup blocks in the C library, where the
+        watchdog's shutdown cannot reach, and whoever registered the URL runs the name's DNS. A
+        lookup given up on ends in its daemon thread, within the resolver's own timeouts."""
+        found: list[tuple[Any, ...]] = []
+        failed: list[Exception] = []
+
+        def look_up() -> None:
+            try:
+                found.extend(resolve(host, port))
+            except Exception as error:  # raised in the caller's thread below
+                failed.append(error)
+
+        lookup = threading.Thread(target=look_up, name="vigil-outbound-lookup", daemon=True)
+        lookup.start()
+        lookup.join(max(self.ends_at - time.monotonic(), 0))
+        if lookup.is_alive():
+            self.watchdog.fire()  # the deadline has passed: the exchange is over
+            raise TimeoutError(f"{host} was not resolved within the deadline")
+        if failed:
+            raise failed[0]
+        return found
 
     def _connected(self, sock: socket.socket, sockaddr: Any, options: list[tuple[int, int, int]] | None
                    ) -> socket.socket:

@@ -172,6 +172,26 @@ def test_a_trickling_sender_is_cut_off_at_the_deadline(stage: str) -> None:
         assert time.monotonic() - started < 1.1
 
 
+def test_a_name_that_resolves_slowly_is_given_up_at_the_deadline(
+    network: FakeNetwork, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lookup is part of the exchange: a host whose DNS answers slowly (its owner runs
+    it) holds no worker past the deadline either; nothing is connected to."""
+    looked_up = network.resolve
+
+    def slow(host: str, port: int) -> list[tuple[Any, ...]]:
+        time.sleep(2.5)
+        return looked_up(host, port)
+
+    monkeypatch.setattr(outbound, "resolve", slow)
+    network.answers[NAME] = [["93.184.215.14"]]
+    started = time.monotonic()
+    with pytest.raises(outbound.TooSlow):
+        _get(f"https://{NAME}/object", deadline=0.5)
+    assert time.monotonic() - started < 1.2
+    assert network.off_machine == []
+
+
 def test_the_deploy_check_warns_while_private_addresses_are_allowed(settings: Any) -> None:
     from idp.checks import check_outbound
 
