@@ -6,10 +6,11 @@ Whoever registers such a URL controls its DNS, so each exchange here:
 
 - resolves the host once and refuses the whole exchange if any address is not public
   (RFC 9101 §10.4.1, server-side request forgery): loopback, private, link-local, shared
-  (100.64/10), unique-local, documentation and benchmarking ranges, and the IPv4 forms
-  embedded in IPv6 (``::ffff:a.b.c.d``, 6to4, Teredo, NAT64). Cloud metadata addresses,
-  multicast, unspecified, broadcast and reserved addresses are always refused; the rest of
-  those only while ``IDP_OUTBOUND_ALLOW_PRIVATE_ADDRESSES`` is off (the default);
+  (100.64/10), unique-local, site-local, documentation and benchmarking ranges, and the IPv4
+  forms embedded in IPv6 (``::ffff:a.b.c.d``, 6to4, Teredo, NAT64 and local-use NAT64, SIIT,
+  IPv4-compatible). Cloud metadata addresses, multicast, unspecified, broadcast and reserved
+  addresses are always refused; the rest of those only while
+  ``IDP_OUTBOUND_ALLOW_PRIVATE_ADDRESSES`` is off (the default);
 - connects to the address it vetted, never resolving again (no DNS rebinding window between
   the check and the connection), while TLS still sends the host name as SNI and verifies the
   certificate for that name;
@@ -53,7 +54,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Instance metadata services (AWS, GCP and Azure; AWS over IPv6; Alibaba; Oracle): never reached.
 CLOUD_METADATA = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192"))
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: IPv6 prefixes whose last 32 bits are an IPv4 address: NAT64's well-known prefix (RFC 6052) and
+#: its local-use one (RFC 8215, a /96 inside it, which may translate to private IPv4 addresses),
+#: SIIT's IPv4-translated addresses (RFC 2765) and the deprecated IPv4-compatible ones (RFC 4291).
+_EMBEDDING_IPV4 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96"))
+#: Not globally reachable (IANA special-purpose registry; site-local, RFC 3879), whatever this
+#: Python's ``is_global`` says (before 3.11.10 it calls them global).
+_NEVER_GLOBAL = tuple(ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/10"))
 
 
 class Purpose(StrEnum):
@@ -109,9 +116,13 @@ def refusal(address: IPAddress, *, allow_private: bool) -> Refusal | None:
         return Refusal.CLOUD_METADATA
     if address.is_multicast or address.is_unspecified or (address.version == 4 and address.is_reserved):
         return Refusal.NOT_UNICAST  # 240/4 holds 255.255.255.255
-    if not address.is_global and not allow_private:
+    if not _global(address) and not allow_private:
         return Refusal.PRIVATE
     return None
+
+
+def _global(address: IPAddress) -> bool:
+    return address.is_global and not any(address in prefix for prefix in _NEVER_GLOBAL)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -121,7 +132,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
-    if address in _NAT64:
+    if any(address in prefix for prefix in _EMBEDDING_IPV4):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

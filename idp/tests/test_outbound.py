@@ -34,6 +34,13 @@ PRIVATE, METADATA, NOT_UNICAST = outbound.Refusal.PRIVATE, outbound.Refusal.CLOU
     ("169.254.169.254", METADATA, METADATA), ("fd00:ec2::254", METADATA, METADATA),
     ("100.100.100.200", METADATA, METADATA), ("::ffff:169.254.169.254", METADATA, METADATA),
     ("64:ff9b::a9fe:a9fe", METADATA, METADATA),
+    # Whatever this Python's is_global says of them (3.11 before 3.11.10 calls them global): a
+    # local-use NAT64 prefix (RFC 8215), which may translate to private IPv4 addresses (RFC 6052
+    # section 3.1), SIIT's IPv4-translated form, the deprecated IPv4-compatible form, site-local.
+    ("64:ff9b:1::a00:5", PRIVATE, None), ("64:ff9b:1::a9fe:a9fe", METADATA, METADATA),
+    ("64:ff9b:1::808:808", PRIVATE, None), ("::ffff:0:a00:5", PRIVATE, None),
+    ("::ffff:0:a9fe:a9fe", METADATA, METADATA), ("::7f00:1", PRIVATE, None), ("::a9fe:a9fe", METADATA, METADATA),
+    ("fec0::1", PRIVATE, None),
     ("0.0.0.0", NOT_UNICAST, NOT_UNICAST), ("::", NOT_UNICAST, NOT_UNICAST), ("224.0.0.1", NOT_UNICAST, NOT_UNICAST),
     ("ff02::1", NOT_UNICAST, NOT_UNICAST), ("255.255.255.255", NOT_UNICAST, NOT_UNICAST),
     ("240.0.0.1", NOT_UNICAST, NOT_UNICAST),
