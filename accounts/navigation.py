@@ -15,13 +15,23 @@ from .flows import policy
 
 
 def safe_next(request: HttpRequest, default: str = "accounts:profile", value: str | None = None) -> str:
-    """``next`` if it stays on this site, else ``default`` (no open redirect)."""
+    """``next`` if it stays on this site, else ``default`` (no open redirect). A ``value`` from
+    JSON may hold a lone surrogate, which is no URL (quoting it for a redirect would raise)."""
     candidate = value if value is not None else (request.POST.get("next") or request.GET.get("next") or "")
-    if candidate and url_has_allowed_host_and_scheme(
+    if candidate and _is_text(candidate) and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return candidate
     return resolve_url(default)
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text, that is encodable as UTF-8 (no lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

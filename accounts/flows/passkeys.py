@@ -40,10 +40,16 @@ class Registered:
     recovery_codes: list[str]
 
 
+#: Unicode categories dropped from a passkey's name: control characters and the lone UTF-16
+#: surrogates a JSON string may carry (``"\\ud800"``), which no UTF-8 text can hold.
+_DROPPED_FROM_NAMES = frozenset({"Cc", "Cs"})
+
+
 def clean_name(name: str) -> str:
-    """A passkey's label without control characters (a NUL, which PostgreSQL text refuses, was
-    a 500 after the registration had been verified), trimmed to the column's 100 characters."""
-    return "".join(ch for ch in name if unicodedata.category(ch) != "Cc").strip()[:100]
+    """A passkey's label without control characters or lone surrogates (a NUL, which PostgreSQL
+    text refuses, or a surrogate, which UTF-8 cannot encode, was a 500 after the registration
+    had been verified), trimmed to the column's 100 characters."""
+    return "".join(ch for ch in name if unicodedata.category(ch) not in _DROPPED_FROM_NAMES).strip()[:100]
 
 
 def begin(request: HttpRequest, user: User, now: datetime | None = None) -> str:

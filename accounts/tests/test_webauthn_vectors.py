@@ -410,3 +410,34 @@ def test_a_passkey_name_with_a_nul_character_is_cleaned(client: Any, user: Any, 
     response = _register(client, vector, name="Lap\x00top\x07")
     assert response.status_code == 200, response.content
     assert Passkey.objects.get(user=user).name == "Laptop"
+
+
+@pytest.mark.django_db
+def test_a_passkey_name_with_a_lone_surrogate_is_cleaned(client: Any, user: Any, settings: Any) -> None:
+    """JSON may carry a lone UTF-16 surrogate ("\\ud800"), which no UTF-8 text holds: it was
+    a 500 when the name reached PostgreSQL, after the registration had been verified."""
+    from accounts.tests.conftest import login_password
+
+    vector = load_vector(NONE_REG)
+    _configure(settings, vector["params"])
+    login_password(client)
+    response = _register(client, vector, name="Lap\ud800top")
+    assert response.status_code == 200, response.content
+    assert Passkey.objects.get(user=user).name == "Laptop"
+
+
+@pytest.mark.django_db
+def test_a_next_with_a_lone_surrogate_is_not_followed(client: Any, user: Any, settings: Any) -> None:
+    """The registration's JSON ``next`` is not a URL when it holds a lone surrogate: it was a
+    500 once the passkey was stored and its recovery codes made (lost with the session)."""
+    from accounts.tests.conftest import login_password
+
+    vector = load_vector(NONE_REG)
+    _configure(settings, vector["params"])
+    login_password(client)
+    _seed_challenge(client, "register", _b(vector["params"]["expected_challenge"]))
+    body = json.dumps({"credential": vector["credential"], "name": "Laptop", "next": "/accounts/\ud800"})
+    response = client.post(reverse("accounts:passkey_register"), body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    codes_page = client.get(response.json()["redirect"])
+    assert len(codes_page.context["codes"]) == 10 and codes_page.context["next"] == reverse("accounts:profile")
