@@ -157,13 +157,19 @@ def _devicecheck(facts: HealthFacts, stored: Any) -> None:
 
 
 def verified_signals(signals: dict[str, Any] | None) -> dict[str, Any]:
-    """Keep the known signals of the right JSON type; anything else is ignored."""
+    """Keep the known signals of the right JSON type; anything else is ignored. A string is
+    kept only as short printable text: JSON may carry a NUL (which PostgreSQL's text and jsonb
+    refuse) or a lone surrogate (which UTF-8 cannot encode), and neither is a version."""
     kept: dict[str, Any] = {}
     for name, kind in SIGNALS.items():
         value = (signals or {}).get(name)
-        if isinstance(value, kind) and not (isinstance(value, str) and len(value) > 40):
+        if isinstance(value, kind) and not (isinstance(value, str) and not _short_text(value)):
             kept[name] = value
     return kept
+
+
+def _short_text(value: str) -> bool:
+    return len(value) <= 40 and value.isprintable()  # control characters and surrogates are not
 
 
 def collect(device: Any, signals: dict[str, Any] | None, receipt_risk_metric: int | None = None) -> HealthFacts:

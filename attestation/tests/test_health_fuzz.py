@@ -67,3 +67,4 @@ def test_signals_keep_only_known_names_of_the_right_type(signals: dict[str, obje
     kept = verified_signals(signals)
     assert set(kept) <= {"os_version", "screen_captured", "screen_mirrored", "debugger_attached"}
     assert all(isinstance(v, bool) for k, v in kept.items() if k != "os_version")
+    assert all(v.isprintable() and len(v) <= 40 for k, v in kept.items() if k == "os_version")

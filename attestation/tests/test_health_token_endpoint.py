@@ -369,6 +369,17 @@ def test_unknown_or_mistyped_signals_are_ignored(iphone: HealthApp) -> None:
     assert health().signals == {"os_version": "18.1"}
 
 
+@pytest.mark.parametrize("wire", ['{"os_version": "18.1\\u0000"}', '{"os_version": "\\ud800"}'],
+                         ids=["nul", "lone-surrogate"])
+def test_a_signal_that_is_not_text_is_ignored(iphone: HealthApp, wire: str) -> None:
+    """PostgreSQL's jsonb refuses a NUL and UTF-8 cannot carry a lone surrogate: such an
+    ``os_version`` is not a version, and is ignored like any mistyped signal (not a 500 after
+    the attestation was verified and its challenge spent)."""
+    response = iphone.login(json.loads(wire), wire_signals=wire)
+    assert response.status_code == 200 and set(access_claims(response)["scope"].split()) == FULL
+    assert health().signals == {}
+
+
 def test_self_reported_signals_cannot_lift_an_attested_restriction(pixel: HealthApp) -> None:
     pixel.leaf = {"os_patch_level": 202301}
     response = pixel.login({"os_version": "99.0", "screen_captured": False})
