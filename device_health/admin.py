@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -109,7 +110,10 @@ class DeviceHealthAdmin(admin.ModelAdmin):
         return [path("fleet/", fleet_view, name="device_health_devicehealth_fleet"), *super().get_urls()]
 
     def fleet_view(self, request: HttpRequest) -> TemplateResponse:
-        """How many devices fail which rule, by platform and OS version (optionally one client)."""
+        """How many devices fail which rule, by platform and OS version (optionally one client).
+        Only for staff who may view device health: ``admin_view`` checks staff status alone."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         client = request.GET.get("client")
         client_id = int(client) if client and client.isascii() and client.isdecimal() else None
         context = {

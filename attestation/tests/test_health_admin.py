@@ -68,6 +68,22 @@ def test_fleet_view_counts_failing_rules_by_platform_and_os_version(admin_client
     assert odd.status_code == 200  # not a client id: the whole fleet, not a 500
 
 
+def test_fleet_view_needs_the_view_permission(django_user_model: Any, fleet: dict[str, Any]) -> None:
+    """Staff status alone opens the admin, not the fleet's numbers: the page asks for the
+    permission to view device health, like the change list it summarises."""
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    from accounts.testing import sign_in_with_second_factor
+
+    staff = django_user_model.objects.create_user("auditor", password="x" * 16, is_staff=True)
+    client = sign_in_with_second_factor(Client(), staff, "x" * 16)
+    url = reverse("admin:device_health_devicehealth_fleet")
+    assert client.get(url).status_code == 403
+    staff.user_permissions.add(Permission.objects.get(codename="view_devicehealth"))
+    assert client.get(url).status_code == 200
+
+
 def test_device_health_pages_show_the_deciding_rule_and_facts(admin_client: Any, fleet: dict[str, Any]) -> None:
     listing = admin_client.get(reverse("admin:device_health_devicehealth_changelist"), {"outcome": "deny"})
     assert listing.status_code == 200 and b"rooted-boot" in listing.content
