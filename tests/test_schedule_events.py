@@ -1,0 +1,101 @@
+"""Changes to the periodic tasks and their schedules are security events (``schedule.changed``,
+``ops/admin.py``): what the schedule runs is a security control (revalidation, key rotation,
+the revocation list, the purges), and the admin's bulk actions leave no trace in Django's own
+admin log. A change refused or changing nothing records nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Permission
+from django.test import Client as HttpClient
+from django.urls import reverse
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from accounts.models import User
+from accounts.testing import sign_in_with_second_factor
+from core.events import EventType
+from core.models import SecurityEvent
+
+pytestmark = pytest.mark.django_db
+TASKS = "admin:django_celery_beat_periodictask_changelist"
+
+
+@pytest.fixture
+def task(db: Any) -> PeriodicTask:
+    every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+    return PeriodicTask.objects.create(name="rotate-signing-keys-test", task="idp.rotate_keys_if_due",
+                                       interval=every_hour, enabled=True)
+
+
+def _events() -> list[dict[str, Any]]:
+    return [e.details for e in SecurityEvent.objects.filter(event_type=EventType.SCHEDULE_CHANGED).order_by("id")]
+
+
+def _act(client: HttpClient, action: str, task: PeriodicTask) -> Any:
+    return client.post(reverse(TASKS), {"action": action, ACTION_CHECKBOX_NAME: [str(task.pk)]})
+
+
+def test_disabling_and_enabling_a_task_are_on_record(admin_client: Any, admin_user: Any, task: PeriodicTask) -> None:
+    assert _act(admin_client, "disable_tasks", task).status_code == 302
+    task.refresh_from_db()
+    assert task.enabled is False
+    _act(admin_client, "disable_tasks", task)  # already disabled: nothing changes, nothing recorded
+    _act(admin_client, "toggle_tasks", task)
+    task.refresh_from_db()
+    assert task.enabled is True
+    assert [(e["change"], e["name"].split(":")[0], e["kind"], e["admin"]) for e in _events()] == [
+        ("disabled", task.name, "periodictask", admin_user.username),
+        ("enabled", task.name, "periodictask", admin_user.username),
+    ]
+
+
+def _inline_management(client: HttpClient, url: str) -> dict[str, Any]:
+    """The change page's inline formsets (the tasks using the schedule), as the page posts them."""
+    data: dict[str, Any] = {}
+    for formset in client.get(url).context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update({management.add_prefix(name): value for name, value in management.initial.items()})
+        for form in formset.formset.forms:
+            data[form.add_prefix("id")] = form.instance.pk
+            data[form.add_prefix(formset.formset.fk.name)] = form.instance.interval_id
+    return data
+
+
+def test_retiming_a_schedule_names_the_fields(admin_client: Any, task: PeriodicTask) -> None:
+    schedule = task.interval
+    url = reverse("admin:django_celery_beat_intervalschedule_change", args=[schedule.pk])
+    form = {"every": 365, "period": IntervalSchedule.DAYS, **_inline_management(admin_client, url)}
+    response = admin_client.post(url, form)
+    assert response.status_code == 302
+    schedule.refresh_from_db()
+    assert (schedule.every, schedule.period) == (365, IntervalSchedule.DAYS)
+    [event] = _events()
+    assert (event["kind"], event["change"], event["changed"]) == ("intervalschedule", "changed", ["every", "period"])
+    admin_client.post(url, form)  # saved unchanged: no event
+    assert len(_events()) == 1
+
+
+def test_deleting_a_task_is_on_record(admin_client: Any, task: PeriodicTask) -> None:
+    url = reverse("admin:django_celery_beat_periodictask_delete", args=[task.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not PeriodicTask.objects.filter(pk=task.pk).exists()
+    assert [(e["change"], e["name"].split(":")[0]) for e in _events()] == [("deleted", task.name)]
+
+
+def test_running_an_unknown_task_runs_nothing_and_records_nothing(admin_client: Any, task: PeriodicTask) -> None:
+    PeriodicTask.objects.filter(pk=task.pk).update(task="no.such.task")
+    response = _act(admin_client, "run_tasks", task)
+    assert response.status_code == 302
+    assert _events() == []
+
+
+def test_a_viewer_changes_nothing_and_nothing_is_recorded(task: PeriodicTask) -> None:
+    viewer = User.objects.create_user("auditor", password="password", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_periodictask"))
+    client = sign_in_with_second_factor(HttpClient(), viewer, "password")
+    _act(client, "disable_tasks", task)
+    task.refresh_from_db()
+    assert task.enabled is True and _events() == []
