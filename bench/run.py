@@ -163,21 +163,33 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path, label: str) -> str:
     return proc.stdout.decode()
 
 
-def start_gunicorn(gunicorn: Path, app: str, env: dict[str, str], cwd: Path, workers: int, label: str,
-                   ready_path: str) -> tuple[subprocess.Popen[bytes], int]:
+def server_command(server: str, bin_dir: Path, app: str, workers: int, port: int, log: Path) -> list[str]:
+    """The WSGI server both systems run under, with the same settings. gunicorn: sync workers,
+    no access line, none of a deployment's ``gunicorn.conf.py``. granian (Rust HTTP, issue 19's
+    "the WSGI server, measured"): its WSGI interface, one blocking thread per worker (as a sync
+    worker), no access log; started as a module so the venv's own copy runs."""
+    if server == "granian":
+        return [str(bin_dir / "python"), "-m", "granian", "--interface", "wsgi", "--workers", str(workers),
+                "--blocking-threads", "1", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                "--no-ws", app]
+    return [str(bin_dir / "gunicorn"), "--config", str(BENCH_GUNICORN_CONFIG), "--no-control-socket",
+            "--workers", str(workers), "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--timeout", "60",
+            "--error-logfile", str(log), "--log-level", "warning", app]
+
+
+def start_server(bin_dir: Path, app: str, env: dict[str, str], cwd: Path, workers: int, label: str,
+                   ready_path: str, server: str = "gunicorn") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    log = _logdir / f"{label}-gunicorn.log"
-    cmd = [str(gunicorn), "--config", str(BENCH_GUNICORN_CONFIG), "--no-control-socket", "--workers", str(workers),
-           "--worker-class", "sync",
-           "--bind", f"127.0.0.1:{port}", "--timeout", "60", "--error-logfile", str(log), "--log-level", "warning",
-           app]
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    log = _logdir / f"{label}-{server}.log"
+    cmd = server_command(server, bin_dir, app, workers, port, log)
+    with open(log, "ab") as errors:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors,
+                                start_new_session=True)
     _servers.append(proc)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{label}: gunicorn exited ({proc.returncode}); log: {log}")
+            raise SystemExit(f"{label}: {server} exited ({proc.returncode}); log: {log}")
         try:
             req = urllib.request.Request(f"http://127.0.0.1:{port}{ready_path}",
                                          headers={"Host": "localhost", "X-Forwarded-Proto": "https"})
@@ -190,10 +202,10 @@ def start_gunicorn(gunicorn: Path, app: str, env: dict[str, str], cwd: Path, wor
             time.sleep(0.3)
         except OSError:
             time.sleep(0.3)
-    raise SystemExit(f"{label}: gunicorn not ready in 60 s; log: {log}")
+    raise SystemExit(f"{label}: {server} not ready in 60 s; log: {log}")
 
 
-def stop_gunicorn(proc: subprocess.Popen[bytes]) -> None:
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
     _stop(proc)
     if proc in _servers:
         _servers.remove(proc)
@@ -259,8 +271,8 @@ def setup_vigil(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
 
 
 def start_vigil(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str], label: str) -> Any:
-    proc, port = start_gunicorn(VIGIL_BIN / "gunicorn", "vigil.wsgi:application", env, ROOT, args.workers, label,
-                                "/.well-known/openid-configuration")
+    proc, port = start_server(VIGIL_BIN, "vigil.wsgi:application", env, ROOT, args.workers, label,
+                                "/.well-known/openid-configuration", args.server)
     spec.update(port=port, master_pid=proc.pid)
     return proc
 
@@ -284,8 +296,8 @@ def setup_dot(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any],
 
 
 def start_dot(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str]) -> Any:
-    proc, port = start_gunicorn(DOT_BIN / "gunicorn", "dot_project.wsgi:application", env, DOT_PROJECT,
-                                args.workers, "dot", "/o/token/")
+    proc, port = start_server(DOT_BIN, "dot_project.wsgi:application", env, DOT_PROJECT,
+                                args.workers, "dot", "/o/token/", args.server)
     spec.update(port=port, master_pid=proc.pid)
     return proc
 
@@ -378,7 +390,7 @@ def run_plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[
             if result["name"] not in parts:
                 order.append(result["name"])
             parts.setdefault(result["name"], []).append(result)
-    stop_gunicorn(dot_proc)
+    stop_server(dot_proc)
     merged = [merge(parts[name]) for name in order]
     vigil = [r for r in merged if r["system"] == "vigil"]
     dot = [r for r in merged if r["system"] == "dot"]
@@ -391,7 +403,7 @@ def run_plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[
         for result in run_loadgen({**vigil_spec, "scenarios": [scenario]}, "vigil-scale-before"):
             result.pop("raw", None)
             vigil.append(result)
-        stop_gunicorn(vigil_proc)
+        stop_server(vigil_proc)
         print(f"vigil: extend to {args.scale:,} sessions", flush=True)
         started = time.monotonic()
         run([str(VIGIL_BIN / "python"), "-m", "bench.seed_vigil", "--extend", str(args.sessions),
@@ -403,7 +415,7 @@ def run_plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[
         for result in run_loadgen({**vigil_spec, "sessions": args.scale, "scenarios": [scenario]}, "vigil-scale"):
             result.pop("raw", None)
             vigil.append(result)
-    stop_gunicorn(vigil_proc)
+    stop_server(vigil_proc)
     return vigil, dot, {"vigil": vigil_seed, "dot": dot_seed}
 
 
@@ -542,6 +554,12 @@ def logins_lines(logins: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _server_line(config: dict[str, Any]) -> str:
+    if config.get("server", "gunicorn") == "granian":
+        return f"granian {config['workers']} WSGI workers (one blocking thread each) each"
+    return f"gunicorn {config['workers']} sync workers each"
+
+
 def render_summary(report: dict[str, Any]) -> list[str]:
     m = report["machine"]
     lines = [
@@ -553,7 +571,7 @@ def render_summary(report: dict[str, Any]) -> list[str]:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
         f"PostgreSQL {m['postgresql']} on the same cores ({_pg_line(m)}), "
         f"django-oauth-toolkit {m['django_oauth_toolkit']}, "
-        f"gunicorn {report['config']['workers']} sync workers each, {report['config']['sessions']:,} seeded sessions. "
+        f"{_server_line(report['config'])}, {report['config']['sessions']:,} seeded sessions. "
         f"1-minute load average at start / end: "
         f"{' / '.join(str(v) for v in report['load_average_1m'].values())} (anything above 0 is other work "
         "sharing the 2 cores).",
@@ -602,7 +620,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate", type=lambda v: [int(x) for x in v.split(",") if int(x) > 0], default=None,
                         help="open-loop refresh arrival rates per second, comma separated (full: 50,200; 0 = off)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating Vigil/DOT windows per scenario")
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn workers, both")
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="server workers, both")
+    parser.add_argument("--server", choices=["gunicorn", "granian"], default="gunicorn",
+                        help="the WSGI server both systems run under (default gunicorn, as deployed)")
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per scenario")
     parser.add_argument("--login-seconds", type=float, default=None)
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
@@ -658,7 +678,8 @@ def main(argv: list[str]) -> int:
     report = {
         "started_at": started_at.strftime("%Y-%m-%d %H:%M UTC"), "mode": mode, "command": command,
         "results_file": str(results_file.relative_to(ROOT)), "machine": info,
-        "config": {"workers": args.workers, "sessions": args.sessions, "scale": args.scale, "devices": args.devices,
+        "config": {"server": args.server, "workers": args.workers,
+                   "sessions": args.sessions, "scale": args.scale, "devices": args.devices,
                    "duration_s": args.duration, "rounds": args.rounds, "warmup_s": args.warmup,
                    "open_loop_rate": args.rate,
                    "ratio_definition": "Vigil throughput / django-oauth-toolkit throughput, same devices",
