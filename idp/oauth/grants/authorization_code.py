@@ -14,7 +14,7 @@ request, within the same grant, as a refresh would be.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from hmac import compare_digest
 from typing import Any
 
@@ -22,9 +22,11 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from django.db import transaction
 from django.utils import timezone
 
 from accounts import authstate
+from accounts.models import User
 from core.crypto import first_refresh_token, token_digest
 from core.events import EventType, Outcome, client_ip, record
 from sessions.flows import code_exchange
@@ -103,14 +105,24 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     AUTHORIZATION_CODE_LENGTH = 48
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
-        now = timezone.now()
+        data = request.payload.data
+        if not (data.get("nonce") and request.context.auth.login_id):
+            return self._stored(code, request, timezone.now())
+        with transaction.atomic():
+            # This sign-in's retry (OpenIDCode.exists_nonce): one code of the nonce lives. Two
+            # sends at once are stored one after the other, under the user's row lock, so
+            # the second sees (and expires) the first's code.
+            User.objects.select_for_update().only("pk").get(pk=request.user.pk)
+            now = timezone.now()
+            AuthorizationCode.objects.filter(
+                client=request.client, nonce=data["nonce"], login_id=request.context.auth.login_id,
+                used_at__isnull=True, expires_at__gt=now,
+            ).update(expires_at=now)
+            return self._stored(code, request, now)
+
+    def _stored(self, code: str, request: Any, now: datetime) -> AuthorizationCode:
         state = request.context.auth
         data = request.payload.data
-        if data.get("nonce") and state.login_id:  # this sign-in's retry (OpenIDCode.exists_nonce): one code lives
-            AuthorizationCode.objects.filter(
-                client=request.client, nonce=data["nonce"], login_id=state.login_id, used_at__isnull=True,
-                expires_at__gt=now,
-            ).update(expires_at=now)
         return AuthorizationCode.objects.create(
             code_hash=token_digest(code),
             client=request.client,
