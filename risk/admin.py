@@ -136,10 +136,11 @@ class RiskDeviceSessionAdmin(DeviceSessionAdmin):
 
     actions = [*DeviceSessionAdmin.actions, "require_step_up"]
 
-    @admin.action(description="Require step-up (a fresh second factor at the next authorization)",
+    @admin.action(description="Require step-up (a new sign-in with a second factor at the next authorization)",
                   permissions=["change"])
     def require_step_up(self, request: HttpRequest, queryset: Any) -> None:
         """The next refresh is refused and the next authorization of the user at that client
-        demands a second factor verified after this demand (``risk.stepup``)."""
+        demands a new sign-in, with a second factor, begun after this demand: only a sign-in
+        that answered the demand clears it (``risk.stepup``, docs/risk.md)."""
         for session in queryset.filter(status=SessionStatus.ACTIVE).select_related("client", "user"):
             require_step_up(session, STEP_UP_BY_ADMIN, request=request, admin=request.user.get_username())

@@ -1,4 +1,4 @@
-"""The admin's "Require step-up" means a fresh second factor at the next authorization
+"""The admin's "Require step-up" means a new sign-in with a second factor at the next authorization
 (issue 13), userinfo says why the token is refused (RFC 9470 §3), and staff need a second
 factor for the admin themselves."""
 
