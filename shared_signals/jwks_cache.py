@@ -43,13 +43,15 @@ def _may_attempt(transmitter: SsfTransmitter) -> bool:
     return bool(cache.add(_attempt_key(transmitter), 1, timeout=app_settings.JWKS_MIN_REFETCH_SECONDS))
 
 
-def fetch(url: str) -> dict[str, Any]:
+def fetch(url: str, *, transmitter: str = "") -> dict[str, Any]:
     """GET a JWKS; ``SetError(invalid_key, status=503)`` when it cannot be had now. The fetch
     runs on a web worker during a push, so ``core.outbound`` bounds it in all
-    (``IDP_SSF_HTTP_TIMEOUT``) and refuses a host that resolves to an internal address."""
+    (``IDP_SSF_HTTP_TIMEOUT``) and refuses a host that resolves to an internal address (the
+    refusal's event names the ``transmitter``)."""
     try:
         reply = outbound.request("GET", url, purpose=outbound.Purpose.SSF_JWKS, deadline=app_settings.HTTP_TIMEOUT,
-                                 max_bytes=MAX_JWKS_BYTES, headers={"Accept": "application/json"})
+                                 max_bytes=MAX_JWKS_BYTES, headers={"Accept": "application/json"},
+                                 event_fields={"transmitter": transmitter} if transmitter else None)
     except outbound.OutboundError as exc:
         logger.warning("ssf: the JWKS at %s cannot be fetched: %s", url, exc)
         raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503) from None
@@ -78,7 +80,7 @@ def keys_for(transmitter: SsfTransmitter, *, now: datetime, refresh: bool = Fals
         if cached is not None:
             return dict(cached["jwks"])  # the refresh waits: an unknown kid stays unknown
         raise SetError(SetErrorCode.INVALID_KEY, "the transmitter's JWKS cannot be fetched now", status=503)
-    jwks = fetch(transmitter.jwks_uri)
+    jwks = fetch(transmitter.jwks_uri, transmitter=transmitter.name)
     cache.set(_cache_key(transmitter), {"jwks": jwks, "at": now.timestamp()}, app_settings.JWKS_CACHE_SECONDS)
     return jwks
 

@@ -89,9 +89,10 @@ def test_a_jwks_on_a_name_for_loopback_is_refused_unfetched(network: FakeNetwork
     with serving(answer(body=b'{"keys": []}')) as server:
         network.answers[NAME] = [["127.0.0.1"]]
         with pytest.raises(SetError) as refused:
-            jwks_cache.fetch(f"http://{NAME}:{server.port}/jwks.json")
+            jwks_cache.fetch(f"http://{NAME}:{server.port}/jwks.json", transmitter="MDM")
     assert refused.value.status == 503 and server.connections == 0
     assert _refusals() == [("ssf_jwks", "127.0.0.1")]
+    assert SecurityEvent.objects.get(event_type=EventType.OUTBOUND_DESTINATION_REFUSED).details.get("transmitter") == "MDM"
 
 
 def test_a_set_push_to_a_name_for_loopback_is_refused_for_good(network: FakeNetwork, delivery_to: Any) -> None:

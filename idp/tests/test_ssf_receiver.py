@@ -338,9 +338,9 @@ def test_jwks_is_fetched_cached_and_refreshed_on_rotation(mdm: LoopbackTransmitt
     fetches: list[str] = []
     real_fetch = jwks_cache.fetch
 
-    def counting(url: str) -> dict[str, Any]:
+    def counting(url: str, **names: str) -> dict[str, Any]:
         fetches.append(url)
-        return real_fetch(url)
+        return real_fetch(url, **names)
 
     settings.IDP_SSF_JWKS_MIN_REFETCH_SECONDS = 0
     with pytest.MonkeyPatch.context() as mp:
@@ -389,9 +389,9 @@ def test_pushes_while_the_jwks_is_down_do_not_hammer_it(session_factory: Any, cl
     fetches: list[str] = []
     real_fetch = jwks_cache.fetch
 
-    def counting(url: str) -> dict[str, Any]:
+    def counting(url: str, **names: str) -> dict[str, Any]:
         fetches.append(url)
-        return real_fetch(url)
+        return real_fetch(url, **names)
 
     settings.IDP_SSF_JWKS_MIN_REFETCH_SECONDS = 3600
     with pytest.MonkeyPatch.context() as mp:
@@ -419,7 +419,7 @@ def test_a_forged_kid_does_not_refetch_a_jwks_that_just_failed(
     assert post(client, transmitter, mdm.sign(mdm.claims(AUDIENCE, REVOKED, opaque("s1")))).status_code == 202
     fetches: list[str] = []
 
-    def failing(url: str) -> dict[str, Any]:
+    def failing(url: str, **names: str) -> dict[str, Any]:
         fetches.append(url)
         raise jwks_cache.SetError(jwks_cache.SetErrorCode.INVALID_KEY, "cannot be fetched now", status=503)
 
