@@ -399,29 +399,17 @@ def test_forged_origin_registration_leaves_nothing_behind(client: Any, user: Any
 
 
 @pytest.mark.django_db
-def test_a_passkey_name_with_a_nul_character_is_cleaned(client: Any, user: Any, settings: Any) -> None:
+@pytest.mark.parametrize("name", ["Lap\x00top\x07", "Lap\ud800top"], ids=["nul", "lone-surrogate"])
+def test_a_passkey_name_that_no_text_column_holds_is_cleaned(client: Any, user: Any, settings: Any, name: str) -> None:
     """The JSON name reaches the database unvalidated (no form): a NUL character, which
-    PostgreSQL text refuses, was a 500 after the registration had been verified."""
+    PostgreSQL text refuses, or a lone UTF-16 surrogate ("\\ud800"), which no UTF-8 text holds,
+    was a 500 after the registration had been verified."""
     from accounts.tests.conftest import login_password
 
     vector = load_vector(NONE_REG)
     _configure(settings, vector["params"])
     login_password(client)
-    response = _register(client, vector, name="Lap\x00top\x07")
-    assert response.status_code == 200, response.content
-    assert Passkey.objects.get(user=user).name == "Laptop"
-
-
-@pytest.mark.django_db
-def test_a_passkey_name_with_a_lone_surrogate_is_cleaned(client: Any, user: Any, settings: Any) -> None:
-    """JSON may carry a lone UTF-16 surrogate ("\\ud800"), which no UTF-8 text holds: it was
-    a 500 when the name reached PostgreSQL, after the registration had been verified."""
-    from accounts.tests.conftest import login_password
-
-    vector = load_vector(NONE_REG)
-    _configure(settings, vector["params"])
-    login_password(client)
-    response = _register(client, vector, name="Lap\ud800top")
+    response = _register(client, vector, name=name)
     assert response.status_code == 200, response.content
     assert Passkey.objects.get(user=user).name == "Laptop"
 
