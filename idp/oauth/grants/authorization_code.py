@@ -22,11 +22,10 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts import authstate
-from accounts.models import User
 from core.crypto import first_refresh_token, token_digest
 from core.events import EventType, Outcome, client_ip, record
 from sessions.flows import code_exchange
@@ -71,11 +70,7 @@ class OpenIDCode(_OpenIDCode):
         the earlier one is expired (``AuthorizationCodeGrant.save_authorization_code``), so a
         failure after a commit does not turn the browser's retry into an error. Another
         sign-in, or a code already exchanged, is a replay."""
-        earlier = AuthorizationCode.objects.filter(client__client_id=request.payload.client_id, nonce=nonce)
-        login_id = _login_id(request)
-        if not login_id:
-            return earlier.exists()
-        return earlier.exclude(login_id=login_id, used_at__isnull=True).exists()
+        return nonce_replayed(request.payload.client_id, nonce, _login_id(request))
 
     def generate_user_info(self, user: Any, scope: str) -> dict[str, Any]:
         from ..claims import userinfo_claims
@@ -91,6 +86,23 @@ class OpenIDCode(_OpenIDCode):
                 "after_validate_authorization_request_payload", self.validate_openid_authorization_request
             )
 
+def nonce_replayed(client_id: str, nonce: str, login_id: str) -> bool:
+    """A code of ``nonce`` at this client exists that is not this sign-in's unexchanged one."""
+    earlier = AuthorizationCode.objects.filter(client__client_id=client_id, nonce=nonce)
+    if not login_id:
+        return earlier.exists()
+    return earlier.exclude(login_id=login_id, used_at__isnull=True).exists()
+
+
+def hold_nonce(client_id: str, nonce: str) -> None:
+    """Until the transaction ends, no other request stores a code of ``nonce`` at this client:
+    a PostgreSQL advisory lock on the pair (SQLite has one writer at a time already)."""
+    if connection.vendor == "postgresql":
+        key = f"vigil:nonce:{client_id}:{nonce}"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+
+
 def _login_id(request: Any) -> str:
     """The login id of the browser's sign-in behind an authorization request, or ""."""
     django_request = getattr(request, "django_request", None)
@@ -105,19 +117,22 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
     AUTHORIZATION_CODE_LENGTH = 48
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
-        data = request.payload.data
-        if not (data.get("nonce") and request.context.auth.login_id):
+        nonce, login_id = request.payload.data.get("nonce"), request.context.auth.login_id
+        if not nonce:
             return self._stored(code, request, timezone.now())
         with transaction.atomic():
-            # This sign-in's retry (OpenIDCode.exists_nonce): one code of the nonce lives. Two
-            # sends at once are stored one after the other, under the user's row lock, so
-            # the second sees (and expires) the first's code.
-            User.objects.select_for_update().only("pk").get(pk=request.user.pk)
+            # Codes of one nonce are stored one at a time, and the replay check runs again
+            # under that lock: two sends at once are judged as one after the other. The same
+            # sign-in's retry (OpenIDCode.exists_nonce) expires its earlier code, so one code of
+            # the nonce lives; another sign-in's send is the replay it would be a moment later.
+            hold_nonce(request.client.client_id, nonce)
+            if nonce_replayed(request.client.client_id, nonce, login_id):
+                raise InvalidRequestError("Replay attack", redirect_uri=self.redirect_uri)
             now = timezone.now()
-            AuthorizationCode.objects.filter(
-                client=request.client, nonce=data["nonce"], login_id=request.context.auth.login_id,
-                used_at__isnull=True, expires_at__gt=now,
-            ).update(expires_at=now)
+            if login_id:
+                AuthorizationCode.objects.filter(
+                    client=request.client, nonce=nonce, login_id=login_id, used_at__isnull=True, expires_at__gt=now,
+                ).update(expires_at=now)
             return self._stored(code, request, now)
 
     def _stored(self, code: str, request: Any, now: datetime) -> AuthorizationCode:
