@@ -15,12 +15,14 @@ which update the rows in bulk.
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 from django_celery_beat.admin import (
     ClockedScheduleAdmin,
     CrontabScheduleAdmin,
@@ -35,8 +37,12 @@ from django_celery_beat.models import (
     PeriodicTask,
     SolarSchedule,
 )
+from kombu.exceptions import OperationalError as KombuOperationalError
+from kombu.utils.json import loads
 
 from core.events import EventType, record
+
+logger = logging.getLogger("vigil.ops")
 
 
 class Change(StrEnum):
@@ -105,14 +111,31 @@ class ChangeOnlyPeriodicTaskAdmin(RecordedChanges, PeriodicTaskAdmin):
 
     @admin.action(description=PeriodicTaskAdmin.run_tasks.short_description, permissions=["change"])
     def run_tasks(self, request: HttpRequest, queryset: Any) -> None:
-        """Sends every selected task now; runs none when one names no known task (as upstream)."""
-        tasks = list(queryset)
+        """Sends every selected task now, as upstream does (its arguments, queue and the
+        ``periodic_task_name`` header), one at a time so that each one sent is on record and
+        a broker outage is a message, not a 500; runs none when one names no known task."""
         self.celery_app.loader.import_default_modules()
-        runnable = all(self.celery_app.tasks.get(task.task) is not None for task in tasks)
-        super().run_tasks(request, queryset)
-        if runnable:
-            for task in tasks:
-                _note(request, task, Change.RUN)
+        tasks = list(queryset)
+        unknown = [task.task for task in tasks if self.celery_app.tasks.get(task.task) is None]
+        if unknown:
+            self.message_user(request, f'task "{unknown[0]}" not found', level=messages.ERROR)
+            return
+        for sent, task in enumerate(tasks):
+            try:
+                self._send(task)
+            except (KombuOperationalError, OSError) as exc:
+                logger.warning("admin run of %s not sent: the broker is unavailable (%s)", task.name, exc)
+                self.message_user(request, f"The task queue is unavailable: {sent} of {len(tasks)} selected "
+                                  "tasks were run. Try the others again shortly.", level=messages.ERROR)
+                return
+            _note(request, task, Change.RUN)
+        self.message_user(request, f"{len(tasks)} task{pluralize(len(tasks))} run now.")
+
+    def _send(self, task: PeriodicTask) -> None:
+        options: dict[str, Any] = {"headers": {"periodic_task_name": task.name}}
+        if task.queue:
+            options["queue"] = task.queue
+        self.celery_app.tasks[task.task].apply_async(args=loads(task.args), kwargs=loads(task.kwargs), **options)
 
 
 @admin.register(IntervalSchedule)

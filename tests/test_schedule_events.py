@@ -99,3 +99,53 @@ def test_a_viewer_changes_nothing_and_nothing_is_recorded(task: PeriodicTask) ->
     _act(client, "disable_tasks", task)
     task.refresh_from_db()
     assert task.enabled is True and _events() == []
+
+
+def test_running_tasks_while_the_broker_is_down_says_so_and_records_only_what_ran(
+    admin_client: Any, task: PeriodicTask, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker outage is a readable admin message, not a 500; a task sent before the broker
+    went is on record, the ones not sent are not."""
+    from celery import current_app
+    from kombu.exceptions import OperationalError
+
+    second = PeriodicTask.objects.create(name="purge-test", task="idp.purge_expired_codes_and_tokens",
+                                         interval=task.interval, enabled=True)
+    current_app.loader.import_default_modules()
+    sent: list[str] = []
+
+    def first_only(self: Any, *args: Any, **options: Any) -> None:
+        if sent:
+            raise OperationalError("[Errno 111] Connection refused")
+        sent.append(options["headers"]["periodic_task_name"])
+
+    monkeypatch.setattr(type(current_app.tasks[task.task]), "apply_async", first_only)
+    monkeypatch.setattr(type(current_app.tasks[second.task]), "apply_async", first_only)
+    response = admin_client.post(reverse(TASKS), {"action": "run_tasks", ACTION_CHECKBOX_NAME: [task.pk, second.pk]},
+                                 follow=True)
+    assert response.status_code == 200
+    assert "unavailable" in response.content.decode()
+    assert [(e["change"], e["name"].split(":")[0]) for e in _events()] == [("run", sent[0])]
+
+
+@pytest.mark.usefixtures("eager_celery")
+def test_running_a_task_sends_it_and_is_on_record(admin_client: Any, admin_user: Any, task: PeriodicTask,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sent as upstream sends it: its arguments and the periodic task's name in the headers
+    (and run here: the tests' broker is this process)."""
+    from celery import current_app
+
+    current_app.loader.import_default_modules()
+    sent: list[tuple[Any, ...]] = []
+    task_class = type(current_app.tasks[task.task])
+    real = task_class.apply_async
+
+    def recording(self: Any, *args: Any, **options: Any) -> Any:
+        sent.append((options["args"], options["kwargs"], options["headers"]))
+        return real(self, *args, **options)
+
+    monkeypatch.setattr(task_class, "apply_async", recording)
+    response = admin_client.post(reverse(TASKS), {"action": "run_tasks", ACTION_CHECKBOX_NAME: [task.pk]}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["1 task run now."]
+    assert sent == [([], {}, {"periodic_task_name": task.name})]
+    assert [(e["change"], e["admin"]) for e in _events()] == [("run", admin_user.username)]
