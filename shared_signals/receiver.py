@@ -125,11 +125,11 @@ def _accept(transmitter: SsfTransmitter, claims: dict[str, Any], moment: datetim
             else:
                 record(EventType.SSF_SET_DUPLICATE, transmitter=transmitter.name, jti=claims["jti"], ip_address=ip,
                        events=list(claims["events"]), txn=claims.get("txn", ""))
-    except SetError:
-        raise
     except BaseException:
         if claimed:
-            cache.delete(key)  # nothing was applied: the transmitter's retry must be accepted
+            # Nothing was applied, or the row refused this SET: the claim goes, so a retry is
+            # judged afresh (the row still refuses a replay, and acknowledges the same SET).
+            cache.delete(key)
         raise
     return received
 

@@ -79,3 +79,21 @@ def test_another_set_reusing_an_accepted_jti_is_still_refused(
             cache.clear()  # the accepted row refuses it as well
     assert state() == before and DeviceSession.objects.get(sid="s2").status == SessionStatus.ACTIVE
     assert _events("ssf.set.refused") == 6 and not _events("ssf.set.duplicate")
+
+
+def test_a_refused_reuse_after_a_cache_loss_does_not_hide_the_genuine_retry(
+    registered: SsfTransmitter, mdm: LoopbackTransmitter, session_factory: Any, client: HttpClient,
+) -> None:
+    """The cache lost the accepted SET's claim; another SET reusing its ``jti`` claims the cache
+    first and is refused by the row: its claim goes with it, so the transmitter's retry of the
+    accepted SET is still acknowledged, not refused as that other SET's replay."""
+    session_factory("s1")
+    first = mdm.claims(AUDIENCE, REVOKED, opaque("s1"))
+    token = mdm.sign(first)
+    assert post(client, registered, token).status_code == 202
+    cache.clear()
+    assert post(client, registered, mdm.sign(first | {"txn": "another-cause"})).status_code == 400
+    before = state()
+    assert post(client, registered, token).status_code == 202
+    assert state() == before and ReceivedSet.objects.count() == 1
+    assert (_events("ssf.set.refused"), _events("ssf.set.duplicate")) == (1, 1)
