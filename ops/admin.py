@@ -62,7 +62,8 @@ def _note(request: HttpRequest, obj: Model, change: Change, **details: Any) -> N
 
 
 class RecordedChanges(admin.ModelAdmin):
-    """Adding, editing and deleting a row is on record (deleting a schedule deletes its tasks)."""
+    """Adding, editing and deleting a row is on record; deleting a schedule deletes the tasks
+    that use it, which its event names (``tasks``)."""
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -72,14 +73,22 @@ class RecordedChanges(admin.ModelAdmin):
             _note(request, obj, Change.CHANGED, changed=sorted(form.changed_data))
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        tasks = _tasks_using(obj)
         super().delete_model(request, obj)
-        _note(request, obj, Change.DELETED)
+        _note(request, obj, Change.DELETED, **tasks)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        gone = list(queryset)
+        gone = [(obj, _tasks_using(obj)) for obj in queryset]
         super().delete_queryset(request, queryset)
-        for obj in gone:
-            _note(request, obj, Change.DELETED)
+        for obj, tasks in gone:
+            _note(request, obj, Change.DELETED, **tasks)
+
+
+def _tasks_using(obj: Model) -> dict[str, list[str]]:
+    """The periodic tasks a schedule's deletion takes with it (``tasks``), none for a task."""
+    using = getattr(obj, "periodictask_set", None)
+    names = sorted(using.values_list("name", flat=True)) if using is not None else []
+    return {"tasks": names} if names else {}
 
 
 for _model in (PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule):

@@ -85,6 +85,15 @@ def test_deleting_a_task_is_on_record(admin_client: Any, task: PeriodicTask) -> 
     assert [(e["change"], e["name"].split(":")[0]) for e in _events()] == [("deleted", task.name)]
 
 
+def test_deleting_a_schedule_names_the_tasks_it_takes_with_it(admin_client: Any, task: PeriodicTask) -> None:
+    schedule = task.interval
+    url = reverse("admin:django_celery_beat_intervalschedule_delete", args=[schedule.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not PeriodicTask.objects.filter(pk=task.pk).exists()
+    [event] = _events()
+    assert (event["kind"], event["change"], event["tasks"]) == ("intervalschedule", "deleted", [task.name])
+
+
 def test_running_an_unknown_task_runs_nothing_and_records_nothing(admin_client: Any, task: PeriodicTask) -> None:
     PeriodicTask.objects.filter(pk=task.pk).update(task="no.such.task")
     response = _act(admin_client, "run_tasks", task)
