@@ -27,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -163,12 +164,19 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path, label: str) -> str:
     return proc.stdout.decode()
 
 
-def server_command(server: str, bin_dir: Path, app: str, workers: int, port: int, log: Path) -> list[str]:
+class Server(StrEnum):
+    """The WSGI server both systems run under (``--server``)."""
+
+    GUNICORN = "gunicorn"
+    GRANIAN = "granian"
+
+
+def server_command(server: Server, bin_dir: Path, app: str, workers: int, port: int, log: Path) -> list[str]:
     """The WSGI server both systems run under, with the same settings. gunicorn: sync workers,
     no access line, none of a deployment's ``gunicorn.conf.py``. granian (Rust HTTP, issue 19's
     "the WSGI server, measured"): its WSGI interface, one blocking thread per worker (as a sync
     worker), no access log; started as a module so the venv's own copy runs."""
-    if server == "granian":
+    if server is Server.GRANIAN:
         return [str(bin_dir / "python"), "-m", "granian", "--interface", "wsgi", "--workers", str(workers),
                 "--blocking-threads", "1", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                 "--no-ws", app]
@@ -178,7 +186,7 @@ def server_command(server: str, bin_dir: Path, app: str, workers: int, port: int
 
 
 def start_server(bin_dir: Path, app: str, env: dict[str, str], cwd: Path, workers: int, label: str,
-                   ready_path: str, server: str = "gunicorn") -> tuple[subprocess.Popen[bytes], int]:
+                 ready_path: str, server: Server = Server.GUNICORN) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log = _logdir / f"{label}-{server}.log"
     cmd = server_command(server, bin_dir, app, workers, port, log)
@@ -272,7 +280,7 @@ def setup_vigil(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
 
 def start_vigil(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str], label: str) -> Any:
     proc, port = start_server(VIGIL_BIN, "vigil.wsgi:application", env, ROOT, args.workers, label,
-                                "/.well-known/openid-configuration", args.server)
+                              "/.well-known/openid-configuration", args.server)
     spec.update(port=port, master_pid=proc.pid)
     return proc
 
@@ -297,7 +305,7 @@ def setup_dot(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any],
 
 def start_dot(args: argparse.Namespace, spec: dict[str, Any], env: dict[str, str]) -> Any:
     proc, port = start_server(DOT_BIN, "dot_project.wsgi:application", env, DOT_PROJECT,
-                                args.workers, "dot", "/o/token/", args.server)
+                              args.workers, "dot", "/o/token/", args.server)
     spec.update(port=port, master_pid=proc.pid)
     return proc
 
@@ -526,7 +534,7 @@ def ratio_lines(found: dict[str, float], devices: list[int], attested_ran: bool,
     first = devices[0]
     refresh = "attested_refresh" if attested_ran else "refresh"
     lines = ["throughput ratios are Vigil req/s / DOT req/s; cpu ratios are DOT CPU per request / Vigil's "
-             "(gunicorn + PostgreSQL); above 1.00 favours Vigil"]
+             "(the WSGI server + PostgreSQL); above 1.00 favours Vigil"]
     for d in devices:
         for key in (f"attested_refresh/dot_refresh@{d}", f"attested_refresh_android/dot_refresh@{d}",
                     f"refresh/dot_refresh@{d}", f"code_exchange/dot_code_exchange@{d}"):
@@ -555,8 +563,8 @@ def logins_lines(logins: dict[str, Any]) -> list[str]:
 
 
 def _server_line(config: dict[str, Any]) -> str:
-    if config.get("server", "gunicorn") == "granian":
-        return f"granian {config['workers']} WSGI workers (one blocking thread each) each"
+    if config.get("server", Server.GUNICORN) == Server.GRANIAN:
+        return f"granian {config['workers']} WSGI workers of one blocking thread each"
     return f"gunicorn {config['workers']} sync workers each"
 
 
@@ -621,7 +629,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="open-loop refresh arrival rates per second, comma separated (full: 50,200; 0 = off)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating Vigil/DOT windows per scenario")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="server workers, both")
-    parser.add_argument("--server", choices=["gunicorn", "granian"], default="gunicorn",
+    parser.add_argument("--server", type=Server, choices=list(Server), default=Server.GUNICORN,
                         help="the WSGI server both systems run under (default gunicorn, as deployed)")
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per scenario")
     parser.add_argument("--login-seconds", type=float, default=None)

@@ -30,10 +30,11 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.parametrize("server", ["gunicorn", "granian"])
 def test_each_server_serves_with_its_workers_as_children(server: str, tmp_path: Path) -> None:
+    kind = run.Server(server)
     (tmp_path / "tinyapp.py").write_text(APP)
     bin_dir = Path(sys.executable).parent
     proc, port = run.start_server(bin_dir, "tinyapp:application", {"PATH": str(bin_dir), "PYTHONPATH": str(tmp_path)},
-                                  tmp_path, 2, f"test-{server}", "/", server)
+                                  tmp_path, 2, f"test-{server}", "/", kind)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
             assert reply.status == 200 and reply.read()

@@ -14,7 +14,7 @@ client registered (the same JWKS that verifies its ``private_key_jwt`` assertion
   the lifetime to the server; this is the bound Keycloak's secure-request-object policy
   ("available period", one hour) and FAPI 2.0 Message Signing §5.3.2 (60 minutes after
   ``nbf``) set. A FAPI 2.0 client's object also carries ``nbf``, lives at most 60 minutes
-  whatever the setting, and is signed with ES256 or PS256;
+  however high the setting (a lower one bounds it too), and is signed with ES256 or PS256;
 - the object's parameters are the request: the query's are not used (RFC 9101 §5: "the
   authorization server MUST only use the parameters in the Request Object"), so they take
   precedence by replacing the query entirely.

@@ -86,6 +86,7 @@ class OpenIDCode(_OpenIDCode):
                 "after_validate_authorization_request_payload", self.validate_openid_authorization_request
             )
 
+
 def nonce_replayed(client_id: str, nonce: str, login_id: str) -> bool:
     """A code of ``nonce`` at this client exists that is not this sign-in's unexchanged one."""
     earlier = AuthorizationCode.objects.filter(client__client_id=client_id, nonce=nonce)
@@ -96,7 +97,8 @@ def nonce_replayed(client_id: str, nonce: str, login_id: str) -> bool:
 
 def hold_nonce(client_id: str, nonce: str) -> None:
     """Until the transaction ends, no other request stores a code of ``nonce`` at this client:
-    a PostgreSQL advisory lock on the pair (SQLite has one writer at a time already)."""
+    a PostgreSQL advisory lock on the pair. SQLite (development, one process) takes none: its
+    single writer keeps the inserts apart, not the check before them."""
     if connection.vendor == "postgresql":
         key = f"vigil:nonce:{client_id}:{nonce}"
         with connection.cursor() as cursor:
