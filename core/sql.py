@@ -206,6 +206,13 @@ class Statement:
             self._execute(cursor, values, alias)
             return cursor.rowcount
 
+    def rows(self, *values: Any, using: str | None = None) -> list[tuple[Any, ...]]:
+        """Execute a SELECT on the model's read database; all its rows."""
+        alias = using or router.db_for_read(self.model)
+        with connections[alias].cursor() as cursor:
+            self._execute(cursor, values, alias)
+            return [tuple(row) for row in cursor.fetchall()]
+
     def first_row(self, *values: Any, using: str | None = None) -> tuple[Any, ...] | None:
         """Execute a statement with ``RETURNING`` (or a SELECT); its first row, None if none."""
         alias = using or router.db_for_write(self.model)

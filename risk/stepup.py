@@ -23,7 +23,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import BooleanField, Exists, OuterRef, Value
 from django.utils import timezone
 
 from core.acr import ACR_MFA, acr_satisfies
@@ -43,6 +42,18 @@ _ANSWER_OPEN = Statement(
     ["login_id", "created_at", "id", "login_id"],
 )
 
+# The open demands of a user at a client, newest first, each with whether the sign-in named
+# answered it (an empty login id answers nothing). The login id is prepared as text (a
+# ``CharField``), the keys as keys (``id``).
+_OPEN = Statement(
+    StepUpDemand,
+    "SELECT d.acr, EXISTS (SELECT 1 FROM "
+    f"{StepUpAnswer._meta.db_table} a WHERE a.demand_id = d.id AND a.login_id = %s AND a.login_id <> '') "
+    "FROM {table} d WHERE d.user_id = %s AND d.client_id = %s AND d.cleared_at IS NULL "
+    "ORDER BY d.created_at DESC, d.id DESC",
+    ["session_sid", "id", "id"],
+)
+
 
 def acr_demanded_for(user: Any, client: Any) -> str | None:
     """The ``acr`` an open step-up demand requires of ``user`` at ``client``, or None."""
@@ -54,13 +65,12 @@ def acr_demanded_for(user: Any, client: Any) -> str | None:
 
 def open_demands(user: Any, client: Any, login_id: str) -> list[tuple[str, bool]]:
     """``(acr, answered)`` of each open demand of ``user`` at ``client``, newest first, in one
-    query: ``answered`` when the sign-in ``login_id`` answered it (``answer_open_demands``)."""
+    query: ``answered`` when the sign-in ``login_id`` answered it (``answer_open_demands``; a
+    sign-in without a login id answered none). Every code exchange and device grant asks, so
+    the statement is written once, not compiled by the ORM per request (issue 19)."""
     if getattr(user, "pk", None) is None or getattr(client, "pk", None) is None:
         return []
-    answers = StepUpAnswer.objects.filter(demand=OuterRef("pk"), login_id=login_id) if login_id else None
-    rows = (StepUpDemand.objects.open().filter(user=user, client=client).order_by("-created_at", "-pk")
-            .annotate(answered=Exists(answers) if answers is not None else Value(False, output_field=BooleanField())))
-    return [(acr, bool(answered)) for acr, answered in rows.values_list("acr", "answered")]
+    return [(acr, bool(answered)) for acr, answered in _OPEN.rows(login_id, user.pk, client.pk)]
 
 
 def unanswered(login_id: str, user: Any, client: Any) -> bool:

@@ -269,6 +269,30 @@ def test_a_demand_is_met_by_the_sign_in_that_answered_it_whatever_the_clocks_say
     assert unmet_demand(user, mobile_client.client, same_second) == ""
 
 
+def test_open_demands_are_newest_first_per_client_and_an_empty_login_id_answers_none(
+    user, mobile_client, service_client
+):
+    """The one statement behind ``unmet_demand``: only this client's open demands, newest
+    first, ``answered`` only for the sign-in named; a stray answer row with an empty login id
+    answers nothing, and a cleared demand is not open."""
+    from risk.models import StepUpAnswer, StepUpDemand
+    from risk.stepup import ACR_MFA, open_demands
+
+    old = StepUpDemand.objects.create(user=user, client=mobile_client.client, acr="urn:example:old",
+                                      reason="a", created_at=T0)
+    new = StepUpDemand.objects.create(user=user, client=mobile_client.client, acr=ACR_MFA, reason="b",
+                                      created_at=T0 + timedelta(minutes=1))
+    StepUpDemand.objects.create(user=user, client=service_client.client, acr=ACR_MFA, reason="c", created_at=T0)
+    StepUpDemand.objects.create(user=user, client=mobile_client.client, acr="urn:example:cleared", reason="d",
+                                created_at=T0 + timedelta(minutes=2), cleared_at=T0 + timedelta(minutes=3))
+    StepUpAnswer.objects.create(demand=old, login_id="signed-in", created_at=T0)
+    StepUpAnswer.objects.create(demand=new, login_id="", created_at=T0)
+
+    assert open_demands(user, mobile_client.client, "signed-in") == [(ACR_MFA, False), ("urn:example:old", True)]
+    assert open_demands(user, mobile_client.client, "") == [(ACR_MFA, False), ("urn:example:old", False)]
+    assert open_demands(user, mobile_client.client, "someone-else") == [(ACR_MFA, False), ("urn:example:old", False)]
+
+
 def test_a_sign_in_answers_only_the_demands_open_when_it_completed(user, mobile_client, service_client):
     """Every open demand of the user (at any client) and none opened after it."""
     from risk.policy import unmet_demand
