@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from core.conf import SettingsReader
+from core.cookies import default_name
 
 _reader = SettingsReader("ACCOUNTS_")
 _get = _reader.get
@@ -61,8 +62,9 @@ class AppSettings:
 
     @property
     def KNOWN_DEVICE_COOKIE(self) -> str:
-        """Name of the signed known-device cookie issued at each full sign-in. Default "vigil_device"."""
-        return str(_get("KNOWN_DEVICE_COOKIE", "vigil_device"))
+        """Name of the signed known-device cookie issued at each full sign-in. Default
+        "__Host-vigil_device" under an https issuer, else "vigil_device" (``core.cookies``)."""
+        return str(_get("KNOWN_DEVICE_COOKIE", default_name("vigil_device")))
 
     @property
     def KNOWN_DEVICE_DAYS(self) -> int:

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from core.cache import UNAVAILABLE
+from core.cookies import Cookie
 from core.crypto import generate_token
 from core.events import client_ip
 
@@ -132,10 +133,18 @@ def issues_cookie(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         response = view(request, *args, **kwargs)
         value = getattr(request, _PENDING, None)
         if value:
+            spec = cookie()
             response.set_cookie(
-                app_settings.KNOWN_DEVICE_COOKIE, value, max_age=app_settings.KNOWN_DEVICE_DAYS * 86400,
-                secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Lax",
+                spec.name, value, max_age=app_settings.KNOWN_DEVICE_DAYS * 86400,
+                secure=spec.secure, path=spec.path, httponly=True, samesite="Lax",
             )
         return response
 
     return wrapper
+
+
+def cookie() -> Cookie:
+    """The known-device cookie as set: host-only, Path=/, Secure under an https issuer
+    (its default name then takes ``__Host-``, ``core.cookies``)."""
+    return Cookie("known-device", app_settings.KNOWN_DEVICE_COOKIE, "ACCOUNTS_KNOWN_DEVICE_COOKIE",
+                  secure=settings.SESSION_COOKIE_SECURE)

@@ -3,9 +3,10 @@
 Language (OIDC Core §3.1.2.1 ``ui_locales``): the person's own choice on the page (Django's
 ``set_language`` cookie) first, then the ``ui_locales`` of the authorization request the
 page serves (``core.authorize_request``), then the browser's ``Accept-Language``, then
-``LANGUAGE_CODE``. Time zone: the IANA zone the browser reported (``vigil_tz`` cookie,
-written by ``accounts/static/accounts/pages.js``) when it is a zone we know, else
-``TIME_ZONE``; the pages name the zone next to every time.
+``LANGUAGE_CODE``. Time zone: the IANA zone the browser reported (the cookie
+``time_zone_cookie_name()``, ``__Host-vigil_tz`` under an https issuer, written by
+``accounts/static/accounts/pages.js``) when it is a zone we know, else ``TIME_ZONE``; the
+pages name the zone next to every time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from django.utils import timezone, translation
 
 from .authorize_request import authorize_query
 
-TZ_COOKIE = "vigil_tz"
+
+def time_zone_cookie_name() -> str:
+    """``VIGIL_TIME_ZONE_COOKIE_NAME``: the page passes it to its script, which writes the cookie."""
+    return str(settings.VIGIL_TIME_ZONE_COOKIE_NAME)
 
 
 def ui_locales(request: HttpRequest) -> Iterator[str]:
@@ -46,7 +50,7 @@ def language_for(request: HttpRequest) -> str:
 
 
 def zone_for(request: HttpRequest) -> zoneinfo.ZoneInfo | None:
-    name = request.COOKIES.get(TZ_COOKIE, "")
+    name = request.COOKIES.get(time_zone_cookie_name(), "")
     if not name or len(name) > 64 or name not in _known_zones():
         return None
     return zoneinfo.ZoneInfo(name)

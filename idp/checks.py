@@ -7,8 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from accounts import known_devices
+from core import cookies
 from core.app_settings import app_settings
 from core.client_address import parse_hops, parse_networks, trusted_proxy_entries
+
+from .flows.authorize_request import browser_cookie
 
 
 @register(Tags.security, deploy=True)
@@ -78,3 +82,12 @@ def check_outbound(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
         "IDP_OUTBOUND_ALLOW_PRIVATE_ADDRESSES is on: a client, transmitter or receiver that controls its DNS can "
         "make Vigil reach loopback and private addresses (request_uri, jwks_uri, push and logout endpoints).",
         hint="Turn it off unless those parties are on your internal network.", id="vigil.W020")]
+
+
+@register(Tags.security)
+def check_cookie_names(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Every cookie Vigil sets, against its name's prefix (``core.cookies``, RFC 6265bis §4.1.3):
+    ``vigil.E030`` a prefixed cookie that is not Secure, ``vigil.E031`` a ``__Host-`` cookie
+    with a Domain or a Path other than /. Browsers would drop such a cookie without a word."""
+    every = [*cookies.project_cookies(), known_devices.cookie(), browser_cookie()]
+    return [problem for cookie in every for problem in cookies.problems(cookie)]

@@ -13,7 +13,8 @@ relying service would:
 3. a user signs in through the login form (the POST that was a 500 without
    ``createcachetable``), the client completes code + PKCE S256 and a refresh;
 4. the first ID and access tokens, and the refreshed ones, verify against the JWKS loaded
-   in step 1; revocation, logout, the admin's login page and the static files answer.
+   in step 1; revocation, logout, the admin's login page and the static files answer;
+5. every cookie the sign-in set is a ``__Host-`` cookie (Secure, Path=/, no Domain).
 
 The test plays the README's TLS proxy: requests for ``https://id.example.com`` go to
 gunicorn with ``Host`` and ``X-Forwarded-Proto: https``, as a proxy would send them. In the
@@ -45,6 +46,7 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from celery import Celery
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
 
 from .conftest import BrowserAgent
 from .live_stack import free_port
@@ -154,6 +156,7 @@ def sign_in_and_refresh(port: int, client_id: str, alg: str, jwks: jwt.PyJWKSet)
     agent = BrowserAgent(ISSUER)
     proxied(agent.http, port)
     callback = agent.follow_to_client(url, REDIRECT, "operator-alice", PASSWORD)  # the login POST: 302, not 500
+    assert_host_cookies(agent.http.cookies)
     token = oauth.fetch_token(f"{ISSUER}/token", authorization_response=callback, code_verifier=verifier)
     assert verify(token["id_token"], jwks, alg, client_id)["nonce"] == nonce
     assert verify(token["access_token"], jwks, alg, client_id)["client_id"] == client_id
@@ -165,6 +168,16 @@ def sign_in_and_refresh(port: int, client_id: str, alg: str, jwks: jwt.PyJWKSet)
     denied = oauth.post(f"{ISSUER}/token", data={"grant_type": "refresh_token", "client_id": client_id,
                                                   "refresh_token": refreshed["refresh_token"]}, timeout=10)
     assert denied.status_code == 400 and denied.json()["error"] == "invalid_grant"
+
+
+def assert_host_cookies(jar: RequestsCookieJar) -> None:
+    """Under the README's https issuer every cookie is a __Host- cookie (RFC 6265bis §4.1.3.2:
+    Secure, Path=/, no Domain; docs/operations.md "Cookies")."""
+    cookies = {cookie.name: cookie for cookie in jar}
+    assert {"__Host-vigil_session", "__Host-vigil_csrftoken", "__Host-vigil_device"} <= set(cookies), set(cookies)
+    for name, cookie in cookies.items():
+        assert name.startswith("__Host-") and cookie.secure and cookie.path == "/", name
+        assert not cookie.domain_specified and cookie.domain == "id.example.com", (name, cookie.domain)
 
 
 def other_pages_answer(port: int) -> None:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
+from django.conf import settings
 from django.db import connection
 from joserfc.jwk import ECKey
 
@@ -127,7 +128,7 @@ class Device:
         page = browser.get(f"{self.base}/accounts/login/", timeout=15)
         assert page.status_code == 200, page.text[:300]
         return browser.post(f"{self.base}/accounts/login/", timeout=15, allow_redirects=False,
-                            data={"csrfmiddlewaretoken": browser.cookies["vigil_csrftoken"], "username": "alice",
+                            data={"csrfmiddlewaretoken": browser.cookies[settings.CSRF_COOKIE_NAME], "username": "alice",
                                   "password": password},
                             headers={"Referer": f"{self.base}/accounts/login/"})
 

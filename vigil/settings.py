@@ -209,12 +209,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Cookie names (core/cookies.py, docs/operations.md "Cookies"): every cookie Vigil sets is
+# host-only with Path=/, and Secure under an https issuer; there its default name carries the
+# __Host- prefix (RFC 6265bis §4.1.3.2), which browsers accept only from this host over https,
+# so a sibling subdomain or a plain-http answer cannot plant one. Under an http issuer
+# (development) the names stay bare: browsers refuse a __Host- cookie that is not Secure.
+# Each VIGIL_*_COOKIE_NAME (and ACCOUNTS_KNOWN_DEVICE_COOKIE) sets a name as given; system
+# checks vigil.E030/E031 refuse a prefix the cookie's attributes would make browsers drop.
+_https = IDP_ISSUER.startswith("https://")
+VIGIL_COOKIE_NAME_PREFIX = "__Host-" if _https else ""  # follows the issuer; not read from the environment
+
+
+def _cookie_name(variable: str, name: str) -> str:
+    return os.environ.get(variable) or f"{VIGIL_COOKIE_NAME_PREFIX}{name}"
+
+
 LANGUAGE_CODE = "en"
 # The pages' languages (locale/<code>/LC_MESSAGES/django.po, compiled by scripts/compile_translations.py).
 LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("es", "Español")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-LANGUAGE_COOKIE_NAME = os.environ.get("VIGIL_LANGUAGE_COOKIE_NAME", "vigil_language")
-LANGUAGE_COOKIE_SECURE = IDP_ISSUER.startswith("https://")
+LANGUAGE_COOKIE_NAME = _cookie_name("VIGIL_LANGUAGE_COOKIE_NAME", "vigil_language")
+LANGUAGE_COOKIE_SECURE = _https
 LANGUAGE_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
@@ -231,12 +246,16 @@ VIGIL_ADMIN_ALLOW_SINGLE_FACTOR = env_bool("VIGIL_ADMIN_ALLOW_SINGLE_FACTOR")
 # Sessions and cookies: secure unless explicitly in development.
 # Database sessions; a write the database fails during an outage is a 503, not a 400 (core.session_store).
 SESSION_ENGINE = "core.session_store"
-SESSION_COOKIE_NAME = os.environ.get("VIGIL_SESSION_COOKIE_NAME", "vigil_session")
-CSRF_COOKIE_NAME = os.environ.get("VIGIL_CSRF_COOKIE_NAME", "vigil_csrftoken")
+SESSION_COOKIE_NAME = _cookie_name("VIGIL_SESSION_COOKIE_NAME", "vigil_session")
+CSRF_COOKIE_NAME = _cookie_name("VIGIL_CSRF_COOKIE_NAME", "vigil_csrftoken")
+# The browser's time zone, written by accounts/static/accounts/pages.js (core/locale.py).
+VIGIL_TIME_ZONE_COOKIE_NAME = _cookie_name("VIGIL_TIME_ZONE_COOKIE_NAME", "vigil_tz")
+# Flash messages ride in a signed cookie until read, in the session when too long (core/flash_messages.py).
+MESSAGE_STORAGE = "core.flash_messages.FlashMessageStorage"
+VIGIL_MESSAGES_COOKIE_NAME = _cookie_name("VIGIL_MESSAGES_COOKIE_NAME", "vigil_messages")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("VIGIL_SESSION_COOKIE_AGE", str(12 * 3600)))
-_https = IDP_ISSUER.startswith("https://")
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _https and not DEBUG)

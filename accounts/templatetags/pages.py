@@ -10,6 +10,8 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 
+from core.locale import time_zone_cookie_name
+
 from .. import plain
 from ..app_settings import app_settings
 
@@ -22,6 +24,13 @@ def passkey_origin() -> str:
     named in the message shown when the page was opened elsewhere."""
     web = [o for o in app_settings.WEBAUTHN_ALLOWED_ORIGINS if o.startswith(("https://", "http://"))]
     return web[0] if web else ""
+
+
+@register.simple_tag
+def time_zone_cookie() -> str:
+    """The name pages.js writes the browser's time zone under (``__Host-vigil_tz`` under an
+    https issuer): given to the script, never written into it."""
+    return time_zone_cookie_name()
 
 
 @register.filter

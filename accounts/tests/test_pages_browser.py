@@ -140,10 +140,18 @@ def test_totp_page_offers_a_link_and_a_working_copy_button(chromium: Any, live: 
     assert page.inner_text("[data-copy-status]") == "Key copied."
 
 
-def test_times_are_redrawn_in_the_browser_zone_and_kept_for_the_server(chromium: Any, live: str, user: Any) -> None:
+@pytest.mark.parametrize("cookie", ["vigil_tz", "__Host-vigil_tz"])  # http's name, https's (core.cookies)
+def test_times_are_redrawn_in_the_browser_zone_and_kept_for_the_server(
+    chromium: Any, live: str, user: Any, settings: Any, cookie: str
+) -> None:
+    """The script writes the zone under the name the page gives it (a __Host- name Secure, as
+    browsers require; Chromium takes Secure cookies from http://localhost)."""
+    settings.VIGIL_TIME_ZONE_COOKIE_NAME = cookie
     page = new_page(chromium, live, timezone_id="Asia/Tokyo", locale="en-US")
     sign_in(page)
-    page.context.add_cookies([{"name": "vigil_tz", "value": "UTC", "url": live}])  # as if never reported
+    # As if never reported (host-only, Path=/; Secure, as its prefix requires, for the __Host- name)
+    page.context.add_cookies([{"name": cookie, "value": "UTC", "domain": "localhost", "path": "/",
+                               "secure": cookie != "vigil_tz"}])
     page.goto("/accounts/")
     assert page.get_attribute("html", "data-time-zone") == "UTC"  # the server's rendering, named
     page.wait_for_function("() => document.querySelector('time[data-local]').dataset.zone === 'Asia/Tokyo'")
@@ -152,6 +160,9 @@ def test_times_are_redrawn_in_the_browser_zone_and_kept_for_the_server(chromium:
     assert page.get_attribute("html", "data-time-zone") == "Asia/Tokyo"
     assert "Times are shown in your time zone (Asia/Tokyo)." in page.content()
     assert page.locator("time[data-local][data-zone]").count() == 0  # nothing left to redraw
+    written = {c["name"]: c for c in page.context.cookies()}
+    assert written[cookie]["value"] == "Asia/Tokyo" and written[cookie]["path"] == "/"
+    assert not ({"vigil_tz", "__Host-vigil_tz"} - {cookie}) & set(written)  # under its name only
 
 
 def _autofill_page(chromium: Any, base: str) -> Any:

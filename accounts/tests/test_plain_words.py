@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import translation
@@ -96,16 +97,16 @@ def test_account_page_reads_in_words(signed_in_from_london: Client) -> None:
 def test_times_follow_the_browser_zone(signed_in_from_london: Client) -> None:
     row = BrowserSession.objects.get()
     BrowserSession.objects.filter(pk=row.pk).update(last_auth_at=datetime(2026, 7, 1, 12, 0, tzinfo=UTC))
-    signed_in_from_london.cookies["vigil_tz"] = "Asia/Tokyo"
+    signed_in_from_london.cookies[settings.VIGIL_TIME_ZONE_COOKIE_NAME] = "Asia/Tokyo"
     body = signed_in_from_london.get(reverse("accounts:profile")).content.decode()
     assert '<time datetime="2026-07-01T21:00:00+09:00" data-local>' in body and "(Asia/Tokyo)" in body
-    signed_in_from_london.cookies["vigil_tz"] = "Not/AZone"  # unknown: the server's zone, named
+    signed_in_from_london.cookies[settings.VIGIL_TIME_ZONE_COOKIE_NAME] = "Not/AZone"  # unknown: the server's zone, named
     body = signed_in_from_london.get(reverse("accounts:profile")).content.decode()
     assert '<time datetime="2026-07-01T12:00:00+00:00" data-local>' in body and "(UTC)" in body
 
 
 def test_account_page_in_spanish_names_the_place_in_spanish(signed_in_from_london: Client) -> None:
-    signed_in_from_london.cookies["vigil_language"] = "es"
+    signed_in_from_london.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"
     text = visible_text(signed_in_from_london.get(reverse("accounts:profile")).content.decode())
     assert "Cerca de Willesden, Reino Unido" in text and "Básica: solo una contraseña" in text
 

@@ -30,6 +30,7 @@ from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
 from django.conf import settings
 from django.http import HttpRequest
 
+from core.cookies import Cookie
 from core.crypto import generate_token
 from core.events import EventType, Outcome, record
 from core.outage import keep_cookie
@@ -104,18 +105,25 @@ def _mark(request_uri: str) -> str:
 
 
 def browser_cookie_name() -> str:
-    """The cookie binding a taken pushed request to its browser (next to the session cookie)."""
+    """The cookie binding a taken pushed request to its browser, named after the session
+    cookie: ``__Host-vigil_session_par`` under an https issuer (``core.cookies``)."""
     return f"{settings.SESSION_COOKIE_NAME}_par"
+
+
+def browser_cookie() -> Cookie:
+    """That cookie as ``keep_cookie`` sets it: host-only, Path=/, Secure as the session cookie."""
+    return Cookie("pushed-request binding", browser_cookie_name(), "VIGIL_SESSION_COOKIE_NAME (its name + _par)",
+                  secure=settings.SESSION_COOKIE_SECURE)
 
 
 def _browser_binding(request: HttpRequest) -> str:
     """This browser's binding: the one its cookie carries, or a new one; set on the answer,
     whatever it is (a 503 included), so that the browser's retry is recognised."""
-    name = browser_cookie_name()
-    binding = request.COOKIES.get(name, "")
+    cookie = browser_cookie()
+    binding = request.COOKIES.get(cookie.name, "")
     if not _BINDING.fullmatch(binding):
         binding = generate_token(32)
-    keep_cookie(request, name, binding, max_age=par.USED_MEMORY, secure=settings.SESSION_COOKIE_SECURE)
+    keep_cookie(request, cookie.name, binding, max_age=par.USED_MEMORY, secure=cookie.secure)
     return binding
 
 

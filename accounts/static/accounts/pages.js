@@ -3,7 +3,9 @@
  *   [data-copy]          button: copies the text of the element its value names (an id);
  *                        shown only where the Clipboard API works; says "copied" in [data-copy-status]
  *   time[datetime]       shown in the browser's own time zone and language; the zone is also kept
- *                        in the "vigil_tz" cookie so the next page is rendered in it by the server
+ *                        in a cookie so the next page is rendered in it by the server: the cookie
+ *                        named by this script's data-time-zone-cookie ("__Host-vigil_tz" under an
+ *                        https issuer, "vigil_tz" in development), Path=/, Secure over https
  *   form[data-submit-once]  sent once: a second click (a double click) while the first is on its
  *                        way sends nothing. The server still takes a repeat that does arrive (a
  *                        retry, a page without scripts) as the same request; this spares the
@@ -11,6 +13,9 @@
  */
 (function () {
   "use strict";
+
+  var script = document.currentScript;  // only while this file runs, not in its listeners
+  var zoneCookie = (script && script.getAttribute("data-time-zone-cookie")) || "vigil_tz";
 
   function setupCopy() {
     document.querySelectorAll("[data-copy]").forEach(function (button) {
@@ -49,8 +54,11 @@
 
   function rememberZone(zone) {
     if (!zone || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) { return; }
-    var secure = window.location.protocol === "https:" ? "; Secure" : "";
-    document.cookie = "vigil_tz=" + zone + "; Path=/; Max-Age=31536000; SameSite=Lax" + secure;
+    // A __Host- or __Secure- name is set only with Secure (RFC 6265bis §4.1.3); __Host- also
+    // only host-only (no Domain) with Path=/, which this cookie always is.
+    var prefixed = /^__(host|secure)-/i.test(zoneCookie);
+    var secure = (prefixed || window.location.protocol === "https:") ? "; Secure" : "";
+    document.cookie = zoneCookie + "=" + zone + "; Path=/; Max-Age=31536000; SameSite=Lax" + secure;
   }
 
   function localTimes(zone) {
