@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
+from accounts.pending import Ended
 from core import metrics
 from core.events import EventType, Outcome
 from core.metrics import NONE, bounded
@@ -27,6 +28,7 @@ Handler = Callable[[SecurityEvent], None]
 REFRESH_GRANT = "refresh_token"
 LOGIN_FACTORS: dict[str, str] = {EventType.LOGIN_PASSWORD: "password", EventType.LOGIN_PASSKEY: "passkey"}
 THROTTLED = "throttled"
+ENDED = frozenset(Ended)
 
 
 def _detail(event: SecurityEvent, name: str) -> object:
@@ -107,6 +109,11 @@ def _device_health(event: SecurityEvent) -> None:
 
 
 def _login(event: SecurityEvent) -> None:
+    """A sign-in step: a factor tried, and its result. A half-done sign-in ended before its
+    second step (``accounts.pending.Ended``: its password changed meanwhile) tried no factor and
+    gave nobody a session: it stays on record as a ``login.second_factor`` event, uncounted."""
+    if event.reason in ENDED:
+        return
     factor = LOGIN_FACTORS.get(event.event_type) or bounded("login.factor", _detail(event, "method"))
     if event.outcome == Outcome.SUCCESS:
         result = "success"

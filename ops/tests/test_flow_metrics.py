@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from clients.flows.registration import register_client
 from core.metrics import OTHER
+from core.models import SecurityEvent
 from idp.tests.conftest import MOBILE_CLIENT_ID, PASSWORD, form_post
 from ops import labels
 
@@ -100,3 +101,28 @@ def test_unmatched_paths_share_one_series() -> None:
         HttpClient().get(path)
     assert probe.gained() == [3]
     assert "/wp-login.php" not in _all_label_values()
+
+
+def test_a_sign_in_ended_by_a_password_change_is_no_login(user: Any) -> None:
+    """Someone holding the old password waits at the second step; the owner changes the password
+    meanwhile, which ends that half-done sign-in (``accounts.pending``): no factor was tried and
+    nobody got a session, so no login is counted, of any factor or result. It stays on record."""
+    from accounts.tests.conftest import code_for, confirmed_totp
+
+    device = confirmed_totp(user)
+    intruder, owner = HttpClient(), HttpClient()
+    for agent in (intruder, owner):
+        assert agent.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD}).status_code == 302
+    assert owner.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(device)}).status_code == 302
+    new_password = "a different long passphrase 7"
+    assert owner.post(reverse("accounts:password_change"), {
+        "old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password}).status_code == 302
+    logins = Deltas(*[("vigil_logins_total", {"factor": factor, "result": result})
+                      for factor in ("none", "password", "totp", "recovery", "passkey", OTHER)
+                      for result in ("success", "failure", "throttled")])
+
+    ended = intruder.post(reverse("accounts:verify"), {"method": "totp", "code": "123456"})
+    assert ended.status_code == 302 and ended["Location"].startswith(reverse("accounts:login"))
+    assert SecurityEvent.objects.filter(event_type="login.second_factor", outcome="denied", reason="password_changed",
+                                        user=user).count() == 1
+    assert set(logins.gained()) == {0}
