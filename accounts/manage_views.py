@@ -107,12 +107,11 @@ def totp_enroll_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 def _after_confirmation(request: HttpRequest, result: totp_enroll.Confirmation) -> HttpResponse:
-    """A repeat writes nothing to the session: the codes the confirmation stored stay there."""
+    """The confirmation put its proof and codes in the session (``totp_enroll``); a repeat
+    writes nothing to the session: the codes the confirmation stored stay there."""
     next_url = safe_next(request)
-    if result.outcome is totp_enroll.Outcome.CONFIRMED:
-        authstate.add_methods(request, ["otp"])  # the code just checked is a real OTP proof
-        if not result.recovery_codes:
-            return HttpResponseRedirect(next_url, status=303)
+    if result.outcome is totp_enroll.Outcome.CONFIRMED and not result.recovery_codes:
+        return HttpResponseRedirect(next_url, status=303)
     return HttpResponseRedirect(_codes_page(request, result.recovery_codes, next_url), status=303)
 
 

@@ -1,11 +1,11 @@
 """Confirming a new authenticator app (RFC 6238) once, however often the browser sends it.
 
 The first valid code confirms the pending device (replacing any older one) and, for a first
-second factor, makes the first recovery codes, which the view keeps in the session and
-shows once on a GET page (Post/Redirect/Get). A browser may send the form twice (a double
-click, a retry after a lost response) and display only the last answer: that answer must
-not read "That code is not valid" with a new secret while the codes made by the first stay
-unseen.
+second factor, makes the first recovery codes, kept in the session (with the OTP proof, in
+the confirmation's transaction) and shown once on a GET page (Post/Redirect/Get). A browser
+may send the form twice (a double click, a retry after a lost response) and display only the
+last answer: that answer must not read "That code is not valid" with a new secret while the
+codes made by the first stay unseen.
 
 Design, the simplest we found correct under concurrency: each confirmation of one user runs
 in one transaction holding that user's row lock (``select_for_update``), so two submissions
@@ -17,6 +17,11 @@ exactly this code within ``REPEAT_WINDOW`` (the code of its last accepted time s
 failure (its reservation is given back). The view answers it with the page that shows this
 session's codes, if any are still unseen, and never writes the session on a repeat, so a
 second request that read the session before the first saved it cannot erase the codes.
+A response lost for good (its new session cookie with it: the confirmation renews the
+session id, ``authstate.add_methods``) leaves the browser the old cookie, whose session is
+gone: the retry is sent to sign in, changing nothing. Signed in again with the new app, the
+browser comes back to this page, which shows a new secret; the code the user then types is
+their confirmed app's (``ALREADY_SET_UP``): no failure, nothing changed, the browser sent on.
 Anything else is judged as before: a wrong code is a throttled, recorded failure.
 """
 
@@ -34,10 +39,10 @@ from core.events import EventType
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType
 
-from .. import throttle
+from .. import authstate, throttle
 from ..models import SealedTOTPDevice as TOTPDevice
 from ..models import User
-from . import attempts, policy, recovery, totp
+from . import attempts, policy, recovery, recovery_display, totp
 
 #: How long after a confirmation the same code, sent again, is taken as that confirmation
 #: repeated: a double click arrives within a second, a browser's retry within a proxy timeout.
@@ -47,6 +52,7 @@ REPEAT_WINDOW = timedelta(minutes=5)
 class Outcome(StrEnum):
     CONFIRMED = "confirmed"  # this submission confirmed the pending device
     REPEATED = "repeated"  # the confirmation just made, sent again: nothing changed
+    ALREADY_SET_UP = "already_set_up"  # a code of the app the user already has: nothing changed
     REFUSED = "refused"  # a wrong code, nothing pending, or too many attempts
 
 
@@ -68,33 +74,54 @@ def confirm(request: HttpRequest, user: User, code: str, now: datetime | None = 
     with attempts.judging(attempt), transaction.atomic():  # an outage here counts no failure
         User.objects.select_for_update().only("pk").get(pk=user.pk)  # one confirmation of a user at a time
         result = _judge(request, user, code, now or timezone.now())
+        if result.outcome is Outcome.CONFIRMED:
+            _prove_in_session(request, result)
     if result.outcome is Outcome.REFUSED:
         attempts.fail(request, attempt, EventType.FACTOR_TOTP_ENROLL, attempts.Refusal.BAD_CODE, user=user)
     elif result.outcome is Outcome.CONFIRMED:
         throttle.succeeded(attempt)
     else:
-        throttle.abandoned(attempt)  # not a guess: nothing counted, nothing cleared
+        throttle.abandoned(attempt)  # no guess at the new secret: nothing counted, nothing cleared
     return result
+
+
+def _prove_in_session(request: HttpRequest, result: Confirmation) -> None:
+    """The session learns of the confirmation in its transaction: the code is a real OTP proof
+    (``otp``, a new session id) and the first codes are kept for the page that shows them. The
+    new session's row is written here, so a write that fails undoes the confirmation and the
+    retry is judged afresh; committed apart, it left a confirmed app, codes nobody would see and
+    a password-only session that the retry found sent to prove the app it had just set up."""
+    recovery_display.keep(request.session, result.recovery_codes)
+    authstate.add_methods(request, ["otp"])  # renews the session id: the new row holds it all
 
 
 def _judge(request: HttpRequest, user: User, code: str, now: datetime) -> Confirmation:
     device = totp.unconfirmed_device(user)
-    if device is None:
-        return Confirmation(Outcome.REPEATED if _repeats_confirmation(user, code, now) else Outcome.REFUSED)
-    if not totp.verify_device(device.pk, code):
+    if device is not None and totp.verify_device(device.pk, code):
+        _mark_confirmed(request, user, device.pk)
+        if policy.has_recovery_codes(user):
+            return Confirmation(Outcome.CONFIRMED)
+        return Confirmation(Outcome.CONFIRMED, recovery.generate(user, request, reason="first_factor"))
+    confirmed = totp.confirmed_device(user)
+    if confirmed is None:
         return Confirmation(Outcome.REFUSED)
-    _mark_confirmed(request, user, device.pk)
-    if policy.has_recovery_codes(user):
-        return Confirmation(Outcome.CONFIRMED)
-    return Confirmation(Outcome.CONFIRMED, recovery.generate(user, request, reason="first_factor"))
+    if device is None and _accepted_moments_ago(confirmed, code, now):
+        return Confirmation(Outcome.REPEATED)
+    return Confirmation(Outcome.ALREADY_SET_UP if _from_app(confirmed, code, now) else Outcome.REFUSED)
 
 
-def _repeats_confirmation(user: User, code: str, now: datetime) -> bool:
+def _accepted_moments_ago(device: TOTPDevice, code: str, now: datetime) -> bool:
     """The code the confirmed device accepted moments ago, sent again."""
-    device = totp.confirmed_device(user)
-    if device is None or device.last_used_at is None or now - device.last_used_at > REPEAT_WINDOW:
+    if device.last_used_at is None or now - device.last_used_at > REPEAT_WINDOW:
         return False
     return totp.is_last_accepted(device, code)
+
+
+def _from_app(device: TOTPDevice, code: str, now: datetime) -> bool:
+    """A code of the app already confirmed (the one it accepted moments ago, or a new one, then
+    spent): the page was reached again after the confirmation (a retry whose answer was lost,
+    signed in again) and the user typed the code their app shows. Their app works: no wrong guess."""
+    return _accepted_moments_ago(device, code, now) or totp.verify_device(device.pk, code)
 
 
 def _mark_confirmed(request: HttpRequest, user: User, device_pk: int) -> None:

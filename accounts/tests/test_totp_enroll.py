@@ -13,12 +13,13 @@ from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticToken
 
-from accounts.flows import recovery
+from accounts.flows import recovery, totp
 from accounts.flows.recovery_display import NEW_CODES_SESSION_KEY
 from accounts.flows.totp_enroll import REPEAT_WINDOW
 from accounts.models import SealedTOTPDevice
 from accounts.tests.conftest import code_for, login_password, signed_in
 from core.models import SecurityEvent
+from core.outage_testing import database_down
 
 pytestmark = pytest.mark.django_db
 
@@ -142,6 +143,45 @@ def test_a_retry_with_the_cookie_from_before_the_step_up_is_safe(client: Client,
     assert len(client.get(first["Location"]).context["codes"]) == 10
 
 
+def test_a_lost_answer_retried_signs_in_again_and_the_apps_code_is_no_wrong_code(
+    client: Client, user: Any, frozen: Any
+) -> None:
+    """The confirmation commits, but its answer is lost with the new session cookie it carried
+    (``authstate.add_methods`` renews the session id): the browser keeps the old cookie. Its
+    retry is sent to sign in, changing nothing. Signed in again with the new app, the browser is
+    back on the set-up page, which shows a new secret, and the user types the code their app
+    shows: that app is set up, so the code is no wrong guess (no failure, nothing counted against
+    the user, nothing changed) and the browser goes on."""
+    device = start(client, user)
+    browser = Client()  # holds the cookie from before the answer that was lost
+    browser.cookies[settings.SESSION_COOKIE_NAME] = client.cookies[settings.SESSION_COOKIE_NAME].value
+    code = code_for(device)
+    assert confirm(client, code).status_code == 303  # committed; the answer never reaches the browser
+
+    retry = confirm(browser, code)
+    assert retry.status_code == 302 and retry["Location"].startswith(reverse("accounts:login"))
+    assert not enroll_failures().exists()
+    setup = reverse("accounts:totp_enroll")
+    assert login_password(browser, next=setup)["Location"].startswith(reverse("accounts:verify"))
+    frozen.shift(30)  # the app's next code signs in
+    verified = browser.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(device), "next": setup})
+    assert browser.get(verified["Location"])["Location"] == setup
+    page = browser.get(setup)
+    assert page.status_code == 200 and page.context["secret"] != totp.secret_base32(device)  # a new secret
+    before = state(user)
+
+    for _ in range(2):  # the code just used to sign in, then the app's next one
+        answer = confirm(browser, code_for(device))
+        assert answer.status_code == 303, answer.status_code
+        assert browser.get(answer["Location"])["Location"] == PROFILE  # no codes to show here: on
+        frozen.shift(30)
+    after = state(user)
+    assert not enroll_failures().exists()  # neither a failure nor a throttling refusal
+    assert after["codes"] == before["codes"] and after["events"] == before["events"]
+    assert SealedTOTPDevice.objects.get(user=user, confirmed=True).pk == device.pk
+    assert signed_in(browser)["amr"] == ["mfa", "otp", "pwd"]
+
+
 def test_wrong_codes_are_throttled_recorded_failures_that_change_nothing(
     client: Client, user: Any, frozen: Any
 ) -> None:
@@ -186,3 +226,31 @@ def test_the_same_code_long_after_is_no_repeat(client: Client, user: Any, frozen
     assert late.status_code == 400
     assert enroll_failures(outcome="failure", reason="bad_code").count() == 1
     assert SealedTOTPDevice.objects.get(user=user, confirmed=True).pk == device.pk
+
+
+def _session_insert(sql: str) -> bool:
+    return sql.lstrip().upper().startswith("INSERT") and "django_session" in sql
+
+
+def test_a_session_write_failing_after_the_check_undoes_the_confirmation(
+    client: Client, user: Any, frozen: Any
+) -> None:
+    """The code is right, but writing the renewed session (its proof and the first codes) fails
+    (the database went away): a 503 that changed nothing, so the retry, with the same cookie
+    and code, confirms the app, shows its codes and proves it; no failure is counted. Were the
+    confirmation committed apart, the retry would meet a confirmed app, codes nobody saw and a
+    password-only session sent to prove the app it had just set up."""
+    device = start(client, user)
+    code = code_for(device)
+    before = state(user)
+    with database_down(_session_insert) as refused:
+        failed = confirm(client, code)
+    assert refused and failed.status_code == 503 and failed["Retry-After"]
+    assert state(user) == before  # no app confirmed, no codes, no event, the step not spent
+
+    retry = confirm(client, code)
+    assert retry.status_code == 303 and retry["Location"] == codes_page()
+    assert len(client.get(retry["Location"]).context["codes"]) == 10
+    assert signed_in(client)["amr"] == ["mfa", "otp", "pwd"]
+    assert SealedTOTPDevice.objects.get(user=user, confirmed=True).pk == device.pk
+    assert not enroll_failures().exists()
