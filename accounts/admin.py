@@ -92,6 +92,19 @@ class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
                    changed=sorted(form.changed_data), is_active=obj.is_active, is_staff=obj.is_staff,
                    is_superuser=obj.is_superuser, require_mfa=obj.require_mfa, email_verified=obj.email_verified)
 
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        self.delete_queryset(request, User.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        """Deleting an account is a security decision, on record (``user.deleted``) once the row
+        is gone: the event names the account by its username, id and ``sub``, and who deleted it."""
+        gone = [(user.get_username(), user.pk, user.subject) for user in queryset]
+        super().delete_queryset(request, queryset)
+        admin_name = signed_in_user(request).get_username()
+        for username, user_id, subject in gone:
+            record(EventType.USER_DELETED, request=request, admin=admin_name, username=username, user_id=user_id,
+                   sub=str(subject))
+
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         """Django's password form; a password it set is a credential change (``flows.password``)."""
         response = super().user_change_password(request, id, form_url)

@@ -124,6 +124,7 @@ class EventType(StrEnum):
     SSF_SET_FAILED = "ssf.set.failed"
     USER_CREATED = "user.created"
     USER_CHANGED = "user.changed"
+    USER_DELETED = "user.deleted"
 
 
 def client_ip(request: HttpRequest | None) -> str | None:

@@ -83,3 +83,23 @@ def test_a_new_email_is_not_verified_by_the_old_tick(admin_client: Any) -> None:
     _save(admin_client, target, email="erin@example.org", email_verified=True)  # vouched for in the same edit
     target.refresh_from_db()
     assert target.email == "erin@example.org" and target.email_verified
+
+
+def test_deleting_users_is_recorded(admin_client: Any, admin_user: User) -> None:
+    """From the delete page and from the changelist's action: one ``user.deleted`` each, naming
+    the account gone and the admin; an account kept is not named."""
+    dave = User.objects.create_user("dave", password="a long enough passphrase")
+    erin = User.objects.create_user("erin", password="a long enough passphrase")
+    kept = User.objects.create_user("frank", password="a long enough passphrase")
+    gone = {user.username: (user.pk, str(user.subject)) for user in (dave, erin)}
+
+    page = admin_client.post(reverse("admin:accounts_user_delete", args=[dave.pk]), {"post": "yes"})
+    assert page.status_code == 302
+    action = admin_client.post(reverse("admin:accounts_user_changelist"),
+                               {"action": "delete_selected", "_selected_action": [erin.pk], "post": "yes"})
+    assert action.status_code == 302
+    assert set(User.objects.values_list("username", flat=True)) == {admin_user.username, kept.username}
+    events = SecurityEvent.objects.filter(event_type="user.deleted").order_by("pk")
+    assert [(e.details["username"], (e.details["user_id"], e.details["sub"])) for e in events] == [
+        ("dave", gone["dave"]), ("erin", gone["erin"])]
+    assert {e.details["admin"] for e in events} == {admin_user.get_username()}
