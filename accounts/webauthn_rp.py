@@ -1,14 +1,16 @@
 """The WebAuthn Relying Party boundary over py_webauthn: options, challenges, verification.
 
 Every library exception becomes one ``PasskeyError`` with a stable code (never a 500).
-Challenges live in the server-side session, one per purpose, single-use and short-lived
-(WebAuthn L3 §13.4.3). Origins accepted are ``ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS``, which
-may include native Android origins ``android:apk-key-hash:...`` (§7.1 step 9).
+Challenges live in the server-side session, the latest few per purpose (a page in each
+tab), each single-use and short-lived (WebAuthn L3 §13.4.3). Origins accepted are
+``ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS``, which may include native Android origins
+``android:apk-key-hash:...`` (§7.1 step 9).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import datetime
 from typing import Any
@@ -40,6 +42,7 @@ from webauthn.helpers.structs import (
 )
 from webauthn.registration.verify_registration_response import VerifiedRegistration
 
+from core.crypto import constant_time_equals
 from core.encoding import b64url_encode
 
 from .app_settings import app_settings
@@ -68,29 +71,58 @@ def apk_key_hash_origin(sha256_fingerprint: str) -> str:
 
 
 # --- challenges --------------------------------------------------------------------------
+#: Challenges kept per purpose: each page asks for its own (a sign-in page in two tabs, its
+#: autofill in the background), and the ceremony names the one it answers (clientDataJSON).
+MAX_CHALLENGES = 5
+
+
 def new_challenge(request: HttpRequest, purpose: str, now: datetime | None = None) -> bytes:
+    """A fresh challenge for ``purpose``, kept with the (at most ``MAX_CHALLENGES - 1``) latest
+    ones still out: a second tab asking for options does not void the first tab's."""
     moment = now or timezone.now()
     challenge = secrets.token_bytes(32)
     store = request.session.get(CHALLENGE_SESSION_KEY) or {}
-    store[purpose] = {
-        "c": b64url_encode(challenge),
-        "exp": int(moment.timestamp()) + app_settings.WEBAUTHN_CHALLENGE_SECONDS,
-    }
+    entry = {"c": b64url_encode(challenge), "exp": int(moment.timestamp()) + app_settings.WEBAUTHN_CHALLENGE_SECONDS}
+    store[purpose] = [*_kept(store.get(purpose)), entry][-MAX_CHALLENGES:]
     request.session[CHALLENGE_SESSION_KEY] = store
     return challenge
 
 
-def pop_challenge(request: HttpRequest, purpose: str, now: datetime | None = None) -> bytes:
-    """The purpose's challenge, removed from the session (single use), or ``PasskeyError``."""
+def _kept(value: Any) -> list[dict[str, Any]]:
+    """The purpose's challenges, oldest first (a session from before several were kept holds one)."""
+    entries = value if isinstance(value, list) else [value] if value else []
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
+def pop_challenge(request: HttpRequest, purpose: str, now: datetime | None = None, claimed: str = "") -> bytes:
+    """The challenge the ceremony answers (``claimed``, its clientDataJSON's, else the latest),
+    removed from the session (single use, §13.4.3), or ``PasskeyError``. Which one is picked
+    decides nothing: verification still requires the signed clientDataJSON to name it."""
     moment = now or timezone.now()
     store = request.session.get(CHALLENGE_SESSION_KEY) or {}
-    entry = store.pop(purpose, None)
+    entries = _kept(store.pop(purpose, None))
+    live = [entry for entry in entries if moment.timestamp() < int(entry["exp"])]
+    chosen = next((entry for entry in live if constant_time_equals(str(entry["c"]), claimed)), None)
+    chosen = chosen or (live[-1] if live else None)
+    if chosen is not None and len(live) > 1:
+        store[purpose] = [entry for entry in live if entry is not chosen]
     request.session[CHALLENGE_SESSION_KEY] = store
-    if not entry:
+    if not entries:
         raise PasskeyError("no_challenge")
-    if moment.timestamp() >= int(entry["exp"]):
+    if chosen is None:
         raise PasskeyError("challenge_expired")
-    return base64url_to_bytes(entry["c"])
+    return base64url_to_bytes(chosen["c"])
+
+
+def claimed_challenge(credential: Any) -> str:
+    """The challenge a ``create()``/``get()`` response says it answers (its clientDataJSON's
+    ``challenge``, §5.8.1), or "" when it cannot be read (verification then refuses it)."""
+    try:
+        data = json.loads(credential) if isinstance(credential, str) else credential
+        value = json.loads(base64url_to_bytes(data["response"]["clientDataJSON"]))["challenge"]
+    except Exception:  # library boundary: anything malformed is only no claim
+        return ""
+    return value if isinstance(value, str) and value.isascii() else ""  # base64url is ASCII
 
 
 # --- registration (WebAuthn L3 §7.1) -------------------------------------------------------

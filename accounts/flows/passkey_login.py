@@ -52,7 +52,7 @@ def finish(
     moment = now or timezone.now()
     event = EventType.LOGIN_PASSKEY if purpose == PASSWORDLESS else EventType.LOGIN_SECOND_FACTOR
     try:
-        challenge = webauthn_rp.pop_challenge(request, purpose, moment)
+        challenge = webauthn_rp.pop_challenge(request, purpose, moment, webauthn_rp.claimed_challenge(credential))
         parsed = webauthn_rp.parse_assertion(credential)
         passkey = _verify(parsed, challenge, user, moment)
     except PasskeyError as error:

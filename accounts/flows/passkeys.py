@@ -67,7 +67,7 @@ def finish(
     """Verify the attestation and store the credential record (§7.1 steps 5-27)."""
     moment = now or timezone.now()
     try:
-        challenge = webauthn_rp.pop_challenge(request, PURPOSE, moment)
+        challenge = webauthn_rp.pop_challenge(request, PURPOSE, moment, webauthn_rp.claimed_challenge(credential))
         verified, transports = webauthn_rp.verify_registration(credential, challenge)
     except PasskeyError as error:
         record(EventType.FACTOR_PASSKEY_REGISTER, outcome=Outcome.FAILURE, reason=error.code, user=user,

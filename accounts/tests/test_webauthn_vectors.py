@@ -256,6 +256,29 @@ def test_passwordless_sign_in_with_a_real_assertion(client: Any, user: Any, sett
 
 
 @pytest.mark.django_db
+def test_a_second_tab_asking_for_options_leaves_the_first_tabs_challenge(client: Any, user: Any, settings: Any) -> None:
+    """Two sign-in pages open in one browser, each asking for options as it loads (autofill):
+    the passkey chosen in the first tab still signs in, its challenge is spent, and the second
+    tab's is still there for it."""
+    vector = load_vector(RSA)
+    _configure(settings, vector["params"])
+    _rsa_passkey(user, vector)
+    _seed_challenge(client, "login", _b(vector["params"]["expected_challenge"]))  # the first tab's options
+    options = client.post(reverse("accounts:passkey_auth_options"), json.dumps({"purpose": "login"}),
+                          content_type="application/json")
+    assert options.status_code == 200
+    second_tab = options.json()["challenge"]
+
+    first_tab = client.post(reverse("accounts:passkey_auth_verify"),
+                            json.dumps({"purpose": "login", "credential": vector["credential"], "next": "/x"}),
+                            content_type="application/json")
+    assert first_tab.status_code == 200, first_tab.content
+    assert signed_in(client)["amr"] == ["hwk", "mfa", "user"]
+    assert [entry["c"] for entry in client.session[webauthn_rp.CHALLENGE_SESSION_KEY]["login"]] == [second_tab]
+    assert not SecurityEvent.objects.filter(event_type="login.passkey", outcome="failure").exists()
+
+
+@pytest.mark.django_db
 def test_cloned_authenticator_is_refused_and_logged(client: Any, user: Any, settings: Any) -> None:
     vector = load_vector(RSA)
     _configure(settings, vector["params"])
