@@ -25,6 +25,7 @@ class Refusal(StrEnum):
     THROTTLED = "throttled"  # too many guesses: wait (``throttle.Throttled``)
     BAD_CREDENTIALS = "bad_credentials"  # wrong username or password
     BAD_CODE = "bad_code"  # wrong TOTP or recovery code
+    CODE_REUSED = "code_reused"  # the TOTP code accepted moments ago, typed again: refused, not counted
     NO_USER = "no_user"  # no pending sign-in to finish with a second factor
 
 

@@ -8,11 +8,13 @@ a passkey cannot be guessed and is never throttled.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NoReturn
 
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from core.events import EventType, record
+from core.events import EventType, Outcome, record
 
 from .. import authstate, pending, throttle
 from ..authstate import AuthState
@@ -21,12 +23,16 @@ from . import attempts, recovery, totp
 from .attempts import throttled_message
 
 GENERIC_FAILURE = gettext_lazy("That code is not valid.")
+CODE_JUST_USED = gettext_lazy("That code was just used. Wait for the next code from your app.")
 
 
 
 class SecondFactorRefused(Exception):
     def __init__(self, reason: attempts.Refusal, retry_after: int | None = None):
-        self.message = throttled_message(retry_after) if retry_after else str(GENERIC_FAILURE)
+        if retry_after:
+            self.message = throttled_message(retry_after)
+        else:
+            self.message = str(CODE_JUST_USED if reason is attempts.Refusal.CODE_REUSED else GENERIC_FAILURE)
         super().__init__(self.message)
         self.reason = reason
         self.retry_after = retry_after
@@ -55,6 +61,9 @@ def verify_code(
         raise SecondFactorRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
     with attempts.judging(attempt):
         ok = _check(user, method, code)
+        reused = not ok and _just_used(user, method, code, now or timezone.now())
+    if reused:
+        _refuse_reused(request, attempt, user, method)
     if not ok:
         attempts.fail(
             request, attempt, EventType.LOGIN_SECOND_FACTOR, attempts.Refusal.BAD_CODE, user=user, method=method
@@ -65,6 +74,22 @@ def verify_code(
         record(EventType.FACTOR_RECOVERY_CODE_USED, user=user, request=request, remaining=recovery.remaining(user))
     record(EventType.LOGIN_SECOND_FACTOR, user=user, request=request, method=method)
     return complete(request, state, user, ["otp"], now)
+
+
+def _just_used(user: User, method: str, code: str, now: datetime) -> bool:
+    """The TOTP code the app's last sign-in step accepted moments ago, typed again: after a
+    double click, or signed in again because that step's answer (and its session cookie) was
+    lost. Refused, as a used code must be (RFC 6238 §5.2), but no guess."""
+    device = totp.confirmed_device(user) if method == "totp" else None
+    return device is not None and totp.accepted_moments_ago(device, code, now)
+
+
+def _refuse_reused(request: HttpRequest, attempt: throttle.Attempt, user: User, method: str) -> NoReturn:
+    """Recorded (``denied``, ``code_reused``) but not counted against the user: no delay grows."""
+    throttle.abandoned(attempt)
+    record(EventType.LOGIN_SECOND_FACTOR, outcome=Outcome.DENIED, reason=attempts.Refusal.CODE_REUSED, user=user,
+           request=request, method=method)
+    raise SecondFactorRefused(attempts.Refusal.CODE_REUSED)
 
 
 def _check(user: User, method: str, code: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 from base64 import b32encode
+from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import segno
@@ -27,6 +28,9 @@ from ..models import SealedTOTPDevice as TOTPDevice
 from ..models import User
 
 DEVICE_NAME = "Authenticator app"
+#: How long after a code was accepted the same code, sent again, is taken as that code repeated:
+#: a double click arrives within a second, a browser's retry within a proxy timeout.
+REPEAT_WINDOW = timedelta(minutes=5)
 
 
 def unconfirmed_device(user: User) -> TOTPDevice | None:
@@ -86,6 +90,14 @@ def is_last_accepted(device: TOTPDevice, code: str) -> bool:
         return False
     expected = hotp(device.bin_key, device.last_t, digits=device.digits)
     return hmac.compare_digest(str(int(token)), str(expected))  # int(), as django-otp reads a code
+
+
+def accepted_moments_ago(device: TOTPDevice, code: str, now: datetime) -> bool:
+    """Whether ``code`` is the one ``device`` accepted within ``REPEAT_WINDOW`` before ``now``:
+    sent again (a double click, a retry), it is no new proof and no wrong guess either."""
+    if device.last_used_at is None or now - device.last_used_at > REPEAT_WINDOW:
+        return False
+    return is_last_accepted(device, code)
 
 
 def verify(user: User, code: str) -> bool:

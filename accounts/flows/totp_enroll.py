@@ -28,7 +28,7 @@ Anything else is judged as before: a wrong code is a throttled, recorded failure
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from django.db import transaction
@@ -44,9 +44,8 @@ from ..models import SealedTOTPDevice as TOTPDevice
 from ..models import User
 from . import attempts, policy, recovery, recovery_display, totp
 
-#: How long after a confirmation the same code, sent again, is taken as that confirmation
-#: repeated: a double click arrives within a second, a browser's retry within a proxy timeout.
-REPEAT_WINDOW = timedelta(minutes=5)
+#: How long after a confirmation the same code, sent again, is taken as that confirmation repeated.
+REPEAT_WINDOW = totp.REPEAT_WINDOW
 
 
 class Outcome(StrEnum):
@@ -112,9 +111,7 @@ def _judge(request: HttpRequest, user: User, code: str, now: datetime) -> Confir
 
 def _accepted_moments_ago(device: TOTPDevice, code: str, now: datetime) -> bool:
     """The code the confirmed device accepted moments ago, sent again."""
-    if device.last_used_at is None or now - device.last_used_at > REPEAT_WINDOW:
-        return False
-    return totp.is_last_accepted(device, code)
+    return totp.accepted_moments_ago(device, code, now)
 
 
 def _from_app(device: TOTPDevice, code: str, now: datetime) -> bool:

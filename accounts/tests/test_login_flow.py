@@ -209,6 +209,39 @@ def test_factors_reset_during_the_second_step_starts_over(client: Any, user: Any
     assert session_auth(client) is None
 
 
+def test_the_code_just_accepted_typed_again_is_refused_but_counts_nothing(user: Any, totp_device: Any,
+                                                                          frozen: Any) -> None:
+    """The second step's answer is lost with the session cookie it carried (a sign-in renews the
+    session id): the browser's retry finds no half-done sign-in and is sent to sign in again.
+    The code the app still shows was accepted moments ago: refused, as a used code must be (RFC
+    6238 §5.2), in words that say so, and recorded, but no guess: typed again and again it grows
+    no delay and counts no failure against the user. The app's next code signs in."""
+    from django.conf import settings
+    from django.test import Client
+
+    first, browser = Client(), Client()
+    login_password(first, next=NEXT)
+    browser.cookies[settings.SESSION_COOKIE_NAME] = first.cookies[settings.SESSION_COOKIE_NAME].value
+    code, verify = code_for(totp_device), reverse("accounts:verify") + "?" + urlencode({"next": NEXT})
+    assert first.post(verify, {"method": "totp", "code": code, "next": NEXT}).status_code == 302  # the answer lost
+
+    retry = browser.post(verify, {"method": "totp", "code": code, "next": NEXT})
+    assert retry.status_code == 302 and retry["Location"].startswith(reverse("accounts:login"))
+    assert login_password(browser, next=NEXT)["Location"].startswith(reverse("accounts:verify"))
+    for _ in range(8):  # more than the free failures
+        again = browser.post(verify, {"method": "totp", "code": code, "next": NEXT})
+        assert again.status_code == 400 and "That code was just used." in again.content.decode()
+    assert not SecurityEvent.objects.filter(event_type="login.second_factor", outcome="failure").exists()
+    assert not SecurityEvent.objects.filter(event_type="login.second_factor", reason="throttled").exists()
+    assert SecurityEvent.objects.filter(event_type="login.second_factor", outcome="denied", reason="code_reused",
+                                        user=user).count() == 8
+    assert session_auth(browser) is None
+
+    frozen.shift(30)
+    done = browser.post(verify, {"method": "totp", "code": code_for(totp_device), "next": NEXT})
+    assert done.status_code == 302 and signed_in(browser)["amr"] == ["mfa", "otp", "pwd"]
+
+
 def test_a_password_changed_during_the_second_step_ends_that_sign_in(user: Any, totp_device: Any, frozen: Any) -> None:
     """The password proof of a half-done sign-in (someone holding the old password, waiting for
     a code) is stale once the password changes, as Django ends signed-in sessions then: the
