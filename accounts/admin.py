@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -106,12 +107,14 @@ class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
                    sub=str(subject))
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
-        """Django's password form; a password it set is a credential change (``flows.password``)."""
-        response = super().user_change_password(request, id, form_url)
-        if request.method == "POST" and response.status_code == 302:
-            target = User.objects.filter(pk=id).first()
-            if target is not None:
-                password.set_by_admin(request, target, signed_in_user(request))
+        """Django's password form; a password it set is a credential change (``flows.password``),
+        in the same transaction: a failure midway leaves the old password and every session."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                target = User.objects.filter(pk=id).first()
+                if target is not None:
+                    password.set_by_admin(request, target, signed_in_user(request))
         return response
 
     @admin.action(description="Reset second factors (TOTP, passkeys, recovery codes) and sign out apps",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
+from django.db import transaction
 from django.http import HttpRequest
 
 from core.events import EventType
@@ -41,20 +42,23 @@ def attempt_change(request: HttpRequest, user: User, form: PasswordChangeForm) -
 
 
 def change(request: HttpRequest, user: User, new_password: str) -> None:
-    """Set the password; this session stays signed in (its key is rotated), others end."""
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    old_key = request.session.session_key
-    update_session_auth_hash(request, user)  # rotates this session's key
-    state = authstate.current(request)
-    if state is not None:
-        browser_sessions.remember(request, user, state, old_key=old_key)
-    signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_CHANGED)
-    revoked = device_sessions.revoke_all(user, Reason.PASSWORD_CHANGED, request=request)
-    revocation.credential_changed(
-        user, EventType.PASSWORD_CHANGED, credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
-        request=request, browser_sessions=signed_out, device_sessions=revoked,
-    )
+    """Set the password; this session stays signed in (its key is rotated), others end. All in
+    one transaction: a failure midway (the database gone) changes nothing, and the retry all,
+    never a new password with the other sessions alive and the change unrecorded."""
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        old_key = request.session.session_key
+        update_session_auth_hash(request, user)  # rotates this session's key
+        state = authstate.current(request)
+        if state is not None:
+            browser_sessions.remember(request, user, state, old_key=old_key)
+        signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.PASSWORD_CHANGED)
+        revoked = device_sessions.revoke_all(user, Reason.PASSWORD_CHANGED, request=request)
+        revocation.credential_changed(
+            user, EventType.PASSWORD_CHANGED, credential=CredentialType.PASSWORD, change=CredentialChange.UPDATE,
+            request=request, browser_sessions=signed_out, device_sessions=revoked,
+        )
 
 
 def set_by_admin(request: HttpRequest, user: User, actor: User) -> None:

@@ -211,6 +211,43 @@ def test_a_cache_outage_on_the_change_page_is_a_readable_503_that_changes_and_co
         assert SecurityEvent.objects.filter(event_type="login.password", outcome="failure", user=user).count() == 1
 
 
+def _revoking_app_sessions(sql: str) -> bool:
+    return sql.lstrip().upper().startswith("UPDATE") and "sessions_device_session" in sql
+
+
+def test_a_database_failure_midway_through_a_password_change_changes_nothing(user: Any) -> None:
+    """The new password is saved, then the database fails while the app sessions are revoked: a
+    readable 503 that changed nothing (the old password still signs in, the other browser and
+    the app still signed in, nothing on record), and the same form sent again changes it all.
+    Committed piecemeal, the password changed with the app sessions (perhaps a thief's) alive
+    and no change on record or announced."""
+    from core.outage_testing import database_down
+    from idp.tests.test_outage import assert_page_503
+
+    mine, other = Client(), Client()
+    login_password(mine)
+    login_password(other)
+    app_session = device_session(user)
+    last = SecurityEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    form = {"old_password": PASSWORD, "new_password1": "a new long passphrase 9", "new_password2": "a new long passphrase 9"}
+    with database_down(_revoking_app_sessions) as refused:
+        assert_page_503(mine.post(reverse("accounts:password_change"), form))
+    assert refused
+    user.refresh_from_db()
+    app_session.refresh_from_db()
+    assert user.check_password(PASSWORD) and app_session.status == SessionStatus.ACTIVE
+    assert other.get(reverse("accounts:profile")).status_code == 200
+    assert not SecurityEvent.objects.filter(pk__gt=last).exclude(event_type="login.password").exists()
+
+    assert mine.post(reverse("accounts:password_change"), form).status_code == 302  # the retry
+    user.refresh_from_db()
+    app_session.refresh_from_db()
+    assert user.check_password("a new long passphrase 9") and app_session.status == SessionStatus.REVOKED
+    assert other.get(reverse("accounts:profile")).status_code == 302
+    assert mine.get(reverse("accounts:profile")).status_code == 200
+    assert SecurityEvent.objects.filter(event_type="password.changed", user=user).count() == 1
+
+
 def test_sign_out_one_browser_session(user: Any) -> None:
     mine, other = Client(), Client()
     login_password(mine)

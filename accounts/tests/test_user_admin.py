@@ -103,3 +103,31 @@ def test_deleting_users_is_recorded(admin_client: Any, admin_user: User) -> None
     assert [(e.details["username"], (e.details["user_id"], e.details["sub"])) for e in events] == [
         ("dave", gone["dave"]), ("erin", gone["erin"])]
     assert {e.details["admin"] for e in events} == {admin_user.get_username()}
+
+
+def test_a_database_failure_midway_through_an_admins_password_set_changes_nothing(admin_client: Any) -> None:
+    """Django's form saves the new password, then the database fails while the user's app
+    sessions are revoked: a readable 503 that changed nothing (the old password still signs in,
+    the app still signed in, nothing on record), and the same form sent again sets it all."""
+    from accounts.tests.test_account import device_session
+    from core.outage_testing import database_down
+    from idp.tests.test_outage import assert_page_503
+    from sessions.models import SessionStatus
+
+    target = User.objects.create_user("bob", password="a long enough passphrase")
+    app_session = device_session(target)
+    url = reverse("admin:auth_user_password_change", args=[target.pk])
+    form = {"password1": "an admin's long passphrase 3", "password2": "an admin's long passphrase 3",
+            "usable_password": "true"}
+    with database_down(lambda sql: sql.lstrip().upper().startswith("UPDATE") and "sessions_device_session" in sql):
+        assert_page_503(admin_client.post(url, form))
+    target.refresh_from_db()
+    app_session.refresh_from_db()
+    assert target.check_password("a long enough passphrase") and app_session.status == SessionStatus.ACTIVE
+    assert not SecurityEvent.objects.filter(event_type="password.set_by_admin").exists()
+
+    assert admin_client.post(url, form).status_code == 302
+    target.refresh_from_db()
+    app_session.refresh_from_db()
+    assert target.check_password("an admin's long passphrase 3") and app_session.status == SessionStatus.REVOKED
+    assert SecurityEvent.objects.filter(event_type="password.set_by_admin", user=target).count() == 1
