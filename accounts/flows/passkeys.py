@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext
 from webauthn.helpers.structs import CredentialDeviceType
+from webauthn.registration.verify_registration_response import VerifiedRegistration
 
 from core.encoding import b64url_encode
 from core.events import EventType, Outcome, record
@@ -75,33 +76,38 @@ def finish(
         raise
     first_factor = not policy.has_second_factor(user)
     try:
-        with transaction.atomic():
-            passkey = Passkey.objects.create(
-                user=user,
-                name=clean_name(name) or "Passkey",
-                credential_id=b64url_encode(verified.credential_id),
-                public_key=verified.credential_public_key,
-                sign_count=verified.sign_count,
-                transports=transports,
-                backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
-                backup_state=bool(verified.credential_backed_up),
-                user_handle=user.ensure_webauthn_user_handle(),
-                aaguid=webauthn_rp.aaguid_text(verified.aaguid),
-                attestation_format=str(getattr(verified.fmt, "value", verified.fmt))[:32],
-                created_at=moment,
+        with transaction.atomic():  # the passkey, its record and its first codes: all or none
+            passkey = _create(user, verified, transports, name, moment)
+            revocation.credential_changed(
+                user, EventType.FACTOR_PASSKEY_ADDED, credential=credential_type(passkey),
+                change=CredentialChange.CREATE, request=request, friendly_name=passkey.name, passkey=passkey.pk,
+                name=passkey.name, backup_eligible=passkey.backup_eligible, aaguid=passkey.aaguid,
             )
+            first_codes = first_factor and not policy.has_recovery_codes(user)
+            codes = recovery.generate(user, request, reason="first_factor") if first_codes else []
     except IntegrityError as exc:  # §7.1 step 26: a credential id already registered
         record(EventType.FACTOR_PASSKEY_REGISTER, outcome=Outcome.FAILURE, reason="duplicate_credential", user=user,
                request=request)
         raise PasskeyError("duplicate_credential") from exc
-    revocation.credential_changed(
-        user, EventType.FACTOR_PASSKEY_ADDED, credential=credential_type(passkey), change=CredentialChange.CREATE,
-        request=request, friendly_name=passkey.name, passkey=passkey.pk, name=passkey.name,
-        backup_eligible=passkey.backup_eligible, aaguid=passkey.aaguid,
-    )
-    first_codes = first_factor and not policy.has_recovery_codes(user)
-    codes = recovery.generate(user, request, reason="first_factor") if first_codes else []
     return Registered(passkey=passkey, recovery_codes=codes)
+
+
+def _create(user: User, verified: VerifiedRegistration, transports: list[str], name: str, moment: datetime) -> Passkey:
+    """The credential record (§7.1 step 27); ``IntegrityError`` for a credential id already stored."""
+    return Passkey.objects.create(
+        user=user,
+        name=clean_name(name) or "Passkey",
+        credential_id=b64url_encode(verified.credential_id),
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        transports=transports,
+        backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+        backup_state=bool(verified.credential_backed_up),
+        user_handle=user.ensure_webauthn_user_handle(),
+        aaguid=webauthn_rp.aaguid_text(verified.aaguid),
+        attestation_format=str(getattr(verified.fmt, "value", verified.fmt))[:32],
+        created_at=moment,
+    )
 
 
 def credential_type(passkey: Passkey) -> CredentialType:

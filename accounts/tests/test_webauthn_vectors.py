@@ -438,6 +438,39 @@ def test_a_passkey_name_that_no_text_column_holds_is_cleaned(client: Any, user: 
 
 
 @pytest.mark.django_db
+def test_a_database_failure_after_the_passkey_is_stored_stores_nothing(client: Any, user: Any, settings: Any) -> None:
+    """The passkey's row is written, then the database fails as its addition is recorded: a 503
+    that stored nothing, so the browser's retry (the same credential; the challenge is still in
+    the session, which a 503 does not save) registers it, recorded once, with its codes.
+    Committed apart, the passkey stayed with no event and no CAEP announcement, and the retry
+    was refused as a duplicate credential, a failure recorded against the user."""
+    from accounts.tests.conftest import login_password
+    from core.outage_testing import database_down
+
+    vector = load_vector(NONE_REG)
+    _configure(settings, vector["params"])
+    login_password(client)
+    _seed_challenge(client, "register", _b(vector["params"]["expected_challenge"]))
+    body = json.dumps({"credential": vector["credential"], "name": "Laptop", "next": "/accounts/"})
+
+    def recording_an_event(sql: str) -> bool:
+        return sql.lstrip().upper().startswith("INSERT") and "idp_security_event" in sql
+
+    with database_down(recording_an_event) as refused:
+        failed = client.post(reverse("accounts:passkey_register"), body, content_type="application/json")
+    assert refused and failed.status_code == 503
+    assert not Passkey.objects.filter(user=user).exists()
+    assert not SecurityEvent.objects.filter(event_type__startswith="factor.").exists()
+
+    retry = client.post(reverse("accounts:passkey_register"), body, content_type="application/json")
+    assert retry.status_code == 200, retry.content
+    assert Passkey.objects.filter(user=user).count() == 1
+    assert SecurityEvent.objects.filter(event_type="factor.passkey.added", user=user).count() == 1
+    assert not SecurityEvent.objects.filter(event_type="factor.passkey.register").exists()  # no failure
+    assert len(client.get(retry.json()["redirect"]).context["codes"]) == 10
+
+
+@pytest.mark.django_db
 def test_a_next_with_a_lone_surrogate_is_not_followed(client: Any, user: Any, settings: Any) -> None:
     """The registration's JSON ``next`` is not a URL when it holds a lone surrogate: it was a
     500 once the passkey was stored and its recovery codes made (lost with the session)."""
