@@ -39,6 +39,8 @@ def reset_all(user: User, actor: User | None = None, request: HttpRequest | None
     once: the reset is usually for a lost or stolen device, whose browser is among them.
 
     The user signs in with the password next time and, if policy requires MFA, enrolls again.
+    One transaction: a failure midway changes nothing, never factors gone with the browsers
+    and apps still signed in and no reset on record.
     """
     actor_name = actor.get_username() if actor is not None else ""
     with transaction.atomic():
@@ -47,8 +49,8 @@ def reset_all(user: User, actor: User | None = None, request: HttpRequest | None
         passkeys.announce_all_removed(request, user, removed, "admin_reset")
         had_totp = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
         totp.remove(user, request, reason="admin_reset", initiator=Initiator.ADMIN)
-    recovery.delete_all(user, request, reason="admin_reset")
-    signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.FACTORS_RESET)
-    record(EventType.FACTOR_RESET, user=user, request=request, actor=actor_name, passkeys=len(removed), totp=had_totp,
-           browser_sessions=signed_out)
-    device_sessions.revoke_all(user, Reason.FACTORS_RESET, request=request)
+        recovery.delete_all(user, request, reason="admin_reset")
+        signed_out = browser_sessions.sign_out_others(request, user, reason=Reason.FACTORS_RESET)
+        record(EventType.FACTOR_RESET, user=user, request=request, actor=actor_name, passkeys=len(removed),
+               totp=had_totp, browser_sessions=signed_out)
+        device_sessions.revoke_all(user, Reason.FACTORS_RESET, request=request)

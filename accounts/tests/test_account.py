@@ -327,6 +327,33 @@ def test_admin_reset_factors_signs_the_users_browsers_out(admin_client: Any, cli
     assert event.details["browser_sessions"] == 1
 
 
+def test_a_database_failure_midway_through_a_factor_reset_changes_nothing(admin_client: Any, client: Any, user: Any,
+                                                                         totp_device: TOTPDevice) -> None:
+    """The factors are deleted, then the database fails while the app sessions are revoked: a
+    readable 503 that changed nothing (the app and the browser still signed in, the factor
+    still there, nothing on record), and the action run again resets it all."""
+    from core.outage_testing import database_down
+    from idp.tests.test_outage import assert_page_503
+
+    login_password(client)
+    client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)})
+    app_session = device_session(user)
+    action = {"action": "reset_factors", "_selected_action": [user.pk]}
+    with database_down(_revoking_app_sessions) as refused:
+        assert_page_503(admin_client.post(reverse("admin:accounts_user_changelist"), action))
+    assert refused
+    app_session.refresh_from_db()
+    assert app_session.status == SessionStatus.ACTIVE and TOTPDevice.objects.filter(user=user).exists()
+    assert client.get(reverse("accounts:profile")).status_code == 200
+    assert not SecurityEvent.objects.filter(event_type__in=["factor.reset", "factor.totp.removed"]).exists()
+
+    assert admin_client.post(reverse("admin:accounts_user_changelist"), action).status_code == 302
+    app_session.refresh_from_db()
+    assert app_session.status == SessionStatus.REVOKED and not TOTPDevice.objects.filter(user=user).exists()
+    assert client.get(reverse("accounts:profile")).status_code == 302
+    assert SecurityEvent.objects.filter(event_type="factor.reset", user=user).count() == 1
+
+
 def test_pending_device_is_not_a_factor(client: Any, user: Any) -> None:
     login_password(client)
     client.get(reverse("accounts:totp_enroll"))
