@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NoReturn
 
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -59,17 +60,24 @@ def verify_code(
         )
     except throttle.Throttled as refused:
         raise SecondFactorRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
-    with attempts.judging(attempt):
+    # The code spent and the session signed in, or neither: a failure midway (the database gone)
+    # spends no recovery code and leaves no TOTP step used, so the retry is judged afresh.
+    with attempts.judging(attempt), transaction.atomic():
         ok = _check(user, method, code)
         reused = not ok and _just_used(user, method, code, now or timezone.now())
+        result = _accepted(request, state, user, method, now) if ok else None
     if reused:
         _refuse_reused(request, attempt, user, method)
-    if not ok:
+    if result is None:
         attempts.fail(
             request, attempt, EventType.LOGIN_SECOND_FACTOR, attempts.Refusal.BAD_CODE, user=user, method=method
         )
         raise SecondFactorRefused(attempts.Refusal.BAD_CODE)
     throttle.succeeded(attempt)
+    return result
+
+
+def _accepted(request: HttpRequest, state: pending.Pending, user: User, method: str, now: datetime | None) -> AuthState:
     if method == "recovery":
         record(EventType.FACTOR_RECOVERY_CODE_USED, user=user, request=request, remaining=recovery.remaining(user))
     record(EventType.LOGIN_SECOND_FACTOR, user=user, request=request, method=method)

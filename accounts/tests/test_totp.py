@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.tests.conftest import code_for, login_password, session_auth, signed_in
@@ -70,6 +71,32 @@ def test_used_code_cannot_be_replayed(client: Any, user: Any, totp_device: TOTPD
 
     frozen.shift(30)  # the next step's code works
     assert client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(totp_device)}).status_code == 302
+
+
+def test_a_session_write_failing_after_a_recovery_code_leaves_the_code(
+    client: Any, user: Any, totp_device: TOTPDevice, recovery_codes: list[str], frozen: Any
+) -> None:
+    """The recovery code is right, but writing the signed-in session fails (the database went
+    away): a 503 that spent nothing, so the retry with the same code signs in, with no failure
+    counted. Committed apart, the code was spent for a sign-in that never happened, and the
+    retry was a wrong code counted against the user."""
+    from core.outage_testing import database_down
+
+    def writing_a_session(sql: str) -> bool:
+        return sql.lstrip().upper().startswith("INSERT") and "django_session" in sql
+
+    login_password(client)
+    with database_down(writing_a_session) as refused:
+        failed = client.post(reverse("accounts:verify"), {"method": "recovery", "code": recovery_codes[0]})
+    assert refused and failed.status_code == 503
+    assert session_auth(client) is None
+    assert StaticToken.objects.filter(device__user=user).count() == len(recovery_codes)  # not spent
+    assert not SecurityEvent.objects.filter(event_type__in=["factor.recovery_code.used", "login.completed"]).exists()
+
+    retry = client.post(reverse("accounts:verify"), {"method": "recovery", "code": recovery_codes[0]})
+    assert retry.status_code == 302 and signed_in(client)["amr"] == ["mfa", "otp", "pwd"]
+    assert StaticToken.objects.filter(device__user=user).count() == len(recovery_codes) - 1
+    assert not SecurityEvent.objects.filter(event_type="login.second_factor", outcome="failure").exists()
 
 
 def test_recovery_code_is_single_use(
