@@ -30,10 +30,10 @@ A token is spent by the regeneration it allows (the set it names is gone) and ne
 storage; loading the page again renders the new set's token, so a later, deliberate
 regeneration works. Two pages loaded before either is sent name the same set: only the
 first replaces it. The codes page shows only codes still stored (``recovery.still_valid``),
-so codes replaced since (from another browser) are never shown. Its one known gap fails
-safe: the regeneration keeps its codes in the session just after its COMMIT, so a repeat's
-redirect followed within that instant finds none, shows nothing, and the user generates
-again from the account page (a new form); the codes shown are never other than those stored.
+so codes replaced since (from another browser) are never shown. The regeneration saves its
+codes in the session inside its transaction, before its COMMIT: a repeat's redirect, followed
+the instant the lock lets the repeat go, finds them; and a session write that fails undoes
+the regeneration, so the codes the user holds stay valid.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from core.signed_values import Purpose, dump, load
 
 from ..models import User
-from . import policy, recovery
+from . import policy, recovery, recovery_display
 
 _PAYLOAD = struct.Struct(">QQ")  # user id, id of the set of codes the form replaces
 _MAX_TOKEN_CHARS = 100
@@ -84,7 +84,17 @@ def regenerate(request: HttpRequest, user: User, token: str) -> Regeneration:
             return Regeneration(Outcome.NO_SECOND_FACTOR)
         if _current_set(user) != named:
             return Regeneration(Outcome.REPEATED)
-        return Regeneration(Outcome.REGENERATED, recovery.generate(user, request, reason="regenerated"))
+        codes = recovery.generate(user, request, reason="regenerated")
+        _keep(request, codes)
+        return Regeneration(Outcome.REGENERATED, codes)
+
+
+def _keep(request: HttpRequest, codes: list[str]) -> None:
+    """The new codes are kept for the codes page in the transaction that makes them: a session
+    write that fails (the database gone) undoes the regeneration, and the codes the user holds
+    stay valid, instead of being replaced by a set nobody would ever see."""
+    recovery_display.keep(request.session, codes)
+    request.session.save()
 
 
 def _named_set(user: User, token: str) -> int | None:

@@ -269,3 +269,29 @@ def test_a_page_shown_before_the_first_set_does_not_replace_a_set_made_since(
     response = regenerate(client, token)
     assert response.status_code == 303 and state(user) == before
     assert regenerate(client, page_token(client)).status_code == 303 and regenerations().count() == 1
+
+
+def test_a_session_write_failing_after_the_regeneration_undoes_it(
+    client: Client, user: Any, totp_device: Any, recovery_codes: list[str], frozen: Any
+) -> None:
+    """The new codes are made, but keeping them in the session for the codes page fails (the
+    database went away): a 503 that changed nothing (the codes the user holds still work), and
+    the same form sent again regenerates and shows the new codes. Committed apart, the user's
+    codes were replaced by a set nobody would ever see, and the retry was a repeat showing none."""
+    from core.outage_testing import database_down
+
+    sign_in(client, totp_device)
+    token = page_token(client)
+    before = state(user)
+    client.raise_request_exception = False  # the 503 is the answer under test
+    with database_down(lambda sql: sql.lstrip().upper().startswith("UPDATE") and "django_session" in sql) as refused:
+        failed = regenerate(client, token)
+    assert refused and failed.status_code == 503
+    assert state(user) == before
+    assert recovery.still_valid(user, recovery_codes) == recovery_codes
+
+    retry = regenerate(client, token)
+    assert retry.status_code == 303 and retry["Location"] == codes_page()
+    shown = client.get(retry["Location"]).context["codes"]
+    assert len(shown) == app_settings.RECOVERY_CODE_COUNT and recovery.still_valid(user, shown) == shown
+    assert regenerations().count() == 1
