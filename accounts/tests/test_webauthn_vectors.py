@@ -439,11 +439,12 @@ def test_a_passkey_name_that_no_text_column_holds_is_cleaned(client: Any, user: 
 
 @pytest.mark.django_db
 def test_a_database_failure_after_the_passkey_is_stored_stores_nothing(client: Any, user: Any, settings: Any) -> None:
-    """The passkey's row is written, then the database fails as its addition is recorded: a 503
-    that stored nothing, so the browser's retry (the same credential; the challenge is still in
-    the session, which a 503 does not save) registers it, recorded once, with its codes.
-    Committed apart, the passkey stayed with no event and no CAEP announcement, and the retry
-    was refused as a duplicate credential, a failure recorded against the user."""
+    """The passkey's row is written, then the database fails as its addition is recorded, or as
+    the session (its first codes, the challenge spent) is written: a 503 that stored nothing, so
+    the browser's retry (the same credential; the challenge is still in the session) registers
+    it, recorded once, with its codes. Committed apart, the passkey stayed with no event and no
+    CAEP announcement, or its codes were never shown, and the retry was refused as a duplicate
+    credential, a failure recorded against the user."""
     from accounts.tests.conftest import login_password
     from core.outage_testing import database_down
 
@@ -456,11 +457,16 @@ def test_a_database_failure_after_the_passkey_is_stored_stores_nothing(client: A
     def recording_an_event(sql: str) -> bool:
         return sql.lstrip().upper().startswith("INSERT") and "idp_security_event" in sql
 
-    with database_down(recording_an_event) as refused:
-        failed = client.post(reverse("accounts:passkey_register"), body, content_type="application/json")
-    assert refused and failed.status_code == 503
-    assert not Passkey.objects.filter(user=user).exists()
-    assert not SecurityEvent.objects.filter(event_type__startswith="factor.").exists()
+    def writing_the_session(sql: str) -> bool:
+        return sql.lstrip().upper().startswith("UPDATE") and "django_session" in sql
+
+    client.raise_request_exception = False  # the 503 is the answer under test
+    for failing in (recording_an_event, writing_the_session):
+        with database_down(failing) as refused:
+            failed = client.post(reverse("accounts:passkey_register"), body, content_type="application/json")
+        assert refused and failed.status_code == 503
+        assert not Passkey.objects.filter(user=user).exists()
+        assert not SecurityEvent.objects.filter(event_type__startswith="factor.").exists()
 
     retry = client.post(reverse("accounts:passkey_register"), body, content_type="application/json")
     assert retry.status_code == 200, retry.content
