@@ -10,6 +10,7 @@ amr (RFC 8176): ``hwk`` (device-bound) or ``swk`` (synced, backup-eligible) plus
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -41,30 +42,38 @@ def begin(request: HttpRequest, purpose: str, user: User | None = None, now: dat
 
 
 def finish(
-    request: HttpRequest, credential: Any, purpose: str, user: User | None = None, now: datetime | None = None
-) -> tuple[Passkey, list[str]]:
-    """Verify the assertion; returns the passkey used and the amr methods it proves.
+    request: HttpRequest,
+    credential: Any,
+    purpose: str,
+    user: User | None,
+    then: Callable[[Passkey, list[str]], AuthState],
+    now: datetime | None = None,
+) -> AuthState:
+    """Verify the assertion, then ``then(passkey, amr methods)`` signs the session in.
 
     ``user`` is the pending user for a second factor, ``None`` for passwordless. Never
     throttled: an assertion cannot be guessed, so no failure of anyone else's (same address,
     same account) may stand between a user and their passkey (docs/operations.md "Throttling").
+    The counter and the sign-in are one transaction: a session write that fails moves no
+    counter, so the same assertion sent again is no regression (no "possible clone").
     """
     moment = now or timezone.now()
     event = EventType.LOGIN_PASSKEY if purpose == PASSWORDLESS else EventType.LOGIN_SECOND_FACTOR
     try:
         challenge = webauthn_rp.pop_challenge(request, purpose, moment, webauthn_rp.claimed_challenge(credential))
         parsed = webauthn_rp.parse_assertion(credential)
-        passkey = _verify(parsed, challenge, user, moment)
-    except PasskeyError as error:
-        if error.passkey is not None:  # recorded outside the rolled-back transaction
+        with transaction.atomic():
+            passkey = _verify(parsed, challenge, user, moment)
+            methods = [passkey.amr_key, "user"]
+            record(event, user=passkey.user, request=request, method="passkey", passkey=passkey.pk, amr=methods)
+            return then(passkey, methods)
+    except PasskeyError as error:  # recorded outside the rolled-back transaction
+        if error.passkey is not None:
             record(EventType.FACTOR_PASSKEY_SIGN_COUNT_REGRESSION, outcome=Outcome.DENIED, reason="possible_clone",
                    user=error.passkey.user, request=request, passkey=error.passkey.pk, detail=error.detail)
         record(event, outcome=Outcome.FAILURE, reason=error.code, user=user, request=request, method="passkey",
                detail=error.detail[:200])
         raise
-    methods = [passkey.amr_key, "user"]
-    record(event, user=passkey.user, request=request, method="passkey", passkey=passkey.pk, amr=methods)
-    return passkey, methods
 
 
 def _verify(parsed: AuthenticationCredential, challenge: bytes, user: User | None, moment: datetime) -> Passkey:
@@ -108,23 +117,20 @@ def _check_user_handle(parsed: AuthenticationCredential, passkey: Passkey, disco
 
 def passwordless(request: HttpRequest, credential: Any, now: datetime | None = None) -> AuthState:
     """A discoverable passkey alone signs the user in (a fresh session)."""
-    passkey, methods = finish(request, credential, PASSWORDLESS, None, now)
-    pending.clear(request)
-    state = authstate.establish(request, passkey.user, methods, now)
-    record(
-        EventType.LOGIN_COMPLETED,
-        user=passkey.user,
-        request=request,
-        amr=state.amr,
-        acr=state.acr,
-        session_id=state.sid,
-    )
-    return state
+
+    def sign_in(passkey: Passkey, methods: list[str]) -> AuthState:
+        pending.clear(request)
+        state = authstate.establish(request, passkey.user, methods, now)
+        record(EventType.LOGIN_COMPLETED, user=passkey.user, request=request, amr=state.amr, acr=state.acr,
+               session_id=state.sid)
+        return state
+
+    return finish(request, credential, PASSWORDLESS, None, sign_in, now)
 
 
 def as_second_factor(
     request: HttpRequest, state: pending.Pending, user: User, credential: Any, now: datetime | None = None
 ) -> AuthState:
     """One of the pending user's passkeys completes the login (or the step-up)."""
-    _, methods = finish(request, credential, SECOND_FACTOR, user, now)
-    return second_factor.complete(request, state, user, methods, now)
+    return finish(request, credential, SECOND_FACTOR, user,
+                  lambda _, methods: second_factor.complete(request, state, user, methods, now), now)

@@ -296,6 +296,33 @@ def test_cloned_authenticator_is_refused_and_logged(client: Any, user: Any, sett
 
 
 @pytest.mark.django_db
+def test_a_session_write_failing_after_an_assertion_moves_no_counter(client: Any, user: Any, settings: Any) -> None:
+    """The assertion is good, but writing the signed-in session fails (the database went
+    away): a 503 that moved no sign counter, so the same assertion sent again (the challenge is
+    still in the session) signs in. Committed apart, the counter moved for a sign-in that never
+    happened, and the retry was a counter regression: a possible clone, recorded against the user."""
+    from core.outage_testing import database_down
+
+    vector = load_vector(RSA)
+    _configure(settings, vector["params"])
+    passkey = _rsa_passkey(user, vector)
+    _seed_challenge(client, "login", _b(vector["params"]["expected_challenge"]))
+    body = json.dumps({"purpose": "login", "credential": vector["credential"], "next": "/x"})
+    client.raise_request_exception = False  # the 503 is the answer under test
+    with database_down(lambda sql: sql.lstrip().upper().startswith("INSERT") and "django_session" in sql) as refused:
+        failed = client.post(reverse("accounts:passkey_auth_verify"), body, content_type="application/json")
+    assert refused and failed.status_code == 503
+    passkey.refresh_from_db()
+    assert passkey.sign_count == 0 and passkey.last_used_at is None
+    assert not SecurityEvent.objects.filter(event_type__in=["login.passkey", "login.completed"]).exists()
+
+    retry = client.post(reverse("accounts:passkey_auth_verify"), body, content_type="application/json")
+    assert retry.status_code == 200, retry.content
+    assert signed_in(client)["amr"] == ["hwk", "mfa", "user"]
+    assert not SecurityEvent.objects.filter(event_type="factor.passkey.sign_count_regression").exists()
+
+
+@pytest.mark.django_db
 def test_user_handle_must_match(client: Any, user: Any, settings: Any) -> None:
     vector = load_vector(RSA)
     _configure(settings, vector["params"])
