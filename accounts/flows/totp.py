@@ -38,8 +38,12 @@ def unconfirmed_device(user: User) -> TOTPDevice | None:
 
 
 def pending_device(user: User) -> TOTPDevice:
-    """The user's unconfirmed device (a new secret if there is none yet)."""
-    return unconfirmed_device(user) or TOTPDevice.create_sealed(user, DEVICE_NAME)
+    """The user's unconfirmed device (a new secret if there is none yet), under the user's row
+    lock as confirmations are (``flows.totp_enroll``): set-up pages loaded at once (two tabs)
+    show the one secret, never each their own, of which only the newest could be confirmed."""
+    with transaction.atomic():
+        User.objects.select_for_update().only("pk").get(pk=user.pk)
+        return unconfirmed_device(user) or TOTPDevice.create_sealed(user, DEVICE_NAME)
 
 
 def confirmed_device(user: User) -> TOTPDevice | None:

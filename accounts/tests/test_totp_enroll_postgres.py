@@ -6,6 +6,7 @@ changes nothing. The codes stored by the confirmation are the ones shown, once."
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -59,3 +60,31 @@ def test_concurrent_confirmations_confirm_once_and_keep_the_codes(user: Any, fro
     assert after["codes"] == sorted(recovery._hash(c) for c in codes)  # the codes kept are the valid ones
     assert winner.get(codes_page()).context["codes"] == codes
     assert winner.get(codes_page()).context["codes"] == []  # once
+
+
+def shown_secret(page: Any) -> str:
+    """The key the page shows (from its HTML: the test client's captured contexts mix threads)."""
+    found = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.content.decode())
+    assert found is not None
+    return found.group(1)
+
+
+def test_set_up_pages_loaded_at_once_show_one_secret(user: Any, frozen: Any) -> None:
+    """Two tabs (or more) open the set-up page at the same moment: each had made a secret of its
+    own, and a code from the app that scanned one tab's was judged against the other's, a wrong
+    code counted against the user. Made under the user's row lock, there is one pending secret,
+    shown in every tab, and its code confirms it."""
+    assert connection.vendor == "postgresql"
+    browser = Client()
+    login_password(browser)
+    cookie = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    tabs = [Client() for _ in range(6)]
+    for tab in tabs:
+        tab.cookies[settings.SESSION_COOKIE_NAME] = cookie
+
+    pages = run_concurrently(len(tabs), lambda i: tabs[i].get(reverse("accounts:totp_enroll")))
+    assert [page.status_code for page in pages] == [200] * len(tabs)
+    assert len({shown_secret(page) for page in pages}) == 1
+    device = SealedTOTPDevice.objects.get(user=user, confirmed=False)  # one pending secret
+    confirmed = tabs[0].post(reverse("accounts:totp_enroll"), {"code": code_for(device)})
+    assert confirmed.status_code == 303 and not enroll_failures().exists()
