@@ -1,4 +1,5 @@
-"""Admin: users with their factors (read-only) and an action to reset them.
+"""Admin: users with their factors (read-only) and an action to reset them; permission groups,
+their changes on record.
 
 Factor rows are never edited here directly: every change goes through ``accounts.flows``
 so it is a security event. django-otp's own device admins are unregistered for that reason.
@@ -6,11 +7,14 @@ so it is a security event. django-otp's own device admins are unregistered for t
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -24,7 +28,7 @@ from .authstate import signed_in_user
 from .flows import factors, password, recovery
 from .models import Passkey, User
 
-for _model in (TOTPDevice, StaticDevice):
+for _model in (TOTPDevice, StaticDevice, Group):
     try:
         admin.site.unregister(_model)
     except NotRegistered:
@@ -123,3 +127,45 @@ class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
         for user in queryset:
             factors.reset_all(user, actor=signed_in_user(request), request=request)
         self.message_user(request, f"Factors reset for {queryset.count()} user(s).", messages.SUCCESS)
+
+
+class GroupChange(StrEnum):
+    """What an administrator did to a permission group (the ``group.changed`` event's ``change``)."""
+
+    ADDED = "added"
+    CHANGED = "changed"
+    DELETED = "deleted"
+
+
+@admin.register(Group)
+class RecordedGroupAdmin(DjangoGroupAdmin):
+    """A group's permissions are its members' rights: adding, editing or deleting a group is a
+    security decision, on record (``group.changed``) with the permissions it now grants and how
+    many users that reaches. Django's own admin log is no security event."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # the permissions are saved here
+        if not change:
+            self._note(request, form.instance, GroupChange.ADDED)
+        elif form.changed_data:
+            self._note(request, form.instance, GroupChange.CHANGED, changed=sorted(form.changed_data))
+
+    def delete_model(self, request: HttpRequest, obj: Group) -> None:
+        self.delete_queryset(request, Group.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
+        gone = [(group, _permissions(group), group.user_set.count()) for group in queryset]
+        super().delete_queryset(request, queryset)
+        for group, permissions, members in gone:
+            record(EventType.GROUP_CHANGED, request=request, admin=signed_in_user(request).get_username(),
+                   group=group.name, change=GroupChange.DELETED, permissions=permissions, members=members)
+
+    def _note(self, request: HttpRequest, group: Group, change: GroupChange, **details: Any) -> None:
+        record(EventType.GROUP_CHANGED, request=request, admin=signed_in_user(request).get_username(),
+               group=group.name, change=change, permissions=_permissions(group), members=group.user_set.count(),
+               **details)
+
+
+def _permissions(group: Group) -> list[str]:
+    return sorted(f"{app}.{codename}" for app, codename in
+                  group.permissions.values_list("content_type__app_label", "codename"))

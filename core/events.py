@@ -111,6 +111,7 @@ class EventType(StrEnum):
     RISK_USAGE_REFUSED = "risk.usage_refused"
     RISK_USAGE_REPORTED = "risk.usage_reported"
     SCHEDULE_CHANGED = "schedule.changed"
+    GROUP_CHANGED = "group.changed"
     SERVICE_UNAVAILABLE = "service.unavailable"
     SESSION_BROWSER_SIGNED_OUT = "session.browser.signed_out"
     SESSION_REVOKED = "session.revoked"

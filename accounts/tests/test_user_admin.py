@@ -131,3 +131,32 @@ def test_a_database_failure_midway_through_an_admins_password_set_changes_nothin
     app_session.refresh_from_db()
     assert target.check_password("an admin's long passphrase 3") and app_session.status == SessionStatus.REVOKED
     assert SecurityEvent.objects.filter(event_type="password.set_by_admin", user=target).count() == 1
+
+
+def test_a_groups_permissions_are_on_record(admin_client: Any, admin_user: User) -> None:
+    """A group's permissions are its members' rights: adding a group, granting it a permission
+    and deleting it are each a ``group.changed`` naming the permissions and the members reached;
+    saving it unchanged records nothing."""
+    from django.contrib.auth.models import Group, Permission
+
+    change_user = Permission.objects.get(content_type__app_label="accounts", codename="change_user")
+    view_user = Permission.objects.get(content_type__app_label="accounts", codename="view_user")
+    added = admin_client.post(reverse("admin:auth_group_add"), {"name": "support", "permissions": [view_user.pk]})
+    assert added.status_code == 302, added.content
+    group = Group.objects.get(name="support")
+    User.objects.create_user("gina", password="a long enough passphrase").groups.add(group)
+    url = reverse("admin:auth_group_change", args=[group.pk])
+    assert admin_client.post(url, {"name": "support", "permissions": [view_user.pk]}).status_code == 302  # unchanged
+    granted = admin_client.post(url, {"name": "support", "permissions": [view_user.pk, change_user.pk]})
+    assert granted.status_code == 302
+    deleted = admin_client.post(reverse("admin:auth_group_delete", args=[group.pk]), {"post": "yes"})
+    assert deleted.status_code == 302 and not Group.objects.exists()
+
+    events = [e.details for e in SecurityEvent.objects.filter(event_type="group.changed").order_by("pk")]
+    assert [(e["change"], e["permissions"], e["members"]) for e in events] == [
+        ("added", ["accounts.view_user"], 0),
+        ("changed", ["accounts.change_user", "accounts.view_user"], 1),
+        ("deleted", ["accounts.change_user", "accounts.view_user"], 1),
+    ]
+    assert events[1]["changed"] == ["permissions"]
+    assert {e["group"] for e in events} == {"support"} and {e["admin"] for e in events} == {admin_user.username}
