@@ -104,21 +104,16 @@ def _judge(request: HttpRequest, user: User, code: str, now: datetime) -> Confir
     confirmed = totp.confirmed_device(user)
     if confirmed is None:
         return Confirmation(Outcome.REFUSED)
-    if device is None and _accepted_moments_ago(confirmed, code, now):
+    if device is None and totp.accepted_moments_ago(confirmed, code, now):  # the confirmation, sent again
         return Confirmation(Outcome.REPEATED)
     return Confirmation(Outcome.ALREADY_SET_UP if _from_app(confirmed, code, now) else Outcome.REFUSED)
-
-
-def _accepted_moments_ago(device: TOTPDevice, code: str, now: datetime) -> bool:
-    """The code the confirmed device accepted moments ago, sent again."""
-    return totp.accepted_moments_ago(device, code, now)
 
 
 def _from_app(device: TOTPDevice, code: str, now: datetime) -> bool:
     """A code of the app already confirmed (the one it accepted moments ago, or a new one, then
     spent): the page was reached again after the confirmation (a retry whose answer was lost,
     signed in again) and the user typed the code their app shows. Their app works: no wrong guess."""
-    return _accepted_moments_ago(device, code, now) or totp.verify_device(device.pk, code)
+    return totp.accepted_moments_ago(device, code, now) or totp.verify_device(device.pk, code)
 
 
 def _mark_confirmed(request: HttpRequest, user: User, device_pk: int) -> None:
