@@ -109,6 +109,13 @@ class DeviceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def delete_model(self, request: HttpRequest, obj: Device) -> None:
+        self.delete_queryset(request, Device.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        """The delete page and the changelist's action, each device on record (``registry``)."""
+        registry.delete_devices(list(queryset.select_related("app__client")), actor=request.user)
+
     def _apply(self, request: HttpRequest, queryset: QuerySet[Device], action: Any, verb: str) -> None:
         devices = list(queryset.select_related("app__client"))
         for device in devices:

@@ -42,6 +42,7 @@ class EventType(StrEnum):
     ATTESTATION_DEVICE_REVOKED = "attestation.device.revoked"
     ATTESTATION_DEVICE_REACTIVATED = "attestation.device.reactivated"
     ATTESTATION_DEVICE_REATTESTATION_REQUIRED = "attestation.device.reattestation_required"
+    ATTESTATION_DEVICE_DELETED = "attestation.device.deleted"
     ATTESTATION_DEVICECHECK = "attestation.devicecheck"
     ATTESTATION_SESSION_UPGRADED = "attestation.session_upgraded"
     DEVICE_COMPLIANCE_CHANGED = "device.compliance_changed"

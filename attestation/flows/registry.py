@@ -54,6 +54,18 @@ def revoke_device(device: Device, *, reason: str = "", actor: Any = None, now: d
     device_revoked.send(sender=Device, device=device, reason=reason, actor=actor, now=moment)
 
 
+def delete_devices(devices: list[Device], *, actor: Any = None) -> None:
+    """Delete devices with no token family (families protect their device), each on record
+    (``attestation.device.deleted``) in the deletion's transaction: the row held the key's
+    status (a suspension or revocation included), counter and DeviceCheck flag, and deleting
+    it forgets them, an operator's decision like any other on the registry."""
+    with transaction.atomic():
+        Device.objects.filter(pk__in=[device.pk for device in devices]).delete()
+        for device in devices:
+            _record(EventType.ATTESTATION_DEVICE_DELETED, device, actor, "admin: deleted", status=device.status,
+                    attested=device.attested)
+
+
 def revoke_and_flag_device(
     device: Device, *, reason: str = "", actor: Any = None, now: datetime | None = None
 ) -> bool:

@@ -364,3 +364,39 @@ def test_system_check_apple_roots(settings: Any, tmp_path: Any) -> None:
     assert check_apple_roots() == []
     settings.ATTESTATION_APPLE_ROOT_CERTS = f"{tmp_path / 'missing.pem'}"
     assert [e.id for e in check_apple_roots()] == ["attestation.E002"]
+
+
+def test_deleting_devices_in_the_admin_is_recorded(admin_client: Any, enrolled: Device) -> None:
+    """The delete page and the changelist's action: one ``attestation.device.deleted`` per
+    device gone, naming its key, status and the admin. A device with a token family is
+    protected: the page says so, and nothing is deleted or recorded."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from sessions.models import DeviceSession
+
+    revoke_device(enrolled, reason="stolen")
+    second = Device.objects.get(pk=enrolled.pk)
+    second.pk, second.key_id, second.status = None, "second-key", DeviceStatus.ACTIVE
+    second.save()
+    kept = Device.objects.get(pk=enrolled.pk)
+    kept.pk, kept.key_id = None, "kept-key"
+    kept.save()
+    DeviceSession.objects.create(sid="s-kept", user=get_user_model().objects.get(username="root"), client=enrolled.app.client, auth_time=timezone.now(),
+                                 device=kept)
+    before = SecurityEvent.objects.count()
+
+    protected = admin_client.post(reverse("admin:attestation_device_delete", args=[kept.pk]), {"post": "yes"})
+    assert protected.status_code == 200 and "protected" in protected.content.decode().lower()
+    assert Device.objects.filter(pk=kept.pk).exists() and SecurityEvent.objects.count() == before
+
+    page = admin_client.post(reverse("admin:attestation_device_delete", args=[enrolled.pk]), {"post": "yes"})
+    assert page.status_code == 302
+    action = admin_client.post(reverse("admin:attestation_device_changelist"),
+                               {"action": "delete_selected", "_selected_action": [second.pk], "post": "yes"})
+    assert action.status_code == 302
+    assert list(Device.objects.values_list("key_id", flat=True)) == ["kept-key"]
+    events = SecurityEvent.objects.filter(event_type="attestation.device.deleted").order_by("pk")
+    assert [(e.details["key_id"], e.details["status"], e.user.username) for e in events] == [
+        (enrolled.key_id, DeviceStatus.REVOKED, "root"), ("second-key", DeviceStatus.ACTIVE, "root")]
