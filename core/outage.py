@@ -50,9 +50,10 @@ EVENT_TYPE = events.EventType.SERVICE_UNAVAILABLE
 ERROR_CODE = "temporarily_unavailable"
 TEMPLATE = "outage.html"
 # Pages that render HTML: the sign-in and account pages, the admin, and the browser-facing
-# protocol endpoints (authorization, RP-initiated logout). Everything else answers JSON.
+# protocol endpoints (authorization, RP-initiated logout, the device grant's code page, RFC
+# 8628 §3.3). Everything else answers JSON.
 HTML_APPS = frozenset({"accounts", "admin"})
-HTML_URL_NAMES = frozenset({"authorize", "end-session"})
+HTML_URL_NAMES = frozenset({"authorize", "end-session", "device"})
 PAGE_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )

@@ -175,10 +175,11 @@ def _html_requests(browser: HttpClient, mobile_client: Any, pkce: Any) -> dict[s
         "admin": lambda h: browser.get(reverse("admin:index")),
         "logout": lambda h: browser.get(reverse("end-session")),
         "account-logout": lambda h: browser.post(reverse("accounts:logout")),
+        "device": lambda h: browser.get(reverse("device"), {"user_code": "BCDF-GHJK"}),  # RFC 8628 §3.3's page
     }
 
 
-HTML_FAMILIES = ["login", "wrong-password", "authorize", "account", "admin", "logout", "account-logout"]
+HTML_FAMILIES = ["login", "wrong-password", "authorize", "account", "admin", "logout", "account-logout", "device"]
 
 
 @pytest.mark.django_db(transaction=True)  # sign-out revokes in a savepoint-free block: no test transaction around it
