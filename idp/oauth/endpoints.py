@@ -217,6 +217,14 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = [*CONFIDENTIAL_METHODS, "none"]
 
+    def check_params(self, request: Any, client: Client) -> None:
+        """RFC 7009 §2.1: the hint only orders the search, which "MUST extend" to every token
+        type when the hint does not find the token, so a hint we do not know is ignored.
+        Authlib refuses it as ``unsupported_token_type`` with a 401 (no challenge), and the
+        token the client meant to end stayed live."""
+        if "token" not in request.form:
+            raise InvalidRequestError("The 'token' parameter is required.")
+
     def authenticate_token(self, request: Any, client: Client) -> FoundToken | None:
         """RFC 7009 §2.1: an unknown token is a 200 with nothing to do (§2.2); another
         client's token is refused, and nothing is revoked."""

@@ -49,6 +49,13 @@ def token_request_problem(datalist: dict[str, list[str]]) -> str:
     """What breaks RFC 6749's rules for every token request, or ""."""
     if not any(datalist.get("grant_type", [])):
         return "The grant_type parameter is required (RFC 6749 section 4.1.3)."
+    return repeated_parameter_problem(datalist)
+
+
+def repeated_parameter_problem(datalist: dict[str, list[str]]) -> str:
+    """RFC 6749 §3.2 (and RFC 7009 §2.1, RFC 7662 §2.1, RFC 8628 §3.1, which build on it): no
+    parameter appears twice, but ``resource`` (RFC 8707 §2) and ``audience`` (RFC 8693 §2.1);
+    "" when none does."""
     repeated = sorted(name for name, values in datalist.items() if len(values) > 1 and name not in REPEATABLE)
     if repeated:
         return f"The {repeated[0][:40]} parameter is repeated (RFC 6749 section 3.2)."
@@ -90,6 +97,16 @@ class AuthorizationServer(_AuthorizationServer):
         if problem:
             return self.handle_error_response(oauth_request, InvalidRequestError(problem))
         return super().create_token_response(oauth_request)
+
+    def create_endpoint_response(self, name: str, request: Any = None) -> HttpResponse:
+        """Authlib's, after RFC 6749 §3.2 for the introspection, revocation and device
+        authorization endpoints too: with ``token=A&token=B`` Django hands Authlib the last
+        value, so a revocation answered 200 could leave the token the client named first live."""
+        oauth_request = self.create_oauth2_request(request)
+        problem = repeated_parameter_problem(oauth_request.payload.datalist)
+        if problem:
+            return self.handle_error_response(oauth_request, InvalidRequestError(problem))
+        return super().create_endpoint_response(name, oauth_request)
 
     # --- Django glue ----------------------------------------------------------------------
     def create_oauth2_request(self, request: Any) -> VigilOAuth2Request:

@@ -444,3 +444,13 @@ def test_concurrent_polls_after_a_risk_refusal_find_the_code_denied(browser: Htt
     assert DeviceAuthorization.objects.get().status == DeviceAuthorizationStatus.DENIED
     assert SecurityEvent.objects.filter(event_type=EventType.OAUTH_DEVICE_AUTHORIZATION,
                                         reason="refused_by_policy").count() == 1
+
+
+def test_a_repeated_parameter_at_the_start_is_invalid_request(tv: RegisteredClient) -> None:
+    """RFC 8628 §3.1 requests follow RFC 6749 §3.2: ``scope`` twice is refused (the last one
+    was used), and nothing is started; ``resource`` may repeat (RFC 8707 §2)."""
+    body = b"client_id=tv-app&scope=openid&scope=openid+profile+offline_access"
+    response = HttpClient().generic("POST", reverse("device-authorization"), body, "application/x-www-form-urlencoded")
+    assert response.status_code == 400 and response.json() == {
+        "error": "invalid_request", "error_description": "The scope parameter is repeated (RFC 6749 section 3.2)."}
+    assert not DeviceAuthorization.objects.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
@@ -162,3 +164,35 @@ def test_userinfo_needs_openid_scope(service_client):
 def test_id_token_is_not_an_access_token(tokens):
     response = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['id_token']}")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("endpoint", ["introspect", "revoke"])
+def test_a_repeated_token_is_invalid_request_and_changes_nothing(tokens, mobile_client, service_client, endpoint):
+    """RFC 6749 §3.2 (RFC 7009 §2.1, RFC 7662 §2.1 build on it): a parameter is sent once. With
+    ``token=<refresh>&token=junk`` the last value was judged: /revoke answered 200 and the
+    refresh token the client named stayed live."""
+    body = urlencode([("token", tokens["refresh_token"]), ("token", "junk")]).encode()
+    auth = ({"HTTP_AUTHORIZATION": basic(service_client.client.client_id, service_client.secret)}
+            if endpoint == "introspect" else {})
+    if endpoint == "revoke":
+        body += f"&client_id={mobile_client.client.client_id}".encode()
+    response = HttpClient().generic("POST", reverse(endpoint), body, "application/x-www-form-urlencoded", **auth)
+    assert response.status_code == 400 and response["Cache-Control"] == "no-store"
+    assert response.json() == {"error": "invalid_request",
+                               "error_description": "The token parameter is repeated (RFC 6749 section 3.2)."}
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert SecurityEvent.objects.filter(event_type="oauth.error", reason="invalid_request").exists()
+    assert not SecurityEvent.objects.filter(event_type__in=["oauth.introspection", "oauth.revocation"]).exists()
+
+
+@pytest.mark.parametrize("hint", ["id_token", "urn:example:unknown"])
+def test_revocation_ignores_a_hint_it_does_not_know(tokens, mobile_client, service_client, hint):
+    """RFC 7009 §2.1: the search "MUST extend" past a hint that does not find the token. An
+    unknown hint was refused (unsupported_token_type, as a 401 without a challenge) and the
+    token stayed live."""
+    response = form_post(HttpClient(), reverse("revoke"), {"token": tokens["refresh_token"], "token_type_hint": hint,
+                                                           "client_id": mobile_client.client.client_id})
+    assert response.status_code == 200 and response.json() == {}
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
+
