@@ -53,15 +53,26 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
     record_ = AccessToken.objects.select_related("session", "user").filter(jti=str(claims.get("jti"))).first()
     if record_ is None or not record_.is_active(timezone.now()):
         raise _inactive(request, record_)
-    bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
-    if bound or scheme == "dpop":
-        check_dpop_binding(request, scheme, token, claims)
-
-    apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
+    try:
+        _check_binding_and_policies(request, scheme, token, claims, record_)
+    except ResourceError as error:
+        _refused(request, error.error, error.description)
+        raise
     if required_scope and required_scope not in str(claims.get("scope", "")).split():
         _refused(request, ResourceErrorCode.INSUFFICIENT_SCOPE, required_scope)
         raise ResourceError(ResourceErrorCode.INSUFFICIENT_SCOPE, f"The token lacks the {required_scope} scope.", 403)
     return AuthorizedRequest(claims=claims, token=record_)
+
+
+def _check_binding_and_policies(
+    request: HttpRequest, scheme: str, token: str, claims: dict[str, Any], record_: AccessToken
+) -> None:
+    """RFC 9449 §7 for a DPoP-bound token (or the DPoP scheme), then the resource policies
+    (risk, device health). Their refusals are recorded by the caller, as every refusal here is."""
+    bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
+    if bound or scheme == "dpop":
+        check_dpop_binding(request, scheme, token, claims)
+    apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
 
 
 def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:

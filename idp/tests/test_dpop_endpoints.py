@@ -134,3 +134,27 @@ def test_userinfo_demanding_a_nonce_says_which_one(dpop_tokens, dpop_key, settin
     second = http.get(reverse("userinfo"), HTTP_AUTHORIZATION=f"DPoP {at}",
                       HTTP_DPOP=create_proof(dpop_key, method="GET", url=url, access_token=at, nonce=nonce))
     assert second.status_code == 200, second.content
+
+
+def test_each_dpop_refusal_at_userinfo_is_a_security_event(dpop_tokens, dpop_key):
+    """Every refusal at userinfo is a ``resource.token_refused`` event, the RFC 9449 §7 ones
+    too: a bound token sent as Bearer, a proof by another key (a stolen token), no proof."""
+    from core.models import SecurityEvent
+
+    at = dpop_tokens["access_token"]
+    url = f"{settings.IDP_ISSUER}{reverse('userinfo')}"
+    other = ECKey.generate_key("P-256", private=True)
+    attempts = {
+        "bearer": {"HTTP_AUTHORIZATION": f"Bearer {at}"},
+        "stolen": {"HTTP_AUTHORIZATION": f"DPoP {at}",
+                   "HTTP_DPOP": create_proof(other, method="GET", url=url, access_token=at)},
+        "no proof": {"HTTP_AUTHORIZATION": f"DPoP {at}"},
+    }
+    for name, headers in attempts.items():
+        before = SecurityEvent.objects.filter(event_type="resource.token_refused").count()
+        response = HttpClient().get(reverse("userinfo"), **headers)
+        assert response.status_code == 401, name
+        refused = SecurityEvent.objects.filter(event_type="resource.token_refused").order_by("-pk")
+        assert refused.count() == before + 1, name
+        assert refused.first().reason == response.json()["error"], name
+        assert refused.first().outcome == "denied"
