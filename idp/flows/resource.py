@@ -26,8 +26,14 @@ class AuthorizedRequest:
 
 
 def extract_token(request: HttpRequest) -> tuple[str, str]:
-    """``(scheme, token)`` from the Authorization header or, for POST, the form (RFC 6750 §2.2)."""
+    """``(scheme, token)`` from the Authorization header or, for POST, the form (RFC 6750 §2.2).
+    A request using both, or repeating the form's ``access_token``, is RFC 6750 §3.1's
+    ``invalid_request``: otherwise which token was judged depends on which one we read."""
     header = request.headers.get("Authorization", "")
+    in_form = _form_tokens(request)
+    if len(in_form) > 1 or (header and in_form):
+        raise ResourceError(ResourceErrorCode.INVALID_REQUEST,
+                            "Send one access token, in one way only (RFC 6750 section 2).", 400)
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() not in {"bearer", "dpop"}:
@@ -36,11 +42,16 @@ def extract_token(request: HttpRequest) -> tuple[str, str]:
         if value.strip():
             return scheme.lower(), value.strip()
         raise ResourceError(ResourceErrorCode.INVALID_REQUEST, "Malformed Authorization header.", 400)
-    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-        token = request.POST.get("access_token", "")
-        if token:
-            return "bearer", token
+    if in_form:
+        return "bearer", in_form[0]
     raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "An access token is required.", 401)
+
+
+def _form_tokens(request: HttpRequest) -> list[str]:
+    """The form's non-empty ``access_token`` values (RFC 6750 §2.2: a form-encoded POST body only)."""
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        return [value for value in request.POST.getlist("access_token") if value]
+    return []
 
 
 def authorize(request: HttpRequest, *, required_scope: str | None = None) -> AuthorizedRequest:

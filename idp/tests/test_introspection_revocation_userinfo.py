@@ -196,3 +196,17 @@ def test_revocation_ignores_a_hint_it_does_not_know(tokens, mobile_client, servi
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
     assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
 
+
+def test_userinfo_refuses_a_token_sent_two_ways(tokens):
+    """RFC 6750 §2 and §3.1: a token in the header and another in the form (or two in the form)
+    is ``invalid_request``; which one was judged was up to us (the header's, before)."""
+    header = {"HTTP_AUTHORIZATION": f"Bearer {tokens['access_token']}"}
+    for body, headers in ((b"access_token=junk", header), (urlencode([("access_token", tokens["access_token"])] * 2)
+                                                           .encode(), {})):
+        response = HttpClient().generic("POST", reverse("userinfo"), body, "application/x-www-form-urlencoded",
+                                        **headers)
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == "invalid_request"
+        assert response["WWW-Authenticate"].startswith('Bearer error="invalid_request"')
+    alone = form_post(HttpClient(), reverse("userinfo"), {"access_token": tokens["access_token"]})
+    assert alone.status_code == 200
