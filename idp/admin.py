@@ -175,7 +175,7 @@ class ClientAdmin(RevokesFamiliesFirst, admin.ModelAdmin):
             secret = rotate_secret(client, request, admin=request.user.get_username())
             self.message_user(request, f"New secret for {client.client_id}: {secret}", messages.WARNING)
 
-    @admin.action(description="Deactivate (tokens stop working at their next use)", permissions=["change"])
+    @admin.action(description="Deactivate (its sessions and tokens end at once)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: Any) -> None:
         for client in queryset:
             client.is_active = False

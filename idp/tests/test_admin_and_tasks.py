@@ -302,3 +302,35 @@ def test_beat_writing_its_last_run_never_undoes_an_admin_disabling_the_task():
             assert stored.total_run_count == 1, moment  # beat's own bookkeeping is kept
     finally:
         admin.close()
+
+
+def test_deactivating_a_client_ends_its_sessions_and_tokens_at_once(admin_client, tokens, mobile_client,
+                                                                    service_client):
+    """Its access tokens were still active at userinfo and introspection until they expired
+    (only its refresh tokens stopped, the client no longer authenticating), though the action
+    says its tokens stop: they end at once, on record, as a deleted client's do."""
+    from django.test import Client
+    from django.utils import timezone
+
+    from core.models import SecurityEvent
+    from sessions.flows.tokens import issue_access_token
+
+    from .test_introspection_revocation_userinfo import introspect
+
+    client = mobile_client.client
+    _, jti, _ = issue_access_token(client=client, user=None, scope="", audience=[client.client_id], session=None,
+                                   now=timezone.now())
+    session = DeviceSession.objects.get()
+    response = admin_client.post(reverse("admin:clients_client_changelist"),
+                                 {"action": "deactivate", "_selected_action": [client.pk]})
+    assert response.status_code == 302
+    userinfo = Client().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    assert userinfo.status_code == 401 and userinfo.json()["error"] == "invalid_token"
+    assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
+    session.refresh_from_db()
+    assert session.status == SessionStatus.REVOKED and session.status_reason == "client_deactivated"
+    revoked = SecurityEvent.objects.get(event_type="session.revoked", session_id=session.sid)
+    assert revoked.details["initiator"] == "admin"
+    outside = SecurityEvent.objects.get(event_type="oauth.revocation", details__jti=jti)
+    assert outside.details["cause"] == "client_deactivated"
+    assert not AccessToken.objects.filter(client=client, revoked_at=None).exists()

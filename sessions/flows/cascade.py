@@ -1,5 +1,5 @@
-"""Revocation cascades (issue 5 §5): deactivating or deleting a user, deleting a client or
-revoking a device ends its token families at once, so introspection and userinfo refuse
+"""Revocation cascades (issue 5 §5): deactivating or deleting a user, deactivating or deleting
+a client or revoking a device ends its token families at once, so introspection and userinfo refuse
 their tokens immediately rather than at the next refresh. Each family ends through the one path
 (``sessions.flows.revocation``), so each is recorded and announced. The receivers here
 connect when ``DeviceSessionsConfig.ready()`` imports this module."""
@@ -44,6 +44,16 @@ def _client_deleted(sender: Any, instance: Client, **kwargs: Any) -> None:
     each on record, instead of vanishing with the client's rows."""
     revocation.revoke_sessions(revocation.live_sessions(client_id=instance.pk), Reason.CLIENT_DELETED)
     revocation.revoke_client_access_tokens(instance, Reason.CLIENT_DELETED)
+
+
+@receiver(post_save, sender=Client, dispatch_uid="vigil-client-deactivated")
+def _client_saved(sender: Any, instance: Client, created: bool, **kwargs: Any) -> None:
+    """A deactivated client's families and its tokens outside them end at once, as a deleted
+    client's do: its refresh tokens stopped at once (the client no longer authenticates), but
+    its access tokens stayed active at userinfo and introspection until they expired."""
+    if not created and not instance.is_active:
+        revocation.revoke_sessions(revocation.live_sessions(client_id=instance.pk), Reason.CLIENT_DEACTIVATED)
+        revocation.revoke_client_access_tokens(instance, Reason.CLIENT_DEACTIVATED)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")

@@ -2,7 +2,7 @@
 
 Every way a session ends (the user signing an app out on the account page, browser or
 RP-initiated logout, ``/revoke``, an admin, a password or factor change, risk, device
-health, revalidation, a revoked device, a deactivated or deleted user, a deleted client,
+health, revalidation, a revoked device, a deactivated or deleted user, a deactivated or deleted client,
 code or refresh-token reuse, a received shared signal) calls :func:`revoke_session`; every
 change to a credential calls :func:`credential_changed`. Each records exactly one security event and then *announces*
 the change with a named signal, inside the same transaction:
@@ -62,6 +62,7 @@ class Reason(StrEnum):
     FACTORS_RESET = "factors_reset"
     USER_DEACTIVATED = "user_deactivated"
     USER_DELETED = "user_deleted"
+    CLIENT_DEACTIVATED = "client_deactivated"
     CLIENT_DELETED = "client_deleted"
     DEVICE_REVOKED = "device_revoked"
     DEVICE_HEALTH_DENIED = "device_health_denied"
@@ -85,6 +86,7 @@ _INITIATORS: dict[str, Initiator] = {
     Reason.FACTORS_RESET: Initiator.ADMIN,
     Reason.USER_DEACTIVATED: Initiator.ADMIN,
     Reason.USER_DELETED: Initiator.ADMIN,
+    Reason.CLIENT_DEACTIVATED: Initiator.ADMIN,
     Reason.CLIENT_DELETED: Initiator.ADMIN,
 }
 
