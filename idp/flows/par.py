@@ -33,6 +33,12 @@ from ..oauth.server import VigilOAuth2Request, get_server
 from . import authorize_params
 from .authorize import consent_grant
 
+#: The most characters a pushed request's parameters may hold, a signed request object's own
+#: bound (RFC 9126 leaves it to us). Every accepted push waits in the shared cache for its
+#: lifetime and a public client's id is all it takes to push: unbounded, anyone could store
+#: megabytes a request there, crowding out the replay caches that share it.
+MAX_PUSHED_CHARACTERS = request_object.MAX_LENGTH
+
 
 def push(request: HttpRequest, now: int | None = None) -> HttpResponse:
     moment = now if now is not None else int(timezone.now().timestamp())
@@ -72,6 +78,8 @@ def pushed_params(
         raise InvalidRequestError("This client must push a signed request object as 'request' (RFC 9101).")
     else:
         params = {name: list(values) for name, values in form.items() if name not in CREDENTIAL_PARAMETERS}
+        if sum(len(name) + sum(map(len, values)) for name, values in params.items()) > MAX_PUSHED_CHARACTERS:
+            raise InvalidRequestError(f"The pushed request holds more than {MAX_PUSHED_CHARACTERS} characters.")
     params["client_id"] = [client.client_id]
     return params
 

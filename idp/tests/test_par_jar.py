@@ -151,6 +151,24 @@ def test_par_refusals_are_json_never_redirects(mobile_client, pkce, service_clie
     assert HttpClient().post(reverse("par"), {"client_id": client_id}).status_code == 400  # multipart
 
 
+def test_a_pushed_request_is_bounded_like_a_request_object(browser, mobile_client, pkce):
+    """A push waits in the shared cache, and a public client's id is all it takes: a 2 MB
+    ``state`` was stored as readily as a short one. Up to the request object's bound it is."""
+    from idp.flows.par import MAX_PUSHED_CHARACTERS
+
+    params = authorize_params(mobile_client.client.client_id, pkce)
+    sent = {k: v for k, v in params.items() if k not in ("state", "client_id")}  # client_id: a credential
+    room = MAX_PUSHED_CHARACTERS - sum(len(k) + len(v) for k, v in sent.items()) - len("state")
+    refused = push({**params, "state": "s" * (room + 1)})
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "invalid_request",
+        "error_description": f"The pushed request holds more than {MAX_PUSHED_CHARACTERS} characters."}
+    assert _events("oauth.par_refused") == 1 and _events("oauth.par_accepted") == 0
+    request_uri, _ = _pushed_public(mobile_client, pkce, state="s" * room)
+    query = _redirect_query(browser.get(authorize_url(mobile_client.client.client_id, request_uri=request_uri)))
+    assert query["state"] == "s" * room
+
+
 def test_confidential_client_pushes_with_its_secret_and_the_user_consents(service_client, pkce, browser):
     import base64
 
