@@ -3,6 +3,8 @@ refresh tokens for public clients, DPoP at userinfo and introspection."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.conf import settings
 from django.test import Client as HttpClient
@@ -144,7 +146,7 @@ def test_each_dpop_refusal_at_userinfo_is_a_security_event(dpop_tokens, dpop_key
     at = dpop_tokens["access_token"]
     url = f"{settings.IDP_ISSUER}{reverse('userinfo')}"
     other = ECKey.generate_key("P-256", private=True)
-    attempts = {
+    attempts: dict[str, dict[str, Any]] = {
         "bearer": {"HTTP_AUTHORIZATION": f"Bearer {at}"},
         "stolen": {"HTTP_AUTHORIZATION": f"DPoP {at}",
                    "HTTP_DPOP": create_proof(other, method="GET", url=url, access_token=at)},
@@ -155,6 +157,6 @@ def test_each_dpop_refusal_at_userinfo_is_a_security_event(dpop_tokens, dpop_key
         response = HttpClient().get(reverse("userinfo"), **headers)
         assert response.status_code == 401, name
         refused = SecurityEvent.objects.filter(event_type="resource.token_refused").order_by("-pk")
-        assert refused.count() == before + 1, name
-        assert refused.first().reason == response.json()["error"], name
-        assert refused.first().outcome == "denied"
+        latest = refused.first()
+        assert refused.count() == before + 1 and latest is not None, name
+        assert (latest.reason, latest.outcome) == (response.json()["error"], "denied"), name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -172,8 +173,8 @@ def test_a_repeated_token_is_invalid_request_and_changes_nothing(tokens, mobile_
     ``token=<refresh>&token=junk`` the last value was judged: /revoke answered 200 and the
     refresh token the client named stayed live."""
     body = urlencode([("token", tokens["refresh_token"]), ("token", "junk")]).encode()
-    auth = ({"HTTP_AUTHORIZATION": basic(service_client.client.client_id, service_client.secret)}
-            if endpoint == "introspect" else {})
+    auth: dict[str, Any] = ({"HTTP_AUTHORIZATION": basic(service_client.client.client_id, service_client.secret)}
+                            if endpoint == "introspect" else {})
     if endpoint == "revoke":
         body += f"&client_id={mobile_client.client.client_id}".encode()
     response = HttpClient().generic("POST", reverse(endpoint), body, "application/x-www-form-urlencoded", **auth)
@@ -200,9 +201,10 @@ def test_revocation_ignores_a_hint_it_does_not_know(tokens, mobile_client, servi
 def test_userinfo_refuses_a_token_sent_two_ways(tokens):
     """RFC 6750 §2 and §3.1: a token in the header and another in the form (or two in the form)
     is ``invalid_request``; which one was judged was up to us (the header's, before)."""
-    header = {"HTTP_AUTHORIZATION": f"Bearer {tokens['access_token']}"}
-    for body, headers in ((b"access_token=junk", header), (urlencode([("access_token", tokens["access_token"])] * 2)
-                                                           .encode(), {})):
+    twice = urlencode([("access_token", tokens["access_token"])] * 2).encode()
+    cases: list[tuple[bytes, dict[str, Any]]] = [
+        (b"access_token=junk", {"HTTP_AUTHORIZATION": f"Bearer {tokens['access_token']}"}), (twice, {})]
+    for body, headers in cases:
         response = HttpClient().generic("POST", reverse("userinfo"), body, "application/x-www-form-urlencoded",
                                         **headers)
         assert response.status_code == 400, response.content
