@@ -118,6 +118,7 @@ def _find_refresh(token_string: str, client: Client) -> FoundToken | None:
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
+    SINGLE_VALUED = ("token", "token_type_hint")  # RFC 6749 §3.2 (``AuthorizationServer.create_endpoint_response``)
 
     def check_params(self, request: Any, client: Client) -> None:
         """RFC 7662 §2.1: the hint only orders the search, which covers every token type when
@@ -216,6 +217,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
 class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = [*CONFIDENTIAL_METHODS, "none"]
+    SINGLE_VALUED = ("token", "token_type_hint")
 
     def check_params(self, request: Any, client: Client) -> None:
         """RFC 7009 §2.1: the hint only orders the search, which "MUST extend" to every token

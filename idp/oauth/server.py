@@ -7,6 +7,7 @@ are short calls into ``sessions`` flows. Every error response is also a security
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from authlib.integrations.django_oauth2.requests import DjangoJsonRequest, DjangoOAuth2Request
@@ -52,11 +53,12 @@ def token_request_problem(datalist: dict[str, list[str]]) -> str:
     return repeated_parameter_problem(datalist)
 
 
-def repeated_parameter_problem(datalist: dict[str, list[str]]) -> str:
+def repeated_parameter_problem(datalist: dict[str, list[str]], only: Collection[str] | None = None) -> str:
     """RFC 6749 §3.2 (and RFC 7009 §2.1, RFC 7662 §2.1, RFC 8628 §3.1, which build on it): no
     parameter appears twice, but ``resource`` (RFC 8707 §2) and ``audience`` (RFC 8693 §2.1);
-    "" when none does."""
-    repeated = sorted(name for name, values in datalist.items() if len(values) > 1 and name not in REPEATABLE)
+    "" when none does. ``only``: the parameters judged (an endpoint's own; §3.1 ignores others)."""
+    repeated = sorted(name for name, values in datalist.items()
+                      if len(values) > 1 and name not in REPEATABLE and (only is None or name in only))
     if repeated:
         return f"The {repeated[0][:40]} parameter is repeated (RFC 6749 section 3.2)."
     return ""
@@ -101,9 +103,12 @@ class AuthorizationServer(_AuthorizationServer):
     def create_endpoint_response(self, name: str, request: Any = None) -> HttpResponse:
         """Authlib's, after RFC 6749 §3.2 for the introspection, revocation and device
         authorization endpoints too: with ``token=A&token=B`` Django hands Authlib the last
-        value, so a revocation answered 200 could leave the token the client named first live."""
+        value, so a revocation answered 200 could leave the token the client named first live.
+        Each endpoint names its own parameters (``SINGLE_VALUED``); credentials are the
+        authenticator's, unrecognised ones are ignored (§3.1)."""
         oauth_request = self.create_oauth2_request(request)
-        problem = repeated_parameter_problem(oauth_request.payload.datalist)
+        own = {p for endpoint in self._endpoints.get(name, []) for p in getattr(endpoint, "SINGLE_VALUED", ())}
+        problem = repeated_parameter_problem(oauth_request.payload.datalist, own)
         if problem:
             return self.handle_error_response(oauth_request, InvalidRequestError(problem))
         return super().create_endpoint_response(name, oauth_request)

@@ -454,3 +454,6 @@ def test_a_repeated_parameter_at_the_start_is_invalid_request(tv: RegisteredClie
     assert response.status_code == 400 and response.json() == {
         "error": "invalid_request", "error_description": "The scope parameter is repeated (RFC 6749 section 3.2)."}
     assert not DeviceAuthorization.objects.exists()
+    ignored = b"client_id=tv-app&scope=openid&x-vendor=1&x-vendor=2"  # an unrecognised one is ignored (§3.1)
+    assert HttpClient().generic("POST", reverse("device-authorization"), ignored,
+                                "application/x-www-form-urlencoded").status_code == 200

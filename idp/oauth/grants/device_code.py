@@ -65,6 +65,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
     device code; §3.2: the response, with ``verification_uri_complete``."""
 
     CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    SINGLE_VALUED = ("scope",)  # RFC 6749 §3.2; ``resource`` repeats (RFC 8707 §2)
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client = self.authenticate_client(request)
