@@ -25,7 +25,10 @@ from django.http import (
     UnreadablePostError,
 )
 from django.http.multipartparser import MultiPartParserError
+from django.utils import translation
 from django.views.decorators.http import require_http_methods
+
+from . import locale, outage
 
 
 def allow_methods(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -59,6 +62,7 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 UNREADABLE = "The form body cannot be read: send UTF-8 application/x-www-form-urlencoded."
 TOO_LARGE = "The form body has too many fields or is too large for this server: send only the request's parameters."
 INTERRUPTED = "The form body was cut off before it arrived: send the request again."
+BAD_REQUEST_TEMPLATE = "bad_request.html"
 
 
 def _unreadable_form(request: HttpRequest) -> str | None:
@@ -87,11 +91,26 @@ def raw_body(request: HttpRequest) -> bytes:
         return b""
 
 
+def refusal(request: HttpRequest, description: str) -> HttpResponse:
+    """A request refused before any view reads it: RFC 6749 §5.2's ``invalid_request`` JSON
+    body, or, on a page people see (``core.outage.wants_html``: sign-in, account, admin,
+    authorization, logout, device code), a readable page saying nothing was done."""
+    if not outage.wants_html(request):
+        return JsonResponse({"error": "invalid_request", "error_description": description}, status=400)
+    fallback = "<!doctype html><title>Request not understood</title><p>Nothing was done. Go back and try again.</p>"
+    with translation.override(locale.language_for(request, from_the_request=False)):
+        response = outage.standalone_page(BAD_REQUEST_TEMPLATE, {"description": description}, 400, fallback)
+        response["Content-Language"] = translation.get_language()
+    response["Cache-Control"] = "no-store"
+    response["Vary"] = "Accept-Language, Cookie"
+    return response
+
+
 class RefuseUnreadableFormsMiddleware:
     """A form body Django cannot parse (a non-UTF-8 charset, RFC 6749 Appendix B; a multipart
     body without a valid boundary; more fields or bytes than ``DATA_UPLOAD_MAX_*`` allow; a
-    body cut off mid-way) is an RFC 6749 §5.2 ``invalid_request`` JSON body, not Django's
-    HTML 400 page or a 500. Placed before anything that reads ``request.POST``."""
+    body cut off mid-way) is a clear 400 (``refusal``), not Django's bare HTML 400 page or a
+    500. Placed before anything that reads ``request.POST``."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -100,5 +119,5 @@ class RefuseUnreadableFormsMiddleware:
         if request.method == "POST" and request.content_type in FORM_TYPES:
             problem = _unreadable_form(request)
             if problem is not None:
-                return JsonResponse({"error": "invalid_request", "error_description": problem}, status=400)
+                return refusal(request, problem)
         return self.get_response(request)

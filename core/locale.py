@@ -37,14 +37,17 @@ def ui_locales(request: HttpRequest) -> Iterator[str]:
             continue
 
 
-def language_for(request: HttpRequest) -> str:
+def language_for(request: HttpRequest, *, from_the_request: bool = True) -> str:
+    """The page's language: the switcher's cookie, then the authorization request's
+    ``ui_locales``, then ``Accept-Language``. ``from_the_request=False`` skips ``ui_locales``
+    (for a request refused unread: its parameters are what could not be read)."""
     chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
     if chosen and translation.check_for_language(chosen):
         try:
             return translation.get_supported_language_variant(chosen)
         except LookupError:
             pass
-    for language in ui_locales(request):
+    for language in ui_locales(request) if from_the_request else ():
         return language
     return translation.get_language_from_request(request)
 

@@ -131,19 +131,25 @@ def json_answer() -> HttpResponse:
 
 
 def page_answer(request: HttpRequest) -> HttpResponse:
-    """The readable page. Rendered without the request (no context processors): they would
-    reach for the session and the user, in the very stores that are down."""
+    """The readable page."""
     retry_url = "/" + request.get_full_path().lstrip("/")  # never "//host": a link off-site
+    context = {"retry_url": retry_url, "retry_after": _retry_after(), "was_post": request.method == "POST"}
+    fallback = "<!doctype html><title>Try again shortly</title><p>Vigil is briefly unavailable. Try again shortly.</p>"
+    return _finish(standalone_page(TEMPLATE, context, 503, fallback))
+
+
+def standalone_page(template: str, context: dict[str, Any], status: int, fallback: str) -> HttpResponse:
+    """A page rendered without the request (no context processors: they would reach for the
+    session and the user, in stores that may be down or not yet read), under a strict
+    Content-Security-Policy; ``fallback`` if the template itself fails, never a 500."""
     try:
-        body: str = render_to_string(
-            TEMPLATE, {"retry_url": retry_url, "retry_after": _retry_after(), "was_post": request.method == "POST"}
-        )
-    except Exception:  # a broken template must not turn the 503 back into a 500
-        logger.exception("outage page could not be rendered")
-        body = "<!doctype html><title>Try again shortly</title><p>Vigil is briefly unavailable. Try again shortly.</p>"
-    response = HttpResponse(body, status=503, content_type="text/html; charset=utf-8")
+        body: str = render_to_string(template, context)
+    except Exception:  # a broken template must not turn the answer into a 500
+        logger.exception("%s could not be rendered", template)
+        body = fallback
+    response = HttpResponse(body, status=status, content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = PAGE_POLICY
-    return _finish(response)
+    return response
 
 
 def _finish(response: HttpResponse) -> HttpResponse:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from core.http_basic import BasicProblem, MalformedBasic, parse_basic
-from core.http_methods import FORM_TYPES
+from core.http_methods import FORM_TYPES, refusal
 
 PROTOCOL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_DPOP")
+NUL_REFUSED = "Parameters must not contain NUL characters."
 
 
 def _parameters_have_nul(request: HttpRequest) -> bool:
@@ -52,8 +53,5 @@ class RejectNullBytesMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if _has_nul(request):
-            return JsonResponse(
-                {"error": "invalid_request", "error_description": "Parameters must not contain NUL characters."},
-                status=400,
-            )
+            return refusal(request, NUL_REFUSED)
         return self.get_response(request)

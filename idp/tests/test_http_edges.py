@@ -12,7 +12,8 @@ import pytest
 from django.conf import settings
 from django.test import Client as HttpClient
 
-from core.http_methods import INTERRUPTED, TOO_LARGE
+from core.http_methods import INTERRUPTED, TOO_LARGE, UNREADABLE
+from idp.middleware import NUL_REFUSED
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +45,9 @@ def test_an_unreadable_form_body_is_an_rfc6749_json_error(path: str, content_typ
     assert response.json()["error"] == "invalid_request"
 
 
-FORM_PATHS = ["/token", "/introspect", "/revoke", "/userinfo", "/usage", "/accounts/login/"]
+FORM_PATHS = ["/token", "/introspect", "/revoke", "/userinfo", "/usage"]
+# Pages people see (core.outage.wants_html): a refusal there is a readable page, not JSON.
+PAGE_PATHS = ["/accounts/login/", "/authorize", "/logout", "/device"]
 
 
 @pytest.mark.parametrize("path", FORM_PATHS)
@@ -55,6 +58,50 @@ def test_a_form_with_too_many_fields_is_an_rfc6749_json_error_not_an_html_page(p
     assert response.json() == {"error": "invalid_request", "error_description": TOO_LARGE}
     assert [r.name for r in caplog.records if r.name.startswith("django.security")] == [
         "django.security.TooManyFieldsSent"]
+
+
+def _too_many_fields() -> str:
+    return "&".join(f"f{i}=x" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+
+
+@pytest.mark.parametrize("content_type, body, description", [
+    ("application/x-www-form-urlencoded", None, TOO_LARGE),
+    ("application/x-www-form-urlencoded; charset=utf-16", "username=a&password=b", UNREADABLE),
+    ("application/x-www-form-urlencoded", "username=al\x00ice&password=b", NUL_REFUSED),
+], ids=["too-many-fields", "not-utf-8", "nul"])
+@pytest.mark.parametrize("path", PAGE_PATHS)
+def test_a_form_refused_on_a_page_is_a_readable_page_and_changes_nothing(
+    path: str, content_type: str, body: str | None, description: str
+) -> None:
+    """Non-negotiable 5: a page people see answers a form it cannot take with a page that says
+    so in words (the cause under "Details"), never JSON; nothing is signed in or recorded."""
+    from django.utils.html import escape
+
+    from core.models import SecurityEvent
+
+    browser = HttpClient()
+    response = browser.generic("POST", path, data=(body if body is not None else _too_many_fields()).encode(),
+                               content_type=content_type, HTTP_ACCEPT="text/html,application/xhtml+xml")
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "This request could not be read" in page and "nothing was done" in page and escape(description) in page
+    assert response["Cache-Control"] == "no-store" and "default-src 'none'" in response["Content-Security-Policy"]
+    assert settings.SESSION_COOKIE_NAME not in response.cookies and not SecurityEvent.objects.exists()
+
+
+def test_a_page_refusal_is_translated() -> None:
+    response = HttpClient().post("/accounts/login/", _too_many_fields(), content_type="application/x-www-form-urlencoded",
+                                 HTTP_ACCEPT_LANGUAGE="de")
+    assert response.status_code == 400 and "Diese Anfrage konnte nicht gelesen werden" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/token", "/accounts/login/"])
+def test_a_nul_refused_where_json_is_wanted_is_an_rfc6749_json_error(path: str) -> None:
+    """The protocol endpoints, and a script on a page that asks for JSON, get RFC 6749 §5.2."""
+    response = HttpClient().post(path, "grant_type=x\x00y", content_type="application/x-www-form-urlencoded",
+                                 HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": NUL_REFUSED}
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=b"])
