@@ -397,6 +397,6 @@ def test_deleting_devices_in_the_admin_is_recorded(admin_client: Any, enrolled: 
                                {"action": "delete_selected", "_selected_action": [second.pk], "post": "yes"})
     assert action.status_code == 302
     assert list(Device.objects.values_list("key_id", flat=True)) == ["kept-key"]
-    events = SecurityEvent.objects.filter(event_type="attestation.device.deleted").order_by("pk")
-    assert [(e.details["key_id"], e.details["status"], e.user.username) for e in events] == [
+    events = SecurityEvent.objects.filter(event_type="attestation.device.deleted").select_related("user").order_by("pk")
+    assert [(e.details["key_id"], e.details["status"], e.user and e.user.username) for e in events] == [
         (enrolled.key_id, DeviceStatus.REVOKED, "root"), ("second-key", DeviceStatus.ACTIVE, "root")]
