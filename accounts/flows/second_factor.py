@@ -62,7 +62,11 @@ def verify_code(
         raise SecondFactorRefused(attempts.Refusal.THROTTLED, refused.retry_after) from None
     # The code spent and the session signed in, or neither: a failure midway (the database gone)
     # spends no recovery code and leaves no TOTP step used, so the retry is judged afresh.
+    # The user's row first, with the lock signing in takes anyway to update it (last_login): a
+    # set-up confirmation or a regeneration locks it before the app's or the codes' rows, and a
+    # sign-in that locked those first then waited on it deadlocked against them (PostgreSQL).
     with attempts.judging(attempt), transaction.atomic():
+        list(User.objects.select_for_update(no_key=True).filter(pk=user.pk).only("pk"))  # gone: no code is right
         ok = _check(user, method, code)
         reused = not ok and _just_used(user, method, code, now or timezone.now())
         result = _accepted(request, state, user, method, now) if ok else None
