@@ -295,3 +295,30 @@ def test_a_session_write_failing_after_the_regeneration_undoes_it(
     shown = client.get(retry["Location"]).context["codes"]
     assert len(shown) == app_settings.RECOVERY_CODE_COUNT and recovery.still_valid(user, shown) == shown
     assert regenerations().count() == 1
+
+
+def test_a_session_signed_out_meanwhile_is_a_400_that_changes_nothing(
+    client: Client, user: Any, totp_device: Any, recovery_codes: list[str], frozen: Any
+) -> None:
+    """The session is deleted (signed out from another browser) while the regeneration runs:
+    its save in the regeneration's transaction finds no row. That is Django's answer for a
+    session deleted before the request completed, a 400 (``SessionInterrupted``), never a 500,
+    and the regeneration is undone: the codes the user holds still work."""
+    from django.db import connection
+
+    sign_in(client, totp_device)
+    token = page_token(client)
+    key = client.session.session_key
+    before = state(user)
+
+    def signed_out_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.lstrip().upper().startswith("UPDATE") and "django_session" in sql:
+            execute('DELETE FROM "django_session" WHERE "session_key" = %s', [key], False, context)
+        return execute(sql, params, many, context)
+
+    client.raise_request_exception = False
+    with connection.execute_wrapper(signed_out_first):
+        response = regenerate(client, token)
+    assert response.status_code == 400
+    assert state(user) == before
+    assert recovery.still_valid(user, recovery_codes) == recovery_codes
