@@ -103,12 +103,13 @@ class UserAdmin(RevokesFamiliesFirst, DjangoUserAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         """Deleting an account is a security decision, on record (``user.deleted``) once the row
         is gone: the event names the account by its username, id and ``sub``, and who deleted it."""
-        gone = [(user.get_username(), user.pk, user.subject) for user in queryset]
-        super().delete_queryset(request, queryset)
-        admin_name = signed_in_user(request).get_username()
-        for username, user_id, subject in gone:
-            record(EventType.USER_DELETED, request=request, admin=admin_name, username=username, user_id=user_id,
-                   sub=str(subject))
+        with transaction.atomic():  # the changelist's action runs in no transaction of Django's
+            gone = [(user.get_username(), user.pk, user.subject) for user in queryset]
+            super().delete_queryset(request, queryset)
+            admin_name = signed_in_user(request).get_username()
+            for username, user_id, subject in gone:
+                record(EventType.USER_DELETED, request=request, admin=admin_name, username=username,
+                       user_id=user_id, sub=str(subject))
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         """Django's password form; a password it set is a credential change (``flows.password``),
@@ -154,11 +155,12 @@ class RecordedGroupAdmin(DjangoGroupAdmin):
         self.delete_queryset(request, Group.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
-        gone = [(group, _permissions(group), group.user_set.count()) for group in queryset]
-        super().delete_queryset(request, queryset)
-        for group, permissions, members in gone:
-            record(EventType.GROUP_CHANGED, request=request, admin=signed_in_user(request).get_username(),
-                   group=group.name, change=GroupChange.DELETED, permissions=permissions, members=members)
+        with transaction.atomic():  # the changelist's action runs in no transaction of Django's
+            gone = [(group, _permissions(group), group.user_set.count()) for group in queryset]
+            super().delete_queryset(request, queryset)
+            for group, permissions, members in gone:
+                record(EventType.GROUP_CHANGED, request=request, admin=signed_in_user(request).get_username(),
+                       group=group.name, change=GroupChange.DELETED, permissions=permissions, members=members)
 
     def _note(self, request: HttpRequest, group: Group, change: GroupChange, **details: Any) -> None:
         record(EventType.GROUP_CHANGED, request=request, admin=signed_in_user(request).get_username(),

@@ -160,3 +160,24 @@ def test_a_groups_permissions_are_on_record(admin_client: Any, admin_user: User)
     ]
     assert events[1]["changed"] == ["permissions"]
     assert {e["group"] for e in events} == {"support"} and {e["admin"] for e in events} == {admin_user.username}
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as served: a deletion outside a transaction commits alone
+@pytest.mark.parametrize("kind", ["user", "group"])
+def test_a_deletion_whose_record_fails_deletes_nothing(admin_client: Any, admin_user: User, kind: str) -> None:
+    """The changelist's delete action, the database gone as ``user.deleted`` (``group.changed``)
+    is written: a 503 and the row still there, never one gone with no event on record."""
+    from django.contrib.auth.models import Group
+
+    from core.outage_testing import database_down
+
+    model: Any = User if kind == "user" else Group
+    target = User.objects.create_user("erin", password="a long enough passphrase") if kind == "user" else (
+        Group.objects.create(name="support"))
+    admin_client.raise_request_exception = False
+    with database_down(lambda sql: sql.lstrip().upper().startswith('INSERT INTO "IDP_SECURITY_EVENT"')) as refused:
+        action = admin_client.post(reverse(f"admin:{model._meta.app_label}_{kind}_changelist"),
+                                   {"action": "delete_selected", "_selected_action": [target.pk], "post": "yes"})
+    assert refused and action.status_code == 503
+    assert model.objects.filter(pk=target.pk).exists()
+    assert not SecurityEvent.objects.filter(event_type__in=["user.deleted", "group.changed"]).exists()
