@@ -279,6 +279,31 @@ def test_a_second_tab_asking_for_options_leaves_the_first_tabs_challenge(client:
 
 
 @pytest.mark.django_db
+def test_an_assertion_sent_again_while_other_tabs_challenges_are_kept_is_refused(
+    client: Any, user: Any, settings: Any
+) -> None:
+    """Single use with several challenges kept (§13.4.3): the assertion that signed in, sent
+    again, names a challenge no longer kept and is refused (its counter set back, so only the
+    challenge can refuse it), and it signs nothing in."""
+    vector = load_vector(RSA)
+    _configure(settings, vector["params"])
+    passkey = _rsa_passkey(user, vector)
+    _seed_challenge(client, "login", _b(vector["params"]["expected_challenge"]))
+    for _ in range(3):  # other tabs' options
+        client.post(reverse("accounts:passkey_auth_options"), json.dumps({"purpose": "login"}),
+                    content_type="application/json")
+    body = json.dumps({"purpose": "login", "credential": vector["credential"], "next": "/x"})
+    assert client.post(reverse("accounts:passkey_auth_verify"), body, content_type="application/json").status_code == 200
+    Passkey.objects.filter(pk=passkey.pk).update(sign_count=0)
+    completed = SecurityEvent.objects.filter(event_type="login.completed").count()
+
+    replay = client.post(reverse("accounts:passkey_auth_verify"), body, content_type="application/json")
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_assertion", replay.content
+    assert SecurityEvent.objects.filter(event_type="login.completed").count() == completed
+    assert Passkey.objects.get(pk=passkey.pk).sign_count == 0
+
+
+@pytest.mark.django_db
 def test_cloned_authenticator_is_refused_and_logged(client: Any, user: Any, settings: Any) -> None:
     vector = load_vector(RSA)
     _configure(settings, vector["params"])
