@@ -79,7 +79,7 @@ def regenerate(request: HttpRequest, user: User, token: str) -> Regeneration:
     if named is None:
         return Regeneration(Outcome.REFUSED)
     with transaction.atomic():
-        User.objects.select_for_update().only("pk").get(pk=user.pk)  # one regeneration of a user at a time
+        User.objects.select_for_update(no_key=True).only("pk").get(pk=user.pk)  # one regeneration of a user at a time
         if not policy.has_second_factor(user):
             return Regeneration(Outcome.NO_SECOND_FACTOR)
         if _current_set(user) != named:

@@ -42,7 +42,7 @@ def pending_device(user: User) -> TOTPDevice:
     lock as confirmations are (``flows.totp_enroll``): set-up pages loaded at once (two tabs)
     show the one secret, never each their own, of which only the newest could be confirmed."""
     with transaction.atomic():
-        User.objects.select_for_update().only("pk").get(pk=user.pk)
+        User.objects.select_for_update(no_key=True).only("pk").get(pk=user.pk)
         return unconfirmed_device(user) or TOTPDevice.create_sealed(user, DEVICE_NAME)
 
 

@@ -8,7 +8,7 @@ last answer: that answer must not read "That code is not valid" with a new secre
 codes made by the first stay unseen.
 
 Design, the simplest we found correct under concurrency: each confirmation of one user runs
-in one transaction holding that user's row lock (``select_for_update``), so two submissions
+in one transaction holding that user's row lock (``select_for_update(no_key=True)``), so two submissions
 are judged one after the other and the second sees what the first committed. A submission
 *repeats* the confirmation when no pending device is left and the confirmed device accepted
 exactly this code within ``REPEAT_WINDOW`` (the code of its last accepted time step,
@@ -71,7 +71,7 @@ def confirm(request: HttpRequest, user: User, code: str, now: datetime | None = 
     except throttle.Throttled:
         return Confirmation(Outcome.REFUSED)
     with attempts.judging(attempt), transaction.atomic():  # an outage here counts no failure
-        User.objects.select_for_update().only("pk").get(pk=user.pk)  # one confirmation of a user at a time
+        User.objects.select_for_update(no_key=True).only("pk").get(pk=user.pk)  # one confirmation of a user at a time
         result = _judge(request, user, code, now or timezone.now())
         if result.outcome is Outcome.CONFIRMED:
             _prove_in_session(request, result)

@@ -71,3 +71,53 @@ def test_a_second_factor_waits_for_the_users_row_before_locking_its_code(
     thread.join(30)
     assert not thread.is_alive() and answers[0].status_code == 302
     assert signed_in(browser)["amr"] == ["mfa", "otp", "pwd"]
+
+
+def test_the_users_row_lock_lets_a_factor_removal_record_its_event(user: Any, totp_device: SealedTOTPDevice) -> None:
+    """The pending secret (here), the set-up confirmation and the regeneration hold the user's
+    row with FOR NO KEY UPDATE, as the sign-in does: removing the app holds the app's row and then
+    records its event, an insert that takes KEY SHARE on the user's row. Under FOR UPDATE that
+    insert waited on the confirmation while the confirmation waited on the app's row: a
+    deadlock. Two holders of the user's row still take turns."""
+    from accounts.flows import totp
+    from core.events import EventType, record
+    from core.models import SecurityEvent
+
+    answers: list[Any] = []
+
+    def removal_records_its_event() -> str:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '3s'")
+            list(SealedTOTPDevice.objects.select_for_update().filter(user=user))
+            record(EventType.FACTOR_TOTP_REMOVE, user=user)
+        return "recorded"
+
+    with transaction.atomic():
+        totp.pending_device(user)  # the pending secret's lock, held by this transaction from here on
+        thread = _in_thread(removal_records_its_event, answers)
+        thread.join(10)
+        assert not thread.is_alive() and answers == ["recorded"]
+        with pytest.raises(Exception, match="could not obtain lock"):
+            _nowait_from_another_connection(user.pk)
+    assert SecurityEvent.objects.filter(event_type=EventType.FACTOR_TOTP_REMOVE, user=user).count() == 1
+
+
+def _nowait_from_another_connection(user_pk: int) -> None:
+    """Another holder of the user's row (FOR NO KEY UPDATE) is refused while this one holds it."""
+    failure: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            with transaction.atomic():
+                list(User.objects.select_for_update(no_key=True, nowait=True).filter(pk=user_pk))
+        except BaseException as exc:  # handed to the test's thread
+            failure.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join(10)
+    if failure:
+        raise failure[0]
