@@ -21,7 +21,6 @@ client's registration, and is a security event.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import TYPE_CHECKING
 
@@ -101,7 +100,7 @@ def _fetched(
 
 
 def _mark(request_uri: str) -> str:
-    return hashlib.sha256(request_uri.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return par.digest(request_uri)[:32]
 
 
 def browser_cookie_name() -> str:

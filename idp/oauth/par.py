@@ -66,15 +66,16 @@ class Pushed:
     params: dict[str, list[str]]
 
 
-def _digest(request_uri: str) -> str:
-    return hashlib.sha256(request_uri.encode("utf-8", "surrogatepass")).hexdigest()
+def digest(value: str) -> str:
+    """The SHA-256 (hex) a ``request_uri`` is kept and marked under, never the value itself."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def push(client_id: str, params: dict[str, list[str]], lifetime: int) -> str:
     """Store the request; returns its ``request_uri`` (RFC 9126 §2.2)."""
     request_uri = REQUEST_URI_PREFIX + generate_token(32)
     value = json.dumps({"client_id": client_id, "params": params}, separators=(",", ":"))
-    cache.set(_KEY + _digest(request_uri), value, lifetime)
+    cache.set(_KEY + digest(request_uri), value, lifetime)
     return request_uri
 
 
@@ -84,22 +85,22 @@ def take(request_uri: object, client_id: str, browser: str) -> Pushed | RequestU
     may still use it); one claimed by another browser is ``REPLAYED``."""
     if not isinstance(request_uri, str) or not request_uri.startswith(REQUEST_URI_PREFIX) or len(request_uri) > 200:
         return RequestUriProblem.NOT_PUSHED
-    digest = _digest(request_uri)
-    raw = cache.get(_KEY + digest)
+    key = digest(request_uri)
+    raw = cache.get(_KEY + key)
     if raw is None:
-        return RequestUriProblem.REPLAYED if cache.get(_USED + digest) else RequestUriProblem.UNKNOWN
+        return RequestUriProblem.REPLAYED if cache.get(_USED + key) else RequestUriProblem.UNKNOWN
     stored = json.loads(raw)
     if stored["client_id"] != client_id:
         return RequestUriProblem.WRONG_CLIENT
-    if not _claimed_by(digest, _digest(browser)):
+    if not _claimed_by(key, digest(browser)):
         return RequestUriProblem.REPLAYED
     return Pushed(stored["client_id"], {name: list(values) for name, values in stored["params"].items()})
 
 
-def _claimed_by(digest: str, claimant: str) -> bool:
+def _claimed_by(key: str, claimant: str) -> bool:
     """Claim the request for ``claimant`` unless it is claimed already (the cache's atomic add
     decides a race); whether ``claimant`` holds it."""
-    if cache.add(_USED + digest, claimant, USED_MEMORY):
+    if cache.add(_USED + key, claimant, USED_MEMORY):
         return True
-    holder = cache.get(_USED + digest)
+    holder = cache.get(_USED + key)
     return isinstance(holder, str) and hmac.compare_digest(holder, claimant)
