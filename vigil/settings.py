@@ -258,6 +258,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("VIGIL_SESSION_COOKIE_AGE", str(12 * 3600)))
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
+# No script reads the CSRF cookie (passkeys.js sends the form's token): hidden from scripts too.
+CSRF_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _https and not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "31536000" if _https else "0"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _https

@@ -167,6 +167,13 @@ def test_every_cookie_of_a_sign_in_over_https_is_a_host_cookie(https_browser, ov
     assert "secure" in _set_cookie(shown, "__Host-vigil_messages")
 
 
+def test_no_script_can_read_the_csrf_cookie(https_browser, over_https) -> None:
+    """HttpOnly, like the session cookie: the pages' scripts send the form's token
+    (passkeys.js; the passkey browser tests run that fetch), never the cookie's."""
+    login = https_browser.get(reverse("accounts:login"))
+    assert "httponly" in _set_cookie(login, "__Host-vigil_csrftoken")
+
+
 def test_signing_out_over_https_deletes_the_session_cookie_with_its_prefix_rules(https_browser, over_https, user):
     """A deletion of a __Host- cookie without Secure would be ignored by browsers."""
     https_browser.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
