@@ -8,6 +8,7 @@ Plain and device-bound (App Attest) families both."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -287,9 +288,11 @@ def _terminate_other_backends(keep: int) -> int:
 def test_killed_connections_under_eight_refreshing_devices_lose_no_family(
     browser: Any, mobile_client: Any, ios_app: Any, plain_client: str
 ) -> None:
-    """Each device refreshes ``rounds`` times, retrying the same token after any failure,
-    while the server "restarts" ``restarts`` times, 0.3 s apart: every backend of the test
-    database but the test's own is terminated, in flight or idle, as a restart would."""
+    """Each device keeps refreshing, retrying the same token after any failure, for at least
+    ``rounds`` refreshes and until the server has "restarted" ``restarts`` times, 0.3 s apart:
+    every backend of the test database but the test's own is terminated, in flight or idle, as
+    a restart would. The devices run through every restart (on a fast machine ten refreshes
+    each could end before the first one and the test would prove nothing)."""
     rounds, restarts = 10, 8
     apps: list[Any] = [plain_family(browser, plain_client) for _ in range(4)]
     apps += [iphone_family(browser, mobile_client.client.client_id) for _ in range(4)]
@@ -297,10 +300,11 @@ def test_killed_connections_under_eight_refreshing_devices_lose_no_family(
         cursor.execute("SELECT pg_backend_pid()")
         mine = cursor.fetchone()[0]
     kills: list[int] = []
+    restarted = threading.Event()
 
     def drive(app: Any) -> Counter[str]:
         seen: Counter[str] = Counter()
-        while seen["200"] < rounds and sum(seen.values()) < rounds * 30:
+        while (seen["200"] < rounds or not restarted.is_set()) and sum(seen.values()) < 5000:
             try:
                 response = app.refresh()
             finally:
@@ -316,14 +320,17 @@ def test_killed_connections_under_eight_refreshing_devices_lose_no_family(
     def work(index: int) -> Counter[str]:
         if index < len(apps):
             return drive(apps[index])
-        for _ in range(restarts):
-            time.sleep(0.3)
-            kills.append(_terminate_other_backends(mine))
+        try:
+            for _ in range(restarts):
+                time.sleep(0.3)
+                kills.append(_terminate_other_backends(mine))
+        finally:
+            restarted.set()
         return Counter()
 
     outcomes = run_concurrently(len(apps) + 1, work, timeout=300)[:-1]
     unavailable = "503 b'{\"error\": \"temporarily_unavailable\""
-    assert all(seen["200"] == rounds for seen in outcomes), outcomes  # every device got through
+    assert all(seen["200"] >= rounds for seen in outcomes), outcomes  # every device got through
     assert all(k == "200" or k.startswith(unavailable) for seen in outcomes for k in seen), outcomes  # never a 500
     assert sum(kills) > 0 and sum(n for seen in outcomes for k, n in seen.items() if k != "200") > 0  # it did hit
     for app in apps:
