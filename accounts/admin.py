@@ -156,18 +156,22 @@ class RecordedGroupAdmin(DjangoGroupAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
         with transaction.atomic():  # the changelist's action runs in no transaction of Django's
-            gone = [(group, _permissions(group), group.user_set.count()) for group in queryset]
+            gone = [_standing(group) for group in queryset]  # read before the rows go
             super().delete_queryset(request, queryset)
-            for group, permissions, members in gone:
-                record(EventType.GROUP_CHANGED, request=request, admin=signed_in_user(request).get_username(),
-                       group=group.name, change=GroupChange.DELETED, permissions=permissions, members=members)
+            for standing in gone:
+                _record(request, GroupChange.DELETED, standing)
 
     def _note(self, request: HttpRequest, group: Group, change: GroupChange, **details: Any) -> None:
-        record(EventType.GROUP_CHANGED, request=request, admin=signed_in_user(request).get_username(),
-               group=group.name, change=change, permissions=_permissions(group), members=group.user_set.count(),
-               **details)
+        _record(request, change, {**_standing(group), **details})
 
 
-def _permissions(group: Group) -> list[str]:
-    return sorted(f"{app}.{codename}" for app, codename in
-                  group.permissions.values_list("content_type__app_label", "codename"))
+def _standing(group: Group) -> dict[str, Any]:
+    """What a group grants and to how many users: the ``group.changed`` event's details."""
+    permissions = sorted(f"{app}.{codename}" for app, codename in
+                         group.permissions.values_list("content_type__app_label", "codename"))
+    return {"group": group.name, "permissions": permissions, "members": group.user_set.count()}
+
+
+def _record(request: HttpRequest, change: GroupChange, details: dict[str, Any]) -> None:
+    record(EventType.GROUP_CHANGED, request=request, admin=signed_in_user(request).get_username(), change=change,
+           **details)

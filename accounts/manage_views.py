@@ -112,12 +112,12 @@ def _after_confirmation(request: HttpRequest, result: totp_enroll.Confirmation) 
     next_url = safe_next(request)
     if result.outcome is totp_enroll.Outcome.CONFIRMED and not result.recovery_codes:
         return HttpResponseRedirect(next_url, status=303)
-    return HttpResponseRedirect(_codes_page(request, result.recovery_codes, next_url), status=303)
+    return HttpResponseRedirect(_codes_page(next_url), status=303)
 
 
-def _codes_page(request: HttpRequest, codes: list[str], next_url: str) -> str:
-    """Where new recovery codes are shown once: kept in this session for ``recovery_codes_view``."""
-    recovery_display.keep(request.session, codes)
+def _codes_page(next_url: str) -> str:
+    """Where new recovery codes are shown once (``recovery_codes_view``): the flow that made them
+    kept them in this session, in its own transaction (``recovery_display.keep``)."""
     return reverse("accounts:recovery_codes") + "?" + urlencode({"next": next_url})
 
 
@@ -154,7 +154,7 @@ def recovery_regenerate_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     if result.outcome is recovery_regenerate.Outcome.REFUSED:
         messages.error(request, gettext("That page was out of date, so no new codes were made. Try again."))
         return _profile()
-    return HttpResponseRedirect(_codes_page(request, result.recovery_codes, reverse("accounts:profile")), status=303)
+    return HttpResponseRedirect(_codes_page(reverse("accounts:profile")), status=303)
 
 
 @login_required
@@ -209,7 +209,7 @@ def passkey_register_verify(request: AuthenticatedHttpRequest) -> JsonResponse:
         return JsonResponse({"error": error.code, "message": error.message}, status=400)
     next_url = safe_next(request, value=str(data.get("next") or ""))
     if result.recovery_codes:
-        next_url = _codes_page(request, result.recovery_codes, next_url)
+        next_url = _codes_page(next_url)
     return JsonResponse({"redirect": next_url, "passkey": result.passkey.pk})
 
 

@@ -43,15 +43,14 @@ _ANSWER_OPEN = Statement(
 )
 
 # The open demands of a user at a client, newest first, each with whether the sign-in named
-# answered it (an empty login id answers nothing). The login id is prepared as text (a
-# ``CharField``), the keys as keys (``id``).
+# answered it (an empty login id answers nothing). The login id is prepared by its own field,
+# the keys as keys (``id``).
 _OPEN = Statement(
-    StepUpDemand,
-    "SELECT d.acr, EXISTS (SELECT 1 FROM "
-    f"{StepUpAnswer._meta.db_table} a WHERE a.demand_id = d.id AND a.login_id = %s AND a.login_id <> '') "
-    "FROM {table} d WHERE d.user_id = %s AND d.client_id = %s AND d.cleared_at IS NULL "
-    "ORDER BY d.created_at DESC, d.id DESC",
-    ["session_sid", "id", "id"],
+    StepUpAnswer,
+    "SELECT d.acr, EXISTS (SELECT 1 FROM {table} a WHERE a.demand_id = d.id AND a.login_id = %s "
+    f"AND a.login_id <> '') FROM {StepUpDemand._meta.db_table} d "
+    "WHERE d.user_id = %s AND d.client_id = %s AND d.cleared_at IS NULL ORDER BY d.created_at DESC, d.id DESC",
+    ["login_id", "id", "id"],
 )
 
 

@@ -85,20 +85,12 @@ def finish(
             )
             first_codes = first_factor and not policy.has_recovery_codes(user)
             codes = recovery.generate(user, request, reason="first_factor") if first_codes else []
-            _keep(request, codes)
+            recovery_display.keep_saved(request.session, codes)  # the challenge spent, the codes kept
     except IntegrityError as exc:  # §7.1 step 26: a credential id already registered
         record(EventType.FACTOR_PASSKEY_REGISTER, outcome=Outcome.FAILURE, reason="duplicate_credential", user=user,
                request=request)
         raise PasskeyError("duplicate_credential") from exc
     return Registered(passkey=passkey, recovery_codes=codes)
-
-
-def _keep(request: HttpRequest, codes: list[str]) -> None:
-    """The session (the challenge spent, the first codes for the page that shows them) is saved
-    in the registration's transaction: a write that fails stores no passkey, and the retry of
-    the same credential registers it instead of meeting it as a duplicate."""
-    recovery_display.keep(request.session, codes)
-    request.session.save()
 
 
 def _create(user: User, verified: VerifiedRegistration, transports: list[str], name: str, moment: datetime) -> Passkey:

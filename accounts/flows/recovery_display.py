@@ -55,6 +55,14 @@ def keep(session: SessionBase, codes: list[str]) -> None:
         session.pop(SHOWN_SESSION_KEY, None)
 
 
+def keep_saved(session: SessionBase, codes: list[str]) -> None:
+    """``keep``, and the session written now, inside the caller's transaction (the session store
+    is the database): a write that fails undoes what made the codes, and the retry makes them
+    again, instead of codes replaced or a factor stored with its codes never shown."""
+    keep(session, codes)
+    session.save()
+
+
 def take(session: SessionBase, user: User) -> ToShow:
     """The codes to show now, if this is the first load to take them."""
     kept = list(session.get(NEW_CODES_SESSION_KEY) or [])

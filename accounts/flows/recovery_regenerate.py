@@ -85,16 +85,8 @@ def regenerate(request: HttpRequest, user: User, token: str) -> Regeneration:
         if _current_set(user) != named:
             return Regeneration(Outcome.REPEATED)
         codes = recovery.generate(user, request, reason="regenerated")
-        _keep(request, codes)
+        recovery_display.keep_saved(request.session, codes)
         return Regeneration(Outcome.REGENERATED, codes)
-
-
-def _keep(request: HttpRequest, codes: list[str]) -> None:
-    """The new codes are kept for the codes page in the transaction that makes them: a session
-    write that fails (the database gone) undoes the regeneration, and the codes the user holds
-    stay valid, instead of being replaced by a set nobody would ever see."""
-    recovery_display.keep(request.session, codes)
-    request.session.save()
 
 
 def _named_set(user: User, token: str) -> int | None:

@@ -11,7 +11,7 @@ Design, the simplest we found correct under concurrency: each confirmation of on
 in one transaction holding that user's row lock (``select_for_update(no_key=True)``), so two submissions
 are judged one after the other and the second sees what the first committed. A submission
 *repeats* the confirmation when no pending device is left and the confirmed device accepted
-exactly this code within ``REPEAT_WINDOW`` (the code of its last accepted time step,
+exactly this code within ``totp.REPEAT_WINDOW`` (the code of its last accepted time step,
 ``totp.is_last_accepted``; its ``last_t`` already refuses the code as a new proof, RFC 6238
 §5.2). A repeat changes nothing: no device or secret, no codes, no event, no throttle
 failure (its reservation is given back). The view answers it with the page that shows this
@@ -43,9 +43,6 @@ from .. import authstate, throttle
 from ..models import SealedTOTPDevice as TOTPDevice
 from ..models import User
 from . import attempts, policy, recovery, recovery_display, totp
-
-#: How long after a confirmation the same code, sent again, is taken as that confirmation repeated.
-REPEAT_WINDOW = totp.REPEAT_WINDOW
 
 
 class Outcome(StrEnum):

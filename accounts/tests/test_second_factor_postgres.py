@@ -15,13 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticToken
 
 from accounts.models import SealedTOTPDevice, User
 from accounts.tests.conftest import code_for, login_password, signed_in
+from tests.concurrency import run_concurrently
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -83,9 +84,7 @@ def test_the_users_row_lock_lets_a_factor_removal_record_its_event(user: Any, to
     from core.events import EventType, record
     from core.models import SecurityEvent
 
-    answers: list[Any] = []
-
-    def removal_records_its_event() -> str:
+    def removal_records_its_event(_: int) -> str:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '3s'")
@@ -95,29 +94,21 @@ def test_the_users_row_lock_lets_a_factor_removal_record_its_event(user: Any, to
 
     with transaction.atomic():
         totp.pending_device(user)  # the pending secret's lock, held by this transaction from here on
-        thread = _in_thread(removal_records_its_event, answers)
-        thread.join(10)
-        assert not thread.is_alive() and answers == ["recorded"]
-        with pytest.raises(Exception, match="could not obtain lock"):
-            _nowait_from_another_connection(user.pk)
+        assert run_concurrently(1, removal_records_its_event, timeout=10) == ["recorded"]
+        assert "could not obtain lock" in _nowait_from_another_connection(user.pk)
     assert SecurityEvent.objects.filter(event_type=EventType.FACTOR_TOTP_REMOVE, user=user).count() == 1
 
 
-def _nowait_from_another_connection(user_pk: int) -> None:
-    """Another holder of the user's row (FOR NO KEY UPDATE) is refused while this one holds it."""
-    failure: list[BaseException] = []
+def _nowait_from_another_connection(user_pk: int) -> str:
+    """Another holder of the user's row (FOR NO KEY UPDATE), without waiting: PostgreSQL's
+    refusal while this one holds it, else "taken"."""
 
-    def take() -> None:
+    def take(_: int) -> str:
         try:
             with transaction.atomic():
                 list(User.objects.select_for_update(no_key=True, nowait=True).filter(pk=user_pk))
-        except BaseException as exc:  # handed to the test's thread
-            failure.append(exc)
-        finally:
-            connections.close_all()
+        except OperationalError as refused:
+            return str(refused)
+        return "taken"
 
-    thread = threading.Thread(target=take)
-    thread.start()
-    thread.join(10)
-    if failure:
-        raise failure[0]
+    return run_concurrently(1, take, timeout=10)[0]

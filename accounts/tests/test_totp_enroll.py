@@ -15,7 +15,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 
 from accounts.flows import recovery, totp
 from accounts.flows.recovery_display import NEW_CODES_SESSION_KEY
-from accounts.flows.totp_enroll import REPEAT_WINDOW
+from accounts.flows.totp import REPEAT_WINDOW
 from accounts.models import SealedTOTPDevice
 from accounts.tests.conftest import code_for, login_password, signed_in
 from core.models import SecurityEvent

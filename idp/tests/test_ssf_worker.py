@@ -60,22 +60,10 @@ def test_worker_retries_and_delivers_once(worker: Any, live_server: Any, user: A
 
 
 def _in_thread(fn: Any) -> Any:
-    import threading
+    """``fn()`` on a connection of its own (another worker)."""
+    from tests.concurrency import run_concurrently
 
-    from django.db import connections
-
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(fn())
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    return out[0]
+    return run_concurrently(1, lambda _: fn())[0]
 
 
 def test_a_locked_delivery_is_skipped_and_other_deliveries_of_the_receiver_go_on(

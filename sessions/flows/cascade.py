@@ -42,8 +42,7 @@ def _client_deleted(sender: Any, instance: Client, **kwargs: Any) -> None:
     """A deleted client's families end through the one path first, as a deleted user's do; so
     do its tokens outside them (client credentials, token exchange into another's family),
     each on record, instead of vanishing with the client's rows."""
-    revocation.revoke_sessions(revocation.live_sessions(client_id=instance.pk), Reason.CLIENT_DELETED)
-    revocation.revoke_client_access_tokens(instance, Reason.CLIENT_DELETED)
+    _end_client_tokens(instance, Reason.CLIENT_DELETED)
 
 
 @receiver(post_save, sender=Client, dispatch_uid="vigil-client-deactivated")
@@ -52,8 +51,13 @@ def _client_saved(sender: Any, instance: Client, created: bool, **kwargs: Any) -
     client's do: its refresh tokens stopped at once (the client no longer authenticates), but
     its access tokens stayed active at userinfo and introspection until they expired."""
     if not created and not instance.is_active:
-        revocation.revoke_sessions(revocation.live_sessions(client_id=instance.pk), Reason.CLIENT_DEACTIVATED)
-        revocation.revoke_client_access_tokens(instance, Reason.CLIENT_DEACTIVATED)
+        _end_client_tokens(instance, Reason.CLIENT_DEACTIVATED)
+
+
+def _end_client_tokens(client: Client, reason: Reason) -> None:
+    """Every live family of ``client``, then its access tokens outside them."""
+    revocation.revoke_sessions(revocation.live_sessions(client_id=client.pk), reason)
+    revocation.revoke_client_access_tokens(client, reason)
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vigil-user-deactivated")
