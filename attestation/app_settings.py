@@ -168,6 +168,12 @@ class AppSettings:
         return str(_get("PLAY_INTEGRITY_API_BASE_URL", "https://playintegrity.googleapis.com")).rstrip("/")
 
     @property
+    def PLAY_INTEGRITY_RETRY_AFTER(self) -> int:
+        """``Retry-After`` seconds of the 503 the token endpoint answers while Google's Play Integrity
+        API fails (``integrity_api_unavailable``: no failure of the device, none counted). Default 30."""
+        return max(1, _int("PLAY_INTEGRITY_RETRY_AFTER", 30))
+
+    @property
     def PLAY_INTEGRITY_TOKEN_URI(self) -> str:
         """OAuth 2.0 token endpoint for the service-account JWT grant (RFC 7523). Default:
         the credentials file's ``token_uri``, else https://oauth2.googleapis.com/token."""

@@ -84,6 +84,15 @@ class Reason(StrEnum):
 #: so it hides no forgery, and on a DPoP-bound family only the key's holder gets that far (its
 #: proof is marked first; a family without DPoP needs only its refresh token, as before).
 STALE_CHALLENGE: frozenset[Reason] = frozenset({Reason.CHALLENGE_REUSED, Reason.CHALLENGE_EXPIRED})
+#: A service the verification needs failed: Apple's DeviceCheck (an app that fails closed), Google's
+#: Play Integrity API (unreachable, quota, no service account), or our stored revocation list. It
+#: proves nothing against the device: the token endpoint answers 503 ``temporarily_unavailable``
+#: with ``Retry-After`` and counts it in no failure streak, so an outage never revokes a session.
+SERVICE_OUTAGE: frozenset[Reason] = frozenset(
+    {Reason.DEVICECHECK_UNAVAILABLE, Reason.INTEGRITY_API_UNAVAILABLE, Reason.REVOCATION_LIST_UNAVAILABLE}
+)
+#: Refusals recorded but no failure of the device: left out of every failure streak.
+NOT_THE_DEVICES_FAILURE: frozenset[Reason] = STALE_CHALLENGE | SERVICE_OUTAGE
 
 
 class AttestationError(Exception):

@@ -97,7 +97,8 @@ class RiskSettings:
     def ATTESTATION_STREAK(self) -> int:
         """Consecutive failed attestations (``attestation.token_refused`` events) on one session,
         since its last successful token request, that make a streak; a reused or expired
-        challenge (``attestation.errors.STALE_CHALLENGE``) is none. Default 3."""
+        challenge or an outage of a service the check needs (``attestation.errors.NOT_THE_DEVICES_FAILURE``)
+        is none. Default 3."""
         return _int("RISK_ATTESTATION_STREAK", 3)
 
 

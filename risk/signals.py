@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from attestation.errors import STALE_CHALLENGE
+from attestation.errors import NOT_THE_DEVICES_FAILURE
 from core.events import EventType
 from core.models import SecurityEvent
 from sessions.models import DeviceSession
@@ -62,8 +62,9 @@ def attestation_streak_signal(session: Any, attestation_failures: int | None = N
     kinds = [*STREAK_BREAKERS, EventType.ATTESTATION_TOKEN_REFUSED, EventType.RISK_SIGNAL]
     recent = (
         SecurityEvent.objects.filter(session_id=session.sid, event_type__in=kinds)
-        # A retry's stale challenge is no failure of the device, and must not fill the window either.
-        .exclude(event_type=EventType.ATTESTATION_TOKEN_REFUSED, reason__in=list(STALE_CHALLENGE))
+        # A retry's stale challenge or an outage (Google's, Apple's) is no failure of the device,
+        # and must not fill the window either.
+        .exclude(event_type=EventType.ATTESTATION_TOKEN_REFUSED, reason__in=list(NOT_THE_DEVICES_FAILURE))
         .order_by("-pk").values_list("event_type", "reason")[: threshold * 4 + 20]
     )
     reasons: list[str] = []

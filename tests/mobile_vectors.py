@@ -159,7 +159,6 @@ FIX_THE_APP = "FIX_THE_APP"
 #: ``invalid_client_attestation`` reasons -> what the app does (every ``attestation.errors.Reason``
 #: that answers ``invalid_client_attestation``; the use_attestation_challenge ones retry).
 ATTESTATION_ACTIONS: dict[str, str] = {
-    "integrity_api_unavailable": RETRY_AFTER_DELAY,
     "verdict_stale": RETRY_WITH_NEW_CHALLENGE,
     "counter_not_increasing": RETRY_WITH_NEW_CHALLENGE,
     "security_level_insufficient": SHOW_MESSAGE,

@@ -63,7 +63,13 @@ class GoogleStandIn:
         import threading
         from http.server import ThreadingHTTPServer
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        class Server(ThreadingHTTPServer):
+            # http.server listens with a backlog of 5: twenty concurrent refreshes on a loaded
+            # host overflowed it and some connections were reset, which is Google being down,
+            # not what the tests using this stand-in ask about (they set ``fail_with`` for that).
+            request_queue_size = 128
+
+        self._server = Server(("127.0.0.1", 0), _handler_for(self))
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 

@@ -8,13 +8,14 @@ next refresh challenge the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.utils import timezone
 
 from attestation.app_settings import app_settings as attestation_settings
-from attestation.errors import STALE_CHALLENGE, AttestationError, Reason
+from attestation.errors import SERVICE_OUTAGE, STALE_CHALLENGE, AttestationError, Reason
 from attestation.flows.challenges import issue_challenge
 from attestation.models import ChallengePurpose, Device
 from attestation.oauth_errors import CHALLENGE_HEADER, USE_ATTESTATION_CHALLENGE, oauth_error_code
@@ -39,8 +40,16 @@ if TYPE_CHECKING:
 FAMILY_REVOKING = {Reason.DEVICE_MISMATCH, Reason.DEVICE_REVOKED}
 #: Evidence missing (not failing): a fresh challenge, no failure counted.
 NOTHING_TO_VERIFY = {Reason.ATTESTATION_REQUIRED, Reason.INTEGRITY_TOKEN_REQUIRED}
-#: Not the device's fault (Apple's DeviceCheck down, the app fails closed): 503, no failure counted.
-OUTAGES = {Reason.DEVICECHECK_UNAVAILABLE}
+#: What each service outage (``attestation.errors.SERVICE_OUTAGE``) is called in its 503, and
+#: the ``Retry-After`` it carries.
+_OUTAGE_ANSWERS: dict[str, tuple[str, Callable[[], int]]] = {
+    Reason.DEVICECHECK_UNAVAILABLE: ("Apple's DeviceCheck service is unavailable",
+                                     lambda: attestation_settings.DEVICECHECK_RETRY_AFTER),
+    Reason.INTEGRITY_API_UNAVAILABLE: ("Google's Play Integrity API is unavailable",
+                                       lambda: attestation_settings.PLAY_INTEGRITY_RETRY_AFTER),
+    Reason.REVOCATION_LIST_UNAVAILABLE: ("The attestation certificate revocation list is unavailable",
+                                         lambda: max(1, core_settings.OUTAGE_RETRY_AFTER_SECONDS)),
+}
 
 
 def _challenge_header(client: Client, purpose: str) -> list[tuple[str, str]]:
@@ -50,16 +59,11 @@ def _challenge_header(client: Client, purpose: str) -> list[tuple[str, str]]:
 def _refuse(client: Client, error: AttestationError, purpose: str, *, with_challenge: bool = True) -> Exception:
     headers = _challenge_header(client, purpose) if with_challenge else []
     description = f"Device attestation failed: {error.reason}."
-    if error.reason == Reason.DEVICECHECK_UNAVAILABLE:  # Apple failed, the client fails closed: retry later
-        retry = [("Retry-After", str(attestation_settings.DEVICECHECK_RETRY_AFTER))]
+    if error.reason in SERVICE_OUTAGE:  # fail closed, and retry later: nothing was held against the device
+        what, retry_after = _OUTAGE_ANSWERS[error.reason]
         return TemporarilyUnavailableError(
-            "Apple's DeviceCheck service is unavailable (devicecheck_unavailable); retry after Retry-After "
-            f"with a fresh challenge from the {CHALLENGE_HEADER} header.", headers=[*retry, *headers])
-    if error.reason == Reason.REVOCATION_LIST_UNAVAILABLE:  # our stored list is unreadable: fail closed, retry later
-        retry = [("Retry-After", str(max(1, core_settings.OUTAGE_RETRY_AFTER_SECONDS)))]
-        return TemporarilyUnavailableError(
-            "The attestation certificate revocation list is unavailable (revocation_list_unavailable); retry after "
-            f"Retry-After with a fresh challenge from the {CHALLENGE_HEADER} header.", headers=[*retry, *headers])
+            f"{what} ({error.reason}); retry after Retry-After with a fresh challenge from the {CHALLENGE_HEADER} "
+            "header.", headers=[("Retry-After", str(retry_after())), *headers])
     if oauth_error_code(error.reason) == USE_ATTESTATION_CHALLENGE:
         return UseAttestationChallengeError(description, headers=headers)
     return InvalidClientAttestationError(description, headers=headers)
@@ -210,7 +214,7 @@ def _on_refresh_failure(
             _what_is_required(error, _MISSING[purpose], enrolling=False),
             headers=_challenge_header(client, purpose),
         ) from error
-    if error.reason in OUTAGES:  # an outage proves nothing against the device: retry later
+    if error.reason in SERVICE_OUTAGE:  # an outage proves nothing against the device: retry later
         raise _refuse(client, error, purpose) from error
     revoke = error.reason in FAMILY_REVOKING
     if not revoke and error.reason not in STALE_CHALLENGE:  # a retry's stale challenge: not the device's failure

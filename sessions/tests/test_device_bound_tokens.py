@@ -215,6 +215,70 @@ def test_repeated_failures_revoke_the_session(iphone: App, settings: Any) -> Non
     assert DeviceSession.objects.get().status == SessionStatus.REVOKED
 
 
+def test_a_play_integrity_outage_at_refresh_is_a_503_that_counts_against_nothing(
+    pixel: App, google: g.GoogleStandIn, settings: Any
+) -> None:
+    """Google's API down is no failure of the device (attestation.errors.SERVICE_OUTAGE): more
+    refreshes than either failure limit allows are each a 503 with Retry-After and a fresh
+    challenge; the session, its refresh token and the device stay as they were, no streak is
+    signalled, and the same refresh token works once Google is back."""
+    from sessions.models import RefreshToken
+
+    settings.SESSIONS_ATTESTATION_MAX_FAILURES = 2
+    settings.SESSIONS_RISK_ATTESTATION_STREAK = 2  # the risk engine's default action here: revoke
+    settings.ATTESTATION_PLAY_INTEGRITY_RETRY_AFTER = 17
+    assert pixel.login().status_code == 200
+    presented, tokens = pixel.refresh_token, list(RefreshToken.objects.values_list("pk", "rotated_at", "revoked_at"))
+    google.fail_with = 503
+    for _ in range(4):
+        response = pixel.refresh(use_next=False)
+        assert response.status_code == 503, response.content
+        body = response.json()
+        assert body["error"] == "temporarily_unavailable"
+        assert "integrity_api_unavailable" in body["error_description"]
+        assert response["Retry-After"] == "17" and response[HEADER]
+    assert pixel.refresh_token == presented
+    assert list(RefreshToken.objects.values_list("pk", "rotated_at", "revoked_at")) == tokens
+    session = DeviceSession.objects.get()
+    assert session.status == SessionStatus.ACTIVE
+    assert session.device is not None and session.device.status == DeviceStatus.ACTIVE
+    refused = SecurityEvent.objects.filter(event_type="attestation.token_refused")
+    assert list(refused.values_list("reason", flat=True)) == ["integrity_api_unavailable"] * 4  # each recorded
+    assert not SecurityEvent.objects.filter(event_type="risk.signal", reason="attestation_failures").exists()
+    assert not SecurityEvent.objects.filter(event_type="session.revoked").exists()
+
+    google.fail_with = None
+    assert pixel.refresh(use_next=False).status_code == 200
+
+
+def test_a_play_integrity_outage_at_enrollment_keeps_the_code(
+    browser: Any, mobile_client: Any, android_app: RegisteredApp, google: g.GoogleStandIn
+) -> None:
+    """The enrollment's standard token cannot be decoded while Google is down: 503 with
+    Retry-After, nothing stored, and the same code exchanges with a new attestation later."""
+    device = AndroidDevice(google=google)
+    client_id = mobile_client.client.client_id
+    pkce = make_pkce()
+    code, _ = get_code(browser, client_id, pkce)
+
+    def exchange() -> Any:
+        binding = RequestBinding(challenge(client_id, "enroll"), client_id, "authorization_code", grant_hash(code))
+        return token_post({"grant_type": "authorization_code", "code": code, "client_id": client_id,
+                           "redirect_uri": "com.example.app:/oauth2redirect", "code_verifier": pkce.verifier,
+                           **device.enrollment_params(binding)})
+
+    google.fail_with = 503
+    refused = exchange()
+    assert refused.status_code == 503 and refused.json()["error"] == "temporarily_unavailable"
+    assert "integrity_api_unavailable" in refused.json()["error_description"]
+    assert refused["Retry-After"] == "30" and refused[HEADER]
+    assert not DeviceSession.objects.exists() and not Device.objects.exists()
+    google.fail_with = None
+    assert exchange().status_code == 200
+    enrolled = DeviceSession.objects.get().device
+    assert enrolled is not None and enrolled.platform == Platform.ANDROID
+
+
 def test_a_good_refresh_after_failures_still_signals_the_streak(iphone: App, settings: Any,
                                                                 mobile_client: Any) -> None:
     """The risk streak query is skipped only when the shared failure counter says the good

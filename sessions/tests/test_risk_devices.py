@@ -182,6 +182,20 @@ def test_stale_challenges_are_no_streak(user, mobile_client, make_device):
     assert session.status == SessionStatus.ACTIVE
 
 
+def test_service_outages_are_no_streak(user, mobile_client, make_device):
+    """Google's Play Integrity API, Apple's DeviceCheck or our revocation list down proves nothing
+    against the device (attestation.errors.SERVICE_OUTAGE): a run of them signals nothing."""
+    session = make_session(user, mobile_client.client, make_device(), "s1")
+    for reason in ("integrity_api_unavailable", "devicecheck_unavailable", "bad_signature",
+                   "revocation_list_unavailable", "integrity_api_unavailable"):
+        refused_attestation(session, reason)
+
+    assert net.userinfo(access_token(session), net.PARIS).status_code == 200
+    assert signals("attestation_failures") == []
+    session.refresh_from_db()
+    assert session.status == SessionStatus.ACTIVE
+
+
 def test_stale_challenges_do_not_push_real_failures_out_of_the_window(user, mobile_client, make_device):
     """The streak reads a bounded window of the newest events: stale-challenge refusals (which a
     holder of the refresh token can send at will) are left out of it, so they cannot hide the
