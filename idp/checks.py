@@ -91,3 +91,19 @@ def check_cookie_names(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     with a Domain or a Path other than /. Browsers would drop such a cookie without a word."""
     every = [*cookies.project_cookies(), known_devices.cookie(), browser_cookie()]
     return [problem for cookie in every for problem in cookies.problems(cookie)]
+
+
+#: The rate settings read by ``idp.flows.request_rates``, each checked by ``vigil.E040``.
+RATE_SETTINGS = ("PAR_RATE", "PAR_ADDRESS_RATE", "DEVICE_AUTHORIZATION_RATE", "DEVICE_AUTHORIZATION_ADDRESS_RATE")
+
+
+@register(Tags.security)
+def check_request_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``vigil.E040``: a rate that cannot be read would refuse every request it counts (a 500)."""
+    problems: list[Error] = []
+    for name in RATE_SETTINGS:
+        try:
+            getattr(app_settings, name)
+        except ValueError as error:
+            problems.append(Error(f"IDP_{name}: {error}.", hint="e.g. IDP_PAR_RATE=60/min", id="vigil.E040"))
+    return problems

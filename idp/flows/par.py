@@ -7,7 +7,9 @@ authorization endpoint will (Authlib's code grant with PKCE and OpenID checks, t
 ``idp.flows.authorize_params``), so a bad request fails here, in JSON, before any browser is
 involved. A ``request_uri`` in the body is refused (§2.1). The answer is ``201`` with the
 ``request_uri`` and its ``expires_in`` (§2.2); every refusal is an RFC 6749 §5.2 body (§2.3),
-never a redirect, recorded as ``oauth.par_refused``.
+never a redirect, recorded as ``oauth.par_refused``. A public client's pushes are counted per
+address right after it is identified (``request_rates``, §2.3's 429), before anything is
+decoded or stored.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from core.events import EventType, Outcome, record
 from ..oauth import fapi, par, request_object
 from ..oauth.client_auth import CREDENTIAL_PARAMETERS
 from ..oauth.dpop_binding import check_pushed_request
+from ..oauth.errors import RateLimitedError
 from ..oauth.grants.base import TOKEN_AUTH_METHODS
 from ..oauth.http_headers import NO_STORE
 from ..oauth.request_object import ParamsPayload
 from ..oauth.server import VigilOAuth2Request, get_server
-from . import authorize_params
+from . import authorize_params, request_rates
 from .authorize import consent_grant
 
 #: The most characters a pushed request's parameters may hold, a signed request object's own
@@ -47,6 +50,7 @@ def push(request: HttpRequest, now: int | None = None) -> HttpResponse:
     signed = "request" in oauth_req.payload.data
     try:
         client = server.authenticate_client(oauth_req, TOKEN_AUTH_METHODS, ClientEndpoint.PAR)
+        request_rates.admit(request_rates.Endpoint.PAR, client, request)
         params = pushed_params(request, oauth_req, client, moment)
         bind_to_proof(oauth_req, client, params)
         validate(oauth_req, client, params)
@@ -108,6 +112,8 @@ def _refused(request: HttpRequest, oauth_req: Any, error: OAuth2Error) -> HttpRe
     """RFC 9126 §2.3: the token endpoint's error format; nothing is redirected from here."""
     error.redirect_uri = None
     error.state = None
+    if isinstance(error, RateLimitedError):  # recorded with its bucket by request_rates
+        return get_server().handle_error_response(oauth_req, error)
     client_id = getattr(error, "auth_client_id", "") or str(oauth_req.payload.data.get("client_id") or "")
     record(EventType.OAUTH_PAR_REFUSED, outcome=Outcome.FAILURE, reason=error.error or "", client_id=client_id[:100],
            request=request, description=error.description)

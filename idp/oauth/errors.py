@@ -90,6 +90,22 @@ class SlowDownError(VigilOAuth2Error):
     status_code = 429
 
 
+class RateLimitedError(SlowDownError):
+    """Too many requests to an endpoint that stores something for a public client: ``/par``
+    (RFC 9126 §2.3 lists 429 for a request rate exceeded, with no error code of its own) and
+    ``/device_authorization`` (RFC 8628 §3.1, which has none either). The body is ``slow_down``,
+    the registered OAuth error (RFC 8628 §7.2) that means "wait before asking again" and the
+    one our token endpoint's other 429 sends, with ``Retry-After`` (RFC 9110 §10.2.3): RFC
+    6749's ``temporarily_unavailable`` is our 503 for an outage, and ``invalid_request`` would
+    tell the client its request was wrong. Already recorded when raised
+    (``idp.flows.request_rates``), with the bucket that refused it."""
+
+    def __init__(self, description: str, *, retry_after: int, bucket: str):
+        super().__init__(description, headers=[("Retry-After", str(retry_after))])
+        self.retry_after = retry_after
+        self.bucket = bucket
+
+
 class InvalidDPoPProofError(VigilOAuth2Error):
     error = OAuthErrorCode.INVALID_DPOP_PROOF
     status_code = 400

@@ -20,6 +20,13 @@ from .test_fuzz import _post
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _no_rate_in_reach(settings: Any) -> None:
+    """Every example comes from one address: the device authorization rate
+    (test_request_rates.py) stays out of the way of what is fuzzed here."""
+    settings.IDP_DEVICE_AUTHORIZATION_RATE = settings.IDP_DEVICE_AUTHORIZATION_ADDRESS_RATE = "100000/min"
+
 FIELDS = ["grant_type", "client_id", "client_secret", "scope", "resource", "audience", "device_code",
           "subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type"]
 VALUES = st.one_of(

@@ -32,6 +32,7 @@ from sessions.flows.tokens import IssuedTokens
 from sessions.models import DeviceSession
 
 from ...flows import device_authorization as flow
+from ...flows import request_rates
 from ..dpop_binding import check_token_request
 from ..errors import InvalidTargetError
 from ..http_headers import NO_STORE
@@ -62,13 +63,16 @@ def refuse_unless_allowed(client: Any, django_request: Any) -> None:
 
 class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
     """RFC 8628 §3.1: the client (authenticated, or identified for a public one) asks for a
-    device code; §3.2: the response, with ``verification_uri_complete``."""
+    device code; §3.2: the response, with ``verification_uri_complete``. A public client's
+    requests are counted per address first (``idp.flows.request_rates``): 429 ``slow_down``
+    beyond its rate, with no row stored."""
 
     CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
     SINGLE_VALUED = ("scope",)  # RFC 6749 §3.2; ``resource`` repeats (RFC 8707 §2)
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client = self.authenticate_client(request)
+        request_rates.admit(request_rates.Endpoint.DEVICE_AUTHORIZATION, client, request.django_request)
         refuse_unless_allowed(client, request.django_request)
         resource = list(request.payload.datalist.get("resource", []))
         if not set(resource) <= set(client.allowed_audiences):
