@@ -10,6 +10,11 @@ same first refresh token again, derived from the code like a rotation's successo
 refused, revoking what its first use issued (RFC 6749 §4.1.2). Each step returns one typed
 result: :class:`Exchanged`, :class:`AlreadyRedeemed` or :class:`CodeReused`; an expired
 unused code, or one of an inactive user, is simply not found.
+
+The judgement of a code presented again (``answer_again``: ``judge_again``, the answer,
+``refuse_reuse``) is the same for every single-use code that starts a family: it takes a
+:class:`Redeemed`, which the device code grant (RFC 8628 §3.4,
+``idp.flows.device_authorization``) builds for its device codes as ``redeem_again`` does here.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from clients.models import Client
@@ -76,6 +82,22 @@ class Again(StrEnum):
     ANSWER = "answer"  # the retry of a lost answer: the same first refresh token again
     UNANSWERABLE = "device_bound"  # a retry, but the family's device evidence was single-use
     REUSE = "reuse"
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """A single-use code that started a family, presented again by its client with every proof
+    its first redemption needed: an authorization code (RFC 6749 §4.1.3) or a device code
+    (RFC 8628 §3.4). What ``answer_again`` needs, whatever the grant."""
+
+    raw: str  # the code's value: its family's first refresh token is ``first_refresh_token(raw)``
+    user: Any
+    client: Client
+    family: QuerySet[DeviceSession]  # the family its redemption started (none found: reuse)
+    # When, and with which DPoP key (""), it was redeemed: read under the family's lock, as committed.
+    used: Callable[[], tuple[datetime | None, str]]
+    grant_type: str  # the events' ``grant_type``
+    reuse: Reason  # why its family is revoked when it is presented again as reuse
 
 # The code with its user, by hash and client: one statement built once (core/sql.py).
 _CODE_QUERY = JoinedQuery(
@@ -194,21 +216,22 @@ def start_session(
 
 
 def judge_again(
-    code: AuthorizationCode, session: DeviceSession | None, first_live: bool, *, now: datetime, proof_jkt: str
+    used_at: datetime | None, used_jkt: str, session: DeviceSession | None, first_live: bool, *, now: datetime,
+    proof_jkt: str,
 ) -> Again:
-    """Pure: a used ``code`` presented again with every proof. A retry when its family
-    (``session``) is active, the code was used inside the retry window (the refresh grace,
-    ``refresh.grace_seconds``; none for a FAPI 2.0 client, whose profile denies every second
-    use), this request carries the DPoP key the exchange that used it carried
-    (``code.exchanged_jkt``; none both times counts as the same), and the family's chain has
-    not moved on (``first_live``: its first refresh token unused, or it issues none);
-    answerable unless the family is bound to a device. Anything else is reuse."""
-    if session is None or session.status != SessionStatus.ACTIVE or code.used_at is None or not first_live:
+    """Pure: a used code presented again with every proof. A retry when its family
+    (``session``) is active, the code was used (``used_at``) inside the retry window (the
+    refresh grace, ``refresh.grace_seconds``; none for a FAPI 2.0 client, whose profile denies
+    every second use), this request carries the DPoP key the redemption that used it carried
+    (``used_jkt``: a code's ``exchanged_jkt``; none both times counts as the same), and the
+    family's chain has not moved on (``first_live``: its first refresh token unused, or it
+    issues none); answerable unless the family is bound to a device. Anything else is reuse."""
+    if session is None or session.status != SessionStatus.ACTIVE or used_at is None or not first_live:
         return Again.REUSE
     grace = 0 if session.client.is_fapi2 else grace_seconds(session)
-    if grace <= 0 or now - code.used_at > timedelta(seconds=grace):  # 0: strict, every second exchange
+    if grace <= 0 or now - used_at > timedelta(seconds=grace):  # 0: strict, every second exchange
         return Again.REUSE
-    if not compare_digest(code.exchanged_jkt or "", proof_jkt or ""):
+    if not compare_digest(used_jkt or "", proof_jkt or ""):
         return Again.REUSE  # another key than the first exchange's: not the same client instance
     return Again.UNANSWERABLE if session.device_id is not None else Again.ANSWER
 
@@ -217,20 +240,41 @@ def redeem_again(
     code: AuthorizationCode, raw: str, *, now: datetime, reissue: Reissuer, proof_jkt: str,
     request: HttpRequest | None,
 ) -> ExchangeResult:
-    """A used code presented again by its client with every proof its first exchange needed.
-    Judged under the family's lock (the order revocation takes: family, then its tokens), so a
-    concurrent refresh cannot move the chain on in between: a retry gets the family's first
-    refresh token again with a fresh access (and ID) token, recorded ``oauth.code_retried``;
-    anything else is reuse (``refuse_reuse``). A policy refusing the retry (risk, device
-    health) ends the family it would have continued, once its transaction rolled back: the
-    refusal was decided about that family."""
-    candidates = first_refresh_candidates(raw)
-    with transaction.atomic():
-        session = (DeviceSession.objects.select_for_update(of=("self",)).select_related("client", "user")
-                   .filter(authorization_code=code).first())
+    """A used authorization code presented again by its client with every proof its first
+    exchange needed: answered again, or refused (``answer_again``)."""
+    answered = answer_again(_redeemed(code, raw), now=now, reissue=reissue, proof_jkt=proof_jkt, request=request)
+    if isinstance(answered, Exchanged):
+        return answered
+    return AlreadyRedeemed(code) if answered is Again.UNANSWERABLE else CodeReused(code)
+
+
+def _redeemed(code: AuthorizationCode, raw: str) -> Redeemed:
+    def used() -> tuple[datetime | None, str]:
         # As committed (a concurrent exchange may have used it after this request's look-up).
         code.used_at, code.exchanged_jkt = AuthorizationCode.objects.filter(pk=code.pk).values_list(
             "used_at", "exchanged_jkt").get()
+        return code.used_at, code.exchanged_jkt
+
+    return Redeemed(raw=raw, user=code.user, client=code.client,
+                    family=DeviceSession.objects.filter(authorization_code=code), used=used,
+                    grant_type=GrantType.AUTHORIZATION_CODE, reuse=Reason.CODE_REUSE)
+
+
+def answer_again(
+    redeemed: Redeemed, *, now: datetime, reissue: Reissuer, proof_jkt: str, request: HttpRequest | None,
+) -> Exchanged | Again:
+    """A used code presented again by its client with every proof its first redemption needed.
+    Judged under the family's lock (the order revocation takes: family, then its tokens), so a
+    concurrent refresh cannot move the chain on in between: a retry gets the family's first
+    refresh token again with a fresh access (and ID) token, recorded ``oauth.code_retried``
+    (:class:`Exchanged`); a retry of a device-bound family is refused, recorded, nothing revoked
+    (``Again.UNANSWERABLE``); anything else is reuse (``refuse_reuse``, ``Again.REUSE``). A
+    policy refusing the retry (risk, device health) ends the family it would have continued,
+    once its transaction rolled back: the refusal was decided about that family."""
+    candidates = first_refresh_candidates(redeemed.raw)
+    with transaction.atomic():
+        session = redeemed.family.select_for_update(of=("self",)).select_related("client", "user").first()
+        used_at, used_jkt = redeemed.used()
         first = None
         if session is not None:
             first = (RefreshToken.objects.filter(session=session, rotated_at=None, revoked_at=None,
@@ -238,7 +282,8 @@ def redeem_again(
                                                  token_hash__in=[token_digest(c) for c in candidates])
                      .values_list("token_hash", flat=True).first())
         issues_none = session is not None and not session.client.check_grant_type(GrantType.REFRESH_TOKEN)
-        verdict = judge_again(code, session, first is not None or issues_none, now=now, proof_jkt=proof_jkt)
+        verdict = judge_again(used_at, used_jkt, session, first is not None or issues_none, now=now,
+                              proof_jkt=proof_jkt)
         if verdict is Again.ANSWER and session is not None:
             try:
                 issued = reissue(session)
@@ -254,26 +299,28 @@ def redeem_again(
             if first is not None:
                 issued.refresh_token = next(c for c in candidates if token_digest(c) == bytes(first))
             record(EventType.OAUTH_CODE_RETRIED, user=session.user, client_id=session.client.client_id,
-                   session_id=session.sid, request=request, grant_type="authorization_code", jti=issued.jti)
+                   session_id=session.sid, request=request, grant_type=redeemed.grant_type, jti=issued.jti)
             return Exchanged(session, issued)
     if verdict is Again.UNANSWERABLE and session is not None:
         record(EventType.OAUTH_CODE_RETRIED, outcome=Outcome.DENIED, reason=verdict.value, user=session.user,
                client_id=session.client.client_id, session_id=session.sid, request=request)
-        return AlreadyRedeemed(code)
-    return refuse_reuse(code, now=now, request=request)
+        return verdict
+    refuse_reuse(redeemed, now=now, request=request)
+    return Again.REUSE
 
 
-def refuse_reuse(code: AuthorizationCode, *, now: datetime, request: HttpRequest | None) -> CodeReused:
-    """RFC 6749 §4.1.2: a code used twice revokes what the first use issued; recorded."""
-    session = DeviceSession.objects.filter(authorization_code=code).select_related("client", "user").first()
+def refuse_reuse(redeemed: Redeemed, *, now: datetime, request: HttpRequest | None) -> None:
+    """RFC 6749 §4.1.2 (a device code: RFC 8628 §3.5, RFC 6749 §5.2 ``invalid_grant``): a code
+    used twice revokes what the first use issued; recorded."""
+    session = redeemed.family.select_related("client", "user").first()
     if session is not None:
-        revoke_session(session, Reason.CODE_REUSE, now=now)
+        revoke_session(session, redeemed.reuse, now=now)
     record(
         EventType.OAUTH_CODE_REUSE,
         outcome=Outcome.DENIED,
-        reason="authorization_code_reuse",
-        user=code.user,
-        client_id=code.client.client_id,
+        reason=redeemed.reuse.value,
+        user=redeemed.user,
+        client_id=redeemed.client.client_id,
         request=request,
+        grant_type=redeemed.grant_type,
     )
-    return CodeReused(code)
