@@ -125,10 +125,11 @@ def _derived_candidates(value: str, purpose: bytes) -> list[str]:
 
 
 def first_refresh_token(code: str, *, secret: str | None = None) -> str:
-    """The first refresh token of the family an authorization code starts:
-    base64url(HMAC-SHA256(k, code)), ``k`` derived for this purpose alone. One per code, ever,
-    so the retry of an exchange whose answer was lost can be given the same token again
-    (``sessions.flows.code_exchange.redeem_again``); unpredictable without the server secret."""
+    """The first refresh token of the family a code starts (an authorization code, or an RFC
+    8628 device code: both single-use values the server drew): base64url(HMAC-SHA256(k, code)),
+    ``k`` derived for this purpose alone. One per code, ever, so the retry of an exchange whose
+    answer was lost can be given the same token again
+    (``sessions.flows.code_exchange.answer_again``); unpredictable without the server secret."""
     return _derived_token(code, _FIRST_REFRESH, secret)
 
 

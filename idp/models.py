@@ -61,6 +61,18 @@ class DeviceAuthorization(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # What its redemption did, to judge the device code presented again (RFC 8628 §3.5;
+    # ``sessions.flows.code_exchange.answer_again``), as an authorization code keeps it.
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    redeemed_jkt = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        help_text="The DPoP key (JWK thumbprint) of the poll that redeemed it; empty without DPoP. "
+                  "A retry of that poll must come with the same key.",
+    )
+    session = models.OneToOneField(
+        "device_sessions.DeviceSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The token family its redemption started.",
+    )
 
     class Meta:
         db_table = "idp_device_authorization"

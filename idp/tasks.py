@@ -73,11 +73,13 @@ def resend_pending_logouts() -> int:
 @shared_task(name="idp.purge_expired_codes_and_tokens")
 def purge_expired(keep_days: int = 1) -> dict[str, int]:
     """Delete codes, access-token records, refresh tokens and device authorizations (RFC 8628)
-    that expired over ``keep_days`` ago."""
+    that expired over ``keep_days`` ago. A code or device authorization whose family lives is
+    kept: presented again, it is reuse and revokes that family (RFC 6749 §4.1.2)."""
     cutoff = timezone.now() - timedelta(days=keep_days)
     return {
         "codes": AuthorizationCode.objects.filter(expires_at__lt=cutoff, device_session__isnull=True).delete()[0],
         "access_tokens": AccessToken.objects.filter(expires_at__lt=cutoff).delete()[0],
         "refresh_tokens": RefreshToken.objects.filter(expires_at__lt=cutoff).delete()[0],
-        "device_authorizations": DeviceAuthorization.objects.filter(expires_at__lt=cutoff).delete()[0],
+        "device_authorizations": DeviceAuthorization.objects.filter(
+            expires_at__lt=cutoff, session__isnull=True).delete()[0],
     }

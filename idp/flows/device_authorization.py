@@ -10,7 +10,9 @@ poll and redeem, each step under the row's lock and returning one typed result.
 - :func:`poll` (§3.4-3.5): ``authorization_pending``, ``slow_down`` (a poll sooner than the
   interval; the interval grows by 5 s), ``expired_token``, ``access_denied``, or the tokens:
   an approved authorization is redeemed once, starting the session family in the same
-  transaction as the issue.
+  transaction as the issue. A redeemed code polled again is judged as a used authorization
+  code is (``sessions.flows.code_exchange.answer_again``): the retry of a poll whose answer
+  was lost gets the same answer again, anything else is reuse and revokes what it issued.
 - :func:`granted_resources` (RFC 8707 §2.2): what a poll's ``resource`` may narrow, read
   before the poll and without counting as one.
 - :func:`count_refused_poll` (§3.5): a poll refused for its ``resource`` still counts for the
@@ -29,6 +31,7 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from clients.models import Client
 from core.app_settings import app_settings
@@ -36,6 +39,8 @@ from core.crypto import generate_token, keyed_hash, keyed_hash_candidates, token
 from core.events import EventType, Outcome, record
 from core.policy import KeptAfterRollback
 from core.sql import insert
+from sessions.flows import code_exchange
+from sessions.flows.revocation import Reason
 from sessions.flows.tokens import IssuedTokens, place_of
 from sessions.models import DeviceSession
 
@@ -64,7 +69,8 @@ class PollOutcome(StrEnum):
     SLOW_DOWN = "slow_down"
     EXPIRED = "expired_token"
     DENIED = "access_denied"
-    REDEEMED_ALREADY = "redeemed_already"
+    REDEEMED_ALREADY = "redeemed_already"  # polled again and refused: reuse, or its user is inactive
+    ANSWERED_AGAIN = "answered_again"  # polled again by the poll that redeemed it: the same answer
     ISSUED = "issued"
 
 
@@ -75,8 +81,11 @@ class Polled:
     issued: IssuedTokens | None = None
 
 
-#: Issues the tokens of the new family, inside the redemption's transaction.
+#: Issues the tokens of the new family, inside the redemption's transaction (its first
+#: refresh token is ``first_refresh_token(device_code)``).
 Issuer = Callable[[DeviceSession], IssuedTokens]
+#: Issues an access (and ID) token for the family again, no refresh token.
+Reissuer = Callable[[DeviceSession], IssuedTokens]
 
 
 def generate_user_code() -> str:
@@ -162,42 +171,85 @@ def granted_resources(device_code: str, client: Client) -> list[str] | None:
     return None if resource is None else list(resource)
 
 
-def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, ip: str | None = None,
-         dpop_jkt: str = "") -> Polled:
-    """One poll, under the row's lock: judge the pace, then the state; redeem once. A token
-    policy that refuses the new family (risk) rolls back the family alone: the code is denied
-    under the same lock (later polls: ``access_denied``, not the same refusal until the code
-    expires), so a concurrent poll never finds it still approved while the refusal's record is
-    written; the refusal is raised once that is committed."""
+def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, reissue: Reissuer,
+         ip: str | None = None, dpop_jkt: str = "", proof_jkt: str = "", request: HttpRequest | None = None) -> Polled:
+    """One poll, under the row's lock: judge the pace, then the state; redeem once (``_redeem``).
+    ``dpop_jkt`` binds the family (public clients); ``proof_jkt`` is this poll's DPoP key, kept
+    with the redemption whatever the client: a retry must come with the same key. A redeemed
+    code is judged once the lock is released (``_poll_again``): nothing about it changes any more."""
     found = _of_client(device_code, client)
     if found is None:
         return Polled(PollOutcome.UNKNOWN)
-    refused: InvalidGrantError | None = None
     with transaction.atomic():
         row = _locked(found)
         if row is None:
             return Polled(PollOutcome.UNKNOWN)
         row.client = client
         outcome = _judge(row, now)
-        if outcome is not PollOutcome.ISSUED:
+        if outcome is PollOutcome.ISSUED:
+            done = _redeem(row, now=now, issue=issue, ip=ip, dpop_jkt=dpop_jkt, proof_jkt=proof_jkt)
+        elif outcome is not PollOutcome.REDEEMED_ALREADY:
             return Polled(outcome)
-        try:
-            with transaction.atomic():  # a savepoint: the family and its tokens
-                session = _start_session(row, ip=ip, now=now, dpop_jkt=dpop_jkt)
-                issued = issue(session)
-        except InvalidGrantError as error:
-            description = error.description
-            if not isinstance(error, KeptAfterRollback):
-                raise
-            refused = error
-            DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.DENIED)
-            record(EventType.OAUTH_DEVICE_AUTHORIZATION, outcome=Outcome.DENIED, reason="refused_by_policy",
-                   user=row.user, client_id=client.client_id, description=description)
-        else:
-            DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.REDEEMED, last_polled_at=now)
-    if refused is not None:
-        raise refused
+    if outcome is PollOutcome.REDEEMED_ALREADY:
+        return _poll_again(row, device_code, now=now, reissue=reissue, proof_jkt=proof_jkt, request=request)
+    if isinstance(done, InvalidGrantError):
+        raise done  # once the code's denial is committed
+    return done
+
+
+def _redeem(row: DeviceAuthorization, *, now: datetime, issue: Issuer, ip: str | None, dpop_jkt: str,
+            proof_jkt: str) -> Polled | InvalidGrantError:
+    """Start the family and issue, in a savepoint; the row is redeemed with what a later poll of
+    the code is judged by (when, this poll's DPoP key, the family). A token policy that refuses
+    the new family (risk) rolls back the family alone: the code is denied under the same lock
+    (later polls: ``access_denied``, not the same refusal until the code expires), so a
+    concurrent poll never finds it still approved while the refusal's record is written; the
+    refusal is returned, for ``poll`` to raise once that is committed."""
+    try:
+        with transaction.atomic():  # a savepoint: the family and its tokens
+            session = _start_session(row, ip=ip, now=now, dpop_jkt=dpop_jkt)
+            issued = issue(session)
+    except InvalidGrantError as error:
+        description = error.description
+        if not isinstance(error, KeptAfterRollback):
+            raise
+        DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.DENIED)
+        record(EventType.OAUTH_DEVICE_AUTHORIZATION, outcome=Outcome.DENIED, reason="refused_by_policy",
+               user=row.user, client_id=row.client.client_id, description=description)
+        return error
+    DeviceAuthorization.objects.filter(pk=row.pk).update(status=Status.REDEEMED, last_polled_at=now, redeemed_at=now,
+                                                         redeemed_jkt=proof_jkt, session=session)
     return Polled(PollOutcome.ISSUED, session, issued)
+
+
+def _poll_again(row: DeviceAuthorization, device_code: str, *, now: datetime, reissue: Reissuer, proof_jkt: str,
+                request: HttpRequest | None) -> Polled:
+    """A redeemed device code polled again (RFC 8628 §3.5 names no answer: RFC 6749 §5.2
+    ``invalid_grant``), judged as a used authorization code is (``code_exchange.answer_again``):
+    by its client (``_of_client``), inside the retry window after the redemption, with the
+    redeeming poll's DPoP key, while the family is active and its first refresh token unused,
+    it is the retry of a poll whose answer was lost: the same refresh token again with a fresh
+    access (and ID) token, ``oauth.code_retried``. Anything else is reuse: refused, the family
+    revoked (``device_code_reuse``), ``oauth.code_reuse``. The code of a deactivated user is
+    simply not found, as an authorization code's is: nothing to retry or revoke."""
+    if row.user is None or not row.user.is_active:
+        return Polled(PollOutcome.REDEEMED_ALREADY)
+    answered = code_exchange.answer_again(_redeemed(row, device_code), now=now, reissue=reissue,
+                                          proof_jkt=proof_jkt, request=request)
+    if isinstance(answered, code_exchange.Exchanged):
+        return Polled(PollOutcome.ANSWERED_AGAIN, answered.session, answered.issued)
+    return Polled(PollOutcome.REDEEMED_ALREADY)
+
+
+def _redeemed(row: DeviceAuthorization, device_code: str) -> code_exchange.Redeemed:
+    """The redeemed ``row`` as ``code_exchange`` judges a used code. A row redeemed before
+    redemptions were kept (no family, no time) is judged reuse, revoking nothing."""
+    family = DeviceSession.objects.filter(pk=row.session_id) if row.session_id else DeviceSession.objects.none()
+    return code_exchange.Redeemed(
+        raw=device_code, user=row.user, client=row.client, family=family,
+        used=lambda: (row.redeemed_at, row.redeemed_jkt),  # fixed at redemption, read under the row's lock
+        grant_type="device_code", reuse=Reason.DEVICE_CODE_REUSE,
+    )
 
 
 def count_refused_poll(device_code: str, client: Client, *, now: datetime) -> PollOutcome:

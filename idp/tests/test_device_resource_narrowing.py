@@ -224,23 +224,34 @@ def test_a_refused_poll_too_soon_does_not_spend_the_dpop_proof(browser: HttpClie
     assert issued.json()["token_type"] == "DPoP" and aud_of(issued.json()) == [ORDERS]
 
 
-@pytest.mark.parametrize("decision", ["deny", "redeem", "expire"])
+@pytest.mark.parametrize("decision", ["deny", "redeem", "redeem_long_ago", "expire"])
 def test_any_state_is_told_invalid_target_first_and_keeps_its_answer(browser: HttpClient, tv: RegisteredClient,
                                                                      decision: str) -> None:
+    """A redeemed code polled again inside the retry window is answered again (the same refresh
+    token, an access token for the resource this poll names); after it, reuse. A refused poll
+    before either counts as neither."""
+    from sessions.flows.refresh import grace_seconds
+
     started = start(GRANTED)
     choice = "deny" if decision == "deny" else "approve"
     assert browser.post(reverse("device"), {"user_code": started["user_code"], "decision": choice}).status_code == 200
-    if decision == "redeem":
-        assert poll(started["device_code"]).status_code == 200
-    answer = {"deny": "access_denied", "redeem": "invalid_grant", "expire": "expired_token"}[decision]
-    later = timezone.now() + timedelta(seconds=601 if decision == "expire" else 6)
-    with time_machine.travel(later, tick=False):
+    first = poll(started["device_code"]).json() if decision.startswith("redeem") else {}
+    answer = {"deny": "access_denied", "redeem": "", "redeem_long_ago": "invalid_grant",
+              "expire": "expired_token"}[decision]
+    window = grace_seconds(DeviceSession.objects.get()) if first else 0
+    seconds = {"expire": 601, "redeem_long_ago": window + 5}.get(decision, 6)
+    with time_machine.travel(timezone.now() + timedelta(seconds=seconds), tick=False):
         before, paced = state(), pace()
         assert_invalid_target(poll(started["device_code"], EVIL))
         assert state() == before
         # Paced as a poll in that state would be: a denied code's moves, a spent or expired one's not.
         assert pace() == ((timezone.now(), 5) if decision == "deny" else paced)
-        assert poll(started["device_code"], API).json()["error"] == answer
+        again = poll(started["device_code"], API)
+    if answer:
+        assert again.json()["error"] == answer
+    else:
+        assert again.status_code == 200 and again.json()["refresh_token"] == first["refresh_token"]
+        assert aud_of(again.json()) == [API]
 
 
 def test_an_unknown_code_is_invalid_grant_whatever_resource_it_names(browser: HttpClient, tv: RegisteredClient) -> None:

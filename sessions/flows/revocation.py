@@ -72,6 +72,7 @@ class Reason(StrEnum):
     ATTESTATION_FAILURES = "attestation_failures"
     CODE_REUSE = "authorization_code_reuse"
     CODE_RETRY_REFUSED = "code_retry_refused"  # a policy refused the retry of a lost exchange answer
+    DEVICE_CODE_REUSE = "device_code_reuse"  # RFC 8628: a redeemed device code polled again, not as a retry
     REFRESH_REUSE = "refresh_token_reuse"
 
 

@@ -25,6 +25,7 @@ from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint as _DeviceAuthori
 from django.utils import timezone
 
 from core.app_settings import app_settings
+from core.crypto import first_refresh_token
 from core.events import EventType, Outcome, client_ip, record
 from core.policy import GrantType
 from sessions.flows.device_binding import client_requires_attestation
@@ -143,25 +144,33 @@ class DeviceCodeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """RFC 8628 §3.5 through ``flow.poll``. The family's first refresh token is derived from
+        the device code (``first_refresh_token``, as from an authorization code), so the retry of
+        a poll whose answer was lost is given it again (``flow.poll``, ``code_exchange``)."""
         client = self.request.client
         now = timezone.now()
+        device_code = self.request.payload.data["device_code"]
 
-        def issue(session: DeviceSession) -> IssuedTokens:
-            issued = self.issue_tokens(session=session, scope=session.scope, now=now, with_refresh=True)
+        def issue(session: DeviceSession, *, refresh: bool = True) -> IssuedTokens:
+            issued = self.issue_tokens(session=session, scope=session.scope, now=now, with_refresh=refresh,
+                                       refresh_raw=first_refresh_token(device_code))
             return self.add_id_token(issued, session, issued.scope)
 
-        # A token policy refusing the new family (risk) also denies the code (``flow.poll``).
-        polled = flow.poll(self.request.payload.data["device_code"], client, now=now, issue=issue,
+        # A token policy refusing the new family (risk) also denies the code (``flow.poll``);
+        # refusing a retry ends the family it would have continued (``code_exchange``).
+        polled = flow.poll(device_code, client, now=now, issue=issue, reissue=lambda s: issue(s, refresh=False),
                            ip=client_ip(self.request.django_request),
-                           dpop_jkt=(self.context.dpop_jkt or "") if client.is_public else "")
+                           dpop_jkt=(self.context.dpop_jkt or "") if client.is_public else "",
+                           proof_jkt=self.context.dpop_jkt or "", request=self.request.django_request)
         if polled.outcome in _POLL_ERRORS:
             raise _POLL_ERRORS[polled.outcome]()
         if polled.session is None or polled.issued is None:
             # RFC 8628 §3.5 has no code for these; RFC 6749 §5.2 invalid_grant: unknown, another
-            # client's, or already redeemed.
+            # client's, or already redeemed and not a retry (reuse: what it issued is revoked).
             raise InvalidGrantError("The device code is invalid or was used already.")
         self.context.session = polled.session
-        record(EventType.OAUTH_TOKEN_ISSUED, user=polled.session.user, client_id=client.client_id,
-               session_id=polled.session.sid, request=self.request.django_request, grant_type="device_code",
-               jti=polled.issued.jti)
+        if polled.outcome is flow.PollOutcome.ISSUED:  # an answer given again is recorded oauth.code_retried
+            record(EventType.OAUTH_TOKEN_ISSUED, user=polled.session.user, client_id=client.client_id,
+                   session_id=polled.session.sid, request=self.request.django_request, grant_type="device_code",
+                   jti=polled.issued.jti)
         return 200, polled.issued.as_response(), self.TOKEN_RESPONSE_HEADER
