@@ -28,7 +28,6 @@ reservations back too.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from core.cache import UNAVAILABLE
+from core.client_address import source_key
 
 from . import throttle_store
 from .app_settings import app_settings
@@ -118,17 +118,6 @@ class Throttled(Exception):
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
-
-
-def source_key(address: str | None) -> str:
-    """One source: an IPv4 address, or an IPv6 /64 (what one host or subscriber controls)."""
-    try:
-        parsed = ipaddress.ip_address(address or "")
-    except ValueError:
-        return "none"
-    if parsed.version == 6:
-        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
-    return str(parsed)
 
 
 def account_key(account: str) -> str:

@@ -126,3 +126,14 @@ def from_trusted_proxy(request: HttpRequest) -> bool:
     the first of ``VIGIL_TRUSTED_PROXY_HOPS``): only then may a header it sets be believed."""
     peer = parse_address(request.META.get("REMOTE_ADDR") or "")
     return peer is not None and _trusted(peer, 0, _networks(trusted_proxy_entries()), trusted_hops())
+
+
+def source_key(address: str | None) -> str:
+    """One source: an IPv4 address, or an IPv6 /64 (what one host or subscriber controls)."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "none"
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)

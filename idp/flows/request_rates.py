@@ -26,7 +26,7 @@ fixed windows of the shared cache (``core.rates``):
 
 An address is the client's address behind trusted proxies (``core.client_address``,
 ``VIGIL_TRUSTED_PROXIES``; never an ``X-Forwarded-For`` the client wrote), an IPv6 address
-counted by its /64 as the sign-in throttle does (``accounts.throttle.source_key``). No number
+counted by its /64 as the sign-in throttle does (``core.client_address.source_key``). No number
 of addresses can lock a client out for anyone else: there is no bucket they share.
 
 **A refusal** is ``RateLimitedError``, 429 ``slow_down`` with ``Retry-After`` (the end of the
@@ -48,10 +48,10 @@ from typing import NoReturn
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.throttle import source_key
 from clients.models import Client
 from core import rates
 from core.app_settings import app_settings
+from core.client_address import source_key
 from core.events import EventType, Outcome, client_ip, record
 
 from ..oauth.errors import RateLimitedError

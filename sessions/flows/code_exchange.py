@@ -96,7 +96,7 @@ class Redeemed:
     family: QuerySet[DeviceSession]  # the family its redemption started (none found: reuse)
     # When, and with which DPoP key (""), it was redeemed: read under the family's lock, as committed.
     used: Callable[[], tuple[datetime | None, str]]
-    grant_type: str  # the events' ``grant_type``
+    grant_type: str  # the events' ``grant_type`` (the device grant's short name, as its other events)
     reuse: Reason  # why its family is revoked when it is presented again as reuse
 
 # The code with its user, by hash and client: one statement built once (core/sql.py).
@@ -181,7 +181,7 @@ def exchange(
         client_id=code.client.client_id,
         session_id=session.sid,
         request=request,
-        grant_type="authorization_code",
+        grant_type=GrantType.AUTHORIZATION_CODE,
         jti=issued.jti,
     )
     return Exchanged(session, issued)
