@@ -8,11 +8,12 @@ they read the same syntax with ``parse`` and count with ``exceeded``: one atomic
 counted and exactly ``limit`` of them get through, where DRF's history (read, then written
 back) lets a burst of parallel requests all pass.
 
-A window is aligned on the clock (``moment // window``), as the unattested refresh limit's
-is (``sessions.flows.device_binding``): its end, and so ``Retry-After``, is the same for
-every request counted in it. A refused request counts too; it only fills a window that ends
-anyway. A cache that cannot be reached raises (``core.cache.UNAVAILABLE``): a limit that
-cannot count refuses, as a 503 (docs/operations.md "Outages").
+A window is aligned on the clock (``moment // window``): its end, and so ``Retry-After``, is
+the same for every request counted in it. The unattested refresh limit
+(``sessions.flows.device_binding``) counts with ``exceeded`` too. A refused request counts
+as well; it only fills a window that ends anyway. A cache that cannot be reached raises
+(``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a 503 (docs/operations.md
+"Outages").
 """
 
 from __future__ import annotations

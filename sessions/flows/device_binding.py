@@ -28,7 +28,7 @@ from attestation.flows.android_devices import enroll_android_device, verify_andr
 from attestation.flows.devices import assert_apple_device, enroll_apple_device
 from attestation.flows.unattested import UNATTESTED_TYPE, allows_unattested, enroll_unattested_device, parse_claim
 from attestation.models import Device, DeviceStatus, Platform, RegisteredApp
-from core import config_cache
+from core import config_cache, rates
 from core.cache import ReadAhead
 from core.counters import incr_in_window
 from core.deferred_write import DeferredWrite
@@ -234,12 +234,8 @@ def _b64_bytes(value: str) -> bytes:
 def unattested_refresh_throttled(session: DeviceSession, now: datetime) -> int | None:
     """Count a refresh of an unattested device's session in its fixed window (shared cache);
     the seconds until the window ends when over ``SESSIONS_UNATTESTED_REFRESH_LIMIT``, else None."""
-    window = app_settings.UNATTESTED_REFRESH_WINDOW
-    moment = int(now.timestamp())
-    count = incr_in_window(f"vigil:unattested-refreshes:{session.sid}:{moment // window}", window)
-    if count <= app_settings.UNATTESTED_REFRESH_LIMIT:
-        return None
-    return window - moment % window
+    rate = rates.Rate(app_settings.UNATTESTED_REFRESH_LIMIT, app_settings.UNATTESTED_REFRESH_WINDOW)
+    return rates.exceeded(f"vigil:unattested-refreshes:{session.sid}", rate, now)
 
 
 def register_failure(session: DeviceSession) -> int:
