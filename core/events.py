@@ -59,6 +59,7 @@ class EventType(StrEnum):
     FACTOR_PASSKEY_REMOVED = "factor.passkey.removed"
     FACTOR_PASSKEY_SIGN_COUNT_REGRESSION = "factor.passkey.sign_count_regression"
     FACTOR_RECOVERY_CODE_USED = "factor.recovery_code.used"
+    FACTOR_RECOVERY_CODES_REGENERATE = "factor.recovery_codes.regenerate"
     FACTOR_RECOVERY_CODES_GENERATED = "factor.recovery_codes.generated"
     FACTOR_RECOVERY_CODES_REMOVED = "factor.recovery_codes.removed"
     FACTOR_RESET = "factor.reset"

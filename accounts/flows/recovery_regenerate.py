@@ -23,8 +23,11 @@ judged one after the other and the second sees what the first committed:
   browser to the codes page too, which shows the codes this session is still to see (the
   first submission's), and never writes the session on a repeat, so a repeat that read the
   session before the regeneration saved it cannot erase the codes;
-* a token that is missing, edited, another user's or made for another use changes nothing
-  (``REFUSED``).
+* a token that is missing, edited, another user's, made for another use or signed under a
+  key since retired (the nearest a token comes to expiring: it names no time, and is spent
+  when its set is replaced) changes nothing (``REFUSED``). The refusal is a security decision:
+  ``factor.recovery_codes.regenerate``, ``denied``, its ``Refusal`` the reason; so is the
+  refusal of a user with no second factor left to back up (``NO_SECOND_FACTOR``).
 
 A token is spent by the regeneration it allows (the set it names is gone) and needs no
 storage; loading the page again renders the new set's token, so a later, deliberate
@@ -46,6 +49,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice
 
+from core import events
+from core.events import EventType
 from core.signed_values import Purpose, dump, load
 
 from ..models import User
@@ -62,6 +67,14 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # no valid token for this user: nothing changed
 
 
+class Refusal(StrEnum):
+    """Why a regeneration was refused (the ``factor.recovery_codes.regenerate`` event's reason)."""
+
+    TOKEN_INVALID = "form_token_invalid"  # missing, edited, unsigned, too long, another use's, a retired key's
+    TOKEN_OF_ANOTHER_USER = "form_token_of_another_user"  # signed by us, for another account
+    NO_SECOND_FACTOR = "no_second_factor"  # nothing for recovery codes to back up
+
+
 @dataclass(frozen=True)
 class Regeneration:
     outcome: Outcome
@@ -76,11 +89,13 @@ def form_token(user: User) -> str:
 def regenerate(request: HttpRequest, user: User, token: str) -> Regeneration:
     """Replace the set ``token`` names, if it is still the user's current set."""
     named = _named_set(user, token)
-    if named is None:
+    if isinstance(named, Refusal):
+        _refused(request, user, named)
         return Regeneration(Outcome.REFUSED)
     with transaction.atomic():
         User.objects.select_for_update(no_key=True).only("pk").get(pk=user.pk)  # one regeneration of a user at a time
         if not policy.has_second_factor(user):
+            _refused(request, user, Refusal.NO_SECOND_FACTOR)
             return Regeneration(Outcome.NO_SECOND_FACTOR)
         if _current_set(user) != named:
             return Regeneration(Outcome.REPEATED)
@@ -89,12 +104,20 @@ def regenerate(request: HttpRequest, user: User, token: str) -> Regeneration:
         return Regeneration(Outcome.REGENERATED, codes)
 
 
-def _named_set(user: User, token: str) -> int | None:
+def _refused(request: HttpRequest, user: User, reason: Refusal) -> None:
+    events.record(
+        EventType.FACTOR_RECOVERY_CODES_REGENERATE, outcome=events.Outcome.DENIED, reason=reason, user=user,
+        request=request,
+    )
+
+
+def _named_set(user: User, token: str) -> int | Refusal:
+    """The id of the set ``token`` names, or why it names none for ``user``."""
     payload = load(Purpose.RECOVERY_REGENERATION, token, max_chars=_MAX_TOKEN_CHARS)
     if payload is None or len(payload) != _PAYLOAD.size:
-        return None
+        return Refusal.TOKEN_INVALID
     user_id, set_id = _PAYLOAD.unpack(payload)
-    return set_id if user_id == user.pk else None
+    return set_id if user_id == user.pk else Refusal.TOKEN_OF_ANOTHER_USER
 
 
 def _current_set(user: User) -> int:

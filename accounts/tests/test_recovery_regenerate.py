@@ -1,7 +1,8 @@
 """Replacing the recovery codes once per form the user sent (``accounts/flows/recovery_regenerate.py``):
 Post/Redirect/Get to the page that shows the new codes once; the same form sent again lands
-there too and changes nothing; a new page load regenerates again; a missing or forged token,
-a missing CSRF token or a stale sign-in change nothing."""
+there too and changes nothing; a new page load regenerates again; a missing, forged, expired
+(retired key) or foreign token is a recorded refusal that changes nothing; a missing CSRF token
+or a stale sign-in change nothing."""
 
 from __future__ import annotations
 
@@ -143,13 +144,39 @@ def test_a_new_page_load_regenerates_again(
     assert regenerations().count() == 2
 
 
+def refusals() -> list[tuple[str, str]]:
+    return list(SecurityEvent.objects.filter(event_type="factor.recovery_codes.regenerate")
+                .order_by("pk").values_list("outcome", "reason"))
+
+
+def retired_key_token(user: Any, settings: Any) -> str:
+    """A genuine form token, signed under a ``SECRET_KEY`` retired since (no longer a fallback):
+    the nearest a form token comes to having expired."""
+    current = settings.SECRET_KEY
+    settings.SECRET_KEY = "retired-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123"
+    try:
+        return form_token(user)
+    finally:
+        settings.SECRET_KEY = current
+
+
 @pytest.mark.parametrize(
-    "forged",
-    ["missing", "empty", "edited", "another user's", "another use's", "unsigned", "too long"],
+    ("forged", "reason"),
+    [
+        ("missing", "form_token_invalid"),
+        ("empty", "form_token_invalid"),
+        ("edited", "form_token_invalid"),
+        ("another use's", "form_token_invalid"),
+        ("unsigned", "form_token_invalid"),
+        ("too long", "form_token_invalid"),
+        ("wrong length", "form_token_invalid"),
+        ("retired key's", "form_token_invalid"),
+        ("another user's", "form_token_of_another_user"),
+    ],
 )
-def test_a_missing_or_forged_token_changes_nothing(
+def test_a_missing_forged_expired_or_foreign_token_is_a_recorded_refusal_that_changes_nothing(
     client: Client, user: Any, totp_device: Any, recovery_codes: list[str], make_user: Any, frozen: Any,
-    forged: str,
+    settings: Any, forged: str, reason: str,
 ) -> None:
     sign_in(client, totp_device)
     valid = page_token(client)
@@ -162,15 +189,33 @@ def test_a_missing_or_forged_token_changes_nothing(
         "another use's": dump(Purpose.DPOP_NONCE, payload),
         "unsigned": valid.split(".")[0],
         "too long": valid + "A" * 200,
+        "wrong length": dump(Purpose.RECOVERY_REGENERATION, payload + b"\x00"),
+        "retired key's": retired_key_token(user, settings),
     }
     before = state(user)
 
     response = regenerate(client, tokens[forged])
     assert response.status_code == 302 and response["Location"] == reverse("accounts:profile")
     assert [str(m) for m in get_messages(response.wsgi_request)] == [OUT_OF_DATE]
-    assert state(user) == before and NEW_CODES_SESSION_KEY not in client.session
+    after = state(user)
+    assert after["sets"] == before["sets"] and after["codes"] == before["codes"]  # nothing replaced
+    assert after["events"] == [*before["events"], ("factor.recovery_codes.regenerate", reason)]  # only the refusal
+    assert refusals() == [("denied", reason)]
+    event = SecurityEvent.objects.get(event_type="factor.recovery_codes.regenerate")
+    assert event.user_id == user.pk and event.ip_address
+    assert NEW_CODES_SESSION_KEY not in client.session
     assert recovery.still_valid(user, recovery_codes) == recovery_codes
     assert regenerate(client, valid).status_code == 303  # the real form still works
+    assert len(refusals()) == 1
+
+
+def test_the_refusal_reads_on_the_account_page(
+    client: Client, user: Any, totp_device: Any, recovery_codes: list[str], frozen: Any
+) -> None:
+    sign_in(client, totp_device)
+    page = client.get(regenerate(client, "forged.token")["Location"])
+    assert page.status_code == 200
+    assert '<p class="error" role="status">' + OUT_OF_DATE.replace("'", "&#x27;") + "</p>" in page.content.decode()
 
 
 def test_without_a_second_factor_nothing_is_made(client: Client, user: Any, frozen: Any) -> None:
@@ -181,7 +226,10 @@ def test_without_a_second_factor_nothing_is_made(client: Client, user: Any, froz
     response = regenerate(client, form_token(user))  # the token a form would carry
     assert response.status_code == 302 and response["Location"] == reverse("accounts:profile")
     assert [str(m) for m in get_messages(response.wsgi_request)] == ["Add an authenticator app or a passkey first."]
-    assert state(user) == before and not before["codes"]
+    after = state(user)
+    assert after["sets"] == before["sets"] == [] and after["codes"] == before["codes"] == []
+    assert after["events"] == [*before["events"], ("factor.recovery_codes.regenerate", "no_second_factor")]
+    assert refusals() == [("denied", "no_second_factor")]
 
 
 def test_codes_replaced_from_another_browser_are_never_shown(
