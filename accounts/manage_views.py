@@ -110,6 +110,11 @@ def _after_confirmation(request: HttpRequest, result: totp_enroll.Confirmation) 
     """The confirmation put its proof and codes in the session (``totp_enroll``); a repeat
     writes nothing to the session: the codes the confirmation stored stay there."""
     next_url = safe_next(request)
+    if result.outcome is totp_enroll.Outcome.ALREADY_SET_UP:
+        messages.info(request, gettext(
+            "That code is from the authenticator app you already set up, which still works: nothing was changed. "
+            "To replace it, enter a code for the new key instead."
+        ))
     if result.outcome is totp_enroll.Outcome.CONFIRMED and not result.recovery_codes:
         return HttpResponseRedirect(next_url, status=303)
     return HttpResponseRedirect(_codes_page(next_url), status=303)

@@ -26,6 +26,7 @@ class Refusal(StrEnum):
     BAD_CREDENTIALS = "bad_credentials"  # wrong username or password
     BAD_CODE = "bad_code"  # wrong TOTP or recovery code
     CODE_REUSED = "code_reused"  # the TOTP code accepted moments ago, typed again: refused, not counted
+    ALREADY_SET_UP = "already_set_up"  # setting up an app, a code of the app already set up: not counted
     NO_USER = "no_user"  # no pending sign-in to finish with a second factor
 
 

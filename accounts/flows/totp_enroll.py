@@ -21,7 +21,11 @@ A response lost for good (its new session cookie with it: the confirmation renew
 session id, ``authstate.add_methods``) leaves the browser the old cookie, whose session is
 gone: the retry is sent to sign in, changing nothing. Signed in again with the new app, the
 browser comes back to this page, which shows a new secret; the code the user then types is
-their confirmed app's (``ALREADY_SET_UP``): no failure, nothing changed, the browser sent on.
+their confirmed app's (``ALREADY_SET_UP``): no failure, nothing changed, the browser sent on
+with a note saying so. That answer is a security decision (the new secret stays unconfirmed
+though a valid code of the account's app was shown), recorded as ``factor.totp.enroll``,
+``denied``, reason ``already_set_up``, counted against nobody. A repeat stays unrecorded: it
+is the decision the recorded confirmation made, sent again.
 Anything else is judged as before: a wrong code is a throttled, recorded failure.
 """
 
@@ -35,6 +39,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core import events
 from core.events import EventType
 from sessions.flows import revocation
 from sessions.flows.revocation import CredentialChange, CredentialType
@@ -78,7 +83,18 @@ def confirm(request: HttpRequest, user: User, code: str, now: datetime | None = 
         throttle.succeeded(attempt)
     else:
         throttle.abandoned(attempt)  # no guess at the new secret: nothing counted, nothing cleared
+        if result.outcome is Outcome.ALREADY_SET_UP:
+            _record_already_set_up(request, user)
     return result
+
+
+def _record_already_set_up(request: HttpRequest, user: User) -> None:
+    """The code was the confirmed app's, not the new secret's: that app stays, the new secret
+    stays unconfirmed, and the decision is on record (it is no failure: nothing is counted)."""
+    events.record(
+        EventType.FACTOR_TOTP_ENROLL, outcome=events.Outcome.DENIED, reason=attempts.Refusal.ALREADY_SET_UP,
+        user=user, request=request,
+    )
 
 
 def _prove_in_session(request: HttpRequest, result: Confirmation) -> None:

@@ -24,6 +24,10 @@ from core.outage_testing import database_down
 pytestmark = pytest.mark.django_db
 
 PROFILE = "/accounts/"
+ALREADY_SET_UP = (
+    "That code is from the authenticator app you already set up, which still works: nothing was changed. "
+    "To replace it, enter a code for the new key instead."
+)
 
 
 def codes_page() -> str:
@@ -174,12 +178,73 @@ def test_a_lost_answer_retried_signs_in_again_and_the_apps_code_is_no_wrong_code
         answer = confirm(browser, code_for(device))
         assert answer.status_code == 303, answer.status_code
         assert browser.get(answer["Location"])["Location"] == PROFILE  # no codes to show here: on
+        assert ALREADY_SET_UP in browser.get(PROFILE).content.decode()  # and told why
         frozen.shift(30)
     after = state(user)
-    assert not enroll_failures().exists()  # neither a failure nor a throttling refusal
-    assert after["codes"] == before["codes"] and after["events"] == before["events"]
+    assert not enroll_failures(outcome="failure").exists()  # no failure
+    assert not enroll_failures(reason="throttled").exists()  # nor a throttling refusal
+    assert after["codes"] == before["codes"]
+    assert after["events"] == [*before["events"], *[("factor.totp.enroll", "denied")] * 2]  # each on record
     assert SealedTOTPDevice.objects.get(user=user, confirmed=True).pk == device.pk
     assert signed_in(browser)["amr"] == ["mfa", "otp", "pwd"]
+
+
+def signed_in_with_app(client: Client, device: SealedTOTPDevice) -> None:
+    """Password and the app: recent enough, and multi-factor, to change factors."""
+    login_password(client)
+    assert client.post(reverse("accounts:verify"), {"method": "totp", "code": code_for(device)}).status_code == 302
+
+
+def test_a_code_of_the_app_already_set_up_is_a_recorded_refusal_that_changes_nothing(
+    client: Client, user: Any, totp_device: SealedTOTPDevice, recovery_codes: list[str], frozen: Any
+) -> None:
+    """A user whose app is set up starts setting one up again (the page shows a new key) and
+    types the code their app shows: the app they have stays, the new key stays unconfirmed,
+    the browser is sent on and told so, and the decision is recorded (``denied``,
+    ``already_set_up``) without counting as a wrong guess."""
+    signed_in_with_app(client, totp_device)
+    page = client.get(reverse("accounts:totp_enroll"))
+    pending = SealedTOTPDevice.objects.get(user=user, confirmed=False)
+    assert page.context["secret"] == totp.secret_base32(pending) != totp.secret_base32(totp_device)
+    frozen.shift(30)  # the app's next code: one it never accepted
+    before = state(user)
+
+    answer = confirm(client, code_for(totp_device))
+    assert answer.status_code == 303 and answer["Location"] == codes_page()
+    assert client.get(answer["Location"])["Location"] == PROFILE  # no codes to show: on
+    profile = client.get(PROFILE).content.decode()
+    assert f'<p class="muted" role="status">{ALREADY_SET_UP}</p>' in profile
+
+    after = state(user)
+    assert after["codes"] == before["codes"] and recovery.still_valid(user, recovery_codes) == recovery_codes
+    devices = {pk: confirmed for pk, confirmed, *_ in after["devices"]}
+    assert devices == {totp_device.pk: True, pending.pk: False}  # no new device, none confirmed
+    assert [d[:3] for d in after["devices"]] == [d[:3] for d in before["devices"]]  # same keys
+    assert after["events"] == [*before["events"], ("factor.totp.enroll", "denied")]
+    event = enroll_failures().get()
+    assert (event.outcome, event.reason, event.user_id) == ("denied", "already_set_up", user.pk)
+    assert not SecurityEvent.objects.filter(event_type="factor.totp.enrolled").exists()
+    assert NEW_CODES_SESSION_KEY not in client.session
+
+
+def test_codes_of_the_app_already_set_up_are_never_counted_as_wrong_guesses(
+    client: Client, user: Any, totp_device: SealedTOTPDevice, recovery_codes: list[str], frozen: Any
+) -> None:
+    """More than the free failures, each a fresh code of the app already set up: each is a
+    recorded ``already_set_up`` refusal, none a failure, none throttled; the new key still
+    confirms afterwards."""
+    signed_in_with_app(client, totp_device)
+    assert client.get(reverse("accounts:totp_enroll")).status_code == 200
+    pending = SealedTOTPDevice.objects.get(user=user, confirmed=False)
+    for _ in range(7):
+        frozen.shift(30)
+        assert confirm(client, code_for(totp_device)).status_code == 303
+    assert enroll_failures(outcome="denied", reason="already_set_up").count() == 7
+    assert not enroll_failures().exclude(reason="already_set_up").exists()
+
+    confirmed = confirm(client, code_for(pending))
+    assert confirmed.status_code == 303
+    assert SealedTOTPDevice.objects.get(user=user, confirmed=True).pk == pending.pk  # the old app replaced
 
 
 def test_wrong_codes_are_throttled_recorded_failures_that_change_nothing(
