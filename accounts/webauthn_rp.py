@@ -2,7 +2,8 @@
 
 Every library exception becomes one ``PasskeyError`` with a stable code (never a 500).
 Challenges live in the server-side session, the latest few per purpose (a page in each
-tab), each single-use and short-lived (WebAuthn L3 §13.4.3). Origins accepted are
+tab), each short-lived and single-use (WebAuthn L3 §13.4.3), the single use kept by a mark in
+the shared cache, since a session can be written over by another request (``spending``). Origins accepted are
 ``ACCOUNTS_WEBAUTHN_ALLOWED_ORIGINS``, which may include native Android origins
 ``android:apk-key-hash:...`` (§7.1 step 9).
 """
@@ -12,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -42,6 +46,7 @@ from webauthn.helpers.structs import (
 )
 from webauthn.registration.verify_registration_response import VerifiedRegistration
 
+from core.cache import UNAVAILABLE, claim
 from core.crypto import constant_time_equals
 from core.encoding import b64url_encode
 
@@ -74,6 +79,9 @@ def apk_key_hash_origin(sha256_fingerprint: str) -> str:
 #: Challenges kept per purpose: each page asks for its own (a sign-in page in two tabs, its
 #: autofill in the background), and the ceremony names the one it answers (clientDataJSON).
 MAX_CHALLENGES = 5
+#: How long a spent challenge's used-mark outlives the challenge (clocks of other workers).
+USED_MARGIN_SECONDS = 60
+USED_KEY_PREFIX = "vigil:webauthn-challenge-used:"
 
 
 def new_challenge(request: HttpRequest, purpose: str, now: datetime | None = None) -> bytes:
@@ -94,24 +102,69 @@ def _kept(value: Any) -> list[dict[str, Any]]:
     return [entry for entry in entries if isinstance(entry, dict)]
 
 
-def pop_challenge(request: HttpRequest, purpose: str, now: datetime | None = None, claimed: str = "") -> bytes:
-    """The challenge the ceremony answers (``claimed``, its clientDataJSON's, else the latest),
-    removed from the session (single use, §13.4.3), or ``PasskeyError``. Which one is picked
-    decides nothing: verification still requires the signed clientDataJSON to name it."""
+@contextmanager
+def spending(
+    request: HttpRequest, purpose: str, credential: Any, now: datetime | None = None, *, malformed: str
+) -> Iterator[bytes]:
+    """The challenge ``credential`` answers, taken from the session (``pop_challenge``; a
+    response naming none is refused as ``malformed``, the ceremony's code for it) and
+    marked used in the shared cache (``core.cache.claim``, atomic), for the block that judges
+    the ceremony: single use (WebAuthn L3 §13.4.3) even when the session is not. Django writes
+    a request's whole session back at its end, so a request of the same browser that read it
+    before (another tab asking for options) can write a spent challenge back; and two requests
+    sending one response at once both read it: of those, one gets it, the others are refused
+    (``challenge_used``). A block that judged the ceremony (ended, or refused it with a
+    ``PasskeyError``) spent the challenge; one that failed otherwise (the database went away)
+    judged nothing and gives the mark back, so the same response sent again is judged afresh
+    (the session, not saved with a 5xx, still holds the challenge)."""
     moment = now or timezone.now()
+    challenge, expires = pop_challenge(request, purpose, moment, claimed_challenge(credential), malformed)
+    key = USED_KEY_PREFIX + hashlib.sha256(challenge).hexdigest()
+    if not claim(cache, key, expires - int(moment.timestamp()) + USED_MARGIN_SECONDS):
+        raise PasskeyError("challenge_used")
+    try:
+        yield challenge
+    except PasskeyError:
+        raise
+    except BaseException:
+        with suppress(*UNAVAILABLE):  # the cache gone too: the mark stays, the retry starts a new ceremony
+            cache.delete(key)
+        raise
+
+
+def pop_challenge(
+    request: HttpRequest, purpose: str, now: datetime, claimed: str, malformed: str
+) -> tuple[bytes, int]:
+    """The challenge the ceremony answers (``claimed``, its clientDataJSON's) and its expiry,
+    removed from the session, or ``PasskeyError``: ``no_challenge`` (none kept),
+    ``challenge_expired`` (none live, or the one named has expired), ``malformed`` (the
+    response names none) or ``unknown_challenge`` (the one named is not kept: another tab's
+    session write lost it, or it was spent). A refusal spends no other ceremony's challenge:
+    each tab's stays for its own response."""
     store = request.session.get(CHALLENGE_SESSION_KEY) or {}
-    entries = _kept(store.pop(purpose, None))
-    live = [entry for entry in entries if moment.timestamp() < int(entry["exp"])]
-    chosen = next((entry for entry in live if constant_time_equals(str(entry["c"]), claimed)), None)
-    chosen = chosen or (live[-1] if live else None)
-    if chosen is not None and len(live) > 1:
-        store[purpose] = [entry for entry in live if entry is not chosen]
-    request.session[CHALLENGE_SESSION_KEY] = store
+    entries = _kept(store.get(purpose))
+    live = [entry for entry in entries if now.timestamp() < int(entry["exp"])]
+    named = next((entry for entry in entries if constant_time_equals(str(entry["c"]), claimed)), None)
+    chosen = named if named is not None and named in live else None
+    if chosen is not None or len(live) < len(entries):  # the one taken and the expired ones go
+        _keep(request, store, purpose, [entry for entry in live if entry is not chosen])
     if not entries:
         raise PasskeyError("no_challenge")
-    if chosen is None:
+    if not live or (named is not None and chosen is None):
         raise PasskeyError("challenge_expired")
-    return base64url_to_bytes(chosen["c"])
+    if not claimed:
+        raise PasskeyError(malformed)
+    if chosen is None:
+        raise PasskeyError("unknown_challenge")
+    return base64url_to_bytes(chosen["c"]), int(chosen["exp"])
+
+
+def _keep(request: HttpRequest, store: dict[str, Any], purpose: str, entries: list[dict[str, Any]]) -> None:
+    if entries:
+        store[purpose] = entries
+    else:
+        store.pop(purpose, None)
+    request.session[CHALLENGE_SESSION_KEY] = store
 
 
 def claimed_challenge(credential: Any) -> str:

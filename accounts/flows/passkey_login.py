@@ -55,18 +55,19 @@ def finish(
     throttled: an assertion cannot be guessed, so no failure of anyone else's (same address,
     same account) may stand between a user and their passkey (docs/operations.md "Throttling").
     The counter and the sign-in are one transaction: a session write that fails moves no
-    counter, so the same assertion sent again is no regression (no "possible clone").
+    counter, so the same assertion sent again is no regression (no "possible clone"). The
+    challenge is spent once however the browser's requests overlap (``webauthn_rp.spending``).
     """
     moment = now or timezone.now()
     event = EventType.LOGIN_PASSKEY if purpose == PASSWORDLESS else EventType.LOGIN_SECOND_FACTOR
     try:
-        challenge = webauthn_rp.pop_challenge(request, purpose, moment, webauthn_rp.claimed_challenge(credential))
-        parsed = webauthn_rp.parse_assertion(credential)
-        with transaction.atomic():
-            passkey = _verify(parsed, challenge, user, moment)
-            methods = [passkey.amr_key, "user"]
-            record(event, user=passkey.user, request=request, method="passkey", passkey=passkey.pk, amr=methods)
-            return then(passkey, methods)
+        with webauthn_rp.spending(request, purpose, credential, moment, malformed="malformed_assertion") as challenge:
+            parsed = webauthn_rp.parse_assertion(credential)
+            with transaction.atomic():
+                passkey = _verify(parsed, challenge, user, moment)
+                methods = [passkey.amr_key, "user"]
+                record(event, user=passkey.user, request=request, method="passkey", passkey=passkey.pk, amr=methods)
+                return then(passkey, methods)
     except PasskeyError as error:  # recorded outside the rolled-back transaction
         if error.passkey is not None:
             record(EventType.FACTOR_PASSKEY_SIGN_COUNT_REGRESSION, outcome=Outcome.DENIED, reason="possible_clone",

@@ -65,18 +65,25 @@ def begin(request: HttpRequest, user: User, now: datetime | None = None) -> str:
 def finish(
     request: HttpRequest, user: User, credential: Any, name: str, now: datetime | None = None
 ) -> Registered:
-    """Verify the attestation and store the credential record (§7.1 steps 5-27)."""
+    """Verify the attestation and store the credential record (§7.1 steps 5-27); the challenge
+    is spent once however the browser's requests overlap (``webauthn_rp.spending``)."""
     moment = now or timezone.now()
     try:
-        challenge = webauthn_rp.pop_challenge(request, PURPOSE, moment, webauthn_rp.claimed_challenge(credential))
-        verified, transports = webauthn_rp.verify_registration(credential, challenge)
+        with webauthn_rp.spending(request, PURPOSE, credential, moment, malformed="invalid_registration") as challenge:
+            verified, transports = webauthn_rp.verify_registration(credential, challenge)
+            return _store(request, user, verified, transports, name, moment)
     except PasskeyError as error:
         record(EventType.FACTOR_PASSKEY_REGISTER, outcome=Outcome.FAILURE, reason=error.code, user=user,
                request=request, detail=error.detail[:200])
         raise
+
+
+def _store(request: HttpRequest, user: User, verified: VerifiedRegistration, transports: list[str], name: str,
+           moment: datetime) -> Registered:
+    """The passkey, its record and its first codes: all or none."""
     first_factor = not policy.has_second_factor(user)
     try:
-        with transaction.atomic():  # the passkey, its record and its first codes: all or none
+        with transaction.atomic():
             passkey = _create(user, verified, transports, name, moment)
             revocation.credential_changed(
                 user, EventType.FACTOR_PASSKEY_ADDED, credential=credential_type(passkey),
@@ -87,8 +94,6 @@ def finish(
             codes = recovery.generate(user, request, reason="first_factor") if first_codes else []
             recovery_display.keep_saved(request.session, codes)  # the challenge spent, the codes kept
     except IntegrityError as exc:  # §7.1 step 26: a credential id already registered
-        record(EventType.FACTOR_PASSKEY_REGISTER, outcome=Outcome.FAILURE, reason="duplicate_credential", user=user,
-               request=request)
         raise PasskeyError("duplicate_credential") from exc
     return Registered(passkey=passkey, recovery_codes=codes)
 
