@@ -158,7 +158,7 @@ def userinfo(request: HttpRequest) -> HttpResponse:
             scheme = "DPoP" if authorized.claims.get("cnf") else "Bearer"
             raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "No user behind this token.", scheme=scheme)
     except ResourceError as error:
-        response = _json({"error": error.error, "error_description": error.description}, error.status)
+        response = _json(error.body(), error.status)
         response["WWW-Authenticate"] = error.www_authenticate()  # RFC 6750 §3
         for name, value in [*error.headers.items(), *NO_STORE]:
             response[name] = value

@@ -1,9 +1,11 @@
 """Checking access tokens presented to our own resource endpoints (userinfo) per
-RFC 6750 §2 (Bearer) and RFC 9449 §7 (DPoP)."""
+RFC 6750 §2 (Bearer) and RFC 9449 §7 (DPoP). Every refusal is a ``resource.token_refused``
+event."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from django.http import HttpRequest
@@ -11,12 +13,27 @@ from django.utils import timezone
 
 from core import jwt_tokens
 from core.acr import ACR_MFA
+from core.app_settings import app_settings
 from core.events import EventType, Outcome, record
 from core.policy import ResourceContext, apply_resource_policies
-from core.resource_errors import ResourceError, ResourceErrorCode
+from core.resource_errors import AuthenticationRequired, ResourceError, ResourceErrorCode
+from sessions.dpop import www_authenticate as dpop_challenge
 from sessions.models import AccessToken, SessionStatus
 
 from .dpop_resource import check_dpop_binding
+
+
+class Refusal(StrEnum):
+    """Why a request is refused, on record (``resource.token_refused``): the ``reason`` of a
+    request without our authentication, the ``detail`` of an inactive token's ``invalid_token``."""
+
+    NO_TOKEN = "no_token"  # the reason: no token, or only a scheme we do not accept
+    UNSUPPORTED_SCHEME = "unsupported_scheme"  # its detail when a scheme was sent
+    UNKNOWN = "unknown"
+    USER_INACTIVE = "user_inactive"
+    STEP_UP_REQUIRED = "step_up_required"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
 
 
 @dataclass
@@ -37,14 +54,35 @@ def extract_token(request: HttpRequest) -> tuple[str, str]:
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() not in {"bearer", "dpop"}:
-            # RFC 6750 §3.1: another (or no) scheme is a request without our authentication: 401.
-            raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "Use the Bearer or DPoP scheme.", 401)
+            raise AuthenticationRequired(challenges(), Refusal.UNSUPPORTED_SCHEME)
         if value.strip():
             return scheme.lower(), value.strip()
         raise ResourceError(ResourceErrorCode.INVALID_REQUEST, "Malformed Authorization header.", 400)
     if in_form:
         return "bearer", in_form[0]
-    raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "An access token is required.", 401)
+    raise AuthenticationRequired(challenges(), Refusal.NO_TOKEN)
+
+
+def challenges() -> list[str]:
+    """The challenges of a request without our authentication (no token, or another scheme):
+    RFC 6750 §3.1 says such a request "SHOULD NOT" get an error code or other error
+    information, so each names only its scheme, our realm (the issuer) and, for DPoP, the proof
+    algorithms we accept (RFC 9449 §7.1 ``algs``: ``SESSIONS_DPOP_ALGS``)."""
+    realm = app_settings.ISSUER
+    return [f'Bearer realm="{realm}"', dpop_challenge(realm=realm)]
+
+
+def _presented(request: HttpRequest) -> tuple[str, str]:
+    """``extract_token``, its refusals recorded: a request without our authentication has no
+    error to record, so its reason is ``no_token`` (the detail says whether a scheme was sent)."""
+    try:
+        return extract_token(request)
+    except AuthenticationRequired as missing:
+        _refused(request, Refusal.NO_TOKEN, missing.description)
+        raise
+    except ResourceError as error:
+        _refused(request, error.error, error.description)
+        raise
 
 
 def _form_tokens(request: HttpRequest) -> list[str]:
@@ -55,7 +93,7 @@ def _form_tokens(request: HttpRequest) -> list[str]:
 
 
 def authorize(request: HttpRequest, *, required_scope: str | None = None) -> AuthorizedRequest:
-    scheme, token = extract_token(request)
+    scheme, token = _presented(request)
     try:
         claims = jwt_tokens.verify(token, typ="at+jwt")
     except jwt_tokens.TokenInvalid as exc:
@@ -86,30 +124,46 @@ def _check_binding_and_policies(
     apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
 
 
+#: The ``invalid_token`` description of each reason a well-signed token is inactive.
+_INACTIVE = {
+    Refusal.UNKNOWN: "The access token is not known.",
+    Refusal.USER_INACTIVE: "The access token's user is no longer active.",
+    Refusal.REVOKED: "The access token has been revoked.",
+    Refusal.EXPIRED: "The access token has expired.",
+}
+
+
 def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
-    """Say truthfully why a well-signed token is refused: unknown, its user deactivated (no
-    step-up can help then), its session awaits step-up (RFC 9470 §3
-    ``insufficient_user_authentication``: the client sends the user through authorization
-    for a fresh second factor), revoked, or expired."""
-    session = token.session if token is not None else None
-    if token is None:
-        reason, error = "unknown", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token is not known.")
-    elif token.user is not None and not token.user.is_active:
-        reason, error = "user_inactive", ResourceError(
-            ResourceErrorCode.INVALID_TOKEN, "The access token's user is no longer active.")
-    elif token.revoked_at is None and session is not None and session.status == SessionStatus.STEP_UP_REQUIRED:
-        reason = "step_up_required"
+    """The refusal of a well-signed token that is not active, recorded with why (``_why_inactive``):
+    ``invalid_token``, or for a session awaiting step-up RFC 9470 §3's
+    ``insufficient_user_authentication`` (the client sends the user through authorization for a
+    fresh second factor)."""
+    reason = _why_inactive(token)
+    if reason == Refusal.STEP_UP_REQUIRED:
         error = ResourceError(
             ResourceErrorCode.INSUFFICIENT_USER_AUTHENTICATION,
             "Step-up authentication is required: send the user through authorization again.",
             params={"acr_values": ACR_MFA},
         )
-    elif token.revoked_at is not None or (session is not None and session.status == SessionStatus.REVOKED):
-        reason, error = "revoked", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token has been revoked.")
     else:
-        reason, error = "expired", ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token has expired.")
+        error = ResourceError(ResourceErrorCode.INVALID_TOKEN, _INACTIVE[reason])
     _refused(request, error.error, reason)
     return error
+
+
+def _why_inactive(token: AccessToken | None) -> Refusal:
+    """Say truthfully why: unknown, its user deactivated (no step-up can help then), its
+    session awaits step-up, revoked, or expired."""
+    if token is None:
+        return Refusal.UNKNOWN
+    if token.user is not None and not token.user.is_active:
+        return Refusal.USER_INACTIVE
+    session = token.session
+    if token.revoked_at is None and session is not None and session.status == SessionStatus.STEP_UP_REQUIRED:
+        return Refusal.STEP_UP_REQUIRED
+    if token.revoked_at is not None or (session is not None and session.status == SessionStatus.REVOKED):
+        return Refusal.REVOKED
+    return Refusal.EXPIRED
 
 
 def _refused(request: HttpRequest, reason: str, detail: str) -> None:

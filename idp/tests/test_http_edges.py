@@ -148,10 +148,12 @@ def test_a_body_cut_off_mid_way_is_a_400_not_a_500(path: str, content_type: str)
 
 @pytest.mark.parametrize("header", ["Basic Og==", "x", "Negotiate abc", "Token abc"])
 def test_userinfo_with_another_scheme_is_401_naming_bearer(header: str) -> None:
+    """RFC 6750 §3.1: no error information for a scheme we do not accept (test_rfc6750_no_credentials.py)."""
     response = HttpClient().get("/userinfo", HTTP_AUTHORIZATION=header)
     assert response.status_code == 401
-    assert response.json()["error"] == "invalid_token"
-    assert response["WWW-Authenticate"].startswith("Bearer ")
+    assert response.json() == {}
+    assert response["WWW-Authenticate"].startswith("Bearer realm=")
+    assert "error" not in response["WWW-Authenticate"]
 
 
 @pytest.mark.parametrize("header", ["Bearer", "Bearer ", "DPoP  "])
