@@ -43,6 +43,14 @@ class Part:
     parent: str = ""
     attr: str = ""
     outer: bool = False  # LEFT JOIN: the instance is None when the row has none
+    #: Read only these fields (attnames) and the primary key; the others are deferred (a query
+    #: each when read, as ``QuerySet.only``). Empty: every concrete field.
+    only: tuple[str, ...] = ()
+
+    def fields(self) -> list[Field[Any, Any]]:
+        """The fields read, in the model's order (``Model.from_db`` expects it)."""
+        concrete = self.model._meta.concrete_fields
+        return [f for f in concrete if not self.only or f.primary_key or f.attname in self.only]
 
 
 # (SQL, per part: the part, its attnames, (column, converters) per field, its slice of the row)
@@ -71,7 +79,7 @@ class JoinedQuery:
         layout = []
         tables: list[str] = []
         for part in self.parts:
-            fields = part.model._meta.concrete_fields
+            fields = part.fields()
             start = len(columns)
             converters = []
             for field in fields:

@@ -117,9 +117,11 @@ class RefreshToken(models.Model):
         return (now or timezone.now()) >= self.expires_at
 
     def is_revoked(self) -> bool:
-        """Revoked, its family ended, or its user deactivated (also behind the revocation
-        signal, by ``QuerySet.update``: the user is judged where the token is used)."""
-        return self.revoked_at is not None or not self.session.is_active or not self.session.user.is_active
+        """Revoked, its family ended, or its user or client deactivated (also behind the
+        revocation signals, by ``QuerySet.update``: both are judged where the token is used)."""
+        session = self.session
+        return (self.revoked_at is not None or not session.is_active or not session.user.is_active
+                or not session.client.is_active)
 
     def get_user(self) -> object:
         return self.session.user
@@ -150,11 +152,18 @@ class AccessToken(models.Model):
         return not self.is_revoked() and not self.is_expired(now)
 
     def is_revoked(self) -> bool:
-        """Revoked, its family ended, or its user (a client's own token has none) deactivated:
-        a user deactivated behind the revocation signal holds nothing live."""
+        """Revoked, its family ended, or its user (a client's own token has none) or its client
+        deactivated: a user or client deactivated behind the revocation signals holds nothing live."""
         if self.revoked_at is not None or (self.session is not None and not self.session.is_active):
             return True
-        return self.user is not None and not self.user.is_active
+        return (self.user is not None and not self.user.is_active) or not self.clients_active()
+
+    def clients_active(self) -> bool:
+        """Its client and its family's (an exchanged token lives in its subject token's family,
+        RFC 8693) both still active: deactivating either ends the token through the signal
+        (``sessions.flows.cascade``), and a ``QuerySet.update`` that skips it must not keep it
+        live. Read from the rows loaded with the token (``select_related``: no query of its own)."""
+        return self.client.is_active and (self.session is None or self.session.client.is_active)
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return (now or timezone.now()) >= self.expires_at

@@ -31,6 +31,7 @@ class Refusal(StrEnum):
     UNSUPPORTED_SCHEME = "unsupported_scheme"  # its detail when a scheme was sent
     UNKNOWN = "unknown"
     USER_INACTIVE = "user_inactive"
+    CLIENT_INACTIVE = "client_inactive"
     STEP_UP_REQUIRED = "step_up_required"
     REVOKED = "revoked"
     EXPIRED = "expired"
@@ -99,7 +100,8 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
     except jwt_tokens.TokenInvalid as exc:
         _refused(request, ResourceErrorCode.INVALID_TOKEN, str(exc))
         raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token is invalid or expired.") from exc
-    record_ = AccessToken.objects.select_related("session", "user").filter(jti=str(claims.get("jti"))).first()
+    record_ = (AccessToken.objects.select_related("session__client", "user", "client")
+               .filter(jti=str(claims.get("jti"))).first())
     if record_ is None or not record_.is_active(timezone.now()):
         raise _inactive(request, record_)
     try:
@@ -128,6 +130,7 @@ def _check_binding_and_policies(
 _INACTIVE = {
     Refusal.UNKNOWN: "The access token is not known.",
     Refusal.USER_INACTIVE: "The access token's user is no longer active.",
+    Refusal.CLIENT_INACTIVE: "The access token's client is no longer active.",
     Refusal.REVOKED: "The access token has been revoked.",
     Refusal.EXPIRED: "The access token has expired.",
 }
@@ -152,12 +155,15 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
 
 
 def _why_inactive(token: AccessToken | None) -> Refusal:
-    """Say truthfully why: unknown, its user deactivated (no step-up can help then), its
-    session awaits step-up, revoked, or expired."""
+    """Say truthfully why: unknown, its user or its client (or its family's, for an exchanged
+    token) deactivated (no step-up can help then; ``AccessToken.clients_active``), its session
+    awaits step-up, revoked, or expired."""
     if token is None:
         return Refusal.UNKNOWN
     if token.user is not None and not token.user.is_active:
         return Refusal.USER_INACTIVE
+    if not token.clients_active():
+        return Refusal.CLIENT_INACTIVE
     session = token.session
     if token.revoked_at is None and session is not None and session.status == SessionStatus.STEP_UP_REQUIRED:
         return Refusal.STEP_UP_REQUIRED

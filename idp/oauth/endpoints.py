@@ -106,7 +106,8 @@ def _find_access(token_string: str) -> FoundToken | None:
     except jwt_tokens.TokenInvalid:
         return None
     record_ = (
-        AccessToken.objects.select_related("client", "user", "session").filter(jti=str(claims.get("jti"))).first()
+        AccessToken.objects.select_related("client", "user", "session__client")
+        .filter(jti=str(claims.get("jti"))).first()
     )
     return FoundToken("access_token", access=record_, claims=claims) if record_ else None
 

@@ -2,7 +2,7 @@
 
 The JWT's signature, issuer and ``aud`` are checked in memory first (``core.jwt_tokens``,
 keys from the config cache); what only the database knows (revoked? its family ended? its
-user deactivated?) and the security event of the answer are then one PostgreSQL statement:
+user or client deactivated?) and the security event of the answer are then one PostgreSQL statement:
 a data-modifying CTE writes the event with the outcome computed from the row it reads, so
 the look-up and its record cannot disagree. Who may see the token (RFC 7662 §4: its own
 client, or the resource server of its audience) and what is active are the same rules as
@@ -10,7 +10,8 @@ client, or the resource server of its audience) and what is active are the same 
 
 * ``denied`` / ``not_token_audience``: the row exists and the client may not see it
   (details: the token's client and type, as ``IntrospectionEndpoint`` records them);
-* ``success`` / ``active``: not revoked, not expired at ``now``, its family active, its user active;
+* ``success`` / ``active``: not revoked, not expired at ``now``, its family active, its user
+  active, its client and its family's client active (``AccessToken.is_active``);
 * ``info`` / ``inactive``: anything else, a token without a row included.
 
 Other databases (SQLite in development) and other tokens take the general path.
@@ -44,6 +45,9 @@ def _parts() -> list[Part]:
         Part(Client, "c", on="c.id = a.client_id", parent="a", attr="client"),
         Part(DeviceSession, "s", on="s.id = a.session_id", parent="a", attr="session", outer=True),
         Part(get_user_model(), "u", on="u.id = a.user_id", parent="a", attr="user", outer=True),
+        # The family's client (an exchanged token's is its subject's): only whether it is active.
+        Part(Client, "sc", on="sc.id = s.client_id", parent="s", attr="client", outer=True,
+             only=("client_id", "is_active")),
     ]
 
 
@@ -59,8 +63,8 @@ verdict AS (
         WHEN f.a_id IS NULL THEN '{info}'
         WHEN NOT (%s OR f.a_client_id = %s) THEN '{denied}'
         WHEN f.a_revoked_at IS NULL AND f.a_expires_at > %s::timestamptz
-             AND (f.a_session_id IS NULL OR f.s_status = %s)
-             AND (f.a_user_id IS NULL OR f.u_is_active) THEN '{success}'
+             AND (f.a_session_id IS NULL OR (f.s_status = %s AND f.sc_is_active))
+             AND (f.a_user_id IS NULL OR f.u_is_active) AND f.c_is_active THEN '{success}'
         ELSE '{info}' END AS outcome,
         f.c_client_id AS token_client_id
     FROM (SELECT 1) AS one LEFT JOIN found AS f ON TRUE

@@ -1,7 +1,7 @@
 """Introspecting a JWT access token in one statement (issue 19, idp/oauth/introspect_jwt.py):
 the look-up and its security event are one PostgreSQL statement, and they answer and record
 exactly what the general path (a look-up, then ``events.record``) does, in every case: active,
-revoked, its family ended, its user deactivated, expired (to the microsecond), without a row,
+revoked, its family ended, its user or client deactivated, expired (to the microsecond), without a row,
 and refused to a client that does not serve its audience."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from clients.flows.registration import register_client
+from clients.models import Client
 from core import request_context
 from core.models import SecurityEvent
 from idp.oauth import introspect_jwt
@@ -68,11 +69,14 @@ def _ending(name: str) -> Callable[[Any, Any], None]:
     def user_deactivated(access: AccessToken, moment: Any) -> None:
         get_user_model().objects.filter(accesstoken=access).update(is_active=False)
 
+    def client_deactivated(access: AccessToken, moment: Any) -> None:
+        Client.objects.filter(accesstoken=access).update(is_active=False)
+
     def row_gone(access: AccessToken, moment: Any) -> None:
         AccessToken.objects.filter(pk=access.pk).delete()
 
     return {"revoked": revoked, "family_ended": family_ended, "user_deactivated": user_deactivated,
-            "row_gone": row_gone}[name]
+            "client_deactivated": client_deactivated, "row_gone": row_gone}[name]
 
 
 def test_an_active_token(tokens: Any, service_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +86,7 @@ def test_an_active_token(tokens: Any, service_client: Any, monkeypatch: pytest.M
     assert event["client_id"] == service_client.client.client_id and event["ip_address"] == "127.0.0.1"
 
 
-@pytest.mark.parametrize("ending", ["revoked", "family_ended", "user_deactivated", "row_gone"])
+@pytest.mark.parametrize("ending", ["revoked", "family_ended", "user_deactivated", "client_deactivated", "row_gone"])
 def test_an_ended_token_is_inactive_on_both_paths(
     ending: str, tokens: Any, service_client: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

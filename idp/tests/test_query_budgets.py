@@ -61,6 +61,18 @@ def test_introspection_query_budget(tokens, service_client, django_assert_num_qu
         assert introspect().json()["active"] is True
 
 
+def test_userinfo_query_budget(tokens):
+    """The access token's row with its family, user, client and the family's client: one
+    look-up (joined), nothing else on success."""
+    def userinfo():
+        return HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+
+    assert userinfo().status_code == 200
+    with CaptureQueriesContext(connection) as captured:
+        assert userinfo().status_code == 200
+    assert len(statements(captured)) == 1, "\n".join(statements(captured))
+
+
 def test_jwks_and_discovery_query_budget(django_assert_num_queries):
     """Served from this process's memory once warm (issue 19; idp/tests/test_documents_from_memory.py)."""
     keys.ensure_keys()

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from clients.models import Client
 from core.models import SecurityEvent
 from core.sql import JoinedQuery, Part, Statement, insert
 from sessions.flows.refresh import find_refresh_token
@@ -48,6 +49,37 @@ def test_the_refresh_token_lookup_needs_no_further_query(tokens: Any, mobile_cli
         assert token is not None
         assert token.session.user.is_active and token.session.client == mobile_client.client
         assert token.session.device is None  # a LEFT JOIN without a row: known, not queried
+    assert len(captured.captured_queries) == 1
+
+
+def test_a_part_read_in_part_defers_the_other_fields(tokens: Any, mobile_client: Any) -> None:
+    """``Part.only``: the primary key and the named fields, the rest read when asked (as ``only()``)."""
+    query = JoinedQuery(lambda: [
+        Part(DeviceSession, "s"),
+        Part(Client, "c", on="c.id = s.client_id", parent="s", attr="client", only=("client_id", "is_active")),
+    ], where="s.id = %s")
+    held, session = mobile_client.client, DeviceSession.objects.get()
+    with CaptureQueriesContext(connection) as captured:
+        found = query.first([session.pk])
+        assert found is not None
+        client = found["c"]
+        assert isinstance(client, Client) and found["s"].client is client  # type: ignore[union-attr]
+        assert (client.pk, client.client_id, client.is_active) == (held.pk, held.client_id, True)
+    assert len(captured.captured_queries) == 1
+    assert "name" in client.get_deferred_fields() and "client_id" not in client.get_deferred_fields()
+    assert client.name == held.name  # read when asked
+
+
+def test_the_refresh_token_lookup_keeps_the_row_of_a_client_deactivated_since(tokens: Any, mobile_client: Any) -> None:
+    """The authenticated client may be a copy from before a ``QuerySet.update``: the row read
+    with the token says the family's client is inactive, and stays."""
+    held = mobile_client.client
+    Client.objects.filter(pk=held.pk).update(is_active=False)
+    with CaptureQueriesContext(connection) as captured:
+        token = find_refresh_token(tokens["refresh_token"], client=held)
+        assert token is not None and token.session.client is not held
+        assert token.session.client.is_active is False and token.session.client.client_id == held.client_id
+        assert token.is_revoked()
     assert len(captured.captured_queries) == 1
 
 

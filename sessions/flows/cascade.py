@@ -49,7 +49,9 @@ def _client_deleted(sender: Any, instance: Client, **kwargs: Any) -> None:
 def _client_saved(sender: Any, instance: Client, created: bool, **kwargs: Any) -> None:
     """A deactivated client's families and its tokens outside them end at once, as a deleted
     client's do: its refresh tokens stopped at once (the client no longer authenticates), but
-    its access tokens stayed active at userinfo and introspection until they expired."""
+    its access tokens stayed active at userinfo and introspection until they expired. A
+    ``QuerySet.update`` skips this: its tokens are then judged where they are used
+    (``AccessToken.clients_active``, ``refresh.judge``'s ``client_inactive``)."""
     if not created and not instance.is_active:
         _end_client_tokens(instance, Reason.CLIENT_DEACTIVATED)
 

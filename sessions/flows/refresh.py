@@ -54,6 +54,7 @@ class Refusal(StrEnum):
     REVOKED = "revoked"
     EXPIRED = "expired"
     STEP_UP_REQUIRED = "step_up_required"
+    CLIENT_INACTIVE = "client_inactive"  # deactivated behind the signal (docs/device-sessions.md)
     DPOP_PROOF_MISSING = "dpop_proof_missing"
     DPOP_KEY_MISMATCH = "dpop_key_mismatch"
     DEVICE_CHANGED = "device_changed"  # an upgrade raced another one: the session has its device already
@@ -103,6 +104,9 @@ def _refresh_token_parts() -> list[Part]:
         Part(RefreshToken, "t"),
         Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
         Part(get_user_model(), "u", on="u.id = s.user_id", parent="s", attr="user"),
+        # Whether the family's client is active, as the database says now (the authenticated
+        # client may be a per-process copy from before a ``QuerySet.update``: core.config_cache).
+        Part(Client, "c", on="c.id = s.client_id", parent="s", attr="client", only=("client_id", "is_active")),
         Part(Device, "d", on="d.id = s.device_id", parent="s", attr="device", outer=True),
         *(part() for part in _device_state_parts),
     ]
@@ -113,9 +117,10 @@ _REFRESH_TOKEN_QUERY = JoinedQuery(_refresh_token_parts, where="t.token_hash = %
 
 def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken | None:
     """The token of that raw value with its session, user and device: one indexed query,
-    its SQL built once. Given the already authenticated ``client``, its row is not read
-    again: the session gets that client when it is the session's own (anything else is
-    refused by the caller), and the device its registered app from the config cache."""
+    its SQL built once. Given the already authenticated ``client``, its row is read only for
+    ``is_active``: the session gets that client when it is the session's own and still
+    active (anything else is refused by the caller; an inactive one keeps the row read, which
+    says so), and the device its registered app from the config cache."""
     if not isinstance(raw, str) or not raw or len(raw) > 512:
         return None
     found = _REFRESH_TOKEN_QUERY.first([token_digest(raw)])
@@ -123,7 +128,7 @@ def find_refresh_token(raw: str, client: Client | None = None) -> RefreshToken |
         return None
     token, session = found["t"], found["s"]
     assert isinstance(token, RefreshToken) and isinstance(session, DeviceSession)
-    if client is not None and session.client_id == client.pk:
+    if client is not None and session.client_id == client.pk and session.client.is_active:
         session.client = client
     if session.device is not None:
         session.device.app = registered_app(session.device.app_id)
@@ -175,10 +180,15 @@ def judge(token: RefreshToken, *, now: datetime, successor: Callable[[], str | N
     (a rotated token inside the grace window), the live unused successor a retry gets back.
 
     A revoked token of a family that lives on was left only by the retired grace retry:
-    presenting it is reuse (issue 12), as is presenting a rotated token that is no retry."""
+    presenting it is reuse (issue 12), as is presenting a rotated token that is no retry.
+    A family whose client is inactive (deactivated by a ``QuerySet.update``, which skips the
+    signal that ends its families) is refused before reuse is judged: nothing changes, as for
+    a deactivated user's (docs/device-sessions.md)."""
     status = token.session.status
     if status == SessionStatus.REVOKED:
         return Refusal.REVOKED
+    if not token.session.client.is_active:  # nothing more is judged: nothing changes
+        return Refusal.CLIENT_INACTIVE
     if token.revoked_at is not None:
         return Refusal.REUSE
     if token.rotated_at is not None and (not within_grace(token, now) or successor() is None):

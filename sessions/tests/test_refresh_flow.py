@@ -13,6 +13,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from clients.models import Client
 from core.crypto import token_digest
 from core.models import SecurityEvent
 from idp.tests.conftest import form_post, get_code
@@ -25,9 +26,9 @@ NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def _token(*, status: str = SessionStatus.ACTIVE, rotated: int | None = None, revoked: bool = False,
-           expires_in: int = 3600, dpop_jkt: str = "") -> RefreshToken:
+           expires_in: int = 3600, dpop_jkt: str = "", client_active: bool = True) -> RefreshToken:
     """An unsaved token of an unsaved family: the judge reads only what it is given."""
-    session = DeviceSession(status=status, dpop_jkt=dpop_jkt)
+    session = DeviceSession(status=status, dpop_jkt=dpop_jkt, client=Client(is_active=client_active))
     return RefreshToken(
         session=session,
         rotated_at=NOW - dt.timedelta(seconds=rotated) if rotated is not None else None,
@@ -52,6 +53,17 @@ def test_expired() -> None:
 def test_a_revoked_family_is_revoked() -> None:
     token = _token(status=SessionStatus.REVOKED, revoked=True)
     assert refresh.judge(token, now=NOW, successor=_no_successor) == Refusal.REVOKED
+
+
+def test_a_family_of_an_inactive_client_is_refused_before_reuse_is_judged(settings: Any) -> None:
+    """Deactivated by a ``QuerySet.update`` (no signal ended the family): nothing is judged
+    further, so not even reuse revokes anything (test_deactivated_client_tokens.py)."""
+    settings.IDP_REFRESH_TOKEN_GRACE_SECONDS = 10
+    for token in (_token(client_active=False), _token(client_active=False, rotated=11),
+                  _token(client_active=False, revoked=True)):
+        assert refresh.judge(token, now=NOW, successor=_no_successor) == Refusal.CLIENT_INACTIVE
+    revoked_family = _token(status=SessionStatus.REVOKED, client_active=False)
+    assert refresh.judge(revoked_family, now=NOW, successor=_no_successor) == Refusal.REVOKED
 
 
 def test_a_revoked_token_of_a_live_family_is_reuse() -> None:

@@ -78,14 +78,16 @@ class TokenExchangeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
                 f"Only {ACCESS_TOKEN_TYPE} can be requested."))
 
     def _subject_token(self) -> AccessToken:
-        """The subject token's record, when it is ours, active, a user's and aimed at this client."""
+        """The subject token's record, when it is ours, active (its user and clients too:
+        ``AccessToken.is_active``), a user's and aimed at this client."""
         raw = self.request.payload.data["subject_token"]
         try:
             claims = jwt_tokens.verify(raw, typ="at+jwt")
         except jwt_tokens.TokenInvalid as exc:
             raise self._refused("subject_token_invalid", InvalidRequestError(
                 "The subject_token is invalid or expired.")) from exc
-        token = AccessToken.objects.select_related("session", "user").filter(jti=str(claims.get("jti"))).first()
+        token = (AccessToken.objects.select_related("session__client", "user", "client")
+                 .filter(jti=str(claims.get("jti"))).first())
         if token is None or not token.is_active(timezone.now()) or token.user is None or token.session is None:
             raise self._refused("subject_token_inactive", InvalidRequestError(
                 "The subject_token is not an active access token of a user."))
