@@ -16,6 +16,7 @@ from django.db import models
 from django.utils import timezone
 
 from core import crypto
+from core.config_cache import ConfigQuerySet
 
 from .errors import AttestationError, Reason
 
@@ -56,7 +57,7 @@ class DeviceCheckFailure(models.TextChoices):
     FAIL_OPEN = "fail_open", "Fail open (enroll with the bits unknown)"
 
 
-class RegisteredAppQuerySet(models.QuerySet["RegisteredApp"]):
+class RegisteredAppQuerySet(ConfigQuerySet["RegisteredApp"]):
     def for_client(self, client: Any, platform: str) -> RegisteredApp | None:
         return self.filter(client=client, platform=platform).select_related("client").first()
 

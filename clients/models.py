@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from core import crypto
 from core.app_settings import app_settings
+from core.config_cache import ConfigQuerySet
 from core.policy import GrantType
 
 from .redirects import redirect_uri_matches
@@ -64,7 +65,7 @@ def default_signing_alg() -> str:
 HTTPS_ONLY = URLValidator(schemes=["https"], message="Enter an https URL.", code="https_only")
 
 
-class ClientQuerySet(models.QuerySet["Client"]):
+class ClientQuerySet(ConfigQuerySet["Client"]):
     def active(self) -> ClientQuerySet:
         return self.filter(is_active=True)
 

@@ -8,8 +8,15 @@ GET for all copies, on a connection of its own: ``core.direct_get``) and reloads
 stored under another generation, so an admin's change (a client disabled, a key rotated, a
 rule tightened) reaches every web worker on its very next request, not after a TTL.
 
-Only models named with ``watch()`` are covered, and only through signals: code that changes
-them with ``QuerySet.update()`` must call ``changed()`` itself. When the shared cache is
+Only models named with ``watch()`` are covered: a save or delete through their signals, and
+``update()``, ``bulk_update()`` and ``bulk_create()`` (which send no signal) through
+``ConfigQuerySet``, which ``watch()`` requires of every manager of a watched model, so a client
+deactivated by ``Client.objects.filter(...).update(is_active=False)`` (a script, a bulk admin
+action) is no longer authenticated from any process's copy once that transaction commits.
+Not covered, as Django sends nothing for them: raw SQL, ``Model._base_manager`` (a plain
+``QuerySet``), data migrations (historical models have plain managers) and writes from
+outside Django; whoever runs them calls ``changed()`` (a management shell, a migration) or
+accepts that copies are stale until the next configuration change. When the shared cache is
 unreachable the copies are bypassed, never served stale. One edge is accepted: a process
 that saves configuration, reads it back through a copy in the same transaction and then
 rolls back keeps that uncommitted copy until the next change (Django has no rollback hook);
@@ -20,18 +27,21 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import request_finished, request_started
 from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.db.models.signals import post_delete, post_save
 
 from .direct_get import DirectGet
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 
 GENERATION_KEY = "vigil:config-generation"
 MAX_ENTRIES = 1024  # per process; a full table of copies is simply dropped and refilled
@@ -123,11 +133,64 @@ def clear_local() -> None:
     _copies.clear()
 
 
+class ConfigQuerySet(QuerySet[M]):
+    """The queryset of every watched model: the bulk writes Django sends no signal for change
+    the generation (``changed()``: this process's copies at once, every process's on commit)
+    when they wrote a row. ``delete()`` needs nothing here: it sends ``post_delete`` for each
+    row while a receiver listens (Django's fast delete is skipped then)."""
+
+    def update(self, **kwargs: Any) -> int:
+        rows = super().update(**kwargs)
+        _changed_if(rows)
+        return rows
+
+    def bulk_update(self, objs: Iterable[M], fields: Iterable[str], batch_size: int | None = None) -> int:
+        rows = super().bulk_update(objs, fields, batch_size=batch_size)
+        _changed_if(rows)
+        return rows
+
+    def bulk_create(
+        self,
+        objs: Iterable[M],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Collection[str] | None = None,
+        unique_fields: Collection[str] | None = None,
+    ) -> list[M]:
+        created = super().bulk_create(objs, batch_size=batch_size, ignore_conflicts=ignore_conflicts,
+                                      update_conflicts=update_conflicts, update_fields=update_fields,
+                                      unique_fields=unique_fields)
+        _changed_if(len(created))
+        return created
+
+
+def _changed_if(rows: int) -> None:
+    if rows:  # rows matched (PostgreSQL counts a row set to the value it had); none: nothing to reload
+        changed()
+
+
 def watch(*models: Any) -> None:
-    """Saving or deleting any row of ``models`` changes the generation."""
+    """Saving or deleting any row of ``models``, or changing rows through their querysets
+    (``ConfigQuerySet``), changes the generation. Called from ``AppConfig.ready()``: a model
+    with a manager whose queryset is not a ``ConfigQuerySet`` is refused (``ImproperlyConfigured``,
+    so the process does not start), since its ``update()`` would leave every copy stale."""
+    for model in models:
+        _require_config_querysets(model)
     for model in models:
         post_save.connect(_on_change, sender=model, dispatch_uid=f"config-cache-save-{model._meta.label}")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"config-cache-delete-{model._meta.label}")
+
+
+def _require_config_querysets(model: Any) -> None:
+    for manager in model._meta.managers:
+        queryset_class = getattr(manager, "_queryset_class", None)
+        if not (isinstance(queryset_class, type) and issubclass(queryset_class, ConfigQuerySet)):
+            raise ImproperlyConfigured(
+                f"{model._meta.label}.{manager.name} is watched by core.config_cache but its queryset is not "
+                f"a ConfigQuerySet: its update() would leave every process's copies stale. Use "
+                f"objects = <a ConfigQuerySet subclass>.as_manager()."
+            )
 
 
 def _on_change(sender: Any, **kwargs: Any) -> None:

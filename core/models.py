@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .config_cache import ConfigQuerySet
+
 
 class KeyStatus(models.TextChoices):
     NEXT = "next", "Published, not yet signing"
@@ -17,7 +19,7 @@ class KeyStatus(models.TextChoices):
     RETIRED = "retired", "Removed from the JWKS"
 
 
-class SigningKeyQuerySet(models.QuerySet["SigningKey"]):
+class SigningKeyQuerySet(ConfigQuerySet["SigningKey"]):
     def published(self) -> SigningKeyQuerySet:
         return self.filter(status__in=[KeyStatus.NEXT, KeyStatus.ACTIVE, KeyStatus.RETIRING])
 

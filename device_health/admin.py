@@ -18,7 +18,6 @@ from django.utils.html import format_html, format_html_join
 
 from attestation.admin import DeviceAdmin
 from attestation.models import Device
-from core import config_cache
 from core.events import EventType, record
 
 from . import fleet
@@ -60,7 +59,6 @@ class HealthPolicyAdmin(admin.ModelAdmin):
             if added:  # a policy change like any other: on record
                 record(EventType.DEVICE_HEALTH_POLICY_CHANGED, client_id=policy.client.client_id, request=request,
                        admin=request.user.get_username(), added_rules=[rule.name for rule in added])
-        config_cache.changed()  # bulk_create sends no post_save: every process's rules copy is now stale
         self.message_user(request, "Default rules added.", messages.SUCCESS)
 
 

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from attestation.models import Device, Platform
+from core.config_cache import ConfigQuerySet
 
 __all__ = ["HealthOutcome", "HealthCondition", "HealthPolicy", "HealthRule", "DeviceHealth", "HealthFinding"]
 
@@ -74,6 +75,14 @@ def _ascii_digits(value: str) -> bool:
     return value.isascii() and value.isdecimal()
 
 
+class HealthPolicyQuerySet(ConfigQuerySet["HealthPolicy"]):
+    """Bulk writes reach every process's rules copy (``core.config_cache``)."""
+
+
+class HealthRuleQuerySet(ConfigQuerySet["HealthRule"]):
+    """Bulk writes (the admin's default rules, ``bulk_create``) reach every process's rules copy."""
+
+
 class HealthPolicy(models.Model):
     """A client's own device-health policy. Clients without one get the secure defaults."""
 
@@ -89,6 +98,8 @@ class HealthPolicy(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = HealthPolicyQuerySet.as_manager()
 
     class Meta:
         db_table = "attestation_health_policy"
@@ -112,6 +123,8 @@ class HealthRule(models.Model):
     scopes = models.CharField(max_length=500, blank=True, help_text="'reduce': the scopes kept (space-separated).")
     access_token_lifetime = models.PositiveIntegerField(null=True, blank=True, help_text="'reduce': seconds.")
     user_message = models.CharField(max_length=300, blank=True, help_text="What the user should do.")
+
+    objects = HealthRuleQuerySet.as_manager()
 
     class Meta:
         db_table = "attestation_health_rule"

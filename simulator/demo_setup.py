@@ -10,7 +10,6 @@ from attestation.flows.register_apps import register_android_app, register_ios_a
 from attestation.testing import google_pki
 from clients.flows.registration import register_client
 from clients.models import Client
-from core import config_cache
 
 from .android import AndroidDevice
 from .ios import IOSDevice
@@ -61,8 +60,7 @@ def ensure_unattested_client(client_id: str = UNATTESTED_CLIENT_ID) -> Client:
     if existing is not None:
         return existing
     client = ensure_attested_client(client_id)
-    client.registered_apps.update(allow_unattested_devices=True)
-    config_cache.changed()  # a bulk update sends no post_save: every process's copies are stale
+    client.registered_apps.update(allow_unattested_devices=True)  # publishes the change (ConfigQuerySet)
     return client
 
 

@@ -167,10 +167,7 @@ def test_a_disabled_choice_gives_the_fact_back_to_its_default(phone: HealthApp, 
                                                               android_app: RegisteredApp) -> None:
     choose(mobile_client.client, (G.BOOTLOADER_UNLOCKED, ALLOW))
     assert not refusals_for(android_app).unlocked_bootloader
-    HealthRule.objects.filter(name="unlocked-bootloader").update(enabled=False)
-    from core import config_cache
-
-    config_cache.changed()  # update() sends no signal (core/config_cache.py)
+    HealthRule.objects.filter(name="unlocked-bootloader").update(enabled=False)  # reaches the copies too
     assert refusals_for(android_app).unlocked_bootloader
     phone.leaf = {**fresh_patch(), "device_locked": False}
     refused(phone.login(), "bootloader_unlocked")
@@ -224,7 +221,6 @@ def test_the_verifier_refuses_exactly_what_the_rules_deny(mobile_client: Any, an
 
     from django.utils import timezone
 
-    from core import config_cache
     from device_health.facts import Fact, HealthFacts
     from device_health.rules import decide, rules_for_client
 
@@ -239,7 +235,6 @@ def test_the_verifier_refuses_exactly_what_the_rules_deny(mobile_client: Any, an
                 policy = HealthPolicy.objects.create(client=mobile_client.client,
                                                      include_default_rules=rng.random() > 0.5)
                 random_rules(rng, policy)
-            config_cache.changed()
             app = RegisteredApp.objects.select_related("client").get(pk=android_app.pk)
             refusals, rules = refusals_for(app), rules_for_client(app.client)
             for name, value in BAD:

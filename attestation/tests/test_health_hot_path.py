@@ -179,7 +179,8 @@ def test_a_rule_saved_is_applied_at_the_next_refresh(phone: Device, django_captu
 
 def test_default_rules_added_in_the_admin_apply_at_once(phone: Device, admin_client: Any,
                                                         django_capture_on_commit_callbacks: Any) -> None:
-    """The admin action adds rules with ``bulk_create`` (no signals): it announces the change itself."""
+    """The admin action adds rules with ``bulk_create`` (no signals): the queryset announces the change
+    (``core.config_cache.ConfigQuerySet``)."""
     old_ios = {"os_version": "16.0"}
     policy = HealthPolicy.objects.create(client=phone.app.client, include_default_rules=False)
     now = timezone.now()

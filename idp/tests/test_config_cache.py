@@ -17,6 +17,7 @@ from core import config_cache, jwt_tokens, keys
 from core.app_settings import app_settings
 from core.models import KeyStatus, SigningKey
 from tests.cache_outage import redis_unreachable
+from tests.written_elsewhere import elsewhere
 
 from .conftest import form_post
 
@@ -134,7 +135,7 @@ def test_a_key_retired_by_another_process_stops_verifying_here_at_the_next_reque
     token = jwt_tokens.sign({"iss": app_settings.ISSUER, "sub": "someone", "exp": now + 60}, alg="ES256")
     kid, _ = keys.active_key("ES256")
     assert jwt_tokens.verify(token)["sub"] == "someone"
-    SigningKey.objects.filter(kid=kid).update(status=KeyStatus.RETIRED)  # no signal: another process's write
+    elsewhere(SigningKey).filter(kid=kid).update(status=KeyStatus.RETIRED)  # another process, not yet committed
     assert jwt_tokens.verify(token)["sub"] == "someone"  # still this generation: this process's copy
     cache.set(config_cache.GENERATION_KEY, "published-by-another-process")  # that process's commit
     with pytest.raises(jwt_tokens.TokenInvalid, match="unknown kid"):

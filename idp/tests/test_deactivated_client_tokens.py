@@ -2,9 +2,10 @@
 
 Deactivating a client in the admin or through the flows saves it, and the ``post_save``
 receiver ends its families and its tokens outside them (``sessions.flows.cascade``).
-``QuerySet.update(is_active=False)`` (a bulk admin action, a script, SQL) skips that signal,
-and the token endpoint's per-process copy of the client (``core.config_cache``) does not see
-it either. As for a deactivated user (test_deactivated_user_tokens.py), the check is made where
+``QuerySet.update(is_active=False)`` (a bulk admin action, a script) skips that signal; raw SQL
+(or another process's update, until it commits) also leaves the token endpoint's per-process
+copy of the client (``core.config_cache``) as it was, and these tests write that way
+(``tests.written_elsewhere``): the stalest case. As for a deactivated user (test_deactivated_user_tokens.py), the check is made where
 the token is used: a token whose client, or whose family's client (an exchanged token lives in
 its subject token's family), is inactive is judged inactive at our resource endpoints, at
 introspection, as a token-exchange subject and at refresh. The rows stay as they were: a
@@ -28,6 +29,7 @@ from core.events import EventType
 from core.models import SecurityEvent
 from idp.oauth import introspect_jwt
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+from tests.written_elsewhere import elsewhere
 
 from .test_introspection_revocation_userinfo import introspect
 from .test_query_budgets import statements
@@ -38,7 +40,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _deactivate_behind_the_signal(registered: RegisteredClient) -> None:
-    Client.objects.filter(pk=registered.client.pk).update(is_active=False)
+    elsewhere(Client).filter(pk=registered.client.pk).update(is_active=False)
 
 
 def _rows() -> tuple[list[Any], ...]:
@@ -151,7 +153,7 @@ def test_a_deactivated_clients_token_cannot_be_exchanged(tokens, backend, mobile
 
 
 def test_a_refresh_by_a_client_this_process_still_holds_as_active_is_refused(tokens, mobile_client):
-    """This process's copy of the client predates the update (no signal told the copies): the
+    """This process's copy of the client predates the update (nothing told the copies): the
     client authenticates, and the family's client, read with the refresh token, refuses it."""
     keys.ensure_keys()
     warm = refresh(tokens["refresh_token"], mobile_client.client.client_id)  # the copy now holds the client
@@ -191,6 +193,6 @@ def test_reactivated_the_same_way_the_tokens_work_again(tokens, service_client, 
     """Nothing was revoked: the judgement follows the client's state (a revoked family would not)."""
     _deactivate_behind_the_signal(mobile_client)
     assert introspect(service_client, tokens["access_token"]).json()["active"] is False
-    Client.objects.filter(pk=mobile_client.client.pk).update(is_active=True)
+    elsewhere(Client).filter(pk=mobile_client.client.pk).update(is_active=True)
     assert introspect(service_client, tokens["access_token"]).json()["active"] is True
     assert _userinfo(tokens["access_token"]).status_code == 200

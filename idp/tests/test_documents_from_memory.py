@@ -21,6 +21,7 @@ from core import config_cache, keys, sql
 from core.models import KeyStatus, SigningKey
 from tests.cache_outage import redis_unreachable
 from tests.celery_support import worker_database_url
+from tests.written_elsewhere import elsewhere
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +82,7 @@ def test_a_key_withdrawn_on_another_process_leaves_at_the_next_request() -> None
     keys.ensure_keys()
     queued = keys.rotate("ES256")
     assert queued.kid in _kids(_jwks())
-    SigningKey.objects.filter(pk=queued.pk).update(status=KeyStatus.RETIRED)  # no signal: another process
+    elsewhere(SigningKey).filter(pk=queued.pk).update(status=KeyStatus.RETIRED)  # another process
     _another_process_committed()
     assert queued.kid not in _kids(_jwks())
 
@@ -105,7 +106,7 @@ def test_a_scheduled_activation_passing_is_applied_at_the_next_request(time_mach
     signer, _ = keys.active_key("ES256")
     successor = keys.rotate("ES256")  # signs at START + 1 h
     stale = _key_written_elsewhere("ES256", KeyStatus.NEXT, successor.activates_at)
-    SigningKey.objects.filter(pk=stale.pk).update(created_at=START - dt.timedelta(days=1))  # queued before the signer
+    elsewhere(SigningKey).filter(pk=stale.pk).update(created_at=START - dt.timedelta(days=1))  # queued before the signer
     assert {successor.kid, stale.kid} <= _kids(_jwks())
     time_machine.move_to(successor.activates_at - dt.timedelta(seconds=1), tick=False)
     assert stale.kid in _kids(_jwks())
@@ -134,7 +135,7 @@ def test_with_the_shared_cache_down_the_jwks_is_read_from_the_database() -> None
     queued = keys.rotate("ES256")
     assert queued.kid in _kids(_jwks())
     with redis_unreachable():  # every cache call fails, and nothing else changes
-        SigningKey.objects.filter(pk=queued.pk).update(status=KeyStatus.RETIRED)  # no generation can be published
+        elsewhere(SigningKey).filter(pk=queued.pk).update(status=KeyStatus.RETIRED)  # no generation can be published
         assert queued.kid not in _kids(_jwks())  # never the stale copy
 
 

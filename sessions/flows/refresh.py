@@ -105,7 +105,7 @@ def _refresh_token_parts() -> list[Part]:
         Part(DeviceSession, "s", on="s.id = t.session_id", parent="t", attr="session"),
         Part(get_user_model(), "u", on="u.id = s.user_id", parent="s", attr="user"),
         # Whether the family's client is active, as the database says now (the authenticated
-        # client may be a per-process copy from before a ``QuerySet.update``: core.config_cache).
+        # client may be a per-process copy from before a raw SQL update: core.config_cache).
         Part(Client, "c", on="c.id = s.client_id", parent="s", attr="client", only=("client_id", "is_active")),
         Part(Device, "d", on="d.id = s.device_id", parent="s", attr="device", outer=True),
         *(part() for part in _device_state_parts),
