@@ -1,12 +1,11 @@
 """Request rates in Django REST framework's syntax (``"120/min"``), counted in fixed windows of
 the shared cache.
 
-The attestation challenge endpoint, a DRF view, has DRF count its rate
-(``ATTESTATION_CHALLENGE_RATE``). The OAuth endpoints are plain Django views over Authlib, so
-they read the same syntax with ``parse`` and count with ``exceeded``: one atomic increment
-(``core.counters.incr_in_window``) per request, so requests racing past the limit are each
-counted and exactly ``limit`` of them get through, where DRF's history (read, then written
-back) lets a burst of parallel requests all pass.
+The OAuth endpoints (plain Django views over Authlib) and the attestation challenge endpoint
+(a DRF view, through its throttle class) read that syntax with ``parse`` and count with
+``exceeded``: one atomic increment (``core.counters.incr_in_window``) per request, so requests
+racing past the limit are each counted and exactly ``limit`` of them get through, where DRF's
+own throttle history (read, then written back) lets a burst of parallel requests all pass.
 
 A window is aligned on the clock (``moment // window``): its end, and so ``Retry-After``, is
 the same for every request counted in it. The unattested refresh limit

@@ -8,17 +8,20 @@ challenge endpoint). Errors are ``{"error", "error_description"}`` bodies (``cor
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from clients.models import Client
+from core import rates
 from core.api_errors import ApiError, ApiErrorCode, ApiErrorSerializer
+from core.client_address import source_key
 from core.events import client_ip
 
 from ..app_settings import app_settings
@@ -27,18 +30,25 @@ from ..oauth_errors import CHALLENGE_HEADER
 from .serializers import ChallengeRequestSerializer, ChallengeResponseSerializer
 
 
-class ChallengeThrottle(AnonRateThrottle):
-    """Per-IP rate of challenge issue (``ATTESTATION_CHALLENGE_RATE``)."""
+class ChallengeThrottle(BaseThrottle):
+    """Per-source rate of challenge issue (``ATTESTATION_CHALLENGE_RATE``), counted as the
+    OAuth endpoints' rates are (``core.rates``): one atomic increment per request, so a burst
+    of parallel requests admits exactly the limit (DRF's own throttle reads its history, then
+    writes it back, and lets a burst through). The source is the client's address behind
+    trusted proxies (``core.client_address``; IPv6 by /64), not DRF's default, the whole
+    ``X-Forwarded-For`` value, which any client can vary. A cache that cannot count refuses
+    (503, ``core.outage``)."""
 
-    scope = "attestation_challenge"
+    def __init__(self) -> None:
+        self.retry_after: int | None = None
 
-    def get_rate(self) -> str:
-        return app_settings.CHALLENGE_RATE
+    def allow_request(self, request: Request, view: Any) -> bool:
+        key = f"vigil:challenge-rate:{source_key(client_ip(request._request))}"
+        self.retry_after = rates.exceeded(key, rates.parse(app_settings.CHALLENGE_RATE), timezone.now())
+        return self.retry_after is None
 
-    def get_ident(self, request: Request) -> str:
-        """The client address behind trusted proxies (``core/client_address.py``), not DRF's
-        default, the whole ``X-Forwarded-For`` value, which any client can vary."""
-        return client_ip(request._request) or ""
+    def wait(self) -> float | None:
+        return self.retry_after
 
 
 class ChallengeView(APIView):
