@@ -182,7 +182,10 @@ class AppSettings:
     @property
     def PLAY_INTEGRITY_CREDENTIALS(self) -> str:
         """Service-account credentials for ``decodeIntegrityToken``: a JSON key file path or
-        the JSON itself. Default empty (standard tokens then fail ``integrity_api_unavailable``)."""
+        the JSON itself. Default empty: standard tokens are then refused, as
+        ``integrity_token_invalid`` (counted) for an app with Play keys (it decodes classic
+        tokens: a device must not turn its failures into outages by sending the other kind),
+        else as ``integrity_api_unavailable`` (nothing can be decoded: a configuration outage)."""
         return str(_get("PLAY_INTEGRITY_CREDENTIALS", ""))
 
     @property

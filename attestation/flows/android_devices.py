@@ -122,10 +122,18 @@ def check_integrity(
     now: dt.datetime,
     client: PlayIntegrityClient | None = None,
 ) -> IntegrityVerdict:
-    """A classic token is decrypted with the app's Play keys; a standard one goes to Google."""
+    """A classic token is decrypted with the app's Play keys; a standard one goes to Google.
+    A kind this deployment does not decode while it decodes the other is the token's failure,
+    counted as any other: an app with Play keys (classic tokens) and no service account would
+    otherwise let a device that can no longer pass send ``standard``, get
+    ``integrity_api_unavailable`` (a ``SERVICE_OUTAGE``, counted in no streak) and refresh for
+    ever without its family being revoked. With neither, nothing can be decoded: the outage it
+    is (a configuration to fix), whatever the device sends."""
     _require(token_type in TOKEN_TYPES, Reason.UNSUPPORTED_FORMAT, f"integrity_token_type {token_type!r}")
     policy, expected = integrity_policy(app), binding.request_hash()
     if token_type == "standard":
+        if client is None and not app_settings.PLAY_INTEGRITY_CREDENTIALS.strip() and _decodes_classic(app):
+            raise AttestationError(Reason.INTEGRITY_TOKEN_INVALID, "this app's tokens are classic: no service account")
         return verify_standard_token(token, policy=policy, expected_request_hash=expected, now=now, client=client)
     aes, spki = app.play_integrity_decryption_key(), app.play_integrity_verification_key()
     if not aes or not spki:
@@ -133,6 +141,10 @@ def check_integrity(
     return verify_classic_token(
         token, keys=play_keys_from_raw(aes, spki), policy=policy, expected_nonce=expected, now=now
     )
+
+
+def _decodes_classic(app: RegisteredApp) -> bool:
+    return bool(app.play_integrity_decryption_key() and app.play_integrity_verification_key())
 
 
 def _integrity_facts(verdict: IntegrityVerdict, token_type: str, now: dt.datetime) -> dict[str, Any]:

@@ -4,7 +4,9 @@ family, record.
 A code is stored as a hash and claimed under one conditional UPDATE, so of two concurrent
 exchanges exactly one wins. A used code is judged only once the request has passed every
 check its first exchange had to (client, redirect URI, PKCE verifier, DPoP key binding): a
-thief holding only the code can neither burn it nor have its family revoked. Presented
+thief holding only the code can neither burn it nor have its family revoked (a device code,
+RFC 8628, is the device's only proof: whoever presents it again outside a retry has it, and
+its family is revoked as reuse, as a refresh token's is). Presented
 again so, it is either the retry of an exchange whose answer was lost (``redeem_again``: the
 same first refresh token again, derived from the code like a rotation's successor) or reuse,
 refused, revoking what its first use issued (RFC 6749 §4.1.2). Each step returns one typed

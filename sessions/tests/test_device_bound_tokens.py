@@ -251,6 +251,47 @@ def test_a_play_integrity_outage_at_refresh_is_a_503_that_counts_against_nothing
     assert pixel.refresh(use_next=False).status_code == 200
 
 
+def _standard_refreshes(pixel: App, times: int) -> list[int]:
+    answers = []
+    for _ in range(times):
+        binding = RequestBinding(challenge(pixel.client_id, "refresh"), pixel.client_id, "refresh_token",
+                                 grant_hash(pixel.refresh_token), dpop_jkt=pixel.jkt())
+        evidence = {**pixel.device.refresh_params(binding, integrity=None),
+                    "integrity_token": "not-a-token", "integrity_token_type": "standard"}
+        answers.append(pixel.refresh(evidence=evidence).status_code)
+    return answers
+
+
+def test_a_device_cannot_choose_an_outage_by_sending_a_kind_nobody_decodes(
+    pixel: App, android_app: RegisteredApp, settings: Any
+) -> None:
+    """The app decodes classic tokens (its Play keys) and the deployment has no service account:
+    a standard token is the device's failure, counted, not an outage it could send for ever
+    (the attacker's review of SERVICE_OUTAGE)."""
+    settings.SESSIONS_ATTESTATION_MAX_FAILURES = 2
+    assert pixel.login().status_code == 200
+    assert android_app.play_integrity_decryption_key()
+    settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = ""
+    assert _standard_refreshes(pixel, 2) == [400, 400]
+    reasons = SecurityEvent.objects.filter(event_type="attestation.token_refused").values_list("reason", flat=True)
+    assert list(reasons) == ["integrity_token_invalid"] * 2
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+
+
+def test_with_nothing_to_decode_integrity_tokens_the_outage_is_the_configurations(
+    pixel: App, android_app: RegisteredApp, settings: Any
+) -> None:
+    """Neither Play keys nor a service account: no device can pass whatever it sends, so it
+    is an outage of the deployment (503), counted against no device."""
+    settings.SESSIONS_ATTESTATION_MAX_FAILURES = 2
+    assert pixel.login().status_code == 200
+    RegisteredApp.objects.filter(pk=android_app.pk).update(
+        play_integrity_decryption_key_encrypted="", play_integrity_verification_key_encrypted="")
+    settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = ""
+    assert _standard_refreshes(pixel, 3) == [503, 503, 503]
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+
+
 def test_a_play_integrity_outage_at_enrollment_keeps_the_code(
     browser: Any, mobile_client: Any, android_app: RegisteredApp, google: g.GoogleStandIn
 ) -> None:
