@@ -1,8 +1,8 @@
 """Device health storage (issue 7): per-client health policies and their rules (editable in
 the admin), and the last health snapshot of each device with the rule that decided it.
 
-Imported at the end of ``attestation/models.py`` so Django registers these models with the
-attestation app. Evaluation lives in ``device_health/``; models hold single-row rules.
+The models of the ``device_health`` app (its own label since the layers moved apart:
+docs/architecture.md). Evaluation lives in ``device_health/``; models hold single-row rules.
 """
 
 from __future__ import annotations
