@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from .counters import incr_in_window
 
@@ -37,6 +38,7 @@ class Rate:
         return f"{self.limit} per {self.window} s"
 
 
+@lru_cache(maxsize=64)  # read on every counted request: each setting's text is parsed once
 def parse(text: str) -> Rate:
     """``<requests>/<period>`` as DRF reads it (``SimpleRateThrottle.parse_rate``), at least one
     request; ``ValueError`` for anything else (system check ``vigil.E040``)."""

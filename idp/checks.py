@@ -12,6 +12,7 @@ from core import cookies
 from core.app_settings import app_settings
 from core.client_address import parse_hops, parse_networks, trusted_proxy_entries
 
+from .flows import request_rates
 from .flows.authorize_request import browser_cookie
 
 
@@ -93,17 +94,13 @@ def check_cookie_names(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return [problem for cookie in every for problem in cookies.problems(cookie)]
 
 
-#: The rate settings read by ``idp.flows.request_rates``, each checked by ``vigil.E040``.
-RATE_SETTINGS = ("PAR_RATE", "PAR_ADDRESS_RATE", "DEVICE_AUTHORIZATION_RATE", "DEVICE_AUTHORIZATION_ADDRESS_RATE")
-
-
 @register(Tags.security)
 def check_request_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """``vigil.E040``: a rate that cannot be read would refuse every request it counts (a 500)."""
     problems: list[Error] = []
-    for name in RATE_SETTINGS:
+    for name, rate in request_rates.RATES.values():
         try:
-            getattr(app_settings, name)
+            rate()
         except ValueError as error:
-            problems.append(Error(f"IDP_{name}: {error}.", hint="e.g. IDP_PAR_RATE=60/min", id="vigil.E040"))
+            problems.append(Error(f"{name}: {error}.", hint="e.g. IDP_PAR_RATE=60/min", id="vigil.E040"))
     return problems

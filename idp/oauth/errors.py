@@ -100,10 +100,8 @@ class RateLimitedError(SlowDownError):
     tell the client its request was wrong. Already recorded when raised
     (``idp.flows.request_rates``), with the bucket that refused it."""
 
-    def __init__(self, description: str, *, retry_after: int, bucket: str):
+    def __init__(self, description: str, *, retry_after: int):
         super().__init__(description, headers=[("Retry-After", str(retry_after))])
-        self.retry_after = retry_after
-        self.bucket = bucket
 
 
 class InvalidDPoPProofError(VigilOAuth2Error):
