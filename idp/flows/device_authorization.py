@@ -22,7 +22,6 @@ poll and redeem, each step under the row's lock and returning one typed result.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -82,10 +81,10 @@ class Polled:
 
 
 #: Issues the tokens of the new family, inside the redemption's transaction (its first
-#: refresh token is ``first_refresh_token(device_code)``).
-Issuer = Callable[[DeviceSession], IssuedTokens]
-#: Issues an access (and ID) token for the family again, no refresh token.
-Reissuer = Callable[[DeviceSession], IssuedTokens]
+#: refresh token is ``first_refresh_token(device_code)``), as a code exchange's issuer does;
+#: a retry's ``code_exchange.Reissuer`` issues an access (and ID) token again, no refresh token.
+Issuer = code_exchange.Issuer
+Reissuer = code_exchange.Reissuer
 
 
 def generate_user_code() -> str:
