@@ -158,6 +158,8 @@ def test_password_and_totp_with_the_keyboard_only(keyboard: Keyboard, user: Any)
 
 def _sign_in_with_password(keyboard: Keyboard) -> None:
     keyboard.page.goto("/accounts/login/")
+    # Chromium applies autofocus after load: a key pressed before that goes nowhere ("lice")
+    expect(keyboard.page.locator("#id_username")).to_be_focused()
     keyboard.page.keyboard.type("alice")
     keyboard.tab_to_id("id_password")
     keyboard.page.keyboard.type(PASSWORD)
