@@ -1,5 +1,5 @@
-"""Request rates in Django REST framework's syntax (``"120/min"``), counted in fixed windows of
-the shared cache.
+"""Request rates in Django REST framework's syntax (``"120/min"``), counted in sliding windows
+of the shared cache.
 
 The OAuth endpoints (plain Django views over Authlib) and the attestation challenge endpoint
 (a DRF view, through its throttle class) read that syntax with ``parse`` and count with
@@ -7,19 +7,31 @@ The OAuth endpoints (plain Django views over Authlib) and the attestation challe
 racing past the limit are each counted and exactly ``limit`` of them get through, where DRF's
 own throttle history (read, then written back) lets a burst of parallel requests all pass.
 
-A window is aligned on the clock (``moment // window``): its end, and so ``Retry-After``, is
-the same for every request counted in it. The unattested refresh limit
-(``sessions.flows.device_binding``) counts with ``exceeded`` too. A refused request counts
-as well; it only fills a window that ends anyway. A cache that cannot be reached raises
-(``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a 503 (docs/operations.md
-"Outages").
+The window slides (the "sliding window counter" of Cloudflare's rate limiting and of the
+``limits`` library): requests are counted in clock-aligned windows (``moment // window``), and a
+request is measured against its own window's count plus the previous window's, weighted by the
+share of that window still inside the last ``window`` seconds. A fixed window alone let up to
+twice the limit through in a burst straddling two windows; this lets at most the limit through
+in any ``window`` seconds, assuming the previous window's requests came evenly. ``Retry-After``
+is the time until one more request would be within the limit if none came meanwhile.
+
+The unattested refresh limit (``sessions.flows.device_binding``) counts with ``exceeded`` too.
+A refused request is taken back out of the count (a decrement), so ``Retry-After`` holds
+however often a client asked before it. A cache that
+cannot be reached raises (``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a
+503 (docs/operations.md "Outages"). The counting is a few lines on the project's own cache, so
+its one Redis client and its outage handling serve rates too (a library would bring its own).
 """
+
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+
+from django.core.cache import cache
 
 from .counters import incr_in_window
 
@@ -52,10 +64,35 @@ def parse(text: str) -> Rate:
 
 
 def exceeded(key: str, rate: Rate, now: datetime) -> int | None:
-    """Count one request under ``key`` in the current window of ``rate``; the seconds until that
-    window ends when the count is over the limit, else None."""
-    moment = int(now.timestamp())
-    count = incr_in_window(f"{key}:{moment // rate.window}", rate.window)
-    if count <= rate.limit:
+    """Count one request under ``key``; the seconds to wait when the last ``rate.window``
+    seconds (this window's count plus the previous window's weighted share) hold more than
+    ``rate.limit`` requests, else None. A refused request is taken back out of the count."""
+    moment = now.timestamp()
+    index = int(moment // rate.window)
+    elapsed = moment - index * rate.window
+    current = f"{key}:{index}"
+    count = incr_in_window(current, 2 * rate.window)  # read again as the next window's previous one
+    previous = int(cache.get(f"{key}:{index - 1}") or 0)
+    if previous * (1 - elapsed / rate.window) + count <= rate.limit:
         return None
-    return rate.window - moment % rate.window
+    _take_back(current)
+    return _wait(rate, elapsed, previous, count - 1)
+
+
+def _take_back(key: str) -> None:
+    try:
+        cache.decr(key)
+    except ValueError:  # the window's count expired meanwhile: nothing left to take back
+        pass
+
+
+def _wait(rate: Rate, elapsed: float, previous: int, counted: int) -> int:
+    """Seconds from ``elapsed`` into this window until one more request is within the limit,
+    if none comes meanwhile: later in this window, once the previous window's share has shrunk
+    enough, or else in the next, once this window's ``counted`` share has."""
+    window, limit, retry = rate.window, rate.limit, counted + 1
+    if retry <= limit:  # room in this window but for the previous one's share (so previous > 0)
+        at = window * (1 - (limit - retry) / previous)  # previous * (1 - at / window) + retry == limit
+        return max(1, math.ceil(at - elapsed))
+    at = window * (1 - (limit - 1) / counted)  # next window: counted * (1 - at / window) + 1 == limit
+    return max(1, math.ceil(window - elapsed + at))

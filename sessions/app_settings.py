@@ -98,7 +98,7 @@ class AppSettings:
 
     @property
     def UNATTESTED_REFRESH_WINDOW(self) -> int:
-        """Seconds of the fixed window ``UNATTESTED_REFRESH_LIMIT`` counts in. Default 3600."""
+        """Seconds of the sliding window ``UNATTESTED_REFRESH_LIMIT`` counts in (``core.rates``). Default 3600."""
         return max(1, _int("UNATTESTED_REFRESH_WINDOW", 3600))
 
     # ------------------------------------------------------------------ Revalidation (sessions/revalidation.py)

@@ -1,6 +1,7 @@
 """The challenge endpoint's rate (``ATTESTATION_CHALLENGE_RATE``), counted by ``core.rates`` as
-the OAuth endpoints' are: 429 ``slow_down`` with ``Retry-After`` to the window's end and a
-recorded refusal; another address untouched and the next window free; an address forged in
+the OAuth endpoints' are: 429 ``slow_down`` with an honest ``Retry-After`` (refused a second
+before it, served at it, however often refused meanwhile) and a recorded refusal; another address
+untouched; an address forged in
 ``X-Forwarded-For`` changes nothing; a burst admits exactly the limit (DRF's own throttle read
 its history and wrote it back, so parallel requests all passed); the cache down refuses (503);
 a rate that cannot be read is system check ``attestation.E004``."""
@@ -37,18 +38,20 @@ def _refusals() -> list[Any]:
     return list(SecurityEvent.objects.filter(event_type="attestation.challenge", outcome="denied", reason="throttled"))
 
 
-def test_beyond_the_rate_is_429_until_the_window_ends(oauth_client: Any, settings: Any) -> None:
+def test_beyond_the_rate_is_429_until_retry_after(oauth_client: Any, settings: Any) -> None:
     settings.ATTESTATION_CHALLENGE_RATE = "2/min"
     with time_machine.travel(WINDOW_START + timedelta(seconds=15), tick=False) as traveller:
         assert [_ask().status_code for _ in range(2)] == [200, 200]
         refused = _ask()
         assert refused.status_code == 429 and refused.json()["error"] == "slow_down"
-        assert refused["Retry-After"] == "45"  # the window's end, the same for every refusal in it
+        assert refused["Retry-After"] == "75"  # 30 s into the next window, the two count half
         [event] = _refusals()
-        assert event.details["retry_after"] == 45
+        assert event.details["retry_after"] == 75
         assert _ask(ELSEWHERE).status_code == 200
         assert _ask(HTTP_X_FORWARDED_FOR=ELSEWHERE).status_code == 429  # not a trusted proxy's header
-        traveller.shift(45)
+        traveller.shift(74)
+        assert _ask().status_code == 429  # the refusals were not counted: the wait did not grow
+        traveller.shift(1)
         assert _ask().status_code == 200
 
 

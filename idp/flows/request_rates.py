@@ -12,7 +12,7 @@ names it in the events and the client can be deactivated. (A secret shipped insi
 of an app proves nothing: register that app public.)
 
 **Two buckets, one per address and client and one per address** (``Bucket``), each counted in
-fixed windows of the shared cache (``core.rates``):
+sliding windows of the shared cache (``core.rates``):
 
 - (client, address), ``IDP_PAR_RATE`` / ``IDP_DEVICE_AUTHORIZATION_RATE``. Never the client
   alone: the caller chooses the ``client_id``, so a per-client budget would let one address

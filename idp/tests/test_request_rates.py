@@ -1,7 +1,7 @@
 """The rates of ``/par`` (RFC 9126 §2.3's 429) and ``/device_authorization`` (RFC 8628 §3.1) for
 public clients (idp/flows/request_rates.py): per (client, address) and per address, 429
 ``slow_down`` with ``Retry-After`` and nothing stored beyond them, another address untouched,
-the next window free again; the address seen through trusted proxies only; confidential
+the window sliding (a burst straddling two windows held to the limit, ``Retry-After`` honest); the address seen through trusted proxies only; confidential
 clients not counted; a cache outage refuses (503) rather than letting requests through
 uncounted; a burst on PostgreSQL admits exactly the limit."""
 
@@ -86,23 +86,25 @@ def test_par_beyond_the_rate_is_429_recorded_and_stores_nothing(mobile_client, p
     assert [_push(client_id, pkce).status_code for _ in range(2)] == [201, 201]
     assert _waiting_pushes() == 2
     refused = _push(client_id, pkce)
-    _assert_slowed_down(refused, 45)  # 15 s into the minute
+    _assert_slowed_down(refused, 75)  # 15 s into the minute; the two weigh on the next until 30 s into it
     assert _waiting_pushes() == 2
     assert SecurityEvent.objects.filter(event_type="oauth.par_accepted").count() == 2
     [event] = _refusals("oauth.par_refused")
     assert (event.outcome, event.client_id, event.ip_address) == ("denied", client_id, HOME)
-    assert event.details == {"bucket": "client_address", "retry_after": 45}
+    assert event.details == {"bucket": "client_address", "retry_after": 75}
 
 
-def test_par_another_address_is_unaffected_and_the_next_window_is_free(mobile_client, pkce, settings, frozen):
+def test_par_another_address_is_unaffected_and_the_window_slides(mobile_client, pkce, settings, frozen):
     settings.IDP_PAR_RATE = "1/min"
     client_id = mobile_client.client.client_id
     assert _push(client_id, pkce).status_code == 201
     assert _push(client_id, pkce).status_code == 429
     assert _push(client_id, pkce, ELSEWHERE).status_code == 201
     frozen.move_to(WINDOW_START + timedelta(seconds=59))
-    _assert_slowed_down(_push(client_id, pkce), 1)
-    frozen.move_to(WINDOW_START + timedelta(seconds=60))
+    _assert_slowed_down(_push(client_id, pkce), 61)
+    frozen.move_to(WINDOW_START + timedelta(seconds=60))  # a new window, the last one's push still in it
+    _assert_slowed_down(_push(client_id, pkce), 60)
+    frozen.move_to(WINDOW_START + timedelta(seconds=120))
     assert _push(client_id, pkce).status_code == 201
     assert _waiting_pushes() == 3
 
@@ -152,11 +154,11 @@ def test_par_refused_before_the_client_is_known_counts_nothing(mobile_client, pk
 def test_device_authorization_beyond_the_rate_is_429_recorded_and_stores_nothing(tv, settings, frozen):
     settings.IDP_DEVICE_AUTHORIZATION_RATE = "2/min"
     assert [_start().status_code for _ in range(2)] == [200, 200]
-    _assert_slowed_down(_start(), 45)
+    _assert_slowed_down(_start(), 75)
     assert DeviceAuthorization.objects.count() == 2
     [event] = _refusals("oauth.device_authorization")
     assert (event.outcome, event.client_id, event.ip_address) == ("denied", "tv-app", HOME)
-    assert event.details == {"bucket": "client_address", "retry_after": 45}
+    assert event.details == {"bucket": "client_address", "retry_after": 75}
     assert SecurityEvent.objects.filter(event_type="oauth.device_authorization", reason="started").count() == 2
 
 
@@ -165,6 +167,8 @@ def test_device_authorization_another_address_and_the_next_window(tv, settings, 
     assert [_start().status_code, _start().status_code] == [200, 429]
     assert _start(address=ELSEWHERE).status_code == 200
     frozen.move_to(WINDOW_START + timedelta(seconds=60))
+    assert _start().status_code == 429
+    frozen.move_to(WINDOW_START + timedelta(seconds=120))
     assert _start().status_code == 200
     assert DeviceAuthorization.objects.count() == 3
 
@@ -286,3 +290,27 @@ def test_a_rate_that_cannot_be_read_is_a_system_check_error(text: str, settings:
 
 def test_the_defaults_pass_the_check() -> None:
     assert not [p for p in run_checks() if p.id == "vigil.E040"]
+
+
+# --- the window slides (core.rates) -----------------------------------------------------------
+
+
+def test_a_burst_straddling_two_windows_is_held_to_the_limit() -> None:
+    """Fixed windows let 2x the limit through across their edge; the previous window's share
+    keeps any 60 s to the limit, and a steady pace within it stays admitted."""
+    rate, key = rates.Rate(4, 60), "vigil:test:straddle"
+    end = WINDOW_START + timedelta(seconds=58)
+    assert [rates.exceeded(key, rate, end) for _ in range(4)] == [None] * 4
+    after_edge = WINDOW_START + timedelta(seconds=62)  # 4 x 56/60 = 3.7 still weigh
+    assert rates.exceeded(key, rate, after_edge) == 13  # 4 x (1 - t/60) + 1 <= 4 from t = 15
+    assert rates.exceeded(key, rate, WINDOW_START + timedelta(seconds=75)) is None  # 4 x 45/60 + 1 = 4
+    assert rates.exceeded(key, rate, WINDOW_START + timedelta(seconds=75)) is not None
+
+
+def test_refusals_are_not_counted() -> None:
+    rate, key = rates.Rate(1, 60), "vigil:test:refusals"
+    assert rates.exceeded(key, rate, WINDOW_START) is None
+    waits = [rates.exceeded(key, rate, WINDOW_START + timedelta(seconds=30)) for _ in range(5)]
+    assert waits == [90] * 5  # 30 s to this window's end, then a whole window for its one request
+    assert rates.exceeded(key, rate, WINDOW_START + timedelta(seconds=119)) is not None
+    assert rates.exceeded(key, rate, WINDOW_START + timedelta(seconds=120)) is None

@@ -232,8 +232,8 @@ def _b64_bytes(value: str) -> bytes:
 
 
 def unattested_refresh_throttled(session: DeviceSession, now: datetime) -> int | None:
-    """Count a refresh of an unattested device's session in its fixed window (shared cache);
-    the seconds until the window ends when over ``SESSIONS_UNATTESTED_REFRESH_LIMIT``, else None."""
+    """Count a refresh of an unattested device's session in its sliding window (``core.rates``);
+    the seconds to wait when over ``SESSIONS_UNATTESTED_REFRESH_LIMIT``, else None."""
     rate = rates.Rate(app_settings.UNATTESTED_REFRESH_LIMIT, app_settings.UNATTESTED_REFRESH_WINDOW)
     return rates.exceeded(f"vigil:unattested-refreshes:{session.sid}", rate, now)
 

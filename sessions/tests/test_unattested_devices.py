@@ -303,7 +303,7 @@ def test_refreshes_are_rate_limited(old_iphone: Unattested, settings: Any) -> No
     token = old_iphone.refresh_token
     refused = old_iphone.refresh()
     assert refused.status_code == 429 and refused.json()["error"] == "slow_down"
-    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert 0 < int(refused["Retry-After"]) <= 2 * 3600  # a sliding window: into the next one at most
     assert old_iphone.refresh_token == token
     assert RefreshToken.objects.filter(rotated_at__isnull=True, revoked_at__isnull=True).count() == 1
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
