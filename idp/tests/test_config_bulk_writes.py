@@ -193,3 +193,67 @@ def test_every_watched_model_is_accepted() -> None:
     from attestation.models import RegisteredApp
 
     config_cache.watch(RegisteredApp)
+
+
+# --- a bulk deactivation ends the client's families and tokens, as save() does -----------------
+
+
+def _live(client: Client) -> tuple[int, int]:
+    return (AccessToken.objects.filter(client=client, revoked_at=None).count(),
+            RefreshToken.objects.filter(session__client=client, revoked_at=None).count())
+
+
+@pytest.mark.parametrize("write", ["update", "bulk_update"])
+def test_a_bulk_deactivation_ends_the_clients_families_and_tokens_on_record(
+    write: str, tokens: dict[str, Any], mobile_client: RegisteredClient, service_client: RegisteredClient
+) -> None:
+    """Django sends no ``post_save`` for a bulk write; ``ClientQuerySet`` announces it
+    (``clients.signals.deactivated_in_bulk``), so the families end and relying services are
+    told, where before the tokens were only refused where used and nobody was told."""
+    from sessions.models import DeviceSession, SessionStatus
+
+    client = mobile_client.client
+    assert _live(client) == (1, 1)
+    if write == "update":
+        assert Client.objects.filter(pk__in=[client.pk, service_client.client.pk]).update(is_active=False) == 2
+    else:
+        client.is_active = False
+        assert Client.objects.bulk_update([client], ["is_active"]) == 1
+    assert _live(client) == (0, 0)
+    session = DeviceSession.objects.get(client=client)
+    assert (session.status, session.status_reason) == (SessionStatus.REVOKED, "client_deactivated")
+    assert SecurityEvent.objects.filter(event_type="session.revoked", session_id=session.sid).count() == 1
+    assert not Client.objects.get(pk=client.pk).is_active
+
+
+@pytest.mark.parametrize("change", [{"name": "Renamed"}, {"is_active": True}])
+def test_a_bulk_write_that_deactivates_nothing_ends_nothing(
+    change: dict[str, Any], tokens: dict[str, Any], mobile_client: RegisteredClient
+) -> None:
+    client = mobile_client.client
+    events = SecurityEvent.objects.count()
+    assert Client.objects.filter(pk=client.pk).update(**change) == 1
+    client.refresh_from_db()
+    client.name = "Renamed again"
+    assert Client.objects.bulk_update([client], ["name", "is_active"]) == 1  # active as it was
+    assert _live(client) == (1, 1)
+    assert SecurityEvent.objects.count() == events
+
+
+def test_a_client_already_inactive_is_not_ended_again(tokens: dict[str, Any], mobile_client: RegisteredClient) -> None:
+    client = mobile_client.client
+    assert Client.objects.filter(pk=client.pk).update(is_active=False) == 1
+    events = SecurityEvent.objects.count()
+    assert Client.objects.filter(pk=client.pk).update(is_active=False) == 1
+    assert SecurityEvent.objects.count() == events
+
+
+def test_a_bulk_deactivation_rolled_back_ends_nothing(tokens: dict[str, Any], mobile_client: RegisteredClient) -> None:
+    client = mobile_client.client
+    events = SecurityEvent.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Client.objects.filter(pk=client.pk).update(is_active=False)
+        raise RuntimeError("the script fails after its update")
+    assert _live(client) == (1, 1)
+    assert Client.objects.get(pk=client.pk).is_active
+    assert SecurityEvent.objects.count() == events

@@ -2,8 +2,9 @@
 
 Deactivating a client in the admin or through the flows saves it, and the ``post_save``
 receiver ends its families and its tokens outside them (``sessions.flows.cascade``).
-``QuerySet.update(is_active=False)`` (a bulk admin action, a script) skips that signal; raw SQL
-(or another process's update, until it commits) also leaves the token endpoint's per-process
+``Client.objects....update(is_active=False)`` announces itself the same way
+(test_config_bulk_writes.py); raw SQL or a data migration skips both, and raw SQL (or another
+process's update, until it commits) also leaves the token endpoint's per-process
 copy of the client (``core.config_cache``) as it was, and these tests write that way
 (``tests.written_elsewhere``): the stalest case. As for a deactivated user (test_deactivated_user_tokens.py), the check is made where
 the token is used: a token whose client, or whose family's client (an exchanged token lives in

@@ -14,6 +14,7 @@ from django.dispatch import receiver
 
 from attestation.signals import device_revoked
 from clients.models import Client
+from clients.signals import deactivated_in_bulk
 
 from . import revocation
 from .revocation import Reason
@@ -50,10 +51,18 @@ def _client_saved(sender: Any, instance: Client, created: bool, **kwargs: Any) -
     """A deactivated client's families and its tokens outside them end at once, as a deleted
     client's do: its refresh tokens stopped at once (the client no longer authenticates), but
     its access tokens stayed active at userinfo and introspection until they expired. A
-    ``QuerySet.update`` skips this: its tokens are then judged where they are used
+    bulk write is announced apart (``_clients_deactivated_in_bulk``); a write that skips Django
+    (raw SQL, a data migration) sends nothing, and its tokens are judged where they are used
     (``AccessToken.clients_active``, ``refresh.judge``'s ``client_inactive``)."""
     if not created and not instance.is_active:
         _end_client_tokens(instance, Reason.CLIENT_DEACTIVATED)
+
+
+@receiver(deactivated_in_bulk, dispatch_uid="vigil-clients-deactivated-in-bulk")
+def _clients_deactivated_in_bulk(sender: Any, clients: list[Client], **kwargs: Any) -> None:
+    """``ClientQuerySet.update(is_active=False)`` or ``bulk_update``: as ``_client_saved``."""
+    for client in clients:
+        _end_client_tokens(client, Reason.CLIENT_DEACTIVATED)
 
 
 def _end_client_tokens(client: Client, reason: Reason) -> None:
