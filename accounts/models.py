@@ -5,19 +5,36 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
+from django.contrib.auth import models as auth_models
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.deactivation import DeactivatingQuerySet
 from core.encoding import b64url_encode
+from sessions.flows import revocation
+
+
+class UserQuerySet(DeactivatingQuerySet["User"]):
+    def deactivated(self, rows: list[User]) -> None:
+        """A bulk deactivation (a script, a directory sync) revokes the users' families as a
+        save does (``sessions.flows.cascade``): recorded and announced to relying services."""
+        for user in rows:
+            revocation.revoke_user_sessions(user, revocation.Reason.USER_DEACTIVATED)
+
+
+class UserManager(auth_models.UserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
+    pass
 
 
 class User(AbstractUser):
     """A person who signs in. ``subject`` is the stable, non-reassignable OIDC ``sub``."""
+
+    objects: ClassVar[UserManager] = UserManager()
 
     subject = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     email_verified = models.BooleanField(default=False)

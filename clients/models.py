@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 from django.core.validators import URLValidator
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 
 from core import crypto
 from core.app_settings import app_settings
 from core.config_cache import ConfigQuerySet
+from core.deactivation import DeactivatingQuerySet
 from core.policy import GrantType
 
 from .redirects import redirect_uri_matches
@@ -69,7 +67,7 @@ def default_signing_alg() -> str:
 HTTPS_ONLY = URLValidator(schemes=["https"], message="Enter an https URL.", code="https_only")
 
 
-class ClientQuerySet(ConfigQuerySet["Client"]):
+class ClientQuerySet(DeactivatingQuerySet["Client"], ConfigQuerySet["Client"]):  # type: ignore[override]  # two bases' as_manager
     """Bulk deactivation (``update(is_active=False)``, ``bulk_update`` of ``is_active``) is
     announced (``signals.deactivated_in_bulk``) as a ``save()`` is by ``post_save``: the
     clients' families and tokens end at once either way (``sessions.flows.cascade``)."""
@@ -77,32 +75,8 @@ class ClientQuerySet(ConfigQuerySet["Client"]):
     def active(self) -> ClientQuerySet:
         return self.filter(is_active=True)
 
-    def update(self, **kwargs: Any) -> int:
-        if "is_active" not in kwargs or kwargs["is_active"]:
-            return super().update(**kwargs)
-        with transaction.atomic(using=self.db):
-            ending = list(self.active())
-            rows = super().update(**kwargs)
-            _announce(ending)
-        return rows
-
-    def bulk_update(self, objs: Iterable[Client], fields: Iterable[str], batch_size: int | None = None) -> int:
-        objs, fields = list(objs), list(fields)
-        if "is_active" not in fields:
-            return super().bulk_update(objs, fields, batch_size=batch_size)
-        off = [obj.pk for obj in objs if not obj.is_active]
-        with transaction.atomic(using=self.db):
-            ending = list(self.model._default_manager.using(self.db).filter(pk__in=off, is_active=True))
-            rows = super().bulk_update(objs, fields, batch_size=batch_size)
-            _announce(ending)
-        return rows
-
-
-def _announce(clients: list[Client]) -> None:
-    for client in clients:
-        client.is_active = False
-    if clients:
-        deactivated_in_bulk.send(sender=Client, clients=clients)
+    def deactivated(self, rows: list[Client]) -> None:
+        deactivated_in_bulk.send(sender=Client, clients=rows)
 
 
 class Client(models.Model):

@@ -23,6 +23,7 @@ from core import keys
 from core.models import SecurityEvent
 from sessions.dpop.client import create_proof
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+from tests.written_elsewhere import elsewhere
 
 from .conftest import exchange, get_code, make_pkce
 from .test_token import refresh
@@ -277,9 +278,9 @@ def test_a_retry_a_policy_refuses_ends_the_family(first: dict[str, Any]) -> None
 
 
 def test_a_deactivated_users_code_is_simply_not_found(first: dict[str, Any], user: Any) -> None:
-    """Deactivated behind the signal that revokes (``QuerySet.update``): the used code finds
-    nothing to retry or revoke; no tokens, no reuse alarm about the user."""
-    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    """Deactivated behind the signal that revokes (raw SQL): the used code finds nothing to
+    retry or revoke; no tokens, no reuse alarm about the user."""
+    elsewhere(type(user)).filter(pk=user.pk).update(is_active=False)
     before, counted = state(), events()
     again = exchange(HttpClient(), first["code"], first["pkce"], first["client_id"])
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"

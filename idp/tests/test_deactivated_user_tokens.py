@@ -1,7 +1,10 @@
 """A user deactivated without the revocation signal holds no live token anywhere.
 
-``QuerySet.update(is_active=False)`` (a bulk admin action, a script, a directory sync) skips the
-``post_save`` receiver that revokes a deactivated user's families (``sessions.flows.cascade``).
+A save of the user revokes its families (``sessions.flows.cascade``'s ``post_save`` receiver),
+and so does ``User.objects....update(is_active=False)`` or ``bulk_update`` (a bulk admin action,
+a script, a directory sync through Django: ``accounts.models.UserQuerySet``, tested at the end).
+Raw SQL, a data migration or a directory writing the table itself skips both (the tests write
+through the base manager's plain queryset, ``tests.written_elsewhere``).
 Zero trust means the check is made where the token is used, not only where it is revoked: every
 place that judges a token also asks whether its user is still active. The token rows stay as
 they were (a reactivated user's unexpired tokens work again, as after ``is_active`` flips back).
@@ -21,6 +24,7 @@ from core.events import EventType
 from core.models import SecurityEvent
 from idp.flows import resource
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+from tests.written_elsewhere import elsewhere
 
 from .test_introspection_revocation_userinfo import introspect
 from .test_token_exchange import ORDERS, _exchange, backend  # noqa: F401 (fixture)
@@ -29,7 +33,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _deactivate_behind_the_signal(user: Any) -> None:
-    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    elsewhere(type(user)).filter(pk=user.pk).update(is_active=False)
 
 
 def _rows() -> tuple[list[Any], list[Any], list[Any]]:
@@ -116,3 +120,33 @@ def test_reactivated_the_same_way_the_tokens_work_again(tokens, service_client, 
     assert introspect(service_client, tokens["access_token"]).json()["active"] is True
     response = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     assert response.status_code == 200
+
+
+# --- a bulk deactivation through Django revokes, as a save does --------------------------------
+
+
+@pytest.mark.parametrize("write", ["update", "bulk_update"])
+def test_a_bulk_deactivation_revokes_the_users_families_on_record(write, tokens, service_client, user):
+    """``UserQuerySet`` sees what Django sends no ``post_save`` for: the families end and are
+    recorded (and announced), instead of being only refused where used."""
+    users = type(user).objects
+    if write == "update":
+        assert users.filter(pk=user.pk).update(is_active=False) == 1
+    else:
+        user.is_active = False
+        assert users.bulk_update([user], ["is_active"]) == 1
+    session = DeviceSession.objects.get(user=user)
+    assert (session.status, session.status_reason) == (SessionStatus.REVOKED, "user_deactivated")
+    assert SecurityEvent.objects.filter(event_type="session.revoked", session_id=session.sid).count() == 1
+    assert not RefreshToken.objects.filter(session=session, revoked_at=None).exists()
+    assert introspect(service_client, tokens["access_token"]).json() == {"active": False}
+
+
+def test_a_bulk_write_that_deactivates_no_one_revokes_nothing(tokens, user):
+    events, before = SecurityEvent.objects.count(), _rows()
+    users = type(user).objects
+    assert users.filter(pk=user.pk).update(first_name="Alice") == 1
+    assert users.filter(pk=user.pk).update(is_active=True) == 1
+    user.refresh_from_db()
+    assert users.bulk_update([user], ["is_active", "last_name"]) == 1  # still active
+    assert (SecurityEvent.objects.count(), _rows()) == (events, before)

@@ -28,6 +28,7 @@ from idp.models import DeviceAuthorization, DeviceAuthorizationStatus
 from idp.oauth.grants.device_code import DEVICE_CODE
 from sessions.dpop.client import create_proof
 from sessions.models import AccessToken, DeviceSession, RefreshToken, SessionStatus
+from tests.written_elsewhere import elsewhere
 
 from .conftest import form_post
 from .test_token import refresh
@@ -208,9 +209,9 @@ def test_another_client_holding_a_redeemed_code_changes_nothing(first: dict[str,
 
 
 def test_a_deactivated_users_code_is_simply_not_found(first: dict[str, Any], user: Any) -> None:
-    """Deactivated behind the signal that revokes (``QuerySet.update``): the redeemed code finds
-    nothing to retry or revoke; no tokens, no reuse alarm about the user."""
-    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    """Deactivated behind the signal that revokes (raw SQL): the redeemed code finds nothing
+    to retry or revoke; no tokens, no reuse alarm about the user."""
+    elsewhere(type(user)).filter(pk=user.pk).update(is_active=False)
     before, counted = state(), events()
     again = poll(first["device_code"])
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"

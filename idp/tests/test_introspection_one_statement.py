@@ -22,6 +22,7 @@ from core import request_context
 from core.models import SecurityEvent
 from idp.oauth import introspect_jwt
 from sessions.models import AccessToken, DeviceSession, SessionStatus
+from tests.written_elsewhere import elsewhere
 
 from .test_introspection_revocation_userinfo import introspect
 
@@ -67,10 +68,10 @@ def _ending(name: str) -> Callable[[Any, Any], None]:
         DeviceSession.objects.filter(access_tokens=access).update(status=SessionStatus.REVOKED)
 
     def user_deactivated(access: AccessToken, moment: Any) -> None:
-        get_user_model().objects.filter(accesstoken=access).update(is_active=False)
+        elsewhere(get_user_model()).filter(accesstoken=access).update(is_active=False)
 
     def client_deactivated(access: AccessToken, moment: Any) -> None:
-        Client.objects.filter(accesstoken=access).update(is_active=False)
+        elsewhere(Client).filter(accesstoken=access).update(is_active=False)
 
     def row_gone(access: AccessToken, moment: Any) -> None:
         AccessToken.objects.filter(pk=access.pk).delete()

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from core.models import SecurityEvent
 from sessions.models import DeviceSession, SessionStatus
+from tests.written_elsewhere import elsewhere
 
 from .conftest import form_post
 from .test_token import basic, refresh
@@ -126,9 +127,9 @@ def test_userinfo_refuses_missing_bad_and_revoked_tokens(tokens, mobile_client):
 
 
 def test_userinfo_for_a_user_deactivated_behind_the_revocation_says_so_by_rfc6750(tokens, user):
-    """``QuerySet.update`` skips the signal that revokes a deactivated user's tokens: the token
-    is still live, its user is not. The refusal is RFC 6750 §3's (a challenge, never cached)."""
-    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    """Raw SQL skips the signal that revokes a deactivated user's tokens: the token is still
+    live, its user is not. The refusal is RFC 6750 §3's (a challenge, never cached)."""
+    elsewhere(type(user)).filter(pk=user.pk).update(is_active=False)
     response = HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     assert response.status_code == 401 and response.json()["error"] == "invalid_token"
     assert response["WWW-Authenticate"].startswith('Bearer error="invalid_token"')

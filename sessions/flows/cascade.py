@@ -2,7 +2,10 @@
 a client or revoking a device ends its token families at once, so introspection and userinfo refuse
 their tokens immediately rather than at the next refresh. Each family ends through the one path
 (``sessions.flows.revocation``), so each is recorded and announced. The receivers here
-connect when ``DeviceSessionsConfig.ready()`` imports this module."""
+connect when ``DeviceSessionsConfig.ready()`` imports this module. Bulk deactivations, which
+send no ``post_save`` (``core.deactivation``): clients' are announced to a receiver here
+(``clients.signals.deactivated_in_bulk``: clients sits below sessions); users' are revoked by
+``accounts.models.UserQuerySet`` itself, accounts sitting above sessions."""
 
 from __future__ import annotations
 

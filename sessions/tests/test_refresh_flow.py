@@ -21,6 +21,7 @@ from sessions.flows import code_exchange, refresh
 from sessions.flows.refresh import Refusal, Refused, Rotated
 from sessions.flows.tokens import IssuedTokens
 from sessions.models import AccessToken, AuthorizationCode, DeviceSession, RefreshToken, SessionStatus
+from tests.written_elsewhere import elsewhere
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -283,7 +284,7 @@ def test_the_grant_refuses_the_token_of_an_inactive_user_and_changes_nothing(
 ) -> None:
     """The user check of the grant's hooks (``authenticate_user``) still runs before any proof."""
     raw, client = family
-    django_user_model.objects.update(is_active=False)  # not through the flows: the family lives on
+    elsewhere(django_user_model).update(is_active=False)  # not through Django: the family lives on
     before = _state()
     response = form_post(HttpClient(), reverse("token"),
                          {"grant_type": "refresh_token", "refresh_token": raw, "client_id": client.client_id})
