@@ -67,23 +67,30 @@ def exceeded(key: str, rate: Rate, now: datetime) -> int | None:
     """Count one request under ``key``; the seconds to wait when the last ``rate.window``
     seconds (this window's count plus the previous window's weighted share) hold more than
     ``rate.limit`` requests, else None. A refused request is taken back out of the count."""
-    moment = now.timestamp()
-    index = int(moment // rate.window)
-    elapsed = moment - index * rate.window
-    current = f"{key}:{index}"
-    count = incr_in_window(current, 2 * rate.window)  # read again as the next window's previous one
+    index, elapsed = _window(rate, now)
+    count = incr_in_window(f"{key}:{index}", 2 * rate.window)  # read again as the next window's previous one
     previous = int(cache.get(f"{key}:{index - 1}") or 0)
     if previous * (1 - elapsed / rate.window) + count <= rate.limit:
         return None
-    _take_back(current)
+    take_back(key, rate, now)
     return _wait(rate, elapsed, previous, count - 1)
 
 
-def _take_back(key: str) -> None:
+def take_back(key: str, rate: Rate, now: datetime) -> None:
+    """Uncount the request ``exceeded`` admitted (or refused) under ``key`` at ``now``: one
+    refused further on (another bucket) does not spend this one."""
+    index, _ = _window(rate, now)
     try:
-        cache.decr(key)
+        cache.decr(f"{key}:{index}")
     except ValueError:  # the window's count expired meanwhile: nothing left to take back
         pass
+
+
+def _window(rate: Rate, now: datetime) -> tuple[int, float]:
+    """The clock-aligned window ``now`` falls in, and the seconds into it."""
+    moment = now.timestamp()
+    index = int(moment // rate.window)
+    return index, moment - index * rate.window
 
 
 def _wait(rate: Rate, elapsed: float, previous: int, counted: int) -> int:

@@ -22,7 +22,9 @@ sliding windows of the shared cache (``core.rates``):
   ``IDP_DEVICE_AUTHORIZATION_ADDRESS_RATE``. The caller chooses the client too, so without it
   an address would multiply its budget by the number of public clients registered. A request
   refused by its (client, address) bucket is not counted here: one application hammered from
-  a shared NAT address does not use up that address's budget for the others.
+  a shared NAT address does not use up that address's budget for the others. A request
+  refused here is taken back from its (client, address) bucket, as every refused request is
+  (``core.rates``): a client waiting for a busy address does not spend its own budget.
 
 An address is the client's address behind trusted proxies (``core.client_address``,
 ``VIGIL_TRUSTED_PROXIES``; never an ``X-Forwarded-For`` the client wrote), an IPv6 address
@@ -112,10 +114,15 @@ def admit(endpoint: Endpoint, client: Client, request: HttpRequest, now: datetim
         return
     moment = now or timezone.now()
     address = source_key(client_ip(request))
+    counted: list[tuple[str, rates.Rate]] = []
     for bucket, parts in ((Bucket.CLIENT_ADDRESS, (client.client_id, address)), (Bucket.ADDRESS, (address,))):
-        wait = rates.exceeded(_key(endpoint, bucket, *parts), RATES[endpoint, bucket][1](), moment)
+        key, rate = _key(endpoint, bucket, *parts), RATES[endpoint, bucket][1]()
+        wait = rates.exceeded(key, rate, moment)
         if wait is not None:
+            for done in counted:  # refused here: the request spends no bucket before this one
+                rates.take_back(*done, moment)
             _refuse(endpoint, bucket, wait, client, request)
+        counted.append((key, rate))
 
 
 def _refuse(endpoint: Endpoint, bucket: Bucket, wait: int, client: Client, request: HttpRequest) -> NoReturn:

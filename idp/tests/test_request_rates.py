@@ -314,3 +314,17 @@ def test_refusals_are_not_counted() -> None:
     assert waits == [90] * 5  # 30 s to this window's end, then a whole window for its one request
     assert rates.exceeded(key, rate, WINDOW_START + timedelta(seconds=119)) is not None
     assert rates.exceeded(key, rate, WINDOW_START + timedelta(seconds=120)) is None
+
+
+def test_a_request_refused_by_the_address_spends_nothing_of_its_clients_bucket(mobile_client, pkce, settings, frozen):
+    """Waiting out a busy address does not use up the client's own (client, address) budget."""
+    settings.IDP_PAR_RATE, settings.IDP_PAR_ADDRESS_RATE = "2/min", "1/min"
+    other = register_client(name="Other app", public=True, redirect_uris=["com.example.app:/oauth2redirect"],
+                            first_party=True, client_id="other-app").client.client_id
+    mobile = mobile_client.client.client_id
+    assert _push(other, pkce).status_code == 201  # the address's one push
+    assert [_push(mobile, pkce).status_code for _ in range(3)] == [429] * 3
+    assert {e.details["bucket"] for e in _refusals("oauth.par_refused")} == {"address"}
+    settings.IDP_PAR_ADDRESS_RATE = "10/min"  # the address frees up
+    assert [_push(mobile, pkce).status_code for _ in range(3)] == [201, 201, 429]
+    assert _refusals("oauth.par_refused")[-1].details["bucket"] == "client_address"
