@@ -14,11 +14,14 @@ share of that window still inside the last ``window`` seconds. A fixed window al
 twice the limit through in a burst straddling two windows; this lets at most the limit through
 in any ``window`` seconds, assuming the previous window's requests came evenly. ``Retry-After``
 is the time until one more request would be within the limit if none came meanwhile.
+Refused requests being taken back, no window keeps more than the limit, so the previous
+window is read only when even a full one could tip the count over: a request well within
+its rate costs the cache no more round trips than a fixed window did. (A rate lowered since the previous window may
+let its difference through once.)
 
 The unattested refresh limit (``sessions.flows.device_binding``) counts with ``exceeded`` too.
 A refused request is taken back out of the count (a decrement), so ``Retry-After`` holds
-however often a client asked before it. A cache that
-cannot be reached raises (``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a
+however often a client asked before it. A cache that cannot be reached raises (``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a
 503 (docs/operations.md "Outages"). The counting is a few lines on the project's own cache, so
 its one Redis client and its outage handling serve rates too (a library would bring its own).
 """
@@ -69,8 +72,11 @@ def exceeded(key: str, rate: Rate, now: datetime) -> int | None:
     ``rate.limit`` requests, else None. A refused request is taken back out of the count."""
     index, elapsed = _window(rate, now)
     count = incr_in_window(f"{key}:{index}", 2 * rate.window)  # read again as the next window's previous one
+    share = 1 - elapsed / rate.window
+    if count + rate.limit * share <= rate.limit:  # within it whatever the previous window held
+        return None
     previous = int(cache.get(f"{key}:{index - 1}") or 0)
-    if previous * (1 - elapsed / rate.window) + count <= rate.limit:
+    if previous * share + count <= rate.limit:
         return None
     take_back(key, rate, now)
     return _wait(rate, elapsed, previous, count - 1)
