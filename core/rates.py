@@ -16,16 +16,16 @@ in any ``window`` seconds, assuming the previous window's requests came evenly. 
 is the time until one more request would be within the limit if none came meanwhile.
 Refused requests being taken back, no window keeps more than the limit, so the previous
 window is read only when even a full one could tip the count over: a request well within
-its rate costs the cache no more round trips than a fixed window did. (A rate lowered since the previous window may
-let its difference through once.)
+its rate costs the cache no more round trips than a fixed window did. (A rate lowered since
+the previous window may let the difference through once.)
 
 The unattested refresh limit (``sessions.flows.device_binding``) counts with ``exceeded`` too.
 A refused request is taken back out of the count (a decrement), so ``Retry-After`` holds
-however often a client asked before it. A cache that cannot be reached raises (``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a
-503 (docs/operations.md "Outages"). The counting is a few lines on the project's own cache, so
-its one Redis client and its outage handling serve rates too (a library would bring its own).
+however often a client asked before it. A cache that cannot be reached raises
+(``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a 503 (docs/operations.md
+"Outages"). The counting is a few lines on the project's own cache, so its one Redis client
+and its outage handling serve rates too (a library would bring its own).
 """
-
 
 from __future__ import annotations
 
