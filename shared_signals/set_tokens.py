@@ -23,6 +23,7 @@ from core import jwt_tokens
 from core.app_settings import app_settings as idp_settings
 from core.crypto import generate_token
 from core.encoding import b64url_decode_padded
+from core.text import storable_text
 
 from .app_settings import app_settings
 
@@ -151,7 +152,7 @@ def check_claims(claims: dict[str, Any], policy: VerifyPolicy) -> None:
     if policy.audience not in audiences:
         raise SetError(SetErrorCode.INVALID_AUDIENCE, "aud does not name this receiver")
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not 0 < len(jti) <= 255 or "\x00" in jti:
+    if not storable_text(jti, 255):
         raise SetError(SetErrorCode.INVALID_REQUEST, "jti missing or malformed")
     _check_iat(claims.get("iat"), policy.now)
     if "sub" in claims or "exp" in claims:

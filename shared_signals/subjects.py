@@ -20,6 +20,7 @@ from django.db.models import Q
 
 from attestation.models import Device
 from core.app_settings import app_settings as idp_settings
+from core.text import storable_text
 from sessions.models import DeviceSession, SessionStatus
 
 from .models import SsfTransmitter
@@ -41,9 +42,7 @@ class Match:
 
 def _text(member: dict[str, Any], name: str) -> str | None:
     value = member.get(name)
-    if isinstance(value, str) and 0 < len(value) <= MAX_ID and "\x00" not in value:
-        return value
-    return None
+    return value if storable_text(value, MAX_ID) else None
 
 
 def _user_filter(member: dict[str, Any], transmitter: SsfTransmitter) -> Q | None:

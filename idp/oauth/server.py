@@ -21,6 +21,7 @@ from core import config_cache
 from core.app_settings import app_settings
 from core.events import EventType, Outcome, record
 from core.policy import KeptAfterRollback
+from core.text import storable_text
 
 from .client_auth import ClientAuthenticator
 from .context import RequestContext
@@ -78,7 +79,7 @@ class AuthorizationServer(_AuthorizationServer):
 
     # --- storage --------------------------------------------------------------------------
     def query_client(self, client_id: str) -> Client | None:
-        if not isinstance(client_id, str) or not client_id or len(client_id) > 100 or "\x00" in client_id:
+        if not storable_text(client_id, 100):
             return None
         return active_client(client_id)
 
