@@ -1,17 +1,27 @@
 """Text a caller sent that Vigil may store or look up: what PostgreSQL's text columns hold.
 
-PostgreSQL's text (and so every ``CharField`` lookup) refuses a NUL character: the query
-fails when it is sent, a 500 after whatever the request had already done. An identifier
-from a request (a ``client_id``, a SET's ``jti`` or subject) is checked with
+Two characters a Python string may hold cannot reach the database:
+
+* a NUL: PostgreSQL's text and jsonb refuse it;
+* a lone UTF-16 surrogate (``"\\ud800"``, which a JSON string may carry and ``json.loads``
+  keeps): no UTF-8 text can hold one, so psycopg cannot send it.
+
+Either fails the query when it is sent, a 500 after whatever the request had already done.
+An identifier from a request (a ``client_id``, a SET's ``jti`` and subject) is checked with
 ``storable_text`` before it reaches a query, and one that fails is treated as unknown or
 malformed, never passed on. Pure: no Django, no database.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TypeGuard
+
+#: The characters no text column holds: NUL and the UTF-16 surrogates.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def storable_text(value: object, max_length: int) -> TypeGuard[str]:
-    """Whether ``value`` is a string of 1 to ``max_length`` characters without a NUL."""
-    return isinstance(value, str) and 0 < len(value) <= max_length and "\x00" not in value
+    """Whether ``value`` is a string of 1 to ``max_length`` characters without a NUL or a
+    lone surrogate."""
+    return isinstance(value, str) and 0 < len(value) <= max_length and _UNSTORABLE.search(value) is None

@@ -486,3 +486,42 @@ def test_a_set_whose_header_or_claims_nest_too_deep_is_a_clean_error() -> None:
     with pytest.raises(SetError) as refused:
         header_of(f"{deep}.e30.sig")
     assert refused.value.code == SetErrorCode.INVALID_REQUEST
+
+
+# --- text no column holds, from a transmitter whose signature verifies ---------------------------
+
+
+def _sign_escaped(mdm: LoopbackTransmitter, claims: dict[str, Any]) -> str:
+    """Signed as JSON with ``\\u`` escapes, the way a transmitter can send a lone surrogate
+    (``mdm.sign`` encodes the claims as UTF-8 first, which cannot hold one)."""
+    import json
+
+    from joserfc import jws
+
+    header = {"alg": "ES256", "typ": "secevent+jwt", "kid": mdm.kid}
+    return jws.serialize_compact(header, json.dumps(claims).encode(), mdm.key, algorithms=["ES256"])
+
+
+def test_a_jti_with_a_lone_surrogate_is_malformed(registered: SsfTransmitter, mdm: LoopbackTransmitter,
+                                                  session_factory: Any, client: HttpClient) -> None:
+    """``"jti": "\\ud800"`` is no text PostgreSQL holds: it was a 500 (the replay key could not
+    encode it); now the SET is malformed, as a jti with a NUL is, and nothing changes."""
+    session_factory("s1")
+    before = state()
+    response = post(client, registered, _sign_escaped(mdm, mdm.claims(AUDIENCE, REVOKED, opaque("s1"), jti="\ud800")))
+    assert response.json() == {"err": "invalid_request", "description": "jti missing or malformed"}
+    assert state() == before
+    assert SecurityEvent.objects.filter(event_type="ssf.set.refused", outcome="denied").count() == 1
+
+
+def test_an_email_subject_with_a_lone_surrogate_names_no_one(registered: SsfTransmitter, mdm: LoopbackTransmitter,
+                                                             session_factory: Any, client: HttpClient) -> None:
+    """An email no column holds matches no user (it was a 500: the lookup could not be sent)."""
+    registered.trust_email = True
+    registered.save()
+    session_factory("s1")
+    sub_id = {"format": "email", "email": "alice\ud800@example.com"}
+    response = post(client, registered, _sign_escaped(mdm, mdm.claims(AUDIENCE, REVOKED, sub_id)))
+    assert response.status_code == 202
+    assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
+    assert ReceivedSet.objects.get().actions == [{"event": REVOKED, "action": "revoke", "matched": False, "changed": []}]
