@@ -24,6 +24,7 @@ from . import request_context, sql
 from .cache import settle_first
 from .client_address import client_address
 from .models import Outcome, SecurityEvent  # Outcome is imported from here by the flows
+from .text import escaped
 
 logger = logging.getLogger("vigil.security")
 operations_logger = logging.getLogger(__name__)
@@ -140,11 +141,12 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe and storable everywhere: no NUL characters, long strings cut."""
+    """JSON-safe and storable everywhere: no NUL character or lone surrogate (``core.text``),
+    long strings cut."""
     if isinstance(value, str):
-        return value.replace("\x00", "\\0")[:2000]
+        return escaped(value)[:2000]
     if isinstance(value, dict):
-        return {str(k).replace("\x00", ""): _clean(v) for k, v in value.items()}
+        return {escaped(str(k).replace("\x00", "")): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     if value is None or isinstance(value, (bool, int, float)):

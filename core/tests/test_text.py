@@ -1,5 +1,6 @@
-"""``core.text.storable_text``: the one rule for an identifier a caller sent before it reaches
-a query (a ``client_id``, a SET's ``jti`` and subject members)."""
+"""``core.text``: ``storable_text``, the one rule for an identifier a caller sent before it
+reaches a query (a ``client_id``, a SET's ``jti`` and subject members), and ``escaped``, the
+same characters written out where text is kept as a record (security events' details)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.text import storable_text
+from core.text import escaped, storable_text
 
 
 @pytest.mark.parametrize("value", ["a", "x" * 100, "client-é", "tab\there", "\U0001f34e"])
@@ -30,3 +31,9 @@ def test_storable_is_exactly_what_utf8_text_without_a_nul_is(value: str) -> None
     PostgreSQL refuses a NUL; anything else of the right length passes."""
     utf8 = value.encode("utf-8", "replace").decode() == value  # each lone surrogate became "?"
     assert storable_text(value, 10) == (0 < len(value) <= 10 and "\x00" not in value and utf8)
+
+
+@pytest.mark.parametrize(("text", "written"), [("plain", "plain"), ("a\x00b", "a\\0b"), ("t\ud800", "t\\ud800"),
+                                               ("\udfff\x00", "\\udfff\\0"), ("é\U0001f34e", "é\U0001f34e")])
+def test_escaped_writes_out_what_no_column_holds(text: str, written: str) -> None:
+    assert escaped(text) == written and storable_text(escaped(text), 100)

@@ -525,3 +525,14 @@ def test_an_email_subject_with_a_lone_surrogate_names_no_one(registered: SsfTran
     assert response.status_code == 202
     assert DeviceSession.objects.get().status == SessionStatus.ACTIVE
     assert ReceivedSet.objects.get().actions == [{"event": REVOKED, "action": "revoke", "matched": False, "changed": []}]
+
+
+def test_a_txn_with_a_lone_surrogate_is_recorded_escaped(registered: SsfTransmitter, mdm: LoopbackTransmitter,
+                                                         session_factory: Any, client: HttpClient) -> None:
+    """The ``txn`` is only recorded (the events' ``ssf_txn``): the SET is applied and the
+    surrogate written out, where it was a 500 (jsonb refused the events' details)."""
+    session_factory("s1")
+    token = _sign_escaped(mdm, mdm.claims(AUDIENCE, REVOKED, opaque("s1"), txn="t\ud800"))
+    assert post(client, registered, token).status_code == 202
+    assert DeviceSession.objects.get().status == SessionStatus.REVOKED
+    assert SecurityEvent.objects.get(event_type="session.revoked").details["ssf_txn"] == "t\\ud800"
