@@ -16,11 +16,12 @@ which update the rows in bulk.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import pluralize
 from django_celery_beat.admin import (
@@ -91,6 +92,17 @@ def _tasks_using(obj: Model) -> dict[str, list[str]]:
     return {"tasks": names} if names else {}
 
 
+def _switch_recorded(request: HttpRequest, queryset: QuerySet[PeriodicTask], switching: Q,
+                     action: Callable[[HttpRequest, QuerySet[PeriodicTask]], None]) -> None:
+    """Upstream's enable, disable or toggle ``action``, with each task it switches on record:
+    the selected tasks matching ``switching``, read before, each ``enabled`` or ``disabled``
+    by the state it leaves."""
+    switched = list(queryset.filter(switching))
+    action(request, queryset)
+    for task in switched:
+        _note(request, task, Change.DISABLED if task.enabled else Change.ENABLED)
+
+
 for _model in (PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule):
     admin.site.unregister(_model)
 
@@ -99,24 +111,15 @@ for _model in (PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, C
 class ChangeOnlyPeriodicTaskAdmin(RecordedChanges, PeriodicTaskAdmin):
     @admin.action(description=PeriodicTaskAdmin.enable_tasks.short_description, permissions=["change"])
     def enable_tasks(self, request: HttpRequest, queryset: Any) -> None:
-        changed = list(queryset.filter(enabled=False))
-        super().enable_tasks(request, queryset)
-        for task in changed:
-            _note(request, task, Change.ENABLED)
+        _switch_recorded(request, queryset, Q(enabled=False), super().enable_tasks)
 
     @admin.action(description=PeriodicTaskAdmin.disable_tasks.short_description, permissions=["change"])
     def disable_tasks(self, request: HttpRequest, queryset: Any) -> None:
-        changed = list(queryset.filter(enabled=True))
-        super().disable_tasks(request, queryset)
-        for task in changed:
-            _note(request, task, Change.DISABLED)
+        _switch_recorded(request, queryset, Q(enabled=True), super().disable_tasks)
 
     @admin.action(description=PeriodicTaskAdmin.toggle_tasks.short_description, permissions=["change"])
     def toggle_tasks(self, request: HttpRequest, queryset: Any) -> None:
-        before = list(queryset)
-        super().toggle_tasks(request, queryset)
-        for task in before:
-            _note(request, task, Change.DISABLED if task.enabled else Change.ENABLED)
+        _switch_recorded(request, queryset, Q(), super().toggle_tasks)
 
     @admin.action(description=PeriodicTaskAdmin.run_tasks.short_description, permissions=["change"])
     def run_tasks(self, request: HttpRequest, queryset: Any) -> None:

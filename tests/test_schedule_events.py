@@ -52,6 +52,20 @@ def test_disabling_and_enabling_a_task_are_on_record(admin_client: Any, admin_us
     ]
 
 
+def test_toggling_and_enabling_record_each_task_they_switch(admin_client: Any, task: PeriodicTask) -> None:
+    """Toggling a mixed selection records each task by the state it leaves; enabling records
+    only the tasks that were off."""
+    off = PeriodicTask.objects.create(name="purge-test", task="idp.purge_expired", interval=task.interval,
+                                      enabled=False)
+    both = {ACTION_CHECKBOX_NAME: [str(task.pk), str(off.pk)]}
+    admin_client.post(reverse(TASKS), {**both, "action": "toggle_tasks"})
+    assert sorted((e["name"].split(":")[0], e["change"]) for e in _events()) == [
+        ("purge-test", "enabled"), (task.name, "disabled")]
+    admin_client.post(reverse(TASKS), {**both, "action": "enable_tasks"})
+    assert [(e["name"].split(":")[0], e["change"]) for e in _events()[2:]] == [(task.name, "enabled")]
+    assert set(PeriodicTask.objects.values_list("enabled", flat=True)) == {True}
+
+
 def _inline_management(client: HttpClient, url: str) -> dict[str, Any]:
     """The change page's inline formsets (the tasks using the schedule), as the page posts them."""
     data: dict[str, Any] = {}
