@@ -5,7 +5,8 @@ A cookie named ``__Secure-...`` is accepted only with ``Secure`` from a secure o
 a sibling subdomain, or an answer over plain http, cannot set it: no cookie tossing or
 session fixation from ``evil.example.com`` into ``id.example.com``. Every cookie Vigil
 sets is host-only with ``Path=/``, and ``Secure`` under an https issuer, where its default
-name takes ``__Host-`` (``VIGIL_COOKIE_NAME_PREFIX``, ``vigil/settings.py``).
+name takes ``__Host-`` (``VIGIL_COOKIE_NAME_PREFIX``, ``vigil/settings.py``; the names'
+rule is ``core.cookie_names``, which the settings module can import).
 
 Browsers drop a prefixed cookie whose attributes break its prefix's rules, silently: the
 system checks ``vigil.E030`` and ``vigil.E031`` (``idp/checks.py``) refuse such a name at
@@ -15,17 +16,11 @@ start instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from django.conf import settings
 from django.core.checks import Error
 
-
-class Prefix(StrEnum):
-    """Name prefixes with rules (matched without regard to case, as browsers do)."""
-
-    HOST = "__Host-"
-    SECURE = "__Secure-"
+from .cookie_names import Prefix, prefixed
 
 
 @dataclass(frozen=True)
@@ -42,7 +37,7 @@ class Cookie:
 
 def default_name(name: str) -> str:
     """``name`` with this deployment's default prefix: ``__Host-`` under an https issuer."""
-    return f"{getattr(settings, 'VIGIL_COOKIE_NAME_PREFIX', '')}{name}"
+    return prefixed(name, getattr(settings, "VIGIL_COOKIE_NAME_PREFIX", ""))
 
 
 def prefix_of(name: str) -> Prefix | None:

@@ -15,6 +15,8 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from core.cookie_names import default_prefix, prefixed
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VIGIL_VAR_DIR", BASE_DIR / "var"))
 
@@ -209,19 +211,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Cookie names (core/cookies.py, docs/operations.md "Cookies"): every cookie Vigil sets is
-# host-only with Path=/, and Secure under an https issuer; there its default name carries the
+# Cookie names (core/cookie_names.py, core/cookies.py, docs/operations.md "Cookies"): every
+# cookie Vigil sets is host-only with Path=/, and Secure under an https issuer; there its default name carries the
 # __Host- prefix (RFC 6265bis §4.1.3.2), which browsers accept only from this host over https,
 # so a sibling subdomain or a plain-http answer cannot plant one. Under an http issuer
 # (development) the names stay bare: browsers refuse a __Host- cookie that is not Secure.
 # Each VIGIL_*_COOKIE_NAME (and ACCOUNTS_KNOWN_DEVICE_COOKIE) sets a name as given; system
 # checks vigil.E030/E031 refuse a prefix the cookie's attributes would make browsers drop.
 _https = IDP_ISSUER.startswith("https://")
-VIGIL_COOKIE_NAME_PREFIX = "__Host-" if _https else ""  # follows the issuer; not read from the environment
+VIGIL_COOKIE_NAME_PREFIX = default_prefix(_https)  # follows the issuer; not read from the environment
 
 
 def _cookie_name(variable: str, name: str) -> str:
-    return os.environ.get(variable) or f"{VIGIL_COOKIE_NAME_PREFIX}{name}"
+    return os.environ.get(variable) or prefixed(name, VIGIL_COOKIE_NAME_PREFIX)
 
 
 LANGUAGE_CODE = "en"
