@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings as django_settings
 
 from core.conf import SettingsReader
+from core.rates import Rate
 
 CERTS_DIR = Path(__file__).resolve().parent / "certs"
 
@@ -25,6 +26,7 @@ _reader = SettingsReader("ATTESTATION_")
 _get = _reader.get
 _int = _reader.int
 _bool = _reader.bool
+_rate = _reader.rate
 _list = functools.partial(_reader.list, commas_only=True)  # paths may contain spaces
 
 
@@ -41,9 +43,10 @@ class AppSettings:
         return _int("CHALLENGE_BYTES", 32)
 
     @property
-    def CHALLENGE_RATE(self) -> str:
-        """Per-IP rate of the challenge endpoint, DRF syntax. Default ``120/min``."""
-        return str(_get("CHALLENGE_RATE", "120/min"))
+    def CHALLENGE_RATE(self) -> Rate:
+        """Per-IP rate of the challenge endpoint, DRF syntax. Default ``120/min``; one that
+        cannot be read is system check ``attestation.E004``."""
+        return _rate("CHALLENGE_RATE", "120/min")
 
     @property
     def ALLOW_TEST_ROOTS(self) -> bool:

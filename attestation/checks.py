@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
-from core import rates
+from core.conf import unreadable
 
 from .app_settings import app_settings
 
@@ -62,10 +62,6 @@ def check_devicecheck_hosts(app_configs: Any = None, **kwargs: Any) -> list[Erro
 @register(Tags.security)
 def check_challenge_rate(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """``attestation.E004``: a challenge rate that cannot be read would refuse every challenge
-    (the same syntax as the OAuth endpoints' rates, ``core.rates.parse``)."""
-    try:
-        rates.parse(app_settings.CHALLENGE_RATE)
-    except ValueError as error:
-        return [Error(f"ATTESTATION_CHALLENGE_RATE: {error}.", hint="e.g. ATTESTATION_CHALLENGE_RATE=120/min",
-                      id="attestation.E004")]
-    return []
+    (the same syntax as the OAuth endpoints' rates, ``core.conf.SettingsReader.rate``)."""
+    return [Error(f"{error}.", hint="e.g. ATTESTATION_CHALLENGE_RATE=120/min", id="attestation.E004")
+            for error in unreadable(lambda: app_settings.CHALLENGE_RATE)]

@@ -10,13 +10,14 @@ from __future__ import annotations
 from django.conf import settings
 
 from core.conf import SettingsReader
-from core.rates import Rate, parse
+from core.rates import Rate
 
 _reader = SettingsReader("IDP_")
 _get = _reader.get
 _int = _reader.int
 _bool = _reader.bool
 _list = _reader.list
+_rate = _reader.rate
 
 
 class AppSettings:
@@ -74,27 +75,27 @@ class AppSettings:
         """Device authorizations (RFC 8628 §3.1) one public client may start from one address.
         Default ``30/min``: a TV or command-line tool starts one per sign-in, and a whole office
         behind one NAT rarely starts thirty in a minute."""
-        return parse(_get("DEVICE_AUTHORIZATION_RATE", "30/min"))
+        return _rate("DEVICE_AUTHORIZATION_RATE", "30/min")
 
     @property
     def DEVICE_AUTHORIZATION_ADDRESS_RATE(self) -> Rate:
         """Device authorizations one address may start, all public clients together. Default
         ``60/min``: at most 600 pending rows per address over a code's 600 s."""
-        return parse(_get("DEVICE_AUTHORIZATION_ADDRESS_RATE", "60/min"))
+        return _rate("DEVICE_AUTHORIZATION_ADDRESS_RATE", "60/min")
 
     @property
     def PAR_RATE(self) -> Rate:
         """Pushed authorization requests (RFC 9126 §2) one public client may make from one
         address. Default ``60/min``: an app pushes one per sign-in, and a mobile carrier's NAT
         address is shared by many of its users."""
-        return parse(_get("PAR_RATE", "60/min"))
+        return _rate("PAR_RATE", "60/min")
 
     @property
     def PAR_ADDRESS_RATE(self) -> Rate:
         """Pushed authorization requests one address may make, all public clients together.
         Default ``120/min``, the attestation challenge's per-address rate: each address adds at
         most 120 waiting requests (of at most 16384 characters) a minute to the shared cache."""
-        return parse(_get("PAR_ADDRESS_RATE", "120/min"))
+        return _rate("PAR_ADDRESS_RATE", "120/min")
 
     @property
     def SIGNING_ALG(self) -> str:

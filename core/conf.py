@@ -9,11 +9,31 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 
+from .rates import Rate, parse
+
 TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+class SettingError(ValueError):
+    """A setting that cannot be read; its message starts with the setting's full name
+    (``IDP_PAR_RATE: ...``), which a system check shows as it is."""
+
+
+def unreadable(*reads: Callable[[], object]) -> list[SettingError]:
+    """The errors of the ``reads`` (settings properties, read as a callable) that cannot be
+    read, in order: what a system check reports."""
+    errors: list[SettingError] = []
+    for read in reads:
+        try:
+            read()
+        except SettingError as error:
+            errors.append(error)
+    return errors
 
 
 class SettingsReader:
@@ -22,6 +42,14 @@ class SettingsReader:
 
     def get(self, name: str, default: Any) -> Any:
         return getattr(settings, f"{self.prefix}{name}", default)
+
+    def rate(self, name: str, default: str) -> Rate:
+        """A request rate in DRF's syntax (``core.rates.parse``); ``SettingError`` naming the
+        setting when it cannot be read (system checks ``vigil.E040``, ``attestation.E004``)."""
+        try:
+            return parse(self.get(name, default))
+        except ValueError as error:
+            raise SettingError(f"{self.prefix}{name}: {error}") from None
 
     def int(self, name: str, default: int) -> int:
         return int(self.get(name, default))

@@ -11,6 +11,7 @@ from accounts import known_devices
 from core import cookies
 from core.app_settings import app_settings
 from core.client_address import parse_hops, parse_networks, trusted_proxy_entries
+from core.conf import unreadable
 
 from .flows import request_rates
 from .flows.authorize_request import browser_cookie
@@ -97,10 +98,5 @@ def check_cookie_names(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 @register(Tags.security)
 def check_request_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """``vigil.E040``: a rate that cannot be read would refuse every request it counts (a 500)."""
-    problems: list[Error] = []
-    for name, rate in request_rates.RATES.values():
-        try:
-            rate()
-        except ValueError as error:
-            problems.append(Error(f"{name}: {error}.", hint="e.g. IDP_PAR_RATE=60/min", id="vigil.E040"))
-    return problems
+    return [Error(f"{error}.", hint="e.g. IDP_PAR_RATE=60/min", id="vigil.E040")
+            for error in unreadable(*request_rates.RATES.values())]

@@ -44,7 +44,7 @@ class ChallengeThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         key = f"vigil:challenge-rate:{source_key(client_ip(request._request))}"
-        self.retry_after = rates.exceeded(key, rates.parse(app_settings.CHALLENGE_RATE), timezone.now())
+        self.retry_after = rates.exceeded(key, app_settings.CHALLENGE_RATE, timezone.now())
         return self.retry_after is None
 
     def wait(self) -> float | None:

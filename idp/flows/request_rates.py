@@ -89,15 +89,13 @@ class Bucket(StrEnum):
     ADDRESS = "address"
 
 
-#: Each bucket's rate at each endpoint, read when counted, with the setting it comes from
-#: (system check ``vigil.E040`` reads every one and names the setting that cannot be read).
-RATES: dict[tuple[Endpoint, Bucket], tuple[str, Callable[[], rates.Rate]]] = {
-    (Endpoint.PAR, Bucket.CLIENT_ADDRESS): ("IDP_PAR_RATE", lambda: app_settings.PAR_RATE),
-    (Endpoint.PAR, Bucket.ADDRESS): ("IDP_PAR_ADDRESS_RATE", lambda: app_settings.PAR_ADDRESS_RATE),
-    (Endpoint.DEVICE_AUTHORIZATION, Bucket.CLIENT_ADDRESS):
-        ("IDP_DEVICE_AUTHORIZATION_RATE", lambda: app_settings.DEVICE_AUTHORIZATION_RATE),
-    (Endpoint.DEVICE_AUTHORIZATION, Bucket.ADDRESS):
-        ("IDP_DEVICE_AUTHORIZATION_ADDRESS_RATE", lambda: app_settings.DEVICE_AUTHORIZATION_ADDRESS_RATE),
+#: Each bucket's rate at each endpoint, read when counted. System check ``vigil.E040`` reads
+#: every one; a rate that cannot be read is a ``SettingError`` naming its setting (``core.conf``).
+RATES: dict[tuple[Endpoint, Bucket], Callable[[], rates.Rate]] = {
+    (Endpoint.PAR, Bucket.CLIENT_ADDRESS): lambda: app_settings.PAR_RATE,
+    (Endpoint.PAR, Bucket.ADDRESS): lambda: app_settings.PAR_ADDRESS_RATE,
+    (Endpoint.DEVICE_AUTHORIZATION, Bucket.CLIENT_ADDRESS): lambda: app_settings.DEVICE_AUTHORIZATION_RATE,
+    (Endpoint.DEVICE_AUTHORIZATION, Bucket.ADDRESS): lambda: app_settings.DEVICE_AUTHORIZATION_ADDRESS_RATE,
 }
 
 
@@ -116,7 +114,7 @@ def admit(endpoint: Endpoint, client: Client, request: HttpRequest, now: datetim
     address = source_key(client_ip(request))
     counted: list[tuple[str, rates.Rate]] = []
     for bucket, parts in ((Bucket.CLIENT_ADDRESS, (client.client_id, address)), (Bucket.ADDRESS, (address,))):
-        key, rate = _key(endpoint, bucket, *parts), RATES[endpoint, bucket][1]()
+        key, rate = _key(endpoint, bucket, *parts), RATES[endpoint, bucket]()
         wait = rates.exceeded(key, rate, moment)
         if wait is not None:
             for done in counted:  # refused here: the request spends no bucket before this one
