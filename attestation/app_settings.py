@@ -177,6 +177,16 @@ class AppSettings:
         return max(1, _int("PLAY_INTEGRITY_RETRY_AFTER", 30))
 
     @property
+    def PLAY_INTEGRITY_DECODED_WITHIN(self) -> int:
+        """Seconds a genuine decode (a verdict that passed, naming only registered signing
+        certificates) shows the credentials work for its package. Google answers 403 "not
+        authorized to decode" both to another app's token (the device's choice) and to every token
+        when the service account is of the wrong Cloud project: it is ``integrity_token_invalid``
+        (counted) while this process decoded a genuine token of the package within this many
+        seconds, else ``integrity_api_unavailable`` (503, logged with the fix). Default 600."""
+        return max(1, _int("PLAY_INTEGRITY_DECODED_WITHIN", 600))
+
+    @property
     def PLAY_INTEGRITY_TOKEN_URI(self) -> str:
         """OAuth 2.0 token endpoint for the service-account JWT grant (RFC 7523). Default:
         the credentials file's ``token_uri``, else https://oauth2.googleapis.com/token."""

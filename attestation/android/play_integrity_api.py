@@ -9,14 +9,23 @@ The bearer comes from the service-account JWT grant (RFC 7523, Google's "Using O
 token_uri, iat, exp}`` posted to the token URI as
 ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``.
 
-Network and quota failures are ``integrity_api_unavailable``; Google refusing the token
-itself (HTTP 400) is ``integrity_token_invalid``.
+Which refusals are the device's (``integrity_token_invalid``, counted) and which are outages
+(``integrity_api_unavailable``: 503, counted in no streak) is read from Google's error body
+(``google_errors``, with the sources). One answer is both: 403 "not authorized to decode" is
+what a device gets for another app's token, and what every token gets when our service account
+is of another Cloud project. It is the device's while this process has decoded a genuine token
+of the same package (its verdict passed, signed with a registered certificate) with the same
+credentials within ``ATTESTATION_PLAY_INTEGRITY_DECODED_WITHIN`` seconds: our configuration then
+demonstrably works, and a device can neither make that so nor undo it. Otherwise it is an
+outage, logged with what to fix: a misconfiguration never logs out every Android user, and a
+device chooses an outage only where no genuine token decoded lately.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +38,7 @@ from joserfc.jwk import RSAKey
 
 from ..app_settings import app_settings
 from ..errors import AttestationError, Reason
+from .google_errors import Fault, GoogleError, classify
 from .play_integrity import IntegrityPolicy, IntegrityVerdict, check_verdict
 
 SCOPE = "https://www.googleapis.com/auth/playintegrity"
@@ -36,9 +46,20 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 ASSERTION_LIFETIME = 3600
 REFRESH_MARGIN = dt.timedelta(seconds=60)
+DECODED_WITHIN = dt.timedelta(seconds=600)
 
+logger = logging.getLogger("vigil.play_integrity")
 _token_cache: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
-_token_lock = threading.Lock()
+_lock = threading.Lock()
+#: (API base URL, service account, package name) -> when this process last decoded a token for it.
+_decoded_at: dict[tuple[str, str, str], dt.datetime] = {}
+#: How each refusal is answered once its fault is decided.
+_REASONS = {
+    Fault.TOKEN: Reason.INTEGRITY_TOKEN_INVALID,
+    Fault.CONFIGURATION: Reason.INTEGRITY_API_UNAVAILABLE,
+    Fault.GOOGLE: Reason.INTEGRITY_API_UNAVAILABLE,
+}
+_LOG_LEVELS = {Fault.CONFIGURATION: logging.ERROR, Fault.GOOGLE: logging.WARNING}
 
 
 @dataclass(frozen=True)
@@ -94,19 +115,30 @@ class PlayIntegrityClient:
     """``decode(package_name, token, now)`` -> the ``tokenPayloadExternal`` verdict."""
 
     def __init__(
-        self, account: ServiceAccount, base_url: str, timeout: float = 10.0, session: requests.Session | None = None
+        self,
+        account: ServiceAccount,
+        base_url: str,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        decoded_within: dt.timedelta = DECODED_WITHIN,
     ):
         self.account = account
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.decoded_within = decoded_within
 
     @classmethod
     def from_settings(cls) -> PlayIntegrityClient:
         account = ServiceAccount.from_setting(
             app_settings.PLAY_INTEGRITY_CREDENTIALS, app_settings.PLAY_INTEGRITY_TOKEN_URI
         )
-        return cls(account, app_settings.PLAY_INTEGRITY_API_BASE_URL, app_settings.ANDROID_HTTP_TIMEOUT)
+        return cls(
+            account,
+            app_settings.PLAY_INTEGRITY_API_BASE_URL,
+            app_settings.ANDROID_HTTP_TIMEOUT,
+            decoded_within=dt.timedelta(seconds=app_settings.PLAY_INTEGRITY_DECODED_WITHIN),
+        )
 
     def _post(self, url: str, **kwargs: Any) -> requests.Response:
         try:
@@ -117,7 +149,7 @@ class PlayIntegrityClient:
     def access_token(self, now: dt.datetime) -> str:
         """A cached bearer, exchanged again shortly before it expires."""
         key = (self.account.token_uri, self.account.client_email)
-        with _token_lock:
+        with _lock:
             cached = _token_cache.get(key)
         if cached and cached[1] - REFRESH_MARGIN > now:
             return cached[0]
@@ -128,7 +160,7 @@ class PlayIntegrityClient:
         if response.status_code != 200 or not isinstance(token, str):
             raise AttestationError(Reason.INTEGRITY_API_UNAVAILABLE, f"token exchange failed ({response.status_code})")
         expires = now + dt.timedelta(seconds=int(body.get("expires_in", 3600)))
-        with _token_lock:
+        with _lock:
             _token_cache[key] = (token, expires)
         return token
 
@@ -136,19 +168,62 @@ class PlayIntegrityClient:
         url = f"{self.base_url}/v1/{quote(package_name, safe='')}:decodeIntegrityToken"
         headers = {"Authorization": f"Bearer {self.access_token(now)}"}
         response = self._post(url, json={"integrity_token": integrity_token}, headers=headers)
+        if response.status_code == 200:
+            return _verdict(_json(response))
         if response.status_code == 401:
-            with _token_lock:
+            with _lock:
                 _token_cache.pop((self.account.token_uri, self.account.client_email), None)
-        if response.status_code == 400:
-            raise AttestationError(Reason.INTEGRITY_TOKEN_INVALID, "Google refused the integrity token")
-        if response.status_code != 200:
-            raise AttestationError(
-                Reason.INTEGRITY_API_UNAVAILABLE, f"decodeIntegrityToken HTTP {response.status_code}"
-            )
-        verdict = _json(response).get("tokenPayloadExternal")
-        if not isinstance(verdict, dict):
-            raise AttestationError(Reason.INTEGRITY_API_UNAVAILABLE, "decodeIntegrityToken returned no verdict")
-        return verdict
+        raise self._refusal(classify(response.status_code, _json(response)), package_name, now)
+
+    def _decoding(self, package_name: str) -> tuple[str, str, str]:
+        return (self.base_url, self.account.client_email, package_name)
+
+    def decoded_genuine(self, package_name: str, now: dt.datetime) -> None:
+        """A token of our app (its verdict passed, naming only registered signing certificates)
+        decoded with these credentials: they work for ``package_name``. Only a build signed with
+        the app's key can get here, so no device makes refusals count by sending a token that a
+        wrongly configured service account happens to decode."""
+        with _lock:
+            _decoded_at[self._decoding(package_name)] = now
+
+    def decodes(self, package_name: str, now: dt.datetime) -> bool:
+        """Whether this process decoded a genuine token of ``package_name`` with these
+        credentials within ``decoded_within`` of ``now``: our configuration works for it."""
+        with _lock:
+            last = _decoded_at.get(self._decoding(package_name))
+        return last is not None and now - last <= self.decoded_within
+
+    def _refusal(self, error: GoogleError, package_name: str, now: dt.datetime) -> AttestationError:
+        fault, cause = self._decide(error, package_name, now)
+        if fault in _LOG_LEVELS:
+            _log(fault, error, cause, package_name, self.account.client_email)
+        return AttestationError(_REASONS[fault], f"decodeIntegrityToken refused: {cause}")
+
+    def _decide(self, error: GoogleError, package_name: str, now: dt.datetime) -> tuple[Fault, str]:
+        """A refusal the token or our credentials may cause is the token's while ours work."""
+        if error.fault is not Fault.TOKEN_OR_CONFIGURATION:
+            return error.fault, error.cause
+        if self.decodes(package_name, now):
+            return Fault.TOKEN, f"{error.cause}, while these credentials decode genuine tokens of this package"
+        window = int(self.decoded_within.total_seconds())
+        return Fault.CONFIGURATION, f"{error.cause}, and no genuine token of this package decoded in {window} s"
+
+
+def _log(fault: Fault, error: GoogleError, cause: str, package_name: str, account: str) -> None:
+    """What an operator reads: what failed, what to fix, and what devices get meanwhile."""
+    logger.log(
+        _LOG_LEVELS[fault],
+        "Play Integrity: Google refused to decode a token of %s for service account %s (%s): %s. Google said: %r. "
+        "Standard integrity tokens are answered 503 integrity_api_unavailable (counted against no device) meanwhile.",
+        package_name, account, cause, error.fix or "on Google's side; it passes", error.message,
+    )
+
+
+def _verdict(body: dict[str, Any]) -> dict[str, Any]:
+    verdict = body.get("tokenPayloadExternal")
+    if not isinstance(verdict, dict):
+        raise AttestationError(Reason.INTEGRITY_API_UNAVAILABLE, "decodeIntegrityToken returned no verdict")
+    return verdict
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
@@ -159,9 +234,11 @@ def _json(response: requests.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def clear_token_cache() -> None:
-    with _token_lock:
+def clear_caches() -> None:
+    """Forget the cached bearers and the decodes seen (tests; a fresh process)."""
+    with _lock:
         _token_cache.clear()
+        _decoded_at.clear()
 
 
 def verify_standard_token(
@@ -175,5 +252,14 @@ def verify_standard_token(
     """Decode a standard-request token through Google and check it against ``expected_request_hash``."""
     if not isinstance(token, str) or not token.strip() or len(token) > 64 * 1024:
         raise AttestationError(Reason.MALFORMED_TOKEN, "empty or oversized integrity token")
-    verdict = (client or PlayIntegrityClient.from_settings()).decode(policy.package_name, token.strip(), now)
-    return check_verdict(verdict, policy=policy, expected=expected_request_hash, kind="request_hash", now=now)
+    client = client or PlayIntegrityClient.from_settings()
+    verdict = client.decode(policy.package_name, token.strip(), now)
+    result = check_verdict(verdict, policy=policy, expected=expected_request_hash, kind="request_hash", now=now)
+    if policy.signing_cert_digests and _names_certificates(result.raw):  # each one matched a registered digest
+        client.decoded_genuine(policy.package_name, now)
+    return result
+
+
+def _names_certificates(verdict: dict[str, Any]) -> bool:
+    app = verdict.get("appIntegrity")
+    return isinstance(app, dict) and bool(app.get("certificateSha256Digest"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from attestation.android.play_integrity_api import clear_token_cache
+from attestation.android.play_integrity_api import clear_caches
 
 from . import google_pki
 from .devicecheck_standin import DeviceCheckStandIn, new_team_key_pem
@@ -26,12 +26,12 @@ def allow_test_roots(settings: Any) -> None:
 @pytest.fixture
 def google(settings: Any) -> Iterator[google_pki.GoogleStandIn]:
     """Google's token URI and ``decodeIntegrityToken`` API, played on 127.0.0.1."""
-    clear_token_cache()
+    clear_caches()
     with google_pki.GoogleStandIn() as stand_in:
         settings.ATTESTATION_PLAY_INTEGRITY_CREDENTIALS = json.dumps(stand_in.credentials())
         settings.ATTESTATION_PLAY_INTEGRITY_API_BASE_URL = stand_in.url
         yield stand_in
-    clear_token_cache()
+    clear_caches()
 
 
 @pytest.fixture

@@ -329,6 +329,6 @@ def encrypt_verdict(
 
 
 # The local stand-in of Google's HTTP APIs lives in ``google_standin``; re-exported here.
-from .google_standin import GoogleStandIn  # noqa: E402
+from .google_standin import DecodeError, GoogleStandIn  # noqa: E402
 
-__all__ = ["GoogleStandIn"]
+__all__ = ["DecodeError", "GoogleStandIn"]

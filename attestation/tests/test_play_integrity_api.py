@@ -16,7 +16,7 @@ from attestation.android.play_integrity_api import (
     SCOPE,
     PlayIntegrityClient,
     ServiceAccount,
-    clear_token_cache,
+    clear_caches,
     verify_standard_token,
 )
 from attestation.errors import AttestationError, Reason
@@ -32,10 +32,10 @@ VECTORS = Path(__file__).parent / "vectors" / "playintegrity"
 
 @pytest.fixture
 def google() -> Iterator[g.GoogleStandIn]:
-    clear_token_cache()
+    clear_caches()
     with g.GoogleStandIn() as stand_in:
         yield stand_in
-    clear_token_cache()
+    clear_caches()
 
 
 @pytest.fixture
