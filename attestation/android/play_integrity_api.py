@@ -156,10 +156,11 @@ class PlayIntegrityClient:
         form = {"grant_type": JWT_BEARER, "assertion": self.account.assertion(now)}
         response = self._post(self.account.token_uri, data=form)
         body = _json(response)
-        token = body.get("access_token")
-        if response.status_code != 200 or not isinstance(token, str):
+        token, lifetime = body.get("access_token"), body.get("expires_in", 3600)
+        if response.status_code != 200 or not isinstance(token, str) or not _seconds(lifetime):
+            _log_exchange_refused(response.status_code, body, self.account)
             raise AttestationError(Reason.INTEGRITY_API_UNAVAILABLE, f"token exchange failed ({response.status_code})")
-        expires = now + dt.timedelta(seconds=int(body.get("expires_in", 3600)))
+        expires = now + dt.timedelta(seconds=int(lifetime))
         with _lock:
             _token_cache[key] = (token, expires)
         return token
@@ -216,6 +217,23 @@ def _log(fault: Fault, error: GoogleError, cause: str, package_name: str, accoun
         "Play Integrity: Google refused to decode a token of %s for service account %s (%s): %s. Google said: %r. "
         "Standard integrity tokens are answered 503 integrity_api_unavailable (counted against no device) meanwhile.",
         package_name, account, cause, error.fix or "on Google's side; it passes", error.message,
+    )
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _log_exchange_refused(status: int, body: dict[str, Any], account: ServiceAccount) -> None:
+    """RFC 6749 §5.2's error of the JWT-bearer grant (RFC 7523 §3.1: ``invalid_grant`` for an
+    assertion Google does not accept, e.g. a deleted or disabled key), for an operator."""
+    logger.error(
+        "Play Integrity: %s refused the service account %s (key %s) a bearer: HTTP %s %s %r. Check that the key "
+        "of ATTESTATION_PLAY_INTEGRITY_CREDENTIALS still exists and is enabled (IAM > Service accounts > Keys) "
+        "and that this host's clock is right. Standard integrity tokens are answered 503 integrity_api_unavailable "
+        "(counted against no device) meanwhile.",
+        account.token_uri, account.client_email, account.private_key_id or "-", status,
+        body.get("error", "no error code"), body.get("error_description", ""),
     )
 
 

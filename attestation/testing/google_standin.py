@@ -118,6 +118,7 @@ class GoogleStandIn:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.fail_with: int | DecodeError | None = None  # every call answers it (Google down)
         self.decode_fails_with: DecodeError | None = None  # every decode answers it (our configuration)
+        self.bearer_lifetime: Any = 3599  # the token endpoint's expires_in (a broken value: a test)
         self.raw_status_body: bytes | None = None  # served verbatim for the status list (a broken download)
         self.access_tokens: set[str] = set()
         self._server: Any = None
@@ -212,12 +213,12 @@ class GoogleStandIn:
                 algorithms=["RS256"],
             ).claims
         except Exception:  # noqa: BLE001 - any bad assertion is invalid_grant, like Google
-            return 400, {"error": "invalid_grant"}
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
         if claims.get("aud") != f"{self.url}/token" or "playintegrity" not in str(claims.get("scope")):
             return 400, {"error": "invalid_grant"}
         token = "ya29.test-" + hashlib.sha256(json.dumps(claims).encode()).hexdigest()[:24]
         self.access_tokens.add(token)
-        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+        return 200, {"access_token": token, "expires_in": self.bearer_lifetime, "token_type": "Bearer"}
 
 
 def _handler_for(stand_in: GoogleStandIn) -> Any:

@@ -129,13 +129,29 @@ def test_unreachable_api_is_unavailable(google: g.GoogleStandIn) -> None:
     assert info.value.reason == Reason.INTEGRITY_API_UNAVAILABLE
 
 
-def test_rejected_service_account_is_unavailable(google: g.GoogleStandIn) -> None:
-    """A key Google does not know (invalid_grant) is our configuration problem, not the device's."""
+def test_rejected_service_account_is_unavailable(google: g.GoogleStandIn, caplog: Any) -> None:
+    """A key Google does not know (invalid_grant) is our configuration problem, not the device's,
+    and the log tells an operator which key and what to check."""
     account = ServiceAccount.from_json(google.credentials())
     account = ServiceAccount(account.client_email, _other_key_pem(), account.private_key_id, account.token_uri)
-    with pytest.raises(AttestationError) as info:
+    with caplog.at_level("ERROR", logger="vigil.play_integrity"), pytest.raises(AttestationError) as info:
         PlayIntegrityClient(account, google.url).decode(g.TEST_PACKAGE, "t", NOW)
     assert info.value.reason == Reason.INTEGRITY_API_UNAVAILABLE
+    [line] = caplog.records
+    assert line.levelname == "ERROR" and account.client_email in line.getMessage()
+    assert "invalid_grant" in line.getMessage() and "still exists and is enabled" in line.getMessage()
+    assert [path for _, path, _ in google.requests] == ["/token"]  # no decode without a bearer
+
+
+@pytest.mark.parametrize("lifetime", ["soon", None, -5, True, 1.5])
+def test_a_bearer_with_a_broken_lifetime_is_an_outage_not_a_500(
+    lifetime: Any, google: g.GoogleStandIn, client: PlayIntegrityClient, caplog: Any
+) -> None:
+    google.bearer_lifetime = lifetime
+    with caplog.at_level("ERROR", logger="vigil.play_integrity"), pytest.raises(AttestationError) as info:
+        client.decode(g.TEST_PACKAGE, record(google), NOW)
+    assert info.value.reason == Reason.INTEGRITY_API_UNAVAILABLE
+    assert len(caplog.records) == 1
 
 
 def _other_key_pem() -> str:
