@@ -22,6 +22,7 @@ from .oauth.client_auth import ASSERTION_ALGS
 from .oauth.grants.device_code import DEVICE_CODE
 from .oauth.grants.token_exchange import TOKEN_EXCHANGE
 from .oauth.request_object import REQUEST_OBJECT_ALGS
+from .oauth.resources import userinfo_endpoint
 
 
 def metadata() -> dict[str, Any]:
@@ -34,7 +35,7 @@ def metadata() -> dict[str, Any]:
         "token_endpoint": f"{issuer}/token",
         "pushed_authorization_request_endpoint": f"{issuer}/par",
         "require_pushed_authorization_requests": app_settings.REQUIRE_PUSHED_AUTHORIZATION_REQUESTS,
-        "userinfo_endpoint": f"{issuer}/userinfo",
+        "userinfo_endpoint": userinfo_endpoint(),  # also its resource identifier (RFC 8707)
         "jwks_uri": f"{issuer}/jwks.json",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",

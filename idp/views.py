@@ -21,12 +21,14 @@ from idp.flows.resource import authorize as authorize_resource
 from idp.oauth.claims import userinfo_claims
 from idp.oauth.errors import OAuthErrorCode
 from idp.oauth.http_headers import NO_STORE
+from idp.oauth.resources import userinfo_endpoint
 from idp.oauth.server import get_server
 
 from . import documents
 from .flows import authorize as authorize_flow
 from .flows import logout as logout_flow
 from .flows import par as par_flow
+from .scopes import StandardScope
 
 
 def _json(payload: dict, status: int = 200) -> JsonResponse:
@@ -152,7 +154,7 @@ def device_authorization(request: HttpRequest) -> HttpResponse:
 @allow_methods("GET", "POST")
 def userinfo(request: HttpRequest) -> HttpResponse:
     try:
-        authorized = authorize_resource(request, required_scope="openid")
+        authorized = authorize_resource(request, resource=userinfo_endpoint(), required_scope=StandardScope.OPENID)
         user = authorized.token.user
         if user is None or not user.is_active:  # a client's token, or a user deactivated since
             scheme = "DPoP" if authorized.claims.get("cnf") else "Bearer"

@@ -20,6 +20,7 @@ from core import metrics
 from core.events import EventType, Outcome
 from core.metrics import NONE, bounded
 from core.models import SecurityEvent
+from idp.flows.resource import Refusal as ResourceRefusal
 from sessions.flows.refresh import Refusal
 
 from . import labels
@@ -29,6 +30,10 @@ REFRESH_GRANT = "refresh_token"
 LOGIN_FACTORS: dict[str, str] = {EventType.LOGIN_PASSWORD: "password", EventType.LOGIN_PASSKEY: "passkey"}
 THROTTLED = "throttled"
 ENDED = frozenset(Ended)
+#: Refusals at our resource endpoints counted under why (their event's ``detail``), not under
+#: the error they answer (``invalid_token``): a token meant for another resource server,
+#: presented to us (RFC 9068 §4), is that server replaying it, worth its own series.
+COUNTED_BY_WHY = frozenset({ResourceRefusal.WRONG_AUDIENCE})
 
 
 def _detail(event: SecurityEvent, name: str) -> object:
@@ -99,6 +104,13 @@ def _by_reason(counter: Counter, key: str) -> Handler:
     return count
 
 
+def _resource_refused(event: SecurityEvent) -> None:
+    """By the error answered (``reason``), except a refusal counted by why (``COUNTED_BY_WHY``)."""
+    why = _detail(event, "detail")
+    reason = why if why in COUNTED_BY_WHY else event.reason
+    metrics.RESOURCE_REFUSALS.labels(bounded("resource.reason", reason)).inc()
+
+
 def _risk_action(event: SecurityEvent) -> None:
     metrics.RISK_ACTIONS.labels(bounded("risk.action", event.reason), bounded("risk.outcome", event.outcome)).inc()
 
@@ -144,7 +156,7 @@ HANDLERS: dict[str, Handler] = {
     EventType.ATTESTATION_DEVICECHECK: _devicecheck,
     EventType.DPOP_REFUSED: _by_reason(metrics.DPOP_REFUSALS, "dpop.reason"),
     EventType.OAUTH_ERROR: _by_reason(metrics.OAUTH_ERRORS, "oauth.error"),
-    EventType.RESOURCE_TOKEN_REFUSED: _by_reason(metrics.RESOURCE_REFUSALS, "resource.reason"),
+    EventType.RESOURCE_TOKEN_REFUSED: _resource_refused,
     EventType.RISK_SIGNAL: _by_reason(metrics.RISK_SIGNALS, "risk.signal"),
     EventType.RISK_ACTION: _risk_action,
     EventType.DEVICE_COMPLIANCE_CHANGED: _device_health,

@@ -274,7 +274,8 @@ def begin(
         authorize_request.resolve(request, oauth_req, client, _checked_redirect_uri(server, oauth_req), moment)
         grant = consent_grant(server, oauth_req)
         params = authorize_params.parse(
-            oauth_req.payload.data, oauth_req.payload.datalist, oauth_req.client, grant.redirect_uri
+            oauth_req.payload.data, oauth_req.payload.datalist, oauth_req.client, grant.redirect_uri,
+            scope=oauth_req.scope or "",
         )
         return _decide(request, oauth_req, grant, params, decision, account, moment)
     except OAuth2Error as error:

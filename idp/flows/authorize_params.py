@@ -21,6 +21,7 @@ from authlib.oidc.core.errors import AccountSelectionRequiredError
 
 from core.acr import ACR_ORDER
 
+from ..oauth import resources
 from ..oauth.errors import InvalidTargetError
 
 if TYPE_CHECKING:
@@ -89,14 +90,18 @@ SINGLE_VALUED = ("prompt", "max_age", "response_mode", "dpop_jkt", "acr_values",
                  "code_challenge_method", "login_hint")
 
 
-def parse(data: dict[str, Any], datalist: dict[str, list[str]], client: Client, redirect_uri: str) -> AuthorizeParams:
+def parse(
+    data: dict[str, Any], datalist: dict[str, list[str]], client: Client, redirect_uri: str, *, scope: str
+) -> AuthorizeParams:
+    """``scope``: the request's, as resolved for the client (Authlib's ``request.scope``)."""
     for name in SINGLE_VALUED:
         if len(datalist.get(name, [])) > 1:
             raise InvalidRequestError(f"'{name}' may appear only once.", redirect_uri=redirect_uri)
     return AuthorizeParams(
         prompt=_prompt(data.get("prompt"), redirect_uri),
         max_age=_max_age(data.get("max_age"), redirect_uri),
-        resources=_resources(datalist.get("resource", []), client, redirect_uri),
+        resources=_resources(datalist.get("resource", []), resources.requestable(client.allowed_audiences, scope),
+                             redirect_uri),
         acr_values=[v for v in str(data.get("acr_values") or "").split() if v in ACR_ORDER],
         dpop_jkt=_dpop_jkt(data.get("dpop_jkt"), redirect_uri),
         response_mode=_response_mode(data.get("response_mode"), redirect_uri),
@@ -138,16 +143,18 @@ def _max_age(raw: Any, redirect_uri: str) -> int | None:
     return int(raw)
 
 
-def _resources(resources: list[str], client: Client, redirect_uri: str) -> list[str]:
-    """RFC 8707 §2: absolute URIs without fragment, each one the client may ask for."""
-    for resource in resources:
+def _resources(requested: list[str], allowed: list[str], redirect_uri: str) -> list[str]:
+    """RFC 8707 §2: absolute URIs without fragment, each one the client may ask for
+    (``idp.oauth.resources.requestable``: its registered ones, and the userinfo endpoint with
+    ``openid``)."""
+    for resource in requested:
         try:
             parts = urlsplit(resource)
         except ValueError:  # an unbalanced IPv6 bracket, a bad port: not a URI
             raise InvalidTargetError(_target_description(resource), redirect_uri=redirect_uri) from None
-        if not parts.scheme or parts.fragment or resource not in client.allowed_audiences:
+        if not parts.scheme or parts.fragment or resource not in allowed:
             raise InvalidTargetError(_target_description(resource), redirect_uri=redirect_uri)
-    return list(resources)
+    return list(requested)
 
 
 def _dpop_jkt(raw: Any, redirect_uri: str) -> str:
@@ -178,7 +185,8 @@ def _response_mode(raw: Any, redirect_uri: str) -> ResponseMode:
     return mode
 
 
-_TARGET_HINT = "ask only for resources registered for it (create_client --audience)."
+_TARGET_HINT = ("ask only for resources registered for it (create_client --audience), or for the "
+                "userinfo_endpoint with scope openid.")
 
 
 def _target_description(resource: str) -> str:

@@ -160,14 +160,22 @@ def _of_client(device_code: Any, client: Client) -> QuerySet[DeviceAuthorization
     return DeviceAuthorization.objects.filter(device_code_hash=token_hash(device_code), client=client)
 
 
-def granted_resources(device_code: str, client: Client) -> list[str] | None:
-    """The resources (RFC 8707) the client's authorization of ``device_code`` was started for,
-    whatever its state; None for an unknown code (the poll answers it). They are fixed at
-    :func:`start`, so they are read without the row's lock, and reading them is no poll: the
-    pace (``last_polled_at``, ``interval``) and the state are untouched."""
+@dataclass(frozen=True)
+class Granted:
+    """What a device authorization was started for: its resources (RFC 8707) and scope."""
+
+    resources: list[str]
+    scope: str
+
+
+def granted_resources(device_code: str, client: Client) -> Granted | None:
+    """The resources (RFC 8707) and scope the client's authorization of ``device_code`` was
+    started for, whatever its state; None for an unknown code (the poll answers it). They are
+    fixed at :func:`start`, so they are read without the row's lock, and reading them is no
+    poll: the pace (``last_polled_at``, ``interval``) and the state are untouched."""
     found = _of_client(device_code, client)
-    resource = found.values_list("resource", flat=True).first() if found is not None else None
-    return None if resource is None else list(resource)
+    row = found.values_list("resource", "scope").first() if found is not None else None
+    return None if row is None else Granted(resources=list(row[0]), scope=row[1])
 
 
 def poll(device_code: str, client: Client, *, now: datetime, issue: Issuer, reissue: Reissuer,

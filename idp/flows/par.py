@@ -105,7 +105,8 @@ def validate(oauth_req: VigilOAuth2Request, client: Client, params: dict[str, li
     oauth_req.payload = ParamsPayload(params)
     fapi.check_pushed(client, oauth_req.payload.data)
     grant = consent_grant(get_server(), oauth_req)
-    authorize_params.parse(oauth_req.payload.data, oauth_req.payload.datalist, client, grant.redirect_uri)
+    authorize_params.parse(oauth_req.payload.data, oauth_req.payload.datalist, client, grant.redirect_uri,
+                           scope=oauth_req.scope or "")
 
 
 def _refused(request: HttpRequest, oauth_req: Any, error: OAuth2Error) -> HttpResponse:

@@ -1,6 +1,6 @@
 """Checking access tokens presented to our own resource endpoints (userinfo) per
-RFC 6750 §2 (Bearer) and RFC 9449 §7 (DPoP). Every refusal is a ``resource.token_refused``
-event."""
+RFC 6750 §2 (Bearer), RFC 9068 §4 (the audience) and RFC 9449 §7 (DPoP). Every refusal is a
+``resource.token_refused`` event."""
 
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ from core.resource_errors import AuthenticationRequired, ResourceError, Resource
 from sessions.dpop import www_authenticate as dpop_challenge
 from sessions.models import AccessToken, SessionStatus
 
+from ..oauth import resources
 from .dpop_resource import check_dpop_binding
 
 
 class Refusal(StrEnum):
     """Why a request is refused, on record (``resource.token_refused``): the ``reason`` of a
-    request without our authentication, the ``detail`` of an inactive token's ``invalid_token``."""
+    request without our authentication, the ``detail`` of an ``invalid_token`` for a token
+    inactive or meant for another resource."""
 
     NO_TOKEN = "no_token"  # the reason: no token, or only a scheme we do not accept
     UNSUPPORTED_SCHEME = "unsupported_scheme"  # its detail when a scheme was sent
@@ -35,6 +37,7 @@ class Refusal(StrEnum):
     STEP_UP_REQUIRED = "step_up_required"
     REVOKED = "revoked"
     EXPIRED = "expired"
+    WRONG_AUDIENCE = "wrong_audience"  # RFC 9068 §4: its aud names neither this endpoint nor its client
 
 
 @dataclass
@@ -93,7 +96,10 @@ def _form_tokens(request: HttpRequest) -> list[str]:
     return []
 
 
-def authorize(request: HttpRequest, *, required_scope: str | None = None) -> AuthorizedRequest:
+def authorize(request: HttpRequest, *, resource: str, required_scope: str | None = None) -> AuthorizedRequest:
+    """The request's token, when it is one of ours, active, meant for ``resource`` (this
+    endpoint's identifier: ``_check_audience``), bound as it says (RFC 9449 §7), allowed by the
+    resource policies and of ``required_scope``; else the refusal, recorded."""
     scheme, token = _presented(request)
     try:
         claims = jwt_tokens.verify(token, typ="at+jwt")
@@ -104,6 +110,7 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
                .filter(jti=str(claims.get("jti"))).first())
     if record_ is None or not record_.is_active(timezone.now()):
         raise _inactive(request, record_)
+    _check_audience(request, claims, resource)
     try:
         _check_binding_and_policies(request, scheme, token, claims, record_)
     except ResourceError as error:
@@ -115,13 +122,33 @@ def authorize(request: HttpRequest, *, required_scope: str | None = None) -> Aut
     return AuthorizedRequest(claims=claims, token=record_)
 
 
+def _check_audience(request: HttpRequest, claims: dict[str, Any], resource: str) -> None:
+    """RFC 9068 §4: the token's ``aud`` names ``resource`` or the token's own client
+    (``idp.oauth.resources.accepted_at``). A token narrowed to another resource (RFC 8707) is
+    that resource's alone: ``invalid_token`` (RFC 6750 §3.1), before its DPoP proof is spent or
+    a policy runs, so its server cannot replay it here."""
+    if resources.accepted_at(claims, resource):
+        return
+    error = ResourceError(
+        ResourceErrorCode.INVALID_TOKEN,
+        "The access token is not meant for this resource (its aud, RFC 9068 section 4): ask for one without "
+        f"resource, or with resource={resource} beside the others.",
+        scheme="DPoP" if _bound(claims) else "Bearer",
+    )
+    _refused(request, error.error, Refusal.WRONG_AUDIENCE)
+    raise error
+
+
+def _bound(claims: dict[str, Any]) -> bool:
+    return isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
+
+
 def _check_binding_and_policies(
     request: HttpRequest, scheme: str, token: str, claims: dict[str, Any], record_: AccessToken
 ) -> None:
     """RFC 9449 §7 for a DPoP-bound token (or the DPoP scheme), then the resource policies
     (risk, device health). Their refusals are recorded by the caller, as every refusal here is."""
-    bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
-    if bound or scheme == "dpop":
+    if _bound(claims) or scheme == "dpop":
         check_dpop_binding(request, scheme, token, claims)
     apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
 

@@ -27,6 +27,7 @@ from sessions.flows.revocation import Reason, revoke_access_token
 from sessions.models import AccessToken, RefreshToken
 
 from . import introspect_jwt
+from .resources import audiences
 
 if TYPE_CHECKING:
     from clients.models import Client
@@ -67,13 +68,6 @@ class FoundToken:
         if self.access is not None:
             return self.access.is_revoked()
         return self.refresh.is_revoked() or self.refresh.rotated_at is not None  # type: ignore[union-attr]
-
-
-def audiences(claims: dict[str, Any]) -> set[str]:
-    aud = claims.get("aud")
-    if isinstance(aud, str):
-        return {aud}
-    return {a for a in aud if isinstance(a, str)} if isinstance(aud, list) else set()
 
 
 def serves(client: Client, audiences: set[str]) -> bool:

@@ -30,6 +30,8 @@ from .test_introspection_revocation_userinfo import introspect
 from .test_token_exchange import ORDERS, _exchange, backend  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
+#: The identifier of the resource endpoint these requests are for (the tokens' aud is their client).
+API = "https://id.example.com/api"
 
 
 def _deactivate_behind_the_signal(user: Any) -> None:
@@ -66,7 +68,7 @@ def test_an_access_token_of_a_deactivated_user_is_inactive_on_the_general_path(t
 def test_a_protected_resource_refuses_a_deactivated_users_token_and_says_why(tokens, user):
     """``idp.flows.resource.authorize`` (what our own APIs call) refuses with RFC 6750's
     ``invalid_token`` and records the reason ``user_inactive``, not "expired"."""
-    assert resource.authorize(_api_request(tokens)).token.user_id == user.pk
+    assert resource.authorize(_api_request(tokens), resource=API).token.user_id == user.pk
     _deactivate_behind_the_signal(user)
     assert _refusal(_api_request(tokens)) == (resource.ResourceErrorCode.INVALID_TOKEN, "user_inactive")
 
@@ -85,7 +87,7 @@ def _api_request(tokens: dict[str, Any]) -> HttpRequest:
 def _refusal(request: HttpRequest) -> tuple[str, str]:
     """The error ``resource.authorize`` raises and the reason its event records."""
     with pytest.raises(resource.ResourceError) as refused:
-        resource.authorize(request)
+        resource.authorize(request, resource=API)
     event = SecurityEvent.objects.filter(event_type=EventType.RESOURCE_TOKEN_REFUSED).latest("id")
     return refused.value.error, event.details["detail"]
 

@@ -55,6 +55,19 @@ def test_risk_device_health_sessions_and_ssf() -> None:
     assert seen.gained() == [1, 1, 1, 1, 1, 1, 1]
 
 
+def test_resource_refusals_by_the_error_but_a_wrong_audience_by_itself() -> None:
+    """A refusal at our resource endpoints is counted under the error it answered, its
+    ``detail`` (why) aside; a token meant for another resource (RFC 9068 §4: a resource server
+    replaying it) has its own series, ``wrong_audience``."""
+    seen = Deltas(("vigil_resource_token_refusals_total", {"reason": "invalid_token"}),
+                  ("vigil_resource_token_refusals_total", {"reason": "wrong_audience"}),
+                  ("vigil_resource_token_refusals_total", {"reason": "no_token"}))
+    for reason, why in [("invalid_token", "expired"), ("invalid_token", "wrong_audience"),
+                        ("no_token", "unsupported_scheme")]:
+        count(EventType.RESOURCE_TOKEN_REFUSED, outcome=Outcome.DENIED, reason=reason, detail=why, path="/userinfo")
+    assert seen.gained() == [1, 1, 1]
+
+
 def test_the_outcome_decides_what_is_counted() -> None:
     """A code retry counts an issued token only when answered (``success``); an attestation
     verdict whose outcome is ``failure`` or ``denied`` is failed even without a reason."""

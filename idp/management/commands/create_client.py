@@ -42,7 +42,8 @@ class Command(BaseCommand):
         parser.add_argument("--first-party", action="store_true")
         parser.add_argument("--client-id", default=None)
         parser.add_argument("--audience", action="append", default=[], dest="audiences",
-                            help="A resource (RFC 8707) this client may request tokens for; repeat.")
+                            help="A resource (RFC 8707) this client may request tokens for; repeat. The "
+                            "userinfo endpoint needs none: any client may ask for it with scope openid.")
         parser.add_argument("--serves-resource", action="append", default=[], dest="served_resources",
                             help="A resource (URI, or a client_id) this confidential client serves: it may "
                             "introspect access tokens whose aud names it (RFC 7662 section 4); repeat.")

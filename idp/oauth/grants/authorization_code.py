@@ -190,7 +190,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         is answered (``generate_token``)."""
         code: AuthorizationCode = self.request.authorization_code
         if code.used_at is None:  # the family keeps every granted resource (``start_session``)
-            self.narrow_resources(list(code.resource))
+            self.narrow_resources(list(code.resource), code.scope)
         self._check_code_binding(code, check_token_request(self))
         if code.used_at is None:  # a used code enrolls nothing: its family's device was enrolled
             self.context.device = enroll_at_code_exchange(self, self.request.form.get("code") or "")
@@ -210,7 +210,7 @@ class AuthorizationCodeGrant(VigilGrantMixin, grants.AuthorizationCodeGrant):
         def reissue(session: DeviceSession) -> IssuedTokens:
             """A retry (``code_exchange.redeem_again``), narrowed by its own request: a refusal
             rolls back, the family untouched."""
-            self.narrow_resources(list(code.resource))
+            self.narrow_resources(list(code.resource), code.scope)
             return issue(session, refresh=False)
 
         result = code_exchange.exchange(

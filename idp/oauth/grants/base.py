@@ -17,6 +17,7 @@ from idp.oauth.http_headers import NO_STORE
 from sessions.flows.tokens import IssuedTokens, issue_access_token, issue_refresh_token
 from sessions.models import DeviceSession
 
+from .. import resources
 from ..claims import id_token_claims
 from ..context import RequestContext
 from ..errors import InvalidTargetError
@@ -88,14 +89,16 @@ class VigilGrantMixin:
             return list(session.resource)
         return [client.client_id]
 
-    def narrow_resources(self, granted: list[str]) -> None:
+    def narrow_resources(self, granted: list[str], scope: str) -> None:
         """RFC 8707 §2.2: a token request may name (repeating ``resource``) a subset of the
         granted resources, and its access token is for exactly those; none named, for all.
-        Anything else (not granted, malformed, or any at all when none was granted) is
-        ``invalid_target``. The one rule of the code, refresh and client-credentials grants;
-        it reads only the request, so a refusal has changed nothing."""
+        A token of ``scope`` with ``openid`` may also be for the userinfo endpoint, granted or
+        not (``resources.implied``), alone or beside the others. Anything else (not granted,
+        malformed, or any at all when none was granted) is ``invalid_target``. The one rule of
+        the code, refresh, device and client-credentials grants; it reads only the request, so a
+        refusal has changed nothing."""
         requested = list(dict.fromkeys(self.request.payload.datalist.get("resource", [])))
-        if requested and not set(requested) <= set(granted):
+        if requested and not set(requested) <= {*granted, *resources.implied(scope)}:
             raise InvalidTargetError("The requested resource is not part of this grant.")
         self.context.resources = requested
 

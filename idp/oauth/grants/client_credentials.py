@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.events import EventType, record
 
+from .. import resources
 from ..dpop_binding import check_token_request
 from .base import VigilGrantMixin
 
@@ -29,7 +30,8 @@ class ClientCredentialsGrant(VigilGrantMixin, grants.ClientCredentialsGrant):
 
     def check_proofs(self) -> None:
         """Before issuing: the resources (RFC 8707) and the DPoP proof (RFC 9449 §5)."""
-        self.narrow_resources(list(self.request.client.allowed_audiences))
+        scope = self.granted_scope()
+        self.narrow_resources(resources.requestable(self.request.client.allowed_audiences, scope), scope)
         check_token_request(self)
 
     def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,

@@ -34,6 +34,7 @@ from sessions.models import DeviceSession
 
 from ...flows import device_authorization as flow
 from ...flows import request_rates
+from .. import resources
 from ..dpop_binding import check_token_request
 from ..errors import InvalidTargetError
 from ..http_headers import NO_STORE
@@ -75,10 +76,10 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         client = self.authenticate_client(request)
         request_rates.admit(request_rates.Endpoint.DEVICE_AUTHORIZATION, client, request.django_request)
         refuse_unless_allowed(client, request.django_request)
-        resource = list(request.payload.datalist.get("resource", []))
-        if not set(resource) <= set(client.allowed_audiences):
-            raise InvalidTargetError("The requested resource is not allowed for this client.")
         scope = client.get_allowed_scope(request.payload.scope or " ".join(client.allowed_scopes))
+        resource = list(request.payload.datalist.get("resource", []))
+        if not set(resource) <= set(resources.requestable(client.allowed_audiences, scope)):
+            raise InvalidTargetError("The requested resource is not allowed for this client.")
         started = flow.start(client, scope=scope, resource=resource, now=timezone.now())
         record(EventType.OAUTH_DEVICE_AUTHORIZATION, reason="started", client_id=client.client_id,
                request=request.django_request, scope=scope)
@@ -136,7 +137,7 @@ class DeviceCodeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
         if granted is None:
             return
         try:
-            self.narrow_resources(granted)
+            self.narrow_resources(granted.resources, granted.scope)
         except InvalidTargetError:
             if flow.count_refused_poll(device_code, client, now=timezone.now()) is flow.PollOutcome.SLOW_DOWN:
                 raise SlowDownError() from None

@@ -58,7 +58,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         (RFC 9449 §5) and fresh attestation from its device (docs/attestation.md §3)."""
         presented: RefreshToken = self.request.refresh_token
         self.authenticate_user(presented)
-        self.narrow_resources(list(presented.session.resource))
+        self.narrow_resources(list(presented.session.resource), self._scope(presented))
         # The proof's jti is marked with the challenge's claim: one round trip, the jti first.
         check_token_request(self, bound_jkt=presented.session.dpop_jkt, replay_first=True)
         carried = rotation_statement.carries_device_write(presented)  # the rotation writes the device
@@ -69,7 +69,7 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
         """Authlib hook: rotate and issue (``sessions.flows.refresh.rotate``); a refusal is an
         ``invalid_grant`` that says why."""
         now = timezone.now()
-        scope = self.request.payload.scope or refresh_token.scope
+        scope = self._scope(refresh_token)
 
         def issue(session: DeviceSession) -> IssuedTokens:
             issued = self.issue_tokens(session=session, scope=scope, now=now, with_refresh=False)
@@ -87,6 +87,11 @@ class RefreshTokenGrant(VigilGrantMixin, grants.RefreshTokenGrant):
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         """Authlib hook: nothing left to do, the rotation marked the old token used."""
+
+    def _scope(self, refresh_token: RefreshToken) -> str:
+        """The new access token's: the requested one (Authlib checked it is no wider), else the
+        family's."""
+        return self.request.payload.scope or refresh_token.scope
 
     def _raw(self) -> str:
         return self.request.form.get("refresh_token") or ""

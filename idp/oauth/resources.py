@@ -1,0 +1,62 @@
+"""Which resources (RFC 8707) a token may be for, and which tokens our own resource endpoint
+accepts (RFC 9068 §4).
+
+Our userinfo endpoint is itself a resource (OIDC Core §5.3), named by its URL as discovery
+publishes it (``userinfo_endpoint``). Any client may ask for it as a ``resource`` whenever the
+token's scope includes ``openid`` (at ``/authorize``, ``/par``, ``/device_authorization`` and,
+to narrow, at the token endpoint), without registering it: ``openid`` already grants access to
+userinfo. Without ``openid`` it is never an audience, whatever a client's registration says.
+
+A resource server must check that a token's ``aud`` names it (RFC 9068 §4). Ours accept a
+token whose ``aud`` names the endpoint's own identifier, or the token's own client: the
+audience of a token not narrowed to any resource, meant for the client's use with us. A token
+narrowed to another resource (``aud`` = that resource only) is for that resource alone, so
+its server cannot replay it here to read the user's claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from core.app_settings import app_settings
+
+from ..scopes import StandardScope
+
+#: Where the userinfo endpoint answers, below the issuer (``idp.oauth_urls``).
+USERINFO_PATH = "/userinfo"
+
+
+def userinfo_endpoint() -> str:
+    """The userinfo endpoint's URL, as discovery publishes it: its resource identifier."""
+    return f"{app_settings.ISSUER}{USERINFO_PATH}"
+
+
+def implied(scope: str) -> list[str]:
+    """The resources a token of ``scope`` may be for without any registration: the userinfo
+    endpoint, with ``openid``."""
+    return [userinfo_endpoint()] if StandardScope.OPENID in scope.split() else []
+
+
+def requestable(registered: Iterable[str], scope: str) -> list[str]:
+    """What a client may name as ``resource`` for a token of ``scope``: its registered
+    resources (``Client.allowed_audiences``), and the userinfo endpoint exactly when ``scope``
+    has ``openid`` (registered or not)."""
+    own = userinfo_endpoint()
+    return [*(r for r in registered if r != own), *implied(scope)]
+
+
+def audiences(claims: dict[str, Any]) -> set[str]:
+    """The ``aud`` of an access token (RFC 9068 §2.2: one string or a list of them)."""
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return {aud}
+    return {a for a in aud if isinstance(a, str)} if isinstance(aud, list) else set()
+
+
+def accepted_at(claims: dict[str, Any], resource: str) -> bool:
+    """RFC 9068 §4 at our resource endpoint ``resource``: the token's ``aud`` names it, or
+    names the token's own client (its default audience)."""
+    client_id = claims.get("client_id")
+    expected = {resource, client_id} if isinstance(client_id, str) and client_id else {resource}
+    return bool(audiences(claims) & expected)
