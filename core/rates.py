@@ -23,8 +23,11 @@ The unattested refresh limit (``sessions.flows.device_binding``) counts with ``e
 A refused request is taken back out of the count (a decrement), so ``Retry-After`` holds
 however often a client asked before it. A cache that cannot be reached raises
 (``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a 503 (docs/operations.md
-"Outages"). The counting is a few lines on the project's own cache, so its one Redis client
-and its outage handling serve rates too (a library would bring its own).
+"Outages"); a request the cache fails after counting is taken back too, as far as the cache
+still answers, so retries through a flapping Redis do not spend the client's budget. Only a
+count that succeeded is ever taken back: no count falls below the requests it admitted. The
+counting is a few lines on the project's own cache, so its one Redis client and its outage
+handling serve rates too (a library would bring its own).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from functools import lru_cache
 
 from django.core.cache import cache
 
+from .cache import UNAVAILABLE
 from .counters import incr_in_window
 
 #: DRF's periods: the first letter of ``s``/``sec``/``second``, ``m``/``min``, ``h``/``hour``, ``d``/``day``.
@@ -69,27 +73,45 @@ def parse(text: str) -> Rate:
 def exceeded(key: str, rate: Rate, now: datetime) -> int | None:
     """Count one request under ``key``; the seconds to wait when the last ``rate.window``
     seconds (this window's count plus the previous window's weighted share) hold more than
-    ``rate.limit`` requests, else None. A refused request is taken back out of the count."""
+    ``rate.limit`` requests, else None. A refused request is taken back out of the count, and
+    so is one the cache fails after counting (reading the previous window): its 503 spends
+    nothing, as far as the cache still answers."""
     index, elapsed = _window(rate, now)
     count = incr_in_window(f"{key}:{index}", 2 * rate.window)  # read again as the next window's previous one
+    try:
+        wait = _judge(key, rate, index, elapsed, count)
+    except UNAVAILABLE:
+        take_back(key, rate, now, quietly=True)
+        raise
+    if wait is not None:
+        take_back(key, rate, now)
+    return wait
+
+
+def _judge(key: str, rate: Rate, index: int, elapsed: float, count: int) -> int | None:
+    """The wait for the ``count``-th request of window ``index``, ``elapsed`` seconds into it; None within the rate."""
     share = 1 - elapsed / rate.window
     if count + rate.limit * share <= rate.limit:  # within it whatever the previous window held
         return None
     previous = int(cache.get(f"{key}:{index - 1}") or 0)
     if previous * share + count <= rate.limit:
         return None
-    take_back(key, rate, now)
     return _wait(rate, elapsed, previous, count - 1)
 
 
-def take_back(key: str, rate: Rate, now: datetime) -> None:
+def take_back(key: str, rate: Rate, now: datetime, *, quietly: bool = False) -> None:
     """Uncount the request ``exceeded`` admitted (or refused) under ``key`` at ``now``: one
-    refused further on (another bucket) does not spend this one."""
+    refused further on (another bucket) does not spend this one. Only after a count that
+    succeeded (an increment whose answer was lost may not have happened). ``quietly``: the
+    request is failing anyway; a cache that cannot be reached leaves the count as it is."""
     index, _ = _window(rate, now)
     try:
         cache.decr(f"{key}:{index}")
     except ValueError:  # the window's count expired meanwhile: nothing left to take back
         pass
+    except UNAVAILABLE:
+        if not quietly:
+            raise
 
 
 def _window(rate: Rate, now: datetime) -> tuple[int, float]:

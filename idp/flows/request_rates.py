@@ -37,7 +37,7 @@ window), recorded as the endpoint's event (``oauth.par_refused``,
 ``retry_after``; nothing is stored. While the cache cannot be reached the rate cannot be
 counted and the request is refused with the outage's 503 (docs/operations.md "Outages"), as
 the attestation challenge's rate is: an uncounted endpoint is the store-filling hole this
-closes.
+closes. A 503 spends no bucket it was counted in before the cache failed (``core.rates``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from django.utils import timezone
 from clients.models import Client
 from core import rates
 from core.app_settings import app_settings
+from core.cache import UNAVAILABLE
 from core.client_address import source_key
 from core.events import EventType, Outcome, client_ip, record
 
@@ -115,12 +116,20 @@ def admit(endpoint: Endpoint, client: Client, request: HttpRequest, now: datetim
     counted: list[tuple[str, rates.Rate]] = []
     for bucket, parts in ((Bucket.CLIENT_ADDRESS, (client.client_id, address)), (Bucket.ADDRESS, (address,))):
         key, rate = _key(endpoint, bucket, *parts), RATES[endpoint, bucket]()
-        wait = rates.exceeded(key, rate, moment)
+        try:
+            wait = rates.exceeded(key, rate, moment)
+        except UNAVAILABLE:  # a 503: the request spends no bucket before this one either
+            _take_back(counted, moment, quietly=True)
+            raise
         if wait is not None:
-            for done in counted:  # refused here: the request spends no bucket before this one
-                rates.take_back(*done, moment)
+            _take_back(counted, moment)  # refused here: the request spends no bucket before this one
             _refuse(endpoint, bucket, wait, client, request)
         counted.append((key, rate))
+
+
+def _take_back(counted: list[tuple[str, rates.Rate]], moment: datetime, *, quietly: bool = False) -> None:
+    for key, rate in counted:
+        rates.take_back(key, rate, moment, quietly=quietly)
 
 
 def _refuse(endpoint: Endpoint, bucket: Bucket, wait: int, client: Client, request: HttpRequest) -> NoReturn:

@@ -255,6 +255,61 @@ def test_while_the_cache_is_down_a_confidential_device_client_is_served(db):
     assert DeviceAuthorization.objects.count() == 1
 
 
+def _failing(monkeypatch: Any, method: str, keys: str) -> None:
+    """Redis failing for one cache call on keys containing ``keys`` (after others succeeded)."""
+    import redis
+
+    backend = caches["default"]
+    real = getattr(backend, method)
+
+    def call(key: str, *args: Any, **kwargs: Any) -> Any:
+        if keys in key:
+            raise redis.ConnectionError("injected: the cache went away mid-request")
+        return real(key, *args, **kwargs)
+
+    monkeypatch.setattr(backend, method, call)
+
+
+def test_a_cache_failing_after_the_count_spends_nothing(mobile_client, pkce, settings, frozen, monkeypatch):
+    """Counted, then the previous window's read fails: the 503 is taken back out of the count,
+    so the client's retry once the cache answers is served, not refused for a push never stored."""
+    settings.IDP_PAR_RATE = "1/min"
+    client_id = mobile_client.client.client_id
+    with monkeypatch.context() as patch:
+        _failing(patch, "get", ":client_address:")
+        assert_json_503(_push(client_id, pkce))
+    assert _waiting_pushes() == 0 and not _refusals("oauth.par_refused")
+    assert _push(client_id, pkce).status_code == 201
+    _assert_slowed_down(_push(client_id, pkce), 105)
+
+
+def test_a_cache_failing_at_the_address_bucket_spends_nothing_of_the_clients(
+    mobile_client, pkce, settings, frozen, monkeypatch
+):
+    settings.IDP_PAR_RATE = "1/min"
+    client_id = mobile_client.client.client_id
+    with monkeypatch.context() as patch:
+        _failing(patch, "add", ":address:")
+        assert_json_503(_push(client_id, pkce))
+    assert _waiting_pushes() == 0
+    assert _push(client_id, pkce).status_code == 201
+    assert _push(client_id, pkce).status_code == 429
+
+
+def test_a_count_the_cache_fails_to_take_back_stays_counted(monkeypatch):
+    """The cache gone for the read and the take-back alike: the outage raises, and the count
+    stays as it is (never lower than what was admitted)."""
+    import redis
+
+    rate, key, now = rates.Rate(1, 60), "vigil:test:outage", WINDOW_START + timedelta(seconds=15)
+    with monkeypatch.context() as patch:
+        _failing(patch, "get", key)
+        _failing(patch, "decr", key)
+        with pytest.raises(redis.ConnectionError, match="injected"):
+            rates.exceeded(key, rate, now)
+    assert caches["default"].get(f"{key}:{1_800_000_000 // 60}") == 1
+
+
 # --- a burst: every request counted, exactly the limit admitted --------------------------------
 
 
