@@ -32,9 +32,8 @@ handling serve rates too (a library would bring its own).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from django.core.cache import cache
@@ -44,6 +43,8 @@ from .counters import incr_in_window
 
 #: DRF's periods: the first letter of ``s``/``sec``/``second``, ``m``/``min``, ``h``/``hour``, ``d``/``day``.
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECONDS = 1_000_000  # in a second: windows are measured in whole microseconds
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,15 @@ def exceeded(key: str, rate: Rate, now: datetime) -> int | None:
     return wait
 
 
-def _judge(key: str, rate: Rate, index: int, elapsed: float, count: int) -> int | None:
-    """The wait for the ``count``-th request of window ``index``, ``elapsed`` seconds into it; None within the rate."""
-    share = 1 - elapsed / rate.window
-    if count + rate.limit * share <= rate.limit:  # within it whatever the previous window held
+def _judge(key: str, rate: Rate, index: int, elapsed: int, count: int) -> int | None:
+    """The wait for the ``count``-th request of window ``index``, ``elapsed`` microseconds into
+    it; None within the rate. Whole numbers throughout: ``count + previous * (1 - elapsed / span)
+    <= limit`` multiplied out by ``span``, so a boundary is never missed by a rounding."""
+    span = rate.window * MICROSECONDS
+    if count * span <= rate.limit * elapsed:  # within it whatever the previous window held (at most the limit)
         return None
     previous = int(cache.get(f"{key}:{index - 1}") or 0)
-    if previous * share + count <= rate.limit:
+    if previous * (span - elapsed) <= (rate.limit - count) * span:
         return None
     return _wait(rate, elapsed, previous, count - 1)
 
@@ -114,20 +117,23 @@ def take_back(key: str, rate: Rate, now: datetime, *, quietly: bool = False) -> 
             raise
 
 
-def _window(rate: Rate, now: datetime) -> tuple[int, float]:
-    """The clock-aligned window ``now`` falls in, and the seconds into it."""
-    moment = now.timestamp()
-    index = int(moment // rate.window)
-    return index, moment - index * rate.window
+def _window(rate: Rate, now: datetime) -> tuple[int, int]:
+    """The clock-aligned window ``now`` falls in, and the microseconds into it (exactly: a
+    float's rounding once made ``Retry-After`` a second longer than needed)."""
+    moment = (now - EPOCH) // timedelta(microseconds=1)
+    index, elapsed = divmod(moment, rate.window * MICROSECONDS)
+    return index, elapsed
 
 
-def _wait(rate: Rate, elapsed: float, previous: int, counted: int) -> int:
-    """Seconds from ``elapsed`` into this window until one more request is within the limit,
-    if none comes meanwhile: later in this window, once the previous window's share has shrunk
-    enough, or else in the next, once this window's ``counted`` share has."""
-    window, limit, retry = rate.window, rate.limit, counted + 1
+def _wait(rate: Rate, elapsed: int, previous: int, counted: int) -> int:
+    """Whole seconds from ``elapsed`` (microseconds) into this window until one more request is
+    within the limit, if none comes meanwhile: later in this window, once the previous window's
+    share has shrunk enough, or else in the next, once this window's ``counted`` share has. The
+    first microsecond ``at`` where it is: the least whole ``at`` with ``weight * (span - at) <=
+    room * span``, which is ``span - room * span // weight``."""
+    span, limit, retry = rate.window * MICROSECONDS, rate.limit, counted + 1
     if retry <= limit:  # room in this window but for the previous one's share (so previous > 0)
-        at = window * (1 - (limit - retry) / previous)  # previous * (1 - at / window) + retry == limit
-        return max(1, math.ceil(at - elapsed))
-    at = window * (1 - (limit - 1) / counted)  # next window: counted * (1 - at / window) + 1 == limit
-    return max(1, math.ceil(window - elapsed + at))
+        at = span - (limit - retry) * span // previous
+    else:  # in the next window, the retry its only request and this window's ``counted`` its previous
+        at = span + span - (limit - 1) * span // counted
+    return max(1, -(-(at - elapsed) // MICROSECONDS))
