@@ -156,11 +156,11 @@ class PlayIntegrityClient:
         form = {"grant_type": JWT_BEARER, "assertion": self.account.assertion(now)}
         response = self._post(self.account.token_uri, data=form)
         body = _json(response)
-        token, lifetime = body.get("access_token"), body.get("expires_in", 3600)
-        if response.status_code != 200 or not isinstance(token, str) or not _seconds(lifetime):
+        token = body.get("access_token")
+        if response.status_code != 200 or not isinstance(token, str):
             _log_exchange_refused(response.status_code, body, self.account)
             raise AttestationError(Reason.INTEGRITY_API_UNAVAILABLE, f"token exchange failed ({response.status_code})")
-        expires = now + dt.timedelta(seconds=int(lifetime))
+        expires = now + dt.timedelta(seconds=_lifetime(body.get("expires_in")))
         with _lock:
             _token_cache[key] = (token, expires)
         return token
@@ -220,10 +220,6 @@ def _log(fault: Fault, error: GoogleError, cause: str, package_name: str, accoun
     )
 
 
-def _seconds(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def _log_exchange_refused(status: int, body: dict[str, Any], account: ServiceAccount) -> None:
     """RFC 6749 §5.2's error of the JWT-bearer grant (RFC 7523 §3.1: ``invalid_grant`` for an
     assertion Google does not accept, e.g. a deleted or disabled key), for an operator."""
@@ -245,11 +241,23 @@ def _verdict(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
+    """The body's JSON object, or ``{}``: a body that is not one (a proxy's page, JSON nested
+    too deep to parse) is read as Google's unreadable answer, never raised as a 500."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _lifetime(expires_in: Any) -> int:
+    """The bearer's ``expires_in`` (RFC 6749 §5.1; Google's are 3599 s), within 0 to an hour; one
+    that is no whole number of seconds is taken as the hour a service-account bearer lives."""
+    try:
+        seconds = int(expires_in)
+    except (TypeError, ValueError, OverflowError):
+        return ASSERTION_LIFETIME
+    return min(max(seconds, 0), ASSERTION_LIFETIME)
 
 
 def clear_caches() -> None:

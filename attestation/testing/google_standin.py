@@ -118,7 +118,6 @@ class GoogleStandIn:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.fail_with: int | DecodeError | None = None  # every call answers it (Google down)
         self.decode_fails_with: DecodeError | None = None  # every decode answers it (our configuration)
-        self.bearer_lifetime: Any = 3599  # the token endpoint's expires_in (a broken value: a test)
         self.raw_status_body: bytes | None = None  # served verbatim for the status list (a broken download)
         self.access_tokens: set[str] = set()
         self._server: Any = None
@@ -218,7 +217,7 @@ class GoogleStandIn:
             return 400, {"error": "invalid_grant"}
         token = "ya29.test-" + hashlib.sha256(json.dumps(claims).encode()).hexdigest()[:24]
         self.access_tokens.add(token)
-        return 200, {"access_token": token, "expires_in": self.bearer_lifetime, "token_type": "Bearer"}
+        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
 
 
 def _handler_for(stand_in: GoogleStandIn) -> Any:

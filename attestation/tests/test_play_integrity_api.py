@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from attestation.android.play_integrity import IntegrityPolicy
 from attestation.android.play_integrity_api import (
@@ -143,17 +144,6 @@ def test_rejected_service_account_is_unavailable(google: g.GoogleStandIn, caplog
     assert [path for _, path, _ in google.requests] == ["/token"]  # no decode without a bearer
 
 
-@pytest.mark.parametrize("lifetime", ["soon", None, -5, True, 1.5])
-def test_a_bearer_with_a_broken_lifetime_is_an_outage_not_a_500(
-    lifetime: Any, google: g.GoogleStandIn, client: PlayIntegrityClient, caplog: Any
-) -> None:
-    google.bearer_lifetime = lifetime
-    with caplog.at_level("ERROR", logger="vigil.play_integrity"), pytest.raises(AttestationError) as info:
-        client.decode(g.TEST_PACKAGE, record(google), NOW)
-    assert info.value.reason == Reason.INTEGRITY_API_UNAVAILABLE
-    assert len(caplog.records) == 1
-
-
 def _other_key_pem() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -196,3 +186,45 @@ def test_empty_or_huge_tokens_never_reach_google(
     with pytest.raises(AttestationError) as info:
         verify_standard_token(token, policy=POLICY, expected_request_hash=HASH, now=NOW, client=client)
     assert info.value.reason == Reason.MALFORMED_TOKEN and google.requests == []
+
+
+class _Answering(requests.Session):
+    """Google's answers replaced, per path ending, by raw bytes (a broken proxy, a changed API);
+    everything else goes to the stand-in."""
+
+    def __init__(self, answers: dict[str, tuple[int, bytes]]) -> None:
+        super().__init__()
+        self.answers, self.answered = answers, 0
+
+    def post(self, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        for ending, (status, body) in self.answers.items():
+            if str(url).endswith(ending):
+                self.answered += 1
+                response = requests.Response()
+                response.status_code, response._content = status, body
+                return response
+        return super().post(url, *args, **kwargs)
+
+
+@pytest.mark.parametrize("status", [200, 403])
+def test_json_nested_too_deep_is_an_unreadable_answer_not_a_500(google: g.GoogleStandIn, status: int) -> None:
+    """Deeply nested JSON makes the parser raise RecursionError, no ValueError."""
+    answers = {":decodeIntegrityToken": (status, b"[" * 100_000)}
+    client = PlayIntegrityClient(ServiceAccount.from_json(google.credentials()), google.url, session=_Answering(answers))
+    with pytest.raises(AttestationError) as info:
+        client.decode(g.TEST_PACKAGE, record(google), NOW)
+    assert info.value.reason == Reason.INTEGRITY_API_UNAVAILABLE  # no verdict; an unreadable 403 decides nothing
+
+
+@pytest.mark.parametrize(("expires_in", "lifetime"), [
+    (b'"soon"', 3600), (b"1e400", 3600), (b"null", 3600), (b"99999999999999999999", 3600), (b"120", 120), (b"-5", 0),
+])
+def test_a_bearer_whatever_its_expires_in_says(google: g.GoogleStandIn, expires_in: bytes, lifetime: int) -> None:
+    """A lifetime that is no whole number is the hour a service-account bearer lives; none is
+    cached for longer, or for less than nothing."""
+    body = b'{"access_token": "ya29.odd", "expires_in": ' + expires_in + b"}"
+    session = _Answering({"/token": (200, body)})
+    client = PlayIntegrityClient(ServiceAccount.from_json(google.credentials()), google.url, session=session)
+    assert client.access_token(NOW) == "ya29.odd"
+    client.access_token(NOW + dt.timedelta(seconds=max(0, lifetime - 61)))  # REFRESH_MARGIN before its end
+    assert session.answered == (1 if lifetime > 60 else 2)
