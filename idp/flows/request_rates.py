@@ -31,8 +31,8 @@ An address is the client's address behind trusted proxies (``core.client_address
 counted by its /64 as the sign-in throttle does (``core.client_address.source_key``). No number
 of addresses can lock a client out for anyone else: there is no bucket they share.
 
-**A refusal** is ``RateLimitedError``, 429 ``slow_down`` with ``Retry-After`` (the end of the
-window), recorded as the endpoint's event (``oauth.par_refused``,
+**A refusal** is ``RateLimitedError``, 429 ``slow_down`` with ``Retry-After`` (the seconds until
+one more request is within the rate, ``core.rates``), recorded as the endpoint's event (``oauth.par_refused``,
 ``oauth.device_authorization``) with outcome ``denied``, reason ``rate_limited``, the bucket and
 ``retry_after``; nothing is stored. While the cache cannot be reached the rate cannot be
 counted and the request is refused with the outage's 503 (docs/operations.md "Outages"), as
