@@ -184,7 +184,7 @@ else:
     # Shared between processes (web, worker) without any external service.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "BACKEND": "core.database_cache.DatabaseCache",  # Django's, with an atomic incr
             "LOCATION": "vigil_cache",
             # Replay caches (DPoP jti, client assertions) must not be culled early.
             "OPTIONS": {"MAX_ENTRIES": 1_000_000},
