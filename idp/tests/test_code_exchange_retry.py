@@ -69,7 +69,7 @@ def test_a_retry_inside_the_window_gets_the_same_refresh_token_again(first: dict
 
 
 def test_a_retry_after_the_window_is_reuse(first: dict[str, Any], time_machine: Any) -> None:
-    from sessions.flows.refresh import grace_seconds
+    from sessions.flows.grace import grace_seconds
 
     window = grace_seconds(DeviceSession.objects.get())
     time_machine.move_to(dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=window + 5))

@@ -176,7 +176,7 @@ def test_a_retry_naming_a_resource_not_granted_is_invalid_target_and_changes_not
 def test_reuse_is_reuse_whatever_resource_it_names(first: dict[str, Any], time_machine: Any) -> None:
     """RFC 6749 §4.1.2: after the window a used code is judged before its resources, so naming a
     resource not granted does not spare the family what its reuse costs."""
-    from sessions.flows.refresh import grace_seconds
+    from sessions.flows.grace import grace_seconds
 
     window = grace_seconds(DeviceSession.objects.get())
     time_machine.move_to(dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=window + 5))

@@ -120,7 +120,7 @@ def _assert_reused(counted_before: Counter[tuple[str, str, str]]) -> None:
 
 
 def test_a_poll_after_the_window_is_reuse(first: dict[str, Any], time_machine: Any) -> None:
-    from sessions.flows.refresh import grace_seconds
+    from sessions.flows.grace import grace_seconds
 
     window = grace_seconds(DeviceSession.objects.get())
     counted = events()

@@ -230,7 +230,7 @@ def test_any_state_is_told_invalid_target_first_and_keeps_its_answer(browser: Ht
     """A redeemed code polled again inside the retry window is answered again (the same refresh
     token, an access token for the resource this poll names); after it, reuse. A refused poll
     before either counts as neither."""
-    from sessions.flows.refresh import grace_seconds
+    from sessions.flows.grace import grace_seconds
 
     started = start(GRANTED)
     choice = "deny" if decision == "deny" else "approve"

@@ -42,7 +42,7 @@ from sessions.models import AuthorizationCode
 
 from ..models import DeviceSession, RefreshToken, SessionStatus
 from . import exchange_statement
-from .refresh import grace_seconds
+from .grace import grace_seconds
 from .revocation import Reason, revoke_session
 from .tokens import IssuedTokens, place_of
 
@@ -223,7 +223,7 @@ def judge_again(
 ) -> Again:
     """Pure: a used code presented again with every proof. A retry when its family
     (``session``) is active, the code was used (``used_at``) inside the retry window (the
-    refresh grace, ``refresh.grace_seconds``; none for a FAPI 2.0 client, whose profile denies
+    refresh grace, ``grace.grace_seconds``; none for a FAPI 2.0 client, whose profile denies
     every second use), this request carries the DPoP key the redemption that used it carried
     (``used_jkt``: a code's ``exchanged_jkt``; none both times counts as the same), and the
     family's chain has not moved on (``first_live``: its first refresh token unused, or it

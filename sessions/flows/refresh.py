@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from hmac import compare_digest
@@ -34,15 +34,14 @@ from django.http import HttpRequest
 
 from clients.models import Client
 from core import config_cache, events
-from core.app_settings import app_settings as idp_settings
 from core.crypto import successor_candidates, successor_token, token_digest
 from core.deferred_write import DeferredWrite
 from core.events import EventType
 from core.sql import JoinedQuery, Part, Statement
 
-from ..app_settings import app_settings as sessions_settings
 from ..models import DeviceSession, RefreshToken, SessionStatus
 from . import rotation_statement
+from .grace import within_grace
 from .revocation import Reason, revoke_session
 from .tokens import IssuedTokens, issue_refresh_token, place_of
 
@@ -146,35 +145,7 @@ def registered_app(app_id: int) -> Any:
 
 
 # --- judge (pure) ----------------------------------------------------------------------------
-#: The shortest retry window of a FAPI 2.0 client's refresh tokens (``grace_seconds``).
-FAPI2_RETRY_GRACE_SECONDS = 30
-
-
-def grace_seconds(session: DeviceSession) -> int:
-    """How long after its rotation a refresh token may be presented again for the same
-    successor. Device-bound families get a longer window by default: every refresh carries
-    fresh attestation from the enrolled device, so re-presenting the predecessor after a lost
-    response proves possession of the device, not just of a leaked token."""
-    grace = idp_settings.REFRESH_TOKEN_GRACE_SECONDS
-    # An unattested device proves only its DPoP key: no longer window (docs/unattested-devices.md).
-    device = session.device if session.device_id is not None else None
-    if device is not None and device.attested:
-        grace = max(grace, sessions_settings.DEVICE_BOUND_REFRESH_GRACE_SECONDS)
-    if session.client_id is not None and session.client.is_fapi2:
-        # FAPI 2.0 Security Profile §5.3.2.1 (10): rotation only where retrying with the previous
-        # refresh token succeeds: a FAPI client always has a retry window, whatever the setting.
-        grace = max(grace, FAPI2_RETRY_GRACE_SECONDS)
-    return grace
-
-
-def within_grace(token: RefreshToken, now: datetime) -> bool:
-    """Whether the rotated ``token`` was rotated inside the grace window (time alone)."""
-    grace = grace_seconds(token.session)
-    if grace <= 0 or token.rotated_at is None:
-        return False
-    return now - token.rotated_at <= timedelta(seconds=grace)
-
-
+# The retry window (``within_grace``) is the code exchange's too: ``grace.py``.
 def judge(token: RefreshToken, *, now: datetime, successor: Callable[[], str | None]) -> Refusal | None:
     """Whether ``token`` may be rotated now; None: yes. ``successor`` answers, only when asked
     (a rotated token inside the grace window), the live unused successor a retry gets back.
