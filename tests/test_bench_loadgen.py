@@ -1,4 +1,4 @@
-"""The load generator's own HTTP reader (``bench/loadgen.py``): the bench counts an answer only
+"""The load generator's own HTTP reader (``bench/loadgen_http.py``): the bench counts an answer only
 if it was read whole, so a reader that accepted a cut-off body would inflate a rate."""
 
 from __future__ import annotations
@@ -13,26 +13,26 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # as scripts/bench.sh runs it
-loadgen: Any = importlib.import_module("loadgen")  # bench/ is not type-checked (pyproject.toml)
+loadgen_http: Any = importlib.import_module("loadgen_http")  # bench/ is not type-checked (pyproject.toml)
 
 
 def test_a_response_with_a_length_is_read_with_its_bench_headers() -> None:
     raw = (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Bench-Queries: 2\r\nDPoP-Nonce: n1\r\n"
            b"OAuth-Client-Attestation-Challenge: c1\r\n\r\nhello")
-    reply = loadgen.parse_reply(raw)
+    reply = loadgen_http.parse_reply(raw)
     assert (reply.status, reply.body, reply.queries, reply.dpop_nonce, reply.challenge) == (200, b"hello", 2, "n1", "c1")
 
 
 def test_a_chunked_response_is_joined() -> None:
     raw = b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"
-    reply = loadgen.parse_reply(raw)
+    reply = loadgen_http.parse_reply(raw)
     assert (reply.status, reply.body, reply.queries) == (400, b"abcde", None)
 
 
 @pytest.mark.parametrize("raw", [b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello", b"HTTP/1.1 200 OK\r\nContent-"])
 def test_a_response_cut_short_is_an_error(raw: bytes) -> None:
     with pytest.raises(ValueError):
-        loadgen.parse_reply(raw)
+        loadgen_http.parse_reply(raw)
 
 
 def test_a_request_reaches_a_server_whole() -> None:
@@ -51,7 +51,7 @@ def test_a_request_reaches_a_server_whole() -> None:
 
     thread = threading.Thread(target=answer)
     thread.start()
-    reply = loadgen.request(server.getsockname()[1], "POST", "/token", {"a": "1 x", "b": "2"}, {"DPoP": "p"})
+    reply = loadgen_http.request(server.getsockname()[1], "POST", "/token", {"a": "1 x", "b": "2"}, {"DPoP": "p"})
     thread.join(5)
     server.close()
     assert (reply.status, reply.body) == (201, b"ok")

@@ -1,6 +1,7 @@
-"""The bench's two WSGI servers (``bench/run.py --server``): each command starts a server of
-the asked kind that answers on its port, with the worker processes the load generator counts
-CPU for (children of the process it is given), and stops with its workers."""
+"""The bench's two WSGI servers (``bench/run.py --server``, started by ``bench/run_services.py``):
+each command starts a server of the asked kind that answers on its port, with the worker
+processes the load generator counts CPU for (children of the process it is given), and stops
+with its workers."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # as scripts/bench.sh runs it
-run: Any = importlib.import_module("run")  # bench/ is not type-checked (pyproject.toml)
+services: Any = importlib.import_module("run_services")  # bench/ is not type-checked (pyproject.toml)
+report: Any = importlib.import_module("run_report")
 
 APP = '''
 def application(environ, start_response):
@@ -30,11 +32,11 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.parametrize("server", ["gunicorn", "granian"])
 def test_each_server_serves_with_its_workers_as_children(server: str, tmp_path: Path) -> None:
-    kind = run.Server(server)
+    kind = services.Server(server)
     (tmp_path / "tinyapp.py").write_text(APP)
     bin_dir = Path(sys.executable).parent
-    proc, port = run.start_server(bin_dir, "tinyapp:application", {"PATH": str(bin_dir), "PYTHONPATH": str(tmp_path)},
-                                  tmp_path, 2, f"test-{server}", "/", kind)
+    env = {"PATH": str(bin_dir), "PYTHONPATH": str(tmp_path)}
+    proc, port = services.start_server(bin_dir, "tinyapp:application", env, tmp_path, 2, f"test-{server}", "/", kind)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
             assert reply.status == 200 and reply.read()
@@ -42,14 +44,14 @@ def test_each_server_serves_with_its_workers_as_children(server: str, tmp_path: 
         while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         workers = _children(proc.pid)
-        assert len(workers) >= 2, workers  # what bench/loadgen.py sums the server's CPU over
+        assert len(workers) >= 2, workers  # what bench/loadgen_stats.py sums the server's CPU over
     finally:
-        run.stop_server(proc)
+        services.stop_server(proc)
     assert proc.poll() is not None
     assert not any(Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
                    for pid in workers)
 
 
 def test_the_report_names_the_server() -> None:
-    assert run._server_line({"server": "granian", "workers": 4}).startswith("granian 4 WSGI workers")
-    assert run._server_line({"workers": 4}) == "gunicorn 4 sync workers each"  # results from before the option
+    assert report._server_line({"server": "granian", "workers": 4}).startswith("granian 4 WSGI workers")
+    assert report._server_line({"workers": 4}) == "gunicorn 4 sync workers each"  # results from before the option
