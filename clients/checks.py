@@ -1,17 +1,22 @@
 """System checks of the tenant theme (stable ids ``clients.E00x``): a logo that cannot be
-served, or colours that would make the pages unreadable (WCAG 2.2 §1.4.3, 4.5:1)."""
+served, or colours that would make the pages unreadable (WCAG 2.2 §1.4.3, 4.5:1); and of the
+registered clients: audiences stored before ``clients.audiences`` refused them, or written
+behind it (raw SQL, a data migration), ``clients.E003``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, register
+from django.db import DatabaseError
 
 from core.app_settings import app_settings
 
+from . import audiences
 from .branding import HEX_COLOR, TENANT_LOGO_MAX_BYTES
 from .logo import LogoError, read_logo
+from .models import Client
 
 TEXT_COLOR = "#1d2430"  # the pages' body text (templates/base.html)
 MIN_CONTRAST = 4.5
@@ -56,3 +61,24 @@ def check_theme_colors(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         return [Error("Text on IDP_THEME_BACKGROUND_COLOR is below the contrast WCAG 2.2 asks for.",
                       hint="Choose a lighter background colour.", id="clients.E002")]
     return []
+
+
+@register(Tags.security, Tags.database)
+def check_client_audiences(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Error]:
+    """``clients.audiences`` over every stored client. A database check: it reads the clients
+    when the command names a database (``migrate`` does, so an upgrade stops here; ``check
+    --database default``), never before the table exists."""
+    found = []
+    for alias in databases or ():
+        try:
+            rows = list(Client.objects.using(alias).order_by("pk").values_list(
+                "client_id", "served_resources", "token_exchange_audiences"))
+        except DatabaseError:  # no table (or column) yet: migrate creates it; nothing is stored in it
+            continue
+        found += [Error(f"Client {client_id!r}, {problem.field}: {problem.message}",
+                        hint="Remove it from the client in the admin, which refuses it too, or in manage.py "
+                        "shell (docs/authorization.md, \"What a client's audiences may name\").",
+                        id="clients.E003")
+                  for client_id, served, exchange in rows
+                  for problem in audiences.problems(client_id, served, exchange)]
+    return found

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from core import crypto
@@ -12,6 +16,7 @@ from core.config_cache import ConfigQuerySet
 from core.deactivation import DeactivatingQuerySet
 from core.policy import GrantType
 
+from . import audiences
 from .redirects import redirect_uri_matches
 from .signals import deactivated_in_bulk
 
@@ -67,16 +72,51 @@ def default_signing_alg() -> str:
 HTTPS_ONLY = URLValidator(schemes=["https"], message="Enter an https URL.", code="https_only")
 
 
+#: What ``clients.audiences`` judges: a write of any of these is checked.
+AUDIENCE_FIELDS = frozenset(field.value for field in audiences.AudienceField)
+
+
+def refuse_audience_problems(clients: Iterable[Client]) -> None:
+    """``ValidationError`` (each problem under its field) when a client breaks the audience
+    model (``clients.audiences``)."""
+    found = [p for c in clients for p in audiences.problems(c.client_id, c.served_resources,
+                                                            c.token_exchange_audiences)]
+    if found:
+        raise ValidationError(audiences.by_field(found))
+
+
 class ClientQuerySet(DeactivatingQuerySet["Client"], ConfigQuerySet["Client"]):  # type: ignore[override]  # two bases' as_manager
     """Bulk deactivation (``update(is_active=False)``, ``bulk_update`` of ``is_active``) is
     announced (``signals.deactivated_in_bulk``) as a ``save()`` is by ``post_save``: the
-    clients' families and tokens end at once either way (``sessions.flows.cascade``)."""
+    clients' families and tokens end at once either way (``sessions.flows.cascade``). Bulk
+    writes of the audience fields are held to ``clients.audiences`` as ``save()`` is: an
+    ``update()`` is judged on the rows it wrote, in its transaction, and undone when refused."""
 
     def active(self) -> ClientQuerySet:
         return self.filter(is_active=True)
 
     def deactivated(self, rows: list[Client]) -> None:
         deactivated_in_bulk.send(sender=Client, clients=rows)
+
+    def update(self, **kwargs: Any) -> int:
+        if AUDIENCE_FIELDS.isdisjoint(kwargs):
+            return super().update(**kwargs)
+        with transaction.atomic(using=self.db):
+            written = list(self.values_list("pk", flat=True))  # before: the write may change what matches
+            rows = super().update(**kwargs)
+            refuse_audience_problems(self.model._default_manager.using(self.db).filter(pk__in=written))
+        return rows
+
+    def bulk_update(self, objs: Iterable[Client], fields: Iterable[str], batch_size: int | None = None) -> int:
+        objs, fields = list(objs), list(fields)
+        if not AUDIENCE_FIELDS.isdisjoint(fields):
+            refuse_audience_problems(objs)
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def bulk_create(self, objs: Iterable[Client], *args: Any, **kwargs: Any) -> list[Client]:
+        objs = list(objs)
+        refuse_audience_problems(objs)
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Client(models.Model):
@@ -105,14 +145,17 @@ class Client(models.Model):
     served_resources = models.JSONField(
         default=list, blank=True,
         help_text="Resources this client serves as a resource server (RFC 8707 URIs, or a client_id: the aud of that "
-        "client's tokens without a resource): it may introspect access tokens whose aud names one (RFC 7662 §4).",
+        "client's tokens without a resource): it may introspect access tokens whose aud names one (RFC 7662 §4). "
+        "Never the issuer or a URL below it, the userinfo endpoint included: Vigil alone serves those.",
     )
     # db_default on the fields added after the first release: rows inserted by code that does not
     # know them yet (a rolling deploy, an older migration state) still get a value.
     token_exchange_audiences = models.JSONField(
         default=list, db_default=[], blank=True,
         help_text="RFC 8693: the audiences (resource URIs or client_ids) this confidential "
-        "client may ask for when it exchanges a user's access token; empty: it may not exchange.",
+        "client may ask for when it exchanges a user's access token; empty: it may not exchange. The userinfo "
+        "endpoint's URL, exactly as discovery publishes it, lets it read /userinfo with the tokens it exchanges; "
+        "never its own client_id nor another of the issuer's URLs.",
     )
     backchannel_logout_uri = models.URLField(
         max_length=2000, blank=True, db_default="",
@@ -194,6 +237,20 @@ class Client(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.client_id})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Refused (``ValidationError``) when the audiences written break the audience model
+        (``clients.audiences``); a save of other fields only (``update_fields``: deactivating
+        a client) never is."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or not AUDIENCE_FIELDS.isdisjoint(update_fields):
+            refuse_audience_problems([self])
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        """The audience model's problems, each under its field (the admin form shows them)."""
+        super().clean()
+        refuse_audience_problems([self])
 
     # --- secrets -----------------------------------------------------------------------
     def set_secret(self, secret: str) -> None:

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
+from clients.audiences import first_problem as audience_problem
 from clients.models import (
     CONFIDENTIAL_ONLY_GRANTS,
     HTTPS_ONLY,
@@ -114,6 +115,7 @@ def register_client(
     methods = resolve_auth_methods(public, auth_methods, jwks)
     alg = signing_alg or ("ES256" if profile == ClientProfile.FAPI2 else default_signing_alg())
     allowed_scopes = list(scopes or DEFAULT_SCOPES)
+    client_id = client_id or generate_token(18)
     problem = (
         signing_alg_problem(alg)
         or profile_problem(profile, public, methods, alg, redirect_uris)
@@ -121,6 +123,7 @@ def register_client(
         or pkce_waiver_problem(public, require_pkce, allowed_scopes)
         or served_resources_problem(served_resources or [])
         or served_resources_problem(token_exchange_audiences or [])
+        or audience_problem(client_id, list(served_resources or []), list(token_exchange_audiences or []))
         or backchannel_logout_uri_problem(backchannel_logout_uri)
     )
     brand = brand or Brand()
@@ -130,7 +133,7 @@ def register_client(
     secret = generate_token(32) if any(m in SECRET_METHODS for m in methods) else None
     with transaction.atomic():
         client = Client(
-            client_id=client_id or generate_token(18),
+            client_id=client_id,
             name=name,
             client_type=ClientType.PUBLIC if public else ClientType.CONFIDENTIAL,
             token_endpoint_auth_method=methods[0],

@@ -19,17 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from core.app_settings import app_settings
+from core.issuer_urls import userinfo_endpoint
 
 from ..scopes import StandardScope
-
-#: Where the userinfo endpoint answers, below the issuer (``idp.oauth_urls``).
-USERINFO_PATH = "/userinfo"
-
-
-def userinfo_endpoint() -> str:
-    """The userinfo endpoint's URL, as discovery publishes it: its resource identifier."""
-    return f"{app_settings.ISSUER}{USERINFO_PATH}"
 
 
 def implied(scope: str) -> list[str]:

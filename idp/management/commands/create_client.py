@@ -46,7 +46,8 @@ class Command(BaseCommand):
                             "userinfo endpoint needs none: any client may ask for it with scope openid.")
         parser.add_argument("--serves-resource", action="append", default=[], dest="served_resources",
                             help="A resource (URI, or a client_id) this confidential client serves: it may "
-                            "introspect access tokens whose aud names it (RFC 7662 section 4); repeat.")
+                            "introspect access tokens whose aud names it (RFC 7662 section 4); repeat. Never "
+                            "the issuer or a URL below it (the userinfo endpoint included): Vigil serves those.")
         parser.add_argument("--signing-alg", default=None, choices=["ES256", "RS256", "EdDSA"],
                             help="ID and access token algorithm; default IDP_SIGNING_ALG (RS256).")
         parser.add_argument("--auth-method", action="append", default=[], dest="auth_methods",
@@ -63,7 +64,10 @@ class Command(BaseCommand):
                             help="OpenID Connect Back-Channel Logout: where logout tokens are POSTed.")
         parser.add_argument("--backchannel-logout-session-required", action="store_true")
         parser.add_argument("--token-exchange-audience", action="append", default=[], dest="exchange_audiences",
-                            help="RFC 8693: an audience this service may exchange user tokens for (repeat).")
+                            help="RFC 8693: an audience this service may exchange user tokens for (repeat). "
+                            "The userinfo endpoint, written exactly as discovery publishes it, lets the service "
+                            "read /userinfo with exchanged tokens; never its own client_id or another URL of "
+                            "the issuer's.")
         parser.add_argument("--require-mfa", action="store_true")
         parser.add_argument("--require-dpop", action="store_true")
         parser.add_argument("--profile", choices=["standard", "fapi2"], default="standard",

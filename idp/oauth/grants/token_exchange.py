@@ -10,12 +10,14 @@ RFC 8693 §2.2.2 error):
    ``actor_token`` (the authenticated client is the actor), ``requested_token_type`` (if
    sent) is an access token (§2.1);
 3. the subject token is one of our access tokens, still active, of a user, and aimed at the
-   requesting client (its ``aud`` names the client or a resource the client serves): a
-   service can only exchange what was sent to it (§2.1, "unacceptable based on policy");
+   requesting client (its ``aud`` names the client or a resource the client serves, never
+   one of Vigil's own URLs: ``clients.audiences``): a service can only exchange what was sent
+   to it (§2.1, "unacceptable based on policy");
 4. a DPoP-bound subject token (``cnf.jkt``, RFC 9449 §6) needs a DPoP proof of that very key
    with the exchange; the new token is bound to it too;
 5. every requested ``audience``/``resource`` is in the client's ``token_exchange_audiences``
-   (``invalid_target``, §2.2.2), and at least one is named;
+   and allowed there (``clients.audiences``: not its own ``client_id``, none of Vigil's URLs
+   but the userinfo endpoint) (``invalid_target``, §2.2.2), and at least one is named;
 6. the requested ``scope`` is within the subject token's (``invalid_scope``: never wider).
 
 The new token keeps the user's session (``sid``, ``acr``, ``auth_time``; revoking the
@@ -33,6 +35,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
+from clients.audiences import exchangeable, servable
 from core import jwt_tokens
 from core.events import EventType, Outcome, record
 from core.policy import GrantType
@@ -92,7 +95,7 @@ class TokenExchangeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
             raise self._refused("subject_token_inactive", InvalidRequestError(
                 "The subject_token is not an active access token of a user."))
         client = self.request.client
-        aimed_at = {client.client_id, *client.served_resources}
+        aimed_at = {aud for aud in [client.client_id, *client.served_resources] if servable(aud)}
         if not aimed_at & set(token.audience):
             raise self._refused("subject_token_not_for_client", InvalidRequestError(
                 "The subject_token was not issued for this client."))
@@ -106,7 +109,8 @@ class TokenExchangeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
         if not requested:
             raise self._refused("audience_missing", InvalidTargetError(
                 "Name the downstream service with audience or resource."))
-        allowed = set(self.request.client.token_exchange_audiences)
+        client = self.request.client
+        allowed = {aud for aud in client.token_exchange_audiences if exchangeable(aud, client.client_id)}
         if not set(requested) <= allowed:
             raise self._refused("audience_not_allowed", InvalidTargetError(
                 "This client may not exchange tokens for that audience."))
