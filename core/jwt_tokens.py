@@ -23,6 +23,10 @@ class TokenInvalid(Exception):
     """The JWT is malformed, wrongly signed, expired or not ours."""
 
 
+class TokenExpired(TokenInvalid):
+    """The JWT is ours and well formed, but past its ``exp`` (RFC 7519 §4.1.4)."""
+
+
 def sign(claims: dict[str, Any], *, alg: str, typ: str = "JWT", now: datetime | None = None) -> str:
     kid, key = keys.active_key(alg, now)
     return jwt.encode({"alg": alg, "typ": typ, "kid": kid}, claims, key, algorithms=[alg])
@@ -79,7 +83,7 @@ def verify(
     if claims.get("iss") != app_settings.ISSUER:
         raise TokenInvalid("wrong issuer")
     if check_exp and (not isinstance(claims.get("exp"), int) or claims["exp"] <= moment):
-        raise TokenInvalid("expired")
+        raise TokenExpired("expired")
     if audience is not None:
         aud = claims.get("aud")
         auds = aud if isinstance(aud, list) else [aud]

@@ -16,8 +16,8 @@ from core import events
 from core.http_methods import allow_methods
 from core.pages_only import api_endpoint
 from core.resource_errors import ResourceError
-from idp.flows.resource import ResourceErrorCode
 from idp.flows.resource import authorize as authorize_resource
+from idp.flows.resource import require_user
 from idp.oauth.claims import userinfo_claims
 from idp.oauth.errors import OAuthErrorCode
 from idp.oauth.http_headers import NO_STORE
@@ -155,10 +155,7 @@ def device_authorization(request: HttpRequest) -> HttpResponse:
 def userinfo(request: HttpRequest) -> HttpResponse:
     try:
         authorized = authorize_resource(request, resource=userinfo_endpoint(), required_scope=StandardScope.OPENID)
-        user = authorized.token.user
-        if user is None or not user.is_active:  # a client's token, or a user deactivated since
-            scheme = "DPoP" if authorized.claims.get("cnf") else "Bearer"
-            raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "No user behind this token.", scheme=scheme)
+        user = require_user(request, authorized)
     except ResourceError as error:
         response = _json(error.body(), error.status)
         response["WWW-Authenticate"] = error.www_authenticate()  # RFC 6750 §3

@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from accounts.pending import Ended
 from core import metrics
 from core.events import EventType, Outcome
-from core.metrics import NONE, bounded
+from core.metrics import NONE, OTHER, bounded
 from core.models import SecurityEvent
 from idp.flows.resource import Refusal as ResourceRefusal
 from sessions.flows.refresh import Refusal
@@ -30,10 +30,8 @@ REFRESH_GRANT = "refresh_token"
 LOGIN_FACTORS: dict[str, str] = {EventType.LOGIN_PASSWORD: "password", EventType.LOGIN_PASSKEY: "passkey"}
 THROTTLED = "throttled"
 ENDED = frozenset(Ended)
-#: Refusals at our resource endpoints counted under why (their event's ``detail``), not under
-#: the error they answer (``invalid_token``): a token meant for another resource server,
-#: presented to us (RFC 9068 §4), is that server replaying it, worth its own series.
-COUNTED_BY_WHY = frozenset({ResourceRefusal.WRONG_AUDIENCE})
+#: The label values of refusals at our resource endpoints: why (``idp.flows.resource.Refusal``).
+RESOURCE_REFUSALS = frozenset(ResourceRefusal)
 
 
 def _detail(event: SecurityEvent, name: str) -> object:
@@ -105,10 +103,11 @@ def _by_reason(counter: Counter, key: str) -> Handler:
 
 
 def _resource_refused(event: SecurityEvent) -> None:
-    """By the error answered (``reason``), except a refusal counted by why (``COUNTED_BY_WHY``)."""
+    """By why (the event's ``detail``, a ``Refusal``: ``expired``, ``wrong_audience``,
+    ``dpop_nonce_required``...), not by the error answered, which is ``invalid_token`` for most
+    of them; a value that is no ``Refusal`` (an event of an older release) is ``other``."""
     why = _detail(event, "detail")
-    reason = why if why in COUNTED_BY_WHY else event.reason
-    metrics.RESOURCE_REFUSALS.labels(bounded("resource.reason", reason)).inc()
+    metrics.RESOURCE_REFUSALS.labels(why if isinstance(why, str) and why in RESOURCE_REFUSALS else OTHER).inc()
 
 
 def _risk_action(event: SecurityEvent) -> None:

@@ -1,12 +1,14 @@
 """Checking access tokens presented to our own resource endpoints (userinfo) per
 RFC 6750 §2 (Bearer), RFC 9068 §4 (the audience) and RFC 9449 §7 (DPoP). Every refusal is a
-``resource.token_refused`` event."""
+``resource.token_refused`` event: ``reason`` the error answered, ``detail`` why (a
+``Refusal``, what ``vigil_resource_token_refusals_total`` counts by), ``description`` the
+error's text."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -18,26 +20,44 @@ from core.events import EventType, Outcome, record
 from core.policy import ResourceContext, apply_resource_policies
 from core.resource_errors import AuthenticationRequired, ResourceError, ResourceErrorCode
 from sessions.dpop import www_authenticate as dpop_challenge
+from sessions.dpop.errors import ErrorCode as DPoPErrorCode
 from sessions.models import AccessToken, SessionStatus
 
 from ..oauth import resources
 from .dpop_resource import check_dpop_binding
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 class Refusal(StrEnum):
-    """Why a request is refused, on record (``resource.token_refused``): the ``reason`` of a
-    request without our authentication, the ``detail`` of an ``invalid_token`` for a token
-    inactive or meant for another resource."""
+    """Why a request is refused, the ``detail`` of every ``resource.token_refused`` (and the
+    ``reason`` of a request without our authentication, which answers no error)."""
 
     NO_TOKEN = "no_token"  # the reason: no token, or only a scheme we do not accept
     UNSUPPORTED_SCHEME = "unsupported_scheme"  # its detail when a scheme was sent
-    UNKNOWN = "unknown"
+    MALFORMED_REQUEST = "malformed_request"  # invalid_request: two tokens, a header without one
+    UNVERIFIABLE = "unverifiable"  # not one of our JWTs: malformed, unknown key, bad signature, issuer, typ
+    UNKNOWN = "unknown"  # well signed, but no such token on record
     USER_INACTIVE = "user_inactive"
     CLIENT_INACTIVE = "client_inactive"
     STEP_UP_REQUIRED = "step_up_required"
     REVOKED = "revoked"
     EXPIRED = "expired"
     WRONG_AUDIENCE = "wrong_audience"  # RFC 9068 §4: its aud names neither this endpoint nor its client
+    WRONG_SCHEME = "wrong_scheme"  # RFC 9449 §7.1: a DPoP-bound token as Bearer, or an unbound one as DPoP
+    DPOP_PROOF_INVALID = "dpop_proof_invalid"  # RFC 9449 §7: no proof, or one that fails §4.3
+    DPOP_NONCE_REQUIRED = "dpop_nonce_required"  # RFC 9449 §9: use_dpop_nonce, the client retries with it
+    POLICY = "policy"  # a resource policy (risk, device health) refused it
+    INSUFFICIENT_SCOPE = "insufficient_scope"  # RFC 6750 §3.1: the endpoint needs a scope it lacks
+    NO_USER = "no_user"  # a client's own token (client credentials) where a user's is needed
+
+
+#: RFC 9449 §7 refusals by the error they answer; any other (``invalid_token``) is the scheme's.
+_DPOP_REFUSALS: dict[str, Refusal] = {
+    DPoPErrorCode.INVALID_DPOP_PROOF: Refusal.DPOP_PROOF_INVALID,
+    DPoPErrorCode.USE_DPOP_NONCE: Refusal.DPOP_NONCE_REQUIRED,
+}
 
 
 @dataclass
@@ -82,10 +102,10 @@ def _presented(request: HttpRequest) -> tuple[str, str]:
     try:
         return extract_token(request)
     except AuthenticationRequired as missing:
-        _refused(request, Refusal.NO_TOKEN, missing.description)
+        _refused(request, Refusal.NO_TOKEN, Refusal(missing.description))
         raise
     except ResourceError as error:
-        _refused(request, error.error, error.description)
+        _refused(request, error.error, Refusal.MALFORMED_REQUEST, error.description)
         raise
 
 
@@ -101,25 +121,41 @@ def authorize(request: HttpRequest, *, resource: str, required_scope: str | None
     endpoint's identifier: ``_check_audience``), bound as it says (RFC 9449 §7), allowed by the
     resource policies and of ``required_scope``; else the refusal, recorded."""
     scheme, token = _presented(request)
-    try:
-        claims = jwt_tokens.verify(token, typ="at+jwt")
-    except jwt_tokens.TokenInvalid as exc:
-        _refused(request, ResourceErrorCode.INVALID_TOKEN, str(exc))
-        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token is invalid or expired.") from exc
+    claims = _verified(request, token)
     record_ = (AccessToken.objects.select_related("session__client", "user", "client")
                .filter(jti=str(claims.get("jti"))).first())
     if record_ is None or not record_.is_active(timezone.now()):
         raise _inactive(request, record_)
     _check_audience(request, claims, resource)
-    try:
-        _check_binding_and_policies(request, scheme, token, claims, record_)
-    except ResourceError as error:
-        _refused(request, error.error, error.description)
-        raise
+    _check_binding(request, scheme, token, claims)
+    _check_policies(request, claims, record_)
     if required_scope and required_scope not in str(claims.get("scope", "")).split():
-        _refused(request, ResourceErrorCode.INSUFFICIENT_SCOPE, required_scope)
-        raise ResourceError(ResourceErrorCode.INSUFFICIENT_SCOPE, f"The token lacks the {required_scope} scope.", 403)
+        error = ResourceError(ResourceErrorCode.INSUFFICIENT_SCOPE, f"The token lacks the {required_scope} scope.", 403)
+        _refused(request, error.error, Refusal.INSUFFICIENT_SCOPE, error.description)
+        raise error
     return AuthorizedRequest(claims=claims, token=record_)
+
+
+def require_user(request: HttpRequest, authorized: AuthorizedRequest) -> User:
+    """The token's user, for an endpoint about one (userinfo): a client's own token (client
+    credentials) has none, ``invalid_token``."""
+    user = authorized.token.user
+    if user is not None and user.is_active:
+        return user
+    error = ResourceError(ResourceErrorCode.INVALID_TOKEN, "No user behind this token.",
+                          scheme="DPoP" if _bound(authorized.claims) else "Bearer")
+    _refused(request, error.error, Refusal.NO_USER, error.description)
+    raise error
+
+
+def _verified(request: HttpRequest, token: str) -> dict[str, Any]:
+    """The claims of one of our access tokens (``jwt_tokens.verify``); past its ``exp``, ``expired``."""
+    try:
+        return jwt_tokens.verify(token, typ="at+jwt")
+    except jwt_tokens.TokenInvalid as exc:
+        why = Refusal.EXPIRED if isinstance(exc, jwt_tokens.TokenExpired) else Refusal.UNVERIFIABLE
+        _refused(request, ResourceErrorCode.INVALID_TOKEN, why, str(exc))
+        raise ResourceError(ResourceErrorCode.INVALID_TOKEN, "The access token is invalid or expired.") from exc
 
 
 def _check_audience(request: HttpRequest, claims: dict[str, Any], resource: str) -> None:
@@ -135,7 +171,7 @@ def _check_audience(request: HttpRequest, claims: dict[str, Any], resource: str)
         f"resource, or with resource={resource} beside the others.",
         scheme="DPoP" if _bound(claims) else "Bearer",
     )
-    _refused(request, error.error, Refusal.WRONG_AUDIENCE)
+    _refused(request, error.error, Refusal.WRONG_AUDIENCE, error.description)
     raise error
 
 
@@ -143,14 +179,24 @@ def _bound(claims: dict[str, Any]) -> bool:
     return isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
 
 
-def _check_binding_and_policies(
-    request: HttpRequest, scheme: str, token: str, claims: dict[str, Any], record_: AccessToken
-) -> None:
-    """RFC 9449 §7 for a DPoP-bound token (or the DPoP scheme), then the resource policies
-    (risk, device health). Their refusals are recorded by the caller, as every refusal here is."""
-    if _bound(claims) or scheme == "dpop":
+def _check_binding(request: HttpRequest, scheme: str, token: str, claims: dict[str, Any]) -> None:
+    """RFC 9449 §7 for a DPoP-bound token (or the DPoP scheme)."""
+    if not (_bound(claims) or scheme == "dpop"):
+        return
+    try:
         check_dpop_binding(request, scheme, token, claims)
-    apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
+    except ResourceError as error:
+        _refused(request, error.error, _DPOP_REFUSALS.get(error.error, Refusal.WRONG_SCHEME), error.description)
+        raise
+
+
+def _check_policies(request: HttpRequest, claims: dict[str, Any], record_: AccessToken) -> None:
+    """The resource policies (risk, device health: ``core.policy``)."""
+    try:
+        apply_resource_policies(ResourceContext(claims=claims, token=record_, request=request, now=timezone.now()))
+    except ResourceError as error:
+        _refused(request, error.error, Refusal.POLICY, error.description)
+        raise
 
 
 #: The ``invalid_token`` description of each reason a well-signed token is inactive.
@@ -177,7 +223,7 @@ def _inactive(request: HttpRequest, token: AccessToken | None) -> ResourceError:
         )
     else:
         error = ResourceError(ResourceErrorCode.INVALID_TOKEN, _INACTIVE[reason])
-    _refused(request, error.error, reason)
+    _refused(request, error.error, reason, error.description)
     return error
 
 
@@ -199,12 +245,14 @@ def _why_inactive(token: AccessToken | None) -> Refusal:
     return Refusal.EXPIRED
 
 
-def _refused(request: HttpRequest, reason: str, detail: str) -> None:
+def _refused(request: HttpRequest, reason: str, detail: Refusal, description: str = "") -> None:
+    """On record: the error answered (``reason``), why (``detail``) and the error's text."""
     record(
         EventType.RESOURCE_TOKEN_REFUSED,
         outcome=Outcome.DENIED,
         reason=reason,
         request=request,
         detail=detail,
+        description=description,
         path=request.path,
     )

@@ -138,21 +138,26 @@ def test_userinfo_demanding_a_nonce_says_which_one(dpop_tokens, dpop_key, settin
     assert second.status_code == 200, second.content
 
 
-def test_each_dpop_refusal_at_userinfo_is_a_security_event(dpop_tokens, dpop_key):
+def test_each_dpop_refusal_at_userinfo_is_a_security_event(dpop_tokens, dpop_key, settings):
     """Every refusal at userinfo is a ``resource.token_refused`` event, the RFC 9449 §7 ones
-    too: a bound token sent as Bearer, a proof by another key (a stolen token), no proof."""
+    too, each with why (``detail``: what the refusals metric counts by): a bound token sent as
+    Bearer, a proof by another key (a stolen token), no proof, a proof without the nonce
+    demanded."""
     from core.models import SecurityEvent
 
     at = dpop_tokens["access_token"]
     url = f"{settings.IDP_ISSUER}{reverse('userinfo')}"
     other = ECKey.generate_key("P-256", private=True)
-    attempts: dict[str, dict[str, Any]] = {
-        "bearer": {"HTTP_AUTHORIZATION": f"Bearer {at}"},
-        "stolen": {"HTTP_AUTHORIZATION": f"DPoP {at}",
-                   "HTTP_DPOP": create_proof(other, method="GET", url=url, access_token=at)},
-        "no proof": {"HTTP_AUTHORIZATION": f"DPoP {at}"},
-    }
-    for name, headers in attempts.items():
+    proof = create_proof(dpop_key, method="GET", url=url, access_token=at)  # good, but without a nonce
+    attempts: list[tuple[str, dict[str, Any], bool]] = [
+        ("wrong_scheme", {"HTTP_AUTHORIZATION": f"Bearer {at}"}, False),
+        ("dpop_proof_invalid", {"HTTP_AUTHORIZATION": f"DPoP {at}",
+                                "HTTP_DPOP": create_proof(other, method="GET", url=url, access_token=at)}, False),
+        ("dpop_proof_invalid", {"HTTP_AUTHORIZATION": f"DPoP {at}"}, False),
+        ("dpop_nonce_required", {"HTTP_AUTHORIZATION": f"DPoP {at}", "HTTP_DPOP": proof}, True),
+    ]
+    for name, headers, nonce_required in attempts:
+        settings.SESSIONS_DPOP_NONCE_REQUIRED = nonce_required
         before = SecurityEvent.objects.filter(event_type="resource.token_refused").count()
         response = HttpClient().get(reverse("userinfo"), **headers)
         assert response.status_code == 401, name
@@ -160,3 +165,4 @@ def test_each_dpop_refusal_at_userinfo_is_a_security_event(dpop_tokens, dpop_key
         latest = refused.first()
         assert refused.count() == before + 1 and latest is not None, name
         assert (latest.reason, latest.outcome) == (response.json()["error"], "denied"), name
+        assert latest.details["detail"] == name

@@ -13,6 +13,7 @@ from celery import signals
 from core.events import EventType, Outcome, build, record
 from core.metrics import NONE, OTHER, bounded
 from core.models import SecurityEvent
+from idp.flows.resource import Refusal as ResourceRefusal
 from ops import celery_metrics, event_metrics
 from shared_signals.tasks import deliver_security_event
 
@@ -42,8 +43,7 @@ def test_risk_device_health_sessions_and_ssf() -> None:
                   ("vigil_device_health_changes_total", {"outcome": "deny", "platform": "android"}),
                   ("vigil_sessions_revoked_total", {"reason": "admin"}),
                   ("vigil_ssf_deliveries_total", {"result": "sent"}),
-                  ("vigil_ssf_deliveries_total", {"result": "failed"}),
-                  ("vigil_resource_token_refusals_total", {"reason": "expired"}))
+                  ("vigil_ssf_deliveries_total", {"result": "failed"}))
     count(EventType.RISK_SIGNAL, outcome=Outcome.DETECTED, reason="impossible_travel", user=None)
     count(EventType.RISK_ACTION, outcome=Outcome.TAKEN, reason="revoke")
     count(EventType.DEVICE_COMPLIANCE_CHANGED, outcome=Outcome.DENIED, reason="rooted", new_outcome="deny",
@@ -51,21 +51,23 @@ def test_risk_device_health_sessions_and_ssf() -> None:
     count(EventType.SESSION_REVOKED, reason="admin")
     count(EventType.SSF_SET_DELIVERED)
     count(EventType.SSF_SET_FAILED, outcome=Outcome.FAILURE)
-    count(EventType.RESOURCE_TOKEN_REFUSED, outcome=Outcome.DENIED, reason="expired")
-    assert seen.gained() == [1, 1, 1, 1, 1, 1, 1]
+    assert seen.gained() == [1, 1, 1, 1, 1, 1]
 
 
-def test_resource_refusals_by_the_error_but_a_wrong_audience_by_itself() -> None:
-    """A refusal at our resource endpoints is counted under the error it answered, its
-    ``detail`` (why) aside; a token meant for another resource (RFC 9068 §4: a resource server
-    replaying it) has its own series, ``wrong_audience``."""
-    seen = Deltas(("vigil_resource_token_refusals_total", {"reason": "invalid_token"}),
-                  ("vigil_resource_token_refusals_total", {"reason": "wrong_audience"}),
-                  ("vigil_resource_token_refusals_total", {"reason": "no_token"}))
-    for reason, why in [("invalid_token", "expired"), ("invalid_token", "wrong_audience"),
-                        ("no_token", "unsupported_scheme")]:
-        count(EventType.RESOURCE_TOKEN_REFUSED, outcome=Outcome.DENIED, reason=reason, detail=why, path="/userinfo")
-    assert seen.gained() == [1, 1, 1]
+def test_resource_refusals_are_labelled_by_why_from_a_bounded_set() -> None:
+    """Each ``Refusal`` is its own series, whatever error it answered; a ``detail`` that is no
+    ``Refusal`` (missing, free text, an older release's event) is ``other``, never a new series.
+    The refusals /userinfo really records are counted in test_flow_metrics."""
+    refusals = [("vigil_resource_token_refusals_total", {"reason": why.value}) for why in ResourceRefusal]
+    seen = Deltas(*refusals, ("vigil_resource_token_refusals_total", {"reason": OTHER}),
+                  ("vigil_resource_token_refusals_total", {"reason": "invalid_token"}),
+                  ("vigil_resource_token_refusals_total", {"reason": "bad signature"}))
+    for why in ResourceRefusal:
+        count(EventType.RESOURCE_TOKEN_REFUSED, outcome=Outcome.DENIED, reason="invalid_token", detail=why)
+    details: list[dict[str, Any]] = [{}, {"detail": "bad signature"}, {"detail": "openid"}, {"detail": ["expired"]}]
+    for detail in details:
+        count(EventType.RESOURCE_TOKEN_REFUSED, outcome=Outcome.DENIED, reason="invalid_token", **detail)
+    assert seen.gained() == [1] * len(ResourceRefusal) + [4, 0, 0]
 
 
 def test_the_outcome_decides_what_is_counted() -> None:

@@ -4,16 +4,22 @@ only from enums, URL names and registered clients."""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client as HttpClient
 from django.urls import reverse
 
 from clients.flows.registration import register_client
+from core.events import EventType
 from core.metrics import OTHER
 from core.models import SecurityEvent
+from idp.flows.resource import Refusal
 from idp.tests.conftest import MOBILE_CLIENT_ID, PASSWORD, form_post
+from idp.tests.test_userinfo_audience import tokens_for, userinfo
 from ops import labels
 
 from .conftest import Deltas, sample
@@ -68,6 +74,30 @@ def test_refusals_by_reason_and_unknown_clients_as_other() -> None:
     text = HttpClient().get("/metrics", HTTP_AUTHORIZATION="Bearer x").content.decode()  # closed: nothing
     assert "made-up-client-id" not in text
     assert not [m for m in _all_label_values() if "made-up-client-id" in m]
+
+
+def test_resource_refusals_are_counted_by_why_as_recorded(browser: Any, tokens: dict[str, Any]) -> None:
+    """Refusals at /userinfo, driven for real: each is counted under why it was refused (its
+    event's ``detail``, a ``Refusal``), though most answer ``invalid_token`` alike, and the
+    counts equal the audit log's."""
+    narrowed = tokens_for(browser, ["https://api.example.com"])["access_token"]  # RFC 8707: the API's alone
+    revoked = tokens_for(browser, [])["access_token"]
+    assert form_post(HttpClient(), reverse("revoke"), {"token": revoked, "client_id": MOBILE_CLIENT_ID}).status_code == 200
+    series = [*(why.value for why in Refusal), OTHER]
+    seen = Deltas(*[("vigil_resource_token_refusals_total", {"reason": reason}) for reason in series])
+    last = SecurityEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+    for authorization in ["", "Basic dXNlcjpwYXNz", "Bearer not.a.token", f"Bearer {narrowed}", f"Bearer {revoked}"]:
+        assert HttpClient().get(reverse("userinfo"), HTTP_AUTHORIZATION=authorization).status_code == 401
+    two = form_post(HttpClient(), reverse("userinfo"), {"access_token": tokens["access_token"]},
+                    HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    assert two.status_code == 400
+    with time_machine.travel(timedelta(hours=1)):  # past the access token's exp
+        assert userinfo(tokens["access_token"]).status_code == 401
+    recorded = Counter(event.details["detail"] for event in SecurityEvent.objects.filter(
+        event_type=EventType.RESOURCE_TOKEN_REFUSED, pk__gt=last or 0))
+    assert recorded == {"no_token": 1, "unsupported_scheme": 1, "unverifiable": 1, "wrong_audience": 1,
+                        "revoked": 1, "malformed_request": 1, "expired": 1}
+    assert {reason: n for reason, n in zip(series, seen.gained(), strict=True) if n} == recorded
 
 
 def _all_label_values() -> list[str]:
