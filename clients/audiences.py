@@ -1,6 +1,6 @@
 """What a client's audiences may name, wherever a client is written (the admin, ``create_client``,
 ``register_client``, ``save()`` and the bulk writes of ``ClientQuerySet``), and check
-``clients.E003`` over the rows already stored.
+``clients.W003`` over the rows already stored.
 
 The audience model (docs/authorization.md "Which access tokens /userinfo takes"): a token's
 ``aud`` names the resources it is for (RFC 8707), or its own client's ``client_id`` when it
@@ -67,7 +67,7 @@ def problems(client_id: object, served: object, exchange: object) -> list[Audien
 def servable(value: object) -> bool:
     """Whether a client may serve ``value``: none of Vigil's own URLs. Also asked where a
     stored value is used (introspection, token exchange), so a row written behind these rules
-    grants nothing before check ``clients.E003`` reports it."""
+    grants nothing before check ``clients.W003`` reports it."""
     return isinstance(value, str) and not within_issuer(value)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 
 from core.app_settings import app_settings
@@ -64,10 +64,11 @@ def check_theme_colors(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 
 @register(Tags.security, Tags.database)
-def check_client_audiences(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Error]:
+def check_client_audiences(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Warning]:
     """``clients.audiences`` over every stored client. A database check: it reads the clients
-    when the command names a database (``migrate`` does, so an upgrade stops here; ``check
-    --database default``), never before the table exists."""
+    when the command names a database (``migrate`` does; ``check --database default``), never
+    before the table exists. A warning, not an error: such a value already grants nothing
+    (``audiences.py``), so an upgrade goes on while the operator removes it."""
     found = []
     for alias in databases or ():
         try:
@@ -75,10 +76,10 @@ def check_client_audiences(app_configs: Any = None, databases: Any = None, **kwa
                 "client_id", "served_resources", "token_exchange_audiences"))
         except DatabaseError:  # no table (or column) yet: migrate creates it; nothing is stored in it
             continue
-        found += [Error(f"Client {client_id!r}, {problem.field}: {problem.message}",
+        found += [Warning(f"Client {client_id!r}, {problem.field}: {problem.message} It grants nothing.",
                         hint="Remove it from the client in the admin, which refuses it too, or in manage.py "
                         "shell (docs/authorization.md, \"What a client's audiences may name\").",
-                        id="clients.E003")
+                        id="clients.W003")
                   for client_id, served, exchange in rows
                   for problem in audiences.problems(client_id, served, exchange)]
     return found
