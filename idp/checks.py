@@ -76,6 +76,22 @@ def check_trusted_proxies(app_configs: Any = None, **kwargs: Any) -> list[Error 
 
 
 @register(Tags.security, deploy=True)
+def check_proxy_addresses(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """``vigil.W011``: behind a TLS proxy (``DJANGO_BEHIND_TLS_PROXY``) with no proxy trusted,
+    every request seems to come from the proxy: the risk engine (impossible travel, new
+    networks) sees one address, and each per-address limit (sign-in throttle, rates) is one
+    bucket for everybody, which one client can spend for all."""
+    behind_proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None) is not None
+    if not behind_proxy or trusted_proxy_entries() or parse_hops(getattr(settings, "VIGIL_TRUSTED_PROXY_HOPS", 0)):
+        return []
+    return [Warning(
+        "DJANGO_BEHIND_TLS_PROXY is on but no proxy is trusted: every request seems to come from the proxy's "
+        "address, so risk signals see one address and every per-address limit is one bucket for all clients.",
+        hint="Set VIGIL_TRUSTED_PROXIES to your proxy's address or network (docs/operations.md \"Proxies\").",
+        id="vigil.W011")]
+
+
+@register(Tags.security, deploy=True)
 def check_outbound(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     """``core.outbound``: registered URLs may lead to internal addresses only when said so."""
     if not app_settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES:

@@ -104,6 +104,21 @@ def test_hops_without_addresses_warn(settings: Any) -> None:
     assert not {"vigil.W010", "vigil.E010"} & {problem.id for problem in run_checks()}
 
 
+def test_behind_a_tls_proxy_with_no_proxy_trusted_the_deploy_check_warns(settings: Any) -> None:
+    """Every request would seem to come from the proxy: one address for the risk engine, one
+    bucket per limit for everybody (``vigil.W011``, a deploy check)."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.VIGIL_TRUSTED_PROXIES, settings.VIGIL_TRUSTED_PROXY_HOPS = [], "0"
+    assert "vigil.W011" in [problem.id for problem in run_checks(include_deployment_checks=True)]
+    assert "vigil.W011" not in [problem.id for problem in run_checks()]  # only check --deploy
+    for trusted, hops in ((["127.0.0.1"], "0"), ([], "1")):
+        settings.VIGIL_TRUSTED_PROXIES, settings.VIGIL_TRUSTED_PROXY_HOPS = trusted, hops
+        assert "vigil.W011" not in [problem.id for problem in run_checks(include_deployment_checks=True)]
+    settings.VIGIL_TRUSTED_PROXIES, settings.VIGIL_TRUSTED_PROXY_HOPS = [], "0"
+    settings.SECURE_PROXY_SSL_HEADER = None  # no proxy said: the peer is the client
+    assert "vigil.W011" not in [problem.id for problem in run_checks(include_deployment_checks=True)]
+
+
 def _settings_in_subprocess(env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_TRUST")}
     return subprocess.run(
