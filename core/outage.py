@@ -19,7 +19,9 @@ middleware into a 500 response before the middleware around it sees it
 
 Only connection-level failures count (``dependency_of``); any other error stays an error.
 Nothing is retried here: the failed request rolled back, so the client's retry after
-``Retry-After`` is safe. Connections come back by themselves once the store is back (Django
+``Retry-After`` is safe. What no rollback reaches, a count in the shared cache (``core.rates``),
+is taken back by the callbacks the request left with ``outage_undo.undo_on_outage``: a client's retries
+through an outage spend none of its rate. Connections come back by themselves once the store is back (Django
 health-checks persistent database connections; redis-py reconnects on the next call).
 """
 
@@ -41,7 +43,7 @@ from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
 
 from . import cache as shared_cache
-from . import events, metrics
+from . import events, metrics, outage_undo
 from .app_settings import app_settings
 
 logger = logging.getLogger("vigil.outage")
@@ -175,6 +177,7 @@ def answer(request: HttpRequest, exc: BaseException, dependency: Dependency) -> 
         " ".join(str(exc).split()),
     )
     metrics.dependency_error(dependency, "request")
+    outage_undo.undo_all()
     _record(request, dependency, exc)
     response = page_answer(request) if wants_html(request) else json_answer()
     response._has_been_logged = True  # type: ignore[attr-defined]
@@ -245,7 +248,8 @@ class OutageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return _with_kept_cookies(request, self._answer(request))
+        with outage_undo.collecting():
+            return _with_kept_cookies(request, self._answer(request))
 
     def _answer(self, request: HttpRequest) -> HttpResponse:
         try:

@@ -40,6 +40,7 @@ from django.core.cache import cache
 
 from .cache import UNAVAILABLE
 from .counters import incr_in_window
+from .outage_undo import undo_on_outage
 
 #: DRF's periods: the first letter of ``s``/``sec``/``second``, ``m``/``min``, ``h``/``hour``, ``d``/``day``.
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -76,7 +77,8 @@ def exceeded(key: str, rate: Rate, now: datetime) -> int | None:
     seconds (this window's count plus the previous window's weighted share) hold more than
     ``rate.limit`` requests, else None. A refused request is taken back out of the count, and
     so is one the cache fails after counting (reading the previous window): its 503 spends
-    nothing, as far as the cache still answers."""
+    nothing, as far as the cache still answers. Once every count a request needs admitted it,
+    ``kept_unless_outage`` hands each back should the request end in an outage's 503."""
     index, elapsed = _window(rate, now)
     count = incr_in_window(f"{key}:{index}", 2 * rate.window)  # read again as the next window's previous one
     try:
@@ -87,6 +89,13 @@ def exceeded(key: str, rate: Rate, now: datetime) -> int | None:
     if wait is not None:
         take_back(key, rate, now)
     return wait
+
+
+def kept_unless_outage(key: str, rate: Rate, now: datetime) -> None:
+    """The admitted request's count under ``key`` is taken back if the request is answered with
+    an outage's 503 later on (``core.outage_undo``: the database failing the refresh
+    it admitted, say): a client retrying through an outage spends none of its rate."""
+    undo_on_outage(lambda: take_back(key, rate, now, quietly=True))
 
 
 def _judge(key: str, rate: Rate, index: int, elapsed: int, count: int) -> int | None:

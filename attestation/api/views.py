@@ -44,7 +44,10 @@ class ChallengeThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         key = f"vigil:challenge-rate:{source_key(client_ip(request._request))}"
-        self.retry_after = rates.exceeded(key, app_settings.CHALLENGE_RATE, timezone.now())
+        now = timezone.now()
+        self.retry_after = rates.exceeded(key, app_settings.CHALLENGE_RATE, now)
+        if self.retry_after is None:
+            rates.kept_unless_outage(key, app_settings.CHALLENGE_RATE, now)
         return self.retry_after is None
 
     def wait(self) -> float | None:

@@ -125,6 +125,8 @@ def admit(endpoint: Endpoint, client: Client, request: HttpRequest, now: datetim
             _take_back(counted, moment)  # refused here: the request spends no bucket before this one
             _refuse(endpoint, bucket, wait, client, request)
         counted.append((key, rate))
+    for key, rate in counted:  # admitted: spent, unless an outage fails the request later on
+        rates.kept_unless_outage(key, rate, moment)
 
 
 def _take_back(counted: list[tuple[str, rates.Rate]], moment: datetime, *, quietly: bool = False) -> None:

@@ -383,3 +383,4 @@ def test_a_request_refused_by_the_address_spends_nothing_of_its_clients_bucket(m
     settings.IDP_PAR_ADDRESS_RATE = "10/min"  # the address frees up
     assert [_push(mobile, pkce).status_code for _ in range(3)] == [201, 201, 429]
     assert _refusals("oauth.par_refused")[-1].details["bucket"] == "client_address"
+

@@ -235,7 +235,11 @@ def unattested_refresh_throttled(session: DeviceSession, now: datetime) -> int |
     """Count a refresh of an unattested device's session in its sliding window (``core.rates``);
     the seconds to wait when over ``SESSIONS_UNATTESTED_REFRESH_LIMIT``, else None."""
     rate = rates.Rate(app_settings.UNATTESTED_REFRESH_LIMIT, app_settings.UNATTESTED_REFRESH_WINDOW)
-    return rates.exceeded(f"vigil:unattested-refreshes:{session.sid}", rate, now)
+    key = f"vigil:unattested-refreshes:{session.sid}"
+    wait = rates.exceeded(key, rate, now)
+    if wait is None:  # spent, unless the refresh fails in an outage (its retry then counts once)
+        rates.kept_unless_outage(key, rate, now)
+    return wait
 
 
 def register_failure(session: DeviceSession) -> int:

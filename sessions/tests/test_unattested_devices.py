@@ -310,6 +310,29 @@ def test_refreshes_are_rate_limited(old_iphone: Unattested, settings: Any) -> No
     assert events("oauth.refresh_refused")[-1].reason == "unattested_rate_limited"
 
 
+def test_a_refresh_failed_by_an_outage_spends_none_of_the_rate(old_iphone: Unattested, settings: Any) -> None:
+    """The count is in the shared cache, which the failed refresh's rollback does not reach:
+    the outage's 503 takes it back (``core.outage_undo``), so the retry is served."""
+    from django.db import OperationalError, connection
+
+    settings.SESSIONS_UNATTESTED_REFRESH_LIMIT = 1
+    old_iphone.login()
+    token = old_iphone.refresh_token
+
+    def rotation_fails(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.lstrip().upper().startswith(("UPDATE", "WITH", "INSERT")):
+            raise OperationalError("injected: server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(rotation_fails):
+        failed = old_iphone.refresh()
+    assert failed.status_code == 503 and failed.json()["error"] == "temporarily_unavailable"
+    assert old_iphone.refresh_token == token
+    assert old_iphone.refresh().status_code == 200  # the retry: the rate's one refresh
+    refused = old_iphone.refresh()
+    assert refused.status_code == 429 and refused.json()["error"] == "slow_down"
+
+
 def test_attested_sessions_are_not_rate_limited(iphone: App, settings: Any) -> None:
     settings.SESSIONS_UNATTESTED_REFRESH_LIMIT = 1
     iphone.login()
