@@ -182,7 +182,7 @@ class AppSettings:
         certificates) shows the credentials work for its package. Google answers 403 "not
         authorized to decode" both to another app's token (the device's choice) and to every token
         when the service account is of the wrong Cloud project: it is ``integrity_token_invalid``
-        (counted) while this process decoded a genuine token of the package within this many
+        (counted) while a process decoded a genuine token of the package within this many
         seconds, else ``integrity_api_unavailable`` (503, logged with the fix). Default 600."""
         return max(1, _int("PLAY_INTEGRITY_DECODED_WITHIN", 600))
 

@@ -13,9 +13,10 @@ Which refusals are the device's (``integrity_token_invalid``, counted) and which
 (``integrity_api_unavailable``: 503, counted in no streak) is read from Google's error body
 (``google_errors``, with the sources). One answer is both: 403 "not authorized to decode" is
 what a device gets for another app's token, and what every token gets when our service account
-is of another Cloud project. It is the device's while this process has decoded a genuine token
+is of another Cloud project. It is the device's while any process has decoded a genuine token
 of the same package (its verdict passed, signed with a registered certificate) with the same
-credentials within ``ATTESTATION_PLAY_INTEGRITY_DECODED_WITHIN`` seconds: our configuration then
+credentials within ``ATTESTATION_PLAY_INTEGRITY_DECODED_WITHIN`` seconds (``decodes_seen``:
+this process's memory and the shared cache's): our configuration then
 demonstrably works, and a device can neither make that so nor undo it. Otherwise it is an
 outage, logged with what to fix: a misconfiguration never logs out every Android user, and a
 device chooses an outage only where no genuine token decoded lately.
@@ -38,6 +39,7 @@ from joserfc.jwk import RSAKey
 
 from ..app_settings import app_settings
 from ..errors import AttestationError, Reason
+from . import decodes_seen
 from .google_errors import Fault, GoogleError, classify
 from .play_integrity import IntegrityPolicy, IntegrityVerdict, check_verdict
 
@@ -51,8 +53,6 @@ DECODED_WITHIN = dt.timedelta(seconds=600)
 logger = logging.getLogger("vigil.play_integrity")
 _token_cache: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
 _lock = threading.Lock()
-#: (API base URL, service account, package name) -> when this process last decoded a token for it.
-_decoded_at: dict[tuple[str, str, str], dt.datetime] = {}
 #: How each refusal is answered once its fault is decided.
 _REASONS = {
     Fault.TOKEN: Reason.INTEGRITY_TOKEN_INVALID,
@@ -184,14 +184,12 @@ class PlayIntegrityClient:
         decoded with these credentials: they work for ``package_name``. Only a build signed with
         the app's key can get here, so no device makes refusals count by sending a token that a
         wrongly configured service account happens to decode."""
-        with _lock:
-            _decoded_at[self._decoding(package_name)] = now
+        decodes_seen.remember(self._decoding(package_name), now, self.decoded_within)
 
     def decodes(self, package_name: str, now: dt.datetime) -> bool:
-        """Whether this process decoded a genuine token of ``package_name`` with these
+        """Whether any process decoded a genuine token of ``package_name`` with these
         credentials within ``decoded_within`` of ``now``: our configuration works for it."""
-        with _lock:
-            last = _decoded_at.get(self._decoding(package_name))
+        last = decodes_seen.last(self._decoding(package_name), now, self.decoded_within)
         return last is not None and now - last <= self.decoded_within
 
     def _refusal(self, error: GoogleError, package_name: str, now: dt.datetime) -> AttestationError:
@@ -261,10 +259,10 @@ def _lifetime(expires_in: Any) -> int:
 
 
 def clear_caches() -> None:
-    """Forget the cached bearers and the decodes seen (tests; a fresh process)."""
+    """Forget the cached bearers and the decodes this process saw (tests; a fresh process)."""
     with _lock:
         _token_cache.clear()
-        _decoded_at.clear()
+    decodes_seen.forget_local()
 
 
 def verify_standard_token(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from attestation.android import decodes_seen
 from attestation.android.google_errors import Fault, classify
 from attestation.android.play_integrity import IntegrityPolicy
 from attestation.android.play_integrity_api import (
@@ -22,6 +23,7 @@ from attestation.android.play_integrity_api import (
 from attestation.errors import AttestationError, Reason
 from attestation.testing import google_pki as g
 from attestation.testing.google_pki import DecodeError
+from tests.cache_outage import redis_unreachable
 
 pytestmark = pytest.mark.live
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -199,3 +201,38 @@ def test_bodies_google_never_documented_fall_back_safely(status: int, body: Any,
     """No shape raises; an ErrorInfo counts only when it is one; unknown Service Infrastructure
     reasons are ours; an unknown service reason is undecided like any 403."""
     assert classify(status, body).fault is fault
+
+
+# --- the decodes seen, shared between processes (decodes_seen) ---------------------------------
+def test_another_processs_genuine_decode_makes_the_refusal_the_devices(
+    google: g.GoogleStandIn, client: PlayIntegrityClient
+) -> None:
+    """A fresh worker (here: this process's memory forgotten) knows from the shared cache that
+    our credentials decode genuine tokens, and counts another project's token against the device."""
+    foreign = google.refuse("foreign")
+    decoded(google, client)
+    decodes_seen.forget_local()
+    assert refusal(client, foreign, NOW + dt.timedelta(seconds=30)) == INVALID
+    assert refusal(client, foreign, NOW + dt.timedelta(seconds=601)) == UNAVAILABLE  # the window still holds
+
+
+def test_the_shared_cache_is_told_a_few_times_per_window(google: g.GoogleStandIn, client: PlayIntegrityClient) -> None:
+    """Decodes within a quarter of the window after the one shared are this process's alone: the
+    hot path pays no cache write for them (a fresh worker sees the window end up to that early)."""
+    foreign = google.refuse("foreign")
+    decoded(google, client)
+    decoded(google, client, at=NOW + dt.timedelta(seconds=100))
+    assert refusal(client, foreign, NOW + dt.timedelta(seconds=650)) == INVALID  # this process: 550 s ago
+    decodes_seen.forget_local()
+    assert refusal(client, foreign, NOW + dt.timedelta(seconds=650)) == UNAVAILABLE  # shared: 650 s ago
+
+
+def test_the_cache_down_leaves_the_processs_own_memory_to_decide(
+    google: g.GoogleStandIn, client: PlayIntegrityClient
+) -> None:
+    foreign = google.refuse("foreign")
+    with redis_unreachable():
+        decoded(google, client)  # sharing fails quietly: the decode itself succeeded
+        assert refusal(client, foreign, NOW + dt.timedelta(seconds=1)) == INVALID
+        decodes_seen.forget_local()
+        assert refusal(client, foreign, NOW + dt.timedelta(seconds=1)) == UNAVAILABLE  # nothing known: an outage
