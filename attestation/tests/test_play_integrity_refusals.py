@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,13 +16,14 @@ from attestation.android.play_integrity import IntegrityPolicy
 from attestation.android.play_integrity_api import (
     PlayIntegrityClient,
     ServiceAccount,
-    clear_caches,
     verify_standard_token,
 )
 from attestation.errors import AttestationError, Reason
 from attestation.testing import google_pki as g
 from attestation.testing.google_pki import DecodeError
 from tests.cache_outage import redis_unreachable
+
+from .test_play_integrity_api import client, google  # noqa: F401 - the fixtures, by name
 
 pytestmark = pytest.mark.live
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -50,19 +50,6 @@ EXPECTED = {
     DecodeError.INTERNAL: (UNAVAILABLE, UNAVAILABLE),
     DecodeError.UNAVAILABLE: (UNAVAILABLE, UNAVAILABLE),
 }
-
-
-@pytest.fixture
-def google() -> Iterator[g.GoogleStandIn]:
-    clear_caches()
-    with g.GoogleStandIn() as stand_in:
-        yield stand_in
-    clear_caches()
-
-
-@pytest.fixture
-def client(google: g.GoogleStandIn) -> PlayIntegrityClient:
-    return PlayIntegrityClient(ServiceAccount.from_json(google.credentials()), google.url, timeout=5)
 
 
 def refusal(client: PlayIntegrityClient, token: str, now: dt.datetime = NOW, package: str = g.TEST_PACKAGE) -> str:
