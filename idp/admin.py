@@ -26,6 +26,7 @@ from clients.redirects import validate_redirect_uri_for_registration
 from core import keys
 from core.app_settings import app_settings
 from core.events import EventType, record
+from core.json_form_fields import JSONList, JSONObject
 from core.models import KeyStatus, SecurityEvent, SigningKey
 from core.read_only_admin import ReadOnlyAdmin
 from sessions.admin import RevokesFamiliesFirst
@@ -62,6 +63,12 @@ class ClientForm(forms.ModelForm):
     class Meta:
         model = Client
         exclude = ["secret_hash", "token_endpoint_auth_method", "additional_auth_methods"]  # noqa: DJ006  (secrets never a field)
+        field_classes = {  # each JSON column in its one shape: another is the field's error, never a 500
+            **dict.fromkeys(["redirect_uris", "post_logout_redirect_uris", "allowed_scopes", "grant_types",
+                             "allowed_audiences", "served_resources", "token_exchange_audiences", "request_uris"],
+                            JSONList),
+            **dict.fromkeys(["jwks", "scope_descriptions"], JSONObject),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
