@@ -52,16 +52,26 @@ class AudienceProblem:
 
 
 def problems(client_id: object, served: object, exchange: object) -> list[AudienceProblem]:
-    """What breaks the audience model in one client's values (lists of strings; anything else
-    is the format checks' to refuse: ``served_resources_problem``)."""
+    """What breaks the audience model in one client's values: each list's values, and a list
+    that is none (``listed``: read as naming nothing, so reported rather than ignored)."""
     found = []
     if isinstance(client_id, str) and within_issuer(client_id):
         found.append(AudienceProblem(AudienceField.CLIENT_ID, _issuer_client_id(client_id)))
+    found += [AudienceProblem(field, _NOT_A_LIST) for field, values in
+              ((AudienceField.SERVED_RESOURCES, served), (AudienceField.TOKEN_EXCHANGE_AUDIENCES, exchange))
+              if listed(values) != values]
     found += [AudienceProblem(AudienceField.SERVED_RESOURCES, _served(value))
-              for value in _strings(served) if not servable(value)]
+              for value in listed(served) if not servable(value)]
     found += [AudienceProblem(AudienceField.TOKEN_EXCHANGE_AUDIENCES, message)
-              for value in _strings(exchange) if (message := _exchange_problem(value, client_id))]
+              for value in listed(exchange) if (message := _exchange_problem(value, client_id))]
     return found
+
+
+def listed(values: object) -> list[str]:
+    """The strings of a stored list of audiences. Any other shape (a string, an object: written
+    behind the admin, by raw SQL or an older release) names nothing, wherever it is read
+    (introspection, token exchange), rather than each character or key."""
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
 
 
 def servable(value: object) -> bool:
@@ -91,10 +101,6 @@ def by_field(found: Iterable[AudienceProblem]) -> dict[str, list[str]]:
     return errors
 
 
-def _strings(values: object) -> list[str]:
-    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
-
-
 def _exchange_problem(value: str, client_id: object) -> str | None:
     if value == client_id:
         return (f"{value} is this client's own client_id: /userinfo would take a token exchanged for it as "
@@ -104,6 +110,9 @@ def _exchange_problem(value: str, client_id: object) -> str | None:
         return (f"{value} is one of Vigil's own URLs: none is an exchange audience but the userinfo "
                 f"endpoint, written exactly {userinfo_endpoint()}.")
     return None
+
+
+_NOT_A_LIST = 'is not a JSON list of strings (e.g. ["https://api.example.com"]), so it names no audience.'
 
 
 def _served(value: str) -> str:

@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from django.utils import timezone
 
-from clients.audiences import servable
+from clients.audiences import listed, servable
 from core import jwt_tokens
 from core.events import EventType, Outcome, record
 from sessions.flows import refresh
@@ -74,7 +74,7 @@ class FoundToken:
 def serves(client: Client, audiences: set[str]) -> bool:
     """Whether ``client`` is registered as the resource server of one of ``audiences``; never
     of Vigil's own URLs, whatever a row written behind the admin says (``clients.audiences``)."""
-    served = {r for r in (getattr(client, "served_resources", None) or []) if isinstance(r, str) and servable(r)}
+    served = {r for r in listed(getattr(client, "served_resources", None)) if servable(r)}
     return bool(served & audiences)
 
 

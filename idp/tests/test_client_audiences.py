@@ -29,7 +29,9 @@ from clients.checks import check_client_audiences
 from clients.flows.registration import ClientRegistrationError, RegisteredClient, register_client
 from clients.models import Client
 from core import config_cache
+from core.events import EventType
 from core.issuer_urls import userinfo_endpoint, within_issuer
+from core.models import SecurityEvent
 from sessions.models import AccessToken
 
 from .conftest import MOBILE_CLIENT_ID, SERVICE_REDIRECT
@@ -62,7 +64,7 @@ def write_behind_validation(client: Client, **columns: Any) -> None:
     with connection.cursor() as cursor:
         for column, value in columns.items():
             cursor.execute(f"UPDATE idp_client SET {column} = %s WHERE id = %s",  # noqa: S608 (names are ours)
-                           [json.dumps(value) if isinstance(value, list) else value, client.pk])
+                           [json.dumps(value) if isinstance(value, list | dict) else value, client.pk])
     config_cache.changed()
 
 
@@ -222,3 +224,31 @@ def test_a_row_exchanging_for_itself_behind_the_rules_mints_nothing(
     write_behind_validation(backend.client, token_exchange_audiences=[userinfo_endpoint()])
     granted = _exchange(backend, tokens["access_token"], audience=userinfo_endpoint(), scope="openid profile")
     assert userinfo(granted.json()["access_token"]).json()["preferred_username"] == "alice"
+
+
+@pytest.mark.parametrize("shape", [json.dumps("https://api.example.com"), {"https://api.example.com": True}])
+def test_a_list_of_another_shape_behind_the_rules_is_reported_and_grants_nothing(
+        browser: HttpClient, mobile_client: RegisteredClient, service_client: RegisteredClient,
+        backend: RegisteredClient, shape: Any) -> None:  # noqa: F811
+    """A string or an object where the list is meant (raw SQL, or the admin before it took one
+    shape) was read by character or by key, and the rules saw no list at all: the service
+    introspected the API's tokens, the backend exchanged for its own client_id, and check
+    clients.W003 said nothing. Now such a value names nothing and is reported."""
+    narrowed = tokens_for(browser, ["https://api.example.com"])["access_token"]
+    assert introspect(service_client, narrowed).json()["active"] is True  # listed, it serves the API
+    write_behind_validation(service_client.client, served_resources=shape)
+    assert introspect(service_client, narrowed).json() == {"active": False}
+    write_behind_validation(backend.client, token_exchange_audiences={ORDERS: True, "backend": True})
+    issued = AccessToken.objects.count()
+    refused = _exchange(backend, narrowed, audience=ORDERS)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_target"
+    assert SecurityEvent.objects.filter(event_type=EventType.OAUTH_TOKEN_EXCHANGE_REFUSED).latest("pk").reason == (
+        "audience_not_allowed")
+    assert AccessToken.objects.count() == issued
+    found = [(w.id, w.msg.split(":")[0]) for w in check_client_audiences(databases=["default"])]
+    assert found == [("clients.W003", f"Client '{service_client.client.client_id}', served_resources"),
+                     ("clients.W003", "Client 'backend', token_exchange_audiences")]
+    service_client.client.refresh_from_db()
+    with pytest.raises(ValidationError, match="not a JSON list of strings"):
+        service_client.client.save()
+

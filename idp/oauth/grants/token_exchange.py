@@ -35,7 +35,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
-from clients.audiences import exchangeable, servable
+from clients.audiences import exchangeable, listed, servable
 from core import jwt_tokens
 from core.events import EventType, Outcome, record
 from core.policy import GrantType
@@ -95,7 +95,7 @@ class TokenExchangeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
             raise self._refused("subject_token_inactive", InvalidRequestError(
                 "The subject_token is not an active access token of a user."))
         client = self.request.client
-        aimed_at = {aud for aud in [client.client_id, *client.served_resources] if servable(aud)}
+        aimed_at = {aud for aud in [client.client_id, *listed(client.served_resources)] if servable(aud)}
         if not aimed_at & set(token.audience):
             raise self._refused("subject_token_not_for_client", InvalidRequestError(
                 "The subject_token was not issued for this client."))
@@ -110,7 +110,7 @@ class TokenExchangeGrant(VigilGrantMixin, BaseGrant, TokenEndpointMixin):
             raise self._refused("audience_missing", InvalidTargetError(
                 "Name the downstream service with audience or resource."))
         client = self.request.client
-        allowed = {aud for aud in client.token_exchange_audiences if exchangeable(aud, client.client_id)}
+        allowed = {aud for aud in listed(client.token_exchange_audiences) if exchangeable(aud, client.client_id)}
         if not set(requested) <= allowed:
             raise self._refused("audience_not_allowed", InvalidTargetError(
                 "This client may not exchange tokens for that audience."))
