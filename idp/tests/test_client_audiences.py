@@ -120,11 +120,48 @@ def test_another_clients_id_and_the_userinfo_endpoint_stay_allowed(mobile_client
     ("http://id.example.com/idp/userinfo", False), ("https://id.example.com:8443/idp", False),
     ("https://api.example.com/idp", False), ("id.example.com/idp", False), ("mobile-app", False),
     ("https://id.example.com:99999/idp", False), ("", False),
+    # as a browser reaches it (WHATWG URL): IDNA forms of the host, \\ for /, dot segments
+    ("https://\uff29\uff24.example.com/idp/userinfo", True), ("https://id.example.com\u3002/idp", True),
+    ("https://%69d.example.com/idp", True), ("https://id.example.com\\idp\\userinfo", True),
+    ("https://id.example.com/api/../idp/userinfo", True), ("https://id.example.com/%2e%2e/idp/token", True),
+    ("https://id.example.com/idp/../api", False), ("https://id.example.com/idp/%2E%2E/api", False),
+    ("https://id.example.com@evil.example/idp", False), ("https://id.example.com.evil.example/idp", False),
+    ("https://\u0131d.example.com/idp", False),  # a dotless i is another host
+    ("https://[::1/idp", False), ("https://id.example.com:\uff14\uff14\uff13/idp", False),
 ])
 def test_within_the_issuer(settings: Any, value: str, within: bool) -> None:
     """Below an issuer with a path, the same origin's other paths are not Vigil's."""
     settings.IDP_ISSUER = "https://id.example.com/idp"
     assert within_issuer(value) is within
+
+
+@pytest.mark.parametrize(("issuer", "value", "within"), [
+    ("https://[::1]:8443", "https://[0:0:0:0:0:0:0:1]:8443/userinfo", True),
+    ("https://[::1]:8443", "https://[::2]:8443/userinfo", False),
+    ("https://127.0.0.1", "https://127.1/userinfo", True), ("https://127.0.0.1", "https://2130706433/token", True),
+    ("https://127.0.0.1", "https://0x7f.0.0.1/userinfo", True), ("https://127.0.0.1", "https://127.0.0.2/", False),
+    ("https://xn--bcher-kva.example", "https://b\u00fccher.example/userinfo", True),
+    ("https://b\u00fccher.example", "https://XN--BCHER-KVA.example/userinfo", True),
+    ("https://bucher.example", "https://b\u00fccher.example/userinfo", False),
+])
+def test_within_an_issuer_at_an_address_or_an_international_name(settings: Any, issuer: str, value: str,
+                                                                  within: bool) -> None:
+    settings.IDP_ISSUER = issuer
+    assert within_issuer(value) is within
+
+
+@pytest.mark.parametrize("spelling", [
+    "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54:8000/userinfo",  # full-width letters
+    "http://localhost:8000/api/../userinfo", "http://localhost:8000\\userinfo", "http://127.1:8000/userinfo",
+])
+def test_vigils_urls_spelled_as_a_browser_reads_them_are_served_by_no_client(settings: Any, spelling: str) -> None:
+    """Each reaches /userinfo from a browser or an HTTP library (WHATWG URL); refused as the
+    plain spelling is, nothing stored."""
+    if "127.1" in spelling:
+        settings.IDP_ISSUER = "http://127.0.0.1:8000"
+    with pytest.raises(ClientRegistrationError, match="Vigil alone serves them"):
+        register(served_resources=[spelling])
+    assert not Client.objects.exists()
 
 
 # --- create_client -----------------------------------------------------------------------------
