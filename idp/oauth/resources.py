@@ -16,9 +16,9 @@ its server cannot replay it here to read the user's claims.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
+from clients.audiences import listed
 from core.issuer_urls import userinfo_endpoint
 
 from ..scopes import StandardScope
@@ -30,12 +30,13 @@ def implied(scope: str) -> list[str]:
     return [userinfo_endpoint()] if StandardScope.OPENID in scope.split() else []
 
 
-def requestable(registered: Iterable[str], scope: str) -> list[str]:
+def requestable(registered: object, scope: str) -> list[str]:
     """What a client may name as ``resource`` for a token of ``scope``: its registered
-    resources (``Client.allowed_audiences``), and the userinfo endpoint exactly when ``scope``
-    has ``openid`` (registered or not)."""
+    resources (``Client.allowed_audiences``: the strings of that list, ``clients.audiences.listed``;
+    a row written behind the admin may hold anything), and the userinfo endpoint exactly when
+    ``scope`` has ``openid`` (registered or not)."""
     own = userinfo_endpoint()
-    return [*(r for r in registered if r != own), *implied(scope)]
+    return [*(r for r in listed(registered) if r != own), *implied(scope)]
 
 
 def audiences(claims: dict[str, Any]) -> set[str]:

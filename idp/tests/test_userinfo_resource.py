@@ -18,11 +18,13 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from clients.flows.registration import RegisteredClient, register_client
+from idp.models import DeviceAuthorization
 from idp.oauth.resources import userinfo_endpoint
 from sessions.models import AccessToken, AuthorizationCode, DeviceSession, RefreshToken
 
 from .conftest import MOBILE_CLIENT_ID, MOBILE_REDIRECT, authorize_params, exchange, form_post, make_pkce, query_of
 from .jar_support import push
+from .test_client_audiences import write_behind_validation
 from .test_device_resource_narrowing import TV, approved, poll, tv  # noqa: F401 (fixture)
 from .test_token import basic, refresh
 from .test_userinfo_audience import API, aud_of, code_for, rows, tokens_for, userinfo
@@ -152,3 +154,26 @@ def test_a_device_poll_may_add_userinfo_to_the_grant(browser: HttpClient, tv: Re
     polled = poll(approved(browser, [API]), [API, userinfo_endpoint()])
     assert polled.status_code == 200 and aud_of(polled.json()["access_token"]) == [API, userinfo_endpoint()]
     assert RefreshToken.objects.count() == 1
+
+
+@pytest.mark.parametrize(("registered", "served"), [
+    ([API, ["x"], {"a": 1}, 5, None], True),  # members of another type name nothing (they were a 500)
+    ({API: True}, False), ([], False),  # a list of another shape names nothing
+])
+def test_registered_resources_written_behind_the_admin_are_read_as_strings_only(
+        service_client: RegisteredClient, tv: RegisteredClient, registered: Any, served: bool) -> None:  # noqa: F811
+    write_behind_validation(service_client.client, allowed_audiences=registered)
+    write_behind_validation(tv.client, allowed_audiences=registered)
+    auth = basic(service_client.client.client_id, service_client.secret or "")
+    issued = form_post(HttpClient(), reverse("token"), {"grant_type": "client_credentials", "resource": API},
+                       HTTP_AUTHORIZATION=auth)
+    started = form_post(HttpClient(), reverse("device-authorization"),
+                        {"client_id": TV, "scope": "openid", "resource": API})
+    if served:
+        assert issued.status_code == 200 and aud_of(issued.json()["access_token"]) == [API]
+        assert started.status_code == 200, started.content
+        return
+    assert_invalid_target(issued)
+    assert_invalid_target(started)
+    assert not AccessToken.objects.exists() and not DeviceAuthorization.objects.exists()
+
