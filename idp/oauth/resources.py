@@ -5,7 +5,9 @@ Our userinfo endpoint is itself a resource (OIDC Core §5.3), named by its URL a
 publishes it (``userinfo_endpoint``). Any client may ask for it as a ``resource`` whenever the
 token's scope includes ``openid`` (at ``/authorize``, ``/par``, ``/device_authorization`` and,
 to narrow, at the token endpoint), without registering it: ``openid`` already grants access to
-userinfo. Without ``openid`` it is never an audience, whatever a client's registration says.
+userinfo. Without ``openid`` it can never be named, whatever a client's registration or the
+grant says (a refresh dropping ``openid`` and naming no resource keeps the family's audiences;
+/userinfo refuses that token for its scope).
 
 A resource server must check that a token's ``aud`` names it (RFC 9068 §4). Ours accept a
 token whose ``aud`` names the endpoint's own identifier, or the token's own client: the

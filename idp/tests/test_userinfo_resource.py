@@ -123,6 +123,21 @@ def test_a_refresh_dropping_openid_cannot_name_userinfo_and_changes_nothing(
     assert kept.status_code == 200 and aud_of(kept.json()["access_token"]) == [MOBILE_CLIENT_ID]
 
 
+def test_a_refresh_dropping_openid_cannot_name_userinfo_even_when_granted(
+        browser: HttpClient, mobile_client: RegisteredClient) -> None:
+    """The family was granted the userinfo endpoint (with ``openid``); a refresh without
+    ``openid`` names it: ``invalid_target``, nothing spent. Named by nobody, the family's
+    audiences stay the token's (/userinfo refuses it for its scope)."""
+    granted = tokens_for(browser, [API, userinfo_endpoint()])
+    before = rows()
+    for resource in ([userinfo_endpoint()], [API, userinfo_endpoint()]):
+        assert_invalid_target(refresh(granted["refresh_token"], MOBILE_CLIENT_ID, scope="profile offline_access",
+                                      resource=resource))
+    assert rows() == before
+    narrowed = refresh(granted["refresh_token"], MOBILE_CLIENT_ID, scope="profile offline_access", resource=API)
+    assert narrowed.status_code == 200 and aud_of(narrowed.json()["access_token"]) == [API]
+
+
 def test_client_credentials_never_have_userinfo(service_client: RegisteredClient) -> None:
     """No user, no ``openid`` (``USER_ONLY_SCOPES``): even registered, it is refused."""
     service_client.client.allowed_audiences = [API, userinfo_endpoint()]

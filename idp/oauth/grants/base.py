@@ -93,12 +93,13 @@ class VigilGrantMixin:
         """RFC 8707 §2.2: a token request may name (repeating ``resource``) a subset of the
         granted resources, and its access token is for exactly those; none named, for all.
         A token of ``scope`` with ``openid`` may also be for the userinfo endpoint, granted or
-        not (``resources.implied``), alone or beside the others. Anything else (not granted,
-        malformed, or any at all when none was granted) is ``invalid_target``. The one rule of
-        the code, refresh, device and client-credentials grants; it reads only the request, so a
-        refusal has changed nothing."""
+        not, and one without ``openid`` never, granted or not (``resources.requestable``: a
+        refresh dropping ``openid`` cannot name it). Anything else (not granted, malformed, or
+        any at all when none was granted) is ``invalid_target``. The one rule of the code,
+        refresh, device and client-credentials grants; it reads only the request, so a refusal
+        has changed nothing."""
         requested = list(dict.fromkeys(self.request.payload.datalist.get("resource", [])))
-        if requested and not set(requested) <= {*granted, *resources.implied(scope)}:
+        if requested and not set(requested) <= set(resources.requestable(granted, scope)):
             raise InvalidTargetError("The requested resource is not part of this grant.")
         self.context.resources = requested
 
