@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.json_form_fields import JSONList
 from core.read_only_admin import ReadOnlyAdmin
 
 from .encoding import b64decode_any
@@ -34,6 +35,7 @@ class RegisteredAppForm(forms.ModelForm):
         model = RegisteredApp
         # The encrypted columns are never form fields (the ModelAdmin's fieldsets choose what is shown).
         exclude = ["play_integrity_decryption_key_encrypted", "play_integrity_verification_key_encrypted"]  # noqa: DJ006
+        field_classes = {"android_signing_cert_digests": JSONList}  # another shape: the field's error, not stored
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -10,6 +10,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from core.json_form_fields import JSONList, JSONObject
+
 from .models import DeliveryStatus, ReceivedSet, SetDelivery, SsfReceiver, SsfTransmitter
 from .transmitter import enqueue
 
@@ -25,6 +27,7 @@ class ReceiverForm(forms.ModelForm):
     class Meta:
         model = SsfReceiver
         exclude = ["authorization_header_encrypted"]  # noqa: DJ006  (the secret is never a form field)
+        field_classes = {"events_requested": JSONList}  # another shape: the field's error, never a 500
 
     def save(self, commit: bool = True) -> SsfReceiver:
         receiver: SsfReceiver = super().save(commit=False)
@@ -55,6 +58,7 @@ class TransmitterForm(forms.ModelForm):
     class Meta:
         model = SsfTransmitter
         exclude = ["authorization_header_hash"]  # noqa: DJ006  (the secret is never a form field)
+        field_classes = {"jwks": JSONObject, "allowed_algs": JSONList, "policy": JSONObject}  # never a 500
 
     def save(self, commit: bool = True) -> SsfTransmitter:
         transmitter: SsfTransmitter = super().save(commit=False)

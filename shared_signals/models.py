@@ -146,6 +146,9 @@ def default_algs() -> list[str]:
 
 
 ALLOWED_ALGS = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+_TRANSMITTER_SHAPES: dict[str, tuple[type, str]] = {
+    "jwks": (dict, "object"), "allowed_algs": (list, "list"), "policy": (dict, "object"),
+}
 
 
 class SsfTransmitter(models.Model):
@@ -178,14 +181,20 @@ class SsfTransmitter(models.Model):
         return f"{self.name} ({self.issuer})"
 
     def clean(self) -> None:
-        if not self.jwks_uri and not (self.jwks or {}).get("keys"):
+        """Each JSON column in its shape first (an object, a list, an object: written otherwise,
+        by code or SQL, it is refused here, never read by key or member into a 500)."""
+        wrong = {name: f"Enter a JSON {noun}." for name, (kind, noun) in _TRANSMITTER_SHAPES.items()
+                 if not isinstance(getattr(self, name), kind)}
+        if wrong:
+            raise ValidationError(wrong)
+        if not self.jwks_uri and not self.jwks.get("keys"):
             raise ValidationError("Give a jwks_uri or a static JWKS.")
         if self.jwks_uri:
             validate_endpoint_url(self.jwks_uri)
-        bad = [a for a in self.allowed_algs or [] if a not in ALLOWED_ALGS]
+        bad = [a for a in self.allowed_algs if not isinstance(a, str) or a not in ALLOWED_ALGS]
         if bad or not self.allowed_algs:
             raise ValidationError(f"Algorithms must be among {sorted(ALLOWED_ALGS)}.")
-        for event_type, action in (self.policy or {}).items():
+        for event_type, action in self.policy.items():
             if event_type not in _all_events() or action not in ReceiverAction.values:
                 raise ValidationError(f"Policy entry {event_type!r}: {action!r} is not supported.")
 

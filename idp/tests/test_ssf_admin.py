@@ -51,6 +51,15 @@ def test_receiver_form_encrypts_the_authorization_header(staff: Any) -> None:
     {"allowed_algs": ["none"]},
     {"jwks": {}, "jwks_uri": ""},
     {"jwks_uri": "http://mdm.example.com/jwks.json", "jwks": {}},
+    # Another shape (written by code or SQL): refused, never read by key or member into a TypeError.
+    {"jwks": 5, "jwks_uri": "https://mdm.example.com/jwks.json"},
+    {"jwks": [{"kty": "EC"}]},
+    {"allowed_algs": 5},
+    {"allowed_algs": "ES256"},
+    {"allowed_algs": {"ES256": True}},
+    {"allowed_algs": [["ES256"]]},
+    {"policy": 5},
+    {"policy": [CaepEvent.SESSION_REVOKED.value]},
 ])
 def test_transmitter_validation(db: Any, fields: dict[str, Any], settings: Any) -> None:
     settings.DEBUG, settings.TESTING = False, False
