@@ -35,6 +35,7 @@ from enum import StrEnum
 
 from core.app_settings import app_settings
 from core.issuer_urls import userinfo_endpoint, within_issuer
+from core.json_shapes import listed
 
 
 class AudienceField(StrEnum):
@@ -65,13 +66,6 @@ def problems(client_id: object, served: object, exchange: object) -> list[Audien
     found += [AudienceProblem(AudienceField.TOKEN_EXCHANGE_AUDIENCES, message)
               for value in listed(exchange) if (message := _exchange_problem(value, client_id))]
     return found
-
-
-def listed(values: object) -> list[str]:
-    """The strings of a stored list of audiences. Any other shape (a string, an object: written
-    behind the admin, by raw SQL or an older release) names nothing, wherever it is read
-    (introspection, token exchange), rather than each character or key."""
-    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
 
 
 def servable(value: object) -> bool:

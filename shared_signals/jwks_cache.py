@@ -21,6 +21,7 @@ from typing import Any
 from django.core.cache import cache
 
 from core import outbound
+from core.json_shapes import mapping
 
 from .app_settings import app_settings
 from .models import SsfTransmitter
@@ -69,7 +70,7 @@ def fetch(url: str, *, transmitter: str = "") -> dict[str, Any]:
 
 def keys_for(transmitter: SsfTransmitter, *, now: datetime, refresh: bool = False) -> dict[str, Any]:
     """The transmitter's JWKS (static first; else cached or fetched)."""
-    if (transmitter.jwks or {}).get("keys"):
+    if mapping(transmitter.jwks).get("keys"):
         return dict(transmitter.jwks)
     if not transmitter.jwks_uri:
         raise SetError(SetErrorCode.INVALID_KEY, "no keys are configured for this transmitter")
@@ -87,7 +88,7 @@ def keys_for(transmitter: SsfTransmitter, *, now: datetime, refresh: bool = Fals
 
 def may_refetch(transmitter: SsfTransmitter, *, now: datetime) -> bool:
     """A fetched JWKS older than the minimum refetch interval may be refreshed for a new ``kid``."""
-    if (transmitter.jwks or {}).get("keys") or not transmitter.jwks_uri:
+    if mapping(transmitter.jwks).get("keys") or not transmitter.jwks_uri:
         return False
     cached = cache.get(_cache_key(transmitter))
     return cached is None or now.timestamp() - float(cached["at"]) >= app_settings.JWKS_MIN_REFETCH_SECONDS

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from core import crypto
+from core.json_shapes import listed, mapping
 
 CAEP_BASE = "https://schemas.openid.net/secevent/caep/event-type/"
 
@@ -77,7 +78,7 @@ class SsfReceiver(models.Model):
         validate_endpoint_url(self.endpoint_url)
 
     def wants(self, event_type: str) -> bool:
-        return self.enabled and event_type in (self.events_requested or [])
+        return self.enabled and event_type in listed(self.events_requested)
 
     def set_authorization_header(self, value: str) -> None:
         self.authorization_header_encrypted = crypto.encrypt(value.encode()) if value else ""
@@ -199,7 +200,8 @@ class SsfTransmitter(models.Model):
                 raise ValidationError(f"Policy entry {event_type!r}: {action!r} is not supported.")
 
     def action_for(self, event_type: str) -> str | None:
-        return (self.policy or {}).get(event_type)
+        action = mapping(self.policy).get(event_type)
+        return action if isinstance(action, str) else None
 
     def set_authorization_header(self, value: str) -> None:
         self.authorization_header_hash = crypto.keyed_hash(value) if value else ""

@@ -32,6 +32,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.events import EventType, Outcome, record
+from core.json_shapes import listed
 
 from . import actions, jwks_cache
 from .app_settings import app_settings
@@ -71,7 +72,7 @@ def _token(push: Push) -> str:
 
 def _verified_claims(transmitter: SsfTransmitter, token: str, now: datetime) -> dict[str, Any]:
     policy = VerifyPolicy(issuer=transmitter.issuer, audience=transmitter.audience,
-                          algorithms=list(transmitter.allowed_algs or []), now=now)
+                          algorithms=listed(transmitter.allowed_algs), now=now)
     check_header(header_of(token), policy.algorithms)  # before any key is fetched for it
     try:
         return verify(token, jwks_cache.keys_for(transmitter, now=now), policy)

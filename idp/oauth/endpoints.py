@@ -19,9 +19,10 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from django.utils import timezone
 
-from clients.audiences import listed, servable
+from clients.audiences import servable
 from core import jwt_tokens
 from core.events import EventType, Outcome, record
+from core.json_shapes import listed
 from sessions.flows import refresh
 from sessions.flows import tokens as token_flows
 from sessions.flows.revocation import Reason, revoke_access_token

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from clients.audiences import listed
 from core.issuer_urls import userinfo_endpoint
+from core.json_shapes import listed
 
 from ..scopes import StandardScope
 
@@ -34,7 +34,7 @@ def implied(scope: str) -> list[str]:
 
 def requestable(registered: object, scope: str) -> list[str]:
     """What a client may name as ``resource`` for a token of ``scope``: its registered
-    resources (``Client.allowed_audiences``: the strings of that list, ``clients.audiences.listed``;
+    resources (``Client.allowed_audiences``: the strings of that list, ``core.json_shapes.listed``;
     a row written behind the admin may hold anything), and the userinfo endpoint exactly when
     ``scope`` has ``openid`` (registered or not)."""
     own = userinfo_endpoint()

@@ -35,9 +35,10 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from django.utils import timezone
 
-from clients.audiences import exchangeable, listed, servable
+from clients.audiences import exchangeable, servable
 from core import jwt_tokens
 from core.events import EventType, Outcome, record
+from core.json_shapes import listed
 from core.policy import GrantType
 from sessions.models import AccessToken
 
