@@ -20,6 +20,7 @@ from core.read_only_admin import ReadOnlyAdmin
 from .encoding import b64decode_any
 from .errors import AttestationError
 from .flows import registry
+from .flows.register_apps import AppRegistrationError, stored_digest
 from .models import AndroidRevocationList, Device, RegisteredApp
 
 
@@ -36,6 +37,18 @@ class RegisteredAppForm(forms.ModelForm):
         # The encrypted columns are never form fields (the ModelAdmin's fieldsets choose what is shown).
         exclude = ["play_integrity_decryption_key_encrypted", "play_integrity_verification_key_encrypted"]  # noqa: DJ006
         field_classes = {"android_signing_cert_digests": JSONList}  # another shape: the field's error, not stored
+
+    def clean_android_signing_cert_digests(self) -> list[str]:
+        """Each digest as the registration command stores it (base64), or the field's error
+        naming the one that is no SHA-256: enrollment would refuse every device otherwise."""
+        digests: list[str] = self.cleaned_data.get("android_signing_cert_digests") or []
+        stored = []
+        for digest in digests:
+            try:
+                stored.append(stored_digest(digest))
+            except AppRegistrationError as exc:
+                raise forms.ValidationError(f"{digest[:80]!r}: {exc}", code="digest") from exc
+        return stored
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -12,6 +12,7 @@ The last test keeps it so: a JSON column any admin can edit must be listed here.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ WRONG = {
 CREATED_AT = datetime(2026, 1, 1, tzinfo=UTC)  # as the forms below post it: a saved row keeps it
 CREATED = {"created_at_0": "2026-01-01", "created_at_1": "00:00:00"}
 DIGEST = "Aa" * 21 + "A="  # 32 bytes, base64
+OTHER_DIGEST = base64.b64encode(bytes.fromhex("bb" * 32)).decode()  # stored as the admin stores it
 
 
 def _app() -> RegisteredApp:
@@ -110,7 +112,7 @@ class Editable:
 
 
 EDITABLE = [
-    Editable(RegisteredApp, "android_signing_cert_digests", Shape.LIST, _app, _app_form, [DIGEST, "b" * 64]),
+    Editable(RegisteredApp, "android_signing_cert_digests", Shape.LIST, _app, _app_form, [DIGEST, OTHER_DIGEST]),
     Editable(SsfReceiver, "events_requested", Shape.LIST, _receiver, _receiver_form,
              [CaepEvent.CREDENTIAL_CHANGE.value]),
     Editable(SsfTransmitter, "jwks", Shape.OBJECT, _transmitter, _transmitter_form, {"keys": [{"kty": "OKP"}]}),
@@ -204,3 +206,26 @@ def test_every_json_column_an_admin_edits_is_covered_here() -> None:
     """The client's are covered by ``idp/tests/test_client_admin_json_shapes.py``."""
     client_fields = {f"Client.{f.name}" for f in Client._meta.fields if isinstance(f, models.JSONField)}
     assert _editable_json_fields() - client_fields == {str(case) for case in EDITABLE}
+
+
+# --- a registered app's signing-certificate digests: SHA-256 values, stored as registration does ---
+@pytest.mark.parametrize("digest", ["not-a-digest", "ab" * 31, "Aa" * 20])
+def test_a_digest_that_is_no_sha256_is_the_fields_error_and_changes_nothing(admin_client: HttpClient,
+                                                                          digest: str) -> None:
+    case = EDITABLE[0]
+    app = case.make()
+    before = _row(app)
+    response = _post(admin_client, case, app, json.dumps([DIGEST, digest]))
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors[case.field]
+    assert digest in error and "SHA-256" in error
+    assert _row(app) == before
+
+
+def test_a_hex_digest_is_stored_as_base64_as_the_registration_command_stores_it(admin_client: HttpClient) -> None:
+    case = EDITABLE[0]
+    app = case.make()
+    hex_with_colons = ":".join(["BB"] * 32)
+    assert _post(admin_client, case, app, json.dumps([hex_with_colons])).status_code == 302
+    app.refresh_from_db()
+    assert app.android_signing_cert_digests == [OTHER_DIGEST]

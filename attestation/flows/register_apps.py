@@ -23,9 +23,9 @@ def _b64(value: str, what: str) -> bytes:
         raise AppRegistrationError(f"{what} is not valid base64") from exc
 
 
-def _digest(value: str) -> str:
+def stored_digest(value: str) -> str:
     """A signing-certificate SHA-256 given as hex (colons allowed), base64 or base64url,
-    stored as base64 (docs/attestation.md §5)."""
+    stored as base64 (docs/attestation.md §5); by the registration command and the admin."""
     try:
         return base64.b64encode(normalise_digest(value)).decode()
     except ValueError as exc:
@@ -74,7 +74,7 @@ def register_android_app(
         )
     app = RegisteredApp(
         client=client, platform=Platform.ANDROID, android_package_name=package,
-        android_signing_cert_digests=[_digest(d) for d in cert_digests], require_attestation=require_attestation,
+        android_signing_cert_digests=[stored_digest(d) for d in cert_digests], require_attestation=require_attestation,
         min_integrity_level=min_integrity, play_integrity_max_age_minutes=max_age_minutes,
         allow_unattested_devices=allow_unattested,
     )
