@@ -227,5 +227,4 @@ def test_a_hex_digest_is_stored_as_base64_as_the_registration_command_stores_it(
     app = case.make()
     hex_with_colons = ":".join(["BB"] * 32)
     assert _post(admin_client, case, app, json.dumps([hex_with_colons])).status_code == 302
-    app.refresh_from_db()
-    assert app.android_signing_cert_digests == [OTHER_DIGEST]
+    assert RegisteredApp.objects.get(pk=app.pk).android_signing_cert_digests == [OTHER_DIGEST]
