@@ -110,6 +110,8 @@ def register_client(
     grants = grant_types or (PUBLIC_GRANTS if public else CONFIDENTIAL_GRANTS)
     if public and CONFIDENTIAL_ONLY_GRANTS & set(grants):
         raise ClientRegistrationError("public clients cannot use client_credentials or token exchange")
+    if public and token_exchange_audiences:  # as the admin refuses them
+        raise ClientRegistrationError("only confidential clients exchange tokens (RFC 8693)")
     if GrantType.AUTHORIZATION_CODE in grants and not redirect_uris:
         raise ClientRegistrationError("authorization_code needs at least one redirect URI")
     methods = resolve_auth_methods(public, auth_methods, jwks)

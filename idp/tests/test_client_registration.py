@@ -204,6 +204,16 @@ def test_public_and_non_openid_clients_cannot_waive_pkce(db):
                         require_pkce=False)
 
 
+def test_a_public_client_cannot_be_registered_with_exchange_audiences(db):
+    """As the admin refuses it: only a confidential client exchanges tokens (RFC 8693)."""
+    from clients.models import Client
+
+    with pytest.raises(ClientRegistrationError, match="only confidential clients exchange tokens"):
+        register_client(name="App", public=True, redirect_uris=["com.example.app:/cb"],
+                        token_exchange_audiences=["https://api.example.com"])
+    assert not Client.objects.exists()
+
+
 # --- default signing algorithm ---------------------------------------------------------------
 def test_new_client_signs_with_rs256_by_default(browser, service_client):
     client_id = service_client.client.client_id
