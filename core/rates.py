@@ -20,8 +20,9 @@ its rate costs the cache no more round trips than a fixed window did. (A rate lo
 the previous window may let the difference through once.)
 
 The unattested refresh limit (``sessions.flows.device_binding``) counts with ``exceeded`` too.
-A refused request is taken back out of the count (a decrement), so ``Retry-After`` holds
-however often a client asked before it. A cache that cannot be reached raises
+``Retry-After`` holds however often a client asked before it: refusals are not counted. A
+request answered with an outage's 503 after it was admitted gets its count back too
+(``kept_unless_outage``, ``core.outage_undo``). A cache that cannot be reached raises
 (``core.cache.UNAVAILABLE``): a limit that cannot count refuses, as a 503 (docs/operations.md
 "Outages"); a request the cache fails after counting is taken back too, as far as the cache
 still answers, so retries through a flapping Redis do not spend the client's budget. Only a

@@ -75,7 +75,7 @@ class FoundToken:
 def serves(client: Client, audiences: set[str]) -> bool:
     """Whether ``client`` is registered as the resource server of one of ``audiences``; never
     of Vigil's own URLs, whatever a row written behind the admin says (``clients.audiences``)."""
-    served = {r for r in listed(getattr(client, "served_resources", None)) if servable(r)}
+    served = {r for r in listed(client.served_resources) if servable(r)}
     return bool(served & audiences)
 
 
